@@ -1,0 +1,25 @@
+//! Vigil's I/O layer: the narrow seams the sans-IO appliance in `src/` is generic over, and their
+//! real implementations.
+//!
+//! - [`PacketIo`]: bursts of UDP datagrams in and out. Backends: DPDK ethdev queues (`dpdk` feature,
+//!   any PMD: memif, tap, af_packet, ring, null, real NICs) with the fast-path stack of [`net`]
+//!   answering ARP and ICMP echo on its own, and kernel UDP sockets with recvmmsg/sendmmsg
+//!   ([`kernel`]), the fallback where DPDK cannot start.
+//! - [`Clock`]: monotonic time, read once per poll and passed down as a value.
+//!
+//! Invariants: this crate and `ffi/` are the only places with `unsafe`; every owned DPDK object frees
+//! itself on drop; no backend allocates on the per-packet path (buffers come from pools sized at
+//! start-up from config).
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod clock;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+pub mod kernel;
+pub mod net;
+pub mod packet_io;
+
+pub use batch::Batch;
+pub use clock::{Clock, MonotonicClock, Nanos};
+pub use packet_io::{IoCounters, PacketIo, Peer, RxDatagram, TxDatagram};
