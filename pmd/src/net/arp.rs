@@ -33,7 +33,7 @@ pub(super) fn classify(frame: &mut [u8], local: &LocalAddr) -> Verdict {
             write(arp, OP_REPLY, local.mac, local.ip, sender_mac, Ipv4Addr::from(sender_ip));
             swap_eth_to_reply(frame, local.mac);
             // Keep the request's length: it was at least a minimum frame if the sender padded it.
-            let len = frame.len().min(super::ETH_FRAME_MIN).max(ETH_HDR_LEN + ARP_LEN);
+            let len = frame.len().clamp(ETH_HDR_LEN + ARP_LEN, super::ETH_FRAME_MIN);
             Verdict::ReplyInPlace { len, kind: ReplyKind::Arp }
         }
         OP_REPLY => Verdict::ArpLearned { ip: Ipv4Addr::from(sender_ip), mac: sender_mac },

@@ -1,0 +1,378 @@
+//! Configuration: a TOML file read with serde (`deny_unknown_fields`) and validated before anything
+//! starts.
+//!
+//! Invariants: a `Config` that `Config::parse` returned has passed `validate`, so every later stage
+//! may rely on its limits (non-zero bursts, ring sizes that are powers of two, a core per shard for
+//! DPDK). Errors name the key (`net.burst_size_max`) and the reason. What matters on bare metal has
+//! no silent default: `node.cores`, `dpdk.port` and `dpdk.vdevs` must be written out; tuning knobs
+//! (ring sizes, pool sizes) have documented defaults.
+
+use serde::Deserialize;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use thiserror::Error;
+
+/// The embedded default configuration (`config/dev.toml`): kernel UDP sockets on loopback.
+pub const DEV_TOML: &str = include_str!("../config/dev.toml");
+
+/// Largest UDP payload over IPv4.
+pub const UDP_PAYLOAD_MAX: usize = 65_507;
+
+/// A configuration that could not be used; nothing was started.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or names an unknown key.
+    #[error("config does not parse: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is out of range or inconsistent.
+    #[error("config key `{key}`: {reason}")]
+    Invalid {
+        /// The dotted key.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, reason: reason.into() }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Shards and cores.
+    pub node: NodeConfig,
+    /// The data plane, whatever the backend.
+    pub net: NetConfig,
+    /// The kernel-socket backend.
+    #[serde(default)]
+    pub kernel: KernelConfig,
+    /// The DPDK backend; required when `net.backend = "dpdk"`.
+    pub dpdk: Option<DpdkConfig>,
+}
+
+/// Shards and the cores they are pinned to.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Number of shards (one thread and one queue pair each).
+    pub shards: usize,
+    /// The CPU core of each shard, in shard order; `[]` leaves them unpinned (development only;
+    /// refused for DPDK).
+    pub cores: Vec<usize>,
+}
+
+/// Which packet backend serves the data plane.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Kernel UDP sockets (recvmmsg/sendmmsg), one SO_REUSEPORT socket per shard.
+    Kernel,
+    /// DPDK poll-mode driver, one rx/tx queue pair per shard.
+    Dpdk,
+}
+
+/// What to do when the DPDK backend cannot start.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Fallback {
+    /// Fail with the error.
+    #[default]
+    None,
+    /// Say why, then serve on kernel sockets (`kernel.bind_ip`).
+    Kernel,
+}
+
+/// The data plane.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetConfig {
+    /// The backend.
+    pub backend: Backend,
+    /// When DPDK cannot start.
+    #[serde(default)]
+    pub fallback: Fallback,
+    /// UDP port of the binary protocol.
+    #[serde(default = "defaults::port")]
+    pub port: u16,
+    /// Largest request or response datagram payload, in bytes.
+    #[serde(default = "defaults::datagram_bytes_max")]
+    pub datagram_bytes_max: usize,
+    /// Most datagrams taken from or given to a queue in one burst.
+    #[serde(default = "defaults::burst_size_max")]
+    pub burst_size_max: usize,
+    /// Most requests one datagram may carry.
+    #[serde(default = "defaults::requests_per_datagram_max")]
+    pub requests_per_datagram_max: u16,
+}
+
+/// The kernel-socket backend.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KernelConfig {
+    /// Address the sockets bind to.
+    #[serde(default = "defaults::bind_ip")]
+    pub bind_ip: Ipv4Addr,
+    /// How long an idle shard waits in poll(2) before polling again, in µs; 0 busy-polls.
+    #[serde(default = "defaults::idle_wait_us")]
+    pub idle_wait_us: u64,
+    /// Datagram buffers per shard (shared by receive and transmit).
+    #[serde(default = "defaults::pool_buffers")]
+    pub pool_buffers: usize,
+    /// SO_RCVBUF in bytes; 0 keeps the kernel's default.
+    #[serde(default)]
+    pub recv_buffer_bytes: usize,
+    /// SO_SNDBUF in bytes; 0 keeps the kernel's default.
+    #[serde(default)]
+    pub send_buffer_bytes: usize,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        Self {
+            bind_ip: defaults::bind_ip(),
+            idle_wait_us: defaults::idle_wait_us(),
+            pool_buffers: defaults::pool_buffers(),
+            recv_buffer_bytes: 0,
+            send_buffer_bytes: 0,
+        }
+    }
+}
+
+/// The DPDK backend.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DpdkConfig {
+    /// The IPv4 address this port answers for (ARP, ICMP echo, UDP).
+    pub ip: Ipv4Addr,
+    /// The ethdev to use: its EAL name (`net_memif0`, `0000:03:00.0`) or its port index.
+    pub port: String,
+    /// Virtual devices to create (`--vdev`), e.g. `net_memif0,role=server,socket=/tmp/vigil.sock`.
+    pub vdevs: Vec<String>,
+    /// The EAL main lcore (the thread that initialises DPDK; shards run on `node.cores`).
+    #[serde(default)]
+    pub main_lcore: usize,
+    /// Skip the PCI bus (`--no-pci`): virtual devices only.
+    #[serde(default)]
+    pub no_pci: bool,
+    /// Run without hugepages (`--no-huge`): slower, but needs no set-up.
+    #[serde(default)]
+    pub no_huge: bool,
+    /// Memory for EAL in MiB (`-m`).
+    #[serde(default = "defaults::memory_mb")]
+    pub memory_mb: u32,
+    /// EAL `--file-prefix`: unique per process on one host.
+    #[serde(default = "defaults::file_prefix")]
+    pub file_prefix: String,
+    /// Mbufs in each shard's pool.
+    #[serde(default = "defaults::mbufs_per_shard")]
+    pub mbufs_per_shard: u32,
+    /// Per-core mbuf cache size.
+    #[serde(default = "defaults::mbuf_cache")]
+    pub mbuf_cache: u32,
+    /// Descriptors per rx queue (power of two).
+    #[serde(default = "defaults::ring_size")]
+    pub rx_ring_size: u16,
+    /// Descriptors per tx queue (power of two).
+    #[serde(default = "defaults::ring_size")]
+    pub tx_ring_size: u16,
+    /// Spread flows over the shards' queues with RSS where the device supports it.
+    #[serde(default = "defaults::yes")]
+    pub rss: bool,
+    /// EAL log level (`--log-level`), e.g. `notice` or `debug`.
+    #[serde(default)]
+    pub log_level: Option<String>,
+    /// Further EAL arguments, passed as they are.
+    #[serde(default)]
+    pub extra_eal_args: Vec<String>,
+}
+
+mod defaults {
+    use std::net::Ipv4Addr;
+    pub fn port() -> u16 {
+        9000
+    }
+    pub fn datagram_bytes_max() -> usize {
+        1472
+    }
+    pub fn burst_size_max() -> usize {
+        32
+    }
+    pub fn requests_per_datagram_max() -> u16 {
+        64
+    }
+    pub fn bind_ip() -> Ipv4Addr {
+        Ipv4Addr::LOCALHOST
+    }
+    pub fn idle_wait_us() -> u64 {
+        1000
+    }
+    pub fn pool_buffers() -> usize {
+        1024
+    }
+    pub fn memory_mb() -> u32 {
+        512
+    }
+    pub fn file_prefix() -> String {
+        "vigil".into()
+    }
+    pub fn mbufs_per_shard() -> u32 {
+        8191
+    }
+    pub fn mbuf_cache() -> u32 {
+        256
+    }
+    pub fn ring_size() -> u16 {
+        1024
+    }
+    pub fn yes() -> bool {
+        true
+    }
+}
+
+/// Bytes of an mbuf's data room: 2048 plus the standard headroom.
+pub const MBUF_DATA_ROOM: usize = 2048;
+
+impl Config {
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text)
+    }
+
+    /// The embedded development default.
+    pub fn dev() -> Config {
+        Self::parse(DEV_TOML).expect("the embedded config/dev.toml is valid")
+    }
+
+    /// Checks every limit and cross-key rule; the first violation is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_node()?;
+        self.validate_net()?;
+        self.validate_kernel()?;
+        match (&self.dpdk, self.net.backend) {
+            (Some(d), _) => d.validate(self)?,
+            (None, Backend::Dpdk) => return Err(invalid("dpdk", "net.backend is \"dpdk\" but there is no [dpdk] table")),
+            (None, Backend::Kernel) => {}
+        }
+        if self.net.fallback == Fallback::Kernel && self.net.backend == Backend::Kernel {
+            return Err(invalid("net.fallback", "a fallback to \"kernel\" only makes sense with backend \"dpdk\""));
+        }
+        Ok(())
+    }
+
+    fn validate_node(&self) -> Result<(), ConfigError> {
+        let n = &self.node;
+        if !(1..=64).contains(&n.shards) {
+            return Err(invalid("node.shards", format!("{} is not in 1..=64", n.shards)));
+        }
+        if !n.cores.is_empty() && n.cores.len() != n.shards {
+            return Err(invalid(
+                "node.cores",
+                format!("lists {} cores for {} shards: give one core per shard, or [] to leave them unpinned", n.cores.len(), n.shards),
+            ));
+        }
+        let mut seen = n.cores.clone();
+        seen.sort_unstable();
+        if seen.windows(2).any(|w| w[0] == w[1]) {
+            return Err(invalid("node.cores", "lists a core twice: shards do not share cores"));
+        }
+        if self.net.backend == Backend::Dpdk && n.cores.is_empty() {
+            return Err(invalid("node.cores", "the dpdk backend needs one core per shard (poll-mode shards spin)"));
+        }
+        Ok(())
+    }
+
+    fn validate_net(&self) -> Result<(), ConfigError> {
+        let n = &self.net;
+        let min = crate::wire::HEADER_LEN + 2 * crate::wire::FRAME_HEADER_LEN;
+        if n.datagram_bytes_max < min || n.datagram_bytes_max > UDP_PAYLOAD_MAX {
+            return Err(invalid("net.datagram_bytes_max", format!("{} is not in {min}..={UDP_PAYLOAD_MAX}", n.datagram_bytes_max)));
+        }
+        if !(1..=1024).contains(&n.burst_size_max) {
+            return Err(invalid("net.burst_size_max", format!("{} is not in 1..=1024", n.burst_size_max)));
+        }
+        if !(1..=1024).contains(&n.requests_per_datagram_max) {
+            return Err(invalid("net.requests_per_datagram_max", format!("{} is not in 1..=1024", n.requests_per_datagram_max)));
+        }
+        if n.port == 0 {
+            return Err(invalid("net.port", "0 is not a port to serve on"));
+        }
+        Ok(())
+    }
+
+    fn validate_kernel(&self) -> Result<(), ConfigError> {
+        let k = &self.kernel;
+        // Each shard holds up to a burst of received datagrams and a burst of replies at once.
+        let needed = 2 * self.net.burst_size_max;
+        if k.pool_buffers < needed {
+            return Err(invalid("kernel.pool_buffers", format!("{} is below 2 x net.burst_size_max = {needed}", k.pool_buffers)));
+        }
+        if k.idle_wait_us > 1_000_000 {
+            return Err(invalid("kernel.idle_wait_us", "more than 1 s would make shutdown and latency sluggish"));
+        }
+        Ok(())
+    }
+}
+
+impl DpdkConfig {
+    fn validate(&self, config: &Config) -> Result<(), ConfigError> {
+        if self.port.trim().is_empty() {
+            return Err(invalid("dpdk.port", "is empty: name the ethdev (e.g. net_memif0) or give its index"));
+        }
+        if self.vdevs.is_empty() && self.no_pci {
+            return Err(invalid("dpdk.vdevs", "is empty while no_pci = true: there would be no device at all"));
+        }
+        if self.file_prefix.is_empty() || self.file_prefix.contains('/') {
+            return Err(invalid("dpdk.file_prefix", "must be a non-empty name without '/'"));
+        }
+        if self.memory_mb < 64 {
+            return Err(invalid("dpdk.memory_mb", format!("{} MiB is below the 64 MiB EAL needs", self.memory_mb)));
+        }
+        for (key, size) in [("dpdk.rx_ring_size", self.rx_ring_size), ("dpdk.tx_ring_size", self.tx_ring_size)] {
+            if !size.is_power_of_two() || !(64..=16384).contains(&size) {
+                return Err(invalid(key, format!("{size} is not a power of two in 64..=16384")));
+            }
+        }
+        let burst = config.net.burst_size_max as u32;
+        let needed = u32::from(self.rx_ring_size) + u32::from(self.tx_ring_size) + 2 * burst + self.mbuf_cache;
+        if self.mbufs_per_shard < needed {
+            return Err(invalid(
+                "dpdk.mbufs_per_shard",
+                format!("{} cannot fill the rx ring, the tx ring, two bursts and the cache: need at least {needed}", self.mbufs_per_shard),
+            ));
+        }
+        if self.mbuf_cache > 512 {
+            return Err(invalid("dpdk.mbuf_cache", format!("{} exceeds DPDK's limit of 512", self.mbuf_cache)));
+        }
+        let room = MBUF_DATA_ROOM - vigil_pmd::net::UDP_PAYLOAD_OFFSET;
+        if config.net.datagram_bytes_max > room {
+            return Err(invalid(
+                "net.datagram_bytes_max",
+                format!("{} does not fit one {MBUF_DATA_ROOM}-byte mbuf after the headers (at most {room} with dpdk)", config.net.datagram_bytes_max),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

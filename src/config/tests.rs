@@ -1,0 +1,80 @@
+//! Config parsing and validation: the shipped files are valid, and each bad config names its key.
+
+use super::*;
+
+#[test]
+fn shipped_configs_are_valid() {
+    for (name, text) in [
+        ("dev.toml", DEV_TOML),
+        ("dpdk-memif.toml", include_str!("../../config/dpdk-memif.toml")),
+        ("dpdk-tap.toml", include_str!("../../config/dpdk-tap.toml")),
+    ] {
+        if let Err(e) = Config::parse(text) {
+            panic!("{name}: {e}");
+        }
+    }
+    assert_eq!(Config::dev().net.backend, Backend::Kernel);
+}
+
+/// Each case: a change to the dev or memif config, and the key its error must name.
+#[test]
+fn bad_configs_fail_naming_the_key() {
+    let memif = include_str!("../../config/dpdk-memif.toml");
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (DEV_TOML, "shards = 1", "shards = 0", "node.shards"),
+        (DEV_TOML, "cores = []", "cores = [1, 2]", "node.cores"),
+        (DEV_TOML, "datagram_bytes_max = 1472", "datagram_bytes_max = 10", "net.datagram_bytes_max"),
+        (DEV_TOML, "datagram_bytes_max = 1472", "datagram_bytes_max = 70000", "net.datagram_bytes_max"),
+        (DEV_TOML, "burst_size_max = 32", "burst_size_max = 0", "net.burst_size_max"),
+        (DEV_TOML, "requests_per_datagram_max = 64", "requests_per_datagram_max = 0", "net.requests_per_datagram_max"),
+        (DEV_TOML, "port = 9000", "port = 0", "net.port"),
+        (DEV_TOML, "pool_buffers = 1024", "pool_buffers = 8", "kernel.pool_buffers"),
+        (DEV_TOML, "backend = \"kernel\"", "backend = \"dpdk\"", "node.cores"),
+        (memif, "cores = [1]", "cores = []", "node.cores"),
+        (memif, "rx_ring_size = 1024", "rx_ring_size = 1000", "dpdk.rx_ring_size"),
+        (memif, "mbufs_per_shard = 8191", "mbufs_per_shard = 100", "dpdk.mbufs_per_shard"),
+        (memif, "memory_mb = 512", "memory_mb = 8", "dpdk.memory_mb"),
+        (memif, "file_prefix = \"vigil-memif\"", "file_prefix = \"a/b\"", "dpdk.file_prefix"),
+        (memif, "port = \"net_memif0\"", "port = \"\"", "dpdk.port"),
+        (memif, "datagram_bytes_max = 1472", "datagram_bytes_max = 4000", "net.datagram_bytes_max"),
+        (memif, "mbuf_cache = 256", "mbuf_cache = 600", "dpdk.mbuf_cache"),
+    ];
+    for (base, from, to, key) in cases {
+        assert!(base.contains(from), "case {from} -> {to}: base config lacks `{from}`");
+        let text = base.replacen(from, to, 1);
+        match Config::parse(&text) {
+            Err(ConfigError::Invalid { key: got, reason }) => {
+                assert_eq!(got, *key, "{from} -> {to}: wrong key ({reason})");
+                assert!(!reason.is_empty());
+            }
+            other => panic!("{from} -> {to}: expected an error naming {key}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn dpdk_backend_without_its_table_is_refused() {
+    let text = DEV_TOML.replace("backend = \"kernel\"", "backend = \"dpdk\"").replace("cores = []", "cores = [1]");
+    match Config::parse(&text) {
+        Err(ConfigError::Invalid { key: "dpdk", .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unknown_keys_and_bad_types_are_parse_errors_that_name_them() {
+    let e = Config::parse(&format!("{DEV_TOML}\n[metrics]\nport = 1\n")).unwrap_err();
+    assert!(e.to_string().contains("metrics"), "{e}");
+    let e = Config::parse(&DEV_TOML.replace("port = 9000", "prot = 9000")).unwrap_err();
+    assert!(e.to_string().contains("prot"), "{e}");
+    let e = Config::parse(&DEV_TOML.replace("shards = 1", "shards = \"one\"")).unwrap_err();
+    assert!(e.to_string().contains("shards"), "{e}");
+    let e = Config::parse(&DEV_TOML.replace("backend = \"kernel\"", "backend = \"xdp\"")).unwrap_err();
+    assert!(e.to_string().contains("xdp"), "{e}");
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let e = Config::load(Path::new("/nonexistent/vigil.toml")).unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/vigil.toml"), "{e}");
+}

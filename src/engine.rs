@@ -1,0 +1,190 @@
+//! The sans-IO request engine: one request datagram in, one response datagram out.
+//!
+//! `Engine::handle_datagram(request_bytes, response_buffer, now)` is a pure step: it reads the
+//! datagram, dispatches each frame in order, writes every answer into the caller's buffer and says
+//! whether to send it. It does no I/O, reads no clock and allocates nothing, so the shard loop, the
+//! tests and the simulator all drive it the same way.
+//!
+//! What is answered and what is dropped (docs/PROTOCOL.md, "Errors"):
+//! - shorter than a header, wrong magic, or a response flag set: dropped unanswered and counted
+//!   (answering garbage would let anyone aim us at a third party; answering a response would let
+//!   two servers ping-pong forever);
+//! - wrong version: one `VERSION_MISMATCH` frame whose body is `[min, max]` supported;
+//! - more frames than `requests_per_datagram_max`: one `TOO_MANY_REQUESTS` frame, nothing executed;
+//! - `count == 0`, fewer frames than `count`, or bytes after the last frame: a `MALFORMED` frame
+//!   (after the answers to the frames that did parse);
+//! - a frame whose body runs past the datagram: `BAD_LENGTH` with that frame's opcode and request id,
+//!   and nothing after it is read (there is no way to find the next frame);
+//! - an unknown opcode: `UNKNOWN_OPCODE` for that frame; the others are executed.
+//!
+//! Invariant: every frame that was executed is answered, because before executing a request the
+//! engine checks that the response has room for at least an error frame; requests it cannot answer
+//! are not executed and are counted in `unanswered_no_room`.
+
+use crate::dispatch::{Dispatcher, Request};
+use crate::wire::{self, DatagramWriter, FrameError, HeaderError, Status};
+use vigil_pmd::Nanos;
+
+/// Limits the engine enforces.
+#[derive(Clone, Copy, Debug)]
+pub struct EngineLimits {
+    /// Most frames one request datagram may carry.
+    pub requests_per_datagram_max: u16,
+}
+
+/// Counters of what the engine saw; plain integers, owned by the shard, read off the hot path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineCounters {
+    /// Request datagrams processed (answered or dropped).
+    pub datagrams: u64,
+    /// Requests executed by a handler.
+    pub requests: u64,
+    /// Answers with status OK.
+    pub answers_ok: u64,
+    /// Answers with any error status.
+    pub answers_error: u64,
+    /// Datagrams dropped: shorter than the header.
+    pub dropped_short: u64,
+    /// Datagrams dropped: not our magic.
+    pub dropped_bad_magic: u64,
+    /// Datagrams dropped: a response sent to us.
+    pub dropped_response: u64,
+    /// Datagrams answered with VERSION_MISMATCH.
+    pub version_mismatch: u64,
+    /// Datagrams answered with TOO_MANY_REQUESTS.
+    pub too_many_requests: u64,
+    /// Frames answered with BAD_LENGTH or MALFORMED for framing errors.
+    pub framing_errors: u64,
+    /// Requests neither executed nor answered: the response datagram was full.
+    pub unanswered_no_room: u64,
+}
+
+/// What to do with the response buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Send the first `n` bytes of the response buffer.
+    Reply(usize),
+    /// Send nothing (the datagram was dropped and counted).
+    Drop,
+}
+
+/// The request engine of one shard.
+#[derive(Debug)]
+pub struct Engine {
+    dispatcher: Dispatcher,
+    limits: EngineLimits,
+    counters: EngineCounters,
+}
+
+impl Engine {
+    /// An engine over a dispatcher whose subsystems are registered.
+    pub fn new(dispatcher: Dispatcher, limits: EngineLimits) -> Self {
+        assert!(limits.requests_per_datagram_max > 0);
+        Self { dispatcher, limits, counters: EngineCounters::default() }
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> EngineCounters {
+        self.counters
+    }
+
+    /// The dispatcher (for per-opcode call counts).
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+
+    /// Processes one request datagram, writing its answer into `response`.
+    /// `response` must hold at least a header and two frame headers.
+    pub fn handle_datagram(&mut self, request: &[u8], response: &mut [u8], now: Nanos) -> Outcome {
+        assert!(response.len() >= wire::HEADER_LEN + 2 * wire::FRAME_HEADER_LEN);
+        self.counters.datagrams += 1;
+        let header = match wire::decode_header(request) {
+            Ok(h) => h,
+            Err(HeaderError::Short) => {
+                self.counters.dropped_short += 1;
+                return Outcome::Drop;
+            }
+            Err(HeaderError::BadMagic) => {
+                self.counters.dropped_bad_magic += 1;
+                return Outcome::Drop;
+            }
+        };
+        if header.is_response() {
+            self.counters.dropped_response += 1;
+            return Outcome::Drop;
+        }
+        let mut w = DatagramWriter::response(response, header.client_id).expect("checked above");
+        if header.version != wire::VERSION {
+            self.counters.version_mismatch += 1;
+            self.answer(&mut w, wire::OPCODE_NONE, 0, Status::VersionMismatch, &[wire::VERSION, wire::VERSION]);
+        } else if header.count > self.limits.requests_per_datagram_max {
+            self.counters.too_many_requests += 1;
+            let max = self.limits.requests_per_datagram_max.to_le_bytes();
+            self.answer(&mut w, wire::OPCODE_NONE, 0, Status::TooManyRequests, &max);
+        } else {
+            self.run_frames(request, header.count, header.client_id, now, &mut w);
+        }
+        Outcome::Reply(w.finish())
+    }
+
+    fn run_frames(&mut self, request: &[u8], count: u16, client_id: u64, now: Nanos, w: &mut DatagramWriter<'_>) {
+        let mut frames = wire::Frames::new(request, count);
+        let mut framing_failed = false;
+        for item in frames.by_ref() {
+            // Room for at least an error answer, or the request is not executed at all.
+            if w.begin_frame(0).is_err() {
+                self.counters.unanswered_no_room += 1;
+                continue;
+            }
+            match item {
+                Ok(f) => {
+                    let req = Request { opcode: f.opcode, request_id: f.request_id, client_id, body: f.body, now };
+                    self.execute(&req, w);
+                }
+                Err(FrameError::BodyPastEnd { opcode, request_id, .. }) => {
+                    framing_failed = true;
+                    self.framing_error(w, opcode, request_id, Status::BadLength);
+                }
+                Err(FrameError::TruncatedHeader) => {
+                    framing_failed = true;
+                    self.framing_error(w, wire::OPCODE_NONE, 0, Status::Malformed);
+                }
+            }
+        }
+        let trailing_bytes = !framing_failed && !frames.remainder().is_empty();
+        if count == 0 || trailing_bytes {
+            self.framing_error(w, wire::OPCODE_NONE, 0, Status::Malformed);
+        }
+    }
+
+    fn framing_error(&mut self, w: &mut DatagramWriter<'_>, opcode: u8, request_id: u64, status: Status) {
+        self.counters.framing_errors += 1;
+        self.answer(w, opcode, request_id, status, &[]);
+    }
+
+    fn execute(&mut self, req: &Request<'_>, w: &mut DatagramWriter<'_>) {
+        self.counters.requests += 1;
+        let room = w.body_room();
+        let out = w.begin_frame(room).expect("room was checked");
+        match self.dispatcher.dispatch(req, out) {
+            Ok(n) => {
+                self.counters.answers_ok += 1;
+                w.commit_frame(req.opcode, Status::Ok as u8, req.request_id, n).expect("handler wrote within room");
+            }
+            Err(status) => self.answer(w, req.opcode, req.request_id, status, &[]),
+        }
+    }
+
+    /// Appends an error answer, or counts it unanswered if even that does not fit.
+    fn answer(&mut self, w: &mut DatagramWriter<'_>, opcode: u8, request_id: u64, status: Status, body: &[u8]) {
+        if status != Status::Ok {
+            self.counters.answers_error += 1;
+        }
+        if w.push(opcode, status as u8, request_id, body).is_err() {
+            self.counters.unanswered_no_room += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

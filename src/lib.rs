@@ -1,0 +1,13 @@
+//! Vigil: a kernel-bypass, log-structured data appliance.
+//!
+//! This crate is the sans-IO appliance: configuration, the wire codec, the opcode dispatcher and
+//! its subsystems, and the shard loop generic over `vigil_pmd::PacketIo` and `vigil_pmd::Clock`.
+//! It has no `unsafe`; every device and syscall lives behind the seams in `vigil-pmd`.
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod dispatch;
+pub mod engine;
+pub mod ops;
+pub mod shard;
+pub mod wire;

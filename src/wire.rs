@@ -1,0 +1,356 @@
+//! Binary protocol v1: the byte layout of Vigil's UDP datagrams (docs/PROTOCOL.md is the spec).
+//!
+//! A datagram is a 16-byte header followed by `count` frames; a frame is a 16-byte frame header
+//! followed by `body_len` bytes. All integers are little-endian. Requests and responses share the
+//! layout; the response flag and each frame's status tell them apart.
+//!
+//! Invariants: decoding never panics and never reads past the buffer, whatever the bytes (fuzzed by
+//! the property tests at the bottom); encoding never writes past the buffer it is given and reports
+//! `NoRoom` instead.
+
+use thiserror::Error;
+
+/// First two bytes of every datagram: "VG".
+pub const MAGIC: [u8; 2] = *b"VG";
+/// The protocol version this build speaks.
+pub const VERSION: u8 = 1;
+/// Datagram header length.
+pub const HEADER_LEN: usize = 16;
+/// Frame header length.
+pub const FRAME_HEADER_LEN: usize = 16;
+/// Header flag: this datagram is a response.
+pub const FLAG_RESPONSE: u8 = 0x01;
+
+/// Opcode 0 is never registered: error frames about the datagram as a whole carry it.
+pub const OPCODE_NONE: u8 = 0;
+
+/// Result of one request, carried in each response frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Status {
+    /// Done; the body is the opcode's answer.
+    Ok = 0,
+    /// No handler is registered for the opcode.
+    UnknownOpcode = 1,
+    /// The frame's body length runs past the datagram, or is wrong for the opcode.
+    BadLength = 2,
+    /// The datagram's version is not one this server speaks; the body is `[min, max]` supported.
+    VersionMismatch = 3,
+    /// The datagram holds more frames than the server's limit; none was executed.
+    TooManyRequests = 4,
+    /// The datagram's framing is inconsistent (fewer frames than `count`, trailing bytes, no frames).
+    Malformed = 5,
+    /// The answer does not fit in one response datagram.
+    ResponseTooLarge = 6,
+    /// The server is overloaded; retry later.
+    Busy = 7,
+    /// The body does not parse for this opcode.
+    BadRequest = 8,
+}
+
+impl Status {
+    /// The status for a wire byte, or `None` for a byte no status has.
+    pub fn from_u8(b: u8) -> Option<Status> {
+        Some(match b {
+            0 => Status::Ok,
+            1 => Status::UnknownOpcode,
+            2 => Status::BadLength,
+            3 => Status::VersionMismatch,
+            4 => Status::TooManyRequests,
+            5 => Status::Malformed,
+            6 => Status::ResponseTooLarge,
+            7 => Status::Busy,
+            8 => Status::BadRequest,
+            _ => return None,
+        })
+    }
+
+    /// Its name as docs/PROTOCOL.md writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::UnknownOpcode => "UNKNOWN_OPCODE",
+            Status::BadLength => "BAD_LENGTH",
+            Status::VersionMismatch => "VERSION_MISMATCH",
+            Status::TooManyRequests => "TOO_MANY_REQUESTS",
+            Status::Malformed => "MALFORMED",
+            Status::ResponseTooLarge => "RESPONSE_TOO_LARGE",
+            Status::Busy => "BUSY",
+            Status::BadRequest => "BAD_REQUEST",
+        }
+    }
+}
+
+/// The datagram header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Protocol version.
+    pub version: u8,
+    /// Flags (`FLAG_RESPONSE`).
+    pub flags: u8,
+    /// Number of frames that follow.
+    pub count: u16,
+    /// The client's identity (0: anonymous); echoed in responses.
+    pub client_id: u64,
+}
+
+impl Header {
+    /// True for a response datagram.
+    pub fn is_response(&self) -> bool {
+        self.flags & FLAG_RESPONSE != 0
+    }
+}
+
+/// One request or response frame, borrowing its body from the datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The operation.
+    pub opcode: u8,
+    /// Raw status byte (0 in requests); see [`Status::from_u8`].
+    pub status: u8,
+    /// Chosen by the client, echoed in the response.
+    pub request_id: u64,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+/// Why a datagram header could not be read.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Shorter than the header; dropped unanswered.
+    #[error("datagram shorter than the {HEADER_LEN}-byte header")]
+    Short,
+    /// Not a Vigil datagram; dropped unanswered.
+    #[error("bad magic")]
+    BadMagic,
+}
+
+/// Why a frame could not be read; the rest of the datagram is not read either.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// Fewer than 16 bytes left where a frame header should be.
+    #[error("truncated frame header")]
+    TruncatedHeader,
+    /// The frame's `body_len` runs past the datagram; `opcode` and `request_id` are the frame's.
+    #[error("frame body of {body_len} bytes runs past the datagram")]
+    BodyPastEnd {
+        /// The frame's opcode.
+        opcode: u8,
+        /// The frame's request id.
+        request_id: u64,
+        /// The body length it claimed.
+        body_len: u32,
+    },
+}
+
+/// Not enough room in the output buffer.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+#[error("no room in the datagram buffer")]
+pub struct NoRoom;
+
+/// Reads the datagram header.
+pub fn decode_header(buf: &[u8]) -> Result<Header, HeaderError> {
+    if buf.len() < HEADER_LEN {
+        return Err(HeaderError::Short);
+    }
+    if buf[0..2] != MAGIC {
+        return Err(HeaderError::BadMagic);
+    }
+    Ok(Header {
+        version: buf[2],
+        flags: buf[3],
+        count: u16::from_le_bytes([buf[4], buf[5]]),
+        client_id: u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes")),
+    })
+}
+
+/// Writes a datagram header into `buf[..HEADER_LEN]`.
+pub fn encode_header(buf: &mut [u8], h: &Header) -> Result<(), NoRoom> {
+    let out = buf.get_mut(..HEADER_LEN).ok_or(NoRoom)?;
+    out[0..2].copy_from_slice(&MAGIC);
+    out[2] = h.version;
+    out[3] = h.flags;
+    out[4..6].copy_from_slice(&h.count.to_le_bytes());
+    out[6..8].copy_from_slice(&[0, 0]);
+    out[8..16].copy_from_slice(&h.client_id.to_le_bytes());
+    Ok(())
+}
+
+/// Reads the frame at the start of `buf`; returns it and the bytes it took.
+pub fn decode_frame(buf: &[u8]) -> Result<(Frame<'_>, usize), FrameError> {
+    if buf.len() < FRAME_HEADER_LEN {
+        return Err(FrameError::TruncatedHeader);
+    }
+    let opcode = buf[0];
+    let status = buf[1];
+    let body_len = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
+    let request_id = u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes"));
+    let rest = &buf[FRAME_HEADER_LEN..];
+    let body = usize::try_from(body_len)
+        .ok()
+        .and_then(|n| rest.get(..n))
+        .ok_or(FrameError::BodyPastEnd { opcode, request_id, body_len })?;
+    Ok((Frame { opcode, status, request_id, body }, FRAME_HEADER_LEN + body.len()))
+}
+
+/// Writes a frame header for a body of `body_len` bytes into `buf[..FRAME_HEADER_LEN]`.
+pub fn encode_frame_header(
+    buf: &mut [u8],
+    opcode: u8,
+    status: u8,
+    request_id: u64,
+    body_len: usize,
+) -> Result<(), NoRoom> {
+    let body_len = u32::try_from(body_len).map_err(|_| NoRoom)?;
+    let out = buf.get_mut(..FRAME_HEADER_LEN).ok_or(NoRoom)?;
+    out[0] = opcode;
+    out[1] = status;
+    out[2..4].copy_from_slice(&[0, 0]);
+    out[4..8].copy_from_slice(&body_len.to_le_bytes());
+    out[8..16].copy_from_slice(&request_id.to_le_bytes());
+    Ok(())
+}
+
+/// Iterates over the frames after a datagram header; stops at the first framing error, which it
+/// yields once.
+#[derive(Clone, Debug)]
+pub struct Frames<'a> {
+    rest: &'a [u8],
+    left: u16,
+    failed: bool,
+}
+
+impl<'a> Frames<'a> {
+    /// The frames of `datagram`, whose header announced `count` of them.
+    pub fn new(datagram: &'a [u8], count: u16) -> Self {
+        Self { rest: datagram.get(HEADER_LEN..).unwrap_or(&[]), left: count, failed: false }
+    }
+
+    /// Bytes after the last frame read so far (after a full iteration: trailing garbage).
+    pub fn remainder(&self) -> &'a [u8] {
+        self.rest
+    }
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = Result<Frame<'a>, FrameError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 || self.failed {
+            return None;
+        }
+        self.left -= 1;
+        match decode_frame(self.rest) {
+            Ok((frame, used)) => {
+                self.rest = &self.rest[used..];
+                Some(Ok(frame))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Builds a datagram frame by frame into a caller's buffer (used by clients and by the server for
+/// responses). The header's count is written by [`DatagramWriter::finish`].
+#[derive(Debug)]
+pub struct DatagramWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+    count: u16,
+    flags: u8,
+    version: u8,
+    client_id: u64,
+}
+
+impl<'a> DatagramWriter<'a> {
+    /// Starts a request datagram.
+    pub fn request(buf: &'a mut [u8], client_id: u64) -> Result<Self, NoRoom> {
+        Self::start(buf, 0, client_id)
+    }
+
+    /// Starts a response datagram.
+    pub fn response(buf: &'a mut [u8], client_id: u64) -> Result<Self, NoRoom> {
+        Self::start(buf, FLAG_RESPONSE, client_id)
+    }
+
+    fn start(buf: &'a mut [u8], flags: u8, client_id: u64) -> Result<Self, NoRoom> {
+        if buf.len() < HEADER_LEN {
+            return Err(NoRoom);
+        }
+        Ok(Self { buf, len: HEADER_LEN, count: 0, flags, version: VERSION, client_id })
+    }
+
+    /// Overrides the version byte (for tests and tools that probe version handling).
+    pub fn with_version(mut self, version: u8) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Appends a frame with `body`.
+    pub fn push(&mut self, opcode: u8, status: u8, request_id: u64, body: &[u8]) -> Result<(), NoRoom> {
+        let body_out = self.begin_frame(body.len())?;
+        body_out.copy_from_slice(body);
+        self.commit_frame(opcode, status, request_id, body.len())
+    }
+
+    /// Room left for a frame's body after its header, if any.
+    pub fn body_room(&self) -> usize {
+        self.buf.len().saturating_sub(self.len + FRAME_HEADER_LEN)
+    }
+
+    /// The buffer where the next frame's body goes, at most `max` bytes long; write into it, then
+    /// call [`DatagramWriter::commit_frame`] with the length written. Lets handlers write answers in place.
+    pub fn begin_frame(&mut self, max: usize) -> Result<&mut [u8], NoRoom> {
+        if self.count == u16::MAX {
+            return Err(NoRoom);
+        }
+        let start = self.len + FRAME_HEADER_LEN;
+        let end = start.checked_add(max).ok_or(NoRoom)?;
+        self.buf.get_mut(start..end).ok_or(NoRoom)
+    }
+
+    /// Writes the header of the frame whose body (`body_len` bytes) is already in place.
+    pub fn commit_frame(
+        &mut self,
+        opcode: u8,
+        status: u8,
+        request_id: u64,
+        body_len: usize,
+    ) -> Result<(), NoRoom> {
+        if self.body_room() < body_len || self.count == u16::MAX {
+            return Err(NoRoom);
+        }
+        encode_frame_header(&mut self.buf[self.len..], opcode, status, request_id, body_len)?;
+        self.len += FRAME_HEADER_LEN + body_len;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Frames written so far.
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// Writes the header and returns the datagram's length.
+    pub fn finish(self) -> usize {
+        let header =
+            Header { version: self.version, flags: self.flags, count: self.count, client_id: self.client_id };
+        encode_header(self.buf, &header).expect("room was checked at start");
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// The opcode registry: every opcode number the protocol assigns, in one place so clients and
+/// subsystems agree. The dispatcher itself knows none of them.
+pub mod opcode {
+    /// PING: empty body, empty answer.
+    pub const PING: u8 = 1;
+    /// ECHO: the answer's body is the request's body.
+    pub const ECHO: u8 = 2;
+}
