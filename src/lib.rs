@@ -9,5 +9,6 @@ pub mod config;
 pub mod dispatch;
 pub mod engine;
 pub mod ops;
+pub mod serve;
 pub mod shard;
 pub mod wire;

@@ -1,0 +1,77 @@
+//! The `vigil` binary: command-line parsing, signal handling and the shutdown report. Everything
+//! else lives in the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use vigil::config::{Config, DEV_TOML};
+use vigil::serve;
+
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("VIGIL_GIT_SHA"),
+    ", DPDK ",
+    env!("VIGIL_DPDK_VERSION"),
+    ", SPDK ",
+    env!("VIGIL_SPDK_VERSION"),
+    ")"
+);
+
+/// Vigil: a kernel-bypass, log-structured data appliance.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version = LONG_VERSION, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the binary protocol on UDP until SIGINT or SIGTERM, then print the final counters.
+    Serve {
+        /// Configuration file (TOML); without it, the embedded config/dev.toml (kernel sockets on
+        /// 127.0.0.1:9000).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file and print it as understood, without starting anything.
+    Check {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the embedded default configuration (config/dev.toml).
+    DefaultConfig,
+}
+
+fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Config::load(p).with_context(|| format!("invalid configuration {}", p.display())),
+        None => Ok(Config::dev()),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::DefaultConfig => print!("{DEV_TOML}"),
+        Command::Check { config } => {
+            let c = load(Some(&config))?;
+            println!("{} is valid:\n{c:#?}", config.display());
+        }
+        Command::Serve { config } => {
+            let c = load(config.as_ref())?;
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+            }
+            let mut on_ready = |line: &str| println!("vigil: ready: {line}");
+            let report = serve::serve(&c, stop, &mut on_ready)?;
+            print!("{report}");
+        }
+    }
+    Ok(())
+}
