@@ -1,0 +1,254 @@
+//! Shared helpers for the integration tests that run the real `vigil` binary.
+//!
+//! Each test writes its own config into a temp directory, starts `vigil serve` as a child process,
+//! waits (bounded) for its "ready" line, and stops it by PID with SIGINT when done, so the final
+//! counters can be checked. Tests that need DPDK or root call `require_root_and_dpdk`, which fails
+//! loudly instead of skipping: CI runs as root and must run them.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use vigil::wire::{self, DatagramWriter};
+
+/// Fails the test, loudly, unless it runs as root with DPDK installed.
+pub fn require_root_and_dpdk(test: &str) {
+    // SAFETY-free check: geteuid through the `id` tool keeps tests free of unsafe.
+    let uid = Command::new("id").arg("-u").output().expect("running id -u");
+    let uid = String::from_utf8_lossy(&uid.stdout).trim().to_string();
+    assert_eq!(
+        uid, "0",
+        "\n\n*** {test} NEEDS ROOT (DPDK vdevs, tap devices). It is not skipped: run the suite as root, \
+         as scripts/test and CI do. ***\n"
+    );
+    let dpdk = Command::new("pkg-config").args(["--exists", "libdpdk"]).status();
+    assert!(
+        matches!(dpdk, Ok(s) if s.success()),
+        "\n\n*** {test} NEEDS DPDK (apt-get install dpdk libdpdk-dev); scripts/test installs it. ***\n"
+    );
+}
+
+/// A fresh directory for one test's files.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vigil-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating temp dir");
+    dir
+}
+
+/// A UDP port that is free right now on loopback.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `vigil serve`; stopped with SIGINT (or killed) when dropped.
+pub struct Server {
+    pub child: Child,
+    pub ready_line: String,
+    output: mpsc::Receiver<String>,
+    pub lines: Vec<String>,
+}
+
+/// The path of a binary built from this workspace next to the `vigil` binary.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let vigil = PathBuf::from(env!("CARGO_BIN_EXE_vigil"));
+    let path = vigil.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace's binaries first (`cargo build --workspace --bins`; scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+impl Server {
+    /// Starts `vigil serve --config <dir>/vigil.toml` with `config` as the file's text.
+    pub fn start(dir: &Path, config: &str) -> Server {
+        let path = dir.join("vigil.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning vigil");
+        let (tx, rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut server = Server { child, ready_line: String::new(), output: rx, lines: Vec::new() };
+        server.ready_line = server.wait_for_line("vigil: ready:", Duration::from_secs(30));
+        server
+    }
+
+    /// Waits for an output line containing `needle`; panics with everything seen after `timeout`.
+    pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.output.recv_timeout(left) {
+                Ok(line) => {
+                    eprintln!("[vigil] {line}");
+                    self.lines.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let status = self.child.try_wait().ok().flatten();
+                    panic!("no line with {needle:?} within {timeout:?} (exit: {status:?}); output:\n{}", self.lines.join("\n"))
+                }
+            }
+        }
+    }
+
+    /// Sends SIGINT by PID, waits (bounded) for exit, and returns the whole output.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "vigil did not exit within 20 s of SIGINT");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Drain what is left of the output.
+        while let Ok(line) = self.output.recv_timeout(Duration::from_millis(500)) {
+            eprintln!("[vigil] {line}");
+            self.lines.push(line);
+        }
+        let out = self.lines.join("\n");
+        (status, out)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A request datagram with the given frames (opcode, request id, body).
+pub fn request(frames: &[(u8, u64, &[u8])]) -> Vec<u8> {
+    let mut buf = vec![0u8; 65_536];
+    let mut w = DatagramWriter::request(&mut buf, 7).unwrap();
+    for (op, id, body) in frames {
+        w.push(*op, 0, *id, body).unwrap();
+    }
+    let n = w.finish();
+    buf.truncate(n);
+    buf
+}
+
+/// The answers in a response datagram: (opcode, status, request id, body).
+pub fn answers(resp: &[u8]) -> Vec<(u8, u8, u64, Vec<u8>)> {
+    let h = wire::decode_header(resp).expect("response header");
+    assert!(h.is_response());
+    wire::Frames::new(resp, h.count)
+        .map(|f| {
+            let f = f.expect("response frame");
+            (f.opcode, f.status, f.request_id, f.body.to_vec())
+        })
+        .collect()
+}
+
+/// Sends `req` and waits up to `timeout` for one response.
+pub fn exchange(sock: &UdpSocket, to: &str, req: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+    sock.set_read_timeout(Some(timeout)).unwrap();
+    sock.send_to(req, to).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    match sock.recv(&mut buf) {
+        Ok(n) => Some(buf[..n].to_vec()),
+        Err(_) => None,
+    }
+}
+
+/// A tiny deterministic generator (xorshift) so the garbage is reproducible from a printed seed.
+pub struct XorShift(pub u64);
+impl XorShift {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// Sends hostile datagrams interleaved with valid PINGs to `to`, and checks that every PING is
+/// answered and that every hostile datagram gets a well-formed error answer or nothing.
+/// Returns (valid answered, hostile answered, hostile dropped).
+pub fn malformed_traffic_check(sock: &UdpSocket, to: &str, rounds: u64) -> (u64, u64, u64) {
+    let seed = 0x5EED_0000_0000_0001u64;
+    eprintln!("malformed traffic seed {seed:#x}");
+    let mut rng = XorShift(seed);
+    let (mut valid, mut hostile_answered, mut hostile_dropped) = (0, 0, 0);
+    for round in 0..rounds {
+        let hostile = hostile_datagram(&mut rng, round);
+        match exchange(sock, to, &hostile, Duration::from_millis(150)) {
+            Some(resp) => {
+                let got = answers(&resp);
+                assert!(!got.is_empty(), "round {round}: an answer without frames");
+                hostile_answered += 1;
+            }
+            None => hostile_dropped += 1,
+        }
+        let ping = request(&[(wire::opcode::PING, round, b"")]);
+        let resp = exchange(sock, to, &ping, Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("round {round}: valid PING unanswered after a hostile datagram"));
+        assert_eq!(answers(&resp), vec![(wire::opcode::PING, 0, round, vec![])], "round {round}");
+        valid += 1;
+    }
+    (valid, hostile_answered, hostile_dropped)
+}
+
+/// One hostile datagram: random bytes, a truncated header, an oversized count, a wrong version,
+/// a body length past the end, an unknown opcode, trailing junk.
+pub fn hostile_datagram(rng: &mut XorShift, round: u64) -> Vec<u8> {
+    let good = request(&[(wire::opcode::ECHO, round, b"payload")]);
+    let n = (rng.next_u64() % 200) as usize;
+    match round % 7 {
+        0 => rng.bytes(n.max(1)),
+        1 => good[..(rng.next_u64() as usize % wire::HEADER_LEN)].to_vec(),
+        2 => {
+            let mut d = good.clone();
+            d[4..6].copy_from_slice(&u16::MAX.to_le_bytes());
+            d
+        }
+        3 => {
+            let mut d = good.clone();
+            d[2] = 2 + (rng.next_u64() % 250) as u8;
+            d
+        }
+        4 => {
+            let mut d = good.clone();
+            d[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+            d
+        }
+        5 => request(&[(0xEE, round, b"")]),
+        _ => {
+            let mut d = good.clone();
+            d.extend_from_slice(&rng.bytes(n.max(1)));
+            d
+        }
+    }
+}
