@@ -224,10 +224,7 @@ fn sockaddr_in_of(peer: &Peer) -> libc::sockaddr_in {
 }
 
 fn peer_of(addr: &libc::sockaddr_in) -> Peer {
-    Peer::from_ip_port(
-        Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
-        u16::from_be(addr.sin_port),
-    )
+    Peer::from_ip_port(Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)), u16::from_be(addr.sin_port))
 }
 
 fn zeroed_mmsghdr() -> libc::mmsghdr {
@@ -380,8 +377,7 @@ impl KernelUdpIo {
             }
             let len = msg.msg_len as usize;
             assert!(len <= buf.len());
-            let rx =
-                KernelRx { buf, len, peer: peer_of(&self.addrs[i]), pool: Rc::clone(&self.pool) };
+            let rx = KernelRx { buf, len, peer: peer_of(&self.addrs[i]), pool: Rc::clone(&self.pool) };
             // want <= batch.room(), so this cannot fail.
             let pushed = batch.push(rx);
             assert!(pushed.is_ok());
@@ -397,8 +393,7 @@ impl KernelUdpIo {
         for (i, tx) in batch.as_slice()[..m].iter().enumerate() {
             self.addrs[i] = sockaddr_in_of(&tx.peer);
             // sendmmsg only reads through iov_base; the C type just has no const.
-            self.iovecs[i] =
-                libc::iovec { iov_base: tx.buf.as_ptr() as *mut libc::c_void, iov_len: tx.len };
+            self.iovecs[i] = libc::iovec { iov_base: tx.buf.as_ptr() as *mut libc::c_void, iov_len: tx.len };
         }
         for i in 0..m {
             self.aim_msg(i);
@@ -408,8 +403,7 @@ impl KernelUdpIo {
     /// Sleeps until the socket is readable or `wait` has passed (a signal may end it sooner).
     fn wait_readable(&self, wait: Duration) {
         let timeout_ms = wait.as_nanos().div_ceil(1_000_000).min(libc::c_int::MAX as u128);
-        let mut pfd =
-            libc::pollfd { fd: self.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd { fd: self.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: `pfd` is one valid pollfd living across the call, and the count says 1. The
         // result is not needed: readable, timed out or interrupted, the caller tries recvmmsg once
         // either way.

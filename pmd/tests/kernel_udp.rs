@@ -9,11 +9,7 @@ use vigil_pmd::{Batch, PacketIo, Peer, RxDatagram, TxDatagram};
 
 const DEADLINE: Duration = Duration::from_secs(5);
 
-fn config(
-    pool_buffers: usize,
-    burst_size_max: usize,
-    datagram_bytes_max: usize,
-) -> KernelUdpConfig {
+fn config(pool_buffers: usize, burst_size_max: usize, datagram_bytes_max: usize) -> KernelUdpConfig {
     KernelUdpConfig {
         bind: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
         reuse_port: false,

@@ -62,12 +62,7 @@ fn check_header(ip: &[u8], local: &LocalAddr) -> Result<Header, DropReason> {
     if ip[16..20] != local.ip.octets() {
         return Err(DropReason::NotForUs);
     }
-    Ok(Header {
-        header_len,
-        total_len,
-        protocol: ip[9],
-        src: ip[12..16].try_into().expect("4 bytes"),
-    })
+    Ok(Header { header_len, total_len, protocol: ip[9], src: ip[12..16].try_into().expect("4 bytes") })
 }
 
 fn classify_udp(frame: &[u8], h: &Header, local: &LocalAddr) -> Verdict {
@@ -96,11 +91,7 @@ fn classify_udp(frame: &[u8], h: &Header, local: &LocalAddr) -> Verdict {
     }
     let src_mac: [u8; 6] = frame[6..12].try_into().expect("6 bytes");
     Verdict::Udp {
-        peer: Peer {
-            mac: src_mac,
-            ip: Ipv4Addr::from(h.src),
-            port: u16::from_be_bytes([udp[0], udp[1]]),
-        },
+        peer: Peer { mac: src_mac, ip: Ipv4Addr::from(h.src), port: u16::from_be_bytes([udp[0], udp[1]]) },
         payload_offset: ETH_HDR_LEN + h.header_len + UDP_HDR_LEN,
         payload_len: udp_len - UDP_HDR_LEN,
     }

@@ -126,12 +126,7 @@ pub fn classify(frame: &mut [u8], local: &LocalAddr) -> Verdict {
 ///
 /// Panics if the frame cannot hold the headers and payload, or the payload exceeds what fits in an
 /// IPv4 datagram: both are programmer errors (buffers are sized from config).
-pub fn write_udp_headers(
-    frame: &mut [u8],
-    local: &LocalAddr,
-    peer: &Peer,
-    payload_len: usize,
-) -> usize {
+pub fn write_udp_headers(frame: &mut [u8], local: &LocalAddr, peer: &Peer, payload_len: usize) -> usize {
     let len = UDP_PAYLOAD_OFFSET + payload_len;
     assert!(frame.len() >= len, "frame buffer shorter than headers + payload");
     assert!(payload_len <= usize::from(u16::MAX) - IPV4_HDR_LEN - UDP_HDR_LEN);

@@ -123,10 +123,7 @@ fn icmp_echo_request_becomes_a_valid_reply_in_place() {
     let data = b"ping payload 0123456789";
     let mut frame = icmp_echo_frame(data);
     let len = frame.len();
-    assert_eq!(
-        classify(&mut frame, &a()),
-        Verdict::ReplyInPlace { len, kind: ReplyKind::IcmpEcho }
-    );
+    assert_eq!(classify(&mut frame, &a()), Verdict::ReplyInPlace { len, kind: ReplyKind::IcmpEcho });
     let ip = &frame[ETH_HDR_LEN..];
     assert_eq!(checksum::checksum(&ip[..IPV4_HDR_LEN]), 0, "IPv4 checksum");
     assert_eq!(ip[12..16], a().ip.octets());

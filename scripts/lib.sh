@@ -1,0 +1,83 @@
+# Shared helpers for Vigil's scripts: preflight lines, package installation, --dry-run.
+# Sourced, not run. Every check prints one [OK] or [FAIL] line so a newcomer sees what is wrong.
+
+VIGIL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DRY_RUN="${DRY_RUN:-0}"
+
+# Packages the build and the tests need (Debian bookworm names).
+VIGIL_PACKAGES=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev iproute2 iputils-ping kmod procps)
+
+ok()   { printf '[OK]   %s\n' "$*"; }
+fail() { printf '[FAIL] %s\n' "$*"; }
+info() { printf '       %s\n' "$*"; }
+die()  { fail "$*"; exit 1; }
+
+# Runs a command, or only prints it under --dry-run.
+run() {
+    if [ "$DRY_RUN" = 1 ]; then
+        printf '       (dry run) %s\n' "$*"
+    else
+        "$@"
+    fi
+}
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# Installs whichever of VIGIL_PACKAGES are missing (needs root and apt).
+ensure_packages() {
+    local missing=()
+    for p in "${VIGIL_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        ok "packages present: ${VIGIL_PACKAGES[*]}"
+        return 0
+    fi
+    if ! is_root; then
+        fail "missing packages: ${missing[*]}"
+        info "install them as root: apt-get install -y ${missing[*]}"
+        return 1
+    fi
+    info "installing missing packages: ${missing[*]}"
+    run env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null || die "apt-get update failed"
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
+    ok "installed: ${missing[*]}"
+}
+
+ensure_rust() {
+    if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if command -v cargo >/dev/null 2>&1; then
+        ok "rust: $(cargo --version)"
+    else
+        die "cargo not found: install Rust (https://rustup.rs) and run again"
+    fi
+}
+
+check_dpdk() {
+    if pkg-config --exists libdpdk 2>/dev/null; then
+        ok "DPDK $(pkg-config --modversion libdpdk) (pkg-config libdpdk)"
+    else
+        fail "DPDK not found by pkg-config (apt-get install libdpdk-dev)"
+        return 1
+    fi
+}
+
+check_root() {
+    if is_root; then
+        ok "running as root (DPDK vdevs, tap devices)"
+    else
+        fail "not root: DPDK needs root here; $1"
+        return 1
+    fi
+}
+
+parse_common_flags() {
+    for arg in "$@"; do
+        case "$arg" in
+            --dry-run) DRY_RUN=1 ;;
+        esac
+    done
+}
