@@ -270,11 +270,16 @@ impl Config {
         self.validate_kernel()?;
         match (&self.dpdk, self.net.backend) {
             (Some(d), _) => d.validate(self)?,
-            (None, Backend::Dpdk) => return Err(invalid("dpdk", "net.backend is \"dpdk\" but there is no [dpdk] table")),
+            (None, Backend::Dpdk) => {
+                return Err(invalid("dpdk", "net.backend is \"dpdk\" but there is no [dpdk] table"))
+            }
             (None, Backend::Kernel) => {}
         }
         if self.net.fallback == Fallback::Kernel && self.net.backend == Backend::Kernel {
-            return Err(invalid("net.fallback", "a fallback to \"kernel\" only makes sense with backend \"dpdk\""));
+            return Err(invalid(
+                "net.fallback",
+                "a fallback to \"kernel\" only makes sense with backend \"dpdk\"",
+            ));
         }
         Ok(())
     }
@@ -287,7 +292,11 @@ impl Config {
         if !n.cores.is_empty() && n.cores.len() != n.shards {
             return Err(invalid(
                 "node.cores",
-                format!("lists {} cores for {} shards: give one core per shard, or [] to leave them unpinned", n.cores.len(), n.shards),
+                format!(
+                    "lists {} cores for {} shards: give one core per shard, or [] to leave them unpinned",
+                    n.cores.len(),
+                    n.shards
+                ),
             ));
         }
         let mut seen = n.cores.clone();
@@ -296,7 +305,10 @@ impl Config {
             return Err(invalid("node.cores", "lists a core twice: shards do not share cores"));
         }
         if self.net.backend == Backend::Dpdk && n.cores.is_empty() {
-            return Err(invalid("node.cores", "the dpdk backend needs one core per shard (poll-mode shards spin)"));
+            return Err(invalid(
+                "node.cores",
+                "the dpdk backend needs one core per shard (poll-mode shards spin)",
+            ));
         }
         Ok(())
     }
@@ -305,13 +317,19 @@ impl Config {
         let n = &self.net;
         let min = crate::wire::HEADER_LEN + 2 * crate::wire::FRAME_HEADER_LEN;
         if n.datagram_bytes_max < min || n.datagram_bytes_max > UDP_PAYLOAD_MAX {
-            return Err(invalid("net.datagram_bytes_max", format!("{} is not in {min}..={UDP_PAYLOAD_MAX}", n.datagram_bytes_max)));
+            return Err(invalid(
+                "net.datagram_bytes_max",
+                format!("{} is not in {min}..={UDP_PAYLOAD_MAX}", n.datagram_bytes_max),
+            ));
         }
         if !(1..=1024).contains(&n.burst_size_max) {
             return Err(invalid("net.burst_size_max", format!("{} is not in 1..=1024", n.burst_size_max)));
         }
         if !(1..=1024).contains(&n.requests_per_datagram_max) {
-            return Err(invalid("net.requests_per_datagram_max", format!("{} is not in 1..=1024", n.requests_per_datagram_max)));
+            return Err(invalid(
+                "net.requests_per_datagram_max",
+                format!("{} is not in 1..=1024", n.requests_per_datagram_max),
+            ));
         }
         if n.port == 0 {
             return Err(invalid("net.port", "0 is not a port to serve on"));
@@ -324,10 +342,16 @@ impl Config {
         // Each shard holds up to a burst of received datagrams and a burst of replies at once.
         let needed = 2 * self.net.burst_size_max;
         if k.pool_buffers < needed {
-            return Err(invalid("kernel.pool_buffers", format!("{} is below 2 x net.burst_size_max = {needed}", k.pool_buffers)));
+            return Err(invalid(
+                "kernel.pool_buffers",
+                format!("{} is below 2 x net.burst_size_max = {needed}", k.pool_buffers),
+            ));
         }
         if k.idle_wait_us > 1_000_000 {
-            return Err(invalid("kernel.idle_wait_us", "more than 1 s would make shutdown and latency sluggish"));
+            return Err(invalid(
+                "kernel.idle_wait_us",
+                "more than 1 s would make shutdown and latency sluggish",
+            ));
         }
         Ok(())
     }
@@ -336,24 +360,36 @@ impl Config {
 impl DpdkConfig {
     fn validate(&self, config: &Config) -> Result<(), ConfigError> {
         if self.port.trim().is_empty() {
-            return Err(invalid("dpdk.port", "is empty: name the ethdev (e.g. net_memif0) or give its index"));
+            return Err(invalid(
+                "dpdk.port",
+                "is empty: name the ethdev (e.g. net_memif0) or give its index",
+            ));
         }
         if self.vdevs.is_empty() && self.no_pci {
-            return Err(invalid("dpdk.vdevs", "is empty while no_pci = true: there would be no device at all"));
+            return Err(invalid(
+                "dpdk.vdevs",
+                "is empty while no_pci = true: there would be no device at all",
+            ));
         }
         if self.file_prefix.is_empty() || self.file_prefix.contains('/') {
             return Err(invalid("dpdk.file_prefix", "must be a non-empty name without '/'"));
         }
         if self.memory_mb < 64 {
-            return Err(invalid("dpdk.memory_mb", format!("{} MiB is below the 64 MiB EAL needs", self.memory_mb)));
+            return Err(invalid(
+                "dpdk.memory_mb",
+                format!("{} MiB is below the 64 MiB EAL needs", self.memory_mb),
+            ));
         }
-        for (key, size) in [("dpdk.rx_ring_size", self.rx_ring_size), ("dpdk.tx_ring_size", self.tx_ring_size)] {
+        for (key, size) in
+            [("dpdk.rx_ring_size", self.rx_ring_size), ("dpdk.tx_ring_size", self.tx_ring_size)]
+        {
             if !size.is_power_of_two() || !(64..=16384).contains(&size) {
                 return Err(invalid(key, format!("{size} is not a power of two in 64..=16384")));
             }
         }
         let burst = config.net.burst_size_max as u32;
-        let needed = u32::from(self.rx_ring_size) + u32::from(self.tx_ring_size) + 2 * burst + self.mbuf_cache;
+        let needed =
+            u32::from(self.rx_ring_size) + u32::from(self.tx_ring_size) + 2 * burst + self.mbuf_cache;
         if self.mbufs_per_shard < needed {
             return Err(invalid(
                 "dpdk.mbufs_per_shard",
@@ -361,7 +397,10 @@ impl DpdkConfig {
             ));
         }
         if self.mbuf_cache > 512 {
-            return Err(invalid("dpdk.mbuf_cache", format!("{} exceeds DPDK's limit of 512", self.mbuf_cache)));
+            return Err(invalid(
+                "dpdk.mbuf_cache",
+                format!("{} exceeds DPDK's limit of 512", self.mbuf_cache),
+            ));
         }
         let room = MBUF_DATA_ROOM - vigil_pmd::net::UDP_PAYLOAD_OFFSET;
         if config.net.datagram_bytes_max > room {

@@ -122,10 +122,7 @@ impl Dispatcher {
 
     /// The registered opcodes with their names and call counts.
     pub fn registered(&self) -> impl Iterator<Item = (u8, &'static str, u64)> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(op, s)| s.as_ref().map(|s| (op as u8, s.name, s.calls)))
+        self.slots.iter().enumerate().filter_map(|(op, s)| s.as_ref().map(|s| (op as u8, s.name, s.calls)))
     }
 }
 

@@ -116,7 +116,13 @@ impl Engine {
         let mut w = DatagramWriter::response(response, header.client_id).expect("checked above");
         if header.version != wire::VERSION {
             self.counters.version_mismatch += 1;
-            self.answer(&mut w, wire::OPCODE_NONE, 0, Status::VersionMismatch, &[wire::VERSION, wire::VERSION]);
+            self.answer(
+                &mut w,
+                wire::OPCODE_NONE,
+                0,
+                Status::VersionMismatch,
+                &[wire::VERSION, wire::VERSION],
+            );
         } else if header.count > self.limits.requests_per_datagram_max {
             self.counters.too_many_requests += 1;
             let max = self.limits.requests_per_datagram_max.to_le_bytes();
@@ -127,7 +133,14 @@ impl Engine {
         Outcome::Reply(w.finish())
     }
 
-    fn run_frames(&mut self, request: &[u8], count: u16, client_id: u64, now: Nanos, w: &mut DatagramWriter<'_>) {
+    fn run_frames(
+        &mut self,
+        request: &[u8],
+        count: u16,
+        client_id: u64,
+        now: Nanos,
+        w: &mut DatagramWriter<'_>,
+    ) {
         let mut frames = wire::Frames::new(request, count);
         let mut framing_failed = false;
         for item in frames.by_ref() {
@@ -138,7 +151,8 @@ impl Engine {
             }
             match item {
                 Ok(f) => {
-                    let req = Request { opcode: f.opcode, request_id: f.request_id, client_id, body: f.body, now };
+                    let req =
+                        Request { opcode: f.opcode, request_id: f.request_id, client_id, body: f.body, now };
                     self.execute(&req, w);
                 }
                 Err(FrameError::BodyPastEnd { opcode, request_id, .. }) => {
@@ -169,14 +183,22 @@ impl Engine {
         match self.dispatcher.dispatch(req, out) {
             Ok(n) => {
                 self.counters.answers_ok += 1;
-                w.commit_frame(req.opcode, Status::Ok as u8, req.request_id, n).expect("handler wrote within room");
+                w.commit_frame(req.opcode, Status::Ok as u8, req.request_id, n)
+                    .expect("handler wrote within room");
             }
             Err(status) => self.answer(w, req.opcode, req.request_id, status, &[]),
         }
     }
 
     /// Appends an error answer, or counts it unanswered if even that does not fit.
-    fn answer(&mut self, w: &mut DatagramWriter<'_>, opcode: u8, request_id: u64, status: Status, body: &[u8]) {
+    fn answer(
+        &mut self,
+        w: &mut DatagramWriter<'_>,
+        opcode: u8,
+        request_id: u64,
+        status: Status,
+        body: &[u8],
+    ) {
         if status != Status::Ok {
             self.counters.answers_error += 1;
         }

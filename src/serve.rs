@@ -88,7 +88,11 @@ pub struct ServeReport {
 pub type ReadyHook<'a> = &'a mut dyn FnMut(&str);
 
 /// Runs the node until `stop` is set; returns what it counted.
-pub fn serve(config: &Config, stop: Arc<AtomicBool>, ready: ReadyHook<'_>) -> Result<ServeReport, ServeError> {
+pub fn serve(
+    config: &Config,
+    stop: Arc<AtomicBool>,
+    ready: ReadyHook<'_>,
+) -> Result<ServeReport, ServeError> {
     check_cores(config)?;
     match config.net.backend {
         Backend::Kernel => serve_kernel(config, stop, ready, ActiveBackend::Kernel),
@@ -96,8 +100,9 @@ pub fn serve(config: &Config, stop: Arc<AtomicBool>, ready: ReadyHook<'_>) -> Re
             #[cfg(feature = "dpdk")]
             let started = dpdk_backend::start(config);
             #[cfg(not(feature = "dpdk"))]
-            let started: Result<std::convert::Infallible, ServeError> =
-                Err(ServeError::Dpdk("this build has no DPDK support (built without the `dpdk` feature)".into()));
+            let started: Result<std::convert::Infallible, ServeError> = Err(ServeError::Dpdk(
+                "this build has no DPDK support (built without the `dpdk` feature)".into(),
+            ));
             match started {
                 #[cfg(feature = "dpdk")]
                 Ok(node) => dpdk_backend::serve(config, node, stop, ready),
@@ -176,7 +181,11 @@ fn run_shards<F>(
     body: F,
 ) -> Result<Vec<ShardResult>, ServeError>
 where
-    F: Fn(usize, &mpsc::Sender<Result<usize, ServeError>>) -> Option<ShardResult> + Send + Sync + Clone + 'static,
+    F: Fn(usize, &mpsc::Sender<Result<usize, ServeError>>) -> Option<ShardResult>
+        + Send
+        + Sync
+        + Clone
+        + 'static,
 {
     let (tx, rx) = mpsc::channel();
     let mut handles: Vec<JoinHandle<Option<ShardResult>>> = Vec::with_capacity(config.node.shards);
@@ -197,7 +206,8 @@ where
                 first_error.get_or_insert(e);
             }
             Err(_) => {
-                first_error.get_or_insert(ServeError::Shard { shard: 0, reason: "a shard died starting".into() });
+                first_error
+                    .get_or_insert(ServeError::Shard { shard: 0, reason: "a shard died starting".into() });
                 break;
             }
         }
@@ -238,7 +248,8 @@ fn serve_kernel(
         burst_size_max: config.net.burst_size_max,
         datagram_bytes_max: config.net.datagram_bytes_max,
         pool_buffers: config.kernel.pool_buffers,
-        idle_wait: (config.kernel.idle_wait_us > 0).then(|| Duration::from_micros(config.kernel.idle_wait_us)),
+        idle_wait: (config.kernel.idle_wait_us > 0)
+            .then(|| Duration::from_micros(config.kernel.idle_wait_us)),
         recv_buffer_bytes: (config.kernel.recv_buffer_bytes > 0).then_some(config.kernel.recv_buffer_bytes),
         send_buffer_bytes: (config.kernel.send_buffer_bytes > 0).then_some(config.kernel.send_buffer_bytes),
     };
@@ -344,6 +355,9 @@ mod dpdk_backend {
     use vigil_pmd::dpdk::{DpdkUdpIo, Eal, EalConfig, Mempool, Port, PortConfig, RxTxQueue};
     use vigil_pmd::net::LocalAddr;
 
+    /// A shard's queue pair and pool, taken once by the shard's thread.
+    type QueueSlot = std::sync::Mutex<Option<(RxTxQueue, Arc<Mempool>)>>;
+
     /// A started DPDK port with its queues, ready for shards.
     pub(super) struct DpdkNode {
         eal: Eal,
@@ -372,14 +386,23 @@ mod dpdk_backend {
         .map_err(|e| err("EAL init failed (are you root, and is DPDK installed?)", e))?;
         let port_id = match d.port.parse::<u16>() {
             Ok(index) => index,
-            Err(_) => eal.port_by_name(&d.port).map_err(|e| err(&format!("dpdk.port {:?} not found", d.port), e))?,
+            Err(_) => {
+                eal.port_by_name(&d.port).map_err(|e| err(&format!("dpdk.port {:?} not found", d.port), e))?
+            }
         };
         let shards = config.node.shards;
         let data_room = (MBUF_DATA_ROOM + usize::from(Mempool::HEADROOM)) as u16;
         let mut pools = Vec::with_capacity(shards);
         for i in 0..shards {
-            let pool = Mempool::new(&eal, &format!("vigil_s{i}"), d.mbufs_per_shard, d.mbuf_cache, data_room, eal.socket_id())
-                .map_err(|e| err(&format!("mempool for shard {i} (dpdk.mbufs_per_shard, dpdk.memory_mb)"), e))?;
+            let pool = Mempool::new(
+                &eal,
+                &format!("vigil_s{i}"),
+                d.mbufs_per_shard,
+                d.mbuf_cache,
+                data_room,
+                eal.socket_id(),
+            )
+            .map_err(|e| err(&format!("mempool for shard {i} (dpdk.mbufs_per_shard, dpdk.memory_mb)"), e))?;
             pools.push(Arc::new(pool));
         }
         let port_config = PortConfig {
@@ -426,7 +449,7 @@ mod dpdk_backend {
             if port.link_up().unwrap_or(false) { "up" } else { "down (waiting for the peer)" }
         );
         // Each shard takes its own queue and pool; the slots are emptied as threads start.
-        let slots: Arc<Vec<std::sync::Mutex<Option<(RxTxQueue, Arc<Mempool>)>>>> = Arc::new(
+        let slots: Arc<Vec<QueueSlot>> = Arc::new(
             queues.into_iter().zip(pools.iter().cloned()).map(|qp| std::sync::Mutex::new(Some(qp))).collect(),
         );
         let shard_config = Arc::new(config.clone());
@@ -445,7 +468,8 @@ mod dpdk_backend {
                     return None;
                 }
             };
-            let (queue, pool) = slots[id].lock().expect("slot lock").take().expect("each shard takes its queue once");
+            let (queue, pool) =
+                slots[id].lock().expect("slot lock").take().expect("each shard takes its queue once");
             let mut io = DpdkUdpIo::new(queue, pool, local, config.net.burst_size_max);
             io.set_payload_max(config.net.datagram_bytes_max);
             Some(run_shard(config, id, io, &stop_for_shards, ready))

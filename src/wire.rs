@@ -186,10 +186,11 @@ pub fn decode_frame(buf: &[u8]) -> Result<(Frame<'_>, usize), FrameError> {
     let body_len = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
     let request_id = u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes"));
     let rest = &buf[FRAME_HEADER_LEN..];
-    let body = usize::try_from(body_len)
-        .ok()
-        .and_then(|n| rest.get(..n))
-        .ok_or(FrameError::BodyPastEnd { opcode, request_id, body_len })?;
+    let body = usize::try_from(body_len).ok().and_then(|n| rest.get(..n)).ok_or(FrameError::BodyPastEnd {
+        opcode,
+        request_id,
+        body_len,
+    })?;
     Ok((Frame { opcode, status, request_id, body }, FRAME_HEADER_LEN + body.len()))
 }
 

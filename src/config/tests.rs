@@ -26,7 +26,12 @@ fn bad_configs_fail_naming_the_key() {
         (DEV_TOML, "datagram_bytes_max = 1472", "datagram_bytes_max = 10", "net.datagram_bytes_max"),
         (DEV_TOML, "datagram_bytes_max = 1472", "datagram_bytes_max = 70000", "net.datagram_bytes_max"),
         (DEV_TOML, "burst_size_max = 32", "burst_size_max = 0", "net.burst_size_max"),
-        (DEV_TOML, "requests_per_datagram_max = 64", "requests_per_datagram_max = 0", "net.requests_per_datagram_max"),
+        (
+            DEV_TOML,
+            "requests_per_datagram_max = 64",
+            "requests_per_datagram_max = 0",
+            "net.requests_per_datagram_max",
+        ),
         (DEV_TOML, "port = 9000", "port = 0", "net.port"),
         (DEV_TOML, "pool_buffers = 1024", "pool_buffers = 8", "kernel.pool_buffers"),
         (DEV_TOML, "backend = \"kernel\"", "backend = \"dpdk\"", "node.cores"),
@@ -54,7 +59,8 @@ fn bad_configs_fail_naming_the_key() {
 
 #[test]
 fn dpdk_backend_without_its_table_is_refused() {
-    let text = DEV_TOML.replace("backend = \"kernel\"", "backend = \"dpdk\"").replace("cores = []", "cores = [1]");
+    let text =
+        DEV_TOML.replace("backend = \"kernel\"", "backend = \"dpdk\"").replace("cores = []", "cores = [1]");
     match Config::parse(&text) {
         Err(ConfigError::Invalid { key: "dpdk", .. }) => {}
         other => panic!("{other:?}"),

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::ops;
-use crate::wire::{opcode, Frame, DatagramWriter};
+use crate::wire::{opcode, DatagramWriter, Frame};
 use proptest::prelude::*;
 
 fn engine() -> Engine {
@@ -23,7 +23,10 @@ fn request(frames: &[(u8, u64, &[u8])]) -> Vec<u8> {
 }
 
 /// Runs `req` and returns the answers as (opcode, status, request_id, body).
-fn run(e: &mut Engine, req: &[u8]) -> Option<Vec<(u8, Status, u64, Vec<u8>)>> {
+/// An answer as (opcode, status, request id, body).
+type Answer = (u8, Status, u64, Vec<u8>);
+
+fn run(e: &mut Engine, req: &[u8]) -> Option<Vec<Answer>> {
     let mut resp = vec![0u8; 1472];
     match e.handle_datagram(req, &mut resp, Nanos(5)) {
         Outcome::Drop => None,
@@ -59,7 +62,8 @@ fn ping_and_echo_in_one_datagram_are_answered_in_order() {
 fn client_id_is_echoed() {
     let mut e = engine();
     let mut resp = [0u8; 256];
-    let Outcome::Reply(n) = e.handle_datagram(&request(&[(opcode::PING, 1, b"")]), &mut resp, Nanos(0)) else {
+    let Outcome::Reply(n) = e.handle_datagram(&request(&[(opcode::PING, 1, b"")]), &mut resp, Nanos(0))
+    else {
         panic!("dropped")
     };
     assert_eq!(wire::decode_header(&resp[..n]).unwrap().client_id, 77);
@@ -119,7 +123,10 @@ fn body_past_end_is_bad_length_for_that_frame() {
     let mut req = request(&[(opcode::PING, 1, b""), (opcode::ECHO, 2, b"abcdef")]);
     req.truncate(req.len() - 2);
     let got = run(&mut e, &req).unwrap();
-    assert_eq!(got, vec![(opcode::PING, Status::Ok, 1, vec![]), (opcode::ECHO, Status::BadLength, 2, vec![])]);
+    assert_eq!(
+        got,
+        vec![(opcode::PING, Status::Ok, 1, vec![]), (opcode::ECHO, Status::BadLength, 2, vec![])]
+    );
 }
 
 #[test]
