@@ -46,7 +46,9 @@ mbufs_per_shard = 4095
     let server = Server::start(&dir, &config);
     assert!(server.ready_line.contains("backend=dpdk"), "{}", server.ready_line);
 
-    for args in [vec!["addr", "add", &format!("{host_ip}/24"), "dev", &iface], vec!["link", "set", &iface, "up"]] {
+    for args in
+        [vec!["addr", "add", &format!("{host_ip}/24"), "dev", &iface], vec!["link", "set", &iface, "up"]]
+    {
         let st = Command::new("ip").args(&args).status().expect("ip (iproute2) must be installed");
         assert!(st.success(), "ip {args:?} failed");
     }

@@ -22,7 +22,8 @@ fn kernel_backend_serves_ping_echo_and_survives_garbage() {
     let to = format!("127.0.0.1:{port}");
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
 
-    let resp = exchange(&sock, &to, &request(&[(opcode::PING, 1, b"")]), Duration::from_secs(5)).expect("PING");
+    let resp =
+        exchange(&sock, &to, &request(&[(opcode::PING, 1, b"")]), Duration::from_secs(5)).expect("PING");
     assert_eq!(answers(&resp), vec![(opcode::PING, 0, 1, vec![])]);
 
     let body = vec![0xA5u8; 1000];
@@ -49,7 +50,8 @@ fn kernel_backend_serves_ping_echo_and_survives_garbage() {
 fn bad_config_fails_fast_naming_the_key() {
     let dir = temp_dir("badconfig");
     let path = dir.join("bad.toml");
-    std::fs::write(&path, vigil::config::DEV_TOML.replace("burst_size_max = 32", "burst_size_max = 0")).unwrap();
+    std::fs::write(&path, vigil::config::DEV_TOML.replace("burst_size_max = 32", "burst_size_max = 0"))
+        .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["serve", "--config"])
         .arg(&path)

@@ -108,7 +108,10 @@ impl Server {
                 }
                 Err(_) => {
                     let status = self.child.try_wait().ok().flatten();
-                    panic!("no line with {needle:?} within {timeout:?} (exit: {status:?}); output:\n{}", self.lines.join("\n"))
+                    panic!(
+                        "no line with {needle:?} within {timeout:?} (exit: {status:?}); output:\n{}",
+                        self.lines.join("\n")
+                    )
                 }
             }
         }

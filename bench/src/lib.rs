@@ -1,0 +1,19 @@
+//! `vigil-bench`: Vigil's open-loop load generator (`vigil-loadgen`) as a library, so its schedule,
+//! accounting and generator loop are unit- and integration-testable without a network.
+//!
+//! Modules, from the inside out: [`rate`] (intended send times), [`outstanding`] (which answers are
+//! still expected), [`accounting`] (latency from intended time, errors, timeouts), [`run`] (the
+//! generator loop over any `PacketIo`), [`report`] (summary, JSON, interval log), [`cli`] and
+//! [`backend`] (flags, and the kernel/DPDK set-up).
+//!
+//! Invariants: no `unsafe` (forbidden below); nothing allocates inside the send/receive loop.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod accounting;
+pub mod backend;
+pub mod cli;
+pub mod outstanding;
+pub mod rate;
+pub mod report;
+pub mod run;

@@ -1,0 +1,156 @@
+//! Which requests are still waiting for an answer, without per-request allocation.
+//!
+//! A ring of `window` u64 slots (a power of two): slot `k & (window - 1)` holds `k` while request
+//! `k` is outstanding and [`EMPTY`] otherwise. Requests are issued in increasing id order, so
+//! issuing `k` can only find the slot held by `k - window` (or an older id never issued in this
+//! slot): that request has been outstanding for `window` requests, which at the offered rate is at
+//! least the timeout when `window >= rate * timeout` (see [`window_for`]), so it is a timeout.
+//!
+//! Invariants:
+//! - an answer is accepted once: completing `k` clears its slot, so a duplicate (or an answer for an
+//!   id never issued, or already evicted) returns `false` and is the caller's `unexpected`;
+//! - `outstanding()` equals issued minus completed minus evicted at all times;
+//! - nothing allocates after [`Outstanding::new`].
+
+/// Marks a free slot. Request ids never reach it (that would be 2^64 requests).
+pub const EMPTY: u64 = u64::MAX;
+
+/// Largest ring: 2^24 slots (128 MiB). Beyond it, requests older than `window / rate` count as
+/// timed out even if the timeout is longer; [`window_for`] reports that.
+pub const WINDOW_MAX: u64 = 1 << 24;
+
+/// The ring size for `rate` requests/s and a timeout of `timeout_ns`: the smallest power of two
+/// holding every request that can be outstanding within the timeout, plus one batch of slack,
+/// capped at [`WINDOW_MAX`]. Returns the size and whether it was capped.
+pub fn window_for(rate: u64, timeout_ns: u64, batch: u32) -> (u64, bool) {
+    let need = u128::from(rate) * u128::from(timeout_ns) / 1_000_000_000 + u128::from(batch) + 1;
+    let capped = need > u128::from(WINDOW_MAX);
+    let need = u64::try_from(need.min(u128::from(WINDOW_MAX))).expect("capped");
+    (need.next_power_of_two().min(WINDOW_MAX), capped)
+}
+
+/// The outstanding-request ring.
+#[derive(Debug)]
+pub struct Outstanding {
+    slots: Vec<u64>,
+    mask: u64,
+    outstanding: u64,
+}
+
+impl Outstanding {
+    /// A ring of `window` slots; `window` must be a power of two.
+    pub fn new(window: u64) -> Self {
+        assert!(window.is_power_of_two(), "window {window} is not a power of two");
+        let len = usize::try_from(window).expect("window fits in memory");
+        Self { slots: vec![EMPTY; len], mask: window - 1, outstanding: 0 }
+    }
+
+    /// Ring size.
+    pub fn window(&self) -> u64 {
+        self.mask + 1
+    }
+
+    /// Requests issued and neither answered nor evicted.
+    pub fn outstanding(&self) -> u64 {
+        self.outstanding
+    }
+
+    /// Marks `k` outstanding. Returns the id it evicted, still unanswered after `window` requests:
+    /// a timeout for the caller to count.
+    #[inline]
+    pub fn issue(&mut self, k: u64) -> Option<u64> {
+        let slot = &mut self.slots[(k & self.mask) as usize];
+        let old = std::mem::replace(slot, k);
+        self.outstanding += 1;
+        if old == EMPTY {
+            None
+        } else {
+            self.outstanding -= 1;
+            Some(old)
+        }
+    }
+
+    /// Takes an answer for `k`: `true` if `k` was outstanding (its slot is now free), `false` for a
+    /// duplicate or unknown id.
+    #[inline]
+    pub fn complete(&mut self, k: u64) -> bool {
+        if k == EMPTY {
+            return false;
+        }
+        let slot = &mut self.slots[(k & self.mask) as usize];
+        if *slot == k {
+            *slot = EMPTY;
+            self.outstanding -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Empties the ring, calling `f` with each id still outstanding (the end-of-run timeouts).
+    pub fn drain(&mut self, mut f: impl FnMut(u64)) {
+        for slot in &mut self.slots {
+            if *slot != EMPTY {
+                f(std::mem::replace(slot, EMPTY));
+            }
+        }
+        self.outstanding = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_is_a_power_of_two_covering_rate_times_timeout() {
+        assert_eq!(window_for(2000, 1_000_000_000, 1), (2048, false));
+        assert_eq!(window_for(2047, 1_000_000_000, 1), (4096, false));
+        assert_eq!(window_for(1, 1_000_000_000, 1), (4, false));
+        let (w, capped) = window_for(30_000_000, 1_000_000_000, 1);
+        assert_eq!(w, WINDOW_MAX);
+        assert!(capped);
+    }
+
+    #[test]
+    fn answer_once_then_duplicate_is_rejected() {
+        let mut o = Outstanding::new(8);
+        assert_eq!(o.issue(0), None);
+        assert_eq!(o.issue(1), None);
+        assert_eq!(o.outstanding(), 2);
+        assert!(o.complete(1));
+        assert!(!o.complete(1), "duplicate");
+        assert!(!o.complete(5), "never issued");
+        assert!(!o.complete(EMPTY));
+        assert_eq!(o.outstanding(), 1);
+    }
+
+    #[test]
+    fn overwriting_an_outstanding_slot_reports_a_timeout() {
+        let mut o = Outstanding::new(4);
+        for k in 0..4 {
+            assert_eq!(o.issue(k), None);
+        }
+        assert!(o.complete(1));
+        assert_eq!(o.issue(4), Some(0), "0 still outstanding after a full window");
+        assert_eq!(o.issue(5), None, "1 was answered");
+        assert!(!o.complete(0), "an evicted request's late answer is unexpected");
+        assert!(o.complete(4));
+        assert_eq!(o.outstanding(), 3); // 2, 3, 5
+    }
+
+    #[test]
+    fn drain_yields_every_outstanding_id() {
+        let mut o = Outstanding::new(8);
+        for k in 0..6 {
+            o.issue(k);
+        }
+        o.complete(2);
+        let mut left = Vec::new();
+        o.drain(|k| left.push(k));
+        left.sort_unstable();
+        assert_eq!(left, vec![0, 1, 3, 4, 5]);
+        assert_eq!(o.outstanding(), 0);
+        assert!(!o.complete(0));
+    }
+}

@@ -1,0 +1,88 @@
+//! The DPDK path end to end: `vigil-loadgen --backend dpdk --reflector` as a memif client against
+//! `dpdk-testpmd --forward-mode=5tswap` as the memif server (the link-baseline set-up), both
+//! without hugepages. Spawns both binaries (EAL initialises once per process) with their own file
+//! prefixes and socket path, so it can run beside other tests.
+//!
+//! Needs root, `dpdk-testpmd` and two CPUs (testpmd forwards on a second lcore); without them it
+//! fails loudly rather than skipping.
+#![cfg(feature = "dpdk")]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Fails the test, loudly, where it cannot run: it is never skipped (CI runs as root with DPDK).
+fn require_root_testpmd_and_two_cpus() {
+    let uid = Command::new("id").arg("-u").output().expect("running id -u");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "\n\n*** memif_reflector_against_testpmd_5tswap NEEDS ROOT (DPDK vdevs): run as root, as scripts/test and CI do ***\n"
+    );
+    let testpmd =
+        Command::new("dpdk-testpmd").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert!(
+        testpmd.is_ok(),
+        "\n\n*** dpdk-testpmd is NOT INSTALLED (apt-get install dpdk); scripts/test installs it ***\n"
+    );
+    assert!(
+        std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2,
+        "\n\n*** this test needs 2 CPUs: testpmd forwards on its second lcore ***\n"
+    );
+}
+
+#[test]
+fn memif_reflector_against_testpmd_5tswap() {
+    require_root_testpmd_and_two_cpus();
+    let pid = std::process::id();
+    let sock = format!("/tmp/vigil-loadgen-test-{pid}.sock");
+    let _ = std::fs::remove_file(&sock);
+    let mut testpmd = Command::new("dpdk-testpmd")
+        .args(["-l", "0,1", "--no-huge", "-m", "512", "--no-pci", "--no-telemetry"])
+        .args(["--file-prefix", &format!("vigil-lg-test-tpmd-{pid}")])
+        .args(["--vdev", &format!("net_memif0,role=server,socket={sock},id=0")])
+        .args(["--", "-i", "--total-num-mbufs=16384"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dpdk-testpmd");
+    let mut cmds = testpmd.stdin.take().unwrap();
+    cmds.write_all(b"set fwd 5tswap\nstart\n").unwrap();
+    cmds.flush().unwrap();
+
+    // The generator retries starting its memif client until testpmd listens (--link-timeout).
+    let json = format!("/tmp/vigil-loadgen-test-{pid}.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil-loadgen"))
+        .args(["--backend", "dpdk", "--vdev", &format!("net_memif0,role=client,socket={sock},id=0")])
+        .args(["--file-prefix", &format!("vigil-lg-test-lg-{pid}"), "--reflector", "--core", "0"])
+        .args(["--server", "10.0.0.1:9000", "--rate", "100000", "--duration", "1", "--warmup", "0.3"])
+        .args(["--batch", "4", "--json", &json, "--link-timeout", "20"])
+        .output()
+        .expect("run vigil-loadgen");
+
+    // The memif client goes first (a client whose server quit first has been seen to crash).
+    std::thread::sleep(Duration::from_millis(200));
+    cmds.write_all(b"stop\nquit\n").unwrap();
+    drop(cmds);
+    let tp = testpmd.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&sock);
+
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "loadgen failed\n{stdout}\n{stderr}\ntestpmd:\n{}",
+        String::from_utf8_lossy(&tp.stdout)
+    );
+    eprint!("{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(v["backend"], "dpdk");
+    assert_eq!(v["reflector"], true);
+    assert_eq!(v["sent"], 100_000);
+    assert_eq!(v["timeouts"], 0);
+    assert_eq!(v["received"], 100_000);
+    let achieved = v["achieved_rps"].as_f64().unwrap();
+    assert!((achieved - 100_000.0).abs() / 100_000.0 < 0.02, "{achieved}");
+}

@@ -1,0 +1,107 @@
+//! `vigil serve` on DPDK `net_memif` with the load generator as the memif peer: the appliance is the
+//! memif server, `vigil-loadgen --backend dpdk` the client; it resolves Vigil's MAC by ARP, then
+//! drives PING and batched ECHO traffic open-loop, and every request must be answered.
+//! Needs root and DPDK: it fails loudly without them (CI runs it as root).
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn loadgen(args: &[&str]) -> serde_json::Value {
+    let out =
+        Command::new(workspace_bin("vigil-loadgen")).args(args).output().expect("running vigil-loadgen");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}\n{stderr}");
+    assert!(out.status.success(), "vigil-loadgen failed: {}\n{stdout}\n{stderr}", out.status);
+    let json_path = args.iter().skip_while(|a| **a != "--json").nth(1).expect("--json given");
+    serde_json::from_str(&std::fs::read_to_string(json_path).expect("summary JSON written"))
+        .expect("summary JSON")
+}
+
+#[test]
+fn dpdk_memif_serves_the_load_generator() {
+    require_root_and_dpdk("dpdk_memif_serves_the_load_generator");
+    let pid = std::process::id();
+    let dir = temp_dir("memif");
+    let sock = dir.join("memif.sock").display().to_string();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let config = format!(
+        r#"
+[node]
+shards = 1
+cores = [{core}]
+[net]
+backend = "dpdk"
+port = 9000
+[dpdk]
+ip = "10.77.9.1"
+port = "net_memif0"
+vdevs = ["net_memif0,role=server,socket={sock},id=0,mac=02:56:47:00:09:01"]
+no_pci = true
+no_huge = true
+memory_mb = 256
+file_prefix = "vigil-test-memif-{pid}"
+mbufs_per_shard = 4095
+"#,
+        core = cores - 1
+    );
+    let server = Server::start(&dir, &config);
+    assert!(server.ready_line.contains("backend=dpdk"), "{}", server.ready_line);
+
+    let vdev = format!("net_memif0,role=client,socket={sock},id=0");
+    let common_args = |prefix: &str, json: &str| -> Vec<String> {
+        [
+            "--backend",
+            "dpdk",
+            "--vdev",
+            &vdev,
+            "--file-prefix",
+            prefix,
+            "--server",
+            "10.77.9.1:9000",
+            "--local-ip",
+            "10.77.9.2",
+            "--memory-mb",
+            "256",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+            "--timeout-ms",
+            "2000",
+            "--json",
+            json,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    // PING, one per datagram.
+    let json = dir.join("ping.json").display().to_string();
+    let mut args = common_args(&format!("vigil-test-lg-{pid}-a"), &json);
+    args.extend(["--op", "ping", "--rate", "20000"].map(String::from));
+    let ping = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // ECHO, eight requests per datagram, 100-byte bodies.
+    let json = dir.join("echo.json").display().to_string();
+    let mut args = common_args(&format!("vigil-test-lg-{pid}-b"), &json);
+    args.extend(
+        ["--op", "echo", "--payload-bytes", "100", "--batch", "8", "--rate", "40000"].map(String::from),
+    );
+    let echo = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    for (name, s) in [("ping", &ping), ("echo", &echo)] {
+        assert_eq!(s["errors"], 0, "{name}: {s}");
+        assert_eq!(s["timeouts"], 0, "{name}: {s}");
+        assert_eq!(s["sent"], s["received"], "{name}: {s}");
+        let (offered, achieved) = (s["offered_rps"].as_f64().unwrap(), s["achieved_rps"].as_f64().unwrap());
+        assert!(achieved > offered * 0.95, "{name}: achieved {achieved} of {offered}");
+        assert!(s["latency_ns"]["p50"].as_u64().unwrap() > 0, "{name}: {s}");
+    }
+
+    let (status, out) = server.stop();
+    assert!(status.success(), "vigil exited with {status}");
+    assert!(out.contains("arp-replies 2"), "one ARP resolution per load generator run:\n{out}");
+    let _ = std::fs::remove_dir_all(dir);
+}
