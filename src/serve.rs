@@ -383,7 +383,12 @@ mod dpdk_backend {
             extra_args: d.extra_eal_args.clone(),
             log_level: d.log_level.clone(),
         })
-        .map_err(|e| err("EAL init failed (are you root, and is DPDK installed?)", e))?;
+        .map_err(|e| {
+            err(
+                "EAL init failed (check dpdk.vdevs and dpdk.port; DPDK needs root here, and DPDK installed)",
+                e,
+            )
+        })?;
         let port_id = match d.port.parse::<u16>() {
             Ok(index) => index,
             Err(_) => {
