@@ -318,22 +318,7 @@ impl std::fmt::Display for ServeReport {
                 e.too_many_requests,
                 e.framing_errors
             )?;
-            writeln!(
-                f,
-                "  shard {} io: rx-packets {} rx-datagrams {} tx-datagrams {} tx-dropped {} arp-replies {} \
-                 icmp-echo-replies {} rx-malformed {} rx-bad-checksum {} rx-not-for-us {} tx-alloc-failed {}",
-                s.shard,
-                io.rx_packets,
-                io.rx_datagrams,
-                io.tx_datagrams,
-                io.tx_dropped,
-                io.arp_replies,
-                io.icmp_echo_replies,
-                io.rx_malformed,
-                io.rx_bad_checksum,
-                io.rx_not_for_us,
-                io.tx_alloc_failed
-            )?;
+            writeln!(f, "  shard {} io: {io}", s.shard)?;
         }
         for (op, name, calls) in &self.opcode_calls {
             writeln!(f, "  opcode {op:#04x} {name}: {calls} calls")?;

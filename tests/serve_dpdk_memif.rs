@@ -102,6 +102,6 @@ mbufs_per_shard = 4095
 
     let (status, out) = server.stop();
     assert!(status.success(), "vigil exited with {status}");
-    assert!(out.contains("arp-replies 2"), "one ARP resolution per load generator run:\n{out}");
+    assert!(out.contains("arp_replies 2"), "one ARP resolution per load generator run:\n{out}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -80,7 +80,7 @@ mbufs_per_shard = 4095
         let after = io_line.split(&format!("{name} ")).nth(1).expect(name);
         after.split_whitespace().next().unwrap().parse().unwrap()
     };
-    assert!(count("icmp-echo-replies") >= 3, "{io_line}");
-    assert!(count("arp-replies") >= 1, "{io_line}");
+    assert!(count("icmp_echo_replies") >= 3, "{io_line}");
+    assert!(count("arp_replies") >= 1, "{io_line}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -20,7 +20,6 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 use vigil::wire::Status;
-use vigil_pmd::IoCounters;
 
 /// Latency percentiles in nanoseconds (all 0 when nothing was recorded).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -84,38 +83,8 @@ impl From<PhaseCounts> for Phase {
     }
 }
 
-/// The backend's counters, as JSON.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[allow(missing_docs)]
-pub struct Io {
-    pub rx_packets: u64,
-    pub rx_datagrams: u64,
-    pub tx_datagrams: u64,
-    pub tx_dropped: u64,
-    pub arp_replies: u64,
-    pub icmp_echo_replies: u64,
-    pub rx_malformed: u64,
-    pub rx_bad_checksum: u64,
-    pub rx_not_for_us: u64,
-    pub tx_alloc_failed: u64,
-}
-
-impl From<IoCounters> for Io {
-    fn from(c: IoCounters) -> Self {
-        Self {
-            rx_packets: c.rx_packets,
-            rx_datagrams: c.rx_datagrams,
-            tx_datagrams: c.tx_datagrams,
-            tx_dropped: c.tx_dropped,
-            arp_replies: c.arp_replies,
-            icmp_echo_replies: c.icmp_echo_replies,
-            rx_malformed: c.rx_malformed,
-            rx_bad_checksum: c.rx_bad_checksum,
-            rx_not_for_us: c.rx_not_for_us,
-            tx_alloc_failed: c.tx_alloc_failed,
-        }
-    }
-}
+/// The backend's counters by name (`IoCounters::named`), as JSON.
+pub type Io = BTreeMap<&'static str, u64>;
 
 /// Everything a run reports.
 #[derive(Clone, Debug, Serialize)]
@@ -223,7 +192,7 @@ impl Summary {
             window: out.window,
             window_capped: out.window_capped,
             stopped_early: out.stopped_early,
-            io: out.io.into(),
+            io: out.io.named().into_iter().collect(),
         }
     }
 
@@ -299,22 +268,8 @@ impl Summary {
                 self.window as f64 / self.offered_rps as f64
             );
         }
-        let io = &self.io;
-        s += &format!(
-            "  io: rx_packets {} rx_datagrams {} tx_datagrams {} tx_dropped {} tx_alloc_failed {} \
-             rx_malformed {} \
-             rx_bad_checksum {} rx_not_for_us {} arp_replies {} icmp_echo_replies {}\n",
-            io.rx_packets,
-            io.rx_datagrams,
-            io.tx_datagrams,
-            io.tx_dropped,
-            io.tx_alloc_failed,
-            io.rx_malformed,
-            io.rx_bad_checksum,
-            io.rx_not_for_us,
-            io.arp_replies,
-            io.icmp_echo_replies
-        );
+        let io: Vec<String> = self.io.iter().map(|(name, value)| format!("{name} {value}")).collect();
+        s += &format!("  io: {}\n", io.join(" "));
         s
     }
 }
@@ -381,7 +336,7 @@ mod tests {
         a.finish();
         let out = RunOutcome {
             accounting: a,
-            io: IoCounters::default(),
+            io: vigil_pmd::IoCounters::default(),
             measured_ns: 100_000_000,
             stopped_early: false,
             window: 128,

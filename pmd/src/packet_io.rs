@@ -73,6 +73,38 @@ pub struct IoCounters {
     pub tx_alloc_failed: u64,
 }
 
+impl IoCounters {
+    /// Every counter with its name, in declaration order: the one list that reports, JSON and
+    /// metrics are built from.
+    pub fn named(&self) -> [(&'static str, u64); 10] {
+        [
+            ("rx_packets", self.rx_packets),
+            ("rx_datagrams", self.rx_datagrams),
+            ("tx_datagrams", self.tx_datagrams),
+            ("tx_dropped", self.tx_dropped),
+            ("arp_replies", self.arp_replies),
+            ("icmp_echo_replies", self.icmp_echo_replies),
+            ("rx_malformed", self.rx_malformed),
+            ("rx_bad_checksum", self.rx_bad_checksum),
+            ("rx_not_for_us", self.rx_not_for_us),
+            ("tx_alloc_failed", self.tx_alloc_failed),
+        ]
+    }
+}
+
+/// `name value` pairs separated by spaces, e.g. `rx_packets 10 rx_datagrams 9 ...`.
+impl std::fmt::Display for IoCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, value)) in self.named().iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{name} {value}")?;
+        }
+        Ok(())
+    }
+}
+
 /// One shard's packet queue pair.
 pub trait PacketIo {
     /// A received datagram.
