@@ -1,33 +1,45 @@
 //! `vigil serve` on DPDK's `net_tap`: the kernel sees a tap interface, so the kernel's own `ping`
 //! must get ICMP echo replies from Vigil's fast-path stack, a kernel UDP client must get ECHO
 //! answers, and malformed datagrams must be answered or dropped while valid traffic keeps flowing.
+//! With two shards, each queue pair of the port is served by its own shard.
 //! Needs root and DPDK: it fails loudly without them (CI runs it as root).
 
 mod common;
 
 use common::*;
 use std::net::UdpSocket;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 use vigil::wire::opcode;
 
-fn last_core() -> usize {
-    std::thread::available_parallelism().map(|n| n.get() - 1).unwrap_or(0)
+/// A running node on a fresh, configured tap interface.
+struct TapNode {
+    server: Server,
+    vigil_ip: String,
+    host_ip: String,
+    dir: PathBuf,
 }
 
-#[test]
-fn dpdk_tap_answers_kernel_ping_and_udp_echo() {
-    require_root_and_dpdk("dpdk_tap_answers_kernel_ping_and_udp_echo");
+/// Starts `vigil serve` with `shards` shards on a tap interface of its own, pinned to the last
+/// cores, and gives the interface the host's address.
+fn start_tap_node(name: &str, shards: usize) -> TapNode {
     let pid = std::process::id();
-    let iface = format!("vgt{}", pid % 100_000);
-    let net = 100 + pid % 100;
+    let iface = format!("vg{name}{}", pid % 10_000);
+    let net = 100 + (pid as usize + shards) % 100;
     let (vigil_ip, host_ip) = (format!("10.79.{net}.1"), format!("10.79.{net}.2"));
-    let dir = temp_dir("tap");
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    assert!(
+        cpus >= shards,
+        "\n\n*** {name} needs {shards} CPUs (one per shard); this machine has {cpus} ***\n"
+    );
+    let cores: Vec<String> = (cpus - shards..cpus).map(|c| c.to_string()).collect();
+    let dir = temp_dir(name);
     let config = format!(
         r#"
 [node]
-shards = 1
-cores = [{core}]
+shards = {shards}
+cores = [{cores}]
 [net]
 backend = "dpdk"
 port = 9000
@@ -38,20 +50,33 @@ vdevs = ["net_tap0,iface={iface},mac=02:56:47:00:01:02"]
 no_pci = true
 no_huge = true
 memory_mb = 256
-file_prefix = "vigil-test-tap-{pid}"
+file_prefix = "vigil-test-{name}-{pid}"
 mbufs_per_shard = 4095
 "#,
-        core = last_core()
+        cores = cores.join(", ")
     );
     let server = Server::start(&dir, &config);
     assert!(server.ready_line.contains("backend=dpdk"), "{}", server.ready_line);
-
+    assert!(server.ready_line.contains(&format!("shards={shards}")), "{}", server.ready_line);
     for args in
         [vec!["addr", "add", &format!("{host_ip}/24"), "dev", &iface], vec!["link", "set", &iface, "up"]]
     {
         let st = Command::new("ip").args(&args).status().expect("ip (iproute2) must be installed");
         assert!(st.success(), "ip {args:?} failed");
     }
+    TapNode { server, vigil_ip, host_ip, dir }
+}
+
+/// The number after `name ` in `line`.
+fn counter(line: &str, name: &str) -> u64 {
+    let after = line.split(&format!("{name} ")).nth(1).unwrap_or_else(|| panic!("no {name} in {line}"));
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn dpdk_tap_answers_kernel_ping_and_udp_echo() {
+    require_root_and_dpdk("dpdk_tap_answers_kernel_ping_and_udp_echo");
+    let TapNode { server, vigil_ip, host_ip, dir } = start_tap_node("t1", 1);
 
     let ping = Command::new("ping")
         .args(["-c", "3", "-i", "0.2", "-W", "2", &vigil_ip])
@@ -76,11 +101,32 @@ mbufs_per_shard = 4095
     let (status, out) = server.stop();
     assert!(status.success(), "vigil exited with {status}");
     let io_line = out.lines().find(|l| l.contains("shard 0 io:")).expect("io counters line");
-    let count = |name: &str| -> u64 {
-        let after = io_line.split(&format!("{name} ")).nth(1).expect(name);
-        after.split_whitespace().next().unwrap().parse().unwrap()
+    assert!(counter(io_line, "icmp_echo_replies") >= 3, "{io_line}");
+    assert!(counter(io_line, "arp_replies") >= 1, "{io_line}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Two shards, two queue pairs on one tap port: flows from many client sockets are spread over the
+/// queues by the kernel's tap queue selection, and each shard answers the datagrams of its queue.
+#[test]
+fn dpdk_tap_two_shards_each_answer_their_queue() {
+    require_root_and_dpdk("dpdk_tap_two_shards_each_answer_their_queue");
+    let TapNode { server, vigil_ip, host_ip, dir } = start_tap_node("t2", 2);
+    let to = format!("{vigil_ip}:9000");
+    for i in 0..64u64 {
+        let sock = UdpSocket::bind(format!("{host_ip}:0")).unwrap();
+        let resp = exchange(&sock, &to, &request(&[(opcode::PING, i, b"")]), Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("flow {i} unanswered"));
+        assert_eq!(answers(&resp), vec![(opcode::PING, 0, i, vec![])]);
+    }
+    let (status, out) = server.stop();
+    assert!(status.success(), "vigil exited with {status}");
+    let requests = |shard: usize| -> u64 {
+        let line = out.lines().find(|l| l.contains(&format!("shard {shard}: polls"))).expect("shard line");
+        counter(line, "requests")
     };
-    assert!(count("icmp_echo_replies") >= 3, "{io_line}");
-    assert!(count("arp_replies") >= 1, "{io_line}");
+    let (r0, r1) = (requests(0), requests(1));
+    assert_eq!(r0 + r1, 64, "{out}");
+    assert!(r0 > 0 && r1 > 0, "64 flows all landed on one queue ({r0}, {r1}):\n{out}");
     let _ = std::fs::remove_dir_all(dir);
 }
