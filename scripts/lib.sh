@@ -54,6 +54,14 @@ ensure_rust() {
     else
         die "cargo not found: install Rust (https://rustup.rs) and run again"
     fi
+    if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+        if command -v rustup >/dev/null 2>&1; then
+            run rustup component add rustfmt clippy >/dev/null 2>&1 || die "rustup component add rustfmt clippy failed"
+        else
+            die "cargo fmt / cargo clippy missing and no rustup to add them"
+        fi
+    fi
+    ok "rustfmt and clippy present"
 }
 
 check_dpdk() {

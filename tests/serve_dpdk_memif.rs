@@ -104,4 +104,5 @@ mbufs_per_shard = 4095
     assert!(status.success(), "vigil exited with {status}");
     assert!(out.contains("arp_replies 2"), "one ARP resolution per load generator run:\n{out}");
     let _ = std::fs::remove_dir_all(dir);
+    remove_dpdk_runtime_dirs();
 }

@@ -104,6 +104,7 @@ fn dpdk_tap_answers_kernel_ping_and_udp_echo() {
     assert!(counter(io_line, "icmp_echo_replies") >= 3, "{io_line}");
     assert!(counter(io_line, "arp_replies") >= 1, "{io_line}");
     let _ = std::fs::remove_dir_all(dir);
+    remove_dpdk_runtime_dirs();
 }
 
 /// Two shards, two queue pairs on one tap port: flows from many client sockets are spread over the
@@ -129,4 +130,5 @@ fn dpdk_tap_two_shards_each_answer_their_queue() {
     assert_eq!(r0 + r1, 64, "{out}");
     assert!(r0 > 0 && r1 > 0, "64 flows all landed on one queue ({r0}, {r1}):\n{out}");
     let _ = std::fs::remove_dir_all(dir);
+    remove_dpdk_runtime_dirs();
 }

@@ -39,6 +39,19 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Removes the EAL runtime directories (`/var/run/dpdk/<file-prefix>`) that this test process's
+/// children left: `rte_eal_cleanup` does not, and test prefixes are unique per run.
+pub fn remove_dpdk_runtime_dirs() {
+    let pid = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/var/run/dpdk") else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with("vigil-test-") && name.contains(&pid) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// A UDP port that is free right now on loopback.
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
