@@ -17,3 +17,4 @@ pub mod outstanding;
 pub mod rate;
 pub mod report;
 pub mod run;
+pub mod spec;
