@@ -4,7 +4,8 @@
 //! Modules, from the inside out: [`rate`] (intended send times), [`outstanding`] (which answers are
 //! still expected), [`accounting`] (latency from intended time, errors, timeouts), [`run`] (the
 //! generator loop over any `PacketIo`), [`report`] (summary, JSON, interval log), [`cli`] and
-//! [`backend`] (flags, and the kernel/DPDK set-up).
+//! [`backend`] (flags, and the kernel/DPDK set-up); [`spec`] and [`workload`] (what load to offer, as
+//! data) and [`traffic`] (each request's content, and malformed datagrams).
 //!
 //! Invariants: no `unsafe` (forbidden below); nothing allocates inside the send/receive loop.
 #![forbid(unsafe_code)]
@@ -14,7 +15,10 @@ pub mod accounting;
 pub mod backend;
 pub mod cli;
 pub mod outstanding;
+pub mod plot;
 pub mod rate;
 pub mod report;
 pub mod run;
 pub mod spec;
+pub mod traffic;
+pub mod workload;
