@@ -1,44 +1,105 @@
-//! Setting up the packet backend the command line asks for, and running the generator over it.
+//! Setting up the packet backend the command line asks for, and running the generator (or the
+//! search) over it with one or more generator threads.
 //!
-//! Kernel: one non-blocking UDP socket (`KernelUdpIo`) bound to an ephemeral port, busy-polled
-//! (no idle wait: a sleeping receive would delay the next scheduled send).
-//! DPDK: EAL, one pool, one port with one queue pair, link up (bounded wait), the server's MAC by
-//! ARP (a request every 100 ms, bounded wait) unless given, then `DpdkUdpIo`.
+//! Kernel: one non-blocking UDP socket (`KernelUdpIo`) per generator thread, each bound to its own
+//! ephemeral port, busy-polled (no idle wait: a sleeping receive would delay the next scheduled
+//! send). DPDK: EAL, one pool, one port with one queue pair per generator thread, link up (bounded
+//! wait), the server's MAC by ARP on queue 0 (a request every 100 ms, bounded wait) unless given,
+//! then one `DpdkUdpIo` per thread on its own queue pair (memif: the server must offer as many
+//! queues; testpmd `--rxq=N --txq=N`, vigil `node.shards = N`).
 //!
 //! Invariants: every setup step that can fail does so with an error that names what to fix, before
-//! the schedule starts; the generator thread is pinned (when asked) before any buffer is allocated,
-//! so its memory is local to its core.
+//! the schedule starts; each generator thread is pinned (when asked) before it builds its
+//! `PacketIo`, so its buffers are local to its core; the backend is built once per process and
+//! reused by every search trial (EAL initialises once per process).
 
 use crate::cli::{BackendKind, Cli};
-use crate::run::{run, LoadSpec, RunOutcome};
-use anyhow::{bail, Context, Result};
+use crate::multi::with_workers;
+use crate::progress::{Printer, Progress};
+use crate::run::{LoadSpec, RunOutcome};
+use crate::search::{search, SearchResult, SearchSpec};
+use anyhow::{Context, Result};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 use vigil_pmd::kernel::{KernelUdpConfig, KernelUdpIo};
-use vigil_pmd::{MonotonicClock, Peer};
+use vigil_pmd::{MonotonicClock, PacketIo, Peer};
 
-/// Runs `spec` on the backend `cli` selects.
-pub fn run_selected(cli: &Cli, spec: &LoadSpec, stop: &AtomicBool) -> Result<RunOutcome> {
+/// What a session produced: the run's outcome (in search mode: the best trial's, else the last
+/// trial's) and the search, if one ran.
+#[derive(Debug)]
+pub struct Finished {
+    /// The outcome reported.
+    pub out: RunOutcome,
+    /// The search's trials and result.
+    pub search: Option<SearchResult>,
+}
+
+/// How a session runs, beside the spec.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// CPUs to pin the generator threads to (one per thread), or none.
+    pub cores: Vec<usize>,
+    /// Print the progress line on stderr.
+    pub progress: bool,
+    /// Search mode.
+    pub search: Option<SearchSpec>,
+}
+
+/// Runs `spec` (or the search) on the backend `cli` selects.
+pub fn run_selected(cli: &Cli, spec: &LoadSpec, opts: &Options, stop: &AtomicBool) -> Result<Finished> {
     match cli.backend {
-        BackendKind::Kernel => run_kernel(cli, spec, stop),
-        BackendKind::Dpdk => run_dpdk(cli, spec, stop),
+        BackendKind::Kernel => run_kernel(cli.server, spec, opts, stop),
+        BackendKind::Dpdk => run_dpdk(cli, spec, opts, stop),
     }
 }
 
-fn pin(core: Option<usize>) -> Result<()> {
-    if let Some(id) = core {
-        let known = core_affinity::get_core_ids().unwrap_or_default();
-        if !known.iter().any(|c| c.id == id) {
-            bail!(
-                "--core {id}: not a CPU this process may run on ({:?})",
-                known.iter().map(|c| c.id).collect::<Vec<_>>()
-            );
+/// Runs the session over `threads` generator threads, each building its `PacketIo` with
+/// `make_io(i)`.
+fn drive<P, G, F>(
+    make_io: F,
+    peer: Peer,
+    spec: &LoadSpec,
+    opts: &Options,
+    stop: &AtomicBool,
+) -> Result<Finished>
+where
+    P: PacketIo,
+    F: Fn(u32) -> Result<(P, G)> + Sync,
+{
+    let progress = Arc::new(Progress::new(spec.threads as usize));
+    let clock = MonotonicClock::new();
+    let show = opts.progress;
+    with_workers(spec.threads, &opts.cores, make_io, &clock, peer, stop, Some(&progress), |w| {
+        let mut run = |s: &LoadSpec| {
+            // Zeroed before the printer takes its first reading, so its first rates are this run's.
+            progress.reset();
+            let printer = show.then(|| Printer::start(Arc::clone(&progress), Duration::from_secs(1)));
+            let out = w.run(s);
+            if let Some(p) = printer {
+                p.finish();
+            }
+            out
+        };
+        match &opts.search {
+            None => Ok(Finished { out: run(spec)?, search: None }),
+            Some(sp) => {
+                let on_trial = |t: &crate::search::Trial| {
+                    eprintln!(
+                        "vigil-loadgen: trial {:>12.0} req/s: achieved {:>12.1}/s, p99 {:>9.1} us, loss {:.5}: {}",
+                        t.rate,
+                        t.achieved_rps,
+                        t.p99_ns as f64 / 1e3,
+                        t.loss,
+                        if t.pass { "pass" } else { "FAIL" }
+                    )
+                };
+                let (result, out) = search(spec, sp, stop, &mut run, on_trial)?;
+                Ok(Finished { out, search: Some(result) })
+            }
         }
-        if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
-            bail!("--core {id}: could not pin the generator thread");
-        }
-    }
-    Ok(())
+    })
 }
 
 /// The kernel backend's configuration for `spec`.
@@ -59,26 +120,36 @@ pub fn kernel_config(spec: &LoadSpec) -> KernelUdpConfig {
     }
 }
 
-/// Runs `spec` against `server` over a kernel UDP socket.
-pub fn run_kernel_to(server: SocketAddrV4, spec: &LoadSpec, stop: &AtomicBool) -> Result<RunOutcome> {
-    let mut io = KernelUdpIo::bind(&kernel_config(spec)).context("binding the kernel UDP socket")?;
-    let peer = Peer::from_ip_port(*server.ip(), server.port());
-    run(&mut io, &MonotonicClock::new(), peer, spec, stop)
+/// Runs `spec` (or the search in `opts`) against `server` over kernel UDP sockets, one per
+/// generator thread.
+pub fn run_kernel(
+    server: SocketAddrV4,
+    spec: &LoadSpec,
+    opts: &Options,
+    stop: &AtomicBool,
+) -> Result<Finished> {
+    spec.validate()?;
+    let cfg = kernel_config(spec);
+    let make_io = |_| Ok((KernelUdpIo::bind(&cfg).context("binding a kernel UDP socket")?, ()));
+    drive(make_io, Peer::from_ip_port(*server.ip(), server.port()), spec, opts, stop)
 }
 
-fn run_kernel(cli: &Cli, spec: &LoadSpec, stop: &AtomicBool) -> Result<RunOutcome> {
-    pin(cli.core)?;
-    run_kernel_to(cli.server, spec, stop)
+/// Runs `spec` against `server` over kernel UDP sockets (`spec.threads` of them), no progress line.
+pub fn run_kernel_to(server: SocketAddrV4, spec: &LoadSpec, stop: &AtomicBool) -> Result<RunOutcome> {
+    Ok(run_kernel(server, spec, &Options::default(), stop)?.out)
 }
 
 #[cfg(not(feature = "dpdk"))]
-fn run_dpdk(_cli: &Cli, _spec: &LoadSpec, _stop: &AtomicBool) -> Result<RunOutcome> {
-    bail!("this vigil-loadgen was built without the `dpdk` feature; rebuild with it or use --backend kernel")
+fn run_dpdk(_cli: &Cli, _spec: &LoadSpec, _opts: &Options, _stop: &AtomicBool) -> Result<Finished> {
+    anyhow::bail!(
+        "this vigil-loadgen was built without the `dpdk` feature; rebuild with it or use --backend kernel"
+    )
 }
 
 #[cfg(feature = "dpdk")]
-fn run_dpdk(cli: &Cli, spec: &LoadSpec, stop: &AtomicBool) -> Result<RunOutcome> {
+fn run_dpdk(cli: &Cli, spec: &LoadSpec, opts: &Options, stop: &AtomicBool) -> Result<Finished> {
     use crate::cli::seconds;
+    use anyhow::bail;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
     use vigil_pmd::dpdk::{DpdkUdpIo, Eal, EalConfig, Mempool, Port, PortConfig, BURST_SIZE_MAX};
@@ -94,8 +165,10 @@ fn run_dpdk(cli: &Cli, spec: &LoadSpec, stop: &AtomicBool) -> Result<RunOutcome>
             net::UDP_PAYLOAD_MAX_MTU1500
         );
     }
+    spec.validate()?;
+    let queues = u16::try_from(spec.threads).context("--threads: too many DPDK queues")?;
     let eal = Eal::init(&EalConfig {
-        main_lcore: cli.core.unwrap_or(0),
+        main_lcore: opts.cores.first().copied().or(cli.core).unwrap_or(0),
         no_pci: true,
         no_huge: cli.no_huge,
         memory_mb: cli.memory_mb,
@@ -120,31 +193,40 @@ fn run_dpdk(cli: &Cli, spec: &LoadSpec, stop: &AtomicBool) -> Result<RunOutcome>
         &eal,
         &PortConfig {
             port_id,
-            rx_queues: 1,
-            tx_queues: 1,
+            rx_queues: queues,
+            tx_queues: queues,
             rx_ring_size: 1024,
             tx_ring_size: 1024,
             mtu: None,
             rss: false,
             promiscuous: false,
         },
-        std::slice::from_ref(&pool),
+        // One pool shared by every receive queue (DPDK pools are multi-producer/multi-consumer).
+        &vec![Arc::clone(&pool); usize::from(queues)],
     )
-    .with_context(|| format!("configuring DPDK port {port_id}"))?;
+    .with_context(|| {
+        format!(
+            "configuring DPDK port {port_id} with {queues} queue pair(s) (one per generator thread; \
+             does the device support that many?)"
+        )
+    })?;
     bring_up(&port, link_timeout, stop)?;
     let local = LocalAddr { mac: port.mac_addr()?, ip: cli.local_ip, udp_port: cli.local_port };
-    let queue = port.queue(0)?;
     let burst = spec.burst.max(spec.rx_burst).min(BURST_SIZE_MAX);
-    let mut io = DpdkUdpIo::new(queue, Arc::clone(&pool), local, burst);
 
     let server_ip = *cli.server.ip();
     let server_mac = match cli.server_mac {
         Some(m) => m.0,
         None if cli.reflector => MAC_BROADCAST,
-        None => resolve_mac(&mut io, server_ip, arp_timeout, stop)?,
+        None => {
+            // ARP on queue 0, given back before the generator threads take their queues.
+            let mut io = DpdkUdpIo::new(port.queue(0)?, Arc::clone(&pool), local, burst);
+            resolve_mac(&mut io, server_ip, arp_timeout, stop)?
+        }
     };
     eprintln!(
-        "vigil-loadgen: dpdk port {port_id} {} {}:{} -> {} {}",
+        "vigil-loadgen: dpdk port {port_id} ({queues} queue pair{}) {} {}:{} -> {} {}",
+        if queues == 1 { "" } else { "s" },
         fmt_mac(local.mac),
         local.ip,
         local.udp_port,
@@ -152,10 +234,18 @@ fn run_dpdk(cli: &Cli, spec: &LoadSpec, stop: &AtomicBool) -> Result<RunOutcome>
         cli.server
     );
     let peer = Peer { mac: server_mac, ip: server_ip, port: cli.server.port() };
-    let out = run(&mut io, &MonotonicClock::new(), peer, spec, stop);
-    // A memif client must go before its server; dropping the queue, port and pool here (before the
-    // caller prints) keeps shutdown order explicit: io (queue), then port, then pool, then EAL.
-    drop(io);
+    let make_io = |i: u32| -> Result<(DpdkUdpIo, vigil_pmd::dpdk::LcoreGuard)> {
+        // An lcore id gives this thread a per-lcore mempool cache (else every mbuf alloc and free
+        // goes to the pool's shared ring).
+        let guard = eal.register_current_thread().context("registering the generator thread with EAL")?;
+        let q = u16::try_from(i).expect("queues fit u16");
+        let queue = port.queue(q).with_context(|| format!("taking queue pair {q}"))?;
+        Ok((DpdkUdpIo::new(queue, Arc::clone(&pool), local, burst), guard))
+    };
+    let out = drive(make_io, peer, spec, opts, stop);
+    // A memif client must go before its server; dropping the port and pool here (before the
+    // caller prints) keeps shutdown order explicit: queues (dropped by their threads), then port,
+    // then pool, then EAL.
     drop(port);
     drop(pool);
     drop(eal);

@@ -1,11 +1,17 @@
 //! The command line: every flag, its default and its help text, and the conversion into a
-//! [`LoadSpec`].
+//! [`LoadSpec`] (and, in search mode, a [`SearchSpec`]).
+//!
+//! A run is described either by flags (`--rate`, `--schedule`, `--op`, ...) or by a workload file
+//! (`--workload`), whose values flags given explicitly override (`--duration`, `--warmup`,
+//! `--timeout-ms`, `--batch`, `--rate` for a fixed or Poisson schedule, `--seed`).
 //!
 //! Invariants: everything a run needs is validated here or in [`LoadSpec::validate`] before any
 //! backend starts (a bad flag never leaves a half-initialised EAL behind); durations are given in
 //! (fractional) seconds and must be finite and non-negative.
 
-use crate::run::{LoadSpec, Op};
+use crate::run::{LoadSpec, Op, TrafficSpec};
+use crate::search::{Objective, SearchSpec, ACHIEVED_MIN_RATIO};
+use crate::spec::{MalformedKind, MalformedSpec, RateStep, ScheduleSpec};
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Parser, ValueEnum};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -29,6 +35,21 @@ impl BackendKind {
             BackendKind::Dpdk => "dpdk",
         }
     }
+}
+
+/// The schedule kinds the command line can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleKind {
+    /// Evenly spaced at --rate.
+    Fixed,
+    /// Poisson arrivals of mean --rate (exponential gaps, seeded by --seed).
+    Poisson,
+    /// Fixed rates held in turn: --steps RATE:SECONDS,RATE:SECONDS,...
+    Step,
+    /// A linear ramp: --ramp FROM:TO:SECONDS.
+    Ramp,
+    /// Bursts: --bursts REQUESTS:WITHIN:IDLE (REQUESTS evenly within WITHIN s, then IDLE s).
+    Bursts,
 }
 
 /// An Ethernet address written `aa:bb:cc:dd:ee:ff`.
@@ -70,17 +91,43 @@ pub struct Cli {
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub server: SocketAddrV4,
 
-    /// Offered load, requests per second (open loop).
+    /// Offered load, requests per second (open loop); the mean rate with --schedule poisson.
+    /// Needed for fixed and poisson, unless a --workload gives it.
     #[arg(long)]
-    pub rate: u64,
+    pub rate: Option<f64>,
 
-    /// Measured phase, seconds (fractions allowed).
-    #[arg(long, default_value_t = 10.0)]
-    pub duration: f64,
+    /// Schedule of intended send times.
+    #[arg(long, value_enum, default_value_t = ScheduleKind::Fixed)]
+    pub schedule: ScheduleKind,
 
-    /// Warm-up before the measured phase, seconds: sent at the same rate, latencies not recorded.
-    #[arg(long, default_value_t = 1.0)]
-    pub warmup: f64,
+    /// --schedule step: `RATE:SECONDS,RATE:SECONDS,...` (the last rate is held after the last step).
+    #[arg(long)]
+    pub steps: Option<String>,
+
+    /// --schedule ramp: `FROM:TO:SECONDS` (requests/s; `TO` is held after the ramp).
+    #[arg(long)]
+    pub ramp: Option<String>,
+
+    /// --schedule bursts: `REQUESTS:WITHIN:IDLE` (REQUESTS evenly within WITHIN s, then IDLE s).
+    #[arg(long)]
+    pub bursts: Option<String>,
+
+    /// Seed of the Poisson gaps and of the traffic's draws.
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Run a workload file (bench/workloads/*.toml); flags given explicitly override its values.
+    #[arg(long)]
+    pub workload: Option<PathBuf>,
+
+    /// Measured phase, seconds (fractions allowed) [default: 10].
+    #[arg(long)]
+    pub duration: Option<f64>,
+
+    /// Warm-up before the measured phase, seconds: sent at the schedule's initial rate, latencies
+    /// not recorded [default: 1].
+    #[arg(long)]
+    pub warmup: Option<f64>,
 
     /// Operation each request carries.
     #[arg(long, value_enum, default_value_t = Op::Ping)]
@@ -90,13 +137,69 @@ pub struct Cli {
     #[arg(long, default_value_t = 64)]
     pub payload_bytes: usize,
 
-    /// Requests per datagram; all requests of a datagram share its intended send time.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65535))]
-    pub batch: u32,
+    /// Requests per datagram; all requests of a datagram share its intended send time [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub batch: Option<u32>,
 
-    /// A request not answered within this many ms of its intended send time is a timeout.
-    #[arg(long, default_value_t = 1000)]
-    pub timeout_ms: u64,
+    /// A request not answered within this many ms of its intended send time is a timeout
+    /// [default: 1000].
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+
+    /// Inject this many malformed datagrams per second beside the valid traffic (counted apart).
+    #[arg(long)]
+    pub malformed_rate: Option<f64>,
+
+    /// Kinds of malformed datagrams to inject, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = parse_malformed_kind)]
+    pub malformed_kinds: Vec<MalformedKind>,
+
+    /// The server's requests-per-datagram limit (`net.requests_per_datagram_max`): oversized
+    /// malformed datagrams exceed it.
+    #[arg(long, default_value_t = 64)]
+    pub server_requests_max: u16,
+
+    /// Check every OK ECHO answer's body against the one sent (mismatches: `bad_echo`).
+    #[arg(long)]
+    pub check_echo: bool,
+
+    /// Generator threads, each with its own socket (kernel) or queue pair (DPDK) and a 1/N share
+    /// of the schedule.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: u32,
+
+    /// Pin generator thread i to the i-th of these CPUs (comma-separated, one per thread).
+    #[arg(long, value_delimiter = ',')]
+    pub cores: Vec<usize>,
+
+    /// No progress line on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Search mode: bisect over the offered rate for the highest rate whose trial has p99 at most
+    /// this many microseconds (and loss <= --search-loss-max, achieved >= 99% of offered).
+    #[arg(long, help_heading = "Search")]
+    pub search_p99_us: Option<f64>,
+
+    /// Search: highest tolerated loss, (timeouts + errors) / sent.
+    #[arg(long, help_heading = "Search", default_value_t = 0.001)]
+    pub search_loss_max: f64,
+
+    /// Search: lower end of the range (requests/s).
+    #[arg(long, help_heading = "Search", default_value_t = 0.0)]
+    pub search_min_rate: f64,
+
+    /// Search: upper end of the range, tried first (default: --rate).
+    #[arg(long, help_heading = "Search")]
+    pub search_max_rate: Option<f64>,
+
+    /// Search: measured seconds per trial (each after --warmup).
+    #[arg(long, help_heading = "Search", default_value_t = 2.0)]
+    pub search_trial_s: f64,
+
+    /// Search: bisection steps after the first trial.
+    #[arg(long, help_heading = "Search", default_value_t = 7)]
+    pub search_steps: u32,
 
     /// Most datagrams sent per loop iteration (bounds how long receiving can be starved when the
     /// sender is behind).
@@ -112,7 +215,8 @@ pub struct Cli {
     #[arg(long)]
     pub hist_log: Option<PathBuf>,
 
-    /// Pin the generator thread to this CPU (with DPDK: the EAL main lcore).
+    /// Pin the generator thread to this CPU (with DPDK: also the EAL main lcore); with --threads N
+    /// and no --cores, threads go to this CPU and the next N - 1.
     #[arg(long)]
     pub core: Option<usize>,
 
@@ -188,23 +292,127 @@ pub fn seconds(flag: &str, s: f64) -> Result<Duration> {
     Duration::try_from_secs_f64(s).with_context(|| format!("--{flag} {s}"))
 }
 
+fn parse_malformed_kind(s: &str) -> Result<MalformedKind, String> {
+    serde_json::from_value(serde_json::Value::String(s.replace('-', "_")))
+        .map_err(|_| format!("{s:?}: one of truncated, corrupted, wrong_version, oversized"))
+}
+
+/// `A:B:C` as numbers.
+fn triple(flag: &str, s: &str) -> Result<(f64, f64, f64)> {
+    let v: Vec<&str> = s.split(':').collect();
+    let num =
+        |x: &str| x.trim().replace('_', "").parse::<f64>().with_context(|| format!("--{flag} {s:?}: {x:?}"));
+    match v.as_slice() {
+        [a, b, c] => Ok((num(a)?, num(b)?, num(c)?)),
+        _ => bail!("--{flag} {s:?}: expected three numbers separated by ':'"),
+    }
+}
+
 impl Cli {
+    /// The schedule the flags ask for (`None` when they ask for none and a workload gives it).
+    fn flag_schedule(&self) -> Result<Option<ScheduleSpec>> {
+        let need = |flag: &Option<String>, name: &str| {
+            flag.clone().with_context(|| format!("--schedule {name} needs --{name}"))
+        };
+        let seed = self.seed.unwrap_or(1);
+        // In search mode the rate is the trial's; --search-max-rate stands in for a missing --rate.
+        let rate = self.rate.or(self.search_p99_us.and(self.search_max_rate));
+        Ok(Some(match self.schedule {
+            ScheduleKind::Fixed => match rate {
+                Some(rate) => ScheduleSpec::Fixed { rate },
+                None => return Ok(None),
+            },
+            ScheduleKind::Poisson => match rate {
+                Some(rate) => ScheduleSpec::Poisson { rate, seed },
+                None => return Ok(None),
+            },
+            ScheduleKind::Step => {
+                let mut steps = Vec::new();
+                for part in need(&self.steps, "steps")?.split(',') {
+                    let (r, secs) = part
+                        .split_once(':')
+                        .with_context(|| format!("--steps: {part:?} is not RATE:SECONDS"))?;
+                    let num = |x: &str| {
+                        x.trim().replace('_', "").parse::<f64>().with_context(|| format!("--steps {part:?}"))
+                    };
+                    steps.push(RateStep { rate: num(r)?, seconds: num(secs)? });
+                }
+                ScheduleSpec::Step { steps }
+            }
+            ScheduleKind::Ramp => {
+                let (from, to, seconds) = triple("ramp", &need(&self.ramp, "ramp")?)?;
+                ScheduleSpec::Ramp { from, to, seconds }
+            }
+            ScheduleKind::Bursts => {
+                let (requests, within, idle) = triple("bursts", &need(&self.bursts, "bursts")?)?;
+                if requests < 1.0 || requests.fract() != 0.0 {
+                    bail!("--bursts: {requests} is not a whole number of requests");
+                }
+                ScheduleSpec::Bursts { requests: requests as u64, within, idle }
+            }
+        }))
+    }
+
     /// The load this command line asks for (validated).
     pub fn load_spec(&self) -> Result<LoadSpec> {
-        let spec = LoadSpec {
-            rate: self.rate,
-            duration: seconds("duration", self.duration)?,
-            warmup: seconds("warmup", self.warmup)?,
-            op: self.op,
-            payload_bytes: self.payload_bytes,
-            batch: self.batch,
-            timeout: Duration::from_millis(self.timeout_ms),
-            burst: self.burst as usize,
-            rx_burst: 64,
-            reflector: self.reflector,
-            client_id: self.client_id.unwrap_or(u64::from(std::process::id())),
-            interval_log: self.hist_log.is_some(),
-        };
+        let mut spec = LoadSpec::default();
+        let mut duration_s = 10.0;
+        let mut warmup_s = 1.0;
+        let mut timeout_ms = 1000;
+        let mut batch = 1;
+        let flag_schedule = self.flag_schedule()?;
+        if let Some(path) = &self.workload {
+            let w = crate::workload::load(path)?;
+            let mut schedule = w.schedule.clone();
+            if self.schedule != ScheduleKind::Fixed && flag_schedule.is_some() {
+                bail!("--schedule with --workload: the workload file gives the schedule");
+            }
+            if let Some(rate) = self.rate {
+                schedule = match schedule {
+                    ScheduleSpec::Fixed { .. } => ScheduleSpec::Fixed { rate },
+                    ScheduleSpec::Poisson { seed, .. } => ScheduleSpec::Poisson { rate, seed },
+                    other => bail!("--rate cannot override the workload's {other:?} schedule"),
+                };
+            }
+            spec.schedule = schedule;
+            spec.traffic =
+                TrafficSpec { ops: w.ops.clone(), keys: w.keys.clone(), values: w.values, seed: w.seed };
+            spec.malformed = w.malformed.clone();
+            spec.workload = Some(w.name.clone());
+            (duration_s, warmup_s, timeout_ms, batch) = (w.duration_s, w.warmup_s, w.timeout_ms, w.batch);
+        } else {
+            spec.schedule = match flag_schedule {
+                Some(s) => s,
+                None => bail!("--rate is required (or a --workload file, or --schedule step|ramp|bursts)"),
+            };
+            if self.op == Op::Echo && self.payload_bytes == 0 {
+                bail!("--op echo needs --payload-bytes of at least 1");
+            }
+            spec.traffic = TrafficSpec::single(self.op, self.payload_bytes);
+        }
+        if let Some(seed) = self.seed {
+            spec.traffic.seed = seed;
+        }
+        if let Some(rate) = self.malformed_rate {
+            spec.malformed = Some(MalformedSpec { rate, kinds: self.malformed_kinds.clone() });
+        } else if !self.malformed_kinds.is_empty() {
+            match &mut spec.malformed {
+                Some(m) => m.kinds = self.malformed_kinds.clone(),
+                None => bail!("--malformed-kinds needs --malformed-rate (or a workload with [malformed])"),
+            }
+        }
+        spec.duration = seconds("duration", self.duration.unwrap_or(duration_s))?;
+        spec.warmup = seconds("warmup", self.warmup.unwrap_or(warmup_s))?;
+        spec.timeout = Duration::from_millis(self.timeout_ms.unwrap_or(timeout_ms));
+        spec.batch = self.batch.unwrap_or(batch);
+        spec.burst = self.burst as usize;
+        spec.rx_burst = 64;
+        spec.reflector = self.reflector;
+        spec.client_id = self.client_id.unwrap_or(u64::from(std::process::id()));
+        spec.interval_log = self.hist_log.is_some();
+        spec.threads = self.threads;
+        spec.check_echo = self.check_echo;
+        spec.server_requests_max = self.server_requests_max;
         spec.validate()?;
         if spec.datagram_len() > 65_507 {
             bail!(
@@ -213,7 +421,52 @@ impl Cli {
                 spec.datagram_len()
             );
         }
+        let cores = self.cores()?;
+        if !cores.is_empty() && cores.len() != spec.threads as usize {
+            bail!("--cores lists {} CPUs for --threads {}: give one per thread", cores.len(), spec.threads);
+        }
         Ok(spec)
+    }
+
+    /// The CPUs to pin generator threads to (one per thread), or none.
+    pub fn cores(&self) -> Result<Vec<usize>> {
+        if !self.cores.is_empty() {
+            return Ok(self.cores.clone());
+        }
+        Ok(match self.core {
+            Some(c) => (0..self.threads as usize).map(|i| c + i).collect(),
+            None => Vec::new(),
+        })
+    }
+
+    /// The search this command line asks for, if any (for `spec`, already built).
+    pub fn search_spec(&self, spec: &LoadSpec) -> Result<Option<SearchSpec>> {
+        let Some(p99_us) = self.search_p99_us else { return Ok(None) };
+        if !(p99_us.is_finite() && p99_us > 0.0) {
+            bail!("--search-p99-us must be positive");
+        }
+        if !(0.0..=1.0).contains(&self.search_loss_max) {
+            bail!("--search-loss-max must be a fraction in [0, 1]");
+        }
+        let max_rate = match (self.search_max_rate, spec.nominal_rate()) {
+            (Some(r), _) => r,
+            (None, Some(r)) => r,
+            (None, None) => bail!("search mode needs --search-max-rate (or --rate)"),
+        };
+        if self.search_steps > 64 {
+            bail!("--search-steps {} is more than bisection can use", self.search_steps);
+        }
+        Ok(Some(SearchSpec {
+            objective: Objective {
+                p99_ns: (p99_us * 1e3).round() as u64,
+                loss_max: self.search_loss_max,
+                achieved_min_ratio: ACHIEVED_MIN_RATIO,
+            },
+            min_rate: self.search_min_rate,
+            max_rate,
+            trial: seconds("search-trial-s", self.search_trial_s)?,
+            steps: self.search_steps,
+        }))
     }
 
     /// The EAL file prefix to use.
@@ -254,7 +507,7 @@ mod tests {
 
     #[test]
     fn rate_is_required_and_bad_values_rejected() {
-        assert!(Cli::try_parse_from(["vigil-loadgen"]).is_err());
+        assert!(Cli::try_parse_from(["vigil-loadgen"]).unwrap().load_spec().is_err());
         assert!(Cli::try_parse_from(["vigil-loadgen", "--rate", "1", "--batch", "0"]).is_err());
         let cli = Cli::try_parse_from(["vigil-loadgen", "--rate", "0"]).unwrap();
         assert!(cli.load_spec().is_err());
@@ -273,6 +526,76 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.load_spec().is_err(), "89 KiB datagram");
+        let cli =
+            Cli::try_parse_from(["vigil-loadgen", "--rate", "1", "--threads", "2", "--cores", "0"]).unwrap();
+        assert!(cli.load_spec().is_err(), "one core for two threads");
+    }
+
+    #[test]
+    fn schedules_threads_and_search() {
+        let spec = |args: &[&str]| {
+            let mut v = vec!["vigil-loadgen"];
+            v.extend_from_slice(args);
+            Cli::try_parse_from(v).unwrap().load_spec()
+        };
+        let s = spec(&["--rate", "500", "--schedule", "poisson", "--seed", "9"]).unwrap();
+        assert_eq!(s.schedule, ScheduleSpec::Poisson { rate: 500.0, seed: 9 });
+        let s = spec(&["--schedule", "step", "--steps", "100:1,2_000:0.5"]).unwrap();
+        assert_eq!(
+            s.schedule,
+            ScheduleSpec::Step {
+                steps: vec![RateStep { rate: 100.0, seconds: 1.0 }, RateStep { rate: 2000.0, seconds: 0.5 }]
+            }
+        );
+        let s = spec(&["--schedule", "ramp", "--ramp", "10:20:3"]).unwrap();
+        assert_eq!(s.schedule, ScheduleSpec::Ramp { from: 10.0, to: 20.0, seconds: 3.0 });
+        let s = spec(&["--schedule", "bursts", "--bursts", "35000:20:40", "--threads", "2"]).unwrap();
+        assert_eq!(s.schedule, ScheduleSpec::Bursts { requests: 35_000, within: 20.0, idle: 40.0 });
+        assert_eq!(s.threads, 2);
+        assert!(spec(&["--schedule", "ramp"]).is_err());
+        assert!(spec(&["--schedule", "bursts", "--bursts", "1.5:1:1"]).is_err());
+        let s = spec(&[
+            "--rate",
+            "100",
+            "--malformed-rate",
+            "10",
+            "--malformed-kinds",
+            "truncated,wrong-version",
+        ])
+        .unwrap();
+        assert_eq!(s.malformed.unwrap().kinds, vec![MalformedKind::Truncated, MalformedKind::WrongVersion]);
+
+        let cli =
+            Cli::try_parse_from(["vigil-loadgen", "--rate", "5000", "--search-p99-us", "250", "--core", "1"])
+                .unwrap();
+        let s = cli.load_spec().unwrap();
+        let search = cli.search_spec(&s).unwrap().unwrap();
+        assert_eq!((search.max_rate, search.min_rate, search.steps), (5000.0, 0.0, 7));
+        assert_eq!(search.objective.p99_ns, 250_000);
+        assert_eq!(search.objective.loss_max, 0.001);
+        assert_eq!(search.trial, Duration::from_secs(2));
+        assert_eq!(cli.cores().unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn workload_files_with_overrides() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+        let path = dir.join("malformed.toml");
+        let cli =
+            Cli::try_parse_from(["vigil-loadgen", "--workload", path.to_str().unwrap(), "--duration", "2"])
+                .unwrap();
+        let s = cli.load_spec().unwrap();
+        assert_eq!(s.workload.as_deref(), Some("malformed"));
+        assert_eq!(s.duration, Duration::from_secs(2));
+        assert_eq!(s.schedule, ScheduleSpec::Fixed { rate: 20_000.0 });
+        assert_eq!(s.malformed.as_ref().unwrap().rate, 1_000.0);
+        let cli = Cli::try_parse_from(["vigil-loadgen", "--workload", path.to_str().unwrap(), "--rate", "7"])
+            .unwrap();
+        assert_eq!(cli.load_spec().unwrap().schedule, ScheduleSpec::Fixed { rate: 7.0 });
+        let ramp = dir.join("ramp.toml");
+        let cli = Cli::try_parse_from(["vigil-loadgen", "--workload", ramp.to_str().unwrap(), "--rate", "7"])
+            .unwrap();
+        assert!(cli.load_spec().is_err(), "--rate cannot override a ramp");
     }
 
     #[test]

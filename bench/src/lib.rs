@@ -14,11 +14,14 @@
 pub mod accounting;
 pub mod backend;
 pub mod cli;
+pub mod multi;
 pub mod outstanding;
 pub mod plot;
+pub mod progress;
 pub mod rate;
 pub mod report;
 pub mod run;
+pub mod search;
 pub mod spec;
 pub mod traffic;
 pub mod workload;

@@ -1,10 +1,12 @@
 //! Which requests are still waiting for an answer, without per-request allocation.
 //!
-//! A ring of `window` u64 slots (a power of two): slot `k & (window - 1)` holds `k` while request
-//! `k` is outstanding and [`EMPTY`] otherwise. Requests are issued in increasing id order, so
-//! issuing `k` can only find the slot held by `k - window` (or an older id never issued in this
-//! slot): that request has been outstanding for `window` requests, which at the offered rate is at
-//! least the timeout when `window >= rate * timeout` (see [`window_for`]), so it is a timeout.
+//! A ring of `window` slots (a power of two): slot `k & (window - 1)` holds `(k, intended_ns)` while
+//! request `k` is outstanding and [`EMPTY`] otherwise. The intended send time lives here, next to
+//! the id, because schedules such as Poisson or a ramp have no closed form from `k` back to its
+//! time. Requests are issued in increasing id order, so issuing `k` can only find the slot held by
+//! `k - window` (or an older id never issued in this slot): that request has been outstanding for
+//! `window` requests, which at the peak offered rate is at least the timeout when
+//! `window >= rate * timeout` (see [`window_for`]), so it is a timeout.
 //!
 //! Invariants:
 //! - an answer is accepted once: completing `k` clears its slot, so a duplicate (or an answer for an
@@ -15,7 +17,7 @@
 /// Marks a free slot. Request ids never reach it (that would be 2^64 requests).
 pub const EMPTY: u64 = u64::MAX;
 
-/// Largest ring: 2^24 slots (128 MiB). Beyond it, requests older than `window / rate` count as
+/// Largest ring: 2^24 slots (256 MiB). Beyond it, requests older than `window / rate` count as
 /// timed out even if the timeout is longer; [`window_for`] reports that.
 pub const WINDOW_MAX: u64 = 1 << 24;
 
@@ -32,7 +34,8 @@ pub fn window_for(rate: u64, timeout_ns: u64, batch: u32) -> (u64, bool) {
 /// The outstanding-request ring.
 #[derive(Debug)]
 pub struct Outstanding {
-    slots: Vec<u64>,
+    /// `(id, intended_ns)`; `id == EMPTY` marks a free slot.
+    slots: Vec<(u64, u64)>,
     mask: u64,
     outstanding: u64,
 }
@@ -42,7 +45,7 @@ impl Outstanding {
     pub fn new(window: u64) -> Self {
         assert!(window.is_power_of_two(), "window {window} is not a power of two");
         let len = usize::try_from(window).expect("window fits in memory");
-        Self { slots: vec![EMPTY; len], mask: window - 1, outstanding: 0 }
+        Self { slots: vec![(EMPTY, 0); len], mask: window - 1, outstanding: 0 }
     }
 
     /// Ring size.
@@ -55,14 +58,14 @@ impl Outstanding {
         self.outstanding
     }
 
-    /// Marks `k` outstanding. Returns the id it evicted, still unanswered after `window` requests:
-    /// a timeout for the caller to count.
+    /// Marks `k`, meant to be sent at `intended_ns`, outstanding. Returns the `(id, intended_ns)`
+    /// it evicted, still unanswered after `window` requests: a timeout for the caller to count.
     #[inline]
-    pub fn issue(&mut self, k: u64) -> Option<u64> {
+    pub fn issue(&mut self, k: u64, intended_ns: u64) -> Option<(u64, u64)> {
         let slot = &mut self.slots[(k & self.mask) as usize];
-        let old = std::mem::replace(slot, k);
+        let old = std::mem::replace(slot, (k, intended_ns));
         self.outstanding += 1;
-        if old == EMPTY {
+        if old.0 == EMPTY {
             None
         } else {
             self.outstanding -= 1;
@@ -70,28 +73,30 @@ impl Outstanding {
         }
     }
 
-    /// Takes an answer for `k`: `true` if `k` was outstanding (its slot is now free), `false` for a
-    /// duplicate or unknown id.
+    /// Takes an answer for `k`: its intended send time if `k` was outstanding (its slot is now
+    /// free), `None` for a duplicate or unknown id.
     #[inline]
-    pub fn complete(&mut self, k: u64) -> bool {
+    pub fn complete(&mut self, k: u64) -> Option<u64> {
         if k == EMPTY {
-            return false;
+            return None;
         }
         let slot = &mut self.slots[(k & self.mask) as usize];
-        if *slot == k {
-            *slot = EMPTY;
+        if slot.0 == k {
+            slot.0 = EMPTY;
             self.outstanding -= 1;
-            true
+            Some(slot.1)
         } else {
-            false
+            None
         }
     }
 
-    /// Empties the ring, calling `f` with each id still outstanding (the end-of-run timeouts).
-    pub fn drain(&mut self, mut f: impl FnMut(u64)) {
+    /// Empties the ring, calling `f` with each `(id, intended_ns)` still outstanding (the
+    /// end-of-run timeouts).
+    pub fn drain(&mut self, mut f: impl FnMut(u64, u64)) {
         for slot in &mut self.slots {
-            if *slot != EMPTY {
-                f(std::mem::replace(slot, EMPTY));
+            if slot.0 != EMPTY {
+                let (k, t) = std::mem::replace(slot, (EMPTY, 0));
+                f(k, t);
             }
         }
         self.outstanding = 0;
@@ -115,13 +120,13 @@ mod tests {
     #[test]
     fn answer_once_then_duplicate_is_rejected() {
         let mut o = Outstanding::new(8);
-        assert_eq!(o.issue(0), None);
-        assert_eq!(o.issue(1), None);
+        assert_eq!(o.issue(0, 100), None);
+        assert_eq!(o.issue(1, 150), None);
         assert_eq!(o.outstanding(), 2);
-        assert!(o.complete(1));
-        assert!(!o.complete(1), "duplicate");
-        assert!(!o.complete(5), "never issued");
-        assert!(!o.complete(EMPTY));
+        assert_eq!(o.complete(1), Some(150));
+        assert_eq!(o.complete(1), None, "duplicate");
+        assert_eq!(o.complete(5), None, "never issued");
+        assert_eq!(o.complete(EMPTY), None);
         assert_eq!(o.outstanding(), 1);
     }
 
@@ -129,13 +134,13 @@ mod tests {
     fn overwriting_an_outstanding_slot_reports_a_timeout() {
         let mut o = Outstanding::new(4);
         for k in 0..4 {
-            assert_eq!(o.issue(k), None);
+            assert_eq!(o.issue(k, k * 10), None);
         }
-        assert!(o.complete(1));
-        assert_eq!(o.issue(4), Some(0), "0 still outstanding after a full window");
-        assert_eq!(o.issue(5), None, "1 was answered");
-        assert!(!o.complete(0), "an evicted request's late answer is unexpected");
-        assert!(o.complete(4));
+        assert!(o.complete(1).is_some());
+        assert_eq!(o.issue(4, 40), Some((0, 0)), "0 still outstanding after a full window");
+        assert_eq!(o.issue(5, 50), None, "1 was answered");
+        assert_eq!(o.complete(0), None, "an evicted request's late answer is unexpected");
+        assert_eq!(o.complete(4), Some(40));
         assert_eq!(o.outstanding(), 3); // 2, 3, 5
     }
 
@@ -143,14 +148,14 @@ mod tests {
     fn drain_yields_every_outstanding_id() {
         let mut o = Outstanding::new(8);
         for k in 0..6 {
-            o.issue(k);
+            o.issue(k, 1000 + k);
         }
         o.complete(2);
         let mut left = Vec::new();
-        o.drain(|k| left.push(k));
+        o.drain(|k, t| left.push((k, t)));
         left.sort_unstable();
-        assert_eq!(left, vec![0, 1, 3, 4, 5]);
+        assert_eq!(left, vec![(0, 1000), (1, 1001), (3, 1003), (4, 1004), (5, 1005)]);
         assert_eq!(o.outstanding(), 0);
-        assert!(!o.complete(0));
+        assert_eq!(o.complete(0), None);
     }
 }

@@ -7,9 +7,16 @@
 //! measured phase (warm-up counts are under `warmup`), so `sent == received + errors + timeouts`;
 //! the achieved rate is OK answers that *arrived* inside the measured window divided by its length,
 //! which is the server's real throughput even when it cannot keep up with the offered rate.
+//! Newer keys: `timeline` (per-interval offered/sent/answered/errors/timeouts, the `.hlog`'s grid),
+//! `schedule`, `threads`, `workload`, `hist_log`, `search` (null outside search mode),
+//! `malformed_sent`/`malformed_answered` (injected traffic, never in `latency_ns`) and `bad_echo`.
+//! `offered_rps` stays an integer: the schedule's rate (fixed, Poisson), else the mean offered over
+//! the measured phase.
 
-use crate::accounting::{PhaseCounts, STATUS_SLOTS, UNKNOWN_STATUS_SLOT};
+use crate::accounting::{PhaseCounts, TimelineBin, STATUS_SLOTS, UNKNOWN_STATUS_SLOT};
 use crate::run::{LoadSpec, RunOutcome};
+use crate::search::SearchResult;
+use crate::spec::ScheduleSpec;
 use anyhow::{Context, Result};
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 use hdrhistogram::serialization::V2DeflateSerializer;
@@ -101,7 +108,7 @@ pub struct Summary {
     pub batch: u32,
     /// Answers accepted were request frames reflected unchanged (testpmd baseline).
     pub reflector: bool,
-    /// Offered requests per second.
+    /// Offered requests per second (the schedule's rate, or its mean over the measured phase).
     pub offered_rps: u64,
     /// OK answers arrived in the measured window / its length.
     pub achieved_rps: f64,
@@ -144,6 +151,36 @@ pub struct Summary {
     pub stopped_early: bool,
     /// Backend counters.
     pub io: Io,
+    /// The schedule (as in a workload file).
+    pub schedule: ScheduleSpec,
+    /// Generator threads.
+    pub threads: u32,
+    /// The workload file's name, if the run came from one.
+    pub workload: Option<String>,
+    /// The interval log written (`--hist-log`), if any.
+    pub hist_log: Option<String>,
+    /// One entry per interval of the measured phase (the `.hlog`'s intervals).
+    pub timeline: Vec<TimelinePoint>,
+    /// Injected malformed datagrams sent.
+    pub malformed_sent: u64,
+    /// Answers to injected malformed datagrams, by status name.
+    pub malformed_answered: BTreeMap<String, u64>,
+    /// OK ECHO answers whose body differed from the one sent (when checked).
+    pub bad_echo: u64,
+    /// The search (search mode only): objective, trials, best rate.
+    pub search: Option<SearchResult>,
+}
+
+/// One interval of the timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct TimelinePoint {
+    /// Start of the interval, seconds from the start of the measured phase.
+    pub t_s: f64,
+    /// Its length, seconds.
+    pub seconds: f64,
+    /// The counts.
+    #[serde(flatten)]
+    pub counts: TimelineBin,
 }
 
 fn status_name(slot: usize) -> &'static str {
@@ -159,20 +196,43 @@ impl Summary {
         let a = &out.accounting;
         let duration_s = out.measured_ns as f64 / 1e9;
         let achieved_rps = if out.measured_ns == 0 { 0.0 } else { a.answered_in_window as f64 / duration_s };
-        let mut errors_by_status = BTreeMap::new();
-        for slot in 0..STATUS_SLOTS {
-            if a.errors_by_status[slot] > 0 {
-                errors_by_status.insert(status_name(slot).to_owned(), a.errors_by_status[slot]);
+        let by_status = |counts: &[u64; STATUS_SLOTS]| {
+            let mut m = BTreeMap::new();
+            for (slot, &c) in counts.iter().enumerate() {
+                if c > 0 {
+                    m.insert(status_name(slot).to_owned(), c);
+                }
             }
-        }
+            m
+        };
+        let errors_by_status = by_status(&a.errors_by_status);
+        let offered_rps = match spec.nominal_rate() {
+            Some(r) => r.round() as u64,
+            None if duration_s > 0.0 => (a.measured.sent as f64 / duration_s).round() as u64,
+            None => 0,
+        };
+        let tl = &a.timeline;
+        // Intervals the (possibly stopped-early) measured window reached.
+        let reached = usize::try_from(out.measured_ns.div_ceil(tl.width_ns)).unwrap_or(usize::MAX).max(1);
+        let timeline = tl
+            .bins
+            .iter()
+            .enumerate()
+            .take(reached)
+            .map(|(i, b)| {
+                let t0 = i as u64 * tl.width_ns;
+                let len = tl.width_ns.min(out.measured_ns.saturating_sub(t0)).max(1);
+                TimelinePoint { t_s: t0 as f64 / 1e9, seconds: len as f64 / 1e9, counts: *b }
+            })
+            .collect();
         Self {
             backend: backend.to_owned(),
             server: server.to_owned(),
-            op: spec.op.name().to_owned(),
+            op: spec.traffic.name().to_owned(),
             payload_bytes: spec.body_len(),
             batch: spec.batch,
             reflector: spec.reflector,
-            offered_rps: spec.rate,
+            offered_rps,
             achieved_rps,
             duration_s,
             warmup_s: spec.warmup.as_secs_f64(),
@@ -193,6 +253,15 @@ impl Summary {
             window_capped: out.window_capped,
             stopped_early: out.stopped_early,
             io: out.io.named().into_iter().collect(),
+            schedule: spec.schedule.clone(),
+            threads: out.threads,
+            workload: spec.workload.clone(),
+            hist_log: None,
+            timeline,
+            malformed_sent: a.injected.sent,
+            malformed_answered: by_status(&a.injected.answered_by_status),
+            bad_echo: a.bad_echo,
+            search: None,
         }
     }
 
@@ -214,7 +283,7 @@ impl Summary {
         let l = &self.latency_ns;
         let mut s = String::new();
         let body =
-            if self.op == "echo" { format!(" ({} B body)", self.payload_bytes) } else { String::new() };
+            if self.op != "ping" { format!(" ({} B body max)", self.payload_bytes) } else { String::new() };
         s += &format!(
             "vigil-loadgen: {} -> {}, {}{}, batch {}{}, {:.3} s measured after {:.3} s warm-up{}\n",
             self.backend,
@@ -227,7 +296,13 @@ impl Summary {
             self.warmup_s,
             if self.stopped_early { " (stopped early)" } else { "" },
         );
-        s += &format!("  offered    {:>12} req/s\n", self.offered_rps);
+        s += &format!(
+            "  offered    {:>12} req/s ({}, {} thread{})\n",
+            self.offered_rps,
+            schedule_name(&self.schedule),
+            self.threads,
+            if self.threads == 1 { "" } else { "s" }
+        );
         s += &format!("  achieved   {:>14.1} req/s\n", self.achieved_rps);
         s += &format!(
             "  sent {}  received {}  errors {}  timeouts {}  unexpected {}  malformed {}\n",
@@ -268,9 +343,45 @@ impl Summary {
                 self.window as f64 / self.offered_rps as f64
             );
         }
+        if self.malformed_sent > 0 || !self.malformed_answered.is_empty() {
+            let list: Vec<String> = self.malformed_answered.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            s += &format!(
+                "  injected malformed: sent {}  answered: {} (not in the latencies above)\n",
+                self.malformed_sent,
+                if list.is_empty() { "none".to_owned() } else { list.join(", ") }
+            );
+        }
+        if self.bad_echo > 0 {
+            s += &format!("  bad echo bodies: {}\n", self.bad_echo);
+        }
         let io: Vec<String> = self.io.iter().map(|(name, value)| format!("{name} {value}")).collect();
         s += &format!("  io: {}\n", io.join(" "));
+        if let Some(search) = &self.search {
+            s += &format!(
+                "  search (p99 <= {:.1} us, loss <= {}, achieved >= {:.0}% of offered): {} trials, best {}\n",
+                search.objective.p99_ns as f64 / 1e3,
+                search.objective.loss_max,
+                search.objective.achieved_min_ratio * 100.0,
+                search.trials.len(),
+                match search.best_rate {
+                    Some(r) => format!("{r:.0} req/s (the summary above is that trial's)"),
+                    None => "none passed (the summary above is the last trial's)".to_owned(),
+                }
+            );
+        }
         s
+    }
+}
+
+fn schedule_name(s: &ScheduleSpec) -> String {
+    match s {
+        ScheduleSpec::Fixed { .. } => "fixed".to_owned(),
+        ScheduleSpec::Poisson { seed, .. } => format!("poisson, seed {seed}"),
+        ScheduleSpec::Step { steps } => format!("{} steps", steps.len()),
+        ScheduleSpec::Ramp { from, to, seconds } => format!("ramp {from}..{to} over {seconds} s"),
+        ScheduleSpec::Bursts { requests, within, idle } => {
+            format!("bursts of {requests} within {within} s, idle {idle} s")
+        }
     }
 }
 
@@ -303,34 +414,25 @@ pub fn write_interval_log(path: &Path, out: &RunOutcome) -> Result<()> {
 mod tests {
     use super::*;
     use crate::accounting::Accounting;
-    use crate::rate::Schedule;
-    use crate::run::Op;
     use vigil_pmd::Nanos;
 
     fn outcome() -> (LoadSpec, RunOutcome) {
         let spec = LoadSpec {
-            rate: 1000,
             duration: Duration::from_millis(100),
             warmup: Duration::ZERO,
-            op: Op::Ping,
-            payload_bytes: 0,
-            batch: 1,
             timeout: Duration::from_millis(50),
             burst: 8,
             rx_burst: 8,
-            reflector: false,
-            client_id: 1,
-            interval_log: false,
+            ..LoadSpec::fixed(1000.0)
         };
-        let s = Schedule::new(Nanos(0), 1000, 1, 0, 100_000_000);
-        let mut a = Accounting::new(s, 128, 50_000_000, false);
-        a.set_measure_end(Nanos(100_000_000));
-        for k in 0..100 {
-            a.issue(k);
+        let mut a = Accounting::new(Nanos(0), Nanos(0), 100_000_000, 128, 50_000_000, false);
+        for k in 1..=100 {
+            let intended = Nanos((k - 1) * 1_000_000);
+            a.issue(k, intended, intended);
             if k % 10 == 3 {
-                a.on_answer(k, Status::Busy as u8, s.intended(k));
-            } else if k != 99 {
-                a.on_answer(k, 0, Nanos(s.intended(k).0 + 20_000 + k * 1000));
+                a.on_answer(k, Status::Busy as u8, intended);
+            } else if k != 100 {
+                a.on_answer(k, 0, Nanos(intended.0 + 20_000 + (k - 1) * 1000));
             }
         }
         a.finish();
@@ -344,6 +446,7 @@ mod tests {
             send_lag_max_ns: 0,
             datagrams: 100,
             datagrams_unsent: 0,
+            threads: 1,
         };
         (spec, out)
     }
@@ -382,6 +485,22 @@ mod tests {
         let p50 = v["latency_ns"]["p50"].as_u64().unwrap();
         assert!((60_000..=80_000).contains(&p50), "{p50}");
         assert!(sum.render().contains("timeouts 1"));
+        // The newer keys.
+        assert_eq!(v["threads"], 1);
+        assert_eq!(v["schedule"]["kind"], "fixed");
+        assert_eq!(v["schedule"]["rate"], 1000.0);
+        assert!(v["workload"].is_null() && v["hist_log"].is_null() && v["search"].is_null());
+        let tl = v["timeline"].as_array().unwrap();
+        assert_eq!(tl.len(), 1);
+        assert_eq!(tl[0]["t_s"], 0.0);
+        assert!((tl[0]["seconds"].as_f64().unwrap() - 0.1).abs() < 1e-9);
+        assert_eq!(tl[0]["offered"], 100);
+        assert_eq!(tl[0]["sent"], 100);
+        assert_eq!(tl[0]["answered"], 89);
+        assert_eq!(tl[0]["errors"], 10);
+        assert_eq!(tl[0]["timeouts"], 1);
+        assert_eq!(v["malformed_sent"], 0);
+        assert_eq!(v["bad_echo"], 0);
     }
 
     #[test]

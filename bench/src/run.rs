@@ -1,10 +1,17 @@
 //! The generator loop: one thread that sends on schedule and receives, over any [`PacketIo`].
+//! Several of them run side by side in [`crate::multi`], each with its own `PacketIo`, accounting
+//! and share of the schedule.
 //!
 //! Each iteration reads the clock once, builds every datagram whose intended send time has passed
 //! (up to `burst` per iteration, so receiving is never starved), hands them to `tx_burst`, then
-//! drains one `rx_burst` into [`Accounting`]. Requests are stamped with their id `k`, from which
-//! the intended send time is recomputed on the way back, so nothing is stored per request beyond
-//! the outstanding ring.
+//! drains one `rx_burst` into [`Accounting`]. Intended send times come incrementally from
+//! [`Arrivals`]; each request's id and intended time go into the outstanding ring together, so the
+//! answer's latency is measured from the time it was *meant* to go out.
+//!
+//! Request ids: `((thread + 1) << 48) | (trial << 40) | seq` (see [`request_id_base`]): unique
+//! across threads and across search trials (a late answer from an earlier trial can never match a
+//! later trial's request), never 0 (id 0 is a datagram-level error answer), never with
+//! [`MALFORMED_ID_BIT`] (injected malformed traffic).
 //!
 //! Invariants:
 //! - open loop: the schedule never waits for answers; a sender that falls behind sends the overdue
@@ -12,16 +19,21 @@
 //!   measured as latency (no coordinated omission); `send_lag_max_ns` reports how far behind it got;
 //! - no allocation inside the loop: the transmit and receive batches, the echo body and the
 //!   accounting structures are all allocated before the clock starts; datagrams are encoded in
-//!   place into the backend's transmit buffers with [`DatagramWriter`];
+//!   place into the backend's transmit buffers with [`DatagramWriter`]; progress is published
+//!   through atomics (every 10 ms), never a lock;
 //! - after the send phase the loop keeps receiving until every request is answered or `timeout`
 //!   has passed since the last send, then counts the rest as timeouts; a stop request (Ctrl-C)
 //!   ends the send phase early and shortens the measured window to match.
 
-use crate::accounting::{Accounting, Intervals};
+use crate::accounting::{Accounting, Intervals, MALFORMED_ID_BIT};
 use crate::outstanding::window_for;
-use crate::rate::Schedule;
+use crate::progress::ProgressSlot;
+use crate::rate::Arrivals;
+use crate::spec::{KeyDistribution, KeySpec, MalformedSpec, OpKind, OpWeight, ScheduleSpec, SizeRange};
+use crate::traffic::{MalformedGen, TrafficGen, MALFORMED_DATAGRAM_BYTES_MAX};
 use anyhow::{bail, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use vigil::wire::{opcode, DatagramWriter, NoRoom, FRAME_HEADER_LEN, HEADER_LEN};
 use vigil_pmd::{Batch, Clock, IoCounters, Nanos, PacketIo, Peer, RxDatagram, TxDatagram};
@@ -54,19 +66,75 @@ impl Op {
     }
 }
 
+/// What the requests carry: the op mix, keys and values ([`TrafficGen`]'s inputs).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TrafficSpec {
+    /// Operations and their weights.
+    pub ops: Vec<OpWeight>,
+    /// The key space (ECHO bodies start with a key).
+    pub keys: KeySpec,
+    /// ECHO value sizes.
+    pub values: SizeRange,
+    /// Seed of every draw (the same seed sends the same requests).
+    pub seed: u64,
+}
+
+impl TrafficSpec {
+    /// Every request `op`; an ECHO body of exactly `payload_bytes` (a key of up to 8 bytes, then
+    /// the value), at least 1.
+    pub fn single(op: Op, payload_bytes: usize) -> Self {
+        let (kind, key_bytes, value) = match op {
+            Op::Ping => (OpKind::Ping, 1, 0),
+            Op::Echo => {
+                let kb = payload_bytes.clamp(1, 8);
+                (OpKind::Echo, kb, payload_bytes.saturating_sub(kb))
+            }
+        };
+        Self {
+            ops: vec![OpWeight { op: kind, weight: 1.0 }],
+            keys: KeySpec { count: 1, bytes: key_bytes, distribution: KeyDistribution::Uniform },
+            values: SizeRange { min: value, max: value },
+            seed: 1,
+        }
+    }
+
+    /// The generator (validates the mix).
+    pub fn generator(&self) -> Result<TrafficGen> {
+        Ok(TrafficGen::new(&self.ops, &self.keys, self.values, self.seed)?)
+    }
+
+    /// `ping` or `echo` for a one-op mix, else `mix`.
+    pub fn name(&self) -> &'static str {
+        match self.ops.as_slice() {
+            [one] => match one.op {
+                OpKind::Ping => "ping",
+                OpKind::Echo => "echo",
+            },
+            _ => "mix",
+        }
+    }
+}
+
+/// Most generator threads (the thread number lives in 14 bits of the request id).
+pub const THREADS_MAX: u32 = 1 << 14;
+
+/// The first request id of `thread`'s `trial`-th run; the run's ids are this plus 0, 1, 2, ...
+pub const fn request_id_base(thread: u32, trial: u64) -> u64 {
+    debug_assert!(thread < THREADS_MAX && trial < 256);
+    (((thread as u64) + 1) << 48) | ((trial & 0xff) << 40)
+}
+
 /// What load to offer.
 #[derive(Clone, Debug)]
 pub struct LoadSpec {
-    /// Offered requests per second.
-    pub rate: u64,
+    /// When requests are meant to be sent (the whole run's; threads share it).
+    pub schedule: ScheduleSpec,
     /// Measured phase length.
     pub duration: Duration,
     /// Warm-up before it (sent, not latency-recorded).
     pub warmup: Duration,
-    /// Operation.
-    pub op: Op,
-    /// Echo body size (ignored for ping).
-    pub payload_bytes: usize,
+    /// What each request carries.
+    pub traffic: TrafficSpec,
     /// Requests per datagram.
     pub batch: u32,
     /// A request not answered within this (of its intended send time) is a timeout.
@@ -81,26 +149,87 @@ pub struct LoadSpec {
     pub client_id: u64,
     /// Keep interval histograms of the measured phase for the interval log.
     pub interval_log: bool,
+    /// Generator threads, each with its own `PacketIo` and a 1/N share of the schedule.
+    pub threads: u32,
+    /// Malformed datagrams to inject alongside, on their own schedule.
+    pub malformed: Option<MalformedSpec>,
+    /// Check that OK ECHO answers carry the body sent (`bad_echo` otherwise).
+    pub check_echo: bool,
+    /// The server's frames-per-datagram limit (oversized malformed datagrams exceed it).
+    pub server_requests_max: u16,
+    /// The workload file's name, if the run came from one.
+    pub workload: Option<String>,
+}
+
+impl Default for LoadSpec {
+    /// 1000 PINGs/s, fixed schedule, 10 s after 1 s of warm-up, batch 1, 1 s timeout, one thread.
+    fn default() -> Self {
+        Self {
+            schedule: ScheduleSpec::Fixed { rate: 1000.0 },
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(1),
+            traffic: TrafficSpec::single(Op::Ping, 0),
+            batch: 1,
+            timeout: Duration::from_millis(1000),
+            burst: 32,
+            rx_burst: 64,
+            reflector: false,
+            client_id: 1,
+            interval_log: false,
+            threads: 1,
+            malformed: None,
+            check_echo: false,
+            server_requests_max: 64,
+            workload: None,
+        }
+    }
 }
 
 impl LoadSpec {
-    /// The body each request carries.
+    /// A default spec at a fixed `rate`.
+    pub fn fixed(rate: f64) -> Self {
+        Self { schedule: ScheduleSpec::Fixed { rate }, ..Self::default() }
+    }
+
+    /// A default spec at a fixed `rate`, every request `op` with `payload_bytes` of ECHO body.
+    pub fn with_op(rate: f64, op: Op, payload_bytes: usize) -> Self {
+        Self { traffic: TrafficSpec::single(op, payload_bytes), ..Self::fixed(rate) }
+    }
+
+    /// The largest body a request carries.
     pub fn body_len(&self) -> usize {
-        match self.op {
-            Op::Ping => 0,
-            Op::Echo => self.payload_bytes,
+        self.traffic.generator().map_or(0, |g| g.body_bytes_max())
+    }
+
+    /// Bytes of UDP payload one full datagram needs (the largest bodies; at least a malformed
+    /// datagram's when injecting).
+    pub fn datagram_len(&self) -> usize {
+        let valid = HEADER_LEN + self.batch as usize * (FRAME_HEADER_LEN + self.body_len());
+        if self.malformed.is_some() {
+            valid.max(MALFORMED_DATAGRAM_BYTES_MAX)
+        } else {
+            valid
         }
     }
 
-    /// Bytes of UDP payload one full datagram needs.
-    pub fn datagram_len(&self) -> usize {
-        HEADER_LEN + self.batch as usize * (FRAME_HEADER_LEN + self.body_len())
+    /// The nominal offered rate: the rate of a fixed or Poisson schedule, else `None` (the report
+    /// then gives the mean over the measured phase).
+    pub fn nominal_rate(&self) -> Option<f64> {
+        match self.schedule {
+            ScheduleSpec::Fixed { rate } | ScheduleSpec::Poisson { rate, .. } => Some(rate),
+            _ => None,
+        }
     }
 
     /// Rejects specs the loop cannot run.
     pub fn validate(&self) -> Result<()> {
-        if self.rate == 0 {
-            bail!("--rate must be at least 1 request/s");
+        self.schedule.validate("schedule")?;
+        self.traffic.generator()?;
+        if self.server_requests_max == 0 {
+            bail!("--server-requests-max must be at least 1");
+        }
+        if let Some(m) = &self.malformed {
+            m.validate("malformed")?;
         }
         if self.batch == 0 || self.batch > u32::from(u16::MAX) {
             bail!("--batch must be between 1 and {}", u16::MAX);
@@ -114,32 +243,62 @@ impl LoadSpec {
         if self.timeout.is_zero() {
             bail!("--timeout-ms must be positive");
         }
+        if self.threads == 0 || self.threads >= THREADS_MAX {
+            bail!("--threads must be between 1 and {}", THREADS_MAX - 1);
+        }
         Ok(())
     }
 }
 
-/// What a run produced.
+/// What a run produced (one thread's, or all threads' merged).
 #[derive(Debug)]
 pub struct RunOutcome {
     /// Counts and latencies.
     pub accounting: Accounting,
-    /// The backend's counters at the end.
+    /// The backend's counters at the end (summed over threads).
     pub io: IoCounters,
     /// Length of the measured window actually run (shorter than asked after a stop).
     pub measured_ns: u64,
     /// A stop request ended the send phase early.
     pub stopped_early: bool,
-    /// Outstanding-ring size.
+    /// Outstanding-ring size (per thread).
     pub window: u64,
     /// The ring was capped below `rate * timeout`: requests older than `window / rate` counted as
     /// timeouts.
     pub window_capped: bool,
     /// Worst lateness of a datagram's actual build time against its intended send time.
     pub send_lag_max_ns: u64,
-    /// Datagrams built.
+    /// Datagrams built (valid traffic).
     pub datagrams: u64,
     /// Datagrams built but never taken by the backend (dropped at the end).
     pub datagrams_unsent: u64,
+    /// Generator threads that ran.
+    pub threads: u32,
+}
+
+impl RunOutcome {
+    /// Adds another thread's outcome of the same run.
+    pub fn merge(&mut self, o: &RunOutcome) {
+        self.accounting.merge(&o.accounting);
+        let (a, b) = (&mut self.io, &o.io);
+        a.rx_packets += b.rx_packets;
+        a.rx_datagrams += b.rx_datagrams;
+        a.tx_datagrams += b.tx_datagrams;
+        a.tx_dropped += b.tx_dropped;
+        a.arp_replies += b.arp_replies;
+        a.icmp_echo_replies += b.icmp_echo_replies;
+        a.rx_malformed += b.rx_malformed;
+        a.rx_bad_checksum += b.rx_bad_checksum;
+        a.rx_not_for_us += b.rx_not_for_us;
+        a.tx_alloc_failed += b.tx_alloc_failed;
+        self.measured_ns = self.measured_ns.max(o.measured_ns);
+        self.stopped_early |= o.stopped_early;
+        self.window_capped |= o.window_capped;
+        self.send_lag_max_ns = self.send_lag_max_ns.max(o.send_lag_max_ns);
+        self.datagrams += o.datagrams;
+        self.datagrams_unsent += o.datagrams_unsent;
+        self.threads += o.threads;
+    }
 }
 
 /// Writes one request datagram with requests `first..first + n` into `buf`; returns its length.
@@ -159,7 +318,57 @@ pub fn encode_requests(
     Ok(w.finish())
 }
 
-/// Runs the load described by `spec` against `peer` over `io`, until done or `stop` is set.
+/// Writes one request datagram with requests `first..first + n`, their content from `traffic`.
+#[inline]
+fn encode_with(
+    buf: &mut [u8],
+    client_id: u64,
+    traffic: &mut TrafficGen,
+    first: u64,
+    n: u64,
+) -> Result<usize, NoRoom> {
+    let mut w = DatagramWriter::request(buf, client_id)?;
+    for k in first..first + n {
+        traffic.push_request(k, &mut w)?;
+    }
+    Ok(w.finish())
+}
+
+/// Where one thread stands in a (possibly multi-threaded) run.
+#[derive(Clone, Debug)]
+pub struct ThreadCtx {
+    /// This thread's index.
+    pub index: u32,
+    /// Threads in the run.
+    pub threads: u32,
+    /// The run's common start (every thread's schedule is relative to it).
+    pub start: Nanos,
+    /// The search trial number (0 outside a search): part of every request id.
+    pub trial: u64,
+    /// Where to publish progress, if anywhere.
+    pub progress: Option<Arc<ProgressSlot>>,
+}
+
+/// Checks, before the clock starts, that a full datagram fits a transmit buffer, so the loop can
+/// treat an encoding failure as a bug.
+pub fn check_room<P: PacketIo>(io: &mut P, peer: &Peer, spec: &LoadSpec) -> Result<()> {
+    let Some(mut probe) = io.tx_alloc(peer) else {
+        bail!("the backend has no transmit buffer to start with");
+    };
+    let room = probe.payload_mut().len();
+    if spec.datagram_len() > room {
+        bail!(
+            "a datagram of {} requests of {} body bytes needs {} bytes; the backend's buffers hold {room}",
+            spec.batch,
+            spec.body_len(),
+            spec.datagram_len()
+        );
+    }
+    Ok(())
+}
+
+/// Runs the load described by `spec` against `peer` over `io` on the calling thread, as the only
+/// generator thread, until done or `stop` is set.
 pub fn run<P: PacketIo, C: Clock>(
     io: &mut P,
     clock: &C,
@@ -168,48 +377,68 @@ pub fn run<P: PacketIo, C: Clock>(
     stop: &AtomicBool,
 ) -> Result<RunOutcome> {
     spec.validate()?;
-    let opcode = spec.op.opcode();
-    // A recognisable pattern, so a corrupted echo is visible in a capture.
-    let body: Vec<u8> = (0..spec.body_len()).map(|i| (i % 251) as u8).collect();
+    check_room(io, &peer, spec)?;
+    let ctx = ThreadCtx { index: 0, threads: 1, start: clock.now(), trial: 0, progress: None };
+    run_thread(io, clock, peer, spec, &ctx, stop)
+}
 
-    // Check once, before the clock starts, that a full datagram fits a transmit buffer, so the loop
-    // can treat an encoding failure as a bug.
-    {
-        let Some(mut probe) = io.tx_alloc(&peer) else {
-            bail!("the backend has no transmit buffer to start with");
-        };
-        let room = probe.payload_mut().len();
-        if spec.datagram_len() > room {
-            bail!(
-                "a datagram of {} requests of {} body bytes needs {} bytes; \
-                 the backend's buffers hold {room}",
-                spec.batch,
-                spec.body_len(),
-                spec.datagram_len()
-            );
-        }
-    }
+/// Requests/s one thread must be able to track in its ring: its share of the schedule's peak,
+/// with headroom for a Poisson schedule's random clusters.
+fn peak_per_thread(spec: &LoadSpec) -> u64 {
+    let margin = if matches!(spec.schedule, ScheduleSpec::Poisson { .. }) { 1.5 } else { 1.0 };
+    (spec.schedule.peak_rate() * margin / f64::from(spec.threads.max(1))).ceil().max(1.0) as u64
+}
 
+/// One generator thread's part of a run: `ctx.index`'s share of `spec`'s schedule from
+/// `ctx.start`. Call [`check_room`] first.
+pub fn run_thread<P: PacketIo, C: Clock>(
+    io: &mut P,
+    clock: &C,
+    peer: Peer,
+    spec: &LoadSpec,
+    ctx: &ThreadCtx,
+    stop: &AtomicBool,
+) -> Result<RunOutcome> {
+    spec.validate()?;
+    let mut traffic = spec.traffic.generator()?;
+    // A copy for checking answers: it regenerates request k's body from k alone.
+    let checker = traffic.clone();
+    let mut echo_ok = |k: u64, body: &[u8]| !spec.check_echo || checker.echo_matches(k, body);
     let timeout_ns = u64::try_from(spec.timeout.as_nanos()).unwrap_or(u64::MAX);
     let warmup_ns = u64::try_from(spec.warmup.as_nanos()).unwrap_or(u64::MAX);
     let duration_ns = u64::try_from(spec.duration.as_nanos()).unwrap_or(u64::MAX);
-    let (window, window_capped) = window_for(spec.rate, timeout_ns, spec.batch);
+    let (window, window_capped) = window_for(peak_per_thread(spec), timeout_ns, spec.batch);
     let mut tx_batch: Batch<P::Tx> = Batch::with_capacity(spec.burst);
     let mut rx_batch: Batch<P::Rx> = Batch::with_capacity(spec.rx_burst);
+    let mut arrivals =
+        Arrivals::new(&spec.schedule, ctx.index, ctx.threads, spec.batch, warmup_ns, duration_ns);
+    let id_base = request_id_base(ctx.index, ctx.trial);
+    // Malformed datagrams: their own fixed schedule (this thread's share), their own generator.
+    let mut bad = spec.malformed.as_ref().map(|m| {
+        let sched = ScheduleSpec::Fixed { rate: m.rate };
+        let arrivals = Arrivals::new(&sched, ctx.index, ctx.threads, 1, warmup_ns, duration_ns);
+        let gen =
+            MalformedGen::new(m, spec.traffic.seed, spec.server_requests_max).with_client_id(spec.client_id);
+        (arrivals, gen, u64::from(ctx.index))
+    });
 
-    let start = clock.now();
-    let schedule = Schedule::new(start, spec.rate, spec.batch, warmup_ns, duration_ns);
-    let mut acct = Accounting::new(schedule, window, timeout_ns, spec.reflector);
+    let start = ctx.start;
+    let warmup_end = Nanos(start.0.saturating_add(warmup_ns));
+    let mut acct = Accounting::new(start, warmup_end, duration_ns, window, timeout_ns, spec.reflector);
     if spec.interval_log {
         acct.intervals = Some(Intervals::covering(duration_ns));
     }
-    let scheduled_end = Nanos(schedule.warmup_end().0.saturating_add(duration_ns));
+    if let Some(p) = &ctx.progress {
+        acct.set_progress(Arc::clone(p));
+    }
+    let scheduled_end = Nanos(warmup_end.0.saturating_add(duration_ns));
     acct.set_measure_end(scheduled_end);
-    let total_d = schedule.total_datagrams();
 
-    let mut next_d = 0u64;
+    let mut seq = 0u64;
+    let mut datagrams = 0u64;
     let mut stopped_early = false;
     let mut send_lag_max_ns = 0u64;
+    let mut next_publish = start.0;
     loop {
         let now = clock.now();
         if stop.load(Ordering::Relaxed) {
@@ -219,33 +448,61 @@ pub fn run<P: PacketIo, C: Clock>(
             }
             break;
         }
-        let due = schedule.datagrams_due(now);
-        if next_d < due {
-            send_lag_max_ns = send_lag_max_ns.max(now.saturating_since(schedule.datagram_time(next_d)));
+        if let Some(t) = arrivals.peek() {
+            let intended = start.0.saturating_add(t);
+            if intended <= now.0 {
+                send_lag_max_ns = send_lag_max_ns.max(now.0 - intended);
+            }
         }
-        while next_d < due && tx_batch.room() > 0 {
+        while tx_batch.room() > 0 {
+            let Some(t) = arrivals.peek() else { break };
+            let intended = Nanos(start.0.saturating_add(t));
+            if intended > now {
+                break;
+            }
             let Some(mut tx) = io.tx_alloc(&peer) else {
                 // Pool empty (counted by the backend): retry next iteration, still late-stamped.
                 break;
             };
-            let (first, n) = schedule.datagram_requests(next_d);
-            let len = encode_requests(tx.payload_mut(), spec.client_id, opcode, &body, first, n)
+            let (_, n) = arrivals.next_datagram().expect("peeked");
+            let first = id_base + seq;
+            let len = encode_with(tx.payload_mut(), spec.client_id, &mut traffic, first, n)
                 .expect("datagram size was checked against the buffer before the run");
             tx.set_len(len);
             for k in first..first + n {
-                acct.issue(k);
+                acct.issue(k, intended, now);
             }
+            seq += n;
+            datagrams += 1;
             if tx_batch.push(tx).is_err() {
                 unreachable!("room was checked");
             }
-            next_d += 1;
+        }
+        if let Some((arr, gen, j)) = &mut bad {
+            while tx_batch.room() > 0 && arr.peek().is_some_and(|t| start.0.saturating_add(t) <= now.0) {
+                let Some(mut tx) = io.tx_alloc(&peer) else { break };
+                arr.next_datagram();
+                let (len, _) = gen.write(*j, tx.payload_mut());
+                tx.set_len(len);
+                // Global index across threads, so every thread rotates through other datagrams.
+                *j += u64::from(ctx.threads);
+                acct.issue_malformed();
+                if tx_batch.push(tx).is_err() {
+                    unreachable!("room was checked");
+                }
+            }
         }
         if !tx_batch.is_empty() {
             // What the queue refuses stays in the batch and is retried next iteration.
             io.tx_burst(&mut tx_batch);
         }
-        receive(io, clock, &mut rx_batch, &mut acct);
-        if next_d == total_d && tx_batch.is_empty() {
+        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok);
+        if now.0 >= next_publish {
+            publish(&acct, ctx, now >= warmup_end);
+            next_publish = now.0 + 10_000_000;
+        }
+        let bad_done = bad.as_ref().is_none_or(|b| b.0.peek().is_none());
+        if arrivals.peek().is_none() && bad_done && tx_batch.is_empty() {
             break;
         }
     }
@@ -258,11 +515,16 @@ pub fn run<P: PacketIo, C: Clock>(
         if !tx_batch.is_empty() {
             io.tx_burst(&mut tx_batch);
         }
-        receive(io, clock, &mut rx_batch, &mut acct);
+        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok);
+        let now = clock.now();
+        if now.0 >= next_publish {
+            publish(&acct, ctx, true);
+            next_publish = now.0 + 10_000_000;
+        }
         if acct.outstanding() == 0 && tx_batch.is_empty() {
             break;
         }
-        if clock.now() >= deadline || (!stop_at_send_end && stop.load(Ordering::Relaxed)) {
+        if now >= deadline || (!stop_at_send_end && stop.load(Ordering::Relaxed)) {
             break;
         }
     }
@@ -270,7 +532,7 @@ pub fn run<P: PacketIo, C: Clock>(
     tx_batch.clear();
     acct.finish();
 
-    let measured_ns = acct.measure_end().saturating_since(schedule.warmup_end());
+    let measured_ns = acct.measure_end().saturating_since(warmup_end);
     Ok(RunOutcome {
         io: io.counters(),
         measured_ns,
@@ -278,20 +540,39 @@ pub fn run<P: PacketIo, C: Clock>(
         window,
         window_capped,
         send_lag_max_ns,
-        datagrams: next_d,
+        datagrams,
         datagrams_unsent,
         accounting: acct,
+        threads: 1,
     })
+}
+
+#[inline]
+fn publish(acct: &Accounting, ctx: &ThreadCtx, measuring: bool) {
+    if let Some(p) = &ctx.progress {
+        acct.publish_progress();
+        p.measuring.store(measuring, Ordering::Relaxed);
+    }
 }
 
 /// One `rx_burst`, every datagram accounted at the same arrival time (read after the burst).
 #[inline]
-fn receive<P: PacketIo, C: Clock>(io: &mut P, clock: &C, rx_batch: &mut Batch<P::Rx>, acct: &mut Accounting) {
+fn receive<P: PacketIo, C: Clock>(
+    io: &mut P,
+    clock: &C,
+    rx_batch: &mut Batch<P::Rx>,
+    acct: &mut Accounting,
+    echo_ok: &mut impl FnMut(u64, &[u8]) -> bool,
+) {
     if io.rx_burst(rx_batch) == 0 {
         return;
     }
     let now = clock.now();
     for rx in rx_batch.drain() {
-        acct.on_datagram(rx.payload(), now);
+        acct.on_datagram(rx.payload(), now, echo_ok);
     }
 }
+
+// Ids of valid requests never collide with injected malformed ones.
+const _: () = assert!(request_id_base(THREADS_MAX - 1, 255) & MALFORMED_ID_BIT == 0);
+const _: () = assert!(MALFORMED_ID_BIT == crate::traffic::MALFORMED_ID_BIT);

@@ -1,19 +1,27 @@
 //! The generator loop against an in-memory `PacketIo` on a virtual clock: deterministic checks of
 //! the schedule, the accounting and coordinated omission, with no network and no real time.
 //!
-//! The fake server answers each request datagram `delay` after it was sent (or at the end of a
-//! stall window), can drop every n-th datagram, and shares the virtual clock with the generator;
-//! the clock advances a fixed step at each reading, with an optional one-off jump (the generator
-//! thread "descheduled").
+//! The fake server answers each request datagram with Vigil's real request engine, `delay` after
+//! it was sent (or at the end of a stall window), can drop every n-th datagram, can have a finite
+//! capacity (a FIFO queue served at `capacity` datagrams/s, dropping what would wait over 50 ms),
+//! and shares the virtual clock with the generator; the clock advances a fixed step at each
+//! reading, with an optional one-off jump (the generator thread "descheduled").
+//!
+//! Also here, on the virtual clock: step, ramp and bursts schedules through the whole loop (counts
+//! per phase in the JSON timeline), malformed injection counted apart from valid traffic, and the
+//! search against a server of known capacity.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use vigil::wire::{self, DatagramWriter, Frames};
+use vigil::dispatch::Dispatcher;
+use vigil::engine::{Engine, EngineLimits, Outcome};
 use vigil_bench::report::Summary;
 use vigil_bench::run::{run, LoadSpec, Op, RunOutcome};
+use vigil_bench::search::{search, Objective, SearchSpec};
+use vigil_bench::spec::{MalformedSpec, RateStep, ScheduleSpec};
 use vigil_pmd::{Batch, Clock, IoCounters, Nanos, PacketIo, Peer, RxDatagram, TxDatagram};
 
 const MS: u64 = 1_000_000;
@@ -70,7 +78,11 @@ struct FakeServer {
     /// Answers to datagrams arriving in [start, end) are held until `end`.
     stall: Option<(u64, u64)>,
     drop_every: u64,
+    /// Datagrams per second the server can serve (0: unlimited).
+    capacity: u64,
+    free_at: u64,
     seen: u64,
+    engine: Engine,
     in_flight: RefCell<VecDeque<(u64, Vec<u8>)>>,
     counters: IoCounters,
 }
@@ -82,24 +94,29 @@ impl FakeServer {
             delay,
             stall: None,
             drop_every: 0,
+            capacity: 0,
+            free_at: 0,
             seen: 0,
+            engine: {
+                let mut d = Dispatcher::new();
+                vigil::ops::register_all(&mut d).unwrap();
+                Engine::new(d, EngineLimits { requests_per_datagram_max: 64 })
+            },
             in_flight: RefCell::new(VecDeque::new()),
             counters: IoCounters::default(),
         }
     }
 
-    fn answer(req: &[u8]) -> Vec<u8> {
-        let h = wire::decode_header(req).unwrap();
-        assert!(!h.is_response());
+    /// The real engine's answer, or `None` when it drops the datagram.
+    fn answer(&mut self, req: &[u8]) -> Option<Vec<u8>> {
         let mut out = vec![0u8; 2048];
-        let mut w = DatagramWriter::response(&mut out, h.client_id).unwrap();
-        for f in Frames::new(req, h.count) {
-            let f = f.unwrap();
-            w.push(f.opcode, 0, f.request_id, f.body).unwrap();
+        match self.engine.handle_datagram(req, &mut out, Nanos(0)) {
+            Outcome::Reply(n) => {
+                out.truncate(n);
+                Some(out)
+            }
+            Outcome::Drop => None,
         }
-        let n = w.finish();
-        out.truncate(n);
-        out
     }
 }
 
@@ -139,10 +156,19 @@ impl PacketIo for FakeServer {
                     at = at.max(e);
                 }
             }
+            if let Some(service) = 1_000_000_000u64.checked_div(self.capacity) {
+                let done = self.free_at.max(now) + service;
+                if done - now > 50 * MS {
+                    continue; // the queue is full: dropped
+                }
+                self.free_at = done;
+                at = done + self.delay;
+            }
+            let Some(answer) = self.answer(&tx.0[..tx.1]) else { continue };
             let mut q = self.in_flight.borrow_mut();
             // Keep delivery order by time (stalled answers go out together at the end).
-            let pos = q.iter().position(|(t, _)| *t > at).unwrap_or(q.len());
-            q.insert(pos, (at, Self::answer(&tx.0[..tx.1])));
+            let pos = q.iter().rposition(|(t, _)| *t <= at).map_or(0, |p| p + 1);
+            q.insert(pos, (at, answer));
         }
         n
     }
@@ -154,18 +180,16 @@ impl PacketIo for FakeServer {
 
 fn spec(rate: u64, duration_ms: u64, warmup_ms: u64, batch: u32) -> LoadSpec {
     LoadSpec {
-        rate,
         duration: Duration::from_millis(duration_ms),
         warmup: Duration::from_millis(warmup_ms),
-        op: Op::Echo,
-        payload_bytes: 16,
         batch,
         timeout: Duration::from_millis(500),
         burst: 32,
         rx_burst: 64,
-        reflector: false,
         client_id: 42,
         interval_log: true,
+        check_echo: true,
+        ..LoadSpec::with_op(rate as f64, Op::Echo, 16)
     }
 }
 
@@ -253,4 +277,111 @@ fn stop_flag_ends_early_and_still_accounts() {
     assert!(out.stopped_early);
     let a = &out.accounting;
     assert_eq!(a.measured.sent, a.measured.received + a.measured.errors + a.measured.timeouts);
+}
+
+fn timeline_counts(s: &Summary, field: &str) -> Vec<u64> {
+    let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+    v["timeline"].as_array().unwrap().iter().map(|p| p[field].as_u64().unwrap()).collect()
+}
+
+fn sched(schedule: ScheduleSpec, duration_ms: u64, warmup_ms: u64) -> LoadSpec {
+    LoadSpec { schedule, ..spec(1, duration_ms, warmup_ms, 1) }
+}
+
+#[test]
+fn step_schedule_offers_each_steps_count_per_second() {
+    let clock = FakeClock::new(1_000);
+    let mut io = FakeServer::new(&clock, 50_000);
+    let steps = vec![RateStep { rate: 1_000.0, seconds: 1.0 }, RateStep { rate: 3_000.0, seconds: 1.0 }];
+    let (_, s) = go(&mut io, &clock, &sched(ScheduleSpec::Step { steps }, 3_000, 200));
+    // 0.2 s of warm-up at the first step's rate, then 1000, 3000, and 3000 held.
+    assert_eq!(s.warmup.sent, 200);
+    assert_eq!(timeline_counts(&s, "offered"), vec![1_000, 3_000, 3_000]);
+    assert_eq!(timeline_counts(&s, "sent"), vec![1_000, 3_000, 3_000]);
+    assert_eq!((s.sent, s.received, s.timeouts), (7_000, 7_000, 0));
+    assert_eq!(s.offered_rps, 2_333, "the mean over the measured phase");
+    let answered = timeline_counts(&s, "answered");
+    assert!(answered[0] >= 999 && answered[1] >= 2_999, "{answered:?}");
+}
+
+#[test]
+fn ramp_schedule_offers_the_integral_of_its_rate() {
+    let clock = FakeClock::new(1_000);
+    let mut io = FakeServer::new(&clock, 20_000);
+    let ramp = ScheduleSpec::Ramp { from: 1_000.0, to: 3_000.0, seconds: 2.0 };
+    let (_, s) = go(&mut io, &clock, &sched(ramp, 3_000, 0));
+    // Second 1: 1000 + 500 = 1500 requests; second 2: 2500; then 3000 held.
+    let offered = timeline_counts(&s, "offered");
+    for (got, want) in offered.iter().zip([1_500i64, 2_500, 3_000]) {
+        assert!((*got as i64 - want).abs() <= 1, "{offered:?}");
+    }
+    assert_eq!(s.sent, offered.iter().sum::<u64>());
+    assert_eq!((s.timeouts, s.errors), (0, 0));
+}
+
+#[test]
+fn bursts_schedule_sends_the_burst_then_nothing() {
+    let clock = FakeClock::new(1_000);
+    let mut io = FakeServer::new(&clock, 20_000);
+    let bursts = ScheduleSpec::Bursts { requests: 2_000, within: 0.5, idle: 1.5 };
+    let (_, s) = go(&mut io, &clock, &sched(bursts, 4_000, 0));
+    assert_eq!(timeline_counts(&s, "offered"), vec![2_000, 0, 2_000, 0]);
+    assert_eq!((s.sent, s.received), (4_000, 4_000));
+}
+
+#[test]
+fn malformed_injection_is_counted_apart_from_valid_traffic() {
+    let clock = FakeClock::new(1_000);
+    let mut io = FakeServer::new(&clock, 50_000);
+    let spec = LoadSpec {
+        malformed: Some(MalformedSpec { rate: 500.0, kinds: vec![] }),
+        ..spec(5_000, 1_000, 0, 4)
+    };
+    let (_, s) = go(&mut io, &clock, &spec);
+    assert_eq!((s.sent, s.received, s.errors, s.timeouts, s.unexpected), (5_000, 5_000, 0, 0, 0));
+    assert_eq!(s.latency_ns.count, 5_000, "only valid traffic in the latencies");
+    assert_eq!(s.malformed_sent, 500);
+    let answered: u64 = s.malformed_answered.values().sum();
+    assert!(answered > 0, "{:?}", s.malformed_answered);
+    // A truncated datagram's whole frames may be answered OK before the error; never all of them.
+    let errors = answered - s.malformed_answered.get("OK").copied().unwrap_or(0);
+    assert!(errors >= 300, "{:?}", s.malformed_answered);
+    assert_eq!(s.bad_echo, 0);
+    assert!(s.render().contains("injected malformed: sent 500"));
+}
+
+#[test]
+fn search_finds_a_known_capacity() {
+    // The server serves 30 000 datagrams/s (FIFO, 50 ms queue): above that, loss and latency grow.
+    let clock = FakeClock::new(1_000);
+    let mut io = FakeServer::new(&clock, 20_000);
+    io.capacity = 30_000;
+    let base = LoadSpec { timeout: Duration::from_millis(100), ..spec(1_000, 500, 100, 1) };
+    let s = SearchSpec {
+        objective: Objective { p99_ns: 2_000_000, loss_max: 0.001, achieved_min_ratio: 0.99 },
+        min_rate: 0.0,
+        max_rate: 64_000.0,
+        trial: Duration::from_millis(500),
+        steps: 6,
+    };
+    let peer = Peer::from_ip_port([127, 0, 0, 1].into(), 9000);
+    let stop = AtomicBool::new(false);
+    let mut seen = Vec::new();
+    let (result, best) =
+        search(&base, &s, &stop, |t| run(&mut io, &clock, peer, t, &stop), |t| seen.push(t.clone())).unwrap();
+    let rates: Vec<f64> = result.trials.iter().map(|t| t.rate).collect();
+    // 64000 F, 32000 F, 16000 P, 24000 P, 28000 P, 30000 P (at capacity: no queue growth), 31000 F.
+    assert_eq!(
+        rates,
+        vec![64_000.0, 32_000.0, 16_000.0, 24_000.0, 28_000.0, 30_000.0, 31_000.0],
+        "{result:?}"
+    );
+    assert_eq!(result.best_rate, Some(30_000.0));
+    assert_eq!(seen, result.trials);
+    assert!(result.trials[0].loss > 0.4 && !result.trials[0].pass);
+    assert_eq!(best.accounting.measured.sent, 15_000, "the best trial's outcome is returned");
+    let json = serde_json::to_value(&result).unwrap();
+    assert_eq!(json["best_rate"], 30_000.0);
+    assert_eq!(json["objective"]["p99_ns"], 2_000_000);
+    assert!(json["trials"][0].get("achieved_rps").is_some());
 }

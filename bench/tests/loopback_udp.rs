@@ -27,6 +27,12 @@ impl Responder {
     /// Answers every request; once, after `stall_after` datagrams, sleeps `stall` first. Frames with
     /// an id divisible by `busy_every` (if non-zero) are answered BUSY.
     fn start(stall_after: Option<u64>, stall: Duration, busy_every: u64) -> Self {
+        Self::start_with(stall_after, stall, busy_every, None)
+    }
+
+    /// As [`Responder::start`], serving at most `capacity` datagrams per second (sleeping between
+    /// them), so a search has a known ceiling to find.
+    fn start_with(stall_after: Option<u64>, stall: Duration, busy_every: u64, capacity: Option<u64>) -> Self {
         let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
         let addr = match sock.local_addr().unwrap() {
@@ -39,9 +45,15 @@ impl Responder {
             let mut buf = vec![0u8; 65_536];
             let mut out = vec![0u8; 65_536];
             let mut seen = 0u64;
+            let mut free_at = std::time::Instant::now();
             while !stop2.load(Ordering::Relaxed) {
                 let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
                 seen += 1;
+                if let Some(cap) = capacity {
+                    let now = std::time::Instant::now();
+                    free_at = free_at.max(now) + Duration::from_nanos(1_000_000_000 / cap);
+                    std::thread::sleep(free_at.saturating_duration_since(now));
+                }
                 if stall_after == Some(seen) {
                     std::thread::sleep(stall);
                 }
@@ -70,18 +82,11 @@ impl Responder {
 
 fn spec(rate: u64, secs: f64, op: Op, batch: u32) -> LoadSpec {
     LoadSpec {
-        rate,
         duration: Duration::from_secs_f64(secs),
         warmup: Duration::from_millis(200),
-        op,
-        payload_bytes: 32,
         batch,
-        timeout: Duration::from_millis(1000),
-        burst: 32,
-        rx_burst: 64,
-        reflector: false,
         client_id: 7,
-        interval_log: false,
+        ..LoadSpec::with_op(rate as f64, op, 32)
     }
 }
 
@@ -180,4 +185,63 @@ fn the_binary_prints_and_writes_json() {
     let log = std::fs::read_to_string(&hlog).unwrap();
     std::fs::remove_file(&hlog).ok();
     assert!(log.lines().any(|l| l.starts_with("0.000,1.000,")), "{log}");
+    // The newer keys.
+    assert_eq!(v["hist_log"].as_str(), Some(hlog.to_str().unwrap()));
+    assert_eq!(v["threads"], 1);
+    assert_eq!(v["schedule"]["kind"], "fixed");
+    assert!(v["workload"].is_null() && v["search"].is_null());
+    let tl = v["timeline"].as_array().unwrap();
+    assert_eq!(tl.len(), 1);
+    assert_eq!((tl[0]["t_s"].as_f64(), tl[0]["seconds"].as_f64()), (Some(0.0), Some(0.5)));
+    assert_eq!(tl[0]["offered"], 500);
+}
+
+#[test]
+fn loopback_two_threads_two_sockets() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let r = Responder::start(None, Duration::ZERO, 0);
+    let spec = LoadSpec { threads: 2, ..spec(4_000, 1.0, Op::Echo, 2) };
+    let s = run(&r, &spec);
+    let seen = r.stop();
+    assert_eq!(seen, 2_400, "4800 requests in datagrams of 2");
+    assert_eq!(s.threads, 2);
+    assert_eq!((s.sent, s.received, s.timeouts, s.unexpected, s.errors), (4_000, 4_000, 0, 0, 0));
+    assert!((s.achieved_rps - 4_000.0).abs() / 4_000.0 <= 0.02, "achieved {}", s.achieved_rps);
+}
+
+#[test]
+fn the_binary_searches_for_a_known_capacity_and_prints_progress() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // About 5000 datagrams/s at most (a little less: each sleep overshoots).
+    let r = Responder::start_with(None, Duration::ZERO, 0, Some(5_000));
+    let json = std::env::temp_dir().join(format!("vigil-loadgen-search-{}.json", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil-loadgen"))
+        .args(["--server", &r.addr.to_string(), "--warmup", "0.2", "--timeout-ms", "200"])
+        .args(["--search-p99-us", "20000", "--search-max-rate", "20000", "--search-steps", "3"])
+        .args(["--search-trial-s", "1.2", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    r.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    eprintln!("{stderr}{stdout}");
+    // The progress line: stderr is not a terminal, so one line per second.
+    assert!(stderr.lines().any(|l| l.contains("answered") && l.contains("p99")), "{stderr}");
+    assert_eq!(stderr.matches("vigil-loadgen: trial").count(), 4, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(&json).ok();
+    let search = &v["search"];
+    let trials = search["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 4);
+    assert_eq!(trials[0]["rate"], 20_000.0);
+    assert_eq!(trials[0]["pass"], false);
+    assert_eq!(trials[1]["rate"], 10_000.0);
+    assert_eq!(trials[1]["pass"], false);
+    let best = search["best_rate"].as_f64().expect("a rate passed");
+    assert!((2_000.0..=6_000.0).contains(&best), "{search}");
+    assert_eq!(search["objective"]["p99_ns"], 20_000_000);
+    assert_eq!(v["offered_rps"].as_f64().unwrap(), best, "the summary is the best trial's");
+    assert_eq!(v["timeouts"], 0);
 }
