@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod block;
 pub mod clock;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
