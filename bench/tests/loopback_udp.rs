@@ -217,7 +217,10 @@ fn the_binary_searches_for_a_known_capacity_and_prints_progress() {
     let json = std::env::temp_dir().join(format!("vigil-loadgen-search-{}.json", std::process::id()));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil-loadgen"))
         .args(["--server", &r.addr.to_string(), "--warmup", "0.2", "--timeout-ms", "200"])
-        .args(["--search-p99-us", "20000", "--search-max-rate", "20000", "--search-steps", "3"])
+        // A loose latency objective and five steps: the responder's capacity is set by sleeps, so it
+        // drops when the machine is busy (seen: 3.4k/s under a parallel build); the search must
+        // still land below it. What is tested is the search, not this machine's timing.
+        .args(["--search-p99-us", "200000", "--search-max-rate", "20000", "--search-steps", "5"])
         .args(["--search-trial-s", "1.2", "--json"])
         .arg(&json)
         .output()
@@ -229,19 +232,20 @@ fn the_binary_searches_for_a_known_capacity_and_prints_progress() {
     eprintln!("{stderr}{stdout}");
     // The progress line: stderr is not a terminal, so one line per second.
     assert!(stderr.lines().any(|l| l.contains("answered") && l.contains("p99")), "{stderr}");
-    assert_eq!(stderr.matches("vigil-loadgen: trial").count(), 4, "{stderr}");
+    assert_eq!(stderr.matches("vigil-loadgen: trial").count(), 6, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     std::fs::remove_file(&json).ok();
     let search = &v["search"];
     let trials = search["trials"].as_array().unwrap();
-    assert_eq!(trials.len(), 4);
+    assert_eq!(trials.len(), 6);
     assert_eq!(trials[0]["rate"], 20_000.0);
     assert_eq!(trials[0]["pass"], false);
     assert_eq!(trials[1]["rate"], 10_000.0);
     assert_eq!(trials[1]["pass"], false);
     let best = search["best_rate"].as_f64().expect("a rate passed");
-    assert!((2_000.0..=6_000.0).contains(&best), "{search}");
-    assert_eq!(search["objective"]["p99_ns"], 20_000_000);
+    assert!((600.0..=6_000.0).contains(&best), "{search}");
+    assert_eq!(search["objective"]["p99_ns"], 200_000_000);
     assert_eq!(v["offered_rps"].as_f64().unwrap(), best, "the summary is the best trial's");
-    assert_eq!(v["timeouts"], 0);
+    let sent = v["sent"].as_f64().unwrap();
+    assert!(v["timeouts"].as_f64().unwrap() <= 0.001 * sent, "a passing trial loses at most 0.1%: {v}");
 }
