@@ -15,29 +15,13 @@ use vigil_bench::progress::Progress;
 use vigil_bench::report::Summary;
 use vigil_bench::run::{run, LoadSpec, Op};
 use vigil_bench::spec::ScheduleSpec;
-use vigil_pmd::{Batch, IoCounters, MonotonicClock, PacketIo, Peer, RxDatagram, TxDatagram};
+use vigil_pmd::mem::{VecRx, VecTx};
+use vigil_pmd::{Batch, IoCounters, MonotonicClock, PacketIo, Peer};
+
+/// Where answers appear to come from.
+const SERVER: Peer = Peer::from_ip_port(std::net::Ipv4Addr::LOCALHOST, 9000);
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-struct Rx(Vec<u8>);
-impl RxDatagram for Rx {
-    fn payload(&self) -> &[u8] {
-        &self.0
-    }
-    fn peer(&self) -> Peer {
-        Peer::from_ip_port([127, 0, 0, 1].into(), 9000)
-    }
-}
-
-struct Tx(Vec<u8>, usize);
-impl TxDatagram for Tx {
-    fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.0
-    }
-    fn set_len(&mut self, len: usize) {
-        self.1 = len;
-    }
-}
 
 /// Answers every request datagram at once (its frames echoed back as OK responses).
 #[derive(Default)]
@@ -47,28 +31,28 @@ struct AtOnce {
 }
 
 impl PacketIo for AtOnce {
-    type Rx = Rx;
-    type Tx = Tx;
+    type Rx = VecRx;
+    type Tx = VecTx;
 
-    fn rx_burst(&mut self, batch: &mut Batch<Rx>) -> usize {
+    fn rx_burst(&mut self, batch: &mut Batch<VecRx>) -> usize {
         let mut n = 0;
         while batch.room() > 0 {
             let Some(a) = self.answers.pop_front() else { break };
-            assert!(batch.push(Rx(a)).is_ok());
+            assert!(batch.push(VecRx::new(a, SERVER)).is_ok());
             n += 1;
         }
         n
     }
 
-    fn tx_alloc(&mut self, _peer: &Peer) -> Option<Tx> {
-        Some(Tx(vec![0u8; 1472], 0))
+    fn tx_alloc(&mut self, peer: &Peer) -> Option<VecTx> {
+        Some(VecTx::new(1472, *peer))
     }
 
-    fn tx_burst(&mut self, batch: &mut Batch<Tx>) -> usize {
+    fn tx_burst(&mut self, batch: &mut Batch<VecTx>) -> usize {
         let n = batch.len();
         for tx in batch.drain() {
             self.counters.tx_datagrams += 1;
-            let req = &tx.0[..tx.1];
+            let req = tx.bytes();
             let h = wire::decode_header(req).unwrap();
             let mut out = vec![0u8; 1472];
             let mut w = DatagramWriter::response(&mut out, h.client_id).unwrap();

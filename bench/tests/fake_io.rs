@@ -22,7 +22,11 @@ use vigil_bench::report::Summary;
 use vigil_bench::run::{run, LoadSpec, Op, RunOutcome};
 use vigil_bench::search::{search, Objective, SearchSpec};
 use vigil_bench::spec::{MalformedSpec, RateStep, ScheduleSpec};
-use vigil_pmd::{Batch, Clock, IoCounters, Nanos, PacketIo, Peer, RxDatagram, TxDatagram};
+use vigil_pmd::mem::{VecRx, VecTx};
+use vigil_pmd::{Batch, Clock, IoCounters, Nanos, PacketIo, Peer};
+
+/// Where answers appear to come from.
+const SERVER: Peer = Peer::from_ip_port(std::net::Ipv4Addr::LOCALHOST, 9000);
 
 const MS: u64 = 1_000_000;
 
@@ -48,27 +52,6 @@ impl Clock for FakeClock {
         }
         self.now.set(t);
         Nanos(t)
-    }
-}
-
-struct Rx(Vec<u8>);
-impl RxDatagram for Rx {
-    fn payload(&self) -> &[u8] {
-        &self.0
-    }
-    fn peer(&self) -> Peer {
-        Peer::from_ip_port([127, 0, 0, 1].into(), 9000)
-    }
-}
-
-struct Tx(Vec<u8>, usize);
-impl TxDatagram for Tx {
-    fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.0
-    }
-    fn set_len(&mut self, len: usize) {
-        assert!(len <= self.0.len());
-        self.1 = len;
     }
 }
 
@@ -121,27 +104,27 @@ impl FakeServer {
 }
 
 impl PacketIo for FakeServer {
-    type Rx = Rx;
-    type Tx = Tx;
+    type Rx = VecRx;
+    type Tx = VecTx;
 
-    fn rx_burst(&mut self, batch: &mut Batch<Rx>) -> usize {
+    fn rx_burst(&mut self, batch: &mut Batch<VecRx>) -> usize {
         let now = self.clock.now.get();
         let mut q = self.in_flight.borrow_mut();
         let mut n = 0;
         while batch.room() > 0 && q.front().is_some_and(|(t, _)| *t <= now) {
             let (_, d) = q.pop_front().unwrap();
-            assert!(batch.push(Rx(d)).is_ok());
+            assert!(batch.push(VecRx::new(d, SERVER)).is_ok());
             n += 1;
         }
         self.counters.rx_datagrams += n as u64;
         n
     }
 
-    fn tx_alloc(&mut self, _peer: &Peer) -> Option<Tx> {
-        Some(Tx(vec![0u8; 1472], 0))
+    fn tx_alloc(&mut self, peer: &Peer) -> Option<VecTx> {
+        Some(VecTx::new(1472, *peer))
     }
 
-    fn tx_burst(&mut self, batch: &mut Batch<Tx>) -> usize {
+    fn tx_burst(&mut self, batch: &mut Batch<VecTx>) -> usize {
         let now = self.clock.now.get();
         let n = batch.len();
         for tx in batch.drain() {
@@ -164,7 +147,7 @@ impl PacketIo for FakeServer {
                 self.free_at = done;
                 at = done + self.delay;
             }
-            let Some(answer) = self.answer(&tx.0[..tx.1]) else { continue };
+            let Some(answer) = self.answer(tx.bytes()) else { continue };
             let mut q = self.in_flight.borrow_mut();
             // Keep delivery order by time (stalled answers go out together at the end).
             let pos = q.iter().rposition(|(t, _)| *t <= at).map_or(0, |p| p + 1);

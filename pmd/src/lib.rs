@@ -18,6 +18,7 @@ pub mod clock;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod kernel;
+pub mod mem;
 pub mod net;
 pub mod packet_io;
 

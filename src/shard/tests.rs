@@ -7,40 +7,21 @@ use crate::ops;
 use crate::wire::{self, opcode, DatagramWriter, Status};
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use vigil_pmd::{Peer, RxDatagram, TxDatagram};
-
-struct MemRx(Vec<u8>, Peer);
-impl RxDatagram for MemRx {
-    fn payload(&self) -> &[u8] {
-        &self.0
-    }
-    fn peer(&self) -> Peer {
-        self.1
-    }
-}
-struct MemTx(Vec<u8>, usize, Peer);
-impl TxDatagram for MemTx {
-    fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.0
-    }
-    fn set_len(&mut self, len: usize) {
-        assert!(len <= self.0.len());
-        self.1 = len;
-    }
-}
+use vigil_pmd::mem::{VecRx, VecTx};
+use vigil_pmd::Peer;
 
 /// A queue pair in memory with a bounded tx queue and a bounded buffer count.
 #[derive(Default)]
 struct MemIo {
-    inbound: VecDeque<MemRx>,
+    inbound: VecDeque<VecRx>,
     sent: Vec<(Peer, Vec<u8>)>,
     tx_room: usize,
     buffers_left: usize,
 }
 impl PacketIo for MemIo {
-    type Rx = MemRx;
-    type Tx = MemTx;
-    fn rx_burst(&mut self, batch: &mut Batch<MemRx>) -> usize {
+    type Rx = VecRx;
+    type Tx = VecTx;
+    fn rx_burst(&mut self, batch: &mut Batch<VecRx>) -> usize {
         let mut n = 0;
         while batch.room() > 0 {
             let Some(d) = self.inbound.pop_front() else { break };
@@ -49,15 +30,15 @@ impl PacketIo for MemIo {
         }
         n
     }
-    fn tx_alloc(&mut self, peer: &Peer) -> Option<MemTx> {
+    fn tx_alloc(&mut self, peer: &Peer) -> Option<VecTx> {
         self.buffers_left = self.buffers_left.checked_sub(1)?;
-        Some(MemTx(vec![0; 1472], 0, *peer))
+        Some(VecTx::new(1472, *peer))
     }
-    fn tx_burst(&mut self, batch: &mut Batch<MemTx>) -> usize {
+    fn tx_burst(&mut self, batch: &mut Batch<VecTx>) -> usize {
         let n = batch.len().min(self.tx_room);
         self.tx_room -= n;
         for t in batch.consume_front(n) {
-            self.sent.push((t.2, t.0[..t.1].to_vec()));
+            self.sent.push((t.peer, t.bytes().to_vec()));
         }
         n
     }
@@ -89,7 +70,7 @@ fn shard(io: MemIo, burst: usize) -> Shard<MemIo> {
 fn answers_go_back_to_each_sender() {
     let mut io = MemIo { tx_room: 100, buffers_left: 100, ..Default::default() };
     for i in 0..5u16 {
-        io.inbound.push_back(MemRx(ping(u64::from(i)), peer(1000 + i)));
+        io.inbound.push_back(VecRx::new(ping(u64::from(i)), peer(1000 + i)));
     }
     let mut s = shard(io, 4);
     assert_eq!(s.poll_once(Nanos(1)), 4);
@@ -109,8 +90,8 @@ fn answers_go_back_to_each_sender() {
 #[test]
 fn garbage_is_dropped_without_an_answer_and_valid_traffic_flows() {
     let mut io = MemIo { tx_room: 100, buffers_left: 100, ..Default::default() };
-    io.inbound.push_back(MemRx(vec![1, 2, 3], peer(1)));
-    io.inbound.push_back(MemRx(ping(7), peer(2)));
+    io.inbound.push_back(VecRx::new(vec![1, 2, 3], peer(1)));
+    io.inbound.push_back(VecRx::new(ping(7), peer(2)));
     let mut s = shard(io, 8);
     s.poll_once(Nanos(0));
     assert_eq!(s.io.sent.len(), 1);
@@ -122,7 +103,7 @@ fn garbage_is_dropped_without_an_answer_and_valid_traffic_flows() {
 fn full_tx_queue_and_empty_pool_are_counted_drops() {
     let mut io = MemIo { tx_room: 1, buffers_left: 3, ..Default::default() };
     for i in 0..4 {
-        io.inbound.push_back(MemRx(ping(i), peer(1)));
+        io.inbound.push_back(VecRx::new(ping(i), peer(1)));
     }
     let mut s = shard(io, 8);
     s.poll_once(Nanos(0));
