@@ -5,6 +5,9 @@
 //!   any PMD: memif, tap, af_packet, ring, null, real NICs) with the fast-path stack of [`net`]
 //!   answering ARP and ICMP echo on its own, and kernel UDP sockets with recvmmsg/sendmmsg
 //!   ([`kernel`]), the fallback where DPDK cannot start.
+//! - [`block::BlockIo`]: asynchronous block storage for the log (submit, then poll completions):
+//!   io_uring with O_DIRECT on a file or raw device ([`block::uring`], the default), memory
+//!   ([`block::memory`]), and SPDK's NVMe driver behind the `spdk` feature.
 //! - [`Clock`]: monotonic time, read once per poll and passed down as a value.
 //!
 //! Invariants: this crate and `ffi/` are the only places with `unsafe`; every owned DPDK object frees
