@@ -8,7 +8,11 @@
 pub mod config;
 pub mod dispatch;
 pub mod engine;
+pub mod inbox;
+pub mod kv;
+pub mod log;
 pub mod ops;
+pub mod raft;
 pub mod serve;
 pub mod shard;
 pub mod wire;

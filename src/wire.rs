@@ -46,6 +46,22 @@ pub enum Status {
     Busy = 7,
     /// The body does not parse for this opcode.
     BadRequest = 8,
+    /// The key does not exist (KV GET).
+    NotFound = 9,
+    /// A compare-and-set found another version than the expected one; nothing was written.
+    CasMismatch = 10,
+    /// The key is longer than the server's limit; nothing was written.
+    KeyTooLarge = 11,
+    /// The value is longer than the server's limit; nothing was written.
+    ValueTooLarge = 12,
+    /// A capacity limit (number of keys, bytes stored) is reached; nothing was written.
+    Full = 13,
+    /// INCR on a value that is not a decimal 64-bit integer; nothing was written.
+    NotInteger = 14,
+    /// INCR would overflow a signed 64-bit integer; nothing was written.
+    Overflow = 15,
+    /// The request's sequence number is older than the client's last applied write; not executed.
+    Stale = 16,
 }
 
 impl Status {
@@ -61,6 +77,14 @@ impl Status {
             6 => Status::ResponseTooLarge,
             7 => Status::Busy,
             8 => Status::BadRequest,
+            9 => Status::NotFound,
+            10 => Status::CasMismatch,
+            11 => Status::KeyTooLarge,
+            12 => Status::ValueTooLarge,
+            13 => Status::Full,
+            14 => Status::NotInteger,
+            15 => Status::Overflow,
+            16 => Status::Stale,
             _ => return None,
         })
     }
@@ -77,6 +101,14 @@ impl Status {
             Status::ResponseTooLarge => "RESPONSE_TOO_LARGE",
             Status::Busy => "BUSY",
             Status::BadRequest => "BAD_REQUEST",
+            Status::NotFound => "NOT_FOUND",
+            Status::CasMismatch => "CAS_MISMATCH",
+            Status::KeyTooLarge => "KEY_TOO_LARGE",
+            Status::ValueTooLarge => "VALUE_TOO_LARGE",
+            Status::Full => "FULL",
+            Status::NotInteger => "NOT_INTEGER",
+            Status::Overflow => "OVERFLOW",
+            Status::Stale => "STALE",
         }
     }
 }
@@ -354,4 +386,14 @@ pub mod opcode {
     pub const PING: u8 = 1;
     /// ECHO: the answer's body is the request's body.
     pub const ECHO: u8 = 2;
+    /// KV GET: read a key and its version from the projection (no log write).
+    pub const GET: u8 = 0x10;
+    /// KV SET: write a key's value through the log.
+    pub const SET: u8 = 0x11;
+    /// KV DEL: delete a key through the log.
+    pub const DEL: u8 = 0x12;
+    /// KV INCR: add a signed 64-bit delta to a decimal integer value through the log.
+    pub const INCR: u8 = 0x13;
+    /// KV CAS: write a key's value only if its version is the expected one, through the log.
+    pub const CAS: u8 = 0x14;
 }

@@ -1,5 +1,6 @@
-/* Headers bindgen turns into Rust: SPDK's environment (DMA memory, EAL via env_dpdk) and the
- * userspace NVMe driver. */
+/* Headers bindgen turns into Rust: SPDK's environment (DMA memory, EAL via env_dpdk, including joining
+ * an EAL the process already initialised) and the userspace NVMe driver. */
 #include <spdk/stdinc.h>
 #include <spdk/env.h>
+#include <spdk/env_dpdk.h>
 #include <spdk/nvme.h>

@@ -66,7 +66,7 @@ fn status_bytes_round_trip() {
             assert!(!s.name().is_empty());
         }
     }
-    assert_eq!(Status::from_u8(9), None);
+    assert_eq!(Status::from_u8(17), None);
 }
 
 proptest! {

@@ -19,6 +19,9 @@
 
 mod buf;
 pub mod memory;
+#[cfg(feature = "spdk")]
+pub mod spdk;
+pub mod uring;
 
 pub use buf::{BlockBuf, BlockBufPool};
 

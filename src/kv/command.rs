@@ -1,0 +1,275 @@
+//! The log-entry encoding of KV writes: what a committed entry's payload holds.
+//!
+//! Layout (little-endian, no padding):
+//!
+//! | offset | size | field |
+//! |-------:|-----:|-------|
+//! | 0 | 1 | kind: the opcode number, 0x11 SET, 0x12 DEL, 0x13 INCR, 0x14 CAS |
+//! | 1 | 8 | `client_id` (0: anonymous, no exactly-once) |
+//! | 9 | 8 | `seq`: the client's sequence number (the request's wire `request_id`) |
+//! | 17 | .. | SET: u16 key_len, key, u32 value_len, value |
+//! |    |    | DEL: u16 key_len, key |
+//! |    |    | INCR: i64 delta, u16 key_len, key |
+//! |    |    | CAS: u64 expected_version, u16 key_len, key, u32 value_len, value |
+//!
+//! Invariants: `decode` never panics and never reads past its input, whatever the bytes; it
+//! accepts exactly what `encode` writes (no trailing bytes, no unknown kind), so
+//! `decode(encode(c)) == c` and every accepted input re-encodes to the same bytes. Limits
+//! (key and value sizes) are not checked here but by `apply`, so that the encoding does not depend
+//! on configuration. Decoding borrows keys and values from the input: it allocates nothing.
+
+use super::{KvError, Reader, Writer};
+use crate::wire::opcode;
+
+/// The client id of anonymous clients: their writes are applied at least once (no dedup).
+pub const ANONYMOUS_CLIENT: u64 = 0;
+
+/// Fixed prefix of every command: kind, client id, seq.
+pub const COMMAND_HEADER_LEN: usize = 17;
+
+/// A KV write, borrowing its key and value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op<'a> {
+    /// Store `value` under `key`.
+    Set {
+        /// The key.
+        key: &'a [u8],
+        /// The value.
+        value: &'a [u8],
+    },
+    /// Remove `key`.
+    Del {
+        /// The key.
+        key: &'a [u8],
+    },
+    /// Add `delta` to the decimal integer stored under `key` (a missing key counts as 0).
+    Incr {
+        /// The key.
+        key: &'a [u8],
+        /// What to add.
+        delta: i64,
+    },
+    /// Store `value` under `key` if the key's version is `expected_version` (0: the key is absent).
+    Cas {
+        /// The key.
+        key: &'a [u8],
+        /// The version the key must have.
+        expected_version: u64,
+        /// The new value.
+        value: &'a [u8],
+    },
+}
+
+impl<'a> Op<'a> {
+    /// The wire opcode of this operation (also its kind byte in the log).
+    pub fn opcode(&self) -> u8 {
+        match self {
+            Op::Set { .. } => opcode::SET,
+            Op::Del { .. } => opcode::DEL,
+            Op::Incr { .. } => opcode::INCR,
+            Op::Cas { .. } => opcode::CAS,
+        }
+    }
+
+    /// The key it writes.
+    pub fn key(&self) -> &'a [u8] {
+        match *self {
+            Op::Set { key, .. } | Op::Del { key } | Op::Incr { key, .. } | Op::Cas { key, .. } => key,
+        }
+    }
+
+    /// The value it stores, if any.
+    pub fn value(&self) -> Option<&'a [u8]> {
+        match *self {
+            Op::Set { value, .. } | Op::Cas { value, .. } => Some(value),
+            Op::Del { .. } | Op::Incr { .. } => None,
+        }
+    }
+}
+
+/// One KV write as it is logged: the operation and who asked for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Command<'a> {
+    /// The client (datagram header's `client_id`); [`ANONYMOUS_CLIENT`] opts out of dedup.
+    pub client_id: u64,
+    /// The client's sequence number for this write; increasing per client.
+    pub seq: u64,
+    /// The operation.
+    pub op: Op<'a>,
+}
+
+fn key_len_u16(key: &[u8]) -> Result<u16, KvError> {
+    u16::try_from(key.len()).map_err(|_| KvError::KeyTooLong(key.len()))
+}
+
+fn value_len_u32(value: &[u8]) -> Result<u32, KvError> {
+    u32::try_from(value.len()).map_err(|_| KvError::ValueTooLong(value.len()))
+}
+
+impl<'a> Command<'a> {
+    /// Bytes `encode` writes.
+    pub fn encoded_len(&self) -> usize {
+        COMMAND_HEADER_LEN
+            + match self.op {
+                Op::Set { key, value } => 2 + key.len() + 4 + value.len(),
+                Op::Del { key } => 2 + key.len(),
+                Op::Incr { key, .. } => 8 + 2 + key.len(),
+                Op::Cas { key, value, .. } => 8 + 2 + key.len() + 4 + value.len(),
+            }
+    }
+
+    /// Writes the command into `out`; returns the bytes written. Fails (writing nothing) if a key
+    /// or value is too long for its length field or `out` is too short.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, KvError> {
+        let key_len = key_len_u16(self.op.key())?;
+        let value_len = self.op.value().map(value_len_u32).transpose()?;
+        let mut w = Writer::new(out, self.encoded_len())?;
+        w.put(&[self.op.opcode()]);
+        w.put(&self.client_id.to_le_bytes());
+        w.put(&self.seq.to_le_bytes());
+        match self.op {
+            Op::Set { .. } | Op::Del { .. } => {}
+            Op::Incr { delta, .. } => w.put(&delta.to_le_bytes()),
+            Op::Cas { expected_version, .. } => w.put(&expected_version.to_le_bytes()),
+        }
+        w.put(&key_len.to_le_bytes());
+        w.put(self.op.key());
+        if let (Some(value), Some(value_len)) = (self.op.value(), value_len) {
+            w.put(&value_len.to_le_bytes());
+            w.put(value);
+        }
+        Ok(w.done())
+    }
+
+    /// Reads a command from a log entry's payload, borrowing its key and value.
+    pub fn decode(bytes: &'a [u8]) -> Result<Command<'a>, KvError> {
+        let mut r = Reader::new(bytes);
+        let kind = r.u8()?;
+        let client_id = r.u64()?;
+        let seq = r.u64()?;
+        let op = match kind {
+            opcode::SET => {
+                let key = r.bytes_u16()?;
+                Op::Set { key, value: r.bytes_u32()? }
+            }
+            opcode::DEL => Op::Del { key: r.bytes_u16()? },
+            opcode::INCR => {
+                let delta = r.i64()?;
+                Op::Incr { key: r.bytes_u16()?, delta }
+            }
+            opcode::CAS => {
+                let expected_version = r.u64()?;
+                let key = r.bytes_u16()?;
+                Op::Cas { key, expected_version, value: r.bytes_u32()? }
+            }
+            other => return Err(KvError::UnknownKind(other)),
+        };
+        r.finish()?;
+        Ok(Command { client_id, seq, op })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(c: Command<'_>) {
+        let mut buf = vec![0u8; c.encoded_len()];
+        assert_eq!(c.encode(&mut buf), Ok(c.encoded_len()));
+        assert_eq!(Command::decode(&buf), Ok(c));
+        // One byte short: refused, nothing decoded.
+        assert!(c.encode(&mut buf[..c.encoded_len() - 1]).is_err());
+        assert!(Command::decode(&buf[..buf.len() - 1]).is_err());
+        let mut longer = buf.clone();
+        longer.push(0);
+        assert_eq!(Command::decode(&longer), Err(KvError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        round_trip(Command { client_id: 7, seq: 1, op: Op::Set { key: b"k", value: b"v" } });
+        round_trip(Command { client_id: 0, seq: 0, op: Op::Set { key: b"", value: b"" } });
+        round_trip(Command { client_id: u64::MAX, seq: 9, op: Op::Del { key: b"key" } });
+        round_trip(Command { client_id: 1, seq: 2, op: Op::Incr { key: b"n", delta: i64::MIN } });
+        round_trip(Command {
+            client_id: 3,
+            seq: 4,
+            op: Op::Cas { key: b"c", expected_version: 99, value: b"new" },
+        });
+    }
+
+    #[test]
+    fn layout_is_as_documented() {
+        let c = Command { client_id: 0x0102, seq: 5, op: Op::Set { key: b"ab", value: b"xyz" } };
+        let mut buf = [0u8; 64];
+        let n = c.encode(&mut buf).unwrap();
+        let expected: &[u8] = &[
+            0x11, 0x02, 0x01, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 2, 0, b'a', b'b', 3, 0, 0, 0, b'x',
+            b'y', b'z',
+        ];
+        assert_eq!(&buf[..n], expected);
+    }
+
+    #[test]
+    fn oversized_fields_and_unknown_kinds_are_refused() {
+        let key = vec![0u8; 65536];
+        let c = Command { client_id: 1, seq: 1, op: Op::Del { key: &key } };
+        assert_eq!(c.encode(&mut vec![0u8; 70000]), Err(KvError::KeyTooLong(65536)));
+        let mut buf = [0u8; 32];
+        let n = Command { client_id: 1, seq: 1, op: Op::Del { key: b"k" } }.encode(&mut buf).unwrap();
+        buf[0] = 0x10; // GET is not a write.
+        assert_eq!(Command::decode(&buf[..n]), Err(KvError::UnknownKind(0x10)));
+        assert!(matches!(Command::decode(&[]), Err(KvError::Truncated { .. })));
+    }
+
+    fn arb_op() -> impl Strategy<Value = (u8, Vec<u8>, Vec<u8>, i64, u64)> {
+        (
+            0u8..4,
+            proptest::collection::vec(any::<u8>(), 0..40),
+            proptest::collection::vec(any::<u8>(), 0..200),
+            any::<i64>(),
+            any::<u64>(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn decode_of_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(c) = Command::decode(&bytes) {
+                // Whatever decodes re-encodes to the same bytes.
+                let mut out = vec![0u8; c.encoded_len()];
+                prop_assert_eq!(c.encode(&mut out), Ok(bytes.len()));
+                prop_assert_eq!(out, bytes);
+            }
+        }
+
+        #[test]
+        fn decode_of_mutated_commands_never_panics(
+            (kind, key, value, delta, version) in arb_op(),
+            client_id in any::<u64>(),
+            seq in any::<u64>(),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let op = match kind {
+                0 => Op::Set { key: &key, value: &value },
+                1 => Op::Del { key: &key },
+                2 => Op::Incr { key: &key, delta },
+                _ => Op::Cas { key: &key, expected_version: version, value: &value },
+            };
+            let c = Command { client_id, seq, op };
+            let mut buf = vec![0u8; c.encoded_len()];
+            c.encode(&mut buf).unwrap();
+            prop_assert_eq!(Command::decode(&buf), Ok(c));
+            for (i, b) in flips {
+                let i = i.index(buf.len());
+                buf[i] ^= b;
+            }
+            let _ = Command::decode(&buf);
+            let _ = Command::decode(&buf[..cut.index(buf.len() + 1)]);
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The client table: exactly-once for retried writes, bounded.
+//!
+//! For each remembered client it keeps the sequence number of the client's last applied write, the
+//! lsn at which it was applied (its last activity) and its [`ApplyResult`]. A command whose
+//! `(client_id, seq)` equals the remembered one is a retry: it gets the remembered result and
+//! changes nothing. A command with an older seq is stale: it is refused (`Stale`) and changes
+//! nothing. A newer seq is executed and becomes the remembered one.
+//!
+//! Bound and eviction: at most `capacity` clients are remembered. Recording a new client when the
+//! table is full evicts the least recently active one, the one whose last write has the smallest
+//! lsn; LSNs are unique, so the choice is deterministic and the same on every replica. Clients are
+//! kept in a doubly linked list in activity order inside a slot array allocated once, with a hash
+//! index sized once: recording and looking up allocate nothing after creation.
+//!
+//! The guarantee: a retry of a client's latest write gets the original result, with no second
+//! execution, as long as fewer than `capacity` other clients have written since that write (the
+//! client is still in the table). A client evicted and then retrying is taken for a new client and
+//! its write is executed again. A client retrying an older write than its latest one gets `Stale`
+//! (the older write may or may not have been applied: a client that needs to know keeps one write in
+//! flight, or reads). Retries are also only deduplicated against writes applied with the same
+//! limits; anonymous clients (id 0) are never recorded.
+//!
+//! Invariants: the list holds exactly the indexed clients, ordered by strictly increasing
+//! `last_lsn` from head (oldest) to tail (newest); `len <= capacity`.
+
+use super::projection::ApplyResult;
+use std::collections::HashMap;
+
+const NIL: u32 = u32::MAX;
+
+/// What the table says about an incoming `(client_id, seq)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Not seen (new client, or a newer seq): execute it.
+    New,
+    /// The client's last applied write: answer with its result, change nothing.
+    Duplicate(ApplyResult),
+    /// Older than the client's last applied write (`last_seq`): refuse it.
+    Stale {
+        /// The client's last applied seq.
+        last_seq: u64,
+    },
+}
+
+/// One remembered client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// The client.
+    pub client_id: u64,
+    /// Its last applied seq.
+    pub last_seq: u64,
+    /// The lsn at which that write was applied.
+    pub last_lsn: u64,
+    /// Its result.
+    pub result: ApplyResult,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    record: ClientRecord,
+    prev: u32,
+    next: u32,
+}
+
+/// The bounded client table.
+#[derive(Clone, Debug)]
+pub struct ClientTable {
+    capacity: usize,
+    index: HashMap<u64, u32>,
+    slots: Vec<Slot>,
+    head: u32,
+    tail: u32,
+    evictions: u64,
+}
+
+impl ClientTable {
+    /// An empty table for at most `capacity` clients (allocated now).
+    pub fn new(capacity: usize) -> Self {
+        assert!(capacity > 0);
+        assert!(capacity < NIL as usize);
+        Self {
+            capacity,
+            index: HashMap::with_capacity(capacity),
+            slots: Vec::with_capacity(capacity),
+            head: NIL,
+            tail: NIL,
+            evictions: 0,
+        }
+    }
+
+    /// Clients remembered.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when no client is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Clients evicted so far (not part of the replicated state).
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Classifies `(client_id, seq)`.
+    pub fn check(&self, client_id: u64, seq: u64) -> Check {
+        match self.get(client_id) {
+            None => Check::New,
+            Some(r) if seq == r.last_seq => Check::Duplicate(r.result),
+            Some(r) if seq < r.last_seq => Check::Stale { last_seq: r.last_seq },
+            Some(_) => Check::New,
+        }
+    }
+
+    /// The record of `client_id`, if remembered.
+    pub fn get(&self, client_id: u64) -> Option<&ClientRecord> {
+        self.index.get(&client_id).map(|&i| &self.slots[i as usize].record)
+    }
+
+    /// Records that the client's write `seq` was applied at `lsn` with `result`, making it the most
+    /// recently active client; evicts the least recently active one if a new client needs room.
+    /// `lsn` must be above every lsn recorded so far.
+    pub fn record(&mut self, client_id: u64, seq: u64, lsn: u64, result: ApplyResult) {
+        if self.tail != NIL {
+            assert!(lsn > self.slots[self.tail as usize].record.last_lsn, "client activity must increase");
+        }
+        let record = ClientRecord { client_id, last_seq: seq, last_lsn: lsn, result };
+        let i = if let Some(&i) = self.index.get(&client_id) {
+            self.unlink(i);
+            i
+        } else if self.slots.len() < self.capacity {
+            self.slots.push(Slot { record, prev: NIL, next: NIL });
+            let i = u32::try_from(self.slots.len() - 1).expect("capacity < u32::MAX");
+            self.index.insert(client_id, i);
+            i
+        } else {
+            let i = self.head;
+            assert!(i != NIL);
+            self.unlink(i);
+            let evicted = self.slots[i as usize].record.client_id;
+            self.index.remove(&evicted);
+            self.index.insert(client_id, i);
+            self.evictions += 1;
+            i
+        };
+        self.slots[i as usize].record = record;
+        self.push_tail(i);
+        assert!(self.index.len() <= self.capacity);
+    }
+
+    /// The records from the least to the most recently active.
+    pub fn iter(&self) -> impl Iterator<Item = &ClientRecord> + '_ {
+        let mut at = self.head;
+        std::iter::from_fn(move || {
+            if at == NIL {
+                return None;
+            }
+            let slot = &self.slots[at as usize];
+            at = slot.next;
+            Some(&slot.record)
+        })
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let Slot { prev, next, .. } = self.slots[i as usize];
+        if prev == NIL {
+            self.head = next;
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.tail = prev;
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+    }
+
+    fn push_tail(&mut self, i: u32) {
+        let slot = &mut self.slots[i as usize];
+        slot.prev = self.tail;
+        slot.next = NIL;
+        if self.tail == NIL {
+            self.head = i;
+        } else {
+            self.slots[self.tail as usize].next = i;
+        }
+        self.tail = i;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const R: ApplyResult = ApplyResult::Stored { version: 1 };
+
+    #[test]
+    fn duplicate_stale_and_new_seqs() {
+        let mut t = ClientTable::new(4);
+        assert_eq!(t.check(1, 5), Check::New);
+        t.record(1, 5, 10, R);
+        assert_eq!(t.check(1, 5), Check::Duplicate(R));
+        assert_eq!(t.check(1, 4), Check::Stale { last_seq: 5 });
+        assert_eq!(t.check(1, 6), Check::New);
+        assert_eq!(t.check(2, 0), Check::New);
+    }
+
+    #[test]
+    fn evicts_the_least_recently_active_client() {
+        let mut t = ClientTable::new(2);
+        t.record(1, 1, 1, R);
+        t.record(2, 1, 2, R);
+        t.record(1, 2, 3, R); // 1 is now more recent than 2.
+        t.record(3, 1, 4, R); // evicts 2.
+        assert_eq!(t.evictions(), 1);
+        assert!(t.get(2).is_none());
+        assert_eq!(t.iter().map(|r| r.client_id).collect::<Vec<_>>(), vec![1, 3]);
+        t.record(4, 1, 5, R); // evicts 1.
+        assert_eq!(t.iter().map(|r| (r.client_id, r.last_lsn)).collect::<Vec<_>>(), vec![(3, 4), (4, 5)]);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "client activity must increase")]
+    fn activity_must_increase() {
+        let mut t = ClientTable::new(2);
+        t.record(1, 1, 5, R);
+        t.record(2, 1, 5, R);
+    }
+}

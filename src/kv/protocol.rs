@@ -1,0 +1,281 @@
+//! The KV opcodes on the wire: request bodies in, answer bodies out (docs/PROTOCOL.md, "KV").
+//!
+//! Request bodies (little-endian; "rest" is every byte up to the end of the body):
+//!
+//! | opcode | body |
+//! |-------:|------|
+//! | 0x10 GET  | key (rest) |
+//! | 0x11 SET  | u16 key_len, key, value (rest) |
+//! | 0x12 DEL  | key (rest) |
+//! | 0x13 INCR | i64 delta, key (rest) |
+//! | 0x14 CAS  | u64 expected_version, u16 key_len, key, value (rest) |
+//!
+//! Exactly-once: a write's sequence number is the frame's `request_id`, its client the datagram's
+//! `client_id`. A client that wants exactly-once uses a non-zero client id and strictly increasing
+//! request ids for its writes, and resends a write with the same request id; client 0 is anonymous
+//! (at least once).
+//!
+//! Answer bodies (status OK; errors have an empty body):
+//!
+//! | opcode | answer |
+//! |-------:|--------|
+//! | GET  | u64 version, value (rest); `NOT_FOUND` if absent |
+//! | SET, CAS | u64 version: the key's new version |
+//! | DEL  | u8: 1 if the key existed and was deleted, 0 if it did not exist |
+//! | INCR | i64 new value, u64 version |
+//!
+//! Rendering writes into the caller's buffer (the room left in the response datagram) and
+//! allocates nothing; the functions return what a `dispatch::Handler` returns.
+
+use super::command::{Command, Op};
+use super::projection::{ApplyResult, KvProjection};
+use super::{KvError, Reader, Writer};
+use crate::wire::{opcode, Status};
+
+/// Reads the body of a KV write request (SET, DEL, INCR, CAS) into the command to log.
+pub fn parse_write(opcode: u8, client_id: u64, request_id: u64, body: &[u8]) -> Result<Command<'_>, KvError> {
+    let mut r = Reader::new(body);
+    let op = match opcode {
+        opcode::SET => {
+            let key = r.bytes_u16()?;
+            Op::Set { key, value: r.rest() }
+        }
+        opcode::DEL => Op::Del { key: r.rest() },
+        opcode::INCR => {
+            let delta = r.i64()?;
+            Op::Incr { key: r.rest(), delta }
+        }
+        opcode::CAS => {
+            let expected_version = r.u64()?;
+            let key = r.bytes_u16()?;
+            Op::Cas { key, expected_version, value: r.rest() }
+        }
+        other => return Err(KvError::NotAWrite(other)),
+    };
+    r.finish()?;
+    Ok(Command { client_id, seq: request_id, op })
+}
+
+/// Reads the body of a GET request: the key.
+pub fn parse_get(body: &[u8]) -> &[u8] {
+    body
+}
+
+/// Bytes the request body of `op` takes.
+pub fn request_body_len(op: &Op<'_>) -> usize {
+    match op {
+        Op::Set { key, value } => 2 + key.len() + value.len(),
+        Op::Del { key } => key.len(),
+        Op::Incr { key, .. } => 8 + key.len(),
+        Op::Cas { key, value, .. } => 8 + 2 + key.len() + value.len(),
+    }
+}
+
+/// Writes the request body of `op` (for clients, tools and tests); returns its length. The frame's
+/// opcode is `op.opcode()`.
+pub fn encode_write_body(op: &Op<'_>, out: &mut [u8]) -> Result<usize, KvError> {
+    let key_len = u16::try_from(op.key().len()).map_err(|_| KvError::KeyTooLong(op.key().len()))?;
+    let mut w = Writer::new(out, request_body_len(op))?;
+    match *op {
+        Op::Set { key, value } => {
+            w.put(&key_len.to_le_bytes());
+            w.put(key);
+            w.put(value);
+        }
+        Op::Del { key } => w.put(key),
+        Op::Incr { key, delta } => {
+            w.put(&delta.to_le_bytes());
+            w.put(key);
+        }
+        Op::Cas { key, expected_version, value } => {
+            w.put(&expected_version.to_le_bytes());
+            w.put(&key_len.to_le_bytes());
+            w.put(key);
+            w.put(value);
+        }
+    }
+    Ok(w.done())
+}
+
+fn write_answer(out: &mut [u8], parts: &[&[u8]]) -> Result<usize, Status> {
+    let needed = parts.iter().map(|p| p.len()).sum();
+    let mut w = Writer::new(out, needed).map_err(|_| Status::ResponseTooLarge)?;
+    for p in parts {
+        w.put(p);
+    }
+    Ok(w.done())
+}
+
+/// Renders the result of a write into its answer body; `Err` is the error status (empty body),
+/// `ResponseTooLarge` if `out` is too short.
+pub fn render_result(result: &ApplyResult, out: &mut [u8]) -> Result<usize, Status> {
+    match *result {
+        ApplyResult::Stored { version } => write_answer(out, &[&version.to_le_bytes()]),
+        ApplyResult::Deleted { existed } => write_answer(out, &[&[u8::from(existed)]]),
+        ApplyResult::Incremented { value, version } => {
+            write_answer(out, &[&value.to_le_bytes(), &version.to_le_bytes()])
+        }
+        other => Err(other.status()),
+    }
+}
+
+/// Renders a GET's outcome: `Some((value, version))` → OK with `u64 version, value`; `None` →
+/// `NOT_FOUND`.
+pub fn render_get(found: Option<(&[u8], u64)>, out: &mut [u8]) -> Result<usize, Status> {
+    match found {
+        Some((value, version)) => write_answer(out, &[&version.to_le_bytes(), value]),
+        None => Err(Status::NotFound),
+    }
+}
+
+impl KvProjection {
+    /// Answers a GET request body from the projection (no log, no allocation): `KEY_TOO_LARGE`
+    /// for a key over the limit, `NOT_FOUND`, or OK with `u64 version, value`.
+    pub fn answer_get(&self, body: &[u8], out: &mut [u8]) -> Result<usize, Status> {
+        let key = parse_get(body);
+        if key.len() > self.limits().key_bytes_max {
+            return Err(Status::KeyTooLarge);
+        }
+        render_get(self.get(key), out)
+    }
+}
+
+/// A client's reading of a KV answer (for tools and tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer<'a> {
+    /// GET: the value and its version.
+    Value {
+        /// The value.
+        value: &'a [u8],
+        /// Its version.
+        version: u64,
+    },
+    /// SET or CAS: the new version.
+    Version(u64),
+    /// DEL: whether the key existed.
+    Deleted(bool),
+    /// INCR: the new value and version.
+    Incremented {
+        /// The new value.
+        value: i64,
+        /// The new version.
+        version: u64,
+    },
+}
+
+/// Reads the OK answer body of `opcode`.
+pub fn parse_answer(opcode: u8, body: &[u8]) -> Result<Answer<'_>, KvError> {
+    let mut r = Reader::new(body);
+    let answer = match opcode {
+        opcode::GET => {
+            let version = r.u64()?;
+            Answer::Value { version, value: r.rest() }
+        }
+        opcode::SET | opcode::CAS => Answer::Version(r.u64()?),
+        opcode::DEL => Answer::Deleted(r.u8()? != 0),
+        opcode::INCR => {
+            let value = r.i64()?;
+            Answer::Incremented { value, version: r.u64()? }
+        }
+        other => return Err(KvError::NotAWrite(other)),
+    };
+    r.finish()?;
+    Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::KvLimits;
+    use proptest::prelude::*;
+
+    fn body(op: &Op<'_>) -> Vec<u8> {
+        let mut out = vec![0u8; request_body_len(op)];
+        assert_eq!(encode_write_body(op, &mut out), Ok(out.len()));
+        out
+    }
+
+    #[test]
+    fn request_bodies_round_trip_with_request_id_as_seq() {
+        let ops = [
+            Op::Set { key: b"key", value: b"value" },
+            Op::Set { key: b"", value: b"" },
+            Op::Del { key: b"key" },
+            Op::Incr { key: b"n", delta: -3 },
+            Op::Cas { key: b"c", expected_version: 42, value: b"v" },
+        ];
+        for op in ops {
+            let b = body(&op);
+            assert_eq!(parse_write(op.opcode(), 9, 77, &b), Ok(Command { client_id: 9, seq: 77, op }));
+        }
+    }
+
+    #[test]
+    fn request_layouts_are_as_documented() {
+        assert_eq!(body(&Op::Set { key: b"ab", value: b"xy" }), b"\x02\x00abxy");
+        assert_eq!(body(&Op::Del { key: b"ab" }), b"ab");
+        assert_eq!(body(&Op::Incr { key: b"n", delta: 1 }), b"\x01\0\0\0\0\0\0\0n");
+        assert_eq!(
+            body(&Op::Cas { key: b"k", expected_version: 2, value: b"v" }),
+            b"\x02\0\0\0\0\0\0\0\x01\x00kv"
+        );
+    }
+
+    #[test]
+    fn bad_request_bodies_are_errors() {
+        assert!(matches!(parse_write(opcode::SET, 1, 1, b"\x05\x00ab"), Err(KvError::Truncated { .. })));
+        assert!(matches!(parse_write(opcode::INCR, 1, 1, b"\x01"), Err(KvError::Truncated { .. })));
+        assert!(matches!(parse_write(opcode::CAS, 1, 1, b""), Err(KvError::Truncated { .. })));
+        assert_eq!(parse_write(opcode::GET, 1, 1, b""), Err(KvError::NotAWrite(opcode::GET)));
+    }
+
+    #[test]
+    fn answers_render_in_place() {
+        let mut out = [0u8; 32];
+        let n = render_result(&ApplyResult::Stored { version: 7 }, &mut out).unwrap();
+        assert_eq!(parse_answer(opcode::SET, &out[..n]), Ok(Answer::Version(7)));
+        let n = render_result(&ApplyResult::Deleted { existed: true }, &mut out).unwrap();
+        assert_eq!(&out[..n], &[1]);
+        let n = render_result(&ApplyResult::Incremented { value: -5, version: 3 }, &mut out).unwrap();
+        assert_eq!(parse_answer(opcode::INCR, &out[..n]), Ok(Answer::Incremented { value: -5, version: 3 }));
+        assert_eq!(
+            render_result(&ApplyResult::CasMismatch { current_version: 1 }, &mut out),
+            Err(Status::CasMismatch)
+        );
+        assert_eq!(render_result(&ApplyResult::Stale { last_seq: 1 }, &mut out), Err(Status::Stale));
+        assert_eq!(render_result(&ApplyResult::Full, &mut out), Err(Status::Full));
+        assert_eq!(render_result(&ApplyResult::Malformed, &mut out), Err(Status::BadRequest));
+        assert_eq!(
+            render_result(&ApplyResult::Stored { version: 7 }, &mut out[..7]),
+            Err(Status::ResponseTooLarge)
+        );
+    }
+
+    #[test]
+    fn get_answers_from_the_projection() {
+        let mut kv = KvProjection::new(KvLimits { key_bytes_max: 4, ..KvLimits::small() });
+        let mut out = [0u8; 16];
+        assert_eq!(kv.answer_get(b"k", &mut out), Err(Status::NotFound));
+        assert_eq!(kv.answer_get(b"kkkkk", &mut out), Err(Status::KeyTooLarge));
+        kv.apply(3, &Command { client_id: 0, seq: 0, op: Op::Set { key: b"k", value: b"hello" } });
+        let n = kv.answer_get(b"k", &mut out).unwrap();
+        assert_eq!(parse_answer(opcode::GET, &out[..n]), Ok(Answer::Value { value: b"hello", version: 3 }));
+        assert_eq!(kv.answer_get(b"k", &mut out[..12]), Err(Status::ResponseTooLarge));
+    }
+
+    proptest! {
+        #[test]
+        fn request_parsing_never_panics(
+            op in 0x10u8..0x15,
+            body in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            if let Ok(c) = parse_write(op, 1, 2, &body) {
+                prop_assert_eq!(c.op.opcode(), op);
+                let mut out = vec![0u8; request_body_len(&c.op)];
+                prop_assert_eq!(encode_write_body(&c.op, &mut out), Ok(body.len()));
+                prop_assert_eq!(out, body.clone());
+            }
+            let _ = parse_answer(op, &body);
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The UAL's on-disk layout: record headers and the superblock, encoded and decoded byte by byte
+//! (docs/STORAGE.md is the prose version of this file; keep them in step).
+//!
+//! Everything is little-endian. A record is a 32-byte header followed by its payload, packed into
+//! one 4 KiB block (records never span blocks); a record's crc32c covers header bytes 4..32 and
+//! the payload, so a torn or stale byte anywhere in it is caught. The superblock is 128 bytes at the
+//! start of block 0 or block 1, its crc32c in its last four bytes.
+//!
+//! Invariants: `encode_record` computes the checksum before the record can reach a device and
+//! `decode_record` verifies it after every read (the paired assertions of DESIGN.md section 6.4);
+//! an all-zero header is "nothing here" (a record's lsn is never 0, so a real header never is);
+//! decoders never panic on any input (they are fuzz targets).
+
+use vigil_pmd::block::BLOCK_SIZE;
+
+/// Bytes in a record header.
+pub const RECORD_HEADER_LEN: usize = 32;
+/// The largest payload one record carries (a record fits one block).
+pub const PAYLOAD_MAX: usize = BLOCK_SIZE - RECORD_HEADER_LEN;
+/// Bytes of the superblock that are meaningful (the rest of its block is zero).
+pub const SUPERBLOCK_LEN: usize = 128;
+/// "VIGILUAL" read as a little-endian u64.
+pub const SUPERBLOCK_MAGIC: u64 = u64::from_le_bytes(*b"VIGILUAL");
+/// The format this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The device blocks holding the two superblock copies; the log region starts after them.
+pub const SUPERBLOCK_BLOCKS: u64 = 2;
+
+/// A decoded record header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// crc32c over header bytes 4..32 and the payload.
+    pub crc: u32,
+    /// Payload bytes.
+    pub len: u32,
+    /// Log sequence number (>= 1).
+    pub lsn: u64,
+    /// Raft term.
+    pub term: u64,
+    /// The log epoch it was written in (bumped at every open and truncation).
+    pub epoch: u32,
+    /// The caller's record kind.
+    pub kind: u8,
+}
+
+impl RecordHeader {
+    /// Header plus payload bytes.
+    #[inline]
+    pub fn total_len(&self) -> usize {
+        RECORD_HEADER_LEN + self.len as usize
+    }
+}
+
+/// Why a record failed to decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Malformed {
+    /// Its length runs past the end of the block.
+    Length,
+    /// Its checksum does not match (torn, partially written, or corrupt).
+    Checksum,
+    /// Its reserved bytes are not zero (or its lsn is 0) although the checksum matched.
+    Reserved,
+}
+
+/// What lies at an offset of a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Nothing: a zero header, or too little room left for one. The block's records end here.
+    Empty,
+    /// A record whose checksum verified.
+    Record(RecordHeader),
+    /// Bytes that are not a valid record.
+    Malformed(Malformed),
+}
+
+/// Writes the record into `dst` (which must hold exactly header + payload) and returns its
+/// checksum. The checksum is computed over the bytes as written, before they can reach a device.
+#[inline]
+pub fn encode_record(dst: &mut [u8], lsn: u64, term: u64, epoch: u32, kind: u8, payload: &[u8]) -> u32 {
+    assert_eq!(dst.len(), RECORD_HEADER_LEN + payload.len());
+    assert!(lsn > 0, "lsn 0 is reserved: a zero header means no record");
+    let (header, body) = dst.split_at_mut(RECORD_HEADER_LEN);
+    header[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[8..16].copy_from_slice(&lsn.to_le_bytes());
+    header[16..24].copy_from_slice(&term.to_le_bytes());
+    header[24..28].copy_from_slice(&epoch.to_le_bytes());
+    header[28] = kind;
+    header[29..32].fill(0);
+    body.copy_from_slice(payload);
+    let crc = crc32c::crc32c(&dst[4..]);
+    dst[0..4].copy_from_slice(&crc.to_le_bytes());
+    crc
+}
+
+#[inline]
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+#[inline]
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Reads the header at `off` of `block` without checking the checksum (for walking records
+/// already verified). Panics if fewer than a header's bytes remain.
+#[inline]
+pub fn peek_header(block: &[u8], off: usize) -> RecordHeader {
+    let h = &block[off..off + RECORD_HEADER_LEN];
+    RecordHeader {
+        crc: u32_at(h, 0),
+        len: u32_at(h, 4),
+        lsn: u64_at(h, 8),
+        term: u64_at(h, 16),
+        epoch: u32_at(h, 24),
+        kind: h[28],
+    }
+}
+
+/// Decodes and verifies the record at `off` of `block` (one block's bytes).
+pub fn decode_record(block: &[u8], off: usize) -> Slot {
+    if off + RECORD_HEADER_LEN > block.len() {
+        return Slot::Empty;
+    }
+    let raw = &block[off..off + RECORD_HEADER_LEN];
+    if raw.iter().all(|&b| b == 0) {
+        return Slot::Empty;
+    }
+    let h = peek_header(block, off);
+    let end = off + RECORD_HEADER_LEN + h.len as usize;
+    if h.len as usize > PAYLOAD_MAX || end > block.len() {
+        return Slot::Malformed(Malformed::Length);
+    }
+    if crc32c::crc32c(&block[off + 4..end]) != h.crc {
+        return Slot::Malformed(Malformed::Checksum);
+    }
+    if h.lsn == 0 || raw[29..32] != [0, 0, 0] {
+        return Slot::Malformed(Malformed::Reserved);
+    }
+    Slot::Record(h)
+}
+
+/// The superblock: geometry plus the checkpoint. Two copies, written alternately.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Superblock {
+    /// Bumped by one at every write; on open the valid copy with the higher one wins.
+    pub sequence: u64,
+    /// Blocks per segment (a power of two).
+    pub segment_blocks: u32,
+    /// Segments in the log region.
+    pub segment_count: u32,
+    /// Virtual block (a segment boundary) where the live region starts.
+    pub log_start_block: u64,
+    /// The lsn of the first record at `log_start_block` (the first readable lsn).
+    pub log_start_lsn: u64,
+    /// The lsn the latest snapshot covers (0: none).
+    pub snapshot_lsn: u64,
+    /// The term of `snapshot_lsn`.
+    pub snapshot_term: u64,
+    /// The current epoch: no record on the device has a higher one.
+    pub epoch: u32,
+    /// The first lsn of the current epoch: a record of an older epoch with this lsn or a higher
+    /// one was discarded (a torn tail cut at open, or `truncate_suffix`).
+    pub epoch_first_lsn: u64,
+}
+
+/// Why a superblock copy was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SuperblockError {
+    /// The block is all zeros (a fresh device).
+    Blank,
+    /// Not our magic number.
+    Magic,
+    /// The checksum does not match.
+    Checksum,
+    /// A format version this code does not read.
+    Version(u32),
+    /// A block size other than 4096.
+    BlockSize(u32),
+}
+
+impl Superblock {
+    /// Encodes into the first `SUPERBLOCK_LEN` bytes of `dst` and zeroes the rest of it.
+    pub fn encode(&self, dst: &mut [u8]) {
+        assert!(dst.len() >= SUPERBLOCK_LEN);
+        dst.fill(0);
+        dst[0..8].copy_from_slice(&SUPERBLOCK_MAGIC.to_le_bytes());
+        dst[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        dst[12..16].copy_from_slice(&(BLOCK_SIZE as u32).to_le_bytes());
+        dst[16..24].copy_from_slice(&self.sequence.to_le_bytes());
+        dst[24..28].copy_from_slice(&self.segment_blocks.to_le_bytes());
+        dst[28..32].copy_from_slice(&self.segment_count.to_le_bytes());
+        dst[32..40].copy_from_slice(&self.log_start_block.to_le_bytes());
+        dst[40..48].copy_from_slice(&self.log_start_lsn.to_le_bytes());
+        dst[48..56].copy_from_slice(&self.snapshot_lsn.to_le_bytes());
+        dst[56..64].copy_from_slice(&self.snapshot_term.to_le_bytes());
+        dst[64..68].copy_from_slice(&self.epoch.to_le_bytes());
+        // 68..72 reserved, zero.
+        dst[72..80].copy_from_slice(&self.epoch_first_lsn.to_le_bytes());
+        // 80..124 reserved, zero.
+        let crc = crc32c::crc32c(&dst[..SUPERBLOCK_LEN - 4]);
+        dst[SUPERBLOCK_LEN - 4..SUPERBLOCK_LEN].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Decodes and verifies a superblock copy from its block's bytes.
+    pub fn decode(src: &[u8]) -> Result<Self, SuperblockError> {
+        if src.len() < SUPERBLOCK_LEN {
+            return Err(SuperblockError::Magic);
+        }
+        if src.iter().all(|&b| b == 0) {
+            return Err(SuperblockError::Blank);
+        }
+        if u64_at(src, 0) != SUPERBLOCK_MAGIC {
+            return Err(SuperblockError::Magic);
+        }
+        if crc32c::crc32c(&src[..SUPERBLOCK_LEN - 4]) != u32_at(src, SUPERBLOCK_LEN - 4) {
+            return Err(SuperblockError::Checksum);
+        }
+        let version = u32_at(src, 8);
+        if version != FORMAT_VERSION {
+            return Err(SuperblockError::Version(version));
+        }
+        let block_size = u32_at(src, 12);
+        if block_size as usize != BLOCK_SIZE {
+            return Err(SuperblockError::BlockSize(block_size));
+        }
+        Ok(Self {
+            sequence: u64_at(src, 16),
+            segment_blocks: u32_at(src, 24),
+            segment_count: u32_at(src, 28),
+            log_start_block: u64_at(src, 32),
+            log_start_lsn: u64_at(src, 40),
+            snapshot_lsn: u64_at(src, 48),
+            snapshot_term: u64_at(src, 56),
+            epoch: u32_at(src, 64),
+            epoch_first_lsn: u64_at(src, 72),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trips_and_every_byte_is_covered() {
+        let mut block = vec![0u8; BLOCK_SIZE];
+        let payload = b"hello, log";
+        let n = RECORD_HEADER_LEN + payload.len();
+        let crc = encode_record(&mut block[100..100 + n], 7, 3, 2, 9, payload);
+        let Slot::Record(h) = decode_record(&block, 100) else { panic!("valid record") };
+        assert_eq!(h, RecordHeader { crc, len: payload.len() as u32, lsn: 7, term: 3, epoch: 2, kind: 9 });
+        assert_eq!(&block[100 + RECORD_HEADER_LEN..100 + n], payload);
+        for i in 100..100 + n {
+            let mut b = block.clone();
+            b[i] ^= 0x40;
+            assert!(matches!(decode_record(&b, 100), Slot::Malformed(_)), "flip at {i} not caught");
+        }
+        assert_eq!(decode_record(&block, 100 + n), Slot::Empty);
+        assert_eq!(decode_record(&block, BLOCK_SIZE - 31), Slot::Empty);
+    }
+
+    #[test]
+    fn impossible_lengths_are_malformed_not_panics() {
+        let mut block = vec![0u8; BLOCK_SIZE];
+        block[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode_record(&block, 0), Slot::Malformed(Malformed::Length));
+        block[12..16].copy_from_slice(&(PAYLOAD_MAX as u32).to_le_bytes());
+        assert_eq!(decode_record(&block, 8), Slot::Malformed(Malformed::Length));
+    }
+
+    #[test]
+    fn superblock_round_trips_and_rejects_damage() {
+        let sb = Superblock {
+            sequence: 9,
+            segment_blocks: 64,
+            segment_count: 5,
+            log_start_block: 128,
+            log_start_lsn: 1000,
+            snapshot_lsn: 1200,
+            snapshot_term: 4,
+            epoch: 3,
+            epoch_first_lsn: 900,
+        };
+        let mut block = vec![0u8; BLOCK_SIZE];
+        sb.encode(&mut block);
+        assert_eq!(Superblock::decode(&block), Ok(sb));
+        assert_eq!(&block[0..8], b"VIGILUAL");
+        for i in 0..SUPERBLOCK_LEN {
+            let mut b = block.clone();
+            b[i] ^= 1;
+            assert!(Superblock::decode(&b).is_err(), "flip at {i} not caught");
+        }
+        assert_eq!(Superblock::decode(&vec![0u8; BLOCK_SIZE]), Err(SuperblockError::Blank));
+    }
+}

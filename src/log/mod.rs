@@ -1,0 +1,600 @@
+//! The Unified Append Log (UAL): at once the Raft log and the storage, on one `BlockIo` device.
+//!
+//! Records `{lsn, term, kind, len, crc32c}` + payload are packed into 4 KiB blocks of a ring of
+//! segments; two alternating superblock copies (blocks 0 and 1) hold the geometry and the
+//! checkpoint. docs/STORAGE.md gives the layout byte by byte and the recovery rules.
+//!
+//! The shard loop drives it without blocking: `append` stages a record into the in-memory image of
+//! the current segment (no allocation, no I/O), `flush_step` (once per poll iteration) copies every
+//! block touched since the last flush into one pooled buffer and submits ONE durable write for it
+//! (group commit), `poll` reaps completions and advances `durable_lsn`. Start-up (`open`) and the
+//! rare paths (`truncate_suffix`, reads of segments no longer in memory, `close`) spin the device
+//! until their I/O completes.
+//!
+//! Invariants:
+//! - lsns are contiguous from `first_lsn()` to `last_lsn()`; terms never decrease along the log;
+//! - `durable_lsn() <= last_lsn()`, and a record is durable only when every write covering it (and
+//!   every earlier write) has completed successfully: only then may it be acknowledged;
+//! - at most `writes_in_flight_max` log writes are in flight, never two touching the same block
+//!   (so the device cannot reorder a rewrite of the tail block behind an older one);
+//! - the staged-but-unsubmitted range never exceeds `write_blocks_max` blocks, and no segment is
+//!   reused while either superblock copy still names it live (so either copy is always a valid
+//!   starting point for recovery);
+//! - no record on the device has an epoch above the durable superblock's, and every record of an
+//!   older epoch with `lsn >= epoch_first_lsn` is dead: this is what keeps a cut tail cut;
+//! - after a device error the log is poisoned: every call returns `LogError::Io` and
+//!   `durable_lsn` never moves again.
+
+mod format;
+mod read;
+mod recovery;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use format::{
+    decode_record, encode_record, Malformed, RecordHeader, Slot, Superblock, SuperblockError, FORMAT_VERSION,
+    PAYLOAD_MAX, RECORD_HEADER_LEN, SUPERBLOCK_BLOCKS, SUPERBLOCK_LEN, SUPERBLOCK_MAGIC,
+};
+pub use recovery::{segments_that_fit, OpenReport, ScanStop};
+
+use std::collections::VecDeque;
+use thiserror::Error;
+use vigil_pmd::block::{BlockBuf, BlockBufPool, BlockIo, Completion, BLOCK_SIZE};
+use vigil_pmd::Batch;
+
+/// A log sequence number: the Raft index. The first record of a fresh log is lsn 1.
+pub type Lsn = u64;
+
+const BS: u64 = BLOCK_SIZE as u64;
+/// Tag bit of superblock writes.
+const TAG_SUPERBLOCK: u64 = 1 << 63;
+/// Tag bit of reads.
+const TAG_READ: u64 = 1 << 62;
+/// "No segment" in a buffer's tag.
+const NO_SEGMENT: u64 = u64::MAX;
+/// Polls a blocking helper spins before it declares the device hung.
+const SPIN_POLLS_MAX: u64 = 1 << 32;
+
+/// The log's configuration; capacities are allocated once in `open`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UalConfig {
+    /// Blocks per segment, a power of two (the unit of recycling and of the in-memory tail image).
+    pub segment_blocks: u32,
+    /// Segments in the ring; at least 2. Must match the superblock of a formatted device.
+    pub segment_count: u32,
+    /// Most blocks one write (one flush_step's worth of records) may touch; a power of two, at
+    /// most `segment_blocks`. Appends beyond it in one iteration get `LogError::Busy`.
+    pub write_blocks_max: u32,
+    /// Most log writes in flight at once.
+    pub writes_in_flight_max: u32,
+    /// Format a blank device (both superblock blocks all zero) instead of refusing it.
+    pub format_if_blank: bool,
+}
+
+impl UalConfig {
+    /// Blocks of device the log needs: the two superblocks plus the ring.
+    pub fn device_blocks(&self) -> u64 {
+        SUPERBLOCK_BLOCKS + u64::from(self.segment_blocks) * u64::from(self.segment_count)
+    }
+
+    /// Checks the numbers agree with each other and with a device of `capacity_blocks`.
+    pub fn validate(&self, capacity_blocks: u64) -> Result<(), LogError> {
+        let bad = |key: &str, why: String| Err(LogError::Config(format!("{key}: {why}")));
+        if !self.segment_blocks.is_power_of_two() {
+            return bad("segment_blocks", format!("{} is not a power of two", self.segment_blocks));
+        }
+        if self.segment_count < 2 {
+            return bad(
+                "segment_count",
+                format!("{} < 2 (the ring needs a segment to move to)", self.segment_count),
+            );
+        }
+        if !self.write_blocks_max.is_power_of_two() || self.write_blocks_max > self.segment_blocks {
+            return bad(
+                "write_blocks_max",
+                format!(
+                    "{} must be a power of two <= segment_blocks {}",
+                    self.write_blocks_max, self.segment_blocks
+                ),
+            );
+        }
+        if self.writes_in_flight_max == 0 {
+            return bad("writes_in_flight_max", "must be at least 1".into());
+        }
+        if self.device_blocks() > capacity_blocks {
+            return bad(
+                "segment_count",
+                format!("the log needs {} blocks, the device has {capacity_blocks}", self.device_blocks()),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What went wrong; each variant says what happened to the log's state.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum LogError {
+    /// The staging area (`write_blocks_max` blocks since the last submitted write) is full, or a
+    /// superblock write is already in flight. Nothing was appended or changed: call `flush_step`
+    /// and `poll`, then retry.
+    #[error("log busy: staging area full or a write still in flight")]
+    Busy,
+    /// No free segment: the ring holds only live records. Nothing was appended; a `checkpoint`
+    /// (once its superblock write completes, and the one after it) frees segments.
+    #[error("log full: no free segment until a checkpoint frees one")]
+    Full,
+    /// The payload is longer than `PAYLOAD_MAX`. Nothing was appended.
+    #[error("payload of {len} bytes exceeds the {max}-byte record limit")]
+    TooLarge {
+        /// The payload's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The term is lower than the last record's. Nothing was appended.
+    #[error("term {term} is below the log's last term {last_term}")]
+    TermRegression {
+        /// The term given.
+        term: u64,
+        /// The last record's term.
+        last_term: u64,
+    },
+    /// The lsn is not in the log (below `first_lsn`, or above `last_lsn`). Nothing changed.
+    #[error("lsn {lsn} is outside the log's {first}..={last}")]
+    Unavailable {
+        /// The lsn asked for.
+        lsn: Lsn,
+        /// The first readable lsn.
+        first: Lsn,
+        /// The last lsn.
+        last: Lsn,
+    },
+    /// A checkpoint names an lsn that is not yet durable, or one below the current snapshot, or a
+    /// truncation reaches below the snapshot. Nothing changed.
+    #[error("lsn {lsn} is not allowed here: {why}")]
+    BadLsn {
+        /// The lsn given.
+        lsn: Lsn,
+        /// Why it was refused.
+        why: &'static str,
+    },
+    /// A record read back failed its checksum or did not carry the expected lsn (media
+    /// corruption of acknowledged data). Nothing changed; the record cannot be served.
+    #[error("record {lsn} is corrupt on the device: {why}")]
+    Corrupt {
+        /// The lsn being read.
+        lsn: Lsn,
+        /// What was wrong.
+        why: &'static str,
+    },
+    /// The device failed a request or stopped answering. The log is poisoned: every later call
+    /// returns this error and `durable_lsn` no longer moves; reopen to recover.
+    #[error("device error, log poisoned: {0}")]
+    Io(String),
+    /// `open`: neither superblock copy is valid and the device is not blank (or blank and
+    /// `format_if_blank` is off). Nothing was written.
+    #[error("no valid superblock: {0}")]
+    NoSuperblock(String),
+    /// `open`: the configuration is inconsistent or disagrees with the device. Nothing was written.
+    #[error("bad log configuration: {0}")]
+    Config(String),
+}
+
+/// A record's metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// Its lsn.
+    pub lsn: Lsn,
+    /// Its term.
+    pub term: u64,
+    /// Its kind.
+    pub kind: u8,
+    /// Its payload length.
+    pub len: u32,
+}
+
+/// A record borrowed from the log's memory (for `replay`).
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a> {
+    /// Its metadata.
+    pub meta: RecordMeta,
+    /// Its payload.
+    pub payload: &'a [u8],
+}
+
+/// Plain counters, read off the hot path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UalCounters {
+    /// Records appended.
+    pub appends: u64,
+    /// Appends refused with `Busy`.
+    pub appends_busy: u64,
+    /// Appends refused with `Full`.
+    pub appends_full: u64,
+    /// Log writes submitted.
+    pub writes: u64,
+    /// Blocks those writes carried.
+    pub write_blocks: u64,
+    /// Superblock writes submitted.
+    pub superblock_writes: u64,
+    /// Device reads (segments or superblocks).
+    pub reads: u64,
+}
+
+/// Ring geometry, in blocks.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    segment_blocks: u64,
+    segment_count: u64,
+    region_blocks: u64,
+}
+
+impl Geometry {
+    /// The device block of a virtual block.
+    #[inline]
+    fn lba(&self, vblock: u64) -> u64 {
+        SUPERBLOCK_BLOCKS + vblock % self.region_blocks
+    }
+    #[inline]
+    fn segment_of(&self, vblock: u64) -> u64 {
+        vblock / self.segment_blocks
+    }
+}
+
+/// An in-memory image of one segment (the tail's, or the one before it), or the read cache.
+#[derive(Debug)]
+struct SegmentBuf {
+    buf: Option<BlockBuf>,
+    /// The virtual segment it holds, or `NO_SEGMENT`.
+    vseg: u64,
+}
+
+impl SegmentBuf {
+    fn bytes(&self) -> &[u8] {
+        self.buf.as_deref().expect("segment buffer is home")
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.buf.as_deref_mut().expect("segment buffer is home")
+    }
+}
+
+/// A log write in flight.
+#[derive(Clone, Copy, Debug)]
+struct InFlightWrite {
+    tag: u64,
+    /// Virtual blocks start..end it covers.
+    start: u64,
+    end: u64,
+    /// The last lsn it makes durable.
+    last_lsn: Lsn,
+    done: bool,
+}
+
+/// What a superblock copy on the device says, as far as recycling cares.
+#[derive(Clone, Copy, Debug)]
+struct CopyState {
+    valid: bool,
+    sequence: u64,
+    log_start_block: u64,
+}
+
+/// Where a blocking read lands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BufSlot {
+    Segment(usize),
+    Cache,
+    Superblock,
+}
+
+/// The Unified Append Log over one device.
+pub struct Ual<D: BlockIo> {
+    dev: D,
+    cfg: UalConfig,
+    geo: Geometry,
+
+    // The log's extent.
+    /// First readable lsn (the checkpoint's `log_start_lsn`).
+    first_lsn: Lsn,
+    /// Virtual block where the live region starts (a segment boundary).
+    start_block: u64,
+    next_lsn: Lsn,
+    last_term: u64,
+    durable_lsn: Lsn,
+    epoch: u32,
+    snapshot_lsn: Lsn,
+    snapshot_term: u64,
+    /// Virtual byte position where the last record ends (the next one goes here, or at the next
+    /// block if it does not fit).
+    tail_pos: u64,
+    /// Everything before this position has been handed to the device.
+    submitted_pos: u64,
+    /// The last lsn of the segment before the tail's (covered by the write that finishes it).
+    prev_segment_last_lsn: Lsn,
+
+    // Memory, all allocated in `open`.
+    /// Images of the tail segment (`segs[cur]`) and the one before it.
+    segs: [SegmentBuf; 2],
+    cur: usize,
+    /// The last segment read from the device for `read`/`replay`.
+    cache: SegmentBuf,
+    /// First lsn of each block of the ring, indexed by `vblock % region_blocks` (valid for the live
+    /// region only).
+    block_first_lsn: Vec<Lsn>,
+    /// Write buffers of 1, 2, 4 .. write_blocks_max blocks.
+    pools: Vec<BlockBufPool>,
+    in_flight: VecDeque<InFlightWrite>,
+    completions: Option<Batch<Completion>>,
+    next_tag: u64,
+
+    // Superblock.
+    sb: Superblock,
+    copies: [CopyState; 2],
+    sb_buf: Option<BlockBuf>,
+    sb_in_flight: Option<(usize, Superblock)>,
+    read_done: Option<(u64, BlockBuf, Result<(), String>)>,
+
+    poisoned: Option<String>,
+    counters: UalCounters,
+}
+
+impl<D: BlockIo> std::fmt::Debug for Ual<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ual")
+            .field("first_lsn", &self.first_lsn)
+            .field("last_lsn", &self.last_lsn())
+            .field("durable_lsn", &self.durable_lsn)
+            .field("epoch", &self.epoch)
+            .field("tail_pos", &self.tail_pos)
+            .field("poisoned", &self.poisoned)
+            .finish()
+    }
+}
+
+impl<D: BlockIo> Ual<D> {
+    /// The last lsn appended (staged or durable); `first_lsn() - 1` when the log is empty.
+    #[inline]
+    pub fn last_lsn(&self) -> Lsn {
+        self.next_lsn - 1
+    }
+
+    /// The highest lsn whose write (and every earlier one) completed: it may be acknowledged.
+    #[inline]
+    pub fn durable_lsn(&self) -> Lsn {
+        self.durable_lsn
+    }
+
+    /// The first lsn still readable (records below it were recycled after a checkpoint).
+    #[inline]
+    pub fn first_lsn(&self) -> Lsn {
+        self.first_lsn
+    }
+
+    /// The term of the last record (the snapshot's term when the log is empty after one).
+    #[inline]
+    pub fn last_term(&self) -> u64 {
+        self.last_term
+    }
+
+    /// The latest checkpoint's snapshot (lsn, term).
+    pub fn snapshot(&self) -> (Lsn, u64) {
+        (self.snapshot_lsn, self.snapshot_term)
+    }
+
+    /// The current epoch (records appended now carry it).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> UalCounters {
+        self.counters
+    }
+
+    /// The device (for inspection in tests and tools).
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    /// Log writes in flight.
+    pub fn writes_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Gives the device back without flushing anything (what a crash leaves behind).
+    pub fn into_device(self) -> D {
+        self.dev
+    }
+
+    fn check_poisoned(&self) -> Result<(), LogError> {
+        match &self.poisoned {
+            Some(why) => Err(LogError::Io(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&mut self, why: String) -> LogError {
+        if self.poisoned.is_none() {
+            self.poisoned = Some(why);
+        }
+        LogError::Io(self.poisoned.clone().expect("just set"))
+    }
+
+    fn tag(&mut self) -> u64 {
+        self.next_tag += 1;
+        self.next_tag
+    }
+
+    /// The segment image holding `vseg`, if one does.
+    fn segment_index(&self, vseg: u64) -> Option<usize> {
+        (0..2).find(|&i| self.segs[i].vseg == vseg)
+    }
+
+    /// Reaps whatever the device finished; returns how many.
+    fn reap(&mut self) -> usize {
+        let mut batch = self.completions.take().expect("completion batch is home");
+        let n = self.dev.poll_completions(&mut batch);
+        for c in batch.drain() {
+            self.on_completion(c);
+        }
+        self.completions = Some(batch);
+        n
+    }
+
+    fn on_completion(&mut self, c: Completion) {
+        if c.tag & TAG_SUPERBLOCK != 0 {
+            self.sb_buf = c.buf;
+            let (copy, sb) = self.sb_in_flight.take().expect("a superblock write was in flight");
+            match c.result {
+                Ok(()) => {
+                    self.copies[copy] =
+                        CopyState { valid: true, sequence: sb.sequence, log_start_block: sb.log_start_block };
+                }
+                Err(e) => {
+                    self.copies[copy].valid = false;
+                    self.poison(format!("superblock write: {e}"));
+                }
+            }
+        } else if c.tag & TAG_READ != 0 {
+            let buf = c.buf.expect("reads return their buffer");
+            self.read_done = Some((c.tag, buf, c.result.map_err(|e| e.to_string())));
+        } else {
+            let buf = c.buf.expect("writes return their buffer");
+            let class = buf.blocks().trailing_zeros() as usize;
+            self.pools[class].put(buf);
+            let w =
+                self.in_flight.iter_mut().find(|w| w.tag == c.tag).expect("completion of a write we sent");
+            w.done = true;
+            if let Err(e) = c.result {
+                self.poison(format!("log write: {e}"));
+            }
+            if self.poisoned.is_some() {
+                return;
+            }
+            while let Some(w) = self.in_flight.front() {
+                if !w.done {
+                    break;
+                }
+                self.durable_lsn = self.durable_lsn.max(w.last_lsn);
+                self.in_flight.pop_front();
+            }
+        }
+    }
+
+    /// Spins the device until `done(self)` holds; poisons the log if it never does.
+    fn spin_until(&mut self, what: &str, done: impl Fn(&Self) -> bool) -> Result<(), LogError> {
+        let mut polls = 0u64;
+        while !done(self) {
+            self.check_poisoned()?;
+            if self.reap() == 0 {
+                polls += 1;
+                if polls >= SPIN_POLLS_MAX {
+                    return Err(self.poison(format!("{what}: the device did not complete")));
+                }
+                std::hint::spin_loop();
+            }
+        }
+        self.check_poisoned()
+    }
+
+    fn slot_mut(&mut self, slot: BufSlot) -> &mut Option<BlockBuf> {
+        match slot {
+            BufSlot::Segment(i) => &mut self.segs[i].buf,
+            BufSlot::Cache => &mut self.cache.buf,
+            BufSlot::Superblock => &mut self.sb_buf,
+        }
+    }
+
+    /// Reads `slot`'s buffer's worth of blocks from device block `lba` into it, spinning until done.
+    fn read_blocking(&mut self, slot: BufSlot, lba: u64) -> Result<(), LogError> {
+        self.check_poisoned()?;
+        let tag = TAG_READ | self.tag();
+        let mut buf = self.slot_mut(slot).take().expect("buffer is home");
+        let mut polls = 0u64;
+        loop {
+            match self.dev.submit_read(tag, lba, buf) {
+                Ok(()) => break,
+                Err(vigil_pmd::block::SubmitError::QueueFull(Some(b))) => {
+                    buf = b;
+                    if self.reap() == 0 {
+                        polls += 1;
+                        if polls >= SPIN_POLLS_MAX {
+                            *self.slot_mut(slot) = Some(buf);
+                            return Err(self.poison("read: the device queue never drained".into()));
+                        }
+                    }
+                }
+                Err(e) => panic!("read of block {lba} refused: {e} (geometry was validated)"),
+            }
+        }
+        self.counters.reads += 1;
+        self.spin_until("read", |s| s.read_done.is_some())?;
+        let (done_tag, buf, result) = self.read_done.take().expect("just completed");
+        assert_eq!(done_tag, tag, "one blocking read at a time");
+        *self.slot_mut(slot) = Some(buf);
+        result.map_err(|e| self.poison(format!("read of block {lba}: {e}")))
+    }
+
+    /// Submits a superblock write of `sb` to the copy not holding the newest one.
+    fn submit_superblock(&mut self, sb: Superblock) -> Result<(), LogError> {
+        assert!(self.sb_in_flight.is_none(), "one superblock write at a time");
+        let copy = self.next_copy();
+        let mut buf = self.sb_buf.take().expect("superblock buffer is home");
+        sb.encode(&mut buf);
+        // The copy being overwritten may be torn by a crash: stop trusting it until it completes.
+        self.copies[copy].valid = false;
+        match self.dev.submit_write(TAG_SUPERBLOCK | self.next_tag, copy as u64, buf, true) {
+            Ok(()) => {
+                self.counters.superblock_writes += 1;
+                self.sb_in_flight = Some((copy, sb));
+                self.sb = sb;
+                Ok(())
+            }
+            Err(vigil_pmd::block::SubmitError::QueueFull(Some(b))) => {
+                self.sb_buf = Some(b);
+                self.copies[copy].valid = true;
+                Err(LogError::Busy)
+            }
+            Err(e) => panic!("superblock write refused: {e}"),
+        }
+    }
+
+    /// Writes `sb` and spins until it is durable.
+    fn write_superblock_blocking(&mut self, sb: Superblock) -> Result<(), LogError> {
+        self.spin_until("superblock write", |s| s.sb_in_flight.is_none())?;
+        loop {
+            match self.submit_superblock(sb) {
+                Ok(()) => break,
+                Err(LogError::Busy) => {
+                    self.reap();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.spin_until("superblock write", |s| s.sb_in_flight.is_none())
+    }
+
+    /// The copy to overwrite next: an invalid one, else the older one.
+    fn next_copy(&self) -> usize {
+        match (self.copies[0].valid, self.copies[1].valid) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => usize::from(self.copies[1].sequence < self.copies[0].sequence),
+        }
+    }
+
+    /// The oldest segment either durable superblock copy still names live: the writer may not
+    /// reach it again (one lap later).
+    fn reclaim_segment(&self) -> u64 {
+        let start = self
+            .copies
+            .iter()
+            .filter(|c| c.valid)
+            .map(|c| c.log_start_block)
+            .min()
+            .unwrap_or(self.start_block)
+            .min(self.start_block);
+        self.geo.segment_of(start)
+    }
+}

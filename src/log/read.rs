@@ -1,0 +1,147 @@
+//! The read path: `read`, `read_meta`, `replay` and `locate`, for Raft and for projection replay.
+//!
+//! An lsn is found through the block index (the first lsn of every block of the live region, kept
+//! in memory and rebuilt by the scan at open): a binary search gives its block, a walk over at most
+//! one block's headers gives its offset. Bytes come from the in-memory images of the tail segment
+//! and the one before it, else from a one-segment read cache filled by a blocking device read.
+//!
+//! Invariant: every record handed out has had its checksum verified after it was read (paired
+//! with the checksum `append` computed) and carries the lsn asked for.
+
+use super::format::{decode_record, peek_header, Slot, RECORD_HEADER_LEN};
+use super::{BufSlot, LogError, Lsn, Record, RecordMeta, Ual, BS};
+use vigil_pmd::block::{BlockIo, BLOCK_SIZE};
+
+impl<D: BlockIo> Ual<D> {
+    /// Copies the payload of record `lsn` into `out` (cleared first) and returns its metadata.
+    /// Blocks on a device read when its segment is not in memory.
+    pub fn read(&mut self, lsn: Lsn, out: &mut Vec<u8>) -> Result<RecordMeta, LogError> {
+        let mut meta = None;
+        self.replay(lsn, lsn, |r| {
+            out.clear();
+            out.extend_from_slice(r.payload);
+            meta = Some(r.meta);
+        })?;
+        Ok(meta.expect("replay of one lsn yields it"))
+    }
+
+    /// The metadata (term, kind, length) of record `lsn`.
+    pub fn read_meta(&mut self, lsn: Lsn) -> Result<RecordMeta, LogError> {
+        let mut meta = None;
+        self.replay(lsn, lsn, |r| meta = Some(r.meta))?;
+        Ok(meta.expect("replay of one lsn yields it"))
+    }
+
+    /// The term of `lsn`, including the snapshot's lsn just below the log (Raft's `term(idx)`).
+    pub fn term_of(&mut self, lsn: Lsn) -> Result<u64, LogError> {
+        if lsn == self.snapshot_lsn && lsn + 1 >= self.first_lsn {
+            return Ok(self.snapshot_term);
+        }
+        Ok(self.read_meta(lsn)?.term)
+    }
+
+    /// Calls `f` with every record from `from` to `to` inclusive, in order; returns how many.
+    /// Records staged but not yet durable are included (`to` may be at most `last_lsn()`).
+    pub fn replay(&mut self, from: Lsn, to: Lsn, mut f: impl FnMut(Record<'_>)) -> Result<u64, LogError> {
+        self.check_poisoned()?;
+        if to < from {
+            return Ok(0);
+        }
+        for lsn in [from, to] {
+            if lsn < self.first_lsn || lsn > self.last_lsn() {
+                return Err(LogError::Unavailable { lsn, first: self.first_lsn, last: self.last_lsn() });
+            }
+        }
+        let (mut vblock, mut off) = self.locate(from)?;
+        let mut lsn = from;
+        let geo = self.geo;
+        let seg_blocks = geo.segment_blocks;
+        while lsn <= to {
+            let vseg = geo.segment_of(vblock);
+            let bytes = self.segment_bytes(vseg)?;
+            while lsn <= to && geo.segment_of(vblock) == vseg {
+                let at = ((vblock - vseg * seg_blocks) * BS) as usize;
+                let block = &bytes[at..at + BLOCK_SIZE];
+                match decode_record(block, off) {
+                    Slot::Record(h) if h.lsn == lsn => {
+                        let body = &block[off + RECORD_HEADER_LEN..off + h.total_len()];
+                        let meta = RecordMeta { lsn, term: h.term, kind: h.kind, len: h.len };
+                        f(Record { meta, payload: body });
+                        lsn += 1;
+                        off += h.total_len();
+                    }
+                    Slot::Empty if off > 0 => {
+                        vblock += 1;
+                        off = 0;
+                    }
+                    Slot::Record(_) => {
+                        return Err(LogError::Corrupt { lsn, why: "another lsn in its place" })
+                    }
+                    Slot::Empty => return Err(LogError::Corrupt { lsn, why: "an empty block in its place" }),
+                    Slot::Malformed(_) => return Err(LogError::Corrupt { lsn, why: "checksum or length" }),
+                }
+            }
+        }
+        Ok(to + 1 - from)
+    }
+
+    /// Where record `lsn` (in the log) starts: (virtual block, byte offset in it).
+    pub fn locate(&mut self, lsn: Lsn) -> Result<(u64, usize), LogError> {
+        assert!(lsn >= self.first_lsn && lsn <= self.last_lsn(), "locate of lsn {lsn} outside the log");
+        let vblock = self.block_of(lsn);
+        let vseg = self.geo.segment_of(vblock);
+        let seg_blocks = self.geo.segment_blocks;
+        let bytes = self.segment_bytes(vseg)?;
+        let at = ((vblock - vseg * seg_blocks) * BS) as usize;
+        let block = &bytes[at..at + BLOCK_SIZE];
+        let mut off = 0;
+        while off + RECORD_HEADER_LEN <= BLOCK_SIZE {
+            let h = peek_header(block, off);
+            if h.lsn == lsn {
+                return Ok((vblock, off));
+            }
+            if h.lsn == 0 || h.lsn > lsn || off + h.total_len() > BLOCK_SIZE {
+                break;
+            }
+            off += h.total_len();
+        }
+        Err(LogError::Corrupt { lsn, why: "not found in the block the index names" })
+    }
+
+    /// The device block and byte offset where record `lsn` starts (for inspection and tests).
+    pub fn device_offset(&mut self, lsn: Lsn) -> Result<u64, LogError> {
+        let (vblock, off) = self.locate(lsn)?;
+        Ok(self.geo.lba(vblock) * BS + off as u64)
+    }
+
+    /// The virtual block holding `lsn` (in the log), by binary search over the block index.
+    pub(super) fn block_of(&self, lsn: Lsn) -> u64 {
+        debug_assert!(lsn >= self.first_lsn && lsn <= self.last_lsn());
+        let region = self.geo.region_blocks;
+        let (mut lo, mut hi) = (self.start_block, (self.tail_pos - 1) / BS + 1);
+        debug_assert!(self.block_first_lsn[(lo % region) as usize] <= lsn);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.block_first_lsn[(mid % region) as usize] <= lsn {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The bytes of segment `vseg` (live), from memory or read into the cache.
+    fn segment_bytes(&mut self, vseg: u64) -> Result<&[u8], LogError> {
+        if let Some(i) = self.segment_index(vseg) {
+            return Ok(self.segs[i].bytes());
+        }
+        if self.cache.vseg != vseg {
+            self.cache.vseg = super::NO_SEGMENT;
+            let lba = self.geo.lba(vseg * self.geo.segment_blocks);
+            self.read_blocking(BufSlot::Cache, lba)?;
+            self.cache.vseg = vseg;
+        }
+        Ok(self.cache.bytes())
+    }
+}

@@ -1,0 +1,770 @@
+//! `RaftGroup`: one partition's Raft group, a sans-IO state machine over raft-rs's `RawNode`.
+//!
+//! The shard loop drives it with four calls and reads one output:
+//! - `on_time(now)` ticks raft-rs when `now` passes the next tick deadline;
+//! - `step(message)` feeds a message from a peer;
+//! - `propose(data, ctx)` appends a command (leader only) and returns its `ProposalId`;
+//! - `poll(&mut out)` handles at most one raft-rs `Ready`: writes its entries, hard state and
+//!   snapshot into the `RaftLogStore`, seals them into a group commit (`store.sync()`), and fills
+//!   `out` with what may leave now: messages, committed entries to apply, reads that may be served,
+//!   proposals that will never commit.
+//!
+//! Persist before acknowledging. A `Ready`'s "persisted messages" (every message a follower or
+//! candidate sends: votes, append acknowledgements) wait in `unsynced` until the store says the
+//! group commit holding that `Ready`'s writes is durable; only then are they put in `out.messages`
+//! and is raft-rs told (`on_persist_ready`). The leader's own messages go out at once (raft thesis
+//! 10.2.1), but its own log counts towards a quorum only once durable, through the same path.
+//! raft-rs yields committed entries only up to the index it was told is persisted, so every entry in
+//! `out.committed` is durable locally (asserted against `store.durable_index()`) and on a quorum.
+//!
+//! Proposals. A proposal is identified by the (term, index) its entry got. Pending proposals wait
+//! in a bounded queue ordered by (term, index); when the entry at (t, i) is applied, every pending
+//! proposal ordered at or before (t, i) is resolved: the one equal to it committed, the others
+//! never will (terms never decrease along the log, so an entry of an older term can no longer
+//! commit after index i once (t, i) has) and come out in `out.dropped`.
+//!
+//! Bounds. Pending proposals, unsynced readies, and what one `poll` puts in `out` are bounded by
+//! `RaftGroupConfig`. Messages beyond `messages_per_poll_max` are dropped and counted (Raft is
+//! built for lossy networks: a lost message costs a retry, not safety). Committed entries and read
+//! states beyond their per-poll bounds wait in backlogs, and no new `Ready` is taken until the
+//! backlogs are drained, so the backlogs never hold more than one `Ready`'s worth (itself bounded in
+//! bytes by `committed_bytes_per_ready_max`).
+//!
+//! Allocation. raft-rs allocates (`Vec<Entry>`, `Vec<Message>` per `Ready`, a `Vec<u8>` per
+//! proposal); this glue adds none of its own on the steady path beyond moving those: committed
+//! entries' bytes are moved into `out.committed`, not copied. The queues are allocated at
+//! construction.
+
+use super::storage::LogStorage;
+use super::store::{
+    EntryKind, HardStateRecord, LogEntry, RaftLogStore, SnapshotMeta, StoreError, StoreSnapshot,
+};
+use ::raft::eraftpb::{ConfState, Entry, Message};
+use ::raft::{RawNode, ReadOnlyOption, ReadState, StateRole};
+use std::collections::VecDeque;
+use vigil_pmd::Nanos;
+
+/// How a linearizable read is confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// ReadIndex: the leader confirms it is still leader with a heartbeat round to a quorum before
+    /// answering (one RTT, no clock assumption).
+    Safe,
+    /// Leader lease: the leader answers from its commit index while it heard from a quorum within
+    /// the election timeout (no RTT; assumes bounded clock drift). Requires `check_quorum`.
+    Lease,
+}
+
+/// How long a follower waits for a leader before campaigning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElectionTimeout {
+    /// raft-rs picks a random timeout in `[election_ticks, 2 * election_ticks)` at each election,
+    /// from its own thread RNG (not reproducible).
+    Randomized,
+    /// Always this many ticks (at least `election_ticks`). The caller draws a distinct value per
+    /// node from its own seeded RNG, which keeps simulations reproducible.
+    Fixed(usize),
+}
+
+/// Limits and timing of one group. None of it is hardware-specific.
+#[derive(Clone, Copy, Debug)]
+pub struct RaftGroupConfig {
+    /// Nanoseconds between raft-rs ticks.
+    pub tick_interval_ns: u64,
+    /// Ticks without a leader before a follower campaigns (the minimum, see `election_timeout`).
+    pub election_ticks: usize,
+    /// Ticks between a leader's heartbeats; less than `election_ticks`.
+    pub heartbeat_ticks: usize,
+    /// How the election timeout is drawn.
+    pub election_timeout: ElectionTimeout,
+    /// A leader steps down when it has not heard from a quorum for an election timeout.
+    pub check_quorum: bool,
+    /// Campaign only after a pre-vote round shows the candidate could win (a rejoining partitioned
+    /// node does not disrupt a working leader).
+    pub pre_vote: bool,
+    /// How linearizable reads are confirmed.
+    pub read_mode: ReadMode,
+    /// Largest command one proposal may carry, in bytes.
+    pub proposal_size_max: usize,
+    /// Proposals awaiting their outcome; beyond this `propose` answers `Busy`.
+    pub proposals_pending_max: usize,
+    /// `Ready`s written but not yet durable; beyond this `poll` waits for the store.
+    pub readies_unsynced_max: usize,
+    /// Messages one `poll` may output; more are dropped and counted.
+    pub messages_per_poll_max: usize,
+    /// Committed entries one `poll` may output; more wait for the next poll.
+    pub committed_per_poll_max: usize,
+    /// Read states one `poll` may output; more wait for the next poll.
+    pub reads_per_poll_max: usize,
+    /// Bytes of entries in one append message (raft-rs `max_size_per_msg`).
+    pub append_bytes_max: u64,
+    /// Append messages in flight to one follower (raft-rs `max_inflight_msgs`).
+    pub appends_in_flight_max: usize,
+    /// Bytes of entries proposed but not committed; beyond this proposals are dropped.
+    pub uncommitted_bytes_max: u64,
+    /// Bytes of committed entries one `Ready` may carry.
+    pub committed_bytes_per_ready_max: u64,
+}
+
+impl Default for RaftGroupConfig {
+    /// Timing for a data-centre network: a tick every 10 ms, heartbeats every 20 ms, elections after
+    /// 100-200 ms of silence.
+    fn default() -> Self {
+        Self {
+            tick_interval_ns: 10_000_000,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            election_timeout: ElectionTimeout::Randomized,
+            check_quorum: true,
+            pre_vote: true,
+            read_mode: ReadMode::Safe,
+            proposal_size_max: 1 << 20,
+            proposals_pending_max: 4096,
+            readies_unsynced_max: 64,
+            messages_per_poll_max: 1024,
+            committed_per_poll_max: 1024,
+            reads_per_poll_max: 1024,
+            append_bytes_max: 1 << 20,
+            appends_in_flight_max: 256,
+            uncommitted_bytes_max: 64 << 20,
+            committed_bytes_per_ready_max: 16 << 20,
+        }
+    }
+}
+
+/// Which log position a proposal's entry got: it committed iff the entry applied at `index` has
+/// `term`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProposalId {
+    /// The leader's term when it accepted the proposal (compared first).
+    pub term: u64,
+    /// The entry's index.
+    pub index: u64,
+}
+
+/// A committed entry to apply to the projections, in log order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedEntry {
+    /// Raft index.
+    pub index: u64,
+    /// Raft term.
+    pub term: u64,
+    /// What it carries. Membership changes are for the cluster layer, which decodes them and has
+    /// raft-rs apply them; this session proposes none.
+    pub kind: EntryKind,
+    /// The command.
+    pub data: Vec<u8>,
+    /// The `ctx` given to `propose`, when this node proposed it and still waited for it.
+    pub proposal_ctx: Option<u64>,
+}
+
+/// A proposal that will never commit: its log position went to another entry. (Also used, rarely,
+/// for proposals a snapshot received from a new leader covers, whose outcome the snapshot hides.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DroppedProposal {
+    /// Where it had been appended.
+    pub id: ProposalId,
+    /// The `ctx` given to `propose`.
+    pub ctx: u64,
+}
+
+/// A linearizable read that may be served once `applied_index() >= index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadReady {
+    /// The `ctx` given to `read_index`.
+    pub ctx: u64,
+    /// The commit index the read must observe.
+    pub index: u64,
+}
+
+/// What one `poll` hands to the shard. Allocated once per group from its config; `poll` requires
+/// it empty (call `clear` after handling it).
+#[derive(Debug)]
+pub struct RaftOutput {
+    /// Messages to send to peers (`message.to` names the node; the caller adds the partition).
+    pub messages: Vec<Message>,
+    /// Committed entries to apply, in log order, each exactly once.
+    pub committed: Vec<CommittedEntry>,
+    /// Proposals that will never commit.
+    pub dropped: Vec<DroppedProposal>,
+    /// Reads that may be served once the projections applied their index.
+    pub reads: Vec<ReadReady>,
+    /// A snapshot from the leader to install in the projections before applying anything after
+    /// it (the log now starts after `snapshot.meta.index`).
+    pub snapshot: Option<StoreSnapshot>,
+}
+
+impl RaftOutput {
+    /// Buffers sized from `config`.
+    pub fn new(config: &RaftGroupConfig) -> Self {
+        Self {
+            messages: Vec::with_capacity(config.messages_per_poll_max),
+            committed: Vec::with_capacity(config.committed_per_poll_max),
+            dropped: Vec::with_capacity(config.proposals_pending_max),
+            reads: Vec::with_capacity(config.reads_per_poll_max),
+            snapshot: None,
+        }
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.committed.is_empty()
+            && self.dropped.is_empty()
+            && self.reads.is_empty()
+            && self.snapshot.is_none()
+    }
+
+    /// Empties it, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.messages.clear();
+        self.committed.clear();
+        self.dropped.clear();
+        self.reads.clear();
+        self.snapshot = None;
+    }
+}
+
+/// What a Raft group refused or failed to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftError {
+    /// This node is not the leader; nothing was proposed. `leader` is the node to retry at, when
+    /// known.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The current leader, if this node knows one.
+        leader: Option<u64>,
+    },
+    /// `proposals_pending_max` proposals await their outcome; nothing was proposed.
+    #[error("too many proposals pending")]
+    Busy,
+    /// The command is larger than `proposal_size_max`; nothing was proposed.
+    #[error("proposal of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// The command's size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// raft-rs refused the proposal (a leadership transfer is under way, or uncommitted bytes are
+    /// over `uncommitted_bytes_max`); nothing was appended.
+    #[error("proposal dropped by raft")]
+    ProposalDropped,
+    /// The message is addressed to another node; it was ignored.
+    #[error("message for node {to} delivered to node {node}")]
+    Misrouted {
+        /// The addressee.
+        to: u64,
+        /// This node.
+        node: u64,
+    },
+    /// A response from a node that is not in the group; it was ignored.
+    #[error("response from unknown peer {from}")]
+    UnknownPeer {
+        /// The sender.
+        from: u64,
+    },
+    /// raft-rs rejected a message or the configuration; the message was ignored (for a
+    /// configuration, no group was made).
+    #[error("raft: {0}")]
+    Raft(#[from] ::raft::Error),
+    /// The log store failed while a `Ready` was being written: the group's in-memory state ran ahead
+    /// of its log, so it refuses all further work (`Failed`); rebuild it from the store's durable
+    /// state.
+    #[error("log store: {0}")]
+    Store(#[from] StoreError),
+    /// An earlier store failure stopped this group; nothing was done.
+    #[error("group stopped after a log store failure")]
+    Failed,
+}
+
+/// Counters of one group, read off the hot path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RaftCounters {
+    /// raft-rs ticks.
+    pub ticks: u64,
+    /// `Ready`s handled.
+    pub readies: u64,
+    /// `Ready`s whose writes became durable.
+    pub readies_persisted: u64,
+    /// Proposals accepted.
+    pub proposals: u64,
+    /// Proposals refused: not the leader.
+    pub proposals_not_leader: u64,
+    /// Proposals refused: too many pending.
+    pub proposals_busy: u64,
+    /// Accepted proposals that will never commit.
+    pub proposals_dropped: u64,
+    /// Entries applied (including leaders' empty entries, which are not output).
+    pub entries_applied: u64,
+    /// Messages output.
+    pub messages_out: u64,
+    /// Messages dropped: more than `messages_per_poll_max` in one poll.
+    pub messages_overflow: u64,
+    /// Messages stepped in.
+    pub messages_in: u64,
+    /// Read requests accepted.
+    pub reads: u64,
+}
+
+#[derive(Debug)]
+struct PendingProposal {
+    id: ProposalId,
+    ctx: u64,
+}
+
+/// A `Ready` written to the store whose messages wait for its group commit.
+#[derive(Debug)]
+struct UnsyncedReady {
+    /// raft-rs's number of the `Ready`.
+    number: u64,
+    /// The group commit that must be durable; `SYNC_AT_END_OF_POLL` until this poll's `sync()`.
+    sync: u64,
+    /// Messages to send once durable.
+    messages: Vec<Message>,
+}
+
+const SYNC_AT_END_OF_POLL: u64 = u64::MAX;
+
+/// One partition's Raft group over a log store `S`.
+pub struct RaftGroup<S: RaftLogStore> {
+    partition_id: u32,
+    node_id: u64,
+    config: RaftGroupConfig,
+    raw: RawNode<LogStorage<S>>,
+    next_tick_at: Option<Nanos>,
+    pending: VecDeque<PendingProposal>,
+    unsynced: VecDeque<UnsyncedReady>,
+    apply_backlog: VecDeque<Entry>,
+    read_backlog: VecDeque<ReadState>,
+    applied_index: u64,
+    failed: bool,
+    counters: RaftCounters,
+}
+
+impl<S: RaftLogStore> std::fmt::Debug for RaftGroup<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftGroup")
+            .field("partition_id", &self.partition_id)
+            .field("node_id", &self.node_id)
+            .field("role", &self.raw.raft.state)
+            .field("term", &self.raw.raft.term)
+            .field("leader", &self.raw.raft.leader_id)
+            .field("commit", &self.raw.raft.raft_log.committed)
+            .field("applied", &self.applied_index)
+            .field("failed", &self.failed)
+            .finish()
+    }
+}
+
+impl<S: RaftLogStore> RaftGroup<S> {
+    /// A group member `node_id` of `partition_id` over `store`.
+    ///
+    /// A fresh store (no membership) is bootstrapped with `peers` as the voters; a store that has a
+    /// membership keeps it and `peers` is not consulted. `applied_index` is the last index the
+    /// projections applied durably (0 for none): committed entries after it are output again. The
+    /// store must be quiescent (recovered: everything durable).
+    pub fn new(
+        partition_id: u32,
+        node_id: u64,
+        peers: &[u64],
+        mut store: S,
+        config: &RaftGroupConfig,
+        applied_index: u64,
+        logger: &slog::Logger,
+    ) -> Result<Self, RaftError> {
+        assert_ne!(node_id, 0, "raft node ids start at 1");
+        assert!(config.proposals_pending_max > 0);
+        assert!(config.readies_unsynced_max > 0);
+        assert!(config.committed_per_poll_max > 0);
+        assert!(config.tick_interval_ns > 0);
+        assert_eq!(store.durable_index(), store.last_index(), "a new group needs a quiescent store");
+        assert!(applied_index >= store.snapshot_meta().index, "projections older than the log's snapshot");
+        assert!(applied_index <= store.last_index(), "applied past the end of the log");
+
+        if store.conf_state().voters.is_empty() && store.conf_state().learners.is_empty() {
+            assert!(peers.contains(&node_id), "node {node_id} not among the peers {peers:?}");
+            assert!(!peers.contains(&0), "raft node ids start at 1");
+            let conf_state = ConfState { voters: peers.to_vec(), ..Default::default() };
+            store.set_conf_state(&conf_state)?;
+        }
+        // The commit index in the hard state is written lazily; entries the projections applied were
+        // committed, so the hard state may be raised to them (raft-rs refuses applied > commit).
+        let hs = store.hard_state();
+        if applied_index > hs.commit {
+            store.set_hard_state(HardStateRecord { commit: applied_index, ..hs })?;
+        }
+
+        let (min_election_tick, max_election_tick) = match config.election_timeout {
+            ElectionTimeout::Randomized => (0, 0),
+            ElectionTimeout::Fixed(ticks) => {
+                assert!(ticks >= config.election_ticks, "fixed election timeout below election_ticks");
+                (ticks, ticks + 1)
+            }
+        };
+        let raft_config = ::raft::Config {
+            id: node_id,
+            election_tick: config.election_ticks,
+            heartbeat_tick: config.heartbeat_ticks,
+            min_election_tick,
+            max_election_tick,
+            applied: applied_index,
+            max_size_per_msg: config.append_bytes_max,
+            max_inflight_msgs: config.appends_in_flight_max,
+            check_quorum: config.check_quorum,
+            pre_vote: config.pre_vote,
+            read_only_option: match config.read_mode {
+                ReadMode::Safe => ReadOnlyOption::Safe,
+                ReadMode::Lease => ReadOnlyOption::LeaseBased,
+            },
+            max_uncommitted_size: config.uncommitted_bytes_max,
+            max_committed_size_per_ready: config.committed_bytes_per_ready_max,
+            ..Default::default()
+        };
+        let logger = logger.new(slog::o!("partition" => partition_id));
+        let raw = RawNode::new(&raft_config, LogStorage::new(store), &logger)?;
+        Ok(Self {
+            partition_id,
+            node_id,
+            config: *config,
+            raw,
+            next_tick_at: None,
+            pending: VecDeque::with_capacity(config.proposals_pending_max),
+            unsynced: VecDeque::with_capacity(config.readies_unsynced_max),
+            apply_backlog: VecDeque::new(),
+            read_backlog: VecDeque::new(),
+            applied_index,
+            failed: false,
+            counters: RaftCounters::default(),
+        })
+    }
+
+    /// The partition this group replicates.
+    pub fn partition_id(&self) -> u32 {
+        self.partition_id
+    }
+
+    /// This node's id in the group.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// Whether this node is the leader now.
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    /// The leader this node knows of, if any.
+    pub fn leader_id(&self) -> Option<u64> {
+        match self.raw.raft.leader_id {
+            0 => None,
+            id => Some(id),
+        }
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    /// The highest index known committed.
+    pub fn commit_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// The last index output in `out.committed` (or skipped as a leader's empty entry, or covered
+    /// by an output snapshot).
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// Proposals awaiting their outcome.
+    pub fn proposals_pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// When `on_time` will next tick (None before the first call).
+    pub fn next_tick_at(&self) -> Option<Nanos> {
+        self.next_tick_at
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> RaftCounters {
+        self.counters
+    }
+
+    /// The log store.
+    pub fn store(&self) -> &S {
+        self.raw.store().store()
+    }
+
+    /// The log store, to drive its I/O. Writing to it behind the group's back breaks the group.
+    pub fn store_mut(&mut self) -> &mut S {
+        self.raw.mut_store().store_mut()
+    }
+
+    /// Takes the group apart, returning its store (to restart over it).
+    pub fn into_store(self) -> S {
+        self.raw.raft.r.raft_log.store.into_store()
+    }
+
+    /// Ticks raft-rs if `now` reached the tick deadline. At most one tick per call: ticks missed
+    /// while the shard was stalled are skipped rather than replayed, so a stall of this shard is
+    /// not mistaken for a silent leader. Returns whether it ticked.
+    pub fn on_time(&mut self, now: Nanos) -> bool {
+        let interval = self.config.tick_interval_ns;
+        let deadline = *self.next_tick_at.get_or_insert(Nanos(now.0 + interval));
+        if now < deadline {
+            return false;
+        }
+        self.tick();
+        let next = Nanos(deadline.0 + interval);
+        self.next_tick_at = Some(if now >= next { Nanos(now.0 + interval) } else { next });
+        true
+    }
+
+    /// One raft-rs tick (elections, heartbeats). Normally called through `on_time`.
+    pub fn tick(&mut self) {
+        self.counters.ticks += 1;
+        self.raw.tick();
+    }
+
+    /// Starts an election now instead of waiting for the election timeout.
+    pub fn campaign(&mut self) -> Result<(), RaftError> {
+        self.check_running()?;
+        self.raw.campaign()?;
+        Ok(())
+    }
+
+    /// Appends `data` to the log as the leader. The outcome comes out of a later `poll`: in
+    /// `out.committed` with `proposal_ctx == Some(ctx)`, or in `out.dropped`.
+    pub fn propose(&mut self, data: &[u8], ctx: u64) -> Result<ProposalId, RaftError> {
+        self.check_running()?;
+        assert!(!data.is_empty(), "empty entries are reserved for new leaders");
+        if data.len() > self.config.proposal_size_max {
+            return Err(RaftError::TooLarge { len: data.len(), max: self.config.proposal_size_max });
+        }
+        if !self.is_leader() {
+            self.counters.proposals_not_leader += 1;
+            return Err(RaftError::NotLeader { leader: self.leader_id() });
+        }
+        if self.pending.len() >= self.config.proposals_pending_max {
+            self.counters.proposals_busy += 1;
+            return Err(RaftError::Busy);
+        }
+        let last_before = self.raw.raft.raft_log.last_index();
+        match self.raw.propose(Vec::new(), data.to_vec()) {
+            Ok(()) => {}
+            Err(::raft::Error::ProposalDropped) => return Err(RaftError::ProposalDropped),
+            Err(e) => return Err(e.into()),
+        }
+        let id = ProposalId { term: self.raw.raft.term, index: self.raw.raft.raft_log.last_index() };
+        assert_eq!(id.index, last_before + 1, "a leader appends a proposal after its last entry");
+        if let Some(back) = self.pending.back() {
+            assert!(back.id < id, "pending proposals are ordered by (term, index)");
+        }
+        self.pending.push_back(PendingProposal { id, ctx });
+        self.counters.proposals += 1;
+        Ok(id)
+    }
+
+    /// Asks for a linearizable read point. It comes out of a later `poll` in `out.reads` with the
+    /// same `ctx` and the index the read must observe; raft-rs drops the request without a word if
+    /// leadership changes first (or, on a new leader, before it committed an entry of its term), so
+    /// the caller times reads out.
+    pub fn read_index(&mut self, ctx: u64) -> Result<(), RaftError> {
+        self.check_running()?;
+        if self.leader_id().is_none() {
+            return Err(RaftError::NotLeader { leader: None });
+        }
+        self.counters.reads += 1;
+        self.raw.read_index(ctx.to_le_bytes().to_vec());
+        Ok(())
+    }
+
+    /// Feeds a message from a peer.
+    pub fn step(&mut self, message: Message) -> Result<(), RaftError> {
+        self.check_running()?;
+        if message.to != self.node_id {
+            return Err(RaftError::Misrouted { to: message.to, node: self.node_id });
+        }
+        let from = message.from;
+        self.counters.messages_in += 1;
+        match self.raw.step(message) {
+            Ok(()) => Ok(()),
+            Err(::raft::Error::StepPeerNotFound) => Err(RaftError::UnknownPeer { from }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Handles durability news and at most one `Ready`, filling `out` (which must be empty).
+    pub fn poll(&mut self, out: &mut RaftOutput) -> Result<(), RaftError> {
+        assert!(out.is_empty(), "handle and clear the previous output first");
+        self.check_running()?;
+        self.release_durable(out);
+        self.drain_backlogs(out);
+        let backlog_empty = self.apply_backlog.is_empty() && self.read_backlog.is_empty();
+        let room = self.unsynced.len() < self.config.readies_unsynced_max;
+        if backlog_empty && room && self.raw.has_ready() {
+            if let Err(e) = self.handle_ready(out) {
+                self.failed = true;
+                return Err(e);
+            }
+            self.drain_backlogs(out);
+        }
+        let sync = self.store_mut().sync();
+        for ready in self.unsynced.iter_mut().rev() {
+            if ready.sync != SYNC_AT_END_OF_POLL {
+                break;
+            }
+            ready.sync = sync;
+        }
+        self.release_durable(out);
+        Ok(())
+    }
+
+    fn check_running(&self) -> Result<(), RaftError> {
+        if self.failed {
+            return Err(RaftError::Failed);
+        }
+        Ok(())
+    }
+
+    fn handle_ready(&mut self, out: &mut RaftOutput) -> Result<(), RaftError> {
+        let mut rd = self.raw.ready();
+        self.counters.readies += 1;
+
+        // A leader may send before persisting (raft thesis 10.2.1): its own log counts towards the
+        // quorum only once durable, through `on_persist_ready`.
+        for message in rd.take_messages() {
+            self.push_message(out, message);
+        }
+
+        if !rd.snapshot().is_empty() {
+            let snapshot = rd.snapshot();
+            let metadata = snapshot.get_metadata();
+            let snapshot = StoreSnapshot {
+                meta: SnapshotMeta {
+                    index: metadata.index,
+                    term: metadata.term,
+                    conf_state: metadata.get_conf_state().clone(),
+                },
+                data: snapshot.data.clone(),
+            };
+            self.store_mut().apply_snapshot(&snapshot)?;
+            self.applied_index = snapshot.meta.index;
+            self.resolve_proposals(snapshot.meta.term, snapshot.meta.index, out);
+            out.snapshot = Some(snapshot);
+        }
+
+        if let Some(first) = rd.entries().first() {
+            let first_index = first.index;
+            let store = self.raw.mut_store().store_mut();
+            if first_index <= store.last_index() {
+                store.truncate_suffix(first_index)?;
+            }
+            for e in rd.entries() {
+                let entry = LogEntry {
+                    index: e.index,
+                    term: e.term,
+                    kind: EntryKind::from_raft(e.get_entry_type()),
+                    data: &e.data,
+                };
+                store.append(std::slice::from_ref(&entry))?;
+            }
+        }
+
+        if let Some(hs) = rd.hs() {
+            let record = HardStateRecord { term: hs.term, vote: hs.vote, commit: hs.commit };
+            self.store_mut().set_hard_state(record)?;
+        }
+
+        // raft-rs yields committed entries only up to the index it was told is persisted.
+        let durable_index = self.store().durable_index();
+        for e in rd.take_committed_entries() {
+            assert!(e.index <= durable_index, "entry {} committed before it was durable", e.index);
+            self.apply_backlog.push_back(e);
+        }
+        self.read_backlog.extend(rd.take_read_states());
+
+        let must_sync = rd.must_sync();
+        let number = rd.number();
+        let messages = rd.take_persisted_messages();
+        self.raw.advance_append_async(rd);
+        // A Ready with nothing that must be durable waits only for the Readies before it.
+        let sync = if must_sync { SYNC_AT_END_OF_POLL } else { self.unsynced.back().map_or(0, |r| r.sync) };
+        self.unsynced.push_back(UnsyncedReady { number, sync, messages });
+        Ok(())
+    }
+
+    /// Sends the messages of every `Ready` whose group commit is durable and tells raft-rs.
+    fn release_durable(&mut self, out: &mut RaftOutput) {
+        let durable_sync = self.store().durable_sync();
+        let mut persisted = None;
+        while self.unsynced.front().is_some_and(|r| r.sync <= durable_sync) {
+            let ready = self.unsynced.pop_front().expect("front exists");
+            for message in ready.messages {
+                self.push_message(out, message);
+            }
+            persisted = Some(ready.number);
+            self.counters.readies_persisted += 1;
+        }
+        if let Some(number) = persisted {
+            self.raw.on_persist_ready(number);
+        }
+    }
+
+    fn push_message(&mut self, out: &mut RaftOutput, message: Message) {
+        if out.messages.len() >= self.config.messages_per_poll_max {
+            self.counters.messages_overflow += 1;
+            return;
+        }
+        self.counters.messages_out += 1;
+        out.messages.push(message);
+    }
+
+    fn drain_backlogs(&mut self, out: &mut RaftOutput) {
+        let applied_before = self.applied_index;
+        while out.committed.len() < self.config.committed_per_poll_max {
+            let Some(mut e) = self.apply_backlog.pop_front() else { break };
+            assert_eq!(e.index, self.applied_index + 1, "committed entries come in order, once");
+            let proposal_ctx = self.resolve_proposals(e.term, e.index, out);
+            self.applied_index = e.index;
+            self.counters.entries_applied += 1;
+            let kind = EntryKind::from_raft(e.get_entry_type());
+            if kind == EntryKind::Normal && e.data.is_empty() {
+                continue; // a new leader's empty entry
+            }
+            out.committed.push(CommittedEntry {
+                index: e.index,
+                term: e.term,
+                kind,
+                data: std::mem::take(&mut e.data),
+                proposal_ctx,
+            });
+        }
+        if self.applied_index > applied_before {
+            self.raw.advance_apply_to(self.applied_index);
+        }
+        while out.reads.len() < self.config.reads_per_poll_max {
+            let Some(state) = self.read_backlog.pop_front() else { break };
+            let ctx_bytes: [u8; 8] = state.request_ctx.as_slice().try_into().expect("our own 8-byte ctx");
+            out.reads.push(ReadReady { ctx: u64::from_le_bytes(ctx_bytes), index: state.index });
+        }
+    }
+
+    /// Resolves pending proposals up to (term, index): returns the ctx of the one at exactly that
+    /// position and puts the others, which can no longer commit, in `out.dropped`.
+    fn resolve_proposals(&mut self, term: u64, index: u64, out: &mut RaftOutput) -> Option<u64> {
+        let at = ProposalId { term, index };
+        while self.pending.front().is_some_and(|p| p.id <= at) {
+            let p = self.pending.pop_front().expect("front exists");
+            if p.id == at {
+                return Some(p.ctx);
+            }
+            self.counters.proposals_dropped += 1;
+            out.dropped.push(DroppedProposal { id: p.id, ctx: p.ctx });
+        }
+        None
+    }
+}
