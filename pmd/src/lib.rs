@@ -24,6 +24,7 @@ pub mod kernel;
 pub mod mem;
 pub mod net;
 pub mod packet_io;
+pub mod sim;
 
 pub use batch::Batch;
 pub use clock::{Clock, MonotonicClock, Nanos};

@@ -3,8 +3,10 @@
 //!
 //! Everything is little-endian. A record is a 32-byte header followed by its payload, packed into
 //! one 4 KiB block (records never span blocks); a record's crc32c covers header bytes 4..32 and
-//! the payload, so a torn or stale byte anywhere in it is caught. The superblock is 128 bytes at the
-//! start of block 0 or block 1, its crc32c in its last four bytes.
+//! the payload, so a torn or stale byte anywhere in it is caught. The superblock is a 128-byte
+//! header at the start of block 0 or block 1, its crc32c in its last four bytes, followed (format
+//! version 2) by the owner's metadata section: up to `META_MAX` opaque bytes whose length and crc32c
+//! sit in the header. Version 1 superblocks (no metadata section) are still read, as an empty one.
 //!
 //! Invariants: `encode_record` computes the checksum before the record can reach a device and
 //! `decode_record` verifies it after every read (the paired assertions of DESIGN.md section 6.4);
@@ -21,8 +23,14 @@ pub const PAYLOAD_MAX: usize = BLOCK_SIZE - RECORD_HEADER_LEN;
 pub const SUPERBLOCK_LEN: usize = 128;
 /// "VIGILUAL" read as a little-endian u64.
 pub const SUPERBLOCK_MAGIC: u64 = u64::from_le_bytes(*b"VIGILUAL");
-/// The format this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format this code writes (it also reads `FORMAT_VERSION_V1`).
+pub const FORMAT_VERSION: u32 = 2;
+/// The first format: no metadata section (header bytes 80..124 are zero). Read as empty metadata.
+pub const FORMAT_VERSION_V1: u32 = 1;
+/// Where the metadata section starts in a superblock block (right after the header).
+pub const META_OFFSET: usize = SUPERBLOCK_LEN;
+/// The most metadata bytes a superblock carries (the rest of its block).
+pub const META_MAX: usize = BLOCK_SIZE - META_OFFSET;
 /// The device blocks holding the two superblock copies; the log region starts after them.
 pub const SUPERBLOCK_BLOCKS: u64 = 2;
 
@@ -177,12 +185,22 @@ pub enum SuperblockError {
     Version(u32),
     /// A block size other than 4096.
     BlockSize(u32),
+    /// The metadata section's length is past the block, or its checksum does not match.
+    Meta,
 }
 
 impl Superblock {
-    /// Encodes into the first `SUPERBLOCK_LEN` bytes of `dst` and zeroes the rest of it.
+    /// Encodes into the first `SUPERBLOCK_LEN` bytes of `dst` with no metadata and zeroes the rest.
     pub fn encode(&self, dst: &mut [u8]) {
-        assert!(dst.len() >= SUPERBLOCK_LEN);
+        self.encode_with_meta(dst, &[]);
+    }
+
+    /// Encodes the header into the first `SUPERBLOCK_LEN` bytes of `dst` and `meta` (at most
+    /// `META_MAX` bytes) right after it, and zeroes the rest. The header's crc covers the metadata's
+    /// length and crc.
+    pub fn encode_with_meta(&self, dst: &mut [u8], meta: &[u8]) {
+        assert!(dst.len() >= META_OFFSET + meta.len());
+        assert!(meta.len() <= META_MAX, "metadata of {} bytes exceeds {META_MAX}", meta.len());
         dst.fill(0);
         dst[0..8].copy_from_slice(&SUPERBLOCK_MAGIC.to_le_bytes());
         dst[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -197,13 +215,21 @@ impl Superblock {
         dst[64..68].copy_from_slice(&self.epoch.to_le_bytes());
         // 68..72 reserved, zero.
         dst[72..80].copy_from_slice(&self.epoch_first_lsn.to_le_bytes());
-        // 80..124 reserved, zero.
+        dst[80..84].copy_from_slice(&(meta.len() as u32).to_le_bytes());
+        dst[84..88].copy_from_slice(&crc32c::crc32c(meta).to_le_bytes());
+        // 88..124 reserved, zero.
+        dst[META_OFFSET..META_OFFSET + meta.len()].copy_from_slice(meta);
         let crc = crc32c::crc32c(&dst[..SUPERBLOCK_LEN - 4]);
         dst[SUPERBLOCK_LEN - 4..SUPERBLOCK_LEN].copy_from_slice(&crc.to_le_bytes());
     }
 
-    /// Decodes and verifies a superblock copy from its block's bytes.
+    /// Decodes and verifies a superblock copy from its block's bytes (metadata included).
     pub fn decode(src: &[u8]) -> Result<Self, SuperblockError> {
+        Self::decode_with_meta(src).map(|(sb, _)| sb)
+    }
+
+    /// Decodes and verifies a superblock copy and its metadata section (empty for version 1).
+    pub fn decode_with_meta(src: &[u8]) -> Result<(Self, &[u8]), SuperblockError> {
         if src.len() < SUPERBLOCK_LEN {
             return Err(SuperblockError::Magic);
         }
@@ -217,14 +243,27 @@ impl Superblock {
             return Err(SuperblockError::Checksum);
         }
         let version = u32_at(src, 8);
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_V1 {
             return Err(SuperblockError::Version(version));
         }
         let block_size = u32_at(src, 12);
         if block_size as usize != BLOCK_SIZE {
             return Err(SuperblockError::BlockSize(block_size));
         }
-        Ok(Self {
+        let meta = if version == FORMAT_VERSION_V1 {
+            &src[0..0]
+        } else {
+            let len = u32_at(src, 80) as usize;
+            if len > META_MAX || META_OFFSET + len > src.len() {
+                return Err(SuperblockError::Meta);
+            }
+            let meta = &src[META_OFFSET..META_OFFSET + len];
+            if crc32c::crc32c(meta) != u32_at(src, 84) {
+                return Err(SuperblockError::Meta);
+            }
+            meta
+        };
+        let sb = Self {
             sequence: u64_at(src, 16),
             segment_blocks: u32_at(src, 24),
             segment_count: u32_at(src, 28),
@@ -234,7 +273,8 @@ impl Superblock {
             snapshot_term: u64_at(src, 56),
             epoch: u32_at(src, 64),
             epoch_first_lsn: u64_at(src, 72),
-        })
+        };
+        Ok((sb, meta))
     }
 }
 
@@ -292,5 +332,64 @@ mod tests {
             assert!(Superblock::decode(&b).is_err(), "flip at {i} not caught");
         }
         assert_eq!(Superblock::decode(&vec![0u8; BLOCK_SIZE]), Err(SuperblockError::Blank));
+    }
+
+    fn sample() -> Superblock {
+        Superblock {
+            sequence: 3,
+            segment_blocks: 8,
+            segment_count: 4,
+            log_start_block: 0,
+            log_start_lsn: 1,
+            snapshot_lsn: 0,
+            snapshot_term: 0,
+            epoch: 2,
+            epoch_first_lsn: 5,
+        }
+    }
+
+    #[test]
+    fn superblock_metadata_round_trips_and_every_byte_is_covered() {
+        let sb = sample();
+        let meta: Vec<u8> = (0..200u32).map(|i| (i * 7) as u8).collect();
+        let mut block = vec![0u8; BLOCK_SIZE];
+        sb.encode_with_meta(&mut block, &meta);
+        assert_eq!(u32_at(&block, 8), FORMAT_VERSION);
+        let (got, got_meta) = Superblock::decode_with_meta(&block).unwrap();
+        assert_eq!(got, sb);
+        assert_eq!(got_meta, &meta[..]);
+        for i in (0..SUPERBLOCK_LEN).chain(META_OFFSET..META_OFFSET + meta.len()) {
+            let mut b = block.clone();
+            b[i] ^= 0x10;
+            assert!(Superblock::decode(&b).is_err(), "flip at {i} not caught");
+        }
+        // A full-size section fits; the header alone says how long it is.
+        let big = vec![0xAB; META_MAX];
+        sb.encode_with_meta(&mut block, &big);
+        assert_eq!(Superblock::decode_with_meta(&block).unwrap().1, &big[..]);
+        sb.encode(&mut block);
+        assert_eq!(Superblock::decode_with_meta(&block).unwrap().1, &[] as &[u8]);
+    }
+
+    #[test]
+    fn a_version_1_superblock_is_read_with_empty_metadata_and_others_are_refused() {
+        let sb = sample();
+        let mut block = vec![0u8; BLOCK_SIZE];
+        sb.encode(&mut block);
+        let reseal = |b: &mut Vec<u8>, version: u32| {
+            b[8..12].copy_from_slice(&version.to_le_bytes());
+            let crc = crc32c::crc32c(&b[..SUPERBLOCK_LEN - 4]);
+            b[SUPERBLOCK_LEN - 4..SUPERBLOCK_LEN].copy_from_slice(&crc.to_le_bytes());
+        };
+        reseal(&mut block, FORMAT_VERSION_V1);
+        assert_eq!(Superblock::decode_with_meta(&block), Ok((sb, &[] as &[u8])));
+        reseal(&mut block, 3);
+        assert_eq!(Superblock::decode(&block), Err(SuperblockError::Version(3)));
+        // A length past the block is refused, not a panic.
+        sb.encode(&mut block);
+        block[80..84].copy_from_slice(&(META_MAX as u32 + 1).to_le_bytes());
+        let crc = crc32c::crc32c(&block[..SUPERBLOCK_LEN - 4]);
+        block[SUPERBLOCK_LEN - 4..SUPERBLOCK_LEN].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(Superblock::decode(&block), Err(SuperblockError::Meta));
     }
 }

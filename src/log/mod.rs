@@ -22,6 +22,10 @@
 //!   starting point for recovery);
 //! - no record on the device has an epoch above the durable superblock's, and every record of an
 //!   older epoch with `lsn >= epoch_first_lsn` is dead: this is what keeps a cut tail cut;
+//! - the owner's metadata (`set_meta`: Raft's hard state and membership) travels in every
+//!   superblock write; `meta_durable_seq()` is the last `set_meta` number a completed superblock
+//!   write carried, and a metadata write is never skipped: an urgent one is submitted by the next
+//!   `flush_step` that finds no superblock write in flight;
 //! - after a device error the log is poisoned: every call returns `LogError::Io` and
 //!   `durable_lsn` never moves again.
 
@@ -35,7 +39,8 @@ mod tests;
 
 pub use format::{
     decode_record, encode_record, Malformed, RecordHeader, Slot, Superblock, SuperblockError, FORMAT_VERSION,
-    PAYLOAD_MAX, RECORD_HEADER_LEN, SUPERBLOCK_BLOCKS, SUPERBLOCK_LEN, SUPERBLOCK_MAGIC,
+    FORMAT_VERSION_V1, META_MAX, META_OFFSET, PAYLOAD_MAX, RECORD_HEADER_LEN, SUPERBLOCK_BLOCKS,
+    SUPERBLOCK_LEN, SUPERBLOCK_MAGIC,
 };
 pub use recovery::{segments_that_fit, OpenReport, ScanStop};
 
@@ -332,7 +337,16 @@ pub struct Ual<D: BlockIo> {
     sb: Superblock,
     copies: [CopyState; 2],
     sb_buf: Option<BlockBuf>,
-    sb_in_flight: Option<(usize, Superblock)>,
+    /// The superblock write in flight: (copy, superblock, the metadata number it carries).
+    sb_in_flight: Option<(usize, Superblock, u64)>,
+    /// The owner's metadata as last set (capacity `META_MAX`, allocated in `open`).
+    meta: Vec<u8>,
+    /// Bumped by every `set_meta`.
+    meta_seq: u64,
+    /// The highest `meta_seq` a completed superblock write carried.
+    meta_durable_seq: u64,
+    /// An urgent `set_meta` not yet submitted.
+    meta_dirty: bool,
     read_done: Option<(u64, BlockBuf, Result<(), String>)>,
 
     poisoned: Option<String>,
@@ -407,6 +421,52 @@ impl<D: BlockIo> Ual<D> {
         self.dev
     }
 
+    /// The owner's metadata as last set (durable or not); empty on a fresh log.
+    pub fn meta(&self) -> &[u8] {
+        &self.meta
+    }
+
+    /// Replaces the owner's metadata (at most `META_MAX` bytes) and returns its number. It takes no
+    /// lsn: it travels in the superblock. `urgent`: the next `flush_step` that finds no superblock
+    /// write in flight submits one for it; otherwise it waits for the next superblock write that
+    /// happens anyway (a lazily persisted hint). Durable once `meta_durable_seq()` reaches the
+    /// number. Never blocks, never allocates.
+    pub fn set_meta(&mut self, meta: &[u8], urgent: bool) -> Result<u64, LogError> {
+        self.check_poisoned()?;
+        if meta.len() > META_MAX {
+            return Err(LogError::TooLarge { len: meta.len(), max: META_MAX });
+        }
+        self.meta.clear();
+        self.meta.extend_from_slice(meta);
+        self.meta_seq += 1;
+        self.meta_dirty |= urgent;
+        Ok(self.meta_seq)
+    }
+
+    /// The number of the last `set_meta`.
+    pub fn meta_seq(&self) -> u64 {
+        self.meta_seq
+    }
+
+    /// The highest `set_meta` number a completed superblock write carried (0: what `open` found).
+    pub fn meta_durable_seq(&self) -> u64 {
+        self.meta_durable_seq
+    }
+
+    /// Submits a superblock write for urgent metadata if there is some and none is in flight.
+    /// Returns whether it submitted one.
+    pub(crate) fn flush_meta(&mut self) -> Result<bool, LogError> {
+        if !self.meta_dirty || self.sb_in_flight.is_some() {
+            return Ok(false);
+        }
+        let sb = Superblock { sequence: self.sb.sequence + 1, ..self.sb };
+        match self.submit_superblock(sb) {
+            Ok(()) => Ok(true),
+            Err(LogError::Busy) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     fn check_poisoned(&self) -> Result<(), LogError> {
         match &self.poisoned {
             Some(why) => Err(LogError::Io(why.clone())),
@@ -445,11 +505,14 @@ impl<D: BlockIo> Ual<D> {
     fn on_completion(&mut self, c: Completion) {
         if c.tag & TAG_SUPERBLOCK != 0 {
             self.sb_buf = c.buf;
-            let (copy, sb) = self.sb_in_flight.take().expect("a superblock write was in flight");
+            let (copy, sb, meta_seq) = self.sb_in_flight.take().expect("a superblock write was in flight");
             match c.result {
                 Ok(()) => {
                     self.copies[copy] =
                         CopyState { valid: true, sequence: sb.sequence, log_start_block: sb.log_start_block };
+                    if self.poisoned.is_none() {
+                        self.meta_durable_seq = self.meta_durable_seq.max(meta_seq);
+                    }
                 }
                 Err(e) => {
                     self.copies[copy].valid = false;
@@ -541,14 +604,15 @@ impl<D: BlockIo> Ual<D> {
         assert!(self.sb_in_flight.is_none(), "one superblock write at a time");
         let copy = self.next_copy();
         let mut buf = self.sb_buf.take().expect("superblock buffer is home");
-        sb.encode(&mut buf);
+        sb.encode_with_meta(&mut buf, &self.meta);
         // The copy being overwritten may be torn by a crash: stop trusting it until it completes.
         self.copies[copy].valid = false;
         match self.dev.submit_write(TAG_SUPERBLOCK | self.next_tag, copy as u64, buf, true) {
             Ok(()) => {
                 self.counters.superblock_writes += 1;
-                self.sb_in_flight = Some((copy, sb));
+                self.sb_in_flight = Some((copy, sb, self.meta_seq));
                 self.sb = sb;
+                self.meta_dirty = false;
                 Ok(())
             }
             Err(vigil_pmd::block::SubmitError::QueueFull(Some(b))) => {

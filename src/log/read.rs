@@ -40,6 +40,37 @@ impl<D: BlockIo> Ual<D> {
         Ok(self.read_meta(lsn)?.term)
     }
 
+    /// Record `lsn` if its segment is in memory (the tail segment, the one before it, or the read
+    /// cache), checksum verified; `None` when it is outside the log or would need a device read.
+    /// Never blocks, never allocates: the synchronous read path for Raft's recent entries.
+    pub fn peek(&self, lsn: Lsn) -> Option<Record<'_>> {
+        if lsn < self.first_lsn || lsn > self.last_lsn() || self.poisoned.is_some() {
+            return None;
+        }
+        let vblock = self.block_of(lsn);
+        let vseg = self.geo.segment_of(vblock);
+        let bytes = match self.segment_index(vseg) {
+            Some(i) => self.segs[i].bytes(),
+            None if self.cache.vseg == vseg => self.cache.bytes(),
+            None => return None,
+        };
+        let at = ((vblock - vseg * self.geo.segment_blocks) * BS) as usize;
+        let block = &bytes[at..at + BLOCK_SIZE];
+        let mut off = 0;
+        while let Slot::Record(h) = decode_record(block, off) {
+            if h.lsn == lsn {
+                let payload = &block[off + RECORD_HEADER_LEN..off + h.total_len()];
+                let meta = RecordMeta { lsn, term: h.term, kind: h.kind, len: h.len };
+                return Some(Record { meta, payload });
+            }
+            if h.lsn > lsn {
+                break;
+            }
+            off += h.total_len();
+        }
+        None
+    }
+
     /// Calls `f` with every record from `from` to `to` inclusive, in order; returns how many.
     /// Records staged but not yet durable are included (`to` may be at most `last_lsn()`).
     pub fn replay(&mut self, from: Lsn, to: Lsn, mut f: impl FnMut(Record<'_>)) -> Result<u64, LogError> {

@@ -9,7 +9,9 @@
 //! segment's image is loaded with everything after that point zeroed, so the next flush rewrites
 //! the tail block without the garbage. Before `open` returns it writes a superblock with a new
 //! epoch (higher than any seen) whose `epoch_first_lsn` is the next lsn: from then on every byte
-//! past the cut is dead on the device, whatever is appended later and wherever it lands.
+//! past the cut is dead on the device, whatever is appended later and wherever it lands. The chosen
+//! copy's metadata section (`Ual::meta`) is kept and carried by that write, so a version-1 device
+//! (no metadata section) is upgraded to version 2 by its first open.
 //!
 //! Invariants: open is read-only until the scan is done; the one write it makes is a superblock
 //! copy (never the one it chose); it spins the device (start-up only).
@@ -121,6 +123,10 @@ impl<D: BlockIo> Ual<D> {
             copies: [invalid; 2],
             sb_buf: Some(BlockBuf::new(1)),
             sb_in_flight: None,
+            meta: Vec::with_capacity(super::META_MAX),
+            meta_seq: 0,
+            meta_durable_seq: 0,
+            meta_dirty: false,
             read_done: None,
             poisoned: None,
             counters: UalCounters::default(),
@@ -128,9 +134,14 @@ impl<D: BlockIo> Ual<D> {
         ual.drain_foreign_completions();
 
         let mut decoded = [Err(SuperblockError::Blank); 2];
+        let mut metas = [Vec::new(), Vec::new()];
         for (copy, slot) in decoded.iter_mut().enumerate() {
             ual.read_blocking(BufSlot::Superblock, copy as u64)?;
-            *slot = Superblock::decode(ual.sb_buf.as_deref().expect("home"));
+            let bytes = ual.sb_buf.as_deref().expect("home");
+            *slot = Superblock::decode_with_meta(bytes).map(|(sb, meta)| {
+                metas[copy] = meta.to_vec();
+                sb
+            });
         }
         let mut formatted = false;
         let chosen = match (decoded[0], decoded[1]) {
@@ -162,6 +173,7 @@ impl<D: BlockIo> Ual<D> {
         }
         let other_copy_invalid = decoded[1 - chosen].is_err();
         ual.sb = sb;
+        ual.meta.extend_from_slice(&metas[chosen]);
         ual.start_block = sb.log_start_block;
         ual.first_lsn = sb.log_start_lsn;
         ual.snapshot_lsn = sb.snapshot_lsn;

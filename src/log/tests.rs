@@ -625,3 +625,140 @@ proptest! {
         check_against(&mut ual, &model);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The metadata section (format version 2)
+
+/// Rewrites both superblock copies on `dev` as format version 1 (no metadata section).
+fn downgrade_to_v1(dev: &mut MemoryBlockIo) {
+    for copy in 0..2 {
+        let block = &mut dev.bytes_mut()[copy * BLOCK_SIZE..(copy + 1) * BLOCK_SIZE];
+        let Ok(sb) = Superblock::decode(block) else { continue };
+        sb.encode(block);
+        block[8..12].copy_from_slice(&FORMAT_VERSION_V1.to_le_bytes());
+        let crc = crc32c::crc32c(&block[..SUPERBLOCK_LEN - 4]);
+        block[SUPERBLOCK_LEN - 4..SUPERBLOCK_LEN].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+#[test]
+fn urgent_metadata_is_durable_after_its_superblock_write_and_survives_a_crash() {
+    let cfg = small();
+    let (mut ual, _) = open(device(cfg), cfg);
+    assert_eq!(ual.meta(), b"");
+    let seq = ual.set_meta(b"term=3 vote=2", true).unwrap();
+    assert_eq!((ual.meta_seq(), ual.meta_durable_seq()), (seq, 0));
+    // Lost if the power goes before the write: the staged metadata is memory only.
+    let (ual2, _) = open(device_from(ual.device().bytes()), cfg);
+    assert_eq!(ual2.meta(), b"");
+    assert_eq!(ual.flush_step().unwrap(), 1, "one superblock write, no log write");
+    assert_eq!(ual.meta_durable_seq(), 0, "submitted is not durable");
+    ual.poll(NOW).unwrap();
+    assert_eq!(ual.meta_durable_seq(), seq);
+    assert_eq!(ual.flush_step().unwrap(), 0, "nothing left to write");
+    // Crash (no close): the metadata comes back, and is carried by open's own superblock write.
+    let (ual, _) = open(ual.into_device(), cfg);
+    assert_eq!(ual.meta(), b"term=3 vote=2");
+    let (ual, _) = open(ual.into_device(), cfg);
+    assert_eq!(ual.meta(), b"term=3 vote=2");
+}
+
+#[test]
+fn lazy_metadata_rides_the_next_superblock_write_and_records_and_metadata_commit_together() {
+    let cfg = small();
+    let (mut ual, _) = open(device(cfg), cfg);
+    let mut model = Model::new();
+    let lazy = ual.set_meta(b"commit=1", false).unwrap();
+    append(&mut ual, &mut model, 1, 0, b"x".to_vec());
+    assert_eq!(ual.flush_step().unwrap(), 1, "the log write only");
+    ual.poll(NOW).unwrap();
+    assert_eq!((ual.durable_lsn(), ual.meta_durable_seq()), (1, 0));
+    let (crashed, _) = open(device_from(ual.device().bytes()), cfg);
+    assert_eq!(crashed.meta(), b"", "a lazy update waits for a superblock write");
+    // A record and urgent metadata in one flush: one log write and one superblock write.
+    append(&mut ual, &mut model, 2, 0, b"y".to_vec());
+    let urgent = ual.set_meta(b"term=2", true).unwrap();
+    assert!(urgent > lazy);
+    assert_eq!(ual.flush_step().unwrap(), 2);
+    // A second urgent update while the first superblock write is in flight waits for it.
+    let again = ual.set_meta(b"term=2 vote=1", true).unwrap();
+    assert_eq!(ual.flush_step().unwrap(), 0);
+    ual.poll(NOW).unwrap();
+    assert_eq!((ual.durable_lsn(), ual.meta_durable_seq()), (2, urgent));
+    assert_eq!(ual.flush_step().unwrap(), 1);
+    ual.poll(NOW).unwrap();
+    assert_eq!(ual.meta_durable_seq(), again);
+    // Checkpoints and truncations carry the metadata too.
+    settle(&mut ual);
+    ual.set_meta(b"after-truncate", false).unwrap();
+    ual.truncate_suffix(1).unwrap();
+    assert_eq!(ual.meta_durable_seq(), ual.meta_seq());
+    let (mut ual, report) = open(ual.into_device(), cfg);
+    assert_eq!((ual.meta(), report.last_lsn), (&b"after-truncate"[..], 1));
+    assert!(matches!(
+        ual.set_meta(&vec![0; META_MAX + 1], true),
+        Err(LogError::TooLarge { len, max: META_MAX }) if len == META_MAX + 1
+    ));
+    assert_eq!(ual.meta(), b"after-truncate", "a refused update changes nothing");
+}
+
+#[test]
+fn a_torn_metadata_write_falls_back_to_the_other_copy() {
+    let cfg = small();
+    let (mut ual, _) = open(device(cfg), cfg);
+    ual.set_meta(b"old", true).unwrap();
+    settle(&mut ual);
+    ual.set_meta(b"new", true).unwrap();
+    settle(&mut ual);
+    let mut dev = ual.into_device();
+    let seq = |dev: &MemoryBlockIo, copy: usize| {
+        Superblock::decode(&dev.bytes()[copy * BLOCK_SIZE..(copy + 1) * BLOCK_SIZE]).unwrap().sequence
+    };
+    let newest = usize::from(seq(&dev, 1) > seq(&dev, 0));
+    // Tear the newest copy inside its metadata section: the older copy (and its metadata) wins.
+    dev.bytes_mut()[newest * BLOCK_SIZE + META_OFFSET + 1] ^= 0xff;
+    let (ual, report) = open(dev, cfg);
+    assert_eq!(report.superblock_copy, 1 - newest);
+    assert_eq!(ual.meta(), b"old");
+}
+
+#[test]
+fn a_version_1_device_opens_with_empty_metadata_and_is_upgraded() {
+    let cfg = small();
+    let (mut ual, _) = open(device(cfg), cfg);
+    let mut model = Model::new();
+    for i in 0..30u64 {
+        append(&mut ual, &mut model, 1, 0, payload(i + 1, 40, 1));
+    }
+    let mut dev = ual.close().unwrap();
+    downgrade_to_v1(&mut dev);
+    let (mut ual, report) = open(dev, cfg);
+    assert_eq!((report.last_lsn, ual.meta()), (30, &b""[..]));
+    check_against(&mut ual, &model);
+    let dev = ual.into_device();
+    let versions: Vec<u32> = (0..2)
+        .map(|c| u32::from_le_bytes(dev.bytes()[c * BLOCK_SIZE + 8..c * BLOCK_SIZE + 12].try_into().unwrap()))
+        .collect();
+    assert!(versions.contains(&FORMAT_VERSION), "open wrote a version-2 copy: {versions:?}");
+}
+
+#[test]
+fn peek_serves_records_in_memory_without_io() {
+    let cfg = UalConfig { segment_blocks: 4, segment_count: 8, write_blocks_max: 4, ..small() };
+    let (mut ual, _) = open(device(cfg), cfg);
+    let mut model = Model::new();
+    for i in 0..200u64 {
+        append(&mut ual, &mut model, 1 + i / 100, 3, payload(i + 1, 200, 2));
+    }
+    let reads = ual.counters().reads;
+    let r = ual.peek(200).expect("the tail is in memory");
+    assert_eq!((r.meta.lsn, r.meta.term, r.meta.kind, r.payload), (200, 2, 3, &model[199].2[..]));
+    assert!(ual.peek(1).is_none(), "an old segment needs a device read");
+    assert!(ual.peek(201).is_none());
+    assert!(ual.peek(0).is_none());
+    assert_eq!(ual.counters().reads, reads, "peek never reads the device");
+    // Once read into the cache, its segment is served from memory too.
+    settle(&mut ual);
+    ual.read_meta(1).unwrap();
+    assert_eq!(ual.peek(1).unwrap().payload, &model[0].2[..]);
+}

@@ -90,9 +90,10 @@ impl<D: BlockIo> Ual<D> {
     /// Submits everything staged since the last flush: one write, or two when the staged records
     /// cross a segment boundary. Returns the writes submitted; what cannot go now (a write still in
     /// flight on the same blocks, no buffer, a full device queue) stays staged for the next call.
+    /// Also submits a superblock write for urgent metadata (`set_meta`) when none is in flight.
     pub fn flush_step(&mut self) -> Result<usize, LogError> {
         self.check_poisoned()?;
-        let mut issued = 0;
+        let mut issued = usize::from(self.flush_meta()?);
         while self.submitted_pos < self.tail_pos {
             let first = self.submitted_pos / BS;
             let last = (self.tail_pos - 1) / BS;
@@ -145,7 +146,8 @@ impl<D: BlockIo> Ual<D> {
         Ok(n)
     }
 
-    /// Flushes everything and spins until it is durable (shutdown and rare paths only).
+    /// Flushes everything (records and metadata, lazy or not) and spins until it is durable
+    /// (shutdown and rare paths only).
     pub fn sync_blocking(&mut self) -> Result<(), LogError> {
         let mut idle_polls = 0u64;
         loop {
@@ -163,7 +165,14 @@ impl<D: BlockIo> Ual<D> {
             self.check_poisoned()?;
         }
         self.spin_until("superblock write", |s| s.sb_in_flight.is_none())?;
+        if self.meta_durable_seq < self.meta_seq {
+            // Lazy metadata too: after this call everything set is durable.
+            self.meta_dirty = true;
+            self.flush_meta()?;
+            self.spin_until("superblock write", |s| s.sb_in_flight.is_none())?;
+        }
         debug_assert_eq!(self.durable_lsn, self.last_lsn());
+        debug_assert_eq!(self.meta_durable_seq, self.meta_seq);
         Ok(())
     }
 

@@ -84,7 +84,8 @@ pub struct RaftGroupConfig {
     pub pre_vote: bool,
     /// How linearizable reads are confirmed.
     pub read_mode: ReadMode,
-    /// Largest command one proposal may carry, in bytes.
+    /// Largest command one proposal may carry, in bytes; the store's `entry_size_max()` lowers it
+    /// (4064 bytes over the UAL: one record).
     pub proposal_size_max: usize,
     /// Proposals awaiting their outcome; beyond this `propose` answers `Busy`.
     pub proposals_pending_max: usize,
@@ -541,8 +542,10 @@ impl<S: RaftLogStore> RaftGroup<S> {
     pub fn propose(&mut self, data: &[u8], ctx: u64) -> Result<ProposalId, RaftError> {
         self.check_running()?;
         assert!(!data.is_empty(), "empty entries are reserved for new leaders");
-        if data.len() > self.config.proposal_size_max {
-            return Err(RaftError::TooLarge { len: data.len(), max: self.config.proposal_size_max });
+        // The config's limit, or the log's own (a UAL record: `ual_store::ENTRY_DATA_MAX`).
+        let max = self.config.proposal_size_max.min(self.store().entry_size_max());
+        if data.len() > max {
+            return Err(RaftError::TooLarge { len: data.len(), max });
         }
         if !self.is_leader() {
             self.counters.proposals_not_leader += 1;

@@ -13,7 +13,8 @@
 //! `RaftLogStore` (`store.rs`) is everything the glue needs from a log; `LogStorage`
 //! (`storage.rs`) implements raft-rs's `Storage` over any `RaftLogStore`; `MemLogStore`
 //! (`mem_store.rs`) is the in-memory implementation whose writes become durable a set number of
-//! polls later.
+//! polls later; `UalRaftStore` (`ual_store.rs`) is the implementation over the UAL described next
+//! (what it does not do yet is in its header).
 //!
 //! How the UAL implements `RaftLogStore` (one UAL per partition):
 //! - **Raft index == UAL lsn.** `append` writes each entry as one record {lsn = index, term,
@@ -62,6 +63,7 @@ mod group;
 mod mem_store;
 mod storage;
 mod store;
+mod ual_store;
 
 /// raft-rs's message type, as peers exchange it.
 pub use ::raft::eraftpb::{ConfState, Message, MessageType};
@@ -74,6 +76,11 @@ pub use storage::LogStorage;
 pub use store::{
     EntryKind, HardStateRecord, LogEntry, RaftLogStore, SnapshotMeta, StoreError, StoreSnapshot,
 };
+pub use ual_store::{
+    UalRaftStore, ENTRY_DATA_MAX, KIND_CONF_CHANGE, KIND_CONF_CHANGE_V2, KIND_NORMAL, RAFT_META_VERSION,
+};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod ual_store_tests;

@@ -71,7 +71,9 @@ fn to_raft_error(e: StoreError) -> ::raft::Error {
         StoreError::Compacted { .. } => StorageError::Compacted,
         StoreError::Unavailable { .. } => StorageError::Unavailable,
         StoreError::SnapshotUnavailable { .. } => StorageError::SnapshotTemporarilyUnavailable,
-        StoreError::Device(_) => StorageError::Other(Box::new(e)),
+        StoreError::TooLarge { .. } | StoreError::Unsupported(_) | StoreError::Device(_) => {
+            StorageError::Other(Box::new(e))
+        }
     };
     ::raft::Error::Store(storage_error)
 }

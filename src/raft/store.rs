@@ -128,6 +128,18 @@ pub enum StoreError {
         /// The index the snapshot must reach.
         request_index: u64,
     },
+    /// An entry's data (or the membership) is larger than the log can store in one piece. Nothing
+    /// changed.
+    #[error("{len} bytes exceed the log's limit of {max}")]
+    TooLarge {
+        /// The size given.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The store cannot do this (yet). Nothing changed.
+    #[error("not supported by this log store: {0}")]
+    Unsupported(&'static str),
     /// The device failed. The write in progress may be partly applied in memory and is not
     /// durable; the group must stop and recover from what is durable.
     #[error("log device failed: {0}")]
@@ -191,4 +203,9 @@ pub trait RaftLogStore {
 
     /// The highest index whose entry is durable with the contents the log holds now.
     fn durable_index(&self) -> u64;
+
+    /// The largest `data` one entry may carry (`RaftGroup::propose` refuses larger commands).
+    fn entry_size_max(&self) -> usize {
+        usize::MAX
+    }
 }

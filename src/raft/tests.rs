@@ -4,13 +4,13 @@
 use super::*;
 use vigil_pmd::Nanos;
 
-fn logger() -> slog::Logger {
+pub(super) fn logger() -> slog::Logger {
     slog::Logger::root(slog::Discard, slog::o!())
 }
 
-const TICK_NS: u64 = 1_000_000;
+pub(super) const TICK_NS: u64 = 1_000_000;
 
-fn config(election_ticks_fixed: usize) -> RaftGroupConfig {
+pub(super) fn config(election_ticks_fixed: usize) -> RaftGroupConfig {
     RaftGroupConfig {
         tick_interval_ns: TICK_NS,
         election_ticks: 10,
@@ -26,10 +26,10 @@ fn config(election_ticks_fixed: usize) -> RaftGroupConfig {
 }
 
 /// splitmix64: the tests' only source of randomness, seeded so failures replay.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -37,7 +37,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }

@@ -1,0 +1,570 @@
+//! `UalRaftStore`: the Unified Append Log as a partition's Raft log (`RaftLogStore` over `Ual<D>`,
+//! one UAL per partition), as the header of `crate::raft` lays out.
+//!
+//! - **Entries.** Raft index == UAL lsn: each entry is one record {lsn = index, term, kind
+//!   (`KIND_NORMAL` / `KIND_CONF_CHANGE` / `KIND_CONF_CHANGE_V2`), payload = data}. A record holds at
+//!   most `ENTRY_DATA_MAX` (= `log::PAYLOAD_MAX`, 4064) bytes: `entry_size_max()` says so and
+//!   `RaftGroup::propose` refuses larger commands with `RaftError::TooLarge` before anything is
+//!   appended; `append` refuses them too (`StoreError::TooLarge`, nothing appended).
+//! - **Hard state and membership** live in the UAL's metadata section (in the superblock, written
+//!   alternately with a sequence number and crc: docs/STORAGE.md section 2); they take no lsn. A
+//!   change of term, vote or membership is *urgent*: the next `flush_step` writes a superblock for
+//!   it and the group commit sealed after it counts as durable only once that write completed. A
+//!   change of the commit index alone is *lazy*: it rides the next superblock write (it is only a
+//!   hint at recovery, clamped to the recovered log).
+//! - **Durability.** `sync()` seals the writes since the previous call into group commit `n` =
+//!   {the last lsn then, the metadata number needed}, calls the UAL's `flush_step` (one log write,
+//!   and a superblock write when metadata is urgent) and reaps completions; `n` is durable
+//!   (`durable_sync()`) once `durable_lsn()` reached its lsn and `meta_durable_seq()` its metadata
+//!   number, and every earlier one is. `durable_index()` is the UAL's `durable_lsn()`, which a
+//!   truncation lowers at once. The shard loop may also call `poll_io` between polls.
+//! - **Reads.** `entry` answers synchronously from the UAL's memory (`Ual::peek`: the tail segment,
+//!   the one before it, the read cache) and, for older entries, from a *backfill*: owned copies of
+//!   the entries after the projections' applied index, read (blocking, start-up only) by `new`, so
+//!   that a restarted node can re-yield them. Anything else older answers `Unavailable` (raft-rs
+//!   treats that as fatal: size segments so the last two hold every entry a follower may still
+//!   need, until raft-rs's asynchronous fetch is wired). `term` is answered from an in-memory list
+//!   of term runs, rebuilt at `new`.
+//! - **Snapshots.** `checkpoint(index, data)` records a snapshot the projections took (the UAL's
+//!   `checkpoint`: the log's start moves up, segments are recycled) and keeps its bytes in memory
+//!   for `snapshot()`; the snapshot's membership goes to the metadata section. After a restart the
+//!   (index, term, membership) come back but the bytes do not (the log does not store them):
+//!   `snapshot()` answers `SnapshotUnavailable` until the next `checkpoint`. `apply_snapshot` (a
+//!   follower installing a leader's snapshot beyond its log) needs a UAL "reset to snapshot" that is
+//!   not written yet: it answers `StoreError::Unsupported` and changes nothing.
+//! - **Blocking.** `truncate_suffix` (the UAL's, rare), `append` under back-pressure (`Busy`: it
+//!   flushes and polls until the staging area has room) and `new` spin the device.
+//!
+//! Invariants: `term` never decreases along the runs; the backfill is contiguous and ends at or
+//! before `last_index()`; group commits become durable in order and `durable_sync()` never exceeds
+//! the last number `sync()` returned.
+
+use super::store::{
+    EntryKind, HardStateRecord, LogEntry, RaftLogStore, SnapshotMeta, StoreError, StoreSnapshot,
+};
+use crate::log::{LogError, Lsn, Ual, META_MAX, PAYLOAD_MAX};
+use ::raft::eraftpb::ConfState;
+use std::collections::VecDeque;
+use vigil_pmd::block::BlockIo;
+use vigil_pmd::Nanos;
+
+/// The largest entry data one Raft entry may carry in a UAL store (one record's payload).
+pub const ENTRY_DATA_MAX: usize = PAYLOAD_MAX;
+/// Record kind of a normal entry.
+pub const KIND_NORMAL: u8 = 1;
+/// Record kind of a `ConfChange` entry.
+pub const KIND_CONF_CHANGE: u8 = 2;
+/// Record kind of a `ConfChangeV2` entry.
+pub const KIND_CONF_CHANGE_V2: u8 = 3;
+/// Version of the metadata section's layout (its first 4 bytes).
+pub const RAFT_META_VERSION: u32 = 1;
+/// Polls an append under back-pressure spins before it gives up.
+const BUSY_POLLS_MAX: u64 = 1 << 32;
+
+fn kind_byte(kind: EntryKind) -> u8 {
+    match kind {
+        EntryKind::Normal => KIND_NORMAL,
+        EntryKind::ConfChange => KIND_CONF_CHANGE,
+        EntryKind::ConfChangeV2 => KIND_CONF_CHANGE_V2,
+    }
+}
+
+fn kind_of(byte: u8) -> Option<EntryKind> {
+    match byte {
+        KIND_NORMAL => Some(EntryKind::Normal),
+        KIND_CONF_CHANGE => Some(EntryKind::ConfChange),
+        KIND_CONF_CHANGE_V2 => Some(EntryKind::ConfChangeV2),
+        _ => None,
+    }
+}
+
+fn device_error(e: LogError) -> StoreError {
+    StoreError::Device(e.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The metadata section: [version u32][reserved u32][term u64][vote u64][commit u64]
+// [membership now][membership of the snapshot], a membership being [auto_leave u8][reserved u8]
+// [voters u16][learners u16][voters_outgoing u16][learners_next u16][reserved u16] + the ids (u64).
+
+const META_HEADER_LEN: usize = 32;
+const CONF_HEADER_LEN: usize = 12;
+
+fn encode_conf(c: &ConfState, out: &mut Vec<u8>) {
+    out.push(u8::from(c.auto_leave));
+    out.push(0);
+    for list in [&c.voters, &c.learners, &c.voters_outgoing, &c.learners_next] {
+        out.extend_from_slice(&(list.len() as u16).to_le_bytes());
+    }
+    out.extend_from_slice(&[0, 0]);
+    for list in [&c.voters, &c.learners, &c.voters_outgoing, &c.learners_next] {
+        for id in list.iter() {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+    }
+}
+
+fn conf_len(c: &ConfState) -> usize {
+    CONF_HEADER_LEN
+        + 8 * (c.voters.len() + c.learners.len() + c.voters_outgoing.len() + c.learners_next.len())
+}
+
+/// Encodes the metadata section into `out` (cleared first).
+fn encode_meta(hs: &HardStateRecord, conf: &ConfState, snapshot_conf: &ConfState, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&RAFT_META_VERSION.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    for x in [hs.term, hs.vote, hs.commit] {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    encode_conf(conf, out);
+    encode_conf(snapshot_conf, out);
+}
+
+fn decode_conf(b: &[u8]) -> Result<(ConfState, usize), &'static str> {
+    if b.len() < CONF_HEADER_LEN {
+        return Err("membership header cut short");
+    }
+    let count = |at: usize| u16::from_le_bytes([b[at], b[at + 1]]) as usize;
+    let counts = [count(2), count(4), count(6), count(8)];
+    let len = CONF_HEADER_LEN + 8 * counts.iter().sum::<usize>();
+    if b.len() < len {
+        return Err("membership ids cut short");
+    }
+    let mut at = CONF_HEADER_LEN;
+    let mut lists: [Vec<u64>; 4] = Default::default();
+    for (list, n) in lists.iter_mut().zip(counts) {
+        for _ in 0..n {
+            list.push(u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes")));
+            at += 8;
+        }
+    }
+    let [voters, learners, voters_outgoing, learners_next] = lists;
+    let conf = ConfState { voters, learners, voters_outgoing, learners_next, auto_leave: b[0] != 0 };
+    Ok((conf, len))
+}
+
+/// Decodes a metadata section (empty: a fresh log, all defaults).
+fn decode_meta(b: &[u8]) -> Result<(HardStateRecord, ConfState, ConfState), &'static str> {
+    if b.is_empty() {
+        return Ok(Default::default());
+    }
+    if b.len() < META_HEADER_LEN {
+        return Err("raft metadata cut short");
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let version = u32::from_le_bytes(b[0..4].try_into().expect("4 bytes"));
+    if version != RAFT_META_VERSION {
+        return Err("unknown raft metadata version");
+    }
+    let hs = HardStateRecord { term: u64_at(8), vote: u64_at(16), commit: u64_at(24) };
+    let (conf, n) = decode_conf(&b[META_HEADER_LEN..])?;
+    let (snapshot_conf, _) = decode_conf(&b[META_HEADER_LEN + n..])?;
+    Ok((hs, conf, snapshot_conf))
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A group commit sealed by `sync()`.
+#[derive(Clone, Copy, Debug)]
+struct Sealed {
+    number: u64,
+    /// `durable_lsn()` must reach this.
+    last_lsn: Lsn,
+    /// `meta_durable_seq()` must reach this (0: no urgent metadata).
+    meta_seq: u64,
+}
+
+/// An entry copied out of the log (the backfill).
+#[derive(Clone, Debug)]
+struct OwnedEntry {
+    term: u64,
+    kind: EntryKind,
+    data: Vec<u8>,
+}
+
+/// A partition's Raft log over its Unified Append Log.
+pub struct UalRaftStore<D: BlockIo> {
+    ual: Ual<D>,
+    hard_state: HardStateRecord,
+    conf_state: ConfState,
+    snapshot: SnapshotMeta,
+    /// The bytes of the snapshot `snapshot` describes, when this process took it.
+    snapshot_data: Option<Vec<u8>>,
+    /// (first index, term) of each run of equal terms, ascending.
+    terms: Vec<(u64, u64)>,
+    /// Entries `backfill_first ..` copied out of the log at `new`.
+    backfill_first: u64,
+    backfill: VecDeque<OwnedEntry>,
+    /// Something was written since the last `sync()`.
+    open_dirty: bool,
+    /// The metadata number the open group commit needs durable (0: none).
+    open_meta_seq: u64,
+    sealed: VecDeque<Sealed>,
+    sync_number: u64,
+    /// The highest group commit known durable and dropped from `sealed`.
+    retired_number: u64,
+    /// Scratch for encoding the metadata section (capacity `META_MAX`).
+    meta_buf: Vec<u8>,
+    /// The first device error, if any (the log is poisoned).
+    error: Option<String>,
+}
+
+impl<D: BlockIo> std::fmt::Debug for UalRaftStore<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UalRaftStore")
+            .field("ual", &self.ual)
+            .field("hard_state", &self.hard_state)
+            .field("snapshot_index", &self.snapshot.index)
+            .field("sync_number", &self.sync_number)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl<D: BlockIo> UalRaftStore<D> {
+    /// A store over an opened (recovered) log. `applied_index` is the projections' last applied
+    /// index (what the `RaftGroup` will be given): the entries after it are copied into the backfill
+    /// so they can be re-yielded whatever segment they are in. Reads the whole log once (start-up).
+    pub fn new(mut ual: Ual<D>, applied_index: u64) -> Result<Self, LogError> {
+        let (mut hard_state, conf_state, snapshot_conf) =
+            decode_meta(ual.meta()).map_err(|why| LogError::Corrupt { lsn: 0, why })?;
+        let (snapshot_index, snapshot_term) = ual.snapshot();
+        let last = ual.last_lsn();
+        // The commit index is persisted lazily (it may be ahead of records that did not make it, or
+        // behind the snapshot): it is a hint, clamped to what the log holds.
+        hard_state.commit = hard_state.commit.clamp(snapshot_index, last.max(snapshot_index));
+        let mut terms: Vec<(u64, u64)> = vec![(snapshot_index, snapshot_term)];
+        let mut backfill = VecDeque::new();
+        let backfill_first = (applied_index + 1).max(snapshot_index + 1);
+        let mut bad_kind = None;
+        // Records between the log's (segment-aligned) start and the snapshot are compacted.
+        let replay_from = (snapshot_index + 1).max(ual.first_lsn());
+        if replay_from <= last {
+            ual.replay(replay_from, last, |r| {
+                if terms.last().map(|&(_, t)| t) != Some(r.meta.term) {
+                    terms.push((r.meta.lsn, r.meta.term));
+                }
+                let Some(kind) = kind_of(r.meta.kind) else {
+                    bad_kind.get_or_insert(r.meta.lsn);
+                    return;
+                };
+                if r.meta.lsn >= backfill_first {
+                    backfill.push_back(OwnedEntry { term: r.meta.term, kind, data: r.payload.to_vec() });
+                }
+            })?;
+        }
+        if let Some(lsn) = bad_kind {
+            return Err(LogError::Corrupt { lsn, why: "a record kind that is not a raft entry" });
+        }
+        let snapshot = SnapshotMeta { index: snapshot_index, term: snapshot_term, conf_state: snapshot_conf };
+        Ok(Self {
+            ual,
+            hard_state,
+            conf_state,
+            snapshot,
+            snapshot_data: None,
+            terms,
+            backfill_first,
+            backfill,
+            open_dirty: false,
+            open_meta_seq: 0,
+            sealed: VecDeque::new(),
+            sync_number: 0,
+            retired_number: 0,
+            meta_buf: Vec::with_capacity(META_MAX),
+            error: None,
+        })
+    }
+
+    /// The log.
+    pub fn ual(&self) -> &Ual<D> {
+        &self.ual
+    }
+
+    /// Gives the log back without flushing anything (`into_device()` on it is what a crash leaves).
+    pub fn into_ual(self) -> Ual<D> {
+        self.ual
+    }
+
+    /// Drives the log's I/O between polls: submits what is staged and reaps completions.
+    pub fn poll_io(&mut self, now: Nanos) -> Result<(), LogError> {
+        let result = self.ual.flush_step().and_then(|_| self.ual.poll(now).map(|_| ()));
+        if let Err(e) = &result {
+            self.error.get_or_insert_with(|| e.to_string());
+        }
+        self.retire();
+        result
+    }
+
+    /// Drops the backfill's copies of entries up to `index` (the projections applied them).
+    pub fn trim_backfill(&mut self, index: u64) {
+        while self.backfill_first <= index && self.backfill.pop_front().is_some() {
+            self.backfill_first += 1;
+        }
+    }
+
+    /// Records that the projections durably took a snapshot `data` covering everything up to
+    /// `index` (committed, applied and durable): the log may drop what it covers. Asynchronous (the
+    /// UAL's `checkpoint`); `Busy` while a superblock write is in flight: retry after `poll_io`.
+    /// Assumes the membership did not change after `index` (it records the current one as the
+    /// snapshot's).
+    pub fn checkpoint(&mut self, index: u64, data: Vec<u8>) -> Result<(), LogError> {
+        let term = self.term(index).map_err(|_| LogError::BadLsn { lsn: index, why: "not in the log" })?;
+        let previous = self.ual.meta().to_vec();
+        encode_meta(&self.hard_state, &self.conf_state, &self.conf_state, &mut self.meta_buf);
+        self.ual.set_meta(&self.meta_buf, false)?;
+        if let Err(e) = self.ual.checkpoint(index, term) {
+            self.ual.set_meta(&previous, false)?;
+            return Err(e);
+        }
+        self.snapshot = SnapshotMeta { index, term, conf_state: self.conf_state.clone() };
+        self.snapshot_data = Some(data);
+        let keep_from = self.terms.partition_point(|&(first, _)| first <= index).saturating_sub(1);
+        self.terms.drain(..keep_from);
+        self.terms[0] = (index, term);
+        self.trim_backfill(index);
+        if self.hard_state.commit < index {
+            self.hard_state.commit = index;
+        }
+        Ok(())
+    }
+
+    fn check_index(&self, index: u64) -> Result<(), StoreError> {
+        let first_index = self.first_index();
+        if index < first_index {
+            return Err(StoreError::Compacted { index, first_index });
+        }
+        let last_index = self.last_index();
+        if index > last_index {
+            return Err(StoreError::Unavailable { index, last_index });
+        }
+        Ok(())
+    }
+
+    fn check_error(&self) -> Result<(), StoreError> {
+        match &self.error {
+            Some(e) => Err(StoreError::Device(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, e: LogError) -> StoreError {
+        self.error.get_or_insert_with(|| e.to_string());
+        device_error(e)
+    }
+
+    /// Encodes and stages the metadata section; `urgent` when the open group commit needs it.
+    fn write_meta(&mut self, urgent: bool) -> Result<(), StoreError> {
+        encode_meta(&self.hard_state, &self.conf_state, &self.snapshot.conf_state, &mut self.meta_buf);
+        let seq = match self.ual.set_meta(&self.meta_buf, urgent) {
+            Ok(seq) => seq,
+            Err(LogError::TooLarge { len, max }) => return Err(StoreError::TooLarge { len, max }),
+            Err(e) => return Err(self.fail(e)),
+        };
+        if urgent {
+            self.open_meta_seq = seq;
+        }
+        self.open_dirty = true;
+        Ok(())
+    }
+
+    /// Appends one record, flushing and polling while the staging area is full.
+    fn append_one(&mut self, e: &LogEntry<'_>) -> Result<(), StoreError> {
+        let mut polls = 0u64;
+        loop {
+            match self.ual.append(e.term, kind_byte(e.kind), e.data) {
+                Ok(lsn) => {
+                    assert_eq!(lsn, e.index, "raft index == UAL lsn");
+                    return Ok(());
+                }
+                Err(LogError::Busy) => {
+                    polls += 1;
+                    if polls >= BUSY_POLLS_MAX {
+                        return Err(self.fail(LogError::Io("append: the staging area never drained".into())));
+                    }
+                    if let Err(e) = self.ual.flush_step().and_then(|_| self.ual.poll(Nanos(0))) {
+                        return Err(self.fail(e));
+                    }
+                }
+                Err(LogError::TooLarge { len, max }) => return Err(StoreError::TooLarge { len, max }),
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+    }
+
+    /// Drops sealed group commits that are durable.
+    fn retire(&mut self) {
+        while let Some(s) = self.sealed.front() {
+            if !self.is_durable(s) {
+                break;
+            }
+            self.retired_number = s.number;
+            self.sealed.pop_front();
+        }
+    }
+
+    fn is_durable(&self, s: &Sealed) -> bool {
+        self.ual.durable_lsn() >= s.last_lsn && self.ual.meta_durable_seq() >= s.meta_seq
+    }
+}
+
+impl<D: BlockIo> RaftLogStore for UalRaftStore<D> {
+    fn first_index(&self) -> u64 {
+        self.snapshot.index + 1
+    }
+
+    fn last_index(&self) -> u64 {
+        self.ual.last_lsn().max(self.snapshot.index)
+    }
+
+    fn term(&self, index: u64) -> Result<u64, StoreError> {
+        if index == self.snapshot.index {
+            return Ok(self.snapshot.term);
+        }
+        self.check_index(index)?;
+        let run = self.terms.partition_point(|&(first, _)| first <= index) - 1;
+        Ok(self.terms[run].1)
+    }
+
+    fn entry(&self, index: u64) -> Result<LogEntry<'_>, StoreError> {
+        self.check_index(index)?;
+        if let Some(r) = self.ual.peek(index) {
+            let kind = kind_of(r.meta.kind)
+                .ok_or_else(|| StoreError::Device(format!("record {index} is not a raft entry")))?;
+            return Ok(LogEntry { index, term: r.meta.term, kind, data: r.payload });
+        }
+        if index >= self.backfill_first {
+            if let Some(e) = self.backfill.get((index - self.backfill_first) as usize) {
+                return Ok(LogEntry { index, term: e.term, kind: e.kind, data: &e.data });
+            }
+        }
+        Err(StoreError::Unavailable { index, last_index: self.last_index() })
+    }
+
+    fn append(&mut self, entries: &[LogEntry<'_>]) -> Result<(), StoreError> {
+        self.check_error()?;
+        let Some(first) = entries.first() else { return Ok(()) };
+        assert_eq!(first.index, self.last_index() + 1, "append must follow the last entry");
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(e.index, first.index + i as u64, "appended indexes are consecutive");
+            if e.data.len() > ENTRY_DATA_MAX {
+                return Err(StoreError::TooLarge { len: e.data.len(), max: ENTRY_DATA_MAX });
+            }
+        }
+        for e in entries {
+            self.append_one(e)?;
+            if self.terms.last().map(|&(_, t)| t) != Some(e.term) {
+                self.terms.push((e.index, e.term));
+            }
+            self.open_dirty = true;
+        }
+        Ok(())
+    }
+
+    fn truncate_suffix(&mut self, from: u64) -> Result<(), StoreError> {
+        self.check_error()?;
+        assert!(from >= self.first_index(), "truncation below the first index");
+        assert!(from <= self.last_index() + 1, "truncation past the end");
+        if from > self.last_index() {
+            return Ok(());
+        }
+        // Blocking: the UAL makes the whole log durable, then writes a superblock with a new epoch
+        // (carrying the metadata), so every group commit sealed so far is durable afterwards.
+        if let Err(e) = self.ual.truncate_suffix(from - 1) {
+            return Err(self.fail(e));
+        }
+        for s in self.sealed.iter_mut() {
+            s.last_lsn = s.last_lsn.min(from - 1);
+        }
+        while self.terms.len() > 1 && self.terms.last().is_some_and(|&(first, _)| first >= from) {
+            self.terms.pop();
+        }
+        if from < self.backfill_first {
+            self.backfill.clear();
+            self.backfill_first = from;
+        } else {
+            self.backfill.truncate((from - self.backfill_first) as usize);
+        }
+        self.open_dirty = true;
+        Ok(())
+    }
+
+    fn hard_state(&self) -> HardStateRecord {
+        self.hard_state
+    }
+
+    fn set_hard_state(&mut self, hard_state: HardStateRecord) -> Result<(), StoreError> {
+        self.check_error()?;
+        let urgent = hard_state.term != self.hard_state.term || hard_state.vote != self.hard_state.vote;
+        self.hard_state = hard_state;
+        self.write_meta(urgent)
+    }
+
+    fn conf_state(&self) -> &ConfState {
+        &self.conf_state
+    }
+
+    fn set_conf_state(&mut self, conf_state: &ConfState) -> Result<(), StoreError> {
+        self.check_error()?;
+        let len = META_HEADER_LEN + conf_len(conf_state) + conf_len(&self.snapshot.conf_state);
+        if len > META_MAX {
+            return Err(StoreError::TooLarge { len, max: META_MAX });
+        }
+        self.conf_state = conf_state.clone();
+        self.write_meta(true)
+    }
+
+    fn snapshot_meta(&self) -> &SnapshotMeta {
+        &self.snapshot
+    }
+
+    fn snapshot(&self, request_index: u64) -> Result<StoreSnapshot, StoreError> {
+        match &self.snapshot_data {
+            Some(data) if self.snapshot.index >= request_index => {
+                Ok(StoreSnapshot { meta: self.snapshot.clone(), data: data.clone() })
+            }
+            _ => Err(StoreError::SnapshotUnavailable { request_index }),
+        }
+    }
+
+    fn apply_snapshot(&mut self, _snapshot: &StoreSnapshot) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("installing a snapshot needs a UAL reset-to-snapshot, not written yet"))
+    }
+
+    fn sync(&mut self) -> u64 {
+        if self.open_dirty {
+            self.sync_number += 1;
+            self.sealed.push_back(Sealed {
+                number: self.sync_number,
+                last_lsn: self.ual.last_lsn(),
+                meta_seq: self.open_meta_seq,
+            });
+            self.open_dirty = false;
+            self.open_meta_seq = 0;
+        }
+        if self.error.is_none() {
+            let _ = self.poll_io(Nanos(0));
+        }
+        self.sync_number
+    }
+
+    fn durable_sync(&self) -> u64 {
+        let mut durable = self.retired_number;
+        for s in &self.sealed {
+            if !self.is_durable(s) {
+                break;
+            }
+            durable = s.number;
+        }
+        durable
+    }
+
+    fn durable_index(&self) -> u64 {
+        self.ual.durable_lsn()
+    }
+
+    fn entry_size_max(&self) -> usize {
+        ENTRY_DATA_MAX
+    }
+}
