@@ -69,7 +69,11 @@ impl EalConfig {
     }
 }
 
-struct EalInner;
+struct EalInner {
+    /// EAL's runtime directory (`/var/run/dpdk/<file-prefix>` for root), which `rte_eal_cleanup`
+    /// leaves behind; removed after cleanup so runs do not pile directories up.
+    runtime_dir: Option<std::path::PathBuf>,
+}
 
 impl Drop for EalInner {
     fn drop(&mut self) {
@@ -79,7 +83,26 @@ impl Drop for EalInner {
         if rc < 0 {
             eprintln!("vigil-pmd: rte_eal_cleanup failed: {}", DpdkError::from_errno("rte_eal_cleanup", -rc));
         }
+        // Only a directory named after our own prefix is removed (never /var/run/dpdk itself).
+        if let Some(dir) = &self.runtime_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// EAL's runtime directory, if it is the one named after `file_prefix` (so removing it removes
+/// nothing of another process's).
+fn runtime_dir(file_prefix: &str) -> Option<std::path::PathBuf> {
+    // SAFETY: called after a successful rte_eal_init; the string is owned by EAL and lives as long
+    // as the process; it is copied out at once.
+    let ptr = unsafe { dpdk_sys::rte_eal_get_runtime_dir() };
+    if ptr.is_null() || file_prefix.is_empty() {
+        return None;
+    }
+    // SAFETY: ptr is a NUL-terminated string owned by EAL (checked non-null above).
+    let dir = unsafe { std::ffi::CStr::from_ptr(ptr) }.to_str().ok()?;
+    let dir = std::path::PathBuf::from(dir);
+    (dir.file_name()? == file_prefix).then_some(dir)
 }
 
 /// The initialised EAL. Cheap to clone; `rte_eal_cleanup` runs when the last clone (including the
@@ -132,7 +155,7 @@ impl Eal {
         if rc < 0 {
             return Err(DpdkError::from_rte_errno("rte_eal_init"));
         }
-        Ok(Eal { _inner: Arc::new(EalInner) })
+        Ok(Eal { _inner: Arc::new(EalInner { runtime_dir: runtime_dir(&config.file_prefix) }) })
     }
 
     /// True once `Eal::init` has been called in this process (whether or not it succeeded).
