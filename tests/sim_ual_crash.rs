@@ -9,8 +9,8 @@
 //!   its term and kind; every recovered record is one this run appended (no stale one comes back);
 //! - lsns are contiguous; `first_lsn` never moves back across opens nor past the snapshot;
 //! - the `OpenReport` agrees with the log (records, last lsn and term, a cut only for Torn/Gap);
-//! - a second crash-and-reopen of the recovered log finds exactly the same log (a repeated cut at
-//!   the same lsn is counted, see `crash_and_recover`; `VIGIL_SIM_STRICT_CUT=1` fails on it);
+//! - a second crash-and-reopen of the recovered log finds exactly the same log and no cut (open
+//!   erased all the debris the crash left);
 //!
 //! then goes on appending (several crash cycles per seed). A second test turns write errors on: the
 //! log must poison itself (every call `LogError::Io`, `durable_lsn` frozen) and never acknowledge a
@@ -217,19 +217,13 @@ impl Run {
         let (mut ual, rep2) = Ual::open(disk, ual_config()).expect("second reopen");
         self.verify_open(&mut ual, &rep2, "second reopen");
         assert_eq!((rep2.first_lsn, rep2.last_lsn), (rep.first_lsn, rep.last_lsn), "the log moved");
-        if matches!(rep2.stop, ScanStop::Torn | ScanStop::Gap) {
-            // Known limit (reported to the log's owner): open erases debris only as far as ONE
-            // write reaches (write_blocks_max blocks, within the cut's segment), but with
-            // writes_in_flight_max > 1 a crash can leave torn debris of a later in-flight write
-            // past that window (e.g. in the next segment), so the next open reports a cut at the
-            // same lsn again. Harmless (the debris is dead by epoch and verify_open checked the log
-            // is identical), so counted, not failed, unless VIGIL_SIM_STRICT_CUT is set.
-            count("cut_reported_again", 1);
-            assert!(
-                std::env::var_os("VIGIL_SIM_STRICT_CUT").is_none(),
-                "the cut came back: {rep:?} then {rep2:?}"
-            );
-        }
+        // Open erases every block the writes in flight at the crash can have reached
+        // (writes_in_flight_max × write_blocks_max from the cut, across segments), so the idle
+        // recovered log holds no debris that could be cut again.
+        assert!(
+            !matches!(rep2.stop, ScanStop::Torn | ScanStop::Gap),
+            "the cut came back: {rep:?} then {rep2:?}"
+        );
         self.epoch = rep2.epoch;
         ual
     }

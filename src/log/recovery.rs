@@ -13,8 +13,9 @@
 //! copy's metadata section (`Ual::meta`) is kept and carried by that write, so a version-1 device
 //! (no metadata section) is upgraded to version 2 by its first open.
 //!
-//! Invariants: open is read-only until the scan is done; the one write it makes is a superblock
-//! copy (never the one it chose); it spins the device (start-up only).
+//! Invariants: open is read-only until the scan is done; it writes a superblock copy (never the one
+//! it chose) and, after a torn cut, only blocks past the cut that hold no live record (the erase);
+//! it spins the device (start-up only).
 
 use super::format::{decode_record, Slot, Superblock, SuperblockError};
 use super::{
@@ -211,16 +212,28 @@ impl<D: BlockIo> Ual<D> {
         Ok((ual, report))
     }
 
-    /// Overwrites the torn write's leftovers: from the cut block, as far as one write can have
-    /// reached (`write_blocks_max` blocks, within its segment), with the tail image (the valid
-    /// records, then zeros). They are already dead (the new epoch), but erasing them means the next
-    /// open does not report the same cut again.
+    /// Overwrites the torn writes' leftovers: from the cut block, as far as every write that can
+    /// have been in flight at the crash can have reached (`writes_in_flight_max × write_blocks_max`
+    /// blocks, across segment boundaries), with the tail image (the valid records, then zeros; a
+    /// segment not in memory is all zeros). Never past the ring: the window stops before the first
+    /// block of the oldest segment a durable superblock copy names live, one lap on. The leftovers
+    /// are already dead (the new epoch), but erasing them means the next open does not report the
+    /// same cut again.
+    ///
+    /// Why the window is enough: the log writes sequentially, each write starting at or after the
+    /// block where the one before it ended, so the writes in flight at the crash cover at most
+    /// `writes_in_flight_max × write_blocks_max` blocks from the start of the first of them, and the
+    /// cut is in one of them (everything before the first landed whole).
     fn erase_after_cut(&mut self, cut_block: u64) -> Result<(), LogError> {
-        let seg_end = (self.geo.segment_of(cut_block) + 1) * self.geo.segment_blocks;
-        let end = (cut_block + u64::from(self.cfg.write_blocks_max)).min(seg_end);
+        let reach = u64::from(self.cfg.writes_in_flight_max) * u64::from(self.cfg.write_blocks_max);
+        let ring_end = (self.reclaim_segment() + self.geo.segment_count) * self.geo.segment_blocks;
+        let end = (cut_block + reach).min(ring_end);
+        let write_max = u64::from(self.cfg.write_blocks_max);
         let mut at = cut_block;
         while at < end {
-            let blocks = 1u64 << (63 - (end - at).leading_zeros());
+            let seg_end = (self.geo.segment_of(at) + 1) * self.geo.segment_blocks;
+            let room = (end - at).min(seg_end - at).min(write_max);
+            let blocks = 1u64 << (63 - room.leading_zeros());
             self.rewrite_blocks_blocking(at, blocks)?;
             at += blocks;
         }

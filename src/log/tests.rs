@@ -304,7 +304,7 @@ fn garbage_after_a_cut_tail_is_never_resurrected() {
     let cfg = small();
     let (mut ual, _) = open(device(cfg), cfg);
     let mut model = Model::new();
-    for lsn in 1..=40 {
+    for lsn in 1..=60 {
         append(&mut ual, &mut model, 1, 0, quarter_block(lsn, 0));
     }
     let at = ual.device_offset(12).unwrap() as usize + 100;
@@ -313,24 +313,25 @@ fn garbage_after_a_cut_tail_is_never_resurrected() {
     let (mut ual, report) = open(dev, cfg);
     assert_eq!((report.last_lsn, report.truncated_at_lsn, report.stop), (11, Some(12), ScanStop::Torn));
     model.truncate(11);
-    // Open erased one write's reach past the cut (blocks 2..6); the old records 25.. (valid, at
-    // the start of block 6, and next in lsn order once 12..24 are written again) must stay dead.
-    for lsn in 12..=24 {
+    // Open erased the reach of every write that can be in flight past the cut (2 × 4 blocks:
+    // blocks 2..10); the old records 41.. (valid, at the start of block 10, and next in lsn order
+    // once 12..40 are written again) must stay dead.
+    for lsn in 12..=40 {
         append(&mut ual, &mut model, 1, 0, quarter_block(lsn, 9));
     }
     let dev = ual.close().unwrap();
     let (mut ual, report) = open(dev, cfg);
-    assert_eq!((report.last_lsn, report.stop, report.truncated_at_lsn), (24, ScanStop::Stale, None));
+    assert_eq!((report.last_lsn, report.stop, report.truncated_at_lsn), (40, ScanStop::Stale, None));
     check_against(&mut ual, &model);
     // The second open does not report the first cut again.
     let (mut ual, report) = open(ual.close().unwrap(), cfg);
-    assert_eq!((report.last_lsn, report.truncated_at_lsn), (24, None));
+    assert_eq!((report.last_lsn, report.truncated_at_lsn), (40, None));
     // And again after more appends and a crash without flushing.
-    append(&mut ual, &mut model, 1, 0, quarter_block(25, 9));
+    append(&mut ual, &mut model, 1, 0, quarter_block(41, 9));
     settle(&mut ual);
-    ual.append(1, 0, &quarter_block(26, 9)).unwrap();
+    ual.append(1, 0, &quarter_block(42, 9)).unwrap();
     let (mut ual, report) = open(ual.into_device(), cfg);
-    assert_eq!(report.last_lsn, 25);
+    assert_eq!(report.last_lsn, 41);
     check_against(&mut ual, &model);
 }
 
@@ -761,4 +762,48 @@ fn peek_serves_records_in_memory_without_io() {
     settle(&mut ual);
     ual.read_meta(1).unwrap();
     assert_eq!(ual.peek(1).unwrap().payload, &model[0].2[..]);
+}
+
+#[test]
+fn open_erases_the_reach_of_every_write_in_flight_across_segments() {
+    let cfg = small();
+    let (mut ual, _) = open(device(cfg), cfg);
+    let mut model = Model::new();
+    for lsn in 1..=60 {
+        append(&mut ual, &mut model, 1, 0, quarter_block(lsn, 0));
+    }
+    // A torn record in segment 0's last block (7), and torn debris of a later write in segment 1
+    // (block 8, the next segment's first, within 2 × 4 blocks of the cut).
+    let torn = ual.device_offset(30).unwrap() as usize + 100;
+    let debris = ual.device_offset(33).unwrap() as usize + 100;
+    let mut dev = ual.close().unwrap();
+    dev.bytes_mut()[torn] ^= 1;
+    dev.bytes_mut()[debris] ^= 1;
+    let (ual, report) = open(dev, cfg);
+    assert_eq!((report.last_lsn, report.truncated_at_lsn, report.stop), (29, Some(30), ScanStop::Torn));
+    model.truncate(29);
+    let (mut ual, report) = open(ual.close().unwrap(), cfg);
+    assert_eq!((report.last_lsn, report.truncated_at_lsn, report.stop), (29, None, ScanStop::End));
+    check_against(&mut ual, &model);
+}
+
+#[test]
+fn open_erases_no_further_than_the_ring() {
+    let cfg = small();
+    let (mut ual, _) = open(device(cfg), cfg);
+    let mut model = Model::new();
+    // Blocks 0..31 of the 32-block ring; block 0 (lsns 1..4) is live and one block on from 31.
+    for lsn in 1..=124 {
+        append(&mut ual, &mut model, 1, 0, quarter_block(lsn, 0));
+    }
+    let at = ual.device_offset(122).unwrap() as usize + 100;
+    let mut dev = ual.close().unwrap();
+    dev.bytes_mut()[at] ^= 1;
+    let (mut ual, report) = open(dev, cfg);
+    assert_eq!((report.last_lsn, report.truncated_at_lsn, report.stop), (121, Some(122), ScanStop::Torn));
+    model.truncate(121);
+    check_against(&mut ual, &model);
+    let (mut ual, report) = open(ual.close().unwrap(), cfg);
+    assert_eq!((report.first_lsn, report.last_lsn, report.truncated_at_lsn), (1, 121, None));
+    check_against(&mut ual, &model);
 }
