@@ -13,7 +13,7 @@
 //!   the ring, not recomputed;
 //! - a request belongs to the warm-up or the measured phase by its intended time; for each phase,
 //!   every issued request ends as exactly one of `received` (OK answer within the timeout, latency
-//!   recorded if measured), `errors` (non-OK status) or `timeouts` (no answer within `timeout_ns` of
+//!   recorded if measured; a KV GET answered `NOT_FOUND` counts here too, and also in `not_found`), `errors` (non-OK status) or `timeouts` (no answer within `timeout_ns` of
 //!   its intended time): after `finish`, `sent == received + errors + timeouts` (tested);
 //! - answers nobody is waiting for (duplicates, unknown ids, answers to requests already counted
 //!   as timeouts) are `unexpected`; datagrams that do not decode, or requests that come back without
@@ -211,6 +211,9 @@ pub struct Accounting {
     pub injected: MalformedCounts,
     /// OK ECHO answers whose body was not the one sent (checked only when asked).
     pub bad_echo: u64,
+    /// Measured-phase KV GETs answered `NOT_FOUND` (the key was never set, or was deleted): a normal
+    /// outcome, counted in `received` (with its latency), never in `errors`.
+    pub not_found: u64,
 }
 
 impl Accounting {
@@ -245,6 +248,7 @@ impl Accounting {
             answered_in_window: 0,
             injected: MalformedCounts::default(),
             bad_echo: 0,
+            not_found: 0,
         }
     }
 
@@ -361,7 +365,11 @@ impl Accounting {
                     {
                         self.bad_echo += 1;
                     }
-                    self.on_answer(k, f.status, now);
+                    if f.opcode == wire::opcode::GET && f.status == Status::NotFound as u8 {
+                        self.answer(k, Status::Ok as u8, true, now);
+                    } else {
+                        self.answer(k, f.status, false, now);
+                    }
                 }
                 Err(_) => {
                     self.malformed += 1;
@@ -374,6 +382,12 @@ impl Accounting {
     /// One answer frame for request `k` with status byte `status`, arrived at `now`.
     #[inline]
     pub fn on_answer(&mut self, k: u64, status: u8, now: Nanos) {
+        self.answer(k, status, false, now);
+    }
+
+    /// One answer frame; `not_found`: a GET's `NOT_FOUND`, passed as OK and also counted apart.
+    #[inline]
+    fn answer(&mut self, k: u64, status: u8, not_found: bool, now: Nanos) {
         if k & MALFORMED_ID_BIT != 0 || k == 0 {
             // An answer to injected malformed traffic (or a datagram-level error, id 0): counted
             // apart, never in the valid-traffic latency.
@@ -409,6 +423,9 @@ impl Accounting {
             b.answered += 1;
         }
         if measured {
+            if not_found {
+                self.not_found += 1;
+            }
             let v = latency.max(1);
             self.latency.saturating_record(v);
             if let Some(p) = &self.progress {
@@ -455,6 +472,7 @@ impl Accounting {
             *a += b;
         }
         self.bad_echo += o.bad_echo;
+        self.not_found += o.not_found;
         // The window of a stopped thread may end earlier; the run's is the latest.
         self.measure_end = self.measure_end.max(o.measure_end);
     }
@@ -589,6 +607,28 @@ mod tests {
         a.merge(&b);
         assert_eq!((a.measured.sent, a.measured.received, a.latency.len()), (3, 3, 3));
         assert_eq!(a.timeline.bins[0].answered, 3);
+    }
+
+    #[test]
+    fn get_not_found_is_an_answer_not_an_error() {
+        let mut a = acct(false);
+        issue(&mut a, 20..24);
+        let mut buf = vec![0u8; 1500];
+        let mut w = DatagramWriter::response(&mut buf, 7).unwrap();
+        w.push(opcode::GET, Status::NotFound as u8, 20, &[]).unwrap();
+        w.push(opcode::GET, Status::Ok as u8, 21, &[1, 0, 0, 0, 0, 0, 0, 0, b'v']).unwrap();
+        w.push(opcode::SET, Status::Ok as u8, 22, &[2, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        // NOT_FOUND for anything but a GET is still an error.
+        w.push(opcode::SET, Status::NotFound as u8, 23, &[]).unwrap();
+        let n = w.finish();
+        on(&mut a, &buf[..n], Nanos(24 * MS));
+        a.finish();
+        assert_eq!((a.measured.received, a.measured.errors, a.not_found), (3, 1, 1));
+        assert_eq!(a.errors_by_status[Status::NotFound as usize], 1);
+        assert_eq!(a.latency.len(), 3);
+        let mut b = acct(false);
+        b.merge(&a);
+        assert_eq!(b.not_found, 1);
     }
 
     #[test]

@@ -129,13 +129,29 @@ pub struct Cli {
     #[arg(long)]
     pub warmup: Option<f64>,
 
-    /// Operation each request carries.
+    /// Operation each request carries. set, get and kv are KV requests: the server must run the
+    /// KV subsystem (a server without it answers UNKNOWN_OPCODE). kv mixes GET and SET by
+    /// --read-ratio, e.g. `--op kv --read-ratio 0.9 --keys 100000 --value-bytes 100`; a GET of a key
+    /// never set is answered NOT_FOUND, reported as `not_found`, not as an error.
     #[arg(long, value_enum, default_value_t = Op::Ping)]
     pub op: Op,
 
-    /// ECHO body size in bytes (ignored for ping).
+    /// ECHO body size in bytes (ignored for ping and the KV ops).
     #[arg(long, default_value_t = 64)]
     pub payload_bytes: usize,
+
+    /// --op kv: the share of GETs, in [0, 1] (the rest are SETs) [default: 0.9].
+    #[arg(long)]
+    pub read_ratio: Option<f64>,
+
+    /// --op set|get|kv: distinct keys, drawn uniformly (16-byte zero-padded decimal keys)
+    /// [default: 100000].
+    #[arg(long)]
+    pub keys: Option<u64>,
+
+    /// --op set|kv: bytes of each SET's value [default: 100].
+    #[arg(long)]
+    pub value_bytes: Option<usize>,
 
     /// Requests per datagram; all requests of a datagram share its intended send time [default: 1].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65535))]
@@ -309,6 +325,30 @@ fn triple(flag: &str, s: &str) -> Result<(f64, f64, f64)> {
 }
 
 impl Cli {
+    /// The traffic of a run without a workload file: --op, and the KV flags for the KV ops.
+    fn traffic(&self) -> Result<TrafficSpec> {
+        let kv_flags = self.read_ratio.is_some() || self.keys.is_some() || self.value_bytes.is_some();
+        if !self.op.is_kv() {
+            if kv_flags {
+                bail!("--read-ratio, --keys and --value-bytes need --op set, get or kv");
+            }
+            return Ok(TrafficSpec::single(self.op, self.payload_bytes));
+        }
+        let read_ratio = match (self.op, self.read_ratio) {
+            (Op::Kv, r) => r.unwrap_or(0.9),
+            (_, Some(_)) => bail!("--read-ratio needs --op kv (--op set and get are 0 and 1)"),
+            (Op::Set, None) => 0.0,
+            (_, None) => 1.0,
+        };
+        if !(0.0..=1.0).contains(&read_ratio) {
+            bail!("--read-ratio {read_ratio} is not in [0, 1]");
+        }
+        if self.op == Op::Get && self.value_bytes.is_some() {
+            bail!("--value-bytes needs --op set or kv (GET carries no value)");
+        }
+        Ok(TrafficSpec::kv(read_ratio, self.keys.unwrap_or(100_000), self.value_bytes.unwrap_or(100)))
+    }
+
     /// The schedule the flags ask for (`None` when they ask for none and a workload gives it).
     fn flag_schedule(&self) -> Result<Option<ScheduleSpec>> {
         let need = |flag: &Option<String>, name: &str| {
@@ -388,7 +428,7 @@ impl Cli {
             if self.op == Op::Echo && self.payload_bytes == 0 {
                 bail!("--op echo needs --payload-bytes of at least 1");
             }
-            spec.traffic = TrafficSpec::single(self.op, self.payload_bytes);
+            spec.traffic = self.traffic()?;
         }
         if let Some(seed) = self.seed {
             spec.traffic.seed = seed;
@@ -529,6 +569,40 @@ mod tests {
         let cli =
             Cli::try_parse_from(["vigil-loadgen", "--rate", "1", "--threads", "2", "--cores", "0"]).unwrap();
         assert!(cli.load_spec().is_err(), "one core for two threads");
+    }
+
+    #[test]
+    fn kv_ops_from_flags() {
+        use crate::spec::OpKind;
+        let spec = |args: &[&str]| {
+            let mut v = vec!["vigil-loadgen", "--rate", "1000"];
+            v.extend_from_slice(args);
+            Cli::try_parse_from(v).unwrap().load_spec()
+        };
+        let s =
+            spec(&["--op", "kv", "--read-ratio", "0.8", "--keys", "5000", "--value-bytes", "200"]).unwrap();
+        let t = &s.traffic;
+        assert_eq!(t.name(), "kv");
+        assert_eq!(t.ops.iter().map(|o| o.op).collect::<Vec<_>>(), [OpKind::Get, OpKind::Set]);
+        assert!((t.ops[0].weight - 0.8).abs() < 1e-12 && (t.ops[1].weight - 0.2).abs() < 1e-12);
+        assert_eq!((t.keys.count, t.values.min, t.values.max), (5000, 200, 200));
+        assert_eq!(s.body_len(), 2 + 16 + 200);
+        let t = spec(&["--op", "kv"]).unwrap().traffic;
+        assert_eq!((t.ops[0].weight, t.keys.count, t.values.max), (0.9, 100_000, 100));
+        assert_eq!(spec(&["--op", "set"]).unwrap().traffic.name(), "set");
+        assert_eq!(spec(&["--op", "get", "--keys", "10"]).unwrap().traffic.name(), "get");
+        assert_eq!(spec(&["--op", "kv", "--read-ratio", "1"]).unwrap().traffic.name(), "get");
+        for bad in [
+            &["--op", "kv", "--read-ratio", "1.5"][..],
+            &["--op", "kv", "--read-ratio", "NaN"],
+            &["--op", "get", "--read-ratio", "0.5"],
+            &["--op", "get", "--value-bytes", "10"],
+            &["--op", "ping", "--keys", "10"],
+            &["--op", "kv", "--keys", "0"],
+            &["--op", "set", "--value-bytes", "70000"],
+        ] {
+            assert!(spec(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! which is the server's real throughput even when it cannot keep up with the offered rate.
 //! Newer keys: `timeline` (per-interval offered/sent/answered/errors/timeouts, the `.hlog`'s grid),
 //! `schedule`, `threads`, `workload`, `hist_log`, `search` (null outside search mode),
-//! `malformed_sent`/`malformed_answered` (injected traffic, never in `latency_ns`) and `bad_echo`.
+//! `malformed_sent`/`malformed_answered` (injected traffic, never in `latency_ns`), `bad_echo` and
+//! `not_found` (KV GETs answered `NOT_FOUND`, counted in `received`).
 //! `offered_rps` stays an integer: the schedule's rate (fixed, Poisson), else the mean offered over
 //! the measured phase.
 
@@ -167,6 +168,8 @@ pub struct Summary {
     pub malformed_answered: BTreeMap<String, u64>,
     /// OK ECHO answers whose body differed from the one sent (when checked).
     pub bad_echo: u64,
+    /// Measured KV GETs answered `NOT_FOUND`: counted in `received`, never in `errors`.
+    pub not_found: u64,
     /// The search (search mode only): objective, trials, best rate.
     pub search: Option<SearchResult>,
 }
@@ -261,6 +264,7 @@ impl Summary {
             malformed_sent: a.injected.sent,
             malformed_answered: by_status(&a.injected.answered_by_status),
             bad_echo: a.bad_echo,
+            not_found: a.not_found,
             search: None,
         }
     }
@@ -350,6 +354,9 @@ impl Summary {
                 self.malformed_sent,
                 if list.is_empty() { "none".to_owned() } else { list.join(", ") }
             );
+        }
+        if self.not_found > 0 {
+            s += &format!("  GET not found: {} (answered, not errors)\n", self.not_found);
         }
         if self.bad_echo > 0 {
             s += &format!("  bad echo bodies: {}\n", self.bad_echo);

@@ -46,14 +46,24 @@ pub enum Op {
     Ping,
     /// ECHO: a body of `--payload-bytes`, answered with the same bytes.
     Echo,
+    /// KV SET of `--value-bytes` to a key drawn uniformly from `--keys` (server needs KV).
+    Set,
+    /// KV GET of a key drawn uniformly from `--keys`; NOT_FOUND counts as `not_found`, not as an
+    /// error (server needs KV).
+    Get,
+    /// KV mix: GET with probability `--read-ratio`, else SET (server needs KV).
+    Kv,
 }
 
 impl Op {
-    /// The wire opcode.
-    pub fn opcode(self) -> u8 {
+    /// The wire opcode; `None` for the KV mix (GET and SET).
+    pub fn opcode(self) -> Option<u8> {
         match self {
-            Op::Ping => opcode::PING,
-            Op::Echo => opcode::ECHO,
+            Op::Ping => Some(opcode::PING),
+            Op::Echo => Some(opcode::ECHO),
+            Op::Set => Some(opcode::SET),
+            Op::Get => Some(opcode::GET),
+            Op::Kv => None,
         }
     }
 
@@ -62,9 +72,20 @@ impl Op {
         match self {
             Op::Ping => "ping",
             Op::Echo => "echo",
+            Op::Set => "set",
+            Op::Get => "get",
+            Op::Kv => "kv",
         }
     }
+
+    /// True for the KV operations (set, get, kv).
+    pub fn is_kv(self) -> bool {
+        matches!(self, Op::Set | Op::Get | Op::Kv)
+    }
 }
+
+/// Bytes of a KV key from the command line (the key number in zero-padded ASCII decimal).
+pub const KV_KEY_BYTES: usize = 16;
 
 /// What the requests carry: the op mix, keys and values ([`TrafficGen`]'s inputs).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -81,7 +102,8 @@ pub struct TrafficSpec {
 
 impl TrafficSpec {
     /// Every request `op`; an ECHO body of exactly `payload_bytes` (a key of up to 8 bytes, then
-    /// the value), at least 1.
+    /// the value), at least 1. The KV ops: [`TrafficSpec::kv`] with 100 000 keys and 100-byte
+    /// values (`Op::Kv` at a 0.9 read ratio).
     pub fn single(op: Op, payload_bytes: usize) -> Self {
         let (kind, key_bytes, value) = match op {
             Op::Ping => (OpKind::Ping, 1, 0),
@@ -89,6 +111,9 @@ impl TrafficSpec {
                 let kb = payload_bytes.clamp(1, 8);
                 (OpKind::Echo, kb, payload_bytes.saturating_sub(kb))
             }
+            Op::Set => return Self::kv(0.0, 100_000, 100),
+            Op::Get => return Self::kv(1.0, 100_000, 100),
+            Op::Kv => return Self::kv(0.9, 100_000, 100),
         };
         Self {
             ops: vec![OpWeight { op: kind, weight: 1.0 }],
@@ -98,18 +123,40 @@ impl TrafficSpec {
         }
     }
 
+    /// KV traffic: GET with probability `read_ratio` (in [0, 1]; 1 is GET only, 0 SET only), else
+    /// SET of `value_bytes`, keys of [`KV_KEY_BYTES`] drawn uniformly from `0..keys`. A read ratio is
+    /// just the two ops' weights.
+    pub fn kv(read_ratio: f64, keys: u64, value_bytes: usize) -> Self {
+        let mut ops = Vec::new();
+        if read_ratio > 0.0 {
+            ops.push(OpWeight { op: OpKind::Get, weight: read_ratio });
+        }
+        if read_ratio < 1.0 {
+            ops.push(OpWeight { op: OpKind::Set, weight: 1.0 - read_ratio });
+        }
+        Self {
+            ops,
+            keys: KeySpec { count: keys, bytes: KV_KEY_BYTES, distribution: KeyDistribution::Uniform },
+            values: SizeRange { min: value_bytes, max: value_bytes },
+            seed: 1,
+        }
+    }
+
     /// The generator (validates the mix).
     pub fn generator(&self) -> Result<TrafficGen> {
         Ok(TrafficGen::new(&self.ops, &self.keys, self.values, self.seed)?)
     }
 
-    /// `ping` or `echo` for a one-op mix, else `mix`.
+    /// `ping`, `echo`, `set` or `get` for a one-op mix, `kv` for a GET/SET mix, else `mix`.
     pub fn name(&self) -> &'static str {
         match self.ops.as_slice() {
             [one] => match one.op {
                 OpKind::Ping => "ping",
                 OpKind::Echo => "echo",
+                OpKind::Set => "set",
+                OpKind::Get => "get",
             },
+            ops if ops.iter().all(|o| matches!(o.op, OpKind::Get | OpKind::Set)) => "kv",
             _ => "mix",
         }
     }

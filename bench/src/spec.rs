@@ -149,6 +149,12 @@ pub enum OpKind {
     Ping,
     /// ECHO: body = key then value, answered unchanged.
     Echo,
+    /// KV SET (0x11): the key and a value of the drawn size, encoded by
+    /// `vigil::kv::protocol::encode_write_body`. Needs a server with the KV subsystem.
+    Set,
+    /// KV GET (0x10): the key. `NOT_FOUND` (a key never set) is a normal answer, counted as
+    /// `not_found`, not as an error. Needs a server with the KV subsystem.
+    Get,
 }
 
 /// One operation of the mix with its relative weight.

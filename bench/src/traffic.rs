@@ -2,7 +2,9 @@
 //!
 //! [`TrafficGen`] turns request number `k` into one request frame: the operation drawn from the
 //! weighted mix, and for ECHO a key (uniform or zipfian over the key space, written as ASCII
-//! decimal) followed by a value whose size and bytes derive from `k`. [`MalformedGen`] writes the
+//! decimal) followed by a value whose size and bytes derive from `k`. KV SET and GET carry the same
+//! kind of key (and, for SET, value), laid out by Vigil's own `vigil::kv::protocol` encoder, so the
+//! generator never keeps a second copy of the KV wire layout. [`MalformedGen`] writes the
 //! i-th malformed datagram of a [`MalformedSpec`], rotating through its kinds.
 //!
 //! Invariants:
@@ -10,8 +12,8 @@
 //!   output of a SplitMix64 stream), never a sequential RNG. Several generator threads can share a
 //!   spec and each regenerate any request, and an answer is checked by regenerating what was sent
 //!   ([`TrafficGen::echo_matches`]) instead of storing it;
-//! - nothing allocates per request or per malformed datagram: the op table, the zipfian constants
-//!   and the kind rotation are built in `new`; frames are written in place into the caller's buffer;
+//! - nothing allocates per request or per malformed datagram: the op table, the zipfian constants,
+//!   the SET scratch buffer and the kind rotation are built in `new`; frames are written in place into the caller's buffer;
 //! - valid requests use ids below [`MALFORMED_ID_BIT`]; every frame of a malformed datagram has that
 //!   bit set, so answers to malformed traffic are never mistaken for answers to valid requests;
 //! - every malformed datagram really is malformed: the server (docs/PROTOCOL.md, "Errors") drops it
@@ -19,6 +21,7 @@
 
 use crate::spec::{spec_error, KeyDistribution, KeySpec, MalformedKind, MalformedSpec, OpKind, OpWeight};
 use crate::spec::{SizeRange, SpecError};
+use vigil::kv::protocol::{encode_write_body, request_body_len};
 use vigil::wire::{self, opcode, DatagramWriter, NoRoom, FRAME_HEADER_LEN, HEADER_LEN};
 
 /// Set in the request id of every frame of a malformed datagram, and never in a valid request's id
@@ -172,11 +175,11 @@ enum KeyDraw {
 #[derive(Clone, Copy, Debug)]
 struct Draw {
     op: OpKind,
-    /// Key number (ECHO only).
+    /// Key number (ECHO, SET, GET).
     key: u64,
-    /// Value length (ECHO only).
+    /// Value length (ECHO, SET).
     value_len: usize,
-    /// Seeds the value bytes (ECHO only).
+    /// Seeds the value bytes (ECHO, SET).
     pattern: u64,
 }
 
@@ -198,7 +201,11 @@ pub struct TrafficGen {
     key_bytes: usize,
     keys: KeyDraw,
     values: SizeRange,
-    has_echo: bool,
+    /// The largest body any op of the mix can have.
+    body_max: usize,
+    /// Where a SET's key and value are written before `encode_write_body` lays them out (sized
+    /// once in `new`: key bytes plus the largest value).
+    scratch: Vec<u8>,
     op_stream: u64,
     key_stream: u64,
     size_stream: u64,
@@ -279,8 +286,20 @@ impl TrafficGen {
             }
         };
 
+        let body_max = table
+            .iter()
+            .map(|(op, _)| match op {
+                OpKind::Ping => 0,
+                OpKind::Echo => keys.bytes + values.max,
+                OpKind::Set => 2 + keys.bytes + values.max,
+                OpKind::Get => keys.bytes,
+            })
+            .max()
+            .unwrap_or(0);
+        let has_set = table.iter().any(|(op, _)| *op == OpKind::Set);
         Ok(TrafficGen {
-            has_echo: table.iter().any(|(op, _)| *op == OpKind::Echo),
+            body_max,
+            scratch: if has_set { vec![0; keys.bytes + values.max] } else { Vec::new() },
             ops: table,
             key_count: keys.count,
             key_bytes: keys.bytes,
@@ -305,7 +324,7 @@ impl TrafficGen {
         self.ops[self.ops.len() - 1].0
     }
 
-    /// The key number request k carries if it is an ECHO (in `0..keys.count`).
+    /// The key number request k carries if it is an ECHO, SET or GET (in `0..keys.count`).
     #[inline]
     pub fn key(&self, k: u64) -> u64 {
         let h = hash_at(self.key_stream, k);
@@ -324,8 +343,10 @@ impl TrafficGen {
     #[inline]
     fn draw(&self, k: u64) -> Draw {
         let op = self.op(k);
-        if op == OpKind::Ping {
-            return Draw { op, key: 0, value_len: 0, pattern: 0 };
+        match op {
+            OpKind::Ping => return Draw { op, key: 0, value_len: 0, pattern: 0 },
+            OpKind::Get => return Draw { op, key: self.key(k), value_len: 0, pattern: 0 },
+            OpKind::Echo | OpKind::Set => {}
         }
         let span = (self.values.max - self.values.min) as u64 + 1;
         let value_len = self.values.min + below(hash_at(self.size_stream, k), span) as usize;
@@ -334,7 +355,9 @@ impl TrafficGen {
 
     /// Appends request k's frame (request id `k`) to the datagram: the op drawn from the weighted
     /// mix; PING has an empty body; ECHO's body is the key then the value (size drawn in `values`,
-    /// bytes a pattern derived from k, so an answer can be checked with [`TrafficGen::echo_matches`]).
+    /// bytes a pattern derived from k, so an answer can be checked with [`TrafficGen::echo_matches`]);
+    /// SET's body is `encode_write_body(Set { key, value })` with the same kind of key and value;
+    /// GET's body is the key (docs/PROTOCOL.md, "KV").
     /// Panics if `k` has [`MALFORMED_ID_BIT`] set (ids that high belong to malformed traffic).
     #[inline]
     pub fn push_request(&mut self, k: u64, w: &mut DatagramWriter<'_>) -> Result<(), NoRoom> {
@@ -352,25 +375,42 @@ impl TrafficGen {
                 }
                 w.commit_frame(opcode::ECHO, 0, k, len)
             }
+            OpKind::Set => {
+                let (key, rest) = self.scratch.split_at_mut(self.key_bytes);
+                write_key(key, d.key);
+                for (i, b) in rest[..d.value_len].iter_mut().enumerate() {
+                    *b = value_byte(d.pattern, i);
+                }
+                let (key, rest) = self.scratch.split_at(self.key_bytes);
+                let op = vigil::kv::Op::Set { key, value: &rest[..d.value_len] };
+                let len = request_body_len(&op);
+                let out = w.begin_frame(len)?;
+                encode_write_body(&op, out).expect("the frame has room for the body and keys are short");
+                w.commit_frame(opcode::SET, 0, k, len)
+            }
+            OpKind::Get => {
+                let out = w.begin_frame(self.key_bytes)?;
+                write_key(out, d.key);
+                w.commit_frame(opcode::GET, 0, k, self.key_bytes)
+            }
         }
     }
 
     /// The largest body any request can have (for sizing buffers and checking a batch fits a
-    /// datagram): key plus the largest value if the mix has ECHO, else 0.
+    /// datagram): key plus the largest value for ECHO, 2 more for SET (the key length), the key for
+    /// GET, 0 for a PING-only mix.
     pub fn body_bytes_max(&self) -> usize {
-        if self.has_echo {
-            self.key_bytes + self.values.max
-        } else {
-            0
-        }
+        self.body_max
     }
 
     /// True if `body` is what request k's answer must carry: ECHO, its own body byte for byte;
-    /// PING, empty. Regenerates request k's content, so nothing is stored per request.
+    /// PING, empty. Regenerates request k's content, so nothing is stored per request. SET and GET
+    /// answers depend on the server's state, not on k alone: always true.
     pub fn echo_matches(&self, k: u64, body: &[u8]) -> bool {
         let d = self.draw(k);
         match d.op {
             OpKind::Ping => body.is_empty(),
+            OpKind::Set | OpKind::Get => true,
             OpKind::Echo => {
                 if body.len() != self.key_bytes + d.value_len {
                     return false;
@@ -750,6 +790,48 @@ mod tests {
         let ks = keys(10, KeyDistribution::Uniform);
         assert_eq!(gen(&ping, &ks, 1).body_bytes_max(), 0);
         assert_eq!(gen(&echo_only(), &ks, 1).body_bytes_max(), 12 + 40);
+    }
+
+    #[test]
+    fn kv_requests_round_trip_through_vigils_own_parsers() {
+        use vigil::kv::protocol::{parse_get, parse_write};
+        use vigil::kv::{Command, Op};
+        let ops = [OpWeight { op: OpKind::Get, weight: 9.0 }, OpWeight { op: OpKind::Set, weight: 1.0 }];
+        let ks = keys(1000, KeyDistribution::Zipfian { s: 0.99 });
+        let mut g = gen(&ops, &ks, 5);
+        assert_eq!(g.body_bytes_max(), 2 + 12 + 40);
+        let get_only = [OpWeight { op: OpKind::Get, weight: 1.0 }];
+        assert_eq!(gen(&get_only, &ks, 5).body_bytes_max(), 12);
+        let (mut sets, mut gets) = (0, 0);
+        for k in 1..2000u64 {
+            let d = frame_bytes(&mut g, k);
+            let h = wire::decode_header(&d).unwrap();
+            let f = wire::Frames::new(&d, h.count).next().unwrap().unwrap();
+            assert_eq!(f.request_id, k);
+            let mut key = [0u8; 12];
+            write_key(&mut key, g.key(k));
+            match g.op(k) {
+                OpKind::Get => {
+                    gets += 1;
+                    assert_eq!(f.opcode, opcode::GET);
+                    assert_eq!(parse_get(f.body), key);
+                }
+                OpKind::Set => {
+                    sets += 1;
+                    assert_eq!(f.opcode, opcode::SET);
+                    let cmd = parse_write(f.opcode, 42, f.request_id, f.body).unwrap();
+                    let Command { client_id: 42, seq, op: Op::Set { key: got, value } } = cmd else {
+                        panic!("{cmd:?}")
+                    };
+                    assert_eq!((seq, got), (k, &key[..]));
+                    assert!((4..=40).contains(&value.len()), "{}", value.len());
+                    // The value is a pure function of (seed, k): the same k gives the same bytes.
+                    assert_eq!(frame_bytes(&mut g.clone(), k), d);
+                }
+                other => panic!("{other:?} is not in the mix"),
+            }
+        }
+        assert!(gets > 1600 && sets > 100, "{gets} GETs, {sets} SETs");
     }
 
     #[test]

@@ -10,16 +10,22 @@
 //! Also here, on the virtual clock: step, ramp and bursts schedules through the whole loop (counts
 //! per phase in the JSON timeline), malformed injection counted apart from valid traffic, and the
 //! search against a server of known capacity.
+//!
+//! KV: a tiny test-only KV handler (GET and SET straight onto a `vigil::kv::KvProjection`, no log,
+//! no Raft) registered beside the real engine's ops, so a KV workload runs end to end.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use vigil::dispatch::Dispatcher;
+use vigil::dispatch::{Dispatcher, Handler, Request};
 use vigil::engine::{Engine, EngineLimits, Outcome};
+use vigil::kv::protocol::{parse_write, render_result};
+use vigil::kv::{KvLimits, KvProjection};
+use vigil::wire::{opcode, Status};
 use vigil_bench::report::Summary;
-use vigil_bench::run::{run, LoadSpec, Op, RunOutcome};
+use vigil_bench::run::{run, LoadSpec, Op, RunOutcome, TrafficSpec};
 use vigil_bench::search::{search, Objective, SearchSpec};
 use vigil_bench::spec::{MalformedSpec, RateStep, ScheduleSpec};
 use vigil_pmd::mem::{VecRx, VecTx};
@@ -90,6 +96,17 @@ impl FakeServer {
         }
     }
 
+    /// Also serves KV GET and SET from `kv` (test-only: applied at once, no log, no Raft).
+    fn with_kv(mut self, kv: &Rc<RefCell<KvProjection>>) -> Self {
+        let mut d = Dispatcher::new();
+        vigil::ops::register_all(&mut d).unwrap();
+        let h = || Box::new(KvHandler { kv: Rc::clone(kv), lsn: 0 });
+        d.register(opcode::GET, "test-kv-get", h()).unwrap();
+        d.register(opcode::SET, "test-kv-set", h()).unwrap();
+        self.engine = Engine::new(d, EngineLimits { requests_per_datagram_max: 64 });
+        self
+    }
+
     /// The real engine's answer, or `None` when it drops the datagram.
     fn answer(&mut self, req: &[u8]) -> Option<Vec<u8>> {
         let mut out = vec![0u8; 2048];
@@ -100,6 +117,26 @@ impl FakeServer {
             }
             Outcome::Drop => None,
         }
+    }
+}
+
+/// GET and SET straight onto a projection: each SET is applied at once with the next LSN.
+struct KvHandler {
+    kv: Rc<RefCell<KvProjection>>,
+    lsn: u64,
+}
+
+impl Handler for KvHandler {
+    fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<usize, Status> {
+        let mut kv = self.kv.borrow_mut();
+        if req.opcode == opcode::GET {
+            return kv.answer_get(req.body, out);
+        }
+        let cmd = parse_write(req.opcode, req.client_id, req.request_id, req.body)
+            .map_err(|_| Status::BadRequest)?;
+        // LSNs are shared by the GET and SET handlers' projection, so take the next after its own.
+        self.lsn = self.lsn.max(kv.applied_lsn()) + 1;
+        render_result(&kv.apply(self.lsn, &cmd), out)
     }
 }
 
@@ -367,4 +404,63 @@ fn search_finds_a_known_capacity() {
     assert_eq!(json["best_rate"], 30_000.0);
     assert_eq!(json["objective"]["p99_ns"], 2_000_000);
     assert!(json["trials"][0].get("achieved_rps").is_some());
+}
+
+fn kv_spec(traffic: TrafficSpec, rate: u64, duration_ms: u64) -> LoadSpec {
+    LoadSpec { traffic, ..spec(rate, duration_ms, 100, 4) }
+}
+
+fn kv_projection() -> Rc<RefCell<KvProjection>> {
+    Rc::new(RefCell::new(KvProjection::new(KvLimits {
+        keys_max: 200_000,
+        data_bytes_max: 64 << 20,
+        ..KvLimits::small()
+    })))
+}
+
+#[test]
+fn kv_workload_runs_with_no_errors_and_counts_not_found_apart() {
+    let w = vigil_bench::workload::load(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("workloads/kv-read-heavy.toml"),
+    )
+    .unwrap();
+    let traffic = TrafficSpec { ops: w.ops.clone(), keys: w.keys.clone(), values: w.values, seed: w.seed };
+    let clock = FakeClock::new(1_000);
+    let kv = kv_projection();
+    let mut io = FakeServer::new(&clock, 50_000).with_kv(&kv);
+    let (_, s) = go(&mut io, &clock, &kv_spec(traffic, 20_000, 1_000));
+    assert_eq!((s.sent, s.received, s.errors, s.timeouts, s.unexpected), (20_000, 20_000, 0, 0, 0));
+    assert_eq!(s.op, "kv");
+    // About 90% GETs over a zipfian key space with ~2200 SETs so far: hot keys are found, the
+    // long tail is not.
+    assert!(s.not_found > 1_000 && s.not_found < 18_000, "not_found {}", s.not_found);
+    assert_eq!(s.latency_ns.count, 20_000, "NOT_FOUND answers have latencies too");
+    let kv = kv.borrow();
+    assert!(kv.len() > 500, "{} keys set", kv.len());
+    assert!(kv.iter().all(|(k, v, _)| k.len() == 16 && v.len() == 100));
+    assert!(s.render().contains("GET not found"));
+    let json: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+    assert_eq!(json["not_found"], s.not_found);
+}
+
+#[test]
+fn kv_set_then_get_finds_every_key() {
+    // SET every one of 50 keys, then GET them all: no NOT_FOUND once the keys exist.
+    let clock = FakeClock::new(1_000);
+    let kv = kv_projection();
+    let mut io = FakeServer::new(&clock, 50_000).with_kv(&kv);
+    let (_, s) = go(&mut io, &clock, &kv_spec(TrafficSpec::kv(0.0, 50, 32), 4_000, 500));
+    assert_eq!((s.received, s.errors, s.not_found, s.op.as_str()), (2_000, 0, 0, "set"));
+    assert_eq!(kv.borrow().len(), 50);
+    let (_, s) = go(&mut io, &clock, &kv_spec(TrafficSpec::kv(1.0, 50, 32), 4_000, 500));
+    assert_eq!((s.received, s.errors, s.not_found, s.op.as_str()), (2_000, 0, 0, "get"));
+}
+
+#[test]
+fn kv_against_a_server_without_kv_is_unknown_opcode_errors() {
+    let clock = FakeClock::new(1_000);
+    let mut io = FakeServer::new(&clock, 50_000);
+    let (_, s) = go(&mut io, &clock, &kv_spec(TrafficSpec::kv(0.9, 1_000, 100), 2_000, 500));
+    assert_eq!((s.sent, s.received, s.errors, s.not_found), (1_000, 0, 1_000, 0));
+    assert_eq!(s.errors_by_status.get("UNKNOWN_OPCODE"), Some(&1_000));
 }

@@ -2,7 +2,7 @@
 //! are rejected naming the field to fix (tests as data: one row per mistake).
 
 use std::path::PathBuf;
-use vigil_bench::spec::{MalformedKind, OpKind, ScheduleSpec};
+use vigil_bench::spec::{KeyDistribution, MalformedKind, OpKind, ScheduleSpec};
 use vigil_bench::workload::{self, DATAGRAM_BYTES_MAX};
 
 fn workloads_dir() -> PathBuf {
@@ -32,7 +32,20 @@ fn every_shipped_workload_parses_and_validates() {
         names.push(w.name);
     }
     names.sort();
-    assert_eq!(names, ["bursts", "echo-mix-zipf", "malformed", "ping-fixed", "poisson", "ramp", "step"]);
+    assert_eq!(
+        names,
+        [
+            "bursts",
+            "echo-mix-zipf",
+            "kv-read-heavy",
+            "kv-write-heavy",
+            "malformed",
+            "ping-fixed",
+            "poisson",
+            "ramp",
+            "step"
+        ]
+    );
 }
 
 #[test]
@@ -47,6 +60,18 @@ fn shipped_workloads_say_what_the_issue_asked_for() {
     let echo: f64 = mix.ops.iter().filter(|o| o.op == OpKind::Echo).map(|o| o.weight).sum();
     let all: f64 = mix.ops.iter().map(|o| o.weight).sum();
     assert_eq!(echo / all, 0.9);
+    let share = |w: &workload::Workload, op: OpKind| {
+        let all: f64 = w.ops.iter().map(|o| o.weight).sum();
+        w.ops.iter().filter(|o| o.op == op).map(|o| o.weight).sum::<f64>() / all
+    };
+    let read = load("kv-read-heavy");
+    assert_eq!((share(&read, OpKind::Get), share(&read, OpKind::Set)), (0.9, 0.1));
+    assert_eq!(read.keys.distribution, KeyDistribution::Zipfian { s: 0.99 });
+    assert_eq!((read.keys.count, read.values.min, read.values.max), (100_000, 100, 100));
+    let write = load("kv-write-heavy");
+    assert_eq!((share(&write, OpKind::Get), share(&write, OpKind::Set)), (0.5, 0.5));
+    assert_eq!(write.keys.distribution, KeyDistribution::Uniform);
+    assert_eq!((write.keys.count, write.values.min, write.values.max), (100_000, 100, 100));
     let malformed = load("malformed").malformed.unwrap();
     assert_eq!(malformed.kinds_or_all().len(), 4);
     assert!(malformed.kinds_or_all().contains(&MalformedKind::Oversized));
@@ -86,7 +111,7 @@ fn invalid_workloads_name_their_field() {
         ("zero weight", "weight = 1 }", "weight = 0 }", "ops[1].weight"),
         ("negative weight", "weight = 3 }", "weight = -3 }", "ops[0].weight"),
         ("no ops", r#"ops = [{ op = "echo", weight = 3 }, { op = "ping", weight = 1 }]"#, "ops = []", "ops"),
-        ("unknown op name", r#"op = "echo""#, r#"op = "get""#, "ops[0].op"),
+        ("unknown op name", r#"op = "echo""#, r#"op = "incr""#, "ops[0].op"),
         ("zipf s = 0", "s = 0.99", "s = 0.0", "keys.distribution.s"),
         ("zipf s < 0", "s = 0.99", "s = -1.0", "keys.distribution.s"),
         ("unknown key distribution", r#"kind = "zipfian""#, r#"kind = "pareto""#, "keys.distribution.kind"),
