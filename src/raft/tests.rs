@@ -349,29 +349,50 @@ fn read_index_on_a_single_leader_is_ready_at_the_commit_index() {
 // ---------------------------------------------------------------------------------------------
 // Three nodes in one thread
 
-const NODES: usize = 3;
+pub(super) const NODES: usize = 3;
 
-/// Three groups and a network that loses, delays and so reorders messages, driven by one seed.
-struct Cluster {
-    seed: u64,
-    rng: Rng,
-    groups: Vec<RaftGroup<MemLogStore>>,
+/// Three groups over any store and a network that loses, delays and so reorders messages, driven
+/// by one seed. Shared by the in-memory store's tests and the UAL store's (`ual_store_tests.rs`).
+pub(super) struct Cluster<S: RaftLogStore> {
+    pub(super) seed: u64,
+    pub(super) rng: Rng,
+    pub(super) groups: Vec<RaftGroup<S>>,
     configs: Vec<RaftGroupConfig>,
     outs: Vec<RaftOutput>,
     /// (deliver at step, message)
     in_flight: Vec<(u64, Message)>,
-    isolated: [bool; NODES],
+    pub(super) isolated: [bool; NODES],
     loss_percent: u64,
     duplicate_percent: u64,
     step: u64,
     now: Nanos,
-    applied: Vec<Vec<CommittedEntry>>,
+    pub(super) applied: Vec<Vec<CommittedEntry>>,
     dropped: Vec<Vec<DroppedProposal>>,
     reads: Vec<Vec<ReadReady>>,
+    /// What a power loss leaves of a node's store, reopened.
+    restart: fn(S) -> S,
 }
 
-impl Cluster {
+impl Cluster<MemLogStore> {
+    /// Over in-memory stores that become durable after 1 to 3 syncs; 15% loss, 5% duplicates.
     fn new(seed: u64) -> Self {
+        let restart: fn(MemLogStore) -> MemLogStore = |mut store| {
+            store.crash();
+            store
+        };
+        Cluster::build(seed, |rng| MemLogStore::new(1 + rng.below(3) as u32), restart, 15, 5)
+    }
+}
+
+impl<S: RaftLogStore> Cluster<S> {
+    /// Three nodes over stores from `make_store`, restarted through `restart` after a crash.
+    pub(super) fn build(
+        seed: u64,
+        mut make_store: impl FnMut(&mut Rng) -> S,
+        restart: fn(S) -> S,
+        loss_percent: u64,
+        duplicate_percent: u64,
+    ) -> Self {
         let mut rng = Rng(seed);
         let peers = [1u64, 2, 3];
         // Distinct fixed election timeouts, drawn from the seed.
@@ -384,7 +405,7 @@ impl Cluster {
         let mut outs = Vec::new();
         for (i, &id) in peers.iter().enumerate() {
             let cfg = config(timeouts[i]);
-            let store = MemLogStore::new(1 + rng.below(3) as u32);
+            let store = make_store(&mut rng);
             groups.push(RaftGroup::new(3, id, &peers, store, &cfg, 0, &logger()).unwrap());
             outs.push(RaftOutput::new(&cfg));
             configs.push(cfg);
@@ -397,18 +418,19 @@ impl Cluster {
             outs,
             in_flight: Vec::new(),
             isolated: [false; NODES],
-            loss_percent: 15,
-            duplicate_percent: 5,
+            loss_percent,
+            duplicate_percent,
             step: 0,
             now: Nanos(0),
             applied: vec![Vec::new(); NODES],
             dropped: vec![Vec::new(); NODES],
             reads: vec![Vec::new(); NODES],
+            restart,
         }
     }
 
     /// Half a tick: every node gets the time and one poll, then due messages are delivered.
-    fn run_step(&mut self) {
+    pub(super) fn run_step(&mut self) {
         self.step += 1;
         self.now = Nanos(self.now.0 + TICK_NS / 2);
         for i in 0..NODES {
@@ -461,11 +483,10 @@ impl Cluster {
 
     /// Node `i` loses power and restarts from what its store made durable; its projections are
     /// rebuilt from the log (applied index 0).
-    fn crash_restart(&mut self, i: usize) {
+    pub(super) fn crash_restart(&mut self, i: usize) {
         let group = self.groups.remove(i);
         let id = group.node_id();
-        let mut store = group.into_store();
-        store.crash();
+        let store = (self.restart)(group.into_store());
         let restarted = RaftGroup::new(3, id, &[1, 2, 3], store, &self.configs[i], 0, &logger()).unwrap();
         self.groups.insert(i, restarted);
         self.applied[i].clear();
@@ -491,7 +512,7 @@ impl Cluster {
         }
     }
 
-    fn run_until(&mut self, steps_max: u64, what: &str, mut done: impl FnMut(&Self) -> bool) {
+    pub(super) fn run_until(&mut self, steps_max: u64, what: &str, mut done: impl FnMut(&Self) -> bool) {
         for _ in 0..steps_max {
             if done(self) {
                 return;
@@ -503,23 +524,23 @@ impl Cluster {
 
     /// The one leader all live nodes agree on, if any.
     fn agreed_leader(&self) -> Option<u64> {
-        let live: Vec<&RaftGroup<MemLogStore>> =
+        let live: Vec<&RaftGroup<S>> =
             (0..NODES).filter(|&i| !self.isolated[i]).map(|i| &self.groups[i]).collect();
         let leader = live.iter().find(|g| g.is_leader())?.node_id();
         live.iter().all(|g| g.leader_id() == Some(leader)).then_some(leader)
     }
 
-    fn elect(&mut self) -> u64 {
+    pub(super) fn elect(&mut self) -> u64 {
         self.run_until(2_000, "agreed leader", |c| c.agreed_leader().is_some());
         self.agreed_leader().expect("just checked")
     }
 
-    fn applied_data(&self, node: usize) -> Vec<Vec<u8>> {
+    pub(super) fn applied_data(&self, node: usize) -> Vec<Vec<u8>> {
         self.applied[node].iter().map(|e| e.data.clone()).collect()
     }
 
     /// Proposes `data` until it commits on the leader, retrying when leadership moves.
-    fn commit(&mut self, data: &[u8]) {
+    pub(super) fn commit(&mut self, data: &[u8]) {
         for _attempt in 0..20 {
             let leader = self.elect() as usize - 1;
             let ctx = self.rng.next();

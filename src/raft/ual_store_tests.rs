@@ -4,7 +4,7 @@
 //! stores with a follower crash-restarted from its device bytes, and one node over io_uring on a
 //! real file.
 
-use super::tests::{config, logger, Rng, TICK_NS};
+use super::tests::{config, logger, Cluster, NODES, TICK_NS};
 use super::*;
 use crate::log::{Ual, UalConfig, PAYLOAD_MAX};
 use vigil_pmd::block::memory::MemoryBlockIo;
@@ -378,157 +378,26 @@ fn scratch_dir() -> Option<std::path::PathBuf> {
 // ---------------------------------------------------------------------------------------------
 // Three nodes
 
-const NODES: usize = 3;
-
-struct Cluster {
-    seed: u64,
-    rng: Rng,
-    groups: Vec<RaftGroup<UalRaftStore<MemoryBlockIo>>>,
-    configs: Vec<RaftGroupConfig>,
-    outs: Vec<RaftOutput>,
-    in_flight: Vec<(u64, Message)>,
-    step: u64,
-    now: Nanos,
-    applied: Vec<Vec<CommittedEntry>>,
-}
-
-impl Cluster {
-    fn new(seed: u64) -> Self {
-        let mut rng = Rng(seed);
-        let peers = [1u64, 2, 3];
-        let mut timeouts = [10usize, 14, 18];
-        for i in (1..NODES).rev() {
-            timeouts.swap(i, rng.below(i as u64 + 1) as usize);
-        }
-        let mut groups = Vec::new();
-        let mut configs = Vec::new();
-        let mut outs = Vec::new();
-        for (i, &id) in peers.iter().enumerate() {
-            let cfg = config(timeouts[i]);
-            groups.push(RaftGroup::new(3, id, &peers, fresh(), &cfg, 0, &logger()).unwrap());
-            outs.push(RaftOutput::new(&cfg));
-            configs.push(cfg);
-        }
-        let applied = vec![Vec::new(); NODES];
-        Self { seed, rng, groups, configs, outs, in_flight: Vec::new(), step: 0, now: Nanos(0), applied }
-    }
-
-    fn run_step(&mut self) {
-        self.step += 1;
-        self.now = Nanos(self.now.0 + TICK_NS / 2);
-        for i in 0..NODES {
-            self.groups[i].on_time(self.now);
-            self.groups[i].poll(&mut self.outs[i]).unwrap();
-            let out = &mut self.outs[i];
-            for m in out.messages.drain(..) {
-                if self.rng.below(100) < 10 {
-                    continue; // lost
-                }
-                let delay = 1 + self.rng.below(4);
-                self.in_flight.push((self.step + delay, m));
-            }
-            for e in out.committed.drain(..) {
-                assert!(e.index <= self.groups[i].store().durable_index(), "seed {}", self.seed);
-                if let Some(last) = self.applied[i].last() {
-                    assert!(e.index > last.index, "seed {}: out of order or twice", self.seed);
-                }
-                self.applied[i].push(e);
-            }
-            out.clear();
-        }
-        let step = self.step;
-        let (due, later): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|(at, _)| *at <= step);
-        self.in_flight = later;
-        for (_, m) in due {
-            let to = m.to as usize - 1;
-            self.groups[to].step(m).unwrap_or_else(|e| panic!("seed {}: step: {e}", self.seed));
-        }
-        self.check_prefixes();
-    }
-
-    /// Node `i` loses power: its device's bytes are reopened and it restarts from them with its
-    /// projections rebuilt from the log (applied index 0).
-    fn crash_restart(&mut self, i: usize) {
-        let group = self.groups.remove(i);
-        let id = group.node_id();
-        let dev = group.into_store().into_ual().into_device();
-        let store = reopen(dev, 0);
-        let restarted = RaftGroup::new(3, id, &[1, 2, 3], store, &self.configs[i], 0, &logger()).unwrap();
-        self.groups.insert(i, restarted);
-        self.applied[i].clear();
-    }
-
-    fn check_prefixes(&self) {
-        for a in 0..NODES {
-            for b in a + 1..NODES {
-                let n = self.applied[a].len().min(self.applied[b].len());
-                for k in 0..n {
-                    let (x, y) = (&self.applied[a][k], &self.applied[b][k]);
-                    assert!(
-                        x.index == y.index && x.term == y.term && x.data == y.data,
-                        "seed {}: nodes {} and {} diverge at {k}",
-                        self.seed,
-                        a + 1,
-                        b + 1
-                    );
-                }
-            }
-        }
-    }
-
-    fn run_until(&mut self, steps_max: u64, what: &str, mut done: impl FnMut(&Self) -> bool) {
-        for _ in 0..steps_max {
-            if done(self) {
-                return;
-            }
-            self.run_step();
-        }
-        panic!("seed {}: no {what} after {steps_max} steps: {:?}", self.seed, self.groups);
-    }
-
-    fn leader(&mut self) -> usize {
-        self.run_until(2_000, "agreed leader", |c| {
-            let Some(l) = c.groups.iter().find(|g| g.is_leader()) else { return false };
-            c.groups.iter().all(|g| g.leader_id() == Some(l.node_id()))
-        });
-        self.groups.iter().position(|g| g.is_leader()).expect("just checked")
-    }
-
-    fn commit(&mut self, data: &[u8]) {
-        for _ in 0..20 {
-            let leader = self.leader();
-            let ctx = self.rng.next();
-            if self.groups[leader].propose(data, ctx).is_err() {
-                self.run_step();
-                continue;
-            }
-            let deadline = self.step + 2_000;
-            self.run_until(4_000, "outcome", |c| {
-                c.applied[leader].iter().any(|e| e.proposal_ctx == Some(ctx)) || c.step >= deadline
-            });
-            if self.applied[leader].iter().any(|e| e.proposal_ctx == Some(ctx)) {
-                return;
-            }
-        }
-        panic!("seed {}: could not commit {data:?}", self.seed);
-    }
-
-    fn data(&self, i: usize) -> Vec<Vec<u8>> {
-        self.applied[i].iter().map(|e| e.data.clone()).collect()
-    }
+/// The shared three-node cluster over UAL stores on memory devices: a crash reopens the node's
+/// device bytes, with its projections rebuilt from the log (applied index 0); 10% loss, no
+/// duplicates.
+fn ual_cluster(seed: u64) -> Cluster<UalRaftStore<MemoryBlockIo>> {
+    let restart: fn(UalRaftStore<MemoryBlockIo>) -> UalRaftStore<MemoryBlockIo> =
+        |store| reopen(store.into_ual().into_device(), 0);
+    Cluster::build(seed, |_| fresh(), restart, 10, 0)
 }
 
 #[test]
 fn three_nodes_over_ual_stores_replicate_and_a_follower_restarts_from_its_device_bytes() {
     for seed in 1..=4u64 {
-        let mut c = Cluster::new(seed);
+        let mut c = ual_cluster(seed);
         let mut committed = Vec::new();
         for k in 0..10u32 {
             let data = format!("a{k}").into_bytes();
             c.commit(&data);
             committed.push(data);
         }
-        let leader = c.leader();
+        let leader = c.elect() as usize - 1;
         let follower = (leader + 1) % NODES;
         c.crash_restart(follower);
         for k in 0..10u32 {
@@ -537,10 +406,11 @@ fn three_nodes_over_ual_stores_replicate_and_a_follower_restarts_from_its_device
             committed.push(data);
         }
         c.run_until(8_000, "everyone caught up", |c| {
-            (0..NODES).all(|i| c.data(i).iter().filter(|d| committed.contains(d)).count() == 20)
+            (0..NODES).all(|i| c.applied_data(i).iter().filter(|d| committed.contains(d)).count() == 20)
         });
         for i in 0..NODES {
-            let order: Vec<Vec<u8>> = c.data(i).into_iter().filter(|d| committed.contains(d)).collect();
+            let order: Vec<Vec<u8>> =
+                c.applied_data(i).into_iter().filter(|d| committed.contains(d)).collect();
             assert_eq!(order, committed, "seed {seed}: node {}", i + 1);
         }
         let restarted = c.groups[follower].store();
