@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// The embedded default configuration (`config/dev.toml`): kernel UDP sockets on loopback.
@@ -59,6 +59,135 @@ pub struct Config {
     pub kernel: KernelConfig,
     /// The DPDK backend; required when `net.backend = "dpdk"`.
     pub dpdk: Option<DpdkConfig>,
+    /// Where the log lives and how partitions are laid out.
+    pub storage: StorageConfig,
+    /// Limits of the KV projection (the same on every replica).
+    #[serde(default)]
+    pub kv: KvConfig,
+}
+
+/// Which block device backs each partition's log.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// io_uring with `O_DIRECT` on one preallocated file per partition in `storage.dir`: durable.
+    Uring,
+    /// Memory: nothing survives a restart. For tests and demos of the request path only.
+    Memory,
+}
+
+/// How a durable write is made durable (io_uring backend).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DurableMode {
+    /// `RWF_DSYNC` on each log write (FUA where the device has it).
+    #[default]
+    Dsync,
+    /// Each log write followed by a linked `fdatasync`.
+    Flush,
+}
+
+/// The log: one Unified Append Log per partition.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The block backend.
+    pub backend: StorageBackend,
+    /// Directory of the log files (`partition-<p>.ual`) and snapshots (`partition-<p>.snap`);
+    /// required for `uring`, created if missing. Must be on a filesystem with `O_DIRECT` (not tmpfs).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Partitions in the node (default: one per shard); partition `p` runs on shard
+    /// `p % node.shards`. Part of the placement of keys: never change it for existing data.
+    #[serde(default)]
+    pub partitions: Option<u32>,
+    /// How log writes are made durable.
+    #[serde(default)]
+    pub durable_mode: DurableMode,
+    /// io_uring queue depth per partition.
+    #[serde(default = "defaults::queue_depth")]
+    pub queue_depth: u32,
+    /// 4 KiB blocks per log segment (a power of two): the unit of recycling.
+    #[serde(default = "defaults::segment_blocks")]
+    pub segment_blocks: u32,
+    /// Segments in each partition's log ring (the file is `segment_blocks * segment_count` blocks
+    /// plus two superblocks).
+    #[serde(default = "defaults::segment_count")]
+    pub segment_count: u32,
+    /// Most blocks one group-commit write covers (a power of two, at most `segment_blocks`).
+    #[serde(default = "defaults::write_blocks_max")]
+    pub write_blocks_max: u32,
+    /// Most log writes in flight per partition.
+    #[serde(default = "defaults::writes_in_flight_max")]
+    pub writes_in_flight_max: u32,
+    /// Snapshot a partition after this many applied entries (and whenever half its log ring is
+    /// in use), so recovery replays at most about this many entries.
+    #[serde(default = "defaults::snapshot_every_entries")]
+    pub snapshot_every_entries: u64,
+}
+
+/// Limits of the KV projection.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KvConfig {
+    /// Longest key in bytes.
+    #[serde(default = "defaults::key_bytes_max")]
+    pub key_bytes_max: usize,
+    /// Longest value in bytes.
+    #[serde(default = "defaults::value_bytes_max")]
+    pub value_bytes_max: usize,
+    /// Most keys per partition.
+    #[serde(default = "defaults::keys_max")]
+    pub keys_max: usize,
+    /// Most bytes of keys plus values per partition.
+    #[serde(default = "defaults::data_bytes_max")]
+    pub data_bytes_max: usize,
+    /// Clients remembered per partition for exactly-once writes.
+    #[serde(default = "defaults::dedup_clients_max")]
+    pub dedup_clients_max: usize,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        Self {
+            key_bytes_max: defaults::key_bytes_max(),
+            value_bytes_max: defaults::value_bytes_max(),
+            keys_max: defaults::keys_max(),
+            data_bytes_max: defaults::data_bytes_max(),
+            dedup_clients_max: defaults::dedup_clients_max(),
+        }
+    }
+}
+
+impl KvConfig {
+    /// The projection's limits.
+    pub fn limits(&self) -> crate::kv::KvLimits {
+        crate::kv::KvLimits {
+            key_bytes_max: self.key_bytes_max,
+            value_bytes_max: self.value_bytes_max,
+            keys_max: self.keys_max,
+            data_bytes_max: self.data_bytes_max,
+            dedup_clients_max: self.dedup_clients_max,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The partitions of the node.
+    pub fn partitions(&self, shards: usize) -> u32 {
+        self.partitions.unwrap_or(shards as u32)
+    }
+
+    /// The log geometry of each partition.
+    pub fn ual(&self) -> crate::log::UalConfig {
+        crate::log::UalConfig {
+            segment_blocks: self.segment_blocks,
+            segment_count: self.segment_count,
+            write_blocks_max: self.write_blocks_max,
+            writes_in_flight_max: self.writes_in_flight_max,
+            format_if_blank: true,
+        }
+    }
 }
 
 /// Shards and the cores they are pinned to.
@@ -238,6 +367,39 @@ mod defaults {
     pub fn yes() -> bool {
         true
     }
+    pub fn queue_depth() -> u32 {
+        32
+    }
+    pub fn segment_blocks() -> u32 {
+        1024
+    }
+    pub fn segment_count() -> u32 {
+        64
+    }
+    pub fn write_blocks_max() -> u32 {
+        64
+    }
+    pub fn writes_in_flight_max() -> u32 {
+        8
+    }
+    pub fn snapshot_every_entries() -> u64 {
+        1_000_000
+    }
+    pub fn key_bytes_max() -> usize {
+        256
+    }
+    pub fn value_bytes_max() -> usize {
+        1024
+    }
+    pub fn keys_max() -> usize {
+        10_000_000
+    }
+    pub fn data_bytes_max() -> usize {
+        4 << 30
+    }
+    pub fn dedup_clients_max() -> usize {
+        65_536
+    }
 }
 
 /// Bytes of an mbuf's data room: 2048 plus the standard headroom.
@@ -268,6 +430,8 @@ impl Config {
         self.validate_node()?;
         self.validate_net()?;
         self.validate_kernel()?;
+        self.validate_storage()?;
+        self.validate_kv()?;
         match (&self.dpdk, self.net.backend) {
             (Some(d), _) => d.validate(self)?,
             (None, Backend::Dpdk) => {
@@ -333,6 +497,74 @@ impl Config {
         }
         if n.port == 0 {
             return Err(invalid("net.port", "0 is not a port to serve on"));
+        }
+        Ok(())
+    }
+
+    fn validate_storage(&self) -> Result<(), ConfigError> {
+        let st = &self.storage;
+        let no_dir = st.dir.as_deref().is_none_or(|d| d.as_os_str().is_empty());
+        if st.backend == StorageBackend::Uring && no_dir {
+            return Err(invalid("storage.dir", "backend \"uring\" needs a directory for the log files"));
+        }
+        let partitions = st.partitions(self.node.shards);
+        if partitions < self.node.shards as u32 || partitions > crate::inbox::PARTITIONS_MAX {
+            return Err(invalid(
+                "storage.partitions",
+                format!(
+                    "{partitions} is not in node.shards..={} (each shard owns at least one partition)",
+                    crate::inbox::PARTITIONS_MAX
+                ),
+            ));
+        }
+        if !(1..=4096).contains(&st.queue_depth) {
+            return Err(invalid("storage.queue_depth", format!("{} is not in 1..=4096", st.queue_depth)));
+        }
+        if st.snapshot_every_entries == 0 {
+            return Err(invalid("storage.snapshot_every_entries", "must be at least 1"));
+        }
+        let ual = st.ual();
+        ual.validate(ual.device_blocks()).map_err(|e| invalid("storage", e.to_string()))?;
+        if st.segment_count < 4 {
+            return Err(invalid(
+                "storage.segment_count",
+                format!("{} < 4: the ring needs room to snapshot before it fills", st.segment_count),
+            ));
+        }
+        // One poll's worth of writes must fit well inside a segment, so that the free segments kept
+        // in reserve (see partition::SEGMENTS_FREE_MIN) always absorb what is already proposed.
+        let burst_bytes = self.net.burst_size_max as u64 * self.net.datagram_bytes_max as u64 * 4;
+        let segment_bytes = u64::from(st.segment_blocks) * 4096;
+        if segment_bytes < burst_bytes {
+            return Err(invalid(
+                "storage.segment_blocks",
+                format!(
+                    "{segment_bytes}-byte segments are too small for bursts of {} datagrams: need at least {burst_bytes} bytes",
+                    self.net.burst_size_max
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_kv(&self) -> Result<(), ConfigError> {
+        let kv = &self.kv;
+        kv.limits().validate().map_err(|e| invalid("kv", e.to_string()))?;
+        // A SET or CAS command is one log record: header, key and value must fit.
+        let command_max =
+            crate::kv::command::COMMAND_HEADER_LEN + 8 + 2 + 4 + kv.key_bytes_max + kv.value_bytes_max;
+        if command_max > crate::raft::ENTRY_DATA_MAX {
+            return Err(invalid(
+                "kv.value_bytes_max",
+                format!(
+                    "key_bytes_max + value_bytes_max = {} does not fit one log record ({} bytes with the command header)",
+                    kv.key_bytes_max + kv.value_bytes_max,
+                    crate::raft::ENTRY_DATA_MAX
+                ),
+            ));
+        }
+        if kv.key_bytes_max == 0 {
+            return Err(invalid("kv.key_bytes_max", "must be at least 1"));
         }
         Ok(())
     }

@@ -4,13 +4,17 @@
 //! none of them, so adding a subsystem never touches the dispatcher. Lookup is one index into an
 //! array, with no hashing and no allocation.
 //!
+//! A handler answers at once (`Answer::Now`, the body written in place) or takes the request over
+//! (`Answer::Later`): a write that must first reach the log is answered when it commits, in a
+//! datagram of its own addressed to `Request::peer` (the shard loop's deferred answers).
+//!
 //! Invariants: slot 0 (`wire::OPCODE_NONE`) is never registered; an opcode is registered at most
 //! once (a second registration is a start-up error naming both owners); handlers are called only
 //! with bodies that the codec has already bounds-checked.
 
 use crate::wire::{self, Status};
 use thiserror::Error;
-use vigil_pmd::Nanos;
+use vigil_pmd::{Nanos, Peer};
 
 /// One request as a handler sees it.
 #[derive(Clone, Copy, Debug)]
@@ -25,13 +29,25 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     /// The time of the poll iteration that received it.
     pub now: Nanos,
+    /// Who sent it: where an answer given later goes.
+    pub peer: Peer,
+}
+
+/// How a handler answered a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// OK, with this many body bytes written into `out`.
+    Now(usize),
+    /// The handler took the request over and answers it later in a datagram of its own (a write
+    /// waiting for its log entry to commit); nothing goes into this response datagram for it.
+    Later,
 }
 
 /// Executes requests for one or more opcodes.
 pub trait Handler {
     /// Handles `req`, writing the answer's body into `out` (the room left in the response datagram);
-    /// returns the body length written, or the error status to answer with (and an empty body).
-    fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<usize, Status>;
+    /// returns how it answered, or the error status to answer with now (and an empty body).
+    fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<Answer, Status>;
 }
 
 /// A part of the appliance that owns some opcodes.
@@ -110,7 +126,7 @@ impl Dispatcher {
 
     /// Dispatches one request; `UnknownOpcode` if nobody registered its opcode.
     #[inline]
-    pub fn dispatch(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<usize, Status> {
+    pub fn dispatch(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<Answer, Status> {
         match &mut self.slots[usize::from(req.opcode)] {
             Some(slot) => {
                 slot.calls += 1;
@@ -127,19 +143,24 @@ impl Dispatcher {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A peer for requests built by tests.
+    pub(crate) fn test_peer() -> Peer {
+        Peer::from_ip_port(std::net::Ipv4Addr::LOCALHOST, 1)
+    }
 
     struct Fixed(usize);
     impl Handler for Fixed {
-        fn handle(&mut self, _: &Request<'_>, out: &mut [u8]) -> Result<usize, Status> {
+        fn handle(&mut self, _: &Request<'_>, out: &mut [u8]) -> Result<Answer, Status> {
             out[..self.0].fill(7);
-            Ok(self.0)
+            Ok(Answer::Now(self.0))
         }
     }
 
     fn req(opcode: u8) -> Request<'static> {
-        Request { opcode, request_id: 1, client_id: 0, body: b"", now: Nanos(0) }
+        Request { opcode, request_id: 1, client_id: 0, body: b"", now: Nanos(0), peer: test_peer() }
     }
 
     #[test]
@@ -147,7 +168,7 @@ mod tests {
         let mut d = Dispatcher::new();
         d.register(9, "nine", Box::new(Fixed(3))).unwrap();
         let mut out = [0u8; 8];
-        assert_eq!(d.dispatch(&req(9), &mut out), Ok(3));
+        assert_eq!(d.dispatch(&req(9), &mut out), Ok(Answer::Now(3)));
         assert_eq!(&out[..3], &[7, 7, 7]);
         assert_eq!(d.registered().collect::<Vec<_>>(), vec![(9, "nine", 1)]);
     }

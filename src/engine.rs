@@ -15,15 +15,18 @@
 //!   (after the answers to the frames that did parse);
 //! - a frame whose body runs past the datagram: `BAD_LENGTH` with that frame's opcode and request id,
 //!   and nothing after it is read (there is no way to find the next frame);
-//! - an unknown opcode: `UNKNOWN_OPCODE` for that frame; the others are executed.
+//! - an unknown opcode: `UNKNOWN_OPCODE` for that frame; the others are executed;
+//! - a request its handler takes over (`Answer::Later`: a write waiting for its log entry) gets no
+//!   frame here; the handler answers it later in a datagram of its own. A datagram all of whose
+//!   requests were taken over sends nothing now (`Outcome::Later`).
 //!
 //! Invariant: every frame that was executed is answered, because before executing a request the
 //! engine checks that the response has room for at least an error frame; requests it cannot answer
 //! are not executed and are counted in `unanswered_no_room`.
 
-use crate::dispatch::{Dispatcher, Request};
+use crate::dispatch::{Answer, Dispatcher, Request};
 use crate::wire::{self, DatagramWriter, FrameError, HeaderError, Status};
-use vigil_pmd::Nanos;
+use vigil_pmd::{Nanos, Peer};
 
 /// Limits the engine enforces.
 #[derive(Clone, Copy, Debug)]
@@ -57,6 +60,8 @@ pub struct EngineCounters {
     pub framing_errors: u64,
     /// Requests neither executed nor answered: the response datagram was full.
     pub unanswered_no_room: u64,
+    /// Requests a handler took over, to answer later in a datagram of its own.
+    pub answers_later: u64,
 }
 
 /// What to do with the response buffer.
@@ -66,6 +71,8 @@ pub enum Outcome {
     Reply(usize),
     /// Send nothing (the datagram was dropped and counted).
     Drop,
+    /// Send nothing now: every request in it was taken over by a handler that answers later.
+    Later,
 }
 
 /// The request engine of one shard.
@@ -93,9 +100,15 @@ impl Engine {
         &self.dispatcher
     }
 
-    /// Processes one request datagram, writing its answer into `response`.
+    /// Processes one request datagram from `peer`, writing its answer into `response`.
     /// `response` must hold at least a header and two frame headers.
-    pub fn handle_datagram(&mut self, request: &[u8], response: &mut [u8], now: Nanos) -> Outcome {
+    pub fn handle_datagram(
+        &mut self,
+        request: &[u8],
+        response: &mut [u8],
+        peer: Peer,
+        now: Nanos,
+    ) -> Outcome {
         assert!(response.len() >= wire::HEADER_LEN + 2 * wire::FRAME_HEADER_LEN);
         self.counters.datagrams += 1;
         let header = match wire::decode_header(request) {
@@ -128,19 +141,25 @@ impl Engine {
             let max = self.limits.requests_per_datagram_max.to_le_bytes();
             self.answer(&mut w, wire::OPCODE_NONE, 0, Status::TooManyRequests, &max);
         } else {
-            self.run_frames(request, header.count, header.client_id, now, &mut w);
+            let later = self.run_frames(request, header.count, header.client_id, peer, now, &mut w);
+            if later > 0 && w.count() == 0 {
+                return Outcome::Later;
+            }
         }
         Outcome::Reply(w.finish())
     }
 
+    /// Runs every frame; returns how many requests were taken over to be answered later.
     fn run_frames(
         &mut self,
         request: &[u8],
         count: u16,
         client_id: u64,
+        peer: Peer,
         now: Nanos,
         w: &mut DatagramWriter<'_>,
-    ) {
+    ) -> usize {
+        let mut later = 0;
         let mut frames = wire::Frames::new(request, count);
         let mut framing_failed = false;
         for item in frames.by_ref() {
@@ -151,9 +170,15 @@ impl Engine {
             }
             match item {
                 Ok(f) => {
-                    let req =
-                        Request { opcode: f.opcode, request_id: f.request_id, client_id, body: f.body, now };
-                    self.execute(&req, w);
+                    let req = Request {
+                        opcode: f.opcode,
+                        request_id: f.request_id,
+                        client_id,
+                        body: f.body,
+                        now,
+                        peer,
+                    };
+                    later += usize::from(self.execute(&req, w) == Some(Answer::Later));
                 }
                 Err(FrameError::BodyPastEnd { opcode, request_id, .. }) => {
                     framing_failed = true;
@@ -169,6 +194,7 @@ impl Engine {
         if count == 0 || trailing_bytes {
             self.framing_error(w, wire::OPCODE_NONE, 0, Status::Malformed);
         }
+        later
     }
 
     fn framing_error(&mut self, w: &mut DatagramWriter<'_>, opcode: u8, request_id: u64, status: Status) {
@@ -176,17 +202,26 @@ impl Engine {
         self.answer(w, opcode, request_id, status, &[]);
     }
 
-    fn execute(&mut self, req: &Request<'_>, w: &mut DatagramWriter<'_>) {
+    /// Runs one request; returns how it was answered (`None`: with an error status).
+    fn execute(&mut self, req: &Request<'_>, w: &mut DatagramWriter<'_>) -> Option<Answer> {
         self.counters.requests += 1;
         let room = w.body_room();
         let out = w.begin_frame(room).expect("room was checked");
         match self.dispatcher.dispatch(req, out) {
-            Ok(n) => {
+            Ok(Answer::Now(n)) => {
                 self.counters.answers_ok += 1;
                 w.commit_frame(req.opcode, Status::Ok as u8, req.request_id, n)
                     .expect("handler wrote within room");
+                Some(Answer::Now(n))
             }
-            Err(status) => self.answer(w, req.opcode, req.request_id, status, &[]),
+            Ok(Answer::Later) => {
+                self.counters.answers_later += 1;
+                Some(Answer::Later)
+            }
+            Err(status) => {
+                self.answer(w, req.opcode, req.request_id, status, &[]);
+                None
+            }
         }
     }
 

@@ -12,6 +12,7 @@ pub mod inbox;
 pub mod kv;
 pub mod log;
 pub mod ops;
+pub mod partition;
 pub mod raft;
 pub mod serve;
 pub mod shard;

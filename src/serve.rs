@@ -10,19 +10,29 @@
 //! that shard's error; when DPDK cannot start and `net.fallback = "kernel"`, the reason is reported
 //! before the kernel backend takes over, never silently.
 
-use crate::config::{Backend, Config, Fallback};
-use crate::dispatch::Dispatcher;
+use crate::config::{Backend, Config, DurableMode, Fallback, StorageBackend};
+use crate::dispatch::{Dispatcher, Subsystem};
 use crate::engine::{Engine, EngineLimits};
+use crate::inbox::{InboxConfig, Placement, Router};
 use crate::ops;
+use crate::ops::kv::{Kv, KvService, KvShard};
+use crate::partition::snapfile::SnapshotFile;
+use crate::partition::{Partition, PartitionConfig};
+use crate::raft::RaftGroupConfig;
 use crate::shard::{Shard, ShardReport};
+use std::cell::RefCell;
 use std::net::SocketAddrV4;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use thiserror::Error;
+use vigil_pmd::block::memory::MemoryBlockIo;
+use vigil_pmd::block::uring::{UringBlockIo, UringConfig};
+use vigil_pmd::block::BlockIo;
 use vigil_pmd::kernel::{KernelUdpConfig, KernelUdpIo};
-use vigil_pmd::{MonotonicClock, PacketIo};
+use vigil_pmd::{Clock, MonotonicClock, PacketIo};
 
 /// Why the node could not start; nothing is left running.
 #[derive(Debug, Error)]
@@ -50,6 +60,9 @@ pub enum ServeError {
     /// DPDK could not start (EAL, port, pool or queue).
     #[error("dpdk backend: {0}")]
     Dpdk(String),
+    /// The storage could not be opened or recovered.
+    #[error("storage: {0}")]
+    Storage(String),
     /// A shard thread could not be spawned or died.
     #[error("shard {shard}: {reason}")]
     Shard {
@@ -82,6 +95,8 @@ pub struct ServeReport {
     pub opcode_calls: Vec<(u8, &'static str, u64)>,
     /// Port counters, DPDK only.
     pub port_stats: Option<String>,
+    /// One line per partition: its Raft, log and KV counters.
+    pub partitions: Vec<String>,
 }
 
 /// Called once every shard is ready, with a line describing what is being served.
@@ -94,6 +109,7 @@ pub fn serve(
     ready: ReadyHook<'_>,
 ) -> Result<ServeReport, ServeError> {
     check_cores(config)?;
+    prepare_storage(config)?;
     match config.net.backend {
         Backend::Kernel => serve_kernel(config, stop, ready, ActiveBackend::Kernel),
         Backend::Dpdk => {
@@ -147,28 +163,185 @@ fn pin(config: &Config, shard: usize) -> Result<(), ServeError> {
     }
 }
 
-/// A shard's engine with every subsystem registered.
+/// A shard's engine with the stateless subsystems registered (PING, ECHO).
 pub fn build_engine(config: &Config) -> Engine {
+    build_engine_with(config, |_| Ok(()))
+}
+
+/// A shard's engine with the stateless subsystems and those `more` registers.
+fn build_engine_with(
+    config: &Config,
+    more: impl FnOnce(&mut Dispatcher) -> Result<(), crate::dispatch::DispatchError>,
+) -> Engine {
     let mut dispatcher = Dispatcher::new();
     ops::register_all(&mut dispatcher).expect("built-in subsystems register disjoint opcodes");
+    more(&mut dispatcher).expect("built-in subsystems register disjoint opcodes");
     Engine::new(dispatcher, EngineLimits { requests_per_datagram_max: config.net.requests_per_datagram_max })
 }
 
-/// What a shard thread returns.
-type ShardResult = (ShardReport, Vec<(u8, &'static str, u64)>);
+/// Creates the storage directory; refuses a config whose storage cannot work before any thread
+/// starts.
+fn prepare_storage(config: &Config) -> Result<(), ServeError> {
+    let Some(dir) = &config.storage.dir else { return Ok(()) };
+    if config.storage.backend != StorageBackend::Uring {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ServeError::Storage(format!("storage.dir {}: cannot create it: {e}", dir.display())))
+}
 
-/// Runs one shard on the current thread until `stop`; `ready` hears once it is serving.
+/// The cross-shard fabric: one router per shard, each taken once by its shard's thread; none
+/// with a single shard.
+type RouterSlots = Arc<Vec<Mutex<Option<Router>>>>;
+
+fn build_routers(config: &Config) -> Result<RouterSlots, ServeError> {
+    let shards = config.node.shards;
+    if shards == 1 {
+        return Ok(Arc::new(vec![Mutex::new(None)]));
+    }
+    let in_flight_max = 1024;
+    let inbox = InboxConfig {
+        shards,
+        partitions: config.storage.partitions(shards),
+        inbox_capacity: 4096,
+        in_flight_max,
+        pool_slots: shards * in_flight_max * 2,
+        slot_bytes: (config.net.datagram_bytes_max + 64).next_power_of_two(),
+    };
+    let routers =
+        crate::inbox::build(&inbox).map_err(|e| ServeError::Storage(format!("cross-shard inboxes: {e}")))?;
+    Ok(Arc::new(routers.into_iter().map(|r| Mutex::new(Some(r))).collect()))
+}
+
+/// The partition settings every partition of this node runs with.
+fn partition_config(config: &Config) -> PartitionConfig {
+    PartitionConfig {
+        ual: config.storage.ual(),
+        raft: RaftGroupConfig::default(),
+        kv: config.kv.limits(),
+        snapshot_every_entries: config.storage.snapshot_every_entries,
+        node_id: 1,
+        voters: vec![1],
+    }
+}
+
+/// What a shard thread returns.
+type ShardResult = (ShardReport, Vec<(u8, &'static str, u64)>, Vec<String>);
+
+/// Runs one shard on the current thread until `stop`; `ready` hears once it is serving (after its
+/// partitions are recovered).
 fn run_shard<P: PacketIo>(
     config: &Config,
     id: usize,
     io: P,
+    router: Option<Router>,
     stop: &AtomicBool,
     ready: &mpsc::Sender<Result<usize, ServeError>>,
-) -> ShardResult {
-    let mut shard = Shard::new(id, io, build_engine(config), config.net.burst_size_max);
+) -> Option<ShardResult> {
+    let st = &config.storage;
+    match st.backend {
+        StorageBackend::Memory => {
+            let blocks = st.ual().device_blocks();
+            let open = |_| Ok(MemoryBlockIo::new(blocks, st.queue_depth as usize));
+            run_shard_on(config, id, io, router, stop, ready, open, None)
+        }
+        StorageBackend::Uring => {
+            let dir = st.dir.clone().expect("validated: uring has a dir");
+            let open = |p: u16| {
+                let path = dir.join(format!("partition-{p}.ual"));
+                UringBlockIo::open(&UringConfig {
+                    path: path.clone(),
+                    create_blocks: Some(st.ual().device_blocks()),
+                    queue_depth: st.queue_depth,
+                    durable_mode: match st.durable_mode {
+                        DurableMode::Dsync => vigil_pmd::block::uring::DurableMode::Dsync,
+                        DurableMode::Flush => vigil_pmd::block::uring::DurableMode::Flush,
+                    },
+                })
+                .map_err(|e| format!("storage.dir: {e}"))
+            };
+            run_shard_on(config, id, io, router, stop, ready, open, Some(&dir))
+        }
+    }
+}
+
+/// Opens this shard's partitions on devices from `open_device`, then serves.
+#[allow(clippy::too_many_arguments)]
+fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
+    config: &Config,
+    id: usize,
+    io: P,
+    router: Option<Router>,
+    stop: &AtomicBool,
+    ready: &mpsc::Sender<Result<usize, ServeError>>,
+    open_device: impl Fn(u16) -> Result<D, String>,
+    snapshot_dir: Option<&std::path::Path>,
+) -> Option<ShardResult> {
+    let shards = config.node.shards;
+    let total = config.storage.partitions(shards);
+    let pconfig = partition_config(config);
+    let mut partitions = Vec::new();
+    for p in (id as u32..total).step_by(shards) {
+        let p = p as u16;
+        let opened = open_device(p).and_then(|dev| {
+            let file = snapshot_dir.map(|d| SnapshotFile::new(d, p));
+            Partition::open(p, dev, &pconfig, file).map_err(|e| e.to_string())
+        });
+        match opened {
+            Ok((partition, report)) => {
+                println!("vigil: partition {p} (shard {id}) recovered: {report}");
+                partitions.push(partition);
+            }
+            Err(e) => {
+                let _ = ready.send(Err(ServeError::Storage(format!("partition {p}: {e}"))));
+                return None;
+            }
+        }
+    }
+    let placement = Placement::new(total, shards).expect("validated partitions");
+    let kv =
+        Rc::new(RefCell::new(KvShard::new(partitions, placement, router, config.net.datagram_bytes_max)));
+    let engine = build_engine_with(config, |d| Kv(Rc::clone(&kv)).register(d));
+    let mut shard = Shard::new(id, io, engine, config.net.burst_size_max)
+        .with_service(Box::new(KvService(Rc::clone(&kv))));
+    let clock = MonotonicClock::new();
+    if !kv.borrow_mut().settle(&|| clock.now(), Instant::now() + Duration::from_secs(30)) {
+        let reason = "partitions did not become leader and catch up within 30 s".to_string();
+        let _ = ready.send(Err(ServeError::Storage(reason)));
+        return None;
+    }
     let _ = ready.send(Ok(id));
-    shard.run(&MonotonicClock::new(), stop);
-    (shard.report(), shard.engine().dispatcher().registered().collect())
+    shard.run(&clock, stop);
+    // Writes already proposed get their answers (or fail) before the shard goes.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while shard.service_busy() && Instant::now() < deadline {
+        shard.poll_once(clock.now());
+    }
+    let calls = shard.engine().dispatcher().registered().collect();
+    let lines = kv.borrow().partitions().iter().map(partition_line).collect();
+    Some((shard.report(), calls, lines))
+}
+
+fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
+    let (c, r, u) = (p.counters(), p.raft().counters(), p.raft().store().ual().counters());
+    format!(
+        "partition {}: keys {} applied {} | proposed {} answered-now {} busy {} snapshots {} snapshot-failures {} | \
+         raft term {} commit {} readies {} | log appends {} writes {} superblock-writes {}",
+        p.id(),
+        p.kv().len(),
+        c.applied,
+        c.proposed,
+        c.answered_now,
+        c.busy,
+        c.snapshots,
+        c.snapshot_failures,
+        p.raft().term(),
+        p.raft().commit_index(),
+        r.readies,
+        u.appends,
+        u.writes,
+        u.superblock_writes
+    )
 }
 
 /// Spawns `config.node.shards` threads running `body(shard_id, ready)`, waits until each is ready,
@@ -187,6 +360,7 @@ where
         + Clone
         + 'static,
 {
+    let started = Instant::now();
     let (tx, rx) = mpsc::channel();
     let mut handles: Vec<JoinHandle<Option<ShardResult>>> = Vec::with_capacity(config.node.shards);
     for id in 0..config.node.shards {
@@ -213,7 +387,7 @@ where
         }
     }
     if first_error.is_none() {
-        ready_hook(ready_line);
+        ready_hook(&format!("{ready_line} (serving {} ms after start)", started.elapsed().as_millis()));
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -260,14 +434,16 @@ fn serve_kernel(
     );
     let shard_config = Arc::new(config.clone());
     let stop_for_shards = stop.clone();
+    let routers = build_routers(config)?;
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
         let config = &shard_config;
         if let Err(e) = pin(config, id) {
             let _ = ready.send(Err(e));
             return None;
         }
+        let router = routers[id].lock().expect("router slot").take();
         match KernelUdpIo::bind(&io_config) {
-            Ok(io) => Some(run_shard(config, id, io, &stop_for_shards, ready)),
+            Ok(io) => run_shard(config, id, io, router, &stop_for_shards, ready),
             Err(source) => {
                 let _ = ready.send(Err(ServeError::Bind { shard: id, addr, source }));
                 None
@@ -280,8 +456,10 @@ fn serve_kernel(
 fn report(backend: ActiveBackend, results: Vec<ShardResult>, port_stats: Option<String>) -> ServeReport {
     let mut opcode_calls: Vec<(u8, &'static str, u64)> = Vec::new();
     let mut shards = Vec::with_capacity(results.len());
-    for (shard, calls) in results {
+    let mut partitions = Vec::new();
+    for (shard, calls, lines) in results {
         shards.push(shard);
+        partitions.extend(lines);
         for (op, name, n) in calls {
             match opcode_calls.iter_mut().find(|(o, _, _)| *o == op) {
                 Some(entry) => entry.2 += n,
@@ -289,7 +467,7 @@ fn report(backend: ActiveBackend, results: Vec<ShardResult>, port_stats: Option<
             }
         }
     }
-    ServeReport { backend, shards, opcode_calls, port_stats }
+    ServeReport { backend, shards, opcode_calls, port_stats, partitions }
 }
 
 impl std::fmt::Display for ServeReport {
@@ -322,6 +500,9 @@ impl std::fmt::Display for ServeReport {
         }
         for (op, name, calls) in &self.opcode_calls {
             writeln!(f, "  opcode {op:#04x} {name}: {calls} calls")?;
+        }
+        for line in &self.partitions {
+            writeln!(f, "  {line}")?;
         }
         if let Some(p) = &self.port_stats {
             writeln!(f, "  port: {p}")?;
@@ -445,6 +626,7 @@ mod dpdk_backend {
         let shard_config = Arc::new(config.clone());
         let stop_for_shards = stop.clone();
         let eal_for_shards = eal.clone();
+        let routers = build_routers(config)?;
         let results = run_shards(config, &stop, &line, ready, move |id, ready| {
             let config = &shard_config;
             if let Err(e) = pin(config, id) {
@@ -462,7 +644,8 @@ mod dpdk_backend {
                 slots[id].lock().expect("slot lock").take().expect("each shard takes its queue once");
             let mut io = DpdkUdpIo::new(queue, pool, local, config.net.burst_size_max);
             io.set_payload_max(config.net.datagram_bytes_max);
-            Some(run_shard(config, id, io, &stop_for_shards, ready))
+            let router = routers[id].lock().expect("router slot").take();
+            run_shard(config, id, io, router, &stop_for_shards, ready)
         })?;
         let stats = port.stats().map(|s| format!("{s:?}")).ok();
         drop(port);
@@ -480,7 +663,9 @@ mod tests {
     /// A real node on kernel sockets: answers a PING over loopback, then stops on the flag.
     #[test]
     fn kernel_node_answers_and_stops() {
-        let text = crate::config::DEV_TOML.replace("port = 9000", "port = 39517");
+        let text = crate::config::DEV_TOML
+            .replace("port = 9000", "port = 39517")
+            .replace("backend = \"uring\"", "backend = \"memory\"");
         let config = Config::parse(&text).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();

@@ -5,14 +5,45 @@
 //! request, one write of the answer), and sends the burst of answers. Nothing here blocks, locks or
 //! allocates: batches are sized from config at start-up.
 //!
+//! After the burst, the shard's service (`ShardService`: its partitions' Raft groups and logs, its
+//! cross-shard inbox) runs one step and hands over the answers that became ready (`LateAnswer`:
+//! writes whose log entries committed), each sent in a datagram of its own to the request's sender.
+//! While the service has work in flight (log writes to reap), the shard does not let the backend
+//! sleep when idle.
+//!
 //! Invariants: every received datagram is either answered, dropped by the engine (counted there), or
 //! dropped for want of a transmit buffer or of room in the tx queue (counted here); a reply that the
 //! queue refused is retried once in the same iteration, then dropped and counted, so one stuck queue
-//! cannot grow memory or stall receive.
+//! cannot grow memory or stall receive. Late answers follow the same rules.
 
 use crate::engine::{Engine, EngineCounters, Outcome};
+use crate::wire::{DatagramWriter, Status};
 use std::sync::atomic::{AtomicBool, Ordering};
-use vigil_pmd::{Batch, Clock, IoCounters, Nanos, PacketIo, RxDatagram, TxDatagram};
+use vigil_pmd::{Batch, Clock, IoCounters, Nanos, PacketIo, Peer, RxDatagram, TxDatagram};
+
+/// An answer given after its request's datagram was handled: one frame, sent in its own datagram.
+#[derive(Clone, Copy, Debug)]
+pub struct LateAnswer<'a> {
+    /// Where it goes.
+    pub peer: Peer,
+    /// The client id of the request's datagram.
+    pub client_id: u64,
+    /// The request's opcode.
+    pub opcode: u8,
+    /// The request's id.
+    pub request_id: u64,
+    /// Its status.
+    pub status: Status,
+    /// Its body (empty unless OK).
+    pub body: &'a [u8],
+}
+
+/// What a shard runs besides its engine, once per poll iteration.
+pub trait ShardService {
+    /// Advances to `now` (log I/O, Raft, inbox) and hands each answer that became ready to `emit`.
+    /// Returns whether work is in flight that the next iteration should come back for soon.
+    fn poll(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool;
+}
 
 /// The shard's own counters (the engine and the backend keep theirs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,6 +60,10 @@ pub struct ShardCounters {
     pub tx_no_buffer: u64,
     /// Answers dropped: the tx queue stayed full.
     pub tx_queue_full: u64,
+    /// Late answers sent (writes answered once committed).
+    pub late_answers: u64,
+    /// Late answers dropped: they did not fit a datagram (never for KV answers).
+    pub late_answers_too_large: u64,
 }
 
 /// Everything a shard counted, for the shutdown report and metrics.
@@ -44,6 +79,19 @@ pub struct ShardReport {
     pub io: IoCounters,
 }
 
+/// Sends the batch: what the queue refuses is retried once, then dropped and counted.
+fn flush<P: PacketIo>(io: &mut P, tx: &mut Batch<P::Tx>, counters: &mut ShardCounters) {
+    for _attempt in 0..2 {
+        if tx.is_empty() {
+            return;
+        }
+        let sent = io.tx_burst(tx);
+        counters.tx_datagrams += sent as u64;
+    }
+    counters.tx_queue_full += tx.len() as u64;
+    tx.clear();
+}
+
 /// One shard over a packet backend.
 pub struct Shard<P: PacketIo> {
     id: usize,
@@ -52,6 +100,9 @@ pub struct Shard<P: PacketIo> {
     rx: Batch<P::Rx>,
     tx: Batch<P::Tx>,
     counters: ShardCounters,
+    service: Option<Box<dyn ShardService>>,
+    /// The service had work in flight after the last iteration.
+    service_busy: bool,
 }
 
 impl<P: PacketIo> std::fmt::Debug for Shard<P> {
@@ -70,46 +121,83 @@ impl<P: PacketIo> Shard<P> {
             rx: Batch::with_capacity(burst_size_max),
             tx: Batch::with_capacity(burst_size_max),
             counters: ShardCounters::default(),
+            service: None,
+            service_busy: false,
         }
+    }
+
+    /// Adds the service run after each burst.
+    pub fn with_service(mut self, service: Box<dyn ShardService>) -> Self {
+        self.service = Some(service);
+        self
     }
 
     /// One iteration at time `now`; returns how many datagrams it received.
     pub fn poll_once(&mut self, now: Nanos) -> usize {
         self.counters.polls += 1;
-        let received = self.io.rx_burst(&mut self.rx);
+        let received = if self.service_busy {
+            self.io.rx_burst_no_wait(&mut self.rx)
+        } else {
+            self.io.rx_burst(&mut self.rx)
+        };
         if received == 0 {
             self.counters.idle_polls += 1;
-            return 0;
+        } else {
+            self.answer_burst(received, now);
         }
+        self.run_service(now);
+        received
+    }
+
+    /// Runs the service's step and sends the late answers it hands over.
+    fn run_service(&mut self, now: Nanos) {
+        let Some(service) = self.service.as_mut() else { return };
+        let (io, tx, counters) = (&mut self.io, &mut self.tx, &mut self.counters);
+        let mut emit = |a: &LateAnswer<'_>| {
+            let Some(mut reply) = io.tx_alloc(&a.peer) else {
+                counters.tx_no_buffer += 1;
+                return;
+            };
+            let mut w =
+                DatagramWriter::response(reply.payload_mut(), a.client_id).expect("room for a header");
+            if w.push(a.opcode, a.status as u8, a.request_id, a.body).is_err() {
+                counters.late_answers_too_large += 1;
+                return;
+            }
+            let len = w.finish();
+            reply.set_len(len);
+            counters.late_answers += 1;
+            if let Err(reply) = tx.push(reply) {
+                flush(io, tx, counters);
+                assert!(tx.push(reply).is_ok(), "the tx batch was just emptied");
+            }
+        };
+        self.service_busy = service.poll(now, &mut emit);
+        flush(&mut self.io, &mut self.tx, &mut self.counters);
+    }
+
+    fn answer_burst(&mut self, received: usize, now: Nanos) {
         self.counters.rx_datagrams += received as u64;
         for request in self.rx.drain() {
             let Some(mut reply) = self.io.tx_alloc(&request.peer()) else {
                 self.counters.tx_no_buffer += 1;
                 continue;
             };
-            match self.engine.handle_datagram(request.payload(), reply.payload_mut(), now) {
+            match self.engine.handle_datagram(request.payload(), reply.payload_mut(), request.peer(), now) {
                 Outcome::Reply(n) => {
                     reply.set_len(n);
                     // The tx batch has the rx batch's capacity, so it cannot be full here.
                     assert!(self.tx.push(reply).is_ok(), "tx batch sized to the rx burst");
                 }
-                Outcome::Drop => {}
+                Outcome::Drop | Outcome::Later => {}
             }
         }
-        self.flush_tx();
-        received
+        flush(&mut self.io, &mut self.tx, &mut self.counters);
     }
 
-    fn flush_tx(&mut self) {
-        for _attempt in 0..2 {
-            if self.tx.is_empty() {
-                return;
-            }
-            let sent = self.io.tx_burst(&mut self.tx);
-            self.counters.tx_datagrams += sent as u64;
-        }
-        self.counters.tx_queue_full += self.tx.len() as u64;
-        self.tx.clear();
+    /// Whether the service had work in flight after the last iteration.
+    pub fn service_busy(&self) -> bool {
+        self.service_busy
     }
 
     /// Polls until `stop` is set, reading `clock` once per iteration.

@@ -62,6 +62,13 @@ pub enum Status {
     Overflow = 15,
     /// The request's sequence number is older than the client's last applied write; not executed.
     Stale = 16,
+    /// This node does not lead the key's partition (or none is elected yet); nothing was executed.
+    /// Retry, at the leader when the cluster names one.
+    NotLeader = 17,
+    /// The partition's log device failed, or the write's outcome is unknown because its log
+    /// position was lost (a leader change); it may or may not have been applied. Retry with the
+    /// same request id: exactly-once clients get the original answer if it was applied.
+    Unavailable = 18,
 }
 
 impl Status {
@@ -85,6 +92,8 @@ impl Status {
             14 => Status::NotInteger,
             15 => Status::Overflow,
             16 => Status::Stale,
+            17 => Status::NotLeader,
+            18 => Status::Unavailable,
             _ => return None,
         })
     }
@@ -109,6 +118,8 @@ impl Status {
             Status::NotInteger => "NOT_INTEGER",
             Status::Overflow => "OVERFLOW",
             Status::Stale => "STALE",
+            Status::NotLeader => "NOT_LEADER",
+            Status::Unavailable => "UNAVAILABLE",
         }
     }
 }

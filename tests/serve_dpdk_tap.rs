@@ -52,6 +52,10 @@ no_huge = true
 memory_mb = 256
 file_prefix = "vigil-test-{name}-{pid}"
 mbufs_per_shard = 4095
+[storage]
+backend = "memory"
+segment_blocks = 64
+segment_count = 4
 "#,
         cores = cores.join(", ")
     );

@@ -107,6 +107,10 @@ no_pci = true
 no_huge = true
 memory_mb = 128
 file_prefix = "vigil-test-fallback-{pid}"
+[storage]
+backend = "memory"
+segment_blocks = 64
+segment_count = 4
 "#,
         pid = std::process::id()
     )

@@ -852,8 +852,13 @@ mod tests {
     /// The server's answer to `dgram`: None if dropped, else each frame's (status, request id).
     fn serve(e: &mut Engine, dgram: &[u8]) -> Option<Vec<(Status, u64)>> {
         let mut resp = vec![0u8; 1472];
-        match e.handle_datagram(dgram, &mut resp, Nanos(1)) {
-            Outcome::Drop => None,
+        match e.handle_datagram(
+            dgram,
+            &mut resp,
+            vigil_pmd::Peer::from_ip_port(std::net::Ipv4Addr::LOCALHOST, 1),
+            Nanos(1),
+        ) {
+            Outcome::Drop | Outcome::Later => None,
             Outcome::Reply(n) => {
                 let resp = &resp[..n];
                 let h = wire::decode_header(resp).unwrap();

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use vigil::dispatch::{Dispatcher, Handler, Request};
+use vigil::dispatch::{Answer, Dispatcher, Handler, Request};
 use vigil::engine::{Engine, EngineLimits, Outcome};
 use vigil::kv::protocol::{parse_write, render_result};
 use vigil::kv::{KvLimits, KvProjection};
@@ -110,12 +110,17 @@ impl FakeServer {
     /// The real engine's answer, or `None` when it drops the datagram.
     fn answer(&mut self, req: &[u8]) -> Option<Vec<u8>> {
         let mut out = vec![0u8; 2048];
-        match self.engine.handle_datagram(req, &mut out, Nanos(0)) {
+        match self.engine.handle_datagram(
+            req,
+            &mut out,
+            vigil_pmd::Peer::from_ip_port(std::net::Ipv4Addr::LOCALHOST, 1),
+            Nanos(0),
+        ) {
             Outcome::Reply(n) => {
                 out.truncate(n);
                 Some(out)
             }
-            Outcome::Drop => None,
+            Outcome::Drop | Outcome::Later => None,
         }
     }
 }
@@ -127,16 +132,16 @@ struct KvHandler {
 }
 
 impl Handler for KvHandler {
-    fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<usize, Status> {
+    fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<Answer, Status> {
         let mut kv = self.kv.borrow_mut();
         if req.opcode == opcode::GET {
-            return kv.answer_get(req.body, out);
+            return kv.answer_get(req.body, out).map(Answer::Now);
         }
         let cmd = parse_write(req.opcode, req.client_id, req.request_id, req.body)
             .map_err(|_| Status::BadRequest)?;
         // LSNs are shared by the GET and SET handlers' projection, so take the next after its own.
         self.lsn = self.lsn.max(kv.applied_lsn()) + 1;
-        render_result(&kv.apply(self.lsn, &cmd), out)
+        render_result(&kv.apply(self.lsn, &cmd), out).map(Answer::Now)
     }
 }
 

@@ -35,7 +35,14 @@ fn serve_valid(e: &mut Engine, traffic: &mut TrafficGen, batch: u64, datagrams: 
             traffic.push_request(k, &mut w).unwrap();
         }
         let n = w.finish();
-        let Outcome::Reply(m) = e.handle_datagram(&req[..n], &mut resp, Nanos(0)) else { panic!("dropped") };
+        let Outcome::Reply(m) = e.handle_datagram(
+            &req[..n],
+            &mut resp,
+            vigil_pmd::Peer::from_ip_port(std::net::Ipv4Addr::LOCALHOST, 1),
+            Nanos(0),
+        ) else {
+            panic!("dropped")
+        };
         let h = wire::decode_header(&resp[..m]).unwrap();
         assert_eq!(u64::from(h.count), batch);
         for (i, f) in wire::Frames::new(&resp[..m], h.count).enumerate() {
@@ -98,7 +105,14 @@ fn malformed_workload_injection_never_gets_ok_for_all_frames() {
         // Interleave valid traffic: it is unaffected by what came before it.
         serve_valid(&mut e, &mut traffic, u64::from(w.batch), 1);
         let (n, kind) = gen.write(i, &mut buf);
-        let Outcome::Reply(m) = e.handle_datagram(&buf[..n], &mut resp, Nanos(0)) else { continue };
+        let Outcome::Reply(m) = e.handle_datagram(
+            &buf[..n],
+            &mut resp,
+            vigil_pmd::Peer::from_ip_port(std::net::Ipv4Addr::LOCALHOST, 1),
+            Nanos(0),
+        ) else {
+            continue;
+        };
         let h = wire::decode_header(&resp[..m]).unwrap();
         let frames: Vec<_> = wire::Frames::new(&resp[..m], h.count).map(Result::unwrap).collect();
         assert!(frames.iter().any(|f| f.status != Status::Ok as u8), "{kind:?} #{i}: all OK");

@@ -435,6 +435,14 @@ impl PacketIo for KernelUdpIo {
         }
     }
 
+    fn rx_burst_no_wait(&mut self, batch: &mut Batch<KernelRx>) -> usize {
+        let want = batch.room().min(self.burst_size_max);
+        if want == 0 {
+            return 0;
+        }
+        self.recv_once(batch, want).1
+    }
+
     fn tx_alloc(&mut self, peer: &Peer) -> Option<KernelTx> {
         match self.pool.take() {
             Some(buf) => Some(KernelTx { buf, len: 0, peer: *peer, pool: Rc::clone(&self.pool) }),

@@ -116,6 +116,13 @@ pub trait PacketIo {
     /// Never blocks. Link-level work (ARP, ICMP echo) is done here and not surfaced.
     fn rx_burst(&mut self, batch: &mut Batch<Self::Rx>) -> usize;
 
+    /// As `rx_burst`, but never waits for traffic even where the backend is configured to sleep
+    /// when idle (the kernel backend's `idle_wait`): the caller has other work in flight (log
+    /// writes to reap) that a sleep would delay.
+    fn rx_burst_no_wait(&mut self, batch: &mut Batch<Self::Rx>) -> usize {
+        self.rx_burst(batch)
+    }
+
     /// A transmit buffer addressed to `peer`, or `None` when the pool is empty (counted).
     fn tx_alloc(&mut self, peer: &Peer) -> Option<Self::Tx>;
 

@@ -43,6 +43,19 @@ fn bad_configs_fail_naming_the_key() {
         (memif, "port = \"net_memif0\"", "port = \"\"", "dpdk.port"),
         (memif, "datagram_bytes_max = 1472", "datagram_bytes_max = 4000", "net.datagram_bytes_max"),
         (memif, "mbuf_cache = 256", "mbuf_cache = 600", "dpdk.mbuf_cache"),
+        (DEV_TOML, "dir = \"vigil-data\"", "dir = \"\"", "storage.dir"),
+        (DEV_TOML, "segment_count = 64", "segment_count = 3", "storage.segment_count"),
+        (
+            DEV_TOML,
+            "segment_blocks = 256",
+            "segment_blocks = 16\nwrite_blocks_max = 16",
+            "storage.segment_blocks",
+        ),
+        (DEV_TOML, "segment_blocks = 256", "segment_blocks = 300", "storage"),
+        (DEV_TOML, "[storage]", "[storage]\npartitions = 0", "storage.partitions"),
+        (DEV_TOML, "[storage]", "[storage]\nsnapshot_every_entries = 0", "storage.snapshot_every_entries"),
+        (DEV_TOML, "[storage]", "[kv]\nvalue_bytes_max = 5000\n[storage]", "kv.value_bytes_max"),
+        (DEV_TOML, "[storage]", "[kv]\ndedup_clients_max = 0\n[storage]", "kv"),
     ];
     for (base, from, to, key) in cases {
         assert!(base.contains(from), "case {from} -> {to}: base config lacks `{from}`");

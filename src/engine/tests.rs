@@ -28,8 +28,8 @@ type Answer = (u8, Status, u64, Vec<u8>);
 
 fn run(e: &mut Engine, req: &[u8]) -> Option<Vec<Answer>> {
     let mut resp = vec![0u8; 1472];
-    match e.handle_datagram(req, &mut resp, Nanos(5)) {
-        Outcome::Drop => None,
+    match e.handle_datagram(req, &mut resp, crate::dispatch::tests::test_peer(), Nanos(5)) {
+        Outcome::Drop | Outcome::Later => None,
         Outcome::Reply(n) => {
             let resp = &resp[..n];
             let h = wire::decode_header(resp).unwrap();
@@ -62,8 +62,12 @@ fn ping_and_echo_in_one_datagram_are_answered_in_order() {
 fn client_id_is_echoed() {
     let mut e = engine();
     let mut resp = [0u8; 256];
-    let Outcome::Reply(n) = e.handle_datagram(&request(&[(opcode::PING, 1, b"")]), &mut resp, Nanos(0))
-    else {
+    let Outcome::Reply(n) = e.handle_datagram(
+        &request(&[(opcode::PING, 1, b"")]),
+        &mut resp,
+        crate::dispatch::tests::test_peer(),
+        Nanos(0),
+    ) else {
         panic!("dropped")
     };
     assert_eq!(wire::decode_header(&resp[..n]).unwrap().client_id, 77);
@@ -154,7 +158,10 @@ fn a_full_response_leaves_requests_unexecuted_and_counted() {
     let body = [1u8; 40];
     let req = request(&[(opcode::ECHO, 1, &body), (opcode::ECHO, 2, &body), (opcode::PING, 3, b"")]);
     let mut resp = [0u8; wire::HEADER_LEN + 2 * wire::FRAME_HEADER_LEN + 40];
-    let Outcome::Reply(n) = e.handle_datagram(&req, &mut resp, Nanos(0)) else { panic!("dropped") };
+    let Outcome::Reply(n) = e.handle_datagram(&req, &mut resp, crate::dispatch::tests::test_peer(), Nanos(0))
+    else {
+        panic!("dropped")
+    };
     let h = wire::decode_header(&resp[..n]).unwrap();
     let statuses: Vec<_> = wire::Frames::new(&resp[..n], h.count).map(|f| f.unwrap().status).collect();
     assert_eq!(statuses, vec![Status::Ok as u8, Status::ResponseTooLarge as u8]);
@@ -180,7 +187,7 @@ proptest! {
         }
         let mut e = engine();
         let mut resp = vec![0u8; 1472];
-        if let Outcome::Reply(n) = e.handle_datagram(&req, &mut resp, Nanos(0)) {
+        if let Outcome::Reply(n) = e.handle_datagram(&req, &mut resp, crate::dispatch::tests::test_peer(), Nanos(0)) {
             let h = wire::decode_header(&resp[..n]).unwrap();
             prop_assert!(h.is_response());
             let frames: Vec<_> = wire::Frames::new(&resp[..n], h.count).collect();

@@ -234,6 +234,15 @@ impl KvProjection {
         self.clients.iter()
     }
 
+    /// What the client table says of a write `seq` from `client_id` (always `New` for the anonymous
+    /// client): a handler may answer a retry of an applied write at once, without logging it again.
+    pub fn client_check(&self, client_id: u64, seq: u64) -> Check {
+        if client_id == ANONYMOUS_CLIENT {
+            return Check::New;
+        }
+        self.clients.check(client_id, seq)
+    }
+
     /// The result a write would get from the size limits alone, if it fails them: handlers may
     /// answer such writes at once instead of logging them (`apply` would give the same result).
     pub fn check_sizes(limits: &KvLimits, op: &Op<'_>) -> Option<ApplyResult> {

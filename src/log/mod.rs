@@ -650,6 +650,17 @@ impl<D: BlockIo> Ual<D> {
 
     /// The oldest segment either durable superblock copy still names live: the writer may not
     /// reach it again (one lap later).
+    /// Segments the writer may still enter before appends fail with `Full`: the ring's free room
+    /// until a checkpoint frees more. Owners take a snapshot well before it reaches 0.
+    pub fn segments_free(&self) -> u64 {
+        (self.reclaim_segment() + self.geo.segment_count).saturating_sub(self.segs[self.cur].vseg + 1)
+    }
+
+    /// The segments in the ring.
+    pub fn segment_count(&self) -> u64 {
+        self.geo.segment_count
+    }
+
     fn reclaim_segment(&self) -> u64 {
         let start = self
             .copies

@@ -1,7 +1,9 @@
 //! The subsystems that own opcodes. Each registers its handlers with the dispatcher at start-up;
-//! `register_all` is the one place that lists them.
+//! `register_all` is the one place that lists the stateless ones; the KV subsystem (`kv`) holds a
+//! shard's partitions and is registered by `serve` once they are recovered.
 
 pub mod basic;
+pub mod kv;
 
 use crate::dispatch::{DispatchError, Dispatcher, Subsystem};
 

@@ -468,6 +468,11 @@ impl<S: RaftLogStore> RaftGroup<S> {
         self.raw.raft.term
     }
 
+    /// The last index in the log (durable or not).
+    pub fn last_index(&self) -> u64 {
+        self.raw.raft.raft_log.last_index()
+    }
+
     /// The highest index known committed.
     pub fn commit_index(&self) -> u64 {
         self.raw.raft.raft_log.committed

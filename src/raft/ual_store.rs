@@ -165,6 +165,9 @@ fn decode_meta(b: &[u8]) -> Result<(HardStateRecord, ConfState, ConfState), &'st
 
 // ---------------------------------------------------------------------------------------------
 
+/// What recovery hands each replayed entry to: (lsn, payload).
+type ApplyFn<'a> = &'a mut dyn FnMut(u64, &[u8]);
+
 /// A group commit sealed by `sync()`.
 #[derive(Clone, Copy, Debug)]
 struct Sealed {
@@ -226,7 +229,38 @@ impl<D: BlockIo> UalRaftStore<D> {
     /// A store over an opened (recovered) log. `applied_index` is the projections' last applied
     /// index (what the `RaftGroup` will be given): the entries after it are copied into the backfill
     /// so they can be re-yielded whatever segment they are in. Reads the whole log once (start-up).
-    pub fn new(mut ual: Ual<D>, applied_index: u64) -> Result<Self, LogError> {
+    pub fn new(ual: Ual<D>, applied_index: u64) -> Result<Self, LogError> {
+        Self::build(ual, applied_index, None)
+    }
+
+    /// Recovery in one pass over the log: a store over an opened log whose projections hold
+    /// everything up to `applied_from` (a snapshot's index, or 0). Every normal entry after
+    /// `applied_from` up to the recovered commit index is handed to `apply` in order (lsn, payload;
+    /// empty payloads, a new leader's no-op entries, and membership entries are skipped), and the
+    /// entries after the commit index go to the backfill, to be re-yielded by Raft once committed
+    /// again. Returns the store and the index the projections now hold (the `applied_index` to give
+    /// the `RaftGroup`).
+    pub fn recover(
+        ual: Ual<D>,
+        applied_from: u64,
+        apply: &mut dyn FnMut(u64, &[u8]),
+    ) -> Result<(Self, u64), LogError> {
+        let store = Self::build(ual, applied_from, Some(apply))?;
+        let applied = store.hard_state.commit.max(applied_from);
+        Ok((store, applied))
+    }
+
+    /// The commit index recorded in the log's metadata, clamped to what the log holds: a lower bound
+    /// of what was committed (acknowledged writes may lie after it; Raft commits them again).
+    pub fn recovered_commit(&self) -> u64 {
+        self.hard_state.commit
+    }
+
+    fn build(
+        mut ual: Ual<D>,
+        applied_index: u64,
+        mut apply: Option<ApplyFn<'_>>,
+    ) -> Result<Self, LogError> {
         let (mut hard_state, conf_state, snapshot_conf) =
             decode_meta(ual.meta()).map_err(|why| LogError::Corrupt { lsn: 0, why })?;
         let (snapshot_index, snapshot_term) = ual.snapshot();
@@ -236,7 +270,11 @@ impl<D: BlockIo> UalRaftStore<D> {
         hard_state.commit = hard_state.commit.clamp(snapshot_index, last.max(snapshot_index));
         let mut terms: Vec<(u64, u64)> = vec![(snapshot_index, snapshot_term)];
         let mut backfill = VecDeque::new();
-        let backfill_first = (applied_index + 1).max(snapshot_index + 1);
+        // Replaying, the projections end at the commit index: only what follows is re-yielded.
+        let applied_after =
+            if apply.is_some() { hard_state.commit.max(applied_index) } else { applied_index };
+        let backfill_first = (applied_after + 1).max(snapshot_index + 1);
+        let commit = hard_state.commit;
         let mut bad_kind = None;
         // Records between the log's (segment-aligned) start and the snapshot are compacted.
         let replay_from = (snapshot_index + 1).max(ual.first_lsn());
@@ -251,6 +289,11 @@ impl<D: BlockIo> UalRaftStore<D> {
                 };
                 if r.meta.lsn >= backfill_first {
                     backfill.push_back(OwnedEntry { term: r.meta.term, kind, data: r.payload.to_vec() });
+                } else if let Some(apply) = apply.as_mut() {
+                    let normal = kind == EntryKind::Normal && !r.payload.is_empty();
+                    if normal && r.meta.lsn > applied_index && r.meta.lsn <= commit {
+                        apply(r.meta.lsn, r.payload);
+                    }
                 }
             })?;
         }

@@ -66,7 +66,7 @@ fn status_bytes_round_trip() {
             assert!(!s.name().is_empty());
         }
     }
-    assert_eq!(Status::from_u8(17), None);
+    assert_eq!(Status::from_u8(19), None);
 }
 
 proptest! {

@@ -1,0 +1,384 @@
+//! The KV subsystem of one shard: the GET/SET/DEL/INCR/CAS handlers, the shard's partitions, and
+//! the cross-shard forwarding between them.
+//!
+//! A request's key decides its partition (`inbox::Placement`: FNV-1a of the key modulo the
+//! partitions) and the partition its shard (`partition % shards`). On the owning shard a GET is
+//! answered at once from the projection and a write is proposed to the partition's Raft group and
+//! answered when it commits (`Answer::Later`, then a `LateAnswer` from `ShardService::poll`). On
+//! another shard the request is forwarded through the inbox fabric (32-byte envelopes, the frame in
+//! a pool slot): the owner runs it and answers through the inbox, and the origin sends the answer
+//! to the client. A full inbox, pool or in-flight table is `BUSY` at once: back-pressure, never a
+//! wait.
+//!
+//! Forwarded request payload: `[opcode u8][client_id u64 LE][request_id u64 LE][body]`.
+//!
+//! The handlers and the shard's service step share one `KvShard` through `Rc<RefCell<_>>`: both run
+//! on the shard's thread, one after the other, so a borrow is never contended.
+//!
+//! Invariants: every request taken over (`Answer::Later`) is answered exactly once: by its
+//! partition's `Done`, or by the owner's inbox answer; the forwarded table is bounded by the
+//! router's in-flight limit.
+
+use crate::dispatch::{Answer, DispatchError, Dispatcher, Handler, Request, Subsystem};
+use crate::inbox::{Envelope, Kind, Placement, Route, Router};
+use crate::kv::protocol::{parse_write, render_result};
+use crate::kv::ApplyResult;
+use crate::partition::waiters::Waiters;
+use crate::partition::{Done, Origin, Partition, Waiter, WriteOutcome};
+use crate::shard::{LateAnswer, ShardService};
+use crate::wire::{opcode, Status};
+use std::cell::RefCell;
+use std::rc::Rc;
+use vigil_pmd::block::BlockIo;
+use vigil_pmd::{Batch, Nanos, Peer};
+
+/// Bytes before the body in a forwarded request.
+const FORWARD_HEADER_LEN: usize = 17;
+/// Largest KV answer body (INCR: value and version).
+const ANSWER_BYTES_MAX: usize = 16;
+
+/// A client request forwarded to another shard, waiting for its answer.
+#[derive(Clone, Copy, Debug)]
+struct Forwarded {
+    peer: Peer,
+    client_id: u64,
+    opcode: u8,
+    request_id: u64,
+}
+
+/// Counters of the KV subsystem of one shard.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KvShardCounters {
+    /// Requests forwarded to their owner shard.
+    pub forwarded: u64,
+    /// Forwards refused (inbox, pool or in-flight table full): answered BUSY.
+    pub forward_refused: u64,
+    /// Forwarded requests run here for another shard.
+    pub served_for_others: u64,
+    /// Inbox answers or requests whose slot was stale (counted, ignored).
+    pub stale: u64,
+}
+
+/// The KV state of one shard.
+pub struct KvShard<D: BlockIo> {
+    /// This shard's partitions, at `partition / shards`.
+    partitions: Vec<Partition<D>>,
+    placement: Placement,
+    router: Option<Router>,
+    forwarded: Waiters<Forwarded>,
+    envelopes: Batch<Envelope>,
+    /// Scratch: a forwarded request being encoded or read.
+    scratch: Vec<u8>,
+    /// Scratch: an answer body.
+    answer: Vec<u8>,
+    counters: KvShardCounters,
+}
+
+impl<D: BlockIo> std::fmt::Debug for KvShard<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvShard")
+            .field("partitions", &self.partitions)
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+impl<D: BlockIo> KvShard<D> {
+    /// A shard's KV state over its opened partitions (each `p` with `owner(p)` = this shard, in
+    /// ascending order), with the shard's end of the inbox fabric when there are several shards.
+    /// `request_bytes_max` bounds a forwarded request (a datagram's payload).
+    pub fn new(
+        partitions: Vec<Partition<D>>,
+        placement: Placement,
+        router: Option<Router>,
+        request_bytes_max: usize,
+    ) -> Self {
+        let in_flight = router.as_ref().map_or(1, |r| r.pool().slots().max(1));
+        let burst = router.as_ref().map_or(1, |r| r.pool().slots().clamp(1, 1024));
+        Self {
+            partitions,
+            placement,
+            router,
+            forwarded: Waiters::new(in_flight),
+            envelopes: Batch::with_capacity(burst),
+            scratch: vec![0; FORWARD_HEADER_LEN + request_bytes_max],
+            answer: vec![0; request_bytes_max.max(ANSWER_BYTES_MAX)],
+            counters: KvShardCounters::default(),
+        }
+    }
+
+    /// The shard's partitions.
+    pub fn partitions(&self) -> &[Partition<D>] {
+        &self.partitions
+    }
+
+    /// Steps the partitions until each serves reads (its log re-committed after recovery), at
+    /// most until `deadline`; true if they all do. Called before the shard announces it is ready.
+    pub fn settle(&mut self, clock: &dyn Fn() -> Nanos, deadline: std::time::Instant) -> bool {
+        loop {
+            if self.partitions.iter().all(|p| p.serves_reads()) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            self.poll(clock(), &mut |_| {});
+        }
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> KvShardCounters {
+        self.counters
+    }
+
+    /// The inbox router, if the node has several shards.
+    pub fn router(&self) -> Option<&Router> {
+        self.router.as_ref()
+    }
+
+    /// Takes the shard's state apart into its partitions.
+    pub fn into_partitions(self) -> Vec<Partition<D>> {
+        self.partitions
+    }
+
+    fn local(&mut self, partition: u16) -> &mut Partition<D> {
+        let shards = self.placement.shards();
+        let p = &mut self.partitions[usize::from(partition) / shards];
+        assert_eq!(p.id(), partition, "partitions are held at partition / shards");
+        p
+    }
+
+    fn route(&self, key: &[u8]) -> Route {
+        match &self.router {
+            Some(r) => r.route(key),
+            None => Route::Local { partition: self.placement.partition_of(key) },
+        }
+    }
+
+    /// Handles a client request on this shard.
+    fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<Answer, Status> {
+        let key = request_key(req.opcode, req.client_id, req.request_id, req.body)?;
+        match self.route(key) {
+            Route::Local { partition } => {
+                let origin = Origin::Client { peer: req.peer, client_id: req.client_id };
+                let waiter = Waiter { origin, opcode: req.opcode, request_id: req.request_id };
+                self.run_local(partition, waiter, req.client_id, req.body, out)
+            }
+            Route::Remote { partition, .. } => self.forward(partition, req),
+        }
+    }
+
+    /// Runs a request on a partition of this shard; `Later` if a write was proposed.
+    fn run_local(
+        &mut self,
+        partition: u16,
+        waiter: Waiter,
+        client_id: u64,
+        body: &[u8],
+        out: &mut [u8],
+    ) -> Result<Answer, Status> {
+        let p = self.local(partition);
+        if waiter.opcode == opcode::GET {
+            return p.get(body, out).map(Answer::Now);
+        }
+        match p.write(waiter, client_id, body) {
+            WriteOutcome::Later => Ok(Answer::Later),
+            WriteOutcome::Now(result) => render_result(&result, out).map(Answer::Now),
+            WriteOutcome::Refused(status) => Err(status),
+        }
+    }
+
+    fn forward(&mut self, partition: u16, req: &Request<'_>) -> Result<Answer, Status> {
+        let router = self.router.as_mut().expect("a remote route needs a router");
+        let len = FORWARD_HEADER_LEN + req.body.len();
+        let buf = self.scratch.get_mut(..len).ok_or(Status::BadLength)?;
+        buf[0] = req.opcode;
+        buf[1..9].copy_from_slice(&req.client_id.to_le_bytes());
+        buf[9..17].copy_from_slice(&req.request_id.to_le_bytes());
+        buf[17..].copy_from_slice(req.body);
+        let waiting = Forwarded {
+            peer: req.peer,
+            client_id: req.client_id,
+            opcode: req.opcode,
+            request_id: req.request_id,
+        };
+        let Ok(token) = self.forwarded.insert(waiting) else {
+            self.counters.forward_refused += 1;
+            return Err(Status::Busy);
+        };
+        match router.forward(partition, buf, token) {
+            Ok(()) => {
+                self.counters.forwarded += 1;
+                Ok(Answer::Later)
+            }
+            Err(e) => {
+                self.forwarded.take(token).expect("just inserted");
+                self.counters.forward_refused += 1;
+                Err(e.client_status())
+            }
+        }
+    }
+
+    /// One step: the inbox, then every partition. Late answers go to `emit`.
+    fn poll(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool {
+        self.drain_inbox(emit);
+        let mut busy = false;
+        let Self { partitions, router, answer, .. } = self;
+        for p in partitions.iter_mut() {
+            busy |= p.poll(now, &mut |d: Done| deliver(router.as_mut(), answer, &d, emit));
+        }
+        busy || self.router.as_ref().is_some_and(|r| r.in_flight() > 0)
+    }
+
+    fn drain_inbox(&mut self, emit: &mut dyn FnMut(&LateAnswer<'_>)) {
+        let Some(router) = self.router.as_mut() else { return };
+        self.envelopes.clear();
+        if router.drain(&mut self.envelopes) == 0 {
+            return;
+        }
+        let envelopes = std::mem::replace(&mut self.envelopes, Batch::with_capacity(0));
+        for env in envelopes.as_slice() {
+            match env.kind() {
+                Kind::Request => self.serve_forwarded(env),
+                Kind::Answer => self.complete_forwarded(env, emit),
+            }
+        }
+        self.envelopes = envelopes;
+    }
+
+    /// Runs a request another shard forwarded here and answers it now, or when it commits.
+    fn serve_forwarded(&mut self, env: &Envelope) {
+        self.counters.served_for_others += 1;
+        let router = self.router.as_mut().expect("draining needs a router");
+        let scratch = &mut self.scratch;
+        let Ok(len) = router.with_request(env, |bytes| {
+            let n = bytes.len().min(scratch.len());
+            scratch[..n].copy_from_slice(&bytes[..n]);
+            n
+        }) else {
+            self.counters.stale += 1;
+            return;
+        };
+        let request = std::mem::take(&mut self.scratch);
+        let mut answer = std::mem::take(&mut self.answer);
+        let status_and_len = match decode_forwarded(&request[..len]) {
+            None => Err(Status::Malformed),
+            Some((op, client_id, request_id, body)) => {
+                let waiter = Waiter { origin: Origin::Forwarded(*env), opcode: op, request_id };
+                self.run_local(env.partition_id(), waiter, client_id, body, &mut answer)
+            }
+        };
+        let router = self.router.as_mut().expect("draining needs a router");
+        let sent = match status_and_len {
+            Ok(Answer::Later) => Ok(Status::Ok),
+            Ok(Answer::Now(n)) => router.answer(env, Status::Ok, &answer[..n]),
+            Err(status) => router.answer(env, status, &[]),
+        };
+        if sent.is_err() {
+            self.counters.stale += 1;
+        }
+        self.scratch = request;
+        self.answer = answer;
+    }
+
+    /// Sends the owner's answer to a forwarded request on to its client.
+    fn complete_forwarded(&mut self, env: &Envelope, emit: &mut dyn FnMut(&LateAnswer<'_>)) {
+        let router = self.router.as_mut().expect("draining needs a router");
+        let Some(f) = self.forwarded.take(env.sequence()) else {
+            self.counters.stale += 1;
+            let _ = router.complete(env, |_, _| ());
+            return;
+        };
+        let done = router.complete(env, |status, body| {
+            emit(&LateAnswer {
+                peer: f.peer,
+                client_id: f.client_id,
+                opcode: f.opcode,
+                request_id: f.request_id,
+                status,
+                body,
+            })
+        });
+        if done.is_err() {
+            self.counters.stale += 1;
+        }
+    }
+}
+
+/// Sends a finished write's answer: to the client, or back to the shard that forwarded it.
+fn deliver(router: Option<&mut Router>, buf: &mut [u8], done: &Done, emit: &mut dyn FnMut(&LateAnswer<'_>)) {
+    let (status, body): (Status, &[u8]) = match done.result {
+        Ok(result) => rendered(&result, buf),
+        Err(status) => (status, &[]),
+    };
+    let w = &done.waiter;
+    match w.origin {
+        Origin::Client { peer, client_id } => {
+            emit(&LateAnswer { peer, client_id, opcode: w.opcode, request_id: w.request_id, status, body })
+        }
+        Origin::Forwarded(env) => {
+            let router = router.expect("a forwarded request came through a router");
+            // A stale slot means the origin is gone (it cannot be, short of a bug); nothing to send.
+            let _ = router.answer(&env, status, body);
+        }
+    }
+}
+
+fn rendered<'a>(result: &ApplyResult, buf: &'a mut [u8]) -> (Status, &'a [u8]) {
+    match render_result(result, buf) {
+        Ok(n) => (Status::Ok, &buf[..n]),
+        Err(status) => (status, &[]),
+    }
+}
+
+/// The key a request is placed by; `BAD_REQUEST` if its body does not parse.
+fn request_key(op: u8, client_id: u64, request_id: u64, body: &[u8]) -> Result<&[u8], Status> {
+    if op == opcode::GET {
+        return Ok(body);
+    }
+    parse_write(op, client_id, request_id, body).map(|c| c.op.key()).map_err(|_| Status::BadRequest)
+}
+
+fn decode_forwarded(bytes: &[u8]) -> Option<(u8, u64, u64, &[u8])> {
+    if bytes.len() < FORWARD_HEADER_LEN {
+        return None;
+    }
+    let client_id = u64::from_le_bytes(bytes[1..9].try_into().ok()?);
+    let request_id = u64::from_le_bytes(bytes[9..17].try_into().ok()?);
+    Some((bytes[0], client_id, request_id, &bytes[FORWARD_HEADER_LEN..]))
+}
+
+/// The KV subsystem: registers GET, SET, DEL, INCR and CAS over a shared `KvShard`.
+pub struct Kv<D: BlockIo>(pub Rc<RefCell<KvShard<D>>>);
+
+impl<D: BlockIo + 'static> Subsystem for Kv<D> {
+    fn register(self, d: &mut Dispatcher) -> Result<(), DispatchError> {
+        for (op, name) in [
+            (opcode::GET, "kv.get"),
+            (opcode::SET, "kv.set"),
+            (opcode::DEL, "kv.del"),
+            (opcode::INCR, "kv.incr"),
+            (opcode::CAS, "kv.cas"),
+        ] {
+            d.register(op, name, Box::new(KvHandler(Rc::clone(&self.0))))?;
+        }
+        Ok(())
+    }
+}
+
+struct KvHandler<D: BlockIo>(Rc<RefCell<KvShard<D>>>);
+
+impl<D: BlockIo> Handler for KvHandler<D> {
+    fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<Answer, Status> {
+        self.0.borrow_mut().handle(req, out)
+    }
+}
+
+/// The shard's service step over the shared `KvShard`.
+pub struct KvService<D: BlockIo>(pub Rc<RefCell<KvShard<D>>>);
+
+impl<D: BlockIo> ShardService for KvService<D> {
+    fn poll(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool {
+        self.0.borrow_mut().poll(now, emit)
+    }
+}

@@ -1,0 +1,581 @@
+//! A partition: one Raft group over its own Unified Append Log, and the KV projection folded from
+//! it. This is where a write becomes durable before it is answered.
+//!
+//! The life of a write (`write`): parse, check sizes and the client table (a retry of an applied
+//! write is answered at once from the table), encode the `kv::Command`, `propose` it with a token
+//! that indexes the bounded `Waiters` table. Nothing is answered then. Each `poll` drives the log's
+//! I/O and the Raft group; a committed entry (durable in the local log, and on a quorum) is applied
+//! to the projection and, if someone waits for it, handed out as `Done` with its `ApplyResult`.
+//! Reads (`get`) are answered from the projection on the leader, without going through the log:
+//! every acknowledged write was applied before it was acknowledged. A new leader answers reads only
+//! once it applied its own first entry (the read barrier): entries of earlier terms, which may have
+//! been acknowledged before a crash, are committed and applied by then.
+//!
+//! Recovery (`open`): open the UAL (it truncates a torn tail and says what it cut), load the
+//! partition's snapshot file when there is one, then one pass over the log applies every entry
+//! after the snapshot up to the recovered commit index (`UalRaftStore::recover`), with a progress
+//! bar when it is long; Raft re-commits what follows. Snapshots (`maybe_snapshot`) are taken every
+//! `snapshot_every_entries` applied entries, or when half the log's ring is in use, written to the
+//! snapshot file, and only then checkpointed into the log, which recycles the segments they cover.
+//!
+//! Invariants: every waiting request gets exactly one `Done` (its result, `NOT_LEADER` if its log
+//! position went to another entry, `UNAVAILABLE` if the log failed); nothing is applied that is not
+//! committed; a snapshot file never covers less than the log's start; proposals stop (`BUSY`)
+//! before the log's ring fills, so a full log never fails the Raft group.
+
+pub mod snapfile;
+pub mod waiters;
+
+use crate::inbox::Envelope;
+use crate::kv::dedup::Check;
+use crate::kv::protocol::parse_write;
+use crate::kv::{ApplyResult, KvLimits, KvProjection};
+use crate::log::{LogError, OpenReport, Ual, UalConfig};
+use crate::raft::{EntryKind, RaftError, RaftGroup, RaftGroupConfig, RaftLogStore, RaftOutput, UalRaftStore};
+use crate::wire::Status;
+use snapfile::SnapshotFile;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use vigil_pmd::block::BlockIo;
+use vigil_pmd::{Nanos, Peer};
+use waiters::Waiters;
+
+/// Free segments below which proposals are refused with `BUSY` until a snapshot frees some.
+const SEGMENTS_FREE_MIN: u64 = 2;
+/// Entries a replay must have before it shows a progress bar.
+const PROGRESS_ENTRIES_MIN: u64 = 100_000;
+
+/// How a partition runs; the same on every replica.
+#[derive(Clone, Debug)]
+pub struct PartitionConfig {
+    /// The log's geometry.
+    pub ual: UalConfig,
+    /// Raft timing and bounds.
+    pub raft: RaftGroupConfig,
+    /// KV limits.
+    pub kv: KvLimits,
+    /// Take a snapshot after this many entries applied since the last one.
+    pub snapshot_every_entries: u64,
+    /// This node's Raft id, and the group's voters (a fresh log is bootstrapped with them).
+    pub node_id: u64,
+    /// The voters of a fresh group.
+    pub voters: Vec<u64>,
+}
+
+/// Who waits for a write's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A client of this shard.
+    Client {
+        /// Where the answer goes.
+        peer: Peer,
+        /// The client id of its datagram.
+        client_id: u64,
+    },
+    /// Another shard forwarded it; the answer goes back through the inbox.
+    Forwarded(Envelope),
+}
+
+/// A request waiting for its entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Waiter {
+    /// Who to answer.
+    pub origin: Origin,
+    /// The request's opcode.
+    pub opcode: u8,
+    /// The request's id.
+    pub request_id: u64,
+}
+
+/// A waiting request's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Done {
+    /// The request.
+    pub waiter: Waiter,
+    /// What applying its entry gave, or the status it failed with.
+    pub result: Result<ApplyResult, Status>,
+}
+
+/// What `write` did with a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Proposed; its `Done` comes out of a later `poll`.
+    Later,
+    /// Answered now without logging (a size limit, or a retry the client table remembers).
+    Now(ApplyResult),
+    /// Refused now with this status; nothing was logged.
+    Refused(Status),
+}
+
+/// Counters of one partition, read off the hot path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartitionCounters {
+    /// Writes proposed.
+    pub proposed: u64,
+    /// Writes answered from the client table or the size limits without logging.
+    pub answered_now: u64,
+    /// Writes refused `BUSY` (waiters full, Raft's pending limit, log ring nearly full).
+    pub busy: u64,
+    /// Committed entries applied.
+    pub applied: u64,
+    /// Snapshots written and checkpointed.
+    pub snapshots: u64,
+    /// Snapshot attempts that failed (the file could not be written); retried later.
+    pub snapshot_failures: u64,
+    /// Raft messages with nowhere to go (no peers are wired on this node).
+    pub messages_unrouted: u64,
+}
+
+/// What recovery found and did.
+#[derive(Clone, Debug)]
+pub struct RecoveryReport {
+    /// The log's own report (torn tail cut, superblock used).
+    pub log: OpenReport,
+    /// The snapshot's index, if one was loaded.
+    pub snapshot_index: Option<u64>,
+    /// Entries replayed from the log into the projection.
+    pub replayed: u64,
+    /// The index the projection holds after replay.
+    pub applied_index: u64,
+    /// The log's last index.
+    pub last_index: u64,
+    /// Keys in the projection.
+    pub keys: usize,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for RecoveryReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let snapshot = match self.snapshot_index {
+            Some(i) => format!("snapshot at {i}"),
+            None => "no snapshot".to_string(),
+        };
+        write!(
+            f,
+            "{snapshot}, replayed {} entries to index {} (log ends at {}), {} keys, in {:.1} ms; log: {:?}",
+            self.replayed,
+            self.applied_index,
+            self.last_index,
+            self.keys,
+            self.elapsed.as_secs_f64() * 1e3,
+            self.log
+        )
+    }
+}
+
+/// Why a partition could not be opened; nothing is running.
+#[derive(Debug, Error)]
+pub enum PartitionError {
+    /// The log could not be opened or read.
+    #[error("partition {partition}: log: {source}")]
+    Log {
+        /// The partition.
+        partition: u16,
+        /// What the log said.
+        source: LogError,
+    },
+    /// The snapshot file could not be read, or does not restore.
+    #[error("partition {partition}: snapshot {path}: {reason}")]
+    Snapshot {
+        /// The partition.
+        partition: u16,
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The Raft group could not be built over the recovered log.
+    #[error("partition {partition}: raft: {source}")]
+    Raft {
+        /// The partition.
+        partition: u16,
+        /// What raft said.
+        source: RaftError,
+    },
+}
+
+/// One partition of this node: its Raft group, its log, its projection, its waiting requests.
+pub struct Partition<D: BlockIo> {
+    id: u16,
+    raft: RaftGroup<UalRaftStore<D>>,
+    kv: KvProjection,
+    out: RaftOutput,
+    waiters: Waiters<Waiter>,
+    /// Scratch for encoding one command (one log record's payload at most).
+    command: Vec<u8>,
+    snapshot_file: Option<SnapshotFile>,
+    snapshot_every_entries: u64,
+    /// The index of the last snapshot taken (or loaded).
+    snapshot_index: u64,
+    /// A snapshot written to its file whose checkpoint the log refused for now (`Busy`).
+    checkpoint_pending: Option<(u64, Vec<u8>)>,
+    /// (term, index): as leader in `term`, reads wait until `index` (its first entry) is applied.
+    read_barrier: (u64, u64),
+    counters: PartitionCounters,
+}
+
+impl<D: BlockIo> std::fmt::Debug for Partition<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("id", &self.id)
+            .field("raft", &self.raft)
+            .field("keys", &self.kv.len())
+            .field("waiting", &self.waiters.len())
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+impl<D: BlockIo> Partition<D> {
+    /// Opens partition `id` on `device`: recovers the log, loads the snapshot in `snapshot_file`
+    /// (none: snapshots stay in memory, for devices that do not persist), replays, and starts its
+    /// Raft group (a group of one voter elects itself at once).
+    pub fn open(
+        id: u16,
+        device: D,
+        config: &PartitionConfig,
+        snapshot_file: Option<SnapshotFile>,
+    ) -> Result<(Self, RecoveryReport), PartitionError> {
+        let started = Instant::now();
+        let log_err = |source| PartitionError::Log { partition: id, source };
+        let (ual, log_report) = Ual::open(device, config.ual).map_err(log_err)?;
+        let (mut kv, snapshot_index) = load_snapshot(id, snapshot_file.as_ref(), config.kv)?;
+        let applied_from = snapshot_index.unwrap_or(0);
+        let (log_start, last_index) = (ual.snapshot().0, ual.last_lsn());
+        if applied_from < log_start || applied_from > last_index {
+            return Err(PartitionError::Snapshot {
+                partition: id,
+                path: snapshot_file.as_ref().map_or("(none)".into(), |f| f.path().display().to_string()),
+                reason: format!(
+                    "the snapshot covers up to index {applied_from} but the log holds {}..={last_index}: \
+                     the snapshot file and the log do not belong together",
+                    log_start + 1
+                ),
+            });
+        }
+        let progress = Progress::new(id, last_index.saturating_sub(applied_from));
+        let mut replayed = 0u64;
+        let (store, applied_index) = UalRaftStore::recover(ual, applied_from, &mut |lsn, payload| {
+            kv.apply_entry(lsn, payload);
+            replayed += 1;
+            progress.at(lsn - applied_from);
+        })
+        .map_err(log_err)?;
+        progress.finish();
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raft_err = |source| PartitionError::Raft { partition: id, source };
+        let mut raft = RaftGroup::new(
+            u32::from(id),
+            config.node_id,
+            &config.voters,
+            store,
+            &config.raft,
+            applied_index,
+            &logger,
+        )
+        .map_err(raft_err)?;
+        let conf = raft.store().conf_state();
+        if conf.voters == [config.node_id] && conf.learners.is_empty() {
+            raft.campaign().map_err(raft_err)?;
+        }
+        let report = RecoveryReport {
+            log: log_report,
+            snapshot_index,
+            replayed,
+            applied_index,
+            last_index,
+            keys: kv.len(),
+            elapsed: started.elapsed(),
+        };
+        let partition = Self {
+            id,
+            out: RaftOutput::new(&config.raft),
+            waiters: Waiters::new(config.raft.proposals_pending_max),
+            command: vec![0; crate::raft::ENTRY_DATA_MAX],
+            snapshot_file,
+            snapshot_every_entries: config.snapshot_every_entries,
+            snapshot_index: applied_from,
+            checkpoint_pending: None,
+            read_barrier: (0, u64::MAX),
+            counters: PartitionCounters::default(),
+            raft,
+            kv,
+        };
+        Ok((partition, report))
+    }
+
+    /// The partition's id.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// The projection.
+    pub fn kv(&self) -> &KvProjection {
+        &self.kv
+    }
+
+    /// The Raft group.
+    pub fn raft(&self) -> &RaftGroup<UalRaftStore<D>> {
+        &self.raft
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> PartitionCounters {
+        self.counters
+    }
+
+    /// Requests waiting for their entry.
+    pub fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// Takes the partition apart without flushing anything: its device as a crash leaves it.
+    pub fn into_device(self) -> D {
+        self.raft.into_store().into_ual().into_device()
+    }
+
+    /// Whether reads may be served: leader, and past its read barrier.
+    pub fn serves_reads(&self) -> bool {
+        let (term, index) = self.read_barrier;
+        self.raft.is_leader() && term == self.raft.term() && self.raft.applied_index() >= index
+    }
+
+    /// Answers a GET body into `out` from the projection (leader only, past the read barrier:
+    /// `NOT_LEADER` before, which clients retry).
+    pub fn get(&self, body: &[u8], out: &mut [u8]) -> Result<usize, Status> {
+        if !self.serves_reads() {
+            return Err(Status::NotLeader);
+        }
+        self.kv.answer_get(body, out)
+    }
+
+    /// Starts a write (see the module header).
+    pub fn write(&mut self, waiter: Waiter, client_id: u64, body: &[u8]) -> WriteOutcome {
+        let Ok(cmd) = parse_write(waiter.opcode, client_id, waiter.request_id, body) else {
+            return WriteOutcome::Refused(Status::BadRequest);
+        };
+        if let Some(result) = KvProjection::check_sizes(self.kv.limits(), &cmd.op) {
+            self.counters.answered_now += 1;
+            return WriteOutcome::Now(result);
+        }
+        match self.kv.client_check(client_id, cmd.seq) {
+            Check::New => {}
+            Check::Duplicate(result) => {
+                self.counters.answered_now += 1;
+                return WriteOutcome::Now(result);
+            }
+            Check::Stale { last_seq } => {
+                self.counters.answered_now += 1;
+                return WriteOutcome::Now(ApplyResult::Stale { last_seq });
+            }
+        }
+        if !self.raft.is_leader() {
+            return WriteOutcome::Refused(Status::NotLeader);
+        }
+        if self.raft.store().ual().segments_free() < SEGMENTS_FREE_MIN || self.waiters.is_full() {
+            self.counters.busy += 1;
+            return WriteOutcome::Refused(Status::Busy);
+        }
+        let Ok(len) = cmd.encode(&mut self.command) else {
+            return WriteOutcome::Now(ApplyResult::ValueTooLarge);
+        };
+        let token = self.waiters.insert(waiter).expect("checked not full");
+        match self.raft.propose(&self.command[..len], token) {
+            Ok(_) => {
+                self.counters.proposed += 1;
+                WriteOutcome::Later
+            }
+            Err(e) => {
+                self.waiters.take(token).expect("just inserted");
+                WriteOutcome::Refused(self.refusal(&e))
+            }
+        }
+    }
+
+    fn refusal(&mut self, e: &RaftError) -> Status {
+        match e {
+            RaftError::Busy | RaftError::ProposalDropped => {
+                self.counters.busy += 1;
+                Status::Busy
+            }
+            RaftError::NotLeader { .. } => Status::NotLeader,
+            RaftError::TooLarge { .. } => Status::ValueTooLarge,
+            _ => Status::Unavailable,
+        }
+    }
+
+    /// Drives the log and the Raft group one step, applies what committed and hands each waiting
+    /// request whose outcome is known to `done`. Returns whether work is in flight (requests
+    /// waiting, log writes not yet complete).
+    pub fn poll(&mut self, now: Nanos, done: &mut dyn FnMut(Done)) -> bool {
+        self.raft.on_time(now);
+        let io = self.raft.store_mut().poll_io(now);
+        let polled = io
+            .map_err(|e| e.to_string())
+            .and_then(|()| self.raft.poll(&mut self.out).map_err(|e| e.to_string()));
+        if let Err(why) = polled {
+            self.fail(&why, done);
+            return false;
+        }
+        self.counters.messages_unrouted += self.out.messages.len() as u64;
+        if let Some(snapshot) = self.out.snapshot.take() {
+            // Only a leader's InstallSnapshot produces one; the log store refuses them for now
+            // (`UalRaftStore::apply_snapshot`), so this is unreachable until peers are wired.
+            match KvProjection::restore(&snapshot.data, *self.kv.limits()) {
+                Ok(kv) => self.kv = kv,
+                Err(e) => panic!("partition {}: a snapshot from the leader does not restore: {e}", self.id),
+            }
+        }
+        for entry in self.out.committed.drain(..) {
+            let result = match entry.kind {
+                EntryKind::Normal => {
+                    self.counters.applied += 1;
+                    self.kv.apply_entry(entry.index, &entry.data)
+                }
+                EntryKind::ConfChange | EntryKind::ConfChangeV2 => continue,
+            };
+            if let Some(waiter) = entry.proposal_ctx.and_then(|token| self.waiters.take(token)) {
+                done(Done { waiter, result: Ok(result) });
+            }
+        }
+        for dropped in self.out.dropped.drain(..) {
+            if let Some(waiter) = self.waiters.take(dropped.ctx) {
+                done(Done { waiter, result: Err(Status::NotLeader) });
+            }
+        }
+        self.out.clear();
+        if self.raft.is_leader() && self.read_barrier.0 != self.raft.term() {
+            // Set at the first poll of a leadership: its empty first entry is in the log by then.
+            self.read_barrier = (self.raft.term(), self.raft.last_index());
+        }
+        let applied = self.raft.applied_index();
+        self.raft.store_mut().trim_backfill(applied);
+        self.maybe_snapshot();
+        let ual = self.raft.store().ual();
+        let catching_up = self.raft.is_leader() && !self.serves_reads();
+        catching_up
+            || !self.waiters.is_empty()
+            || ual.writes_in_flight() > 0
+            || ual.durable_lsn() < ual.last_lsn()
+    }
+
+    /// The log failed: the group refuses all work; every waiting request hears `UNAVAILABLE`.
+    fn fail(&mut self, why: &str, done: &mut dyn FnMut(Done)) {
+        if !self.waiters.is_empty() {
+            eprintln!(
+                "vigil: partition {}: log or raft failed, {} writes fail: {why}",
+                self.id,
+                self.waiters.len()
+            );
+        }
+        self.waiters.drain(|waiter| done(Done { waiter, result: Err(Status::Unavailable) }));
+    }
+
+    /// Takes a snapshot when one is due, writes it, and checkpoints the log behind it.
+    fn maybe_snapshot(&mut self) {
+        if let Some((index, data)) = self.checkpoint_pending.take() {
+            self.checkpoint(index, data);
+            return;
+        }
+        let index = self.kv.applied_lsn();
+        if index <= self.snapshot_index {
+            return;
+        }
+        let ual = self.raft.store().ual();
+        let ring_half_used = ual.segments_free() * 2 < ual.segment_count();
+        if index - self.snapshot_index < self.snapshot_every_entries && !ring_half_used {
+            return;
+        }
+        let mut data = Vec::new();
+        self.kv.snapshot(&mut data);
+        if let Some(file) = &self.snapshot_file {
+            if let Err(e) = file.write(&data) {
+                self.counters.snapshot_failures += 1;
+                eprintln!(
+                    "vigil: partition {}: cannot write snapshot {}: {e}",
+                    self.id,
+                    file.path().display()
+                );
+                // Try again after as many entries again, not at every poll.
+                self.snapshot_index = index;
+                return;
+            }
+        }
+        self.snapshot_index = index;
+        self.checkpoint(index, data);
+    }
+
+    fn checkpoint(&mut self, index: u64, data: Vec<u8>) {
+        // `data` stays with the log store to serve followers that fell behind.
+        match self.raft.store_mut().checkpoint(index, data.clone()) {
+            Ok(()) => self.counters.snapshots += 1,
+            Err(LogError::Busy) => self.checkpoint_pending = Some((index, data)),
+            Err(e) => {
+                self.counters.snapshot_failures += 1;
+                eprintln!("vigil: partition {}: checkpoint at {index} refused: {e}", self.id);
+            }
+        }
+    }
+}
+
+/// Loads the snapshot file, if any: the projection it holds and its index.
+fn load_snapshot(
+    id: u16,
+    file: Option<&SnapshotFile>,
+    limits: KvLimits,
+) -> Result<(KvProjection, Option<u64>), PartitionError> {
+    let Some(file) = file else { return Ok((KvProjection::new(limits), None)) };
+    let err = |reason: String| PartitionError::Snapshot {
+        partition: id,
+        path: file.path().display().to_string(),
+        reason,
+    };
+    match file.load().map_err(|e| err(e.to_string()))? {
+        None => Ok((KvProjection::new(limits), None)),
+        Some(bytes) => {
+            let kv = KvProjection::restore(&bytes, limits).map_err(|e| err(e.to_string()))?;
+            let index = kv.applied_lsn();
+            Ok((kv, Some(index)))
+        }
+    }
+}
+
+/// The replay's progress bar: drawn (on a terminal) only for long replays.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(partition: u16, entries: u64) -> Self {
+        let bar = (entries >= PROGRESS_ENTRIES_MIN).then(|| {
+            let bar = indicatif::ProgressBar::new(entries);
+            let style = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} entries ({per_sec}, eta {eta})",
+            )
+            .expect("a valid template")
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_message(format!("vigil: partition {partition}: replaying the log"));
+            bar
+        });
+        Self { bar }
+    }
+
+    fn at(&self, done: u64) {
+        if let Some(bar) = &self.bar {
+            if done.is_multiple_of(4096) {
+                bar.set_position(done);
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
