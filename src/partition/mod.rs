@@ -487,6 +487,19 @@ impl<D: BlockIo> Partition<D> {
         if index - self.snapshot_index < self.snapshot_every_entries && !ring_half_used {
             return;
         }
+        self.take_snapshot(index);
+    }
+
+    /// Takes a snapshot of everything applied now (operators and benchmarks; the shard takes them on
+    /// its own schedule). Its checkpoint completes with later polls.
+    pub fn snapshot_now(&mut self) {
+        let index = self.kv.applied_lsn();
+        if index > self.snapshot_index {
+            self.take_snapshot(index);
+        }
+    }
+
+    fn take_snapshot(&mut self, index: u64) {
         let mut data = Vec::new();
         self.kv.snapshot(&mut data);
         if let Some(file) = &self.snapshot_file {

@@ -165,6 +165,11 @@ fn decode_meta(b: &[u8]) -> Result<(HardStateRecord, ConfState, ConfState), &'st
 
 // ---------------------------------------------------------------------------------------------
 
+/// Whether the membership is exactly one voter and nobody else.
+fn is_single_voter(c: &ConfState) -> bool {
+    c.voters.len() == 1 && c.learners.is_empty() && c.voters_outgoing.is_empty() && c.learners_next.is_empty()
+}
+
 /// What recovery hands each replayed entry to: (lsn, payload).
 type ApplyFn<'a> = &'a mut dyn FnMut(u64, &[u8]);
 
@@ -268,6 +273,12 @@ impl<D: BlockIo> UalRaftStore<D> {
         // The commit index is persisted lazily (it may be ahead of records that did not make it, or
         // behind the snapshot): it is a hint, clamped to what the log holds.
         hard_state.commit = hard_state.commit.clamp(snapshot_index, last.max(snapshot_index));
+        if apply.is_some() && is_single_voter(&conf_state) {
+            // A lone voter's durable log is committed: it wrote every entry as leader, and on its
+            // election it commits all of them anyway. Replay applies them all in this one pass
+            // instead of having Raft re-yield them from memory.
+            hard_state.commit = last.max(snapshot_index);
+        }
         let mut terms: Vec<(u64, u64)> = vec![(snapshot_index, snapshot_term)];
         let mut backfill = VecDeque::new();
         // Replaying, the projections end at the commit index: only what follows is re-yielded.
