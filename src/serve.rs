@@ -318,7 +318,13 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         shard.poll_once(clock.now());
     }
     let calls = shard.engine().dispatcher().registered().collect();
-    let lines = kv.borrow().partitions().iter().map(partition_line).collect();
+    let kv = kv.borrow();
+    let mut lines: Vec<String> = kv.partitions().iter().map(partition_line).collect();
+    let c = kv.counters();
+    lines.push(format!(
+        "shard {id} kv: forwarded {} forward-refused {} served-for-others {} stale {}",
+        c.forwarded, c.forward_refused, c.served_for_others, c.stale
+    ));
     Some((shard.report(), calls, lines))
 }
 

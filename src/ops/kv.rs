@@ -236,14 +236,13 @@ impl<D: BlockIo> KvShard<D> {
         if router.drain(&mut self.envelopes) == 0 {
             return;
         }
-        let envelopes = std::mem::replace(&mut self.envelopes, Batch::with_capacity(0));
-        for env in envelopes.as_slice() {
+        for i in 0..self.envelopes.len() {
+            let env = self.envelopes.as_slice()[i];
             match env.kind() {
-                Kind::Request => self.serve_forwarded(env),
-                Kind::Answer => self.complete_forwarded(env, emit),
+                Kind::Request => self.serve_forwarded(&env),
+                Kind::Answer => self.complete_forwarded(&env, emit),
             }
         }
-        self.envelopes = envelopes;
     }
 
     /// Runs a request another shard forwarded here and answers it now, or when it commits.
