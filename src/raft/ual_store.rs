@@ -261,11 +261,7 @@ impl<D: BlockIo> UalRaftStore<D> {
         self.hard_state.commit
     }
 
-    fn build(
-        mut ual: Ual<D>,
-        applied_index: u64,
-        mut apply: Option<ApplyFn<'_>>,
-    ) -> Result<Self, LogError> {
+    fn build(mut ual: Ual<D>, applied_index: u64, mut apply: Option<ApplyFn<'_>>) -> Result<Self, LogError> {
         let (mut hard_state, conf_state, snapshot_conf) =
             decode_meta(ual.meta()).map_err(|why| LogError::Corrupt { lsn: 0, why })?;
         let (snapshot_index, snapshot_term) = ual.snapshot();

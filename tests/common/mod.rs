@@ -52,6 +52,20 @@ pub fn remove_dpdk_runtime_dirs() {
     }
 }
 
+/// A fresh directory for one test's files on a real filesystem, for backends that open files with
+/// O_DIRECT (which tmpfs refuses): under the temp dir unless that is tmpfs, else under cargo's
+/// target tmp dir (`CARGO_TARGET_TMPDIR`).
+pub fn disk_temp_dir(name: &str) -> PathBuf {
+    let base = std::env::temp_dir();
+    let fs_type = Command::new("stat").args(["-f", "-c", "%T"]).arg(&base).output();
+    let on_tmpfs = matches!(fs_type, Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "tmpfs");
+    let base = if on_tmpfs { PathBuf::from(env!("CARGO_TARGET_TMPDIR")) } else { base };
+    let dir = base.join(format!("vigil-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating temp dir");
+    dir
+}
+
 /// A UDP port that is free right now on loopback.
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -82,7 +96,9 @@ impl Server {
     pub fn start(dir: &Path, config: &str) -> Server {
         let path = dir.join("vigil.toml");
         std::fs::write(&path, config).unwrap();
+        // Relative paths in the config (`storage.dir = "vigil-data"`) land in the test's directory.
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .current_dir(dir)
             .args(["serve", "--config"])
             .arg(&path)
             .stdout(Stdio::piped())
@@ -149,6 +165,38 @@ impl Server {
         }
         let out = self.lines.join("\n");
         (status, out)
+    }
+}
+
+impl Server {
+    /// Kills the process with SIGKILL (no chance to flush or clean up), reaps it, and returns its
+    /// exit status and whole output. Drop has nothing left to do afterwards.
+    pub fn kill(mut self) -> (std::process::ExitStatus, String) {
+        // An error here means it had already exited; `wait` reports how.
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("reaping vigil after SIGKILL");
+        // The pipes close with the process: read to their end (bounded).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.output.recv_timeout(left) {
+                Ok(line) => {
+                    eprintln!("[vigil] {line}");
+                    self.lines.push(line);
+                }
+                Err(_) => break,
+            }
+        }
+        (status, self.lines.join("\n"))
+    }
+
+    /// The output so far, taking in the lines that arrived since the last look without waiting.
+    pub fn output_so_far(&mut self) -> String {
+        while let Ok(line) = self.output.try_recv() {
+            eprintln!("[vigil] {line}");
+            self.lines.push(line);
+        }
+        self.lines.join("\n")
     }
 }
 
