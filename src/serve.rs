@@ -228,29 +228,30 @@ fn partition_config(config: &Config) -> PartitionConfig {
 /// What a shard thread returns.
 type ShardResult = (ShardReport, Vec<(u8, &'static str, u64)>, Vec<String>);
 
-/// Runs one shard on the current thread until `stop`; `ready` hears once it is serving (after its
-/// partitions are recovered).
-fn run_shard<P: PacketIo>(
-    config: &Config,
+/// What a shard thread brings to its shard: its id, queue, inbox end, and the node's signals.
+struct ShardParts<'a, P> {
     id: usize,
     io: P,
     router: Option<Router>,
-    stop: &AtomicBool,
-    ready: &mpsc::Sender<Result<usize, ServeError>>,
-) -> Option<ShardResult> {
+    stop: &'a AtomicBool,
+    ready: &'a mpsc::Sender<Result<usize, ServeError>>,
+}
+
+/// Runs one shard on the current thread until `stop`; `ready` hears once it is serving (after its
+/// partitions are recovered).
+fn run_shard<P: PacketIo>(config: &Config, parts: ShardParts<'_, P>) -> Option<ShardResult> {
     let st = &config.storage;
     match st.backend {
         StorageBackend::Memory => {
             let blocks = st.ual().device_blocks();
             let open = |_| Ok(MemoryBlockIo::new(blocks, st.queue_depth as usize));
-            run_shard_on(config, id, io, router, stop, ready, open, None)
+            run_shard_on(config, parts, open, None)
         }
         StorageBackend::Uring => {
             let dir = st.dir.clone().expect("validated: uring has a dir");
             let open = |p: u16| {
-                let path = dir.join(format!("partition-{p}.ual"));
                 UringBlockIo::open(&UringConfig {
-                    path: path.clone(),
+                    path: dir.join(format!("partition-{p}.ual")),
                     create_blocks: Some(st.ual().device_blocks()),
                     queue_depth: st.queue_depth,
                     durable_mode: match st.durable_mode {
@@ -260,23 +261,19 @@ fn run_shard<P: PacketIo>(
                 })
                 .map_err(|e| format!("storage.dir: {e}"))
             };
-            run_shard_on(config, id, io, router, stop, ready, open, Some(&dir))
+            run_shard_on(config, parts, open, Some(&dir))
         }
     }
 }
 
 /// Opens this shard's partitions on devices from `open_device`, then serves.
-#[allow(clippy::too_many_arguments)]
 fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     config: &Config,
-    id: usize,
-    io: P,
-    router: Option<Router>,
-    stop: &AtomicBool,
-    ready: &mpsc::Sender<Result<usize, ServeError>>,
+    parts: ShardParts<'_, P>,
     open_device: impl Fn(u16) -> Result<D, String>,
     snapshot_dir: Option<&std::path::Path>,
 ) -> Option<ShardResult> {
+    let ShardParts { id, io, router, stop, ready } = parts;
     let shards = config.node.shards;
     let total = config.storage.partitions(shards);
     let pconfig = partition_config(config);
@@ -449,7 +446,7 @@ fn serve_kernel(
         }
         let router = routers[id].lock().expect("router slot").take();
         match KernelUdpIo::bind(&io_config) {
-            Ok(io) => run_shard(config, id, io, router, &stop_for_shards, ready),
+            Ok(io) => run_shard(config, ShardParts { id, io, router, stop: &stop_for_shards, ready }),
             Err(source) => {
                 let _ = ready.send(Err(ServeError::Bind { shard: id, addr, source }));
                 None
@@ -483,7 +480,7 @@ impl std::fmt::Display for ServeReport {
             let (c, e, io) = (&s.shard_counters, &s.engine, &s.io);
             writeln!(
                 f,
-                "  shard {}: polls {} rx {} tx {} | requests {} ok {} errors {} | dropped: short {} bad-magic {} response {} \
+                "  shard {}: polls {} rx {} tx {} | requests {} ok {} errors {} later {} late-answers {} | dropped: short {} bad-magic {} response {} \
                  no-buffer {} queue-full {} unanswered {} | version-mismatch {} too-many {} framing {}",
                 s.shard,
                 c.polls,
@@ -492,6 +489,8 @@ impl std::fmt::Display for ServeReport {
                 e.requests,
                 e.answers_ok,
                 e.answers_error,
+                e.answers_later,
+                c.late_answers,
                 e.dropped_short,
                 e.dropped_bad_magic,
                 e.dropped_response,
@@ -651,7 +650,7 @@ mod dpdk_backend {
             let mut io = DpdkUdpIo::new(queue, pool, local, config.net.burst_size_max);
             io.set_payload_max(config.net.datagram_bytes_max);
             let router = routers[id].lock().expect("router slot").take();
-            run_shard(config, id, io, router, &stop_for_shards, ready)
+            run_shard(config, ShardParts { id, io, router, stop: &stop_for_shards, ready })
         })?;
         let stats = port.stats().map(|s| format!("{s:?}")).ok();
         drop(port);

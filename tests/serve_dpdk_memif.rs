@@ -106,7 +106,14 @@ segment_count = 4
 
     let (status, out) = server.stop();
     assert!(status.success(), "vigil exited with {status}");
-    assert!(out.contains("arp_replies 2"), "one ARP resolution per load generator run:\n{out}");
+    // One ARP resolution per load generator run; a busy machine may make a generator ask again.
+    let arp: u64 = out
+        .split("arp_replies ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("arp_replies in the final counters");
+    assert!(arp >= 2, "one ARP resolution per load generator run:\n{out}");
     let _ = std::fs::remove_dir_all(dir);
     remove_dpdk_runtime_dirs();
 }
