@@ -55,6 +55,13 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // A panic in any thread (a shard's) ends the process, whatever the build's panic strategy: a
+    // node with a dead shard must not linger half-alive, answering nothing for that shard's keys.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        std::process::abort();
+    }));
     let cli = Cli::parse();
     match cli.command {
         Command::DefaultConfig => print!("{DEV_TOML}"),

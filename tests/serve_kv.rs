@@ -14,25 +14,7 @@ use vigil::kv::Op;
 use vigil::wire::{opcode, DatagramWriter, Status};
 
 fn config(port: u16, snapshot_every: u64) -> String {
-    format!(
-        r#"
-[node]
-shards = 2
-cores = []
-[net]
-backend = "kernel"
-port = {port}
-[kernel]
-bind_ip = "127.0.0.1"
-idle_wait_us = 200
-[storage]
-backend = "uring"
-dir = "vigil-data"
-segment_blocks = 64
-segment_count = 8
-snapshot_every_entries = {snapshot_every}
-"#
-    )
+    kv_node_config(port, "vigil-data", snapshot_every)
 }
 
 fn body(op: &Op<'_>) -> Vec<u8> {

@@ -66,6 +66,31 @@ pub fn disk_temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A two-shard node on kernel sockets on loopback `port`, its log and snapshots in `data_dir`
+/// (io_uring, durable; relative to the test's directory when relative), with small log segments and
+/// a snapshot every `snapshot_every_entries` entries so tests reach recycling and snapshot recovery.
+pub fn kv_node_config(port: u16, data_dir: &str, snapshot_every_entries: u64) -> String {
+    format!(
+        r#"[node]
+shards = 2
+cores = []
+[net]
+backend = "kernel"
+port = {port}
+[kernel]
+bind_ip = "127.0.0.1"
+idle_wait_us = 200
+recv_buffer_bytes = 4194304
+[storage]
+backend = "uring"
+dir = "{data_dir}"
+segment_blocks = 256
+segment_count = 16
+snapshot_every_entries = {snapshot_every_entries}
+"#
+    )
+}
+
 /// A UDP port that is free right now on loopback.
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
