@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# Durable single-node SET over memif with group commit, against the raw sequential O_DIRECT write
+# bandwidth of the same filesystem (fio), measured in the same run (docs/BENCHMARKS.md).
+#
+# `vigil serve` runs one shard (core SERVER_CORE) on a config derived from config/dpdk-memif.toml:
+# its own memif socket and EAL file prefix, no kernel fallback, `[storage] backend = "uring"` with
+# `durable_mode = "dsync"` (every group commit is one RWF_DSYNC write) on DATA_DIR, which must be on
+# a real filesystem (not tmpfs). `vigil-loadgen` is the memif client (core LOADGEN_CORE), open loop,
+# `--op set` over KEYS keys with VALUE_BYTES-byte values, BATCH requests per datagram. A SET is
+# answered only once its log record is durable, so every answer is a durable write.
+#
+#  1. maximum rate, the RFC 2544 way as bench/peers/run does it: open-loop trials of SEARCH_SECONDS,
+#     bisected between 0 and RATE_MAX, for the highest offered rate whose loss (timeouts + errors,
+#     BUSY included) is at most LOSS_MAX of what was sent and whose achieved rate is within 1% of
+#     the offered one;
+#  2. a run of SECONDS_RUN at that maximum on a fresh log: achieved SET/s, and from Vigil's shutdown
+#     counters and /proc/PID/io, its group commits: SETs per write and bytes per write;
+#  3. a run of SECONDS_RUN at half the maximum on a fresh log: p50/p99/p99.9; then Vigil is
+#     restarted on that log and must recover every key it reported (a durability check);
+#  4. fio: sequential writes, O_DIRECT, O_DSYNC (the RWF_DSYNC equivalent), io_uring, with the mean
+#     size of Vigil's log writes in step 2 as the block size, on a fresh preallocated file of the
+#     size of Vigil's log in DATA_DIR, wrapping around it like the log's ring, at queue depth 1
+#     (Vigil's log writes overlap in the tail block, so they are issued one at a time) and at
+#     FIO_DEPTH_MAX (its writes_in_flight_max); each twice: on idle CPUs, and with both cores busy
+#     (a shell loop pinned to SERVER_CORE and one to LOADGEN_CORE, as the polling shard and load
+#     generator keep them during steps 1-3: on a VM that slows each durable write down, see
+#     docs/BENCHMARKS.md).
+#
+# Prints one table with the ratios; keeps every JSON, log and config under OUT.
+#
+#   sudo bench/durable-set.sh                 # defaults below, ~3 minutes
+#   RATE_MAX=1000000 SECONDS_RUN=10 OUT=/tmp/ds sudo -E bench/durable-set.sh
+#   bench/durable-set.sh --dry-run            # preflight, build, the derived config; nothing run
+set -euo pipefail
+source "$(cd "$(dirname "$0")" && pwd)/../scripts/lib.sh"
+parse_common_flags "$@"
+cd "$VIGIL_ROOT"
+
+RATE_MAX="${RATE_MAX:-1000000}"        # top of the search range, SET/s
+SEARCH_STEPS="${SEARCH_STEPS:-9}"      # bisection steps after the first trial at RATE_MAX
+SEARCH_SECONDS="${SEARCH_SECONDS:-2}"  # measured seconds per search trial (after 0.5 s warm-up)
+LOSS_MAX="${LOSS_MAX:-0.001}"          # tolerated loss per trial (timeouts + errors, BUSY included)
+SECONDS_RUN="${SECONDS_RUN:-10}"       # measured seconds of the runs at the maximum and at half
+KEYS="${KEYS:-100000}"                 # distinct keys (16-byte decimal), drawn uniformly
+VALUE_BYTES="${VALUE_BYTES:-16}"       # bytes per value
+BATCH="${BATCH:-1}"                    # SETs per datagram
+FIO_SECONDS="${FIO_SECONDS:-5}"
+FIO_DEPTH_MAX="${FIO_DEPTH_MAX:-8}"    # the second fio depth (storage.writes_in_flight_max's default)
+SERVER_CORE="${SERVER_CORE:-1}"
+LOADGEN_CORE="${LOADGEN_CORE:-0}"
+DATA_DIR="${DATA_DIR:-$VIGIL_ROOT/target/durable-set}"
+OUT="${OUT:-$(mktemp -d /tmp/vigil-durable-set.XXXXXX)}"
+# One record of a SET in the log: 32-byte record header, 17-byte command header, u16 key length,
+# the 16-byte key, u32 value length, the value.
+RECORD_BYTES=$(( 32 + 17 + 2 + 16 + 4 + VALUE_BYTES ))
+
+mkdir -p "$OUT"
+SOCK="$OUT/memif.sock"
+VIGIL_PID=""
+LOADGEN_PID=""
+FIO_PID=""
+SPINNER_PIDS=()
+
+stop_pid() {  # $1 = pid we started: SIGINT, up to 10 s, then SIGKILL
+    local pid=$1
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -INT "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+cleanup() {
+    stop_pid "$LOADGEN_PID"
+    stop_pid "$FIO_PID"
+    stop_pid "$VIGIL_PID"
+    for pid in "${SPINNER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT INT TERM
+
+echo "== preflight"
+check_root "the benchmark drives DPDK vdevs and O_DIRECT files" || exit 1
+ensure_packages
+check_dpdk || exit 1
+command -v fio >/dev/null && ok "fio: $(fio --version)" || die "fio missing (apt-get install fio)"
+[ "$(nproc)" -ge 2 ] && ok "$(nproc) cores: vigil's shard on core $SERVER_CORE, load generator on core $LOADGEN_CORE" \
+    || die "needs 2 cores (one server core, one load-generator core)"
+mkdir -p "$DATA_DIR"
+FS_TYPE=$(stat -f -c %T "$DATA_DIR")
+case "$FS_TYPE" in
+    tmpfs|ramfs) die "DATA_DIR $DATA_DIR is on $FS_TYPE: O_DIRECT and durability need a real filesystem" ;;
+    *) ok "DATA_DIR $DATA_DIR on $FS_TYPE ($(df -P "$DATA_DIR" | awk 'NR==2 {print $1}'))" ;;
+esac
+
+echo "== build (release)"
+if [ "${SKIP_BUILD:-0}" = 1 ]; then
+    info "SKIP_BUILD=1: using target/release/vigil and target/release/vigil-loadgen as they are"
+else
+    run cargo build --release --locked -p vigil -p vigil-bench --bins
+fi
+
+# The config: config/dpdk-memif.toml with our socket, prefix and cores, no fallback, the log on
+# DATA_DIR, durable (dsync).
+sed -e "s|socket=/tmp/vigil-memif.sock|socket=$SOCK|" -e "s|cores = \[1\]|cores = [$SERVER_CORE]|" \
+    -e "s|main_lcore = 0|main_lcore = $LOADGEN_CORE|" -e "s|fallback = \"kernel\"|fallback = \"none\"|" \
+    -e "s|file_prefix = \"vigil-memif\"|file_prefix = \"vigil-ds-$$\"|" \
+    -e "s|^dir = .*|dir = \"$DATA_DIR/vigil\"|" \
+    -e "s|^backend = \"uring\".*|backend = \"uring\"\ndurable_mode = \"dsync\"|" \
+    config/dpdk-memif.toml > "$OUT/vigil.toml"
+grep -q '^durable_mode = "dsync"' "$OUT/vigil.toml" || die "could not derive the config (no [storage] backend line?)"
+info "config: $OUT/vigil.toml ([storage] below)"
+sed -n '/^\[storage\]/,$p' "$OUT/vigil.toml" | sed 's/^/         /'
+if [ "$DRY_RUN" = 1 ]; then
+    echo "== (dry run) would search the maximum durable SET rate up to $RATE_MAX/s, run $SECONDS_RUN s at it and at half"
+    echo "   of it, restart vigil to check recovery, and run fio on $DATA_DIR; results under $OUT"
+    exit 0
+fi
+target/release/vigil check --config "$OUT/vigil.toml" > /dev/null || die "vigil check refused $OUT/vigil.toml"
+# The log's file size (two superblock blocks + the ring), for fio.
+LOG_BYTES=$(awk -F'[ =#]+' '/^segment_blocks/ {b=$2} /^segment_count/ {c=$2} END {print (2 + b * c) * 4096}' "$OUT/vigil.toml")
+
+vigil_start() {  # $1 = name; a fresh log unless $2 = keep
+    local name=$1
+    [ "${2:-}" = keep ] || rm -rf "$DATA_DIR/vigil"
+    rm -f "$SOCK"
+    target/release/vigil serve --config "$OUT/vigil.toml" > "$OUT/vigil-$name.log" 2>&1 &
+    VIGIL_PID=$!
+    for _ in $(seq 1 600); do
+        grep -q "vigil: ready:" "$OUT/vigil-$name.log" && break
+        kill -0 "$VIGIL_PID" 2>/dev/null || { cat "$OUT/vigil-$name.log"; die "vigil exited while starting"; }
+        sleep 0.1
+    done
+    grep -q "vigil: ready:" "$OUT/vigil-$name.log" || { cat "$OUT/vigil-$name.log"; die "vigil did not start"; }
+    grep "recovered:" "$OUT/vigil-$name.log" | sed 's/^/       /' | cut -c1-220
+    awk '/^write_bytes/ {print $2}' "/proc/$VIGIL_PID/io" > "$OUT/vigil-$name.io-start"
+}
+
+vigil_stop() {  # $1 = name; saves the bytes vigil wrote (/proc/PID/io) and its final counters
+    local name=$1
+    awk '/^write_bytes/ {print $2}' "/proc/$VIGIL_PID/io" > "$OUT/vigil-$name.io-end"
+    kill -INT "$VIGIL_PID"
+    local rc=0
+    wait "$VIGIL_PID" || rc=$?
+    VIGIL_PID=""
+    [ "$rc" = 0 ] || { tail -20 "$OUT/vigil-$name.log"; die "vigil exited with status $rc (see $OUT/vigil-$name.log)"; }
+    sed -n '/final counters/,$p' "$OUT/vigil-$name.log" | grep -E "shard 0:|partition" | sed 's/^/       /'
+}
+
+loadgen() {  # $1 = run name, $2 = rate, $3 = seconds; writes $OUT/$1.json and .hlog
+    local name=$1 rate=$2 secs=$3
+    target/release/vigil-loadgen --backend dpdk --vdev "net_memif0,role=client,socket=$SOCK,id=0" \
+        --file-prefix "vigil-ds-lg-$$-$name" --server 10.77.0.1:9000 --local-ip 10.77.0.2 \
+        --core "$LOADGEN_CORE" --op set --keys "$KEYS" --value-bytes "$VALUE_BYTES" --batch "$BATCH" \
+        --rate "$rate" --duration "$secs" --warmup 0.5 \
+        --json "$OUT/$name.json" --hist-log "$OUT/$name.hlog" --quiet > "$OUT/$name.txt" 2>&1 &
+    LOADGEN_PID=$!
+    local rc=0
+    wait "$LOADGEN_PID" || rc=$?
+    LOADGEN_PID=""
+    grep -v '^EAL:\|^TELEMETRY\|memif_connect' "$OUT/$name.txt" | sed 's/^/       /'
+    [ "$rc" = 0 ] && [ -s "$OUT/$name.json" ] || die "vigil-loadgen failed (status $rc): $OUT/$name.txt"
+}
+
+# Passes when loss <= LOSS_MAX and achieved >= 99% of offered (bench/peers/run's criterion).
+trial_passes() {
+    python3 -c "
+import json; d = json.load(open('$OUT/$1.json'))
+lost = d['timeouts'] + d['errors']
+ok = lost <= $LOSS_MAX * max(d['sent'], 1) and d['achieved_rps'] >= 0.99 * d['offered_rps']
+print(f\"       trial {d['offered_rps']:>12,.0f}/s: achieved {d['achieved_rps']:>12,.0f}/s, lost {lost} of {d['sent']}: {'pass' if ok else 'FAIL'}\")
+raise SystemExit(0 if ok else 1)"
+}
+
+echo "== 1. maximum durable SET rate, searched up to $RATE_MAX/s (loss <= $LOSS_MAX, trials of $SEARCH_SECONDS s)"
+vigil_start search
+lo=0; hi=$RATE_MAX; trial=0
+loadgen "search-$trial" "$hi" "$SEARCH_SECONDS" > /dev/null
+if trial_passes "search-$trial"; then lo=$hi; else
+    for step in $(seq 1 "$SEARCH_STEPS"); do
+        mid=$(( (lo + hi) / 2 )); trial=$step
+        loadgen "search-$trial" "$mid" "$SEARCH_SECONDS" > /dev/null
+        if trial_passes "search-$trial"; then lo=$mid; else hi=$mid; fi
+    done
+fi
+vigil_stop search
+MAX=$lo
+[ "$MAX" -gt 0 ] || die "no trial passed: vigil did not sustain even $(( RATE_MAX >> SEARCH_STEPS ))/s (see $OUT/search-*.txt)"
+ok "maximum: $MAX SET/s"
+
+echo "== 2. $SECONDS_RUN s at the maximum, $MAX/s, on a fresh log"
+vigil_start max
+loadgen max "$MAX" "$SECONDS_RUN"
+vigil_stop max
+SNAP_BYTES=$(stat -c %s "$DATA_DIR/vigil/partition-0.snap" 2>/dev/null || echo 0)
+
+HALF=$(( MAX / 2 ))
+echo "== 3. $SECONDS_RUN s at half the maximum, $HALF/s, on a fresh log; then a restart must recover every key"
+vigil_start half
+loadgen half "$HALF" "$SECONDS_RUN"
+vigil_stop half
+vigil_start recovered keep
+vigil_stop recovered > /dev/null
+python3 - "$OUT" <<'PY'
+import re, sys
+out = sys.argv[1]
+final = open(f"{out}/vigil-half.log").read()
+rec = open(f"{out}/vigil-recovered.log").read()
+keys = int(re.search(r"partition 0: keys (\d+)", final).group(1))
+commit = int(re.search(r"raft term \d+ commit (\d+)", final).group(1))
+m = re.search(r"replayed \d+ entries to index (\d+) .*?, (\d+) keys", rec)
+got_index, got_keys = int(m.group(1)), int(m.group(2))
+ok = got_keys == keys and got_index >= commit
+print(f"[{'OK' if ok else 'FAIL'}]   restart: {got_keys} keys recovered to index {got_index}; before the restart {keys} keys, commit {commit}")
+raise SystemExit(0 if ok else 1)
+PY
+
+# Vigil's group commits in step 2: log writes, SETs per write, bytes per write. /proc/PID/io's
+# write_bytes counts the O_DIRECT log writes, the superblocks and the snapshot files; the snapshot
+# files' bytes (snapshots x the last snapshot's size, an upper bound) are taken out.
+read -r WRITES APPENDS SNAPSHOTS SB_WRITES < <(sed -n 's/.*snapshots \([0-9]*\) .*log appends \([0-9]*\) writes \([0-9]*\) superblock-writes \([0-9]*\).*/\3 \2 \1 \4/p' "$OUT/vigil-max.log")
+IO_BYTES=$(( $(cat "$OUT/vigil-max.io-end") - $(cat "$OUT/vigil-max.io-start") ))
+LOG_WRITE_BYTES=$(( IO_BYTES - SNAPSHOTS * SNAP_BYTES - SB_WRITES * 4096 ))
+BS=$(( (LOG_WRITE_BYTES / WRITES + 2048) / 4096 * 4096 ))
+[ "$BS" -ge 4096 ] || BS=4096
+info "step 2: $APPENDS log appends in $WRITES writes ($SB_WRITES superblock writes, $SNAPSHOTS snapshots of <= $SNAP_BYTES bytes);"
+info "        $IO_BYTES bytes written by vigil, $LOG_WRITE_BYTES of them log writes: $(( LOG_WRITE_BYTES / WRITES )) bytes per write -> fio bs $BS"
+
+echo "== 4. fio: sequential O_DIRECT + O_DSYNC writes of $BS bytes (io_uring), a fresh $LOG_BYTES-byte file in $DATA_DIR, $FIO_SECONDS s each"
+for cpus in idle busy; do
+    if [ "$cpus" = busy ]; then
+        for core in "$SERVER_CORE" "$LOADGEN_CORE"; do
+            taskset -c "$core" bash -c 'while :; do :; done' &
+            SPINNER_PIDS+=($!)
+        done
+    fi
+    for depth in 1 "$FIO_DEPTH_MAX"; do
+        rm -f "$DATA_DIR/fio.dat"
+        fio --name="seq-dsync-qd$depth-$cpus" --filename="$DATA_DIR/fio.dat" --size="$LOG_BYTES" --rw=write \
+            --bs="$BS" --direct=1 --sync=dsync --ioengine=io_uring --iodepth="$depth" --time_based \
+            --runtime="$FIO_SECONDS" --output-format=json --output="$OUT/fio-qd$depth-$cpus.json" &
+        FIO_PID=$!
+        wait "$FIO_PID"
+        FIO_PID=""
+        python3 -c "
+import json; w = json.load(open('$OUT/fio-qd$depth-$cpus.json'))['jobs'][0]['write']
+print(f\"       qd $depth, CPUs $cpus: {w['iops']:,.0f} writes/s, {w['bw_bytes']/1e6:,.1f} MB/s, mean latency {w['clat_ns']['mean']/1e3:,.0f} us\")"
+    done
+    for pid in "${SPINNER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    SPINNER_PIDS=()
+done
+rm -f "$DATA_DIR/fio.dat"
+
+echo
+echo "== results (one shard, one load-generator core, memif --no-huge, batch $BATCH, $KEYS keys, $VALUE_BYTES-byte values; in $OUT)"
+python3 - "$OUT" "$MAX" "$HALF" "$APPENDS" "$WRITES" "$LOG_WRITE_BYTES" "$BS" "$RECORD_BYTES" "$FIO_DEPTH_MAX" <<'PY'
+import json, sys
+out, mx, half, appends, writes, log_bytes, bs, record, depth_max = sys.argv[1], *map(int, sys.argv[2:])
+run = json.load(open(f"{out}/max.json"))
+lat = json.load(open(f"{out}/half.json"))
+sets = run["achieved_rps"]
+per_write = appends / writes
+dev_per_set = log_bytes / appends
+vigil_bps = sets * dev_per_set
+fio = {(d, c): json.load(open(f"{out}/fio-qd{d}-{c}.json"))["jobs"][0]["write"]
+       for c in ("idle", "busy") for d in (1, depth_max)}
+l = lat["latency_ns"]
+print(f"| | value |")
+print(f"|---|---:|")
+print(f"| maximum durable SET rate (loss <= 0.1%) | **{mx:,} SET/s** |")
+print(f"| achieved in {run['duration_s']:g} s at it | {sets:,.0f} SET/s ({run['timeouts'] + run['errors']} lost of {run['sent']:,}) |")
+print(f"| group commits | {writes:,} writes, {per_write:,.0f} SETs each, {log_bytes / writes / 1024:,.1f} KiB each (fio bs {bs // 1024} KiB) |")
+print(f"| log bytes written | {vigil_bps / 1e6:,.1f} MB/s ({dev_per_set:,.0f} B per SET; the record is {record} B) |")
+print(f"| latency at {half:,}/s: p50 / p99 / p99.9 / max | {l['p50']/1e3:,.0f} / {l['p99']/1e3:,.0f} / {l['p999']/1e3:,.0f} / {l['max']/1e3:,.0f} us ({lat['timeouts'] + lat['errors']} lost of {lat['sent']:,}) |")
+for (d, c), w in fio.items():
+    print(f"| fio qd {d}, CPUs {c}: {bs // 1024} KiB O_DIRECT+O_DSYNC sequential writes | {w['iops']:,.0f} writes/s, {w['bw_bytes']/1e6:,.1f} MB/s, mean {w['clat_ns']['mean']/1e3:,.0f} us |")
+print(f"| Vigil's own log writes | {sets / per_write:,.0f} writes/s |")
+for (d, c), w in fio.items():
+    print(f"| **Vigil log bytes/s / fio qd {d}, CPUs {c}** | **{vigil_bps / w['bw_bytes']:.3f}** (SET/s / fio writes/s: **{sets / w['iops']:,.1f}**; Vigil writes/s / fio writes/s: {sets / per_write / w['iops']:.3f}) |")
+json.dump({"max_rps": mx, "achieved_rps": sets, "half_rps": half, "latency_ns_at_half": l,
+           "log_writes": writes, "log_appends": appends, "log_write_bytes": log_bytes, "fio_bs": bs,
+           "vigil_log_bytes_per_s": vigil_bps,
+           "fio": {f"qd{d}-{c}": {"iops": w["iops"], "bw_bytes": w["bw_bytes"], "clat_mean_ns": w["clat_ns"]["mean"]}
+                   for (d, c), w in fio.items()},
+           "ratio_bytes": {f"qd{d}-{c}": vigil_bps / w["bw_bytes"] for (d, c), w in fio.items()},
+           "sets_per_fio_write": {f"qd{d}-{c}": sets / w["iops"] for (d, c), w in fio.items()}},
+          open(f"{out}/results.json", "w"), indent=2)
+PY
