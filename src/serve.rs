@@ -329,7 +329,7 @@ fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
     let (c, r, u) = (p.counters(), p.raft().counters(), p.raft().store().ual().counters());
     format!(
         "partition {}: keys {} applied {} | proposed {} answered-now {} busy {} snapshots {} snapshot-failures {} | \
-         raft term {} commit {} readies {} | log appends {} writes {} superblock-writes {}",
+         raft term {} commit {} readies {} | log appends {} writes {} write-blocks {} superblock-writes {}",
         p.id(),
         p.kv().len(),
         c.applied,
@@ -343,6 +343,7 @@ fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
         r.readies,
         u.appends,
         u.writes,
+        u.write_blocks,
         u.superblock_writes
     )
 }

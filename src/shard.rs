@@ -14,7 +14,9 @@
 //! Invariants: every received datagram is either answered, dropped by the engine (counted there), or
 //! dropped for want of a transmit buffer or of room in the tx queue (counted here); a reply that the
 //! queue refused is retried once in the same iteration, then dropped and counted, so one stuck queue
-//! cannot grow memory or stall receive. Late answers follow the same rules.
+//! cannot grow memory or stall receive. Late answers (acknowledgements of durable writes) that the
+//! queue refuses wait in a bounded backlog (`LATE_ANSWERS_QUEUED_MAX`) for the next iterations; only
+//! when that is full too are they dropped and counted (`tx_queue_full`).
 
 use crate::engine::{Engine, EngineCounters, Outcome};
 use crate::wire::{DatagramWriter, Status};
@@ -92,6 +94,16 @@ fn flush<P: PacketIo>(io: &mut P, tx: &mut Batch<P::Tx>, counters: &mut ShardCou
     tx.clear();
 }
 
+/// Sends what the tx queue takes from the front of `late`; the rest waits for the next call.
+fn send_some<P: PacketIo>(io: &mut P, late: &mut Batch<P::Tx>, counters: &mut ShardCounters) {
+    if !late.is_empty() {
+        counters.tx_datagrams += io.tx_burst(late) as u64;
+    }
+}
+
+/// Late answers waiting for room in the tx queue, at most.
+pub const LATE_ANSWERS_QUEUED_MAX: usize = 2048;
+
 /// One shard over a packet backend.
 pub struct Shard<P: PacketIo> {
     id: usize,
@@ -99,6 +111,8 @@ pub struct Shard<P: PacketIo> {
     engine: Engine,
     rx: Batch<P::Rx>,
     tx: Batch<P::Tx>,
+    /// Late answers waiting for the tx queue (`LATE_ANSWERS_QUEUED_MAX`).
+    late: Batch<P::Tx>,
     counters: ShardCounters,
     service: Option<Box<dyn ShardService>>,
     /// The service had work in flight after the last iteration.
@@ -120,6 +134,7 @@ impl<P: PacketIo> Shard<P> {
             engine,
             rx: Batch::with_capacity(burst_size_max),
             tx: Batch::with_capacity(burst_size_max),
+            late: Batch::with_capacity(LATE_ANSWERS_QUEUED_MAX),
             counters: ShardCounters::default(),
             service: None,
             service_busy: false,
@@ -149,10 +164,13 @@ impl<P: PacketIo> Shard<P> {
         received
     }
 
-    /// Runs the service's step and sends the late answers it hands over.
+    /// Runs the service's step and sends the late answers it hands over. Late answers the tx queue
+    /// has no room for wait in `late` for the next iterations instead of being dropped: each one
+    /// acknowledges a write that is already durable, and losing it would leave the client unsure.
     fn run_service(&mut self, now: Nanos) {
         let Some(service) = self.service.as_mut() else { return };
-        let (io, tx, counters) = (&mut self.io, &mut self.tx, &mut self.counters);
+        let (io, late, counters) = (&mut self.io, &mut self.late, &mut self.counters);
+        send_some(io, late, counters);
         let mut emit = |a: &LateAnswer<'_>| {
             let Some(mut reply) = io.tx_alloc(&a.peer) else {
                 counters.tx_no_buffer += 1;
@@ -167,13 +185,17 @@ impl<P: PacketIo> Shard<P> {
             let len = w.finish();
             reply.set_len(len);
             counters.late_answers += 1;
-            if let Err(reply) = tx.push(reply) {
-                flush(io, tx, counters);
-                assert!(tx.push(reply).is_ok(), "the tx batch was just emptied");
+            if let Err(reply) = late.push(reply) {
+                send_some(io, late, counters);
+                if late.push(reply).is_err() {
+                    // The queue took nothing and the backlog is full: the client will retry.
+                    counters.tx_queue_full += 1;
+                }
             }
         };
-        self.service_busy = service.poll(now, &mut emit);
-        flush(&mut self.io, &mut self.tx, &mut self.counters);
+        let busy = service.poll(now, &mut emit);
+        send_some(&mut self.io, &mut self.late, &mut self.counters);
+        self.service_busy = busy || !self.late.is_empty();
     }
 
     fn answer_burst(&mut self, received: usize, now: Nanos) {

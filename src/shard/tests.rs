@@ -122,3 +122,61 @@ fn run_stops_when_asked() {
     s.run(&vigil_pmd::MonotonicClock::new(), &stop);
     assert_eq!(s.report().shard_counters.polls, 0);
 }
+
+/// Hands out `count` late answers at the first poll, nothing after.
+struct Burst {
+    count: u64,
+}
+impl ShardService for Burst {
+    fn poll(&mut self, _now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool {
+        for id in 0..std::mem::take(&mut self.count) {
+            let a = LateAnswer {
+                peer: peer(7),
+                client_id: 3,
+                opcode: opcode::SET,
+                request_id: id,
+                status: Status::Ok,
+                body: &id.to_le_bytes(),
+            };
+            emit(&a);
+        }
+        false
+    }
+}
+
+#[test]
+fn late_answers_wait_for_a_full_tx_queue_instead_of_being_dropped() {
+    let io = MemIo { tx_room: 10, buffers_left: 10_000, ..Default::default() };
+    let mut s = shard(io, 4).with_service(Box::new(Burst { count: 500 }));
+    s.poll_once(Nanos(1));
+    assert_eq!(s.io.sent.len(), 10, "the queue took what it had room for");
+    assert!(s.service_busy(), "answers waiting keep the shard from idling");
+    for t in 2..100 {
+        s.io.tx_room = 30;
+        s.poll_once(Nanos(t));
+    }
+    assert_eq!(s.io.sent.len(), 500);
+    assert_eq!(s.report().shard_counters.tx_queue_full, 0);
+    assert_eq!(s.report().shard_counters.late_answers, 500);
+    for (i, (p, bytes)) in s.io.sent.iter().enumerate() {
+        assert_eq!(*p, peer(7));
+        let h = wire::decode_header(bytes).unwrap();
+        assert_eq!((h.client_id, h.count), (3, 1));
+        let f = wire::Frames::new(bytes, 1).next().unwrap().unwrap();
+        assert_eq!((f.opcode, f.request_id, f.body), (opcode::SET, i as u64, &(i as u64).to_le_bytes()[..]));
+    }
+    assert!(!s.service_busy());
+}
+
+#[test]
+fn late_answers_beyond_the_backlog_are_dropped_and_counted() {
+    let io = MemIo { tx_room: 0, buffers_left: 10_000, ..Default::default() };
+    let extra = 100;
+    let mut s =
+        shard(io, 4).with_service(Box::new(Burst { count: (LATE_ANSWERS_QUEUED_MAX + extra) as u64 }));
+    s.poll_once(Nanos(1));
+    assert_eq!(s.report().shard_counters.tx_queue_full, extra as u64);
+    s.io.tx_room = usize::MAX;
+    s.poll_once(Nanos(2));
+    assert_eq!(s.io.sent.len(), LATE_ANSWERS_QUEUED_MAX);
+}
