@@ -379,6 +379,7 @@ fn main() {
         snapshot_every_entries: entries + tail + 1_000_000,
         node_id: 1,
         voters: vec![1],
+        snapshot_in_background: false,
     };
     let w = Workload::new(keys);
     let clock = MonotonicClock::new();

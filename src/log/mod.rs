@@ -96,6 +96,14 @@ impl UalConfig {
                 format!("{} < 2 (the ring needs a segment to move to)", self.segment_count),
             );
         }
+        if self.write_blocks_max < 2 {
+            // A record that does not fit the rest of a submitted, partly filled tail block is staged
+            // across that block and the next: one block of staging could never take it.
+            return bad(
+                "write_blocks_max",
+                format!("{} < 2 (a record may straddle two blocks)", self.write_blocks_max),
+            );
+        }
         if !self.write_blocks_max.is_power_of_two() || self.write_blocks_max > self.segment_blocks {
             return bad(
                 "write_blocks_max",

@@ -33,7 +33,7 @@ use crate::kv::{ApplyResult, KvLimits, KvProjection};
 use crate::log::{LogError, OpenReport, Ual, UalConfig};
 use crate::raft::{EntryKind, RaftError, RaftGroup, RaftGroupConfig, RaftLogStore, RaftOutput, UalRaftStore};
 use crate::wire::Status;
-use snapfile::SnapshotFile;
+use snapfile::{SnapshotFile, SnapshotWriter};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use vigil_pmd::block::BlockIo;
@@ -60,6 +60,20 @@ pub struct PartitionConfig {
     pub node_id: u64,
     /// The voters of a fresh group.
     pub voters: Vec<u64>,
+    /// Write snapshot files on a thread of their own (the server) rather than inline in `poll`
+    /// (deterministic: the simulator, tests).
+    pub snapshot_in_background: bool,
+}
+
+/// Where snapshots go.
+#[derive(Debug)]
+enum SnapshotSink {
+    /// Nowhere: kept in memory by the log store only (devices that do not persist).
+    Memory,
+    /// Written inline by `poll`.
+    Inline(SnapshotFile),
+    /// Written by a thread; the index being written, if any.
+    Background(SnapshotWriter, Option<u64>),
 }
 
 /// Who waits for a write's answer.
@@ -204,7 +218,7 @@ pub struct Partition<D: BlockIo> {
     waiters: Waiters<Waiter>,
     /// Scratch for encoding one command (one log record's payload at most).
     command: Vec<u8>,
-    snapshot_file: Option<SnapshotFile>,
+    snapshots: SnapshotSink,
     snapshot_every_entries: u64,
     /// The index of the last snapshot taken (or loaded).
     snapshot_index: u64,
@@ -288,12 +302,25 @@ impl<D: BlockIo> Partition<D> {
             keys: kv.len(),
             elapsed: started.elapsed(),
         };
+        let snapshots = match snapshot_file {
+            None => SnapshotSink::Memory,
+            Some(file) if config.snapshot_in_background => {
+                let path = file.path().display().to_string();
+                let writer = SnapshotWriter::spawn(file, id).map_err(|e| PartitionError::Snapshot {
+                    partition: id,
+                    path,
+                    reason: format!("cannot start its writer thread: {e}"),
+                })?;
+                SnapshotSink::Background(writer, None)
+            }
+            Some(file) => SnapshotSink::Inline(file),
+        };
         let partition = Self {
             id,
             out: RaftOutput::new(&config.raft),
             waiters: Waiters::new(config.raft.proposals_pending_max),
             command: vec![0; crate::raft::ENTRY_DATA_MAX],
-            snapshot_file,
+            snapshots,
             snapshot_every_entries: config.snapshot_every_entries,
             snapshot_index: applied_from,
             checkpoint_pending: None,
@@ -454,10 +481,8 @@ impl<D: BlockIo> Partition<D> {
         self.maybe_snapshot();
         let ual = self.raft.store().ual();
         let catching_up = self.raft.is_leader() && !self.serves_reads();
-        catching_up
-            || !self.waiters.is_empty()
-            || ual.writes_in_flight() > 0
-            || ual.durable_lsn() < ual.last_lsn()
+        let log_busy = ual.writes_in_flight() > 0 || ual.durable_lsn() < ual.last_lsn();
+        catching_up || log_busy || !self.waiters.is_empty() || self.snapshot_in_progress()
     }
 
     /// The log failed: the group refuses all work; every waiting request hears `UNAVAILABLE`.
@@ -478,6 +503,15 @@ impl<D: BlockIo> Partition<D> {
             self.checkpoint(index, data);
             return;
         }
+        if let SnapshotSink::Background(writer, in_flight @ Some(_)) = &mut self.snapshots {
+            let Some((index, data, result)) = writer.finished() else { return };
+            *in_flight = None;
+            match result {
+                Ok(()) => self.checkpoint(index, data),
+                Err(e) => self.snapshot_failed(&e),
+            }
+            return;
+        }
         let index = self.kv.applied_lsn();
         if index <= self.snapshot_index {
             return;
@@ -494,29 +528,42 @@ impl<D: BlockIo> Partition<D> {
     /// its own schedule). Its checkpoint completes with later polls.
     pub fn snapshot_now(&mut self) {
         let index = self.kv.applied_lsn();
-        if index > self.snapshot_index {
+        if index > self.snapshot_index && !self.snapshot_in_progress() {
             self.take_snapshot(index);
         }
+    }
+
+    /// Whether a snapshot is being written or waits for its checkpoint.
+    pub fn snapshot_in_progress(&self) -> bool {
+        self.checkpoint_pending.is_some() || matches!(self.snapshots, SnapshotSink::Background(_, Some(_)))
     }
 
     fn take_snapshot(&mut self, index: u64) {
         let mut data = Vec::new();
         self.kv.snapshot(&mut data);
-        if let Some(file) = &self.snapshot_file {
-            if let Err(e) = file.write(&data) {
-                self.counters.snapshot_failures += 1;
-                eprintln!(
-                    "vigil: partition {}: cannot write snapshot {}: {e}",
-                    self.id,
-                    file.path().display()
-                );
-                // Try again after as many entries again, not at every poll.
-                self.snapshot_index = index;
-                return;
+        // Whatever the outcome, the next attempt comes after as many entries again, not at every poll.
+        self.snapshot_index = index;
+        match &mut self.snapshots {
+            SnapshotSink::Memory => self.checkpoint(index, data),
+            SnapshotSink::Inline(file) => match file.write(&data) {
+                Ok(()) => self.checkpoint(index, data),
+                Err(e) => self.snapshot_failed(&e),
+            },
+            SnapshotSink::Background(writer, in_flight) => {
+                writer.submit(index, data);
+                *in_flight = Some(index);
             }
         }
-        self.snapshot_index = index;
-        self.checkpoint(index, data);
+    }
+
+    fn snapshot_failed(&mut self, e: &std::io::Error) {
+        self.counters.snapshot_failures += 1;
+        let path = match &self.snapshots {
+            SnapshotSink::Inline(file) => file.path().display().to_string(),
+            SnapshotSink::Background(writer, _) => writer.path().display().to_string(),
+            SnapshotSink::Memory => String::new(),
+        };
+        eprintln!("vigil: partition {}: cannot write snapshot {path}: {e}", self.id);
     }
 
     fn checkpoint(&mut self, index: u64, data: Vec<u8>) {

@@ -9,13 +9,16 @@
 //! The bytes are the KV projection's own snapshot format (magic, version, applied lsn, length,
 //! crc32c): a torn or flipped file is refused by `KvProjection::restore`, never half-loaded.
 //!
-//! This is plain blocking file I/O, done by the shard thread when a snapshot is due (every
-//! `storage.snapshot_every_entries` entries): it pauses that shard for the time of one write and
-//! two `fsync`s, not the others.
+//! Writing is plain blocking file I/O. The server does it on a `SnapshotWriter` thread per
+//! partition, so the shard keeps serving while the file is written and `fsync`ed (tens to hundreds
+//! of milliseconds); the shard checkpoints the log when the writer reports the file durable. The
+//! simulator and tests write inline (`SnapshotFile::write`), which keeps them deterministic.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 /// Where one partition's snapshot lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +67,72 @@ impl SnapshotFile {
     }
 }
 
+/// A snapshot handed back by the writer: its index, its bytes, and whether the file is durable.
+pub type Written = (u64, Vec<u8>, io::Result<()>);
+
+/// A thread that writes one partition's snapshot files, one at a time, off the shard's thread.
+#[derive(Debug)]
+pub struct SnapshotWriter {
+    path: PathBuf,
+    jobs: Option<mpsc::SyncSender<(u64, Vec<u8>)>>,
+    done: mpsc::Receiver<Written>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SnapshotWriter {
+    /// Starts the writer of `file` (a thread named `vigil-snap-<partition>`).
+    pub fn spawn(file: SnapshotFile, partition: u16) -> io::Result<Self> {
+        // One job at a time: the partition does not start a snapshot while one is being written.
+        let (jobs, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(1);
+        let (done_tx, done) = mpsc::channel();
+        let path = file.path().to_path_buf();
+        let thread =
+            std::thread::Builder::new().name(format!("vigil-snap-{partition}")).spawn(move || {
+                for (index, data) in job_rx {
+                    let result = file.write(&data);
+                    if done_tx.send((index, data, result)).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self { path, jobs: Some(jobs), done, thread: Some(thread) })
+    }
+
+    /// The file it writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Hands over a snapshot to write; its outcome comes out of `finished`. The caller submits the
+    /// next only after the previous one finished.
+    pub fn submit(&self, index: u64, data: Vec<u8>) {
+        let jobs = self.jobs.as_ref().expect("the writer runs until dropped");
+        // The channel holds one job and the caller waits for each to finish: never full.
+        if jobs.try_send((index, data)).is_err() {
+            panic!(
+                "snapshot writer {}: a job was submitted before the last one finished, or the thread died",
+                self.path.display()
+            );
+        }
+    }
+
+    /// A snapshot whose write finished (durably or not), if any.
+    pub fn finished(&self) -> Option<Written> {
+        self.done.try_recv().ok()
+    }
+}
+
+impl Drop for SnapshotWriter {
+    /// Lets a write in progress finish (a half-written `.tmp` would only be deleted at the next
+    /// open, but the rename is what makes a snapshot count, so nothing is lost either way).
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +149,29 @@ mod tests {
         fs::write(dir.join("partition-3.snap.tmp"), b"torn").unwrap();
         assert_eq!(f.load().unwrap().as_deref(), Some(&b"second"[..]));
         assert!(!dir.join("partition-3.snap.tmp").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_writer_thread_writes_and_reports_each_snapshot() {
+        let dir = std::env::temp_dir().join(format!("vigil-snapwriter-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let w = SnapshotWriter::spawn(SnapshotFile::new(&dir, 1), 1).unwrap();
+        for index in [5u64, 9] {
+            w.submit(index, format!("snapshot {index}").into_bytes());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let (got, data, result) = loop {
+                if let Some(done) = w.finished() {
+                    break done;
+                }
+                assert!(std::time::Instant::now() < deadline, "the writer never finished");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            };
+            assert_eq!((got, data, result.is_ok()), (index, format!("snapshot {index}").into_bytes(), true));
+        }
+        drop(w);
+        assert_eq!(fs::read(dir.join("partition-1.snap")).unwrap(), b"snapshot 9");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,6 +10,10 @@ use crate::wire::opcode;
 use vigil_pmd::block::memory::MemoryBlockIo;
 
 fn config(snapshot_every_entries: u64) -> PartitionConfig {
+    config_with(snapshot_every_entries, false)
+}
+
+fn config_with(snapshot_every_entries: u64, snapshot_in_background: bool) -> PartitionConfig {
     PartitionConfig {
         ual: UalConfig {
             segment_blocks: 16,
@@ -23,6 +27,7 @@ fn config(snapshot_every_entries: u64) -> PartitionConfig {
         snapshot_every_entries,
         node_id: 1,
         voters: vec![1],
+        snapshot_in_background,
     }
 }
 
@@ -45,15 +50,18 @@ fn set_body(key: &[u8], value: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Polls until nothing is in flight (bounded); returns every `Done`.
+/// Polls until nothing is in flight (bounded: a background snapshot write takes real time);
+/// returns every `Done`.
 fn settle(p: &mut Partition<MemoryBlockIo>) -> Vec<Done> {
     let mut done = Vec::new();
-    for i in 0..1000 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for i in 0.. {
         if !p.poll(Nanos(i), &mut |d| done.push(d)) {
             return done;
         }
+        assert!(std::time::Instant::now() < deadline, "partition never settled: {p:?}");
     }
-    panic!("partition never settled: {p:?}");
+    unreachable!()
 }
 
 fn open(cfg: &PartitionConfig, dev: MemoryBlockIo, file: Option<SnapshotFile>) -> Partition<MemoryBlockIo> {
@@ -126,10 +134,19 @@ fn a_crash_loses_no_acknowledged_write() {
 
 #[test]
 fn snapshots_recycle_the_log_and_recovery_starts_from_them() {
-    let dir = std::env::temp_dir().join(format!("vigil-partition-snap-{}", std::process::id()));
+    snapshots_recycle_the_log(false);
+}
+
+#[test]
+fn snapshots_written_by_the_writer_thread_recycle_the_log_too() {
+    snapshots_recycle_the_log(true);
+}
+
+fn snapshots_recycle_the_log(background: bool) {
+    let dir = std::env::temp_dir().join(format!("vigil-partition-snap-{}-{background}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let cfg = config(50);
+    let cfg = config_with(50, background);
     let file = || Some(SnapshotFile::new(&dir, 0));
     let mut p = open(&cfg, device(&cfg), file());
     // Far more than the 8-segment ring holds without recycling (16 blocks each, ~60 records a block).
