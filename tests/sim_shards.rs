@@ -220,10 +220,12 @@ impl Params {
             };
             (Some(rng.range(3, 80)), ual)
         } else {
-            // No snapshot file: a ring no seed fills halfway (asserted: no checkpoint happens).
+            // No snapshot file: a ring no seed fills halfway (asserted: no checkpoint happens), even
+            // when every group commit is a single record padded to its own block (the log pads the
+            // tail block while a write of it is in flight).
             let ual = UalConfig {
-                segment_blocks: 32,
-                segment_count: 16,
+                segment_blocks: 64,
+                segment_count: 64,
                 write_blocks_max: write_blocks_max(rng, 3),
                 writes_in_flight_max: 1 + rng.below(4) as u32,
                 format_if_blank: true,

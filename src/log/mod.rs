@@ -230,6 +230,9 @@ pub struct UalCounters {
     pub writes: u64,
     /// Blocks those writes carried.
     pub write_blocks: u64,
+    /// Bytes of block tails left empty so that a group commit need not wait for the write in
+    /// flight on the tail block (the price of pipelining group commits).
+    pub padded_bytes: u64,
     /// Superblock writes submitted.
     pub superblock_writes: u64,
     /// Device reads (segments or superblocks).
@@ -280,6 +283,10 @@ struct InFlightWrite {
     /// Virtual blocks start..end it covers.
     start: u64,
     end: u64,
+    /// Its blocks from here on (up to `end`) held no record when it was submitted and may receive
+    /// records while it is in flight; the blocks before are final (the writer pads past a block
+    /// an unfinished write covers), so a later write may cover them too with the same bytes.
+    mutable_from: u64,
     /// The last lsn it makes durable.
     last_lsn: Lsn,
     done: bool,

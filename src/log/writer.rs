@@ -36,6 +36,13 @@ impl<D: BlockIo> Ual<D> {
         }
         let need = (RECORD_HEADER_LEN + payload.len()) as u64;
         let mut pos = self.tail_pos;
+        // A write of the tail block is in flight: leave the block as that write has it (records,
+        // then zeros) and go on in the next one, as when a record does not fit, so the next group
+        // commit does not have to wait for that write before it can be submitted.
+        let pad = !pos.is_multiple_of(BS) && self.block_in_flight(pos / BS);
+        if pad {
+            pos = (pos / BS + 1) * BS;
+        }
         if pos % BS + need > BS {
             pos = (pos / BS + 1) * BS;
         }
@@ -54,6 +61,14 @@ impl<D: BlockIo> Ual<D> {
         encode_record(&mut image[at..at + need as usize], lsn, term, self.epoch, kind, payload);
         if pos & (BS - 1) == 0 {
             self.block_first_lsn[(vblock % self.geo.region_blocks) as usize] = lsn;
+        }
+        if pad && self.submitted_pos == self.tail_pos {
+            // Only the padding lies between, and the write in flight puts its zeros on the device
+            // (which also erases whatever a cut left there): nothing more to submit before `pos`.
+            // (A record that merely does not fit moves on without this: its block's zeros still have
+            // to be written, since after a cut the device may hold dead records there.)
+            self.counters.padded_bytes += pos - self.tail_pos;
+            self.submitted_pos = pos;
         }
         self.tail_pos = pos + need;
         self.next_lsn = lsn + 1;
@@ -105,12 +120,19 @@ impl<D: BlockIo> Ual<D> {
             } else {
                 (last, self.tail_pos, self.next_lsn - 1)
             };
+            // Buffers come in powers of two: round up by also covering the final blocks before
+            // `first` (same bytes again) rather than empty blocks after the tail, which records
+            // will fill while this write is in flight. Forward only at a segment's start.
             let blocks = (piece_last + 1 - first).next_power_of_two();
-            let start = if first + blocks <= seg_end { first } else { seg_end - blocks };
+            let start = (piece_last + 1).saturating_sub(blocks).max(seg_start);
             let end = start + blocks;
+            debug_assert!(end <= seg_end);
+            let mutable_from = piece_end_pos.div_ceil(BS);
+            // Two writes in flight may cover the same block only where its bytes are final in both.
+            let clash = |w: &InFlightWrite| !w.done && start.max(w.mutable_from) < end.min(w.end);
             if self.in_flight.len() >= self.cfg.writes_in_flight_max as usize
                 || self.dev.in_flight() >= self.dev.queue_depth()
-                || self.in_flight.iter().any(|w| start < w.end && w.start < end)
+                || self.in_flight.iter().any(clash)
             {
                 break;
             }
@@ -128,13 +150,25 @@ impl<D: BlockIo> Ual<D> {
                 }
                 Err(e) => panic!("log write refused: {e} (geometry was validated)"),
             }
-            self.in_flight.push_back(InFlightWrite { tag, start, end, last_lsn: covers, done: false });
+            self.in_flight.push_back(InFlightWrite {
+                tag,
+                start,
+                end,
+                mutable_from,
+                last_lsn: covers,
+                done: false,
+            });
             self.submitted_pos = piece_end_pos;
             self.counters.writes += 1;
             self.counters.write_blocks += blocks;
             issued += 1;
         }
         Ok(issued)
+    }
+
+    /// Whether an unfinished write holds records of virtual block `vblock` (its final part).
+    fn block_in_flight(&self, vblock: u64) -> bool {
+        self.in_flight.iter().any(|w| !w.done && w.start <= vblock && vblock < w.mutable_from)
     }
 
     /// Reaps finished requests and advances `durable_lsn`; returns how many finished. `now` is
@@ -306,7 +340,14 @@ impl<D: BlockIo> Ual<D> {
             }
         }
         let last_lsn = self.durable_lsn;
-        self.in_flight.push_back(InFlightWrite { tag, start, end: start + blocks, last_lsn, done: false });
+        self.in_flight.push_back(InFlightWrite {
+            tag,
+            start,
+            end: start + blocks,
+            mutable_from: start,
+            last_lsn,
+            done: false,
+        });
         self.counters.writes += 1;
         self.counters.write_blocks += blocks;
         self.spin_until("log write", |s| s.in_flight.is_empty())
