@@ -20,8 +20,8 @@
 #  4. fio: sequential writes, O_DIRECT, O_DSYNC (the RWF_DSYNC equivalent), io_uring, with the mean
 #     size of Vigil's log writes in step 2 as the block size, on a fresh preallocated file of the
 #     size of Vigil's log in DATA_DIR, wrapping around it like the log's ring, at queue depth 1
-#     (Vigil's log writes overlap in the tail block, so they are issued one at a time) and at
-#     FIO_DEPTH_MAX (its writes_in_flight_max); each twice: on idle CPUs, and with both cores busy
+#     and at FIO_DEPTH_MAX (Vigil's writes_in_flight_max: its group commits are pipelined up to
+#     that many); each twice: on idle CPUs, and with both cores busy
 #     (a shell loop pinned to SERVER_CORE and one to LOADGEN_CORE, as the polling shard and load
 #     generator keep them during steps 1-3: on a VM that slows each durable write down, see
 #     docs/BENCHMARKS.md).
@@ -212,12 +212,13 @@ print(f"[{'OK' if ok else 'FAIL'}]   restart: {got_keys} keys recovered to index
 raise SystemExit(0 if ok else 1)
 PY
 
-# Vigil's group commits in step 2: log writes, SETs per write, bytes per write. /proc/PID/io's
-# write_bytes counts the O_DIRECT log writes, the superblocks and the snapshot files; the snapshot
-# files' bytes (snapshots x the last snapshot's size, an upper bound) are taken out.
-read -r WRITES APPENDS SNAPSHOTS SB_WRITES < <(sed -n 's/.*snapshots \([0-9]*\) .*log appends \([0-9]*\) writes \([0-9]*\) superblock-writes \([0-9]*\).*/\3 \2 \1 \4/p' "$OUT/vigil-max.log")
+# Vigil's group commits in step 2: log writes, SETs per write, bytes per write, from its shutdown
+# counters (`write-blocks` are the 4 KiB blocks its log writes carried). /proc/PID/io's write_bytes
+# (log writes, superblocks and snapshot files together) is printed alongside as a cross-check.
+read -r WRITES APPENDS SNAPSHOTS WRITE_BLOCKS SB_WRITES < <(sed -n 's/.*snapshots \([0-9]*\) .*log appends \([0-9]*\) writes \([0-9]*\) write-blocks \([0-9]*\) superblock-writes \([0-9]*\).*/\3 \2 \1 \4 \5/p' "$OUT/vigil-max.log")
+[ -n "${WRITE_BLOCKS:-}" ] || die "cannot read the log counters from $OUT/vigil-max.log"
 IO_BYTES=$(( $(cat "$OUT/vigil-max.io-end") - $(cat "$OUT/vigil-max.io-start") ))
-LOG_WRITE_BYTES=$(( IO_BYTES - SNAPSHOTS * SNAP_BYTES - SB_WRITES * 4096 ))
+LOG_WRITE_BYTES=$(( WRITE_BLOCKS * 4096 ))
 BS=$(( (LOG_WRITE_BYTES / WRITES + 2048) / 4096 * 4096 ))
 [ "$BS" -ge 4096 ] || BS=4096
 info "step 2: $APPENDS log appends in $WRITES writes ($SB_WRITES superblock writes, $SNAPSHOTS snapshots of <= $SNAP_BYTES bytes);"

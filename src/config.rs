@@ -124,6 +124,9 @@ pub struct StorageConfig {
     /// in use), so recovery replays at most about this many entries.
     #[serde(default = "defaults::snapshot_every_entries")]
     pub snapshot_every_entries: u64,
+    /// Writes proposed and not yet answered, per partition; beyond it writes are answered `BUSY`.
+    #[serde(default = "defaults::writes_waiting_max")]
+    pub writes_waiting_max: usize,
 }
 
 /// Limits of the KV projection.
@@ -385,6 +388,9 @@ mod defaults {
     pub fn snapshot_every_entries() -> u64 {
         1_000_000
     }
+    pub fn writes_waiting_max() -> usize {
+        16_384
+    }
     pub fn key_bytes_max() -> usize {
         256
     }
@@ -519,6 +525,12 @@ impl Config {
         }
         if !(1..=4096).contains(&st.queue_depth) {
             return Err(invalid("storage.queue_depth", format!("{} is not in 1..=4096", st.queue_depth)));
+        }
+        if !(1..=1 << 20).contains(&st.writes_waiting_max) {
+            return Err(invalid(
+                "storage.writes_waiting_max",
+                format!("{} is not in 1..={}", st.writes_waiting_max, 1 << 20),
+            ));
         }
         if st.snapshot_every_entries == 0 {
             return Err(invalid("storage.snapshot_every_entries", "must be at least 1"));

@@ -217,7 +217,10 @@ fn build_routers(config: &Config) -> Result<RouterSlots, ServeError> {
 fn partition_config(config: &Config) -> PartitionConfig {
     PartitionConfig {
         ual: config.storage.ual(),
-        raft: RaftGroupConfig::default(),
+        raft: RaftGroupConfig {
+            proposals_pending_max: config.storage.writes_waiting_max,
+            ..RaftGroupConfig::default()
+        },
         kv: config.kv.limits(),
         snapshot_every_entries: config.storage.snapshot_every_entries,
         node_id: 1,

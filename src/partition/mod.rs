@@ -18,6 +18,12 @@
 //! `snapshot_every_entries` applied entries, or when half the log's ring is in use, written to the
 //! snapshot file, and only then checkpointed into the log, which recycles the segments they cover.
 //!
+//! Raft reads committed entries back from the log store to apply them, and the store serves them
+//! from memory (the UAL's tail segment and the one before it; a device read cannot happen inside
+//! raft-rs). So the entries proposed and not yet applied are kept to half a segment of log bytes
+//! (`BUSY` beyond): whatever the padding of pipelined group commits adds, they always lie within
+//! the last two segments.
+//!
 //! Invariants: every waiting request gets exactly one `Done` (its result, `NOT_LEADER` if its log
 //! position went to another entry, `UNAVAILABLE` if the log failed); nothing is applied that is not
 //! committed; a snapshot file never covers less than the log's start; proposals stop (`BUSY`)
@@ -42,6 +48,9 @@ use waiters::Waiters;
 
 /// Free segments below which proposals are refused with `BUSY` until a snapshot frees some.
 const SEGMENTS_FREE_MIN: u64 = 2;
+/// Bytes a log record takes besides its payload.
+const RECORD_HEADER_LEN: usize = crate::log::RECORD_HEADER_LEN;
+const BLOCK_SIZE: usize = vigil_pmd::block::BLOCK_SIZE;
 /// Entries a replay must have before it shows a progress bar.
 const PROGRESS_ENTRIES_MIN: u64 = 100_000;
 
@@ -215,7 +224,11 @@ pub struct Partition<D: BlockIo> {
     raft: RaftGroup<UalRaftStore<D>>,
     kv: KvProjection,
     out: RaftOutput,
-    waiters: Waiters<Waiter>,
+    /// Requests waiting for their entry, with their entries' size in the log.
+    waiters: Waiters<(Waiter, u64)>,
+    /// Log bytes of the entries waiting (proposed, not yet applied), and their bound.
+    waiting_bytes: u64,
+    waiting_bytes_max: u64,
     /// Scratch for encoding one command (one log record's payload at most).
     command: Vec<u8>,
     snapshots: SnapshotSink,
@@ -319,6 +332,8 @@ impl<D: BlockIo> Partition<D> {
             id,
             out: RaftOutput::new(&config.raft),
             waiters: Waiters::new(config.raft.proposals_pending_max),
+            waiting_bytes: 0,
+            waiting_bytes_max: u64::from(config.ual.segment_blocks) * BLOCK_SIZE as u64 / 2,
             command: vec![0; crate::raft::ENTRY_DATA_MAX],
             snapshots,
             snapshot_every_entries: config.snapshot_every_entries,
@@ -400,21 +415,27 @@ impl<D: BlockIo> Partition<D> {
         if !self.raft.is_leader() {
             return WriteOutcome::Refused(Status::NotLeader);
         }
-        if self.raft.store().ual().segments_free() < SEGMENTS_FREE_MIN || self.waiters.is_full() {
-            self.counters.busy += 1;
-            return WriteOutcome::Refused(Status::Busy);
-        }
         let Ok(len) = cmd.encode(&mut self.command) else {
             return WriteOutcome::Now(ApplyResult::ValueTooLarge);
         };
-        let token = self.waiters.insert(waiter).expect("checked not full");
+        let bytes = (len + RECORD_HEADER_LEN) as u64;
+        let window_full = self.waiting_bytes > 0 && self.waiting_bytes + bytes > self.waiting_bytes_max;
+        if self.raft.store().ual().segments_free() < SEGMENTS_FREE_MIN
+            || self.waiters.is_full()
+            || window_full
+        {
+            self.counters.busy += 1;
+            return WriteOutcome::Refused(Status::Busy);
+        }
+        let token = self.waiters.insert((waiter, bytes)).expect("checked not full");
+        self.waiting_bytes += bytes;
         match self.raft.propose(&self.command[..len], token) {
             Ok(_) => {
                 self.counters.proposed += 1;
                 WriteOutcome::Later
             }
             Err(e) => {
-                self.waiters.take(token).expect("just inserted");
+                take_waiter(&mut self.waiters, &mut self.waiting_bytes, token).expect("just inserted");
                 WriteOutcome::Refused(self.refusal(&e))
             }
         }
@@ -462,12 +483,14 @@ impl<D: BlockIo> Partition<D> {
                 }
                 EntryKind::ConfChange | EntryKind::ConfChangeV2 => continue,
             };
-            if let Some(waiter) = entry.proposal_ctx.and_then(|token| self.waiters.take(token)) {
+            let waiter =
+                entry.proposal_ctx.and_then(|t| take_waiter(&mut self.waiters, &mut self.waiting_bytes, t));
+            if let Some(waiter) = waiter {
                 done(Done { waiter, result: Ok(result) });
             }
         }
         for dropped in self.out.dropped.drain(..) {
-            if let Some(waiter) = self.waiters.take(dropped.ctx) {
+            if let Some(waiter) = take_waiter(&mut self.waiters, &mut self.waiting_bytes, dropped.ctx) {
                 done(Done { waiter, result: Err(Status::NotLeader) });
             }
         }
@@ -494,7 +517,8 @@ impl<D: BlockIo> Partition<D> {
                 self.waiters.len()
             );
         }
-        self.waiters.drain(|waiter| done(Done { waiter, result: Err(Status::Unavailable) }));
+        self.waiters.drain(|(waiter, _)| done(Done { waiter, result: Err(Status::Unavailable) }));
+        self.waiting_bytes = 0;
     }
 
     /// Takes a snapshot when one is due, writes it, and checkpoints the log behind it.
@@ -577,6 +601,13 @@ impl<D: BlockIo> Partition<D> {
             }
         }
     }
+}
+
+/// Takes a waiting request out of the table, and its bytes out of the window.
+fn take_waiter(waiters: &mut Waiters<(Waiter, u64)>, waiting_bytes: &mut u64, token: u64) -> Option<Waiter> {
+    let (waiter, bytes) = waiters.take(token)?;
+    *waiting_bytes -= bytes;
+    Some(waiter)
 }
 
 /// Loads the snapshot file, if any: the projection it holds and its index.

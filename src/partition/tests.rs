@@ -197,3 +197,33 @@ fn a_log_that_cannot_checkpoint_refuses_writes_with_busy_and_keeps_serving_reads
     assert!(last_acked.is_some());
     assert_eq!(get(&p, b"k").map(|(_, v)| v), Ok(value), "reads still served");
 }
+
+#[test]
+fn writes_wait_while_applying_lags_a_segment_behind_the_log() {
+    // Applying only 4 entries a poll while 40 writes arrive between polls: without back-pressure the
+    // entries to apply would fall out of the two segment images in memory, and raft-rs, which reads
+    // them back from the store, would find them unavailable (it panics).
+    let mut cfg = config(1_000_000);
+    cfg.raft.committed_per_poll_max = 4;
+    let mut p = open(&cfg, device(&cfg), None);
+    let value = vec![b'v'; 300];
+    let (mut later, mut busy, mut done) = (0u64, 0u64, 0u64);
+    for round in 0..300u64 {
+        for i in 0..40u64 {
+            let id = round * 40 + i + 1;
+            match p.write(waiter(opcode::SET, id), 9, &set_body(format!("k{}", id % 50).as_bytes(), &value)) {
+                WriteOutcome::Later => later += 1,
+                WriteOutcome::Refused(Status::Busy) => busy += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        p.poll(Nanos(round), &mut |d| {
+            assert!(d.result.is_ok(), "{d:?}");
+            done += 1;
+        });
+    }
+    done += settle(&mut p).len() as u64;
+    assert!(busy > 0, "applying fell behind and writes were refused");
+    assert!(later > 1000, "{later}");
+    assert_eq!(done, later, "every accepted write was answered");
+}
