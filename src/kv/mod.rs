@@ -43,7 +43,7 @@ use thiserror::Error;
 ///
 /// Memory bound: the map holds at most `keys_max` entries whose keys and values add up to at most
 /// `data_bytes_max` bytes; each entry also costs a fixed overhead (two heap blocks, the version and
-/// the B-tree's share, about 80 bytes), and a value buffer may keep up to twice its length while it
+/// the hash table's slot, about 80 bytes), and a value buffer may keep up to twice its length while it
 /// is reused in place. So the heap used by the map stays below
 /// `2 * data_bytes_max + keys_max * 80` bytes, plus `dedup_clients_max * 96` bytes for the client
 /// table (allocated once, at creation).

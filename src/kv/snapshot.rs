@@ -28,7 +28,7 @@
 use super::dedup::ClientTable;
 use super::projection::{ApplyResult, Entry, KvCounters, KvProjection};
 use super::{KvError, KvLimits, Reader, ANONYMOUS_CLIENT};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// First four bytes of a KV snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"VGKV";
@@ -141,14 +141,15 @@ impl KvProjection {
         out.extend_from_slice(&[0u8; 12]); // body_len and crc, patched below
         let body_start = out.len();
         out.extend_from_slice(&(self.map.len() as u64).to_le_bytes());
-        for (key, e) in &self.map {
+        // Keys in ascending order (`iter` sorts them): the same state always gives the same bytes.
+        for (key, value, version) in self.iter() {
             let key_len = u16::try_from(key.len()).expect("keys are at most key_bytes_max <= u16::MAX");
-            let value_len = u32::try_from(e.value.len()).expect("values are at most value_bytes_max");
+            let value_len = u32::try_from(value.len()).expect("values are at most value_bytes_max");
             out.extend_from_slice(&key_len.to_le_bytes());
             out.extend_from_slice(key);
             out.extend_from_slice(&value_len.to_le_bytes());
-            out.extend_from_slice(&e.value);
-            out.extend_from_slice(&e.version.to_le_bytes());
+            out.extend_from_slice(value);
+            out.extend_from_slice(&version.to_le_bytes());
         }
         out.extend_from_slice(&(self.clients.len() as u64).to_le_bytes());
         for c in self.clients.iter() {
@@ -175,8 +176,9 @@ impl KvProjection {
         if key_count > limits.keys_max as u64 {
             return Err(KvError::SnapshotExceedsLimits("more keys than keys_max"));
         }
-        let mut map: BTreeMap<Box<[u8]>, Entry> = BTreeMap::new();
+        let mut map: HashMap<Box<[u8]>, Entry> = HashMap::with_capacity(key_count as usize);
         let mut data_bytes = 0usize;
+        let mut last_key: Option<&[u8]> = None;
         for _ in 0..key_count {
             let key = r.bytes_u16()?;
             let value = r.bytes_u32()?;
@@ -190,9 +192,10 @@ impl KvProjection {
             if version == 0 || version > lsn {
                 return Err(KvError::SnapshotInvalid("a key's version is 0 or above the applied lsn"));
             }
-            if map.last_key_value().is_some_and(|(last, _)| **last >= *key) {
+            if last_key.is_some_and(|last| last >= key) {
                 return Err(KvError::SnapshotInvalid("keys are not in strictly ascending order"));
             }
+            last_key = Some(key);
             data_bytes += key.len() + value.len();
             if data_bytes > limits.data_bytes_max {
                 return Err(KvError::SnapshotExceedsLimits("more data than data_bytes_max"));

@@ -56,17 +56,23 @@ impl<D: BlockIo> Ual<D> {
         };
         let at = ((vblock - vseg * self.geo.segment_blocks) * BS) as usize;
         let block = &bytes[at..at + BLOCK_SIZE];
+        // Step over the records before it by their headers alone (this image is our own writing),
+        // then verify the one asked for in full, checksum included: one checksum per read, not one
+        // per record before it in the block.
         let mut off = 0;
-        while let Slot::Record(h) = decode_record(block, off) {
-            if h.lsn == lsn {
-                let payload = &block[off + RECORD_HEADER_LEN..off + h.total_len()];
-                let meta = RecordMeta { lsn, term: h.term, kind: h.kind, len: h.len };
-                return Some(Record { meta, payload });
+        while off + RECORD_HEADER_LEN <= BLOCK_SIZE {
+            let h = super::format::peek_header(block, off);
+            if h.lsn == 0 || h.lsn > lsn || off + h.total_len() > BLOCK_SIZE {
+                return None;
             }
-            if h.lsn > lsn {
-                break;
+            if h.lsn < lsn {
+                off += h.total_len();
+                continue;
             }
-            off += h.total_len();
+            let Slot::Record(h) = decode_record(block, off) else { return None };
+            let payload = &block[off + RECORD_HEADER_LEN..off + h.total_len()];
+            let meta = RecordMeta { lsn, term: h.term, kind: h.kind, len: h.len };
+            return Some(Record { meta, payload });
         }
         None
     }
