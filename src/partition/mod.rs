@@ -642,7 +642,7 @@ impl Progress {
         let bar = (entries >= PROGRESS_ENTRIES_MIN).then(|| {
             let bar = indicatif::ProgressBar::new(entries);
             let style = indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {pos}/{len} entries ({per_sec}, eta {eta})",
+                "{msg} [{bar:40}] {pos}/{len} entries ({percent}%, eta {eta})",
             )
             .expect("a valid template")
             .progress_chars("=> ");
