@@ -21,8 +21,8 @@
 
 use crate::dispatch::{Answer, DispatchError, Dispatcher, Handler, Request, Subsystem};
 use crate::inbox::{Envelope, Kind, Placement, Route, Router};
-use crate::kv::protocol::{parse_write, render_result};
-use crate::kv::ApplyResult;
+use crate::kv::protocol::{parse_get, parse_write, render_result};
+use crate::kv::{ApplyResult, Command};
 use crate::partition::waiters::Waiters;
 use crate::partition::{Done, Origin, Partition, Waiter, WriteOutcome};
 use crate::shard::{LateAnswer, ShardService};
@@ -157,12 +157,12 @@ impl<D: BlockIo> KvShard<D> {
 
     /// Handles a client request on this shard.
     fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<Answer, Status> {
-        let key = request_key(req.opcode, req.client_id, req.request_id, req.body)?;
-        match self.route(key) {
+        let parsed = KvRequest::parse(req.opcode, req.client_id, req.request_id, req.body)?;
+        match self.route(parsed.key()) {
             Route::Local { partition } => {
                 let origin = Origin::Client { peer: req.peer, client_id: req.client_id };
                 let waiter = Waiter { origin, opcode: req.opcode, request_id: req.request_id };
-                self.run_local(partition, waiter, req.client_id, req.body, out)
+                self.run_local(partition, waiter, &parsed, out)
             }
             Route::Remote { partition, .. } => self.forward(partition, req),
         }
@@ -173,15 +173,15 @@ impl<D: BlockIo> KvShard<D> {
         &mut self,
         partition: u16,
         waiter: Waiter,
-        client_id: u64,
-        body: &[u8],
+        request: &KvRequest<'_>,
         out: &mut [u8],
     ) -> Result<Answer, Status> {
         let p = self.local(partition);
-        if waiter.opcode == opcode::GET {
-            return p.get(body, out).map(Answer::Now);
-        }
-        match p.write(waiter, client_id, body) {
+        let cmd = match request {
+            KvRequest::Get(key) => return p.get(key, out).map(Answer::Now),
+            KvRequest::Write(cmd) => cmd,
+        };
+        match p.write_command(waiter, cmd) {
             WriteOutcome::Later => Ok(Answer::Later),
             WriteOutcome::Now(result) => render_result(&result, out).map(Answer::Now),
             WriteOutcome::Refused(status) => Err(status),
@@ -264,7 +264,8 @@ impl<D: BlockIo> KvShard<D> {
             None => Err(Status::Malformed),
             Some((op, client_id, request_id, body)) => {
                 let waiter = Waiter { origin: Origin::Forwarded(*env), opcode: op, request_id };
-                self.run_local(env.partition_id(), waiter, client_id, body, &mut answer)
+                KvRequest::parse(op, client_id, request_id, body)
+                    .and_then(|parsed| self.run_local(env.partition_id(), waiter, &parsed, &mut answer))
             }
         };
         let router = self.router.as_mut().expect("draining needs a router");
@@ -330,12 +331,30 @@ fn rendered<'a>(result: &ApplyResult, buf: &'a mut [u8]) -> (Status, &'a [u8]) {
     }
 }
 
-/// The key a request is placed by; `BAD_REQUEST` if its body does not parse.
-fn request_key(op: u8, client_id: u64, request_id: u64, body: &[u8]) -> Result<&[u8], Status> {
-    if op == opcode::GET {
-        return Ok(body);
+/// A KV request, parsed once: where it goes and what it runs both come from this.
+enum KvRequest<'a> {
+    /// A GET of this key.
+    Get(&'a [u8]),
+    /// A write, as it will be logged.
+    Write(Command<'a>),
+}
+
+impl<'a> KvRequest<'a> {
+    /// Parses a frame's body; `BAD_REQUEST` if it does not parse for its opcode.
+    fn parse(op: u8, client_id: u64, request_id: u64, body: &'a [u8]) -> Result<Self, Status> {
+        if op == opcode::GET {
+            return Ok(KvRequest::Get(parse_get(body)));
+        }
+        parse_write(op, client_id, request_id, body).map(KvRequest::Write).map_err(|_| Status::BadRequest)
     }
-    parse_write(op, client_id, request_id, body).map(|c| c.op.key()).map_err(|_| Status::BadRequest)
+
+    /// The key it is placed by.
+    fn key(&self) -> &'a [u8] {
+        match self {
+            KvRequest::Get(key) => key,
+            KvRequest::Write(cmd) => cmd.op.key(),
+        }
+    }
 }
 
 fn decode_forwarded(bytes: &[u8]) -> Option<(u8, u64, u64, &[u8])> {

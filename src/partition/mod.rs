@@ -35,7 +35,7 @@ pub mod waiters;
 use crate::inbox::Envelope;
 use crate::kv::dedup::Check;
 use crate::kv::protocol::parse_write;
-use crate::kv::{ApplyResult, KvLimits, KvProjection};
+use crate::kv::{ApplyResult, Command, KvLimits, KvProjection};
 use crate::log::{LogError, OpenReport, Ual, UalConfig};
 use crate::raft::{EntryKind, RaftError, RaftGroup, RaftGroupConfig, RaftLogStore, RaftOutput, UalRaftStore};
 use crate::wire::Status;
@@ -394,9 +394,15 @@ impl<D: BlockIo> Partition<D> {
 
     /// Starts a write (see the module header).
     pub fn write(&mut self, waiter: Waiter, client_id: u64, body: &[u8]) -> WriteOutcome {
-        let Ok(cmd) = parse_write(waiter.opcode, client_id, waiter.request_id, body) else {
-            return WriteOutcome::Refused(Status::BadRequest);
-        };
+        match parse_write(waiter.opcode, client_id, waiter.request_id, body) {
+            Ok(cmd) => self.write_command(waiter, &cmd),
+            Err(_) => WriteOutcome::Refused(Status::BadRequest),
+        }
+    }
+
+    /// Starts a write already parsed into the command to log (`cmd.seq` is the request id).
+    pub fn write_command(&mut self, waiter: Waiter, cmd: &Command<'_>) -> WriteOutcome {
+        let client_id = cmd.client_id;
         if let Some(result) = KvProjection::check_sizes(self.kv.limits(), &cmd.op) {
             self.counters.answered_now += 1;
             return WriteOutcome::Now(result);
