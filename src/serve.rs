@@ -19,7 +19,7 @@ use crate::ops::kv::{Kv, KvService, KvShard};
 use crate::partition::snapfile::SnapshotFile;
 use crate::partition::{Partition, PartitionConfig};
 use crate::raft::RaftGroupConfig;
-use crate::shard::{Shard, ShardReport};
+use crate::shard::{Shard, ShardReport, ShardService};
 use std::cell::RefCell;
 use std::net::SocketAddrV4;
 use std::rc::Rc;
@@ -303,14 +303,19 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     let kv =
         Rc::new(RefCell::new(KvShard::new(partitions, placement, router, config.net.datagram_bytes_max)));
     let engine = build_engine_with(config, |d| Kv(Rc::clone(&kv)).register(d));
-    let mut shard = Shard::new(id, io, engine, config.net.burst_size_max)
-        .with_service(Box::new(KvService(Rc::clone(&kv))));
     let clock = MonotonicClock::new();
-    if !kv.borrow_mut().settle(&|| clock.now(), Instant::now() + Duration::from_secs(30)) {
-        let reason = "partitions did not become leader and catch up within 30 s".to_string();
-        let _ = ready.send(Err(ServeError::Storage(reason)));
-        return None;
+    // Ready only once every partition leads and re-applied its log (no request is answered yet).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut service = KvService(Rc::clone(&kv));
+    while !kv.borrow().serves_reads() {
+        if Instant::now() >= deadline {
+            let reason = "partitions did not become leader and catch up within 30 s".to_string();
+            let _ = ready.send(Err(ServeError::Storage(reason)));
+            return None;
+        }
+        service.poll(clock.now(), &mut |_| {});
     }
+    let mut shard = Shard::new(id, io, engine, config.net.burst_size_max).with_service(Box::new(service));
     let _ = ready.send(Ok(id));
     shard.run(&clock, stop);
     // Writes already proposed get their answers (or fail) before the shard goes.

@@ -13,6 +13,9 @@ use vigil_pmd::Nanos;
 
 const REQUESTS_PER_DATAGRAM_MAX: u16 = 64;
 
+/// Where the test's requests come from (answers here are read in place, never sent).
+const PEER: vigil_pmd::Peer = vigil_pmd::Peer::from_ip_port(std::net::Ipv4Addr::LOCALHOST, 1);
+
 fn engine() -> Engine {
     let mut d = Dispatcher::new();
     vigil::ops::register_all(&mut d).unwrap();
@@ -35,12 +38,7 @@ fn serve_valid(e: &mut Engine, traffic: &mut TrafficGen, batch: u64, datagrams: 
             traffic.push_request(k, &mut w).unwrap();
         }
         let n = w.finish();
-        let Outcome::Reply(m) = e.handle_datagram(
-            &req[..n],
-            &mut resp,
-            vigil_pmd::Peer::from_ip_port(std::net::Ipv4Addr::LOCALHOST, 1),
-            Nanos(0),
-        ) else {
+        let Outcome::Reply(m) = e.handle_datagram(&req[..n], &mut resp, PEER, Nanos(0)) else {
             panic!("dropped")
         };
         let h = wire::decode_header(&resp[..m]).unwrap();
@@ -105,12 +103,7 @@ fn malformed_workload_injection_never_gets_ok_for_all_frames() {
         // Interleave valid traffic: it is unaffected by what came before it.
         serve_valid(&mut e, &mut traffic, u64::from(w.batch), 1);
         let (n, kind) = gen.write(i, &mut buf);
-        let Outcome::Reply(m) = e.handle_datagram(
-            &buf[..n],
-            &mut resp,
-            vigil_pmd::Peer::from_ip_port(std::net::Ipv4Addr::LOCALHOST, 1),
-            Nanos(0),
-        ) else {
+        let Outcome::Reply(m) = e.handle_datagram(&buf[..n], &mut resp, PEER, Nanos(0)) else {
             continue;
         };
         let h = wire::decode_header(&resp[..m]).unwrap();

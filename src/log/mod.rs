@@ -671,6 +671,11 @@ impl<D: BlockIo> Ual<D> {
         (self.reclaim_segment() + self.geo.segment_count).saturating_sub(self.segs[self.cur].vseg + 1)
     }
 
+    /// Whether a superblock write is in flight (`checkpoint` answers `Busy` until it completes).
+    pub fn superblock_in_flight(&self) -> bool {
+        self.sb_in_flight.is_some()
+    }
+
     /// The segments in the ring.
     pub fn segment_count(&self) -> u64 {
         self.geo.segment_count

@@ -112,18 +112,9 @@ impl<D: BlockIo> KvShard<D> {
         &self.partitions
     }
 
-    /// Steps the partitions until each serves reads (its log re-committed after recovery), at
-    /// most until `deadline`; true if they all do. Called before the shard announces it is ready.
-    pub fn settle(&mut self, clock: &dyn Fn() -> Nanos, deadline: std::time::Instant) -> bool {
-        loop {
-            if self.partitions.iter().all(|p| p.serves_reads()) {
-                return true;
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            self.poll(clock(), &mut |_| {});
-        }
+    /// Whether every partition serves reads (leads, and has re-applied its log after recovery).
+    pub fn serves_reads(&self) -> bool {
+        self.partitions.iter().all(|p| p.serves_reads())
     }
 
     /// Counters so far.

@@ -597,10 +597,14 @@ impl<D: BlockIo> Partition<D> {
     }
 
     fn checkpoint(&mut self, index: u64, data: Vec<u8>) {
-        // `data` stays with the log store to serve followers that fell behind.
-        match self.raft.store_mut().checkpoint(index, data.clone()) {
+        // The log refuses a checkpoint while a superblock write is in flight: keep the snapshot
+        // for a later poll rather than hand it over (the store keeps `data` to serve followers).
+        if self.raft.store().ual().superblock_in_flight() {
+            self.checkpoint_pending = Some((index, data));
+            return;
+        }
+        match self.raft.store_mut().checkpoint(index, data) {
             Ok(()) => self.counters.snapshots += 1,
-            Err(LogError::Busy) => self.checkpoint_pending = Some((index, data)),
             Err(e) => {
                 self.counters.snapshot_failures += 1;
                 eprintln!("vigil: partition {}: checkpoint at {index} refused: {e}", self.id);
