@@ -284,6 +284,17 @@ fn bad_configurations_fail_with_the_path_named() {
     // An empty existing file holds no block.
     std::fs::File::create(&f.0).unwrap();
     assert!(matches!(UringBlockIo::open(&missing), Err(UringOpenError::Empty { bytes: 0, .. })));
+    // With create_blocks, an existing file of another size is refused and left as it is: a short
+    // log is a lost tail, never room to grow into.
+    let sized = f.config(8, 4, DurableMode::Dsync);
+    match UringBlockIo::open(&sized) {
+        Err(UringOpenError::SizeMismatch { expected: 32768, actual: 0, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::metadata(&f.0).unwrap().len(), 0, "the short file was not extended");
+    std::fs::write(&f.0, vec![0u8; 40960]).unwrap();
+    assert!(matches!(UringBlockIo::open(&sized), Err(UringOpenError::SizeMismatch { actual: 40960, .. })));
+    assert_eq!(std::fs::metadata(&f.0).unwrap().len(), 40960, "the long file was not cut");
     let dir = UringConfig { path: scratch_dir(), ..missing.clone() };
     assert!(UringBlockIo::open(&dir).is_err(), "a directory is no device");
     // tmpfs: refused (older kernels refuse O_DIRECT there; newer accept it but nothing is durable).

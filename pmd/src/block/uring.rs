@@ -88,9 +88,10 @@ pub enum DurableMode {
 pub struct UringConfig {
     /// A regular file (on a filesystem that honours `O_DIRECT`: not tmpfs) or a raw block device.
     pub path: PathBuf,
-    /// `Some(n)`: create the regular file if it is missing and preallocate it to at least `n` blocks
-    /// (it never shrinks; the device is the whole file). `None`: use the existing file or block
-    /// device at its current size.
+    /// `Some(n)`: a regular file of exactly `n` blocks: created and preallocated if it is missing;
+    /// an existing file of any other size is refused ([`UringOpenError::SizeMismatch`]), never
+    /// extended or shrunk (a short file is a lost tail, not room to grow into). `None`: use the
+    /// existing file or block device at its current size.
     pub create_blocks: Option<u64>,
     /// Most requests in flight at once (1..=[`QUEUE_DEPTH_MAX`]).
     pub queue_depth: u32,
@@ -98,8 +99,9 @@ pub struct UringConfig {
     pub durable_mode: DurableMode,
 }
 
-/// Why `UringBlockIo::open` failed. In every case nothing is left open; with `create_blocks`, a file
-/// the call created may be left behind (empty, or preallocated when the failure came after sizing).
+/// Why `UringBlockIo::open` failed. In every case nothing is left open and an existing file is left
+/// as it was; with `create_blocks`, a file the call created may be left behind (empty, or
+/// preallocated when the failure came after sizing).
 #[derive(Debug, Error)]
 pub enum UringOpenError {
     /// `queue_depth` is 0 or above [`QUEUE_DEPTH_MAX`]; nothing was opened.
@@ -161,6 +163,16 @@ pub enum UringOpenError {
         path: PathBuf,
         /// What the kernel said.
         source: io::Error,
+    },
+    /// `create_blocks` was given and the existing file has another size; it was not changed.
+    #[error("{}: is {actual} bytes, expected exactly {expected} bytes; it was left as it is", path.display())]
+    SizeMismatch {
+        /// The path.
+        path: PathBuf,
+        /// `create_blocks` in bytes.
+        expected: u64,
+        /// The file's size.
+        actual: u64,
     },
     /// The device holds no whole block.
     #[error("{}: holds no whole {BLOCK_SIZE}-byte block ({bytes} bytes)", path.display())]
@@ -234,16 +246,15 @@ impl UringBlockIo {
             return Err(UringOpenError::QueueDepth(cfg.queue_depth));
         }
         let path = cfg.path.clone();
-        let mut opts = OpenOptions::new();
-        opts.read(true).write(true).custom_flags(libc::O_DIRECT);
-        if cfg.create_blocks.is_some() {
-            opts.create(true);
+        let (file, created) = open_file(&path, cfg.create_blocks.is_some())?;
+        let create_blocks = if created { cfg.create_blocks } else { None };
+        let bytes = device_bytes(&file, &path, create_blocks)?;
+        if let (Some(blocks), false) = (cfg.create_blocks, created) {
+            let expected = blocks.saturating_mul(BLOCK_SIZE as u64);
+            if bytes != expected {
+                return Err(UringOpenError::SizeMismatch { path, expected, actual: bytes });
+            }
         }
-        let file = opts.open(&path).map_err(|source| match source.raw_os_error() {
-            Some(libc::EINVAL) => UringOpenError::DirectIoUnsupported { path: path.clone() },
-            _ => UringOpenError::Open { path: path.clone(), source },
-        })?;
-        let bytes = device_bytes(&file, &path, cfg.create_blocks)?;
         let capacity_blocks = bytes / BLOCK_SIZE as u64;
         if capacity_blocks == 0 {
             return Err(UringOpenError::Empty { path, bytes });
@@ -374,6 +385,31 @@ fn op_name(op: BlockOp) -> &'static str {
     }
 }
 
+/// Opens `path` with `O_DIRECT`; with `create`, creates it if (and only if) it is missing. Returns
+/// whether this call created the file: only a file created here is ever sized.
+fn open_file(path: &std::path::Path, create: bool) -> Result<(File, bool), UringOpenError> {
+    let open = |create_new: bool| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(create_new)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+    };
+    let err = |source: io::Error| match source.raw_os_error() {
+        Some(libc::EINVAL) => UringOpenError::DirectIoUnsupported { path: path.to_path_buf() },
+        _ => UringOpenError::Open { path: path.to_path_buf(), source },
+    };
+    if create {
+        match open(true) {
+            Ok(file) => return Ok((file, true)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(err(e)),
+        }
+    }
+    open(false).map(|file| (file, false)).map_err(err)
+}
+
 /// True when `file` lives on tmpfs or ramfs.
 fn on_memory_filesystem(file: &File) -> bool {
     // SAFETY: statfs is plain old data; all-zero is a valid value for it.
@@ -384,7 +420,8 @@ fn on_memory_filesystem(file: &File) -> bool {
     rc == 0 && matches!(st.f_type as u32, TMPFS_MAGIC | RAMFS_MAGIC)
 }
 
-/// The device's size in bytes, creating/preallocating a regular file to `create_blocks` first.
+/// The device's size in bytes, preallocating a regular file this call created to `create_blocks`
+/// first.
 fn device_bytes(
     file: &File,
     path: &std::path::Path,
@@ -422,8 +459,8 @@ fn device_bytes(
     let Some(blocks) = create_blocks else { return Ok(meta.len()) };
     let want =
         blocks.checked_mul(BLOCK_SIZE as u64).ok_or_else(|| size_err(io::ErrorKind::InvalidInput.into()))?;
-    if meta.len() >= want {
-        return Ok(meta.len());
+    if meta.len() == want {
+        return Ok(want);
     }
     // Reserve the space now, so the log cannot meet ENOSPC in the middle of a run; fall back to a
     // sparse extension where the filesystem cannot preallocate.
