@@ -181,14 +181,15 @@ impl StorageConfig {
         self.partitions.unwrap_or(shards as u32)
     }
 
-    /// The log geometry of each partition.
+    /// The log geometry of each partition, for opening an existing log: a blank device is refused
+    /// (only creating a store formats, see `serve::storage`).
     pub fn ual(&self) -> crate::log::UalConfig {
         crate::log::UalConfig {
             segment_blocks: self.segment_blocks,
             segment_count: self.segment_count,
             write_blocks_max: self.write_blocks_max,
             writes_in_flight_max: self.writes_in_flight_max,
-            format_if_blank: true,
+            format_if_blank: false,
         }
     }
 }

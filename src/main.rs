@@ -37,11 +37,24 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Check a configuration file and print it as understood, without starting anything.
+    /// Check a configuration file and print it as understood, without starting anything; when
+    /// `storage.dir` exists, also check the store in it against the config (manifest, partition
+    /// files, limits the stored data already exceeds). Exits non-zero if anything fails.
     Check {
         /// Configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Create an empty store in `storage.dir` (refused if the directory holds any store file). A
+    /// first `vigil serve` on an empty or absent directory does the same.
+    Format {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Instead, adopt the store files an older Vigil left without a manifest: check that every
+        /// partition file is there, sized and formatted as the config says, then write the manifest.
+        #[arg(long)]
+        adopt: bool,
     },
     /// Print the embedded default configuration (config/dev.toml).
     DefaultConfig,
@@ -68,6 +81,31 @@ fn main() -> anyhow::Result<()> {
         Command::Check { config } => {
             let c = load(Some(&config))?;
             println!("{} is valid:\n{c:#?}", config.display());
+            let findings = serve::check::inspect(&c);
+            for f in &findings {
+                println!("{} {}", if f.ok { "ok:  " } else { "FAIL:" }, f.line);
+            }
+            let failed = findings.iter().filter(|f| !f.ok).count();
+            if failed > 0 {
+                anyhow::bail!("{failed} check(s) of the data directory failed: a start would be refused");
+            }
+        }
+        Command::Format { config, adopt } => {
+            let c = load(Some(&config))?;
+            if c.storage.backend != vigil::config::StorageBackend::Uring {
+                anyhow::bail!("storage.backend is \"memory\": there is nothing to format");
+            }
+            let m = serve::storage::format(&c, adopt)?;
+            let dir = c.storage.dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default();
+            let what = if adopt { "adopted" } else { "created" };
+            println!(
+                "vigil: {what} store {} in {dir}: {} partitions, segment_blocks {}, segment_count {} (manifest {})",
+                m.store_id,
+                m.partitions,
+                m.segment_blocks,
+                m.segment_count,
+                serve::storage::MANIFEST
+            );
         }
         Command::Serve { config } => {
             let c = load(config.as_ref())?;

@@ -5,10 +5,20 @@
 //! per shard, waits until every shard is ready, then sleeps until the stop flag is set (by
 //! SIGINT/SIGTERM in the binary). It then joins the shards and returns what each one counted.
 //!
+//! Before anything else the data directory is locked and checked ([`storage`]): a start that would
+//! serve the wrong data (a second process on the same directory, a changed partition count, a
+//! lost or truncated log file) is refused before any partition is opened, leaving every file as it
+//! was.
+//!
 //! Invariants: DPDK objects outlive the shards that use them (the port and pools are dropped only
 //! after every shard thread has been joined); a shard that fails to start stops the whole node with
 //! that shard's error; when DPDK cannot start and `net.fallback = "kernel"`, the reason is reported
-//! before the kernel backend takes over, never silently.
+//! before the kernel backend takes over, never silently; the data directory's lock is held until
+//! every shard has been joined; a log is formatted only when its store is created
+//! ([`storage::open_for_serve`], `vigil format`), never by a start (`format_if_blank = false`).
+
+pub mod check;
+pub mod storage;
 
 use crate::config::{Backend, Config, DurableMode, Fallback, StorageBackend};
 use crate::dispatch::{Dispatcher, Subsystem};
@@ -63,6 +73,21 @@ pub enum ServeError {
     /// The storage could not be opened or recovered.
     #[error("storage: {0}")]
     Storage(String),
+    /// The data directory is locked by another process, or does not hold what the config says.
+    #[error(transparent)]
+    Store(#[from] storage::StoreError),
+    /// The UDP address is already served by another process (possibly another Vigil, which would
+    /// share the clients through `SO_REUSEPORT`).
+    #[error(
+        "net.port: udp {addr} is already in use by another process (another Vigil?): {error}; stop it \
+         or choose another port"
+    )]
+    PortInUse {
+        /// The address.
+        addr: SocketAddrV4,
+        /// What bind(2) said.
+        error: std::io::Error,
+    },
     /// A shard thread could not be spawned or died.
     #[error("shard {shard}: {reason}")]
     Shard {
@@ -109,7 +134,12 @@ pub fn serve(
     ready: ReadyHook<'_>,
 ) -> Result<ServeReport, ServeError> {
     check_cores(config)?;
-    prepare_storage(config)?;
+    if config.net.backend == Backend::Kernel {
+        // Before the data directory is touched: a start refused for its port creates no store.
+        probe_port(SocketAddrV4::new(config.kernel.bind_ip, config.net.port))?;
+    }
+    // Held until this function returns, after every shard has been joined.
+    let _lock = prepare_storage(config)?;
     match config.net.backend {
         Backend::Kernel => serve_kernel(config, stop, ready, ActiveBackend::Kernel),
         Backend::Dpdk => {
@@ -179,15 +209,26 @@ fn build_engine_with(
     Engine::new(dispatcher, EngineLimits { requests_per_datagram_max: config.net.requests_per_datagram_max })
 }
 
-/// Creates the storage directory; refuses a config whose storage cannot work before any thread
-/// starts.
-fn prepare_storage(config: &Config) -> Result<(), ServeError> {
-    let Some(dir) = &config.storage.dir else { return Ok(()) };
+/// Locks the data directory and checks (or, the first time, creates) its store before any thread
+/// starts; the lock is held as long as the returned guard.
+fn prepare_storage(config: &Config) -> Result<Option<storage::DirLock>, ServeError> {
     if config.storage.backend != StorageBackend::Uring {
-        return Ok(());
+        return Ok(None);
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| ServeError::Storage(format!("storage.dir {}: cannot create it: {e}", dir.display())))
+    let (lock, opened) = storage::open_for_serve(config)?;
+    let dir = config.storage.dir.as_deref().expect("validated: uring has a dir").display();
+    match opened {
+        storage::Opened::Created(m) => println!(
+            "vigil: storage.dir {dir} held no store: created store {} ({} partitions, manifest {})",
+            m.store_id,
+            m.partitions,
+            storage::MANIFEST
+        ),
+        storage::Opened::Verified(m) => {
+            println!("vigil: storage.dir {dir}: store {} ({} partitions), locked", m.store_id, m.partitions)
+        }
+    }
+    Ok(Some(lock))
 }
 
 /// The cross-shard fabric: one router per shard, each taken once by its shard's thread; none
@@ -213,10 +254,12 @@ fn build_routers(config: &Config) -> Result<RouterSlots, ServeError> {
     Ok(Arc::new(routers.into_iter().map(|r| Mutex::new(Some(r))).collect()))
 }
 
-/// The partition settings every partition of this node runs with.
+/// The partition settings every partition of this node runs with. A durable log is never
+/// formatted by a start (a blank one is refused); a memory device is blank at every start.
 fn partition_config(config: &Config) -> PartitionConfig {
+    let format_if_blank = config.storage.backend == StorageBackend::Memory;
     PartitionConfig {
-        ual: config.storage.ual(),
+        ual: crate::log::UalConfig { format_if_blank, ..config.storage.ual() },
         raft: RaftGroupConfig {
             proposals_pending_max: config.storage.writes_waiting_max,
             ..RaftGroupConfig::default()
@@ -256,7 +299,9 @@ fn run_shard<P: PacketIo>(config: &Config, parts: ShardParts<'_, P>) -> Option<S
             let open = |p: u16| {
                 UringBlockIo::open(&UringConfig {
                     path: dir.join(format!("partition-{p}.ual")),
-                    create_blocks: Some(st.ual().device_blocks()),
+                    // Checked before any thread started (storage::open_for_serve): the file exists
+                    // with exactly the log's size; never created or extended here.
+                    create_blocks: None,
                     queue_depth: st.queue_depth,
                     durable_mode: match st.durable_mode {
                         DurableMode::Dsync => vigil_pmd::block::uring::DurableMode::Dsync,
@@ -429,6 +474,7 @@ fn serve_kernel(
     backend: ActiveBackend,
 ) -> Result<ServeReport, ServeError> {
     let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
+    probe_port(addr)?;
     let io_config = KernelUdpConfig {
         bind: addr,
         reuse_port: true,
@@ -464,6 +510,25 @@ fn serve_kernel(
         }
     })?;
     Ok(report(backend, results, None))
+}
+
+/// Refuses an address another process already serves. The shards bind with `SO_REUSEPORT`, which
+/// would silently join another Vigil's group of sockets (the kernel would then split the clients
+/// between two stores); a plain bind (no `SO_REUSEPORT`) fails with `EADDRINUSE` on any address in
+/// use. The probe is closed before the shards bind: a process that binds the port in between (a
+/// window of microseconds at start-up) is not caught.
+fn probe_port(addr: SocketAddrV4) -> Result<(), ServeError> {
+    match std::net::UdpSocket::bind(addr) {
+        Ok(probe) => {
+            drop(probe);
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(ServeError::PortInUse { addr, error })
+        }
+        // Other errors (an address not on this host...) are reported by the shards' own binds.
+        Err(_) => Ok(()),
+    }
 }
 
 fn report(backend: ActiveBackend, results: Vec<ShardResult>, port_stats: Option<String>) -> ServeReport {

@@ -1,0 +1,127 @@
+//! `vigil check` against the data directory: what a start would refuse, found without starting.
+//!
+//! Reads only (the manifest, file sizes, superblocks, snapshots); never takes the lock nor writes,
+//! so it can run beside a serving node. Each finding is one line; any failed one makes the check
+//! fail.
+
+use super::storage::{self, Manifest};
+use crate::config::{Config, StorageBackend};
+use crate::kv::snapshot::{read_header, SNAPSHOT_HEADER_LEN};
+use crate::kv::KvProjection;
+use std::path::Path;
+
+/// One line of the check: whether it passed, and what was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// True when this is fine for a start.
+    pub ok: bool,
+    /// One line saying what was checked and found.
+    pub line: String,
+}
+
+fn ok(line: String) -> Finding {
+    Finding { ok: true, line }
+}
+
+fn fail(line: String) -> Finding {
+    Finding { ok: false, line }
+}
+
+/// Checks `storage.dir` against `config`: manifest (partitions, geometry), partition files, and
+/// the limits the stored snapshots already exceed.
+pub fn inspect(config: &Config) -> Vec<Finding> {
+    let Some(dir) = config.storage.dir.as_deref().filter(|_| config.storage.backend == StorageBackend::Uring)
+    else {
+        return vec![ok("storage.backend = \"memory\": no data directory to check".into())];
+    };
+    if !dir.exists() {
+        return vec![ok(format!(
+            "storage.dir {}: does not exist yet; the first start creates the store there",
+            dir.display()
+        ))];
+    }
+    let manifest = match storage::read_manifest(dir) {
+        Ok(m) => m,
+        Err(e) => return vec![fail(e.to_string())],
+    };
+    let Some(m) = manifest else {
+        return match storage::store_files(dir) {
+            Ok(files) if files.is_empty() => vec![ok(format!(
+                "storage.dir {}: holds no store yet; the first start creates one",
+                dir.display()
+            ))],
+            Ok(files) => {
+                vec![fail(
+                    storage::StoreError::NoManifest { dir: dir.into(), files: files.join(", ") }.to_string(),
+                )]
+            }
+            Err(e) => vec![fail(e.to_string())],
+        };
+    };
+    let mut out = vec![ok(format!(
+        "storage.dir {}: store {} made by {} ({}), {} partitions, segment_blocks {}, segment_count {}",
+        dir.display(),
+        m.store_id,
+        m.created_by,
+        m.created_how,
+        m.partitions,
+        m.segment_blocks,
+        m.segment_count
+    ))];
+    let mismatches = storage::mismatches(config, dir, &m);
+    let placed_right = mismatches.is_empty();
+    out.extend(mismatches.into_iter().map(|e| fail(e.to_string())));
+    if placed_right {
+        out.extend(partition_findings(config, dir, &m));
+    }
+    out
+}
+
+fn partition_findings(config: &Config, dir: &Path, m: &Manifest) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for p in 0..m.partitions {
+        let path = storage::partition_path(dir, p);
+        match storage::check_partition_file(config, dir, p)
+            .and_then(|()| storage::check_superblock(config, &path))
+        {
+            Ok(()) => out.push(ok(format!(
+                "{}: present, {} bytes, superblock valid",
+                path.display(),
+                storage::partition_bytes(config)
+            ))),
+            Err(e) => out.push(fail(e.to_string())),
+        }
+        if let Some(f) = snapshot_finding(config, &dir.join(format!("partition-{p}.snap"))) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// What the snapshot (if any) says against the KV limits: what `KvProjection::restore` would refuse
+/// at start-up, with the numbers where the snapshot gives them.
+fn snapshot_finding(config: &Config, path: &Path) -> Option<Finding> {
+    let bytes = std::fs::read(path).ok()?;
+    let shown = path.display();
+    if let Err(e) = read_header(&bytes) {
+        return Some(fail(format!("{shown}: {e}: a start would refuse it")));
+    }
+    let keys = bytes
+        .get(SNAPSHOT_HEADER_LEN..SNAPSHOT_HEADER_LEN + 8)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let keys_max = config.kv.keys_max as u64;
+    if keys > keys_max {
+        return Some(fail(format!(
+            "{shown}: holds {keys} keys but kv.keys_max = {keys_max}: a start would refuse it; raise kv.keys_max to at least {keys}"
+        )));
+    }
+    Some(match KvProjection::restore(&bytes, config.kv.limits()) {
+        Ok(kv) => {
+            ok(format!("{shown}: {} keys at index {}, within the kv limits", kv.len(), kv.applied_lsn()))
+        }
+        Err(e) => fail(format!(
+            "{shown}: {e}: a start would refuse it (see kv.keys_max, kv.data_bytes_max, kv.key_bytes_max, \
+             kv.value_bytes_max, kv.dedup_clients_max)"
+        )),
+    })
+}
