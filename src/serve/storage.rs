@@ -306,8 +306,11 @@ pub fn open_for_serve(config: &Config) -> Result<(DirLock, Opened), StoreError> 
             if let Some(e) = mismatches(config, &dir, &m).into_iter().next() {
                 return Err(e);
             }
+            // Every file is checked before any partition opens (and recovery writes its own
+            // superblock): a lost, cut or blanked file is refused while all files are as they were.
             for p in 0..m.partitions {
                 check_partition_file(config, &dir, p)?;
+                check_superblock(config, &partition_path(&dir, p))?;
             }
             Opened::Verified(m)
         }
