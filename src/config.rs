@@ -3,7 +3,8 @@
 //!
 //! Invariants: a `Config` that `Config::parse` returned has passed `validate`, so every later stage
 //! may rely on its limits (non-zero bursts, ring sizes that are powers of two, a core per shard for
-//! DPDK). Errors name the key (`net.burst_size_max`) and the reason. What matters on bare metal has
+//! DPDK, every size below its maximum and what start-up allocates within the machine's memory:
+//! see `limits`). Errors name the key (`net.burst_size_max`) and the reason. What matters on bare metal has
 //! no silent default: `node.cores`, `dpdk.port` and `dpdk.vdevs` must be written out; tuning knobs
 //! (ring sizes, pool sizes) have documented defaults.
 
@@ -439,6 +440,7 @@ impl Config {
         self.validate_kernel()?;
         self.validate_storage()?;
         self.validate_kv()?;
+        self.validate_sizes(limits::machine_memory_bytes())?;
         match (&self.dpdk, self.net.backend) {
             (Some(d), _) => d.validate(self)?,
             (None, Backend::Dpdk) => {
@@ -657,6 +659,9 @@ impl DpdkConfig {
         Ok(())
     }
 }
+
+mod limits;
+pub use limits::{machine_memory_bytes, MemoryEstimate, MemoryPart};
 
 #[cfg(test)]
 mod tests;

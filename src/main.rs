@@ -81,7 +81,8 @@ fn main() -> anyhow::Result<()> {
         Command::Check { config } => {
             let c = load(Some(&config))?;
             println!("{} is valid:\n{c:#?}", config.display());
-            let findings = serve::check::inspect(&c);
+            let mut findings = serve::check::memory(&c);
+            findings.extend(serve::check::inspect(&c));
             for f in &findings {
                 println!("{} {}", if f.ok { "ok:  " } else { "FAIL:" }, f.line);
             }

@@ -58,6 +58,29 @@ fn bad_configs_fail_naming_the_key() {
         (DEV_TOML, "[storage]", "[storage]\nsnapshot_every_entries = 0", "storage.snapshot_every_entries"),
         (DEV_TOML, "[storage]", "[kv]\nvalue_bytes_max = 5000\n[storage]", "kv.value_bytes_max"),
         (DEV_TOML, "[storage]", "[kv]\ndedup_clients_max = 0\n[storage]", "kv"),
+        // Upper bounds: sizes that would abort the server on allocation are refused by name.
+        (DEV_TOML, "[storage]", "[kv]\ndedup_clients_max = 4000000000\n[storage]", "kv.dedup_clients_max"),
+        (DEV_TOML, "pool_buffers = 1024", "pool_buffers = 100000000000", "kernel.pool_buffers"),
+        (DEV_TOML, "[storage]", "[kv]\nkeys_max = 100000000000\n[storage]", "kv.keys_max"),
+        (DEV_TOML, "[storage]", "[kv]\ndata_bytes_max = 10000000000000\n[storage]", "kv.data_bytes_max"),
+        (
+            DEV_TOML,
+            "recv_buffer_bytes = 4194304",
+            "recv_buffer_bytes = 4000000000",
+            "kernel.recv_buffer_bytes",
+        ),
+        (DEV_TOML, "[kernel]", "[kernel]\nsend_buffer_bytes = 4000000000", "kernel.send_buffer_bytes"),
+        (DEV_TOML, "segment_blocks = 256", "segment_blocks = 1048576", "storage.segment_blocks"),
+        (DEV_TOML, "segment_count = 64", "segment_count = 1000000", "storage.segment_count"),
+        (DEV_TOML, "[storage]", "[storage]\nwrites_in_flight_max = 100000", "storage.writes_in_flight_max"),
+        (
+            DEV_TOML,
+            "[storage]",
+            "[storage]\nsnapshot_every_entries = 10000000000000",
+            "storage.snapshot_every_entries",
+        ),
+        (memif, "mbufs_per_shard = 8191", "mbufs_per_shard = 100000000", "dpdk.mbufs_per_shard"),
+        (memif, "memory_mb = 512", "memory_mb = 4000000000", "dpdk.memory_mb"),
     ];
     for (base, from, to, key) in cases {
         assert!(base.contains(from), "case {from} -> {to}: base config lacks `{from}`");
@@ -98,4 +121,40 @@ fn unknown_keys_and_bad_types_are_parse_errors_that_name_them() {
 fn missing_file_names_the_path() {
     let e = Config::load(Path::new("/nonexistent/vigil.toml")).unwrap_err();
     assert!(e.to_string().contains("/nonexistent/vigil.toml"), "{e}");
+}
+
+/// Sizes each below its maximum but together above the machine's memory are refused, naming the
+/// largest part's key and the numbers; the same config fits a machine with enough memory.
+#[test]
+fn start_up_allocations_are_checked_against_the_machine_memory() {
+    let text = DEV_TOML
+        .replace("shards = 1", "shards = 8")
+        .replace("datagram_bytes_max = 1472", "datagram_bytes_max = 65000")
+        .replace("pool_buffers = 1024", "pool_buffers = 65536");
+    let config: Config = toml::from_str(&text).unwrap();
+    let estimate = config.memory_estimate();
+    let total = estimate.at_start_total();
+    assert!(total > 8 * 65536 * 65000, "{estimate:?}");
+    match config.validate_sizes(Some(16 << 30)) {
+        Err(ConfigError::Invalid { key: "kernel.pool_buffers", reason }) => {
+            assert!(
+                reason.contains(&total.to_string()) && reason.contains(&(16u64 << 30).to_string()),
+                "{reason}"
+            );
+            assert!(reason.contains("kv.dedup_clients_max"), "lists every part: {reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    config.validate_sizes(Some(total)).expect("fits a machine of exactly that size");
+    config.validate_sizes(None).expect("no machine check where /proc/meminfo cannot be read");
+}
+
+#[test]
+fn the_shipped_configs_fit_a_small_machine() {
+    for text in [DEV_TOML, include_str!("../../config/dpdk-memif.toml")] {
+        let config = Config::parse(text).unwrap();
+        let total = config.memory_estimate().at_start_total();
+        assert!(total < 1 << 30, "{total} bytes at start-up");
+        config.validate_sizes(Some(2 << 30)).unwrap();
+    }
 }

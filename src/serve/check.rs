@@ -27,6 +27,26 @@ fn fail(line: String) -> Finding {
     Finding { ok: false, line }
 }
 
+/// What the config allocates at start-up and what its KV maps may grow to, against the machine's
+/// memory (start-up allocations above it were already refused by config validation).
+pub fn memory(config: &Config) -> Vec<Finding> {
+    let e = config.memory_estimate();
+    let machine = crate::config::machine_memory_bytes();
+    let shown = machine.map_or("unknown".to_string(), |m| format!("{} MiB", m >> 20));
+    let mut out = vec![ok(format!(
+        "memory: {} MiB allocated at start-up (machine: {shown}); the KV maps may grow to {} MiB when full",
+        e.at_start_total() >> 20,
+        e.kv_maps_max >> 20
+    ))];
+    if machine.is_some_and(|m| e.kv_maps_max > m) {
+        out.push(ok(format!(
+            "warning: full KV maps (storage.partitions x (2 x kv.data_bytes_max + 80 B x kv.keys_max) = {} bytes)              would not fit this machine's memory; lower kv.data_bytes_max or kv.keys_max to have writes refused              (FULL) before memory runs out",
+            e.kv_maps_max
+        )));
+    }
+    out
+}
+
 /// Checks `storage.dir` against `config`: manifest (partitions, geometry), partition files, and
 /// the limits the stored snapshots already exceed.
 pub fn inspect(config: &Config) -> Vec<Finding> {
