@@ -102,7 +102,8 @@ fn set(port: u16, client: u64, id: u64, key: &str, value: &str) -> u64 {
         let n = w.finish();
         sock.send_to(&buf[..n], ("127.0.0.1", port)).unwrap();
         let mut resp = vec![0u8; 2048];
-        let n = sock.recv(&mut resp).expect("an answer to SET");
+        // A lost datagram or a slow machine: send again (same request id: exactly once).
+        let Ok(n) = sock.recv(&mut resp) else { continue };
         let (_, status, _, b) = answers(&resp[..n]).remove(0);
         match Status::from_u8(status).unwrap() {
             Status::Ok => {
@@ -113,7 +114,7 @@ fn set(port: u16, client: u64, id: u64, key: &str, value: &str) -> u64 {
             other => panic!("SET {key}: {other:?}"),
         }
     }
-    panic!("SET {key} stayed NOT_LEADER/BUSY")
+    panic!("SET {key} stayed unanswered, NOT_LEADER or BUSY")
 }
 
 /// GET: the value, or None when NOT_FOUND.
@@ -124,7 +125,8 @@ fn get(port: u16, key: &str) -> Option<Vec<u8>> {
         let req = request(&[(opcode::GET, 1, key.as_bytes())]);
         sock.send_to(&req, ("127.0.0.1", port)).unwrap();
         let mut resp = vec![0u8; 2048];
-        let n = sock.recv(&mut resp).expect("an answer to GET");
+        // A lost datagram or a slow machine: send again (same request id: exactly once).
+        let Ok(n) = sock.recv(&mut resp) else { continue };
         let (_, status, _, b) = answers(&resp[..n]).remove(0);
         match Status::from_u8(status).unwrap() {
             Status::Ok => match parse_answer(opcode::GET, &b).unwrap() {
@@ -136,7 +138,7 @@ fn get(port: u16, key: &str) -> Option<Vec<u8>> {
             other => panic!("GET {key}: {other:?}"),
         }
     }
-    panic!("GET {key} stayed NOT_LEADER/BUSY")
+    panic!("GET {key} stayed unanswered, NOT_LEADER or BUSY")
 }
 
 /// Starts a node on a fresh store in `<work>/data`, writes `keys` keys, stops it cleanly.
