@@ -1,0 +1,137 @@
+//! The DPDK side of start-up: EAL, pools, port and queues; each shard builds its `DpdkUdpIo`
+//! on its own thread after registering it as an EAL thread (so mempool caches work).
+
+use super::*;
+use crate::config::MBUF_DATA_ROOM;
+use vigil_pmd::dpdk::{DpdkUdpIo, Eal, EalConfig, Mempool, Port, PortConfig, RxTxQueue};
+use vigil_pmd::net::LocalAddr;
+
+/// A shard's queue pair and pool, taken once by the shard's thread.
+type QueueSlot = std::sync::Mutex<Option<(RxTxQueue, Arc<Mempool>)>>;
+
+/// A started DPDK port with its queues, ready for shards.
+pub(super) struct DpdkNode {
+    eal: Eal,
+    port: Port,
+    pools: Vec<Arc<Mempool>>,
+    queues: Vec<RxTxQueue>,
+    local: LocalAddr,
+}
+
+fn err(what: &str, e: impl std::fmt::Display) -> ServeError {
+    ServeError::Dpdk(format!("{what}: {e}"))
+}
+
+pub(super) fn start(config: &Config) -> Result<DpdkNode, ServeError> {
+    let d = config.dpdk.as_ref().expect("validated: backend dpdk has a [dpdk] table");
+    let eal = Eal::init(&EalConfig {
+        main_lcore: d.main_lcore,
+        no_pci: d.no_pci,
+        no_huge: d.no_huge,
+        memory_mb: d.memory_mb,
+        file_prefix: d.file_prefix.clone(),
+        vdevs: d.vdevs.clone(),
+        extra_args: d.extra_eal_args.clone(),
+        log_level: d.log_level.clone(),
+    })
+    .map_err(|e| {
+        err("EAL init failed (check dpdk.vdevs and dpdk.port; DPDK needs root here, and DPDK installed)", e)
+    })?;
+    let port_id = match d.port.parse::<u16>() {
+        Ok(index) => index,
+        Err(_) => {
+            eal.port_by_name(&d.port).map_err(|e| err(&format!("dpdk.port {:?} not found", d.port), e))?
+        }
+    };
+    let shards = config.node.shards;
+    let data_room = (MBUF_DATA_ROOM + usize::from(Mempool::HEADROOM)) as u16;
+    let mut pools = Vec::with_capacity(shards);
+    for i in 0..shards {
+        let pool = Mempool::new(
+            &eal,
+            &format!("vigil_s{i}"),
+            d.mbufs_per_shard,
+            d.mbuf_cache,
+            data_room,
+            eal.socket_id(),
+        )
+        .map_err(|e| err(&format!("mempool for shard {i} (dpdk.mbufs_per_shard, dpdk.memory_mb)"), e))?;
+        pools.push(Arc::new(pool));
+    }
+    let port_config = PortConfig {
+        port_id,
+        rx_queues: shards as u16,
+        tx_queues: shards as u16,
+        rx_ring_size: d.rx_ring_size,
+        tx_ring_size: d.tx_ring_size,
+        mtu: None,
+        rss: d.rss,
+        promiscuous: true,
+    };
+    let port = Port::configure(&eal, &port_config, &pools).map_err(|e| err("port configure", e))?;
+    port.start().map_err(|e| err("port start", e))?;
+    let mac = port.mac_addr().map_err(|e| err("port MAC address", e))?;
+    let mut queues = Vec::with_capacity(shards);
+    for q in 0..shards as u16 {
+        queues.push(port.queue(q).map_err(|e| err(&format!("queue {q}"), e))?);
+    }
+    let local = LocalAddr { mac, ip: d.ip, udp_port: config.net.port };
+    Ok(DpdkNode { eal, port, pools, queues, local })
+}
+
+pub(super) fn serve(
+    config: &Config,
+    node: DpdkNode,
+    stop: Arc<AtomicBool>,
+    ready: ReadyHook<'_>,
+) -> Result<ServeReport, ServeError> {
+    let DpdkNode { eal, port, pools, queues, local } = node;
+    let m = local.mac;
+    let line = format!(
+        "backend=dpdk shards={} port {} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} ip {} udp port {} link {}",
+        config.node.shards,
+        config.dpdk.as_ref().map(|d| d.port.as_str()).unwrap_or("?"),
+        m[0],
+        m[1],
+        m[2],
+        m[3],
+        m[4],
+        m[5],
+        local.ip,
+        local.udp_port,
+        if port.link_up().unwrap_or(false) { "up" } else { "down (waiting for the peer)" }
+    );
+    // Each shard takes its own queue and pool; the slots are emptied as threads start.
+    let slots: Arc<Vec<QueueSlot>> = Arc::new(
+        queues.into_iter().zip(pools.iter().cloned()).map(|qp| std::sync::Mutex::new(Some(qp))).collect(),
+    );
+    let shard_config = Arc::new(config.clone());
+    let stop_for_shards = stop.clone();
+    let eal_for_shards = eal.clone();
+    let routers = build_routers(config)?;
+    let results = run_shards(config, &stop, &line, ready, move |id, ready| {
+        let config = &shard_config;
+        if let Err(e) = pin(config, id) {
+            let _ = ready.send(Err(e));
+            return None;
+        }
+        let _lcore = match eal_for_shards.register_current_thread() {
+            Ok(guard) => guard,
+            Err(e) => {
+                let _ = ready.send(Err(err(&format!("shard {id}: rte_thread_register"), e)));
+                return None;
+            }
+        };
+        let (queue, pool) =
+            slots[id].lock().expect("slot lock").take().expect("each shard takes its queue once");
+        let mut io = DpdkUdpIo::new(queue, pool, local, config.net.burst_size_max);
+        io.set_payload_max(config.net.datagram_bytes_max);
+        let router = routers[id].lock().expect("router slot").take();
+        run_shard(config, ShardParts { id, io, router, stop: &stop_for_shards, ready })
+    })?;
+    let stats = port.stats().map(|s| format!("{s:?}")).ok();
+    drop(port);
+    drop(pools);
+    drop(eal);
+    Ok(report(ActiveBackend::Dpdk, results, stats))
+}
