@@ -477,3 +477,69 @@ fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), StoreError> {
     fs::rename(&tmp, &path).map_err(io_err(&path, "cannot rename the manifest into place"))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "cannot fsync the directory"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vigil-storage-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_locked_directory_names_the_holder_and_frees_with_the_guard() {
+        let d = dir("lock");
+        let held = lock(&d).unwrap();
+        match lock(&d) {
+            Err(StoreError::Locked { holder, lock, .. }) => {
+                assert_eq!(holder, std::process::id().to_string());
+                assert_eq!(lock, d.join(LOCK));
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(held);
+        let _again = lock(&d).expect("the lock goes with its guard");
+        assert!(store_files(&d).unwrap().is_empty(), "the lock file makes no store");
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn the_manifest_round_trips_and_other_versions_are_refused() {
+        let d = dir("manifest");
+        assert_eq!(read_manifest(&d).unwrap(), None);
+        let m = new_manifest(&Config::dev(), "format").unwrap();
+        assert_eq!(m.store_id.len(), 32);
+        write_manifest(&d, &m).unwrap();
+        assert_eq!(read_manifest(&d).unwrap(), Some(m.clone()));
+        assert!(!d.join(format!("{MANIFEST}.tmp")).exists());
+        assert!(mismatches(&Config::dev(), &d, &m).is_empty());
+        let text =
+            fs::read_to_string(d.join(MANIFEST)).unwrap().replace("format_version = 1", "format_version = 9");
+        fs::write(d.join(MANIFEST), text).unwrap();
+        assert!(matches!(read_manifest(&d), Err(StoreError::Manifest { .. })));
+        fs::write(d.join("partition-3.snap.tmp"), b"").unwrap();
+        fs::write(d.join("notes.txt"), b"").unwrap();
+        assert_eq!(store_files(&d).unwrap(), vec!["partition-3.snap.tmp".to_string(), MANIFEST.to_string()]);
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_changed_placement_names_each_key_and_both_values() {
+        let m = new_manifest(&Config::dev(), "format").unwrap();
+        let text = crate::config::DEV_TOML
+            .replace("[storage]", "[storage]\npartitions = 2")
+            .replace("segment_count = 64", "segment_count = 32");
+        let config = Config::parse(&text).unwrap();
+        let errors: Vec<String> =
+            mismatches(&config, Path::new("d"), &m).iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].contains("`storage.partitions` is 2") && errors[0].contains("created with 1"),
+            "{errors:?}"
+        );
+        assert!(errors[1].contains("`storage.segment_count` is 32") && errors[1].contains("created with 64"));
+    }
+}
