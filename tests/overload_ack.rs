@@ -213,6 +213,14 @@ fn total(report: &str, marker: &str, name: &str) -> u64 {
 
 #[test]
 fn every_write_that_took_effect_under_overload_was_acknowledged() {
+    // Both sockets ask for RECV_BUFFER_BYTES; the kernel grants at most net.core.rmem_max, and
+    // with less the window no longer fits the buffers (the test would lose answers of its own).
+    let rmem_max: usize =
+        std::fs::read_to_string("/proc/sys/net/core/rmem_max").unwrap().trim().parse().unwrap();
+    assert!(
+        rmem_max >= RECV_BUFFER_BYTES,
+        "net.core.rmem_max is {rmem_max}: this test needs {RECV_BUFFER_BYTES} (sysctl -w net.core.rmem_max={RECV_BUFFER_BYTES})"
+    );
     let dir = disk_temp_dir("overload-ack");
     let port = free_udp_port();
     let server = Server::start(&dir, &kv_node_config(port, "vigil-data", 1_000_000));
