@@ -248,6 +248,13 @@ pub struct NetConfig {
     /// Most requests one datagram may carry.
     #[serde(default = "defaults::requests_per_datagram_max")]
     pub requests_per_datagram_max: u16,
+    /// Most answers one shard may owe at once: requests taken over to be answered later (writes
+    /// waiting for their log entry, requests forwarded to another shard). Each holds a transmit
+    /// buffer reserved when it is admitted, so its answer can always be sent; beyond it such
+    /// requests are answered `BUSY` at once. The backend's pool must cover it
+    /// (`kernel.pool_buffers`, `dpdk.mbufs_per_shard`).
+    #[serde(default = "defaults::answers_reserved_max")]
+    pub answers_reserved_max: usize,
 }
 
 /// The kernel-socket backend.
@@ -345,6 +352,9 @@ mod defaults {
     pub fn requests_per_datagram_max() -> u16 {
         64
     }
+    pub fn answers_reserved_max() -> usize {
+        4096
+    }
     pub fn bind_ip() -> Ipv4Addr {
         Ipv4Addr::LOCALHOST
     }
@@ -352,7 +362,7 @@ mod defaults {
         1000
     }
     pub fn pool_buffers() -> usize {
-        1024
+        5120
     }
     pub fn memory_mb() -> u32 {
         512
@@ -507,6 +517,12 @@ impl Config {
         if n.port == 0 {
             return Err(invalid("net.port", "0 is not a port to serve on"));
         }
+        if !(1..=1 << 20).contains(&n.answers_reserved_max) {
+            return Err(invalid(
+                "net.answers_reserved_max",
+                format!("{} is not in 1..={}", n.answers_reserved_max, 1 << 20),
+            ));
+        }
         Ok(())
     }
 
@@ -586,12 +602,16 @@ impl Config {
 
     fn validate_kernel(&self) -> Result<(), ConfigError> {
         let k = &self.kernel;
-        // Each shard holds up to a burst of received datagrams and a burst of replies at once.
-        let needed = 2 * self.net.burst_size_max;
+        // Each shard holds up to a burst of received datagrams, a burst of replies and the buffers
+        // reserved for late answers at once.
+        let needed = 2 * self.net.burst_size_max + self.net.answers_reserved_max;
         if k.pool_buffers < needed {
             return Err(invalid(
                 "kernel.pool_buffers",
-                format!("{} is below 2 x net.burst_size_max = {needed}", k.pool_buffers),
+                format!(
+                    "{} is below 2 x net.burst_size_max + net.answers_reserved_max = {needed}",
+                    k.pool_buffers
+                ),
             ));
         }
         if k.idle_wait_us > 1_000_000 {
@@ -634,13 +654,16 @@ impl DpdkConfig {
                 return Err(invalid(key, format!("{size} is not a power of two in 64..=16384")));
             }
         }
-        let burst = config.net.burst_size_max as u32;
-        let needed =
-            u32::from(self.rx_ring_size) + u32::from(self.tx_ring_size) + 2 * burst + self.mbuf_cache;
-        if self.mbufs_per_shard < needed {
+        let burst = config.net.burst_size_max as u64;
+        let needed = u64::from(self.rx_ring_size)
+            + u64::from(self.tx_ring_size)
+            + 2 * burst
+            + u64::from(self.mbuf_cache)
+            + config.net.answers_reserved_max as u64;
+        if u64::from(self.mbufs_per_shard) < needed {
             return Err(invalid(
                 "dpdk.mbufs_per_shard",
-                format!("{} cannot fill the rx ring, the tx ring, two bursts and the cache: need at least {needed}", self.mbufs_per_shard),
+                format!("{} cannot fill the rx ring, the tx ring, two bursts, the cache and net.answers_reserved_max: need at least {needed}", self.mbufs_per_shard),
             ));
         }
         if self.mbuf_cache > 512 {

@@ -11,17 +11,30 @@
 //! While the service has work in flight (log writes to reap), the shard does not let the backend
 //! sleep when idle.
 //!
+//! A late answer never waits for a transmit buffer: each request taken over was admitted only with
+//! a reservation (`reserve::AnswerReservations`), a buffer the shard holds in its reserve
+//! (`ShardLimits::answers_reserved_max`, from `net.answers_reserved_max`), and its answer is written
+//! into that buffer. A handler that finds no reservation free answers `BUSY` at once. The reserve is
+//! topped up from the backend's pool at the start of each iteration, first with the reply buffers
+//! of datagrams that needed no answer now.
+//!
 //! Invariants: every received datagram is either answered, dropped by the engine (counted there), or
 //! dropped for want of a transmit buffer or of room in the tx queue (counted here); a reply that the
 //! queue refused is retried once in the same iteration, then dropped and counted, so one stuck queue
-//! cannot grow memory or stall receive. Late answers (acknowledgements of durable writes) that the
-//! queue refuses wait in a bounded backlog (`LATE_ANSWERS_QUEUED_MAX`) for the next iterations; only
-//! when that is full too are they dropped and counted (`tx_queue_full`).
+//! cannot grow memory or stall receive. Late answers that the queue refuses wait in a backlog for the
+//! next iterations; buffers in the reserve plus late answers waiting never exceed
+//! `answers_reserved_max`, the backlog's capacity, so a reserved late answer is never dropped (only
+//! an answer nobody reserved for can find the backlog full: counted in `tx_queue_full`).
 
 use crate::engine::{Engine, EngineCounters, Outcome};
 use crate::wire::{DatagramWriter, Status};
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vigil_pmd::{Batch, Clock, IoCounters, Nanos, PacketIo, Peer, RxDatagram, TxDatagram};
+
+pub mod reserve;
+
+pub use reserve::AnswerReservations;
 
 /// An answer given after its request's datagram was handled: one frame, sent in its own datagram.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +58,28 @@ pub trait ShardService {
     /// Advances to `now` (log I/O, Raft, inbox) and hands each answer that became ready to `emit`.
     /// Returns whether work is in flight that the next iteration should come back for soon.
     fn poll(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool;
+
+    /// Receives the shard's reservations (once, when the service is added): every late answer
+    /// the service emits must have taken one when its request was taken over. A service that
+    /// ignores them gets its late answers sent from the pool when it has a buffer (counted in
+    /// `tx_no_buffer` when not).
+    fn attach_reservations(&mut self, _reservations: AnswerReservations) {}
+}
+
+/// Sizes of a shard's batches and reserve, from config.
+#[derive(Clone, Copy, Debug)]
+pub struct ShardLimits {
+    /// Datagrams per rx or tx burst (`net.burst_size_max`).
+    pub burst_size_max: usize,
+    /// Transmit buffers reserved for late answers, at most (`net.answers_reserved_max`).
+    pub answers_reserved_max: usize,
+}
+
+impl ShardLimits {
+    /// The limits `net` sets.
+    pub fn of(net: &crate::config::NetConfig) -> Self {
+        Self { burst_size_max: net.burst_size_max, answers_reserved_max: net.answers_reserved_max }
+    }
 }
 
 /// The shard's own counters (the engine and the backend keep theirs).
@@ -101,9 +136,6 @@ fn send_some<P: PacketIo>(io: &mut P, late: &mut Batch<P::Tx>, counters: &mut Sh
     }
 }
 
-/// Late answers waiting for room in the tx queue, at most.
-pub const LATE_ANSWERS_QUEUED_MAX: usize = 2048;
-
 /// One shard over a packet backend.
 pub struct Shard<P: PacketIo> {
     id: usize,
@@ -111,8 +143,13 @@ pub struct Shard<P: PacketIo> {
     engine: Engine,
     rx: Batch<P::Rx>,
     tx: Batch<P::Tx>,
-    /// Late answers waiting for the tx queue (`LATE_ANSWERS_QUEUED_MAX`).
+    /// Late answers waiting for the tx queue; capacity `answers_reserved_max`.
     late: Batch<P::Tx>,
+    /// Transmit buffers held for late answers (`reserve.len() + late.len() <=
+    /// answers_reserved_max`); `reservations` counts them.
+    reserve: Vec<P::Tx>,
+    reservations: AnswerReservations,
+    answers_reserved_max: usize,
     counters: ShardCounters,
     service: Option<Box<dyn ShardService>>,
     /// The service had work in flight after the last iteration.
@@ -126,30 +163,60 @@ impl<P: PacketIo> std::fmt::Debug for Shard<P> {
 }
 
 impl<P: PacketIo> Shard<P> {
-    /// A shard with batches of `burst_size_max`.
-    pub fn new(id: usize, io: P, engine: Engine, burst_size_max: usize) -> Self {
+    /// A shard with batches of `limits.burst_size_max`; its reserve is filled at the first poll.
+    pub fn new(id: usize, io: P, engine: Engine, limits: ShardLimits) -> Self {
+        assert!(limits.answers_reserved_max > 0, "answers_reserved_max is validated to be at least 1");
         Self {
             id,
             io,
             engine,
-            rx: Batch::with_capacity(burst_size_max),
-            tx: Batch::with_capacity(burst_size_max),
-            late: Batch::with_capacity(LATE_ANSWERS_QUEUED_MAX),
+            rx: Batch::with_capacity(limits.burst_size_max),
+            tx: Batch::with_capacity(limits.burst_size_max),
+            late: Batch::with_capacity(limits.answers_reserved_max),
+            reserve: Vec::with_capacity(limits.answers_reserved_max),
+            reservations: AnswerReservations::new(),
+            answers_reserved_max: limits.answers_reserved_max,
             counters: ShardCounters::default(),
             service: None,
             service_busy: false,
         }
     }
 
-    /// Adds the service run after each burst.
-    pub fn with_service(mut self, service: Box<dyn ShardService>) -> Self {
+    /// Adds the service run after each burst, handing it the shard's reservations.
+    pub fn with_service(mut self, mut service: Box<dyn ShardService>) -> Self {
+        service.attach_reservations(self.reservations.clone());
         self.service = Some(service);
         self
+    }
+
+    /// The shard's reservations of transmit buffers for late answers.
+    pub fn reservations(&self) -> &AnswerReservations {
+        &self.reservations
+    }
+
+    /// Whether the reserve and the late answers waiting leave room for another buffer.
+    #[inline]
+    fn reserve_has_room(&self) -> bool {
+        self.reserve.len() + self.late.len() < self.answers_reserved_max
+    }
+
+    /// Tops the reserve up from the pool. The pool is sized for it (config validation), so this
+    /// stops short only while the pool is briefly empty; the next iteration tries again.
+    fn refill_reserve(&mut self) {
+        let nowhere = Peer::from_ip_port(Ipv4Addr::UNSPECIFIED, 0);
+        while self.reserve_has_room() {
+            let Some(buf) = self.io.tx_alloc(&nowhere) else { return };
+            self.reserve.push(buf);
+            self.reservations.add_free();
+        }
     }
 
     /// One iteration at time `now`; returns how many datagrams it received.
     pub fn poll_once(&mut self, now: Nanos) -> usize {
         self.counters.polls += 1;
+        if self.service.is_some() {
+            self.refill_reserve();
+        }
         let received = if self.service_busy {
             self.io.rx_burst_no_wait(&mut self.rx)
         } else {
@@ -164,17 +231,26 @@ impl<P: PacketIo> Shard<P> {
         received
     }
 
-    /// Runs the service's step and sends the late answers it hands over. Late answers the tx queue
-    /// has no room for wait in `late` for the next iterations instead of being dropped: each one
-    /// acknowledges a write that is already durable, and losing it would leave the client unsure.
+    /// Runs the service's step and sends the late answers it hands over, each in the buffer
+    /// reserved for it. Late answers the tx queue has no room for wait in `late` for the next
+    /// iterations instead of being dropped: each one acknowledges a write that is already durable,
+    /// and losing it would leave the client unsure.
     fn run_service(&mut self, now: Nanos) {
         let Some(service) = self.service.as_mut() else { return };
         let (io, late, counters) = (&mut self.io, &mut self.late, &mut self.counters);
+        let (reserve, reservations) = (&mut self.reserve, &self.reservations);
         send_some(io, late, counters);
         let mut emit = |a: &LateAnswer<'_>| {
-            let Some(mut reply) = io.tx_alloc(&a.peer) else {
-                counters.tx_no_buffer += 1;
-                return;
+            let mut reply = if reservations.use_taken() {
+                let mut reply = reserve.pop().expect("every reservation taken is a buffer in the reserve");
+                reply.set_peer(&a.peer);
+                reply
+            } else {
+                let Some(reply) = io.tx_alloc(&a.peer) else {
+                    counters.tx_no_buffer += 1;
+                    return;
+                };
+                reply
             };
             let mut w =
                 DatagramWriter::response(reply.payload_mut(), a.client_id).expect("room for a header");
@@ -186,6 +262,7 @@ impl<P: PacketIo> Shard<P> {
             reply.set_len(len);
             counters.late_answers += 1;
             if let Err(reply) = late.push(reply) {
+                // Only an answer nobody reserved for gets here: reserved ones fit by construction.
                 send_some(io, late, counters);
                 if late.push(reply).is_err() {
                     // The queue took nothing and the backlog is full: the client will retry.
@@ -211,7 +288,15 @@ impl<P: PacketIo> Shard<P> {
                     // The tx batch has the rx batch's capacity, so it cannot be full here.
                     assert!(self.tx.push(reply).is_ok(), "tx batch sized to the rx burst");
                 }
-                Outcome::Drop | Outcome::Later => {}
+                // Nothing to send now: the unused buffer refills the reserve (a deferred request
+                // takes one buffer, not two).
+                Outcome::Drop | Outcome::Later => {
+                    let room = self.reserve.len() + self.late.len() < self.answers_reserved_max;
+                    if self.service.is_some() && room {
+                        self.reserve.push(reply);
+                        self.reservations.add_free();
+                    }
+                }
             }
         }
         flush(&mut self.io, &mut self.tx, &mut self.counters);

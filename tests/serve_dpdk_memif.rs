@@ -43,7 +43,7 @@ no_pci = true
 no_huge = true
 memory_mb = 256
 file_prefix = "vigil-test-memif-{pid}"
-mbufs_per_shard = 4095
+mbufs_per_shard = 8191
 [storage]
 backend = "memory"
 segment_blocks = 64

@@ -82,7 +82,7 @@ use vigil::ops::kv::{Kv, KvService, KvShard};
 use vigil::partition::snapfile::SnapshotFile;
 use vigil::partition::{Partition, PartitionConfig};
 use vigil::raft::{ElectionTimeout, RaftGroupConfig};
-use vigil::shard::Shard;
+use vigil::shard::{Shard, ShardLimits};
 use vigil::wire::{self, opcode, DatagramWriter, Status};
 use vigil_pmd::block::{BlockBuf, BlockIo, Completion, SubmitError};
 use vigil_pmd::mem::{VecRx, VecTx};
@@ -717,7 +717,11 @@ impl Sim {
             ops::register_all(&mut d).expect("built-ins register");
             Kv(Rc::clone(&kv)).register(&mut d).expect("kv registers");
             let engine = Engine::new(d, EngineLimits { requests_per_datagram_max: 64 });
-            let shard = Shard::new(id, Ep(Rc::clone(&self.shard_eps[id])), engine, self.p.burst)
+            // Reservations for late answers: as many as can wait, within reason (a crowd's small
+            // limits make them back-pressure too).
+            let reserved = (self.p.proposals_pending_max + self.p.inbox_in_flight).min(256);
+            let limits = ShardLimits { burst_size_max: self.p.burst, answers_reserved_max: reserved };
+            let shard = Shard::new(id, Ep(Rc::clone(&self.shard_eps[id])), engine, limits)
                 .with_service(Box::new(KvService(Rc::clone(&kv))));
             node.shards.push(shard);
             node.kvs.push(kv);

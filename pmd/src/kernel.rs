@@ -18,6 +18,10 @@
 //!   `rx_malformed` and dropped.
 //! - The backend is single-threaded (`!Send`): the pool is an `Rc<RefCell<..>>` shared with the
 //!   datagrams it lent, which may outlive the backend and still return their buffers.
+//! - Datagrams the kernel drops before we read them (the socket's receive queue was full) are
+//!   counted in `rx_kernel_dropped`: the socket has `SO_RXQ_OVFL` set, so each datagram received
+//!   carries the socket's drop count as a control message (one small buffer per syscall message,
+//!   allocated at bind); the count is as of the last datagram received.
 //!
 //! Linux only (`recvmmsg`/`sendmmsg`).
 
@@ -158,6 +162,11 @@ impl TxDatagram for KernelTx {
         assert!(len <= self.buf.len(), "set_len {len} past the {}-byte buffer", self.buf.len());
         self.len = len;
     }
+
+    #[inline]
+    fn set_peer(&mut self, peer: &Peer) {
+        self.peer = *peer;
+    }
 }
 
 impl Drop for KernelTx {
@@ -184,6 +193,10 @@ pub struct KernelUdpIo {
     msgs: Vec<libc::mmsghdr>,
     iovecs: Vec<libc::iovec>,
     addrs: Vec<libc::sockaddr_in>,
+    /// One control-message buffer per syscall message (for `SO_RXQ_OVFL`), allocated at bind.
+    controls: Vec<ControlBuf>,
+    /// The socket's drop count as last reported by `SO_RXQ_OVFL` (a wrapping `u32` in the kernel).
+    kernel_drops_seen: u32,
     /// Buffers lent to the current `recvmmsg` call; capacity `burst_size_max`, empty between calls.
     rx_staged: Vec<Box<[u8]>>,
     counters: IoCounters,
@@ -227,6 +240,55 @@ fn peer_of(addr: &libc::sockaddr_in) -> Peer {
     Peer::from_ip_port(Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)), u16::from_be(addr.sin_port))
 }
 
+/// Room for one control message carrying a `u32` (`CMSG_SPACE(4)`, 24 bytes on 64-bit Linux),
+/// aligned for `cmsghdr`.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct ControlBuf([u8; 32]);
+
+#[allow(unused_unsafe)]
+// SAFETY: CMSG_SPACE is pure arithmetic on its argument; libc marks it `unsafe` only by its macro
+// convention.
+const CONTROL_SPACE: usize = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u32>() as libc::c_uint) } as usize;
+const _: () = assert!(CONTROL_SPACE <= std::mem::size_of::<ControlBuf>());
+
+/// Asks the kernel to attach the socket's drop count to every datagram it hands over.
+fn enable_rxq_ovfl(socket: &Socket) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor, and a pointer to a live c_int with its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RXQ_OVFL,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The `SO_RXQ_OVFL` drop count a received message carries, if any (the kernel attaches it only
+/// once the socket has dropped something).
+fn rxq_ovfl_of(hdr: &libc::msghdr) -> Option<u32> {
+    // SAFETY: `hdr` was filled by recvmmsg: msg_control points at a live ControlBuf and
+    // msg_controllen says how much of it the kernel wrote; the CMSG_* walk stays inside that.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SO_RXQ_OVFL {
+                return Some(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<u32>()));
+            }
+            cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+        }
+    }
+    None
+}
+
 fn zeroed_mmsghdr() -> libc::mmsghdr {
     // SAFETY: mmsghdr is a plain C struct of integers and raw pointers (plus private padding on
     // some libcs, which is why it is not built field by field); all-zero is a valid value for each.
@@ -264,6 +326,7 @@ impl KernelUdpIo {
             socket.set_send_buffer_size(bytes)?;
         }
         socket.set_nonblocking(true)?;
+        enable_rxq_ovfl(&socket)?;
         socket.bind(&SocketAddr::V4(cfg.bind).into())?;
         let socket: UdpSocket = socket.into();
         let local_addr = match socket.local_addr()? {
@@ -285,6 +348,8 @@ impl KernelUdpIo {
             msgs: (0..burst).map(|_| zeroed_mmsghdr()).collect(),
             iovecs: vec![empty_iovec; burst],
             addrs: vec![empty_addr; burst],
+            controls: vec![ControlBuf([0; 32]); burst],
+            kernel_drops_seen: 0,
             rx_staged: Vec::with_capacity(burst),
             counters: IoCounters::default(),
         })
@@ -300,21 +365,28 @@ impl KernelUdpIo {
         self.pool.free_count()
     }
 
-    /// Points message `i` of the syscall arrays at `addrs[i]` and `iovecs[i]`. Called after every
-    /// write to those arrays for this call, so the pointers it takes are the last ones derived.
+    /// Points message `i` of the syscall arrays at `addrs[i]` and `iovecs[i]` (and, to receive,
+    /// at `controls[i]`). Called after every write to those arrays for this call, so the pointers
+    /// it takes are the last ones derived.
     #[inline]
-    fn aim_msg(&mut self, i: usize) {
+    fn aim_msg(&mut self, i: usize, receive: bool) {
         // as_mut_ptr does not materialise a reference to the whole slice, so these pointers stay
         // valid while the other messages are aimed.
         let name = self.addrs.as_mut_ptr().wrapping_add(i);
         let iov = self.iovecs.as_mut_ptr().wrapping_add(i);
+        let control = self.controls.as_mut_ptr().wrapping_add(i);
         let hdr = &mut self.msgs[i].msg_hdr;
         hdr.msg_name = name.cast();
         hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         hdr.msg_iov = iov;
         hdr.msg_iovlen = 1;
-        hdr.msg_control = std::ptr::null_mut();
-        hdr.msg_controllen = 0;
+        if receive {
+            hdr.msg_control = control.cast();
+            hdr.msg_controllen = CONTROL_SPACE as _;
+        } else {
+            hdr.msg_control = std::ptr::null_mut();
+            hdr.msg_controllen = 0;
+        }
         hdr.msg_flags = 0;
         self.msgs[i].msg_len = 0;
     }
@@ -340,11 +412,11 @@ impl KernelUdpIo {
             *iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
         }
         for i in 0..lent {
-            self.aim_msg(i);
+            self.aim_msg(i, true);
         }
 
-        // SAFETY: msgs[..lent] each point at a live sockaddr_in in `addrs` and one iovec in
-        // `iovecs`, which spans a live buffer held in `rx_staged` (boxed, so it does not move);
+        // SAFETY: msgs[..lent] each point at a live sockaddr_in in `addrs`, a live ControlBuf in
+        // `controls` and one iovec in `iovecs`, which spans a live buffer held in `rx_staged` (boxed, so it does not move);
         // none of these are touched until the call returns. lent <= burst_size_max fits c_uint
         // (checked at bind).
         let got = unsafe {
@@ -369,6 +441,11 @@ impl KernelUdpIo {
             }
             self.counters.rx_packets += 1;
             let msg = &self.msgs[i];
+            if let Some(drops) = rxq_ovfl_of(&msg.msg_hdr) {
+                // The kernel's count wraps at 2^32; successive reports never go back.
+                self.counters.rx_kernel_dropped += u64::from(drops.wrapping_sub(self.kernel_drops_seen));
+                self.kernel_drops_seen = drops;
+            }
             if msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
                 // Longer than datagram_bytes_max: the tail is lost, so the datagram is useless.
                 self.counters.rx_malformed += 1;
@@ -396,7 +473,7 @@ impl KernelUdpIo {
             self.iovecs[i] = libc::iovec { iov_base: tx.buf.as_ptr() as *mut libc::c_void, iov_len: tx.len };
         }
         for i in 0..m {
-            self.aim_msg(i);
+            self.aim_msg(i, false);
         }
     }
 

@@ -62,4 +62,7 @@ impl TxDatagram for VecTx {
         assert!(len <= self.buf.len(), "set_len past the buffer");
         self.len = len;
     }
+    fn set_peer(&mut self, peer: &Peer) {
+        self.peer = *peer;
+    }
 }

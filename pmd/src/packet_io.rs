@@ -46,6 +46,9 @@ pub trait TxDatagram {
     fn payload_mut(&mut self) -> &mut [u8];
     /// Sets how many bytes of the payload area are sent. Panics if `len` exceeds the area.
     fn set_len(&mut self, len: usize);
+    /// Re-addresses it to `peer` (a buffer reserved ahead of time, then filled with an answer for
+    /// the peer of the request it was reserved for).
+    fn set_peer(&mut self, peer: &Peer);
 }
 
 /// Counters every backend keeps; read off the hot path (at shutdown, by metrics).
@@ -71,12 +74,15 @@ pub struct IoCounters {
     pub rx_not_for_us: u64,
     /// Transmit buffers that could not be had (pool empty).
     pub tx_alloc_failed: u64,
+    /// Datagrams the kernel dropped before the backend saw them (its socket's receive queue was
+    /// full: `SO_RXQ_OVFL`, kernel backend); the count as of the last datagram received.
+    pub rx_kernel_dropped: u64,
 }
 
 impl IoCounters {
     /// Every counter with its name, in declaration order: the one list that reports, JSON and
     /// metrics are built from.
-    pub fn named(&self) -> [(&'static str, u64); 10] {
+    pub fn named(&self) -> [(&'static str, u64); 11] {
         [
             ("rx_packets", self.rx_packets),
             ("rx_datagrams", self.rx_datagrams),
@@ -88,6 +94,7 @@ impl IoCounters {
             ("rx_bad_checksum", self.rx_bad_checksum),
             ("rx_not_for_us", self.rx_not_for_us),
             ("tx_alloc_failed", self.tx_alloc_failed),
+            ("rx_kernel_dropped", self.rx_kernel_dropped),
         ]
     }
 }

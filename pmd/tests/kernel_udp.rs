@@ -272,3 +272,43 @@ fn rejected_datagrams_are_dropped_and_counted_without_stalling_the_rest() {
     let (n, _) = c.recv_from(&mut buf).unwrap();
     assert_eq!(n, 0);
 }
+
+/// Drains every datagram queued on the socket; returns how many there were.
+fn drain(io: &mut KernelUdpIo) -> usize {
+    let mut total = 0;
+    loop {
+        let mut batch = Batch::with_capacity(16);
+        let got = io.rx_burst_no_wait(&mut batch);
+        if got == 0 {
+            return total;
+        }
+        total += got;
+    }
+}
+
+#[test]
+fn datagrams_the_kernel_drops_on_a_full_receive_queue_are_counted() {
+    // The smallest receive buffer the kernel allows; nothing reads while the client floods it.
+    let cfg = KernelUdpConfig { recv_buffer_bytes: Some(1), idle_wait: None, ..config(64, 16, 256) };
+    let mut io = KernelUdpIo::bind(&cfg).unwrap();
+    let server = io.local_addr();
+    let c = client();
+    let flood = 500;
+    let mut expected_drops = 0;
+    for round in 0..2 {
+        for i in 0..flood {
+            c.send_to(&[round as u8, i as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], server).unwrap();
+        }
+        let queued = drain(&mut io);
+        assert!(queued < flood, "round {round}: all {flood} datagrams fit; the buffer is not small");
+        expected_drops += (flood - queued) as u64;
+        // The datagrams queued before the queue filled carry no drop count; the next one to arrive
+        // carries the socket's drops so far.
+        c.send_to(b"after the flood", server).unwrap();
+        let mut batch = Batch::with_capacity(1);
+        receive(&mut io, &mut batch, 1);
+        assert_eq!(batch.as_slice()[0].payload(), b"after the flood");
+        assert_eq!(io.counters().rx_kernel_dropped, expected_drops, "round {round}");
+    }
+    assert!(io.counters().to_string().contains(&format!("rx_kernel_dropped {expected_drops}")));
+}

@@ -33,7 +33,11 @@ fn bad_configs_fail_naming_the_key() {
             "net.requests_per_datagram_max",
         ),
         (DEV_TOML, "port = 9000", "port = 0", "net.port"),
-        (DEV_TOML, "pool_buffers = 1024", "pool_buffers = 8", "kernel.pool_buffers"),
+        (DEV_TOML, "pool_buffers = 5120", "pool_buffers = 8", "kernel.pool_buffers"),
+        (DEV_TOML, "pool_buffers = 5120", "pool_buffers = 4159", "kernel.pool_buffers"),
+        (DEV_TOML, "answers_reserved_max = 4096", "answers_reserved_max = 0", "net.answers_reserved_max"),
+        // Room for the rings, two bursts and the cache (2368), not for the reserve (4096) too.
+        (memif, "mbufs_per_shard = 8191", "mbufs_per_shard = 6000", "dpdk.mbufs_per_shard"),
         (DEV_TOML, "backend = \"kernel\"", "backend = \"dpdk\"", "node.cores"),
         (memif, "cores = [1]", "cores = []", "node.cores"),
         (memif, "rx_ring_size = 1024", "rx_ring_size = 1000", "dpdk.rx_ring_size"),

@@ -10,14 +10,21 @@
 //! to the client. A full inbox, pool or in-flight table is `BUSY` at once: back-pressure, never a
 //! wait.
 //!
+//! A request is taken over only with a reservation of the transmit buffer its late answer will go
+//! out in (`shard::AnswerReservations`, handed over by the shard loop): a client's write before it
+//! is proposed, any request before it is forwarded (on the shard that owns the client's datagram;
+//! the owner answers it through the inbox, which needs no buffer). With none free the request is
+//! answered `BUSY` at once and nothing is proposed or forwarded; a reservation taken for a write
+//! that was answered at once after all is given back.
+//!
 //! Forwarded request payload: `[opcode u8][client_id u64 LE][request_id u64 LE][body]`.
 //!
 //! The handlers and the shard's service step share one `KvShard` through `Rc<RefCell<_>>`: both run
 //! on the shard's thread, one after the other, so a borrow is never contended.
 //!
-//! Invariants: every request taken over (`Answer::Later`) is answered exactly once: by its
-//! partition's `Done`, or by the owner's inbox answer; the forwarded table is bounded by the
-//! router's in-flight limit.
+//! Invariants: every request taken over (`Answer::Later`) holds one reservation and is answered
+//! exactly once: by its partition's `Done`, or by the owner's inbox answer; the forwarded table is
+//! bounded by the router's in-flight limit.
 
 use crate::dispatch::{Answer, DispatchError, Dispatcher, Handler, Request, Subsystem};
 use crate::inbox::{Envelope, Kind, Placement, Route, Router};
@@ -25,7 +32,7 @@ use crate::kv::protocol::{parse_get, parse_write, render_result};
 use crate::kv::{ApplyResult, Command};
 use crate::partition::waiters::Waiters;
 use crate::partition::{Done, Origin, Partition, Waiter, WriteOutcome};
-use crate::shard::{LateAnswer, ShardService};
+use crate::shard::{AnswerReservations, LateAnswer, ShardService};
 use crate::wire::{opcode, Status};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -57,6 +64,9 @@ pub struct KvShardCounters {
     pub served_for_others: u64,
     /// Inbox answers or requests whose slot was stale (counted, ignored).
     pub stale: u64,
+    /// Requests answered `BUSY` at once: no transmit buffer was left to reserve for their late
+    /// answer (`net.answers_reserved_max`); nothing was proposed or forwarded.
+    pub busy_unreserved: u64,
 }
 
 /// The KV state of one shard.
@@ -71,6 +81,8 @@ pub struct KvShard<D: BlockIo> {
     scratch: Vec<u8>,
     /// Scratch: an answer body.
     answer: Vec<u8>,
+    /// The shard loop's reservations for late answers (none until the service is attached).
+    reservations: AnswerReservations,
     counters: KvShardCounters,
 }
 
@@ -103,6 +115,7 @@ impl<D: BlockIo> KvShard<D> {
             envelopes: Batch::with_capacity(burst),
             scratch: vec![0; FORWARD_HEADER_LEN + request_bytes_max],
             answer: vec![0; request_bytes_max.max(ANSWER_BYTES_MAX)],
+            reservations: AnswerReservations::new(),
             counters: KvShardCounters::default(),
         }
     }
@@ -159,7 +172,19 @@ impl<D: BlockIo> KvShard<D> {
         }
     }
 
-    /// Runs a request on a partition of this shard; `Later` if a write was proposed.
+    /// Takes a reservation for a late answer; `BUSY` (counted) if none is free.
+    fn reserve(&mut self) -> Result<(), Status> {
+        if self.reservations.try_take() {
+            Ok(())
+        } else {
+            self.counters.busy_unreserved += 1;
+            Err(Status::Busy)
+        }
+    }
+
+    /// Runs a request on a partition of this shard; `Later` if a write was proposed. A client's
+    /// write is proposed only with a reservation for its answer; a forwarded one is answered
+    /// through the inbox and needs none.
     fn run_local(
         &mut self,
         partition: u16,
@@ -167,22 +192,43 @@ impl<D: BlockIo> KvShard<D> {
         request: &KvRequest<'_>,
         out: &mut [u8],
     ) -> Result<Answer, Status> {
-        let p = self.local(partition);
         let cmd = match request {
-            KvRequest::Get(key) => return p.get(key, out).map(Answer::Now),
+            KvRequest::Get(key) => return self.local(partition).get(key, out).map(Answer::Now),
             KvRequest::Write(cmd) => cmd,
         };
-        match p.write_command(waiter, cmd) {
+        let reserved = matches!(waiter.origin, Origin::Client { .. });
+        if reserved {
+            self.reserve()?;
+        }
+        let outcome = self.local(partition).write_command(waiter, cmd);
+        if reserved && outcome != WriteOutcome::Later {
+            self.reservations.give_back();
+        }
+        match outcome {
             WriteOutcome::Later => Ok(Answer::Later),
             WriteOutcome::Now(result) => render_result(&result, out).map(Answer::Now),
             WriteOutcome::Refused(status) => Err(status),
         }
     }
 
+    /// Forwards a request to the shard that owns its partition, with a reservation for the answer
+    /// it will send on to the client.
     fn forward(&mut self, partition: u16, req: &Request<'_>) -> Result<Answer, Status> {
-        let router = self.router.as_mut().expect("a remote route needs a router");
         let len = FORWARD_HEADER_LEN + req.body.len();
-        let buf = self.scratch.get_mut(..len).ok_or(Status::BadLength)?;
+        if len > self.scratch.len() {
+            return Err(Status::BadLength);
+        }
+        self.reserve()?;
+        let answer = self.forward_reserved(partition, req, len);
+        if answer.is_err() {
+            self.reservations.give_back();
+        }
+        answer
+    }
+
+    fn forward_reserved(&mut self, partition: u16, req: &Request<'_>, len: usize) -> Result<Answer, Status> {
+        let router = self.router.as_mut().expect("a remote route needs a router");
+        let buf = &mut self.scratch[..len];
         buf[0] = req.opcode;
         buf[1..9].copy_from_slice(&req.client_id.to_le_bytes());
         buf[9..17].copy_from_slice(&req.request_id.to_le_bytes());
@@ -389,5 +435,9 @@ pub struct KvService<D: BlockIo>(pub Rc<RefCell<KvShard<D>>>);
 impl<D: BlockIo> ShardService for KvService<D> {
     fn poll(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool {
         self.0.borrow_mut().poll(now, emit)
+    }
+
+    fn attach_reservations(&mut self, reservations: AnswerReservations) {
+        self.0.borrow_mut().reservations = reservations;
     }
 }

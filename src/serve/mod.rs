@@ -360,7 +360,8 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         }
         service.poll(clock.now(), &mut |_| {});
     }
-    let mut shard = Shard::new(id, io, engine, config.net.burst_size_max).with_service(Box::new(service));
+    let limits = crate::shard::ShardLimits::of(&config.net);
+    let mut shard = Shard::new(id, io, engine, limits).with_service(Box::new(service));
     let _ = ready.send(Ok(id));
     shard.run(&clock, stop);
     // Writes already proposed get their answers (or fail) before the shard goes.
@@ -373,8 +374,8 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     let mut lines: Vec<String> = kv.partitions().iter().map(partition_line).collect();
     let c = kv.counters();
     lines.push(format!(
-        "shard {id} kv: forwarded {} forward-refused {} served-for-others {} stale {}",
-        c.forwarded, c.forward_refused, c.served_for_others, c.stale
+        "shard {id} kv: forwarded {} forward-refused {} served-for-others {} stale {} busy-unreserved {}",
+        c.forwarded, c.forward_refused, c.served_for_others, c.stale, c.busy_unreserved
     ));
     Some((shard.report(), calls, lines))
 }

@@ -1,26 +1,60 @@
-//! The shard loop over an in-memory `PacketIo`: answers go to the sender, drops are counted.
+//! The shard loop over an in-memory `PacketIo`: answers go to the sender, drops are counted, and
+//! under more writes than transmit buffers every committed write is acknowledged (the excess is
+//! answered `BUSY` at once).
 
 use super::*;
 use crate::dispatch::Dispatcher;
 use crate::engine::EngineLimits;
 use crate::ops;
 use crate::wire::{self, opcode, DatagramWriter, Status};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
+use std::rc::Rc;
 use vigil_pmd::mem::{VecRx, VecTx};
 use vigil_pmd::Peer;
 
-/// A queue pair in memory with a bounded tx queue and a bounded buffer count.
-#[derive(Default)]
+mod overload;
+
+/// A transmit buffer from `MemIo`'s counted pool, given back when dropped (sent or not).
+struct PoolTx {
+    tx: VecTx,
+    free: Rc<Cell<usize>>,
+}
+impl TxDatagram for PoolTx {
+    fn payload_mut(&mut self) -> &mut [u8] {
+        self.tx.payload_mut()
+    }
+    fn set_len(&mut self, len: usize) {
+        self.tx.set_len(len)
+    }
+    fn set_peer(&mut self, peer: &Peer) {
+        self.tx.set_peer(peer)
+    }
+}
+impl Drop for PoolTx {
+    fn drop(&mut self) {
+        self.free.set(self.free.get() + 1);
+    }
+}
+
+/// A queue pair in memory with a bounded tx queue (`tx_room` datagrams until refilled) and a
+/// bounded pool of transmit buffers.
 struct MemIo {
     inbound: VecDeque<VecRx>,
     sent: Vec<(Peer, Vec<u8>)>,
     tx_room: usize,
-    buffers_left: usize,
+    /// Transmit buffers in the pool.
+    buffers: Rc<Cell<usize>>,
+}
+impl MemIo {
+    fn new(tx_room: usize, buffers: usize) -> Self {
+        Self { inbound: VecDeque::new(), sent: Vec::new(), tx_room, buffers: Rc::new(Cell::new(buffers)) }
+    }
 }
 impl PacketIo for MemIo {
     type Rx = VecRx;
-    type Tx = VecTx;
+    type Tx = PoolTx;
     fn rx_burst(&mut self, batch: &mut Batch<VecRx>) -> usize {
         let mut n = 0;
         while batch.room() > 0 {
@@ -30,15 +64,15 @@ impl PacketIo for MemIo {
         }
         n
     }
-    fn tx_alloc(&mut self, peer: &Peer) -> Option<VecTx> {
-        self.buffers_left = self.buffers_left.checked_sub(1)?;
-        Some(VecTx::new(1472, *peer))
+    fn tx_alloc(&mut self, peer: &Peer) -> Option<PoolTx> {
+        self.buffers.set(self.buffers.get().checked_sub(1)?);
+        Some(PoolTx { tx: VecTx::new(1472, *peer), free: Rc::clone(&self.buffers) })
     }
-    fn tx_burst(&mut self, batch: &mut Batch<VecTx>) -> usize {
+    fn tx_burst(&mut self, batch: &mut Batch<PoolTx>) -> usize {
         let n = batch.len().min(self.tx_room);
         self.tx_room -= n;
         for t in batch.consume_front(n) {
-            self.sent.push((t.peer, t.bytes().to_vec()));
+            self.sent.push((t.tx.peer, t.tx.bytes().to_vec()));
         }
         n
     }
@@ -60,15 +94,19 @@ fn ping(id: u64) -> Vec<u8> {
     buf
 }
 
+/// Transmit buffers reserved for late answers in the tests below that do not set their own.
+const RESERVED: usize = 64;
+
 fn shard(io: MemIo, burst: usize) -> Shard<MemIo> {
     let mut d = Dispatcher::new();
     ops::register_all(&mut d).unwrap();
-    Shard::new(0, io, Engine::new(d, EngineLimits { requests_per_datagram_max: 8 }), burst)
+    let limits = ShardLimits { burst_size_max: burst, answers_reserved_max: RESERVED };
+    Shard::new(0, io, Engine::new(d, EngineLimits { requests_per_datagram_max: 8 }), limits)
 }
 
 #[test]
 fn answers_go_back_to_each_sender() {
-    let mut io = MemIo { tx_room: 100, buffers_left: 100, ..Default::default() };
+    let mut io = MemIo::new(100, 100);
     for i in 0..5u16 {
         io.inbound.push_back(VecRx::new(ping(u64::from(i)), peer(1000 + i)));
     }
@@ -89,7 +127,7 @@ fn answers_go_back_to_each_sender() {
 
 #[test]
 fn garbage_is_dropped_without_an_answer_and_valid_traffic_flows() {
-    let mut io = MemIo { tx_room: 100, buffers_left: 100, ..Default::default() };
+    let mut io = MemIo::new(100, 100);
     io.inbound.push_back(VecRx::new(vec![1, 2, 3], peer(1)));
     io.inbound.push_back(VecRx::new(ping(7), peer(2)));
     let mut s = shard(io, 8);
@@ -101,7 +139,7 @@ fn garbage_is_dropped_without_an_answer_and_valid_traffic_flows() {
 
 #[test]
 fn full_tx_queue_and_empty_pool_are_counted_drops() {
-    let mut io = MemIo { tx_room: 1, buffers_left: 3, ..Default::default() };
+    let mut io = MemIo::new(1, 3);
     for i in 0..4 {
         io.inbound.push_back(VecRx::new(ping(i), peer(1)));
     }
@@ -116,7 +154,7 @@ fn full_tx_queue_and_empty_pool_are_counted_drops() {
 
 #[test]
 fn run_stops_when_asked() {
-    let io = MemIo { tx_room: 1, buffers_left: 1, ..Default::default() };
+    let io = MemIo::new(1, 1);
     let mut s = shard(io, 1);
     let stop = AtomicBool::new(true);
     s.run(&vigil_pmd::MonotonicClock::new(), &stop);
@@ -146,8 +184,8 @@ impl ShardService for Burst {
 
 #[test]
 fn late_answers_wait_for_a_full_tx_queue_instead_of_being_dropped() {
-    let io = MemIo { tx_room: 10, buffers_left: 10_000, ..Default::default() };
-    let mut s = shard(io, 4).with_service(Box::new(Burst { count: 500 }));
+    let io = MemIo::new(10, 10_000);
+    let mut s = shard(io, 4).with_service(Box::new(Reserving::new(500)));
     s.poll_once(Nanos(1));
     assert_eq!(s.io.sent.len(), 10, "the queue took what it had room for");
     assert!(s.service_busy(), "answers waiting keep the shard from idling");
@@ -169,14 +207,67 @@ fn late_answers_wait_for_a_full_tx_queue_instead_of_being_dropped() {
 }
 
 #[test]
-fn late_answers_beyond_the_backlog_are_dropped_and_counted() {
-    let io = MemIo { tx_room: 0, buffers_left: 10_000, ..Default::default() };
+fn unreserved_late_answers_beyond_the_backlog_are_dropped_and_counted() {
+    let io = MemIo::new(0, 10_000);
     let extra = 100;
-    let mut s =
-        shard(io, 4).with_service(Box::new(Burst { count: (LATE_ANSWERS_QUEUED_MAX + extra) as u64 }));
+    let mut s = shard(io, 4).with_service(Box::new(Burst { count: (RESERVED + extra) as u64 }));
     s.poll_once(Nanos(1));
     assert_eq!(s.report().shard_counters.tx_queue_full, extra as u64);
     s.io.tx_room = usize::MAX;
     s.poll_once(Nanos(2));
-    assert_eq!(s.io.sent.len(), LATE_ANSWERS_QUEUED_MAX);
+    assert_eq!(s.io.sent.len(), RESERVED);
+}
+
+/// Emits `count` late answers (request ids 0, 1, ...), each once it took a reservation for it:
+/// as many per poll as there are reservations free.
+struct Reserving {
+    reservations: AnswerReservations,
+    count: u64,
+    next: u64,
+}
+impl Reserving {
+    fn new(count: u64) -> Self {
+        Self { reservations: AnswerReservations::new(), count, next: 0 }
+    }
+}
+impl ShardService for Reserving {
+    fn poll(&mut self, _now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool {
+        while self.next < self.count && self.reservations.try_take() {
+            let id = self.next;
+            self.next += 1;
+            let a = LateAnswer {
+                peer: peer(7),
+                client_id: 3,
+                opcode: opcode::SET,
+                request_id: id,
+                status: Status::Ok,
+                body: &id.to_le_bytes(),
+            };
+            emit(&a);
+        }
+        self.next < self.count
+    }
+    fn attach_reservations(&mut self, reservations: AnswerReservations) {
+        self.reservations = reservations;
+    }
+}
+
+#[test]
+fn reserved_late_answers_use_their_buffers_even_with_the_pool_empty() {
+    // The pool holds exactly the reserve: late answers must not need a buffer of their own.
+    let io = MemIo::new(0, RESERVED);
+    let mut s = shard(io, 4).with_service(Box::new(Reserving::new(1000)));
+    s.poll_once(Nanos(1));
+    assert_eq!(s.io.buffers.get(), 0, "the reserve took the whole pool");
+    assert_eq!(s.late.len(), RESERVED, "every reservation became a late answer, waiting for the queue");
+    assert_eq!(s.report().shard_counters.tx_no_buffer, 0);
+    assert_eq!(s.report().shard_counters.tx_queue_full, 0);
+    // No reservation is free while the backlog holds every buffer.
+    assert_eq!(s.reservations().free(), 0);
+    s.io.tx_room = usize::MAX;
+    s.poll_once(Nanos(2));
+    assert_eq!(s.io.sent.len(), RESERVED);
+    assert!(s.io.sent.iter().all(|(p, _)| *p == peer(7)), "reserved buffers are addressed when used");
+    s.poll_once(Nanos(3));
+    assert_eq!(s.reservations().free() + s.reservations().taken(), s.reserve.len());
 }

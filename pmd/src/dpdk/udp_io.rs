@@ -90,6 +90,12 @@ impl TxDatagram for DpdkTx {
         assert!(len <= self.payload_max, "payload length {len} exceeds the area of {}", self.payload_max);
         self.payload_len = len;
     }
+
+    /// The peer of a received request carries its MAC; headers are written at `tx_burst`.
+    #[inline]
+    fn set_peer(&mut self, peer: &Peer) {
+        self.peer = *peer;
+    }
 }
 
 /// A UDP endpoint on one DPDK queue pair.
