@@ -64,6 +64,17 @@ enum Fit {
     Stale,
 }
 
+/// Where a record failed: the scan's stop, the block and offset, the non-zero bytes from there to
+/// the block's end, and the block from which a cut erases.
+#[derive(Clone, Copy, Debug)]
+struct Failure {
+    stop: ScanStop,
+    block: u64,
+    off: usize,
+    nonzero: u64,
+    cut_block: u64,
+}
+
 /// What lies past a failure.
 #[derive(Clone, Copy, Debug, Default)]
 struct Beyond {
@@ -80,6 +91,22 @@ struct Beyond {
 }
 
 impl ScanResult {
+    /// Records the skip of lsns `from..to` from block `vblock` (failure at `off`) to `resync`.
+    fn skip(&mut self, from: Lsn, to: Lsn, vblock: u64, off: usize, resync: u64) {
+        let first_block = if off == 0 { vblock } else { vblock + 1 };
+        let skipped = self.skipped.get_or_insert(SkippedRange {
+            first_lsn: from,
+            last_lsn: to - 1,
+            records: 0,
+            blocks: 0,
+        });
+        skipped.last_lsn = to - 1;
+        skipped.records += to - from;
+        skipped.blocks += resync - vblock;
+        let first_hole = self.hole_blocks.map_or(first_block, |(f, _)| f);
+        self.hole_blocks = Some((first_hole, resync));
+    }
+
     fn fit(&self, h: &RecordHeader, sb: &Superblock, last_epoch: u32) -> Fit {
         let dead = h.epoch < sb.epoch && h.lsn >= sb.epoch_first_lsn;
         if h.epoch < last_epoch || dead || h.lsn < self.next_lsn || h.term < self.last_term {
@@ -206,31 +233,37 @@ impl<D: BlockIo> Ual<D> {
                 }
             }
             if lsn <= covered {
-                if let Some((resync, m)) = self.resync(vblock, end, &r, &sb, last_epoch)? {
-                    if m - 1 <= covered {
-                        let first_block = if off == 0 { vblock } else { vblock + 1 };
-                        for b in first_block..resync {
+                match self.resync(vblock, end, &r, &sb, last_epoch)? {
+                    Some((resync, m)) if m - 1 <= covered => {
+                        for b in if off == 0 { vblock } else { vblock + 1 }..resync {
                             // Monotonic over the hole: no lsn below L is looked up past block P.
                             self.block_first_lsn[(b % region) as usize] = lsn;
                         }
-                        let skipped = r.skipped.get_or_insert(SkippedRange {
-                            first_lsn: lsn,
-                            last_lsn: m - 1,
-                            records: 0,
-                            blocks: 0,
-                        });
-                        skipped.last_lsn = m - 1;
-                        skipped.records += m - lsn;
-                        skipped.blocks += resync - vblock;
-                        let first_hole = r.hole_blocks.map_or(first_block, |(f, _)| f);
-                        r.hole_blocks = Some((first_hole, resync));
+                        r.skip(lsn, m, vblock, off, resync);
                         r.next_lsn = m;
                         (vblock, off) = (resync, 0);
                         continue;
                     }
+                    _ => {
+                        // No block resumes the log within what the snapshot covers: the first live
+                        // lsn, `covered + 1`, is what is missing. Skip the covered ones and decide
+                        // about it, the cut (if any) going right after the damaged block.
+                        r.skip(lsn, covered + 1, vblock, off, vblock + 1);
+                        r.next_lsn = covered + 1;
+                        r.tail_pos = (vblock + 1) * BS;
+                        let at =
+                            Failure { stop: failure, block: vblock, off, nonzero: 0, cut_block: vblock + 1 };
+                        let lost = self.decide(&mut r, at, end, opts)?;
+                        if lost == 0 && r.corruption.is_none() && r.accepted.is_none() {
+                            // Nothing follows: the log simply resumes after the snapshot.
+                            (r.stop, r.truncated_at_lsn, r.cut_block) = (ScanStop::End, None, None);
+                        }
+                        return Ok(r);
+                    }
                 }
             }
-            self.decide(&mut r, failure, vblock, off, nonzero, end, opts)?;
+            let at = Failure { stop: failure, block: vblock, off, nonzero, cut_block: vblock };
+            self.decide(&mut r, at, end, opts)?;
             return Ok(r);
         }
     }
@@ -277,19 +310,17 @@ impl<D: BlockIo> Ual<D> {
         Ok(found)
     }
 
-    /// A failure at the expected lsn in (`vblock`, `off`), not padding and not covered: a torn tail
-    /// (cut) or corruption (refused, unless the caller accepts the loss at exactly this lsn).
-    #[allow(clippy::too_many_arguments)]
+    /// A failure at the expected lsn, not padding and not covered: a torn tail (cut) or
+    /// corruption (refused, unless the caller accepts the loss at exactly this lsn).
+    /// Returns how many valid live records with a higher lsn follow (what a cut loses).
     fn decide(
         &mut self,
         r: &mut ScanResult,
-        failure: ScanStop,
-        vblock: u64,
-        off: usize,
-        nonzero: u64,
+        at: Failure,
         end: u64,
         opts: RecoverOptions,
-    ) -> Result<(), LogError> {
+    ) -> Result<u64, LogError> {
+        let Failure { stop: failure, block: vblock, off, nonzero, cut_block } = at;
         let sb = self.sb;
         let lsn = r.next_lsn;
         let beyond = self.look_beyond(vblock, end, lsn, &sb)?;
@@ -303,7 +334,7 @@ impl<D: BlockIo> Ual<D> {
             None
         };
         r.stop = failure;
-        r.cut_block = Some(vblock);
+        r.cut_block = Some(cut_block);
         r.truncated_at_lsn = Some(lsn);
         r.truncated_bytes = nonzero;
         r.watermark = watermark;
@@ -323,6 +354,6 @@ impl<D: BlockIo> Ual<D> {
                 r.corruption = Some(report);
             }
         }
-        Ok(())
+        Ok(beyond.count)
     }
 }

@@ -34,6 +34,31 @@ fn device_from(bytes: &[u8]) -> MemoryBlockIo {
     dev
 }
 
+/// Opens a log whose record `lsn` was damaged after it was durable: refused as corruption at
+/// exactly `lsn`, then opened accepting the loss from it (what `vigil repair --accept-loss` does).
+fn open_accepting_loss(dev: MemoryBlockIo, cfg: UalConfig, lsn: Lsn) -> (Ual<MemoryBlockIo>, OpenReport) {
+    let bytes = dev.bytes().to_vec();
+    let report = refused(&bytes, cfg, RecoverOptions::default());
+    assert_eq!(report.first_bad_lsn, lsn, "{report}");
+    let opts = RecoverOptions { accept_loss_from: Some(lsn), ..RecoverOptions::default() };
+    let (ual, open) = Ual::recover(dev, cfg, opts).expect("accepted loss").commit().expect("commit");
+    assert_eq!(open.accepted_loss, Some(report));
+    (ual, open)
+}
+
+/// Recovers a copy of `bytes`, which must be refused as corruption without a byte written.
+fn refused(bytes: &[u8], cfg: UalConfig, opts: RecoverOptions) -> CorruptionReport {
+    let shared = shared::Shared::new(device_from(bytes));
+    match Ual::recover(shared.clone(), cfg, opts) {
+        Err(LogError::Corruption(report)) => {
+            assert!(shared.bytes() == bytes, "a refused recovery wrote to the device: {report}");
+            report
+        }
+        Err(e) => panic!("expected corruption, got {e}"),
+        Ok(r) => panic!("expected corruption, got {:?}", r.report()),
+    }
+}
+
 fn payload(lsn: Lsn, len: usize, salt: u8) -> Vec<u8> {
     (0..len).map(|i| (lsn as u8).wrapping_mul(31).wrapping_add(i as u8).wrapping_add(salt)).collect()
 }
@@ -311,7 +336,7 @@ fn garbage_after_a_cut_tail_is_never_resurrected() {
     let at = ual.device_offset(12).unwrap() as usize + 100;
     let mut dev = ual.close().unwrap();
     dev.bytes_mut()[at] ^= 1;
-    let (mut ual, report) = open(dev, cfg);
+    let (mut ual, report) = open_accepting_loss(dev, cfg, 12);
     assert_eq!((report.last_lsn, report.truncated_at_lsn, report.stop), (11, Some(12), ScanStop::Torn));
     model.truncate(11);
     // Open erased the reach of every write that can be in flight past the cut (2 × 4 blocks:
@@ -527,105 +552,146 @@ proptest! {
 
     #[test]
     fn the_log_matches_a_vec_model_through_crashes_and_corruption(ops in prop::collection::vec(op(), 1..60)) {
-        let cfg = small();
-        let (mut ual, _) = open(device(cfg), cfg);
-        let mut model = Model::new();
-        let mut term = 1u64;
-        for op in ops {
-            match op {
-                Op::Append { n, len, bump_term } => {
-                    term += u64::from(bump_term);
-                    for i in 0..n {
-                        let lsn = model.len() as u64 + 1;
-                        let body = payload(lsn, (len + i * 17) % 700, term as u8);
-                        let mut tries = 0;
-                        let got = loop {
-                            tries += 1;
-                            match ual.append(term, (lsn % 5) as u8, &body) {
-                                Ok(lsn) => break Some(lsn),
-                                Err(LogError::Busy) if tries < 4 => {
-                                    ual.flush_step().unwrap();
-                                    ual.poll(NOW).unwrap();
-                                }
-                                Err(LogError::Full) if tries < 4 => {
-                                    ual.sync_blocking().unwrap();
-                                    let d = ual.durable_lsn();
-                                    let t = ual.term_of(d).unwrap_or(0);
-                                    let _ = ual.checkpoint(d, t);
-                                    ual.sync_blocking().unwrap();
-                                }
-                                Err(LogError::Busy | LogError::Full) => break None,
-                                Err(e) => panic!("append: {e}"),
+        model_run(ops)?;
+    }
+}
+
+/// The model test's body: `ops` against a `Vec`, through crashes, corruption and reopens.
+fn model_run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let cfg = small();
+    let (mut ual, _) = open(device(cfg), cfg);
+    let mut model = Model::new();
+    let mut term = 1u64;
+    for op in ops {
+        match op {
+            Op::Append { n, len, bump_term } => {
+                term += u64::from(bump_term);
+                for i in 0..n {
+                    let lsn = model.len() as u64 + 1;
+                    let body = payload(lsn, (len + i * 17) % 700, term as u8);
+                    let mut tries = 0;
+                    let got = loop {
+                        tries += 1;
+                        match ual.append(term, (lsn % 5) as u8, &body) {
+                            Ok(lsn) => break Some(lsn),
+                            Err(LogError::Busy) if tries < 4 => {
+                                ual.flush_step().unwrap();
+                                ual.poll(NOW).unwrap();
                             }
-                        };
-                        match got {
-                            Some(got) => {
-                                prop_assert_eq!(got, lsn);
-                                model.push((term, (lsn % 5) as u8, body));
+                            Err(LogError::Full) if tries < 4 => {
+                                ual.sync_blocking().unwrap();
+                                let d = ual.durable_lsn();
+                                let t = ual.term_of(d).unwrap_or(0);
+                                let _ = ual.checkpoint(d, t);
+                                ual.sync_blocking().unwrap();
                             }
-                            None => break,
+                            Err(LogError::Busy | LogError::Full) => break None,
+                            Err(e) => panic!("append: {e}"),
                         }
+                    };
+                    match got {
+                        Some(got) => {
+                            prop_assert_eq!(got, lsn);
+                            model.push((term, (lsn % 5) as u8, body));
+                        }
+                        None => break,
                     }
-                }
-                Op::Flush => { ual.flush_step().unwrap(); }
-                Op::Poll => { ual.poll(NOW).unwrap(); }
-                Op::Checkpoint => {
-                    let d = ual.durable_lsn();
-                    if d >= ual.snapshot().0 && d >= ual.first_lsn() {
-                        let t = ual.term_of(d).unwrap();
-                        let _ = ual.checkpoint(d, t);
-                    }
-                }
-                Op::Truncate { back } => {
-                    let keep = ual.last_lsn().saturating_sub(back);
-                    if keep >= ual.snapshot().0 && keep + 1 >= ual.first_lsn() {
-                        ual.truncate_suffix(keep).unwrap();
-                        model.truncate(keep as usize);
-                        term = term.max(ual.last_term());
-                    }
-                }
-                Op::Reopen => {
-                    let dev = ual.close().unwrap();
-                    let (u, report) = open(dev, cfg);
-                    ual = u;
-                    prop_assert_eq!(report.last_lsn as usize, model.len());
-                    prop_assert_eq!(report.truncated_at_lsn, None);
-                }
-                Op::Crash => {
-                    let (durable, last) = (ual.durable_lsn(), ual.last_lsn());
-                    let (u, report) = reopen_crashed(ual, cfg);
-                    ual = u;
-                    prop_assert!(report.last_lsn >= durable && report.last_lsn <= last,
-                        "recovered {} outside {}..={}", report.last_lsn, durable, last);
-                    model.truncate(report.last_lsn as usize);
-                }
-                Op::Corrupt { pick, at } => {
-                    ual.sync_blocking().unwrap();
-                    let (first, last) = (ual.first_lsn(), ual.last_lsn());
-                    if last < first {
-                        continue;
-                    }
-                    let lsn = first + pick % (last + 1 - first);
-                    let off = ual.device_offset(lsn).unwrap() as usize;
-                    let len = RECORD_HEADER_LEN + model[lsn as usize - 1].2.len();
-                    let mut dev = ual.into_device();
-                    dev.bytes_mut()[off + at % len] ^= 0x81;
-                    let (u, report) = open(dev, cfg);
-                    ual = u;
-                    prop_assert_eq!(report.last_lsn, lsn - 1);
-                    prop_assert_eq!(report.truncated_at_lsn, Some(lsn));
-                    model.truncate(lsn as usize - 1);
                 }
             }
-            prop_assert!(ual.durable_lsn() <= ual.last_lsn());
-            check_against(&mut ual, &model);
-            term = term.max(ual.last_term());
+            Op::Flush => {
+                ual.flush_step().unwrap();
+            }
+            Op::Poll => {
+                ual.poll(NOW).unwrap();
+            }
+            Op::Checkpoint => {
+                let d = ual.durable_lsn();
+                if d >= ual.snapshot().0 && d >= ual.first_lsn() {
+                    let t = ual.term_of(d).unwrap();
+                    let _ = ual.checkpoint(d, t);
+                }
+            }
+            Op::Truncate { back } => {
+                let keep = ual.last_lsn().saturating_sub(back);
+                if keep >= ual.snapshot().0 && keep + 1 >= ual.first_lsn() {
+                    ual.truncate_suffix(keep).unwrap();
+                    model.truncate(keep as usize);
+                    term = term.max(ual.last_term());
+                }
+            }
+            Op::Reopen => {
+                let dev = ual.close().unwrap();
+                let (u, report) = open(dev, cfg);
+                ual = u;
+                prop_assert_eq!(report.last_lsn as usize, model.len());
+                prop_assert_eq!(report.truncated_at_lsn, None);
+            }
+            Op::Crash => {
+                let (durable, last) = (ual.durable_lsn(), ual.last_lsn());
+                let (u, report) = reopen_crashed(ual, cfg);
+                ual = u;
+                prop_assert!(
+                    report.last_lsn >= durable && report.last_lsn <= last,
+                    "recovered {} outside {}..={}",
+                    report.last_lsn,
+                    durable,
+                    last
+                );
+                model.truncate(report.last_lsn as usize);
+            }
+            Op::Corrupt { pick, at } => {
+                ual.sync_blocking().unwrap();
+                let (first, last) = (ual.first_lsn(), ual.last_lsn());
+                if last < first {
+                    continue;
+                }
+                let lsn = first + pick % (last + 1 - first);
+                let off = ual.device_offset(lsn).unwrap() as usize;
+                let len = RECORD_HEADER_LEN + model[lsn as usize - 1].2.len();
+                let ual_snapshot = ual.snapshot().0;
+                let mut dev = ual.into_device();
+                dev.bytes_mut()[off + at % len] ^= 0x81;
+                if lsn <= ual_snapshot {
+                    // The snapshot covers it: skipped, nothing lost; unless live records share
+                    // its block and no later block resumes the log (they are lost with it): then
+                    // corruption from the first live lsn.
+                    match Ual::recover(device_from(dev.bytes()), cfg, RecoverOptions::default()) {
+                        Ok(recovered) => {
+                            let (u, report) = recovered.commit().expect("commit");
+                            ual = u;
+                            let skipped = report.skipped.expect("a covered record is skipped");
+                            prop_assert!(skipped.first_lsn <= lsn && lsn <= skipped.last_lsn);
+                            prop_assert_eq!(report.last_lsn as usize, model.len());
+                        }
+                        Err(LogError::Corruption(c)) => {
+                            prop_assert_eq!(c.first_bad_lsn, ual_snapshot + 1, "{}", c);
+                            let (u, report) = open_accepting_loss(dev, cfg, c.first_bad_lsn);
+                            ual = u;
+                            prop_assert_eq!(report.last_lsn, ual_snapshot);
+                            model.truncate(ual_snapshot as usize);
+                        }
+                        Err(e) => panic!("open: {e}"),
+                    }
+                    continue;
+                }
+                // A durable record damaged: corruption, refused without a write, unless the
+                // loss is accepted.
+                let (u, report) = open_accepting_loss(dev, cfg, lsn);
+                ual = u;
+                prop_assert_eq!(report.last_lsn, lsn - 1);
+                prop_assert_eq!(report.truncated_at_lsn, Some(lsn));
+                model.truncate(lsn as usize - 1);
+            }
         }
-        let dev = ual.close().unwrap();
-        let (mut ual, report) = open(dev, cfg);
-        prop_assert_eq!(report.last_lsn as usize, model.len());
+        prop_assert!(ual.durable_lsn() <= ual.last_lsn());
         check_against(&mut ual, &model);
+        term = term.max(ual.last_term());
     }
+    let dev = ual.close().unwrap();
+    let (mut ual, report) = open(dev, cfg);
+    prop_assert_eq!(report.last_lsn as usize, model.len());
+    check_against(&mut ual, &model);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -780,7 +846,7 @@ fn open_erases_the_reach_of_every_write_in_flight_across_segments() {
     let mut dev = ual.close().unwrap();
     dev.bytes_mut()[torn] ^= 1;
     dev.bytes_mut()[debris] ^= 1;
-    let (ual, report) = open(dev, cfg);
+    let (ual, report) = open_accepting_loss(dev, cfg, 30);
     assert_eq!((report.last_lsn, report.truncated_at_lsn, report.stop), (29, Some(30), ScanStop::Torn));
     model.truncate(29);
     let (mut ual, report) = open(ual.close().unwrap(), cfg);
@@ -800,11 +866,269 @@ fn open_erases_no_further_than_the_ring() {
     let at = ual.device_offset(122).unwrap() as usize + 100;
     let mut dev = ual.close().unwrap();
     dev.bytes_mut()[at] ^= 1;
-    let (mut ual, report) = open(dev, cfg);
+    let (mut ual, report) = open_accepting_loss(dev, cfg, 122);
     assert_eq!((report.last_lsn, report.truncated_at_lsn, report.stop), (121, Some(122), ScanStop::Torn));
     model.truncate(121);
     check_against(&mut ual, &model);
     let (mut ual, report) = open(ual.close().unwrap(), cfg);
     assert_eq!((report.first_lsn, report.last_lsn, report.truncated_at_lsn), (1, 121, None));
     check_against(&mut ual, &model);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Torn tails told from corruption (the durable watermark), covered records, damaged padding
+
+mod shared {
+    //! A `MemoryBlockIo` the test keeps a handle on while the log owns it, to compare its bytes
+    //! after a refused recovery (which drops the log's handle).
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use vigil_pmd::block::memory::MemoryBlockIo;
+    use vigil_pmd::block::{BlockBuf, BlockIo, Completion, SubmitError};
+
+    #[derive(Clone)]
+    pub struct Shared(Rc<RefCell<MemoryBlockIo>>);
+
+    impl Shared {
+        pub fn new(dev: MemoryBlockIo) -> Self {
+            Self(Rc::new(RefCell::new(dev)))
+        }
+        pub fn bytes(&self) -> Vec<u8> {
+            self.0.borrow().bytes().to_vec()
+        }
+    }
+
+    impl BlockIo for Shared {
+        fn block_size(&self) -> usize {
+            self.0.borrow().block_size()
+        }
+        fn capacity_blocks(&self) -> u64 {
+            self.0.borrow().capacity_blocks()
+        }
+        fn queue_depth(&self) -> usize {
+            self.0.borrow().queue_depth()
+        }
+        fn in_flight(&self) -> usize {
+            self.0.borrow().in_flight()
+        }
+        fn submit_write(
+            &mut self,
+            tag: u64,
+            lba: u64,
+            buf: BlockBuf,
+            durable: bool,
+        ) -> Result<(), SubmitError> {
+            self.0.borrow_mut().submit_write(tag, lba, buf, durable)
+        }
+        fn submit_read(&mut self, tag: u64, lba: u64, buf: BlockBuf) -> Result<(), SubmitError> {
+            self.0.borrow_mut().submit_read(tag, lba, buf)
+        }
+        fn submit_flush(&mut self, tag: u64) -> Result<(), SubmitError> {
+            self.0.borrow_mut().submit_flush(tag)
+        }
+        fn poll_completions(&mut self, out: &mut vigil_pmd::Batch<Completion>) -> usize {
+            self.0.borrow_mut().poll_completions(out)
+        }
+    }
+}
+
+/// A log of `n` quarter-block records (four to a block: block k holds lsns 4k+1..=4k+4), each
+/// acknowledged before the next is appended, left without a clean close (as after a crash).
+fn acked_one_by_one(cfg: UalConfig, n: u64) -> (Ual<MemoryBlockIo>, Model) {
+    let (mut ual, _) = open(device(cfg), cfg);
+    let mut model = Model::new();
+    for lsn in 1..=n {
+        append(&mut ual, &mut model, 1, 0, quarter_block(lsn, 5));
+        while ual.durable_lsn() < lsn {
+            ual.flush_step().unwrap();
+            ual.poll(NOW).unwrap();
+        }
+    }
+    (ual, model)
+}
+
+#[test]
+fn every_flipped_byte_of_an_acknowledged_record_with_records_after_it_is_corruption() {
+    let cfg = small();
+    let (mut ual, _) = acked_one_by_one(cfg, 40);
+    let (lsn, off) = (18, ual.device_offset(18).unwrap() as usize);
+    // No clean close: the records after it say it was durable.
+    let image = ual.into_device().bytes().to_vec();
+    for at in off..off + 1024 {
+        let mut bad = image.clone();
+        bad[at] ^= 0x24;
+        let report = refused(&bad, cfg, RecoverOptions::default());
+        assert_eq!(report.first_bad_lsn, lsn, "flip at {at}");
+        assert_eq!((report.highest_valid_after, report.valid_after), (Some(40), 20), "flip at {at}");
+        assert!(report.durable_watermark >= lsn);
+    }
+    let mut bad = image.clone();
+    bad[off + 200] ^= 1;
+    let line = refused(&bad, cfg, RecoverOptions::default()).to_string();
+    assert!(!line.contains('\n') && line.contains("record 18") && line.contains("up to lsn 40"), "{line}");
+}
+
+#[test]
+fn a_flipped_last_record_after_a_clean_close_is_corruption() {
+    let cfg = small();
+    let (mut ual, _) = open(device(cfg), cfg);
+    let mut model = Model::new();
+    for lsn in 1..=30 {
+        append(&mut ual, &mut model, 1, 0, payload(lsn, 70, 1));
+    }
+    let off = ual.device_offset(30).unwrap() as usize;
+    let mut dev = ual.close().unwrap();
+    dev.bytes_mut()[off + 40] ^= 1;
+    let report = refused(dev.bytes(), cfg, RecoverOptions::default());
+    assert_eq!((report.first_bad_lsn, report.durable_watermark, report.valid_after), (30, 30, 0));
+    // The operator accepts the loss: cut there, and the next open is clean.
+    let (mut ual, open1) = open_accepting_loss(dev, cfg, 30);
+    assert_eq!((open1.last_lsn, open1.truncated_at_lsn), (29, Some(30)));
+    model.truncate(29);
+    check_against(&mut ual, &model);
+    let (mut ual, open2) = open(ual.close().unwrap(), cfg);
+    assert_eq!((open2.last_lsn, open2.truncated_at_lsn, open2.accepted_loss), (29, None, None));
+    check_against(&mut ual, &model);
+}
+
+#[test]
+fn accept_loss_only_at_the_lsn_found() {
+    let cfg = small();
+    let (mut ual, _) = acked_one_by_one(cfg, 20);
+    let off = ual.device_offset(9).unwrap() as usize;
+    let mut image = ual.into_device().bytes().to_vec();
+    image[off + 3] ^= 8;
+    let other = RecoverOptions { accept_loss_from: Some(10), ..RecoverOptions::default() };
+    assert_eq!(refused(&image, cfg, other).first_bad_lsn, 9);
+    let (_, report) = open_accepting_loss(device_from(&image), cfg, 9);
+    assert_eq!(report.last_lsn, 8);
+}
+
+#[test]
+fn a_torn_last_write_is_still_cut() {
+    let cfg = small();
+    let (mut ual, mut model) = acked_one_by_one(cfg, 20);
+    for lsn in 21..=24 {
+        append(&mut ual, &mut model, 1, 0, quarter_block(lsn, 5));
+    }
+    assert_eq!(ual.flush_step().unwrap(), 1);
+    let off = ual.device_offset(22).unwrap() as usize;
+    let mut dev = ual.into_device();
+    // The write landed (the memory device writes at submit) but tore inside record 22.
+    dev.bytes_mut()[off + 500] ^= 0x10;
+    let (mut ual, report) = open(dev, cfg);
+    assert_eq!((report.last_lsn, report.truncated_at_lsn, report.stop), (21, Some(22), ScanStop::Torn));
+    model.truncate(21);
+    check_against(&mut ual, &model);
+}
+
+#[test]
+fn a_flipped_byte_in_a_blocks_padding_is_stepped_over() {
+    let cfg = small();
+    let (mut ual, _) = open(device(cfg), cfg);
+    let mut model = Model::new();
+    // Three 1032-byte records to a block, then 1000 bytes of zero padding.
+    for lsn in 1..=20 {
+        append(&mut ual, &mut model, 1, 0, payload(lsn, 1000, 3));
+    }
+    let block = ual.device_offset(4).unwrap() as usize - BLOCK_SIZE;
+    let mut dev = ual.close().unwrap();
+    for pad in [3 * 1032, 3 * 1032 + 5, 3 * 1032 + 31] {
+        let mut d = device_from(dev.bytes());
+        d.bytes_mut()[block + pad] ^= 0x40;
+        let (mut ual, report) = open(d, cfg);
+        assert_eq!((report.last_lsn, report.truncated_at_lsn), (20, None), "flip at {pad}");
+        assert_eq!(report.padding_damaged_blocks, 1);
+        check_against(&mut ual, &model);
+        // Reopened (and appended to), the damage is stepped over again; nothing is lost.
+        append(&mut ual, &mut model, 1, 0, payload(21, 10, 3));
+        let (mut ual, report) = open(ual.close().unwrap(), cfg);
+        assert_eq!((report.last_lsn, report.padding_damaged_blocks), (21, 1));
+        check_against(&mut ual, &model);
+        model.truncate(20);
+    }
+    dev.bytes_mut()[block + 3 * 1032 + 5] ^= 0x40;
+    let (_, report) = open(dev, cfg);
+    assert_eq!(report.last_lsn, 20);
+}
+
+#[test]
+fn a_flipped_record_the_snapshot_covers_is_skipped() {
+    let cfg = small();
+    let (mut ual, mut model) = acked_one_by_one(cfg, 60);
+    // Checkpointed at 50: the log's start moves to segment 1 (lsn 33); 40 is covered.
+    ual.checkpoint(50, 1).unwrap();
+    settle(&mut ual);
+    let off = ual.device_offset(40).unwrap() as usize;
+    let mut dev = ual.close().unwrap();
+    dev.bytes_mut()[off + 7] ^= 2;
+    let image = dev.bytes().to_vec();
+    let (mut ual, report) = open(dev, cfg);
+    let skipped = SkippedRange { first_lsn: 40, last_lsn: 40, records: 1, blocks: 1 };
+    assert_eq!((report.last_lsn, report.truncated_at_lsn, report.skipped), (60, None, Some(skipped)));
+    assert_eq!(ual.first_lsn(), 41);
+    let mut got = Vec::new();
+    ual.replay(51, 60, |r| got.push(r.payload.to_vec())).unwrap();
+    assert_eq!(got, model[50..60].iter().map(|m| m.2.clone()).collect::<Vec<_>>());
+    // It keeps working: appends, a checkpoint that would start in the damaged block keeps the
+    // old start, reopen.
+    for lsn in 61..=70 {
+        append(&mut ual, &mut model, 1, 0, quarter_block(lsn, 5));
+    }
+    settle(&mut ual);
+    let (mut ual, report) = open(ual.close().unwrap(), cfg);
+    assert_eq!((report.last_lsn, report.skipped.map(|s| s.first_lsn)), (70, Some(40)));
+    ual.replay(51, 70, |_| {}).unwrap();
+    // Without a snapshot covering it, the same damage is corruption.
+    let mut image = image;
+    for copy in 0..2 {
+        let block = &mut image[copy * BLOCK_SIZE..(copy + 1) * BLOCK_SIZE];
+        let sb = Superblock::decode(block).unwrap();
+        Superblock { snapshot_lsn: 0, snapshot_term: 0, ..sb }.encode(block);
+    }
+    assert_eq!(refused(&image, cfg, RecoverOptions::default()).first_bad_lsn, 40);
+}
+
+#[test]
+fn a_flipped_record_covered_only_by_the_callers_snapshot_is_skipped_and_live_ones_are_not() {
+    let cfg = small();
+    let (mut ual, _) = acked_one_by_one(cfg, 30);
+    let off = ual.device_offset(10).unwrap() as usize;
+    let mut image = ual.into_device().bytes().to_vec();
+    image[off + 900] ^= 0x80;
+    // Not covered: corruption.
+    assert_eq!(refused(&image, cfg, RecoverOptions::default()).first_bad_lsn, 10);
+    // Covered by the caller's snapshot at 12 (blocks: 9..=12 hold 9..12, the next starts at 13).
+    let opts = RecoverOptions { covered_lsn: 12, accept_loss_from: None };
+    let (mut ual, report) = Ual::recover(device_from(&image), cfg, opts).unwrap().commit().unwrap();
+    let skipped = SkippedRange { first_lsn: 10, last_lsn: 12, records: 3, blocks: 1 };
+    assert_eq!((report.last_lsn, report.skipped), (30, Some(skipped)));
+    assert_eq!(ual.first_lsn(), 13);
+    ual.replay(13, 30, |_| {}).unwrap();
+    // Covered only up to 11: resuming at 13 would skip live record 12: corruption, and the first
+    // lsn lost is 12.
+    let opts = RecoverOptions { covered_lsn: 11, accept_loss_from: None };
+    assert_eq!(refused(&image, cfg, opts).first_bad_lsn, 12);
+}
+
+/// A found case: a record the snapshot covers is damaged in a block that also holds live records
+/// (acknowledged after a crash), and no later block resumes the log within the snapshot: those live
+/// records are lost with the block, so it is corruption from the first live lsn.
+#[test]
+fn a_covered_record_damaged_in_a_block_with_live_records_is_corruption_from_the_first_live_lsn() {
+    use Op::*;
+    let ops = vec![
+        Append { n: 16, len: 0, bump_term: false },
+        Append { n: 23, len: 183, bump_term: false },
+        Append { n: 10, len: 0, bump_term: false },
+        Corrupt { pick: 2024922541915722524, at: 0 },
+        Checkpoint,
+        Append { n: 7, len: 0, bump_term: false },
+        Crash,
+        Poll,
+        Checkpoint,
+        Append { n: 12, len: 407, bump_term: true },
+        Corrupt { pick: 8792056448016092512, at: 12408504094516232453 },
+    ];
+    model_run(ops).unwrap();
 }
