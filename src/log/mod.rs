@@ -36,7 +36,7 @@ mod scan;
 mod writer;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use format::{
     decode_record, durable_behind, encode_record, Malformed, RecordFields, RecordHeader, Slot, Superblock,

@@ -878,7 +878,7 @@ fn open_erases_no_further_than_the_ring() {
 // ---------------------------------------------------------------------------------------------
 // Torn tails told from corruption (the durable watermark), covered records, damaged padding
 
-mod shared {
+pub(crate) mod shared {
     //! A `MemoryBlockIo` the test keeps a handle on while the log owns it, to compare its bytes
     //! after a refused recovery (which drops the log's handle).
     use std::cell::RefCell;
@@ -887,14 +887,17 @@ mod shared {
     use vigil_pmd::block::{BlockBuf, BlockIo, Completion, SubmitError};
 
     #[derive(Clone)]
-    pub struct Shared(Rc<RefCell<MemoryBlockIo>>);
+    pub(crate) struct Shared(Rc<RefCell<MemoryBlockIo>>);
 
     impl Shared {
-        pub fn new(dev: MemoryBlockIo) -> Self {
+        pub(crate) fn new(dev: MemoryBlockIo) -> Self {
             Self(Rc::new(RefCell::new(dev)))
         }
-        pub fn bytes(&self) -> Vec<u8> {
+        pub(crate) fn bytes(&self) -> Vec<u8> {
             self.0.borrow().bytes().to_vec()
+        }
+        pub(crate) fn flip(&self, at: usize, mask: u8) {
+            self.0.borrow_mut().bytes_mut()[at] ^= mask;
         }
     }
 
