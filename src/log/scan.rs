@@ -145,16 +145,24 @@ impl<D: BlockIo> Ual<D> {
         }
     }
 
-    /// The slot at byte `off` of virtual block `vblock`, and the count of non-zero bytes from
-    /// there to the block's end.
-    fn scan_slot(&mut self, vblock: u64, off: usize, main: bool) -> Result<(Slot, u64), LogError> {
+    /// The bytes of virtual block `vblock`.
+    fn scan_block(&mut self, vblock: u64, main: bool) -> Result<&[u8], LogError> {
         let seg_blocks = self.geo.segment_blocks;
         let vseg = vblock / seg_blocks;
         let bytes = self.scan_segment(vseg, main)?;
         let at = ((vblock - vseg * seg_blocks) * BS) as usize;
-        let block = &bytes[at..at + BLOCK_SIZE];
-        let nonzero = block[off.min(BLOCK_SIZE)..].iter().filter(|&&x| x != 0).count() as u64;
-        Ok((decode_record(block, off), nonzero))
+        Ok(&bytes[at..at + BLOCK_SIZE])
+    }
+
+    /// The slot at byte `off` of virtual block `vblock`.
+    fn scan_slot(&mut self, vblock: u64, off: usize, main: bool) -> Result<Slot, LogError> {
+        Ok(decode_record(self.scan_block(vblock, main)?, off))
+    }
+
+    /// Non-zero bytes from `off` to the end of `vblock` (what a cut there erases).
+    fn nonzero_from(&mut self, vblock: u64, off: usize) -> Result<u64, LogError> {
+        let block = self.scan_block(vblock, true)?;
+        Ok(block[off.min(BLOCK_SIZE)..].iter().filter(|&&x| x != 0).count() as u64)
     }
 
     /// The forward scan from the chosen superblock's start (see the module header).
@@ -187,8 +195,7 @@ impl<D: BlockIo> Ual<D> {
                 r.stop = ScanStop::RingFull;
                 return Ok(r);
             }
-            let (slot, nonzero) = self.scan_slot(vblock, off, true)?;
-            let failure = match slot {
+            let failure = match self.scan_slot(vblock, off, true)? {
                 Slot::Empty if off > 0 => {
                     (vblock, off) = (vblock + 1, 0);
                     continue;
@@ -224,7 +231,7 @@ impl<D: BlockIo> Ual<D> {
             };
             let lsn = r.next_lsn;
             if failure == ScanStop::Torn && off > 0 && vblock + 1 < end {
-                if let (Slot::Record(n), _) = self.scan_slot(vblock + 1, 0, false)? {
+                if let Slot::Record(n) = self.scan_slot(vblock + 1, 0, false)? {
                     if r.fit(&n, &sb, last_epoch) == Fit::Next {
                         r.padding_damaged_blocks += 1;
                         (vblock, off) = (vblock + 1, 0);
@@ -262,6 +269,7 @@ impl<D: BlockIo> Ual<D> {
                     }
                 }
             }
+            let nonzero = self.nonzero_from(vblock, off)?;
             let at = Failure { stop: failure, block: vblock, off, nonzero, cut_block: vblock };
             self.decide(&mut r, at, end, opts)?;
             return Ok(r);
@@ -280,7 +288,7 @@ impl<D: BlockIo> Ual<D> {
         last_epoch: u32,
     ) -> Result<Option<(u64, Lsn)>, LogError> {
         for b in vblock + 1..end {
-            if let (Slot::Record(h), _) = self.scan_slot(b, 0, false)? {
+            if let Slot::Record(h) = self.scan_slot(b, 0, false)? {
                 return Ok(match r.fit(&h, sb, last_epoch) {
                     Fit::Gap => Some((b, h.lsn)),
                     Fit::Next | Fit::Stale => None,
@@ -290,13 +298,20 @@ impl<D: BlockIo> Ual<D> {
         Ok(None)
     }
 
-    /// Valid live records with lsn > `lsn` after the failure in `vblock`, up to `end`.
+    /// Valid live records with lsn > `lsn` after the failure in `vblock`, up to `end` (the rest of
+    /// the ring: corruption may lie anywhere before it; this costs one more read of the ring at a
+    /// start after a torn tail, and a checksum only of blocks that may belong to the log).
     fn look_beyond(&mut self, vblock: u64, end: u64, lsn: Lsn, sb: &Superblock) -> Result<Beyond, LogError> {
         let mut found = Beyond::default();
         for b in vblock + 1..end {
             let mut off = 0;
-            while let (Slot::Record(h), _) = self.scan_slot(b, off, false)? {
+            while let Slot::Record(h) = self.scan_slot(b, off, false)? {
                 let dead = h.epoch < sb.epoch && h.lsn >= sb.epoch_first_lsn;
+                if off == 0 && (dead || h.lsn <= lsn) {
+                    // An older lap or a discarded suffix: the rest of the block is too (a block's
+                    // lsns only grow); no need to verify its every record.
+                    break;
+                }
                 if !dead && h.lsn > lsn {
                     found.count += 1;
                     found.highest = Some(found.highest.map_or(h.lsn, |x| x.max(h.lsn)));
