@@ -244,3 +244,36 @@ fn a_damaged_last_block_the_snapshot_covers_resumes_the_log_after_it() {
     dev.bytes_mut()[off + 3] ^= 0x81;
     assert_eq!(refused(dev.bytes(), cfg, RecoverOptions::default()).first_bad_lsn, 64);
 }
+
+#[test]
+fn every_refused_recovery_leaves_the_device_byte_for_byte() {
+    let cfg = small();
+    let expect_untouched = |bytes: &[u8], cfg: UalConfig, want: fn(&LogError) -> bool| {
+        let dev = shared::Shared::new(device_from(bytes));
+        let err = Ual::recover(dev.clone(), cfg, RecoverOptions::default()).expect_err("refused");
+        assert!(want(&err), "{err}");
+        assert!(dev.bytes() == bytes, "refused with {err}, but the device was written");
+    };
+    // Blank, formatting not allowed.
+    let blank = vec![0u8; cfg.device_blocks() as usize * BLOCK_SIZE];
+    let no_format = UalConfig { format_if_blank: false, ..cfg };
+    expect_untouched(&blank, no_format, |e| matches!(e, LogError::NoSuperblock(_)));
+    // A blank device is only formatted by the commit: recovering it writes nothing.
+    let dev = shared::Shared::new(device_from(&blank));
+    let recovered = Ual::recover(dev.clone(), cfg, RecoverOptions::default()).unwrap();
+    assert!(recovered.report().formatted && dev.bytes() == blank, "recover formatted the device");
+    drop(recovered);
+    // Both superblocks damaged; a geometry other than the device's; corruption.
+    let (mut ual, _) = acked_one_by_one(cfg, 30);
+    let off = ual.device_offset(12).unwrap() as usize;
+    let image = ual.into_device().bytes().to_vec();
+    let mut bad = image.clone();
+    bad[3] ^= 1;
+    bad[BLOCK_SIZE + 3] ^= 1;
+    expect_untouched(&bad, cfg, |e| matches!(e, LogError::NoSuperblock(_)));
+    let other = UalConfig { segment_blocks: 4, segment_count: 8, ..cfg };
+    expect_untouched(&image, other, |e| matches!(e, LogError::Config(_)));
+    let mut bad = image.clone();
+    bad[off + 50] ^= 1;
+    expect_untouched(&bad, cfg, |e| matches!(e, LogError::Corruption(_)));
+}
