@@ -240,7 +240,9 @@ impl<D: BlockIo> Ual<D> {
                 }
             }
             if lsn <= covered {
-                match self.resync(vblock, end, &r, &sb, last_epoch)? {
+                // A gap at a block's start: that block may itself resume the log.
+                let from = if off == 0 && failure == ScanStop::Gap { vblock } else { vblock + 1 };
+                match self.resync(from, end, &r, &sb, last_epoch)? {
                     Some((resync, m)) if m - 1 <= covered => {
                         for b in if off == 0 { vblock } else { vblock + 1 }..resync {
                             // Monotonic over the hole: no lsn below L is looked up past block P.
@@ -276,18 +278,18 @@ impl<D: BlockIo> Ual<D> {
         }
     }
 
-    /// The first block after `vblock` (before `end`) whose first record is valid and could
+    /// The first block from `from` (before `end`) whose first record is valid and could
     /// continue the log past a hole: (block, its lsn). `None` if the first valid first record met
     /// is stale (the log ended) or there is none.
     fn resync(
         &mut self,
-        vblock: u64,
+        from: u64,
         end: u64,
         r: &ScanResult,
         sb: &Superblock,
         last_epoch: u32,
     ) -> Result<Option<(u64, Lsn)>, LogError> {
-        for b in vblock + 1..end {
+        for b in from..end {
             if let Slot::Record(h) = self.scan_slot(b, 0, false)? {
                 return Ok(match r.fit(&h, sb, last_epoch) {
                     Fit::Gap => Some((b, h.lsn)),

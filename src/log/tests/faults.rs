@@ -277,3 +277,21 @@ fn every_refused_recovery_leaves_the_device_byte_for_byte() {
     bad[off + 50] ^= 1;
     expect_untouched(&bad, cfg, |e| matches!(e, LogError::Corruption(_)));
 }
+
+#[test]
+fn a_lost_covered_record_at_a_blocks_end_is_skipped_from_the_next_block() {
+    let cfg = small();
+    let (mut ual, _) = acked_one_by_one(cfg, 30);
+    // Record 12, the last of block 2 (9..=12), zeroed: the block ends early and block 3 starts
+    // with 13, a gap at a block's start.
+    let off = ual.device_offset(12).unwrap() as usize;
+    let mut image = ual.into_device().bytes().to_vec();
+    image[off..off + 1024].fill(0);
+    assert_eq!(refused(&image, cfg, RecoverOptions::default()).first_bad_lsn, 12);
+    let opts = RecoverOptions { covered_lsn: 20, accept_loss_from: None };
+    let (mut ual, report) = Ual::recover(device_from(&image), cfg, opts).unwrap().commit().unwrap();
+    let skipped = SkippedRange { first_lsn: 12, last_lsn: 12, records: 1, blocks: 0 };
+    assert_eq!((report.last_lsn, report.skipped), (30, Some(skipped)));
+    assert_eq!(ual.first_lsn(), 13);
+    ual.replay(13, 30, |_| {}).unwrap();
+}
