@@ -58,6 +58,20 @@ enum Command {
     },
     /// Print the embedded default configuration (config/dev.toml).
     DefaultConfig,
+    /// Examine a stopped node's partition log for damaged acknowledged records: print what is
+    /// damaged and what a repair would lose (exit 1 if corrupt); with --accept-loss, cut the log
+    /// there (like a torn tail) so the node can start again, and print what was cut.
+    Repair {
+        /// Configuration file (TOML) of the node (its storage.dir and log geometry).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The partition to examine.
+        #[arg(long)]
+        partition: u16,
+        /// Cut the log at the first damaged record, losing it and everything after it.
+        #[arg(long)]
+        accept_loss: bool,
+    },
 }
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -108,6 +122,12 @@ fn main() -> anyhow::Result<()> {
                 serve::storage::MANIFEST
             );
         }
+        Command::Repair { config, partition, accept_loss } => {
+            let c = load(Some(&config))?;
+            if !repair(&c, partition, accept_loss)? {
+                std::process::exit(1);
+            }
+        }
         Command::Serve { config } => {
             let c = load(config.as_ref())?;
             let stop = Arc::new(AtomicBool::new(false));
@@ -120,4 +140,56 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `vigil repair`: returns whether the partition may start (healthy, or cut).
+fn repair(c: &Config, partition: u16, accept_loss: bool) -> anyhow::Result<bool> {
+    use vigil::config::{DurableMode, StorageBackend};
+    use vigil::partition::repair::{repair, RepairOutcome};
+    use vigil::partition::snapfile::SnapshotFile;
+    use vigil::partition::PartitionError;
+    use vigil_pmd::block::uring::{self, UringBlockIo, UringConfig};
+
+    let st = &c.storage;
+    anyhow::ensure!(st.backend == StorageBackend::Uring, "repair needs storage.backend = \"uring\"");
+    let dir = st.dir.clone().context("repair needs storage.dir")?;
+    let path = dir.join(format!("partition-{partition}.ual"));
+    anyhow::ensure!(path.exists(), "{} does not exist", path.display());
+    let open = || {
+        UringBlockIo::open(&UringConfig {
+            path: path.clone(),
+            create_blocks: None,
+            queue_depth: st.queue_depth,
+            durable_mode: match st.durable_mode {
+                DurableMode::Dsync => uring::DurableMode::Dsync,
+                DurableMode::Flush => uring::DurableMode::Flush,
+            },
+        })
+        .map_err(|e| PartitionError::Snapshot {
+            partition,
+            path: path.display().to_string(),
+            reason: format!("cannot open the log: {e}"),
+        })
+    };
+    let snap = SnapshotFile::new(&dir, partition);
+    let outcome = repair(partition, open, st.ual(), c.kv.limits(), Some(&snap), accept_loss)?;
+    match outcome {
+        RepairOutcome::Healthy(r) => {
+            println!(
+                "vigil: partition {partition}: no corruption; the log holds {}..={} ({:?})",
+                r.first_lsn, r.last_lsn, r.stop
+            );
+            Ok(true)
+        }
+        RepairOutcome::Corrupt(r) => {
+            println!("vigil: partition {partition}: the log is corrupt: {r}");
+            println!("vigil: nothing was changed; run again with --accept-loss to cut the log there");
+            Ok(false)
+        }
+        RepairOutcome::Cut(r, log) => {
+            println!("vigil: partition {partition}: cut the log at lsn {} (it was: {r})", r.first_bad_lsn);
+            println!("vigil: partition {partition}: the log now holds {}..={}", log.first_lsn, log.last_lsn);
+            Ok(true)
+        }
+    }
 }

@@ -5,8 +5,11 @@
 //! one 4 KiB block (records never span blocks); a record's crc32c covers header bytes 4..32 and
 //! the payload, so a torn or stale byte anywhere in it is caught. The superblock is a 128-byte
 //! header at the start of block 0 or block 1, its crc32c in its last four bytes, followed (format
-//! version 2) by the owner's metadata section: up to `META_MAX` opaque bytes whose length and crc32c
-//! sit in the header. Version 1 superblocks (no metadata section) are still read, as an empty one.
+//! version 2 and later) by the owner's metadata section: up to `META_MAX` opaque bytes whose length
+//! and crc32c sit in the header. Version 1 superblocks (no metadata section) are still read, as an
+//! empty one. Version 3 adds the durable watermark: every record says how far the log was durable
+//! when it was appended (`durable_behind`, header bytes 29..32) and every superblock write records
+//! the durable lsn (`durable_lsn`, bytes 88..96); versions 1 and 2 read as "unknown" (zero).
 //!
 //! Invariants: `encode_record` computes the checksum before the record can reach a device and
 //! `decode_record` verifies it after every read (the paired assertions of DESIGN.md section 6.4);
@@ -23,8 +26,11 @@ pub const PAYLOAD_MAX: usize = BLOCK_SIZE - RECORD_HEADER_LEN;
 pub const SUPERBLOCK_LEN: usize = 128;
 /// "VIGILUAL" read as a little-endian u64.
 pub const SUPERBLOCK_MAGIC: u64 = u64::from_le_bytes(*b"VIGILUAL");
-/// The format this code writes (it also reads `FORMAT_VERSION_V1`).
-pub const FORMAT_VERSION: u32 = 2;
+/// The format this code writes (it also reads `FORMAT_VERSION_V1` and `FORMAT_VERSION_V2`).
+pub const FORMAT_VERSION: u32 = 3;
+/// The second format: a metadata section, no durable watermark (records' bytes 29..32 and the
+/// superblock's bytes 88..96 are zero, read as "unknown").
+pub const FORMAT_VERSION_V2: u32 = 2;
 /// The first format: no metadata section (header bytes 80..124 are zero). Read as empty metadata.
 pub const FORMAT_VERSION_V1: u32 = 1;
 /// Where the metadata section starts in a superblock block (right after the header).
@@ -33,6 +39,20 @@ pub const META_OFFSET: usize = SUPERBLOCK_LEN;
 pub const META_MAX: usize = BLOCK_SIZE - META_OFFSET;
 /// The device blocks holding the two superblock copies; the log region starts after them.
 pub const SUPERBLOCK_BLOCKS: u64 = 2;
+/// The largest `durable_behind` value (3 bytes); a distance that does not fit is written as 0.
+pub const DURABLE_BEHIND_MAX: u32 = 0xFF_FFFF;
+
+/// The `durable_behind` field of a record appended at `lsn` while the log was durable up to
+/// `durable_lsn`: `lsn - durable_lsn + 1`, or 0 ("unknown") when the distance does not fit 3 bytes
+/// (a clamped value would claim more than was durable) or `durable_lsn >= lsn` (never, but a claim
+/// must never exceed the truth).
+#[inline]
+pub fn durable_behind(lsn: u64, durable_lsn: u64) -> u32 {
+    match lsn.checked_sub(durable_lsn) {
+        Some(d) if d >= 1 && d < u64::from(DURABLE_BEHIND_MAX) => d as u32 + 1,
+        _ => 0,
+    }
+}
 
 /// A decoded record header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +69,8 @@ pub struct RecordHeader {
     pub epoch: u32,
     /// The caller's record kind.
     pub kind: u8,
+    /// 0: unknown; else `lsn - durable_lsn_at_append + 1` (see `durable_claim`).
+    pub durable_behind: u32,
 }
 
 impl RecordHeader {
@@ -56,6 +78,15 @@ impl RecordHeader {
     #[inline]
     pub fn total_len(&self) -> usize {
         RECORD_HEADER_LEN + self.len as usize
+    }
+
+    /// The highest lsn this record says was durable when it was appended (0: it says nothing).
+    #[inline]
+    pub fn durable_claim(&self) -> u64 {
+        match self.durable_behind {
+            0 => 0,
+            v => self.lsn.saturating_sub(u64::from(v - 1)),
+        }
     }
 }
 
@@ -66,7 +97,7 @@ pub enum Malformed {
     Length,
     /// Its checksum does not match (torn, partially written, or corrupt).
     Checksum,
-    /// Its reserved bytes are not zero (or its lsn is 0) although the checksum matched.
+    /// Its lsn is 0 although the checksum matched.
     Reserved,
 }
 
@@ -81,10 +112,27 @@ pub enum Slot {
     Malformed(Malformed),
 }
 
+/// What a record header carries besides its length and checksum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordFields {
+    /// Its lsn (>= 1).
+    pub lsn: u64,
+    /// Its term.
+    pub term: u64,
+    /// The epoch it is written in.
+    pub epoch: u32,
+    /// The caller's kind.
+    pub kind: u8,
+    /// `durable_behind(lsn, durable_lsn_now)`.
+    pub durable_behind: u32,
+}
+
 /// Writes the record into `dst` (which must hold exactly header + payload) and returns its
 /// checksum. The checksum is computed over the bytes as written, before they can reach a device.
 #[inline]
-pub fn encode_record(dst: &mut [u8], lsn: u64, term: u64, epoch: u32, kind: u8, payload: &[u8]) -> u32 {
+pub fn encode_record(dst: &mut [u8], f: RecordFields, payload: &[u8]) -> u32 {
+    let RecordFields { lsn, term, epoch, kind, durable_behind } = f;
+    debug_assert!(durable_behind <= DURABLE_BEHIND_MAX);
     assert_eq!(dst.len(), RECORD_HEADER_LEN + payload.len());
     assert!(lsn > 0, "lsn 0 is reserved: a zero header means no record");
     let (header, body) = dst.split_at_mut(RECORD_HEADER_LEN);
@@ -93,7 +141,7 @@ pub fn encode_record(dst: &mut [u8], lsn: u64, term: u64, epoch: u32, kind: u8, 
     header[16..24].copy_from_slice(&term.to_le_bytes());
     header[24..28].copy_from_slice(&epoch.to_le_bytes());
     header[28] = kind;
-    header[29..32].fill(0);
+    header[29..32].copy_from_slice(&durable_behind.to_le_bytes()[..3]);
     body.copy_from_slice(payload);
     let crc = crc32c::crc32c(&dst[4..]);
     dst[0..4].copy_from_slice(&crc.to_le_bytes());
@@ -122,6 +170,7 @@ pub fn peek_header(block: &[u8], off: usize) -> RecordHeader {
         term: u64_at(h, 16),
         epoch: u32_at(h, 24),
         kind: h[28],
+        durable_behind: u32::from_le_bytes([h[29], h[30], h[31], 0]),
     }
 }
 
@@ -142,7 +191,7 @@ pub fn decode_record(block: &[u8], off: usize) -> Slot {
     if crc32c::crc32c(&block[off + 4..end]) != h.crc {
         return Slot::Malformed(Malformed::Checksum);
     }
-    if h.lsn == 0 || raw[29..32] != [0, 0, 0] {
+    if h.lsn == 0 {
         return Slot::Malformed(Malformed::Reserved);
     }
     Slot::Record(h)
@@ -170,6 +219,9 @@ pub struct Superblock {
     /// The first lsn of the current epoch: a record of an older epoch with this lsn or a higher
     /// one was discarded (a torn tail cut at open, or `truncate_suffix`).
     pub epoch_first_lsn: u64,
+    /// The log's durable lsn when this copy was written (0: unknown, a version 1 or 2 copy): every
+    /// record up to it had been written completely, so damage there is corruption, not a torn tail.
+    pub durable_lsn: u64,
 }
 
 /// Why a superblock copy was rejected.
@@ -217,7 +269,8 @@ impl Superblock {
         dst[72..80].copy_from_slice(&self.epoch_first_lsn.to_le_bytes());
         dst[80..84].copy_from_slice(&(meta.len() as u32).to_le_bytes());
         dst[84..88].copy_from_slice(&crc32c::crc32c(meta).to_le_bytes());
-        // 88..124 reserved, zero.
+        dst[88..96].copy_from_slice(&self.durable_lsn.to_le_bytes());
+        // 96..124 reserved, zero.
         dst[META_OFFSET..META_OFFSET + meta.len()].copy_from_slice(meta);
         let crc = crc32c::crc32c(&dst[..SUPERBLOCK_LEN - 4]);
         dst[SUPERBLOCK_LEN - 4..SUPERBLOCK_LEN].copy_from_slice(&crc.to_le_bytes());
@@ -243,7 +296,7 @@ impl Superblock {
             return Err(SuperblockError::Checksum);
         }
         let version = u32_at(src, 8);
-        if version != FORMAT_VERSION && version != FORMAT_VERSION_V1 {
+        if !(FORMAT_VERSION_V1..=FORMAT_VERSION).contains(&version) {
             return Err(SuperblockError::Version(version));
         }
         let block_size = u32_at(src, 12);
@@ -273,6 +326,7 @@ impl Superblock {
             snapshot_term: u64_at(src, 56),
             epoch: u32_at(src, 64),
             epoch_first_lsn: u64_at(src, 72),
+            durable_lsn: if version >= FORMAT_VERSION { u64_at(src, 88) } else { 0 },
         };
         Ok((sb, meta))
     }
@@ -287,9 +341,20 @@ mod tests {
         let mut block = vec![0u8; BLOCK_SIZE];
         let payload = b"hello, log";
         let n = RECORD_HEADER_LEN + payload.len();
-        let crc = encode_record(&mut block[100..100 + n], 7, 3, 2, 9, payload);
+        let f = RecordFields { lsn: 7, term: 3, epoch: 2, kind: 9, durable_behind: durable_behind(7, 4) };
+        let crc = encode_record(&mut block[100..100 + n], f, payload);
         let Slot::Record(h) = decode_record(&block, 100) else { panic!("valid record") };
-        assert_eq!(h, RecordHeader { crc, len: payload.len() as u32, lsn: 7, term: 3, epoch: 2, kind: 9 });
+        let want = RecordHeader {
+            crc,
+            len: payload.len() as u32,
+            lsn: 7,
+            term: 3,
+            epoch: 2,
+            kind: 9,
+            durable_behind: 4,
+        };
+        assert_eq!(h, want);
+        assert_eq!(h.durable_claim(), 4);
         assert_eq!(&block[100 + RECORD_HEADER_LEN..100 + n], payload);
         for i in 100..100 + n {
             let mut b = block.clone();
@@ -298,6 +363,31 @@ mod tests {
         }
         assert_eq!(decode_record(&block, 100 + n), Slot::Empty);
         assert_eq!(decode_record(&block, BLOCK_SIZE - 31), Slot::Empty);
+    }
+
+    #[test]
+    fn durable_behind_never_claims_more_than_was_durable() {
+        assert_eq!(durable_behind(10, 9), 2);
+        assert_eq!(durable_behind(10, 0), 11);
+        assert_eq!(durable_behind(10, 10), 0);
+        assert_eq!(durable_behind(1 << 40, 1), 0, "a distance past 3 bytes says nothing");
+        let h = |lsn, v| RecordHeader { crc: 0, len: 0, lsn, term: 0, epoch: 0, kind: 0, durable_behind: v };
+        for (lsn, durable) in [(10u64, 9u64), (10, 0), (5_000_000, 1), (u64::MAX, u64::MAX - 3)] {
+            assert!(h(lsn, durable_behind(lsn, durable)).durable_claim() <= durable);
+        }
+        assert_eq!(h(10, 0).durable_claim(), 0);
+    }
+
+    #[test]
+    fn a_version_2_superblock_reads_an_unknown_durable_lsn() {
+        let sb = Superblock { durable_lsn: 77, ..sample() };
+        let mut block = vec![0u8; BLOCK_SIZE];
+        sb.encode(&mut block);
+        assert_eq!(Superblock::decode(&block).unwrap().durable_lsn, 77);
+        block[8..12].copy_from_slice(&FORMAT_VERSION_V2.to_le_bytes());
+        let crc = crc32c::crc32c(&block[..SUPERBLOCK_LEN - 4]);
+        block[SUPERBLOCK_LEN - 4..SUPERBLOCK_LEN].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(Superblock::decode(&block).unwrap().durable_lsn, 0);
     }
 
     #[test]
@@ -321,6 +411,7 @@ mod tests {
             snapshot_term: 4,
             epoch: 3,
             epoch_first_lsn: 900,
+            durable_lsn: 1300,
         };
         let mut block = vec![0u8; BLOCK_SIZE];
         sb.encode(&mut block);
@@ -345,6 +436,7 @@ mod tests {
             snapshot_term: 0,
             epoch: 2,
             epoch_first_lsn: 5,
+            durable_lsn: 0,
         }
     }
 
@@ -383,8 +475,8 @@ mod tests {
         };
         reseal(&mut block, FORMAT_VERSION_V1);
         assert_eq!(Superblock::decode_with_meta(&block), Ok((sb, &[] as &[u8])));
-        reseal(&mut block, 3);
-        assert_eq!(Superblock::decode(&block), Err(SuperblockError::Version(3)));
+        reseal(&mut block, 4);
+        assert_eq!(Superblock::decode(&block), Err(SuperblockError::Version(4)));
         // A length past the block is refused, not a panic.
         sb.encode(&mut block);
         block[80..84].copy_from_slice(&(META_MAX as u32 + 1).to_le_bytes());

@@ -32,17 +32,20 @@
 mod format;
 mod read;
 mod recovery;
+mod scan;
 mod writer;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use format::{
-    decode_record, encode_record, Malformed, RecordHeader, Slot, Superblock, SuperblockError, FORMAT_VERSION,
-    FORMAT_VERSION_V1, META_MAX, META_OFFSET, PAYLOAD_MAX, RECORD_HEADER_LEN, SUPERBLOCK_BLOCKS,
-    SUPERBLOCK_LEN, SUPERBLOCK_MAGIC,
+    decode_record, durable_behind, encode_record, Malformed, RecordFields, RecordHeader, Slot, Superblock,
+    SuperblockError, DURABLE_BEHIND_MAX, FORMAT_VERSION, FORMAT_VERSION_V1, FORMAT_VERSION_V2, META_MAX,
+    META_OFFSET, PAYLOAD_MAX, RECORD_HEADER_LEN, SUPERBLOCK_BLOCKS, SUPERBLOCK_LEN, SUPERBLOCK_MAGIC,
 };
-pub use recovery::{segments_that_fit, OpenReport, ScanStop};
+pub use recovery::{
+    segments_that_fit, CorruptionReport, OpenReport, RecoverOptions, Recovered, ScanStop, SkippedRange,
+};
 
 use std::collections::VecDeque;
 use thiserror::Error;
@@ -193,6 +196,11 @@ pub enum LogError {
     /// `open`: the configuration is inconsistent or disagrees with the device. Nothing was written.
     #[error("bad log configuration: {0}")]
     Config(String),
+    /// `open`/`recover`: records that were acknowledged are damaged (not a torn tail): opening would
+    /// lose them and what follows. Nothing was written; the device is as it was. An operator may
+    /// accept the loss (`RecoverOptions::accept_loss_from`). (Not `Corrupt`, which is a read's.)
+    #[error("the log is corrupt: {0}")]
+    Corruption(CorruptionReport),
 }
 
 /// A record's metadata.
@@ -292,6 +300,16 @@ struct InFlightWrite {
     done: bool,
 }
 
+/// Damaged records a snapshot covers, skipped at open: unreadable, and the live region's start may
+/// not move into their blocks (a scan from there would find no record to start with).
+#[derive(Clone, Copy, Debug)]
+struct Hole {
+    /// The first lsn after the skipped range (the first readable one past it).
+    end_lsn: Lsn,
+    /// Virtual blocks [first, resync) holding no readable record.
+    blocks: (u64, u64),
+}
+
 /// What a superblock copy on the device says, as far as recycling cares.
 #[derive(Clone, Copy, Debug)]
 struct CopyState {
@@ -325,6 +343,8 @@ pub struct Ual<D: BlockIo> {
     epoch: u32,
     snapshot_lsn: Lsn,
     snapshot_term: u64,
+    /// Covered records skipped at open (see `Hole`).
+    hole: Option<Hole>,
     /// Virtual byte position where the last record ends (the next one goes here, or at the next
     /// block if it does not fit).
     tail_pos: u64,
@@ -394,10 +414,14 @@ impl<D: BlockIo> Ual<D> {
         self.durable_lsn
     }
 
-    /// The first lsn still readable (records below it were recycled after a checkpoint).
+    /// The first lsn still readable (records below it were recycled after a checkpoint, or are
+    /// damaged records a snapshot covers, skipped at open).
     #[inline]
     pub fn first_lsn(&self) -> Lsn {
-        self.first_lsn
+        match self.hole {
+            Some(h) => self.first_lsn.max(h.end_lsn),
+            None => self.first_lsn,
+        }
     }
 
     /// The term of the last record (the snapshot's term when the log is empty after one).
@@ -618,6 +642,8 @@ impl<D: BlockIo> Ual<D> {
     fn submit_superblock(&mut self, sb: Superblock) -> Result<(), LogError> {
         assert!(self.sb_in_flight.is_none(), "one superblock write at a time");
         let copy = self.next_copy();
+        // Every superblock write records how far the log is durable (the recovery watermark).
+        let sb = Superblock { durable_lsn: self.durable_lsn, ..sb };
         let mut buf = self.sb_buf.take().expect("superblock buffer is home");
         sb.encode_with_meta(&mut buf, &self.meta);
         // The copy being overwritten may be torn by a crash: stop trusting it until it completes.

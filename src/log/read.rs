@@ -34,7 +34,7 @@ impl<D: BlockIo> Ual<D> {
 
     /// The term of `lsn`, including the snapshot's lsn just below the log (Raft's `term(idx)`).
     pub fn term_of(&mut self, lsn: Lsn) -> Result<u64, LogError> {
-        if lsn == self.snapshot_lsn && lsn + 1 >= self.first_lsn {
+        if lsn == self.snapshot_lsn && lsn + 1 >= self.first_lsn() {
             return Ok(self.snapshot_term);
         }
         Ok(self.read_meta(lsn)?.term)
@@ -44,7 +44,7 @@ impl<D: BlockIo> Ual<D> {
     /// cache), checksum verified; `None` when it is outside the log or would need a device read.
     /// Never blocks, never allocates: the synchronous read path for Raft's recent entries.
     pub fn peek(&self, lsn: Lsn) -> Option<Record<'_>> {
-        if lsn < self.first_lsn || lsn > self.last_lsn() || self.poisoned.is_some() {
+        if lsn < self.first_lsn() || lsn > self.last_lsn() || self.poisoned.is_some() {
             return None;
         }
         let vblock = self.block_of(lsn);
@@ -85,8 +85,8 @@ impl<D: BlockIo> Ual<D> {
             return Ok(0);
         }
         for lsn in [from, to] {
-            if lsn < self.first_lsn || lsn > self.last_lsn() {
-                return Err(LogError::Unavailable { lsn, first: self.first_lsn, last: self.last_lsn() });
+            if lsn < self.first_lsn() || lsn > self.last_lsn() {
+                return Err(LogError::Unavailable { lsn, first: self.first_lsn(), last: self.last_lsn() });
             }
         }
         let (mut vblock, mut off) = self.locate(from)?;
@@ -96,6 +96,7 @@ impl<D: BlockIo> Ual<D> {
         while lsn <= to {
             let vseg = geo.segment_of(vblock);
             let bytes = self.segment_bytes(vseg)?;
+            let mut padding = false;
             while lsn <= to && geo.segment_of(vblock) == vseg {
                 let at = ((vblock - vseg * seg_blocks) * BS) as usize;
                 let block = &bytes[at..at + BLOCK_SIZE];
@@ -111,6 +112,12 @@ impl<D: BlockIo> Ual<D> {
                         vblock += 1;
                         off = 0;
                     }
+                    // Perhaps damaged zero padding (the scan at open stepped over it): decided
+                    // below, once the block's bytes are no longer borrowed.
+                    Slot::Malformed(_) if off > 0 => {
+                        padding = true;
+                        break;
+                    }
                     Slot::Record(_) => {
                         return Err(LogError::Corrupt { lsn, why: "another lsn in its place" })
                     }
@@ -118,13 +125,26 @@ impl<D: BlockIo> Ual<D> {
                     Slot::Malformed(_) => return Err(LogError::Corrupt { lsn, why: "checksum or length" }),
                 }
             }
+            if padding {
+                if !self.next_block_starts_with(vblock, lsn) {
+                    return Err(LogError::Corrupt { lsn, why: "checksum or length" });
+                }
+                vblock += 1;
+                off = 0;
+            }
         }
         Ok(to + 1 - from)
     }
 
+    /// Whether the block after `vblock` is in the log and starts with record `lsn`.
+    fn next_block_starts_with(&self, vblock: u64, lsn: Lsn) -> bool {
+        let next = vblock + 1;
+        next * BS < self.tail_pos && self.block_first_lsn[(next % self.geo.region_blocks) as usize] == lsn
+    }
+
     /// Where record `lsn` (in the log) starts: (virtual block, byte offset in it).
     pub fn locate(&mut self, lsn: Lsn) -> Result<(u64, usize), LogError> {
-        assert!(lsn >= self.first_lsn && lsn <= self.last_lsn(), "locate of lsn {lsn} outside the log");
+        assert!(lsn >= self.first_lsn() && lsn <= self.last_lsn(), "locate of lsn {lsn} outside the log");
         let vblock = self.block_of(lsn);
         let vseg = self.geo.segment_of(vblock);
         let seg_blocks = self.geo.segment_blocks;

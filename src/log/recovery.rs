@@ -1,28 +1,33 @@
-//! Opening the log: superblock choice, the forward scan, cutting the torn tail, the new epoch.
+//! Opening the log in two steps: a read-only decision (`Ual::recover`) and its commit
+//! (`Recovered::commit`), so that a start that is refused leaves the device byte for byte as it was.
 //!
-//! `open` reads both superblock copies and takes the valid one with the higher sequence (or formats
-//! a blank device), then scans forward from its `log_start_block`, one segment read at a time,
-//! verifying every record: checksum, lsn contiguity (the first must be `log_start_lsn`), terms never
-//! decreasing, epochs never decreasing, and no record of an older epoch at or past the superblock's
-//! `epoch_first_lsn`. An all-zero header ends a block (the writer moved on); an empty block ends the
-//! log. The scan stops at the first record that fails, and the log ends just before it: the tail
-//! segment's image is loaded with everything after that point zeroed, so the next flush rewrites
-//! the tail block without the garbage. Before `open` returns it writes a superblock with a new
-//! epoch (higher than any seen) whose `epoch_first_lsn` is the next lsn: from then on every byte
-//! past the cut is dead on the device, whatever is appended later and wherever it lands. The chosen
-//! copy's metadata section (`Ual::meta`) is kept and carried by that write, so a version-1 device
-//! (no metadata section) is upgraded to version 2 by its first open.
+//! `recover` reads both superblock copies and takes the valid one with the higher sequence (a blank
+//! device is recovered as an empty log, to be formatted by the commit when `format_if_blank`), then
+//! scans forward from its `log_start_block` (`scan.rs`: checksums, lsn contiguity, terms and epochs,
+//! dead records, damaged padding, damaged records a snapshot covers, and the torn-tail-or-corruption
+//! decision). Corruption of acknowledged records is `LogError::Corruption` with a report that says
+//! what would be lost, unless the caller accepted the loss at exactly that lsn
+//! (`RecoverOptions::accept_loss_from`, the operator's `vigil repair --accept-loss`). Otherwise
+//! the log ends just before the first record that failed: the tail segment's image is loaded with
+//! everything after that point zeroed, in memory only.
 //!
-//! Invariants: open is read-only until the scan is done; it writes a superblock copy (never the one
-//! it chose) and, after a torn cut, only blocks past the cut that hold no live record (the erase);
-//! it spins the device (start-up only).
+//! `commit` does every write: the format of a blank device, a superblock with a new epoch (higher
+//! than any seen) whose `epoch_first_lsn` is the next lsn (from then on every byte past the cut is
+//! dead on the device, whatever is appended later and wherever it lands) carrying the chosen copy's
+//! metadata (so a version 1 or 2 device is upgraded to version 3 by its first commit), and, after a
+//! cut, the erase of the blocks the writes in flight at a crash can have reached.
+//!
+//! Invariants: `recover` writes nothing (not even a format); `commit` writes a superblock copy
+//! (never the one chosen) and, after a cut, only blocks past the cut that hold no live record; both
+//! spin the device (start-up only).
 
-use super::format::{decode_record, Slot, Superblock, SuperblockError};
+use super::format::{Superblock, SuperblockError};
+use super::scan::ScanResult;
 use super::{
-    BufSlot, CopyState, Geometry, LogError, Lsn, SegmentBuf, Ual, UalConfig, UalCounters, BS, NO_SEGMENT,
+    BufSlot, CopyState, Geometry, LogError, Lsn, SegmentBuf, Ual, UalConfig, UalCounters, NO_SEGMENT,
 };
 use std::collections::VecDeque;
-use vigil_pmd::block::{BlockBuf, BlockBufPool, BlockIo, BLOCK_SIZE};
+use vigil_pmd::block::{BlockBuf, BlockBufPool, BlockIo};
 use vigil_pmd::Batch;
 
 /// Why the scan at open stopped.
@@ -32,7 +37,8 @@ pub enum ScanStop {
     End,
     /// Every block of the ring held live records (no free segment until a checkpoint).
     RingFull,
-    /// A record failing its checksum or with an impossible length: a torn or corrupt write, cut.
+    /// A record failing its checksum or with an impossible length: a torn write, cut (or, when
+    /// accepted, corruption cut by the operator's repair).
     Torn,
     /// A valid record with a higher lsn than the next expected: records in between were lost
     /// (a write landed partly), cut.
@@ -42,12 +48,77 @@ pub enum ScanStop {
     Stale,
 }
 
-/// What `open` found and did.
+/// How to recover.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoverOptions {
+    /// The lsn the caller's snapshot covers (0: none); the superblock's own `snapshot_lsn` counts
+    /// too. Damaged records at or below it are skipped, not fatal: they are never read again.
+    pub covered_lsn: Lsn,
+    /// The operator accepts losing everything from this lsn on: corruption found at exactly this
+    /// lsn is cut like a torn tail (and the commit erases as after one).
+    pub accept_loss_from: Option<Lsn>,
+}
+
+/// Damaged records a snapshot covers, skipped by the scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SkippedRange {
+    /// The first lsn skipped.
+    pub first_lsn: Lsn,
+    /// The last lsn skipped.
+    pub last_lsn: Lsn,
+    /// How many lsns were skipped.
+    pub records: u64,
+    /// Blocks stepped over (from the damaged one to the block where the scan resumed).
+    pub blocks: u64,
+}
+
+/// Acknowledged records found damaged: what a start refuses, and what a repair would lose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CorruptionReport {
+    /// The first lsn that is damaged (the record expected there fails its checksum, or is missing).
+    pub first_bad_lsn: Lsn,
+    /// The device block (4 KiB units from the start of the device) where it should be.
+    pub device_block: u64,
+    /// Its byte offset in that block.
+    pub offset: u32,
+    /// Why this is corruption and not a torn tail.
+    pub why: &'static str,
+    /// The highest valid lsn found after it (what a repair would lose up to), if any.
+    pub highest_valid_after: Option<Lsn>,
+    /// Valid records found after it (lost by a repair).
+    pub valid_after: u64,
+    /// The highest lsn the log says was durable (acknowledged).
+    pub durable_watermark: Lsn,
+}
+
+impl std::fmt::Display for CorruptionReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "record {} (device block {}, offset {}) is damaged and {}; durable up to lsn {}; ",
+            self.first_bad_lsn, self.device_block, self.offset, self.why, self.durable_watermark
+        )?;
+        match self.highest_valid_after {
+            Some(h) => write!(
+                f,
+                "{} valid records follow it up to lsn {h}: accepting the loss cuts lsns {}..={h}",
+                self.valid_after, self.first_bad_lsn
+            ),
+            None => write!(
+                f,
+                "no valid record follows it: accepting the loss cuts from lsn {}",
+                self.first_bad_lsn
+            ),
+        }
+    }
+}
+
+/// What `recover` found and `commit` did (or will do).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpenReport {
-    /// The device was blank and has been formatted.
+    /// The device was blank and is formatted by the commit.
     pub formatted: bool,
-    /// The superblock copy used (0 or 1) and its sequence.
+    /// The superblock copy used (0 or 1).
     pub superblock_copy: usize,
     /// Its sequence number.
     pub superblock_sequence: u64,
@@ -55,28 +126,191 @@ pub struct OpenReport {
     pub other_copy_invalid: bool,
     /// Records recovered.
     pub records: u64,
-    /// The first readable lsn.
+    /// The first readable lsn (past a skipped range at the log's start, the first after it).
     pub first_lsn: Lsn,
     /// The last lsn recovered (`first_lsn - 1` if none).
     pub last_lsn: Lsn,
     /// The last record's term.
     pub last_term: u64,
+    /// The checkpointed snapshot's lsn the superblock names (0: none).
+    pub snapshot_lsn: Lsn,
     /// Why the scan stopped.
     pub stop: ScanStop,
     /// The first lsn cut away when the scan stopped at a torn record or a gap.
     pub truncated_at_lsn: Option<Lsn>,
     /// Non-zero bytes from the cut to the end of its block (what the next tail rewrite erases).
     pub truncated_bytes: u64,
+    /// The highest lsn the superblock or a valid record says was durable (0: unknown).
+    pub durable_watermark: Lsn,
+    /// Damaged records a snapshot covers, skipped.
+    pub skipped: Option<SkippedRange>,
+    /// Blocks whose zero padding was damaged (stepped over; nothing lost).
+    pub padding_damaged_blocks: u64,
+    /// Corruption the caller accepted to lose (`accept_loss_from`): cut at its first lsn.
+    pub accepted_loss: Option<CorruptionReport>,
     /// The epoch records are appended in from now on.
     pub epoch: u32,
 }
 
+/// A log recovered but not yet committed: nothing has been written to the device. `report()` says
+/// what was found and what `commit` will cut; dropping it leaves the device as it was.
+pub struct Recovered<D: BlockIo> {
+    ual: Ual<D>,
+    report: OpenReport,
+    /// Write the format superblock first (a blank device).
+    format: bool,
+    /// Erase after a cut from this block.
+    cut_block: Option<u64>,
+}
+
+impl<D: BlockIo> std::fmt::Debug for Recovered<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recovered").field("report", &self.report).finish()
+    }
+}
+
+impl<D: BlockIo> Recovered<D> {
+    /// What was found, and what `commit` will do (`formatted`, the cut, the new `epoch`).
+    pub fn report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    /// Gives the device back untouched (a refused start).
+    pub fn into_device(self) -> D {
+        self.ual.dev
+    }
+
+    /// Does every write the recovery decided: the format of a blank device, the new-epoch
+    /// superblock, the erase after a cut. The log is then ready to append.
+    pub fn commit(self) -> Result<(Ual<D>, OpenReport), LogError> {
+        let Recovered { mut ual, report, format, cut_block } = self;
+        if format {
+            let sb = Superblock { sequence: 1, ..ual.sb };
+            ual.write_superblock_blocking(sb)?;
+        }
+        let sb = ual.sb;
+        let new_sb = Superblock {
+            sequence: sb.sequence + 1,
+            epoch: report.epoch,
+            epoch_first_lsn: ual.next_lsn,
+            ..sb
+        };
+        ual.write_superblock_blocking(new_sb)?;
+        ual.epoch = report.epoch;
+        if let Some(cut_block) = cut_block {
+            ual.erase_after_cut(cut_block)?;
+        }
+        Ok((ual, report))
+    }
+}
+
 impl<D: BlockIo> Ual<D> {
-    /// Opens the log on `dev`: reads the superblocks, scans and verifies the live region, cuts a
-    /// torn tail and starts a new epoch. Spins the device until done (start-up only). All memory the
-    /// log will ever use is allocated here.
+    /// Opens the log on `dev`: `recover` then `commit` (see the module header), with no snapshot
+    /// beyond the superblock's and no loss accepted. Spins the device until done (start-up only).
+    /// All memory the log will ever use is allocated here.
     pub fn open(dev: D, cfg: UalConfig) -> Result<(Self, OpenReport), LogError> {
+        Self::recover(dev, cfg, RecoverOptions::default())?.commit()
+    }
+
+    /// Reads the superblocks and scans the log, writing nothing, and decides what opening it means
+    /// (`Recovered::report`); `Recovered::commit` then does the writes. Refused (nothing written):
+    /// no valid superblock (or blank without `format_if_blank`), a geometry other than `cfg`'s,
+    /// corruption of acknowledged records (`LogError::Corruption`), a device error.
+    pub fn recover(dev: D, cfg: UalConfig, opts: RecoverOptions) -> Result<Recovered<D>, LogError> {
         cfg.validate(dev.capacity_blocks())?;
+        let mut ual = Self::with_buffers(dev, cfg);
+        ual.drain_foreign_completions();
+
+        let mut decoded = [Err(SuperblockError::Blank); 2];
+        let mut metas = [Vec::new(), Vec::new()];
+        for (copy, slot) in decoded.iter_mut().enumerate() {
+            ual.read_blocking(BufSlot::Superblock, copy as u64)?;
+            let bytes = ual.sb_buf.as_deref().expect("home");
+            *slot = Superblock::decode_with_meta(bytes).map(|(sb, meta)| {
+                metas[copy] = meta.to_vec();
+                sb
+            });
+        }
+        let blank = ual.sb;
+        let (chosen, format) = match (decoded[0], decoded[1]) {
+            (Ok(a), Ok(b)) => (usize::from(b.sequence > a.sequence), false),
+            (Ok(_), Err(_)) => (0, false),
+            (Err(_), Ok(_)) => (1, false),
+            (Err(SuperblockError::Blank), Err(SuperblockError::Blank)) if cfg.format_if_blank => {
+                decoded[0] = Ok(blank);
+                (0, true)
+            }
+            (Err(a), Err(b)) => {
+                return Err(LogError::NoSuperblock(format!("copy 0: {a:?}, copy 1: {b:?}")));
+            }
+        };
+        let sb = decoded[chosen].expect("chosen copy is valid");
+        if sb.segment_blocks != cfg.segment_blocks || sb.segment_count != cfg.segment_count {
+            return Err(LogError::Config(format!(
+                "segment_blocks/segment_count: the device was formatted with {}x{}, the config says {}x{}",
+                sb.segment_blocks, sb.segment_count, cfg.segment_blocks, cfg.segment_count
+            )));
+        }
+        if !format {
+            for (copy, d) in decoded.iter().enumerate() {
+                if let Ok(s) = d {
+                    ual.copies[copy] =
+                        CopyState { valid: true, sequence: s.sequence, log_start_block: s.log_start_block };
+                }
+            }
+        }
+        let other_copy_invalid = decoded[1 - chosen].is_err();
+        ual.sb = sb;
+        ual.meta.extend_from_slice(&metas[chosen]);
+        ual.start_block = sb.log_start_block;
+        ual.first_lsn = sb.log_start_lsn;
+        ual.snapshot_lsn = sb.snapshot_lsn;
+        ual.snapshot_term = sb.snapshot_term;
+
+        let scan = ual.scan(opts)?;
+        if let Some(c) = scan.corruption {
+            return Err(LogError::Corruption(c));
+        }
+        ual.apply_scan(&scan)?;
+        let epoch = scan.max_epoch.checked_add(1).expect("epoch space exhausted");
+        let report = OpenReport {
+            formatted: format,
+            superblock_copy: chosen,
+            superblock_sequence: if format { 1 } else { sb.sequence },
+            other_copy_invalid,
+            records: scan.records,
+            first_lsn: ual.first_lsn(),
+            last_lsn: ual.last_lsn(),
+            last_term: ual.last_term,
+            snapshot_lsn: sb.snapshot_lsn,
+            stop: scan.stop,
+            truncated_at_lsn: scan.truncated_at_lsn,
+            truncated_bytes: scan.truncated_bytes,
+            durable_watermark: scan.watermark,
+            skipped: scan.skipped,
+            padding_damaged_blocks: scan.padding_damaged_blocks,
+            accepted_loss: scan.accepted,
+            epoch,
+        };
+        Ok(Recovered { ual, report, format, cut_block: scan.cut_block })
+    }
+
+    /// Sets the log's extent from the scan: the tail image cut after the last valid record (in
+    /// memory), everything recovered counted durable, the skipped range unreadable.
+    fn apply_scan(&mut self, scan: &ScanResult) -> Result<(), LogError> {
+        self.cut_tail(scan.tail_pos)?;
+        self.next_lsn = scan.next_lsn;
+        self.last_term = scan.last_term;
+        self.durable_lsn = scan.next_lsn - 1;
+        self.prev_segment_last_lsn = scan.next_lsn - 1;
+        if let (Some(skipped), Some(blocks)) = (scan.skipped, scan.hole_blocks) {
+            self.hole = Some(super::Hole { end_lsn: skipped.last_lsn + 1, blocks });
+        }
+        Ok(())
+    }
+
+    /// A log over `dev` with every buffer allocated and nothing read yet.
+    fn with_buffers(dev: D, cfg: UalConfig) -> Self {
         let segment_blocks = u64::from(cfg.segment_blocks);
         let segment_count = u64::from(cfg.segment_count);
         let geo = Geometry { segment_blocks, segment_count, region_blocks: segment_blocks * segment_count };
@@ -96,8 +330,9 @@ impl<D: BlockIo> Ual<D> {
             snapshot_term: 0,
             epoch: 0,
             epoch_first_lsn: 1,
+            durable_lsn: 0,
         };
-        let mut ual = Ual {
+        Ual {
             dev,
             cfg,
             geo,
@@ -109,6 +344,7 @@ impl<D: BlockIo> Ual<D> {
             epoch: 0,
             snapshot_lsn: 0,
             snapshot_term: 0,
+            hole: None,
             tail_pos: 0,
             submitted_pos: 0,
             prev_segment_last_lsn: 0,
@@ -131,85 +367,7 @@ impl<D: BlockIo> Ual<D> {
             read_done: None,
             poisoned: None,
             counters: UalCounters::default(),
-        };
-        ual.drain_foreign_completions();
-
-        let mut decoded = [Err(SuperblockError::Blank); 2];
-        let mut metas = [Vec::new(), Vec::new()];
-        for (copy, slot) in decoded.iter_mut().enumerate() {
-            ual.read_blocking(BufSlot::Superblock, copy as u64)?;
-            let bytes = ual.sb_buf.as_deref().expect("home");
-            *slot = Superblock::decode_with_meta(bytes).map(|(sb, meta)| {
-                metas[copy] = meta.to_vec();
-                sb
-            });
         }
-        let mut formatted = false;
-        let chosen = match (decoded[0], decoded[1]) {
-            (Ok(a), Ok(b)) => usize::from(b.sequence > a.sequence),
-            (Ok(_), Err(_)) => 0,
-            (Err(_), Ok(_)) => 1,
-            (Err(SuperblockError::Blank), Err(SuperblockError::Blank)) if cfg.format_if_blank => {
-                ual.write_superblock_blocking(Superblock { sequence: 1, ..blank })?;
-                decoded[0] = Ok(ual.sb);
-                formatted = true;
-                0
-            }
-            (Err(a), Err(b)) => {
-                return Err(LogError::NoSuperblock(format!("copy 0: {a:?}, copy 1: {b:?}")));
-            }
-        };
-        let sb = decoded[chosen].expect("chosen copy is valid");
-        if sb.segment_blocks != cfg.segment_blocks || sb.segment_count != cfg.segment_count {
-            return Err(LogError::Config(format!(
-                "segment_blocks/segment_count: the device was formatted with {}x{}, the config says {}x{}",
-                sb.segment_blocks, sb.segment_count, cfg.segment_blocks, cfg.segment_count
-            )));
-        }
-        for (copy, d) in decoded.iter().enumerate() {
-            if let Ok(s) = d {
-                ual.copies[copy] =
-                    CopyState { valid: true, sequence: s.sequence, log_start_block: s.log_start_block };
-            }
-        }
-        let other_copy_invalid = decoded[1 - chosen].is_err();
-        ual.sb = sb;
-        ual.meta.extend_from_slice(&metas[chosen]);
-        ual.start_block = sb.log_start_block;
-        ual.first_lsn = sb.log_start_lsn;
-        ual.snapshot_lsn = sb.snapshot_lsn;
-        ual.snapshot_term = sb.snapshot_term;
-
-        let scan = ual.scan()?;
-        ual.cut_tail(scan.tail_pos)?;
-        ual.next_lsn = scan.next_lsn;
-        ual.last_term = scan.last_term;
-        ual.durable_lsn = scan.next_lsn - 1;
-        ual.prev_segment_last_lsn = scan.next_lsn - 1;
-
-        let epoch = scan.max_epoch.checked_add(1).expect("epoch space exhausted");
-        let new_sb = Superblock { sequence: sb.sequence + 1, epoch, epoch_first_lsn: scan.next_lsn, ..sb };
-        ual.write_superblock_blocking(new_sb)?;
-        ual.epoch = epoch;
-        if let Some(cut_block) = scan.cut_block {
-            ual.erase_after_cut(cut_block)?;
-        }
-
-        let report = OpenReport {
-            formatted,
-            superblock_copy: chosen,
-            superblock_sequence: sb.sequence,
-            other_copy_invalid,
-            records: scan.records,
-            first_lsn: ual.first_lsn,
-            last_lsn: ual.last_lsn(),
-            last_term: ual.last_term,
-            stop: scan.stop,
-            truncated_at_lsn: scan.truncated_at_lsn,
-            truncated_bytes: scan.truncated_bytes,
-            epoch,
-        };
-        Ok((ual, report))
     }
 
     /// Overwrites the torn writes' leftovers: from the cut block, as far as every write that can
@@ -248,89 +406,6 @@ impl<D: BlockIo> Ual<D> {
         }
         self.completions = Some(batch);
     }
-
-    /// The forward scan from the chosen superblock's start.
-    fn scan(&mut self) -> Result<ScanResult, LogError> {
-        let sb = self.sb;
-        let geo = self.geo;
-        let region = geo.region_blocks;
-        let start_seg = geo.segment_of(sb.log_start_block);
-        let mut r = ScanResult {
-            tail_pos: sb.log_start_block * BS,
-            next_lsn: sb.log_start_lsn,
-            last_term: if sb.snapshot_lsn + 1 == sb.log_start_lsn { sb.snapshot_term } else { 0 },
-            max_epoch: sb.epoch,
-            records: 0,
-            stop: ScanStop::RingFull,
-            truncated_at_lsn: None,
-            truncated_bytes: 0,
-            cut_block: None,
-        };
-        let mut last_epoch = 0u32;
-        let mut i = 0;
-        'scan: for vseg in start_seg..start_seg + geo.segment_count {
-            self.segs[i].vseg = NO_SEGMENT;
-            self.read_blocking(BufSlot::Segment(i), geo.lba(vseg * geo.segment_blocks))?;
-            self.segs[i].vseg = vseg;
-            let bytes = self.segs[i].buf.as_deref().expect("home");
-            for b in 0..geo.segment_blocks {
-                let vblock = vseg * geo.segment_blocks + b;
-                let block = &bytes[(b * BS) as usize..][..BLOCK_SIZE];
-                let mut off = 0;
-                loop {
-                    let stop = match decode_record(block, off) {
-                        Slot::Empty if off > 0 => break,
-                        Slot::Empty => ScanStop::End,
-                        Slot::Malformed(_) => ScanStop::Torn,
-                        Slot::Record(h) => {
-                            r.max_epoch = r.max_epoch.max(h.epoch);
-                            let dead = h.epoch < sb.epoch && h.lsn >= sb.epoch_first_lsn;
-                            if h.epoch < last_epoch || dead || h.lsn < r.next_lsn || h.term < r.last_term {
-                                ScanStop::Stale
-                            } else if h.lsn > r.next_lsn {
-                                ScanStop::Gap
-                            } else {
-                                if off == 0 {
-                                    self.block_first_lsn[(vblock % region) as usize] = h.lsn;
-                                }
-                                r.records += 1;
-                                r.next_lsn += 1;
-                                r.last_term = h.term;
-                                last_epoch = h.epoch;
-                                off += h.total_len();
-                                r.tail_pos = vblock * BS + off as u64;
-                                continue;
-                            }
-                        }
-                    };
-                    r.stop = stop;
-                    if matches!(stop, ScanStop::Torn | ScanStop::Gap) {
-                        r.cut_block = Some(vblock);
-                        r.truncated_at_lsn = Some(r.next_lsn);
-                        r.truncated_bytes = block[off..].iter().filter(|&&x| x != 0).count() as u64;
-                    }
-                    break 'scan;
-                }
-            }
-            i = 1 - i;
-        }
-        Ok(r)
-    }
-}
-
-/// What the scan found.
-#[derive(Debug)]
-struct ScanResult {
-    tail_pos: u64,
-    next_lsn: Lsn,
-    last_term: u64,
-    max_epoch: u32,
-    records: u64,
-    stop: ScanStop,
-    truncated_at_lsn: Option<Lsn>,
-    truncated_bytes: u64,
-    /// The block where a torn record or a gap was found.
-    cut_block: Option<u64>,
 }
 
 /// How many segments of `segment_blocks` blocks fit a device of `capacity_blocks` (for tools and

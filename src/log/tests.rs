@@ -34,6 +34,31 @@ fn device_from(bytes: &[u8]) -> MemoryBlockIo {
     dev
 }
 
+/// Opens a log whose record `lsn` was damaged after it was durable: refused as corruption at
+/// exactly `lsn`, then opened accepting the loss from it (what `vigil repair --accept-loss` does).
+fn open_accepting_loss(dev: MemoryBlockIo, cfg: UalConfig, lsn: Lsn) -> (Ual<MemoryBlockIo>, OpenReport) {
+    let bytes = dev.bytes().to_vec();
+    let report = refused(&bytes, cfg, RecoverOptions::default());
+    assert_eq!(report.first_bad_lsn, lsn, "{report}");
+    let opts = RecoverOptions { accept_loss_from: Some(lsn), ..RecoverOptions::default() };
+    let (ual, open) = Ual::recover(dev, cfg, opts).expect("accepted loss").commit().expect("commit");
+    assert_eq!(open.accepted_loss, Some(report));
+    (ual, open)
+}
+
+/// Recovers a copy of `bytes`, which must be refused as corruption without a byte written.
+fn refused(bytes: &[u8], cfg: UalConfig, opts: RecoverOptions) -> CorruptionReport {
+    let shared = shared::Shared::new(device_from(bytes));
+    match Ual::recover(shared.clone(), cfg, opts) {
+        Err(LogError::Corruption(report)) => {
+            assert!(shared.bytes() == bytes, "a refused recovery wrote to the device: {report}");
+            report
+        }
+        Err(e) => panic!("expected corruption, got {e}"),
+        Ok(r) => panic!("expected corruption, got {:?}", r.report()),
+    }
+}
+
 fn payload(lsn: Lsn, len: usize, salt: u8) -> Vec<u8> {
     (0..len).map(|i| (lsn as u8).wrapping_mul(31).wrapping_add(i as u8).wrapping_add(salt)).collect()
 }
@@ -311,7 +336,7 @@ fn garbage_after_a_cut_tail_is_never_resurrected() {
     let at = ual.device_offset(12).unwrap() as usize + 100;
     let mut dev = ual.close().unwrap();
     dev.bytes_mut()[at] ^= 1;
-    let (mut ual, report) = open(dev, cfg);
+    let (mut ual, report) = open_accepting_loss(dev, cfg, 12);
     assert_eq!((report.last_lsn, report.truncated_at_lsn, report.stop), (11, Some(12), ScanStop::Torn));
     model.truncate(11);
     // Open erased the reach of every write that can be in flight past the cut (2 × 4 blocks:
@@ -527,105 +552,146 @@ proptest! {
 
     #[test]
     fn the_log_matches_a_vec_model_through_crashes_and_corruption(ops in prop::collection::vec(op(), 1..60)) {
-        let cfg = small();
-        let (mut ual, _) = open(device(cfg), cfg);
-        let mut model = Model::new();
-        let mut term = 1u64;
-        for op in ops {
-            match op {
-                Op::Append { n, len, bump_term } => {
-                    term += u64::from(bump_term);
-                    for i in 0..n {
-                        let lsn = model.len() as u64 + 1;
-                        let body = payload(lsn, (len + i * 17) % 700, term as u8);
-                        let mut tries = 0;
-                        let got = loop {
-                            tries += 1;
-                            match ual.append(term, (lsn % 5) as u8, &body) {
-                                Ok(lsn) => break Some(lsn),
-                                Err(LogError::Busy) if tries < 4 => {
-                                    ual.flush_step().unwrap();
-                                    ual.poll(NOW).unwrap();
-                                }
-                                Err(LogError::Full) if tries < 4 => {
-                                    ual.sync_blocking().unwrap();
-                                    let d = ual.durable_lsn();
-                                    let t = ual.term_of(d).unwrap_or(0);
-                                    let _ = ual.checkpoint(d, t);
-                                    ual.sync_blocking().unwrap();
-                                }
-                                Err(LogError::Busy | LogError::Full) => break None,
-                                Err(e) => panic!("append: {e}"),
+        model_run(ops)?;
+    }
+}
+
+/// The model test's body: `ops` against a `Vec`, through crashes, corruption and reopens.
+fn model_run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let cfg = small();
+    let (mut ual, _) = open(device(cfg), cfg);
+    let mut model = Model::new();
+    let mut term = 1u64;
+    for op in ops {
+        match op {
+            Op::Append { n, len, bump_term } => {
+                term += u64::from(bump_term);
+                for i in 0..n {
+                    let lsn = model.len() as u64 + 1;
+                    let body = payload(lsn, (len + i * 17) % 700, term as u8);
+                    let mut tries = 0;
+                    let got = loop {
+                        tries += 1;
+                        match ual.append(term, (lsn % 5) as u8, &body) {
+                            Ok(lsn) => break Some(lsn),
+                            Err(LogError::Busy) if tries < 4 => {
+                                ual.flush_step().unwrap();
+                                ual.poll(NOW).unwrap();
                             }
-                        };
-                        match got {
-                            Some(got) => {
-                                prop_assert_eq!(got, lsn);
-                                model.push((term, (lsn % 5) as u8, body));
+                            Err(LogError::Full) if tries < 4 => {
+                                ual.sync_blocking().unwrap();
+                                let d = ual.durable_lsn();
+                                let t = ual.term_of(d).unwrap_or(0);
+                                let _ = ual.checkpoint(d, t);
+                                ual.sync_blocking().unwrap();
                             }
-                            None => break,
+                            Err(LogError::Busy | LogError::Full) => break None,
+                            Err(e) => panic!("append: {e}"),
                         }
+                    };
+                    match got {
+                        Some(got) => {
+                            prop_assert_eq!(got, lsn);
+                            model.push((term, (lsn % 5) as u8, body));
+                        }
+                        None => break,
                     }
-                }
-                Op::Flush => { ual.flush_step().unwrap(); }
-                Op::Poll => { ual.poll(NOW).unwrap(); }
-                Op::Checkpoint => {
-                    let d = ual.durable_lsn();
-                    if d >= ual.snapshot().0 && d >= ual.first_lsn() {
-                        let t = ual.term_of(d).unwrap();
-                        let _ = ual.checkpoint(d, t);
-                    }
-                }
-                Op::Truncate { back } => {
-                    let keep = ual.last_lsn().saturating_sub(back);
-                    if keep >= ual.snapshot().0 && keep + 1 >= ual.first_lsn() {
-                        ual.truncate_suffix(keep).unwrap();
-                        model.truncate(keep as usize);
-                        term = term.max(ual.last_term());
-                    }
-                }
-                Op::Reopen => {
-                    let dev = ual.close().unwrap();
-                    let (u, report) = open(dev, cfg);
-                    ual = u;
-                    prop_assert_eq!(report.last_lsn as usize, model.len());
-                    prop_assert_eq!(report.truncated_at_lsn, None);
-                }
-                Op::Crash => {
-                    let (durable, last) = (ual.durable_lsn(), ual.last_lsn());
-                    let (u, report) = reopen_crashed(ual, cfg);
-                    ual = u;
-                    prop_assert!(report.last_lsn >= durable && report.last_lsn <= last,
-                        "recovered {} outside {}..={}", report.last_lsn, durable, last);
-                    model.truncate(report.last_lsn as usize);
-                }
-                Op::Corrupt { pick, at } => {
-                    ual.sync_blocking().unwrap();
-                    let (first, last) = (ual.first_lsn(), ual.last_lsn());
-                    if last < first {
-                        continue;
-                    }
-                    let lsn = first + pick % (last + 1 - first);
-                    let off = ual.device_offset(lsn).unwrap() as usize;
-                    let len = RECORD_HEADER_LEN + model[lsn as usize - 1].2.len();
-                    let mut dev = ual.into_device();
-                    dev.bytes_mut()[off + at % len] ^= 0x81;
-                    let (u, report) = open(dev, cfg);
-                    ual = u;
-                    prop_assert_eq!(report.last_lsn, lsn - 1);
-                    prop_assert_eq!(report.truncated_at_lsn, Some(lsn));
-                    model.truncate(lsn as usize - 1);
                 }
             }
-            prop_assert!(ual.durable_lsn() <= ual.last_lsn());
-            check_against(&mut ual, &model);
-            term = term.max(ual.last_term());
+            Op::Flush => {
+                ual.flush_step().unwrap();
+            }
+            Op::Poll => {
+                ual.poll(NOW).unwrap();
+            }
+            Op::Checkpoint => {
+                let d = ual.durable_lsn();
+                if d >= ual.snapshot().0 && d >= ual.first_lsn() {
+                    let t = ual.term_of(d).unwrap();
+                    let _ = ual.checkpoint(d, t);
+                }
+            }
+            Op::Truncate { back } => {
+                let keep = ual.last_lsn().saturating_sub(back);
+                if keep >= ual.snapshot().0 && keep + 1 >= ual.first_lsn() {
+                    ual.truncate_suffix(keep).unwrap();
+                    model.truncate(keep as usize);
+                    term = term.max(ual.last_term());
+                }
+            }
+            Op::Reopen => {
+                let dev = ual.close().unwrap();
+                let (u, report) = open(dev, cfg);
+                ual = u;
+                prop_assert_eq!(report.last_lsn as usize, model.len());
+                prop_assert_eq!(report.truncated_at_lsn, None);
+            }
+            Op::Crash => {
+                let (durable, last) = (ual.durable_lsn(), ual.last_lsn());
+                let (u, report) = reopen_crashed(ual, cfg);
+                ual = u;
+                prop_assert!(
+                    report.last_lsn >= durable && report.last_lsn <= last,
+                    "recovered {} outside {}..={}",
+                    report.last_lsn,
+                    durable,
+                    last
+                );
+                model.truncate(report.last_lsn as usize);
+            }
+            Op::Corrupt { pick, at } => {
+                ual.sync_blocking().unwrap();
+                let (first, last) = (ual.first_lsn(), ual.last_lsn());
+                if last < first {
+                    continue;
+                }
+                let lsn = first + pick % (last + 1 - first);
+                let off = ual.device_offset(lsn).unwrap() as usize;
+                let len = RECORD_HEADER_LEN + model[lsn as usize - 1].2.len();
+                let ual_snapshot = ual.snapshot().0;
+                let mut dev = ual.into_device();
+                dev.bytes_mut()[off + at % len] ^= 0x81;
+                if lsn <= ual_snapshot {
+                    // The snapshot covers it: skipped, nothing lost; unless live records share
+                    // its block and no later block resumes the log (they are lost with it): then
+                    // corruption from the first live lsn.
+                    match Ual::recover(device_from(dev.bytes()), cfg, RecoverOptions::default()) {
+                        Ok(recovered) => {
+                            let (u, report) = recovered.commit().expect("commit");
+                            ual = u;
+                            let skipped = report.skipped.expect("a covered record is skipped");
+                            prop_assert!(skipped.first_lsn <= lsn && lsn <= skipped.last_lsn);
+                            prop_assert_eq!(report.last_lsn as usize, model.len());
+                        }
+                        Err(LogError::Corruption(c)) => {
+                            prop_assert_eq!(c.first_bad_lsn, ual_snapshot + 1, "{}", c);
+                            let (u, report) = open_accepting_loss(dev, cfg, c.first_bad_lsn);
+                            ual = u;
+                            prop_assert_eq!(report.last_lsn, ual_snapshot);
+                            model.truncate(ual_snapshot as usize);
+                        }
+                        Err(e) => panic!("open: {e}"),
+                    }
+                    continue;
+                }
+                // A durable record damaged: corruption, refused without a write, unless the
+                // loss is accepted.
+                let (u, report) = open_accepting_loss(dev, cfg, lsn);
+                ual = u;
+                prop_assert_eq!(report.last_lsn, lsn - 1);
+                prop_assert_eq!(report.truncated_at_lsn, Some(lsn));
+                model.truncate(lsn as usize - 1);
+            }
         }
-        let dev = ual.close().unwrap();
-        let (mut ual, report) = open(dev, cfg);
-        prop_assert_eq!(report.last_lsn as usize, model.len());
+        prop_assert!(ual.durable_lsn() <= ual.last_lsn());
         check_against(&mut ual, &model);
+        term = term.max(ual.last_term());
     }
+    let dev = ual.close().unwrap();
+    let (mut ual, report) = open(dev, cfg);
+    prop_assert_eq!(report.last_lsn as usize, model.len());
+    check_against(&mut ual, &model);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -780,7 +846,7 @@ fn open_erases_the_reach_of_every_write_in_flight_across_segments() {
     let mut dev = ual.close().unwrap();
     dev.bytes_mut()[torn] ^= 1;
     dev.bytes_mut()[debris] ^= 1;
-    let (ual, report) = open(dev, cfg);
+    let (ual, report) = open_accepting_loss(dev, cfg, 30);
     assert_eq!((report.last_lsn, report.truncated_at_lsn, report.stop), (29, Some(30), ScanStop::Torn));
     model.truncate(29);
     let (mut ual, report) = open(ual.close().unwrap(), cfg);
@@ -800,11 +866,73 @@ fn open_erases_no_further_than_the_ring() {
     let at = ual.device_offset(122).unwrap() as usize + 100;
     let mut dev = ual.close().unwrap();
     dev.bytes_mut()[at] ^= 1;
-    let (mut ual, report) = open(dev, cfg);
+    let (mut ual, report) = open_accepting_loss(dev, cfg, 122);
     assert_eq!((report.last_lsn, report.truncated_at_lsn, report.stop), (121, Some(122), ScanStop::Torn));
     model.truncate(121);
     check_against(&mut ual, &model);
     let (mut ual, report) = open(ual.close().unwrap(), cfg);
     assert_eq!((report.first_lsn, report.last_lsn, report.truncated_at_lsn), (1, 121, None));
     check_against(&mut ual, &model);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Torn tails told from corruption, covered records, damaged padding: in `tests/faults.rs`.
+
+mod faults;
+
+pub(crate) mod shared {
+    //! A `MemoryBlockIo` the test keeps a handle on while the log owns it, to compare its bytes
+    //! after a refused recovery (which drops the log's handle).
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use vigil_pmd::block::memory::MemoryBlockIo;
+    use vigil_pmd::block::{BlockBuf, BlockIo, Completion, SubmitError};
+
+    #[derive(Clone)]
+    pub(crate) struct Shared(Rc<RefCell<MemoryBlockIo>>);
+
+    impl Shared {
+        pub(crate) fn new(dev: MemoryBlockIo) -> Self {
+            Self(Rc::new(RefCell::new(dev)))
+        }
+        pub(crate) fn bytes(&self) -> Vec<u8> {
+            self.0.borrow().bytes().to_vec()
+        }
+        pub(crate) fn flip(&self, at: usize, mask: u8) {
+            self.0.borrow_mut().bytes_mut()[at] ^= mask;
+        }
+    }
+
+    impl BlockIo for Shared {
+        fn block_size(&self) -> usize {
+            self.0.borrow().block_size()
+        }
+        fn capacity_blocks(&self) -> u64 {
+            self.0.borrow().capacity_blocks()
+        }
+        fn queue_depth(&self) -> usize {
+            self.0.borrow().queue_depth()
+        }
+        fn in_flight(&self) -> usize {
+            self.0.borrow().in_flight()
+        }
+        fn submit_write(
+            &mut self,
+            tag: u64,
+            lba: u64,
+            buf: BlockBuf,
+            durable: bool,
+        ) -> Result<(), SubmitError> {
+            self.0.borrow_mut().submit_write(tag, lba, buf, durable)
+        }
+        fn submit_read(&mut self, tag: u64, lba: u64, buf: BlockBuf) -> Result<(), SubmitError> {
+            self.0.borrow_mut().submit_read(tag, lba, buf)
+        }
+        fn submit_flush(&mut self, tag: u64) -> Result<(), SubmitError> {
+            self.0.borrow_mut().submit_flush(tag)
+        }
+        fn poll_completions(&mut self, out: &mut vigil_pmd::Batch<Completion>) -> usize {
+            self.0.borrow_mut().poll_completions(out)
+        }
+    }
 }

@@ -15,7 +15,7 @@
 //! Invariants: `append` never allocates and never does I/O; `submitted_pos <= tail_pos`; the
 //! unsubmitted range spans at most `write_blocks_max` blocks and at most two segments.
 
-use super::format::{encode_record, PAYLOAD_MAX, RECORD_HEADER_LEN};
+use super::format::{durable_behind, encode_record, RecordFields, PAYLOAD_MAX, RECORD_HEADER_LEN};
 use super::{InFlightWrite, LogError, Lsn, Ual, BS, NO_SEGMENT};
 use vigil_pmd::block::{BlockIo, SubmitError, BLOCK_SIZE};
 use vigil_pmd::Nanos;
@@ -58,7 +58,16 @@ impl<D: BlockIo> Ual<D> {
         let lsn = self.next_lsn;
         let at = ((vblock % self.geo.segment_blocks) * BS + pos % BS) as usize;
         let image = self.segs[self.cur].buf.as_deref_mut().expect("tail image is home");
-        encode_record(&mut image[at..at + need as usize], lsn, term, self.epoch, kind, payload);
+        // The record says how far the log was durable as it was appended: damage at or below that
+        // lsn is found to be corruption at the next open, not a torn tail.
+        let fields = RecordFields {
+            lsn,
+            term,
+            epoch: self.epoch,
+            kind,
+            durable_behind: durable_behind(lsn, self.durable_lsn),
+        };
+        encode_record(&mut image[at..at + need as usize], fields, payload);
         if pos & (BS - 1) == 0 {
             self.block_first_lsn[(vblock % self.geo.region_blocks) as usize] = lsn;
         }
@@ -180,8 +189,8 @@ impl<D: BlockIo> Ual<D> {
         Ok(n)
     }
 
-    /// Flushes everything (records and metadata, lazy or not) and spins until it is durable
-    /// (shutdown and rare paths only).
+    /// Flushes everything (records and metadata, lazy or not) and spins until it is durable, then
+    /// writes a superblock if its durable watermark is behind (shutdown and rare paths only).
     pub fn sync_blocking(&mut self) -> Result<(), LogError> {
         let mut idle_polls = 0u64;
         loop {
@@ -199,8 +208,10 @@ impl<D: BlockIo> Ual<D> {
             self.check_poisoned()?;
         }
         self.spin_until("superblock write", |s| s.sb_in_flight.is_none())?;
-        if self.meta_durable_seq < self.meta_seq {
-            // Lazy metadata too: after this call everything set is durable.
+        if self.meta_durable_seq < self.meta_seq || self.sb.durable_lsn < self.durable_lsn {
+            // Lazy metadata too: after this call everything set is durable. And the superblock's
+            // durable watermark covers every record, so after a clean stop damage to any record
+            // (the last one included) is told from a torn tail.
             self.meta_dirty = true;
             self.flush_meta()?;
             self.spin_until("superblock write", |s| s.sb_in_flight.is_none())?;
@@ -244,7 +255,9 @@ impl<D: BlockIo> Ual<D> {
             let start = self.geo.segment_of(vblock) * self.geo.segment_blocks;
             (start, self.first_lsn_at_block(start))
         };
-        if start_block < self.start_block {
+        let in_hole = self.hole.is_some_and(|h| h.blocks.0 <= start_block && start_block < h.blocks.1);
+        if start_block < self.start_block || in_hole {
+            // Never back; and never into blocks of skipped damaged records (no record to start at).
             (start_block, start_lsn) = (self.start_block, self.first_lsn);
         }
         let sb = super::Superblock {
@@ -286,12 +299,15 @@ impl<D: BlockIo> Ual<D> {
         if keep_lsn >= self.last_lsn() {
             return Ok(());
         }
-        if keep_lsn < self.snapshot_lsn || keep_lsn + 1 < self.first_lsn {
+        if keep_lsn < self.snapshot_lsn || keep_lsn + 1 < self.first_lsn() {
             return Err(LogError::BadLsn { lsn: keep_lsn, why: "truncation below the snapshot" });
         }
         self.sync_blocking()?;
-        let keep_term =
-            if keep_lsn + 1 == self.first_lsn { self.snapshot_term } else { self.read_meta(keep_lsn)?.term };
+        let keep_term = if keep_lsn + 1 == self.first_lsn() || keep_lsn == self.snapshot_lsn {
+            self.snapshot_term
+        } else {
+            self.read_meta(keep_lsn)?.term
+        };
         let (cut_block, cut_off) = self.locate(keep_lsn + 1)?;
         let sb = super::Superblock {
             sequence: self.sb.sequence + 1,
@@ -299,12 +315,14 @@ impl<D: BlockIo> Ual<D> {
             epoch_first_lsn: keep_lsn + 1,
             ..self.sb
         };
+        // The discarded records are no longer durable: neither the superblock's watermark nor the
+        // records appended from now on may claim them.
+        self.durable_lsn = self.durable_lsn.min(keep_lsn);
         self.write_superblock_blocking(sb)?;
         self.epoch = sb.epoch;
         self.cut_tail(cut_block * BS + cut_off as u64)?;
         self.next_lsn = keep_lsn + 1;
         self.last_term = keep_term;
-        self.durable_lsn = self.durable_lsn.min(keep_lsn);
         Ok(())
     }
 

@@ -11,8 +11,12 @@
 //! once it applied its own first entry (the read barrier): entries of earlier terms, which may have
 //! been acknowledged before a crash, are committed and applied by then.
 //!
-//! Recovery (`open`): open the UAL (it truncates a torn tail and says what it cut), load the
-//! partition's snapshot file when there is one, then one pass over the log applies every entry
+//! Recovery (`open`): read the partition's snapshot file when there is one (read-only), recover the
+//! UAL without writing (`Ual::recover`, told what the snapshot covers, so damaged records below it
+//! are skipped), check that the two belong together, and only then commit the log (the new epoch,
+//! a torn tail cut) and remove a leftover snapshot `.tmp`: a refused start changes nothing on disk.
+//! Damaged acknowledged records refuse the start (`PartitionError::Corrupt`, with the repair to
+//! run: `repair`). Then one pass over the log applies every entry
 //! after the snapshot up to the recovered commit index (`UalRaftStore::recover`), with a progress
 //! bar when it is long; Raft re-commits what follows. Snapshots (`maybe_snapshot`) are taken every
 //! `snapshot_every_entries` applied entries, or when half the log's ring is in use, written to the
@@ -29,6 +33,7 @@
 //! committed; a snapshot file never covers less than the log's start; proposals stop (`BUSY`)
 //! before the log's ring fills, so a full log never fails the Raft group.
 
+pub mod repair;
 pub mod snapfile;
 pub mod waiters;
 
@@ -36,7 +41,7 @@ use crate::inbox::Envelope;
 use crate::kv::dedup::Check;
 use crate::kv::protocol::parse_write;
 use crate::kv::{ApplyResult, Command, KvLimits, KvProjection};
-use crate::log::{LogError, OpenReport, Ual, UalConfig};
+use crate::log::{CorruptionReport, LogError, OpenReport, RecoverOptions, Ual, UalConfig};
 use crate::raft::{EntryKind, RaftError, RaftGroup, RaftGroupConfig, RaftLogStore, RaftOutput, UalRaftStore};
 use crate::wire::Status;
 use snapfile::{SnapshotFile, SnapshotWriter};
@@ -198,6 +203,19 @@ pub enum PartitionError {
         /// What the log said.
         source: LogError,
     },
+    /// Acknowledged records of the log are damaged (not a torn tail). Nothing was written: the log
+    /// and the snapshot file are as they were.
+    #[error(
+        "partition {partition}: the log is corrupt: {report}. Nothing was changed. To start anyway, \
+         losing lsns from {} on, run `vigil repair --config FILE --partition {partition} --accept-loss`",
+        report.first_bad_lsn
+    )]
+    Corrupt {
+        /// The partition.
+        partition: u16,
+        /// What is damaged and what a repair would lose.
+        report: CorruptionReport,
+    },
     /// The snapshot file could not be read, or does not restore.
     #[error("partition {partition}: snapshot {path}: {reason}")]
     Snapshot {
@@ -266,20 +284,30 @@ impl<D: BlockIo> Partition<D> {
     ) -> Result<(Self, RecoveryReport), PartitionError> {
         let started = Instant::now();
         let log_err = |source| PartitionError::Log { partition: id, source };
-        let (ual, log_report) = Ual::open(device, config.ual).map_err(log_err)?;
+        // Decide before writing anything: the snapshot file is only read, the log only scanned.
         let (mut kv, snapshot_index) = load_snapshot(id, snapshot_file.as_ref(), config.kv)?;
         let applied_from = snapshot_index.unwrap_or(0);
-        let (log_start, last_index) = (ual.snapshot().0, ual.last_lsn());
+        let opts = RecoverOptions { covered_lsn: applied_from, accept_loss_from: None };
+        let recovered = Ual::recover(device, config.ual, opts).map_err(|e| recover_error(id, e))?;
+        let (log_start, last_index) = (recovered.report().snapshot_lsn, recovered.report().last_lsn);
         if applied_from < log_start || applied_from > last_index {
             return Err(PartitionError::Snapshot {
                 partition: id,
                 path: snapshot_file.as_ref().map_or("(none)".into(), |f| f.path().display().to_string()),
                 reason: format!(
                     "the snapshot covers up to index {applied_from} but the log holds {}..={last_index}: \
-                     the snapshot file and the log do not belong together",
+                     the snapshot file and the log do not belong together (nothing was changed)",
                     log_start + 1
                 ),
             });
+        }
+        let (ual, log_report) = recovered.commit().map_err(log_err)?;
+        if let Some(file) = &snapshot_file {
+            file.remove_leftover_tmp().map_err(|e| PartitionError::Snapshot {
+                partition: id,
+                path: file.path().display().to_string(),
+                reason: format!("cannot remove the leftover .tmp: {e}"),
+            })?;
         }
         let progress = Progress::new(id, last_index.saturating_sub(applied_from));
         let mut replayed = 0u64;
@@ -632,13 +660,21 @@ fn load_snapshot(
         path: file.path().display().to_string(),
         reason,
     };
-    match file.load().map_err(|e| err(e.to_string()))? {
+    match file.read().map_err(|e| err(e.to_string()))? {
         None => Ok((KvProjection::new(limits), None)),
         Some(bytes) => {
             let kv = KvProjection::restore(&bytes, limits).map_err(|e| err(e.to_string()))?;
             let index = kv.applied_lsn();
             Ok((kv, Some(index)))
         }
+    }
+}
+
+/// A refused recovery as the partition's error: corruption names the partition and the repair.
+pub(crate) fn recover_error(partition: u16, e: LogError) -> PartitionError {
+    match e {
+        LogError::Corruption(report) => PartitionError::Corrupt { partition, report },
+        source => PartitionError::Log { partition, source },
     }
 }
 

@@ -3,7 +3,9 @@
 //! The UAL keeps the log, not the projections' images (docs/STORAGE.md): a snapshot's bytes live
 //! in `<dir>/partition-<p>.snap`. Writing one goes to `<name>.tmp`, `fsync`s it, renames it over
 //! the old file and `fsync`s the directory, so after a crash at any point the file is the old
-//! snapshot or the new one, whole. Only after `write` returned may the log be checkpointed past the
+//! snapshot or the new one, whole. At open the file is only read (`read`) until the partition's
+//! recovery has decided to start; only then is a leftover `.tmp` removed (`remove_leftover_tmp`).
+//! Only after `write` returned may the log be checkpointed past the
 //! snapshot's index (the caller's duty): the file's index is never below the log's start.
 //!
 //! The bytes are the KV projection's own snapshot format (magic, version, applied lsn, length,
@@ -43,14 +45,26 @@ impl SnapshotFile {
     /// The snapshot's bytes, or `None` if there is none yet. A leftover `.tmp` (a crash while
     /// writing) is removed: it was never renamed, so it never counted.
     pub fn load(&self) -> io::Result<Option<Vec<u8>>> {
-        match fs::remove_file(&self.tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        self.remove_leftover_tmp()?;
+        self.read()
+    }
+
+    /// The snapshot's bytes, or `None` if there is none yet; changes nothing on disk (recovery
+    /// reads it before it has decided whether the partition may start).
+    pub fn read(&self) -> io::Result<Option<Vec<u8>>> {
         match fs::read(&self.path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a leftover `.tmp` (a crash while writing; it was never renamed, so it never
+    /// counted). Recovery calls it only once the start is decided.
+    pub fn remove_leftover_tmp(&self) -> io::Result<()> {
+        match fs::remove_file(&self.tmp) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -148,6 +162,12 @@ mod tests {
         f.write(b"second").unwrap();
         fs::write(dir.join("partition-3.snap.tmp"), b"torn").unwrap();
         assert_eq!(f.load().unwrap().as_deref(), Some(&b"second"[..]));
+        assert!(!dir.join("partition-3.snap.tmp").exists());
+        fs::write(dir.join("partition-3.snap.tmp"), b"torn").unwrap();
+        assert_eq!(f.read().unwrap().as_deref(), Some(&b"second"[..]));
+        assert!(dir.join("partition-3.snap.tmp").exists(), "read changes nothing");
+        f.remove_leftover_tmp().unwrap();
+        f.remove_leftover_tmp().unwrap();
         assert!(!dir.join("partition-3.snap.tmp").exists());
         fs::remove_dir_all(&dir).unwrap();
     }

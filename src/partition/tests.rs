@@ -52,7 +52,7 @@ fn set_body(key: &[u8], value: &[u8]) -> Vec<u8> {
 
 /// Polls until nothing is in flight (bounded: a background snapshot write takes real time);
 /// returns every `Done`.
-fn settle(p: &mut Partition<MemoryBlockIo>) -> Vec<Done> {
+fn settle<D: BlockIo>(p: &mut Partition<D>) -> Vec<Done> {
     let mut done = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     for i in 0.. {
@@ -226,4 +226,135 @@ fn writes_wait_while_applying_lags_a_segment_behind_the_log() {
     assert!(busy > 0, "applying fell behind and writes were refused");
     assert!(later > 1000, "{later}");
     assert_eq!(done, later, "every accepted write was answered");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Damaged records at start-up: covered ones are skipped, live ones refuse the start with nothing
+// written, and the operator's repair cuts them.
+
+use crate::log::tests::shared::Shared;
+use repair::{repair, RepairOutcome};
+
+/// The device offset of record `lsn` of a log held in `bytes` (found on a copy, so nothing is
+/// written to the original).
+fn offset_of(bytes: &[u8], ual: UalConfig, lsn: u64) -> usize {
+    let mut dev = MemoryBlockIo::new((bytes.len() / BLOCK_SIZE) as u64, 16);
+    dev.bytes_mut().copy_from_slice(bytes);
+    let (mut log, _) = Ual::open(dev, ual).unwrap();
+    log.device_offset(lsn).unwrap() as usize
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("vigil-partition-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `n` keys `k0..` one at a time (each acknowledged before the next).
+fn write_keys<D: BlockIo>(p: &mut Partition<D>, n: u64) {
+    for i in 0..n {
+        let key = format!("k{i}");
+        assert_eq!(
+            p.write(waiter(opcode::SET, i + 1), 9, &set_body(key.as_bytes(), b"value")),
+            WriteOutcome::Later
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut t = 0;
+        while p.poll(Nanos(t), &mut |_| {}) {
+            t += 1;
+            assert!(std::time::Instant::now() < deadline);
+        }
+    }
+}
+
+fn keys<D: BlockIo>(p: &Partition<D>) -> Vec<(Vec<u8>, Vec<u8>, u64)> {
+    p.kv().iter().map(|(k, v, ver)| (k.to_vec(), v.to_vec(), ver)).collect()
+}
+
+#[test]
+fn a_damaged_record_the_snapshot_covers_does_not_stop_the_start() {
+    let dir = temp_dir("covered");
+    let cfg = config(50);
+    let file = || Some(SnapshotFile::new(&dir, 0));
+    let shared = Shared::new(device(&cfg));
+    let (mut p, _) = Partition::open(0, shared.clone(), &cfg, file()).unwrap();
+    write_keys(&mut p, 1030);
+    let before = keys(&p);
+    let (first, snap) = (p.raft().store().ual().first_lsn(), p.raft().store().ual().snapshot().0);
+    drop(p);
+    // A record the snapshot covers, blocks away from the first live one.
+    assert!(snap > first + 150, "records the snapshot covers are still in the log: {first}..={snap}");
+    let covered = first + (snap - first) / 2;
+    let at = offset_of(&shared.bytes(), cfg.ual, covered);
+    shared.flip(at + 40, 0x10);
+    let (mut p, report) = Partition::open(0, shared.clone(), &cfg, file()).expect("covered damage starts");
+    assert_eq!(report.log.skipped.map(|s| s.first_lsn), Some(covered), "{report}");
+    settle(&mut p);
+    assert_eq!(keys(&p), before);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_damaged_acknowledged_record_refuses_the_start_changes_nothing_and_repair_cuts_it() {
+    let dir = temp_dir("corrupt");
+    let cfg = config(1_000_000);
+    let file = || Some(SnapshotFile::new(&dir, 0));
+    let shared = Shared::new(device(&cfg));
+    let (mut p, _) = Partition::open(0, shared.clone(), &cfg, file()).unwrap();
+    write_keys(&mut p, 200);
+    drop(p);
+    let bad = 120;
+    let at = offset_of(&shared.bytes(), cfg.ual, bad);
+    shared.flip(at + 33, 0x01);
+    std::fs::write(dir.join("partition-0.snap.tmp"), b"leftover").unwrap();
+    let bytes = shared.bytes();
+    let err = Partition::open(0, shared.clone(), &cfg, file()).expect_err("refused");
+    let PartitionError::Corrupt { partition: 0, report } = &err else { panic!("{err}") };
+    assert_eq!(report.first_bad_lsn, bad);
+    let line = err.to_string();
+    assert!(
+        line.contains("partition 0") && line.contains("record 120") && line.contains("vigil repair"),
+        "{line}"
+    );
+    assert!(shared.bytes() == bytes, "a refused start wrote to the log");
+    assert!(dir.join("partition-0.snap.tmp").exists(), "a refused start removed the leftover .tmp");
+    // The operator looks, then accepts the loss.
+    let snap = SnapshotFile::new(&dir, 0);
+    let found = repair(0, || Ok(shared.clone()), cfg.ual, cfg.kv, Some(&snap), false).unwrap();
+    assert!(matches!(found, RepairOutcome::Corrupt(r) if r.first_bad_lsn == bad));
+    assert!(shared.bytes() == bytes, "repair without --accept-loss wrote to the log");
+    let cut = repair(0, || Ok(shared.clone()), cfg.ual, cfg.kv, Some(&snap), true).unwrap();
+    let RepairOutcome::Cut(r, log) = cut else { panic!("{cut:?}") };
+    assert_eq!((r.first_bad_lsn, log.last_lsn), (bad, bad - 1));
+    let (mut p, _) = Partition::open(0, shared.clone(), &cfg, file()).expect("starts after the repair");
+    settle(&mut p);
+    assert!(!dir.join("partition-0.snap.tmp").exists());
+    // Every key written by an entry before the damaged one is there (entry 1 is the leader's).
+    let mut out = [0u8; 64];
+    for i in 0..(bad - 2) {
+        assert!(p.get(format!("k{i}").as_bytes(), &mut out).is_ok(), "k{i} lost");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_snapshot_that_does_not_belong_to_the_log_is_refused_with_nothing_written() {
+    let dir = temp_dir("mismatch");
+    let cfg = config(50);
+    let file = || Some(SnapshotFile::new(&dir, 0));
+    let (mut p, _) = Partition::open(0, device(&cfg), &cfg, file()).unwrap();
+    write_keys(&mut p, 120);
+    drop(p);
+    // A fresh log with that snapshot file: the snapshot covers far more than the log holds.
+    let shared = Shared::new(device(&cfg));
+    let (p, _) = Partition::open(0, shared.clone(), &cfg, None).unwrap();
+    drop(p);
+    std::fs::write(dir.join("partition-0.snap.tmp"), b"leftover").unwrap();
+    let bytes = shared.bytes();
+    let err = Partition::open(0, shared.clone(), &cfg, file()).expect_err("refused");
+    assert!(matches!(err, PartitionError::Snapshot { .. }), "{err}");
+    assert!(shared.bytes() == bytes, "a refused start wrote to the log");
+    assert!(dir.join("partition-0.snap.tmp").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

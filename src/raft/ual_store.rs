@@ -32,6 +32,9 @@
 //!   `snapshot()` answers `SnapshotUnavailable` until the next `checkpoint`. `apply_snapshot` (a
 //!   follower installing a leader's snapshot beyond its log) needs a UAL "reset to snapshot" that is
 //!   not written yet: it answers `StoreError::Unsupported` and changes nothing.
+//! - **Damaged entries a snapshot covers** are skipped by the UAL's recovery (docs/STORAGE.md
+//!   section 6): its `first_lsn()` is then past them, and the one pass at start-up replays from
+//!   there; they are never read again.
 //! - **Blocking.** `truncate_suffix` (the UAL's, rare), `append` under back-pressure (`Busy`: it
 //!   flushes and polls until the staging area has room) and `new` spin the device.
 //!

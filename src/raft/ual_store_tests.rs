@@ -180,6 +180,33 @@ fn entries_after_the_applied_index_are_served_after_a_restart_from_any_segment()
 }
 
 #[test]
+fn recovery_replays_past_damaged_entries_the_snapshot_covers() {
+    let mut s = fresh();
+    s.set_conf_state(&ConfState { voters: vec![1], ..Default::default() }).unwrap();
+    let body = vec![7u8; 900];
+    for i in 1..=40u64 {
+        s.append(&[entry(i, 2, &body)]).unwrap();
+        settle(&mut s);
+    }
+    s.checkpoint(30, b"image".to_vec()).unwrap();
+    settle(&mut s);
+    // Entry 10 (4 to a block: 9..=12) is damaged; the snapshot at 30 covers it.
+    let mut ual = s.into_ual();
+    let at = ual.device_offset(10).unwrap() as usize + 100;
+    let mut dev = ual.into_device();
+    dev.bytes_mut()[at] ^= 0x20;
+    let (ual, report) = Ual::open(dev, ual_config()).expect("covered damage opens");
+    assert_eq!(report.skipped.map(|r| (r.first_lsn, r.last_lsn)), Some((10, 12)));
+    let mut applied = Vec::new();
+    let (r, applied_index) = UalRaftStore::recover(ual, 30, &mut |lsn, _| applied.push(lsn)).unwrap();
+    assert_eq!(applied, (31..=40).collect::<Vec<_>>());
+    assert_eq!(
+        (applied_index, r.last_index(), r.term(40), r.entry(35).unwrap().data),
+        (40, 40, Ok(2), &body[..])
+    );
+}
+
+#[test]
 fn checkpoint_moves_the_snapshot_and_survives_a_restart_without_its_bytes() {
     let mut s = fresh();
     s.set_conf_state(&ConfState { voters: vec![1], ..Default::default() }).unwrap();
