@@ -21,6 +21,11 @@ use vigil_pmd::block::BLOCK_SIZE;
 
 /// One shard, one partition (every key in partition 0), small segments.
 fn config(port: u16, snapshot_every_entries: u64) -> String {
+    config_with(port, snapshot_every_entries, 1)
+}
+
+/// One shard with `partitions` partitions, small segments.
+fn config_with(port: u16, snapshot_every_entries: u64, partitions: u32) -> String {
     format!(
         r#"[node]
 shards = 1
@@ -37,6 +42,7 @@ dir = "vigil-data"
 segment_blocks = 256
 segment_count = 16
 snapshot_every_entries = {snapshot_every_entries}
+partitions = {partitions}
 "#
     )
 }
@@ -150,13 +156,23 @@ fn run_vigil(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
 
 /// The log file of partition 0.
 fn log_path(dir: &Path) -> PathBuf {
-    dir.join("vigil-data").join("partition-0.ual")
+    log_path_of(dir, 0)
+}
+
+/// The log file of partition `p`.
+fn log_path_of(dir: &Path, p: u16) -> PathBuf {
+    dir.join("vigil-data").join(format!("partition-{p}.ual"))
 }
 
 /// Opens a copy of partition 0's log (so nothing is written to the file) and gives it to `f`.
 fn with_log_copy<T>(dir: &Path, f: impl FnOnce(&mut Ual<MemoryBlockIo>) -> T) -> T {
+    with_log_copy_of(dir, 0, f)
+}
+
+/// Opens a copy of partition `p`'s log and gives it to `f`.
+fn with_log_copy_of<T>(dir: &Path, p: u16, f: impl FnOnce(&mut Ual<MemoryBlockIo>) -> T) -> T {
     let cfg = Config::load(&dir.join("vigil.toml")).unwrap().storage.ual();
-    let bytes = std::fs::read(log_path(dir)).unwrap();
+    let bytes = std::fs::read(log_path_of(dir, p)).unwrap();
     let mut dev = MemoryBlockIo::new((bytes.len() / BLOCK_SIZE) as u64, 16);
     dev.bytes_mut().copy_from_slice(&bytes);
     let (mut ual, _) = Ual::open(dev, cfg).expect("the log opens before the damage");
@@ -165,10 +181,28 @@ fn with_log_copy<T>(dir: &Path, f: impl FnOnce(&mut Ual<MemoryBlockIo>) -> T) ->
 
 /// Flips one bit of the record `lsn` of partition 0's log (in its payload).
 fn flip_record(dir: &Path, lsn: u64) {
-    let at = with_log_copy(dir, |ual| ual.device_offset(lsn).unwrap()) as usize + 40;
-    let mut bytes = std::fs::read(log_path(dir)).unwrap();
+    flip_record_of(dir, 0, lsn)
+}
+
+/// Flips one bit of the record `lsn` of partition `p`'s log (in its payload).
+fn flip_record_of(dir: &Path, p: u16, lsn: u64) {
+    let at = with_log_copy_of(dir, p, |ual| ual.device_offset(lsn).unwrap()) as usize + 40;
+    let mut bytes = std::fs::read(log_path_of(dir, p)).unwrap();
     bytes[at] ^= 0x08;
-    std::fs::write(log_path(dir), &bytes).unwrap();
+    std::fs::write(log_path_of(dir, p), &bytes).unwrap();
+}
+
+/// Every file of the store directory and its bytes, sorted by name.
+fn store_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("vigil-data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        // The lock file holds the pid of the last process that locked the directory.
+        .filter(|p| p.is_file() && p.file_name().unwrap() != "vigil.lock")
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
 }
 
 #[test]
@@ -240,5 +274,34 @@ fn a_flipped_record_a_snapshot_covers_does_not_stop_the_start() {
         assert_eq!(c.get(&format!("k{i}")), Some(value(i).into_bytes()), "k{i}");
     }
     stop_with_sigterm(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn one_damaged_partition_stops_the_start_before_any_other_partition_writes() {
+    let dir = disk_temp_dir("log-faults-two-partitions");
+    let port = free_udp_port();
+    let server = Server::start(&dir, &config_with(port, 1_000_000, 2));
+    let mut c = Client::new(port);
+    for i in 0..200 {
+        c.set(&format!("k{i}"), &value(i));
+    }
+    stop_with_sigterm(server);
+
+    // Partition 0 is whole; partition 1 holds a damaged acknowledged record. Partition 0 is decided
+    // first: before the start gate it was committed (a new epoch written) before partition 1 refused.
+    let last = with_log_copy_of(&dir, 1, |ual| ual.last_lsn());
+    assert!(last > 20, "partition 1 holds writes: {last}");
+    flip_record_of(&dir, 1, last / 2);
+    let before = store_files(&dir);
+
+    let (code, out) = run_vigil(&dir, &["serve", "--config", "vigil.toml"]);
+    assert_ne!(code, Some(0), "a damaged acknowledged record must refuse the start: {out}");
+    assert!(out.contains("partition 1"), "{out}");
+    let after = store_files(&dir);
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        assert!(a == b, "a refused start changed {name}:\n{out}");
+    }
+    assert_eq!(before.len(), after.len(), "a refused start added or removed files");
     let _ = std::fs::remove_dir_all(dir);
 }

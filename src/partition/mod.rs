@@ -275,21 +275,31 @@ impl<D: BlockIo> std::fmt::Debug for Partition<D> {
 impl<D: BlockIo> Partition<D> {
     /// Opens partition `id` on `device`: recovers the log, loads the snapshot in `snapshot_file`
     /// (none: snapshots stay in memory, for devices that do not persist), replays, and starts its
-    /// Raft group (a group of one voter elects itself at once).
+    /// Raft group (a group of one voter elects itself at once). `recover` then `commit`.
     pub fn open(
         id: u16,
         device: D,
         config: &PartitionConfig,
         snapshot_file: Option<SnapshotFile>,
     ) -> Result<(Self, RecoveryReport), PartitionError> {
+        Self::recover(id, device, config, snapshot_file)?.commit(config)
+    }
+
+    /// The first half of `open`: decides how partition `id` starts without writing anything (the
+    /// snapshot file is only read, the log only scanned), so a node whose other partitions refuse
+    /// to start can still leave every file as it was. `PartitionRecovery::commit` does the rest.
+    pub fn recover(
+        id: u16,
+        device: D,
+        config: &PartitionConfig,
+        snapshot_file: Option<SnapshotFile>,
+    ) -> Result<PartitionRecovery<D>, PartitionError> {
         let started = Instant::now();
-        let log_err = |source| PartitionError::Log { partition: id, source };
-        // Decide before writing anything: the snapshot file is only read, the log only scanned.
-        let (mut kv, snapshot_index) = load_snapshot(id, snapshot_file.as_ref(), config.kv)?;
+        let (kv, snapshot_index) = load_snapshot(id, snapshot_file.as_ref(), config.kv)?;
         let applied_from = snapshot_index.unwrap_or(0);
         let opts = RecoverOptions { covered_lsn: applied_from, accept_loss_from: None };
-        let recovered = Ual::recover(device, config.ual, opts).map_err(|e| recover_error(id, e))?;
-        let (log_start, last_index) = (recovered.report().snapshot_lsn, recovered.report().last_lsn);
+        let log = Ual::recover(device, config.ual, opts).map_err(|e| recover_error(id, e))?;
+        let (log_start, last_index) = (log.report().snapshot_lsn, log.report().last_lsn);
         if applied_from < log_start || applied_from > last_index {
             return Err(PartitionError::Snapshot {
                 partition: id,
@@ -301,7 +311,43 @@ impl<D: BlockIo> Partition<D> {
                 ),
             });
         }
-        let (ual, log_report) = recovered.commit().map_err(log_err)?;
+        Ok(PartitionRecovery { id, log, kv, snapshot_index, snapshot_file, started })
+    }
+}
+
+/// A partition whose start is decided and nothing written yet (`Partition::recover`).
+pub struct PartitionRecovery<D: BlockIo> {
+    id: u16,
+    log: crate::log::Recovered<D>,
+    kv: KvProjection,
+    snapshot_index: Option<u64>,
+    snapshot_file: Option<SnapshotFile>,
+    started: Instant,
+}
+
+impl<D: BlockIo> std::fmt::Debug for PartitionRecovery<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionRecovery")
+            .field("id", &self.id)
+            .field("snapshot_index", &self.snapshot_index)
+            .finish()
+    }
+}
+
+impl<D: BlockIo> PartitionRecovery<D> {
+    /// The partition's id.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// Does what `Partition::recover` decided: commits the log's recovery (its writes), removes a
+    /// leftover snapshot `.tmp`, replays the log into the projection and starts the Raft group.
+    pub fn commit(self, config: &PartitionConfig) -> Result<(Partition<D>, RecoveryReport), PartitionError> {
+        let PartitionRecovery { id, log, mut kv, snapshot_index, snapshot_file, started } = self;
+        let log_err = |source| PartitionError::Log { partition: id, source };
+        let applied_from = snapshot_index.unwrap_or(0);
+        let last_index = log.report().last_lsn;
+        let (ual, log_report) = log.commit().map_err(log_err)?;
         if let Some(file) = &snapshot_file {
             file.remove_leftover_tmp().map_err(|e| PartitionError::Snapshot {
                 partition: id,
@@ -356,7 +402,7 @@ impl<D: BlockIo> Partition<D> {
             }
             Some(file) => SnapshotSink::Inline(file),
         };
-        let partition = Self {
+        let partition = Partition {
             id,
             out: RaftOutput::new(&config.raft),
             waiters: Waiters::new(config.raft.proposals_pending_max),
@@ -373,6 +419,22 @@ impl<D: BlockIo> Partition<D> {
             kv,
         };
         Ok((partition, report))
+    }
+}
+
+impl<D: BlockIo> Partition<D> {
+    /// Makes everything the log holds durable and records the durable position in its superblock
+    /// (a clean stop: afterwards damage to any record is told from a torn tail), then lets the
+    /// snapshot writer finish. For a shutdown after the last answers went out.
+    pub fn close(self) -> Result<(), PartitionError> {
+        let id = self.id;
+        let Partition { raft, snapshots, .. } = self;
+        drop(snapshots);
+        raft.into_store()
+            .into_ual()
+            .close()
+            .map(drop)
+            .map_err(|source| PartitionError::Log { partition: id, source })
     }
 
     /// The partition's id.

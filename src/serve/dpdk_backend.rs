@@ -112,13 +112,13 @@ pub(super) fn serve(
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
         let config = &shard_config;
         if let Err(e) = pin(config, id) {
-            let _ = ready.send(Err(e));
+            ready.refuse(false, e);
             return None;
         }
         let _lcore = match eal_for_shards.register_current_thread() {
             Ok(guard) => guard,
             Err(e) => {
-                let _ = ready.send(Err(err(&format!("shard {id}: rte_thread_register"), e)));
+                ready.refuse(false, err(&format!("shard {id}: rte_thread_register"), e));
                 return None;
             }
         };

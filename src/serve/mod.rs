@@ -18,6 +18,7 @@
 //! ([`storage::open_for_serve`], `vigil format`), never by a start (`format_if_blank = false`).
 
 pub mod check;
+mod gate;
 pub mod storage;
 
 use crate::config::{Backend, Config, DurableMode, Fallback, StorageBackend};
@@ -30,6 +31,7 @@ use crate::partition::snapfile::SnapshotFile;
 use crate::partition::{Partition, PartitionConfig};
 use crate::raft::RaftGroupConfig;
 use crate::shard::{Shard, ShardReport, ShardService};
+use gate::Starting;
 use std::cell::RefCell;
 use std::net::SocketAddrV4;
 use std::rc::Rc;
@@ -281,7 +283,7 @@ struct ShardParts<'a, P> {
     io: P,
     router: Option<Router>,
     stop: &'a AtomicBool,
-    ready: &'a mpsc::Sender<Result<usize, ServeError>>,
+    ready: &'a Starting,
 }
 
 /// Runs one shard on the current thread until `stop`; `ready` hears once it is serving (after its
@@ -326,20 +328,37 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     let shards = config.node.shards;
     let total = config.storage.partitions(shards);
     let pconfig = partition_config(config);
-    let mut partitions = Vec::new();
+    // Decide every partition's start (read-only), then wait for every other shard's decision
+    // before any partition writes (gate.rs).
+    let mut decided = Vec::new();
     for p in (id as u32..total).step_by(shards) {
         let p = p as u16;
-        let opened = open_device(p).and_then(|dev| {
+        // A PartitionError names its partition; a device error does not.
+        let recovery = open_device(p).map_err(|e| format!("partition {p}: {e}")).and_then(|dev| {
             let file = snapshot_dir.map(|d| SnapshotFile::new(d, p));
-            Partition::open(p, dev, &pconfig, file).map_err(|e| e.to_string())
+            Partition::recover(p, dev, &pconfig, file).map_err(|e| e.to_string())
         });
-        match opened {
+        match recovery {
+            Ok(r) => decided.push(r),
+            Err(e) => {
+                ready.refuse(false, ServeError::Storage(e));
+                return None;
+            }
+        }
+    }
+    if !ready.decided(id) {
+        return None;
+    }
+    let mut partitions = Vec::with_capacity(decided.len());
+    for recovery in decided {
+        let p = recovery.id();
+        match recovery.commit(&pconfig) {
             Ok((partition, report)) => {
                 println!("vigil: partition {p} (shard {id}) recovered: {report}");
                 partitions.push(partition);
             }
             Err(e) => {
-                let _ = ready.send(Err(ServeError::Storage(format!("partition {p}: {e}"))));
+                ready.refuse(true, ServeError::Storage(e.to_string()));
                 return None;
             }
         }
@@ -355,14 +374,14 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     while !kv.borrow().serves_reads() {
         if Instant::now() >= deadline {
             let reason = "partitions did not become leader and catch up within 30 s".to_string();
-            let _ = ready.send(Err(ServeError::Storage(reason)));
+            ready.refuse(true, ServeError::Storage(reason));
             return None;
         }
         service.poll(clock.now(), &mut |_| {});
     }
     let limits = crate::shard::ShardLimits::of(&config.net);
     let mut shard = Shard::new(id, io, engine, limits).with_service(Box::new(service));
-    let _ = ready.send(Ok(id));
+    ready.ready(id);
     shard.run(&clock, stop);
     // Writes already proposed get their answers (or fail) before the shard goes.
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -370,14 +389,27 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         shard.poll_once(clock.now());
     }
     let calls = shard.engine().dispatcher().registered().collect();
-    let kv = kv.borrow();
-    let mut lines: Vec<String> = kv.partitions().iter().map(partition_line).collect();
-    let c = kv.counters();
+    let report = shard.report();
+    let mut lines: Vec<String> = kv.borrow().partitions().iter().map(partition_line).collect();
+    let c = kv.borrow().counters();
     lines.push(format!(
         "shard {id} kv: forwarded {} forward-refused {} served-for-others {} stale {} busy-unreserved {}",
         c.forwarded, c.forward_refused, c.served_for_others, c.stale, c.busy_unreserved
     ));
-    Some((shard.report(), calls, lines))
+    // The engine's handlers and the service hold the other references to the KV state.
+    drop(shard);
+    match Rc::try_unwrap(kv) {
+        Ok(kv) => {
+            for partition in kv.into_inner().into_partitions() {
+                let p = partition.id();
+                if let Err(e) = partition.close() {
+                    lines.push(format!("partition {p}: not closed cleanly: {e}"));
+                }
+            }
+        }
+        Err(_) => lines.push(format!("shard {id}: partitions not closed (still referenced)")),
+    }
+    Some((report, calls, lines))
 }
 
 fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
@@ -413,24 +445,28 @@ fn run_shards<F>(
     body: F,
 ) -> Result<Vec<ShardResult>, ServeError>
 where
-    F: Fn(usize, &mpsc::Sender<Result<usize, ServeError>>) -> Option<ShardResult>
-        + Send
-        + Sync
-        + Clone
-        + 'static,
+    F: Fn(usize, &Starting) -> Option<ShardResult> + Send + Sync + Clone + 'static,
 {
     let started = Instant::now();
     let (tx, rx) = mpsc::channel();
+    let starting = Arc::new(Starting::new(config.node.shards, tx));
     let mut handles: Vec<JoinHandle<Option<ShardResult>>> = Vec::with_capacity(config.node.shards);
     for id in 0..config.node.shards {
-        let (tx, body) = (tx.clone(), body.clone());
-        let handle = std::thread::Builder::new()
-            .name(format!("vigil-shard-{id}"))
-            .spawn(move || body(id, &tx))
-            .map_err(|e| ServeError::Shard { shard: id, reason: format!("cannot spawn its thread: {e}") })?;
-        handles.push(handle);
+        let (gate, body) = (Arc::clone(&starting), body.clone());
+        let spawned =
+            std::thread::Builder::new().name(format!("vigil-shard-{id}")).spawn(move || body(id, &gate));
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                // The shards already started wait at the gate: release them, then stop them.
+                (id..config.node.shards).for_each(|_| starting.abandon());
+                stop.store(true, Ordering::Relaxed);
+                handles.into_iter().for_each(|h| drop(h.join()));
+                return Err(ServeError::Shard { shard: id, reason: format!("cannot spawn its thread: {e}") });
+            }
+        }
     }
-    drop(tx);
+    drop(starting);
     let mut first_error = None;
     for _ in 0..config.node.shards {
         match rx.recv() {
@@ -498,14 +534,14 @@ fn serve_kernel(
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
         let config = &shard_config;
         if let Err(e) = pin(config, id) {
-            let _ = ready.send(Err(e));
+            ready.refuse(false, e);
             return None;
         }
         let router = routers[id].lock().expect("router slot").take();
         match KernelUdpIo::bind(&io_config) {
             Ok(io) => run_shard(config, ShardParts { id, io, router, stop: &stop_for_shards, ready }),
             Err(source) => {
-                let _ = ready.send(Err(ServeError::Bind { shard: id, addr, source }));
+                ready.refuse(false, ServeError::Bind { shard: id, addr, source });
                 None
             }
         }
