@@ -358,3 +358,40 @@ fn a_snapshot_that_does_not_belong_to_the_log_is_refused_with_nothing_written() 
     assert!(dir.join("partition-0.snap.tmp").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_damaged_or_missing_snapshot_file_is_refused_by_name_with_nothing_written() {
+    let dir = temp_dir("snapfile-damage");
+    let cfg = config(50);
+    let file = || Some(SnapshotFile::new(&dir, 0));
+    let shared = Shared::new(device(&cfg));
+    let (mut p, _) = Partition::open(0, shared.clone(), &cfg, file()).unwrap();
+    // Enough entries that snapshots recycled the log: the snapshot file is needed to start.
+    write_keys(&mut p, 1500);
+    assert!(p.raft().store().ual().first_lsn() > 100, "the log was recycled");
+    let keys = p.kv().len();
+    drop(p);
+    let path = dir.join("partition-0.snap");
+    let good = std::fs::read(&path).unwrap();
+    let log = shared.bytes();
+
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 0x01;
+    std::fs::write(&path, &bad).unwrap();
+    let err = Partition::open(0, shared.clone(), &cfg, file()).expect_err("a damaged snapshot is refused");
+    assert!(matches!(err, PartitionError::Snapshot { .. }), "{err}");
+    assert!(err.to_string().contains("partition-0.snap"), "names the file: {err}");
+    assert!(shared.bytes() == log, "a refused start wrote to the log");
+
+    std::fs::remove_file(&path).unwrap();
+    let err = Partition::open(0, shared.clone(), &cfg, file()).expect_err("a missing snapshot is refused");
+    assert!(err.to_string().contains("partition-0.snap"), "names the file: {err}");
+    assert!(shared.bytes() == log, "a refused start wrote to the log");
+
+    std::fs::write(&path, &good).unwrap();
+    let (mut p, report) = Partition::open(0, shared, &cfg, file()).unwrap();
+    settle(&mut p);
+    assert_eq!(p.kv().len(), keys, "{report}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
