@@ -45,7 +45,7 @@ use thiserror::Error;
 /// `data_bytes_max` bytes; each entry also costs a fixed overhead (two heap blocks, the version and
 /// the hash table's slot, about 80 bytes), and a value buffer may keep up to twice its length while it
 /// is reused in place. So the heap used by the map stays below
-/// `2 * data_bytes_max + keys_max * 80` bytes, plus `dedup_clients_max * 96` bytes for the client
+/// `2 * data_bytes_max + keys_max * 80` bytes, plus `dedup_clients_max * 112` bytes for the client
 /// table (allocated once, at creation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvLimits {
