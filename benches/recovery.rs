@@ -375,6 +375,7 @@ fn main() {
             keys_max: (keys as usize).max(10_000_000),
             data_bytes_max: 4 << 30,
             dedup_clients_max: 65536,
+            sequence_ahead_max: vigil::kv::SEQUENCE_AHEAD_MAX_DEFAULT,
         },
         snapshot_every_entries: entries + tail + 1_000_000,
         node_id: 1,

@@ -149,6 +149,9 @@ pub struct KvConfig {
     /// Clients remembered per partition for exactly-once writes.
     #[serde(default = "defaults::dedup_clients_max")]
     pub dedup_clients_max: usize,
+    /// How far past a client's last write's sequence number a new one may be (docs/PROTOCOL.md).
+    #[serde(default = "defaults::sequence_ahead_max")]
+    pub sequence_ahead_max: u64,
 }
 
 impl Default for KvConfig {
@@ -159,6 +162,7 @@ impl Default for KvConfig {
             keys_max: defaults::keys_max(),
             data_bytes_max: defaults::data_bytes_max(),
             dedup_clients_max: defaults::dedup_clients_max(),
+            sequence_ahead_max: defaults::sequence_ahead_max(),
         }
     }
 }
@@ -172,6 +176,7 @@ impl KvConfig {
             keys_max: self.keys_max,
             data_bytes_max: self.data_bytes_max,
             dedup_clients_max: self.dedup_clients_max,
+            sequence_ahead_max: self.sequence_ahead_max,
         }
     }
 }
@@ -417,6 +422,9 @@ mod defaults {
     }
     pub fn dedup_clients_max() -> usize {
         65_536
+    }
+    pub fn sequence_ahead_max() -> u64 {
+        crate::kv::SEQUENCE_AHEAD_MAX_DEFAULT
     }
 }
 

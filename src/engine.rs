@@ -11,21 +11,26 @@
 //!   two servers ping-pong forever);
 //! - wrong version: one `VERSION_MISMATCH` frame whose body is `[min, max]` supported;
 //! - more frames than `requests_per_datagram_max`: one `TOO_MANY_REQUESTS` frame, nothing executed;
-//! - `count == 0`, fewer frames than `count`, or bytes after the last frame: a `MALFORMED` frame
-//!   (after the answers to the frames that did parse);
-//! - a frame whose body runs past the datagram: `BAD_LENGTH` with that frame's opcode and request id,
-//!   and nothing after it is read (there is no way to find the next frame);
+//! - `count == 0`, fewer frames than `count`, or bytes after the last frame: one `MALFORMED` frame,
+//!   nothing executed;
+//! - a frame whose body runs past the datagram: one `BAD_LENGTH` frame with that frame's opcode and
+//!   request id, nothing executed (there is no way to find the next frame);
 //! - an unknown opcode: `UNKNOWN_OPCODE` for that frame; the others are executed;
 //! - a request its handler takes over (`Answer::Later`: a write waiting for its log entry) gets no
 //!   frame here; the handler answers it later in a datagram of its own. A datagram all of whose
 //!   requests were taken over sends nothing now (`Outcome::Later`).
 //!
-//! Invariant: every frame that was executed is answered, because before executing a request the
+//! Invariants: the whole datagram's framing is checked before any frame runs, so a datagram that does
+//! not parse exactly (a body cut short or run long, bytes left over, frames missing) changes nothing:
+//! a frame that is shorter than its sender meant cannot be taken for a shorter valid request while
+//! the leftover bytes are noticed only afterwards. Every frame that was executed is answered, because
+//! before executing a request the
 //! engine checks that the response has room for at least an error frame; requests it cannot answer
 //! are not executed and are counted in `unanswered_no_room`.
 
 use crate::dispatch::{Answer, Dispatcher, Request};
 use crate::wire::{self, DatagramWriter, FrameError, HeaderError, Status};
+
 use vigil_pmd::{Nanos, Peer};
 
 /// Limits the engine enforces.
@@ -149,7 +154,8 @@ impl Engine {
         Outcome::Reply(w.finish())
     }
 
-    /// Runs every frame; returns how many requests were taken over to be answered later.
+    /// Checks the framing of the whole datagram, then runs every frame (or none); returns how many
+    /// requests were taken over to be answered later.
     fn run_frames(
         &mut self,
         request: &[u8],
@@ -159,40 +165,20 @@ impl Engine {
         now: Nanos,
         w: &mut DatagramWriter<'_>,
     ) -> usize {
+        if let Err((opcode, request_id, status)) = check_framing(request, count) {
+            self.framing_error(w, opcode, request_id, status);
+            return 0;
+        }
         let mut later = 0;
-        let mut frames = wire::Frames::new(request, count);
-        let mut framing_failed = false;
-        for item in frames.by_ref() {
+        for f in wire::Frames::new(request, count).map_while(Result::ok) {
             // Room for at least an error answer, or the request is not executed at all.
             if w.begin_frame(0).is_err() {
                 self.counters.unanswered_no_room += 1;
                 continue;
             }
-            match item {
-                Ok(f) => {
-                    let req = Request {
-                        opcode: f.opcode,
-                        request_id: f.request_id,
-                        client_id,
-                        body: f.body,
-                        now,
-                        peer,
-                    };
-                    later += usize::from(self.execute(&req, w) == Some(Answer::Later));
-                }
-                Err(FrameError::BodyPastEnd { opcode, request_id, .. }) => {
-                    framing_failed = true;
-                    self.framing_error(w, opcode, request_id, Status::BadLength);
-                }
-                Err(FrameError::TruncatedHeader) => {
-                    framing_failed = true;
-                    self.framing_error(w, wire::OPCODE_NONE, 0, Status::Malformed);
-                }
-            }
-        }
-        let trailing_bytes = !framing_failed && !frames.remainder().is_empty();
-        if count == 0 || trailing_bytes {
-            self.framing_error(w, wire::OPCODE_NONE, 0, Status::Malformed);
+            let req =
+                Request { opcode: f.opcode, request_id: f.request_id, client_id, body: f.body, now, peer };
+            later += usize::from(self.execute(&req, w) == Some(Answer::Later));
         }
         later
     }
@@ -240,6 +226,30 @@ impl Engine {
         if w.push(opcode, status as u8, request_id, body).is_err() {
             self.counters.unanswered_no_room += 1;
         }
+    }
+}
+
+/// Checks that the frames after the header are exactly `count` well-formed frames ending at the
+/// datagram's end; the error is the one answer to send (opcode, request id, status).
+fn check_framing(request: &[u8], count: u16) -> Result<(), (u8, u64, Status)> {
+    const MALFORMED: (u8, u64, Status) = (wire::OPCODE_NONE, 0, Status::Malformed);
+    if count == 0 {
+        return Err(MALFORMED);
+    }
+    let mut frames = wire::Frames::new(request, count);
+    for item in frames.by_ref() {
+        match item {
+            Ok(_) => {}
+            Err(FrameError::BodyPastEnd { opcode, request_id, .. }) => {
+                return Err((opcode, request_id, Status::BadLength))
+            }
+            Err(FrameError::TruncatedHeader) => return Err(MALFORMED),
+        }
+    }
+    if frames.remainder().is_empty() {
+        Ok(())
+    } else {
+        Err(MALFORMED)
     }
 }
 

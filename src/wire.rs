@@ -69,6 +69,12 @@ pub enum Status {
     /// position was lost (a leader change); it may or may not have been applied. Retry with the
     /// same request id: exactly-once clients get the original answer if it was applied.
     Unavailable = 18,
+    /// The write's `(client_id, request_id)` is the client's last applied write, but the command
+    /// differs from the one applied under it; nothing was executed (the earlier write stands).
+    SequenceReused = 19,
+    /// The write's request id is further past the client's last applied one than the server's
+    /// `kv.sequence_ahead_max`; nothing was executed or recorded.
+    SequenceTooFar = 20,
 }
 
 impl Status {
@@ -94,6 +100,8 @@ impl Status {
             16 => Status::Stale,
             17 => Status::NotLeader,
             18 => Status::Unavailable,
+            19 => Status::SequenceReused,
+            20 => Status::SequenceTooFar,
             _ => return None,
         })
     }
@@ -120,6 +128,8 @@ impl Status {
             Status::Stale => "STALE",
             Status::NotLeader => "NOT_LEADER",
             Status::Unavailable => "UNAVAILABLE",
+            Status::SequenceReused => "SEQUENCE_REUSED",
+            Status::SequenceTooFar => "SEQUENCE_TOO_FAR",
         }
     }
 }

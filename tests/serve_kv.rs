@@ -148,12 +148,17 @@ fn two_shards_serve_kv_durably_across_a_restart() {
     );
     assert_eq!(c.one(opcode::INCR, vec![1, 2]).0, Status::BadRequest);
 
-    // Exactly-once: the last write again, same request id, gets the original answer.
+    // Exactly-once: the last write again, same request id, gets the original answer; the same
+    // request id with another command is refused (tests/serve_kv_wrong_writes.rs has more).
     let id = c.next_id;
     let v1 = c.set(b"once", b"first");
     assert_eq!(
-        c.again(opcode::SET, id, body(&Op::Set { key: b"once", value: b"second" })),
+        c.again(opcode::SET, id, body(&Op::Set { key: b"once", value: b"first" })),
         (Status::Ok, v1.to_le_bytes().to_vec())
+    );
+    assert_eq!(
+        c.again(opcode::SET, id, body(&Op::Set { key: b"once", value: b"second" })),
+        (Status::SequenceReused, vec![])
     );
     assert_eq!(c.get(b"once"), Some((b"first".to_vec(), v1)));
     model.insert("once".into(), (b"first".to_vec(), v1));

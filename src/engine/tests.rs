@@ -1,9 +1,13 @@
 //! The engine's answers to good, bad and hostile datagrams (docs/PROTOCOL.md, "Errors").
 
 use super::*;
+use crate::kv::protocol::{encode_write_body, parse_write, render_result, request_body_len};
+use crate::kv::{KvLimits, KvProjection, Op};
 use crate::ops;
 use crate::wire::{opcode, DatagramWriter, Frame};
 use proptest::prelude::*;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 fn engine() -> Engine {
     let mut d = Dispatcher::new();
@@ -113,35 +117,165 @@ fn too_many_frames_executes_nothing() {
 }
 
 #[test]
-fn oversized_count_with_missing_frames_is_malformed_after_the_good_ones() {
+fn oversized_count_with_missing_frames_is_malformed_and_runs_nothing() {
     let mut e = engine();
     let mut req = request(&[(opcode::PING, 1, b"")]);
     req[4..6].copy_from_slice(&3u16.to_le_bytes());
     let got = run(&mut e, &req).unwrap();
-    assert_eq!(got, vec![(opcode::PING, Status::Ok, 1, vec![]), (0, Status::Malformed, 0, vec![])]);
+    assert_eq!(got, vec![(0, Status::Malformed, 0, vec![])]);
+    assert_eq!(e.counters().requests, 0);
 }
 
 #[test]
-fn body_past_end_is_bad_length_for_that_frame() {
+fn body_past_end_is_bad_length_for_that_frame_and_runs_nothing() {
     let mut e = engine();
     let mut req = request(&[(opcode::PING, 1, b""), (opcode::ECHO, 2, b"abcdef")]);
     req.truncate(req.len() - 2);
     let got = run(&mut e, &req).unwrap();
-    assert_eq!(
-        got,
-        vec![(opcode::PING, Status::Ok, 1, vec![]), (opcode::ECHO, Status::BadLength, 2, vec![])]
-    );
+    assert_eq!(got, vec![(opcode::ECHO, Status::BadLength, 2, vec![])]);
+    assert_eq!(e.counters().requests, 0);
 }
 
 #[test]
-fn trailing_bytes_and_empty_datagrams_are_malformed() {
+fn trailing_bytes_and_empty_datagrams_are_malformed_and_run_nothing() {
     let mut e = engine();
     let mut req = request(&[(opcode::PING, 1, b"")]);
     req.extend_from_slice(b"junk");
     let got = run(&mut e, &req).unwrap();
-    assert_eq!(got, vec![(opcode::PING, Status::Ok, 1, vec![]), (0, Status::Malformed, 0, vec![])]);
+    assert_eq!(got, vec![(0, Status::Malformed, 0, vec![])]);
     let got = run(&mut e, &request(&[])).unwrap();
     assert_eq!(got, vec![(0, Status::Malformed, 0, vec![])]);
+    assert_eq!(e.counters().requests, 0);
+    assert_eq!(e.counters().framing_errors, 2);
+}
+
+/// Issue 8: a SET frame whose `body_len` is 5 bytes short of its body (the last 5 value bytes left
+/// after the frame) wrote the first part of the value, then answered MALFORMED. Nothing may run.
+#[test]
+fn a_set_frame_shorter_than_its_body_writes_nothing() {
+    let (mut e, kv) = kv_engine();
+    let body = set_body(b"key", b"the whole value");
+    let mut req = request(&[(opcode::SET, 1, &body)]);
+    let frame = wire::HEADER_LEN;
+    req[frame + 4..frame + 8].copy_from_slice(&((body.len() - 5) as u32).to_le_bytes());
+    let got = run(&mut e, &req).unwrap();
+    assert_eq!(got, vec![(0, Status::Malformed, 0, vec![])]);
+    assert_eq!(kv.borrow().get(b"key"), None);
+    assert_eq!(kv.borrow().applied_lsn(), 0);
+    // The same frame in a well-framed datagram is a SET of the shorter value: it parses exactly.
+    req.truncate(req.len() - 5);
+    let got = run(&mut e, &req).unwrap();
+    assert_eq!(got[0].1, Status::Ok);
+    assert_eq!(kv.borrow().get(b"key"), Some((&b"the whole "[..], 1)));
+}
+
+/// A KV handler that applies writes straight to a projection (one lsn per write, no log): the real
+/// parser, state machine and renderer, without the Raft pipeline in between.
+struct DirectKv(Rc<RefCell<KvProjection>>);
+
+impl crate::dispatch::Handler for DirectKv {
+    fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<crate::dispatch::Answer, Status> {
+        let mut kv = self.0.borrow_mut();
+        if req.opcode == opcode::GET {
+            return kv.answer_get(req.body, out).map(crate::dispatch::Answer::Now);
+        }
+        let cmd = parse_write(req.opcode, req.client_id, req.request_id, req.body)
+            .map_err(|_| Status::BadRequest)?;
+        let lsn = kv.applied_lsn() + 1;
+        let result = kv.apply(lsn, &cmd);
+        render_result(&result, out).map(crate::dispatch::Answer::Now)
+    }
+}
+
+fn kv_engine() -> (Engine, Rc<RefCell<KvProjection>>) {
+    let kv = Rc::new(RefCell::new(KvProjection::new(KvLimits::small())));
+    let mut d = Dispatcher::new();
+    ops::register_all(&mut d).unwrap();
+    for op in [opcode::GET, opcode::SET, opcode::DEL, opcode::INCR, opcode::CAS] {
+        d.register(op, "direct-kv", Box::new(DirectKv(kv.clone()))).unwrap();
+    }
+    (Engine::new(d, EngineLimits { requests_per_datagram_max: 8 }), kv)
+}
+
+fn set_body(key: &[u8], value: &[u8]) -> Vec<u8> {
+    write_body(&Op::Set { key, value })
+}
+
+fn write_body(op: &Op<'_>) -> Vec<u8> {
+    let mut out = vec![0u8; request_body_len(op)];
+    encode_write_body(op, &mut out).unwrap();
+    out
+}
+
+fn snapshot_of(kv: &KvProjection) -> Vec<u8> {
+    let mut out = Vec::new();
+    kv.snapshot(&mut out);
+    out
+}
+
+/// A request frame as (opcode, request id, body).
+type OwnedFrame = (u8, u64, Vec<u8>);
+
+/// The reference reading of a request datagram: `Some(frames)` only if it is a version-1 request
+/// whose `count` (1..=8) frames end exactly at its end.
+fn strict_frames(req: &[u8]) -> Option<(u64, Vec<OwnedFrame>)> {
+    let h = wire::decode_header(req).ok()?;
+    if h.is_response() || h.version != wire::VERSION || h.count == 0 || h.count > 8 {
+        return None;
+    }
+    let mut frames = wire::Frames::new(req, h.count);
+    let out: Vec<_> = frames
+        .by_ref()
+        .map(|f| f.map(|f| (f.opcode, f.request_id, f.body.to_vec())))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    frames.remainder().is_empty().then_some((h.client_id, out))
+}
+
+fn arb_write() -> impl Strategy<Value = (u8, Vec<u8>, Vec<u8>, i64, u64)> {
+    (
+        prop_oneof![Just(opcode::SET), Just(opcode::DEL), Just(opcode::INCR), Just(opcode::CAS)],
+        proptest::collection::vec(any::<u8>(), 0..12),
+        proptest::collection::vec(any::<u8>(), 0..40),
+        any::<i64>(),
+        0u64..4,
+    )
+}
+
+#[derive(Clone, Debug)]
+enum Mutation {
+    Truncate(prop::sample::Index),
+    Extend(Vec<u8>),
+    Flip(prop::sample::Index, u8),
+    BodyLen(prop::sample::Index, i8),
+}
+
+fn arb_mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        any::<prop::sample::Index>().prop_map(Mutation::Truncate),
+        proptest::collection::vec(any::<u8>(), 1..8).prop_map(Mutation::Extend),
+        (any::<prop::sample::Index>(), 1u8..).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        (any::<prop::sample::Index>(), any::<i8>()).prop_map(|(i, d)| Mutation::BodyLen(i, d)),
+    ]
+}
+
+fn mutate(req: &mut Vec<u8>, frame_at: &[usize], m: &Mutation) {
+    match m {
+        Mutation::Truncate(i) => req.truncate(i.index(req.len())),
+        Mutation::Extend(bytes) => req.extend_from_slice(bytes),
+        Mutation::Flip(i, b) => {
+            let i = i.index(req.len());
+            req[i] ^= b;
+        }
+        Mutation::BodyLen(i, d) => {
+            let at = frame_at[i.index(frame_at.len())] + 4;
+            if at + 4 > req.len() {
+                return;
+            }
+            let len = u32::from_le_bytes(req[at..at + 4].try_into().unwrap());
+            req[at..at + 4].copy_from_slice(&len.wrapping_add_signed(i32::from(*d)).to_le_bytes());
+        }
+    }
 }
 
 #[test]
@@ -210,5 +344,56 @@ proptest! {
         let got = run(&mut e, &request(&refs)).unwrap();
         let want: Vec<_> = owned.into_iter().map(|(o, i, b)| (o, Status::Ok, i, b)).collect();
         prop_assert_eq!(got, want);
+    }
+
+    /// Valid KV write datagrams, truncated, extended, flipped or with a frame length changed: either
+    /// the datagram is refused and the state does not change, or it parses exactly (frames and
+    /// bodies) and the state is that of applying the commands it parses to.
+    #[test]
+    fn mutated_writes_are_refused_whole_or_parse_exactly(
+        writes in proptest::collection::vec(arb_write(), 1..4),
+        mutations in proptest::collection::vec(arb_mutation(), 1..3),
+    ) {
+        let bodies: Vec<(u8, Vec<u8>)> = writes.iter().map(|(op, key, value, delta, expected)| {
+            let op = match *op {
+                opcode::SET => Op::Set { key, value },
+                opcode::DEL => Op::Del { key },
+                opcode::INCR => Op::Incr { key, delta: *delta },
+                _ => Op::Cas { key, expected_version: *expected, value },
+            };
+            (op.opcode(), write_body(&op))
+        }).collect();
+        let frames: Vec<(u8, u64, &[u8])> =
+            bodies.iter().enumerate().map(|(i, (op, b))| (*op, i as u64 + 1, &b[..])).collect();
+        let mut req = request(&frames);
+        let mut frame_at = vec![wire::HEADER_LEN];
+        for (_, b) in &bodies[..bodies.len() - 1] {
+            frame_at.push(frame_at.last().unwrap() + wire::FRAME_HEADER_LEN + b.len());
+        }
+        for m in &mutations {
+            if !req.is_empty() {
+                mutate(&mut req, &frame_at, m);
+            }
+        }
+        let (mut e, kv) = kv_engine();
+        let mut twin = KvProjection::new(KvLimits::small());
+        let before = snapshot_of(&kv.borrow());
+        let _ = run(&mut e, &req);
+        match strict_frames(&req) {
+            None => {
+                prop_assert_eq!(snapshot_of(&kv.borrow()), before);
+                prop_assert_eq!(e.counters().requests, 0);
+            }
+            Some((client_id, parsed)) => {
+                for (op, id, body) in &parsed {
+                    let Ok(cmd) = parse_write(*op, client_id, *id, body) else { continue };
+                    // Exact: the command re-encodes to the very body it came from.
+                    prop_assert_eq!(&write_body(&cmd.op), body);
+                    let lsn = twin.applied_lsn() + 1;
+                    twin.apply(lsn, &cmd);
+                }
+                prop_assert_eq!(snapshot_of(&kv.borrow()), snapshot_of(&twin));
+            }
+        }
     }
 }

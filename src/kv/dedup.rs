@@ -1,10 +1,20 @@
 //! The client table: exactly-once for retried writes, bounded.
 //!
 //! For each remembered client it keeps the sequence number of the client's last applied write, the
-//! lsn at which it was applied (its last activity) and its [`ApplyResult`]. A command whose
-//! `(client_id, seq)` equals the remembered one is a retry: it gets the remembered result and
-//! changes nothing. A command with an older seq is stale: it is refused (`Stale`) and changes
-//! nothing. A newer seq is executed and becomes the remembered one.
+//! digest of that write's command ([`super::Command::digest`]), the lsn at which it was applied (its
+//! last activity) and its [`ApplyResult`]. An incoming write `(client_id, seq, digest)` is
+//! classified ([`ClientTable::classify`]) against the client's record, where an unknown client's
+//! last seq counts as 0:
+//! - `seq` equal to the last one and the same digest: a retry; it gets the remembered result and
+//!   changes nothing. A record restored from a version-1 snapshot has no digest: its retries are
+//!   answered as before digests existed (the remembered result, whatever the command);
+//! - `seq` equal to the last one and another digest: the pair is reused for another command;
+//!   refused (`SequenceReused`), nothing done, nothing recorded;
+//! - an older seq: stale; refused (`Stale`), nothing done;
+//! - a newer seq more than `ahead_max` past the last one: refused (`SequenceTooFar`), nothing done,
+//!   nothing recorded, so one datagram with a huge sequence number cannot make every later write of
+//!   the client stale;
+//! - otherwise: executed, and it becomes the remembered one.
 //!
 //! Bound and eviction: at most `capacity` clients are remembered. Recording a new client when the
 //! table is full evicts the least recently active one, the one whose last write has the smallest
@@ -28,7 +38,8 @@ use std::collections::HashMap;
 
 const NIL: u32 = u32::MAX;
 
-/// What the table says about an incoming `(client_id, seq)`.
+/// What the table says about an incoming `(client_id, seq)`, before its command is known (see
+/// [`ClientTable::check`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Check {
     /// Not seen (new client, or a newer seq): execute it.
@@ -42,6 +53,17 @@ pub enum Check {
     },
 }
 
+/// What the table says about an incoming write, its command's digest included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Execute it (then record it).
+    Execute,
+    /// A retry of the client's last applied write: answer with its result, change nothing.
+    Duplicate(ApplyResult),
+    /// Refuse it with this result (`Stale`, `SequenceReused` or `SequenceTooFar`), change nothing.
+    Refuse(ApplyResult),
+}
+
 /// One remembered client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientRecord {
@@ -51,6 +73,9 @@ pub struct ClientRecord {
     pub last_seq: u64,
     /// The lsn at which that write was applied.
     pub last_lsn: u64,
+    /// The digest of that write's command; `None` for a record restored from a version-1 snapshot,
+    /// which did not keep digests.
+    pub digest: Option<u64>,
     /// Its result.
     pub result: ApplyResult,
 }
@@ -103,13 +128,40 @@ impl ClientTable {
         self.evictions
     }
 
-    /// Classifies `(client_id, seq)`.
+    /// Classifies `(client_id, seq)` without the command: `Stale` for a seq older than the client's
+    /// last, `New` otherwise. It never says `Duplicate`: whether a same-seq write is a retry depends
+    /// on its command, which [`ClientTable::classify`] checks.
     pub fn check(&self, client_id: u64, seq: u64) -> Check {
         match self.get(client_id) {
-            None => Check::New,
-            Some(r) if seq == r.last_seq => Check::Duplicate(r.result),
             Some(r) if seq < r.last_seq => Check::Stale { last_seq: r.last_seq },
-            Some(_) => Check::New,
+            _ => Check::New,
+        }
+    }
+
+    /// Classifies the write `seq` of `client_id` whose command has `digest` (see the module doc);
+    /// `ahead_max` is the most a new seq may exceed the client's last (0 for an unknown client).
+    pub fn classify(&self, client_id: u64, seq: u64, digest: u64, ahead_max: u64) -> Verdict {
+        let Some(r) = self.get(client_id) else {
+            return Self::ahead(0, seq, ahead_max);
+        };
+        let last_seq = r.last_seq;
+        if seq == last_seq {
+            match r.digest {
+                Some(d) if d != digest => Verdict::Refuse(ApplyResult::SequenceReused { last_seq }),
+                _ => Verdict::Duplicate(r.result),
+            }
+        } else if seq < last_seq {
+            Verdict::Refuse(ApplyResult::Stale { last_seq })
+        } else {
+            Self::ahead(last_seq, seq, ahead_max)
+        }
+    }
+
+    fn ahead(last_seq: u64, seq: u64, ahead_max: u64) -> Verdict {
+        if seq - last_seq > ahead_max {
+            Verdict::Refuse(ApplyResult::SequenceTooFar { last_seq })
+        } else {
+            Verdict::Execute
         }
     }
 
@@ -118,14 +170,15 @@ impl ClientTable {
         self.index.get(&client_id).map(|&i| &self.slots[i as usize].record)
     }
 
-    /// Records that the client's write `seq` was applied at `lsn` with `result`, making it the most
-    /// recently active client; evicts the least recently active one if a new client needs room.
-    /// `lsn` must be above every lsn recorded so far.
-    pub fn record(&mut self, client_id: u64, seq: u64, lsn: u64, result: ApplyResult) {
+    /// Records `record` (the client's write `last_seq`, whose command has `digest`, was applied at
+    /// `last_lsn` with `result`), making it the most recently active client; evicts the least
+    /// recently active one if a new client needs room. `last_lsn` must be above every lsn recorded
+    /// so far.
+    pub fn record(&mut self, record: ClientRecord) {
+        let ClientRecord { client_id, last_lsn: lsn, .. } = record;
         if self.tail != NIL {
             assert!(lsn > self.slots[self.tail as usize].record.last_lsn, "client activity must increase");
         }
-        let record = ClientRecord { client_id, last_seq: seq, last_lsn: lsn, result };
         let i = if let Some(&i) = self.index.get(&client_id) {
             self.unlink(i);
             i
@@ -194,29 +247,59 @@ mod tests {
     use super::*;
 
     const R: ApplyResult = ApplyResult::Stored { version: 1 };
+    const AHEAD: u64 = 100;
+
+    fn rec(client_id: u64, last_seq: u64, last_lsn: u64) -> ClientRecord {
+        ClientRecord { client_id, last_seq, last_lsn, digest: Some(7), result: R }
+    }
 
     #[test]
-    fn duplicate_stale_and_new_seqs() {
+    fn duplicate_reused_stale_new_and_too_far_seqs() {
         let mut t = ClientTable::new(4);
-        assert_eq!(t.check(1, 5), Check::New);
-        t.record(1, 5, 10, R);
-        assert_eq!(t.check(1, 5), Check::Duplicate(R));
+        assert_eq!(t.classify(1, 5, 7, AHEAD), Verdict::Execute);
+        t.record(rec(1, 5, 10));
+        assert_eq!(t.classify(1, 5, 7, AHEAD), Verdict::Duplicate(R));
+        assert_eq!(t.classify(1, 5, 8, AHEAD), Verdict::Refuse(ApplyResult::SequenceReused { last_seq: 5 }));
+        assert_eq!(t.classify(1, 4, 7, AHEAD), Verdict::Refuse(ApplyResult::Stale { last_seq: 5 }));
+        assert_eq!(t.classify(1, 6, 7, AHEAD), Verdict::Execute);
+        assert_eq!(t.classify(1, 105, 7, AHEAD), Verdict::Execute);
+        assert_eq!(
+            t.classify(1, 106, 7, AHEAD),
+            Verdict::Refuse(ApplyResult::SequenceTooFar { last_seq: 5 })
+        );
+        assert_eq!(
+            t.classify(1, u64::MAX, 7, AHEAD),
+            Verdict::Refuse(ApplyResult::SequenceTooFar { last_seq: 5 })
+        );
+        // An unknown client's last seq is 0.
+        assert_eq!(t.classify(2, 0, 7, AHEAD), Verdict::Execute);
+        assert_eq!(t.classify(2, AHEAD, 7, AHEAD), Verdict::Execute);
+        assert_eq!(
+            t.classify(2, AHEAD + 1, 7, AHEAD),
+            Verdict::Refuse(ApplyResult::SequenceTooFar { last_seq: 0 })
+        );
         assert_eq!(t.check(1, 4), Check::Stale { last_seq: 5 });
-        assert_eq!(t.check(1, 6), Check::New);
-        assert_eq!(t.check(2, 0), Check::New);
+        assert_eq!(t.check(1, 5), Check::New);
+    }
+
+    #[test]
+    fn a_record_without_digest_answers_any_retry() {
+        let mut t = ClientTable::new(4);
+        t.record(ClientRecord { digest: None, ..rec(1, 5, 10) });
+        assert_eq!(t.classify(1, 5, 8, AHEAD), Verdict::Duplicate(R));
     }
 
     #[test]
     fn evicts_the_least_recently_active_client() {
         let mut t = ClientTable::new(2);
-        t.record(1, 1, 1, R);
-        t.record(2, 1, 2, R);
-        t.record(1, 2, 3, R); // 1 is now more recent than 2.
-        t.record(3, 1, 4, R); // evicts 2.
+        t.record(rec(1, 1, 1));
+        t.record(rec(2, 1, 2));
+        t.record(rec(1, 2, 3)); // 1 is now more recent than 2.
+        t.record(rec(3, 1, 4)); // evicts 2.
         assert_eq!(t.evictions(), 1);
         assert!(t.get(2).is_none());
         assert_eq!(t.iter().map(|r| r.client_id).collect::<Vec<_>>(), vec![1, 3]);
-        t.record(4, 1, 5, R); // evicts 1.
+        t.record(rec(4, 1, 5)); // evicts 1.
         assert_eq!(t.iter().map(|r| (r.client_id, r.last_lsn)).collect::<Vec<_>>(), vec![(3, 4), (4, 5)]);
         assert_eq!(t.len(), 2);
     }
@@ -225,7 +308,7 @@ mod tests {
     #[should_panic(expected = "client activity must increase")]
     fn activity_must_increase() {
         let mut t = ClientTable::new(2);
-        t.record(1, 1, 5, R);
-        t.record(2, 1, 5, R);
+        t.record(rec(1, 1, 5));
+        t.record(rec(2, 1, 5));
     }
 }

@@ -45,7 +45,7 @@ use thiserror::Error;
 /// `data_bytes_max` bytes; each entry also costs a fixed overhead (two heap blocks, the version and
 /// the hash table's slot, about 80 bytes), and a value buffer may keep up to twice its length while it
 /// is reused in place. So the heap used by the map stays below
-/// `2 * data_bytes_max + keys_max * 80` bytes, plus `dedup_clients_max * 96` bytes for the client
+/// `2 * data_bytes_max + keys_max * 80` bytes, plus `dedup_clients_max * 112` bytes for the client
 /// table (allocated once, at creation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvLimits {
@@ -59,7 +59,17 @@ pub struct KvLimits {
     pub data_bytes_max: usize,
     /// Most clients whose last write is remembered for exactly-once (at least 1).
     pub dedup_clients_max: usize,
+    /// How far past a client's last applied sequence number (0 for a client not remembered) a new
+    /// write's sequence number may be (at least 1); beyond it the write is refused
+    /// (`SEQUENCE_TOO_FAR`), so that one forged datagram cannot make a client's later writes stale.
+    pub sequence_ahead_max: u64,
 }
+
+/// The default of [`KvLimits::sequence_ahead_max`]: half the sequence space. It admits every
+/// client Vigil ships, including the load generator, which puts its thread and trial numbers in the
+/// high bits of its request ids (up to about 2^62); clients that number their writes from 1 are
+/// better served by a small window (docs/PROTOCOL.md, "Exactly-once writes").
+pub const SEQUENCE_AHEAD_MAX_DEFAULT: u64 = 1 << 63;
 
 impl KvLimits {
     /// Small limits for tests and the simulator.
@@ -70,6 +80,7 @@ impl KvLimits {
             keys_max: 1024,
             data_bytes_max: 1 << 20,
             dedup_clients_max: 64,
+            sequence_ahead_max: SEQUENCE_AHEAD_MAX_DEFAULT,
         }
     }
 
@@ -89,6 +100,9 @@ impl KvLimits {
         }
         if u32::try_from(self.dedup_clients_max).is_err() {
             return Err(KvError::BadLimits("dedup_clients_max must be below 4294967295"));
+        }
+        if self.sequence_ahead_max == 0 {
+            return Err(KvError::BadLimits("sequence_ahead_max must be at least 1"));
         }
         Ok(())
     }

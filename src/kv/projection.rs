@@ -10,8 +10,10 @@
 //! Semantics of `apply(lsn, command)`:
 //! - the lsn must be above the last applied one (a programmer error otherwise: the pipeline feeds
 //!   committed entries once, in order; gaps are fine, other entries use lsns too);
-//! - a non-anonymous command whose `(client_id, seq)` was the client's last applied write returns the
-//!   stored result and changes nothing; an older seq returns `Stale` and changes nothing;
+//! - a non-anonymous command is first classified by the client table ([`super::dedup`]): a retry of
+//!   the client's last applied write (same seq, same command digest) returns the stored result; the
+//!   same seq with another command returns `SequenceReused`, an older seq `Stale`, a seq more than
+//!   `sequence_ahead_max` past the client's last `SequenceTooFar`; none of these changes anything;
 //! - otherwise the operation runs; every outcome, errors included, is a result (never a panic), is
 //!   recorded in the client table, and a write sets the key's version to `lsn`;
 //! - error results (`KeyTooLarge`, `ValueTooLarge`, `Full`, `NotInteger`, `Overflow`,
@@ -24,7 +26,7 @@
 //! DEL frees the key's memory.
 
 use super::command::{Command, Op, ANONYMOUS_CLIENT};
-use super::dedup::{Check, ClientRecord, ClientTable};
+use super::dedup::{Check, ClientRecord, ClientTable, Verdict};
 use super::KvLimits;
 use crate::wire::Status;
 use std::collections::HashMap;
@@ -69,6 +71,18 @@ pub enum ApplyResult {
         /// The client's last applied seq.
         last_seq: u64,
     },
+    /// The client's last applied write has this seq (`last_seq`) but another command: the pair was
+    /// reused; nothing changed, nothing recorded.
+    SequenceReused {
+        /// The client's last applied seq.
+        last_seq: u64,
+    },
+    /// The seq is more than `sequence_ahead_max` past the client's last applied one (`last_seq`,
+    /// 0 for a client not remembered); nothing changed, nothing recorded.
+    SequenceTooFar {
+        /// The client's last applied seq.
+        last_seq: u64,
+    },
     /// The log entry is not a KV command (see [`KvProjection::apply_entry`]); nothing changed.
     Malformed,
 }
@@ -87,6 +101,8 @@ impl ApplyResult {
             ApplyResult::ValueTooLarge => Status::ValueTooLarge,
             ApplyResult::Full => Status::Full,
             ApplyResult::Stale { .. } => Status::Stale,
+            ApplyResult::SequenceReused { .. } => Status::SequenceReused,
+            ApplyResult::SequenceTooFar { .. } => Status::SequenceTooFar,
             ApplyResult::Malformed => Status::BadRequest,
         }
     }
@@ -102,6 +118,10 @@ pub struct KvCounters {
     pub duplicates: u64,
     /// Stale seqs refused.
     pub stale: u64,
+    /// Writes refused because their `(client_id, seq)` was the last applied write of another command.
+    pub sequence_reused: u64,
+    /// Writes refused because their seq was too far ahead of the client's last.
+    pub sequence_too_far: u64,
     /// Log entries that did not decode as KV commands.
     pub malformed: u64,
 }
@@ -239,13 +259,31 @@ impl KvProjection {
         self.clients.iter()
     }
 
-    /// What the client table says of a write `seq` from `client_id` (always `New` for the anonymous
-    /// client): a handler may answer a retry of an applied write at once, without logging it again.
+    /// What the client table says of a write `seq` from `client_id` before its command is known
+    /// (always `New` for the anonymous client): `Stale` for an older seq, else `New`; it never says
+    /// `Duplicate` (a same-seq write may be another command). [`KvProjection::precheck`] says more.
     pub fn client_check(&self, client_id: u64, seq: u64) -> Check {
         if client_id == ANONYMOUS_CLIENT {
             return Check::New;
         }
         self.clients.check(client_id, seq)
+    }
+
+    /// What `apply` would answer `cmd` without executing it, if the client table decides it (a
+    /// retry's stored result, `Stale`, `SequenceReused`, `SequenceTooFar`): a handler may answer such
+    /// writes at once instead of logging them. `None`: it would be executed.
+    pub fn precheck(&self, cmd: &Command<'_>) -> Option<ApplyResult> {
+        match self.verdict(cmd) {
+            Verdict::Execute => None,
+            Verdict::Duplicate(result) | Verdict::Refuse(result) => Some(result),
+        }
+    }
+
+    fn verdict(&self, cmd: &Command<'_>) -> Verdict {
+        if cmd.client_id == ANONYMOUS_CLIENT {
+            return Verdict::Execute;
+        }
+        self.clients.classify(cmd.client_id, cmd.seq, cmd.digest(), self.limits.sequence_ahead_max)
     }
 
     /// The result a write would get from the size limits alone, if it fails them: handlers may
@@ -278,24 +316,28 @@ impl KvProjection {
     /// Panics if `lsn` is not above the last applied lsn.
     pub fn apply(&mut self, lsn: u64, cmd: &Command<'_>) -> ApplyResult {
         self.advance(lsn);
-        let tracked = cmd.client_id != ANONYMOUS_CLIENT;
-        if tracked {
-            match self.clients.check(cmd.client_id, cmd.seq) {
-                Check::New => {}
-                Check::Duplicate(result) => {
-                    self.counters.duplicates += 1;
-                    return result;
+        match self.verdict(cmd) {
+            Verdict::Execute => {}
+            Verdict::Duplicate(result) => {
+                self.counters.duplicates += 1;
+                return result;
+            }
+            Verdict::Refuse(result) => {
+                match result {
+                    ApplyResult::SequenceReused { .. } => self.counters.sequence_reused += 1,
+                    ApplyResult::SequenceTooFar { .. } => self.counters.sequence_too_far += 1,
+                    _ => self.counters.stale += 1,
                 }
-                Check::Stale { last_seq } => {
-                    self.counters.stale += 1;
-                    return ApplyResult::Stale { last_seq };
-                }
+                return result;
             }
         }
         let result = self.execute(lsn, &cmd.op);
         self.counters.executed += 1;
-        if tracked {
-            self.clients.record(cmd.client_id, cmd.seq, lsn, result);
+        if cmd.client_id != ANONYMOUS_CLIENT {
+            let digest = Some(cmd.digest());
+            let record =
+                ClientRecord { client_id: cmd.client_id, last_seq: cmd.seq, last_lsn: lsn, digest, result };
+            self.clients.record(record);
         }
         result
     }
@@ -393,6 +435,7 @@ mod tests {
             keys_max: 3,
             data_bytes_max: 64,
             dedup_clients_max: 2,
+            sequence_ahead_max: 1000,
         }
     }
 

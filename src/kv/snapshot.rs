@@ -5,7 +5,7 @@
 //! | offset | size | field |
 //! |-------:|-----:|-------|
 //! | 0 | 4 | magic `VGKV` |
-//! | 4 | 4 | format version: 1 |
+//! | 4 | 4 | format version: 2 (this build also reads 1) |
 //! | 8 | 8 | `applied_lsn`: the lsn of the last entry folded in |
 //! | 16 | 8 | `body_len`: bytes after the header |
 //! | 24 | 4 | CRC32C (Castagnoli) of bytes 0..24 followed by the body |
@@ -13,33 +13,44 @@
 //!
 //! Body: u64 key count, then per key in ascending byte order `u16 key_len, key, u32 value_len,
 //! value, u64 version`; then u64 client count, then per client from the least to the most recently
-//! active `u64 client_id, u64 last_seq, u64 last_lsn, result` where a result is a tag byte and its
-//! fields: 1 Stored(u64 version), 2 Deleted(u8 existed), 3 Incremented(i64 value, u64 version),
-//! 4 CasMismatch(u64 current_version), 5 NotInteger, 6 Overflow, 7 KeyTooLarge, 8 ValueTooLarge,
-//! 9 Full.
+//! active `u64 client_id, u64 last_seq, u64 last_lsn, digest, result` where
+//! - a digest (version 2 only) is `u8 known, u64 digest`: known 1 and the XXH3-64 digest of the
+//!   last write's command ([`super::Command::digest`]), or known 0 and digest 0 for a record that
+//!   came from a version-1 snapshot (which kept none);
+//! - a result is a tag byte and its fields: 1 Stored(u64 version), 2 Deleted(u8 existed),
+//!   3 Incremented(i64 value, u64 version), 4 CasMismatch(u64 current_version), 5 NotInteger,
+//!   6 Overflow, 7 KeyTooLarge, 8 ValueTooLarge, 9 Full.
+//!
+//! Version 1 is version 2 without the digests. Its records restore with no digest: a retry with
+//! the client's last sequence number then gets the remembered result whatever its command (the
+//! behaviour before digests), until the client's next write records a digest.
 //!
 //! Invariants: the encoding is a function of the replicated state only (keys sorted, clients in
 //! activity order, no counters, no capacities), so two replicas with the same state write the same
 //! bytes. `restore` never panics: it checks the header, the length and the checksum first (every
 //! single-byte change and every truncation is caught there), then every invariant of the content
-//! and the limits, and restores nothing unless all hold. Restoring then snapshotting gives back the
-//! same bytes.
+//! and the limits, and restores nothing unless all hold. Restoring a version-2 snapshot then
+//! snapshotting gives back the same bytes.
 
-use super::dedup::ClientTable;
+use super::dedup::{ClientRecord, ClientTable};
 use super::projection::{ApplyResult, Entry, KvCounters, KvProjection};
 use super::{KvError, KvLimits, Reader, ANONYMOUS_CLIENT};
 use std::collections::HashMap;
 
 /// First four bytes of a KV snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"VGKV";
-/// The snapshot format version this build writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// The snapshot format version this build writes (and reads).
+pub const SNAPSHOT_VERSION: u32 = 2;
+/// The previous version, still read: its client records have no digest.
+pub const SNAPSHOT_VERSION_V1: u32 = 1;
 /// Snapshot header length.
 pub const SNAPSHOT_HEADER_LEN: usize = 28;
 
 /// A snapshot's header, checked (magic, version, length, checksum).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SnapshotHeader {
+    /// The format version (1 or 2).
+    pub version: u32,
     /// The lsn of the last entry the snapshot holds: replay the log from the next one.
     pub applied_lsn: u64,
     /// Bytes of the body.
@@ -67,9 +78,10 @@ fn put_result(out: &mut Vec<u8>, r: &ApplyResult) {
         ApplyResult::KeyTooLarge => out.push(7),
         ApplyResult::ValueTooLarge => out.push(8),
         ApplyResult::Full => out.push(9),
-        ApplyResult::Stale { .. } | ApplyResult::Malformed => {
-            unreachable!("stale and malformed results are never recorded")
-        }
+        ApplyResult::Stale { .. }
+        | ApplyResult::SequenceReused { .. }
+        | ApplyResult::SequenceTooFar { .. }
+        | ApplyResult::Malformed => unreachable!("refusals and malformed entries are never recorded"),
     }
 }
 
@@ -97,6 +109,21 @@ fn read_result(r: &mut Reader<'_>) -> Result<ApplyResult, KvError> {
     })
 }
 
+fn put_digest(out: &mut Vec<u8>, digest: Option<u64>) {
+    out.push(u8::from(digest.is_some()));
+    out.extend_from_slice(&digest.unwrap_or(0).to_le_bytes());
+}
+
+fn read_digest(r: &mut Reader<'_>) -> Result<Option<u64>, KvError> {
+    let known = r.u8()?;
+    let digest = r.u64()?;
+    match (known, digest) {
+        (1, d) => Ok(Some(d)),
+        (0, 0) => Ok(None),
+        _ => Err(KvError::SnapshotInvalid("a client's digest is neither known nor 0")),
+    }
+}
+
 fn checksum(header: &[u8], body: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&header[..24]), body)
 }
@@ -112,7 +139,7 @@ pub fn read_header(bytes: &[u8]) -> Result<SnapshotHeader, KvError> {
         return Err(KvError::SnapshotBadMagic);
     }
     let version = r.u32()?;
-    if version != SNAPSHOT_VERSION {
+    if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_V1 {
         return Err(KvError::SnapshotVersion(version));
     }
     let applied_lsn = r.u64()?;
@@ -127,7 +154,7 @@ pub fn read_header(bytes: &[u8]) -> Result<SnapshotHeader, KvError> {
     if actual != expected_crc {
         return Err(KvError::SnapshotChecksum { expected: expected_crc, actual });
     }
-    Ok(SnapshotHeader { applied_lsn, body_len })
+    Ok(SnapshotHeader { version, applied_lsn, body_len })
 }
 
 impl KvProjection {
@@ -156,6 +183,7 @@ impl KvProjection {
             out.extend_from_slice(&c.client_id.to_le_bytes());
             out.extend_from_slice(&c.last_seq.to_le_bytes());
             out.extend_from_slice(&c.last_lsn.to_le_bytes());
+            put_digest(out, c.digest);
             put_result(out, &c.result);
         }
         let body_len = (out.len() - body_start) as u64;
@@ -212,6 +240,7 @@ impl KvProjection {
             let client_id = r.u64()?;
             let last_seq = r.u64()?;
             let last_lsn = r.u64()?;
+            let digest = if header.version == SNAPSHOT_VERSION_V1 { None } else { read_digest(&mut r)? };
             let result = read_result(&mut r)?;
             if client_id == ANONYMOUS_CLIENT {
                 return Err(KvError::SnapshotInvalid("the anonymous client is in the client table"));
@@ -223,7 +252,7 @@ impl KvProjection {
                 return Err(KvError::SnapshotInvalid("client activity is not increasing up to the lsn"));
             }
             previous_lsn = last_lsn;
-            clients.record(client_id, last_seq, last_lsn, result);
+            clients.record(ClientRecord { client_id, last_seq, last_lsn, digest, result });
         }
         r.finish().map_err(|_| KvError::SnapshotInvalid("bytes after the client table"))?;
         Ok(Self { limits, applied_lsn: lsn, map, data_bytes, clients, counters: KvCounters::default() })
@@ -308,8 +337,8 @@ mod tests {
         bad[0] = b'X';
         assert_eq!(KvProjection::restore(&bad, KvLimits::small()).unwrap_err(), KvError::SnapshotBadMagic);
         let mut bad = snap.clone();
-        bad[4] = 2;
-        assert_eq!(KvProjection::restore(&bad, KvLimits::small()).unwrap_err(), KvError::SnapshotVersion(2));
+        bad[4] = 3;
+        assert_eq!(KvProjection::restore(&bad, KvLimits::small()).unwrap_err(), KvError::SnapshotVersion(3));
         let mut bad = snap.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
@@ -321,6 +350,87 @@ mod tests {
         assert!(matches!(KvProjection::restore(&snap, tight), Err(KvError::SnapshotExceedsLimits(_))));
         let tight = KvLimits { dedup_clients_max: 2, ..KvLimits::small() };
         assert!(matches!(KvProjection::restore(&snap, tight), Err(KvError::SnapshotExceedsLimits(_))));
+    }
+
+    #[test]
+    fn digests_survive_a_snapshot() {
+        let kv = sample();
+        let mut back = KvProjection::restore(&bytes_of(&kv), KvLimits::small()).unwrap();
+        assert!(back.clients().all(|c| c.digest.is_some()));
+        // Client 9's last write was seq 2, a CAS of "q" (lsn 8).
+        let other = Command { client_id: 9, seq: 2, op: Op::Set { key: b"q", value: b"x" } };
+        assert_eq!(back.apply(9, &other), ApplyResult::SequenceReused { last_seq: 2 });
+        let same =
+            Command { client_id: 9, seq: 2, op: Op::Cas { key: b"q", expected_version: 1, value: b"" } };
+        let original = kv.clients().find(|c| c.client_id == 9).unwrap().result;
+        assert_eq!(back.apply(10, &same), original);
+    }
+
+    /// A version-1 snapshot as the previous build wrote it: version 2 without the digests.
+    fn v1_bytes_of(kv: &KvProjection) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(kv.len() as u64).to_le_bytes());
+        for (key, value, version) in kv.iter() {
+            body.extend_from_slice(&(key.len() as u16).to_le_bytes());
+            body.extend_from_slice(key);
+            body.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            body.extend_from_slice(value);
+            body.extend_from_slice(&version.to_le_bytes());
+        }
+        body.extend_from_slice(&(kv.clients().count() as u64).to_le_bytes());
+        for c in kv.clients() {
+            for n in [c.client_id, c.last_seq, c.last_lsn] {
+                body.extend_from_slice(&n.to_le_bytes());
+            }
+            put_result(&mut body, &c.result);
+        }
+        let mut out = Vec::from(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&SNAPSHOT_VERSION_V1.to_le_bytes());
+        out.extend_from_slice(&kv.applied_lsn().to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        let crc = checksum(&out, &body);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn version_1_snapshots_restore_without_digests() {
+        let kv = sample();
+        let v1 = v1_bytes_of(&kv);
+        assert_eq!(read_header(&v1).unwrap().version, SNAPSHOT_VERSION_V1);
+        let mut back = KvProjection::restore(&v1, KvLimits::small()).unwrap();
+        assert_eq!(back.iter().collect::<Vec<_>>(), kv.iter().collect::<Vec<_>>());
+        let strip = |c: &ClientRecord| ClientRecord { digest: None, ..*c };
+        assert_eq!(back.clients().copied().collect::<Vec<_>>(), kv.clients().map(strip).collect::<Vec<_>>());
+        // Written again as version 2 (digests unknown), it restores to the same bytes.
+        let v2 = bytes_of(&back);
+        assert_eq!(read_header(&v2).unwrap().version, SNAPSHOT_VERSION);
+        assert_eq!(bytes_of(&KvProjection::restore(&v2, KvLimits::small()).unwrap()), v2);
+        // Without a digest, a same-seq write gets the remembered result, whatever its command.
+        let original = kv.clients().find(|c| c.client_id == 9).unwrap().result;
+        let other = Command { client_id: 9, seq: 2, op: Op::Set { key: b"q", value: b"x" } };
+        assert_eq!(back.apply(9, &other), original);
+        // The client's next write records a digest again.
+        let next = Command { client_id: 9, seq: 3, op: Op::Del { key: b"q" } };
+        back.apply(10, &next);
+        let other = Command { client_id: 9, seq: 3, op: Op::Del { key: b"r" } };
+        assert_eq!(back.apply(11, &other), ApplyResult::SequenceReused { last_seq: 3 });
+    }
+
+    #[test]
+    fn a_digest_neither_known_nor_zero_is_refused() {
+        let snap = bytes_of(&sample());
+        // The first client record's `known` byte: after the keys, the client count and three u64s.
+        let kv = sample();
+        let keys: usize = kv.iter().map(|(k, v, _)| 2 + k.len() + 4 + v.len() + 8).sum();
+        let known = SNAPSHOT_HEADER_LEN + 8 + keys + 8 + 24;
+        assert_eq!(snap[known], 1);
+        let mut bad = snap.clone();
+        bad[known] = 2;
+        let crc = checksum(&bad[..24], &bad[SNAPSHOT_HEADER_LEN..]);
+        bad[24..28].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(KvProjection::restore(&bad, KvLimits::small()), Err(KvError::SnapshotInvalid(_))));
     }
 
     /// A well-checksummed snapshot whose content breaks an invariant is still refused.

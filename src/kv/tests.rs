@@ -7,8 +7,16 @@ use super::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
-const LIMITS: KvLimits =
-    KvLimits { key_bytes_max: 8, value_bytes_max: 32, keys_max: 4, data_bytes_max: 60, dedup_clients_max: 3 };
+const LIMITS: KvLimits = KvLimits {
+    key_bytes_max: 8,
+    value_bytes_max: 32,
+    keys_max: 4,
+    data_bytes_max: 60,
+    dedup_clients_max: 3,
+    sequence_ahead_max: AHEAD,
+};
+/// The window of sequence numbers ahead of a client's last that the tests' projection accepts.
+const AHEAD: u64 = 5;
 
 const KEYS: [&[u8]; 6] = [b"a", b"b", b"c", b"d", b"", b"too-long-key"];
 const VALUES: [&[u8]; 8] = [
@@ -24,7 +32,7 @@ const VALUES: [&[u8]; 8] = [
 const DELTAS: [i64; 5] = [1, -1, 7, i64::MAX, i64::MIN];
 
 /// A write with owned bytes, so it can be kept and resent.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum OwnedOp {
     Set(Vec<u8>, Vec<u8>),
     Del(Vec<u8>),
@@ -48,6 +56,11 @@ enum SeqChoice {
     Next,
     Retry,
     Older,
+    /// The last seq again, with a fresh command (a reused pair, unless the command happens to be
+    /// the same).
+    Reuse,
+    /// Past the window: `last + AHEAD + 1 + n`.
+    Far(u64),
 }
 
 #[derive(Clone, Debug)]
@@ -73,7 +86,13 @@ fn arb_step() -> impl Strategy<Value = Step> {
     prop_oneof![
         20 => (
             0u64..6,
-            prop_oneof![6 => Just(SeqChoice::Next), 3 => Just(SeqChoice::Retry), 1 => Just(SeqChoice::Older)],
+            prop_oneof![
+                6 => Just(SeqChoice::Next),
+                3 => Just(SeqChoice::Retry),
+                1 => Just(SeqChoice::Older),
+                1 => Just(SeqChoice::Reuse),
+                1 => prop_oneof![Just(u64::MAX), 0u64..3].prop_map(SeqChoice::Far),
+            ],
             0u8..4,
             0..KEYS.len(),
             0..VALUES.len(),
@@ -101,8 +120,8 @@ fn arb_step() -> impl Strategy<Value = Step> {
 #[derive(Default)]
 struct Model {
     map: BTreeMap<Vec<u8>, (Vec<u8>, u64)>,
-    /// client -> (last seq, last lsn, result)
-    clients: BTreeMap<u64, (u64, u64, ApplyResult)>,
+    /// client -> (last seq, last lsn, result, the command applied under that seq)
+    clients: BTreeMap<u64, (u64, u64, ApplyResult, OwnedOp)>,
 }
 
 impl Model {
@@ -119,22 +138,28 @@ impl Model {
 
     fn apply(&mut self, lsn: u64, client: u64, seq: u64, op: &OwnedOp) -> ApplyResult {
         if client != 0 {
-            if let Some(&(last_seq, _, result)) = self.clients.get(&client) {
-                if seq == last_seq {
-                    return result;
+            let last = self.clients.get(&client);
+            let last_seq = last.map_or(0, |c| c.0);
+            if let Some((_, _, result, applied)) = last.filter(|c| c.0 == seq) {
+                if applied != op {
+                    return ApplyResult::SequenceReused { last_seq };
                 }
-                if seq < last_seq {
-                    return ApplyResult::Stale { last_seq };
-                }
+                return *result;
+            }
+            if seq < last_seq {
+                return ApplyResult::Stale { last_seq };
+            }
+            if seq - last_seq > AHEAD {
+                return ApplyResult::SequenceTooFar { last_seq };
             }
         }
         let result = self.execute(lsn, op);
         if client != 0 {
             if !self.clients.contains_key(&client) && self.clients.len() == LIMITS.dedup_clients_max {
-                let oldest = *self.clients.iter().min_by_key(|(_, (_, l, _))| *l).unwrap().0;
+                let oldest = *self.clients.iter().min_by_key(|(_, (_, l, _, _))| *l).unwrap().0;
                 self.clients.remove(&oldest);
             }
-            self.clients.insert(client, (seq, lsn, result));
+            self.clients.insert(client, (seq, lsn, result, op.clone()));
         }
         result
     }
@@ -211,7 +236,8 @@ fn assert_same_state(kv: &KvProjection, model: &Model) {
     let mut clients: Vec<_> =
         kv.clients().map(|c| (c.client_id, (c.last_seq, c.last_lsn, c.result))).collect();
     clients.sort_by_key(|c| c.0);
-    assert_eq!(clients, model.clients.iter().map(|(c, r)| (*c, *r)).collect::<Vec<_>>());
+    let want: Vec<_> = model.clients.iter().map(|(c, (s, l, r, _))| (*c, (*s, *l, *r))).collect();
+    assert_eq!(clients, want);
 }
 
 /// Runs `steps` against the projection (with restarts), a twin projection without restarts, and
@@ -226,7 +252,8 @@ fn run(steps: &[Step]) {
     let mut entry = vec![0u8; 256];
     for step in steps {
         match step {
-            Step::Write { client, seq, kind, key, value, delta, version, gap } => {
+            Step::Write { client, seq: seq_choice, kind, key, value, delta, version, gap } => {
+                let seq = seq_choice;
                 let key = KEYS[*key].to_vec();
                 let expected = match version {
                     0 => 0,
@@ -243,10 +270,17 @@ fn run(steps: &[Step]) {
                 let (seq, op) = match (seq, last) {
                     (SeqChoice::Retry, Some((s, op))) => (s, op),
                     (SeqChoice::Older, Some((s, _))) if s > 0 => (s - 1, fresh),
+                    (SeqChoice::Reuse, Some((s, _))) => (s, fresh),
+                    (SeqChoice::Far(n), last) => {
+                        let s = last.map_or(0, |l| l.0);
+                        (s.saturating_add(AHEAD + 1).saturating_add(*n), fresh)
+                    }
                     (_, Some((s, _))) => (s + 1, fresh),
                     (_, None) => (1, fresh),
                 };
-                sent.insert(*client, (seq, op.clone()));
+                if !matches!(seq_choice, SeqChoice::Far(_)) {
+                    sent.insert(*client, (seq, op.clone()));
+                }
                 lsn += gap;
                 let cmd = Command { client_id: *client, seq, op: op.borrow() };
                 let want = model.apply(lsn, *client, seq, &op);
@@ -292,6 +326,54 @@ fn run(steps: &[Step]) {
     }
     // Replicas fed the same entries, one restarted from snapshots, hold byte-identical state.
     assert_eq!(snapshot_of(&kv), snapshot_of(&twin));
+}
+
+/// Issue 8: a write reusing a client's last `(client_id, seq)` with another command got the
+/// earlier write's answer and was silently not done. It is refused by its own status.
+#[test]
+fn a_reused_sequence_with_another_command_is_refused_and_does_nothing() {
+    let mut kv = KvProjection::new(LIMITS);
+    let first = Command { client_id: 3, seq: 1, op: Op::Set { key: b"a", value: b"1" } };
+    assert_eq!(kv.apply(1, &first), ApplyResult::Stored { version: 1 });
+    let other = Command { client_id: 3, seq: 1, op: Op::Set { key: b"b", value: b"2" } };
+    let before = snapshot_of(&kv);
+    assert_eq!(kv.precheck(&other), Some(ApplyResult::SequenceReused { last_seq: 1 }));
+    assert_eq!(kv.apply(2, &other), ApplyResult::SequenceReused { last_seq: 1 });
+    assert_eq!(ApplyResult::SequenceReused { last_seq: 1 }.status(), crate::wire::Status::SequenceReused);
+    assert_eq!(kv.get(b"b"), None);
+    assert_eq!(kv.counters().sequence_reused, 1);
+    // Nothing but the applied lsn moved: the client's record still holds the first write.
+    assert_eq!(snapshot_of(&kv)[28..], before[28..]);
+    // A true retry still gets the original answer.
+    assert_eq!(kv.precheck(&first), Some(ApplyResult::Stored { version: 1 }));
+    assert_eq!(kv.apply(3, &first), ApplyResult::Stored { version: 1 });
+}
+
+/// Issue 8: one write with a victim's client id and seq 2^64-1 made every later write of the victim
+/// STALE. A seq beyond the window is refused and not recorded.
+#[test]
+fn a_sequence_far_ahead_does_not_lock_the_client_out() {
+    let mut kv = KvProjection::new(LIMITS);
+    let set = |seq, value| Command { client_id: 4, seq, op: Op::Set { key: b"k", value } };
+    assert_eq!(kv.apply(1, &set(1, b"1")), ApplyResult::Stored { version: 1 });
+    assert_eq!(kv.apply(2, &set(u64::MAX, b"evil")), ApplyResult::SequenceTooFar { last_seq: 1 });
+    assert_eq!(kv.apply(3, &set(2 + AHEAD, b"evil")), ApplyResult::SequenceTooFar { last_seq: 1 });
+    assert_eq!(kv.get(b"k"), Some((&b"1"[..], 1)));
+    assert_eq!(kv.apply(4, &set(2, b"2")), ApplyResult::Stored { version: 4 });
+    assert_eq!(kv.apply(5, &set(2 + AHEAD, b"3")), ApplyResult::Stored { version: 5 });
+    assert_eq!(kv.counters().sequence_too_far, 2);
+    // An unknown client's last seq is 0.
+    let stranger = Command { client_id: 99, seq: AHEAD + 1, op: Op::Del { key: b"k" } };
+    assert_eq!(kv.apply(6, &stranger), ApplyResult::SequenceTooFar { last_seq: 0 });
+    assert!(kv.clients().all(|c| c.client_id != 99));
+    // The default window admits the load generator's ids (thread and trial in the high bits).
+    let mut kv = KvProjection::new(KvLimits::small());
+    let loadgen = Command { client_id: 5, seq: (16_384 << 48) | (255 << 40), op: Op::Del { key: b"k" } };
+    assert_eq!(kv.apply(1, &loadgen), ApplyResult::Deleted { existed: false });
+    let victim = Command { client_id: 6, seq: 1, op: Op::Del { key: b"k" } };
+    kv.apply(2, &victim);
+    let evil = Command { client_id: 6, seq: u64::MAX, op: Op::Del { key: b"k" } };
+    assert_eq!(kv.apply(3, &evil), ApplyResult::SequenceTooFar { last_seq: 1 });
 }
 
 /// Applies the writes of `steps` (seq advancing on every other kind, so some are retries).

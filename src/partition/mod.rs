@@ -38,7 +38,6 @@ pub mod snapfile;
 pub mod waiters;
 
 use crate::inbox::Envelope;
-use crate::kv::dedup::Check;
 use crate::kv::protocol::parse_write;
 use crate::kv::{ApplyResult, Command, KvLimits, KvProjection};
 use crate::log::{CorruptionReport, LogError, OpenReport, RecoverOptions, Ual, UalConfig};
@@ -492,21 +491,15 @@ impl<D: BlockIo> Partition<D> {
 
     /// Starts a write already parsed into the command to log (`cmd.seq` is the request id).
     pub fn write_command(&mut self, waiter: Waiter, cmd: &Command<'_>) -> WriteOutcome {
-        let client_id = cmd.client_id;
         if let Some(result) = KvProjection::check_sizes(self.kv.limits(), &cmd.op) {
             self.counters.answered_now += 1;
             return WriteOutcome::Now(result);
         }
-        match self.kv.client_check(client_id, cmd.seq) {
-            Check::New => {}
-            Check::Duplicate(result) => {
-                self.counters.answered_now += 1;
-                return WriteOutcome::Now(result);
-            }
-            Check::Stale { last_seq } => {
-                self.counters.answered_now += 1;
-                return WriteOutcome::Now(ApplyResult::Stale { last_seq });
-            }
+        // A retry of the client's last write (same command), or a refusal of the client table
+        // (stale, reused or too far ahead sequence number), is answered now, nothing logged.
+        if let Some(result) = self.kv.precheck(cmd) {
+            self.counters.answered_now += 1;
+            return WriteOutcome::Now(result);
         }
         if !self.raft.is_leader() {
             return WriteOutcome::Refused(Status::NotLeader);

@@ -89,11 +89,16 @@ fn a_write_is_answered_once_committed_and_then_read() {
     assert_eq!(done[0].waiter, waiter(opcode::SET, 1));
     assert_eq!(get(&p, b"k"), Ok((version, b"v1".to_vec())));
     assert!(p.raft().store().ual().durable_lsn() >= version, "answered only once durable");
-    // The same request again: the client table answers with the original result, nothing logged.
+    // The same request again: the client table answers with the original result, nothing logged;
+    // the same request id for another command is refused (issue 8: it got the original answer).
     let proposed = p.counters().proposed;
     assert_eq!(
-        p.write(waiter(opcode::SET, 1), 9, &set_body(b"k", b"other")),
+        p.write(waiter(opcode::SET, 1), 9, &set_body(b"k", b"v1")),
         WriteOutcome::Now(ApplyResult::Stored { version })
+    );
+    assert_eq!(
+        p.write(waiter(opcode::SET, 1), 9, &set_body(b"k", b"other")),
+        WriteOutcome::Now(ApplyResult::SequenceReused { last_seq: 1 })
     );
     assert_eq!(p.counters().proposed, proposed);
     assert_eq!(p.write(waiter(opcode::SET, 2), 9, b"\x05"), WriteOutcome::Refused(Status::BadRequest));

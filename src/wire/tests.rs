@@ -66,7 +66,9 @@ fn status_bytes_round_trip() {
             assert!(!s.name().is_empty());
         }
     }
-    assert_eq!(Status::from_u8(19), None);
+    assert_eq!(Status::from_u8(19), Some(Status::SequenceReused));
+    assert_eq!(Status::from_u8(20).map(Status::name), Some("SEQUENCE_TOO_FAR"));
+    assert_eq!(Status::from_u8(21), None);
 }
 
 proptest! {

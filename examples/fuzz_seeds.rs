@@ -1,0 +1,131 @@
+//! Writes the seed corpora of the fuzz targets (fuzz/README.md): a few valid inputs per target,
+//! built with Vigil's own encoders, so each target starts from inputs that get past its checksums
+//! and length fields.
+//!
+//!     cargo run --example fuzz_seeds -- fuzz/corpus      # what `scripts/fuzz --seeds` runs
+//!
+//! Each file is named `seed-<name>`; rerunning overwrites them and leaves other corpus files alone.
+
+use std::path::{Path, PathBuf};
+use vigil::kv::protocol::{encode_write_body, request_body_len};
+use vigil::kv::{Command, KvLimits, KvProjection, Op};
+use vigil::log::{encode_record, Superblock, RECORD_HEADER_LEN};
+use vigil::wire::{opcode, DatagramWriter};
+
+const OPS: [Op<'static>; 5] = [
+    Op::Set { key: b"key", value: b"value" },
+    Op::Set { key: b"", value: b"" },
+    Op::Del { key: b"key" },
+    Op::Incr { key: b"n", delta: -3 },
+    Op::Cas { key: b"c", expected_version: 42, value: b"v" },
+];
+
+fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = dir.join(target);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(format!("seed-{name}")), bytes)
+}
+
+fn body(op: &Op<'_>) -> Vec<u8> {
+    let mut out = vec![0u8; request_body_len(op)];
+    encode_write_body(op, &mut out).expect("room");
+    out
+}
+
+fn datagram(client_id: u64, frames: &[(u8, u64, &[u8])]) -> Vec<u8> {
+    let mut buf = vec![0u8; 1472];
+    let mut w = DatagramWriter::request(&mut buf, client_id).expect("room");
+    for (op, id, body) in frames {
+        w.push(*op, 0, *id, body).expect("room");
+    }
+    let n = w.finish();
+    buf.truncate(n);
+    buf
+}
+
+fn wire_seeds(dir: &Path) -> std::io::Result<()> {
+    write(dir, "wire_datagram", "ping", &datagram(0, &[(opcode::PING, 1, b"")]))?;
+    write(
+        dir,
+        "wire_datagram",
+        "echo-ping",
+        &datagram(7, &[(opcode::ECHO, 1, b"abc"), (opcode::PING, 2, b"")]),
+    )?;
+    let bodies: Vec<(u8, Vec<u8>)> = OPS.iter().map(|op| (op.opcode(), body(op))).collect();
+    let frames: Vec<(u8, u64, &[u8])> =
+        bodies.iter().enumerate().map(|(i, (op, b))| (*op, i as u64 + 1, &b[..])).collect();
+    write(dir, "wire_datagram", "kv-writes", &datagram(9, &frames))?;
+    write(dir, "wire_datagram", "kv-get", &datagram(9, &[(opcode::GET, 1, b"key")]))
+}
+
+fn kv_seeds(dir: &Path) -> std::io::Result<()> {
+    for (i, op) in OPS.iter().enumerate() {
+        let mut request = vec![op.opcode() - 0x10];
+        request.extend_from_slice(&body(op));
+        write(dir, "kv_request", &format!("op{i}"), &request)?;
+        let cmd = Command { client_id: 7, seq: i as u64 + 1, op: *op };
+        let mut entry = vec![0u8; cmd.encoded_len()];
+        cmd.encode(&mut entry).expect("room");
+        write(dir, "kv_command", &format!("op{i}"), &entry)?;
+    }
+    let mut kv = KvProjection::new(KvLimits::small());
+    let mut snap = Vec::new();
+    kv.snapshot(&mut snap);
+    write(dir, "kv_snapshot", "empty", &snap)?;
+    for (i, op) in OPS.iter().enumerate() {
+        kv.apply(i as u64 + 1, &Command { client_id: 1 + i as u64 % 2, seq: i as u64 + 1, op: *op });
+    }
+    snap.clear();
+    kv.snapshot(&mut snap);
+    write(dir, "kv_snapshot", "some-keys-and-clients", &snap)
+}
+
+fn log_seeds(dir: &Path) -> std::io::Result<()> {
+    const BLOCK: usize = 4096;
+    let mut block = vec![0u8; BLOCK];
+    let mut off = 0;
+    for (lsn, payload) in [(1u64, &b"first"[..]), (2, b""), (3, &[7u8; 100][..])] {
+        let end = off + RECORD_HEADER_LEN + payload.len();
+        encode_record(&mut block[off..end], lsn, 1, 1, 0, payload);
+        off = end;
+    }
+    for (name, at) in [("block-first", 0u16), ("block-second", (RECORD_HEADER_LEN + 5) as u16)] {
+        let mut input = at.to_le_bytes().to_vec();
+        input.extend_from_slice(&block);
+        write(dir, "log_record", name, &input)?;
+    }
+    let sb = Superblock {
+        sequence: 3,
+        segment_blocks: 8,
+        segment_count: 4,
+        log_start_block: 0,
+        log_start_lsn: 1,
+        snapshot_lsn: 0,
+        snapshot_term: 0,
+        epoch: 2,
+        epoch_first_lsn: 5,
+    };
+    let mut copy = vec![0u8; BLOCK];
+    sb.encode(&mut copy);
+    write(dir, "superblock", "plain", &copy)?;
+    sb.encode_with_meta(&mut copy, b"partition metadata");
+    write(dir, "superblock", "with-meta", &copy)
+}
+
+fn config_seeds(dir: &Path) -> std::io::Result<()> {
+    let configs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+    for name in ["dev.toml", "dpdk-memif.toml", "dpdk-tap.toml"] {
+        write(dir, "config", name, &std::fs::read(configs.join(name))?)?;
+    }
+    Ok(())
+}
+
+fn main() -> std::io::Result<()> {
+    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
+    wire_seeds(&dir)?;
+    kv_seeds(&dir)?;
+    log_seeds(&dir)?;
+    config_seeds(&dir)?;
+    println!("seed corpora written under {}", dir.display());
+    Ok(())
+}
