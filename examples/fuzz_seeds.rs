@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use vigil::kv::protocol::{encode_write_body, request_body_len};
 use vigil::kv::{Command, KvLimits, KvProjection, Op};
-use vigil::log::{encode_record, Superblock, RECORD_HEADER_LEN};
+use vigil::log::{encode_record, RecordFields, Superblock, RECORD_HEADER_LEN};
 use vigil::wire::{opcode, DatagramWriter};
 
 const OPS: [Op<'static>; 5] = [
@@ -86,7 +86,11 @@ fn log_seeds(dir: &Path) -> std::io::Result<()> {
     let mut off = 0;
     for (lsn, payload) in [(1u64, &b"first"[..]), (2, b""), (3, &[7u8; 100][..])] {
         let end = off + RECORD_HEADER_LEN + payload.len();
-        encode_record(&mut block[off..end], lsn, 1, 1, 0, payload);
+        encode_record(
+            &mut block[off..end],
+            RecordFields { lsn, term: 1, epoch: 1, kind: 1, durable_behind: 0 },
+            payload,
+        );
         off = end;
     }
     for (name, at) in [("block-first", 0u16), ("block-second", (RECORD_HEADER_LEN + 5) as u16)] {
@@ -104,6 +108,7 @@ fn log_seeds(dir: &Path) -> std::io::Result<()> {
         snapshot_term: 0,
         epoch: 2,
         epoch_first_lsn: 5,
+        durable_lsn: 2,
     };
     let mut copy = vec![0u8; BLOCK];
     sb.encode(&mut copy);

@@ -241,7 +241,8 @@ pub struct Cli {
     #[arg(long)]
     pub reflector: bool,
 
-    /// Client id carried in every datagram header (default: the process id).
+    /// Client id base (default: the process id): each generator thread and trial sends as a
+    /// client of its own, this id with its thread and trial mixed into the low bits.
     #[arg(long)]
     pub client_id: Option<u64>,
 

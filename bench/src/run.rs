@@ -171,6 +171,14 @@ pub const fn request_id_base(thread: u32, trial: u64) -> u64 {
     (((thread as u64) + 1) << 48) | ((trial & 0xff) << 40)
 }
 
+/// The client id of one thread's run: `base` with the thread and trial of `id_base` mixed in, so
+/// every (thread, trial) is a client of its own whose request ids (sequence numbers for KV writes)
+/// only count up by one. Threads sharing a client id would interleave two sequences, and the server
+/// would refuse one thread's writes as `STALE` or `SEQUENCE_TOO_FAR`.
+pub const fn thread_client_id(base: u64, id_base: u64) -> u64 {
+    base ^ (id_base >> 40)
+}
+
 /// What load to offer.
 #[derive(Clone, Debug)]
 pub struct LoadSpec {
@@ -460,6 +468,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     let mut arrivals =
         Arrivals::new(&spec.schedule, ctx.index, ctx.threads, spec.batch, warmup_ns, duration_ns);
     let id_base = request_id_base(ctx.index, ctx.trial);
+    let client_id = thread_client_id(spec.client_id, id_base);
     // Malformed datagrams: their own fixed schedule (this thread's share), their own generator.
     let mut bad = spec.malformed.as_ref().map(|m| {
         let sched = ScheduleSpec::Fixed { rate: m.rate };
@@ -513,7 +522,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
             };
             let (_, n) = arrivals.next_datagram().expect("peeked");
             let first = id_base + seq;
-            let len = encode_with(tx.payload_mut(), spec.client_id, &mut traffic, first, n)
+            let len = encode_with(tx.payload_mut(), client_id, &mut traffic, first, n)
                 .expect("datagram size was checked against the buffer before the run");
             tx.set_len(len);
             for k in first..first + n {

@@ -3,8 +3,10 @@
 //! For each remembered client it keeps the sequence number of the client's last applied write, the
 //! digest of that write's command ([`super::Command::digest`]), the lsn at which it was applied (its
 //! last activity) and its [`ApplyResult`]. An incoming write `(client_id, seq, digest)` is
-//! classified ([`ClientTable::classify`]) against the client's record, where an unknown client's
-//! last seq counts as 0:
+//! classified ([`ClientTable::classify`]) against the client's record. A client not remembered
+//! (new, or evicted) has no record: its write is executed, whatever its seq, and its seq becomes
+//! the base the window below is counted from (clients number their writes from any point: the load
+//! generator puts its thread and trial in the high bits). For a remembered client:
 //! - `seq` equal to the last one and the same digest: a retry; it gets the remembered result and
 //!   changes nothing. A record restored from a version-1 snapshot has no digest: its retries are
 //!   answered as before digests existed (the remembered result, whatever the command);
@@ -142,7 +144,7 @@ impl ClientTable {
     /// `ahead_max` is the most a new seq may exceed the client's last (0 for an unknown client).
     pub fn classify(&self, client_id: u64, seq: u64, digest: u64, ahead_max: u64) -> Verdict {
         let Some(r) = self.get(client_id) else {
-            return Self::ahead(0, seq, ahead_max);
+            return Verdict::Execute;
         };
         let last_seq = r.last_seq;
         if seq == last_seq {
@@ -271,13 +273,9 @@ mod tests {
             t.classify(1, u64::MAX, 7, AHEAD),
             Verdict::Refuse(ApplyResult::SequenceTooFar { last_seq: 5 })
         );
-        // An unknown client's last seq is 0.
+        // A client not remembered: its first write sets the base, whatever its seq.
         assert_eq!(t.classify(2, 0, 7, AHEAD), Verdict::Execute);
-        assert_eq!(t.classify(2, AHEAD, 7, AHEAD), Verdict::Execute);
-        assert_eq!(
-            t.classify(2, AHEAD + 1, 7, AHEAD),
-            Verdict::Refuse(ApplyResult::SequenceTooFar { last_seq: 0 })
-        );
+        assert_eq!(t.classify(2, u64::MAX - 1, 7, AHEAD), Verdict::Execute);
         assert_eq!(t.check(1, 4), Check::Stale { last_seq: 5 });
         assert_eq!(t.check(1, 5), Check::New);
     }

@@ -59,17 +59,16 @@ pub struct KvLimits {
     pub data_bytes_max: usize,
     /// Most clients whose last write is remembered for exactly-once (at least 1).
     pub dedup_clients_max: usize,
-    /// How far past a client's last applied sequence number (0 for a client not remembered) a new
-    /// write's sequence number may be (at least 1); beyond it the write is refused
-    /// (`SEQUENCE_TOO_FAR`), so that one forged datagram cannot make a client's later writes stale.
+    /// How far past a remembered client's last applied sequence number a new write's sequence
+    /// number may be (at least 1); beyond it the write is refused (`SEQUENCE_TOO_FAR`), so that one
+    /// forged datagram cannot make a client's later writes stale.
     pub sequence_ahead_max: u64,
 }
 
-/// The default of [`KvLimits::sequence_ahead_max`]: half the sequence space. It admits every
-/// client Vigil ships, including the load generator, which puts its thread and trial numbers in the
-/// high bits of its request ids (up to about 2^62); clients that number their writes from 1 are
-/// better served by a small window (docs/PROTOCOL.md, "Exactly-once writes").
-pub const SEQUENCE_AHEAD_MAX_DEFAULT: u64 = 1 << 63;
+/// The default of [`KvLimits::sequence_ahead_max`]: 2^24 (16,777,216) ahead of a client's last
+/// applied write. No client has that many writes in flight, and pushing a client's sequence to the
+/// end of the space takes 2^40 forged writes (docs/PROTOCOL.md, "Exactly-once writes").
+pub const SEQUENCE_AHEAD_MAX_DEFAULT: u64 = 1 << 24;
 
 impl KvLimits {
     /// Small limits for tests and the simulator.

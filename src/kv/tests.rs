@@ -149,7 +149,8 @@ impl Model {
             if seq < last_seq {
                 return ApplyResult::Stale { last_seq };
             }
-            if seq - last_seq > AHEAD {
+            // A client not remembered sets its base; a remembered one has a window ahead.
+            if last.is_some() && seq - last_seq > AHEAD {
                 return ApplyResult::SequenceTooFar { last_seq };
             }
         }
@@ -362,18 +363,18 @@ fn a_sequence_far_ahead_does_not_lock_the_client_out() {
     assert_eq!(kv.apply(4, &set(2, b"2")), ApplyResult::Stored { version: 4 });
     assert_eq!(kv.apply(5, &set(2 + AHEAD, b"3")), ApplyResult::Stored { version: 5 });
     assert_eq!(kv.counters().sequence_too_far, 2);
-    // An unknown client's last seq is 0.
-    let stranger = Command { client_id: 99, seq: AHEAD + 1, op: Op::Del { key: b"k" } };
-    assert_eq!(kv.apply(6, &stranger), ApplyResult::SequenceTooFar { last_seq: 0 });
-    assert!(kv.clients().all(|c| c.client_id != 99));
-    // The default window admits the load generator's ids (thread and trial in the high bits).
+    // A client not remembered starts where it likes (the load generator: thread and trial in the
+    // high bits); its window counts from there.
     let mut kv = KvProjection::new(KvLimits::small());
-    let loadgen = Command { client_id: 5, seq: (16_384 << 48) | (255 << 40), op: Op::Del { key: b"k" } };
-    assert_eq!(kv.apply(1, &loadgen), ApplyResult::Deleted { existed: false });
+    let base = (16_384 << 48) | (255 << 40);
+    let loadgen = |seq| Command { client_id: 5, seq, op: Op::Del { key: b"k" } };
+    assert_eq!(kv.apply(1, &loadgen(base)), ApplyResult::Deleted { existed: false });
+    assert_eq!(kv.apply(2, &loadgen(base + 1000)), ApplyResult::Deleted { existed: false });
+    assert_eq!(kv.apply(3, &loadgen(u64::MAX)), ApplyResult::SequenceTooFar { last_seq: base + 1000 });
     let victim = Command { client_id: 6, seq: 1, op: Op::Del { key: b"k" } };
-    kv.apply(2, &victim);
+    kv.apply(4, &victim);
     let evil = Command { client_id: 6, seq: u64::MAX, op: Op::Del { key: b"k" } };
-    assert_eq!(kv.apply(3, &evil), ApplyResult::SequenceTooFar { last_seq: 1 });
+    assert_eq!(kv.apply(5, &evil), ApplyResult::SequenceTooFar { last_seq: 1 });
 }
 
 /// Applies the writes of `steps` (seq advancing on every other kind, so some are retries).
