@@ -84,10 +84,11 @@ use vigil::partition::{Partition, PartitionConfig};
 use vigil::raft::{ElectionTimeout, RaftGroupConfig};
 use vigil::shard::Shard;
 use vigil::wire::{self, opcode, DatagramWriter, Status};
-use vigil_pmd::block::{BlockBuf, BlockIo, Completion, SubmitError};
+use vigil_pmd::block::{BlockBuf, BlockIo, Completion, SubmitError, BLOCK_SIZE};
 use vigil_pmd::mem::{VecRx, VecTx};
 use vigil_pmd::sim::{
-    SimClock, SimDisk, SimDiskConfig, SimDiskFaults, SimEndpoint, SimNet, SimNetConfig, SplitMix64,
+    CrashReport, SimClock, SimDisk, SimDiskConfig, SimDiskFaults, SimEndpoint, SimNet, SimNetConfig,
+    SplitMix64,
 };
 use vigil_pmd::{Batch, IoCounters, Nanos, PacketIo, Peer, RxDatagram, TxDatagram};
 
@@ -119,6 +120,7 @@ macro_rules! trace {
 
 mod check;
 mod clients;
+mod media;
 mod model;
 mod node;
 mod params;
@@ -190,12 +192,36 @@ fn run_seed(seed: u64, trace: bool) -> Sim {
     sim
 }
 
+/// `VIGIL_SIM_KEEP_GOING=1`: run every seed, list the failing ones at the end (the test still
+/// fails if any did), rather than stop at the first.
+fn keep_going() -> bool {
+    std::env::var("VIGIL_SIM_KEEP_GOING").is_ok_and(|v| v.trim() == "1")
+}
+
+/// A panic's message.
+fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 #[test]
 fn sim_shards() {
     let trace = std::env::var("VIGIL_SIM_SEED").is_ok();
     let started = Instant::now();
     let seeds = seeds();
     let watch = watchdog();
+    let mut failed = Vec::new();
+    if keep_going() {
+        // One line per failing seed instead of a backtrace (this test's thread only).
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() != Some("sim_shards") {
+                hook(info);
+            }
+        }));
+    }
     for &seed in &seeds {
         *watch.lock().unwrap_or_else(|e| e.into_inner()) = Some((seed, Instant::now()));
         match catch_unwind(AssertUnwindSafe(|| run_seed(seed, trace))) {
@@ -205,6 +231,11 @@ fn sim_shards() {
                     *t.entry(k).or_default() += v;
                 }
             }),
+            Err(e) if keep_going() => {
+                let media = Params::draw(&mut SplitMix64::new(seed)).media.any();
+                eprintln!("*** seed {seed} (media faults: {media}) failed: {}", panic_text(&*e));
+                failed.push((seed, media));
+            }
             Err(e) => {
                 eprintln!(
                     "\n*** sim_shards failed at seed {seed}\n*** rerun: VIGIL_SIM_SEED={seed} cargo test --test sim_shards \
@@ -220,6 +251,35 @@ fn sim_shards() {
             eprintln!("  {k}: {v}");
         }
     });
+    let with_media = failed.iter().filter(|f| f.1).count();
+    assert!(
+        failed.is_empty(),
+        "{} of {} seeds failed ({with_media} of them with media faults): {failed:?}",
+        failed.len(),
+        seeds.len()
+    );
+    if seeds.len() as u64 >= DEFAULT_SEEDS {
+        exercised();
+    }
+}
+
+/// A run of the default seeds or more injected every kind of fault: a fault that is never
+/// injected passes everything.
+fn exercised() {
+    TOTALS.with(|t| {
+        let t = t.borrow();
+        for what in [
+            "bits flipped in log devices",
+            "latent sector errors injected",
+            "snapshot files with a flipped bit",
+            "starts refused after a transient read error (retried)",
+            "crashes",
+            "torn writes at crashes",
+            "disk write errors",
+        ] {
+            assert!(t.get(what).copied().unwrap_or(0) > 0, "no seed exercised {what:?}");
+        }
+    });
 }
 
 /// The checker's self-test: with devices that complete durable writes before they are durable
@@ -233,6 +293,8 @@ fn sim_catches_writes_acknowledged_before_durable() {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut sim = Sim::new(seed, false);
             sim.lie = true;
+            // Media faults may refuse a start and end the seed before a lie shows.
+            sim.p.media = MediaFaults::default();
             sim.p.run_faults.crash_keep_dirty = 0.0;
             sim.p.run_faults.writeback = 0.0;
             sim.run();

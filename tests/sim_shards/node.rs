@@ -32,43 +32,45 @@ impl PacketIo for Ep {
 
 /// A partition's device: the `SimDisk`, or (`lie`, the checker's self-test only) a disk that
 /// completes durable writes without making them durable (into its volatile cache, lost at a
-/// crash): the bug "acknowledged before durable" the simulator must catch.
+/// crash): the bug "acknowledged before durable" the simulator must catch. The disk is shared
+/// with the simulator, which takes its image when `Partition::open` refuses (and drops the
+/// device): a refused start leaves the device as it left it, and the next start gets that.
 pub(crate) struct SimDev {
-    pub(crate) disk: SimDisk,
+    pub(crate) disk: Rc<RefCell<SimDisk>>,
     pub(crate) lie: bool,
 }
 
 impl BlockIo for SimDev {
     fn block_size(&self) -> usize {
-        self.disk.block_size()
+        self.disk.borrow().block_size()
     }
 
     fn capacity_blocks(&self) -> u64 {
-        self.disk.capacity_blocks()
+        self.disk.borrow().capacity_blocks()
     }
 
     fn queue_depth(&self) -> usize {
-        self.disk.queue_depth()
+        self.disk.borrow().queue_depth()
     }
 
     fn in_flight(&self) -> usize {
-        self.disk.in_flight()
+        self.disk.borrow().in_flight()
     }
 
     fn submit_write(&mut self, tag: u64, lba: u64, buf: BlockBuf, durable: bool) -> Result<(), SubmitError> {
-        self.disk.submit_write(tag, lba, buf, durable && !self.lie)
+        self.disk.borrow_mut().submit_write(tag, lba, buf, durable && !self.lie)
     }
 
     fn submit_read(&mut self, tag: u64, lba: u64, buf: BlockBuf) -> Result<(), SubmitError> {
-        self.disk.submit_read(tag, lba, buf)
+        self.disk.borrow_mut().submit_read(tag, lba, buf)
     }
 
     fn submit_flush(&mut self, tag: u64) -> Result<(), SubmitError> {
-        self.disk.submit_flush(tag)
+        self.disk.borrow_mut().submit_flush(tag)
     }
 
     fn poll_completions(&mut self, out: &mut Batch<Completion>) -> usize {
-        self.disk.poll_completions(out)
+        self.disk.borrow_mut().poll_completions(out)
     }
 }
 
@@ -76,6 +78,30 @@ impl BlockIo for SimDev {
 pub(crate) struct Node {
     pub(crate) shards: Vec<Shard<Ep>>,
     pub(crate) kvs: Vec<Rc<RefCell<KvShard<SimDev>>>>,
+}
+
+/// A partition's device while the node is down: what the media hold, and its latent sector
+/// errors (on the media: they outlive the process, until the block is written again).
+pub(crate) struct DownDisk {
+    pub(crate) image: Vec<u8>,
+    pub(crate) latent: Vec<u64>,
+}
+
+impl DownDisk {
+    /// What a power cut leaves of `disk` now (draws from the disk's generator).
+    fn of(disk: &mut SimDisk) -> (Self, CrashReport) {
+        let (image, report) = disk.crash_image();
+        (Self { image, latent: disk.latent_blocks() }, report)
+    }
+}
+
+/// A start `Partition::open` refused: the partition, why, whether a transient read error was
+/// injected while it opened, and every partition's device as the refused start left it.
+pub(crate) struct Refused {
+    pub(crate) partition: u16,
+    pub(crate) error: String,
+    pub(crate) transient: bool,
+    pub(crate) disks: Vec<DownDisk>,
 }
 
 /// Removes the seed's snapshot directory, also when the seed fails.
@@ -90,18 +116,19 @@ impl Drop for TempDir {
 impl Sim {
     // ----- the node's life -----
 
-    /// Opens every partition (fresh disks, or the images a crash left), checks what each
-    /// recovered against the model, and assembles the shards as `serve::run_shard_on` does.
-    pub(crate) fn start_node(&mut self, images: Option<Vec<Vec<u8>>>) -> Node {
-        let pcfg = self.p.partition_config();
-        let total = self.p.partitions;
+    /// Opens every partition (fresh disks, or the devices a crash left), checks what each
+    /// recovered against the model, and assembles the shards as `serve::run_shard_on` does. A
+    /// restart first injects the seed's media faults (`media.rs`). A refused start is returned
+    /// (only where a media fault or a transient read error makes one legitimate: else it is a
+    /// violation) with every device as it stands.
+    pub(crate) fn start_node(&mut self, disks: Option<Vec<DownDisk>>) -> Result<Node, Refused> {
         let shards = self.p.shards;
         let routers: Vec<Option<Router>> = if shards == 1 {
             vec![None]
         } else {
             let cfg = InboxConfig {
                 shards,
-                partitions: total,
+                partitions: self.p.partitions,
                 inbox_capacity: self.p.inbox_capacity,
                 in_flight_max: self.p.inbox_in_flight,
                 pool_slots: shards * self.p.inbox_in_flight * 2,
@@ -109,44 +136,32 @@ impl Sim {
             };
             inbox::build(&cfg).expect("inbox config").into_iter().map(Some).collect()
         };
-        let mut images = images.map(|v| v.into_iter().map(Some).collect::<Vec<_>>());
+        let restart = disks.is_some();
+        let mut disks: Vec<Option<DownDisk>> = match disks {
+            Some(v) => v.into_iter().map(Some).collect(),
+            None => (0..self.p.partitions).map(|_| None).collect(),
+        };
+        // Every partition's disk, for the images of a refused start.
+        let mut handles: Vec<Option<Rc<RefCell<SimDisk>>>> = vec![None; self.p.partitions as usize];
         let mut node = Node { shards: Vec::new(), kvs: Vec::new() };
         for (id, router) in routers.into_iter().enumerate() {
             let mut partitions = Vec::new();
-            for p in (id as u32..total).step_by(shards) {
+            for p in (id as u32..self.p.partitions).step_by(shards) {
                 let p = p as u16;
-                let disk_cfg = SimDiskConfig { faults: SimDiskFaults::none(), ..self.p.disk };
-                let seed = self.rng.next_u64();
-                let disk = SimDev {
-                    lie: self.lie,
-                    disk: match images.as_mut() {
-                        None => SimDisk::new(disk_cfg, self.clock.clone(), seed),
-                        Some(imgs) => SimDisk::from_image(
-                            disk_cfg,
-                            self.clock.clone(),
-                            seed,
-                            imgs[usize::from(p)].take().expect("one image per partition"),
-                        ),
-                    },
-                };
-                let faults = disk.disk.faults_handle();
-                let file = self.p.snapshot_every.map(|_| SnapshotFile::new(&self.snap_dir.0, p));
-                let (mut part, report) = match Partition::open(p, disk, &pcfg, file) {
-                    Ok(x) => x,
-                    Err(e) => self.violation(format!("partition {p} does not recover: {e}")),
-                };
-                trace!(self, "partition {p} (shard {id}) recovered: {report}");
-                if report.snapshot_index.is_some() {
-                    self.count("recoveries from a snapshot file", 1);
+                let disk = self.new_disk(disks[usize::from(p)].take());
+                handles[usize::from(p)] = Some(Rc::clone(&disk));
+                match self.open_partition(p, id, disk, restart) {
+                    Ok(part) => partitions.push(part),
+                    Err(error) => {
+                        let transient = {
+                            let c = handles[usize::from(p)].as_ref().expect("set").borrow().counters();
+                            c.read_errors > c.latent_read_errors
+                        };
+                        drop((partitions, node));
+                        let disks = self.refused_disks(handles, disks);
+                        return Err(Refused { partition: p, error, transient, disks });
+                    }
                 }
-                if report.log.truncated_at_lsn.is_some() {
-                    self.count("recoveries that cut a torn tail", 1);
-                }
-                self.count("entries replayed at recovery", report.replayed);
-                self.settle(&mut part);
-                self.check_recovered(&part);
-                faults.set(self.p.run_faults);
-                partitions.push(part);
             }
             let kv = Rc::new(RefCell::new(KvShard::new(partitions, self.placement, router, DATAGRAM_MAX)));
             let mut d = Dispatcher::new();
@@ -158,7 +173,86 @@ impl Sim {
             node.shards.push(shard);
             node.kvs.push(kv);
         }
-        node
+        Ok(node)
+    }
+
+    /// A partition's disk: blank, or the device a crash left (with its latent sector errors).
+    fn new_disk(&mut self, down: Option<DownDisk>) -> Rc<RefCell<SimDisk>> {
+        let cfg = SimDiskConfig { faults: SimDiskFaults::none(), ..self.p.disk };
+        let seed = self.rng.next_u64();
+        let disk = match down {
+            None => SimDisk::new(cfg, self.clock.clone(), seed),
+            Some(DownDisk { image, latent }) => {
+                let mut disk = SimDisk::from_image(cfg, self.clock.clone(), seed, image);
+                for lba in latent {
+                    disk.mark_latent_error(lba);
+                }
+                disk
+            }
+        };
+        Rc::new(RefCell::new(disk))
+    }
+
+    /// Opens partition `p` of shard `id` on `disk` (after the media faults of a restart), checks
+    /// what it recovered, and turns the run's faults on. `Err`: the refusal's text.
+    fn open_partition(
+        &mut self,
+        p: u16,
+        id: usize,
+        disk: Rc<RefCell<SimDisk>>,
+        restart: bool,
+    ) -> Result<Partition<SimDev>, String> {
+        if restart {
+            self.inject_media_faults(p, &mut disk.borrow_mut());
+        }
+        let faults = disk.borrow().faults_handle();
+        faults.set(if restart { self.open_faults() } else { SimDiskFaults::none() });
+        let before = self.damaged[usize::from(p)].then(|| disk.borrow().volatile_image().to_vec());
+        let file = SnapshotFile::new(&self.snap_dir.0, p);
+        let (mut part, report) = match Partition::open(
+            p,
+            SimDev { disk: Rc::clone(&disk), lie: self.lie },
+            &self.p.partition_config(),
+            Some(file),
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                self.on_refused_open(p, &e.to_string(), before.as_deref(), &disk.borrow());
+                return Err(e.to_string());
+            }
+        };
+        trace!(self, "partition {p} (shard {id}) recovered: {report}");
+        let c = disk.borrow().counters();
+        self.count("read errors at starts that succeeded (transient)", c.read_errors - c.latent_read_errors);
+        self.count("read errors at starts that succeeded (latent sector)", c.latent_read_errors);
+        if report.snapshot_index.is_some() {
+            self.count("recoveries from a snapshot file", 1);
+        }
+        if report.log.truncated_at_lsn.is_some() {
+            self.count("recoveries that cut a torn tail", 1);
+        }
+        self.count("entries replayed at recovery", report.replayed);
+        self.settle(&mut part);
+        self.check_recovered(&part);
+        faults.set(self.p.run_faults);
+        Ok(part)
+    }
+
+    /// Every partition's device after a refused start: as the partitions opened so far left
+    /// theirs (a power cut), the others untouched.
+    fn refused_disks(
+        &mut self,
+        handles: Vec<Option<Rc<RefCell<SimDisk>>>>,
+        mut untouched: Vec<Option<DownDisk>>,
+    ) -> Vec<DownDisk> {
+        handles
+            .into_iter()
+            .enumerate()
+            .map(|(p, h)| match h {
+                Some(disk) => DownDisk::of(&mut disk.borrow_mut()).0,
+                None => untouched[p].take().expect("a partition not opened keeps its device"),
+            })
+            .collect()
     }
 
     /// Polls a freshly opened partition until it leads and serves reads (bounded, in sim time).
@@ -179,7 +273,7 @@ impl Sim {
         let Some(node) = self.node.take() else { return };
         trace!(self, "CRASH ({why})");
         self.count("crashes", 1);
-        let mut images = vec![Vec::new(); self.p.partitions as usize];
+        let mut disks: Vec<Option<DownDisk>> = (0..self.p.partitions).map(|_| None).collect();
         let Node { shards, kvs } = node;
         drop(shards);
         for kv in kvs {
@@ -193,33 +287,31 @@ impl Sim {
             for part in kv.into_partitions() {
                 let id = part.id();
                 let c = part.counters();
-                if self.p.snapshot_every.is_none() && c.snapshots > 0 {
-                    panic!(
-                        "sim configuration error (seed {}): partition {id} checkpointed without a snapshot file; \
-                         make the ring larger",
-                        self.seed
-                    );
+                if !self.p.small_ring {
+                    self.count("snapshots taken on a large ring (half full)", c.snapshots);
                 }
                 self.count("snapshots taken", c.snapshots);
                 self.count("writes refused BUSY by partitions", c.busy);
                 self.count("entries applied", c.applied);
-                let mut disk = part.into_device().disk;
+                let disk = part.into_device().disk;
+                let mut disk = disk.borrow_mut();
                 let dc = disk.counters();
                 self.count("disk write errors", dc.write_errors);
                 self.count("disk read errors", dc.read_errors);
-                let (img, rep) = disk.crash_image();
+                let (down, rep) = DownDisk::of(&mut disk);
                 self.count("writes in flight at crashes", rep.in_flight_writes);
                 self.count("torn writes at crashes", rep.torn);
                 self.count("in-flight writes lost at crashes", rep.lost);
                 self.count("dirty blocks lost at crashes", rep.dirty_blocks - rep.dirty_kept);
                 trace!(self, "  partition {id}: {rep:?}");
-                images[usize::from(id)] = img;
+                disks[usize::from(id)] = Some(down);
             }
         }
+        let disks = disks.into_iter().map(|d| d.expect("every partition is on a shard")).collect();
         // What the NIC had received dies with the process.
         self.drain_shard_endpoints();
         let down = self.rng.range(0, self.p.down_ns_max);
-        self.down = Some((images, self.now() + down));
+        self.down = Some((disks, self.now() + down));
         self.restart_at = None;
     }
 
@@ -237,10 +329,14 @@ impl Sim {
     }
 
     pub(crate) fn restart(&mut self) {
-        let (images, _) = self.down.take().expect("down");
+        let (disks, _) = self.down.take().expect("down");
         trace!(self, "RESTART");
-        let node = self.start_node(Some(images));
+        let node = match self.start_node(Some(disks)) {
+            Ok(node) => node,
+            Err(refused) => return self.on_refused_start(refused),
+        };
         self.node = Some(node);
+        self.refusals_in_row = 0;
         self.count("recoveries", 1);
         if self.p.restart_on_unavailable && self.rng.chance(0.15) {
             // A crash storm: power fails again while the fresh node re-commits and serves.
@@ -253,6 +349,7 @@ impl Sim {
     /// and the projection holds no key the model never wrote.
     pub(crate) fn check_recovered(&mut self, part: &Partition<SimDev>) {
         let now = self.now();
+        let what = format!("after recovery{}", self.damage_of(part.id()));
         let mut out = vec![0u8; 4096];
         for key in 0..self.keys.len() {
             let name = self.keys[key].name.clone();
@@ -271,7 +368,7 @@ impl Sim {
                     name
                 )),
             };
-            self.check_read(key, now, now, &result, "after recovery", true);
+            self.check_read(key, now, now, &result, &what, true);
             self.count("keys checked after recovery", 1);
         }
         for (k, _, _) in part.kv().iter() {

@@ -35,9 +35,54 @@ pub(crate) struct Params {
     pub(crate) crash_steps: Vec<u64>,
     pub(crate) restart_on_unavailable: bool,
     pub(crate) down_ns_max: u64,
-    /// Some(interval): snapshots to files in the seed's temp dir every `interval` entries.
-    pub(crate) snapshot_every: Option<u64>,
+    /// Media faults while the node is down, and transient read errors while it starts.
+    pub(crate) media: MediaFaults,
+    /// The log's ring is small (snapshots every `snapshot_every` entries, segments recycled) or
+    /// large (`snapshot_every` is out of reach: a snapshot is taken only if half the ring fills,
+    /// which a crowd seed can do; most seeds replay their whole log at every restart).
+    pub(crate) small_ring: bool,
+    /// Entries between snapshots (to the partition's file in the seed's temp dir).
+    pub(crate) snapshot_every: u64,
     pub(crate) ual: UalConfig,
+}
+
+/// Media faults, injected into a partition's device (and snapshot file) while the node is down,
+/// each at each restart with its probability; and transient read errors while the node starts.
+/// `MediaFaults::default()` is none.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct MediaFaults {
+    /// A bit of a written block of the log's device flips (bit rot of acknowledged data, or of
+    /// stale blocks, padding or a superblock copy: the block is any one that holds something).
+    pub(crate) bit_flip: f64,
+    /// A written block of the log's device gets a latent sector error: every read of it fails
+    /// until it is written again (kept across restarts).
+    pub(crate) latent: f64,
+    /// A bit of the partition's snapshot file flips (when it has one).
+    pub(crate) snapshot_flip: f64,
+    /// Each read while a partition opens fails with this probability (a transient error).
+    pub(crate) read_error: f64,
+}
+
+impl MediaFaults {
+    /// A seed's media faults: none for three seeds in four; else each kind on or off.
+    fn draw(rng: &mut SplitMix64) -> Self {
+        if !rng.chance(0.25) {
+            return Self::default();
+        }
+        let mut on =
+            |p: f64, lo: u64, hi: u64| if rng.chance(p) { rng.range(lo, hi) as f64 / 1000.0 } else { 0.0 };
+        Self {
+            bit_flip: on(0.6, 100, 600),
+            latent: on(0.4, 50, 400),
+            snapshot_flip: on(0.2, 20, 200),
+            read_error: on(0.4, 1, 30),
+        }
+    }
+
+    /// Whether any media fault is on.
+    pub(crate) fn any(&self) -> bool {
+        *self != Self::default()
+    }
 }
 
 impl Params {
@@ -77,6 +122,7 @@ impl Params {
         disk.flush_latency_ns = (50_000, rng.range(50_000, 1_000_000));
         disk.queue_depth = 8 + rng.below(25) as usize;
         let mut run_faults = SimDiskFaults::none();
+        let mut media = MediaFaults::default();
         let mut crash_steps = Vec::new();
         let mut net_partitions = false;
         let mut restart_on_unavailable = false;
@@ -103,11 +149,19 @@ impl Params {
                 torn_scatter: rng.chance(0.5),
             };
             restart_on_unavailable = true;
+            // A generator of its own (one draw here): new kinds of media faults shift nothing else.
+            media = MediaFaults::draw(&mut rng.fork());
         }
         let down_ns_max = rng.range(0, 5_000_000);
-        let with_files = rng.chance(0.5);
-        let (snapshot_every, ual) = if with_files {
-            // A small ring that must recycle: snapshots to files, checkpoints.
+        // Every partition has its snapshot file, as `serve` gives one to every partition on a
+        // persistent device. (Seeds once ran without one on a large ring, asserting that no
+        // snapshot happens; seed 118215866939488, a crowd of 35 clients, half filled the ring and
+        // the partition checkpointed into memory, as it does on a device that does not persist:
+        // a configuration `serve` never builds, and one that loses the checkpointed entries at
+        // the next crash.)
+        let small_ring = rng.chance(0.5);
+        let (snapshot_every, ual) = if small_ring {
+            // A small ring that must recycle: snapshots, checkpoints.
             let ual = UalConfig {
                 segment_blocks: 4 << rng.below(2),
                 segment_count: 4 + rng.below(5) as u32,
@@ -115,11 +169,11 @@ impl Params {
                 writes_in_flight_max: 1 + rng.below(4) as u32,
                 format_if_blank: true,
             };
-            (Some(rng.range(3, 80)), ual)
+            (rng.range(3, 80), ual)
         } else {
-            // No snapshot file: a ring no seed fills halfway (asserted: no checkpoint happens), even
-            // when every group commit is a single record padded to its own block (the log pads the
-            // tail block while a write of it is in flight).
+            // A ring most seeds never fill halfway, even when every group commit is a single
+            // record padded to its own block (the log pads the tail block while a write of it is
+            // in flight): long replays, no snapshot; a crowd may still fill it (a snapshot then).
             let ual = UalConfig {
                 segment_blocks: 64,
                 segment_count: 64,
@@ -127,7 +181,7 @@ impl Params {
                 writes_in_flight_max: 1 + rng.below(4) as u32,
                 format_if_blank: true,
             };
-            (None, ual)
+            (SNAPSHOT_NEVER, ual)
         };
         disk.capacity_blocks = ual.device_blocks();
         Params {
@@ -153,6 +207,8 @@ impl Params {
             crash_steps,
             restart_on_unavailable,
             down_ns_max,
+            media,
+            small_ring,
             snapshot_every,
             ual,
         }
@@ -167,13 +223,16 @@ impl Params {
                 ..RaftGroupConfig::default()
             },
             kv: KvLimits::small(),
-            snapshot_every_entries: self.snapshot_every.unwrap_or(1 << 40),
+            snapshot_every_entries: self.snapshot_every,
             node_id: 1,
             voters: vec![1],
             snapshot_in_background: false,
         }
     }
 }
+
+/// `snapshot_every` of a large ring: no seed applies this many entries.
+const SNAPSHOT_NEVER: u64 = 1 << 40;
 
 /// `write_blocks_max` for a seed: 2, 4 .. 2^max_log2 (`UalConfig::validate` refuses 1).
 pub(crate) fn write_blocks_max(rng: &mut SplitMix64, max_log2: u64) -> u32 {

@@ -18,7 +18,15 @@ pub(crate) struct Sim {
     pub(crate) shard_eps: Vec<Rc<RefCell<SimEndpoint>>>,
     pub(crate) node: Option<Node>,
     /// While the node is down: the partitions' images, and when it comes back.
-    pub(crate) down: Option<(Vec<Vec<u8>>, u64)>,
+    pub(crate) down: Option<(Vec<DownDisk>, u64)>,
+    /// Per partition: whether a media fault was injected into it (a refused start is legitimate
+    /// then), and what was injected.
+    pub(crate) damaged: Vec<bool>,
+    pub(crate) damage_log: Vec<Vec<String>>,
+    /// Starts refused in a row (transient read errors), since the last start that succeeded.
+    pub(crate) refusals_in_row: u32,
+    /// Set when a start was refused for good: the node stays down, the seed ends.
+    pub(crate) refused: Option<String>,
     pub(crate) restart_at: Option<u64>,
     pub(crate) heal_at: Option<u64>,
     pub(crate) next_crash: usize,
@@ -88,6 +96,10 @@ impl Sim {
             shard_eps,
             node: None,
             down: None,
+            damaged: vec![false; p.partitions as usize],
+            damage_log: vec![Vec::new(); p.partitions as usize],
+            refusals_in_row: 0,
+            refused: None,
             restart_at: None,
             heal_at: None,
             next_crash: 0,
@@ -189,8 +201,11 @@ impl Sim {
 
     pub(crate) fn run(&mut self) {
         trace!(self, "seed {} params {:?}", self.seed, self.p);
-        self.node = Some(self.start_node(None));
-        while self.step < self.p.steps {
+        match self.start_node(None) {
+            Ok(node) => self.node = Some(node),
+            Err(r) => self.violation(format!("partition {} does not format: {}", r.partition, r.error)),
+        }
+        while self.step < self.p.steps && self.refused.is_none() {
             self.tick(true);
             self.step += 1;
         }
@@ -198,7 +213,8 @@ impl Sim {
         self.net.heal();
         self.heal_at = None;
         let mut n = 0;
-        while self.clients.iter().any(|c| c.cur.is_some()) || self.down.is_some() {
+        while self.refused.is_none() && (self.clients.iter().any(|c| c.cur.is_some()) || self.down.is_some())
+        {
             if n == DRAIN_STEPS_MAX {
                 let busy: Vec<_> = self.clients.iter().map(|c| &c.cur).collect();
                 self.violation(format!("hang: clients still waiting after {n} drain steps: {busy:?}"));
@@ -207,15 +223,36 @@ impl Sim {
             self.step += 1;
             n += 1;
         }
+        if self.refused.is_none() {
+            self.finish();
+        }
+        self.count_end();
+    }
+
+    /// The end of a seed whose node is up: a last power cut and recovery, checked against the
+    /// model like every other (retried after a transient read error like every other).
+    fn finish(&mut self) {
         if self.p.clean {
             self.compare_exact("end of run");
         }
-        // A last power cut and recovery, checked against the model like every other.
         self.crash("final");
         self.restart();
+        let mut n = 0;
+        while self.down.is_some() && self.refused.is_none() {
+            if n == DRAIN_STEPS_MAX {
+                self.violation(format!("hang: the node is still down after {n} steps of the final restart"));
+            }
+            self.tick(false);
+            self.step += 1;
+            n += 1;
+        }
         if self.p.clean {
             self.compare_exact("after the final restart");
         }
+    }
+
+    /// What the seed did, into its stats.
+    fn count_end(&mut self) {
         let unknown = self.writes.iter().filter(|w| w.state == WState::Unknown).count() as u64;
         self.count("writes with unknown outcome at the end", unknown);
         self.count("steps", self.step);
@@ -227,8 +264,11 @@ impl Sim {
         self.count("datagrams cut by partitions", nc.partitioned);
         self.count("datagrams dropped at full inboxes", nc.inbox_full);
         self.count(if self.p.clean { "seeds: clean class" } else { "seeds: fault class" }, 1);
-        if self.p.snapshot_every.is_some() {
-            self.count("seeds with snapshot files", 1);
+        if self.p.small_ring {
+            self.count("seeds with a small ring (snapshots, recycling)", 1);
+        }
+        if self.p.media.any() {
+            self.count("seeds with media faults", 1);
         }
         self.count(
             match self.p.shards {

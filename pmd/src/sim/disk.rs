@@ -14,6 +14,12 @@
 //!   blocks (some, none or all: the device state of a failed write is unknown);
 //! - a read copies `volatile`, or fails for a block marked with a latent sector error (or at random).
 //!
+//! Media faults outside any request (the simulator injects them while a node is down): a latent
+//! sector error (`mark_latent_error`: every read of the block fails until it is written again) and
+//! a flipped bit (`flip_bit`: bit rot of data the device once acknowledged, in both images: reads
+//! and a crash both see it). `written_blocks` names the blocks that hold anything, where records
+//! and superblocks can be.
+//!
 //! `crash` is a power loss: the new disk's image is `durable`, plus a seeded subset of the dirty
 //! blocks, plus, for every write still in flight (including one due but not yet polled: nobody saw
 //! it complete), nothing, everything, or a torn part: a prefix of its blocks and a 512-byte-sector
@@ -127,6 +133,10 @@ pub struct SimDiskCounters {
     pub write_errors: u64,
     /// Reads failed (latent sector or random).
     pub read_errors: u64,
+    /// Of those, failed by a latent sector error (the rest were transient, injected at random).
+    pub latent_read_errors: u64,
+    /// Bits flipped by `flip_bit`.
+    pub bits_flipped: u64,
     /// Latent sector errors created.
     pub latent_marked: u64,
     /// Dirty blocks the cache wrote back on its own.
@@ -269,6 +279,35 @@ impl SimDisk {
         self.latent.insert(lba);
     }
 
+    /// The blocks marked with a latent sector error now, in order.
+    pub fn latent_blocks(&self) -> Vec<u64> {
+        self.latent.iter().copied().collect()
+    }
+
+    /// Flips bit `bit` (0 is the lowest bit of the block's first byte) of block `lba` on the media:
+    /// bit rot, seen by reads and kept by a crash. Cached (dirty) content is not spared: a flip is
+    /// meant for data at rest, while nothing is in flight.
+    pub fn flip_bit(&mut self, lba: u64, bit: usize) {
+        assert!(lba < self.cfg.capacity_blocks, "block {lba} is past the device");
+        assert!(bit < BLOCK_SIZE * 8, "bit {bit} is past the block");
+        let byte = lba as usize * BLOCK_SIZE + bit / 8;
+        let mask = 1u8 << (bit % 8);
+        self.durable[byte] ^= mask;
+        self.volatile[byte] ^= mask;
+        self.counters.bits_flipped += 1;
+    }
+
+    /// The blocks whose durable content is not all zeros (a blank device is zeros), in order:
+    /// where the device's user put anything.
+    pub fn written_blocks(&self) -> Vec<u64> {
+        self.durable
+            .chunks_exact(BLOCK_SIZE)
+            .enumerate()
+            .filter(|(_, b)| b.iter().any(|&x| x != 0))
+            .map(|(i, _)| i as u64)
+            .collect()
+    }
+
     /// The earliest due time of a request in flight.
     pub fn next_due(&self) -> Option<u64> {
         self.pending.iter().map(|p| p.due).min()
@@ -402,6 +441,7 @@ impl SimDisk {
                 let random = self.rng.chance(f.read_error);
                 let result = if let Some(b) = bad {
                     self.counters.read_errors += 1;
+                    self.counters.latent_read_errors += 1;
                     Err(BlockError::Io(format!("sim: latent sector error at block {b}")))
                 } else if random {
                     self.counters.read_errors += 1;
@@ -708,6 +748,38 @@ mod tests {
         d.submit_read(4, 4, BlockBuf::new(2)).unwrap();
         assert!(wait_one(&mut d, &mut out).result.is_ok());
         assert_eq!(d.counters().read_errors, 1);
+        assert_eq!(d.counters().latent_read_errors, 1);
+    }
+
+    #[test]
+    fn flipped_bits_are_read_and_survive_a_crash() {
+        let mut d = disk(4, SimDiskFaults::none());
+        d.submit_write(1, 3, block(0xF0, 1), true).unwrap();
+        drain(&mut d);
+        assert_eq!(d.written_blocks(), vec![3]);
+        d.flip_bit(3, 8 * 100 + 2);
+        let mut out = Batch::with_capacity(4);
+        d.submit_read(2, 3, BlockBuf::new(1)).unwrap();
+        let c = wait_one(&mut d, &mut out);
+        let buf = c.buf.expect("a read returns its buffer");
+        assert_eq!(buf[100], 0xF0 ^ 0b100);
+        assert_eq!(buf.iter().filter(|&&b| b != 0xF0).count(), 1);
+        let img = d.crash_image().0;
+        assert_eq!(img[3 * BLOCK_SIZE + 100], 0xF0 ^ 0b100);
+        assert_eq!(d.counters().bits_flipped, 1);
+        // A flipped bit in a blank block makes it a written one.
+        d.flip_bit(9, 0);
+        assert_eq!(d.written_blocks(), vec![3, 9]);
+    }
+
+    #[test]
+    fn latent_marks_are_listed_and_kept_by_a_crash() {
+        let mut d = disk(6, SimDiskFaults::none());
+        d.mark_latent_error(7);
+        d.mark_latent_error(2);
+        assert_eq!(d.latent_blocks(), vec![2, 7]);
+        let d = d.crash();
+        assert_eq!(d.latent_blocks(), vec![2, 7]);
     }
 
     #[test]
