@@ -104,11 +104,6 @@ const SETTLE_POLLS_MAX: u32 = 20_000;
 /// Numbers each simulation's snapshot directory: tests run in parallel, several on one seed.
 static SIM_DIRS: AtomicU64 = AtomicU64::new(0);
 
-thread_local! {
-    /// What all seeds exercised, printed at the end.
-    static TOTALS: RefCell<BTreeMap<&'static str, u64>> = const { RefCell::new(BTreeMap::new()) };
-}
-
 /// A line of the seed's trace (`VIGIL_SIM_SEED` runs only).
 macro_rules! trace {
     ($sim:expr, $($arg:tt)*) => {
@@ -124,133 +119,51 @@ mod media;
 mod model;
 mod node;
 mod params;
+mod runner;
 mod sim;
 
 use clients::*;
 use model::*;
 use node::*;
 use params::*;
+use runner::*;
 use sim::*;
 
 // ---------------------------------------------------------------------------------------------
-// Running seeds.
-
-/// The first `n` seeds of the fixed default sequence.
-fn default_seeds(n: u64) -> Vec<u64> {
-    let mut g = SplitMix64::new(0x5EED_5AAD);
-    (0..n).map(|_| g.next_u64() >> 16).collect()
-}
-
-/// `VIGIL_SIM_SEED`, or `VIGIL_SIM_SEEDS` (default `DEFAULT_SEEDS`) of the default sequence.
-fn seeds() -> Vec<u64> {
-    match std::env::var("VIGIL_SIM_SEED") {
-        Ok(s) => vec![s.trim().parse().expect("VIGIL_SIM_SEED is a u64")],
-        Err(_) => default_seeds(
-            std::env::var("VIGIL_SIM_SEEDS").map_or(DEFAULT_SEEDS, |s| s.trim().parse().expect("a count")),
-        ),
-    }
-}
-
-/// A wall-clock watchdog (it never touches the simulation): a seed running longer than
-/// `VIGIL_SIM_SEED_TIMEOUT_S` (default 120 s; seeds take milliseconds) is a hang inside the code
-/// under test, which no in-thread check can catch: name the seed and abort.
-fn watchdog() -> Arc<Mutex<Option<(u64, Instant)>>> {
-    let limit = std::env::var("VIGIL_SIM_SEED_TIMEOUT_S").map_or(120, |s| s.trim().parse().expect("seconds"));
-    let current: Arc<Mutex<Option<(u64, Instant)>>> = Arc::new(Mutex::new(None));
-    let watched = Arc::clone(&current);
-    std::thread::spawn(move || loop {
-        std::thread::sleep(Duration::from_millis(250));
-        if Arc::strong_count(&watched) == 1 {
-            return;
-        }
-        let running = *watched.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((seed, since)) = running {
-            if since.elapsed() > Duration::from_secs(limit) {
-                // Straight to stderr: the test harness's capture would die with the process.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n*** sim_shards: seed {seed} HANGS (over {limit} s of wall time)\n*** rerun: \
-                     VIGIL_SIM_SEED={seed} cargo test --test sim_shards sim_shards -- --nocapture\n"
-                );
-                // No destructor runs at an abort: remove this process's snapshot directories.
-                let prefix = format!("vigil-sim-shards-{}-", std::process::id());
-                for entry in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
-                    if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                        let _ = std::fs::remove_dir_all(entry.path());
-                    }
-                }
-                std::process::abort();
-            }
-        }
-    });
-    current
-}
-
-fn run_seed(seed: u64, trace: bool) -> Sim {
-    let mut sim = Sim::new(seed, trace);
-    sim.run();
-    sim
-}
-
-/// `VIGIL_SIM_KEEP_GOING=1`: run every seed, list the failing ones at the end (the test still
-/// fails if any did), rather than stop at the first.
-fn keep_going() -> bool {
-    std::env::var("VIGIL_SIM_KEEP_GOING").is_ok_and(|v| v.trim() == "1")
-}
-
-/// A panic's message.
-fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
-    e.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
+// The tests.
 
 #[test]
 fn sim_shards() {
     let trace = std::env::var("VIGIL_SIM_SEED").is_ok();
     let started = Instant::now();
     let seeds = seeds();
-    let watch = watchdog();
-    let mut failed = Vec::new();
     if keep_going() {
-        // One line per failing seed instead of a backtrace (this test's thread only).
+        // One line per failing seed instead of a backtrace (the seed threads only).
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if std::thread::current().name() != Some("sim_shards") {
+            if !std::thread::current().name().is_some_and(|n| n.starts_with("sim_shards-")) {
                 hook(info);
             }
         }));
     }
-    for &seed in &seeds {
-        *watch.lock().unwrap_or_else(|e| e.into_inner()) = Some((seed, Instant::now()));
-        match catch_unwind(AssertUnwindSafe(|| run_seed(seed, trace))) {
-            Ok(sim) => TOTALS.with(|t| {
-                let mut t = t.borrow_mut();
-                for (k, v) in &sim.stats {
-                    *t.entry(k).or_default() += v;
-                }
-            }),
-            Err(e) if keep_going() => {
-                let media = Params::draw(&mut SplitMix64::new(seed)).media.any();
-                eprintln!("*** seed {seed} (media faults: {media}) failed: {}", panic_text(&*e));
-                failed.push((seed, media));
-            }
-            Err(e) => {
-                eprintln!(
-                    "\n*** sim_shards failed at seed {seed}\n*** rerun: VIGIL_SIM_SEED={seed} cargo test --test sim_shards \
-                     sim_shards -- --nocapture\n"
-                );
-                std::panic::resume_unwind(e);
-            }
-        }
+    let mut outcome = run_all(&seeds, trace);
+    outcome.failed.sort_by_key(|f| f.0);
+    for (_, seed, media, text) in &outcome.failed {
+        eprintln!("*** seed {seed} (media faults: {media}) failed: {text}");
+    }
+    if let Some((i, e)) = outcome.panic.take() {
+        let seed = seeds[i];
+        eprintln!(
+            "\n*** sim_shards failed at seed {seed}\n*** rerun: VIGIL_SIM_SEED={seed} cargo test --test sim_shards \
+             sim_shards -- --nocapture\n"
+        );
+        std::panic::resume_unwind(e);
     }
     eprintln!("sim_shards: {} seeds in {:.1} s", seeds.len(), started.elapsed().as_secs_f64());
-    TOTALS.with(|t| {
-        for (k, v) in t.borrow().iter() {
-            eprintln!("  {k}: {v}");
-        }
-    });
+    for (k, v) in &outcome.totals {
+        eprintln!("  {k}: {v}");
+    }
+    let failed: Vec<(u64, bool)> = outcome.failed.iter().map(|f| (f.1, f.2)).collect();
     let with_media = failed.iter().filter(|f| f.1).count();
     assert!(
         failed.is_empty(),
@@ -259,27 +172,24 @@ fn sim_shards() {
         seeds.len()
     );
     if seeds.len() as u64 >= DEFAULT_SEEDS {
-        exercised();
+        exercised(&outcome.totals);
     }
 }
 
 /// A run of the default seeds or more injected every kind of fault: a fault that is never
 /// injected passes everything.
-fn exercised() {
-    TOTALS.with(|t| {
-        let t = t.borrow();
-        for what in [
-            "bits flipped in log devices",
-            "latent sector errors injected",
-            "snapshot files with a flipped bit",
-            "starts refused after a transient read error (retried)",
-            "crashes",
-            "torn writes at crashes",
-            "disk write errors",
-        ] {
-            assert!(t.get(what).copied().unwrap_or(0) > 0, "no seed exercised {what:?}");
-        }
-    });
+fn exercised(totals: &BTreeMap<&'static str, u64>) {
+    for what in [
+        "bits flipped in log devices",
+        "latent sector errors injected",
+        "snapshot files with a flipped bit",
+        "starts refused after a transient read error (retried)",
+        "crashes",
+        "torn writes at crashes",
+        "disk write errors",
+    ] {
+        assert!(totals.get(what).copied().unwrap_or(0) > 0, "no seed exercised {what:?}");
+    }
 }
 
 /// The checker's self-test: with devices that complete durable writes before they are durable
