@@ -97,7 +97,7 @@ impl Sim {
             c.read_errors - c.latent_read_errors,
             c.latent_read_errors
         );
-        if before.is_some_and(|b| b != disk.volatile_image()) {
+        if before.is_some_and(|b| *b != disk.volatile_image()) {
             trace!(self, "  the refused start of partition {p} wrote to its device first");
             self.count("refused starts that wrote to the device first", 1);
         }

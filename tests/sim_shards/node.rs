@@ -88,10 +88,14 @@ pub(crate) struct DownDisk {
 }
 
 impl DownDisk {
-    /// What a power cut leaves of `disk` now (draws from the disk's generator).
-    fn of(disk: &mut SimDisk) -> (Self, CrashReport) {
-        let (image, report) = disk.crash_image();
-        (Self { image, latent: disk.latent_blocks() }, report)
+    /// What a power cut leaves of `disk` (draws from the disk's generator). The disk is done
+    /// with: its partition is gone, so this is its last handle and its image is taken, not copied.
+    fn of(disk: Rc<RefCell<SimDisk>>) -> (Self, CrashReport) {
+        let disk =
+            Rc::try_unwrap(disk).unwrap_or_else(|_| panic!("a crashed disk is still shared")).into_inner();
+        let latent = disk.latent_blocks();
+        let (image, report) = disk.into_crash_image();
+        (Self { image, latent }, report)
     }
 }
 
@@ -207,7 +211,7 @@ impl Sim {
         }
         let faults = disk.borrow().faults_handle();
         faults.set(if restart { self.open_faults() } else { SimDiskFaults::none() });
-        let before = self.damaged[usize::from(p)].then(|| disk.borrow().volatile_image().to_vec());
+        let before = self.damaged[usize::from(p)].then(|| disk.borrow().volatile_image());
         let file = SnapshotFile::new(&self.snap_dir.0, p);
         let (mut part, report) = match Partition::open(
             p,
@@ -249,7 +253,7 @@ impl Sim {
             .into_iter()
             .enumerate()
             .map(|(p, h)| match h {
-                Some(disk) => DownDisk::of(&mut disk.borrow_mut()).0,
+                Some(disk) => DownDisk::of(disk).0,
                 None => untouched[p].take().expect("a partition not opened keeps its device"),
             })
             .collect()
@@ -294,11 +298,10 @@ impl Sim {
                 self.count("writes refused BUSY by partitions", c.busy);
                 self.count("entries applied", c.applied);
                 let disk = part.into_device().disk;
-                let mut disk = disk.borrow_mut();
-                let dc = disk.counters();
+                let dc = disk.borrow().counters();
                 self.count("disk write errors", dc.write_errors);
                 self.count("disk read errors", dc.read_errors);
-                let (down, rep) = DownDisk::of(&mut disk);
+                let (down, rep) = DownDisk::of(disk);
                 self.count("writes in flight at crashes", rep.in_flight_writes);
                 self.count("torn writes at crashes", rep.torn);
                 self.count("in-flight writes lost at crashes", rep.lost);

@@ -2,7 +2,9 @@
 //! volatile write cache and crash-at-any-point, for the deterministic simulator.
 //!
 //! Model. The disk keeps two images: `durable`, what survives power loss, and `volatile`, what reads
-//! see (media plus the device's write cache). A request gets a seeded latency in `SimClock` time and
+//! see (media plus the device's write cache). `volatile` is stored as `durable` plus the cached
+//! content of the dirty blocks (the only ones where the two differ), so a disk is made from an
+//! image, and a crash image taken, without copying the whole device more than once. A request gets a seeded latency in `SimClock` time and
 //! completes (takes effect and comes out of `poll_completions`) only once `now >= due`; requests due
 //! at the same time come out in a seeded order. At completion:
 //! - a write lands in `volatile`; with `durable = true` (FUA) also in `durable`, otherwise its blocks
@@ -41,7 +43,7 @@ use crate::block::{
 };
 use crate::Batch;
 use std::cell::Cell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 /// The sector size torn writes are cut at (the smallest NVMe/SATA atomic unit).
@@ -197,10 +199,10 @@ pub struct SimDisk {
     clock: SimClock,
     rng: SplitMix64,
     durable: Vec<u8>,
-    volatile: Vec<u8>,
-    /// Blocks whose `volatile` content may not be in `durable` yet (ordered: iteration must be
-    /// deterministic).
-    dirty: BTreeSet<u64>,
+    /// The dirty blocks: written, maybe not durable yet; their content as reads see it (the
+    /// volatile image is `durable` with these blocks on top). Ordered: iteration must be
+    /// deterministic.
+    dirty: BTreeMap<u64, Box<[u8]>>,
     latent: BTreeSet<u64>,
     pending: Vec<Pending>,
     /// The clock reading of the last poll and how many empty polls happened at it.
@@ -226,9 +228,8 @@ impl SimDisk {
             cfg,
             clock,
             rng: SplitMix64::new(seed),
-            volatile: image.clone(),
             durable: image,
-            dirty: BTreeSet::new(),
+            dirty: BTreeMap::new(),
             latent: BTreeSet::new(),
             pending: Vec::with_capacity(cfg.queue_depth),
             spin_at: 0,
@@ -253,9 +254,21 @@ impl SimDisk {
         &self.clock
     }
 
-    /// What reads see now.
-    pub fn volatile_image(&self) -> &[u8] {
-        &self.volatile
+    /// What reads see now (a copy of the whole device: for tests and checks, not per request).
+    pub fn volatile_image(&self) -> Vec<u8> {
+        let mut img = self.durable.clone();
+        for (&lba, data) in &self.dirty {
+            img[block_range(lba, 1)].copy_from_slice(data);
+        }
+        img
+    }
+
+    /// Block `lba` as reads see it now.
+    fn visible(&self, lba: u64) -> &[u8] {
+        match self.dirty.get(&lba) {
+            Some(data) => data,
+            None => &self.durable[block_range(lba, 1)],
+        }
     }
 
     /// What would survive power loss for sure.
@@ -293,7 +306,9 @@ impl SimDisk {
         let byte = lba as usize * BLOCK_SIZE + bit / 8;
         let mask = 1u8 << (bit % 8);
         self.durable[byte] ^= mask;
-        self.volatile[byte] ^= mask;
+        if let Some(data) = self.dirty.get_mut(&lba) {
+            data[bit / 8] ^= mask;
+        }
         self.counters.bits_flipped += 1;
     }
 
@@ -316,13 +331,25 @@ impl SimDisk {
     /// The image a power loss leaves now (see the module docs), and what happened to each part.
     /// Draws from the disk's RNG, so the crash is part of the seeded run.
     pub fn crash_image(&mut self) -> (Vec<u8>, CrashReport) {
+        let img = self.durable.clone();
+        self.crash_onto(img)
+    }
+
+    /// `crash_image` for a disk that is done with: its durable image becomes the crash image
+    /// without a copy (the same draws, so the same image as `crash_image`).
+    pub fn into_crash_image(mut self) -> (Vec<u8>, CrashReport) {
+        let img = std::mem::take(&mut self.durable);
+        self.crash_onto(img)
+    }
+
+    /// Lays what a power loss keeps of the cache and of the writes in flight onto `img`, a copy
+    /// of the durable image.
+    fn crash_onto(&mut self, mut img: Vec<u8>) -> (Vec<u8>, CrashReport) {
         let f = self.faults.get();
-        let mut img = self.durable.clone();
         let mut rep = CrashReport { dirty_blocks: self.dirty.len() as u64, ..CrashReport::default() };
-        for &lba in &self.dirty {
+        for (&lba, data) in &self.dirty {
             if self.rng.chance(f.crash_keep_dirty) {
-                let r = block_range(lba, 1);
-                img[r.clone()].copy_from_slice(&self.volatile[r]);
+                img[block_range(lba, 1)].copy_from_slice(data);
                 rep.dirty_kept += 1;
             }
         }
@@ -395,14 +422,12 @@ impl SimDisk {
 
     /// Lands block `i` of a write at `lba` (both images if durable, else marks it dirty).
     fn land_block(&mut self, lba: u64, buf: &BlockBuf, i: u64, durable: bool) {
-        let r = block_range(lba + i, 1);
         let src = &buf[i as usize * BLOCK_SIZE..(i as usize + 1) * BLOCK_SIZE];
-        self.volatile[r.clone()].copy_from_slice(src);
         if durable {
-            self.durable[r].copy_from_slice(src);
+            self.durable[block_range(lba + i, 1)].copy_from_slice(src);
             self.dirty.remove(&(lba + i));
         } else {
-            self.dirty.insert(lba + i);
+            self.dirty.insert(lba + i, src.into());
         }
         self.latent.remove(&(lba + i));
     }
@@ -447,8 +472,9 @@ impl SimDisk {
                     self.counters.read_errors += 1;
                     Err(BlockError::Io("sim: injected read error".into()))
                 } else {
-                    let r = block_range(lba, buf.blocks());
-                    buf.copy_from_slice(&self.volatile[r]);
+                    for (i, out) in buf.chunks_mut(BLOCK_SIZE).enumerate() {
+                        out.copy_from_slice(self.visible(lba + i as u64));
+                    }
                     Ok(())
                 };
                 Completion { tag: p.tag, op: BlockOp::Read, lba, result, buf: Some(buf) }
@@ -458,9 +484,8 @@ impl SimDisk {
                 for lba in covers {
                     // Still dirty: persist what the cache holds now (a newer value is fine: the
                     // cache may write back at any time).
-                    if self.dirty.remove(&lba) {
-                        let r = block_range(lba, 1);
-                        self.durable[r.clone()].copy_from_slice(&self.volatile[r]);
+                    if let Some(data) = self.dirty.remove(&lba) {
+                        self.durable[block_range(lba, 1)].copy_from_slice(&data);
                     }
                 }
                 Completion { tag: p.tag, op: BlockOp::Flush, lba: 0, result: Ok(()), buf: None }
@@ -473,10 +498,9 @@ impl SimDisk {
         let p = self.faults.get().writeback;
         if self.rng.chance(p) && !self.dirty.is_empty() {
             let i = self.rng.below(self.dirty.len() as u64) as usize;
-            let lba = *self.dirty.iter().nth(i).expect("index below len");
-            self.dirty.remove(&lba);
-            let r = block_range(lba, 1);
-            self.durable[r.clone()].copy_from_slice(&self.volatile[r]);
+            let lba = *self.dirty.keys().nth(i).expect("index below len");
+            let data = self.dirty.remove(&lba).expect("a dirty block");
+            self.durable[block_range(lba, 1)].copy_from_slice(&data);
             self.counters.writebacks += 1;
         }
     }
@@ -522,7 +546,7 @@ impl BlockIo for SimDisk {
         if self.pending.len() >= self.cfg.queue_depth {
             return Err(SubmitError::QueueFull(None));
         }
-        let covers = self.dirty.iter().copied().collect();
+        let covers = self.dirty.keys().copied().collect();
         self.admit(tag, self.cfg.flush_latency_ns, Req::Flush { covers });
         Ok(())
     }
