@@ -2,7 +2,9 @@
 //! volatile write cache and crash-at-any-point, for the deterministic simulator.
 //!
 //! Model. The disk keeps two images: `durable`, what survives power loss, and `volatile`, what reads
-//! see (media plus the device's write cache). A request gets a seeded latency in `SimClock` time and
+//! see (media plus the device's write cache). `volatile` is stored as `durable` plus the cached
+//! content of the dirty blocks (the only ones where the two differ), so a disk is made from an
+//! image, and a crash image taken, without copying the whole device more than once. A request gets a seeded latency in `SimClock` time and
 //! completes (takes effect and comes out of `poll_completions`) only once `now >= due`; requests due
 //! at the same time come out in a seeded order. At completion:
 //! - a write lands in `volatile`; with `durable = true` (FUA) also in `durable`, otherwise its blocks
@@ -13,6 +15,12 @@
 //! - an injected write failure completes with `BlockError::Io` after landing a seeded subset of its
 //!   blocks (some, none or all: the device state of a failed write is unknown);
 //! - a read copies `volatile`, or fails for a block marked with a latent sector error (or at random).
+//!
+//! Media faults outside any request (the simulator injects them while a node is down): a latent
+//! sector error (`mark_latent_error`: every read of the block fails until it is written again) and
+//! a flipped bit (`flip_bit`: bit rot of data the device once acknowledged, in both images: reads
+//! and a crash both see it). `written_blocks` names the blocks that hold anything, where records
+//! and superblocks can be.
 //!
 //! `crash` is a power loss: the new disk's image is `durable`, plus a seeded subset of the dirty
 //! blocks, plus, for every write still in flight (including one due but not yet polled: nobody saw
@@ -35,7 +43,7 @@ use crate::block::{
 };
 use crate::Batch;
 use std::cell::Cell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 /// The sector size torn writes are cut at (the smallest NVMe/SATA atomic unit).
@@ -127,6 +135,10 @@ pub struct SimDiskCounters {
     pub write_errors: u64,
     /// Reads failed (latent sector or random).
     pub read_errors: u64,
+    /// Of those, failed by a latent sector error (the rest were transient, injected at random).
+    pub latent_read_errors: u64,
+    /// Bits flipped by `flip_bit`.
+    pub bits_flipped: u64,
     /// Latent sector errors created.
     pub latent_marked: u64,
     /// Dirty blocks the cache wrote back on its own.
@@ -187,10 +199,10 @@ pub struct SimDisk {
     clock: SimClock,
     rng: SplitMix64,
     durable: Vec<u8>,
-    volatile: Vec<u8>,
-    /// Blocks whose `volatile` content may not be in `durable` yet (ordered: iteration must be
-    /// deterministic).
-    dirty: BTreeSet<u64>,
+    /// The dirty blocks: written, maybe not durable yet; their content as reads see it (the
+    /// volatile image is `durable` with these blocks on top). Ordered: iteration must be
+    /// deterministic.
+    dirty: BTreeMap<u64, Box<[u8]>>,
     latent: BTreeSet<u64>,
     pending: Vec<Pending>,
     /// The clock reading of the last poll and how many empty polls happened at it.
@@ -216,9 +228,8 @@ impl SimDisk {
             cfg,
             clock,
             rng: SplitMix64::new(seed),
-            volatile: image.clone(),
             durable: image,
-            dirty: BTreeSet::new(),
+            dirty: BTreeMap::new(),
             latent: BTreeSet::new(),
             pending: Vec::with_capacity(cfg.queue_depth),
             spin_at: 0,
@@ -243,9 +254,21 @@ impl SimDisk {
         &self.clock
     }
 
-    /// What reads see now.
-    pub fn volatile_image(&self) -> &[u8] {
-        &self.volatile
+    /// What reads see now (a copy of the whole device: for tests and checks, not per request).
+    pub fn volatile_image(&self) -> Vec<u8> {
+        let mut img = self.durable.clone();
+        for (&lba, data) in &self.dirty {
+            img[block_range(lba, 1)].copy_from_slice(data);
+        }
+        img
+    }
+
+    /// Block `lba` as reads see it now.
+    fn visible(&self, lba: u64) -> &[u8] {
+        match self.dirty.get(&lba) {
+            Some(data) => data,
+            None => &self.durable[block_range(lba, 1)],
+        }
     }
 
     /// What would survive power loss for sure.
@@ -269,6 +292,37 @@ impl SimDisk {
         self.latent.insert(lba);
     }
 
+    /// The blocks marked with a latent sector error now, in order.
+    pub fn latent_blocks(&self) -> Vec<u64> {
+        self.latent.iter().copied().collect()
+    }
+
+    /// Flips bit `bit` (0 is the lowest bit of the block's first byte) of block `lba` on the media:
+    /// bit rot, seen by reads and kept by a crash. Cached (dirty) content is not spared: a flip is
+    /// meant for data at rest, while nothing is in flight.
+    pub fn flip_bit(&mut self, lba: u64, bit: usize) {
+        assert!(lba < self.cfg.capacity_blocks, "block {lba} is past the device");
+        assert!(bit < BLOCK_SIZE * 8, "bit {bit} is past the block");
+        let byte = lba as usize * BLOCK_SIZE + bit / 8;
+        let mask = 1u8 << (bit % 8);
+        self.durable[byte] ^= mask;
+        if let Some(data) = self.dirty.get_mut(&lba) {
+            data[bit / 8] ^= mask;
+        }
+        self.counters.bits_flipped += 1;
+    }
+
+    /// The blocks whose durable content is not all zeros (a blank device is zeros), in order:
+    /// where the device's user put anything.
+    pub fn written_blocks(&self) -> Vec<u64> {
+        self.durable
+            .chunks_exact(BLOCK_SIZE)
+            .enumerate()
+            .filter(|(_, b)| b.iter().any(|&x| x != 0))
+            .map(|(i, _)| i as u64)
+            .collect()
+    }
+
     /// The earliest due time of a request in flight.
     pub fn next_due(&self) -> Option<u64> {
         self.pending.iter().map(|p| p.due).min()
@@ -277,13 +331,25 @@ impl SimDisk {
     /// The image a power loss leaves now (see the module docs), and what happened to each part.
     /// Draws from the disk's RNG, so the crash is part of the seeded run.
     pub fn crash_image(&mut self) -> (Vec<u8>, CrashReport) {
+        let img = self.durable.clone();
+        self.crash_onto(img)
+    }
+
+    /// `crash_image` for a disk that is done with: its durable image becomes the crash image
+    /// without a copy (the same draws, so the same image as `crash_image`).
+    pub fn into_crash_image(mut self) -> (Vec<u8>, CrashReport) {
+        let img = std::mem::take(&mut self.durable);
+        self.crash_onto(img)
+    }
+
+    /// Lays what a power loss keeps of the cache and of the writes in flight onto `img`, a copy
+    /// of the durable image.
+    fn crash_onto(&mut self, mut img: Vec<u8>) -> (Vec<u8>, CrashReport) {
         let f = self.faults.get();
-        let mut img = self.durable.clone();
         let mut rep = CrashReport { dirty_blocks: self.dirty.len() as u64, ..CrashReport::default() };
-        for &lba in &self.dirty {
+        for (&lba, data) in &self.dirty {
             if self.rng.chance(f.crash_keep_dirty) {
-                let r = block_range(lba, 1);
-                img[r.clone()].copy_from_slice(&self.volatile[r]);
+                img[block_range(lba, 1)].copy_from_slice(data);
                 rep.dirty_kept += 1;
             }
         }
@@ -356,14 +422,12 @@ impl SimDisk {
 
     /// Lands block `i` of a write at `lba` (both images if durable, else marks it dirty).
     fn land_block(&mut self, lba: u64, buf: &BlockBuf, i: u64, durable: bool) {
-        let r = block_range(lba + i, 1);
         let src = &buf[i as usize * BLOCK_SIZE..(i as usize + 1) * BLOCK_SIZE];
-        self.volatile[r.clone()].copy_from_slice(src);
         if durable {
-            self.durable[r].copy_from_slice(src);
+            self.durable[block_range(lba + i, 1)].copy_from_slice(src);
             self.dirty.remove(&(lba + i));
         } else {
-            self.dirty.insert(lba + i);
+            self.dirty.insert(lba + i, src.into());
         }
         self.latent.remove(&(lba + i));
     }
@@ -402,13 +466,15 @@ impl SimDisk {
                 let random = self.rng.chance(f.read_error);
                 let result = if let Some(b) = bad {
                     self.counters.read_errors += 1;
+                    self.counters.latent_read_errors += 1;
                     Err(BlockError::Io(format!("sim: latent sector error at block {b}")))
                 } else if random {
                     self.counters.read_errors += 1;
                     Err(BlockError::Io("sim: injected read error".into()))
                 } else {
-                    let r = block_range(lba, buf.blocks());
-                    buf.copy_from_slice(&self.volatile[r]);
+                    for (i, out) in buf.chunks_mut(BLOCK_SIZE).enumerate() {
+                        out.copy_from_slice(self.visible(lba + i as u64));
+                    }
                     Ok(())
                 };
                 Completion { tag: p.tag, op: BlockOp::Read, lba, result, buf: Some(buf) }
@@ -418,9 +484,8 @@ impl SimDisk {
                 for lba in covers {
                     // Still dirty: persist what the cache holds now (a newer value is fine: the
                     // cache may write back at any time).
-                    if self.dirty.remove(&lba) {
-                        let r = block_range(lba, 1);
-                        self.durable[r.clone()].copy_from_slice(&self.volatile[r]);
+                    if let Some(data) = self.dirty.remove(&lba) {
+                        self.durable[block_range(lba, 1)].copy_from_slice(&data);
                     }
                 }
                 Completion { tag: p.tag, op: BlockOp::Flush, lba: 0, result: Ok(()), buf: None }
@@ -433,10 +498,9 @@ impl SimDisk {
         let p = self.faults.get().writeback;
         if self.rng.chance(p) && !self.dirty.is_empty() {
             let i = self.rng.below(self.dirty.len() as u64) as usize;
-            let lba = *self.dirty.iter().nth(i).expect("index below len");
-            self.dirty.remove(&lba);
-            let r = block_range(lba, 1);
-            self.durable[r.clone()].copy_from_slice(&self.volatile[r]);
+            let lba = *self.dirty.keys().nth(i).expect("index below len");
+            let data = self.dirty.remove(&lba).expect("a dirty block");
+            self.durable[block_range(lba, 1)].copy_from_slice(&data);
             self.counters.writebacks += 1;
         }
     }
@@ -482,7 +546,7 @@ impl BlockIo for SimDisk {
         if self.pending.len() >= self.cfg.queue_depth {
             return Err(SubmitError::QueueFull(None));
         }
-        let covers = self.dirty.iter().copied().collect();
+        let covers = self.dirty.keys().copied().collect();
         self.admit(tag, self.cfg.flush_latency_ns, Req::Flush { covers });
         Ok(())
     }
@@ -526,199 +590,4 @@ impl BlockIo for SimDisk {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::block::memory::{conformance, wait_one};
-
-    fn disk(seed: u64, faults: SimDiskFaults) -> SimDisk {
-        let mut cfg = SimDiskConfig::new(64);
-        cfg.faults = faults;
-        SimDisk::new(cfg, SimClock::new(), seed)
-    }
-
-    fn block(fill: u8, blocks: usize) -> BlockBuf {
-        let mut b = BlockBuf::new(blocks);
-        b.fill(fill);
-        b
-    }
-
-    /// Polls, advancing the clock, until every request completed; returns (tag, op, ok) in order.
-    fn drain(d: &mut SimDisk) -> Vec<(u64, BlockOp, bool)> {
-        let mut out = Batch::with_capacity(64);
-        let mut got = Vec::new();
-        while d.in_flight() > 0 {
-            d.clock().advance(7_000);
-            d.poll_completions(&mut out);
-            got.extend(out.drain().map(|c| (c.tag, c.op, c.result.is_ok())));
-        }
-        got
-    }
-
-    #[test]
-    fn conforms_with_faults_off() {
-        for seed in 0..20 {
-            conformance(&mut disk(seed, SimDiskFaults::none()));
-        }
-    }
-
-    #[test]
-    fn nothing_completes_before_its_due_time() {
-        let mut d = disk(1, SimDiskFaults::none());
-        d.cfg.spin_polls_before_advance = 0;
-        d.submit_write(1, 0, block(1, 1), true).unwrap();
-        let mut out = Batch::with_capacity(4);
-        for _ in 0..100 {
-            assert_eq!(d.poll_completions(&mut out), 0);
-        }
-        d.clock().set(d.next_due().unwrap());
-        assert_eq!(d.poll_completions(&mut out), 1);
-    }
-
-    #[test]
-    fn same_seed_same_run() {
-        let run = |seed| {
-            let mut d =
-                disk(seed, SimDiskFaults { write_error: 0.3, read_error: 0.2, ..SimDiskFaults::crashes() });
-            for i in 0..20u64 {
-                d.submit_write(i, i % 8, block(i as u8, 2), i % 3 == 0).unwrap();
-            }
-            d.submit_flush(100).unwrap();
-            d.submit_read(101, 0, BlockBuf::new(4)).unwrap();
-            let order = drain(&mut d);
-            for i in 0..4u64 {
-                d.submit_write(200 + i, i * 4, block(0xA0 + i as u8, 3), false).unwrap();
-            }
-            let img = d.crash_image().0;
-            (order, img)
-        };
-        assert_eq!(run(42), run(42));
-        assert_ne!(run(42).0, run(43).0, "different seeds should differ somewhere");
-        // Completions were reordered relative to submission at least once.
-        let (order, _) = run(42);
-        assert!(order.windows(2).any(|w| w[0].0 > w[1].0));
-    }
-
-    #[test]
-    fn completed_durable_writes_survive_every_crash() {
-        for seed in 0..50 {
-            let mut d = disk(seed, SimDiskFaults { crash_keep_dirty: 0.0, ..SimDiskFaults::crashes() });
-            d.submit_write(1, 4, block(0x11, 2), true).unwrap();
-            drain(&mut d);
-            // A later write of other blocks in flight, and a non-durable write completed, unflushed.
-            d.submit_write(2, 8, block(0x22, 1), false).unwrap();
-            drain(&mut d);
-            d.submit_write(3, 10, block(0x33, 4), true).unwrap();
-            let (img, rep) = d.crash_image();
-            assert!(img[4 * BLOCK_SIZE..6 * BLOCK_SIZE].iter().all(|&b| b == 0x11), "seed {seed}");
-            assert_eq!(rep.in_flight_writes, 1);
-            // Whatever of block 8 survived came from the write-back, which is recorded in durable.
-            let b8 = &img[8 * BLOCK_SIZE..9 * BLOCK_SIZE];
-            assert!(b8.iter().all(|&b| b == 0) || b8.iter().all(|&b| b == 0x22));
-            // The in-flight write landed whole sectors only.
-            for s in img[10 * BLOCK_SIZE..14 * BLOCK_SIZE].chunks(SECTOR_SIZE) {
-                assert!(s.iter().all(|&b| b == 0) || s.iter().all(|&b| b == 0x33), "seed {seed}");
-            }
-        }
-    }
-
-    #[test]
-    fn non_durable_writes_survive_only_after_a_flush_or_by_chance() {
-        let (mut lost, mut kept) = (0, 0);
-        for seed in 0..100 {
-            let faults = SimDiskFaults { writeback: 0.0, crash_keep_dirty: 0.5, ..SimDiskFaults::none() };
-            let mut d = disk(seed, faults);
-            d.submit_write(1, 2, block(0x44, 1), false).unwrap();
-            drain(&mut d);
-            assert_eq!(d.dirty_blocks(), 1);
-            assert!(d.volatile_image()[2 * BLOCK_SIZE..3 * BLOCK_SIZE].iter().all(|&b| b == 0x44));
-            let (img, _) = d.crash_image();
-            if img[2 * BLOCK_SIZE] == 0x44 {
-                kept += 1
-            } else {
-                lost += 1
-            }
-            // After a completed flush it always survives.
-            let mut d = d.crash();
-            d.submit_write(1, 3, block(0x55, 1), false).unwrap();
-            drain(&mut d);
-            d.submit_flush(2).unwrap();
-            drain(&mut d);
-            assert_eq!(d.dirty_blocks(), 0);
-            let (img, _) = d.crash_image();
-            assert_eq!(img[3 * BLOCK_SIZE], 0x55);
-        }
-        assert!(lost > 10 && kept > 10, "both outcomes happen: lost {lost} kept {kept}");
-    }
-
-    #[test]
-    fn a_write_completed_after_the_flush_was_submitted_is_not_covered() {
-        let mut d = disk(5, SimDiskFaults::none());
-        d.submit_flush(1).unwrap();
-        d.submit_write(2, 0, block(9, 1), false).unwrap();
-        drain(&mut d);
-        assert_eq!(d.dirty_blocks(), 1);
-        assert_eq!(d.crash_image().0[0], 0, "crash_keep_dirty is 0");
-    }
-
-    #[test]
-    fn torn_writes_cut_at_sectors() {
-        let faults = SimDiskFaults { crash_torn: 1.0, ..SimDiskFaults::none() };
-        let mut partial = 0;
-        for seed in 0..50 {
-            let mut d = disk(seed, faults);
-            d.submit_write(1, 0, block(0x77, 4), true).unwrap();
-            let (img, rep) = d.crash_image();
-            assert_eq!(rep.torn, 1);
-            let n = img[..4 * BLOCK_SIZE].iter().filter(|&&b| b == 0x77).count();
-            assert_eq!(n % SECTOR_SIZE, 0);
-            assert!(n < 4 * BLOCK_SIZE, "a prefix tear never lands everything");
-            // A prefix: no landed sector after a missing one.
-            let first_zero = img.iter().position(|&b| b == 0).unwrap();
-            assert_eq!(first_zero, n);
-            if n % BLOCK_SIZE != 0 {
-                partial += 1;
-            }
-        }
-        assert!(partial > 0, "some tears end inside a block");
-    }
-
-    #[test]
-    fn failed_writes_report_errors_and_land_some_blocks() {
-        let mut d = disk(9, SimDiskFaults { write_error: 1.0, ..SimDiskFaults::none() });
-        d.submit_write(1, 0, block(0x66, 8), true).unwrap();
-        let mut out = Batch::with_capacity(4);
-        let c = wait_one(&mut d, &mut out);
-        assert!(matches!(c.result, Err(BlockError::Io(_))));
-        assert_eq!(d.counters().write_errors, 1);
-        let landed = d.durable_image()[..8 * BLOCK_SIZE].chunks(BLOCK_SIZE).filter(|b| b[0] == 0x66).count();
-        assert!(landed < 8, "seed 9 lands a strict subset (landed {landed})");
-    }
-
-    #[test]
-    fn latent_sector_errors_fail_reads_until_rewritten() {
-        let mut d = disk(3, SimDiskFaults::none());
-        d.mark_latent_error(5);
-        let mut out = Batch::with_capacity(4);
-        d.submit_read(1, 4, BlockBuf::new(2)).unwrap();
-        assert!(wait_one(&mut d, &mut out).result.is_err());
-        d.submit_read(2, 6, BlockBuf::new(1)).unwrap();
-        assert!(wait_one(&mut d, &mut out).result.is_ok());
-        d.submit_write(3, 5, block(1, 1), true).unwrap();
-        wait_one(&mut d, &mut out);
-        d.submit_read(4, 4, BlockBuf::new(2)).unwrap();
-        assert!(wait_one(&mut d, &mut out).result.is_ok());
-        assert_eq!(d.counters().read_errors, 1);
-    }
-
-    #[test]
-    fn queue_depth_is_enforced() {
-        let mut cfg = SimDiskConfig::new(8);
-        cfg.queue_depth = 2;
-        let mut d = SimDisk::new(cfg, SimClock::new(), 0);
-        d.submit_write(1, 0, block(1, 1), true).unwrap();
-        d.submit_flush(2).unwrap();
-        assert!(matches!(d.submit_write(3, 1, block(1, 1), true), Err(SubmitError::QueueFull(Some(_)))));
-        assert!(matches!(d.submit_flush(4), Err(SubmitError::QueueFull(None))));
-        assert_eq!(drain(&mut d).len(), 2);
-    }
-}
+mod tests;
