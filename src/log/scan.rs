@@ -20,7 +20,7 @@
 //! Invariants: the block index stays monotonic over skipped blocks; the scan never goes past one
 //! full ring from the start; nothing here writes to the device.
 
-use super::format::{decode_record, RecordHeader, Slot, Superblock};
+use super::format::{decode_record, RecordHeader, Slot, Superblock, RECORD_HEADER_LEN};
 use super::recovery::{CorruptionReport, RecoverOptions, ScanStop, SkippedRange};
 use super::{BufSlot, LogError, Lsn, Ual, BS, NO_SEGMENT};
 use vigil_pmd::block::{BlockIo, BLOCK_SIZE};
@@ -303,8 +303,16 @@ impl<D: BlockIo> Ual<D> {
     /// Valid live records with lsn > `lsn` after the failure in `vblock`, up to `end` (the rest of
     /// the ring: corruption may lie anywhere before it; this costs one more read of the ring at a
     /// start after a torn tail, and a checksum only of blocks that may belong to the log).
-    fn look_beyond(&mut self, vblock: u64, end: u64, lsn: Lsn, sb: &Superblock) -> Result<Beyond, LogError> {
+    fn look_beyond(
+        &mut self,
+        vblock: u64,
+        off: usize,
+        end: u64,
+        lsn: Lsn,
+        sb: &Superblock,
+    ) -> Result<Beyond, LogError> {
         let mut found = Beyond::default();
+        self.look_within(vblock, off, lsn, sb, &mut found)?;
         for b in vblock + 1..end {
             let mut off = 0;
             while let Slot::Record(h) = self.scan_slot(b, off, false)? {
@@ -327,6 +335,35 @@ impl<D: BlockIo> Ual<D> {
         Ok(found)
     }
 
+    /// Valid live records with lsn > `lsn` in the rest of the failing block, from the failure's
+    /// offset on. A damaged record's length cannot be trusted, so every byte offset is tried (a
+    /// false match needs a CRC-32C collision): the records after a damaged one in its own block
+    /// carry durable claims too, and when they cover `lsn`, the damage is corruption, not a torn
+    /// write. At most one block's offsets, checked only after a failure.
+    fn look_within(
+        &mut self,
+        vblock: u64,
+        mut off: usize,
+        lsn: Lsn,
+        sb: &Superblock,
+        found: &mut Beyond,
+    ) -> Result<(), LogError> {
+        while off + RECORD_HEADER_LEN <= BLOCK_SIZE {
+            match self.scan_slot(vblock, off, false)? {
+                Slot::Record(h) if !(h.epoch < sb.epoch && h.lsn >= sb.epoch_first_lsn) && h.lsn > lsn => {
+                    found.count += 1;
+                    found.highest = Some(found.highest.map_or(h.lsn, |x| x.max(h.lsn)));
+                    found.first_block.get_or_insert(vblock);
+                    found.last_block = Some(found.last_block.map_or(vblock, |b| b.max(vblock)));
+                    found.claim = found.claim.max(h.durable_claim());
+                    off += h.total_len();
+                }
+                _ => off += 1,
+            }
+        }
+        Ok(())
+    }
+
     /// A failure at the expected lsn, not padding and not covered: a torn tail (cut) or
     /// corruption (refused, unless the caller accepts the loss at exactly this lsn).
     /// Returns how many valid live records with a higher lsn follow (what a cut loses).
@@ -340,7 +377,7 @@ impl<D: BlockIo> Ual<D> {
         let Failure { stop: failure, block: vblock, off, nonzero, cut_block } = at;
         let sb = self.sb;
         let lsn = r.next_lsn;
-        let beyond = self.look_beyond(vblock, end, lsn, &sb)?;
+        let beyond = self.look_beyond(vblock, off, end, lsn, &sb)?;
         let watermark = r.watermark.max(beyond.claim);
         let reach = u64::from(self.cfg.writes_in_flight_max) * u64::from(self.cfg.write_blocks_max);
         let why = if lsn <= watermark {
