@@ -106,8 +106,8 @@ impl Config {
             });
         }
         at_start.push(MemoryPart {
-            keys: "storage.partitions x kv.dedup_clients_max x 96 B",
-            bytes: mul(&[partitions, kv.dedup_clients_max as u64, 96]),
+            keys: "storage.partitions x kv.dedup_clients_max x 112 B (kv::CLIENT_RECORD_BYTES)",
+            bytes: mul(&[partitions, kv.dedup_clients_max as u64, crate::kv::CLIENT_RECORD_BYTES]),
         });
         at_start.push(MemoryPart {
             keys: "storage.partitions x storage.writes_waiting_max x 64 B",

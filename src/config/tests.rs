@@ -64,7 +64,7 @@ fn bad_configs_fail_naming_the_key() {
         (DEV_TOML, "[storage]", "[kv]\ndedup_clients_max = 0\n[storage]", "kv"),
         // Upper bounds: sizes that would abort the server on allocation are refused by name.
         (DEV_TOML, "[storage]", "[kv]\ndedup_clients_max = 4000000000\n[storage]", "kv.dedup_clients_max"),
-        (DEV_TOML, "pool_buffers = 1024", "pool_buffers = 100000000000", "kernel.pool_buffers"),
+        (DEV_TOML, "pool_buffers = 5120", "pool_buffers = 100000000000", "kernel.pool_buffers"),
         (DEV_TOML, "[storage]", "[kv]\nkeys_max = 100000000000\n[storage]", "kv.keys_max"),
         (DEV_TOML, "[storage]", "[kv]\ndata_bytes_max = 10000000000000\n[storage]", "kv.data_bytes_max"),
         (
@@ -134,7 +134,7 @@ fn start_up_allocations_are_checked_against_the_machine_memory() {
     let text = DEV_TOML
         .replace("shards = 1", "shards = 8")
         .replace("datagram_bytes_max = 1472", "datagram_bytes_max = 65000")
-        .replace("pool_buffers = 1024", "pool_buffers = 65536");
+        .replace("pool_buffers = 5120", "pool_buffers = 65536");
     let config: Config = toml::from_str(&text).unwrap();
     let estimate = config.memory_estimate();
     let total = estimate.at_start_total();

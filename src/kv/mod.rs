@@ -45,8 +45,8 @@ use thiserror::Error;
 /// `data_bytes_max` bytes; each entry also costs a fixed overhead (two heap blocks, the version and
 /// the hash table's slot, about 80 bytes), and a value buffer may keep up to twice its length while it
 /// is reused in place. So the heap used by the map stays below
-/// `2 * data_bytes_max + keys_max * 80` bytes, plus `dedup_clients_max * 112` bytes for the client
-/// table (allocated once, at creation).
+/// `2 * data_bytes_max + keys_max * 80` bytes, plus `dedup_clients_max * CLIENT_RECORD_BYTES` bytes
+/// for the client table (allocated once, at creation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvLimits {
     /// Longest key in bytes (at most `u16::MAX`, the wire's key length field).
@@ -64,6 +64,10 @@ pub struct KvLimits {
     /// forged datagram cannot make a client's later writes stale.
     pub sequence_ahead_max: u64,
 }
+
+/// Bytes the client table allocates per remembered client (its slot with the record and command
+/// digest, and its share of the hash index), for memory estimates.
+pub const CLIENT_RECORD_BYTES: u64 = 112;
 
 /// The default of [`KvLimits::sequence_ahead_max`]: 2^24 (16,777,216) ahead of a client's last
 /// applied write. No client has that many writes in flight, and pushing a client's sequence to the
