@@ -153,6 +153,8 @@ fn repair(c: &Config, partition: u16, accept_loss: bool) -> anyhow::Result<bool>
     let st = &c.storage;
     anyhow::ensure!(st.backend == StorageBackend::Uring, "repair needs storage.backend = \"uring\"");
     let dir = st.dir.clone().context("repair needs storage.dir")?;
+    // A repair beside a running node would cut a log under it: take the directory's lock first.
+    let _lock = vigil::serve::storage::lock(&dir)?;
     let path = dir.join(format!("partition-{partition}.ual"));
     anyhow::ensure!(path.exists(), "{} does not exist", path.display());
     let open = || {

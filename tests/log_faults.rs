@@ -26,25 +26,7 @@ fn config(port: u16, snapshot_every_entries: u64) -> String {
 
 /// One shard with `partitions` partitions, small segments.
 fn config_with(port: u16, snapshot_every_entries: u64, partitions: u32) -> String {
-    format!(
-        r#"[node]
-shards = 1
-cores = []
-[net]
-backend = "kernel"
-port = {port}
-[kernel]
-bind_ip = "127.0.0.1"
-idle_wait_us = 200
-[storage]
-backend = "uring"
-dir = "vigil-data"
-segment_blocks = 256
-segment_count = 16
-snapshot_every_entries = {snapshot_every_entries}
-partitions = {partitions}
-"#
-    )
+    node_config(port, "vigil-data", snapshot_every_entries, 1, partitions)
 }
 
 /// One request at a time, retried (same id) while the node answers NOT_LEADER or BUSY.

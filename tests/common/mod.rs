@@ -70,9 +70,20 @@ pub fn disk_temp_dir(name: &str) -> PathBuf {
 /// (io_uring, durable; relative to the test's directory when relative), with small log segments and
 /// a snapshot every `snapshot_every_entries` entries so tests reach recycling and snapshot recovery.
 pub fn kv_node_config(port: u16, data_dir: &str, snapshot_every_entries: u64) -> String {
+    node_config(port, data_dir, snapshot_every_entries, 2, 2)
+}
+
+/// `kv_node_config` with `shards` shards and `partitions` partitions.
+pub fn node_config(
+    port: u16,
+    data_dir: &str,
+    snapshot_every_entries: u64,
+    shards: usize,
+    partitions: u32,
+) -> String {
     format!(
         r#"[node]
-shards = 2
+shards = {shards}
 cores = []
 [net]
 backend = "kernel"
@@ -87,6 +98,7 @@ dir = "{data_dir}"
 segment_blocks = 256
 segment_count = 16
 snapshot_every_entries = {snapshot_every_entries}
+partitions = {partitions}
 "#
     )
 }
