@@ -73,6 +73,8 @@ struct Failure {
     off: usize,
     nonzero: u64,
     cut_block: u64,
+    /// Corruption whatever the watermark says, and why.
+    corrupt: Option<&'static str>,
 }
 
 /// What lies past a failure.
@@ -257,11 +259,26 @@ impl<D: BlockIo> Ual<D> {
                         // No block resumes the log within what the snapshot covers: the first live
                         // lsn, `covered + 1`, is what is missing. Skip the covered ones and decide
                         // about it, the cut (if any) going right after the damaged block.
+                        // Live records sharing the damaged block cannot be stepped to (a damaged
+                        // length hides where the next record starts, and reads walk a block from
+                        // its start): never cut them silently, refuse (found by the simulator,
+                        // seed 99239146113420).
+                        let mut within = Beyond::default();
+                        self.look_within(vblock, off, covered, &sb, &mut within)?;
+                        let corrupt = (within.count > 0).then_some(
+                            "live records follow it in its block, where they cannot be read past it",
+                        );
                         r.skip(lsn, covered + 1, vblock, off, vblock + 1);
                         r.next_lsn = covered + 1;
                         r.tail_pos = (vblock + 1) * BS;
-                        let at =
-                            Failure { stop: failure, block: vblock, off, nonzero: 0, cut_block: vblock + 1 };
+                        let at = Failure {
+                            stop: failure,
+                            block: vblock,
+                            off,
+                            nonzero: 0,
+                            cut_block: vblock + 1,
+                            corrupt,
+                        };
                         let lost = self.decide(&mut r, at, end, opts)?;
                         if lost == 0 && r.corruption.is_none() && r.accepted.is_none() {
                             // Nothing follows: the log simply resumes after the snapshot.
@@ -272,7 +289,7 @@ impl<D: BlockIo> Ual<D> {
                 }
             }
             let nonzero = self.nonzero_from(vblock, off)?;
-            let at = Failure { stop: failure, block: vblock, off, nonzero, cut_block: vblock };
+            let at = Failure { stop: failure, block: vblock, off, nonzero, cut_block: vblock, corrupt: None };
             self.decide(&mut r, at, end, opts)?;
             return Ok(r);
         }
@@ -374,13 +391,18 @@ impl<D: BlockIo> Ual<D> {
         end: u64,
         opts: RecoverOptions,
     ) -> Result<u64, LogError> {
-        let Failure { stop: failure, block: vblock, off, nonzero, cut_block } = at;
+        let Failure { stop: failure, block: vblock, off, nonzero, cut_block, corrupt } = at;
         let sb = self.sb;
         let lsn = r.next_lsn;
-        let beyond = self.look_beyond(vblock, off, end, lsn, &sb)?;
+        // Live records with lsn L itself count as lost when L is the first live lsn after damage
+        // the snapshot covers (`corrupt` is set only there).
+        let above = if corrupt.is_some() { lsn - 1 } else { lsn };
+        let beyond = self.look_beyond(vblock, off, end, above, &sb)?;
         let watermark = r.watermark.max(beyond.claim);
         let reach = u64::from(self.cfg.writes_in_flight_max) * u64::from(self.cfg.write_blocks_max);
-        let why = if lsn <= watermark {
+        let why = if corrupt.is_some() {
+            corrupt
+        } else if lsn <= watermark {
             Some("it was durable (acknowledged) before")
         } else if beyond.last_block.is_some_and(|b| b >= vblock + reach) {
             Some("valid records follow it beyond the reach of any write in flight at a crash")

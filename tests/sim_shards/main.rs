@@ -91,7 +91,7 @@ use vigil::engine::{Engine, EngineLimits};
 use vigil::inbox::{self, InboxConfig, Placement, Router};
 use vigil::kv::protocol::encode_write_body;
 use vigil::kv::{KvLimits, Op};
-use vigil::log::UalConfig;
+use vigil::log::{Ual, UalConfig};
 use vigil::ops;
 use vigil::ops::kv::{Kv, KvService, KvShard};
 use vigil::partition::snapfile::SnapshotFile;
@@ -99,6 +99,7 @@ use vigil::partition::{Partition, PartitionConfig};
 use vigil::raft::{ElectionTimeout, RaftGroupConfig};
 use vigil::shard::{Shard, ShardLimits};
 use vigil::wire::{self, opcode, DatagramWriter, Status};
+use vigil_pmd::block::memory::MemoryBlockIo;
 use vigil_pmd::block::{BlockBuf, BlockIo, Completion, SubmitError, BLOCK_SIZE};
 use vigil_pmd::mem::{VecRx, VecTx};
 use vigil_pmd::sim::{

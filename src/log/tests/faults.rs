@@ -246,6 +246,33 @@ fn a_damaged_last_block_the_snapshot_covers_resumes_the_log_after_it() {
     assert_eq!(refused(dev.bytes(), cfg, RecoverOptions::default()).first_bad_lsn, 64);
 }
 
+/// The simulator's seed 99239146113420: a record the snapshot covers damaged, and the one live
+/// record after it in the same block claimed durable by nothing (a crash right after it was
+/// acknowledged). Recovery resumed the log after the snapshot and dropped it silently; a reader
+/// cannot step past a damaged record inside a block, so it must refuse.
+#[test]
+fn a_covered_record_damaged_before_an_unclaimed_live_record_in_its_block_is_corruption() {
+    let cfg = small();
+    let (mut ual, _) = open(device(cfg), cfg);
+    let mut model = Model::new();
+    for lsn in 1..=11u64 {
+        append(&mut ual, &mut model, 1, 0, payload(lsn, 40, 1));
+    }
+    settle(&mut ual);
+    ual.checkpoint(11, 1).unwrap();
+    settle(&mut ual);
+    append(&mut ual, &mut model, 1, 0, payload(12, 40, 1));
+    settle(&mut ual);
+    assert_eq!(ual.durable_lsn(), 12, "record 12 was acknowledged");
+    let (at5, at12) = (ual.device_offset(5).unwrap() as usize, ual.device_offset(12).unwrap() as usize);
+    assert_eq!(at5 / BLOCK_SIZE, at12 / BLOCK_SIZE, "one block");
+    let mut dev = ual.into_device();
+    dev.bytes_mut()[at5 + 40] ^= 0x10;
+    let report = refused(dev.bytes(), cfg, RecoverOptions::default());
+    assert_eq!((report.first_bad_lsn, report.highest_valid_after), (12, Some(12)), "{report}");
+    assert!(report.why.contains("in its block"), "{report}");
+}
+
 #[test]
 fn every_refused_recovery_leaves_the_device_byte_for_byte() {
     let cfg = small();
