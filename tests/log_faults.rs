@@ -26,7 +26,7 @@ fn config(port: u16, snapshot_every_entries: u64) -> String {
 
 /// One shard with `partitions` partitions, small segments.
 fn config_with(port: u16, snapshot_every_entries: u64, partitions: u32) -> String {
-    node_config(port, "vigil-data", snapshot_every_entries, 1, partitions)
+    node_config(port, "vigil-data", snapshot_every_entries, 1, Some(partitions))
 }
 
 /// One request at a time, retried (same id) while the node answers NOT_LEADER or BUSY.

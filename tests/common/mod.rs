@@ -70,17 +70,19 @@ pub fn disk_temp_dir(name: &str) -> PathBuf {
 /// (io_uring, durable; relative to the test's directory when relative), with small log segments and
 /// a snapshot every `snapshot_every_entries` entries so tests reach recycling and snapshot recovery.
 pub fn kv_node_config(port: u16, data_dir: &str, snapshot_every_entries: u64) -> String {
-    node_config(port, data_dir, snapshot_every_entries, 2, 2)
+    node_config(port, data_dir, snapshot_every_entries, 2, None)
 }
 
-/// `kv_node_config` with `shards` shards and `partitions` partitions.
+/// `kv_node_config` with `shards` shards and, when given, `partitions` partitions (else one per
+/// shard, and no `partitions` key, so a test may add its own).
 pub fn node_config(
     port: u16,
     data_dir: &str,
     snapshot_every_entries: u64,
     shards: usize,
-    partitions: u32,
+    partitions: Option<u32>,
 ) -> String {
+    let partitions = partitions.map_or(String::new(), |p| format!("partitions = {p}\n"));
     format!(
         r#"[node]
 shards = {shards}
@@ -98,8 +100,7 @@ dir = "{data_dir}"
 segment_blocks = 256
 segment_count = 16
 snapshot_every_entries = {snapshot_every_entries}
-partitions = {partitions}
-"#
+{partitions}"#
     )
 }
 
