@@ -6,6 +6,7 @@
 use super::*;
 use crate::kv::protocol::encode_write_body;
 use crate::kv::Op;
+use crate::log::Ual;
 use crate::wire::opcode;
 use vigil_pmd::block::memory::MemoryBlockIo;
 
