@@ -34,8 +34,7 @@ impl Sim {
         if self.rng.chance(m.bit_flip) && !written.is_empty() {
             let lba = written[self.rng.below(written.len() as u64) as usize];
             let bit = self.rng.below(BLOCK_SIZE as u64 * 8) as usize;
-            let at = lba * BLOCK_SIZE as u64 + bit as u64 / 8;
-            if self.unclaimed_from(disk).is_some_and(|from| at >= from) {
+            if self.unclaimed_blocks(disk).contains(&lba) {
                 // The one fault a log alone cannot tell from a torn write (docs/STORAGE.md section 6,
                 // "What stays ambiguous"): damage to the last group commits that no later record
                 // and no superblock claims durable, after a crash. Not injected; counted.
@@ -71,16 +70,19 @@ impl Sim {
         }
     }
 
-    /// The device offset from which the log's records are claimed durable by nothing: the first
-    /// record past the durable watermark a recovery of the undamaged device finds (on a copy, so
-    /// nothing is written). `None`: every record is claimed.
-    fn unclaimed_from(&self, disk: &SimDisk) -> Option<u64> {
+    /// The device blocks holding records that nothing claims durable: the records past the durable
+    /// watermark a recovery of the undamaged device finds (on a copy, so nothing is written).
+    fn unclaimed_blocks(&self, disk: &SimDisk) -> Vec<u64> {
         let image = disk.volatile_image();
         let mut copy = MemoryBlockIo::new((image.len() / BLOCK_SIZE) as u64, 16);
         copy.bytes_mut().copy_from_slice(&image);
-        let (mut ual, report) = Ual::open(copy, self.p.partition_config().ual).ok()?;
-        let watermark = report.durable_watermark;
-        (watermark < ual.last_lsn()).then(|| ual.device_offset(watermark + 1).ok()).flatten()
+        let Ok((mut ual, report)) = Ual::open(copy, self.p.partition_config().ual) else { return Vec::new() };
+        let mut blocks: Vec<u64> = (report.durable_watermark + 1..=ual.last_lsn())
+            .filter_map(|lsn| ual.device_offset(lsn).ok())
+            .map(|at| at / BLOCK_SIZE as u64)
+            .collect();
+        blocks.dedup();
+        blocks
     }
 
     fn damage(&mut self, p: u16, what: String, stat: &'static str) {
