@@ -517,4 +517,4 @@ fn take_waiter(waiters: &mut Waiters<(Waiter, u64)>, waiting_bytes: &mut u64, to
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -15,9 +15,19 @@ fn config(snapshot_every_entries: u64) -> PartitionConfig {
 }
 
 fn config_with(snapshot_every_entries: u64, snapshot_in_background: bool) -> PartitionConfig {
+    config_sized(16, snapshot_every_entries, snapshot_in_background)
+}
+
+/// A one-voter partition over a small log of 8 segments of `segment_blocks` blocks, KV's small
+/// limits (for this crate's tests).
+pub(crate) fn config_sized(
+    segment_blocks: u32,
+    snapshot_every_entries: u64,
+    snapshot_in_background: bool,
+) -> PartitionConfig {
     PartitionConfig {
         ual: UalConfig {
-            segment_blocks: 16,
+            segment_blocks,
             segment_count: 8,
             write_blocks_max: 16,
             writes_in_flight_max: 4,

@@ -9,11 +9,9 @@ use crate::dispatch::Dispatcher;
 use crate::engine::{Engine, EngineLimits};
 use crate::inbox::{self, InboxConfig, Placement, Router};
 use crate::kv::protocol::{encode_write_body, request_body_len};
-use crate::kv::{KvLimits, Op};
-use crate::log::UalConfig;
+use crate::kv::Op;
 use crate::ops::kv::{Kv, KvService, KvShard};
 use crate::partition::{Partition, PartitionConfig};
-use crate::raft::RaftGroupConfig;
 use crate::shard::{Shard, ShardLimits};
 use crate::wire::{self, opcode, DatagramWriter, Status};
 use std::cell::RefCell;
@@ -29,21 +27,7 @@ const SETS_PER_DATAGRAM: usize = 4;
 const DATAGRAM_MAX: usize = 1472;
 
 fn partition_config() -> PartitionConfig {
-    PartitionConfig {
-        ual: UalConfig {
-            segment_blocks: 256,
-            segment_count: 8,
-            write_blocks_max: 16,
-            writes_in_flight_max: 4,
-            format_if_blank: true,
-        },
-        raft: RaftGroupConfig::default(),
-        kv: KvLimits::small(),
-        snapshot_every_entries: 1_000_000,
-        node_id: 1,
-        voters: vec![1],
-        snapshot_in_background: false,
-    }
+    crate::partition::tests::config_sized(256, 1_000_000, false)
 }
 
 fn open_partition(id: u16) -> Partition<MemoryBlockIo> {
