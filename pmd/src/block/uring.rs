@@ -247,7 +247,9 @@ impl UringBlockIo {
         }
         let path = cfg.path.clone();
         let (file, created) = open_file(&path, cfg.create_blocks.is_some())?;
-        let create_blocks = if created { cfg.create_blocks } else { None };
+        // A block device is never created or sized: `device_bytes` refuses `create_blocks` there.
+        let is_device = file.metadata().is_ok_and(|m| m.file_type().is_block_device());
+        let create_blocks = if created || is_device { cfg.create_blocks } else { None };
         let bytes = device_bytes(&file, &path, create_blocks)?;
         if let (Some(blocks), false) = (cfg.create_blocks, created) {
             let expected = blocks.saturating_mul(BLOCK_SIZE as u64);
