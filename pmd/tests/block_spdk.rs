@@ -1,7 +1,7 @@
 //! The SPDK NVMe block backend against a real (or QEMU-emulated) NVMe controller: the shared
 //! conformance checks, durability across a reopen, and many commands in flight.
 //!
-//! Built only with the `spdk` feature (SPDK installed) and run only where a controller is bound to
+//! Built only with the `spdk` feature (SPDK installed), and then it needs a controller bound to
 //! vfio-pci/uio (SPDK's scripts/setup.sh) and named by `VIGIL_SPDK_TRID`, e.g.
 //! `VIGIL_SPDK_TRID="trtype:PCIe traddr:0000:00:04.0" cargo test -p vigil-pmd --features spdk --test
 //! block_spdk`; namespace 1 is overwritten. `VIGIL_SPDK_NO_HUGE=1` starts the environment without
@@ -16,10 +16,9 @@ use vigil_pmd::Batch;
 
 #[test]
 fn spdk_namespace_conforms_and_keeps_data() {
-    let Ok(trid) = std::env::var("VIGIL_SPDK_TRID") else {
-        eprintln!("VIGIL_SPDK_TRID not set: SPDK device test skipped");
-        return;
-    };
+    // Built only with `--features spdk`, which asks for this test: without a controller it fails.
+    let trid = std::env::var("VIGIL_SPDK_TRID")
+        .expect("VIGIL_SPDK_TRID must name the NVMe controller to test (see this file's header)");
     let env = SpdkEnv::init(&SpdkEnvConfig {
         name: format!("vigil-block-test-{}", std::process::id()),
         no_huge: std::env::var_os("VIGIL_SPDK_NO_HUGE").is_some(),
