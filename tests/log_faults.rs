@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use vigil::config::Config;
 use vigil::kv::protocol::{encode_write_body, parse_answer, request_body_len, Answer};
@@ -111,29 +111,8 @@ fn stop_with_sigterm(server: Server) {
 
 /// Runs `vigil <args>` in `dir` to its end (bounded): (exit code, stdout + stderr).
 fn run_vigil(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .current_dir(dir)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning vigil");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "vigil {args:?} still running after 60 s (it should have refused to start): {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code(), text)
+    let (status, text) = run_vigil_to_exit(dir, args, Duration::from_secs(60));
+    (status.code(), text)
 }
 
 /// The log file of partition 0.

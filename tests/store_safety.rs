@@ -11,8 +11,7 @@ use common::*;
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vigil::kv::protocol::{encode_write_body, parse_answer, request_body_len, Answer};
 use vigil::kv::Op;
 use vigil::wire::{opcode, DatagramWriter, Status};
@@ -32,33 +31,9 @@ fn with_storage(config: &str, line: &str) -> String {
 fn run_to_exit(dir: &Path, name: &str, config: &str, args: &[&str]) -> (std::process::ExitStatus, String) {
     let path = dir.join(name);
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .current_dir(dir)
-        .args(args)
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning vigil");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "vigil {args:?} was still running after 30 s (it should have refused and exited):\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    eprintln!("[vigil {args:?}] {text}");
-    (out.status, text)
+    let path = path.display().to_string();
+    let args: Vec<&str> = args.iter().copied().chain(["--config", path.as_str()]).collect();
+    run_vigil_to_exit(dir, &args, Duration::from_secs(30))
 }
 
 /// A start that must be refused: non-zero exit, never "ready"; returns the output.

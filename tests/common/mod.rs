@@ -104,6 +104,37 @@ snapshot_every_entries = {snapshot_every_entries}
     )
 }
 
+/// Runs `vigil <args>` in `dir` to its end and returns its exit status and output (stdout then
+/// stderr). Bounded: a `vigil` still running after `timeout` (a start that should have been
+/// refused) is killed and the test fails.
+pub fn run_vigil_to_exit(dir: &Path, args: &[&str], timeout: Duration) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(dir)
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning vigil");
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "vigil {args:?} was still running after {timeout:?} (it should have refused and exited):\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("[vigil {args:?}] {text}");
+    (out.status, text)
+}
+
 /// A UDP port that is free right now on loopback.
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
