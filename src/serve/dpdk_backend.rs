@@ -111,10 +111,6 @@ pub(super) fn serve(
     let routers = build_routers(config)?;
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
         let config = &shard_config;
-        if let Err(e) = pin(config, id) {
-            ready.refuse(false, e);
-            return None;
-        }
         let _lcore = match eal_for_shards.register_current_thread() {
             Ok(guard) => guard,
             Err(e) => {

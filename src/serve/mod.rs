@@ -186,8 +186,9 @@ fn check_cores(config: &Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-fn pin(config: &Config, shard: usize) -> Result<(), ServeError> {
-    let Some(&core) = config.node.cores.get(shard) else { return Ok(()) };
+/// Pins the calling shard thread to `core` (none: left to the scheduler).
+fn pin(core: Option<usize>, shard: usize) -> Result<(), ServeError> {
+    let Some(core) = core else { return Ok(()) };
     if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
         Ok(())
     } else {
@@ -453,8 +454,15 @@ where
     let mut handles: Vec<JoinHandle<Option<ShardResult>>> = Vec::with_capacity(config.node.shards);
     for id in 0..config.node.shards {
         let (gate, body) = (Arc::clone(&starting), body.clone());
-        let spawned =
-            std::thread::Builder::new().name(format!("vigil-shard-{id}")).spawn(move || body(id, &gate));
+        let core = config.node.cores.get(id).copied();
+        // Every shard thread is pinned to its core (if the config names one) before its body runs.
+        let spawned = std::thread::Builder::new().name(format!("vigil-shard-{id}")).spawn(move || {
+            if let Err(e) = pin(core, id) {
+                gate.refuse(false, e);
+                return None;
+            }
+            body(id, &gate)
+        });
         match spawned {
             Ok(handle) => handles.push(handle),
             Err(e) => {
@@ -533,10 +541,6 @@ fn serve_kernel(
     let routers = build_routers(config)?;
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
         let config = &shard_config;
-        if let Err(e) = pin(config, id) {
-            ready.refuse(false, e);
-            return None;
-        }
         let router = routers[id].lock().expect("router slot").take();
         match KernelUdpIo::bind(&io_config) {
             Ok(io) => run_shard(config, ShardParts { id, io, router, stop: &stop_for_shards, ready }),
