@@ -175,6 +175,13 @@ impl<D: BlockIo> Recovered<D> {
         &self.report
     }
 
+    /// The recovered log, to read before the commit (a partition replays into its projection
+    /// first, so a read error refuses the start with nothing written). Reads only: an append or
+    /// any other write before `commit` would break the recovery's decision.
+    pub(crate) fn log_mut(&mut self) -> &mut Ual<D> {
+        &mut self.ual
+    }
+
     /// Gives the device back untouched (a refused start).
     pub fn into_device(self) -> D {
         self.ual.dev

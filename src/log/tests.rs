@@ -882,39 +882,54 @@ mod faults;
 
 pub(crate) mod shared {
     //! A `MemoryBlockIo` the test keeps a handle on while the log owns it, to compare its bytes
-    //! after a refused recovery (which drops the log's handle).
-    use std::cell::RefCell;
+    //! after a refused recovery (which drops the log's handle), and to fail one read on purpose.
+    use std::cell::{Cell, RefCell};
     use std::rc::Rc;
     use vigil_pmd::block::memory::MemoryBlockIo;
-    use vigil_pmd::block::{BlockBuf, BlockIo, Completion, SubmitError};
+    use vigil_pmd::block::{BlockBuf, BlockError, BlockIo, BlockOp, Completion, SubmitError};
 
     #[derive(Clone)]
-    pub(crate) struct Shared(Rc<RefCell<MemoryBlockIo>>);
+    pub(crate) struct Shared {
+        dev: Rc<RefCell<MemoryBlockIo>>,
+        /// A read to fail: (its first block, successful reads of it to let through first).
+        fail: Rc<Cell<Option<(u64, u32)>>>,
+        /// Failed reads waiting to be polled.
+        failed: Rc<RefCell<Vec<Completion>>>,
+    }
 
     impl Shared {
         pub(crate) fn new(dev: MemoryBlockIo) -> Self {
-            Self(Rc::new(RefCell::new(dev)))
+            Self { dev: Rc::new(RefCell::new(dev)), fail: Rc::default(), failed: Rc::default() }
         }
         pub(crate) fn bytes(&self) -> Vec<u8> {
-            self.0.borrow().bytes().to_vec()
+            self.dev.borrow().bytes().to_vec()
         }
         pub(crate) fn flip(&self, at: usize, mask: u8) {
-            self.0.borrow_mut().bytes_mut()[at] ^= mask;
+            self.dev.borrow_mut().bytes_mut()[at] ^= mask;
+        }
+        /// The read starting at `lba` that comes after `skip` successful ones fails, once (a
+        /// transient read error), reading nothing.
+        pub(crate) fn fail_read(&self, lba: u64, skip: u32) {
+            self.fail.set(Some((lba, skip)));
+        }
+        /// Whether the read `fail_read` names has not happened yet.
+        pub(crate) fn read_failure_armed(&self) -> bool {
+            self.fail.get().is_some()
         }
     }
 
     impl BlockIo for Shared {
         fn block_size(&self) -> usize {
-            self.0.borrow().block_size()
+            self.dev.borrow().block_size()
         }
         fn capacity_blocks(&self) -> u64 {
-            self.0.borrow().capacity_blocks()
+            self.dev.borrow().capacity_blocks()
         }
         fn queue_depth(&self) -> usize {
-            self.0.borrow().queue_depth()
+            self.dev.borrow().queue_depth()
         }
         fn in_flight(&self) -> usize {
-            self.0.borrow().in_flight()
+            self.dev.borrow().in_flight() + self.failed.borrow().len()
         }
         fn submit_write(
             &mut self,
@@ -923,16 +938,40 @@ pub(crate) mod shared {
             buf: BlockBuf,
             durable: bool,
         ) -> Result<(), SubmitError> {
-            self.0.borrow_mut().submit_write(tag, lba, buf, durable)
+            self.dev.borrow_mut().submit_write(tag, lba, buf, durable)
         }
         fn submit_read(&mut self, tag: u64, lba: u64, buf: BlockBuf) -> Result<(), SubmitError> {
-            self.0.borrow_mut().submit_read(tag, lba, buf)
+            match self.fail.get() {
+                Some((at, 0)) if at == lba => {
+                    self.fail.set(None);
+                    let result = Err(BlockError::Io(format!("test: read error at block {lba}")));
+                    self.failed.borrow_mut().push(Completion {
+                        tag,
+                        op: BlockOp::Read,
+                        lba,
+                        result,
+                        buf: Some(buf),
+                    });
+                    Ok(())
+                }
+                Some((at, skip)) if at == lba => {
+                    self.fail.set(Some((at, skip - 1)));
+                    self.dev.borrow_mut().submit_read(tag, lba, buf)
+                }
+                _ => self.dev.borrow_mut().submit_read(tag, lba, buf),
+            }
         }
         fn submit_flush(&mut self, tag: u64) -> Result<(), SubmitError> {
-            self.0.borrow_mut().submit_flush(tag)
+            self.dev.borrow_mut().submit_flush(tag)
         }
         fn poll_completions(&mut self, out: &mut vigil_pmd::Batch<Completion>) -> usize {
-            self.0.borrow_mut().poll_completions(out)
+            let mut n = 0;
+            while out.room() > 0 {
+                let Some(c) = self.failed.borrow_mut().pop() else { break };
+                out.push(c).expect("room checked");
+                n += 1;
+            }
+            n + self.dev.borrow_mut().poll_completions(out)
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Recovery of a partition: deciding how it starts without writing anything (`Partition::recover`:
-//! the snapshot file read, the log scanned), then doing it (`PartitionRecovery::commit`: the log's
-//! new epoch and cut, the leftover snapshot `.tmp` removed, the replay into the projection, the Raft
-//! group started), and what it reports.
+//! the snapshot file read, the log scanned, the log replayed into the projection), then doing it
+//! (`PartitionRecovery::commit`: the log's new epoch and cut, the leftover snapshot `.tmp` removed,
+//! the Raft group started), and what it reports.
 //!
 //! Invariants: nothing is written before `commit`; a snapshot that does not belong to its log, or a
 //! log whose acknowledged records are damaged, is refused by `recover` with every file as it was;
@@ -11,7 +11,7 @@ use super::snapfile::{SnapshotFile, SnapshotWriter};
 use super::waiters::Waiters;
 use super::*;
 use crate::log::{LogError, OpenReport, RecoverOptions, Ual};
-use crate::raft::{RaftGroup, RaftOutput, UalRaftStore};
+use crate::raft::{RaftGroup, RaftOutput, StoreReplay, UalRaftStore};
 use std::time::{Duration, Instant};
 
 /// Entries a replay must have before it shows a progress bar.
@@ -78,10 +78,10 @@ impl<D: BlockIo> Partition<D> {
         snapshot_file: Option<SnapshotFile>,
     ) -> Result<PartitionRecovery<D>, PartitionError> {
         let started = Instant::now();
-        let (kv, snapshot_index) = load_snapshot(id, snapshot_file.as_ref(), config.kv)?;
+        let (mut kv, snapshot_index) = load_snapshot(id, snapshot_file.as_ref(), config.kv)?;
         let applied_from = snapshot_index.unwrap_or(0);
         let opts = RecoverOptions { covered_lsn: applied_from, accept_loss_from: None };
-        let log = Ual::recover(device, config.ual, opts).map_err(|e| recover_error(id, e))?;
+        let mut log = Ual::recover(device, config.ual, opts).map_err(|e| recover_error(id, e))?;
         let (log_start, last_index) = (log.report().snapshot_lsn, log.report().last_lsn);
         if applied_from < log_start || applied_from > last_index {
             return Err(PartitionError::Snapshot {
@@ -94,7 +94,18 @@ impl<D: BlockIo> Partition<D> {
                 ),
             });
         }
-        Ok(PartitionRecovery { id, log, kv, snapshot_index, snapshot_file, started })
+        let progress = Progress::new(id, last_index.saturating_sub(applied_from));
+        let mut replayed = 0u64;
+        // The replay reads only: a read error here refuses the start before anything is written
+        // (the simulator's transient read errors found starts refused after the new epoch).
+        let store = UalRaftStore::replay(log.log_mut(), applied_from, &mut |lsn, payload| {
+            kv.apply_entry(lsn, payload);
+            replayed += 1;
+            progress.at(lsn - applied_from);
+        });
+        progress.finish();
+        let store = store.map_err(|source| PartitionError::Log { partition: id, source })?;
+        Ok(PartitionRecovery { id, log, kv, store, replayed, snapshot_index, snapshot_file, started })
     }
 }
 
@@ -103,6 +114,10 @@ pub struct PartitionRecovery<D: BlockIo> {
     id: u16,
     log: crate::log::Recovered<D>,
     kv: KvProjection,
+    /// What the replay read for the Raft store.
+    store: StoreReplay,
+    /// Entries replayed into the projection.
+    replayed: u64,
     snapshot_index: Option<u64>,
     snapshot_file: Option<SnapshotFile>,
     started: Instant,
@@ -124,9 +139,9 @@ impl<D: BlockIo> PartitionRecovery<D> {
     }
 
     /// Does what `Partition::recover` decided: commits the log's recovery (its writes), removes a
-    /// leftover snapshot `.tmp`, replays the log into the projection and starts the Raft group.
+    /// leftover snapshot `.tmp` and starts the Raft group over the projection already replayed.
     pub fn commit(self, config: &PartitionConfig) -> Result<(Partition<D>, RecoveryReport), PartitionError> {
-        let PartitionRecovery { id, log, mut kv, snapshot_index, snapshot_file, started } = self;
+        let PartitionRecovery { id, log, kv, store, replayed, snapshot_index, snapshot_file, started } = self;
         let log_err = |source| PartitionError::Log { partition: id, source };
         let applied_from = snapshot_index.unwrap_or(0);
         let last_index = log.report().last_lsn;
@@ -138,15 +153,8 @@ impl<D: BlockIo> PartitionRecovery<D> {
                 reason: format!("cannot remove the leftover .tmp: {e}"),
             })?;
         }
-        let progress = Progress::new(id, last_index.saturating_sub(applied_from));
-        let mut replayed = 0u64;
-        let (store, applied_index) = UalRaftStore::recover(ual, applied_from, &mut |lsn, payload| {
-            kv.apply_entry(lsn, payload);
-            replayed += 1;
-            progress.at(lsn - applied_from);
-        })
-        .map_err(log_err)?;
-        progress.finish();
+        let applied_index = store.applied_index();
+        let store = UalRaftStore::assemble(ual, store);
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let raft_err = |source| PartitionError::Raft { partition: id, source };
         let mut raft = RaftGroup::new(

@@ -411,3 +411,31 @@ fn a_damaged_or_missing_snapshot_file_is_refused_by_name_with_nothing_written() 
     assert_eq!(p.kv().len(), keys, "{report}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_read_error_during_the_replay_refuses_the_start_with_nothing_written() {
+    let dir = temp_dir("replay-read-error");
+    let cfg = config(1_000_000);
+    let file = || Some(SnapshotFile::new(&dir, 0));
+    let shared = Shared::new(device(&cfg));
+    let (mut p, _) = Partition::open(0, shared.clone(), &cfg, file()).unwrap();
+    write_keys(&mut p, 2500);
+    let before = keys(&p);
+    let last = p.raft().store().ual().last_lsn();
+    drop(p);
+    let tail_block = offset_of(&shared.bytes(), cfg.ual, last) / BLOCK_SIZE;
+    let segment = cfg.ual.segment_blocks as usize;
+    assert!(tail_block >= 2 + 2 * segment, "the log must outgrow the two in-memory segments");
+    // The scan reads the first segment (block 2, after the superblocks) once; the replay reads it
+    // again, as it is no longer in memory: that second read fails.
+    shared.fail_read(2, 1);
+    let bytes = shared.bytes();
+    let err = Partition::open(0, shared.clone(), &cfg, file()).expect_err("a failed read refuses the start");
+    assert!(!shared.read_failure_armed(), "the failing read never happened: {err}");
+    assert!(err.to_string().contains("read error"), "{err}");
+    assert!(shared.bytes() == bytes, "a start refused by a read error wrote to the log first: {err}");
+    let (mut p, report) = Partition::open(0, shared.clone(), &cfg, file()).expect("the next start succeeds");
+    settle(&mut p);
+    assert_eq!(keys(&p), before, "{report}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -77,7 +77,8 @@ pub use store::{
     EntryKind, HardStateRecord, LogEntry, RaftLogStore, SnapshotMeta, StoreError, StoreSnapshot,
 };
 pub use ual_store::{
-    UalRaftStore, ENTRY_DATA_MAX, KIND_CONF_CHANGE, KIND_CONF_CHANGE_V2, KIND_NORMAL, RAFT_META_VERSION,
+    StoreReplay, UalRaftStore, ENTRY_DATA_MAX, KIND_CONF_CHANGE, KIND_CONF_CHANGE_V2, KIND_NORMAL,
+    RAFT_META_VERSION,
 };
 
 #[cfg(test)]

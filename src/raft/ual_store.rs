@@ -194,6 +194,28 @@ struct OwnedEntry {
     data: Vec<u8>,
 }
 
+/// What `UalRaftStore::replay` read from a log not yet committed: everything the store is built of
+/// (`UalRaftStore::assemble`) besides the log itself.
+#[derive(Debug)]
+pub struct StoreReplay {
+    hard_state: HardStateRecord,
+    conf_state: ConfState,
+    snapshot: SnapshotMeta,
+    terms: Vec<(u64, u64)>,
+    backfill_first: u64,
+    backfill: VecDeque<OwnedEntry>,
+    /// The index the projections hold after the replay.
+    applied: u64,
+}
+
+impl StoreReplay {
+    /// The index the projections hold after the replay: the `applied_index` to give the
+    /// `RaftGroup`.
+    pub fn applied_index(&self) -> u64 {
+        self.applied
+    }
+}
+
 /// A partition's Raft log over its Unified Append Log.
 pub struct UalRaftStore<D: BlockIo> {
     ual: Ual<D>,
@@ -249,13 +271,49 @@ impl<D: BlockIo> UalRaftStore<D> {
     /// again. Returns the store and the index the projections now hold (the `applied_index` to give
     /// the `RaftGroup`).
     pub fn recover(
-        ual: Ual<D>,
+        mut ual: Ual<D>,
         applied_from: u64,
         apply: &mut dyn FnMut(u64, &[u8]),
     ) -> Result<(Self, u64), LogError> {
-        let store = Self::build(ual, applied_from, Some(apply))?;
-        let applied = store.hard_state.commit.max(applied_from);
-        Ok((store, applied))
+        let replayed = Self::replay(&mut ual, applied_from, apply)?;
+        let applied = replayed.applied_index();
+        Ok((Self::assemble(ual, replayed), applied))
+    }
+
+    /// The read-only half of `recover`, over a log whose recovery is not committed yet
+    /// (`log::Recovered::log_mut`): replays into the projections and gathers what the store needs,
+    /// reading the log and writing nothing, so a read error here refuses a start before the
+    /// log's new epoch is written. `assemble` then builds the store over the committed log (a
+    /// commit changes the epoch and erases past the cut, never a record this read).
+    pub fn replay(
+        ual: &mut Ual<D>,
+        applied_from: u64,
+        apply: &mut dyn FnMut(u64, &[u8]),
+    ) -> Result<StoreReplay, LogError> {
+        Self::scan_log(ual, applied_from, Some(apply))
+    }
+
+    /// The store over `ual` (the log `replay` read, now committed) and what `replay` gathered.
+    pub fn assemble(ual: Ual<D>, replayed: StoreReplay) -> Self {
+        let StoreReplay { hard_state, conf_state, snapshot, terms, backfill_first, backfill, applied: _ } =
+            replayed;
+        Self {
+            ual,
+            hard_state,
+            conf_state,
+            snapshot,
+            snapshot_data: None,
+            terms,
+            backfill_first,
+            backfill,
+            open_dirty: false,
+            open_meta_seq: 0,
+            sealed: VecDeque::new(),
+            sync_number: 0,
+            retired_number: 0,
+            meta_buf: Vec::with_capacity(META_MAX),
+            error: None,
+        }
     }
 
     /// The commit index recorded in the log's metadata, clamped to what the log holds: a lower bound
@@ -264,7 +322,18 @@ impl<D: BlockIo> UalRaftStore<D> {
         self.hard_state.commit
     }
 
-    fn build(mut ual: Ual<D>, applied_index: u64, mut apply: Option<ApplyFn<'_>>) -> Result<Self, LogError> {
+    fn build(mut ual: Ual<D>, applied_index: u64, apply: Option<ApplyFn<'_>>) -> Result<Self, LogError> {
+        let replayed = Self::scan_log(&mut ual, applied_index, apply)?;
+        Ok(Self::assemble(ual, replayed))
+    }
+
+    /// Reads the metadata and every record after the snapshot: the term runs, the backfill, and
+    /// (with `apply`) the replay into the projections. Reads only.
+    fn scan_log(
+        ual: &mut Ual<D>,
+        applied_index: u64,
+        mut apply: Option<ApplyFn<'_>>,
+    ) -> Result<StoreReplay, LogError> {
         let (mut hard_state, conf_state, snapshot_conf) =
             decode_meta(ual.meta()).map_err(|why| LogError::Corrupt { lsn: 0, why })?;
         let (snapshot_index, snapshot_term) = ual.snapshot();
@@ -311,23 +380,8 @@ impl<D: BlockIo> UalRaftStore<D> {
             return Err(LogError::Corrupt { lsn, why: "a record kind that is not a raft entry" });
         }
         let snapshot = SnapshotMeta { index: snapshot_index, term: snapshot_term, conf_state: snapshot_conf };
-        Ok(Self {
-            ual,
-            hard_state,
-            conf_state,
-            snapshot,
-            snapshot_data: None,
-            terms,
-            backfill_first,
-            backfill,
-            open_dirty: false,
-            open_meta_seq: 0,
-            sealed: VecDeque::new(),
-            sync_number: 0,
-            retired_number: 0,
-            meta_buf: Vec::with_capacity(META_MAX),
-            error: None,
-        })
+        let applied = hard_state.commit.max(applied_index);
+        Ok(StoreReplay { hard_state, conf_state, snapshot, terms, backfill_first, backfill, applied })
     }
 
     /// The log.

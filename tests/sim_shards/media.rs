@@ -109,9 +109,10 @@ impl Sim {
         }
     }
 
-    /// `Partition::open` of `p` refused with `error`; `before`: the device's image before it
-    /// (kept for damaged partitions): a refused start should have written nothing (counted).
-    pub(crate) fn on_refused_open(&mut self, p: u16, error: &str, before: Option<&[u8]>, disk: &SimDisk) {
+    /// `Partition::open` of `p` refused with `error`; `before`: the device's image before it. A
+    /// refused start writes nothing (recovery decides, and replays, before its first write): a
+    /// violation otherwise.
+    pub(crate) fn on_refused_open(&mut self, p: u16, error: &str, before: &[u8], disk: &SimDisk) {
         let c = disk.counters();
         trace!(
             self,
@@ -119,9 +120,8 @@ impl Sim {
             c.read_errors - c.latent_read_errors,
             c.latent_read_errors
         );
-        if before.is_some_and(|b| *b != disk.volatile_image()) {
-            trace!(self, "  the refused start of partition {p} wrote to its device first");
-            self.count("refused starts that wrote to the device first", 1);
+        if *before != disk.volatile_image() {
+            self.violation(format!("the refused start of partition {p} wrote to its device first: {error}"));
         }
     }
 

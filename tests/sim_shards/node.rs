@@ -215,7 +215,7 @@ impl Sim {
         }
         let faults = disk.borrow().faults_handle();
         faults.set(if restart { self.open_faults() } else { SimDiskFaults::none() });
-        let before = self.damaged[usize::from(p)].then(|| disk.borrow().volatile_image());
+        let before = disk.borrow().volatile_image();
         let file = SnapshotFile::new(&self.snap_dir.0, p);
         let (mut part, report) = match Partition::open(
             p,
@@ -225,7 +225,7 @@ impl Sim {
         ) {
             Ok(x) => x,
             Err(e) => {
-                self.on_refused_open(p, &e.to_string(), before.as_deref(), &disk.borrow());
+                self.on_refused_open(p, &e.to_string(), &before, &disk.borrow());
                 return Err(e.to_string());
             }
         };
