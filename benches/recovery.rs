@@ -44,9 +44,9 @@ use std::time::{Duration, Instant};
 use vigil::kv::protocol::{encode_write_body, request_body_len};
 use vigil::kv::{ApplyResult, KvLimits, Op};
 use vigil::log::{Ual, UalConfig};
-use vigil::partition::snapfile::SnapshotFile;
 use vigil::partition::{Origin, Partition, PartitionConfig, RecoveryReport, Waiter, WriteOutcome};
 use vigil::raft::RaftGroupConfig;
+use vigil::serve::snapfile::SnapshotFile;
 use vigil::wire::{opcode, Status};
 use vigil_pmd::block::uring::{DurableMode, UringBlockIo, UringConfig};
 use vigil_pmd::{Clock, MonotonicClock, Peer};
@@ -271,7 +271,7 @@ fn timed_open(
 ) -> (Partition<UringBlockIo>, RecoveryReport, Duration, Duration) {
     let started = Instant::now();
     let (mut p, report) =
-        Partition::open(0, device(path, cfg), cfg, Some(snapshot)).expect("Partition::open");
+        Partition::open(0, device(path, cfg), cfg, Some(Box::new(snapshot))).expect("Partition::open");
     let opened = started.elapsed();
     settle(&mut p, clock, Duration::from_secs(60));
     (p, report, opened, started.elapsed())
@@ -380,7 +380,6 @@ fn main() {
         snapshot_every_entries: entries + tail + 1_000_000,
         node_id: 1,
         voters: vec![1],
-        snapshot_in_background: false,
     };
     let w = Workload::new(keys);
     let clock = MonotonicClock::new();
@@ -397,7 +396,7 @@ fn main() {
     // 1. Fill through the write path.
     let started = Instant::now();
     let (mut p, _) =
-        Partition::open(0, device(&log_path, &cfg), &cfg, Some(snap.clone())).expect("open fresh");
+        Partition::open(0, device(&log_path, &cfg), &cfg, Some(Box::new(snap.clone()))).expect("open fresh");
     settle(&mut p, &clock, Duration::from_secs(10));
     fill(&mut p, &clock, &w, 0, entries);
     let fill_time = started.elapsed();

@@ -146,8 +146,8 @@ fn main() -> anyhow::Result<()> {
 fn repair(c: &Config, partition: u16, accept_loss: bool) -> anyhow::Result<bool> {
     use vigil::config::{DurableMode, StorageBackend};
     use vigil::partition::repair::{repair, RepairOutcome};
-    use vigil::partition::snapfile::SnapshotFile;
     use vigil::partition::PartitionError;
+    use vigil::serve::snapfile::SnapshotFile;
     use vigil_pmd::block::uring::{self, UringBlockIo, UringConfig};
 
     let st = &c.storage;
@@ -173,8 +173,8 @@ fn repair(c: &Config, partition: u16, accept_loss: bool) -> anyhow::Result<bool>
             reason: format!("cannot open the log: {e}"),
         })
     };
-    let snap = SnapshotFile::new(&dir, partition);
-    let outcome = repair(partition, open, st.ual(), c.kv.limits(), Some(&snap), accept_loss)?;
+    let mut snap = SnapshotFile::new(&dir, partition);
+    let outcome = repair(partition, open, st.ual(), c.kv.limits(), Some(&mut snap), accept_loss)?;
     match outcome {
         RepairOutcome::Healthy(r) => {
             println!(

@@ -16,11 +16,16 @@
 //! are skipped), check that the two belong together, and only then commit the log (the new epoch,
 //! a torn tail cut) and remove a leftover snapshot `.tmp`: a refused start changes nothing on disk.
 //! Damaged acknowledged records refuse the start (`PartitionError::Corrupt`, with the repair to
-//! run: `repair`). Then one pass over the log applies every entry
-//! after the snapshot up to the recovered commit index (`UalRaftStore::recover`), with a progress
-//! bar when it is long; Raft re-commits what follows. Snapshots (`maybe_snapshot`) are taken every
-//! `snapshot_every_entries` applied entries, or when half the log's ring is in use, written to the
-//! snapshot file, and only then checkpointed into the log, which recycles the segments they cover.
+//! run: `repair`). One pass over the log, still before anything is written, applies every entry
+//! after the snapshot up to the recovered commit index (`UalRaftStore::replay`), reporting its
+//! progress as values (the server draws a bar); Raft re-commits what follows. Snapshots (`maybe_snapshot`) are taken every
+//! `snapshot_every_entries` applied entries, or when half the log's ring is in use, handed to the
+//! snapshot store (`seams::SnapshotStore`: a file the server writes on a thread, the simulator's
+//! own), and only once it is stored checkpointed into the log, which recycles the segments they
+//! cover.
+//!
+//! Sans-IO: no clock reads (time comes in as `Nanos`), no threads, files or printing here; the
+//! snapshot store and the event sink (`seams`) are the seams the server and the simulator fill.
 //!
 //! Raft reads committed entries back from the log store to apply them, and the store serves them
 //! from memory (the UAL's tail segment and the one before it; a device read cannot happen inside
@@ -35,11 +40,11 @@
 
 mod recovery;
 pub mod repair;
-pub mod snapfile;
+pub mod seams;
 pub mod waiters;
 
 pub(crate) use recovery::{load_snapshot, recover_error};
-pub use recovery::{PartitionRecovery, RecoveryReport};
+pub use recovery::{PartitionRecovery, ProgressFn, RecoveryReport, Snapshots, PROGRESS_EVERY_ENTRIES};
 
 use crate::inbox::Envelope;
 use crate::kv::protocol::parse_write;
@@ -47,7 +52,7 @@ use crate::kv::{ApplyResult, Command, KvLimits, KvProjection};
 use crate::log::{CorruptionReport, LogError, UalConfig};
 use crate::raft::{EntryKind, RaftError, RaftGroup, RaftGroupConfig, RaftLogStore, RaftOutput, UalRaftStore};
 use crate::wire::Status;
-use snapfile::{SnapshotFile, SnapshotWriter};
+use seams::{EventSink, PartitionEvent, RecentEvents, SnapshotStore};
 use thiserror::Error;
 use vigil_pmd::block::BlockIo;
 use vigil_pmd::{Nanos, Peer};
@@ -74,20 +79,12 @@ pub struct PartitionConfig {
     pub node_id: u64,
     /// The voters of a fresh group.
     pub voters: Vec<u64>,
-    /// Write snapshot files on a thread of their own (the server) rather than inline in `poll`
-    /// (deterministic: the simulator, tests).
-    pub snapshot_in_background: bool,
 }
 
-/// Where snapshots go.
-#[derive(Debug)]
-enum SnapshotSink {
-    /// Nowhere: kept in memory by the log store only (devices that do not persist).
-    Memory,
-    /// Written inline by `poll`.
-    Inline(SnapshotFile),
-    /// Written by a thread; the index being written, if any.
-    Background(SnapshotWriter, Option<u64>),
+/// Where a partition's events go: a sink the server plugs in, or kept (the last few) for tests.
+enum Events {
+    Sink(EventSink),
+    Kept(RecentEvents),
 }
 
 /// Who waits for a write's answer.
@@ -211,7 +208,12 @@ pub struct Partition<D: BlockIo> {
     waiting_bytes_max: u64,
     /// Scratch for encoding one command (one log record's payload at most).
     command: Vec<u8>,
-    snapshots: SnapshotSink,
+    /// Where snapshots are stored (`None`: nowhere, the log store keeps the last one in memory,
+    /// for devices that do not persist).
+    snapshots: Option<Box<dyn SnapshotStore>>,
+    /// The index of the snapshot being stored, if any.
+    snapshot_in_flight: Option<u64>,
+    events: Events,
     snapshot_every_entries: u64,
     /// The index of the last snapshot taken (or loaded).
     snapshot_index: u64,
@@ -241,6 +243,7 @@ impl<D: BlockIo> Partition<D> {
     pub fn close(self) -> Result<(), PartitionError> {
         let id = self.id;
         let Partition { raft, snapshots, .. } = self;
+        // A snapshot being stored finishes first (the writer thread is joined).
         drop(snapshots);
         raft.into_store()
             .into_ual()
@@ -413,25 +416,44 @@ impl<D: BlockIo> Partition<D> {
     /// The log failed: the group refuses all work; every waiting request hears `UNAVAILABLE`.
     fn fail(&mut self, why: &str, done: &mut dyn FnMut(Done)) {
         if !self.waiters.is_empty() {
-            eprintln!(
-                "vigil: partition {}: log or raft failed, {} writes fail: {why}",
-                self.id,
-                self.waiters.len()
-            );
+            self.report(PartitionEvent::Failed { waiting: self.waiters.len(), why: why.to_string() });
         }
         self.waiters.drain(|(waiter, _)| done(Done { waiter, result: Err(Status::Unavailable) }));
         self.waiting_bytes = 0;
     }
 
-    /// Takes a snapshot when one is due, writes it, and checkpoints the log behind it.
+    /// Hands `event` to the sink, or keeps it.
+    fn report(&mut self, event: PartitionEvent) {
+        match &mut self.events {
+            Events::Sink(sink) => sink(self.id, &event),
+            Events::Kept(kept) => kept.push(event),
+        }
+    }
+
+    /// Sends every later event to `sink` (the server prints them) instead of keeping the last few.
+    pub fn set_event_sink(&mut self, sink: EventSink) {
+        self.events = Events::Sink(sink);
+    }
+
+    /// The last events kept (none once a sink is set), oldest first.
+    pub fn recent_events(&self) -> Vec<PartitionEvent> {
+        match &self.events {
+            Events::Sink(_) => Vec::new(),
+            Events::Kept(kept) => kept.iter().cloned().collect(),
+        }
+    }
+
+    /// Takes a snapshot when one is due, stores it, and checkpoints the log behind it.
     fn maybe_snapshot(&mut self) {
         if let Some((index, data)) = self.checkpoint_pending.take() {
             self.checkpoint(index, data);
             return;
         }
-        if let SnapshotSink::Background(writer, in_flight @ Some(_)) = &mut self.snapshots {
-            let Some((index, data, result)) = writer.finished() else { return };
-            *in_flight = None;
+        if self.snapshot_in_flight.is_some() {
+            let Some((index, data, result)) = self.snapshots.as_mut().and_then(|s| s.poll()) else {
+                return;
+            };
+            self.snapshot_in_flight = None;
             match result {
                 Ok(()) => self.checkpoint(index, data),
                 Err(e) => self.snapshot_failed(&e),
@@ -459,9 +481,9 @@ impl<D: BlockIo> Partition<D> {
         }
     }
 
-    /// Whether a snapshot is being written or waits for its checkpoint.
+    /// Whether a snapshot is being stored or waits for its checkpoint.
     pub fn snapshot_in_progress(&self) -> bool {
-        self.checkpoint_pending.is_some() || matches!(self.snapshots, SnapshotSink::Background(_, Some(_)))
+        self.checkpoint_pending.is_some() || self.snapshot_in_flight.is_some()
     }
 
     fn take_snapshot(&mut self, index: u64) {
@@ -470,26 +492,18 @@ impl<D: BlockIo> Partition<D> {
         // Whatever the outcome, the next attempt comes after as many entries again, not at every poll.
         self.snapshot_index = index;
         match &mut self.snapshots {
-            SnapshotSink::Memory => self.checkpoint(index, data),
-            SnapshotSink::Inline(file) => match file.write(&data) {
-                Ok(()) => self.checkpoint(index, data),
-                Err(e) => self.snapshot_failed(&e),
-            },
-            SnapshotSink::Background(writer, in_flight) => {
-                writer.submit(index, data);
-                *in_flight = Some(index);
+            None => self.checkpoint(index, data),
+            Some(store) => {
+                store.submit(index, data);
+                self.snapshot_in_flight = Some(index);
             }
         }
     }
 
     fn snapshot_failed(&mut self, e: &std::io::Error) {
         self.counters.snapshot_failures += 1;
-        let path = match &self.snapshots {
-            SnapshotSink::Inline(file) => file.path().display().to_string(),
-            SnapshotSink::Background(writer, _) => writer.path().display().to_string(),
-            SnapshotSink::Memory => String::new(),
-        };
-        eprintln!("vigil: partition {}: cannot write snapshot {path}: {e}", self.id);
+        let store = self.snapshots.as_ref().map_or_else(String::new, |s| s.name());
+        self.report(PartitionEvent::SnapshotFailed { store, error: e.to_string() });
     }
 
     fn checkpoint(&mut self, index: u64, data: Vec<u8>) {
@@ -503,7 +517,7 @@ impl<D: BlockIo> Partition<D> {
             Ok(()) => self.counters.snapshots += 1,
             Err(e) => {
                 self.counters.snapshot_failures += 1;
-                eprintln!("vigil: partition {}: checkpoint at {index} refused: {e}", self.id);
+                self.report(PartitionEvent::CheckpointRefused { index, error: e.to_string() });
             }
         }
     }

@@ -7,15 +7,20 @@
 //! log whose acknowledged records are damaged, is refused by `recover` with every file as it was;
 //! `open` = `recover` then `commit`.
 
-use super::snapfile::{SnapshotFile, SnapshotWriter};
 use super::waiters::Waiters;
 use super::*;
 use crate::log::{LogError, OpenReport, RecoverOptions, Ual};
 use crate::raft::{RaftGroup, RaftOutput, StoreReplay, UalRaftStore};
-use std::time::{Duration, Instant};
 
-/// Entries a replay must have before it shows a progress bar.
-const PROGRESS_ENTRIES_MIN: u64 = 100_000;
+/// Entries replayed between two reports of the replay's progress.
+pub const PROGRESS_EVERY_ENTRIES: u64 = 4096;
+
+/// Snapshot stores handed to recovery (`None`: snapshots are kept in memory only).
+pub type Snapshots = Option<Box<dyn SnapshotStore>>;
+
+/// Where the replay's progress goes: (entries replayed so far, entries to replay), called every
+/// `PROGRESS_EVERY_ENTRIES` entries and once at the end (the server draws a bar for long replays).
+pub type ProgressFn<'a> = &'a mut dyn FnMut(u64, u64);
 
 /// What recovery found and did.
 #[derive(Clone, Debug)]
@@ -32,8 +37,6 @@ pub struct RecoveryReport {
     pub last_index: u64,
     /// Keys in the projection.
     pub keys: usize,
-    /// Time taken.
-    pub elapsed: Duration,
 }
 
 impl std::fmt::Display for RecoveryReport {
@@ -44,41 +47,38 @@ impl std::fmt::Display for RecoveryReport {
         };
         write!(
             f,
-            "{snapshot}, replayed {} entries to index {} (log ends at {}), {} keys, in {:.1} ms; log: {:?}",
-            self.replayed,
-            self.applied_index,
-            self.last_index,
-            self.keys,
-            self.elapsed.as_secs_f64() * 1e3,
-            self.log
+            "{snapshot}, replayed {} entries to index {} (log ends at {}), {} keys; log: {:?}",
+            self.replayed, self.applied_index, self.last_index, self.keys, self.log
         )
     }
 }
 
 impl<D: BlockIo> Partition<D> {
-    /// Opens partition `id` on `device`: recovers the log, loads the snapshot in `snapshot_file`
+    /// Opens partition `id` on `device`: recovers the log, loads the snapshot in `snapshots`
     /// (none: snapshots stay in memory, for devices that do not persist), replays, and starts its
     /// Raft group (a group of one voter elects itself at once). `recover` then `commit`.
     pub fn open(
         id: u16,
         device: D,
         config: &PartitionConfig,
-        snapshot_file: Option<SnapshotFile>,
+        snapshots: Snapshots,
     ) -> Result<(Self, RecoveryReport), PartitionError> {
-        Self::recover(id, device, config, snapshot_file)?.commit(config)
+        Self::recover(id, device, config, snapshots, &mut |_, _| {})?.commit(config)
     }
 
     /// The first half of `open`: decides how partition `id` starts without writing anything (the
     /// snapshot file is only read, the log only scanned), so a node whose other partitions refuse
-    /// to start can still leave every file as it was. `PartitionRecovery::commit` does the rest.
+    /// to start can still leave every file as it was. The replay into the projection happens
+    /// here too (it only reads), reporting to `progress`. `PartitionRecovery::commit` does the
+    /// rest.
     pub fn recover(
         id: u16,
         device: D,
         config: &PartitionConfig,
-        snapshot_file: Option<SnapshotFile>,
+        mut snapshots: Snapshots,
+        progress: ProgressFn<'_>,
     ) -> Result<PartitionRecovery<D>, PartitionError> {
-        let started = Instant::now();
-        let (mut kv, snapshot_index) = load_snapshot(id, snapshot_file.as_ref(), config.kv)?;
+        let (mut kv, snapshot_index) = load_snapshot(id, snapshots.as_deref_mut(), config.kv)?;
         let applied_from = snapshot_index.unwrap_or(0);
         let opts = RecoverOptions { covered_lsn: applied_from, accept_loss_from: None };
         let mut log = Ual::recover(device, config.ual, opts).map_err(|e| recover_error(id, e))?;
@@ -86,7 +86,7 @@ impl<D: BlockIo> Partition<D> {
         if applied_from < log_start || applied_from > last_index {
             return Err(PartitionError::Snapshot {
                 partition: id,
-                path: snapshot_file.as_ref().map_or("(none)".into(), |f| f.path().display().to_string()),
+                path: snapshots.as_ref().map_or("(none)".into(), |f| f.name()),
                 reason: format!(
                     "the snapshot covers up to index {applied_from} but the log holds {}..={last_index}: \
                      the snapshot file and the log do not belong together (nothing was changed)",
@@ -94,18 +94,20 @@ impl<D: BlockIo> Partition<D> {
                 ),
             });
         }
-        let progress = Progress::new(id, last_index.saturating_sub(applied_from));
+        let total = last_index.saturating_sub(applied_from);
         let mut replayed = 0u64;
         // The replay reads only: a read error here refuses the start before anything is written
         // (the simulator's transient read errors found starts refused after the new epoch).
         let store = UalRaftStore::replay(log.log_mut(), applied_from, &mut |lsn, payload| {
             kv.apply_entry(lsn, payload);
             replayed += 1;
-            progress.at(lsn - applied_from);
+            if replayed.is_multiple_of(PROGRESS_EVERY_ENTRIES) {
+                progress((lsn - applied_from).min(total), total);
+            }
         });
-        progress.finish();
+        progress(total, total);
         let store = store.map_err(|source| PartitionError::Log { partition: id, source })?;
-        Ok(PartitionRecovery { id, log, kv, store, replayed, snapshot_index, snapshot_file, started })
+        Ok(PartitionRecovery { id, log, kv, store, replayed, snapshot_index, snapshots })
     }
 }
 
@@ -119,8 +121,7 @@ pub struct PartitionRecovery<D: BlockIo> {
     /// Entries replayed into the projection.
     replayed: u64,
     snapshot_index: Option<u64>,
-    snapshot_file: Option<SnapshotFile>,
-    started: Instant,
+    snapshots: Snapshots,
 }
 
 impl<D: BlockIo> std::fmt::Debug for PartitionRecovery<D> {
@@ -141,16 +142,16 @@ impl<D: BlockIo> PartitionRecovery<D> {
     /// Does what `Partition::recover` decided: commits the log's recovery (its writes), removes a
     /// leftover snapshot `.tmp` and starts the Raft group over the projection already replayed.
     pub fn commit(self, config: &PartitionConfig) -> Result<(Partition<D>, RecoveryReport), PartitionError> {
-        let PartitionRecovery { id, log, kv, store, replayed, snapshot_index, snapshot_file, started } = self;
+        let PartitionRecovery { id, log, kv, store, replayed, snapshot_index, mut snapshots } = self;
         let log_err = |source| PartitionError::Log { partition: id, source };
         let applied_from = snapshot_index.unwrap_or(0);
         let last_index = log.report().last_lsn;
         let (ual, log_report) = log.commit().map_err(log_err)?;
-        if let Some(file) = &snapshot_file {
-            file.remove_leftover_tmp().map_err(|e| PartitionError::Snapshot {
+        if let Some(store) = snapshots.as_mut() {
+            store.remove_leftovers().map_err(|e| PartitionError::Snapshot {
                 partition: id,
-                path: file.path().display().to_string(),
-                reason: format!("cannot remove the leftover .tmp: {e}"),
+                path: store.name(),
+                reason: format!("cannot remove what an interrupted write left: {e}"),
             })?;
         }
         let applied_index = store.applied_index();
@@ -178,20 +179,6 @@ impl<D: BlockIo> PartitionRecovery<D> {
             applied_index,
             last_index,
             keys: kv.len(),
-            elapsed: started.elapsed(),
-        };
-        let snapshots = match snapshot_file {
-            None => SnapshotSink::Memory,
-            Some(file) if config.snapshot_in_background => {
-                let path = file.path().display().to_string();
-                let writer = SnapshotWriter::spawn(file, id).map_err(|e| PartitionError::Snapshot {
-                    partition: id,
-                    path,
-                    reason: format!("cannot start its writer thread: {e}"),
-                })?;
-                SnapshotSink::Background(writer, None)
-            }
-            Some(file) => SnapshotSink::Inline(file),
         };
         let partition = Partition {
             id,
@@ -201,6 +188,8 @@ impl<D: BlockIo> PartitionRecovery<D> {
             waiting_bytes_max: u64::from(config.ual.segment_blocks) * BLOCK_SIZE as u64 / 2,
             command: vec![0; crate::raft::ENTRY_DATA_MAX],
             snapshots,
+            snapshot_in_flight: None,
+            events: Events::Kept(RecentEvents::default()),
             snapshot_every_entries: config.snapshot_every_entries,
             snapshot_index: applied_from,
             checkpoint_pending: None,
@@ -216,15 +205,12 @@ impl<D: BlockIo> PartitionRecovery<D> {
 /// Loads the snapshot file, if any: the projection it holds and its index.
 pub(crate) fn load_snapshot(
     id: u16,
-    file: Option<&SnapshotFile>,
+    store: Option<&mut (dyn SnapshotStore + 'static)>,
     limits: KvLimits,
 ) -> Result<(KvProjection, Option<u64>), PartitionError> {
-    let Some(file) = file else { return Ok((KvProjection::new(limits), None)) };
-    let err = |reason: String| PartitionError::Snapshot {
-        partition: id,
-        path: file.path().display().to_string(),
-        reason,
-    };
+    let Some(file) = store else { return Ok((KvProjection::new(limits), None)) };
+    let path = file.name();
+    let err = |reason: String| PartitionError::Snapshot { partition: id, path: path.clone(), reason };
     match file.read().map_err(|e| err(e.to_string()))? {
         None => Ok((KvProjection::new(limits), None)),
         Some(bytes) => {
@@ -240,41 +226,5 @@ pub(crate) fn recover_error(partition: u16, e: LogError) -> PartitionError {
     match e {
         LogError::Corruption(report) => PartitionError::Corrupt { partition, report },
         source => PartitionError::Log { partition, source },
-    }
-}
-
-/// The replay's progress bar: drawn (on a terminal) only for long replays.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-}
-
-impl Progress {
-    fn new(partition: u16, entries: u64) -> Self {
-        let bar = (entries >= PROGRESS_ENTRIES_MIN).then(|| {
-            let bar = indicatif::ProgressBar::new(entries);
-            let style = indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {pos}/{len} entries ({percent}%, eta {eta})",
-            )
-            .expect("a valid template")
-            .progress_chars("=> ");
-            bar.set_style(style);
-            bar.set_message(format!("vigil: partition {partition}: replaying the log"));
-            bar
-        });
-        Self { bar }
-    }
-
-    fn at(&self, done: u64) {
-        if let Some(bar) = &self.bar {
-            if done.is_multiple_of(4096) {
-                bar.set_position(done);
-            }
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
     }
 }

@@ -6,7 +6,7 @@
 //! commit after a cut at exactly the first damaged lsn found by the read-only pass (the new-epoch
 //! superblock and the erase of the blocks past the cut). The snapshot file is only read.
 
-use super::snapfile::SnapshotFile;
+use super::seams::SnapshotStore;
 use super::{recover_error, PartitionError};
 use crate::kv::KvLimits;
 use crate::log::{CorruptionReport, LogError, OpenReport, RecoverOptions, Ual, UalConfig};
@@ -25,7 +25,7 @@ pub enum RepairOutcome {
 }
 
 /// Examines partition `id`'s log (on devices from `open_device`, called once, or twice when the
-/// loss is accepted: a refused recovery consumes its device handle) and its snapshot file
+/// loss is accepted: a refused recovery consumes its device handle) and its snapshot store
 /// (read-only, for what it covers); with `accept_loss`, cuts the log at the first damaged
 /// acknowledged record found.
 pub fn repair<D: BlockIo>(
@@ -33,10 +33,10 @@ pub fn repair<D: BlockIo>(
     mut open_device: impl FnMut() -> Result<D, PartitionError>,
     ual: UalConfig,
     limits: KvLimits,
-    snapshot_file: Option<&SnapshotFile>,
+    snapshots: Option<&mut (dyn SnapshotStore + 'static)>,
     accept_loss: bool,
 ) -> Result<RepairOutcome, PartitionError> {
-    let (_, snapshot_index) = super::load_snapshot(id, snapshot_file, limits)?;
+    let (_, snapshot_index) = super::load_snapshot(id, snapshots, limits)?;
     let covered_lsn = snapshot_index.unwrap_or(0);
     let opts = RecoverOptions { covered_lsn, accept_loss_from: None };
     let report = match Ual::recover(open_device()?, ual, opts) {

@@ -7,24 +7,31 @@ use super::*;
 use crate::kv::protocol::encode_write_body;
 use crate::kv::Op;
 use crate::log::Ual;
+use crate::serve::snapfile::{SnapshotFile, SnapshotWriter};
 use crate::wire::opcode;
 use vigil_pmd::block::memory::MemoryBlockIo;
 
 fn config(snapshot_every_entries: u64) -> PartitionConfig {
-    config_with(snapshot_every_entries, false)
+    config_with(snapshot_every_entries)
 }
 
-fn config_with(snapshot_every_entries: u64, snapshot_in_background: bool) -> PartitionConfig {
-    config_sized(16, snapshot_every_entries, snapshot_in_background)
+fn config_with(snapshot_every_entries: u64) -> PartitionConfig {
+    config_sized(16, snapshot_every_entries)
+}
+
+/// Partition 0's snapshot file in `dir`, written inline (`background`: by a writer thread).
+fn snap_file(dir: &std::path::Path, background: bool) -> Snapshots {
+    let file = SnapshotFile::new(dir, 0);
+    if background {
+        Some(Box::new(SnapshotWriter::spawn(file, 0).expect("writer thread")))
+    } else {
+        Some(Box::new(file))
+    }
 }
 
 /// A one-voter partition over a small log of 8 segments of `segment_blocks` blocks, KV's small
 /// limits (for this crate's tests).
-pub(crate) fn config_sized(
-    segment_blocks: u32,
-    snapshot_every_entries: u64,
-    snapshot_in_background: bool,
-) -> PartitionConfig {
+pub(crate) fn config_sized(segment_blocks: u32, snapshot_every_entries: u64) -> PartitionConfig {
     PartitionConfig {
         ual: UalConfig {
             segment_blocks,
@@ -38,7 +45,6 @@ pub(crate) fn config_sized(
         snapshot_every_entries,
         node_id: 1,
         voters: vec![1],
-        snapshot_in_background,
     }
 }
 
@@ -75,7 +81,7 @@ fn settle<D: BlockIo>(p: &mut Partition<D>) -> Vec<Done> {
     unreachable!()
 }
 
-fn open(cfg: &PartitionConfig, dev: MemoryBlockIo, file: Option<SnapshotFile>) -> Partition<MemoryBlockIo> {
+fn open(cfg: &PartitionConfig, dev: MemoryBlockIo, file: Snapshots) -> Partition<MemoryBlockIo> {
     let (mut p, _) = Partition::open(0, dev, cfg, file).unwrap();
     settle(&mut p);
     assert!(p.serves_reads(), "a single voter leads and catches up at once");
@@ -162,8 +168,8 @@ fn snapshots_recycle_the_log(background: bool) {
     let dir = std::env::temp_dir().join(format!("vigil-partition-snap-{}-{background}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let cfg = config_with(50, background);
-    let file = || Some(SnapshotFile::new(&dir, 0));
+    let cfg = config_with(50);
+    let file = || snap_file(&dir, background);
     let mut p = open(&cfg, device(&cfg), file());
     // Far more than the 8-segment ring holds without recycling (16 blocks each, ~60 records a block).
     let value = vec![b'v'; 200];
@@ -192,7 +198,7 @@ fn a_log_that_cannot_checkpoint_refuses_writes_with_busy_and_keeps_serving_reads
     let cfg = config(1_000_000);
     // The snapshot file cannot be written (its directory does not exist): no checkpoint, no recycling.
     let missing = std::env::temp_dir().join(format!("vigil-missing-{}/nope", std::process::id()));
-    let mut p = open(&cfg, device(&cfg), Some(SnapshotFile::new(&missing, 0)));
+    let mut p = open(&cfg, device(&cfg), Some(Box::new(SnapshotFile::new(&missing, 0))));
     let value = vec![b'v'; 500];
     let mut busy = 0;
     let mut last_acked = None;
@@ -292,7 +298,7 @@ fn keys<D: BlockIo>(p: &Partition<D>) -> Vec<(Vec<u8>, Vec<u8>, u64)> {
 fn a_damaged_record_the_snapshot_covers_does_not_stop_the_start() {
     let dir = temp_dir("covered");
     let cfg = config(50);
-    let file = || Some(SnapshotFile::new(&dir, 0));
+    let file = || snap_file(&dir, false);
     let shared = Shared::new(device(&cfg));
     let (mut p, _) = Partition::open(0, shared.clone(), &cfg, file()).unwrap();
     write_keys(&mut p, 1030);
@@ -315,7 +321,7 @@ fn a_damaged_record_the_snapshot_covers_does_not_stop_the_start() {
 fn a_damaged_acknowledged_record_refuses_the_start_changes_nothing_and_repair_cuts_it() {
     let dir = temp_dir("corrupt");
     let cfg = config(1_000_000);
-    let file = || Some(SnapshotFile::new(&dir, 0));
+    let file = || snap_file(&dir, false);
     let shared = Shared::new(device(&cfg));
     let (mut p, _) = Partition::open(0, shared.clone(), &cfg, file()).unwrap();
     write_keys(&mut p, 200);
@@ -336,11 +342,11 @@ fn a_damaged_acknowledged_record_refuses_the_start_changes_nothing_and_repair_cu
     assert!(shared.bytes() == bytes, "a refused start wrote to the log");
     assert!(dir.join("partition-0.snap.tmp").exists(), "a refused start removed the leftover .tmp");
     // The operator looks, then accepts the loss.
-    let snap = SnapshotFile::new(&dir, 0);
-    let found = repair(0, || Ok(shared.clone()), cfg.ual, cfg.kv, Some(&snap), false).unwrap();
+    let mut snap = SnapshotFile::new(&dir, 0);
+    let found = repair(0, || Ok(shared.clone()), cfg.ual, cfg.kv, Some(&mut snap), false).unwrap();
     assert!(matches!(found, RepairOutcome::Corrupt(r) if r.first_bad_lsn == bad));
     assert!(shared.bytes() == bytes, "repair without --accept-loss wrote to the log");
-    let cut = repair(0, || Ok(shared.clone()), cfg.ual, cfg.kv, Some(&snap), true).unwrap();
+    let cut = repair(0, || Ok(shared.clone()), cfg.ual, cfg.kv, Some(&mut snap), true).unwrap();
     let RepairOutcome::Cut(r, log) = cut else { panic!("{cut:?}") };
     assert_eq!((r.first_bad_lsn, log.last_lsn), (bad, bad - 1));
     let (mut p, _) = Partition::open(0, shared.clone(), &cfg, file()).expect("starts after the repair");
@@ -358,7 +364,7 @@ fn a_damaged_acknowledged_record_refuses_the_start_changes_nothing_and_repair_cu
 fn a_snapshot_that_does_not_belong_to_the_log_is_refused_with_nothing_written() {
     let dir = temp_dir("mismatch");
     let cfg = config(50);
-    let file = || Some(SnapshotFile::new(&dir, 0));
+    let file = || snap_file(&dir, false);
     let (mut p, _) = Partition::open(0, device(&cfg), &cfg, file()).unwrap();
     write_keys(&mut p, 120);
     drop(p);
@@ -379,7 +385,7 @@ fn a_snapshot_that_does_not_belong_to_the_log_is_refused_with_nothing_written() 
 fn a_damaged_or_missing_snapshot_file_is_refused_by_name_with_nothing_written() {
     let dir = temp_dir("snapfile-damage");
     let cfg = config(50);
-    let file = || Some(SnapshotFile::new(&dir, 0));
+    let file = || snap_file(&dir, false);
     let shared = Shared::new(device(&cfg));
     let (mut p, _) = Partition::open(0, shared.clone(), &cfg, file()).unwrap();
     // Enough entries that snapshots recycled the log: the snapshot file is needed to start.
@@ -416,7 +422,7 @@ fn a_damaged_or_missing_snapshot_file_is_refused_by_name_with_nothing_written() 
 fn a_read_error_during_the_replay_refuses_the_start_with_nothing_written() {
     let dir = temp_dir("replay-read-error");
     let cfg = config(1_000_000);
-    let file = || Some(SnapshotFile::new(&dir, 0));
+    let file = || snap_file(&dir, false);
     let shared = Shared::new(device(&cfg));
     let (mut p, _) = Partition::open(0, shared.clone(), &cfg, file()).unwrap();
     write_keys(&mut p, 2500);

@@ -19,6 +19,7 @@
 
 pub mod check;
 mod gate;
+pub mod snapfile;
 pub mod storage;
 
 use crate::config::{Backend, Config, DurableMode, Fallback, StorageBackend};
@@ -27,11 +28,11 @@ use crate::engine::{Engine, EngineLimits};
 use crate::inbox::{InboxConfig, Placement, Router};
 use crate::ops;
 use crate::ops::kv::{Kv, KvService, KvShard};
-use crate::partition::snapfile::SnapshotFile;
 use crate::partition::{Partition, PartitionConfig};
 use crate::raft::RaftGroupConfig;
 use crate::shard::{Shard, ShardReport, ShardService};
 use gate::Starting;
+use snapfile::{SnapshotFile, SnapshotWriter};
 use std::cell::RefCell;
 use std::net::SocketAddrV4;
 use std::rc::Rc;
@@ -271,7 +272,6 @@ fn partition_config(config: &Config) -> PartitionConfig {
         snapshot_every_entries: config.storage.snapshot_every_entries,
         node_id: 1,
         voters: vec![1],
-        snapshot_in_background: true,
     }
 }
 
@@ -335,12 +335,15 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     for p in (id as u32..total).step_by(shards) {
         let p = p as u16;
         // A PartitionError names its partition; a device error does not.
+        let started = Instant::now();
         let recovery = open_device(p).map_err(|e| format!("partition {p}: {e}")).and_then(|dev| {
-            let file = snapshot_dir.map(|d| SnapshotFile::new(d, p));
-            Partition::recover(p, dev, &pconfig, file).map_err(|e| e.to_string())
+            let snapshots = snapshot_store(snapshot_dir, p)?;
+            let mut bar = ReplayBar::new(p);
+            Partition::recover(p, dev, &pconfig, snapshots, &mut |done, total| bar.at(done, total))
+                .map_err(|e| e.to_string())
         });
         match recovery {
-            Ok(r) => decided.push(r),
+            Ok(r) => decided.push((r, started)),
             Err(e) => {
                 ready.refuse(false, ServeError::Storage(e));
                 return None;
@@ -351,11 +354,13 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         return None;
     }
     let mut partitions = Vec::with_capacity(decided.len());
-    for recovery in decided {
+    for (recovery, started) in decided {
         let p = recovery.id();
         match recovery.commit(&pconfig) {
-            Ok((partition, report)) => {
-                println!("vigil: partition {p} (shard {id}) recovered: {report}");
+            Ok((mut partition, report)) => {
+                let ms = started.elapsed().as_secs_f64() * 1e3;
+                println!("vigil: partition {p} (shard {id}) recovered in {ms:.1} ms: {report}");
+                partition.set_event_sink(Box::new(|p, event| eprintln!("vigil: partition {p}: {event}")));
                 partitions.push(partition);
             }
             Err(e) => {
@@ -411,6 +416,54 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         Err(_) => lines.push(format!("shard {id}: partitions not closed (still referenced)")),
     }
     Some((report, calls, lines))
+}
+
+/// The snapshot store of partition `p`: its file in `dir`, written by a thread of its own (the
+/// shard keeps serving while the file is written and `fsync`ed); none without a directory.
+fn snapshot_store(dir: Option<&std::path::Path>, p: u16) -> Result<crate::partition::Snapshots, String> {
+    let Some(dir) = dir else { return Ok(None) };
+    let file = SnapshotFile::new(dir, p);
+    let path = file.path().display().to_string();
+    let writer = SnapshotWriter::spawn(file, p)
+        .map_err(|e| format!("partition {p}: snapshot {path}: cannot start its writer thread: {e}"))?;
+    Ok(Some(Box::new(writer)))
+}
+
+/// Entries a replay must have before it draws a progress bar.
+const PROGRESS_ENTRIES_MIN: u64 = 100_000;
+
+/// The replay's progress bar: drawn (on a terminal) only for long replays.
+struct ReplayBar {
+    partition: u16,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl ReplayBar {
+    fn new(partition: u16) -> Self {
+        Self { partition, bar: None }
+    }
+
+    fn at(&mut self, done: u64, total: u64) {
+        if total < PROGRESS_ENTRIES_MIN {
+            return;
+        }
+        let partition = self.partition;
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            let style = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} entries ({percent}%, eta {eta})",
+            )
+            .expect("a valid template")
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_message(format!("vigil: partition {partition}: replaying the log"));
+            bar
+        });
+        bar.set_position(done);
+        if done >= total {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {

@@ -221,7 +221,7 @@ impl Sim {
             p,
             SimDev { disk: Rc::clone(&disk), lie: self.lie },
             &self.p.partition_config(),
-            Some(file),
+            Some(Box::new(file)),
         ) {
             Ok(x) => x,
             Err(e) => {

@@ -226,7 +226,6 @@ impl Params {
             snapshot_every_entries: self.snapshot_every,
             node_id: 1,
             voters: vec![1],
-            snapshot_in_background: false,
         }
     }
 }

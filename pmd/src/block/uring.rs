@@ -30,7 +30,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -475,7 +475,28 @@ fn device_bytes(
         }
         file.set_len(want).map_err(size_err)?;
     }
+    write_zeros(file, want).map_err(size_err)?;
     Ok(want)
+}
+
+/// Bytes one write of `write_zeros` covers.
+const ZERO_CHUNK_BYTES: usize = 1 << 20;
+
+/// Writes zeros over the first `len` bytes of a new file and makes them durable. `fallocate`
+/// leaves *unwritten* extents (ext4, xfs): every later `O_DIRECT` + `O_DSYNC` write into one must
+/// convert it, a metadata journal commit inside each synchronous write (measured on this VM's ext4
+/// with fio, 4 KiB writes at queue depth 1: p50 3.9 ms into a fallocated file, 45 us into a written
+/// one). Writing the file once at creation makes every log write a plain overwrite. Creation only.
+/// The file is open with `O_DIRECT`: the buffer is block-aligned and `len` is whole blocks.
+fn write_zeros(file: &File, len: u64) -> io::Result<()> {
+    let zeros = BlockBuf::new(ZERO_CHUNK_BYTES / BLOCK_SIZE);
+    let mut at = 0u64;
+    while at < len {
+        let n = (len - at).min(ZERO_CHUNK_BYTES as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    file.sync_all()
 }
 
 impl BlockIo for UringBlockIo {

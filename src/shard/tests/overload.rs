@@ -27,7 +27,7 @@ const SETS_PER_DATAGRAM: usize = 4;
 const DATAGRAM_MAX: usize = 1472;
 
 fn partition_config() -> PartitionConfig {
-    crate::partition::tests::config_sized(256, 1_000_000, false)
+    crate::partition::tests::config_sized(256, 1_000_000)
 }
 
 fn open_partition(id: u16) -> Partition<MemoryBlockIo> {

@@ -1,4 +1,6 @@
-//! Projection snapshots on disk: one file per partition, replaced atomically.
+//! Projection snapshots on disk: one file per partition, replaced atomically. The server's
+//! implementations of the partition's `SnapshotStore` seam: `SnapshotFile` writes inline (the
+//! simulator, tests, tools), `SnapshotWriter` on a thread of its own (the server).
 //!
 //! The UAL keeps the log, not the projections' images (docs/STORAGE.md): a snapshot's bytes live
 //! in `<dir>/partition-<p>.snap`. Writing one goes to `<name>.tmp`, `fsync`s it, renames it over
@@ -16,17 +18,20 @@
 //! of milliseconds); the shard checkpoints the log when the writer reports the file durable. The
 //! simulator and tests write inline (`SnapshotFile::write`), which keeps them deterministic.
 
+use crate::partition::seams::{SnapshotStore, Written};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-/// Where one partition's snapshot lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where one partition's snapshot lives; as a `SnapshotStore`, written inline at `submit`.
+#[derive(Debug)]
 pub struct SnapshotFile {
     path: PathBuf,
     tmp: PathBuf,
+    /// The outcome of the last `submit`, until `poll` takes it.
+    finished: Option<Written>,
 }
 
 impl SnapshotFile {
@@ -34,7 +39,7 @@ impl SnapshotFile {
     pub fn new(dir: &Path, partition: u16) -> Self {
         let path = dir.join(format!("partition-{partition}.snap"));
         let tmp = dir.join(format!("partition-{partition}.snap.tmp"));
-        Self { path, tmp }
+        Self { path, tmp, finished: None }
     }
 
     /// The file's path.
@@ -81,13 +86,42 @@ impl SnapshotFile {
     }
 }
 
-/// A snapshot handed back by the writer: its index, its bytes, and whether the file is durable.
-pub type Written = (u64, Vec<u8>, io::Result<()>);
+impl Clone for SnapshotFile {
+    /// The same file, with no write of its own finished.
+    fn clone(&self) -> Self {
+        Self { path: self.path.clone(), tmp: self.tmp.clone(), finished: None }
+    }
+}
+
+impl SnapshotStore for SnapshotFile {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn read(&mut self) -> io::Result<Option<Vec<u8>>> {
+        SnapshotFile::read(self)
+    }
+
+    fn remove_leftovers(&mut self) -> io::Result<()> {
+        self.remove_leftover_tmp()
+    }
+
+    fn submit(&mut self, index: u64, data: Vec<u8>) {
+        let result = self.write(&data);
+        self.finished = Some((index, data, result));
+    }
+
+    fn poll(&mut self) -> Option<Written> {
+        self.finished.take()
+    }
+}
 
 /// A thread that writes one partition's snapshot files, one at a time, off the shard's thread.
 #[derive(Debug)]
 pub struct SnapshotWriter {
     path: PathBuf,
+    /// The file, for reads and the leftover `.tmp` (the thread writes through its own handle).
+    file: SnapshotFile,
     jobs: Option<mpsc::SyncSender<(u64, Vec<u8>)>>,
     done: mpsc::Receiver<Written>,
     thread: Option<JoinHandle<()>>,
@@ -100,6 +134,7 @@ impl SnapshotWriter {
         let (jobs, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(1);
         let (done_tx, done) = mpsc::channel();
         let path = file.path().to_path_buf();
+        let own = file.clone();
         let thread =
             std::thread::Builder::new().name(format!("vigil-snap-{partition}")).spawn(move || {
                 for (index, data) in job_rx {
@@ -109,7 +144,7 @@ impl SnapshotWriter {
                     }
                 }
             })?;
-        Ok(Self { path, jobs: Some(jobs), done, thread: Some(thread) })
+        Ok(Self { path, file: own, jobs: Some(jobs), done, thread: Some(thread) })
     }
 
     /// The file it writes.
@@ -133,6 +168,28 @@ impl SnapshotWriter {
     /// A snapshot whose write finished (durably or not), if any.
     pub fn finished(&self) -> Option<Written> {
         self.done.try_recv().ok()
+    }
+}
+
+impl SnapshotStore for SnapshotWriter {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn read(&mut self) -> io::Result<Option<Vec<u8>>> {
+        self.file.read()
+    }
+
+    fn remove_leftovers(&mut self) -> io::Result<()> {
+        self.file.remove_leftover_tmp()
+    }
+
+    fn submit(&mut self, index: u64, data: Vec<u8>) {
+        SnapshotWriter::submit(self, index, data);
+    }
+
+    fn poll(&mut self) -> Option<Written> {
+        self.finished()
     }
 }
 

@@ -1,0 +1,100 @@
+//! The partition's seams to the world outside `src/`: where its snapshots are kept
+//! (`SnapshotStore`), and what it has to say (`PartitionEvent`, handed to an `EventSink`). The
+//! partition itself reads no clock, starts no thread, opens no file and prints nothing: the server
+//! plugs in files, a writer thread and a printer (`serve::snapfile`), the simulator its own store
+//! with seeded faults, tests whatever they check.
+//!
+//! Invariants of a `SnapshotStore`: at most one snapshot is being stored at a time (the partition
+//! submits the next only after `poll` handed back the last); a snapshot counts only once `poll`
+//! reported it stored (`Ok`), and only then may the log be checkpointed past its index; `read`
+//! changes nothing (recovery reads before it has decided to start); `remove_leftovers` is called
+//! once the start is decided.
+
+use std::collections::VecDeque;
+use std::io;
+
+/// A snapshot handed back by its store: its index, its bytes, and whether it is stored durably.
+pub type Written = (u64, Vec<u8>, io::Result<()>);
+
+/// Where a partition's snapshots are kept (see the module header).
+pub trait SnapshotStore {
+    /// What it is, for messages (a file's path).
+    fn name(&self) -> String;
+    /// The last snapshot stored, or `None` if there is none. Changes nothing.
+    fn read(&mut self) -> io::Result<Option<Vec<u8>>>;
+    /// Removes what an interrupted store left behind (a `.tmp` file), which never counted.
+    fn remove_leftovers(&mut self) -> io::Result<()>;
+    /// Starts storing `data`, the projections at `index`, durably; its outcome comes out of a
+    /// later `poll` (inline stores have it at the next one).
+    fn submit(&mut self, index: u64, data: Vec<u8>);
+    /// The snapshot whose store finished since the last call, if any.
+    fn poll(&mut self) -> Option<Written>;
+}
+
+/// Something a running partition reports for an operator (the server prints them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PartitionEvent {
+    /// The log or the Raft group failed: the partition refuses all work from now on, and this many
+    /// waiting writes were answered `UNAVAILABLE`.
+    Failed {
+        /// Writes that were waiting.
+        waiting: usize,
+        /// What failed.
+        why: String,
+    },
+    /// A snapshot could not be stored; the log was not checkpointed, and the next attempt comes
+    /// after as many entries again.
+    SnapshotFailed {
+        /// The store (a path).
+        store: String,
+        /// Why.
+        error: String,
+    },
+    /// The log refused a checkpoint behind a stored snapshot.
+    CheckpointRefused {
+        /// The snapshot's index.
+        index: u64,
+        /// Why.
+        error: String,
+    },
+}
+
+impl std::fmt::Display for PartitionEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Failed { waiting, why } => write!(f, "log or raft failed, {waiting} writes fail: {why}"),
+            Self::SnapshotFailed { store, error } => write!(f, "cannot write snapshot {store}: {error}"),
+            Self::CheckpointRefused { index, error } => write!(f, "checkpoint at {index} refused: {error}"),
+        }
+    }
+}
+
+/// Where a partition's events go.
+pub type EventSink = Box<dyn FnMut(u16, &PartitionEvent)>;
+
+/// Events kept by a partition that has no sink: the last few, for tests and tools to look at.
+#[derive(Debug, Default)]
+pub struct RecentEvents {
+    kept: VecDeque<PartitionEvent>,
+    /// Events dropped from the front to keep `RECENT_EVENTS_MAX`.
+    pub dropped: u64,
+}
+
+/// Events a partition without a sink keeps.
+pub const RECENT_EVENTS_MAX: usize = 16;
+
+impl RecentEvents {
+    /// Keeps `event`, dropping the oldest beyond `RECENT_EVENTS_MAX`.
+    pub fn push(&mut self, event: PartitionEvent) {
+        if self.kept.len() == RECENT_EVENTS_MAX {
+            self.kept.pop_front();
+            self.dropped += 1;
+        }
+        self.kept.push_back(event);
+    }
+
+    /// The events kept, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &PartitionEvent> {
+        self.kept.iter()
+    }
+}
