@@ -380,6 +380,7 @@ fn main() {
         snapshot_every_entries: entries + tail + 1_000_000,
         node_id: 1,
         voters: vec![1],
+        batch: vigil::partition::batch::BatchLimits::default(),
     };
     let w = Workload::new(keys);
     let clock = MonotonicClock::new();

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use vigil::kv::protocol::{encode_write_body, request_body_len};
 use vigil::kv::{Command, KvLimits, KvProjection, Op};
 use vigil::log::{encode_record, RecordFields, Superblock, RECORD_HEADER_LEN};
+use vigil::partition::batch::{BatchLimits, BatchWriter, TAG_KV};
 use vigil::wire::{opcode, DatagramWriter};
 
 const OPS: [Op<'static>; 5] = [
@@ -68,6 +69,14 @@ fn kv_seeds(dir: &Path) -> std::io::Result<()> {
         cmd.encode(&mut entry).expect("room");
         write(dir, "kv_command", &format!("op{i}"), &entry)?;
     }
+    let mut batch = BatchWriter::new(BatchLimits::default());
+    for (i, op) in OPS.iter().enumerate() {
+        let cmd = Command { client_id: 7, seq: i as u64 + 1, op: *op };
+        batch.push(TAG_KV, cmd.encoded_len(), |out| {
+            cmd.encode(out).expect("sized");
+        });
+    }
+    write(dir, "batch_entry", "all-ops", batch.seal(1_000_000))?;
     let mut kv = KvProjection::new(KvLimits::small());
     let mut snap = Vec::new();
     kv.snapshot(&mut snap);

@@ -128,6 +128,13 @@ pub struct StorageConfig {
     /// Writes proposed and not yet answered, per partition; beyond it writes are answered `BUSY`.
     #[serde(default = "defaults::writes_waiting_max")]
     pub writes_waiting_max: usize,
+    /// Most bytes of one batch entry: the writes a partition accepts in one poll iteration go into
+    /// one Raft entry, one log record (so at most 4064 bytes).
+    #[serde(default = "defaults::batch_bytes_max")]
+    pub batch_bytes_max: usize,
+    /// Most writes in one batch entry.
+    #[serde(default = "defaults::batch_writes_max")]
+    pub batch_writes_max: usize,
 }
 
 /// Limits of the KV projection.
@@ -185,6 +192,14 @@ impl StorageConfig {
     /// The partitions of the node.
     pub fn partitions(&self, shards: usize) -> u32 {
         self.partitions.unwrap_or(shards as u32)
+    }
+
+    /// The bounds of a partition's batch entries.
+    pub fn batch(&self) -> crate::partition::batch::BatchLimits {
+        crate::partition::batch::BatchLimits {
+            bytes_max: self.batch_bytes_max,
+            writes_max: self.batch_writes_max,
+        }
     }
 
     /// The log geometry of each partition, for opening an existing log: a blank device is refused
@@ -408,6 +423,12 @@ mod defaults {
     pub fn writes_waiting_max() -> usize {
         16_384
     }
+    pub fn batch_bytes_max() -> usize {
+        crate::partition::batch::BatchLimits::default().bytes_max
+    }
+    pub fn batch_writes_max() -> usize {
+        crate::partition::batch::BatchLimits::default().writes_max
+    }
     pub fn key_bytes_max() -> usize {
         256
     }
@@ -561,6 +582,20 @@ impl Config {
         }
         if st.snapshot_every_entries == 0 {
             return Err(invalid("storage.snapshot_every_entries", "must be at least 1"));
+        }
+        let batch_bytes = crate::partition::batch::BATCH_BYTES_MIN..=crate::raft::ENTRY_DATA_MAX;
+        if !batch_bytes.contains(&st.batch_bytes_max) {
+            return Err(invalid(
+                "storage.batch_bytes_max",
+                format!("{} is not in {batch_bytes:?} (one log record)", st.batch_bytes_max),
+            ));
+        }
+        let batch_writes = 1..=crate::partition::batch::BATCH_WRITES_LIMIT;
+        if !batch_writes.contains(&st.batch_writes_max) {
+            return Err(invalid(
+                "storage.batch_writes_max",
+                format!("{} is not in {batch_writes:?}", st.batch_writes_max),
+            ));
         }
         let ual = st.ual();
         ual.validate(ual.device_blocks()).map_err(|e| invalid("storage", e.to_string()))?;

@@ -13,6 +13,7 @@ pub mod kv;
 pub mod log;
 pub mod ops;
 pub mod partition;
+pub mod projection;
 pub mod raft;
 pub mod serve;
 pub mod shard;

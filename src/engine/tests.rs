@@ -166,7 +166,7 @@ fn a_set_frame_shorter_than_its_body_writes_nothing() {
     req.truncate(req.len() - 5);
     let got = run(&mut e, &req).unwrap();
     assert_eq!(got[0].1, Status::Ok);
-    assert_eq!(kv.borrow().get(b"key"), Some((&b"the whole "[..], 1)));
+    assert_eq!(kv.borrow().get(b"key"), Some((&b"the whole "[..], crate::projection::v(1))));
 }
 
 /// A KV handler that applies writes straight to a projection (one lsn per write, no log): the real

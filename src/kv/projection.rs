@@ -28,13 +28,15 @@
 use super::command::{Command, Op, ANONYMOUS_CLIENT};
 use super::dedup::{Check, ClientRecord, ClientTable, Verdict};
 use super::KvLimits;
+use crate::projection::LogPos;
 use crate::wire::Status;
 use std::collections::HashMap;
 
 /// The outcome of applying one command; small and `Copy` so the client table can keep it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApplyResult {
-    /// SET or CAS stored the value; the key's version is now `version` (the entry's lsn).
+    /// SET or CAS stored the value; the key's version is now `version` (`LogPos::version` of the
+    /// write: its entry's lsn times 65536 plus its position in the batch).
     Stored {
         /// The key's new version.
         version: u64,
@@ -137,6 +139,9 @@ pub(crate) struct Entry {
 pub struct KvProjection {
     pub(crate) limits: KvLimits,
     pub(crate) applied_lsn: u64,
+    /// The position within `applied_lsn`'s batch of the last write applied; `None` once the whole
+    /// entry is (`entry_applied`, or a projection restored from a snapshot).
+    pub(crate) applied_index: Option<u16>,
     pub(crate) map: HashMap<Box<[u8]>, Entry>,
     pub(crate) data_bytes: usize,
     pub(crate) clients: ClientTable,
@@ -200,6 +205,7 @@ impl KvProjection {
         Self {
             limits,
             applied_lsn: 0,
+            applied_index: None,
             map: HashMap::new(),
             data_bytes: 0,
             clients: ClientTable::new(limits.dedup_clients_max),
@@ -298,24 +304,41 @@ impl KvProjection {
         }
     }
 
-    /// Applies the committed log entry at `lsn` whose payload is `payload`: decodes it and applies
-    /// the command, or, if it is not a KV command, only advances the applied lsn and returns
-    /// `Malformed` (every replica sees the same bytes, so every replica does the same).
+    /// Applies the committed log entry at `lsn` whose payload is one KV command (an entry written
+    /// before batches existed; batches are routed by the partition, `partition::router`), and
+    /// marks the entry applied.
     pub fn apply_entry(&mut self, lsn: u64, payload: &[u8]) -> ApplyResult {
-        match Command::decode(payload) {
-            Ok(cmd) => self.apply(lsn, &cmd),
+        let result = self.apply_bytes(LogPos::single(lsn), payload);
+        self.entry_applied(lsn);
+        result
+    }
+
+    /// Applies the command whose encoding is `bytes` at `pos`: decodes it and applies it, or, if it
+    /// is not a KV command, only advances and returns `Malformed` (every replica sees the same
+    /// bytes, so every replica does the same).
+    pub fn apply_bytes(&mut self, pos: LogPos, bytes: &[u8]) -> ApplyResult {
+        match Command::decode(bytes) {
+            Ok(cmd) => self.apply_at(pos, &cmd),
             Err(_) => {
-                self.advance(lsn);
+                self.advance(pos);
                 self.counters.malformed += 1;
                 ApplyResult::Malformed
             }
         }
     }
 
-    /// Applies the committed command at `lsn` (see the module doc for the semantics).
-    /// Panics if `lsn` is not above the last applied lsn.
+    /// Applies the committed command alone in its entry at `lsn` (see `apply_at`).
     pub fn apply(&mut self, lsn: u64, cmd: &Command<'_>) -> ApplyResult {
-        self.advance(lsn);
+        let result = self.apply_at(LogPos::single(lsn), cmd);
+        self.entry_applied(lsn);
+        result
+    }
+
+    /// Applies the committed command at `pos` (see the module doc for the semantics); a write's
+    /// version is `pos.version()`. Panics if `pos` is not after the last position applied.
+    pub fn apply_at(&mut self, pos: LogPos, cmd: &Command<'_>) -> ApplyResult {
+        self.advance(pos);
+        let lsn = pos.lsn;
         match self.verdict(cmd) {
             Verdict::Execute => {}
             Verdict::Duplicate(result) => {
@@ -331,7 +354,7 @@ impl KvProjection {
                 return result;
             }
         }
-        let result = self.execute(lsn, &cmd.op);
+        let result = self.execute(pos.version(), &cmd.op);
         self.counters.executed += 1;
         if cmd.client_id != ANONYMOUS_CLIENT {
             let digest = Some(cmd.digest());
@@ -342,18 +365,29 @@ impl KvProjection {
         result
     }
 
-    fn advance(&mut self, lsn: u64) {
-        assert!(lsn > self.applied_lsn, "lsn {lsn} applied after lsn {}", self.applied_lsn);
+    /// Marks the entry at `lsn` applied as a whole (what a snapshot taken now covers), whether or
+    /// not it held KV commands.
+    pub fn entry_applied(&mut self, lsn: u64) {
+        assert!(lsn >= self.applied_lsn, "entry {lsn} applied after entry {}", self.applied_lsn);
         self.applied_lsn = lsn;
+        self.applied_index = None;
     }
 
-    fn execute(&mut self, lsn: u64, op: &Op<'_>) -> ApplyResult {
+    fn advance(&mut self, pos: LogPos) {
+        let after = pos.lsn > self.applied_lsn
+            || (pos.lsn == self.applied_lsn && self.applied_index.is_some_and(|i| pos.index > i));
+        assert!(after, "{pos:?} applied after lsn {} position {:?}", self.applied_lsn, self.applied_index);
+        self.applied_lsn = pos.lsn;
+        self.applied_index = Some(pos.index);
+    }
+
+    fn execute(&mut self, version: u64, op: &Op<'_>) -> ApplyResult {
         if let Some(refused) = Self::check_sizes(&self.limits, op) {
             return refused;
         }
         match *op {
-            Op::Set { key, value } => match self.store(key, value, lsn) {
-                Ok(()) => ApplyResult::Stored { version: lsn },
+            Op::Set { key, value } => match self.store(key, value, version) {
+                Ok(()) => ApplyResult::Stored { version },
                 Err(full) => full,
             },
             Op::Del { key } => match self.map.remove(key) {
@@ -379,8 +413,8 @@ impl KvProjection {
                 if len > self.limits.value_bytes_max {
                     return ApplyResult::ValueTooLarge;
                 }
-                match self.store(key, &text[..len], lsn) {
-                    Ok(()) => ApplyResult::Incremented { value, version: lsn },
+                match self.store(key, &text[..len], version) {
+                    Ok(()) => ApplyResult::Incremented { value, version },
                     Err(full) => full,
                 }
             }
@@ -389,16 +423,16 @@ impl KvProjection {
                 if current_version != expected_version {
                     return ApplyResult::CasMismatch { current_version };
                 }
-                match self.store(key, value, lsn) {
-                    Ok(()) => ApplyResult::Stored { version: lsn },
+                match self.store(key, value, version) {
+                    Ok(()) => ApplyResult::Stored { version },
                     Err(full) => full,
                 }
             }
         }
     }
 
-    /// Stores `value` under `key` at version `lsn`, or `Err(Full)` with nothing changed.
-    fn store(&mut self, key: &[u8], value: &[u8], lsn: u64) -> Result<(), ApplyResult> {
+    /// Stores `value` under `key` at `version`, or `Err(Full)` with nothing changed.
+    fn store(&mut self, key: &[u8], value: &[u8], version: u64) -> Result<(), ApplyResult> {
         if let Some(e) = self.map.get_mut(key) {
             let data_bytes = self.data_bytes - e.value.len() + value.len();
             if data_bytes > self.limits.data_bytes_max {
@@ -410,7 +444,7 @@ impl KvProjection {
             } else {
                 e.value = value.to_vec();
             }
-            e.version = lsn;
+            e.version = version;
             self.data_bytes = data_bytes;
             return Ok(());
         }
@@ -418,7 +452,7 @@ impl KvProjection {
         if self.map.len() >= self.limits.keys_max || data_bytes > self.limits.data_bytes_max {
             return Err(ApplyResult::Full);
         }
-        self.map.insert(key.into(), Entry { value: value.to_vec(), version: lsn });
+        self.map.insert(key.into(), Entry { value: value.to_vec(), version });
         self.data_bytes = data_bytes;
         Ok(())
     }
@@ -427,6 +461,7 @@ impl KvProjection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::projection::v;
 
     fn limits() -> KvLimits {
         KvLimits {
@@ -453,14 +488,14 @@ mod tests {
         assert_eq!(kv.get(b"a"), None);
         assert_eq!(
             kv.apply(5, &anon(Op::Set { key: b"a", value: b"1" })),
-            ApplyResult::Stored { version: 5 }
+            ApplyResult::Stored { version: v(5) }
         );
-        assert_eq!(kv.get(b"a"), Some((&b"1"[..], 5)));
+        assert_eq!(kv.get(b"a"), Some((&b"1"[..], v(5))));
         assert_eq!(
             kv.apply(9, &anon(Op::Set { key: b"a", value: b"22" })),
-            ApplyResult::Stored { version: 9 }
+            ApplyResult::Stored { version: v(9) }
         );
-        assert_eq!(kv.get(b"a"), Some((&b"22"[..], 9)));
+        assert_eq!(kv.get(b"a"), Some((&b"22"[..], v(9))));
         assert_eq!(kv.applied_lsn(), 9);
         assert_eq!(kv.data_bytes(), 3);
         assert_eq!(kv.len(), 1);
@@ -480,13 +515,13 @@ mod tests {
     fn incr_starts_at_zero_refuses_text_and_overflow() {
         let mut kv = KvProjection::new(limits());
         let incr = |delta| anon(Op::Incr { key: b"n", delta });
-        assert_eq!(kv.apply(1, &incr(5)), ApplyResult::Incremented { value: 5, version: 1 });
-        assert_eq!(kv.apply(2, &incr(-7)), ApplyResult::Incremented { value: -2, version: 2 });
-        assert_eq!(kv.get(b"n"), Some((&b"-2"[..], 2)));
+        assert_eq!(kv.apply(1, &incr(5)), ApplyResult::Incremented { value: 5, version: v(1) });
+        assert_eq!(kv.apply(2, &incr(-7)), ApplyResult::Incremented { value: -2, version: v(2) });
+        assert_eq!(kv.get(b"n"), Some((&b"-2"[..], v(2))));
         kv.apply(3, &anon(Op::Set { key: b"n", value: b"9223372036854775806" }));
-        assert_eq!(kv.apply(4, &incr(1)), ApplyResult::Incremented { value: i64::MAX, version: 4 });
+        assert_eq!(kv.apply(4, &incr(1)), ApplyResult::Incremented { value: i64::MAX, version: v(4) });
         assert_eq!(kv.apply(5, &incr(1)), ApplyResult::Overflow);
-        assert_eq!(kv.get(b"n"), Some((&b"9223372036854775807"[..], 4)));
+        assert_eq!(kv.get(b"n"), Some((&b"9223372036854775807"[..], v(4))));
         kv.apply(6, &anon(Op::Set { key: b"n", value: b"-9223372036854775808" }));
         assert_eq!(kv.apply(7, &incr(-1)), ApplyResult::Overflow);
         for text in [&b"abc"[..], b"", b"-", b"+1", b" 1", b"1 ", b"9223372036854775808", b"1.5"] {
@@ -501,20 +536,20 @@ mod tests {
         kv.apply(1000, &anon(Op::Set { key: b"z", value: b"007" }));
         assert_eq!(
             kv.apply(1001, &anon(Op::Incr { key: b"z", delta: 0 })),
-            ApplyResult::Incremented { value: 7, version: 1001 }
+            ApplyResult::Incremented { value: 7, version: v(1001) }
         );
     }
 
     #[test]
     fn cas_compares_versions_and_zero_means_absent() {
         let mut kv = KvProjection::new(limits());
-        let cas = |v, value| anon(Op::Cas { key: b"c", expected_version: v, value });
+        let cas = |version, value| anon(Op::Cas { key: b"c", expected_version: version, value });
         assert_eq!(kv.apply(1, &cas(3, b"x")), ApplyResult::CasMismatch { current_version: 0 });
         assert_eq!(kv.get(b"c"), None);
-        assert_eq!(kv.apply(2, &cas(0, b"x")), ApplyResult::Stored { version: 2 });
-        assert_eq!(kv.apply(3, &cas(0, b"y")), ApplyResult::CasMismatch { current_version: 2 });
-        assert_eq!(kv.apply(4, &cas(2, b"y")), ApplyResult::Stored { version: 4 });
-        assert_eq!(kv.get(b"c"), Some((&b"y"[..], 4)));
+        assert_eq!(kv.apply(2, &cas(0, b"x")), ApplyResult::Stored { version: v(2) });
+        assert_eq!(kv.apply(3, &cas(0, b"y")), ApplyResult::CasMismatch { current_version: v(2) });
+        assert_eq!(kv.apply(4, &cas(v(2), b"y")), ApplyResult::Stored { version: v(4) });
+        assert_eq!(kv.get(b"c"), Some((&b"y"[..], v(4))));
     }
 
     #[test]
@@ -542,7 +577,7 @@ mod tests {
             ApplyResult::Stored { .. }
         ));
         assert_eq!(kv.apply(23, &anon(Op::Set { key: b"b", value: &[1; 31] })), ApplyResult::Full);
-        assert_eq!(kv.get(b"b"), Some((&b""[..], 11)));
+        assert_eq!(kv.get(b"b"), Some((&b""[..], v(11))));
         assert_eq!(kv.data_bytes(), 35);
         assert_eq!(kv.len(), 3);
         assert!(kv.get(b"d").is_none());
@@ -551,14 +586,14 @@ mod tests {
     #[test]
     fn retries_get_the_original_result_and_stale_seqs_are_refused() {
         let mut kv = KvProjection::new(limits());
-        assert_eq!(kv.apply(1, &set(7, 1, b"a", b"x")), ApplyResult::Stored { version: 1 });
+        assert_eq!(kv.apply(1, &set(7, 1, b"a", b"x")), ApplyResult::Stored { version: v(1) });
         kv.apply(2, &anon(Op::Set { key: b"a", value: b"other" }));
         // The retry of (7, 1) is answered from the table and does not write again.
-        assert_eq!(kv.apply(3, &set(7, 1, b"a", b"x")), ApplyResult::Stored { version: 1 });
-        assert_eq!(kv.get(b"a"), Some((&b"other"[..], 2)));
-        assert_eq!(kv.apply(4, &set(7, 3, b"a", b"y")), ApplyResult::Stored { version: 4 });
+        assert_eq!(kv.apply(3, &set(7, 1, b"a", b"x")), ApplyResult::Stored { version: v(1) });
+        assert_eq!(kv.get(b"a"), Some((&b"other"[..], v(2))));
+        assert_eq!(kv.apply(4, &set(7, 3, b"a", b"y")), ApplyResult::Stored { version: v(4) });
         assert_eq!(kv.apply(5, &set(7, 2, b"a", b"z")), ApplyResult::Stale { last_seq: 3 });
-        assert_eq!(kv.get(b"a"), Some((&b"y"[..], 4)));
+        assert_eq!(kv.get(b"a"), Some((&b"y"[..], v(4))));
         // Error results are remembered too.
         assert_eq!(
             kv.apply(6, &Command { client_id: 7, seq: 4, op: Op::Incr { key: b"a", delta: 1 } }),
@@ -578,7 +613,7 @@ mod tests {
         let mut kv = KvProjection::new(limits());
         let incr = anon(Op::Incr { key: b"n", delta: 1 });
         kv.apply(1, &incr);
-        assert_eq!(kv.apply(2, &incr), ApplyResult::Incremented { value: 2, version: 2 });
+        assert_eq!(kv.apply(2, &incr), ApplyResult::Incremented { value: 2, version: v(2) });
         assert_eq!(kv.clients().count(), 0);
     }
 
@@ -589,13 +624,13 @@ mod tests {
         kv.apply(1, &incr(1, 1));
         kv.apply(2, &incr(2, 1));
         // A retry does not count as activity: it changes nothing.
-        assert_eq!(kv.apply(3, &incr(1, 1)), ApplyResult::Incremented { value: 1, version: 1 });
+        assert_eq!(kv.apply(3, &incr(1, 1)), ApplyResult::Incremented { value: 1, version: v(1) });
         kv.apply(4, &incr(1, 2)); // client 1 is now the most recently active.
         kv.apply(5, &incr(3, 1)); // evicts client 2 (least recently active).
         assert_eq!(kv.dedup_evictions(), 1);
-        assert_eq!(kv.apply(6, &incr(1, 2)), ApplyResult::Incremented { value: 3, version: 4 });
+        assert_eq!(kv.apply(6, &incr(1, 2)), ApplyResult::Incremented { value: 3, version: v(4) });
         // Client 2's retry is taken for a new write and executed again.
-        assert_eq!(kv.apply(7, &incr(2, 1)), ApplyResult::Incremented { value: 5, version: 7 });
+        assert_eq!(kv.apply(7, &incr(2, 1)), ApplyResult::Incremented { value: 5, version: v(7) });
     }
 
     #[test]
@@ -605,7 +640,7 @@ mod tests {
         assert_eq!(kv.applied_lsn(), 4);
         let mut buf = [0u8; 64];
         let n = set(1, 1, b"k", b"v").encode(&mut buf).unwrap();
-        assert_eq!(kv.apply_entry(5, &buf[..n]), ApplyResult::Stored { version: 5 });
+        assert_eq!(kv.apply_entry(5, &buf[..n]), ApplyResult::Stored { version: v(5) });
     }
 
     #[test]

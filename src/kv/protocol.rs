@@ -187,6 +187,7 @@ pub fn parse_answer(opcode: u8, body: &[u8]) -> Result<Answer<'_>, KvError> {
 mod tests {
     use super::*;
     use crate::kv::KvLimits;
+    use crate::projection::v;
     use proptest::prelude::*;
 
     fn body(op: &Op<'_>) -> Vec<u8> {
@@ -232,21 +233,24 @@ mod tests {
     #[test]
     fn answers_render_in_place() {
         let mut out = [0u8; 32];
-        let n = render_result(&ApplyResult::Stored { version: 7 }, &mut out).unwrap();
-        assert_eq!(parse_answer(opcode::SET, &out[..n]), Ok(Answer::Version(7)));
+        let n = render_result(&ApplyResult::Stored { version: v(7) }, &mut out).unwrap();
+        assert_eq!(parse_answer(opcode::SET, &out[..n]), Ok(Answer::Version(v(7))));
         let n = render_result(&ApplyResult::Deleted { existed: true }, &mut out).unwrap();
         assert_eq!(&out[..n], &[1]);
-        let n = render_result(&ApplyResult::Incremented { value: -5, version: 3 }, &mut out).unwrap();
-        assert_eq!(parse_answer(opcode::INCR, &out[..n]), Ok(Answer::Incremented { value: -5, version: 3 }));
+        let n = render_result(&ApplyResult::Incremented { value: -5, version: v(3) }, &mut out).unwrap();
         assert_eq!(
-            render_result(&ApplyResult::CasMismatch { current_version: 1 }, &mut out),
+            parse_answer(opcode::INCR, &out[..n]),
+            Ok(Answer::Incremented { value: -5, version: v(3) })
+        );
+        assert_eq!(
+            render_result(&ApplyResult::CasMismatch { current_version: v(1) }, &mut out),
             Err(Status::CasMismatch)
         );
         assert_eq!(render_result(&ApplyResult::Stale { last_seq: 1 }, &mut out), Err(Status::Stale));
         assert_eq!(render_result(&ApplyResult::Full, &mut out), Err(Status::Full));
         assert_eq!(render_result(&ApplyResult::Malformed, &mut out), Err(Status::BadRequest));
         assert_eq!(
-            render_result(&ApplyResult::Stored { version: 7 }, &mut out[..7]),
+            render_result(&ApplyResult::Stored { version: v(7) }, &mut out[..7]),
             Err(Status::ResponseTooLarge)
         );
     }
@@ -259,7 +263,10 @@ mod tests {
         assert_eq!(kv.answer_get(b"kkkkk", &mut out), Err(Status::KeyTooLarge));
         kv.apply(3, &Command { client_id: 0, seq: 0, op: Op::Set { key: b"k", value: b"hello" } });
         let n = kv.answer_get(b"k", &mut out).unwrap();
-        assert_eq!(parse_answer(opcode::GET, &out[..n]), Ok(Answer::Value { value: b"hello", version: 3 }));
+        assert_eq!(
+            parse_answer(opcode::GET, &out[..n]),
+            Ok(Answer::Value { value: b"hello", version: v(3) })
+        );
         assert_eq!(kv.answer_get(b"k", &mut out[..12]), Err(Status::ResponseTooLarge));
     }
 

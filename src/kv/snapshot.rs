@@ -217,7 +217,9 @@ impl KvProjection {
             if value.len() > limits.value_bytes_max {
                 return Err(KvError::SnapshotExceedsLimits("a value is longer than value_bytes_max"));
             }
-            if version == 0 || version > lsn {
+            // A version names a write at or before the applied lsn (`LogPos::version`; versions
+            // written before batches existed are the write's lsn, which is below it too).
+            if version == 0 || version >> 16 > lsn {
                 return Err(KvError::SnapshotInvalid("a key's version is 0 or above the applied lsn"));
             }
             if last_key.is_some_and(|last| last >= key) {
@@ -248,14 +250,23 @@ impl KvProjection {
             if clients.get(client_id).is_some() {
                 return Err(KvError::SnapshotInvalid("a client appears twice in the client table"));
             }
-            if last_lsn <= previous_lsn || last_lsn > lsn {
+            // Non-decreasing: one batch entry holds writes of several clients.
+            if last_lsn == 0 || last_lsn < previous_lsn || last_lsn > lsn {
                 return Err(KvError::SnapshotInvalid("client activity is not increasing up to the lsn"));
             }
             previous_lsn = last_lsn;
             clients.record(ClientRecord { client_id, last_seq, last_lsn, digest, result });
         }
         r.finish().map_err(|_| KvError::SnapshotInvalid("bytes after the client table"))?;
-        Ok(Self { limits, applied_lsn: lsn, map, data_bytes, clients, counters: KvCounters::default() })
+        Ok(Self {
+            limits,
+            applied_lsn: lsn,
+            applied_index: None,
+            map,
+            data_bytes,
+            clients,
+            counters: KvCounters::default(),
+        })
     }
 }
 

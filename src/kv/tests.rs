@@ -4,6 +4,7 @@
 //! across replicas.
 
 use super::*;
+use crate::projection::v;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -176,13 +177,14 @@ impl Model {
         if value.is_some_and(|v| v.len() > LIMITS.value_bytes_max) {
             return ApplyResult::ValueTooLarge;
         }
+        let version = v(lsn);
         match op {
             OwnedOp::Set(k, v) => {
                 if !self.fits(k, v) {
                     return ApplyResult::Full;
                 }
-                self.map.insert(k.clone(), (v.clone(), lsn));
-                ApplyResult::Stored { version: lsn }
+                self.map.insert(k.clone(), (v.clone(), version));
+                ApplyResult::Stored { version }
             }
             OwnedOp::Del(k) => ApplyResult::Deleted { existed: self.map.remove(k).is_some() },
             OwnedOp::Incr(k, d) => {
@@ -202,8 +204,8 @@ impl Model {
                 if !self.fits(k, &text) {
                     return ApplyResult::Full;
                 }
-                self.map.insert(k.clone(), (text, lsn));
-                ApplyResult::Incremented { value: n, version: lsn }
+                self.map.insert(k.clone(), (text, version));
+                ApplyResult::Incremented { value: n, version }
             }
             OwnedOp::Cas(k, expected, v) => {
                 let current_version = self.map.get(k).map_or(0, |(_, ver)| *ver);
@@ -213,8 +215,8 @@ impl Model {
                 if !self.fits(k, v) {
                     return ApplyResult::Full;
                 }
-                self.map.insert(k.clone(), (v.clone(), lsn));
-                ApplyResult::Stored { version: lsn }
+                self.map.insert(k.clone(), (v.clone(), version));
+                ApplyResult::Stored { version }
             }
         }
     }
@@ -259,7 +261,7 @@ fn run(steps: &[Step]) {
                 let expected = match version {
                     0 => 0,
                     1 => model.map.get(&key).map_or(0, |(_, v)| *v),
-                    _ => lsn,
+                    _ => v(lsn),
                 };
                 let fresh = match kind {
                     0 => OwnedOp::Set(key, VALUES[*value].to_vec()),
@@ -335,7 +337,7 @@ fn run(steps: &[Step]) {
 fn a_reused_sequence_with_another_command_is_refused_and_does_nothing() {
     let mut kv = KvProjection::new(LIMITS);
     let first = Command { client_id: 3, seq: 1, op: Op::Set { key: b"a", value: b"1" } };
-    assert_eq!(kv.apply(1, &first), ApplyResult::Stored { version: 1 });
+    assert_eq!(kv.apply(1, &first), ApplyResult::Stored { version: v(1) });
     let other = Command { client_id: 3, seq: 1, op: Op::Set { key: b"b", value: b"2" } };
     let before = snapshot_of(&kv);
     assert_eq!(kv.precheck(&other), Some(ApplyResult::SequenceReused { last_seq: 1 }));
@@ -346,8 +348,8 @@ fn a_reused_sequence_with_another_command_is_refused_and_does_nothing() {
     // Nothing but the applied lsn moved: the client's record still holds the first write.
     assert_eq!(snapshot_of(&kv)[28..], before[28..]);
     // A true retry still gets the original answer.
-    assert_eq!(kv.precheck(&first), Some(ApplyResult::Stored { version: 1 }));
-    assert_eq!(kv.apply(3, &first), ApplyResult::Stored { version: 1 });
+    assert_eq!(kv.precheck(&first), Some(ApplyResult::Stored { version: v(1) }));
+    assert_eq!(kv.apply(3, &first), ApplyResult::Stored { version: v(1) });
 }
 
 /// Issue 8: one write with a victim's client id and seq 2^64-1 made every later write of the victim
@@ -356,12 +358,12 @@ fn a_reused_sequence_with_another_command_is_refused_and_does_nothing() {
 fn a_sequence_far_ahead_does_not_lock_the_client_out() {
     let mut kv = KvProjection::new(LIMITS);
     let set = |seq, value| Command { client_id: 4, seq, op: Op::Set { key: b"k", value } };
-    assert_eq!(kv.apply(1, &set(1, b"1")), ApplyResult::Stored { version: 1 });
+    assert_eq!(kv.apply(1, &set(1, b"1")), ApplyResult::Stored { version: v(1) });
     assert_eq!(kv.apply(2, &set(u64::MAX, b"evil")), ApplyResult::SequenceTooFar { last_seq: 1 });
     assert_eq!(kv.apply(3, &set(2 + AHEAD, b"evil")), ApplyResult::SequenceTooFar { last_seq: 1 });
-    assert_eq!(kv.get(b"k"), Some((&b"1"[..], 1)));
-    assert_eq!(kv.apply(4, &set(2, b"2")), ApplyResult::Stored { version: 4 });
-    assert_eq!(kv.apply(5, &set(2 + AHEAD, b"3")), ApplyResult::Stored { version: 5 });
+    assert_eq!(kv.get(b"k"), Some((&b"1"[..], v(1))));
+    assert_eq!(kv.apply(4, &set(2, b"2")), ApplyResult::Stored { version: v(4) });
+    assert_eq!(kv.apply(5, &set(2 + AHEAD, b"3")), ApplyResult::Stored { version: v(5) });
     assert_eq!(kv.counters().sequence_too_far, 2);
     // A client not remembered starts where it likes (the load generator: thread and trial in the
     // high bits); its window counts from there.
@@ -388,7 +390,7 @@ fn feed(kv: &mut KvProjection, lsn: &mut u64, seqs: &mut [u64; 6], steps: &[Step
                 0 => Op::Set { key: KEYS[*key], value: VALUES[*value] },
                 1 => Op::Del { key: KEYS[*key] },
                 2 => Op::Incr { key: KEYS[*key], delta: DELTAS[*delta] },
-                _ => Op::Cas { key: KEYS[*key], expected_version: *lsn / 2, value: VALUES[*value] },
+                _ => Op::Cas { key: KEYS[*key], expected_version: v(*lsn / 2), value: VALUES[*value] },
             };
             results.push(kv.apply(*lsn, &Command { client_id: *client, seq: seqs[*client as usize], op }));
         }

@@ -38,8 +38,10 @@
 //! committed; a snapshot file never covers less than the log's start; proposals stop (`BUSY`)
 //! before the log's ring fills, so a full log never fails the Raft group.
 
+pub mod batch;
 mod recovery;
 pub mod repair;
+pub mod router;
 pub mod seams;
 pub mod waiters;
 
@@ -52,12 +54,16 @@ use crate::kv::{ApplyResult, Command, KvLimits, KvProjection};
 use crate::log::{CorruptionReport, LogError, UalConfig};
 use crate::raft::{EntryKind, RaftError, RaftGroup, RaftGroupConfig, RaftLogStore, RaftOutput, UalRaftStore};
 use crate::wire::Status;
+use batch::{BatchLimits, BatchWriter, BATCH_HEADER_LEN, COMMAND_FRAME_LEN, TAG_KV};
 use seams::{EventSink, PartitionEvent, RecentEvents, SnapshotStore};
+use std::collections::VecDeque;
 use thiserror::Error;
 use vigil_pmd::block::BlockIo;
 use vigil_pmd::{Nanos, Peer};
 use waiters::Waiters;
 
+/// The token after the last write of a batch's chain.
+const NO_TOKEN: u64 = u64::MAX;
 /// Free segments below which proposals are refused with `BUSY` until a snapshot frees some.
 const SEGMENTS_FREE_MIN: u64 = 2;
 /// Bytes a log record takes besides its payload.
@@ -79,6 +85,8 @@ pub struct PartitionConfig {
     pub node_id: u64,
     /// The voters of a fresh group.
     pub voters: Vec<u64>,
+    /// The bounds of one batch entry (the writes of one poll iteration).
+    pub batch: BatchLimits,
 }
 
 /// Where a partition's events go: a sink the server plugs in, or kept (the last few) for tests.
@@ -135,8 +143,10 @@ pub enum WriteOutcome {
 /// Counters of one partition, read off the hot path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PartitionCounters {
-    /// Writes proposed.
+    /// Writes proposed (in batches).
     pub proposed: u64,
+    /// Batch entries proposed.
+    pub batches: u64,
     /// Writes answered from the client table or the size limits without logging.
     pub answered_now: u64,
     /// Writes refused `BUSY` (waiters full, Raft's pending limit, log ring nearly full).
@@ -201,13 +211,22 @@ pub struct Partition<D: BlockIo> {
     raft: RaftGroup<UalRaftStore<D>>,
     kv: KvProjection,
     out: RaftOutput,
-    /// Requests waiting for their entry, with their entries' size in the log.
-    waiters: Waiters<(Waiter, u64)>,
+    /// Requests waiting for their entry: each with its share of the log bytes and the token of
+    /// the next write of its batch (`NO_TOKEN` for the last), so a batch is a chain from its
+    /// first write's token, the batch's proposal context.
+    waiters: Waiters<(Waiter, u64, u64)>,
+    /// The batch being filled in this poll iteration, and its chain (first and last tokens).
+    batch: BatchWriter,
+    open_chain: Option<(u64, u64)>,
+    /// Batches Raft refused after their writes were told `Later`: answered by the next `poll`.
+    refused: VecDeque<(u64, Status)>,
+    /// The clock at the last `poll`: the timestamp a batch sealed now carries.
+    now: Nanos,
+    /// Raft's bound on proposals awaiting their outcome (batches).
+    proposals_pending_max: usize,
     /// Log bytes of the entries waiting (proposed, not yet applied), and their bound.
     waiting_bytes: u64,
     waiting_bytes_max: u64,
-    /// Scratch for encoding one command (one log record's payload at most).
-    command: Vec<u8>,
     /// Where snapshots are stored (`None`: nowhere, the log store keeps the last one in memory,
     /// for devices that do not persist).
     snapshots: Option<Box<dyn SnapshotStore>>,
@@ -305,7 +324,9 @@ impl<D: BlockIo> Partition<D> {
         }
     }
 
-    /// Starts a write already parsed into the command to log (`cmd.seq` is the request id).
+    /// Starts a write already parsed into the command to log (`cmd.seq` is the request id): it
+    /// joins the batch of this poll iteration, proposed as one entry by the next `poll` (or at
+    /// once when the batch is full).
     pub fn write_command(&mut self, waiter: Waiter, cmd: &Command<'_>) -> WriteOutcome {
         if let Some(result) = KvProjection::check_sizes(self.kv.limits(), &cmd.op) {
             self.counters.answered_now += 1;
@@ -320,10 +341,13 @@ impl<D: BlockIo> Partition<D> {
         if !self.raft.is_leader() {
             return WriteOutcome::Refused(Status::NotLeader);
         }
-        let Ok(len) = cmd.encode(&mut self.command) else {
+        let len = cmd.encoded_len();
+        if !self.batch.fits_alone(len) {
             return WriteOutcome::Now(ApplyResult::ValueTooLarge);
-        };
-        let bytes = (len + RECORD_HEADER_LEN) as u64;
+        }
+        // A batch record may pad the rest of a block it does not fit (records never span
+        // blocks): twice its bytes bound what it takes of the log.
+        let bytes = (2 * (len + COMMAND_FRAME_LEN) + BATCH_HEADER_LEN + RECORD_HEADER_LEN) as u64;
         let window_full = self.waiting_bytes > 0 && self.waiting_bytes + bytes > self.waiting_bytes_max;
         if self.raft.store().ual().segments_free() < SEGMENTS_FREE_MIN
             || self.waiters.is_full()
@@ -332,17 +356,49 @@ impl<D: BlockIo> Partition<D> {
             self.counters.busy += 1;
             return WriteOutcome::Refused(Status::Busy);
         }
-        let token = self.waiters.insert((waiter, bytes)).expect("checked not full");
+        if !self.batch.fits(len) {
+            self.seal_batch();
+        }
+        if self.batch.is_empty() && self.raft.proposals_pending() >= self.proposals_pending_max {
+            self.counters.busy += 1;
+            return WriteOutcome::Refused(Status::Busy);
+        }
+        let token = self.waiters.insert((waiter, bytes, NO_TOKEN)).expect("checked not full");
         self.waiting_bytes += bytes;
-        match self.raft.propose(&self.command[..len], token) {
-            Ok(_) => {
-                self.counters.proposed += 1;
-                WriteOutcome::Later
+        self.batch.push(TAG_KV, len, |out| {
+            cmd.encode(out).expect("sized by encoded_len, lengths checked by check_sizes");
+        });
+        self.open_chain = match self.open_chain {
+            None => Some((token, token)),
+            Some((first, last)) => {
+                self.waiters.get_mut(last).expect("the chain's last write waits").2 = token;
+                Some((first, token))
             }
+        };
+        self.counters.proposed += 1;
+        WriteOutcome::Later
+    }
+
+    /// Proposes the open batch as one entry, stamped with the clock of the last `poll`. A batch
+    /// Raft refuses is answered by the next `poll` (its writes were told `Later`).
+    fn seal_batch(&mut self) {
+        let Some((first, _)) = self.open_chain.take() else { return };
+        let payload = self.batch.seal(self.now.0);
+        match self.raft.propose(payload, first) {
+            Ok(_) => self.counters.batches += 1,
             Err(e) => {
-                take_waiter(&mut self.waiters, &mut self.waiting_bytes, token).expect("just inserted");
-                WriteOutcome::Refused(self.refusal(&e))
+                let status = self.refusal(&e);
+                self.refused.push_back((first, status));
             }
+        }
+        self.batch.clear();
+    }
+
+    /// Answers every write of the batch chained from `first` with `result`.
+    fn answer_chain(&mut self, first: u64, result: Result<ApplyResult, Status>, done: &mut dyn FnMut(Done)) {
+        let mut next = first;
+        while let Some(waiter) = take_waiter(&mut self.waiters, &mut self.waiting_bytes, &mut next) {
+            done(Done { waiter, result });
         }
     }
 
@@ -362,6 +418,11 @@ impl<D: BlockIo> Partition<D> {
     /// request whose outcome is known to `done`. Returns whether work is in flight (requests
     /// waiting, log writes not yet complete).
     pub fn poll(&mut self, now: Nanos, done: &mut dyn FnMut(Done)) -> bool {
+        self.now = now;
+        self.seal_batch();
+        while let Some((first, status)) = self.refused.pop_front() {
+            self.answer_chain(first, Err(status), done);
+        }
         self.raft.on_time(now);
         let io = self.raft.store_mut().poll_io(now);
         let polled = io
@@ -381,21 +442,27 @@ impl<D: BlockIo> Partition<D> {
             }
         }
         for entry in self.out.committed.drain(..) {
-            let result = match entry.kind {
-                EntryKind::Normal => {
-                    self.counters.applied += 1;
-                    self.kv.apply_entry(entry.index, &entry.data)
+            if entry.kind != EntryKind::Normal {
+                continue;
+            }
+            self.counters.applied += 1;
+            // The batch's writes wait in a chain from its proposal context, in batch order.
+            let mut next = entry.proposal_ctx.unwrap_or(NO_TOKEN);
+            let (waiters, waiting_bytes) = (&mut self.waiters, &mut self.waiting_bytes);
+            let decoded = router::apply_entry(&mut self.kv, entry.index, &entry.data, &mut |_, result| {
+                if let Some(waiter) = take_waiter(waiters, waiting_bytes, &mut next) {
+                    done(Done { waiter, result: Ok(result) });
                 }
-                EntryKind::ConfChange | EntryKind::ConfChangeV2 => continue,
-            };
-            let waiter =
-                entry.proposal_ctx.and_then(|t| take_waiter(&mut self.waiters, &mut self.waiting_bytes, t));
-            if let Some(waiter) = waiter {
-                done(Done { waiter, result: Ok(result) });
+            });
+            if !decoded {
+                while let Some(waiter) = take_waiter(waiters, waiting_bytes, &mut next) {
+                    done(Done { waiter, result: Ok(ApplyResult::Malformed) });
+                }
             }
         }
-        for dropped in self.out.dropped.drain(..) {
-            if let Some(waiter) = take_waiter(&mut self.waiters, &mut self.waiting_bytes, dropped.ctx) {
+        for dropped in &self.out.dropped {
+            let mut next = dropped.ctx;
+            while let Some(waiter) = take_waiter(&mut self.waiters, &mut self.waiting_bytes, &mut next) {
                 done(Done { waiter, result: Err(Status::NotLeader) });
             }
         }
@@ -418,8 +485,11 @@ impl<D: BlockIo> Partition<D> {
         if !self.waiters.is_empty() {
             self.report(PartitionEvent::Failed { waiting: self.waiters.len(), why: why.to_string() });
         }
-        self.waiters.drain(|(waiter, _)| done(Done { waiter, result: Err(Status::Unavailable) }));
+        self.waiters.drain(|(waiter, _, _)| done(Done { waiter, result: Err(Status::Unavailable) }));
         self.waiting_bytes = 0;
+        self.refused.clear();
+        self.open_chain = None;
+        self.batch.clear();
     }
 
     /// Hands `event` to the sink, or keeps it.
@@ -523,10 +593,16 @@ impl<D: BlockIo> Partition<D> {
     }
 }
 
-/// Takes a waiting request out of the table, and its bytes out of the window.
-fn take_waiter(waiters: &mut Waiters<(Waiter, u64)>, waiting_bytes: &mut u64, token: u64) -> Option<Waiter> {
-    let (waiter, bytes) = waiters.take(token)?;
+/// Takes the waiting write under `*next` out of the table, and its bytes out of the window, and
+/// moves `*next` to the following write of its batch.
+fn take_waiter(
+    waiters: &mut Waiters<(Waiter, u64, u64)>,
+    waiting_bytes: &mut u64,
+    next: &mut u64,
+) -> Option<Waiter> {
+    let (waiter, bytes, following) = waiters.take(*next)?;
     *waiting_bytes -= bytes;
+    *next = following;
     Some(waiter)
 }
 

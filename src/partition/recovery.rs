@@ -99,7 +99,7 @@ impl<D: BlockIo> Partition<D> {
         // The replay reads only: a read error here refuses the start before anything is written
         // (the simulator's transient read errors found starts refused after the new epoch).
         let store = UalRaftStore::replay(log.log_mut(), applied_from, &mut |lsn, payload| {
-            kv.apply_entry(lsn, payload);
+            super::router::apply_entry(&mut kv, lsn, payload, &mut |_, _| {});
             replayed += 1;
             if replayed.is_multiple_of(PROGRESS_EVERY_ENTRIES) {
                 progress((lsn - applied_from).min(total), total);
@@ -186,9 +186,13 @@ impl<D: BlockIo> PartitionRecovery<D> {
             waiters: Waiters::new(config.raft.proposals_pending_max),
             waiting_bytes: 0,
             waiting_bytes_max: u64::from(config.ual.segment_blocks) * BLOCK_SIZE as u64 / 2,
-            command: vec![0; crate::raft::ENTRY_DATA_MAX],
             snapshots,
             snapshot_in_flight: None,
+            batch: super::batch::BatchWriter::new(config.batch),
+            open_chain: None,
+            refused: VecDeque::with_capacity(config.raft.proposals_pending_max),
+            now: Nanos(0),
+            proposals_pending_max: config.raft.proposals_pending_max,
             events: Events::Kept(RecentEvents::default()),
             snapshot_every_entries: config.snapshot_every_entries,
             snapshot_index: applied_from,

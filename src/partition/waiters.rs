@@ -60,6 +60,16 @@ impl<T> Waiters<T> {
         Some(item)
     }
 
+    /// The item under `token`, if it is still there, to change it in place.
+    pub fn get_mut(&mut self, token: u64) -> Option<&mut T> {
+        let slot = (token & u64::from(u32::MAX)) as usize;
+        let entry = self.slots.get_mut(slot)?;
+        if entry.0 != (token >> 32) as u32 {
+            return None;
+        }
+        entry.1.as_mut()
+    }
+
     /// Takes every item (in slot order), e.g. to fail them all.
     pub fn drain(&mut self, mut f: impl FnMut(T)) {
         for (slot, entry) in self.slots.iter_mut().enumerate() {

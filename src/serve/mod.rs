@@ -272,6 +272,7 @@ fn partition_config(config: &Config) -> PartitionConfig {
         snapshot_every_entries: config.storage.snapshot_every_entries,
         node_id: 1,
         voters: vec![1],
+        batch: config.storage.batch(),
     }
 }
 

@@ -301,6 +301,8 @@ impl Sim {
                 self.count("snapshots taken", c.snapshots);
                 self.count("writes refused BUSY by partitions", c.busy);
                 self.count("entries applied", c.applied);
+                self.count("writes proposed", c.proposed);
+                self.count("batch entries proposed", c.batches);
                 let disk = part.into_device().disk;
                 let dc = disk.borrow().counters();
                 self.count("disk write errors", dc.write_errors);

@@ -7,6 +7,7 @@
 //! checkpoint is never a configuration error.
 
 use super::*;
+use vigil::partition::batch::BatchLimits;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Params {
@@ -44,6 +45,9 @@ pub(crate) struct Params {
     /// Entries between snapshots (to the partition's file in the seed's temp dir).
     pub(crate) snapshot_every: u64,
     pub(crate) ual: UalConfig,
+    /// The bounds of batch entries: the server's, or small ones so batches fill (by count and
+    /// by bytes) and seal in the middle of a poll iteration.
+    pub(crate) batch: BatchLimits,
 }
 
 /// Media faults, injected into a partition's device (and snapshot file) while the node is down,
@@ -184,6 +188,12 @@ impl Params {
             (SNAPSHOT_NEVER, ual)
         };
         disk.capacity_blocks = ual.device_blocks();
+        // Above the largest command KvLimits::small() allows, so every write fits a batch alone.
+        let batch = if rng.chance(0.5) {
+            BatchLimits::default()
+        } else {
+            BatchLimits { bytes_max: rng.range(1200, 4064) as usize, writes_max: rng.range(1, 5) as usize }
+        };
         Params {
             clean,
             shards,
@@ -211,6 +221,7 @@ impl Params {
             small_ring,
             snapshot_every,
             ual,
+            batch,
         }
     }
 
@@ -226,6 +237,7 @@ impl Params {
             snapshot_every_entries: self.snapshot_every,
             node_id: 1,
             voters: vec![1],
+            batch: self.batch,
         }
     }
 }

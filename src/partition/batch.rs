@@ -1,0 +1,272 @@
+//! Batch entries: every write a partition accepts in one poll iteration goes into one Raft entry
+//! (one log record), so the cost of an entry (Raft's bookkeeping, a record header, a group commit's
+//! share) is paid once per batch instead of once per write.
+//!
+//! Layout of a batch entry's payload (little-endian, no padding):
+//!
+//! | offset | size | field |
+//! |-------:|-----:|-------|
+//! | 0 | 1 | `BATCH_FORMAT` (0xB1): a batch; any other first byte is a single KV command written before batches existed (its first byte is a KV opcode, 0x11..=0x14) |
+//! | 1 | 1 | reserved, 0 |
+//! | 2 | 2 | `count`: commands in the batch, 1..=`BATCH_WRITES_LIMIT` |
+//! | 4 | 8 | `timestamp`: the leader's clock (ns) when it sealed the batch: the only time a projection may read, the same on replay and on every replica |
+//! | 12 | .. | `count` times: u8 projection tag, u8 reserved (0), u16 `len`, `len` bytes of the command |
+//!
+//! A write's place in the log is its entry's lsn and its position in the batch (`LogPos`), which
+//! makes its version (`LogPos::version`): unique and increasing along the log.
+//!
+//! Invariants: `BatchReader` never panics and never reads past its input, whatever the bytes; it
+//! accepts exactly what `BatchWriter` writes (count matching, reserved bytes zero, nothing
+//! trailing); a sealed batch holds 1..=`writes_max` commands and at most `bytes_max` bytes, both
+//! from config; the writer allocates only at construction.
+
+pub use crate::projection::LogPos;
+use thiserror::Error;
+
+/// First byte of a batch entry.
+pub const BATCH_FORMAT: u8 = 0xB1;
+/// Bytes of a batch's header.
+pub const BATCH_HEADER_LEN: usize = 12;
+/// Bytes of each command's frame besides the command.
+pub const COMMAND_FRAME_LEN: usize = 4;
+/// The smallest `bytes_max` a batch may have: a header and one small command.
+pub const BATCH_BYTES_MIN: usize = 64;
+/// The most commands a batch may hold (positions are 16 bits).
+pub const BATCH_WRITES_LIMIT: usize = u16::MAX as usize;
+/// Projection tag of the KV store.
+pub const TAG_KV: u8 = 1;
+
+/// The bounds of a batch, from config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most bytes of a batch entry (header included); at most one log record's payload.
+    pub bytes_max: usize,
+    /// Most commands in one batch.
+    pub writes_max: usize,
+}
+
+impl Default for BatchLimits {
+    /// One log record's payload, and 256 writes.
+    fn default() -> Self {
+        Self { bytes_max: crate::raft::ENTRY_DATA_MAX, writes_max: 256 }
+    }
+}
+
+/// Why a batch entry does not decode.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+pub enum BatchError {
+    /// Shorter than its header or than a frame says.
+    #[error("truncated batch")]
+    Truncated,
+    /// The header or a frame is not what a writer writes (reserved bytes, a zero count, bytes
+    /// after the last command).
+    #[error("malformed batch: {0}")]
+    Malformed(&'static str),
+}
+
+/// Builds one batch entry in a buffer allocated once.
+#[derive(Debug)]
+pub struct BatchWriter {
+    buf: Vec<u8>,
+    limits: BatchLimits,
+    count: usize,
+}
+
+impl BatchWriter {
+    /// A writer for batches within `limits`.
+    pub fn new(limits: BatchLimits) -> Self {
+        assert!(limits.bytes_max >= BATCH_BYTES_MIN, "batch bytes_max too small");
+        assert!((1..=BATCH_WRITES_LIMIT).contains(&limits.writes_max), "batch writes_max out of range");
+        let mut buf = Vec::with_capacity(limits.bytes_max);
+        buf.resize(BATCH_HEADER_LEN, 0);
+        Self { buf, limits, count: 0 }
+    }
+
+    /// Commands in the open batch.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the open batch holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether a command of `len` bytes fits the open batch.
+    pub fn fits(&self, len: usize) -> bool {
+        self.count < self.limits.writes_max
+            && self.buf.len() + COMMAND_FRAME_LEN + len <= self.limits.bytes_max
+    }
+
+    /// Whether a command of `len` bytes fits an empty batch (else it can never be logged).
+    pub fn fits_alone(&self, len: usize) -> bool {
+        BATCH_HEADER_LEN + COMMAND_FRAME_LEN + len <= self.limits.bytes_max
+    }
+
+    /// Appends a command for projection `tag`, written by `encode` into the `len` bytes it gets;
+    /// returns its position. The caller checked `fits(len)`.
+    pub fn push(&mut self, tag: u8, len: usize, encode: impl FnOnce(&mut [u8])) -> u16 {
+        assert!(self.fits(len), "push without room");
+        let position = self.count as u16;
+        self.buf.extend_from_slice(&[tag, 0]);
+        self.buf.extend_from_slice(&(len as u16).to_le_bytes());
+        let at = self.buf.len();
+        self.buf.resize(at + len, 0);
+        encode(&mut self.buf[at..]);
+        self.count += 1;
+        position
+    }
+
+    /// Seals the open batch with the leader's `timestamp` and returns its bytes (the entry's
+    /// payload); `clear` starts the next one.
+    pub fn seal(&mut self, timestamp: u64) -> &[u8] {
+        assert!(self.count > 0, "an empty batch is never sealed");
+        self.buf[0] = BATCH_FORMAT;
+        self.buf[1] = 0;
+        self.buf[2..4].copy_from_slice(&(self.count as u16).to_le_bytes());
+        self.buf[4..12].copy_from_slice(&timestamp.to_le_bytes());
+        &self.buf
+    }
+
+    /// Empties the batch (keeps the buffer).
+    pub fn clear(&mut self) {
+        self.buf.truncate(BATCH_HEADER_LEN);
+        self.count = 0;
+    }
+}
+
+/// One command of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchCommand<'a> {
+    /// The projection it is for.
+    pub tag: u8,
+    /// Its bytes (the projection's own encoding).
+    pub bytes: &'a [u8],
+}
+
+/// A decoded batch entry: its header, and its commands one by one.
+#[derive(Clone, Debug)]
+pub struct BatchReader<'a> {
+    /// Commands in the batch.
+    pub count: u16,
+    /// The leader's clock when it sealed the batch.
+    pub timestamp: u64,
+    rest: &'a [u8],
+}
+
+impl<'a> BatchReader<'a> {
+    /// Whether `payload` is a batch entry (rather than a single KV command from before batches).
+    pub fn is_batch(payload: &[u8]) -> bool {
+        payload.first() == Some(&BATCH_FORMAT)
+    }
+
+    /// Checks the whole batch (every frame, nothing trailing) and returns a reader over it.
+    pub fn new(payload: &'a [u8]) -> Result<Self, BatchError> {
+        if payload.len() < BATCH_HEADER_LEN {
+            return Err(BatchError::Truncated);
+        }
+        if payload[0] != BATCH_FORMAT || payload[1] != 0 {
+            return Err(BatchError::Malformed("not a batch header"));
+        }
+        let count = u16::from_le_bytes([payload[2], payload[3]]);
+        if count == 0 {
+            return Err(BatchError::Malformed("an empty batch"));
+        }
+        let timestamp = u64::from_le_bytes(payload[4..12].try_into().expect("8 bytes"));
+        let reader = Self { count, timestamp, rest: &payload[BATCH_HEADER_LEN..] };
+        let mut seen = 0u16;
+        let mut it = reader.clone();
+        while !it.rest.is_empty() {
+            it.next_frame()?;
+            seen = seen.checked_add(1).ok_or(BatchError::Malformed("more commands than its count"))?;
+        }
+        if seen != count {
+            return Err(BatchError::Malformed("its count does not match its commands"));
+        }
+        Ok(reader)
+    }
+
+    fn next_frame(&mut self) -> Result<BatchCommand<'a>, BatchError> {
+        let rest = self.rest;
+        if rest.len() < COMMAND_FRAME_LEN {
+            return Err(BatchError::Truncated);
+        }
+        if rest[1] != 0 {
+            return Err(BatchError::Malformed("a reserved byte is not zero"));
+        }
+        let len = usize::from(u16::from_le_bytes([rest[2], rest[3]]));
+        let end = COMMAND_FRAME_LEN + len;
+        if rest.len() < end {
+            return Err(BatchError::Truncated);
+        }
+        self.rest = &rest[end..];
+        Ok(BatchCommand { tag: rest[0], bytes: &rest[COMMAND_FRAME_LEN..end] })
+    }
+}
+
+impl<'a> Iterator for BatchReader<'a> {
+    type Item = BatchCommand<'a>;
+
+    /// The next command (`new` checked every frame, so none fails here).
+    fn next(&mut self) -> Option<BatchCommand<'a>> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        self.next_frame().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> BatchLimits {
+        BatchLimits { bytes_max: 128, writes_max: 4 }
+    }
+
+    #[test]
+    fn a_batch_round_trips_and_its_bounds_hold() {
+        let mut w = BatchWriter::new(limits());
+        assert!(w.is_empty());
+        assert_eq!(w.push(TAG_KV, 3, |b| b.copy_from_slice(b"abc")), 0);
+        assert_eq!(w.push(7, 0, |_| {}), 1);
+        assert!(!w.fits(128), "bytes bound");
+        let bytes = w.seal(42).to_vec();
+        let r = BatchReader::new(&bytes).unwrap();
+        assert_eq!((r.count, r.timestamp), (2, 42));
+        let got: Vec<_> = r.collect();
+        assert_eq!(got, [BatchCommand { tag: TAG_KV, bytes: b"abc" }, BatchCommand { tag: 7, bytes: b"" }]);
+        w.clear();
+        for _ in 0..4 {
+            w.push(TAG_KV, 1, |b| b[0] = 1);
+        }
+        assert!(!w.fits(1), "count bound");
+    }
+
+    #[test]
+    fn every_truncation_and_a_wrong_count_are_refused() {
+        let mut w = BatchWriter::new(limits());
+        w.push(TAG_KV, 5, |b| b.copy_from_slice(b"hello"));
+        w.push(TAG_KV, 2, |b| b.copy_from_slice(b"hi"));
+        let bytes = w.seal(1).to_vec();
+        for n in 0..bytes.len() {
+            assert!(BatchReader::new(&bytes[..n]).is_err(), "a batch cut at {n} bytes was accepted");
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(BatchReader::new(&extra).is_err(), "trailing bytes");
+        let mut count = bytes.clone();
+        count[2] = 3;
+        assert!(BatchReader::new(&count).is_err());
+        let mut reserved = bytes;
+        reserved[BATCH_HEADER_LEN + 1] = 1;
+        assert!(BatchReader::new(&reserved).is_err());
+    }
+
+    #[test]
+    fn versions_grow_along_the_log_and_within_a_batch() {
+        let a = LogPos { lsn: 5, index: 65535 }.version();
+        let b = LogPos::single(6).version();
+        assert!(a < b && LogPos { lsn: 6, index: 1 }.version() > b);
+    }
+}
