@@ -121,6 +121,12 @@ pub struct StorageConfig {
     /// Most log writes in flight per partition.
     #[serde(default = "defaults::writes_in_flight_max")]
     pub writes_in_flight_max: u32,
+    /// The unit the log's device writes whole across a power loss: 4096 (default: NVMe namespaces
+    /// formatted with 4 KiB LBAs, a page-cache file) or 512. With 4096 a record failing its
+    /// checksum is corruption (refused) wherever it is; with 512 one that nothing claims durable is
+    /// cut as a torn write (docs/STORAGE.md section 6). Not part of the placement of data.
+    #[serde(default = "defaults::atomic_write_bytes")]
+    pub atomic_write_bytes: u32,
     /// Snapshot a partition after this many applied entries (and whenever half its log ring is
     /// in use), so recovery replays at most about this many entries.
     #[serde(default = "defaults::snapshot_every_entries")]
@@ -196,6 +202,7 @@ impl StorageConfig {
             write_blocks_max: self.write_blocks_max,
             writes_in_flight_max: self.writes_in_flight_max,
             format_if_blank: false,
+            atomic_write_bytes: self.atomic_write_bytes,
         }
     }
 }
@@ -402,6 +409,9 @@ mod defaults {
     pub fn writes_in_flight_max() -> u32 {
         8
     }
+    pub fn atomic_write_bytes() -> u32 {
+        crate::log::ATOMIC_WRITE_BLOCK
+    }
     pub fn snapshot_every_entries() -> u64 {
         1_000_000
     }
@@ -561,6 +571,15 @@ impl Config {
         }
         if st.snapshot_every_entries == 0 {
             return Err(invalid("storage.snapshot_every_entries", "must be at least 1"));
+        }
+        if !matches!(st.atomic_write_bytes, crate::log::ATOMIC_WRITE_SECTOR | crate::log::ATOMIC_WRITE_BLOCK) {
+            return Err(invalid(
+                "storage.atomic_write_bytes",
+                format!(
+                    "{} is not 512 or 4096 (the unit the log's device writes whole across a power loss)",
+                    st.atomic_write_bytes
+                ),
+            ));
         }
         let ual = st.ual();
         ual.validate(ual.device_blocks()).map_err(|e| invalid("storage", e.to_string()))?;
