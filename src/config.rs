@@ -572,7 +572,8 @@ impl Config {
         if st.snapshot_every_entries == 0 {
             return Err(invalid("storage.snapshot_every_entries", "must be at least 1"));
         }
-        if !matches!(st.atomic_write_bytes, crate::log::ATOMIC_WRITE_SECTOR | crate::log::ATOMIC_WRITE_BLOCK) {
+        if !matches!(st.atomic_write_bytes, crate::log::ATOMIC_WRITE_SECTOR | crate::log::ATOMIC_WRITE_BLOCK)
+        {
             return Err(invalid(
                 "storage.atomic_write_bytes",
                 format!(

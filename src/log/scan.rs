@@ -426,7 +426,13 @@ impl<D: BlockIo> Ual<D> {
 
     /// Whether a valid record that is stale for expected lsn `lsn` (lower, or dead by epoch) lies
     /// in `vblock` after byte `off` (every offset tried, as in `look_within`).
-    fn stale_within(&mut self, vblock: u64, mut off: usize, lsn: Lsn, sb: &Superblock) -> Result<bool, LogError> {
+    fn stale_within(
+        &mut self,
+        vblock: u64,
+        mut off: usize,
+        lsn: Lsn,
+        sb: &Superblock,
+    ) -> Result<bool, LogError> {
         while off + RECORD_HEADER_LEN <= BLOCK_SIZE {
             match self.scan_slot(vblock, off, false)? {
                 Slot::Record(h) if h.lsn < lsn || (h.epoch < sb.epoch && h.lsn >= sb.epoch_first_lsn) => {

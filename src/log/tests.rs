@@ -16,7 +16,7 @@ fn small() -> UalConfig {
         write_blocks_max: 4,
         writes_in_flight_max: 2,
         format_if_blank: true,
-       atomic_write_bytes: ATOMIC_WRITE_BLOCK,
+        atomic_write_bytes: ATOMIC_WRITE_BLOCK,
     }
 }
 

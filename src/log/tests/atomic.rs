@@ -113,7 +113,8 @@ fn with_4096_a_write_torn_at_block_granularity_is_a_clean_cut() {
         let mut image = img0.clone();
         for (i, &b) in blocks.iter().enumerate() {
             if landed & (1 << i) != 0 {
-                image[b * BLOCK_SIZE..(b + 1) * BLOCK_SIZE].copy_from_slice(&img1[b * BLOCK_SIZE..(b + 1) * BLOCK_SIZE]);
+                image[b * BLOCK_SIZE..(b + 1) * BLOCK_SIZE]
+                    .copy_from_slice(&img1[b * BLOCK_SIZE..(b + 1) * BLOCK_SIZE]);
             }
         }
         let whole = |b: usize| blocks.iter().position(|&x| x == b).is_none_or(|i| landed & (1 << i) != 0);

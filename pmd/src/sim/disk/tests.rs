@@ -153,7 +153,10 @@ fn torn_writes_with_4096_byte_sectors_land_whole_blocks_only() {
             let landed: Vec<bool> = img[2 * BLOCK_SIZE..10 * BLOCK_SIZE]
                 .chunks(BLOCK_SIZE)
                 .map(|b| {
-                    assert!(b.iter().all(|&x| x == 0) || b.iter().all(|&x| x == 0x5c), "seed {seed}: a torn block");
+                    assert!(
+                        b.iter().all(|&x| x == 0) || b.iter().all(|&x| x == 0x5c),
+                        "seed {seed}: a torn block"
+                    );
                     b[0] == 0x5c
                 })
                 .collect();
