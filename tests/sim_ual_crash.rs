@@ -65,7 +65,7 @@ fn ual_config(atomic: u32) -> UalConfig {
 /// The seed's atomic write unit, 512 or 4096, from a generator of its own (so it shifts no other
 /// draw of the seed).
 fn atomic_unit(seed: u64) -> u32 {
-    if SplitMix64::new(seed ^ 0xA70_41C_0000).chance(0.5) {
+    if SplitMix64::new(seed ^ 0x0A70_41C0_0000).chance(0.5) {
         ATOMIC_WRITE_BLOCK
     } else {
         ATOMIC_WRITE_SECTOR

@@ -69,7 +69,7 @@ fn bad_configs_fail_naming_the_key() {
         (DEV_TOML, "[storage]", "[storage]\npartitions = 0", "storage.partitions"),
         (DEV_TOML, "[storage]", "[storage]\nwrite_blocks_max = 1", "storage"),
         (DEV_TOML, "[storage]", "[storage]\nwrites_waiting_max = 0", "storage.writes_waiting_max"),
-        (DEV_TOML, "[storage]", "[storage]\natomic_write_bytes = 1024", "storage.atomic_write_bytes"),
+        (DEV_TOML, "atomic_write_bytes = 4096", "atomic_write_bytes = 1024", "storage.atomic_write_bytes"),
         (DEV_TOML, "[storage]", "[storage]\nsnapshot_every_entries = 0", "storage.snapshot_every_entries"),
         (DEV_TOML, "[storage]", "[kv]\nvalue_bytes_max = 5000\n[storage]", "kv.value_bytes_max"),
         (DEV_TOML, "[storage]", "[kv]\ndedup_clients_max = 0\n[storage]", "kv"),

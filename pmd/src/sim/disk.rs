@@ -382,7 +382,7 @@ impl SimDisk {
             let base = *lba as usize * BLOCK_SIZE;
             let sector = f.torn_sector_bytes;
             assert!(
-                sector > 0 && BLOCK_SIZE % sector == 0,
+                sector > 0 && BLOCK_SIZE.is_multiple_of(sector),
                 "torn_sector_bytes {sector} does not divide a block"
             );
             let sectors = buf.len() / sector;
