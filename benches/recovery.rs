@@ -367,6 +367,7 @@ fn main() {
             write_blocks_max: 64,
             writes_in_flight_max: 8,
             format_if_blank: true,
+            atomic_write_bytes: vigil::log::ATOMIC_WRITE_BLOCK,
         },
         raft: RaftGroupConfig::default(),
         kv: KvLimits {

@@ -27,6 +27,7 @@ fn ual_append(c: &mut Criterion) {
         write_blocks_max: 64,
         writes_in_flight_max: 4,
         format_if_blank: true,
+        atomic_write_bytes: vigil::log::ATOMIC_WRITE_BLOCK,
     };
     let dev = MemoryBlockIo::new(cfg.device_blocks(), 64);
     let (mut ual, _) = Ual::open(dev, cfg).expect("open the log");

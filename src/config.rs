@@ -121,6 +121,12 @@ pub struct StorageConfig {
     /// Most log writes in flight per partition.
     #[serde(default = "defaults::writes_in_flight_max")]
     pub writes_in_flight_max: u32,
+    /// The unit the log's device writes whole across a power loss: 4096 (default: NVMe namespaces
+    /// formatted with 4 KiB LBAs, a page-cache file) or 512. With 4096 a record failing its
+    /// checksum is corruption (refused) wherever it is; with 512 one that nothing claims durable is
+    /// cut as a torn write (docs/STORAGE.md section 6). Not part of the placement of data.
+    #[serde(default = "defaults::atomic_write_bytes")]
+    pub atomic_write_bytes: u32,
     /// Snapshot a partition after this many applied entries (and whenever half its log ring is
     /// in use), so recovery replays at most about this many entries.
     #[serde(default = "defaults::snapshot_every_entries")]
@@ -211,6 +217,7 @@ impl StorageConfig {
             write_blocks_max: self.write_blocks_max,
             writes_in_flight_max: self.writes_in_flight_max,
             format_if_blank: false,
+            atomic_write_bytes: self.atomic_write_bytes,
         }
     }
 }
@@ -417,6 +424,9 @@ mod defaults {
     pub fn writes_in_flight_max() -> u32 {
         8
     }
+    pub fn atomic_write_bytes() -> u32 {
+        crate::log::ATOMIC_WRITE_BLOCK
+    }
     pub fn snapshot_every_entries() -> u64 {
         1_000_000
     }
@@ -595,6 +605,16 @@ impl Config {
             return Err(invalid(
                 "storage.batch_writes_max",
                 format!("{} is not in {batch_writes:?}", st.batch_writes_max),
+            ));
+        }
+        if !matches!(st.atomic_write_bytes, crate::log::ATOMIC_WRITE_SECTOR | crate::log::ATOMIC_WRITE_BLOCK)
+        {
+            return Err(invalid(
+                "storage.atomic_write_bytes",
+                format!(
+                    "{} is not 512 or 4096 (the unit the log's device writes whole across a power loss)",
+                    st.atomic_write_bytes
+                ),
             ));
         }
         let ual = st.ual();

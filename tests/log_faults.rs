@@ -2,7 +2,9 @@
 //! temp dir of its own): a flipped bit in an acknowledged record refuses the start, naming the
 //! partition and the lsn, with the log file left byte for byte as it was; `vigil repair` reports it
 //! (exit 1) and, with `--accept-loss`, cuts it so the node starts with every key written before the
-//! damage; a flipped bit in a record a snapshot covers does not stop the start at all.
+//! damage; a flipped bit in a record a snapshot covers does not stop the start at all; a flipped bit
+//! in the last acknowledged write before a SIGKILL (claimed durable by nothing) refuses the start
+//! with `storage.atomic_write_bytes = 4096` and is cut as a torn write with 512.
 
 mod common;
 
@@ -264,5 +266,46 @@ fn one_damaged_partition_stops_the_start_before_any_other_partition_writes() {
         assert!(a == b, "a refused start changed {name}:\n{out}");
     }
     assert_eq!(before.len(), after.len(), "a refused start added or removed files");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The log's last lsn and durable watermark, as a recovery of a copy of partition 0's log finds them.
+fn last_and_watermark(dir: &Path) -> (u64, u64) {
+    let cfg = Config::load(&dir.join("vigil.toml")).unwrap().storage.ual();
+    let bytes = std::fs::read(log_path(dir)).unwrap();
+    let mut dev = MemoryBlockIo::new((bytes.len() / BLOCK_SIZE) as u64, 16);
+    dev.bytes_mut().copy_from_slice(&bytes);
+    let (ual, report) = Ual::open(dev, cfg).expect("the log opens before the damage");
+    (ual.last_lsn(), report.durable_watermark)
+}
+
+/// Writes acknowledged one by one, then SIGKILL: the last one is claimed durable by no later record
+/// and no superblock. A flipped bit in it: with the default `storage.atomic_write_bytes = 4096` the
+/// start is refused (a crash cannot tear a 4 KiB block, so a failed checksum is damage), the file
+/// unchanged; with 512 the same bytes read as a torn write and are cut (the documented residual).
+#[test]
+fn a_flipped_bit_in_the_last_acknowledged_write_before_a_kill_refuses_the_start_at_4096() {
+    let dir = disk_temp_dir("log-faults-unclaimed");
+    let port = free_udp_port();
+    let server = Server::start(&dir, &config(port, 1_000_000));
+    let mut c = Client::new(port);
+    for i in 0..50 {
+        c.set(&format!("k{i}"), &value(i));
+    }
+    server.kill();
+    let (last, watermark) = last_and_watermark(&dir);
+    assert!(last > watermark, "the last write is claimed durable ({last} <= {watermark}): nothing to test");
+    flip_record(&dir, last);
+    let before = std::fs::read(log_path(&dir)).unwrap();
+    let (code, out) = run_vigil(&dir, &["serve", "--config", "vigil.toml"]);
+    assert_ne!(code, Some(0), "a damaged acknowledged write must refuse the start: {out}");
+    assert!(out.contains(&format!("record {last} ")) && out.contains("atomic_write_bytes = 4096"), "{out}");
+    assert!(std::fs::read(log_path(&dir)).unwrap() == before, "a refused start changed the log file");
+    // The same damage with a device trusted only for 512-byte sectors: cut as a torn write.
+    let server = Server::start(&dir, &(config(port, 1_000_000) + "atomic_write_bytes = 512\n"));
+    let mut c = Client::new(port);
+    assert_eq!(c.get("k0"), Some(value(0).into_bytes()));
+    assert_eq!(c.get("k49"), None, "at 512 the damaged last write is cut like a torn one");
+    stop_with_sigterm(server);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -11,6 +11,12 @@
 //! - the `OpenReport` agrees with the log (records, last lsn and term, a cut only for Torn/Gap);
 //! - a second crash-and-reopen of the recovered log finds exactly the same log and no cut (open
 //!   erased all the debris the crash left);
+//! - each seed draws the device's atomic write unit, 512 or 4096 bytes, for both the disk (the unit
+//!   a torn write is cut at) and the log (`atomic_write_bytes`); with 4096 a crash never makes a
+//!   record fail its checksum (no `Torn` stop at all: a torn write shows as End, Stale or Gap),
+//!   and a flipped bit in an acknowledged record that nothing claims durable after the crash (the
+//!   last group commits) is refused as corruption at its lsn, after which the operator's repair
+//!   (`accept_loss_from`) cuts it;
 //!
 //! then goes on appending (several crash cycles per seed). A second test turns write errors on: the
 //! log must poison itself (every call `LogError::Io`, `durable_lsn` frozen) and never acknowledge a
@@ -24,7 +30,12 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use vigil::log::{LogError, Lsn, OpenReport, ScanStop, Ual, UalConfig};
+use vigil::log::{
+    LogError, Lsn, OpenReport, RecoverOptions, ScanStop, Ual, UalConfig, ATOMIC_WRITE_BLOCK,
+    ATOMIC_WRITE_SECTOR,
+};
+use vigil_pmd::block::memory::MemoryBlockIo;
+use vigil_pmd::block::BLOCK_SIZE;
 use vigil_pmd::sim::{SimClock, SimDisk, SimDiskConfig, SimDiskFaults, SplitMix64};
 use vigil_pmd::Clock;
 
@@ -39,18 +50,38 @@ fn count(what: impl Into<String>, n: u64) {
     STATS.with(|s| *s.borrow_mut().entry(what.into()).or_default() += n);
 }
 
-fn ual_config() -> UalConfig {
+/// The log's config for a device that writes `atomic` bytes whole.
+fn ual_config(atomic: u32) -> UalConfig {
     UalConfig {
         segment_blocks: 8,
         segment_count: 6,
         write_blocks_max: 4,
         writes_in_flight_max: 3,
         format_if_blank: true,
+        atomic_write_bytes: atomic,
     }
 }
 
-fn disk_config(faults: SimDiskFaults) -> SimDiskConfig {
-    SimDiskConfig { faults, ..SimDiskConfig::new(ual_config().device_blocks()) }
+/// The seed's atomic write unit, 512 or 4096, from a generator of its own (so it shifts no other
+/// draw of the seed).
+fn atomic_unit(seed: u64) -> u32 {
+    if SplitMix64::new(seed ^ 0x0A70_41C0_0000).chance(0.5) {
+        ATOMIC_WRITE_BLOCK
+    } else {
+        ATOMIC_WRITE_SECTOR
+    }
+}
+
+/// `faults` on a disk that tears writes at `atomic` bytes.
+fn tearing_at(atomic: u32, faults: SimDiskFaults) -> SimDiskFaults {
+    SimDiskFaults { torn_sector_bytes: atomic as usize, ..faults }
+}
+
+fn disk_config(atomic: u32, faults: SimDiskFaults) -> SimDiskConfig {
+    SimDiskConfig {
+        faults: tearing_at(atomic, faults),
+        ..SimDiskConfig::new(ual_config(atomic).device_blocks())
+    }
 }
 
 /// One record as appended: (term, kind, payload), at index lsn - 1.
@@ -87,6 +118,8 @@ struct Run {
     /// `first_lsn` found by the previous open.
     first_lsn: Lsn,
     epoch: u32,
+    /// The device's atomic write unit (the disk's tear unit and the log's `atomic_write_bytes`).
+    atomic: u32,
 }
 
 impl Run {
@@ -188,11 +221,62 @@ impl Run {
         assert_eq!(n, last + 1 - first, "{what}: replayed count");
     }
 
+    /// With 4096-byte atomicity, after a crash: flips a bit of an acknowledged record that nothing
+    /// claims durable (found by recovering an undamaged copy); the open must refuse it as
+    /// corruption at its lsn; then the operator accepts that loss (`vigil repair --accept-loss`).
+    /// Returns the repaired disk and the acknowledged lsn that still must survive.
+    fn flip_unclaimed_and_repair(&mut self, disk: SimDisk, acked: Lsn) -> (SimDisk, Lsn) {
+        let cfg = ual_config(self.atomic);
+        let image = disk.volatile_image();
+        let mut copy = MemoryBlockIo::new((image.len() / BLOCK_SIZE) as u64, 8);
+        copy.bytes_mut().copy_from_slice(&image);
+        let (mut ual, rep) = Ual::open(copy, cfg).expect("the undamaged crash image opens");
+        let from = (rep.durable_watermark + 1).max(ual.first_lsn()).max(ual.snapshot().0 + 1);
+        if from > acked {
+            count("unclaimed_acked_none", 1);
+            return (disk, acked);
+        }
+        let lsn = self.rng.range(from, acked);
+        let at = ual.device_offset(lsn).unwrap()
+            + self.rng.below(32 + self.model[lsn as usize - 1].2.len() as u64);
+        let (lba, bit) =
+            (at / BLOCK_SIZE as u64, (at % BLOCK_SIZE as u64) as usize * 8 + self.rng.below(8) as usize);
+        let mut disk = disk;
+        disk.flip_bit(lba, bit);
+        let damaged = disk.volatile_image();
+        match Ual::open(disk, cfg) {
+            Err(LogError::Corruption(c)) => {
+                assert_eq!(
+                    c.first_bad_lsn, lsn,
+                    "acknowledged lsn {lsn} flipped (watermark {}): {c}",
+                    rep.durable_watermark
+                );
+            }
+            Err(e) => panic!("acknowledged unclaimed lsn {lsn} flipped: {e}"),
+            Ok((_, r)) => panic!("acknowledged unclaimed lsn {lsn} flipped, yet it opened: {r:?}"),
+        }
+        count("unclaimed_acked_flips_refused", 1);
+        let disk = SimDisk::from_image(
+            disk_config(self.atomic, SimDiskFaults::none()),
+            self.clock.clone(),
+            self.rng.next_u64(),
+            damaged,
+        );
+        let opts = RecoverOptions { accept_loss_from: Some(lsn), ..RecoverOptions::default() };
+        let (ual, repaired) = Ual::recover(disk, cfg, opts).expect("repair").commit().expect("repair commit");
+        assert_eq!((repaired.last_lsn, repaired.truncated_at_lsn), (lsn - 1, Some(lsn)), "{repaired:?}");
+        // The operator accepted the loss from `lsn` on.
+        self.acked = lsn - 1;
+        let disk = ual.into_device();
+        disk.faults_handle().set(SimDiskFaults::none());
+        (disk, lsn - 1)
+    }
+
     /// Crash, reopen, verify; then crash the idle recovered log and reopen again: same log, no cut.
     fn crash_and_recover(&mut self, ual: Ual<SimDisk>, faults: SimDiskFaults) -> Ual<SimDisk> {
         let acked_at_crash = self.acked;
         let disk = ual.into_device();
-        disk.faults_handle().set(faults);
+        disk.faults_handle().set(tearing_at(self.atomic, faults));
         let (disk, crash) = {
             let mut d = disk;
             d.crash_with_report()
@@ -202,9 +286,18 @@ impl Run {
         count("crash_torn", crash.torn);
         count("crash_lost", crash.lost);
         count("records_acked", self.acked);
-        let (mut ual, rep) = Ual::open(disk, ual_config()).expect("reopen after crash");
+        let (disk, acked_at_crash) = if self.atomic == ATOMIC_WRITE_BLOCK && self.rng.chance(0.3) {
+            self.flip_unclaimed_and_repair(disk, acked_at_crash)
+        } else {
+            (disk, acked_at_crash)
+        };
+        let (mut ual, rep) = Ual::open(disk, ual_config(self.atomic)).expect("reopen after crash");
         self.verify_open(&mut ual, &rep, "after crash");
-        count(format!("stop_{:?}", rep.stop), 1);
+        count(format!("stop_{:?}_atomic_{}", rep.stop, self.atomic), 1);
+        if self.atomic == ATOMIC_WRITE_BLOCK {
+            // Whole blocks only: no record fails its checksum after a crash.
+            assert_ne!(rep.stop, ScanStop::Torn, "a crash tore a 4 KiB block: {rep:?}");
+        }
         count("records_past_ack_recovered", rep.last_lsn.saturating_sub(acked_at_crash));
         count("records_appended_lost", (self.model.len() as u64).saturating_sub(rep.last_lsn));
         count("checkpointed_first_lsn_moves", u64::from(rep.first_lsn > self.first_lsn));
@@ -214,7 +307,7 @@ impl Run {
         self.epoch = rep.epoch;
 
         let disk = ual.into_device().crash();
-        let (mut ual, rep2) = Ual::open(disk, ual_config()).expect("second reopen");
+        let (mut ual, rep2) = Ual::open(disk, ual_config(self.atomic)).expect("second reopen");
         self.verify_open(&mut ual, &rep2, "second reopen");
         assert_eq!((rep2.first_lsn, rep2.last_lsn), (rep.first_lsn, rep.last_lsn), "the log moved");
         // Open erases every block the writes in flight at the crash can have reached
@@ -232,10 +325,12 @@ impl Run {
 fn start(seed: u64, faults: SimDiskFaults) -> (Run, Ual<SimDisk>) {
     let mut rng = SplitMix64::new(seed);
     let clock = SimClock::new();
-    let disk = SimDisk::new(disk_config(faults), clock.clone(), rng.next_u64());
-    let (ual, rep) = Ual::open(disk, ual_config()).expect("format");
+    let atomic = atomic_unit(seed);
+    count(format!("seeds_atomic_{atomic}"), 1);
+    let disk = SimDisk::new(disk_config(atomic, faults), clock.clone(), rng.next_u64());
+    let (ual, rep) = Ual::open(disk, ual_config(atomic)).expect("format");
     assert!(rep.formatted);
-    let run = Run { rng, clock, model: Vec::new(), acked: 0, first_lsn: 1, epoch: rep.epoch };
+    let run = Run { rng, clock, model: Vec::new(), acked: 0, first_lsn: 1, epoch: rep.epoch, atomic };
     (run, ual)
 }
 
@@ -261,7 +356,7 @@ fn failed_writes_poison_the_log_and_are_never_acknowledged() {
         let (mut run, mut ual) = start(seed, SimDiskFaults::none());
         // Write errors only after the format (open's own writes would just fail open).
         let handle = ual.device().faults_handle();
-        handle.set(SimDiskFaults { write_error: 0.05, ..SimDiskFaults::crashes() });
+        handle.set(tearing_at(run.atomic, SimDiskFaults { write_error: 0.05, ..SimDiskFaults::crashes() }));
         let steps = run.rng.range(50, 400);
         let err = run.drive(&mut ual, steps);
         if let Some(e) = err {

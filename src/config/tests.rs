@@ -16,6 +16,16 @@ fn shipped_configs_are_valid() {
     assert_eq!(Config::dev().net.backend, Backend::Kernel);
 }
 
+#[test]
+fn atomic_write_bytes_defaults_to_4096_and_takes_512() {
+    let without = DEV_TOML.replacen("atomic_write_bytes = 4096\n", "", 1);
+    assert_ne!(without, DEV_TOML, "dev.toml documents storage.atomic_write_bytes");
+    let parsed = Config::parse(&without).unwrap();
+    assert_eq!(parsed.storage.ual().atomic_write_bytes, 4096);
+    let sector = DEV_TOML.replacen("atomic_write_bytes = 4096", "atomic_write_bytes = 512", 1);
+    assert_eq!(Config::parse(&sector).unwrap().storage.ual().atomic_write_bytes, 512);
+}
+
 /// Each case: a change to the dev or memif config, and the key its error must name.
 #[test]
 fn bad_configs_fail_naming_the_key() {
@@ -59,6 +69,7 @@ fn bad_configs_fail_naming_the_key() {
         (DEV_TOML, "[storage]", "[storage]\npartitions = 0", "storage.partitions"),
         (DEV_TOML, "[storage]", "[storage]\nwrite_blocks_max = 1", "storage"),
         (DEV_TOML, "[storage]", "[storage]\nwrites_waiting_max = 0", "storage.writes_waiting_max"),
+        (DEV_TOML, "atomic_write_bytes = 4096", "atomic_write_bytes = 1024", "storage.atomic_write_bytes"),
         (DEV_TOML, "[storage]", "[storage]\nsnapshot_every_entries = 0", "storage.snapshot_every_entries"),
         (DEV_TOML, "[storage]", "[kv]\nvalue_bytes_max = 5000\n[storage]", "kv.value_bytes_max"),
         (DEV_TOML, "[storage]", "[kv]\ndedup_clients_max = 0\n[storage]", "kv"),

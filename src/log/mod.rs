@@ -79,7 +79,18 @@ pub struct UalConfig {
     pub writes_in_flight_max: u32,
     /// Format a blank device (both superblock blocks all zero) instead of refusing it.
     pub format_if_blank: bool,
+    /// The unit the device is trusted to write whole across a power loss: `ATOMIC_WRITE_BLOCK`
+    /// (4096: a record failing its checksum can then only be media damage, so recovery refuses
+    /// it whatever the watermark says) or `ATOMIC_WRITE_SECTOR` (512: a write may tear inside a
+    /// block, so a checksum failure nothing claims durable is cut as a torn tail).
+    /// docs/STORAGE.md section 6.
+    pub atomic_write_bytes: u32,
 }
+
+/// `UalConfig::atomic_write_bytes` of a device that writes a 4 KiB block whole or not at all.
+pub const ATOMIC_WRITE_BLOCK: u32 = BLOCK_SIZE as u32;
+/// `UalConfig::atomic_write_bytes` of a device that only writes a 512-byte sector whole.
+pub const ATOMIC_WRITE_SECTOR: u32 = 512;
 
 impl UalConfig {
     /// Blocks of device the log needs: the two superblocks plus the ring.
@@ -118,6 +129,15 @@ impl UalConfig {
         }
         if self.writes_in_flight_max == 0 {
             return bad("writes_in_flight_max", "must be at least 1".into());
+        }
+        if !matches!(self.atomic_write_bytes, ATOMIC_WRITE_SECTOR | ATOMIC_WRITE_BLOCK) {
+            return bad(
+                "atomic_write_bytes",
+                format!(
+                    "{} is not {ATOMIC_WRITE_SECTOR} or {ATOMIC_WRITE_BLOCK} (the unit the device writes whole)",
+                    self.atomic_write_bytes
+                ),
+            );
         }
         if self.device_blocks() > capacity_blocks {
             return bad(

@@ -38,7 +38,9 @@ pub enum ScanStop {
     /// Every block of the ring held live records (no free segment until a checkpoint).
     RingFull,
     /// A record failing its checksum or with an impossible length: a torn write, cut (or, when
-    /// accepted, corruption cut by the operator's repair).
+    /// accepted, corruption cut by the operator's repair). With `atomic_write_bytes = 4096` a crash
+    /// cannot cause one, so it is cut only where nothing was lost: zero padding with a flipped bit
+    /// or two, or damage in an old block image (otherwise the open refuses it as corruption).
     Torn,
     /// A valid record with a higher lsn than the next expected: records in between were lost
     /// (a write landed partly), cut.

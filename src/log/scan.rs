@@ -14,8 +14,15 @@
 //! - otherwise it looks past the failure (read-only) for valid, live records with lsn > `L` and
 //!   takes the durable watermark `W` (the highest lsn a valid record or the superblock says was
 //!   durable). `L <= W`, or such a record beyond the reach of the writes that can have been in
-//!   flight at a crash: **corruption** (acknowledged records are damaged); else a **torn tail**,
-//!   cut at `L` as always.
+//!   flight at a crash: **corruption** (acknowledged records are damaged); else, when the device
+//!   writes 4 KiB blocks whole (`atomic_write_bytes = 4096`), a checksum failure (`Torn`) is
+//!   **corruption** too, unless the rest of its block is zero padding with a flipped bit (at most
+//!   `PADDING_FLIP_BYTES_MAX` non-zero bytes) or the block provably holds an old image (a valid
+//!   stale record follows the failure in it); else a **torn tail**, cut at `L` as always.
+//!
+//! Why 4096 makes a checksum failure corruption: the log writes whole blocks only, and every block
+//! image it writes is self-consistent (valid records, then zeros). A crash leaves each block wholly
+//! old or wholly new, so a torn write shows as End, Stale or Gap, never as a failed checksum.
 //!
 //! Invariants: the block index stays monotonic over skipped blocks; the scan never goes past one
 //! full ring from the start; nothing here writes to the device.
@@ -24,6 +31,15 @@ use super::format::{decode_record, RecordHeader, Slot, Superblock, RECORD_HEADER
 use super::recovery::{CorruptionReport, RecoverOptions, ScanStop, SkippedRange};
 use super::{BufSlot, LogError, Lsn, Ual, BS, NO_SEGMENT};
 use vigil_pmd::block::{BlockIo, BLOCK_SIZE};
+
+/// Non-zero bytes from a checksum failure to its block's end that are still read as zero padding
+/// with a flipped bit (or two) rather than a record: a real record header has at least four
+/// non-zero bytes (lsn, term, epoch and kind are all >= 1) plus its checksum.
+pub(super) const PADDING_FLIP_BYTES_MAX: u64 = 2;
+
+/// Why a checksum failure is corruption on a device that writes 4 KiB blocks whole.
+const WHY_CHECKSUM: &str =
+    "it fails its checksum, and a crash cannot tear a 4 KiB block (storage.atomic_write_bytes = 4096)";
 
 /// What the scan found.
 #[derive(Debug)]
@@ -275,6 +291,7 @@ impl<D: BlockIo> Ual<D> {
                             stop: failure,
                             block: vblock,
                             off,
+                            // The failed record is covered; what is decided is lsn `covered + 1`.
                             nonzero: 0,
                             cut_block: vblock + 1,
                             corrupt,
@@ -381,6 +398,53 @@ impl<D: BlockIo> Ual<D> {
         Ok(())
     }
 
+    /// Whether a checksum failure at expected lsn `lsn` (byte `off` of `vblock`, `nonzero` non-zero
+    /// bytes from there to the block's end) can only be media damage: the device writes 4 KiB
+    /// blocks whole (`atomic_write_bytes`), so a crash leaves a block wholly old or wholly new and
+    /// every image the log writes is self-consistent. Not damage to anything: zero padding with at
+    /// most `PADDING_FLIP_BYTES_MAX` flipped bytes (no record was there), or a block whose valid
+    /// records after the failure are stale (an old lap or a discarded suffix: an old image, whose
+    /// damage loses nothing; a new image holding `lsn` has only live records above it after it).
+    /// `nonzero` is 0 where the record decided is not the one that failed (the covered path).
+    fn checksum_failure_is_damage(
+        &mut self,
+        failure: ScanStop,
+        vblock: u64,
+        off: usize,
+        nonzero: u64,
+        lsn: Lsn,
+        sb: &Superblock,
+    ) -> Result<bool, LogError> {
+        if failure != ScanStop::Torn
+            || self.cfg.atomic_write_bytes < BLOCK_SIZE as u32
+            || nonzero <= PADDING_FLIP_BYTES_MAX
+        {
+            return Ok(false);
+        }
+        Ok(!self.stale_within(vblock, off, lsn, sb)?)
+    }
+
+    /// Whether a valid record that is stale for expected lsn `lsn` (lower, or dead by epoch) lies
+    /// in `vblock` after byte `off` (every offset tried, as in `look_within`).
+    fn stale_within(
+        &mut self,
+        vblock: u64,
+        mut off: usize,
+        lsn: Lsn,
+        sb: &Superblock,
+    ) -> Result<bool, LogError> {
+        while off + RECORD_HEADER_LEN <= BLOCK_SIZE {
+            match self.scan_slot(vblock, off, false)? {
+                Slot::Record(h) if h.lsn < lsn || (h.epoch < sb.epoch && h.lsn >= sb.epoch_first_lsn) => {
+                    return Ok(true);
+                }
+                Slot::Record(h) => off += h.total_len(),
+                _ => off += 1,
+            }
+        }
+        Ok(false)
+    }
+
     /// A failure at the expected lsn, not padding and not covered: a torn tail (cut) or
     /// corruption (refused, unless the caller accepts the loss at exactly this lsn).
     /// Returns how many valid live records with a higher lsn follow (what a cut loses).
@@ -406,6 +470,8 @@ impl<D: BlockIo> Ual<D> {
             Some("it was durable (acknowledged) before")
         } else if beyond.last_block.is_some_and(|b| b >= vblock + reach) {
             Some("valid records follow it beyond the reach of any write in flight at a crash")
+        } else if self.checksum_failure_is_damage(failure, vblock, off, nonzero, lsn, &sb)? {
+            Some(WHY_CHECKSUM)
         } else {
             None
         };

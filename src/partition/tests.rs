@@ -39,6 +39,7 @@ pub(crate) fn config_sized(segment_blocks: u32, snapshot_every_entries: u64) -> 
             write_blocks_max: 16,
             writes_in_flight_max: 4,
             format_if_blank: true,
+            atomic_write_bytes: crate::log::ATOMIC_WRITE_BLOCK,
         },
         raft: RaftGroupConfig::default(),
         kv: KvLimits::small(),

@@ -18,6 +18,7 @@ fn ual_config() -> UalConfig {
         write_blocks_max: 16,
         writes_in_flight_max: 4,
         format_if_blank: true,
+        atomic_write_bytes: crate::log::ATOMIC_WRITE_BLOCK,
     }
 }
 

@@ -4,7 +4,8 @@
 //! A seed picks a node (1-3 shards, 1 or 2 partitions per shard, each partition on its own
 //! `SimDisk`), a handful of clients on `SimNet`, and a fault mix: packet loss, duplication,
 //! reordering and partitions; disk latency, failed writes (they poison a partition's log: its
-//! writes answer UNAVAILABLE until a restart), torn and lost in-flight writes and lost cache
+//! writes answer UNAVAILABLE until a restart), torn (at 512-byte sectors or whole 4 KiB blocks, half the
+//! seeds each, with the log's `atomic_write_bytes` to match) and lost in-flight writes and lost cache
 //! contents at crashes; power cuts at random steps (every partition's `crash_image()`, a down time
 //! in which the node's packets are lost, then `Partition::open` on `SimDisk::from_image` and new
 //! shards assembled as `serve::run_shard_on` does). Snapshots go to real files in a per-seed temp
@@ -16,7 +17,8 @@
 //! no crash at all (until a final, quiescent restart).
 //!
 //! Media faults (a quarter of the fault-class seeds, `media.rs`): at restarts, bit flips in
-//! written blocks of the log and in snapshot files, latent sector errors (kept on the media until
+//! written blocks of the log (with 4 KiB atomic writes, half the seeds, also aimed at the records
+//! of the last group commits that nothing claims durable) and in snapshot files, latent sector errors (kept on the media until
 //! rewritten), and transient read errors while partitions open. The rule: a start either has every
 //! acknowledged write (the checks below) or `Partition::open` refuses; a refusal a transient read
 //! error may explain is retried later in the seed, one on damaged media ends the seed as "refused,
@@ -197,6 +199,7 @@ fn sim_shards() {
 fn exercised(totals: &BTreeMap<&'static str, u64>) {
     for what in [
         "bits flipped in log devices",
+        "bit flips injected into the unclaimed last group commits (atomic 4096)",
         "latent sector errors injected",
         "snapshot files with a flipped bit",
         "starts refused after a transient read error (retried)",

@@ -91,6 +91,14 @@ impl MediaFaults {
 
 impl Params {
     pub(crate) fn draw(rng: &mut SplitMix64) -> Self {
+        // The unit the devices write whole across a power loss, for the disks' torn writes and the
+        // logs' `atomic_write_bytes` together: 512 or 4096, half the seeds each. Drawn from a copy
+        // of the generator, so it shifts no other draw of the seed.
+        let atomic = if SplitMix64::new(rng.clone().next_u64() ^ 0x0A70_41C0).chance(0.5) {
+            vigil::log::ATOMIC_WRITE_BLOCK
+        } else {
+            vigil::log::ATOMIC_WRITE_SECTOR
+        };
         let clean = rng.below(7) == 0;
         let shards = 1 + rng.below(3) as usize;
         let partitions = (shards * (1 + rng.below(2) as usize)) as u32;
@@ -125,7 +133,7 @@ impl Params {
         disk.read_latency_ns = (5_000, rng.range(5_000, 100_000));
         disk.flush_latency_ns = (50_000, rng.range(50_000, 1_000_000));
         disk.queue_depth = 8 + rng.below(25) as usize;
-        let mut run_faults = SimDiskFaults::none();
+        let mut run_faults = SimDiskFaults { torn_sector_bytes: atomic as usize, ..SimDiskFaults::none() };
         let mut media = MediaFaults::default();
         let mut crash_steps = Vec::new();
         let mut net_partitions = false;
@@ -151,6 +159,7 @@ impl Params {
                 crash_keep_dirty: rng.range(0, 1000) as f64 / 1000.0,
                 crash_torn: rng.range(0, 1000) as f64 / 1000.0,
                 torn_scatter: rng.chance(0.5),
+                torn_sector_bytes: atomic as usize,
             };
             restart_on_unavailable = true;
             // A generator of its own (one draw here): new kinds of media faults shift nothing else.
@@ -172,6 +181,7 @@ impl Params {
                 write_blocks_max: write_blocks_max(rng, 2),
                 writes_in_flight_max: 1 + rng.below(4) as u32,
                 format_if_blank: true,
+                atomic_write_bytes: atomic,
             };
             (rng.range(3, 80), ual)
         } else {
@@ -184,6 +194,7 @@ impl Params {
                 write_blocks_max: write_blocks_max(rng, 3),
                 writes_in_flight_max: 1 + rng.below(4) as u32,
                 format_if_blank: true,
+                atomic_write_bytes: atomic,
             };
             (SNAPSHOT_NEVER, ual)
         };

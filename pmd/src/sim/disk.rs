@@ -24,9 +24,11 @@
 //!
 //! `crash` is a power loss: the new disk's image is `durable`, plus a seeded subset of the dirty
 //! blocks, plus, for every write still in flight (including one due but not yet polled: nobody saw
-//! it complete), nothing, everything, or a torn part: a prefix of its blocks and a 512-byte-sector
-//! prefix of the next one, or (with `torn_scatter`) any subset of its sectors, the weakest promise a
-//! device makes (a sector is written whole or not at all). The new disk has nothing in flight.
+//! it complete), nothing, everything, or a torn part: a prefix of its blocks and a sector prefix of
+//! the next one, or (with `torn_scatter`) any subset of its sectors, the weakest promise a device
+//! makes (a sector is written whole or not at all). The sector (the unit a tear never splits) is
+//! `SimDiskFaults::torn_sector_bytes`: 512 by default (`SECTOR_SIZE`), or 4096 for a device that
+//! writes a whole 4 KiB block atomically (NVMe with 4 KiB LBAs). The new disk has nothing in flight.
 //!
 //! Blocking callers (the UAL's `open` spins the device without touching the clock) would wait for
 //! ever on virtual time, so after `spin_polls_before_advance` empty polls at one clock reading with
@@ -46,11 +48,12 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-/// The sector size torn writes are cut at (the smallest NVMe/SATA atomic unit).
+/// The sector size torn writes are cut at by default (the smallest NVMe/SATA atomic unit).
 pub const SECTOR_SIZE: usize = 512;
 
-/// Fault probabilities (each 0..=1). `Default` is every fault off.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// Fault probabilities (each 0..=1). `Default` is every fault off (torn writes, when turned on, cut
+/// at `SECTOR_SIZE`).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SimDiskFaults {
     /// A write completes with `BlockError::Io`, having landed a seeded subset of its blocks.
     pub write_error: f64,
@@ -67,6 +70,24 @@ pub struct SimDiskFaults {
     pub crash_torn: f64,
     /// Torn writes land any subset of their sectors, not only a prefix.
     pub torn_scatter: bool,
+    /// The unit a torn write is cut at, written whole or not at all: a divisor of `BLOCK_SIZE`
+    /// (512, the default `SECTOR_SIZE`; 4096: whole blocks only).
+    pub torn_sector_bytes: usize,
+}
+
+impl Default for SimDiskFaults {
+    fn default() -> Self {
+        Self {
+            write_error: 0.0,
+            read_error: 0.0,
+            latent_on_write: 0.0,
+            writeback: 0.0,
+            crash_keep_dirty: 0.0,
+            crash_torn: 0.0,
+            torn_scatter: false,
+            torn_sector_bytes: SECTOR_SIZE,
+        }
+    }
 }
 
 impl SimDiskFaults {
@@ -359,19 +380,24 @@ impl SimDisk {
             let Req::Write { lba, buf, .. } = &p.req else { continue };
             rep.in_flight_writes += 1;
             let base = *lba as usize * BLOCK_SIZE;
-            let sectors = buf.len() / SECTOR_SIZE;
+            let sector = f.torn_sector_bytes;
+            assert!(
+                sector > 0 && BLOCK_SIZE.is_multiple_of(sector),
+                "torn_sector_bytes {sector} does not divide a block"
+            );
+            let sectors = buf.len() / sector;
             if self.rng.chance(f.crash_torn) {
                 rep.torn += 1;
                 if f.torn_scatter && self.rng.chance(0.5) {
                     for s in 0..sectors {
                         if self.rng.chance(0.5) {
-                            let r = s * SECTOR_SIZE..(s + 1) * SECTOR_SIZE;
+                            let r = s * sector..(s + 1) * sector;
                             img[base + r.start..base + r.end].copy_from_slice(&buf[r]);
                         }
                     }
                 } else {
                     // A prefix of whole sectors: blocks in order, the last one possibly in part.
-                    let keep = self.rng.below(sectors as u64) as usize * SECTOR_SIZE;
+                    let keep = self.rng.below(sectors as u64) as usize * sector;
                     img[base..base + keep].copy_from_slice(&buf[..keep]);
                 }
             } else if self.rng.chance(0.5) {

@@ -136,6 +136,42 @@ fn a_write_completed_after_the_flush_was_submitted_is_not_covered() {
 }
 
 #[test]
+fn torn_writes_with_4096_byte_sectors_land_whole_blocks_only() {
+    let (mut prefix, mut scatter) = (0, 0);
+    for scattered in [false, true] {
+        let faults = SimDiskFaults {
+            crash_torn: 1.0,
+            torn_scatter: scattered,
+            torn_sector_bytes: BLOCK_SIZE,
+            ..SimDiskFaults::none()
+        };
+        for seed in 0..50 {
+            let mut d = disk(seed, faults);
+            d.submit_write(1, 2, block(0x5c, 8), true).unwrap();
+            let (img, rep) = d.crash_image();
+            assert_eq!(rep.torn, 1);
+            let landed: Vec<bool> = img[2 * BLOCK_SIZE..10 * BLOCK_SIZE]
+                .chunks(BLOCK_SIZE)
+                .map(|b| {
+                    assert!(
+                        b.iter().all(|&x| x == 0) || b.iter().all(|&x| x == 0x5c),
+                        "seed {seed}: a torn block"
+                    );
+                    b[0] == 0x5c
+                })
+                .collect();
+            let n = landed.iter().filter(|&&l| l).count();
+            if landed.iter().take(n).all(|&l| l) {
+                prefix += 1;
+            } else {
+                scatter += 1;
+            }
+        }
+    }
+    assert!(prefix > 0 && scatter > 0, "both prefix and scattered tears: {prefix} {scatter}");
+}
+
+#[test]
 fn torn_writes_cut_at_sectors() {
     let faults = SimDiskFaults { crash_torn: 1.0, ..SimDiskFaults::none() };
     let mut partial = 0;
