@@ -61,13 +61,6 @@ LOADGEN_PID=""
 FIO_PID=""
 SPINNER_PIDS=()
 
-stop_pid() {  # $1 = pid we started: SIGINT, up to 10 s, then SIGKILL
-    local pid=$1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -INT "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 cleanup() {
     stop_pid "$LOADGEN_PID"
     stop_pid "$FIO_PID"
@@ -80,22 +73,9 @@ echo "== preflight"
 check_root "the benchmark drives DPDK vdevs and O_DIRECT files" || exit 1
 ensure_packages
 check_dpdk || exit 1
-command -v fio >/dev/null && ok "fio: $(fio --version)" || die "fio missing (apt-get install fio)"
-[ "$(nproc)" -ge 2 ] && ok "$(nproc) cores: vigil's shard on core $SERVER_CORE, load generator on core $LOADGEN_CORE" \
-    || die "needs 2 cores (one server core, one load-generator core)"
-mkdir -p "$DATA_DIR"
-FS_TYPE=$(stat -f -c %T "$DATA_DIR")
-case "$FS_TYPE" in
-    tmpfs|ramfs) die "DATA_DIR $DATA_DIR is on $FS_TYPE: O_DIRECT and durability need a real filesystem" ;;
-    *) ok "DATA_DIR $DATA_DIR on $FS_TYPE ($(df -P "$DATA_DIR" | awk 'NR==2 {print $1}'))" ;;
-esac
+check_bench_storage "$DATA_DIR"
 
-echo "== build (release)"
-if [ "${SKIP_BUILD:-0}" = 1 ]; then
-    info "SKIP_BUILD=1: using target/release/vigil and target/release/vigil-loadgen as they are"
-else
-    run cargo build --release --locked -p vigil -p vigil-bench --bins
-fi
+build_bench_bins
 
 # The config: config/dpdk-memif.toml with our socket, prefix and cores, no fallback, the log on
 # DATA_DIR, durable (dsync).

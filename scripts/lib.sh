@@ -89,3 +89,38 @@ parse_common_flags() {
         esac
     done
 }
+
+# Ends a process this script started ($1 = its pid; empty or gone: nothing): SIGINT, up to 10 s,
+# then SIGKILL.
+stop_pid() {
+    local pid=$1
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -INT "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+# The benchmarks' storage preflight: fio present, two cores, and $1 (created) on a real filesystem
+# (O_DIRECT and durability).
+check_bench_storage() {
+    local dir=$1 fs
+    command -v fio >/dev/null && ok "fio: $(fio --version)" || die "fio missing (apt-get install fio)"
+    [ "$(nproc)" -ge 2 ] && ok "$(nproc) cores: vigil's shard on core $SERVER_CORE, load generator on core $LOADGEN_CORE" \
+        || die "needs 2 cores (one server core, one load-generator core)"
+    mkdir -p "$dir"
+    fs=$(stat -f -c %T "$dir")
+    case "$fs" in
+        tmpfs|ramfs) die "DATA_DIR $dir is on $fs: O_DIRECT and durability need a real filesystem" ;;
+        *) ok "DATA_DIR $dir on $fs ($(df -P "$dir" | awk 'NR==2 {print $1}'))" ;;
+    esac
+}
+
+# Builds vigil and the load generator (release), unless SKIP_BUILD=1.
+build_bench_bins() {
+    echo "== build (release)"
+    if [ "${SKIP_BUILD:-0}" = 1 ]; then
+        info "SKIP_BUILD=1: using target/release/vigil and target/release/vigil-loadgen as they are"
+    else
+        run cargo build --release --locked -p vigil -p vigil-bench --bins
+    fi
+}

@@ -360,7 +360,7 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         match recovery.commit(&pconfig) {
             Ok((mut partition, report)) => {
                 let ms = started.elapsed().as_secs_f64() * 1e3;
-                println!("vigil: partition {p} (shard {id}) recovered in {ms:.1} ms: {report}");
+                println!("vigil: partition {p} (shard {id}) recovered: {report}; in {ms:.1} ms");
                 partition.set_event_sink(Box::new(|p, event| eprintln!("vigil: partition {p}: {event}")));
                 partitions.push(partition);
             }
