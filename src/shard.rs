@@ -53,11 +53,23 @@ pub struct LateAnswer<'a> {
     pub body: &'a [u8],
 }
 
+/// Descriptors a shard's idle wait holds without growing (more partitions per shard only grow it
+/// once).
+const WAIT_FDS_CAPACITY: usize = 16;
+
 /// What a shard runs besides its engine, once per poll iteration.
 pub trait ShardService {
     /// Advances to `now` (log I/O, Raft, inbox) and hands each answer that became ready to `emit`.
     /// Returns whether work is in flight that the next iteration should come back for soon.
     fn poll(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool;
+
+    /// After `poll` returned true: whether the work in flight waits only on I/O that completes
+    /// on descriptors, which it puts in `out` (cleared first); the shard may then sleep on them and
+    /// its packet queue (where its backend sleeps at all) instead of spinning. Default: no.
+    fn wait_fds(&self, out: &mut Vec<i32>) -> bool {
+        out.clear();
+        false
+    }
 
     /// Receives the shard's reservations (once, when the service is added): every late answer
     /// the service emits must have taken one when its request was taken over. A service that
@@ -154,6 +166,9 @@ pub struct Shard<P: PacketIo> {
     service: Option<Box<dyn ShardService>>,
     /// The service had work in flight after the last iteration.
     service_busy: bool,
+    /// ... and it waits only on I/O completing on these descriptors (`ShardService::wait_fds`).
+    io_wait: bool,
+    wait_fds: Vec<i32>,
 }
 
 impl<P: PacketIo> std::fmt::Debug for Shard<P> {
@@ -179,6 +194,8 @@ impl<P: PacketIo> Shard<P> {
             counters: ShardCounters::default(),
             service: None,
             service_busy: false,
+            io_wait: false,
+            wait_fds: Vec::with_capacity(WAIT_FDS_CAPACITY),
         }
     }
 
@@ -217,7 +234,9 @@ impl<P: PacketIo> Shard<P> {
         if self.service.is_some() {
             self.refill_reserve();
         }
-        let received = if self.service_busy {
+        let received = if self.service_busy && self.io_wait {
+            self.io.rx_burst_or_wait(&mut self.rx, &self.wait_fds)
+        } else if self.service_busy {
             self.io.rx_burst_no_wait(&mut self.rx)
         } else {
             self.io.rx_burst(&mut self.rx)
@@ -273,6 +292,7 @@ impl<P: PacketIo> Shard<P> {
         let busy = service.poll(now, &mut emit);
         send_some(&mut self.io, &mut self.late, &mut self.counters);
         self.service_busy = busy || !self.late.is_empty();
+        self.io_wait = busy && self.late.is_empty() && service.wait_fds(&mut self.wait_fds);
     }
 
     fn answer_burst(&mut self, received: usize, now: Nanos) {

@@ -187,6 +187,8 @@ pub struct KernelUdpIo {
     local_addr: SocketAddrV4,
     burst_size_max: usize,
     idle_wait: Option<Duration>,
+    /// The descriptors of one idle wait (the socket and the caller's), allocated once.
+    pollfds: Vec<libc::pollfd>,
     pool: Rc<BufferPool>,
     /// Syscall arrays, `burst_size_max` long each, allocated at bind. Their pointers are re-aimed
     /// at each call (cheap stores), so nothing depends on where `self` lives.
@@ -245,6 +247,10 @@ fn peer_of(addr: &libc::sockaddr_in) -> Peer {
 #[derive(Clone, Copy)]
 #[repr(C, align(8))]
 struct ControlBuf([u8; 32]);
+
+/// Descriptors besides the socket one idle wait may sleep on (`rx_burst_or_wait`); with more, the
+/// backend does not sleep.
+pub const WAIT_FDS_MAX: usize = 64;
 
 #[allow(unused_unsafe)]
 // SAFETY: CMSG_SPACE is pure arithmetic on its argument; libc marks it `unsafe` only by its macro
@@ -344,6 +350,7 @@ impl KernelUdpIo {
             local_addr,
             burst_size_max: burst,
             idle_wait: cfg.idle_wait,
+            pollfds: Vec::with_capacity(WAIT_FDS_MAX + 1),
             pool: Rc::new(BufferPool::new(cfg.pool_buffers, cfg.datagram_bytes_max)),
             msgs: (0..burst).map(|_| zeroed_mmsghdr()).collect(),
             iovecs: vec![empty_iovec; burst],
@@ -477,14 +484,45 @@ impl KernelUdpIo {
         }
     }
 
-    /// Sleeps until the socket is readable or `wait` has passed (a signal may end it sooner).
-    fn wait_readable(&self, wait: Duration) {
+    /// Sleeps until the socket or one of `extra` is readable, or `wait` has passed (a signal may
+    /// end it sooner). `extra` beyond `WAIT_FDS_MAX` are not waited on (the caller checked).
+    fn wait_readable(&mut self, wait: Duration, extra: &[i32]) {
         let timeout_ms = wait.as_nanos().div_ceil(1_000_000).min(libc::c_int::MAX as u128);
-        let mut pfd = libc::pollfd { fd: self.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: `pfd` is one valid pollfd living across the call, and the count says 1. The
-        // result is not needed: readable, timed out or interrupted, the caller tries recvmmsg once
-        // either way.
-        unsafe { libc::poll(&mut pfd, 1, timeout_ms as libc::c_int) };
+        self.pollfds.clear();
+        self.pollfds.push(libc::pollfd { fd: self.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        for &fd in extra.iter().take(WAIT_FDS_MAX) {
+            self.pollfds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+        }
+        // SAFETY: `pollfds` holds `len()` valid pollfds living across the call. The result is not
+        // needed: readable, timed out or interrupted, the caller tries recvmmsg once either way.
+        unsafe {
+            libc::poll(
+                self.pollfds.as_mut_ptr(),
+                self.pollfds.len() as libc::nfds_t,
+                timeout_ms as libc::c_int,
+            )
+        };
+    }
+
+    /// `rx_burst`, sleeping on the socket and `extra` when nothing arrived (see `idle_wait`).
+    fn rx_burst_waiting(&mut self, batch: &mut Batch<KernelRx>, extra: &[i32]) -> usize {
+        let want = batch.room().min(self.burst_size_max);
+        if want == 0 {
+            return 0;
+        }
+        let (taken, added) = self.recv_once(batch, want);
+        if taken > 0 || self.pool.free_count() == 0 || extra.len() > WAIT_FDS_MAX {
+            // Traffic is flowing (even if all of it was malformed), there is no buffer to receive
+            // into, or more descriptors than a wait takes: sleeping would only delay the caller.
+            return added;
+        }
+        match self.idle_wait {
+            Some(wait) => {
+                self.wait_readable(wait, extra);
+                self.recv_once(batch, want).1
+            }
+            None => 0,
+        }
     }
 }
 
@@ -493,23 +531,11 @@ impl PacketIo for KernelUdpIo {
     type Tx = KernelTx;
 
     fn rx_burst(&mut self, batch: &mut Batch<KernelRx>) -> usize {
-        let want = batch.room().min(self.burst_size_max);
-        if want == 0 {
-            return 0;
-        }
-        let (taken, added) = self.recv_once(batch, want);
-        if taken > 0 || self.pool.free_count() == 0 {
-            // Traffic is flowing (even if all of it was malformed), or there is no buffer to
-            // receive into: sleeping would only delay the caller.
-            return added;
-        }
-        match self.idle_wait {
-            Some(wait) => {
-                self.wait_readable(wait);
-                self.recv_once(batch, want).1
-            }
-            None => 0,
-        }
+        self.rx_burst_waiting(batch, &[])
+    }
+
+    fn rx_burst_or_wait(&mut self, batch: &mut Batch<KernelRx>, fds: &[i32]) -> usize {
+        self.rx_burst_waiting(batch, fds)
     }
 
     fn rx_burst_no_wait(&mut self, batch: &mut Batch<KernelRx>) -> usize {
@@ -641,5 +667,25 @@ mod tests {
         let mut io = KernelUdpIo::bind(&config()).unwrap();
         let mut tx = io.tx_alloc(&Peer::from_ip_port(Ipv4Addr::LOCALHOST, 9)).unwrap();
         tx.set_len(65);
+    }
+
+    #[test]
+    fn an_idle_wait_wakes_when_an_extra_descriptor_becomes_readable() {
+        // Twenty seconds of idle wait: only the extra descriptor can end it early.
+        let cfg = KernelUdpConfig { idle_wait: Some(Duration::from_secs(20)), ..config() };
+        let mut io = KernelUdpIo::bind(&cfg).unwrap();
+        let other = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let sender = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        sender.send_to(b"done", other.local_addr().unwrap()).unwrap();
+        let mut batch = Batch::with_capacity(4);
+        let started = std::time::Instant::now();
+        assert_eq!(io.rx_burst_or_wait(&mut batch, &[other.as_raw_fd()]), 0);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the wait did not end when the descriptor was readable"
+        );
+        // More descriptors than a wait takes: no sleep at all.
+        let many = vec![other.as_raw_fd(); WAIT_FDS_MAX + 1];
+        assert_eq!(io.rx_burst_or_wait(&mut batch, &many), 0);
     }
 }

@@ -130,6 +130,16 @@ pub trait PacketIo {
         self.rx_burst(batch)
     }
 
+    /// As `rx_burst`, but where the backend sleeps when idle (the kernel backend's `idle_wait`)
+    /// it also wakes when one of `fds` becomes readable: the caller's only work in flight is I/O
+    /// that completes on those descriptors (a log write through io_uring), so sleeping lets the
+    /// kernel (and, on a VM, the host) complete it sooner than a spinning CPU would. Backends that
+    /// never sleep poll as `rx_burst_no_wait` does.
+    fn rx_burst_or_wait(&mut self, batch: &mut Batch<Self::Rx>, fds: &[i32]) -> usize {
+        let _ = fds;
+        self.rx_burst_no_wait(batch)
+    }
+
     /// A transmit buffer addressed to `peer`, or `None` when the pool is empty (counted).
     fn tx_alloc(&mut self, peer: &Peer) -> Option<Self::Tx>;
 

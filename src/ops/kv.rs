@@ -31,7 +31,7 @@ use crate::inbox::{Envelope, Kind, Placement, Route, Router};
 use crate::kv::protocol::{parse_get, parse_write, render_result};
 use crate::kv::{ApplyResult, Command};
 use crate::partition::waiters::Waiters;
-use crate::partition::{Done, Origin, Partition, Waiter, WriteOutcome};
+use crate::partition::{Done, Origin, Partition, Pending, Waiter, WriteOutcome};
 use crate::shard::{AnswerReservations, LateAnswer, ShardService};
 use crate::wire::{opcode, Status};
 use std::cell::RefCell;
@@ -267,6 +267,23 @@ impl<D: BlockIo> KvShard<D> {
         busy || self.router.as_ref().is_some_and(|r| r.in_flight() > 0)
     }
 
+    /// Whether the work in flight waits only on the partitions' log devices (their descriptors
+    /// go to `out`): none waits on another shard's answer and no partition has work of its own.
+    fn wait_fds(&self, out: &mut Vec<i32>) -> bool {
+        out.clear();
+        if self.router.as_ref().is_some_and(|r| r.in_flight() > 0) {
+            return false;
+        }
+        for p in &self.partitions {
+            match p.pending() {
+                Pending::Nothing => {}
+                Pending::Device(fd) => out.push(fd),
+                Pending::Work => return false,
+            }
+        }
+        !out.is_empty()
+    }
+
     fn drain_inbox(&mut self, emit: &mut dyn FnMut(&LateAnswer<'_>)) {
         let Some(router) = self.router.as_mut() else { return };
         self.envelopes.clear();
@@ -435,6 +452,10 @@ pub struct KvService<D: BlockIo>(pub Rc<RefCell<KvShard<D>>>);
 impl<D: BlockIo> ShardService for KvService<D> {
     fn poll(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool {
         self.0.borrow_mut().poll(now, emit)
+    }
+
+    fn wait_fds(&self, out: &mut Vec<i32>) -> bool {
+        self.0.borrow().wait_fds(out)
     }
 
     fn attach_reservations(&mut self, reservations: AnswerReservations) {

@@ -129,6 +129,17 @@ pub struct Done {
     pub result: Result<ApplyResult, Status>,
 }
 
+/// What a partition's work in flight waits on (`Partition::pending`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// Nothing is in flight.
+    Nothing,
+    /// Only completions of the log device, which make this descriptor readable.
+    Device(i32),
+    /// Work the next `poll` does itself.
+    Work,
+}
+
 /// What `write` did with a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -474,10 +485,36 @@ impl<D: BlockIo> Partition<D> {
         let applied = self.raft.applied_index();
         self.raft.store_mut().trim_backfill(applied);
         self.maybe_snapshot();
+        self.busy()
+    }
+
+    /// Whether work is in flight (what `poll` returns).
+    fn busy(&self) -> bool {
         let ual = self.raft.store().ual();
         let catching_up = self.raft.is_leader() && !self.serves_reads();
         let log_busy = ual.writes_in_flight() > 0 || ual.durable_lsn() < ual.last_lsn();
         catching_up || log_busy || !self.waiters.is_empty() || self.snapshot_in_progress()
+    }
+
+    /// What the work left after the last `poll` waits on: nothing, only the log device's
+    /// completions (readable on its descriptor: the shard may sleep on it rather than spin), or
+    /// something the next `poll` must do itself.
+    pub fn pending(&self) -> Pending {
+        if !self.busy() {
+            return Pending::Nothing;
+        }
+        let ual = self.raft.store().ual();
+        let io_in_flight = ual.writes_in_flight() > 0 || ual.superblock_in_flight();
+        let own_work = self.open_chain.is_some()
+            || !self.refused.is_empty()
+            || self.checkpoint_pending.is_some()
+            || self.snapshot_in_flight.is_some()
+            || (self.raft.is_leader() && !self.serves_reads())
+            || !self.raft.waits_only_on_storage();
+        match ual.device().wait_fd() {
+            Some(fd) if io_in_flight && !own_work => Pending::Device(fd),
+            _ => Pending::Work,
+        }
     }
 
     /// The log failed: the group refuses all work; every waiting request hears `UNAVAILABLE`.

@@ -447,3 +447,15 @@ fn a_read_error_during_the_replay_refuses_the_start_with_nothing_written() {
     assert_eq!(keys(&p), before, "{report}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn pending_says_nothing_when_idle_and_never_device_for_a_device_without_a_descriptor() {
+    let cfg = config(1_000_000);
+    let mut p = open(&cfg, device(&cfg), None);
+    assert_eq!(p.pending(), Pending::Nothing);
+    assert_eq!(p.write(waiter(opcode::SET, 1), 9, &set_body(b"k", b"v")), WriteOutcome::Later);
+    // The open batch is the partition's own work (the next poll proposes it).
+    assert_eq!(p.pending(), Pending::Work);
+    settle(&mut p);
+    assert_eq!(p.pending(), Pending::Nothing);
+}

@@ -605,6 +605,13 @@ impl<S: RaftLogStore> RaftGroup<S> {
         }
     }
 
+    /// Whether what is left waits only on the store's I/O: no `Ready` to handle, no backlog to
+    /// hand out (readies waiting for their sync are I/O). A caller may then sleep until the
+    /// store's device completes something.
+    pub fn waits_only_on_storage(&self) -> bool {
+        self.apply_backlog.is_empty() && self.read_backlog.is_empty() && !self.raw.has_ready()
+    }
+
     /// Handles durability news and at most one `Ready`, filling `out` (which must be empty).
     pub fn poll(&mut self, out: &mut RaftOutput) -> Result<(), RaftError> {
         assert!(out.is_empty(), "handle and clear the previous output first");

@@ -46,16 +46,17 @@ struct MemIo {
     tx_room: usize,
     /// Transmit buffers in the pool.
     buffers: Rc<Cell<usize>>,
+    /// How each receive was asked for: `None` plain (or no-wait), `Some(fds)` waiting on `fds`.
+    receives: Vec<Option<Vec<i32>>>,
 }
 impl MemIo {
     fn new(tx_room: usize, buffers: usize) -> Self {
-        Self { inbound: VecDeque::new(), sent: Vec::new(), tx_room, buffers: Rc::new(Cell::new(buffers)) }
+        let buffers = Rc::new(Cell::new(buffers));
+        Self { inbound: VecDeque::new(), sent: Vec::new(), tx_room, buffers, receives: Vec::new() }
     }
 }
-impl PacketIo for MemIo {
-    type Rx = VecRx;
-    type Tx = PoolTx;
-    fn rx_burst(&mut self, batch: &mut Batch<VecRx>) -> usize {
+impl MemIo {
+    fn take_inbound(&mut self, batch: &mut Batch<VecRx>) -> usize {
         let mut n = 0;
         while batch.room() > 0 {
             let Some(d) = self.inbound.pop_front() else { break };
@@ -63,6 +64,18 @@ impl PacketIo for MemIo {
             n += 1;
         }
         n
+    }
+}
+impl PacketIo for MemIo {
+    type Rx = VecRx;
+    type Tx = PoolTx;
+    fn rx_burst(&mut self, batch: &mut Batch<VecRx>) -> usize {
+        self.receives.push(None);
+        self.take_inbound(batch)
+    }
+    fn rx_burst_or_wait(&mut self, batch: &mut Batch<VecRx>, fds: &[i32]) -> usize {
+        self.receives.push(Some(fds.to_vec()));
+        self.take_inbound(batch)
     }
     fn tx_alloc(&mut self, peer: &Peer) -> Option<PoolTx> {
         self.buffers.set(self.buffers.get().checked_sub(1)?);
@@ -270,4 +283,34 @@ fn reserved_late_answers_use_their_buffers_even_with_the_pool_empty() {
     assert!(s.io.sent.iter().all(|(p, _)| *p == peer(7)), "reserved buffers are addressed when used");
     s.poll_once(Nanos(3));
     assert_eq!(s.reservations().free() + s.reservations().taken(), s.reserve.len());
+}
+
+/// Always busy; its work waits on descriptor 42 when `device_only`, on itself otherwise.
+struct Waiting {
+    device_only: bool,
+}
+impl ShardService for Waiting {
+    fn poll(&mut self, _now: Nanos, _emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool {
+        true
+    }
+    fn wait_fds(&self, out: &mut Vec<i32>) -> bool {
+        out.clear();
+        if self.device_only {
+            out.push(42);
+        }
+        self.device_only
+    }
+}
+
+#[test]
+fn a_service_waiting_only_on_a_device_lets_the_shard_sleep_on_it_instead_of_spinning() {
+    let mut s = shard(MemIo::new(10, 100), 4).with_service(Box::new(Waiting { device_only: true }));
+    s.poll_once(Nanos(1));
+    s.poll_once(Nanos(2));
+    assert_eq!(s.io.receives, [None, Some(vec![42])], "the second receive waits on the device too");
+    let mut s = shard(MemIo::new(10, 100), 4).with_service(Box::new(Waiting { device_only: false }));
+    s.poll_once(Nanos(1));
+    s.poll_once(Nanos(2));
+    // MemIo's no-wait receive is its plain one (recorded as None): never a wait on descriptors.
+    assert_eq!(s.io.receives, [None, None], "work of the service's own never sleeps on descriptors");
 }

@@ -113,6 +113,14 @@ pub trait BlockIo {
     fn submit_flush(&mut self, tag: u64) -> Result<(), SubmitError>;
     /// Moves finished requests into `out` (at most `out.room()`); returns how many. Never blocks.
     fn poll_completions(&mut self, out: &mut crate::Batch<Completion>) -> usize;
+
+    /// A file descriptor that becomes readable when a request in flight completes, for a caller
+    /// with nothing else to do to sleep on (with its other sources) instead of spinning; `None`
+    /// (the default) for devices that complete without the kernel (memory, SPDK), which are
+    /// polled.
+    fn wait_fd(&self) -> Option<i32> {
+        None
+    }
 }
 
 /// Checks that `blocks` blocks at `lba` fit a device of `capacity` blocks.

@@ -504,6 +504,11 @@ impl BlockIo for UringBlockIo {
         BLOCK_SIZE
     }
 
+    /// The ring's own descriptor: it polls readable while a completion waits in its queue.
+    fn wait_fd(&self) -> Option<i32> {
+        Some(self.ring.as_raw_fd())
+    }
+
     fn capacity_blocks(&self) -> u64 {
         self.capacity_blocks
     }
