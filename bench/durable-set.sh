@@ -50,8 +50,9 @@ SERVER_CORE="${SERVER_CORE:-1}"
 LOADGEN_CORE="${LOADGEN_CORE:-0}"
 DATA_DIR="${DATA_DIR:-$VIGIL_ROOT/target/durable-set}"
 OUT="${OUT:-$(mktemp -d /tmp/vigil-durable-set.XXXXXX)}"
-# One record of a SET in the log: 32-byte record header, 17-byte command header, u16 key length,
-# the 16-byte key, u32 value length, the value.
+# One SET alone in its log record: 32-byte record header, 17-byte command header, u16 key length,
+# the 16-byte key, u32 value length, the value (in a batch entry: 4 frame bytes instead of the record
+# header, whose 32 bytes and the batch's 12 are shared by the entry's SETs).
 RECORD_BYTES=$(( 32 + 17 + 2 + 16 + 4 + VALUE_BYTES ))
 
 mkdir -p "$OUT"
@@ -197,11 +198,14 @@ PY
 # (log writes, superblocks and snapshot files together) is printed alongside as a cross-check.
 read -r WRITES APPENDS SNAPSHOTS WRITE_BLOCKS SB_WRITES < <(sed -n 's/.*snapshots \([0-9]*\) .*log appends \([0-9]*\) writes \([0-9]*\) write-blocks \([0-9]*\) superblock-writes \([0-9]*\).*/\3 \2 \1 \4 \5/p' "$OUT/vigil-max.log")
 [ -n "${WRITE_BLOCKS:-}" ] || die "cannot read the log counters from $OUT/vigil-max.log"
+# SETs logged (a log append is one batch entry, holding the SETs of one or more poll iterations).
+SETS=$(sed -n 's/.*| proposed \([0-9]*\) .*/\1/p' "$OUT/vigil-max.log" | head -1)
+[ -n "${SETS:-}" ] || die "cannot read the partition's proposed writes from $OUT/vigil-max.log"
 IO_BYTES=$(( $(cat "$OUT/vigil-max.io-end") - $(cat "$OUT/vigil-max.io-start") ))
 LOG_WRITE_BYTES=$(( WRITE_BLOCKS * 4096 ))
 BS=$(( (LOG_WRITE_BYTES / WRITES + 2048) / 4096 * 4096 ))
 [ "$BS" -ge 4096 ] || BS=4096
-info "step 2: $APPENDS log appends in $WRITES writes ($SB_WRITES superblock writes, $SNAPSHOTS snapshots of <= $SNAP_BYTES bytes);"
+info "step 2: $SETS SETs in $APPENDS log entries in $WRITES writes ($SB_WRITES superblock writes, $SNAPSHOTS snapshots of <= $SNAP_BYTES bytes);"
 info "        $IO_BYTES bytes written by vigil, $LOG_WRITE_BYTES of them log writes: $(( LOG_WRITE_BYTES / WRITES )) bytes per write -> fio bs $BS"
 
 echo "== 4. fio: sequential O_DIRECT + O_DSYNC writes of $BS bytes (io_uring), a fresh $LOG_BYTES-byte file in $DATA_DIR, $FIO_SECONDS s each"
@@ -231,9 +235,9 @@ rm -f "$DATA_DIR/fio.dat"
 
 echo
 echo "== results (one shard, one load-generator core, memif --no-huge, batch $BATCH, $KEYS keys, $VALUE_BYTES-byte values; in $OUT)"
-python3 - "$OUT" "$MAX" "$HALF" "$APPENDS" "$WRITES" "$LOG_WRITE_BYTES" "$BS" "$RECORD_BYTES" "$FIO_DEPTH_MAX" <<'PY'
+python3 - "$OUT" "$MAX" "$HALF" "$SETS" "$WRITES" "$LOG_WRITE_BYTES" "$BS" "$RECORD_BYTES" "$FIO_DEPTH_MAX" "$APPENDS" <<'PY'
 import json, sys
-out, mx, half, appends, writes, log_bytes, bs, record, depth_max = sys.argv[1], *map(int, sys.argv[2:])
+out, mx, half, appends, writes, log_bytes, bs, record, depth_max, entries = sys.argv[1], *map(int, sys.argv[2:])
 run = json.load(open(f"{out}/max.json"))
 lat = json.load(open(f"{out}/half.json"))
 sets = run["achieved_rps"]
@@ -247,7 +251,7 @@ print(f"| | value |")
 print(f"|---|---:|")
 print(f"| maximum durable SET rate (loss <= 0.1%) | **{mx:,} SET/s** |")
 print(f"| achieved in {run['duration_s']:g} s at it | {sets:,.0f} SET/s ({run['timeouts'] + run['errors']} lost of {run['sent']:,}) |")
-print(f"| group commits | {writes:,} writes, {per_write:,.0f} SETs each, {log_bytes / writes / 1024:,.1f} KiB each (fio bs {bs // 1024} KiB) |")
+print(f"| group commits | {writes:,} writes, {per_write:,.0f} SETs each in {entries / writes:,.1f} batch entries, {log_bytes / writes / 1024:,.1f} KiB each (fio bs {bs // 1024} KiB) |")
 print(f"| log bytes written | {vigil_bps / 1e6:,.1f} MB/s ({dev_per_set:,.0f} B per SET; the record is {record} B) |")
 print(f"| latency at {half:,}/s: p50 / p99 / p99.9 / max | {l['p50']/1e3:,.0f} / {l['p99']/1e3:,.0f} / {l['p999']/1e3:,.0f} / {l['max']/1e3:,.0f} us ({lat['timeouts'] + lat['errors']} lost of {lat['sent']:,}) |")
 for (d, c), w in fio.items():
