@@ -511,7 +511,9 @@ impl<D: BlockIo> Partition<D> {
         }
         let ual = self.raft.store().ual();
         let io_in_flight = ual.writes_in_flight() > 0 || ual.superblock_in_flight();
-        let own_work = self.open_chain.is_some()
+        // An open batch waits for the log write in flight (the first poll after it completes
+        // proposes it): device work too.
+        let own_work = (self.open_chain.is_some() && ual.writes_in_flight() == 0)
             || !self.refused.is_empty()
             || self.checkpoint_pending.is_some()
             || self.snapshot_in_flight.is_some()
