@@ -8,8 +8,10 @@
 //! seeds each, with the log's `atomic_write_bytes` to match) and lost in-flight writes and lost cache
 //! contents at crashes; power cuts at random steps (every partition's `crash_image()`, a down time
 //! in which the node's packets are lost, then `Partition::open` on `SimDisk::from_image` and new
-//! shards assembled as `serve::run_shard_on` does). Snapshots go to real files in a per-seed temp
-//! dir, as `serve` writes them: half the seeds have a small ring that must recycle (small
+//! shards assembled as `serve::run_shard_on` does). Snapshots go through the partition's snapshot
+//! store seam to the simulator's own store (`snapshots.rs`: in memory, kept across restarts, stored
+//! a few polls after they are submitted so a crash can interrupt them, and failing at random in
+//! fault-class seeds): half the seeds have a small ring that must recycle (small
 //! `snapshot_every_entries`), the others a large one that most never fill halfway (no snapshot,
 //! the whole log replayed at every restart). One seed in four is a crowd (up to 40 clients, tiny
 //! inboxes, Raft pending limits and bursts: BUSY everywhere); a restart is sometimes followed at
@@ -83,7 +85,6 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -98,7 +99,6 @@ use vigil::ops;
 use vigil::ops::kv::{Kv, KvService, KvShard};
 use vigil::partition::{Partition, PartitionConfig};
 use vigil::raft::{ElectionTimeout, RaftGroupConfig};
-use vigil::serve::snapfile::SnapshotFile;
 use vigil::shard::{Shard, ShardLimits};
 use vigil::wire::{self, opcode, DatagramWriter, Status};
 use vigil_pmd::block::memory::MemoryBlockIo;
@@ -119,9 +119,6 @@ const DRAIN_STEPS_MAX: u64 = 200_000;
 /// Polls a freshly opened partition gets to lead and catch up.
 const SETTLE_POLLS_MAX: u32 = 20_000;
 
-/// Numbers each simulation's snapshot directory: tests run in parallel, several on one seed.
-static SIM_DIRS: AtomicU64 = AtomicU64::new(0);
-
 /// A line of the seed's trace (`VIGIL_SIM_SEED` runs only).
 macro_rules! trace {
     ($sim:expr, $($arg:tt)*) => {
@@ -139,6 +136,7 @@ mod node;
 mod params;
 mod runner;
 mod sim;
+mod snapshots;
 
 use clients::*;
 use model::*;
@@ -146,6 +144,7 @@ use node::*;
 use params::*;
 use runner::*;
 use sim::*;
+use snapshots::*;
 
 // ---------------------------------------------------------------------------------------------
 // The tests.
@@ -202,6 +201,9 @@ fn exercised(totals: &BTreeMap<&'static str, u64>) {
         "bit flips injected into the unclaimed last group commits (atomic 4096)",
         "latent sector errors injected",
         "snapshot files with a flipped bit",
+        "snapshot files lost",
+        "snapshot stores failed",
+        "snapshot stores a crash interrupted",
         "starts refused after a transient read error (retried)",
         "crashes",
         "torn writes at crashes",

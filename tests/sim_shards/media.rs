@@ -1,6 +1,6 @@
 //! Media faults and refused starts: while the node is down, a restart may find a flipped bit in a
 //! written block of a partition's log device, a latent sector error (every read of the block
-//! fails until it is written again), or a flipped bit in its snapshot file; while it starts, any
+//! fails until it is written again), or a flipped bit in its snapshot file, or the file lost; while it starts, any
 //! read may fail once (a transient error).
 //!
 //! The rule checked at every restart: acknowledged data is never silently dropped. Either the
@@ -77,20 +77,22 @@ impl Sim {
             disk.mark_latent_error(lba);
             self.damage(p, format!("latent sector error at block {lba}"), "latent sector errors injected");
         }
-        if self.rng.chance(m.snapshot_flip) {
-            let path = SnapshotFile::new(&self.snap_dir.0, p).path().to_path_buf();
-            if let Ok(mut bytes) = std::fs::read(&path) {
-                if !bytes.is_empty() {
-                    let bit = self.rng.below(bytes.len() as u64 * 8) as usize;
-                    bytes[bit / 8] ^= 1 << (bit % 8);
-                    std::fs::write(&path, &bytes).expect("rewrite the snapshot file");
-                    self.damage(
-                        p,
-                        format!("bit {bit} of the snapshot file flipped"),
-                        "snapshot files with a flipped bit",
-                    );
-                }
-            }
+        let shelf = Rc::clone(&self.shelves[usize::from(p)]);
+        let stored = shelf.borrow().durable.as_ref().map_or(0, |b| b.len() as u64);
+        if stored > 0 && self.rng.chance(m.snapshot_flip) {
+            let bit = self.rng.below(stored * 8) as usize;
+            shelf.borrow_mut().durable.as_mut().expect("stored")[bit / 8] ^= 1 << (bit % 8);
+            self.damage(
+                p,
+                format!("bit {bit} of the snapshot file flipped"),
+                "snapshot files with a flipped bit",
+            );
+        }
+        if stored > 0 && self.rng.chance(m.snapshot_lost) {
+            // Deleted by an operator, or a file system that lost it: a start must refuse if the
+            // log no longer holds what it covered, and may start from the log alone if it does.
+            shelf.borrow_mut().durable = None;
+            self.damage(p, "the snapshot file was lost".to_string(), "snapshot files lost");
         }
     }
 

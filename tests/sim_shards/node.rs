@@ -108,15 +108,6 @@ pub(crate) struct Refused {
     pub(crate) disks: Vec<DownDisk>,
 }
 
-/// Removes the seed's snapshot directory, also when the seed fails.
-pub(crate) struct TempDir(pub(crate) PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 impl Sim {
     // ----- the node's life -----
 
@@ -216,12 +207,13 @@ impl Sim {
         let faults = disk.borrow().faults_handle();
         faults.set(if restart { self.open_faults() } else { SimDiskFaults::none() });
         let before = disk.borrow().volatile_image();
-        let file = SnapshotFile::new(&self.snap_dir.0, p);
+        let seed = self.rng.next_u64();
+        let store = SimSnapshots::new(p, Rc::clone(&self.shelves[usize::from(p)]), seed, self.p.snapshots);
         let (mut part, report) = match Partition::open(
             p,
             SimDev { disk: Rc::clone(&disk), lie: self.lie },
             &self.p.partition_config(),
-            Some(Box::new(file)),
+            Some(Box::new(store)),
         ) {
             Ok(x) => x,
             Err(e) => {
@@ -302,6 +294,13 @@ impl Sim {
                 self.count("writes refused BUSY by partitions", c.busy);
                 self.count("entries applied", c.applied);
                 self.count("writes proposed", c.proposed);
+                let mut shelf = self.shelves[usize::from(id)].borrow_mut();
+                let (failed, interrupted) = (std::mem::take(&mut shelf.failed), shelf.in_flight);
+                shelf.leftover |= interrupted;
+                shelf.in_flight = false;
+                drop(shelf);
+                self.count("snapshot stores failed", failed);
+                self.count("snapshot stores a crash interrupted", u64::from(interrupted));
                 self.count("batch entries proposed", c.batches);
                 let disk = part.into_device().disk;
                 let dc = disk.borrow().counters();

@@ -48,6 +48,8 @@ pub(crate) struct Params {
     /// The bounds of batch entries: the server's, or small ones so batches fill (by count and
     /// by bytes) and seal in the middle of a poll iteration.
     pub(crate) batch: BatchLimits,
+    /// The snapshot store's faults (`snapshots.rs`).
+    pub(crate) snapshots: SnapshotFaults,
 }
 
 /// Media faults, injected into a partition's device (and snapshot file) while the node is down,
@@ -63,6 +65,8 @@ pub(crate) struct MediaFaults {
     pub(crate) latent: f64,
     /// A bit of the partition's snapshot file flips (when it has one).
     pub(crate) snapshot_flip: f64,
+    /// The partition's snapshot file is lost (when it has one).
+    pub(crate) snapshot_lost: f64,
     /// Each read while a partition opens fails with this probability (a transient error).
     pub(crate) read_error: f64,
 }
@@ -79,6 +83,7 @@ impl MediaFaults {
             bit_flip: on(0.6, 100, 600),
             latent: on(0.4, 50, 400),
             snapshot_flip: on(0.2, 20, 200),
+            snapshot_lost: on(0.4, 50, 300),
             read_error: on(0.4, 1, 30),
         }
     }
@@ -205,6 +210,7 @@ impl Params {
         } else {
             BatchLimits { bytes_max: rng.range(1200, 4064) as usize, writes_max: rng.range(1, 5) as usize }
         };
+        let snapshots = SnapshotFaults::draw(rng, clean);
         Params {
             clean,
             shards,
@@ -233,6 +239,7 @@ impl Params {
             snapshot_every,
             ual,
             batch,
+            snapshots,
         }
     }
 

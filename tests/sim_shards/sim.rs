@@ -39,7 +39,8 @@ pub(crate) struct Sim {
     pub(crate) versions: BTreeMap<(usize, u64), Vec<u8>>,
     /// Clean class: the plain model (key -> value, version).
     pub(crate) exact: BTreeMap<usize, (Vec<u8>, u64)>,
-    pub(crate) snap_dir: TempDir,
+    /// Each partition's snapshot store, across restarts.
+    pub(crate) shelves: Vec<Rc<RefCell<SnapshotShelf>>>,
     pub(crate) step: u64,
     pub(crate) stats: BTreeMap<&'static str, u64>,
     /// Self-test of the checker: devices acknowledge writes before they are durable.
@@ -77,13 +78,6 @@ impl Sim {
             });
         }
         let key_by_name = keys.iter().enumerate().map(|(i, k)| (k.name.clone(), i)).collect();
-        let dir = std::env::temp_dir().join(format!(
-            "vigil-sim-shards-{}-{}-{seed}",
-            std::process::id(),
-            SIM_DIRS.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
         let placement = Placement::new(p.partitions, p.shards).expect("valid placement");
         Sim {
             seed,
@@ -110,7 +104,7 @@ impl Sim {
             value_owner: BTreeMap::new(),
             versions: BTreeMap::new(),
             exact: BTreeMap::new(),
-            snap_dir: TempDir(dir),
+            shelves: (0..p.partitions).map(|_| Rc::default()).collect(),
             step: 0,
             stats: BTreeMap::new(),
             lie: false,

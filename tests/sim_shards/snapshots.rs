@@ -1,0 +1,107 @@
+//! The simulator's snapshot store: the partition's `SnapshotStore` seam, in memory, kept across
+//! restarts like the disks (`SnapshotShelf`, one per partition), and stored asynchronously like
+//! the server's writer thread: a snapshot becomes durable a few polls after it is submitted
+//! (`SnapshotFaults::delay_polls_max`), so a crash in between leaves the previous one (and a
+//! leftover, as a `.tmp` file would be), and a store may fail (`write_fail`: the old snapshot
+//! stays, the partition must not checkpoint). At restarts, media.rs may flip a bit of the stored
+//! snapshot or lose it altogether.
+//!
+//! Invariant: the shelf's `durable` bytes change only when a store completes successfully, whole.
+
+use super::*;
+use std::io;
+use vigil::partition::seams::{SnapshotStore, Written};
+
+/// What a partition's snapshot "file" holds, across restarts.
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotShelf {
+    /// The last snapshot stored whole.
+    pub(crate) durable: Option<Vec<u8>>,
+    /// A store was interrupted or failed and its leftover was not removed yet.
+    pub(crate) leftover: bool,
+    /// A store is in progress (a crash now interrupts it).
+    pub(crate) in_flight: bool,
+    /// Stores that failed, since the counters were last taken.
+    pub(crate) failed: u64,
+}
+
+/// The seed's snapshot-store faults.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct SnapshotFaults {
+    /// Each store fails with this probability.
+    pub(crate) write_fail: f64,
+    /// A store completes after 1..=this many polls (1: at the next poll, as an inline file).
+    pub(crate) delay_polls_max: u64,
+}
+
+impl SnapshotFaults {
+    /// None for the clean class; else stores are delayed and sometimes fail.
+    pub(crate) fn draw(rng: &mut SplitMix64, clean: bool) -> Self {
+        if clean {
+            return Self { write_fail: 0.0, delay_polls_max: 1 };
+        }
+        let write_fail = if rng.chance(0.3) { rng.range(10, 300) as f64 / 1000.0 } else { 0.0 };
+        Self { write_fail, delay_polls_max: rng.range(1, 40) }
+    }
+}
+
+/// One partition's snapshot store for one run of the node (see the module header).
+pub(crate) struct SimSnapshots {
+    partition: u16,
+    shelf: Rc<RefCell<SnapshotShelf>>,
+    rng: SplitMix64,
+    faults: SnapshotFaults,
+    /// The snapshot being stored and the polls left until its store completes.
+    pending: Option<(u64, Vec<u8>, u64)>,
+}
+
+impl SimSnapshots {
+    pub(crate) fn new(
+        partition: u16,
+        shelf: Rc<RefCell<SnapshotShelf>>,
+        seed: u64,
+        faults: SnapshotFaults,
+    ) -> Self {
+        Self { partition, shelf, rng: SplitMix64::new(seed), faults, pending: None }
+    }
+}
+
+impl SnapshotStore for SimSnapshots {
+    fn name(&self) -> String {
+        format!("sim:partition-{}.snap", self.partition)
+    }
+
+    fn read(&mut self) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.shelf.borrow().durable.clone())
+    }
+
+    fn remove_leftovers(&mut self) -> io::Result<()> {
+        self.shelf.borrow_mut().leftover = false;
+        Ok(())
+    }
+
+    fn submit(&mut self, index: u64, data: Vec<u8>) {
+        assert!(self.pending.is_none(), "a snapshot was submitted while another was being stored");
+        let polls = self.rng.range(1, self.faults.delay_polls_max.max(1));
+        self.shelf.borrow_mut().in_flight = true;
+        self.pending = Some((index, data, polls));
+    }
+
+    fn poll(&mut self) -> Option<Written> {
+        let (_, _, polls) = self.pending.as_mut()?;
+        *polls -= 1;
+        if *polls > 0 {
+            return None;
+        }
+        let (index, data, _) = self.pending.take().expect("pending");
+        let mut shelf = self.shelf.borrow_mut();
+        shelf.in_flight = false;
+        if self.rng.chance(self.faults.write_fail) {
+            shelf.failed += 1;
+            shelf.leftover = true;
+            return Some((index, data, Err(io::Error::other("sim: the snapshot write failed"))));
+        }
+        shelf.durable = Some(data.clone());
+        Some((index, data, Ok(())))
+    }
+}
