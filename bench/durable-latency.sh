@@ -65,14 +65,7 @@ LOG_BYTES=$(awk -F'[ =#]+' '/^segment_blocks/ {b=$2} /^segment_count/ {c=$2} END
 for rate in $RATES; do
     echo "== vigil at $rate SET/s"
     rm -rf "$DATA_DIR/vigil"
-    target/release/vigil serve --config "$OUT/vigil.toml" > "$OUT/vigil-$rate.log" 2>&1 &
-    VIGIL_PID=$!
-    for _ in $(seq 1 600); do
-        grep -q "vigil: ready:" "$OUT/vigil-$rate.log" && break
-        kill -0 "$VIGIL_PID" 2>/dev/null || { cat "$OUT/vigil-$rate.log"; die "vigil exited while starting"; }
-        sleep 0.1
-    done
-    grep -q "vigil: ready:" "$OUT/vigil-$rate.log" || { cat "$OUT/vigil-$rate.log"; die "vigil did not start"; }
+    start_vigil "$OUT/vigil.toml" "$OUT/vigil-$rate.log"
     taskset -c "$LOADGEN_CORE" target/release/vigil-loadgen --backend kernel --server "127.0.0.1:$PORT" \
         --op set --keys "$KEYS" --value-bytes "$VALUE_BYTES" --rate "$rate" --duration "$SECONDS_RUN" \
         --warmup 1 --json "$OUT/vigil-$rate.json" --quiet > "$OUT/vigil-$rate.txt" 2>&1 &

@@ -102,14 +102,7 @@ vigil_start() {  # $1 = name; a fresh log unless $2 = keep
     local name=$1
     [ "${2:-}" = keep ] || rm -rf "$DATA_DIR/vigil"
     rm -f "$SOCK"
-    target/release/vigil serve --config "$OUT/vigil.toml" > "$OUT/vigil-$name.log" 2>&1 &
-    VIGIL_PID=$!
-    for _ in $(seq 1 600); do
-        grep -q "vigil: ready:" "$OUT/vigil-$name.log" && break
-        kill -0 "$VIGIL_PID" 2>/dev/null || { cat "$OUT/vigil-$name.log"; die "vigil exited while starting"; }
-        sleep 0.1
-    done
-    grep -q "vigil: ready:" "$OUT/vigil-$name.log" || { cat "$OUT/vigil-$name.log"; die "vigil did not start"; }
+    start_vigil "$OUT/vigil.toml" "$OUT/vigil-$name.log"
     grep "recovered:" "$OUT/vigil-$name.log" | sed 's/^/       /' | cut -c1-220
     awk '/^write_bytes/ {print $2}' "/proc/$VIGIL_PID/io" > "$OUT/vigil-$name.io-start"
 }

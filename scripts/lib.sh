@@ -124,3 +124,18 @@ build_bench_bins() {
         run cargo build --release --locked -p vigil -p vigil-bench --bins
     fi
 }
+
+# Starts `target/release/vigil serve --config $1` in the background, its output to $2, and waits
+# until it says it is ready; sets VIGIL_PID (dies, showing the log, if it exits or never gets ready).
+start_vigil() {
+    local config=$1 log=$2
+    target/release/vigil serve --config "$config" > "$log" 2>&1 &
+    VIGIL_PID=$!
+    for _ in $(seq 1 600); do
+        grep -q "vigil: ready:" "$log" && return 0
+        kill -0 "$VIGIL_PID" 2>/dev/null || { cat "$log"; die "vigil exited while starting"; }
+        sleep 0.1
+    done
+    cat "$log"
+    die "vigil did not start"
+}
