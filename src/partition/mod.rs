@@ -43,6 +43,7 @@ mod recovery;
 pub mod repair;
 pub mod router;
 pub mod seams;
+mod snapshot;
 pub mod waiters;
 
 pub(crate) use recovery::{load_snapshot, recover_error};
@@ -535,106 +536,6 @@ impl<D: BlockIo> Partition<D> {
         self.refused.clear();
         self.open_chain = None;
         self.batch.clear();
-    }
-
-    /// Hands `event` to the sink, or keeps it.
-    fn report(&mut self, event: PartitionEvent) {
-        match &mut self.events {
-            Events::Sink(sink) => sink(self.id, &event),
-            Events::Kept(kept) => kept.push(event),
-        }
-    }
-
-    /// Sends every later event to `sink` (the server prints them) instead of keeping the last few.
-    pub fn set_event_sink(&mut self, sink: EventSink) {
-        self.events = Events::Sink(sink);
-    }
-
-    /// The last events kept (none once a sink is set), oldest first.
-    pub fn recent_events(&self) -> Vec<PartitionEvent> {
-        match &self.events {
-            Events::Sink(_) => Vec::new(),
-            Events::Kept(kept) => kept.iter().cloned().collect(),
-        }
-    }
-
-    /// Takes a snapshot when one is due, stores it, and checkpoints the log behind it.
-    fn maybe_snapshot(&mut self) {
-        if let Some((index, data)) = self.checkpoint_pending.take() {
-            self.checkpoint(index, data);
-            return;
-        }
-        if self.snapshot_in_flight.is_some() {
-            let Some((index, data, result)) = self.snapshots.as_mut().and_then(|s| s.poll()) else {
-                return;
-            };
-            self.snapshot_in_flight = None;
-            match result {
-                Ok(()) => self.checkpoint(index, data),
-                Err(e) => self.snapshot_failed(&e),
-            }
-            return;
-        }
-        let index = self.kv.applied_lsn();
-        if index <= self.snapshot_index {
-            return;
-        }
-        let ual = self.raft.store().ual();
-        let ring_half_used = ual.segments_free() * 2 < ual.segment_count();
-        if index - self.snapshot_index < self.snapshot_every_entries && !ring_half_used {
-            return;
-        }
-        self.take_snapshot(index);
-    }
-
-    /// Takes a snapshot of everything applied now (operators and benchmarks; the shard takes them on
-    /// its own schedule). Its checkpoint completes with later polls.
-    pub fn snapshot_now(&mut self) {
-        let index = self.kv.applied_lsn();
-        if index > self.snapshot_index && !self.snapshot_in_progress() {
-            self.take_snapshot(index);
-        }
-    }
-
-    /// Whether a snapshot is being stored or waits for its checkpoint.
-    pub fn snapshot_in_progress(&self) -> bool {
-        self.checkpoint_pending.is_some() || self.snapshot_in_flight.is_some()
-    }
-
-    fn take_snapshot(&mut self, index: u64) {
-        let mut data = Vec::new();
-        self.kv.snapshot(&mut data);
-        // Whatever the outcome, the next attempt comes after as many entries again, not at every poll.
-        self.snapshot_index = index;
-        match &mut self.snapshots {
-            None => self.checkpoint(index, data),
-            Some(store) => {
-                store.submit(index, data);
-                self.snapshot_in_flight = Some(index);
-            }
-        }
-    }
-
-    fn snapshot_failed(&mut self, e: &std::io::Error) {
-        self.counters.snapshot_failures += 1;
-        let store = self.snapshots.as_ref().map_or_else(String::new, |s| s.name());
-        self.report(PartitionEvent::SnapshotFailed { store, error: e.to_string() });
-    }
-
-    fn checkpoint(&mut self, index: u64, data: Vec<u8>) {
-        // The log refuses a checkpoint while a superblock write is in flight: keep the snapshot
-        // for a later poll rather than hand it over (the store keeps `data` to serve followers).
-        if self.raft.store().ual().superblock_in_flight() {
-            self.checkpoint_pending = Some((index, data));
-            return;
-        }
-        match self.raft.store_mut().checkpoint(index, data) {
-            Ok(()) => self.counters.snapshots += 1,
-            Err(e) => {
-                self.counters.snapshot_failures += 1;
-                self.report(PartitionEvent::CheckpointRefused { index, error: e.to_string() });
-            }
-        }
     }
 }
 
