@@ -24,7 +24,11 @@
 #     that many); each twice: on idle CPUs, and with both cores busy
 #     (a shell loop pinned to SERVER_CORE and one to LOADGEN_CORE, as the polling shard and load
 #     generator keep them during steps 1-3: on a VM that slows each durable write down, see
-#     docs/BENCHMARKS.md).
+#     docs/BENCHMARKS.md);
+#  5. redis-server 7 with `appendonly yes`, `appendfsync always` (an fsync before each event-loop
+#     iteration's replies) on DATA_DIR, pinned to SERVER_CORE, driven by redis-benchmark on
+#     LOADGEN_CORE with 50 connections, SETs of VALUE_BYTES-byte values over KEYS keys, pipelined 16
+#     deep and not pipelined (installed with apt when missing).
 #
 # Prints one table with the ratios; keeps every JSON, log and config under OUT.
 #
@@ -46,6 +50,8 @@ VALUE_BYTES="${VALUE_BYTES:-16}"       # bytes per value
 BATCH="${BATCH:-1}"                    # SETs per datagram
 FIO_SECONDS="${FIO_SECONDS:-5}"
 FIO_DEPTH_MAX="${FIO_DEPTH_MAX:-8}"    # the second fio depth (storage.writes_in_flight_max's default)
+REDIS_PORT="${REDIS_PORT:-6391}"        # redis-server's port on 127.0.0.1 (step 5)
+REDIS_REQUESTS="${REDIS_REQUESTS:-1000000}"  # SETs per redis-benchmark run with -P 16 (a fifth with -P 1)
 SERVER_CORE="${SERVER_CORE:-1}"
 LOADGEN_CORE="${LOADGEN_CORE:-0}"
 DATA_DIR="${DATA_DIR:-$VIGIL_ROOT/target/durable-set}"
@@ -60,11 +66,13 @@ SOCK="$OUT/memif.sock"
 VIGIL_PID=""
 LOADGEN_PID=""
 FIO_PID=""
+REDIS_PID=""
 SPINNER_PIDS=()
 
 cleanup() {
     stop_pid "$LOADGEN_PID"
     stop_pid "$FIO_PID"
+    stop_pid "$REDIS_PID"
     stop_pid "$VIGIL_PID"
     for pid in "${SPINNER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 }
@@ -226,6 +234,27 @@ print(f\"       qd $depth, CPUs $cpus: {w['iops']:,.0f} writes/s, {w['bw_bytes']
 done
 rm -f "$DATA_DIR/fio.dat"
 
+echo "== 5. redis-server 7 (appendonly yes, appendfsync always) on $DATA_DIR, redis-benchmark -c 50 -P 16 and -P 1, SET of $VALUE_BYTES-byte values over $KEYS keys"
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+    run apt-get install -y redis-server redis-tools > "$OUT/redis-install.log" 2>&1 || die "cannot install redis-server (see $OUT/redis-install.log)"
+fi
+rm -rf "$DATA_DIR/redis"
+mkdir -p "$DATA_DIR/redis"
+taskset -c "$SERVER_CORE" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA_DIR/redis" \
+    --appendonly yes --appendfsync always --save "" --daemonize no > "$OUT/redis.log" 2>&1 &
+REDIS_PID=$!
+for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG || die "redis-server did not start (see $OUT/redis.log)"
+for pipeline in 16 1; do
+    requests=$(( pipeline == 1 ? REDIS_REQUESTS / 5 : REDIS_REQUESTS ))
+    taskset -c "$LOADGEN_CORE" redis-benchmark -p "$REDIS_PORT" -c 50 -P "$pipeline" -d "$VALUE_BYTES" -t set \
+        -n "$requests" -r "$KEYS" --csv > "$OUT/redis-P$pipeline.csv" 2>&1
+    tail -1 "$OUT/redis-P$pipeline.csv" | sed "s/^/       -P $pipeline: /"
+done
+stop_pid "$REDIS_PID"
+REDIS_PID=""
+rm -rf "$DATA_DIR/redis"
+
 echo
 echo "== results (one shard, one load-generator core, memif --no-huge, batch $BATCH, $KEYS keys, $VALUE_BYTES-byte values; in $OUT)"
 python3 - "$OUT" "$MAX" "$HALF" "$SETS" "$WRITES" "$LOG_WRITE_BYTES" "$BS" "$RECORD_BYTES" "$FIO_DEPTH_MAX" "$APPENDS" <<'PY'
@@ -250,9 +279,18 @@ print(f"| latency at {half:,}/s: p50 / p99 / p99.9 / max | {l['p50']/1e3:,.0f} /
 for (d, c), w in fio.items():
     print(f"| fio qd {d}, CPUs {c}: {bs // 1024} KiB O_DIRECT+O_DSYNC sequential writes | {w['iops']:,.0f} writes/s, {w['bw_bytes']/1e6:,.1f} MB/s, mean {w['clat_ns']['mean']/1e3:,.0f} us |")
 print(f"| Vigil's own log writes | {sets / per_write:,.0f} writes/s |")
+import csv
+redis = {}
+for pipeline in (16, 1):
+    rows = [r for r in csv.reader(open(f"{out}/redis-P{pipeline}.csv")) if r and r[0] == "SET"]
+    rps, p50, p99 = float(rows[-1][1]), float(rows[-1][4]), float(rows[-1][6])
+    redis[pipeline] = {"rps": rps, "p50_ms": p50, "p99_ms": p99}
+    print(f"| redis-server appendfsync always, redis-benchmark -c 50 -P {pipeline} | {rps:,.0f} SET/s, p50 {p50 * 1e3:,.0f} us, p99 {p99 * 1e3:,.0f} us |")
+for pipeline in (16, 1):
+    print(f"| **Vigil maximum / redis -P {pipeline}** | **{mx / redis[pipeline]['rps']:.2f}** |")
 for (d, c), w in fio.items():
     print(f"| **Vigil log bytes/s / fio qd {d}, CPUs {c}** | **{vigil_bps / w['bw_bytes']:.3f}** (SET/s / fio writes/s: **{sets / w['iops']:,.1f}**; Vigil writes/s / fio writes/s: {sets / per_write / w['iops']:.3f}) |")
-json.dump({"max_rps": mx, "achieved_rps": sets, "half_rps": half, "latency_ns_at_half": l,
+json.dump({"redis": redis, "max_rps": mx, "achieved_rps": sets, "half_rps": half, "latency_ns_at_half": l,
            "log_writes": writes, "log_appends": appends, "log_write_bytes": log_bytes, "fio_bs": bs,
            "vigil_log_bytes_per_s": vigil_bps,
            "fio": {f"qd{d}-{c}": {"iops": w["iops"], "bw_bytes": w["bw_bytes"], "clat_mean_ns": w["clat_ns"]["mean"]}
