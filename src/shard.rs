@@ -63,13 +63,11 @@ pub trait ShardService {
     /// Returns whether work is in flight that the next iteration should come back for soon.
     fn poll(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool;
 
-    /// After `poll` returned true: whether the work in flight waits only on I/O that completes
-    /// on descriptors, which it puts in `out` (cleared first); the shard may then sleep on them and
-    /// its packet queue (where its backend sleeps at all) instead of spinning. Default: no.
-    fn wait_fds(&self, out: &mut Vec<i32>) -> bool {
-        out.clear();
-        false
-    }
+    /// After `poll` returned true: when the work in flight waits only on I/O that completes on
+    /// descriptors, puts them in `out` (which the shard gives empty); the shard then sleeps on
+    /// them and its packet queue (where its backend sleeps at all) instead of spinning. Default:
+    /// none (spin).
+    fn wait_fds(&self, _out: &mut Vec<i32>) {}
 
     /// Receives the shard's reservations (once, when the service is added): every late answer
     /// the service emits must have taken one when its request was taken over. A service that
@@ -166,8 +164,8 @@ pub struct Shard<P: PacketIo> {
     service: Option<Box<dyn ShardService>>,
     /// The service had work in flight after the last iteration.
     service_busy: bool,
-    /// ... and it waits only on I/O completing on these descriptors (`ShardService::wait_fds`).
-    io_wait: bool,
+    /// ... and, when not empty, it waits only on I/O completing on these descriptors
+    /// (`ShardService::wait_fds`).
     wait_fds: Vec<i32>,
 }
 
@@ -194,7 +192,6 @@ impl<P: PacketIo> Shard<P> {
             counters: ShardCounters::default(),
             service: None,
             service_busy: false,
-            io_wait: false,
             wait_fds: Vec::with_capacity(WAIT_FDS_CAPACITY),
         }
     }
@@ -234,7 +231,7 @@ impl<P: PacketIo> Shard<P> {
         if self.service.is_some() {
             self.refill_reserve();
         }
-        let received = if self.service_busy && self.io_wait {
+        let received = if self.service_busy && !self.wait_fds.is_empty() {
             self.io.rx_burst_or_wait(&mut self.rx, &self.wait_fds)
         } else if self.service_busy {
             self.io.rx_burst_no_wait(&mut self.rx)
@@ -292,7 +289,11 @@ impl<P: PacketIo> Shard<P> {
         let busy = service.poll(now, &mut emit);
         send_some(&mut self.io, &mut self.late, &mut self.counters);
         self.service_busy = busy || !self.late.is_empty();
-        self.io_wait = busy && self.late.is_empty() && service.wait_fds(&mut self.wait_fds);
+        self.wait_fds.clear();
+        // A backend that never sleeps (DPDK) spins anyway: no need to ask each partition.
+        if busy && self.late.is_empty() && self.io.sleeps_when_idle() {
+            service.wait_fds(&mut self.wait_fds);
+        }
     }
 
     fn answer_burst(&mut self, received: usize, now: Nanos) {

@@ -534,6 +534,10 @@ impl PacketIo for KernelUdpIo {
         self.rx_burst_waiting(batch, &[])
     }
 
+    fn sleeps_when_idle(&self) -> bool {
+        self.idle_wait.is_some()
+    }
+
     fn rx_burst_or_wait(&mut self, batch: &mut Batch<KernelRx>, fds: &[i32]) -> usize {
         self.rx_burst_waiting(batch, fds)
     }

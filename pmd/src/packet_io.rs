@@ -130,6 +130,12 @@ pub trait PacketIo {
         self.rx_burst(batch)
     }
 
+    /// Whether `rx_burst_or_wait` may sleep at all (the kernel backend with an `idle_wait`): a
+    /// caller that gets `false` need not work out which descriptors it could wait on.
+    fn sleeps_when_idle(&self) -> bool {
+        false
+    }
+
     /// As `rx_burst`, but where the backend sleeps when idle (the kernel backend's `idle_wait`)
     /// it also wakes when one of `fds` becomes readable: the caller's only work in flight is I/O
     /// that completes on those descriptors (a log write through io_uring), so sleeping lets the

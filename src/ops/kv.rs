@@ -267,21 +267,20 @@ impl<D: BlockIo> KvShard<D> {
         busy || self.router.as_ref().is_some_and(|r| r.in_flight() > 0)
     }
 
-    /// Whether the work in flight waits only on the partitions' log devices (their descriptors
-    /// go to `out`): none waits on another shard's answer and no partition has work of its own.
-    fn wait_fds(&self, out: &mut Vec<i32>) -> bool {
-        out.clear();
+    /// When the work in flight waits only on the partitions' log devices (none waits on another
+    /// shard's answer and no partition has work of its own), their descriptors go to `out`;
+    /// otherwise `out` stays empty.
+    fn wait_fds(&self, out: &mut Vec<i32>) {
         if self.router.as_ref().is_some_and(|r| r.in_flight() > 0) {
-            return false;
+            return;
         }
         for p in &self.partitions {
             match p.pending() {
                 Pending::Nothing => {}
                 Pending::Device(fd) => out.push(fd),
-                Pending::Work => return false,
+                Pending::Work => return out.clear(),
             }
         }
-        !out.is_empty()
     }
 
     fn drain_inbox(&mut self, emit: &mut dyn FnMut(&LateAnswer<'_>)) {
@@ -454,7 +453,7 @@ impl<D: BlockIo> ShardService for KvService<D> {
         self.0.borrow_mut().poll(now, emit)
     }
 
-    fn wait_fds(&self, out: &mut Vec<i32>) -> bool {
+    fn wait_fds(&self, out: &mut Vec<i32>) {
         self.0.borrow().wait_fds(out)
     }
 

@@ -234,8 +234,6 @@ pub struct Partition<D: BlockIo> {
     refused: VecDeque<(u64, Status)>,
     /// The clock at the last `poll`: the timestamp a batch sealed now carries.
     now: Nanos,
-    /// Raft's bound on proposals awaiting their outcome (batches).
-    proposals_pending_max: usize,
     /// Log bytes of the entries waiting (proposed, not yet applied), and their bound.
     waiting_bytes: u64,
     waiting_bytes_max: u64,
@@ -371,7 +369,7 @@ impl<D: BlockIo> Partition<D> {
         if !self.batch.fits(len) {
             self.seal_batch();
         }
-        if self.batch.is_empty() && self.raft.proposals_pending() >= self.proposals_pending_max {
+        if self.batch.is_empty() && self.raft.proposals_full() {
             self.counters.busy += 1;
             return WriteOutcome::Refused(Status::Busy);
         }
@@ -406,12 +404,10 @@ impl<D: BlockIo> Partition<D> {
         self.batch.clear();
     }
 
-    /// Answers every write of the batch chained from `first` with `result`.
-    fn answer_chain(&mut self, first: u64, result: Result<ApplyResult, Status>, done: &mut dyn FnMut(Done)) {
-        let mut next = first;
-        while let Some(waiter) = take_waiter(&mut self.waiters, &mut self.waiting_bytes, &mut next) {
-            done(Done { waiter, result });
-        }
+    /// Whether the open batch is proposed now: no log write is in flight (one in flight holds it
+    /// open, see `poll`).
+    fn batch_due(&self) -> bool {
+        self.raft.store().ual().writes_in_flight() == 0
     }
 
     fn refusal(&mut self, e: &RaftError) -> Status {
@@ -435,11 +431,11 @@ impl<D: BlockIo> Partition<D> {
         // (it fills up to its bounds, sealed at once when full), since its entry could not reach
         // the device before that write completes anyway; the first poll that finds the log idle
         // proposes it. Fewer, fuller entries: less Raft work, less log per write.
-        if self.raft.store().ual().writes_in_flight() == 0 {
+        if self.batch_due() {
             self.seal_batch();
         }
         while let Some((first, status)) = self.refused.pop_front() {
-            self.answer_chain(first, Err(status), done);
+            answer_chain(&mut self.waiters, &mut self.waiting_bytes, first, Err(status), done);
         }
         self.raft.on_time(now);
         let io = self.raft.store_mut().poll_io(now);
@@ -473,16 +469,17 @@ impl<D: BlockIo> Partition<D> {
                 }
             });
             if !decoded {
-                while let Some(waiter) = take_waiter(waiters, waiting_bytes, &mut next) {
-                    done(Done { waiter, result: Ok(ApplyResult::Malformed) });
-                }
+                answer_chain(waiters, waiting_bytes, next, Ok(ApplyResult::Malformed), done);
             }
         }
         for dropped in &self.out.dropped {
-            let mut next = dropped.ctx;
-            while let Some(waiter) = take_waiter(&mut self.waiters, &mut self.waiting_bytes, &mut next) {
-                done(Done { waiter, result: Err(Status::NotLeader) });
-            }
+            answer_chain(
+                &mut self.waiters,
+                &mut self.waiting_bytes,
+                dropped.ctx,
+                Err(Status::NotLeader),
+                done,
+            );
         }
         self.out.clear();
         if self.raft.is_leader() && self.read_barrier.0 != self.raft.term() {
@@ -514,7 +511,7 @@ impl<D: BlockIo> Partition<D> {
         let io_in_flight = ual.writes_in_flight() > 0 || ual.superblock_in_flight();
         // An open batch waits for the log write in flight (the first poll after it completes
         // proposes it): device work too.
-        let own_work = (self.open_chain.is_some() && ual.writes_in_flight() == 0)
+        let own_work = (self.open_chain.is_some() && self.batch_due())
             || !self.refused.is_empty()
             || self.checkpoint_pending.is_some()
             || self.snapshot_in_flight.is_some()
@@ -536,6 +533,19 @@ impl<D: BlockIo> Partition<D> {
         self.refused.clear();
         self.open_chain = None;
         self.batch.clear();
+    }
+}
+
+/// Answers every write of the batch chained from `first` with `result`.
+fn answer_chain(
+    waiters: &mut Waiters<(Waiter, u64, u64)>,
+    waiting_bytes: &mut u64,
+    mut next: u64,
+    result: Result<ApplyResult, Status>,
+    done: &mut dyn FnMut(Done),
+) {
+    while let Some(waiter) = take_waiter(waiters, waiting_bytes, &mut next) {
+        done(Done { waiter, result });
     }
 }
 

@@ -192,7 +192,6 @@ impl<D: BlockIo> PartitionRecovery<D> {
             open_chain: None,
             refused: VecDeque::with_capacity(config.raft.proposals_pending_max),
             now: Nanos(0),
-            proposals_pending_max: config.raft.proposals_pending_max,
             events: Events::Kept(RecentEvents::default()),
             snapshot_every_entries: config.snapshot_every_entries,
             snapshot_index: applied_from,

@@ -20,18 +20,27 @@ pub fn apply_entry(
     payload: &[u8],
     on_result: &mut dyn FnMut(u16, ApplyResult),
 ) -> bool {
+    let decoded = apply_commands(kv, lsn, payload, on_result);
+    kv.entry_applied(lsn);
+    decoded
+}
+
+/// The commands of the entry at `lsn`, each to its projection; `false` for a batch that does not
+/// decode (nothing applied).
+fn apply_commands(
+    kv: &mut KvProjection,
+    lsn: u64,
+    payload: &[u8],
+    on_result: &mut dyn FnMut(u16, ApplyResult),
+) -> bool {
     if payload.is_empty() {
-        kv.entry_applied(lsn);
         return true;
     }
     if !BatchReader::is_batch(payload) {
-        on_result(0, kv.apply_entry(lsn, payload));
+        on_result(0, kv.apply_bytes(LogPos::single(lsn), payload));
         return true;
     }
-    let Ok(batch) = BatchReader::new(payload) else {
-        kv.entry_applied(lsn);
-        return false;
-    };
+    let Ok(batch) = BatchReader::new(payload) else { return false };
     for (index, command) in batch.enumerate() {
         let pos = LogPos { lsn, index: index as u16 };
         let result = match command.tag {
@@ -40,6 +49,5 @@ pub fn apply_entry(
         };
         on_result(pos.index, result);
     }
-    kv.entry_applied(lsn);
     true
 }

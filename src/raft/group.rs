@@ -489,6 +489,11 @@ impl<S: RaftLogStore> RaftGroup<S> {
         self.pending.len()
     }
 
+    /// Whether `propose` would answer `Busy`: `proposals_pending_max` await their outcome.
+    pub fn proposals_full(&self) -> bool {
+        self.pending.len() >= self.config.proposals_pending_max
+    }
+
     /// When `on_time` will next tick (None before the first call).
     pub fn next_tick_at(&self) -> Option<Nanos> {
         self.next_tick_at
@@ -556,7 +561,7 @@ impl<S: RaftLogStore> RaftGroup<S> {
             self.counters.proposals_not_leader += 1;
             return Err(RaftError::NotLeader { leader: self.leader_id() });
         }
-        if self.pending.len() >= self.config.proposals_pending_max {
+        if self.proposals_full() {
             self.counters.proposals_busy += 1;
             return Err(RaftError::Busy);
         }

@@ -73,6 +73,9 @@ impl PacketIo for MemIo {
         self.receives.push(None);
         self.take_inbound(batch)
     }
+    fn sleeps_when_idle(&self) -> bool {
+        true
+    }
     fn rx_burst_or_wait(&mut self, batch: &mut Batch<VecRx>, fds: &[i32]) -> usize {
         self.receives.push(Some(fds.to_vec()));
         self.take_inbound(batch)
@@ -293,12 +296,10 @@ impl ShardService for Waiting {
     fn poll(&mut self, _now: Nanos, _emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool {
         true
     }
-    fn wait_fds(&self, out: &mut Vec<i32>) -> bool {
-        out.clear();
+    fn wait_fds(&self, out: &mut Vec<i32>) {
         if self.device_only {
             out.push(42);
         }
-        self.device_only
     }
 }
 
