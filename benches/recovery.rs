@@ -370,6 +370,7 @@ fn main() {
             atomic_write_bytes: vigil::log::ATOMIC_WRITE_BLOCK,
         },
         raft: RaftGroupConfig::default(),
+        projections: Default::default(),
         kv: KvLimits {
             key_bytes_max: 256,
             value_bytes_max: 1024,
@@ -488,7 +489,7 @@ fn main() {
     while Instant::now() < until {
         p.poll(clock.now(), &mut |d| panic!("{d:?}"));
     }
-    let snapshot_index = p.kv().applied_lsn();
+    let snapshot_index = p.router().applied_lsn();
     fill(&mut p, &clock, &w, entries, entries + tail);
     check(&p, &w, entries + tail);
     drop(p.into_device());

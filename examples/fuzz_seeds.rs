@@ -8,9 +8,10 @@
 
 use std::path::{Path, PathBuf};
 use vigil::kv::protocol::{encode_write_body, request_body_len};
-use vigil::kv::{Command, KvLimits, KvProjection, Op};
+use vigil::kv::{Command, KvLimits, Op};
 use vigil::log::{encode_record, RecordFields, Superblock, RECORD_HEADER_LEN};
 use vigil::partition::batch::{BatchLimits, BatchWriter, TAG_KV};
+use vigil::projection::Router;
 use vigil::wire::{opcode, DatagramWriter};
 
 const OPS: [Op<'static>; 5] = [
@@ -77,12 +78,12 @@ fn kv_seeds(dir: &Path) -> std::io::Result<()> {
         });
     }
     write(dir, "batch_entry", "all-ops", batch.seal(1_000_000))?;
-    let mut kv = KvProjection::new(KvLimits::small());
+    let mut kv = Router::new(KvLimits::small(), Vec::new());
     let mut snap = Vec::new();
     kv.snapshot(&mut snap);
     write(dir, "kv_snapshot", "empty", &snap)?;
     for (i, op) in OPS.iter().enumerate() {
-        kv.apply(i as u64 + 1, &Command { client_id: 1 + i as u64 % 2, seq: i as u64 + 1, op: *op });
+        kv.apply_kv(i as u64 + 1, &Command { client_id: 1 + i as u64 % 2, seq: i as u64 + 1, op: *op });
     }
     snap.clear();
     kv.snapshot(&mut snap);

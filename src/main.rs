@@ -174,7 +174,8 @@ fn repair(c: &Config, partition: u16, accept_loss: bool) -> anyhow::Result<bool>
         })
     };
     let mut snap = SnapshotFile::new(&dir, partition);
-    let outcome = repair(partition, open, st.ual(), c.kv.limits(), Some(&mut snap), accept_loss)?;
+    let outcome =
+        repair(partition, open, st.ual(), &vigil::serve::partition_config(c), Some(&mut snap), accept_loss)?;
     match outcome {
         RepairOutcome::Healthy(r) => {
             println!(

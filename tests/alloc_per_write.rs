@@ -45,6 +45,7 @@ fn config() -> PartitionConfig {
         },
         raft: RaftGroupConfig::default(),
         kv: KvLimits::small(),
+        projections: Default::default(),
         snapshot_every_entries: u64::MAX,
         node_id: 1,
         voters: vec![1],

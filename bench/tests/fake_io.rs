@@ -11,7 +11,7 @@
 //! per phase in the JSON timeline), malformed injection counted apart from valid traffic, and the
 //! search against a server of known capacity.
 //!
-//! KV: a tiny test-only KV handler (GET and SET straight onto a `vigil::kv::KvProjection`, no log,
+//! KV: a tiny test-only KV handler (GET and SET straight onto a `vigil::projection::Router`, no log,
 //! no Raft) registered beside the real engine's ops, so a KV workload runs end to end.
 
 use std::cell::{Cell, RefCell};
@@ -22,7 +22,8 @@ use std::time::Duration;
 use vigil::dispatch::{Answer, Dispatcher, Handler, Request};
 use vigil::engine::{Engine, EngineLimits, Outcome};
 use vigil::kv::protocol::{parse_write, render_result};
-use vigil::kv::{KvLimits, KvProjection};
+use vigil::kv::KvLimits;
+use vigil::projection::Router;
 use vigil::wire::{opcode, Status};
 use vigil_bench::report::Summary;
 use vigil_bench::run::{run, LoadSpec, Op, RunOutcome, TrafficSpec};
@@ -97,7 +98,7 @@ impl FakeServer {
     }
 
     /// Also serves KV GET and SET from `kv` (test-only: applied at once, no log, no Raft).
-    fn with_kv(mut self, kv: &Rc<RefCell<KvProjection>>) -> Self {
+    fn with_kv(mut self, kv: &Rc<RefCell<Router>>) -> Self {
         let mut d = Dispatcher::new();
         vigil::ops::register_all(&mut d).unwrap();
         let h = || Box::new(KvHandler { kv: Rc::clone(kv), lsn: 0 });
@@ -127,7 +128,7 @@ impl FakeServer {
 
 /// GET and SET straight onto a projection: each SET is applied at once with the next LSN.
 struct KvHandler {
-    kv: Rc<RefCell<KvProjection>>,
+    kv: Rc<RefCell<Router>>,
     lsn: u64,
 }
 
@@ -135,13 +136,13 @@ impl Handler for KvHandler {
     fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<Answer, Status> {
         let mut kv = self.kv.borrow_mut();
         if req.opcode == opcode::GET {
-            return kv.answer_get(req.body, out).map(Answer::Now);
+            return kv.kv().answer_get(req.body, out).map(Answer::Now);
         }
         let cmd = parse_write(req.opcode, req.client_id, req.request_id, req.body)
             .map_err(|_| Status::BadRequest)?;
         // LSNs are shared by the GET and SET handlers' projection, so take the next after its own.
         self.lsn = self.lsn.max(kv.applied_lsn()) + 1;
-        render_result(&kv.apply(self.lsn, &cmd), out).map(Answer::Now)
+        render_result(&kv.apply_kv(self.lsn, &cmd), out).map(Answer::Now)
     }
 }
 
@@ -415,12 +416,9 @@ fn kv_spec(traffic: TrafficSpec, rate: u64, duration_ms: u64) -> LoadSpec {
     LoadSpec { traffic, ..spec(rate, duration_ms, 100, 4) }
 }
 
-fn kv_projection() -> Rc<RefCell<KvProjection>> {
-    Rc::new(RefCell::new(KvProjection::new(KvLimits {
-        keys_max: 200_000,
-        data_bytes_max: 64 << 20,
-        ..KvLimits::small()
-    })))
+fn kv_projection() -> Rc<RefCell<Router>> {
+    let limits = KvLimits { keys_max: 200_000, data_bytes_max: 64 << 20, ..KvLimits::small() };
+    Rc::new(RefCell::new(Router::new(limits, Vec::new())))
 }
 
 #[test]
@@ -440,7 +438,8 @@ fn kv_workload_runs_with_no_errors_and_counts_not_found_apart() {
     // long tail is not.
     assert!(s.not_found > 1_000 && s.not_found < 18_000, "not_found {}", s.not_found);
     assert_eq!(s.latency_ns.count, 20_000, "NOT_FOUND answers have latencies too");
-    let kv = kv.borrow();
+    let router = kv.borrow();
+    let kv = router.kv();
     assert!(kv.len() > 500, "{} keys set", kv.len());
     assert!(kv.iter().all(|(k, v, _)| k.len() == 16 && v.len() == 100));
     assert!(s.render().contains("GET not found"));

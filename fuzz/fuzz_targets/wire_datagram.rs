@@ -11,25 +11,26 @@ use std::rc::Rc;
 use vigil::dispatch::{Answer, Dispatcher, Handler, Request};
 use vigil::engine::{Engine, EngineLimits, Outcome};
 use vigil::kv::protocol::{parse_write, render_result};
-use vigil::kv::{KvLimits, KvProjection};
+use vigil::kv::KvLimits;
+use vigil::projection::Router;
 use vigil::wire::{self, opcode, Status};
 use vigil_pmd::{Nanos, Peer};
 
 const FRAMES_MAX: u16 = 8;
 
 /// KV writes applied to the projection at once (one lsn each), reads answered from it.
-struct DirectKv(Rc<RefCell<KvProjection>>);
+struct DirectKv(Rc<RefCell<Router>>);
 
 impl Handler for DirectKv {
     fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<Answer, Status> {
         let mut kv = self.0.borrow_mut();
         if req.opcode == opcode::GET {
-            return kv.answer_get(req.body, out).map(Answer::Now);
+            return kv.kv().answer_get(req.body, out).map(Answer::Now);
         }
         let cmd = parse_write(req.opcode, req.client_id, req.request_id, req.body)
             .map_err(|_| Status::BadRequest)?;
         let lsn = kv.applied_lsn() + 1;
-        let result = kv.apply(lsn, &cmd);
+        let result = kv.apply_kv(lsn, &cmd);
         render_result(&result, out).map(Answer::Now)
     }
 }
@@ -45,7 +46,7 @@ fn frames_exactly(d: &[u8]) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let kv = Rc::new(RefCell::new(KvProjection::new(KvLimits::small())));
+    let kv = Rc::new(RefCell::new(Router::new(KvLimits::small(), Vec::new())));
     let mut d = Dispatcher::new();
     vigil::ops::register_all(&mut d).expect("registers");
     for op in [opcode::GET, opcode::SET, opcode::DEL, opcode::INCR, opcode::CAS] {

@@ -2,8 +2,9 @@
 
 use super::*;
 use crate::kv::protocol::{encode_write_body, parse_write, render_result, request_body_len};
-use crate::kv::{KvLimits, KvProjection, Op};
+use crate::kv::{KvLimits, Op};
 use crate::ops;
+use crate::projection::Router;
 use crate::wire::{opcode, DatagramWriter, Frame};
 use proptest::prelude::*;
 use std::cell::RefCell;
@@ -160,35 +161,35 @@ fn a_set_frame_shorter_than_its_body_writes_nothing() {
     req[frame + 4..frame + 8].copy_from_slice(&((body.len() - 5) as u32).to_le_bytes());
     let got = run(&mut e, &req).unwrap();
     assert_eq!(got, vec![(0, Status::Malformed, 0, vec![])]);
-    assert_eq!(kv.borrow().get(b"key"), None);
+    assert_eq!(kv.borrow().kv().get(b"key"), None);
     assert_eq!(kv.borrow().applied_lsn(), 0);
     // The same frame in a well-framed datagram is a SET of the shorter value: it parses exactly.
     req.truncate(req.len() - 5);
     let got = run(&mut e, &req).unwrap();
     assert_eq!(got[0].1, Status::Ok);
-    assert_eq!(kv.borrow().get(b"key"), Some((&b"the whole "[..], crate::projection::v(1))));
+    assert_eq!(kv.borrow().kv().get(b"key"), Some((&b"the whole "[..], crate::projection::v(1))));
 }
 
 /// A KV handler that applies writes straight to a projection (one lsn per write, no log): the real
 /// parser, state machine and renderer, without the Raft pipeline in between.
-struct DirectKv(Rc<RefCell<KvProjection>>);
+struct DirectKv(Rc<RefCell<Router>>);
 
 impl crate::dispatch::Handler for DirectKv {
     fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<crate::dispatch::Answer, Status> {
         let mut kv = self.0.borrow_mut();
         if req.opcode == opcode::GET {
-            return kv.answer_get(req.body, out).map(crate::dispatch::Answer::Now);
+            return kv.kv().answer_get(req.body, out).map(crate::dispatch::Answer::Now);
         }
         let cmd = parse_write(req.opcode, req.client_id, req.request_id, req.body)
             .map_err(|_| Status::BadRequest)?;
         let lsn = kv.applied_lsn() + 1;
-        let result = kv.apply(lsn, &cmd);
+        let result = kv.apply_kv(lsn, &cmd);
         render_result(&result, out).map(crate::dispatch::Answer::Now)
     }
 }
 
-fn kv_engine() -> (Engine, Rc<RefCell<KvProjection>>) {
-    let kv = Rc::new(RefCell::new(KvProjection::new(KvLimits::small())));
+fn kv_engine() -> (Engine, Rc<RefCell<Router>>) {
+    let kv = Rc::new(RefCell::new(Router::new(KvLimits::small(), Vec::new())));
     let mut d = Dispatcher::new();
     ops::register_all(&mut d).unwrap();
     for op in [opcode::GET, opcode::SET, opcode::DEL, opcode::INCR, opcode::CAS] {
@@ -207,7 +208,7 @@ fn write_body(op: &Op<'_>) -> Vec<u8> {
     out
 }
 
-fn snapshot_of(kv: &KvProjection) -> Vec<u8> {
+fn snapshot_of(kv: &Router) -> Vec<u8> {
     let mut out = Vec::new();
     kv.snapshot(&mut out);
     out
@@ -376,7 +377,7 @@ proptest! {
             }
         }
         let (mut e, kv) = kv_engine();
-        let mut twin = KvProjection::new(KvLimits::small());
+        let mut twin = Router::new(KvLimits::small(), Vec::new());
         let before = snapshot_of(&kv.borrow());
         let _ = run(&mut e, &req);
         match strict_frames(&req) {
@@ -390,7 +391,7 @@ proptest! {
                     // Exact: the command re-encodes to the very body it came from.
                     prop_assert_eq!(&write_body(&cmd.op), body);
                     let lsn = twin.applied_lsn() + 1;
-                    twin.apply(lsn, &cmd);
+                    twin.apply_kv(lsn, &cmd);
                 }
                 prop_assert_eq!(snapshot_of(&kv.borrow()), snapshot_of(&twin));
             }

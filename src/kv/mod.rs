@@ -9,9 +9,11 @@
 //!   the client's id and sequence number for exactly-once).
 //! - [`protocol`]: the wire request bodies of opcodes GET/SET/DEL/INCR/CAS (docs/PROTOCOL.md) and the
 //!   rendering of answers into a caller's buffer.
-//! - [`projection`]: the state machine ([`KvProjection::apply`]).
-//! - [`dedup`]: the bounded client table that makes retried writes exactly-once.
-//! - [`snapshot`]: the deterministic, checksummed snapshot of the whole state.
+//! - [`projection`]: the state machine ([`KvProjection::apply_op`]), and its side of the
+//!   projection seam (`crate::projection::Projection`, tag `TAG_KV`). Exactly-once (the client
+//!   table) is the router's, shared by all projections (`crate::projection::router`).
+//! - [`snapshot`]: its deterministic section of the partition's snapshot, and the whole-KV
+//!   snapshots of older builds.
 //!
 //! Invariants:
 //! - Determinism: the state and every result are a function of the sequence of `(lsn, command)`
@@ -26,16 +28,12 @@
 //! - Decoders (commands, request bodies, snapshots) never panic and never read past their input.
 
 pub mod command;
-pub mod dedup;
 pub mod projection;
 pub mod protocol;
 pub mod snapshot;
 
-#[cfg(test)]
-mod tests;
-
 pub use command::{Command, Op, ANONYMOUS_CLIENT};
-pub use projection::{ApplyResult, KvCounters, KvProjection};
+pub use projection::{ApplyResult, KvProjection};
 
 use thiserror::Error;
 
@@ -231,6 +229,12 @@ impl<'a> Reader<'a> {
     pub(crate) fn bytes_u16(&mut self) -> Result<&'a [u8], KvError> {
         let n = self.u16()?;
         self.bytes(usize::from(n))
+    }
+
+    /// A u64 length then that many bytes.
+    pub(crate) fn bytes_u64(&mut self) -> Result<&'a [u8], KvError> {
+        let n = self.u64()?;
+        self.bytes(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     /// A u32 length then that many bytes.

@@ -7,15 +7,10 @@
 //! level (a third of a shard's time under durable SETs). Nothing depends on its order: `iter` and
 //! snapshots sort the keys, so snapshots stay deterministic; lookups by `&[u8]` allocate nothing.
 //!
-//! Semantics of `apply(lsn, command)`:
-//! - the lsn must be above the last applied one (a programmer error otherwise: the pipeline feeds
-//!   committed entries once, in order; gaps are fine, other entries use lsns too);
-//! - a non-anonymous command is first classified by the client table ([`super::dedup`]): a retry of
-//!   the client's last applied write (same seq, same command digest) returns the stored result; the
-//!   same seq with another command returns `SequenceReused`, an older seq `Stale`, a seq more than
-//!   `sequence_ahead_max` past the client's last `SequenceTooFar`; none of these changes anything;
-//! - otherwise the operation runs; every outcome, errors included, is a result (never a panic), is
-//!   recorded in the client table, and a write sets the key's version to `lsn`;
+//! Semantics of `apply_op(pos, op)` (the router calls it in log order, for commands that passed
+//! exactly-once, `crate::projection::router`):
+//! - the operation runs; every outcome, errors included, is a result (never a panic), and a write
+//!   sets the key's version to `pos.version()`;
 //! - error results (`KeyTooLarge`, `ValueTooLarge`, `Full`, `NotInteger`, `Overflow`,
 //!   `CasMismatch`) leave the map unchanged.
 //!
@@ -25,108 +20,13 @@
 //! at least half its capacity, so steady-state overwrites of same-size values allocate nothing.
 //! DEL frees the key's memory.
 
-use super::command::{Command, Op, ANONYMOUS_CLIENT};
-use super::dedup::{Check, ClientRecord, ClientTable, Verdict};
+use super::command::{Command, Op};
 use super::KvLimits;
-use crate::projection::LogPos;
-use crate::wire::Status;
+pub use crate::projection::ApplyResult;
+use crate::projection::{Applied, LogPos, Projection, SnapshotError, TAG_KV};
+use crate::wire::{opcode, Status};
+use std::any::Any;
 use std::collections::HashMap;
-
-/// The outcome of applying one command; small and `Copy` so the client table can keep it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ApplyResult {
-    /// SET or CAS stored the value; the key's version is now `version` (`LogPos::version` of the
-    /// write: its entry's lsn times 65536 plus its position in the batch).
-    Stored {
-        /// The key's new version.
-        version: u64,
-    },
-    /// DEL ran; `existed` says whether the key was there (and is now gone).
-    Deleted {
-        /// Whether a key was removed.
-        existed: bool,
-    },
-    /// INCR stored `value`; the key's version is now `version`.
-    Incremented {
-        /// The new value.
-        value: i64,
-        /// The key's new version.
-        version: u64,
-    },
-    /// CAS found version `current_version` (0: absent), not the expected one; nothing changed.
-    CasMismatch {
-        /// The key's version now, 0 if it does not exist.
-        current_version: u64,
-    },
-    /// INCR on a value that is not a decimal i64; nothing changed.
-    NotInteger,
-    /// INCR would overflow i64; nothing changed.
-    Overflow,
-    /// The key is longer than `key_bytes_max`; nothing changed.
-    KeyTooLarge,
-    /// The value is longer than `value_bytes_max`; nothing changed.
-    ValueTooLarge,
-    /// `keys_max` or `data_bytes_max` would be exceeded; nothing changed.
-    Full,
-    /// The seq is older than the client's last applied one (`last_seq`); nothing changed.
-    Stale {
-        /// The client's last applied seq.
-        last_seq: u64,
-    },
-    /// The client's last applied write has this seq (`last_seq`) but another command: the pair was
-    /// reused; nothing changed, nothing recorded.
-    SequenceReused {
-        /// The client's last applied seq.
-        last_seq: u64,
-    },
-    /// The seq is more than `sequence_ahead_max` past the client's last applied one (`last_seq`,
-    /// 0 for a client not remembered); nothing changed, nothing recorded.
-    SequenceTooFar {
-        /// The client's last applied seq.
-        last_seq: u64,
-    },
-    /// The log entry is not a KV command (see [`KvProjection::apply_entry`]); nothing changed.
-    Malformed,
-}
-
-impl ApplyResult {
-    /// The wire status this result is answered with.
-    pub fn status(&self) -> Status {
-        match self {
-            ApplyResult::Stored { .. } | ApplyResult::Deleted { .. } | ApplyResult::Incremented { .. } => {
-                Status::Ok
-            }
-            ApplyResult::CasMismatch { .. } => Status::CasMismatch,
-            ApplyResult::NotInteger => Status::NotInteger,
-            ApplyResult::Overflow => Status::Overflow,
-            ApplyResult::KeyTooLarge => Status::KeyTooLarge,
-            ApplyResult::ValueTooLarge => Status::ValueTooLarge,
-            ApplyResult::Full => Status::Full,
-            ApplyResult::Stale { .. } => Status::Stale,
-            ApplyResult::SequenceReused { .. } => Status::SequenceReused,
-            ApplyResult::SequenceTooFar { .. } => Status::SequenceTooFar,
-            ApplyResult::Malformed => Status::BadRequest,
-        }
-    }
-}
-
-/// Counters of what `apply` did; plain integers, not part of the replicated state (not in
-/// snapshots), so they may differ between replicas.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KvCounters {
-    /// Commands executed (not retries, not stale).
-    pub executed: u64,
-    /// Retries answered from the client table.
-    pub duplicates: u64,
-    /// Stale seqs refused.
-    pub stale: u64,
-    /// Writes refused because their `(client_id, seq)` was the last applied write of another command.
-    pub sequence_reused: u64,
-    /// Writes refused because their seq was too far ahead of the client's last.
-    pub sequence_too_far: u64,
-    /// Log entries that did not decode as KV commands.
-    pub malformed: u64,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -138,14 +38,8 @@ pub(crate) struct Entry {
 #[derive(Clone, Debug)]
 pub struct KvProjection {
     pub(crate) limits: KvLimits,
-    pub(crate) applied_lsn: u64,
-    /// The position within `applied_lsn`'s batch of the last write applied; `None` once the whole
-    /// entry is (`entry_applied`, or a projection restored from a snapshot).
-    pub(crate) applied_index: Option<u16>,
     pub(crate) map: HashMap<Box<[u8]>, Entry>,
     pub(crate) data_bytes: usize,
-    pub(crate) clients: ClientTable,
-    pub(crate) counters: KvCounters,
 }
 
 /// Longest decimal i64: "-9223372036854775808".
@@ -202,25 +96,12 @@ impl KvProjection {
         if let Err(e) = limits.validate() {
             panic!("{e}");
         }
-        Self {
-            limits,
-            applied_lsn: 0,
-            applied_index: None,
-            map: HashMap::new(),
-            data_bytes: 0,
-            clients: ClientTable::new(limits.dedup_clients_max),
-            counters: KvCounters::default(),
-        }
+        Self { limits, map: HashMap::new(), data_bytes: 0 }
     }
 
     /// The limits it runs with.
     pub fn limits(&self) -> &KvLimits {
         &self.limits
-    }
-
-    /// The lsn of the last applied entry (0: none).
-    pub fn applied_lsn(&self) -> u64 {
-        self.applied_lsn
     }
 
     /// Keys stored.
@@ -238,16 +119,6 @@ impl KvProjection {
         self.data_bytes
     }
 
-    /// Counters so far.
-    pub fn counters(&self) -> KvCounters {
-        self.counters
-    }
-
-    /// Clients evicted from the client table so far.
-    pub fn dedup_evictions(&self) -> u64 {
-        self.clients.evictions()
-    }
-
     /// A key's value and version; allocates nothing.
     pub fn get(&self, key: &[u8]) -> Option<(&[u8], u64)> {
         self.map.get(key).map(|e| (e.value.as_slice(), e.version))
@@ -258,38 +129,6 @@ impl KvProjection {
         let mut entries: Vec<(&[u8], &Entry)> = self.map.iter().map(|(k, e)| (&**k, e)).collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         entries.into_iter().map(|(k, e)| (k, e.value.as_slice(), e.version))
-    }
-
-    /// The client table's records, least recently active first.
-    pub fn clients(&self) -> impl Iterator<Item = &ClientRecord> + '_ {
-        self.clients.iter()
-    }
-
-    /// What the client table says of a write `seq` from `client_id` before its command is known
-    /// (always `New` for the anonymous client): `Stale` for an older seq, else `New`; it never says
-    /// `Duplicate` (a same-seq write may be another command). [`KvProjection::precheck`] says more.
-    pub fn client_check(&self, client_id: u64, seq: u64) -> Check {
-        if client_id == ANONYMOUS_CLIENT {
-            return Check::New;
-        }
-        self.clients.check(client_id, seq)
-    }
-
-    /// What `apply` would answer `cmd` without executing it, if the client table decides it (a
-    /// retry's stored result, `Stale`, `SequenceReused`, `SequenceTooFar`): a handler may answer such
-    /// writes at once instead of logging them. `None`: it would be executed.
-    pub fn precheck(&self, cmd: &Command<'_>) -> Option<ApplyResult> {
-        match self.verdict(cmd) {
-            Verdict::Execute => None,
-            Verdict::Duplicate(result) | Verdict::Refuse(result) => Some(result),
-        }
-    }
-
-    fn verdict(&self, cmd: &Command<'_>) -> Verdict {
-        if cmd.client_id == ANONYMOUS_CLIENT {
-            return Verdict::Execute;
-        }
-        self.clients.classify(cmd.client_id, cmd.seq, cmd.digest(), self.limits.sequence_ahead_max)
     }
 
     /// The result a write would get from the size limits alone, if it fails them: handlers may
@@ -304,81 +143,17 @@ impl KvProjection {
         }
     }
 
-    /// Applies the committed log entry at `lsn` whose payload is one KV command (an entry written
-    /// before batches existed; batches are routed by the partition, `partition::router`), and
-    /// marks the entry applied.
-    pub fn apply_entry(&mut self, lsn: u64, payload: &[u8]) -> ApplyResult {
-        let result = self.apply_bytes(LogPos::single(lsn), payload);
-        self.entry_applied(lsn);
-        result
+    /// Applies the committed operation at `pos` (see the module doc); a write's version is
+    /// `pos.version()`. The router calls it in log order, after exactly-once.
+    pub fn apply_op(&mut self, pos: LogPos, op: &Op<'_>) -> ApplyResult {
+        self.execute(pos.version(), op)
     }
 
-    /// Applies the command whose encoding is `bytes` at `pos`: decodes it and applies it, or, if it
-    /// is not a KV command, only advances and returns `Malformed` (every replica sees the same
-    /// bytes, so every replica does the same).
-    pub fn apply_bytes(&mut self, pos: LogPos, bytes: &[u8]) -> ApplyResult {
-        match Command::decode(bytes) {
-            Ok(cmd) => self.apply_at(pos, &cmd),
-            Err(_) => {
-                self.advance(pos);
-                self.counters.malformed += 1;
-                ApplyResult::Malformed
-            }
-        }
-    }
-
-    /// Applies the committed command alone in its entry at `lsn` (see `apply_at`).
-    pub fn apply(&mut self, lsn: u64, cmd: &Command<'_>) -> ApplyResult {
-        let result = self.apply_at(LogPos::single(lsn), cmd);
-        self.entry_applied(lsn);
-        result
-    }
-
-    /// Applies the committed command at `pos` (see the module doc for the semantics); a write's
-    /// version is `pos.version()`. Panics if `pos` is not after the last position applied.
-    pub fn apply_at(&mut self, pos: LogPos, cmd: &Command<'_>) -> ApplyResult {
-        self.advance(pos);
-        let lsn = pos.lsn;
-        match self.verdict(cmd) {
-            Verdict::Execute => {}
-            Verdict::Duplicate(result) => {
-                self.counters.duplicates += 1;
-                return result;
-            }
-            Verdict::Refuse(result) => {
-                match result {
-                    ApplyResult::SequenceReused { .. } => self.counters.sequence_reused += 1,
-                    ApplyResult::SequenceTooFar { .. } => self.counters.sequence_too_far += 1,
-                    _ => self.counters.stale += 1,
-                }
-                return result;
-            }
-        }
-        let result = self.execute(pos.version(), &cmd.op);
-        self.counters.executed += 1;
-        if cmd.client_id != ANONYMOUS_CLIENT {
-            let digest = Some(cmd.digest());
-            let record =
-                ClientRecord { client_id: cmd.client_id, last_seq: cmd.seq, last_lsn: lsn, digest, result };
-            self.clients.record(record);
-        }
-        result
-    }
-
-    /// Marks the entry at `lsn` applied as a whole (what a snapshot taken now covers), whether or
-    /// not it held KV commands.
-    pub fn entry_applied(&mut self, lsn: u64) {
-        assert!(lsn >= self.applied_lsn, "entry {lsn} applied after entry {}", self.applied_lsn);
-        self.applied_lsn = lsn;
-        self.applied_index = None;
-    }
-
-    fn advance(&mut self, pos: LogPos) {
-        let after = pos.lsn > self.applied_lsn
-            || (pos.lsn == self.applied_lsn && self.applied_index.is_some_and(|i| pos.index > i));
-        assert!(after, "{pos:?} applied after lsn {} position {:?}", self.applied_lsn, self.applied_index);
-        self.applied_lsn = pos.lsn;
-        self.applied_index = Some(pos.index);
+    /// Applies `cmd` alone in the entry at `lsn`, ignoring its client (tests of the fold itself;
+    /// exactly-once is the router's).
+    #[cfg(test)]
+    pub(crate) fn apply(&mut self, lsn: u64, cmd: &Command<'_>) -> ApplyResult {
+        self.apply_op(LogPos::single(lsn), &cmd.op)
     }
 
     fn execute(&mut self, version: u64, op: &Op<'_>) -> ApplyResult {
@@ -458,6 +233,50 @@ impl KvProjection {
     }
 }
 
+impl Projection for KvProjection {
+    fn tag(&self) -> u8 {
+        TAG_KV
+    }
+
+    fn check(&self, command: &[u8]) -> Option<ApplyResult> {
+        match Command::decode(command) {
+            Ok(cmd) => Self::check_sizes(&self.limits, &cmd.op),
+            Err(_) => Some(ApplyResult::Malformed),
+        }
+    }
+
+    fn apply(&mut self, at: Applied, command: &[u8]) -> ApplyResult {
+        match Command::decode(command) {
+            Ok(cmd) => self.apply_op(at.pos, &cmd.op),
+            Err(_) => ApplyResult::Malformed,
+        }
+    }
+
+    fn read(&self, op: u8, body: &[u8], out: &mut [u8]) -> Result<usize, Status> {
+        match op {
+            opcode::GET => self.answer_get(body, out),
+            _ => Err(Status::BadRequest),
+        }
+    }
+
+    fn write_snapshot(&self, out: &mut Vec<u8>) {
+        self.write_section(out);
+    }
+
+    fn load_snapshot(&mut self, section: &[u8], applied_lsn: u64) -> Result<(), SnapshotError> {
+        *self = Self::load_section(section, applied_lsn, self.limits)?;
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,12 +293,8 @@ mod tests {
         }
     }
 
-    fn set<'a>(client_id: u64, seq: u64, key: &'a [u8], value: &'a [u8]) -> Command<'a> {
-        Command { client_id, seq, op: Op::Set { key, value } }
-    }
-
     fn anon(op: Op<'_>) -> Command<'_> {
-        Command { client_id: ANONYMOUS_CLIENT, seq: 0, op }
+        Command { client_id: crate::kv::ANONYMOUS_CLIENT, seq: 0, op }
     }
 
     #[test]
@@ -496,7 +311,6 @@ mod tests {
             ApplyResult::Stored { version: v(9) }
         );
         assert_eq!(kv.get(b"a"), Some((&b"22"[..], v(9))));
-        assert_eq!(kv.applied_lsn(), 9);
         assert_eq!(kv.data_bytes(), 3);
         assert_eq!(kv.len(), 1);
     }
@@ -524,13 +338,12 @@ mod tests {
         assert_eq!(kv.get(b"n"), Some((&b"9223372036854775807"[..], v(4))));
         kv.apply(6, &anon(Op::Set { key: b"n", value: b"-9223372036854775808" }));
         assert_eq!(kv.apply(7, &incr(-1)), ApplyResult::Overflow);
+        let mut lsn = 7;
         for text in [&b"abc"[..], b"", b"-", b"+1", b" 1", b"1 ", b"9223372036854775808", b"1.5"] {
-            kv.apply(8 + kv.applied_lsn(), &anon(Op::Set { key: b"t", value: text }));
+            lsn += 1;
+            kv.apply(lsn, &anon(Op::Set { key: b"t", value: text }));
             let before = kv.get(b"t").map(|(v, n)| (v.to_vec(), n));
-            assert_eq!(
-                kv.apply(100 + kv.applied_lsn(), &anon(Op::Incr { key: b"t", delta: 1 })),
-                ApplyResult::NotInteger
-            );
+            assert_eq!(kv.apply(100 + lsn, &anon(Op::Incr { key: b"t", delta: 1 })), ApplyResult::NotInteger);
             assert_eq!(kv.get(b"t").map(|(v, n)| (v.to_vec(), n)), before);
         }
         kv.apply(1000, &anon(Op::Set { key: b"z", value: b"007" }));
@@ -581,74 +394,6 @@ mod tests {
         assert_eq!(kv.data_bytes(), 35);
         assert_eq!(kv.len(), 3);
         assert!(kv.get(b"d").is_none());
-    }
-
-    #[test]
-    fn retries_get_the_original_result_and_stale_seqs_are_refused() {
-        let mut kv = KvProjection::new(limits());
-        assert_eq!(kv.apply(1, &set(7, 1, b"a", b"x")), ApplyResult::Stored { version: v(1) });
-        kv.apply(2, &anon(Op::Set { key: b"a", value: b"other" }));
-        // The retry of (7, 1) is answered from the table and does not write again.
-        assert_eq!(kv.apply(3, &set(7, 1, b"a", b"x")), ApplyResult::Stored { version: v(1) });
-        assert_eq!(kv.get(b"a"), Some((&b"other"[..], v(2))));
-        assert_eq!(kv.apply(4, &set(7, 3, b"a", b"y")), ApplyResult::Stored { version: v(4) });
-        assert_eq!(kv.apply(5, &set(7, 2, b"a", b"z")), ApplyResult::Stale { last_seq: 3 });
-        assert_eq!(kv.get(b"a"), Some((&b"y"[..], v(4))));
-        // Error results are remembered too.
-        assert_eq!(
-            kv.apply(6, &Command { client_id: 7, seq: 4, op: Op::Incr { key: b"a", delta: 1 } }),
-            ApplyResult::NotInteger
-        );
-        kv.apply(7, &anon(Op::Set { key: b"a", value: b"1" }));
-        assert_eq!(
-            kv.apply(8, &Command { client_id: 7, seq: 4, op: Op::Incr { key: b"a", delta: 1 } }),
-            ApplyResult::NotInteger
-        );
-        let c = kv.counters();
-        assert_eq!((c.duplicates, c.stale), (2, 1));
-    }
-
-    #[test]
-    fn anonymous_writes_are_never_deduplicated() {
-        let mut kv = KvProjection::new(limits());
-        let incr = anon(Op::Incr { key: b"n", delta: 1 });
-        kv.apply(1, &incr);
-        assert_eq!(kv.apply(2, &incr), ApplyResult::Incremented { value: 2, version: v(2) });
-        assert_eq!(kv.clients().count(), 0);
-    }
-
-    #[test]
-    fn an_evicted_client_is_taken_for_a_new_one() {
-        let mut kv = KvProjection::new(limits()); // dedup_clients_max = 2
-        let incr = |c, s| Command { client_id: c, seq: s, op: Op::Incr { key: b"n", delta: 1 } };
-        kv.apply(1, &incr(1, 1));
-        kv.apply(2, &incr(2, 1));
-        // A retry does not count as activity: it changes nothing.
-        assert_eq!(kv.apply(3, &incr(1, 1)), ApplyResult::Incremented { value: 1, version: v(1) });
-        kv.apply(4, &incr(1, 2)); // client 1 is now the most recently active.
-        kv.apply(5, &incr(3, 1)); // evicts client 2 (least recently active).
-        assert_eq!(kv.dedup_evictions(), 1);
-        assert_eq!(kv.apply(6, &incr(1, 2)), ApplyResult::Incremented { value: 3, version: v(4) });
-        // Client 2's retry is taken for a new write and executed again.
-        assert_eq!(kv.apply(7, &incr(2, 1)), ApplyResult::Incremented { value: 5, version: v(7) });
-    }
-
-    #[test]
-    fn garbage_entries_are_malformed_and_advance_the_lsn() {
-        let mut kv = KvProjection::new(limits());
-        assert_eq!(kv.apply_entry(4, b"\xffjunk"), ApplyResult::Malformed);
-        assert_eq!(kv.applied_lsn(), 4);
-        let mut buf = [0u8; 64];
-        let n = set(1, 1, b"k", b"v").encode(&mut buf).unwrap();
-        assert_eq!(kv.apply_entry(5, &buf[..n]), ApplyResult::Stored { version: v(5) });
-    }
-
-    #[test]
-    #[should_panic(expected = "applied after")]
-    fn lsns_must_increase() {
-        let mut kv = KvProjection::new(limits());
-        kv.apply(2, &anon(Op::Del { key: b"a" }));
-        kv.apply(2, &anon(Op::Del { key: b"a" }));
     }
 
     #[test]

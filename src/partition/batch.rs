@@ -33,8 +33,7 @@ pub const COMMAND_FRAME_LEN: usize = 4;
 pub const BATCH_BYTES_MIN: usize = 64;
 /// The most commands a batch may hold (positions are 16 bits).
 pub const BATCH_WRITES_LIMIT: usize = u16::MAX as usize;
-/// Projection tag of the KV store.
-pub const TAG_KV: u8 = 1;
+pub use crate::projection::TAG_KV;
 
 /// The bounds of a batch, from config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +69,8 @@ pub struct BatchWriter {
     buf: Vec<u8>,
     limits: BatchLimits,
     count: usize,
+    /// Where the last command's frame starts (`pop` takes it back).
+    last: usize,
 }
 
 impl BatchWriter {
@@ -79,7 +80,7 @@ impl BatchWriter {
         assert!((1..=BATCH_WRITES_LIMIT).contains(&limits.writes_max), "batch writes_max out of range");
         let mut buf = Vec::with_capacity(limits.bytes_max);
         buf.resize(BATCH_HEADER_LEN, 0);
-        Self { buf, limits, count: 0 }
+        Self { buf, limits, count: 0, last: BATCH_HEADER_LEN }
     }
 
     /// Commands in the open batch.
@@ -108,6 +109,7 @@ impl BatchWriter {
     pub fn push(&mut self, tag: u8, len: usize, encode: impl FnOnce(&mut [u8])) -> u16 {
         assert!(self.fits(len), "push without room");
         let position = self.count as u16;
+        self.last = self.buf.len();
         self.buf.extend_from_slice(&[tag, 0]);
         self.buf.extend_from_slice(&(len as u16).to_le_bytes());
         let at = self.buf.len();
@@ -115,6 +117,23 @@ impl BatchWriter {
         encode(&mut self.buf[at..]);
         self.count += 1;
         position
+    }
+
+    /// The bytes of the last command pushed (empty if none).
+    pub fn last_command(&self) -> &[u8] {
+        match self.count {
+            0 => &[],
+            _ => &self.buf[self.last + COMMAND_FRAME_LEN..],
+        }
+    }
+
+    /// Takes the last command pushed back out (a write answered before it is proposed); only the
+    /// last one, once.
+    pub fn pop(&mut self) {
+        assert!(self.count > 0 && self.last >= BATCH_HEADER_LEN, "pop without a command");
+        self.buf.truncate(self.last);
+        self.count -= 1;
+        self.last = 0;
     }
 
     /// Seals the open batch with the leader's `timestamp` and returns its bytes (the entry's
@@ -132,6 +151,7 @@ impl BatchWriter {
     pub fn clear(&mut self) {
         self.buf.truncate(BATCH_HEADER_LEN);
         self.count = 0;
+        self.last = BATCH_HEADER_LEN;
     }
 }
 
@@ -241,6 +261,9 @@ mod tests {
             w.push(TAG_KV, 1, |b| b[0] = 1);
         }
         assert!(!w.fits(1), "count bound");
+        assert_eq!(w.last_command(), [1]);
+        w.pop();
+        assert_eq!((w.len(), w.fits(1)), (3, true));
     }
 
     #[test]

@@ -1,12 +1,15 @@
-//! A partition: one Raft group over its own Unified Append Log, and the KV projection folded from
-//! it. This is where a write becomes durable before it is answered.
+//! A partition: one Raft group over its own Unified Append Log, and the projections folded from it
+//! behind their router (`crate::projection::Router`: KV, and whatever `PartitionConfig::projections`
+//! adds). This is where a write becomes durable before it is answered. It knows no projection's
+//! commands: it carries bytes tagged for a projection (`propose`; `write` is the KV wire's way in).
 //!
-//! The life of a write (`write`): parse, check sizes and the client table (a retry of an applied
-//! write is answered at once from the table), encode the `kv::Command`, `propose` it with a token
+//! The life of a write (`propose`): the command is encoded into the open batch, then checked by
+//! its projection and the router's client table (a size over a limit, or a retry of an applied
+//! write, is answered at once and taken back out of the batch); otherwise it waits under a token
 //! that indexes the bounded `Waiters` table. Nothing is answered then. Each `poll` drives the log's
 //! I/O and the Raft group; a committed entry (durable in the local log, and on a quorum) is applied
-//! to the projection and, if someone waits for it, handed out as `Done` with its `ApplyResult`.
-//! Reads (`get`) are answered from the projection on the leader, without going through the log:
+//! through the router and, if someone waits for it, handed out as `Done` with its `ApplyResult`.
+//! Reads (`read`, `get`) are answered from the projection on the leader, without going through the log:
 //! every acknowledged write was applied before it was acknowledged. A new leader answers reads only
 //! once it applied its own first entry (the read barrier): entries of earlier terms, which may have
 //! been acknowledged before a crash, are committed and applied by then.
@@ -41,7 +44,6 @@
 pub mod batch;
 mod recovery;
 pub mod repair;
-pub mod router;
 pub mod seams;
 mod snapshot;
 pub mod waiters;
@@ -53,6 +55,7 @@ use crate::inbox::Envelope;
 use crate::kv::protocol::parse_write;
 use crate::kv::{ApplyResult, Command, KvLimits, KvProjection};
 use crate::log::{CorruptionReport, LogError, UalConfig};
+use crate::projection::{ProjectionSet, Router};
 use crate::raft::{EntryKind, RaftError, RaftGroup, RaftGroupConfig, RaftLogStore, RaftOutput, UalRaftStore};
 use crate::wire::Status;
 use batch::{BatchLimits, BatchWriter, BATCH_HEADER_LEN, COMMAND_FRAME_LEN, TAG_KV};
@@ -78,8 +81,11 @@ pub struct PartitionConfig {
     pub ual: UalConfig,
     /// Raft timing and bounds.
     pub raft: RaftGroupConfig,
-    /// KV limits.
+    /// KV limits (their `dedup_clients_max` and `sequence_ahead_max` bound the client table of
+    /// every projection).
     pub kv: KvLimits,
+    /// The projections besides KV (none in a server today; the tests add a counter).
+    pub projections: ProjectionSet,
     /// Take a snapshot after this many entries applied since the last one.
     pub snapshot_every_entries: u64,
     /// This node's Raft id, and the group's voters (a fresh log is bootstrapped with them).
@@ -221,7 +227,9 @@ pub enum PartitionError {
 pub struct Partition<D: BlockIo> {
     id: u16,
     raft: RaftGroup<UalRaftStore<D>>,
-    kv: KvProjection,
+    router: Router,
+    /// Makes the projections afresh (a snapshot from the leader is loaded into new ones).
+    projection_set: ProjectionSet,
     out: RaftOutput,
     /// Requests waiting for their entry: each with its share of the log bytes and the token of
     /// the next write of its batch (`NO_TOKEN` for the last), so a batch is a chain from its
@@ -258,7 +266,7 @@ impl<D: BlockIo> std::fmt::Debug for Partition<D> {
         f.debug_struct("Partition")
             .field("id", &self.id)
             .field("raft", &self.raft)
-            .field("keys", &self.kv.len())
+            .field("keys", &self.router.len())
             .field("waiting", &self.waiters.len())
             .field("counters", &self.counters)
             .finish()
@@ -286,9 +294,14 @@ impl<D: BlockIo> Partition<D> {
         self.id
     }
 
-    /// The projection.
+    /// The KV projection.
     pub fn kv(&self) -> &KvProjection {
-        &self.kv
+        self.router.kv()
+    }
+
+    /// The projections and the client table.
+    pub fn router(&self) -> &Router {
+        &self.router
     }
 
     /// The Raft group.
@@ -317,13 +330,18 @@ impl<D: BlockIo> Partition<D> {
         self.raft.is_leader() && term == self.raft.term() && self.raft.applied_index() >= index
     }
 
-    /// Answers a GET body into `out` from the projection (leader only, past the read barrier:
-    /// `NOT_LEADER` before, which clients retry).
-    pub fn get(&self, body: &[u8], out: &mut [u8]) -> Result<usize, Status> {
+    /// Answers a read (`opcode`, `body`) of projection `tag` into `out` (leader only, past the
+    /// read barrier: `NOT_LEADER` before, which clients retry).
+    pub fn read(&self, tag: u8, opcode: u8, body: &[u8], out: &mut [u8]) -> Result<usize, Status> {
         if !self.serves_reads() {
             return Err(Status::NotLeader);
         }
-        self.kv.answer_get(body, out)
+        self.router.read(tag, opcode, body, out)
+    }
+
+    /// Answers a KV GET body into `out` (see `read`).
+    pub fn get(&self, body: &[u8], out: &mut [u8]) -> Result<usize, Status> {
+        self.read(TAG_KV, crate::wire::opcode::GET, body, out)
     }
 
     /// Starts a write (see the module header).
@@ -334,50 +352,50 @@ impl<D: BlockIo> Partition<D> {
         }
     }
 
-    /// Starts a write already parsed into the command to log (`cmd.seq` is the request id): it
-    /// joins the batch of this poll iteration, proposed as one entry by the next `poll` (or at
-    /// once when the batch is full).
+    /// Starts a KV write already parsed into the command to log (`cmd.seq` is the request id).
     pub fn write_command(&mut self, waiter: Waiter, cmd: &Command<'_>) -> WriteOutcome {
-        if let Some(result) = KvProjection::check_sizes(self.kv.limits(), &cmd.op) {
+        if let Some(result) = KvProjection::check_sizes(self.kv().limits(), &cmd.op) {
             self.counters.answered_now += 1;
             return WriteOutcome::Now(result);
         }
-        // A retry of the client's last write (same command), or a refusal of the client table
-        // (stale, reused or too far ahead sequence number), is answered now, nothing logged.
-        if let Some(result) = self.kv.precheck(cmd) {
-            self.counters.answered_now += 1;
-            return WriteOutcome::Now(result);
-        }
-        if !self.raft.is_leader() {
-            return WriteOutcome::Refused(Status::NotLeader);
-        }
-        let len = cmd.encoded_len();
+        self.propose(waiter, TAG_KV, cmd.encoded_len(), &mut |out| {
+            cmd.encode(out).expect("sized by encoded_len, lengths checked by check_sizes");
+        })
+    }
+
+    /// Starts a write of `len` bytes for projection `tag`, which `encode` writes (the command,
+    /// its `CommandHeader` first): it joins the batch of this poll iteration, proposed as one
+    /// entry by the next `poll` (or at once when the batch is full), unless its projection or the
+    /// client table answer it now.
+    pub fn propose(
+        &mut self,
+        waiter: Waiter,
+        tag: u8,
+        len: usize,
+        encode: &mut dyn FnMut(&mut [u8]),
+    ) -> WriteOutcome {
         if !self.batch.fits_alone(len) {
             return WriteOutcome::Now(ApplyResult::ValueTooLarge);
-        }
-        // A batch record may pad the rest of a block it does not fit (records never span
-        // blocks): twice its bytes bound what it takes of the log.
-        let bytes = (2 * (len + COMMAND_FRAME_LEN) + BATCH_HEADER_LEN + RECORD_HEADER_LEN) as u64;
-        let window_full = self.waiting_bytes > 0 && self.waiting_bytes + bytes > self.waiting_bytes_max;
-        if self.raft.store().ual().segments_free() < SEGMENTS_FREE_MIN
-            || self.waiters.is_full()
-            || window_full
-        {
-            self.counters.busy += 1;
-            return WriteOutcome::Refused(Status::Busy);
         }
         if !self.batch.fits(len) {
             self.seal_batch();
         }
-        if self.batch.is_empty() && self.raft.proposals_full() {
-            self.counters.busy += 1;
-            return WriteOutcome::Refused(Status::Busy);
+        self.batch.push(tag, len, |out| encode(out));
+        // Checked in place, in the batch: the projection's limits, then a retry of the client's
+        // last write (same command), or a refusal of the client table (stale, reused or too far
+        // ahead sequence number): answered now, taken back out, nothing logged.
+        if let Some(result) = self.router.precheck(tag, self.batch.last_command()) {
+            self.batch.pop();
+            self.counters.answered_now += 1;
+            return WriteOutcome::Now(result);
         }
-        let token = self.waiters.insert((waiter, bytes, NO_TOKEN)).expect("checked not full");
+        if let Err(status) = self.admit(len) {
+            self.batch.pop();
+            return WriteOutcome::Refused(status);
+        }
+        let bytes = Self::window_bytes(len);
+        let token = self.waiters.insert((waiter, bytes, NO_TOKEN)).expect("admit checked not full");
         self.waiting_bytes += bytes;
-        self.batch.push(TAG_KV, len, |out| {
-            cmd.encode(out).expect("sized by encoded_len, lengths checked by check_sizes");
-        });
         self.open_chain = match self.open_chain {
             None => Some((token, token)),
             Some((first, last)) => {
@@ -387,6 +405,32 @@ impl<D: BlockIo> Partition<D> {
         };
         self.counters.proposed += 1;
         WriteOutcome::Later
+    }
+
+    /// Log bytes a command of `len` bytes may take: a batch record may pad the rest of a block it
+    /// does not fit (records never span blocks), so twice its bytes bound it.
+    fn window_bytes(len: usize) -> u64 {
+        (2 * (len + COMMAND_FRAME_LEN) + BATCH_HEADER_LEN + RECORD_HEADER_LEN) as u64
+    }
+
+    /// Whether a write of `len` bytes, staged as the batch's last command, may wait for its
+    /// entry: leader, room in the waiters, the window and the log's ring, and Raft's proposals.
+    fn admit(&mut self, len: usize) -> Result<(), Status> {
+        if !self.raft.is_leader() {
+            return Err(Status::NotLeader);
+        }
+        let bytes = Self::window_bytes(len);
+        let window_full = self.waiting_bytes > 0 && self.waiting_bytes + bytes > self.waiting_bytes_max;
+        let proposals_full = self.batch.len() == 1 && self.raft.proposals_full();
+        if self.raft.store().ual().segments_free() < SEGMENTS_FREE_MIN
+            || self.waiters.is_full()
+            || window_full
+            || proposals_full
+        {
+            self.counters.busy += 1;
+            return Err(Status::Busy);
+        }
+        Ok(())
     }
 
     /// Proposes the open batch as one entry, stamped with the clock of the last `poll`. A batch
@@ -450,8 +494,8 @@ impl<D: BlockIo> Partition<D> {
         if let Some(snapshot) = self.out.snapshot.take() {
             // Only a leader's InstallSnapshot produces one; the log store refuses them for now
             // (`UalRaftStore::apply_snapshot`), so this is unreachable until peers are wired.
-            match KvProjection::restore(&snapshot.data, *self.kv.limits()) {
-                Ok(kv) => self.kv = kv,
+            match Router::restore(&snapshot.data, *self.kv().limits(), self.projection_set.make()) {
+                Ok(router) => self.router = router,
                 Err(e) => panic!("partition {}: a snapshot from the leader does not restore: {e}", self.id),
             }
         }
@@ -463,7 +507,7 @@ impl<D: BlockIo> Partition<D> {
             // The batch's writes wait in a chain from its proposal context, in batch order.
             let mut next = entry.proposal_ctx.unwrap_or(NO_TOKEN);
             let (waiters, waiting_bytes) = (&mut self.waiters, &mut self.waiting_bytes);
-            let decoded = router::apply_entry(&mut self.kv, entry.index, &entry.data, &mut |_, result| {
+            let decoded = self.router.apply_entry(entry.index, &entry.data, &mut |_, result| {
                 if let Some(waiter) = take_waiter(waiters, waiting_bytes, &mut next) {
                     done(Done { waiter, result: Ok(result) });
                 }

@@ -78,7 +78,7 @@ impl<D: BlockIo> Partition<D> {
         mut snapshots: Snapshots,
         progress: ProgressFn<'_>,
     ) -> Result<PartitionRecovery<D>, PartitionError> {
-        let (mut kv, snapshot_index) = load_snapshot(id, snapshots.as_deref_mut(), config.kv)?;
+        let (mut router, snapshot_index) = load_snapshot(id, snapshots.as_deref_mut(), config)?;
         let applied_from = snapshot_index.unwrap_or(0);
         let opts = RecoverOptions { covered_lsn: applied_from, accept_loss_from: None };
         let mut log = Ual::recover(device, config.ual, opts).map_err(|e| recover_error(id, e))?;
@@ -99,7 +99,7 @@ impl<D: BlockIo> Partition<D> {
         // The replay reads only: a read error here refuses the start before anything is written
         // (the simulator's transient read errors found starts refused after the new epoch).
         let store = UalRaftStore::replay(log.log_mut(), applied_from, &mut |lsn, payload| {
-            super::router::apply_entry(&mut kv, lsn, payload, &mut |_, _| {});
+            router.apply_entry(lsn, payload, &mut |_, _| {});
             replayed += 1;
             if replayed.is_multiple_of(PROGRESS_EVERY_ENTRIES) {
                 progress((lsn - applied_from).min(total), total);
@@ -107,7 +107,7 @@ impl<D: BlockIo> Partition<D> {
         });
         progress(total, total);
         let store = store.map_err(|source| PartitionError::Log { partition: id, source })?;
-        Ok(PartitionRecovery { id, log, kv, store, replayed, snapshot_index, snapshots })
+        Ok(PartitionRecovery { id, log, router, store, replayed, snapshot_index, snapshots })
     }
 }
 
@@ -115,7 +115,7 @@ impl<D: BlockIo> Partition<D> {
 pub struct PartitionRecovery<D: BlockIo> {
     id: u16,
     log: crate::log::Recovered<D>,
-    kv: KvProjection,
+    router: Router,
     /// What the replay read for the Raft store.
     store: StoreReplay,
     /// Entries replayed into the projection.
@@ -142,7 +142,7 @@ impl<D: BlockIo> PartitionRecovery<D> {
     /// Does what `Partition::recover` decided: commits the log's recovery (its writes), removes a
     /// leftover snapshot `.tmp` and starts the Raft group over the projection already replayed.
     pub fn commit(self, config: &PartitionConfig) -> Result<(Partition<D>, RecoveryReport), PartitionError> {
-        let PartitionRecovery { id, log, kv, store, replayed, snapshot_index, mut snapshots } = self;
+        let PartitionRecovery { id, log, router, store, replayed, snapshot_index, mut snapshots } = self;
         let log_err = |source| PartitionError::Log { partition: id, source };
         let applied_from = snapshot_index.unwrap_or(0);
         let last_index = log.report().last_lsn;
@@ -178,7 +178,7 @@ impl<D: BlockIo> PartitionRecovery<D> {
             replayed,
             applied_index,
             last_index,
-            keys: kv.len(),
+            keys: router.len(),
         };
         let partition = Partition {
             id,
@@ -199,27 +199,30 @@ impl<D: BlockIo> PartitionRecovery<D> {
             read_barrier: (0, u64::MAX),
             counters: PartitionCounters::default(),
             raft,
-            kv,
+            router,
+            projection_set: config.projections.clone(),
         };
         Ok((partition, report))
     }
 }
 
-/// Loads the snapshot file, if any: the projection it holds and its index.
+/// Loads the snapshot file, if any: the projections it holds (behind their router) and its index.
 pub(crate) fn load_snapshot(
     id: u16,
     store: Option<&mut (dyn SnapshotStore + 'static)>,
-    limits: KvLimits,
-) -> Result<(KvProjection, Option<u64>), PartitionError> {
-    let Some(file) = store else { return Ok((KvProjection::new(limits), None)) };
+    config: &PartitionConfig,
+) -> Result<(Router, Option<u64>), PartitionError> {
+    let fresh = || Router::new(config.kv, config.projections.make());
+    let Some(file) = store else { return Ok((fresh(), None)) };
     let path = file.name();
     let err = |reason: String| PartitionError::Snapshot { partition: id, path: path.clone(), reason };
     match file.read().map_err(|e| err(e.to_string()))? {
-        None => Ok((KvProjection::new(limits), None)),
+        None => Ok((fresh(), None)),
         Some(bytes) => {
-            let kv = KvProjection::restore(&bytes, limits).map_err(|e| err(e.to_string()))?;
-            let index = kv.applied_lsn();
-            Ok((kv, Some(index)))
+            let router = Router::restore(&bytes, config.kv, config.projections.make())
+                .map_err(|e| err(e.to_string()))?;
+            let index = router.applied_lsn();
+            Ok((router, Some(index)))
         }
     }
 }

@@ -8,7 +8,6 @@
 
 use super::seams::SnapshotStore;
 use super::{recover_error, PartitionError};
-use crate::kv::KvLimits;
 use crate::log::{CorruptionReport, LogError, OpenReport, RecoverOptions, Ual, UalConfig};
 use vigil_pmd::block::BlockIo;
 
@@ -32,11 +31,11 @@ pub fn repair<D: BlockIo>(
     id: u16,
     mut open_device: impl FnMut() -> Result<D, PartitionError>,
     ual: UalConfig,
-    limits: KvLimits,
+    config: &super::PartitionConfig,
     snapshots: Option<&mut (dyn SnapshotStore + 'static)>,
     accept_loss: bool,
 ) -> Result<RepairOutcome, PartitionError> {
-    let (_, snapshot_index) = super::load_snapshot(id, snapshots, limits)?;
+    let (_, snapshot_index) = super::load_snapshot(id, snapshots, config)?;
     let covered_lsn = snapshot_index.unwrap_or(0);
     let opts = RecoverOptions { covered_lsn, accept_loss_from: None };
     let report = match Ual::recover(open_device()?, ual, opts) {

@@ -49,7 +49,7 @@ impl<D: BlockIo> Partition<D> {
             }
             return;
         }
-        let index = self.kv.applied_lsn();
+        let index = self.router.applied_lsn();
         if index <= self.snapshot_index {
             return;
         }
@@ -64,7 +64,7 @@ impl<D: BlockIo> Partition<D> {
     /// Takes a snapshot of everything applied now (operators and benchmarks; the shard takes them on
     /// its own schedule). Its checkpoint completes with later polls.
     pub fn snapshot_now(&mut self) {
-        let index = self.kv.applied_lsn();
+        let index = self.router.applied_lsn();
         if index > self.snapshot_index && !self.snapshot_in_progress() {
             self.take_snapshot(index);
         }
@@ -77,7 +77,7 @@ impl<D: BlockIo> Partition<D> {
 
     fn take_snapshot(&mut self, index: u64) {
         let mut data = Vec::new();
-        self.kv.snapshot(&mut data);
+        self.router.snapshot(&mut data);
         // Whatever the outcome, the next attempt comes after as many entries again, not at every poll.
         self.snapshot_index = index;
         match &mut self.snapshots {

@@ -43,6 +43,7 @@ pub(crate) fn config_sized(segment_blocks: u32, snapshot_every_entries: u64) -> 
         },
         raft: RaftGroupConfig::default(),
         kv: KvLimits::small(),
+        projections: Default::default(),
         snapshot_every_entries,
         node_id: 1,
         voters: vec![1],
@@ -345,10 +346,10 @@ fn a_damaged_acknowledged_record_refuses_the_start_changes_nothing_and_repair_cu
     assert!(dir.join("partition-0.snap.tmp").exists(), "a refused start removed the leftover .tmp");
     // The operator looks, then accepts the loss.
     let mut snap = SnapshotFile::new(&dir, 0);
-    let found = repair(0, || Ok(shared.clone()), cfg.ual, cfg.kv, Some(&mut snap), false).unwrap();
+    let found = repair(0, || Ok(shared.clone()), cfg.ual, &cfg, Some(&mut snap), false).unwrap();
     assert!(matches!(found, RepairOutcome::Corrupt(r) if r.first_bad_lsn == bad));
     assert!(shared.bytes() == bytes, "repair without --accept-loss wrote to the log");
-    let cut = repair(0, || Ok(shared.clone()), cfg.ual, cfg.kv, Some(&mut snap), true).unwrap();
+    let cut = repair(0, || Ok(shared.clone()), cfg.ual, &cfg, Some(&mut snap), true).unwrap();
     let RepairOutcome::Cut(r, log) = cut else { panic!("{cut:?}") };
     assert_eq!((r.first_bad_lsn, log.last_lsn), (bad, bad - 1));
     let (mut p, _) = Partition::open(0, shared.clone(), &cfg, file()).expect("starts after the repair");
@@ -459,3 +460,5 @@ fn pending_says_nothing_when_idle_and_never_device_for_a_device_without_a_descri
     settle(&mut p);
     assert_eq!(p.pending(), Pending::Nothing);
 }
+
+mod projections;

@@ -6,8 +6,9 @@
 
 use super::storage::{self, Manifest};
 use crate::config::{Config, StorageBackend};
-use crate::kv::snapshot::{read_header, SNAPSHOT_HEADER_LEN};
-use crate::kv::KvProjection;
+use crate::kv::KvLimits;
+use crate::projection::snapshot::applied_lsn;
+use crate::projection::Router;
 use std::path::Path;
 
 /// One line of the check: whether it passed, and what was found.
@@ -118,30 +119,40 @@ fn partition_findings(config: &Config, dir: &Path, m: &Manifest) -> Vec<Finding>
     out
 }
 
-/// What the snapshot (if any) says against the KV limits: what `KvProjection::restore` would refuse
+/// What the snapshot (if any) says against the KV limits: what `Router::restore` would refuse
 /// at start-up, with the numbers where the snapshot gives them.
 fn snapshot_finding(config: &Config, path: &Path) -> Option<Finding> {
     let bytes = std::fs::read(path).ok()?;
     let shown = path.display();
-    if let Err(e) = read_header(&bytes) {
+    if let Err(e) = applied_lsn(&bytes) {
         return Some(fail(format!("{shown}: {e}: a start would refuse it")));
     }
-    let keys = bytes
-        .get(SNAPSHOT_HEADER_LEN..SNAPSHOT_HEADER_LEN + 8)
-        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-    let keys_max = config.kv.keys_max as u64;
-    if keys > keys_max {
-        return Some(fail(format!(
-            "{shown}: holds {keys} keys but kv.keys_max = {keys_max}: a start would refuse it; raise kv.keys_max to at least {keys}"
-        )));
-    }
-    Some(match KvProjection::restore(&bytes, config.kv.limits()) {
-        Ok(kv) => {
-            ok(format!("{shown}: {} keys at index {}, within the kv limits", kv.len(), kv.applied_lsn()))
+    let limits = config.kv.limits();
+    Some(match Router::restore(&bytes, limits, Vec::new()) {
+        Ok(r) => {
+            ok(format!("{shown}: {} keys at index {}, within the kv limits", r.kv().len(), r.applied_lsn()))
         }
-        Err(e) => fail(format!(
-            "{shown}: {e}: a start would refuse it (see kv.keys_max, kv.data_bytes_max, kv.key_bytes_max, \
-             kv.value_bytes_max, kv.dedup_clients_max)"
-        )),
+        Err(e) => {
+            // Loaded again without the size limits (the checksum held), for the numbers.
+            let relaxed = KvLimits {
+                keys_max: usize::MAX,
+                data_bytes_max: usize::MAX,
+                key_bytes_max: usize::from(u16::MAX),
+                value_bytes_max: u32::MAX as usize,
+                ..limits
+            };
+            let keys = Router::restore(&bytes, relaxed, Vec::new()).map_or(0, |r| r.kv().len());
+            if keys > limits.keys_max {
+                fail(format!(
+                    "{shown}: holds {keys} keys but kv.keys_max = {}: a start would refuse it; raise kv.keys_max to at least {keys}",
+                    limits.keys_max
+                ))
+            } else {
+                fail(format!(
+                    "{shown}: {e}: a start would refuse it (see kv.keys_max, kv.data_bytes_max, kv.key_bytes_max, \
+                     kv.value_bytes_max, kv.dedup_clients_max)"
+                ))
+            }
+        }
     })
 }

@@ -261,7 +261,7 @@ fn build_routers(config: &Config) -> Result<RouterSlots, ServeError> {
 
 /// The partition settings every partition of this node runs with. A durable log is never
 /// formatted by a start (a blank one is refused); a memory device is blank at every start.
-fn partition_config(config: &Config) -> PartitionConfig {
+pub fn partition_config(config: &Config) -> PartitionConfig {
     let format_if_blank = config.storage.backend == StorageBackend::Memory;
     PartitionConfig {
         ual: crate::log::UalConfig { format_if_blank, ..config.storage.ual() },
@@ -270,6 +270,7 @@ fn partition_config(config: &Config) -> PartitionConfig {
             ..RaftGroupConfig::default()
         },
         kv: config.kv.limits(),
+        projections: Default::default(),
         snapshot_every_entries: config.storage.snapshot_every_entries,
         node_id: 1,
         voters: vec![1],

@@ -380,7 +380,7 @@ fn check_adoptable(config: &Config, dir: &Path, files: &[String]) -> Result<(), 
         check_superblock(config, &partition_path(dir, p))?;
         let snap = dir.join(format!("partition-{p}.snap"));
         if let Ok(bytes) = fs::read(&snap) {
-            crate::kv::snapshot::read_header(&bytes)
+            crate::projection::snapshot::applied_lsn(&bytes)
                 .map_err(|e| StoreError::Invalid { path: snap.clone(), reason: e.to_string() })?;
         }
     }

@@ -252,6 +252,7 @@ impl Params {
                 ..RaftGroupConfig::default()
             },
             kv: KvLimits::small(),
+            projections: Default::default(),
             snapshot_every_entries: self.snapshot_every,
             node_id: 1,
             voters: vec![1],

@@ -1,7 +1,7 @@
 //! The client table: exactly-once for retried writes, bounded.
 //!
 //! For each remembered client it keeps the sequence number of the client's last applied write, the
-//! digest of that write's command ([`super::Command::digest`]), the lsn at which it was applied (its
+//! digest of that write's command (XXH3-64 of its bytes, `router`), the lsn at which it was applied (its
 //! last activity) and its [`ApplyResult`]. An incoming write `(client_id, seq, digest)` is
 //! classified ([`ClientTable::classify`]) against the client's record. A client not remembered
 //! (new, or evicted) has no record: its write is executed, whatever its seq, and its seq becomes
@@ -36,7 +36,7 @@
 //! (one batch entry holds writes of several clients) from head (oldest) to tail (newest);
 //! `len <= capacity`.
 
-use super::projection::ApplyResult;
+use super::ApplyResult;
 use std::collections::HashMap;
 
 const NIL: u32 = u32::MAX;
@@ -114,6 +114,11 @@ impl ClientTable {
             tail: NIL,
             evictions: 0,
         }
+    }
+
+    /// Most clients remembered.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Clients remembered.

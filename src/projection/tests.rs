@@ -1,10 +1,10 @@
-//! Model-based tests of the KV projection: random command sequences (with retries, stale seqs,
-//! garbage entries and restarts from snapshots) applied to `KvProjection` and to a plain
-//! `BTreeMap` model with a simple client table; same answers at every step, byte-identical snapshots
-//! across replicas.
+//! Model-based tests of the router over the KV projection: random command sequences (with
+//! retries, stale seqs, garbage entries and restarts from snapshots) applied to a `Router` and to a
+//! plain `BTreeMap` model with a simple client table; same answers at every step, byte-identical
+//! snapshots across replicas.
 
 use super::*;
-use crate::projection::v;
+use crate::kv::{Command, KvLimits, Op};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -166,6 +166,23 @@ impl Model {
         result
     }
 
+    /// What the client table says of a command that does not decode but has a header: its bytes
+    /// differ from any command applied, so the same seq is a reuse.
+    fn garbage(&self, client: u64, seq: u64) -> ApplyResult {
+        if let Some(&(last_seq, ..)) = self.clients.get(&client).filter(|_| client != 0) {
+            if seq == last_seq {
+                return ApplyResult::SequenceReused { last_seq };
+            }
+            if seq < last_seq {
+                return ApplyResult::Stale { last_seq };
+            }
+            if seq - last_seq > AHEAD {
+                return ApplyResult::SequenceTooFar { last_seq };
+            }
+        }
+        ApplyResult::Malformed
+    }
+
     fn execute(&mut self, lsn: u64, op: &OwnedOp) -> ApplyResult {
         let (key, value) = match op {
             OwnedOp::Set(k, v) | OwnedOp::Cas(k, _, v) => (k, Some(v)),
@@ -222,13 +239,28 @@ impl Model {
     }
 }
 
-fn snapshot_of(kv: &KvProjection) -> Vec<u8> {
+/// Applies `bytes` as the entry at `lsn`; a batch that does not decode, or an entry with no
+/// command, answers `Malformed`.
+fn apply_bytes(router: &mut Router, lsn: u64, bytes: &[u8]) -> ApplyResult {
+    let mut result = ApplyResult::Malformed;
+    router.apply_entry(lsn, bytes, &mut |_, r| result = r);
+    result
+}
+
+fn precheck(router: &Router, cmd: &Command<'_>) -> Option<ApplyResult> {
+    let mut bytes = vec![0; cmd.encoded_len()];
+    cmd.encode(&mut bytes).unwrap();
+    router.precheck(TAG_KV, &bytes)
+}
+
+fn snapshot_of(kv: &Router) -> Vec<u8> {
     let mut out = Vec::new();
     kv.snapshot(&mut out);
     out
 }
 
-fn assert_same_state(kv: &KvProjection, model: &Model) {
+fn assert_same_state(router: &Router, model: &Model) {
+    let kv = router.kv();
     let got: Vec<_> = kv.iter().map(|(k, v, n)| (k.to_vec(), (v.to_vec(), n))).collect();
     let want: Vec<_> = model.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(got, want);
@@ -237,7 +269,7 @@ fn assert_same_state(kv: &KvProjection, model: &Model) {
     }
     assert_eq!(kv.data_bytes(), model.data_bytes());
     let mut clients: Vec<_> =
-        kv.clients().map(|c| (c.client_id, (c.last_seq, c.last_lsn, c.result))).collect();
+        router.clients().map(|c| (c.client_id, (c.last_seq, c.last_lsn, c.result))).collect();
     clients.sort_by_key(|c| c.0);
     let want: Vec<_> = model.clients.iter().map(|(c, (s, l, r, _))| (*c, (*s, *l, *r))).collect();
     assert_eq!(clients, want);
@@ -246,8 +278,8 @@ fn assert_same_state(kv: &KvProjection, model: &Model) {
 /// Runs `steps` against the projection (with restarts), a twin projection without restarts, and
 /// the model.
 fn run(steps: &[Step]) {
-    let mut kv = KvProjection::new(LIMITS);
-    let mut twin = KvProjection::new(LIMITS);
+    let mut kv = Router::new(LIMITS, Vec::new());
+    let mut twin = Router::new(LIMITS, Vec::new());
     let mut model = Model::default();
     let mut lsn = 0u64;
     // Per client: the last seq issued and the op sent with it.
@@ -290,12 +322,12 @@ fn run(steps: &[Step]) {
                 // Half the entries go through the log encoding.
                 let got = if lsn & 1 == 0 {
                     let n = cmd.encode(&mut entry).unwrap();
-                    kv.apply_entry(lsn, &entry[..n])
+                    apply_bytes(&mut kv, lsn, &entry[..n])
                 } else {
-                    kv.apply(lsn, &cmd)
+                    kv.apply_kv(lsn, &cmd)
                 };
                 assert_eq!(got, want, "lsn {lsn} {cmd:?}");
-                assert_eq!(twin.apply(lsn, &cmd), want);
+                assert_eq!(twin.apply_kv(lsn, &cmd), want);
             }
             Step::Garbage { bytes, gap } => {
                 lsn += gap;
@@ -311,21 +343,24 @@ fn run(steps: &[Step]) {
                         };
                         model.apply(lsn, c.client_id, c.seq, &op)
                     }
-                    Err(_) => ApplyResult::Malformed,
+                    Err(_) => match CommandHeader::read(bytes) {
+                        Some(h) if !crate::partition::batch::BatchReader::is_batch(bytes) => model.garbage(h.client_id, h.seq),
+                        _ => ApplyResult::Malformed,
+                    },
                 };
-                assert_eq!(kv.apply_entry(lsn, bytes), want);
-                assert_eq!(twin.apply_entry(lsn, bytes), want);
+                assert_eq!(apply_bytes(&mut kv, lsn, bytes), want);
+                assert_eq!(apply_bytes(&mut twin, lsn, bytes), want);
             }
             Step::Restart => {
                 let snap = snapshot_of(&kv);
-                kv = KvProjection::restore(&snap, LIMITS).expect("a fresh snapshot restores");
+                kv = Router::restore(&snap, LIMITS, Vec::new()).expect("a fresh snapshot restores");
                 assert_eq!(snapshot_of(&kv), snap);
             }
         }
         assert_eq!(kv.applied_lsn(), lsn);
         assert_same_state(&kv, &model);
-        assert!(kv.len() <= LIMITS.keys_max);
-        assert!(kv.data_bytes() <= LIMITS.data_bytes_max);
+        assert!(kv.kv().len() <= LIMITS.keys_max);
+        assert!(kv.kv().data_bytes() <= LIMITS.data_bytes_max);
     }
     // Replicas fed the same entries, one restarted from snapshots, hold byte-identical state.
     assert_eq!(snapshot_of(&kv), snapshot_of(&twin));
@@ -335,52 +370,52 @@ fn run(steps: &[Step]) {
 /// earlier write's answer and was silently not done. It is refused by its own status.
 #[test]
 fn a_reused_sequence_with_another_command_is_refused_and_does_nothing() {
-    let mut kv = KvProjection::new(LIMITS);
+    let mut kv = Router::new(LIMITS, Vec::new());
     let first = Command { client_id: 3, seq: 1, op: Op::Set { key: b"a", value: b"1" } };
-    assert_eq!(kv.apply(1, &first), ApplyResult::Stored { version: v(1) });
+    assert_eq!(kv.apply_kv(1, &first), ApplyResult::Stored { version: v(1) });
     let other = Command { client_id: 3, seq: 1, op: Op::Set { key: b"b", value: b"2" } };
     let before = snapshot_of(&kv);
-    assert_eq!(kv.precheck(&other), Some(ApplyResult::SequenceReused { last_seq: 1 }));
-    assert_eq!(kv.apply(2, &other), ApplyResult::SequenceReused { last_seq: 1 });
+    assert_eq!(precheck(&kv, &other), Some(ApplyResult::SequenceReused { last_seq: 1 }));
+    assert_eq!(kv.apply_kv(2, &other), ApplyResult::SequenceReused { last_seq: 1 });
     assert_eq!(ApplyResult::SequenceReused { last_seq: 1 }.status(), crate::wire::Status::SequenceReused);
-    assert_eq!(kv.get(b"b"), None);
+    assert_eq!(kv.kv().get(b"b"), None);
     assert_eq!(kv.counters().sequence_reused, 1);
     // Nothing but the applied lsn moved: the client's record still holds the first write.
     assert_eq!(snapshot_of(&kv)[28..], before[28..]);
     // A true retry still gets the original answer.
-    assert_eq!(kv.precheck(&first), Some(ApplyResult::Stored { version: v(1) }));
-    assert_eq!(kv.apply(3, &first), ApplyResult::Stored { version: v(1) });
+    assert_eq!(precheck(&kv, &first), Some(ApplyResult::Stored { version: v(1) }));
+    assert_eq!(kv.apply_kv(3, &first), ApplyResult::Stored { version: v(1) });
 }
 
 /// Issue 8: one write with a victim's client id and seq 2^64-1 made every later write of the victim
 /// STALE. A seq beyond the window is refused and not recorded.
 #[test]
 fn a_sequence_far_ahead_does_not_lock_the_client_out() {
-    let mut kv = KvProjection::new(LIMITS);
+    let mut kv = Router::new(LIMITS, Vec::new());
     let set = |seq, value| Command { client_id: 4, seq, op: Op::Set { key: b"k", value } };
-    assert_eq!(kv.apply(1, &set(1, b"1")), ApplyResult::Stored { version: v(1) });
-    assert_eq!(kv.apply(2, &set(u64::MAX, b"evil")), ApplyResult::SequenceTooFar { last_seq: 1 });
-    assert_eq!(kv.apply(3, &set(2 + AHEAD, b"evil")), ApplyResult::SequenceTooFar { last_seq: 1 });
-    assert_eq!(kv.get(b"k"), Some((&b"1"[..], v(1))));
-    assert_eq!(kv.apply(4, &set(2, b"2")), ApplyResult::Stored { version: v(4) });
-    assert_eq!(kv.apply(5, &set(2 + AHEAD, b"3")), ApplyResult::Stored { version: v(5) });
+    assert_eq!(kv.apply_kv(1, &set(1, b"1")), ApplyResult::Stored { version: v(1) });
+    assert_eq!(kv.apply_kv(2, &set(u64::MAX, b"evil")), ApplyResult::SequenceTooFar { last_seq: 1 });
+    assert_eq!(kv.apply_kv(3, &set(2 + AHEAD, b"evil")), ApplyResult::SequenceTooFar { last_seq: 1 });
+    assert_eq!(kv.kv().get(b"k"), Some((&b"1"[..], v(1))));
+    assert_eq!(kv.apply_kv(4, &set(2, b"2")), ApplyResult::Stored { version: v(4) });
+    assert_eq!(kv.apply_kv(5, &set(2 + AHEAD, b"3")), ApplyResult::Stored { version: v(5) });
     assert_eq!(kv.counters().sequence_too_far, 2);
     // A client not remembered starts where it likes (the load generator: thread and trial in the
     // high bits); its window counts from there.
-    let mut kv = KvProjection::new(KvLimits::small());
+    let mut kv = Router::new(KvLimits::small(), Vec::new());
     let base = (16_384 << 48) | (255 << 40);
     let loadgen = |seq| Command { client_id: 5, seq, op: Op::Del { key: b"k" } };
-    assert_eq!(kv.apply(1, &loadgen(base)), ApplyResult::Deleted { existed: false });
-    assert_eq!(kv.apply(2, &loadgen(base + 1000)), ApplyResult::Deleted { existed: false });
-    assert_eq!(kv.apply(3, &loadgen(u64::MAX)), ApplyResult::SequenceTooFar { last_seq: base + 1000 });
+    assert_eq!(kv.apply_kv(1, &loadgen(base)), ApplyResult::Deleted { existed: false });
+    assert_eq!(kv.apply_kv(2, &loadgen(base + 1000)), ApplyResult::Deleted { existed: false });
+    assert_eq!(kv.apply_kv(3, &loadgen(u64::MAX)), ApplyResult::SequenceTooFar { last_seq: base + 1000 });
     let victim = Command { client_id: 6, seq: 1, op: Op::Del { key: b"k" } };
-    kv.apply(4, &victim);
+    kv.apply_kv(4, &victim);
     let evil = Command { client_id: 6, seq: u64::MAX, op: Op::Del { key: b"k" } };
-    assert_eq!(kv.apply(5, &evil), ApplyResult::SequenceTooFar { last_seq: 1 });
+    assert_eq!(kv.apply_kv(5, &evil), ApplyResult::SequenceTooFar { last_seq: 1 });
 }
 
 /// Applies the writes of `steps` (seq advancing on every other kind, so some are retries).
-fn feed(kv: &mut KvProjection, lsn: &mut u64, seqs: &mut [u64; 6], steps: &[Step]) -> Vec<ApplyResult> {
+fn feed(kv: &mut Router, lsn: &mut u64, seqs: &mut [u64; 6], steps: &[Step]) -> Vec<ApplyResult> {
     let mut results = Vec::new();
     for s in steps {
         if let Step::Write { client, kind, key, value, delta, gap, .. } = s {
@@ -392,7 +427,7 @@ fn feed(kv: &mut KvProjection, lsn: &mut u64, seqs: &mut [u64; 6], steps: &[Step
                 2 => Op::Incr { key: KEYS[*key], delta: DELTAS[*delta] },
                 _ => Op::Cas { key: KEYS[*key], expected_version: v(*lsn / 2), value: VALUES[*value] },
             };
-            results.push(kv.apply(*lsn, &Command { client_id: *client, seq: seqs[*client as usize], op }));
+            results.push(kv.apply_kv(*lsn, &Command { client_id: *client, seq: seqs[*client as usize], op }));
         }
     }
     results
@@ -412,12 +447,12 @@ proptest! {
         before in proptest::collection::vec(arb_step(), 0..60),
         after in proptest::collection::vec(arb_step(), 0..60),
     ) {
-        let mut kv = KvProjection::new(LIMITS);
+        let mut kv = Router::new(LIMITS, Vec::new());
         let mut lsn = 0;
         let mut seqs = [0u64; 6];
         feed(&mut kv, &mut lsn, &mut seqs, &before);
         let snap = snapshot_of(&kv);
-        let mut restored = KvProjection::restore(&snap, LIMITS).unwrap();
+        let mut restored = Router::restore(&snap, LIMITS, Vec::new()).unwrap();
         let (mut lsn2, mut seqs2) = (lsn, seqs);
         let a = feed(&mut kv, &mut lsn, &mut seqs, &after);
         let b = feed(&mut restored, &mut lsn2, &mut seqs2, &after);
@@ -427,7 +462,7 @@ proptest! {
 
     #[test]
     fn restore_of_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-        let _ = KvProjection::restore(&bytes, LIMITS);
+        let _ = Router::restore(&bytes, LIMITS, Vec::new());
         // Garbage behind a valid header and checksum must not panic either.
         let mut sealed = Vec::from(snapshot::SNAPSHOT_MAGIC);
         sealed.extend_from_slice(&snapshot::SNAPSHOT_VERSION.to_le_bytes());
@@ -436,6 +471,93 @@ proptest! {
         let crc = crc32c::crc32c_append(crc32c::crc32c(&sealed), &bytes);
         sealed.extend_from_slice(&crc.to_le_bytes());
         sealed.extend_from_slice(&bytes);
-        let _ = KvProjection::restore(&sealed, LIMITS);
+        let _ = Router::restore(&sealed, LIMITS, Vec::new());
     }
+}
+
+#[test]
+fn retries_get_the_original_result_and_stale_seqs_are_refused() {
+    let mut kv = Router::new(KvLimits::small(), Vec::new());
+    let set = |seq, value| Command { client_id: 7, seq, op: Op::Set { key: b"a", value } };
+    let anon = |value| Command { client_id: 0, seq: 0, op: Op::Set { key: b"a", value } };
+    assert_eq!(kv.apply_kv(1, &set(1, b"x")), ApplyResult::Stored { version: v(1) });
+    kv.apply_kv(2, &anon(b"other"));
+    // The retry of (7, 1) is answered from the table and does not write again.
+    assert_eq!(kv.apply_kv(3, &set(1, b"x")), ApplyResult::Stored { version: v(1) });
+    assert_eq!(kv.kv().get(b"a"), Some((&b"other"[..], v(2))));
+    assert_eq!(kv.apply_kv(4, &set(3, b"y")), ApplyResult::Stored { version: v(4) });
+    assert_eq!(kv.apply_kv(5, &set(2, b"z")), ApplyResult::Stale { last_seq: 3 });
+    assert_eq!(kv.kv().get(b"a"), Some((&b"y"[..], v(4))));
+    // Error results are remembered too.
+    let incr = Command { client_id: 7, seq: 4, op: Op::Incr { key: b"a", delta: 1 } };
+    assert_eq!(kv.apply_kv(6, &incr), ApplyResult::NotInteger);
+    kv.apply_kv(7, &anon(b"1"));
+    assert_eq!(kv.apply_kv(8, &incr), ApplyResult::NotInteger);
+    let c = kv.counters();
+    assert_eq!((c.duplicates, c.stale), (2, 1));
+}
+
+#[test]
+fn anonymous_writes_are_never_deduplicated() {
+    let mut kv = Router::new(KvLimits::small(), Vec::new());
+    let incr = Command { client_id: 0, seq: 0, op: Op::Incr { key: b"n", delta: 1 } };
+    kv.apply_kv(1, &incr);
+    assert_eq!(kv.apply_kv(2, &incr), ApplyResult::Incremented { value: 2, version: v(2) });
+    assert_eq!(kv.clients().count(), 0);
+}
+
+#[test]
+fn an_evicted_client_is_taken_for_a_new_one() {
+    let limits = KvLimits { dedup_clients_max: 2, ..KvLimits::small() };
+    let mut kv = Router::new(limits, Vec::new());
+    let incr = |c, s| Command { client_id: c, seq: s, op: Op::Incr { key: b"n", delta: 1 } };
+    kv.apply_kv(1, &incr(1, 1));
+    kv.apply_kv(2, &incr(2, 1));
+    // A retry does not count as activity: it changes nothing.
+    assert_eq!(kv.apply_kv(3, &incr(1, 1)), ApplyResult::Incremented { value: 1, version: v(1) });
+    kv.apply_kv(4, &incr(1, 2)); // client 1 is now the most recently active.
+    kv.apply_kv(5, &incr(3, 1)); // evicts client 2 (least recently active).
+    assert_eq!(kv.dedup_evictions(), 1);
+    assert_eq!(kv.apply_kv(6, &incr(1, 2)), ApplyResult::Incremented { value: 3, version: v(4) });
+    // Client 2's retry is taken for a new write and executed again.
+    assert_eq!(kv.apply_kv(7, &incr(2, 1)), ApplyResult::Incremented { value: 5, version: v(7) });
+}
+
+#[test]
+fn garbage_entries_are_malformed_and_advance_the_lsn() {
+    let mut kv = Router::new(KvLimits::small(), Vec::new());
+    assert_eq!(apply_bytes(&mut kv, 4, b"\xffjunk"), ApplyResult::Malformed);
+    assert_eq!(kv.applied_lsn(), 4);
+    assert_eq!(kv.counters().malformed, 1);
+    let set = Command { client_id: 1, seq: 1, op: Op::Set { key: b"k", value: b"v" } };
+    assert_eq!(kv.apply_kv(5, &set), ApplyResult::Stored { version: v(5) });
+    // A tag no projection has is malformed too, and recorded nowhere.
+    let mut w = crate::partition::batch::BatchWriter::new(Default::default());
+    let mut bytes = vec![0; set.encoded_len()];
+    set.encode(&mut bytes).unwrap();
+    w.push(99, bytes.len(), |b| b.copy_from_slice(&bytes));
+    let batch = w.seal(0).to_vec();
+    assert_eq!(apply_bytes(&mut kv, 6, &batch), ApplyResult::Malformed);
+    assert_eq!(kv.clients().count(), 1);
+}
+
+#[test]
+#[should_panic(expected = "applied after")]
+fn lsns_must_increase() {
+    let mut kv = Router::new(KvLimits::small(), Vec::new());
+    let del = Command { client_id: 0, seq: 0, op: Op::Del { key: b"a" } };
+    kv.apply_kv(2, &del);
+    kv.apply_kv(2, &del);
+}
+
+/// The digest the router keeps is the one the KV projection kept before exactly-once moved to the
+/// router (`kv::Command::digest`, pinned there), so client records in older snapshots still match.
+#[test]
+fn the_digest_is_the_kv_command_digest() {
+    let cmd = Command { client_id: 0x0102, seq: 5, op: Op::Set { key: b"ab", value: b"xyz" } };
+    let mut bytes = vec![0; cmd.encoded_len()];
+    cmd.encode(&mut bytes).unwrap();
+    assert_eq!(xxhash_rust::xxh3::xxh3_64(&bytes), cmd.digest());
+    let h = CommandHeader::read(&bytes).unwrap();
+    assert_eq!((h.kind, h.client_id, h.seq), (crate::wire::opcode::SET, 0x0102, 5));
 }

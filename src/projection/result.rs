@@ -1,0 +1,146 @@
+//! The result of applying one command, shared by every projection and by exactly-once (which
+//! remembers a client's last result and answers its retry with it), and its encoding in snapshots.
+//!
+//! One closed enum rather than a type per projection: the client table keeps results of every
+//! projection side by side, fixed-size and `Copy`, and each protocol renders the variants it
+//! speaks. A new projection adds the variants it needs.
+//!
+//! Invariants: `read` never panics and accepts exactly what `put` writes; refusals of the client
+//! table and `Malformed` are never recorded, so they have no encoding.
+
+use crate::kv::{KvError, Reader};
+use crate::wire::Status;
+
+/// The outcome of applying one command; small and `Copy` so the client table can keep it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyResult {
+    /// SET or CAS stored the value; the key's version is now `version` (`LogPos::version` of the
+    /// write: its entry's lsn times 65536 plus its position in the batch).
+    Stored {
+        /// The key's new version.
+        version: u64,
+    },
+    /// DEL ran; `existed` says whether the key was there (and is now gone).
+    Deleted {
+        /// Whether a key was removed.
+        existed: bool,
+    },
+    /// INCR stored `value`; the key's version is now `version`.
+    Incremented {
+        /// The new value.
+        value: i64,
+        /// The key's new version.
+        version: u64,
+    },
+    /// CAS found version `current_version` (0: absent), not the expected one; nothing changed.
+    CasMismatch {
+        /// The key's version now, 0 if it does not exist.
+        current_version: u64,
+    },
+    /// INCR on a value that is not a decimal i64; nothing changed.
+    NotInteger,
+    /// INCR would overflow i64; nothing changed.
+    Overflow,
+    /// The key is longer than `key_bytes_max`; nothing changed.
+    KeyTooLarge,
+    /// The value is longer than `value_bytes_max`; nothing changed.
+    ValueTooLarge,
+    /// `keys_max` or `data_bytes_max` would be exceeded; nothing changed.
+    Full,
+    /// The seq is older than the client's last applied one (`last_seq`); nothing changed.
+    Stale {
+        /// The client's last applied seq.
+        last_seq: u64,
+    },
+    /// The client's last applied write has this seq (`last_seq`) but another command: the pair was
+    /// reused; nothing changed, nothing recorded.
+    SequenceReused {
+        /// The client's last applied seq.
+        last_seq: u64,
+    },
+    /// The seq is more than `sequence_ahead_max` past the client's last applied one (`last_seq`,
+    /// 0 for a client not remembered); nothing changed, nothing recorded.
+    SequenceTooFar {
+        /// The client's last applied seq.
+        last_seq: u64,
+    },
+    /// The command does not decode, or names no projection of this partition; nothing changed.
+    Malformed,
+}
+
+impl ApplyResult {
+    /// The wire status this result is answered with.
+    pub fn status(&self) -> Status {
+        match self {
+            ApplyResult::Stored { .. } | ApplyResult::Deleted { .. } | ApplyResult::Incremented { .. } => {
+                Status::Ok
+            }
+            ApplyResult::CasMismatch { .. } => Status::CasMismatch,
+            ApplyResult::NotInteger => Status::NotInteger,
+            ApplyResult::Overflow => Status::Overflow,
+            ApplyResult::KeyTooLarge => Status::KeyTooLarge,
+            ApplyResult::ValueTooLarge => Status::ValueTooLarge,
+            ApplyResult::Full => Status::Full,
+            ApplyResult::Stale { .. } => Status::Stale,
+            ApplyResult::SequenceReused { .. } => Status::SequenceReused,
+            ApplyResult::SequenceTooFar { .. } => Status::SequenceTooFar,
+            ApplyResult::Malformed => Status::BadRequest,
+        }
+    }
+}
+
+/// Writes a recorded result: a tag byte and its fields: 1 Stored(u64 version), 2 Deleted(u8
+/// existed), 3 Incremented(i64 value, u64 version), 4 CasMismatch(u64 current_version),
+/// 5 NotInteger, 6 Overflow, 7 KeyTooLarge, 8 ValueTooLarge, 9 Full.
+pub(crate) fn put(out: &mut Vec<u8>, r: &ApplyResult) {
+    match *r {
+        ApplyResult::Stored { version } => {
+            out.push(1);
+            out.extend_from_slice(&version.to_le_bytes());
+        }
+        ApplyResult::Deleted { existed } => out.extend_from_slice(&[2, u8::from(existed)]),
+        ApplyResult::Incremented { value, version } => {
+            out.push(3);
+            out.extend_from_slice(&value.to_le_bytes());
+            out.extend_from_slice(&version.to_le_bytes());
+        }
+        ApplyResult::CasMismatch { current_version } => {
+            out.push(4);
+            out.extend_from_slice(&current_version.to_le_bytes());
+        }
+        ApplyResult::NotInteger => out.push(5),
+        ApplyResult::Overflow => out.push(6),
+        ApplyResult::KeyTooLarge => out.push(7),
+        ApplyResult::ValueTooLarge => out.push(8),
+        ApplyResult::Full => out.push(9),
+        ApplyResult::Stale { .. }
+        | ApplyResult::SequenceReused { .. }
+        | ApplyResult::SequenceTooFar { .. }
+        | ApplyResult::Malformed => unreachable!("refusals and malformed entries are never recorded"),
+    }
+}
+
+/// Reads a result `put` wrote.
+pub(crate) fn read(r: &mut Reader<'_>) -> Result<ApplyResult, KvError> {
+    Ok(match r.u8()? {
+        1 => ApplyResult::Stored { version: r.u64()? },
+        2 => ApplyResult::Deleted {
+            existed: match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(KvError::SnapshotInvalid("a DEL result is neither 0 nor 1")),
+            },
+        },
+        3 => {
+            let value = r.i64()?;
+            ApplyResult::Incremented { value, version: r.u64()? }
+        }
+        4 => ApplyResult::CasMismatch { current_version: r.u64()? },
+        5 => ApplyResult::NotInteger,
+        6 => ApplyResult::Overflow,
+        7 => ApplyResult::KeyTooLarge,
+        8 => ApplyResult::ValueTooLarge,
+        9 => ApplyResult::Full,
+        _ => return Err(KvError::SnapshotInvalid("unknown result tag in the client table")),
+    })
+}

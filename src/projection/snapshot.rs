@@ -1,0 +1,217 @@
+//! The partition's snapshot: the router's client table and each projection's own section, in one
+//! checksummed byte string.
+//!
+//! Layout (little-endian):
+//!
+//! | offset | size | field |
+//! |-------:|-----:|-------|
+//! | 0 | 4 | magic `VGPS` |
+//! | 4 | 4 | format version: 1 |
+//! | 8 | 8 | `applied_lsn`: the lsn of the last entry folded in |
+//! | 16 | 8 | `body_len`: bytes after the header |
+//! | 24 | 4 | CRC32C (Castagnoli) of bytes 0..24 followed by the body |
+//! | 28 | .. | body |
+//!
+//! Body: u64 client count, then per client from the least to the most recently active `u64
+//! client_id, u64 last_seq, u64 last_lsn, u8 known, u64 digest` (known 0 and digest 0: a record
+//! that came from a version-1 KV snapshot, which kept no digest) and its result
+//! (`result::put`); then u8 section count, then per projection `u8 tag, u64 len, len bytes` of the
+//! projection's own section (`Projection::write_snapshot`), in the router's order (KV first).
+//!
+//! Snapshots written before the router existed are whole-KV snapshots (magic `VGKV`, versions 1
+//! and 2, with the client table inside): `restore` still reads them (`kv::snapshot::restore_legacy`).
+//!
+//! Invariants: the encoding is a function of the replicated state only (two replicas with the same
+//! state write the same bytes); `restore` never panics, checks the header, length and checksum
+//! before anything else (every single-byte change and every truncation is caught there), then
+//! every invariant of the content and the limits, and builds nothing unless all hold; a projection
+//! with no section (one added after the snapshot was taken) starts empty; a section for a tag this
+//! partition does not run is refused, never skipped.
+
+use super::clients::{ClientRecord, ClientTable};
+use super::router::Router;
+use super::{result, Projection, SnapshotError};
+use crate::kv::{KvLimits, Reader, ANONYMOUS_CLIENT};
+
+/// First four bytes of a partition snapshot.
+pub const SNAPSHOT_MAGIC: [u8; 4] = *b"VGPS";
+/// The format version this build writes and reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+/// Header length (the same for the whole-KV snapshots of older builds).
+pub const SNAPSHOT_HEADER_LEN: usize = 28;
+
+/// CRC32C of a header's first 24 bytes followed by the body.
+pub(crate) fn checksum(header: &[u8], body: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&header[..24]), body)
+}
+
+/// Checks a partition snapshot's header, length and checksum; returns its applied lsn. A
+/// whole-KV snapshot from before the router is checked by its own magic and versions.
+pub fn applied_lsn(bytes: &[u8]) -> Result<u64, SnapshotError> {
+    use crate::kv::snapshot::{SNAPSHOT_MAGIC as KV_MAGIC, SNAPSHOT_VERSIONS as KV_VERSIONS};
+    let (magic, versions) = match bytes.get(..4) {
+        Some(m) if m == KV_MAGIC => (KV_MAGIC, KV_VERSIONS),
+        _ => (SNAPSHOT_MAGIC, &[SNAPSHOT_VERSION][..]),
+    };
+    Ok(read_sealed(bytes, magic, versions)?.1)
+}
+
+/// Checks a sealed snapshot (this header layout, under `magic`, at one of `versions`): header,
+/// length and checksum. Returns (version, applied lsn, body).
+pub(crate) fn read_sealed<'a>(
+    bytes: &'a [u8],
+    magic: [u8; 4],
+    versions: &[u32],
+) -> Result<(u32, u64, &'a [u8]), SnapshotError> {
+    let len = bytes.len() as u64;
+    let header = bytes
+        .get(..SNAPSHOT_HEADER_LEN)
+        .ok_or(SnapshotError::Length { expected: SNAPSHOT_HEADER_LEN as u64, actual: len })?;
+    let mut r = Reader::new(header);
+    if r.bytes(4)? != magic {
+        return Err(SnapshotError::BadMagic);
+    }
+    let version = r.u32()?;
+    if !versions.contains(&version) {
+        return Err(SnapshotError::Version(version));
+    }
+    let applied_lsn = r.u64()?;
+    let body_len = r.u64()?;
+    let expected_crc = r.u32()?;
+    let body = &bytes[SNAPSHOT_HEADER_LEN..];
+    let expected_len = body_len.saturating_add(SNAPSHOT_HEADER_LEN as u64);
+    if expected_len != len {
+        return Err(SnapshotError::Length { expected: expected_len, actual: len });
+    }
+    let actual = checksum(header, body);
+    if actual != expected_crc {
+        return Err(SnapshotError::Checksum { expected: expected_crc, actual });
+    }
+    Ok((version, applied_lsn, body))
+}
+
+/// Writes a client record (`result::put` for its result).
+pub(crate) fn put_client(out: &mut Vec<u8>, c: &ClientRecord) {
+    out.extend_from_slice(&c.client_id.to_le_bytes());
+    out.extend_from_slice(&c.last_seq.to_le_bytes());
+    out.extend_from_slice(&c.last_lsn.to_le_bytes());
+    out.push(u8::from(c.digest.is_some()));
+    out.extend_from_slice(&c.digest.unwrap_or(0).to_le_bytes());
+    result::put(out, &c.result);
+}
+
+/// Reads the client table (`count` records, `with_digests` unless they come from a version-1 KV
+/// snapshot) into `clients`, checking its invariants against `applied_lsn`.
+pub(crate) fn read_clients(
+    r: &mut Reader<'_>,
+    count: u64,
+    with_digests: bool,
+    applied_lsn: u64,
+    clients: &mut ClientTable,
+) -> Result<(), SnapshotError> {
+    if count > clients.capacity() as u64 {
+        return Err(SnapshotError::ExceedsLimits("more clients than dedup_clients_max"));
+    }
+    let mut previous_lsn = 0;
+    for _ in 0..count {
+        let client_id = r.u64()?;
+        let last_seq = r.u64()?;
+        let last_lsn = r.u64()?;
+        let digest = if with_digests { read_digest(r)? } else { None };
+        let result = result::read(r)?;
+        if client_id == ANONYMOUS_CLIENT {
+            return Err(SnapshotError::Invalid("the anonymous client is in the client table"));
+        }
+        if clients.get(client_id).is_some() {
+            return Err(SnapshotError::Invalid("a client appears twice in the client table"));
+        }
+        // Non-decreasing: one batch entry holds writes of several clients.
+        if last_lsn == 0 || last_lsn < previous_lsn || last_lsn > applied_lsn {
+            return Err(SnapshotError::Invalid("client activity is not increasing up to the lsn"));
+        }
+        previous_lsn = last_lsn;
+        clients.record(ClientRecord { client_id, last_seq, last_lsn, digest, result });
+    }
+    Ok(())
+}
+
+fn read_digest(r: &mut Reader<'_>) -> Result<Option<u64>, SnapshotError> {
+    let known = r.u8()?;
+    let digest = r.u64()?;
+    match (known, digest) {
+        (1, d) => Ok(Some(d)),
+        (0, 0) => Ok(None),
+        _ => Err(SnapshotError::Invalid("a client's digest is neither known nor 0")),
+    }
+}
+
+impl Router {
+    /// Appends the partition's snapshot (see the module header) to `out`.
+    pub fn snapshot(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&SNAPSHOT_MAGIC);
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        out.extend_from_slice(&self.applied_lsn().to_le_bytes());
+        out.extend_from_slice(&[0u8; 12]); // body_len and crc, patched below
+        let body_start = out.len();
+        out.extend_from_slice(&(self.clients.len() as u64).to_le_bytes());
+        for c in self.clients.iter() {
+            put_client(out, c);
+        }
+        let sections = self.projections().count();
+        out.push(u8::try_from(sections).expect("fewer than 255 projections"));
+        for p in self.projections() {
+            out.push(p.tag());
+            let len_at = out.len();
+            out.extend_from_slice(&[0u8; 8]);
+            p.write_snapshot(out);
+            let len = (out.len() - len_at - 8) as u64;
+            out[len_at..len_at + 8].copy_from_slice(&len.to_le_bytes());
+        }
+        let body_len = (out.len() - body_start) as u64;
+        out[start + 16..start + 24].copy_from_slice(&body_len.to_le_bytes());
+        let crc = checksum(&out[start..start + 24], &out[body_start..]);
+        out[start + 24..start + 28].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// A router over a KV projection with `kv` limits and `others` (empty), loaded from `bytes`:
+    /// a partition snapshot, or a whole-KV snapshot from before the router. Nothing is built
+    /// unless the whole snapshot checks.
+    pub fn restore(
+        bytes: &[u8],
+        kv: KvLimits,
+        others: Vec<Box<dyn Projection>>,
+    ) -> Result<Self, SnapshotError> {
+        kv.validate().map_err(|_| SnapshotError::Invalid("the KV limits are unusable"))?;
+        let mut router = Router::new(kv, others);
+        if bytes.get(..4) == Some(&crate::kv::snapshot::SNAPSHOT_MAGIC[..]) {
+            crate::kv::snapshot::restore_legacy(bytes, &mut router)?;
+            return Ok(router);
+        }
+        let (_, applied_lsn, body) = read_sealed(bytes, SNAPSHOT_MAGIC, &[SNAPSHOT_VERSION])?;
+        let mut r = Reader::new(body);
+        let clients = r.u64()?;
+        read_clients(&mut r, clients, true, applied_lsn, &mut router.clients)?;
+        let sections = r.u8()?;
+        let mut seen = [false; 256];
+        for _ in 0..sections {
+            let tag = r.u8()?;
+            let section = r.bytes_u64()?;
+            if std::mem::replace(&mut seen[usize::from(tag)], true) {
+                return Err(SnapshotError::Invalid("a projection has two sections"));
+            }
+            let projection = router
+                .projections_mut()
+                .iter_mut()
+                .find(|p| p.tag() == tag)
+                .ok_or(SnapshotError::UnknownProjection(tag))?;
+            projection.load_snapshot(section, applied_lsn)?;
+        }
+        r.finish().map_err(|_| SnapshotError::Invalid("bytes after the last section"))?;
+        router.set_applied_lsn(applied_lsn);
+        Ok(router)
+    }
+}
+
+#[cfg(test)]
+mod tests;

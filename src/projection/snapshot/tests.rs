@@ -1,0 +1,216 @@
+//! The partition snapshot: round trips (KV, the client table, a second projection), every damage
+//! refused, and the whole-KV snapshots of older builds still read.
+
+use super::*;
+use crate::kv::{Command, KvProjection, Op};
+use crate::projection::counter::{self, Counters, TAG_COUNTER};
+use crate::projection::{ApplyResult, TAG_KV};
+
+fn limits() -> KvLimits {
+    KvLimits::small()
+}
+
+fn counters() -> Vec<Box<dyn Projection>> {
+    vec![Box::new(Counters::default())]
+}
+
+fn sample() -> Router {
+    let mut r = Router::new(limits(), counters());
+    r.apply_kv(1, &Command { client_id: 5, seq: 1, op: Op::Set { key: b"b", value: b"2" } });
+    r.apply_kv(2, &Command { client_id: 6, seq: 1, op: Op::Set { key: b"a", value: b"1" } });
+    r.apply_kv(3, &Command { client_id: 5, seq: 2, op: Op::Incr { key: b"a", delta: 4 } });
+    r.apply_kv(4, &Command { client_id: 7, seq: 9, op: Op::Del { key: b"zz" } });
+    r.apply_kv(6, &Command { client_id: 8, seq: 1, op: Op::Incr { key: b"q", delta: i64::MAX } });
+    r.apply_kv(7, &Command { client_id: 8, seq: 2, op: Op::Incr { key: b"q", delta: 1 } });
+    r.apply_kv(
+        8,
+        &Command { client_id: 9, seq: 2, op: Op::Cas { key: b"q", expected_version: 1, value: b"" } },
+    );
+    let mut w = crate::partition::batch::BatchWriter::new(Default::default());
+    let add = counter::add(10, 1, b"hits", 3);
+    w.push(TAG_COUNTER, add.len(), |b| b.copy_from_slice(&add));
+    let batch = w.seal(77).to_vec();
+    assert!(r.apply_entry(9, &batch, &mut |_, _| {}));
+    r
+}
+
+fn bytes_of(r: &Router) -> Vec<u8> {
+    let mut out = Vec::new();
+    r.snapshot(&mut out);
+    out
+}
+
+fn restore(bytes: &[u8]) -> Result<Router, SnapshotError> {
+    Router::restore(bytes, limits(), counters())
+}
+
+fn kv_of(r: &Router) -> Vec<(Vec<u8>, Vec<u8>, u64)> {
+    r.kv().iter().map(|(k, v, n)| (k.to_vec(), v.to_vec(), n)).collect()
+}
+
+fn reseal(mut s: Vec<u8>) -> Vec<u8> {
+    let crc = checksum(&s[..24], &s[SNAPSHOT_HEADER_LEN..]);
+    s[24..28].copy_from_slice(&crc.to_le_bytes());
+    s
+}
+
+#[test]
+fn restore_gives_the_same_state_and_bytes() {
+    let r = sample();
+    let snap = bytes_of(&r);
+    assert_eq!(applied_lsn(&snap).unwrap(), 9);
+    let back = restore(&snap).unwrap();
+    assert_eq!(kv_of(&back), kv_of(&r));
+    assert_eq!(back.clients().collect::<Vec<_>>(), r.clients().collect::<Vec<_>>());
+    assert_eq!(back.applied_lsn(), 9);
+    assert_eq!(back.get::<Counters>(), r.get::<Counters>());
+    assert_eq!(back.get::<Counters>().unwrap().get(b"hits"), Some((3, 77)), "the leader's time");
+    assert_eq!(bytes_of(&back), snap);
+}
+
+#[test]
+fn every_single_byte_flip_and_truncation_is_refused() {
+    let snap = bytes_of(&sample());
+    for i in 0..snap.len() {
+        for bit in 0..8 {
+            let mut bad = snap.clone();
+            bad[i] ^= 1 << bit;
+            assert!(restore(&bad).is_err(), "flip at {i} bit {bit}");
+        }
+    }
+    for len in 0..snap.len() {
+        assert!(restore(&snap[..len]).is_err(), "truncated to {len}");
+    }
+    let mut longer = snap.clone();
+    longer.push(0);
+    assert!(matches!(restore(&longer), Err(SnapshotError::Length { .. })));
+}
+
+#[test]
+fn errors_say_what_is_wrong() {
+    let snap = bytes_of(&sample());
+    let mut bad = snap.clone();
+    bad[0] = b'X';
+    assert_eq!(restore(&bad).unwrap_err(), SnapshotError::BadMagic);
+    let mut bad = snap.clone();
+    bad[4] = 3;
+    assert_eq!(restore(&bad).unwrap_err(), SnapshotError::Version(3));
+    let tight = KvLimits { keys_max: 2, ..limits() };
+    assert!(matches!(Router::restore(&snap, tight, counters()), Err(SnapshotError::ExceedsLimits(_))));
+    let tight = KvLimits { dedup_clients_max: 2, ..limits() };
+    assert!(matches!(Router::restore(&snap, tight, counters()), Err(SnapshotError::ExceedsLimits(_))));
+    // A partition without the counter projection refuses its section rather than drop it.
+    assert_eq!(
+        Router::restore(&snap, limits(), Vec::new()).unwrap_err(),
+        SnapshotError::UnknownProjection(TAG_COUNTER)
+    );
+}
+
+#[test]
+fn a_projection_without_a_section_starts_empty() {
+    let mut kv_only = Router::new(limits(), Vec::new());
+    kv_only.apply_kv(1, &Command { client_id: 1, seq: 1, op: Op::Set { key: b"k", value: b"v" } });
+    let back = restore(&bytes_of(&kv_only)).unwrap();
+    assert_eq!(back.kv().len(), 1);
+    assert!(back.get::<Counters>().unwrap().is_empty());
+}
+
+#[test]
+fn digests_survive_a_snapshot() {
+    let r = sample();
+    let mut back = restore(&bytes_of(&r)).unwrap();
+    assert!(back.clients().all(|c| c.digest.is_some()));
+    // Client 9's last write was seq 2, a CAS of "q" (lsn 8).
+    let other = Command { client_id: 9, seq: 2, op: Op::Set { key: b"q", value: b"x" } };
+    assert_eq!(back.apply_kv(10, &other), ApplyResult::SequenceReused { last_seq: 2 });
+    let same = Command { client_id: 9, seq: 2, op: Op::Cas { key: b"q", expected_version: 1, value: b"" } };
+    let original = r.clients().find(|c| c.client_id == 9).unwrap().result;
+    assert_eq!(back.apply_kv(11, &same), original);
+}
+
+/// A whole-KV snapshot as builds before the router wrote it (`VGKV`, version 1 without digests,
+/// version 2 with them).
+fn legacy_bytes_of(r: &Router, version: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    r.kv().write_section(&mut body);
+    body.extend_from_slice(&(r.clients().count() as u64).to_le_bytes());
+    for c in r.clients() {
+        if version == 1 {
+            for n in [c.client_id, c.last_seq, c.last_lsn] {
+                body.extend_from_slice(&n.to_le_bytes());
+            }
+            result::put(&mut body, &c.result);
+        } else {
+            put_client(&mut body, c);
+        }
+    }
+    let mut out = Vec::from(crate::kv::snapshot::SNAPSHOT_MAGIC);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&r.applied_lsn().to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    let crc = checksum(&out, &body);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+#[test]
+fn whole_kv_snapshots_of_older_builds_restore() {
+    let mut r = Router::new(limits(), Vec::new());
+    r.apply_kv(3, &Command { client_id: 5, seq: 1, op: Op::Set { key: b"b", value: b"2" } });
+    r.apply_kv(4, &Command { client_id: 6, seq: 4, op: Op::Incr { key: b"n", delta: 2 } });
+    let v2 = restore(&legacy_bytes_of(&r, 2)).unwrap();
+    assert_eq!(kv_of(&v2), kv_of(&r));
+    assert_eq!(v2.clients().collect::<Vec<_>>(), r.clients().collect::<Vec<_>>());
+    assert_eq!(v2.applied_lsn(), 4);
+    let mut v1 = restore(&legacy_bytes_of(&r, 1)).unwrap();
+    assert_eq!(kv_of(&v1), kv_of(&r));
+    assert!(v1.clients().all(|c| c.digest.is_none()));
+    // Without a digest, a same-seq write gets the remembered result, whatever its command.
+    let original = r.clients().find(|c| c.client_id == 6).unwrap().result;
+    let other = Command { client_id: 6, seq: 4, op: Op::Del { key: b"x" } };
+    assert_eq!(v1.apply_kv(5, &other), original);
+    // Written again, it is a partition snapshot, and restores to the same bytes.
+    let again = bytes_of(&v1);
+    assert_eq!(&again[..4], b"VGPS");
+    assert_eq!(bytes_of(&restore(&again).unwrap()), again);
+    // A damaged whole-KV snapshot is refused like any other.
+    let mut bad = legacy_bytes_of(&r, 2);
+    bad[30] ^= 1;
+    assert!(matches!(restore(&bad), Err(SnapshotError::Checksum { .. })));
+}
+
+#[test]
+fn a_digest_neither_known_nor_zero_is_refused() {
+    let snap = bytes_of(&sample());
+    // The first client record's `known` byte: after the client count and three u64s.
+    let known = SNAPSHOT_HEADER_LEN + 8 + 24;
+    assert_eq!(snap[known], 1);
+    let mut bad = snap.clone();
+    bad[known] = 2;
+    assert!(matches!(restore(&reseal(bad)), Err(SnapshotError::Invalid(_))));
+}
+
+/// A well-checksummed snapshot whose content breaks an invariant is still refused.
+#[test]
+fn inconsistent_content_with_a_good_checksum_is_refused() {
+    let r = sample();
+    let snap = bytes_of(&r);
+    // The applied lsn below the keys' versions and the clients' activity.
+    let mut bad = snap.clone();
+    bad[8..16].copy_from_slice(&1u64.to_le_bytes());
+    assert!(matches!(restore(&reseal(bad)), Err(SnapshotError::Invalid(_))));
+    // Keys out of order in the KV section: swap "a" for "c" (the first key, one byte long).
+    let mut section = Vec::new();
+    r.kv().write_section(&mut section);
+    let at = snap.windows(section.len()).position(|w| w == section).unwrap();
+    let mut bad = snap.clone();
+    let first_key = at + 8 + 2;
+    assert_eq!(bad[first_key], b'a');
+    bad[first_key] = b'c';
+    assert!(matches!(restore(&reseal(bad)), Err(SnapshotError::Invalid(_))));
+    // A KV section's own loader refuses the same.
+    assert!(KvProjection::load_section(&section[..section.len() - 1], 9, limits()).is_err());
+    assert_eq!(section.first().copied(), Some(3), "three keys: a, b, q");
+    assert_eq!(r.projection(TAG_KV).unwrap().len(), 3);
+}
