@@ -73,6 +73,18 @@ impl AnswerReservations {
         self.0.free.set(self.0.free.get() + 1);
     }
 
+    /// A late answer joined a datagram already holding a buffer (gathered with another answer
+    /// for its client): the reservation taken for it returns free, its buffer staying in the
+    /// reserve for another request. Nothing if none is taken (an answer nobody reserved for).
+    #[inline]
+    pub(crate) fn release_taken(&self) {
+        let taken = self.0.taken.get();
+        if taken > 0 {
+            self.0.taken.set(taken - 1);
+            self.0.free.set(self.0.free.get() + 1);
+        }
+    }
+
     /// A late answer is about to be written: uses one taken reservation (its buffer leaves the
     /// reserve) and returns `true`, or returns `false` if none is taken (an answer nobody reserved
     /// for: a service that does not take reservations).
@@ -106,5 +118,10 @@ mod tests {
         assert!(r.use_taken());
         assert!(!r.use_taken());
         assert_eq!((r.free(), r.taken()), (1, 0));
+        assert!(handler.try_take());
+        r.release_taken();
+        assert_eq!((r.free(), r.taken()), (1, 0), "a gathered answer's reservation returns free");
+        r.release_taken();
+        assert_eq!((r.free(), r.taken()), (1, 0), "nothing taken, nothing released");
     }
 }
