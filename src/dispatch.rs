@@ -6,7 +6,8 @@
 //!
 //! A handler answers at once (`Answer::Now`, the body written in place) or takes the request over
 //! (`Answer::Later`): a write that must first reach the log is answered when it commits, in a
-//! datagram of its own addressed to `Request::peer` (the shard loop's deferred answers).
+//! datagram of late answers addressed to `Request::peer` (the shard loop's deferred answers,
+//! gathered per client).
 //!
 //! Invariants: slot 0 (`wire::OPCODE_NONE`) is never registered; an opcode is registered at most
 //! once (a second registration is a start-up error naming both owners); handlers are called only
@@ -38,7 +39,7 @@ pub struct Request<'a> {
 pub enum Answer {
     /// OK, with this many body bytes written into `out`.
     Now(usize),
-    /// The handler took the request over and answers it later in a datagram of its own (a write
+    /// The handler took the request over and answers it later in a datagram of late answers (a write
     /// waiting for its log entry to commit); nothing goes into this response datagram for it.
     Later,
 }

@@ -17,7 +17,8 @@
 //!   request id, nothing executed (there is no way to find the next frame);
 //! - an unknown opcode: `UNKNOWN_OPCODE` for that frame; the others are executed;
 //! - a request its handler takes over (`Answer::Later`: a write waiting for its log entry) gets no
-//!   frame here; the handler answers it later in a datagram of its own. A datagram all of whose
+//!   frame here; the handler answers it later in a datagram of late answers (gathered per client by
+//!   the shard loop). A datagram all of whose
 //!   requests were taken over sends nothing now (`Outcome::Later`).
 //!
 //! Invariants: the whole datagram's framing is checked before any frame runs, so a datagram that does
@@ -65,7 +66,7 @@ pub struct EngineCounters {
     pub framing_errors: u64,
     /// Requests neither executed nor answered: the response datagram was full.
     pub unanswered_no_room: u64,
-    /// Requests a handler took over, to answer later in a datagram of its own.
+    /// Requests a handler took over, to answer later in a datagram of late answers.
     pub answers_later: u64,
 }
 

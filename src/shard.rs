@@ -7,36 +7,47 @@
 //!
 //! After the burst, the shard's service (`ShardService`: its partitions' Raft groups and logs, its
 //! cross-shard inbox) runs one step and hands over the answers that became ready (`LateAnswer`:
-//! writes whose log entries committed), each sent in a datagram of its own to the request's sender.
-//! While the service has work in flight (log writes to reap), the shard does not let the backend
-//! sleep when idle.
+//! writes whose log entries committed). Late answers for the same client (peer and client id) in
+//! one iteration are gathered into one datagram of several frames, up to the buffer's payload
+//! area (`gather`), and every gathered datagram is sent at the end of the iteration. While the
+//! service has work in flight (log writes to reap), the shard does not let the backend sleep when
+//! idle.
+//!
+//! One transmit buffer per request, none per deferred answer: the reply buffer of a datagram that
+//! needed no answer now (its requests all taken over, or dropped) is kept as the shard's spare and
+//! the next request's reply goes into it, so a deferred write costs only the buffer its late
+//! answer goes out in (less when its answer is gathered with others).
 //!
 //! A late answer never waits for a transmit buffer: each request taken over was admitted only with
 //! a reservation (`reserve::AnswerReservations`), a buffer the shard holds in its reserve
 //! (`ShardLimits::answers_reserved_max`, from `net.answers_reserved_max`), and its answer is written
-//! into that buffer. A handler that finds no reservation free answers `BUSY` at once. The reserve is
-//! topped up from the backend's pool at the start of each iteration, first with the reply buffers
-//! of datagrams that needed no answer now.
+//! into that buffer or joins a datagram already open for its client (its reservation then returns
+//! free). A handler that finds no reservation free answers `BUSY` at once. The reserve is topped up
+//! from the backend's pool at the start of each iteration.
 //!
 //! Invariants: every received datagram is either answered, dropped by the engine (counted there), or
 //! dropped for want of a transmit buffer or of room in the tx queue (counted here); a reply that the
 //! queue refused is retried once in the same iteration, then dropped and counted, so one stuck queue
 //! cannot grow memory or stall receive. Late answers that the queue refuses wait in a backlog for the
-//! next iterations; buffers in the reserve plus late answers waiting never exceed
+//! next iterations; buffers in the reserve, in open datagrams and in the backlog never exceed
 //! `answers_reserved_max`, the backlog's capacity, so a reserved late answer is never dropped (only
-//! an answer nobody reserved for can find the backlog full: counted in `tx_queue_full`).
+//! an answer nobody reserved for can find the backlog full: counted in `tx_queue_full`). The shard
+//! holds at most `answers_reserved_max` buffers for late answers, a burst of replies and one spare.
 
 use crate::engine::{Engine, EngineCounters, Outcome};
-use crate::wire::{DatagramWriter, Status};
-use std::net::Ipv4Addr;
+use crate::wire::Status;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vigil_pmd::{Batch, Clock, IoCounters, Nanos, PacketIo, Peer, RxDatagram, TxDatagram};
 
+pub mod gather;
+mod late;
 pub mod reserve;
 
+use late::LateAnswers;
 pub use reserve::AnswerReservations;
 
-/// An answer given after its request's datagram was handled: one frame, sent in its own datagram.
+/// An answer given after its request's datagram was handled: one frame, gathered with the other
+/// late answers for its client in this iteration.
 #[derive(Clone, Copy, Debug)]
 pub struct LateAnswer<'a> {
     /// Where it goes.
@@ -111,6 +122,9 @@ pub struct ShardCounters {
     pub late_answers: u64,
     /// Late answers dropped: they did not fit a datagram (never for KV answers).
     pub late_answers_too_large: u64,
+    /// Datagrams the late answers went out in (fewer than `late_answers` when answers for one
+    /// client were gathered).
+    pub late_datagrams: u64,
 }
 
 /// Everything a shard counted, for the shutdown report and metrics.
@@ -139,10 +153,15 @@ fn flush<P: PacketIo>(io: &mut P, tx: &mut Batch<P::Tx>, counters: &mut ShardCou
     tx.clear();
 }
 
-/// Sends what the tx queue takes from the front of `late`; the rest waits for the next call.
-fn send_some<P: PacketIo>(io: &mut P, late: &mut Batch<P::Tx>, counters: &mut ShardCounters) {
-    if !late.is_empty() {
-        counters.tx_datagrams += io.tx_burst(late) as u64;
+/// A transmit buffer addressed to `peer`: the spare one if held, else one from the pool.
+#[inline]
+fn reply_buffer<P: PacketIo>(spare: &mut Option<P::Tx>, io: &mut P, peer: &Peer) -> Option<P::Tx> {
+    match spare.take() {
+        Some(mut reply) => {
+            reply.set_peer(peer);
+            Some(reply)
+        }
+        None => io.tx_alloc(peer),
     }
 }
 
@@ -153,13 +172,12 @@ pub struct Shard<P: PacketIo> {
     engine: Engine,
     rx: Batch<P::Rx>,
     tx: Batch<P::Tx>,
-    /// Late answers waiting for the tx queue; capacity `answers_reserved_max`.
-    late: Batch<P::Tx>,
-    /// Transmit buffers held for late answers (`reserve.len() + late.len() <=
-    /// answers_reserved_max`); `reservations` counts them.
-    reserve: Vec<P::Tx>,
-    reservations: AnswerReservations,
-    answers_reserved_max: usize,
+    /// A transmit buffer taken for a datagram that needed no answer now (all its requests taken
+    /// over, or dropped): the next request's reply goes into it, so a deferred request costs no
+    /// buffer of its own. At most one, kept across iterations.
+    spare: Option<P::Tx>,
+    /// The reserve, the datagrams gathered per client and the backlog of late answers.
+    late: LateAnswers<P::Tx>,
     counters: ShardCounters,
     service: Option<Box<dyn ShardService>>,
     /// The service had work in flight after the last iteration.
@@ -185,10 +203,8 @@ impl<P: PacketIo> Shard<P> {
             engine,
             rx: Batch::with_capacity(limits.burst_size_max),
             tx: Batch::with_capacity(limits.burst_size_max),
-            late: Batch::with_capacity(limits.answers_reserved_max),
-            reserve: Vec::with_capacity(limits.answers_reserved_max),
-            reservations: AnswerReservations::new(),
-            answers_reserved_max: limits.answers_reserved_max,
+            spare: None,
+            late: LateAnswers::new(limits.answers_reserved_max),
             counters: ShardCounters::default(),
             service: None,
             service_busy: false,
@@ -198,38 +214,21 @@ impl<P: PacketIo> Shard<P> {
 
     /// Adds the service run after each burst, handing it the shard's reservations.
     pub fn with_service(mut self, mut service: Box<dyn ShardService>) -> Self {
-        service.attach_reservations(self.reservations.clone());
+        service.attach_reservations(self.late.reservations.clone());
         self.service = Some(service);
         self
     }
 
     /// The shard's reservations of transmit buffers for late answers.
     pub fn reservations(&self) -> &AnswerReservations {
-        &self.reservations
-    }
-
-    /// Whether the reserve and the late answers waiting leave room for another buffer.
-    #[inline]
-    fn reserve_has_room(&self) -> bool {
-        self.reserve.len() + self.late.len() < self.answers_reserved_max
-    }
-
-    /// Tops the reserve up from the pool. The pool is sized for it (config validation), so this
-    /// stops short only while the pool is briefly empty; the next iteration tries again.
-    fn refill_reserve(&mut self) {
-        let nowhere = Peer::from_ip_port(Ipv4Addr::UNSPECIFIED, 0);
-        while self.reserve_has_room() {
-            let Some(buf) = self.io.tx_alloc(&nowhere) else { return };
-            self.reserve.push(buf);
-            self.reservations.add_free();
-        }
+        &self.late.reservations
     }
 
     /// One iteration at time `now`; returns how many datagrams it received.
     pub fn poll_once(&mut self, now: Nanos) -> usize {
         self.counters.polls += 1;
         if self.service.is_some() {
-            self.refill_reserve();
+            self.late.refill(&mut self.io);
         }
         let received = if self.service_busy && !self.wait_fds.is_empty() {
             self.io.rx_burst_or_wait(&mut self.rx, &self.wait_fds)
@@ -247,51 +246,22 @@ impl<P: PacketIo> Shard<P> {
         received
     }
 
-    /// Runs the service's step and sends the late answers it hands over, each in the buffer
-    /// reserved for it. Late answers the tx queue has no room for wait in `late` for the next
-    /// iterations instead of being dropped: each one acknowledges a write that is already durable,
-    /// and losing it would leave the client unsure.
+    /// Runs the service's step and sends the late answers it hands over, gathered into one
+    /// datagram per client, each datagram in a buffer reserved for one of its answers. Datagrams
+    /// the tx queue has no room for wait in the backlog for the next iterations instead of being
+    /// dropped: each acknowledges writes that are already durable, and losing one would leave
+    /// clients unsure.
     fn run_service(&mut self, now: Nanos) {
         let Some(service) = self.service.as_mut() else { return };
         let (io, late, counters) = (&mut self.io, &mut self.late, &mut self.counters);
-        let (reserve, reservations) = (&mut self.reserve, &self.reservations);
-        send_some(io, late, counters);
-        let mut emit = |a: &LateAnswer<'_>| {
-            let mut reply = if reservations.use_taken() {
-                let mut reply = reserve.pop().expect("every reservation taken is a buffer in the reserve");
-                reply.set_peer(&a.peer);
-                reply
-            } else {
-                let Some(reply) = io.tx_alloc(&a.peer) else {
-                    counters.tx_no_buffer += 1;
-                    return;
-                };
-                reply
-            };
-            let mut w =
-                DatagramWriter::response(reply.payload_mut(), a.client_id).expect("room for a header");
-            if w.push(a.opcode, a.status as u8, a.request_id, a.body).is_err() {
-                counters.late_answers_too_large += 1;
-                return;
-            }
-            let len = w.finish();
-            reply.set_len(len);
-            counters.late_answers += 1;
-            if let Err(reply) = late.push(reply) {
-                // Only an answer nobody reserved for gets here: reserved ones fit by construction.
-                send_some(io, late, counters);
-                if late.push(reply).is_err() {
-                    // The queue took nothing and the backlog is full: the client will retry.
-                    counters.tx_queue_full += 1;
-                }
-            }
-        };
-        let busy = service.poll(now, &mut emit);
-        send_some(&mut self.io, &mut self.late, &mut self.counters);
-        self.service_busy = busy || !self.late.is_empty();
+        late.send_some(io, counters);
+        let busy = service.poll(now, &mut |a: &LateAnswer<'_>| late.emit(io, counters, a));
+        late.close_all(io, counters);
+        late.send_some(io, counters);
+        self.service_busy = busy || late.waiting();
         self.wait_fds.clear();
         // A backend that never sleeps (DPDK) spins anyway: no need to ask each partition.
-        if busy && self.late.is_empty() && self.io.sleeps_when_idle() {
+        if busy && !late.waiting() && self.io.sleeps_when_idle() {
             service.wait_fds(&mut self.wait_fds);
         }
     }
@@ -299,25 +269,20 @@ impl<P: PacketIo> Shard<P> {
     fn answer_burst(&mut self, received: usize, now: Nanos) {
         self.counters.rx_datagrams += received as u64;
         for request in self.rx.drain() {
-            let Some(mut reply) = self.io.tx_alloc(&request.peer()) else {
+            let peer = request.peer();
+            let Some(mut reply) = reply_buffer(&mut self.spare, &mut self.io, &peer) else {
                 self.counters.tx_no_buffer += 1;
                 continue;
             };
-            match self.engine.handle_datagram(request.payload(), reply.payload_mut(), request.peer(), now) {
+            match self.engine.handle_datagram(request.payload(), reply.payload_mut(), peer, now) {
                 Outcome::Reply(n) => {
                     reply.set_len(n);
                     // The tx batch has the rx batch's capacity, so it cannot be full here.
                     assert!(self.tx.push(reply).is_ok(), "tx batch sized to the rx burst");
                 }
-                // Nothing to send now: the unused buffer refills the reserve (a deferred request
-                // takes one buffer, not two).
-                Outcome::Drop | Outcome::Later => {
-                    let room = self.reserve.len() + self.late.len() < self.answers_reserved_max;
-                    if self.service.is_some() && room {
-                        self.reserve.push(reply);
-                        self.reservations.add_free();
-                    }
-                }
+                // Nothing to send now: the unused buffer serves the next request (a deferred
+                // request takes no buffer; its answer goes out in a reserved one).
+                Outcome::Drop | Outcome::Later => self.spare = Some(reply),
             }
         }
         flush(&mut self.io, &mut self.tx, &mut self.counters);

@@ -330,6 +330,21 @@ impl<'a> DatagramWriter<'a> {
         Self::start(buf, FLAG_RESPONSE, client_id)
     }
 
+    /// Continues a response datagram that a writer over the same buffer finished earlier
+    /// (`len` bytes, `count` frames, for `client_id`), to append more frames; `finish` rewrites
+    /// the header. Lets a datagram stay sendable between appends (late answers gathered per peer).
+    pub fn resume_response(
+        buf: &'a mut [u8],
+        client_id: u64,
+        len: usize,
+        count: u16,
+    ) -> Result<Self, NoRoom> {
+        if len < HEADER_LEN || len > buf.len() {
+            return Err(NoRoom);
+        }
+        Ok(Self { buf, len, count, flags: FLAG_RESPONSE, version: VERSION, client_id })
+    }
+
     fn start(buf: &'a mut [u8], flags: u8, client_id: u64) -> Result<Self, NoRoom> {
         if buf.len() < HEADER_LEN {
             return Err(NoRoom);

@@ -27,7 +27,7 @@ use vigil_pmd::{Batch, PacketIo, Peer, RxDatagram, TxDatagram};
 
 /// SETs offered in all.
 const WRITES: u64 = 120_000;
-/// SETs per request datagram (each answered in a datagram of its own once it commits).
+/// SETs per request datagram (each answered once it commits, in a datagram of late answers).
 const SETS_PER_DATAGRAM: u64 = 4;
 /// Requests unanswered at most (answers the client's socket may have to hold).
 const WINDOW: u64 = 6_000;

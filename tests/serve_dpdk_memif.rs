@@ -1,6 +1,8 @@
 //! `vigil serve` on DPDK `net_memif` with the load generator as the memif peer: the appliance is the
 //! memif server, `vigil-loadgen --backend dpdk` the client; it resolves Vigil's MAC by ARP, then
-//! drives PING and batched ECHO traffic open-loop, and every request must be answered.
+//! drives PING, batched ECHO and batched durable SET traffic open-loop, and every request must be
+//! answered; the SETs of one datagram commit together and their late answers come back gathered
+//! (fewer answer datagrams than answers), each answer frame accounted by the load generator.
 //! Needs root and DPDK: it fails loudly without them (CI runs it as root).
 
 mod common;
@@ -94,8 +96,16 @@ segment_count = 4
         ["--op", "echo", "--payload-bytes", "100", "--batch", "8", "--rate", "40000"].map(String::from),
     );
     let echo = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // Durable SETs, eight per datagram: deferred answers over DPDK, gathered per client.
+    let json = dir.join("set.json").display().to_string();
+    let mut args = common_args(&format!("vigil-test-lg-{pid}-c"), &json);
+    args.extend(
+        ["--op", "set", "--keys", "1000", "--value-bytes", "16", "--batch", "8", "--rate", "4000"]
+            .map(String::from),
+    );
+    let set = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
-    for (name, s) in [("ping", &ping), ("echo", &echo)] {
+    for (name, s) in [("ping", &ping), ("echo", &echo), ("set", &set)] {
         assert_eq!(s["errors"], 0, "{name}: {s}");
         assert_eq!(s["timeouts"], 0, "{name}: {s}");
         assert_eq!(s["sent"], s["received"], "{name}: {s}");
@@ -113,7 +123,15 @@ segment_count = 4
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .expect("arp_replies in the final counters");
-    assert!(arp >= 2, "one ARP resolution per load generator run:\n{out}");
+    assert!(arp >= 3, "one ARP resolution per load generator run:\n{out}");
+    let counter = |name: &str| -> u64 {
+        let rest = out.split(&format!(" {name} ")).nth(1).unwrap_or_else(|| panic!("{name} in:\n{out}"));
+        rest.split_whitespace().next().and_then(|n| n.parse().ok()).expect("a number")
+    };
+    let (late, datagrams) = (counter("late-answers"), counter("late-datagrams"));
+    assert!(late >= set["received"].as_u64().unwrap(), "every SET answered late:\n{out}");
+    assert!(datagrams * 2 <= late, "late answers gathered: {late} answers in {datagrams} datagrams\n{out}");
+    assert_eq!((counter("no-buffer"), counter("queue-full")), (0, 0), "{out}");
     let _ = std::fs::remove_dir_all(dir);
     remove_dpdk_runtime_dirs();
 }

@@ -581,7 +581,7 @@ impl std::fmt::Display for ServeReport {
             let (c, e, io) = (&s.shard_counters, &s.engine, &s.io);
             writeln!(
                 f,
-                "  shard {}: polls {} rx {} tx {} | requests {} ok {} errors {} later {} late-answers {} | dropped: short {} bad-magic {} response {} \
+                "  shard {}: polls {} rx {} tx {} | requests {} ok {} errors {} later {} late-answers {} late-datagrams {} | dropped: short {} bad-magic {} response {} \
                  no-buffer {} queue-full {} unanswered {} | version-mismatch {} too-many {} framing {}",
                 s.shard,
                 c.polls,
@@ -592,6 +592,7 @@ impl std::fmt::Display for ServeReport {
                 e.answers_error,
                 e.answers_later,
                 c.late_answers,
+                c.late_datagrams,
                 e.dropped_short,
                 e.dropped_bad_magic,
                 e.dropped_response,

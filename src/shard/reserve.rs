@@ -1,15 +1,18 @@
 //! Reservations of transmit buffers for answers given later.
 //!
 //! A request that a handler takes over (`Answer::Later`: a write waiting for its log entry, a
-//! request forwarded to another shard) is answered in a datagram of its own once it is done. So
-//! that this answer can always be sent, the shard holds a reserve of transmit buffers
+//! request forwarded to another shard) is answered in a datagram of late answers once it is done.
+//! So that this answer can always be sent, the shard holds a reserve of transmit buffers
 //! (`net.answers_reserved_max` at most, filled from the backend's pool), and a handler takes one
 //! reservation before it takes a request over: with none free it answers `BUSY` at once and
-//! nothing is proposed. The late answer is written into a reserved buffer, addressed then.
+//! nothing is proposed. The late answer is written into a reserved buffer, addressed then, or
+//! joins a datagram already open for its client in the same iteration: its reservation then
+//! returns free (`release_taken`), its buffer staying in the reserve.
 //!
 //! `AnswerReservations` is the handle the shard and its handlers share (both run on the shard's
 //! thread, one after the other): the shard counts the buffers it adds to its reserve (`add_free`)
-//! and the late answers it writes into them (`use_taken`); handlers `try_take` and `give_back`.
+//! and the late answers it writes into them (`use_taken`, `release_taken`); handlers `try_take`
+//! and `give_back`.
 //!
 //! Invariant: `free + taken` equals the number of buffers in the shard's reserve, so every
 //! reservation taken is a buffer held, and a late answer never finds the pool empty.
@@ -73,6 +76,18 @@ impl AnswerReservations {
         self.0.free.set(self.0.free.get() + 1);
     }
 
+    /// A late answer joined a datagram already holding a buffer (gathered with another answer
+    /// for its client): the reservation taken for it returns free, its buffer staying in the
+    /// reserve for another request. Nothing if none is taken (an answer nobody reserved for).
+    #[inline]
+    pub(crate) fn release_taken(&self) {
+        let taken = self.0.taken.get();
+        if taken > 0 {
+            self.0.taken.set(taken - 1);
+            self.0.free.set(self.0.free.get() + 1);
+        }
+    }
+
     /// A late answer is about to be written: uses one taken reservation (its buffer leaves the
     /// reserve) and returns `true`, or returns `false` if none is taken (an answer nobody reserved
     /// for: a service that does not take reservations).
@@ -106,5 +121,10 @@ mod tests {
         assert!(r.use_taken());
         assert!(!r.use_taken());
         assert_eq!((r.free(), r.taken()), (1, 0));
+        assert!(handler.try_take());
+        r.release_taken();
+        assert_eq!((r.free(), r.taken()), (1, 0), "a gathered answer's reservation returns free");
+        r.release_taken();
+        assert_eq!((r.free(), r.taken()), (1, 0), "nothing taken, nothing released");
     }
 }

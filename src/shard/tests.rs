@@ -14,6 +14,8 @@ use std::rc::Rc;
 use vigil_pmd::mem::{VecRx, VecTx};
 use vigil_pmd::Peer;
 
+mod buffers;
+mod gathered;
 mod overload;
 
 /// A transmit buffer from `MemIo`'s counted pool, given back when dropped (sent or not).
@@ -48,11 +50,13 @@ struct MemIo {
     buffers: Rc<Cell<usize>>,
     /// How each receive was asked for: `None` plain (or no-wait), `Some(fds)` waiting on `fds`.
     receives: Vec<Option<Vec<i32>>>,
+    /// Transmit buffers taken from the pool so far.
+    allocs: usize,
 }
 impl MemIo {
     fn new(tx_room: usize, buffers: usize) -> Self {
         let buffers = Rc::new(Cell::new(buffers));
-        Self { inbound: VecDeque::new(), sent: Vec::new(), tx_room, buffers, receives: Vec::new() }
+        Self { inbound: VecDeque::new(), sent: Vec::new(), tx_room, buffers, receives: Vec::new(), allocs: 0 }
     }
 }
 impl MemIo {
@@ -82,6 +86,7 @@ impl PacketIo for MemIo {
     }
     fn tx_alloc(&mut self, peer: &Peer) -> Option<PoolTx> {
         self.buffers.set(self.buffers.get().checked_sub(1)?);
+        self.allocs += 1;
         Some(PoolTx { tx: VecTx::new(1472, *peer), free: Rc::clone(&self.buffers) })
     }
     fn tx_burst(&mut self, batch: &mut Batch<PoolTx>) -> usize {
@@ -177,7 +182,8 @@ fn run_stops_when_asked() {
     assert_eq!(s.report().shard_counters.polls, 0);
 }
 
-/// Hands out `count` late answers at the first poll, nothing after.
+/// Hands out `count` late answers at the first poll, nothing after, each for a client of its
+/// own (peer port 7 + request id: none is gathered with another).
 struct Burst {
     count: u64,
 }
@@ -185,7 +191,7 @@ impl ShardService for Burst {
     fn poll(&mut self, _now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool {
         for id in 0..std::mem::take(&mut self.count) {
             let a = LateAnswer {
-                peer: peer(7),
+                peer: peer(7 + id as u16),
                 client_id: 3,
                 opcode: opcode::SET,
                 request_id: id,
@@ -212,13 +218,17 @@ fn late_answers_wait_for_a_full_tx_queue_instead_of_being_dropped() {
     assert_eq!(s.io.sent.len(), 500);
     assert_eq!(s.report().shard_counters.tx_queue_full, 0);
     assert_eq!(s.report().shard_counters.late_answers, 500);
-    for (i, (p, bytes)) in s.io.sent.iter().enumerate() {
-        assert_eq!(*p, peer(7));
+    let mut ids = Vec::new();
+    for (p, bytes) in &s.io.sent {
         let h = wire::decode_header(bytes).unwrap();
         assert_eq!((h.client_id, h.count), (3, 1));
         let f = wire::Frames::new(bytes, 1).next().unwrap().unwrap();
-        assert_eq!((f.opcode, f.request_id, f.body), (opcode::SET, i as u64, &(i as u64).to_le_bytes()[..]));
+        assert_eq!((f.opcode, f.body), (opcode::SET, &f.request_id.to_le_bytes()[..]));
+        assert_eq!(*p, peer(7 + f.request_id as u16));
+        ids.push(f.request_id);
     }
+    ids.sort_unstable();
+    assert_eq!(ids, (0..500).collect::<Vec<_>>(), "each answered once");
     assert!(!s.service_busy());
 }
 
@@ -235,7 +245,8 @@ fn unreserved_late_answers_beyond_the_backlog_are_dropped_and_counted() {
 }
 
 /// Emits `count` late answers (request ids 0, 1, ...), each once it took a reservation for it:
-/// as many per poll as there are reservations free.
+/// as many per poll as there are reservations free. Each is for a client of its own (peer port
+/// 7 + request id), so none is gathered with another and each takes a buffer.
 struct Reserving {
     reservations: AnswerReservations,
     count: u64,
@@ -252,7 +263,7 @@ impl ShardService for Reserving {
             let id = self.next;
             self.next += 1;
             let a = LateAnswer {
-                peer: peer(7),
+                peer: peer(7 + id as u16),
                 client_id: 3,
                 opcode: opcode::SET,
                 request_id: id,
@@ -275,7 +286,11 @@ fn reserved_late_answers_use_their_buffers_even_with_the_pool_empty() {
     let mut s = shard(io, 4).with_service(Box::new(Reserving::new(1000)));
     s.poll_once(Nanos(1));
     assert_eq!(s.io.buffers.get(), 0, "the reserve took the whole pool");
-    assert_eq!(s.late.len(), RESERVED, "every reservation became a late answer, waiting for the queue");
+    assert_eq!(
+        s.late.backlog.len(),
+        RESERVED,
+        "every reservation became a late answer, waiting for the queue"
+    );
     assert_eq!(s.report().shard_counters.tx_no_buffer, 0);
     assert_eq!(s.report().shard_counters.tx_queue_full, 0);
     // No reservation is free while the backlog holds every buffer.
@@ -283,9 +298,13 @@ fn reserved_late_answers_use_their_buffers_even_with_the_pool_empty() {
     s.io.tx_room = usize::MAX;
     s.poll_once(Nanos(2));
     assert_eq!(s.io.sent.len(), RESERVED);
-    assert!(s.io.sent.iter().all(|(p, _)| *p == peer(7)), "reserved buffers are addressed when used");
+    for (p, bytes) in &s.io.sent {
+        let h = wire::decode_header(bytes).unwrap();
+        let f = wire::Frames::new(bytes, h.count).next().unwrap().unwrap();
+        assert_eq!(*p, peer(7 + f.request_id as u16), "reserved buffers are addressed when used");
+    }
     s.poll_once(Nanos(3));
-    assert_eq!(s.reservations().free() + s.reservations().taken(), s.reserve.len());
+    assert_eq!(s.reservations().free() + s.reservations().taken(), s.late.reserve.len());
 }
 
 /// Always busy; its work waits on descriptor 42 when `device_only`, on itself otherwise.

@@ -59,6 +59,27 @@ fn writer_refuses_what_does_not_fit() {
 }
 
 #[test]
+fn a_resumed_response_appends_frames_after_the_earlier_ones() {
+    let mut buf = [0u8; 128];
+    let mut w = DatagramWriter::response(&mut buf, 5).unwrap();
+    w.push(0x11, 0, 1, b"one").unwrap();
+    let len = w.finish();
+    let mut w = DatagramWriter::resume_response(&mut buf, 5, len, 1).unwrap();
+    w.push(0x12, 9, 2, b"").unwrap();
+    let len = w.finish();
+    let h = decode_header(&buf[..len]).unwrap();
+    assert_eq!((h.count, h.client_id, h.is_response()), (2, 5, true));
+    let frames: Vec<_> = Frames::new(&buf[..len], h.count).map(|f| f.unwrap()).collect();
+    assert_eq!(
+        frames.iter().map(|f| (f.opcode, f.status, f.request_id)).collect::<Vec<_>>(),
+        [(0x11, 0, 1), (0x12, 9, 2)]
+    );
+    assert_eq!(frames[0].body, b"one");
+    assert!(DatagramWriter::resume_response(&mut buf, 5, HEADER_LEN - 1, 0).is_err());
+    assert!(DatagramWriter::resume_response(&mut buf, 5, 129, 0).is_err());
+}
+
+#[test]
 fn status_bytes_round_trip() {
     for b in 0..=255u8 {
         if let Some(s) = Status::from_u8(b) {

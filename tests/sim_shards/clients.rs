@@ -255,12 +255,22 @@ impl Sim {
         let Ok(h) = wire::decode_header(bytes) else {
             self.violation(format!("client {c} got garbage {bytes:?}"))
         };
-        if !h.is_response() || h.client_id != self.clients[c].id || h.count != 1 {
+        if !h.is_response() || h.client_id != self.clients[c].id || h.count == 0 {
             self.violation(format!("client {c} got a bad response header {h:?}"));
         }
-        let Some(Ok(f)) = wire::Frames::new(bytes, h.count).next() else {
-            self.violation(format!("client {c} got an unreadable frame {bytes:?}"))
-        };
+        // Late answers for one client may come gathered, several frames in one datagram.
+        let mut frames = wire::Frames::new(bytes, h.count);
+        for f in frames.by_ref() {
+            let Ok(f) = f else { self.violation(format!("client {c} got an unreadable frame {bytes:?}")) };
+            self.on_frame(c, f);
+        }
+        if !frames.remainder().is_empty() {
+            self.violation(format!("client {c} got bytes after the last frame {bytes:?}"));
+        }
+    }
+
+    /// One answer frame for client `c`.
+    fn on_frame(&mut self, c: usize, f: wire::Frame<'_>) {
         let Some(status) = Status::from_u8(f.status) else {
             self.violation(format!("client {c} got unknown status {}", f.status))
         };
