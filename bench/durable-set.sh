@@ -25,6 +25,8 @@
 #     (a shell loop pinned to SERVER_CORE and one to LOADGEN_CORE, as the polling shard and load
 #     generator keep them during steps 1-3: on a VM that slows each durable write down, see
 #     docs/BENCHMARKS.md);
+#  1m. the same search with `[storage] backend = "memory"` (nothing written anywhere): the CPU
+#     ceiling of the write path without the device, the same shard, batches and Raft;
 #  5. redis-server 7 with `appendonly yes`, `appendfsync always` (an fsync before each event-loop
 #     iteration's replies) on DATA_DIR, pinned to SERVER_CORE, driven by redis-benchmark on
 #     LOADGEN_CORE with 50 connections, SETs of VALUE_BYTES-byte values over KEYS keys, pipelined 16
@@ -95,6 +97,9 @@ sed -e "s|socket=/tmp/vigil-memif.sock|socket=$SOCK|" -e "s|cores = \[1\]|cores 
     -e "s|^backend = \"uring\".*|backend = \"uring\"\ndurable_mode = \"dsync\"|" \
     config/dpdk-memif.toml > "$OUT/vigil.toml"
 grep -q '^durable_mode = "dsync"' "$OUT/vigil.toml" || die "could not derive the config (no [storage] backend line?)"
+# Step 1m's config: the same, with the log in memory.
+sed -e 's|^backend = "uring"|backend = "memory"|' -e '/^durable_mode = /d' "$OUT/vigil.toml" > "$OUT/vigil-memory.toml"
+grep -q '^backend = "memory"' "$OUT/vigil-memory.toml" || die "could not derive the memory-backend config"
 info "config: $OUT/vigil.toml ([storage] below)"
 sed -n '/^\[storage\]/,$p' "$OUT/vigil.toml" | sed 's/^/         /'
 if [ "$DRY_RUN" = 1 ]; then
@@ -106,11 +111,12 @@ target/release/vigil check --config "$OUT/vigil.toml" > /dev/null || die "vigil 
 # The log's file size (two superblock blocks + the ring), for fio.
 LOG_BYTES=$(awk -F'[ =#]+' '/^segment_blocks/ {b=$2} /^segment_count/ {c=$2} END {print (2 + b * c) * 4096}' "$OUT/vigil.toml")
 
-vigil_start() {  # $1 = name; a fresh log unless $2 = keep
+VIGIL_CONFIG="$OUT/vigil.toml"
+vigil_start() {  # $1 = name; a fresh log unless $2 = keep; runs $VIGIL_CONFIG
     local name=$1
     [ "${2:-}" = keep ] || rm -rf "$DATA_DIR/vigil"
     rm -f "$SOCK"
-    start_vigil "$OUT/vigil.toml" "$OUT/vigil-$name.log"
+    start_vigil "$VIGIL_CONFIG" "$OUT/vigil-$name.log"
     grep "recovered:" "$OUT/vigil-$name.log" | sed 's/^/       /' | cut -c1-220
     awk '/^write_bytes/ {print $2}' "/proc/$VIGIL_PID/io" > "$OUT/vigil-$name.io-start"
 }
@@ -151,21 +157,35 @@ print(f\"       trial {d['offered_rps']:>12,.0f}/s: achieved {d['achieved_rps']:
 raise SystemExit(0 if ok else 1)"
 }
 
+# Bisects the highest rate a trial passes at, up to RATE_MAX, on vigil started as $1; sets FOUND.
+# (Not in a $(...) subshell: the EXIT trap must still see the PIDs it started.)
+search_max() {
+    local name=$1 lo=0 hi=$RATE_MAX trial=0
+    vigil_start "$name"
+    loadgen "$name-$trial" "$hi" "$SEARCH_SECONDS" > /dev/null
+    if trial_passes "$name-$trial"; then lo=$hi; else
+        for step in $(seq 1 "$SEARCH_STEPS"); do
+            local mid=$(( (lo + hi) / 2 )); trial=$step
+            loadgen "$name-$trial" "$mid" "$SEARCH_SECONDS" > /dev/null
+            if trial_passes "$name-$trial"; then lo=$mid; else hi=$mid; fi
+        done
+    fi
+    vigil_stop "$name"
+    FOUND=$lo
+}
+
 echo "== 1. maximum durable SET rate, searched up to $RATE_MAX/s (loss <= $LOSS_MAX, trials of $SEARCH_SECONDS s)"
-vigil_start search
-lo=0; hi=$RATE_MAX; trial=0
-loadgen "search-$trial" "$hi" "$SEARCH_SECONDS" > /dev/null
-if trial_passes "search-$trial"; then lo=$hi; else
-    for step in $(seq 1 "$SEARCH_STEPS"); do
-        mid=$(( (lo + hi) / 2 )); trial=$step
-        loadgen "search-$trial" "$mid" "$SEARCH_SECONDS" > /dev/null
-        if trial_passes "search-$trial"; then lo=$mid; else hi=$mid; fi
-    done
-fi
-vigil_stop search
-MAX=$lo
+search_max search
+MAX=$FOUND
 [ "$MAX" -gt 0 ] || die "no trial passed: vigil did not sustain even $(( RATE_MAX >> SEARCH_STEPS ))/s (see $OUT/search-*.txt)"
 ok "maximum: $MAX SET/s"
+
+echo "== 1m. the same search with the log in memory (storage.backend = \"memory\": the CPU ceiling without the device)"
+VIGIL_CONFIG="$OUT/vigil-memory.toml"
+search_max memory
+MEMORY_MAX=$FOUND
+VIGIL_CONFIG="$OUT/vigil.toml"
+ok "maximum with the memory backend: $MEMORY_MAX SET/s"
 
 echo "== 2. $SECONDS_RUN s at the maximum, $MAX/s, on a fresh log"
 vigil_start max
@@ -257,9 +277,9 @@ rm -rf "$DATA_DIR/redis"
 
 echo
 echo "== results (one shard, one load-generator core, memif --no-huge, batch $BATCH, $KEYS keys, $VALUE_BYTES-byte values; in $OUT)"
-python3 - "$OUT" "$MAX" "$HALF" "$SETS" "$WRITES" "$LOG_WRITE_BYTES" "$BS" "$RECORD_BYTES" "$FIO_DEPTH_MAX" "$APPENDS" <<'PY'
+python3 - "$OUT" "$MAX" "$HALF" "$SETS" "$WRITES" "$LOG_WRITE_BYTES" "$BS" "$RECORD_BYTES" "$FIO_DEPTH_MAX" "$APPENDS" "$MEMORY_MAX" <<'PY'
 import json, sys
-out, mx, half, appends, writes, log_bytes, bs, record, depth_max, entries = sys.argv[1], *map(int, sys.argv[2:])
+out, mx, half, appends, writes, log_bytes, bs, record, depth_max, entries, memory_max = sys.argv[1], *map(int, sys.argv[2:])
 run = json.load(open(f"{out}/max.json"))
 lat = json.load(open(f"{out}/half.json"))
 sets = run["achieved_rps"]
@@ -272,6 +292,7 @@ l = lat["latency_ns"]
 print(f"| | value |")
 print(f"|---|---:|")
 print(f"| maximum durable SET rate (loss <= 0.1%) | **{mx:,} SET/s** |")
+print(f"| maximum SET rate with the log in memory (the CPU ceiling) | {memory_max:,} SET/s (durable / memory: {mx / max(memory_max, 1):.2f}) |")
 print(f"| achieved in {run['duration_s']:g} s at it | {sets:,.0f} SET/s ({run['timeouts'] + run['errors']} lost of {run['sent']:,}) |")
 print(f"| group commits | {writes:,} writes, {per_write:,.0f} SETs each in {entries / writes:,.1f} batch entries, {log_bytes / writes / 1024:,.1f} KiB each (fio bs {bs // 1024} KiB) |")
 print(f"| log bytes written | {vigil_bps / 1e6:,.1f} MB/s ({dev_per_set:,.0f} B per SET; the record is {record} B) |")
@@ -287,10 +308,10 @@ for pipeline in (16, 1):
     redis[pipeline] = {"rps": rps, "p50_ms": p50, "p99_ms": p99}
     print(f"| redis-server appendfsync always, redis-benchmark -c 50 -P {pipeline} | {rps:,.0f} SET/s, p50 {p50 * 1e3:,.0f} us, p99 {p99 * 1e3:,.0f} us |")
 for pipeline in (16, 1):
-    print(f"| **Vigil maximum / redis -P {pipeline}** | **{mx / redis[pipeline]['rps']:.2f}** |")
+    print(f"| **Vigil maximum / redis -P {pipeline}** | **{mx / redis[pipeline]['rps']:.2f}** (memory backend: {memory_max / redis[pipeline]['rps']:.2f}) |")
 for (d, c), w in fio.items():
     print(f"| **Vigil log bytes/s / fio qd {d}, CPUs {c}** | **{vigil_bps / w['bw_bytes']:.3f}** (SET/s / fio writes/s: **{sets / w['iops']:,.1f}**; Vigil writes/s / fio writes/s: {sets / per_write / w['iops']:.3f}) |")
-json.dump({"redis": redis, "max_rps": mx, "achieved_rps": sets, "half_rps": half, "latency_ns_at_half": l,
+json.dump({"redis": redis, "max_rps": mx, "memory_max_rps": memory_max, "achieved_rps": sets, "half_rps": half, "latency_ns_at_half": l,
            "log_writes": writes, "log_appends": appends, "log_write_bytes": log_bytes, "fio_bs": bs,
            "vigil_log_bytes_per_s": vigil_bps,
            "fio": {f"qd{d}-{c}": {"iops": w["iops"], "bw_bytes": w["bw_bytes"], "clat_mean_ns": w["clat_ns"]["mean"]}
