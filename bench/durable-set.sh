@@ -15,6 +15,9 @@
 #     the offered one;
 #  2. a run of SECONDS_RUN at that maximum on a fresh log: achieved SET/s, and from Vigil's shutdown
 #     counters and /proc/PID/io, its group commits: SETs per write and bytes per write;
+#  2p. (PROFILE=1, the default) a run of PROFILE_SECONDS at the maximum on a fresh log under
+#     `perf record --call-graph dwarf` on vigil: a flame graph (OUT/flame.svg, by inferno, installed
+#     with cargo when missing) and the symbols with the most self time, of what the shard spends;
 #  3. a run of SECONDS_RUN at half the maximum on a fresh log: p50/p99/p99.9; then Vigil is
 #     restarted on that log and must recover every key it reported (a durability check);
 #  4. fio: sequential writes, O_DIRECT, O_DSYNC (the RWF_DSYNC equivalent), io_uring, with the mean
@@ -51,6 +54,8 @@ KEYS="${KEYS:-100000}"                 # distinct keys (16-byte decimal), drawn 
 VALUE_BYTES="${VALUE_BYTES:-16}"       # bytes per value
 BATCH="${BATCH:-1}"                    # SETs per datagram
 FIO_SECONDS="${FIO_SECONDS:-5}"
+PROFILE="${PROFILE:-1}"                # step 2p: profile vigil at the maximum (0: skip)
+PROFILE_SECONDS="${PROFILE_SECONDS:-4}"
 FIO_DEPTH_MAX="${FIO_DEPTH_MAX:-8}"    # the second fio depth (storage.writes_in_flight_max's default)
 REDIS_PORT="${REDIS_PORT:-6391}"        # redis-server's port on 127.0.0.1 (step 5)
 REDIS_REQUESTS="${REDIS_REQUESTS:-1000000}"  # SETs per redis-benchmark run with -P 16 (a fifth with -P 1)
@@ -69,12 +74,14 @@ VIGIL_PID=""
 LOADGEN_PID=""
 FIO_PID=""
 REDIS_PID=""
+PERF_PID=""
 SPINNER_PIDS=()
 
 cleanup() {
     stop_pid "$LOADGEN_PID"
     stop_pid "$FIO_PID"
     stop_pid "$REDIS_PID"
+    stop_pid "$PERF_PID"
     stop_pid "$VIGIL_PID"
     for pid in "${SPINNER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 }
@@ -192,6 +199,31 @@ vigil_start max
 loadgen max "$MAX" "$SECONDS_RUN"
 vigil_stop max
 SNAP_BYTES=$(stat -c %s "$DATA_DIR/vigil/partition-0.snap" 2>/dev/null || echo 0)
+
+if [ "$PROFILE" = 1 ]; then
+    echo "== 2p. profile: $PROFILE_SECONDS s at the maximum under perf (call graphs by DWARF), a flame graph"
+    command -v perf >/dev/null || run apt-get install -y linux-perf > "$OUT/perf-install.log" 2>&1 \
+        || die "cannot install perf (see $OUT/perf-install.log)"
+    if ! command -v inferno-flamegraph >/dev/null; then
+        run cargo install inferno --locked > "$OUT/inferno-install.log" 2>&1 \
+            || die "cannot install inferno (see $OUT/inferno-install.log)"
+    fi
+    vigil_start profile
+    # perf starts after the load generator's warm-up and stops before it ends.
+    (sleep 1; exec perf record -F 499 --call-graph dwarf,16384 -o "$OUT/perf.data" -p "$VIGIL_PID" \
+        -- sleep "$PROFILE_SECONDS") > "$OUT/perf-record.log" 2>&1 &
+    PERF_PID=$!
+    loadgen profile "$MAX" "$(( PROFILE_SECONDS + 2 ))" > /dev/null
+    wait "$PERF_PID" || die "perf record failed (see $OUT/perf-record.log)"
+    PERF_PID=""
+    vigil_stop profile > /dev/null
+    perf script -i "$OUT/perf.data" 2> /dev/null | inferno-collapse-perf > "$OUT/perf.folded"
+    inferno-flamegraph --title "vigil at $MAX durable SET/s" < "$OUT/perf.folded" > "$OUT/flame.svg"
+    perf report -i "$OUT/perf.data" --no-children --sort symbol --stdio 2> /dev/null \
+        | grep -E '^ +[0-9.]+%' | head -15 > "$OUT/perf-top.txt"
+    ok "flame graph: $OUT/flame.svg; most self time:"
+    sed 's/^/       /' "$OUT/perf-top.txt"
+fi
 
 HALF=$(( MAX / 2 ))
 echo "== 3. $SECONDS_RUN s at half the maximum, $HALF/s, on a fresh log; then a restart must recover every key"

@@ -10,6 +10,7 @@
 //! changes nothing (recovery reads before it has decided to start); `remove_leftovers` is called
 //! once the start is decided.
 
+pub use crate::projection::SnapshotCapture;
 use std::collections::VecDeque;
 use std::io;
 
@@ -24,9 +25,11 @@ pub trait SnapshotStore {
     fn read(&mut self) -> io::Result<Option<Vec<u8>>>;
     /// Removes what an interrupted store left behind (a `.tmp` file), which never counted.
     fn remove_leftovers(&mut self) -> io::Result<()>;
-    /// Starts storing `data`, the projections at `index`, durably; its outcome comes out of a
-    /// later `poll` (inline stores have it at the next one).
-    fn submit(&mut self, index: u64, data: Vec<u8>);
+    /// Starts storing the projections captured at `index`, durably: encodes `capture`
+    /// (`SnapshotCapture::encode`, off the shard's thread where the store has a thread of its
+    /// own) and writes the bytes; its outcome, with the bytes, comes out of a later `poll` (inline
+    /// stores have it at the next one).
+    fn submit(&mut self, index: u64, capture: SnapshotCapture);
     /// The snapshot whose store finished since the last call, if any.
     fn poll(&mut self) -> Option<Written>;
 }

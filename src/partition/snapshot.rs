@@ -75,15 +75,16 @@ impl<D: BlockIo> Partition<D> {
         self.checkpoint_pending.is_some() || self.snapshot_in_flight.is_some()
     }
 
+    /// Captures the projections at `index` (what the shard pays: `Projection::capture`) and hands
+    /// the capture to the store, which encodes and writes it.
     fn take_snapshot(&mut self, index: u64) {
-        let mut data = Vec::new();
-        self.router.snapshot(&mut data);
+        let capture = self.router.capture();
         // Whatever the outcome, the next attempt comes after as many entries again, not at every poll.
         self.snapshot_index = index;
         match &mut self.snapshots {
-            None => self.checkpoint(index, data),
+            None => self.checkpoint(index, capture.encode()),
             Some(store) => {
-                store.submit(index, data);
+                store.submit(index, capture);
                 self.snapshot_in_flight = Some(index);
             }
         }

@@ -30,7 +30,7 @@
 
 use super::clients::{ClientRecord, ClientTable};
 use super::router::Router;
-use super::{result, Projection, SnapshotError};
+use super::{result, Projection, SectionSource, SnapshotError};
 use crate::kv::{KvLimits, Reader, ANONYMOUS_CLIENT};
 
 /// First four bytes of a partition snapshot.
@@ -145,33 +145,68 @@ fn read_digest(r: &mut Reader<'_>) -> Result<Option<u64>, SnapshotError> {
     }
 }
 
-impl Router {
-    /// Appends the partition's snapshot (see the module header) to `out`.
-    pub fn snapshot(&self, out: &mut Vec<u8>) {
-        let start = out.len();
+/// The partition's state captured at one applied lsn (`Router::capture`): the client table
+/// (small: encoded at the capture) and each projection's `SectionSource`. `encode` writes the
+/// snapshot, on whatever thread holds it.
+pub struct SnapshotCapture {
+    applied_lsn: u64,
+    clients: Vec<u8>,
+    sections: Vec<(u8, Box<dyn SectionSource>)>,
+}
+
+impl std::fmt::Debug for SnapshotCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotCapture").field("applied_lsn", &self.applied_lsn).finish()
+    }
+}
+
+impl SnapshotCapture {
+    /// The lsn of the last entry it holds.
+    pub fn applied_lsn(&self) -> u64 {
+        self.applied_lsn
+    }
+
+    /// Encodes the snapshot (see the module header).
+    pub fn encode(self) -> Vec<u8> {
+        let mut out = Vec::new();
         out.extend_from_slice(&SNAPSHOT_MAGIC);
         out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-        out.extend_from_slice(&self.applied_lsn().to_le_bytes());
+        out.extend_from_slice(&self.applied_lsn.to_le_bytes());
         out.extend_from_slice(&[0u8; 12]); // body_len and crc, patched below
-        let body_start = out.len();
-        out.extend_from_slice(&(self.clients.len() as u64).to_le_bytes());
-        for c in self.clients.iter() {
-            put_client(out, c);
-        }
-        let sections = self.projections().count();
-        out.push(u8::try_from(sections).expect("fewer than 255 projections"));
-        for p in self.projections() {
-            out.push(p.tag());
+        out.extend_from_slice(&self.clients);
+        out.push(u8::try_from(self.sections.len()).expect("fewer than 255 projections"));
+        for (tag, section) in self.sections {
+            out.push(tag);
             let len_at = out.len();
             out.extend_from_slice(&[0u8; 8]);
-            p.write_snapshot(out);
+            section.write(&mut out);
             let len = (out.len() - len_at - 8) as u64;
             out[len_at..len_at + 8].copy_from_slice(&len.to_le_bytes());
         }
-        let body_len = (out.len() - body_start) as u64;
-        out[start + 16..start + 24].copy_from_slice(&body_len.to_le_bytes());
-        let crc = checksum(&out[start..start + 24], &out[body_start..]);
-        out[start + 24..start + 28].copy_from_slice(&crc.to_le_bytes());
+        let body_len = (out.len() - SNAPSHOT_HEADER_LEN) as u64;
+        out[16..24].copy_from_slice(&body_len.to_le_bytes());
+        let crc = checksum(&out[..24], &out[SNAPSHOT_HEADER_LEN..]);
+        out[24..28].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+}
+
+impl Router {
+    /// Captures the partition's state now for a snapshot encoded later (`SnapshotCapture::encode`,
+    /// on the snapshot writer's thread): what the shard pays is each projection's `capture`.
+    pub fn capture(&self) -> SnapshotCapture {
+        let mut clients = Vec::with_capacity(8 + self.clients.len() * 64);
+        clients.extend_from_slice(&(self.clients.len() as u64).to_le_bytes());
+        for c in self.clients.iter() {
+            put_client(&mut clients, c);
+        }
+        let sections = self.projections().map(|p| (p.tag(), p.capture())).collect();
+        SnapshotCapture { applied_lsn: self.applied_lsn(), clients, sections }
+    }
+
+    /// Appends the partition's snapshot (see the module header) to `out`, encoded now.
+    pub fn snapshot(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.capture().encode());
     }
 
     /// A router over a KV projection with `kv` limits and `others` (empty), loaded from `bytes`:

@@ -18,7 +18,7 @@
 //! of milliseconds); the shard checkpoints the log when the writer reports the file durable. The
 //! simulator and tests write inline (`SnapshotFile::write`), which keeps them deterministic.
 
-use crate::partition::seams::{SnapshotStore, Written};
+use crate::partition::seams::{SnapshotCapture, SnapshotStore, Written};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -106,7 +106,8 @@ impl SnapshotStore for SnapshotFile {
         self.remove_leftover_tmp()
     }
 
-    fn submit(&mut self, index: u64, data: Vec<u8>) {
+    fn submit(&mut self, index: u64, capture: SnapshotCapture) {
+        let data = capture.encode();
         let result = self.write(&data);
         self.finished = Some((index, data, result));
     }
@@ -122,7 +123,7 @@ pub struct SnapshotWriter {
     path: PathBuf,
     /// The file, for reads and the leftover `.tmp` (the thread writes through its own handle).
     file: SnapshotFile,
-    jobs: Option<mpsc::SyncSender<(u64, Vec<u8>)>>,
+    jobs: Option<mpsc::SyncSender<(u64, SnapshotCapture)>>,
     done: mpsc::Receiver<Written>,
     thread: Option<JoinHandle<()>>,
 }
@@ -131,13 +132,15 @@ impl SnapshotWriter {
     /// Starts the writer of `file` (a thread named `vigil-snap-<partition>`).
     pub fn spawn(file: SnapshotFile, partition: u16) -> io::Result<Self> {
         // One job at a time: the partition does not start a snapshot while one is being written.
-        let (jobs, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(1);
+        let (jobs, job_rx) = mpsc::sync_channel::<(u64, SnapshotCapture)>(1);
         let (done_tx, done) = mpsc::channel();
         let path = file.path().to_path_buf();
         let own = file.clone();
         let thread =
             std::thread::Builder::new().name(format!("vigil-snap-{partition}")).spawn(move || {
-                for (index, data) in job_rx {
+                for (index, capture) in job_rx {
+                    // The encoding too happens here, off the shard's thread.
+                    let data = capture.encode();
                     let result = file.write(&data);
                     if done_tx.send((index, data, result)).is_err() {
                         return;
@@ -152,12 +155,12 @@ impl SnapshotWriter {
         &self.path
     }
 
-    /// Hands over a snapshot to write; its outcome comes out of `finished`. The caller submits the
-    /// next only after the previous one finished.
-    pub fn submit(&self, index: u64, data: Vec<u8>) {
+    /// Hands over a snapshot to encode and write; its outcome comes out of `finished`. The caller
+    /// submits the next only after the previous one finished.
+    pub fn submit(&self, index: u64, capture: SnapshotCapture) {
         let jobs = self.jobs.as_ref().expect("the writer runs until dropped");
         // The channel holds one job and the caller waits for each to finish: never full.
-        if jobs.try_send((index, data)).is_err() {
+        if jobs.try_send((index, capture)).is_err() {
             panic!(
                 "snapshot writer {}: a job was submitted before the last one finished, or the thread died",
                 self.path.display()
@@ -184,8 +187,8 @@ impl SnapshotStore for SnapshotWriter {
         self.file.remove_leftover_tmp()
     }
 
-    fn submit(&mut self, index: u64, data: Vec<u8>) {
-        SnapshotWriter::submit(self, index, data);
+    fn submit(&mut self, index: u64, capture: SnapshotCapture) {
+        SnapshotWriter::submit(self, index, capture);
     }
 
     fn poll(&mut self) -> Option<Written> {
@@ -235,8 +238,15 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let w = SnapshotWriter::spawn(SnapshotFile::new(&dir, 1), 1).unwrap();
+        let mut router = crate::projection::Router::new(crate::kv::KvLimits::small(), Vec::new());
+        let mut expected = Vec::new();
         for index in [5u64, 9] {
-            w.submit(index, format!("snapshot {index}").into_bytes());
+            let op = crate::kv::Op::Set { key: b"k", value: b"v" };
+            router.apply_kv(index, &crate::kv::Command { client_id: 1, seq: index, op });
+            expected.clear();
+            router.snapshot(&mut expected);
+            // Captured on this thread, encoded on the writer's: the same bytes.
+            w.submit(index, router.capture());
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             let (got, data, result) = loop {
                 if let Some(done) = w.finished() {
@@ -245,10 +255,10 @@ mod tests {
                 assert!(std::time::Instant::now() < deadline, "the writer never finished");
                 std::thread::sleep(std::time::Duration::from_millis(1));
             };
-            assert_eq!((got, data, result.is_ok()), (index, format!("snapshot {index}").into_bytes(), true));
+            assert_eq!((got, &data, result.is_ok()), (index, &expected, true));
         }
         drop(w);
-        assert_eq!(fs::read(dir.join("partition-1.snap")).unwrap(), b"snapshot 9");
+        assert_eq!(fs::read(dir.join("partition-1.snap")).unwrap(), expected);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,7 +10,7 @@
 
 use super::*;
 use std::io;
-use vigil::partition::seams::{SnapshotStore, Written};
+use vigil::partition::seams::{SnapshotCapture, SnapshotStore, Written};
 
 /// What a partition's snapshot "file" holds, across restarts.
 #[derive(Debug, Default)]
@@ -80,8 +80,10 @@ impl SnapshotStore for SimSnapshots {
         Ok(())
     }
 
-    fn submit(&mut self, index: u64, data: Vec<u8>) {
+    fn submit(&mut self, index: u64, capture: SnapshotCapture) {
         assert!(self.pending.is_none(), "a snapshot was submitted while another was being stored");
+        // Encoded now (the server's writer thread does it later; the bytes are the same).
+        let data = capture.encode();
         let polls = self.rng.range(1, self.faults.delay_polls_max.max(1));
         self.shelf.borrow_mut().in_flight = true;
         self.pending = Some((index, data, polls));
