@@ -18,12 +18,18 @@
 //!   (`durable_sync()`) once `durable_lsn()` reached its lsn and `meta_durable_seq()` its metadata
 //!   number, and every earlier one is. `durable_index()` is the UAL's `durable_lsn()`, which a
 //!   truncation lowers at once. The shard loop may also call `poll_io` between polls.
-//! - **Reads.** `entry` answers synchronously from the UAL's memory (`Ual::peek`: the tail segment,
-//!   the one before it, the read cache) and, for older entries, from a *backfill*: owned copies of
-//!   the entries after the projections' applied index, read (blocking, start-up only) by `new`, so
-//!   that a restarted node can re-yield them. Anything else older answers `Unavailable` (raft-rs
-//!   treats that as fatal: size segments so the last two hold every entry a follower may still
-//!   need, until raft-rs's asynchronous fetch is wired). `term` is answered from an in-memory list
+//! - **Reads.** `entry` never blocks. It answers from the *backfill* (owned copies of the entries
+//!   after the projections' applied index, read by `new` at start-up so a restarted node can
+//!   re-yield them) or from the UAL's memory (`Ual::lookup`: the tail segment, the one before it,
+//!   the read cache). Any other entry the log still holds answers `StoreError::OnDevice`, and
+//!   `prefetch` (an asynchronous read of its segment into the read cache, completed by `poll_io`)
+//!   or `load` (the same read, blocking) brings it in: the Raft glue uses the first for appends to
+//!   a lagging follower and the second for the few reads raft-rs makes synchronously
+//!   (`storage.rs` and `group.rs` say how). Whatever comes from the device is checked before it is
+//!   served: its checksum and lsn by the UAL, its kind and its term against the term runs here; a
+//!   damaged record, or one a previous lap or a truncated tail left there, answers
+//!   `StoreError::Corrupt`, never data. Entries a snapshot covers (below `first_index`) answer
+//!   `Compacted`, so raft-rs sends a snapshot instead. `term` is answered from an in-memory list
 //!   of term runs, rebuilt at `new`.
 //! - **Snapshots.** `checkpoint(index, data)` records a snapshot the projections took (the UAL's
 //!   `checkpoint`: the log's start moves up, segments are recycled) and keeps its bytes in memory
@@ -36,7 +42,7 @@
 //!   section 6): its `first_lsn()` is then past them, and the one pass at start-up replays from
 //!   there; they are never read again.
 //! - **Blocking.** `truncate_suffix` (the UAL's, rare), `append` under back-pressure (`Busy`: it
-//!   flushes and polls until the staging area has room) and `new` spin the device.
+//!   flushes and polls until the staging area has room), `load` and `new` spin the device.
 //!
 //! Invariants: `term` never decreases along the runs; the backfill is contiguous and ends at or
 //! before `last_index()`; group commits become durable in order and `durable_sync()` never exceeds
@@ -45,7 +51,7 @@
 use super::store::{
     EntryKind, HardStateRecord, LogEntry, RaftLogStore, SnapshotMeta, StoreError, StoreSnapshot,
 };
-use crate::log::{LogError, Lsn, Ual, META_MAX, PAYLOAD_MAX};
+use crate::log::{LogError, Lookup, Lsn, Record, Ual, META_MAX, PAYLOAD_MAX};
 use ::raft::eraftpb::ConfState;
 use std::collections::VecDeque;
 use vigil_pmd::block::BlockIo;
@@ -500,6 +506,50 @@ impl<D: BlockIo> UalRaftStore<D> {
         }
     }
 
+    /// Entry `index` from the backfill, if it holds it.
+    fn backfilled(&self, index: u64) -> Option<LogEntry<'_>> {
+        let e = self.backfill.get(index.checked_sub(self.backfill_first)? as usize)?;
+        Some(LogEntry { index, term: e.term, kind: e.kind, data: &e.data })
+    }
+
+    /// Record `index` as an entry, once its kind is a raft entry's and its term the one the term
+    /// runs hold for it: a checksum-valid record of another term at that lsn (left by a previous
+    /// lap or a truncated tail) is not this entry, and is refused rather than served.
+    fn checked<'a>(&self, index: u64, r: Record<'a>) -> Result<LogEntry<'a>, StoreError> {
+        let Some(kind) = kind_of(r.meta.kind) else {
+            return Err(StoreError::Corrupt { index, why: "a record kind that is not a raft entry" });
+        };
+        if self.term(index)? != r.meta.term {
+            return Err(StoreError::Corrupt { index, why: "a term other than the log's for this index" });
+        }
+        Ok(LogEntry { index, term: r.meta.term, kind, data: r.payload })
+    }
+
+    /// A read's `LogError` as the store's: a damaged record is `Corrupt` (the log is not
+    /// poisoned: the entry alone cannot be served), a device failure poisons the store.
+    fn read_error(&self, index: u64, e: LogError) -> StoreError {
+        match e {
+            LogError::Corrupt { why, .. } => StoreError::Corrupt { index, why },
+            LogError::Unavailable { .. } => StoreError::Unavailable { index, last_index: self.last_index() },
+            e => device_error(e),
+        }
+    }
+
+    /// The outcome of a `prefetch` or `load`: an entry read into memory is checked as `entry`
+    /// checks it.
+    fn after_read<T>(&mut self, index: u64, result: Result<T, LogError>) -> Result<T, StoreError> {
+        match result {
+            Ok(v) => {
+                if let Ok(Lookup::Ready(r)) = self.ual.lookup(index) {
+                    self.checked(index, r)?;
+                }
+                Ok(v)
+            }
+            Err(e @ LogError::Io(_)) => Err(self.fail(e)),
+            Err(e) => Err(self.read_error(index, e)),
+        }
+    }
+
     /// Drops sealed group commits that are durable.
     fn retire(&mut self) {
         while let Some(s) = self.sealed.front() {
@@ -536,17 +586,32 @@ impl<D: BlockIo> RaftLogStore for UalRaftStore<D> {
 
     fn entry(&self, index: u64) -> Result<LogEntry<'_>, StoreError> {
         self.check_index(index)?;
-        if let Some(r) = self.ual.peek(index) {
-            let kind = kind_of(r.meta.kind)
-                .ok_or_else(|| StoreError::Device(format!("record {index} is not a raft entry")))?;
-            return Ok(LogEntry { index, term: r.meta.term, kind, data: r.payload });
+        if let Some(e) = self.backfilled(index) {
+            return Ok(e);
         }
-        if index >= self.backfill_first {
-            if let Some(e) = self.backfill.get((index - self.backfill_first) as usize) {
-                return Ok(LogEntry { index, term: e.term, kind: e.kind, data: &e.data });
-            }
+        match self.ual.lookup(index) {
+            Ok(Lookup::Ready(r)) => self.checked(index, r),
+            Ok(Lookup::OnDevice) => Err(StoreError::OnDevice { index }),
+            Err(e) => Err(self.read_error(index, e)),
         }
-        Err(StoreError::Unavailable { index, last_index: self.last_index() })
+    }
+
+    fn prefetch(&mut self, index: u64) -> Result<bool, StoreError> {
+        self.check_index(index)?;
+        if self.backfilled(index).is_some() {
+            return Ok(true);
+        }
+        let result = self.ual.prefetch(index);
+        self.after_read(index, result)
+    }
+
+    fn load(&mut self, index: u64) -> Result<(), StoreError> {
+        self.check_index(index)?;
+        if self.backfilled(index).is_some() {
+            return Ok(());
+        }
+        let result = self.ual.load(index);
+        self.after_read(index, result)
     }
 
     fn append(&mut self, entries: &[LogEntry<'_>]) -> Result<(), StoreError> {
