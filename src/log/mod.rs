@@ -506,6 +506,12 @@ impl<D: BlockIo> Ual<D> {
         self.in_flight.len()
     }
 
+    /// The device under the live log, to damage its bytes behind the log's back (tests).
+    #[cfg(test)]
+    pub(crate) fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
     /// Gives the device back without flushing anything (what a crash leaves behind).
     pub fn into_device(self) -> D {
         self.dev

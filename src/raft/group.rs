@@ -320,6 +320,9 @@ pub struct RaftCounters {
     pub messages_in: u64,
     /// Read requests accepted.
     pub reads: u64,
+    /// raft-rs reads of entries held only on the device handed back after their asynchronous
+    /// fetch (`on_entries_fetched`): appends to a lagging follower.
+    pub entries_fetched: u64,
 }
 
 #[derive(Debug)]
@@ -598,6 +601,7 @@ impl<S: RaftLogStore> RaftGroup<S> {
         let mut fetched = std::mem::take(&mut self.fetched);
         self.raw.mut_store().take_waiting(&mut fetched);
         for context in fetched.drain(..) {
+            self.counters.entries_fetched += 1;
             self.raw.on_entries_fetched(context);
         }
         self.fetched = fetched;

@@ -83,6 +83,8 @@ pub use ual_store::{
 };
 
 #[cfg(test)]
+mod lag_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod ual_store_tests;

@@ -395,6 +395,12 @@ impl<D: BlockIo> UalRaftStore<D> {
         &self.ual
     }
 
+    /// The log, to reach its device behind the store's back (tests).
+    #[cfg(test)]
+    pub(crate) fn ual_mut(&mut self) -> &mut Ual<D> {
+        &mut self.ual
+    }
+
     /// Gives the log back without flushing anything (`into_device()` on it is what a crash leaves).
     pub fn into_ual(self) -> Ual<D> {
         self.ual
