@@ -113,7 +113,8 @@ pub enum StoreError {
         /// The first index still held.
         first_index: u64,
     },
-    /// The index is past `last_index()`, or cannot be read synchronously now. Nothing changed.
+    /// The index is past `last_index()`, or not in the log although after the snapshot (damaged
+    /// records a snapshot covers, skipped at open). Nothing changed.
     #[error("log index {index} unavailable (last index {last_index})")]
     Unavailable {
         /// The index asked for.

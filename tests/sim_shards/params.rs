@@ -256,6 +256,7 @@ impl Params {
             node_id: 1,
             voters: vec![1],
             batch: self.batch,
+            inflight_bytes_max: u64::from(self.ual.segment_blocks) * 4096 / 2,
         }
     }
 }
