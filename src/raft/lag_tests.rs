@@ -172,3 +172,49 @@ fn a_record_of_another_term_at_the_index_is_refused() {
     assert!(matches!(s.entry(7), Err(StoreError::Corrupt { index: 7, .. })));
     assert_eq!(s.entry(8).unwrap().data, &body(8)[..], "its neighbour is served");
 }
+
+#[test]
+fn a_leader_whose_apply_trails_past_the_logs_memory_reads_committed_entries_from_the_device() {
+    // A window of writes in flight larger than the log's memory: 300 proposals (~5 segments)
+    // written before any is applied. raft-rs reads committed entries synchronously; the group
+    // loads the first one it will ask for before each `Ready`, and the answer ends where the
+    // loaded segment does.
+    let cfg = RaftGroupConfig { proposals_pending_max: 400, ..super::tests::config(10) };
+    let mut group = RaftGroup::new(9, 1, &[1], fresh(), &cfg, 0, &super::tests::logger()).unwrap();
+    let mut out = RaftOutput::new(&cfg);
+    let mut applied: Vec<CommittedEntry> = Vec::new();
+    let mut now = Nanos(0);
+    let mut poll = |group: &mut RaftGroup<UalRaftStore<MemoryBlockIo>>, applied: &mut Vec<CommittedEntry>| {
+        now = Nanos(now.0 + super::tests::TICK_NS);
+        group.on_time(now);
+        group.poll(&mut out).unwrap();
+        for e in out.committed.drain(..) {
+            assert!(e.index <= group.store().durable_index(), "applied before durable");
+            applied.push(e);
+        }
+        out.clear();
+    };
+    for _ in 0..200 {
+        if group.is_leader() && group.applied_index() == group.store().last_index() {
+            break;
+        }
+        poll(&mut group, &mut applied);
+    }
+    assert!(group.is_leader());
+    let first = group.store().last_index() + 1;
+    for k in 0..300u64 {
+        group.propose(&body(k), k).unwrap();
+    }
+    let reads_before = group.store().ual().counters().reads;
+    for _ in 0..10_000 {
+        if group.applied_index() == group.store().last_index() && group.store().last_index() >= first + 299 {
+            break;
+        }
+        poll(&mut group, &mut applied);
+    }
+    let got: Vec<(u64, Vec<u8>)> = applied.iter().map(|e| (e.index, e.data.clone())).collect();
+    let want: Vec<(u64, Vec<u8>)> = (0..300u64).map(|k| (first + k, body(k))).collect();
+    assert_eq!(got, want, "every entry applied once, in order, with its bytes");
+    assert!(group.store().ual().counters().reads > reads_before, "read back from the device");
+    assert_eq!(group.counters().entries_fetched, 0, "a lone voter sends no appends");
+}
