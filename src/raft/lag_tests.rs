@@ -218,3 +218,39 @@ fn a_leader_whose_apply_trails_past_the_logs_memory_reads_committed_entries_from
     assert!(group.store().ual().counters().reads > reads_before, "read back from the device");
     assert_eq!(group.counters().entries_fetched, 0, "a lone voter sends no appends");
 }
+
+#[test]
+fn entries_a_snapshot_covers_answer_compacted_on_every_read_path() {
+    let mut s = filled(300);
+    s.checkpoint(100, b"image".to_vec()).unwrap();
+    s.poll_io(Nanos(0)).unwrap();
+    for i in [1, 50, 100] {
+        assert!(matches!(s.entry(i), Err(StoreError::Compacted { .. })), "entry {i}");
+        assert!(matches!(s.prefetch(i), Err(StoreError::Compacted { .. })), "prefetch {i}");
+        assert!(matches!(s.load(i), Err(StoreError::Compacted { .. })), "load {i}");
+    }
+    // raft-rs hears `Compacted` (and sends the snapshot), even where it could wait for a fetch.
+    let storage = LogStorage::new(s);
+    let got = ::raft::Storage::entries(&storage, 50, 120, None, ::raft::GetEntriesContext::empty(true));
+    assert!(matches!(got, Err(::raft::Error::Store(::raft::StorageError::Compacted))), "{got:?}");
+    assert_eq!(storage.fetch_wanted(), None, "nothing to fetch");
+    // After the snapshot, what the log holds is served, asynchronously: a short answer that ends
+    // where memory does, then the rest once fetched.
+    let got = ::raft::Storage::entries(&storage, 101, 300, None, ::raft::GetEntriesContext::empty(true));
+    assert!(
+        matches!(got, Err(::raft::Error::Store(::raft::StorageError::LogTemporarilyUnavailable))),
+        "{got:?}"
+    );
+    assert_eq!(storage.fetch_wanted(), Some(101));
+    let mut s = storage.into_store();
+    assert_eq!(s.prefetch(101), Ok(false));
+    s.poll_io(Nanos(0)).unwrap();
+    assert_eq!(s.prefetch(101), Ok(true));
+    let storage = LogStorage::new(s);
+    let got =
+        ::raft::Storage::entries(&storage, 101, 300, None, ::raft::GetEntriesContext::empty(true)).unwrap();
+    assert!(!got.is_empty() && got.len() < 200, "the segment of 101 only: {}", got.len());
+    for (k, e) in got.iter().enumerate() {
+        assert_eq!((e.index, &e.data[..]), (101 + k as u64, &body(101 + k as u64)[..]));
+    }
+}
