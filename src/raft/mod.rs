@@ -64,6 +64,7 @@ mod group;
 mod mem_store;
 mod storage;
 mod store;
+mod ual_meta;
 mod ual_store;
 
 /// raft-rs's message type, as peers exchange it.
