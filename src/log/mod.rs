@@ -37,6 +37,8 @@ mod scan;
 mod writer;
 
 #[cfg(test)]
+mod fetch_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 pub use format::{
