@@ -31,18 +31,24 @@
 //! bytes by `committed_bytes_per_ready_max`).
 //!
 //! Entries on the device. The store serves raft-rs from memory only (`RaftLogStore::entry`); an
-//! entry held only on the device is fetched as `storage.rs` describes. Asynchronously for appends
-//! to a lagging follower: each `poll` first has the store `prefetch` what the waiting reads wanted
-//! (a device read its I/O polling completes) and, once it is in memory, hands their contexts back
-//! to raft-rs (`on_entries_fetched`), which sends the appends then; the shard never waits for it.
-//! Synchronously for the reads raft-rs cannot defer: before a `Ready` is taken, the first committed
-//! entry not yet applied is `load`ed (a blocking read of at most one segment), and so is it before
-//! a non-leader's tick or `campaign` (a campaign reads the unapplied entries for pending membership
-//! changes) and the entry after the commit index before a vote message (raft-rs may commit by
-//! vote and read from there). That blocking read happens only when the applied index trails the
-//! commit index by more than the log keeps in memory (a follower catching up, a restart): never on
-//! a leader's write path, whose window of proposals not yet applied is bounded in bytes by the
-//! partition's config to fit the log's memory.
+//! entry held only on the device is fetched as `storage.rs` describes, in one of two ways, because
+//! raft-rs 0.7 allows an asynchronous read for some of its reads and not for others:
+//! - asynchronously where raft-rs allows it (`GetEntriesContext::can_async`: the appends to a
+//!   lagging follower, the one read whose volume is unbounded: a follower may be the whole log
+//!   behind): each `poll` first has the store `prefetch` what the waiting reads wanted (a device
+//!   read its I/O polling completes) and, once it is in memory, hands their contexts back to
+//!   raft-rs (`on_entries_fetched`), which sends the appends then. The shard never waits for it.
+//! - synchronously, bounded, where raft-rs cannot defer (committed entries for a `Ready`; pending
+//!   membership changes before a campaign; a commit by vote), since raft-rs treats any error
+//!   there as fatal: before a `Ready` is taken the first committed entry not yet applied is
+//!   `load`ed (one blocking read of one segment), and so is it before a non-leader's tick or
+//!   `campaign`, and the entry after the commit index before a vote message. raft-rs then reads
+//!   on to the end of that segment (an answer cut short there is its size limit: the next `Ready`
+//!   loads the next segment). This read happens only when the applied index trails the commit
+//!   index by more than the log keeps in memory: a follower catching up or restarted, or a leader
+//!   whose window of writes in flight (`storage.inflight_bytes_max`) is set larger than a
+//!   segment. With the default window (at most a segment) a leader's write path never reads the
+//!   device.
 //!
 //! Allocation. raft-rs allocates (`Vec<Entry>`, `Vec<Message>` per `Ready`, a `Vec<u8>` per
 //! proposal); this glue adds none of its own on the steady path beyond moving those: committed
