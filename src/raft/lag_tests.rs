@@ -57,59 +57,79 @@ fn filled(n: u64) -> UalRaftStore<MemoryBlockIo> {
     panic!("never durable: {s:?}");
 }
 
+/// A follower partitioned away while the other two commit ~6 segments' worth, then healed: it
+/// must receive and apply every entry, in order, with its bytes, served from the leader's device.
+/// Over a lossless network the leader keeps its lead throughout; over a lossy one (10% loss, 5%
+/// duplicates) leadership may move, and whoever leads serves the follower from its device.
+fn falls_behind_and_catches_up(seed: u64, lossy: bool) {
+    let restart: fn(UalRaftStore<MemoryBlockIo>) -> UalRaftStore<MemoryBlockIo> =
+        |_| unreachable!("no node restarts in this test");
+    let (loss, duplicates) = if lossy { (10, 5) } else { (0, 0) };
+    let mut c = Cluster::build(seed, |_| fresh(), restart, loss, duplicates);
+    let mut committed = Vec::new();
+    for k in 1..=5u64 {
+        c.commit(&body(k));
+        committed.push(body(k));
+    }
+    let leader = c.elect() as usize - 1;
+    let lagging = (leader + 1) % NODES;
+    c.run_until(4_000, "the follower has the first entries", |c| c.applied[lagging].len() == 5);
+
+    // Partitioned away: the other two commit ~6 segments' worth without it.
+    c.isolated[lagging] = true;
+    for k in 6..=400u64 {
+        c.commit(&body(k));
+        committed.push(body(k));
+    }
+    let leader = if lossy {
+        c.elect() as usize - 1
+    } else {
+        assert_eq!(c.elect() as usize - 1, leader, "seed {seed}: the leader kept its lead");
+        leader
+    };
+    let behind = c.groups[lagging].store().last_index();
+    let store = c.groups[leader].store();
+    assert_eq!(store.first_index(), 1, "seed {seed}: no snapshot covers what the follower lacks");
+    assert!(
+        matches!(store.entry(behind + 1), Err(StoreError::OnDevice { .. })),
+        "seed {seed}: the follower's next entry ({}) is no longer in the leader's memory",
+        behind + 1
+    );
+    let reads = |c: &Cluster<UalRaftStore<MemoryBlockIo>>| -> u64 {
+        (0..NODES).filter(|&i| i != lagging).map(|i| c.groups[i].store().ual().counters().reads).sum()
+    };
+    let reads_before = reads(&c);
+
+    // Healed: the follower catches up, every entry in order with its bytes. `run_step` fails the
+    // test if any group fails.
+    c.isolated[lagging] = false;
+    c.run_until(40_000, "the follower caught up", |c| c.applied[lagging].len() == c.applied[leader].len());
+    assert!(reads(&c) > reads_before, "seed {seed}: the leader read the follower's entries from its device");
+    let fetched: u64 = (0..NODES).map(|i| c.groups[i].counters().entries_fetched).sum();
+    assert!(fetched > 0, "seed {seed}: through raft-rs's asynchronous fetch");
+    if !lossy {
+        assert_eq!(c.elect() as usize - 1, leader, "seed {seed}: the leader never failed or lost its lead");
+        assert!(c.groups[leader].counters().entries_fetched > 0, "seed {seed}");
+    }
+    let got: Vec<(u64, u64, &[u8])> =
+        c.applied[lagging].iter().map(|e| (e.index, e.term, &e.data[..])).collect();
+    let want: Vec<(u64, u64, &[u8])> =
+        c.applied[leader].iter().map(|e| (e.index, e.term, &e.data[..])).collect();
+    assert_eq!(got, want, "seed {seed}: the follower applied what the leader did");
+    assert_eq!(c.applied_data(lagging), committed, "seed {seed}: every entry, once, in order");
+}
+
 #[test]
 fn a_follower_several_segments_behind_catches_up_from_the_leaders_device() {
     for seed in 1..=3u64 {
-        let restart: fn(UalRaftStore<MemoryBlockIo>) -> UalRaftStore<MemoryBlockIo> =
-            |_| unreachable!("no node restarts in this test");
-        // No loss, no duplicates: the test is about what the leader can read, not the network.
-        let mut c = Cluster::build(seed, |_| fresh(), restart, 0, 0);
-        let mut committed = Vec::new();
-        for k in 1..=5u64 {
-            c.commit(&body(k));
-            committed.push(body(k));
-        }
-        let leader = c.elect() as usize - 1;
-        let lagging = (leader + 1) % NODES;
-        c.run_until(2_000, "the follower has the first entries", |c| c.applied[lagging].len() == 5);
+        falls_behind_and_catches_up(seed, false);
+    }
+}
 
-        // Partitioned away: the other two commit ~6 segments' worth without it.
-        c.isolated[lagging] = true;
-        for k in 6..=400u64 {
-            c.commit(&body(k));
-            committed.push(body(k));
-        }
-        assert_eq!(c.elect() as usize - 1, leader, "seed {seed}: the leader kept its lead");
-        let behind = c.groups[lagging].store().last_index();
-        let store = c.groups[leader].store();
-        assert_eq!(store.first_index(), 1, "seed {seed}: no snapshot covers what the follower lacks");
-        assert!(
-            matches!(store.entry(behind + 1), Err(StoreError::OnDevice { .. })),
-            "seed {seed}: the follower's next entry ({}) is no longer in the leader's memory",
-            behind + 1
-        );
-        let reads_before = store.ual().counters().reads;
-
-        // Healed: the follower catches up, every entry in order with its bytes.
-        c.isolated[lagging] = false;
-        c.run_until(20_000, "the follower caught up", |c| {
-            c.applied[lagging].len() == c.applied[leader].len()
-        });
-        assert!(
-            c.groups[leader].store().ual().counters().reads > reads_before,
-            "seed {seed}: the leader read the follower's entries from its device"
-        );
-        assert!(
-            c.groups[leader].counters().entries_fetched > 0,
-            "seed {seed}: through raft-rs's asynchronous fetch"
-        );
-        assert_eq!(c.elect() as usize - 1, leader, "seed {seed}: the leader never failed or lost its lead");
-        let got: Vec<(u64, u64, &[u8])> =
-            c.applied[lagging].iter().map(|e| (e.index, e.term, &e.data[..])).collect();
-        let want: Vec<(u64, u64, &[u8])> =
-            c.applied[leader].iter().map(|e| (e.index, e.term, &e.data[..])).collect();
-        assert_eq!(got, want, "seed {seed}: the follower applied what the leader did");
-        assert_eq!(c.applied_data(lagging), committed, "seed {seed}: every entry, once, in order");
+#[test]
+fn a_follower_several_segments_behind_catches_up_over_a_lossy_network() {
+    for seed in 11..=14u64 {
+        falls_behind_and_catches_up(seed, true);
     }
 }
 
