@@ -59,11 +59,13 @@ fn prefetch_reads_a_segment_without_blocking_and_lookup_then_serves_it() {
     let reads = ual.counters().reads;
     assert_eq!(ual.prefetch(1), Ok(false), "submitted");
     assert_eq!(ual.counters().reads, reads + 1);
+    assert!(ual.fetch_in_flight());
     // One fill at a time: another segment waits, nothing more is submitted.
     assert_eq!(ual.prefetch(150), Ok(false));
     assert_eq!(ual.counters().reads, reads + 1);
     assert!(matches!(ual.lookup(1), Ok(Lookup::OnDevice)), "not before the completion is polled");
     ual.poll(NOW).unwrap();
+    assert!(!ual.fetch_in_flight());
     assert_eq!(ready(&ual, 1), payload(1));
     assert_eq!(ual.prefetch(1), Ok(true));
     // The cache serves only what was durable when it was read.

@@ -508,6 +508,11 @@ impl<D: BlockIo> Ual<D> {
         self.in_flight.len()
     }
 
+    /// Whether a `prefetch` read is in flight (its completion comes through `poll`).
+    pub fn fetch_in_flight(&self) -> bool {
+        self.fetch.is_some()
+    }
+
     /// The device under the live log, to damage its bytes behind the log's back (tests).
     #[cfg(test)]
     pub(crate) fn device_mut(&mut self) -> &mut D {

@@ -365,6 +365,9 @@ pub struct RaftGroup<S: RaftLogStore> {
     /// Contexts of reads whose fetch completed, on their way back to raft-rs (capacity
     /// `storage::FETCH_WAITERS_MAX`, reused).
     fetched: Vec<GetEntriesContext>,
+    /// The index whose fetch `prefetch` started (or is waiting on the device for): the waiting
+    /// reads wait on the store's I/O alone.
+    fetch_started: Option<u64>,
     failed: bool,
     counters: RaftCounters,
 }
@@ -462,6 +465,7 @@ impl<S: RaftLogStore> RaftGroup<S> {
             read_backlog: VecDeque::new(),
             applied_index,
             fetched: Vec::with_capacity(super::storage::FETCH_WAITERS_MAX),
+            fetch_started: None,
             failed: false,
             counters: RaftCounters::default(),
         })
@@ -597,13 +601,17 @@ impl<S: RaftLogStore> RaftGroup<S> {
     fn serve_fetches(&mut self) -> Result<(), RaftError> {
         let Some(index) = self.raw.store().fetch_wanted() else { return Ok(()) };
         match self.store_mut().prefetch(index) {
-            Ok(false) => return Ok(()),
+            Ok(false) => {
+                self.fetch_started = Some(index);
+                return Ok(());
+            }
             Ok(true)
             | Err(StoreError::Corrupt { .. })
             | Err(StoreError::Compacted { .. })
             | Err(StoreError::Unavailable { .. }) => {}
             Err(e) => return Err(e.into()),
         }
+        self.fetch_started = None;
         let mut fetched = std::mem::take(&mut self.fetched);
         self.raw.mut_store().take_waiting(&mut fetched);
         for context in fetched.drain(..) {
@@ -693,7 +701,23 @@ impl<S: RaftLogStore> RaftGroup<S> {
     /// hand out (readies waiting for their sync are I/O). A caller may then sleep until the
     /// store's device completes something.
     pub fn waits_only_on_storage(&self) -> bool {
-        self.apply_backlog.is_empty() && self.read_backlog.is_empty() && !self.raw.has_ready()
+        self.apply_backlog.is_empty()
+            && self.read_backlog.is_empty()
+            && !self.raw.has_ready()
+            && self.fetch_waits_on_storage()
+    }
+
+    /// Whether the reads waiting for a fetch (if any) wait on the store's I/O alone: their fetch
+    /// was started and its entry is not in memory yet. Not when it is (the next `poll` hands them
+    /// back) nor when it is still to be started (the next `poll` starts it).
+    fn fetch_waits_on_storage(&self) -> bool {
+        match self.raw.store().fetch_wanted() {
+            None => true,
+            Some(index) => {
+                self.fetch_started == Some(index)
+                    && matches!(self.store().entry(index), Err(StoreError::OnDevice { .. }))
+            }
+        }
     }
 
     /// Handles durability news and at most one `Ready`, filling `out` (which must be empty).
