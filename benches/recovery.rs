@@ -383,6 +383,7 @@ fn main() {
         node_id: 1,
         voters: vec![1],
         batch: vigil::partition::batch::BatchLimits::default(),
+        inflight_bytes_max: vigil::config::INFLIGHT_BYTES_DEFAULT,
     };
     let w = Workload::new(keys);
     let clock = MonotonicClock::new();

@@ -134,6 +134,16 @@ pub struct StorageConfig {
     /// Writes proposed and not yet answered, per partition; beyond it writes are answered `BUSY`.
     #[serde(default = "defaults::writes_waiting_max")]
     pub writes_waiting_max: usize,
+    /// Bytes of log the writes proposed and not yet answered may take, per partition (the window
+    /// of writes in flight, counted at twice their encoded size: a record may pad the rest of a
+    /// block); beyond it writes are answered `BUSY`. Default: 4 MiB, or one segment when segments
+    /// are smaller (then everything not yet applied is still in the log's memory, the tail
+    /// segment and the one before it). At most half the ring (writes in flight cannot be
+    /// snapshotted, and a snapshot is due when half the ring is in use). Larger than a segment,
+    /// the leader reads entries back from the device (blocking, a segment at a time) to apply
+    /// them when its apply trails by more than the log's memory.
+    #[serde(default)]
+    pub inflight_bytes_max: Option<u64>,
     /// Most bytes of one batch entry: the writes a partition accepts in one poll iteration go into
     /// one Raft entry, one log record (so at most 4064 bytes).
     #[serde(default = "defaults::batch_bytes_max")]
@@ -142,6 +152,11 @@ pub struct StorageConfig {
     #[serde(default = "defaults::batch_writes_max")]
     pub batch_writes_max: usize,
 }
+
+/// `storage.inflight_bytes_max` when not set (clamped to one segment).
+pub const INFLIGHT_BYTES_DEFAULT: u64 = 4 << 20;
+/// The least `storage.inflight_bytes_max`: one block.
+pub const INFLIGHT_BYTES_MIN: u64 = vigil_pmd::block::BLOCK_SIZE as u64;
 
 /// Limits of the KV projection.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -206,6 +221,17 @@ impl StorageConfig {
             bytes_max: self.batch_bytes_max,
             writes_max: self.batch_writes_max,
         }
+    }
+
+    /// `inflight_bytes_max`, or its default: 4 MiB, at most one segment.
+    pub fn inflight_bytes_max(&self) -> u64 {
+        let segment_bytes = u64::from(self.segment_blocks) * vigil_pmd::block::BLOCK_SIZE as u64;
+        self.inflight_bytes_max.unwrap_or(INFLIGHT_BYTES_DEFAULT.min(segment_bytes))
+    }
+
+    /// The bytes of a partition's log ring.
+    pub fn ring_bytes(&self) -> u64 {
+        u64::from(self.segment_blocks) * u64::from(self.segment_count) * vigil_pmd::block::BLOCK_SIZE as u64
     }
 
     /// The log geometry of each partition, for opening an existing log: a blank device is refused

@@ -50,6 +50,7 @@ fn config() -> PartitionConfig {
         node_id: 1,
         voters: vec![1],
         batch: BatchLimits::default(),
+        inflight_bytes_max: 256 * 4096 / 2,
     }
 }
 

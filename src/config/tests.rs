@@ -17,6 +17,25 @@ fn shipped_configs_are_valid() {
 }
 
 #[test]
+fn inflight_bytes_max_defaults_to_4_mib_at_most_a_segment_and_is_bounded_by_half_the_ring() {
+    let without = DEV_TOML.replacen("inflight_bytes_max = 1048576\n", "", 1);
+    assert_ne!(without, DEV_TOML, "dev.toml documents storage.inflight_bytes_max");
+    // dev.toml's 1 MiB segments: one segment.
+    assert_eq!(Config::parse(&without).unwrap().storage.inflight_bytes_max(), 1 << 20);
+    let big = without.replacen("segment_blocks = 256", "segment_blocks = 2048", 1);
+    assert_eq!(Config::parse(&big).unwrap().storage.inflight_bytes_max(), 4 << 20);
+    // Independent of the segment size: 3 segments, and half the 64-segment ring.
+    for (bytes, ok) in [(3 << 20, true), (32 << 20, true), (32 << 20 | 1, false), (4095, false)] {
+        let text =
+            DEV_TOML.replacen("inflight_bytes_max = 1048576", &format!("inflight_bytes_max = {bytes}"), 1);
+        match Config::parse(&text) {
+            Ok(c) => assert!(ok && c.storage.inflight_bytes_max() == bytes, "{bytes}"),
+            Err(e) => assert!(!ok && e.to_string().contains("storage.inflight_bytes_max"), "{bytes}: {e}"),
+        }
+    }
+}
+
+#[test]
 fn atomic_write_bytes_defaults_to_4096_and_takes_512() {
     let without = DEV_TOML.replacen("atomic_write_bytes = 4096\n", "", 1);
     assert_ne!(without, DEV_TOML, "dev.toml documents storage.atomic_write_bytes");

@@ -117,6 +117,18 @@ impl Config {
         }
         let ual = st.ual();
         ual.validate(ual.device_blocks()).map_err(|e| invalid("storage", e.to_string()))?;
+        // Writes in flight are not applied yet, so no snapshot can cover them: they must fit in the
+        // half of the ring a snapshot keeps free.
+        let inflight = super::INFLIGHT_BYTES_MIN..=st.ring_bytes() / 2;
+        if !inflight.contains(&st.inflight_bytes_max()) {
+            return Err(invalid(
+                "storage.inflight_bytes_max",
+                format!(
+                    "{} is not in {inflight:?} (one block to half the log ring: writes in flight cannot be snapshotted)",
+                    st.inflight_bytes_max()
+                ),
+            ));
+        }
         if st.segment_count < 4 {
             return Err(invalid(
                 "storage.segment_count",

@@ -7,9 +7,10 @@
 //! The shard loop drives it without blocking: `append` stages a record into the in-memory image of
 //! the current segment (no allocation, no I/O), `flush_step` (once per poll iteration) copies every
 //! block touched since the last flush into one pooled buffer and submits ONE durable write for it
-//! (group commit), `poll` reaps completions and advances `durable_lsn`. Start-up (`open`) and the
-//! rare paths (`truncate_suffix`, reads of segments no longer in memory, `close`) spin the device
-//! until their I/O completes.
+//! (group commit), `poll` reaps completions and advances `durable_lsn` (and completes a
+//! `prefetch`, the asynchronous read of a segment no longer in memory). Start-up (`open`) and the
+//! rare paths (`truncate_suffix`, `read`/`replay`/`load` of segments no longer in memory, `close`)
+//! spin the device until their I/O completes.
 //!
 //! Invariants:
 //! - lsns are contiguous from `first_lsn()` to `last_lsn()`; terms never decrease along the log;
@@ -36,6 +37,8 @@ mod scan;
 mod writer;
 
 #[cfg(test)]
+mod fetch_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 pub use format::{
@@ -60,6 +63,8 @@ const BS: u64 = BLOCK_SIZE as u64;
 const TAG_SUPERBLOCK: u64 = 1 << 63;
 /// Tag bit of reads.
 const TAG_READ: u64 = 1 << 62;
+/// Tag bit of the asynchronous read into the read cache (`Ual::prefetch`).
+const TAG_FETCH: u64 = 1 << 61;
 /// "No segment" in a buffer's tag.
 const NO_SEGMENT: u64 = u64::MAX;
 /// Polls a blocking helper spins before it declares the device hung.
@@ -245,6 +250,16 @@ pub struct Record<'a> {
     pub payload: &'a [u8],
 }
 
+/// Where a record stands for a reader that must not block (`Ual::lookup`).
+#[derive(Clone, Copy, Debug)]
+pub enum Lookup<'a> {
+    /// In memory, its checksum and lsn verified.
+    Ready(Record<'a>),
+    /// In the log, but only on the device: `prefetch` (asynchronous) or `load` (blocking) reads
+    /// its segment into the read cache.
+    OnDevice,
+}
+
 /// Plain counters, read off the hot path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UalCounters {
@@ -302,6 +317,17 @@ impl SegmentBuf {
     fn bytes_mut(&mut self) -> &mut [u8] {
         self.buf.as_deref_mut().expect("segment buffer is home")
     }
+}
+
+/// The asynchronous read of a segment into the read cache (`Ual::prefetch`), in flight.
+#[derive(Clone, Copy, Debug)]
+struct Fetch {
+    /// The virtual segment being read.
+    vseg: u64,
+    /// The epoch when it was submitted: a truncation since then makes its bytes stale.
+    epoch: u32,
+    /// `durable_lsn` when it was submitted: the records up to it were on the device whole.
+    valid_to: Lsn,
 }
 
 /// A log write in flight.
@@ -377,8 +403,15 @@ pub struct Ual<D: BlockIo> {
     /// Images of the tail segment (`segs[cur]`) and the one before it.
     segs: [SegmentBuf; 2],
     cur: usize,
-    /// The last segment read from the device for `read`/`replay`.
+    /// The last segment read from the device for `read`/`replay`/`load`/`prefetch`.
     cache: SegmentBuf,
+    /// The highest lsn the cache's bytes may be trusted for by `lookup` (the durable lsn when it
+    /// was read: a record after it may have had its write in flight, so its bytes on the device
+    /// could still be a previous lap's). 0 for a cache filled by the scan at open.
+    cache_valid_to: Lsn,
+    /// The asynchronous cache fill in flight, if any (its buffer is then away: `cache.buf` is
+    /// `None` and `cache.vseg` is `NO_SEGMENT`).
+    fetch: Option<Fetch>,
     /// First lsn of each block of the ring, indexed by `vblock % region_blocks` (valid for the live
     /// region only).
     block_first_lsn: Vec<Lsn>,
@@ -473,6 +506,17 @@ impl<D: BlockIo> Ual<D> {
     /// Log writes in flight.
     pub fn writes_in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Whether a `prefetch` read is in flight (its completion comes through `poll`).
+    pub fn fetch_in_flight(&self) -> bool {
+        self.fetch.is_some()
+    }
+
+    /// The device under the live log, to damage its bytes behind the log's back (tests).
+    #[cfg(test)]
+    pub(crate) fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
     }
 
     /// Gives the device back without flushing anything (what a crash leaves behind).
@@ -578,6 +622,8 @@ impl<D: BlockIo> Ual<D> {
                     self.poison(format!("superblock write: {e}"));
                 }
             }
+        } else if c.tag & TAG_FETCH != 0 {
+            self.on_fetch_completion(c);
         } else if c.tag & TAG_READ != 0 {
             let buf = c.buf.expect("reads return their buffer");
             self.read_done = Some((c.tag, buf, c.result.map_err(|e| e.to_string())));
@@ -600,6 +646,25 @@ impl<D: BlockIo> Ual<D> {
                 }
                 self.durable_lsn = self.durable_lsn.max(w.last_lsn);
                 self.in_flight.pop_front();
+            }
+        }
+    }
+
+    /// The asynchronous cache fill completed: the buffer comes home, and its bytes count as segment
+    /// `vseg` unless the log changed under them while the read was in flight (a truncation: a new
+    /// epoch; a checkpoint recycled the segment). A failed read poisons the log, as a blocking one
+    /// does.
+    fn on_fetch_completion(&mut self, c: Completion) {
+        self.cache.buf = Some(c.buf.expect("reads return their buffer"));
+        let f = self.fetch.take().expect("a fetch was in flight");
+        match c.result {
+            Ok(()) if f.epoch == self.epoch && f.vseg >= self.geo.segment_of(self.start_block) => {
+                self.cache.vseg = f.vseg;
+                self.cache_valid_to = f.valid_to;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                self.poison(format!("read of segment {}: {e}", f.vseg));
             }
         }
     }
@@ -631,6 +696,11 @@ impl<D: BlockIo> Ual<D> {
     /// Reads `slot`'s buffer's worth of blocks from device block `lba` into it, spinning until done.
     fn read_blocking(&mut self, slot: BufSlot, lba: u64) -> Result<(), LogError> {
         self.check_poisoned()?;
+        if slot == BufSlot::Cache {
+            // The cache's buffer may be away with an asynchronous fill: wait for it to come home.
+            self.spin_until("read", |s| s.fetch.is_none())?;
+            self.cache_valid_to = 0;
+        }
         let tag = TAG_READ | self.tag();
         let mut buf = self.slot_mut(slot).take().expect("buffer is home");
         let mut polls = 0u64;

@@ -3,14 +3,19 @@
 //! An lsn is found through the block index (the first lsn of every block of the live region, kept
 //! in memory and rebuilt by the scan at open): a binary search gives its block, a walk over at most
 //! one block's headers gives its offset. Bytes come from the in-memory images of the tail segment
-//! and the one before it, else from a one-segment read cache filled by a blocking device read.
+//! and the one before it, else from a one-segment read cache filled by a device read: blocking
+//! (`read`, `replay`, `load`) or asynchronous (`prefetch` submits it, `poll` completes it, and
+//! `lookup` then answers from the cache without blocking).
 //!
-//! Invariant: every record handed out has had its checksum verified after it was read (paired
-//! with the checksum `append` computed) and carries the lsn asked for.
+//! Invariants: every record handed out has had its checksum verified after it was read (paired
+//! with the checksum `append` computed) and carries the lsn asked for; `lookup` serves a record
+//! from the cache only if it was durable before the cache's read was submitted (so a write still
+//! in flight cannot leave a previous lap's bytes there for it), and a cache fill that completes
+//! after a truncation or a recycling of its segment is dropped.
 
 use super::format::{decode_record, peek_header, Slot, RECORD_HEADER_LEN};
-use super::{BufSlot, LogError, Lsn, Record, RecordMeta, Ual, BS};
-use vigil_pmd::block::{BlockIo, BLOCK_SIZE};
+use super::{BufSlot, Fetch, LogError, Lookup, Lsn, Record, RecordMeta, Ual, BS, NO_SEGMENT, TAG_FETCH};
+use vigil_pmd::block::{BlockIo, SubmitError, BLOCK_SIZE};
 
 impl<D: BlockIo> Ual<D> {
     /// Copies the payload of record `lsn` into `out` (cleared first) and returns its metadata.
@@ -41,40 +46,101 @@ impl<D: BlockIo> Ual<D> {
     }
 
     /// Record `lsn` if its segment is in memory (the tail segment, the one before it, or the read
-    /// cache), checksum verified; `None` when it is outside the log or would need a device read.
-    /// Never blocks, never allocates: the synchronous read path for Raft's recent entries.
+    /// cache), checksum verified; `None` when it is outside the log, damaged, or would need a
+    /// device read. Never blocks, never allocates: the synchronous read path for Raft's recent
+    /// entries. `lookup` tells those cases apart.
     pub fn peek(&self, lsn: Lsn) -> Option<Record<'_>> {
-        if lsn < self.first_lsn() || lsn > self.last_lsn() || self.poisoned.is_some() {
-            return None;
+        match self.lookup(lsn) {
+            Ok(Lookup::Ready(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Record `lsn` from memory (the tail segment, the one before it, or the read cache), its
+    /// checksum verified and its lsn the one asked for; `Lookup::OnDevice` when it is in the log
+    /// but only on the device (`prefetch` or `load` brings it in). Never blocks, never allocates.
+    /// `Unavailable` outside the log, `Corrupt` when the bytes in memory do not hold it whole (a
+    /// damaged record on the device: never handed out as data), `Io` when poisoned.
+    pub fn lookup(&self, lsn: Lsn) -> Result<Lookup<'_>, LogError> {
+        self.check_poisoned()?;
+        if lsn < self.first_lsn() || lsn > self.last_lsn() {
+            return Err(LogError::Unavailable { lsn, first: self.first_lsn(), last: self.last_lsn() });
         }
         let vblock = self.block_of(lsn);
         let vseg = self.geo.segment_of(vblock);
         let bytes = match self.segment_index(vseg) {
             Some(i) => self.segs[i].bytes(),
-            None if self.cache.vseg == vseg => self.cache.bytes(),
-            None => return None,
+            None if self.cache.vseg == vseg && lsn <= self.cache_valid_to => self.cache.bytes(),
+            None => return Ok(Lookup::OnDevice),
         };
         let at = ((vblock - vseg * self.geo.segment_blocks) * BS) as usize;
         let block = &bytes[at..at + BLOCK_SIZE];
-        // Step over the records before it by their headers alone (this image is our own writing),
-        // then verify the one asked for in full, checksum included: one checksum per read, not one
-        // per record before it in the block.
+        // Step over the records before it by their headers alone, then verify the one asked for in
+        // full, checksum included: one checksum per read, not one per record before it in the
+        // block. A damaged header before it can only lead to a failed search or a failed checksum.
         let mut off = 0;
         while off + RECORD_HEADER_LEN <= BLOCK_SIZE {
-            let h = super::format::peek_header(block, off);
+            let h = peek_header(block, off);
             if h.lsn == 0 || h.lsn > lsn || off + h.total_len() > BLOCK_SIZE {
-                return None;
+                break;
             }
             if h.lsn < lsn {
                 off += h.total_len();
                 continue;
             }
-            let Slot::Record(h) = decode_record(block, off) else { return None };
+            let Slot::Record(h) = decode_record(block, off) else {
+                return Err(LogError::Corrupt { lsn, why: "checksum or length" });
+            };
             let payload = &block[off + RECORD_HEADER_LEN..off + h.total_len()];
             let meta = RecordMeta { lsn, term: h.term, kind: h.kind, len: h.len };
-            return Some(Record { meta, payload });
+            return Ok(Lookup::Ready(Record { meta, payload }));
         }
-        None
+        Err(LogError::Corrupt { lsn, why: "not found in the block the index names" })
+    }
+
+    /// Starts bringing record `lsn`'s segment into the read cache without blocking: one device
+    /// read of the segment, submitted now if none is in flight, completed by `poll`. Returns
+    /// whether `lookup(lsn)` answers from memory now (`true`: ready; `false`: call again after
+    /// `poll`). A record whose write is still in flight is not read until it landed. Never
+    /// allocates. Errors as `lookup`'s.
+    pub fn prefetch(&mut self, lsn: Lsn) -> Result<bool, LogError> {
+        if let Lookup::Ready(_) = self.lookup(lsn)? {
+            return Ok(true);
+        }
+        if self.fetch.is_some() || lsn > self.durable_lsn {
+            return Ok(false);
+        }
+        let vseg = self.geo.segment_of(self.block_of(lsn));
+        let lba = self.geo.lba(vseg * self.geo.segment_blocks);
+        let tag = TAG_FETCH | self.tag();
+        let buf = self.cache.buf.take().expect("cache buffer is home when no fetch is in flight");
+        self.cache.vseg = NO_SEGMENT;
+        match self.dev.submit_read(tag, lba, buf) {
+            Ok(()) => {
+                self.counters.reads += 1;
+                self.fetch = Some(Fetch { vseg, epoch: self.epoch, valid_to: self.durable_lsn });
+            }
+            Err(SubmitError::QueueFull(Some(b))) => self.cache.buf = Some(b),
+            Err(e) => panic!("read of block {lba} refused: {e} (geometry was validated)"),
+        }
+        Ok(false)
+    }
+
+    /// Brings record `lsn`'s segment into the read cache, blocking on one device read of the
+    /// segment (and first on a write of it still in flight) when it is not in memory; then
+    /// `lookup(lsn)` answers it. Errors as `lookup`'s.
+    pub fn load(&mut self, lsn: Lsn) -> Result<(), LogError> {
+        if let Lookup::Ready(_) = self.lookup(lsn)? {
+            return Ok(());
+        }
+        self.spin_until("log write", |s| s.durable_lsn >= lsn)?;
+        let vseg = self.geo.segment_of(self.block_of(lsn));
+        self.cache.vseg = NO_SEGMENT;
+        self.segment_bytes(vseg)?;
+        match self.lookup(lsn)? {
+            Lookup::Ready(_) => Ok(()),
+            Lookup::OnDevice => unreachable!("segment {vseg} was just read"),
+        }
     }
 
     /// Calls `f` with every record from `from` to `to` inclusive, in order; returns how many.
@@ -194,10 +260,13 @@ impl<D: BlockIo> Ual<D> {
             return Ok(self.segs[i].bytes());
         }
         if self.cache.vseg != vseg {
-            self.cache.vseg = super::NO_SEGMENT;
+            self.cache.vseg = NO_SEGMENT;
             let lba = self.geo.lba(vseg * self.geo.segment_blocks);
+            // Records durable before the read was submitted are on the device whole.
+            let valid_to = self.durable_lsn;
             self.read_blocking(BufSlot::Cache, lba)?;
             self.cache.vseg = vseg;
+            self.cache_valid_to = valid_to;
         }
         Ok(self.cache.bytes())
     }

@@ -360,6 +360,8 @@ impl<D: BlockIo> Ual<D> {
             segs: [image(), image()],
             cur: 0,
             cache: image(),
+            cache_valid_to: 0,
+            fetch: None,
             block_first_lsn: vec![0; geo.region_blocks as usize],
             pools,
             in_flight: VecDeque::with_capacity(cfg.writes_in_flight_max as usize),

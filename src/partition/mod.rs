@@ -30,11 +30,12 @@
 //! Sans-IO: no clock reads (time comes in as `Nanos`), no threads, files or printing here; the
 //! snapshot store and the event sink (`seams`) are the seams the server and the simulator fill.
 //!
-//! Raft reads committed entries back from the log store to apply them, and the store serves them
-//! from memory (the UAL's tail segment and the one before it; a device read cannot happen inside
-//! raft-rs). So the entries proposed and not yet applied are kept to half a segment of log bytes
-//! (`BUSY` beyond): whatever the padding of pipelined group commits adds, they always lie within
-//! the last two segments.
+//! The writes proposed and not yet answered are kept to `inflight_bytes_max` bytes of log (`BUSY`
+//! beyond), set by config independently of the segment size. Raft reads committed entries back
+//! from the log store to apply them; the store serves any entry the log holds, from memory or, for
+//! entries older than the tail segment and the one before it, by a device read (`crate::raft`'s
+//! `RaftGroup` header says when that read blocks). A window of at most one segment keeps
+//! everything not yet applied in memory.
 //!
 //! Invariants: every waiting request gets exactly one `Done` (its result, `NOT_LEADER` if its log
 //! position went to another entry, `UNAVAILABLE` if the log failed); nothing is applied that is not
@@ -72,6 +73,7 @@ const NO_TOKEN: u64 = u64::MAX;
 const SEGMENTS_FREE_MIN: u64 = 2;
 /// Bytes a log record takes besides its payload.
 const RECORD_HEADER_LEN: usize = crate::log::RECORD_HEADER_LEN;
+#[cfg(test)]
 const BLOCK_SIZE: usize = vigil_pmd::block::BLOCK_SIZE;
 
 /// How a partition runs; the same on every replica.
@@ -94,6 +96,9 @@ pub struct PartitionConfig {
     pub voters: Vec<u64>,
     /// The bounds of one batch entry (the writes of one poll iteration).
     pub batch: BatchLimits,
+    /// Bytes of log the writes proposed and not yet answered may take (`BUSY` beyond):
+    /// `storage.inflight_bytes_max`.
+    pub inflight_bytes_max: u64,
 }
 
 /// Where a partition's events go: a sink the server plugs in, or kept (the last few) for tests.

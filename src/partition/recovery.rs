@@ -185,7 +185,7 @@ impl<D: BlockIo> PartitionRecovery<D> {
             out: RaftOutput::new(&config.raft),
             waiters: Waiters::new(config.raft.proposals_pending_max),
             waiting_bytes: 0,
-            waiting_bytes_max: u64::from(config.ual.segment_blocks) * BLOCK_SIZE as u64 / 2,
+            waiting_bytes_max: config.inflight_bytes_max,
             snapshots,
             snapshot_in_flight: None,
             batch: super::batch::BatchWriter::new(config.batch),

@@ -30,6 +30,26 @@
 //! backlogs are drained, so the backlogs never hold more than one `Ready`'s worth (itself bounded in
 //! bytes by `committed_bytes_per_ready_max`).
 //!
+//! Entries on the device. The store serves raft-rs from memory only (`RaftLogStore::entry`); an
+//! entry held only on the device is fetched as `storage.rs` describes, in one of two ways, because
+//! raft-rs 0.7 allows an asynchronous read for some of its reads and not for others:
+//! - asynchronously where raft-rs allows it (`GetEntriesContext::can_async`: the appends to a
+//!   lagging follower, the one read whose volume is unbounded: a follower may be the whole log
+//!   behind): each `poll` first has the store `prefetch` what the waiting reads wanted (a device
+//!   read its I/O polling completes) and, once it is in memory, hands their contexts back to
+//!   raft-rs (`on_entries_fetched`), which sends the appends then. The shard never waits for it.
+//! - synchronously, bounded, where raft-rs cannot defer (committed entries for a `Ready`; pending
+//!   membership changes before a campaign; a commit by vote), since raft-rs treats any error
+//!   there as fatal: before a `Ready` is taken the first committed entry not yet applied is
+//!   `load`ed (one blocking read of one segment), and so is it before a non-leader's tick or
+//!   `campaign`, and the entry after the commit index before a vote message. raft-rs then reads
+//!   on to the end of that segment (an answer cut short there is its size limit: the next `Ready`
+//!   loads the next segment). This read happens only when the applied index trails the commit
+//!   index by more than the log keeps in memory: a follower catching up or restarted, or a leader
+//!   whose window of writes in flight (`storage.inflight_bytes_max`) is set larger than a
+//!   segment. With the default window (at most a segment) a leader's write path never reads the
+//!   device.
+//!
 //! Allocation. raft-rs allocates (`Vec<Entry>`, `Vec<Message>` per `Ready`, a `Vec<u8>` per
 //! proposal); this glue adds none of its own on the steady path beyond moving those: committed
 //! entries' bytes are moved into `out.committed`, not copied. The queues are allocated at
@@ -39,8 +59,8 @@ use super::storage::LogStorage;
 use super::store::{
     EntryKind, HardStateRecord, LogEntry, RaftLogStore, SnapshotMeta, StoreError, StoreSnapshot,
 };
-use ::raft::eraftpb::{ConfState, Entry, Message};
-use ::raft::{RawNode, ReadOnlyOption, ReadState, StateRole};
+use ::raft::eraftpb::{ConfState, Entry, Message, MessageType};
+use ::raft::{GetEntriesContext, RawNode, ReadOnlyOption, ReadState, StateRole};
 use std::collections::VecDeque;
 use vigil_pmd::Nanos;
 
@@ -306,6 +326,9 @@ pub struct RaftCounters {
     pub messages_in: u64,
     /// Read requests accepted.
     pub reads: u64,
+    /// raft-rs reads of entries held only on the device handed back after their asynchronous
+    /// fetch (`on_entries_fetched`): appends to a lagging follower.
+    pub entries_fetched: u64,
 }
 
 #[derive(Debug)]
@@ -339,6 +362,12 @@ pub struct RaftGroup<S: RaftLogStore> {
     apply_backlog: VecDeque<Entry>,
     read_backlog: VecDeque<ReadState>,
     applied_index: u64,
+    /// Contexts of reads whose fetch completed, on their way back to raft-rs (capacity
+    /// `storage::FETCH_WAITERS_MAX`, reused).
+    fetched: Vec<GetEntriesContext>,
+    /// The index whose fetch `prefetch` started (or is waiting on the device for): the waiting
+    /// reads wait on the store's I/O alone.
+    fetch_started: Option<u64>,
     failed: bool,
     counters: RaftCounters,
 }
@@ -435,6 +464,8 @@ impl<S: RaftLogStore> RaftGroup<S> {
             apply_backlog: VecDeque::new(),
             read_backlog: VecDeque::new(),
             applied_index,
+            fetched: Vec::with_capacity(super::storage::FETCH_WAITERS_MAX),
+            fetch_started: None,
             failed: false,
             counters: RaftCounters::default(),
         })
@@ -535,7 +566,12 @@ impl<S: RaftLogStore> RaftGroup<S> {
     }
 
     /// One raft-rs tick (elections, heartbeats). Normally called through `on_time`.
+    /// A tick that cannot read an entry it may need stops the group (`poll` answers `Failed`).
     pub fn tick(&mut self) {
+        if !self.is_leader() && self.load_unapplied().is_err() {
+            self.failed = true;
+            return;
+        }
         self.counters.ticks += 1;
         self.raw.tick();
     }
@@ -543,7 +579,46 @@ impl<S: RaftLogStore> RaftGroup<S> {
     /// Starts an election now instead of waiting for the election timeout.
     pub fn campaign(&mut self) -> Result<(), RaftError> {
         self.check_running()?;
+        self.load_unapplied()?;
         self.raw.campaign()?;
+        Ok(())
+    }
+
+    /// Loads the first committed entry not yet applied when it is only on the device: raft-rs
+    /// reads from there synchronously (committed entries for a `Ready`, membership changes before
+    /// a campaign). Blocking, and only when the apply trails what the log keeps in memory.
+    fn load_unapplied(&mut self) -> Result<(), RaftError> {
+        let next = self.applied_index + 1;
+        if next <= self.raw.raft.raft_log.committed && next <= self.store().last_index() {
+            self.store_mut().load(next)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the reads waiting for a fetch back to raft-rs once the store answers the index they
+    /// wanted from memory (or knows it cannot: raft-rs then meets the error and sends a snapshot
+    /// instead), after starting the fetch if it is not started yet. Never blocks.
+    fn serve_fetches(&mut self) -> Result<(), RaftError> {
+        let Some(index) = self.raw.store().fetch_wanted() else { return Ok(()) };
+        match self.store_mut().prefetch(index) {
+            Ok(false) => {
+                self.fetch_started = Some(index);
+                return Ok(());
+            }
+            Ok(true)
+            | Err(StoreError::Corrupt { .. })
+            | Err(StoreError::Compacted { .. })
+            | Err(StoreError::Unavailable { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.fetch_started = None;
+        let mut fetched = std::mem::take(&mut self.fetched);
+        self.raw.mut_store().take_waiting(&mut fetched);
+        for context in fetched.drain(..) {
+            self.counters.entries_fetched += 1;
+            self.raw.on_entries_fetched(context);
+        }
+        self.fetched = fetched;
         Ok(())
     }
 
@@ -603,6 +678,18 @@ impl<S: RaftLogStore> RaftGroup<S> {
         }
         let from = message.from;
         self.counters.messages_in += 1;
+        let vote = matches!(
+            message.get_msg_type(),
+            MessageType::MsgRequestVote
+                | MessageType::MsgRequestPreVote
+                | MessageType::MsgRequestVoteResponse
+                | MessageType::MsgRequestPreVoteResponse
+        );
+        let committed = self.raw.raft.raft_log.committed;
+        if vote && message.commit > committed && committed < self.store().last_index() {
+            // raft-rs may commit by the vote's commit index and read the entries after ours.
+            self.store_mut().load(committed + 1)?;
+        }
         match self.raw.step(message) {
             Ok(()) => Ok(()),
             Err(::raft::Error::StepPeerNotFound) => Err(RaftError::UnknownPeer { from }),
@@ -614,19 +701,39 @@ impl<S: RaftLogStore> RaftGroup<S> {
     /// hand out (readies waiting for their sync are I/O). A caller may then sleep until the
     /// store's device completes something.
     pub fn waits_only_on_storage(&self) -> bool {
-        self.apply_backlog.is_empty() && self.read_backlog.is_empty() && !self.raw.has_ready()
+        self.apply_backlog.is_empty()
+            && self.read_backlog.is_empty()
+            && !self.raw.has_ready()
+            && self.fetch_waits_on_storage()
+    }
+
+    /// Whether the reads waiting for a fetch (if any) wait on the store's I/O alone: their fetch
+    /// was started and its entry is not in memory yet. Not when it is (the next `poll` hands them
+    /// back) nor when it is still to be started (the next `poll` starts it).
+    fn fetch_waits_on_storage(&self) -> bool {
+        match self.raw.store().fetch_wanted() {
+            None => true,
+            Some(index) => {
+                self.fetch_started == Some(index)
+                    && matches!(self.store().entry(index), Err(StoreError::OnDevice { .. }))
+            }
+        }
     }
 
     /// Handles durability news and at most one `Ready`, filling `out` (which must be empty).
     pub fn poll(&mut self, out: &mut RaftOutput) -> Result<(), RaftError> {
         assert!(out.is_empty(), "handle and clear the previous output first");
         self.check_running()?;
+        if let Err(e) = self.serve_fetches() {
+            self.failed = true;
+            return Err(e);
+        }
         self.release_durable(out);
         self.drain_backlogs(out);
         let backlog_empty = self.apply_backlog.is_empty() && self.read_backlog.is_empty();
         let room = self.unsynced.len() < self.config.readies_unsynced_max;
         if backlog_empty && room && self.raw.has_ready() {
-            if let Err(e) = self.handle_ready(out) {
+            if let Err(e) = self.load_unapplied().and_then(|()| self.handle_ready(out)) {
                 self.failed = true;
                 return Err(e);
             }

@@ -20,10 +20,11 @@
 //! - **Raft index == UAL lsn.** `append` writes each entry as one record {lsn = index, term,
 //!   kind = raft entry (Normal / ConfChange / ConfChangeV2), payload = data}; the UAL's own record
 //!   kinds that are not Raft entries (if any) must not take lsns, or the equality breaks.
-//!   `first_index`/`last_index`/`term`/`entry` read the UAL's index of records; `entry` must answer
-//!   synchronously for every entry not yet applied by all peers (a tail cache of recent records);
-//!   older ones may answer `Unavailable` until raft-rs's asynchronous fetch
-//!   (`LogTemporarilyUnavailable`, then `on_entries_fetched`) is wired; the glue does not use it yet.
+//!   `first_index`/`last_index`/`term`/`entry` read the UAL's index of records; `entry` answers
+//!   from memory (the last two segments, a read cache) and says `OnDevice` for any older entry the
+//!   log holds; `prefetch` (asynchronous, for raft-rs's `LogTemporarilyUnavailable` and
+//!   `on_entries_fetched`) and `load` (blocking, for the reads raft-rs makes synchronously) read
+//!   it from the device, checked (checksum, lsn, term) before it is served.
 //! - **`truncate_suffix(from)`** is the UAL's `truncate_suffix`: a new leader overwrote an
 //!   uncommitted tail. It lowers `durable_lsn()` below `from` at once (the records at and after
 //!   `from` no longer count) and makes the truncation durable with the next group commit, so that
@@ -63,6 +64,7 @@ mod group;
 mod mem_store;
 mod storage;
 mod store;
+mod ual_meta;
 mod ual_store;
 
 /// raft-rs's message type, as peers exchange it.
@@ -81,6 +83,8 @@ pub use ual_store::{
     RAFT_META_VERSION,
 };
 
+#[cfg(test)]
+mod lag_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

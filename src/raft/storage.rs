@@ -6,6 +6,17 @@
 //! `Entry` and `HardState` on one side, the store's borrowed `LogEntry` and `HardStateRecord` on
 //! the other, and the errors between them.
 //!
+//! Entries held only on the device (`StoreError::OnDevice`) are fetched the way raft-rs 0.7 offers:
+//! - a read raft-rs allows to be asynchronous (`context.can_async()`: entries for an append to a
+//!   follower) answers `LogTemporarilyUnavailable` and keeps the context; the group then has the
+//!   store `prefetch` the index the contexts wanted (an asynchronous device read the store's I/O
+//!   polling completes) and, once it answers from memory, hands each context back to raft-rs
+//!   (`RawNode::on_entries_fetched`), which asks again. The shard never waits for it.
+//! - a read raft-rs makes synchronously (committed entries for a `Ready`, pending membership
+//!   changes before a campaign) cannot wait: the group `load`s its first index beforehand
+//!   (`RaftGroup`'s header says when), and an entry after the first that is still on the device
+//!   ends the answer early, which raft-rs takes as its size limit and asks for the rest later.
+//!
 //! Invariant: what raft-rs reads is exactly what the store holds now (durable or not): raft-rs
 //! requires a `Ready`'s writes to be readable before `advance_append_async`, and the glue writes
 //! them into the store before calling it.
@@ -13,17 +24,50 @@
 use super::store::{RaftLogStore, StoreError, StoreSnapshot};
 use ::raft::eraftpb::{Entry, HardState, Snapshot, SnapshotMetadata};
 use ::raft::{GetEntriesContext, RaftState, Storage, StorageError};
+use std::cell::{Cell, RefCell};
+
+/// Reads answered `LogTemporarilyUnavailable` kept for `on_entries_fetched` at once. raft-rs makes
+/// one per append it could not send (a few per lagging follower: one per send attempt, and a
+/// heartbeat response makes another); past this one is dropped, which only delays that follower
+/// until its next heartbeat response asks again.
+pub const FETCH_WAITERS_MAX: usize = 16;
 
 /// raft-rs's view of a `RaftLogStore`.
 #[derive(Debug)]
 pub struct LogStorage<S: RaftLogStore> {
     store: S,
+    /// The contexts of reads answered `LogTemporarilyUnavailable` (at most `FETCH_WAITERS_MAX`).
+    /// raft-rs reads through `&self`, hence the cells.
+    waiting: RefCell<Vec<GetEntriesContext>>,
+    /// The lowest index those reads wanted, until `take_waiting`.
+    wanted: Cell<Option<u64>>,
 }
 
 impl<S: RaftLogStore> LogStorage<S> {
     /// Wraps a store.
     pub fn new(store: S) -> Self {
-        Self { store }
+        Self { store, waiting: RefCell::new(Vec::with_capacity(FETCH_WAITERS_MAX)), wanted: Cell::new(None) }
+    }
+
+    /// The index reads waiting for a fetch wanted (`None`: no read waits).
+    pub fn fetch_wanted(&self) -> Option<u64> {
+        self.wanted.get()
+    }
+
+    /// Moves the waiting reads' contexts into `into` (for `on_entries_fetched`) and forgets the
+    /// wanted index.
+    pub fn take_waiting(&mut self, into: &mut Vec<GetEntriesContext>) {
+        into.append(self.waiting.get_mut());
+        self.wanted.set(None);
+    }
+
+    /// Keeps `context` until the fetch of `index` completes.
+    fn wait_for(&self, index: u64, context: GetEntriesContext) {
+        let mut waiting = self.waiting.borrow_mut();
+        if waiting.len() < FETCH_WAITERS_MAX {
+            waiting.push(context);
+        }
+        self.wanted.set(Some(self.wanted.get().map_or(index, |w| w.min(index))));
     }
 
     /// The store.
@@ -69,11 +113,14 @@ pub(crate) fn to_raft_snapshot(s: &StoreSnapshot) -> Snapshot {
 fn to_raft_error(e: StoreError) -> ::raft::Error {
     let storage_error = match e {
         StoreError::Compacted { .. } => StorageError::Compacted,
-        StoreError::Unavailable { .. } => StorageError::Unavailable,
+        // A synchronous read of an entry still on the device: the group `load`s first, so this is a
+        // bug, and raft-rs treats it as fatal.
+        StoreError::Unavailable { .. } | StoreError::OnDevice { .. } => StorageError::Unavailable,
         StoreError::SnapshotUnavailable { .. } => StorageError::SnapshotTemporarilyUnavailable,
-        StoreError::TooLarge { .. } | StoreError::Unsupported(_) | StoreError::Device(_) => {
-            StorageError::Other(Box::new(e))
-        }
+        StoreError::TooLarge { .. }
+        | StoreError::Unsupported(_)
+        | StoreError::Device(_)
+        | StoreError::Corrupt { .. } => StorageError::Other(Box::new(e)),
     };
     ::raft::Error::Store(storage_error)
 }
@@ -90,7 +137,7 @@ impl<S: RaftLogStore> Storage for LogStorage<S> {
         low: u64,
         high: u64,
         max_size: impl Into<Option<u64>>,
-        _context: GetEntriesContext,
+        context: GetEntriesContext,
     ) -> ::raft::Result<Vec<Entry>> {
         let max_size = max_size.into().unwrap_or(u64::MAX);
         let first_index = self.store.first_index();
@@ -101,7 +148,16 @@ impl<S: RaftLogStore> Storage for LogStorage<S> {
         let mut out = Vec::with_capacity((high - low) as usize);
         let mut size = 0u64;
         for index in low..high {
-            let e = self.store.entry(index).map_err(to_raft_error)?;
+            let e = match self.store.entry(index) {
+                Ok(e) => e,
+                // A short answer: raft-rs takes it as the size limit and asks for the rest later.
+                Err(StoreError::OnDevice { .. }) if !out.is_empty() => break,
+                Err(StoreError::OnDevice { index }) if context.can_async() => {
+                    self.wait_for(index, context);
+                    return Err(::raft::Error::Store(StorageError::LogTemporarilyUnavailable));
+                }
+                Err(e) => return Err(to_raft_error(e)),
+            };
             size += entry_size(e.data.len());
             // Always at least one entry, then stop before exceeding the limit.
             if !out.is_empty() && size > max_size {

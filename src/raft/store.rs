@@ -113,13 +113,30 @@ pub enum StoreError {
         /// The first index still held.
         first_index: u64,
     },
-    /// The index is past `last_index()`, or cannot be read synchronously now. Nothing changed.
+    /// The index is past `last_index()`, or not in the log although after the snapshot (damaged
+    /// records a snapshot covers, skipped at open). Nothing changed.
     #[error("log index {index} unavailable (last index {last_index})")]
     Unavailable {
         /// The index asked for.
         index: u64,
         /// The last index held.
         last_index: u64,
+    },
+    /// The entry is in the log but only on the device, not in memory: `prefetch` (asynchronous)
+    /// or `load` (blocking) brings it in. Nothing changed.
+    #[error("log index {index} is on the device, not in memory")]
+    OnDevice {
+        /// The index asked for.
+        index: u64,
+    },
+    /// The entry read back from the device is damaged: its checksum, lsn, kind or term is not the
+    /// one the log holds for it. Nothing changed; the entry cannot be served (never as data).
+    #[error("log index {index} is damaged on the device: {why}")]
+    Corrupt {
+        /// The index asked for.
+        index: u64,
+        /// What was wrong.
+        why: &'static str,
     },
     /// No snapshot at or past the requested index exists yet (a checkpoint is being taken). Nothing
     /// changed; raft-rs asks again later.
@@ -158,8 +175,26 @@ pub trait RaftLogStore {
     /// term for `first_index() - 1`).
     fn term(&self, index: u64) -> Result<u64, StoreError>;
 
-    /// The entry at `index`, for `index` in `first_index()..=last_index()`, readable synchronously.
+    /// The entry at `index`, for `index` in `first_index()..=last_index()`, from memory: never
+    /// blocks. `OnDevice` when it is held only on the device (`prefetch` / `load` bring it in),
+    /// `Corrupt` when what was read back is damaged.
     fn entry(&self, index: u64) -> Result<LogEntry<'_>, StoreError>;
+
+    /// Starts bringing entry `index` into memory without blocking (an asynchronous device read
+    /// the store's I/O polling completes); returns whether `entry(index)` answers from memory now.
+    /// A store that holds everything in memory answers `true`.
+    fn prefetch(&mut self, index: u64) -> Result<bool, StoreError> {
+        let _ = index;
+        Ok(true)
+    }
+
+    /// Brings entry `index` into memory, blocking on a device read (bounded: one segment) when it
+    /// is held only on the device. For the reads raft-rs makes synchronously (committed entries
+    /// to apply, pending membership changes before a campaign).
+    fn load(&mut self, index: u64) -> Result<(), StoreError> {
+        let _ = index;
+        Ok(())
+    }
 
     /// Appends entries after the last one. Panics unless `entries[0].index == last_index() + 1`
     /// and the indexes are consecutive: the caller truncates first.

@@ -18,12 +18,18 @@
 //!   (`durable_sync()`) once `durable_lsn()` reached its lsn and `meta_durable_seq()` its metadata
 //!   number, and every earlier one is. `durable_index()` is the UAL's `durable_lsn()`, which a
 //!   truncation lowers at once. The shard loop may also call `poll_io` between polls.
-//! - **Reads.** `entry` answers synchronously from the UAL's memory (`Ual::peek`: the tail segment,
-//!   the one before it, the read cache) and, for older entries, from a *backfill*: owned copies of
-//!   the entries after the projections' applied index, read (blocking, start-up only) by `new`, so
-//!   that a restarted node can re-yield them. Anything else older answers `Unavailable` (raft-rs
-//!   treats that as fatal: size segments so the last two hold every entry a follower may still
-//!   need, until raft-rs's asynchronous fetch is wired). `term` is answered from an in-memory list
+//! - **Reads.** `entry` never blocks. It answers from the *backfill* (owned copies of the entries
+//!   after the projections' applied index, read by `new` at start-up so a restarted node can
+//!   re-yield them) or from the UAL's memory (`Ual::lookup`: the tail segment, the one before it,
+//!   the read cache). Any other entry the log still holds answers `StoreError::OnDevice`, and
+//!   `prefetch` (an asynchronous read of its segment into the read cache, completed by `poll_io`)
+//!   or `load` (the same read, blocking) brings it in: the Raft glue uses the first for appends to
+//!   a lagging follower and the second for the few reads raft-rs makes synchronously
+//!   (`storage.rs` and `group.rs` say how). Whatever comes from the device is checked before it is
+//!   served: its checksum and lsn by the UAL, its kind and its term against the term runs here; a
+//!   damaged record, or one a previous lap or a truncated tail left there, answers
+//!   `StoreError::Corrupt`, never data. Entries a snapshot covers (below `first_index`) answer
+//!   `Compacted`, so raft-rs sends a snapshot instead. `term` is answered from an in-memory list
 //!   of term runs, rebuilt at `new`.
 //! - **Snapshots.** `checkpoint(index, data)` records a snapshot the projections took (the UAL's
 //!   `checkpoint`: the log's start moves up, segments are recycled) and keeps its bytes in memory
@@ -36,7 +42,7 @@
 //!   section 6): its `first_lsn()` is then past them, and the one pass at start-up replays from
 //!   there; they are never read again.
 //! - **Blocking.** `truncate_suffix` (the UAL's, rare), `append` under back-pressure (`Busy`: it
-//!   flushes and polls until the staging area has room) and `new` spin the device.
+//!   flushes and polls until the staging area has room), `load` and `new` spin the device.
 //!
 //! Invariants: `term` never decreases along the runs; the backfill is contiguous and ends at or
 //! before `last_index()`; group commits become durable in order and `durable_sync()` never exceeds
@@ -45,7 +51,8 @@
 use super::store::{
     EntryKind, HardStateRecord, LogEntry, RaftLogStore, SnapshotMeta, StoreError, StoreSnapshot,
 };
-use crate::log::{LogError, Lsn, Ual, META_MAX, PAYLOAD_MAX};
+use super::ual_meta::{conf_len, decode_meta, encode_meta, META_HEADER_LEN};
+use crate::log::{LogError, Lookup, Lsn, Record, Ual, META_MAX, PAYLOAD_MAX};
 use ::raft::eraftpb::ConfState;
 use std::collections::VecDeque;
 use vigil_pmd::block::BlockIo;
@@ -83,87 +90,6 @@ fn kind_of(byte: u8) -> Option<EntryKind> {
 
 fn device_error(e: LogError) -> StoreError {
     StoreError::Device(e.to_string())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The metadata section: [version u32][reserved u32][term u64][vote u64][commit u64]
-// [membership now][membership of the snapshot], a membership being [auto_leave u8][reserved u8]
-// [voters u16][learners u16][voters_outgoing u16][learners_next u16][reserved u16] + the ids (u64).
-
-const META_HEADER_LEN: usize = 32;
-const CONF_HEADER_LEN: usize = 12;
-
-fn encode_conf(c: &ConfState, out: &mut Vec<u8>) {
-    out.push(u8::from(c.auto_leave));
-    out.push(0);
-    for list in [&c.voters, &c.learners, &c.voters_outgoing, &c.learners_next] {
-        out.extend_from_slice(&(list.len() as u16).to_le_bytes());
-    }
-    out.extend_from_slice(&[0, 0]);
-    for list in [&c.voters, &c.learners, &c.voters_outgoing, &c.learners_next] {
-        for id in list.iter() {
-            out.extend_from_slice(&id.to_le_bytes());
-        }
-    }
-}
-
-fn conf_len(c: &ConfState) -> usize {
-    CONF_HEADER_LEN
-        + 8 * (c.voters.len() + c.learners.len() + c.voters_outgoing.len() + c.learners_next.len())
-}
-
-/// Encodes the metadata section into `out` (cleared first).
-fn encode_meta(hs: &HardStateRecord, conf: &ConfState, snapshot_conf: &ConfState, out: &mut Vec<u8>) {
-    out.clear();
-    out.extend_from_slice(&RAFT_META_VERSION.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    for x in [hs.term, hs.vote, hs.commit] {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    encode_conf(conf, out);
-    encode_conf(snapshot_conf, out);
-}
-
-fn decode_conf(b: &[u8]) -> Result<(ConfState, usize), &'static str> {
-    if b.len() < CONF_HEADER_LEN {
-        return Err("membership header cut short");
-    }
-    let count = |at: usize| u16::from_le_bytes([b[at], b[at + 1]]) as usize;
-    let counts = [count(2), count(4), count(6), count(8)];
-    let len = CONF_HEADER_LEN + 8 * counts.iter().sum::<usize>();
-    if b.len() < len {
-        return Err("membership ids cut short");
-    }
-    let mut at = CONF_HEADER_LEN;
-    let mut lists: [Vec<u64>; 4] = Default::default();
-    for (list, n) in lists.iter_mut().zip(counts) {
-        for _ in 0..n {
-            list.push(u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes")));
-            at += 8;
-        }
-    }
-    let [voters, learners, voters_outgoing, learners_next] = lists;
-    let conf = ConfState { voters, learners, voters_outgoing, learners_next, auto_leave: b[0] != 0 };
-    Ok((conf, len))
-}
-
-/// Decodes a metadata section (empty: a fresh log, all defaults).
-fn decode_meta(b: &[u8]) -> Result<(HardStateRecord, ConfState, ConfState), &'static str> {
-    if b.is_empty() {
-        return Ok(Default::default());
-    }
-    if b.len() < META_HEADER_LEN {
-        return Err("raft metadata cut short");
-    }
-    let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
-    let version = u32::from_le_bytes(b[0..4].try_into().expect("4 bytes"));
-    if version != RAFT_META_VERSION {
-        return Err("unknown raft metadata version");
-    }
-    let hs = HardStateRecord { term: u64_at(8), vote: u64_at(16), commit: u64_at(24) };
-    let (conf, n) = decode_conf(&b[META_HEADER_LEN..])?;
-    let (snapshot_conf, _) = decode_conf(&b[META_HEADER_LEN + n..])?;
-    Ok((hs, conf, snapshot_conf))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -389,6 +315,12 @@ impl<D: BlockIo> UalRaftStore<D> {
         &self.ual
     }
 
+    /// The log, to reach its device behind the store's back (tests).
+    #[cfg(test)]
+    pub(crate) fn ual_mut(&mut self) -> &mut Ual<D> {
+        &mut self.ual
+    }
+
     /// Gives the log back without flushing anything (`into_device()` on it is what a crash leaves).
     pub fn into_ual(self) -> Ual<D> {
         self.ual
@@ -500,6 +432,50 @@ impl<D: BlockIo> UalRaftStore<D> {
         }
     }
 
+    /// Entry `index` from the backfill, if it holds it.
+    fn backfilled(&self, index: u64) -> Option<LogEntry<'_>> {
+        let e = self.backfill.get(index.checked_sub(self.backfill_first)? as usize)?;
+        Some(LogEntry { index, term: e.term, kind: e.kind, data: &e.data })
+    }
+
+    /// Record `index` as an entry, once its kind is a raft entry's and its term the one the term
+    /// runs hold for it: a checksum-valid record of another term at that lsn (left by a previous
+    /// lap or a truncated tail) is not this entry, and is refused rather than served.
+    fn checked<'a>(&self, index: u64, r: Record<'a>) -> Result<LogEntry<'a>, StoreError> {
+        let Some(kind) = kind_of(r.meta.kind) else {
+            return Err(StoreError::Corrupt { index, why: "a record kind that is not a raft entry" });
+        };
+        if self.term(index)? != r.meta.term {
+            return Err(StoreError::Corrupt { index, why: "a term other than the log's for this index" });
+        }
+        Ok(LogEntry { index, term: r.meta.term, kind, data: r.payload })
+    }
+
+    /// A read's `LogError` as the store's: a damaged record is `Corrupt` (the log is not
+    /// poisoned: the entry alone cannot be served), a device failure poisons the store.
+    fn read_error(&self, index: u64, e: LogError) -> StoreError {
+        match e {
+            LogError::Corrupt { why, .. } => StoreError::Corrupt { index, why },
+            LogError::Unavailable { .. } => StoreError::Unavailable { index, last_index: self.last_index() },
+            e => device_error(e),
+        }
+    }
+
+    /// The outcome of a `prefetch` or `load`: an entry read into memory is checked as `entry`
+    /// checks it.
+    fn after_read<T>(&mut self, index: u64, result: Result<T, LogError>) -> Result<T, StoreError> {
+        match result {
+            Ok(v) => {
+                if let Ok(Lookup::Ready(r)) = self.ual.lookup(index) {
+                    self.checked(index, r)?;
+                }
+                Ok(v)
+            }
+            Err(e @ LogError::Io(_)) => Err(self.fail(e)),
+            Err(e) => Err(self.read_error(index, e)),
+        }
+    }
+
     /// Drops sealed group commits that are durable.
     fn retire(&mut self) {
         while let Some(s) = self.sealed.front() {
@@ -536,17 +512,32 @@ impl<D: BlockIo> RaftLogStore for UalRaftStore<D> {
 
     fn entry(&self, index: u64) -> Result<LogEntry<'_>, StoreError> {
         self.check_index(index)?;
-        if let Some(r) = self.ual.peek(index) {
-            let kind = kind_of(r.meta.kind)
-                .ok_or_else(|| StoreError::Device(format!("record {index} is not a raft entry")))?;
-            return Ok(LogEntry { index, term: r.meta.term, kind, data: r.payload });
+        if let Some(e) = self.backfilled(index) {
+            return Ok(e);
         }
-        if index >= self.backfill_first {
-            if let Some(e) = self.backfill.get((index - self.backfill_first) as usize) {
-                return Ok(LogEntry { index, term: e.term, kind: e.kind, data: &e.data });
-            }
+        match self.ual.lookup(index) {
+            Ok(Lookup::Ready(r)) => self.checked(index, r),
+            Ok(Lookup::OnDevice) => Err(StoreError::OnDevice { index }),
+            Err(e) => Err(self.read_error(index, e)),
         }
-        Err(StoreError::Unavailable { index, last_index: self.last_index() })
+    }
+
+    fn prefetch(&mut self, index: u64) -> Result<bool, StoreError> {
+        self.check_index(index)?;
+        if self.backfilled(index).is_some() {
+            return Ok(true);
+        }
+        let result = self.ual.prefetch(index);
+        self.after_read(index, result)
+    }
+
+    fn load(&mut self, index: u64) -> Result<(), StoreError> {
+        self.check_index(index)?;
+        if self.backfilled(index).is_some() {
+            return Ok(());
+        }
+        let result = self.ual.load(index);
+        self.after_read(index, result)
     }
 
     fn append(&mut self, entries: &[LogEntry<'_>]) -> Result<(), StoreError> {

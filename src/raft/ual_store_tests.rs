@@ -171,13 +171,16 @@ fn entries_after_the_applied_index_are_served_after_a_restart_from_any_segment()
         }
     }
     settle(&mut s);
-    let r = crash(s, 10);
+    let mut r = crash(s, 10);
     for i in 11..=400 {
         let e = r.entry(i).unwrap_or_else(|e| panic!("entry {i}: {e}"));
         assert_eq!((e.index, e.term, e.data), (i, 1 + i / 100, &body[..]));
     }
     assert_eq!(r.term(5), Ok(1), "terms of every index come from memory");
-    assert!(matches!(r.entry(1), Err(StoreError::Unavailable { .. })), "old and applied: not kept");
+    assert!(matches!(r.entry(1), Err(StoreError::OnDevice { index: 1 })), "old and applied: not kept");
+    // ...but still in the log: a blocking load brings its segment into the read cache.
+    r.load(1).unwrap();
+    assert_eq!(r.entry(1).unwrap().data, &body[..]);
 }
 
 #[test]

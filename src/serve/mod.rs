@@ -275,6 +275,7 @@ pub fn partition_config(config: &Config) -> PartitionConfig {
         node_id: 1,
         voters: vec![1],
         batch: config.storage.batch(),
+        inflight_bytes_max: config.storage.inflight_bytes_max(),
     }
 }
 

@@ -45,6 +45,10 @@ pub(crate) struct Params {
     /// Entries between snapshots (to the partition's file in the seed's temp dir).
     pub(crate) snapshot_every: u64,
     pub(crate) ual: UalConfig,
+    /// The window of writes in flight in bytes of log (`storage.inflight_bytes_max`): half a
+    /// segment (all of it in the log's memory), or up to three segments (capped at half the
+    /// ring), so that the leader reads committed entries back from the device to apply them.
+    pub(crate) inflight_bytes_max: u64,
     /// The bounds of batch entries: the server's, or small ones so batches fill (by count and
     /// by bytes) and seal in the middle of a poll iteration.
     pub(crate) batch: BatchLimits,
@@ -204,6 +208,17 @@ impl Params {
             (SNAPSHOT_NEVER, ual)
         };
         disk.capacity_blocks = ual.device_blocks();
+        // From a copy of the generator, as `atomic`: it shifts no other draw of the seed.
+        let inflight_bytes_max = {
+            let mut own = SplitMix64::new(rng.clone().next_u64() ^ 0x1F11_6447);
+            let segment_bytes = u64::from(ual.segment_blocks) * 4096;
+            let ring_half = segment_bytes * u64::from(ual.segment_count) / 2;
+            if own.chance(0.5) {
+                segment_bytes / 2
+            } else {
+                (segment_bytes * own.range(1, 4)).min(ring_half)
+            }
+        };
         // Above the largest command KvLimits::small() allows, so every write fits a batch alone.
         let batch = if rng.chance(0.5) {
             BatchLimits::default()
@@ -238,6 +253,7 @@ impl Params {
             small_ring,
             snapshot_every,
             ual,
+            inflight_bytes_max,
             batch,
             snapshots,
         }
@@ -257,6 +273,7 @@ impl Params {
             node_id: 1,
             voters: vec![1],
             batch: self.batch,
+            inflight_bytes_max: self.inflight_bytes_max,
         }
     }
 }
