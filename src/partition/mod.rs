@@ -545,7 +545,8 @@ impl<D: BlockIo> Partition<D> {
     fn busy(&self) -> bool {
         let ual = self.raft.store().ual();
         let catching_up = self.raft.is_leader() && !self.serves_reads();
-        let log_busy = ual.writes_in_flight() > 0 || ual.durable_lsn() < ual.last_lsn();
+        let log_busy =
+            ual.writes_in_flight() > 0 || ual.durable_lsn() < ual.last_lsn() || ual.fetch_in_flight();
         catching_up || log_busy || !self.waiters.is_empty() || self.snapshot_in_progress()
     }
 
@@ -557,7 +558,8 @@ impl<D: BlockIo> Partition<D> {
             return Pending::Nothing;
         }
         let ual = self.raft.store().ual();
-        let io_in_flight = ual.writes_in_flight() > 0 || ual.superblock_in_flight();
+        // A device read for a lagging follower (`Ual::prefetch`) completes on the same descriptor.
+        let io_in_flight = ual.writes_in_flight() > 0 || ual.superblock_in_flight() || ual.fetch_in_flight();
         // An open batch waits for the log write in flight (the first poll after it completes
         // proposes it): device work too.
         let own_work = (self.open_chain.is_some() && self.batch_due())
