@@ -62,6 +62,7 @@
 
 mod group;
 mod mem_store;
+mod output;
 mod storage;
 mod store;
 mod ual_meta;
@@ -69,11 +70,12 @@ mod ual_store;
 
 /// raft-rs's message type, as peers exchange it.
 pub use ::raft::eraftpb::{ConfState, Message, MessageType};
-pub use group::{
-    CommittedEntry, DroppedProposal, ElectionTimeout, ProposalId, RaftCounters, RaftError, RaftGroup,
-    RaftGroupConfig, RaftOutput, ReadMode, ReadReady,
-};
+pub use group::RaftGroup;
 pub use mem_store::MemLogStore;
+pub use output::{
+    CommittedEntry, DroppedProposal, ElectionTimeout, ProposalId, RaftCounters, RaftError, RaftGroupConfig,
+    RaftOutput, ReadMode, ReadReady,
+};
 pub use storage::LogStorage;
 pub use store::{
     EntryKind, HardStateRecord, LogEntry, RaftLogStore, SnapshotMeta, StoreError, StoreSnapshot,
