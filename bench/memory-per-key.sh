@@ -7,8 +7,9 @@
 # on loopback, config/dev.toml otherwise: its own PORT, the log in DATA_DIR on a real filesystem,
 # a snapshot every SNAPSHOT_EVERY log entries so that several are written while the keys go in).
 # Its VmRSS (/proc/PID/status) is read once it is ready (the empty store: the fixed costs), then
-# sampled every SAMPLE_S while `vigil-loadgen` (core LOADGEN_CORE) writes every key exactly once
-# (`--op set --key-order sequential`, BATCH SETs per datagram, at FILL_RATE SET/s), and read again
+# sampled every SAMPLE_S while `vigil-loadgen` (core LOADGEN_CORE) writes every key once per pass
+# (`--op set --key-order sequential`, BATCH SETs per datagram, PASSES passes, pass i at FILL_RATE / i
+# SET/s: the later passes write again what an earlier one lost to BUSY), and read again
 # SETTLE_S after the load, before the stop; the key count comes from vigil's final counters
 # (`partition 0: keys K`). Each binary in VIGIL_BINS is measured in turn (e.g. an older build
 # beside the current one: VIGIL_BINS="target/vigil-before target/release/vigil").
@@ -21,7 +22,7 @@
 # Bytes per key are RSS / keys and (RSS - empty RSS) / keys. Prints one table with the ratios to
 # redis-server; keeps every log, sample, JSON and config under OUT, and OUT/results.json.
 #
-#   sudo bench/memory-per-key.sh                 # 1 M keys, ~20 s per server
+#   sudo bench/memory-per-key.sh                 # 1 M keys, ~40 s per server
 #   KEYS=200000 OUT=/tmp/mem sudo -E bench/memory-per-key.sh
 #   bench/memory-per-key.sh --dry-run            # preflight, build, the derived config; nothing run
 set -euo pipefail
@@ -35,6 +36,8 @@ FILL_RATE="${FILL_RATE:-100000}"      # SET/s offered to vigil while filling
 BATCH="${BATCH:-16}"                  # SETs per datagram
 SNAPSHOT_EVERY="${SNAPSHOT_EVERY:-5000}"  # storage.snapshot_every_entries
 SAMPLE_S="${SAMPLE_S:-0.05}"          # RSS sampling interval while loading
+PASSES="${PASSES:-2}"                 # passes over every key, pass i at FILL_RATE / i (a SET refused BUSY
+                                      # in one pass, e.g. while a snapshot is encoded, is written again)
 SETTLE_S="${SETTLE_S:-3}"             # wait after the load (snapshot writes finish) before the end RSS
 VIGIL_BINS="${VIGIL_BINS:-target/release/vigil}"
 PORT="${PORT:-9480}"                  # vigil's UDP port on 127.0.0.1
@@ -97,7 +100,6 @@ sed -e "s|^port = 9000|port = $PORT|" -e "s|^cores = \[\]|cores = [$SERVER_CORE]
 grep -q "^snapshot_every_entries = $SNAPSHOT_EVERY" "$OUT/vigil.toml" || die "could not derive the config (no [storage] backend line?)"
 grep -q "^port = $PORT" "$OUT/vigil.toml" || die "could not derive the config (no net.port line?)"
 info "config: $OUT/vigil.toml (kv.keys_max and kv.data_bytes_max at their defaults, 10 M keys and 4 GiB)"
-FILL_SECONDS=$(python3 -c "print($KEYS / $FILL_RATE)")
 if [ "$DRY_RUN" = 1 ]; then
     echo "== (dry run) would fill ${VIGIL_BINS// /, } and redis-server with $KEYS keys each; results under $OUT"
     exit 0
@@ -111,23 +113,27 @@ for bin in $VIGIL_BINS; do
     n=$((n + 1))
     name="vigil-$n"
     NAMES+=("$name")
-    echo "== $name: $bin, $KEYS keys at $FILL_RATE SET/s ($BATCH per datagram), a snapshot every $SNAPSHOT_EVERY entries"
+    echo "== $name: $bin, $KEYS keys in $PASSES passes from $FILL_RATE SET/s ($BATCH per datagram), a snapshot every $SNAPSHOT_EVERY entries"
     echo "$bin" > "$OUT/$name.bin"
     rm -rf "$DATA_DIR/vigil"
     start_vigil "$OUT/vigil.toml" "$OUT/$name.log" "$bin"
     sleep 1
     rss_kb "$VIGIL_PID" > "$OUT/$name.empty-kb"
     start_sampler "$VIGIL_PID" "$OUT/$name.samples-kb"
-    taskset -c "$LOADGEN_CORE" target/release/vigil-loadgen --backend kernel --server "127.0.0.1:$PORT" \
-        --op set --keys "$KEYS" --key-order sequential --value-bytes "$VALUE_BYTES" --batch "$BATCH" \
-        --rate "$FILL_RATE" --duration "$FILL_SECONDS" --warmup 0 --timeout-ms 5000 \
-        --json "$OUT/$name.json" --quiet > "$OUT/$name.txt" 2>&1 &
-    LOADGEN_PID=$!
-    rc=0
-    wait "$LOADGEN_PID" || rc=$?
-    LOADGEN_PID=""
-    sed 's/^/       /' "$OUT/$name.txt" | head -4
-    [ "$rc" = 0 ] && [ -s "$OUT/$name.json" ] || die "vigil-loadgen failed (status $rc): $OUT/$name.txt"
+    for pass in $(seq 1 "$PASSES"); do
+        rate=$(( FILL_RATE / pass ))
+        secs=$(python3 -c "print($KEYS / $rate)")
+        taskset -c "$LOADGEN_CORE" target/release/vigil-loadgen --backend kernel --server "127.0.0.1:$PORT" \
+            --op set --keys "$KEYS" --key-order sequential --value-bytes "$VALUE_BYTES" --batch "$BATCH" \
+            --rate "$rate" --duration "$secs" --warmup 0 --timeout-ms 5000 \
+            --json "$OUT/$name-pass$pass.json" --quiet > "$OUT/$name-pass$pass.txt" 2>&1 &
+        LOADGEN_PID=$!
+        rc=0
+        wait "$LOADGEN_PID" || rc=$?
+        LOADGEN_PID=""
+        info "pass $pass at $rate SET/s: $(grep -o 'sent.*timeouts [0-9]*' "$OUT/$name-pass$pass.txt")"
+        [ "$rc" = 0 ] && [ -s "$OUT/$name-pass$pass.json" ] || die "vigil-loadgen failed (status $rc): $OUT/$name-pass$pass.txt"
+    done
     sleep "$SETTLE_S"
     rss_kb "$VIGIL_PID" > "$OUT/$name.end-kb"
     stop_sampler
@@ -177,7 +183,7 @@ info "RSS: empty $(cat "$OUT/redis.empty-kb") kB, end $(cat "$OUT/redis.end-kb")
 echo
 echo "== results ($KEYS keys written, 16-byte keys, $VALUE_BYTES-byte values; in $OUT)"
 python3 - "$OUT" "${NAMES[@]}" <<'PY'
-import json, re, sys
+import json, os, re, sys
 out, names = sys.argv[1], sys.argv[2:]
 def kb(path):
     return int(open(path).read().split()[0]) * 1024
@@ -188,10 +194,10 @@ rows = {}
 for name in names:
     log = open(f"{out}/{name}.log").read()
     m = re.search(r"partition 0: keys (\d+) .*? snapshots (\d+) snapshot-failures (\d+)", log)
-    lg = json.load(open(f"{out}/{name}.json"))
+    passes = [json.load(open(f"{out}/{p}")) for p in sorted(os.listdir(out)) if p.startswith(f"{name}-pass") and p.endswith(".json")]
     rows[name] = {"server": open(f"{out}/{name}.bin").read().strip(), "keys": int(m.group(1)),
                   "snapshots": int(m.group(2)), "snapshot_failures": int(m.group(3)),
-                  "lost": lg["timeouts"] + lg["errors"], "sent": lg["sent"],
+                  "lost": [p["timeouts"] + p["errors"] for p in passes], "sent": [p["sent"] for p in passes],
                   "empty": kb(f"{out}/{name}.empty-kb"), "end": kb(f"{out}/{name}.end-kb"), "peak": peak(name)}
 info = dict(l.split(":", 1) for l in open(f"{out}/redis-info-memory.txt").read().splitlines() if ":" in l)
 rows["redis"] = {"server": "redis-server", "keys": int(open(f"{out}/redis.keys").read().split()[-1]),
@@ -204,7 +210,8 @@ redis = rows["redis"]
 print("| server | keys | RSS empty | RSS end | peak RSS while loading | B/key (RSS / keys) | B/key ((RSS - empty) / keys) | / redis (RSS) | / redis (above empty) |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name, r in rows.items():
-    extra = f" ({r['snapshots']} snapshots; {r['lost']} of {r['sent']:,} SETs lost)" if "snapshots" in r else ""
+    lost = " + ".join(f"{l:,}" for l in r.get("lost", []))
+    extra = f" ({r['snapshots']} snapshots; SETs lost per pass: {lost})" if "snapshots" in r else ""
     print(f"| {r['server']}{extra} | {r['keys']:,} | {r['empty']/1e6:,.1f} MB | {r['end']/1e6:,.1f} MB | {r['peak']/1e6:,.1f} MB "
           f"| {r['per_key']:,.0f} | {r['per_key_above_empty']:,.0f} "
           f"| **{r['per_key']/redis['per_key']:.2f}** | **{r['per_key_above_empty']/redis['per_key_above_empty']:.2f}** |")
