@@ -131,7 +131,7 @@ for bin in $VIGIL_BINS; do
         rc=0
         wait "$LOADGEN_PID" || rc=$?
         LOADGEN_PID=""
-        info "pass $pass at $rate SET/s: $(grep -o 'sent.*timeouts [0-9]*' "$OUT/$name-pass$pass.txt")"
+        info "pass $pass at $rate SET/s: $(grep -o 'sent.*timeouts [0-9]*' "$OUT/$name-pass$pass.txt" | head -1)"
         [ "$rc" = 0 ] && [ -s "$OUT/$name-pass$pass.json" ] || die "vigil-loadgen failed (status $rc): $OUT/$name-pass$pass.txt"
     done
     sleep "$SETTLE_S"

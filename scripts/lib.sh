@@ -130,6 +130,7 @@ build_bench_bins() {
 # never gets ready).
 start_vigil() {
     local config=$1 log=$2 bin=${3:-target/release/vigil}
+    : > "$log"  # exists before the first grep below (the child creates it only when it runs)
     "$bin" serve --config "$config" > "$log" 2>&1 &
     VIGIL_PID=$!
     for _ in $(seq 1 600); do
