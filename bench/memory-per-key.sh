@@ -22,7 +22,7 @@
 # Bytes per key are RSS / keys and (RSS - empty RSS) / keys. Prints one table with the ratios to
 # redis-server; keeps every log, sample, JSON and config under OUT, and OUT/results.json.
 #
-#   sudo bench/memory-per-key.sh                 # 1 M keys, ~40 s per server
+#   sudo bench/memory-per-key.sh                 # 1 M keys, ~1 minute per server
 #   KEYS=200000 OUT=/tmp/mem sudo -E bench/memory-per-key.sh
 #   bench/memory-per-key.sh --dry-run            # preflight, build, the derived config; nothing run
 set -euo pipefail
@@ -36,7 +36,7 @@ FILL_RATE="${FILL_RATE:-100000}"      # SET/s offered to vigil while filling
 BATCH="${BATCH:-16}"                  # SETs per datagram
 SNAPSHOT_EVERY="${SNAPSHOT_EVERY:-5000}"  # storage.snapshot_every_entries
 SAMPLE_S="${SAMPLE_S:-0.05}"          # RSS sampling interval while loading
-PASSES="${PASSES:-2}"                 # passes over every key, pass i at FILL_RATE / i (a SET refused BUSY
+PASSES="${PASSES:-3}"                 # passes over every key, pass i at FILL_RATE / i (a SET refused BUSY
                                       # in one pass, e.g. while a snapshot is encoded, is written again)
 SETTLE_S="${SETTLE_S:-3}"             # wait after the load (snapshot writes finish) before the end RSS
 VIGIL_BINS="${VIGIL_BINS:-target/release/vigil}"
