@@ -19,7 +19,7 @@
 //! - lookups by `&[u8]` allocate nothing; overwriting a value with one of the same length copies
 //!   it in place and allocates nothing; any other write allocates one block (and may grow the
 //!   `Vec` or the index, amortized); removing frees the block and moves the last slot into the hole.
-//! - at most 2^32 keys (indices are `u32`; `KvLimits::validate` keeps `keys_max` there).
+//! - at most 2^32 keys (indices are `u32`; the config's maximum of `kv.keys_max` is 2^32).
 
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, RandomState};
@@ -92,7 +92,7 @@ pub(crate) struct Lookup {
 
 /// A slot's index as stored in the index table.
 fn slot_id(i: usize) -> u32 {
-    u32::try_from(i).expect("at most 2^32 keys (KvLimits::validate)")
+    u32::try_from(i).expect("at most 2^32 keys (kv.keys_max)")
 }
 
 impl KeyMap {

@@ -57,7 +57,8 @@ pub struct KvLimits {
     pub key_bytes_max: usize,
     /// Longest value in bytes (at most `u32::MAX`).
     pub value_bytes_max: usize,
-    /// Most keys stored at once.
+    /// Most keys stored at once (the key map numbers its slots with `u32`: at most 2^32, the
+    /// maximum of `kv.keys_max` in the config).
     pub keys_max: usize,
     /// Most bytes of keys plus values stored at once.
     pub data_bytes_max: usize,
@@ -107,10 +108,6 @@ impl KvLimits {
         }
         if self.keys_max == 0 {
             return Err(KvError::BadLimits("keys_max must be at least 1"));
-        }
-        // The key map numbers its slots with u32 (kv::map).
-        if self.keys_max as u64 > 1 << 32 {
-            return Err(KvError::BadLimits("keys_max must be at most 4294967296"));
         }
         if self.dedup_clients_max == 0 {
             return Err(KvError::BadLimits("dedup_clients_max must be at least 1"));
