@@ -125,11 +125,13 @@ build_bench_bins() {
     fi
 }
 
-# Starts `target/release/vigil serve --config $1` in the background, its output to $2, and waits
-# until it says it is ready; sets VIGIL_PID (dies, showing the log, if it exits or never gets ready).
+# Starts `target/release/vigil serve --config $1` (or the binary $3) in the background, its output
+# to $2, and waits until it says it is ready; sets VIGIL_PID (dies, showing the log, if it exits or
+# never gets ready).
 start_vigil() {
-    local config=$1 log=$2
-    target/release/vigil serve --config "$config" > "$log" 2>&1 &
+    local config=$1 log=$2 bin=${3:-target/release/vigil}
+    : > "$log"  # exists before the first grep below (the child creates it only when it runs)
+    "$bin" serve --config "$config" > "$log" 2>&1 &
     VIGIL_PID=$!
     for _ in $(seq 1 600); do
         grep -q "vigil: ready:" "$log" && return 0

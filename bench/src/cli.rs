@@ -11,7 +11,7 @@
 
 use crate::run::{LoadSpec, Op, TrafficSpec};
 use crate::search::{Objective, SearchSpec, ACHIEVED_MIN_RATIO};
-use crate::spec::{MalformedKind, MalformedSpec, RateStep, ScheduleSpec};
+use crate::spec::{KeyDistribution, MalformedKind, MalformedSpec, RateStep, ScheduleSpec};
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Parser, ValueEnum};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -50,6 +50,16 @@ pub enum ScheduleKind {
     Ramp,
     /// Bursts: --bursts REQUESTS:WITHIN:IDLE (REQUESTS evenly within WITHIN s, then IDLE s).
     Bursts,
+}
+
+/// The order of the keys the KV ops write and read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeyOrder {
+    /// Drawn uniformly from `0..--keys`.
+    Uniform,
+    /// Request i of a thread's run carries key i modulo --keys: one thread sending --keys
+    /// requests writes every key exactly once (to fill a store).
+    Sequential,
 }
 
 /// An Ethernet address written `aa:bb:cc:dd:ee:ff`.
@@ -148,6 +158,10 @@ pub struct Cli {
     /// [default: 100000].
     #[arg(long)]
     pub keys: Option<u64>,
+
+    /// --op set|get|kv: the order of the keys [default: uniform].
+    #[arg(long, value_enum)]
+    pub key_order: Option<KeyOrder>,
 
     /// --op set|kv: bytes of each SET's value [default: 100].
     #[arg(long)]
@@ -328,10 +342,13 @@ fn triple(flag: &str, s: &str) -> Result<(f64, f64, f64)> {
 impl Cli {
     /// The traffic of a run without a workload file: --op, and the KV flags for the KV ops.
     fn traffic(&self) -> Result<TrafficSpec> {
-        let kv_flags = self.read_ratio.is_some() || self.keys.is_some() || self.value_bytes.is_some();
+        let kv_flags = self.read_ratio.is_some()
+            || self.keys.is_some()
+            || self.value_bytes.is_some()
+            || self.key_order.is_some();
         if !self.op.is_kv() {
             if kv_flags {
-                bail!("--read-ratio, --keys and --value-bytes need --op set, get or kv");
+                bail!("--read-ratio, --keys, --key-order and --value-bytes need --op set, get or kv");
             }
             return Ok(TrafficSpec::single(self.op, self.payload_bytes));
         }
@@ -347,7 +364,12 @@ impl Cli {
         if self.op == Op::Get && self.value_bytes.is_some() {
             bail!("--value-bytes needs --op set or kv (GET carries no value)");
         }
-        Ok(TrafficSpec::kv(read_ratio, self.keys.unwrap_or(100_000), self.value_bytes.unwrap_or(100)))
+        let mut spec =
+            TrafficSpec::kv(read_ratio, self.keys.unwrap_or(100_000), self.value_bytes.unwrap_or(100));
+        if self.key_order == Some(KeyOrder::Sequential) {
+            spec.keys.distribution = KeyDistribution::Sequential;
+        }
+        Ok(spec)
     }
 
     /// The schedule the flags ask for (`None` when they ask for none and a workload gives it).
@@ -593,12 +615,18 @@ mod tests {
         assert_eq!(spec(&["--op", "set"]).unwrap().traffic.name(), "set");
         assert_eq!(spec(&["--op", "get", "--keys", "10"]).unwrap().traffic.name(), "get");
         assert_eq!(spec(&["--op", "kv", "--read-ratio", "1"]).unwrap().traffic.name(), "get");
+        assert_eq!(t.keys.distribution, KeyDistribution::Uniform);
+        let t = spec(&["--op", "set", "--keys", "10", "--key-order", "sequential"]).unwrap().traffic;
+        assert_eq!((t.keys.count, &t.keys.distribution), (10, &KeyDistribution::Sequential));
+        let t = spec(&["--op", "set", "--key-order", "uniform"]).unwrap().traffic;
+        assert_eq!(t.keys.distribution, KeyDistribution::Uniform);
         for bad in [
             &["--op", "kv", "--read-ratio", "1.5"][..],
             &["--op", "kv", "--read-ratio", "NaN"],
             &["--op", "get", "--read-ratio", "0.5"],
             &["--op", "get", "--value-bytes", "10"],
             &["--op", "ping", "--keys", "10"],
+            &["--op", "ping", "--key-order", "sequential"],
             &["--op", "kv", "--keys", "0"],
             &["--op", "set", "--value-bytes", "70000"],
         ] {

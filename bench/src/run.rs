@@ -165,10 +165,13 @@ impl TrafficSpec {
 /// Most generator threads (the thread number lives in 14 bits of the request id).
 pub const THREADS_MAX: u32 = 1 << 14;
 
+/// Bits of a request id that hold its sequence number in its thread's run.
+pub const REQUEST_SEQ_BITS: u32 = 40;
+
 /// The first request id of `thread`'s `trial`-th run; the run's ids are this plus 0, 1, 2, ...
 pub const fn request_id_base(thread: u32, trial: u64) -> u64 {
     debug_assert!(thread < THREADS_MAX && trial < 256);
-    (((thread as u64) + 1) << 48) | ((trial & 0xff) << 40)
+    (((thread as u64) + 1) << 48) | ((trial & 0xff) << REQUEST_SEQ_BITS)
 }
 
 /// The client id of one thread's run: `base` with the thread and trial of `id_base` mixed in, so

@@ -178,6 +178,10 @@ pub enum KeyDistribution {
         /// The exponent.
         s: f64,
     },
+    /// In order: the key number is the request's sequence number in its thread's run (its id's
+    /// low [`crate::run::REQUEST_SEQ_BITS`] bits) modulo `count`, so one thread that sends `count`
+    /// requests writes every key exactly once (filling a store: bench/memory-per-key.sh).
+    Sequential,
 }
 
 /// The key space.

@@ -1,7 +1,7 @@
 //! What each request carries, and the malformed datagrams injected beside the valid traffic.
 //!
 //! [`TrafficGen`] turns request number `k` into one request frame: the operation drawn from the
-//! weighted mix, and for ECHO a key (uniform or zipfian over the key space, written as ASCII
+//! weighted mix, and for ECHO a key (uniform, zipfian or in order over the key space, written as ASCII
 //! decimal) followed by a value whose size and bytes derive from `k`. KV SET and GET carry the same
 //! kind of key (and, for SET, value), laid out by Vigil's own `vigil::kv::protocol` encoder, so the
 //! generator never keeps a second copy of the KV wire layout. [`MalformedGen`] writes the
@@ -169,6 +169,8 @@ enum KeyDraw {
         mul: u64,
         add: u64,
     },
+    /// The request's sequence number modulo the key count.
+    Sequential,
 }
 
 /// What request k carries (all derived from `(seed, k)`).
@@ -267,6 +269,7 @@ impl TrafficGen {
 
         let key_draw = match keys.distribution {
             KeyDistribution::Uniform => KeyDraw::Uniform,
+            KeyDistribution::Sequential => KeyDraw::Sequential,
             KeyDistribution::Zipfian { s } => {
                 if !s.is_finite() || s <= 0.0 || s > ZIPF_EXPONENT_MAX {
                     return Err(spec_error(
@@ -330,6 +333,7 @@ impl TrafficGen {
         let h = hash_at(self.key_stream, k);
         match &self.keys {
             KeyDraw::Uniform => below(h, self.key_count),
+            KeyDraw::Sequential => (k & ((1 << crate::run::REQUEST_SEQ_BITS) - 1)) % self.key_count,
             KeyDraw::Zipf { zipf, mul, add } => {
                 // The first uniform is the request's own hash; retries (rare) hash it further.
                 let rank0 =
@@ -703,6 +707,24 @@ mod tests {
         // Theory for the top key over 10^9 keys at s = 0.99 is about 4.5%.
         let share = seen[&hottest] as f64 / 50_000.0;
         assert!((0.03..0.06).contains(&share), "share {share}");
+    }
+
+    #[test]
+    fn sequential_keys_write_every_key_once_per_round_in_any_thread_and_trial() {
+        let n = 1000u64;
+        let g = gen(&echo_only(), &keys(n, KeyDistribution::Sequential), 3);
+        for (thread, trial) in [(0, 0), (3, 7)] {
+            let base = crate::run::request_id_base(thread, trial);
+            let mut counts = vec![0u32; n as usize];
+            for seq in 0..n {
+                assert_eq!(g.key(base + seq), seq, "thread {thread} trial {trial}");
+                counts[g.key(base + seq) as usize] += 1;
+            }
+            assert!(counts.iter().all(|&c| c == 1));
+            // The next round starts over at key 0.
+            assert_eq!(g.key(base + n), 0);
+            assert_eq!(g.key(base + 2 * n + 5), 5);
+        }
     }
 
     #[test]

@@ -50,8 +50,8 @@ pub struct MemoryPart {
 pub struct MemoryEstimate {
     /// Allocated at start-up.
     pub at_start: Vec<MemoryPart>,
-    /// The bound of the KV maps of all partitions once full (`2 * data_bytes_max + 80 * keys_max`
-    /// each, see `kv::KvLimits`); not reserved.
+    /// The bound of the KV maps of all partitions once full (`data_bytes_max + keys_max *
+    /// kv::KEY_OVERHEAD_BYTES_MAX` each, see `kv::KvLimits`); not reserved.
     pub kv_maps_max: u64,
 }
 
@@ -121,7 +121,8 @@ impl Config {
                 bytes: mul(&[shards, 2048, slot]),
             });
         }
-        let kv_map = mul(&[2, kv.data_bytes_max as u64]).saturating_add(mul(&[80, kv.keys_max as u64]));
+        let per_key = crate::kv::KEY_OVERHEAD_BYTES_MAX;
+        let kv_map = (kv.data_bytes_max as u64).saturating_add(mul(&[per_key, kv.keys_max as u64]));
         MemoryEstimate { at_start, kv_maps_max: mul(&[partitions, kv_map]) }
     }
 

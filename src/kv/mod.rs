@@ -9,6 +9,8 @@
 //!   the client's id and sequence number for exactly-once).
 //! - [`protocol`]: the wire request bodies of opcodes GET/SET/DEL/INCR/CAS (docs/PROTOCOL.md) and the
 //!   rendering of answers into a caller's buffer.
+//! - `map`: the key map under the projection (one heap block per key, a hash index of 4-byte
+//!   slot numbers).
 //! - [`projection`]: the state machine ([`KvProjection::apply_op`]), and its side of the
 //!   projection seam (`crate::projection::Projection`, tag `TAG_KV`). Exactly-once (the client
 //!   table) is the router's, shared by all projections (`crate::projection::router`).
@@ -28,6 +30,7 @@
 //! - Decoders (commands, request bodies, snapshots) never panic and never read past their input.
 
 pub mod command;
+mod map;
 pub mod projection;
 pub mod protocol;
 pub mod snapshot;
@@ -39,19 +42,23 @@ use thiserror::Error;
 
 /// The limits of one KV projection; fixed at start-up and the same on every replica.
 ///
-/// Memory bound: the map holds at most `keys_max` entries whose keys and values add up to at most
-/// `data_bytes_max` bytes; each entry also costs a fixed overhead (two heap blocks, the version and
-/// the hash table's slot, about 80 bytes), and a value buffer may keep up to twice its length while it
-/// is reused in place. So the heap used by the map stays below
-/// `2 * data_bytes_max + keys_max * 80` bytes, plus `dedup_clients_max * CLIENT_RECORD_BYTES` bytes
-/// for the client table (allocated once, at creation).
+/// Memory bound: the map holds at most `keys_max` keys whose keys and values add up to at most
+/// `data_bytes_max` bytes, each in one heap block of exactly its key and value plus 2 bytes; each
+/// key also costs at most [`KEY_OVERHEAD_BYTES_MAX`] more (the block's allocator overhead, its
+/// 24-byte slot with the slot vector's growth slack, the index's bucket while it grows). So the heap
+/// used by the map stays below `data_bytes_max + keys_max * KEY_OVERHEAD_BYTES_MAX` bytes (about 52
+/// bytes per key above the data in practice: 84 per key for 16-byte keys and values at 1 M keys,
+/// docs/BENCHMARKS.md "Memory per key"), plus `dedup_clients_max * CLIENT_RECORD_BYTES` bytes for
+/// the client table (allocated once, at creation). A snapshot of the map is written into a buffer
+/// of its section's size, beside it (`KvProjection::write_section`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvLimits {
     /// Longest key in bytes (at most `u16::MAX`, the wire's key length field).
     pub key_bytes_max: usize,
     /// Longest value in bytes (at most `u32::MAX`).
     pub value_bytes_max: usize,
-    /// Most keys stored at once.
+    /// Most keys stored at once (the key map numbers its slots with `u32`: at most 2^32, the
+    /// maximum of `kv.keys_max` in the config).
     pub keys_max: usize,
     /// Most bytes of keys plus values stored at once.
     pub data_bytes_max: usize,
@@ -62,6 +69,12 @@ pub struct KvLimits {
     /// forged datagram cannot make a client's later writes stale.
     pub sequence_ahead_max: u64,
 }
+
+/// The most bytes a key costs beyond its key and value bytes (`KvLimits`' memory bound): its block's
+/// 2-byte key length and the allocator's chunk header and rounding (up to 30), its 24-byte slot in a
+/// vector that may hold twice as many slots as keys after it grew (48), the index's 4-byte entry
+/// and control byte over up to 2.3 buckets per key, old and new table together while it grows (18).
+pub const KEY_OVERHEAD_BYTES_MAX: u64 = 100;
 
 /// Bytes the client table allocates per remembered client (its slot with the record and command
 /// digest, and its share of the hash index), for memory estimates.

@@ -1,11 +1,11 @@
 //! The KV state machine: applies committed commands in log order, serves reads.
 //!
-//! State: the applied lsn, a hash map from key to (value, version), the byte count of keys plus
-//! values, and the client table ([`super::dedup`]). A hash map with the standard library's keyed
-//! SipHash (random keys per process: clients choose the keys, so no hash flooding) does one hash
-//! and about one key comparison per lookup, where a B-tree did a pointer chase and a `memcmp` per
-//! level (a third of a shard's time under durable SETs). Nothing depends on its order: `iter` and
-//! snapshots sort the keys, so snapshots stay deterministic; lookups by `&[u8]` allocate nothing.
+//! State: the applied lsn, the key map ([`super::map::KeyMap`]: key to value and version, one heap
+//! block per key, indexed by a hash table with the standard library's keyed SipHash, so no hash
+//! flooding), and the byte count of keys plus values. A hash table does one hash and about one key
+//! comparison per lookup, where a B-tree did a pointer chase and a `memcmp` per level. Nothing
+//! depends on its order: `iter` and snapshots sort the keys, so snapshots stay deterministic;
+//! lookups by `&[u8]` allocate nothing.
 //!
 //! Semantics of `apply_op(pos, op)` (the router calls it in log order, for commands that passed
 //! exactly-once, `crate::projection::router`):
@@ -15,30 +15,24 @@
 //!   `CasMismatch`) leave the map unchanged.
 //!
 //! Allocation: reads and the dedup check allocate nothing. A write of a new key copies the key and
-//! the value into owned heap memory (unavoidable: the entry outlives the log buffer) and may grow
-//! the table (its capacity doubles, amortized). Overwriting a key reuses its value buffer when the new value fits and is
-//! at least half its capacity, so steady-state overwrites of same-size values allocate nothing.
-//! DEL frees the key's memory.
+//! the value into one owned heap block (unavoidable: the entry outlives the log buffer) and may grow
+//! the map (its capacity doubles, amortized). Overwriting a key with a value of the same length
+//! copies it in place, so steady-state overwrites of same-size values allocate nothing; a value of
+//! another length takes a new block of exactly its size. DEL frees the key's block.
 
 use super::command::{Command, Op};
+use super::map::KeyMap;
 use super::KvLimits;
 pub use crate::projection::ApplyResult;
 use crate::projection::{Applied, LogPos, Projection, SnapshotError, TAG_KV};
 use crate::wire::{opcode, Status};
 use std::any::Any;
-use std::collections::HashMap;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub(crate) value: Vec<u8>,
-    pub(crate) version: u64,
-}
 
 /// The KV projection of one partition.
 #[derive(Clone, Debug)]
 pub struct KvProjection {
     pub(crate) limits: KvLimits,
-    pub(crate) map: HashMap<Box<[u8]>, Entry>,
+    pub(crate) map: KeyMap,
     pub(crate) data_bytes: usize,
 }
 
@@ -96,7 +90,7 @@ impl KvProjection {
         if let Err(e) = limits.validate() {
             panic!("{e}");
         }
-        Self { limits, map: HashMap::new(), data_bytes: 0 }
+        Self { limits, map: KeyMap::default(), data_bytes: 0 }
     }
 
     /// The limits it runs with.
@@ -111,7 +105,7 @@ impl KvProjection {
 
     /// True when no key is stored.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.len() == 0
     }
 
     /// Bytes of keys plus values stored.
@@ -121,14 +115,12 @@ impl KvProjection {
 
     /// A key's value and version; allocates nothing.
     pub fn get(&self, key: &[u8]) -> Option<(&[u8], u64)> {
-        self.map.get(key).map(|e| (e.value.as_slice(), e.version))
+        self.map.get(key)
     }
 
     /// Every key with its value and version, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8], u64)> + '_ {
-        let mut entries: Vec<(&[u8], &Entry)> = self.map.iter().map(|(k, e)| (&**k, e)).collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        entries.into_iter().map(|(k, e)| (k, e.value.as_slice(), e.version))
+        self.map.iter_sorted()
     }
 
     /// The result a write would get from the size limits alone, if it fails them: handlers may
@@ -166,8 +158,8 @@ impl KvProjection {
                 Err(full) => full,
             },
             Op::Del { key } => match self.map.remove(key) {
-                Some(e) => {
-                    self.data_bytes -= key.len() + e.value.len();
+                Some(value_len) => {
+                    self.data_bytes -= key.len() + value_len;
                     ApplyResult::Deleted { existed: true }
                 }
                 None => ApplyResult::Deleted { existed: false },
@@ -175,7 +167,7 @@ impl KvProjection {
             Op::Incr { key, delta } => {
                 let current = match self.map.get(key) {
                     None => 0,
-                    Some(e) => match parse_i64(&e.value) {
+                    Some((value, _)) => match parse_i64(value) {
                         Some(n) => n,
                         None => return ApplyResult::NotInteger,
                     },
@@ -194,7 +186,7 @@ impl KvProjection {
                 }
             }
             Op::Cas { key, expected_version, value } => {
-                let current_version = self.map.get(key).map_or(0, |e| e.version);
+                let current_version = self.map.get(key).map_or(0, |(_, version)| version);
                 if current_version != expected_version {
                     return ApplyResult::CasMismatch { current_version };
                 }
@@ -208,26 +200,17 @@ impl KvProjection {
 
     /// Stores `value` under `key` at `version`, or `Err(Full)` with nothing changed.
     fn store(&mut self, key: &[u8], value: &[u8], version: u64) -> Result<(), ApplyResult> {
-        if let Some(e) = self.map.get_mut(key) {
-            let data_bytes = self.data_bytes - e.value.len() + value.len();
-            if data_bytes > self.limits.data_bytes_max {
-                return Err(ApplyResult::Full);
-            }
-            if value.len() <= e.value.capacity() && e.value.capacity() / 2 <= value.len() {
-                e.value.clear();
-                e.value.extend_from_slice(value);
-            } else {
-                e.value = value.to_vec();
-            }
-            e.version = version;
-            self.data_bytes = data_bytes;
-            return Ok(());
-        }
-        let data_bytes = self.data_bytes + key.len() + value.len();
-        if self.map.len() >= self.limits.keys_max || data_bytes > self.limits.data_bytes_max {
+        // One lookup: the limits are checked at the place it found, before the map changes.
+        let at = self.map.lookup(key);
+        let data_bytes = match self.map.value_len(&at) {
+            Some(old) => self.data_bytes - old + value.len(),
+            None if self.map.len() >= self.limits.keys_max => return Err(ApplyResult::Full),
+            None => self.data_bytes + key.len() + value.len(),
+        };
+        if data_bytes > self.limits.data_bytes_max {
             return Err(ApplyResult::Full);
         }
-        self.map.insert(key.into(), Entry { value: value.to_vec(), version });
+        self.map.store(at, key, value, version);
         self.data_bytes = data_bytes;
         Ok(())
     }

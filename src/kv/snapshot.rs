@@ -20,12 +20,12 @@
 //! checks every invariant (lengths, limits, order, versions at or below the applied lsn) and
 //! builds nothing unless all hold.
 
-use super::projection::{Entry, KvProjection};
+use super::map::KeyMap;
+use super::projection::KvProjection;
 use super::{KvLimits, Reader};
 use crate::projection::router::Router;
 use crate::projection::snapshot::{read_clients, read_sealed};
 use crate::projection::{SnapshotError, TAG_KV};
-use std::collections::HashMap;
 
 /// First four bytes of a whole-KV snapshot (before the router).
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"VGKV";
@@ -58,7 +58,7 @@ fn read_keys(r: &mut Reader<'_>, lsn: u64, limits: KvLimits) -> Result<KvProject
     if key_count > limits.keys_max as u64 {
         return Err(SnapshotError::ExceedsLimits("more keys than keys_max"));
     }
-    let mut map: HashMap<Box<[u8]>, Entry> = HashMap::with_capacity(key_count as usize);
+    let mut map = KeyMap::with_capacity(key_count as usize);
     let mut data_bytes = 0usize;
     let mut last_key: Option<&[u8]> = None;
     for _ in 0..key_count {
@@ -84,7 +84,7 @@ fn read_keys(r: &mut Reader<'_>, lsn: u64, limits: KvLimits) -> Result<KvProject
         if data_bytes > limits.data_bytes_max {
             return Err(SnapshotError::ExceedsLimits("more data than data_bytes_max"));
         }
-        map.insert(key.into(), Entry { value: value.to_vec(), version });
+        map.set(key, value, version);
     }
     Ok(KvProjection { limits, map, data_bytes })
 }
@@ -92,6 +92,10 @@ fn read_keys(r: &mut Reader<'_>, lsn: u64, limits: KvLimits) -> Result<KvProject
 impl KvProjection {
     /// Appends the KV section of a snapshot (see the module header).
     pub fn write_section(&self, out: &mut Vec<u8>) {
+        // One allocation of the section's exact size (growing by doubling would hold up to twice
+        // the snapshot, and copy it, while it is written): 8 bytes of count, then per key its
+        // bytes and 14 of lengths and version.
+        out.reserve_exact(8 + 14 * self.map.len() + self.data_bytes);
         out.extend_from_slice(&(self.map.len() as u64).to_le_bytes());
         // Keys in ascending order (`iter` sorts them): the same state always gives the same bytes.
         for (key, value, version) in self.iter() {

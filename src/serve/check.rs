@@ -41,7 +41,8 @@ pub fn memory(config: &Config) -> Vec<Finding> {
     ))];
     if machine.is_some_and(|m| e.kv_maps_max > m) {
         out.push(ok(format!(
-            "warning: full KV maps (storage.partitions x (2 x kv.data_bytes_max + 80 B x kv.keys_max) = {} bytes)              would not fit this machine's memory; lower kv.data_bytes_max or kv.keys_max to have writes refused              (FULL) before memory runs out",
+            "warning: full KV maps (storage.partitions x (kv.data_bytes_max + {} B x kv.keys_max) = {} bytes) would not fit this machine's memory; lower kv.data_bytes_max or kv.keys_max to have writes refused (FULL) before memory runs out",
+            crate::kv::KEY_OVERHEAD_BYTES_MAX,
             e.kv_maps_max
         )));
     }
