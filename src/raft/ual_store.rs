@@ -32,8 +32,11 @@
 //!   `Compacted`, so raft-rs sends a snapshot instead. `term` is answered from an in-memory list
 //!   of term runs, rebuilt at `new`.
 //! - **Snapshots.** `checkpoint(index, data)` records a snapshot the projections took (the UAL's
-//!   `checkpoint`: the log's start moves up, segments are recycled) and keeps its bytes in memory
-//!   for `snapshot()`; the snapshot's membership goes to the metadata section. After a restart the
+//!   `checkpoint`: the log's start moves up, segments are recycled) and, in a group with peers,
+//!   keeps its bytes in memory for `snapshot()` (a group of one voter keeps none: nobody could ask,
+//!   and at a million keys they would be a third of the process's memory; streaming a snapshot to a
+//!   follower from its file comes with replication); the snapshot's membership goes to the
+//!   metadata section. After a restart the
 //!   (index, term, membership) come back but the bytes do not (the log does not store them):
 //!   `snapshot()` answers `SnapshotUnavailable` until the next `checkpoint`. `apply_snapshot` (a
 //!   follower installing a leader's snapshot beyond its log) needs a UAL "reset to snapshot" that is
@@ -358,7 +361,9 @@ impl<D: BlockIo> UalRaftStore<D> {
             return Err(e);
         }
         self.snapshot = SnapshotMeta { index, term, conf_state: self.conf_state.clone() };
-        self.snapshot_data = Some(data);
+        // Only a peer that the log can no longer serve needs the bytes: a group of one voter
+        // keeps none (a snapshot's size again in memory, for nobody; the file has them).
+        self.snapshot_data = (!is_single_voter(&self.conf_state)).then_some(data);
         let keep_from = self.terms.partition_point(|&(first, _)| first <= index).saturating_sub(1);
         self.terms.drain(..keep_from);
         self.terms[0] = (index, term);
