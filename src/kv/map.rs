@@ -8,6 +8,12 @@
 //! bytes of the block. A `HashMap<Box<[u8]>, {Vec<u8>, u64}>` took ~164: a 48-byte bucket over the
 //! same 2.3 buckets per key and two heap blocks.
 //!
+//! Snapshots without a stall: a block is shared (`Arc<[u8]>`), so [`KeyMap::capture`] takes the
+//! whole state by cloning each slot's block pointer and version (24 bytes a key, no copy of keys or
+//! values), and the snapshot writer's thread sorts and encodes that [`Capture`] while the shard
+//! goes on. A write to a block a capture still holds gets a new block (copy-on-write); otherwise
+//! a same-length overwrite stays in place. The blocks' reference counts cost 16 bytes a key.
+//!
 //! Hashing: the standard library's keyed SipHash (`RandomState`, random keys per process): clients
 //! choose the keys, so no hash flooding. Nothing depends on the hash or on the slots' order:
 //! [`KeyMap::iter_sorted`] sorts by key, so snapshots stay deterministic.
@@ -23,6 +29,7 @@
 
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 
 /// Bytes of a block's key-length prefix.
 const KEY_LEN_BYTES: usize = 2;
@@ -30,48 +37,65 @@ const KEY_LEN_BYTES: usize = 2;
 /// One key: its key and value in one block, and the version that last wrote it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Slot {
-    /// `u16 key_len (little-endian), key, value`.
-    data: Box<[u8]>,
+    /// `u16 key_len (little-endian), key, value`; shared with snapshot captures.
+    data: Arc<[u8]>,
     version: u64,
+}
+
+/// Where the value starts in a block.
+fn value_at(data: &[u8]) -> usize {
+    KEY_LEN_BYTES + usize::from(u16::from_le_bytes([data[0], data[1]]))
+}
+
+/// A block's key.
+fn key_of(data: &[u8]) -> &[u8] {
+    &data[KEY_LEN_BYTES..value_at(data)]
+}
+
+/// A block's value.
+fn value_of(data: &[u8]) -> &[u8] {
+    &data[value_at(data)..]
+}
+
+/// A block of `prefix` (its key-length field and key) then `value`, in one allocation (the chained
+/// iterator has an exact length).
+fn block(prefix: &[u8], value: &[u8]) -> Arc<[u8]> {
+    prefix.iter().chain(value).copied().collect()
 }
 
 impl Slot {
     /// A slot for `key` (at most `u16::MAX` bytes: the limits keep it there) and `value`.
     fn new(key: &[u8], value: &[u8], version: u64) -> Self {
         let key_len = u16::try_from(key.len()).expect("keys are at most key_bytes_max <= u16::MAX");
-        let mut data = Vec::with_capacity(KEY_LEN_BYTES + key.len() + value.len());
-        data.extend_from_slice(&key_len.to_le_bytes());
-        data.extend_from_slice(key);
-        data.extend_from_slice(value);
-        // Exact capacity: `into_boxed_slice` keeps the allocation.
-        Self { data: data.into_boxed_slice(), version }
+        let prefix = key_len.to_le_bytes().into_iter().chain(key.iter().copied());
+        let data: Arc<[u8]> = prefix.chain(value.iter().copied()).collect();
+        Self { data, version }
     }
 
-    /// Where the value starts in `data`.
     fn value_at(&self) -> usize {
-        KEY_LEN_BYTES + usize::from(u16::from_le_bytes([self.data[0], self.data[1]]))
+        value_at(&self.data)
     }
 
     fn key(&self) -> &[u8] {
-        &self.data[KEY_LEN_BYTES..self.value_at()]
+        key_of(&self.data)
     }
 
     fn value(&self) -> &[u8] {
-        &self.data[self.value_at()..]
+        value_of(&self.data)
     }
 
-    /// Replaces the value: in place when the length is the same, else in a new block.
+    /// Replaces the value: in place when the length is the same and no capture shares the block,
+    /// else in a new block.
     fn set_value(&mut self, value: &[u8], version: u64) {
         let at = self.value_at();
-        if self.data.len() - at == value.len() {
-            self.data[at..].copy_from_slice(value);
-        } else {
-            let mut data = Vec::with_capacity(at + value.len());
-            data.extend_from_slice(&self.data[..at]);
-            data.extend_from_slice(value);
-            self.data = data.into_boxed_slice();
-        }
         self.version = version;
+        if self.data.len() - at == value.len() {
+            if let Some(data) = Arc::get_mut(&mut self.data) {
+                data[at..].copy_from_slice(value);
+                return;
+            }
+        }
+        self.data = block(&self.data[..at], value);
     }
 }
 
@@ -181,6 +205,12 @@ impl KeyMap {
         Some(removed.data.len() - removed.value_at())
     }
 
+    /// The whole map as it is now, for a snapshot encoded later on another thread: each slot's
+    /// block (shared, not copied) and version. Allocates 24 bytes a key.
+    pub(crate) fn capture(&self) -> Capture {
+        Capture { slots: self.slots.iter().map(|s| (Arc::clone(&s.data), s.version)).collect() }
+    }
+
     /// Every key with its value and version, in ascending key order (allocates 4 bytes per key
     /// for the order while it runs).
     pub(crate) fn iter_sorted(&self) -> impl Iterator<Item = (&[u8], &[u8], u64)> + '_ {
@@ -190,6 +220,31 @@ impl KeyMap {
             let slot = &self.slots[i as usize];
             (slot.key(), slot.value(), slot.version)
         })
+    }
+}
+
+/// The map's keys, values and versions at a capture ([`KeyMap::capture`]); `Send`, so the
+/// snapshot writer's thread encodes it while the map changes on (copy-on-write).
+#[derive(Debug)]
+pub(crate) struct Capture {
+    slots: Vec<(Arc<[u8]>, u64)>,
+}
+
+impl Capture {
+    /// Keys captured.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Bytes of keys plus values captured.
+    pub(crate) fn data_bytes(&self) -> usize {
+        self.slots.iter().map(|(d, _)| d.len() - KEY_LEN_BYTES).sum()
+    }
+
+    /// Every key with its value and version, in ascending key order (sorts the capture).
+    pub(crate) fn sorted(&mut self) -> impl Iterator<Item = (&[u8], &[u8], u64)> + '_ {
+        self.slots.sort_unstable_by(|a, b| key_of(&a.0).cmp(key_of(&b.0)));
+        self.slots.iter().map(|(d, v)| (key_of(d), value_of(d), *v))
     }
 }
 
@@ -212,6 +267,37 @@ mod tests {
         assert_eq!(&*m.slots[0].data, &[1, 0, b'k'], "the block is exactly key_len, key, value");
         assert_eq!(m.set(b"", b"empty key", 4), None);
         assert_eq!(m.get(b""), Some((&b"empty key"[..], 4)));
+    }
+
+    /// A capture keeps the state it took while the map changes on: a block it shares is copied
+    /// before a write (copy-on-write); once the capture is gone, writes are in place again.
+    #[test]
+    fn a_capture_keeps_its_state_and_writes_copy_shared_blocks() {
+        let mut m = KeyMap::default();
+        m.set(b"a", b"1111", 1);
+        m.set(b"b", b"2222", 2);
+        m.set(b"c", b"3333", 3);
+        let mut capture = m.capture();
+        let shared = m.slots[0].data.as_ptr();
+        m.set(b"a", b"9999", 4);
+        assert_ne!(m.slots[0].data.as_ptr(), shared, "a shared block is not written in place");
+        m.remove(b"b");
+        m.set(b"d", b"4444", 5);
+        let taken: Vec<_> = capture.sorted().map(|(k, v, n)| (k.to_vec(), v.to_vec(), n)).collect();
+        assert_eq!(
+            taken,
+            [
+                (b"a".to_vec(), b"1111".to_vec(), 1),
+                (b"b".to_vec(), b"2222".to_vec(), 2),
+                (b"c".to_vec(), b"3333".to_vec(), 3)
+            ]
+        );
+        assert_eq!((capture.len(), capture.data_bytes()), (3, 15));
+        drop(capture);
+        let own = m.slots[0].data.as_ptr();
+        m.set(b"a", b"8888", 6);
+        assert_eq!(m.slots[0].data.as_ptr(), own, "in place again once no capture shares it");
+        assert_eq!(m.get(b"a"), Some((&b"8888"[..], 6)));
     }
 
     #[derive(Clone, Debug)]

@@ -246,6 +246,10 @@ impl Projection for KvProjection {
         self.write_section(out);
     }
 
+    fn capture(&self) -> Box<dyn crate::projection::SectionSource> {
+        Box::new(self.capture_section())
+    }
+
     fn load_snapshot(&mut self, section: &[u8], applied_lsn: u64) -> Result<(), SnapshotError> {
         *self = Self::load_section(section, applied_lsn, self.limits)?;
         Ok(())

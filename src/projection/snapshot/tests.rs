@@ -214,3 +214,18 @@ fn inconsistent_content_with_a_good_checksum_is_refused() {
     assert_eq!(section.first().copied(), Some(3), "three keys: a, b, q");
     assert_eq!(r.projection(TAG_KV).unwrap().len(), 3);
 }
+
+/// A capture encodes the state at its time, whatever the router applies after it (the server
+/// encodes it on the writer's thread while the shard goes on): the bytes of a snapshot taken then.
+#[test]
+fn a_capture_encodes_the_state_at_its_time() {
+    let mut r = sample();
+    let then = bytes_of(&r);
+    let capture = r.capture();
+    r.apply_kv(20, &Command { client_id: 5, seq: 3, op: Op::Set { key: b"a", value: b"changed" } });
+    r.apply_kv(21, &Command { client_id: 0, seq: 0, op: Op::Del { key: b"b" } });
+    r.apply_kv(22, &Command { client_id: 11, seq: 1, op: Op::Set { key: b"new", value: b"x" } });
+    let encoded = std::thread::spawn(move || capture.encode()).join().unwrap();
+    assert_eq!(encoded, then);
+    assert_ne!(bytes_of(&r), then);
+}
