@@ -25,7 +25,7 @@ use super::projection::KvProjection;
 use super::{KvLimits, Reader};
 use crate::projection::router::Router;
 use crate::projection::snapshot::{read_clients, read_sealed};
-use crate::projection::{SectionSource, SnapshotError, TAG_KV};
+use crate::projection::{SectionSource, SnapshotError, SnapshotSink, TAG_KV};
 
 /// First four bytes of a whole-KV snapshot (before the router).
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"VGKV";
@@ -89,28 +89,28 @@ fn read_keys(r: &mut Reader<'_>, lsn: u64, limits: KvLimits) -> Result<KvProject
     Ok(KvProjection { limits, map, data_bytes })
 }
 
-/// Writes a KV section: `count` keys holding `data_bytes` bytes of keys and values, in the order
-/// `keys` gives (ascending).
+/// Puts a KV section of `count` keys, in the order `keys` gives (ascending).
 fn put_keys<'a>(
-    out: &mut Vec<u8>,
+    out: &mut dyn SnapshotSink,
     count: usize,
-    data_bytes: usize,
     keys: impl Iterator<Item = (&'a [u8], &'a [u8], u64)>,
 ) {
-    // One allocation of the section's exact size (growing by doubling would hold up to twice the
-    // snapshot, and copy it, while it is written): 8 bytes of count, then per key its bytes and 14
-    // of lengths and version.
-    out.reserve_exact(8 + 14 * count + data_bytes);
-    out.extend_from_slice(&(count as u64).to_le_bytes());
+    out.put(&(count as u64).to_le_bytes());
     for (key, value, version) in keys {
         let key_len = u16::try_from(key.len()).expect("keys are at most key_bytes_max <= u16::MAX");
         let value_len = u32::try_from(value.len()).expect("values are at most value_bytes_max");
-        out.extend_from_slice(&key_len.to_le_bytes());
-        out.extend_from_slice(key);
-        out.extend_from_slice(&value_len.to_le_bytes());
-        out.extend_from_slice(value);
-        out.extend_from_slice(&version.to_le_bytes());
+        out.put(&key_len.to_le_bytes());
+        out.put(key);
+        out.put(&value_len.to_le_bytes());
+        out.put(value);
+        out.put(&version.to_le_bytes());
     }
+}
+
+/// Bytes of a KV section of `count` keys holding `data_bytes` bytes of keys and values: 8 bytes of
+/// count, then per key its bytes and 14 of lengths and version.
+fn section_len(count: usize, data_bytes: usize) -> usize {
+    8 + 14 * count + data_bytes
 }
 
 /// The KV projection captured for a snapshot ([`KvProjection::capture_section`]): written (sorted
@@ -119,18 +119,25 @@ fn put_keys<'a>(
 pub struct KvSection(Capture);
 
 impl SectionSource for KvSection {
-    fn write(self: Box<Self>, out: &mut Vec<u8>) {
+    fn byte_len(&self) -> u64 {
+        section_len(self.0.len(), self.0.data_bytes()) as u64
+    }
+
+    fn write(self: Box<Self>, out: &mut dyn SnapshotSink) {
         let mut capture = self.0;
-        let (count, data_bytes) = (capture.len(), capture.data_bytes());
-        put_keys(out, count, data_bytes, capture.sorted());
+        let count = capture.len();
+        put_keys(out, count, capture.sorted());
     }
 }
 
 impl KvProjection {
     /// Appends the KV section of a snapshot (see the module header).
     pub fn write_section(&self, out: &mut Vec<u8>) {
+        // One allocation of the section's exact size (growing by doubling would hold up to twice
+        // the snapshot, and copy it, while it is written).
+        out.reserve_exact(section_len(self.map.len(), self.data_bytes));
         // Keys in ascending order (`iter` sorts them): the same state always gives the same bytes.
-        put_keys(out, self.map.len(), self.data_bytes, self.iter());
+        put_keys(out, self.map.len(), self.iter());
     }
 
     /// The KV section's source for a snapshot encoded on the writer's thread: the map's blocks,

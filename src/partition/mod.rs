@@ -260,7 +260,7 @@ pub struct Partition<D: BlockIo> {
     /// The index of the last snapshot taken (or loaded).
     snapshot_index: u64,
     /// A snapshot written to its file whose checkpoint the log refused for now (`Busy`).
-    checkpoint_pending: Option<(u64, Vec<u8>)>,
+    checkpoint_pending: Option<(u64, Option<Vec<u8>>)>,
     /// (term, index): as leader in `term`, reads wait until `index` (its first entry) is applied.
     read_barrier: (u64, u64),
     counters: PartitionCounters,

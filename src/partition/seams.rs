@@ -14,8 +14,9 @@ pub use crate::projection::SnapshotCapture;
 use std::collections::VecDeque;
 use std::io;
 
-/// A snapshot handed back by its store: its index, its bytes, and whether it is stored durably.
-pub type Written = (u64, Vec<u8>, io::Result<()>);
+/// A snapshot handed back by its store: its index, its bytes if the store has them in memory (a
+/// file store streams them to disk and has not), and whether it is stored durably.
+pub type Written = (u64, Option<Vec<u8>>, io::Result<()>);
 
 /// Where a partition's snapshots are kept (see the module header).
 pub trait SnapshotStore {
@@ -25,10 +26,10 @@ pub trait SnapshotStore {
     fn read(&mut self) -> io::Result<Option<Vec<u8>>>;
     /// Removes what an interrupted store left behind (a `.tmp` file), which never counted.
     fn remove_leftovers(&mut self) -> io::Result<()>;
-    /// Starts storing the projections captured at `index`, durably: encodes `capture`
-    /// (`SnapshotCapture::encode`, off the shard's thread where the store has a thread of its
-    /// own) and writes the bytes; its outcome, with the bytes, comes out of a later `poll` (inline
-    /// stores have it at the next one).
+    /// Starts storing the projections captured at `index`, durably: encodes `capture` (off the
+    /// shard's thread where the store has a thread of its own: `SnapshotCapture::write_to` streams
+    /// it to a file, `encode` into memory) and stores it; its outcome comes out of a later `poll`
+    /// (inline stores have it at the next one).
     fn submit(&mut self, index: u64, capture: SnapshotCapture);
     /// The snapshot whose store finished since the last call, if any.
     fn poll(&mut self) -> Option<Written>;

@@ -82,7 +82,7 @@ impl<D: BlockIo> Partition<D> {
         // Whatever the outcome, the next attempt comes after as many entries again, not at every poll.
         self.snapshot_index = index;
         match &mut self.snapshots {
-            None => self.checkpoint(index, capture.encode()),
+            None => self.checkpoint(index, Some(capture.encode())),
             Some(store) => {
                 store.submit(index, capture);
                 self.snapshot_in_flight = Some(index);
@@ -96,9 +96,11 @@ impl<D: BlockIo> Partition<D> {
         self.report(PartitionEvent::SnapshotFailed { store, error: e.to_string() });
     }
 
-    fn checkpoint(&mut self, index: u64, data: Vec<u8>) {
+    /// Checkpoints the log behind the snapshot at `index`; `data`, its bytes when the store kept
+    /// them in memory (a group with peers keeps them to serve followers).
+    fn checkpoint(&mut self, index: u64, data: Option<Vec<u8>>) {
         // The log refuses a checkpoint while a superblock write is in flight: keep the snapshot
-        // for a later poll rather than hand it over (the store keeps `data` to serve followers).
+        // for a later poll rather than hand it over.
         if self.raft.store().ual().superblock_in_flight() {
             self.checkpoint_pending = Some((index, data));
             return;

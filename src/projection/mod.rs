@@ -208,17 +208,36 @@ pub trait Projection: Any + Send + std::fmt::Debug {
     fn as_any(&self) -> &dyn Any;
 }
 
+/// Where a snapshot's bytes go as they are encoded: a buffer, or a file written as it goes (so a
+/// snapshot never needs its own size in memory).
+pub trait SnapshotSink {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl SnapshotSink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
 /// A projection's state captured for a snapshot (`Projection::capture`), which writes its
 /// section when the snapshot is encoded, on any thread. Writing gives the bytes `write_snapshot`
-/// gave at the capture.
+/// gave at the capture, exactly `byte_len` of them.
 pub trait SectionSource: Send {
-    /// Appends the section.
-    fn write(self: Box<Self>, out: &mut Vec<u8>);
+    /// Bytes `write` will put (the snapshot's header and the section's length prefix come first).
+    fn byte_len(&self) -> u64;
+    /// Puts the section.
+    fn write(self: Box<Self>, out: &mut dyn SnapshotSink);
 }
 
 impl SectionSource for Vec<u8> {
-    fn write(self: Box<Self>, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self);
+    fn byte_len(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn write(self: Box<Self>, out: &mut dyn SnapshotSink) {
+        out.put(&self);
     }
 }
 

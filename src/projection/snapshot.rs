@@ -30,8 +30,9 @@
 
 use super::clients::{ClientRecord, ClientTable};
 use super::router::Router;
-use super::{result, Projection, SectionSource, SnapshotError};
+use super::{result, Projection, SectionSource, SnapshotError, SnapshotSink};
 use crate::kv::{KvLimits, Reader, ANONYMOUS_CLIENT};
+use std::io::{self, Seek, SeekFrom, Write};
 
 /// First four bytes of a partition snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"VGPS";
@@ -166,28 +167,92 @@ impl SnapshotCapture {
         self.applied_lsn
     }
 
-    /// Encodes the snapshot (see the module header).
-    pub fn encode(self) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&SNAPSHOT_MAGIC);
-        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-        out.extend_from_slice(&self.applied_lsn.to_le_bytes());
-        out.extend_from_slice(&[0u8; 12]); // body_len and crc, patched below
-        out.extend_from_slice(&self.clients);
-        out.push(u8::try_from(self.sections.len()).expect("fewer than 255 projections"));
+    /// Bytes of the snapshot's body (known before it is written: each section says its length).
+    fn body_len(&self) -> u64 {
+        let sections: u64 = self.sections.iter().map(|(_, s)| 1 + 8 + s.byte_len()).sum();
+        self.clients.len() as u64 + 1 + sections
+    }
+
+    /// The header with its checksum field 0, and the body's length.
+    fn header(&self) -> ([u8; SNAPSHOT_HEADER_LEN], u64) {
+        let body_len = self.body_len();
+        let mut h = [0u8; SNAPSHOT_HEADER_LEN];
+        h[..4].copy_from_slice(&SNAPSHOT_MAGIC);
+        h[4..8].copy_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        h[8..16].copy_from_slice(&self.applied_lsn.to_le_bytes());
+        h[16..24].copy_from_slice(&body_len.to_le_bytes());
+        (h, body_len)
+    }
+
+    /// Puts the body: the client table, then each section with its tag and length.
+    fn put_body(self, out: &mut dyn SnapshotSink) {
+        out.put(&self.clients);
+        out.put(&[u8::try_from(self.sections.len()).expect("fewer than 255 projections")]);
         for (tag, section) in self.sections {
-            out.push(tag);
-            let len_at = out.len();
-            out.extend_from_slice(&[0u8; 8]);
-            section.write(&mut out);
-            let len = (out.len() - len_at - 8) as u64;
-            out[len_at..len_at + 8].copy_from_slice(&len.to_le_bytes());
+            out.put(&[tag]);
+            out.put(&section.byte_len().to_le_bytes());
+            section.write(out);
         }
-        let body_len = (out.len() - SNAPSHOT_HEADER_LEN) as u64;
-        out[16..24].copy_from_slice(&body_len.to_le_bytes());
+    }
+
+    /// Encodes the snapshot (see the module header) into a buffer of its size.
+    pub fn encode(self) -> Vec<u8> {
+        let (header, body_len) = self.header();
+        let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + body_len as usize);
+        out.extend_from_slice(&header);
+        self.put_body(&mut out);
+        assert_eq!(
+            out.len() as u64,
+            SNAPSHOT_HEADER_LEN as u64 + body_len,
+            "a section wrote other than its length"
+        );
         let crc = checksum(&out[..24], &out[SNAPSHOT_HEADER_LEN..]);
         out[24..28].copy_from_slice(&crc.to_le_bytes());
         out
+    }
+
+    /// Writes the snapshot to `w` as it encodes it, never holding more of it than `w` buffers: the
+    /// header (its checksum left 0), the body, then the checksum over both, written at offset 24.
+    pub fn write_to<W: Write + Seek>(self, w: &mut W) -> io::Result<()> {
+        let (header, body_len) = self.header();
+        w.write_all(&header)?;
+        let mut sink = StreamSink { w, crc: 0, len: 0, error: None };
+        self.put_body(&mut sink);
+        let StreamSink { w, crc: body_crc, len, error } = sink;
+        if let Some(e) = error {
+            return Err(e);
+        }
+        if len != body_len {
+            return Err(io::Error::other(format!("a section wrote {len} bytes of a {body_len}-byte body")));
+        }
+        let crc = crc32c::crc32c_combine(crc32c::crc32c(&header[..24]), body_crc, len as usize);
+        w.seek(SeekFrom::Start(24))?;
+        w.write_all(&crc.to_le_bytes())?;
+        w.seek(SeekFrom::End(0))?;
+        Ok(())
+    }
+}
+
+/// A sink that writes through to `w`, keeping the body's checksum and length; the first error
+/// stops the writing and is kept for `write_to` to return.
+struct StreamSink<'a, W: Write> {
+    w: &'a mut W,
+    crc: u32,
+    len: u64,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> SnapshotSink for StreamSink<'_, W> {
+    fn put(&mut self, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.w.write_all(bytes) {
+            self.error = Some(e);
+            return;
+        }
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.len += bytes.len() as u64;
     }
 }
 

@@ -242,7 +242,7 @@ fn a_leader_whose_apply_trails_past_the_logs_memory_reads_committed_entries_from
 #[test]
 fn entries_a_snapshot_covers_answer_compacted_on_every_read_path() {
     let mut s = filled(300);
-    s.checkpoint(100, b"image".to_vec()).unwrap();
+    s.checkpoint(100, Some(b"image".to_vec())).unwrap();
     s.poll_io(Nanos(0)).unwrap();
     for i in [1, 50, 100] {
         assert!(matches!(s.entry(i), Err(StoreError::Compacted { .. })), "entry {i}");

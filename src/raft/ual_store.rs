@@ -351,7 +351,7 @@ impl<D: BlockIo> UalRaftStore<D> {
     /// UAL's `checkpoint`); `Busy` while a superblock write is in flight: retry after `poll_io`.
     /// Assumes the membership did not change after `index` (it records the current one as the
     /// snapshot's).
-    pub fn checkpoint(&mut self, index: u64, data: Vec<u8>) -> Result<(), LogError> {
+    pub fn checkpoint(&mut self, index: u64, data: Option<Vec<u8>>) -> Result<(), LogError> {
         let term = self.term(index).map_err(|_| LogError::BadLsn { lsn: index, why: "not in the log" })?;
         let previous = self.ual.meta().to_vec();
         encode_meta(&self.hard_state, &self.conf_state, &self.conf_state, &mut self.meta_buf);
@@ -363,7 +363,7 @@ impl<D: BlockIo> UalRaftStore<D> {
         self.snapshot = SnapshotMeta { index, term, conf_state: self.conf_state.clone() };
         // Only a peer that the log can no longer serve needs the bytes: a group of one voter
         // keeps none (a snapshot's size again in memory, for nobody; the file has them).
-        self.snapshot_data = (!is_single_voter(&self.conf_state)).then_some(data);
+        self.snapshot_data = data.filter(|_| !is_single_voter(&self.conf_state));
         let keep_from = self.terms.partition_point(|&(first, _)| first <= index).saturating_sub(1);
         self.terms.drain(..keep_from);
         self.terms[0] = (index, term);

@@ -192,7 +192,7 @@ fn recovery_replays_past_damaged_entries_the_snapshot_covers() {
         s.append(&[entry(i, 2, &body)]).unwrap();
         settle(&mut s);
     }
-    s.checkpoint(30, b"image".to_vec()).unwrap();
+    s.checkpoint(30, Some(b"image".to_vec())).unwrap();
     settle(&mut s);
     // Entry 10 (4 to a block: 9..=12) is damaged; the snapshot at 30 covers it.
     let mut ual = s.into_ual();
@@ -218,7 +218,7 @@ fn checkpoint_moves_the_snapshot_and_survives_a_restart_without_its_bytes() {
         s.append(&[entry(i, 2, b"x")]).unwrap();
     }
     settle(&mut s);
-    s.checkpoint(6, b"image".to_vec()).unwrap();
+    s.checkpoint(6, Some(b"image".to_vec())).unwrap();
     assert_eq!((s.first_index(), s.snapshot_meta().index, s.snapshot_meta().term), (7, 6, 2));
     assert_eq!(s.snapshot(5).unwrap().data, b"image");
     assert!(matches!(s.entry(6), Err(StoreError::Compacted { .. })));
@@ -243,7 +243,7 @@ fn a_single_voter_keeps_no_snapshot_bytes() {
         s.append(&[entry(i, 2, b"x")]).unwrap();
     }
     settle(&mut s);
-    s.checkpoint(6, b"image".to_vec()).unwrap();
+    s.checkpoint(6, Some(b"image".to_vec())).unwrap();
     assert_eq!((s.first_index(), s.snapshot_meta().index), (7, 6));
     assert!(matches!(s.snapshot(6), Err(StoreError::SnapshotUnavailable { .. })));
 }

@@ -20,10 +20,13 @@
 
 use crate::partition::seams::{SnapshotCapture, SnapshotStore, Written};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+
+/// Bytes buffered while a snapshot is encoded into its file.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
 /// Where one partition's snapshot lives; as a `SnapshotStore`, written inline at `submit`.
 #[derive(Debug)]
@@ -76,8 +79,24 @@ impl SnapshotFile {
 
     /// Replaces the snapshot with `bytes`, durably (see the module header).
     pub fn write(&self, bytes: &[u8]) -> io::Result<()> {
+        self.write_with(|f| f.write_all(bytes))
+    }
+
+    /// Writes the snapshot `capture` holds, encoding it as it goes (a megabyte buffer: the
+    /// snapshot is never whole in memory), atomically as `write` does.
+    pub fn write_capture(&self, capture: SnapshotCapture) -> io::Result<()> {
+        self.write_with(|f| {
+            let mut w = BufWriter::with_capacity(WRITE_BUFFER_BYTES, f);
+            capture.write_to(&mut w)?;
+            w.flush()
+        })
+    }
+
+    /// Writes the `.tmp` file with `fill`, `fsync`s it, renames it over the snapshot and
+    /// `fsync`s the directory.
+    fn write_with(&self, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
         let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&self.tmp)?;
-        f.write_all(bytes)?;
+        fill(&mut f)?;
         f.sync_all()?;
         drop(f);
         fs::rename(&self.tmp, &self.path)?;
@@ -107,9 +126,8 @@ impl SnapshotStore for SnapshotFile {
     }
 
     fn submit(&mut self, index: u64, capture: SnapshotCapture) {
-        let data = capture.encode();
-        let result = self.write(&data);
-        self.finished = Some((index, data, result));
+        let result = self.write_capture(capture);
+        self.finished = Some((index, None, result));
     }
 
     fn poll(&mut self) -> Option<Written> {
@@ -139,10 +157,9 @@ impl SnapshotWriter {
         let thread =
             std::thread::Builder::new().name(format!("vigil-snap-{partition}")).spawn(move || {
                 for (index, capture) in job_rx {
-                    // The encoding too happens here, off the shard's thread.
-                    let data = capture.encode();
-                    let result = file.write(&data);
-                    if done_tx.send((index, data, result)).is_err() {
+                    // The encoding too happens here, off the shard's thread, as it is written.
+                    let result = file.write_capture(capture);
+                    if done_tx.send((index, None, result)).is_err() {
                         return;
                     }
                 }
@@ -245,7 +262,7 @@ mod tests {
             router.apply_kv(index, &crate::kv::Command { client_id: 1, seq: index, op });
             expected.clear();
             router.snapshot(&mut expected);
-            // Captured on this thread, encoded on the writer's: the same bytes.
+            // Captured on this thread, encoded into the file on the writer's: the same bytes.
             w.submit(index, router.capture());
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             let (got, data, result) = loop {
@@ -255,7 +272,8 @@ mod tests {
                 assert!(std::time::Instant::now() < deadline, "the writer never finished");
                 std::thread::sleep(std::time::Duration::from_millis(1));
             };
-            assert_eq!((got, &data, result.is_ok()), (index, &expected, true));
+            assert_eq!((got, data, result.is_ok()), (index, None, true), "streamed, not kept");
+            assert_eq!(fs::read(dir.join("partition-1.snap")).unwrap(), expected);
         }
         drop(w);
         assert_eq!(fs::read(dir.join("partition-1.snap")).unwrap(), expected);

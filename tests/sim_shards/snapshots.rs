@@ -101,9 +101,10 @@ impl SnapshotStore for SimSnapshots {
         if self.rng.chance(self.faults.write_fail) {
             shelf.failed += 1;
             shelf.leftover = true;
-            return Some((index, data, Err(io::Error::other("sim: the snapshot write failed"))));
+            return Some((index, None, Err(io::Error::other("sim: the snapshot write failed"))));
         }
-        shelf.durable = Some(data.clone());
-        Some((index, data, Ok(())))
+        // Like the server's file store: the bytes are on the shelf, not handed back.
+        shelf.durable = Some(data);
+        Some((index, None, Ok(())))
     }
 }

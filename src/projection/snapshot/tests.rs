@@ -229,3 +229,36 @@ fn a_capture_encodes_the_state_at_its_time() {
     assert_eq!(encoded, then);
     assert_ne!(bytes_of(&r), then);
 }
+
+/// Streamed into a file (`write_to`, what the server's writer does) a capture gives the bytes
+/// `encode` gives; a write that fails is an error, never a snapshot that looks whole.
+#[test]
+fn a_streamed_snapshot_is_the_encoded_one_and_a_failed_write_is_an_error() {
+    let r = sample();
+    let mut file = std::io::Cursor::new(Vec::new());
+    r.capture().write_to(&mut file).unwrap();
+    assert_eq!(file.into_inner(), bytes_of(&r));
+    /// Accepts `room` bytes, then fails.
+    struct Full {
+        inner: std::io::Cursor<Vec<u8>>,
+        room: usize,
+    }
+    impl std::io::Write for Full {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.inner.get_ref().len() + b.len() > self.room {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.inner.write(b)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl std::io::Seek for Full {
+        fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+            self.inner.seek(to)
+        }
+    }
+    let mut full = Full { inner: std::io::Cursor::new(Vec::new()), room: 40 };
+    assert!(r.capture().write_to(&mut full).is_err());
+}
