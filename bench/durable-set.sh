@@ -46,6 +46,7 @@ parse_common_flags "$@"
 cd "$VIGIL_ROOT"
 
 RATE_MAX="${RATE_MAX:-1000000}"        # top of the search range, SET/s
+MEMORY_RATE_MAX="${MEMORY_RATE_MAX:-4000000}"  # top of step 1m's range (the log in memory)
 SEARCH_STEPS="${SEARCH_STEPS:-9}"      # bisection steps after the first trial at RATE_MAX
 SEARCH_SECONDS="${SEARCH_SECONDS:-2}"  # measured seconds per search trial (after 0.5 s warm-up)
 LOSS_MAX="${LOSS_MAX:-0.001}"          # tolerated loss per trial (timeouts + errors, BUSY included)
@@ -166,8 +167,8 @@ raise SystemExit(0 if ok else 1)"
 
 # Bisects the highest rate a trial passes at, up to RATE_MAX, on vigil started as $1; sets FOUND.
 # (Not in a $(...) subshell: the EXIT trap must still see the PIDs it started.)
-search_max() {
-    local name=$1 lo=0 hi=$RATE_MAX trial=0
+search_max() {  # $1 = name, $2 = top of the range
+    local name=$1 lo=0 hi=$2 trial=0
     vigil_start "$name"
     loadgen "$name-$trial" "$hi" "$SEARCH_SECONDS" > /dev/null
     if trial_passes "$name-$trial"; then lo=$hi; else
@@ -182,14 +183,14 @@ search_max() {
 }
 
 echo "== 1. maximum durable SET rate, searched up to $RATE_MAX/s (loss <= $LOSS_MAX, trials of $SEARCH_SECONDS s)"
-search_max search
+search_max search "$RATE_MAX"
 MAX=$FOUND
 [ "$MAX" -gt 0 ] || die "no trial passed: vigil did not sustain even $(( RATE_MAX >> SEARCH_STEPS ))/s (see $OUT/search-*.txt)"
 ok "maximum: $MAX SET/s"
 
-echo "== 1m. the same search with the log in memory (storage.backend = \"memory\": the CPU ceiling without the device)"
+echo "== 1m. the same search up to $MEMORY_RATE_MAX/s with the log in memory (storage.backend = \"memory\": the CPU ceiling without the device)"
 VIGIL_CONFIG="$OUT/vigil-memory.toml"
-search_max memory
+search_max memory "$MEMORY_RATE_MAX"
 MEMORY_MAX=$FOUND
 VIGIL_CONFIG="$OUT/vigil.toml"
 ok "maximum with the memory backend: $MEMORY_MAX SET/s"
@@ -219,8 +220,9 @@ if [ "$PROFILE" = 1 ]; then
     vigil_stop profile > /dev/null
     perf script -i "$OUT/perf.data" 2> /dev/null | inferno-collapse-perf > "$OUT/perf.folded"
     inferno-flamegraph --title "vigil at $MAX durable SET/s" < "$OUT/perf.folded" > "$OUT/flame.svg"
-    perf report -i "$OUT/perf.data" --no-children --sort symbol --stdio 2> /dev/null \
-        | grep -E '^ +[0-9.]+%' | head -15 > "$OUT/perf-top.txt"
+    perf report -i "$OUT/perf.data" --no-children --sort symbol --stdio > "$OUT/perf-report.txt" 2> /dev/null
+    # awk, not head: a reader that stops early would end the pipeline with SIGPIPE under pipefail.
+    awk '/^ +[0-9.]+%/ && n++ < 15' "$OUT/perf-report.txt" > "$OUT/perf-top.txt"
     ok "flame graph: $OUT/flame.svg; most self time:"
     sed 's/^/       /' "$OUT/perf-top.txt"
 fi
