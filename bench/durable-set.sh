@@ -18,6 +18,8 @@
 #  2p. (PROFILE=1, the default) a run of PROFILE_SECONDS at the maximum on a fresh log under
 #     `perf record --call-graph dwarf` on vigil: a flame graph (OUT/flame.svg, by inferno, installed
 #     with cargo when missing) and the symbols with the most self time, of what the shard spends;
+#     and the same at 90% of step 1m's maximum with the log in memory (OUT/flame-memory.svg), where
+#     the shard never waits for the device: the cost of a write;
 #  3. a run of SECONDS_RUN at half the maximum on a fresh log: p50/p99/p99.9; then Vigil is
 #     restarted on that log and must recover every key it reported (a durability check);
 #  4. fio: sequential writes, O_DIRECT, O_DSYNC (the RWF_DSYNC equivalent), io_uring, with the mean
@@ -202,29 +204,39 @@ vigil_stop max
 SNAP_BYTES=$(stat -c %s "$DATA_DIR/vigil/partition-0.snap" 2>/dev/null || echo 0)
 
 if [ "$PROFILE" = 1 ]; then
-    echo "== 2p. profile: $PROFILE_SECONDS s at the maximum under perf (call graphs by DWARF), a flame graph"
+    echo "== 2p. profiles: $PROFILE_SECONDS s at the maximum, and with the log in memory, under perf (call graphs by DWARF), flame graphs"
     command -v perf >/dev/null || run apt-get install -y linux-perf > "$OUT/perf-install.log" 2>&1 \
         || die "cannot install perf (see $OUT/perf-install.log)"
     if ! command -v inferno-flamegraph >/dev/null; then
         run cargo install inferno --locked > "$OUT/inferno-install.log" 2>&1 \
             || die "cannot install inferno (see $OUT/inferno-install.log)"
     fi
-    vigil_start profile
-    # perf starts after the load generator's warm-up and stops before it ends.
-    (sleep 1; exec perf record -F 499 --call-graph dwarf,16384 -o "$OUT/perf.data" -p "$VIGIL_PID" \
-        -- sleep "$PROFILE_SECONDS") > "$OUT/perf-record.log" 2>&1 &
-    PERF_PID=$!
-    loadgen profile "$MAX" "$(( PROFILE_SECONDS + 2 ))" > /dev/null
-    wait "$PERF_PID" || die "perf record failed (see $OUT/perf-record.log)"
-    PERF_PID=""
-    vigil_stop profile > /dev/null
-    perf script -i "$OUT/perf.data" 2> /dev/null | inferno-collapse-perf > "$OUT/perf.folded"
-    inferno-flamegraph --title "vigil at $MAX durable SET/s" < "$OUT/perf.folded" > "$OUT/flame.svg"
-    perf report -i "$OUT/perf.data" --no-children --sort symbol --stdio > "$OUT/perf-report.txt" 2> /dev/null
-    # awk, not head: a reader that stops early would end the pipeline with SIGPIPE under pipefail.
-    awk '/^ +[0-9.]+%/ && n++ < 15' "$OUT/perf-report.txt" > "$OUT/perf-top.txt"
-    ok "flame graph: $OUT/flame.svg; most self time:"
-    sed 's/^/       /' "$OUT/perf-top.txt"
+    # $1 = name (the files' prefix), $2 = rate, $3 = title: vigil on $VIGIL_CONFIG under perf.
+    profile_run() {
+        local name=$1 rate=$2 title=$3
+        vigil_start "$name" > /dev/null
+        # perf starts after the load generator's warm-up and stops before it ends.
+        (sleep 1; exec perf record -F 499 --call-graph dwarf,16384 -o "$OUT/$name.data" -p "$VIGIL_PID" \
+            -- sleep "$PROFILE_SECONDS") > "$OUT/$name-record.log" 2>&1 &
+        PERF_PID=$!
+        loadgen "$name" "$rate" "$(( PROFILE_SECONDS + 2 ))" > /dev/null
+        wait "$PERF_PID" || die "perf record failed (see $OUT/$name-record.log)"
+        PERF_PID=""
+        vigil_stop "$name" > /dev/null
+        perf script -i "$OUT/$name.data" 2> /dev/null | inferno-collapse-perf > "$OUT/$name.folded"
+        inferno-flamegraph --title "$title" < "$OUT/$name.folded" > "$OUT/$name.svg"
+        perf report -i "$OUT/$name.data" --no-children --sort symbol --stdio > "$OUT/$name-report.txt" 2> /dev/null
+        # awk, not head: a reader that stops early would end the pipeline with SIGPIPE under pipefail.
+        awk '/^ +[0-9.]+%/ && n++ < 15' "$OUT/$name-report.txt" > "$OUT/$name-top.txt"
+        ok "flame graph: $OUT/$name.svg; most self time:"
+        sed 's/^/       /' "$OUT/$name-top.txt"
+    }
+    profile_run flame "$MAX" "vigil at $MAX durable SET/s"
+    # The same at 90% of the memory backend's maximum: where the shard never waits for the device,
+    # what a write costs.
+    VIGIL_CONFIG="$OUT/vigil-memory.toml"
+    profile_run flame-memory "$(( MEMORY_MAX * 9 / 10 ))" "vigil at $(( MEMORY_MAX * 9 / 10 )) SET/s, log in memory"
+    VIGIL_CONFIG="$OUT/vigil.toml"
 fi
 
 HALF=$(( MAX / 2 ))
