@@ -48,12 +48,7 @@ check_bench_storage "$DATA_DIR"
 build_bench_bins
 
 # The config: config/dev.toml with our port, core and data directory, durable (dsync).
-sed -e "s|^port = 9000|port = $PORT|" -e "s|^cores = \[\]|cores = [$SERVER_CORE]|" \
-    -e "s|^dir = .*|dir = \"$DATA_DIR/vigil\"|" \
-    -e "s|^backend = \"uring\".*|backend = \"uring\"\ndurable_mode = \"dsync\"|" \
-    config/dev.toml > "$OUT/vigil.toml"
-grep -q '^durable_mode = "dsync"' "$OUT/vigil.toml" || die "could not derive the config (no [storage] backend line?)"
-grep -q "^port = $PORT" "$OUT/vigil.toml" || die "could not derive the config (no net.port line?)"
+derive_dev_config "$OUT/vigil.toml" "$PORT" "$SERVER_CORE" "$DATA_DIR/vigil" 'durable_mode = "dsync"'
 info "config: $OUT/vigil.toml"
 if [ "$DRY_RUN" = 1 ]; then
     echo "== (dry run) would run vigil and fio at ${RATES// /, } writes/s for $SECONDS_RUN s each; results under $OUT"

@@ -93,12 +93,7 @@ build_bench_bins
 for bin in $VIGIL_BINS; do [ "$DRY_RUN" = 1 ] || [ -x "$bin" ] || die "no vigil binary $bin"; done
 
 # The config: config/dev.toml with our port, core, data directory and snapshot interval.
-sed -e "s|^port = 9000|port = $PORT|" -e "s|^cores = \[\]|cores = [$SERVER_CORE]|" \
-    -e "s|^dir = .*|dir = \"$DATA_DIR/vigil\"|" \
-    -e "s|^backend = \"uring\".*|backend = \"uring\"\nsnapshot_every_entries = $SNAPSHOT_EVERY|" \
-    config/dev.toml > "$OUT/vigil.toml"
-grep -q "^snapshot_every_entries = $SNAPSHOT_EVERY" "$OUT/vigil.toml" || die "could not derive the config (no [storage] backend line?)"
-grep -q "^port = $PORT" "$OUT/vigil.toml" || die "could not derive the config (no net.port line?)"
+derive_dev_config "$OUT/vigil.toml" "$PORT" "$SERVER_CORE" "$DATA_DIR/vigil" "snapshot_every_entries = $SNAPSHOT_EVERY"
 info "config: $OUT/vigil.toml (kv.keys_max and kv.data_bytes_max at their defaults, 10 M keys and 4 GiB)"
 if [ "$DRY_RUN" = 1 ]; then
     echo "== (dry run) would fill ${VIGIL_BINS// /, } and redis-server with $KEYS keys each; results under $OUT"

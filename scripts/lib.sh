@@ -115,6 +115,19 @@ check_bench_storage() {
     esac
 }
 
+# Writes $1, a benchmark's config derived from config/dev.toml: port $2, the shard on core $3, the
+# store in $4, and the [storage] line $5 (e.g. `durable_mode = "dsync"`) after its backend line;
+# dies if the template no longer has the lines it edits.
+derive_dev_config() {
+    local out=$1 port=$2 core=$3 dir=$4 extra=$5
+    sed -e "s|^port = 9000|port = $port|" -e "s|^cores = \[\]|cores = [$core]|" \
+        -e "s|^dir = .*|dir = \"$dir\"|" \
+        -e "s|^backend = \"uring\".*|backend = \"uring\"\n$extra|" \
+        config/dev.toml > "$out"
+    grep -qxF "$extra" "$out" || die "could not derive $out from config/dev.toml (no [storage] backend line?)"
+    grep -q "^port = $port" "$out" || die "could not derive $out from config/dev.toml (no net.port line?)"
+}
+
 # Builds vigil and the load generator (release), unless SKIP_BUILD=1.
 build_bench_bins() {
     echo "== build (release)"

@@ -6,7 +6,7 @@
 
 use super::tests::{Cluster, NODES};
 use super::*;
-use crate::log::{encode_record, RecordFields, Ual, UalConfig, RECORD_HEADER_LEN};
+use crate::log::{encode_record, RecordFields, UalConfig, RECORD_HEADER_LEN};
 use vigil_pmd::block::memory::MemoryBlockIo;
 use vigil_pmd::Nanos;
 
@@ -25,9 +25,7 @@ fn small_segments() -> UalConfig {
 }
 
 fn fresh() -> UalRaftStore<MemoryBlockIo> {
-    let cfg = small_segments();
-    let (ual, _) = Ual::open(MemoryBlockIo::new(cfg.device_blocks(), 16), cfg).unwrap();
-    UalRaftStore::new(ual, 0).unwrap()
+    super::ual_store_tests::fresh_with(small_segments())
 }
 
 /// An entry's bytes, told apart by its number.

@@ -23,7 +23,11 @@ fn ual_config() -> UalConfig {
 }
 
 fn fresh() -> UalRaftStore<MemoryBlockIo> {
-    let cfg = ual_config();
+    fresh_with(ual_config())
+}
+
+/// A store over a fresh log of `cfg` on a memory device (also the lagging-follower tests').
+pub(super) fn fresh_with(cfg: UalConfig) -> UalRaftStore<MemoryBlockIo> {
     let (ual, _) = Ual::open(MemoryBlockIo::new(cfg.device_blocks(), 16), cfg).unwrap();
     UalRaftStore::new(ual, 0).unwrap()
 }
