@@ -1,18 +1,18 @@
 //! The KV projection's key map: key to (value, version), in as few bytes per key as it can.
 //!
-//! Layout: every key is one [`Slot`] in a dense `Vec` (its key and value in ONE heap block,
-//! `u16 key_len, key, value`, beside its version), and a `hashbrown::HashTable<u32>` indexes the
-//! slots by the hash of their key. At 1 M keys of 16-byte keys and values that is about 84 bytes
-//! per key: the index's 4-byte entry and control byte over at most 2.3 buckets per key (~11 B),
-//! the 24-byte slot (~25 B with the `Vec`'s slack), and the 48-byte allocator chunk holding the 34
-//! bytes of the block. A `HashMap<Box<[u8]>, {Vec<u8>, u64}>` took ~164: a 48-byte bucket over the
-//! same 2.3 buckets per key and two heap blocks.
+//! Layout: every key is one [`Slot`] in a dense `Vec`: a pointer to ONE shared heap block (`Arc<[u8]>`)
+//! holding `u64 version, u16 key_len, key, value`; a `hashbrown::HashTable<u32>` indexes the slots
+//! by the hash of their key. At 1 M keys of 16-byte keys and values that is about 92 bytes per
+//! key: the index's 4-byte entry and control byte over at most 2.3 buckets per key (~11 B), the
+//! 16-byte slot (~17 B with the `Vec`'s slack), and the 64-byte allocator chunk holding the block's
+//! 42 bytes and its two 8-byte reference counts. A `HashMap<Box<[u8]>, {Vec<u8>, u64}>` took ~164:
+//! a 48-byte bucket over the same 2.3 buckets per key and two heap blocks.
 //!
-//! Snapshots without a stall: a block is shared (`Arc<[u8]>`), so [`KeyMap::capture`] takes the
-//! whole state by cloning each slot's block pointer and version (24 bytes a key, no copy of keys or
-//! values), and the snapshot writer's thread sorts and encodes that [`Capture`] while the shard
-//! goes on. A write to a block a capture still holds gets a new block (copy-on-write); otherwise
-//! a same-length overwrite stays in place. The blocks' reference counts cost 16 bytes a key.
+//! Snapshots without a stall: blocks are shared, so [`KeyMap::capture`] takes the whole state by
+//! cloning each slot's block pointer (16 bytes a key, no copy of keys, values or versions), and the
+//! snapshot writer's thread sorts and encodes that [`Capture`] while the shard goes on. A write to
+//! a block a capture still holds gets a new block (copy-on-write); otherwise a same-length
+//! overwrite stays in place, version included.
 //!
 //! Hashing: the standard library's keyed SipHash (`RandomState`, random keys per process): clients
 //! choose the keys, so no hash flooding. Nothing depends on the hash or on the slots' order:
@@ -21,7 +21,7 @@
 //! Invariants:
 //! - the index holds exactly one entry per slot, `i` for `slots[i]`, under the hash of its key;
 //!   keys are unique;
-//! - a slot's block is exactly `2 + key_len + value_len` bytes (the value's length is implicit);
+//! - a slot's block is exactly `10 + key_len + value_len` bytes (the value's length is implicit);
 //! - lookups by `&[u8]` allocate nothing; overwriting a value with one of the same length copies
 //!   it in place and allocates nothing; any other write allocates one block (and may grow the
 //!   `Vec` or the index, amortized); removing frees the block and moves the last slot into the hole.
@@ -31,25 +31,26 @@ use hashbrown::HashTable;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-/// Bytes of a block's key-length prefix.
-const KEY_LEN_BYTES: usize = 2;
+/// Bytes of a block's version field.
+const VERSION_BYTES: usize = 8;
+/// Bytes of a block's header: the version and the key's length.
+const HEADER_BYTES: usize = VERSION_BYTES + 2;
 
-/// One key: its key and value in one block, and the version that last wrote it.
+/// One key: its version, key and value in one block, shared with snapshot captures:
+/// `u64 version, u16 key_len (little-endian), key, value`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Slot {
-    /// `u16 key_len (little-endian), key, value`; shared with snapshot captures.
     data: Arc<[u8]>,
-    version: u64,
 }
 
 /// Where the value starts in a block.
 fn value_at(data: &[u8]) -> usize {
-    KEY_LEN_BYTES + usize::from(u16::from_le_bytes([data[0], data[1]]))
+    HEADER_BYTES + usize::from(u16::from_le_bytes([data[VERSION_BYTES], data[VERSION_BYTES + 1]]))
 }
 
 /// A block's key.
 fn key_of(data: &[u8]) -> &[u8] {
-    &data[KEY_LEN_BYTES..value_at(data)]
+    &data[HEADER_BYTES..value_at(data)]
 }
 
 /// A block's value.
@@ -57,19 +58,28 @@ fn value_of(data: &[u8]) -> &[u8] {
     &data[value_at(data)..]
 }
 
-/// A block of `prefix` (its key-length field and key) then `value`, in one allocation (the chained
-/// iterator has an exact length).
-fn block(prefix: &[u8], value: &[u8]) -> Arc<[u8]> {
-    prefix.iter().chain(value).copied().collect()
+/// A block's version.
+fn version_of(data: &[u8]) -> u64 {
+    u64::from_le_bytes(data[..VERSION_BYTES].try_into().expect("8 bytes"))
+}
+
+/// A block of `version`, `key_field` (the key's length field and the key) and `value`, in one
+/// allocation (the chained iterator has an exact length).
+fn block(version: u64, key_field: &[u8], value: &[u8]) -> Arc<[u8]> {
+    version.to_le_bytes().iter().chain(key_field).chain(value).copied().collect()
 }
 
 impl Slot {
     /// A slot for `key` (at most `u16::MAX` bytes: the limits keep it there) and `value`.
     fn new(key: &[u8], value: &[u8], version: u64) -> Self {
         let key_len = u16::try_from(key.len()).expect("keys are at most key_bytes_max <= u16::MAX");
-        let prefix = key_len.to_le_bytes().into_iter().chain(key.iter().copied());
-        let data: Arc<[u8]> = prefix.chain(value.iter().copied()).collect();
-        Self { data, version }
+        let header = version.to_le_bytes().into_iter().chain(key_len.to_le_bytes());
+        let data: Arc<[u8]> = header.chain(key.iter().copied()).chain(value.iter().copied()).collect();
+        Self { data }
+    }
+
+    fn version(&self) -> u64 {
+        version_of(&self.data)
     }
 
     fn value_at(&self) -> usize {
@@ -88,14 +98,14 @@ impl Slot {
     /// else in a new block.
     fn set_value(&mut self, value: &[u8], version: u64) {
         let at = self.value_at();
-        self.version = version;
         if self.data.len() - at == value.len() {
             if let Some(data) = Arc::get_mut(&mut self.data) {
+                data[..VERSION_BYTES].copy_from_slice(&version.to_le_bytes());
                 data[at..].copy_from_slice(value);
                 return;
             }
         }
-        self.data = block(&self.data[..at], value);
+        self.data = block(version, &self.data[VERSION_BYTES..at], value);
     }
 }
 
@@ -146,7 +156,7 @@ impl KeyMap {
 
     /// A key's value and version; allocates nothing.
     pub(crate) fn get(&self, key: &[u8]) -> Option<(&[u8], u64)> {
-        self.find(key).map(|i| (self.slots[i].value(), self.slots[i].version))
+        self.find(key).map(|i| (self.slots[i].value(), self.slots[i].version()))
     }
 
     /// Where `key` is (or would go): look it up once, check limits against
@@ -206,9 +216,9 @@ impl KeyMap {
     }
 
     /// The whole map as it is now, for a snapshot encoded later on another thread: each slot's
-    /// block (shared, not copied) and version. Allocates 24 bytes a key.
+    /// block (shared, not copied). Allocates 16 bytes a key.
     pub(crate) fn capture(&self) -> Capture {
-        Capture { slots: self.slots.iter().map(|s| (Arc::clone(&s.data), s.version)).collect() }
+        Capture { blocks: self.slots.iter().map(|s| Arc::clone(&s.data)).collect() }
     }
 
     /// Every key with its value and version, in ascending key order (allocates 4 bytes per key
@@ -218,7 +228,7 @@ impl KeyMap {
         order.sort_unstable_by(|&a, &b| self.slots[a as usize].key().cmp(self.slots[b as usize].key()));
         order.into_iter().map(|i| {
             let slot = &self.slots[i as usize];
-            (slot.key(), slot.value(), slot.version)
+            (slot.key(), slot.value(), slot.version())
         })
     }
 }
@@ -227,24 +237,24 @@ impl KeyMap {
 /// snapshot writer's thread encodes it while the map changes on (copy-on-write).
 #[derive(Debug)]
 pub(crate) struct Capture {
-    slots: Vec<(Arc<[u8]>, u64)>,
+    blocks: Vec<Arc<[u8]>>,
 }
 
 impl Capture {
     /// Keys captured.
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.blocks.len()
     }
 
     /// Bytes of keys plus values captured.
     pub(crate) fn data_bytes(&self) -> usize {
-        self.slots.iter().map(|(d, _)| d.len() - KEY_LEN_BYTES).sum()
+        self.blocks.iter().map(|d| d.len() - HEADER_BYTES).sum()
     }
 
     /// Every key with its value and version, in ascending key order (sorts the capture).
     pub(crate) fn sorted(&mut self) -> impl Iterator<Item = (&[u8], &[u8], u64)> + '_ {
-        self.slots.sort_unstable_by(|a, b| key_of(&a.0).cmp(key_of(&b.0)));
-        self.slots.iter().map(|(d, v)| (key_of(d), value_of(d), *v))
+        self.blocks.sort_unstable_by(|a, b| key_of(a).cmp(key_of(b)));
+        self.blocks.iter().map(|d| (key_of(d), value_of(d), version_of(d)))
     }
 }
 
@@ -264,7 +274,11 @@ mod tests {
         assert_eq!(m.get(b"k"), Some((&b"wxyz"[..], 2)));
         assert_eq!(m.set(b"k", b"", 3), Some(4));
         assert_eq!(m.get(b"k"), Some((&b""[..], 3)));
-        assert_eq!(&*m.slots[0].data, &[1, 0, b'k'], "the block is exactly key_len, key, value");
+        assert_eq!(
+            &*m.slots[0].data,
+            &[3, 0, 0, 0, 0, 0, 0, 0, 1, 0, b'k'],
+            "the block is exactly version, key_len, key, value"
+        );
         assert_eq!(m.set(b"", b"empty key", 4), None);
         assert_eq!(m.get(b""), Some((&b"empty key"[..], 4)));
     }

@@ -43,15 +43,15 @@ use thiserror::Error;
 /// The limits of one KV projection; fixed at start-up and the same on every replica.
 ///
 /// Memory bound: the map holds at most `keys_max` keys whose keys and values add up to at most
-/// `data_bytes_max` bytes, each in one heap block of exactly its key and value plus 2 bytes; each
-/// key also costs at most [`KEY_OVERHEAD_BYTES_MAX`] more (the block's allocator overhead, its
-/// 24-byte slot with the slot vector's growth slack, the index's bucket while it grows). So the heap
-/// used by the map stays below `data_bytes_max + keys_max * KEY_OVERHEAD_BYTES_MAX` bytes (about 52
-/// bytes per key above the data in practice: 84 per key for 16-byte keys and values at 1 M keys,
-/// docs/BENCHMARKS.md "Memory per key"), plus `dedup_clients_max * CLIENT_RECORD_BYTES` bytes for
-/// the client table (allocated once, at creation). A snapshot captures the map's blocks (24 bytes
-/// a key, shared, copy-on-write) and the snapshot writer's thread encodes them into a buffer of the
-/// section's size (`KvProjection::capture_section`).
+/// `data_bytes_max` bytes, each in one heap block of exactly its key and value plus 10 bytes; each
+/// key also costs at most [`KEY_OVERHEAD_BYTES_MAX`] more (the block's header and allocator
+/// overhead, its 16-byte slot with the slot vector's growth slack, the index's bucket while it
+/// grows). So the heap used by the map stays below `data_bytes_max + keys_max *
+/// KEY_OVERHEAD_BYTES_MAX` bytes (about 60 bytes per key above the data in practice: ~92 per key
+/// for 16-byte keys and values at 1 M keys, docs/BENCHMARKS.md "Memory per key"), plus
+/// `dedup_clients_max * CLIENT_RECORD_BYTES` bytes for the client table (allocated once, at
+/// creation). A snapshot captures the map's blocks (16 bytes a key, shared, copy-on-write) and the
+/// snapshot writer's thread streams them into the snapshot file (`KvProjection::capture_section`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvLimits {
     /// Longest key in bytes (at most `u16::MAX`, the wire's key length field).
@@ -72,11 +72,12 @@ pub struct KvLimits {
 }
 
 /// The most bytes a key costs beyond its key and value bytes (`KvLimits`' memory bound): its block's
-/// 2-byte key length, its two 8-byte reference counts (blocks are shared with snapshot captures) and
-/// the allocator's chunk header and rounding (up to 46), its 24-byte slot in a
-/// vector that may hold twice as many slots as keys after it grew (48), the index's 4-byte entry
-/// and control byte over up to 2.3 buckets per key, old and new table together while it grows (18).
-pub const KEY_OVERHEAD_BYTES_MAX: u64 = 116;
+/// 8-byte version and 2-byte key length, its two 8-byte reference counts (blocks are shared with
+/// snapshot captures) and the allocator's chunk header and rounding (up to 49 in all), its 16-byte
+/// slot in a vector that may hold twice as many slots as keys after it grew (32), the index's
+/// 4-byte entry and control byte over up to 2.3 buckets per key, old and new table together while
+/// it grows (18).
+pub const KEY_OVERHEAD_BYTES_MAX: u64 = 100;
 
 /// Bytes the client table allocates per remembered client (its slot with the record and command
 /// digest, and its share of the hash index), for memory estimates.

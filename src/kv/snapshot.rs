@@ -141,7 +141,7 @@ impl KvProjection {
     }
 
     /// The KV section's source for a snapshot encoded on the writer's thread: the map's blocks,
-    /// shared (copy-on-write), 24 bytes a key on the shard.
+    /// shared (copy-on-write), 16 bytes a key on the shard.
     pub(crate) fn capture_section(&self) -> KvSection {
         KvSection(self.map.capture())
     }
