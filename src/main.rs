@@ -89,6 +89,9 @@ fn main() -> anyhow::Result<()> {
         default_hook(info);
         std::process::abort();
     }));
+    // Large tables and snapshot captures in their own mappings, given back when freed (see
+    // `vigil_pmd::malloc`): before any thread starts.
+    vigil_pmd::malloc::fix_mmap_threshold(vigil_pmd::malloc::MMAP_THRESHOLD_BYTES);
     let cli = Cli::parse();
     match cli.command {
         Command::DefaultConfig => print!("{DEV_TOML}"),

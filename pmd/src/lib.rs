@@ -21,6 +21,7 @@ pub mod clock;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod kernel;
+pub mod malloc;
 pub mod mem;
 pub mod net;
 pub mod packet_io;
