@@ -46,8 +46,7 @@ pub(crate) fn restore_legacy(bytes: &[u8], router: &mut Router) -> Result<(), Sn
     let clients = r.u64()?;
     read_clients(&mut r, clients, version == SNAPSHOT_VERSION, lsn, &mut router.clients)?;
     r.finish().map_err(|_| SnapshotError::Invalid("bytes after the client table"))?;
-    let slot = router.projections_mut().iter_mut().find(|p| p.tag() == TAG_KV).expect("a KV projection");
-    *slot = Box::new(kv);
+    *router.projection_mut(TAG_KV).expect("every router runs a KV projection") = Box::new(kv);
     router.set_applied_lsn(lsn);
     Ok(())
 }

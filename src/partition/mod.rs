@@ -385,7 +385,7 @@ impl<D: BlockIo> Partition<D> {
         if !self.batch.fits(len) {
             self.seal_batch();
         }
-        self.batch.push(tag, len, |out| encode(out));
+        self.batch.push(tag, len, encode);
         // Checked in place, in the batch: the projection's limits, then a retry of the client's
         // last write (same command), or a refusal of the client table (stale, reused or too far
         // ahead sequence number): answered now, taken back out, nothing logged.
@@ -394,11 +394,11 @@ impl<D: BlockIo> Partition<D> {
             self.counters.answered_now += 1;
             return WriteOutcome::Now(result);
         }
-        if let Err(status) = self.admit(len) {
+        let bytes = Self::window_bytes(len);
+        if let Err(status) = self.admit(bytes) {
             self.batch.pop();
             return WriteOutcome::Refused(status);
         }
-        let bytes = Self::window_bytes(len);
         let token = self.waiters.insert((waiter, bytes, NO_TOKEN)).expect("admit checked not full");
         self.waiting_bytes += bytes;
         self.open_chain = match self.open_chain {
@@ -418,13 +418,13 @@ impl<D: BlockIo> Partition<D> {
         (2 * (len + COMMAND_FRAME_LEN) + BATCH_HEADER_LEN + RECORD_HEADER_LEN) as u64
     }
 
-    /// Whether a write of `len` bytes, staged as the batch's last command, may wait for its
-    /// entry: leader, room in the waiters, the window and the log's ring, and Raft's proposals.
-    fn admit(&mut self, len: usize) -> Result<(), Status> {
+    /// Whether a write taking `bytes` of the window, staged as the batch's last command, may wait
+    /// for its entry: leader, room in the waiters, the window and the log's ring, and Raft's
+    /// proposals.
+    fn admit(&mut self, bytes: u64) -> Result<(), Status> {
         if !self.raft.is_leader() {
             return Err(Status::NotLeader);
         }
-        let bytes = Self::window_bytes(len);
         let window_full = self.waiting_bytes > 0 && self.waiting_bytes + bytes > self.waiting_bytes_max;
         let proposals_full = self.batch.len() == 1 && self.raft.proposals_full();
         if self.raft.store().ual().segments_free() < SEGMENTS_FREE_MIN

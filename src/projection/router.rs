@@ -96,7 +96,7 @@ impl Router {
         self.projections.get(usize::from(slot)).map(|p| &**p)
     }
 
-    fn projection_mut(&mut self, tag: u8) -> Option<&mut Box<dyn Projection>> {
+    pub(crate) fn projection_mut(&mut self, tag: u8) -> Option<&mut Box<dyn Projection>> {
         let slot = self.slots[usize::from(tag)];
         self.projections.get_mut(usize::from(slot))
     }
@@ -106,18 +106,16 @@ impl Router {
         self.projections.iter().find_map(|p| p.as_any().downcast_ref::<T>())
     }
 
-    /// The KV projection (every router has one).
+    /// The KV projection (every router has one, under `TAG_KV`: one lookup, no scan).
     pub fn kv(&self) -> &KvProjection {
-        self.get::<KvProjection>().expect("every router runs a KV projection")
+        self.projection(TAG_KV)
+            .and_then(|p| p.as_any().downcast_ref::<KvProjection>())
+            .expect("every router runs a KV projection")
     }
 
     /// Every projection, KV first.
     pub fn projections(&self) -> impl Iterator<Item = &dyn Projection> + '_ {
         self.projections.iter().map(|p| &**p)
-    }
-
-    pub(crate) fn projections_mut(&mut self) -> &mut [Box<dyn Projection>] {
-        &mut self.projections
     }
 
     /// The lsn of the last entry applied (0: none).
@@ -162,19 +160,21 @@ impl Router {
         if let Some(result) = projection.check(command) {
             return Some(result);
         }
-        match self.verdict(command)? {
+        match self.verdict(command)?.0 {
             Verdict::Execute => None,
             Verdict::Duplicate(result) | Verdict::Refuse(result) => Some(result),
         }
     }
 
-    /// The client table's verdict on `command` (`None`: it has no header).
-    fn verdict(&self, command: &[u8]) -> Option<Verdict> {
+    /// The client table's verdict on `command`, with what recording it needs: its header and, for
+    /// a named client, its digest (`None`: it has no header).
+    fn verdict(&self, command: &[u8]) -> Option<(Verdict, CommandHeader, u64)> {
         let h = CommandHeader::read(command)?;
         if h.client_id == ANONYMOUS_CLIENT {
-            return Some(Verdict::Execute);
+            return Some((Verdict::Execute, h, 0));
         }
-        Some(self.clients.classify(h.client_id, h.seq, xxh3_64(command), self.sequence_ahead_max))
+        let digest = xxh3_64(command);
+        Some((self.clients.classify(h.client_id, h.seq, digest, self.sequence_ahead_max), h, digest))
     }
 
     /// Answers a read of projection `tag` (leader only: the partition checks).
@@ -242,7 +242,7 @@ impl Router {
 
     /// Applies one committed command (see the module header).
     fn apply_command(&mut self, at: Applied, tag: u8, command: &[u8]) -> ApplyResult {
-        let Some(verdict) = self.verdict(command) else { return self.malformed() };
+        let Some((verdict, h, digest)) = self.verdict(command) else { return self.malformed() };
         match verdict {
             Verdict::Execute => {}
             Verdict::Duplicate(result) => {
@@ -264,14 +264,12 @@ impl Router {
             return self.malformed();
         }
         self.counters.executed += 1;
-        let h = CommandHeader::read(command).expect("the verdict read it");
         if h.client_id != ANONYMOUS_CLIENT {
-            let digest = Some(xxh3_64(command));
             let record = ClientRecord {
                 client_id: h.client_id,
                 last_seq: h.seq,
                 last_lsn: at.pos.lsn,
-                digest,
+                digest: Some(digest),
                 result,
             };
             self.clients.record(record);

@@ -195,20 +195,13 @@ impl SnapshotCapture {
         }
     }
 
-    /// Encodes the snapshot (see the module header) into a buffer of its size.
+    /// Encodes the snapshot (see the module header) into a buffer of its size: `write_to` a
+    /// buffer, which takes every write.
     pub fn encode(self) -> Vec<u8> {
-        let (header, body_len) = self.header();
-        let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + body_len as usize);
-        out.extend_from_slice(&header);
-        self.put_body(&mut out);
-        assert_eq!(
-            out.len() as u64,
-            SNAPSHOT_HEADER_LEN as u64 + body_len,
-            "a section wrote other than its length"
-        );
-        let crc = checksum(&out[..24], &out[SNAPSHOT_HEADER_LEN..]);
-        out[24..28].copy_from_slice(&crc.to_le_bytes());
-        out
+        let size = SNAPSHOT_HEADER_LEN + self.body_len() as usize;
+        let mut out = io::Cursor::new(Vec::with_capacity(size));
+        self.write_to(&mut out).expect("a buffer takes every write, and each section writes its length");
+        out.into_inner()
     }
 
     /// Writes the snapshot to `w` as it encodes it, never holding more of it than `w` buffers: the
@@ -300,11 +293,7 @@ impl Router {
             if std::mem::replace(&mut seen[usize::from(tag)], true) {
                 return Err(SnapshotError::Invalid("a projection has two sections"));
             }
-            let projection = router
-                .projections_mut()
-                .iter_mut()
-                .find(|p| p.tag() == tag)
-                .ok_or(SnapshotError::UnknownProjection(tag))?;
+            let projection = router.projection_mut(tag).ok_or(SnapshotError::UnknownProjection(tag))?;
             projection.load_snapshot(section, applied_lsn)?;
         }
         r.finish().map_err(|_| SnapshotError::Invalid("bytes after the last section"))?;

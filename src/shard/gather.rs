@@ -13,7 +13,7 @@
 //! closed one after the other; the shard closes every open datagram at the end of each iteration.
 
 use super::LateAnswer;
-use crate::wire::DatagramWriter;
+use crate::wire::{DatagramWriter, HEADER_LEN};
 use vigil_pmd::{Peer, TxDatagram};
 
 /// Open datagrams per poll iteration, at most. An iteration's late answers come from a few
@@ -92,7 +92,8 @@ impl<T: TxDatagram> Gather<T> {
     /// datagram closed to make room when the table was full, or gives `tx` back when `a` does not
     /// fit even an empty datagram.
     pub fn open(&mut self, mut tx: T, a: &LateAnswer<'_>) -> Result<Option<Closed<T>>, T> {
-        let Some(len) = write_first_frame(&mut tx, a) else { return Err(tx) };
+        // An empty response is its header alone, no frame: the first frame resumes it.
+        let Some(len) = write_frame(&mut tx, a, HEADER_LEN, 0) else { return Err(tx) };
         let entry = Open { tx, peer: a.peer, client_id: a.client_id, len, frames: 1 };
         if self.open.len() < OPEN_DATAGRAMS_MAX {
             self.open.push(entry);
@@ -130,17 +131,8 @@ fn close<T>(o: Open<T>) -> Closed<T> {
     Closed { tx: o.tx, frames: o.frames }
 }
 
-/// Starts a response datagram in `tx` with `a` as its frame; its length, or `None` if it does not fit.
-fn write_first_frame<T: TxDatagram>(tx: &mut T, a: &LateAnswer<'_>) -> Option<usize> {
-    let mut w = DatagramWriter::response(tx.payload_mut(), a.client_id).ok()?;
-    w.push(a.opcode, a.status as u8, a.request_id, a.body).ok()?;
-    let len = w.finish();
-    tx.set_len(len);
-    Some(len)
-}
-
-/// Appends `a` after the `frames` frames (`len` bytes) already in `tx`; the new length, or `None`
-/// (nothing changed) if it does not fit.
+/// Appends `a` to the response datagram in `tx` of `len` bytes and `frames` frames (`HEADER_LEN`, 0:
+/// a new one), keeping it sendable; returns its new length, or `None` if `a` does not fit.
 fn write_frame<T: TxDatagram>(tx: &mut T, a: &LateAnswer<'_>, len: usize, frames: u16) -> Option<usize> {
     let mut w = DatagramWriter::resume_response(tx.payload_mut(), a.client_id, len, frames).ok()?;
     w.push(a.opcode, a.status as u8, a.request_id, a.body).ok()?;
