@@ -189,7 +189,7 @@ impl<S: RaftLogStore> RaftGroup<S> {
             ..Default::default()
         };
         let logger = logger.new(slog::o!("partition" => partition_id));
-        let raw = RawNode::new(&raft_config, LogStorage::new(store), &logger)?;
+        let raw = RawNode::new(&raft_config, LogStorage::new(store, config.held_bytes_max), &logger)?;
         Ok(Self {
             partition_id,
             node_id,
@@ -269,7 +269,12 @@ impl<S: RaftLogStore> RaftGroup<S> {
 
     /// Counters so far.
     pub fn counters(&self) -> RaftCounters {
-        self.counters
+        RaftCounters { entries_from_held: self.raw.store().held_moved(), ..self.counters }
+    }
+
+    /// Payload bytes of appended entries held until applied (`LogStorage::hold`).
+    pub fn held_bytes(&self) -> u64 {
+        self.raw.store().held_bytes()
     }
 
     /// The log store.
@@ -326,7 +331,8 @@ impl<S: RaftLogStore> RaftGroup<S> {
     /// a campaign). Blocking, and only when the apply trails what the log keeps in memory.
     fn load_unapplied(&mut self) -> Result<(), RaftError> {
         let next = self.applied_index + 1;
-        if next <= self.raw.raft.raft_log.committed && next <= self.store().last_index() {
+        let held = self.raw.store().holds(next);
+        if !held && next <= self.raw.raft.raft_log.committed && next <= self.store().last_index() {
             self.store_mut().load(next)?;
         }
         Ok(())
@@ -516,6 +522,7 @@ impl<S: RaftLogStore> RaftGroup<S> {
                 data: snapshot.data.clone(),
             };
             self.store_mut().apply_snapshot(&snapshot)?;
+            self.raw.mut_store().release_held(u64::MAX);
             self.applied_index = snapshot.meta.index;
             self.resolve_proposals(snapshot.meta.term, snapshot.meta.index, out);
             out.snapshot = Some(snapshot);
@@ -523,11 +530,13 @@ impl<S: RaftLogStore> RaftGroup<S> {
 
         if let Some(first) = rd.entries().first() {
             let first_index = first.index;
-            let store = self.raw.mut_store().store_mut();
+            let entries = rd.take_entries();
+            let storage = self.raw.mut_store();
+            let store = storage.store_mut();
             if first_index <= store.last_index() {
                 store.truncate_suffix(first_index)?;
             }
-            for e in rd.entries() {
+            for e in &entries {
                 let entry = LogEntry {
                     index: e.index,
                     term: e.term,
@@ -536,6 +545,8 @@ impl<S: RaftLogStore> RaftGroup<S> {
                 };
                 store.append(std::slice::from_ref(&entry))?;
             }
+            // Applied from these very buffers once committed (`LogStorage::hold`).
+            storage.hold(entries);
         }
 
         if let Some(hs) = rd.hs() {
@@ -609,6 +620,7 @@ impl<S: RaftLogStore> RaftGroup<S> {
         }
         if self.applied_index > applied_before {
             self.raw.advance_apply_to(self.applied_index);
+            self.raw.mut_store().release_held(self.applied_index);
         }
         while out.reads.len() < self.config.reads_per_poll_max {
             let Some(state) = self.read_backlog.pop_front() else { break };

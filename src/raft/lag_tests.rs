@@ -155,7 +155,7 @@ fn an_entry_damaged_on_the_device_is_an_error_never_data() {
         assert_eq!((e.index, e.term, e.data), (i, 1, &body(i)[..]));
     }
     // raft-rs's view: an error, not entries.
-    let storage = LogStorage::new(s);
+    let storage = LogStorage::new(s, RaftGroupConfig::default().held_bytes_max);
     let got = ::raft::Storage::entries(&storage, 5, 6, None, ::raft::GetEntriesContext::empty(false));
     assert!(got.is_err(), "{got:?}");
     let mut s = storage.into_store();
@@ -197,7 +197,8 @@ fn a_leader_whose_apply_trails_past_the_logs_memory_reads_committed_entries_from
     // written before any is applied. raft-rs reads committed entries synchronously; the group
     // loads the first one it will ask for before each `Ready`, and the answer ends where the
     // loaded segment does.
-    let cfg = RaftGroupConfig { proposals_pending_max: 400, ..super::tests::config(10) };
+    // Entries held for applying without a read-back would cover them all: hold none.
+    let cfg = RaftGroupConfig { proposals_pending_max: 400, held_bytes_max: 0, ..super::tests::config(10) };
     let mut group = RaftGroup::new(9, 1, &[1], fresh(), &cfg, 0, &super::tests::logger()).unwrap();
     let mut out = RaftOutput::new(&cfg);
     let mut applied: Vec<CommittedEntry> = Vec::new();
@@ -237,6 +238,46 @@ fn a_leader_whose_apply_trails_past_the_logs_memory_reads_committed_entries_from
     assert_eq!(group.counters().entries_fetched, 0, "a lone voter sends no appends");
 }
 
+/// The same trailing apply with the appended entries held (the default): every committed entry is
+/// the buffer raft-rs was given at the append, moved to the apply: no device read, no read-back
+/// from the log, and nothing held once applied.
+#[test]
+fn a_leader_applies_committed_entries_from_the_entries_it_holds_without_reading_them_back() {
+    let cfg = RaftGroupConfig { proposals_pending_max: 400, ..super::tests::config(10) };
+    let mut group = RaftGroup::new(9, 1, &[1], fresh(), &cfg, 0, &super::tests::logger()).unwrap();
+    let mut out = RaftOutput::new(&cfg);
+    let mut applied = Vec::new();
+    let mut now = Nanos(0);
+    let mut poll = |group: &mut RaftGroup<UalRaftStore<MemoryBlockIo>>, applied: &mut Vec<(u64, Vec<u8>)>| {
+        now = Nanos(now.0 + super::tests::TICK_NS);
+        group.on_time(now);
+        group.poll(&mut out).unwrap();
+        applied.extend(out.committed.drain(..).map(|e| (e.index, e.data)));
+        out.clear();
+    };
+    while !(group.is_leader() && group.applied_index() == group.store().last_index()) {
+        poll(&mut group, &mut applied);
+    }
+    let first = group.store().last_index() + 1;
+    let (reads_before, held_before) =
+        (group.store().ual().counters().reads, group.counters().entries_from_held);
+    for k in 0..300u64 {
+        group.propose(&body(k), k).unwrap();
+    }
+    while group.applied_index() < first + 299 {
+        poll(&mut group, &mut applied);
+    }
+    let want: Vec<(u64, Vec<u8>)> = (0..300u64).map(|k| (first + k, body(k))).collect();
+    assert_eq!(
+        applied[applied.len() - 300..],
+        want[..],
+        "every entry applied once, in order, with its bytes"
+    );
+    assert_eq!(group.counters().entries_from_held - held_before, 300, "all 300 from the held entries");
+    assert_eq!(group.store().ual().counters().reads, reads_before, "no device read");
+    assert_eq!(group.held_bytes(), 0, "nothing held once applied");
+}
+
 #[test]
 fn entries_a_snapshot_covers_answer_compacted_on_every_read_path() {
     let mut s = filled(300);
@@ -248,7 +289,7 @@ fn entries_a_snapshot_covers_answer_compacted_on_every_read_path() {
         assert!(matches!(s.load(i), Err(StoreError::Compacted { .. })), "load {i}");
     }
     // raft-rs hears `Compacted` (and sends the snapshot), even where it could wait for a fetch.
-    let storage = LogStorage::new(s);
+    let storage = LogStorage::new(s, RaftGroupConfig::default().held_bytes_max);
     let got = ::raft::Storage::entries(&storage, 50, 120, None, ::raft::GetEntriesContext::empty(true));
     assert!(matches!(got, Err(::raft::Error::Store(::raft::StorageError::Compacted))), "{got:?}");
     assert_eq!(storage.fetch_wanted(), None, "nothing to fetch");
@@ -264,7 +305,7 @@ fn entries_a_snapshot_covers_answer_compacted_on_every_read_path() {
     assert_eq!(s.prefetch(101), Ok(false));
     s.poll_io(Nanos(0)).unwrap();
     assert_eq!(s.prefetch(101), Ok(true));
-    let storage = LogStorage::new(s);
+    let storage = LogStorage::new(s, RaftGroupConfig::default().held_bytes_max);
     let got =
         ::raft::Storage::entries(&storage, 101, 300, None, ::raft::GetEntriesContext::empty(true)).unwrap();
     assert!(!got.is_empty() && got.len() < 200, "the segment of 101 only: {}", got.len());

@@ -67,6 +67,10 @@ pub struct RaftGroupConfig {
     pub uncommitted_bytes_max: u64,
     /// Bytes of committed entries one `Ready` may carry.
     pub committed_bytes_per_ready_max: u64,
+    /// Payload bytes of appended entries held in memory until applied, so that committed entries
+    /// are applied from the proposals themselves, not read back from the log (`LogStorage`);
+    /// beyond it the oldest are read back.
+    pub held_bytes_max: u64,
 }
 
 impl Default for RaftGroupConfig {
@@ -91,6 +95,7 @@ impl Default for RaftGroupConfig {
             appends_in_flight_max: 256,
             uncommitted_bytes_max: 64 << 20,
             committed_bytes_per_ready_max: 16 << 20,
+            held_bytes_max: 16 << 20,
         }
     }
 }
@@ -271,4 +276,7 @@ pub struct RaftCounters {
     /// raft-rs reads of entries held only on the device handed back after their asynchronous
     /// fetch (`on_entries_fetched`): appends to a lagging follower.
     pub entries_fetched: u64,
+    /// Entries raft-rs took whole from the entries this node appended and held (`LogStorage`):
+    /// committed entries applied from the proposal's own buffer, with no read-back from the log.
+    pub entries_from_held: u64,
 }

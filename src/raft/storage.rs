@@ -17,14 +17,25 @@
 //!   (`RaftGroup`'s header says when), and an entry after the first that is still on the device
 //!   ends the answer early, which raft-rs takes as its size limit and asks for the rest later.
 //!
+//! Entries this node appended are also *held* (`hold`), as raft-rs handed them over, until they are
+//! applied (or `held_bytes_max` pushes the oldest out): the committed entries of a `Ready` are
+//! then the very proposals it holds, not read back from the log. raft-rs 0.7 reads committed
+//! entries through `Storage::entries` and owns them as `Vec<u8>`, so the held entry's buffer is
+//! *moved* out (no copy, no log lookup or checksum) by the synchronous read that wants it (a
+//! `Ready`'s committed entries; `context.can_async()` is false); an asynchronous read (an append
+//! to a follower) gets a copy of a held entry. A held entry whose buffer was moved out, or one
+//! pushed out, is read from the store like any other: every read path gives the same bytes.
+//!
 //! Invariant: what raft-rs reads is exactly what the store holds now (durable or not): raft-rs
 //! requires a `Ready`'s writes to be readable before `advance_append_async`, and the glue writes
-//! them into the store before calling it.
+//! them into the store before calling it; the held entries are a copy of the store's last
+//! appended entries, cut with it (`hold` after a suffix truncation, `release_held` on a snapshot).
 
 use super::store::{RaftLogStore, StoreError, StoreSnapshot};
 use ::raft::eraftpb::{Entry, HardState, Snapshot, SnapshotMetadata};
 use ::raft::{GetEntriesContext, RaftState, Storage, StorageError};
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 
 /// Reads answered `LogTemporarilyUnavailable` kept for `on_entries_fetched` at once. raft-rs makes
 /// one per append it could not send (a few per lagging follower: one per send attempt, and a
@@ -41,12 +52,39 @@ pub struct LogStorage<S: RaftLogStore> {
     waiting: RefCell<Vec<GetEntriesContext>>,
     /// The lowest index those reads wanted, until `take_waiting`.
     wanted: Cell<Option<u64>>,
+    /// Entries appended and not yet applied, in index order, contiguous (see the module header).
+    held: RefCell<VecDeque<Held>>,
+    /// Payload bytes of the held entries.
+    held_bytes: u64,
+    /// Most payload bytes held; the oldest held entries go beyond it.
+    held_bytes_max: u64,
+    /// Held entries moved out whole by synchronous reads (applied without a read-back).
+    held_moved: Cell<u64>,
+}
+
+/// An appended entry held until applied.
+#[derive(Debug)]
+struct Held {
+    /// The entry; its `data` is empty once `taken`.
+    entry: Entry,
+    /// Its payload's length (what it counts in `held_bytes` after its buffer left).
+    len: u64,
+    /// Whether a synchronous read moved its buffer out.
+    taken: bool,
 }
 
 impl<S: RaftLogStore> LogStorage<S> {
-    /// Wraps a store.
-    pub fn new(store: S) -> Self {
-        Self { store, waiting: RefCell::new(Vec::with_capacity(FETCH_WAITERS_MAX)), wanted: Cell::new(None) }
+    /// Wraps a store; holds at most `held_bytes_max` payload bytes of appended entries.
+    pub fn new(store: S, held_bytes_max: u64) -> Self {
+        Self {
+            store,
+            waiting: RefCell::new(Vec::with_capacity(FETCH_WAITERS_MAX)),
+            wanted: Cell::new(None),
+            held: RefCell::new(VecDeque::new()),
+            held_bytes: 0,
+            held_bytes_max,
+            held_moved: Cell::new(0),
+        }
     }
 
     /// The index reads waiting for a fetch wanted (`None`: no read waits).
@@ -68,6 +106,83 @@ impl<S: RaftLogStore> LogStorage<S> {
             waiting.push(context);
         }
         self.wanted.set(Some(self.wanted.get().map_or(index, |w| w.min(index))));
+    }
+
+    /// Holds `entries`, just appended to the store (contiguous, ascending): a held suffix from
+    /// their first index on was truncated with the store's and goes first.
+    pub fn hold(&mut self, entries: Vec<Entry>) {
+        let Some(first) = entries.first().map(|e| e.index) else { return };
+        let held = self.held.get_mut();
+        while held.back().is_some_and(|h| h.entry.index >= first) {
+            self.held_bytes -= held.pop_back().expect("back exists").len;
+        }
+        if held.back().is_some_and(|h| h.entry.index + 1 != first) {
+            // Not contiguous (entries in between came from a snapshot): start again.
+            held.clear();
+            self.held_bytes = 0;
+        }
+        for entry in entries {
+            let len = entry.data.len() as u64;
+            self.held_bytes += len;
+            held.push_back(Held { entry, len, taken: false });
+        }
+        while self.held_bytes > self.held_bytes_max {
+            self.held_bytes -= held.pop_front().expect("bytes held means entries held").len;
+        }
+    }
+
+    /// Forgets held entries up to `index` (applied; `u64::MAX`: all of them, a snapshot replaced
+    /// the log).
+    pub fn release_held(&mut self, index: u64) {
+        let held = self.held.get_mut();
+        while held.front().is_some_and(|h| h.entry.index <= index) {
+            self.held_bytes -= held.pop_front().expect("front exists").len;
+        }
+    }
+
+    /// Whether the entry at `index` is held whole (a synchronous read of it needs no device read).
+    pub fn holds(&self, index: u64) -> bool {
+        self.held_len(index).is_some()
+    }
+
+    /// Held entries a synchronous read took whole (a `Ready`'s committed entries: applied from
+    /// the buffer proposed, not read back).
+    pub fn held_moved(&self) -> u64 {
+        self.held_moved.get()
+    }
+
+    /// Payload bytes held now (buffers moved out count until released).
+    pub fn held_bytes(&self) -> u64 {
+        self.held_bytes
+    }
+
+    /// Where the entry at `index` is in `held`, if it is held whole (not moved out).
+    fn held_at(held: &VecDeque<Held>, index: u64) -> Option<usize> {
+        let at = usize::try_from(index.checked_sub(held.front()?.entry.index)?).ok()?;
+        held.get(at).filter(|h| !h.taken).map(|_| at)
+    }
+
+    /// The payload length of the entry at `index` if it is held whole, else `None` (read it from
+    /// the store).
+    fn held_len(&self, index: u64) -> Option<usize> {
+        let held = self.held.borrow();
+        Self::held_at(&held, index).map(|at| held[at].entry.data.len())
+    }
+
+    /// The held entry at `index` (`held_len` said it is held whole), moved out for a synchronous
+    /// read (`take`) or copied.
+    fn held_entry(&self, index: u64, take: bool) -> Entry {
+        let mut held = self.held.borrow_mut();
+        let at = Self::held_at(&held, index).expect("held_len found it");
+        let h = &mut held[at];
+        if !take {
+            return h.entry.clone();
+        }
+        h.taken = true;
+        self.held_moved.set(self.held_moved.get() + 1);
+        let mut rest = Entry { term: h.entry.term, index: h.entry.index, ..Default::default() };
+        rest.set_entry_type(h.entry.get_entry_type());
+        std::mem::replace(&mut h.entry, rest)
     }
 
     /// The store.
@@ -148,6 +263,14 @@ impl<S: RaftLogStore> Storage for LogStorage<S> {
         let mut out = Vec::with_capacity((high - low) as usize);
         let mut size = 0u64;
         for index in low..high {
+            if let Some(len) = self.held_len(index) {
+                size += entry_size(len);
+                if !out.is_empty() && size > max_size {
+                    break;
+                }
+                out.push(self.held_entry(index, !context.can_async()));
+                continue;
+            }
             let e = match self.store.entry(index) {
                 Ok(e) => e,
                 // A short answer: raft-rs takes it as the size limit and asks for the rest later.

@@ -110,7 +110,7 @@ fn log_storage_limits_entries_by_size_but_returns_at_least_one() {
     let mut s = MemLogStore::new(0);
     let big = vec![7u8; 100];
     s.append(&[entry(1, 1, &big), entry(2, 1, &big), entry(3, 1, &big)]).unwrap();
-    let storage = LogStorage::new(s);
+    let storage = LogStorage::new(s, RaftGroupConfig::default().held_bytes_max);
     let all = storage.entries(1, 4, None, GetEntriesContext::empty(false)).unwrap();
     assert_eq!(all.len(), 3);
     let one = storage.entries(1, 4, 1, GetEntriesContext::empty(false)).unwrap();
