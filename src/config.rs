@@ -65,6 +65,9 @@ pub struct Config {
     /// Limits of the KV projection (the same on every replica).
     #[serde(default)]
     pub kv: KvConfig,
+    /// TCP clients on the data plane's port (RESP, the binary protocol over TCP).
+    #[serde(default)]
+    pub tcp: TcpConfig,
 }
 
 /// Which block device backs each partition's log.
@@ -515,6 +518,7 @@ impl Config {
         self.validate_kernel()?;
         self.validate_storage()?;
         self.validate_kv()?;
+        self.tcp.validate(self.net.datagram_bytes_max)?;
         self.validate_sizes(limits::machine_memory_bytes())?;
         match (&self.dpdk, self.net.backend) {
             (Some(d), _) => d.validate(self)?,
@@ -534,8 +538,10 @@ impl Config {
 }
 
 mod limits;
+mod tcp;
 mod validate;
 pub use limits::{machine_memory_bytes, MemoryEstimate, MemoryPart};
+pub use tcp::TcpConfig;
 
 #[cfg(test)]
 mod tests;

@@ -155,6 +155,19 @@ impl Engine {
         Outcome::Reply(w.finish())
     }
 
+    /// Runs one request that came without a datagram (a command read from a connection: the
+    /// connection's codec made it), writing an OK answer's body into `out`; counted like a frame.
+    pub fn handle_request(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<Answer, Status> {
+        self.counters.requests += 1;
+        let answer = self.dispatcher.dispatch(req, out);
+        match answer {
+            Ok(Answer::Now(_)) => self.counters.answers_ok += 1,
+            Ok(Answer::Later) => self.counters.answers_later += 1,
+            Err(_) => self.counters.answers_error += 1,
+        }
+        answer
+    }
+
     /// Checks the framing of the whole datagram, then runs every frame (or none); returns how many
     /// requests were taken over to be answered later.
     fn run_frames(

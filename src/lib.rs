@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod conn;
 pub mod dispatch;
 pub mod engine;
 pub mod inbox;

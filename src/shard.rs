@@ -34,6 +34,7 @@
 //! an answer nobody reserved for can find the backlog full: counted in `tx_queue_full`). The shard
 //! holds at most `answers_reserved_max` buffers for late answers, a burst of replies and one spare.
 
+use crate::conn::Connections;
 use crate::engine::{Engine, EngineCounters, Outcome};
 use crate::wire::Status;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -185,6 +186,10 @@ pub struct Shard<P: PacketIo> {
     /// ... and, when not empty, it waits only on I/O completing on these descriptors
     /// (`ShardService::wait_fds`).
     wait_fds: Vec<i32>,
+    /// The shard's TCP connections, if it serves any (`with_connections`).
+    conns: Option<Connections>,
+    /// The connections had work after the last iteration.
+    conns_busy: bool,
 }
 
 impl<P: PacketIo> std::fmt::Debug for Shard<P> {
@@ -209,7 +214,20 @@ impl<P: PacketIo> Shard<P> {
             service: None,
             service_busy: false,
             wait_fds: Vec::with_capacity(WAIT_FDS_CAPACITY),
+            conns: None,
+            conns_busy: false,
         }
+    }
+
+    /// Adds the shard's stream connections, serviced every iteration.
+    pub fn with_connections(mut self, conns: Connections) -> Self {
+        self.conns = Some(conns);
+        self
+    }
+
+    /// The shard's connections, if any.
+    pub fn connections(&self) -> Option<&Connections> {
+        self.conns.as_ref()
     }
 
     /// Adds the service run after each burst, handing it the shard's reservations.
@@ -230,20 +248,35 @@ impl<P: PacketIo> Shard<P> {
         if self.service.is_some() {
             self.late.refill(&mut self.io);
         }
-        let received = if self.service_busy && !self.wait_fds.is_empty() {
-            self.io.rx_burst_or_wait(&mut self.rx, &self.wait_fds)
-        } else if self.service_busy {
-            self.io.rx_burst_no_wait(&mut self.rx)
-        } else {
-            self.io.rx_burst(&mut self.rx)
-        };
+        let received = self.receive();
         if received == 0 {
             self.counters.idle_polls += 1;
         } else {
             self.answer_burst(received, now);
         }
+        if let Some(conns) = self.conns.as_mut() {
+            self.conns_busy = conns.poll(&mut self.engine, now);
+        }
         self.run_service(now);
         received
+    }
+
+    /// Takes a burst from the packet queue, sleeping when idle only where the backend does and
+    /// nothing is in flight, and then also woken by the connections' descriptor.
+    fn receive(&mut self) -> usize {
+        if self.conns_busy {
+            return self.io.rx_burst_no_wait(&mut self.rx);
+        }
+        if self.service_busy && !self.wait_fds.is_empty() {
+            return self.io.rx_burst_or_wait(&mut self.rx, &self.wait_fds);
+        }
+        if self.service_busy {
+            return self.io.rx_burst_no_wait(&mut self.rx);
+        }
+        match self.conns.as_ref().and_then(Connections::wait_fd) {
+            Some(fd) if self.io.sleeps_when_idle() => self.io.rx_burst_or_wait(&mut self.rx, &[fd]),
+            _ => self.io.rx_burst(&mut self.rx),
+        }
     }
 
     /// Runs the service's step and sends the late answers it hands over, gathered into one
@@ -253,9 +286,24 @@ impl<P: PacketIo> Shard<P> {
     /// clients unsure.
     fn run_service(&mut self, now: Nanos) {
         let Some(service) = self.service.as_mut() else { return };
-        let (io, late, counters) = (&mut self.io, &mut self.late, &mut self.counters);
+        let (io, late, counters, conns) = (&mut self.io, &mut self.late, &mut self.counters, &mut self.conns);
         late.send_some(io, counters);
-        let busy = service.poll(now, &mut |a: &LateAnswer<'_>| late.emit(io, counters, a));
+        let busy =
+            service.poll(now, &mut |a: &LateAnswer<'_>| match (a.peer.as_connection(), conns.as_mut()) {
+                // An answer for a connection: no transmit buffer, so its reservation returns free.
+                (Some(id), Some(conns)) => {
+                    late.reservations.release_taken();
+                    counters.late_answers += 1;
+                    conns.deliver(id, a);
+                }
+                (Some(_), None) => late.reservations.release_taken(), // no connections: cannot happen
+                (None, _) => late.emit(io, counters, a),
+            });
+        if let Some(conns) = self.conns.as_mut() {
+            // Sessions that got answers write them out and take their next requests.
+            conns.service(&mut self.engine, now);
+        }
+        let (io, late, counters) = (&mut self.io, &mut self.late, &mut self.counters);
         late.close_all(io, counters);
         late.send_some(io, counters);
         self.service_busy = busy || late.waiting();

@@ -8,6 +8,8 @@
 //! - [`block::BlockIo`]: asynchronous block storage for the log (submit, then poll completions):
 //!   io_uring with O_DIRECT on a file or raw device ([`block::uring`], the default), memory
 //!   ([`block::memory`]), and SPDK's NVMe driver behind the `spdk` feature.
+//! - [`StreamIo`]: one shard's TCP connections, handed over by an acceptor thread and polled
+//!   without blocking ([`tcp`]: non-blocking sockets under epoll).
 //! - [`Clock`]: monotonic time, read once per poll and passed down as a value.
 //!
 //! Invariants: this crate and `ffi/` are the only places with `unsafe`; every owned DPDK object frees
@@ -26,7 +28,10 @@ pub mod mem;
 pub mod net;
 pub mod packet_io;
 pub mod sim;
+pub mod stream;
+pub mod tcp;
 
 pub use batch::Batch;
 pub use clock::{Clock, MonotonicClock, Nanos};
 pub use packet_io::{IoCounters, PacketIo, Peer, RxDatagram, TxDatagram};
+pub use stream::{ConnId, Received, Sent, StreamCounters, StreamEvent, StreamIo};

@@ -123,7 +123,7 @@ pub(super) fn serve(
         let mut io = DpdkUdpIo::new(queue, pool, local, config.net.burst_size_max);
         io.set_payload_max(config.net.datagram_bytes_max);
         let router = routers[id].lock().expect("router slot").take();
-        run_shard(config, ShardParts { id, io, router, stop: &stop_for_shards, ready })
+        run_shard(config, ShardParts { id, io, router, conns: None, stop: &stop_for_shards, ready })
     })?;
     let stats = port.stats().map(|s| format!("{s:?}")).ok();
     drop(port);

@@ -17,11 +17,13 @@
 //! every shard has been joined; a log is formatted only when its store is created
 //! ([`storage::open_for_serve`], `vigil format`), never by a start (`format_if_blank = false`).
 
+pub mod acceptor;
 pub mod check;
 mod gate;
 mod partition_io;
 pub mod snapfile;
 pub mod storage;
+pub mod tcp;
 
 use crate::config::{Backend, Config, DurableMode, Fallback, StorageBackend};
 use crate::dispatch::{Dispatcher, Subsystem};
@@ -92,6 +94,9 @@ pub enum ServeError {
         /// What bind(2) said.
         error: std::io::Error,
     },
+    /// The TCP listeners or their acceptor could not start.
+    #[error("tcp: {0}")]
+    Tcp(String),
     /// A shard thread could not be spawned or died.
     #[error("shard {shard}: {reason}")]
     Shard {
@@ -287,6 +292,8 @@ struct ShardParts<'a, P> {
     id: usize,
     io: P,
     router: Option<Router>,
+    /// Its TCP connections, when the node serves TCP.
+    conns: Option<crate::conn::Connections>,
     stop: &'a AtomicBool,
     ready: &'a Starting,
 }
@@ -329,7 +336,7 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     open_device: impl Fn(u16) -> Result<D, String>,
     snapshot_dir: Option<&std::path::Path>,
 ) -> Option<ShardResult> {
-    let ShardParts { id, io, router, stop, ready } = parts;
+    let ShardParts { id, io, router, conns, stop, ready } = parts;
     let shards = config.node.shards;
     let total = config.storage.partitions(shards);
     let pconfig = partition_config(config);
@@ -391,6 +398,9 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     }
     let limits = crate::shard::ShardLimits::of(&config.net);
     let mut shard = Shard::new(id, io, engine, limits).with_service(Box::new(service));
+    if let Some(conns) = conns {
+        shard = shard.with_connections(conns);
+    }
     ready.ready(id);
     shard.run(&clock, stop);
     // Writes already proposed get their answers (or fail) before the shard goes.
@@ -401,6 +411,15 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     let calls = shard.engine().dispatcher().registered().collect();
     let report = shard.report();
     let mut lines: Vec<String> = kv.borrow().partitions().iter().map(partition_line).collect();
+    if let Some(conns) = shard.connections() {
+        let (c, s) = conns.counters();
+        lines.push(format!(
+            "shard {id} tcp: opened {} closed {} refused-full {} closed-by-session {} closed-input-too-large {} \
+             answers-for-closed {} rx-bytes {} tx-bytes {}",
+            c.opened, c.closed, s.refused_full, c.closed_by_session, c.closed_input_too_large,
+            c.answers_for_closed, s.rx_bytes, s.tx_bytes
+        ));
+    }
     let c = kv.borrow().counters();
     lines.push(format!(
         "shard {id} kv: forwarded {} forward-refused {} served-for-others {} stale {} busy-unreserved {}",
@@ -517,26 +536,45 @@ fn serve_kernel(
         recv_buffer_bytes: (config.kernel.recv_buffer_bytes > 0).then_some(config.kernel.recv_buffer_bytes),
         send_buffer_bytes: (config.kernel.send_buffer_bytes > 0).then_some(config.kernel.send_buffer_bytes),
     };
+    let mut tcp = tcp::prepare(config, Some(addr))?;
+    let tcp_line = tcp.as_ref().map_or(String::new(), |t| format!(" and tcp {:?} (RESP, binary)", t.addrs));
     let line = format!(
-        "backend={} shards={} listening on udp {addr} (kernel sockets)",
+        "backend={} shards={} listening on udp {addr}{tcp_line} (kernel sockets)",
         if backend == ActiveBackend::KernelFallback { "kernel-fallback" } else { "kernel" },
         config.node.shards
     );
     let shard_config = Arc::new(config.clone());
     let stop_for_shards = stop.clone();
     let routers = build_routers(config)?;
+    let streams = tcp.as_ref().map(tcp::TcpServing::shard_slots);
+    let acceptor = match tcp.as_mut() {
+        Some(t) => Some(t.spawn_acceptor(config, stop.clone())?),
+        None => None,
+    };
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
         let config = &shard_config;
         let router = routers[id].lock().expect("router slot").take();
+        let conns = streams.as_ref().and_then(|s| s.take(id));
         match KernelUdpIo::bind(&io_config) {
-            Ok(io) => run_shard(config, ShardParts { id, io, router, stop: &stop_for_shards, ready }),
+            Ok(io) => run_shard(config, ShardParts { id, io, router, conns, stop: &stop_for_shards, ready }),
             Err(source) => {
                 ready.refuse(false, ServeError::Bind { shard: id, addr, source });
                 None
             }
         }
-    })?;
-    Ok(report(backend, results, None))
+    });
+    stop.store(true, Ordering::Relaxed);
+    let acceptor_line = acceptor.map(|h| match h.join() {
+        Ok(Ok(c)) => format!(
+            "tcp acceptor: accepted {} handed {} refused-pending {} timed-out {} unknown-protocol {} refused-shard-busy {}",
+            c.accepted, c.handed, c.refused_pending, c.timed_out, c.unknown_protocol, c.refused_shard_busy
+        ),
+        Ok(Err(e)) => format!("tcp acceptor failed: {e}"),
+        Err(_) => "tcp acceptor panicked".to_string(),
+    });
+    let mut report = report(backend, results?, None);
+    report.partitions.extend(acceptor_line);
+    Ok(report)
 }
 
 /// Refuses an address another process already serves. The shards bind with `SO_REUSEPORT`, which

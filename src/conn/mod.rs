@@ -1,0 +1,399 @@
+//! A shard's stream connections (TCP on port 9000): bytes in, requests through the engine, bytes
+//! out, sans-IO over the `StreamIo` seam.
+//!
+//! The acceptor (`serve::acceptor`) tells each connection's protocol from its first bytes and hands
+//! it to a shard; from then on the shard's loop services it here, between its packet bursts:
+//! `poll` adopts new connections and reads those that became readable, each protocol's session
+//! parses what arrived and runs the requests through the same `Engine` as datagrams (with
+//! `Peer::connection` as their peer), and answers go into the connection's output and out with
+//! `send`. Writes answered later (once their log entry committed) come back through
+//! `deliver`, which hands them to their session by the connection id inside the peer.
+//!
+//! Limits (`ConnLimits`, from config): bytes buffered per connection on input (a request that does
+//! not fit is an error: the connection is told and closed) and on output (past it the session stops
+//! taking requests until the client reads: back-pressure through TCP, never unbounded memory; late
+//! answers of requests already taken still go in, so none is lost: they are bounded by the
+//! requests in flight); connections per shard are the backend's table.
+//!
+//! Invariants: a connection's requests run in the order they arrived and, per protocol, their
+//! answers leave in the order the protocol promises (RESP: request order; binary: by request id);
+//! nothing here blocks; buffers are allocated when a connection opens (never per request) and
+//! freed when it closes; a late answer for a connection that is gone is counted and dropped.
+
+pub mod binary;
+pub mod detect;
+
+use crate::engine::Engine;
+use crate::shard::LateAnswer;
+use binary::BinarySession;
+use vigil_pmd::{ConnId, Nanos, Peer, Received, Sent, StreamEvent, StreamIo};
+
+/// Protocol tags the acceptor gives connections.
+pub mod protocol_tag {
+    /// Protocol v1 datagrams, each preceded by its length.
+    pub const BINARY: u8 = 1;
+    /// RESP2/RESP3 (redis-cli, redis-benchmark, Redis client libraries).
+    pub const RESP: u8 = 2;
+}
+
+/// Limits of a shard's connections, from config.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    /// Bytes of unparsed input a connection may hold (its largest request).
+    pub input_bytes_max: usize,
+    /// Bytes of unsent output past which a connection's session takes no more requests.
+    pub output_bytes_max: usize,
+    /// Largest datagram (the binary protocol's frames, and the engine's answer scratch).
+    pub datagram_bytes_max: usize,
+    /// Connections per shard (the `StreamIo` table's size).
+    pub connections_max: usize,
+}
+
+/// What a session did with its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// It consumed this many bytes and can take more when they come.
+    Consumed(usize),
+    /// It consumed this many bytes and waits before it takes more: for answers it owes (run it
+    /// again after `deliver`) or, `for_output`, for its output to drain below the limit.
+    Wait {
+        /// Bytes consumed.
+        consumed: usize,
+        /// It waits for output room, not for answers.
+        for_output: bool,
+    },
+    /// It consumed this many bytes; the connection closes once its output is sent (QUIT, or an
+    /// error the stream cannot recover from).
+    Close {
+        /// Bytes consumed.
+        consumed: usize,
+    },
+}
+
+/// What a session runs requests with.
+pub struct Cx<'a> {
+    /// The shard's engine.
+    pub engine: &'a mut Engine,
+    /// The connection's peer (`Peer::connection`).
+    pub peer: Peer,
+    /// The poll iteration's time.
+    pub now: Nanos,
+    /// The connection's output.
+    pub output: &'a mut Vec<u8>,
+    /// Scratch for one answer (a datagram's size).
+    pub scratch: &'a mut [u8],
+    /// Largest datagram.
+    pub datagram_bytes_max: usize,
+    /// Output bytes past which sessions wait.
+    pub output_bytes_max: usize,
+}
+
+impl Cx<'_> {
+    /// Whether `bytes` more fit under the output limit.
+    pub fn output_has_room(&self, bytes: usize) -> bool {
+        self.output.len() + bytes <= self.output_bytes_max
+    }
+}
+
+/// A connection's protocol state.
+#[derive(Debug)]
+enum Session {
+    Binary(BinarySession),
+}
+
+/// One connection.
+#[derive(Debug)]
+struct Conn {
+    id: ConnId,
+    session: Session,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    /// Bytes of `output` already sent.
+    sent: usize,
+    /// The stream may hold bytes not read yet (edge-triggered readiness: read until WouldBlock).
+    readable: bool,
+    /// The session waits for answers: run it again after `deliver`.
+    waiting: bool,
+    /// The session waits for its output to drain: run it again once sent.
+    waiting_output: bool,
+    /// Close once the output is sent.
+    closing: bool,
+    /// The peer is gone: close now.
+    dead: bool,
+    /// In the work list.
+    queued: bool,
+}
+
+/// Counters of a shard's connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnCounters {
+    /// Connections opened.
+    pub opened: u64,
+    /// Connections closed (by either side).
+    pub closed: u64,
+    /// Connections closed for a request larger than `input_bytes_max`.
+    pub closed_input_too_large: u64,
+    /// Connections closed for a protocol error or by request (QUIT).
+    pub closed_by_session: u64,
+    /// Late answers for a connection that was already gone.
+    pub answers_for_closed: u64,
+    /// Connections handed over with a protocol tag this build does not serve.
+    pub unknown_protocol: u64,
+}
+
+/// A shard's connections over its `StreamIo`.
+pub struct Connections {
+    io: Box<dyn StreamIo>,
+    limits: ConnLimits,
+    conns: Vec<Option<Conn>>,
+    events: Vec<StreamEvent>,
+    work: Vec<u32>,
+    scratch: Vec<u8>,
+    counters: ConnCounters,
+}
+
+/// Events taken from the backend per poll.
+const EVENTS_PER_POLL_MAX: usize = 1024;
+
+impl Connections {
+    /// Connections over `io` with `limits`; allocates the table and the event list once.
+    pub fn new(io: Box<dyn StreamIo>, limits: ConnLimits) -> Self {
+        Self {
+            io,
+            limits,
+            conns: (0..limits.connections_max).map(|_| None).collect(),
+            events: Vec::with_capacity(2 * EVENTS_PER_POLL_MAX),
+            work: Vec::with_capacity(limits.connections_max),
+            scratch: vec![0; limits.datagram_bytes_max],
+            counters: ConnCounters::default(),
+        }
+    }
+
+    /// What was counted, with the backend's counters.
+    pub fn counters(&self) -> (ConnCounters, vigil_pmd::StreamCounters) {
+        (self.counters, self.io.counters())
+    }
+
+    /// The descriptor to sleep on besides the packet queue.
+    pub fn wait_fd(&self) -> Option<i32> {
+        self.io.wait_fd()
+    }
+
+    /// Adopts, reads, runs and writes what is ready; returns whether anything happened.
+    pub fn poll(&mut self, engine: &mut Engine, now: Nanos) -> bool {
+        self.events.clear();
+        self.io.poll(&mut self.events);
+        let busy = !self.events.is_empty() || !self.work.is_empty();
+        for i in 0..self.events.len() {
+            match self.events[i] {
+                StreamEvent::Opened { conn, protocol } => self.open(conn, protocol),
+                StreamEvent::Readable(conn) => self.mark(conn, |c| c.readable = true),
+                StreamEvent::Writable(conn) => self.mark(conn, |_| {}),
+            }
+        }
+        self.service(engine, now);
+        busy
+    }
+
+    /// Hands a late answer to its connection's session (the peer names the connection). The
+    /// session only records it (output, its pipeline): it runs no request here, since this is
+    /// called from inside the shard's service step; `service` runs the sessions afterwards.
+    pub fn deliver(&mut self, id: ConnId, a: &LateAnswer<'_>) {
+        let Some(conn) = self.conns.get_mut(id.slot as usize).and_then(Option::as_mut).filter(|c| c.id == id)
+        else {
+            self.counters.answers_for_closed += 1;
+            return;
+        };
+        match &mut conn.session {
+            Session::Binary(s) => s.answer(a, &mut conn.output, &mut self.scratch),
+        }
+        conn.waiting = false;
+        self.mark(id, |_| {});
+    }
+
+    /// Runs the work list (after `poll`, and after the shard's service delivered answers).
+    pub fn service(&mut self, engine: &mut Engine, now: Nanos) {
+        let mut i = 0;
+        while i < self.work.len() {
+            let slot = self.work[i];
+            i += 1;
+            let keep = self.service_one(slot, engine, now);
+            if let Some(conn) = self.conns[slot as usize].as_mut() {
+                conn.queued = keep;
+            }
+            if !keep {
+                self.work.swap_remove(i - 1);
+                i -= 1;
+            }
+        }
+    }
+
+    fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns.get_mut(id.slot as usize)?.as_mut().filter(|c| c.id == id)
+    }
+
+    fn mark(&mut self, id: ConnId, f: impl FnOnce(&mut Conn)) {
+        let Some(conn) = self.get_mut(id) else { return };
+        f(conn);
+        if !conn.queued {
+            conn.queued = true;
+            self.work.push(id.slot);
+        }
+    }
+
+    fn open(&mut self, id: ConnId, protocol: u8) {
+        let session = match protocol {
+            protocol_tag::BINARY => Session::Binary(BinarySession),
+            _ => {
+                self.counters.unknown_protocol += 1;
+                self.io.close(id);
+                return;
+            }
+        };
+        let Some(slot) = self.conns.get_mut(id.slot as usize) else {
+            self.io.close(id);
+            return;
+        };
+        self.counters.opened += 1;
+        *slot = Some(Conn {
+            id,
+            session,
+            input: Vec::with_capacity(INPUT_BYTES_FIRST.min(self.limits.input_bytes_max)),
+            output: Vec::with_capacity(OUTPUT_BYTES_FIRST),
+            sent: 0,
+            readable: false,
+            waiting: false,
+            waiting_output: false,
+            closing: false,
+            dead: false,
+            queued: false,
+        });
+    }
+
+    /// Services one connection; returns whether it stays in the work list (more to do without a
+    /// new event: output left to send is not, the backend reports `Writable`).
+    fn service_one(&mut self, slot: u32, engine: &mut Engine, now: Nanos) -> bool {
+        let Some(conn) = self.conns[slot as usize].as_mut() else { return false };
+        let id = conn.id;
+        read_some(self.io.as_mut(), conn, self.limits.input_bytes_max);
+        if !conn.dead && !conn.closing {
+            run_session(conn, engine, now, &mut self.scratch, &self.limits, &mut self.counters);
+        }
+        flush(self.io.as_mut(), conn);
+        let done_sending = conn.sent == conn.output.len();
+        if conn.dead || (conn.closing && done_sending) {
+            self.conns[slot as usize] = None;
+            self.io.close(id);
+            self.counters.closed += 1;
+            return false;
+        }
+        // Waiting for output room that the send just made: run again. (Output still unsent comes
+        // back with `Writable`.)
+        if conn.waiting_output && done_sending {
+            return true;
+        }
+        // Input left to read (the stream is not drained) and room to take it: come back.
+        conn.readable
+            && conn.input.len() < self.limits.input_bytes_max
+            && !conn.waiting
+            && !conn.waiting_output
+    }
+}
+
+/// Input buffer capacity a connection starts with (grows to `input_bytes_max` only if a request
+/// needs it).
+const INPUT_BYTES_FIRST: usize = 16 << 10;
+/// Output buffer capacity a connection starts with.
+const OUTPUT_BYTES_FIRST: usize = 16 << 10;
+/// Bytes read per `recv`.
+const READ_CHUNK: usize = 16 << 10;
+
+/// Reads what the stream holds, up to the input limit.
+fn read_some(io: &mut dyn StreamIo, conn: &mut Conn, input_bytes_max: usize) {
+    while conn.readable && conn.input.len() < input_bytes_max {
+        let at = conn.input.len();
+        let want = READ_CHUNK.min(input_bytes_max - at);
+        conn.input.resize(at + want, 0);
+        let got = io.recv(conn.id, &mut conn.input[at..]);
+        match got {
+            Received::Data(n) => conn.input.truncate(at + n),
+            Received::WouldBlock => {
+                conn.input.truncate(at);
+                conn.readable = false;
+            }
+            Received::Closed => {
+                conn.input.truncate(at);
+                conn.readable = false;
+                conn.dead = true;
+            }
+        }
+    }
+}
+
+/// Runs the session over the input; drops what it consumed.
+fn run_session(
+    conn: &mut Conn,
+    engine: &mut Engine,
+    now: Nanos,
+    scratch: &mut [u8],
+    limits: &ConnLimits,
+    counters: &mut ConnCounters,
+) {
+    // Output already sent is dropped first, so the output limit counts what is unsent.
+    if conn.sent > 0 {
+        conn.output.drain(..conn.sent);
+        conn.sent = 0;
+    }
+    let mut cx = Cx {
+        engine,
+        peer: Peer::connection(conn.id),
+        now,
+        output: &mut conn.output,
+        scratch,
+        datagram_bytes_max: limits.datagram_bytes_max,
+        output_bytes_max: limits.output_bytes_max,
+    };
+    let step = match &mut conn.session {
+        Session::Binary(s) => s.run(&conn.input, &mut cx),
+    };
+    let consumed = match step {
+        Step::Consumed(n) => {
+            (conn.waiting, conn.waiting_output) = (false, false);
+            n
+        }
+        Step::Wait { consumed, for_output } => {
+            (conn.waiting, conn.waiting_output) = (!for_output, for_output);
+            consumed
+        }
+        Step::Close { consumed } => {
+            conn.closing = true;
+            counters.closed_by_session += 1;
+            consumed
+        }
+    };
+    conn.input.drain(..consumed);
+    if conn.input.len() >= limits.input_bytes_max && !conn.waiting && !conn.waiting_output && !conn.closing {
+        // A request larger than the input limit: nothing more can be parsed from this stream.
+        counters.closed_input_too_large += 1;
+        conn.closing = true;
+    }
+}
+
+/// Sends what the output holds; the rest waits for `Writable`.
+fn flush(io: &mut dyn StreamIo, conn: &mut Conn) {
+    while conn.sent < conn.output.len() {
+        match io.send(conn.id, &conn.output[conn.sent..]) {
+            Sent::Bytes(0) => return,
+            Sent::Bytes(n) => conn.sent += n,
+            Sent::Closed => {
+                conn.dead = true;
+                return;
+            }
+        }
+    }
+    conn.output.clear();
+    conn.sent = 0;
+}
+
+#[cfg(test)]
+mod tests;
