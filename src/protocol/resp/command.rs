@@ -114,7 +114,7 @@ fn parse_checked<'a>(spec: &'static CommandSpec, args: Args<'a>) -> Result<Comma
         }
         CommandId::MGet => Command::MGet { keys: args.list(1, args.len()) },
         CommandId::MSet => {
-            if args.len() % 2 == 0 {
+            if args.len().is_multiple_of(2) {
                 return Err(CommandError::WrongArity { name: spec.name });
             }
             Command::MSet { pairs: args.list(1, args.len()) }

@@ -24,7 +24,11 @@ pub mod request;
 pub mod table;
 
 #[cfg(test)]
+mod tests_command;
+#[cfg(test)]
 mod tests_diff;
+#[cfg(test)]
+mod tests_reply;
 #[cfg(test)]
 mod tests_request;
 

@@ -22,8 +22,11 @@ fn encode(args: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// A request's arguments and the bytes it took.
+type Framed = (Vec<Vec<u8>>, usize);
+
 /// Ours: the first request's arguments and length, `None` if incomplete, `Err` if refused.
-fn ours(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, RespError> {
+fn ours(buf: &[u8]) -> Result<Option<Framed>, RespError> {
     let mut table = ArgTable::new(&LIMITS);
     Ok(match parse_request(buf, &mut table, &LIMITS)? {
         Parsed::Incomplete => None,
@@ -36,7 +39,7 @@ fn ours(buf: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, RespError> {
 }
 
 /// The oracle's reading of the first frame, when it is an array of bulk strings.
-fn oracle(buf: &[u8]) -> Option<Option<(Vec<Vec<u8>>, usize)>> {
+fn oracle(buf: &[u8]) -> Option<Option<Framed>> {
     match decode(buf) {
         Ok(None) => Some(None),
         Ok(Some((OwnedFrame::Array(frames), consumed))) => {

@@ -178,7 +178,7 @@ fn parsing_keeps_the_table_capacities() {
     let stream = b"*16\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n";
     assert!(matches!(parse_request(stream, &mut table, &LIMITS), Ok(Parsed::Request { .. })));
     assert_eq!(table.len(), 16);
-    let inline = [b"echo \"".as_slice(), &[b'x'; 64], b"\" ", &vec![b'y'; 50], b"\r\n"].concat();
+    let inline = [b"echo \"".as_slice(), &[b'x'; 64], b"\" ", &[b'y'; 50], b"\r\n"].concat();
     assert!(matches!(parse_request(&inline, &mut table, &LIMITS), Ok(Parsed::Request { .. })));
     assert_eq!(table.capacities(), before);
 }
