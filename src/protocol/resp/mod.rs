@@ -21,6 +21,7 @@ pub mod number;
 pub mod options;
 pub mod reply;
 pub mod request;
+pub mod spec;
 pub mod table;
 
 #[cfg(test)]
