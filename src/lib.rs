@@ -15,6 +15,7 @@ pub mod log;
 pub mod ops;
 pub mod partition;
 pub mod projection;
+pub mod protocol;
 pub mod raft;
 pub mod serve;
 pub mod shard;
