@@ -28,6 +28,10 @@ pub struct TcpConfig {
     /// Unsent answer bytes past which a connection's requests wait for the client to read.
     #[serde(default = "output_bytes_max")]
     pub output_bytes_max: usize,
+    /// Commands one RESP connection may have in flight (pipelined, waiting for their answers);
+    /// past it the connection's input waits.
+    #[serde(default = "pipeline_max")]
+    pub pipeline_max: usize,
     /// Connections accepted but not yet classified (their first bytes not in), at once.
     #[serde(default = "pending_max")]
     pub pending_max: usize,
@@ -52,6 +56,9 @@ fn input_bytes_max() -> usize {
 fn output_bytes_max() -> usize {
     1 << 20
 }
+fn pipeline_max() -> usize {
+    1024
+}
 fn pending_max() -> usize {
     1024
 }
@@ -67,6 +74,7 @@ impl Default for TcpConfig {
             connections_per_shard_max: connections_per_shard_max(),
             input_bytes_max: input_bytes_max(),
             output_bytes_max: output_bytes_max(),
+            pipeline_max: pipeline_max(),
             pending_max: pending_max(),
             first_bytes_timeout_ms: first_bytes_timeout_ms(),
             requirepass: String::new(),
@@ -98,6 +106,9 @@ impl TcpConfig {
                     2 * datagram_bytes_max
                 ),
             ));
+        }
+        if !(1..=65_536).contains(&self.pipeline_max) {
+            return Err(invalid("tcp.pipeline_max", "must be in 1..=65536"));
         }
         if !(1..=1_000_000).contains(&self.pending_max) {
             return Err(invalid("tcp.pending_max", "must be in 1..=1000000"));

@@ -22,10 +22,13 @@
 
 pub mod binary;
 pub mod detect;
+pub mod resp;
+mod resp_local;
 
 use crate::engine::Engine;
 use crate::shard::LateAnswer;
 use binary::BinarySession;
+use resp::{RespSession, RespSettings};
 use vigil_pmd::{ConnId, Nanos, Peer, Received, Sent, StreamEvent, StreamIo};
 
 /// Protocol tags the acceptor gives connections.
@@ -61,6 +64,12 @@ pub enum Step {
         consumed: usize,
         /// It waits for output room, not for answers.
         for_output: bool,
+    },
+    /// It consumed this many bytes and was refused for now (the shard's window of writes in
+    /// flight is full): run it again at the next poll.
+    Retry {
+        /// Bytes consumed.
+        consumed: usize,
     },
     /// It consumed this many bytes; the connection closes once its output is sent (QUIT, or an
     /// error the stream cannot recover from).
@@ -99,6 +108,7 @@ impl Cx<'_> {
 #[derive(Debug)]
 enum Session {
     Binary(BinarySession),
+    Resp(Box<RespSession>),
 }
 
 /// One connection.
@@ -116,6 +126,8 @@ struct Conn {
     waiting: bool,
     /// The session waits for its output to drain: run it again once sent.
     waiting_output: bool,
+    /// The session was refused for now (BUSY): run it again at the next poll.
+    retry: bool,
     /// Close once the output is sent.
     closing: bool,
     /// The peer is gone: close now.
@@ -145,6 +157,7 @@ pub struct ConnCounters {
 pub struct Connections {
     io: Box<dyn StreamIo>,
     limits: ConnLimits,
+    resp: RespSettings,
     conns: Vec<Option<Conn>>,
     events: Vec<StreamEvent>,
     work: Vec<u32>,
@@ -157,10 +170,11 @@ const EVENTS_PER_POLL_MAX: usize = 1024;
 
 impl Connections {
     /// Connections over `io` with `limits`; allocates the table and the event list once.
-    pub fn new(io: Box<dyn StreamIo>, limits: ConnLimits) -> Self {
+    pub fn new(io: Box<dyn StreamIo>, limits: ConnLimits, resp: RespSettings) -> Self {
         Self {
             io,
             limits,
+            resp,
             conns: (0..limits.connections_max).map(|_| None).collect(),
             events: Vec::with_capacity(2 * EVENTS_PER_POLL_MAX),
             work: Vec::with_capacity(limits.connections_max),
@@ -206,6 +220,7 @@ impl Connections {
         };
         match &mut conn.session {
             Session::Binary(s) => s.answer(a, &mut conn.output, &mut self.scratch),
+            Session::Resp(s) => s.answer(a, &mut conn.output),
         }
         conn.waiting = false;
         self.mark(id, |_| {});
@@ -244,6 +259,11 @@ impl Connections {
     fn open(&mut self, id: ConnId, protocol: u8) {
         let session = match protocol {
             protocol_tag::BINARY => Session::Binary(BinarySession),
+            protocol_tag::RESP => Session::Resp(Box::new(RespSession::new(
+                self.counters.opened + 1,
+                &self.resp,
+                self.limits.datagram_bytes_max,
+            ))),
             _ => {
                 self.counters.unknown_protocol += 1;
                 self.io.close(id);
@@ -264,6 +284,7 @@ impl Connections {
             readable: false,
             waiting: false,
             waiting_output: false,
+            retry: false,
             closing: false,
             dead: false,
             queued: false,
@@ -276,8 +297,9 @@ impl Connections {
         let Some(conn) = self.conns[slot as usize].as_mut() else { return false };
         let id = conn.id;
         read_some(self.io.as_mut(), conn, self.limits.input_bytes_max);
+        conn.retry = false;
         if !conn.dead && !conn.closing {
-            run_session(conn, engine, now, &mut self.scratch, &self.limits, &mut self.counters);
+            run_session(conn, engine, now, &mut self.scratch, &self.limits, &self.resp, &mut self.counters);
         }
         flush(self.io.as_mut(), conn);
         let done_sending = conn.sent == conn.output.len();
@@ -289,7 +311,7 @@ impl Connections {
         }
         // Waiting for output room that the send just made: run again. (Output still unsent comes
         // back with `Writable`.)
-        if conn.waiting_output && done_sending {
+        if (conn.waiting_output && done_sending) || conn.retry {
             return true;
         }
         // Input left to read (the stream is not drained) and room to take it: come back.
@@ -337,6 +359,7 @@ fn run_session(
     now: Nanos,
     scratch: &mut [u8],
     limits: &ConnLimits,
+    resp: &RespSettings,
     counters: &mut ConnCounters,
 ) {
     // Output already sent is dropped first, so the output limit counts what is unsent.
@@ -355,6 +378,7 @@ fn run_session(
     };
     let step = match &mut conn.session {
         Session::Binary(s) => s.run(&conn.input, &mut cx),
+        Session::Resp(s) => s.run(&conn.input, resp, &mut cx),
     };
     let consumed = match step {
         Step::Consumed(n) => {
@@ -363,6 +387,10 @@ fn run_session(
         }
         Step::Wait { consumed, for_output } => {
             (conn.waiting, conn.waiting_output) = (!for_output, for_output);
+            consumed
+        }
+        Step::Retry { consumed } => {
+            (conn.waiting, conn.waiting_output, conn.retry) = (false, false, true);
             consumed
         }
         Step::Close { consumed } => {

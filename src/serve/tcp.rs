@@ -5,8 +5,10 @@
 use super::acceptor::{self, AcceptorCounters, Listeners};
 use super::ServeError;
 use crate::config::Config;
+use crate::conn::resp::RespSettings;
 use crate::conn::{ConnLimits, Connections};
 use crate::inbox::Placement;
+use crate::protocol::resp::RespLimits;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,10 @@ use vigil_pmd::tcp::{Handoff, TcpStreams, TcpStreamsConfig};
 const EVENTS_PER_POLL: usize = 1024;
 /// Connections waiting for a shard to adopt them.
 const HANDOFF_MAX: usize = 1024;
+/// Arguments of one RESP command (the argument table's size, allocated per connection).
+const RESP_ARGS_MAX: usize = 1024;
+/// Longest inline RESP command (Redis's PROTO_INLINE_MAX_SIZE).
+const RESP_INLINE_BYTES_MAX: usize = 64 << 10;
 
 /// The TCP side of a starting node.
 pub struct TcpServing {
@@ -24,6 +30,7 @@ pub struct TcpServing {
     streams: Vec<Mutex<Option<TcpStreams>>>,
     handoffs: Vec<Arc<Handoff>>,
     limits: ConnLimits,
+    resp: RespSettings,
     /// Where it listens.
     pub addrs: Vec<SocketAddr>,
 }
@@ -65,7 +72,17 @@ pub fn prepare(
         connections_max: tcp.connections_per_shard_max,
     };
     let addrs = listeners.addrs();
-    Ok(Some(TcpServing { listeners: Some(listeners), streams, handoffs, limits, addrs }))
+    let resp = RespSettings {
+        limits: RespLimits {
+            args_max: RESP_ARGS_MAX,
+            arg_bytes_max: tcp.input_bytes_max,
+            inline_bytes_max: RESP_INLINE_BYTES_MAX.min(tcp.input_bytes_max),
+            request_bytes_max: tcp.input_bytes_max,
+        },
+        pipeline_max: tcp.pipeline_max,
+        requirepass: tcp.requirepass.as_bytes().to_vec(),
+    };
+    Ok(Some(TcpServing { listeners: Some(listeners), streams, handoffs, limits, resp, addrs }))
 }
 
 impl TcpServing {
@@ -91,6 +108,7 @@ impl TcpServing {
         Arc::new(ShardStreams {
             slots: self.streams.iter().map(|s| Mutex::new(s.lock().expect("slot").take())).collect(),
             limits: self.limits,
+            resp: self.resp.clone(),
         })
     }
 }
@@ -99,12 +117,13 @@ impl TcpServing {
 pub struct ShardStreams {
     slots: Vec<Mutex<Option<TcpStreams>>>,
     limits: ConnLimits,
+    resp: RespSettings,
 }
 
 impl ShardStreams {
     /// Shard `id`'s connections (once).
     pub fn take(&self, id: usize) -> Option<Connections> {
         let streams = self.slots.get(id)?.lock().expect("slot").take()?;
-        Some(Connections::new(Box::new(streams), self.limits))
+        Some(Connections::new(Box::new(streams), self.limits, self.resp.clone()))
     }
 }

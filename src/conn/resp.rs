@@ -1,0 +1,509 @@
+//! A RESP connection: Redis commands in, through the engine's KV opcodes, Redis replies out, in
+//! request order, with pipelining (docs/CLIENTS.md).
+//!
+//! Each command is parsed (`protocol::resp`) and run as one or more requests of the binary
+//! protocol's opcodes (a SET is one SET request, a DEL of three keys three DEL requests) through
+//! `Engine::handle_request`, with this connection's `Peer::connection` as their peer: a write goes
+//! to its partition's log and is answered once durable (`Answer::Later`, then `answer`), as
+//! Redis's `appendfsync always`; a key another shard owns is served through the inboxes like any
+//! request.
+//!
+//! Ordering, which is what pipelining clients rely on: replies leave in request order. Writes are
+//! dispatched as soon as they are parsed, while earlier ones still wait for their log entries (so
+//! a pipeline of SETs is one batch in the log); every other command (reads, and commands answered
+//! locally) waits until the writes before it are answered, so a GET after a SET on the same
+//! connection sees it. The commands waiting for answers are `pending`, oldest first; each knows
+//! the request ids it used, and the oldest is replied to as soon as its last answer is in.
+//!
+//! Back-pressure, never unbounded memory: at `pipeline_max` commands in flight, or with the output
+//! over its limit, parsing stops until answers drain. A request refused `BUSY` before anything was
+//! proposed (the shard's window of writes in flight is full) is retried at the next poll, from the
+//! part of the command not yet dispatched (`resume`); a `BUSY` that comes back late from another
+//! shard is an error reply (that write was not applied).
+//!
+//! Invariants: every command parsed is replied to exactly once, in order; nothing is allocated per
+//! command (the argument table, the request body scratch and the pipeline are sized at open);
+//! a protocol error is replied and closes the connection, a command error is replied and the
+//! connection goes on.
+
+use super::resp_local::{self, Local};
+use super::{Cx, Step};
+use crate::dispatch::{Answer, Request};
+use crate::protocol::resp::options::{SetCondition, SetTtl};
+use crate::protocol::resp::{
+    parse_command, parse_request, ArgList, ArgTable, Command, CommandError, Parsed, ReplyWriter, RespLimits,
+    RespVersion,
+};
+use crate::shard::LateAnswer;
+use crate::wire::{opcode, Status};
+use std::collections::VecDeque;
+
+/// Settings of a node's RESP sessions.
+#[derive(Clone, Debug)]
+pub struct RespSettings {
+    /// Bounds on one request.
+    pub limits: RespLimits,
+    /// Commands in flight per connection.
+    pub pipeline_max: usize,
+    /// `requirepass`: the password AUTH must give (empty: none).
+    pub requirepass: Vec<u8>,
+}
+
+/// What a command in flight replies once its answers are in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `+OK` (SET, MSET) or the first error.
+    Ok,
+    /// The integer `count` (DEL, EXISTS, INCR) or the first error.
+    Integer,
+    /// Nothing more: the reply was written as answers came (GET, MGET: each at the head).
+    Streamed,
+    /// `present` if the key's GET found it, else `absent` (TTL, PTTL, PERSIST).
+    Presence {
+        /// The reply when the key exists.
+        present: i64,
+        /// The reply when it does not.
+        absent: i64,
+    },
+}
+
+/// A command whose answers are not all in.
+#[derive(Debug)]
+struct Pending {
+    /// Its requests used ids `first_id..first_id + issued`.
+    first_id: u64,
+    issued: u64,
+    /// Answers still to come.
+    outstanding: u32,
+    /// Every request it needs was dispatched.
+    dispatched: bool,
+    kind: Kind,
+    count: i64,
+    error: Option<Status>,
+}
+
+/// The connection's state besides the argument table (split so a parsed command, which borrows
+/// the table, can run against it).
+#[derive(Debug)]
+struct State {
+    version: RespVersion,
+    authenticated: bool,
+    name: Vec<u8>,
+    id: u64,
+    pending: VecDeque<Pending>,
+    next_id: u64,
+    /// The command at the front of the input was partly dispatched: its next part.
+    resume: Option<usize>,
+    /// A request body being built (SET's key and value).
+    body: Vec<u8>,
+}
+
+/// One RESP connection.
+#[derive(Debug)]
+pub struct RespSession {
+    args: ArgTable,
+    st: State,
+}
+
+/// How running one command went.
+enum Ran {
+    /// Replied or in flight: consume it.
+    Done,
+    /// Must wait for the commands before it (not consumed).
+    Blocked,
+    /// Refused for now (BUSY before anything was proposed): try again at the next poll.
+    Busy,
+    /// Replied; close the connection once the output is sent.
+    Close,
+}
+
+impl RespSession {
+    /// A session for connection number `id` (CLIENT ID), sized by `settings`.
+    pub fn new(id: u64, settings: &RespSettings, datagram_bytes_max: usize) -> Self {
+        Self {
+            args: ArgTable::new(&settings.limits),
+            st: State {
+                version: RespVersion::Resp2,
+                authenticated: settings.requirepass.is_empty(),
+                name: Vec::new(),
+                id,
+                pending: VecDeque::with_capacity(settings.pipeline_max),
+                next_id: 1,
+                resume: None,
+                body: Vec::with_capacity(datagram_bytes_max),
+            },
+        }
+    }
+
+    /// Runs the commands at the front of `input`; returns what it consumed.
+    pub fn run(&mut self, input: &[u8], settings: &RespSettings, cx: &mut Cx<'_>) -> Step {
+        let mut used = 0;
+        loop {
+            if self.st.pending.len() >= settings.pipeline_max {
+                return Step::Wait { consumed: used, for_output: false };
+            }
+            if !cx.output_has_room(cx.datagram_bytes_max) {
+                return Step::Wait { consumed: used, for_output: true };
+            }
+            let consumed = match parse_request(&input[used..], &mut self.args, &settings.limits) {
+                Ok(Parsed::Incomplete) => return Step::Consumed(used),
+                Ok(Parsed::Empty { consumed }) => {
+                    used += consumed;
+                    continue;
+                }
+                Ok(Parsed::Request { consumed }) => consumed,
+                Err(e) => {
+                    ReplyWriter::new(cx.output, self.st.version).protocol_error(&e);
+                    return Step::Close { consumed: used };
+                }
+            };
+            let args = self.args.view(&input[used..]);
+            let ran = match parse_command(args) {
+                Ok(command) => self.st.run(command, settings, cx),
+                Err(e) => self.st.refuse(&e, cx),
+            };
+            match ran {
+                Ran::Done => used += consumed,
+                Ran::Blocked => return Step::Wait { consumed: used, for_output: false },
+                Ran::Busy => return Step::Retry { consumed: used },
+                Ran::Close => return Step::Close { consumed: used + consumed },
+            }
+        }
+    }
+
+    /// Takes a late answer for one of its requests (never runs a request: see `Connections`).
+    pub fn answer(&mut self, a: &LateAnswer<'_>, output: &mut Vec<u8>) {
+        self.st.answer(a, output);
+    }
+}
+
+impl State {
+    /// A command that did not parse: its error, in order.
+    fn refuse(&mut self, e: &CommandError<'_>, cx: &mut Cx<'_>) -> Ran {
+        if !self.pending.is_empty() {
+            return Ran::Blocked;
+        }
+        ReplyWriter::new(cx.output, self.version).command_error(e);
+        Ran::Done
+    }
+
+    fn run(&mut self, command: Command<'_>, settings: &RespSettings, cx: &mut Cx<'_>) -> Ran {
+        let writes = matches!(
+            command,
+            Command::Set { .. } | Command::Del { .. } | Command::IncrBy { .. } | Command::MSet { .. }
+        );
+        if !writes && !self.pending.is_empty() {
+            return Ran::Blocked;
+        }
+        if !self.authenticated
+            && !matches!(command, Command::Auth { .. } | Command::Hello { .. } | Command::Quit)
+        {
+            if !self.pending.is_empty() {
+                return Ran::Blocked;
+            }
+            ReplyWriter::new(cx.output, self.version).command_error(&CommandError::NoAuth);
+            return Ran::Done;
+        }
+        match command {
+            Command::Get { key } => self.get(key, cx),
+            Command::Set { key, value, condition: SetCondition::Always, get: false, ttl: SetTtl::Clear } => {
+                self.parts(Kind::Ok, 1, cx, |body, _| set_body(body, key, value))
+            }
+            Command::Set { .. } | Command::GetSet { .. } => self.unsupported(
+                b"ERR SET with NX, XX, GET or an expiry, and GETSET, are not supported by this Vigil yet",
+                cx,
+            ),
+            Command::MSet { pairs } => self.parts(Kind::Ok, pairs.len() / 2, cx, |body, i| {
+                set_body(body, pairs.get(2 * i), pairs.get(2 * i + 1))
+            }),
+            Command::Del { keys } => self.parts(Kind::Integer, keys.len(), cx, |body, i| {
+                body.extend_from_slice(keys.get(i));
+                opcode::DEL
+            }),
+            Command::IncrBy { key, delta } => self.parts(Kind::Integer, 1, cx, |body, _| {
+                body.extend_from_slice(&delta.to_le_bytes());
+                body.extend_from_slice(key);
+                opcode::INCR
+            }),
+            // EXISTS: how many of the keys exist (a key named twice counts twice, as in Redis).
+            Command::Exists { keys } => {
+                self.parts(Kind::Integer, keys.len(), cx, |body, i| get_body(body, keys.get(i)))
+            }
+            Command::MGet { keys } => self.mget(keys, cx),
+            // Keys have no expiry yet: TTL and PTTL are -1 for a key that exists, -2 for one that
+            // does not; PERSIST is 0 either way (after looking the key up, as Redis does).
+            Command::Ttl { key, .. } => {
+                self.parts(Kind::Presence { present: -1, absent: -2 }, 1, cx, |body, _| get_body(body, key))
+            }
+            Command::Persist { key } => {
+                self.parts(Kind::Presence { present: 0, absent: 0 }, 1, cx, |body, _| get_body(body, key))
+            }
+            Command::Expire { .. } => {
+                self.unsupported(b"ERR EXPIRE and PEXPIRE are not supported by this Vigil yet", cx)
+            }
+            Command::DbSize => self.unsupported(b"ERR DBSIZE is not supported by this Vigil yet", cx),
+            other => {
+                let local = Local {
+                    version: &mut self.version,
+                    authenticated: &mut self.authenticated,
+                    name: &mut self.name,
+                    id: self.id,
+                    requirepass: &settings.requirepass,
+                };
+                match resp_local::run(other, local, cx) {
+                    resp_local::Outcome::Replied => Ran::Done,
+                    resp_local::Outcome::Close => Ran::Close,
+                }
+            }
+        }
+    }
+
+    fn unsupported(&mut self, text: &[u8], cx: &mut Cx<'_>) -> Ran {
+        ReplyWriter::new(cx.output, self.version).error(text);
+        Ran::Done
+    }
+
+    /// One request through the engine: `build` writes its body and returns its opcode; its id is
+    /// the next one (kept for the retry when the answer is BUSY).
+    fn dispatch(
+        &mut self,
+        build: impl FnOnce(&mut Vec<u8>) -> u8,
+        cx: &mut Cx<'_>,
+    ) -> (u8, Result<Answer, Status>) {
+        self.body.clear();
+        let op = build(&mut self.body);
+        let req = Request {
+            opcode: op,
+            request_id: self.next_id,
+            client_id: crate::kv::ANONYMOUS_CLIENT,
+            body: &self.body,
+            now: cx.now,
+            peer: cx.peer,
+        };
+        let answer = cx.engine.handle_request(&req, cx.scratch);
+        if answer != Err(Status::Busy) {
+            self.next_id += 1;
+        }
+        (op, answer)
+    }
+
+    /// Opens the pending entry of a command whose requests start now.
+    fn open(&mut self, kind: Kind) {
+        self.pending.push_back(Pending {
+            first_id: self.next_id,
+            issued: 0,
+            outstanding: 0,
+            dispatched: false,
+            kind,
+            count: 0,
+            error: None,
+        });
+    }
+
+    /// Dispatches parts `resume..count` of a command (`part(body, i)` builds part i and returns
+    /// its opcode) into the pending entry at the back, opened at part 0.
+    fn parts(
+        &mut self,
+        kind: Kind,
+        count: usize,
+        cx: &mut Cx<'_>,
+        mut part: impl FnMut(&mut Vec<u8>, usize) -> u8,
+    ) -> Ran {
+        let start = self.resume.take().unwrap_or(0);
+        if start == 0 {
+            self.open(kind);
+        }
+        for i in start..count {
+            let (op, answer) = self.dispatch(|b| part(b, i), cx);
+            let p = self.pending.back_mut().expect("opened above");
+            match answer {
+                Err(Status::Busy) => {
+                    self.resume = Some(i);
+                    return Ran::Busy;
+                }
+                Ok(Answer::Later) => p.outstanding += 1,
+                Ok(Answer::Now(n)) => fold(p, op, Status::Ok, &cx.scratch[..n]),
+                Err(status) => fold(p, op, status, &[]),
+            }
+            p.issued += 1;
+        }
+        self.pending.back_mut().expect("opened above").dispatched = true;
+        self.reply_ready(cx.output);
+        Ran::Done
+    }
+
+    /// GET: the value now, or (a key another shard owns) when its answer comes.
+    fn get(&mut self, key: &[u8], cx: &mut Cx<'_>) -> Ran {
+        let first_id = self.next_id;
+        match self.dispatch(|b| get_body(b, key), cx).1 {
+            Err(Status::Busy) => Ran::Busy,
+            Ok(Answer::Later) => {
+                self.pending.push_back(streamed(first_id));
+                Ran::Done
+            }
+            Ok(Answer::Now(n)) => {
+                ReplyWriter::new(cx.output, self.version).bulk(value_of(&cx.scratch[..n]));
+                Ran::Done
+            }
+            Err(status) => {
+                write_get_failure(&mut ReplyWriter::new(cx.output, self.version), status);
+                Ran::Done
+            }
+        }
+    }
+
+    /// MGET: the array's values in order, each as it comes; a key answered later stops the
+    /// command until its answer is in, and the rest follow (`resume`).
+    fn mget(&mut self, keys: ArgList<'_>, cx: &mut Cx<'_>) -> Ran {
+        let start = match self.resume.take() {
+            Some(i) => i,
+            None => {
+                ReplyWriter::new(cx.output, self.version).array(keys.len());
+                0
+            }
+        };
+        for i in start..keys.len() {
+            let first_id = self.next_id;
+            match self.dispatch(|b| get_body(b, keys.get(i)), cx).1 {
+                Err(Status::Busy) => {
+                    self.resume = Some(i);
+                    return Ran::Busy;
+                }
+                Ok(Answer::Later) => {
+                    self.pending.push_back(streamed(first_id));
+                    if i + 1 < keys.len() {
+                        // The rest once this one is in: the command stays at the input's front.
+                        self.resume = Some(i + 1);
+                        return Ran::Blocked;
+                    }
+                }
+                Ok(Answer::Now(n)) => {
+                    ReplyWriter::new(cx.output, self.version).bulk(value_of(&cx.scratch[..n]))
+                }
+                Err(_) => ReplyWriter::new(cx.output, self.version).null(),
+            }
+        }
+        Ran::Done
+    }
+
+    fn answer(&mut self, a: &LateAnswer<'_>, output: &mut Vec<u8>) {
+        let at = self.pending.partition_point(|p| p.first_id + p.issued <= a.request_id);
+        let Some(p) = self.pending.get_mut(at).filter(|p| p.first_id <= a.request_id) else { return };
+        p.outstanding = p.outstanding.saturating_sub(1);
+        match p.kind {
+            Kind::Streamed => {
+                // GET / MGET: the head (reads run only with nothing before them).
+                let mut w = ReplyWriter::new(output, self.version);
+                match a.status {
+                    Status::Ok => w.bulk(value_of(a.body)),
+                    status => write_get_failure(&mut w, status),
+                }
+            }
+            _ => fold(p, a.opcode, a.status, a.body),
+        }
+        self.reply_ready(output);
+    }
+
+    /// Replies to the commands at the front whose answers are all in.
+    fn reply_ready(&mut self, output: &mut Vec<u8>) {
+        while let Some(p) = self.pending.front() {
+            if p.outstanding > 0 || !p.dispatched {
+                return;
+            }
+            let p = self.pending.pop_front().expect("front exists");
+            let mut w = ReplyWriter::new(output, self.version);
+            match (p.kind, p.error) {
+                (Kind::Streamed, _) => {}
+                (_, Some(status)) => w.error(status_text(status)),
+                (Kind::Ok, None) => w.ok(),
+                (Kind::Integer | Kind::Presence { .. }, None) => w.integer(p.count),
+            }
+        }
+    }
+}
+
+/// A GET whose answer comes later, replied to as it comes (it is at the head: see the header).
+fn streamed(first_id: u64) -> Pending {
+    Pending {
+        first_id,
+        issued: 1,
+        outstanding: 1,
+        dispatched: true,
+        kind: Kind::Streamed,
+        count: 0,
+        error: None,
+    }
+}
+
+/// Folds one answer into its pending command.
+fn fold(p: &mut Pending, op: u8, status: Status, body: &[u8]) {
+    match p.kind {
+        Kind::Presence { present, absent } => p.count = if status == Status::Ok { present } else { absent },
+        _ => absorb(p, op, status, body),
+    }
+}
+
+/// Folds one answer into a pending write: INCR's value, DEL's count, the first error.
+fn absorb(p: &mut Pending, op: u8, status: Status, body: &[u8]) {
+    match (op, status) {
+        (opcode::INCR, Status::Ok) if body.len() >= 8 => {
+            p.count = i64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
+        }
+        (opcode::DEL, Status::Ok) => p.count += i64::from(body.first().copied().unwrap_or(0)),
+        (opcode::DEL, Status::NotFound) => {}
+        (opcode::GET, Status::Ok) => p.count += 1,
+        (opcode::GET, Status::NotFound) => {}
+        (_, Status::Ok) => {}
+        (_, status) => {
+            p.error.get_or_insert(status);
+        }
+    }
+}
+
+/// A GET request body: the key.
+fn get_body(body: &mut Vec<u8>, key: &[u8]) -> u8 {
+    body.extend_from_slice(key);
+    opcode::GET
+}
+
+/// A SET request body: `u16 key_len, key, value`.
+fn set_body(body: &mut Vec<u8>, key: &[u8], value: &[u8]) -> u8 {
+    body.extend_from_slice(&(key.len().min(u16::MAX as usize) as u16).to_le_bytes());
+    body.extend_from_slice(key);
+    body.extend_from_slice(value);
+    opcode::SET
+}
+
+/// A GET answer's value (after its version).
+fn value_of(body: &[u8]) -> &[u8] {
+    body.get(8..).unwrap_or(&[])
+}
+
+fn write_get_failure(w: &mut ReplyWriter<'_>, status: Status) {
+    match status {
+        Status::NotFound => w.null(),
+        other => w.error(status_text(other)),
+    }
+}
+
+/// The error reply for a status (Redis's texts where Redis has the case).
+pub fn status_text(status: Status) -> &'static [u8] {
+    match status {
+        Status::NotInteger => b"ERR value is not an integer or out of range",
+        Status::Overflow => b"ERR increment or decrement would overflow",
+        Status::KeyTooLarge => b"ERR key is larger than kv.key_bytes_max",
+        Status::ValueTooLarge => b"ERR value is larger than kv.value_bytes_max (or the datagram)",
+        Status::BadLength => b"ERR key is longer than 65535 bytes",
+        Status::Full => {
+            b"OOM the store is full (kv.keys_max or kv.data_bytes_max); the write was not applied"
+        }
+        Status::Busy => {
+            b"BUSY too many writes in flight on the shard owning this key; the write was not applied, retry"
+        }
+        Status::NotLeader => b"TRYAGAIN this node does not lead the key's partition now",
+        Status::Unavailable => {
+            b"ERR the key's partition is unavailable (its log failed); see the server's log"
+        }
+        _ => b"ERR internal error",
+    }
+}

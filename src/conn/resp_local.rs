@@ -1,0 +1,196 @@
+//! The RESP commands a connection answers itself, without the store: PING, ECHO, COMMAND, INFO,
+//! CONFIG GET, HELLO, CLIENT, SELECT, AUTH, QUIT. Their replies have Redis 7's shapes, so client
+//! libraries (redis-py's handshake, redis-cli's hints, redis-benchmark's CONFIG GET) work.
+//!
+//! Invariant: each call writes exactly one reply.
+
+use super::Cx;
+use crate::protocol::resp::introspect::write_introspect;
+use crate::protocol::resp::options::ClientAttr;
+use crate::protocol::resp::{ArgList, Command, CommandError, ReplyWriter, RespVersion};
+
+/// The version Vigil reports as `redis_version` (the Redis release whose commands and replies it
+/// follows; clients gate features on it).
+pub const REDIS_VERSION: &str = "7.0.0";
+
+/// The connection state local commands read and change.
+pub struct Local<'a> {
+    /// RESP2 or RESP3 (HELLO).
+    pub version: &'a mut RespVersion,
+    /// AUTH given (or none needed).
+    pub authenticated: &'a mut bool,
+    /// CLIENT SETNAME.
+    pub name: &'a mut Vec<u8>,
+    /// CLIENT ID.
+    pub id: u64,
+    /// `tcp.requirepass` (empty: none).
+    pub requirepass: &'a [u8],
+}
+
+/// What to do after the reply.
+pub enum Outcome {
+    /// Go on.
+    Replied,
+    /// Close once it is sent (QUIT).
+    Close,
+}
+
+/// Answers a local command.
+pub fn run(command: Command<'_>, local: Local<'_>, cx: &mut Cx<'_>) -> Outcome {
+    if let Command::Hello { protover, auth, setname } = command {
+        hello(cx.output, local, protover, auth, setname);
+        return Outcome::Replied;
+    }
+    let mut w = ReplyWriter::new(cx.output, *local.version);
+    match command {
+        Command::Ping { message: None } => w.simple(b"PONG"),
+        Command::Ping { message: Some(m) } | Command::Echo { message: m } => w.bulk(m),
+        Command::Introspect(what) => write_introspect(&mut w, what),
+        Command::Info { sections } => info(&mut w, sections, cx.engine.counters().requests),
+        Command::ConfigGet { patterns } => config_get(&mut w, patterns),
+        Command::ClientSetName { name } => {
+            local.name.clear();
+            local.name.extend_from_slice(name);
+            w.ok();
+        }
+        Command::ClientGetName => w.bulk_or_null((!local.name.is_empty()).then_some(&local.name[..])),
+        Command::ClientId => w.integer(local.id as i64),
+        Command::ClientSetInfo { attr: ClientAttr::LibName | ClientAttr::LibVer, .. } => w.ok(),
+        Command::Select { db: 0 } => w.ok(),
+        Command::Select { .. } => w.command_error(&CommandError::DbIndexOutOfRange),
+        Command::Auth { username, password } => match check_auth(local.requirepass, username, password) {
+            Ok(()) => {
+                *local.authenticated = true;
+                w.ok();
+            }
+            Err(e) => w.command_error(&e),
+        },
+        Command::Quit => {
+            w.ok();
+            return Outcome::Close;
+        }
+        // The store's commands are the session's (resp.rs); never routed here.
+        _ => w.error(b"ERR internal error: a store command reached the local commands"),
+    }
+    Outcome::Replied
+}
+
+/// AUTH's check: the default user (or none named) with `requirepass`.
+fn check_auth(
+    requirepass: &[u8],
+    username: Option<&[u8]>,
+    password: &[u8],
+) -> Result<(), CommandError<'static>> {
+    if requirepass.is_empty() {
+        return Err(CommandError::AuthNotConfigured);
+    }
+    let user_ok = username.is_none_or(|u| u == b"default");
+    // Compared whole, in time independent of where they differ.
+    let same = password.len() == requirepass.len()
+        && password.iter().zip(requirepass).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if user_ok && same {
+        Ok(())
+    } else {
+        Err(CommandError::WrongPass)
+    }
+}
+
+/// HELLO [protover [AUTH user pass] [SETNAME name]]: authenticates and names the connection,
+/// switches the protocol, and answers the server's map in the new protocol.
+fn hello(
+    output: &mut Vec<u8>,
+    local: Local<'_>,
+    protover: Option<u8>,
+    auth: Option<(&[u8], &[u8])>,
+    setname: Option<&[u8]>,
+) {
+    if let Some((user, pass)) = auth {
+        if let Err(e) = check_auth(local.requirepass, Some(user), pass) {
+            ReplyWriter::new(output, *local.version).command_error(&e);
+            return;
+        }
+        *local.authenticated = true;
+    } else if !*local.authenticated {
+        ReplyWriter::new(output, *local.version).command_error(&CommandError::NoAuth);
+        return;
+    }
+    if let Some(name) = setname {
+        local.name.clear();
+        local.name.extend_from_slice(name);
+    }
+    if let Some(v) = protover {
+        *local.version = if v == 3 { RespVersion::Resp3 } else { RespVersion::Resp2 };
+    }
+    let mut w = ReplyWriter::new(output, *local.version);
+    w.map(7);
+    w.bulk(b"server");
+    w.bulk(b"redis");
+    w.bulk(b"version");
+    w.bulk(REDIS_VERSION.as_bytes());
+    w.bulk(b"proto");
+    w.integer(if *local.version == RespVersion::Resp3 { 3 } else { 2 });
+    w.bulk(b"id");
+    w.integer(local.id as i64);
+    w.bulk(b"mode");
+    w.bulk(b"standalone");
+    w.bulk(b"role");
+    w.bulk(b"master");
+    w.bulk(b"modules");
+    w.array(0);
+}
+
+/// INFO's sections (all of them when none is named; unknown names give nothing, as in Redis).
+fn info(w: &mut ReplyWriter<'_>, sections: ArgList<'_>, commands: u64) {
+    let want = |name: &str| {
+        sections.is_empty()
+            || sections.iter().any(|s| {
+                s.eq_ignore_ascii_case(name.as_bytes())
+                    || s.eq_ignore_ascii_case(b"all")
+                    || s.eq_ignore_ascii_case(b"everything")
+                    || s.eq_ignore_ascii_case(b"default")
+            })
+    };
+    let mut text = String::with_capacity(512);
+    if want("server") {
+        text.push_str("# Server\r\n");
+        text.push_str(&format!("redis_version:{REDIS_VERSION}\r\n"));
+        text.push_str(&format!("vigil_version:{}\r\n", env!("CARGO_PKG_VERSION")));
+        text.push_str("redis_mode:standalone\r\nos:Linux\r\narch_bits:64\r\nmultiplexing_api:epoll\r\n\r\n");
+    }
+    if want("persistence") {
+        // Every write is answered once it is in the log on disk: Redis's AOF with fsync always.
+        text.push_str("# Persistence\r\nloading:0\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\n");
+        text.push_str("rdb_bgsave_in_progress:0\r\n\r\n");
+    }
+    if want("stats") {
+        text.push_str(&format!("# Stats\r\ntotal_commands_processed:{commands}\r\n\r\n"));
+    }
+    if want("keyspace") {
+        text.push_str("# Keyspace\r\n");
+    }
+    w.verbatim(b"txt", text.as_bytes());
+}
+
+/// CONFIG GET: what clients ask for (redis-benchmark: `save`, `appendonly`), the rest empty.
+fn config_get(w: &mut ReplyWriter<'_>, patterns: ArgList<'_>) {
+    const KNOWN: [(&[u8], &[u8]); 4] =
+        [(b"save", b""), (b"appendonly", b"yes"), (b"appendfsync", b"always"), (b"databases", b"1")];
+    let matches = |name: &[u8]| patterns.iter().any(|p| glob(p, name));
+    let n = KNOWN.iter().filter(|(name, _)| matches(name)).count();
+    w.map(n);
+    for (name, value) in KNOWN.iter().filter(|(name, _)| matches(name)) {
+        w.bulk(name);
+        w.bulk(value);
+    }
+}
+
+/// Redis's glob for CONFIG GET patterns: `*`, `?` and literal bytes, case-insensitive.
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&pattern[1..], name) || (!name.is_empty() && glob(pattern, &name[1..])),
+        (Some(b'?'), Some(_)) => glob(&pattern[1..], &name[1..]),
+        (Some(p), Some(n)) if p.eq_ignore_ascii_case(n) => glob(&pattern[1..], &name[1..]),
+        _ => false,
+    }
+}
