@@ -5,7 +5,7 @@ VIGIL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DRY_RUN="${DRY_RUN:-0}"
 
 # Packages the build and the tests need (Debian bookworm names).
-VIGIL_PACKAGES=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev iproute2 iputils-ping kmod procps python3 chromium protobuf-compiler fio ethtool)
+VIGIL_PACKAGES=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev iproute2 iputils-ping kmod procps python3 python3-venv chromium protobuf-compiler fio ethtool redis-tools)
 
 ok()   { printf '[OK]   %s\n' "$*"; }
 fail() { printf '[FAIL] %s\n' "$*"; }
@@ -43,6 +43,19 @@ ensure_packages() {
     run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
         || die "apt-get install ${missing[*]} failed"
     ok "installed: ${missing[*]}"
+}
+
+# The `redis` Python package from PyPI in a virtual environment of its own (target/py), for the
+# RESP tests' redis-py client (tests/serve_resp.rs); nothing is installed into the system's Python.
+ensure_python_redis() {
+    local py="$VIGIL_ROOT/target/py"
+    if [ -x "$py/bin/python3" ] && "$py/bin/python3" -c "import redis" 2>/dev/null; then
+        ok "redis-py: $("$py/bin/python3" -c 'import redis; print(redis.__version__)') in target/py"
+        return 0
+    fi
+    run python3 -m venv "$py" || die "python3 -m venv target/py failed"
+    run "$py/bin/pip" install -q redis || die "pip install redis (into target/py) failed"
+    ok "installed redis-py into target/py"
 }
 
 ensure_rust() {

@@ -76,24 +76,46 @@ fn is_http(input: &[u8]) -> bool {
     })
 }
 
-/// A RESP array: the second bulk string is the key unless the command has none.
+/// A RESP array: the second bulk string is the key unless the command has none. Input that cannot
+/// be a request (a bad count or length on a complete line) is RESP without a key: the session
+/// answers its protocol error.
 fn resp_array(input: &[u8]) -> Detected {
-    let more =
-        || if input.len() >= FIRST_BYTES_MAX { Detected::Resp { key: None } } else { Detected::NeedMore };
-    let Some((count, mut at)) = line_number(input, 0, b'*') else { return more() };
-    if count < 1 {
+    // Not decidable yet: the part that failed to parse is still arriving.
+    let undecided = |at: usize| {
+        let line_open = !input.get(at..).unwrap_or(&[]).contains(&b'\n');
+        if line_open && input.len() < FIRST_BYTES_MAX {
+            Detected::NeedMore
+        } else {
+            Detected::Resp { key: None }
+        }
+    };
+    let Some((count, at)) = line_number(input, 0, b'*') else { return undecided(0) };
+    if count < 2 {
         return Detected::Resp { key: None };
     }
-    let Some((name_start, name_end, next)) = bulk(input, at) else { return more() };
-    at = next;
-    let name = &input[name_start..name_end];
-    if count < 2 || KEYLESS.iter().any(|k| k.eq_ignore_ascii_case(name)) {
+    let name = match bulk(input, at) {
+        Bulk::Whole(start, end, next) => (start, end, next),
+        Bulk::Short if input.len() < FIRST_BYTES_MAX => return Detected::NeedMore,
+        Bulk::Short | Bulk::Invalid => return Detected::Resp { key: None },
+    };
+    if KEYLESS.iter().any(|k| k.eq_ignore_ascii_case(&input[name.0..name.1])) {
         return Detected::Resp { key: None };
     }
-    match bulk(input, at) {
-        Some((start, end, _)) => Detected::Resp { key: Some((start, end)) },
-        None => more(),
+    match bulk(input, name.2) {
+        Bulk::Whole(start, end, _) => Detected::Resp { key: Some((start, end)) },
+        Bulk::Short if input.len() < FIRST_BYTES_MAX => Detected::NeedMore,
+        Bulk::Short | Bulk::Invalid => Detected::Resp { key: None },
     }
+}
+
+/// A bulk string at some position.
+enum Bulk {
+    /// Its bytes' range and where the next element starts.
+    Whole(usize, usize, usize),
+    /// Not all of it is in yet.
+    Short,
+    /// It cannot be one.
+    Invalid,
 }
 
 /// `<prefix><digits>\r\n` at `at`: the number and where the next line starts.
@@ -110,14 +132,21 @@ fn line_number(input: &[u8], at: usize, prefix: u8) -> Option<(i64, usize)> {
     Some((n, at + 1 + end + 2))
 }
 
-/// A bulk string at `at`: its bytes' range and where the next element starts.
-fn bulk(input: &[u8], at: usize) -> Option<(usize, usize, usize)> {
-    let (len, start) = line_number(input, at, b'$')?;
-    let len = usize::try_from(len).ok()?;
-    let end = start.checked_add(len)?;
-    (input.get(end..end + 2)? == b"\r\n").then_some((start, end, end + 2))
+/// The bulk string at `at`.
+fn bulk(input: &[u8], at: usize) -> Bulk {
+    let Some((len, start)) = line_number(input, at, b'$') else {
+        let line_open = !input.get(at..).unwrap_or(&[]).contains(&b'\n');
+        return if line_open { Bulk::Short } else { Bulk::Invalid };
+    };
+    let Some(end) = usize::try_from(len).ok().and_then(|l| start.checked_add(l)) else {
+        return Bulk::Invalid;
+    };
+    match input.get(end..end + 2) {
+        None => Bulk::Short,
+        Some(b"\r\n") => Bulk::Whole(start, end, end + 2),
+        Some(_) => Bulk::Invalid,
+    }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +168,9 @@ mod tests {
         assert_eq!(detect(b"\x20\x00"), Detected::NeedMore);
         assert_eq!(detect(b"\x16\x03\x01\x02\x00\x01"), Detected::Unknown, "a TLS hello");
         assert_eq!(detect(b""), Detected::NeedMore);
+        assert_eq!(detect(b"*abc\r\n"), Detected::Resp { key: None }, "answered with its protocol error");
+        assert_eq!(detect(b"*1\r\n+PING\r\n"), Detected::Resp { key: None });
+        assert_eq!(detect(b"*ab"), Detected::NeedMore);
     }
 
     proptest! {
