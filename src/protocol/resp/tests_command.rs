@@ -229,6 +229,9 @@ fn introspection_commands() {
     with_command("command docs", |c| {
         assert!(matches!(c.unwrap(), Command::Introspect(Introspect::Docs(n)) if n.is_empty()))
     });
+    with_command("CONFIG HELP", |c| assert_eq!(c.unwrap(), Command::Introspect(Introspect::Help("config"))));
+    with_command("client help", |c| assert_eq!(c.unwrap(), Command::Introspect(Introspect::Help("client"))));
+    assert_error("config help x", "ERR wrong number of arguments for 'config|help' command");
     with_command("command info get set", |c| {
         assert!(matches!(c.unwrap(), Command::Introspect(Introspect::Info(n)) if keys(n) == ["get", "set"]))
     });
