@@ -135,12 +135,27 @@ fn config_seeds(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// RESP streams: the first byte is the split point the target feeds the stream in two reads at.
+fn resp_seeds(dir: &Path) -> std::io::Result<()> {
+    let streams: [(&str, &[u8]); 4] = [
+        ("multibulk", b"\x05*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"),
+        ("inline", b"\x03PING\r\nset k \"a b\\x41\" ex 10\r\nmget a 'b c'\n"),
+        ("introspect", b"\x10COMMAND DOCS get\r\nCOMMAND INFO set nosuch\r\nCOMMAND COUNT\r\nhello 3\r\n"),
+        ("errors", b"\x01nosuch a b\r\nexpire k 1 nx xx\r\n*1\r\nx\r\n"),
+    ];
+    for (name, bytes) in streams {
+        write(dir, "resp_request", name, bytes)?;
+    }
+    Ok(())
+}
+
 fn main() -> std::io::Result<()> {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
     wire_seeds(&dir)?;
     kv_seeds(&dir)?;
     log_seeds(&dir)?;
     config_seeds(&dir)?;
+    resp_seeds(&dir)?;
     println!("seed corpora written under {}", dir.display());
     Ok(())
 }

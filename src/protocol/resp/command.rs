@@ -46,7 +46,7 @@ pub enum Command<'a> {
     DbSize,
     /// INFO [section ...].
     Info { sections: ArgList<'a> },
-    /// COMMAND, COMMAND COUNT, COMMAND INFO, COMMAND DOCS.
+    /// COMMAND, COMMAND COUNT, COMMAND INFO, COMMAND DOCS; CONFIG, CLIENT and COMMAND HELP.
     Introspect(Introspect<'a>),
     /// CONFIG GET pattern [pattern ...].
     ConfigGet { patterns: ArgList<'a> },
@@ -145,6 +145,9 @@ fn parse_checked<'a>(spec: &'static CommandSpec, args: Args<'a>) -> Result<Comma
         CommandId::ClientGetName => Command::ClientGetName,
         CommandId::ClientId => Command::ClientId,
         CommandId::ClientSetInfo => parse_client_setinfo(args)?,
+        CommandId::Help => {
+            Command::Introspect(Introspect::Help(spec.name.split('|').next().unwrap_or(spec.name)))
+        }
         CommandId::Select => Command::Select { db: integer(args.get(1))? },
         CommandId::Auth => match args.len() {
             2 => Command::Auth { username: None, password: args.get(1) },

@@ -33,7 +33,48 @@ pub fn write_introspect(w: &mut ReplyWriter<'_>, what: Introspect<'_>) {
             }
         }
         Introspect::Docs(names) => write_some_docs(w, names),
+        Introspect::Help(container) => write_help(w, container),
     }
+}
+
+/// `<CONTAINER> HELP`: as Redis's `addReplyHelp`, an array of simple strings: a first line, then
+/// each subcommand's name and its summary (indented), ending with HELP itself. Written from stack
+/// buffers: names and summaries are short static text.
+fn write_help(w: &mut ReplyWriter<'_>, container: &str) {
+    let Some(spec) = table::lookup(container.as_bytes()) else {
+        w.array(0);
+        return;
+    };
+    let mut line = [0u8; 160];
+    let subs = || spec.subcommands.iter().filter(|s| s.short_name() != "help");
+    w.array(3 + 2 * subs().count());
+    let len = uppercase_into(spec.name, &mut line);
+    let tail = b" <subcommand> [<arg> [value] [opt] ...]. Subcommands are:";
+    line[len..len + tail.len()].copy_from_slice(tail);
+    w.simple(&line[..len + tail.len()]);
+    for sub in subs() {
+        let len = uppercase_into(sub.short_name(), &mut line);
+        w.simple(&line[..len]);
+        write_indented(w, sub.summary);
+    }
+    w.simple(b"HELP");
+    write_indented(w, "Print this help.");
+}
+
+fn write_indented(w: &mut ReplyWriter<'_>, text: &str) {
+    let mut line = [b' '; 160];
+    let len = text.len().min(line.len() - 4);
+    line[4..4 + len].copy_from_slice(&text.as_bytes()[..len]);
+    w.simple(&line[..4 + len]);
+}
+
+/// Writes `name` in capitals at the start of `buf`; returns its length (names are short ASCII).
+fn uppercase_into(name: &str, buf: &mut [u8; 160]) -> usize {
+    let len = name.len().min(64);
+    for (dst, src) in buf.iter_mut().zip(name.bytes().take(len)) {
+        *dst = src.to_ascii_uppercase();
+    }
+    len
 }
 
 /// A command by its full name (`get`, `config|get`), any case.

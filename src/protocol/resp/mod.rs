@@ -1,7 +1,8 @@
 //! RESP2/RESP3 for standard Redis clients, sans-IO: request framing into a caller-owned argument
-//! table ([`request`], [`inline`], [`args`]), command parsing into a borrowed [`Command`]
+//! table ([`request`], `inline`, [`args`]), command parsing into a borrowed [`Command`]
 //! ([`command`], [`options`]), reply encoding into a caller's `Vec<u8>` ([`reply`]), and the static
-//! command table behind `COMMAND`, `COMMAND INFO` and `COMMAND DOCS` ([`table`], [`introspect`]).
+//! command table ([`table`], its types in [`spec`]) behind `COMMAND`, `COMMAND INFO`, `COMMAND DOCS`
+//! and the containers' `HELP` ([`introspect`]). docs/RESP.md is the contract.
 //!
 //! Flow for one connection: `parse_request(buf, &mut table, &limits)` until `Incomplete`; for each
 //! `Request { consumed }`, `parse_command(table.view(buf))`, execute, write the reply with a

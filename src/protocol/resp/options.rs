@@ -80,4 +80,6 @@ pub enum Introspect<'a> {
     Info(super::ArgList<'a>),
     /// COMMAND DOCS [name..] (all when none).
     Docs(super::ArgList<'a>),
+    /// CONFIG HELP, CLIENT HELP, COMMAND HELP: the container's name (`config`, ...).
+    Help(&'static str),
 }

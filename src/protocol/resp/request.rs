@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use super::args::ArgTable;
 use super::inline;
-use super::number::parse_len;
+use super::number::{parse_i64, parse_len};
 
 /// Bounds on one request (named limits; the server wires them to its config).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +32,23 @@ pub struct RespLimits {
     pub inline_bytes_max: usize,
     /// Most bytes of one whole request, framing included.
     pub request_bytes_max: usize,
+}
+
+impl RespLimits {
+    /// Checks that the limits are usable together; the error names the offending limit. The
+    /// server calls it when it reads its config (a bad config fails fast).
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.args_max == 0 || self.arg_bytes_max == 0 || self.inline_bytes_max == 0 {
+            return Err("args_max, arg_bytes_max and inline_bytes_max must be at least 1");
+        }
+        if u32::try_from(self.request_bytes_max).is_err() {
+            return Err("request_bytes_max must be under 4 GiB");
+        }
+        if self.inline_bytes_max > self.request_bytes_max {
+            return Err("inline_bytes_max must not exceed request_bytes_max");
+        }
+        Ok(())
+    }
 }
 
 /// What the buffer starts with.
@@ -154,7 +171,7 @@ fn parse_multibulk(buf: &[u8], args: &mut ArgTable, limits: &RespLimits) -> Resu
         Line::TooLong => return Err(RespError::TooBigMultibulkCount),
         Line::EndsAt(cr) => cr,
     };
-    let count = match crate::protocol::resp::number::parse_i64(&buf[1..cr]) {
+    let count = match parse_i64(&buf[1..cr]) {
         Some(n) if n <= i64::from(i32::MAX) => n,
         _ => return Err(RespError::InvalidMultibulkLength),
     };

@@ -39,6 +39,8 @@ pub enum CommandId {
     ClientGetName,
     ClientId,
     ClientSetInfo,
+    /// `CONFIG HELP`, `CLIENT HELP`, `COMMAND HELP`.
+    Help,
     Select,
     Auth,
     Quit,

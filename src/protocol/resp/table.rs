@@ -66,7 +66,18 @@ const fn key_cmd(name: &'static str, id: CommandId, summary: &'static str, write
     }
 }
 
+const fn help(name: &'static str, group: &'static str) -> CommandSpec {
+    CommandSpec {
+        flags: &["loading", "stale"],
+        acl_categories: &["@slow"],
+        summary: "Show helpful text about the different subcommands",
+        since: "5.0.0",
+        ..spec(name, CommandId::Help, 2, group)
+    }
+}
+
 const COMMAND_SUBS: &[CommandSpec] = &[
+    help("command|help", "server"),
     CommandSpec {
         flags: &["loading", "stale"],
         acl_categories: &["@slow", "@connection"],
@@ -94,19 +105,23 @@ const COMMAND_SUBS: &[CommandSpec] = &[
     },
 ];
 
-const CONFIG_SUBS: &[CommandSpec] = &[CommandSpec {
-    flags: &["admin", "noscript", "loading", "stale"],
-    acl_categories: &["@admin", "@slow", "@dangerous"],
-    summary: "Get the values of configuration parameters",
-    since: "2.0.0",
-    complexity: "O(N) when N is the number of configuration parameters provided",
-    args: &[block("parameter", &[string("parameter")]).multiple()],
-    ..spec("config|get", CommandId::ConfigGet, -3, "server")
-}];
+const CONFIG_SUBS: &[CommandSpec] = &[
+    help("config|help", "server"),
+    CommandSpec {
+        flags: &["admin", "noscript", "loading", "stale"],
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        summary: "Get the values of configuration parameters",
+        since: "2.0.0",
+        complexity: "O(N) when N is the number of configuration parameters provided",
+        args: &[block("parameter", &[string("parameter")]).multiple()],
+        ..spec("config|get", CommandId::ConfigGet, -3, "server")
+    },
+];
 
 const CLIENT_FLAGS: &[&str] = &["noscript", "loading", "stale"];
 const CLIENT_ACL: &[&str] = &["@slow", "@connection"];
 const CLIENT_SUBS: &[CommandSpec] = &[
+    help("client|help", "connection"),
     CommandSpec {
         flags: CLIENT_FLAGS,
         acl_categories: CLIENT_ACL,

@@ -2,6 +2,7 @@
 //! captured from redis-server 7.0 for the same requests).
 
 use super::options::{ClientAttr, ExpireCondition, Expiry, Introspect, SetCondition, SetTtl};
+use super::table;
 use super::*;
 
 const LIMITS: RespLimits =
@@ -229,6 +230,9 @@ fn introspection_commands() {
     with_command("command docs", |c| {
         assert!(matches!(c.unwrap(), Command::Introspect(Introspect::Docs(n)) if n.is_empty()))
     });
+    with_command("CONFIG HELP", |c| assert_eq!(c.unwrap(), Command::Introspect(Introspect::Help("config"))));
+    with_command("client help", |c| assert_eq!(c.unwrap(), Command::Introspect(Introspect::Help("client"))));
+    assert_error("config help x", "ERR wrong number of arguments for 'config|help' command");
     with_command("command info get set", |c| {
         assert!(matches!(c.unwrap(), Command::Introspect(Introspect::Info(n)) if keys(n) == ["get", "set"]))
     });
@@ -265,4 +269,84 @@ fn hello_and_client_names() {
         "client setinfo lib-name \"a b\"",
         "ERR lib-name cannot contain spaces, newlines or special characters.",
     );
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Words a command line is made of: every command and subcommand name, every option, numbers
+    /// at the edges of i64, and odd bytes.
+    fn word() -> impl Strategy<Value = Vec<u8>> {
+        let mut words: Vec<&str> = vec![
+            "nx",
+            "xx",
+            "gt",
+            "lt",
+            "get",
+            "ex",
+            "px",
+            "exat",
+            "pxat",
+            "keepttl",
+            "auth",
+            "setname",
+            "lib-name",
+            "LIB-VER",
+            "0",
+            "1",
+            "-1",
+            "2",
+            "3",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "x",
+            "a b",
+            "",
+            "help",
+            "count",
+            "docs",
+            "info",
+            "config|get",
+            "nosuch",
+        ];
+        for spec in table::COMMANDS {
+            words.push(spec.name);
+            words.extend(spec.subcommands.iter().map(|s| s.short_name()));
+        }
+        prop_oneof![
+            4 => prop::sample::select(words).prop_map(|w| w.as_bytes().to_vec()),
+            1 => prop::collection::vec(any::<u8>(), 0..6),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// Any argument list parses or fails with an error whose reply is one well-formed line;
+        /// a COMMAND reply is written whole.
+        #[test]
+        fn parse_command_never_panics(words in prop::collection::vec(word(), 1..7)) {
+            let mut buf = format!("*{}\r\n", words.len()).into_bytes();
+            for w in &words {
+                buf.extend_from_slice(format!("${}\r\n", w.len()).as_bytes());
+                buf.extend_from_slice(w);
+                buf.extend_from_slice(b"\r\n");
+            }
+            let mut table = ArgTable::new(&LIMITS);
+            let framed = matches!(parse_request(&buf, &mut table, &LIMITS), Ok(Parsed::Request { .. }));
+            prop_assert!(framed);
+            let mut out = Vec::new();
+            let mut w = ReplyWriter::new(&mut out, RespVersion::Resp3);
+            match parse_command(table.view(&buf)) {
+                Ok(Command::Introspect(what)) => super::super::introspect::write_introspect(&mut w, what),
+                Ok(_) => {}
+                Err(err) => {
+                    w.command_error(&err);
+                    prop_assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+                    prop_assert!(out.starts_with(b"-") && out.ends_with(b"\r\n"));
+                }
+            }
+        }
+    }
 }

@@ -106,3 +106,53 @@ proptest! {
         let _ = ours(&buf);
     }
 }
+
+/// Frames `stream` fed in two reads at `split`: each request's arguments, and the final error.
+fn framed_in_two_reads(stream: &[u8], split: usize) -> (Vec<Vec<Vec<u8>>>, Option<RespError>) {
+    let mut table = ArgTable::new(&LIMITS_SMALL);
+    let mut buf = stream[..split].to_vec();
+    let mut fed_all = split == stream.len();
+    let mut requests = Vec::new();
+    loop {
+        match parse_request(&buf, &mut table, &LIMITS_SMALL) {
+            Err(err) => return (requests, Some(err)),
+            Ok(Parsed::Incomplete) if fed_all => return (requests, None),
+            Ok(Parsed::Incomplete) => {
+                buf.extend_from_slice(&stream[split..]);
+                fed_all = true;
+            }
+            Ok(Parsed::Empty { consumed }) => drop(buf.drain(..consumed)),
+            Ok(Parsed::Request { consumed }) => {
+                let args = table.view(&buf);
+                requests.push((0..args.len()).map(|i| args.get(i).to_vec()).collect());
+                buf.drain(..consumed);
+            }
+        }
+    }
+}
+
+/// Small limits, so that random streams reach them.
+const LIMITS_SMALL: RespLimits =
+    RespLimits { args_max: 4, arg_bytes_max: 8, inline_bytes_max: 12, request_bytes_max: 40 };
+
+/// Bytes that make framing decisions, more often than uniform bytes would.
+fn stream_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        3 => prop::sample::select(b"*$\r\n0123456789-\"' \\xa\0".to_vec()),
+        1 => any::<u8>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    /// The outcome (requests, then the error if any) does not depend on how the bytes were read.
+    #[test]
+    fn framing_does_not_depend_on_read_boundaries(
+        stream in prop::collection::vec(stream_byte(), 0..96),
+        split in any::<prop::sample::Index>(),
+    ) {
+        let split = split.index(stream.len() + 1);
+        prop_assert_eq!(framed_in_two_reads(&stream, stream.len()), framed_in_two_reads(&stream, split));
+    }
+}

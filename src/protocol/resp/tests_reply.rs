@@ -131,6 +131,32 @@ fn command_docs_match_redis_7() {
 }
 
 #[test]
+fn container_help() {
+    let help = introspect("config help", RespVersion::Resp2);
+    let Frame2::Array(lines) = one2(&help) else { panic!() };
+    let lines: Vec<String> = lines
+        .into_iter()
+        .map(|l| match l {
+            Frame2::SimpleString(s) => String::from_utf8(s).unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET",
+            "    Get the values of configuration parameters",
+            "HELP",
+            "    Print this help.",
+        ]
+    );
+    assert!(
+        matches!(one2(&introspect("client help", RespVersion::Resp2)), Frame2::Array(l) if l.len() == 11)
+    );
+}
+
+#[test]
 fn whole_table_replies_decode() {
     for version in [RespVersion::Resp2, RespVersion::Resp3] {
         for line in ["command", "command info", "command docs", "command docs config|get client"] {

@@ -43,6 +43,14 @@ fn err_text(buf: &[u8]) -> String {
 }
 
 #[test]
+fn limits_validate() {
+    assert_eq!(LIMITS.validate(), Ok(()));
+    assert!(RespLimits { args_max: 0, ..LIMITS }.validate().is_err());
+    assert!(RespLimits { inline_bytes_max: 1024, ..LIMITS }.validate().is_err());
+    assert!(RespLimits { request_bytes_max: usize::MAX, ..LIMITS }.validate().is_err());
+}
+
+#[test]
 fn multibulk_request() {
     assert_eq!(one(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n"), strs(&["SET", "k", "hello"]));
     assert_eq!(one(b"*1\r\n$0\r\n\r\n"), strs(&[""]));
