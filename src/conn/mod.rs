@@ -26,6 +26,7 @@ pub mod resp;
 mod resp_local;
 
 use crate::engine::Engine;
+use crate::protocol::resp::ArgTable;
 use crate::shard::LateAnswer;
 use binary::BinarySession;
 use resp::{RespSession, RespSettings};
@@ -158,10 +159,14 @@ pub struct Connections {
     io: Box<dyn StreamIo>,
     limits: ConnLimits,
     resp: RespSettings,
+    /// The arguments of the RESP request being run, for every connection of the shard.
+    resp_args: ArgTable,
     conns: Vec<Option<Conn>>,
     events: Vec<StreamEvent>,
     work: Vec<u32>,
     scratch: Vec<u8>,
+    /// Where `recv` reads into before the bytes join a connection's input.
+    read_buf: Vec<u8>,
     counters: ConnCounters,
 }
 
@@ -174,11 +179,13 @@ impl Connections {
         Self {
             io,
             limits,
+            resp_args: ArgTable::new(&resp.limits),
             resp,
             conns: (0..limits.connections_max).map(|_| None).collect(),
             events: Vec::with_capacity(2 * EVENTS_PER_POLL_MAX),
             work: Vec::with_capacity(limits.connections_max),
             scratch: vec![0; limits.datagram_bytes_max],
+            read_buf: vec![0; READ_CHUNK],
             counters: ConnCounters::default(),
         }
     }
@@ -259,11 +266,9 @@ impl Connections {
     fn open(&mut self, id: ConnId, protocol: u8) {
         let session = match protocol {
             protocol_tag::BINARY => Session::Binary(BinarySession),
-            protocol_tag::RESP => Session::Resp(Box::new(RespSession::new(
-                self.counters.opened + 1,
-                &self.resp,
-                self.limits.datagram_bytes_max,
-            ))),
+            protocol_tag::RESP => {
+                Session::Resp(Box::new(RespSession::new(self.counters.opened + 1, &self.resp)))
+            }
             _ => {
                 self.counters.unknown_protocol += 1;
                 self.io.close(id);
@@ -278,8 +283,9 @@ impl Connections {
         *slot = Some(Conn {
             id,
             session,
-            input: Vec::with_capacity(INPUT_BYTES_FIRST.min(self.limits.input_bytes_max)),
-            output: Vec::with_capacity(OUTPUT_BYTES_FIRST),
+            // Grown as bytes come and go (see `IDLE_KEEP_BYTES`).
+            input: Vec::new(),
+            output: Vec::new(),
             sent: 0,
             readable: false,
             waiting: false,
@@ -296,13 +302,16 @@ impl Connections {
     fn service_one(&mut self, slot: u32, engine: &mut Engine, now: Nanos) -> bool {
         let Some(conn) = self.conns[slot as usize].as_mut() else { return false };
         let id = conn.id;
-        read_some(self.io.as_mut(), conn, self.limits.input_bytes_max);
+        read_some(self.io.as_mut(), conn, self.limits.input_bytes_max, &mut self.read_buf);
         conn.retry = false;
         if !conn.dead && !conn.closing {
-            run_session(conn, engine, now, &mut self.scratch, &self.limits, &self.resp, &mut self.counters);
+            let resp = (&self.resp, &mut self.resp_args);
+            run_session(conn, engine, now, &mut self.scratch, &self.limits, resp, &mut self.counters);
         }
         flush(self.io.as_mut(), conn);
         let done_sending = conn.sent == conn.output.len();
+        trim(&mut conn.input);
+        trim(&mut conn.output);
         if conn.dead || (conn.closing && done_sending) {
             self.conns[slot as usize] = None;
             self.io.close(id);
@@ -322,33 +331,33 @@ impl Connections {
     }
 }
 
-/// Input buffer capacity a connection starts with (grows to `input_bytes_max` only if a request
-/// needs it).
-const INPUT_BYTES_FIRST: usize = 16 << 10;
-/// Output buffer capacity a connection starts with.
-const OUTPUT_BYTES_FIRST: usize = 16 << 10;
-/// Bytes read per `recv`.
-const READ_CHUNK: usize = 16 << 10;
+/// Bytes read per `recv`, into the shard's read buffer.
+const READ_CHUNK: usize = 64 << 10;
+/// A connection's buffers keep at most this capacity once empty (more is given back), so that
+/// thousands of idle connections hold little memory; a busy connection's buffers keep their size
+/// while they hold bytes.
+const IDLE_KEEP_BYTES: usize = 64 << 10;
 
-/// Reads what the stream holds, up to the input limit.
-fn read_some(io: &mut dyn StreamIo, conn: &mut Conn, input_bytes_max: usize) {
+/// Reads what the stream holds, up to the input limit, through the shard's read buffer (so a
+/// connection's input grows only by what it received).
+fn read_some(io: &mut dyn StreamIo, conn: &mut Conn, input_bytes_max: usize, read_buf: &mut [u8]) {
     while conn.readable && conn.input.len() < input_bytes_max {
-        let at = conn.input.len();
-        let want = READ_CHUNK.min(input_bytes_max - at);
-        conn.input.resize(at + want, 0);
-        let got = io.recv(conn.id, &mut conn.input[at..]);
-        match got {
-            Received::Data(n) => conn.input.truncate(at + n),
-            Received::WouldBlock => {
-                conn.input.truncate(at);
-                conn.readable = false;
-            }
+        let want = read_buf.len().min(input_bytes_max - conn.input.len());
+        match io.recv(conn.id, &mut read_buf[..want]) {
+            Received::Data(n) => conn.input.extend_from_slice(&read_buf[..n]),
+            Received::WouldBlock => conn.readable = false,
             Received::Closed => {
-                conn.input.truncate(at);
                 conn.readable = false;
                 conn.dead = true;
             }
         }
+    }
+}
+
+/// Gives back what an empty buffer holds beyond `IDLE_KEEP_BYTES`.
+fn trim(buf: &mut Vec<u8>) {
+    if buf.is_empty() && buf.capacity() > IDLE_KEEP_BYTES {
+        *buf = Vec::new();
     }
 }
 
@@ -359,7 +368,7 @@ fn run_session(
     now: Nanos,
     scratch: &mut [u8],
     limits: &ConnLimits,
-    resp: &RespSettings,
+    (resp, resp_args): (&RespSettings, &mut ArgTable),
     counters: &mut ConnCounters,
 ) {
     // Output already sent is dropped first, so the output limit counts what is unsent.
@@ -378,7 +387,7 @@ fn run_session(
     };
     let step = match &mut conn.session {
         Session::Binary(s) => s.run(&conn.input, &mut cx),
-        Session::Resp(s) => s.run(&conn.input, resp, &mut cx),
+        Session::Resp(s) => s.run(&conn.input, resp_args, resp, &mut cx),
     };
     let consumed = match step {
         Step::Consumed(n) => {

@@ -22,7 +22,8 @@
 //! shard is an error reply (that write was not applied).
 //!
 //! Invariants: every command parsed is replied to exactly once, in order; nothing is allocated per
-//! command (the argument table, the request body scratch and the pipeline are sized at open);
+//! command (the argument table is the shard's; the request body scratch and the pipeline grow to
+//! their bounds once, on a connection's first use, so an idle connection costs little);
 //! a protocol error is replied and closes the connection, a command error is replied and the
 //! connection goes on.
 
@@ -98,10 +99,10 @@ struct State {
     body: Vec<u8>,
 }
 
-/// One RESP connection.
+/// One RESP connection. The argument table a parsed request lives in is the shard's, one for
+/// all its connections (`run` takes it): a request runs before the next is parsed.
 #[derive(Debug)]
 pub struct RespSession {
-    args: ArgTable,
     st: State,
 }
 
@@ -119,24 +120,30 @@ enum Ran {
 
 impl RespSession {
     /// A session for connection number `id` (CLIENT ID), sized by `settings`.
-    pub fn new(id: u64, settings: &RespSettings, datagram_bytes_max: usize) -> Self {
+    pub fn new(id: u64, settings: &RespSettings) -> Self {
         Self {
-            args: ArgTable::new(&settings.limits),
             st: State {
                 version: RespVersion::Resp2,
                 authenticated: settings.requirepass.is_empty(),
                 name: Vec::new(),
                 id,
-                pending: VecDeque::with_capacity(settings.pipeline_max),
+                // Grown on use (to `pipeline_max` at most): an idle connection holds next to nothing.
+                pending: VecDeque::new(),
                 next_id: 1,
                 resume: None,
-                body: Vec::with_capacity(datagram_bytes_max),
+                body: Vec::new(),
             },
         }
     }
 
     /// Runs the commands at the front of `input`; returns what it consumed.
-    pub fn run(&mut self, input: &[u8], settings: &RespSettings, cx: &mut Cx<'_>) -> Step {
+    pub fn run(
+        &mut self,
+        input: &[u8],
+        args: &mut ArgTable,
+        settings: &RespSettings,
+        cx: &mut Cx<'_>,
+    ) -> Step {
         let mut used = 0;
         loop {
             if self.st.pending.len() >= settings.pipeline_max {
@@ -145,7 +152,7 @@ impl RespSession {
             if !cx.output_has_room(cx.datagram_bytes_max) {
                 return Step::Wait { consumed: used, for_output: true };
             }
-            let consumed = match parse_request(&input[used..], &mut self.args, &settings.limits) {
+            let consumed = match parse_request(&input[used..], args, &settings.limits) {
                 Ok(Parsed::Incomplete) => return Step::Consumed(used),
                 Ok(Parsed::Empty { consumed }) => {
                     used += consumed;
@@ -157,8 +164,8 @@ impl RespSession {
                     return Step::Close { consumed: used };
                 }
             };
-            let args = self.args.view(&input[used..]);
-            let ran = match parse_command(args) {
+            let view = args.view(&input[used..]);
+            let ran = match parse_command(view) {
                 Ok(command) => self.st.run(command, settings, cx),
                 Err(e) => self.st.refuse(&e, cx),
             };
