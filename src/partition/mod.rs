@@ -255,6 +255,8 @@ pub struct Partition<D: BlockIo> {
     snapshots: Option<Box<dyn SnapshotStore>>,
     /// The index of the snapshot being stored, if any.
     snapshot_in_flight: Option<u64>,
+    /// Its chunks: how many exist, whether the body was all handed over (`snapshot.rs`).
+    snapshot_pump: snapshot::ChunkPump,
     events: Events,
     snapshot_every_entries: u64,
     /// The index of the last snapshot taken (or loaded).
