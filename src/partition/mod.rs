@@ -22,8 +22,9 @@
 //! run: `repair`). One pass over the log, still before anything is written, applies every entry
 //! after the snapshot up to the recovered commit index (`UalRaftStore::replay`), reporting its
 //! progress as values (the server draws a bar); Raft re-commits what follows. Snapshots (`maybe_snapshot`) are taken every
-//! `snapshot_every_entries` applied entries, or when half the log's ring is in use, handed to the
-//! snapshot store (`seams::SnapshotStore`: a file the server writes on a thread, the simulator's
+//! `snapshot_every_entries` applied entries, or when half the log's ring is in use, captured
+//! without a copy and handed to the snapshot store in bounded chunks over the next polls
+//! (`snapshot.rs`; `seams::SnapshotStore`: a file the server writes on a thread, the simulator's
 //! own), and only once it is stored checkpointed into the log, which recycles the segments they
 //! cover.
 //!
