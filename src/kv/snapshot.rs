@@ -10,8 +10,8 @@
 //!
 //! Written off the shard: `begin_capture` starts the map's capture (`kv::capture`, no copy) and
 //! announces the section's length (8 + 14 per key + the keys' and values' bytes, known at the
-//! capture); `capture_chunk` hands out the next `SNAPSHOT_CHUNK_BLOCKS` blocks as they were at
-//! the capture, which the snapshot store encodes with `put_block`.
+//! capture); `capture_chunk` hands out the next blocks (a chunk's worth, `SNAPSHOT_CHUNK_BLOCKS`
+//! in the server) as they were at the capture, which the snapshot store encodes with `put_block`.
 //!
 //! A whole-KV snapshot (before the router) has this layout (little-endian):
 //!
@@ -35,8 +35,7 @@ use super::KvLimits;
 use crate::projection::router::Router;
 use crate::projection::snapshot::read_clients;
 use crate::projection::{
-    FieldRead, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, SnapshotSink,
-    SNAPSHOT_CHUNK_BLOCKS, TAG_KV,
+    FieldRead, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, SnapshotSink, TAG_KV,
 };
 
 /// First four bytes of a whole-KV snapshot (before the router).
@@ -156,7 +155,7 @@ impl KvProjection {
     /// The next blocks of the capture into `chunk`; true once all were given.
     pub(crate) fn section_chunk(&mut self, chunk: &mut SnapshotChunk) -> bool {
         chunk.encode = Some(put_block);
-        self.map.capture_chunk(&mut chunk.blocks, SNAPSHOT_CHUNK_BLOCKS)
+        self.map.capture_chunk(&mut chunk.blocks, chunk.blocks_max)
     }
 
     /// A projection with `limits` loaded from a KV section taken at `applied_lsn`.

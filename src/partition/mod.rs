@@ -283,12 +283,14 @@ impl<D: BlockIo> std::fmt::Debug for Partition<D> {
 
 impl<D: BlockIo> Partition<D> {
     /// Makes everything the log holds durable and records the durable position in its superblock
-    /// (a clean stop: afterwards damage to any record is told from a torn tail), then lets the
-    /// snapshot writer finish. For a shutdown after the last answers went out.
+    /// (a clean stop: afterwards damage to any record is told from a torn tail), then stops the
+    /// snapshot writer. For a shutdown after the last answers went out.
     pub fn close(self) -> Result<(), PartitionError> {
         let id = self.id;
         let Partition { raft, snapshots, .. } = self;
-        // A snapshot being stored finishes first (the writer thread is joined).
+        // The writer thread is joined. A snapshot whose chunks were still being handed over is
+        // abandoned: its `.tmp` never counted, and the log was never checkpointed past the last
+        // snapshot stored, so the next start loads that one and replays the rest.
         drop(snapshots);
         raft.into_store()
             .into_ual()

@@ -46,6 +46,16 @@ pub trait SnapshotStore {
     fn finish(&mut self);
     /// A chunk the store has written, emptied, for the partition to fill again.
     fn spare(&mut self) -> Option<SnapshotChunk>;
+    /// A new chunk, while the partition has fewer than `chunks_in_flight_max`: of
+    /// `SNAPSHOT_CHUNK_BLOCKS` blocks unless the store wants smaller ones.
+    fn new_chunk(&self) -> SnapshotChunk {
+        SnapshotChunk::new()
+    }
+    /// Chunks of one snapshot that may exist at once: `SNAPSHOT_CHUNKS_IN_FLIGHT` unless the
+    /// store wants fewer (never more: the partition takes the smaller).
+    fn chunks_in_flight_max(&self) -> usize {
+        SNAPSHOT_CHUNKS_IN_FLIGHT
+    }
     /// The snapshot whose store finished since the last call, if any.
     fn poll(&mut self) -> Option<Written>;
 }

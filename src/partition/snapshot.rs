@@ -150,18 +150,19 @@ pub(super) struct ChunkPump {
 
 /// Fills chunks with `fill` (true: the body is complete) and puts them into `store` while one is
 /// to be had: one the store handed back, or a new one while fewer than `SNAPSHOT_CHUNKS_IN_FLIGHT`
-/// exist.
+/// (or the store's `chunks_in_flight_max`, if fewer) exist.
 fn pump(
     state: &mut ChunkPump,
     store: &mut dyn SnapshotStore,
     mut fill: impl FnMut(&mut SnapshotChunk) -> bool,
 ) {
+    let in_flight_max = store.chunks_in_flight_max().clamp(1, SNAPSHOT_CHUNKS_IN_FLIGHT);
     while !state.complete {
         let mut chunk = match store.spare() {
             Some(chunk) => chunk,
-            None if state.made < SNAPSHOT_CHUNKS_IN_FLIGHT => {
+            None if state.made < in_flight_max => {
                 state.made += 1;
-                SnapshotChunk::new()
+                store.new_chunk()
             }
             None => return,
         };

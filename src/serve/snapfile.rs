@@ -386,7 +386,7 @@ mod tests {
                 Some(c) => Some(c),
                 None if made < SNAPSHOT_CHUNKS_IN_FLIGHT => {
                     made += 1;
-                    Some(SnapshotChunk::new())
+                    Some(store.new_chunk())
                 }
                 None => None,
             };

@@ -5,8 +5,9 @@
 //! leftover, as a `.tmp` file would be), and a store may fail (`write_fail`: the old snapshot
 //! stays, the partition must not checkpoint). Chunks are encoded as they are put, but handed back
 //! (`spare`) only now and then (`SnapshotFaults::spare_chance`), like a writer thread that is
-//! behind, so a snapshot's chunks are filled across many polls while writes are applied between
-//! them (the KV map's cursor and its pre-images at work). At restarts, media.rs may flip a bit of the stored
+//! behind, and chunks are small (1 or 2 blocks where the server's hold 4096, one or two at a
+//! time), so a snapshot of the simulator's few keys still takes several chunks, filled across
+//! polls while writes are applied between them (the KV map's cursor and its pre-images at work). At restarts, media.rs may flip a bit of the stored
 //! snapshot or lose it altogether.
 //!
 //! Invariant: the shelf's `durable` bytes change only when a store completes successfully, whole.
@@ -61,6 +62,9 @@ pub(crate) struct SimSnapshots {
     faults: SnapshotFaults,
     /// The chance that a written chunk is handed back when the partition asks.
     spare_chance: f64,
+    /// Blocks per chunk, and chunks at once.
+    chunk_blocks: usize,
+    chunks_max: usize,
     /// The snapshot being encoded, between `begin` and `finish`.
     encoding: Option<(u64, SnapshotEncoder<io::Cursor<Vec<u8>>>)>,
     /// Chunks written, not handed back yet.
@@ -77,13 +81,23 @@ impl SimSnapshots {
         faults: SnapshotFaults,
     ) -> Self {
         let mut rng = SplitMix64::new(seed);
-        let spare_chance = if faults.late_spares { rng.range(50, 1000) as f64 / 1000.0 } else { 1.0 };
+        let (spare_chance, chunk_blocks, chunks_max) = if faults.late_spares {
+            (rng.range(20, 500) as f64 / 1000.0, rng.range(1, 2) as usize, rng.range(1, 2) as usize)
+        } else {
+            (
+                1.0,
+                vigil::projection::SNAPSHOT_CHUNK_BLOCKS,
+                vigil::partition::seams::SNAPSHOT_CHUNKS_IN_FLIGHT,
+            )
+        };
         Self {
             partition,
             shelf,
             rng,
             faults,
             spare_chance,
+            chunk_blocks,
+            chunks_max,
             encoding: None,
             spares: Vec::new(),
             pending: None,
@@ -130,6 +144,14 @@ impl SnapshotStore for SimSnapshots {
         let data = encoder.finish().map(io::Cursor::into_inner);
         let polls = self.rng.range(1, self.faults.delay_polls_max.max(1));
         self.pending = Some((index, data, polls));
+    }
+
+    fn new_chunk(&self) -> SnapshotChunk {
+        SnapshotChunk::with_blocks_max(self.chunk_blocks)
+    }
+
+    fn chunks_in_flight_max(&self) -> usize {
+        self.chunks_max
     }
 
     fn spare(&mut self) -> Option<SnapshotChunk> {

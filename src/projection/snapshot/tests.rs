@@ -354,3 +354,54 @@ fn sorted_kv_sections_of_older_builds_load_and_a_key_twice_is_refused() {
         SnapshotError::Invalid("a key appears twice")
     );
 }
+
+/// A store's read error, in either pass, is an error naming it (`Io`), and nothing is built; a
+/// read never asks for more than the load buffer at a time.
+#[test]
+fn a_read_error_in_either_pass_is_an_error_and_reads_are_bounded() {
+    /// Bytes that fail to read once `fail_after` bytes were read in all, recording the largest read.
+    struct Failing {
+        inner: std::io::Cursor<Vec<u8>>,
+        read: usize,
+        fail_after: usize,
+        largest: usize,
+    }
+    impl std::io::Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.largest = self.largest.max(buf.len());
+            if self.read >= self.fail_after {
+                return Err(std::io::Error::other("bad sector"));
+            }
+            let room = buf.len().min(self.fail_after - self.read);
+            let n = self.inner.read(&mut buf[..room])?;
+            self.read += n;
+            Ok(n)
+        }
+    }
+    impl std::io::Seek for Failing {
+        fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+            self.inner.seek(to)
+        }
+    }
+    let big = KvLimits { keys_max: 1 << 16, ..limits() };
+    let mut r = Router::new(big, counters());
+    for k in 1..=5000u64 {
+        r.apply_kv(
+            k,
+            &Command { client_id: 0, seq: 0, op: Op::Set { key: &k.to_le_bytes(), value: b"value" } },
+        );
+    }
+    let snap = bytes_of(&r);
+    assert!(snap.len() > 2 * read::LOAD_BUFFER_BYTES);
+    let open =
+        |fail_after| Failing { inner: std::io::Cursor::new(snap.clone()), read: 0, fail_after, largest: 0 };
+    let mut whole = open(usize::MAX);
+    let back = Router::restore_from(&mut whole, big, counters()).unwrap();
+    assert!(bytes_of(&back) == snap);
+    assert!(whole.largest <= read::LOAD_BUFFER_BYTES, "a read of {} bytes", whole.largest);
+    // In the first pass (the checksum) and in the second (the content).
+    for fail_after in [100, snap.len() + 100] {
+        let err = Router::restore_from(&mut open(fail_after), big, counters()).unwrap_err();
+        assert!(matches!(err, SnapshotError::Io(ref why) if why.contains("bad sector")), "{err}");
+    }
+}

@@ -47,18 +47,33 @@ impl SnapshotHeader {
     }
 }
 
-/// A piece of a snapshot's body: `bytes`, then each of `blocks` as `encode` puts it.
-#[derive(Debug, Default)]
+/// A piece of a snapshot's body: `bytes`, then each of `blocks` (at most `blocks_max`) as
+/// `encode` puts it.
+#[derive(Debug)]
 pub struct SnapshotChunk {
     pub(crate) bytes: Vec<u8>,
     pub(crate) blocks: Vec<Arc<[u8]>>,
+    pub(crate) blocks_max: usize,
     pub(crate) encode: Option<BlockEncoder>,
 }
 
+impl Default for SnapshotChunk {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl SnapshotChunk {
-    /// An empty chunk with room for `SNAPSHOT_CHUNK_BLOCKS` blocks.
+    /// An empty chunk of `SNAPSHOT_CHUNK_BLOCKS` blocks.
     pub fn new() -> Self {
-        Self { bytes: Vec::new(), blocks: Vec::with_capacity(SNAPSHOT_CHUNK_BLOCKS), encode: None }
+        Self::with_blocks_max(SNAPSHOT_CHUNK_BLOCKS)
+    }
+
+    /// An empty chunk of at most `blocks_max` blocks (at least 1; the simulator's stores use
+    /// small ones, so that a snapshot of a few keys still takes many chunks).
+    pub fn with_blocks_max(blocks_max: usize) -> Self {
+        let blocks_max = blocks_max.max(1);
+        Self { bytes: Vec::new(), blocks: Vec::with_capacity(blocks_max), blocks_max, encode: None }
     }
 
     /// Empties it for reuse (its buffers stay; the blocks are released).
