@@ -4,8 +4,9 @@
 //! block per key, indexed by a hash table with the standard library's keyed SipHash, so no hash
 //! flooding), and the byte count of keys plus values. A hash table does one hash and about one key
 //! comparison per lookup, where a B-tree did a pointer chase and a `memcmp` per level. Nothing
-//! depends on its order: `iter` and snapshots sort the keys, so snapshots stay deterministic;
-//! lookups by `&[u8]` allocate nothing.
+//! depends on the hash table's order: `iter` sorts the keys, and snapshots are in the map's slot
+//! order, a function of the writes applied (`super::map`), so they stay deterministic; lookups by
+//! `&[u8]` allocate nothing.
 //!
 //! Semantics of `apply_op(pos, op)` (the router calls it in log order, for commands that passed
 //! exactly-once, `crate::projection::router`):
