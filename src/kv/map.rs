@@ -8,15 +8,26 @@
 //! 42 bytes and its two 8-byte reference counts. A `HashMap<Box<[u8]>, {Vec<u8>, u64}>` took ~164:
 //! a 48-byte bucket over the same 2.3 buckets per key and two heap blocks.
 //!
-//! Snapshots without a stall: blocks are shared, so [`KeyMap::capture`] takes the whole state by
-//! cloning each slot's block pointer (16 bytes a key, no copy of keys, values or versions), and the
-//! snapshot writer's thread sorts and encodes that [`Capture`] while the shard goes on. A write to
-//! a block a capture still holds gets a new block (copy-on-write); otherwise a same-length
-//! overwrite stays in place, version included.
+//! Snapshots without a stall and without a copy of the map: [`KeyMap::begin_capture`] only notes
+//! how many slots there are (`super::capture`: a cursor and a limit); the snapshot is then taken
+//! in slot order, a chunk of block pointers at a time ([`KeyMap::capture_chunk`]), while the map
+//! changes on. Before a write changes a slot the cursor has not reached yet, the slot's block at
+//! the capture is kept as its pre-image (a pointer), so the chunks give the map exactly as it was
+//! at the capture; the memory a snapshot costs is the chunks in flight plus the pre-images of what
+//! changed meanwhile, never a pointer per key. Blocks are shared: a write to a block a chunk or a
+//! pre-image still holds gets a new block (copy-on-write); otherwise a same-length overwrite stays
+//! in place, version included.
+//!
+//! Slot order is a function of the history of the map: a new key goes to the end, a removal moves
+//! the last slot into the hole (`swap_remove`), and a map loaded from a snapshot inserts its keys in
+//! the file's order, so it has the layout of the map that wrote the file. Two maps that applied the
+//! same writes since the same snapshot (or since empty) have the same slot order, so a snapshot in
+//! slot order is as deterministic as a sorted one, with no sort. [`KeyMap::iter_sorted`] still sorts
+//! by key, for reads and tests that want key order.
 //!
 //! Hashing: the standard library's keyed SipHash (`RandomState`, random keys per process): clients
-//! choose the keys, so no hash flooding. Nothing depends on the hash or on the slots' order:
-//! [`KeyMap::iter_sorted`] sorts by key, so snapshots stay deterministic.
+//! choose the keys, so no hash flooding. Nothing depends on the hash: the slots' order depends only
+//! on the writes (above), the index's on the hash, and nothing reads the index's order.
 //!
 //! Invariants:
 //! - the index holds exactly one entry per slot, `i` for `slots[i]`, under the hash of its key;
@@ -25,8 +36,11 @@
 //! - lookups by `&[u8]` allocate nothing; overwriting a value with one of the same length copies
 //!   it in place and allocates nothing; any other write allocates one block (and may grow the
 //!   `Vec` or the index, amortized); removing frees the block and moves the last slot into the hole.
+//!   With no capture running, a write does nothing more; with one, a write to a slot the cursor has
+//!   not reached keeps its pre-image first (once per slot).
 //! - at most 2^32 keys (indices are `u32`; the config's maximum of `kv.keys_max` is 2^32).
 
+use super::capture::Capture;
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -44,22 +58,22 @@ struct Slot {
 }
 
 /// Where the value starts in a block.
-fn value_at(data: &[u8]) -> usize {
+pub(super) fn value_at(data: &[u8]) -> usize {
     HEADER_BYTES + usize::from(u16::from_le_bytes([data[VERSION_BYTES], data[VERSION_BYTES + 1]]))
 }
 
 /// A block's key.
-fn key_of(data: &[u8]) -> &[u8] {
+pub(super) fn key_of(data: &[u8]) -> &[u8] {
     &data[HEADER_BYTES..value_at(data)]
 }
 
 /// A block's value.
-fn value_of(data: &[u8]) -> &[u8] {
+pub(super) fn value_of(data: &[u8]) -> &[u8] {
     &data[value_at(data)..]
 }
 
 /// A block's version.
-fn version_of(data: &[u8]) -> u64 {
+pub(super) fn version_of(data: &[u8]) -> u64 {
     u64::from_le_bytes(data[..VERSION_BYTES].try_into().expect("8 bytes"))
 }
 
@@ -115,6 +129,8 @@ pub(crate) struct KeyMap {
     index: HashTable<u32>,
     slots: Vec<Slot>,
     hasher: RandomState,
+    /// The snapshot being taken, if any (see the module header).
+    pub(super) capture: Option<Box<Capture>>,
 }
 
 /// Where a key is, or where it would go: [`KeyMap::lookup`]'s answer, for one [`KeyMap::store`].
@@ -136,6 +152,7 @@ impl KeyMap {
             index: HashTable::with_capacity(keys),
             slots: Vec::with_capacity(keys),
             hasher: RandomState::new(),
+            capture: None,
         }
     }
 
@@ -181,17 +198,24 @@ impl KeyMap {
     pub(crate) fn store(&mut self, at: Lookup, key: &[u8], value: &[u8], version: u64) {
         if let Some(i) = at.slot {
             debug_assert_eq!(self.slots[i].key(), key);
+            if let Some(c) = &mut self.capture {
+                c.keep(i, &self.slots[i].data);
+            }
             self.slots[i].set_value(value, version);
             return;
         }
+        if let Some(c) = &self.capture {
+            c.check_vacated(self.slots.len());
+        }
         let id = slot_id(self.slots.len());
         self.slots.push(Slot::new(key, value, version));
-        let Self { index, slots, hasher } = self;
+        let Self { index, slots, hasher, .. } = self;
         index.insert_unique(at.hash, id, |&i| hasher.hash_one(slots[i as usize].key()));
     }
 
     /// Stores `value` at `version` under `key`; returns the length of the value it replaced
     /// (`None`: a new key).
+    #[cfg(test)]
     pub(crate) fn set(&mut self, key: &[u8], value: &[u8], version: u64) -> Option<usize> {
         let at = self.lookup(key);
         let old = self.value_len(&at);
@@ -205,6 +229,12 @@ impl KeyMap {
         let entry = self.index.find_entry(self.hash(key), |&i| slots[i as usize].key() == key).ok()?;
         let (i, _) = entry.remove();
         let i = i as usize;
+        if let Some(c) = &mut self.capture {
+            // Both ends of the move change: the hole and the last slot.
+            let last = self.slots.len() - 1;
+            c.keep(i, &self.slots[i].data);
+            c.keep(last, &self.slots[last].data);
+        }
         let removed = self.slots.swap_remove(i);
         if i < self.slots.len() {
             // The last slot moved into the hole: point its index entry at its new place.
@@ -215,10 +245,35 @@ impl KeyMap {
         Some(removed.data.len() - removed.value_at())
     }
 
-    /// The whole map as it is now, for a snapshot encoded later on another thread: each slot's
-    /// block (shared, not copied). Allocates 16 bytes a key.
-    pub(crate) fn capture(&self) -> Capture {
-        Capture { blocks: self.slots.iter().map(|s| Arc::clone(&s.data)).collect() }
+    /// Starts a capture of the map as it is now (see the module header), ending any capture
+    /// still running; returns the number of keys it will give. Allocates one small box.
+    pub(crate) fn begin_capture(&mut self) -> usize {
+        self.capture = Some(Box::new(Capture::new(self.slots.len())));
+        self.slots.len()
+    }
+
+    /// Appends to `out` the blocks of the next at most `max` slots of the running capture, as they
+    /// were at its start, in slot order; returns true once the capture has given every slot (it
+    /// ends then), or when none is running.
+    pub(crate) fn capture_chunk(&mut self, out: &mut Vec<Arc<[u8]>>, max: usize) -> bool {
+        let Some(c) = &mut self.capture else { return true };
+        let slots = &self.slots;
+        let done = c.take(max, out, |i| Arc::clone(&slots[i].data));
+        if done {
+            self.capture = None;
+        }
+        done
+    }
+
+    /// Ends the running capture, if any (its pre-images are freed).
+    #[cfg(test)]
+    pub(crate) fn end_capture(&mut self) {
+        self.capture = None;
+    }
+
+    /// Every key with its value and version in slot order (the order a snapshot writes).
+    pub(crate) fn iter_slots(&self) -> impl Iterator<Item = (&[u8], &[u8], u64)> + '_ {
+        self.slots.iter().map(|s| (s.key(), s.value(), s.version()))
     }
 
     /// Every key with its value and version, in ascending key order (allocates 4 bytes per key
@@ -230,31 +285,6 @@ impl KeyMap {
             let slot = &self.slots[i as usize];
             (slot.key(), slot.value(), slot.version())
         })
-    }
-}
-
-/// The map's keys, values and versions at a capture ([`KeyMap::capture`]); `Send`, so the
-/// snapshot writer's thread encodes it while the map changes on (copy-on-write).
-#[derive(Debug)]
-pub(crate) struct Capture {
-    blocks: Vec<Arc<[u8]>>,
-}
-
-impl Capture {
-    /// Keys captured.
-    pub(crate) fn len(&self) -> usize {
-        self.blocks.len()
-    }
-
-    /// Bytes of keys plus values captured.
-    pub(crate) fn data_bytes(&self) -> usize {
-        self.blocks.iter().map(|d| d.len() - HEADER_BYTES).sum()
-    }
-
-    /// Every key with its value and version, in ascending key order (sorts the capture).
-    pub(crate) fn sorted(&mut self) -> impl Iterator<Item = (&[u8], &[u8], u64)> + '_ {
-        self.blocks.sort_unstable_by(|a, b| key_of(a).cmp(key_of(b)));
-        self.blocks.iter().map(|d| (key_of(d), value_of(d), version_of(d)))
     }
 }
 
@@ -283,31 +313,35 @@ mod tests {
         assert_eq!(m.get(b""), Some((&b"empty key"[..], 4)));
     }
 
-    /// A capture keeps the state it took while the map changes on: a block it shares is copied
-    /// before a write (copy-on-write); once the capture is gone, writes are in place again.
+    /// A capture keeps the state it took while the map changes on: a block a chunk or a
+    /// pre-image shares is copied before a write (copy-on-write); once the capture is gone, writes
+    /// are in place again.
     #[test]
     fn a_capture_keeps_its_state_and_writes_copy_shared_blocks() {
         let mut m = KeyMap::default();
         m.set(b"a", b"1111", 1);
         m.set(b"b", b"2222", 2);
         m.set(b"c", b"3333", 3);
-        let mut capture = m.capture();
+        assert_eq!(m.begin_capture(), 3);
         let shared = m.slots[0].data.as_ptr();
         m.set(b"a", b"9999", 4);
-        assert_ne!(m.slots[0].data.as_ptr(), shared, "a shared block is not written in place");
+        assert_ne!(m.slots[0].data.as_ptr(), shared, "a kept block is not written in place");
         m.remove(b"b");
         m.set(b"d", b"4444", 5);
-        let taken: Vec<_> = capture.sorted().map(|(k, v, n)| (k.to_vec(), v.to_vec(), n)).collect();
+        let mut blocks = Vec::new();
+        while !m.capture_chunk(&mut blocks, 2) {}
+        let taken: Vec<_> =
+            blocks.iter().map(|d| (key_of(d).to_vec(), value_of(d).to_vec(), version_of(d))).collect();
         assert_eq!(
             taken,
             [
                 (b"a".to_vec(), b"1111".to_vec(), 1),
                 (b"b".to_vec(), b"2222".to_vec(), 2),
                 (b"c".to_vec(), b"3333".to_vec(), 3)
-            ]
+            ],
+            "slot order at the capture"
         );
-        assert_eq!((capture.len(), capture.data_bytes()), (3, 15));
-        drop(capture);
+        drop(blocks);
         let own = m.slots[0].data.as_ptr();
         m.set(b"a", b"8888", 6);
         assert_eq!(m.slots[0].data.as_ptr(), own, "in place again once no capture shares it");

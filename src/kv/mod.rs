@@ -10,7 +10,7 @@
 //! - [`protocol`]: the wire request bodies of opcodes GET/SET/DEL/INCR/CAS (docs/PROTOCOL.md) and the
 //!   rendering of answers into a caller's buffer.
 //! - `map`: the key map under the projection (one heap block per key, a hash index of 4-byte
-//!   slot numbers).
+//!   slot numbers); `capture`: a snapshot's cursor over it, with the pre-images of what changed.
 //! - [`projection`]: the state machine ([`KvProjection::apply_op`]), and its side of the
 //!   projection seam (`crate::projection::Projection`, tag `TAG_KV`). Exactly-once (the client
 //!   table) is the router's, shared by all projections (`crate::projection::router`).
@@ -29,6 +29,7 @@
 //!   `dedup_clients_max` clients remembered. Hitting a limit is an error result, never a panic.
 //! - Decoders (commands, request bodies, snapshots) never panic and never read past their input.
 
+mod capture;
 pub mod command;
 mod map;
 pub mod projection;
@@ -50,8 +51,10 @@ use thiserror::Error;
 /// KEY_OVERHEAD_BYTES_MAX` bytes (about 60 bytes per key above the data in practice: ~92 per key
 /// for 16-byte keys and values at 1 M keys, docs/BENCHMARKS.md "Memory per key"), plus
 /// `dedup_clients_max * CLIENT_RECORD_BYTES` bytes for the client table (allocated once, at
-/// creation). A snapshot captures the map's blocks (16 bytes a key, shared, copy-on-write) and the
-/// snapshot writer's thread streams them into the snapshot file (`KvProjection::capture_section`).
+/// creation). A snapshot costs no memory per key: the shard hands the snapshot writer's thread
+/// chunks of the map's blocks (shared, copy-on-write; `KvProjection::begin_capture`), at most
+/// `SNAPSHOT_CHUNKS_IN_FLIGHT` of `SNAPSHOT_CHUNK_BLOCKS` pointers, plus the pre-images of the keys
+/// written while it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvLimits {
     /// Longest key in bytes (at most `u16::MAX`, the wire's key length field).
@@ -245,12 +248,6 @@ impl<'a> Reader<'a> {
     pub(crate) fn bytes_u16(&mut self) -> Result<&'a [u8], KvError> {
         let n = self.u16()?;
         self.bytes(usize::from(n))
-    }
-
-    /// A u64 length then that many bytes.
-    pub(crate) fn bytes_u64(&mut self) -> Result<&'a [u8], KvError> {
-        let n = self.u64()?;
-        self.bytes(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     /// A u32 length then that many bytes.

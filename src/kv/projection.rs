@@ -4,8 +4,9 @@
 //! block per key, indexed by a hash table with the standard library's keyed SipHash, so no hash
 //! flooding), and the byte count of keys plus values. A hash table does one hash and about one key
 //! comparison per lookup, where a B-tree did a pointer chase and a `memcmp` per level. Nothing
-//! depends on its order: `iter` and snapshots sort the keys, so snapshots stay deterministic;
-//! lookups by `&[u8]` allocate nothing.
+//! depends on the hash table's order: `iter` sorts the keys, and snapshots are in the map's slot
+//! order, a function of the writes applied (`super::map`), so they stay deterministic; lookups by
+//! `&[u8]` allocate nothing.
 //!
 //! Semantics of `apply_op(pos, op)` (the router calls it in log order, for commands that passed
 //! exactly-once, `crate::projection::router`):
@@ -24,7 +25,9 @@ use super::command::{Command, Op};
 use super::map::KeyMap;
 use super::KvLimits;
 pub use crate::projection::ApplyResult;
-use crate::projection::{Applied, LogPos, Projection, SnapshotError, TAG_KV};
+use crate::projection::{
+    Applied, LogPos, Projection, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, TAG_KV,
+};
 use crate::wire::{opcode, Status};
 use std::any::Any;
 
@@ -118,7 +121,7 @@ impl KvProjection {
         self.map.get(key)
     }
 
-    /// Every key with its value and version, in key order.
+    /// Every key with its value and version, in key order (sorts: tests, tools).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8], u64)> + '_ {
         self.map.iter_sorted()
     }
@@ -246,12 +249,20 @@ impl Projection for KvProjection {
         self.write_section(out);
     }
 
-    fn capture(&self) -> Box<dyn crate::projection::SectionSource> {
-        Box::new(self.capture_section())
+    fn begin_capture(&mut self) -> SectionCapture {
+        self.begin_section_capture()
     }
 
-    fn load_snapshot(&mut self, section: &[u8], applied_lsn: u64) -> Result<(), SnapshotError> {
-        *self = Self::load_section(section, applied_lsn, self.limits)?;
+    fn capture_chunk(&mut self, chunk: &mut SnapshotChunk) -> bool {
+        self.section_chunk(chunk)
+    }
+
+    fn load_snapshot(
+        &mut self,
+        section: &mut SectionReader<'_>,
+        applied_lsn: u64,
+    ) -> Result<(), SnapshotError> {
+        *self = Self::read_section(section, applied_lsn, self.limits)?;
         Ok(())
     }
 

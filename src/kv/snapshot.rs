@@ -1,9 +1,17 @@
 //! The KV projection's part of a partition snapshot (`crate::projection::snapshot`), and the
 //! whole-KV snapshots written before the router existed, still read.
 //!
-//! The section (`write_section`): u64 key count, then per key in ascending byte order `u16
-//! key_len, key, u32 value_len, value, u64 version`. The partition snapshot around it carries the
-//! magic, the applied lsn, the length and the checksum.
+//! The section (`write_section`): u64 key count, then per key `u16 key_len, key, u32 value_len,
+//! value, u64 version`, in the map's slot order (`kv::map`: a function of the writes the map
+//! applied since it was loaded or empty, and a loaded map keeps the file's order, so replicas with
+//! the same history write the same bytes). Builds before this one wrote the keys in ascending byte
+//! order; such sections load the same way (any order loads; a key twice is refused). The partition
+//! snapshot around it carries the magic, the applied lsn, the length and the checksum.
+//!
+//! Written off the shard: `begin_capture` starts the map's capture (`kv::capture`, no copy) and
+//! announces the section's length (8 + 14 per key + the keys' and values' bytes, known at the
+//! capture); `capture_chunk` hands out the next blocks (a chunk's worth, `SNAPSHOT_CHUNK_BLOCKS`
+//! in the server) as they were at the capture, which the snapshot store encodes with `put_block`.
 //!
 //! A whole-KV snapshot (before the router) has this layout (little-endian):
 //!
@@ -14,18 +22,21 @@
 //! | 8 | 8 | `applied_lsn`: the lsn of the last entry folded in |
 //! | 16 | 8 | `body_len`: bytes after the header |
 //! | 24 | 4 | CRC32C (Castagnoli) of bytes 0..24 followed by the body |
-//! | 28 | .. | body: the section above, then the client table as the partition snapshot writes it (`u64` count and records); version 1 has no digest in its records |
+//! | 28 | .. | body: the section above (keys sorted), then the client table as the partition snapshot writes it (`u64` count and records); version 1 has no digest in its records |
 //!
-//! Invariants: the section is a function of the state only (keys sorted); loading never panics,
-//! checks every invariant (lengths, limits, order, versions at or below the applied lsn) and
-//! builds nothing unless all hold.
+//! Invariants: the section is a function of the state and its history only (slot order, above);
+//! loading never panics, reads the section from a bounded stream (each field's length is checked
+//! against the limits before it is read), checks every invariant (lengths, limits, no key twice,
+//! versions at or below the applied lsn) and builds nothing unless all hold.
 
-use super::map::{Capture, KeyMap};
+use super::map::{key_of, value_of, version_of, KeyMap};
 use super::projection::KvProjection;
-use super::{KvLimits, Reader};
+use super::KvLimits;
 use crate::projection::router::Router;
-use crate::projection::snapshot::{read_clients, read_sealed};
-use crate::projection::{SectionSource, SnapshotError, SnapshotSink, TAG_KV};
+use crate::projection::snapshot::read_clients;
+use crate::projection::{
+    FieldRead, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, SnapshotSink, TAG_KV,
+};
 
 /// First four bytes of a whole-KV snapshot (before the router).
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"VGKV";
@@ -36,97 +47,90 @@ pub const SNAPSHOT_VERSION_V1: u32 = 1;
 /// The versions still read.
 pub const SNAPSHOT_VERSIONS: &[u32] = &[SNAPSHOT_VERSION_V1, SNAPSHOT_VERSION];
 
-/// Loads a whole-KV snapshot (before the router) into `router`, fresh: its keys into the KV
-/// projection, its client table into the router's.
-pub(crate) fn restore_legacy(bytes: &[u8], router: &mut Router) -> Result<(), SnapshotError> {
-    let (version, lsn, body) = read_sealed(bytes, SNAPSHOT_MAGIC, SNAPSHOT_VERSIONS)?;
+/// Loads the body of a whole-KV snapshot (before the router) of `version` taken at `lsn` (its
+/// checksum verified) into `router`, fresh: its keys into the KV projection, its client table into
+/// the router's.
+pub(crate) fn restore_legacy(
+    body: &mut SectionReader<'_>,
+    version: u32,
+    lsn: u64,
+    router: &mut Router,
+) -> Result<(), SnapshotError> {
     let limits = *router.kv().limits();
-    let mut r = Reader::new(body);
-    let kv = read_keys(&mut r, lsn, limits)?;
-    let clients = r.u64()?;
-    read_clients(&mut r, clients, version == SNAPSHOT_VERSION, lsn, &mut router.clients)?;
-    r.finish().map_err(|_| SnapshotError::Invalid("bytes after the client table"))?;
+    let kv = read_keys(body, lsn, limits)?;
+    let clients = body.u64()?;
+    read_clients(body, clients, version == SNAPSHOT_VERSION, lsn, &mut router.clients)?;
+    body.finish().map_err(|_| SnapshotError::Invalid("bytes after the client table"))?;
     *router.projection_mut(TAG_KV).expect("every router runs a KV projection") = Box::new(kv);
     router.set_applied_lsn(lsn);
     Ok(())
 }
 
+/// Bytes of a key's entry besides its key and value: the lengths and the version.
+const ENTRY_OVERHEAD: u64 = 14;
+
 /// Reads the keys of a section (or of a whole-KV snapshot's body) taken at `lsn`.
-fn read_keys(r: &mut Reader<'_>, lsn: u64, limits: KvLimits) -> Result<KvProjection, SnapshotError> {
+fn read_keys(r: &mut SectionReader<'_>, lsn: u64, limits: KvLimits) -> Result<KvProjection, SnapshotError> {
     let key_count = r.u64()?;
     if key_count > limits.keys_max as u64 {
         return Err(SnapshotError::ExceedsLimits("more keys than keys_max"));
     }
-    let mut map = KeyMap::with_capacity(key_count as usize);
+    // No more room than the section's bytes can hold keys (a count is not trusted with memory).
+    let room = key_count.min(r.remaining() / ENTRY_OVERHEAD);
+    let mut map = KeyMap::with_capacity(usize::try_from(room).expect("at most keys_max"));
+    let (mut key, mut value) = (Vec::new(), Vec::new());
     let mut data_bytes = 0usize;
-    let mut last_key: Option<&[u8]> = None;
     for _ in 0..key_count {
-        let key = r.bytes_u16()?;
-        let value = r.bytes_u32()?;
-        let version = r.u64()?;
-        if key.len() > limits.key_bytes_max {
+        let key_len = usize::from(r.u16()?);
+        if key_len > limits.key_bytes_max {
             return Err(SnapshotError::ExceedsLimits("a key is longer than key_bytes_max"));
         }
-        if value.len() > limits.value_bytes_max {
+        r.bytes_into(key_len, &mut key)?;
+        let value_len = usize::try_from(r.u32()?).unwrap_or(usize::MAX);
+        if value_len > limits.value_bytes_max {
             return Err(SnapshotError::ExceedsLimits("a value is longer than value_bytes_max"));
         }
+        r.bytes_into(value_len, &mut value)?;
+        let version = r.u64()?;
         // A version names a write at or before the applied lsn (`LogPos::version`; versions
         // written before batches existed are the write's lsn, which is below it too).
         if version == 0 || version >> 16 > lsn {
             return Err(SnapshotError::Invalid("a key's version is 0 or above the applied lsn"));
         }
-        if last_key.is_some_and(|last| last >= key) {
-            return Err(SnapshotError::Invalid("keys are not in strictly ascending order"));
-        }
-        last_key = Some(key);
         data_bytes += key.len() + value.len();
         if data_bytes > limits.data_bytes_max {
             return Err(SnapshotError::ExceedsLimits("more data than data_bytes_max"));
         }
-        map.set(key, value, version);
+        let at = map.lookup(&key);
+        if map.value_len(&at).is_some() {
+            return Err(SnapshotError::Invalid("a key appears twice"));
+        }
+        // In the file's order: the map gets the slot order of the map that wrote it.
+        map.store(at, &key, &value, version);
     }
     Ok(KvProjection { limits, map, data_bytes })
 }
 
-/// Puts a KV section of `count` keys, in the order `keys` gives (ascending).
-fn put_keys<'a>(
-    out: &mut dyn SnapshotSink,
-    count: usize,
-    keys: impl Iterator<Item = (&'a [u8], &'a [u8], u64)>,
-) {
-    out.put(&(count as u64).to_le_bytes());
-    for (key, value, version) in keys {
-        let key_len = u16::try_from(key.len()).expect("keys are at most key_bytes_max <= u16::MAX");
-        let value_len = u32::try_from(value.len()).expect("values are at most value_bytes_max");
-        out.put(&key_len.to_le_bytes());
-        out.put(key);
-        out.put(&value_len.to_le_bytes());
-        out.put(value);
-        out.put(&version.to_le_bytes());
-    }
+/// Puts one key's entry: `u16 key_len, key, u32 value_len, value, u64 version`.
+fn put_entry(out: &mut dyn SnapshotSink, key: &[u8], value: &[u8], version: u64) {
+    let key_len = u16::try_from(key.len()).expect("keys are at most key_bytes_max <= u16::MAX");
+    let value_len = u32::try_from(value.len()).expect("values are at most value_bytes_max");
+    out.put(&key_len.to_le_bytes());
+    out.put(key);
+    out.put(&value_len.to_le_bytes());
+    out.put(value);
+    out.put(&version.to_le_bytes());
+}
+
+/// Puts the entry of a map block (a chunk's `encode`, run by the snapshot store).
+fn put_block(block: &[u8], out: &mut dyn SnapshotSink) {
+    put_entry(out, key_of(block), value_of(block), version_of(block));
 }
 
 /// Bytes of a KV section of `count` keys holding `data_bytes` bytes of keys and values: 8 bytes of
 /// count, then per key its bytes and 14 of lengths and version.
-fn section_len(count: usize, data_bytes: usize) -> usize {
-    8 + 14 * count + data_bytes
-}
-
-/// The KV projection captured for a snapshot ([`KvProjection::capture_section`]): written (sorted
-/// and encoded) on whichever thread holds it, to the bytes `write_section` gave at the capture.
-#[derive(Debug)]
-pub struct KvSection(Capture);
-
-impl SectionSource for KvSection {
-    fn byte_len(&self) -> u64 {
-        section_len(self.0.len(), self.0.data_bytes()) as u64
-    }
-
-    fn write(self: Box<Self>, out: &mut dyn SnapshotSink) {
-        let mut capture = self.0;
-        let count = capture.len();
-        put_keys(out, count, capture.sorted());
-    }
+fn section_len(count: usize, data_bytes: usize) -> u64 {
+    8 + ENTRY_OVERHEAD * count as u64 + data_bytes as u64
 }
 
 impl KvProjection {
@@ -134,21 +138,41 @@ impl KvProjection {
     pub fn write_section(&self, out: &mut Vec<u8>) {
         // One allocation of the section's exact size (growing by doubling would hold up to twice
         // the snapshot, and copy it, while it is written).
-        out.reserve_exact(section_len(self.map.len(), self.data_bytes));
-        // Keys in ascending order (`iter` sorts them): the same state always gives the same bytes.
-        put_keys(out, self.map.len(), self.iter());
+        out.reserve_exact(section_len(self.map.len(), self.data_bytes) as usize);
+        out.put(&(self.map.len() as u64).to_le_bytes());
+        for (key, value, version) in self.map.iter_slots() {
+            put_entry(out, key, value, version);
+        }
     }
 
-    /// The KV section's source for a snapshot encoded on the writer's thread: the map's blocks,
-    /// shared (copy-on-write), 16 bytes a key on the shard.
-    pub(crate) fn capture_section(&self) -> KvSection {
-        KvSection(self.map.capture())
+    /// Starts the capture of the section for chunks written off the shard (see the module header).
+    pub(crate) fn begin_section_capture(&mut self) -> SectionCapture {
+        let count = self.map.begin_capture();
+        let head = (count as u64).to_le_bytes().to_vec();
+        SectionCapture::Chunked { byte_len: section_len(count, self.data_bytes), head }
+    }
+
+    /// The next blocks of the capture into `chunk`; true once all were given.
+    pub(crate) fn section_chunk(&mut self, chunk: &mut SnapshotChunk) -> bool {
+        chunk.encode = Some(put_block);
+        self.map.capture_chunk(&mut chunk.blocks, chunk.blocks_max)
     }
 
     /// A projection with `limits` loaded from a KV section taken at `applied_lsn`.
     pub fn load_section(section: &[u8], applied_lsn: u64, limits: KvLimits) -> Result<Self, SnapshotError> {
-        let mut r = Reader::new(section);
-        let kv = read_keys(&mut r, applied_lsn, limits)?;
+        let mut bytes = section;
+        let mut r = SectionReader::new(&mut bytes, section.len() as u64);
+        Self::read_section(&mut r, applied_lsn, limits)
+    }
+
+    /// A projection with `limits` loaded from a KV section taken at `applied_lsn`, read from `r`
+    /// to its end.
+    pub fn read_section(
+        r: &mut SectionReader<'_>,
+        applied_lsn: u64,
+        limits: KvLimits,
+    ) -> Result<Self, SnapshotError> {
+        let kv = read_keys(r, applied_lsn, limits)?;
         r.finish().map_err(|_| SnapshotError::Invalid("bytes after the last key"))?;
         Ok(kv)
     }

@@ -22,8 +22,9 @@
 //! run: `repair`). One pass over the log, still before anything is written, applies every entry
 //! after the snapshot up to the recovered commit index (`UalRaftStore::replay`), reporting its
 //! progress as values (the server draws a bar); Raft re-commits what follows. Snapshots (`maybe_snapshot`) are taken every
-//! `snapshot_every_entries` applied entries, or when half the log's ring is in use, handed to the
-//! snapshot store (`seams::SnapshotStore`: a file the server writes on a thread, the simulator's
+//! `snapshot_every_entries` applied entries, or when half the log's ring is in use, captured
+//! without a copy and handed to the snapshot store in bounded chunks over the next polls
+//! (`snapshot.rs`; `seams::SnapshotStore`: a file the server writes on a thread, the simulator's
 //! own), and only once it is stored checkpointed into the log, which recycles the segments they
 //! cover.
 //!
@@ -255,6 +256,8 @@ pub struct Partition<D: BlockIo> {
     snapshots: Option<Box<dyn SnapshotStore>>,
     /// The index of the snapshot being stored, if any.
     snapshot_in_flight: Option<u64>,
+    /// Its chunks: how many exist, whether the body was all handed over (`snapshot.rs`).
+    snapshot_pump: snapshot::ChunkPump,
     events: Events,
     snapshot_every_entries: u64,
     /// The index of the last snapshot taken (or loaded).
@@ -280,12 +283,14 @@ impl<D: BlockIo> std::fmt::Debug for Partition<D> {
 
 impl<D: BlockIo> Partition<D> {
     /// Makes everything the log holds durable and records the durable position in its superblock
-    /// (a clean stop: afterwards damage to any record is told from a torn tail), then lets the
-    /// snapshot writer finish. For a shutdown after the last answers went out.
+    /// (a clean stop: afterwards damage to any record is told from a torn tail), then stops the
+    /// snapshot writer. For a shutdown after the last answers went out.
     pub fn close(self) -> Result<(), PartitionError> {
         let id = self.id;
         let Partition { raft, snapshots, .. } = self;
-        // A snapshot being stored finishes first (the writer thread is joined).
+        // The writer thread is joined. A snapshot whose chunks were still being handed over is
+        // abandoned: its `.tmp` never counted, and the log was never checkpointed past the last
+        // snapshot stored, so the next start loads that one and replays the rest.
         drop(snapshots);
         raft.into_store()
             .into_ual()

@@ -196,6 +196,7 @@ impl<D: BlockIo> PartitionRecovery<D> {
             snapshot_every_entries: config.snapshot_every_entries,
             snapshot_index: applied_from,
             checkpoint_pending: None,
+            snapshot_pump: Default::default(),
             read_barrier: (0, u64::MAX),
             counters: PartitionCounters::default(),
             raft,
@@ -218,8 +219,9 @@ pub(crate) fn load_snapshot(
     let err = |reason: String| PartitionError::Snapshot { partition: id, path: path.clone(), reason };
     match file.read().map_err(|e| err(e.to_string()))? {
         None => Ok((fresh(), None)),
-        Some(bytes) => {
-            let router = Router::restore(&bytes, config.kv, config.projections.make())
+        Some(mut src) => {
+            // Streamed: the checksum over the file first, then the content, in bounded memory.
+            let router = Router::restore_from(&mut *src, config.kv, config.projections.make())
                 .map_err(|e| err(e.to_string()))?;
             let index = router.applied_lsn();
             Ok((router, Some(index)))

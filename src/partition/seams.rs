@@ -5,14 +5,22 @@
 //! with seeded faults, tests whatever they check.
 //!
 //! Invariants of a `SnapshotStore`: at most one snapshot is being stored at a time (the partition
-//! submits the next only after `poll` handed back the last); a snapshot counts only once `poll`
-//! reported it stored (`Ok`), and only then may the log be checkpointed past its index; `read`
-//! changes nothing (recovery reads before it has decided to start); `remove_leftovers` is called
-//! once the start is decided.
+//! begins the next only after `poll` handed back the last); a snapshot is `begin`, then chunks
+//! (`put`), then `finish`, and the store hands every chunk back emptied (`spare`) once it has
+//! written it, so at most `SNAPSHOT_CHUNKS_IN_FLIGHT` chunks exist per snapshot and the memory a
+//! snapshot costs does not grow with the state; a snapshot counts only once `poll` reported it
+//! stored (`Ok`), and only then may the log be checkpointed past its index; `read` changes nothing
+//! (recovery reads before it has decided to start) and gives a reader, so a snapshot is loaded
+//! without being held whole in memory; `remove_leftovers` is called once the start is decided.
 
-pub use crate::projection::SnapshotCapture;
+pub use crate::projection::{SnapshotChunk, SnapshotEncoder, SnapshotHeader, SnapshotRead};
 use std::collections::VecDeque;
 use std::io;
+
+/// Chunks of one snapshot that exist at once (being filled, queued, or being written): the
+/// partition makes no more, and reuses those the store hands back. With `SNAPSHOT_CHUNK_BLOCKS`
+/// pointers each, at most 256 KiB of pointers, whatever the number of keys.
+pub const SNAPSHOT_CHUNKS_IN_FLIGHT: usize = 4;
 
 /// A snapshot handed back by its store: its index, its bytes if the store has them in memory (a
 /// file store streams them to disk and has not), and whether it is stored durably.
@@ -22,15 +30,32 @@ pub type Written = (u64, Option<Vec<u8>>, io::Result<()>);
 pub trait SnapshotStore {
     /// What it is, for messages (a file's path).
     fn name(&self) -> String;
-    /// The last snapshot stored, or `None` if there is none. Changes nothing.
-    fn read(&mut self) -> io::Result<Option<Vec<u8>>>;
+    /// The last snapshot stored, to be read from (a file), or `None` if there is none. Changes
+    /// nothing.
+    fn read(&mut self) -> io::Result<Option<Box<dyn SnapshotRead>>>;
     /// Removes what an interrupted store left behind (a `.tmp` file), which never counted.
     fn remove_leftovers(&mut self) -> io::Result<()>;
-    /// Starts storing the projections captured at `index`, durably: encodes `capture` (off the
-    /// shard's thread where the store has a thread of its own: `SnapshotCapture::write_to` streams
-    /// it to a file, `encode` into memory) and stores it; its outcome comes out of a later `poll`
-    /// (inline stores have it at the next one).
-    fn submit(&mut self, index: u64, capture: SnapshotCapture);
+    /// Starts storing the snapshot at `index` whose header is `header`, durably: its body follows
+    /// in chunks (`put`), then `finish`.
+    fn begin(&mut self, index: u64, header: SnapshotHeader);
+    /// The next chunk of the body: the store writes it (`SnapshotEncoder::put`, off the shard's
+    /// thread where the store has a thread of its own) and hands it back emptied through `spare`.
+    fn put(&mut self, chunk: SnapshotChunk);
+    /// The body is complete: the store seals and stores the snapshot; the outcome comes out of a
+    /// later `poll` (inline stores have it at the next one).
+    fn finish(&mut self);
+    /// A chunk the store has written, emptied, for the partition to fill again.
+    fn spare(&mut self) -> Option<SnapshotChunk>;
+    /// A new chunk, while the partition has fewer than `chunks_in_flight_max`: of
+    /// `SNAPSHOT_CHUNK_BLOCKS` blocks unless the store wants smaller ones.
+    fn new_chunk(&self) -> SnapshotChunk {
+        SnapshotChunk::new()
+    }
+    /// Chunks of one snapshot that may exist at once: `SNAPSHOT_CHUNKS_IN_FLIGHT` unless the
+    /// store wants fewer (never more: the partition takes the smaller).
+    fn chunks_in_flight_max(&self) -> usize {
+        SNAPSHOT_CHUNKS_IN_FLIGHT
+    }
     /// The snapshot whose store finished since the last call, if any.
     fn poll(&mut self) -> Option<Written>;
 }

@@ -1,12 +1,19 @@
 //! A partition's snapshots and what it reports: when a snapshot is due, handing it to the
-//! snapshot store (`seams::SnapshotStore`), checkpointing the log only once the store reports it
-//! durable, and the events an operator should see (`seams::PartitionEvent`).
+//! snapshot store (`seams::SnapshotStore`) in chunks, checkpointing the log only once the store
+//! reports it durable, and the events an operator should see (`seams::PartitionEvent`).
+//!
+//! A snapshot is captured at one applied index (`Router::begin_snapshot`: no copy of the state),
+//! then pumped: at each poll the partition fills the chunks it may (new ones up to
+//! `SNAPSHOT_CHUNKS_IN_FLIGHT`, then those the store hands back) from the capture and puts them,
+//! while it goes on applying entries (the capture gives the state at its index whatever is applied
+//! meanwhile); once the body is complete it tells the store to finish.
 //!
 //! Invariants: the log is checkpointed past index `i` only after a snapshot covering `i` was
-//! stored; one snapshot is stored at a time; a failed store is counted and retried after as many
+//! stored; one snapshot is stored at a time; at most `SNAPSHOT_CHUNKS_IN_FLIGHT` chunks exist for
+//! it, and none is kept once it is stored; a failed store is counted and retried after as many
 //! entries again, never at every poll.
 
-use super::seams::{EventSink, PartitionEvent};
+use super::seams::{EventSink, PartitionEvent, SnapshotChunk, SnapshotStore, SNAPSHOT_CHUNKS_IN_FLIGHT};
 use super::{Events, Partition};
 use vigil_pmd::block::BlockIo;
 
@@ -39,10 +46,16 @@ impl<D: BlockIo> Partition<D> {
             return;
         }
         if self.snapshot_in_flight.is_some() {
+            self.pump_chunks();
             let Some((index, data, result)) = self.snapshots.as_mut().and_then(|s| s.poll()) else {
                 return;
             };
             self.snapshot_in_flight = None;
+            self.snapshot_pump = ChunkPump::default();
+            // Chunks handed back after the last fill are dropped: none is kept between snapshots.
+            if let Some(store) = self.snapshots.as_mut() {
+                while store.spare().is_some() {}
+            }
             match result {
                 Ok(()) => self.checkpoint(index, data),
                 Err(e) => self.snapshot_failed(&e),
@@ -75,19 +88,30 @@ impl<D: BlockIo> Partition<D> {
         self.checkpoint_pending.is_some() || self.snapshot_in_flight.is_some()
     }
 
-    /// Captures the projections at `index` (what the shard pays: `Projection::capture`) and hands
-    /// the capture to the store, which encodes and writes it.
+    /// Captures the projections at `index` (what the shard pays: `Projection::begin_capture`),
+    /// begins the store's snapshot and hands it the first chunks; a partition without a store
+    /// encodes it now, whole, for the log store to keep.
     fn take_snapshot(&mut self, index: u64) {
-        let capture = self.router.capture();
         // Whatever the outcome, the next attempt comes after as many entries again, not at every poll.
         self.snapshot_index = index;
-        match &mut self.snapshots {
-            None => self.checkpoint(index, Some(capture.encode())),
-            Some(store) => {
-                store.submit(index, capture);
-                self.snapshot_in_flight = Some(index);
-            }
-        }
+        let Some(store) = self.snapshots.as_mut() else {
+            let mut bytes = Vec::new();
+            self.router.snapshot(&mut bytes);
+            self.checkpoint(index, Some(bytes));
+            return;
+        };
+        let header = self.router.begin_snapshot();
+        store.begin(index, header);
+        self.snapshot_in_flight = Some(index);
+        self.snapshot_pump = ChunkPump::default();
+        self.pump_chunks();
+    }
+
+    /// Fills and puts every chunk it may now (see the module header); finishes the store's
+    /// snapshot once the body is complete.
+    fn pump_chunks(&mut self) {
+        let Some(store) = self.snapshots.as_mut() else { return };
+        pump(&mut self.snapshot_pump, &mut **store, |chunk| self.router.snapshot_chunk(chunk));
     }
 
     fn snapshot_failed(&mut self, e: &std::io::Error) {
@@ -111,6 +135,41 @@ impl<D: BlockIo> Partition<D> {
                 self.counters.snapshot_failures += 1;
                 self.report(PartitionEvent::CheckpointRefused { index, error: e.to_string() });
             }
+        }
+    }
+}
+
+/// How far the chunks of the snapshot being stored got.
+#[derive(Debug, Default)]
+pub(super) struct ChunkPump {
+    /// Chunks made for it (at most `SNAPSHOT_CHUNKS_IN_FLIGHT`).
+    made: usize,
+    /// Whether the whole body was put and the store told to finish.
+    complete: bool,
+}
+
+/// Fills chunks with `fill` (true: the body is complete) and puts them into `store` while one is
+/// to be had: one the store handed back, or a new one while fewer than `SNAPSHOT_CHUNKS_IN_FLIGHT`
+/// (or the store's `chunks_in_flight_max`, if fewer) exist.
+fn pump(
+    state: &mut ChunkPump,
+    store: &mut dyn SnapshotStore,
+    mut fill: impl FnMut(&mut SnapshotChunk) -> bool,
+) {
+    let in_flight_max = store.chunks_in_flight_max().clamp(1, SNAPSHOT_CHUNKS_IN_FLIGHT);
+    while !state.complete {
+        let mut chunk = match store.spare() {
+            Some(chunk) => chunk,
+            None if state.made < in_flight_max => {
+                state.made += 1;
+                store.new_chunk()
+            }
+            None => return,
+        };
+        state.complete = fill(&mut chunk);
+        store.put(chunk);
+        if state.complete {
+            store.finish();
         }
     }
 }

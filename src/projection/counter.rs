@@ -10,7 +10,10 @@
 //! Invariants: deterministic (time only from `Applied`); overflow is a result that changes
 //! nothing; a name over `NAME_MAX` is refused before it is logged.
 
-use super::{Applied, ApplyResult, CommandHeader, Projection, SnapshotError, COMMAND_HEADER_LEN};
+use super::{
+    Applied, ApplyResult, CommandHeader, FieldRead, Projection, SectionReader, SnapshotError,
+    COMMAND_HEADER_LEN,
+};
 use crate::kv::Reader;
 use crate::wire::Status;
 use std::any::Any;
@@ -102,12 +105,12 @@ impl Projection for Counters {
         }
     }
 
-    fn load_snapshot(&mut self, section: &[u8], _applied_lsn: u64) -> Result<(), SnapshotError> {
-        let mut r = Reader::new(section);
+    fn load_snapshot(&mut self, r: &mut SectionReader<'_>, _applied_lsn: u64) -> Result<(), SnapshotError> {
         let mut counters = BTreeMap::new();
         for _ in 0..r.u32()? {
             let len = r.u8()?;
-            let name = r.bytes(usize::from(len))?.to_vec();
+            let mut name = Vec::new();
+            r.bytes_into(usize::from(len), &mut name)?;
             let value = r.i64()?;
             let time = r.u64()?;
             if name.len() > NAME_MAX || counters.insert(name, (value, time)).is_some() {

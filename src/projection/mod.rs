@@ -26,7 +26,8 @@ pub(crate) mod counter;
 
 pub use result::ApplyResult;
 pub use router::{Router, RouterCounters};
-pub use snapshot::SnapshotCapture;
+pub use snapshot::read::{FieldRead, SectionReader, SnapshotRead};
+pub use snapshot::write::{SnapshotChunk, SnapshotEncoder, SnapshotHeader, SNAPSHOT_CHUNK_BLOCKS};
 
 use crate::wire::Status;
 use std::any::Any;
@@ -138,6 +139,9 @@ pub enum SnapshotError {
     /// The content exceeds this node's limits.
     #[error("snapshot exceeds the limits: {0}")]
     ExceedsLimits(&'static str),
+    /// Reading the snapshot failed (its store's I/O error).
+    #[error("cannot read the snapshot: {0}")]
+    Io(String),
     /// A section names a projection this partition does not have.
     #[error("snapshot has a section for projection tag {0}, which this partition does not run")]
     UnknownProjection(u8),
@@ -183,18 +187,31 @@ pub trait Projection: Any + Send + std::fmt::Debug {
     /// Appends its section of a snapshot (its whole replicated state, deterministic bytes).
     fn write_snapshot(&self, out: &mut Vec<u8>);
 
-    /// Captures its state now for a section encoded later, on the snapshot writer's thread, so
-    /// the shard does not pay for the encoding (a copy-on-write view of the state). The default
-    /// encodes now: right for a small projection.
-    fn capture(&self) -> Box<dyn SectionSource> {
+    /// Starts a capture of its state now for a section written later, off the shard's thread, in
+    /// chunks ([`Projection::capture_chunk`]), so the shard pays neither for the encoding nor for a
+    /// copy of the state. The default encodes the section now: right for a small projection.
+    fn begin_capture(&mut self) -> SectionCapture {
         let mut section = Vec::new();
         self.write_snapshot(&mut section);
-        Box::new(section)
+        SectionCapture::Bytes(section)
     }
 
-    /// Loads its section of a snapshot taken at `applied_lsn` into this empty projection; on an
-    /// error nothing is loaded and the projection stays empty.
-    fn load_snapshot(&mut self, section: &[u8], applied_lsn: u64) -> Result<(), SnapshotError>;
+    /// Fills `chunk` (empty) with the next part of the section a `SectionCapture::Chunked` capture
+    /// began; returns true once the whole section was given. The bytes the chunks put are exactly
+    /// the `byte_len` the capture announced, and those `write_snapshot` gave at the capture.
+    fn capture_chunk(&mut self, chunk: &mut SnapshotChunk) -> bool {
+        let _ = chunk;
+        true
+    }
+
+    /// Loads its section of a snapshot taken at `applied_lsn` into this empty projection, reading
+    /// it from `section` (a reader bounded to the section; the checksum was verified before), to
+    /// its end; on an error nothing is loaded and the projection stays empty.
+    fn load_snapshot(
+        &mut self,
+        section: &mut SectionReader<'_>,
+        applied_lsn: u64,
+    ) -> Result<(), SnapshotError>;
 
     /// Keys or records it holds (reports).
     fn len(&self) -> usize;
@@ -221,23 +238,28 @@ impl SnapshotSink for Vec<u8> {
     }
 }
 
-/// A projection's state captured for a snapshot (`Projection::capture`), which writes its
-/// section when the snapshot is encoded, on any thread. Writing gives the bytes `write_snapshot`
-/// gave at the capture, exactly `byte_len` of them.
-pub trait SectionSource: Send {
-    /// Bytes `write` will put (the snapshot's header and the section's length prefix come first).
-    fn byte_len(&self) -> u64;
-    /// Puts the section.
-    fn write(self: Box<Self>, out: &mut dyn SnapshotSink);
+/// A projection's section captured for a snapshot (`Projection::begin_capture`).
+#[derive(Debug)]
+pub enum SectionCapture {
+    /// The section, encoded at the capture.
+    Bytes(Vec<u8>),
+    /// A section given later by `Projection::capture_chunk`: `head` first (encoded at the capture),
+    /// then the chunks; `byte_len` bytes in all, head included.
+    Chunked {
+        /// Bytes in the section.
+        byte_len: u64,
+        /// Its first bytes.
+        head: Vec<u8>,
+    },
 }
 
-impl SectionSource for Vec<u8> {
-    fn byte_len(&self) -> u64 {
-        self.len() as u64
-    }
-
-    fn write(self: Box<Self>, out: &mut dyn SnapshotSink) {
-        out.put(&self);
+impl SectionCapture {
+    /// Bytes in the section.
+    pub fn byte_len(&self) -> u64 {
+        match self {
+            Self::Bytes(b) => b.len() as u64,
+            Self::Chunked { byte_len, .. } => *byte_len,
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! Invariants: `read` never panics and accepts exactly what `put` writes; refusals of the client
 //! table and `Malformed` are never recorded, so they have no encoding.
 
-use crate::kv::{KvError, Reader};
+use super::{FieldRead, SnapshotError};
 use crate::wire::Status;
 
 /// The outcome of applying one command; small and `Copy` so the client table can keep it.
@@ -121,14 +121,14 @@ pub(crate) fn put(out: &mut Vec<u8>, r: &ApplyResult) {
 }
 
 /// Reads a result `put` wrote.
-pub(crate) fn read(r: &mut Reader<'_>) -> Result<ApplyResult, KvError> {
+pub(crate) fn read<R: FieldRead + ?Sized>(r: &mut R) -> Result<ApplyResult, SnapshotError> {
     Ok(match r.u8()? {
         1 => ApplyResult::Stored { version: r.u64()? },
         2 => ApplyResult::Deleted {
             existed: match r.u8()? {
                 0 => false,
                 1 => true,
-                _ => return Err(KvError::SnapshotInvalid("a DEL result is neither 0 nor 1")),
+                _ => return Err(SnapshotError::Invalid("a DEL result is neither 0 nor 1")),
             },
         },
         3 => {
@@ -141,6 +141,6 @@ pub(crate) fn read(r: &mut Reader<'_>) -> Result<ApplyResult, KvError> {
         7 => ApplyResult::KeyTooLarge,
         8 => ApplyResult::ValueTooLarge,
         9 => ApplyResult::Full,
-        _ => return Err(KvError::SnapshotInvalid("unknown result tag in the client table")),
+        _ => return Err(SnapshotError::Invalid("unknown result tag in the client table")),
     })
 }

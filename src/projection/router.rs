@@ -56,6 +56,8 @@ pub struct Router {
     sequence_ahead_max: u64,
     applied_lsn: u64,
     counters: RouterCounters,
+    /// The snapshot being written in chunks, if any (`super::snapshot`).
+    pub(super) snapshot_stream: Option<super::snapshot::Stream>,
 }
 
 impl std::fmt::Debug for Router {
@@ -87,6 +89,7 @@ impl Router {
             sequence_ahead_max: kv.sequence_ahead_max,
             applied_lsn: 0,
             counters: RouterCounters::default(),
+            snapshot_stream: None,
         }
     }
 
@@ -99,6 +102,11 @@ impl Router {
     pub(crate) fn projection_mut(&mut self, tag: u8) -> Option<&mut Box<dyn Projection>> {
         let slot = self.slots[usize::from(tag)];
         self.projections.get_mut(usize::from(slot))
+    }
+
+    /// Starts every projection's capture for a snapshot, in order (KV first).
+    pub(super) fn begin_captures(&mut self) -> std::collections::VecDeque<(u8, super::SectionCapture)> {
+        self.projections.iter_mut().map(|p| (p.tag(), p.begin_capture())).collect()
     }
 
     /// The projection of type `T`, if this router runs one.

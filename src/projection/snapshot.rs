@@ -1,5 +1,6 @@
 //! The partition's snapshot: the router's client table and each projection's own section, in one
-//! checksummed byte string.
+//! checksummed byte string, written in chunks off the shard's thread (`write`) and read back in
+//! two streaming passes (`read`).
 //!
 //! Layout (little-endian):
 //!
@@ -21,18 +22,33 @@
 //! Snapshots written before the router existed are whole-KV snapshots (magic `VGKV`, versions 1
 //! and 2, with the client table inside): `restore` still reads them (`kv::snapshot::restore_legacy`).
 //!
-//! Invariants: the encoding is a function of the replicated state only (two replicas with the same
-//! state write the same bytes); `restore` never panics, checks the header, length and checksum
+//! Writing (`Router::begin_snapshot`, then `Router::snapshot_chunk` until it says the body is
+//! complete): the capture encodes the client table and the small sections at once and starts each
+//! large projection's capture (`Projection::begin_capture`: the KV map's cursor, no copy); every
+//! section's length is known then, so the header is too. The chunks that follow are filled on the
+//! shard, a bounded number at a time, and encoded by the snapshot store (`write::SnapshotEncoder`).
+//!
+//! Invariants: the encoding is a function of the replicated state and history only: two replicas
+//! that applied the same entries since the same snapshot (or since empty) write the same bytes
+//! (each projection's section is deterministic; KV's is in slot order, a function of that history,
+//! `kv::map`); what a capture's chunks write is the state at the capture, whatever is applied
+//! meanwhile; `restore` never panics, checks the header, length and checksum in a first pass
 //! before anything else (every single-byte change and every truncation is caught there), then
 //! every invariant of the content and the limits, and builds nothing unless all hold; a projection
 //! with no section (one added after the snapshot was taken) starts empty; a section for a tag this
 //! partition does not run is refused, never skipped.
 
+pub mod read;
+pub mod write;
+
 use super::clients::{ClientRecord, ClientTable};
 use super::router::Router;
-use super::{result, Projection, SectionSource, SnapshotError, SnapshotSink};
-use crate::kv::{KvLimits, Reader, ANONYMOUS_CLIENT};
-use std::io::{self, Seek, SeekFrom, Write};
+use super::{result, FieldRead, Projection, SectionCapture, SnapshotError};
+use crate::kv::{KvLimits, ANONYMOUS_CLIENT};
+use read::{check_sealed, SectionReader, SnapshotRead, LOAD_BUFFER_BYTES};
+use std::collections::VecDeque;
+use std::io::{self, BufReader, SeekFrom};
+use write::{SnapshotChunk, SnapshotHeader};
 
 /// First four bytes of a partition snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"VGPS";
@@ -46,49 +62,25 @@ pub(crate) fn checksum(header: &[u8], body: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&header[..24]), body)
 }
 
+/// The versions this build reads under `magic` (`None`: not a snapshot).
+fn versions_of(magic: [u8; 4]) -> Option<&'static [u32]> {
+    use crate::kv::snapshot::{SNAPSHOT_MAGIC as KV_MAGIC, SNAPSHOT_VERSIONS as KV_VERSIONS};
+    match magic {
+        SNAPSHOT_MAGIC => Some(&[SNAPSHOT_VERSION]),
+        KV_MAGIC => Some(KV_VERSIONS),
+        _ => None,
+    }
+}
+
 /// Checks a partition snapshot's header, length and checksum; returns its applied lsn. A
 /// whole-KV snapshot from before the router is checked by its own magic and versions.
 pub fn applied_lsn(bytes: &[u8]) -> Result<u64, SnapshotError> {
-    use crate::kv::snapshot::{SNAPSHOT_MAGIC as KV_MAGIC, SNAPSHOT_VERSIONS as KV_VERSIONS};
-    let (magic, versions) = match bytes.get(..4) {
-        Some(m) if m == KV_MAGIC => (KV_MAGIC, KV_VERSIONS),
-        _ => (SNAPSHOT_MAGIC, &[SNAPSHOT_VERSION][..]),
-    };
-    Ok(read_sealed(bytes, magic, versions)?.1)
+    applied_lsn_of(&mut io::Cursor::new(bytes))
 }
 
-/// Checks a sealed snapshot (this header layout, under `magic`, at one of `versions`): header,
-/// length and checksum. Returns (version, applied lsn, body).
-pub(crate) fn read_sealed<'a>(
-    bytes: &'a [u8],
-    magic: [u8; 4],
-    versions: &[u32],
-) -> Result<(u32, u64, &'a [u8]), SnapshotError> {
-    let len = bytes.len() as u64;
-    let header = bytes
-        .get(..SNAPSHOT_HEADER_LEN)
-        .ok_or(SnapshotError::Length { expected: SNAPSHOT_HEADER_LEN as u64, actual: len })?;
-    let mut r = Reader::new(header);
-    if r.bytes(4)? != magic {
-        return Err(SnapshotError::BadMagic);
-    }
-    let version = r.u32()?;
-    if !versions.contains(&version) {
-        return Err(SnapshotError::Version(version));
-    }
-    let applied_lsn = r.u64()?;
-    let body_len = r.u64()?;
-    let expected_crc = r.u32()?;
-    let body = &bytes[SNAPSHOT_HEADER_LEN..];
-    let expected_len = body_len.saturating_add(SNAPSHOT_HEADER_LEN as u64);
-    if expected_len != len {
-        return Err(SnapshotError::Length { expected: expected_len, actual: len });
-    }
-    let actual = checksum(header, body);
-    if actual != expected_crc {
-        return Err(SnapshotError::Checksum { expected: expected_crc, actual });
-    }
-    Ok((version, applied_lsn, body))
+/// `applied_lsn` of a snapshot read from `src` in bounded memory (a file).
+pub fn applied_lsn_of(src: &mut dyn SnapshotRead) -> Result<u64, SnapshotError> {
+    Ok(check_sealed(src, versions_of)?.applied_lsn)
 }
 
 /// Writes a client record (`result::put` for its result).
@@ -103,8 +95,8 @@ pub(crate) fn put_client(out: &mut Vec<u8>, c: &ClientRecord) {
 
 /// Reads the client table (`count` records, `with_digests` unless they come from a version-1 KV
 /// snapshot) into `clients`, checking its invariants against `applied_lsn`.
-pub(crate) fn read_clients(
-    r: &mut Reader<'_>,
+pub(crate) fn read_clients<R: FieldRead + ?Sized>(
+    r: &mut R,
     count: u64,
     with_digests: bool,
     applied_lsn: u64,
@@ -136,7 +128,7 @@ pub(crate) fn read_clients(
     Ok(())
 }
 
-fn read_digest(r: &mut Reader<'_>) -> Result<Option<u64>, SnapshotError> {
+fn read_digest<R: FieldRead + ?Sized>(r: &mut R) -> Result<Option<u64>, SnapshotError> {
     let known = r.u8()?;
     let digest = r.u64()?;
     match (known, digest) {
@@ -146,125 +138,104 @@ fn read_digest(r: &mut Reader<'_>) -> Result<Option<u64>, SnapshotError> {
     }
 }
 
-/// The partition's state captured at one applied lsn (`Router::capture`): the client table
-/// (small: encoded at the capture) and each projection's `SectionSource`. `encode` writes the
-/// snapshot, on whatever thread holds it.
-pub struct SnapshotCapture {
-    applied_lsn: u64,
-    clients: Vec<u8>,
-    sections: Vec<(u8, Box<dyn SectionSource>)>,
-}
-
-impl std::fmt::Debug for SnapshotCapture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnapshotCapture").field("applied_lsn", &self.applied_lsn).finish()
-    }
-}
-
-impl SnapshotCapture {
-    /// The lsn of the last entry it holds.
-    pub fn applied_lsn(&self) -> u64 {
-        self.applied_lsn
-    }
-
-    /// Bytes of the snapshot's body (known before it is written: each section says its length).
-    fn body_len(&self) -> u64 {
-        let sections: u64 = self.sections.iter().map(|(_, s)| 1 + 8 + s.byte_len()).sum();
-        self.clients.len() as u64 + 1 + sections
-    }
-
-    /// The header with its checksum field 0, and the body's length.
-    fn header(&self) -> ([u8; SNAPSHOT_HEADER_LEN], u64) {
-        let body_len = self.body_len();
-        let mut h = [0u8; SNAPSHOT_HEADER_LEN];
-        h[..4].copy_from_slice(&SNAPSHOT_MAGIC);
-        h[4..8].copy_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-        h[8..16].copy_from_slice(&self.applied_lsn.to_le_bytes());
-        h[16..24].copy_from_slice(&body_len.to_le_bytes());
-        (h, body_len)
-    }
-
-    /// Puts the body: the client table, then each section with its tag and length.
-    fn put_body(self, out: &mut dyn SnapshotSink) {
-        out.put(&self.clients);
-        out.put(&[u8::try_from(self.sections.len()).expect("fewer than 255 projections")]);
-        for (tag, section) in self.sections {
-            out.put(&[tag]);
-            out.put(&section.byte_len().to_le_bytes());
-            section.write(out);
-        }
-    }
-
-    /// Encodes the snapshot (see the module header) into a buffer of its size: `write_to` a
-    /// buffer, which takes every write.
-    pub fn encode(self) -> Vec<u8> {
-        let size = SNAPSHOT_HEADER_LEN + self.body_len() as usize;
-        let mut out = io::Cursor::new(Vec::with_capacity(size));
-        self.write_to(&mut out).expect("a buffer takes every write, and each section writes its length");
-        out.into_inner()
-    }
-
-    /// Writes the snapshot to `w` as it encodes it, never holding more of it than `w` buffers: the
-    /// header (its checksum left 0), the body, then the checksum over both, written at offset 24.
-    pub fn write_to<W: Write + Seek>(self, w: &mut W) -> io::Result<()> {
-        let (header, body_len) = self.header();
-        w.write_all(&header)?;
-        let mut sink = StreamSink { w, crc: 0, len: 0, error: None };
-        self.put_body(&mut sink);
-        let StreamSink { w, crc: body_crc, len, error } = sink;
-        if let Some(e) = error {
-            return Err(e);
-        }
-        if len != body_len {
-            return Err(io::Error::other(format!("a section wrote {len} bytes of a {body_len}-byte body")));
-        }
-        let crc = crc32c::crc32c_combine(crc32c::crc32c(&header[..24]), body_crc, len as usize);
-        w.seek(SeekFrom::Start(24))?;
-        w.write_all(&crc.to_le_bytes())?;
-        w.seek(SeekFrom::End(0))?;
-        Ok(())
-    }
-}
-
-/// A sink that writes through to `w`, keeping the body's checksum and length; the first error
-/// stops the writing and is kept for `write_to` to return.
-struct StreamSink<'a, W: Write> {
-    w: &'a mut W,
-    crc: u32,
-    len: u64,
-    error: Option<io::Error>,
-}
-
-impl<W: Write> SnapshotSink for StreamSink<'_, W> {
-    fn put(&mut self, bytes: &[u8]) {
-        if self.error.is_some() {
-            return;
-        }
-        if let Err(e) = self.w.write_all(bytes) {
-            self.error = Some(e);
-            return;
-        }
-        self.crc = crc32c::crc32c_append(self.crc, bytes);
-        self.len += bytes.len() as u64;
-    }
+/// A snapshot being written in chunks (`Router::begin_snapshot`): what is left to give.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    /// The client table and the section count, for the first chunk.
+    head: Option<Vec<u8>>,
+    /// Sections not started yet, in order.
+    sections: VecDeque<(u8, SectionCapture)>,
+    /// The tag of the chunked section being given, if any.
+    current: Option<u8>,
 }
 
 impl Router {
-    /// Captures the partition's state now for a snapshot encoded later (`SnapshotCapture::encode`,
-    /// on the snapshot writer's thread): what the shard pays is each projection's `capture`.
-    pub fn capture(&self) -> SnapshotCapture {
-        let mut clients = Vec::with_capacity(8 + self.clients.len() * 64);
-        clients.extend_from_slice(&(self.clients.len() as u64).to_le_bytes());
+    /// The client table's bytes: count and records.
+    fn put_clients(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.clients.len() as u64).to_le_bytes());
         for c in self.clients.iter() {
-            put_client(&mut clients, c);
+            put_client(out, c);
         }
-        let sections = self.projections().map(|p| (p.tag(), p.capture())).collect();
-        SnapshotCapture { applied_lsn: self.applied_lsn(), clients, sections }
     }
 
-    /// Appends the partition's snapshot (see the module header) to `out`, encoded now.
+    /// Captures the partition's state now for a snapshot written in chunks (see the module
+    /// header), ending any capture still running; returns the snapshot's header. What the shard
+    /// pays now: the client table's encoding and each projection's `begin_capture`.
+    pub fn begin_snapshot(&mut self) -> SnapshotHeader {
+        let mut head = Vec::with_capacity(9 + self.clients.len() * 64);
+        self.put_clients(&mut head);
+        let sections = self.begin_captures();
+        head.push(u8::try_from(sections.len()).expect("fewer than 255 projections"));
+        let sections_len: u64 = sections.iter().map(|(_, s)| 1 + 8 + s.byte_len()).sum();
+        let body_len = head.len() as u64 + sections_len;
+        self.snapshot_stream = Some(Stream { head: Some(head), sections, current: None });
+        SnapshotHeader { applied_lsn: self.applied_lsn(), body_len }
+    }
+
+    /// Fills `chunk` (emptied first) with the next piece of the snapshot `begin_snapshot` began;
+    /// returns true once the body is complete (the chunk holds its end, or nothing when no
+    /// snapshot is being written).
+    pub fn snapshot_chunk(&mut self, chunk: &mut SnapshotChunk) -> bool {
+        chunk.clear();
+        let Some(mut stream) = self.snapshot_stream.take() else { return true };
+        let complete = self.fill_chunk(&mut stream, chunk);
+        if !complete {
+            self.snapshot_stream = Some(stream);
+        }
+        complete
+    }
+
+    /// `snapshot_chunk` with the stream out of `self`: bytes (head, small sections, section
+    /// headers) until a chunked section gives blocks, which close the chunk.
+    fn fill_chunk(&mut self, stream: &mut Stream, chunk: &mut SnapshotChunk) -> bool {
+        if let Some(head) = stream.head.take() {
+            chunk.bytes.extend_from_slice(&head);
+        }
+        loop {
+            if let Some(tag) = stream.current {
+                let projection = self.projection_mut(tag).expect("a captured projection stays");
+                let done = projection.capture_chunk(chunk);
+                if done {
+                    stream.current = None;
+                }
+                if !done || !chunk.blocks.is_empty() {
+                    return done && stream.sections.is_empty();
+                }
+            }
+            let Some((tag, section)) = stream.sections.pop_front() else { return true };
+            chunk.bytes.push(tag);
+            chunk.bytes.extend_from_slice(&section.byte_len().to_le_bytes());
+            match section {
+                SectionCapture::Bytes(bytes) => chunk.bytes.extend_from_slice(&bytes),
+                SectionCapture::Chunked { head, .. } => {
+                    chunk.bytes.extend_from_slice(&head);
+                    stream.current = Some(tag);
+                }
+            }
+        }
+    }
+
+    /// Appends the partition's snapshot (see the module header) to `out`, encoded now, as the
+    /// chunks of a capture taken now would write it.
     pub fn snapshot(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.capture().encode());
+        let start = out.len();
+        out.extend_from_slice(&[0u8; SNAPSHOT_HEADER_LEN]);
+        self.put_clients(out);
+        let count = self.projections().count();
+        out.push(u8::try_from(count).expect("fewer than 255 projections"));
+        for p in self.projections() {
+            out.push(p.tag());
+            let len_at = out.len();
+            out.extend_from_slice(&[0u8; 8]);
+            p.write_snapshot(out);
+            let len = (out.len() - len_at - 8) as u64;
+            out[len_at..len_at + 8].copy_from_slice(&len.to_le_bytes());
+        }
+        let body_len = (out.len() - start - SNAPSHOT_HEADER_LEN) as u64;
+        let header = SnapshotHeader { applied_lsn: self.applied_lsn(), body_len }.bytes();
+        out[start..start + SNAPSHOT_HEADER_LEN].copy_from_slice(&header);
+        let crc = checksum(&header, &out[start + SNAPSHOT_HEADER_LEN..]);
+        out[start + 24..start + SNAPSHOT_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
     }
 
     /// A router over a KV projection with `kv` limits and `others` (empty), loaded from `bytes`:
@@ -275,28 +246,46 @@ impl Router {
         kv: KvLimits,
         others: Vec<Box<dyn Projection>>,
     ) -> Result<Self, SnapshotError> {
+        Self::restore_from(&mut io::Cursor::new(bytes), kv, others)
+    }
+
+    /// `restore` from a snapshot read from `src` (a file) in two streaming passes through buffers
+    /// of `LOAD_BUFFER_BYTES`: the header, length and checksum first, then the content.
+    pub fn restore_from(
+        src: &mut dyn SnapshotRead,
+        kv: KvLimits,
+        others: Vec<Box<dyn Projection>>,
+    ) -> Result<Self, SnapshotError> {
         kv.validate().map_err(|_| SnapshotError::Invalid("the KV limits are unusable"))?;
+        let sealed = check_sealed(src, versions_of)?;
+        src.seek(SeekFrom::Start(SNAPSHOT_HEADER_LEN as u64))
+            .map_err(|e| SnapshotError::Io(e.to_string()))?;
+        let mut buffered = BufReader::with_capacity(LOAD_BUFFER_BYTES, src);
+        let mut body = SectionReader::new(&mut buffered, sealed.body_len);
         let mut router = Router::new(kv, others);
-        if bytes.get(..4) == Some(&crate::kv::snapshot::SNAPSHOT_MAGIC[..]) {
-            crate::kv::snapshot::restore_legacy(bytes, &mut router)?;
+        if sealed.magic == crate::kv::snapshot::SNAPSHOT_MAGIC {
+            crate::kv::snapshot::restore_legacy(&mut body, sealed.version, sealed.applied_lsn, &mut router)?;
             return Ok(router);
         }
-        let (_, applied_lsn, body) = read_sealed(bytes, SNAPSHOT_MAGIC, &[SNAPSHOT_VERSION])?;
-        let mut r = Reader::new(body);
-        let clients = r.u64()?;
-        read_clients(&mut r, clients, true, applied_lsn, &mut router.clients)?;
-        let sections = r.u8()?;
+        let applied_lsn = sealed.applied_lsn;
+        let clients = body.u64()?;
+        read_clients(&mut body, clients, true, applied_lsn, &mut router.clients)?;
+        let sections = body.u8()?;
         let mut seen = [false; 256];
         for _ in 0..sections {
-            let tag = r.u8()?;
-            let section = r.bytes_u64()?;
+            let tag = body.u8()?;
+            let len = body.u64()?;
             if std::mem::replace(&mut seen[usize::from(tag)], true) {
                 return Err(SnapshotError::Invalid("a projection has two sections"));
             }
             let projection = router.projection_mut(tag).ok_or(SnapshotError::UnknownProjection(tag))?;
-            projection.load_snapshot(section, applied_lsn)?;
+            let mut section = body.section(len)?;
+            projection.load_snapshot(&mut section, applied_lsn)?;
+            if section.remaining() != 0 {
+                return Err(SnapshotError::Invalid("a projection left bytes of its section unread"));
+            }
         }
-        r.finish().map_err(|_| SnapshotError::Invalid("bytes after the last section"))?;
+        body.finish().map_err(|_| SnapshotError::Invalid("bytes after the last section"))?;
         router.set_applied_lsn(applied_lsn);
         Ok(router)
     }

@@ -7,7 +7,7 @@
 use super::storage::{self, Manifest};
 use crate::config::{Config, StorageBackend};
 use crate::kv::KvLimits;
-use crate::projection::snapshot::applied_lsn;
+use crate::projection::snapshot::applied_lsn_of;
 use crate::projection::Router;
 use std::path::Path;
 
@@ -120,16 +120,21 @@ fn partition_findings(config: &Config, dir: &Path, m: &Manifest) -> Vec<Finding>
     out
 }
 
-/// What the snapshot (if any) says against the KV limits: what `Router::restore` would refuse
-/// at start-up, with the numbers where the snapshot gives them.
+/// What the snapshot (if any) says against the KV limits: what `Router::restore_from` would
+/// refuse at start-up, with the numbers where the snapshot gives them. The file is read as the
+/// start reads it, streamed (its checksum, then its content), never whole in memory.
 fn snapshot_finding(config: &Config, path: &Path) -> Option<Finding> {
-    let bytes = std::fs::read(path).ok()?;
+    let mut file = std::fs::File::open(path).ok()?;
     let shown = path.display();
-    if let Err(e) = applied_lsn(&bytes) {
+    if let Err(e) = applied_lsn_of(&mut file) {
         return Some(fail(format!("{shown}: {e}: a start would refuse it")));
     }
     let limits = config.kv.limits();
-    Some(match Router::restore(&bytes, limits, Vec::new()) {
+    let restore = |limits| match std::fs::File::open(path) {
+        Ok(mut f) => Router::restore_from(&mut f, limits, Vec::new()),
+        Err(e) => Err(crate::projection::SnapshotError::Io(e.to_string())),
+    };
+    Some(match restore(limits) {
         Ok(r) => {
             ok(format!("{shown}: {} keys at index {}, within the kv limits", r.kv().len(), r.applied_lsn()))
         }
@@ -142,7 +147,7 @@ fn snapshot_finding(config: &Config, path: &Path) -> Option<Finding> {
                 value_bytes_max: u32::MAX as usize,
                 ..limits
             };
-            let keys = Router::restore(&bytes, relaxed, Vec::new()).map_or(0, |r| r.kv().len());
+            let keys = restore(relaxed).map_or(0, |r| r.kv().len());
             if keys > limits.keys_max {
                 fail(format!(
                     "{shown}: holds {keys} keys but kv.keys_max = {}: a start would refuse it; raise kv.keys_max to at least {keys}",
@@ -156,4 +161,44 @@ fn snapshot_finding(config: &Config, path: &Path) -> Option<Finding> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{Command, Op};
+
+    /// `vigil check` reads a snapshot file as a start does (streamed): a good one is reported with
+    /// its keys, a damaged one and one over the limits fail with what a start would say.
+    #[test]
+    fn snapshot_files_are_checked_as_a_start_reads_them() {
+        let dir = std::env::temp_dir().join(format!("vigil-check-snap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("partition-0.snap");
+        let mut config = Config::dev();
+        assert!(snapshot_finding(&config, &path).is_none(), "no file, nothing to say");
+        let mut router = Router::new(config.kv.limits(), Vec::new());
+        for lsn in 1..=3u64 {
+            let key = format!("k{lsn}");
+            router.apply_kv(
+                lsn,
+                &Command { client_id: 0, seq: 0, op: Op::Set { key: key.as_bytes(), value: b"v" } },
+            );
+        }
+        let mut bytes = Vec::new();
+        router.snapshot(&mut bytes);
+        std::fs::write(&path, &bytes).unwrap();
+        let f = snapshot_finding(&config, &path).unwrap();
+        assert!(f.ok && f.line.contains("3 keys at index 3"), "{f:?}");
+        config.kv.keys_max = 2;
+        let f = snapshot_finding(&config, &path).unwrap();
+        assert!(!f.ok && f.line.contains("holds 3 keys but kv.keys_max = 2"), "{f:?}");
+        let mut bad = bytes.clone();
+        bad[40] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let f = snapshot_finding(&config, &path).unwrap();
+        assert!(!f.ok && f.line.contains("checksum"), "{f:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -379,8 +379,8 @@ fn check_adoptable(config: &Config, dir: &Path, files: &[String]) -> Result<(), 
         check_partition_file(config, dir, p)?;
         check_superblock(config, &partition_path(dir, p))?;
         let snap = dir.join(format!("partition-{p}.snap"));
-        if let Ok(bytes) = fs::read(&snap) {
-            crate::projection::snapshot::applied_lsn(&bytes)
+        if let Ok(mut file) = File::open(&snap) {
+            crate::projection::snapshot::applied_lsn_of(&mut file)
                 .map_err(|e| StoreError::Invalid { path: snap.clone(), reason: e.to_string() })?;
         }
     }

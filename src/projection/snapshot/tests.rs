@@ -4,7 +4,7 @@
 use super::*;
 use crate::kv::{Command, KvProjection, Op};
 use crate::projection::counter::{self, Counters, TAG_COUNTER};
-use crate::projection::{ApplyResult, TAG_KV};
+use crate::projection::{ApplyResult, SnapshotEncoder, SNAPSHOT_CHUNK_BLOCKS, TAG_KV};
 
 fn limits() -> KvLimits {
     KvLimits::small()
@@ -132,7 +132,15 @@ fn digests_survive_a_snapshot() {
 /// version 2 with them).
 fn legacy_bytes_of(r: &Router, version: u32) -> Vec<u8> {
     let mut body = Vec::new();
-    r.kv().write_section(&mut body);
+    // Keys in ascending order, as those builds wrote them.
+    body.extend_from_slice(&(r.kv().len() as u64).to_le_bytes());
+    for (k, v, n) in r.kv().iter() {
+        body.extend_from_slice(&(k.len() as u16).to_le_bytes());
+        body.extend_from_slice(k);
+        body.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        body.extend_from_slice(v);
+        body.extend_from_slice(&n.to_le_bytes());
+    }
     body.extend_from_slice(&(r.clients().count() as u64).to_le_bytes());
     for c in r.clients() {
         if version == 1 {
@@ -200,14 +208,16 @@ fn inconsistent_content_with_a_good_checksum_is_refused() {
     let mut bad = snap.clone();
     bad[8..16].copy_from_slice(&1u64.to_le_bytes());
     assert!(matches!(restore(&reseal(bad)), Err(SnapshotError::Invalid(_))));
-    // Keys out of order in the KV section: swap "a" for "c" (the first key, one byte long).
+    // A key twice in the KV section: the second key ("a", one byte long) made the first ("b").
     let mut section = Vec::new();
     r.kv().write_section(&mut section);
     let at = snap.windows(section.len()).position(|w| w == section).unwrap();
     let mut bad = snap.clone();
     let first_key = at + 8 + 2;
-    assert_eq!(bad[first_key], b'a');
-    bad[first_key] = b'c';
+    assert_eq!(bad[first_key], b'b', "slot order: b was set first");
+    let second_key = first_key + 1 + 4 + usize::from(bad[first_key + 1]) + 8 + 2;
+    assert_eq!(bad[second_key], b'a');
+    bad[second_key] = b'b';
     assert!(matches!(restore(&reseal(bad)), Err(SnapshotError::Invalid(_))));
     // A KV section's own loader refuses the same.
     assert!(KvProjection::load_section(&section[..section.len() - 1], 9, limits()).is_err());
@@ -215,29 +225,77 @@ fn inconsistent_content_with_a_good_checksum_is_refused() {
     assert_eq!(r.projection(TAG_KV).unwrap().len(), 3);
 }
 
-/// A capture encodes the state at its time, whatever the router applies after it (the server
-/// encodes it on the writer's thread while the shard goes on): the bytes of a snapshot taken then.
+/// Streams a snapshot of `r` as a store does (`SnapshotEncoder`), running `between` after each
+/// chunk; returns the bytes or the encoder's error.
+fn stream_into<W: std::io::Write + std::io::Seek>(
+    r: &mut Router,
+    w: W,
+    mut between: impl FnMut(&mut Router),
+) -> std::io::Result<W> {
+    let mut encoder = SnapshotEncoder::begin(w, r.begin_snapshot())?;
+    let mut chunk = SnapshotChunk::new();
+    loop {
+        let complete = r.snapshot_chunk(&mut chunk);
+        encoder.put(&chunk);
+        between(r);
+        if complete {
+            return encoder.finish();
+        }
+    }
+}
+
+fn streamed(r: &mut Router, between: impl FnMut(&mut Router)) -> Vec<u8> {
+    stream_into(r, std::io::Cursor::new(Vec::new()), between).unwrap().into_inner()
+}
+
+/// A capture encodes the state at its time, whatever the router applies between its chunks (the
+/// server encodes them on the writer's thread while the shard goes on): the bytes of a snapshot
+/// taken then.
 #[test]
 fn a_capture_encodes_the_state_at_its_time() {
     let mut r = sample();
     let then = bytes_of(&r);
-    let capture = r.capture();
-    r.apply_kv(20, &Command { client_id: 5, seq: 3, op: Op::Set { key: b"a", value: b"changed" } });
-    r.apply_kv(21, &Command { client_id: 0, seq: 0, op: Op::Del { key: b"b" } });
-    r.apply_kv(22, &Command { client_id: 11, seq: 1, op: Op::Set { key: b"new", value: b"x" } });
-    let encoded = std::thread::spawn(move || capture.encode()).join().unwrap();
+    let mut lsn = 20;
+    let encoded = streamed(&mut r, |r| {
+        r.apply_kv(lsn, &Command { client_id: 5, seq: lsn, op: Op::Set { key: b"a", value: b"changed" } });
+        r.apply_kv(lsn + 1, &Command { client_id: 0, seq: 0, op: Op::Del { key: b"b" } });
+        r.apply_kv(lsn + 2, &Command { client_id: 11, seq: lsn, op: Op::Set { key: b"new", value: b"x" } });
+        lsn += 3;
+    });
     assert_eq!(encoded, then);
     assert_ne!(bytes_of(&r), then);
+    // And with many keys, over many chunks, with every kind of change between them.
+    let big = KvLimits { keys_max: 1 << 16, ..limits() };
+    let mut r = Router::new(big, counters());
+    let keys = 2 * SNAPSHOT_CHUNK_BLOCKS as u64 + 5;
+    for k in 1..=keys {
+        r.apply_kv(k, &Command { client_id: 0, seq: 0, op: Op::Set { key: &k.to_le_bytes(), value: b"v" } });
+    }
+    let then = bytes_of(&r);
+    let mut lsn = keys;
+    let encoded = streamed(&mut r, |r| {
+        for i in 0..300u64 {
+            lsn += 1;
+            let key = ((lsn * 7919) % keys + 1).to_le_bytes();
+            let op = match i % 3 {
+                0 => Op::Set { key: &key, value: b"longer value" },
+                1 => Op::Del { key: &key },
+                _ => Op::Set { key: b"fresh", value: b"x" },
+            };
+            r.apply_kv(lsn, &Command { client_id: 0, seq: 0, op });
+        }
+    });
+    assert!(encoded == then, "the chunks give the state at the capture");
+    let back = Router::restore(&encoded, big, counters()).unwrap();
+    assert!(bytes_of(&back) == then, "a restored map keeps the slot order");
 }
 
-/// Streamed into a file (`write_to`, what the server's writer does) a capture gives the bytes
-/// `encode` gives; a write that fails is an error, never a snapshot that looks whole.
+/// The whole snapshot in memory (`snapshot`) and streamed in chunks give the same bytes; a write
+/// that fails is an error, never a snapshot that looks whole.
 #[test]
 fn a_streamed_snapshot_is_the_encoded_one_and_a_failed_write_is_an_error() {
-    let r = sample();
-    let mut file = std::io::Cursor::new(Vec::new());
-    r.capture().write_to(&mut file).unwrap();
-    assert_eq!(file.into_inner(), bytes_of(&r));
+    let mut r = sample();
+    assert_eq!(streamed(&mut r, |_| {}), bytes_of(&r));
     /// Accepts `room` bytes, then fails.
     struct Full {
         inner: std::io::Cursor<Vec<u8>>,
@@ -259,6 +317,91 @@ fn a_streamed_snapshot_is_the_encoded_one_and_a_failed_write_is_an_error() {
             self.inner.seek(to)
         }
     }
-    let mut full = Full { inner: std::io::Cursor::new(Vec::new()), room: 40 };
-    assert!(r.capture().write_to(&mut full).is_err());
+    let full = Full { inner: std::io::Cursor::new(Vec::new()), room: 40 };
+    assert!(stream_into(&mut r, full, |_| {}).is_err());
+    // A capture abandoned for a new one: the new one is whole.
+    r.begin_snapshot();
+    assert_eq!(streamed(&mut r, |_| {}), bytes_of(&r));
+}
+
+/// A snapshot whose KV section is in ascending key order (what builds before slot order wrote)
+/// still loads, and a key twice is refused.
+#[test]
+fn sorted_kv_sections_of_older_builds_load_and_a_key_twice_is_refused() {
+    let r = sample();
+    let mut sorted = Vec::new();
+    sorted.extend_from_slice(&(r.kv().len() as u64).to_le_bytes());
+    for (k, v, n) in r.kv().iter() {
+        sorted.extend_from_slice(&(k.len() as u16).to_le_bytes());
+        sorted.extend_from_slice(k);
+        sorted.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        sorted.extend_from_slice(v);
+        sorted.extend_from_slice(&n.to_le_bytes());
+    }
+    let loaded = KvProjection::load_section(&sorted, 9, limits()).unwrap();
+    assert_eq!(loaded.iter().collect::<Vec<_>>(), r.kv().iter().collect::<Vec<_>>());
+    let mut section = Vec::new();
+    loaded.write_section(&mut section);
+    assert_eq!(section, sorted, "loaded in file order, written in the same order");
+    // The second key made the first's twin (both one byte long: "a" and "b").
+    let first = 8 + 2;
+    let second = first + 1 + 4 + sorted[first + 1] as usize + 8 + 2;
+    assert_eq!((sorted[first], sorted[second]), (b'a', b'b'));
+    let mut twice = sorted.clone();
+    twice[second] = b'a';
+    assert_eq!(
+        KvProjection::load_section(&twice, 9, limits()).unwrap_err(),
+        SnapshotError::Invalid("a key appears twice")
+    );
+}
+
+/// A store's read error, in either pass, is an error naming it (`Io`), and nothing is built; a
+/// read never asks for more than the load buffer at a time.
+#[test]
+fn a_read_error_in_either_pass_is_an_error_and_reads_are_bounded() {
+    /// Bytes that fail to read once `fail_after` bytes were read in all, recording the largest read.
+    struct Failing {
+        inner: std::io::Cursor<Vec<u8>>,
+        read: usize,
+        fail_after: usize,
+        largest: usize,
+    }
+    impl std::io::Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.largest = self.largest.max(buf.len());
+            if self.read >= self.fail_after {
+                return Err(std::io::Error::other("bad sector"));
+            }
+            let room = buf.len().min(self.fail_after - self.read);
+            let n = self.inner.read(&mut buf[..room])?;
+            self.read += n;
+            Ok(n)
+        }
+    }
+    impl std::io::Seek for Failing {
+        fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+            self.inner.seek(to)
+        }
+    }
+    let big = KvLimits { keys_max: 1 << 16, ..limits() };
+    let mut r = Router::new(big, counters());
+    for k in 1..=5000u64 {
+        r.apply_kv(
+            k,
+            &Command { client_id: 0, seq: 0, op: Op::Set { key: &k.to_le_bytes(), value: b"value" } },
+        );
+    }
+    let snap = bytes_of(&r);
+    assert!(snap.len() > 2 * read::LOAD_BUFFER_BYTES);
+    let open =
+        |fail_after| Failing { inner: std::io::Cursor::new(snap.clone()), read: 0, fail_after, largest: 0 };
+    let mut whole = open(usize::MAX);
+    let back = Router::restore_from(&mut whole, big, counters()).unwrap();
+    assert!(bytes_of(&back) == snap);
+    assert!(whole.largest <= read::LOAD_BUFFER_BYTES, "a read of {} bytes", whole.largest);
+    // In the first pass (the checksum) and in the second (the content).
+    for fail_after in [100, snap.len() + 100] {
+        let err = Router::restore_from(&mut open(fail_after), big, counters()).unwrap_err();
+        assert!(matches!(err, SnapshotError::Io(ref why) if why.contains("bad sector")), "{err}");
+    }
 }
