@@ -392,10 +392,23 @@ pub struct DpdkConfig {
     /// Further EAL arguments, passed as they are.
     #[serde(default)]
     pub extra_eal_args: Vec<String>,
+    /// The exception path: the name of a kernel interface (a `net_tap` Vigil creates, with the
+    /// port's MAC and `dpdk.ip`) that gets every frame the fast path does not serve (TCP, other
+    /// UDP ports, ARP replies, IPv6), and whose frames go out of the port; TCP clients (RESP, the
+    /// binary protocol) then reach `dpdk.ip`:`net.port` through the kernel (docs/CLIENTS.md).
+    /// Unset: no exception path, and no TCP on the DPDK port.
+    #[serde(default)]
+    pub exception_iface: Option<String>,
+    /// The prefix length of `dpdk.ip` on the exception interface (its subnet).
+    #[serde(default = "defaults::exception_prefix_len")]
+    pub exception_prefix_len: u8,
 }
 
 mod defaults {
     use std::net::Ipv4Addr;
+    pub fn exception_prefix_len() -> u8 {
+        24
+    }
     pub fn port() -> u16 {
         9000
     }

@@ -77,12 +77,19 @@ pub struct IoCounters {
     /// Datagrams the kernel dropped before the backend saw them (its socket's receive queue was
     /// full: `SO_RXQ_OVFL`, kernel backend); the count as of the last datagram received.
     pub rx_kernel_dropped: u64,
+    /// Frames the fast path does not serve (TCP, other UDP ports, ARP replies, IPv6) handed to the
+    /// kernel's exception interface (DPDK backend with `dpdk.exception_iface`).
+    pub exception_to_kernel: u64,
+    /// Frames the kernel sent through the exception interface, sent out of the port.
+    pub exception_from_kernel: u64,
+    /// Exception frames dropped: a ring was full either way.
+    pub exception_dropped: u64,
 }
 
 impl IoCounters {
     /// Every counter with its name, in declaration order: the one list that reports, JSON and
     /// metrics are built from.
-    pub fn named(&self) -> [(&'static str, u64); 11] {
+    pub fn named(&self) -> [(&'static str, u64); 14] {
         [
             ("rx_packets", self.rx_packets),
             ("rx_datagrams", self.rx_datagrams),
@@ -95,6 +102,9 @@ impl IoCounters {
             ("rx_not_for_us", self.rx_not_for_us),
             ("tx_alloc_failed", self.tx_alloc_failed),
             ("rx_kernel_dropped", self.rx_kernel_dropped),
+            ("exception_to_kernel", self.exception_to_kernel),
+            ("exception_from_kernel", self.exception_from_kernel),
+            ("exception_dropped", self.exception_dropped),
         ]
     }
 }

@@ -227,8 +227,24 @@ impl DpdkConfig {
                 return Err(invalid(key, format!("{size} is not a power of two in 64..=16384")));
             }
         }
+        if let Some(iface) = &self.exception_iface {
+            let ok = (1..=15).contains(&iface.len())
+                && iface.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+            if !ok {
+                return Err(invalid(
+                    "dpdk.exception_iface",
+                    format!("{iface:?} is not an interface name (1 to 15 of A-Z a-z 0-9 - _ .)"),
+                ));
+            }
+        }
+        if !(1..=32).contains(&self.exception_prefix_len) {
+            return Err(invalid("dpdk.exception_prefix_len", "must be in 1..=32"));
+        }
         let burst = config.net.burst_size_max as u64;
-        let needed = u64::from(self.rx_ring_size)
+        // The exception interface's receive ring fills from the shard's pool too.
+        let exception_ring = if self.exception_iface.is_some() { u64::from(self.rx_ring_size) } else { 0 };
+        let needed = exception_ring
+            + u64::from(self.rx_ring_size)
             + u64::from(self.tx_ring_size)
             + 2 * burst
             + u64::from(self.mbuf_cache)

@@ -1,13 +1,22 @@
 //! The DPDK side of start-up: EAL, pools, port and queues; each shard builds its `DpdkUdpIo`
 //! on its own thread after registering it as an EAL thread (so mempool caches work).
+//!
+//! With `dpdk.exception_iface`, a second port, a `net_tap` named so, is the exception path: it
+//! takes the data port's MAC, its kernel interface gets `dpdk.ip` and is brought up, each shard
+//! gets a queue pair of it (`DpdkUdpIo::set_exception`), and the TCP acceptor listens on
+//! `dpdk.ip`:`net.port` through the kernel (docs/CLIENTS.md).
 
 use super::*;
 use crate::config::MBUF_DATA_ROOM;
+use std::net::SocketAddrV4;
 use vigil_pmd::dpdk::{DpdkUdpIo, Eal, EalConfig, Mempool, Port, PortConfig, RxTxQueue};
 use vigil_pmd::net::LocalAddr;
 
 /// A shard's queue pair and pool, taken once by the shard's thread.
 type QueueSlot = std::sync::Mutex<Option<(RxTxQueue, Arc<Mempool>)>>;
+
+/// The vdev name of the exception path's tap (the `net_tap` driver matches the prefix).
+const EXCEPTION_VDEV: &str = "net_tap_vigil_exc";
 
 /// A started DPDK port with its queues, ready for shards.
 pub(super) struct DpdkNode {
@@ -16,6 +25,8 @@ pub(super) struct DpdkNode {
     pools: Vec<Arc<Mempool>>,
     queues: Vec<RxTxQueue>,
     local: LocalAddr,
+    /// The exception path's port and one queue pair per shard.
+    exception: Option<(Port, Vec<RxTxQueue>)>,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> ServeError {
@@ -30,7 +41,12 @@ pub(super) fn start(config: &Config) -> Result<DpdkNode, ServeError> {
         no_huge: d.no_huge,
         memory_mb: d.memory_mb,
         file_prefix: d.file_prefix.clone(),
-        vdevs: d.vdevs.clone(),
+        vdevs: d
+            .vdevs
+            .iter()
+            .cloned()
+            .chain(d.exception_iface.as_ref().map(|iface| format!("{EXCEPTION_VDEV},iface={iface}")))
+            .collect(),
         extra_args: d.extra_eal_args.clone(),
         log_level: d.log_level.clone(),
     })
@@ -76,7 +92,53 @@ pub(super) fn start(config: &Config) -> Result<DpdkNode, ServeError> {
         queues.push(port.queue(q).map_err(|e| err(&format!("queue {q}"), e))?);
     }
     let local = LocalAddr { mac, ip: d.ip, udp_port: config.net.port };
-    Ok(DpdkNode { eal, port, pools, queues, local })
+    let exception = match &d.exception_iface {
+        Some(iface) => Some(start_exception(config, &eal, &pools, iface, mac)?),
+        None => None,
+    };
+    Ok(DpdkNode { eal, port, pools, queues, local, exception })
+}
+
+/// Starts the exception path's tap with the data port's MAC, one queue pair per shard, and gives
+/// its kernel interface `dpdk.ip` and brings it up.
+fn start_exception(
+    config: &Config,
+    eal: &Eal,
+    pools: &[Arc<Mempool>],
+    iface: &str,
+    mac: [u8; 6],
+) -> Result<(Port, Vec<RxTxQueue>), ServeError> {
+    let d = config.dpdk.as_ref().expect("validated");
+    let shards = config.node.shards as u16;
+    let port_id = eal.port_by_name(EXCEPTION_VDEV).map_err(|e| err("dpdk.exception_iface: its tap", e))?;
+    let port_config = PortConfig {
+        port_id,
+        rx_queues: shards,
+        tx_queues: shards,
+        rx_ring_size: d.rx_ring_size,
+        tx_ring_size: d.tx_ring_size,
+        mtu: None,
+        rss: false,
+        promiscuous: true,
+    };
+    let port = Port::configure(eal, &port_config, pools).map_err(|e| err("exception port configure", e))?;
+    port.start().map_err(|e| err("exception port start", e))?;
+    port.set_mac_addr(mac).map_err(|e| err("exception port: the data port's MAC", e))?;
+    let addr = format!("{}/{}", d.ip, d.exception_prefix_len);
+    for args in [vec!["addr", "replace", addr.as_str(), "dev", iface], vec!["link", "set", iface, "up"]] {
+        let status = std::process::Command::new("ip").args(&args).status();
+        if !matches!(status, Ok(s) if s.success()) {
+            return Err(err(
+                &format!("dpdk.exception_iface {iface}: `ip {}`", args.join(" ")),
+                format!("{status:?}"),
+            ));
+        }
+    }
+    let mut queues = Vec::with_capacity(usize::from(shards));
+    for q in 0..shards {
+        queues.push(port.queue(q).map_err(|e| err(&format!("exception queue {q}"), e))?);
+    }
+    Ok((port, queues))
 }
 
 pub(super) fn serve(
@@ -85,10 +147,24 @@ pub(super) fn serve(
     stop: Arc<AtomicBool>,
     ready: ReadyHook<'_>,
 ) -> Result<ServeReport, ServeError> {
-    let DpdkNode { eal, port, pools, queues, local } = node;
+    let DpdkNode { eal, port, pools, queues, local, exception } = node;
+    let d = config.dpdk.as_ref().expect("validated");
+    // TCP through the exception path's kernel interface (none without it).
+    let tcp_default = exception.as_ref().map(|_| SocketAddrV4::new(d.ip, config.net.port));
+    let mut tcp = tcp::prepare(config, tcp_default)?;
+    let streams = tcp.as_ref().map(tcp::TcpServing::shard_slots);
+    let tcp_line = tcp
+        .as_ref()
+        .map_or(String::new(), |t| format!(" and tcp {:?} (RESP, binary; exception path)", t.addrs));
+    let (exception_port, exception_queues) = match exception {
+        Some((p, q)) => (Some(p), q.into_iter().map(Some).collect()),
+        None => (None, Vec::new()),
+    };
+    let exception_slots: Arc<Vec<std::sync::Mutex<Option<RxTxQueue>>>> =
+        Arc::new(exception_queues.into_iter().map(std::sync::Mutex::new).collect());
     let m = local.mac;
     let line = format!(
-        "backend=dpdk shards={} port {} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} ip {} udp port {} link {}",
+        "backend=dpdk shards={} port {} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} ip {} udp port {} link {}{tcp_line}",
         config.node.shards,
         config.dpdk.as_ref().map(|d| d.port.as_str()).unwrap_or("?"),
         m[0],
@@ -109,6 +185,10 @@ pub(super) fn serve(
     let stop_for_shards = stop.clone();
     let eal_for_shards = eal.clone();
     let routers = build_routers(config)?;
+    let acceptor = match tcp.as_mut() {
+        Some(t) => Some(t.spawn_acceptor(config, stop.clone())?),
+        None => None,
+    };
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
         let config = &shard_config;
         let _lcore = match eal_for_shards.register_current_thread() {
@@ -122,12 +202,22 @@ pub(super) fn serve(
             slots[id].lock().expect("slot lock").take().expect("each shard takes its queue once");
         let mut io = DpdkUdpIo::new(queue, pool, local, config.net.burst_size_max);
         io.set_payload_max(config.net.datagram_bytes_max);
+        if let Some(q) = exception_slots.get(id).and_then(|s| s.lock().expect("slot lock").take()) {
+            io.set_exception(q);
+        }
         let router = routers[id].lock().expect("router slot").take();
-        run_shard(config, ShardParts { id, io, router, conns: None, stop: &stop_for_shards, ready })
-    })?;
+        let conns = streams.as_ref().and_then(|s| s.take(id));
+        run_shard(config, ShardParts { id, io, router, conns, stop: &stop_for_shards, ready })
+    });
+    stop.store(true, Ordering::Relaxed);
+    let acceptor_line = acceptor.map(super::acceptor_report);
+    let results = results?;
     let stats = port.stats().map(|s| format!("{s:?}")).ok();
+    drop(exception_port);
     drop(port);
     drop(pools);
     drop(eal);
-    Ok(report(ActiveBackend::Dpdk, results, stats))
+    let mut report = report(ActiveBackend::Dpdk, results, stats);
+    report.partitions.extend(acceptor_line);
+    Ok(report)
 }

@@ -564,17 +564,22 @@ fn serve_kernel(
         }
     });
     stop.store(true, Ordering::Relaxed);
-    let acceptor_line = acceptor.map(|h| match h.join() {
+    let acceptor_line = acceptor.map(acceptor_report);
+    let mut report = report(backend, results?, None);
+    report.partitions.extend(acceptor_line);
+    Ok(report)
+}
+
+/// Joins the acceptor thread and says what it counted.
+fn acceptor_report(h: JoinHandle<std::io::Result<acceptor::AcceptorCounters>>) -> String {
+    match h.join() {
         Ok(Ok(c)) => format!(
             "tcp acceptor: accepted {} handed {} refused-pending {} timed-out {} unknown-protocol {} refused-shard-busy {}",
             c.accepted, c.handed, c.refused_pending, c.timed_out, c.unknown_protocol, c.refused_shard_busy
         ),
         Ok(Err(e)) => format!("tcp acceptor failed: {e}"),
         Err(_) => "tcp acceptor panicked".to_string(),
-    });
-    let mut report = report(backend, results?, None);
-    report.partitions.extend(acceptor_line);
-    Ok(report)
+    }
 }
 
 /// Refuses an address another process already serves. The shards bind with `SO_REUSEPORT`, which

@@ -278,6 +278,17 @@ impl Port {
         Ok(addr.addr_bytes)
     }
 
+    /// Sets the port's Ethernet address (the exception path's tap takes the data port's, so the
+    /// kernel behind it answers for the same address).
+    pub fn set_mac_addr(&self, mac: [u8; 6]) -> Result<(), DpdkError> {
+        let mut addr = dpdk_sys::rte_ether_addr { addr_bytes: mac };
+        // SAFETY: valid pointer to an initialized address for the duration of the call.
+        check("rte_eth_dev_default_mac_addr_set", unsafe {
+            dpdk_sys::rte_eth_dev_default_mac_addr_set(self.inner.port_id, &mut addr)
+        })?;
+        Ok(())
+    }
+
     /// Whether the link is up now (without waiting).
     pub fn link_up(&self) -> Result<bool, DpdkError> {
         let mut link = dpdk_sys::rte_eth_link::default();

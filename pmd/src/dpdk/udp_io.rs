@@ -5,6 +5,14 @@
 //! transmit buffers are mbufs from the pool whose payload area starts after the 42 bytes of
 //! Ethernet/IPv4/UDP headers, which are written at `tx_burst` ([`DpdkTx`]).
 //!
+//! The exception path (`set_exception`): a port that also carries TCP clients hands every frame the
+//! fast path does not serve, for our Ethernet address or a group address (TCP and other IPv4
+//! traffic for us, ARP replies (after learning them), IPv6 and its neighbour discovery), to a
+//! kernel interface behind a second port (a `net_tap` carrying the same MAC and IP), and sends
+//! what the kernel writes there out of the data port unchanged. The kernel's TCP stack then serves
+//! TCP clients on the DPDK-owned address, through ordinary sockets (the acceptor). Frames for other
+//! Ethernet addresses (a promiscuous virtual port sees them) are still dropped.
+//!
 //! Invariants: nothing here allocates per packet (mbuf pointer arrays live on the stack, the
 //! pending-reply batch and the ARP table are fixed-size and made in `new`); every received frame is
 //! either handed up, turned into a reply, or dropped and counted under exactly one reason;
@@ -111,6 +119,12 @@ pub struct DpdkUdpIo {
     arp_next: usize,
     counters: IoCounters,
     rx_multi_segment: u64,
+    /// The exception interface's queue pair, if this port has one.
+    exception: Option<RxTxQueue>,
+    /// Frames for the kernel, sent at the end of `rx_burst`.
+    to_kernel: Batch<Mbuf>,
+    /// Frames from the kernel, sent out of the data port.
+    from_kernel: Batch<Mbuf>,
 }
 
 impl std::fmt::Debug for DpdkUdpIo {
@@ -146,6 +160,53 @@ impl DpdkUdpIo {
             arp_next: 0,
             counters: IoCounters::default(),
             rx_multi_segment: 0,
+            exception: None,
+            to_kernel: Batch::with_capacity(QUEUE_BURST_MAX),
+            from_kernel: Batch::with_capacity(QUEUE_BURST_MAX),
+        }
+    }
+
+    /// Hands the frames the fast path does not serve to the kernel through `queue` (this shard's
+    /// queue pair on the exception interface's port) and sends the kernel's frames out (see the
+    /// module header).
+    pub fn set_exception(&mut self, queue: RxTxQueue) {
+        self.exception = Some(queue);
+    }
+
+    /// Whether an unserved frame goes to the kernel: the exception path is on and the frame is for
+    /// our Ethernet address or a group (broadcast, multicast) address.
+    #[inline]
+    fn for_kernel(&self, frame: &[u8]) -> bool {
+        self.exception.is_some() && frame.len() >= 6 && (frame[..6] == self.local.mac || frame[0] & 1 == 1)
+    }
+
+    /// Queues `mbuf` for the kernel, sending a full batch at once; counts what cannot go.
+    fn hand_to_kernel(&mut self, mbuf: Mbuf) {
+        if let Err(mbuf) = self.to_kernel.push(mbuf) {
+            self.flush_exception();
+            if self.to_kernel.push(mbuf).is_err() {
+                self.counters.exception_dropped += 1;
+            }
+        }
+    }
+
+    /// Sends the frames queued for the kernel (what the ring refuses is dropped and counted), then
+    /// moves what the kernel sent out of the data port.
+    fn flush_exception(&mut self) {
+        let Some(exc) = self.exception.as_mut() else { return };
+        if !self.to_kernel.is_empty() {
+            let sent = exc.tx_burst(&mut self.to_kernel);
+            self.counters.exception_to_kernel += sent as u64;
+            self.counters.exception_dropped += self.to_kernel.len() as u64;
+            self.to_kernel.clear();
+        }
+        if self.from_kernel.is_empty() {
+            exc.rx_burst(&mut self.from_kernel);
+        }
+        if !self.from_kernel.is_empty() {
+            let sent = self.queue.tx_burst(&mut self.from_kernel);
+            self.counters.exception_from_kernel += sent as u64;
+            // What the data port refuses waits for the next call (the batch keeps it).
         }
     }
 
@@ -274,6 +335,14 @@ impl DpdkUdpIo {
             }
             Verdict::ArpLearned { ip, mac } => {
                 self.learn(ip, mac);
+                // The kernel behind the exception interface learns its neighbours from them too.
+                if self.exception.is_some() {
+                    self.hand_to_kernel(mbuf);
+                }
+                None
+            }
+            Verdict::Drop(DropReason::NotForUs) if self.for_kernel(mbuf.data()) => {
+                self.hand_to_kernel(mbuf);
                 None
             }
             Verdict::Drop(reason) => {
@@ -323,6 +392,7 @@ impl PacketIo for DpdkUdpIo {
             }
         }
         self.flush_pending();
+        self.flush_exception();
         added
     }
 
