@@ -194,13 +194,6 @@ fn read_back(client: &mut Client) -> Vec<Option<Vec<u8>>> {
     found.into_iter().map(|f| f.expect("every GET answered")).collect()
 }
 
-/// The number after `name ` in `line`.
-fn counter(line: &str, name: &str) -> u64 {
-    let at = line.find(&format!("{name} ")).unwrap_or_else(|| panic!("no `{name}` in {line:?}"));
-    let rest = &line[at + name.len() + 1..];
-    rest.split_whitespace().next().unwrap().parse().unwrap_or_else(|_| panic!("`{name}` in {line:?}"))
-}
-
 /// Lines of the final report: each shard's loop counters, its backend's, and each partition's.
 const SHARD_LINE: &str = ": polls ";
 const IO_LINE: &str = " io: rx_packets ";

@@ -41,16 +41,8 @@ port = 9000
 ip = "10.77.9.1"
 port = "net_memif0"
 vdevs = ["net_memif0,role=server,socket={sock},id=0,mac=02:56:47:00:09:01"]
-no_pci = true
-no_huge = true
-memory_mb = 256
-file_prefix = "vigil-test-memif-{pid}"
-mbufs_per_shard = 8191
-[storage]
-backend = "memory"
-segment_blocks = 64
-segment_count = 4
-"#,
+{tail}"#,
+        tail = dpdk_test_tail(&format!("vigil-test-memif-{pid}")),
         core = cores - 1
     );
     let server = Server::start(&dir, &config);

@@ -47,16 +47,8 @@ port = 9000
 ip = "{vigil_ip}"
 port = "net_tap0"
 vdevs = ["net_tap0,iface={iface},mac=02:56:47:00:01:02"]
-no_pci = true
-no_huge = true
-memory_mb = 256
-file_prefix = "vigil-test-{name}-{pid}"
-mbufs_per_shard = 8191
-[storage]
-backend = "memory"
-segment_blocks = 64
-segment_count = 4
-"#,
+{tail}"#,
+        tail = dpdk_test_tail(&format!("vigil-test-{name}-{pid}")),
         cores = cores.join(", ")
     );
     let server = Server::start(&dir, &config);
@@ -69,12 +61,6 @@ segment_count = 4
         assert!(st.success(), "ip {args:?} failed");
     }
     TapNode { server, vigil_ip, host_ip, dir }
-}
-
-/// The number after `name ` in `line`.
-fn counter(line: &str, name: &str) -> u64 {
-    let after = line.split(&format!("{name} ")).nth(1).unwrap_or_else(|| panic!("no {name} in {line}"));
-    after.split_whitespace().next().unwrap().parse().unwrap()
 }
 
 #[test]

@@ -27,12 +27,6 @@ impl Drop for Netns {
     }
 }
 
-/// The number after `name ` in `line`.
-fn counter(line: &str, name: &str) -> u64 {
-    let after = line.split(&format!("{name} ")).nth(1).unwrap_or_else(|| panic!("no {name} in {line}"));
-    after.split_whitespace().next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn tcp_clients_reach_a_dpdk_port_through_the_exception_path() {
     require_root_and_dpdk("tcp_clients_reach_a_dpdk_port_through_the_exception_path");
@@ -58,16 +52,8 @@ ip = "{vigil_ip}"
 port = "net_tap0"
 vdevs = ["net_tap0,iface={port_iface},mac=02:56:47:00:03:02"]
 exception_iface = "{exc_iface}"
-no_pci = true
-no_huge = true
-memory_mb = 256
-file_prefix = "vigil-test-tcp-{pid}"
-mbufs_per_shard = 8191
-[storage]
-backend = "memory"
-segment_blocks = 64
-segment_count = 4
-"#,
+{tail}"#,
+        tail = dpdk_test_tail(&format!("vigil-test-tcp-{pid}")),
         core = cpus - 1
     );
     let server = Server::start(&dir, &config);

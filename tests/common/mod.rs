@@ -385,3 +385,27 @@ pub fn hostile_datagram(rng: &mut XorShift, round: u64) -> Vec<u8> {
         }
     }
 }
+
+/// The number after `name ` in `line` (a line of the shutdown report).
+pub fn counter(line: &str, name: &str) -> u64 {
+    let at = line.find(&format!("{name} ")).unwrap_or_else(|| panic!("no `{name}` in {line:?}"));
+    let rest = &line[at + name.len() + 1..];
+    rest.split_whitespace().next().unwrap().parse().unwrap_or_else(|_| panic!("`{name}` in {line:?}"))
+}
+
+/// The end of a DPDK test node's config: the EAL without PCI or hugepages under `file_prefix`, the
+/// pool, and a small log in memory.
+pub fn dpdk_test_tail(file_prefix: &str) -> String {
+    format!(
+        r#"no_pci = true
+no_huge = true
+memory_mb = 256
+file_prefix = "{file_prefix}"
+mbufs_per_shard = 8191
+[storage]
+backend = "memory"
+segment_blocks = 64
+segment_count = 4
+"#
+    )
+}
