@@ -16,7 +16,8 @@
 //! 4. one probe write (synchronous, resent with the same id until answered, then once more: same
 //!    version);
 //! 5. two writer threads (two clients, strictly increasing request ids, one SET per datagram, up to
-//!    32 in flight each, at a random rate) write new keys (each key once) for a random 100–600 ms;
+//!    32 in flight each, at a random rate) and one RESP writer (SETs pipelined on a TCP connection
+//!    to the same port, `crash_kill/resp.rs`) write new keys (each key once) for a random 100–600 ms;
 //!    then SIGKILL, and what was still unanswered becomes "unknown". `BUSY` and `NOT_LEADER` (nothing
 //!    executed) are written again under a new request id; any other error answer (`STALE`,
 //!    `UNAVAILABLE`, ...) fails the test.
@@ -33,6 +34,8 @@
 //! `n` cycles instead of 20.
 
 mod common;
+#[path = "crash_kill/resp.rs"]
+mod resp;
 
 use common::*;
 use std::cell::Cell;
@@ -455,6 +458,8 @@ struct Model {
     resent_original: u64,
     resent_stale: u64,
     unknown_present: u64,
+    /// Of `acked`, written over RESP.
+    resp_acked: usize,
 }
 
 impl Model {
@@ -481,7 +486,9 @@ impl Model {
 
         // Each writer's last acknowledged write (the original answer unless a later write of its
         // client to the same partition was applied), then random ones (mostly STALE).
-        let previous: Vec<&Acked> = self.acked.iter().filter(|a| a.cycle + 1 == cycle).collect();
+        // (RESP writes, client 0, are anonymous: nothing to resend.)
+        let previous: Vec<&Acked> =
+            self.acked.iter().filter(|a| a.cycle + 1 == cycle && a.write.client_id != 0).collect();
         let mut resend: Vec<&Acked> = Vec::new();
         for a in &previous {
             match resend.iter_mut().find(|r| r.write.client_id == a.write.client_id) {
@@ -534,13 +541,16 @@ impl Model {
                     a.cycle,
                     a.version
                 )),
-                Some((v, value)) if *v != a.version || *value != w.value => problems.push(format!(
-                    "CHANGED: {} acknowledged in cycle {} with version {}: version {v}, value {}",
-                    w.name(),
-                    a.cycle,
-                    a.version,
-                    if *value == w.value { "as written".to_string() } else { format!("{value:02x?}") }
-                )),
+                // A RESP write (client 0) was answered +OK without a version: its value is checked.
+                Some((v, value)) if (a.write.client_id != 0 && *v != a.version) || *value != w.value => {
+                    problems.push(format!(
+                        "CHANGED: {} acknowledged in cycle {} with version {}: version {v}, value {}",
+                        w.name(),
+                        a.cycle,
+                        a.version,
+                        if *value == w.value { "as written".to_string() } else { format!("{value:02x?}") }
+                    ))
+                }
                 Some(_) => {}
             }
         }
@@ -691,27 +701,33 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
         let run = Duration::from_millis(100 + rng.next_u64() % 501);
         let rate = WRITE_RATES.start() + rng.next_u64() % (WRITE_RATES.end() - WRITE_RATES.start() + 1);
         let stop = AtomicBool::new(false);
-        let gauges: Vec<AtomicUsize> = (0..WRITERS).map(|_| AtomicUsize::new(0)).collect();
-        let (reports, in_flight, status, output) = std::thread::scope(|s| {
+        let gauges: Vec<AtomicUsize> = (0..=WRITERS).map(|_| AtomicUsize::new(0)).collect();
+        let mut resp_rng = XorShift(mix(seed ^ ((cycle as u64) << 16) ^ 0x5e5));
+        let (reports, resp_report, in_flight, status, output) = std::thread::scope(|s| {
             let handles: Vec<_> = (0..WRITERS)
                 .map(|w| {
                     let (to, stop, gauge) = (&to, &stop, &gauges[w]);
                     s.spawn(move || writer(to, cycle, w, seed, rate, stop, gauge))
                 })
                 .collect();
+            let (stop_ref, gauge, resp_rng) = (&stop, &gauges[WRITERS], &mut resp_rng);
+            let resp_handle =
+                s.spawn(move || resp::resp_writer(port, cycle, resp_rng, rate, stop_ref, gauge));
             std::thread::sleep(run);
             let in_flight: usize = gauges.iter().map(|g| g.load(Ordering::SeqCst)).sum();
             let (status, output) = server.kill();
             stop.store(true, Ordering::SeqCst);
             let reports: Vec<WriterReport> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-            (reports, in_flight, status, output)
+            let resp_report = resp_handle.join().unwrap();
+            (reports, resp_report, in_flight, status, output)
         });
         last_output = output;
         no_panic(&note, "before the kill", &last_output);
         if status.signal() != Some(libc::SIGKILL) {
             fail(&note, "vigil exited by itself before the kill", &[format!("{status}")], &last_output);
         }
-        let problems: Vec<String> = reports.iter().flat_map(|r| r.problems.clone()).collect();
+        let problems: Vec<String> =
+            reports.iter().flat_map(|r| r.problems.clone()).chain(resp_report.problems.clone()).collect();
         if !problems.is_empty() {
             fail(&note, "while writing", &problems, &last_output);
         }
@@ -726,6 +742,17 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
             }
             model.unknown.extend(r.unknown.into_iter().map(|write| Unknown { write, cycle, seen: None }));
         }
+        acked += resp_report.acked.len();
+        unknown += resp_report.unknown.len();
+        busy_total += resp_report.busy;
+        sent_total += resp_report.acked.len() + resp_report.unknown.len();
+        model.resp_acked += resp_report.acked.len();
+        model.acked.extend(resp_report.acked.into_iter().map(|write| Acked { write, version: 0, cycle }));
+        model.unknown.extend(resp_report.unknown.into_iter().map(|write| Unknown {
+            write,
+            cycle,
+            seen: None,
+        }));
         cycles_in_flight += usize::from(in_flight > 0);
         eprintln!(
             "crash_kill cycle {cycle}: ready in {} ms, {summary} in {} ms; wrote {} ms at {rate}/s per \
@@ -758,15 +785,17 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
         "crash_kill: {cycles} kills in {:.1} s: {sent_total} writes sent, {acked} acknowledged (all \
          found), {} unanswered ({} of them applied), {busy_total} BUSY or NOT_LEADER; \
          {cycles_in_flight} kills with writes in flight; resent after restarts: {} probes, {} writes \
-         answered with the original version and {} STALE",
+         answered with the original version and {} STALE; {} of the acknowledged over RESP",
         started.elapsed().as_secs_f64(),
         model.unknown.len(),
         model.unknown_present,
         model.probes.len(),
         model.resent_original,
-        model.resent_stale
+        model.resent_stale,
+        model.resp_acked
     );
     assert!(acked > 100, "seed {seed:#x}: only {acked} writes acknowledged over {cycles} cycles");
+    assert!(model.resp_acked > 10, "seed {seed:#x}: only {} RESP writes acknowledged", model.resp_acked);
     assert!(cycles_in_flight > 0, "seed {seed:#x}: no kill happened with writes in flight");
     drop(note);
 }
