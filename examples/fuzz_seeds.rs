@@ -149,6 +149,27 @@ fn resp_seeds(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// TCP connections: read size, send window, then the stream (RESP, or length-prefixed datagrams).
+fn tcp_seeds(dir: &Path) -> std::io::Result<()> {
+    let mut binary = vec![3u8, 7];
+    let ping = {
+        let mut buf = vec![0u8; 64];
+        let mut w = vigil::wire::DatagramWriter::request(&mut buf, 1).expect("room");
+        w.push(vigil::wire::opcode::ECHO, 0, 1, b"hi").expect("room");
+        let n = w.finish();
+        buf.truncate(n);
+        buf
+    };
+    binary.extend_from_slice(&(ping.len() as u32).to_le_bytes());
+    binary.extend_from_slice(&ping);
+    let streams: [(&str, &[u8]); 2] =
+        [("resp", b"\x02\x05*1\r\n$4\r\nPING\r\nECHO hello\r\nSET k v\r\nQUIT\r\n"), ("binary", &binary)];
+    for (name, bytes) in streams {
+        write(dir, "tcp_connection", name, bytes)?;
+    }
+    Ok(())
+}
+
 fn main() -> std::io::Result<()> {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
     wire_seeds(&dir)?;
@@ -156,6 +177,7 @@ fn main() -> std::io::Result<()> {
     log_seeds(&dir)?;
     config_seeds(&dir)?;
     resp_seeds(&dir)?;
+    tcp_seeds(&dir)?;
     println!("seed corpora written under {}", dir.display());
     Ok(())
 }

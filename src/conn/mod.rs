@@ -432,5 +432,4 @@ fn flush(io: &mut dyn StreamIo, conn: &mut Conn) {
     conn.sent = 0;
 }
 
-#[cfg(test)]
-mod tests;
+// Tested with the shard loop and real partitions: src/shard/tests/conns.rs.

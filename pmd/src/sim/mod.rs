@@ -1,6 +1,7 @@
 //! The deterministic simulator's devices, in the spirit of TigerBeetle's VOPR: a virtual clock
 //! ([`SimClock`]), a disk with seeded latency, faults and crash-at-any-point ([`SimDisk`]), and a
-//! network with seeded delay, loss, duplication, reordering and partitions ([`SimNet`]), all driven
+//! network with seeded delay, loss, duplication, reordering and partitions ([`SimNet`]), byte-stream
+//! connections delivered in chunks of any size ([`SimStreams`]), all driven
 //! by one seed through [`SplitMix64`].
 //!
 //! Invariants: nothing here reads real time or an unseeded RNG, and every container that is iterated
@@ -12,8 +13,10 @@ mod clock;
 pub mod disk;
 pub mod net;
 mod rng;
+pub mod streams;
 
 pub use clock::SimClock;
 pub use disk::{CrashReport, SimDisk, SimDiskConfig, SimDiskCounters, SimDiskFaults, SECTOR_SIZE};
 pub use net::{SimEndpoint, SimNet, SimNetConfig, SimNetCounters};
 pub use rng::SplitMix64;
+pub use streams::SimStreams;

@@ -1,0 +1,57 @@
+//! A TCP connection's byte stream through the acceptor's protocol detection (`conn::detect`) and a
+//! shard's `conn::Connections` (RESP or the binary protocol with a length prefix), over simulated
+//! streams that deliver a few bytes per read and take a few per send (the first two bytes pick
+//! those sizes), with the engine's PING and ECHO. Checks: nothing panics or hangs; the connection's
+//! output stays within the limits (answers bounded by what came in); detection decides within its
+//! byte bound.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vigil::conn::detect::{detect, Detected, FIRST_BYTES_MAX};
+use vigil::conn::resp::RespSettings;
+use vigil::conn::{protocol_tag, ConnLimits, Connections};
+use vigil::dispatch::Dispatcher;
+use vigil::engine::{Engine, EngineLimits};
+use vigil::protocol::resp::RespLimits;
+use vigil_pmd::sim::SimStreams;
+use vigil_pmd::Nanos;
+
+const LIMITS: ConnLimits =
+    ConnLimits { input_bytes_max: 4096, output_bytes_max: 4096, datagram_bytes_max: 512, connections_max: 2 };
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 2 {
+        return;
+    }
+    let (chunk, window, input) = (1 + usize::from(data[0] % 32), 1 + usize::from(data[1]), &data[2..]);
+    let decided = detect(input);
+    if input.len() >= FIRST_BYTES_MAX {
+        assert_ne!(decided, Detected::NeedMore);
+    }
+    let tag = if decided == Detected::Binary { protocol_tag::BINARY } else { protocol_tag::RESP };
+    let streams = SimStreams::new(chunk, window);
+    let mut d = Dispatcher::new();
+    vigil::ops::register_all(&mut d).unwrap();
+    let mut engine = Engine::new(d, EngineLimits { requests_per_datagram_max: 8 });
+    let settings = RespSettings {
+        limits: RespLimits { args_max: 16, arg_bytes_max: 1024, inline_bytes_max: 1024, request_bytes_max: 4096 },
+        pipeline_max: 8,
+        requirepass: Vec::new(),
+    };
+    let mut conns = Connections::new(Box::new(streams.clone()), LIMITS, settings);
+    let c = streams.open(tag);
+    streams.client_send(c, input);
+    streams.client_close(c);
+    let mut out = 0usize;
+    for t in 0..(input.len() + 16) * 4 {
+        conns.poll(&mut engine, Nanos(t as u64));
+        out += streams.client_take(c).len();
+        if streams.server_closed(c) {
+            break;
+        }
+    }
+    assert!(streams.server_closed(c), "the connection was closed after the client hung up");
+    // Each request of at least 4 bytes gets one answer, and no answer is larger than a datagram
+    // or an ECHO of the request's own bytes.
+    assert!(out <= (input.len() + 1) * 600, "{out} bytes out for {} in", input.len());
+});

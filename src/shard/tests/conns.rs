@@ -1,0 +1,160 @@
+//! Stream connections in the shard loop, sans-IO: RESP and the binary protocol over simulated
+//! connections (`pmd::sim::SimStreams`) that deliver a byte at a time and take few bytes per send,
+//! on a two-shard node with real KV partitions (half the keys on the other shard, answered through
+//! the inboxes). Replies come back whole and in request order whatever the split points; a
+//! protocol error closes only its connection; the binary protocol's answers match by request id.
+
+use super::overload::{node, Node};
+use crate::conn::resp::RespSettings;
+use crate::conn::{protocol_tag, ConnLimits, Connections};
+use crate::protocol::resp::RespLimits;
+use crate::wire::{self, opcode, DatagramWriter, Status};
+use vigil_pmd::sim::SimStreams;
+use vigil_pmd::{ConnId, Nanos};
+
+const LIMITS: ConnLimits = ConnLimits {
+    input_bytes_max: 64 << 10,
+    output_bytes_max: 64 << 10,
+    datagram_bytes_max: 1472,
+    connections_max: 8,
+};
+
+fn settings() -> RespSettings {
+    RespSettings {
+        limits: RespLimits {
+            args_max: 64,
+            arg_bytes_max: 4096,
+            inline_bytes_max: 4096,
+            request_bytes_max: 16 << 10,
+        },
+        pipeline_max: 64,
+        requirepass: Vec::new(),
+    }
+}
+
+/// A two-shard node whose shard 0 serves the connections of `streams`.
+fn node_with(streams: &SimStreams) -> Node {
+    let mut n = node(2, 64);
+    let s0 = n.shards.remove(0);
+    let conns = Connections::new(Box::new(streams.clone()), LIMITS, settings());
+    n.shards.insert(0, s0.with_connections(conns));
+    n
+}
+
+/// Polls every shard until `done` or a bound, taking what shard 0 sent to `conn` as it goes (the
+/// client reads, so the send window keeps opening).
+fn run_until(
+    n: &mut Node,
+    streams: &SimStreams,
+    conn: ConnId,
+    mut done: impl FnMut(&[u8]) -> bool,
+) -> Vec<u8> {
+    let mut got = Vec::new();
+    for t in 1..200_000u64 {
+        for s in &mut n.shards {
+            s.poll_once(Nanos(t * 1_000));
+        }
+        got.extend(streams.client_take(conn));
+        if done(&got) {
+            return got;
+        }
+    }
+    panic!("no complete answer; got {:?}", String::from_utf8_lossy(&got));
+}
+
+#[test]
+fn a_resp_pipeline_split_into_single_bytes_is_answered_whole_and_in_order() {
+    let streams = SimStreams::new(1, 5);
+    let mut n = node_with(&streams);
+    let c = streams.open(protocol_tag::RESP);
+    let pipeline = b"SET a 1\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\nINCR n\r\nINCRBY n 41\r\nGET n\r\n\
+MGET a n missing\r\nEXISTS a n missing a\r\nDEL a missing\r\nGET a\r\nPING\r\nTTL n\r\n";
+    streams.client_send(c, pipeline);
+    let want: &[u8] = b"+OK\r\n$1\r\n1\r\n:1\r\n:42\r\n$2\r\n42\r\n*3\r\n$1\r\n1\r\n$2\r\n42\r\n$-1\r\n\
+:3\r\n:1\r\n$-1\r\n+PONG\r\n:-1\r\n";
+    let got = run_until(&mut n, &streams, c, |g| g.len() >= want.len());
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    // Both shards served some of it: keys on shard 1 went through the inboxes.
+    assert!(n.kvs[0].borrow().counters().forwarded > 0, "a key was on the other shard");
+    assert!(!streams.server_closed(c));
+}
+
+#[test]
+fn a_protocol_error_closes_its_connection_and_the_others_go_on() {
+    let streams = SimStreams::new(3, 1 << 16);
+    let mut n = node_with(&streams);
+    let (good, bad) = (streams.open(protocol_tag::RESP), streams.open(protocol_tag::RESP));
+    streams.client_send(bad, b"*1\r\n$x\r\n");
+    streams.client_send(good, b"SET k v\r\n");
+    let got = run_until(&mut n, &streams, good, |g| g.ends_with(b"+OK\r\n"));
+    assert_eq!(got, b"+OK\r\n");
+    assert_eq!(streams.client_take(bad), b"-ERR Protocol error: invalid bulk length\r\n");
+    assert!(streams.server_closed(bad), "closed after its error");
+    streams.client_send(good, b"GET k\r\nQUIT\r\n");
+    let got = run_until(&mut n, &streams, good, |g| g.ends_with(b"+OK\r\n"));
+    assert_eq!(got, b"$1\r\nv\r\n+OK\r\n");
+    for t in 0..10 {
+        n.shards[0].poll_once(Nanos(1_000_000_000 + t));
+    }
+    assert!(streams.server_closed(good), "QUIT closes once its reply is sent");
+}
+
+/// One request datagram of `frames`, with its length prefix.
+fn framed(frames: &[(u8, u64, &[u8])]) -> Vec<u8> {
+    let mut buf = vec![0u8; 1472];
+    let mut w = DatagramWriter::request(&mut buf, 9).unwrap();
+    for (op, id, b) in frames {
+        w.push(*op, 0, *id, b).unwrap();
+    }
+    let len = w.finish();
+    let mut out = (len as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&buf[..len]);
+    out
+}
+
+/// The answers in the whole length-prefixed response datagrams at the front of a stream:
+/// (opcode, status, id, body).
+fn stream_answers(mut bytes: &[u8]) -> Vec<(u8, u8, u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    while bytes.len() >= 4 {
+        let len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+        let Some(d) = bytes.get(4..4 + len) else { break };
+        let h = wire::decode_header(d).unwrap();
+        for f in wire::Frames::new(d, h.count) {
+            let f = f.unwrap();
+            out.push((f.opcode, f.status, f.request_id, f.body.to_vec()));
+        }
+        bytes = &bytes[4 + len..];
+    }
+    out
+}
+
+#[test]
+fn binary_datagrams_over_a_stream_are_answered_by_request_id() {
+    let streams = SimStreams::new(2, 64);
+    let mut n = node_with(&streams);
+    let c = streams.open(protocol_tag::BINARY);
+    let mut set = 0u16.to_le_bytes().to_vec();
+    set[0] = 3;
+    set.extend_from_slice(b"keyvalue");
+    let mut input = framed(&[(opcode::SET, 1, &set), (opcode::PING, 2, b"")]);
+    input.extend(framed(&[(opcode::ECHO, 3, b"echo")]));
+    streams.client_send(c, &input);
+    let got = run_until(&mut n, &streams, c, |g| stream_answers(g).len() >= 3);
+    let mut answers = stream_answers(&got);
+    answers.sort_by_key(|a| a.2);
+    assert_eq!(
+        answers.iter().map(|a| (a.0, a.1, a.2)).collect::<Vec<_>>(),
+        vec![
+            (opcode::SET, Status::Ok as u8, 1),
+            (opcode::PING, Status::Ok as u8, 2),
+            (opcode::ECHO, Status::Ok as u8, 3)
+        ]
+    );
+    assert_eq!(answers[2].3, b"echo");
+    // A length beyond the datagram limit: MALFORMED, then closed.
+    streams.client_send(c, &[0xff, 0xff, 0, 0]);
+    let got = run_until(&mut n, &streams, c, |g| !g.is_empty());
+    assert_eq!(stream_answers(&got)[0].1, Status::Malformed as u8);
+    assert!(streams.server_closed(c));
+}
