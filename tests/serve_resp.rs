@@ -84,6 +84,28 @@ fn redis_clients_work_against_vigil_and_their_writes_survive_a_restart() {
     assert_eq!(cli(port, &["incr", "greeting"]), "ERR value is not an integer or out of range\n\n");
     assert!(cli(port, &["nosuchcommand", "x"]).starts_with("ERR unknown command 'nosuchcommand'"));
 
+    // Interactive redis-cli on a terminal (`script` gives it a pty; TERM=dumb keeps its line editor
+    // from asking the terminal for the cursor): prompts, typed replies, and `help` from COMMAND DOCS.
+    let typed: String = ["set tty 1", "get tty", "incr tty", "help get", "quit"]
+        .iter()
+        .map(|l| format!("sleep 0.3; echo '{l}'; "))
+        .collect();
+    let shell = format!(
+        "(sleep 0.5; {typed}) | TERM=dumb {} -qec '{} -p {port}' /dev/null",
+        tool("script").display(),
+        tool("redis-cli").display()
+    );
+    let out = Command::new("sh").args(["-c", &shell]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    for want in [
+        format!("127.0.0.1:{port}> set tty 1\nOK"),
+        format!("127.0.0.1:{port}> get tty\n\"1\""),
+        "(integer) 2".to_string(),
+        "Get the value of a key".to_string(),
+    ] {
+        assert!(text.contains(&want), "interactive redis-cli: no {want:?} in:\n{text}");
+    }
+
     // Commands on stdin (redis-cli's script mode), answered in order.
     let out = cli_stdin(port, &[], b"SET s1 v1\nGET s1\nDEL s1\nGET s1\nPING\n");
     assert_eq!(out, "OK\nv1\n1\n\nPONG\n");
