@@ -79,3 +79,16 @@ fn the_binary_protocol_over_tcp_sets_and_gets_durably_and_garbage_is_closed() {
     assert!(status.success(), "{out}");
     assert!(out.contains("tcp acceptor: accepted 3 handed 2"), "{out}");
 }
+
+#[test]
+fn a_start_whose_tcp_port_is_taken_is_refused_before_any_store_is_created() {
+    let dir = disk_temp_dir("serve-tcp-taken");
+    let port = free_udp_port();
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::fs::write(dir.join("vigil.toml"), kv_node_config(port, "vigil-data", 100_000)).unwrap();
+    let (status, out) =
+        run_vigil_to_exit(&dir, &["serve", "--config", "vigil.toml"], Duration::from_secs(30));
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("tcp: cannot listen on") && out.contains("in use"), "{out}");
+    assert!(!dir.join("vigil-data").exists(), "a refused start created the store: {out}");
+}

@@ -143,14 +143,17 @@ pub fn serve(
     ready: ReadyHook<'_>,
 ) -> Result<ServeReport, ServeError> {
     check_cores(config)?;
+    // Before the data directory is touched: a start refused for its ports creates no store.
+    let mut kernel_tcp = None;
     if config.net.backend == Backend::Kernel {
-        // Before the data directory is touched: a start refused for its port creates no store.
-        probe_port(SocketAddrV4::new(config.kernel.bind_ip, config.net.port))?;
+        let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
+        probe_port(addr)?;
+        kernel_tcp = tcp::prepare(config, Some(addr))?;
     }
     // Held until this function returns, after every shard has been joined.
     let _lock = prepare_storage(config)?;
     match config.net.backend {
-        Backend::Kernel => serve_kernel(config, stop, ready, ActiveBackend::Kernel),
+        Backend::Kernel => serve_kernel(config, stop, ready, ActiveBackend::Kernel, kernel_tcp),
         Backend::Dpdk => {
             #[cfg(feature = "dpdk")]
             let started = dpdk_backend::start(config);
@@ -170,7 +173,9 @@ pub fn serve(
                          run as root with DPDK installed for the poll-mode data path",
                         config.kernel.bind_ip, config.net.port
                     );
-                    serve_kernel(config, stop, ready, ActiveBackend::KernelFallback)
+                    let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
+                    let tcp = tcp::prepare(config, Some(addr))?;
+                    serve_kernel(config, stop, ready, ActiveBackend::KernelFallback, tcp)
                 }
                 Err(e) => Err(e),
             }
@@ -522,6 +527,7 @@ fn serve_kernel(
     stop: Arc<AtomicBool>,
     ready: ReadyHook<'_>,
     backend: ActiveBackend,
+    mut tcp: Option<tcp::TcpServing>,
 ) -> Result<ServeReport, ServeError> {
     let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
     probe_port(addr)?;
@@ -536,7 +542,6 @@ fn serve_kernel(
         recv_buffer_bytes: (config.kernel.recv_buffer_bytes > 0).then_some(config.kernel.recv_buffer_bytes),
         send_buffer_bytes: (config.kernel.send_buffer_bytes > 0).then_some(config.kernel.send_buffer_bytes),
     };
-    let mut tcp = tcp::prepare(config, Some(addr))?;
     let tcp_line = tcp.as_ref().map_or(String::new(), |t| format!(" and tcp {:?} (RESP, binary)", t.addrs));
     let line = format!(
         "backend={} shards={} listening on udp {addr}{tcp_line} (kernel sockets)",

@@ -135,9 +135,15 @@ pub fn run_vigil_to_exit(dir: &Path, args: &[&str], timeout: Duration) -> (std::
     (out.status, text)
 }
 
-/// A UDP port that is free right now on loopback.
+/// A port that is free right now on loopback for both UDP and TCP (a node serves both on it).
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A running `vigil serve`; stopped with SIGINT (or killed) when dropped.
