@@ -155,7 +155,7 @@ impl StreamIo for TcpStreams {
         // shard polls millions of times a second). Every `IDLE_EPOLL_EVERY`th poll still reads the
         // set, so a wake-up left in it never keeps an idle shard's sleep from sleeping.
         self.polls = self.polls.wrapping_add(1);
-        if self.open() == 0 && out.is_empty() && self.polls % IDLE_EPOLL_EVERY != 0 {
+        if self.open() == 0 && out.is_empty() && !self.polls.is_multiple_of(IDLE_EPOLL_EVERY) {
             return;
         }
         // Events epoll returns are consumed: take them only when all of them fit.
