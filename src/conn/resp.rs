@@ -172,6 +172,11 @@ impl RespSession {
             match ran {
                 Ran::Done => used += consumed,
                 Ran::Blocked => return Step::Wait { consumed: used, for_output: false },
+                // Refused for now: when answers are owed, their arrival frees room (run again then);
+                // else try again at the next poll.
+                Ran::Busy if self.st.pending.iter().any(|p| p.outstanding > 0) => {
+                    return Step::Wait { consumed: used, for_output: false }
+                }
                 Ran::Busy => return Step::Retry { consumed: used },
                 Ran::Close => return Step::Close { consumed: used + consumed },
             }
@@ -308,7 +313,8 @@ impl State {
     }
 
     /// Dispatches parts `resume..count` of a command (`part(body, i)` builds part i and returns
-    /// its opcode) into the pending entry at the back, opened at part 0.
+    /// its opcode) into the pending entry at the back, opened when the command starts (not when it
+    /// resumes: a command refused BUSY at its first part keeps its entry).
     fn parts(
         &mut self,
         kind: Kind,
@@ -316,10 +322,14 @@ impl State {
         cx: &mut Cx<'_>,
         mut part: impl FnMut(&mut Vec<u8>, usize) -> u8,
     ) -> Ran {
-        let start = self.resume.take().unwrap_or(0);
-        if start == 0 {
-            self.open(kind);
-        }
+        // Resumed (after BUSY): its entry is at the back already, whatever part it stopped at.
+        let start = match self.resume.take() {
+            Some(i) => i,
+            None => {
+                self.open(kind);
+                0
+            }
+        };
         for i in start..count {
             let (op, answer) = self.dispatch(|b| part(b, i), cx);
             let p = self.pending.back_mut().expect("opened above");

@@ -158,3 +158,31 @@ fn binary_datagrams_over_a_stream_are_answered_by_request_id() {
     assert_eq!(stream_answers(&got)[0].1, Status::Malformed as u8);
     assert!(streams.server_closed(c));
 }
+
+#[test]
+fn writes_beyond_the_shards_reservations_wait_and_are_all_answered() {
+    let streams = SimStreams::new(1 << 16, 1 << 16);
+    let mut n = node(1, 8);
+    let s0 = n.shards.remove(0);
+    n.shards.insert(0, s0.with_connections(Connections::new(Box::new(streams.clone()), LIMITS, settings())));
+    let conns: Vec<ConnId> = (0..4).map(|_| streams.open(protocol_tag::RESP)).collect();
+    let mset = b"MSET a 1 b 2 c 3 d 4 e 5 f 6 g 7 h 8 i 9 j 10\r\n".repeat(16);
+    for &c in &conns {
+        streams.client_send(c, &mset);
+    }
+    let want = b"+OK\r\n".repeat(16);
+    let mut got = vec![Vec::new(); conns.len()];
+    for t in 1..100_000u64 {
+        n.shards[0].poll_once(Nanos(t * 1_000));
+        for (i, &c) in conns.iter().enumerate() {
+            got[i].extend(streams.client_take(c));
+        }
+        if got.iter().all(|g| g.len() >= want.len()) {
+            break;
+        }
+    }
+    for g in &got {
+        assert_eq!(String::from_utf8_lossy(g), String::from_utf8_lossy(&want));
+    }
+    assert!(n.kvs[0].borrow().counters().busy_unreserved > 0, "the reservations ran out on the way");
+}
