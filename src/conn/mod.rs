@@ -344,7 +344,14 @@ fn read_some(io: &mut dyn StreamIo, conn: &mut Conn, input_bytes_max: usize, rea
     while conn.readable && conn.input.len() < input_bytes_max {
         let want = read_buf.len().min(input_bytes_max - conn.input.len());
         match io.recv(conn.id, &mut read_buf[..want]) {
-            Received::Data(n) => conn.input.extend_from_slice(&read_buf[..n]),
+            Received::Data(n) => {
+                conn.input.extend_from_slice(&read_buf[..n]);
+                // A short read emptied the socket: bytes that come later raise a new readiness
+                // edge, so no read is spent to hear WouldBlock.
+                if n < want {
+                    conn.readable = false;
+                }
+            }
             Received::WouldBlock => conn.readable = false,
             Received::Closed => {
                 conn.readable = false;

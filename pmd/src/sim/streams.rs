@@ -141,7 +141,12 @@ impl Inner {
         for (b, byte) in buf[..n].iter_mut().zip(p.to_server.drain(..n)) {
             *b = byte;
         }
+        // Bytes left after a short read are, to the reader, bytes that came later: a new edge.
+        let more = n < buf.len() && !p.to_server.is_empty();
         self.counters.rx_bytes += n as u64;
+        if more {
+            self.events.push_back(StreamEvent::Readable(conn));
+        }
         Received::Data(n)
     }
 
