@@ -31,12 +31,14 @@
 
 mod capture;
 pub mod command;
+pub mod expiry;
 mod map;
 pub mod projection;
 pub mod protocol;
 pub mod snapshot;
 
-pub use command::{Command, Op, ANONYMOUS_CLIENT};
+pub use command::{expire_flags, set_flags, Command, Op, Ttl, ANONYMOUS_CLIENT};
+pub use map::KEY_BYTES_LIMIT;
 pub use projection::{ApplyResult, KvProjection};
 
 use thiserror::Error;
@@ -57,7 +59,7 @@ use thiserror::Error;
 /// written while it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvLimits {
-    /// Longest key in bytes (at most `u16::MAX`, the wire's key length field).
+    /// Longest key in bytes (at most 32767: the map's key length field keeps a bit for expiry).
     pub key_bytes_max: usize,
     /// Longest value in bytes (at most `u32::MAX`).
     pub value_bytes_max: usize,
@@ -106,8 +108,9 @@ impl KvLimits {
 
     /// Checks that the limits are usable; the error names the field.
     pub fn validate(&self) -> Result<(), KvError> {
-        if self.key_bytes_max > usize::from(u16::MAX) {
-            return Err(KvError::BadLimits("key_bytes_max must be at most 65535"));
+        if self.key_bytes_max > map::KEY_BYTES_LIMIT {
+            // Bit 15 of a block's key length says whether it carries an expiry (`map`).
+            return Err(KvError::BadLimits("key_bytes_max must be at most 32767"));
         }
         if u32::try_from(self.value_bytes_max).is_err() {
             return Err(KvError::BadLimits("value_bytes_max must be at most 4294967295"));
@@ -163,6 +166,10 @@ pub enum KvError {
         /// Bytes the encoding needs.
         needed: usize,
     },
+    /// A field holds a value the encoding does not define (unknown flag bits or expiry kind);
+    /// nothing was decoded.
+    #[error("bad field: {0}")]
+    BadField(&'static str),
     /// The limits are unusable; no projection was created.
     #[error("bad KV limits: {0}")]
     BadLimits(&'static str),
