@@ -145,7 +145,7 @@ impl KvProjection {
         let expiry = match ttl.deadline_ms(self.now_ms) {
             Ok(None) => None,
             Err(()) => old.and_then(|o| o.1),
-            Ok(Some(ms)) if deadline(ms) < self.now_ms => {
+            Ok(Some(ms)) if deadline(ms) <= self.now_ms => {
                 // Already past (PXAT in the past): the key is gone, as in Redis.
                 self.remove_key(key);
                 return ApplyResult::SetX { stored: true, version: 0, existed };
@@ -183,7 +183,8 @@ impl KvProjection {
         if !holds {
             return ApplyResult::Changed { changed: false };
         }
-        if new < 0 || (new as u64) < self.now_ms {
+        // At or before the entry's time: already expired (Redis's `checkAlreadyExpired`).
+        if new < 0 || (new as u64) <= self.now_ms {
             self.remove_key(key);
             return ApplyResult::Changed { changed: true };
         }
@@ -258,3 +259,7 @@ pub(crate) fn index_of(map: &KeyMap) -> ExpiryIndex {
     }
     index
 }
+
+#[cfg(test)]
+#[path = "expiry_tests.rs"]
+mod tests;
