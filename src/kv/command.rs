@@ -106,14 +106,14 @@ impl Ttl {
         }
     }
 
-    /// The deadline in Unix ms for an entry applied at `now_ms`: `Ok(None)` no expiry, `Err(())`
+    /// The deadline in Unix ms for an entry applied at `now_ms`: `Some(None)` no expiry, `None`
     /// for Keep (the caller keeps the old one); saturates rather than overflows.
-    pub fn deadline_ms(self, now_ms: u64) -> Result<Option<i64>, ()> {
+    pub fn deadline_ms(self, now_ms: u64) -> Option<Option<i64>> {
         match self {
-            Ttl::Clear => Ok(None),
-            Ttl::Keep => Err(()),
-            Ttl::RelativeMs(ms) => Ok(Some((now_ms as i64).saturating_add(ms))),
-            Ttl::AbsoluteMs(ms) => Ok(Some(ms)),
+            Ttl::Clear => Some(None),
+            Ttl::Keep => None,
+            Ttl::RelativeMs(ms) => Some(Some((now_ms as i64).saturating_add(ms))),
+            Ttl::AbsoluteMs(ms) => Some(Some(ms)),
         }
     }
 }

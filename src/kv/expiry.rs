@@ -143,14 +143,14 @@ impl KvProjection {
             return ApplyResult::SetX { stored: false, version: old.map_or(0, |o| o.0), existed };
         }
         let expiry = match ttl.deadline_ms(self.now_ms) {
-            Ok(None) => None,
-            Err(()) => old.and_then(|o| o.1),
-            Ok(Some(ms)) if deadline(ms) <= self.now_ms => {
+            Some(None) => None,
+            None => old.and_then(|o| o.1),
+            Some(Some(ms)) if deadline(ms) <= self.now_ms => {
                 // Already past (PXAT in the past): the key is gone, as in Redis.
                 self.remove_key(key);
                 return ApplyResult::SetX { stored: true, version: 0, existed };
             }
-            Ok(Some(ms)) => Some(deadline(ms)),
+            Some(Some(ms)) => Some(deadline(ms)),
         };
         match self.store(key, value, version, Some(expiry)) {
             Ok(()) => ApplyResult::SetX { stored: true, version, existed },
@@ -167,7 +167,7 @@ impl KvProjection {
             return ApplyResult::Changed { changed: false };
         };
         let new = match ttl.deadline_ms(self.now_ms) {
-            Ok(Some(ms)) => ms,
+            Some(Some(ms)) => ms,
             _ => return ApplyResult::Malformed,
         };
         // Redis compares in signed ms; no expiry is +infinity for GT and LT.
