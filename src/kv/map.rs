@@ -1,7 +1,9 @@
 //! The KV projection's key map: key to (value, version), in as few bytes per key as it can.
 //!
 //! Layout: every key is one [`Slot`] in a dense `Vec`: a pointer to ONE shared heap block (`Arc<[u8]>`)
-//! holding `u64 version, u16 key_len, key, value`; a `hashbrown::HashTable<u32>` indexes the slots
+//! holding `u64 version, u16 key_len, key, value`, or, for a key with an expiry (bit 15 of the
+//! key length set; keys are at most 32767 bytes), `u64 version, u16 key_len | 0x8000, u64
+//! expires_at (Unix ms), key, value`: only keys with an expiry pay its 8 bytes; a `hashbrown::HashTable<u32>` indexes the slots
 //! by the hash of their key. At 1 M keys of 16-byte keys and values that is about 92 bytes per
 //! key: the index's 4-byte entry and control byte over at most 2.3 buckets per key (~11 B), the
 //! 16-byte slot (~17 B with the `Vec`'s slack), and the 64-byte allocator chunk holding the block's
@@ -32,7 +34,8 @@
 //! Invariants:
 //! - the index holds exactly one entry per slot, `i` for `slots[i]`, under the hash of its key;
 //!   keys are unique;
-//! - a slot's block is exactly `10 + key_len + value_len` bytes (the value's length is implicit);
+//! - a slot's block is exactly `10 + key_len + value_len` bytes, 8 more with an expiry (the value's
+//!   length is implicit);
 //! - lookups by `&[u8]` allocate nothing; overwriting a value with one of the same length copies
 //!   it in place and allocates nothing; any other write allocates one block (and may grow the
 //!   `Vec` or the index, amortized); removing frees the block and moves the last slot into the hole.

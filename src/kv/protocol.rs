@@ -343,6 +343,44 @@ mod tests {
     }
 
     #[test]
+    fn expiry_request_layouts_and_answers_are_as_documented() {
+        use crate::kv::{expire_flags, set_flags};
+        let setx = Op::SetX {
+            key: b"k",
+            value: b"v",
+            flags: set_flags::NX | set_flags::GET,
+            ttl: Ttl::RelativeMs(5),
+        };
+        assert_eq!(body(&setx), b"\x05\x02\x05\0\0\0\0\0\0\0\x01\x00kv");
+        assert_eq!(parse_write(opcode::SETX, 1, 2, &body(&setx)).unwrap().op, setx);
+        let expire = Op::Expire { key: b"k", flags: expire_flags::GT, ttl: Ttl::AbsoluteMs(7) };
+        assert_eq!(body(&expire), b"\x04\x03\x07\0\0\0\0\0\0\0k");
+        assert_eq!(parse_write(opcode::EXPIRE, 1, 2, &body(&expire)).unwrap().op, expire);
+        assert_eq!(body(&Op::Persist { key: b"k" }), b"k");
+        // Unknown flag bits, a kind EXPIRE cannot take, a Keep with milliseconds: refused.
+        assert!(parse_write(opcode::SETX, 1, 1, b"\x08\x00\0\0\0\0\0\0\0\0\x00\x00").is_err());
+        assert!(parse_write(opcode::EXPIRE, 1, 1, b"\x00\x01\0\0\0\0\0\0\0\0k").is_err());
+        assert!(parse_write(opcode::SETX, 1, 1, b"\x00\x01\x01\0\0\0\0\0\0\0\x00\x00").is_err());
+        assert!(parse_write(opcode::EXPIRE_DUE, 1, 1, b"").is_err(), "not a request");
+        let mut out = [0u8; 32];
+        let r = ApplyResult::SetX { stored: false, version: v(3), existed: true };
+        let n = render_result_with(&r, Some(b"old"), &mut out).unwrap();
+        assert_eq!(
+            parse_answer(opcode::SETX, &out[..n]),
+            Ok(Answer::SetX { stored: false, existed: true, version: v(3), old: b"old" })
+        );
+        let n = render_result(&ApplyResult::Changed { changed: true }, &mut out).unwrap();
+        assert_eq!(parse_answer(opcode::EXPIRE, &out[..n]), Ok(Answer::Changed(true)));
+        let mut kv = KvProjection::new(KvLimits::small());
+        kv.apply(1, &Command { client_id: 0, seq: 0, op: Op::Set { key: b"a", value: b"1" } });
+        let n = kv.answer_read(opcode::TTL, b"a", 0, &mut out).unwrap();
+        assert_eq!(parse_answer(opcode::TTL, &out[..n]), Ok(Answer::Ttl(-1)));
+        assert_eq!(kv.answer_read(opcode::TTL, b"b", 0, &mut out), Err(Status::NotFound));
+        let n = kv.answer_read(opcode::KEYS_COUNT, &[0, 0], 0, &mut out).unwrap();
+        assert_eq!(parse_answer(opcode::KEYS_COUNT, &out[..n]), Ok(Answer::Count { keys: 1, expiring: 0 }));
+    }
+
+    #[test]
     fn bad_request_bodies_are_errors() {
         assert!(matches!(parse_write(opcode::SET, 1, 1, b"\x05\x00ab"), Err(KvError::Truncated { .. })));
         assert!(matches!(parse_write(opcode::INCR, 1, 1, b"\x01"), Err(KvError::Truncated { .. })));
