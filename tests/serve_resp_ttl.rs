@@ -257,3 +257,68 @@ fn redis_expiry_commands_work_across_shards_and_a_restart() {
     let (status, out) = server.stop();
     assert!(status.success(), "{out}");
 }
+
+/// The same operations over UDP, protocol v1: SETX, TTL, EXPIRE, PERSIST and KEYS_COUNT.
+#[test]
+fn udp_clients_get_the_expiry_opcodes() {
+    use std::net::UdpSocket;
+    use vigil::kv::protocol::{encode_write_body, parse_answer, request_body_len, Answer};
+    use vigil::kv::{set_flags, Op, Ttl};
+    use vigil::wire::{opcode, Status};
+
+    let dir = disk_temp_dir("serve-udp-ttl");
+    let port = free_udp_port();
+    let server = Server::start(&dir, &config(port));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = format!("127.0.0.1:{port}");
+    let mut id = 0u64;
+    let mut call = |op: u8, body: &[u8]| -> (u8, Vec<u8>) {
+        id += 1;
+        let resp =
+            exchange(&sock, &to, &request(&[(op, id, body)]), Duration::from_secs(10)).expect("an answer");
+        let a = answers(&resp);
+        assert_eq!((a.len(), a[0].0, a[0].2), (1, op, id));
+        (a[0].1, a[0].3.clone())
+    };
+    let body = |op: Op<'_>| {
+        let mut out = vec![0u8; request_body_len(&op)];
+        encode_write_body(&op, &mut out).unwrap();
+        out
+    };
+    let setx = Op::SetX { key: b"udp", value: b"1", flags: set_flags::GET, ttl: Ttl::RelativeMs(100_000) };
+    let (status, b) = call(opcode::SETX, &body(setx));
+    assert_eq!(status, Status::Ok as u8);
+    assert!(matches!(parse_answer(opcode::SETX, &b), Ok(Answer::SetX { stored: true, existed: false, .. })));
+    let setx = Op::SetX { key: b"udp", value: b"2", flags: set_flags::GET | set_flags::XX, ttl: Ttl::Keep };
+    let (_, b) = call(opcode::SETX, &body(setx));
+    assert!(matches!(
+        parse_answer(opcode::SETX, &b),
+        Ok(Answer::SetX { stored: true, existed: true, old: b"1", .. })
+    ));
+    let (_, b) = call(opcode::TTL, b"udp");
+    let Ok(Answer::Ttl(ms)) = parse_answer(opcode::TTL, &b) else { panic!("{b:?}") };
+    assert!((80_000..=100_000).contains(&ms), "TTL {ms}");
+    let (_, b) = call(opcode::PERSIST, &body(Op::Persist { key: b"udp" }));
+    assert_eq!(parse_answer(opcode::PERSIST, &b), Ok(Answer::Changed(true)));
+    let (_, b) = call(opcode::TTL, b"udp");
+    assert_eq!(parse_answer(opcode::TTL, &b), Ok(Answer::Ttl(-1)));
+    let (_, b) =
+        call(opcode::EXPIRE, &body(Op::Expire { key: b"udp", flags: 0, ttl: Ttl::AbsoluteMs(1000) }));
+    assert_eq!(parse_answer(opcode::EXPIRE, &b), Ok(Answer::Changed(true)));
+    let (status, _) = call(opcode::TTL, b"udp");
+    assert_eq!(status, Status::NotFound as u8);
+    let mut keys = 0;
+    for p in 0u16..4 {
+        let (status, b) = call(opcode::KEYS_COUNT, &p.to_le_bytes());
+        assert_eq!(status, Status::Ok as u8);
+        let Ok(Answer::Count { keys: k, .. }) = parse_answer(opcode::KEYS_COUNT, &b) else { panic!("{b:?}") };
+        keys += k;
+    }
+    assert_eq!(keys, 0, "the key was deleted by its past expiry");
+    let (status, _) = call(opcode::KEYS_COUNT, &9u16.to_le_bytes());
+    assert_eq!(status, Status::BadRequest as u8, "no such partition");
+    let (status, _) = call(opcode::EXPIRE_DUE, b"");
+    assert_eq!(status, Status::UnknownOpcode as u8, "a log command, not a request");
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+}

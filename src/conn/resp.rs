@@ -3,7 +3,9 @@
 //!
 //! Each command is parsed (`protocol::resp`) and run as one or more requests of the binary
 //! protocol's opcodes (a SET is one SET request, a DEL of three keys three DEL requests) through
-//! `Engine::handle_request`, with this connection's `Peer::connection` as their peer: a write goes
+//! `Engine::handle_request` (SET with NX, XX, GET or an expiry, and GETSET, are one SETX; EXPIRE
+//! and PEXPIRE one EXPIRE; TTL and PTTL one TTL read; DBSIZE and INFO's keyspace one KEYS_COUNT
+//! per partition: `ttl`), with this connection's `Peer::connection` as their peer: a write goes
 //! to its partition's log and is answered once durable (`Answer::Later`, then `answer`), as
 //! Redis's `appendfsync always`; a key another shard owns is served through the inboxes like any
 //! request.
@@ -462,13 +464,14 @@ impl State {
             let mut w = ReplyWriter::new(output, self.version);
             match (p.kind, p.error) {
                 (Kind::Streamed(_), _) => {}
-                (_, Some(status)) => w.error(status_text(status)),
-                (Kind::Ok, None) => w.ok(),
-                (Kind::Integer, None) => w.integer(p.count),
-                (Kind::Info { sections, commands }, None) => {
+                // INFO answers whatever the counts gave (a partition not serving yet counts 0).
+                (Kind::Info { sections, commands }, _) => {
                     let text = resp_local::info_text(sections, commands, (p.count, p.expires));
                     w.verbatim(b"txt", text.as_bytes());
                 }
+                (_, Some(status)) => w.error(status_text(status)),
+                (Kind::Ok, None) => w.ok(),
+                (Kind::Integer, None) => w.integer(p.count),
             }
         }
     }
