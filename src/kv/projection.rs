@@ -159,7 +159,8 @@ impl KvProjection {
     /// exactly-once. Keys past their expiry at the entry's time are deleted first (a bounded
     /// number, `expiry`).
     pub fn apply_op(&mut self, at: Applied, op: &Op<'_>) -> ApplyResult {
-        if at.pos.index == 0 {
+        // Old values are kept for the entry being applied only (its answers are rendered after it).
+        if self.returned.first().is_some_and(|(version, _)| version >> 16 != at.pos.lsn) {
             self.returned.clear();
         }
         self.advance(at.time_ns);

@@ -2,7 +2,8 @@
 //! whole-KV snapshots written before the router existed, still read.
 //!
 //! The section (`write_section`), format 2: u64 key count with bit 63 set (the format mark; a
-//! count never reaches it), then per key `u16 key_len (bit 15: an expiry follows the version), key,
+//! count never reaches it), u64 the projection's clock (the latest entry timestamp applied, Unix
+//! ms: expiry's "now", part of the replicated state), then per key `u16 key_len (bit 15: an expiry follows the version), key,
 //! u32 value_len, value, u64 version, [u64 expires_at, Unix ms]`, in the map's slot order (`kv::map`: a function of the writes the map
 //! applied since it was loaded or empty, and a loaded map keeps the file's order, so replicas with
 //! the same history write the same bytes). Format 1 (bit 63 of the count clear, written by builds
@@ -12,7 +13,7 @@
 //! snapshot around it carries the magic, the applied lsn, the length and the checksum.
 //!
 //! Written off the shard: `begin_capture` starts the map's capture (`kv::capture`, no copy) and
-//! announces the section's length (8 + 14 per key + 8 per key with an expiry + the keys' and
+//! announces the section's length (16 + 14 per key + 8 per key with an expiry + the keys' and
 //! values' bytes, known at the capture); `capture_chunk` hands out the next blocks (a chunk's worth, `SNAPSHOT_CHUNK_BLOCKS`
 //! in the server) as they were at the capture, which the snapshot store encodes with `put_block`.
 //!
@@ -81,6 +82,7 @@ fn read_keys(r: &mut SectionReader<'_>, lsn: u64, limits: KvLimits) -> Result<Kv
     let head = r.u64()?;
     let format_2 = head & FORMAT_2 != 0;
     let key_count = head & !FORMAT_2;
+    let now_ms = if format_2 { r.u64()? } else { 0 };
     if key_count > limits.keys_max as u64 {
         return Err(SnapshotError::ExceedsLimits("more keys than keys_max"));
     }
@@ -120,7 +122,9 @@ fn read_keys(r: &mut SectionReader<'_>, lsn: u64, limits: KvLimits) -> Result<Kv
         // In the file's order: the map gets the slot order of the map that wrote it.
         map.store(at, &key, &value, version, expiry);
     }
-    Ok(KvProjection::from_parts(limits, map, data_bytes))
+    let mut kv = KvProjection::from_parts(limits, map, data_bytes);
+    kv.now_ms = now_ms;
+    Ok(kv)
 }
 
 /// Puts one key's entry (format 2): `u16 key_len (bit 15: expiry), key, u32 value_len, value, u64
@@ -146,10 +150,18 @@ fn put_block(block: &[u8], out: &mut dyn SnapshotSink) {
 }
 
 /// Bytes of a KV section of `count` keys, `expiring` of them with an expiry, holding `data_bytes`
-/// bytes of keys and values: 8 bytes of count, then per key its bytes and 14 of lengths and
-/// version, and 8 more for an expiry.
+/// bytes of keys and values: 8 bytes of count and 8 of clock, then per key its bytes and 14 of
+/// lengths and version, and 8 more for an expiry.
 fn section_len(count: usize, expiring: usize, data_bytes: usize) -> u64 {
-    8 + ENTRY_OVERHEAD * count as u64 + 8 * expiring as u64 + data_bytes as u64
+    16 + ENTRY_OVERHEAD * count as u64 + 8 * expiring as u64 + data_bytes as u64
+}
+
+/// The section's first 16 bytes: the count with the format mark, and the clock.
+fn section_head(count: usize, now_ms: u64) -> [u8; 16] {
+    let mut head = [0u8; 16];
+    head[..8].copy_from_slice(&(count as u64 | FORMAT_2).to_le_bytes());
+    head[8..].copy_from_slice(&now_ms.to_le_bytes());
+    head
 }
 
 impl KvProjection {
@@ -158,7 +170,7 @@ impl KvProjection {
         // One allocation of the section's exact size (growing by doubling would hold up to twice
         // the snapshot, and copy it, while it is written).
         out.reserve_exact(section_len(self.map.len(), self.expiring(), self.data_bytes) as usize);
-        out.put(&(self.map.len() as u64 | FORMAT_2).to_le_bytes());
+        out.put(&section_head(self.map.len(), self.now_ms));
         for block in self.map.iter_blocks() {
             put_block(block, out);
         }
@@ -167,7 +179,7 @@ impl KvProjection {
     /// Starts the capture of the section for chunks written off the shard (see the module header).
     pub(crate) fn begin_section_capture(&mut self) -> SectionCapture {
         let count = self.map.begin_capture();
-        let head = (count as u64 | FORMAT_2).to_le_bytes().to_vec();
+        let head = section_head(count, self.now_ms).to_vec();
         // Every key with an expiry is in the index: the count of entries with one at the capture.
         let byte_len = section_len(count, self.expiring(), self.data_bytes);
         SectionCapture::Chunked { byte_len, head }

@@ -213,7 +213,7 @@ fn inconsistent_content_with_a_good_checksum_is_refused() {
     r.kv().write_section(&mut section);
     let at = snap.windows(section.len()).position(|w| w == section).unwrap();
     let mut bad = snap.clone();
-    let first_key = at + 8 + 2;
+    let first_key = at + 16 + 2; // after the count (format 2) and the clock
     assert_eq!(bad[first_key], b'b', "slot order: b was set first");
     let second_key = first_key + 1 + 4 + usize::from(bad[first_key + 1]) + 8 + 2;
     assert_eq!(bad[second_key], b'a');
@@ -383,9 +383,11 @@ fn sorted_kv_sections_of_older_builds_load_and_a_key_twice_is_refused() {
     assert_eq!(loaded.iter().collect::<Vec<_>>(), r.kv().iter().collect::<Vec<_>>());
     let mut section = Vec::new();
     loaded.write_section(&mut section);
-    // Written back in format 2 (bit 63 of the count), entries as they were: no key has an expiry.
+    // Written back in format 2 (bit 63 of the count, then the clock: 0, no entry since), entries
+    // as they were: no key has an expiry.
     assert_eq!(section[..8], (r.kv().len() as u64 | 1 << 63).to_le_bytes());
-    assert_eq!(section[8..], sorted[8..], "loaded in file order, written in the same order");
+    assert_eq!(section[8..16], [0; 8]);
+    assert_eq!(section[16..], sorted[8..], "loaded in file order, written in the same order");
     // The second key made the first's twin (both one byte long: "a" and "b").
     let first = 8 + 2;
     let second = first + 1 + 4 + sorted[first + 1] as usize + 8 + 2;
