@@ -8,18 +8,26 @@
 
 use std::path::{Path, PathBuf};
 use vigil::kv::protocol::{encode_write_body, request_body_len};
-use vigil::kv::{Command, KvLimits, Op};
+use vigil::kv::{expire_flags, set_flags, Command, KvLimits, Op, Ttl};
 use vigil::log::{encode_record, RecordFields, Superblock, RECORD_HEADER_LEN};
 use vigil::partition::batch::{BatchLimits, BatchWriter, TAG_KV};
 use vigil::projection::Router;
 use vigil::wire::{opcode, DatagramWriter};
 
-const OPS: [Op<'static>; 5] = [
+const OPS: [Op<'static>; 8] = [
     Op::Set { key: b"key", value: b"value" },
     Op::Set { key: b"", value: b"" },
     Op::Del { key: b"key" },
     Op::Incr { key: b"n", delta: -3 },
     Op::Cas { key: b"c", expected_version: 42, value: b"v" },
+    Op::SetX {
+        key: b"t",
+        value: b"v",
+        flags: set_flags::NX | set_flags::GET,
+        ttl: Ttl::AbsoluteMs(4_000_000_000_000),
+    },
+    Op::Expire { key: b"key", flags: expire_flags::GT, ttl: Ttl::RelativeMs(1000) },
+    Op::Persist { key: b"t" },
 ];
 
 fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) -> std::io::Result<()> {

@@ -432,4 +432,19 @@ pub mod opcode {
     pub const INCR: u8 = 0x13;
     /// KV CAS: write a key's value only if its version is the expected one, through the log.
     pub const CAS: u8 = 0x14;
+    /// KV SETX: SET with a condition (NX/XX), the old value in the answer (GET) and an expiry,
+    /// through the log.
+    pub const SETX: u8 = 0x15;
+    /// KV EXPIRE: set a key's expiry (relative or absolute ms, NX/XX/GT/LT), through the log.
+    pub const EXPIRE: u8 = 0x16;
+    /// KV PERSIST: drop a key's expiry, through the log.
+    pub const PERSIST: u8 = 0x17;
+    /// KV EXPIRE_DUE: the leader's reclaim of keys past their expiry; a log command only, never
+    /// a request (answered `UNKNOWN_OPCODE`).
+    pub const EXPIRE_DUE: u8 = 0x18;
+    /// KV TTL: read a key's remaining time to live in ms (no log write).
+    pub const TTL: u8 = 0x19;
+    /// KV KEYS_COUNT: read the number of keys (and keys with an expiry) of one partition (no log
+    /// write).
+    pub const KEYS_COUNT: u8 = 0x1a;
 }

@@ -8,7 +8,8 @@ use vigil::kv::protocol::{encode_write_body, parse_answer, parse_get, parse_writ
 
 fuzz_target!(|data: &[u8]| {
     let Some((&op, body)) = data.split_first() else { return };
-    let op = 0x10 + op % 5;
+    // 0x10 GET ..= 0x1a KEYS_COUNT (0x18 EXPIRE_DUE is no request: refused).
+    let op = 0x10 + op % 11;
     if let Ok(cmd) = parse_write(op, 7, 9, body) {
         assert_eq!(cmd.op.opcode(), op);
         let mut out = vec![0u8; request_body_len(&cmd.op)];

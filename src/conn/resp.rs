@@ -3,7 +3,9 @@
 //!
 //! Each command is parsed (`protocol::resp`) and run as one or more requests of the binary
 //! protocol's opcodes (a SET is one SET request, a DEL of three keys three DEL requests) through
-//! `Engine::handle_request`, with this connection's `Peer::connection` as their peer: a write goes
+//! `Engine::handle_request` (SET with NX, XX, GET or an expiry, and GETSET, are one SETX; EXPIRE
+//! and PEXPIRE one EXPIRE; TTL and PTTL one TTL read; DBSIZE and INFO's keyspace one KEYS_COUNT
+//! per partition: `ttl`), with this connection's `Peer::connection` as their peer: a write goes
 //! to its partition's log and is answered once durable (`Answer::Later`, then `answer`), as
 //! Redis's `appendfsync always`; a key another shard owns is served through the inboxes like any
 //! request.
@@ -27,6 +29,8 @@
 //! a protocol error is replied and closes the connection, a command error is replied and the
 //! connection goes on.
 
+mod ttl;
+
 use super::resp_local::{self, Local};
 use super::{Cx, Step};
 use crate::dispatch::{Answer, Request};
@@ -38,6 +42,7 @@ use crate::protocol::resp::{
 use crate::shard::LateAnswer;
 use crate::wire::{opcode, Status};
 use std::collections::VecDeque;
+use ttl::Style;
 
 /// Settings of a node's RESP sessions.
 #[derive(Clone, Debug)]
@@ -48,6 +53,8 @@ pub struct RespSettings {
     pub pipeline_max: usize,
     /// `requirepass`: the password AUTH must give (empty: none).
     pub requirepass: Vec<u8>,
+    /// Partitions of the node (DBSIZE and INFO keyspace ask each for its key count).
+    pub partitions: u16,
 }
 
 /// What a command in flight replies once its answers are in.
@@ -55,16 +62,17 @@ pub struct RespSettings {
 enum Kind {
     /// `+OK` (SET, MSET) or the first error.
     Ok,
-    /// The integer `count` (DEL, EXISTS, INCR) or the first error.
+    /// The integer `count` (DEL, EXISTS, INCR, EXPIRE, PERSIST, DBSIZE) or the first error.
     Integer,
-    /// Nothing more: the reply was written as answers came (GET, MGET: each at the head).
-    Streamed,
-    /// `present` if the key's GET found it, else `absent` (TTL, PTTL, PERSIST).
-    Presence {
-        /// The reply when the key exists.
-        present: i64,
-        /// The reply when it does not.
-        absent: i64,
+    /// Nothing more: the reply was written as answers came (GET, MGET, TTL, SET with NX/XX/GET:
+    /// each at the head), in this style.
+    Streamed(Style),
+    /// INFO: its sections (`resp_local::info_mask`), with the keyspace from the partitions' counts.
+    Info {
+        /// The sections asked for.
+        sections: u8,
+        /// Commands processed, at the request.
+        commands: u64,
     },
 }
 
@@ -80,6 +88,8 @@ struct Pending {
     dispatched: bool,
     kind: Kind,
     count: i64,
+    /// KEYS_COUNT's keys with an expiry (INFO).
+    expires: i64,
     error: Option<Status>,
 }
 
@@ -200,9 +210,16 @@ impl State {
     }
 
     fn run(&mut self, command: Command<'_>, settings: &RespSettings, cx: &mut Cx<'_>) -> Ran {
+        // SET with NX, XX or GET replies from its answer's content, so it runs at the head like
+        // a read; every other write is pipelined.
         let writes = matches!(
             command,
-            Command::Set { .. } | Command::Del { .. } | Command::IncrBy { .. } | Command::MSet { .. }
+            Command::Set { condition: SetCondition::Always, get: false, .. }
+                | Command::Del { .. }
+                | Command::IncrBy { .. }
+                | Command::MSet { .. }
+                | Command::Expire { .. }
+                | Command::Persist { .. }
         );
         if !writes && !self.pending.is_empty() {
             return Ran::Blocked;
@@ -216,13 +233,28 @@ impl State {
             ReplyWriter::new(cx.output, self.version).command_error(&CommandError::NoAuth);
             return Ran::Done;
         }
+        let now_ms = cx.now.0 / 1_000_000;
         match command {
-            Command::Get { key } => self.get(key, cx),
+            Command::Get { key } => self.single(Style::Get, |b| get_body(b, key), cx),
             Command::Set { key, value, condition: SetCondition::Always, get: false, ttl: SetTtl::Clear } => {
                 self.parts(Kind::Ok, 1, cx, |body, _| set_body(body, key, value))
             }
-            Command::Set { .. } | Command::GetSet { .. } => self.unsupported(
-                b"ERR SET with NX, XX, GET or an expiry, and GETSET, are not supported by this Vigil yet",
+            Command::Set { key, value, condition, get, ttl } => {
+                if let SetTtl::Expire(e) = ttl {
+                    if let Err(err) = ttl::check_expiry(e, now_ms, "set") {
+                        return self.refuse(&err, cx);
+                    }
+                }
+                let body = |b: &mut Vec<u8>| ttl::setx_body(b, key, value, condition, get, ttl);
+                if condition == SetCondition::Always && !get {
+                    self.parts(Kind::Ok, 1, cx, |b, _| body(b))
+                } else {
+                    self.single(Style::SetX { get }, body, cx)
+                }
+            }
+            Command::GetSet { key, value } => self.single(
+                Style::SetX { get: true },
+                |b| ttl::setx_body(b, key, value, SetCondition::Always, true, SetTtl::Clear),
                 cx,
             ),
             Command::MSet { pairs } => self.parts(Kind::Ok, pairs.len() / 2, cx, |body, i| {
@@ -242,18 +274,30 @@ impl State {
                 self.parts(Kind::Integer, keys.len(), cx, |body, i| get_body(body, keys.get(i)))
             }
             Command::MGet { keys } => self.mget(keys, cx),
-            // Keys have no expiry yet: TTL and PTTL are -1 for a key that exists, -2 for one that
-            // does not; PERSIST is 0 either way (after looking the key up, as Redis does).
-            Command::Ttl { key, .. } => {
-                self.parts(Kind::Presence { present: -1, absent: -2 }, 1, cx, |body, _| get_body(body, key))
+            Command::Ttl { key, millis } => self.single(Style::Ttl { millis }, |b| ttl_body(b, key), cx),
+            Command::Persist { key } => self.parts(Kind::Integer, 1, cx, |body, _| {
+                body.extend_from_slice(key);
+                opcode::PERSIST
+            }),
+            Command::Expire { key, expiry, condition, command } => {
+                if let Err(err) = ttl::check_expiry(expiry, now_ms, command) {
+                    if !self.pending.is_empty() {
+                        return Ran::Blocked;
+                    }
+                    return self.refuse(&err, cx);
+                }
+                self.parts(Kind::Integer, 1, cx, |b, _| ttl::expire_body(b, key, expiry, condition))
             }
-            Command::Persist { key } => {
-                self.parts(Kind::Presence { present: 0, absent: 0 }, 1, cx, |body, _| get_body(body, key))
+            Command::DbSize => {
+                self.parts(Kind::Integer, usize::from(settings.partitions), cx, ttl::count_body)
             }
-            Command::Expire { .. } => {
-                self.unsupported(b"ERR EXPIRE and PEXPIRE are not supported by this Vigil yet", cx)
+            Command::Info { sections } => {
+                let sections = resp_local::info_mask(sections);
+                let commands = cx.engine.counters().requests;
+                // The keyspace section sums every partition's count; the others need nothing.
+                let asks = if sections & resp_local::INFO_KEYSPACE != 0 { settings.partitions } else { 0 };
+                self.parts(Kind::Info { sections, commands }, usize::from(asks), cx, ttl::count_body)
             }
-            Command::DbSize => self.unsupported(b"ERR DBSIZE is not supported by this Vigil yet", cx),
             other => {
                 let local = Local {
                     version: &mut self.version,
@@ -268,11 +312,6 @@ impl State {
                 }
             }
         }
-    }
-
-    fn unsupported(&mut self, text: &[u8], cx: &mut Cx<'_>) -> Ran {
-        ReplyWriter::new(cx.output, self.version).error(text);
-        Ran::Done
     }
 
     /// One request through the engine: `build` writes its body and returns its opcode; its id is
@@ -308,6 +347,7 @@ impl State {
             dispatched: false,
             kind,
             count: 0,
+            expires: 0,
             error: None,
         });
     }
@@ -349,21 +389,28 @@ impl State {
         Ran::Done
     }
 
-    /// GET: the value now, or (a key another shard owns) when its answer comes.
-    fn get(&mut self, key: &[u8], cx: &mut Cx<'_>) -> Ran {
+    /// A command of one request replied to from its answer's content (GET, TTL, SET with NX, XX
+    /// or GET): now, or (a key another shard owns, a write) when its answer comes; it runs with
+    /// nothing before it, so it is at the head then.
+    fn single(&mut self, style: Style, build: impl FnOnce(&mut Vec<u8>) -> u8, cx: &mut Cx<'_>) -> Ran {
         let first_id = self.next_id;
-        match self.dispatch(|b| get_body(b, key), cx).1 {
+        match self.dispatch(build, cx).1 {
             Err(Status::Busy) => Ran::Busy,
             Ok(Answer::Later) => {
-                self.pending.push_back(streamed(first_id));
+                self.pending.push_back(streamed(first_id, style));
                 Ran::Done
             }
             Ok(Answer::Now(n)) => {
-                ReplyWriter::new(cx.output, self.version).bulk(value_of(&cx.scratch[..n]));
+                ttl::write_streamed(
+                    &mut ReplyWriter::new(cx.output, self.version),
+                    style,
+                    Status::Ok,
+                    &cx.scratch[..n],
+                );
                 Ran::Done
             }
             Err(status) => {
-                write_get_failure(&mut ReplyWriter::new(cx.output, self.version), status);
+                ttl::write_streamed(&mut ReplyWriter::new(cx.output, self.version), style, status, &[]);
                 Ran::Done
             }
         }
@@ -387,7 +434,7 @@ impl State {
                     return Ran::Busy;
                 }
                 Ok(Answer::Later) => {
-                    self.pending.push_back(streamed(first_id));
+                    self.pending.push_back(streamed(first_id, Style::Get));
                     if i + 1 < keys.len() {
                         // The rest once this one is in: the command stays at the input's front.
                         self.resume = Some(i + 1);
@@ -408,13 +455,9 @@ impl State {
         let Some(p) = self.pending.get_mut(at).filter(|p| p.first_id <= a.request_id) else { return };
         p.outstanding = p.outstanding.saturating_sub(1);
         match p.kind {
-            Kind::Streamed => {
-                // GET / MGET: the head (reads run only with nothing before them).
-                let mut w = ReplyWriter::new(output, self.version);
-                match a.status {
-                    Status::Ok => w.bulk(value_of(a.body)),
-                    status => write_get_failure(&mut w, status),
-                }
+            Kind::Streamed(style) => {
+                // The head (these commands run only with nothing before them).
+                ttl::write_streamed(&mut ReplyWriter::new(output, self.version), style, a.status, a.body);
             }
             _ => fold(p, a.opcode, a.status, a.body),
         }
@@ -430,34 +473,37 @@ impl State {
             let p = self.pending.pop_front().expect("front exists");
             let mut w = ReplyWriter::new(output, self.version);
             match (p.kind, p.error) {
-                (Kind::Streamed, _) => {}
+                (Kind::Streamed(_), _) => {}
+                // INFO answers whatever the counts gave (a partition not serving yet counts 0).
+                (Kind::Info { sections, commands }, _) => {
+                    let text = resp_local::info_text(sections, commands, (p.count, p.expires));
+                    w.verbatim(b"txt", text.as_bytes());
+                }
                 (_, Some(status)) => w.error(status_text(status)),
                 (Kind::Ok, None) => w.ok(),
-                (Kind::Integer | Kind::Presence { .. }, None) => w.integer(p.count),
+                (Kind::Integer, None) => w.integer(p.count),
             }
         }
     }
 }
 
-/// A GET whose answer comes later, replied to as it comes (it is at the head: see the header).
-fn streamed(first_id: u64) -> Pending {
+/// A command whose answer comes later, replied to as it comes (it is at the head: see the header).
+fn streamed(first_id: u64, style: Style) -> Pending {
     Pending {
         first_id,
         issued: 1,
         outstanding: 1,
         dispatched: true,
-        kind: Kind::Streamed,
+        kind: Kind::Streamed(style),
         count: 0,
+        expires: 0,
         error: None,
     }
 }
 
 /// Folds one answer into its pending command.
 fn fold(p: &mut Pending, op: u8, status: Status, body: &[u8]) {
-    match p.kind {
-        Kind::Presence { present, absent } => p.count = if status == Status::Ok { present } else { absent },
-        _ => absorb(p, op, status, body),
-    }
+    absorb(p, op, status, body)
 }
 
 /// Folds one answer into a pending write: INCR's value, DEL's count, the first error.
@@ -470,6 +516,15 @@ fn absorb(p: &mut Pending, op: u8, status: Status, body: &[u8]) {
         (opcode::DEL, Status::NotFound) => {}
         (opcode::GET, Status::Ok) => p.count += 1,
         (opcode::GET, Status::NotFound) => {}
+        // EXPIRE, PERSIST: 1 if the expiry changed.
+        (opcode::EXPIRE | opcode::PERSIST, Status::Ok) => {
+            p.count += i64::from(body.first().copied().unwrap_or(0))
+        }
+        (opcode::KEYS_COUNT, Status::Ok) => {
+            let (keys, expires) = ttl::count_of(body);
+            p.count += keys;
+            p.expires += expires;
+        }
         (_, Status::Ok) => {}
         (_, status) => {
             p.error.get_or_insert(status);
@@ -483,6 +538,12 @@ fn get_body(body: &mut Vec<u8>, key: &[u8]) -> u8 {
     opcode::GET
 }
 
+/// A TTL request body: the key.
+fn ttl_body(body: &mut Vec<u8>, key: &[u8]) -> u8 {
+    body.extend_from_slice(key);
+    opcode::TTL
+}
+
 /// A SET request body: `u16 key_len, key, value`.
 fn set_body(body: &mut Vec<u8>, key: &[u8], value: &[u8]) -> u8 {
     body.extend_from_slice(&(key.len().min(u16::MAX as usize) as u16).to_le_bytes());
@@ -494,13 +555,6 @@ fn set_body(body: &mut Vec<u8>, key: &[u8], value: &[u8]) -> u8 {
 /// A GET answer's value (after its version).
 fn value_of(body: &[u8]) -> &[u8] {
     body.get(8..).unwrap_or(&[])
-}
-
-fn write_get_failure(w: &mut ReplyWriter<'_>, status: Status) {
-    match status {
-        Status::NotFound => w.null(),
-        other => w.error(status_text(other)),
-    }
 }
 
 /// The error reply for a status (Redis's texts where Redis has the case).

@@ -46,7 +46,10 @@ pub fn run(command: Command<'_>, local: Local<'_>, cx: &mut Cx<'_>) -> Outcome {
         Command::Ping { message: None } => w.simple(b"PONG"),
         Command::Ping { message: Some(m) } | Command::Echo { message: m } => w.bulk(m),
         Command::Introspect(what) => write_introspect(&mut w, what),
-        Command::Info { sections } => info(&mut w, sections, cx.engine.counters().requests),
+        Command::Info { sections } => {
+            let text = info_text(info_mask(sections), cx.engine.counters().requests, (0, 0));
+            w.verbatim(b"txt", text.as_bytes());
+        }
         Command::ConfigGet { patterns } => config_get(&mut w, patterns),
         Command::ClientSetName { name } => {
             local.name.clear();
@@ -139,36 +142,65 @@ fn hello(
     w.array(0);
 }
 
-/// INFO's sections (all of them when none is named; unknown names give nothing, as in Redis).
-fn info(w: &mut ReplyWriter<'_>, sections: ArgList<'_>, commands: u64) {
-    let want = |name: &str| {
-        sections.is_empty()
+/// INFO's server section (`info_mask`).
+pub const INFO_SERVER: u8 = 1;
+/// INFO's persistence section.
+pub const INFO_PERSISTENCE: u8 = 2;
+/// INFO's stats section.
+pub const INFO_STATS: u8 = 4;
+/// INFO's keyspace section.
+pub const INFO_KEYSPACE: u8 = 8;
+
+/// The sections INFO asks for (all of them when none is named; unknown names give nothing, as in
+/// Redis).
+pub fn info_mask(sections: ArgList<'_>) -> u8 {
+    let names = [
+        ("server", INFO_SERVER),
+        ("persistence", INFO_PERSISTENCE),
+        ("stats", INFO_STATS),
+        ("keyspace", INFO_KEYSPACE),
+    ];
+    let mut mask = 0;
+    for (name, bit) in names {
+        let want = sections.is_empty()
             || sections.iter().any(|s| {
                 s.eq_ignore_ascii_case(name.as_bytes())
                     || s.eq_ignore_ascii_case(b"all")
                     || s.eq_ignore_ascii_case(b"everything")
                     || s.eq_ignore_ascii_case(b"default")
-            })
-    };
+            });
+        if want {
+            mask |= bit;
+        }
+    }
+    mask
+}
+
+/// INFO's text for the sections in `mask`, with the node's `(keys, keys with an expiry)`: Redis's
+/// `db0:` line when there are keys.
+pub fn info_text(mask: u8, commands: u64, (keys, expires): (i64, i64)) -> String {
     let mut text = String::with_capacity(512);
-    if want("server") {
+    if mask & INFO_SERVER != 0 {
         text.push_str("# Server\r\n");
         text.push_str(&format!("redis_version:{REDIS_VERSION}\r\n"));
         text.push_str(&format!("vigil_version:{}\r\n", env!("CARGO_PKG_VERSION")));
         text.push_str("redis_mode:standalone\r\nos:Linux\r\narch_bits:64\r\nmultiplexing_api:epoll\r\n\r\n");
     }
-    if want("persistence") {
+    if mask & INFO_PERSISTENCE != 0 {
         // Every write is answered once it is in the log on disk: Redis's AOF with fsync always.
         text.push_str("# Persistence\r\nloading:0\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\n");
         text.push_str("rdb_bgsave_in_progress:0\r\n\r\n");
     }
-    if want("stats") {
+    if mask & INFO_STATS != 0 {
         text.push_str(&format!("# Stats\r\ntotal_commands_processed:{commands}\r\n\r\n"));
     }
-    if want("keyspace") {
+    if mask & INFO_KEYSPACE != 0 {
         text.push_str("# Keyspace\r\n");
+        if keys > 0 {
+            text.push_str(&format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n"));
+        }
     }
-    w.verbatim(b"txt", text.as_bytes());
+    text
 }
 
 /// CONFIG GET: what clients ask for (redis-benchmark: `save`, `appendonly`), the rest empty.

@@ -4,13 +4,17 @@
 //!
 //! | offset | size | field |
 //! |-------:|-----:|-------|
-//! | 0 | 1 | kind: the opcode number, 0x11 SET, 0x12 DEL, 0x13 INCR, 0x14 CAS |
+//! | 0 | 1 | kind: the opcode number, 0x11 SET, 0x12 DEL, 0x13 INCR, 0x14 CAS, 0x15 SETX, 0x16 EXPIRE, 0x17 PERSIST, 0x18 EXPIRE_DUE |
 //! | 1 | 8 | `client_id` (0: anonymous, no exactly-once) |
 //! | 9 | 8 | `seq`: the client's sequence number (the request's wire `request_id`) |
 //! | 17 | .. | SET: u16 key_len, key, u32 value_len, value |
 //! |    |    | DEL: u16 key_len, key |
 //! |    |    | INCR: i64 delta, u16 key_len, key |
 //! |    |    | CAS: u64 expected_version, u16 key_len, key, u32 value_len, value |
+//! |    |    | SETX: u8 flags (bit 0 NX, bit 1 XX, bit 2 GET), u8 ttl kind (0 clear, 1 keep, 2 relative ms, 3 absolute Unix ms), i64 ttl ms, u16 key_len, key, u32 value_len, value |
+//! |    |    | EXPIRE: u8 flags (bit 0 NX, bit 1 XX, bit 2 GT, bit 3 LT), u8 kind (2 relative ms, 3 absolute Unix ms), i64 ms, u16 key_len, key |
+//! |    |    | PERSIST: u16 key_len, key |
+//! |    |    | EXPIRE_DUE: nothing (the leader's reclaim of keys past their expiry, client 0) |
 //!
 //! Invariants: `decode` never panics and never reads past its input, whatever the bytes; it
 //! accepts exactly what `encode` writes (no trailing bytes, no unknown kind), so
@@ -32,6 +36,87 @@ pub const ANONYMOUS_CLIENT: u64 = 0;
 
 /// Fixed prefix of every command: kind, client id, seq.
 pub const COMMAND_HEADER_LEN: usize = 17;
+
+/// SET's condition and GET flags (`Op::SetX`), as logged.
+pub mod set_flags {
+    /// NX: only if the key does not exist.
+    pub const NX: u8 = 1;
+    /// XX: only if the key exists.
+    pub const XX: u8 = 2;
+    /// GET: answer the old value.
+    pub const GET: u8 = 4;
+    /// Every flag.
+    pub const ALL: u8 = NX | XX | GET;
+}
+
+/// EXPIRE's conditions (`Op::Expire`), as logged.
+pub mod expire_flags {
+    /// NX: only if the key has no expiry.
+    pub const NX: u8 = 1;
+    /// XX: only if the key has an expiry.
+    pub const XX: u8 = 2;
+    /// GT: only if the new expiry is later (no expiry counts as infinite).
+    pub const GT: u8 = 4;
+    /// LT: only if the new expiry is earlier.
+    pub const LT: u8 = 8;
+    /// Every flag.
+    pub const ALL: u8 = NX | XX | GT | LT;
+}
+
+/// What a write does to a key's expiry. Relative times are resolved when the entry is applied,
+/// from the leader's timestamp of the entry (`Applied::time_ns`): the same on every replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ttl {
+    /// No expiry (an old one is dropped).
+    Clear,
+    /// The key keeps the expiry it has (KEEPTTL).
+    Keep,
+    /// This many milliseconds after the entry's time.
+    RelativeMs(i64),
+    /// At this Unix time in milliseconds.
+    AbsoluteMs(i64),
+}
+
+impl Ttl {
+    fn kind(self) -> u8 {
+        match self {
+            Ttl::Clear => 0,
+            Ttl::Keep => 1,
+            Ttl::RelativeMs(_) => 2,
+            Ttl::AbsoluteMs(_) => 3,
+        }
+    }
+
+    fn ms(self) -> i64 {
+        match self {
+            Ttl::Clear | Ttl::Keep => 0,
+            Ttl::RelativeMs(ms) | Ttl::AbsoluteMs(ms) => ms,
+        }
+    }
+
+    /// Reads a kind and its milliseconds (the kinds `kind` writes); `None` for another kind or
+    /// for milliseconds given with Clear or Keep.
+    pub(crate) fn from_parts(kind: u8, ms: i64) -> Option<Self> {
+        match (kind, ms) {
+            (0, 0) => Some(Ttl::Clear),
+            (1, 0) => Some(Ttl::Keep),
+            (2, ms) => Some(Ttl::RelativeMs(ms)),
+            (3, ms) => Some(Ttl::AbsoluteMs(ms)),
+            _ => None,
+        }
+    }
+
+    /// The deadline in Unix ms for an entry applied at `now_ms`: `Some(None)` no expiry, `None`
+    /// for Keep (the caller keeps the old one); saturates rather than overflows.
+    pub fn deadline_ms(self, now_ms: u64) -> Option<Option<i64>> {
+        match self {
+            Ttl::Clear => Some(None),
+            Ttl::Keep => None,
+            Ttl::RelativeMs(ms) => Some(Some((now_ms as i64).saturating_add(ms))),
+            Ttl::AbsoluteMs(ms) => Some(Some(ms)),
+        }
+    }
+}
 
 /// A KV write, borrowing its key and value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +149,35 @@ pub enum Op<'a> {
         /// The new value.
         value: &'a [u8],
     },
+    /// SET with options: a condition (NX/XX), answering the old value (GET) and an expiry.
+    SetX {
+        /// The key.
+        key: &'a [u8],
+        /// The value.
+        value: &'a [u8],
+        /// `set_flags`.
+        flags: u8,
+        /// The expiry the key gets.
+        ttl: Ttl,
+    },
+    /// Sets a key's expiry (a deadline at or before the entry's time deletes the key), if the
+    /// conditions (`expire_flags`) hold.
+    Expire {
+        /// The key.
+        key: &'a [u8],
+        /// `expire_flags`.
+        flags: u8,
+        /// The expiry: `Ttl::RelativeMs` or `Ttl::AbsoluteMs`.
+        ttl: Ttl,
+    },
+    /// Drops a key's expiry.
+    Persist {
+        /// The key.
+        key: &'a [u8],
+    },
+    /// Deletes keys whose expiry has passed at the entry's time (a bounded number): proposed by
+    /// the leader when keys are due and no write comes, so their memory is returned.
+    ExpireDue,
 }
 
 impl<'a> Op<'a> {
@@ -74,21 +188,32 @@ impl<'a> Op<'a> {
             Op::Del { .. } => opcode::DEL,
             Op::Incr { .. } => opcode::INCR,
             Op::Cas { .. } => opcode::CAS,
+            Op::SetX { .. } => opcode::SETX,
+            Op::Expire { .. } => opcode::EXPIRE,
+            Op::Persist { .. } => opcode::PERSIST,
+            Op::ExpireDue => opcode::EXPIRE_DUE,
         }
     }
 
     /// The key it writes.
     pub fn key(&self) -> &'a [u8] {
         match *self {
-            Op::Set { key, .. } | Op::Del { key } | Op::Incr { key, .. } | Op::Cas { key, .. } => key,
+            Op::Set { key, .. }
+            | Op::Del { key }
+            | Op::Incr { key, .. }
+            | Op::Cas { key, .. }
+            | Op::SetX { key, .. }
+            | Op::Expire { key, .. }
+            | Op::Persist { key } => key,
+            Op::ExpireDue => b"",
         }
     }
 
     /// The value it stores, if any.
     pub fn value(&self) -> Option<&'a [u8]> {
         match *self {
-            Op::Set { value, .. } | Op::Cas { value, .. } => Some(value),
-            Op::Del { .. } | Op::Incr { .. } => None,
+            Op::Set { value, .. } | Op::Cas { value, .. } | Op::SetX { value, .. } => Some(value),
+            Op::Del { .. } | Op::Incr { .. } | Op::Expire { .. } | Op::Persist { .. } | Op::ExpireDue => None,
         }
     }
 }
@@ -121,6 +246,10 @@ impl<'a> Command<'a> {
                 Op::Del { key } => 2 + key.len(),
                 Op::Incr { key, .. } => 8 + 2 + key.len(),
                 Op::Cas { key, value, .. } => 8 + 2 + key.len() + 4 + value.len(),
+                Op::SetX { key, value, .. } => 10 + 2 + key.len() + 4 + value.len(),
+                Op::Expire { key, .. } => 10 + 2 + key.len(),
+                Op::Persist { key } => 2 + key.len(),
+                Op::ExpireDue => 0,
             }
     }
 
@@ -152,9 +281,14 @@ impl<'a> Command<'a> {
         put(&self.client_id.to_le_bytes());
         put(&self.seq.to_le_bytes());
         match self.op {
-            Op::Set { .. } | Op::Del { .. } => {}
+            Op::Set { .. } | Op::Del { .. } | Op::Persist { .. } => {}
             Op::Incr { delta, .. } => put(&delta.to_le_bytes()),
             Op::Cas { expected_version, .. } => put(&expected_version.to_le_bytes()),
+            Op::SetX { flags, ttl, .. } | Op::Expire { flags, ttl, .. } => {
+                put(&[flags, ttl.kind()]);
+                put(&ttl.ms().to_le_bytes());
+            }
+            Op::ExpireDue => return,
         }
         put(&key_len.to_le_bytes());
         put(self.op.key());
@@ -185,11 +319,38 @@ impl<'a> Command<'a> {
                 let key = r.bytes_u16()?;
                 Op::Cas { key, expected_version, value: r.bytes_u32()? }
             }
+            opcode::SETX => {
+                let (flags, ttl) = read_ttl(&mut r, set_flags::ALL)?;
+                let key = r.bytes_u16()?;
+                Op::SetX { key, value: r.bytes_u32()?, flags, ttl }
+            }
+            opcode::EXPIRE => {
+                let (flags, ttl) = read_ttl(&mut r, expire_flags::ALL)?;
+                if !matches!(ttl, Ttl::RelativeMs(_) | Ttl::AbsoluteMs(_)) {
+                    return Err(KvError::BadField("EXPIRE needs a relative or absolute time"));
+                }
+                Op::Expire { key: r.bytes_u16()?, flags, ttl }
+            }
+            opcode::PERSIST => Op::Persist { key: r.bytes_u16()? },
+            opcode::EXPIRE_DUE => Op::ExpireDue,
             other => return Err(KvError::UnknownKind(other)),
         };
         r.finish()?;
         Ok(Command { client_id, seq, op })
     }
+}
+
+/// Reads `u8 flags, u8 ttl kind, i64 ms`; flags outside `allowed` or an unknown kind are refused
+/// (so every accepted input re-encodes to the same bytes).
+pub(crate) fn read_ttl(r: &mut Reader<'_>, allowed: u8) -> Result<(u8, Ttl), KvError> {
+    let flags = r.u8()?;
+    if flags & !allowed != 0 {
+        return Err(KvError::BadField("unknown flag bits"));
+    }
+    let kind = r.u8()?;
+    let ms = r.i64()?;
+    let ttl = Ttl::from_parts(kind, ms).ok_or(KvError::BadField("unknown expiry kind"))?;
+    Ok((flags, ttl))
 }
 
 #[cfg(test)]
@@ -220,6 +381,20 @@ mod tests {
             seq: 4,
             op: Op::Cas { key: b"c", expected_version: 99, value: b"new" },
         });
+        for ttl in [Ttl::Clear, Ttl::Keep, Ttl::RelativeMs(-5), Ttl::AbsoluteMs(i64::MAX)] {
+            round_trip(Command {
+                client_id: 3,
+                seq: 5,
+                op: Op::SetX { key: b"k", value: b"v", flags: set_flags::NX | set_flags::GET, ttl },
+            });
+        }
+        round_trip(Command {
+            client_id: 0,
+            seq: 0,
+            op: Op::Expire { key: b"k", flags: expire_flags::XX | expire_flags::GT, ttl: Ttl::RelativeMs(1) },
+        });
+        round_trip(Command { client_id: 0, seq: 0, op: Op::Persist { key: b"k" } });
+        round_trip(Command { client_id: 0, seq: 0, op: Op::ExpireDue });
     }
 
     #[test]
@@ -262,7 +437,7 @@ mod tests {
 
     fn arb_op() -> impl Strategy<Value = (u8, Vec<u8>, Vec<u8>, i64, u64)> {
         (
-            0u8..4,
+            0u8..8,
             proptest::collection::vec(any::<u8>(), 0..40),
             proptest::collection::vec(any::<u8>(), 0..200),
             any::<i64>(),
@@ -295,7 +470,11 @@ mod tests {
                 0 => Op::Set { key: &key, value: &value },
                 1 => Op::Del { key: &key },
                 2 => Op::Incr { key: &key, delta },
-                _ => Op::Cas { key: &key, expected_version: version, value: &value },
+                3 => Op::Cas { key: &key, expected_version: version, value: &value },
+                4 => Op::SetX { key: &key, value: &value, flags: (version as u8) & set_flags::ALL, ttl: Ttl::RelativeMs(delta) },
+                5 => Op::Expire { key: &key, flags: (version as u8) & expire_flags::ALL, ttl: Ttl::AbsoluteMs(delta) },
+                6 => Op::Persist { key: &key },
+                _ => Op::ExpireDue,
             };
             let c = Command { client_id, seq, op };
             let mut buf = vec![0u8; c.encoded_len()];

@@ -1,7 +1,9 @@
 //! The KV projection's key map: key to (value, version), in as few bytes per key as it can.
 //!
 //! Layout: every key is one [`Slot`] in a dense `Vec`: a pointer to ONE shared heap block (`Arc<[u8]>`)
-//! holding `u64 version, u16 key_len, key, value`; a `hashbrown::HashTable<u32>` indexes the slots
+//! holding `u64 version, u16 key_len, key, value`, or, for a key with an expiry (bit 15 of the
+//! key length set; keys are at most 32767 bytes), `u64 version, u16 key_len | 0x8000, u64
+//! expires_at (Unix ms), key, value`: only keys with an expiry pay its 8 bytes; a `hashbrown::HashTable<u32>` indexes the slots
 //! by the hash of their key. At 1 M keys of 16-byte keys and values that is about 92 bytes per
 //! key: the index's 4-byte entry and control byte over at most 2.3 buckets per key (~11 B), the
 //! 16-byte slot (~17 B with the `Vec`'s slack), and the 64-byte allocator chunk holding the block's
@@ -32,7 +34,8 @@
 //! Invariants:
 //! - the index holds exactly one entry per slot, `i` for `slots[i]`, under the hash of its key;
 //!   keys are unique;
-//! - a slot's block is exactly `10 + key_len + value_len` bytes (the value's length is implicit);
+//! - a slot's block is exactly `10 + key_len + value_len` bytes, 8 more with an expiry (the value's
+//!   length is implicit);
 //! - lookups by `&[u8]` allocate nothing; overwriting a value with one of the same length copies
 //!   it in place and allocates nothing; any other write allocates one block (and may grow the
 //!   `Vec` or the index, amortized); removing frees the block and moves the last slot into the hole.
@@ -49,22 +52,44 @@ use std::sync::Arc;
 const VERSION_BYTES: usize = 8;
 /// Bytes of a block's header: the version and the key's length.
 const HEADER_BYTES: usize = VERSION_BYTES + 2;
+/// Bit of the key-length field set when the block carries an expiry (keys are at most
+/// `KEY_BYTES_LIMIT` bytes, so the bit is free).
+const EXPIRY_FLAG: u16 = 0x8000;
+/// Bytes of the expiry field of a block that has one.
+const EXPIRY_BYTES: usize = 8;
+/// The longest key a block can hold (15 bits of key length).
+pub const KEY_BYTES_LIMIT: usize = 0x7fff;
 
 /// One key: its version, key and value in one block, shared with snapshot captures:
-/// `u64 version, u16 key_len (little-endian), key, value`.
+/// `u64 version, u16 key_len (little-endian; bit 15: an expiry follows), [u64 expires_at_ms],
+/// key, value`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Slot {
     data: Arc<[u8]>,
 }
 
+/// A block's raw key-length field.
+fn key_field(data: &[u8]) -> u16 {
+    u16::from_le_bytes([data[VERSION_BYTES], data[VERSION_BYTES + 1]])
+}
+
+/// Where the key starts in a block.
+fn key_at(data: &[u8]) -> usize {
+    if key_field(data) & EXPIRY_FLAG != 0 {
+        HEADER_BYTES + EXPIRY_BYTES
+    } else {
+        HEADER_BYTES
+    }
+}
+
 /// Where the value starts in a block.
 pub(super) fn value_at(data: &[u8]) -> usize {
-    HEADER_BYTES + usize::from(u16::from_le_bytes([data[VERSION_BYTES], data[VERSION_BYTES + 1]]))
+    key_at(data) + usize::from(key_field(data) & !EXPIRY_FLAG)
 }
 
 /// A block's key.
 pub(super) fn key_of(data: &[u8]) -> &[u8] {
-    &data[HEADER_BYTES..value_at(data)]
+    &data[key_at(data)..value_at(data)]
 }
 
 /// A block's value.
@@ -77,19 +102,39 @@ pub(super) fn version_of(data: &[u8]) -> u64 {
     u64::from_le_bytes(data[..VERSION_BYTES].try_into().expect("8 bytes"))
 }
 
-/// A block of `version`, `key_field` (the key's length field and the key) and `value`, in one
-/// allocation (the chained iterator has an exact length).
-fn block(version: u64, key_field: &[u8], value: &[u8]) -> Arc<[u8]> {
-    version.to_le_bytes().iter().chain(key_field).chain(value).copied().collect()
+/// A block's expiry (Unix milliseconds), if it has one.
+pub(super) fn expiry_of(data: &[u8]) -> Option<u64> {
+    (key_field(data) & EXPIRY_FLAG != 0).then(|| {
+        u64::from_le_bytes(data[HEADER_BYTES..HEADER_BYTES + EXPIRY_BYTES].try_into().expect("8 bytes"))
+    })
+}
+
+/// A block of `version`, `key`, `expiry` and `value`, in one allocation (the chained iterator
+/// has an exact length).
+fn block(version: u64, key: &[u8], expiry: Option<u64>, value: &[u8]) -> Arc<[u8]> {
+    let key_len = u16::try_from(key.len()).ok().filter(|&n| usize::from(n) <= KEY_BYTES_LIMIT);
+    let key_len = key_len.expect("keys are at most key_bytes_max <= 32767");
+    let field = if expiry.is_some() { key_len | EXPIRY_FLAG } else { key_len };
+    let exp = expiry.map(u64::to_le_bytes);
+    let exp: &[u8] = match &exp {
+        Some(b) => b,
+        None => &[],
+    };
+    version
+        .to_le_bytes()
+        .iter()
+        .chain(&field.to_le_bytes())
+        .chain(exp)
+        .chain(key)
+        .chain(value)
+        .copied()
+        .collect()
 }
 
 impl Slot {
-    /// A slot for `key` (at most `u16::MAX` bytes: the limits keep it there) and `value`.
-    fn new(key: &[u8], value: &[u8], version: u64) -> Self {
-        let key_len = u16::try_from(key.len()).expect("keys are at most key_bytes_max <= u16::MAX");
-        let header = version.to_le_bytes().into_iter().chain(key_len.to_le_bytes());
-        let data: Arc<[u8]> = header.chain(key.iter().copied()).chain(value.iter().copied()).collect();
-        Self { data }
+    /// A slot for `key` (at most `KEY_BYTES_LIMIT` bytes: the limits keep it there) and `value`.
+    fn new(key: &[u8], value: &[u8], version: u64, expiry: Option<u64>) -> Self {
+        Self { data: block(version, key, expiry, value) }
     }
 
     fn version(&self) -> u64 {
@@ -108,19 +153,34 @@ impl Slot {
         value_of(&self.data)
     }
 
-    /// Replaces the value: in place when the length is the same and no capture shares the block,
-    /// else in a new block.
-    fn set_value(&mut self, value: &[u8], version: u64) {
+    fn expiry(&self) -> Option<u64> {
+        expiry_of(&self.data)
+    }
+
+    /// Replaces the value and the expiry: in place when the length and the presence of an expiry
+    /// are the same and no capture shares the block, else in a new block.
+    fn set_value(&mut self, value: &[u8], version: u64, expiry: Option<u64>) {
         let at = self.value_at();
-        if self.data.len() - at == value.len() {
+        if self.data.len() - at == value.len() && self.expiry().is_some() == expiry.is_some() {
             if let Some(data) = Arc::get_mut(&mut self.data) {
                 data[..VERSION_BYTES].copy_from_slice(&version.to_le_bytes());
+                if let Some(e) = expiry {
+                    data[HEADER_BYTES..HEADER_BYTES + EXPIRY_BYTES].copy_from_slice(&e.to_le_bytes());
+                }
                 data[at..].copy_from_slice(value);
                 return;
             }
         }
-        self.data = block(version, &self.data[VERSION_BYTES..at], value);
+        self.data = block(version, self.key(), expiry, value);
     }
+}
+
+/// A key as the map holds it: value, version and expiry (Unix ms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry<'a> {
+    pub(crate) value: &'a [u8],
+    pub(crate) version: u64,
+    pub(crate) expiry: Option<u64>,
 }
 
 /// Keys with their values and versions (see the module header).
@@ -176,6 +236,27 @@ impl KeyMap {
         self.find(key).map(|i| (self.slots[i].value(), self.slots[i].version()))
     }
 
+    /// A key's value, version and expiry; allocates nothing.
+    pub(crate) fn entry(&self, key: &[u8]) -> Option<Entry<'_>> {
+        self.find(key).map(|i| {
+            let s = &self.slots[i];
+            Entry { value: s.value(), version: s.version(), expiry: s.expiry() }
+        })
+    }
+
+    /// The entry a lookup found.
+    pub(crate) fn entry_at(&self, at: &Lookup) -> Option<Entry<'_>> {
+        at.slot.map(|i| {
+            let s = &self.slots[i];
+            Entry { value: s.value(), version: s.version(), expiry: s.expiry() }
+        })
+    }
+
+    /// The block a lookup found (shared: a GET-old-value answer holds it past the write).
+    pub(crate) fn block_at(&self, at: &Lookup) -> Option<Arc<[u8]>> {
+        at.slot.map(|i| Arc::clone(&self.slots[i].data))
+    }
+
     /// Where `key` is (or would go): look it up once, check limits against
     /// [`Lookup::value_len`], then [`KeyMap::store`] there.
     pub(crate) fn lookup(&self, key: &[u8]) -> Lookup {
@@ -195,20 +276,20 @@ impl KeyMap {
     /// Stores `value` at `version` under `key`, where `at` (this map's lookup of `key`, with no
     /// change in between) found it or its place. Allocates nothing when the key exists with a
     /// value of the same length.
-    pub(crate) fn store(&mut self, at: Lookup, key: &[u8], value: &[u8], version: u64) {
+    pub(crate) fn store(&mut self, at: Lookup, key: &[u8], value: &[u8], version: u64, expiry: Option<u64>) {
         if let Some(i) = at.slot {
             debug_assert_eq!(self.slots[i].key(), key);
             if let Some(c) = &mut self.capture {
                 c.keep(i, &self.slots[i].data);
             }
-            self.slots[i].set_value(value, version);
+            self.slots[i].set_value(value, version, expiry);
             return;
         }
         if let Some(c) = &self.capture {
             c.check_vacated(self.slots.len());
         }
         let id = slot_id(self.slots.len());
-        self.slots.push(Slot::new(key, value, version));
+        self.slots.push(Slot::new(key, value, version, expiry));
         let Self { index, slots, hasher, .. } = self;
         index.insert_unique(at.hash, id, |&i| hasher.hash_one(slots[i as usize].key()));
     }
@@ -219,7 +300,7 @@ impl KeyMap {
     pub(crate) fn set(&mut self, key: &[u8], value: &[u8], version: u64) -> Option<usize> {
         let at = self.lookup(key);
         let old = self.value_len(&at);
-        self.store(at, key, value, version);
+        self.store(at, key, value, version, None);
         old
     }
 
@@ -243,6 +324,24 @@ impl KeyMap {
             *self.index.find_mut(hash, |&j| j == moved).expect("every slot is indexed") = slot_id(i);
         }
         Some(removed.data.len() - removed.value_at())
+    }
+
+    /// Gives the key `at` found the expiry `expiry` (its value and version unchanged); in place
+    /// when the presence of an expiry does not change and no capture shares the block.
+    pub(crate) fn set_expiry(&mut self, at: &Lookup, expiry: Option<u64>) {
+        let Some(i) = at.slot else { return };
+        if let Some(c) = &mut self.capture {
+            c.keep(i, &self.slots[i].data);
+        }
+        let slot = &mut self.slots[i];
+        if slot.expiry().is_some() == expiry.is_some() {
+            let Some(e) = expiry else { return };
+            if let Some(data) = Arc::get_mut(&mut slot.data) {
+                data[HEADER_BYTES..HEADER_BYTES + EXPIRY_BYTES].copy_from_slice(&e.to_le_bytes());
+                return;
+            }
+        }
+        slot.data = block(slot.version(), slot.key(), expiry, slot.value());
     }
 
     /// Starts a capture of the map as it is now (see the module header), ending any capture
@@ -272,8 +371,14 @@ impl KeyMap {
     }
 
     /// Every key with its value and version in slot order (the order a snapshot writes).
+    #[cfg(test)]
     pub(crate) fn iter_slots(&self) -> impl Iterator<Item = (&[u8], &[u8], u64)> + '_ {
         self.slots.iter().map(|s| (s.key(), s.value(), s.version()))
+    }
+
+    /// Every block in slot order.
+    pub(crate) fn iter_blocks(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.slots.iter().map(|s| &*s.data)
     }
 
     /// Every key with its value and version, in ascending key order (allocates 4 bytes per key

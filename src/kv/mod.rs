@@ -5,9 +5,11 @@
 //! back, which [`protocol`] renders into a wire answer. Reads ([`KvProjection::get`]) are served
 //! from the projection without going through the log.
 //!
-//! - [`command`]: the log-entry encoding of KV writes ([`Command`]: SET, DEL, INCR, CAS, each with
-//!   the client's id and sequence number for exactly-once).
-//! - [`protocol`]: the wire request bodies of opcodes GET/SET/DEL/INCR/CAS (docs/PROTOCOL.md) and the
+//! - [`command`]: the log-entry encoding of KV writes ([`Command`]: SET, DEL, INCR, CAS, SETX,
+//!   EXPIRE, PERSIST, EXPIRE_DUE, each with the client's id and sequence number for exactly-once).
+//! - [`expiry`]: key expiry (deadlines from the entries' timestamps, the expiry index, reclaim
+//!   without a scan).
+//! - [`protocol`]: the wire request bodies of the KV opcodes (docs/PROTOCOL.md) and the
 //!   rendering of answers into a caller's buffer.
 //! - `map`: the key map under the projection (one heap block per key, a hash index of 4-byte
 //!   slot numbers); `capture`: a snapshot's cursor over it, with the pre-images of what changed.
@@ -18,8 +20,9 @@
 //!   snapshots of older builds.
 //!
 //! Invariants:
-//! - Determinism: the state and every result are a function of the sequence of `(lsn, command)`
-//!   applied and of the [`KvLimits`]; nothing reads a clock, an RNG or a hash seed. All replicas of a
+//! - Determinism: the state and every result are a function of the sequence of `(lsn, entry
+//!   timestamp, command)` applied and of the [`KvLimits`]; nothing reads a clock (time is the
+//!   entries' timestamps; reads compare expiries with the request's time, changing nothing), an RNG or a hash seed. All replicas of a
 //!   partition must therefore run with the same limits (they are part of the replicated
 //!   configuration, like the partition's membership).
 //! - Versions: a key's version is the lsn of the entry that last wrote it. LSNs are unique and
@@ -31,12 +34,14 @@
 
 mod capture;
 pub mod command;
+pub mod expiry;
 mod map;
 pub mod projection;
 pub mod protocol;
 pub mod snapshot;
 
-pub use command::{Command, Op, ANONYMOUS_CLIENT};
+pub use command::{expire_flags, set_flags, Command, Op, Ttl, ANONYMOUS_CLIENT};
+pub use map::KEY_BYTES_LIMIT;
 pub use projection::{ApplyResult, KvProjection};
 
 use thiserror::Error;
@@ -54,10 +59,12 @@ use thiserror::Error;
 /// creation). A snapshot costs no memory per key: the shard hands the snapshot writer's thread
 /// chunks of the map's blocks (shared, copy-on-write; `KvProjection::begin_capture`), at most
 /// `SNAPSHOT_CHUNKS_IN_FLIGHT` of `SNAPSHOT_CHUNK_BLOCKS` pointers, plus the pre-images of the keys
-/// written while it runs.
+/// written while it runs. A key with an expiry costs 8 more bytes in its block and an entry of the
+/// expiry index (`expiry`: a copy of the key in a B-tree node, about the key's length plus 40
+/// bytes); keys without one pay nothing for expiry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvLimits {
-    /// Longest key in bytes (at most `u16::MAX`, the wire's key length field).
+    /// Longest key in bytes (at most 32767: the map's key length field keeps a bit for expiry).
     pub key_bytes_max: usize,
     /// Longest value in bytes (at most `u32::MAX`).
     pub value_bytes_max: usize,
@@ -106,8 +113,9 @@ impl KvLimits {
 
     /// Checks that the limits are usable; the error names the field.
     pub fn validate(&self) -> Result<(), KvError> {
-        if self.key_bytes_max > usize::from(u16::MAX) {
-            return Err(KvError::BadLimits("key_bytes_max must be at most 65535"));
+        if self.key_bytes_max > map::KEY_BYTES_LIMIT {
+            // Bit 15 of a block's key length says whether it carries an expiry (`map`).
+            return Err(KvError::BadLimits("key_bytes_max must be at most 32767"));
         }
         if u32::try_from(self.value_bytes_max).is_err() {
             return Err(KvError::BadLimits("value_bytes_max must be at most 4294967295"));
@@ -163,6 +171,10 @@ pub enum KvError {
         /// Bytes the encoding needs.
         needed: usize,
     },
+    /// A field holds a value the encoding does not define (unknown flag bits or expiry kind);
+    /// nothing was decoded.
+    #[error("bad field: {0}")]
+    BadField(&'static str),
     /// The limits are unusable; no projection was created.
     #[error("bad KV limits: {0}")]
     BadLimits(&'static str),

@@ -22,13 +22,16 @@
 //! another length takes a new block of exactly its size. DEL frees the key's block.
 
 use super::command::{Command, Op};
+use super::expiry::{ExpiryIndex, RECLAIM_PER_COMMAND, RECLAIM_PER_TICK};
 use super::map::KeyMap;
 use super::KvLimits;
 pub use crate::projection::ApplyResult;
+#[cfg(test)]
+use crate::projection::LogPos;
 use crate::projection::{
-    Applied, LogPos, Projection, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, TAG_KV,
+    Applied, Projection, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, TAG_KV,
 };
-use crate::wire::{opcode, Status};
+use crate::wire::Status;
 use std::any::Any;
 
 /// The KV projection of one partition.
@@ -37,6 +40,12 @@ pub struct KvProjection {
     pub(crate) limits: KvLimits,
     pub(crate) map: KeyMap,
     pub(crate) data_bytes: usize,
+    /// The keys that have an expiry (`expiry`).
+    pub(crate) expiries: ExpiryIndex,
+    /// The latest entry timestamp applied, Unix ms (`expiry`).
+    pub(crate) now_ms: u64,
+    /// Old blocks SETX with GET answers with, by the write's version; for the entry being applied.
+    pub(crate) returned: Vec<(u64, std::sync::Arc<[u8]>)>,
 }
 
 /// Longest decimal i64: "-9223372036854775808".
@@ -93,7 +102,13 @@ impl KvProjection {
         if let Err(e) = limits.validate() {
             panic!("{e}");
         }
-        Self { limits, map: KeyMap::default(), data_bytes: 0 }
+        Self::from_parts(limits, KeyMap::default(), 0)
+    }
+
+    /// A projection over a loaded map (its expiry index rebuilt from its blocks).
+    pub(crate) fn from_parts(limits: KvLimits, map: KeyMap, data_bytes: usize) -> Self {
+        let expiries = super::expiry::index_of(&map);
+        Self { limits, map, data_bytes, expiries, now_ms: 0, returned: Vec::new() }
     }
 
     /// The limits it runs with.
@@ -116,9 +131,10 @@ impl KvProjection {
         self.data_bytes
     }
 
-    /// A key's value and version; allocates nothing.
+    /// A key's value and version if it is visible at the projection's time (the last entry's);
+    /// allocates nothing.
     pub fn get(&self, key: &[u8]) -> Option<(&[u8], u64)> {
-        self.map.get(key)
+        self.get_at(key, self.now_ms)
     }
 
     /// Every key with its value and version, in key order (sorts: tests, tools).
@@ -138,35 +154,52 @@ impl KvProjection {
         }
     }
 
-    /// Applies the committed operation at `pos` (see the module doc); a write's version is
-    /// `pos.version()`. The router calls it in log order, after exactly-once.
-    pub fn apply_op(&mut self, pos: LogPos, op: &Op<'_>) -> ApplyResult {
-        self.execute(pos.version(), op)
+    /// Applies the committed operation at `at` (see the module doc); a write's version is
+    /// `at.pos.version()`, its time `at.time_ns`. The router calls it in log order, after
+    /// exactly-once. Keys past their expiry at the entry's time are deleted first (a bounded
+    /// number, `expiry`).
+    pub fn apply_op(&mut self, at: Applied, op: &Op<'_>) -> ApplyResult {
+        // Old values are kept for the entry being applied only (its answers are rendered after it).
+        if self.returned.first().is_some_and(|(version, _)| version >> 16 != at.pos.lsn) {
+            self.returned.clear();
+        }
+        self.advance(at.time_ns);
+        if let Op::ExpireDue = op {
+            return ApplyResult::Reclaimed { keys: self.reclaim(RECLAIM_PER_TICK) };
+        }
+        self.reclaim(RECLAIM_PER_COMMAND);
+        if let Some(refused) = Self::check_sizes(&self.limits, op) {
+            return refused;
+        }
+        self.drop_if_expired(op.key());
+        self.execute(at.pos.version(), op)
     }
 
     /// Applies `cmd` alone in the entry at `lsn`, ignoring its client (tests of the fold itself;
     /// exactly-once is the router's).
     #[cfg(test)]
     pub(crate) fn apply(&mut self, lsn: u64, cmd: &Command<'_>) -> ApplyResult {
-        self.apply_op(LogPos::single(lsn), &cmd.op)
+        self.apply_op(Applied::single(lsn), &cmd.op)
+    }
+
+    /// Applies `cmd` alone in the entry at `lsn` stamped `time_ms` (tests of expiry).
+    #[cfg(test)]
+    pub(crate) fn apply_at(&mut self, lsn: u64, time_ms: u64, cmd: &Command<'_>) -> ApplyResult {
+        let at = Applied { pos: LogPos::single(lsn), time_ns: time_ms * 1_000_000 };
+        self.apply_op(at, &cmd.op)
     }
 
     fn execute(&mut self, version: u64, op: &Op<'_>) -> ApplyResult {
-        if let Some(refused) = Self::check_sizes(&self.limits, op) {
-            return refused;
-        }
         match *op {
-            Op::Set { key, value } => match self.store(key, value, version) {
+            Op::Set { key, value } => match self.store(key, value, version, Some(None)) {
                 Ok(()) => ApplyResult::Stored { version },
                 Err(full) => full,
             },
-            Op::Del { key } => match self.map.remove(key) {
-                Some(value_len) => {
-                    self.data_bytes -= key.len() + value_len;
-                    ApplyResult::Deleted { existed: true }
-                }
-                None => ApplyResult::Deleted { existed: false },
-            },
+            Op::Del { key } => ApplyResult::Deleted { existed: self.remove_key(key) },
+            Op::SetX { key, value, flags, ttl } => self.set_x(version, key, value, flags, ttl),
+            Op::Expire { key, flags, ttl } => self.expire(key, flags, ttl),
+            Op::Persist { key } => self.persist(key),
+            Op::ExpireDue => ApplyResult::Reclaimed { keys: self.reclaim(RECLAIM_PER_TICK) },
             Op::Incr { key, delta } => {
                 let current = match self.map.get(key) {
                     None => 0,
@@ -183,7 +216,8 @@ impl KvProjection {
                 if len > self.limits.value_bytes_max {
                     return ApplyResult::ValueTooLarge;
                 }
-                match self.store(key, &text[..len], version) {
+                // INCR keeps the key's expiry, as in Redis.
+                match self.store(key, &text[..len], version, None) {
                     Ok(()) => ApplyResult::Incremented { value, version },
                     Err(full) => full,
                 }
@@ -193,7 +227,7 @@ impl KvProjection {
                 if current_version != expected_version {
                     return ApplyResult::CasMismatch { current_version };
                 }
-                match self.store(key, value, version) {
+                match self.store(key, value, version, Some(None)) {
                     Ok(()) => ApplyResult::Stored { version },
                     Err(full) => full,
                 }
@@ -201,8 +235,15 @@ impl KvProjection {
         }
     }
 
-    /// Stores `value` under `key` at `version`, or `Err(Full)` with nothing changed.
-    fn store(&mut self, key: &[u8], value: &[u8], version: u64) -> Result<(), ApplyResult> {
+    /// Stores `value` under `key` at `version` with the expiry `expiry` (`None`: the key keeps
+    /// the one it has), or `Err(Full)` with nothing changed.
+    pub(crate) fn store(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        version: u64,
+        expiry: Option<Option<u64>>,
+    ) -> Result<(), ApplyResult> {
         // One lookup: the limits are checked at the place it found, before the map changes.
         let at = self.map.lookup(key);
         let data_bytes = match self.map.value_len(&at) {
@@ -213,7 +254,10 @@ impl KvProjection {
         if data_bytes > self.limits.data_bytes_max {
             return Err(ApplyResult::Full);
         }
-        self.map.store(at, key, value, version);
+        let old = self.map.entry_at(&at).and_then(|e| e.expiry);
+        let new = expiry.unwrap_or(old);
+        self.map.store(at, key, value, version, new);
+        self.expiries.change(key, old, new);
         self.data_bytes = data_bytes;
         Ok(())
     }
@@ -233,16 +277,14 @@ impl Projection for KvProjection {
 
     fn apply(&mut self, at: Applied, command: &[u8]) -> ApplyResult {
         match Command::decode(command) {
-            Ok(cmd) => self.apply_op(at.pos, &cmd.op),
+            Ok(cmd) => self.apply_op(at, &cmd.op),
             Err(_) => ApplyResult::Malformed,
         }
     }
 
     fn read(&self, op: u8, body: &[u8], out: &mut [u8]) -> Result<usize, Status> {
-        match op {
-            opcode::GET => self.answer_get(body, out),
-            _ => Err(Status::BadRequest),
-        }
+        // Through the router no request time is known: the last entry's time stands for it.
+        self.answer_read(op, body, self.now_ms, out)
     }
 
     fn write_snapshot(&self, out: &mut Vec<u8>) {

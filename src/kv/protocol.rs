@@ -9,6 +9,11 @@
 //! | 0x12 DEL  | key (rest) |
 //! | 0x13 INCR | i64 delta, key (rest) |
 //! | 0x14 CAS  | u64 expected_version, u16 key_len, key, value (rest) |
+//! | 0x15 SETX | u8 flags (bit 0 NX, 1 XX, 2 GET), u8 ttl kind (0 clear, 1 keep, 2 relative ms, 3 absolute Unix ms), i64 ms (0 for kinds 0 and 1), u16 key_len, key, value (rest) |
+//! | 0x16 EXPIRE | u8 flags (bit 0 NX, 1 XX, 2 GT, 3 LT), u8 kind (2 relative ms, 3 absolute Unix ms), i64 ms, key (rest) |
+//! | 0x17 PERSIST | key (rest) |
+//! | 0x19 TTL | key (rest) |
+//! | 0x1a KEYS_COUNT | u16 partition |
 //!
 //! Exactly-once: a write's sequence number is the frame's `request_id`, its client the datagram's
 //! `client_id`. A client that wants exactly-once uses a non-zero client id and strictly increasing
@@ -23,11 +28,15 @@
 //! | SET, CAS | u64 version: the key's new version |
 //! | DEL  | u8: 1 if the key existed and was deleted, 0 if it did not exist |
 //! | INCR | i64 new value, u64 version |
+//! | SETX | u8 bits (bit 0: stored, bit 1: the key existed), u64 the key's version now (0: absent), then with GET and an existing key its old value (rest) |
+//! | EXPIRE, PERSIST | u8: 1 if the expiry was set (or the key deleted: a time already past) / dropped, 0 if not (absent key, condition false) |
+//! | TTL  | i64 remaining ms, -1 if the key has no expiry; `NOT_FOUND` if absent or expired |
+//! | KEYS_COUNT | u64 keys, u64 keys with an expiry (keys expired but not yet reclaimed count) |
 //!
 //! Rendering writes into the caller's buffer (the room left in the response datagram) and
 //! allocates nothing; the functions return what a `dispatch::Handler` returns.
 
-use super::command::{Command, Op};
+use super::command::{expire_flags, read_ttl, set_flags, Command, Op, Ttl};
 use super::projection::{ApplyResult, KvProjection};
 use super::{KvError, Reader, Writer};
 use crate::wire::{opcode, Status};
@@ -50,6 +59,19 @@ pub fn parse_write(opcode: u8, client_id: u64, request_id: u64, body: &[u8]) -> 
             let key = r.bytes_u16()?;
             Op::Cas { key, expected_version, value: r.rest() }
         }
+        opcode::SETX => {
+            let (flags, ttl) = read_ttl(&mut r, set_flags::ALL)?;
+            let key = r.bytes_u16()?;
+            Op::SetX { key, value: r.rest(), flags, ttl }
+        }
+        opcode::EXPIRE => {
+            let (flags, ttl) = read_ttl(&mut r, expire_flags::ALL)?;
+            if !matches!(ttl, Ttl::RelativeMs(_) | Ttl::AbsoluteMs(_)) {
+                return Err(KvError::BadField("EXPIRE needs a relative or absolute time"));
+            }
+            Op::Expire { key: r.rest(), flags, ttl }
+        }
+        opcode::PERSIST => Op::Persist { key: r.rest() },
         other => return Err(KvError::NotAWrite(other)),
     };
     r.finish()?;
@@ -68,7 +90,26 @@ pub fn request_body_len(op: &Op<'_>) -> usize {
         Op::Del { key } => key.len(),
         Op::Incr { key, .. } => 8 + key.len(),
         Op::Cas { key, value, .. } => 8 + 2 + key.len() + value.len(),
+        Op::SetX { key, value, .. } => 10 + 2 + key.len() + value.len(),
+        Op::Expire { key, .. } => 10 + key.len(),
+        Op::Persist { key } => key.len(),
+        Op::ExpireDue => 0,
     }
+}
+
+/// The `u8 flags, u8 kind, i64 ms` of a SETX or EXPIRE body.
+fn ttl_head(flags: u8, ttl: Ttl) -> [u8; 10] {
+    let (kind, ms) = match ttl {
+        Ttl::Clear => (0u8, 0i64),
+        Ttl::Keep => (1, 0),
+        Ttl::RelativeMs(ms) => (2, ms),
+        Ttl::AbsoluteMs(ms) => (3, ms),
+    };
+    let mut out = [0u8; 10];
+    out[0] = flags;
+    out[1] = kind;
+    out[2..].copy_from_slice(&ms.to_le_bytes());
+    out
 }
 
 /// Writes the request body of `op` (for clients, tools and tests); returns its length. The frame's
@@ -93,6 +134,18 @@ pub fn encode_write_body(op: &Op<'_>, out: &mut [u8]) -> Result<usize, KvError> 
             w.put(key);
             w.put(value);
         }
+        Op::SetX { key, value, flags, ttl } => {
+            w.put(&ttl_head(flags, ttl));
+            w.put(&key_len.to_le_bytes());
+            w.put(key);
+            w.put(value);
+        }
+        Op::Expire { key, flags, ttl } => {
+            w.put(&ttl_head(flags, ttl));
+            w.put(key);
+        }
+        Op::Persist { key } => w.put(key),
+        Op::ExpireDue => {}
     }
     Ok(w.done())
 }
@@ -109,7 +162,19 @@ fn write_answer(out: &mut [u8], parts: &[&[u8]]) -> Result<usize, Status> {
 /// Renders the result of a write into its answer body; `Err` is the error status (empty body),
 /// `ResponseTooLarge` if `out` is too short.
 pub fn render_result(result: &ApplyResult, out: &mut [u8]) -> Result<usize, Status> {
+    render_result_with(result, None, out)
+}
+
+/// `render_result`, with the old value a SETX with GET returns (`None`: none, or not kept: a
+/// retry answered from the client table).
+pub fn render_result_with(result: &ApplyResult, old: Option<&[u8]>, out: &mut [u8]) -> Result<usize, Status> {
     match *result {
+        ApplyResult::SetX { stored, version, existed } => {
+            let bits = u8::from(stored) | u8::from(existed) << 1;
+            write_answer(out, &[&[bits], &version.to_le_bytes(), old.unwrap_or(&[])])
+        }
+        ApplyResult::Changed { changed } => write_answer(out, &[&[u8::from(changed)]]),
+        ApplyResult::Reclaimed { keys } => write_answer(out, &[&keys.to_le_bytes()]),
         ApplyResult::Stored { version } => write_answer(out, &[&version.to_le_bytes()]),
         ApplyResult::Deleted { existed } => write_answer(out, &[&[u8::from(existed)]]),
         ApplyResult::Incremented { value, version } => {
@@ -128,15 +193,37 @@ pub fn render_get(found: Option<(&[u8], u64)>, out: &mut [u8]) -> Result<usize, 
     }
 }
 
+/// Whether `op` is a KV read (answered from the projection, no log write).
+pub fn is_read(op: u8) -> bool {
+    matches!(op, opcode::GET | opcode::TTL | opcode::KEYS_COUNT)
+}
+
 impl KvProjection {
-    /// Answers a GET request body from the projection (no log, no allocation): `KEY_TOO_LARGE`
-    /// for a key over the limit, `NOT_FOUND`, or OK with `u64 version, value`.
+    /// Answers a GET request body from the projection at its own time (tests, tools).
     pub fn answer_get(&self, body: &[u8], out: &mut [u8]) -> Result<usize, Status> {
+        self.answer_read(opcode::GET, body, self.now_ms(), out)
+    }
+
+    /// Answers a read request (GET, TTL, KEYS_COUNT) at `now_ms` (the request's time, Unix ms;
+    /// keys past their expiry then are absent) from the projection (no log, no allocation):
+    /// `KEY_TOO_LARGE` for a key over the limit, `NOT_FOUND`, or OK with the answer body.
+    pub fn answer_read(&self, op: u8, body: &[u8], now_ms: u64, out: &mut [u8]) -> Result<usize, Status> {
+        if op == opcode::KEYS_COUNT {
+            let keys = self.len() as u64;
+            return write_answer(out, &[&keys.to_le_bytes(), &(self.expiring() as u64).to_le_bytes()]);
+        }
         let key = parse_get(body);
         if key.len() > self.limits().key_bytes_max {
             return Err(Status::KeyTooLarge);
         }
-        render_get(self.get(key), out)
+        match op {
+            opcode::GET => render_get(self.get_at(key, now_ms), out),
+            opcode::TTL => match self.ttl_ms(key, now_ms) {
+                Some(ms) => write_answer(out, &[&ms.to_le_bytes()]),
+                None => Err(Status::NotFound),
+            },
+            _ => Err(Status::BadRequest),
+        }
     }
 }
 
@@ -161,6 +248,28 @@ pub enum Answer<'a> {
         /// The new version.
         version: u64,
     },
+    /// SETX: whether it stored, whether the key existed, its version now, its old value (GET).
+    SetX {
+        /// The value was stored.
+        stored: bool,
+        /// The key existed before.
+        existed: bool,
+        /// The key's version now (0: absent).
+        version: u64,
+        /// The old value (empty without GET or when absent).
+        old: &'a [u8],
+    },
+    /// EXPIRE, PERSIST: whether the expiry changed.
+    Changed(bool),
+    /// TTL: remaining ms, -1 without expiry.
+    Ttl(i64),
+    /// KEYS_COUNT: keys and keys with an expiry.
+    Count {
+        /// Keys.
+        keys: u64,
+        /// Keys with an expiry.
+        expiring: u64,
+    },
 }
 
 /// Reads the OK answer body of `opcode`.
@@ -176,6 +285,17 @@ pub fn parse_answer(opcode: u8, body: &[u8]) -> Result<Answer<'_>, KvError> {
         opcode::INCR => {
             let value = r.i64()?;
             Answer::Incremented { value, version: r.u64()? }
+        }
+        opcode::SETX => {
+            let bits = r.u8()?;
+            let version = r.u64()?;
+            Answer::SetX { stored: bits & 1 != 0, existed: bits & 2 != 0, version, old: r.rest() }
+        }
+        opcode::EXPIRE | opcode::PERSIST => Answer::Changed(r.u8()? != 0),
+        opcode::TTL => Answer::Ttl(r.i64()?),
+        opcode::KEYS_COUNT => {
+            let keys = r.u64()?;
+            Answer::Count { keys, expiring: r.u64()? }
         }
         other => return Err(KvError::NotAWrite(other)),
     };
@@ -220,6 +340,44 @@ mod tests {
             body(&Op::Cas { key: b"k", expected_version: 2, value: b"v" }),
             b"\x02\0\0\0\0\0\0\0\x01\x00kv"
         );
+    }
+
+    #[test]
+    fn expiry_request_layouts_and_answers_are_as_documented() {
+        use crate::kv::{expire_flags, set_flags};
+        let setx = Op::SetX {
+            key: b"k",
+            value: b"v",
+            flags: set_flags::NX | set_flags::GET,
+            ttl: Ttl::RelativeMs(5),
+        };
+        assert_eq!(body(&setx), b"\x05\x02\x05\0\0\0\0\0\0\0\x01\x00kv");
+        assert_eq!(parse_write(opcode::SETX, 1, 2, &body(&setx)).unwrap().op, setx);
+        let expire = Op::Expire { key: b"k", flags: expire_flags::GT, ttl: Ttl::AbsoluteMs(7) };
+        assert_eq!(body(&expire), b"\x04\x03\x07\0\0\0\0\0\0\0k");
+        assert_eq!(parse_write(opcode::EXPIRE, 1, 2, &body(&expire)).unwrap().op, expire);
+        assert_eq!(body(&Op::Persist { key: b"k" }), b"k");
+        // Unknown flag bits, a kind EXPIRE cannot take, a Keep with milliseconds: refused.
+        assert!(parse_write(opcode::SETX, 1, 1, b"\x08\x00\0\0\0\0\0\0\0\0\x00\x00").is_err());
+        assert!(parse_write(opcode::EXPIRE, 1, 1, b"\x00\x01\0\0\0\0\0\0\0\0k").is_err());
+        assert!(parse_write(opcode::SETX, 1, 1, b"\x00\x01\x01\0\0\0\0\0\0\0\x00\x00").is_err());
+        assert!(parse_write(opcode::EXPIRE_DUE, 1, 1, b"").is_err(), "not a request");
+        let mut out = [0u8; 32];
+        let r = ApplyResult::SetX { stored: false, version: v(3), existed: true };
+        let n = render_result_with(&r, Some(b"old"), &mut out).unwrap();
+        assert_eq!(
+            parse_answer(opcode::SETX, &out[..n]),
+            Ok(Answer::SetX { stored: false, existed: true, version: v(3), old: b"old" })
+        );
+        let n = render_result(&ApplyResult::Changed { changed: true }, &mut out).unwrap();
+        assert_eq!(parse_answer(opcode::EXPIRE, &out[..n]), Ok(Answer::Changed(true)));
+        let mut kv = KvProjection::new(KvLimits::small());
+        kv.apply(1, &Command { client_id: 0, seq: 0, op: Op::Set { key: b"a", value: b"1" } });
+        let n = kv.answer_read(opcode::TTL, b"a", 0, &mut out).unwrap();
+        assert_eq!(parse_answer(opcode::TTL, &out[..n]), Ok(Answer::Ttl(-1)));
+        assert_eq!(kv.answer_read(opcode::TTL, b"b", 0, &mut out), Err(Status::NotFound));
+        let n = kv.answer_read(opcode::KEYS_COUNT, &[0, 0], 0, &mut out).unwrap();
+        assert_eq!(parse_answer(opcode::KEYS_COUNT, &out[..n]), Ok(Answer::Count { keys: 1, expiring: 0 }));
     }
 
     #[test]
@@ -273,7 +431,7 @@ mod tests {
     proptest! {
         #[test]
         fn request_parsing_never_panics(
-            op in 0x10u8..0x15,
+            op in 0x10u8..0x1b,
             body in proptest::collection::vec(any::<u8>(), 0..64),
         ) {
             if let Ok(c) = parse_write(op, 1, 2, &body) {

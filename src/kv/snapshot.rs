@@ -1,16 +1,20 @@
 //! The KV projection's part of a partition snapshot (`crate::projection::snapshot`), and the
 //! whole-KV snapshots written before the router existed, still read.
 //!
-//! The section (`write_section`): u64 key count, then per key `u16 key_len, key, u32 value_len,
-//! value, u64 version`, in the map's slot order (`kv::map`: a function of the writes the map
+//! The section (`write_section`), format 2: u64 key count with bit 63 set (the format mark; a
+//! count never reaches it), u64 the projection's clock (the latest entry timestamp applied, Unix
+//! ms: expiry's "now", part of the replicated state), then per key `u16 key_len (bit 15: an expiry follows the version), key,
+//! u32 value_len, value, u64 version, [u64 expires_at, Unix ms]`, in the map's slot order (`kv::map`: a function of the writes the map
 //! applied since it was loaded or empty, and a loaded map keeps the file's order, so replicas with
-//! the same history write the same bytes). Builds before this one wrote the keys in ascending byte
-//! order; such sections load the same way (any order loads; a key twice is refused). The partition
+//! the same history write the same bytes). Format 1 (bit 63 of the count clear, written by builds
+//! before key expiry) has no expiry bit and no expiry field; it still loads (no key expires).
+//! Builds before slot order wrote the keys in ascending byte order; such sections load the same
+//! way (any order loads; a key twice is refused). The partition
 //! snapshot around it carries the magic, the applied lsn, the length and the checksum.
 //!
 //! Written off the shard: `begin_capture` starts the map's capture (`kv::capture`, no copy) and
-//! announces the section's length (8 + 14 per key + the keys' and values' bytes, known at the
-//! capture); `capture_chunk` hands out the next blocks (a chunk's worth, `SNAPSHOT_CHUNK_BLOCKS`
+//! announces the section's length (16 + 14 per key + 8 per key with an expiry + the keys' and
+//! values' bytes, known at the capture); `capture_chunk` hands out the next blocks (a chunk's worth, `SNAPSHOT_CHUNK_BLOCKS`
 //! in the server) as they were at the capture, which the snapshot store encodes with `put_block`.
 //!
 //! A whole-KV snapshot (before the router) has this layout (little-endian):
@@ -29,7 +33,7 @@
 //! against the limits before it is read), checks every invariant (lengths, limits, no key twice,
 //! versions at or below the applied lsn) and builds nothing unless all hold.
 
-use super::map::{key_of, value_of, version_of, KeyMap};
+use super::map::{expiry_of, key_of, value_of, version_of, KeyMap, KEY_BYTES_LIMIT};
 use super::projection::KvProjection;
 use super::KvLimits;
 use crate::projection::router::Router;
@@ -68,10 +72,17 @@ pub(crate) fn restore_legacy(
 
 /// Bytes of a key's entry besides its key and value: the lengths and the version.
 const ENTRY_OVERHEAD: u64 = 14;
+/// Bit 63 of a section's key count: format 2 (entries may carry an expiry).
+const FORMAT_2: u64 = 1 << 63;
+/// Bit 15 of an entry's key length in format 2: a u64 expiry follows the version.
+const ENTRY_EXPIRY: u16 = 0x8000;
 
 /// Reads the keys of a section (or of a whole-KV snapshot's body) taken at `lsn`.
 fn read_keys(r: &mut SectionReader<'_>, lsn: u64, limits: KvLimits) -> Result<KvProjection, SnapshotError> {
-    let key_count = r.u64()?;
+    let head = r.u64()?;
+    let format_2 = head & FORMAT_2 != 0;
+    let key_count = head & !FORMAT_2;
+    let now_ms = if format_2 { r.u64()? } else { 0 };
     if key_count > limits.keys_max as u64 {
         return Err(SnapshotError::ExceedsLimits("more keys than keys_max"));
     }
@@ -81,7 +92,9 @@ fn read_keys(r: &mut SectionReader<'_>, lsn: u64, limits: KvLimits) -> Result<Kv
     let (mut key, mut value) = (Vec::new(), Vec::new());
     let mut data_bytes = 0usize;
     for _ in 0..key_count {
-        let key_len = usize::from(r.u16()?);
+        let field = r.u16()?;
+        let has_expiry = format_2 && field & ENTRY_EXPIRY != 0;
+        let key_len = usize::from(if format_2 { field & !ENTRY_EXPIRY } else { field });
         if key_len > limits.key_bytes_max {
             return Err(SnapshotError::ExceedsLimits("a key is longer than key_bytes_max"));
         }
@@ -92,6 +105,7 @@ fn read_keys(r: &mut SectionReader<'_>, lsn: u64, limits: KvLimits) -> Result<Kv
         }
         r.bytes_into(value_len, &mut value)?;
         let version = r.u64()?;
+        let expiry = if has_expiry { Some(r.u64()?) } else { None };
         // A version names a write at or before the applied lsn (`LogPos::version`; versions
         // written before batches existed are the write's lsn, which is below it too).
         if version == 0 || version >> 16 > lsn {
@@ -106,31 +120,48 @@ fn read_keys(r: &mut SectionReader<'_>, lsn: u64, limits: KvLimits) -> Result<Kv
             return Err(SnapshotError::Invalid("a key appears twice"));
         }
         // In the file's order: the map gets the slot order of the map that wrote it.
-        map.store(at, &key, &value, version);
+        map.store(at, &key, &value, version, expiry);
     }
-    Ok(KvProjection { limits, map, data_bytes })
+    let mut kv = KvProjection::from_parts(limits, map, data_bytes);
+    kv.now_ms = now_ms;
+    Ok(kv)
 }
 
-/// Puts one key's entry: `u16 key_len, key, u32 value_len, value, u64 version`.
-fn put_entry(out: &mut dyn SnapshotSink, key: &[u8], value: &[u8], version: u64) {
-    let key_len = u16::try_from(key.len()).expect("keys are at most key_bytes_max <= u16::MAX");
+/// Puts one key's entry (format 2): `u16 key_len (bit 15: expiry), key, u32 value_len, value, u64
+/// version, [u64 expiry]`.
+fn put_entry(out: &mut dyn SnapshotSink, key: &[u8], value: &[u8], version: u64, expiry: Option<u64>) {
+    let key_len = u16::try_from(key.len()).ok().filter(|&n| usize::from(n) <= KEY_BYTES_LIMIT);
+    let key_len = key_len.expect("keys are at most key_bytes_max <= 32767");
+    let field = if expiry.is_some() { key_len | ENTRY_EXPIRY } else { key_len };
     let value_len = u32::try_from(value.len()).expect("values are at most value_bytes_max");
-    out.put(&key_len.to_le_bytes());
+    out.put(&field.to_le_bytes());
     out.put(key);
     out.put(&value_len.to_le_bytes());
     out.put(value);
     out.put(&version.to_le_bytes());
+    if let Some(at) = expiry {
+        out.put(&at.to_le_bytes());
+    }
 }
 
 /// Puts the entry of a map block (a chunk's `encode`, run by the snapshot store).
 fn put_block(block: &[u8], out: &mut dyn SnapshotSink) {
-    put_entry(out, key_of(block), value_of(block), version_of(block));
+    put_entry(out, key_of(block), value_of(block), version_of(block), expiry_of(block));
 }
 
-/// Bytes of a KV section of `count` keys holding `data_bytes` bytes of keys and values: 8 bytes of
-/// count, then per key its bytes and 14 of lengths and version.
-fn section_len(count: usize, data_bytes: usize) -> u64 {
-    8 + ENTRY_OVERHEAD * count as u64 + data_bytes as u64
+/// Bytes of a KV section of `count` keys, `expiring` of them with an expiry, holding `data_bytes`
+/// bytes of keys and values: 8 bytes of count and 8 of clock, then per key its bytes and 14 of
+/// lengths and version, and 8 more for an expiry.
+fn section_len(count: usize, expiring: usize, data_bytes: usize) -> u64 {
+    16 + ENTRY_OVERHEAD * count as u64 + 8 * expiring as u64 + data_bytes as u64
+}
+
+/// The section's first 16 bytes: the count with the format mark, and the clock.
+fn section_head(count: usize, now_ms: u64) -> [u8; 16] {
+    let mut head = [0u8; 16];
+    head[..8].copy_from_slice(&(count as u64 | FORMAT_2).to_le_bytes());
+    head[8..].copy_from_slice(&now_ms.to_le_bytes());
+    head
 }
 
 impl KvProjection {
@@ -138,18 +169,20 @@ impl KvProjection {
     pub fn write_section(&self, out: &mut Vec<u8>) {
         // One allocation of the section's exact size (growing by doubling would hold up to twice
         // the snapshot, and copy it, while it is written).
-        out.reserve_exact(section_len(self.map.len(), self.data_bytes) as usize);
-        out.put(&(self.map.len() as u64).to_le_bytes());
-        for (key, value, version) in self.map.iter_slots() {
-            put_entry(out, key, value, version);
+        out.reserve_exact(section_len(self.map.len(), self.expiring(), self.data_bytes) as usize);
+        out.put(&section_head(self.map.len(), self.now_ms));
+        for block in self.map.iter_blocks() {
+            put_block(block, out);
         }
     }
 
     /// Starts the capture of the section for chunks written off the shard (see the module header).
     pub(crate) fn begin_section_capture(&mut self) -> SectionCapture {
         let count = self.map.begin_capture();
-        let head = (count as u64).to_le_bytes().to_vec();
-        SectionCapture::Chunked { byte_len: section_len(count, self.data_bytes), head }
+        let head = section_head(count, self.now_ms).to_vec();
+        // Every key with an expiry is in the index: the count of entries with one at the capture.
+        let byte_len = section_len(count, self.expiring(), self.data_bytes);
+        SectionCapture::Chunked { byte_len, head }
     }
 
     /// The next blocks of the capture into `chunk`; true once all were given.

@@ -28,8 +28,8 @@
 
 use crate::dispatch::{Answer, DispatchError, Dispatcher, Handler, Request, Subsystem};
 use crate::inbox::{Envelope, Kind, Placement, Route, Router};
-use crate::kv::protocol::{parse_get, parse_write, render_result};
-use crate::kv::{ApplyResult, Command};
+use crate::kv::protocol::{is_read, parse_get, parse_write, render_result, render_result_with};
+use crate::kv::Command;
 use crate::partition::waiters::Waiters;
 use crate::partition::{Done, Origin, Partition, Pending, Waiter, WriteOutcome};
 use crate::shard::{AnswerReservations, LateAnswer, ShardService};
@@ -83,6 +83,9 @@ pub struct KvShard<D: BlockIo> {
     answer: Vec<u8>,
     /// The shard loop's reservations for late answers (none until the service is attached).
     reservations: AnswerReservations,
+    /// The latest request or poll time (Unix ms with the server's clock): what reads forwarded
+    /// from another shard compare expiries with.
+    now_ms: u64,
     counters: KvShardCounters,
 }
 
@@ -116,6 +119,7 @@ impl<D: BlockIo> KvShard<D> {
             scratch: vec![0; FORWARD_HEADER_LEN + request_bytes_max],
             answer: vec![0; request_bytes_max.max(ANSWER_BYTES_MAX)],
             reservations: AnswerReservations::new(),
+            now_ms: 0,
             counters: KvShardCounters::default(),
         }
     }
@@ -159,10 +163,24 @@ impl<D: BlockIo> KvShard<D> {
         }
     }
 
+    /// Where a request runs: by its key, or (KEYS_COUNT) by the partition it names.
+    fn route_request(&self, request: &KvRequest<'_>) -> Result<Route, Status> {
+        let KvRequest::Count(partition) = *request else { return Ok(self.route(request.key())) };
+        if u32::from(partition) >= self.placement.partitions() {
+            return Err(Status::BadRequest);
+        }
+        if self.partitions.iter().any(|p| p.id() == partition) {
+            Ok(Route::Local { partition })
+        } else {
+            Ok(Route::Remote { partition, owner: self.placement.owner(partition) })
+        }
+    }
+
     /// Handles a client request on this shard.
     fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<Answer, Status> {
+        self.now_ms = self.now_ms.max(req.now.0 / 1_000_000);
         let parsed = KvRequest::parse(req.opcode, req.client_id, req.request_id, req.body)?;
-        match self.route(parsed.key()) {
+        match self.route_request(&parsed)? {
             Route::Local { partition } => {
                 let origin = Origin::Client { peer: req.peer, client_id: req.client_id };
                 let waiter = Waiter { origin, opcode: req.opcode, request_id: req.request_id };
@@ -192,8 +210,14 @@ impl<D: BlockIo> KvShard<D> {
         request: &KvRequest<'_>,
         out: &mut [u8],
     ) -> Result<Answer, Status> {
+        let now_ms = self.now_ms;
         let cmd = match request {
-            KvRequest::Get(key) => return self.local(partition).get(key, out).map(Answer::Now),
+            KvRequest::Read(op, body) => {
+                return self.local(partition).read_kv(*op, body, now_ms, out).map(Answer::Now)
+            }
+            KvRequest::Count(_) => {
+                return self.local(partition).read_kv(opcode::KEYS_COUNT, &[], now_ms, out).map(Answer::Now)
+            }
             KvRequest::Write(cmd) => cmd,
         };
         let reserved = matches!(waiter.origin, Origin::Client { .. });
@@ -258,6 +282,7 @@ impl<D: BlockIo> KvShard<D> {
 
     /// One step: the inbox, then every partition. Late answers go to `emit`.
     fn poll(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool {
+        self.now_ms = self.now_ms.max(now.0 / 1_000_000);
         self.drain_inbox(emit);
         let mut busy = false;
         let Self { partitions, router, answer, .. } = self;
@@ -360,12 +385,17 @@ impl<D: BlockIo> KvShard<D> {
 
 /// Sends a finished write's answer: to the client, or back to the shard that forwarded it.
 fn deliver(router: Option<&mut Router>, buf: &mut [u8], done: &Done, emit: &mut dyn FnMut(&LateAnswer<'_>)) {
+    let old = done.value.as_deref().map(crate::kv::KvProjection::value_of);
     let (status, body): (Status, &[u8]) = match done.result {
-        Ok(result) => rendered(&result, buf),
+        Ok(result) => match render_result_with(&result, old, buf) {
+            Ok(n) => (Status::Ok, &buf[..n]),
+            Err(status) => (status, &[]),
+        },
         Err(status) => (status, &[]),
     };
     let w = &done.waiter;
     match w.origin {
+        Origin::Internal => {}
         Origin::Client { peer, client_id } => {
             emit(&LateAnswer { peer, client_id, opcode: w.opcode, request_id: w.request_id, status, body })
         }
@@ -377,17 +407,12 @@ fn deliver(router: Option<&mut Router>, buf: &mut [u8], done: &Done, emit: &mut 
     }
 }
 
-fn rendered<'a>(result: &ApplyResult, buf: &'a mut [u8]) -> (Status, &'a [u8]) {
-    match render_result(result, buf) {
-        Ok(n) => (Status::Ok, &buf[..n]),
-        Err(status) => (status, &[]),
-    }
-}
-
 /// A KV request, parsed once: where it goes and what it runs both come from this.
 enum KvRequest<'a> {
-    /// A GET of this key.
-    Get(&'a [u8]),
+    /// A read (GET, TTL) of this key.
+    Read(u8, &'a [u8]),
+    /// KEYS_COUNT of this partition.
+    Count(u16),
     /// A write, as it will be logged.
     Write(Command<'a>),
 }
@@ -395,8 +420,12 @@ enum KvRequest<'a> {
 impl<'a> KvRequest<'a> {
     /// Parses a frame's body; `BAD_REQUEST` if it does not parse for its opcode.
     fn parse(op: u8, client_id: u64, request_id: u64, body: &'a [u8]) -> Result<Self, Status> {
-        if op == opcode::GET {
-            return Ok(KvRequest::Get(parse_get(body)));
+        if op == opcode::KEYS_COUNT {
+            let partition: [u8; 2] = body.try_into().map_err(|_| Status::BadRequest)?;
+            return Ok(KvRequest::Count(u16::from_le_bytes(partition)));
+        }
+        if is_read(op) {
+            return Ok(KvRequest::Read(op, parse_get(body)));
         }
         parse_write(op, client_id, request_id, body).map(KvRequest::Write).map_err(|_| Status::BadRequest)
     }
@@ -404,7 +433,8 @@ impl<'a> KvRequest<'a> {
     /// The key it is placed by.
     fn key(&self) -> &'a [u8] {
         match self {
-            KvRequest::Get(key) => key,
+            KvRequest::Read(_, key) => key,
+            KvRequest::Count(_) => b"",
             KvRequest::Write(cmd) => cmd.op.key(),
         }
     }
@@ -430,6 +460,11 @@ impl<D: BlockIo + 'static> Subsystem for Kv<D> {
             (opcode::DEL, "kv.del"),
             (opcode::INCR, "kv.incr"),
             (opcode::CAS, "kv.cas"),
+            (opcode::SETX, "kv.setx"),
+            (opcode::EXPIRE, "kv.expire"),
+            (opcode::PERSIST, "kv.persist"),
+            (opcode::TTL, "kv.ttl"),
+            (opcode::KEYS_COUNT, "kv.keys_count"),
         ] {
             d.register(op, name, Box::new(KvHandler(Rc::clone(&self.0))))?;
         }

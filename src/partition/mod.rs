@@ -44,6 +44,7 @@
 //! before the log's ring fills, so a full log never fails the Raft group.
 
 pub mod batch;
+mod expiry;
 mod recovery;
 pub mod repair;
 pub mod seams;
@@ -120,6 +121,8 @@ pub enum Origin {
     },
     /// Another shard forwarded it; the answer goes back through the inbox.
     Forwarded(Envelope),
+    /// The partition itself (the leader's EXPIRE_DUE, `expiry.rs`): nobody to answer.
+    Internal,
 }
 
 /// A request waiting for its entry.
@@ -134,12 +137,22 @@ pub struct Waiter {
 }
 
 /// A waiting request's outcome.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Done {
     /// The request.
     pub waiter: Waiter,
     /// What applying its entry gave, or the status it failed with.
     pub result: Result<ApplyResult, Status>,
+    /// The key's old block (`kv::map`), for a SETX with GET whose key existed: its answer carries
+    /// the old value (a pointer, shared; no copy).
+    pub value: Option<std::sync::Arc<[u8]>>,
+}
+
+impl Done {
+    /// An outcome with no old value.
+    pub fn of(waiter: Waiter, result: Result<ApplyResult, Status>) -> Self {
+        Self { waiter, result, value: None }
+    }
 }
 
 /// What a partition's work in flight waits on (`Partition::pending`).
@@ -169,6 +182,8 @@ pub enum WriteOutcome {
 pub struct PartitionCounters {
     /// Writes proposed (in batches).
     pub proposed: u64,
+    /// EXPIRE_DUE commands proposed (`expiry.rs`), counted in `proposed` too.
+    pub expiry_proposals: u64,
     /// Batch entries proposed.
     pub batches: u64,
     /// Writes answered from the client table or the size limits without logging.
@@ -266,6 +281,8 @@ pub struct Partition<D: BlockIo> {
     checkpoint_pending: Option<(u64, Option<Vec<u8>>)>,
     /// (term, index): as leader in `term`, reads wait until `index` (its first entry) is applied.
     read_barrier: (u64, u64),
+    /// The results of the entry being applied, by position in its batch (reused; `poll`).
+    results: Vec<(u16, ApplyResult)>,
     counters: PartitionCounters,
 }
 
@@ -517,11 +534,20 @@ impl<D: BlockIo> Partition<D> {
             // The batch's writes wait in a chain from its proposal context, in batch order.
             let mut next = entry.proposal_ctx.unwrap_or(NO_TOKEN);
             let (waiters, waiting_bytes) = (&mut self.waiters, &mut self.waiting_bytes);
-            let decoded = self.router.apply_entry(entry.index, &entry.data, &mut |_, result| {
+            let results = &mut self.results;
+            results.clear();
+            let decoded = self
+                .router
+                .apply_entry(entry.index, &entry.data, &mut |index, result| results.push((index, result)));
+            // Answered once the whole entry is applied: a SETX with GET takes its old value from
+            // the projection, which the router holds while it applies.
+            let kv = self.router.kv();
+            for &(index, result) in results.iter() {
                 if let Some(waiter) = take_waiter(waiters, waiting_bytes, &mut next) {
-                    done(Done { waiter, result: Ok(result) });
+                    let value = expiry::old_value(kv, entry.index, index, &result);
+                    done(Done { waiter, result: Ok(result), value });
                 }
-            });
+            }
             if !decoded {
                 answer_chain(waiters, waiting_bytes, next, Ok(ApplyResult::Malformed), done);
             }
@@ -540,6 +566,7 @@ impl<D: BlockIo> Partition<D> {
             // Set at the first poll of a leadership: its empty first entry is in the log by then.
             self.read_barrier = (self.raft.term(), self.raft.last_index());
         }
+        self.propose_expiry();
         let applied = self.raft.applied_index();
         self.raft.store_mut().trim_backfill(applied);
         self.maybe_snapshot();
@@ -584,7 +611,7 @@ impl<D: BlockIo> Partition<D> {
         if !self.waiters.is_empty() {
             self.report(PartitionEvent::Failed { waiting: self.waiters.len(), why: why.to_string() });
         }
-        self.waiters.drain(|(waiter, _, _)| done(Done { waiter, result: Err(Status::Unavailable) }));
+        self.waiters.drain(|(waiter, _, _)| done(Done::of(waiter, Err(Status::Unavailable))));
         self.waiting_bytes = 0;
         self.refused.clear();
         self.open_chain = None;
@@ -601,7 +628,7 @@ fn answer_chain(
     done: &mut dyn FnMut(Done),
 ) {
     while let Some(waiter) = take_waiter(waiters, waiting_bytes, &mut next) {
-        done(Done { waiter, result });
+        done(Done::of(waiter, result));
     }
 }
 

@@ -198,6 +198,7 @@ impl<D: BlockIo> PartitionRecovery<D> {
             checkpoint_pending: None,
             snapshot_pump: Default::default(),
             read_barrier: (0, u64::MAX),
+            results: Vec::new(),
             counters: PartitionCounters::default(),
             raft,
             router,

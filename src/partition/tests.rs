@@ -463,3 +463,48 @@ fn pending_says_nothing_when_idle_and_never_device_for_a_device_without_a_descri
 }
 
 mod projections;
+
+/// Polls at time `t` (ns) until nothing is in flight; returns every `Done`.
+fn settle_at<D: BlockIo>(p: &mut Partition<D>, t: u64) -> Vec<Done> {
+    let mut done = Vec::new();
+    for _ in 0..10_000 {
+        if !p.poll(Nanos(t), &mut |d| done.push(d)) {
+            return done;
+        }
+    }
+    panic!("partition never settled: {p:?}");
+}
+
+/// Key expiry through the partition: relative TTLs from the batch's timestamp, SETX with GET
+/// answered with the old value (`Done::value`), TTL read at the request's time, and the leader's
+/// EXPIRE_DUE returning an expired key's memory with no write coming.
+#[test]
+fn keys_expire_by_the_entry_time_and_the_leader_reclaims_them() {
+    use crate::kv::{set_flags, Command, Ttl};
+    let cfg = config(1_000_000);
+    let mut p = open(&cfg, device(&cfg), None);
+    let t0: u64 = 1_700_000_000_000; // ms
+    let ns = |ms: u64| ms * 1_000_000;
+    settle_at(&mut p, ns(t0));
+    let setx = |value: &'static [u8], seq| Command {
+        client_id: 9,
+        seq,
+        op: Op::SetX { key: b"k", value, flags: set_flags::GET, ttl: Ttl::RelativeMs(100) },
+    };
+    assert_eq!(p.write_command(waiter(opcode::SETX, 1), &setx(b"v1", 1)), WriteOutcome::Later);
+    let done = settle_at(&mut p, ns(t0));
+    assert!(matches!(done[0].result, Ok(ApplyResult::SetX { stored: true, existed: false, .. })), "{done:?}");
+    assert_eq!(done[0].value, None);
+    assert_eq!(p.write_command(waiter(opcode::SETX, 2), &setx(b"v2", 2)), WriteOutcome::Later);
+    let done = settle_at(&mut p, ns(t0 + 10));
+    let old = done[0].value.as_deref().expect("the old value comes with the answer");
+    assert_eq!(KvProjection::value_of(old), b"v1");
+    let mut out = [0u8; 64];
+    let n = p.read_kv(opcode::TTL, b"k", t0 + 50, &mut out).unwrap();
+    assert_eq!(i64::from_le_bytes(out[..n].try_into().unwrap()), 60, "deadline from the entry's time");
+    assert_eq!(p.read_kv(opcode::GET, b"k", t0 + 111, &mut out), Err(Status::NotFound));
+    assert_eq!(p.kv().len(), 1, "still in memory");
+    settle_at(&mut p, ns(t0 + 200));
+    assert_eq!((p.kv().len(), p.kv().expiring()), (0, 0), "reclaimed with no write");
+    assert_eq!(p.counters().expiry_proposals, 1);
+}

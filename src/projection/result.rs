@@ -32,6 +32,27 @@ pub enum ApplyResult {
         /// The key's new version.
         version: u64,
     },
+    /// SETX ran: `stored` says whether its condition held and the value was stored; `version` is
+    /// the key's version now (0: absent); `existed` whether the key existed (unexpired) before.
+    /// With GET the old value comes with the answer (`partition::Done::value`).
+    SetX {
+        /// Whether the value was stored.
+        stored: bool,
+        /// The key's version after the command (0: absent).
+        version: u64,
+        /// Whether the key existed before.
+        existed: bool,
+    },
+    /// EXPIRE or PERSIST ran: `changed` says whether the key's expiry changed (Redis's 1/0).
+    Changed {
+        /// Whether the expiry was set (EXPIRE) or dropped (PERSIST).
+        changed: bool,
+    },
+    /// EXPIRE_DUE deleted `keys` keys past their expiry.
+    Reclaimed {
+        /// Keys deleted.
+        keys: u32,
+    },
     /// CAS found version `current_version` (0: absent), not the expected one; nothing changed.
     CasMismatch {
         /// The key's version now, 0 if it does not exist.
@@ -72,9 +93,12 @@ impl ApplyResult {
     /// The wire status this result is answered with.
     pub fn status(&self) -> Status {
         match self {
-            ApplyResult::Stored { .. } | ApplyResult::Deleted { .. } | ApplyResult::Incremented { .. } => {
-                Status::Ok
-            }
+            ApplyResult::Stored { .. }
+            | ApplyResult::Deleted { .. }
+            | ApplyResult::Incremented { .. }
+            | ApplyResult::SetX { .. }
+            | ApplyResult::Changed { .. }
+            | ApplyResult::Reclaimed { .. } => Status::Ok,
             ApplyResult::CasMismatch { .. } => Status::CasMismatch,
             ApplyResult::NotInteger => Status::NotInteger,
             ApplyResult::Overflow => Status::Overflow,
@@ -91,7 +115,8 @@ impl ApplyResult {
 
 /// Writes a recorded result: a tag byte and its fields: 1 Stored(u64 version), 2 Deleted(u8
 /// existed), 3 Incremented(i64 value, u64 version), 4 CasMismatch(u64 current_version),
-/// 5 NotInteger, 6 Overflow, 7 KeyTooLarge, 8 ValueTooLarge, 9 Full.
+/// 5 NotInteger, 6 Overflow, 7 KeyTooLarge, 8 ValueTooLarge, 9 Full, 10 SetX(u8 stored | existed
+/// << 1, u64 version), 11 Changed(u8 changed), 12 Reclaimed(u32 keys).
 pub(crate) fn put(out: &mut Vec<u8>, r: &ApplyResult) {
     match *r {
         ApplyResult::Stored { version } => {
@@ -113,6 +138,15 @@ pub(crate) fn put(out: &mut Vec<u8>, r: &ApplyResult) {
         ApplyResult::KeyTooLarge => out.push(7),
         ApplyResult::ValueTooLarge => out.push(8),
         ApplyResult::Full => out.push(9),
+        ApplyResult::SetX { stored, version, existed } => {
+            out.extend_from_slice(&[10, u8::from(stored) | u8::from(existed) << 1]);
+            out.extend_from_slice(&version.to_le_bytes());
+        }
+        ApplyResult::Changed { changed } => out.extend_from_slice(&[11, u8::from(changed)]),
+        ApplyResult::Reclaimed { keys } => {
+            out.push(12);
+            out.extend_from_slice(&keys.to_le_bytes());
+        }
         ApplyResult::Stale { .. }
         | ApplyResult::SequenceReused { .. }
         | ApplyResult::SequenceTooFar { .. }
@@ -141,6 +175,21 @@ pub(crate) fn read<R: FieldRead + ?Sized>(r: &mut R) -> Result<ApplyResult, Snap
         7 => ApplyResult::KeyTooLarge,
         8 => ApplyResult::ValueTooLarge,
         9 => ApplyResult::Full,
+        10 => {
+            let bits = r.u8()?;
+            if bits > 3 {
+                return Err(SnapshotError::Invalid("a SETX result has unknown bits"));
+            }
+            ApplyResult::SetX { stored: bits & 1 != 0, version: r.u64()?, existed: bits & 2 != 0 }
+        }
+        11 => ApplyResult::Changed {
+            changed: match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(SnapshotError::Invalid("an EXPIRE result is neither 0 nor 1")),
+            },
+        },
+        12 => ApplyResult::Reclaimed { keys: r.u32()? },
         _ => return Err(SnapshotError::Invalid("unknown result tag in the client table")),
     })
 }

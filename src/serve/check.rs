@@ -143,7 +143,7 @@ fn snapshot_finding(config: &Config, path: &Path) -> Option<Finding> {
             let relaxed = KvLimits {
                 keys_max: usize::MAX,
                 data_bytes_max: usize::MAX,
-                key_bytes_max: usize::from(u16::MAX),
+                key_bytes_max: crate::kv::KEY_BYTES_LIMIT,
                 value_bytes_max: u32::MAX as usize,
                 ..limits
             };

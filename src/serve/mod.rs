@@ -24,6 +24,7 @@ mod partition_io;
 pub mod snapfile;
 pub mod storage;
 pub mod tcp;
+pub mod wall_clock;
 
 use crate::config::{Backend, Config, DurableMode, Fallback, StorageBackend};
 use crate::dispatch::{Dispatcher, Subsystem};
@@ -48,7 +49,8 @@ use vigil_pmd::block::memory::MemoryBlockIo;
 use vigil_pmd::block::uring::{UringBlockIo, UringConfig};
 use vigil_pmd::block::BlockIo;
 use vigil_pmd::kernel::{KernelUdpConfig, KernelUdpIo};
-use vigil_pmd::{Clock, MonotonicClock, PacketIo};
+use vigil_pmd::{Clock, PacketIo};
+use wall_clock::WallClock;
 
 /// Why the node could not start; nothing is left running.
 #[derive(Debug, Error)]
@@ -389,7 +391,8 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     let kv =
         Rc::new(RefCell::new(KvShard::new(partitions, placement, router, config.net.datagram_bytes_max)));
     let engine = build_engine_with(config, |d| Kv(Rc::clone(&kv)).register(d));
-    let clock = MonotonicClock::new();
+    // Unix-epoch time: batch timestamps are wall time, so expiry means the same after a restart.
+    let clock = WallClock::process();
     // Ready only once every partition leads and re-applied its log (no request is answered yet).
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut service = KvService(Rc::clone(&kv));

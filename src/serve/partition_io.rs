@@ -59,12 +59,14 @@ impl ReplayBar {
 pub(super) fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
     let (c, r, u) = (p.counters(), p.raft().counters(), p.raft().store().ual().counters());
     format!(
-        "partition {}: keys {} applied {} | proposed {} answered-now {} busy {} snapshots {} snapshot-failures {} | \
+        "partition {}: keys {} expiring {} applied {} | proposed {} expiry-proposals {} answered-now {} busy {} snapshots {} snapshot-failures {} | \
          raft term {} commit {} readies {} | log appends {} writes {} write-blocks {} superblock-writes {}",
         p.id(),
         p.kv().len(),
+        p.kv().expiring(),
         c.applied,
         c.proposed,
+        c.expiry_proposals,
         c.answered_now,
         c.busy,
         c.snapshots,

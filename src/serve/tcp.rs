@@ -81,6 +81,7 @@ pub fn prepare(
         },
         pipeline_max: tcp.pipeline_max,
         requirepass: tcp.requirepass.as_bytes().to_vec(),
+        partitions: u16::try_from(config.storage.partitions(config.node.shards)).unwrap_or(u16::MAX),
     };
     resp.limits.validate().map_err(|e| ServeError::Tcp(format!("the RESP limits from [tcp]: {e}")))?;
     Ok(Some(TcpServing { listeners: Some(listeners), streams, handoffs, limits, resp, addrs }))

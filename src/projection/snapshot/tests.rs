@@ -213,7 +213,7 @@ fn inconsistent_content_with_a_good_checksum_is_refused() {
     r.kv().write_section(&mut section);
     let at = snap.windows(section.len()).position(|w| w == section).unwrap();
     let mut bad = snap.clone();
-    let first_key = at + 8 + 2;
+    let first_key = at + 16 + 2; // after the count (format 2) and the clock
     assert_eq!(bad[first_key], b'b', "slot order: b was set first");
     let second_key = first_key + 1 + 4 + usize::from(bad[first_key + 1]) + 8 + 2;
     assert_eq!(bad[second_key], b'a');
@@ -290,6 +290,47 @@ fn a_capture_encodes_the_state_at_its_time() {
     assert!(bytes_of(&back) == then, "a restored map keeps the slot order");
 }
 
+/// Expiries too: a capture of keys with and without one, while expiries are set, dropped and keys
+/// with one rewritten between chunks, gives the state at the capture (its announced length
+/// included), and a restore keeps every expiry.
+#[test]
+fn a_capture_keeps_the_expiries_at_its_time() {
+    use crate::kv::{expire_flags, Ttl};
+    let big = KvLimits { keys_max: 1 << 16, ..limits() };
+    let mut r = Router::new(big, counters());
+    let keys = 2 * SNAPSHOT_CHUNK_BLOCKS as u64 + 5;
+    let far = 4_000_000_000_000i64;
+    for k in 1..=keys {
+        let key = k.to_le_bytes();
+        let ttl = if k % 3 == 0 { Ttl::AbsoluteMs(far + k as i64) } else { Ttl::Clear };
+        r.apply_kv(
+            k,
+            &Command { client_id: 0, seq: 0, op: Op::SetX { key: &key, value: b"v", flags: 0, ttl } },
+        );
+    }
+    assert_eq!(r.kv().expiring() as u64, keys / 3);
+    let then = bytes_of(&r);
+    let mut lsn = keys;
+    let encoded = streamed(&mut r, |r| {
+        for i in 0..300u64 {
+            lsn += 1;
+            let key = ((lsn * 7919) % keys + 1).to_le_bytes();
+            let op = match i % 4 {
+                0 => Op::Expire { key: &key, flags: expire_flags::LT, ttl: Ttl::AbsoluteMs(far - 1) },
+                1 => Op::Persist { key: &key },
+                2 => Op::SetX { key: &key, value: b"longer value", flags: 0, ttl: Ttl::Keep },
+                _ => Op::Del { key: &key },
+            };
+            r.apply_kv(lsn, &Command { client_id: 0, seq: 0, op });
+        }
+    });
+    assert!(encoded == then, "the chunks give the state at the capture");
+    let back = Router::restore(&encoded, big, counters()).unwrap();
+    assert!(bytes_of(&back) == then, "a restored map keeps the slot order and the expiries");
+    assert_eq!(back.kv().expiring() as u64, keys / 3);
+    assert_eq!(back.kv().ttl_ms(&3u64.to_le_bytes(), 0), Some(far + 3));
+}
+
 /// The whole snapshot in memory (`snapshot`) and streamed in chunks give the same bytes; a write
 /// that fails is an error, never a snapshot that looks whole.
 #[test]
@@ -342,7 +383,11 @@ fn sorted_kv_sections_of_older_builds_load_and_a_key_twice_is_refused() {
     assert_eq!(loaded.iter().collect::<Vec<_>>(), r.kv().iter().collect::<Vec<_>>());
     let mut section = Vec::new();
     loaded.write_section(&mut section);
-    assert_eq!(section, sorted, "loaded in file order, written in the same order");
+    // Written back in format 2 (bit 63 of the count, then the clock: 0, no entry since), entries
+    // as they were: no key has an expiry.
+    assert_eq!(section[..8], (r.kv().len() as u64 | 1 << 63).to_le_bytes());
+    assert_eq!(section[8..16], [0; 8]);
+    assert_eq!(section[16..], sorted[8..], "loaded in file order, written in the same order");
     // The second key made the first's twin (both one byte long: "a" and "b").
     let first = 8 + 2;
     let second = first + 1 + 4 + sorted[first + 1] as usize + 8 + 2;
