@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
         limits: RespLimits { args_max: 16, arg_bytes_max: 1024, inline_bytes_max: 1024, request_bytes_max: 4096 },
         pipeline_max: 8,
         requirepass: Vec::new(),
+        partitions: 1,
     };
     let mut conns = Connections::new(Box::new(streams.clone()), LIMITS, settings);
     let c = streams.open(tag);

@@ -29,6 +29,7 @@ fn settings() -> RespSettings {
         },
         pipeline_max: 64,
         requirepass: Vec::new(),
+        partitions: 2,
     }
 }
 
