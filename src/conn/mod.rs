@@ -22,13 +22,16 @@
 
 pub mod binary;
 pub mod detect;
+pub mod http;
 pub mod resp;
 mod resp_local;
 
 use crate::engine::Engine;
+use crate::protocol::http::{HttpLimits, HEAD_BYTES_MAX};
 use crate::protocol::resp::ArgTable;
 use crate::shard::LateAnswer;
 use binary::BinarySession;
+use http::HttpSession;
 use resp::{RespSession, RespSettings};
 use vigil_pmd::{ConnId, Nanos, Peer, Received, Sent, StreamEvent, StreamIo};
 
@@ -38,6 +41,8 @@ pub mod protocol_tag {
     pub const BINARY: u8 = 1;
     /// RESP2/RESP3 (redis-cli, redis-benchmark, Redis client libraries).
     pub const RESP: u8 = 2;
+    /// HTTP/1.x (the REST API for the KV store).
+    pub const HTTP: u8 = 3;
 }
 
 /// Limits of a shard's connections, from config.
@@ -110,6 +115,7 @@ impl Cx<'_> {
 enum Session {
     Binary(BinarySession),
     Resp(Box<RespSession>),
+    Http(Box<HttpSession>),
 }
 
 /// One connection.
@@ -228,6 +234,7 @@ impl Connections {
         match &mut conn.session {
             Session::Binary(s) => s.answer(a, &mut conn.output, &mut self.scratch),
             Session::Resp(s) => s.answer(a, &mut conn.output),
+            Session::Http(s) => s.answer(a, &mut conn.output),
         }
         conn.waiting = false;
         self.mark(id, |_| {});
@@ -269,6 +276,7 @@ impl Connections {
             protocol_tag::RESP => {
                 Session::Resp(Box::new(RespSession::new(self.counters.opened + 1, &self.resp)))
             }
+            protocol_tag::HTTP => Session::Http(Box::new(HttpSession::new())),
             _ => {
                 self.counters.unknown_protocol += 1;
                 self.io.close(id);
@@ -388,6 +396,7 @@ fn run_session(
     let step = match &mut conn.session {
         Session::Binary(s) => s.run(&conn.input, &mut cx),
         Session::Resp(s) => s.run(&conn.input, resp_args, resp, &mut cx),
+        Session::Http(s) => s.run(&conn.input, &http_limits(limits), &mut cx),
     };
     let consumed = match step {
         Step::Consumed(n) => {
@@ -413,6 +422,15 @@ fn run_session(
         // A request larger than the input limit: nothing more can be parsed from this stream.
         counters.closed_input_too_large += 1;
         conn.closing = true;
+    }
+}
+
+/// An HTTP request's bounds: its head within `HEAD_BYTES_MAX` and the input limit, its body no
+/// larger than a datagram (a larger one cannot be a value).
+fn http_limits(limits: &ConnLimits) -> HttpLimits {
+    HttpLimits {
+        head_bytes_max: HEAD_BYTES_MAX.min(limits.input_bytes_max),
+        body_bytes_max: limits.datagram_bytes_max,
     }
 }
 

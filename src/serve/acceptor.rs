@@ -36,7 +36,7 @@ pub struct AcceptorCounters {
     pub refused_pending: u64,
     /// Closed: no first bytes in time.
     pub timed_out: u64,
-    /// Closed: a protocol not served (or HTTP, not served yet).
+    /// Closed: a protocol not served.
     pub unknown_protocol: u64,
     /// Closed: the shard's hand-off queue was full.
     pub refused_shard_busy: u64,
@@ -88,6 +88,7 @@ pub fn run(
         timeout: Duration::from_millis(config.first_bytes_timeout_ms),
         counters: AcceptorCounters::default(),
         peek: vec![0; FIRST_BYTES_MAX],
+        key: Vec::new(),
     };
     let mut events = Events::with_capacity(1024);
     while !stop.load(Ordering::Relaxed) {
@@ -118,6 +119,8 @@ struct Acceptor {
     timeout: Duration,
     counters: AcceptorCounters,
     peek: Vec<u8>,
+    /// The decoded key of an HTTP request's target.
+    key: Vec<u8>,
 }
 
 impl Acceptor {
@@ -162,7 +165,14 @@ impl Acceptor {
                 (protocol_tag::RESP, usize::from(shard))
             }
             Detected::Resp { key: None } => (protocol_tag::RESP, self.turn()),
-            Detected::Http | Detected::Unknown => {
+            Detected::Http => {
+                let shard = match http_key(&self.peek[..n], &mut self.key) {
+                    Some(key) => usize::from(self.placement.owner(self.placement.partition_of(key))),
+                    None => self.turn(),
+                };
+                (protocol_tag::HTTP, shard)
+            }
+            Detected::Unknown => {
                 self.counters.unknown_protocol += 1;
                 return self.drop_pending(slot);
             }
@@ -203,4 +213,16 @@ impl Acceptor {
             }
         }
     }
+}
+
+/// The key an HTTP request's first line names (`METHOD /kv/{key}[?...] `), percent-decoded into
+/// `out`; none when the line is not whole in `first` or names no key.
+fn http_key<'a>(first: &[u8], out: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+    let line = &first[..first.iter().position(|&b| b == b'\n')?];
+    let start = line.iter().position(|&b| b == b' ')? + 1;
+    let len = line[start..].iter().position(|&b| b == b' ')?;
+    let (path, _) = crate::protocol::http::target::split(&line[start..start + len]);
+    let raw = path.strip_prefix(b"/kv/")?;
+    out.clear();
+    crate::protocol::http::target::percent_decode(raw, out).then_some(&out[..])
 }
