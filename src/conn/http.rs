@@ -175,6 +175,7 @@ impl HttpSession {
                     reply.start(out, 200).finish(Some("application/json"), body, head.method == Method::Head);
                 }
                 (b"/" | b"/health", _) => method_not_allowed(out, reply, "GET, HEAD"),
+                (b"/watch", _) => reply.text(out, 501, "WebSocket watches are not served yet\n"),
                 _ => reply.text(out, 404, "no such resource: the API is /kv/{key}\n"),
             });
         };
