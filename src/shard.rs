@@ -86,6 +86,16 @@ pub trait ShardService {
     /// ignores them gets its late answers sent from the pool when it has a buffer (counted in
     /// `tx_no_buffer` when not).
     fn attach_reservations(&mut self, _reservations: AnswerReservations) {}
+
+    /// Turns the change feed of the shard's partitions on or off (on while the shard has
+    /// WebSocket watchers: off, applying records nothing). Default: no feed.
+    fn watch_changes(&mut self, _on: bool) {}
+
+    /// Hands the changes applied since the last call to `sink`, in apply order; returns whether
+    /// some were lost (a feed past its bound). Default: none.
+    fn drain_changes(&mut self, _sink: &mut dyn FnMut(&crate::partition::feed::Change<'_>)) -> bool {
+        false
+    }
 }
 
 /// Sizes of a shard's batches and reserve, from config.
@@ -190,6 +200,8 @@ pub struct Shard<P: PacketIo> {
     conns: Option<Connections>,
     /// The connections had work after the last iteration.
     conns_busy: bool,
+    /// The service's change feed is on (the connections have watchers).
+    feed_on: bool,
 }
 
 impl<P: PacketIo> std::fmt::Debug for Shard<P> {
@@ -216,6 +228,7 @@ impl<P: PacketIo> Shard<P> {
             wait_fds: Vec::with_capacity(WAIT_FDS_CAPACITY),
             conns: None,
             conns_busy: false,
+            feed_on: false,
         }
     }
 
@@ -300,6 +313,19 @@ impl<P: PacketIo> Shard<P> {
                 (None, _) => late.emit(io, counters, a),
             });
         if let Some(conns) = self.conns.as_mut() {
+            // Watchers get the changes this step applied (nothing to do, and the feed off, while
+            // the shard has none).
+            let watching = conns.watching();
+            if watching != self.feed_on {
+                service.watch_changes(watching);
+                self.feed_on = watching;
+            }
+            if watching {
+                let lost = service.drain_changes(&mut |c| conns.publish(c));
+                if lost {
+                    conns.watchers_lost_changes();
+                }
+            }
             // Sessions that got answers write them out and take their next requests.
             conns.service(&mut self.engine, now);
         }

@@ -1,7 +1,8 @@
 //! `vigil serve` speaking HTTP/1.1 on its TCP port: the REST API for the KV store driven by `curl`
 //! (GET/PUT/DELETE, ETag, If-Match and If-None-Match, JSON, keep-alive, HTTP/1.0), pipelined
 //! requests answered in order, and bad input answered and closed without disturbing another
-//! connection.
+//! connection; WebSocket watchers (a `tungstenite` client) receiving each committed change, pushed,
+//! in order.
 //!
 //! Needs `curl` (scripts/lib.sh installs it); a missing one fails the test, it is never skipped.
 
@@ -131,7 +132,6 @@ fn curl_drives_the_kv_api_with_etags_conditions_and_keep_alive() {
     assert_eq!(post.status, 405);
     assert_eq!(post.header("allow").as_deref(), Some("GET, HEAD, PUT, DELETE"));
     assert_eq!(curl(port, &[], "/nope").status, 404);
-    assert_eq!(curl(port, &[], "/watch?key=k").status, 501);
     let chunked =
         curl(port, &["-X", "PUT", "-H", "Transfer-Encoding: chunked", "--data-binary", "x"], "/kv/k");
     assert_eq!(chunked.status, 501);
@@ -218,4 +218,141 @@ fn pipelined_requests_are_answered_in_order_and_bad_input_closes_only_its_connec
     assert!(got.starts_with("HTTP/1.1 204 "), "{got}");
     assert!(got.ends_with("\r\n\r\nok"), "{got}");
     assert_eq!(curl(port, &[], "/kv/half").status, 404, "nothing of the truncated request was applied");
+}
+
+fn ws_connect(port: u16, query: &str) -> tungstenite::WebSocket<TcpStream> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let url = format!("ws://127.0.0.1:{port}/watch?{query}");
+    let (ws, response) = tungstenite::client(url.as_str(), stream).expect("the upgrade is accepted");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// The next change pushed to `ws` (pongs skipped), as JSON.
+fn next_change(ws: &mut tungstenite::WebSocket<TcpStream>) -> serde_json::Value {
+    loop {
+        match ws.read().expect("a frame before the timeout") {
+            tungstenite::Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            tungstenite::Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn put(port: u16, key: &str, value: &str) -> u16 {
+    curl(port, &["-X", "PUT", "--data-binary", value], &format!("/kv/{key}")).status
+}
+
+#[test]
+fn watchers_receive_each_committed_change_in_order_and_bad_frames_close_only_their_connection() {
+    let dir = disk_temp_dir("serve-http-watch");
+    let port = free_udp_port();
+    let server = Server::start(&dir, &http_config(port));
+
+    let mut watcher = ws_connect(port, "key=w");
+    let mut other = ws_connect(port, "key=other");
+    // Writes from another connection (and another protocol path: curl), to the key and beside it.
+    for i in 0..20 {
+        assert_eq!(put(port, "w", &format!("v{i}")), 204);
+        assert_eq!(put(port, "w2", "not watched"), 204);
+    }
+    assert_eq!(curl(port, &["-X", "DELETE"], "/kv/w").status, 204);
+    let mut last_version = 0u64;
+    for i in 0..20 {
+        let c = next_change(&mut watcher);
+        assert_eq!(
+            (c["key"].as_str(), c["value"].as_str()),
+            (Some("w"), Some(format!("v{i}").as_str())),
+            "{c}"
+        );
+        let version = c["version"].as_u64().unwrap();
+        assert!(version > last_version, "versions grow in commit order");
+        last_version = version;
+    }
+    let deleted = next_change(&mut watcher);
+    assert_eq!((deleted["key"].as_str(), deleted["deleted"].as_bool()), (Some("w"), Some(true)));
+
+    // Ping is answered; the ETag a GET gives is the version pushed.
+    watcher.send(tungstenite::Message::Ping(b"hi".to_vec())).unwrap();
+    loop {
+        match watcher.read().unwrap() {
+            tungstenite::Message::Pong(p) => break assert_eq!(p, b"hi"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(put(port, "w", "again"), 204);
+    let c = next_change(&mut watcher);
+    let etag = curl(port, &[], "/kv/w").header("etag").unwrap();
+    assert_eq!(etag, format!("\"{}\"", c["version"]));
+
+    // A client frame that is not masked breaks the protocol: close 1002, for that connection only.
+    let mut raw = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    raw.write_all(
+        b"GET /watch?key=other HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap();
+    raw.write_all(&[0x81, 0x01, b'x']).unwrap();
+    let got = read_to_close(&mut raw);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 101 "), "{text}");
+    assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{text}");
+    assert!(got.ends_with(&[0x88, 0x02, 0x03, 0xEA]), "a close frame with 1002: {got:?}");
+    assert_eq!(put(port, "other", "still served"), 204);
+    assert_eq!(next_change(&mut other)["value"], "still served");
+
+    // Not a watch: no upgrade (426), a watch after another request (400), a prefix watch on a
+    // node of two shards (501: changes are not forwarded between shards yet).
+    assert_eq!(curl(port, &[], "/watch?key=w").status, 426);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\n\r\nGET /watch?key=w HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nGET /x HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let text = String::from_utf8_lossy(&read_to_close(&mut s)).to_string();
+    assert!(text.contains("HTTP/1.1 400 ") && !text.contains(" 101 "), "{text}");
+    let prefix = curl(
+        port,
+        &[
+            "-H",
+            "Connection: Upgrade",
+            "-H",
+            "Upgrade: websocket",
+            "-H",
+            "Sec-WebSocket-Version: 13",
+            "-H",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        ],
+        "/watch?prefix=w",
+    );
+    assert_eq!(prefix.status, 501);
+
+    watcher.close(None).unwrap();
+    drop(other);
+    let (_, report) = server.stop();
+    assert!(report.contains("watchers "), "{report}");
+}
+
+#[test]
+fn a_prefix_watch_on_a_node_of_one_shard_sees_every_matching_key() {
+    let dir = disk_temp_dir("serve-http-prefix");
+    let port = free_udp_port();
+    let _server = Server::start(&dir, &node_config(port, "vigil-data", 100_000, 1, Some(4)));
+    let mut ws = ws_connect(port, "prefix=user%3A");
+    for (key, value) in [("user:1", "ann"), ("item:1", "no"), ("user:2", "bob"), ("user:1", "ann2")] {
+        assert_eq!(put(port, key, value), 204);
+    }
+    assert_eq!(
+        curl(port, &["-X", "PUT", "--data-binary", "41", "-H", "If-None-Match: *"], "/kv/user:n").status,
+        201
+    );
+    let seen: Vec<(String, String)> = (0..4)
+        .map(|_| next_change(&mut ws))
+        .map(|c| (c["key"].as_str().unwrap().to_string(), c["value"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("user:1", "ann"), ("user:2", "bob"), ("user:1", "ann2"), ("user:n", "41")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+    );
 }

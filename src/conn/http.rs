@@ -11,6 +11,8 @@
 //!   otherwise 204 with the new ETag. Answered once durable, like every write.
 //! - `DELETE /kv/{key}`: 204, or 404 when there was no key.
 //! - `GET /` or `/health`: a small JSON status. Keys are percent-decoded.
+//! - `GET /watch?key=K` or `?prefix=P` with a WebSocket upgrade: from then on the connection is a
+//!   watcher (`conn::watch`) and its input is WebSocket frames.
 //!
 //! Ordering, as for RESP (conn::resp): responses leave in request order. Writes are dispatched as
 //! soon as they are parsed, while earlier ones wait for their log entries; every other request
@@ -29,10 +31,12 @@
 //! their use; a connection asked to close (`Connection: close`, HTTP/1.0) parses nothing more and
 //! closes once its responses are out.
 
+use super::watch::{self, Watch};
 use super::{Cx, Step};
 use crate::dispatch::{Answer, Request};
 use crate::protocol::http::response::Response;
 use crate::protocol::http::{parse_etag, parse_request, target, Head, HttpError, HttpLimits, Method, Parsed};
+use crate::protocol::websocket;
 use crate::shard::LateAnswer;
 use crate::wire::{opcode, Status};
 use std::collections::VecDeque;
@@ -87,6 +91,10 @@ pub struct HttpSession {
     continue_sent: bool,
     /// A request asked for the connection to close: nothing more is parsed.
     closing: bool,
+    /// Requests taken so far (a watch must be the first).
+    taken: u64,
+    /// The connection was upgraded to a WebSocket watcher.
+    watch: Option<Watch>,
 }
 
 impl HttpSession {
@@ -99,6 +107,13 @@ impl HttpSession {
     pub fn run(&mut self, input: &[u8], limits: &HttpLimits, cx: &mut Cx<'_>) -> Step {
         let mut used = 0;
         loop {
+            if self.watch.is_some() {
+                return match watch::run_frames(&input[used..], cx) {
+                    Step::Consumed(n) => Step::Consumed(used + n),
+                    Step::Close { consumed } => Step::Close { consumed: used + consumed },
+                    other => other,
+                };
+            }
             if self.closing {
                 return match self.pending.is_empty() {
                     true => Step::Close { consumed: used },
@@ -132,6 +147,7 @@ impl HttpSession {
             match self.request(&head, body, cx) {
                 Ran::Done => {
                     used += consumed;
+                    self.taken += 1;
                     self.continue_sent = false;
                     self.closing = !head.keep_alive;
                 }
@@ -139,6 +155,11 @@ impl HttpSession {
                 Ran::Busy => return Step::Retry { consumed: used },
             }
         }
+    }
+
+    /// What the connection watches, once upgraded.
+    pub fn watch(&self) -> Option<&Watch> {
+        self.watch.as_ref()
     }
 
     /// Takes a late answer for one of its requests (never runs a request: see `Connections`).
@@ -167,7 +188,10 @@ impl HttpSession {
 
     fn request(&mut self, head: &Head<'_>, body: &[u8], cx: &mut Cx<'_>) -> Ran {
         let is_write = matches!(head.method, Method::Put | Method::Delete);
-        let (path, _query) = target::split(head.target);
+        let (path, query) = target::split(head.target);
+        if path == b"/watch" {
+            return self.upgrade(head, query, cx);
+        }
         let Some(raw_key) = path.strip_prefix(b"/kv/") else {
             return self.local(head, cx, |out, reply| match (path, head.method) {
                 (b"/" | b"/health", Method::Get | Method::Head) => {
@@ -175,7 +199,6 @@ impl HttpSession {
                     reply.start(out, 200).finish(Some("application/json"), body, head.method == Method::Head);
                 }
                 (b"/" | b"/health", _) => method_not_allowed(out, reply, "GET, HEAD"),
-                (b"/watch", _) => reply.text(out, 501, "WebSocket watches are not served yet\n"),
                 _ => reply.text(out, 404, "no such resource: the API is /kv/{key}\n"),
             });
         };
@@ -193,6 +216,44 @@ impl HttpSession {
             Method::Delete => self.delete(head, cx),
             _ => self.local(head, cx, |out, reply| method_not_allowed(out, reply, "GET, HEAD, PUT, DELETE")),
         }
+    }
+
+    /// `GET /watch?key=K` (or `?prefix=P`) with a WebSocket upgrade: 101, and the connection is a
+    /// watcher from the next byte on. Only as the connection's first request: the acceptor handed
+    /// the connection to the shard that owns the key it names (`conn::watch`).
+    fn upgrade(&mut self, head: &Head<'_>, query: &[u8], cx: &mut Cx<'_>) -> Ran {
+        let mut pattern = Vec::new();
+        let (key, prefix) = (target::query_param(query, b"key"), target::query_param(query, b"prefix"));
+        let is_prefix = key.is_none() && prefix.is_some();
+        let refusal: Option<(u16, &str)> = if head.method != Method::Get {
+            Some((405, "a watch is a GET with a WebSocket upgrade\n"))
+        } else if !head.upgrade_websocket || head.websocket_version != Some(b"13") {
+            Some((426, "a watch needs a WebSocket (version 13) upgrade\n"))
+        } else if !head.websocket_key.is_some_and(websocket::key_is_valid) {
+            Some((400, "bad Sec-WebSocket-Key\n"))
+        } else if self.taken > 0 || !self.pending.is_empty() {
+            Some((400, "a watch must be the connection's first request\n"))
+        } else if !key.or(prefix).is_some_and(|v| target::query_decode(v, &mut pattern)) {
+            Some((400, "a watch names ?key=K or ?prefix=P\n"))
+        } else {
+            None
+        };
+        if let Some((code, text)) = refusal {
+            return self.local(head, cx, |out, reply| {
+                let mut r = reply.start(out, code);
+                if code == 426 {
+                    r.header("Upgrade", "websocket").header("Sec-WebSocket-Version", 13);
+                }
+                r.finish(Some("text/plain; charset=utf-8"), text.as_bytes(), false);
+            });
+        }
+        let accept = websocket::accept_key(head.websocket_key.unwrap_or_default());
+        let mut r = Response::start(cx.output, 101);
+        r.header("Upgrade", "websocket").header("Connection", "Upgrade");
+        r.header("Sec-WebSocket-Accept", std::str::from_utf8(&accept).unwrap_or_default());
+        r.finish_empty();
+        self.watch = Some(Watch { pattern, prefix: is_prefix });
+        Ran::Done
     }
 
     /// A response given here (no request to run), in order: waits for the requests before it.

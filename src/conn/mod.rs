@@ -25,10 +25,13 @@ pub mod detect;
 pub mod http;
 pub mod resp;
 mod resp_local;
+pub mod watch;
 
 use crate::engine::Engine;
+use crate::partition::feed::Change;
 use crate::protocol::http::{HttpLimits, HEAD_BYTES_MAX};
 use crate::protocol::resp::ArgTable;
+use crate::protocol::websocket;
 use crate::shard::LateAnswer;
 use binary::BinarySession;
 use http::HttpSession;
@@ -141,6 +144,8 @@ struct Conn {
     dead: bool,
     /// In the work list.
     queued: bool,
+    /// In the watchers list (an upgraded WebSocket watcher).
+    watcher: bool,
 }
 
 /// Counters of a shard's connections.
@@ -158,6 +163,14 @@ pub struct ConnCounters {
     pub answers_for_closed: u64,
     /// Connections handed over with a protocol tag this build does not serve.
     pub unknown_protocol: u64,
+    /// WebSocket watchers opened (upgrades).
+    pub watchers_opened: u64,
+    /// Change frames queued to watchers.
+    pub watch_frames: u64,
+    /// Watchers closed (1008) for not reading fast enough: their queue passed `output_bytes_max`.
+    pub watchers_closed_slow: u64,
+    /// Watchers closed (1011) because their shard's change feed lost changes.
+    pub watchers_closed_lost: u64,
 }
 
 /// A shard's connections over its `StreamIo`.
@@ -174,6 +187,11 @@ pub struct Connections {
     /// Where `recv` reads into before the bytes join a connection's input.
     read_buf: Vec<u8>,
     counters: ConnCounters,
+    /// The WebSocket watchers (`watch`): while empty, the shard's change feed is off.
+    watchers: Vec<ConnId>,
+    /// A change's frame, written once and copied to each matching watcher, and its payload.
+    frame: Vec<u8>,
+    json: Vec<u8>,
 }
 
 /// Events taken from the backend per poll.
@@ -193,6 +211,9 @@ impl Connections {
             scratch: vec![0; limits.datagram_bytes_max],
             read_buf: vec![0; READ_CHUNK],
             counters: ConnCounters::default(),
+            watchers: Vec::new(),
+            frame: Vec::new(),
+            json: Vec::new(),
         }
     }
 
@@ -238,6 +259,53 @@ impl Connections {
         }
         conn.waiting = false;
         self.mark(id, |_| {});
+    }
+
+    /// Whether any connection watches changes (the shard's change feed is on only then).
+    pub fn watching(&self) -> bool {
+        !self.watchers.is_empty()
+    }
+
+    /// Pushes a committed change to the watchers that match it (called from inside the shard's
+    /// service step, like `deliver`; `service` sends). A watcher whose unsent output would pass
+    /// `output_bytes_max` is sent a close (1008) instead and closed.
+    pub fn publish(&mut self, change: &Change<'_>) {
+        let mut framed = false;
+        for i in 0..self.watchers.len() {
+            let id = self.watchers[i];
+            let Some(conn) = self.conns.get_mut(id.slot as usize).and_then(Option::as_mut) else { continue };
+            let Session::Http(s) = &conn.session else { continue };
+            if conn.closing || !s.watch().is_some_and(|w| w.matches(change.key)) {
+                continue;
+            }
+            if !framed {
+                watch::change_frame(&mut self.frame, &mut self.json, change);
+                framed = true;
+            }
+            if conn.output.len() - conn.sent + self.frame.len() > self.limits.output_bytes_max {
+                websocket::write_close(&mut conn.output, websocket::close::POLICY);
+                conn.closing = true;
+                self.counters.watchers_closed_slow += 1;
+            } else {
+                conn.output.extend_from_slice(&self.frame);
+                self.counters.watch_frames += 1;
+            }
+            self.mark(id, |_| {});
+        }
+    }
+
+    /// The shard's change feed lost changes: every watcher is closed (1011) rather than given a gap.
+    pub fn watchers_lost_changes(&mut self) {
+        for i in 0..self.watchers.len() {
+            let id = self.watchers[i];
+            let Some(conn) = self.get_mut(id) else { continue };
+            if !conn.closing {
+                websocket::write_close(&mut conn.output, 1011);
+                conn.closing = true;
+                self.counters.watchers_closed_lost += 1;
+            }
+            self.mark(id, |_| {});
+        }
     }
 
     /// Runs the work list (after `poll`, and after the shard's service delivered answers).
@@ -302,6 +370,7 @@ impl Connections {
             closing: false,
             dead: false,
             queued: false,
+            watcher: false,
         });
     }
 
@@ -316,11 +385,19 @@ impl Connections {
             let resp = (&self.resp, &mut self.resp_args);
             run_session(conn, engine, now, &mut self.scratch, &self.limits, resp, &mut self.counters);
         }
+        if !conn.watcher && matches!(&conn.session, Session::Http(s) if s.watch().is_some()) {
+            conn.watcher = true;
+            self.watchers.push(id);
+            self.counters.watchers_opened += 1;
+        }
         flush(self.io.as_mut(), conn);
         let done_sending = conn.sent == conn.output.len();
         trim(&mut conn.input);
         trim(&mut conn.output);
         if conn.dead || (conn.closing && done_sending) {
+            if conn.watcher {
+                self.watchers.retain(|w| *w != id);
+            }
             self.conns[slot as usize] = None;
             self.io.close(id);
             self.counters.closed += 1;

@@ -44,6 +44,7 @@
 //! before the log's ring fills, so a full log never fails the Raft group.
 
 pub mod batch;
+pub mod feed;
 mod recovery;
 pub mod repair;
 pub mod seams;
@@ -267,6 +268,8 @@ pub struct Partition<D: BlockIo> {
     /// (term, index): as leader in `term`, reads wait until `index` (its first entry) is applied.
     read_barrier: (u64, u64),
     counters: PartitionCounters,
+    /// The changes applied since the shard last took them, while it has watchers (`feed`).
+    pub feed: feed::ChangeFeed,
 }
 
 impl<D: BlockIo> std::fmt::Debug for Partition<D> {
@@ -516,12 +519,14 @@ impl<D: BlockIo> Partition<D> {
             self.counters.applied += 1;
             // The batch's writes wait in a chain from its proposal context, in batch order.
             let mut next = entry.proposal_ctx.unwrap_or(NO_TOKEN);
-            let (waiters, waiting_bytes) = (&mut self.waiters, &mut self.waiting_bytes);
-            let decoded = self.router.apply_entry(entry.index, &entry.data, &mut |_, result| {
+            let (waiters, waiting_bytes, feed) = (&mut self.waiters, &mut self.waiting_bytes, &mut self.feed);
+            let decoded = self.router.apply_entry(entry.index, &entry.data, &mut |index, result| {
+                feed.note_result(index, result);
                 if let Some(waiter) = take_waiter(waiters, waiting_bytes, &mut next) {
                     done(Done { waiter, result: Ok(result) });
                 }
             });
+            feed.record_entry(entry.index, &entry.data);
             if !decoded {
                 answer_chain(waiters, waiting_bytes, next, Ok(ApplyResult::Malformed), done);
             }

@@ -199,6 +199,7 @@ impl<D: BlockIo> PartitionRecovery<D> {
             snapshot_pump: Default::default(),
             read_barrier: (0, u64::MAX),
             counters: PartitionCounters::default(),
+            feed: Default::default(),
             raft,
             router,
             projection_set: config.projections.clone(),

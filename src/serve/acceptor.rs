@@ -40,6 +40,8 @@ pub struct AcceptorCounters {
     pub unknown_protocol: u64,
     /// Closed: the shard's hand-off queue was full.
     pub refused_shard_busy: u64,
+    /// Answered 501 and closed: a prefix watch on a node of several shards.
+    pub refused_prefix_watch: u64,
 }
 
 struct Pending {
@@ -167,8 +169,11 @@ impl Acceptor {
             Detected::Resp { key: None } => (protocol_tag::RESP, self.turn()),
             Detected::Http => {
                 let shard = match http_key(&self.peek[..n], &mut self.key) {
-                    Some(key) => usize::from(self.placement.owner(self.placement.partition_of(key))),
-                    None => self.turn(),
+                    HttpRoute::Key(key) => {
+                        usize::from(self.placement.owner(self.placement.partition_of(key)))
+                    }
+                    HttpRoute::Prefix if self.handoffs.len() > 1 => return self.refuse_prefix_watch(slot),
+                    HttpRoute::Prefix | HttpRoute::Any => self.turn(),
                 };
                 (protocol_tag::HTTP, shard)
             }
@@ -185,6 +190,23 @@ impl Acceptor {
             Ok(()) => self.counters.handed += 1,
             Err(_closed) => self.counters.refused_shard_busy += 1,
         }
+    }
+
+    /// A prefix watch spans every partition, and changes are not forwarded between shards yet:
+    /// on a node of several shards it is answered 501 here and closed (conn::watch).
+    fn refuse_prefix_watch(&mut self, slot: usize) {
+        self.counters.refused_prefix_watch += 1;
+        if let Some(p) = self.pending.get_mut(slot).and_then(Option::as_mut) {
+            let body =
+                "prefix watches need a node of one shard (changes are not forwarded between shards yet)\n";
+            let response = format!(
+                "HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            // A fresh socket's send buffer takes these few bytes at once; if not, the close says enough.
+            let _ = std::io::Write::write(&mut p.stream, response.as_bytes());
+        }
+        self.drop_pending(slot);
     }
 
     /// The next shard in turn, for connections whose first request names no key.
@@ -215,14 +237,38 @@ impl Acceptor {
     }
 }
 
-/// The key an HTTP request's first line names (`METHOD /kv/{key}[?...] `), percent-decoded into
-/// `out`; none when the line is not whole in `first` or names no key.
-fn http_key<'a>(first: &[u8], out: &'a mut Vec<u8>) -> Option<&'a [u8]> {
-    let line = &first[..first.iter().position(|&b| b == b'\n')?];
-    let start = line.iter().position(|&b| b == b' ')? + 1;
-    let len = line[start..].iter().position(|&b| b == b' ')?;
-    let (path, _) = crate::protocol::http::target::split(&line[start..start + len]);
-    let raw = path.strip_prefix(b"/kv/")?;
+/// Where an HTTP connection goes, by its first request.
+enum HttpRoute<'a> {
+    /// To the owner of this key (`/kv/{key}`, `/watch?key=K`).
+    Key(&'a [u8]),
+    /// A prefix watch (`/watch?prefix=P`).
+    Prefix,
+    /// Anywhere.
+    Any,
+}
+
+/// The key an HTTP request's first line names (`METHOD /kv/{key}[?...] ` or `/watch?key=K`),
+/// decoded into `out`; `Any` when the line is not whole in `first` or names no key.
+fn http_key<'a>(first: &[u8], out: &'a mut Vec<u8>) -> HttpRoute<'a> {
+    use crate::protocol::http::target;
+    let Some(end) = first.iter().position(|&b| b == b'\n') else { return HttpRoute::Any };
+    let line = &first[..end];
+    let Some(start) = line.iter().position(|&b| b == b' ').map(|s| s + 1) else { return HttpRoute::Any };
+    let Some(len) = line[start..].iter().position(|&b| b == b' ') else { return HttpRoute::Any };
+    let (path, query) = target::split(&line[start..start + len]);
     out.clear();
-    crate::protocol::http::target::percent_decode(raw, out).then_some(&out[..])
+    let decoded = match (path.strip_prefix(b"/kv/"), path == b"/watch") {
+        (Some(raw), _) => target::percent_decode(raw, out),
+        (None, true) => match target::query_param(query, b"key") {
+            Some(raw) => target::query_decode(raw, out),
+            None if target::query_param(query, b"prefix").is_some() => return HttpRoute::Prefix,
+            None => false,
+        },
+        (None, false) => false,
+    };
+    if decoded {
+        HttpRoute::Key(&out[..])
+    } else {
+        HttpRoute::Any
+    }
 }

@@ -415,9 +415,11 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         let (c, s) = conns.counters();
         lines.push(format!(
             "shard {id} tcp: opened {} closed {} refused-full {} closed-by-session {} closed-input-too-large {} \
-             answers-for-closed {} rx-bytes {} tx-bytes {}",
+             answers-for-closed {} rx-bytes {} tx-bytes {} watchers {} watch-frames {} watchers-closed-slow {} \
+             watchers-closed-lost {}",
             c.opened, c.closed, s.refused_full, c.closed_by_session, c.closed_input_too_large,
-            c.answers_for_closed, s.rx_bytes, s.tx_bytes
+            c.answers_for_closed, s.rx_bytes, s.tx_bytes, c.watchers_opened, c.watch_frames,
+            c.watchers_closed_slow, c.watchers_closed_lost
         ));
     }
     let c = kv.borrow().counters();
@@ -566,8 +568,10 @@ fn serve_kernel(
     stop.store(true, Ordering::Relaxed);
     let acceptor_line = acceptor.map(|h| match h.join() {
         Ok(Ok(c)) => format!(
-            "tcp acceptor: accepted {} handed {} refused-pending {} timed-out {} unknown-protocol {} refused-shard-busy {}",
-            c.accepted, c.handed, c.refused_pending, c.timed_out, c.unknown_protocol, c.refused_shard_busy
+            "tcp acceptor: accepted {} handed {} refused-pending {} timed-out {} unknown-protocol {} refused-shard-busy {} \
+             refused-prefix-watch {}",
+            c.accepted, c.handed, c.refused_pending, c.timed_out, c.unknown_protocol, c.refused_shard_busy,
+            c.refused_prefix_watch
         ),
         Ok(Err(e)) => format!("tcp acceptor failed: {e}"),
         Err(_) => "tcp acceptor panicked".to_string(),
