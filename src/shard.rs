@@ -301,6 +301,13 @@ impl<P: PacketIo> Shard<P> {
         let Some(service) = self.service.as_mut() else { return };
         let (io, late, counters, conns) = (&mut self.io, &mut self.late, &mut self.counters, &mut self.conns);
         late.send_some(io, counters);
+        // The change feed is on from the step after a watcher's upgrade was answered (in this
+        // iteration's `conns.poll`), so it misses no change committed after its 101.
+        let watching = conns.as_ref().is_some_and(Connections::watching);
+        if watching != self.feed_on {
+            service.watch_changes(watching);
+            self.feed_on = watching;
+        }
         let busy =
             service.poll(now, &mut |a: &LateAnswer<'_>| match (a.peer.as_connection(), conns.as_mut()) {
                 // An answer for a connection: no transmit buffer, so its reservation returns free.
@@ -313,14 +320,8 @@ impl<P: PacketIo> Shard<P> {
                 (None, _) => late.emit(io, counters, a),
             });
         if let Some(conns) = self.conns.as_mut() {
-            // Watchers get the changes this step applied (nothing to do, and the feed off, while
-            // the shard has none).
-            let watching = conns.watching();
-            if watching != self.feed_on {
-                service.watch_changes(watching);
-                self.feed_on = watching;
-            }
-            if watching {
+            // Watchers get the changes this step applied (the feed is off while the shard has none).
+            if self.feed_on {
                 let lost = service.drain_changes(&mut |c| conns.publish(c));
                 if lost {
                     conns.watchers_lost_changes();
