@@ -51,6 +51,22 @@ fn split_response(raw: &[u8]) -> Got {
     Got { status, head, body: raw[end..].to_vec() }
 }
 
+/// A port free for UDP and TCP below the ephemeral range (32768 and up on Linux), so that the
+/// many short client connections these tests make (each on an ephemeral port) cannot take it
+/// between the choice and the server's bind.
+fn server_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 1000) as u16 * 10;
+    loop {
+        let port = base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2000;
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        if udp.is_ok() && tcp.is_ok() {
+            return port;
+        }
+    }
+}
+
 fn http_config(port: u16) -> String {
     node_config(port, "vigil-data", 100_000, 2, None)
 }
@@ -58,7 +74,7 @@ fn http_config(port: u16) -> String {
 #[test]
 fn curl_drives_the_kv_api_with_etags_conditions_and_keep_alive() {
     let dir = disk_temp_dir("serve-http");
-    let port = free_udp_port();
+    let port = server_port();
     let _server = Server::start(&dir, &http_config(port));
 
     let health = curl(port, &[], "/health");
@@ -166,7 +182,7 @@ fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
 #[test]
 fn pipelined_requests_are_answered_in_order_and_bad_input_closes_only_its_connection() {
     let dir = disk_temp_dir("serve-http-pipe");
-    let port = free_udp_port();
+    let port = server_port();
     let _server = Server::start(&dir, &http_config(port));
     let addr = format!("127.0.0.1:{port}");
 
@@ -247,7 +263,7 @@ fn put(port: u16, key: &str, value: &str) -> u16 {
 #[test]
 fn watchers_receive_each_committed_change_in_order_and_bad_frames_close_only_their_connection() {
     let dir = disk_temp_dir("serve-http-watch");
-    let port = free_udp_port();
+    let port = server_port();
     let server = Server::start(&dir, &http_config(port));
 
     let mut watcher = ws_connect(port, "key=w");
@@ -334,7 +350,7 @@ Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n
 #[test]
 fn a_prefix_watch_on_a_node_of_one_shard_sees_every_matching_key() {
     let dir = disk_temp_dir("serve-http-prefix");
-    let port = free_udp_port();
+    let port = server_port();
     let _server = Server::start(&dir, &node_config(port, "vigil-data", 100_000, 1, Some(4)));
     let mut ws = ws_connect(port, "prefix=user%3A");
     for (key, value) in [("user:1", "ann"), ("item:1", "no"), ("user:2", "bob"), ("user:1", "ann2")] {
