@@ -370,3 +370,49 @@ fn a_prefix_watch_on_a_node_of_one_shard_sees_every_matching_key() {
             .map(|(k, v)| (k.to_string(), v.to_string()))
     );
 }
+
+#[test]
+fn a_watcher_that_does_not_read_is_closed_with_1008_not_given_unbounded_memory() {
+    let dir = disk_temp_dir("serve-http-slow");
+    let port = server_port();
+    let mut config = http_config(port);
+    config.push_str("[tcp]\noutput_bytes_max = 65536\n");
+    let server = Server::start(&dir, &config);
+    // A watcher that reads nothing while about 20 MB of changes are pushed: past what the kernel's
+    // socket buffers hold, its queue passes tcp.output_bytes_max.
+    let mut slow = ws_connect(port, "key=hot");
+    let value = "x".repeat(1000); // under kv.value_bytes_max (1 KiB)
+    let mut writer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    writer.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let request = format!("PUT /kv/hot HTTP/1.1\r\nContent-Length: {}\r\n\r\n{value}", value.len());
+    let mut answers = Vec::new();
+    for _ in 0..200 {
+        writer.write_all(request.repeat(100).as_bytes()).unwrap();
+        let mut seen = 0;
+        while seen < 100 {
+            let mut buf = [0u8; 65536];
+            let n = writer.read(&mut buf).unwrap();
+            assert!(n > 0, "the writer's connection closed");
+            answers.extend_from_slice(&buf[..n]);
+            seen = String::from_utf8_lossy(&answers).matches("HTTP/1.1 204 ").count();
+        }
+        answers.clear();
+    }
+    // What was queued before the bound arrives in order, then a close with 1008.
+    let mut last = 0u64;
+    let code = loop {
+        match slow.read() {
+            Ok(tungstenite::Message::Text(t)) => {
+                let c: serde_json::Value = serde_json::from_str(&t).unwrap();
+                let v = c["version"].as_u64().unwrap();
+                assert!(v > last, "in commit order");
+                last = v;
+            }
+            Ok(tungstenite::Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1008));
+    let (_, report) = server.stop();
+    assert!(report.contains("watchers-closed-slow 1"), "{report}");
+}
