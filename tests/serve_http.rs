@@ -199,7 +199,7 @@ fn pipelined_requests_are_answered_in_order_and_bad_input_closes_only_its_connec
         );
     }
     batch.extend_from_slice(
-        b"GET /kv/p7 HTTP/1.1\r\n\r\nDELETE /kv/p7 HTTP/1.1\r\n\r\nGET /kv/p7 HTTP/1.1\r\n",
+        b"GET /kv/p7 HTTP/1.1\r\n\r\nDELETE /kv/p7 HTTP/1.1\r\n\r\nHEAD /kv/p7 HTTP/1.1\r\n\r\nGET /kv/p7 HTTP/1.1\r\n",
     );
     batch.extend_from_slice(b"Connection: close\r\n\r\n");
     pipe.write_all(&batch).unwrap();
@@ -207,9 +207,10 @@ fn pipelined_requests_are_answered_in_order_and_bad_input_closes_only_its_connec
     let text = String::from_utf8_lossy(&all);
     let statuses: Vec<&str> = text.match_indices("HTTP/1.1 ").map(|(at, _)| &text[at + 9..at + 12]).collect();
     let mut want = vec!["204"; 20];
-    want.extend(["200", "204", "404"]);
+    want.extend(["200", "204", "404", "404"]);
     assert_eq!(statuses, want, "{text}");
     assert!(text.contains("\r\n\r\nv7HTTP/1.1 204"), "the GET saw the PUT before it: {text}");
+    assert!(text.contains("Content-Length: 12\r\n\r\nHTTP/1.1 404"), "a HEAD's answer has no body: {text}");
 
     // Garbage, an oversized head, a truncated request: answered (or closed) and closed.
     for bad in [&b"GET /\x00 HTTP/1.1\r\n\r\n"[..], b"PUT /kv/x HTTP/1.1\r\nContent-Length: zz\r\n\r\n"] {

@@ -60,8 +60,7 @@ enum Kind {
 struct Pending {
     id: u64,
     kind: Kind,
-    close: bool,
-    http10: bool,
+    reply: Reply,
     /// The answer once in: its status and the number it carries (version, or DEL's `existed`).
     answer: Option<(Status, u64)>,
 }
@@ -168,9 +167,8 @@ impl HttpSession {
         let p = &mut self.pending[at];
         if let Kind::Get { json, head_only, not_modified_if } = p.kind {
             // GETs run only with nothing before them: this one is at the head.
-            let (close, http10) = (p.close, p.http10);
+            let reply = p.reply;
             self.pending.remove(at);
-            let reply = Reply { close, http10 };
             write_get(
                 output,
                 &mut self.json,
@@ -244,7 +242,7 @@ impl HttpSession {
                 if code == 426 {
                     r.header("Upgrade", "websocket").header("Sec-WebSocket-Version", 13);
                 }
-                r.finish(Some("text/plain; charset=utf-8"), text.as_bytes(), false);
+                r.finish(Some("text/plain; charset=utf-8"), text.as_bytes(), reply.head_only);
             });
         }
         let accept = websocket::accept_key(head.websocket_key.unwrap_or_default());
@@ -357,7 +355,7 @@ impl HttpSession {
 
     fn push(&mut self, id: u64, kind: Kind, head: &Head<'_>) {
         let reply = Reply::of(head);
-        self.pending.push_back(Pending { id, kind, close: reply.close, http10: reply.http10, answer: None });
+        self.pending.push_back(Pending { id, kind, reply, answer: None });
     }
 
     /// One request through the engine, its body in `body`; its id is the next one (kept for the
@@ -382,7 +380,7 @@ impl HttpSession {
     fn reply_ready(&mut self, output: &mut Vec<u8>) {
         while let Some((status, number)) = self.pending.front().and_then(|p| p.answer) {
             let p = self.pending.pop_front().expect("front exists");
-            let reply = Reply { close: p.close, http10: p.http10 };
+            let reply = p.reply;
             match (p.kind, status) {
                 (Kind::Put { create }, Status::Ok) => {
                     let mut r = reply.start(output, if create { 201 } else { 204 });
@@ -407,11 +405,18 @@ impl HttpSession {
 struct Reply {
     close: bool,
     http10: bool,
+    /// A HEAD request: every response to it has a head only (its `Content-Length` still says
+    /// what a GET would get).
+    head_only: bool,
 }
 
 impl Reply {
     fn of(head: &Head<'_>) -> Self {
-        Self { close: !head.keep_alive, http10: head.minor_version == 0 }
+        Self {
+            close: !head.keep_alive,
+            http10: head.minor_version == 0,
+            head_only: head.method == Method::Head,
+        }
     }
 
     fn start(self, out: &mut Vec<u8>, status: u16) -> Response<'_> {
@@ -421,14 +426,14 @@ impl Reply {
     }
 
     fn text(self, out: &mut Vec<u8>, status: u16, text: &str) {
-        self.start(out, status).finish(Some("text/plain; charset=utf-8"), text.as_bytes(), false);
+        self.start(out, status).finish(Some("text/plain; charset=utf-8"), text.as_bytes(), self.head_only);
     }
 }
 
 fn method_not_allowed(out: &mut Vec<u8>, reply: Reply, allow: &str) {
     let mut r = reply.start(out, 405);
     r.header("Allow", allow);
-    r.finish(Some("text/plain; charset=utf-8"), b"method not allowed\n", false);
+    r.finish(Some("text/plain; charset=utf-8"), b"method not allowed\n", reply.head_only);
 }
 
 /// A request that cannot be framed: its status, then the connection closes.
@@ -439,7 +444,7 @@ fn refuse(out: &mut Vec<u8>, e: &HttpError) {
         let _ = std::io::Write::write_fmt(&mut w, format_args!("{e}\n"));
         96 - w.len()
     };
-    Reply { close: true, http10: false }.start(out, e.status()).finish(
+    Reply { close: true, http10: false, head_only: false }.start(out, e.status()).finish(
         Some("text/plain; charset=utf-8"),
         &text[..n],
         false,
@@ -512,7 +517,7 @@ fn write_failure(out: &mut Vec<u8>, reply: Reply, status: Status) {
     if code == 503 {
         r.header("Retry-After", 1);
     }
-    r.finish(Some("text/plain; charset=utf-8"), text.as_bytes(), false);
+    r.finish(Some("text/plain; charset=utf-8"), text.as_bytes(), reply.head_only);
 }
 
 /// The value of a JSON body `{"value": "..."}`, appended to `out`.
