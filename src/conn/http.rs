@@ -532,3 +532,7 @@ fn json_value(body: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
     out.extend_from_slice(put.value.as_bytes());
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "http_tests.rs"]
+mod tests;
