@@ -272,3 +272,25 @@ fn http_key<'a>(first: &[u8], out: &'a mut Vec<u8>) -> HttpRoute<'a> {
         HttpRoute::Any
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_connections_are_routed_by_the_key_their_first_request_names() {
+        let mut key = Vec::new();
+        assert!(matches!(http_key(b"GET /kv/a%20b?x=1 HTTP/1.1\r\n", &mut key), HttpRoute::Key(b"a b")));
+        assert!(matches!(http_key(b"PUT /kv/ HTTP/1.1\r\n", &mut key), HttpRoute::Key(b"")));
+        assert!(matches!(http_key(b"GET /watch?key=a+b%2B HTTP/1.1\r\n", &mut key), HttpRoute::Key(b"a b+")));
+        assert!(matches!(http_key(b"GET /watch?prefix=u HTTP/1.1\r\n", &mut key), HttpRoute::Prefix));
+        for any in [
+            &b"GET /health HTTP/1.1\r\n"[..],
+            b"GET /kv/a",
+            b"GET /kv/%zz HTTP/1.1\r\n",
+            b"GET /watch HTTP/1.1\r\n",
+        ] {
+            assert!(matches!(http_key(any, &mut key), HttpRoute::Any), "{any:?}");
+        }
+    }
+}
