@@ -20,7 +20,7 @@
 //! sees it. `pending` holds the requests whose answers are not all in, oldest first; a write's
 //! answer is kept in its entry until the entries before it are answered.
 //!
-//! Limits: `protocol::http`'s (head, headers, body), `PIPELINE_MAX` requests in flight, and the
+//! Limits: `protocol::http`'s (head, headers, body), `tcp.pipeline_max` requests in flight, and the
 //! connection's output bound (past it nothing more is parsed until the client reads). A request
 //! that cannot be framed is answered with its status and `Connection: close`, then the
 //! connection closes; a request that parses but is wrong (bad key escape, unknown path) is
@@ -40,9 +40,6 @@ use crate::protocol::websocket;
 use crate::shard::LateAnswer;
 use crate::wire::{opcode, Status};
 use std::collections::VecDeque;
-
-/// Requests in flight per connection; past it parsing waits for answers.
-pub const PIPELINE_MAX: usize = 256;
 
 /// What a request in flight answers once its answer is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,8 +99,9 @@ impl HttpSession {
         Self { next_id: 1, ..Self::default() }
     }
 
-    /// Runs the requests at the front of `input`; returns what it consumed.
-    pub fn run(&mut self, input: &[u8], limits: &HttpLimits, cx: &mut Cx<'_>) -> Step {
+    /// Runs the requests at the front of `input`, at most `pipeline_max` in flight; returns what
+    /// it consumed.
+    pub fn run(&mut self, input: &[u8], limits: &HttpLimits, pipeline_max: usize, cx: &mut Cx<'_>) -> Step {
         let mut used = 0;
         loop {
             if self.watch.is_some() {
@@ -119,10 +117,12 @@ impl HttpSession {
                     false => Step::Wait { consumed: used, for_output: false },
                 };
             }
-            if self.pending.len() >= PIPELINE_MAX {
+            if self.pending.len() >= pipeline_max {
                 return Step::Wait { consumed: used, for_output: false };
             }
-            if !cx.output_has_room(2 * cx.datagram_bytes_max + 512) {
+            // Room for a response of the largest value (a soft bound, as for RESP: headers and JSON
+            // escapes may pass it by a little; `tcp.output_bytes_max` is at least two datagrams).
+            if !cx.output_has_room(cx.datagram_bytes_max) {
                 return Step::Wait { consumed: used, for_output: true };
             }
             let (head, body, consumed) = match parse_request(&input[used..], limits) {

@@ -58,7 +58,7 @@ fn run(stream: &[u8], split: usize) -> (Vec<u8>, bool) {
             datagram_bytes_max: 1472,
             output_bytes_max: 1 << 20,
         };
-        match session.run(&input, &LIMITS, &mut cx) {
+        match session.run(&input, &LIMITS, 1024, &mut cx) {
             Step::Consumed(n) => drop(input.drain(..n)),
             Step::Close { .. } => return (output, true),
             other => panic!("{other:?}: every answer here is given at once"),

@@ -473,7 +473,7 @@ fn run_session(
     let step = match &mut conn.session {
         Session::Binary(s) => s.run(&conn.input, &mut cx),
         Session::Resp(s) => s.run(&conn.input, resp_args, resp, &mut cx),
-        Session::Http(s) => s.run(&conn.input, &http_limits(limits), &mut cx),
+        Session::Http(s) => s.run(&conn.input, &http_limits(limits), resp.pipeline_max, &mut cx),
     };
     let consumed = match step {
         Step::Consumed(n) => {
