@@ -87,8 +87,9 @@ pub trait ShardService {
     /// `tx_no_buffer` when not).
     fn attach_reservations(&mut self, _reservations: AnswerReservations) {}
 
-    /// Turns the change feed of the shard's partitions on or off (on while the shard has
-    /// WebSocket watchers: off, applying records nothing). Default: no feed.
+    /// Turns the change feed of the shard's partitions on or off (on while changes are wanted:
+    /// WebSocket watchers on this shard, or prefix watchers on another; off, applying records
+    /// nothing). Default: no feed.
     fn watch_changes(&mut self, _on: bool) {}
 
     /// Hands the changes applied since the last call to `sink`, in apply order; returns whether
@@ -200,7 +201,7 @@ pub struct Shard<P: PacketIo> {
     conns: Option<Connections>,
     /// The connections had work after the last iteration.
     conns_busy: bool,
-    /// The service's change feed is on (the connections have watchers).
+    /// The service's change feed is on (`Connections::watching`).
     feed_on: bool,
 }
 
@@ -320,12 +321,14 @@ impl<P: PacketIo> Shard<P> {
                 (None, _) => late.emit(io, counters, a),
             });
         if let Some(conns) = self.conns.as_mut() {
-            // Watchers get the changes this step applied (the feed is off while the shard has none).
+            // Watchers (here, and prefix watchers on other shards through the hub) get the changes
+            // this step applied; the feed is off while nobody watches.
             if self.feed_on {
                 let lost = service.drain_changes(&mut |c| conns.publish(c));
                 if lost {
                     conns.watchers_lost_changes();
                 }
+                conns.changes_done();
             }
             // Sessions that got answers write them out and take their next requests.
             conns.service(&mut self.engine, now);

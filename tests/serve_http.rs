@@ -317,33 +317,41 @@ Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n
     assert_eq!(put(port, "other", "still served"), 204);
     assert_eq!(next_change(&mut other)["value"], "still served");
 
-    // Not a watch: no upgrade (426), a watch after another request (400), a prefix watch on a
-    // node of two shards (501: changes are not forwarded between shards yet).
+    // Not a watch: no upgrade (426), a watch after another request (400).
     assert_eq!(curl(port, &[], "/watch?key=w").status, 426);
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\n\r\nGET /watch?key=w HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nGET /x HTTP/1.1\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    s.write_all(
+        b"GET /health HTTP/1.1\r\n\r\nGET /watch?key=w HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nGET /x HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
     let text = String::from_utf8_lossy(&read_to_close(&mut s)).to_string();
     assert!(text.contains("HTTP/1.1 400 ") && !text.contains(" 101 "), "{text}");
-    let prefix = curl(
-        port,
-        &[
-            "-H",
-            "Connection: Upgrade",
-            "-H",
-            "Upgrade: websocket",
-            "-H",
-            "Sec-WebSocket-Version: 13",
-            "-H",
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        ],
-        "/watch?prefix=w",
-    );
-    assert_eq!(prefix.status, 501);
+
+    // A prefix watch on this node of two shards sees the keys of both (changes applied on the
+    // other shard come through the hub), each key in commit order.
+    let mut prefix = ws_connect(port, "prefix=p%3A");
+    let keys: Vec<String> = (0..16).map(|i| format!("p:{i}")).collect();
+    for round in 0..3 {
+        for key in &keys {
+            assert_eq!(put(port, key, &format!("{round}")), 204);
+        }
+    }
+    assert_eq!(put(port, "q:1", "not watched"), 204);
+    let mut rounds = std::collections::HashMap::new();
+    for _ in 0..3 * keys.len() {
+        let c = next_change(&mut prefix);
+        let key = c["key"].as_str().unwrap().to_string();
+        let value: u32 = c["value"].as_str().unwrap().parse().unwrap();
+        let seen = rounds.entry(key.clone()).or_insert(0u32);
+        assert_eq!(value, *seen, "{key}: in commit order");
+        *seen += 1;
+    }
+    assert_eq!(rounds.len(), keys.len(), "every key, from both shards");
 
     watcher.close(None).unwrap();
     drop(other);
+    drop(prefix);
     let (_, report) = server.stop();
     assert!(report.contains("watchers "), "{report}");
 }

@@ -23,6 +23,7 @@
 pub mod binary;
 pub mod detect;
 pub mod http;
+pub mod hub;
 pub mod resp;
 mod resp_local;
 pub mod watch;
@@ -35,7 +36,9 @@ use crate::protocol::websocket;
 use crate::shard::LateAnswer;
 use binary::BinarySession;
 use http::HttpSession;
+use hub::WatchHub;
 use resp::{RespSession, RespSettings};
+use std::sync::Arc;
 use vigil_pmd::{ConnId, Nanos, Peer, Received, Sent, StreamEvent, StreamIo};
 
 /// Protocol tags the acceptor gives connections.
@@ -192,6 +195,14 @@ pub struct Connections {
     /// A change's frame, written once and copied to each matching watcher, and its payload.
     frame: Vec<u8>,
     json: Vec<u8>,
+    /// Changes for, and from, prefix watchers on other shards (`hub`); this shard's index there.
+    hub: Arc<WatchHub>,
+    shard: usize,
+    /// This shard's prefix watchers (counted in the hub).
+    prefix_watchers: usize,
+    /// The records of this poll's changes for other shards, and those taken from the hub.
+    outbox: Vec<u8>,
+    inbox: Vec<u8>,
 }
 
 /// Events taken from the backend per poll.
@@ -214,7 +225,20 @@ impl Connections {
             watchers: Vec::new(),
             frame: Vec::new(),
             json: Vec::new(),
+            hub: Arc::new(WatchHub::new(1)),
+            shard: 0,
+            prefix_watchers: 0,
+            outbox: Vec::new(),
+            inbox: Vec::new(),
         }
+    }
+
+    /// Shares `hub` with the node's other shards, as shard `shard` (without it a node is taken to
+    /// have one shard: prefix watchers see only this shard's changes).
+    pub fn with_hub(mut self, hub: Arc<WatchHub>, shard: usize) -> Self {
+        self.hub = hub;
+        self.shard = shard;
+        self
     }
 
     /// What was counted, with the backend's counters.
@@ -261,40 +285,73 @@ impl Connections {
         self.mark(id, |_| {});
     }
 
-    /// Whether any connection watches changes (the shard's change feed is on only then).
+    /// Whether changes are wanted: this shard has watchers, or another has prefix watchers (the
+    /// shard's change feed is on only then).
     pub fn watching(&self) -> bool {
-        !self.watchers.is_empty()
+        !self.watchers.is_empty() || self.hub.others_watch(self.shard)
     }
 
-    /// Pushes a committed change to the watchers that match it (called from inside the shard's
-    /// service step, like `deliver`; `service` sends). A watcher whose unsent output would pass
-    /// `output_bytes_max` is sent a close (1008) instead and closed.
+    /// Pushes a committed change to the watchers that match it, and keeps it for other shards'
+    /// prefix watchers (called from inside the shard's service step, like `deliver`; `service`
+    /// sends; `changes_done` ends the step's changes).
     pub fn publish(&mut self, change: &Change<'_>) {
-        let mut framed = false;
+        watch::change_frame(&mut self.frame, &mut self.json, change);
+        let frame = std::mem::take(&mut self.frame);
+        self.push_frame(change.key, &frame, false);
+        if self.hub.others_watch(self.shard) {
+            hub::push_record(&mut self.outbox, change.key, &frame);
+        }
+        self.frame = frame;
+    }
+
+    /// After the step's changes: sends those kept for other shards, and pushes those other shards
+    /// sent to this shard's prefix watchers.
+    pub fn changes_done(&mut self) {
+        if !self.outbox.is_empty() {
+            self.hub.send(self.shard, &self.outbox);
+            self.outbox.clear();
+        }
+        if self.prefix_watchers == 0 {
+            return;
+        }
+        let mut inbox = std::mem::take(&mut self.inbox);
+        inbox.clear();
+        let lost = self.hub.take(self.shard, &mut inbox);
+        for (key, frame) in hub::records(&inbox) {
+            self.push_frame(key, frame, true);
+        }
+        self.inbox = inbox;
+        if lost {
+            self.watchers_lost_changes();
+        }
+    }
+
+    /// Copies `frame` (the change to `key`) to the matching watchers (only prefix watchers:
+    /// `prefix_only`). A watcher whose unsent output would pass `output_bytes_max` is sent a close
+    /// (1008) instead and closed.
+    fn push_frame(&mut self, key: &[u8], frame: &[u8], prefix_only: bool) {
         for i in 0..self.watchers.len() {
             let id = self.watchers[i];
             let Some(conn) = self.conns.get_mut(id.slot as usize).and_then(Option::as_mut) else { continue };
             let Session::Http(s) = &conn.session else { continue };
-            if conn.closing || !s.watch().is_some_and(|w| w.matches(change.key)) {
+            let wanted = s.watch().is_some_and(|w| (w.prefix || !prefix_only) && w.matches(key));
+            if conn.closing || !wanted {
                 continue;
             }
-            if !framed {
-                watch::change_frame(&mut self.frame, &mut self.json, change);
-                framed = true;
-            }
-            if conn.output.len() - conn.sent + self.frame.len() > self.limits.output_bytes_max {
+            if conn.output.len() - conn.sent + frame.len() > self.limits.output_bytes_max {
                 websocket::write_close(&mut conn.output, websocket::close::POLICY);
                 conn.closing = true;
                 self.counters.watchers_closed_slow += 1;
             } else {
-                conn.output.extend_from_slice(&self.frame);
+                conn.output.extend_from_slice(frame);
                 self.counters.watch_frames += 1;
             }
             self.mark(id, |_| {});
         }
     }
 
-    /// The shard's change feed lost changes: every watcher is closed (1011) rather than given a gap.
+    /// The shard's change feed (or the hub) lost changes: every watcher is closed (1011) rather
+    /// than given a gap.
     pub fn watchers_lost_changes(&mut self) {
         for i in 0..self.watchers.len() {
             let id = self.watchers[i];
@@ -385,10 +442,18 @@ impl Connections {
             let resp = (&self.resp, &mut self.resp_args);
             run_session(conn, engine, now, &mut self.scratch, &self.limits, resp, &mut self.counters);
         }
-        if !conn.watcher && matches!(&conn.session, Session::Http(s) if s.watch().is_some()) {
+        let watch = match &conn.session {
+            Session::Http(s) => s.watch().map(|w| w.prefix),
+            _ => None,
+        };
+        if let (false, Some(prefix)) = (conn.watcher, watch) {
             conn.watcher = true;
             self.watchers.push(id);
             self.counters.watchers_opened += 1;
+            if prefix {
+                self.prefix_watchers += 1;
+                self.hub.count(self.shard, true);
+            }
         }
         flush(self.io.as_mut(), conn);
         let done_sending = conn.sent == conn.output.len();
@@ -397,6 +462,10 @@ impl Connections {
         if conn.dead || (conn.closing && done_sending) {
             if conn.watcher {
                 self.watchers.retain(|w| *w != id);
+                if watch == Some(true) {
+                    self.prefix_watchers -= 1;
+                    self.hub.count(self.shard, false);
+                }
             }
             self.conns[slot as usize] = None;
             self.io.close(id);

@@ -7,11 +7,11 @@
 //! copies it into every matching watcher's output. No watcher on a shard: the feed is off and
 //! nothing is recorded or copied (zero cost).
 //!
-//! Which shard: a key's changes are applied on the shard that owns its partition, so a watch is
-//! served there. The acceptor hands a connection whose first request is `/watch?key=K` to K's
-//! owner, and a watch is only accepted as a connection's first request; a prefix spans every
-//! partition, so a prefix watch is served only by a node of one shard (the acceptor answers 501
-//! on a node of several: forwarding changes between shards is not built yet).
+//! Which shard: a key's changes are applied on the shard that owns its partition, so a key watch
+//! is served there: the acceptor hands a connection whose first request is `/watch?key=K` to K's
+//! owner, and a watch is only accepted as a connection's first request. A prefix spans every
+//! partition: a prefix watcher may be on any shard, and the changes applied on the others reach it
+//! through the node's `hub` (each shard's feed is on while any shard has prefix watchers).
 //!
 //! Frames (JSON text): `{"key":"k","version":n,"value":"v"}`, or `"deleted":true` instead of the
 //! value; a key or value that is not UTF-8 comes as `key_base64` / `value_base64`. Per key they
@@ -19,8 +19,8 @@
 //!
 //! Bounds: a watcher's queue is its connection's unsent output, bounded by `tcp.output_bytes_max`:
 //! a watcher that does not read fast enough to stay under it is sent a close frame with status 1008
-//! and closed (counted), never given unbounded memory or a silent gap. A feed that lost changes
-//! (`partition::feed` past its bound) closes every watcher of the shard with 1011.
+//! and closed (counted), never given unbounded memory or a silent gap. A feed or hub queue that lost
+//! changes (past its bound) closes every watcher of the shard with 1011.
 //!
 //! From the client: ping is answered with pong, close with close (then the connection closes),
 //! anything else is read and dropped; a frame that breaks the protocol closes with its code.

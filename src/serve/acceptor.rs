@@ -40,8 +40,6 @@ pub struct AcceptorCounters {
     pub unknown_protocol: u64,
     /// Closed: the shard's hand-off queue was full.
     pub refused_shard_busy: u64,
-    /// Answered 501 and closed: a prefix watch on a node of several shards.
-    pub refused_prefix_watch: u64,
 }
 
 struct Pending {
@@ -172,7 +170,6 @@ impl Acceptor {
                     HttpRoute::Key(key) => {
                         usize::from(self.placement.owner(self.placement.partition_of(key)))
                     }
-                    HttpRoute::Prefix if self.handoffs.len() > 1 => return self.refuse_prefix_watch(slot),
                     HttpRoute::Prefix | HttpRoute::Any => self.turn(),
                 };
                 (protocol_tag::HTTP, shard)
@@ -190,23 +187,6 @@ impl Acceptor {
             Ok(()) => self.counters.handed += 1,
             Err(_closed) => self.counters.refused_shard_busy += 1,
         }
-    }
-
-    /// A prefix watch spans every partition, and changes are not forwarded between shards yet:
-    /// on a node of several shards it is answered 501 here and closed (conn::watch).
-    fn refuse_prefix_watch(&mut self, slot: usize) {
-        self.counters.refused_prefix_watch += 1;
-        if let Some(p) = self.pending.get_mut(slot).and_then(Option::as_mut) {
-            let body =
-                "prefix watches need a node of one shard (changes are not forwarded between shards yet)\n";
-            let response = format!(
-                "HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            // A fresh socket's send buffer takes these few bytes at once; if not, the close says enough.
-            let _ = std::io::Write::write(&mut p.stream, response.as_bytes());
-        }
-        self.drop_pending(slot);
     }
 
     /// The next shard in turn, for connections whose first request names no key.
@@ -241,7 +221,7 @@ impl Acceptor {
 enum HttpRoute<'a> {
     /// To the owner of this key (`/kv/{key}`, `/watch?key=K`).
     Key(&'a [u8]),
-    /// A prefix watch (`/watch?prefix=P`).
+    /// A prefix watch (`/watch?prefix=P`): any shard (it gets every shard's changes, `conn::hub`).
     Prefix,
     /// Anywhere.
     Any,

@@ -539,7 +539,9 @@ fn serve_kernel(
         send_buffer_bytes: (config.kernel.send_buffer_bytes > 0).then_some(config.kernel.send_buffer_bytes),
     };
     let mut tcp = tcp::prepare(config, Some(addr))?;
-    let tcp_line = tcp.as_ref().map_or(String::new(), |t| format!(" and tcp {:?} (RESP, binary)", t.addrs));
+    let tcp_line = tcp
+        .as_ref()
+        .map_or(String::new(), |t| format!(" and tcp {:?} (RESP, HTTP, WebSocket, binary)", t.addrs));
     let line = format!(
         "backend={} shards={} listening on udp {addr}{tcp_line} (kernel sockets)",
         if backend == ActiveBackend::KernelFallback { "kernel-fallback" } else { "kernel" },
@@ -549,6 +551,8 @@ fn serve_kernel(
     let stop_for_shards = stop.clone();
     let routers = build_routers(config)?;
     let streams = tcp.as_ref().map(tcp::TcpServing::shard_slots);
+    // Changes for prefix watchers, forwarded between the shards (conn::hub).
+    let watch_hub = Arc::new(crate::conn::hub::WatchHub::new(config.node.shards));
     let acceptor = match tcp.as_mut() {
         Some(t) => Some(t.spawn_acceptor(config, stop.clone())?),
         None => None,
@@ -556,7 +560,7 @@ fn serve_kernel(
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
         let config = &shard_config;
         let router = routers[id].lock().expect("router slot").take();
-        let conns = streams.as_ref().and_then(|s| s.take(id));
+        let conns = streams.as_ref().and_then(|s| s.take(id)).map(|c| c.with_hub(watch_hub.clone(), id));
         match KernelUdpIo::bind(&io_config) {
             Ok(io) => run_shard(config, ShardParts { id, io, router, conns, stop: &stop_for_shards, ready }),
             Err(source) => {
@@ -568,10 +572,8 @@ fn serve_kernel(
     stop.store(true, Ordering::Relaxed);
     let acceptor_line = acceptor.map(|h| match h.join() {
         Ok(Ok(c)) => format!(
-            "tcp acceptor: accepted {} handed {} refused-pending {} timed-out {} unknown-protocol {} refused-shard-busy {} \
-             refused-prefix-watch {}",
-            c.accepted, c.handed, c.refused_pending, c.timed_out, c.unknown_protocol, c.refused_shard_busy,
-            c.refused_prefix_watch
+            "tcp acceptor: accepted {} handed {} refused-pending {} timed-out {} unknown-protocol {} refused-shard-busy {}",
+            c.accepted, c.handed, c.refused_pending, c.timed_out, c.unknown_protocol, c.refused_shard_busy
         ),
         Ok(Err(e)) => format!("tcp acceptor failed: {e}"),
         Err(_) => "tcp acceptor panicked".to_string(),
