@@ -178,6 +178,26 @@ fn tcp_seeds(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// HTTP streams: the first byte is the split point the target feeds the stream in two reads at.
+fn http_seeds(dir: &Path) -> std::io::Result<()> {
+    let streams: [(&str, &[u8]); 4] = [
+        (
+            "pipelined",
+            b"\x14PUT /kv/a%20b HTTP/1.1\r\nContent-Length: 3\r\nIf-Match: \"7\"\r\n\r\nabcGET /kv/a HTTP/1.1\r\nAccept: application/json\r\n\r\n",
+        ),
+        ("close", b"\x05DELETE /kv/k HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /health HTTP/1.1\r\nConnection: close\r\n\r\n"),
+        (
+            "upgrade",
+            b"\x30GET /watch?key=a+b HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        ),
+        ("refused", b"\x02PUT /kv/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    ];
+    for (name, bytes) in streams {
+        write(dir, "http_request", name, bytes)?;
+    }
+    Ok(())
+}
+
 fn main() -> std::io::Result<()> {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
     wire_seeds(&dir)?;
@@ -186,6 +206,7 @@ fn main() -> std::io::Result<()> {
     config_seeds(&dir)?;
     resp_seeds(&dir)?;
     tcp_seeds(&dir)?;
+    http_seeds(&dir)?;
     println!("seed corpora written under {}", dir.display());
     Ok(())
 }

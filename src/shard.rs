@@ -86,6 +86,17 @@ pub trait ShardService {
     /// ignores them gets its late answers sent from the pool when it has a buffer (counted in
     /// `tx_no_buffer` when not).
     fn attach_reservations(&mut self, _reservations: AnswerReservations) {}
+
+    /// Turns the change feed of the shard's partitions on or off (on while changes are wanted:
+    /// WebSocket watchers on this shard, or prefix watchers on another; off, applying records
+    /// nothing). Default: no feed.
+    fn watch_changes(&mut self, _on: bool) {}
+
+    /// Hands the changes applied since the last call to `sink`, in apply order; returns whether
+    /// some were lost (a feed past its bound). Default: none.
+    fn drain_changes(&mut self, _sink: &mut dyn FnMut(&crate::partition::feed::Change<'_>)) -> bool {
+        false
+    }
 }
 
 /// Sizes of a shard's batches and reserve, from config.
@@ -190,6 +201,8 @@ pub struct Shard<P: PacketIo> {
     conns: Option<Connections>,
     /// The connections had work after the last iteration.
     conns_busy: bool,
+    /// The service's change feed is on (`Connections::watching`).
+    feed_on: bool,
 }
 
 impl<P: PacketIo> std::fmt::Debug for Shard<P> {
@@ -216,6 +229,7 @@ impl<P: PacketIo> Shard<P> {
             wait_fds: Vec::with_capacity(WAIT_FDS_CAPACITY),
             conns: None,
             conns_busy: false,
+            feed_on: false,
         }
     }
 
@@ -288,6 +302,13 @@ impl<P: PacketIo> Shard<P> {
         let Some(service) = self.service.as_mut() else { return };
         let (io, late, counters, conns) = (&mut self.io, &mut self.late, &mut self.counters, &mut self.conns);
         late.send_some(io, counters);
+        // The change feed is on from the step after a watcher's upgrade was answered (in this
+        // iteration's `conns.poll`), so it misses no change committed after its 101.
+        let watching = conns.as_ref().is_some_and(Connections::watching);
+        if watching != self.feed_on {
+            service.watch_changes(watching);
+            self.feed_on = watching;
+        }
         let busy =
             service.poll(now, &mut |a: &LateAnswer<'_>| match (a.peer.as_connection(), conns.as_mut()) {
                 // An answer for a connection: no transmit buffer, so its reservation returns free.
@@ -300,6 +321,15 @@ impl<P: PacketIo> Shard<P> {
                 (None, _) => late.emit(io, counters, a),
             });
         if let Some(conns) = self.conns.as_mut() {
+            // Watchers (here, and prefix watchers on other shards through the hub) get the changes
+            // this step applied; the feed is off while nobody watches.
+            if self.feed_on {
+                let lost = service.drain_changes(&mut |c| conns.publish(c));
+                if lost {
+                    conns.watchers_lost_changes();
+                }
+                conns.changes_done();
+            }
             // Sessions that got answers write them out and take their next requests.
             conns.service(&mut self.engine, now);
         }

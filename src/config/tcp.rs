@@ -28,8 +28,8 @@ pub struct TcpConfig {
     /// Unsent answer bytes past which a connection's requests wait for the client to read.
     #[serde(default = "output_bytes_max")]
     pub output_bytes_max: usize,
-    /// Commands one RESP connection may have in flight (pipelined, waiting for their answers);
-    /// past it the connection's input waits.
+    /// Commands one RESP connection (or requests one HTTP connection) may have in flight
+    /// (pipelined, waiting for their answers); past it the connection's input waits.
     #[serde(default = "pipeline_max")]
     pub pipeline_max: usize,
     /// Connections accepted but not yet classified (their first bytes not in), at once.

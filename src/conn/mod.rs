@@ -22,14 +22,23 @@
 
 pub mod binary;
 pub mod detect;
+pub mod http;
+pub mod hub;
 pub mod resp;
 mod resp_local;
+pub mod watch;
 
 use crate::engine::Engine;
+use crate::partition::feed::Change;
+use crate::protocol::http::{HttpLimits, HEAD_BYTES_MAX};
 use crate::protocol::resp::ArgTable;
+use crate::protocol::websocket;
 use crate::shard::LateAnswer;
 use binary::BinarySession;
+use http::HttpSession;
+use hub::WatchHub;
 use resp::{RespSession, RespSettings};
+use std::sync::Arc;
 use vigil_pmd::{ConnId, Nanos, Peer, Received, Sent, StreamEvent, StreamIo};
 
 /// Protocol tags the acceptor gives connections.
@@ -38,6 +47,8 @@ pub mod protocol_tag {
     pub const BINARY: u8 = 1;
     /// RESP2/RESP3 (redis-cli, redis-benchmark, Redis client libraries).
     pub const RESP: u8 = 2;
+    /// HTTP/1.x (the REST API for the KV store).
+    pub const HTTP: u8 = 3;
 }
 
 /// Limits of a shard's connections, from config.
@@ -110,6 +121,7 @@ impl Cx<'_> {
 enum Session {
     Binary(BinarySession),
     Resp(Box<RespSession>),
+    Http(Box<HttpSession>),
 }
 
 /// One connection.
@@ -135,6 +147,8 @@ struct Conn {
     dead: bool,
     /// In the work list.
     queued: bool,
+    /// In the watchers list (an upgraded WebSocket watcher).
+    watcher: bool,
 }
 
 /// Counters of a shard's connections.
@@ -152,6 +166,14 @@ pub struct ConnCounters {
     pub answers_for_closed: u64,
     /// Connections handed over with a protocol tag this build does not serve.
     pub unknown_protocol: u64,
+    /// WebSocket watchers opened (upgrades).
+    pub watchers_opened: u64,
+    /// Change frames queued to watchers.
+    pub watch_frames: u64,
+    /// Watchers closed (1008) for not reading fast enough: their queue passed `output_bytes_max`.
+    pub watchers_closed_slow: u64,
+    /// Watchers closed (1011) because their shard's change feed lost changes.
+    pub watchers_closed_lost: u64,
 }
 
 /// A shard's connections over its `StreamIo`.
@@ -168,6 +190,19 @@ pub struct Connections {
     /// Where `recv` reads into before the bytes join a connection's input.
     read_buf: Vec<u8>,
     counters: ConnCounters,
+    /// The WebSocket watchers (`watch`): while empty, the shard's change feed is off.
+    watchers: Vec<ConnId>,
+    /// A change's frame, written once and copied to each matching watcher, and its payload.
+    frame: Vec<u8>,
+    json: Vec<u8>,
+    /// Changes for, and from, prefix watchers on other shards (`hub`); this shard's index there.
+    hub: Arc<WatchHub>,
+    shard: usize,
+    /// This shard's prefix watchers (counted in the hub).
+    prefix_watchers: usize,
+    /// The records of this poll's changes for other shards, and those taken from the hub.
+    outbox: Vec<u8>,
+    inbox: Vec<u8>,
 }
 
 /// Events taken from the backend per poll.
@@ -187,7 +222,23 @@ impl Connections {
             scratch: vec![0; limits.datagram_bytes_max],
             read_buf: vec![0; READ_CHUNK],
             counters: ConnCounters::default(),
+            watchers: Vec::new(),
+            frame: Vec::new(),
+            json: Vec::new(),
+            hub: Arc::new(WatchHub::new(1)),
+            shard: 0,
+            prefix_watchers: 0,
+            outbox: Vec::new(),
+            inbox: Vec::new(),
         }
+    }
+
+    /// Shares `hub` with the node's other shards, as shard `shard` (without it a node is taken to
+    /// have one shard: prefix watchers see only this shard's changes).
+    pub fn with_hub(mut self, hub: Arc<WatchHub>, shard: usize) -> Self {
+        self.hub = hub;
+        self.shard = shard;
+        self
     }
 
     /// What was counted, with the backend's counters.
@@ -228,9 +279,90 @@ impl Connections {
         match &mut conn.session {
             Session::Binary(s) => s.answer(a, &mut conn.output, &mut self.scratch),
             Session::Resp(s) => s.answer(a, &mut conn.output),
+            Session::Http(s) => s.answer(a, &mut conn.output),
         }
         conn.waiting = false;
         self.mark(id, |_| {});
+    }
+
+    /// Whether changes are wanted: this shard has watchers, or another has prefix watchers (the
+    /// shard's change feed is on only then).
+    pub fn watching(&self) -> bool {
+        !self.watchers.is_empty() || self.hub.others_watch(self.shard)
+    }
+
+    /// Pushes a committed change to the watchers that match it, and keeps it for other shards'
+    /// prefix watchers (called from inside the shard's service step, like `deliver`; `service`
+    /// sends; `changes_done` ends the step's changes).
+    pub fn publish(&mut self, change: &Change<'_>) {
+        watch::change_frame(&mut self.frame, &mut self.json, change);
+        let frame = std::mem::take(&mut self.frame);
+        self.push_frame(change.key, &frame, false);
+        if self.hub.others_watch(self.shard) {
+            hub::push_record(&mut self.outbox, change.key, &frame);
+        }
+        self.frame = frame;
+    }
+
+    /// After the step's changes: sends those kept for other shards, and pushes those other shards
+    /// sent to this shard's prefix watchers.
+    pub fn changes_done(&mut self) {
+        if !self.outbox.is_empty() {
+            self.hub.send(self.shard, &self.outbox);
+            self.outbox.clear();
+        }
+        if self.prefix_watchers == 0 {
+            return;
+        }
+        let mut inbox = std::mem::take(&mut self.inbox);
+        inbox.clear();
+        let lost = self.hub.take(self.shard, &mut inbox);
+        for (key, frame) in hub::records(&inbox) {
+            self.push_frame(key, frame, true);
+        }
+        self.inbox = inbox;
+        if lost {
+            self.watchers_lost_changes();
+        }
+    }
+
+    /// Copies `frame` (the change to `key`) to the matching watchers (only prefix watchers:
+    /// `prefix_only`). A watcher whose unsent output would pass `output_bytes_max` is sent a close
+    /// (1008) instead and closed.
+    fn push_frame(&mut self, key: &[u8], frame: &[u8], prefix_only: bool) {
+        for i in 0..self.watchers.len() {
+            let id = self.watchers[i];
+            let Some(conn) = self.conns.get_mut(id.slot as usize).and_then(Option::as_mut) else { continue };
+            let Session::Http(s) = &conn.session else { continue };
+            let wanted = s.watch().is_some_and(|w| (w.prefix || !prefix_only) && w.matches(key));
+            if conn.closing || !wanted {
+                continue;
+            }
+            if conn.output.len() - conn.sent + frame.len() > self.limits.output_bytes_max {
+                websocket::write_close(&mut conn.output, websocket::close::POLICY);
+                conn.closing = true;
+                self.counters.watchers_closed_slow += 1;
+            } else {
+                conn.output.extend_from_slice(frame);
+                self.counters.watch_frames += 1;
+            }
+            self.mark(id, |_| {});
+        }
+    }
+
+    /// The shard's change feed (or the hub) lost changes: every watcher is closed (1011) rather
+    /// than given a gap.
+    pub fn watchers_lost_changes(&mut self) {
+        for i in 0..self.watchers.len() {
+            let id = self.watchers[i];
+            let Some(conn) = self.get_mut(id) else { continue };
+            if !conn.closing {
+                websocket::write_close(&mut conn.output, 1011);
+                conn.closing = true;
+                self.counters.watchers_closed_lost += 1;
+            }
+            self.mark(id, |_| {});
+        }
     }
 
     /// Runs the work list (after `poll`, and after the shard's service delivered answers).
@@ -269,6 +401,7 @@ impl Connections {
             protocol_tag::RESP => {
                 Session::Resp(Box::new(RespSession::new(self.counters.opened + 1, &self.resp)))
             }
+            protocol_tag::HTTP => Session::Http(Box::new(HttpSession::new())),
             _ => {
                 self.counters.unknown_protocol += 1;
                 self.io.close(id);
@@ -294,6 +427,7 @@ impl Connections {
             closing: false,
             dead: false,
             queued: false,
+            watcher: false,
         });
     }
 
@@ -308,11 +442,31 @@ impl Connections {
             let resp = (&self.resp, &mut self.resp_args);
             run_session(conn, engine, now, &mut self.scratch, &self.limits, resp, &mut self.counters);
         }
+        let watch = match &conn.session {
+            Session::Http(s) => s.watch().map(|w| w.prefix),
+            _ => None,
+        };
+        if let (false, Some(prefix)) = (conn.watcher, watch) {
+            conn.watcher = true;
+            self.watchers.push(id);
+            self.counters.watchers_opened += 1;
+            if prefix {
+                self.prefix_watchers += 1;
+                self.hub.count(self.shard, true);
+            }
+        }
         flush(self.io.as_mut(), conn);
         let done_sending = conn.sent == conn.output.len();
         trim(&mut conn.input);
         trim(&mut conn.output);
         if conn.dead || (conn.closing && done_sending) {
+            if conn.watcher {
+                self.watchers.retain(|w| *w != id);
+                if watch == Some(true) {
+                    self.prefix_watchers -= 1;
+                    self.hub.count(self.shard, false);
+                }
+            }
             self.conns[slot as usize] = None;
             self.io.close(id);
             self.counters.closed += 1;
@@ -395,6 +549,7 @@ fn run_session(
     let step = match &mut conn.session {
         Session::Binary(s) => s.run(&conn.input, &mut cx),
         Session::Resp(s) => s.run(&conn.input, resp_args, resp, &mut cx),
+        Session::Http(s) => s.run(&conn.input, &http_limits(limits), resp.pipeline_max, &mut cx),
     };
     let consumed = match step {
         Step::Consumed(n) => {
@@ -420,6 +575,15 @@ fn run_session(
         // A request larger than the input limit: nothing more can be parsed from this stream.
         counters.closed_input_too_large += 1;
         conn.closing = true;
+    }
+}
+
+/// An HTTP request's bounds: its head within `HEAD_BYTES_MAX` and the input limit, its body no
+/// larger than a datagram (a larger one cannot be a value).
+fn http_limits(limits: &ConnLimits) -> HttpLimits {
+    HttpLimits {
+        head_bytes_max: HEAD_BYTES_MAX.min(limits.input_bytes_max),
+        body_bytes_max: limits.datagram_bytes_max,
     }
 }
 

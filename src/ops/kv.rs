@@ -495,4 +495,13 @@ impl<D: BlockIo> ShardService for KvService<D> {
     fn attach_reservations(&mut self, reservations: AnswerReservations) {
         self.0.borrow_mut().reservations = reservations;
     }
+
+    // The change feed for WebSocket watchers (partition::feed; conn::watch).
+    fn watch_changes(&mut self, on: bool) {
+        self.0.borrow_mut().partitions.iter_mut().for_each(|p| p.feed.set_on(on));
+    }
+
+    fn drain_changes(&mut self, sink: &mut dyn FnMut(&crate::partition::feed::Change<'_>)) -> bool {
+        self.0.borrow_mut().partitions.iter_mut().fold(false, |lost, p| p.feed.drain(sink) | lost)
+    }
 }

@@ -45,6 +45,7 @@
 
 pub mod batch;
 mod expiry;
+pub mod feed;
 mod recovery;
 pub mod repair;
 pub mod seams;
@@ -284,6 +285,8 @@ pub struct Partition<D: BlockIo> {
     /// The results of the entry being applied, by position in its batch (reused; `poll`).
     results: Vec<(u16, ApplyResult)>,
     counters: PartitionCounters,
+    /// The changes applied since the shard last took them, while it has watchers (`feed`).
+    pub feed: feed::ChangeFeed,
 }
 
 impl<D: BlockIo> std::fmt::Debug for Partition<D> {
@@ -533,7 +536,7 @@ impl<D: BlockIo> Partition<D> {
             self.counters.applied += 1;
             // The batch's writes wait in a chain from its proposal context, in batch order.
             let mut next = entry.proposal_ctx.unwrap_or(NO_TOKEN);
-            let (waiters, waiting_bytes) = (&mut self.waiters, &mut self.waiting_bytes);
+            let (waiters, waiting_bytes, feed) = (&mut self.waiters, &mut self.waiting_bytes, &mut self.feed);
             let results = &mut self.results;
             results.clear();
             let decoded = self
@@ -543,11 +546,13 @@ impl<D: BlockIo> Partition<D> {
             // the projection, which the router holds while it applies.
             let kv = self.router.kv();
             for &(index, result) in results.iter() {
+                feed.note_result(index, result);
                 if let Some(waiter) = take_waiter(waiters, waiting_bytes, &mut next) {
                     let value = expiry::old_value(kv, entry.index, index, &result);
                     done(Done { waiter, result: Ok(result), value });
                 }
             }
+            feed.record_entry(entry.index, &entry.data);
             if !decoded {
                 answer_chain(waiters, waiting_bytes, next, Ok(ApplyResult::Malformed), done);
             }

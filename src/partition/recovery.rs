@@ -200,6 +200,7 @@ impl<D: BlockIo> PartitionRecovery<D> {
             read_barrier: (0, u64::MAX),
             results: Vec::new(),
             counters: PartitionCounters::default(),
+            feed: Default::default(),
             raft,
             router,
             projection_set: config.projections.clone(),

@@ -36,7 +36,7 @@ pub struct AcceptorCounters {
     pub refused_pending: u64,
     /// Closed: no first bytes in time.
     pub timed_out: u64,
-    /// Closed: a protocol not served (or HTTP, not served yet).
+    /// Closed: a protocol not served.
     pub unknown_protocol: u64,
     /// Closed: the shard's hand-off queue was full.
     pub refused_shard_busy: u64,
@@ -88,6 +88,7 @@ pub fn run(
         timeout: Duration::from_millis(config.first_bytes_timeout_ms),
         counters: AcceptorCounters::default(),
         peek: vec![0; FIRST_BYTES_MAX],
+        key: Vec::new(),
     };
     let mut events = Events::with_capacity(1024);
     while !stop.load(Ordering::Relaxed) {
@@ -118,6 +119,8 @@ struct Acceptor {
     timeout: Duration,
     counters: AcceptorCounters,
     peek: Vec<u8>,
+    /// The decoded key of an HTTP request's target.
+    key: Vec<u8>,
 }
 
 impl Acceptor {
@@ -162,7 +165,16 @@ impl Acceptor {
                 (protocol_tag::RESP, usize::from(shard))
             }
             Detected::Resp { key: None } => (protocol_tag::RESP, self.turn()),
-            Detected::Http | Detected::Unknown => {
+            Detected::Http => {
+                let shard = match http_key(&self.peek[..n], &mut self.key) {
+                    HttpRoute::Key(key) => {
+                        usize::from(self.placement.owner(self.placement.partition_of(key)))
+                    }
+                    HttpRoute::Prefix | HttpRoute::Any => self.turn(),
+                };
+                (protocol_tag::HTTP, shard)
+            }
+            Detected::Unknown => {
                 self.counters.unknown_protocol += 1;
                 return self.drop_pending(slot);
             }
@@ -201,6 +213,64 @@ impl Acceptor {
                 self.counters.timed_out += 1;
                 self.drop_pending(slot);
             }
+        }
+    }
+}
+
+/// Where an HTTP connection goes, by its first request.
+enum HttpRoute<'a> {
+    /// To the owner of this key (`/kv/{key}`, `/watch?key=K`).
+    Key(&'a [u8]),
+    /// A prefix watch (`/watch?prefix=P`): any shard (it gets every shard's changes, `conn::hub`).
+    Prefix,
+    /// Anywhere.
+    Any,
+}
+
+/// The key an HTTP request's first line names (`METHOD /kv/{key}[?...] ` or `/watch?key=K`),
+/// decoded into `out`; `Any` when the line is not whole in `first` or names no key.
+fn http_key<'a>(first: &[u8], out: &'a mut Vec<u8>) -> HttpRoute<'a> {
+    use crate::protocol::http::target;
+    let Some(end) = first.iter().position(|&b| b == b'\n') else { return HttpRoute::Any };
+    let line = &first[..end];
+    let Some(start) = line.iter().position(|&b| b == b' ').map(|s| s + 1) else { return HttpRoute::Any };
+    let Some(len) = line[start..].iter().position(|&b| b == b' ') else { return HttpRoute::Any };
+    let (path, query) = target::split(&line[start..start + len]);
+    out.clear();
+    let decoded = match (path.strip_prefix(b"/kv/"), path == b"/watch") {
+        (Some(raw), _) => target::percent_decode(raw, out),
+        (None, true) => match target::query_param(query, b"key") {
+            Some(raw) => target::query_decode(raw, out),
+            None if target::query_param(query, b"prefix").is_some() => return HttpRoute::Prefix,
+            None => false,
+        },
+        (None, false) => false,
+    };
+    if decoded {
+        HttpRoute::Key(&out[..])
+    } else {
+        HttpRoute::Any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_connections_are_routed_by_the_key_their_first_request_names() {
+        let mut key = Vec::new();
+        assert!(matches!(http_key(b"GET /kv/a%20b?x=1 HTTP/1.1\r\n", &mut key), HttpRoute::Key(b"a b")));
+        assert!(matches!(http_key(b"PUT /kv/ HTTP/1.1\r\n", &mut key), HttpRoute::Key(b"")));
+        assert!(matches!(http_key(b"GET /watch?key=a+b%2B HTTP/1.1\r\n", &mut key), HttpRoute::Key(b"a b+")));
+        assert!(matches!(http_key(b"GET /watch?prefix=u HTTP/1.1\r\n", &mut key), HttpRoute::Prefix));
+        for any in [
+            &b"GET /health HTTP/1.1\r\n"[..],
+            b"GET /kv/a",
+            b"GET /kv/%zz HTTP/1.1\r\n",
+            b"GET /watch HTTP/1.1\r\n",
+        ] {
+            assert!(matches!(http_key(any, &mut key), HttpRoute::Any), "{any:?}");
         }
     }
 }

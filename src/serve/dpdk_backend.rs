@@ -185,6 +185,8 @@ pub(super) fn serve(
     let stop_for_shards = stop.clone();
     let eal_for_shards = eal.clone();
     let routers = build_routers(config)?;
+    // Changes for prefix watchers, forwarded between the shards (conn::hub).
+    let watch_hub = Arc::new(crate::conn::hub::WatchHub::new(config.node.shards));
     let acceptor = match tcp.as_mut() {
         Some(t) => Some(t.spawn_acceptor(config, stop.clone())?),
         None => None,
@@ -206,7 +208,7 @@ pub(super) fn serve(
             io.set_exception(q);
         }
         let router = routers[id].lock().expect("router slot").take();
-        let conns = streams.as_ref().and_then(|s| s.take(id));
+        let conns = streams.as_ref().and_then(|s| s.take(id)).map(|c| c.with_hub(watch_hub.clone(), id));
         run_shard(config, ShardParts { id, io, router, conns, stop: &stop_for_shards, ready })
     });
     stop.store(true, Ordering::Relaxed);

@@ -423,9 +423,11 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         let (c, s) = conns.counters();
         lines.push(format!(
             "shard {id} tcp: opened {} closed {} refused-full {} closed-by-session {} closed-input-too-large {} \
-             answers-for-closed {} rx-bytes {} tx-bytes {}",
+             answers-for-closed {} rx-bytes {} tx-bytes {} watchers {} watch-frames {} watchers-closed-slow {} \
+             watchers-closed-lost {}",
             c.opened, c.closed, s.refused_full, c.closed_by_session, c.closed_input_too_large,
-            c.answers_for_closed, s.rx_bytes, s.tx_bytes
+            c.answers_for_closed, s.rx_bytes, s.tx_bytes, c.watchers_opened, c.watch_frames,
+            c.watchers_closed_slow, c.watchers_closed_lost
         ));
     }
     let c = kv.borrow().counters();
@@ -545,7 +547,9 @@ fn serve_kernel(
         recv_buffer_bytes: (config.kernel.recv_buffer_bytes > 0).then_some(config.kernel.recv_buffer_bytes),
         send_buffer_bytes: (config.kernel.send_buffer_bytes > 0).then_some(config.kernel.send_buffer_bytes),
     };
-    let tcp_line = tcp.as_ref().map_or(String::new(), |t| format!(" and tcp {:?} (RESP, binary)", t.addrs));
+    let tcp_line = tcp
+        .as_ref()
+        .map_or(String::new(), |t| format!(" and tcp {:?} (RESP, HTTP, WebSocket, binary)", t.addrs));
     let line = format!(
         "backend={} shards={} listening on udp {addr}{tcp_line} (kernel sockets)",
         if backend == ActiveBackend::KernelFallback { "kernel-fallback" } else { "kernel" },
@@ -555,6 +559,8 @@ fn serve_kernel(
     let stop_for_shards = stop.clone();
     let routers = build_routers(config)?;
     let streams = tcp.as_ref().map(tcp::TcpServing::shard_slots);
+    // Changes for prefix watchers, forwarded between the shards (conn::hub).
+    let watch_hub = Arc::new(crate::conn::hub::WatchHub::new(config.node.shards));
     let acceptor = match tcp.as_mut() {
         Some(t) => Some(t.spawn_acceptor(config, stop.clone())?),
         None => None,
@@ -562,7 +568,7 @@ fn serve_kernel(
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
         let config = &shard_config;
         let router = routers[id].lock().expect("router slot").take();
-        let conns = streams.as_ref().and_then(|s| s.take(id));
+        let conns = streams.as_ref().and_then(|s| s.take(id)).map(|c| c.with_hub(watch_hub.clone(), id));
         match KernelUdpIo::bind(&io_config) {
             Ok(io) => run_shard(config, ShardParts { id, io, router, conns, stop: &stop_for_shards, ready }),
             Err(source) => {

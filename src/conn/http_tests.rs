@@ -1,0 +1,143 @@
+//! The HTTP session over a real KV projection (writes applied at once, without the log: the real
+//! parser, request bodies, state machine and responses), fed a pipelined stream whole and split at
+//! every point: the responses are the same bytes, in request order, and a refused request closes
+//! the connection after the responses owed before it.
+
+use super::*;
+use crate::dispatch::{Dispatcher, Handler};
+use crate::engine::{Engine, EngineLimits};
+use crate::kv::protocol::{parse_write, render_result};
+use crate::kv::KvLimits;
+use crate::projection::Router;
+use std::cell::RefCell;
+use std::rc::Rc;
+use vigil_pmd::{ConnId, Nanos, Peer};
+
+/// Applies writes straight to a projection (one lsn per write): answers are all `Now`.
+struct DirectKv(Rc<RefCell<Router>>);
+
+impl Handler for DirectKv {
+    fn handle(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<Answer, Status> {
+        let mut kv = self.0.borrow_mut();
+        if req.opcode == opcode::GET {
+            return kv.kv().answer_get(req.body, out).map(Answer::Now);
+        }
+        let cmd = parse_write(req.opcode, req.client_id, req.request_id, req.body)
+            .map_err(|_| Status::BadRequest)?;
+        let lsn = kv.applied_lsn() + 1;
+        let result = kv.apply_kv(lsn, &cmd);
+        render_result(&result, out).map(Answer::Now)
+    }
+}
+
+fn engine() -> Engine {
+    let kv = Rc::new(RefCell::new(Router::new(KvLimits::small(), Vec::new())));
+    let mut d = Dispatcher::new();
+    crate::ops::register_all(&mut d).unwrap();
+    for op in [opcode::GET, opcode::SET, opcode::DEL, opcode::INCR, opcode::CAS] {
+        d.register(op, "direct-kv", Box::new(DirectKv(kv.clone()))).unwrap();
+    }
+    Engine::new(d, EngineLimits { requests_per_datagram_max: 8 })
+}
+
+const LIMITS: HttpLimits = HttpLimits { head_bytes_max: 8192, body_bytes_max: 1472 };
+
+/// Feeds `stream` in two reads split at `split`; returns the output and whether it closed.
+fn run(stream: &[u8], split: usize) -> (Vec<u8>, bool) {
+    let mut engine = engine();
+    let mut session = HttpSession::new();
+    let (mut output, mut scratch, mut input) = (Vec::new(), vec![0u8; 1472], Vec::new());
+    for chunk in [&stream[..split], &stream[split..]] {
+        input.extend_from_slice(chunk);
+        let mut cx = Cx {
+            engine: &mut engine,
+            peer: Peer::connection(ConnId { slot: 0, generation: 0 }),
+            now: Nanos(0),
+            output: &mut output,
+            scratch: &mut scratch,
+            datagram_bytes_max: 1472,
+            output_bytes_max: 1 << 20,
+        };
+        match session.run(&input, &LIMITS, 1024, &mut cx) {
+            Step::Consumed(n) => drop(input.drain(..n)),
+            Step::Close { .. } => return (output, true),
+            other => panic!("{other:?}: every answer here is given at once"),
+        }
+    }
+    (output, false)
+}
+
+fn statuses(output: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(output);
+    text.match_indices("HTTP/1.1 ").map(|(at, _)| text[at + 9..at + 12].to_string()).collect()
+}
+
+#[test]
+fn a_pipelined_stream_is_answered_in_order_whatever_its_split() {
+    let stream: &[u8] = b"PUT /kv/a HTTP/1.1\r\nContent-Length: 3\r\n\r\none\
+GET /kv/a HTTP/1.1\r\nAccept: application/json\r\n\r\n\
+PUT /kv/a HTTP/1.1\r\nIf-Match: \"99\"\r\nContent-Length: 1\r\n\r\nx\
+PUT /kv/a HTTP/1.1\r\nIf-None-Match: *\r\nContent-Length: 1\r\n\r\nx\
+PUT /kv/b%2F1 HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"value\":\"two\"}\
+GET /kv/b%2F1 HTTP/1.1\r\n\r\n\
+HEAD /kv/nope HTTP/1.1\r\n\r\n\
+DELETE /kv/a HTTP/1.1\r\n\r\n\
+DELETE /kv/a HTTP/1.1\r\n\r\n\
+POST /kv/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n\
+GET /health HTTP/1.1\r\n\r\n\
+GET /kv/%zz HTTP/1.1\r\n\r\n\
+PUT /kv/c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+GET /kv/b%2F1 HTTP/1.1\r\n\r\n";
+    let (whole, closed) = run(stream, stream.len());
+    assert!(closed, "the chunked PUT is refused and closes the connection");
+    assert_eq!(
+        statuses(&whole),
+        ["204", "200", "412", "412", "204", "200", "404", "204", "404", "405", "200", "400", "501"],
+        "{}",
+        String::from_utf8_lossy(&whole)
+    );
+    let text = String::from_utf8_lossy(&whole);
+    assert!(text.contains(r#"{"key":"a","value":"one","version":65536}"#), "{text}");
+    assert!(text.contains("ETag: \"65536\""), "{text}");
+    assert!(text.contains("\r\n\r\ntwoHTTP/1.1 404"), "{text}");
+    assert!(text.contains("Allow: GET, HEAD, PUT, DELETE\r\n"), "{text}");
+    assert!(text.ends_with("transfer encodings are not implemented\n"), "the rest is not answered: {text}");
+    for split in 0..stream.len() {
+        assert_eq!(run(stream, split), (whole.clone(), true), "split at {split}");
+    }
+}
+
+#[test]
+fn http_1_0_and_connection_close_end_the_connection_after_their_answer() {
+    let (out, closed) = run(b"GET /kv/x HTTP/1.0\r\n\r\nGET /kv/y HTTP/1.1\r\n\r\n", 0);
+    assert!(closed);
+    assert_eq!(statuses(&out), ["404"]);
+    assert!(String::from_utf8_lossy(&out).contains("Connection: close\r\n"));
+    let (out, closed) =
+        run(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\n\r\n", 7);
+    assert!(!closed);
+    assert_eq!(statuses(&out), ["200", "200"]);
+    assert!(String::from_utf8_lossy(&out).contains("Connection: keep-alive\r\n"));
+}
+
+#[test]
+fn a_watch_upgrade_answers_101_and_then_reads_frames() {
+    let mut stream = b"GET /watch?key=a%20b HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        .to_vec();
+    // A masked ping "hi", then a masked close 1000.
+    stream.extend_from_slice(&[0x89, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+    stream.extend_from_slice(&[0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE8 ^ 2]);
+    let (out, closed) = run(&stream, stream.len());
+    assert!(closed);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{text}");
+    assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    assert!(
+        out.ends_with(&[0x8A, 0x02, b'h', b'i', 0x88, 0x02, 0x03, 0xE8]),
+        "a pong, then the close echoed"
+    );
+    for split in 0..stream.len() {
+        assert_eq!(run(&stream, split), (out.clone(), true), "split at {split}");
+    }
+}

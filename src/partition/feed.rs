@@ -1,0 +1,204 @@
+//! A partition's change feed: the KV changes its applied entries made (key, version, value or
+//! deleted), kept for the shard to publish to its WebSocket watchers (`conn::watch`) after the
+//! poll that applied them.
+//!
+//! Zero cost when nobody watches: the feed is off until the shard turns it on (it has watchers),
+//! and off it records nothing (one branch per applied entry). On, it decodes each applied entry's
+//! KV commands again (the router already applied them; the feed reads the same bytes) and copies
+//! the changes into one byte buffer, cleared when drained: at most `FEED_BYTES_MAX` bytes and
+//! `FEED_CHANGES_MAX` changes between two drains (the shard drains every poll). A change that does
+//! not fit is not kept and the feed is marked `lost` until drained: the watchers are then told
+//! that they missed changes (closed), never silently given a gap.
+//!
+//! Invariants: changes come out in apply order (commit order, per partition: per key); only
+//! writes that changed a value are changes (SET and SET with options that stored, CAS that stored,
+//! INCR, DEL of a key that existed); nothing is allocated once the buffers have grown to their
+//! bounds. Not changes (documented in docs/CLIENTS.md): a key's expiry set or cleared (EXPIRE,
+//! PERSIST), and keys deleted by expiry (reclaimed at apply or by the leader's EXPIRE_DUE, and an
+//! EXPIRE whose deadline has passed), which the command bytes do not name.
+
+use crate::kv::{ApplyResult, Command, Op};
+use crate::partition::batch::{BatchReader, TAG_KV};
+use crate::projection::LogPos;
+
+/// Bytes of keys and values kept between two drains.
+pub const FEED_BYTES_MAX: usize = 1 << 20;
+/// Changes kept between two drains.
+pub const FEED_CHANGES_MAX: usize = 8192;
+
+/// One change, its bytes in the feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// Its version after the write (for a DEL, the delete's own log position).
+    pub version: u64,
+    /// Its value after the write (INCR's in decimal), or `None`: deleted.
+    pub value: Option<&'a [u8]>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    key: (usize, usize),
+    value: Option<(usize, usize)>,
+    version: u64,
+}
+
+/// The changes of the entries applied since the last drain.
+#[derive(Debug, Default)]
+pub struct ChangeFeed {
+    on: bool,
+    bytes: Vec<u8>,
+    spans: Vec<Span>,
+    /// Results of the entry being applied, by command index.
+    results: Vec<ApplyResult>,
+    lost: bool,
+}
+
+impl ChangeFeed {
+    /// Turns recording on or off (off drops what is kept).
+    pub fn set_on(&mut self, on: bool) {
+        self.on = on;
+        if !on {
+            self.clear();
+        }
+    }
+
+    /// Whether it records.
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// Notes the result of command `index` of the entry being applied (only while on).
+    pub fn note_result(&mut self, index: u16, result: ApplyResult) {
+        if self.on && usize::from(index) == self.results.len() {
+            self.results.push(result);
+        }
+    }
+
+    /// Records the changes of the entry at `lsn` just applied (its results noted first).
+    pub fn record_entry(&mut self, lsn: u64, payload: &[u8]) {
+        if !self.on {
+            return;
+        }
+        if !payload.is_empty() && !BatchReader::is_batch(payload) {
+            let result = self.results.first().copied();
+            self.record(LogPos { lsn, index: 0 }, payload, result);
+        } else if let Ok(batch) = BatchReader::new(payload) {
+            for (index, command) in batch.enumerate() {
+                if command.tag == TAG_KV {
+                    let result = self.results.get(index).copied();
+                    self.record(LogPos { lsn, index: index as u16 }, command.bytes, result);
+                }
+            }
+        }
+        self.results.clear();
+    }
+
+    fn record(&mut self, pos: LogPos, command: &[u8], result: Option<ApplyResult>) {
+        let Ok(cmd) = Command::decode(command) else { return };
+        let mut digits = [0u8; 20];
+        let (key, value, version): (&[u8], Option<&[u8]>, u64) = match (cmd.op, result) {
+            (
+                Op::Set { key, value, .. } | Op::Cas { key, value, .. },
+                Some(ApplyResult::Stored { version }),
+            ) => (key, Some(value), version),
+            (Op::SetX { key, value, .. }, Some(ApplyResult::SetX { stored: true, version, .. })) => {
+                (key, Some(value), version)
+            }
+            (Op::Del { key, .. }, Some(ApplyResult::Deleted { existed: true })) => (key, None, pos.version()),
+            (Op::Incr { key, .. }, Some(ApplyResult::Incremented { value, version })) => {
+                let n = decimal(value, &mut digits);
+                (key, Some(&digits[..n]), version)
+            }
+            _ => return,
+        };
+        let need = key.len() + value.map_or(0, <[u8]>::len);
+        if self.spans.len() >= FEED_CHANGES_MAX || self.bytes.len() + need > FEED_BYTES_MAX {
+            self.lost = true;
+            return;
+        }
+        let k = self.push(key);
+        let v = value.map(|v| self.push(v));
+        self.spans.push(Span { key: k, value: v, version });
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> (usize, usize) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        (start, self.bytes.len())
+    }
+
+    /// Hands every change kept to `sink`, in order, then forgets them; returns whether some were
+    /// lost since the last drain (watchers must be told).
+    pub fn drain(&mut self, sink: &mut dyn FnMut(&Change<'_>)) -> bool {
+        for s in &self.spans {
+            let change = Change {
+                key: &self.bytes[s.key.0..s.key.1],
+                version: s.version,
+                value: s.value.map(|(a, b)| &self.bytes[a..b]),
+            };
+            sink(&change);
+        }
+        let lost = self.lost;
+        self.clear();
+        lost
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+        self.results.clear();
+        self.lost = false;
+    }
+}
+
+/// `n` in decimal into `out`; returns its length.
+fn decimal(n: i64, out: &mut [u8; 20]) -> usize {
+    let mut w = &mut out[..];
+    let _ = std::io::Write::write_fmt(&mut w, format_args!("{n}"));
+    20 - w.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::ANONYMOUS_CLIENT;
+
+    fn encoded(op: Op<'_>) -> Vec<u8> {
+        let cmd = Command { client_id: ANONYMOUS_CLIENT, seq: 0, op };
+        let mut bytes = vec![0u8; cmd.encoded_len()];
+        cmd.encode(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn only_writes_that_changed_the_store_are_changes_and_off_records_nothing() {
+        let mut feed = ChangeFeed::default();
+        let set = encoded(Op::Set { key: b"k", value: b"v" });
+        feed.note_result(0, ApplyResult::Stored { version: 7 });
+        feed.record_entry(1, &set);
+        assert!(!feed.drain(&mut |_| panic!("off")));
+        feed.set_on(true);
+        feed.note_result(0, ApplyResult::Stored { version: 7 << 16 });
+        feed.record_entry(7, &set);
+        let del = encoded(Op::Del { key: b"k" });
+        feed.note_result(0, ApplyResult::Deleted { existed: true });
+        feed.record_entry(8, &del);
+        feed.note_result(0, ApplyResult::Deleted { existed: false });
+        feed.record_entry(9, &del);
+        feed.note_result(0, ApplyResult::Incremented { value: -12, version: 10 << 16 });
+        feed.record_entry(10, &encoded(Op::Incr { key: b"n", delta: -12 }));
+        let mut seen = Vec::new();
+        let lost = feed.drain(&mut |c| seen.push((c.key.to_vec(), c.version, c.value.map(<[u8]>::to_vec))));
+        assert!(!lost);
+        assert_eq!(
+            seen,
+            [
+                (b"k".to_vec(), 7 << 16, Some(b"v".to_vec())),
+                (b"k".to_vec(), 8 << 16, None),
+                (b"n".to_vec(), 10 << 16, Some(b"-12".to_vec())),
+            ]
+        );
+    }
+}
