@@ -201,4 +201,19 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn a_set_with_options_that_stored_is_a_change_and_one_that_did_not_is_not() {
+        use crate::kv::Ttl;
+        let mut feed = ChangeFeed::default();
+        feed.set_on(true);
+        let setx = encoded(Op::SetX { key: b"t", value: b"v", flags: 0, ttl: Ttl::RelativeMs(1_000) });
+        feed.note_result(0, ApplyResult::SetX { stored: true, version: 3 << 16, existed: false });
+        feed.record_entry(3, &setx);
+        feed.note_result(0, ApplyResult::SetX { stored: false, version: 0, existed: true });
+        feed.record_entry(4, &setx);
+        let mut seen = Vec::new();
+        feed.drain(&mut |c| seen.push((c.key.to_vec(), c.version, c.value.map(<[u8]>::to_vec))));
+        assert_eq!(seen, [(b"t".to_vec(), 3 << 16, Some(b"v".to_vec()))]);
+    }
 }

@@ -43,7 +43,9 @@
 //! committed; a snapshot file never covers less than the log's start; proposals stop (`BUSY`)
 //! before the log's ring fills, so a full log never fails the Raft group.
 
+mod apply;
 pub mod batch;
+use apply::answer_chain;
 mod expiry;
 pub mod feed;
 mod recovery;
@@ -60,7 +62,7 @@ use crate::kv::protocol::parse_write;
 use crate::kv::{ApplyResult, Command, KvLimits, KvProjection};
 use crate::log::{CorruptionReport, LogError, UalConfig};
 use crate::projection::{ProjectionSet, Router};
-use crate::raft::{EntryKind, RaftError, RaftGroup, RaftGroupConfig, RaftLogStore, RaftOutput, UalRaftStore};
+use crate::raft::{RaftError, RaftGroup, RaftGroupConfig, RaftLogStore, RaftOutput, UalRaftStore};
 use crate::wire::Status;
 use batch::{BatchLimits, BatchWriter, BATCH_HEADER_LEN, COMMAND_FRAME_LEN, TAG_KV};
 use seams::{EventSink, PartitionEvent, RecentEvents, SnapshotStore};
@@ -529,43 +531,7 @@ impl<D: BlockIo> Partition<D> {
                 Err(e) => panic!("partition {}: a snapshot from the leader does not restore: {e}", self.id),
             }
         }
-        for entry in self.out.committed.drain(..) {
-            if entry.kind != EntryKind::Normal {
-                continue;
-            }
-            self.counters.applied += 1;
-            // The batch's writes wait in a chain from its proposal context, in batch order.
-            let mut next = entry.proposal_ctx.unwrap_or(NO_TOKEN);
-            let (waiters, waiting_bytes, feed) = (&mut self.waiters, &mut self.waiting_bytes, &mut self.feed);
-            let results = &mut self.results;
-            results.clear();
-            let decoded = self
-                .router
-                .apply_entry(entry.index, &entry.data, &mut |index, result| results.push((index, result)));
-            // Answered once the whole entry is applied: a SETX with GET takes its old value from
-            // the projection, which the router holds while it applies.
-            let kv = self.router.kv();
-            for &(index, result) in results.iter() {
-                feed.note_result(index, result);
-                if let Some(waiter) = take_waiter(waiters, waiting_bytes, &mut next) {
-                    let value = expiry::old_value(kv, entry.index, index, &result);
-                    done(Done { waiter, result: Ok(result), value });
-                }
-            }
-            feed.record_entry(entry.index, &entry.data);
-            if !decoded {
-                answer_chain(waiters, waiting_bytes, next, Ok(ApplyResult::Malformed), done);
-            }
-        }
-        for dropped in &self.out.dropped {
-            answer_chain(
-                &mut self.waiters,
-                &mut self.waiting_bytes,
-                dropped.ctx,
-                Err(Status::NotLeader),
-                done,
-            );
-        }
+        self.apply_committed(done);
         self.out.clear();
         if self.raft.is_leader() && self.read_barrier.0 != self.raft.term() {
             // Set at the first poll of a leadership: its empty first entry is in the log by then.
@@ -622,32 +588,6 @@ impl<D: BlockIo> Partition<D> {
         self.open_chain = None;
         self.batch.clear();
     }
-}
-
-/// Answers every write of the batch chained from `first` with `result`.
-fn answer_chain(
-    waiters: &mut Waiters<(Waiter, u64, u64)>,
-    waiting_bytes: &mut u64,
-    mut next: u64,
-    result: Result<ApplyResult, Status>,
-    done: &mut dyn FnMut(Done),
-) {
-    while let Some(waiter) = take_waiter(waiters, waiting_bytes, &mut next) {
-        done(Done::of(waiter, result));
-    }
-}
-
-/// Takes the waiting write under `*next` out of the table, and its bytes out of the window, and
-/// moves `*next` to the following write of its batch.
-fn take_waiter(
-    waiters: &mut Waiters<(Waiter, u64, u64)>,
-    waiting_bytes: &mut u64,
-    next: &mut u64,
-) -> Option<Waiter> {
-    let (waiter, bytes, following) = waiters.take(*next)?;
-    *waiting_bytes -= bytes;
-    *next = following;
-    Some(waiter)
 }
 
 #[cfg(test)]
