@@ -21,6 +21,8 @@
 //! freed when it closes; a late answer for a connection that is gone is counted and dropped.
 
 pub mod binary;
+mod buffers;
+use buffers::{flush, read_some, trim, READ_CHUNK};
 pub mod detect;
 pub mod http;
 pub mod hub;
@@ -39,7 +41,7 @@ use http::HttpSession;
 use hub::WatchHub;
 use resp::{RespSession, RespSettings};
 use std::sync::Arc;
-use vigil_pmd::{ConnId, Nanos, Peer, Received, Sent, StreamEvent, StreamIo};
+use vigil_pmd::{ConnId, Nanos, Peer, StreamEvent, StreamIo};
 
 /// Protocol tags the acceptor gives connections.
 pub mod protocol_tag {
@@ -485,43 +487,6 @@ impl Connections {
     }
 }
 
-/// Bytes read per `recv`, into the shard's read buffer.
-const READ_CHUNK: usize = 64 << 10;
-/// A connection's buffers keep at most this capacity once empty (more is given back), so that
-/// thousands of idle connections hold little memory; a busy connection's buffers keep their size
-/// while they hold bytes.
-const IDLE_KEEP_BYTES: usize = 64 << 10;
-
-/// Reads what the stream holds, up to the input limit, through the shard's read buffer (so a
-/// connection's input grows only by what it received).
-fn read_some(io: &mut dyn StreamIo, conn: &mut Conn, input_bytes_max: usize, read_buf: &mut [u8]) {
-    while conn.readable && conn.input.len() < input_bytes_max {
-        let want = read_buf.len().min(input_bytes_max - conn.input.len());
-        match io.recv(conn.id, &mut read_buf[..want]) {
-            Received::Data(n) => {
-                conn.input.extend_from_slice(&read_buf[..n]);
-                // A short read emptied the socket: bytes that come later raise a new readiness
-                // edge, so no read is spent to hear WouldBlock.
-                if n < want {
-                    conn.readable = false;
-                }
-            }
-            Received::WouldBlock => conn.readable = false,
-            Received::Closed => {
-                conn.readable = false;
-                conn.dead = true;
-            }
-        }
-    }
-}
-
-/// Gives back what an empty buffer holds beyond `IDLE_KEEP_BYTES`.
-fn trim(buf: &mut Vec<u8>) {
-    if buf.is_empty() && buf.capacity() > IDLE_KEEP_BYTES {
-        *buf = Vec::new();
-    }
-}
-
 /// Runs the session over the input; drops what it consumed.
 fn run_session(
     conn: &mut Conn,
@@ -585,22 +550,6 @@ fn http_limits(limits: &ConnLimits) -> HttpLimits {
         head_bytes_max: HEAD_BYTES_MAX.min(limits.input_bytes_max),
         body_bytes_max: limits.datagram_bytes_max,
     }
-}
-
-/// Sends what the output holds; the rest waits for `Writable`.
-fn flush(io: &mut dyn StreamIo, conn: &mut Conn) {
-    while conn.sent < conn.output.len() {
-        match io.send(conn.id, &conn.output[conn.sent..]) {
-            Sent::Bytes(0) => return,
-            Sent::Bytes(n) => conn.sent += n,
-            Sent::Closed => {
-                conn.dead = true;
-                return;
-            }
-        }
-    }
-    conn.output.clear();
-    conn.sent = 0;
 }
 
 // Tested with the shard loop and real partitions: src/shard/tests/conns.rs.
