@@ -2,8 +2,8 @@
 //! sends what the output holds, and gives back the capacity an idle connection no longer needs.
 //!
 //! Invariants: a connection's input grows only by the bytes it received, never past the input
-//! limit; a short read ends the reads of that readiness edge (the socket is empty: later bytes
-//! raise a new edge); output not taken by the socket stays for the next `Writable`.
+//! limit; reads go on to `WouldBlock` or a hang-up (edge-triggered readiness); output not taken by
+//! the socket stays for the next `Writable`.
 
 use super::Conn;
 use vigil_pmd::{Received, Sent, StreamIo};
@@ -21,14 +21,9 @@ pub(super) fn read_some(io: &mut dyn StreamIo, conn: &mut Conn, input_bytes_max:
     while conn.readable && conn.input.len() < input_bytes_max {
         let want = read_buf.len().min(input_bytes_max - conn.input.len());
         match io.recv(conn.id, &mut read_buf[..want]) {
-            Received::Data(n) => {
-                conn.input.extend_from_slice(&read_buf[..n]);
-                // A short read emptied the socket: bytes that come later raise a new readiness
-                // edge, so no read is spent to hear WouldBlock.
-                if n < want {
-                    conn.readable = false;
-                }
-            }
+            // Read on to `WouldBlock` even after a short read: the hang-up that came with the last
+            // bytes raised no edge of its own (the fuzzer found a connection that never closed).
+            Received::Data(n) => conn.input.extend_from_slice(&read_buf[..n]),
             Received::WouldBlock => conn.readable = false,
             Received::Closed => {
                 conn.readable = false;

@@ -187,3 +187,17 @@ fn writes_beyond_the_shards_reservations_wait_and_are_all_answered() {
     }
     assert!(n.kvs[0].borrow().counters().busy_unreserved > 0, "the reservations ran out on the way");
 }
+
+#[test]
+fn a_client_that_hangs_up_after_part_of_a_request_is_closed() {
+    let streams = SimStreams::new(64, 64);
+    let mut n = node_with(&streams);
+    let c = streams.open(protocol_tag::RESP);
+    // The bytes and the hang-up arrive before the shard reads: one readiness edge for both.
+    streams.client_send(c, b"*2\r\n$3\r\nGET");
+    streams.client_close(c);
+    for t in 1..100u64 {
+        n.shards[0].poll_once(Nanos(t * 1_000));
+    }
+    assert!(streams.server_closed(c), "a half request and a hang-up leave the connection open");
+}
