@@ -93,6 +93,9 @@ impl KvProjection {
             let Some(key) = self.expiries.pop_due(self.now_ms) else { break };
             let value_len = self.map.remove(&key).expect("an indexed key exists");
             self.data_bytes -= key.len() + value_len;
+            if let Some(log) = self.expired.as_mut() {
+                log.push((self.applying, key));
+            }
             n += 1;
         }
         n as u32
@@ -103,6 +106,27 @@ impl KvProjection {
         let Some(expiry) = self.map.entry(key).and_then(|e| e.expiry) else { return };
         if !live(Some(expiry), self.now_ms) {
             self.remove_key(key);
+            self.note_expired(key);
+        }
+    }
+
+    /// Starts (or stops, dropping what is kept) recording the keys expiry deletes, for watchers.
+    pub fn record_expired(&mut self, on: bool) {
+        self.expired = on.then(Vec::new);
+    }
+
+    /// The keys expiry deleted since the last call, each with the index of the command in its
+    /// entry whose apply deleted it, in the order deleted (empty when not recording).
+    pub fn take_expired(&mut self, into: &mut Vec<(u16, Box<[u8]>)>) {
+        if let Some(log) = self.expired.as_mut() {
+            into.append(log);
+        }
+    }
+
+    /// Records `key` as deleted by expiry while someone watches (a copy: only then).
+    fn note_expired(&mut self, key: &[u8]) {
+        if let Some(log) = self.expired.as_mut() {
+            log.push((self.applying, key.into()));
         }
     }
 
@@ -186,6 +210,7 @@ impl KvProjection {
         // At or before the entry's time: already expired (Redis's `checkAlreadyExpired`).
         if new < 0 || (new as u64) <= self.now_ms {
             self.remove_key(key);
+            self.note_expired(key);
             return ApplyResult::Changed { changed: true };
         }
         self.map.set_expiry(&at, Some(new as u64));

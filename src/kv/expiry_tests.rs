@@ -30,6 +30,32 @@ fn a_key_expires_at_its_deadline_and_is_reclaimed() {
     assert_eq!((kv.len(), kv.expiring(), kv.data_bytes()), (0, 0, 0));
 }
 
+/// For watchers: every key expiry deletes is named, with the command whose apply deleted it
+/// (reclaim before a write, the write's own key found expired, EXPIRE into the past,
+/// EXPIRE_DUE); nothing is kept while not recording.
+#[test]
+fn keys_deleted_by_expiry_are_named_while_recording() {
+    let mut kv = KvProjection::new(KvLimits::small());
+    let mut got = Vec::new();
+    kv.apply_at(1, 1000, &setx(b"a", b"1", 0, Ttl::RelativeMs(10)));
+    kv.apply_at(2, 1000, &setx(b"b", b"2", 0, Ttl::RelativeMs(10)));
+    kv.apply_at(3, 2000, &anon(Op::ExpireDue));
+    kv.take_expired(&mut got);
+    assert!(got.is_empty(), "nothing kept while not recording");
+    kv.record_expired(true);
+    kv.apply_at(4, 2000, &setx(b"c", b"3", 0, Ttl::RelativeMs(10)));
+    kv.apply_at(5, 2000, &setx(b"d", b"4", 0, Ttl::RelativeMs(10)));
+    kv.apply_at(6, 2000, &setx(b"e", b"5", 0, Ttl::RelativeMs(1_000)));
+    let at = Applied { pos: LogPos { lsn: 7, index: 3 }, time_ns: 3_000_000_000 };
+    kv.apply_op(at, &Op::Set { key: b"x", value: b"y" });
+    kv.apply_at(8, 3000, &anon(Op::Expire { key: b"e", flags: 0, ttl: Ttl::AbsoluteMs(1) }));
+    kv.take_expired(&mut got);
+    let named: Vec<(u16, &[u8])> = got.iter().map(|(i, k)| (*i, &k[..])).collect();
+    assert_eq!(named, [(3, &b"c"[..]), (3, &b"d"[..]), (0, &b"e"[..])]);
+    kv.take_expired(&mut got);
+    assert_eq!(got.len(), 3, "taken once");
+}
+
 #[test]
 fn set_options_follow_redis() {
     let mut kv = KvProjection::new(KvLimits::small());

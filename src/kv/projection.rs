@@ -46,6 +46,11 @@ pub struct KvProjection {
     pub(crate) now_ms: u64,
     /// Old blocks SETX with GET answers with, by the write's version; for the entry being applied.
     pub(crate) returned: Vec<(u64, std::sync::Arc<[u8]>)>,
+    /// While someone watches changes (`record_expired`): the keys expiry deleted in the entry
+    /// being applied, with the index of the command whose apply deleted them (`take_expired`).
+    pub(crate) expired: Option<Vec<(u16, Box<[u8]>)>>,
+    /// The index in its entry of the command being applied.
+    pub(crate) applying: u16,
 }
 
 /// Longest decimal i64: "-9223372036854775808".
@@ -108,7 +113,16 @@ impl KvProjection {
     /// A projection over a loaded map (its expiry index rebuilt from its blocks).
     pub(crate) fn from_parts(limits: KvLimits, map: KeyMap, data_bytes: usize) -> Self {
         let expiries = super::expiry::index_of(&map);
-        Self { limits, map, data_bytes, expiries, now_ms: 0, returned: Vec::new() }
+        Self {
+            limits,
+            map,
+            data_bytes,
+            expiries,
+            now_ms: 0,
+            returned: Vec::new(),
+            expired: None,
+            applying: 0,
+        }
     }
 
     /// The limits it runs with.
@@ -164,6 +178,7 @@ impl KvProjection {
             self.returned.clear();
         }
         self.advance(at.time_ns);
+        self.applying = at.pos.index;
         if let Op::ExpireDue = op {
             return ApplyResult::Reclaimed { keys: self.reclaim(RECLAIM_PER_TICK) };
         }
@@ -313,6 +328,10 @@ impl Projection for KvProjection {
     }
 
     fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
 }

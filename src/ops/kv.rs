@@ -498,7 +498,7 @@ impl<D: BlockIo> ShardService for KvService<D> {
 
     // The change feed for WebSocket watchers (partition::feed; conn::watch).
     fn watch_changes(&mut self, on: bool) {
-        self.0.borrow_mut().partitions.iter_mut().for_each(|p| p.feed.set_on(on));
+        self.0.borrow_mut().partitions.iter_mut().for_each(|p| p.watch_changes(on));
     }
 
     fn drain_changes(&mut self, sink: &mut dyn FnMut(&crate::partition::feed::Change<'_>)) -> bool {

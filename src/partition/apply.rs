@@ -40,6 +40,7 @@ impl<D: BlockIo> Partition<D> {
                     done(Done { waiter, result: Ok(result), value });
                 }
             }
+            feed.note_expired(|into| self.router.kv_mut().take_expired(into));
             feed.record_entry(entry.index, &entry.data);
             if !decoded {
                 answer_chain(waiters, waiting_bytes, next, Ok(ApplyResult::Malformed), done);

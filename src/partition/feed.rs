@@ -13,9 +13,10 @@
 //! Invariants: changes come out in apply order (commit order, per partition: per key); only
 //! writes that changed a value are changes (SET and SET with options that stored, CAS that stored,
 //! INCR, DEL of a key that existed); nothing is allocated once the buffers have grown to their
-//! bounds. Not changes (documented in docs/CLIENTS.md): a key's expiry set or cleared (EXPIRE,
-//! PERSIST), and keys deleted by expiry (reclaimed at apply or by the leader's EXPIRE_DUE, and an
-//! EXPIRE whose deadline has passed), which the command bytes do not name.
+//! bounds. Keys deleted by expiry (reclaimed at apply, by the leader's EXPIRE_DUE, or by an EXPIRE
+//! whose deadline has passed) are deletions too: the KV projection names them while the feed is on
+//! (`KvProjection::record_expired`), with the command whose apply deleted them. Not changes
+//! (documented in docs/CLIENTS.md): a key's expiry set or cleared (EXPIRE, PERSIST).
 
 use crate::kv::{ApplyResult, Command, Op};
 use crate::partition::batch::{BatchReader, TAG_KV};
@@ -52,6 +53,9 @@ pub struct ChangeFeed {
     spans: Vec<Span>,
     /// Results of the entry being applied, by command index.
     results: Vec<ApplyResult>,
+    /// Keys expiry deleted while the entry was applied, by the index of the command whose apply
+    /// deleted them (`note_expired`).
+    expired: Vec<(u16, Box<[u8]>)>,
     lost: bool,
 }
 
@@ -61,6 +65,7 @@ impl ChangeFeed {
         self.on = on;
         if !on {
             self.clear();
+            self.expired.clear();
         }
     }
 
@@ -76,23 +81,48 @@ impl ChangeFeed {
         }
     }
 
-    /// Records the changes of the entry at `lsn` just applied (its results noted first).
+    /// The keys expiry deleted while the entry being applied was (`KvProjection::take_expired`).
+    pub fn note_expired(&mut self, take: impl FnOnce(&mut Vec<(u16, Box<[u8]>)>)) {
+        if self.on {
+            take(&mut self.expired);
+        }
+    }
+
+    /// Records the changes of the entry at `lsn` just applied (its results and expired keys
+    /// noted first): per command, the keys its apply found expired and deleted, then its own
+    /// change, so each key's changes come in the order they were made.
     pub fn record_entry(&mut self, lsn: u64, payload: &[u8]) {
         if !self.on {
             return;
         }
+        let mut expired = std::mem::take(&mut self.expired);
+        let mut next_expired = 0;
         if !payload.is_empty() && !BatchReader::is_batch(payload) {
             let result = self.results.first().copied();
+            self.record_expired(LogPos { lsn, index: 0 }, &expired, &mut next_expired);
             self.record(LogPos { lsn, index: 0 }, payload, result);
         } else if let Ok(batch) = BatchReader::new(payload) {
             for (index, command) in batch.enumerate() {
                 if command.tag == TAG_KV {
+                    let pos = LogPos { lsn, index: index as u16 };
+                    self.record_expired(pos, &expired, &mut next_expired);
                     let result = self.results.get(index).copied();
-                    self.record(LogPos { lsn, index: index as u16 }, command.bytes, result);
+                    self.record(pos, command.bytes, result);
                 }
             }
         }
+        expired.clear();
+        self.expired = expired;
         self.results.clear();
+    }
+
+    /// Records as deletions the expired keys of the command at `pos` (and of any before it).
+    fn record_expired(&mut self, pos: LogPos, expired: &[(u16, Box<[u8]>)], next: &mut usize) {
+        while let Some((index, key)) = expired.get(*next).filter(|(i, _)| *i <= pos.index) {
+            debug_assert!(*index <= pos.index);
+            self.push_change(key, None, pos.version());
+            *next += 1;
+        }
     }
 
     fn record(&mut self, pos: LogPos, command: &[u8], result: Option<ApplyResult>) {
@@ -113,6 +143,11 @@ impl ChangeFeed {
             }
             _ => return,
         };
+        self.push_change(key, value, version);
+    }
+
+    /// Keeps one change, or marks the feed `lost` when it does not fit.
+    fn push_change(&mut self, key: &[u8], value: Option<&[u8]>, version: u64) {
         let need = key.len() + value.map_or(0, <[u8]>::len);
         if self.spans.len() >= FEED_CHANGES_MAX || self.bytes.len() + need > FEED_BYTES_MAX {
             self.lost = true;
@@ -215,5 +250,28 @@ mod tests {
         let mut seen = Vec::new();
         feed.drain(&mut |c| seen.push((c.key.to_vec(), c.version, c.value.map(<[u8]>::to_vec))));
         assert_eq!(seen, [(b"t".to_vec(), 3 << 16, Some(b"v".to_vec()))]);
+    }
+
+    #[test]
+    fn keys_expiry_deleted_come_before_the_change_of_the_command_that_deleted_them() {
+        let mut feed = ChangeFeed::default();
+        feed.set_on(true);
+        let limits = crate::partition::batch::BatchLimits { bytes_max: 4064, writes_max: 16 };
+        let mut batch = crate::partition::batch::BatchWriter::new(limits);
+        for key in [&b"x"[..], b"b"] {
+            let cmd = encoded(Op::Set { key, value: b"v" });
+            batch.push(TAG_KV, cmd.len(), |out| out.copy_from_slice(&cmd));
+        }
+        let payload = batch.seal(0).to_vec();
+        feed.note_result(0, ApplyResult::Stored { version: 5 << 16 });
+        feed.note_result(1, ApplyResult::Stored { version: (5 << 16) | 1 });
+        feed.note_expired(|into| into.extend([(0, b"a".to_vec().into()), (1, b"b".to_vec().into())]));
+        feed.record_entry(5, &payload);
+        let mut seen = Vec::new();
+        feed.drain(&mut |c| seen.push((c.key.to_vec(), c.value.is_some())));
+        assert_eq!(
+            seen,
+            [(b"a".to_vec(), false), (b"x".to_vec(), true), (b"b".to_vec(), false), (b"b".to_vec(), true)]
+        );
     }
 }

@@ -326,6 +326,13 @@ impl<D: BlockIo> Partition<D> {
         self.id
     }
 
+    /// Turns the change feed on or off (the shard has WebSocket watchers, or no longer), with the
+    /// KV projection's record of the keys expiry deletes.
+    pub fn watch_changes(&mut self, on: bool) {
+        self.feed.set_on(on);
+        self.router.kv_mut().record_expired(on);
+    }
+
     /// The KV projection.
     pub fn kv(&self) -> &KvProjection {
         self.router.kv()

@@ -223,6 +223,9 @@ pub trait Projection: Any + Send + std::fmt::Debug {
 
     /// Itself, to be downcast to its type (`Router::get`).
     fn as_any(&self) -> &dyn Any;
+    /// The projection as `Any`, to change it as its own type (the partition turns KV's record of
+    /// expired keys on and off for watchers).
+    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 /// Where a snapshot's bytes go as they are encoded: a buffer, or a file written as it goes (so a

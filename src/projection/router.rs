@@ -121,6 +121,13 @@ impl Router {
             .expect("every router runs a KV projection")
     }
 
+    /// The KV projection, to change (its record of expired keys for watchers).
+    pub fn kv_mut(&mut self) -> &mut KvProjection {
+        self.projection_mut(TAG_KV)
+            .and_then(|p| p.as_any_mut().downcast_mut::<KvProjection>())
+            .expect("every router runs a KV projection")
+    }
+
     /// Every projection, KV first.
     pub fn projections(&self) -> impl Iterator<Item = &dyn Projection> + '_ {
         self.projections.iter().map(|p| &**p)
