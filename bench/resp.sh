@@ -18,7 +18,7 @@ source "$(cd "$(dirname "$0")" && pwd)/../scripts/lib.sh"
 parse_common_flags "$@"
 cd "$VIGIL_ROOT"
 
-REQUESTS="${REQUESTS:-100000}"   # requests per test with -P 16 (a fifth with -P 1)
+REQUESTS="${REQUESTS:-1000000}"  # requests per test with -P 16 (a fifth with -P 1)
 CLIENTS="${CLIENTS:-50}"
 TESTS="${TESTS:-ping,set,get,incr,mset}"
 PORT="${PORT:-9300}"             # Vigil's port (UDP and TCP) on 127.0.0.1
