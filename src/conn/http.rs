@@ -33,7 +33,7 @@
 
 use super::watch::{self, Watch};
 use super::{Cx, Step};
-use crate::dispatch::{Answer, Request};
+use crate::dispatch::Answer;
 use crate::protocol::http::response::Response;
 use crate::protocol::http::{parse_etag, parse_request, target, Head, HttpError, HttpLimits, Method, Parsed};
 use crate::protocol::websocket;
@@ -361,19 +361,7 @@ impl HttpSession {
     /// One request through the engine, its body in `body`; its id is the next one (kept for the
     /// retry when the answer is BUSY).
     fn dispatch(&mut self, op: u8, cx: &mut Cx<'_>) -> Result<Answer, Status> {
-        let req = Request {
-            opcode: op,
-            request_id: self.next_id,
-            client_id: crate::kv::ANONYMOUS_CLIENT,
-            body: &self.body,
-            now: cx.now,
-            peer: cx.peer,
-        };
-        let answer = cx.engine.handle_request(&req, cx.scratch);
-        if answer != Err(Status::Busy) {
-            self.next_id += 1;
-        }
-        answer
+        cx.request(&mut self.next_id, op, &self.body)
     }
 
     /// Writes the answers at the front whose answers are in.

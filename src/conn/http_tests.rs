@@ -4,7 +4,7 @@
 //! the connection after the responses owed before it.
 
 use super::*;
-use crate::dispatch::{Dispatcher, Handler};
+use crate::dispatch::{Dispatcher, Handler, Request};
 use crate::engine::{Engine, EngineLimits};
 use crate::kv::protocol::{parse_write, render_result};
 use crate::kv::KvLimits;

@@ -30,12 +30,14 @@ pub mod resp;
 mod resp_local;
 pub mod watch;
 
+use crate::dispatch::{Answer, Request};
 use crate::engine::Engine;
 use crate::partition::feed::Change;
 use crate::protocol::http::{HttpLimits, HEAD_BYTES_MAX};
 use crate::protocol::resp::ArgTable;
 use crate::protocol::websocket;
 use crate::shard::LateAnswer;
+use crate::wire::Status;
 use binary::BinarySession;
 use http::HttpSession;
 use hub::WatchHub;
@@ -115,6 +117,25 @@ impl Cx<'_> {
     /// Whether `bytes` more fit under the output limit.
     pub fn output_has_room(&self, bytes: usize) -> bool {
         self.output.len() + bytes <= self.output_bytes_max
+    }
+
+    /// Runs one request of this connection (anonymous: no client id) through the engine, its
+    /// answer's body into `scratch`, under request id `*next_id`, which moves on unless the answer
+    /// is BUSY (the same request is tried again under the same id).
+    pub fn request(&mut self, next_id: &mut u64, opcode: u8, body: &[u8]) -> Result<Answer, Status> {
+        let req = Request {
+            opcode,
+            request_id: *next_id,
+            client_id: crate::kv::ANONYMOUS_CLIENT,
+            body,
+            now: self.now,
+            peer: self.peer,
+        };
+        let answer = self.engine.handle_request(&req, self.scratch);
+        if answer != Err(Status::Busy) {
+            *next_id += 1;
+        }
+        answer
     }
 }
 

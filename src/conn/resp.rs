@@ -33,7 +33,7 @@ mod ttl;
 
 use super::resp_local::{self, Local};
 use super::{Cx, Step};
-use crate::dispatch::{Answer, Request};
+use crate::dispatch::Answer;
 use crate::protocol::resp::options::{SetCondition, SetTtl};
 use crate::protocol::resp::{
     parse_command, parse_request, ArgList, ArgTable, Command, CommandError, Parsed, ReplyWriter, RespLimits,
@@ -323,19 +323,7 @@ impl State {
     ) -> (u8, Result<Answer, Status>) {
         self.body.clear();
         let op = build(&mut self.body);
-        let req = Request {
-            opcode: op,
-            request_id: self.next_id,
-            client_id: crate::kv::ANONYMOUS_CLIENT,
-            body: &self.body,
-            now: cx.now,
-            peer: cx.peer,
-        };
-        let answer = cx.engine.handle_request(&req, cx.scratch);
-        if answer != Err(Status::Busy) {
-            self.next_id += 1;
-        }
-        (op, answer)
+        (op, cx.request(&mut self.next_id, op, &self.body))
     }
 
     /// Opens the pending entry of a command whose requests start now.

@@ -151,8 +151,7 @@ pub(super) fn serve(
     let d = config.dpdk.as_ref().expect("validated");
     // TCP through the exception path's kernel interface (none without it).
     let tcp_default = exception.as_ref().map(|_| SocketAddrV4::new(d.ip, config.net.port));
-    let mut tcp = tcp::prepare(config, tcp_default)?;
-    let streams = tcp.as_ref().map(tcp::TcpServing::shard_slots);
+    let tcp = tcp::prepare(config, tcp_default)?;
     let tcp_line = tcp
         .as_ref()
         .map_or(String::new(), |t| format!(" and tcp {:?} (RESP, binary; exception path)", t.addrs));
@@ -185,12 +184,8 @@ pub(super) fn serve(
     let stop_for_shards = stop.clone();
     let eal_for_shards = eal.clone();
     let routers = build_routers(config)?;
-    // Changes for prefix watchers, forwarded between the shards (conn::hub).
-    let watch_hub = Arc::new(crate::conn::hub::WatchHub::new(config.node.shards));
-    let acceptor = match tcp.as_mut() {
-        Some(t) => Some(t.spawn_acceptor(config, stop.clone())?),
-        None => None,
-    };
+    let tcp = tcp.map(|t| t.start(config, stop.clone())).transpose()?;
+    let streams = tcp.as_ref().map(tcp::TcpRunning::shards);
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
         let config = &shard_config;
         let _lcore = match eal_for_shards.register_current_thread() {
@@ -208,11 +203,11 @@ pub(super) fn serve(
             io.set_exception(q);
         }
         let router = routers[id].lock().expect("router slot").take();
-        let conns = streams.as_ref().and_then(|s| s.take(id)).map(|c| c.with_hub(watch_hub.clone(), id));
+        let conns = streams.as_ref().and_then(|s| s.take(id));
         run_shard(config, ShardParts { id, io, router, conns, stop: &stop_for_shards, ready })
     });
     stop.store(true, Ordering::Relaxed);
-    let acceptor_line = acceptor.map(super::acceptor_report);
+    let acceptor_line = tcp.map(tcp::TcpRunning::finish);
     let results = results?;
     let stats = port.stats().map(|s| format!("{s:?}")).ok();
     drop(exception_port);

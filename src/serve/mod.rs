@@ -532,7 +532,7 @@ fn serve_kernel(
     stop: Arc<AtomicBool>,
     ready: ReadyHook<'_>,
     backend: ActiveBackend,
-    mut tcp: Option<tcp::TcpServing>,
+    tcp: Option<tcp::TcpServing>,
 ) -> Result<ServeReport, ServeError> {
     let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
     probe_port(addr)?;
@@ -558,17 +558,12 @@ fn serve_kernel(
     let shard_config = Arc::new(config.clone());
     let stop_for_shards = stop.clone();
     let routers = build_routers(config)?;
-    let streams = tcp.as_ref().map(tcp::TcpServing::shard_slots);
-    // Changes for prefix watchers, forwarded between the shards (conn::hub).
-    let watch_hub = Arc::new(crate::conn::hub::WatchHub::new(config.node.shards));
-    let acceptor = match tcp.as_mut() {
-        Some(t) => Some(t.spawn_acceptor(config, stop.clone())?),
-        None => None,
-    };
+    let tcp = tcp.map(|t| t.start(config, stop.clone())).transpose()?;
+    let streams = tcp.as_ref().map(tcp::TcpRunning::shards);
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
         let config = &shard_config;
         let router = routers[id].lock().expect("router slot").take();
-        let conns = streams.as_ref().and_then(|s| s.take(id)).map(|c| c.with_hub(watch_hub.clone(), id));
+        let conns = streams.as_ref().and_then(|s| s.take(id));
         match KernelUdpIo::bind(&io_config) {
             Ok(io) => run_shard(config, ShardParts { id, io, router, conns, stop: &stop_for_shards, ready }),
             Err(source) => {
@@ -578,22 +573,10 @@ fn serve_kernel(
         }
     });
     stop.store(true, Ordering::Relaxed);
-    let acceptor_line = acceptor.map(acceptor_report);
+    let acceptor_line = tcp.map(tcp::TcpRunning::finish);
     let mut report = report(backend, results?, None);
     report.partitions.extend(acceptor_line);
     Ok(report)
-}
-
-/// Joins the acceptor thread and says what it counted.
-fn acceptor_report(h: JoinHandle<std::io::Result<acceptor::AcceptorCounters>>) -> String {
-    match h.join() {
-        Ok(Ok(c)) => format!(
-            "tcp acceptor: accepted {} handed {} refused-pending {} timed-out {} unknown-protocol {} refused-shard-busy {}",
-            c.accepted, c.handed, c.refused_pending, c.timed_out, c.unknown_protocol, c.refused_shard_busy
-        ),
-        Ok(Err(e)) => format!("tcp acceptor failed: {e}"),
-        Err(_) => "tcp acceptor panicked".to_string(),
-    }
 }
 
 /// Refuses an address another process already serves. The shards bind with `SO_REUSEPORT`, which

@@ -1,10 +1,13 @@
-//! TCP serving at start-up: binds the listeners (a start that cannot have them is refused before
-//! any shard starts), makes each shard's connection table and hand-off, runs the acceptor thread,
-//! and gives each shard its `Connections`.
+//! TCP serving, for either backend: `prepare` binds the listeners (a start that cannot have them
+//! is refused before any shard starts) and makes each shard's connection table and hand-off;
+//! `TcpServing::start` runs the acceptor thread; each shard thread takes its `Connections`
+//! (`TcpRunning::take`, joined to the node's watch hub); `TcpRunning::finish` joins the acceptor and
+//! says what it counted.
 
 use super::acceptor::{self, AcceptorCounters, Listeners};
 use super::ServeError;
 use crate::config::Config;
+use crate::conn::hub::WatchHub;
 use crate::conn::resp::RespSettings;
 use crate::conn::{ConnLimits, Connections};
 use crate::inbox::Placement;
@@ -26,13 +29,17 @@ const RESP_INLINE_BYTES_MAX: usize = 64 << 10;
 
 /// The TCP side of a starting node.
 pub struct TcpServing {
-    listeners: Option<Listeners>,
-    streams: Vec<Mutex<Option<TcpStreams>>>,
+    listeners: Listeners,
     handoffs: Vec<Arc<Handoff>>,
-    limits: ConnLimits,
-    resp: RespSettings,
+    shards: ShardStreams,
     /// Where it listens.
     pub addrs: Vec<SocketAddr>,
+}
+
+/// The TCP side of a running node: the acceptor thread and the shards' connection tables.
+pub struct TcpRunning {
+    acceptor: JoinHandle<std::io::Result<AcceptorCounters>>,
+    shards: Arc<ShardStreams>,
 }
 
 /// Binds the listeners and makes the shards' tables; `None` when `tcp.enabled` is false or there
@@ -84,34 +91,45 @@ pub fn prepare(
         partitions: u16::try_from(config.storage.partitions(config.node.shards)).unwrap_or(u16::MAX),
     };
     resp.limits.validate().map_err(|e| ServeError::Tcp(format!("the RESP limits from [tcp]: {e}")))?;
-    Ok(Some(TcpServing { listeners: Some(listeners), streams, handoffs, limits, resp, addrs }))
+    let hub = Arc::new(WatchHub::new(config.node.shards));
+    let shards = ShardStreams { slots: streams, limits, resp, hub };
+    Ok(Some(TcpServing { listeners, handoffs, shards, addrs }))
 }
 
 impl TcpServing {
     /// Starts the acceptor thread; it stops with `stop`.
-    pub fn spawn_acceptor(
-        &mut self,
-        config: &Config,
-        stop: Arc<AtomicBool>,
-    ) -> Result<JoinHandle<std::io::Result<AcceptorCounters>>, ServeError> {
-        let listeners = self.listeners.take().expect("one acceptor");
-        let handoffs = self.handoffs.clone();
+    pub fn start(self, config: &Config, stop: Arc<AtomicBool>) -> Result<TcpRunning, ServeError> {
+        let Self { listeners, handoffs, shards, .. } = self;
         let placement = Placement::new(config.storage.partitions(config.node.shards), config.node.shards)
             .map_err(|e| ServeError::Tcp(e.to_string()))?;
         let tcp = config.tcp.clone();
-        std::thread::Builder::new()
+        let acceptor = std::thread::Builder::new()
             .name("vigil-acceptor".into())
             .spawn(move || acceptor::run(listeners, handoffs, placement, &tcp, &stop))
-            .map_err(|e| ServeError::Tcp(format!("cannot spawn the acceptor thread: {e}")))
+            .map_err(|e| ServeError::Tcp(format!("cannot spawn the acceptor thread: {e}")))?;
+        Ok(TcpRunning { acceptor, shards: Arc::new(shards) })
+    }
+}
+
+impl TcpRunning {
+    /// The tables shard threads take their connections from.
+    pub fn shards(&self) -> Arc<ShardStreams> {
+        Arc::clone(&self.shards)
     }
 
-    /// The slots shard threads take their connections from.
-    pub fn shard_slots(&self) -> Arc<ShardStreams> {
-        Arc::new(ShardStreams {
-            slots: self.streams.iter().map(|s| Mutex::new(s.lock().expect("slot").take())).collect(),
-            limits: self.limits,
-            resp: self.resp.clone(),
-        })
+    /// Joins the acceptor thread (the node is stopping) and says what it counted.
+    pub fn finish(self) -> String {
+        match self.acceptor.join() {
+            Ok(Ok(c)) => {
+                format!(
+                "tcp acceptor: accepted {} handed {} refused-pending {} timed-out {} unknown-protocol {} \
+                 refused-shard-busy {}",
+                c.accepted, c.handed, c.refused_pending, c.timed_out, c.unknown_protocol, c.refused_shard_busy
+            )
+            }
+            Ok(Err(e)) => format!("tcp acceptor failed: {e}"),
+            Err(_) => "tcp acceptor panicked".to_string(),
+        }
     }
 }
 
@@ -120,12 +138,15 @@ pub struct ShardStreams {
     slots: Vec<Mutex<Option<TcpStreams>>>,
     limits: ConnLimits,
     resp: RespSettings,
+    /// Changes for prefix watchers, forwarded between the shards (`conn::hub`).
+    hub: Arc<WatchHub>,
 }
 
 impl ShardStreams {
-    /// Shard `id`'s connections (once).
+    /// Shard `id`'s connections (once), joined to the watch hub.
     pub fn take(&self, id: usize) -> Option<Connections> {
         let streams = self.slots.get(id)?.lock().expect("slot").take()?;
-        Some(Connections::new(Box::new(streams), self.limits, self.resp.clone()))
+        let conns = Connections::new(Box::new(streams), self.limits, self.resp.clone());
+        Some(conns.with_hub(Arc::clone(&self.hub), id))
     }
 }
