@@ -1,0 +1,12 @@
+//! The candle store (seed 000, DESIGN.md section 5): virtual candles that live exactly seven days,
+//! each a 128-byte slot ([`slot`]) with its text compressed inline by a trained, versioned model,
+//! or moved to a per-field overflow pool when it does not fit. A projection on the partition's seam
+//! folds them into a ring of seven daily buckets, so expiry drops a whole day at once.
+//!
+//! Invariants: a slot's bytes are the same on every replica and every replay (the lit time comes
+//! from the leader's stamp, never a local clock); a slot records the text model version that wrote
+//! it, so records stay readable after a retrain.
+
+pub mod slot;
+
+pub use slot::{Slot, TextField, TextRef, SLOT_BYTES};
