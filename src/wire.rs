@@ -447,4 +447,6 @@ pub mod opcode {
     /// KV KEYS_COUNT: read the number of keys (and keys with an expiry) of one partition (no log
     /// write).
     pub const KEYS_COUNT: u8 = 0x1a;
+    /// KV MSET: write several keys of one partition, all or none, through the log (one command).
+    pub const MSET: u8 = 0x1b;
 }

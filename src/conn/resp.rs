@@ -34,6 +34,8 @@ mod ttl;
 use super::resp_local::{self, Local};
 use super::{Cx, Step};
 use crate::dispatch::Answer;
+use crate::inbox::Placement;
+use crate::kv::pairs::{pair_len, PairsWriter, PAIRS_HEAD_LEN};
 use crate::protocol::resp::options::{SetCondition, SetTtl};
 use crate::protocol::resp::{
     parse_command, parse_request, ArgList, ArgTable, Command, CommandError, Parsed, ReplyWriter, RespLimits,
@@ -53,8 +55,25 @@ pub struct RespSettings {
     pub pipeline_max: usize,
     /// `requirepass`: the password AUTH must give (empty: none).
     pub requirepass: Vec<u8>,
-    /// Partitions of the node (DBSIZE and INFO keyspace ask each for its key count).
-    pub partitions: u16,
+    /// Where keys live: MSET sends one request per partition; DBSIZE and INFO keyspace ask each
+    /// partition for its key count.
+    pub placement: Placement,
+    /// Largest MSET request body (one log command: `storage.batch_bytes_max` less the batch's and
+    /// the command's headers, and no more than a forwarded request holds); the pairs of one
+    /// partition beyond it go in further MSET requests.
+    pub mset_body_bytes_max: usize,
+    /// `kv.key_bytes_max` and `kv.value_bytes_max`: an MSET with a pair over them is refused
+    /// whole, before any part of it is written.
+    pub key_bytes_max: usize,
+    /// See `key_bytes_max`.
+    pub value_bytes_max: usize,
+}
+
+impl RespSettings {
+    /// Partitions of the node.
+    pub fn partitions(&self) -> u16 {
+        u16::try_from(self.placement.partitions()).unwrap_or(u16::MAX)
+    }
 }
 
 /// What a command in flight replies once its answers are in.
@@ -107,6 +126,11 @@ struct State {
     resume: Option<usize>,
     /// A request body being built (SET's key and value).
     body: Vec<u8>,
+    /// MSET's pairs as (partition, index), sorted: each partition's pairs in order
+    /// (`mset`); grown to the largest MSET once.
+    mset_order: Vec<(u16, u32)>,
+    /// MSET's requests: where each ends in `mset_order`.
+    mset_ends: Vec<u32>,
 }
 
 /// One RESP connection. The argument table a parsed request lives in is the shard's, one for
@@ -142,6 +166,8 @@ impl RespSession {
                 next_id: 1,
                 resume: None,
                 body: Vec::new(),
+                mset_order: Vec::new(),
+                mset_ends: Vec::new(),
             },
         }
     }
@@ -257,9 +283,7 @@ impl State {
                 |b| ttl::setx_body(b, key, value, SetCondition::Always, true, SetTtl::Clear),
                 cx,
             ),
-            Command::MSet { pairs } => self.parts(Kind::Ok, pairs.len() / 2, cx, |body, i| {
-                set_body(body, pairs.get(2 * i), pairs.get(2 * i + 1))
-            }),
+            Command::MSet { pairs } => self.mset(pairs, settings, cx),
             Command::Del { keys } => self.parts(Kind::Integer, keys.len(), cx, |body, i| {
                 body.extend_from_slice(keys.get(i));
                 opcode::DEL
@@ -289,13 +313,13 @@ impl State {
                 self.parts(Kind::Integer, 1, cx, |b, _| ttl::expire_body(b, key, expiry, condition))
             }
             Command::DbSize => {
-                self.parts(Kind::Integer, usize::from(settings.partitions), cx, ttl::count_body)
+                self.parts(Kind::Integer, usize::from(settings.partitions()), cx, ttl::count_body)
             }
             Command::Info { sections } => {
                 let sections = resp_local::info_mask(sections);
                 let commands = cx.engine.counters().requests;
                 // The keyspace section sums every partition's count; the others need nothing.
-                let asks = if sections & resp_local::INFO_KEYSPACE != 0 { settings.partitions } else { 0 };
+                let asks = if sections & resp_local::INFO_KEYSPACE != 0 { settings.partitions() } else { 0 };
                 self.parts(Kind::Info { sections, commands }, usize::from(asks), cx, ttl::count_body)
             }
             other => {
@@ -375,6 +399,46 @@ impl State {
         self.pending.back_mut().expect("opened above").dispatched = true;
         self.reply_ready(cx.output);
         Ran::Done
+    }
+
+    /// MSET: one MSET request per partition of its keys (each stored whole or not at all, the
+    /// last of a repeated key winning), split further only where a partition's pairs exceed one
+    /// log command. A pair over the key or value limit refuses the whole command first. The
+    /// requests are a deterministic function of the arguments, so a command resumed after BUSY
+    /// rebuilds the same ones and goes on from the request it stopped at.
+    fn mset(&mut self, pairs: ArgList<'_>, settings: &RespSettings, cx: &mut Cx<'_>) -> Ran {
+        let n = pairs.len() / 2;
+        let oversized = (0..n).find_map(|i| {
+            let (key, value) = (pairs.get(2 * i), pairs.get(2 * i + 1));
+            (key.len() > settings.key_bytes_max)
+                .then_some(Status::KeyTooLarge)
+                .or((value.len() > settings.value_bytes_max).then_some(Status::ValueTooLarge))
+        });
+        if let Some(status) = oversized {
+            if !self.pending.is_empty() {
+                return Ran::Blocked;
+            }
+            ReplyWriter::new(cx.output, self.version).error(status_text(status));
+            return Ran::Done;
+        }
+        let mut order = std::mem::take(&mut self.mset_order);
+        let mut ends = std::mem::take(&mut self.mset_ends);
+        order.clear();
+        order.extend((0..n).map(|i| (settings.placement.partition_of(pairs.get(2 * i)), i as u32)));
+        order.sort_unstable();
+        mset_requests(&order, &pairs, settings.mset_body_bytes_max, &mut ends);
+        let ran = self.parts(Kind::Ok, ends.len(), cx, |body, r| {
+            let start = if r == 0 { 0 } else { ends[r - 1] as usize };
+            let mut w = PairsWriter::begin(body);
+            for &(_, i) in &order[start..ends[r] as usize] {
+                let i = i as usize;
+                w.push(body, pairs.get(2 * i), pairs.get(2 * i + 1));
+            }
+            opcode::MSET
+        });
+        self.mset_order = order;
+        self.mset_ends = ends;
+        ran
     }
 
     /// A command of one request replied to from its answer's content (GET, TTL, SET with NX, XX
@@ -517,6 +581,29 @@ fn absorb(p: &mut Pending, op: u8, status: Status, body: &[u8]) {
         (_, status) => {
             p.error.get_or_insert(status);
         }
+    }
+}
+
+/// Splits MSET's sorted `order` into requests: each a run of one partition's pairs whose body
+/// stays within `body_max` (a pair alone always makes a request: the limits checked it fits);
+/// `ends` gets where each request ends.
+fn mset_requests(order: &[(u16, u32)], pairs: &ArgList<'_>, body_max: usize, ends: &mut Vec<u32>) {
+    ends.clear();
+    let mut start = 0usize;
+    let mut len = PAIRS_HEAD_LEN;
+    for (at, &(partition, i)) in order.iter().enumerate() {
+        let i = i as usize;
+        let add = pair_len(pairs.get(2 * i), pairs.get(2 * i + 1));
+        let same = at == start || order[at - 1].0 == partition;
+        if at > start && (!same || len + add > body_max) {
+            ends.push(at as u32);
+            start = at;
+            len = PAIRS_HEAD_LEN;
+        }
+        len += add;
+    }
+    if !order.is_empty() {
+        ends.push(order.len() as u32);
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! | offset | size | field |
 //! |-------:|-----:|-------|
-//! | 0 | 1 | kind: the opcode number, 0x11 SET, 0x12 DEL, 0x13 INCR, 0x14 CAS, 0x15 SETX, 0x16 EXPIRE, 0x17 PERSIST, 0x18 EXPIRE_DUE |
+//! | 0 | 1 | kind: the opcode number, 0x11 SET, 0x12 DEL, 0x13 INCR, 0x14 CAS, 0x15 SETX, 0x16 EXPIRE, 0x17 PERSIST, 0x18 EXPIRE_DUE, 0x1b MSET |
 //! | 1 | 8 | `client_id` (0: anonymous, no exactly-once) |
 //! | 9 | 8 | `seq`: the client's sequence number (the request's wire `request_id`) |
 //! | 17 | .. | SET: u16 key_len, key, u32 value_len, value |
@@ -15,6 +15,7 @@
 //! |    |    | EXPIRE: u8 flags (bit 0 NX, bit 1 XX, bit 2 GT, bit 3 LT), u8 kind (2 relative ms, 3 absolute Unix ms), i64 ms, u16 key_len, key |
 //! |    |    | PERSIST: u16 key_len, key |
 //! |    |    | EXPIRE_DUE: nothing (the leader's reclaim of keys past their expiry, client 0) |
+//! |    |    | MSET: u16 count (at least 1), then count x (u16 key_len, key, u32 value_len, value) (`super::pairs`) |
 //!
 //! Invariants: `decode` never panics and never reads past its input, whatever the bytes; it
 //! accepts exactly what `encode` writes (no trailing bytes, no unknown kind), so
@@ -27,6 +28,7 @@
 //! write from another command under the same sequence number, so it must be the same on every
 //! replica and every version: it never changes for a given encoding.
 
+use super::pairs::Pairs;
 use super::{KvError, Reader, Writer};
 use crate::wire::opcode;
 use xxhash_rust::xxh3::Xxh3;
@@ -178,6 +180,12 @@ pub enum Op<'a> {
     /// Deletes keys whose expiry has passed at the entry's time (a bounded number): proposed by
     /// the leader when keys are due and no write comes, so their memory is returned.
     ExpireDue,
+    /// Store each value under its key, all or none (keys of one partition; the last of a
+    /// repeated key wins), dropping their expiries.
+    MSet {
+        /// The pairs.
+        pairs: Pairs<'a>,
+    },
 }
 
 impl<'a> Op<'a> {
@@ -192,10 +200,11 @@ impl<'a> Op<'a> {
             Op::Expire { .. } => opcode::EXPIRE,
             Op::Persist { .. } => opcode::PERSIST,
             Op::ExpireDue => opcode::EXPIRE_DUE,
+            Op::MSet { .. } => opcode::MSET,
         }
     }
 
-    /// The key it writes.
+    /// The key it writes (MSET: its first, which routes it).
     pub fn key(&self) -> &'a [u8] {
         match *self {
             Op::Set { key, .. }
@@ -206,6 +215,7 @@ impl<'a> Op<'a> {
             | Op::Expire { key, .. }
             | Op::Persist { key } => key,
             Op::ExpireDue => b"",
+            Op::MSet { pairs } => pairs.first_key(),
         }
     }
 
@@ -213,7 +223,12 @@ impl<'a> Op<'a> {
     pub fn value(&self) -> Option<&'a [u8]> {
         match *self {
             Op::Set { value, .. } | Op::Cas { value, .. } | Op::SetX { value, .. } => Some(value),
-            Op::Del { .. } | Op::Incr { .. } | Op::Expire { .. } | Op::Persist { .. } | Op::ExpireDue => None,
+            Op::Del { .. }
+            | Op::Incr { .. }
+            | Op::Expire { .. }
+            | Op::Persist { .. }
+            | Op::ExpireDue
+            | Op::MSet { .. } => None,
         }
     }
 }
@@ -250,6 +265,7 @@ impl<'a> Command<'a> {
                 Op::Expire { key, .. } => 10 + 2 + key.len(),
                 Op::Persist { key } => 2 + key.len(),
                 Op::ExpireDue => 0,
+                Op::MSet { pairs } => pairs.encoded_len(),
             }
     }
 
@@ -289,6 +305,11 @@ impl<'a> Command<'a> {
                 put(&ttl.ms().to_le_bytes());
             }
             Op::ExpireDue => return,
+            Op::MSet { pairs } => {
+                put(&pairs.count().to_le_bytes());
+                put(pairs.bytes());
+                return;
+            }
         }
         put(&key_len.to_le_bytes());
         put(self.op.key());
@@ -333,6 +354,7 @@ impl<'a> Command<'a> {
             }
             opcode::PERSIST => Op::Persist { key: r.bytes_u16()? },
             opcode::EXPIRE_DUE => Op::ExpireDue,
+            opcode::MSET => Op::MSet { pairs: Pairs::read(&mut r)? },
             other => return Err(KvError::UnknownKind(other)),
         };
         r.finish()?;
@@ -395,6 +417,11 @@ mod tests {
         });
         round_trip(Command { client_id: 0, seq: 0, op: Op::Persist { key: b"k" } });
         round_trip(Command { client_id: 0, seq: 0, op: Op::ExpireDue });
+        let mut body = Vec::new();
+        let mut w = crate::kv::PairsWriter::begin(&mut body);
+        w.push(&mut body, b"a", b"1");
+        w.push(&mut body, b"bc", b"");
+        round_trip(Command { client_id: 5, seq: 6, op: Op::MSet { pairs: Pairs::parse(&body).unwrap() } });
     }
 
     #[test]

@@ -267,7 +267,7 @@ impl Model {
                     e.2 = None;
                 }
             }
-            Op::Cas { .. } | Op::ExpireDue => {}
+            Op::Cas { .. } | Op::ExpireDue | Op::MSet { .. } => {}
         }
     }
 }

@@ -36,12 +36,14 @@ mod capture;
 pub mod command;
 pub mod expiry;
 mod map;
+pub mod pairs;
 pub mod projection;
 pub mod protocol;
 pub mod snapshot;
 
 pub use command::{expire_flags, set_flags, Command, Op, Ttl, ANONYMOUS_CLIENT};
 pub use map::KEY_BYTES_LIMIT;
+pub use pairs::{Pairs, PairsWriter};
 pub use projection::{ApplyResult, KvProjection};
 
 use thiserror::Error;
@@ -273,6 +275,16 @@ impl<'a> Reader<'a> {
         let out = self.buf.get(self.pos..).unwrap_or(&[]);
         self.pos = self.buf.len();
         out
+    }
+
+    /// Bytes read so far.
+    pub(crate) fn consumed(&self) -> usize {
+        self.pos
+    }
+
+    /// The bytes read since `start` (a value of `consumed`).
+    pub(crate) fn consumed_since(&self, start: usize) -> &'a [u8] {
+        &self.buf[start..self.pos]
     }
 
     pub(crate) fn remaining(&self) -> usize {

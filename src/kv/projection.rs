@@ -24,6 +24,7 @@
 use super::command::{Command, Op};
 use super::expiry::{ExpiryIndex, RECLAIM_PER_COMMAND, RECLAIM_PER_TICK};
 use super::map::KeyMap;
+use super::pairs::Pairs;
 use super::KvLimits;
 pub use crate::projection::ApplyResult;
 #[cfg(test)]
@@ -159,10 +160,17 @@ impl KvProjection {
     /// The result a write would get from the size limits alone, if it fails them: handlers may
     /// answer such writes at once instead of logging them (`apply` would give the same result).
     pub fn check_sizes(limits: &KvLimits, op: &Op<'_>) -> Option<ApplyResult> {
-        if op.key().len() > limits.key_bytes_max {
+        if let Op::MSet { pairs } = op {
+            return pairs.iter().find_map(|(key, value)| Self::check_pair(limits, key, Some(value)));
+        }
+        Self::check_pair(limits, op.key(), op.value())
+    }
+
+    fn check_pair(limits: &KvLimits, key: &[u8], value: Option<&[u8]>) -> Option<ApplyResult> {
+        if key.len() > limits.key_bytes_max {
             return Some(ApplyResult::KeyTooLarge);
         }
-        match op.value() {
+        match value {
             Some(v) if v.len() > limits.value_bytes_max => Some(ApplyResult::ValueTooLarge),
             _ => None,
         }
@@ -186,7 +194,10 @@ impl KvProjection {
         if let Some(refused) = Self::check_sizes(&self.limits, op) {
             return refused;
         }
-        self.drop_if_expired(op.key());
+        match op {
+            Op::MSet { pairs } => pairs.iter().for_each(|(key, _)| self.drop_if_expired(key)),
+            _ => self.drop_if_expired(op.key()),
+        }
         self.execute(at.pos.version(), op)
     }
 
@@ -215,6 +226,7 @@ impl KvProjection {
             Op::Expire { key, flags, ttl } => self.expire(key, flags, ttl),
             Op::Persist { key } => self.persist(key),
             Op::ExpireDue => ApplyResult::Reclaimed { keys: self.reclaim(RECLAIM_PER_TICK) },
+            Op::MSet { pairs } => self.mset(version, pairs),
             Op::Incr { key, delta } => {
                 let current = match self.map.get(key) {
                     None => 0,
@@ -248,6 +260,33 @@ impl KvProjection {
                 }
             }
         }
+    }
+
+    /// MSET: every pair stored at `version` with no expiry, or `Full` with nothing changed. The
+    /// room is checked first against an upper bound of what the pairs add (a key absent from the
+    /// map counts as new each time it is named; a value counts only when it grows its key), so no
+    /// pair can find the store full once the first is stored.
+    fn mset(&mut self, version: u64, pairs: Pairs<'_>) -> ApplyResult {
+        let (mut new_keys, mut added) = (0usize, 0usize);
+        for (key, value) in pairs.iter() {
+            match self.map.get(key) {
+                Some((old, _)) => added += value.len().saturating_sub(old.len()),
+                None => {
+                    new_keys += 1;
+                    added += key.len() + value.len();
+                }
+            }
+        }
+        if self.map.len() + new_keys > self.limits.keys_max
+            || self.data_bytes + added > self.limits.data_bytes_max
+        {
+            return ApplyResult::Full;
+        }
+        for (key, value) in pairs.iter() {
+            let stored = self.store(key, value, version, Some(None));
+            debug_assert!(stored.is_ok(), "room was checked for every pair");
+        }
+        ApplyResult::Stored { version }
     }
 
     /// Stores `value` under `key` at `version` with the expiry `expiry` (`None`: the key keeps

@@ -14,6 +14,7 @@
 //! | 0x17 PERSIST | key (rest) |
 //! | 0x19 TTL | key (rest) |
 //! | 0x1a KEYS_COUNT | u16 partition |
+//! | 0x1b MSET | u16 count (at least 1), then count x (u16 key_len, key, u32 value_len, value); every key of one partition (else `BAD_REQUEST`), all stored or none |
 //!
 //! Exactly-once: a write's sequence number is the frame's `request_id`, its client the datagram's
 //! `client_id`. A client that wants exactly-once uses a non-zero client id and strictly increasing
@@ -25,7 +26,7 @@
 //! | opcode | answer |
 //! |-------:|--------|
 //! | GET  | u64 version, value (rest); `NOT_FOUND` if absent |
-//! | SET, CAS | u64 version: the key's new version |
+//! | SET, CAS, MSET | u64 version: the key's (MSET: every key's) new version |
 //! | DEL  | u8: 1 if the key existed and was deleted, 0 if it did not exist |
 //! | INCR | i64 new value, u64 version |
 //! | SETX | u8 bits (bit 0: stored, bit 1: the key existed), u64 the key's version now (0: absent), then with GET and an existing key its old value (rest) |
@@ -37,6 +38,7 @@
 //! allocates nothing; the functions return what a `dispatch::Handler` returns.
 
 use super::command::{expire_flags, read_ttl, set_flags, Command, Op, Ttl};
+use super::pairs::Pairs;
 use super::projection::{ApplyResult, KvProjection};
 use super::{KvError, Reader, Writer};
 use crate::wire::{opcode, Status};
@@ -72,6 +74,7 @@ pub fn parse_write(opcode: u8, client_id: u64, request_id: u64, body: &[u8]) -> 
             Op::Expire { key: r.rest(), flags, ttl }
         }
         opcode::PERSIST => Op::Persist { key: r.rest() },
+        opcode::MSET => Op::MSet { pairs: Pairs::read(&mut r)? },
         other => return Err(KvError::NotAWrite(other)),
     };
     r.finish()?;
@@ -94,6 +97,7 @@ pub fn request_body_len(op: &Op<'_>) -> usize {
         Op::Expire { key, .. } => 10 + key.len(),
         Op::Persist { key } => key.len(),
         Op::ExpireDue => 0,
+        Op::MSet { pairs } => pairs.encoded_len(),
     }
 }
 
@@ -146,6 +150,10 @@ pub fn encode_write_body(op: &Op<'_>, out: &mut [u8]) -> Result<usize, KvError> 
         }
         Op::Persist { key } => w.put(key),
         Op::ExpireDue => {}
+        Op::MSet { pairs } => {
+            w.put(&pairs.count().to_le_bytes());
+            w.put(pairs.bytes());
+        }
     }
     Ok(w.done())
 }

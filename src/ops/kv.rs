@@ -29,7 +29,7 @@
 use crate::dispatch::{Answer, DispatchError, Dispatcher, Handler, Request, Subsystem};
 use crate::inbox::{Envelope, Kind, Placement, Route, Router};
 use crate::kv::protocol::{is_read, parse_get, parse_write, render_result, render_result_with};
-use crate::kv::Command;
+use crate::kv::{Command, Op};
 use crate::partition::waiters::Waiters;
 use crate::partition::{Done, Origin, Partition, Pending, Waiter, WriteOutcome};
 use crate::shard::{AnswerReservations, LateAnswer, ShardService};
@@ -163,8 +163,15 @@ impl<D: BlockIo> KvShard<D> {
         }
     }
 
-    /// Where a request runs: by its key, or (KEYS_COUNT) by the partition it names.
+    /// Where a request runs: by its key, or (KEYS_COUNT) by the partition it names. An MSET
+    /// whose keys are not all of one partition is `BAD_REQUEST` (it is one command in one log).
     fn route_request(&self, request: &KvRequest<'_>) -> Result<Route, Status> {
+        if let KvRequest::Write(Command { op: Op::MSet { pairs }, .. }) = request {
+            let first = self.placement.partition_of(pairs.first_key());
+            if pairs.iter().any(|(key, _)| self.placement.partition_of(key) != first) {
+                return Err(Status::BadRequest);
+            }
+        }
         let KvRequest::Count(partition) = *request else { return Ok(self.route(request.key())) };
         if u32::from(partition) >= self.placement.partitions() {
             return Err(Status::BadRequest);
@@ -465,6 +472,7 @@ impl<D: BlockIo + 'static> Subsystem for Kv<D> {
             (opcode::PERSIST, "kv.persist"),
             (opcode::TTL, "kv.ttl"),
             (opcode::KEYS_COUNT, "kv.keys_count"),
+            (opcode::MSET, "kv.mset"),
         ] {
             d.register(op, name, Box::new(KvHandler(Rc::clone(&self.0))))?;
         }

@@ -127,6 +127,10 @@ impl ChangeFeed {
 
     fn record(&mut self, pos: LogPos, command: &[u8], result: Option<ApplyResult>) {
         let Ok(cmd) = Command::decode(command) else { return };
+        if let (Op::MSet { pairs }, Some(ApplyResult::Stored { version })) = (cmd.op, result) {
+            pairs.iter().for_each(|(key, value)| self.push_change(key, Some(value), version));
+            return;
+        }
         let mut digits = [0u8; 20];
         let (key, value, version): (&[u8], Option<&[u8]>, u64) = match (cmd.op, result) {
             (
@@ -235,6 +239,22 @@ mod tests {
                 (b"n".to_vec(), 10 << 16, Some(b"-12".to_vec())),
             ]
         );
+    }
+
+    #[test]
+    fn an_mset_is_a_change_of_each_of_its_keys() {
+        let mut feed = ChangeFeed::default();
+        feed.set_on(true);
+        let mut body = Vec::new();
+        let mut w = crate::kv::PairsWriter::begin(&mut body);
+        w.push(&mut body, b"a", b"1");
+        w.push(&mut body, b"b", b"2");
+        let mset = encoded(Op::MSet { pairs: crate::kv::Pairs::parse(&body).unwrap() });
+        feed.note_result(0, ApplyResult::Stored { version: 4 << 16 });
+        feed.record_entry(4, &mset);
+        let mut seen = Vec::new();
+        feed.drain(&mut |c| seen.push((c.key.to_vec(), c.version, c.value.map(<[u8]>::to_vec))));
+        assert_eq!(seen, [(b"a".to_vec(), 4 << 16, Some(b"1".to_vec())), (b"b".to_vec(), 4 << 16, Some(b"2".to_vec()))]);
     }
 
     #[test]

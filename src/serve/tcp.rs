@@ -88,7 +88,11 @@ pub fn prepare(
         },
         pipeline_max: tcp.pipeline_max,
         requirepass: tcp.requirepass.as_bytes().to_vec(),
-        partitions: u16::try_from(config.storage.partitions(config.node.shards)).unwrap_or(u16::MAX),
+        placement: Placement::new(config.storage.partitions(config.node.shards), config.node.shards)
+            .map_err(|e| ServeError::Tcp(format!("the placement of keys: {e}")))?,
+        mset_body_bytes_max: mset_body_bytes_max(config),
+        key_bytes_max: config.kv.key_bytes_max,
+        value_bytes_max: config.kv.value_bytes_max,
     };
     resp.limits.validate().map_err(|e| ServeError::Tcp(format!("the RESP limits from [tcp]: {e}")))?;
     let hub = Arc::new(WatchHub::new(config.node.shards));
@@ -149,4 +153,15 @@ impl ShardStreams {
         let conns = Connections::new(Box::new(streams), self.limits, self.resp.clone());
         Some(conns.with_hub(Arc::clone(&self.hub), id))
     }
+}
+
+/// The largest MSET request body: one command in one log record (`storage.batch_bytes_max` less
+/// the batch header, the command's frame and its header), and no more than a request forwarded
+/// to another shard holds (`net.datagram_bytes_max`).
+fn mset_body_bytes_max(config: &Config) -> usize {
+    use crate::partition::batch::{BATCH_HEADER_LEN, COMMAND_FRAME_LEN};
+    let record = config.storage.batch_bytes_max.saturating_sub(
+        BATCH_HEADER_LEN + COMMAND_FRAME_LEN + crate::projection::COMMAND_HEADER_LEN,
+    );
+    record.min(config.net.datagram_bytes_max)
 }

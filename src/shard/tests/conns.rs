@@ -19,7 +19,7 @@ const LIMITS: ConnLimits = ConnLimits {
     connections_max: 8,
 };
 
-fn settings() -> RespSettings {
+fn settings(shards: usize) -> RespSettings {
     RespSettings {
         limits: RespLimits {
             args_max: 64,
@@ -29,7 +29,10 @@ fn settings() -> RespSettings {
         },
         pipeline_max: 64,
         requirepass: Vec::new(),
-        partitions: 2,
+        placement: crate::inbox::Placement::new(shards as u32, shards).expect("valid"),
+        mset_body_bytes_max: 1400,
+        key_bytes_max: 64,
+        value_bytes_max: 1024,
     }
 }
 
@@ -37,7 +40,7 @@ fn settings() -> RespSettings {
 fn node_with(streams: &SimStreams) -> Node {
     let mut n = node(2, 64);
     let s0 = n.shards.remove(0);
-    let conns = Connections::new(Box::new(streams.clone()), LIMITS, settings());
+    let conns = Connections::new(Box::new(streams.clone()), LIMITS, settings(2));
     n.shards.insert(0, s0.with_connections(conns));
     n
 }
@@ -78,6 +81,29 @@ MGET a n missing\r\nEXISTS a n missing a\r\nDEL a missing\r\nGET a\r\nPING\r\nTT
     // Both shards served some of it: keys on shard 1 went through the inboxes.
     assert!(n.kvs[0].borrow().counters().forwarded > 0, "a key was on the other shard");
     assert!(!streams.server_closed(c));
+}
+
+/// MSET of keys on both shards: one MSET request per partition (the other shard's through the
+/// inboxes), every key readable after the one +OK; a binary MSET whose keys span partitions is
+/// refused whole.
+#[test]
+fn an_mset_over_both_shards_is_one_request_per_partition_and_all_of_it_is_stored() {
+    let streams = SimStreams::new(1, 1 << 16);
+    let mut n = node_with(&streams);
+    let c = streams.open(protocol_tag::RESP);
+    streams.client_send(c, b"MSET a 1 b 2 c 3 d 4 e 5 f 6 a 7\r\n");
+    assert_eq!(run_until(&mut n, &streams, c, |g| g.ends_with(b"\r\n")), b"+OK\r\n");
+    assert_eq!(n.kvs[0].borrow().counters().forwarded, 1, "the other shard's pairs went as one MSET");
+    streams.client_send(c, b"MGET a b c d e f\r\n");
+    let want: &[u8] = b"*6\r\n$1\r\n7\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n$1\r\n5\r\n$1\r\n6\r\n";
+    let got = run_until(&mut n, &streams, c, |g| g.len() >= want.len());
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    let big = format!("MSET k {} j 1\r\n", "v".repeat(1025));
+    streams.client_send(c, big.as_bytes());
+    let got = run_until(&mut n, &streams, c, |g| g.ends_with(b"\r\n"));
+    assert!(got.starts_with(b"-ERR value is larger"), "{}", String::from_utf8_lossy(&got));
+    streams.client_send(c, b"EXISTS j\r\n");
+    assert_eq!(run_until(&mut n, &streams, c, |g| g.ends_with(b"\r\n")), b":0\r\n", "nothing of it stored");
 }
 
 #[test]
@@ -160,12 +186,47 @@ fn binary_datagrams_over_a_stream_are_answered_by_request_id() {
     assert!(streams.server_closed(c));
 }
 
+/// A binary MSET is one command of one partition: keys of two partitions are `BAD_REQUEST` and
+/// nothing of it is stored; one partition's keys are stored at one version.
+#[test]
+fn a_binary_mset_must_keep_to_one_partition() {
+    let streams = SimStreams::new(2, 64);
+    let mut n = node_with(&streams);
+    let c = streams.open(protocol_tag::BINARY);
+    let placement = crate::inbox::Placement::new(2, 2).unwrap();
+    let keys: Vec<&[u8]> = vec![b"a", b"b", b"c", b"d", b"e", b"f"];
+    let (same, other): (Vec<&[u8]>, Vec<&[u8]>) =
+        keys.iter().partition(|k| placement.partition_of(k) == placement.partition_of(b"a"));
+    let body = |keys: &[&[u8]]| {
+        let mut out = Vec::new();
+        let mut w = crate::kv::PairsWriter::begin(&mut out);
+        keys.iter().for_each(|k| assert!(w.push(&mut out, k, b"v")));
+        out
+    };
+    let mixed = body(&[same[0], other[0]]);
+    let one = body(&same);
+    streams.client_send(c, &framed(&[(opcode::MSET, 1, &mixed)]));
+    let got = run_until(&mut n, &streams, c, |g| !stream_answers(g).is_empty());
+    assert_eq!(stream_answers(&got)[0].1, Status::BadRequest as u8);
+    streams.client_send(c, &framed(&[(opcode::MSET, 2, &one), (opcode::GET, 3, other[0])]));
+    let got = run_until(&mut n, &streams, c, |g| stream_answers(g).len() >= 2);
+    let mut answers = stream_answers(&got);
+    answers.sort_by_key(|a| a.2);
+    assert_eq!((answers[0].1, answers[1].1), (Status::Ok as u8, Status::NotFound as u8));
+    let kv = n.kvs[0].borrow();
+    let p = kv.partitions().iter().find(|p| p.id() == placement.partition_of(b"a")).expect("shard 0's");
+    let version = u64::from_le_bytes(answers[0].3[..8].try_into().unwrap());
+    for k in same {
+        assert_eq!(p.kv().get(k), Some((&b"v"[..], version)));
+    }
+}
+
 #[test]
 fn writes_beyond_the_shards_reservations_wait_and_are_all_answered() {
     let streams = SimStreams::new(1 << 16, 1 << 16);
     let mut n = node(1, 8);
     let s0 = n.shards.remove(0);
-    n.shards.insert(0, s0.with_connections(Connections::new(Box::new(streams.clone()), LIMITS, settings())));
+    n.shards.insert(0, s0.with_connections(Connections::new(Box::new(streams.clone()), LIMITS, settings(1))));
     let conns: Vec<ConnId> = (0..4).map(|_| streams.open(protocol_tag::RESP)).collect();
     let mset = b"MSET a 1 b 2 c 3 d 4 e 5 f 6 g 7 h 8 i 9 j 10\r\n".repeat(16);
     for &c in &conns {
