@@ -449,4 +449,6 @@ pub mod opcode {
     pub const KEYS_COUNT: u8 = 0x1a;
     /// KV MSET: write several keys of one partition, all or none, through the log (one command).
     pub const MSET: u8 = 0x1b;
+    /// KV CAD: delete a key only if its version is the expected one, through the log.
+    pub const CAD: u8 = 0x1c;
 }

@@ -138,7 +138,12 @@ fn curl_drives_the_kv_api_with_etags_conditions_and_keep_alive() {
     assert_eq!(curl(port, &[], "/kv/a%20b%2Fc").body, b"sp");
     assert_eq!(curl(port, &[], "/kv/a%zz").status, 400);
 
-    // DELETE, then the key is gone.
+    // DELETE, conditional (If-Match) or not, then the key is gone.
+    let gone = curl(port, &["-X", "PUT", "--data-binary", "g"], "/kv/gone").header("etag").expect("an ETag");
+    let stale = curl(port, &["-X", "DELETE", "-H", "If-Match: \"1\""], "/kv/gone");
+    assert_eq!(stale.status, 412);
+    assert_eq!(curl(port, &["-X", "DELETE", "-H", &format!("If-Match: {gone}")], "/kv/gone").status, 204);
+    assert_eq!(curl(port, &[], "/kv/gone").status, 404);
     assert_eq!(curl(port, &["-X", "DELETE"], "/kv/greeting").status, 204);
     assert_eq!(curl(port, &["-X", "DELETE"], "/kv/greeting").status, 404);
     assert_eq!(curl(port, &[], "/kv/greeting").status, 404);

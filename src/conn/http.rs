@@ -9,7 +9,8 @@
 //!   application/json`); `If-Match: "<n>"` makes it a CAS on version n (412 on another version),
 //!   `If-None-Match: *` a create (CAS on version 0: 412 when the key exists, 201 when created);
 //!   otherwise 204 with the new ETag. Answered once durable, like every write.
-//! - `DELETE /kv/{key}`: 204, or 404 when there was no key.
+//! - `DELETE /kv/{key}`: 204, or 404 when there was no key; `If-Match: "<n>"` deletes only at
+//!   version n (the binary protocol's CAD; 412 on another version or no key).
 //! - `GET /` or `/health`: a small JSON status. Keys are percent-decoded.
 //! - `GET /watch?key=K` or `?prefix=P` with a WebSocket upgrade: from then on the connection is a
 //!   watcher (`conn::watch`) and its input is WebSocket frames.
@@ -330,12 +331,22 @@ impl HttpSession {
     }
 
     fn delete(&mut self, head: &Head<'_>, cx: &mut Cx<'_>) -> Ran {
-        if head.if_match.is_some() || head.if_none_match.is_some() {
-            return self.local(head, cx, |o, r| r.text(o, 501, "conditional DELETE is not implemented\n"));
+        if head.if_none_match.is_some() {
+            return self.local(head, cx, |o, r| r.text(o, 400, "DELETE takes If-Match, not If-None-Match\n"));
         }
         self.body.clear();
+        let op = match head.if_match.map(parse_etag) {
+            None => opcode::DEL,
+            Some(Some(v)) if v > 0 => {
+                self.body.extend_from_slice(&v.to_le_bytes());
+                opcode::CAD
+            }
+            Some(_) => {
+                return self.local(head, cx, |o, r| r.text(o, 400, "If-Match takes one version: \"<n>\"\n"))
+            }
+        };
         self.body.extend_from_slice(&self.key);
-        self.write(opcode::DEL, Kind::Delete, head, cx)
+        self.write(op, Kind::Delete, head, cx)
     }
 
     /// Dispatches the write built in `body`; its answer is written in order.
@@ -442,7 +453,7 @@ fn refuse(out: &mut Vec<u8>, e: &HttpError) {
 /// The number a write's answer carries: SET/CAS the new version, DEL whether the key existed.
 fn number_of(op: u8, body: &[u8]) -> u64 {
     match op {
-        opcode::DEL => u64::from(body.first().copied().unwrap_or(0)),
+        opcode::DEL | opcode::CAD => u64::from(body.first().copied().unwrap_or(0)),
         _ => body.get(..8).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
     }
 }

@@ -34,7 +34,7 @@ fn engine() -> Engine {
     let kv = Rc::new(RefCell::new(Router::new(KvLimits::small(), Vec::new())));
     let mut d = Dispatcher::new();
     crate::ops::register_all(&mut d).unwrap();
-    for op in [opcode::GET, opcode::SET, opcode::DEL, opcode::INCR, opcode::CAS] {
+    for op in [opcode::GET, opcode::SET, opcode::DEL, opcode::INCR, opcode::CAS, opcode::CAD] {
         d.register(op, "direct-kv", Box::new(DirectKv(kv.clone()))).unwrap();
     }
     Engine::new(d, EngineLimits { requests_per_datagram_max: 8 })
@@ -140,4 +140,28 @@ Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n
     for split in 0..stream.len() {
         assert_eq!(run(&stream, split), (out.clone(), true), "split at {split}");
     }
+}
+
+/// DELETE with `If-Match` deletes only at the version named (412 on another, or on no key);
+/// If-None-Match on DELETE is a client error.
+#[test]
+fn a_conditional_delete_deletes_only_the_version_it_names() {
+    let put: &[u8] = b"PUT /kv/x HTTP/1.1\r\nContent-Length: 1\r\n\r\n1";
+    let (first, _) = run(put, put.len());
+    let text = String::from_utf8_lossy(&first);
+    let etag = text.split("ETag: ").nth(1).and_then(|t| t.split("\r\n").next()).expect("an ETag").to_string();
+    let mut stream = put.to_vec();
+    stream.extend_from_slice(b"DELETE /kv/x HTTP/1.1\r\nIf-Match: \"1\"\r\n\r\n");
+    stream.extend_from_slice(b"DELETE /kv/x HTTP/1.1\r\nIf-None-Match: *\r\n\r\n");
+    stream.extend_from_slice(format!("DELETE /kv/x HTTP/1.1\r\nIf-Match: {etag}\r\n\r\n").as_bytes());
+    stream.extend_from_slice(b"GET /kv/x HTTP/1.1\r\n\r\n");
+    stream.extend_from_slice(format!("DELETE /kv/x HTTP/1.1\r\nIf-Match: {etag}\r\n\r\n").as_bytes());
+    let (out, closed) = run(&stream, stream.len());
+    assert!(!closed);
+    assert_eq!(
+        statuses(&out),
+        ["204", "412", "400", "204", "404", "412"],
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
 }

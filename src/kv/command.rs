@@ -4,7 +4,7 @@
 //!
 //! | offset | size | field |
 //! |-------:|-----:|-------|
-//! | 0 | 1 | kind: the opcode number, 0x11 SET, 0x12 DEL, 0x13 INCR, 0x14 CAS, 0x15 SETX, 0x16 EXPIRE, 0x17 PERSIST, 0x18 EXPIRE_DUE, 0x1b MSET |
+//! | 0 | 1 | kind: the opcode number, 0x11 SET, 0x12 DEL, 0x13 INCR, 0x14 CAS, 0x15 SETX, 0x16 EXPIRE, 0x17 PERSIST, 0x18 EXPIRE_DUE, 0x1b MSET, 0x1c CAD |
 //! | 1 | 8 | `client_id` (0: anonymous, no exactly-once) |
 //! | 9 | 8 | `seq`: the client's sequence number (the request's wire `request_id`) |
 //! | 17 | .. | SET: u16 key_len, key, u32 value_len, value |
@@ -15,6 +15,7 @@
 //! |    |    | EXPIRE: u8 flags (bit 0 NX, bit 1 XX, bit 2 GT, bit 3 LT), u8 kind (2 relative ms, 3 absolute Unix ms), i64 ms, u16 key_len, key |
 //! |    |    | PERSIST: u16 key_len, key |
 //! |    |    | EXPIRE_DUE: nothing (the leader's reclaim of keys past their expiry, client 0) |
+//! |    |    | CAD: u64 expected_version, u16 key_len, key |
 //! |    |    | MSET: u16 count (at least 1), then count x (u16 key_len, key, u32 value_len, value) (`super::pairs`) |
 //!
 //! Invariants: `decode` never panics and never reads past its input, whatever the bytes; it
@@ -180,6 +181,13 @@ pub enum Op<'a> {
     /// Deletes keys whose expiry has passed at the entry's time (a bounded number): proposed by
     /// the leader when keys are due and no write comes, so their memory is returned.
     ExpireDue,
+    /// Delete `key` if its version is `expected_version` (compare and delete).
+    Cad {
+        /// The key.
+        key: &'a [u8],
+        /// The version the key must have.
+        expected_version: u64,
+    },
     /// Store each value under its key, all or none (keys of one partition; the last of a
     /// repeated key wins), dropping their expiries.
     MSet {
@@ -201,6 +209,7 @@ impl<'a> Op<'a> {
             Op::Persist { .. } => opcode::PERSIST,
             Op::ExpireDue => opcode::EXPIRE_DUE,
             Op::MSet { .. } => opcode::MSET,
+            Op::Cad { .. } => opcode::CAD,
         }
     }
 
@@ -213,7 +222,8 @@ impl<'a> Op<'a> {
             | Op::Cas { key, .. }
             | Op::SetX { key, .. }
             | Op::Expire { key, .. }
-            | Op::Persist { key } => key,
+            | Op::Persist { key }
+            | Op::Cad { key, .. } => key,
             Op::ExpireDue => b"",
             Op::MSet { pairs } => pairs.first_key(),
         }
@@ -228,6 +238,7 @@ impl<'a> Op<'a> {
             | Op::Expire { .. }
             | Op::Persist { .. }
             | Op::ExpireDue
+            | Op::Cad { .. }
             | Op::MSet { .. } => None,
         }
     }
@@ -266,6 +277,7 @@ impl<'a> Command<'a> {
                 Op::Persist { key } => 2 + key.len(),
                 Op::ExpireDue => 0,
                 Op::MSet { pairs } => pairs.encoded_len(),
+                Op::Cad { key, .. } => 8 + 2 + key.len(),
             }
     }
 
@@ -299,7 +311,9 @@ impl<'a> Command<'a> {
         match self.op {
             Op::Set { .. } | Op::Del { .. } | Op::Persist { .. } => {}
             Op::Incr { delta, .. } => put(&delta.to_le_bytes()),
-            Op::Cas { expected_version, .. } => put(&expected_version.to_le_bytes()),
+            Op::Cas { expected_version, .. } | Op::Cad { expected_version, .. } => {
+                put(&expected_version.to_le_bytes())
+            }
             Op::SetX { flags, ttl, .. } | Op::Expire { flags, ttl, .. } => {
                 put(&[flags, ttl.kind()]);
                 put(&ttl.ms().to_le_bytes());
@@ -355,6 +369,10 @@ impl<'a> Command<'a> {
             opcode::PERSIST => Op::Persist { key: r.bytes_u16()? },
             opcode::EXPIRE_DUE => Op::ExpireDue,
             opcode::MSET => Op::MSet { pairs: Pairs::read(&mut r)? },
+            opcode::CAD => {
+                let expected_version = r.u64()?;
+                Op::Cad { key: r.bytes_u16()?, expected_version }
+            }
             other => return Err(KvError::UnknownKind(other)),
         };
         r.finish()?;
@@ -417,6 +435,7 @@ mod tests {
         });
         round_trip(Command { client_id: 0, seq: 0, op: Op::Persist { key: b"k" } });
         round_trip(Command { client_id: 0, seq: 0, op: Op::ExpireDue });
+        round_trip(Command { client_id: 1, seq: 2, op: Op::Cad { key: b"k", expected_version: 7 } });
         let mut body = Vec::new();
         let mut w = crate::kv::PairsWriter::begin(&mut body);
         w.push(&mut body, b"a", b"1");

@@ -268,6 +268,11 @@ impl Model {
                 }
             }
             Op::Cas { .. } | Op::ExpireDue | Op::MSet { .. } => {}
+            Op::Cad { expected_version, .. } => {
+                if self.keys.get(&k).is_some_and(|(_, v, _)| *v == expected_version) {
+                    self.keys.remove(&k);
+                }
+            }
         }
     }
 }

@@ -227,6 +227,13 @@ impl KvProjection {
             Op::Persist { key } => self.persist(key),
             Op::ExpireDue => ApplyResult::Reclaimed { keys: self.reclaim(RECLAIM_PER_TICK) },
             Op::MSet { pairs } => self.mset(version, pairs),
+            Op::Cad { key, expected_version } => {
+                let current_version = self.map.get(key).map_or(0, |(_, version)| version);
+                if current_version == 0 || current_version != expected_version {
+                    return ApplyResult::CasMismatch { current_version };
+                }
+                ApplyResult::Deleted { existed: self.remove_key(key) }
+            }
             Op::Incr { key, delta } => {
                 let current = match self.map.get(key) {
                     None => 0,

@@ -14,6 +14,7 @@
 //! | 0x17 PERSIST | key (rest) |
 //! | 0x19 TTL | key (rest) |
 //! | 0x1a KEYS_COUNT | u16 partition |
+//! | 0x1c CAD | u64 expected_version, key (rest) |
 //! | 0x1b MSET | u16 count (at least 1), then count x (u16 key_len, key, u32 value_len, value); every key of one partition (else `BAD_REQUEST`), all stored or none |
 //!
 //! Exactly-once: a write's sequence number is the frame's `request_id`, its client the datagram's
@@ -28,6 +29,7 @@
 //! | GET  | u64 version, value (rest); `NOT_FOUND` if absent |
 //! | SET, CAS, MSET | u64 version: the key's (MSET: every key's) new version |
 //! | DEL  | u8: 1 if the key existed and was deleted, 0 if it did not exist |
+//! | CAD  | u8 1: deleted; `CAS_MISMATCH` (empty body) if the key's version is another or it is absent |
 //! | INCR | i64 new value, u64 version |
 //! | SETX | u8 bits (bit 0: stored, bit 1: the key existed), u64 the key's version now (0: absent), then with GET and an existing key its old value (rest) |
 //! | EXPIRE, PERSIST | u8: 1 if the expiry was set (or the key deleted: a time already past) / dropped, 0 if not (absent key, condition false) |
@@ -75,6 +77,10 @@ pub fn parse_write(opcode: u8, client_id: u64, request_id: u64, body: &[u8]) -> 
         }
         opcode::PERSIST => Op::Persist { key: r.rest() },
         opcode::MSET => Op::MSet { pairs: Pairs::read(&mut r)? },
+        opcode::CAD => {
+            let expected_version = r.u64()?;
+            Op::Cad { key: r.rest(), expected_version }
+        }
         other => return Err(KvError::NotAWrite(other)),
     };
     r.finish()?;
@@ -98,6 +104,7 @@ pub fn request_body_len(op: &Op<'_>) -> usize {
         Op::Persist { key } => key.len(),
         Op::ExpireDue => 0,
         Op::MSet { pairs } => pairs.encoded_len(),
+        Op::Cad { key, .. } => 8 + key.len(),
     }
 }
 
@@ -150,6 +157,10 @@ pub fn encode_write_body(op: &Op<'_>, out: &mut [u8]) -> Result<usize, KvError> 
         }
         Op::Persist { key } => w.put(key),
         Op::ExpireDue => {}
+        Op::Cad { key, expected_version } => {
+            w.put(&expected_version.to_le_bytes());
+            w.put(key);
+        }
         Op::MSet { pairs } => {
             w.put(&pairs.count().to_le_bytes());
             w.put(pairs.bytes());

@@ -473,6 +473,7 @@ impl<D: BlockIo + 'static> Subsystem for Kv<D> {
             (opcode::TTL, "kv.ttl"),
             (opcode::KEYS_COUNT, "kv.keys_count"),
             (opcode::MSET, "kv.mset"),
+            (opcode::CAD, "kv.cad"),
         ] {
             d.register(op, name, Box::new(KvHandler(Rc::clone(&self.0))))?;
         }

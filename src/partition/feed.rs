@@ -140,7 +140,9 @@ impl ChangeFeed {
             (Op::SetX { key, value, .. }, Some(ApplyResult::SetX { stored: true, version, .. })) => {
                 (key, Some(value), version)
             }
-            (Op::Del { key, .. }, Some(ApplyResult::Deleted { existed: true })) => (key, None, pos.version()),
+            (Op::Del { key, .. } | Op::Cad { key, .. }, Some(ApplyResult::Deleted { existed: true })) => {
+                (key, None, pos.version())
+            }
             (Op::Incr { key, .. }, Some(ApplyResult::Incremented { value, version })) => {
                 let n = decimal(value, &mut digits);
                 (key, Some(&digits[..n]), version)
@@ -254,7 +256,10 @@ mod tests {
         feed.record_entry(4, &mset);
         let mut seen = Vec::new();
         feed.drain(&mut |c| seen.push((c.key.to_vec(), c.version, c.value.map(<[u8]>::to_vec))));
-        assert_eq!(seen, [(b"a".to_vec(), 4 << 16, Some(b"1".to_vec())), (b"b".to_vec(), 4 << 16, Some(b"2".to_vec()))]);
+        assert_eq!(
+            seen,
+            [(b"a".to_vec(), 4 << 16, Some(b"1".to_vec())), (b"b".to_vec(), 4 << 16, Some(b"2".to_vec()))]
+        );
     }
 
     #[test]

@@ -160,8 +160,9 @@ impl ShardStreams {
 /// to another shard holds (`net.datagram_bytes_max`).
 fn mset_body_bytes_max(config: &Config) -> usize {
     use crate::partition::batch::{BATCH_HEADER_LEN, COMMAND_FRAME_LEN};
-    let record = config.storage.batch_bytes_max.saturating_sub(
-        BATCH_HEADER_LEN + COMMAND_FRAME_LEN + crate::projection::COMMAND_HEADER_LEN,
-    );
+    let record = config
+        .storage
+        .batch_bytes_max
+        .saturating_sub(BATCH_HEADER_LEN + COMMAND_FRAME_LEN + crate::projection::COMMAND_HEADER_LEN);
     record.min(config.net.datagram_bytes_max)
 }
