@@ -7,6 +7,7 @@
 //! from the leader's stamp, never a local clock); a slot records the text model version that wrote
 //! it, so records stay readable after a retrain.
 
+pub mod page;
 pub mod slot;
 
 pub use slot::{Slot, TextField, TextRef, SLOT_BYTES};
