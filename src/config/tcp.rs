@@ -18,6 +18,13 @@ pub struct TcpConfig {
     /// DPDK backend needs them listed: its port is not the kernel's).
     #[serde(default)]
     pub listen: Vec<SocketAddrV4>,
+    /// Addresses of the web port (9002 in the dev config): the candle page at `/candles`, plain
+    /// HTTP for browsers (no protocol detection); empty: no web port.
+    #[serde(default)]
+    pub web_listen: Vec<SocketAddrV4>,
+    /// Candles the page shows (the most recent of each partition, up to this many in all).
+    #[serde(default = "page_candles_max")]
+    pub page_candles_max: usize,
     /// Connections one shard holds at once; the acceptor refuses more (counted).
     #[serde(default = "connections_per_shard_max")]
     pub connections_per_shard_max: usize,
@@ -47,6 +54,9 @@ pub struct TcpConfig {
 fn yes() -> bool {
     true
 }
+fn page_candles_max() -> usize {
+    120
+}
 fn connections_per_shard_max() -> usize {
     10_240
 }
@@ -71,6 +81,8 @@ impl Default for TcpConfig {
         Self {
             enabled: true,
             listen: Vec::new(),
+            web_listen: Vec::new(),
+            page_candles_max: page_candles_max(),
             connections_per_shard_max: connections_per_shard_max(),
             input_bytes_max: input_bytes_max(),
             output_bytes_max: output_bytes_max(),
@@ -106,6 +118,9 @@ impl TcpConfig {
                     2 * datagram_bytes_max
                 ),
             ));
+        }
+        if !(1..=10_000).contains(&self.page_candles_max) {
+            return Err(invalid("tcp.page_candles_max", "must be in 1..=10000"));
         }
         if !(1..=65_536).contains(&self.pipeline_max) {
             return Err(invalid("tcp.pipeline_max", "must be in 1..=65536"));

@@ -53,6 +53,8 @@ pub mod protocol_tag {
     pub const RESP: u8 = 2;
     /// HTTP/1.x (the REST API for the KV store).
     pub const HTTP: u8 = 3;
+    /// HTTP/1.x from a browser on the web port (the candle page): no detection.
+    pub const WEB: u8 = 4;
 }
 
 /// Limits of a shard's connections, from config.

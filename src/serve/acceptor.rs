@@ -47,21 +47,30 @@ struct Pending {
     deadline: Instant,
 }
 
-/// The listeners, bound (so a start that cannot have its port is refused before shards start).
+/// The listeners, bound (so a start that cannot have its port is refused before shards start):
+/// the data plane's, then the web port's (from `web_from` on).
 pub struct Listeners {
     listeners: Vec<TcpListener>,
+    web_from: usize,
 }
 
 impl Listeners {
-    /// Binds every address.
-    pub fn bind(addrs: &[SocketAddr]) -> io::Result<Self> {
-        let listeners = addrs.iter().map(|a| TcpListener::bind(*a)).collect::<io::Result<_>>()?;
-        Ok(Self { listeners })
+    /// Binds every address: `data` (protocols told apart by their first bytes) and `web` (HTTP
+    /// for browsers).
+    pub fn bind(data: &[SocketAddr], web: &[SocketAddr]) -> io::Result<Self> {
+        let listeners =
+            data.iter().chain(web).map(|a| TcpListener::bind(*a)).collect::<io::Result<_>>()?;
+        Ok(Self { listeners, web_from: data.len() })
     }
 
-    /// The addresses bound (port 0 resolved).
+    /// The data plane's addresses bound (port 0 resolved).
     pub fn addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners[..self.web_from].iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// The web port's addresses bound.
+    pub fn web_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners[self.web_from..].iter().filter_map(|l| l.local_addr().ok()).collect()
     }
 }
 
@@ -74,6 +83,7 @@ pub fn run(
     stop: &AtomicBool,
 ) -> io::Result<AcceptorCounters> {
     let poll = Poll::new()?;
+    let web_from = listeners.web_from;
     let mut listeners = listeners.listeners;
     for (i, l) in listeners.iter_mut().enumerate() {
         poll.registry().register(l, Token(LISTENER_BASE + i), Interest::READABLE)?;
@@ -100,7 +110,10 @@ pub fn run(
         }
         for event in events.iter() {
             match event.token().0 {
-                t if t >= LISTENER_BASE => a.accept_all(&listeners[t - LISTENER_BASE]),
+                t if t >= LISTENER_BASE => {
+                    let i = t - LISTENER_BASE;
+                    a.accept_all(&listeners[i], i >= web_from)
+                }
                 slot => a.look(slot),
             }
         }
@@ -124,7 +137,7 @@ struct Acceptor {
 }
 
 impl Acceptor {
-    fn accept_all(&mut self, listener: &TcpListener) {
+    fn accept_all(&mut self, listener: &TcpListener, web: bool) {
         loop {
             let mut stream = match listener.accept() {
                 Ok((s, _)) => s,
@@ -134,6 +147,12 @@ impl Acceptor {
                 Err(_) => return,
             };
             self.counters.accepted += 1;
+            if web {
+                // Browsers speak HTTP: nothing to tell apart, any shard serves the page.
+                let shard = self.turn();
+                self.give(shard, std::net::TcpStream::from(stream), protocol_tag::WEB);
+                continue;
+            }
             let Some(slot) = self.free.pop() else {
                 self.counters.refused_pending += 1;
                 continue; // dropped: closed
@@ -182,8 +201,12 @@ impl Acceptor {
         let Some(mut p) = self.take(slot) else { return };
         let _ = self.poll.registry().deregister(&mut p.stream);
         // Back to a std stream (still non-blocking): the shard registers it in its own set.
-        let std_stream = std::net::TcpStream::from(p.stream);
-        match self.handoffs[shard].give(std_stream, tag) {
+        self.give(shard, std::net::TcpStream::from(p.stream), tag);
+    }
+
+    /// Hands a connection to `shard` (closed and counted when its queue is full).
+    fn give(&mut self, shard: usize, stream: std::net::TcpStream, tag: u8) {
+        match self.handoffs[shard].give(stream, tag) {
             Ok(()) => self.counters.handed += 1,
             Err(_closed) => self.counters.refused_shard_busy += 1,
         }

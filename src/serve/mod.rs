@@ -549,7 +549,13 @@ fn serve_kernel(
     };
     let tcp_line = tcp
         .as_ref()
-        .map_or(String::new(), |t| format!(" and tcp {:?} (RESP, HTTP, WebSocket, binary)", t.addrs));
+        .map_or(String::new(), |t| {
+            let web = match t.web_addrs.is_empty() {
+                true => String::new(),
+                false => format!(" and web {:?} (the candle page)", t.web_addrs),
+            };
+            format!(" and tcp {:?} (RESP, HTTP, WebSocket, binary){web}", t.addrs)
+        });
     let line = format!(
         "backend={} shards={} listening on udp {addr}{tcp_line} (kernel sockets)",
         if backend == ActiveBackend::KernelFallback { "kernel-fallback" } else { "kernel" },

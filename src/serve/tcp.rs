@@ -34,6 +34,8 @@ pub struct TcpServing {
     shards: ShardStreams,
     /// Where it listens.
     pub addrs: Vec<SocketAddr>,
+    /// Where the web port listens (the candle page).
+    pub web_addrs: Vec<SocketAddr>,
 }
 
 /// The TCP side of a running node: the acceptor thread and the shards' connection tables.
@@ -57,8 +59,9 @@ pub fn prepare(
     if !tcp.enabled {
         return Ok(None);
     }
-    let listeners =
-        Listeners::bind(&addrs).map_err(|e| ServeError::Tcp(format!("cannot listen on {addrs:?}: {e}")))?;
+    let web: Vec<SocketAddr> = tcp.web_listen.iter().map(|a| SocketAddr::V4(*a)).collect();
+    let listeners = Listeners::bind(&addrs, &web)
+        .map_err(|e| ServeError::Tcp(format!("cannot listen on {addrs:?} and {web:?}: {e}")))?;
     let stream_config = TcpStreamsConfig {
         connections_max: tcp.connections_per_shard_max,
         handoff_max: HANDOFF_MAX,
@@ -79,6 +82,7 @@ pub fn prepare(
         connections_max: tcp.connections_per_shard_max,
     };
     let addrs = listeners.addrs();
+    let web_addrs = listeners.web_addrs();
     let resp = RespSettings {
         limits: RespLimits {
             args_max: RESP_ARGS_MAX,
@@ -97,7 +101,7 @@ pub fn prepare(
     resp.limits.validate().map_err(|e| ServeError::Tcp(format!("the RESP limits from [tcp]: {e}")))?;
     let hub = Arc::new(WatchHub::new(config.node.shards));
     let shards = ShardStreams { slots: streams, limits, resp, hub };
-    Ok(Some(TcpServing { listeners, handoffs, shards, addrs }))
+    Ok(Some(TcpServing { listeners, handoffs, shards, addrs, web_addrs }))
 }
 
 impl TcpServing {
