@@ -17,3 +17,6 @@ pub mod slot;
 pub use projection::{CandleProjection, TAG_CANDLE};
 pub use ring::{CandleId, CandleLimits};
 pub use slot::{Slot, TextField, TextRef, SLOT_BYTES};
+
+#[cfg(test)]
+mod tests;
