@@ -558,8 +558,8 @@ mod candle;
 mod limits;
 mod tcp;
 mod validate;
-pub use limits::{machine_memory_bytes, MemoryEstimate, MemoryPart};
 pub use candle::CandleConfig;
+pub use limits::{machine_memory_bytes, MemoryEstimate, MemoryPart};
 pub use tcp::TcpConfig;
 
 #[cfg(test)]

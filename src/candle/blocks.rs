@@ -100,7 +100,11 @@ impl Blocks {
 
     /// Appends `len` bytes read from `r`, block by block (a snapshot's load: no buffer but the
     /// blocks themselves).
-    pub(crate) fn load<R: FieldRead + ?Sized>(&mut self, r: &mut R, mut len: usize) -> Result<(), SnapshotError> {
+    pub(crate) fn load<R: FieldRead + ?Sized>(
+        &mut self,
+        r: &mut R,
+        mut len: usize,
+    ) -> Result<(), SnapshotError> {
         while len > 0 {
             if self.tail.capacity() == 0 {
                 self.tail.reserve_exact(self.block_bytes);

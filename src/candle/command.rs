@@ -108,7 +108,12 @@ pub fn light_len(overflow: &[Option<&[u8]>; 3]) -> usize {
 /// Writes a LIGHT (`header.kind` is set to `CANDLE_LIGHT`) into `out`, which must be exactly
 /// `light_len(&overflow)` bytes; returns that length. The values are written as given: `parse`
 /// says whether they agree with the slot.
-pub fn write_light(header: CommandHeader, slot: &Slot, overflow: [Option<&[u8]>; 3], out: &mut [u8]) -> usize {
+pub fn write_light(
+    header: CommandHeader,
+    slot: &Slot,
+    overflow: [Option<&[u8]>; 3],
+    out: &mut [u8],
+) -> usize {
     let len = light_len(&overflow);
     assert_eq!(out.len(), len, "out is sized by light_len");
     CommandHeader { kind: opcode::CANDLE_LIGHT, ..header }.write(out);

@@ -11,8 +11,8 @@ mod blocks;
 pub mod command;
 pub mod projection;
 pub mod ring;
-mod snapshot;
 pub mod slot;
+mod snapshot;
 
 pub use projection::{CandleProjection, TAG_CANDLE};
 pub use ring::{CandleId, CandleLimits};

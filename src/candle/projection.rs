@@ -26,7 +26,7 @@
 //! read at a time past a candle's seven days never sees it, whether or not the ring rotated.
 
 use super::command::{self, CandleCommand};
-use super::ring::{day_of_ms, day_of_ns, CandleId, CandleLimits, Refused, Ring, STATE_COUNTERS};
+use super::ring::{day_of_ms, day_of_ns, CandleId, CandleLimits, DoesNotFit, Refused, Ring, STATE_COUNTERS};
 use crate::projection::{
     Applied, ApplyResult, Projection, SectionCapture, SectionReader, SnapshotChunk, SnapshotError,
 };
@@ -98,7 +98,7 @@ impl CandleProjection {
                 match self.ring.get(id, day, out) {
                     Ok(Some(n)) => Ok(n),
                     Ok(None) => Err(Status::NotFound),
-                    Err(()) => Err(Status::ResponseTooLarge),
+                    Err(DoesNotFit) => Err(Status::ResponseTooLarge),
                 }
             }
             opcode::CANDLE_LIST => self.list(body, day, out),
@@ -142,7 +142,7 @@ impl CandleProjection {
                     n += 1;
                 }
                 Ok(None) => unreachable!("listed ids are live"),
-                Err(()) => {
+                Err(DoesNotFit) => {
                     more = true;
                     break;
                 }
@@ -199,7 +199,11 @@ impl Projection for CandleProjection {
         self.section_chunk(chunk)
     }
 
-    fn load_snapshot(&mut self, section: &mut SectionReader<'_>, _applied_lsn: u64) -> Result<(), SnapshotError> {
+    fn load_snapshot(
+        &mut self,
+        section: &mut SectionReader<'_>,
+        _applied_lsn: u64,
+    ) -> Result<(), SnapshotError> {
         *self = Self::read_section(section, *self.ring.limits())?;
         Ok(())
     }

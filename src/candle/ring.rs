@@ -105,6 +105,10 @@ pub enum Refused {
     OverflowFull(TextField),
 }
 
+/// A candle does not fit the buffer given for it; nothing meaningful was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DoesNotFit;
+
 /// One day's candles.
 #[derive(Clone, Debug)]
 pub(crate) struct Bucket {
@@ -320,10 +324,10 @@ impl Ring {
     }
 
     /// Writes the candle `id` into `out` (see `Bucket::write_candle`) if it is live on
-    /// `request_day`: `Ok(None)` if not found, `Err(())` if it does not fit.
-    pub fn get(&self, id: CandleId, request_day: u32, out: &mut [u8]) -> Result<Option<usize>, ()> {
+    /// `request_day`: `Ok(None)` if not found.
+    pub fn get(&self, id: CandleId, request_day: u32, out: &mut [u8]) -> Result<Option<usize>, DoesNotFit> {
         match self.bucket(id.day(), request_day) {
-            Some(b) if id.index() < b.count => b.write_candle(id.index(), out).map(Some).ok_or(()),
+            Some(b) if id.index() < b.count => b.write_candle(id.index(), out).map(Some).ok_or(DoesNotFit),
             _ => Ok(None),
         }
     }

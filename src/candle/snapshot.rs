@@ -26,7 +26,9 @@ use super::command::{check_text, CITIES};
 use super::projection::CandleProjection;
 use super::ring::{day_of_ns, frame_len, live_on, Bucket, CandleLimits, Ring, DAYS};
 use super::slot::{text_fields, Slot, TextRef, LAYOUT_VERSION, NO_CITY, SLOT_BYTES};
-use crate::projection::{FieldRead, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, SnapshotSink};
+use crate::projection::{
+    FieldRead, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, SnapshotSink,
+};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -110,7 +112,10 @@ impl CandleProjection {
     }
 
     /// A projection loaded from a section (see the module header).
-    pub(crate) fn read_section(r: &mut SectionReader<'_>, limits: CandleLimits) -> Result<Self, SnapshotError> {
+    pub(crate) fn read_section(
+        r: &mut SectionReader<'_>,
+        limits: CandleLimits,
+    ) -> Result<Self, SnapshotError> {
         if r.u8()? != SECTION_VERSION {
             return Err(SnapshotError::Invalid("unknown candle section version"));
         }
@@ -160,7 +165,12 @@ fn check_header(
     Ok(())
 }
 
-fn load_bucket(r: &mut SectionReader<'_>, day: u32, count: u32, pools: [u32; 3]) -> Result<Bucket, SnapshotError> {
+fn load_bucket(
+    r: &mut SectionReader<'_>,
+    day: u32,
+    count: u32,
+    pools: [u32; 3],
+) -> Result<Bucket, SnapshotError> {
     let mut bucket = Bucket::new(day);
     bucket.slots.load(r, count as usize * SLOT_BYTES)?;
     for (pool, len) in bucket.pools.iter_mut().zip(pools) {

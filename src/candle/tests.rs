@@ -9,7 +9,9 @@ use super::command::{light_len, write_light, CITIES};
 use super::ring::{CandleId, CandleLimits, DAY_MS, DAY_NS};
 use super::slot::{Slot, NO_CITY, NO_STATE};
 use super::{CandleProjection, TAG_CANDLE};
-use crate::projection::{Applied, ApplyResult, CommandHeader, LogPos, Projection, SectionReader, SnapshotChunk};
+use crate::projection::{
+    Applied, ApplyResult, CommandHeader, LogPos, Projection, SectionReader, SnapshotChunk,
+};
 use crate::wire::{opcode, Status};
 use proptest::prelude::*;
 
@@ -24,7 +26,9 @@ pub(crate) fn light_bytes(slot: &Slot, overflow: [Option<&[u8]>; 3]) -> Vec<u8> 
 /// A candle of `city`/`state` with a name inline, and the prayer in overflow when given.
 pub(crate) fn candle(city: u16, state: u8, prayer: Option<&[u8]>) -> Vec<u8> {
     match prayer {
-        Some(p) => light_bytes(&slot_with([Some(b"ana"), Some(b"rua"), None], city, state), [None, None, Some(p)]),
+        Some(p) => {
+            light_bytes(&slot_with([Some(b"ana"), Some(b"rua"), None], city, state), [None, None, Some(p)])
+        }
         None => light_bytes(&slot_with([Some(b"ana"), Some(b"rua"), Some(b"paz")], city, state), [None; 3]),
     }
 }
@@ -95,7 +99,10 @@ fn a_lit_candle_is_stamped_stored_with_its_overflow_and_read_back() {
     let state = |i: usize| u64::from_le_bytes(states[i * 8..i * 8 + 8].try_into().unwrap());
     assert_eq!((state(25), state(usize::from(NO_STATE)), state(0)), (1, 1, 0));
     assert_eq!(p.answer_read(opcode::CANDLE_GET, &[1, 2], 0, &mut out), Err(Status::BadLength));
-    assert_eq!(p.answer_read(opcode::CANDLE_GET, &id.to_le_bytes(), DAY3 / 1_000_000, &mut out[..8]), Err(Status::ResponseTooLarge));
+    assert_eq!(
+        p.answer_read(opcode::CANDLE_GET, &id.to_le_bytes(), DAY3 / 1_000_000, &mut out[..8]),
+        Err(Status::ResponseTooLarge)
+    );
     assert_eq!(p.tag(), TAG_CANDLE);
 }
 
@@ -141,7 +148,8 @@ fn a_candle_lives_until_the_start_of_its_seventh_day_after_and_its_bucket_goes_w
 
 #[test]
 fn full_at_each_limit_applies_nothing() {
-    let limits = CandleLimits { candles_per_day_max: 3, overflow_bytes_per_field_day_max: 100, list_page_max: 10 };
+    let limits =
+        CandleLimits { candles_per_day_max: 3, overflow_bytes_per_field_day_max: 100, list_page_max: 10 };
     let mut p = CandleProjection::new(limits);
     lit(p.apply(at(1, DAY3), &candle(1, 1, Some(&[1; 60]))));
     let before = snapshot(&p);
@@ -153,7 +161,11 @@ fn full_at_each_limit_applies_nothing() {
     assert_eq!(p.apply(at(5, DAY3), &candle(1, 1, None)), ApplyResult::Full, "3 candles a day");
     assert_eq!(snapshot(&p), before);
     assert_eq!(count(&p, DAY3 / 1_000_000), 3);
-    assert_eq!(CandleId(lit(p.apply(at(6, DAY3 + DAY_NS), &candle(1, 1, None)))), CandleId::new(4, 0), "a new day");
+    assert_eq!(
+        CandleId(lit(p.apply(at(6, DAY3 + DAY_NS), &candle(1, 1, None)))),
+        CandleId::new(4, 0),
+        "a new day"
+    );
     assert_eq!(p.apply(at(7, DAY3), &[opcode::CANDLE_LIGHT, 0, 0]), ApplyResult::Malformed);
     assert_eq!(p.check(&[opcode::CANDLE_LIGHT, 0, 0]), Some(ApplyResult::Malformed));
     assert_eq!(p.check(&candle(CITIES as u16 - 1, 1, None)), None);
@@ -165,7 +177,10 @@ fn list_pages_newest_first_by_cursor_within_the_page_and_buffer_bounds() {
     let mut ids = Vec::new();
     for i in 0..9u64 {
         let day = i / 3;
-        ids.push(lit(p.apply(at(i + 1, DAY3 + day * DAY_NS), &candle(i as u16, 0, (i == 4).then_some(&[5u8; 40][..])))));
+        ids.push(lit(p.apply(
+            at(i + 1, DAY3 + day * DAY_NS),
+            &candle(i as u16, 0, (i == 4).then_some(&[5u8; 40][..])),
+        )));
     }
     let list = |cursor: u64, limit: u16, room: usize| {
         let mut body = cursor.to_le_bytes().to_vec();
@@ -216,7 +231,11 @@ fn load(bytes: &[u8], limits: CandleLimits) -> Result<CandleProjection, crate::p
 }
 
 /// A section written in chunks of `blocks` blocks, with `between` run after each chunk.
-fn chunked(p: &mut CandleProjection, blocks: usize, mut between: impl FnMut(&mut CandleProjection)) -> Vec<u8> {
+fn chunked(
+    p: &mut CandleProjection,
+    blocks: usize,
+    mut between: impl FnMut(&mut CandleProjection),
+) -> Vec<u8> {
     let crate::projection::SectionCapture::Chunked { byte_len, head } = p.begin_capture() else {
         panic!("a ring with blocks is captured in chunks")
     };
@@ -301,7 +320,9 @@ fn corrupt_or_oversized_sections_are_refused() {
     // An overflow offset past its pool.
     let mut bad = good.clone();
     let slot = Slot(bad[head..head + 128].try_into().unwrap());
-    let super::TextRef::Overflow { marker_at, .. } = super::slot::text_fields(&slot).unwrap()[2] else { panic!() };
+    let super::TextRef::Overflow { marker_at, .. } = super::slot::text_fields(&slot).unwrap()[2] else {
+        panic!()
+    };
     bad[head + marker_at + 3] = 0x7F;
     assert!(load(&bad, CandleLimits::small()).is_err());
 }
