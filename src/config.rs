@@ -68,6 +68,9 @@ pub struct Config {
     /// TCP clients on the data plane's port (RESP, the binary protocol over TCP).
     #[serde(default)]
     pub tcp: TcpConfig,
+    /// The candle store's ring limits (the same on every replica).
+    #[serde(default)]
+    pub candle: CandleConfig,
 }
 
 /// Which block device backs each partition's log.
@@ -532,6 +535,7 @@ impl Config {
         self.validate_storage()?;
         self.validate_kv()?;
         self.tcp.validate(self.net.datagram_bytes_max)?;
+        self.candle.validate()?;
         self.validate_sizes(limits::machine_memory_bytes())?;
         match (&self.dpdk, self.net.backend) {
             (Some(d), _) => d.validate(self)?,
@@ -550,9 +554,11 @@ impl Config {
     }
 }
 
+mod candle;
 mod limits;
 mod tcp;
 mod validate;
+pub use candle::CandleConfig;
 pub use limits::{machine_memory_bytes, MemoryEstimate, MemoryPart};
 pub use tcp::TcpConfig;
 

@@ -451,4 +451,20 @@ pub mod opcode {
     pub const MSET: u8 = 0x1b;
     /// KV CAD: delete a key only if its version is the expected one, through the log.
     pub const CAD: u8 = 0x1c;
+    /// CANDLE LIGHT: light a candle (a 128-byte slot and its overflow values,
+    /// `candle::command`) through the log; the answer is its id.
+    pub const CANDLE_LIGHT: u8 = 0x30;
+    /// CANDLE GET: read one live candle by id (its slot and overflow values, raw; no log write).
+    pub const CANDLE_GET: u8 = 0x31;
+    /// CANDLE LIST: read live candles newest first, a page after a cursor id (no log write).
+    pub const CANDLE_LIST: u8 = 0x32;
+    /// CANDLE COUNT: read the number of live candles of one partition (no log write).
+    pub const CANDLE_COUNT: u8 = 0x33;
+    /// CANDLE COUNT_CITY: read the number of live candles of one city (no log write).
+    pub const CANDLE_COUNT_CITY: u8 = 0x34;
+    /// CANDLE COUNT_STATES: read the number of live candles of every state (no log write).
+    pub const CANDLE_COUNT_STATES: u8 = 0x35;
+    /// CANDLE ROTATE: the leader's drop of the daily buckets past their seven days; a log
+    /// command only, never a request (answered `UNKNOWN_OPCODE`).
+    pub const CANDLE_ROTATE: u8 = 0x36;
 }

@@ -7,7 +7,17 @@
 //! from the leader's stamp, never a local clock); a slot records the text model version that wrote
 //! it, so records stay readable after a retrain.
 
+mod blocks;
+pub mod command;
 pub mod page;
+pub mod projection;
+pub mod ring;
 pub mod slot;
+mod snapshot;
 
+pub use projection::{CandleProjection, TAG_CANDLE};
+pub use ring::{CandleId, CandleLimits};
 pub use slot::{Slot, TextField, TextRef, SLOT_BYTES};
+
+#[cfg(test)]
+mod tests;

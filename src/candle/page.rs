@@ -97,7 +97,10 @@ pub fn write_start(out: &mut String, lit: Option<u64>, form: &FormView<'_>) {
     out.push_str("</style></head><body><header><h1>Acenda uma vela</h1>");
     out.push_str("<p>Cada vela fica acesa por sete dias.</p>");
     if let Some(id) = lit {
-        let _ = write!(out, "<p class=\"ok\" role=\"status\">Sua vela foi acesa. <a href=\"#c-{id}\">Ver a vela</a></p>");
+        let _ = write!(
+            out,
+            "<p class=\"ok\" role=\"status\">Sua vela foi acesa. <a href=\"#c-{id}\">Ver a vela</a></p>"
+        );
     }
     write_form(out, form);
     out.push_str("</header><main><h2>Velas acesas</h2><ul class=\"wall\">");
@@ -120,7 +123,10 @@ fn write_form(out: &mut String, form: &FormView<'_>) {
             text(form.values[i], out);
             out.push_str("</textarea>");
         } else {
-            let _ = write!(out, "<input id=\"{name}\" name=\"{name}\" type=\"{kind}\" autocomplete=\"{autocomplete}\"");
+            let _ = write!(
+                out,
+                "<input id=\"{name}\" name=\"{name}\" type=\"{kind}\" autocomplete=\"{autocomplete}\""
+            );
             write_invalid(out, form.errors[i].is_some(), name);
             out.push_str(" value=\"");
             attr(form.values[i], out);
@@ -174,13 +180,17 @@ pub fn write_end(out: &mut String, shown: usize, live: u64, by_state: &[(&str, u
         out.push_str("<li>Nenhuma vela acesa ainda. Acenda a primeira.</li>");
     }
     let _ = write!(out, "</ul><p>{live} velas acesas agora.</p><h2>Velas por estado</h2>");
-    out.push_str("<table><thead><tr><th scope=\"col\">Estado</th><th scope=\"col\">Velas</th></tr></thead><tbody>");
+    out.push_str(
+        "<table><thead><tr><th scope=\"col\">Estado</th><th scope=\"col\">Velas</th></tr></thead><tbody>",
+    );
     for (uf, count) in by_state.iter().filter(|(_, n)| *n > 0) {
         out.push_str("<tr><td>");
         text(uf, out);
         let _ = write!(out, "</td><td>{count}</td></tr>");
     }
-    out.push_str("</tbody></table></main><footer><p><a href=\"/candles\">Atualizar</a></p></footer></body></html>");
+    out.push_str(
+        "</tbody></table></main><footer><p><a href=\"/candles\">Atualizar</a></p></footer></body></html>",
+    );
 }
 
 /// "há 3 horas", in Portuguese.

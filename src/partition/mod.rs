@@ -46,6 +46,7 @@
 mod apply;
 pub mod batch;
 use apply::answer_chain;
+mod candle;
 mod expiry;
 pub mod feed;
 mod recovery;
@@ -124,7 +125,8 @@ pub enum Origin {
     },
     /// Another shard forwarded it; the answer goes back through the inbox.
     Forwarded(Envelope),
-    /// The partition itself (the leader's EXPIRE_DUE, `expiry.rs`): nobody to answer.
+    /// The partition itself (the leader's EXPIRE_DUE, `expiry.rs`, and candle ROTATE,
+    /// `candle.rs`): nobody to answer.
     Internal,
 }
 
@@ -187,6 +189,8 @@ pub struct PartitionCounters {
     pub proposed: u64,
     /// EXPIRE_DUE commands proposed (`expiry.rs`), counted in `proposed` too.
     pub expiry_proposals: u64,
+    /// Candle ROTATE commands proposed (`candle.rs`), counted in `proposed` too.
+    pub rotation_proposals: u64,
     /// Batch entries proposed.
     pub batches: u64,
     /// Writes answered from the client table or the size limits without logging.
@@ -545,6 +549,7 @@ impl<D: BlockIo> Partition<D> {
             self.read_barrier = (self.raft.term(), self.raft.last_index());
         }
         self.propose_expiry();
+        self.propose_rotation();
         let applied = self.raft.applied_index();
         self.raft.store_mut().trim_backfill(applied);
         self.maybe_snapshot();

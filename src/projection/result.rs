@@ -85,6 +85,16 @@ pub enum ApplyResult {
         /// The client's last applied seq.
         last_seq: u64,
     },
+    /// CANDLE LIGHT stored the candle under `id` (`candle::ring::CandleId`).
+    Lit {
+        /// The candle's id.
+        id: u64,
+    },
+    /// CANDLE ROTATE dropped `buckets` daily buckets past their seven days.
+    Rotated {
+        /// Buckets dropped.
+        buckets: u32,
+    },
     /// The command does not decode, or names no projection of this partition; nothing changed.
     Malformed,
 }
@@ -98,7 +108,9 @@ impl ApplyResult {
             | ApplyResult::Incremented { .. }
             | ApplyResult::SetX { .. }
             | ApplyResult::Changed { .. }
-            | ApplyResult::Reclaimed { .. } => Status::Ok,
+            | ApplyResult::Reclaimed { .. }
+            | ApplyResult::Lit { .. }
+            | ApplyResult::Rotated { .. } => Status::Ok,
             ApplyResult::CasMismatch { .. } => Status::CasMismatch,
             ApplyResult::NotInteger => Status::NotInteger,
             ApplyResult::Overflow => Status::Overflow,
@@ -116,7 +128,8 @@ impl ApplyResult {
 /// Writes a recorded result: a tag byte and its fields: 1 Stored(u64 version), 2 Deleted(u8
 /// existed), 3 Incremented(i64 value, u64 version), 4 CasMismatch(u64 current_version),
 /// 5 NotInteger, 6 Overflow, 7 KeyTooLarge, 8 ValueTooLarge, 9 Full, 10 SetX(u8 stored | existed
-/// << 1, u64 version), 11 Changed(u8 changed), 12 Reclaimed(u32 keys).
+/// << 1, u64 version), 11 Changed(u8 changed), 12 Reclaimed(u32 keys), 13 Lit(u64 id),
+/// 14 Rotated(u32 buckets).
 pub(crate) fn put(out: &mut Vec<u8>, r: &ApplyResult) {
     match *r {
         ApplyResult::Stored { version } => {
@@ -146,6 +159,14 @@ pub(crate) fn put(out: &mut Vec<u8>, r: &ApplyResult) {
         ApplyResult::Reclaimed { keys } => {
             out.push(12);
             out.extend_from_slice(&keys.to_le_bytes());
+        }
+        ApplyResult::Lit { id } => {
+            out.push(13);
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        ApplyResult::Rotated { buckets } => {
+            out.push(14);
+            out.extend_from_slice(&buckets.to_le_bytes());
         }
         ApplyResult::Stale { .. }
         | ApplyResult::SequenceReused { .. }
@@ -190,6 +211,8 @@ pub(crate) fn read<R: FieldRead + ?Sized>(r: &mut R) -> Result<ApplyResult, Snap
             },
         },
         12 => ApplyResult::Reclaimed { keys: r.u32()? },
+        13 => ApplyResult::Lit { id: r.u64()? },
+        14 => ApplyResult::Rotated { buckets: r.u32()? },
         _ => return Err(SnapshotError::Invalid("unknown result tag in the client table")),
     })
 }

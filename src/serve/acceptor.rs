@@ -58,8 +58,7 @@ impl Listeners {
     /// Binds every address: `data` (protocols told apart by their first bytes) and `web` (HTTP
     /// for browsers).
     pub fn bind(data: &[SocketAddr], web: &[SocketAddr]) -> io::Result<Self> {
-        let listeners =
-            data.iter().chain(web).map(|a| TcpListener::bind(*a)).collect::<io::Result<_>>()?;
+        let listeners = data.iter().chain(web).map(|a| TcpListener::bind(*a)).collect::<io::Result<_>>()?;
         Ok(Self { listeners, web_from: data.len() })
     }
 

@@ -282,13 +282,24 @@ pub fn partition_config(config: &Config) -> PartitionConfig {
             ..RaftGroupConfig::default()
         },
         kv: config.kv.limits(),
-        projections: Default::default(),
+        projections: projections(config),
         snapshot_every_entries: config.storage.snapshot_every_entries,
         node_id: 1,
         voters: vec![1],
         batch: config.storage.batch(),
         inflight_bytes_max: config.storage.inflight_bytes_max(),
     }
+}
+
+/// The projections every partition runs besides KV: the candle store unless `[candle]` turns it
+/// off.
+fn projections(config: &Config) -> crate::projection::ProjectionSet {
+    let set = crate::projection::ProjectionSet::default();
+    if !config.candle.enabled {
+        return set;
+    }
+    let limits = config.candle.limits();
+    set.with(std::sync::Arc::new(move || Box::new(crate::candle::CandleProjection::new(limits))))
 }
 
 /// What a shard thread returns.
@@ -547,15 +558,13 @@ fn serve_kernel(
         recv_buffer_bytes: (config.kernel.recv_buffer_bytes > 0).then_some(config.kernel.recv_buffer_bytes),
         send_buffer_bytes: (config.kernel.send_buffer_bytes > 0).then_some(config.kernel.send_buffer_bytes),
     };
-    let tcp_line = tcp
-        .as_ref()
-        .map_or(String::new(), |t| {
-            let web = match t.web_addrs.is_empty() {
-                true => String::new(),
-                false => format!(" and web {:?} (the candle page)", t.web_addrs),
-            };
-            format!(" and tcp {:?} (RESP, HTTP, WebSocket, binary){web}", t.addrs)
-        });
+    let tcp_line = tcp.as_ref().map_or(String::new(), |t| {
+        let web = match t.web_addrs.is_empty() {
+            true => String::new(),
+            false => format!(" and web {:?} (the candle page)", t.web_addrs),
+        };
+        format!(" and tcp {:?} (RESP, HTTP, WebSocket, binary){web}", t.addrs)
+    });
     let line = format!(
         "backend={} shards={} listening on udp {addr}{tcp_line} (kernel sockets)",
         if backend == ActiveBackend::KernelFallback { "kernel-fallback" } else { "kernel" },
