@@ -10,3 +10,7 @@
 pub mod slot;
 
 pub use slot::{Slot, TextField, TextRef, SLOT_BYTES};
+pub mod fields;
+pub mod tables;
+
+pub use fields::{Candle, CandleError, Date};
