@@ -305,12 +305,15 @@ impl Candle {
         }
         let ok = match self.email.split_once('@') {
             Some((local, domain)) => {
-                !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-                    && !self.email.contains(' ')
+                !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !self.email.contains(' ')
             }
             None => false,
         };
-        if ok { Ok(()) } else { Err(CandleError::BadEmail) }
+        if ok {
+            Ok(())
+        } else {
+            Err(CandleError::BadEmail)
+        }
     }
 
     fn check_phone(&self) -> Result<(), CandleError> {
@@ -342,8 +345,7 @@ impl Candle {
 
     fn check_place(&self) -> Result<(u16, u8, u8), CandleError> {
         let t = tables();
-        let country =
-            t.country_index(self.country).ok_or(CandleError::UnknownCountry(self.country))?;
+        let country = t.country_index(self.country).ok_or(CandleError::UnknownCountry(self.country))?;
         if self.country != BRAZIL_NUMERIC {
             if self.city.is_some() || self.state.is_some() {
                 return Err(CandleError::PlaceAbroad(self.country));

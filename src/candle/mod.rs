@@ -10,7 +10,12 @@
 pub mod slot;
 
 pub use slot::{Slot, TextField, TextRef, SLOT_BYTES};
+pub mod codec;
+pub mod corpus;
 pub mod fields;
 pub mod tables;
+pub mod text;
 
+pub use codec::{decode, encode, DecodeError, EncodedCandle};
 pub use fields::{Candle, CandleError, Date};
+pub use text::{Registry, TextCodec};

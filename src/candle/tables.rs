@@ -218,7 +218,10 @@ mod tests {
         assert_eq!(t.ddd_state(20), None);
         let br = t.country_index(BRAZIL_NUMERIC).expect("Brazil");
         assert_eq!(t.country(br).expect("country").alpha2, "BR");
-        assert_eq!(t.country(t.country_index(68).expect("BO")).expect("BO").name, "Bolivia, Plurinational State of");
+        assert_eq!(
+            t.country(t.country_index(68).expect("BO")).expect("BO").name,
+            "Bolivia, Plurinational State of"
+        );
     }
 
     #[test]

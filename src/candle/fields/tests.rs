@@ -54,10 +54,7 @@ fn every_validation_error_names_its_field_and_limit() {
         err(|c| c.neighbourhood = "x".repeat(81)),
         CandleError::TooLong { field: Field::Neighbourhood, .. }
     ));
-    assert_eq!(
-        err(|c| c.prayer = "a".repeat(801)),
-        CandleError::PrayerTooManyChars { chars: 801, max: 800 }
-    );
+    assert_eq!(err(|c| c.prayer = "a".repeat(801)), CandleError::PrayerTooManyChars { chars: 801, max: 800 });
     assert!(matches!(err(|c| c.prayer = "ç".repeat(801)), CandleError::TooLong { field: Field::Prayer, .. }));
     assert_eq!(err(|c| c.name = "Ana\nMaria".into()), CandleError::ControlCharacter { field: Field::Name });
     assert_eq!(err(|c| c.email = "sem-arroba".into()), CandleError::BadEmail);
