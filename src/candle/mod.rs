@@ -15,6 +15,7 @@ pub mod corpus;
 pub mod fields;
 pub mod tables;
 pub mod text;
+pub mod wire;
 
 pub use codec::{decode, encode, DecodeError, EncodedCandle};
 pub use fields::{Candle, CandleError, Date};
