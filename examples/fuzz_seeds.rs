@@ -198,6 +198,37 @@ fn http_seeds(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Candle slots with their overflow values (the `candle_slot` layout) and client bodies.
+fn candle_seeds(dir: &Path) -> std::io::Result<()> {
+    use vigil::candle::corpus::{Corpus, CORPUS_TODAY};
+    use vigil::candle::{encode, wire, Registry, TextCodec};
+    let mut codec = TextCodec::new(Registry::builtin());
+    let mut corpus = Corpus::new(2063);
+    let mut long = corpus.next().expect("a candle");
+    // Letters that no dictionary predicts, so the prayer takes the overflow path.
+    long.prayer = (0..300u32).filter_map(|i| char::from_u32(0xC0 + (i * 37) % 63)).collect();
+    let candles = [corpus.next().expect("a candle"), corpus.next().expect("a candle"), long];
+    for (i, c) in candles.iter().enumerate() {
+        let e = encode(c, CORPUS_TODAY, &mut codec).expect("a generated candle encodes");
+        let mut slot = e.slot.as_bytes().to_vec();
+        for o in &e.overflow {
+            match o {
+                Some(v) => {
+                    slot.push(1);
+                    slot.extend_from_slice(&(v.len() as u16).to_le_bytes());
+                    slot.extend_from_slice(v);
+                }
+                None => slot.push(0),
+            }
+        }
+        write(dir, "candle_slot", &format!("candle-{i}"), &slot)?;
+        let mut body = Vec::new();
+        wire::write(c, &mut body);
+        write(dir, "candle_wire", &format!("candle-{i}"), &body)?;
+    }
+    Ok(())
+}
+
 fn main() -> std::io::Result<()> {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
     wire_seeds(&dir)?;
@@ -207,6 +238,7 @@ fn main() -> std::io::Result<()> {
     resp_seeds(&dir)?;
     tcp_seeds(&dir)?;
     http_seeds(&dir)?;
+    candle_seeds(&dir)?;
     println!("seed corpora written under {}", dir.display());
     Ok(())
 }

@@ -19,5 +19,16 @@ pub use projection::{CandleProjection, TAG_CANDLE};
 pub use ring::{CandleId, CandleLimits};
 pub use slot::{Slot, TextField, TextRef, SLOT_BYTES};
 
+pub mod codec;
+pub mod corpus;
+pub mod fields;
+pub mod tables;
+pub mod text;
+pub mod wire;
+
+pub use codec::{decode, encode, DecodeError, EncodedCandle};
+pub use fields::{Candle, CandleError, Date};
+pub use text::{Registry, TextCodec};
+
 #[cfg(test)]
 mod tests;

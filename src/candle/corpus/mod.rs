@@ -1,0 +1,283 @@
+//! A seeded generator of realistic candles (`Corpus::new(seed)`), for training the text models,
+//! the figures and the tests: Brazilian names with a frequency skew (compound given names, several
+//! surnames, "de"/"da"), e-mail addresses made from the name, streets, house numbers and
+//! neighbourhoods, cities weighted by the rule in `data/candle/README.md` with their state and a
+//! real area code of that state, birth dates, and prayer intentions of realistic length (most
+//! under 40 characters, a long tail up to 800). About 3% are lit from abroad.
+//!
+//! Invariants: the same seed yields the same candles on every machine (no clock, no hash-map
+//! order); every candle it yields passes `Candle::validate` for any today on or after
+//! [`CORPUS_TODAY`].
+
+mod lists;
+
+pub use lists::{SplitMix64, Weighted};
+
+use lists::Lists;
+
+use super::fields::{Candle, Date, PRAYER_CHARS_MAX};
+use super::tables::{tables, BRAZIL_NUMERIC};
+
+/// The date the corpus's birth dates are counted back from.
+pub const CORPUS_TODAY: Date = Date { year: 2026, month: 1, day: 1 };
+/// Weight of a state capital against 1 for any other municipality (no population table is
+/// shipped: see `data/candle/README.md`).
+pub const CAPITAL_WEIGHT: u64 = 60;
+/// Percent of candles lit from abroad.
+pub const ABROAD_PERCENT: u64 = 3;
+
+/// Countries candles from abroad come from (ISO numeric), weighted by a rough guess of the
+/// diaspora's size (a documented rule, not a measurement).
+const ABROAD: [(u64, u16); 12] = [
+    (30, 840), // United States
+    (20, 620), // Portugal
+    (10, 392), // Japan
+    (8, 380),  // Italy
+    (8, 826),  // United Kingdom
+    (6, 724),  // Spain
+    (5, 276),  // Germany
+    (4, 250),  // France
+    (4, 124),  // Canada
+    (3, 600),  // Paraguay
+    (3, 32),   // Argentina
+    (2, 36),   // Australia
+];
+
+/// The generator.
+#[derive(Debug)]
+pub struct Corpus {
+    rng: SplitMix64,
+    lists: Lists,
+    cities: Weighted<u16>,
+    abroad: Weighted<u16>,
+}
+
+impl Corpus {
+    /// A generator; equal seeds yield equal sequences.
+    pub fn new(seed: u64) -> Self {
+        let t = tables();
+        let capitals: Vec<u16> = t.states.iter().map(|s| s.capital).collect();
+        let cities = Weighted::new(
+            (0..t.cities.len() as u16).map(|i| (if capitals.contains(&i) { CAPITAL_WEIGHT } else { 1 }, i)),
+        );
+        Self { rng: SplitMix64::new(seed), lists: Lists::load(), cities, abroad: Weighted::new(ABROAD) }
+    }
+
+    /// The next candle.
+    pub fn candle(&mut self) -> Candle {
+        let female = self.rng.percent(55);
+        let (name, email) = self.name_and_email(female);
+        let birth_date = self.birth_date();
+        let abroad = self.rng.percent(ABROAD_PERCENT);
+        let (city, state, country, phone) = if abroad {
+            (None, None, *self.abroad.draw(&mut self.rng), None)
+        } else {
+            let c = *self.cities.draw(&mut self.rng);
+            let t = tables();
+            let s = t.cities[usize::from(c)].state;
+            let phone = self.rng.percent(85).then(|| self.phone(c, s));
+            let uf = t.states[usize::from(s)].uf.to_owned();
+            (Some(t.cities[usize::from(c)].ibge_code), Some(uf), BRAZIL_NUMERIC, phone)
+        };
+        let has_whatsapp = phone.is_some() && self.rng.percent(90);
+        let address = if self.rng.percent(93) { self.address() } else { String::new() };
+        let neighbourhood = if !abroad && self.rng.percent(90) {
+            (*self.lists.neighbourhoods.draw(&mut self.rng)).to_owned()
+        } else {
+            String::new()
+        };
+        let prayer = self.prayer();
+        Candle {
+            name,
+            email,
+            birth_date,
+            phone,
+            has_whatsapp,
+            address,
+            neighbourhood,
+            city,
+            state,
+            country,
+            prayer,
+        }
+    }
+
+    fn name_and_email(&mut self, female: bool) -> (String, String) {
+        let l = &self.lists;
+        let rng = &mut self.rng;
+        let (first, second) = if female { (&l.female, &l.female_second) } else { (&l.male, &l.male_second) };
+        let mut name = (*first.draw(rng)).to_owned();
+        if rng.percent(25) {
+            name.push(' ');
+            name.push_str(second.draw(rng));
+        }
+        let surnames = match rng.below(100) {
+            0..=19 => 1,
+            20..=79 => 2,
+            80..=96 => 3,
+            _ => 4,
+        };
+        let mut last = "";
+        for i in 0..surnames {
+            if i > 0 && rng.percent(12) {
+                name.push_str([" de", " da", " dos", " do"][rng.below(4) as usize]);
+            }
+            last = l.surnames.draw(rng);
+            name.push(' ');
+            name.push_str(last);
+        }
+        let email = if rng.percent(90) { self.email(&name, last) } else { String::new() };
+        (name, email)
+    }
+
+    fn email(&mut self, name: &str, last: &str) -> String {
+        let first = fold(name.split(' ').next().unwrap_or("x"));
+        let last = fold(last);
+        let rng = &mut self.rng;
+        let mut local = match rng.below(6) {
+            0 => format!("{first}.{last}"),
+            1 => format!("{first}{last}"),
+            2 => format!("{first}_{last}"),
+            3 => format!("{}{last}", &first[..1]),
+            4 => first.clone(),
+            _ => format!("{first}.{last}{}", rng.below(100)),
+        };
+        if rng.percent(30) {
+            local.push_str(&(1950 + rng.below(60)).to_string());
+        }
+        format!("{local}@{}", self.lists.providers.draw(&mut self.rng))
+    }
+
+    fn birth_date(&mut self) -> Date {
+        // Ages 16..=95, the sum of two uniform draws: most between 30 and 65.
+        let age = 16 + self.rng.below(41) + self.rng.below(40);
+        let days = CORPUS_TODAY.unix_days() - (age as i64) * 365 - self.rng.below(365) as i64;
+        Date::from_unix_days(days)
+    }
+
+    fn phone(&mut self, city: u16, state: u8) -> u64 {
+        let s = &tables().states[usize::from(state)];
+        let ddd =
+            if s.capital == city { s.ddds[0] } else { s.ddds[self.rng.below(s.ddds.len() as u64) as usize] };
+        u64::from(ddd) * 1_000_000_000 + 900_000_000 + self.rng.below(100_000_000)
+    }
+
+    fn address(&mut self) -> String {
+        let l = &self.lists;
+        let rng = &mut self.rng;
+        let mut a = format!("{} {}", l.street_types.draw(rng), l.streets.draw(rng));
+        if rng.percent(4) {
+            a.push_str(", s/n");
+        } else {
+            // House numbers: log-uniform-ish, most under 1,000.
+            let digits = 1 + rng.below(4) as u32;
+            let n = 1 + rng.below(10u64.pow(digits));
+            a.push_str(&format!(", {n}"));
+        }
+        match rng.below(100) {
+            0..=11 => {
+                let apto = 11 + rng.below(1_200);
+                a.push_str(&format!(", apto {apto}"));
+            }
+            12..=15 => {
+                let casa = 1 + rng.below(5);
+                a.push_str(&format!(", casa {casa}"));
+            }
+            16..=18 => {
+                let bloco = (b'A' + rng.below(6) as u8) as char;
+                a.push_str(&format!(", bloco {bloco}"));
+            }
+            _ => {}
+        }
+        a
+    }
+
+    fn prayer(&mut self) -> String {
+        let sentences = match self.rng.below(100) {
+            0..=7 => return String::new(),
+            8..=69 => return (*self.lists.prayers_short.draw(&mut self.rng)).to_owned(),
+            70..=91 => 1 + self.rng.below(3),
+            92..=97 => 4 + self.rng.below(5),
+            _ => 9 + self.rng.below(20),
+        };
+        let mut p = String::new();
+        for _ in 0..sentences {
+            let s = self.lists.prayer_sentences.draw(&mut self.rng);
+            if p.chars().count() + 1 + s.chars().count() > PRAYER_CHARS_MAX {
+                break;
+            }
+            if !p.is_empty() {
+                p.push(' ');
+            }
+            p.push_str(s);
+        }
+        p
+    }
+}
+
+impl Iterator for Corpus {
+    type Item = Candle;
+
+    fn next(&mut self) -> Option<Candle> {
+        Some(self.candle())
+    }
+}
+
+/// Lower-case ASCII of a name, accents dropped, for e-mail local parts.
+fn fold(s: &str) -> String {
+    s.chars()
+        .filter_map(|c| {
+            let c = match c {
+                'á' | 'à' | 'â' | 'ã' | 'Á' | 'Â' | 'Ã' => 'a',
+                'é' | 'ê' | 'É' | 'Ê' => 'e',
+                'í' | 'Í' => 'i',
+                'ó' | 'ô' | 'õ' | 'Ó' | 'Ô' => 'o',
+                'ú' | 'ü' | 'Ú' => 'u',
+                'ç' | 'Ç' => 'c',
+                c => c,
+            };
+            c.is_ascii_alphanumeric().then(|| c.to_ascii_lowercase())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_yields_the_same_candles() {
+        let a: Vec<Candle> = Corpus::new(7).take(200).collect();
+        let b: Vec<Candle> = Corpus::new(7).take(200).collect();
+        assert_eq!(a, b);
+        let c: Vec<Candle> = Corpus::new(8).take(200).collect();
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn every_generated_candle_is_valid_and_the_shape_is_realistic() {
+        let n = 20_000;
+        let (mut abroad, mut short_prayers, mut long_prayers, mut compound) = (0, 0, 0, 0);
+        let mut longest = 0;
+        for c in Corpus::new(1).take(n) {
+            c.validate(CORPUS_TODAY).unwrap_or_else(|e| panic!("{e}: {c:?}"));
+            abroad += usize::from(c.country != BRAZIL_NUMERIC);
+            let chars = c.prayer.chars().count();
+            short_prayers += usize::from(chars <= 40);
+            long_prayers += usize::from(chars > 300);
+            longest = longest.max(chars);
+            compound += usize::from(c.name.starts_with("Maria ") || c.name.starts_with("João "));
+        }
+        assert!((n / 100..n / 20).contains(&abroad), "about 3% abroad: {abroad}");
+        assert!(short_prayers * 100 / n >= 65, "most prayers are short: {short_prayers}");
+        assert!(long_prayers > 0, "a long tail");
+        assert!(longest <= PRAYER_CHARS_MAX);
+        assert!(compound > n / 20, "the skew puts Maria and João on top: {compound}");
+    }
+
+    #[test]
+    fn email_local_parts_fold_accents() {
+        assert_eq!(fold("Gonçalves"), "goncalves");
+        assert_eq!(fold("Antônio"), "antonio");
+    }
+}
