@@ -75,6 +75,10 @@ pub enum Status {
     /// The write's request id is further past the client's last applied one than the server's
     /// `kv.sequence_ahead_max`; nothing was executed or recorded.
     SequenceTooFar = 20,
+    /// A candle's field failed validation (a phone that is not 11 digits, an unknown city, a
+    /// date in the future...); nothing was stored. The client library's `Candle::validate` names
+    /// the field and the reason.
+    Invalid = 21,
 }
 
 impl Status {
@@ -102,6 +106,7 @@ impl Status {
             18 => Status::Unavailable,
             19 => Status::SequenceReused,
             20 => Status::SequenceTooFar,
+            21 => Status::Invalid,
             _ => return None,
         })
     }
@@ -130,6 +135,7 @@ impl Status {
             Status::Unavailable => "UNAVAILABLE",
             Status::SequenceReused => "SEQUENCE_REUSED",
             Status::SequenceTooFar => "SEQUENCE_TOO_FAR",
+            Status::Invalid => "INVALID",
         }
     }
 }

@@ -30,8 +30,10 @@ use crate::dispatch::{Answer, DispatchError, Dispatcher, Handler, Request, Subsy
 use crate::inbox::{Envelope, Kind, Placement, Route, Router};
 use crate::kv::protocol::{is_read, parse_get, parse_write, render_result, render_result_with};
 use crate::kv::{Command, Op};
+use crate::ops::candle::{self as candle_ops, CandleOps, CandleRequest};
 use crate::partition::waiters::Waiters;
 use crate::partition::{Done, Origin, Partition, Pending, Waiter, WriteOutcome};
+use crate::projection::ApplyResult;
 use crate::shard::{AnswerReservations, LateAnswer, ShardService};
 use crate::wire::{opcode, Status};
 use std::cell::RefCell;
@@ -43,6 +45,9 @@ use vigil_pmd::{Batch, Nanos, Peer};
 const FORWARD_HEADER_LEN: usize = 17;
 /// Largest KV answer body (INCR: value and version).
 const ANSWER_BYTES_MAX: usize = 16;
+/// Largest candle answer decoded for a client (the room of a TCP connection's answer; a UDP
+/// datagram takes what fits it).
+const CLIENT_ANSWER_BYTES_MAX: usize = 64 << 10;
 
 /// A client request forwarded to another shard, waiting for its answer.
 #[derive(Clone, Copy, Debug)]
@@ -87,6 +92,10 @@ pub struct KvShard<D: BlockIo> {
     /// from another shard compare expiries with.
     now_ms: u64,
     counters: KvShardCounters,
+    /// The candle requests' codec and buffers (`ops::candle`).
+    candles: CandleOps,
+    /// A candle answer decoded for its client (a forwarded GET or LIST answered raw).
+    client_answer: Vec<u8>,
 }
 
 impl<D: BlockIo> std::fmt::Debug for KvShard<D> {
@@ -121,6 +130,8 @@ impl<D: BlockIo> KvShard<D> {
             reservations: AnswerReservations::new(),
             now_ms: 0,
             counters: KvShardCounters::default(),
+            candles: CandleOps::new(),
+            client_answer: vec![0; CLIENT_ANSWER_BYTES_MAX],
         }
     }
 
@@ -163,9 +174,31 @@ impl<D: BlockIo> KvShard<D> {
         }
     }
 
+    /// Where a partition-named request runs; `NOT_FOUND` for a partition the node does not have.
+    fn route_partition(&self, partition: u16) -> Result<Route, Status> {
+        if u32::from(partition) >= self.placement.partitions() {
+            return Err(Status::NotFound);
+        }
+        if self.partitions.iter().any(|p| p.id() == partition) {
+            Ok(Route::Local { partition })
+        } else {
+            Ok(Route::Remote { partition, owner: self.placement.owner(partition) })
+        }
+    }
+
     /// Where a request runs: by its key, or (KEYS_COUNT) by the partition it names. An MSET
     /// whose keys are not all of one partition is `BAD_REQUEST` (it is one command in one log).
     fn route_request(&self, request: &KvRequest<'_>) -> Result<Route, Status> {
+        if let KvRequest::Candle(c) = request {
+            return match (c, c.partition()) {
+                (CandleRequest::Light { body, .. }, _) => {
+                    let at = candle_ops::light_index(self.partitions.len(), body);
+                    Ok(Route::Local { partition: self.partitions[at].id() })
+                }
+                (_, Some(partition)) => self.route_partition(partition),
+                (_, None) => Err(Status::BadRequest),
+            };
+        }
         if let KvRequest::Write(Command { op: Op::MSet { pairs }, .. }) = request {
             let first = self.placement.partition_of(pairs.first_key());
             if pairs.iter().any(|(key, _)| self.placement.partition_of(key) != first) {
@@ -226,6 +259,7 @@ impl<D: BlockIo> KvShard<D> {
                 return self.local(partition).read_kv(opcode::KEYS_COUNT, &[], now_ms, out).map(Answer::Now)
             }
             KvRequest::Write(cmd) => cmd,
+            KvRequest::Candle(c) => return self.run_candle(partition, waiter, c, out),
         };
         let reserved = matches!(waiter.origin, Origin::Client { .. });
         if reserved {
@@ -240,6 +274,53 @@ impl<D: BlockIo> KvShard<D> {
             WriteOutcome::Now(result) => render_result(&result, out).map(Answer::Now),
             WriteOutcome::Refused(status) => Err(status),
         }
+    }
+
+    /// Runs a candle request on a partition of this shard (`ops::candle`): a LIGHT is proposed
+    /// (with a reservation for a client's answer), a read answered now: decoded for a client,
+    /// raw (with public ids) for the shard that forwarded it.
+    fn run_candle(
+        &mut self,
+        partition: u16,
+        waiter: Waiter,
+        request: &CandleRequest<'_>,
+        out: &mut [u8],
+    ) -> Result<Answer, Status> {
+        let now_ms = self.now_ms;
+        if let CandleRequest::Light { body, client_id, seq } = *request {
+            let reserved = matches!(waiter.origin, Origin::Client { .. });
+            if reserved {
+                self.reserve()?;
+            }
+            let shards = self.placement.shards();
+            let p = &mut self.partitions[usize::from(partition) / shards];
+            let outcome = match self.candles.light_command(body, client_id, seq, now_ms) {
+                Ok(command) => p.light(waiter, command),
+                Err(status) => WriteOutcome::Refused(status),
+            };
+            if reserved && outcome != WriteOutcome::Later {
+                self.reservations.give_back();
+            }
+            return match outcome {
+                WriteOutcome::Later => Ok(Answer::Later),
+                WriteOutcome::Now(result) => render_candle(&result, partition, out).map(Answer::Now),
+                WriteOutcome::Refused(status) => Err(status),
+            };
+        }
+        let op = candle_ops::read_opcode(request);
+        let mut body = [0u8; 12];
+        let body_len = candle_ops::ring_body(request, &mut body)?;
+        let shards = self.placement.shards();
+        let p = &self.partitions[usize::from(partition) / shards];
+        let len = p.read_candles(op, &body[..body_len], now_ms, self.candles.raw_buffer())?;
+        self.candles.publish_ids(op, partition, len)?;
+        let (raw, mut ops) = self.candles.split_raw(len);
+        if matches!(waiter.origin, Origin::Forwarded(_)) {
+            let dst = out.get_mut(..len).ok_or(Status::ResponseTooLarge)?;
+            dst.copy_from_slice(raw);
+            return Ok(Answer::Now(len));
+        }
+        ops.for_client(op, raw, out).map(Answer::Now)
     }
 
     /// Forwards a request to the shard that owns its partition, with a reservation for the answer
@@ -294,7 +375,8 @@ impl<D: BlockIo> KvShard<D> {
         let mut busy = false;
         let Self { partitions, router, answer, .. } = self;
         for p in partitions.iter_mut() {
-            busy |= p.poll(now, &mut |d: Done| deliver(router.as_mut(), answer, &d, emit));
+            let partition = p.id();
+            busy |= p.poll(now, &mut |d: Done| deliver(router.as_mut(), answer, partition, &d, emit));
         }
         busy || self.router.as_ref().is_some_and(|r| r.in_flight() > 0)
     }
@@ -374,7 +456,18 @@ impl<D: BlockIo> KvShard<D> {
             let _ = router.complete(env, |_, _| ());
             return;
         };
+        let (candles, client_answer) = (&mut self.candles, &mut self.client_answer);
         let done = router.complete(env, |status, body| {
+            // A candle read is answered raw by its owner: decoded here, for the client.
+            let (status, body) = match (status, f.opcode) {
+                (Status::Ok, opcode::CANDLE_GET | opcode::CANDLE_LIST) => {
+                    match candles.for_client(f.opcode, body, client_answer) {
+                        Ok(n) => (Status::Ok, &client_answer[..n]),
+                        Err(status) => (status, &[][..]),
+                    }
+                }
+                _ => (status, body),
+            };
             emit(&LateAnswer {
                 peer: f.peer,
                 client_id: f.client_id,
@@ -391,9 +484,19 @@ impl<D: BlockIo> KvShard<D> {
 }
 
 /// Sends a finished write's answer: to the client, or back to the shard that forwarded it.
-fn deliver(router: Option<&mut Router>, buf: &mut [u8], done: &Done, emit: &mut dyn FnMut(&LateAnswer<'_>)) {
+fn deliver(
+    router: Option<&mut Router>,
+    buf: &mut [u8],
+    partition: u16,
+    done: &Done,
+    emit: &mut dyn FnMut(&LateAnswer<'_>),
+) {
     let old = done.value.as_deref().map(crate::kv::KvProjection::value_of);
     let (status, body): (Status, &[u8]) = match done.result {
+        Ok(result @ ApplyResult::Lit { .. }) => match render_candle(&result, partition, buf) {
+            Ok(n) => (Status::Ok, &buf[..n]),
+            Err(status) => (status, &[]),
+        },
         Ok(result) => match render_result_with(&result, old, buf) {
             Ok(n) => (Status::Ok, &buf[..n]),
             Err(status) => (status, &[]),
@@ -414,6 +517,18 @@ fn deliver(router: Option<&mut Router>, buf: &mut [u8], done: &Done, emit: &mut 
     }
 }
 
+/// A LIGHT's result as its answer: the candle's public id.
+fn render_candle(result: &ApplyResult, partition: u16, out: &mut [u8]) -> Result<usize, Status> {
+    match *result {
+        ApplyResult::Lit { id } => {
+            let dst = out.get_mut(..8).ok_or(Status::ResponseTooLarge)?;
+            dst.copy_from_slice(&candle_ops::public_id(partition, id).to_le_bytes());
+            Ok(8)
+        }
+        other => Err(other.status()),
+    }
+}
+
 /// A KV request, parsed once: where it goes and what it runs both come from this.
 enum KvRequest<'a> {
     /// A read (GET, TTL) of this key.
@@ -422,6 +537,8 @@ enum KvRequest<'a> {
     Count(u16),
     /// A write, as it will be logged.
     Write(Command<'a>),
+    /// A candle request (`ops::candle`).
+    Candle(CandleRequest<'a>),
 }
 
 impl<'a> KvRequest<'a> {
@@ -434,6 +551,9 @@ impl<'a> KvRequest<'a> {
         if is_read(op) {
             return Ok(KvRequest::Read(op, parse_get(body)));
         }
+        if candle_ops::is_candle(op) {
+            return CandleRequest::parse(op, client_id, request_id, body).map(KvRequest::Candle);
+        }
         parse_write(op, client_id, request_id, body).map(KvRequest::Write).map_err(|_| Status::BadRequest)
     }
 
@@ -441,7 +561,7 @@ impl<'a> KvRequest<'a> {
     fn key(&self) -> &'a [u8] {
         match self {
             KvRequest::Read(_, key) => key,
-            KvRequest::Count(_) => b"",
+            KvRequest::Count(_) | KvRequest::Candle(_) => b"",
             KvRequest::Write(cmd) => cmd.op.key(),
         }
     }
@@ -473,6 +593,12 @@ impl<D: BlockIo + 'static> Subsystem for Kv<D> {
             (opcode::TTL, "kv.ttl"),
             (opcode::KEYS_COUNT, "kv.keys_count"),
             (opcode::MSET, "kv.mset"),
+            (opcode::CANDLE_LIGHT, "candle.light"),
+            (opcode::CANDLE_GET, "candle.get"),
+            (opcode::CANDLE_LIST, "candle.list"),
+            (opcode::CANDLE_COUNT, "candle.count"),
+            (opcode::CANDLE_COUNT_CITY, "candle.count_city"),
+            (opcode::CANDLE_COUNT_STATES, "candle.count_states"),
             (opcode::CAD, "kv.cad"),
         ] {
             d.register(op, name, Box::new(KvHandler(Rc::clone(&self.0))))?;

@@ -3,6 +3,7 @@
 //! shard's partitions and is registered by `serve` once they are recovered.
 
 pub mod basic;
+pub mod candle;
 pub mod kv;
 
 use crate::dispatch::{DispatchError, Dispatcher, Subsystem};

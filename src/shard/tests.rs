@@ -15,6 +15,7 @@ use vigil_pmd::mem::{VecRx, VecTx};
 use vigil_pmd::Peer;
 
 mod buffers;
+mod candles;
 mod conns;
 mod gathered;
 mod overload;

@@ -37,11 +37,18 @@ fn settings(shards: usize) -> RespSettings {
 }
 
 /// A two-shard node whose shard 0 serves the connections of `streams`.
-fn node_with(streams: &SimStreams) -> Node {
+pub(super) fn node_with(streams: &SimStreams) -> Node {
+    node_serving(&[streams])
+}
+
+/// A two-shard node whose shard i serves the connections of `streams[i]`.
+pub(super) fn node_serving(streams: &[&SimStreams]) -> Node {
     let mut n = node(2, 64);
-    let s0 = n.shards.remove(0);
-    let conns = Connections::new(Box::new(streams.clone()), LIMITS, settings(2));
-    n.shards.insert(0, s0.with_connections(conns));
+    for (i, s) in streams.iter().enumerate() {
+        let shard = n.shards.remove(i);
+        let conns = Connections::new(Box::new((*s).clone()), LIMITS, settings(2));
+        n.shards.insert(i, shard.with_connections(conns));
+    }
     n
 }
 
@@ -127,7 +134,7 @@ fn a_protocol_error_closes_its_connection_and_the_others_go_on() {
 }
 
 /// One request datagram of `frames`, with its length prefix.
-fn framed(frames: &[(u8, u64, &[u8])]) -> Vec<u8> {
+pub(super) fn framed(frames: &[(u8, u64, &[u8])]) -> Vec<u8> {
     let mut buf = vec![0u8; 1472];
     let mut w = DatagramWriter::request(&mut buf, 9).unwrap();
     for (op, id, b) in frames {
@@ -141,7 +148,7 @@ fn framed(frames: &[(u8, u64, &[u8])]) -> Vec<u8> {
 
 /// The answers in the whole length-prefixed response datagrams at the front of a stream:
 /// (opcode, status, id, body).
-fn stream_answers(mut bytes: &[u8]) -> Vec<(u8, u8, u64, Vec<u8>)> {
+pub(super) fn stream_answers(mut bytes: &[u8]) -> Vec<(u8, u8, u64, Vec<u8>)> {
     let mut out = Vec::new();
     while bytes.len() >= 4 {
         let len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;

@@ -27,7 +27,12 @@ const SETS_PER_DATAGRAM: usize = 4;
 const DATAGRAM_MAX: usize = 1472;
 
 fn partition_config() -> PartitionConfig {
-    crate::partition::tests::config_sized(256, 1_000_000)
+    let mut cfg = crate::partition::tests::config_sized(256, 1_000_000);
+    let limits = crate::candle::CandleLimits::small();
+    cfg.projections = cfg
+        .projections
+        .with(std::sync::Arc::new(move || Box::new(crate::candle::CandleProjection::new(limits))));
+    cfg
 }
 
 fn open_partition(id: u16) -> Partition<MemoryBlockIo> {
