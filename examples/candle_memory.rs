@@ -104,6 +104,9 @@ fn main() {
     println!("floor (slots + overflow):    {:>9.1} MiB", mib(floor));
     println!("ring's blocks and counters:  {:>9.1} MiB", mib(p.ring().memory() as u64));
     println!("process RSS growth:          {:>9.1} MiB", mib(rss_after.saturating_sub(rss_before)));
-    println!("RSS growth / floor:          {:>9.3}", rss_after.saturating_sub(rss_before) as f64 / floor as f64);
+    println!(
+        "RSS growth / floor:          {:>9.3}",
+        rss_after.saturating_sub(rss_before) as f64 / floor as f64
+    );
     println!("process RSS:                 {:>9.1} MiB", mib(rss_after));
 }
