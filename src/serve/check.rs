@@ -131,7 +131,8 @@ fn snapshot_finding(config: &Config, path: &Path) -> Option<Finding> {
     }
     let limits = config.kv.limits();
     let restore = |limits| match std::fs::File::open(path) {
-        Ok(mut f) => Router::restore_from(&mut f, limits, Vec::new()),
+        // The projections a start runs (the candle store unless `[candle]` turns it off).
+        Ok(mut f) => Router::restore_from(&mut f, limits, super::projections(config).make()),
         Err(e) => Err(crate::projection::SnapshotError::Io(e.to_string())),
     };
     Some(match restore(limits) {
