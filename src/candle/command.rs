@@ -26,9 +26,11 @@ use crate::wire::opcode;
 /// Municipalities in the IBGE table (`candle::tables`): a slot's city index is below it, or
 /// `NO_CITY`.
 pub const CITIES: usize = 5570;
-/// Longest overflow value in bytes (a compressed text field that did not fit inline; an
-/// 800-character prayer with accents is at most 1,600 bytes before compression).
-pub const OVERFLOW_VALUE_MAX: usize = 4096;
+/// Longest overflow value in bytes (a compressed text field that did not fit inline): an
+/// 800-character prayer is at most 3,200 bytes of UTF-8 even uncompressed. A whole LIGHT must
+/// also fit one batch entry alone (`storage.batch_bytes_max`, default 4064: the partition answers
+/// `VALUE_TOO_LARGE` otherwise), which one such value with the slot does.
+pub const OVERFLOW_VALUE_MAX: usize = 3200;
 /// Bytes of a LIGHT command with no overflow value.
 pub const LIGHT_FIXED_LEN: usize = COMMAND_HEADER_LEN + SLOT_BYTES;
 /// Bytes of a ROTATE command.

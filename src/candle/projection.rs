@@ -19,14 +19,16 @@
 //!   fits `out`; answer `u16 n, u8 more` then per candle `u64 id` and its GET answer. The next
 //!   page's cursor is the last id given; `more` says whether older live candles remain.
 //! - `CANDLE_COUNT`: empty body; answer `u64` live candles.
-//! - `CANDLE_COUNT_CITY`: body `u16` city index (`NO_CITY`: abroad); answer `u64`.
+//! - `CANDLE_COUNT_CITY`: body `u16` city index (`NO_CITY`: abroad; another index past the table
+//!   is `BAD_REQUEST`); answer `u64`.
 //! - `CANDLE_COUNT_STATES`: empty body; answer 32 `u64`, by state index (`NO_STATE` last).
 //!
 //! Invariants: apply is a function of the ring, the entry's stamp and the command's bytes; a
 //! read at a time past a candle's seven days never sees it, whether or not the ring rotated.
 
-use super::command::{self, CandleCommand};
+use super::command::{self, CandleCommand, CITIES};
 use super::ring::{day_of_ms, day_of_ns, CandleId, CandleLimits, DoesNotFit, Refused, Ring, STATE_COUNTERS};
+use super::slot::NO_CITY;
 use crate::projection::{
     Applied, ApplyResult, Projection, SectionCapture, SectionReader, SnapshotChunk, SnapshotError,
 };
@@ -105,6 +107,9 @@ impl CandleProjection {
             opcode::CANDLE_COUNT if body.is_empty() => put_u64s(out, &[self.ring.count(day)]),
             opcode::CANDLE_COUNT_CITY => {
                 let city = u16::from_le_bytes(body.try_into().map_err(|_| Status::BadLength)?);
+                if usize::from(city) >= CITIES && city != NO_CITY {
+                    return Err(Status::BadRequest);
+                }
                 put_u64s(out, &[self.ring.count_city(city, day)])
             }
             opcode::CANDLE_COUNT_STATES if body.is_empty() => {

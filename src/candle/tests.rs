@@ -94,6 +94,11 @@ fn a_lit_candle_is_stamped_stored_with_its_overflow_and_read_back() {
     assert_eq!(u64::from_le_bytes(out), 1);
     p.answer_read(opcode::CANDLE_COUNT_CITY, &NO_CITY.to_le_bytes(), DAY3 / 1_000_000, &mut out).unwrap();
     assert_eq!(u64::from_le_bytes(out), 1, "abroad");
+    let past = (CITIES as u16).to_le_bytes();
+    assert_eq!(
+        p.answer_read(opcode::CANDLE_COUNT_CITY, &past, DAY3 / 1_000_000, &mut out),
+        Err(Status::BadRequest)
+    );
     let mut states = [0u8; 256];
     assert_eq!(p.answer_read(opcode::CANDLE_COUNT_STATES, &[], DAY3 / 1_000_000, &mut states), Ok(256));
     let state = |i: usize| u64::from_le_bytes(states[i * 8..i * 8 + 8].try_into().unwrap());

@@ -53,6 +53,10 @@ pub struct MemoryEstimate {
     /// The bound of the KV maps of all partitions once full (`data_bytes_max + keys_max *
     /// kv::KEY_OVERHEAD_BYTES_MAX` each, see `kv::KvLimits`); not reserved.
     pub kv_maps_max: u64,
+    /// The bound of the candle rings of all partitions once every day is full (seven days of
+    /// `candle.candles_per_day_max` slots and three full overflow pools); 0 when `[candle]` is
+    /// off; not reserved.
+    pub candle_rings_max: u64,
 }
 
 impl MemoryEstimate {
@@ -123,7 +127,11 @@ impl Config {
         }
         let per_key = crate::kv::KEY_OVERHEAD_BYTES_MAX;
         let kv_map = (kv.data_bytes_max as u64).saturating_add(mul(&[per_key, kv.keys_max as u64]));
-        MemoryEstimate { at_start, kv_maps_max: mul(&[partitions, kv_map]) }
+        let c = &self.candle;
+        let candle_day = mul(&[u64::from(c.candles_per_day_max), crate::candle::SLOT_BYTES as u64])
+            .saturating_add(mul(&[3, u64::from(c.overflow_bytes_per_field_day_max)]));
+        let candle_rings_max = if c.enabled { mul(&[partitions, 7, candle_day]) } else { 0 };
+        MemoryEstimate { at_start, kv_maps_max: mul(&[partitions, kv_map]), candle_rings_max }
     }
 
     /// Checks every size against its hard maximum and, when `machine_bytes` is known, the memory

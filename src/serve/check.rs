@@ -35,10 +35,17 @@ pub fn memory(config: &Config) -> Vec<Finding> {
     let machine = crate::config::machine_memory_bytes();
     let shown = machine.map_or("unknown".to_string(), |m| format!("{} MiB", m >> 20));
     let mut out = vec![ok(format!(
-        "memory: {} MiB allocated at start-up (machine: {shown}); the KV maps may grow to {} MiB when full",
+        "memory: {} MiB allocated at start-up (machine: {shown}); the KV maps may grow to {} MiB when full, the candle rings to {} MiB",
         e.at_start_total() >> 20,
-        e.kv_maps_max >> 20
+        e.kv_maps_max >> 20,
+        e.candle_rings_max >> 20
     ))];
+    if machine.is_some_and(|m| e.candle_rings_max > m) {
+        out.push(ok(format!(
+            "warning: full candle rings (storage.partitions x 7 x (candle.candles_per_day_max x 128 B + 3 x candle.overflow_bytes_per_field_day_max) = {} bytes) would not fit this machine's memory; lower them to have LIGHT refused (FULL) before memory runs out",
+            e.candle_rings_max
+        )));
+    }
     if machine.is_some_and(|m| e.kv_maps_max > m) {
         out.push(ok(format!(
             "warning: full KV maps (storage.partitions x (kv.data_bytes_max + {} B x kv.keys_max) = {} bytes) would not fit this machine's memory; lower kv.data_bytes_max or kv.keys_max to have writes refused (FULL) before memory runs out",
@@ -131,7 +138,8 @@ fn snapshot_finding(config: &Config, path: &Path) -> Option<Finding> {
     }
     let limits = config.kv.limits();
     let restore = |limits| match std::fs::File::open(path) {
-        Ok(mut f) => Router::restore_from(&mut f, limits, Vec::new()),
+        // The projections a start runs (the candle store unless `[candle]` turns it off).
+        Ok(mut f) => Router::restore_from(&mut f, limits, super::projections(config).make()),
         Err(e) => Err(crate::projection::SnapshotError::Io(e.to_string())),
     };
     Some(match restore(limits) {

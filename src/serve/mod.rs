@@ -293,7 +293,7 @@ pub fn partition_config(config: &Config) -> PartitionConfig {
 
 /// The projections every partition runs besides KV: the candle store unless `[candle]` turns it
 /// off.
-fn projections(config: &Config) -> crate::projection::ProjectionSet {
+pub(crate) fn projections(config: &Config) -> crate::projection::ProjectionSet {
     let set = crate::projection::ProjectionSet::default();
     if !config.candle.enabled {
         return set;
