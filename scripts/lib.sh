@@ -134,6 +134,7 @@ check_bench_storage() {
 derive_dev_config() {
     local out=$1 port=$2 core=$3 dir=$4 extra=$5
     sed -e "s|^port = 9000|port = $port|" -e "s|^cores = \[\]|cores = [$core]|" \
+        -e "s|^web_listen = .*|web_listen = []|" \
         -e "s|^dir = .*|dir = \"$dir\"|" \
         -e "s|^backend = \"uring\".*|backend = \"uring\"\n$extra|" \
         config/dev.toml > "$out"

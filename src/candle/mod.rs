@@ -9,6 +9,7 @@
 
 mod blocks;
 pub mod command;
+pub mod form;
 pub mod page;
 pub mod projection;
 pub mod ring;

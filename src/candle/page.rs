@@ -179,7 +179,13 @@ pub fn write_end(out: &mut String, shown: usize, live: u64, by_state: &[(&str, u
     if shown == 0 {
         out.push_str("<li>Nenhuma vela acesa ainda. Acenda a primeira.</li>");
     }
-    let _ = write!(out, "</ul><p>{live} velas acesas agora.</p><h2>Velas por estado</h2>");
+    match live {
+        1 => out.push_str("</ul><p>1 vela acesa agora.</p>"),
+        n => {
+            let _ = write!(out, "</ul><p>{n} velas acesas agora.</p>");
+        }
+    }
+    out.push_str("<h2>Velas por estado</h2>");
     out.push_str(
         "<table><thead><tr><th scope=\"col\">Estado</th><th scope=\"col\">Velas</th></tr></thead><tbody>",
     );

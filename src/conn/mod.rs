@@ -29,6 +29,7 @@ pub mod hub;
 pub mod resp;
 mod resp_local;
 pub mod watch;
+pub mod web;
 
 use crate::dispatch::{Answer, Request};
 use crate::engine::Engine;
@@ -44,6 +45,7 @@ use hub::WatchHub;
 use resp::{RespSession, RespSettings};
 use std::sync::Arc;
 use vigil_pmd::{ConnId, Nanos, Peer, StreamEvent, StreamIo};
+use web::WebSession;
 
 /// Protocol tags the acceptor gives connections.
 pub mod protocol_tag {
@@ -68,6 +70,8 @@ pub struct ConnLimits {
     pub datagram_bytes_max: usize,
     /// Connections per shard (the `StreamIo` table's size).
     pub connections_max: usize,
+    /// Candles the web port's page shows (`tcp.page_candles_max`).
+    pub page_candles_max: usize,
 }
 
 /// What a session did with its input.
@@ -125,6 +129,21 @@ impl Cx<'_> {
     /// answer's body into `scratch`, under request id `*next_id`, which moves on unless the answer
     /// is BUSY (the same request is tried again under the same id).
     pub fn request(&mut self, next_id: &mut u64, opcode: u8, body: &[u8]) -> Result<Answer, Status> {
+        let scratch = std::mem::take(&mut self.scratch);
+        let answer = self.request_into(next_id, opcode, body, scratch);
+        self.scratch = scratch;
+        answer
+    }
+
+    /// `request`, its answer's body into `out` (a session's own buffer, for answers larger than
+    /// a datagram).
+    pub fn request_into(
+        &mut self,
+        next_id: &mut u64,
+        opcode: u8,
+        body: &[u8],
+        out: &mut [u8],
+    ) -> Result<Answer, Status> {
         let req = Request {
             opcode,
             request_id: *next_id,
@@ -133,7 +152,7 @@ impl Cx<'_> {
             now: self.now,
             peer: self.peer,
         };
-        let answer = self.engine.handle_request(&req, self.scratch);
+        let answer = self.engine.handle_request(&req, out);
         if answer != Err(Status::Busy) {
             *next_id += 1;
         }
@@ -147,6 +166,7 @@ enum Session {
     Binary(BinarySession),
     Resp(Box<RespSession>),
     Http(Box<HttpSession>),
+    Web(Box<WebSession>),
 }
 
 /// One connection.
@@ -305,6 +325,7 @@ impl Connections {
             Session::Binary(s) => s.answer(a, &mut conn.output, &mut self.scratch),
             Session::Resp(s) => s.answer(a, &mut conn.output),
             Session::Http(s) => s.answer(a, &mut conn.output),
+            Session::Web(s) => s.answer(a, &mut conn.output),
         }
         conn.waiting = false;
         self.mark(id, |_| {});
@@ -427,6 +448,7 @@ impl Connections {
                 Session::Resp(Box::new(RespSession::new(self.counters.opened + 1, &self.resp)))
             }
             protocol_tag::HTTP => Session::Http(Box::new(HttpSession::new())),
+            protocol_tag::WEB => Session::Web(Box::default()),
             _ => {
                 self.counters.unknown_protocol += 1;
                 self.io.close(id);
@@ -538,6 +560,10 @@ fn run_session(
         Session::Binary(s) => s.run(&conn.input, &mut cx),
         Session::Resp(s) => s.run(&conn.input, resp_args, resp, &mut cx),
         Session::Http(s) => s.run(&conn.input, &http_limits(limits), resp.pipeline_max, &mut cx),
+        Session::Web(s) => {
+            let (max, partitions) = (limits.page_candles_max, resp.partitions());
+            s.run(&conn.input, &web_limits(limits), max, partitions, &mut cx)
+        }
     };
     let consumed = match step {
         Step::Consumed(n) => {
@@ -568,6 +594,18 @@ fn run_session(
 
 /// An HTTP request's bounds: its head within `HEAD_BYTES_MAX` and the input limit, its body no
 /// larger than a datagram (a larger one cannot be a value).
+/// A browser's form is small: a candle's fields, urlencoded.
+fn web_limits(limits: &ConnLimits) -> HttpLimits {
+    HttpLimits {
+        head_bytes_max: HEAD_BYTES_MAX.min(limits.input_bytes_max),
+        body_bytes_max: WEB_FORM_BYTES_MAX,
+    }
+}
+
+/// Bytes of a form posted to the web port: a candle's fields percent-encoded (each byte of an
+/// 800-character prayer may take 9).
+const WEB_FORM_BYTES_MAX: usize = 16 << 10;
+
 fn http_limits(limits: &ConnLimits) -> HttpLimits {
     HttpLimits {
         head_bytes_max: HEAD_BYTES_MAX.min(limits.input_bytes_max),

@@ -80,6 +80,7 @@ pub fn prepare(
         output_bytes_max: tcp.output_bytes_max,
         datagram_bytes_max: config.net.datagram_bytes_max,
         connections_max: tcp.connections_per_shard_max,
+        page_candles_max: tcp.page_candles_max,
     };
     let addrs = listeners.addrs();
     let web_addrs = listeners.web_addrs();

@@ -17,6 +17,7 @@ const LIMITS: ConnLimits = ConnLimits {
     output_bytes_max: 64 << 10,
     datagram_bytes_max: 1472,
     connections_max: 8,
+    page_candles_max: 40,
 };
 
 fn settings(shards: usize) -> RespSettings {
