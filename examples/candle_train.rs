@@ -44,8 +44,10 @@ fn main() -> anyhow::Result<()> {
         dicts[f.index()] = train(&texts[f.index()], dict_bytes)?;
         std::fs::write(dir.join(format!("{}.zdict", names[f.index()])), &dicts[f.index()])?;
     }
-    let model = ZstdModel::new(version, dicts);
-    report(&model, seed.wrapping_add(1));
+    for level in [1, 3, 6, 9, 19] {
+        println!("level {level}:");
+        report(&ZstdModel::at_level(version, dicts.clone(), level), seed.wrapping_add(1));
+    }
     println!("wrote {}", dir.display());
     Ok(())
 }
@@ -57,23 +59,27 @@ fn report(model: &ZstdModel, seed: u64) {
     let mut buf = Vec::new();
     let (mut raw, mut packed) = ([0usize; 3], [0usize; 3]);
     let n = 20_000;
+    let mut ns = [0u128; 3];
     for c in Corpus::new(seed).take(n) {
         for f in TextField::ALL {
             field_text(&c, f, &mut buf);
             raw[f.index()] += buf.len();
             if !buf.is_empty() {
+                let t = std::time::Instant::now();
                 packed[f.index()] +=
                     comps[f.index()].compress_to_buffer(&buf, &mut out[..]).expect("compress");
+                ns[f.index()] += t.elapsed().as_nanos();
             }
         }
     }
     for f in TextField::ALL {
         let i = f.index();
         println!(
-            "{f:?}: dict {} B, text {:.1} B -> {:.1} B mean over {n}",
+            "  {f:?}: dict {} B, text {:.1} B -> {:.1} B mean over {n}, {:.0} ns to compress",
             model.dictionary(f).len(),
             raw[i] as f64 / n as f64,
-            packed[i] as f64 / n as f64
+            packed[i] as f64 / n as f64,
+            ns[i] as f64 / n as f64
         );
     }
 }

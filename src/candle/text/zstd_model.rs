@@ -11,7 +11,7 @@ use zstd::zstd_safe::{CParameter, DParameter, FrameFormat};
 use crate::candle::slot::TextField;
 
 /// The compression level the dictionaries are prepared at (measured: see docs/CANDLES.md).
-pub const ZSTD_LEVEL: i32 = 19;
+pub const ZSTD_LEVEL: i32 = 3;
 
 /// One version of the zstd model.
 pub struct ZstdModel {
@@ -31,7 +31,13 @@ impl std::fmt::Debug for ZstdModel {
 impl ZstdModel {
     /// A model from its three dictionaries (in [`TextField`] order).
     pub fn new(version: u8, dicts: [Vec<u8>; 3]) -> Self {
-        let encoders = dicts.each_ref().map(|d| EncoderDictionary::copy(d, ZSTD_LEVEL));
+        Self::at_level(version, dicts, ZSTD_LEVEL)
+    }
+
+    /// A model compressing at another level (the training example measures levels with it;
+    /// the level changes only the encoder, every level's frames decode alike).
+    pub fn at_level(version: u8, dicts: [Vec<u8>; 3], level: i32) -> Self {
+        let encoders = dicts.each_ref().map(|d| EncoderDictionary::copy(d, level));
         let decoders = dicts.each_ref().map(|d| DecoderDictionary::copy(d));
         Self { version, raw: dicts, encoders, decoders }
     }
