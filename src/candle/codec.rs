@@ -20,7 +20,7 @@ use super::slot::{
     TEXT_REGION_BYTES,
 };
 use super::tables::tables;
-use super::text::{compressed_bytes_max, TextCodec, TextError};
+use super::text::{TextCodec, TextError};
 
 /// Largest value a tag can say inline.
 const INLINE_MAX: usize = OVERFLOW_MARKER as usize - 1;
@@ -102,9 +102,8 @@ pub fn encode(candle: &Candle, today: Date, codec: &mut TextCodec<'_>) -> Result
     for f in TextField::ALL {
         field_text(candle, f, &mut text);
         let buf = &mut compressed[f.index()];
-        buf.resize(compressed_bytes_max(f), 0);
-        let n = codec.compress(f, &text, buf).map_err(|e| CandleError::Compress(e.to_string()))?;
-        buf.truncate(n);
+        codec.compress(f, &text, buf).map_err(|e| CandleError::Compress(e.to_string()))?;
+        let n = buf.len();
         if n > OVERFLOW_VALUE_MAX {
             return Err(CandleError::OverflowTooLong { field: f.index(), len: n, max: OVERFLOW_VALUE_MAX });
         }

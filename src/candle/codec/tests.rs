@@ -60,7 +60,7 @@ fn fit(mut s: String, max_bytes: usize) -> String {
 fn a_typical_candle_is_inline_and_round_trips_with_accents() {
     let e = round_trip(&base(), &mut codec());
     assert_eq!(e.overflow, [None, None, None]);
-    assert_eq!(e.slot.text_model(), 1);
+    assert_eq!(e.slot.text_model(), crate::candle::text::CURRENT_MODEL);
 }
 
 #[test]
