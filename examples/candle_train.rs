@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
     for f in TextField::ALL {
         let samples = &texts[f.index()];
         let (model, ext) = if fsst_fields.contains(&f) {
-            (FieldModel::Fsst(FsstTable::train(samples)), "fsst")
+            (FieldModel::Fsst(Box::new(FsstTable::train(samples))), "fsst")
         } else {
             (FieldModel::Zstd(ZstdDict::new(ZstdDict::train(samples, dict_bytes)?)), "zdict")
         };

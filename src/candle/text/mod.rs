@@ -74,8 +74,8 @@ pub enum TextError {
 pub enum FieldModel {
     /// A zstd dictionary.
     Zstd(ZstdDict),
-    /// An FSST symbol table.
-    Fsst(FsstTable),
+    /// An FSST symbol table (boxed: its 2 KiB of symbols would size every variant).
+    Fsst(Box<FsstTable>),
 }
 
 impl FieldModel {
@@ -119,7 +119,7 @@ macro_rules! model_file {
 }
 
 fn fsst(raw: Vec<u8>) -> FieldModel {
-    FieldModel::Fsst(FsstTable::from_bytes(&raw).expect("a shipped FSST table parses"))
+    FieldModel::Fsst(Box::new(FsstTable::from_bytes(&raw).expect("a shipped FSST table parses")))
 }
 
 /// The models this build can read, by version.
