@@ -196,6 +196,8 @@ impl<'r> Contexts<'r> {
 pub struct TextCodec<'r> {
     writer: usize,
     versions: Vec<Contexts<'r>>,
+    scratch_text: Vec<u8>,
+    scratch_compressed: [Vec<u8>; 3],
 }
 
 impl std::fmt::Debug for TextCodec<'_> {
@@ -217,7 +219,21 @@ impl<'r> TextCodec<'r> {
             .iter()
             .position(|c| c.model.version() == version)
             .expect("the writing version is registered");
-        Self { writer, versions }
+        let scratch_text = Vec::with_capacity(text_bytes_max(TextField::Prayer));
+        let scratch_compressed = TextField::ALL.map(|f| Vec::with_capacity(compressed_bytes_max(f)));
+        Self { writer, versions, scratch_text, scratch_compressed }
+    }
+
+    /// The encoder's buffers (text, then a compressed value per field), lent out and given back
+    /// with [`TextCodec::put_scratch`] so encoding does not allocate them per candle.
+    pub(crate) fn take_scratch(&mut self) -> (Vec<u8>, [Vec<u8>; 3]) {
+        (std::mem::take(&mut self.scratch_text), std::mem::take(&mut self.scratch_compressed))
+    }
+
+    /// Gives the buffers of [`TextCodec::take_scratch`] back.
+    pub(crate) fn put_scratch(&mut self, text: Vec<u8>, compressed: [Vec<u8>; 3]) {
+        self.scratch_text = text;
+        self.scratch_compressed = compressed;
     }
 
     /// The model version [`TextCodec::compress`] writes (slot byte 6).
