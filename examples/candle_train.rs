@@ -1,15 +1,17 @@
-//! Trains the candle text model (three zstd dictionaries) on the generated corpus and writes
-//! them to `data/candle/models/vN/`. Reproducible: a fixed seed and sample count give the same
-//! files.
+//! Trains a candle text model on the generated corpus and writes it to `data/candle/models/vN/`.
+//! Reproducible: a fixed seed and sample count give the same files.
 //!
-//! `cargo run --release --example candle_train -- [--version 1] [--samples 200000]
+//! v1: a zstd dictionary per field. v2 (current): FSST symbol tables for name + e-mail and
+//! address + neighbourhood, a zstd dictionary for the prayer (the choice `candle_compare` measures).
+//!
+//! `cargo run --release --example candle_train -- --version 2 [--samples 200000]
 //!  [--dict-bytes 16384] [--seed 2063]`
 
 use std::path::PathBuf;
 
 use vigil::candle::codec::field_text;
 use vigil::candle::corpus::Corpus;
-use vigil::candle::text::{train, ZstdModel};
+use vigil::candle::text::{FieldModel, FsstTable, TextModel, ZstdDict};
 use vigil::candle::TextField;
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -21,8 +23,10 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+const NAMES: [&str; 3] = ["name_email", "address", "prayer"];
+
 fn main() -> anyhow::Result<()> {
-    let version = arg("--version", 1) as u8;
+    let version = arg("--version", 2) as u8;
     let samples = arg("--samples", 200_000) as usize;
     let dict_bytes = arg("--dict-bytes", 16_384) as usize;
     let seed = arg("--seed", 2063);
@@ -38,42 +42,69 @@ fn main() -> anyhow::Result<()> {
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("data/candle/models/v{version}"));
     std::fs::create_dir_all(&dir)?;
-    let names = ["name_email", "address", "prayer"];
-    let mut dicts: [Vec<u8>; 3] = Default::default();
+    let fsst_fields: &[TextField] = match version {
+        1 => &[],
+        2 => &[TextField::NameEmail, TextField::AddressNeighbourhood],
+        v => anyhow::bail!("no plan for model v{v}: add one here"),
+    };
+    let mut fields = Vec::new();
     for f in TextField::ALL {
-        dicts[f.index()] = train(&texts[f.index()], dict_bytes)?;
-        std::fs::write(dir.join(format!("{}.zdict", names[f.index()])), &dicts[f.index()])?;
+        let samples = &texts[f.index()];
+        let (model, ext) = if fsst_fields.contains(&f) {
+            (FieldModel::Fsst(Box::new(FsstTable::train(samples))), "fsst")
+        } else {
+            (FieldModel::Zstd(ZstdDict::new(ZstdDict::train(samples, dict_bytes)?)), "zdict")
+        };
+        std::fs::write(dir.join(format!("{}.{ext}", NAMES[f.index()])), model.as_bytes())?;
+        if let FieldModel::Zstd(d) = &model {
+            for level in [1, 3, 9, 19] {
+                let at = FieldModel::Zstd(ZstdDict::at_level(d.as_bytes().to_vec(), level));
+                report(f, &at, &format!("zstd level {level}"), seed.wrapping_add(1));
+            }
+        } else {
+            report(f, &model, "fsst", seed.wrapping_add(1));
+        }
+        fields.push(model);
     }
-    let model = ZstdModel::new(version, dicts);
-    report(&model, seed.wrapping_add(1));
+    let fields: [FieldModel; 3] = fields.try_into().expect("three fields");
+    let _model = TextModel::new(version, fields);
     println!("wrote {}", dir.display());
     Ok(())
 }
 
-/// Mean compressed bytes per field on a fresh sample (a different seed than training).
-fn report(model: &ZstdModel, seed: u64) {
-    let mut comps = TextField::ALL.map(|f| model.compressor(f));
-    let mut out = vec![0u8; 4096];
+/// Mean compressed bytes of a field on a fresh sample (a different seed than training).
+fn report(f: TextField, model: &FieldModel, what: &str, seed: u64) {
+    let mut zc = match model {
+        FieldModel::Zstd(d) => Some(d.compressor()),
+        FieldModel::Fsst(_) => None,
+    };
+    let mut out = vec![0u8; 8192];
+    let mut fout = Vec::new();
     let mut buf = Vec::new();
-    let (mut raw, mut packed) = ([0usize; 3], [0usize; 3]);
-    let n = 20_000;
-    for c in Corpus::new(seed).take(n) {
-        for f in TextField::ALL {
-            field_text(&c, f, &mut buf);
-            raw[f.index()] += buf.len();
-            if !buf.is_empty() {
-                packed[f.index()] +=
-                    comps[f.index()].compress_to_buffer(&buf, &mut out[..]).expect("compress");
-            }
+    let (mut raw, mut packed, mut ns, mut n) = (0usize, 0usize, 0u128, 0usize);
+    for c in Corpus::new(seed).take(20_000) {
+        field_text(&c, f, &mut buf);
+        if buf.is_empty() {
+            continue;
         }
+        let t = std::time::Instant::now();
+        packed += match (&mut zc, model) {
+            (Some(c), _) => c.compress_to_buffer(&buf, &mut out[..]).expect("compress"),
+            (None, FieldModel::Fsst(t)) => {
+                t.compress(&buf, &mut fout);
+                fout.len()
+            }
+            (None, FieldModel::Zstd(_)) => unreachable!("zstd has a context"),
+        };
+        ns += t.elapsed().as_nanos();
+        raw += buf.len();
+        n += 1;
     }
-    for f in TextField::ALL {
-        let i = f.index();
-        println!(
-            "{f:?}: dict {} B, text {:.1} B -> {:.1} B mean over {n}",
-            model.dictionary(f).len(),
-            raw[i] as f64 / n as f64,
-            packed[i] as f64 / n as f64
-        );
-    }
+    println!(
+        "{f:?} {what}: model {} B, text {:.1} B -> {:.1} B mean over {n}, {:.0} ns to compress",
+        model.as_bytes().len(),
+        raw as f64 / n as f64,
+        packed as f64 / n as f64,
+        ns as f64 / n as f64
+    );
 }

@@ -20,7 +20,7 @@ use super::slot::{
     TEXT_REGION_BYTES,
 };
 use super::tables::tables;
-use super::text::{compressed_bytes_max, TextCodec, TextError};
+use super::text::{TextCodec, TextError};
 
 /// Largest value a tag can say inline.
 const INLINE_MAX: usize = OVERFLOW_MARKER as usize - 1;
@@ -97,25 +97,37 @@ pub fn encode(candle: &Candle, today: Date, codec: &mut TextCodec<'_>) -> Result
     slot.set_phone(candle.phone.unwrap_or(0), candle.has_whatsapp);
     slot.set_city(r.city);
     slot.set_place(r.state, r.country);
-    let mut compressed: [Vec<u8>; 3] = Default::default();
-    let mut text = Vec::with_capacity(PRAYER_JOIN_HINT);
+    // The codec's buffers, sized once for the largest field: encoding allocates only the
+    // overflow values it returns.
+    let (mut text, mut compressed) = codec.take_scratch();
+    let placed = compress_fields(candle, codec, &mut text, &mut compressed);
+    let overflow = placed.map(|out| {
+        write_region(&mut slot, &compressed, out);
+        TextField::ALL.map(|f| out[f.index()].then(|| compressed[f.index()].clone()))
+    });
+    codec.put_scratch(text, compressed);
+    let overflow = overflow?;
+    Ok(EncodedCandle { slot, overflow })
+}
+
+/// Compresses the three texts into `compressed`; returns which go to overflow.
+fn compress_fields(
+    candle: &Candle,
+    codec: &mut TextCodec<'_>,
+    text: &mut Vec<u8>,
+    compressed: &mut [Vec<u8>; 3],
+) -> Result<[bool; 3], CandleError> {
     for f in TextField::ALL {
-        field_text(candle, f, &mut text);
+        field_text(candle, f, text);
         let buf = &mut compressed[f.index()];
-        buf.resize(compressed_bytes_max(f), 0);
-        let n = codec.compress(f, &text, buf).map_err(|e| CandleError::Compress(e.to_string()))?;
-        buf.truncate(n);
+        codec.compress(f, text, buf).map_err(|e| CandleError::Compress(e.to_string()))?;
+        let n = buf.len();
         if n > OVERFLOW_VALUE_MAX {
             return Err(CandleError::OverflowTooLong { field: f.index(), len: n, max: OVERFLOW_VALUE_MAX });
         }
     }
-    let out = place(&compressed);
-    write_region(&mut slot, &compressed, out);
-    let overflow = TextField::ALL.map(|f| out[f.index()].then(|| compressed[f.index()].clone()));
-    Ok(EncodedCandle { slot, overflow })
+    Ok(place(compressed))
 }
-
-const PRAYER_JOIN_HINT: usize = 512;
 
 /// The text of a slot field: the client fields it joins (what the model compresses and trains on).
 pub fn field_text(c: &Candle, field: TextField, out: &mut Vec<u8>) {

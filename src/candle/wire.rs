@@ -239,6 +239,7 @@ mod tests {
         longer.push(0);
         assert_eq!(read(&longer), Err(WireError::Trailing(1)));
         assert!(matches!(read(&vec![1u8; WIRE_BYTES_MAX + 1]), Err(WireError::Trailing(1))));
+        assert_eq!(WIRE_BYTES_MAX, 2_246, "docs/CANDLES.md states it");
     }
 
     #[test]

@@ -60,7 +60,7 @@ fn fit(mut s: String, max_bytes: usize) -> String {
 fn a_typical_candle_is_inline_and_round_trips_with_accents() {
     let e = round_trip(&base(), &mut codec());
     assert_eq!(e.overflow, [None, None, None]);
-    assert_eq!(e.slot.text_model(), 1);
+    assert_eq!(e.slot.text_model(), crate::candle::text::CURRENT_MODEL);
 }
 
 #[test]
@@ -99,33 +99,9 @@ fn all_three_can_be_in_overflow_and_still_round_trip() {
     assert!(e.overflow.iter().all(Option::is_some));
 }
 
-/// The seed's long record, with an 800-character prayer in Portuguese.
-pub(crate) fn long_record() -> Candle {
-    let mut prayer = String::new();
-    let sentence = "Senhor, peço pela saúde da minha família, pela paz no nosso lar e pela \
-                    conversão dos corações aflitos; que Nossa Senhora Aparecida interceda. ";
-    while prayer.chars().count() < PRAYER_CHARS_MAX {
-        prayer.push_str(sentence);
-    }
-    let prayer: String = prayer.chars().take(PRAYER_CHARS_MAX).collect();
-    Candle {
-        name: "Maria Eduarda Gonçalves de Albuquerque Cavalcanti".into(),
-        email: "mariaeduarda.cavalcanti@yahoo.com.br".into(),
-        birth_date: Date::new(1962, 11, 30).expect("date"),
-        phone: Some(81_998_765_432),
-        has_whatsapp: true,
-        address: "Rua Desembargador Antônio Carlos Figueiredo Jobim, 1450, apto 302".into(),
-        neighbourhood: "Boa Viagem".into(),
-        city: Some(2_611_606),
-        state: Some("PE".into()),
-        country: 76,
-        prayer,
-    }
-}
-
 #[test]
 fn the_seeds_long_record_is_stored_and_read_back_intact() {
-    let c = long_record();
+    let c = crate::candle::corpus::long_record();
     assert_eq!(c.prayer.chars().count(), 800);
     let e = round_trip(&c, &mut codec());
     assert!(e.overflow[TextField::NameEmail.index()].is_none(), "the long name still fits");

@@ -111,10 +111,12 @@ pub struct Lists {
     pub streets: Weighted<&'static str>,
     /// Neighbourhoods.
     pub neighbourhoods: Weighted<&'static str>,
-    /// Whole short intentions.
-    pub prayers_short: Weighted<&'static str>,
-    /// Sentences long intentions are made of.
+    /// Templates of short intentions (`{key}` is filled from [`Lists::fill`]).
+    pub prayer_short: Weighted<&'static str>,
+    /// Templates of the sentences long intentions are made of.
     pub prayer_sentences: Weighted<&'static str>,
+    /// The words a template's `{key}` is filled with, by key (`{nome}` is a first name).
+    pub fill: Vec<(&'static str, Weighted<&'static str>)>,
 }
 
 impl Lists {
@@ -130,8 +132,39 @@ impl Lists {
             street_types: parse(list!("street_types.txt")),
             streets: parse(list!("street_names.txt")),
             neighbourhoods: parse(list!("neighbourhoods.txt")),
-            prayers_short: parse(list!("prayers_short.txt")),
+            prayer_short: parse(list!("prayer_short.txt")),
             prayer_sentences: parse(list!("prayer_sentences.txt")),
+            fill: list!("prayer_fill.txt")
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let (key, words) = l.split_once('\t').expect("key<TAB>a|b|c");
+                    (key, Weighted::new(words.split('|').map(|w| (1, w))))
+                })
+                .collect(),
         }
+    }
+
+    /// A template with each `{key}` replaced by a word drawn for it, appended to `out`.
+    pub fn expand(&self, template: &str, rng: &mut SplitMix64, out: &mut String) {
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let close = open + rest[open..].find('}').expect("a closed {key}");
+            let key = &rest[open + 1..close];
+            let word = if key == "nome" {
+                if rng.percent(55) {
+                    self.female.draw(rng)
+                } else {
+                    self.male.draw(rng)
+                }
+            } else {
+                let (_, words) = self.fill.iter().find(|(k, _)| *k == key).expect("a known key");
+                words.draw(rng)
+            };
+            out.push_str(word);
+            rest = &rest[close + 1..];
+        }
+        out.push_str(rest);
     }
 }

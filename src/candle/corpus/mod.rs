@@ -193,23 +193,30 @@ impl Corpus {
     }
 
     fn prayer(&mut self) -> String {
+        let mut p = String::new();
         let sentences = match self.rng.below(100) {
-            0..=7 => return String::new(),
-            8..=69 => return (*self.lists.prayers_short.draw(&mut self.rng)).to_owned(),
+            0..=7 => return p,
+            8..=69 => {
+                let t = self.lists.prayer_short.draw(&mut self.rng);
+                self.lists.expand(t, &mut self.rng, &mut p);
+                return p;
+            }
             70..=91 => 1 + self.rng.below(3),
             92..=97 => 4 + self.rng.below(5),
             _ => 9 + self.rng.below(20),
         };
-        let mut p = String::new();
+        let mut sentence = String::new();
         for _ in 0..sentences {
-            let s = self.lists.prayer_sentences.draw(&mut self.rng);
-            if p.chars().count() + 1 + s.chars().count() > PRAYER_CHARS_MAX {
+            sentence.clear();
+            let t = self.lists.prayer_sentences.draw(&mut self.rng);
+            self.lists.expand(t, &mut self.rng, &mut sentence);
+            if p.chars().count() + 1 + sentence.chars().count() > PRAYER_CHARS_MAX {
                 break;
             }
             if !p.is_empty() {
                 p.push(' ');
             }
-            p.push_str(s);
+            p.push_str(&sentence);
         }
         p
     }
@@ -220,6 +227,33 @@ impl Iterator for Corpus {
 
     fn next(&mut self) -> Option<Candle> {
         Some(self.candle())
+    }
+}
+
+/// The seed's long record ("Maria Eduarda Gonçalves de Albuquerque Cavalcanti" on "Rua
+/// Desembargador Antônio Carlos Figueiredo Jobim") with an 800-character prayer in Portuguese.
+pub fn long_record() -> Candle {
+    // Distinct sentences from the corpus's templates (a fixed seed), cut at 800 characters.
+    let mut corpus = Corpus::new(800);
+    let mut prayer = String::new();
+    while prayer.chars().count() < PRAYER_CHARS_MAX {
+        let t = corpus.lists.prayer_sentences.draw(&mut corpus.rng);
+        corpus.lists.expand(t, &mut corpus.rng, &mut prayer);
+        prayer.push(' ');
+    }
+    let prayer: String = prayer.chars().take(PRAYER_CHARS_MAX).collect();
+    Candle {
+        name: "Maria Eduarda Gonçalves de Albuquerque Cavalcanti".into(),
+        email: "mariaeduarda.cavalcanti@yahoo.com.br".into(),
+        birth_date: Date { year: 1962, month: 11, day: 30 },
+        phone: Some(81_998_765_432),
+        has_whatsapp: true,
+        address: "Rua Desembargador Antônio Carlos Figueiredo Jobim, 1450, apto 302".into(),
+        neighbourhood: "Boa Viagem".into(),
+        city: Some(2_611_606),
+        state: Some("PE".into()),
+        country: 76,
+        prayer,
     }
 }
 

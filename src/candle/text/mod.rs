@@ -1,23 +1,27 @@
 //! Text compression for the slot's three text fields, by trained, versioned models.
 //!
-//! A model ([`ZstdModel`]) is three zstd dictionaries, one per [`TextField`], trained on the
-//! generated corpus (`examples/candle_train.rs`) and committed as data under
-//! `data/candle/models/vN/`. A slot records the version of the model that wrote it (slot byte 6),
-//! and the [`Registry`] maps a version to its model, so a slot written by v1 stays readable after
-//! v2 exists: a retrain adds a version, it never replaces one.
+//! A model ([`TextModel`]) has one coder per [`TextField`]: a zstd dictionary ([`ZstdDict`]) or an
+//! FSST symbol table ([`FsstTable`]), trained on the generated corpus
+//! (`examples/candle_train.rs`) and committed as data under `data/candle/models/vN/`. A slot
+//! records the version of the model that wrote it (slot byte 6), and the [`Registry`] maps a
+//! version to its model, so a slot written by v1 stays readable after v2 exists: a retrain adds a
+//! version, it never replaces one. v1 is zstd for all three fields; v2 (current) is FSST for
+//! name + e-mail and address + neighbourhood and zstd for the prayer, the choice measured by
+//! `examples/candle_compare.rs` (docs/CANDLES.md): FSST is 5 bytes smaller and 4x faster on the
+//! short fields (zstd's frame costs ~5 bytes), zstd 16 bytes smaller on prayers.
 //!
-//! Frames are zstd's magicless format with no checksum, no content size and no dictionary id:
-//! the slot already says which model (and so which dictionary) and how many bytes; the
-//! decompressed size is bounded by the field's limit ([`TextField`] → [`text_bytes_max`]), so a
-//! corrupt value can never make the decoder allocate more. FSST was measured against it on the
-//! same corpus: see `docs/CANDLES.md`.
+//! zstd frames are the magicless format with no checksum, no content size and no dictionary id:
+//! the slot already says which model and how many bytes. Decompressed sizes are bounded by the
+//! field's limit ([`text_bytes_max`]), so a corrupt value never makes the decoder allocate more.
 //!
-//! Invariants: a [`TextCodec`] allocates its contexts and scratch once; compressing or
-//! decompressing a field allocates nothing (the output goes to caller-owned buffers).
+//! Invariants: a [`TextCodec`] makes its zstd contexts once; zstd fields compress and decompress
+//! into caller-owned buffers (FSST's crate API returns a fresh `Vec`, copied into them).
 
+mod fsst_model;
 mod zstd_model;
 
-pub use zstd_model::{train, ZstdModel, ZSTD_LEVEL};
+pub use fsst_model::FsstTable;
+pub use zstd_model::{ZstdDict, ZSTD_LEVEL};
 
 use std::sync::OnceLock;
 
@@ -30,7 +34,7 @@ use super::fields::{
 use super::slot::TextField;
 
 /// The model version this build writes.
-pub const CURRENT_MODEL: u8 = 1;
+pub const CURRENT_MODEL: u8 = 2;
 
 /// Most bytes a field's text has before compression (the joined fields with their separator).
 pub fn text_bytes_max(field: TextField) -> usize {
@@ -41,10 +45,11 @@ pub fn text_bytes_max(field: TextField) -> usize {
     }
 }
 
-/// Most bytes of a compressed field (zstd's bound for the largest text): the overflow value
-/// limit the ring can check.
+/// Most bytes of a compressed field (the larger of zstd's bound and FSST's two bytes per byte
+/// for the largest text): the overflow value limit the ring can check.
 pub fn compressed_bytes_max(field: TextField) -> usize {
-    zstd::zstd_safe::compress_bound(text_bytes_max(field))
+    let n = text_bytes_max(field);
+    zstd::zstd_safe::compress_bound(n).max(2 * n)
 }
 
 /// A text (de)compression failure.
@@ -53,9 +58,10 @@ pub enum TextError {
     /// The slot names a model version this build does not know; nothing was decoded.
     #[error("text model version {0} is not in the registry")]
     UnknownModel(u8),
-    /// zstd refused the value (corrupt, or its text is over the field's limit); nothing decoded.
-    #[error("{field:?}: zstd: {reason}")]
-    Zstd {
+    /// zstd or FSST refused the value (corrupt, or its text is over the field's limit); nothing
+    /// was decoded.
+    #[error("{field:?}: {reason}")]
+    Corrupt {
         /// The field.
         field: TextField,
         /// zstd's message.
@@ -63,16 +69,69 @@ pub enum TextError {
     },
 }
 
+/// How one field of a model compresses.
+#[derive(Debug)]
+pub enum FieldModel {
+    /// A zstd dictionary.
+    Zstd(ZstdDict),
+    /// An FSST symbol table (boxed: its 2 KiB of symbols would size every variant).
+    Fsst(Box<FsstTable>),
+}
+
+impl FieldModel {
+    /// The model file bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            FieldModel::Zstd(d) => d.as_bytes(),
+            FieldModel::Fsst(t) => t.as_bytes(),
+        }
+    }
+}
+
+/// One version of the text model: a coder per field.
+#[derive(Debug)]
+pub struct TextModel {
+    version: u8,
+    fields: [FieldModel; 3],
+}
+
+impl TextModel {
+    /// A model from its three field coders (in [`TextField`] order).
+    pub fn new(version: u8, fields: [FieldModel; 3]) -> Self {
+        Self { version, fields }
+    }
+
+    /// Its version (slot byte 6).
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// The coder of a field.
+    pub fn field(&self, field: TextField) -> &FieldModel {
+        &self.fields[field.index()]
+    }
+}
+
+macro_rules! model_file {
+    ($path:literal) => {
+        include_bytes!(concat!("../../../data/candle/models/", $path)).to_vec()
+    };
+}
+
+fn fsst(raw: Vec<u8>) -> FieldModel {
+    FieldModel::Fsst(Box::new(FsstTable::from_bytes(&raw).expect("a shipped FSST table parses")))
+}
+
 /// The models this build can read, by version.
 #[derive(Debug)]
 pub struct Registry {
-    models: Vec<ZstdModel>,
+    models: Vec<TextModel>,
     current: u8,
 }
 
 impl Registry {
     /// A registry of these models, writing with `current` (which must be among them).
-    pub fn new(models: Vec<ZstdModel>, current: u8) -> Self {
+    pub fn new(models: Vec<TextModel>, current: u8) -> Self {
         assert!(models.iter().any(|m| m.version() == current), "the current model is registered");
         Self { models, current }
     }
@@ -81,20 +140,28 @@ impl Registry {
     pub fn builtin() -> &'static Registry {
         static BUILTIN: OnceLock<Registry> = OnceLock::new();
         BUILTIN.get_or_init(|| {
-            let v1 = ZstdModel::new(
+            let v1 = TextModel::new(
                 1,
                 [
-                    include_bytes!("../../../data/candle/models/v1/name_email.zdict").to_vec(),
-                    include_bytes!("../../../data/candle/models/v1/address.zdict").to_vec(),
-                    include_bytes!("../../../data/candle/models/v1/prayer.zdict").to_vec(),
+                    FieldModel::Zstd(ZstdDict::new(model_file!("v1/name_email.zdict"))),
+                    FieldModel::Zstd(ZstdDict::new(model_file!("v1/address.zdict"))),
+                    FieldModel::Zstd(ZstdDict::new(model_file!("v1/prayer.zdict"))),
                 ],
             );
-            Registry::new(vec![v1], CURRENT_MODEL)
+            let v2 = TextModel::new(
+                2,
+                [
+                    fsst(model_file!("v2/name_email.fsst")),
+                    fsst(model_file!("v2/address.fsst")),
+                    FieldModel::Zstd(ZstdDict::new(model_file!("v2/prayer.zdict"))),
+                ],
+            );
+            Registry::new(vec![v1, v2], CURRENT_MODEL)
         })
     }
 
     /// The model of a version.
-    pub fn get(&self, version: u8) -> Option<&ZstdModel> {
+    pub fn get(&self, version: u8) -> Option<&TextModel> {
         self.models.iter().find(|m| m.version() == version)
     }
 
@@ -104,45 +171,98 @@ impl Registry {
     }
 }
 
-/// Per-thread compression state over a registry: one zstd context per field and model, made once.
+/// One model's zstd contexts (none for its FSST fields).
+struct Contexts<'r> {
+    model: &'r TextModel,
+    compressors: [Option<Compressor<'r>>; 3],
+    decompressors: [Option<Decompressor<'r>>; 3],
+}
+
+impl<'r> Contexts<'r> {
+    fn new(model: &'r TextModel) -> Self {
+        let zstd = |f: TextField| match model.field(f) {
+            FieldModel::Zstd(d) => Some(d),
+            FieldModel::Fsst(_) => None,
+        };
+        Self {
+            model,
+            compressors: TextField::ALL.map(|f| zstd(f).map(ZstdDict::compressor)),
+            decompressors: TextField::ALL.map(|f| zstd(f).map(ZstdDict::decompressor)),
+        }
+    }
+}
+
+/// Per-thread compression state over a registry: the zstd contexts of every model, made once.
 pub struct TextCodec<'r> {
-    writer: u8,
-    compressors: [Compressor<'r>; 3],
-    decompressors: Vec<(u8, [Decompressor<'r>; 3])>,
+    writer: usize,
+    versions: Vec<Contexts<'r>>,
+    scratch_text: Vec<u8>,
+    scratch_compressed: [Vec<u8>; 3],
 }
 
 impl std::fmt::Debug for TextCodec<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextCodec").field("writer", &self.writer).finish_non_exhaustive()
+        f.debug_struct("TextCodec").field("writer", &self.writer_version()).finish_non_exhaustive()
     }
 }
 
 impl<'r> TextCodec<'r> {
     /// Contexts for every model of `registry`, writing with its current one.
     pub fn new(registry: &'r Registry) -> Self {
-        let writer = registry.get(registry.current()).expect("current model registered");
-        let compressors = TextField::ALL.map(|f| writer.compressor(f));
-        let decompressors = registry
-            .models
+        Self::writing(registry, registry.current())
+    }
+
+    /// Contexts for every model of `registry`, writing with `version` (a registered one).
+    pub fn writing(registry: &'r Registry, version: u8) -> Self {
+        let versions: Vec<Contexts<'r>> = registry.models.iter().map(Contexts::new).collect();
+        let writer = versions
             .iter()
-            .map(|m| (m.version(), TextField::ALL.map(|f| m.decompressor(f))))
-            .collect();
-        Self { writer: registry.current(), compressors, decompressors }
+            .position(|c| c.model.version() == version)
+            .expect("the writing version is registered");
+        let scratch_text = Vec::with_capacity(text_bytes_max(TextField::Prayer));
+        let scratch_compressed = TextField::ALL.map(|f| Vec::with_capacity(compressed_bytes_max(f)));
+        Self { writer, versions, scratch_text, scratch_compressed }
+    }
+
+    /// The encoder's buffers (text, then a compressed value per field), lent out and given back
+    /// with [`TextCodec::put_scratch`] so encoding does not allocate them per candle.
+    pub(crate) fn take_scratch(&mut self) -> (Vec<u8>, [Vec<u8>; 3]) {
+        (std::mem::take(&mut self.scratch_text), std::mem::take(&mut self.scratch_compressed))
+    }
+
+    /// Gives the buffers of [`TextCodec::take_scratch`] back.
+    pub(crate) fn put_scratch(&mut self, text: Vec<u8>, compressed: [Vec<u8>; 3]) {
+        self.scratch_text = text;
+        self.scratch_compressed = compressed;
     }
 
     /// The model version [`TextCodec::compress`] writes (slot byte 6).
     pub fn writer_version(&self) -> u8 {
-        self.writer
+        self.versions[self.writer].model.version()
     }
 
-    /// Compresses `text` of `field` into `out`; returns the compressed length.
-    pub fn compress(&mut self, field: TextField, text: &[u8], out: &mut [u8]) -> Result<usize, TextError> {
+    /// Compresses `text` of `field` into `out` (cleared first); an empty text stays empty.
+    pub fn compress(&mut self, field: TextField, text: &[u8], out: &mut Vec<u8>) -> Result<(), TextError> {
+        out.clear();
         if text.is_empty() {
-            return Ok(0);
+            return Ok(());
         }
-        self.compressors[field.index()]
-            .compress_to_buffer(text, out)
-            .map_err(|e| TextError::Zstd { field, reason: e.to_string() })
+        let ctx = &mut self.versions[self.writer];
+        match (ctx.model.field(field), &mut ctx.compressors[field.index()]) {
+            (FieldModel::Fsst(t), _) => {
+                t.compress(text, out);
+                Ok(())
+            }
+            (FieldModel::Zstd(_), Some(c)) => {
+                out.resize(zstd::zstd_safe::compress_bound(text.len()), 0);
+                let n = c
+                    .compress_to_buffer(text, &mut out[..])
+                    .map_err(|e| TextError::Corrupt { field, reason: format!("zstd: {e}") })?;
+                out.truncate(n);
+                Ok(())
+            }
+            (FieldModel::Zstd(_), None) => unreachable!("zstd fields have contexts"),
+        }
     }
 
     /// Decompresses `bytes` of `field`, written by model `version`, into `out` (cleared first);
@@ -158,24 +278,31 @@ impl<'r> TextCodec<'r> {
         if bytes.is_empty() {
             return Ok(());
         }
-        let (_, d) = self
-            .decompressors
+        let ctx = self
+            .versions
             .iter_mut()
-            .find(|(v, _)| *v == version)
+            .find(|c| c.model.version() == version)
             .ok_or(TextError::UnknownModel(version))?;
-        // The output slice is the bound: zstd stops with an error past the field's limit.
         let max = text_bytes_max(field);
-        out.resize(max, 0);
-        let r = d[field.index()].decompress_to_buffer(bytes, &mut out[..]);
-        match r {
-            Ok(n) => {
-                out.truncate(n);
-                Ok(())
+        match (ctx.model.field(field), &mut ctx.decompressors[field.index()]) {
+            (FieldModel::Fsst(t), _) => {
+                t.decompress(bytes, max, out).map_err(|reason| TextError::Corrupt { field, reason })
             }
-            Err(e) => {
-                out.clear();
-                Err(TextError::Zstd { field, reason: e.to_string() })
+            (FieldModel::Zstd(_), Some(d)) => {
+                // The output slice is the bound: zstd stops with an error past the field's limit.
+                out.resize(max, 0);
+                match d.decompress_to_buffer(bytes, &mut out[..]) {
+                    Ok(n) => {
+                        out.truncate(n);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        out.clear();
+                        Err(TextError::Corrupt { field, reason: format!("zstd: {e}") })
+                    }
+                }
             }
+            (FieldModel::Zstd(_), None) => unreachable!("zstd fields have contexts"),
         }
     }
 }

@@ -1,81 +1,86 @@
 //! Two model versions side by side: a slot keeps the version that wrote it and stays readable.
 
 use super::*;
-use crate::candle::codec::{decode, encode, field_text};
+use crate::candle::codec::{decode, encode};
 use crate::candle::corpus::{Corpus, CORPUS_TODAY};
-use crate::candle::DecodeError;
+use crate::candle::{DecodeError, EncodedCandle};
 
-fn v2_trained_on_another_seed() -> ZstdModel {
-    let mut texts: [Vec<Vec<u8>>; 3] = Default::default();
-    let mut buf = Vec::new();
-    for c in Corpus::new(99).take(4_000) {
-        for f in TextField::ALL {
-            field_text(&c, f, &mut buf);
-            if !buf.is_empty() {
-                texts[f.index()].push(buf.clone());
-            }
-        }
-    }
-    ZstdModel::new(2, texts.map(|t| train(&t, 4_096).expect("train")))
-}
-
-fn ov(e: &crate::candle::EncodedCandle) -> [Option<&[u8]>; 3] {
+fn ov(e: &EncodedCandle) -> [Option<&[u8]>; 3] {
     e.overflow.each_ref().map(|o| o.as_deref())
 }
 
-fn v1_copy() -> ZstdModel {
+/// A registry as a build before v2 had it: v1 only.
+fn v1_only() -> Registry {
     let v1 = Registry::builtin().get(1).expect("v1 shipped");
-    ZstdModel::new(1, TextField::ALL.map(|f| v1.dictionary(f).to_vec()))
+    let dict = |f| FieldModel::Zstd(ZstdDict::new(v1.field(f).as_bytes().to_vec()));
+    Registry::new(vec![TextModel::new(1, TextField::ALL.map(dict))], 1)
 }
 
 #[test]
-fn the_builtin_registry_writes_v1_with_real_dictionaries() {
+fn the_builtin_registry_ships_v1_and_writes_v2_with_real_models() {
     let r = Registry::builtin();
-    assert_eq!(r.current(), CURRENT_MODEL);
-    for f in TextField::ALL {
-        assert!(r.get(1).expect("v1").dictionary(f).len() > 1_000, "{f:?} has a trained dictionary");
+    assert_eq!(r.current(), 2);
+    for v in [1, 2] {
+        for f in TextField::ALL {
+            let bytes = r.get(v).expect("shipped").field(f).as_bytes().len();
+            assert!(bytes > 500, "v{v} {f:?} is a trained model ({bytes} B)");
+        }
     }
-    assert!(r.get(2).is_none());
+    assert!(matches!(r.get(2).expect("v2").field(TextField::NameEmail), FieldModel::Fsst(_)));
+    assert!(matches!(r.get(2).expect("v2").field(TextField::Prayer), FieldModel::Zstd(_)));
+    assert!(r.get(3).is_none());
 }
 
 #[test]
 fn slots_of_two_model_versions_are_both_readable() {
-    let both = Registry::new(vec![v1_copy(), v2_trained_on_another_seed()], 2);
-    let mut old = TextCodec::new(Registry::builtin());
-    let mut new = TextCodec::new(&both);
-    assert_eq!(new.writer_version(), 2);
+    let r = Registry::builtin();
+    let old_build = v1_only();
+    let mut v1 = TextCodec::writing(r, 1);
+    let mut v2 = TextCodec::new(r);
+    let mut old = TextCodec::new(&old_build);
+    assert_eq!((v1.writer_version(), v2.writer_version()), (1, 2));
     let mut differ = 0;
     for c in Corpus::new(5).take(300) {
-        let e1 = encode(&c, CORPUS_TODAY, &mut old).expect("v1");
-        let e2 = encode(&c, CORPUS_TODAY, &mut new).expect("v2");
+        let e1 = encode(&c, CORPUS_TODAY, &mut old).expect("v1 by a v1-only build");
+        assert_eq!(e1, encode(&c, CORPUS_TODAY, &mut v1).expect("v1"), "same bytes");
+        let e2 = encode(&c, CORPUS_TODAY, &mut v2).expect("v2");
         assert_eq!((e1.slot.text_model(), e2.slot.text_model()), (1, 2));
         differ += usize::from(e1.slot.text_region() != e2.slot.text_region());
-        assert_eq!(decode(&e1.slot, ov(&e1), &mut new).expect("v1 read by a v2 build"), c);
-        assert_eq!(decode(&e2.slot, ov(&e2), &mut new).expect("v2"), c);
+        assert_eq!(decode(&e1.slot, ov(&e1), &mut v2).expect("v1 read by a v2 build"), c);
+        assert_eq!(decode(&e2.slot, ov(&e2), &mut v2).expect("v2"), c);
         assert_eq!(
             decode(&e2.slot, ov(&e2), &mut old),
             Err(DecodeError::Text(TextError::UnknownModel(2))),
             "a v1-only build refuses v2 slots by name"
         );
     }
-    assert!(differ > 250, "the two versions really are different dictionaries: {differ}");
+    assert!(differ > 250, "the two versions really are different models: {differ}");
 }
 
 #[test]
 fn decompression_is_bounded_by_the_field_limit() {
+    for writer in [1, 2] {
+        let mut codec = TextCodec::writing(Registry::builtin(), writer);
+        let f = TextField::AddressNeighbourhood;
+        let big = vec![b'a'; text_bytes_max(f) + 1];
+        let mut packed = Vec::new();
+        let mut out = Vec::new();
+        // The compressor takes any length (validation bounds it earlier); the decompressor does not.
+        codec.compress(f, &big, &mut packed).expect("compress");
+        codec.decompress(writer, f, &packed, &mut out).expect_err("over the bound");
+        assert!(out.is_empty());
+        codec.compress(f, &big[1..], &mut packed).expect("compress");
+        codec.decompress(writer, f, &packed, &mut out).expect("at the limit");
+        assert_eq!(out, &big[1..]);
+    }
+}
+
+#[test]
+fn fsst_codes_ending_in_an_escape_are_refused_not_panicked_on() {
     let mut codec = TextCodec::new(Registry::builtin());
-    let big = vec![b'a'; text_bytes_max(TextField::AddressNeighbourhood) + 1];
-    let mut packed = vec![0u8; compressed_bytes_max(TextField::Prayer)];
-    // The compressor takes any length (validation bounds it earlier); the decompressor does not.
-    let n = codec.compress(TextField::AddressNeighbourhood, &big, &mut packed).expect("compress");
     let mut out = Vec::new();
-    codec.decompress(1, TextField::AddressNeighbourhood, &packed[..n], &mut out).expect_err("bound");
-    assert!(out.is_empty());
-    let ok = &big[1..];
-    let n = codec.compress(TextField::AddressNeighbourhood, ok, &mut packed).expect("compress");
-    codec.decompress(1, TextField::AddressNeighbourhood, &packed[..n], &mut out).expect("at the limit");
-    assert_eq!(out, ok);
-    let n = codec.compress(TextField::Prayer, &big, &mut packed).expect("compress");
-    assert!(codec.decompress(1, TextField::AddressNeighbourhood, &packed[..n], &mut out).is_err());
-    assert!(out.is_empty());
+    for bad in [&[0xFF][..], &[1, 2, 0xFF], &[0xFF, 0x41, 0xFF]] {
+        let r = codec.decompress(2, TextField::NameEmail, bad, &mut out);
+        assert!(matches!(r, Err(TextError::Corrupt { .. })), "{bad:?}");
+    }
 }

@@ -1,55 +1,55 @@
-//! The zstd text model: a trained dictionary per text field, prepared once for compression and
+//! The zstd text model of a field: a trained dictionary, prepared once for compression and
 //! decompression, and the magicless, checksum-free frame parameters both sides use.
 //!
-//! Invariants: the compressor and decompressor of a version use the same dictionary bytes and
-//! the same frame format; a model's version is fixed when it is made and is what slots record.
+//! Invariants: the compressor and decompressor of a field use the same dictionary bytes and the
+//! same frame format; the level changes only the encoder (every level's frames decode alike).
 
 use zstd::bulk::{Compressor, Decompressor};
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
 use zstd::zstd_safe::{CParameter, DParameter, FrameFormat};
 
-use crate::candle::slot::TextField;
-
 /// The compression level the dictionaries are prepared at (measured: see docs/CANDLES.md).
-pub const ZSTD_LEVEL: i32 = 19;
+pub const ZSTD_LEVEL: i32 = 3;
 
-/// One version of the zstd model.
-pub struct ZstdModel {
-    version: u8,
-    raw: [Vec<u8>; 3],
-    encoders: [EncoderDictionary<'static>; 3],
-    decoders: [DecoderDictionary<'static>; 3],
+/// One field's zstd dictionary, prepared both ways.
+pub struct ZstdDict {
+    raw: Vec<u8>,
+    encoder: EncoderDictionary<'static>,
+    decoder: DecoderDictionary<'static>,
 }
 
-impl std::fmt::Debug for ZstdModel {
+impl std::fmt::Debug for ZstdDict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sizes = self.raw.each_ref().map(Vec::len);
-        f.debug_struct("ZstdModel").field("version", &self.version).field("dict_bytes", &sizes).finish()
+        f.debug_struct("ZstdDict").field("bytes", &self.raw.len()).finish()
     }
 }
 
-impl ZstdModel {
-    /// A model from its three dictionaries (in [`TextField`] order).
-    pub fn new(version: u8, dicts: [Vec<u8>; 3]) -> Self {
-        let encoders = dicts.each_ref().map(|d| EncoderDictionary::copy(d, ZSTD_LEVEL));
-        let decoders = dicts.each_ref().map(|d| DecoderDictionary::copy(d));
-        Self { version, raw: dicts, encoders, decoders }
+impl ZstdDict {
+    /// A dictionary prepared at [`ZSTD_LEVEL`].
+    pub fn new(raw: Vec<u8>) -> Self {
+        Self::at_level(raw, ZSTD_LEVEL)
     }
 
-    /// Its version (slot byte 6).
-    pub fn version(&self) -> u8 {
-        self.version
+    /// A dictionary prepared at another level (the training example measures levels with it).
+    pub fn at_level(raw: Vec<u8>, level: i32) -> Self {
+        let encoder = EncoderDictionary::copy(&raw, level);
+        let decoder = DecoderDictionary::copy(&raw);
+        Self { raw, encoder, decoder }
     }
 
-    /// The dictionary bytes of a field (what the model files hold).
-    pub fn dictionary(&self, field: TextField) -> &[u8] {
-        &self.raw[field.index()]
+    /// Trains a dictionary of at most `dict_bytes` from samples of a field's text.
+    pub fn train(samples: &[Vec<u8>], dict_bytes: usize) -> std::io::Result<Vec<u8>> {
+        zstd::dict::from_samples(samples, dict_bytes)
     }
 
-    /// A compression context for `field`: magicless frames, no checksum, size or dictionary id.
-    pub fn compressor(&self, field: TextField) -> Compressor<'_> {
-        let mut c =
-            Compressor::with_prepared_dictionary(&self.encoders[field.index()]).expect("zstd context");
+    /// The dictionary bytes (what the model file holds).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// A compression context: magicless frames, no checksum, content size or dictionary id.
+    pub fn compressor(&self) -> Compressor<'_> {
+        let mut c = Compressor::with_prepared_dictionary(&self.encoder).expect("zstd context");
         for p in [
             CParameter::Format(FrameFormat::Magicless),
             CParameter::ChecksumFlag(false),
@@ -61,16 +61,10 @@ impl ZstdModel {
         c
     }
 
-    /// A decompression context for `field`, reading the frames [`ZstdModel::compressor`] writes.
-    pub fn decompressor(&self, field: TextField) -> Decompressor<'_> {
-        let mut d =
-            Decompressor::with_prepared_dictionary(&self.decoders[field.index()]).expect("zstd context");
+    /// A decompression context reading the frames [`ZstdDict::compressor`] writes.
+    pub fn decompressor(&self) -> Decompressor<'_> {
+        let mut d = Decompressor::with_prepared_dictionary(&self.decoder).expect("zstd context");
         d.set_parameter(DParameter::Format(FrameFormat::Magicless)).expect("zstd parameter");
         d
     }
-}
-
-/// Trains one dictionary of at most `dict_bytes` from samples of a field's text.
-pub fn train(samples: &[Vec<u8>], dict_bytes: usize) -> std::io::Result<Vec<u8>> {
-    zstd::dict::from_samples(samples, dict_bytes)
 }
