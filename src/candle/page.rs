@@ -23,7 +23,7 @@ header,main,footer{max-width:72rem;margin:0 auto;padding:1rem}\
 h1{font-size:1.8rem;margin:.5rem 0}a{color:#ffd48a}\
 .wall{list-style:none;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(9rem,1fr));gap:1rem}\
 .candle{background:#221c18;border-radius:.5rem;padding:.5rem;text-align:center}\
-.candle p{margin:.2rem 0;overflow-wrap:anywhere}.who{font-weight:600}.prayer{font-style:italic;color:#e9dccb}\
+.candle p{margin:.2rem 0;overflow-wrap:anywhere}summary{cursor:pointer;font-size:.85rem;color:#ffd48a}.who{font-weight:600}.prayer{font-style:italic;color:#e9dccb}\
 time{font-size:.85rem;color:#cbbfae}\
 .f{transform-origin:16px 30px;animation:flicker 1.3s ease-in-out infinite alternate}\
 .i{animation-duration:.9s}\
@@ -43,6 +43,9 @@ aria-hidden=\"true\"><path class=\"f\" d=\"M16 3C10 15 8 21 11 27c2 4 8 4 10 0 3
 fill=\"#f6a623\"/><path class=\"f i\" d=\"M16 13c-3 7-4 10-2 13 1 2 3 2 4 0 2-3 1-6-2-13z\" \
 fill=\"#fff3b0\"/><rect x=\"15.5\" y=\"27\" width=\"1\" height=\"5\" fill=\"#3b3b3b\"/><rect \
 x=\"11\" y=\"31\" width=\"10\" height=\"31\" rx=\"2\" fill=\"#f4efe6\"/></svg>";
+
+/// Characters of a prayer shown on the wall; a longer one shows the rest on request.
+pub const PRAYER_SHOWN_CHARS: usize = 160;
 
 /// The form's fields: (name, label in Portuguese, input type, autocomplete).
 pub const FIELDS: [(&str, &str, &str, &str); 10] = [
@@ -165,8 +168,19 @@ pub fn write_candle(out: &mut String, c: &CandleView<'_>, now: u32) {
     out.push_str("</p>");
     if !c.prayer.is_empty() {
         out.push_str("<p class=\"prayer\">");
-        text(c.prayer, out);
-        out.push_str("</p>");
+        match c.prayer.char_indices().nth(PRAYER_SHOWN_CHARS) {
+            // A long prayer: its start, and the rest behind a disclosure (no script needed).
+            Some((cut, _)) => {
+                text(&c.prayer[..cut], out);
+                out.push_str("…</p><details><summary>Ler o pedido inteiro</summary><p class=\"prayer\">");
+                text(c.prayer, out);
+                out.push_str("</p></details>");
+            }
+            None => {
+                text(c.prayer, out);
+                out.push_str("</p>");
+            }
+        }
     }
     let _ = write!(out, "<time datetime=\"{}\">", iso8601(c.lit_at));
     write_age(out, now.saturating_sub(c.lit_at));
@@ -250,6 +264,11 @@ mod tests {
         assert!(page.contains("id=\"c-7\"") && page.contains("há 2 horas") && page.contains("Saúde"));
         assert!(page.contains("<td>PE</td><td>1</td>") && !page.contains("<td>SP</td>"));
         assert!(page.contains("1970-01-01T00:16:40Z"));
+        let long = "é".repeat(PRAYER_SHOWN_CHARS + 1);
+        let c = CandleView { id: 8, lit_at: 0, first_name: "B", place: "", prayer: &long };
+        let mut one = String::new();
+        write_candle(&mut one, &c, 0);
+        assert!(one.contains(&format!("{}…</p><details>", "é".repeat(PRAYER_SHOWN_CHARS))), "{one}");
     }
 
     #[test]
