@@ -22,6 +22,7 @@
 
 pub mod binary;
 mod buffers;
+pub mod candle_fields;
 use buffers::{flush, read_some, trim, READ_CHUNK};
 pub mod detect;
 pub mod http;
@@ -230,6 +231,10 @@ pub struct Connections {
     inbox: Vec<u8>,
 }
 
+/// Room for one answer of a RESP or HTTP request (a candle, or a page of them, is not bound by a
+/// datagram); the binary protocol's answers stay within `datagram_bytes_max`.
+pub const STREAM_ANSWER_BYTES_MAX: usize = 64 << 10;
+
 /// Events taken from the backend per poll.
 const EVENTS_PER_POLL_MAX: usize = 1024;
 
@@ -244,7 +249,7 @@ impl Connections {
             conns: (0..limits.connections_max).map(|_| None).collect(),
             events: Vec::with_capacity(2 * EVENTS_PER_POLL_MAX),
             work: Vec::with_capacity(limits.connections_max),
-            scratch: vec![0; limits.datagram_bytes_max],
+            scratch: vec![0; limits.datagram_bytes_max.max(STREAM_ANSWER_BYTES_MAX)],
             read_buf: vec![0; READ_CHUNK],
             counters: ConnCounters::default(),
             watchers: Vec::new(),
@@ -302,7 +307,9 @@ impl Connections {
             return;
         };
         match &mut conn.session {
-            Session::Binary(s) => s.answer(a, &mut conn.output, &mut self.scratch),
+            Session::Binary(s) => {
+                s.answer(a, &mut conn.output, &mut self.scratch[..self.limits.datagram_bytes_max])
+            }
             Session::Resp(s) => s.answer(a, &mut conn.output),
             Session::Http(s) => s.answer(a, &mut conn.output),
         }
@@ -426,7 +433,9 @@ impl Connections {
             protocol_tag::RESP => {
                 Session::Resp(Box::new(RespSession::new(self.counters.opened + 1, &self.resp)))
             }
-            protocol_tag::HTTP => Session::Http(Box::new(HttpSession::new())),
+            protocol_tag::HTTP => {
+                Session::Http(Box::new(HttpSession::new().with_partitions(self.resp.partitions())))
+            }
             _ => {
                 self.counters.unknown_protocol += 1;
                 self.io.close(id);
@@ -525,6 +534,11 @@ fn run_session(
         conn.output.drain(..conn.sent);
         conn.sent = 0;
     }
+    // The binary protocol answers in datagrams: its answers stay within one.
+    let scratch = match conn.session {
+        Session::Binary(_) => &mut scratch[..limits.datagram_bytes_max],
+        _ => scratch,
+    };
     let mut cx = Cx {
         engine,
         peer: Peer::connection(conn.id),
