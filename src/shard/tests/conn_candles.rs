@@ -119,7 +119,8 @@ const MARIA: &[&str] = &[
 
 #[test]
 fn candles_over_resp_are_lit_read_counted_listed_and_refused_by_field() {
-    let (s0, s1) = (SimStreams::new(1 << 16, 1 << 16), SimStreams::new(1 << 16, 1 << 16));
+    // Shard 0's connections deliver a byte per read and take 7 bytes per send: every split point.
+    let (s0, s1) = (SimStreams::new(1, 7), SimStreams::new(1 << 16, 1 << 16));
     let mut rig = Rig { n: node_serving(&[&s0, &s1]), t: 0 };
     let (c0, c1) = (s0.open(protocol_tag::RESP), s1.open(protocol_tag::RESP));
 
@@ -199,7 +200,8 @@ fn get(path: &str) -> String {
 
 #[test]
 fn candles_over_http_are_created_read_counted_and_refused_with_422() {
-    let (s0, s1) = (SimStreams::new(1 << 16, 1 << 16), SimStreams::new(1 << 16, 1 << 16));
+    // Shard 0's connections deliver a byte per read and take 7 bytes per send: every split point.
+    let (s0, s1) = (SimStreams::new(1, 7), SimStreams::new(1 << 16, 1 << 16));
     let mut rig = Rig { n: node_serving(&[&s0, &s1]), t: 0 };
     let (c0, c1) = (s0.open(protocol_tag::HTTP), s1.open(protocol_tag::HTTP));
     let prayer = "ç".repeat(800);
