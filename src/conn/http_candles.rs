@@ -182,10 +182,12 @@ impl HttpSession {
         if c.outstanding > 0 && (c.first_id..c.first_id + c.issued).contains(&a.request_id) {
             fold(&mut self.counts, a.opcode, a.status, a.body);
             self.counts.outstanding -= 1;
-            if self.counts.outstanding == 0 {
-                if let Some(p) = self.pending.pop_front() {
-                    write_counts(output, p.reply, &self.counts, &mut self.json);
-                }
+            // Complete once every part was dispatched (its entry is pushed then); a count still
+            // resuming after BUSY completes in `count`.
+            let done = self.pending.front().is_some_and(|p| p.kind == Kind::CandleCount);
+            if self.counts.outstanding == 0 && done {
+                let p = self.pending.pop_front().expect("front exists");
+                write_counts(output, p.reply, &self.counts, &mut self.json);
                 self.counts.issued = 0;
                 self.reply_ready(output);
             }
