@@ -108,12 +108,17 @@ pub fn clear(c: &mut Candle) {
 /// Sets one field from its text; the error says what was wrong with the value.
 pub fn set(c: &mut Candle, field: FieldName, value: &str) -> Result<(), &'static str> {
     let number = |v: &str| v.trim().parse::<u64>().map_err(|_| "not a decimal number");
+    // A field given twice keeps its last value (as HSET does).
+    let text = |s: &mut String| {
+        s.clear();
+        s.push_str(value);
+    };
     match field {
-        FieldName::Name => c.name.push_str(value),
-        FieldName::Email => c.email.push_str(value),
-        FieldName::Address => c.address.push_str(value),
-        FieldName::Neighbourhood => c.neighbourhood.push_str(value),
-        FieldName::Prayer => c.prayer.push_str(value),
+        FieldName::Name => text(&mut c.name),
+        FieldName::Email => text(&mut c.email),
+        FieldName::Address => text(&mut c.address),
+        FieldName::Neighbourhood => text(&mut c.neighbourhood),
+        FieldName::Prayer => text(&mut c.prayer),
         FieldName::Birth => c.birth_date = parse_date(value).ok_or("not a YYYY-MM-DD date")?,
         FieldName::Phone if value.is_empty() => c.phone = None,
         FieldName::Phone => c.phone = Some(number(value)?),
@@ -259,6 +264,12 @@ mod tests {
         assert_eq!(FieldName::parse(b"NASCIMENTO"), Some(FieldName::Birth));
         assert_eq!(FieldName::parse(b"bairro"), Some(FieldName::Neighbourhood));
         assert_eq!(FieldName::parse(b"colour"), None);
+        let mut c = blank();
+        set(&mut c, FieldName::Name, "Ana").unwrap();
+        set(&mut c, FieldName::Name, "Bia").unwrap();
+        assert_eq!(c.name, "Bia", "the last value wins");
+        assert_eq!(set(&mut c, FieldName::Phone, "11x"), Err("not a decimal number"));
+        assert_eq!(set(&mut c, FieldName::Whatsapp, "2"), Err("not 0 or 1"));
         assert_eq!(today(Nanos(1_796_000_000 * 1_000_000_000)), Date::new(2026, 11, 30).unwrap());
     }
 
