@@ -206,6 +206,10 @@ fn curl_posts_reads_and_counts_candles() {
     assert_eq!(candle["prayer"], "Pela saúde da minha mãe");
     assert_eq!((candle["city"].as_u64(), candle["has_whatsapp"].as_bool()), (Some(3550308), Some(true)));
     assert!(candle["lit_at"].as_u64().is_some_and(|t| t > 1_700_000_000), "{candle}");
+    let partition = body["id"].as_u64().unwrap() >> 48;
+    let page = curl(port, &[], &format!("/candles?partition={partition}"));
+    let page: serde_json::Value = serde_json::from_slice(&page.body).unwrap();
+    assert_eq!((page["next"].as_u64(), &page["candles"][0]), (Some(0), &candle), "{page}");
 
     let bad = post(r#"{"name":"Ana","birth_date":"1990-01-01","phone":123,"city":3550308,"state":"SP"}"#);
     assert_eq!(bad.status, 422);

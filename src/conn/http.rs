@@ -12,7 +12,8 @@
 //! - `DELETE /kv/{key}`: 204, or 404 when there was no key; `If-Match: "<n>"` deletes only at
 //!   version n (the binary protocol's CAD; 412 on another version or no key).
 //! - `GET /` or `/health`: a small JSON status. Keys are percent-decoded.
-//! - `/candles`: the candle store (`POST /candles`, `GET /candles/<id>`, `GET /candles/count`),
+//! - `/candles`: the candle store (`POST /candles`, `GET /candles/<id>`, `GET /candles/count`,
+//!   `GET /candles?partition=P`),
 //!   in `http_candles.rs`.
 //! - `GET /watch?key=K` or `?prefix=P` with a WebSocket upgrade: from then on the connection is a
 //!   watcher (`conn::watch`) and its input is WebSocket frames.
@@ -60,6 +61,8 @@ enum Kind {
     CandleLight,
     /// `GET /candles/<id>` answered later: written as it comes (it is at the head).
     CandleGet { id: u64 },
+    /// `GET /candles?partition=P...` answered later: written as it comes (it is at the head).
+    CandleList,
     /// `GET /candles/count` with answers still to come (the session's `counts`).
     CandleCount,
 }

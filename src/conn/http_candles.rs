@@ -7,6 +7,8 @@
 //!   with `Location: /candles/<id>` once durable; `422 {"field", "error"}` when a field is wrong
 //!   (nothing sent); 400 when the body is not a JSON object.
 //! - `GET /candles/<id>`: 200 with the candle as JSON (with `id` and `lit_at`, Unix seconds), 404.
+//! - `GET /candles?partition=P[&cursor=C][&count=N]`: one CANDLE_LIST; 200
+//!   `{"next": C, "candles": [...]}`, newest first (`next` 0 on the last page).
 //! - `GET /candles/count`: `{"live": n, "by_state": {"SP": n, ...}}`: one CANDLE_COUNT and one
 //!   CANDLE_COUNT_STATES per partition, summed as their answers come.
 //!
@@ -64,7 +66,10 @@ impl HttpSession {
     pub(super) fn candles(&mut self, head: &Head<'_>, path: &[u8], body: &[u8], cx: &mut Cx<'_>) -> Ran {
         match (path, head.method) {
             (b"/candles", Method::Post) => self.light(head, body, cx),
-            (b"/candles", _) => self.local(head, cx, |o, r| super::method_not_allowed(o, r, "POST")),
+            (b"/candles", Method::Get | Method::Head) => self.list(head, cx),
+            (b"/candles", _) => {
+                self.local(head, cx, |o, r| super::method_not_allowed(o, r, "GET, HEAD, POST"))
+            }
             (b"/candles/count", Method::Get | Method::Head) => self.count(head, cx),
             (_, Method::Get | Method::Head) => {
                 let id = path.strip_prefix(b"/candles/").and_then(|s| std::str::from_utf8(s).ok());
@@ -125,24 +130,50 @@ impl HttpSession {
         if !self.pending.is_empty() {
             return Ran::Blocked;
         }
-        let req_id = self.next_id;
         self.body.clear();
         self.body.extend_from_slice(&id.to_le_bytes());
-        match self.dispatch(opcode::CANDLE_GET, cx) {
-            Err(Status::Busy) => Ran::Busy,
-            Ok(Answer::Later) => {
-                self.push(req_id, Kind::CandleGet { id }, head);
-                Ran::Done
-            }
-            Ok(Answer::Now(n)) => {
-                write_candle(cx.output, Reply::of(head), id, Status::Ok, &cx.scratch[..n]);
-                Ran::Done
-            }
-            Err(status) => {
-                write_candle(cx.output, Reply::of(head), id, status, &[]);
-                Ran::Done
-            }
+        self.read(opcode::CANDLE_GET, Kind::CandleGet { id }, head, cx)
+    }
+
+    /// `GET /candles?partition=P[&cursor=C][&count=N]`.
+    fn list(&mut self, head: &Head<'_>, cx: &mut Cx<'_>) -> Ran {
+        if !self.pending.is_empty() {
+            return Ran::Blocked;
         }
+        let query = crate::protocol::http::target::split(head.target).1;
+        let number = |name: &[u8]| {
+            let v = crate::protocol::http::target::query_param(query, name)?;
+            std::str::from_utf8(v).ok()?.parse::<u64>().ok()
+        };
+        let Some(partition) = number(b"partition").and_then(|p| u16::try_from(p).ok()) else {
+            let text = "a list names its partition: /candles?partition=P[&cursor=C][&count=N]\n";
+            return self.local(head, cx, |o, r| r.text(o, 400, text));
+        };
+        let cursor = number(b"cursor").filter(|&c| c != 0).unwrap_or(u64::MAX);
+        let count =
+            number(b"count").filter(|&n| n != 0).map_or(u16::MAX, |n| n.min(u64::from(u16::MAX)) as u16);
+        self.body.clear();
+        self.body.extend_from_slice(&partition.to_le_bytes());
+        self.body.extend_from_slice(&cursor.to_le_bytes());
+        self.body.extend_from_slice(&count.to_le_bytes());
+        self.read(opcode::CANDLE_LIST, Kind::CandleList, head, cx)
+    }
+
+    /// A candle read (GET or LIST, its body in `body`): answered now, or pushed to be answered
+    /// when its answer comes (it is at the head then).
+    fn read(&mut self, op: u8, kind: Kind, head: &Head<'_>, cx: &mut Cx<'_>) -> Ran {
+        let req_id = self.next_id;
+        let (status, n) = match self.dispatch(op, cx) {
+            Err(Status::Busy) => return Ran::Busy,
+            Ok(Answer::Later) => {
+                self.push(req_id, kind, head);
+                return Ran::Done;
+            }
+            Ok(Answer::Now(n)) => (Status::Ok, n),
+            Err(status) => (status, 0),
+        };
+        write_read(cx.output, Reply::of(head), kind, status, &cx.scratch[..n]);
+        Ran::Done
     }
 
     /// `GET /candles/count`: a COUNT and a COUNT_STATES per partition.
@@ -194,10 +225,13 @@ impl HttpSession {
             return true;
         }
         let Some(at) = self.pending.iter().position(|p| p.id == a.request_id) else { return false };
-        let Kind::CandleGet { id } = self.pending[at].kind else { return false };
+        let kind = self.pending[at].kind;
+        if !matches!(kind, Kind::CandleGet { .. } | Kind::CandleList) {
+            return false;
+        }
         // Reads run only with nothing before them: this one is at the head.
         let p = self.pending.remove(at).expect("found");
-        write_candle(output, p.reply, id, a.status, a.body);
+        write_read(output, p.reply, kind, a.status, a.body);
         self.reply_ready(output);
         true
     }
@@ -247,15 +281,47 @@ pub(super) fn write_lit(out: &mut Vec<u8>, reply: Reply, status: Status, id: u64
     r.finish(Some("application/json"), json.as_bytes(), reply.head_only);
 }
 
-/// A candle read's response: the candle as JSON, 404, or the refusal.
-fn write_candle(out: &mut Vec<u8>, reply: Reply, id: u64, status: Status, body: &[u8]) {
+/// A candle read's response: the candle (GET) or the page (LIST) as JSON, or the refusal.
+fn write_read(out: &mut Vec<u8>, reply: Reply, kind: Kind, status: Status, body: &[u8]) {
     if status != Status::Ok {
         return write_refusal(out, reply, status);
     }
-    let lit_at = body.get(..4).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
-    let Ok(c) = wire::read(body.get(4..).unwrap_or(&[])) else {
-        return reply.text(out, 500, "the server answered a candle this client cannot read\n");
+    let json = match kind {
+        Kind::CandleGet { id } => {
+            let lit_at = body.get(..4).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+            candle_json(id, lit_at, body.get(4..).unwrap_or(&[]))
+        }
+        _ => list_json(body),
     };
+    match json {
+        Some(json) => reply.start(out, 200).finish(
+            Some("application/json"),
+            json.to_string().as_bytes(),
+            reply.head_only,
+        ),
+        None => reply.text(out, 500, "the server answered a candle this client cannot read\n"),
+    }
+}
+
+/// A CANDLE_LIST answer as `{"next": cursor or 0, "candles": [...]}`.
+fn list_json(body: &[u8]) -> Option<serde_json::Value> {
+    let n = usize::from(u16::from_le_bytes(body.get(..2)?.try_into().ok()?));
+    let more = *body.get(2)? != 0;
+    let (mut at, mut candles, mut last) = (3, Vec::with_capacity(n), 0);
+    for _ in 0..n {
+        let head = body.get(at..at + 14)?;
+        last = u64::from_le_bytes(head[..8].try_into().ok()?);
+        let lit_at = u32::from_le_bytes(head[8..12].try_into().ok()?);
+        let len = usize::from(u16::from_le_bytes([head[12], head[13]]));
+        candles.push(candle_json(last, lit_at, body.get(at + 14..at + 14 + len)?)?);
+        at += 14 + len;
+    }
+    Some(serde_json::json!({ "next": if more { last } else { 0 }, "candles": candles }))
+}
+
+/// One candle as a JSON object: its fields, `id` and `lit_at`.
+fn candle_json(id: u64, lit_at: u32, body: &[u8]) -> Option<serde_json::Value> {
+    let c = wire::read(body).ok()?;
     let mut text = String::new();
     let mut obj = serde_json::Map::new();
     for (name, value) in fields::pairs(id, lit_at, &c, &mut text) {
@@ -268,8 +334,7 @@ fn write_candle(out: &mut Vec<u8>, reply: Reply, id: u64, status: Status, body: 
         };
         obj.insert(name.to_owned(), v);
     }
-    let json = serde_json::Value::Object(obj).to_string();
-    reply.start(out, 200).finish(Some("application/json"), json.as_bytes(), reply.head_only);
+    Some(serde_json::Value::Object(obj))
 }
 
 /// A candle request's refusal as a status code.

@@ -216,8 +216,14 @@ fn candles_over_http_are_created_read_counted_and_refused_with_422() {
     assert!(out.contains(&format!("Location: /candles/{id}\r\n")), "{out}");
 
     // Read through shard 0 (the long prayer is over a datagram), counted, then a 404.
-    let reads = [get(&format!("/candles/{id}")), get("/candles/count"), get("/candles/7")].concat();
-    let out = rig.ask(&s0, c0, reads.as_bytes(), |b| http_responses(b, 3));
+    let reads = [
+        get(&format!("/candles/{id}")),
+        get("/candles/count"),
+        get("/candles/7"),
+        get(&format!("/candles?partition={}&count=10", id >> 48)),
+    ]
+    .concat();
+    let out = rig.ask(&s0, c0, reads.as_bytes(), |b| http_responses(b, 4));
     let json_of = |i: usize| -> serde_json::Value {
         let part = out.split("HTTP/1.1 ").nth(i + 1).expect("response");
         serde_json::from_str(part.split("\r\n\r\n").nth(1).unwrap_or("")).unwrap_or_default()
@@ -230,6 +236,10 @@ fn candles_over_http_are_created_read_counted_and_refused_with_422() {
     assert_eq!(candle["lit_at"], NOW_NS / 1_000_000_000);
     assert_eq!(json_of(1), serde_json::json!({"live": 1, "by_state": {"SP": 1}}));
     assert!(out.split("HTTP/1.1 ").nth(3).unwrap().starts_with("404"), "{out}");
+    let page = json_of(3);
+    assert_eq!(page["next"], 0, "one page: {page}");
+    assert_eq!(page["candles"].as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(page["candles"][0], candle, "the listed candle is the one read");
 
     // Refusals: a bad phone (422 naming it), an unknown field, bad JSON, a wrong method.
     let bad = [
@@ -238,12 +248,13 @@ fn candles_over_http_are_created_read_counted_and_refused_with_422() {
         post(r#"{"name":"Ana","birth_date":"1990-13-01","city":3550308,"state":"SP"}"#),
         post("{not json"),
         get("/candles"),
+        "PUT /candles HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_string(),
         get("/candles/count"),
     ]
     .concat();
-    let out = rig.ask(&s0, c0, bad.as_bytes(), |b| http_responses(b, 6));
+    let out = rig.ask(&s0, c0, bad.as_bytes(), |b| http_responses(b, 7));
     let codes: Vec<&str> = out.split("HTTP/1.1 ").skip(1).map(|r| &r[..3]).collect();
-    assert_eq!(codes, ["422", "422", "422", "400", "405", "200"], "{out}");
+    assert_eq!(codes, ["422", "422", "422", "400", "400", "405", "200"], "{out}");
     assert!(
         out.contains(
             r#"{"error":"phone 123 does not have 11 digits (area code + 9 digits)","field":"phone"}"#
