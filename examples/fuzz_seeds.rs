@@ -231,7 +231,8 @@ fn candle_seeds(dir: &Path) -> std::io::Result<()> {
         vigil::candle::command::write_light(header, &e.slot, overflow, &mut command);
         write(dir, "candle_command", &format!("light-{i}"), &command)?;
     }
-    let form = "nome=Maria+Eduarda&email=maria%40exemplo.com.br&nascimento=1990-03-14&telefone=%2881%29+98765-4321&\
+    let form =
+        "nome=Maria+Eduarda&email=maria%40exemplo.com.br&nascimento=1990-03-14&telefone=%2881%29+98765-4321&\
 whatsapp=1&endereco=Rua+da+Aurora%2C+12&bairro=Boa+Vista&cidade=Recife&uf=PE&pais=76&pedido=Pela+sa%C3%BAde";
     write(dir, "candle_form", "recife", form.as_bytes())?;
     write(dir, "candle_form", "abroad", b"nome=John&nascimento=01/02/1970&pais=826&pedido=peace")?;

@@ -177,6 +177,53 @@ fn curl_drives_the_kv_api_with_etags_conditions_and_keep_alive() {
     assert_eq!((old.status, old.header("connection").as_deref()), (200, Some("close")));
 }
 
+/// The candle store through curl: POST /candles (201, Location), GET of that location, the count
+/// by state, a 422 naming the field, a 400 for a body that is not JSON, a 404.
+#[test]
+fn curl_posts_reads_and_counts_candles() {
+    let dir = disk_temp_dir("serve-http-candles");
+    let port = server_port();
+    let _server = Server::start(&dir, &http_config(port));
+    let json = |extra: &str| {
+        format!(
+            r#"{{"name":"Maria Eduarda Gonçalves","birth_date":"1980-05-17","phone":11987654321,"has_whatsapp":true,"city":3550308,"state":"SP","prayer":"Pela saúde da minha mãe"{extra}}}"#
+        )
+    };
+    let post = |body: &str| {
+        curl(port, &["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", body], "/candles")
+    };
+    let lit = post(&json(""));
+    assert_eq!(lit.status, 201, "{}", String::from_utf8_lossy(&lit.body));
+    let location = lit.header("location").expect("a Location");
+    let body: serde_json::Value = serde_json::from_slice(&lit.body).unwrap();
+    assert_eq!(location, format!("/candles/{}", body["id"]));
+
+    let got = curl(port, &[], &location);
+    assert_eq!(got.status, 200);
+    let candle: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(candle["id"], body["id"]);
+    assert_eq!(candle["name"], "Maria Eduarda Gonçalves");
+    assert_eq!(candle["prayer"], "Pela saúde da minha mãe");
+    assert_eq!((candle["city"].as_u64(), candle["has_whatsapp"].as_bool()), (Some(3550308), Some(true)));
+    assert!(candle["lit_at"].as_u64().is_some_and(|t| t > 1_700_000_000), "{candle}");
+    let partition = body["id"].as_u64().unwrap() >> 48;
+    let page = curl(port, &[], &format!("/candles?partition={partition}"));
+    let page: serde_json::Value = serde_json::from_slice(&page.body).unwrap();
+    assert_eq!((page["next"].as_u64(), &page["candles"][0]), (Some(0), &candle), "{page}");
+
+    let bad = post(r#"{"name":"Ana","birth_date":"1990-01-01","phone":123,"city":3550308,"state":"SP"}"#);
+    assert_eq!(bad.status, 422);
+    let why: serde_json::Value = serde_json::from_slice(&bad.body).unwrap();
+    assert_eq!(why["field"], "phone", "{why}");
+    assert_eq!(post("{not json").status, 400);
+    assert_eq!(curl(port, &[], "/candles/12345").status, 404);
+
+    let count = curl(port, &[], "/candles/count");
+    assert_eq!(count.status, 200);
+    let count: serde_json::Value = serde_json::from_slice(&count.body).unwrap();
+    assert_eq!(count, serde_json::json!({"live": 1, "by_state": {"SP": 1}}));
+}
+
 fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut all = Vec::new();

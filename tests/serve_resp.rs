@@ -179,6 +179,68 @@ print("python ok")
     assert!(status.success(), "{out}");
 }
 
+/// The candle store through redis-cli: CANDLE.LIGHT (Portuguese field names), CANDLE.GET of the
+/// id it gave, the counts summed over both shards' partitions, a page of CANDLE.LIST, and a
+/// candle refused by field with nothing stored.
+#[test]
+fn redis_cli_lights_reads_counts_and_lists_candles() {
+    let dir = disk_temp_dir("serve-resp-candles");
+    let port = free_udp_port();
+    let server = Server::start(&dir, &resp_config(port));
+    let light = |extra: &[&str]| {
+        let mut args = vec!["candle.light", "nome", "Maria Eduarda Gonçalves", "nascimento", "1980-05-17"];
+        args.extend_from_slice(&[
+            "telefone",
+            "11987654321",
+            "whatsapp",
+            "1",
+            "cidade",
+            "3550308",
+            "uf",
+            "SP",
+        ]);
+        args.extend_from_slice(extra);
+        cli(port, &args)
+    };
+    let id: u64 = light(&["pedido", "Pela saúde da minha mãe"]).trim().parse().expect("an id");
+    let got = cli(port, &["candle.get", &id.to_string()]);
+    let lines: Vec<&str> = got.lines().collect();
+    let field = |name: &str| lines.iter().position(|l| *l == name).map(|i| lines[i + 1]);
+    assert_eq!(field("id"), Some(id.to_string().as_str()), "{got}");
+    assert_eq!(field("name"), Some("Maria Eduarda Gonçalves"), "{got}");
+    assert_eq!(field("birth_date"), Some("1980-05-17"), "{got}");
+    assert_eq!(field("prayer"), Some("Pela saúde da minha mãe"), "{got}");
+    assert_eq!(field("state"), Some("SP"), "{got}");
+    let lit_at: u64 = field("lit_at").and_then(|t| t.parse().ok()).expect("lit_at");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(lit_at <= now && now - lit_at < 300, "lit_at {lit_at}, now {now}");
+
+    // A second candle on another connection (perhaps the other shard); the counts see both.
+    light(&[]).trim().parse::<u64>().expect("a second id");
+    assert_eq!(cli(port, &["candle.count"]), "2\n");
+    assert_eq!(cli(port, &["candle.counts", "state"]), "SP\n2\n");
+    let partition = (id >> 48).to_string();
+    let page = cli(port, &["candle.list", &partition, "0", "10"]);
+    assert!(page.starts_with("0\n"), "one page holds the partition: {page}");
+    assert!(page.contains(&id.to_string()), "{page}");
+
+    // Refused by field, nothing stored; an id never issued is nil; a wrong arity is Redis's error.
+    let refused = light(&["telefone", "123"]);
+    assert!(refused.starts_with("ERR phone: phone 123 does not have 11 digits"), "{refused}");
+    assert!(cli(
+        port,
+        &["candle.light", "nome", "Ana", "nascimento", "2999-01-01", "cidade", "3550308", "uf", "SP"]
+    )
+    .starts_with("ERR birth_date: "));
+    assert_eq!(cli(port, &["candle.get", &((id >> 48 << 48) | 0xFFFF_FFF0).to_string()]), "\n");
+    assert!(
+        cli(port, &["candle.light", "nome"]).starts_with("ERR wrong number of arguments for 'candle.light'")
+    );
+    assert_eq!(cli(port, &["candle.count"]), "2\n");
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+}
+
 /// Reads until the peer closes (or 10 s); returns what came.
 fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

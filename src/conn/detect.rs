@@ -98,7 +98,10 @@ fn resp_array(input: &[u8]) -> Detected {
         Bulk::Short if input.len() < FIRST_BYTES_MAX => return Detected::NeedMore,
         Bulk::Short | Bulk::Invalid => return Detected::Resp { key: None },
     };
-    if KEYLESS.iter().any(|k| k.eq_ignore_ascii_case(&input[name.0..name.1])) {
+    let command = &input[name.0..name.1];
+    // The candle commands name no key (a LIGHT runs on the receiving shard: spread them).
+    let candle = command.get(..7).is_some_and(|p| p.eq_ignore_ascii_case(b"CANDLE."));
+    if candle || KEYLESS.iter().any(|k| k.eq_ignore_ascii_case(command)) {
         return Detected::Resp { key: None };
     }
     match bulk(input, name.2) {
@@ -161,6 +164,8 @@ mod tests {
         assert_eq!(detect(b"*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n"), Detected::Resp { key: None });
         assert_eq!(detect(b"*2\r\n$3\r\nGET\r\n$3\r\nab"), Detected::NeedMore);
         assert_eq!(detect(b"PING\r\n"), Detected::Resp { key: None });
+        let light = b"*3\r\n$12\r\nCANDLE.LIGHT\r\n$4\r\nnome\r\n$3\r\nAna\r\n";
+        assert_eq!(detect(light), Detected::Resp { key: None }, "candles are spread, not keyed");
         assert_eq!(detect(b"PIN"), Detected::NeedMore);
         assert_eq!(detect(b"GET /kv/a HTTP/1.1\r\n"), Detected::Http);
         assert_eq!(detect(b"GET a\r\n"), Detected::Resp { key: None });

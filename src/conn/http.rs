@@ -12,6 +12,9 @@
 //! - `DELETE /kv/{key}`: 204, or 404 when there was no key; `If-Match: "<n>"` deletes only at
 //!   version n (the binary protocol's CAD; 412 on another version or no key).
 //! - `GET /` or `/health`: a small JSON status. Keys are percent-decoded.
+//! - `/candles`: the candle store (`POST /candles`, `GET /candles/<id>`, `GET /candles/count`,
+//!   `GET /candles?partition=P`),
+//!   in `http_candles.rs`.
 //! - `GET /watch?key=K` or `?prefix=P` with a WebSocket upgrade: from then on the connection is a
 //!   watcher (`conn::watch`) and its input is WebSocket frames.
 //!
@@ -42,6 +45,9 @@ use crate::shard::LateAnswer;
 use crate::wire::{opcode, Status};
 use std::collections::VecDeque;
 
+#[path = "http_candles.rs"]
+mod candles;
+
 /// What a request in flight answers once its answer is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -51,6 +57,14 @@ enum Kind {
     Put { create: bool },
     /// A DELETE: 204, or 404.
     Delete,
+    /// `POST /candles`: 201 with the id (`candles`).
+    CandleLight,
+    /// `GET /candles/<id>` answered later: written as it comes (it is at the head).
+    CandleGet { id: u64 },
+    /// `GET /candles?partition=P...` answered later: written as it comes (it is at the head).
+    CandleList,
+    /// `GET /candles/count` with answers still to come (the session's `counts`).
+    CandleCount,
 }
 
 /// A request whose answer is not in, or not written yet.
@@ -92,12 +106,22 @@ pub struct HttpSession {
     taken: u64,
     /// The connection was upgraded to a WebSocket watcher.
     watch: Option<Watch>,
+    /// Partitions of the node (a candle count asks each).
+    partitions: u16,
+    /// The candle count in flight.
+    counts: candles::Counts,
 }
 
 impl HttpSession {
     /// A new connection's session.
     pub fn new() -> Self {
-        Self { next_id: 1, ..Self::default() }
+        Self { next_id: 1, partitions: 1, ..Self::default() }
+    }
+
+    /// A session on a node of `partitions` partitions (candle counts ask each).
+    pub fn with_partitions(mut self, partitions: u16) -> Self {
+        self.partitions = partitions;
+        self
     }
 
     /// Runs the requests at the front of `input`, at most `pipeline_max` in flight; returns what
@@ -126,7 +150,8 @@ impl HttpSession {
             if !cx.output_has_room(cx.datagram_bytes_max) {
                 return Step::Wait { consumed: used, for_output: true };
             }
-            let (head, body, consumed) = match parse_request(&input[used..], limits) {
+            let limits = candles::limits_for(&input[used..], limits);
+            let (head, body, consumed) = match parse_request(&input[used..], &limits) {
                 Ok(Parsed::Request { head, body, consumed }) => (head, body, consumed),
                 Ok(Parsed::Incomplete { expect_continue }) => {
                     // An interim response goes out only after every earlier final one.
@@ -164,6 +189,9 @@ impl HttpSession {
 
     /// Takes a late answer for one of its requests (never runs a request: see `Connections`).
     pub fn answer(&mut self, a: &LateAnswer<'_>, output: &mut Vec<u8>) {
+        if self.candle_answer(a, output) {
+            return;
+        }
         let Some(at) = self.pending.iter().position(|p| p.id == a.request_id) else { return };
         let p = &mut self.pending[at];
         if let Kind::Get { json, head_only, not_modified_if } = p.kind {
@@ -191,6 +219,9 @@ impl HttpSession {
         if path == b"/watch" {
             return self.upgrade(head, query, cx);
         }
+        if path == b"/candles" || path.starts_with(b"/candles/") {
+            return self.candles(head, path, body, cx);
+        }
         let Some(raw_key) = path.strip_prefix(b"/kv/") else {
             return self.local(head, cx, |out, reply| match (path, head.method) {
                 (b"/" | b"/health", Method::Get | Method::Head) => {
@@ -198,7 +229,7 @@ impl HttpSession {
                     reply.start(out, 200).finish(Some("application/json"), body, head.method == Method::Head);
                 }
                 (b"/" | b"/health", _) => method_not_allowed(out, reply, "GET, HEAD"),
-                _ => reply.text(out, 404, "no such resource: the API is /kv/{key}\n"),
+                _ => reply.text(out, 404, "no such resource: the API is /kv/{key} and /candles\n"),
             });
         };
         if !is_write && !self.pending.is_empty() {
@@ -392,6 +423,7 @@ impl HttpSession {
                 }
                 (Kind::Delete, Status::Ok) if number == 1 => reply.start(output, 204).finish_empty(),
                 (Kind::Delete, Status::Ok | Status::NotFound) => reply.text(output, 404, "no such key\n"),
+                (Kind::CandleLight, status) => candles::write_lit(output, reply, status, number),
                 (_, status) => write_failure(output, reply, status),
             }
         }

@@ -22,6 +22,7 @@
 
 pub mod binary;
 mod buffers;
+pub mod candle_fields;
 use buffers::{flush, read_some, trim, READ_CHUNK};
 pub mod detect;
 pub mod http;
@@ -111,7 +112,8 @@ pub struct Cx<'a> {
     pub now: Nanos,
     /// The connection's output.
     pub output: &'a mut Vec<u8>,
-    /// Scratch for one answer (a datagram's size).
+    /// Scratch for one answer (a datagram for the binary protocol; `STREAM_ANSWER_BYTES_MAX` for
+    /// the other sessions).
     pub scratch: &'a mut [u8],
     /// Largest datagram.
     pub datagram_bytes_max: usize,
@@ -129,21 +131,6 @@ impl Cx<'_> {
     /// answer's body into `scratch`, under request id `*next_id`, which moves on unless the answer
     /// is BUSY (the same request is tried again under the same id).
     pub fn request(&mut self, next_id: &mut u64, opcode: u8, body: &[u8]) -> Result<Answer, Status> {
-        let scratch = std::mem::take(&mut self.scratch);
-        let answer = self.request_into(next_id, opcode, body, scratch);
-        self.scratch = scratch;
-        answer
-    }
-
-    /// `request`, its answer's body into `out` (a session's own buffer, for answers larger than
-    /// a datagram).
-    pub fn request_into(
-        &mut self,
-        next_id: &mut u64,
-        opcode: u8,
-        body: &[u8],
-        out: &mut [u8],
-    ) -> Result<Answer, Status> {
         let req = Request {
             opcode,
             request_id: *next_id,
@@ -152,7 +139,7 @@ impl Cx<'_> {
             now: self.now,
             peer: self.peer,
         };
-        let answer = self.engine.handle_request(&req, out);
+        let answer = self.engine.handle_request(&req, self.scratch);
         if answer != Err(Status::Busy) {
             *next_id += 1;
         }
@@ -250,6 +237,10 @@ pub struct Connections {
     inbox: Vec<u8>,
 }
 
+/// Room for one answer of a RESP or HTTP request (a candle, or a page of them, is not bound by a
+/// datagram); the binary protocol's answers stay within `datagram_bytes_max`.
+pub const STREAM_ANSWER_BYTES_MAX: usize = 64 << 10;
+
 /// Events taken from the backend per poll.
 const EVENTS_PER_POLL_MAX: usize = 1024;
 
@@ -264,7 +255,7 @@ impl Connections {
             conns: (0..limits.connections_max).map(|_| None).collect(),
             events: Vec::with_capacity(2 * EVENTS_PER_POLL_MAX),
             work: Vec::with_capacity(limits.connections_max),
-            scratch: vec![0; limits.datagram_bytes_max],
+            scratch: vec![0; limits.datagram_bytes_max.max(STREAM_ANSWER_BYTES_MAX)],
             read_buf: vec![0; READ_CHUNK],
             counters: ConnCounters::default(),
             watchers: Vec::new(),
@@ -322,7 +313,9 @@ impl Connections {
             return;
         };
         match &mut conn.session {
-            Session::Binary(s) => s.answer(a, &mut conn.output, &mut self.scratch),
+            Session::Binary(s) => {
+                s.answer(a, &mut conn.output, &mut self.scratch[..self.limits.datagram_bytes_max])
+            }
             Session::Resp(s) => s.answer(a, &mut conn.output),
             Session::Http(s) => s.answer(a, &mut conn.output),
             Session::Web(s) => s.answer(a, &mut conn.output),
@@ -447,7 +440,9 @@ impl Connections {
             protocol_tag::RESP => {
                 Session::Resp(Box::new(RespSession::new(self.counters.opened + 1, &self.resp)))
             }
-            protocol_tag::HTTP => Session::Http(Box::new(HttpSession::new())),
+            protocol_tag::HTTP => {
+                Session::Http(Box::new(HttpSession::new().with_partitions(self.resp.partitions())))
+            }
             protocol_tag::WEB => Session::Web(Box::default()),
             _ => {
                 self.counters.unknown_protocol += 1;
@@ -547,6 +542,11 @@ fn run_session(
         conn.output.drain(..conn.sent);
         conn.sent = 0;
     }
+    // The binary protocol answers in datagrams: its answers stay within one.
+    let scratch = match conn.session {
+        Session::Binary(_) => &mut scratch[..limits.datagram_bytes_max],
+        _ => scratch,
+    };
     let mut cx = Cx {
         engine,
         peer: Peer::connection(conn.id),

@@ -29,10 +29,12 @@
 //! a protocol error is replied and closes the connection, a command error is replied and the
 //! connection goes on.
 
+mod candle;
 mod ttl;
 
 use super::resp_local::{self, Local};
 use super::{Cx, Step};
+use crate::candle::Candle;
 use crate::dispatch::Answer;
 use crate::inbox::Placement;
 use crate::kv::pairs::{pair_len, PairsWriter, PAIRS_HEAD_LEN};
@@ -86,6 +88,10 @@ enum Kind {
     /// Nothing more: the reply was written as answers came (GET, MGET, TTL, SET with NX/XX/GET:
     /// each at the head), in this style.
     Streamed(Style),
+    /// CANDLE.LIGHT: the id (`count`), or the first error in the candle's words.
+    CandleId,
+    /// CANDLE.COUNTS STATE: the session's `states`, summed over the partitions.
+    CandleStates,
     /// INFO: its sections (`resp_local::info_mask`), with the keyspace from the partitions' counts.
     Info {
         /// The sections asked for.
@@ -131,6 +137,11 @@ struct State {
     mset_order: Vec<(u16, u32)>,
     /// MSET's requests: where each ends in `mset_order`.
     mset_ends: Vec<u32>,
+    /// CANDLE.LIGHT's candle, set field by field (`candle`), and its error text.
+    candle: Candle,
+    text: String,
+    /// CANDLE.COUNTS STATE's sums (one such read in flight at a time: reads wait their turn).
+    states: [u64; candle::STATE_ENTRIES],
 }
 
 /// One RESP connection. The argument table a parsed request lives in is the shard's, one for
@@ -168,6 +179,9 @@ impl RespSession {
                 body: Vec::new(),
                 mset_order: Vec::new(),
                 mset_ends: Vec::new(),
+                candle: super::candle_fields::blank(),
+                text: String::new(),
+                states: [0; candle::STATE_ENTRIES],
             },
         }
     }
@@ -246,6 +260,7 @@ impl State {
                 | Command::MSet { .. }
                 | Command::Expire { .. }
                 | Command::Persist { .. }
+                | Command::CandleLight { .. }
         );
         if !writes && !self.pending.is_empty() {
             return Ran::Blocked;
@@ -322,6 +337,24 @@ impl State {
                 let asks = if sections & resp_local::INFO_KEYSPACE != 0 { settings.partitions() } else { 0 };
                 self.parts(Kind::Info { sections, commands }, usize::from(asks), cx, ttl::count_body)
             }
+            Command::CandleLight { fields } => candle::light(self, fields, cx),
+            Command::CandleGet { id } => {
+                self.single(Style::CandleGet { id }, |b| candle::get_body(b, id), cx)
+            }
+            Command::CandleList { partition, cursor, count } => {
+                self.single(Style::CandleList, |b| candle::list_body(b, partition, cursor, count), cx)
+            }
+            Command::CandleCount => {
+                self.parts(Kind::Integer, usize::from(settings.partitions()), cx, |b, i| {
+                    candle::count_body(b, i, opcode::CANDLE_COUNT)
+                })
+            }
+            Command::CandleCountsByState => {
+                self.states = [0; candle::STATE_ENTRIES];
+                self.parts(Kind::CandleStates, usize::from(settings.partitions()), cx, |b, i| {
+                    candle::count_body(b, i, opcode::CANDLE_COUNT_STATES)
+                })
+            }
             other => {
                 let local = Local {
                     version: &mut self.version,
@@ -391,8 +424,8 @@ impl State {
                     return Ran::Busy;
                 }
                 Ok(Answer::Later) => p.outstanding += 1,
-                Ok(Answer::Now(n)) => fold(p, op, Status::Ok, &cx.scratch[..n]),
-                Err(status) => fold(p, op, status, &[]),
+                Ok(Answer::Now(n)) => fold(p, &mut self.states, op, Status::Ok, &cx.scratch[..n]),
+                Err(status) => fold(p, &mut self.states, op, status, &[]),
             }
             p.issued += 1;
         }
@@ -511,7 +544,7 @@ impl State {
                 // The head (these commands run only with nothing before them).
                 ttl::write_streamed(&mut ReplyWriter::new(output, self.version), style, a.status, a.body);
             }
-            _ => fold(p, a.opcode, a.status, a.body),
+            _ => fold(p, &mut self.states, a.opcode, a.status, a.body),
         }
         self.reply_ready(output);
     }
@@ -531,7 +564,10 @@ impl State {
                     let text = resp_local::info_text(sections, commands, (p.count, p.expires));
                     w.verbatim(b"txt", text.as_bytes());
                 }
+                (Kind::CandleId | Kind::CandleStates, Some(status)) => w.error(candle::status_text(status)),
                 (_, Some(status)) => w.error(status_text(status)),
+                (Kind::CandleId, None) => w.integer(p.count),
+                (Kind::CandleStates, None) => candle::write_states(&mut w, &self.states),
                 (Kind::Ok, None) => w.ok(),
                 (Kind::Integer, None) => w.integer(p.count),
             }
@@ -553,9 +589,15 @@ fn streamed(first_id: u64, style: Style) -> Pending {
     }
 }
 
-/// Folds one answer into its pending command.
-fn fold(p: &mut Pending, op: u8, status: Status, body: &[u8]) {
-    absorb(p, op, status, body)
+/// Folds one answer into its pending command (a state count into `states`).
+fn fold(p: &mut Pending, states: &mut [u64; candle::STATE_ENTRIES], op: u8, status: Status, body: &[u8]) {
+    let first_u64 = || body.get(..8).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    match (op, status) {
+        (opcode::CANDLE_LIGHT, Status::Ok) => p.count = first_u64() as i64,
+        (opcode::CANDLE_COUNT, Status::Ok) => p.count += first_u64() as i64,
+        (opcode::CANDLE_COUNT_STATES, Status::Ok) => candle::add_states(states, body),
+        _ => absorb(p, op, status, body),
+    }
 }
 
 /// Folds one answer into a pending write: INCR's value, DEL's count, the first error.

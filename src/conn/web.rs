@@ -13,8 +13,8 @@
 //! - `GET /`: 303 to `/candles` (the operators' dashboard will take `/`). Anything else is 404.
 //!
 //! One request at a time (browsers do not pipeline): the next is parsed once the page is whole.
-//! Requests run through the engine like every session's (`Cx::request_into`, into the session's
-//! own answer buffer, large enough for a page of long candles).
+//! Requests run through the engine like every session's (`Cx::request`; a stream session's answer
+//! scratch holds a page of long candles: `STREAM_ANSWER_BYTES_MAX`).
 //!
 //! Invariants: every request is answered exactly once; a page started is always finished (its
 //! terminating chunk), whatever its reads answered (a refused read ends that part of the page);
@@ -31,8 +31,6 @@ use crate::shard::LateAnswer;
 use crate::wire::{opcode, Status};
 use std::fmt::Write;
 
-/// Bytes of the session's answer buffer: a LIST page of long candles.
-const ANSWER_BYTES: usize = 16 << 10;
 /// Candles asked for per LIST request.
 const LIST_LIMIT: u16 = 64;
 /// Counters in a COUNT_STATES answer.
@@ -74,8 +72,6 @@ pub struct WebSession {
     lighting: Option<(u64, bool)>,
     /// An HTML chunk being written.
     html: String,
-    /// Answers of this session's requests.
-    answer: Vec<u8>,
     /// A request body being built.
     body: Vec<u8>,
     closing: bool,
@@ -90,15 +86,7 @@ impl Default for WebSession {
 impl WebSession {
     /// A new connection's session.
     pub fn new() -> Self {
-        Self {
-            next_id: 1,
-            page: None,
-            lighting: None,
-            html: String::new(),
-            answer: Vec::new(),
-            body: Vec::new(),
-            closing: false,
-        }
+        Self { next_id: 1, page: None, lighting: None, html: String::new(), body: Vec::new(), closing: false }
     }
 
     /// Runs the request at the front of `input` (one at a time); returns what it consumed.
@@ -211,7 +199,7 @@ impl WebSession {
         self.body.clear();
         wire::write(&candle, &mut self.body);
         let id = self.next_id;
-        let answer = request(cx, &mut self.next_id, opcode::CANDLE_LIGHT, &self.body, &mut self.answer);
+        let answer = cx.request(&mut self.next_id, opcode::CANDLE_LIGHT, &self.body);
         match answer {
             Err(Status::Busy) => {
                 // Nothing was proposed: the same request runs again at the next poll.
@@ -219,7 +207,7 @@ impl WebSession {
                 return Some(Step::Retry { consumed: 0 });
             }
             Ok(Answer::Later) => self.lighting = Some((id, self.closing)),
-            Ok(Answer::Now(n)) => redirect_lit(cx.output, &self.answer[..n], self.closing),
+            Ok(Answer::Now(n)) => redirect_lit(cx.output, &cx.scratch[..n], self.closing),
             Err(status) => {
                 let general = refusal_text(status);
                 self.start_page(
@@ -303,17 +291,13 @@ impl WebSession {
             }
             let (op, body) = read_of(run.phase);
             let id = self.next_id;
-            match request(cx, &mut self.next_id, op, &body.0[..body.1], &mut self.answer) {
+            match cx.request(&mut self.next_id, op, &body.0[..body.1]) {
                 Err(Status::Busy) => return, // reads are never BUSY today; try again next run
                 Ok(Answer::Later) => {
                     run.waiting = Some(id);
                     return;
                 }
-                Ok(Answer::Now(n)) => {
-                    let answer = std::mem::take(&mut self.answer);
-                    self.take(Status::Ok, &answer[..n], cx.output);
-                    self.answer = answer;
-                }
+                Ok(Answer::Now(n)) => self.take(Status::Ok, &cx.scratch[..n], cx.output),
                 Err(status) => self.take(status, &[], cx.output),
             }
         }
@@ -482,18 +466,4 @@ fn chunk(out: &mut Vec<u8>, text: &str) {
     let _ = std::io::Write::write_fmt(out, format_args!("{:x}\r\n", text.len()));
     out.extend_from_slice(text.as_bytes());
     out.extend_from_slice(b"\r\n");
-}
-
-/// One request through the engine into the session's answer buffer (grown once).
-fn request(
-    cx: &mut Cx<'_>,
-    next_id: &mut u64,
-    op: u8,
-    body: &[u8],
-    answer: &mut Vec<u8>,
-) -> Result<Answer, Status> {
-    if answer.len() < ANSWER_BYTES {
-        answer.resize(ANSWER_BYTES, 0);
-    }
-    cx.request_into(next_id, op, body, answer)
 }

@@ -16,6 +16,7 @@ use vigil_pmd::Peer;
 
 mod buffers;
 mod candles;
+mod conn_candles;
 mod conns;
 mod gathered;
 mod overload;

@@ -29,6 +29,13 @@ pub(super) enum Style {
         /// PTTL.
         millis: bool,
     },
+    /// CANDLE.GET (`resp::candle`): the candle's pairs, or nil.
+    CandleGet {
+        /// The id asked for (the answer does not carry it).
+        id: u64,
+    },
+    /// CANDLE.LIST: [next cursor, candles].
+    CandleList,
 }
 
 /// The `u8 flags, u8 kind, i64 ms` head of a SETX or EXPIRE body.
@@ -113,6 +120,7 @@ pub(super) fn count_body(body: &mut Vec<u8>, partition: usize) -> u8 {
 /// Writes the reply of a single-request command from its answer.
 pub(super) fn write_streamed(w: &mut ReplyWriter<'_>, style: Style, status: Status, body: &[u8]) {
     match (style, status) {
+        (Style::CandleGet { .. } | Style::CandleList, _) => super::candle::write_read(w, style, status, body),
         (Style::Get, Status::Ok) => w.bulk(body.get(8..).unwrap_or(&[])),
         (Style::Get | Style::SetX { .. }, Status::NotFound) => w.null(),
         (Style::SetX { get }, Status::Ok) => {

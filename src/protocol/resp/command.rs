@@ -66,6 +66,17 @@ pub enum Command<'a> {
     Auth { username: Option<&'a [u8]>, password: &'a [u8] },
     /// QUIT: reply OK, then close.
     Quit,
+    /// CANDLE.LIGHT field value [field value ...]: `fields` has an even length (names and values
+    /// are the executor's to check: `conn::resp::candle`).
+    CandleLight { fields: ArgList<'a> },
+    /// CANDLE.GET id.
+    CandleGet { id: u64 },
+    /// CANDLE.COUNT: candles alight on the node.
+    CandleCount,
+    /// CANDLE.COUNTS STATE: candles alight by state.
+    CandleCountsByState,
+    /// CANDLE.LIST partition [cursor [count]]: `cursor` 0 is the newest.
+    CandleList { partition: u16, cursor: u64, count: u16 },
 }
 
 /// Parses a framed request (at least one argument; `parse_request` returned `Request`).
@@ -155,7 +166,44 @@ fn parse_checked<'a>(spec: &'static CommandSpec, args: Args<'a>) -> Result<Comma
             _ => return Err(CommandError::Syntax),
         },
         CommandId::Quit => Command::Quit,
+        CommandId::CandleLight => {
+            if args.len().is_multiple_of(2) {
+                return Err(CommandError::WrongArity { name: spec.name });
+            }
+            Command::CandleLight { fields: args.list(1, args.len()) }
+        }
+        CommandId::CandleGet => Command::CandleGet { id: unsigned(args.get(1))? },
+        CommandId::CandleCount => Command::CandleCount,
+        CommandId::CandleCounts => {
+            if !args.get(1).eq_ignore_ascii_case(b"state") {
+                return Err(CommandError::Syntax);
+            }
+            Command::CandleCountsByState
+        }
+        CommandId::CandleList => parse_candle_list(args, spec)?,
     })
+}
+
+/// A decimal u64 (candle ids use all 64 bits).
+fn unsigned(bytes: &[u8]) -> Result<u64, CommandError<'_>> {
+    let digits = !bytes.is_empty() && bytes.len() <= 20 && bytes.iter().all(u8::is_ascii_digit);
+    let text = std::str::from_utf8(bytes).ok().filter(|_| digits);
+    text.and_then(|t| t.parse().ok()).ok_or(CommandError::NotInteger)
+}
+
+/// CANDLE.LIST partition [cursor [count]]: at most four arguments; the count is capped by the
+/// server (`candle.list_page_max`), 0 or none meaning its page size.
+fn parse_candle_list<'a>(
+    args: Args<'a>,
+    spec: &'static CommandSpec,
+) -> Result<Command<'a>, CommandError<'a>> {
+    if args.len() > 4 {
+        return Err(CommandError::WrongArity { name: spec.name });
+    }
+    let partition = u16::try_from(unsigned(args.get(1))?).map_err(|_| CommandError::NotInteger)?;
+    let cursor = if args.len() > 2 { unsigned(args.get(2))? } else { 0 };
+    let count = if args.len() > 3 { unsigned(args.get(3))?.min(u64::from(u16::MAX)) as u16 } else { 0 };
+    Ok(Command::CandleList { partition, cursor, count })
 }
 
 fn integer(bytes: &[u8]) -> Result<i64, CommandError<'_>> {

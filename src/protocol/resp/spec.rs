@@ -44,6 +44,11 @@ pub enum CommandId {
     Select,
     Auth,
     Quit,
+    CandleLight,
+    CandleGet,
+    CandleCount,
+    CandleCounts,
+    CandleList,
 }
 
 /// An argument's type in `COMMAND DOCS`.

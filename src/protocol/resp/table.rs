@@ -385,7 +385,45 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Close the connection",
         ..spec("quit", CommandId::Quit, -1, "connection")
     },
+    CommandSpec {
+        flags: &["write", "denyoom"],
+        acl_categories: CANDLE_WRITE,
+        summary: "Light a candle (fields as name/value pairs); returns its id once durable",
+        args: &[block("field", &[string("field"), string("value")]).multiple()],
+        ..candle("candle.light", CommandId::CandleLight, -3)
+    },
+    CommandSpec {
+        summary: "Get a candle by id: its fields as name/value pairs, or nil",
+        args: &[integer("id")],
+        ..candle("candle.get", CommandId::CandleGet, 2)
+    },
+    CommandSpec {
+        summary: "Count the candles alight on the node",
+        ..candle("candle.count", CommandId::CandleCount, 1)
+    },
+    CommandSpec {
+        summary: "Count the candles alight by state: UF and count pairs",
+        args: &[pure("state", "STATE")],
+        ..candle("candle.counts", CommandId::CandleCounts, 2)
+    },
+    CommandSpec {
+        summary: "List a partition's candles alight, newest first: next cursor and a page",
+        complexity: "O(N) where N is the page's count",
+        args: &[
+            integer("partition"),
+            block("page", &[integer("cursor"), integer("count").optional()]).optional(),
+        ],
+        ..candle("candle.list", CommandId::CandleList, -2)
+    },
 ];
+
+const CANDLE_READ: &[&str] = &["@read", "@fast"];
+const CANDLE_WRITE: &[&str] = &["@write", "@slow"];
+
+/// A candle store command (module-style name, group `candle`), read-only unless overridden.
+const fn candle(name: &'static str, id: CommandId, arity: i64) -> CommandSpec {
+    CommandSpec { flags: RO, acl_categories: CANDLE_READ, since: "0.1.0", ..spec(name, id, arity, "candle") }
+}
 
 /// The command named `name` (any case), if Vigil has it.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {

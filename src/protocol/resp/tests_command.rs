@@ -350,3 +350,32 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn candle_commands_parse_with_their_arities_and_numbers() {
+    with_command("CANDLE.LIGHT nome Ana uf SP", |c| match c.unwrap() {
+        Command::CandleLight { fields } => assert_eq!(keys(fields), ["nome", "Ana", "uf", "SP"]),
+        other => panic!("{other:?}"),
+    });
+    with_command("candle.get 18446744073709551615", |c| {
+        assert_eq!(c.unwrap(), Command::CandleGet { id: u64::MAX })
+    });
+    with_command("candle.count", |c| assert_eq!(c.unwrap(), Command::CandleCount));
+    with_command("candle.counts STATE", |c| assert_eq!(c.unwrap(), Command::CandleCountsByState));
+    with_command("candle.list 3", |c| {
+        assert_eq!(c.unwrap(), Command::CandleList { partition: 3, cursor: 0, count: 0 })
+    });
+    with_command("candle.list 3 99 100000", |c| {
+        assert_eq!(c.unwrap(), Command::CandleList { partition: 3, cursor: 99, count: u16::MAX })
+    });
+    assert_error("candle.light nome", "ERR wrong number of arguments for 'candle.light' command");
+    assert_error("candle.light", "ERR wrong number of arguments for 'candle.light' command");
+    assert_error("candle.get", "ERR wrong number of arguments for 'candle.get' command");
+    assert_error("candle.count x", "ERR wrong number of arguments for 'candle.count' command");
+    assert_error("candle.list 1 2 3 4", "ERR wrong number of arguments for 'candle.list' command");
+    assert_error("candle.counts city", "ERR syntax error");
+    assert_error("candle.get -1", "ERR value is not an integer or out of range");
+    assert_error("candle.get 18446744073709551616", "ERR value is not an integer or out of range");
+    assert_error("candle.list 65536", "ERR value is not an integer or out of range");
+    assert!(error_of("candle.nope").starts_with("-ERR unknown command 'candle.nope'"));
+}
