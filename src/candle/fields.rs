@@ -44,17 +44,23 @@ pub enum Field {
     State,
 }
 
-impl std::fmt::Display for Field {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = match self {
+impl Field {
+    /// Its name, as `Candle`'s field.
+    pub fn name(self) -> &'static str {
+        match self {
             Field::Name => "name",
             Field::Email => "email",
             Field::Address => "address",
             Field::Neighbourhood => "neighbourhood",
             Field::Prayer => "prayer",
             Field::State => "state",
-        };
-        f.write_str(s)
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -275,6 +281,29 @@ fn check_text(field: Field, s: &str, max: usize) -> Result<(), CandleError> {
         return Err(CandleError::ControlCharacter { field });
     }
     Ok(())
+}
+
+impl CandleError {
+    /// The field (English name) a validation error is about.
+    pub fn field_name(&self) -> &'static str {
+        match self {
+            CandleError::EmptyName => "name",
+            CandleError::TooLong { field, .. }
+            | CandleError::ControlCharacter { field }
+            | CandleError::BadUtf8 { field } => field.name(),
+            CandleError::PrayerTooManyChars { .. } => "prayer",
+            CandleError::BadEmail => "email",
+            CandleError::PhoneNotElevenDigits { .. } | CandleError::UnknownAreaCode { .. } => "phone",
+            CandleError::WhatsappWithoutPhone => "has_whatsapp",
+            CandleError::BornBefore1900(_) | CandleError::BornInTheFuture { .. } => "birth_date",
+            CandleError::UnknownCity(_) | CandleError::CityNotInState { .. } | CandleError::MissingPlace => {
+                "city"
+            }
+            CandleError::UnknownState(_) => "state",
+            CandleError::PlaceAbroad(_) | CandleError::UnknownCountry(_) => "country",
+            CandleError::OverflowTooLong { .. } | CandleError::Compress(_) => "candle",
+        }
+    }
 }
 
 impl Candle {

@@ -9,7 +9,7 @@
 //! Invariants: nothing here panics on any bytes; the values typed are kept as typed (the page
 //! shows them back), never trusted for anything but display once escaped.
 
-use super::fields::{Candle, CandleError, Date, Field};
+use super::fields::{Candle, CandleError, Date};
 use super::page::FIELDS;
 use super::tables::tables;
 
@@ -159,49 +159,47 @@ fn digits(text: &str) -> Option<u64> {
     only.parse().ok()
 }
 
-/// The field a validation error concerns and what to tell the reader, in Portuguese.
+/// The field a validation error concerns (`CandleError::field_name`, placed on the form) and
+/// what to tell the reader, in Portuguese.
 pub fn message_of(e: &CandleError) -> (usize, String) {
-    let text_field = |f: &Field| match f {
-        Field::Name => at::NAME,
-        Field::Email => at::EMAIL,
-        Field::Address => at::ADDRESS,
-        Field::Neighbourhood => at::NEIGHBOURHOOD,
-        Field::Prayer => at::PRAYER,
-        Field::State => at::STATE,
+    let field = match e.field_name() {
+        "name" => at::NAME,
+        "email" => at::EMAIL,
+        "birth_date" => at::BIRTH,
+        "phone" | "has_whatsapp" => at::PHONE,
+        "address" => at::ADDRESS,
+        "neighbourhood" => at::NEIGHBOURHOOD,
+        "city" => at::CITY,
+        "state" => at::STATE,
+        "country" => at::COUNTRY,
+        _ => at::PRAYER,
     };
-    match e {
-        CandleError::EmptyName => (at::NAME, "Informe seu nome.".into()),
-        CandleError::TooLong { field, max, .. } => {
-            (text_field(field), format!("Texto longo demais: no máximo {max} bytes."))
-        }
+    let text = match e {
+        CandleError::EmptyName => "Informe seu nome.".into(),
+        CandleError::TooLong { max, .. } => format!("Texto longo demais: no máximo {max} bytes."),
         CandleError::PrayerTooManyChars { max, .. } => {
-            (at::PRAYER, format!("O pedido pode ter no máximo {max} caracteres."))
+            format!("O pedido pode ter no máximo {max} caracteres.")
         }
-        CandleError::ControlCharacter { field } | CandleError::BadUtf8 { field } => {
-            (text_field(field), "O texto tem caracteres que não podem ser guardados.".into())
+        CandleError::ControlCharacter { .. } | CandleError::BadUtf8 { .. } => {
+            "O texto tem caracteres que não podem ser guardados.".into()
         }
-        CandleError::BadEmail => (at::EMAIL, "Confira o e-mail: nome@provedor.".into()),
-        CandleError::PhoneNotElevenDigits { .. } => {
-            (at::PHONE, "O telefone deve ter 11 dígitos: DDD e número.".into())
-        }
-        CandleError::UnknownAreaCode { ddd } => (at::PHONE, format!("O DDD {ddd} não existe.")),
-        CandleError::WhatsappWithoutPhone => (at::PHONE, "Informe o telefone do WhatsApp.".into()),
-        CandleError::BornBefore1900(_) => (at::BIRTH, "A data de nascimento deve ser depois de 1900.".into()),
-        CandleError::BornInTheFuture { .. } => (at::BIRTH, "A data de nascimento está no futuro.".into()),
-        CandleError::UnknownCity(_) => (at::CITY, "Esse código de cidade não existe no IBGE.".into()),
-        CandleError::UnknownState(_) => (at::STATE, "Esse estado não existe; use a sigla, como SP.".into()),
-        CandleError::CityNotInState { city_state, .. } => {
-            (at::CITY, format!("Essa cidade fica em {city_state}."))
-        }
-        CandleError::MissingPlace => (at::CITY, "Informe a cidade e o estado.".into()),
-        CandleError::PlaceAbroad(_) => {
-            (at::COUNTRY, "Fora do Brasil, deixe a cidade e o estado em branco.".into())
-        }
-        CandleError::UnknownCountry(_) => (at::COUNTRY, "Esse código de país não existe.".into()),
+        CandleError::BadEmail => "Confira o e-mail: nome@provedor.".into(),
+        CandleError::PhoneNotElevenDigits { .. } => "O telefone deve ter 11 dígitos: DDD e número.".into(),
+        CandleError::UnknownAreaCode { ddd } => format!("O DDD {ddd} não existe."),
+        CandleError::WhatsappWithoutPhone => "Informe o telefone do WhatsApp.".into(),
+        CandleError::BornBefore1900(_) => "A data de nascimento deve ser depois de 1900.".into(),
+        CandleError::BornInTheFuture { .. } => "A data de nascimento está no futuro.".into(),
+        CandleError::UnknownCity(_) => "Esse código de cidade não existe no IBGE.".into(),
+        CandleError::UnknownState(_) => "Esse estado não existe; use a sigla, como SP.".into(),
+        CandleError::CityNotInState { city_state, .. } => format!("Essa cidade fica em {city_state}."),
+        CandleError::MissingPlace => "Informe a cidade e o estado.".into(),
+        CandleError::PlaceAbroad(_) => "Fora do Brasil, deixe a cidade e o estado em branco.".into(),
+        CandleError::UnknownCountry(_) => "Esse código de país não existe.".into(),
         CandleError::OverflowTooLong { .. } | CandleError::Compress(_) => {
-            (at::PRAYER, "O texto é longo demais para ser guardado.".into())
+            "O texto é longo demais para ser guardado.".into()
         }
-    }
+    };
+    (field, text)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! here does I/O.
 
 use crate::candle::tables::{tables, BRAZIL_NUMERIC};
-use crate::candle::{Candle, CandleError, Date};
+use crate::candle::{Candle, Date};
 use std::fmt::Write;
 use vigil_pmd::Nanos;
 
@@ -152,39 +152,6 @@ pub fn parse_date(s: &str) -> Option<Date> {
 /// The request's date (UTC), which validation compares birth dates with.
 pub fn today(now: Nanos) -> Date {
     Date::from_unix_days((now.0 / DAY_NS) as i64)
-}
-
-/// The field (English name) a validation error is about.
-pub fn error_field(e: &CandleError) -> &'static str {
-    match e {
-        CandleError::EmptyName => "name",
-        CandleError::TooLong { field, .. }
-        | CandleError::ControlCharacter { field }
-        | CandleError::BadUtf8 { field } => text_field(*field),
-        CandleError::PrayerTooManyChars { .. } => "prayer",
-        CandleError::BadEmail => "email",
-        CandleError::PhoneNotElevenDigits { .. } | CandleError::UnknownAreaCode { .. } => "phone",
-        CandleError::WhatsappWithoutPhone => "has_whatsapp",
-        CandleError::BornBefore1900(_) | CandleError::BornInTheFuture { .. } => "birth_date",
-        CandleError::UnknownCity(_) | CandleError::CityNotInState { .. } | CandleError::MissingPlace => {
-            "city"
-        }
-        CandleError::UnknownState(_) => "state",
-        CandleError::PlaceAbroad(_) | CandleError::UnknownCountry(_) => "country",
-        CandleError::OverflowTooLong { .. } | CandleError::Compress(_) => "candle",
-    }
-}
-
-fn text_field(field: crate::candle::fields::Field) -> &'static str {
-    use crate::candle::fields::Field;
-    match field {
-        Field::Name => "name",
-        Field::Email => "email",
-        Field::Address => "address",
-        Field::Neighbourhood => "neighbourhood",
-        Field::Prayer => "prayer",
-        Field::State => "state",
-    }
 }
 
 /// The UF of state index `i` (in `data/candle/states.csv` order).

@@ -110,7 +110,7 @@ impl HttpSession {
             }
         }
         if let Err(e) = c.validate(fields::today(cx.now)) {
-            return self.unprocessable(head, fields::error_field(&e), &e.to_string(), cx);
+            return self.unprocessable(head, e.field_name(), &e.to_string(), cx);
         }
         self.body.clear();
         wire::write(&c, &mut self.body);

@@ -33,7 +33,7 @@ pub(super) fn light(st: &mut State, pairs: ArgList<'_>, cx: &mut Cx<'_>) -> Ran 
     }
     if let Err(e) = st.candle.validate(fields::today(cx.now)) {
         st.text.clear();
-        let _ = write!(st.text, "ERR {}: {e}", fields::error_field(&e));
+        let _ = write!(st.text, "ERR {}: {e}", e.field_name());
         return refuse_text(st, cx);
     }
     // Taken out while `parts` borrows the session (a blank candle allocates nothing).
