@@ -29,15 +29,19 @@
 //! a protocol error is replied and closes the connection, a command error is replied and the
 //! connection goes on.
 
+mod bodies;
 mod candle;
+mod mset;
 mod ttl;
+
+pub use bodies::status_text;
+use bodies::{get_body, set_body, ttl_body, value_of};
 
 use super::resp_local::{self, Local};
 use super::{Cx, Step};
 use crate::candle::Candle;
 use crate::dispatch::Answer;
 use crate::inbox::Placement;
-use crate::kv::pairs::{pair_len, PairsWriter, PAIRS_HEAD_LEN};
 use crate::protocol::resp::options::{SetCondition, SetTtl};
 use crate::protocol::resp::{
     parse_command, parse_request, ArgList, ArgTable, Command, CommandError, Parsed, ReplyWriter, RespLimits,
@@ -434,46 +438,6 @@ impl State {
         Ran::Done
     }
 
-    /// MSET: one MSET request per partition of its keys (each stored whole or not at all, the
-    /// last of a repeated key winning), split further only where a partition's pairs exceed one
-    /// log command. A pair over the key or value limit refuses the whole command first. The
-    /// requests are a deterministic function of the arguments, so a command resumed after BUSY
-    /// rebuilds the same ones and goes on from the request it stopped at.
-    fn mset(&mut self, pairs: ArgList<'_>, settings: &RespSettings, cx: &mut Cx<'_>) -> Ran {
-        let n = pairs.len() / 2;
-        let oversized = (0..n).find_map(|i| {
-            let (key, value) = (pairs.get(2 * i), pairs.get(2 * i + 1));
-            (key.len() > settings.key_bytes_max)
-                .then_some(Status::KeyTooLarge)
-                .or((value.len() > settings.value_bytes_max).then_some(Status::ValueTooLarge))
-        });
-        if let Some(status) = oversized {
-            if !self.pending.is_empty() {
-                return Ran::Blocked;
-            }
-            ReplyWriter::new(cx.output, self.version).error(status_text(status));
-            return Ran::Done;
-        }
-        let mut order = std::mem::take(&mut self.mset_order);
-        let mut ends = std::mem::take(&mut self.mset_ends);
-        order.clear();
-        order.extend((0..n).map(|i| (settings.placement.partition_of(pairs.get(2 * i)), i as u32)));
-        order.sort_unstable();
-        mset_requests(&order, &pairs, settings.mset_body_bytes_max, &mut ends);
-        let ran = self.parts(Kind::Ok, ends.len(), cx, |body, r| {
-            let start = if r == 0 { 0 } else { ends[r - 1] as usize };
-            let mut w = PairsWriter::begin(body);
-            for &(_, i) in &order[start..ends[r] as usize] {
-                let i = i as usize;
-                w.push(body, pairs.get(2 * i), pairs.get(2 * i + 1));
-            }
-            opcode::MSET
-        });
-        self.mset_order = order;
-        self.mset_ends = ends;
-        ran
-    }
-
     /// A command of one request replied to from its answer's content (GET, TTL, SET with NX, XX
     /// or GET): now, or (a key another shard owns, a write) when its answer comes; it runs with
     /// nothing before it, so it is at the head then.
@@ -623,75 +587,5 @@ fn absorb(p: &mut Pending, op: u8, status: Status, body: &[u8]) {
         (_, status) => {
             p.error.get_or_insert(status);
         }
-    }
-}
-
-/// Splits MSET's sorted `order` into requests: each a run of one partition's pairs whose body
-/// stays within `body_max` (a pair alone always makes a request: the limits checked it fits);
-/// `ends` gets where each request ends.
-fn mset_requests(order: &[(u16, u32)], pairs: &ArgList<'_>, body_max: usize, ends: &mut Vec<u32>) {
-    ends.clear();
-    let mut start = 0usize;
-    let mut len = PAIRS_HEAD_LEN;
-    for (at, &(partition, i)) in order.iter().enumerate() {
-        let i = i as usize;
-        let add = pair_len(pairs.get(2 * i), pairs.get(2 * i + 1));
-        let same = at == start || order[at - 1].0 == partition;
-        if at > start && (!same || len + add > body_max) {
-            ends.push(at as u32);
-            start = at;
-            len = PAIRS_HEAD_LEN;
-        }
-        len += add;
-    }
-    if !order.is_empty() {
-        ends.push(order.len() as u32);
-    }
-}
-
-/// A GET request body: the key.
-fn get_body(body: &mut Vec<u8>, key: &[u8]) -> u8 {
-    body.extend_from_slice(key);
-    opcode::GET
-}
-
-/// A TTL request body: the key.
-fn ttl_body(body: &mut Vec<u8>, key: &[u8]) -> u8 {
-    body.extend_from_slice(key);
-    opcode::TTL
-}
-
-/// A SET request body: `u16 key_len, key, value`.
-fn set_body(body: &mut Vec<u8>, key: &[u8], value: &[u8]) -> u8 {
-    body.extend_from_slice(&(key.len().min(u16::MAX as usize) as u16).to_le_bytes());
-    body.extend_from_slice(key);
-    body.extend_from_slice(value);
-    opcode::SET
-}
-
-/// A GET answer's value (after its version).
-fn value_of(body: &[u8]) -> &[u8] {
-    body.get(8..).unwrap_or(&[])
-}
-
-/// The error reply for a status (Redis's texts where Redis has the case).
-pub fn status_text(status: Status) -> &'static [u8] {
-    match status {
-        Status::NotInteger => b"ERR value is not an integer or out of range",
-        Status::Overflow => b"ERR increment or decrement would overflow",
-        Status::KeyTooLarge => b"ERR key is larger than kv.key_bytes_max",
-        Status::ValueTooLarge => b"ERR value is larger than kv.value_bytes_max (or the datagram)",
-        Status::BadLength => b"ERR key is longer than 65535 bytes",
-        Status::Full => {
-            b"OOM the store is full (kv.keys_max or kv.data_bytes_max); the write was not applied"
-        }
-        Status::Busy => {
-            b"BUSY too many writes in flight on the shard owning this key; the write was not applied, retry"
-        }
-        Status::NotLeader => b"TRYAGAIN this node does not lead the key's partition now",
-        Status::Unavailable => {
-            b"ERR the key's partition is unavailable (its log failed); see the server's log"
-        }
-        _ => b"ERR internal error",
     }
 }
