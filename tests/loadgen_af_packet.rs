@@ -42,9 +42,7 @@ fn loadgen_on_af_packet_drives_vigil_over_a_veth_pair() {
 
     let dir = temp_dir("afpacket");
     let port = free_udp_port();
-    let config = vigil::config::DEV_TOML
-        .replace("port = 9000", &format!("port = {port}"))
-        .replace("bind_ip = \"127.0.0.1\"", &format!("bind_ip = \"{vigil_ip}\""));
+    let config = dev_config(port).replace("bind_ip = \"127.0.0.1\"", &format!("bind_ip = \"{vigil_ip}\""));
     let server = Server::start(&dir, &config);
 
     let json = dir.join("afpacket.json");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use vigil::wire::opcode;
 
 fn kernel_config(port: u16) -> String {
-    vigil::config::DEV_TOML.replace("port = 9000", &format!("port = {port}"))
+    dev_config(port)
 }
 
 #[test]

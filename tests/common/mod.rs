@@ -135,6 +135,14 @@ pub fn run_vigil_to_exit(dir: &Path, args: &[&str], timeout: Duration) -> (std::
     (out.status, text)
 }
 
+/// The embedded dev config (config/dev.toml) on `port`, without its web port (9002 is one for
+/// the whole machine; tests run side by side).
+pub fn dev_config(port: u16) -> String {
+    let web = "web_listen = [\"127.0.0.1:9002\"]";
+    assert!(vigil::config::DEV_TOML.contains(web), "config/dev.toml names its web port so");
+    vigil::config::DEV_TOML.replace("port = 9000", &format!("port = {port}")).replace(web, "web_listen = []")
+}
+
 /// A port that is free right now on loopback for both UDP and TCP (a node serves both on it).
 pub fn free_udp_port() -> u16 {
     loop {
