@@ -13,7 +13,7 @@
 //!   the ring, not recomputed;
 //! - a request belongs to the warm-up or the measured phase by its intended time; for each phase,
 //!   every issued request ends as exactly one of `received` (OK answer within the timeout, latency
-//!   recorded if measured; a KV GET answered `NOT_FOUND` counts here too, and also in `not_found`), `errors` (non-OK status) or `timeouts` (no answer within `timeout_ns` of
+//!   recorded if measured; a KV GET or CANDLE_GET answered `NOT_FOUND` counts here too, and also in `not_found`), `errors` (non-OK status) or `timeouts` (no answer within `timeout_ns` of
 //!   its intended time): after `finish`, `sent == received + errors + timeouts` (tested);
 //! - answers nobody is waiting for (duplicates, unknown ids, answers to requests already counted
 //!   as timeouts) are `unexpected`; datagrams that do not decode, or requests that come back without
@@ -38,8 +38,9 @@ pub const MALFORMED_ID_BIT: u64 = 1 << 63;
 pub const LATENCY_MAX_NS: u64 = 60_000_000_000;
 /// Histogram precision.
 pub const SIGNIFICANT_FIGURES: u8 = 3;
-/// Slots in `errors_by_status`: one per status byte 0..=16 and one for bytes no status has.
-pub const STATUS_SLOTS: usize = 18;
+/// Slots in `errors_by_status`: one per status byte 0..=21 (`INVALID`, a candle that fails
+/// validation, is the highest) and one for bytes no status has.
+pub const STATUS_SLOTS: usize = 23;
 /// Index in `errors_by_status` for a status byte that is not a known [`Status`].
 pub const UNKNOWN_STATUS_SLOT: usize = STATUS_SLOTS - 1;
 
@@ -339,7 +340,7 @@ impl Accounting {
     }
 
     /// One received datagram's payload, arrived at `now`. `echo_ok(k, body)` checks an OK ECHO
-    /// answer's body (return `true` to accept; pass `|_, _| true` to skip the check).
+    /// or CANDLE_LIGHT answer's body (and sees the candle ids LIGHTs were answered with) (return `true` to accept; pass `|_, _| true` to skip the check).
     pub fn on_datagram(&mut self, payload: &[u8], now: Nanos, echo_ok: &mut impl FnMut(u64, &[u8]) -> bool) {
         let header = match wire::decode_header(payload) {
             Ok(h) => h,
@@ -358,14 +359,16 @@ impl Accounting {
                 Ok(f) => {
                     let k = f.request_id;
                     if f.status == Status::Ok as u8
-                        && f.opcode == wire::opcode::ECHO
+                        && matches!(f.opcode, wire::opcode::ECHO | wire::opcode::CANDLE_LIGHT)
                         && k & MALFORMED_ID_BIT == 0
                         && !self.reflector
                         && !echo_ok(k, f.body)
                     {
                         self.bad_echo += 1;
                     }
-                    if f.opcode == wire::opcode::GET && f.status == Status::NotFound as u8 {
+                    if matches!(f.opcode, wire::opcode::GET | wire::opcode::CANDLE_GET)
+                        && f.status == Status::NotFound as u8
+                    {
                         self.answer(k, Status::Ok as u8, true, now);
                     } else {
                         self.answer(k, f.status, false, now);

@@ -5,7 +5,8 @@
 //! still expected), [`accounting`] (latency from intended time, errors, timeouts), [`run`] (the
 //! generator loop over any `PacketIo`), [`report`] (summary, JSON, interval log), [`cli`] and
 //! [`backend`] (flags, and the kernel/DPDK set-up); [`spec`] and [`workload`] (what load to offer, as
-//! data) and [`traffic`] (each request's content, and malformed datagrams).
+//! data), [`traffic`] (each request's content, and malformed datagrams) and [`candles`] (the
+//! candle bodies LIGHT sends and the ids GET asks for).
 //!
 //! Invariants: no `unsafe` (forbidden below); nothing allocates inside the send/receive loop.
 #![forbid(unsafe_code)]
@@ -13,6 +14,7 @@
 
 pub mod accounting;
 pub mod backend;
+pub mod candles;
 pub mod cli;
 pub mod multi;
 pub mod outstanding;

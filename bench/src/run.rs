@@ -155,7 +155,10 @@ impl TrafficSpec {
                 OpKind::Echo => "echo",
                 OpKind::Set => "set",
                 OpKind::Get => "get",
+                OpKind::CandleLight => "candle_light",
+                OpKind::CandleGet => "candle_get",
             },
+            ops if ops.iter().all(|o| matches!(o.op, OpKind::CandleLight | OpKind::CandleGet)) => "candles",
             ops if ops.iter().all(|o| matches!(o.op, OpKind::Get | OpKind::Set)) => "kv",
             _ => "mix",
         }
@@ -461,7 +464,11 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     let mut traffic = spec.traffic.generator()?;
     // A copy for checking answers: it regenerates request k's body from k alone.
     let checker = traffic.clone();
-    let mut echo_ok = |k: u64, body: &[u8]| !spec.check_echo || checker.echo_matches(k, body);
+    let mut echo_ok = |k: u64, body: &[u8]| {
+        // A LIGHT's id is remembered for the GETs that follow (the checker shares them).
+        checker.see_answer(k, body);
+        !spec.check_echo || checker.echo_matches(k, body)
+    };
     let timeout_ns = u64::try_from(spec.timeout.as_nanos()).unwrap_or(u64::MAX);
     let warmup_ns = u64::try_from(spec.warmup.as_nanos()).unwrap_or(u64::MAX);
     let duration_ns = u64::try_from(spec.duration.as_nanos()).unwrap_or(u64::MAX);

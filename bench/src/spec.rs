@@ -155,6 +155,14 @@ pub enum OpKind {
     /// KV GET (0x10): the key. `NOT_FOUND` (a key never set) is a normal answer, counted as
     /// `not_found`, not as an error. Needs a server with the KV subsystem.
     Get,
+    /// CANDLE_LIGHT (0x30): the client body of a generated candle (docs/CANDLES.md), taken from a
+    /// pool the generator fills once at start from `vigil::candle::corpus` (keys and values unused).
+    /// `INVALID` and `FULL` are answers counted by status, not crashes. Needs the candle store.
+    CandleLight,
+    /// CANDLE_GET (0x31): a u64 id, one that an earlier LIGHT of the same run was answered with
+    /// (id 0, never issued, until one was). `NOT_FOUND` (an expired or unknown id) is counted as
+    /// `not_found`, not as an error, as for KV GET. Needs the candle store.
+    CandleGet,
 }
 
 /// One operation of the mix with its relative weight.

@@ -4,7 +4,10 @@
 //! weighted mix, and for ECHO a key (uniform, zipfian or in order over the key space, written as ASCII
 //! decimal) followed by a value whose size and bytes derive from `k`. KV SET and GET carry the same
 //! kind of key (and, for SET, value), laid out by Vigil's own `vigil::kv::protocol` encoder, so the
-//! generator never keeps a second copy of the KV wire layout. [`MalformedGen`] writes the
+//! generator never keeps a second copy of the KV wire layout. CANDLE_LIGHT sends a body drawn from
+//! a [`CandlePool`] filled once in `new`; CANDLE_GET asks for an id a LIGHT of the same run was
+//! answered with ([`TrafficGen::see_answer`] remembers them in a bounded [`SeenIds`]), so a GET's
+//! body is the one draw that depends on the answers seen, not on `(seed, k)` alone. [`MalformedGen`] writes the
 //! i-th malformed datagram of a [`MalformedSpec`], rotating through its kinds.
 //!
 //! Invariants:
@@ -19,8 +22,10 @@
 //! - every malformed datagram really is malformed: the server (docs/PROTOCOL.md, "Errors") drops it
 //!   or answers at least one frame with an error status, never OK for all of them.
 
+use crate::candles::{CandlePool, SeenIds, CANDLE_IDS_MAX, CANDLE_POOL_BODIES};
 use crate::spec::{spec_error, KeyDistribution, KeySpec, MalformedKind, MalformedSpec, OpKind, OpWeight};
 use crate::spec::{SizeRange, SpecError};
+use std::sync::Arc;
 use vigil::kv::protocol::{encode_write_body, request_body_len};
 use vigil::wire::{self, opcode, DatagramWriter, NoRoom, FRAME_HEADER_LEN, HEADER_LEN};
 
@@ -181,7 +186,7 @@ struct Draw {
     key: u64,
     /// Value length (ECHO, SET).
     value_len: usize,
-    /// Seeds the value bytes (ECHO, SET).
+    /// Seeds the value bytes (ECHO, SET); picks the id (CANDLE_GET).
     pattern: u64,
 }
 
@@ -212,6 +217,10 @@ pub struct TrafficGen {
     key_stream: u64,
     size_stream: u64,
     pattern_stream: u64,
+    /// LIGHT bodies (present when the mix has CANDLE_LIGHT), shared by clones.
+    candles: Option<Arc<CandlePool>>,
+    /// Ids LIGHTs were answered with, shared by clones (empty unless the mix has CANDLE_GET).
+    seen: Arc<SeenIds>,
 }
 
 impl TrafficGen {
@@ -296,11 +305,21 @@ impl TrafficGen {
                 OpKind::Echo => keys.bytes + values.max,
                 OpKind::Set => 2 + keys.bytes + values.max,
                 OpKind::Get => keys.bytes,
+                OpKind::CandleLight => 0,
+                OpKind::CandleGet => 8,
             })
             .max()
             .unwrap_or(0);
         let has_set = table.iter().any(|(op, _)| *op == OpKind::Set);
+        let candles = table
+            .iter()
+            .any(|(op, _)| *op == OpKind::CandleLight)
+            .then(|| Arc::new(CandlePool::generate(seed, CANDLE_POOL_BODIES)));
+        let body_max = body_max.max(candles.as_ref().map_or(0, |p| p.body_bytes_max()));
+        let has_get = table.iter().any(|(op, _)| *op == OpKind::CandleGet);
         Ok(TrafficGen {
+            candles,
+            seen: Arc::new(SeenIds::new(if has_get { CANDLE_IDS_MAX } else { 0 })),
             body_max,
             scratch: if has_set { vec![0; keys.bytes + values.max] } else { Vec::new() },
             ops: table,
@@ -350,6 +369,13 @@ impl TrafficGen {
         match op {
             OpKind::Ping => return Draw { op, key: 0, value_len: 0, pattern: 0 },
             OpKind::Get => return Draw { op, key: self.key(k), value_len: 0, pattern: 0 },
+            OpKind::CandleLight => {
+                let pool = self.candles.as_ref().map_or(1, |p| p.len()) as u64;
+                return Draw { op, key: below(hash_at(self.key_stream, k), pool), value_len: 0, pattern: 0 };
+            }
+            OpKind::CandleGet => {
+                return Draw { op, key: 0, value_len: 0, pattern: hash_at(self.pattern_stream, k) }
+            }
             OpKind::Echo | OpKind::Set => {}
         }
         let span = (self.values.max - self.values.min) as u64 + 1;
@@ -397,6 +423,11 @@ impl TrafficGen {
                 write_key(out, d.key);
                 w.commit_frame(opcode::GET, 0, k, self.key_bytes)
             }
+            OpKind::CandleLight => {
+                let pool = self.candles.as_ref().expect("a mix with CANDLE_LIGHT has a pool");
+                w.push(opcode::CANDLE_LIGHT, 0, k, pool.body(d.key as usize))
+            }
+            OpKind::CandleGet => w.push(opcode::CANDLE_GET, 0, k, &self.seen.pick(d.pattern).to_le_bytes()),
         }
     }
 
@@ -408,13 +439,15 @@ impl TrafficGen {
     }
 
     /// True if `body` is what request k's answer must carry: ECHO, its own body byte for byte;
-    /// PING, empty. Regenerates request k's content, so nothing is stored per request. SET and GET
-    /// answers depend on the server's state, not on k alone: always true.
+    /// PING, empty; CANDLE_LIGHT, an 8-byte id. Regenerates request k's content, so nothing is
+    /// stored per request. SET, GET and CANDLE_GET answers depend on the server's state, not on k
+    /// alone: always true.
     pub fn echo_matches(&self, k: u64, body: &[u8]) -> bool {
         let d = self.draw(k);
         match d.op {
             OpKind::Ping => body.is_empty(),
-            OpKind::Set | OpKind::Get => true,
+            OpKind::CandleLight => body.len() == 8,
+            OpKind::Set | OpKind::Get | OpKind::CandleGet => true,
             OpKind::Echo => {
                 if body.len() != self.key_bytes + d.value_len {
                     return false;
@@ -424,6 +457,27 @@ impl TrafficGen {
                     && value.iter().enumerate().all(|(i, &b)| b == value_byte(d.pattern, i))
             }
         }
+    }
+}
+
+impl TrafficGen {
+    /// Sees request k's OK answer `body`: if k was a CANDLE_LIGHT answered with an id, remembers
+    /// the id for later CANDLE_GETs (of this generator and its clones). No allocation.
+    #[inline]
+    pub fn see_answer(&self, k: u64, body: &[u8]) {
+        if let (OpKind::CandleLight, Ok(id)) = (self.op(k), <[u8; 8]>::try_from(body)) {
+            self.seen.record(u64::from_le_bytes(id));
+        }
+    }
+
+    /// The LIGHT bodies (None unless the mix has CANDLE_LIGHT).
+    pub fn candle_pool(&self) -> Option<&CandlePool> {
+        self.candles.as_deref()
+    }
+
+    /// Ids remembered for CANDLE_GETs so far.
+    pub fn candle_ids_seen(&self) -> usize {
+        self.seen.len()
     }
 }
 

@@ -12,13 +12,19 @@
 //! search against a server of known capacity.
 //!
 //! KV: a tiny test-only KV handler (GET and SET straight onto a `vigil::projection::Router`, no log,
-//! no Raft) registered beside the real engine's ops, so a KV workload runs end to end.
+//! no Raft) registered beside the real engine's ops, so a KV workload runs end to end. Candles: the
+//! same with a test-only LIGHT/GET handler on a real candle projection (`support/candles.rs`), so
+//! bench/workloads/candles.toml runs end to end, FULL, INVALID and NOT_FOUND included.
+
+#[path = "support/candles.rs"]
+mod candles;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+use vigil::candle::{CandleLimits, CandleProjection, Date};
 use vigil::dispatch::{Answer, Dispatcher, Handler, Request};
 use vigil::engine::{Engine, EngineLimits, Outcome};
 use vigil::kv::protocol::{parse_write, render_result};
@@ -104,6 +110,17 @@ impl FakeServer {
         let h = || Box::new(KvHandler { kv: Rc::clone(kv), lsn: 0 });
         d.register(opcode::GET, "test-kv-get", h()).unwrap();
         d.register(opcode::SET, "test-kv-set", h()).unwrap();
+        self.engine = Engine::new(d, EngineLimits { requests_per_datagram_max: 64 });
+        self
+    }
+
+    /// Also serves CANDLE_LIGHT and CANDLE_GET from `store`, validating at `today` (test-only).
+    fn with_candles(mut self, store: &Rc<RefCell<CandleProjection>>, today: Date) -> Self {
+        let mut d = Dispatcher::new();
+        vigil::ops::register_all(&mut d).unwrap();
+        let h = || Box::new(candles::CandleHandler::new(store, today));
+        d.register(opcode::CANDLE_LIGHT, "test-candle-light", h()).unwrap();
+        d.register(opcode::CANDLE_GET, "test-candle-get", h()).unwrap();
         self.engine = Engine::new(d, EngineLimits { requests_per_datagram_max: 64 });
         self
     }
@@ -467,4 +484,69 @@ fn kv_against_a_server_without_kv_is_unknown_opcode_errors() {
     let (_, s) = go(&mut io, &clock, &kv_spec(TrafficSpec::kv(0.9, 1_000, 100), 2_000, 500));
     assert_eq!((s.sent, s.received, s.errors, s.not_found), (1_000, 0, 1_000, 0));
     assert_eq!(s.errors_by_status.get("UNKNOWN_OPCODE"), Some(&1_000));
+}
+
+fn candle_workload() -> TrafficSpec {
+    let w = vigil_bench::workload::load(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("workloads/candles.toml"),
+    )
+    .unwrap();
+    TrafficSpec { ops: w.ops.clone(), keys: w.keys.clone(), values: w.values, seed: w.seed }
+}
+
+fn candle_spec(rate: u64, duration_ms: u64) -> LoadSpec {
+    LoadSpec { traffic: candle_workload(), batch: 1, ..spec(rate, duration_ms, 100, 1) }
+}
+
+/// The date of `candles::NOW_NS`.
+fn candle_today() -> Date {
+    Date::from_unix_days((candles::NOW_NS / 86_400_000_000_000) as i64)
+}
+
+#[test]
+fn candle_workload_lights_then_gets_what_it_lit() {
+    let clock = FakeClock::new(1_000);
+    let limits = CandleLimits {
+        candles_per_day_max: 100_000,
+        overflow_bytes_per_field_day_max: 4 << 20,
+        list_page_max: 50,
+    };
+    let store = candles::store(limits);
+    let mut io = FakeServer::new(&clock, 50_000).with_candles(&store, candle_today());
+    let (_, s) = go(&mut io, &clock, &candle_spec(10_000, 1_000));
+    assert_eq!(s.op, "candles");
+    assert_eq!(
+        (s.sent, s.received, s.errors, s.timeouts, s.unexpected, s.bad_echo),
+        (10_000, 10_000, 0, 0, 0, 0)
+    );
+    // About 20% LIGHTs (of the warm-up's too), all stored; GETs ask for ids already answered, so
+    // only those sent before the first LIGHT's answer are NOT_FOUND.
+    let lit = store.borrow().ring().count(store.borrow().ring().today());
+    assert!((2_000..2_500).contains(&lit), "{lit} lit");
+    assert!(s.not_found < 20, "{} GETs not found", s.not_found);
+}
+
+#[test]
+fn full_invalid_and_not_found_are_counted_outcomes() {
+    // A bucket of 100 candles: the LIGHTs after the 100th are FULL, nothing stored.
+    let clock = FakeClock::new(1_000);
+    let limits = CandleLimits { candles_per_day_max: 100, ..CandleLimits::small() };
+    let store = candles::store(limits);
+    let mut io = FakeServer::new(&clock, 50_000).with_candles(&store, candle_today());
+    let (_, s) = go(&mut io, &clock, &candle_spec(10_000, 500));
+    assert_eq!(s.sent, s.received + s.errors);
+    assert_eq!(s.timeouts, 0);
+    assert_eq!(store.borrow().ring().len(), 100);
+    let full = s.errors_by_status.get("FULL").copied().unwrap_or(0);
+    assert!(full > 800 && full == s.errors, "{:?}", s.errors_by_status);
+    // A server whose date is 1900-01-01: every birth date is in the future, every LIGHT is
+    // INVALID, nothing is lit, and every GET (of id 0) is NOT_FOUND, an answer, not an error.
+    let store = candles::store(CandleLimits::small());
+    let mut io = FakeServer::new(&clock, 50_000).with_candles(&store, Date { year: 1900, month: 1, day: 1 });
+    let (_, s) = go(&mut io, &clock, &candle_spec(10_000, 500));
+    assert_eq!((s.sent, s.timeouts), (s.received + s.errors, 0));
+    let invalid = s.errors_by_status.get("INVALID").copied().unwrap_or(0);
+    assert!(invalid > 800 && invalid == s.errors, "{:?}", s.errors_by_status);
+    assert_eq!(s.not_found, s.received);
+    assert!(store.borrow().ring().is_empty());
 }

@@ -36,6 +36,7 @@ fn every_shipped_workload_parses_and_validates() {
         names,
         [
             "bursts",
+            "candles",
             "echo-mix-zipf",
             "kv-read-heavy",
             "kv-write-heavy",
@@ -75,6 +76,12 @@ fn shipped_workloads_say_what_the_issue_asked_for() {
     let malformed = load("malformed").malformed.unwrap();
     assert_eq!(malformed.kinds_or_all().len(), 4);
     assert!(malformed.kinds_or_all().contains(&MalformedKind::Oversized));
+    let candles = load("candles");
+    assert_eq!((share(&candles, OpKind::CandleLight), share(&candles, OpKind::CandleGet)), (0.2, 0.8));
+    let traffic = candles.traffic().unwrap();
+    let pool = traffic.candle_pool().expect("a LIGHT mix has its bodies made at start");
+    assert_eq!(pool.len(), vigil_bench::candles::CANDLE_POOL_BODIES);
+    assert!(pool.body_bytes_max() <= vigil_bench::candles::CANDLE_BODY_BYTES_MAX);
     let ScheduleSpec::Step { steps } = load("step").schedule else { panic!("step is a step schedule") };
     assert_eq!(steps.len(), 3);
 }
