@@ -1,9 +1,9 @@
 //! A TCP connection's byte stream through the acceptor's protocol detection (`conn::detect`) and a
-//! shard's `conn::Connections` (RESP or the binary protocol with a length prefix), over simulated
-//! streams that deliver a few bytes per read and take a few per send (the first two bytes pick
-//! those sizes), with the engine's PING and ECHO. Checks: nothing panics or hangs; the connection's
-//! output stays within the limits (answers bounded by what came in); detection decides within its
-//! byte bound.
+//! shard's `conn::Connections` (RESP, HTTP, the web port's page and form, or the binary protocol
+//! with a length prefix), over simulated streams that deliver a few bytes per read and take a few
+//! per send (the first two bytes pick those sizes), with the engine's PING and ECHO. Checks:
+//! nothing panics or hangs; the connection's output stays within the limits (answers bounded by
+//! what came in); detection decides within its byte bound.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,8 +16,13 @@ use vigil::protocol::resp::RespLimits;
 use vigil_pmd::sim::SimStreams;
 use vigil_pmd::Nanos;
 
-const LIMITS: ConnLimits =
-    ConnLimits { input_bytes_max: 4096, output_bytes_max: 4096, datagram_bytes_max: 512, connections_max: 2 };
+const LIMITS: ConnLimits = ConnLimits {
+    input_bytes_max: 4096,
+    output_bytes_max: 4096,
+    datagram_bytes_max: 512,
+    connections_max: 2,
+    page_candles_max: 8,
+};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
@@ -28,7 +33,14 @@ fuzz_target!(|data: &[u8]| {
     if input.len() >= FIRST_BYTES_MAX {
         assert_ne!(decided, Detected::NeedMore);
     }
-    let tag = if decided == Detected::Binary { protocol_tag::BINARY } else { protocol_tag::RESP };
+    // HTTP goes to the KV API's session or, with the top bit of the first byte, to the web
+    // port's (the candle page and its form).
+    let tag = match decided {
+        Detected::Binary => protocol_tag::BINARY,
+        Detected::Http if data[0] & 0x80 != 0 => protocol_tag::WEB,
+        Detected::Http => protocol_tag::HTTP,
+        _ => protocol_tag::RESP,
+    };
     let streams = SimStreams::new(chunk, window);
     let mut d = Dispatcher::new();
     vigil::ops::register_all(&mut d).unwrap();
@@ -37,7 +49,10 @@ fuzz_target!(|data: &[u8]| {
         limits: RespLimits { args_max: 16, arg_bytes_max: 1024, inline_bytes_max: 1024, request_bytes_max: 4096 },
         pipeline_max: 8,
         requirepass: Vec::new(),
-        partitions: 1,
+        placement: vigil::inbox::Placement::new(1, 1).expect("one partition"),
+        mset_body_bytes_max: 512,
+        key_bytes_max: 64,
+        value_bytes_max: 256,
     };
     let mut conns = Connections::new(Box::new(streams.clone()), LIMITS, settings);
     let c = streams.open(tag);
