@@ -5,20 +5,14 @@
 //!
 //! `cargo run --release --example candle_compare -- [--train 200000] [--measure 100000]`
 
+mod candle_support;
+
+use candle_support::arg;
 use std::time::Instant;
 
 use vigil::candle::codec::field_text;
 use vigil::candle::corpus::Corpus;
 use vigil::candle::{Registry, TextCodec, TextField};
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().expect("a number"))
-        .unwrap_or(default)
-}
 
 fn samples(seed: u64, n: usize) -> [Vec<Vec<u8>>; 3] {
     let mut out: [Vec<Vec<u8>>; 3] = Default::default();

@@ -12,58 +12,19 @@
 //!
 //! `cargo run --release --example candle_expiry [REPEATS]` (default 5; the median is printed)
 
+mod candle_support;
+
+use candle_support::{random_slot, Rng};
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use vigil::candle::command::{light_len, write_light, write_rotate, ROTATE_LEN};
 use vigil::candle::ring::{CandleLimits, DAY_NS};
-use vigil::candle::{CandleProjection, Slot};
+use vigil::candle::CandleProjection;
 use vigil::projection::{Applied, ApplyResult, CommandHeader, LogPos, Projection};
 
 /// The day the bucket is filled on (days since 1970-01-01).
 const DAY: u64 = 20_000;
-
-/// A small deterministic generator (xorshift), so runs are comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// A slot with a city, a state and three inline text fields of realistic sizes (the prayer's tag
-/// 0xFF when `overflow`); the ring never decodes text, so raw bytes stand for compressed ones.
-fn slot(rng: &mut Rng, overflow: bool) -> Slot {
-    let mut s = Slot::empty();
-    s.set_city(rng.below(5570) as u16);
-    s.set_place(rng.below(27) as u8, 76);
-    s.set_birth_days(20_000 + rng.below(30_000) as u16);
-    s.set_phone(11_900_000_000 + rng.below(99_999_999), rng.below(2) == 0);
-    let lens = [20 + rng.below(12) as usize, 22 + rng.below(12) as usize, 10 + rng.below(20) as usize];
-    let region = s.text_region_mut();
-    let mut at = 0;
-    for (field, len) in lens.into_iter().enumerate() {
-        if field == 2 && overflow {
-            region[at] = 0xFF;
-            break;
-        }
-        region[at] = len as u8;
-        for b in &mut region[at + 1..at + 1 + len] {
-            *b = rng.next() as u8;
-        }
-        at += 1 + len;
-    }
-    s.sync_overflow_flags();
-    s
-}
 
 /// A projection whose bucket of `DAY` holds `n` candles; the next LSN.
 fn filled(n: u64) -> (CandleProjection, u64) {
@@ -78,7 +39,9 @@ fn filled(n: u64) -> (CandleProjection, u64) {
     let prayer = vec![b'p'; 400];
     for i in 0..n {
         let over = rng.below(50) == 0;
-        let s = slot(&mut rng, over);
+        let s = random_slot(&mut rng, over, |rng| {
+            [20 + rng.below(12) as usize, 22 + rng.below(12) as usize, 10 + rng.below(20) as usize]
+        });
         let values = [None, None, over.then_some(&prayer[..])];
         let len = light_len(&values);
         write_light(CommandHeader { kind: 0, client_id: 0, seq: 0 }, &s, values, &mut command[..len]);

@@ -4,20 +4,14 @@
 //!
 //! `cargo run --release --example candle_figures -- [--candles 1000000] [--seed 7]`
 
+mod candle_support;
+
+use candle_support::arg;
 use std::time::{Duration, Instant};
 
 use vigil::candle::corpus::{long_record, Corpus, CORPUS_TODAY};
 use vigil::candle::slot::{text_fields, TextRef, TEXT_START};
 use vigil::candle::{decode, encode, EncodedCandle, Registry, TextCodec, TextField, SLOT_BYTES};
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().expect("a number"))
-        .unwrap_or(default)
-}
 
 /// Bytes of the slot in use: the 19 bytes of header and fixed fields, then the text tags, inline
 /// values and overflow references.

@@ -7,9 +7,12 @@
 //! The slots carry raw text bytes of realistic sizes (the ring never decodes text; the codec's
 //! figures are `candle_figures`), so this measures the store, not the compression.
 
+mod candle_support;
+
+use candle_support::{random_slot, Rng};
 use vigil::candle::command::{light_len, write_light};
 use vigil::candle::ring::{CandleLimits, DAY_NS};
-use vigil::candle::{CandleProjection, Slot};
+use vigil::candle::CandleProjection;
 use vigil::projection::{Applied, ApplyResult, CommandHeader, LogPos, Projection};
 
 /// Resident bytes of this process (Linux).
@@ -17,46 +20,6 @@ fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm (Linux)");
     let pages: u64 = statm.split_whitespace().nth(1).expect("resident field").parse().expect("a number");
     pages * 4096
-}
-
-/// A small deterministic generator (xorshift), so runs are comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// A slot with three inline text fields of `lens` bytes (the prayer's tag 0xFF when `overflow`).
-fn slot(rng: &mut Rng, lens: [usize; 3], overflow: bool) -> Slot {
-    let mut s = Slot::empty();
-    s.set_city(rng.below(5570) as u16);
-    s.set_place(rng.below(27) as u8, 76);
-    s.set_birth_days(20_000 + rng.below(30_000) as u16);
-    s.set_phone(11_900_000_000 + rng.below(99_999_999), rng.below(2) == 0);
-    let region = s.text_region_mut();
-    let mut at = 0;
-    for (field, len) in lens.into_iter().enumerate() {
-        if field == 2 && overflow {
-            region[at] = 0xFF;
-            break;
-        }
-        region[at] = len as u8;
-        for b in &mut region[at + 1..at + 1 + len] {
-            *b = rng.next() as u8;
-        }
-        at += 1 + len;
-    }
-    s.sync_overflow_flags();
-    s
 }
 
 fn main() {
@@ -76,7 +39,7 @@ fn main() {
     for i in 0..candles {
         let over = rng.below(50) == 0;
         let lens = [20 + rng.below(12) as usize, 22 + rng.below(12) as usize, 10 + rng.below(20) as usize];
-        let s = slot(&mut rng, lens, over);
+        let s = random_slot(&mut rng, over, |_| lens);
         let prayer = vec![b'p'; 200 + rng.below(600) as usize];
         let values = [None, None, over.then_some(&prayer[..])];
         let len = light_len(&values);

@@ -7,21 +7,15 @@
 //! `cargo run --release --example candle_train -- --version 2 [--samples 200000]
 //!  [--dict-bytes 16384] [--seed 2063]`
 
+mod candle_support;
+
+use candle_support::arg;
 use std::path::PathBuf;
 
 use vigil::candle::codec::field_text;
 use vigil::candle::corpus::Corpus;
 use vigil::candle::text::{FieldModel, FsstTable, TextModel, ZstdDict};
 use vigil::candle::TextField;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().expect("a number"))
-        .unwrap_or(default)
-}
 
 const NAMES: [&str; 3] = ["name_email", "address", "prayer"];
 
