@@ -40,6 +40,10 @@ use std::sync::Arc;
 /// Projection tag of the candle store.
 pub const TAG_CANDLE: u8 = 2;
 
+/// Spare blocks (64 KiB or 16 KiB) one upkeep frees at most: a few microseconds of giving pages
+/// back, taken only while no request waits.
+pub const SPARES_FREED_PER_UPKEEP: usize = 1;
+
 /// The candle projection of one partition (see the module header).
 #[derive(Debug)]
 pub struct CandleProjection {
@@ -211,6 +215,10 @@ impl Projection for CandleProjection {
     ) -> Result<(), SnapshotError> {
         *self = Self::read_section(section, *self.ring.limits())?;
         Ok(())
+    }
+
+    fn upkeep(&mut self) -> bool {
+        self.ring.release_spares(SPARES_FREED_PER_UPKEEP) == SPARES_FREED_PER_UPKEEP
     }
 
     fn len(&self) -> usize {

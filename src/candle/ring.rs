@@ -7,8 +7,11 @@
 //! per text field (values framed by a u16 length, in blocks; the slot's 3-byte offset points at
 //! the frame) and its counts by city (the 5,570 IBGE municipalities and one for abroad) and by
 //! state (32: the 5-bit state index), kept as it fills, so COUNT and the counts read seven
-//! buckets and never a candle. Expiry drops a bucket: its blocks are freed whole, no per-record
-//! work.
+//! buckets and never a candle. Expiry drops a bucket: its block lists move whole to the ring's
+//! spares (`blocks::Spares`), no record visited and nothing freed, and the buckets to come take
+//! their blocks from there; the spares past what the ring expects a day to need (the most blocks
+//! a held bucket has, less what today's already has) are freed a few at a time when the
+//! partition is idle (`release_spares`).
 //!
 //! A candle's id is `day << 32 | index` (its bucket's day and its place in it): GET finds it in
 //! O(1), ids increase along the log (newest first is descending ids), and an id never names
@@ -23,7 +26,7 @@
 //! overflow reference of a stored slot points at a whole frame in its pool; the counts are those
 //! of the slots stored.
 
-use super::blocks::Blocks;
+use super::blocks::{Blocks, Spares};
 use super::command::{Light, CITIES};
 use super::slot::{text_fields, Slot, TextField, TextRef, OVERFLOW_OFFSET_MAX, SLOT_BYTES};
 
@@ -35,6 +38,8 @@ pub const DAY_NS: u64 = 86_400 * 1_000_000_000;
 pub const DAY_MS: u64 = 86_400 * 1_000;
 /// Slots in one block of a bucket (64 KiB).
 pub const SLOTS_PER_BLOCK: usize = 512;
+/// Bytes of one block of a bucket's slots.
+pub const SLOT_BLOCK_BYTES: usize = SLOTS_PER_BLOCK * SLOT_BYTES;
 /// Bytes of one block of an overflow pool.
 pub const POOL_BLOCK_BYTES: usize = 16 * 1024;
 /// Counters by city: the IBGE table, then one for candles from abroad (`NO_CITY`).
@@ -125,7 +130,7 @@ impl Bucket {
         Self {
             day,
             count: 0,
-            slots: Blocks::new(SLOTS_PER_BLOCK * SLOT_BYTES),
+            slots: Blocks::new(SLOT_BLOCK_BYTES),
             pools: std::array::from_fn(|_| Blocks::new(POOL_BLOCK_BYTES)),
             by_city: vec![0; CITY_COUNTERS].into_boxed_slice(),
             by_state: [0; STATE_COUNTERS],
@@ -194,12 +199,22 @@ pub struct Ring {
     pub(crate) buckets: [Option<Box<Bucket>>; DAYS as usize],
     /// The latest day of an entry applied (never goes back).
     pub(crate) today: u32,
+    /// Slot blocks of dropped buckets, for the buckets to come (not replicated state).
+    pub(crate) spare_slots: Spares,
+    /// Overflow pool blocks of dropped buckets.
+    pub(crate) spare_overflow: Spares,
 }
 
 impl Ring {
     /// An empty ring.
     pub fn new(limits: CandleLimits) -> Self {
-        Self { limits, buckets: Default::default(), today: 0 }
+        Self {
+            limits,
+            buckets: Default::default(),
+            today: 0,
+            spare_slots: Spares::new(SLOT_BLOCK_BYTES),
+            spare_overflow: Spares::new(POOL_BLOCK_BYTES),
+        }
     }
 
     /// The limits it runs with.
@@ -212,19 +227,43 @@ impl Ring {
         self.today
     }
 
-    /// Moves the clock to `day` (never back) and drops every bucket past its seven days; returns
-    /// how many it dropped.
+    /// Moves the clock to `day` (never back) and drops every bucket past its seven days, its
+    /// blocks kept as spares (no record visited, nothing freed); returns how many it dropped.
     pub fn advance(&mut self, day: u32) -> u32 {
         self.today = self.today.max(day);
         let today = self.today;
         let mut dropped = 0;
         for b in &mut self.buckets {
-            if b.as_ref().is_some_and(|b| !live_on(b.day, today)) {
-                *b = None;
+            if let Some(bucket) = b.take_if(|b| !live_on(b.day, today)) {
+                let Bucket { slots, pools, .. } = *bucket;
+                self.spare_slots.retire(slots);
+                for pool in pools {
+                    self.spare_overflow.retire(pool);
+                }
                 dropped += 1;
             }
         }
         dropped
+    }
+
+    /// Frees at most `max` spare blocks past those the ring expects to need (module header);
+    /// returns how many. Not replicated state: nothing a read, a snapshot or an apply sees.
+    pub fn release_spares(&mut self, max: usize) -> usize {
+        let today = self.buckets[(self.today % DAYS) as usize].as_deref().filter(|b| b.day == self.today);
+        let slots = |b: &Bucket| b.slots.block_count();
+        let overflow = |b: &Bucket| b.pools.iter().map(Blocks::block_count).sum::<usize>();
+        let keep = |blocks: &dyn Fn(&Bucket) -> usize| {
+            let most = self.buckets.iter().flatten().map(|b| blocks(b)).max().unwrap_or(0);
+            most.saturating_sub(today.map_or(0, blocks))
+        };
+        let (keep_slots, keep_overflow) = (keep(&slots), keep(&overflow));
+        let freed = self.spare_slots.release(keep_slots, max);
+        freed + self.spare_overflow.release(keep_overflow, max - freed)
+    }
+
+    /// Spare blocks kept (slot blocks, overflow blocks).
+    pub fn spare_blocks(&self) -> (usize, usize) {
+        (self.spare_slots.count(), self.spare_overflow.count())
     }
 
     /// The Unix ms at which the oldest bucket goes out (`None`: no bucket).
@@ -257,13 +296,13 @@ impl Ring {
             if let Some(value) = light.overflow[field.index()] {
                 let pool = &mut bucket.pools[field.index()];
                 let offset = pool.len() as u32;
-                pool.append(&(value.len() as u16).to_le_bytes());
-                pool.append(value);
+                pool.append(&(value.len() as u16).to_le_bytes(), &mut self.spare_overflow);
+                pool.append(value, &mut self.spare_overflow);
                 let placed = slot.set_overflow_offset(field, offset);
                 debug_assert!(placed, "the parser matched values to overflow tags");
             }
         }
-        bucket.slots.append(slot.as_bytes());
+        bucket.slots.append(slot.as_bytes(), &mut self.spare_slots);
         let id = CandleId::new(day, bucket.count);
         bucket.count_slot(&slot);
         Ok(id)
@@ -318,9 +357,10 @@ impl Ring {
         out
     }
 
-    /// Bytes of memory the buckets take.
+    /// Bytes of memory the buckets and the spare blocks take.
     pub fn memory(&self) -> usize {
-        self.buckets.iter().flatten().map(|b| b.memory()).sum()
+        let buckets: usize = self.buckets.iter().flatten().map(|b| b.memory()).sum();
+        buckets + self.spare_slots.memory() + self.spare_overflow.memory()
     }
 
     /// Writes the candle `id` into `out` (see `Bucket::write_candle`) if it is live on

@@ -135,7 +135,7 @@ impl CandleProjection {
         let mut ring = Ring::new(limits);
         ring.today = today;
         for (day, count, pools) in headers {
-            let bucket = load_bucket(r, day, count, pools)?;
+            let bucket = load_bucket(r, day, count, pools, &mut ring)?;
             ring.buckets[(day % DAYS) as usize] = Some(Box::new(bucket));
         }
         Ok(Self { ring, now_ns, capture: None })
@@ -170,11 +170,12 @@ fn load_bucket(
     day: u32,
     count: u32,
     pools: [u32; 3],
+    ring: &mut Ring,
 ) -> Result<Bucket, SnapshotError> {
     let mut bucket = Bucket::new(day);
-    bucket.slots.load(r, count as usize * SLOT_BYTES)?;
+    bucket.slots.load(r, count as usize * SLOT_BYTES, &mut ring.spare_slots)?;
     for (pool, len) in bucket.pools.iter_mut().zip(pools) {
-        pool.load(r, len as usize)?;
+        pool.load(r, len as usize, &mut ring.spare_overflow)?;
     }
     for index in 0..count {
         let slot = Slot(*bucket.slot(index));

@@ -144,11 +144,53 @@ fn a_candle_lives_until_the_start_of_its_seventh_day_after_and_its_bucket_goes_w
     assert_eq!(p.apply(at(703, 16 * DAY_NS), &rotate), ApplyResult::Rotated { buckets: 1 });
     assert_eq!(p.apply(at(704, 17 * DAY_NS), &rotate), ApplyResult::Rotated { buckets: 1 });
     assert!(p.is_empty());
-    assert_eq!(p.ring().memory(), 0, "blocks and pools freed whole");
+    assert!(p.ring().spare_blocks().0 >= 2, "the dropped blocks are kept, not freed, by the drop");
+    let mut upkeeps = 0;
+    while p.upkeep() {
+        upkeeps += 1;
+    }
+    assert!(upkeeps >= 2, "one block given back an upkeep");
+    assert_eq!(p.ring().memory(), 0, "no bucket left: every spare given back");
     assert_eq!(p.next_expiry_ms(), None);
     // The clock never goes back: a stale stamp lights on the ring's day.
     let id = lit(p.apply(at(705, DAY3), &candle(1, 1, None)));
     assert_eq!(CandleId(id).day(), 17);
+}
+
+#[test]
+fn a_steady_week_reuses_the_dropped_day_s_blocks_and_upkeep_keeps_what_a_day_needs() {
+    let limits = CandleLimits { candles_per_day_max: 5000, ..CandleLimits::small() };
+    let mut p = CandleProjection::new(limits);
+    let mut lsn = 0;
+    let mut fill_day = |p: &mut CandleProjection, day: u64, n: u64| {
+        for i in 0..n {
+            lsn += 1;
+            lit(p.apply(at(lsn, day * DAY_NS + i), &candle(7, 3, (i % 50 == 0).then_some(&[9u8; 300][..]))));
+        }
+    };
+    for day in 3..10 {
+        fill_day(&mut p, day, 2048);
+    }
+    let week = p.ring().memory();
+    // Day 10 drops day 3: its blocks become spares (nothing freed), day 10's candles take them.
+    fill_day(&mut p, 10, 1);
+    let (slots, overflow) = p.ring().spare_blocks();
+    assert_eq!((slots, overflow), (3, 0), "day 3's 4 slot blocks and its pool block, one of each taken");
+    assert_eq!(p.ring().memory(), week, "the drop freed nothing and day 10's first block was a spare");
+    assert!(!p.upkeep(), "the spares are what today's bucket is expected to need: none freed");
+    assert_eq!(p.ring().spare_blocks(), (3, 0));
+    fill_day(&mut p, 10, 2047);
+    assert_eq!(p.ring().spare_blocks(), (0, 0), "a day like the one dropped used every spare");
+    assert_eq!(p.ring().memory(), week, "a steady week takes no more memory");
+    // A candle on day 12 drops days 4 and 5: the spares past what day 12 is expected to need go.
+    fill_day(&mut p, 12, 1);
+    assert_eq!(p.ring().spare_blocks(), (7, 1));
+    let mut upkeeps = 0;
+    while p.upkeep() {
+        upkeeps += 1;
+    }
+    assert_eq!(upkeeps, 5, "one block an upkeep");
+    assert_eq!(p.ring().spare_blocks(), (3, 0), "kept: what day 12 needs to be like the others");
 }
 
 #[test]

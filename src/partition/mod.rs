@@ -290,6 +290,8 @@ pub struct Partition<D: BlockIo> {
     read_barrier: (u64, u64),
     /// The results of the entry being applied, by position in its batch (reused; `poll`).
     results: Vec<(u16, ApplyResult)>,
+    /// The projections' upkeep has more to do (`Projection::upkeep`): poll again, do not sleep.
+    upkeep_pending: bool,
     counters: PartitionCounters,
     /// The changes applied since the shard last took them, while it has watchers (`feed`).
     pub feed: feed::ChangeFeed,
@@ -550,6 +552,8 @@ impl<D: BlockIo> Partition<D> {
         }
         self.propose_expiry();
         self.propose_rotation();
+        // Upkeep only while no request waits: it must not add to a request's latency.
+        self.upkeep_pending = self.waiters.is_empty() && self.router.upkeep();
         let applied = self.raft.applied_index();
         self.raft.store_mut().trim_backfill(applied);
         self.maybe_snapshot();
@@ -562,7 +566,11 @@ impl<D: BlockIo> Partition<D> {
         let catching_up = self.raft.is_leader() && !self.serves_reads();
         let log_busy =
             ual.writes_in_flight() > 0 || ual.durable_lsn() < ual.last_lsn() || ual.fetch_in_flight();
-        catching_up || log_busy || !self.waiters.is_empty() || self.snapshot_in_progress()
+        catching_up
+            || log_busy
+            || !self.waiters.is_empty()
+            || self.snapshot_in_progress()
+            || self.upkeep_pending
     }
 
     /// What the work left after the last `poll` waits on: nothing, only the log device's
@@ -581,6 +589,7 @@ impl<D: BlockIo> Partition<D> {
             || !self.refused.is_empty()
             || self.checkpoint_pending.is_some()
             || self.snapshot_in_flight.is_some()
+            || self.upkeep_pending
             || (self.raft.is_leader() && !self.serves_reads())
             || !self.raft.waits_only_on_storage();
         match ual.device().wait_fd() {

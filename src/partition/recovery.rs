@@ -196,6 +196,7 @@ impl<D: BlockIo> PartitionRecovery<D> {
             snapshot_every_entries: config.snapshot_every_entries,
             snapshot_index: applied_from,
             checkpoint_pending: None,
+            upkeep_pending: false,
             snapshot_pump: Default::default(),
             read_barrier: (0, u64::MAX),
             results: Vec::new(),

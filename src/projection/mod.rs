@@ -213,6 +213,14 @@ pub trait Projection: Any + Send + std::fmt::Debug {
         applied_lsn: u64,
     ) -> Result<(), SnapshotError>;
 
+    /// Upkeep that is not replicated state: gives back a bounded amount of the memory it keeps
+    /// for reuse (the candle ring's spare blocks, `candle::blocks`). The partition calls it from
+    /// `poll` when no request waits; it changes nothing a read, a snapshot or an apply sees.
+    /// Returns whether more may be left to do (the partition then polls again rather than sleep).
+    fn upkeep(&mut self) -> bool {
+        false
+    }
+
     /// Keys or records it holds (reports).
     fn len(&self) -> usize;
 

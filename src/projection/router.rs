@@ -128,6 +128,11 @@ impl Router {
             .expect("every router runs a KV projection")
     }
 
+    /// Every projection's upkeep (`Projection::upkeep`); whether more may be left to do.
+    pub fn upkeep(&mut self) -> bool {
+        self.projections.iter_mut().fold(false, |more, p| p.upkeep() | more)
+    }
+
     /// Every projection, KV first.
     pub fn projections(&self) -> impl Iterator<Item = &dyn Projection> + '_ {
         self.projections.iter().map(|p| &**p)

@@ -1,8 +1,8 @@
 //! A seeded generator of realistic candles (`Corpus::new(seed)`), for training the text models,
 //! the figures and the tests: Brazilian names with a frequency skew (compound given names, several
 //! surnames, "de"/"da"), e-mail addresses made from the name, streets, house numbers and
-//! neighbourhoods, cities weighted by the rule in `data/candle/README.md` with their state and a
-//! real area code of that state, birth dates, and prayer intentions of realistic length (most
+//! neighbourhoods, cities weighted by their population (IBGE Censo 2022, `data/candle/population.csv`)
+//! with their state and a real area code of that state, birth dates, and prayer intentions of realistic length (most
 //! under 40 characters, a long tail up to 800). About 3% are lit from abroad.
 //!
 //! Invariants: the same seed yields the same candles on every machine (no clock, no hash-map
@@ -20,9 +20,10 @@ use super::tables::{tables, BRAZIL_NUMERIC};
 
 /// The date the corpus's birth dates are counted back from.
 pub const CORPUS_TODAY: Date = Date { year: 2026, month: 1, day: 1 };
-/// Weight of a state capital against 1 for any other municipality (no population table is
-/// shipped: see `data/candle/README.md`).
-pub const CAPITAL_WEIGHT: u64 = 60;
+/// The resident population of each municipality, IBGE Censo Demográfico 2022 (SIDRA table
+/// 9514), one `ibge_code,population` row per row of `municipalities.csv`, in its order
+/// (provenance in `data/candle/README.md`). Only the corpus reads it.
+const POPULATION_CSV: &str = include_str!("../../../data/candle/population.csv");
 /// Percent of candles lit from abroad.
 pub const ABROAD_PERCENT: u64 = 3;
 
@@ -52,14 +53,32 @@ pub struct Corpus {
     abroad: Weighted<u16>,
 }
 
+/// Each municipality's population, by dense index; panics on a row that does not match the
+/// municipality table (a data defect, caught by the tests).
+pub fn population() -> Vec<u64> {
+    let cities = &tables().cities;
+    let mut lines = POPULATION_CSV.lines();
+    assert_eq!(lines.next(), Some("ibge_code,population"), "population.csv's header");
+    let population: Vec<u64> = lines
+        .zip(cities)
+        .map(|(line, city)| {
+            let (code, people) = line.split_once(',').expect("two columns");
+            assert_eq!(
+                code.parse::<u32>().ok(),
+                Some(city.ibge_code),
+                "population.csv follows municipalities.csv"
+            );
+            people.parse().expect("a population is a number")
+        })
+        .collect();
+    assert_eq!(population.len(), cities.len(), "a population for every municipality");
+    population
+}
+
 impl Corpus {
     /// A generator; equal seeds yield equal sequences.
     pub fn new(seed: u64) -> Self {
-        let t = tables();
-        let capitals: Vec<u16> = t.states.iter().map(|s| s.capital).collect();
-        let cities = Weighted::new(
-            (0..t.cities.len() as u16).map(|i| (if capitals.contains(&i) { CAPITAL_WEIGHT } else { 1 }, i)),
-        );
+        let cities = Weighted::new(population().into_iter().zip(0u16..));
         Self { rng: SplitMix64::new(seed), lists: Lists::load(), cities, abroad: Weighted::new(ABROAD) }
     }
 
@@ -307,6 +326,25 @@ mod tests {
         assert!(long_prayers > 0, "a long tail");
         assert!(longest <= PRAYER_CHARS_MAX);
         assert!(compound > n / 20, "the skew puts Maria and João on top: {compound}");
+    }
+
+    #[test]
+    fn cities_are_drawn_by_their_census_population() {
+        let population = population();
+        assert_eq!(population.iter().sum::<u64>(), 203_080_756, "IBGE Censo 2022's total for Brazil");
+        let sao_paulo = tables().city_index(3_550_308).expect("São Paulo");
+        assert_eq!(population[usize::from(sao_paulo)], 11_451_999);
+        let (mut brazilian, mut in_sao_paulo, mut in_small) = (0u64, 0u64, 0u64);
+        for c in Corpus::new(3).take(40_000).filter(|c| c.country == BRAZIL_NUMERIC) {
+            let city = tables().city_index(c.city.expect("a Brazilian candle has a city")).expect("known");
+            brazilian += 1;
+            in_sao_paulo += u64::from(city == sao_paulo);
+            in_small += u64::from(population[usize::from(city)] < 5_000);
+        }
+        // São Paulo: 5.64% of the people. Municipalities under 5,000: 1,324 of them, 2.19% of them.
+        let share = |n: u64| n as f64 * 100.0 / brazilian as f64;
+        assert!((5.0..6.3).contains(&share(in_sao_paulo)), "São Paulo's share: {:.2}%", share(in_sao_paulo));
+        assert!((1.6..2.8).contains(&share(in_small)), "small towns' share: {:.2}%", share(in_small));
     }
 
     #[test]
