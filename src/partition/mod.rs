@@ -195,8 +195,19 @@ pub struct PartitionCounters {
     pub batches: u64,
     /// Writes answered from the client table or the size limits without logging.
     pub answered_now: u64,
-    /// Writes refused `BUSY` (waiters full, Raft's pending limit, log ring nearly full).
+    /// Writes refused `BUSY`: the sum of the five below.
     pub busy: u64,
+    /// ... because the log's ring had fewer than `SEGMENTS_FREE_MIN` free segments (a snapshot
+    /// has not yet let the oldest be recycled).
+    pub busy_log_ring: u64,
+    /// ... because `proposals_pending_max` requests were waiting.
+    pub busy_waiters: u64,
+    /// ... because the waiting writes held `inflight_bytes_max` bytes.
+    pub busy_window: u64,
+    /// ... because Raft held its most proposals not yet in the log.
+    pub busy_proposals: u64,
+    /// ... because Raft refused or dropped a sealed batch.
+    pub busy_raft: u64,
     /// Committed entries applied.
     pub applied: u64,
     /// Snapshots written and checkpointed.
@@ -465,17 +476,21 @@ impl<D: BlockIo> Partition<D> {
         if !self.raft.is_leader() {
             return Err(Status::NotLeader);
         }
-        let window_full = self.waiting_bytes > 0 && self.waiting_bytes + bytes > self.waiting_bytes_max;
-        let proposals_full = self.batch.len() == 1 && self.raft.proposals_full();
-        if self.raft.store().ual().segments_free() < SEGMENTS_FREE_MIN
-            || self.waiters.is_full()
-            || window_full
-            || proposals_full
-        {
-            self.counters.busy += 1;
-            return Err(Status::Busy);
-        }
-        Ok(())
+        let c = &mut self.counters;
+        let reason = if self.raft.store().ual().segments_free() < SEGMENTS_FREE_MIN {
+            &mut c.busy_log_ring
+        } else if self.waiters.is_full() {
+            &mut c.busy_waiters
+        } else if self.waiting_bytes > 0 && self.waiting_bytes + bytes > self.waiting_bytes_max {
+            &mut c.busy_window
+        } else if self.batch.len() == 1 && self.raft.proposals_full() {
+            &mut c.busy_proposals
+        } else {
+            return Ok(());
+        };
+        *reason += 1;
+        c.busy += 1;
+        Err(Status::Busy)
     }
 
     /// Proposes the open batch as one entry, stamped with the clock of the last `poll`. A batch
@@ -503,6 +518,7 @@ impl<D: BlockIo> Partition<D> {
         match e {
             RaftError::Busy | RaftError::ProposalDropped => {
                 self.counters.busy += 1;
+                self.counters.busy_raft += 1;
                 Status::Busy
             }
             RaftError::NotLeader { .. } => Status::NotLeader,

@@ -59,7 +59,7 @@ impl ReplayBar {
 pub(super) fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
     let (c, r, u) = (p.counters(), p.raft().counters(), p.raft().store().ual().counters());
     format!(
-        "partition {}: keys {} expiring {} applied {} | proposed {} expiry-proposals {} answered-now {} busy {} snapshots {} snapshot-failures {} | \
+        "partition {}: keys {} expiring {} applied {} | proposed {} expiry-proposals {} answered-now {} busy {} (log-ring {} waiters {} window {} proposals {} raft {}) snapshots {} snapshot-failures {} | \
          raft term {} commit {} readies {} | log appends {} writes {} write-blocks {} superblock-writes {}",
         p.id(),
         p.kv().len(),
@@ -69,6 +69,11 @@ pub(super) fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
         c.expiry_proposals,
         c.answered_now,
         c.busy,
+        c.busy_log_ring,
+        c.busy_waiters,
+        c.busy_window,
+        c.busy_proposals,
+        c.busy_raft,
         c.snapshots,
         c.snapshot_failures,
         p.raft().term(),
