@@ -49,6 +49,8 @@ use apply::answer_chain;
 mod candle;
 mod expiry;
 pub mod feed;
+pub mod lease;
+mod peers;
 mod recovery;
 pub mod repair;
 pub mod seams;
@@ -66,6 +68,7 @@ use crate::projection::{ProjectionSet, Router};
 use crate::raft::{RaftError, RaftGroup, RaftGroupConfig, RaftLogStore, RaftOutput, UalRaftStore};
 use crate::wire::Status;
 use batch::{BatchLimits, BatchWriter, BATCH_HEADER_LEN, COMMAND_FRAME_LEN, TAG_KV};
+use peers::Peers;
 use seams::{EventSink, PartitionEvent, RecentEvents, SnapshotStore};
 use std::collections::VecDeque;
 use thiserror::Error;
@@ -214,8 +217,19 @@ pub struct PartitionCounters {
     pub snapshots: u64,
     /// Snapshot attempts that failed (the file could not be written); retried later.
     pub snapshot_failures: u64,
-    /// Raft messages with nowhere to go (no peers are wired on this node).
+    /// Raft messages with nowhere to go (a group of one voter has no peers to send to).
     pub messages_unrouted: u64,
+    /// Raft messages handed to the node for its peers (`take_messages`).
+    pub messages_out: u64,
+    /// Raft messages from peers stepped into the group.
+    pub messages_in: u64,
+    /// Raft messages from peers the group refused (`step`: not for this group, unknown peer).
+    pub messages_refused: u64,
+    /// Vote requests ignored because this node started less than an election timeout ago (the
+    /// read lease's rule, `lease.rs`).
+    pub votes_ignored_after_start: u64,
+    /// Messages dropped because the node did not take them before the outbox filled.
+    pub messages_outbox_full: u64,
 }
 
 /// Why a partition could not be opened; nothing is running.
@@ -299,6 +313,8 @@ pub struct Partition<D: BlockIo> {
     checkpoint_pending: Option<(u64, Option<Vec<u8>>)>,
     /// (term, index): as leader in `term`, reads wait until `index` (its first entry) is applied.
     read_barrier: (u64, u64),
+    /// The group's peers' side: messages out, the read lease (`None`: a group of one voter).
+    peers: Option<Peers>,
     /// The results of the entry being applied, by position in its batch (reused; `poll`).
     results: Vec<(u16, ApplyResult)>,
     /// The projections' upkeep has more to do (`Projection::upkeep`): poll again, do not sleep.
@@ -380,10 +396,18 @@ impl<D: BlockIo> Partition<D> {
         self.raft.into_store().into_ual().into_device()
     }
 
-    /// Whether reads may be served: leader, and past its read barrier.
+    /// Whether reads may be served: leader, past its read barrier, and (in a group with peers)
+    /// holding its read lease at the clock of the last `poll` (`lease.rs`; a shard polls every
+    /// loop iteration, microseconds apart, far inside the lease's margin).
     pub fn serves_reads(&self) -> bool {
         let (term, index) = self.read_barrier;
-        self.raft.is_leader() && term == self.raft.term() && self.raft.applied_index() >= index
+        let leads = self.raft.is_leader() && term == self.raft.term() && self.raft.applied_index() >= index;
+        leads && self.peers.as_ref().is_none_or(|p| p.lease.holds(term, self.now, self.raft.applied_index()))
+    }
+
+    /// The leader this node knows of (itself included), for a `NOT_LEADER` answer's hint.
+    pub fn leader_hint(&self) -> Option<u64> {
+        self.raft.leader_id()
     }
 
     /// Answers a read (`opcode`, `body`) of projection `tag` into `out` (leader only, past the
@@ -551,7 +575,7 @@ impl<D: BlockIo> Partition<D> {
             self.fail(&why, done);
             return false;
         }
-        self.counters.messages_unrouted += self.out.messages.len() as u64;
+        self.route_messages();
         if let Some(snapshot) = self.out.snapshot.take() {
             // Only a leader's InstallSnapshot produces one; the log store refuses them for now
             // (`UalRaftStore::apply_snapshot`), so this is unreachable until peers are wired.
@@ -566,6 +590,7 @@ impl<D: BlockIo> Partition<D> {
             // Set at the first poll of a leadership: its empty first entry is in the log by then.
             self.read_barrier = (self.raft.term(), self.raft.last_index());
         }
+        self.renew_lease();
         self.propose_expiry();
         self.propose_rotation();
         // Upkeep only while no request waits: it must not add to a request's latency.

@@ -169,7 +169,8 @@ impl<D: BlockIo> PartitionRecovery<D> {
         )
         .map_err(raft_err)?;
         let conf = raft.store().conf_state();
-        if conf.voters == [config.node_id] && conf.learners.is_empty() {
+        let alone = conf.voters == [config.node_id] && conf.learners.is_empty();
+        if alone {
             raft.campaign().map_err(raft_err)?;
         }
         let report = RecoveryReport {
@@ -199,6 +200,7 @@ impl<D: BlockIo> PartitionRecovery<D> {
             upkeep_pending: false,
             snapshot_pump: Default::default(),
             read_barrier: (0, u64::MAX),
+            peers: (!alone).then(|| super::Peers::new(&config.raft)),
             results: Vec::new(),
             counters: PartitionCounters::default(),
             feed: Default::default(),

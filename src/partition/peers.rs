@@ -1,0 +1,128 @@
+//! A partition's side of its peers, in a group with more than one voter: the Raft messages it
+//! sends (kept in a bounded outbox until the node takes them, `take_messages`), the messages it
+//! receives (`step`), and the leader's read lease (`lease.rs`), renewed through Raft's read index.
+//!
+//! The node moves the messages between partitions of different nodes (the simulator directly; the
+//! server over the peer datagrams of `crate::peer`). Raft tolerates loss, duplication and
+//! reordering of any message, so a full outbox drops (counted) rather than blocks.
+//!
+//! Invariants: a group of one voter has no `Peers` and sends nothing; vote requests are ignored
+//! for one election timeout after the node starts (the lease's rule); the lease is dropped as soon
+//! as the node is not the leader.
+
+use super::lease::{duration_ns, Lease, RENEW_EVERY_HEARTBEATS};
+use super::Partition;
+use crate::raft::{RaftError, RaftGroupConfig};
+use raft::eraftpb::{Message, MessageType};
+use vigil_pmd::block::BlockIo;
+use vigil_pmd::Nanos;
+
+/// Outbox room, in polls' worth of messages (`messages_per_poll_max` each).
+const OUTBOX_POLLS: usize = 4;
+
+/// The peers' side of a partition (see the module header).
+#[derive(Debug)]
+pub(super) struct Peers {
+    pub(super) lease: Lease,
+    outbox: Vec<Message>,
+    outbox_max: usize,
+    /// The clock of the node's first poll.
+    started_at: Option<Nanos>,
+    /// The election timeout (the shortest a randomized one can be).
+    election_ns: u64,
+    /// How often the lease is renewed.
+    renew_every_ns: u64,
+}
+
+impl Peers {
+    pub(super) fn new(config: &RaftGroupConfig) -> Self {
+        let outbox_max = config.messages_per_poll_max * OUTBOX_POLLS;
+        Self {
+            lease: Lease::default(),
+            outbox: Vec::with_capacity(outbox_max),
+            outbox_max,
+            started_at: None,
+            election_ns: config.tick_interval_ns * config.election_ticks as u64,
+            renew_every_ns: config.tick_interval_ns * config.heartbeat_ticks as u64 * RENEW_EVERY_HEARTBEATS,
+        }
+    }
+
+    /// Whether a vote request must be ignored at `now`: this node started less than an election
+    /// timeout ago, so it may have acknowledged a leader's heartbeat it no longer remembers.
+    fn just_started(&self, now: Nanos) -> bool {
+        self.started_at.is_none_or(|at| now.0 < at.0.saturating_add(self.election_ns))
+    }
+}
+
+impl<D: BlockIo> Partition<D> {
+    /// Moves the last Raft poll's messages to the outbox (or counts them unrouted in a group of
+    /// one voter), and extends the lease by the read indexes it confirmed.
+    pub(super) fn route_messages(&mut self) {
+        let term = self.raft.term();
+        let Some(peers) = self.peers.as_mut() else {
+            self.counters.messages_unrouted += self.out.messages.len() as u64;
+            return;
+        };
+        peers.started_at.get_or_insert(self.now);
+        for m in self.out.messages.drain(..) {
+            if peers.outbox.len() < peers.outbox_max {
+                peers.outbox.push(m);
+            } else {
+                self.counters.messages_outbox_full += 1;
+            }
+        }
+        let lease_ns = duration_ns(peers.election_ns);
+        for read in &self.out.reads {
+            peers.lease.confirmed(term, Nanos(read.ctx), read.index, lease_ns);
+        }
+    }
+
+    /// Asks Raft for a read index to renew the lease when one is due (leader only); gives the
+    /// lease up when not the leader.
+    pub(super) fn renew_lease(&mut self) {
+        let (leader, term, now) = (self.raft.is_leader(), self.raft.term(), self.now);
+        let Some(peers) = self.peers.as_mut() else { return };
+        if !leader {
+            peers.lease.drop_lease();
+            return;
+        }
+        if peers.lease.renewal_due(term, now, peers.renew_every_ns) {
+            // Refused only when the group is not running or lost its leader: no lease then.
+            let _ = self.raft.read_index(now.0);
+        }
+    }
+
+    /// Takes the messages for the peers (appended to `into`); the node sends each to the node
+    /// `message.to`, for this partition.
+    pub fn take_messages(&mut self, into: &mut Vec<Message>) {
+        if let Some(peers) = self.peers.as_mut() {
+            self.counters.messages_out += peers.outbox.len() as u64;
+            into.append(&mut peers.outbox);
+        }
+    }
+
+    /// Steps a message from a peer into the group (already validated by the node: `crate::peer`).
+    /// A vote request in the node's first election timeout is ignored (the lease's rule).
+    pub fn step(&mut self, message: Message) -> Result<(), RaftError> {
+        let Some(peers) = self.peers.as_ref() else {
+            self.counters.messages_refused += 1;
+            return Err(RaftError::UnknownPeer { from: message.from });
+        };
+        let vote =
+            matches!(message.get_msg_type(), MessageType::MsgRequestVote | MessageType::MsgRequestPreVote);
+        if vote && peers.just_started(self.now) {
+            self.counters.votes_ignored_after_start += 1;
+            return Ok(());
+        }
+        match self.raft.step(message) {
+            Ok(()) => {
+                self.counters.messages_in += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.counters.messages_refused += 1;
+                Err(e)
+            }
+        }
+    }
+}
