@@ -71,6 +71,9 @@ pub struct Config {
     /// The candle store's ring limits (the same on every replica).
     #[serde(default)]
     pub candle: CandleConfig,
+    /// This node's id, the cluster's nodes and every partition's replicas (none: a node alone).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
 }
 
 /// Which block device backs each partition's log.
@@ -536,6 +539,7 @@ impl Config {
         self.validate_kv()?;
         self.tcp.validate(self.net.datagram_bytes_max)?;
         self.candle.validate()?;
+        self.cluster.validate()?;
         self.validate_sizes(limits::machine_memory_bytes())?;
         match (&self.dpdk, self.net.backend) {
             (Some(d), _) => d.validate(self)?,
@@ -555,10 +559,12 @@ impl Config {
 }
 
 mod candle;
+mod cluster;
 mod limits;
 mod tcp;
 mod validate;
 pub use candle::CandleConfig;
+pub use cluster::{ClusterConfig, PeerConfig, REPLICAS_MAX};
 pub use limits::{machine_memory_bytes, MemoryEstimate, MemoryPart};
 pub use tcp::TcpConfig;
 

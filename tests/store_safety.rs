@@ -319,3 +319,21 @@ fn check_refuses_sizes_the_machine_cannot_allocate() {
     }
     let _ = std::fs::remove_dir_all(work);
 }
+
+#[test]
+fn a_replicated_cluster_is_refused_before_the_store_is_touched() {
+    let (work, data, port) = store_with_keys("store-cluster", 10, 1_000_000);
+    let before = snapshot_dir(&data);
+    let cluster = format!(
+        "\n[cluster]\nnode_id = 1\nnodes = [\n  {{ id = 1, address = \"127.0.0.1:{port}\" }},\n  \
+         {{ id = 2, address = \"127.0.0.2:{port}\" }},\n  {{ id = 3, address = \"127.0.0.3:{port}\" }},\n]\n"
+    );
+    let out = refused_start(&work, &format!("{}{cluster}", config(port, &data, 1_000_000)));
+    assert!(out.contains("cluster.replicas") && out.contains("[1, 2, 3]"), "{out}");
+    assert_unchanged(&data, &before);
+    // One replica of its own is a node alone: it starts as before (checked by `vigil check`).
+    let alone = format!("{}{cluster}replicas = [1]\n", config(port, &data, 1_000_000));
+    let (status, out) = run_to_exit(&work, "alone.toml", &alone, &["check"]);
+    assert!(status.success(), "{out}");
+    let _ = std::fs::remove_dir_all(work);
+}

@@ -99,6 +99,9 @@ pub enum ServeError {
     /// The TCP listeners or their acceptor could not start.
     #[error("tcp: {0}")]
     Tcp(String),
+    /// The cluster this config describes cannot be served by this build.
+    #[error("{0}")]
+    Cluster(String),
     /// A shard thread could not be spawned or died.
     #[error("shard {shard}: {reason}")]
     Shard {
@@ -145,6 +148,16 @@ pub fn serve(
     ready: ReadyHook<'_>,
 ) -> Result<ServeReport, ServeError> {
     check_cores(config)?;
+    if config.cluster.replicated() {
+        // Its partitions would wait for peers' votes that nothing carries: refused, nothing created.
+        return Err(ServeError::Cluster(format!(
+            "cluster.replicas: {:?} is a replicated group, and this build does not yet carry Raft messages between \
+             nodes over the data plane (docs/REPLICATION.md, \"Not built yet\"); run one node (no [cluster] \
+             section, or replicas = [{}])",
+            config.cluster.voters(),
+            config.cluster.node_id
+        )));
+    }
     // Before the data directory is touched: a start refused for its ports creates no store.
     let mut kernel_tcp = None;
     if config.net.backend == Backend::Kernel {
@@ -284,8 +297,8 @@ pub fn partition_config(config: &Config) -> PartitionConfig {
         kv: config.kv.limits(),
         projections: projections(config),
         snapshot_every_entries: config.storage.snapshot_every_entries,
-        node_id: 1,
-        voters: vec![1],
+        node_id: config.cluster.node_id,
+        voters: config.cluster.voters(),
         batch: config.storage.batch(),
         inflight_bytes_max: config.storage.inflight_bytes_max(),
     }
