@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod candle;
+pub mod check;
 pub mod config;
 pub mod conn;
 pub mod dispatch;
