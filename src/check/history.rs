@@ -338,6 +338,26 @@ impl History {
         self.latest
     }
 
+    /// The history as it stood at `time`: operations invoked later left out, and those that
+    /// ended later still open (a prefix of a linearizable history is linearizable, so a prefix that
+    /// is not shows a violation with fewer operations). `OpId`s are unchanged.
+    pub fn as_of(&self, time: u64) -> History {
+        let records = self
+            .records
+            .iter()
+            .take_while(|r| r.invoked <= time)
+            .map(|r| {
+                let ended = match r.fate {
+                    Fate::Open => None,
+                    Fate::TimedOut { at } | Fate::Failed { at } | Fate::Completed { at, .. } => Some(at),
+                };
+                let fate = if ended.is_some_and(|at| at > time) { Fate::Open } else { r.fate.clone() };
+                Record { fate, ..r.clone() }
+            })
+            .collect();
+        History { records, latest: time.min(self.latest) }
+    }
+
     /// Checks `time` and the operation's state; returns the operation if it is still open.
     fn open(&self, id: OpId, time: u64) -> Result<&Record, HistoryError> {
         let record = self.records.get(id.0).ok_or(HistoryError::UnknownOp(id))?;

@@ -286,6 +286,15 @@ fn a_thousand_operations_over_ten_keys_check_within_the_budget() {
         let CheckResult::Linearizable { keys, ops, .. } = result else { unreachable!() };
         assert_eq!(keys, 10);
         assert!(ops > 900, "{ops} operations checked");
+        // A stale read among them is rejected, and explained with a few of the key's operations.
+        let (g, value, version) = stale_candidate(&h).expect("a stale-read candidate");
+        match check(&with_answer(&h, g, Outcome::Found { value, version }), &CheckConfig::default()) {
+            CheckResult::NotLinearizable(v) => {
+                assert_eq!(v.blocked, OpId(g), "{v}");
+                assert!(v.ops.len() <= 40, "{} operations in the explanation:\n{v}", v.ops.len());
+            }
+            other => panic!("a stale read was not rejected: {other:?}"),
+        }
     }
 }
 

@@ -22,6 +22,12 @@ use std::fmt;
 /// Longest byte string printed whole in a report.
 pub const QUOTE_BYTES_MAX: usize = 48;
 
+/// Most rows a report prints whole; past it the report focuses on the blocked operation.
+const REPORT_ROWS_MAX: usize = 40;
+
+/// How many of the longest order's last operations a focused report prints.
+const FOCUS_PREFIX_OPS: usize = 12;
+
 /// Most operations of a key the explanation is shrunk from (each try is one search).
 const SHRINK_OPS_MAX: usize = 2_000;
 
@@ -42,6 +48,45 @@ pub struct Violation {
     pub blocked: OpId,
     /// The key's possible states after `prefix`, rendered.
     pub states: Vec<String>,
+    /// If the history up to this time (when `blocked` answered) already fails, it is the one
+    /// explained: operations invoked later are left out, answers that came later are not used
+    /// (the table still prints them).
+    pub cut_at: Option<u64>,
+}
+
+impl Violation {
+    /// The operations the report prints: all of them if few, otherwise the blocked one, those
+    /// concurrent with it, the last of the longest order and the writes of the value it read.
+    fn focus(&self) -> Vec<OpId> {
+        if self.ops.len() <= REPORT_ROWS_MAX {
+            return self.ops.iter().map(|(id, _)| *id).collect();
+        }
+        let Some((_, blocked)) = self.ops.iter().find(|(id, _)| *id == self.blocked) else {
+            return self.ops.iter().map(|(id, _)| *id).collect();
+        };
+        let until = match blocked.fate {
+            Fate::Completed { at, .. } => at,
+            _ => u64::MAX,
+        };
+        let read = match &blocked.fate {
+            Fate::Completed { outcome: Outcome::Found { value, .. }, .. } => Some(value),
+            _ => None,
+        };
+        let tail = &self.prefix[self.prefix.len().saturating_sub(FOCUS_PREFIX_OPS)..];
+        self.ops
+            .iter()
+            .filter(|(id, r)| {
+                let ended = match r.fate {
+                    Fate::Completed { at, .. } | Fate::Failed { at } => at,
+                    Fate::Open | Fate::TimedOut { .. } => u64::MAX,
+                };
+                let concurrent = r.invoked <= until && ended >= blocked.invoked;
+                let wrote_it = matches!((&r.op, read), (KvOp::Set { value, .. } | KvOp::Cas { value, .. }, Some(v)) if value == v);
+                *id == self.blocked || concurrent || wrote_it || tail.contains(id)
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
 }
 
 /// Bytes as a quoted string, or hex when not printable ASCII.
@@ -110,7 +155,8 @@ impl fmt::Display for Violation {
             "  {:>7} {:>8} {:>10} {:>10}  {:<34} answer",
             "op", "client", "invoked", "answered", "operation"
         )?;
-        for (id, r) in &self.ops {
+        let shown = self.focus();
+        for (id, r) in self.ops.iter().filter(|(id, _)| shown.contains(id)) {
             let (at, answer) = describe_fate(&r.fate);
             let mark = if *id == self.blocked { "*" } else { " " };
             let op = describe_op(&r.op);
@@ -121,6 +167,22 @@ impl fmt::Display for Violation {
                 r.client,
                 r.invoked,
                 at
+            )?;
+        }
+        if shown.len() < self.ops.len() {
+            writeln!(
+                f,
+                "  ({} more operations of the explanation not shown: the last {FOCUS_PREFIX_OPS} of the \
+                 order below, those concurrent with the one marked * and the writes of what it read are; \
+                 Violation::ops has them all)",
+                self.ops.len() - shown.len()
+            )?;
+        }
+        if let Some(t) = self.cut_at {
+            writeln!(
+                f,
+                "  (the history up to time {t}, when the one marked * answered, already fails: operations \
+                 invoked later are left out, answers that came later are not used)"
             )?;
         }
         let prefix: Vec<String> = self.prefix.iter().map(|id| id.to_string()).collect();
@@ -201,43 +263,96 @@ fn failing(history: &History, ids: &[usize], budget: u64) -> (bool, u64, bool) {
     }
 }
 
+/// The search steps a shrink may still spend.
+struct Spend {
+    budget: u64,
+    spent: u64,
+}
+
+impl Spend {
+    /// Whether `ids` still fails; `None` once the budget is gone.
+    fn fails(&mut self, history: &History, ids: &[usize]) -> Option<bool> {
+        let (fails, steps, exhausted) = failing(history, ids, self.budget.saturating_sub(self.spent));
+        self.spent += steps;
+        (!exhausted).then_some(fails)
+    }
+}
+
+/// Drops from `kept` the operations of `candidates` whose removal keeps it failing, in chunks
+/// that halve (most operations of a long history are irrelevant: few searches drop them all).
+/// `false` once the budget is gone.
+fn drop_chunks(history: &History, kept: &mut Vec<usize>, candidates: &[usize], spend: &mut Spend) -> bool {
+    let mut left = candidates.to_vec();
+    let mut chunk = left.len().div_ceil(2).max(1);
+    while !left.is_empty() {
+        let mut next = Vec::new();
+        for part in left.chunks(chunk) {
+            let trial: Vec<usize> = kept.iter().copied().filter(|i| !part.contains(i)).collect();
+            match spend.fails(history, &trial) {
+                None => return false,
+                Some(true) => *kept = trial,
+                Some(false) if part.len() > 1 => next.extend_from_slice(part),
+                Some(false) => {}
+            }
+        }
+        left = next;
+        chunk = chunk.div_ceil(2);
+    }
+    true
+}
+
 /// Shrinks the key's failing sub-history `ids` within `budget` steps.
 fn shrink(history: &History, ids: &[usize], budget: u64) -> Vec<usize> {
     let mut kept = ids.to_vec();
     if kept.len() > SHRINK_OPS_MAX {
         return kept;
     }
-    let mut spent = 0u64;
+    let mut spend = Spend { budget, spent: 0 };
     let reads: Vec<usize> = ids.iter().copied().filter(|&i| changes_nothing(&history.records()[i])).collect();
-    let writes: Vec<usize> = ids.iter().copied().filter(|i| !reads.contains(i)).collect();
-    for (pass, candidates) in [reads, writes].into_iter().enumerate() {
-        for c in candidates {
-            if pass == 1 && !(writes_droppable(history, &kept) && unobserved_write(history, &kept, c)) {
-                continue;
-            }
-            let trial: Vec<usize> = kept.iter().copied().filter(|&i| i != c).collect();
-            let (fails, steps, exhausted) = failing(history, &trial, budget.saturating_sub(spent));
-            spent += steps;
-            if exhausted {
-                return kept;
-            }
-            if fails {
-                kept = trial;
-            }
+    if !drop_chunks(history, &mut kept, &reads, &mut spend) {
+        return kept;
+    }
+    let writes: Vec<usize> = kept.iter().copied().filter(|i| !reads.contains(i)).collect();
+    for w in writes {
+        if !(writes_droppable(history, &kept) && unobserved_write(history, &kept, w)) {
+            continue;
+        }
+        let trial: Vec<usize> = kept.iter().copied().filter(|&i| i != w).collect();
+        match spend.fails(history, &trial) {
+            None => break,
+            Some(true) => kept = trial,
+            Some(false) => {}
         }
     }
     kept
 }
 
-/// The violation of `key`, whose checked records `ids` are not linearizable.
-pub(super) fn explain(history: &History, key: &[u8], ids: &[usize], budget: u64) -> Violation {
-    let kept = shrink(history, ids, budget);
+/// The violation of `key`, whose checked records `ids` are not linearizable; the search got
+/// deepest before the operation answered at `blocked_at`.
+pub(super) fn explain(
+    history: &History,
+    key: &[u8],
+    ids: &[usize],
+    blocked_at: u64,
+    budget: u64,
+) -> Violation {
+    // The history up to that answer most likely fails already: later operations need no showing.
+    let cut = history.as_of(blocked_at);
+    let cut_ids: Vec<usize> =
+        ids.iter().copied().filter(|&i| i < cut.len() && super::checked(&cut.records()[i])).collect();
+    let (base, base_ids, cut_at) = match failing(&cut, &cut_ids, budget) {
+        (true, ..) => (&cut, cut_ids, Some(blocked_at)),
+        _ => (history, ids.to_vec(), None),
+    };
+    let kept = shrink(base, &base_ids, budget);
     // Shrinking keeps only sub-histories that failed within the budget, and the search is
     // deterministic, so the shrunk one fails again; the whole one is the fallback all the same.
-    for ids_shown in [kept, ids.to_vec()] {
-        let sub = KeyHistory::new(history, ids_shown);
+    for (base, shown, cut_at) in [(base, kept, cut_at), (history, ids.to_vec(), None)] {
+        let sub = KeyHistory::new(base, shown);
         if let Search::NotLinearizable { deepest, .. } = search(&sub.model, &sub.intervals, budget) {
-            return violation(history, key, ids.len(), &sub, &deepest);
+            let mut v = violation(history, key, ids.len(), &sub, &deepest);
+            v.cut_at = cut_at;
+            return v;
         }
     }
     unreachable!("the key's sub-history failed the check, and the search is deterministic");
@@ -258,5 +373,6 @@ fn violation(
         prefix: deepest.prefix.iter().map(|&i| id(i)).collect(),
         blocked: id(deepest.blocked),
         states: deepest.states.iter().map(|s| sub.model.render(s)).collect(),
+        cut_at: None,
     }
 }

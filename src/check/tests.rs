@@ -190,8 +190,8 @@ fn concurrent_writes_may_be_read_in_either_order_but_only_one() {
     };
     // Versions follow the log order: the write with the higher version went last.
     assert_ok(&ops(("b", 20), ("b", 20)));
-    // The explanation drops the first read (the second alone shows it), so the second is blamed.
-    assert_violation(&ops(("a", 10), ("a", 10)), 3);
+    // The history up to the first read's answer already fails: that read is blamed.
+    assert_violation(&ops(("a", 10), ("a", 10)), 2);
     assert_violation(&ops(("b", 20), ("a", 10)), 3);
     // With versions in the other order, "a" is the last write.
     let flipped = vec![
@@ -337,6 +337,9 @@ fn the_explanation_keeps_the_operations_that_matter() {
     let kept: Vec<OpId> = v.ops.iter().map(|(id, _)| *id).collect();
     assert_eq!(kept, vec![OpId(0), OpId(1), OpId(32)], "{report}");
     assert!(report.contains("43 operations on this key; these 3 still are not"), "{report}");
+    // The history up to the stale read's answer already fails: the later writes are cut.
+    assert_eq!(v.cut_at, Some(101));
+    assert!(report.contains("up to time 101"), "{report}");
 }
 
 #[test]
@@ -362,4 +365,24 @@ fn the_recorder_refuses_misuse() {
     assert_eq!(h.invoke(1, get()), OpId(1));
     assert_eq!(h.latest(), 11);
     assert_eq!(h.len(), 2);
+}
+
+#[test]
+fn a_history_as_of_a_time_leaves_later_operations_out_and_later_answers_open() {
+    let h = record(&[
+        done(1, 1, 2, set("a"), stored(10)),
+        done(2, 3, 9, set("b"), stored(20)),
+        Op { client: 3, invoked: 4, end: End::Refused(8), op: set("c") },
+        done(4, 5, 6, get(), found("a", 10)),
+        done(5, 7, 8, get(), found("b", 20)),
+    ]);
+    let cut = h.as_of(6);
+    let fates: Vec<&Fate> = cut.records().iter().map(|r| &r.fate).collect();
+    assert_eq!(fates.len(), 4, "the read invoked at 7 is left out");
+    assert!(matches!(fates[0], Fate::Completed { at: 2, .. }));
+    assert_eq!(fates[1], &Fate::Open);
+    assert_eq!(fates[2], &Fate::Open);
+    assert!(matches!(fates[3], Fate::Completed { at: 6, .. }));
+    assert_eq!(cut.latest(), 6);
+    check(&cut, &CheckConfig::default()).expect_linearizable();
 }
