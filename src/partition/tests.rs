@@ -463,6 +463,7 @@ fn pending_says_nothing_when_idle_and_never_device_for_a_device_without_a_descri
 }
 
 mod candles;
+mod cluster;
 mod projections;
 
 /// Polls at time `t` (ns) until nothing is in flight; returns every `Done`.

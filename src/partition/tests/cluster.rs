@@ -1,0 +1,684 @@
+//! Three replicas of one partition in one thread, driven from a seed: the Raft messages each
+//! partition hands out (`take_messages`) travel through a simulated network that loses,
+//! duplicates, delays and reorders them and that can be cut (both ways, or one way); each replica's
+//! log is on a `SimDisk` (write latency; in half the seeds crash damage: writes in flight lost or
+//! torn at 4 KiB blocks, the log's atomic unit, unflushed blocks lost or kept); nodes crash (the
+//! partition dropped, reopened on the disk's crash image), pause (not polled, their clock running on) and run clocks at rates that differ within the lease's bound
+//! (`lease::CLOCK_RATE_DRIFT_MAX`). Clients SET and GET a few keys, each with one request at a time,
+//! following the leader (the `NOT_LEADER` hint), resending a write with the same request id on a
+//! timeout (exactly-once) and giving up after a few tries (the write's outcome is then unknown).
+//!
+//! Every answer goes into a history that must be linearizable (`crate::check`'s Wing-Gong
+//! checker over the KV model); after the faults stop and the network heals, every replica must
+//! hold the same keys and values, every write the clients saw acknowledged among them.
+//!
+//! `VIGIL_CLUSTER_SEED=x cargo test -p vigil --lib cluster -- --nocapture` replays seed x alone
+//! with a trace; `VIGIL_CLUSTER_SEEDS=n` runs n seeds (default `DEFAULT_SEEDS`).
+//!
+//! Not simulated here yet: media faults (bit flips, latent sector errors: `tests/sim_shards` has
+//! them for one node), snapshots sent to a follower (the ring is sized so no run recycles it), and the
+//! shards and the peer datagrams around the partition (`tests/sim_shards` is the whole-node
+//! simulator of one node).
+
+use super::*;
+use crate::check::{check, CheckConfig, History, KvOp, OpId, Outcome};
+use raft::eraftpb::Message;
+use std::collections::{BTreeMap, BTreeSet};
+use vigil_pmd::sim::{SimClock, SimDisk, SimDiskConfig, SimDiskFaults, SplitMix64};
+
+/// Seeds of the default run.
+const DEFAULT_SEEDS: u64 = 300;
+const NODES: u64 = 3;
+/// One simulation step, in ns of the reference clock.
+const STEP_NS: u64 = 1_000_000;
+/// Steps with faults, then steps to heal and settle.
+const FAULT_STEPS: u64 = 3_000;
+const HEAL_STEPS_MAX: u64 = 4_000;
+const CLIENTS: u64 = 3;
+const KEYS: u64 = 3;
+/// A request unanswered this long is resent elsewhere.
+const TIMEOUT_NS: u64 = 250_000_000;
+/// Attempts of one request before the client gives up, while faults go on (after, it tries until
+/// answered). Each write given up stays open in the history (it may have applied, or not), and
+/// the checker's search grows with every open write of a key: a few per seed, not dozens.
+const ATTEMPTS_MAX: u32 = 16;
+
+fn cluster_config() -> PartitionConfig {
+    // A ring no run fills halfway (no snapshot, nothing recycled: followers catch up from the log).
+    let mut cfg = config_sized(256, u64::MAX);
+    cfg.voters = (1..=NODES).collect();
+    cfg
+}
+
+/// One replica: its partition while up, its disk's crash image while down.
+struct Node {
+    id: u64,
+    part: Option<Partition<SimDisk>>,
+    image: Option<Vec<u8>>,
+    /// Down (crashed) until this step.
+    down_until: u64,
+    /// Not polled until this step (SIGSTOP).
+    paused_until: u64,
+    /// Its clock's rate and offset against the reference clock.
+    rate: f64,
+    offset: u64,
+}
+
+impl Node {
+    fn local_clock(&self, t: u64) -> Nanos {
+        Nanos(self.offset + (t as f64 * self.rate) as u64)
+    }
+
+    fn up(&self, step: u64) -> bool {
+        self.part.is_some() && step >= self.paused_until
+    }
+}
+
+/// The network between the replicas (see the module header).
+#[derive(Default)]
+struct Net {
+    queue: BTreeMap<(u64, u64), Message>,
+    seq: u64,
+    loss: f64,
+    dup: f64,
+    delay_max_ns: u64,
+    /// Directed links that drop everything.
+    cut: BTreeSet<(u64, u64)>,
+}
+
+impl Net {
+    fn send(&mut self, rng: &mut SplitMix64, t: u64, m: Message) {
+        if self.cut.contains(&(m.from, m.to)) || rng.chance(self.loss) {
+            return;
+        }
+        let copies = if rng.chance(self.dup) { 2 } else { 1 };
+        for _ in 0..copies {
+            self.seq += 1;
+            let at = t + 50_000 + rng.below(self.delay_max_ns.max(1));
+            self.queue.insert((at, self.seq), m.clone());
+        }
+    }
+
+    fn due(&mut self, t: u64) -> Vec<Message> {
+        let later = self.queue.split_off(&(t + 1, 0));
+        std::mem::replace(&mut self.queue, later).into_values().collect()
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Req {
+    Set { key: Vec<u8>, value: Vec<u8> },
+    Get { key: Vec<u8> },
+}
+
+struct Outstanding {
+    op: OpId,
+    req: Req,
+    request_id: u64,
+    node: u64,
+    sent_at: u64,
+    attempts: u32,
+    /// Resend at this step (after a refusal), not before.
+    retry_at: Option<u64>,
+}
+
+struct Client {
+    id: u64,
+    next_request: u64,
+    target: u64,
+    out: Option<Outstanding>,
+    idle_until: u64,
+}
+
+struct Sim {
+    seed: u64,
+    trace: bool,
+    rng: SplitMix64,
+    /// The reference clock: the disks' (a disk a blocking call spins moves it on).
+    clock: SimClock,
+    disk: SimDiskConfig,
+    nodes: Vec<Node>,
+    net: Net,
+    clients: Vec<Client>,
+    history: History,
+    cfg: PartitionConfig,
+    step: u64,
+    /// Faults (and new requests) still go on; clients may give up.
+    faults_on: bool,
+    /// Reads answered by any replica without the lease (`the_checker_catches_stale_reads`).
+    stale_reads: bool,
+    /// Values acknowledged by a SET, by key (the convergence check).
+    acked: BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>>,
+    stats: Stats,
+}
+
+#[derive(Default, Debug)]
+struct Stats {
+    acked_writes: u64,
+    reads: u64,
+    given_up: u64,
+    not_leader: u64,
+    crashes: u64,
+    cuts: u64,
+    /// (term, node) of every leader seen.
+    leaders: BTreeSet<(u64, u64)>,
+    /// Leaderships over the seeds (the sum of `leaders`' sizes).
+    leaderships: u64,
+}
+
+impl Sim {
+    fn new(seed: u64, trace: bool) -> Self {
+        let mut rng = SplitMix64::new(seed);
+        let cfg = cluster_config();
+        let clock = SimClock::new();
+        let mut disk = SimDiskConfig::new(cfg.ual.device_blocks());
+        if rng.chance(0.5) {
+            disk.faults = SimDiskFaults { torn_sector_bytes: 4096, ..SimDiskFaults::crashes() };
+        }
+        let nodes = (1..=NODES)
+            .map(|id| {
+                let mut node_cfg = cfg.clone();
+                node_cfg.node_id = id;
+                let device = SimDisk::new(disk, clock.clone(), rng.next_u64());
+                let (part, _) = Partition::open(0, device, &node_cfg, None).expect("a fresh replica opens");
+                // Rates within 4.5% of the reference: any two differ by less than the lease's 10%.
+                let rate = 0.955 + rng.below(91) as f64 / 1000.0;
+                Node {
+                    id,
+                    part: Some(part),
+                    image: None,
+                    down_until: 0,
+                    paused_until: 0,
+                    rate,
+                    offset: rng.below(1 << 40),
+                }
+            })
+            .collect();
+        let net = Net {
+            loss: [0.0, 0.01, 0.05][rng.below(3) as usize],
+            dup: [0.0, 0.02][rng.below(2) as usize],
+            delay_max_ns: [200_000, 2_000_000, 8_000_000][rng.below(3) as usize],
+            ..Net::default()
+        };
+        let clients = (1..=CLIENTS)
+            .map(|id| Client {
+                id: 100 + id,
+                next_request: 1,
+                target: 1 + rng.below(NODES),
+                out: None,
+                idle_until: 0,
+            })
+            .collect();
+        Self {
+            seed,
+            trace,
+            rng,
+            clock,
+            disk,
+            nodes,
+            net,
+            clients,
+            history: History::new(),
+            cfg,
+            step: 0,
+            faults_on: true,
+            stale_reads: false,
+            acked: BTreeMap::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    fn t(&self) -> u64 {
+        self.clock.nanos()
+    }
+
+    fn log(&self, what: impl FnOnce() -> String) {
+        if self.trace {
+            println!("[{:>5} ms] {}", self.step, what());
+        }
+    }
+
+    fn node(&mut self, id: u64) -> &mut Node {
+        &mut self.nodes[(id - 1) as usize]
+    }
+
+    /// One step: faults, deliveries, polls, clients.
+    fn tick(&mut self, faults: bool) {
+        if faults {
+            self.fault();
+        }
+        self.restart_due();
+        let t = self.t();
+        for m in self.net.due(t) {
+            let step = self.step;
+            let node = self.node(m.to);
+            if !node.up(step) {
+                continue;
+            }
+            let part = node.part.as_mut().expect("up");
+            // Refusals (a peer the group does not know) are counted by the partition.
+            let _ = part.step(m);
+        }
+        let mut outbox = Vec::new();
+        let mut answers = Vec::new();
+        for i in 0..self.nodes.len() {
+            let step = self.step;
+            let node = &mut self.nodes[i];
+            if !node.up(step) {
+                continue;
+            }
+            let now = node.local_clock(t);
+            let part = node.part.as_mut().expect("up");
+            part.poll(now, &mut |d| answers.push(d));
+            part.take_messages(&mut outbox);
+            if part.raft().is_leader() {
+                self.stats.leaders.insert((part.raft().term(), node.id));
+            }
+        }
+        for m in outbox {
+            self.net.send(&mut self.rng, t, m);
+        }
+        for d in answers {
+            self.answer(d);
+        }
+        self.drive_clients(faults);
+        self.step += 1;
+        self.clock.set(self.clock.nanos().max(t + STEP_NS));
+    }
+
+    // ----- faults -----
+
+    fn fault(&mut self) {
+        if !self.rng.chance(0.004) {
+            return;
+        }
+        let victim = 1 + self.rng.below(NODES);
+        let others: Vec<u64> = (1..=NODES).filter(|&n| n != victim).collect();
+        match self.rng.below(6) {
+            0 => {
+                self.net.cut.clear();
+                self.log(|| "heal".into());
+            }
+            1 => {
+                for &o in &others {
+                    self.net.cut.insert((victim, o));
+                    self.net.cut.insert((o, victim));
+                }
+                self.stats.cuts += 1;
+                self.log(|| format!("isolate node {victim}"));
+            }
+            2 => {
+                let (a, b) = if self.rng.chance(0.5) { (victim, others[0]) } else { (others[0], victim) };
+                self.net.cut.insert((a, b));
+                self.stats.cuts += 1;
+                self.log(|| format!("cut {a} -> {b} only"));
+            }
+            3 if self.nodes.iter().all(|n| n.part.is_some()) => self.crash(victim),
+            4 if self.nodes.iter().all(|n| n.paused_until <= self.step) => {
+                let until = self.step + 100 + self.rng.below(400);
+                self.node(victim).paused_until = until;
+                self.log(|| format!("pause node {victim} until {until}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn crash(&mut self, id: u64) {
+        let until = self.step + 50 + self.rng.below(700);
+        let node = self.node(id);
+        let part = node.part.take().expect("up");
+        let (image, report) = part.into_device().into_crash_image();
+        node.image = Some(image);
+        node.down_until = until;
+        self.stats.crashes += 1;
+        self.log(|| format!("crash node {id} until {until}: {report:?}"));
+    }
+
+    fn restart_due(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].part.is_some() || self.nodes[i].down_until > self.step {
+                continue;
+            }
+            let mut node_cfg = self.cfg.clone();
+            node_cfg.node_id = self.nodes[i].id;
+            let image = self.nodes[i].image.take().expect("a down node keeps its disk's image");
+            let device = SimDisk::from_image(self.disk, self.clock.clone(), self.rng.next_u64(), image);
+            let (part, report) = Partition::open(0, device, &node_cfg, None)
+                .unwrap_or_else(|e| panic!("seed {}: node {} does not restart: {e}", self.seed, i + 1));
+            self.nodes[i].part = Some(part);
+            self.log(|| format!("restart node {}: {report}", i + 1));
+        }
+    }
+
+    // ----- clients -----
+
+    fn drive_clients(&mut self, new_ops: bool) {
+        self.faults_on = new_ops;
+        for c in 0..self.clients.len() {
+            let t = self.t();
+            let client = &mut self.clients[c];
+            if let Some(out) = &client.out {
+                let refused_retry = out.retry_at.is_some_and(|at| self.step >= at);
+                let timed_out = out.retry_at.is_none() && t.saturating_sub(out.sent_at) > TIMEOUT_NS;
+                if timed_out {
+                    client.target = client.target % NODES + 1;
+                }
+                if refused_retry || timed_out {
+                    self.resend(c);
+                }
+                continue;
+            }
+            if !new_ops || self.step < client.idle_until {
+                continue;
+            }
+            let key = format!("k{}", self.rng.below(KEYS)).into_bytes();
+            let client = &mut self.clients[c];
+            let request_id = client.next_request;
+            client.next_request += 1;
+            let (req, op) = if self.rng.chance(0.6) {
+                let value = format!("c{}-{request_id}", client.id).into_bytes();
+                (Req::Set { key: key.clone(), value: value.clone() }, KvOp::Set { key, value })
+            } else {
+                (Req::Get { key: key.clone() }, KvOp::Get { key })
+            };
+            let op = self.history.invoke_at(t, client.id, op).expect("times never go back");
+            let node = client.target;
+            client.out =
+                Some(Outstanding { op, req, request_id, node, sent_at: t, attempts: 0, retry_at: None });
+            self.resend(c);
+        }
+    }
+
+    /// Sends (again) client `c`'s outstanding request to its target.
+    fn resend(&mut self, c: usize) {
+        let (t, step) = (self.t(), self.step);
+        let client = &mut self.clients[c];
+        let (client_id, target) = (client.id, client.target);
+        let out = client.out.as_mut().expect("outstanding");
+        out.attempts += 1;
+        out.sent_at = t;
+        out.retry_at = None;
+        out.node = target;
+        if out.attempts > ATTEMPTS_MAX && self.faults_on {
+            // A write's outcome is unknown from here on (it may still apply); a read constrains
+            // nothing.
+            self.history.time_out_at(t, out.op).expect("an open operation");
+            client.out = None;
+            self.stats.given_up += 1;
+            return;
+        }
+        let node = &mut self.nodes[(target - 1) as usize];
+        if !node.up(step) {
+            return; // lost with the node: the timeout resends
+        }
+        let part = node.part.as_mut().expect("up");
+        let waiter = Waiter {
+            origin: Origin::Client { peer: peer(), client_id },
+            opcode: opcode::SET,
+            request_id: out.request_id,
+        };
+        let answer = match &out.req {
+            Req::Set { key, value } => match part.write(waiter, client_id, &set_body(key, value)) {
+                WriteOutcome::Later => return,
+                WriteOutcome::Now(r) => Ok(r),
+                WriteOutcome::Refused(s) => Err(s),
+            },
+            Req::Get { key } if self.stale_reads => {
+                // The checker's self-test: any replica answers from its projection, leader or not.
+                let outcome = match part.kv().get(key) {
+                    Some((value, version)) => Outcome::Found { value: value.to_vec(), version },
+                    None => Outcome::NotFound,
+                };
+                self.finish(c, outcome);
+                return;
+            }
+            Req::Get { key } => {
+                let mut buf = [0u8; 512];
+                match part.get(key, &mut buf) {
+                    Ok(n) => {
+                        let version = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
+                        self.finish(c, Outcome::Found { value: buf[8..n].to_vec(), version });
+                        return;
+                    }
+                    Err(Status::NotFound) => {
+                        self.finish(c, Outcome::NotFound);
+                        return;
+                    }
+                    Err(s) => Err(s),
+                }
+            }
+        };
+        let hint = part.leader_hint();
+        self.settle_write(c, answer, hint);
+    }
+
+    /// A write's (or a refused read's) answer for client `c`.
+    fn settle_write(&mut self, c: usize, answer: Result<ApplyResult, Status>, hint: Option<u64>) {
+        match answer {
+            Ok(ApplyResult::Stored { version }) => {
+                if let Some(Outstanding { req: Req::Set { key, value }, .. }) = &self.clients[c].out {
+                    self.acked.entry(key.clone()).or_default().insert(value.clone());
+                }
+                self.stats.acked_writes += 1;
+                self.finish(c, Outcome::Stored { version });
+            }
+            Ok(other) => panic!("seed {}: a SET answered {other:?}", self.seed),
+            Err(status) => {
+                self.stats.not_leader += u64::from(status == Status::NotLeader);
+                let client = &mut self.clients[c];
+                client.target = match hint {
+                    Some(h) if status == Status::NotLeader && h != client.target => h,
+                    _ => client.target % NODES + 1,
+                };
+                let out = client.out.as_mut().expect("outstanding");
+                out.retry_at = Some(self.step + 5);
+            }
+        }
+    }
+
+    fn finish(&mut self, c: usize, outcome: Outcome) {
+        let t = self.t();
+        let client = &mut self.clients[c];
+        let out = client.out.take().expect("outstanding");
+        if matches!(outcome, Outcome::Found { .. } | Outcome::NotFound) {
+            self.stats.reads += 1;
+        }
+        self.history.complete_at(t, out.op, outcome).expect("an open operation");
+        client.idle_until = self.step + self.rng.below(20);
+    }
+
+    /// A partition's answer to a waiting write.
+    fn answer(&mut self, d: Done) {
+        let Origin::Client { client_id, .. } = d.waiter.origin else { return };
+        let Some(c) = self.clients.iter().position(|c| c.id == client_id) else { return };
+        let Some(out) = &self.clients[c].out else { return };
+        if out.request_id != d.waiter.request_id {
+            return; // an older attempt's late answer: the op already completed
+        }
+        let hint = self.nodes[(out.node - 1) as usize].part.as_ref().and_then(Partition::leader_hint);
+        self.settle_write(c, d.result, hint);
+    }
+
+    // ----- the end -----
+
+    /// Heals everything, lets the clients finish, and waits for the replicas to agree.
+    fn heal(&mut self) {
+        self.net.cut.clear();
+        for n in &mut self.nodes {
+            n.paused_until = 0;
+            n.down_until = n.down_until.min(self.step);
+        }
+        self.net.loss = 0.0;
+        for _ in 0..HEAL_STEPS_MAX {
+            self.tick(false);
+            if self.clients.iter().all(|c| c.out.is_none()) && self.converged() {
+                return;
+            }
+        }
+        let states: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("{:?}", n.part.as_ref().map(|p| (p.raft().term(), p.raft().applied_index()))))
+            .collect();
+        panic!("seed {}: the cluster did not settle after healing: {states:?}", self.seed);
+    }
+
+    fn converged(&self) -> bool {
+        let parts: Vec<&Partition<SimDisk>> = self.nodes.iter().filter_map(|n| n.part.as_ref()).collect();
+        let leader = parts.iter().find(|p| p.serves_reads());
+        leader.is_some_and(|l| {
+            parts.iter().all(|p| p.raft().applied_index() == l.raft().commit_index())
+                && l.raft().applied_index() == l.raft().commit_index()
+        })
+    }
+
+    /// Every replica holds the same keys and values, and every acknowledged SET's key holds one
+    /// of the values written to it.
+    fn check_replicas(&self) {
+        let contents: Vec<Vec<(Vec<u8>, Vec<u8>)>> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let p = n.part.as_ref().expect("every node is up after healing");
+                p.kv().iter().map(|(k, v, _)| (k.to_vec(), v.to_vec())).collect()
+            })
+            .collect();
+        for (i, c) in contents.iter().enumerate().skip(1) {
+            assert_eq!(c, &contents[0], "seed {}: node {} differs from node 1", self.seed, i + 1);
+        }
+        for key in self.acked.keys() {
+            assert!(
+                contents[0].iter().any(|(k, _)| k == key),
+                "seed {}: key {:?} had acknowledged writes and is gone",
+                self.seed,
+                String::from_utf8_lossy(key)
+            );
+        }
+    }
+
+    /// Reads every key on the leader, into the history too.
+    fn final_reads(&mut self) {
+        let t = self.t();
+        let leader =
+            self.nodes.iter().filter_map(|n| n.part.as_ref()).find(|p| p.serves_reads()).expect("a leader");
+        let mut reads = Vec::new();
+        for k in 0..KEYS {
+            let key = format!("k{k}").into_bytes();
+            let mut buf = [0u8; 512];
+            let got = match leader.get(&key, &mut buf) {
+                Ok(n) => {
+                    let version = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
+                    Outcome::Found { value: buf[8..n].to_vec(), version }
+                }
+                Err(Status::NotFound) => Outcome::NotFound,
+                Err(s) => panic!("seed {}: the final read answered {s:?}", self.seed),
+            };
+            reads.push((key, got));
+        }
+        for (i, (key, got)) in (0u64..).zip(reads) {
+            let op = self.history.invoke_at(t + 2 * i, 0, KvOp::Get { key }).expect("times never go back");
+            self.history.complete_at(t + 2 * i + 1, op, got).expect("an open operation");
+        }
+    }
+}
+
+/// Runs a seed to its checked history.
+fn history_of(seed: u64, trace: bool, stale_reads: bool) -> Sim {
+    let mut sim = Sim::new(seed, trace);
+    sim.stale_reads = stale_reads;
+    for _ in 0..FAULT_STEPS {
+        sim.tick(true);
+    }
+    sim.heal();
+    sim.check_replicas();
+    sim.final_reads();
+    sim
+}
+
+fn run_seed(seed: u64, trace: bool) -> Stats {
+    let sim = history_of(seed, trace, false);
+    let verdict = check(&sim.history, &CheckConfig::default());
+    if !verdict.is_linearizable() {
+        println!("seed {seed} (replay: VIGIL_CLUSTER_SEED={seed} cargo test -p vigil --lib cluster -- --nocapture)");
+        verdict.expect_linearizable();
+    }
+    sim.stats
+}
+
+#[test]
+fn three_replicas_under_faults_stay_linearizable_and_agree() {
+    if let Ok(seed) = std::env::var("VIGIL_CLUSTER_SEED") {
+        let seed = seed.parse().expect("VIGIL_CLUSTER_SEED is a number");
+        println!("{:?}", run_seed(seed, true));
+        return;
+    }
+    let seeds = std::env::var("VIGIL_CLUSTER_SEEDS").map_or(DEFAULT_SEEDS, |s| s.parse().expect("a number"));
+    let mut total = Stats::default();
+    for seed in 0..seeds {
+        let s = run_seed(seed, false);
+        total.acked_writes += s.acked_writes;
+        total.reads += s.reads;
+        total.given_up += s.given_up;
+        total.not_leader += s.not_leader;
+        total.crashes += s.crashes;
+        total.cuts += s.cuts;
+        total.leaderships += s.leaders.len() as u64;
+    }
+    println!("{seeds} seeds: {total:?}");
+    assert!(total.acked_writes > seeds * 50, "writes were acknowledged: {total:?}");
+    assert!(total.reads > seeds * 20, "reads were answered: {total:?}");
+    assert!(total.crashes > 0 && total.cuts > 0, "faults happened: {total:?}");
+    assert!(total.leaderships > seeds * 3 / 2, "leaders changed: {total:?}");
+}
+
+#[test]
+fn a_deposed_leader_cut_off_from_the_others_stops_serving_reads_before_a_successor_can_write() {
+    let mut sim = Sim::new(7, false);
+    sim.net = Net { delay_max_ns: 200_000, ..Net::default() };
+    let leader = (0..2_000)
+        .find_map(|_| {
+            sim.tick(false);
+            sim.nodes
+                .iter()
+                .filter_map(|n| n.part.as_ref())
+                .find(|p| p.serves_reads())
+                .map(|p| p.raft().node_id())
+        })
+        .expect("a leader is elected");
+    for o in (1..=NODES).filter(|&n| n != leader) {
+        sim.net.cut.insert((leader, o));
+        sim.net.cut.insert((o, leader));
+    }
+    let (mut lost_lease_at, mut successor_at) = (None, None);
+    for _ in 0..2_000 {
+        sim.tick(false);
+        let old = sim.node(leader).part.as_ref().expect("up");
+        if lost_lease_at.is_none() && !old.serves_reads() {
+            lost_lease_at = Some(sim.step);
+        }
+        let successor = sim
+            .nodes
+            .iter()
+            .filter(|n| n.id != leader)
+            .filter_map(|n| n.part.as_ref())
+            .any(|p| p.raft().is_leader());
+        if successor_at.is_none() && successor {
+            successor_at = Some(sim.step);
+        }
+    }
+    let (lost, successor) = (lost_lease_at.expect("the lease ran out"), successor_at.expect("a successor"));
+    assert!(
+        lost < successor,
+        "the old leader served reads until step {lost}, a successor led at {successor}"
+    );
+}
+
+#[test]
+fn the_checker_catches_stale_reads_from_replicas_that_do_not_lead() {
+    let caught = (0..24u64)
+        .filter(|&seed| {
+            !check(&history_of(seed, false, true).history, &CheckConfig::default()).is_linearizable()
+        })
+        .count();
+    assert!(caught >= 6, "reads from any replica were caught on {caught} of 24 seeds");
+}
