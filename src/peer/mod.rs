@@ -73,7 +73,7 @@ impl PeerLimits {
     pub fn mtu_1500() -> PeerLimits {
         PeerLimits {
             datagram_bytes_max: 1472,
-            frames_per_datagram_max: 64,
+            frames_per_datagram_max: 256,
             message_bytes_max: 4 << 20,
             outbox_bytes_per_node_max: 16 << 20,
             reassembly_per_peer_max: 4,

@@ -96,10 +96,11 @@ fn bad_framing_drops_the_whole_datagram() {
     dropped_as(DropReason::Malformed, &craft(header(), &[(1, Some(frag(0, 0, 1, 10)), &part)]));
     dropped_as(DropReason::Malformed, &craft(header(), &[(1, Some(frag(0, 2, 2, 20)), &part)]));
     dropped_as(DropReason::Malformed, &craft(header(), &[(1, Some(frag(0, 0, 2, 30)), &part)]));
-    let mut many = header();
-    many.frame_count = 65;
-    let frames: Vec<(u32, Option<FragmentInfo>, &[u8])> = (0..65).map(|_| (1, None, &part[..1])).collect();
-    dropped_as(DropReason::Malformed, &craft(many, &frames));
+    // More frames than the limit.
+    let mut inbox = inbox(PeerLimits { frames_per_datagram_max: 8, ..PeerLimits::mtu_1500() });
+    let frames: Vec<(u32, Option<FragmentInfo>, &[u8])> = (0..9).map(|_| (1, None, &part[..1])).collect();
+    feed(&mut inbox, &Groups::three(4, 100), &[craft(header(), &frames)], 0);
+    assert_eq!(inbox.counters().dropped(DropReason::Malformed), 1);
 }
 
 #[test]
