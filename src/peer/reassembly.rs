@@ -16,7 +16,9 @@ use super::wire::FragmentInfo;
 use super::PeerLimits;
 
 /// Ids of the last completed messages remembered per peer, so that a late duplicate fragment of
-/// a message already delivered does not start a slot that can only expire.
+/// a message already delivered does not start a slot that can only expire. A message duplicated
+/// whole by the network after this many later ones may be delivered twice: Raft tolerates
+/// duplicated messages, as it tolerates a duplicated datagram of whole messages.
 const RECENT_MAX: usize = 16;
 
 /// What a fragment did.
