@@ -42,6 +42,11 @@ pub trait PeerGroups {
     fn is_voter(&self, partition: u32, node: u64) -> bool;
     /// This node's last Raft log index for `partition` (raft-rs `raft_log.last_index()`, entries
     /// not yet durable included); `None` when this node does not replicate the partition.
+    ///
+    /// The inbox reads it when it validates, before the caller steps the datagram's earlier
+    /// messages. From correct peers that is always safe (a log only loses entries to a leader
+    /// that never refers to them); against a buggy peer that truncates our log and refers past
+    /// it in one datagram, call `validate` again right before `step`.
     fn last_index(&self, partition: u32) -> Option<u64>;
 }
 
