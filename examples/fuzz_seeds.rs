@@ -6,11 +6,13 @@
 //!
 //! Each file is named `seed-<name>`; rerunning overwrites them and leaves other corpus files alone.
 
+use raft::eraftpb::{ConfState, Entry, Message, MessageType, Snapshot, SnapshotMetadata};
 use std::path::{Path, PathBuf};
 use vigil::kv::protocol::{encode_write_body, request_body_len};
 use vigil::kv::{expire_flags, set_flags, Command, KvLimits, Op, Ttl};
 use vigil::log::{encode_record, RecordFields, Superblock, RECORD_HEADER_LEN};
 use vigil::partition::batch::{BatchLimits, BatchWriter, TAG_KV};
+use vigil::peer::{PeerLimits, PeerOutbox};
 use vigil::projection::Router;
 use vigil::wire::{opcode, DatagramWriter};
 
@@ -239,6 +241,51 @@ whatsapp=1&endereco=Rua+da+Aurora%2C+12&bairro=Boa+Vista&cidade=Recife&uf=PE&pai
     Ok(())
 }
 
+/// A Raft message of `t` from node 1 to node 2 at term 3 (what `peer_datagram` accepts).
+fn raft_message(t: MessageType) -> Message {
+    let mut m = Message { from: 1, to: 2, term: 3, ..Default::default() };
+    m.set_msg_type(t);
+    m
+}
+
+/// The peer datagrams node 1 sends node 2 for `messages`, each behind the `peer_datagram`
+/// target's 2-byte length and clock byte.
+fn peer_input(messages: &[(u32, Message)]) -> Vec<u8> {
+    let limits = PeerLimits::mtu_1500();
+    let mut outbox = PeerOutbox::new(limits, 0xC1C1, 1, 9, &[2, 3]).expect("outbox");
+    for (partition, m) in messages {
+        outbox.push(*partition, m).expect("queued");
+    }
+    let mut buf = vec![0u8; limits.datagram_bytes_max];
+    let mut input = Vec::new();
+    while let Some(t) = outbox.poll_transmit(&mut buf) {
+        input.extend_from_slice(&(t.len as u16).to_le_bytes());
+        input.push(0);
+        input.extend_from_slice(&buf[..t.len]);
+    }
+    input
+}
+
+fn peer_seeds(dir: &Path) -> std::io::Result<()> {
+    let mut heartbeat = raft_message(MessageType::MsgHeartbeat);
+    heartbeat.commit = 5;
+    let mut vote = raft_message(MessageType::MsgRequestVote);
+    (vote.index, vote.log_term) = (7, 2);
+    let small = [(0, heartbeat.clone()), (1, vote), (2, raft_message(MessageType::MsgAppendResponse))];
+    write(dir, "peer_datagram", "heartbeat-vote-ack", &peer_input(&small))?;
+    let mut append = raft_message(MessageType::MsgAppend);
+    (append.index, append.log_term, append.commit) = (10, 2, 10);
+    append.entries = (0..4)
+        .map(|i| Entry { index: 11 + i, term: 3, data: vec![i as u8; 1200], ..Default::default() })
+        .collect();
+    write(dir, "peer_datagram", "fragmented-append", &peer_input(&[(3, append), (4, heartbeat)]))?;
+    let mut snapshot = raft_message(MessageType::MsgSnapshot);
+    let conf_state = ConfState { voters: vec![1, 2, 3], ..Default::default() };
+    let metadata = SnapshotMetadata { conf_state: Some(conf_state), index: 50, term: 3 };
+    snapshot.snapshot = Some(Snapshot { data: vec![7; 2000], metadata: Some(metadata) });
+    write(dir, "peer_datagram", "snapshot", &peer_input(&[(5, snapshot)]))
+}
+
 fn main() -> std::io::Result<()> {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
     wire_seeds(&dir)?;
@@ -249,6 +296,7 @@ fn main() -> std::io::Result<()> {
     tcp_seeds(&dir)?;
     http_seeds(&dir)?;
     candle_seeds(&dir)?;
+    peer_seeds(&dir)?;
     println!("seed corpora written under {}", dir.display());
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod kv;
 pub mod log;
 pub mod ops;
 pub mod partition;
+pub mod peer;
 pub mod projection;
 pub mod protocol;
 pub mod raft;
