@@ -1,12 +1,16 @@
-//! Three replicas of one partition in one thread, driven from a seed: the Raft messages each
-//! partition hands out (`take_messages`) travel through a simulated network that loses,
-//! duplicates, delays and reorders them and that can be cut (both ways, or one way); each replica's
-//! log is on a `SimDisk` (write latency; in half the seeds crash damage: writes in flight lost or
-//! torn at 4 KiB blocks, the log's atomic unit, unflushed blocks lost or kept); nodes crash (the
-//! partition dropped, reopened on the disk's crash image), pause (not polled, their clock running on) and run clocks at rates that differ within the lease's bound
-//! (`lease::CLOCK_RATE_DRIFT_MAX`). Clients SET and GET a few keys, each with one request at a time,
-//! following the leader (the `NOT_LEADER` hint), resending a write with the same request id on a
-//! timeout (exactly-once) and giving up after a few tries (the write's outcome is then unknown).
+//! Three replicas of one partition in one thread, driven from a seed. The Raft messages each
+//! partition hands out (`take_messages`) are packed into peer datagrams by `crate::peer`'s outbox
+//! (batched, fragmented when large, checksummed); each node's peer inbox reassembles and validates
+//! them and hands them to `Partition::step`. The datagrams travel through a simulated network that
+//! loses, duplicates, delays and reorders them and that can be cut (both ways, or one way). Each
+//! replica's log is on a `SimDisk` (write latency; in half the seeds crash damage: writes in
+//! flight lost or torn at 4 KiB blocks, the log's atomic unit, unflushed blocks lost or kept).
+//! Nodes crash (the partition dropped, reopened on the disk's crash image, its peer ends a new
+//! incarnation), pause (not polled, their clock running on) and run clocks at rates that differ
+//! within the lease's bound (`lease::CLOCK_RATE_DRIFT_MAX`). Clients SET and GET a few keys, each
+//! with one request at a time, following the leader (the `NOT_LEADER` hint), resending a write with
+//! the same request id on a timeout (exactly-once) and giving up after a few tries while faults go
+//! on (the write's outcome is then unknown).
 //!
 //! Every answer goes into a history that must be linearizable (`crate::check`'s Wing-Gong
 //! checker over the KV model); after the faults stop and the network heals, every replica must
@@ -16,13 +20,12 @@
 //! with a trace; `VIGIL_CLUSTER_SEEDS=n` runs n seeds (default `DEFAULT_SEEDS`).
 //!
 //! Not simulated here yet: media faults (bit flips, latent sector errors: `tests/sim_shards` has
-//! them for one node), snapshots sent to a follower (the ring is sized so no run recycles it), and the
-//! shards and the peer datagrams around the partition (`tests/sim_shards` is the whole-node
-//! simulator of one node).
+//! them for one node), snapshots sent to a follower (the ring is sized so no run recycles it), and
+//! the shards around the partition (`tests/sim_shards` is the whole-node simulator of one node).
 
 use super::*;
 use crate::check::{check, CheckConfig, History, KvOp, OpId, Outcome};
-use raft::eraftpb::Message;
+use crate::peer::{PeerGroups, PeerInbox, PeerLimits, PeerOutbox};
 use std::collections::{BTreeMap, BTreeSet};
 use vigil_pmd::sim::{SimClock, SimDisk, SimDiskConfig, SimDiskFaults, SplitMix64};
 
@@ -50,10 +53,36 @@ fn cluster_config() -> PartitionConfig {
     cfg
 }
 
+/// The group's voters as the peer inbox validates them: every node; the partition's log end.
+struct Group<'a>(&'a Partition<SimDisk>);
+
+impl PeerGroups for Group<'_> {
+    fn is_voter(&self, partition: u32, node: u64) -> bool {
+        partition == 0 && (1..=NODES).contains(&node)
+    }
+
+    fn last_index(&self, partition: u32) -> Option<u64> {
+        (partition == 0).then(|| self.0.raft().last_index())
+    }
+}
+
+/// A node's peer outbox and inbox, for its `incarnation` (cluster id 7).
+fn peer_ends(id: u64, incarnation: u64) -> (PeerOutbox, PeerInbox) {
+    let peers: Vec<u64> = (1..=NODES).filter(|&n| n != id).collect();
+    let limits = PeerLimits::mtu_1500();
+    let outbox = PeerOutbox::new(limits, 7, id, incarnation, &peers).expect("valid peers");
+    let inbox = PeerInbox::new(limits, 7, id, &peers).expect("valid peers");
+    (outbox, inbox)
+}
+
 /// One replica: its partition while up, its disk's crash image while down.
 struct Node {
     id: u64,
     part: Option<Partition<SimDisk>>,
+    /// Its peer datagrams, out and in (new ones at each restart: a new incarnation).
+    outbox: PeerOutbox,
+    inbox: PeerInbox,
+    incarnation: u64,
     image: Option<Vec<u8>>,
     /// Down (crashed) until this step.
     down_until: u64,
@@ -77,7 +106,8 @@ impl Node {
 /// The network between the replicas (see the module header).
 #[derive(Default)]
 struct Net {
-    queue: BTreeMap<(u64, u64), Message>,
+    /// (due, seq) -> (to, datagram).
+    queue: BTreeMap<(u64, u64), (u64, Vec<u8>)>,
     seq: u64,
     loss: f64,
     dup: f64,
@@ -87,19 +117,19 @@ struct Net {
 }
 
 impl Net {
-    fn send(&mut self, rng: &mut SplitMix64, t: u64, m: Message) {
-        if self.cut.contains(&(m.from, m.to)) || rng.chance(self.loss) {
+    fn send(&mut self, rng: &mut SplitMix64, t: u64, from: u64, to: u64, datagram: &[u8]) {
+        if self.cut.contains(&(from, to)) || rng.chance(self.loss) {
             return;
         }
         let copies = if rng.chance(self.dup) { 2 } else { 1 };
         for _ in 0..copies {
             self.seq += 1;
             let at = t + 50_000 + rng.below(self.delay_max_ns.max(1));
-            self.queue.insert((at, self.seq), m.clone());
+            self.queue.insert((at, self.seq), (to, datagram.to_vec()));
         }
     }
 
-    fn due(&mut self, t: u64) -> Vec<Message> {
+    fn due(&mut self, t: u64) -> Vec<(u64, Vec<u8>)> {
         let later = self.queue.split_off(&(t + 1, 0));
         std::mem::replace(&mut self.queue, later).into_values().collect()
     }
@@ -164,6 +194,8 @@ struct Stats {
     leaders: BTreeSet<(u64, u64)>,
     /// Leaderships over the seeds (the sum of `leaders`' sizes).
     leaderships: u64,
+    /// Peer datagrams sent.
+    datagrams: u64,
 }
 
 impl Sim {
@@ -183,9 +215,13 @@ impl Sim {
                 let (part, _) = Partition::open(0, device, &node_cfg, None).expect("a fresh replica opens");
                 // Rates within 4.5% of the reference: any two differ by less than the lease's 10%.
                 let rate = 0.955 + rng.below(91) as f64 / 1000.0;
+                let (outbox, inbox) = peer_ends(id, 1);
                 Node {
                     id,
                     part: Some(part),
+                    outbox,
+                    inbox,
+                    incarnation: 1,
                     image: None,
                     down_until: 0,
                     paused_until: 0,
@@ -249,18 +285,25 @@ impl Sim {
         }
         self.restart_due();
         let t = self.t();
-        for m in self.net.due(t) {
+        let mut messages = Vec::new();
+        for (to, datagram) in self.net.due(t) {
             let step = self.step;
-            let node = self.node(m.to);
+            let node = self.node(to);
             if !node.up(step) {
                 continue;
             }
-            let part = node.part.as_mut().expect("up");
-            // Refusals (a peer the group does not know) are counted by the partition.
-            let _ = part.step(m);
+            let now = node.local_clock(t);
+            let Node { part, inbox, .. } = node;
+            let part = part.as_mut().expect("up");
+            inbox.receive(&datagram, now.0, &Group(part), &mut messages);
+            for m in messages.drain(..) {
+                // Refusals are counted by the partition (and the inbox's drops by reason).
+                let _ = part.step(m.message);
+            }
         }
         let mut outbox = Vec::new();
         let mut answers = Vec::new();
+        let mut datagram = vec![0u8; PeerLimits::mtu_1500().datagram_bytes_max];
         for i in 0..self.nodes.len() {
             let step = self.step;
             let node = &mut self.nodes[i];
@@ -274,9 +317,13 @@ impl Sim {
             if part.raft().is_leader() {
                 self.stats.leaders.insert((part.raft().term(), node.id));
             }
-        }
-        for m in outbox {
-            self.net.send(&mut self.rng, t, m);
+            for m in outbox.drain(..) {
+                node.outbox.push(0, &m).expect("a peer's message of a known size");
+            }
+            while let Some(tx) = node.outbox.poll_transmit(&mut datagram) {
+                self.net.send(&mut self.rng, t, node.id, tx.to, &datagram[..tx.len]);
+                self.stats.datagrams += 1;
+            }
         }
         for d in answers {
             self.answer(d);
@@ -346,6 +393,9 @@ impl Sim {
             let (part, report) = Partition::open(0, device, &node_cfg, None)
                 .unwrap_or_else(|e| panic!("seed {}: node {} does not restart: {e}", self.seed, i + 1));
             self.nodes[i].part = Some(part);
+            self.nodes[i].incarnation += 1;
+            (self.nodes[i].outbox, self.nodes[i].inbox) =
+                peer_ends(self.nodes[i].id, self.nodes[i].incarnation);
             self.log(|| format!("restart node {}: {report}", i + 1));
         }
     }
@@ -623,6 +673,7 @@ fn three_replicas_under_faults_stay_linearizable_and_agree() {
         total.crashes += s.crashes;
         total.cuts += s.cuts;
         total.leaderships += s.leaders.len() as u64;
+        total.datagrams += s.datagrams;
     }
     println!("{seeds} seeds: {total:?}");
     assert!(total.acked_writes > seeds * 50, "writes were acknowledged: {total:?}");
