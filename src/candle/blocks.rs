@@ -10,7 +10,7 @@
 //!
 //! Invariants: `len` bytes are stored: `full.len() * block_bytes` in the frozen blocks and the
 //! rest in `tail` (`tail.len() < block_bytes`); the tail's capacity is one block, reserved when
-//! the first byte goes in.
+//! the first byte goes in or when an append fills the block before it.
 
 use crate::projection::{FieldRead, SnapshotError};
 use std::sync::Arc;
@@ -51,6 +51,9 @@ impl Blocks {
             bytes = &bytes[n..];
             if self.tail.len() == self.block_bytes {
                 self.freeze_tail();
+                // The next block is taken with the freeze, so a store grows at one append and
+                // every other append allocates nothing (`tests/candle_alloc.rs` checks it).
+                self.tail.reserve_exact(self.block_bytes);
             }
         }
     }
