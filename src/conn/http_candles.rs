@@ -321,7 +321,7 @@ fn list_json(body: &[u8]) -> Option<serde_json::Value> {
 
 /// One candle as a JSON object: its fields, `id` and `lit_at`.
 fn candle_json(id: u64, lit_at: u32, body: &[u8]) -> Option<serde_json::Value> {
-    let c = wire::read(body).ok()?;
+    let c = wire::read_ref(body).ok()?;
     let mut text = String::new();
     let mut obj = serde_json::Map::new();
     for (name, value) in fields::pairs(id, lit_at, &c, &mut text) {
