@@ -4,8 +4,10 @@
 //! to its overflow pool, and refused ones) through the code the shard runs (`CandleOps::
 //! light_command`: the client body read in place, validated, encoded into its slot, written as
 //! the LIGHT command; then the candle projection's `apply`, which parses it and stores the slot
-//! in the ring) allocates nothing per request. Reading them back (GET and LIST answered by the
-//! projection, decoded into client bodies by `CandleOps::for_client`) allocates nothing either.
+//! in the ring) allocates nothing per request; nor does RESP's front end (`CANDLE.LIGHT` framed,
+//! parsed, its fields set from the arguments, validated, its body written, as the RESP session
+//! does). Reading them back (GET and LIST answered by the projection, decoded into client bodies
+//! by `CandleOps::for_client`) allocates nothing either.
 //!
 //! The one thing that allocates is the ring's store growing: a 64 KiB block every 512 slots and a
 //! 16 KiB block per 16 KiB of a day's overflow values, bounded by `[candle]`'s limits. That is
@@ -17,15 +19,19 @@
 
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use std::alloc::System;
+use std::fmt::Write;
 use vigil::candle::command::{self, CandleCommand};
 use vigil::candle::corpus::{long_record, Corpus, SplitMix64, CORPUS_TODAY};
 use vigil::candle::fields::{
     ADDRESS_BYTES_MAX, EMAIL_BYTES_MAX, NAME_BYTES_MAX, NEIGHBOURHOOD_BYTES_MAX, PRAYER_CHARS_MAX,
 };
 use vigil::candle::{wire, Candle, CandleLimits, CandleProjection};
+use vigil::conn::candle_fields::{self, pairs, PairValue};
 use vigil::ops::candle::{CandleOps, RAW_ANSWER_BYTES};
 use vigil::projection::{Applied, ApplyResult, Projection};
+use vigil::protocol::resp::{parse_command, parse_request, ArgTable, Command, Parsed, RespLimits};
 use vigil::wire::{opcode, Status};
+use vigil_pmd::Nanos;
 
 /// Counts every allocation of this test binary.
 #[global_allocator]
@@ -158,40 +164,170 @@ fn light_all(
     seq: &mut u64,
     counted: &mut Counted,
 ) {
-    let at = Applied { time_ns: now_ms() * 1_000_000, ..Applied::single(1) };
     for (body, valid) in bodies {
-        *seq += 1;
-        let a0 = allocs();
-        let command = ops.light_command(body, 7, *seq, now_ms());
-        let a1 = allocs();
-        counted.request_allocs += a1 - a0;
-        let command = match (command, valid) {
-            (Ok(command), true) => command,
-            (Err(Status::Invalid | Status::BadRequest), false) => {
-                counted.refused += 1;
-                continue;
-            }
-            (other, _) => panic!("body {seq}: {:?}, valid {valid}", other.map(<[u8]>::len)),
-        };
-        let memory = candles.ring().memory();
-        let a2 = allocs();
-        let result = candles.apply(at, command);
-        let a3 = allocs();
-        let grown = candles.ring().memory() - memory;
-        if grown == 0 {
-            counted.apply_allocs_not_growing += a3 - a2;
-        } else {
-            counted.apply_allocs_growing += a3 - a2;
-            counted.blocks_taken += (grown / BLOCK_BYTES_MIN) as u64;
-        }
-        let ApplyResult::Lit { id } = result else { panic!("body {seq}: {result:?}") };
-        counted.lit += 1;
-        let Ok(CandleCommand::Light(light)) = command::parse(command) else { panic!("a LIGHT") };
-        for (n, v) in counted.overflow_values.iter_mut().zip(light.overflow) {
-            *n += u64::from(v.is_some());
-        }
-        counted.ids.push(id);
+        light_one(ops, candles, body, *valid, seq, counted);
     }
+}
+
+/// Lights one client body through the shard's code (`CandleOps::light_command`, then the
+/// projection's `apply`), counting each step's allocations.
+fn light_one(
+    ops: &mut CandleOps,
+    candles: &mut CandleProjection,
+    body: &[u8],
+    valid: bool,
+    seq: &mut u64,
+    counted: &mut Counted,
+) {
+    let at = Applied { time_ns: now_ms() * 1_000_000, ..Applied::single(1) };
+    *seq += 1;
+    let a0 = allocs();
+    let command = ops.light_command(body, 7, *seq, now_ms());
+    let a1 = allocs();
+    counted.request_allocs += a1 - a0;
+    let command = match (command, valid) {
+        (Ok(command), true) => command,
+        (Err(Status::Invalid | Status::BadRequest), false) => {
+            counted.refused += 1;
+            return;
+        }
+        (other, _) => panic!("body {seq}: {:?}, valid {valid}", other.map(<[u8]>::len)),
+    };
+    let memory = candles.ring().memory();
+    let a2 = allocs();
+    let result = candles.apply(at, command);
+    let a3 = allocs();
+    let grown = candles.ring().memory() - memory;
+    if grown == 0 {
+        counted.apply_allocs_not_growing += a3 - a2;
+    } else {
+        counted.apply_allocs_growing += a3 - a2;
+        counted.blocks_taken += (grown / BLOCK_BYTES_MIN) as u64;
+    }
+    let ApplyResult::Lit { id } = result else { panic!("body {seq}: {result:?}") };
+    counted.lit += 1;
+    let Ok(CandleCommand::Light(light)) = command::parse(command) else { panic!("a LIGHT") };
+    for (n, v) in counted.overflow_values.iter_mut().zip(light.overflow) {
+        *n += u64::from(v.is_some());
+    }
+    counted.ids.push(id);
+}
+
+/// `CANDLE.LIGHT field value ...` as a RESP multibulk, the candle's fields as RESP clients give
+/// them (text: `candle_fields::pairs`).
+fn resp_request(c: &Candle) -> Vec<u8> {
+    let mut text = String::new();
+    let args: Vec<(&str, String)> = pairs(0, 0, &c.view(), &mut text)
+        .into_iter()
+        .skip(2)
+        .map(|(name, value)| match value {
+            PairValue::Text(t) | PairValue::Number(t) => (name, t.to_owned()),
+            PairValue::Bool(b) => (name, u8::from(b).to_string()),
+        })
+        .collect();
+    let mut out = format!("*{}\r\n$12\r\nCANDLE.LIGHT\r\n", 1 + 2 * args.len()).into_bytes();
+    for (name, value) in &args {
+        for arg in [name.as_bytes(), value.as_bytes()] {
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out
+}
+
+/// RESP's front end: the session's argument table, refusal text and body buffer, made once.
+struct RespFront {
+    table: ArgTable,
+    why: String,
+    body: Vec<u8>,
+}
+
+const RESP_LIMITS: RespLimits = RespLimits {
+    args_max: 64,
+    arg_bytes_max: 1 << 16,
+    inline_bytes_max: 1 << 16,
+    request_bytes_max: 1 << 20,
+};
+
+impl RespFront {
+    fn new() -> Self {
+        Self {
+            table: ArgTable::new(&RESP_LIMITS),
+            why: String::with_capacity(256),
+            body: Vec::with_capacity(wire::WIRE_BYTES_MAX),
+        }
+    }
+
+    /// What the RESP session does with a CANDLE.LIGHT (`conn::resp::candle::light`): frame and
+    /// parse it, set the candle from its pairs, validate it at the request's date and write its
+    /// body; `false` if refused before it is sent.
+    fn body_of(&mut self, request: &[u8]) -> bool {
+        let Ok(Parsed::Request { consumed }) = parse_request(request, &mut self.table, &RESP_LIMITS) else {
+            panic!("a whole request")
+        };
+        assert_eq!(consumed, request.len());
+        let Ok(Command::CandleLight { fields }) = parse_command(self.table.view(request)) else {
+            panic!("CANDLE.LIGHT")
+        };
+        self.why.clear();
+        let pairs_of = (0..fields.len() / 2).map(|i| (fields.get(2 * i), fields.get(2 * i + 1)));
+        let candle = candle_fields::from_pairs(pairs_of, &mut self.why).expect("fields that parse");
+        if let Err(e) = candle.validate(candle_fields::today(Nanos(now_ms() * 1_000_000))) {
+            let _ = write!(self.why, "ERR {}: {e}", e.field_name());
+            return false;
+        }
+        self.body.clear();
+        wire::write_ref(&candle, &mut self.body);
+        true
+    }
+}
+
+/// Lights each RESP request through RESP's front end and the shard, counting the front end's
+/// allocations too.
+fn light_resp(
+    front: &mut RespFront,
+    ops: &mut CandleOps,
+    candles: &mut CandleProjection,
+    requests: &[(Vec<u8>, bool)],
+    seq: &mut u64,
+    counted: &mut Counted,
+) -> u64 {
+    let mut front_allocs = 0;
+    for (request, valid) in requests {
+        let a0 = allocs();
+        let sent = front.body_of(request);
+        front_allocs += allocs() - a0;
+        assert_eq!(sent, *valid, "{}", front.why);
+        if !sent {
+            counted.refused += 1;
+            continue;
+        }
+        let body = std::mem::take(&mut front.body);
+        light_one(ops, candles, &body, true, seq, counted);
+        front.body = body;
+    }
+    front_allocs
+}
+
+/// The requests of a RESP pass: the candles of a pass whose refusals are semantic (RESP's front
+/// end refuses them before sending; a cut body has no RESP form).
+fn resp_requests(seed: u64) -> Vec<(Vec<u8>, bool)> {
+    let mut corpus = Corpus::new(seed);
+    let mut rng = SplitMix64::new(seed);
+    (0..CANDLES)
+        .map(|i| {
+            let mut c = match i % OVERFLOW_EVERY {
+                0 => overflowing(&mut rng),
+                _ => corpus.candle(),
+            };
+            let valid = i % REFUSED_EVERY != 0;
+            if !valid {
+                c.state = Some("XX".into());
+            }
+            (resp_request(&c), valid)
+        })
+        .collect()
 }
 
 fn limits() -> CandleLimits {
@@ -207,6 +343,34 @@ fn main() {
     println!("test a_light_allocates_nothing_from_its_body_to_its_applied_slot ... ok");
     gets_and_lists_are_decoded_for_the_client_without_allocating(ops, &candles, &ids);
     println!("test gets_and_lists_are_decoded_for_the_client_without_allocating ... ok");
+    a_resp_candle_light_allocates_nothing_from_its_request_to_its_applied_slot();
+    println!("test a_resp_candle_light_allocates_nothing_from_its_request_to_its_applied_slot ... ok");
+}
+
+fn a_resp_candle_light_allocates_nothing_from_its_request_to_its_applied_slot() {
+    let mut front = RespFront::new();
+    let mut ops = CandleOps::new();
+    let mut candles = CandleProjection::new(limits());
+    let mut seq = 0;
+    light_resp(&mut front, &mut ops, &mut candles, &resp_requests(4), &mut seq, &mut Counted::default());
+    let mut c = Counted::default();
+    let front_allocs = light_resp(&mut front, &mut ops, &mut candles, &resp_requests(5), &mut seq, &mut c);
+    println!(
+        "{} RESP CANDLE.LIGHTs lit and {} refused: {front_allocs} allocations in RESP's front end, {} from \
+         body to command, {} in apply without growth ({} with the ring taking {} blocks)",
+        c.lit,
+        c.refused,
+        c.request_allocs,
+        c.apply_allocs_not_growing,
+        c.apply_allocs_growing,
+        c.blocks_taken
+    );
+    assert_eq!(c.lit + c.refused, CANDLES as u64);
+    assert!(c.overflow_values.iter().all(|&n| n >= (CANDLES / OVERFLOW_EVERY / 2) as u64), "{c:?}");
+    assert_eq!(front_allocs, 0, "RESP's front end allocates for a CANDLE.LIGHT");
+    assert_eq!(c.request_allocs, 0, "a LIGHT allocates between its body and its command");
+    assert_eq!(c.apply_allocs_not_growing, 0, "apply allocates without the ring growing");
+    assert!(c.apply_allocs_growing <= ALLOCS_PER_BLOCK_MAX * c.blocks_taken);
 }
 
 fn a_light_allocates_nothing_from_its_body_to_its_applied_slot() -> (CandleOps, CandleProjection, Vec<u64>) {

@@ -17,8 +17,8 @@
 //! with nothing before them).
 
 use super::{Kind, Ran, State, Style};
-use crate::candle::{wire, CandleRef};
-use crate::conn::candle_fields::{self as fields, FieldName, PairValue};
+use crate::candle::wire;
+use crate::conn::candle_fields::{self as fields, PairValue};
 use crate::conn::Cx;
 use crate::protocol::resp::{ArgList, ReplyWriter, RespVersion};
 use crate::wire::{opcode, Status};
@@ -29,7 +29,10 @@ pub(super) const STATE_ENTRIES: usize = 32;
 
 /// CANDLE.LIGHT: sets, validates and sends the candle; or replies why it is refused.
 pub(super) fn light(st: &mut State, pairs: ArgList<'_>, cx: &mut Cx<'_>) -> Ran {
-    let Ok(candle) = fill(&mut st.text, pairs) else {
+    st.text.clear();
+    st.text.push_str("ERR ");
+    let pairs_of = (0..pairs.len() / 2).map(|i| (pairs.get(2 * i), pairs.get(2 * i + 1)));
+    let Ok(candle) = fields::from_pairs(pairs_of, &mut st.text) else {
         return refuse_text(st, cx);
     };
     if let Err(e) = candle.validate(fields::today(cx.now)) {
@@ -41,29 +44,6 @@ pub(super) fn light(st: &mut State, pairs: ArgList<'_>, cx: &mut Cx<'_>) -> Ran 
         wire::write_ref(&candle, body);
         opcode::CANDLE_LIGHT
     })
-}
-
-/// The candle the pairs set, borrowing their values; on a bad name or value the error text is
-/// in `text`.
-fn fill<'a>(text: &mut String, pairs: ArgList<'a>) -> Result<CandleRef<'a>, ()> {
-    let mut candle = fields::blank_ref();
-    text.clear();
-    for i in 0..pairs.len() / 2 {
-        let (name, value) = (pairs.get(2 * i), pairs.get(2 * i + 1));
-        let Some(field) = FieldName::parse(name) else {
-            let _ = write!(text, "ERR unknown candle field '{}'", String::from_utf8_lossy(name));
-            return Err(());
-        };
-        let Ok(value) = std::str::from_utf8(value) else {
-            let _ = write!(text, "ERR {}: not UTF-8", field.english());
-            return Err(());
-        };
-        if let Err(why) = fields::set_ref(&mut candle, field, value) {
-            let _ = write!(text, "ERR {}: {why}", field.english());
-            return Err(());
-        }
-    }
-    Ok(candle)
 }
 
 /// Replies the error in `st.text`, in order (after the commands before it).
