@@ -211,28 +211,28 @@ pub fn set_ref<'a>(c: &mut CandleRef<'a>, field: FieldName, value: &'a str) -> R
 }
 
 /// The candle that (name, value) pairs set, borrowing their values (RESP's `CANDLE.LIGHT`
-/// arguments); on a bad name or value, `Err` with what was wrong written into `why` (appended).
+/// arguments); on a bad name or value, `None` with what was wrong written into `why` (appended).
 /// Allocates nothing but the message of a refusal.
 pub fn from_pairs<'a>(
     pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     why: &mut String,
-) -> Result<CandleRef<'a>, ()> {
+) -> Option<CandleRef<'a>> {
     let mut candle = blank_ref();
     for (name, value) in pairs {
         let Some(field) = FieldName::parse(name) else {
             let _ = write!(why, "unknown candle field '{}'", String::from_utf8_lossy(name));
-            return Err(());
+            return None;
         };
         let Ok(value) = std::str::from_utf8(value) else {
             let _ = write!(why, "{}: not UTF-8", field.english());
-            return Err(());
+            return None;
         };
         if let Err(e) = set_ref(&mut candle, field, value) {
             let _ = write!(why, "{}: {e}", field.english());
-            return Err(());
+            return None;
         }
     }
-    Ok(candle)
+    Some(candle)
 }
 
 /// A `YYYY-MM-DD` date that exists.

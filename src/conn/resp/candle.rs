@@ -32,7 +32,7 @@ pub(super) fn light(st: &mut State, pairs: ArgList<'_>, cx: &mut Cx<'_>) -> Ran 
     st.text.clear();
     st.text.push_str("ERR ");
     let pairs_of = (0..pairs.len() / 2).map(|i| (pairs.get(2 * i), pairs.get(2 * i + 1)));
-    let Ok(candle) = fields::from_pairs(pairs_of, &mut st.text) else {
+    let Some(candle) = fields::from_pairs(pairs_of, &mut st.text) else {
         return refuse_text(st, cx);
     };
     if let Err(e) = candle.validate(fields::today(cx.now)) {
