@@ -6,7 +6,8 @@
 //! the LIGHT command; then the candle projection's `apply`, which parses it and stores the slot
 //! in the ring) allocates nothing per request; nor does RESP's front end (`CANDLE.LIGHT` framed,
 //! parsed, its fields set from the arguments, validated, its body written, as the RESP session
-//! does). Reading them back (GET and LIST answered by the projection, decoded into client bodies
+//! does), nor HTTP's (`POST /candles`: the JSON body read borrowed, validated, its body
+//! written). Reading them back (GET and LIST answered by the projection, decoded into client bodies
 //! by `CandleOps::for_client`) allocates nothing either.
 //!
 //! The one thing that allocates is the ring's store growing: a 64 KiB block every 512 slots and a
@@ -27,6 +28,7 @@ use vigil::candle::fields::{
 };
 use vigil::candle::{wire, Candle, CandleLimits, CandleProjection};
 use vigil::conn::candle_fields::{self, pairs, PairValue};
+use vigil::conn::candle_json::{self, Borrowed};
 use vigil::ops::candle::{CandleOps, RAW_ANSWER_BYTES};
 use vigil::projection::{Applied, ApplyResult, Projection};
 use vigil::protocol::resp::{parse_command, parse_request, ArgTable, Command, Parsed, RespLimits};
@@ -236,11 +238,10 @@ fn resp_request(c: &Candle) -> Vec<u8> {
     out
 }
 
-/// RESP's front end: the session's argument table, refusal text and body buffer, made once.
+/// RESP's front end: the session's argument table and refusal text, made once.
 struct RespFront {
     table: ArgTable,
     why: String,
-    body: Vec<u8>,
 }
 
 const RESP_LIMITS: RespLimits = RespLimits {
@@ -252,17 +253,13 @@ const RESP_LIMITS: RespLimits = RespLimits {
 
 impl RespFront {
     fn new() -> Self {
-        Self {
-            table: ArgTable::new(&RESP_LIMITS),
-            why: String::with_capacity(256),
-            body: Vec::with_capacity(wire::WIRE_BYTES_MAX),
-        }
+        Self { table: ArgTable::new(&RESP_LIMITS), why: String::with_capacity(256) }
     }
 
     /// What the RESP session does with a CANDLE.LIGHT (`conn::resp::candle::light`): frame and
     /// parse it, set the candle from its pairs, validate it at the request's date and write its
     /// body; `false` if refused before it is sent.
-    fn body_of(&mut self, request: &[u8]) -> bool {
+    fn body_of(&mut self, request: &[u8], body: &mut Vec<u8>) -> bool {
         let Ok(Parsed::Request { consumed }) = parse_request(request, &mut self.table, &RESP_LIMITS) else {
             panic!("a whole request")
         };
@@ -277,42 +274,69 @@ impl RespFront {
             let _ = write!(self.why, "ERR {}: {e}", e.field_name());
             return false;
         }
-        self.body.clear();
-        wire::write_ref(&candle, &mut self.body);
+        body.clear();
+        wire::write_ref(&candle, body);
         true
     }
 }
 
-/// Lights each RESP request through RESP's front end and the shard, counting the front end's
-/// allocations too.
-fn light_resp(
-    front: &mut RespFront,
+/// What the HTTP session does with a `POST /candles` (`conn::http_candles`): read the JSON body
+/// borrowed, validate it at the request's date and write its client body; `false` if refused.
+fn http_body_of(json: &[u8], body: &mut Vec<u8>) -> bool {
+    let Borrowed::Candle(candle) = candle_json::read(json) else { panic!("a usual body") };
+    if candle.validate(candle_fields::today(Nanos(now_ms() * 1_000_000))).is_err() {
+        return false;
+    }
+    body.clear();
+    wire::write_ref(&candle, body);
+    true
+}
+
+/// Lights each request through a protocol's front end (`front`: the request to its client body,
+/// or `false` if refused before it is sent) and the shard; returns the front end's allocations.
+fn light_front(
+    front: &mut dyn FnMut(&[u8], &mut Vec<u8>) -> bool,
     ops: &mut CandleOps,
     candles: &mut CandleProjection,
     requests: &[(Vec<u8>, bool)],
     seq: &mut u64,
     counted: &mut Counted,
 ) -> u64 {
+    let mut body = Vec::with_capacity(wire::WIRE_BYTES_MAX);
     let mut front_allocs = 0;
     for (request, valid) in requests {
         let a0 = allocs();
-        let sent = front.body_of(request);
+        let sent = front(request, &mut body);
         front_allocs += allocs() - a0;
-        assert_eq!(sent, *valid, "{}", front.why);
+        assert_eq!(sent, *valid, "{}", String::from_utf8_lossy(request));
         if !sent {
             counted.refused += 1;
             continue;
         }
-        let body = std::mem::take(&mut front.body);
         light_one(ops, candles, &body, true, seq, counted);
-        front.body = body;
     }
     front_allocs
 }
 
-/// The requests of a RESP pass: the candles of a pass whose refusals are semantic (RESP's front
-/// end refuses them before sending; a cut body has no RESP form).
-fn resp_requests(seed: u64) -> Vec<(Vec<u8>, bool)> {
+/// A `POST /candles` JSON body of the candle's fields, as an HTTP client writes it.
+fn http_request(c: &Candle) -> Vec<u8> {
+    let mut text = String::new();
+    let mut obj = serde_json::Map::new();
+    for (name, value) in pairs(0, 0, &c.view(), &mut text).into_iter().skip(2) {
+        let v = match value {
+            PairValue::Text(t) => serde_json::Value::from(t),
+            PairValue::Number("") => serde_json::Value::Null,
+            PairValue::Number(t) => serde_json::Value::from(t.parse::<u64>().expect("a number")),
+            PairValue::Bool(b) => serde_json::Value::Bool(b),
+        };
+        obj.insert(name.to_owned(), v);
+    }
+    serde_json::to_vec(&obj).expect("JSON")
+}
+
+/// The requests of a RESP or HTTP pass (`request` writes one): the candles of a pass whose
+/// refusals are semantic (the front end refuses them before sending; a cut body has no such form).
+fn front_requests(seed: u64, request: fn(&Candle) -> Vec<u8>) -> Vec<(Vec<u8>, bool)> {
     let mut corpus = Corpus::new(seed);
     let mut rng = SplitMix64::new(seed);
     (0..CANDLES)
@@ -325,7 +349,7 @@ fn resp_requests(seed: u64) -> Vec<(Vec<u8>, bool)> {
             if !valid {
                 c.state = Some("XX".into());
             }
-            (resp_request(&c), valid)
+            (request(&c), valid)
         })
         .collect()
 }
@@ -345,18 +369,36 @@ fn main() {
     println!("test gets_and_lists_are_decoded_for_the_client_without_allocating ... ok");
     a_resp_candle_light_allocates_nothing_from_its_request_to_its_applied_slot();
     println!("test a_resp_candle_light_allocates_nothing_from_its_request_to_its_applied_slot ... ok");
+    an_http_post_candles_allocates_nothing_from_its_request_to_its_applied_slot();
+    println!("test an_http_post_candles_allocates_nothing_from_its_request_to_its_applied_slot ... ok");
 }
 
 fn a_resp_candle_light_allocates_nothing_from_its_request_to_its_applied_slot() {
-    let mut front = RespFront::new();
+    let mut resp = RespFront::new();
+    let mut front = |request: &[u8], body: &mut Vec<u8>| resp.body_of(request, body);
+    front_pass("RESP CANDLE.LIGHT", &mut front, resp_request);
+}
+
+fn an_http_post_candles_allocates_nothing_from_its_request_to_its_applied_slot() {
+    front_pass("HTTP POST /candles", &mut http_body_of, http_request);
+}
+
+/// A warm-up pass and a measured pass of requests through a protocol's front end and the shard.
+fn front_pass(
+    what: &str,
+    front: &mut dyn FnMut(&[u8], &mut Vec<u8>) -> bool,
+    request: fn(&Candle) -> Vec<u8>,
+) {
     let mut ops = CandleOps::new();
     let mut candles = CandleProjection::new(limits());
     let mut seq = 0;
-    light_resp(&mut front, &mut ops, &mut candles, &resp_requests(4), &mut seq, &mut Counted::default());
+    let warm_up = front_requests(4, request);
+    light_front(front, &mut ops, &mut candles, &warm_up, &mut seq, &mut Counted::default());
     let mut c = Counted::default();
-    let front_allocs = light_resp(&mut front, &mut ops, &mut candles, &resp_requests(5), &mut seq, &mut c);
+    let measured = front_requests(5, request);
+    let front_allocs = light_front(front, &mut ops, &mut candles, &measured, &mut seq, &mut c);
     println!(
-        "{} RESP CANDLE.LIGHTs lit and {} refused: {front_allocs} allocations in RESP's front end, {} from \
+        "{what}: {} lit and {} refused; {front_allocs} allocations in the front end, {} from \
          body to command, {} in apply without growth ({} with the ring taking {} blocks)",
         c.lit,
         c.refused,
@@ -367,7 +409,7 @@ fn a_resp_candle_light_allocates_nothing_from_its_request_to_its_applied_slot() 
     );
     assert_eq!(c.lit + c.refused, CANDLES as u64);
     assert!(c.overflow_values.iter().all(|&n| n >= (CANDLES / OVERFLOW_EVERY / 2) as u64), "{c:?}");
-    assert_eq!(front_allocs, 0, "RESP's front end allocates for a CANDLE.LIGHT");
+    assert_eq!(front_allocs, 0, "the {what} front end allocates");
     assert_eq!(c.request_allocs, 0, "a LIGHT allocates between its body and its command");
     assert_eq!(c.apply_allocs_not_growing, 0, "apply allocates without the ring growing");
     assert!(c.apply_allocs_growing <= ALLOCS_PER_BLOCK_MAX * c.blocks_taken);

@@ -210,6 +210,21 @@ pub fn set_ref<'a>(c: &mut CandleRef<'a>, field: FieldName, value: &'a str) -> R
     Ok(())
 }
 
+/// Sets a numeric field of a borrowed candle from a JSON number (as [`set_ref`] with its decimal
+/// text); `Err` for a field whose value is text (a name given as a number is for the owned way).
+pub fn set_number(c: &mut CandleRef<'_>, field: FieldName, n: u64) -> Result<(), &'static str> {
+    match field {
+        FieldName::Phone => c.phone = Some(n),
+        FieldName::City => c.city = Some(u32::try_from(n).map_err(|_| "not an IBGE code")?),
+        FieldName::Country => c.country = u16::try_from(n).map_err(|_| "not an ISO code")?,
+        FieldName::Whatsapp if n <= 1 => c.has_whatsapp = n == 1,
+        FieldName::Whatsapp => return Err("not 0 or 1"),
+        FieldName::Birth => return Err("not a YYYY-MM-DD date"),
+        _ => return Err("a text field given as a number"),
+    }
+    Ok(())
+}
+
 /// The candle that (name, value) pairs set, borrowing their values (RESP's `CANDLE.LIGHT`
 /// arguments); on a bad name or value, `None` with what was wrong written into `why` (appended).
 /// Allocates nothing but the message of a refusal.
