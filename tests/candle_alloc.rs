@@ -7,7 +7,8 @@
 //! in the ring) allocates nothing per request; nor does RESP's front end (`CANDLE.LIGHT` framed,
 //! parsed, its fields set from the arguments, validated, its body written, as the RESP session
 //! does), nor HTTP's (`POST /candles`: the JSON body read borrowed, validated, its body
-//! written). Reading them back (GET and LIST answered by the projection, decoded into client bodies
+//! written), nor the page's form (the session's form read from the urlencoded post, checked, its
+//! body written). Reading them back (GET and LIST answered by the projection, decoded into client bodies
 //! by `CandleOps::for_client`) allocates nothing either.
 //!
 //! The one thing that allocates is the ring's store growing: a 64 KiB block every 512 slots and a
@@ -26,6 +27,8 @@ use vigil::candle::corpus::{long_record, Corpus, SplitMix64, CORPUS_TODAY};
 use vigil::candle::fields::{
     ADDRESS_BYTES_MAX, EMAIL_BYTES_MAX, NAME_BYTES_MAX, NEIGHBOURHOOD_BYTES_MAX, PRAYER_CHARS_MAX,
 };
+use vigil::candle::form::Form;
+use vigil::candle::page::FIELDS;
 use vigil::candle::{wire, Candle, CandleLimits, CandleProjection};
 use vigil::conn::candle_fields::{self, pairs, PairValue};
 use vigil::conn::candle_json::{self, Borrowed};
@@ -292,8 +295,55 @@ fn http_body_of(json: &[u8], body: &mut Vec<u8>) -> bool {
     true
 }
 
+/// The page's form (`conn::web`'s `POST /candles`): the session's form read from the urlencoded
+/// body, checked at the request's date and its client body written; `false` if refused.
+struct WebFront {
+    form: Form,
+    scratch: Vec<u8>,
+}
+
+impl WebFront {
+    fn body_of(&mut self, post: &[u8], body: &mut Vec<u8>) -> bool {
+        self.form.parse_into(post, &mut self.scratch);
+        let Ok(candle) = self.form.candle_ref(CORPUS_TODAY) else { return false };
+        body.clear();
+        wire::write_ref(&candle, body);
+        true
+    }
+}
+
+/// The form a browser posts for a candle (urlencoded, the page's field names).
+fn web_request(c: &Candle) -> Vec<u8> {
+    let d = c.birth_date;
+    let birth = format!("{:04}-{:02}-{:02}", d.year, d.month, d.day);
+    let phone = c.phone.map(|p| p.to_string()).unwrap_or_default();
+    let city = c.city.map(|p| p.to_string()).unwrap_or_default();
+    let country = c.country.to_string();
+    let values = [
+        &c.name[..],
+        &c.email,
+        &birth,
+        &phone,
+        &c.address,
+        &c.neighbourhood,
+        &city,
+        c.state.as_deref().unwrap_or(""),
+        &country,
+        &c.prayer,
+    ];
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (field, value) in FIELDS.iter().zip(values) {
+        form.append_pair(field.0, value);
+    }
+    if c.has_whatsapp {
+        form.append_pair("whatsapp", "1");
+    }
+    form.finish().into_bytes()
+}
+
 /// Lights each request through a protocol's front end (`front`: the request to its client body,
-/// or `false` if refused before it is sent) and the shard; returns the front end's allocations.
+/// or `false` if refused before it is sent) and the shard; returns the front end's allocations
+/// for the requests it sent and for those it refused.
 fn light_front(
     front: &mut dyn FnMut(&[u8], &mut Vec<u8>) -> bool,
     ops: &mut CandleOps,
@@ -301,21 +351,23 @@ fn light_front(
     requests: &[(Vec<u8>, bool)],
     seq: &mut u64,
     counted: &mut Counted,
-) -> u64 {
+) -> (u64, u64) {
     let mut body = Vec::with_capacity(wire::WIRE_BYTES_MAX);
-    let mut front_allocs = 0;
+    let (mut sent_allocs, mut refused_allocs) = (0, 0);
     for (request, valid) in requests {
         let a0 = allocs();
         let sent = front(request, &mut body);
-        front_allocs += allocs() - a0;
+        let n = allocs() - a0;
         assert_eq!(sent, *valid, "{}", String::from_utf8_lossy(request));
         if !sent {
+            refused_allocs += n;
             counted.refused += 1;
             continue;
         }
+        sent_allocs += n;
         light_one(ops, candles, &body, true, seq, counted);
     }
-    front_allocs
+    (sent_allocs, refused_allocs)
 }
 
 /// A `POST /candles` JSON body of the candle's fields, as an HTTP client writes it.
@@ -371,23 +423,35 @@ fn main() {
     println!("test a_resp_candle_light_allocates_nothing_from_its_request_to_its_applied_slot ... ok");
     an_http_post_candles_allocates_nothing_from_its_request_to_its_applied_slot();
     println!("test an_http_post_candles_allocates_nothing_from_its_request_to_its_applied_slot ... ok");
+    a_posted_form_allocates_nothing_from_its_request_to_its_applied_slot();
+    println!("test a_posted_form_allocates_nothing_from_its_request_to_its_applied_slot ... ok");
 }
 
 fn a_resp_candle_light_allocates_nothing_from_its_request_to_its_applied_slot() {
     let mut resp = RespFront::new();
     let mut front = |request: &[u8], body: &mut Vec<u8>| resp.body_of(request, body);
-    front_pass("RESP CANDLE.LIGHT", &mut front, resp_request);
+    front_pass("RESP CANDLE.LIGHT", &mut front, resp_request, 0);
 }
 
 fn an_http_post_candles_allocates_nothing_from_its_request_to_its_applied_slot() {
-    front_pass("HTTP POST /candles", &mut http_body_of, http_request);
+    front_pass("HTTP POST /candles", &mut http_body_of, http_request, 0);
 }
 
-/// A warm-up pass and a measured pass of requests through a protocol's front end and the shard.
+fn a_posted_form_allocates_nothing_from_its_request_to_its_applied_slot() {
+    let scratch = Vec::with_capacity(vigil::candle::fields::PRAYER_BYTES_MAX);
+    let mut web = WebFront { form: Form::with_capacity(), scratch };
+    let mut front = |post: &[u8], body: &mut Vec<u8>| web.body_of(post, body);
+    // A refused form allocates what the page shows: its errors and a message for each field.
+    front_pass("the page's form", &mut front, web_request, 2);
+}
+
+/// A warm-up pass and a measured pass of requests through a protocol's front end and the shard;
+/// a refusal may allocate `per_refusal_max` (its messages), a request sent nothing.
 fn front_pass(
     what: &str,
     front: &mut dyn FnMut(&[u8], &mut Vec<u8>) -> bool,
     request: fn(&Candle) -> Vec<u8>,
+    per_refusal_max: u64,
 ) {
     let mut ops = CandleOps::new();
     let mut candles = CandleProjection::new(limits());
@@ -396,9 +460,11 @@ fn front_pass(
     light_front(front, &mut ops, &mut candles, &warm_up, &mut seq, &mut Counted::default());
     let mut c = Counted::default();
     let measured = front_requests(5, request);
-    let front_allocs = light_front(front, &mut ops, &mut candles, &measured, &mut seq, &mut c);
+    let (front_allocs, refused_allocs) =
+        light_front(front, &mut ops, &mut candles, &measured, &mut seq, &mut c);
     println!(
-        "{what}: {} lit and {} refused; {front_allocs} allocations in the front end, {} from \
+        "{what}: {} lit and {} refused; {front_allocs} allocations in the front end ({refused_allocs} \
+         for the refusals), {} from \
          body to command, {} in apply without growth ({} with the ring taking {} blocks)",
         c.lit,
         c.refused,
@@ -409,7 +475,12 @@ fn front_pass(
     );
     assert_eq!(c.lit + c.refused, CANDLES as u64);
     assert!(c.overflow_values.iter().all(|&n| n >= (CANDLES / OVERFLOW_EVERY / 2) as u64), "{c:?}");
-    assert_eq!(front_allocs, 0, "the {what} front end allocates");
+    assert_eq!(front_allocs, 0, "the front end allocates ({what})");
+    assert!(
+        refused_allocs <= per_refusal_max * c.refused,
+        "{refused_allocs} allocations for {} refusals",
+        c.refused
+    );
     assert_eq!(c.request_allocs, 0, "a LIGHT allocates between its body and its command");
     assert_eq!(c.apply_allocs_not_growing, 0, "apply allocates without the ring growing");
     assert!(c.apply_allocs_growing <= ALLOCS_PER_BLOCK_MAX * c.blocks_taken);
