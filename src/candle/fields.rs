@@ -1,7 +1,9 @@
-//! The fields of a candle as a client gives them ([`Candle`]) and their validation against the
-//! place tables and the limits below, with one error enum, [`CandleError`].
+//! The fields of a candle as a client gives them, owned ([`Candle`]) or borrowed from a request
+//! ([`CandleRef`], what the LIGHT path uses), and their validation against the place tables and
+//! the limits below, with one error enum, [`CandleError`].
 //!
-//! Invariants: validation is sans-IO ("today" is a value the caller passes); a candle that passes
+//! Invariants: validation is sans-IO ("today" is a value the caller passes) and allocates
+//! nothing, refusals included (an unknown state is kept inline, [`GivenState`]); a candle that passes
 //! [`Candle::validate`] fits a slot's fixed fields (birth date in a u16 of days since 1900-01-01,
 //! phone in 37 bits, city, state and country as table indexes) and its text joins without
 //! ambiguity (no control characters, so the codec's `\n` separator is never part of a value).

@@ -372,6 +372,29 @@ mod tests {
     }
 
     #[test]
+    fn the_command_buffer_holds_the_largest_light() {
+        assert_eq!(light_command_bytes_max(), 4_583, "docs/CANDLES.md states it");
+        let mut ops = CandleOps::new();
+        let mut c = crate::candle::corpus::long_record();
+        c.name = "ж".repeat(60);
+        c.address = "中".repeat(53);
+        // 800 characters of 2 bytes in an order zstd finds no use for.
+        c.prayer = (0..800u32).filter_map(|i| char::from_u32(0x400 + (i * 7_919 + i * i) % 255)).collect();
+        let mut body = Vec::new();
+        wire::write(&c, &mut body);
+        let capacity = ops.command.capacity();
+        let now_ms = 1_767_225_600_000; // 2026-01-01
+        let command = ops.light_command(&body, 1, 1, now_ms).expect("lit");
+        assert!(command.len() <= light_command_bytes_max());
+        let Ok(crate::candle::command::CandleCommand::Light(light)) = crate::candle::command::parse(command)
+        else {
+            panic!("a LIGHT")
+        };
+        assert!(light.overflow.iter().all(Option::is_some), "every field in overflow");
+        assert_eq!(ops.command.capacity(), capacity, "within the buffer made at start");
+    }
+
+    #[test]
     fn bodies_of_the_wrong_size_are_refused() {
         for (op, len) in [
             (opcode::CANDLE_GET, 7),
