@@ -19,7 +19,7 @@ fn samples(seed: u64, n: usize) -> [Vec<Vec<u8>>; 3] {
     let mut buf = Vec::new();
     for c in Corpus::new(seed).take(n) {
         for f in TextField::ALL {
-            field_text(&c, f, &mut buf);
+            field_text(c.view(), f, &mut buf);
             if !buf.is_empty() {
                 out[f.index()].push(buf.clone());
             }

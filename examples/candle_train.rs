@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     let mut buf = Vec::new();
     for c in Corpus::new(seed).take(samples) {
         for f in TextField::ALL {
-            field_text(&c, f, &mut buf);
+            field_text(c.view(), f, &mut buf);
             if !buf.is_empty() {
                 texts[f.index()].push(buf.clone());
             }
@@ -77,7 +77,7 @@ fn report(f: TextField, model: &FieldModel, what: &str, seed: u64) {
     let mut buf = Vec::new();
     let (mut raw, mut packed, mut ns, mut n) = (0usize, 0usize, 0u128, 0usize);
     for c in Corpus::new(seed).take(20_000) {
-        field_text(&c, f, &mut buf);
+        field_text(c.view(), f, &mut buf);
         if buf.is_empty() {
             continue;
         }

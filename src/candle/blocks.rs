@@ -18,6 +18,9 @@
 //! Invariants: `len` bytes are stored: `full.len() * block_bytes` in the frozen blocks and the
 //! rest (`tail_len < block_bytes`) at the start of `tail`; a reused block's bytes past what was
 //! appended are stale and never read (every read is bounded by `len`, a capture copies `tail_len`).
+//! The next tail is taken when the first byte goes in or when an append fills the block before
+//! it, so all of a store's growth (the block and the `full` list's room) happens in the append
+//! that grows `memory` (what `tests/candle_alloc` tells apart from per-request allocation).
 
 use crate::projection::{FieldRead, SnapshotError};
 use std::sync::Arc;
@@ -61,7 +64,7 @@ impl Blocks {
             let n = self.fill_tail(bytes.len(), spares);
             let at = self.tail_len;
             self.tail_mut()[at..at + n].copy_from_slice(&bytes[..n]);
-            self.advance_tail(n);
+            self.advance_tail(n, spares);
             bytes = &bytes[n..];
         }
     }
@@ -79,12 +82,13 @@ impl Blocks {
         Arc::get_mut(tail).expect("the tail block is never shared")
     }
 
-    /// Counts `n` bytes written into the tail; freezes it when full.
-    fn advance_tail(&mut self, n: usize) {
+    /// Counts `n` bytes written into the tail; freezes it when full and takes the next one.
+    fn advance_tail(&mut self, n: usize, spares: &mut Spares) {
         self.tail_len += n;
         if self.tail_len == self.block_bytes {
             self.full.push(self.tail.take().expect("a tail was written"));
             self.tail_len = 0;
+            self.fill_tail(0, spares);
         }
     }
 
@@ -143,7 +147,7 @@ impl Blocks {
             let n = self.fill_tail(len, spares);
             let at = self.tail_len;
             r.fill(&mut self.tail_mut()[at..at + n])?;
-            self.advance_tail(n);
+            self.advance_tail(n, spares);
             len -= n;
         }
         Ok(())
@@ -302,8 +306,9 @@ mod tests {
         let mut captured = Vec::new();
         old.capture(&mut captured);
         spares.retire(old);
-        assert_eq!(spares.count(), 2);
-        assert!(spares.take().is_none(), "both blocks are held by the capture");
+        assert_eq!(spares.count(), 3, "two filled blocks and the next tail, taken when they filled");
+        assert!(spares.take().is_some_and(|b| b.len() == 4), "the empty tail was not captured");
+        assert!(spares.take().is_none(), "both filled blocks are held by the capture");
         assert_eq!(spares.count(), 0);
         assert_eq!(&*captured[0], b"abcd", "the capture still reads its bytes");
         let stores: Vec<Blocks> = (0..3)

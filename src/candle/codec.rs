@@ -8,13 +8,18 @@
 //! value returned in [`EncodedCandle::overflow`]. Of the placements that fit, the one that moves
 //! the fewest fields out and keeps the most bytes inline wins.
 //!
+//! The request path uses the borrowed forms: [`encode_ref`] takes a [`CandleRef`] (read from the
+//! body without a copy) and lends the slot's overflow values from the codec's own buffers
+//! ([`EncodedRef`]); [`decode_ref`] lends the texts the same way. Neither allocates. [`encode`]
+//! and [`decode`] are the owned forms, for tools and tests.
+//!
 //! Invariants: `decode(encode(c)) == c` for every valid candle; decoding never panics on any
 //! bytes: a slot or overflow value that is not what `encode` writes is a [`DecodeError`]; the lit
 //! time and overflow offsets are not the codec's (the ring stamps them).
 
 use thiserror::Error;
 
-use super::fields::{Candle, CandleError, Date};
+use super::fields::{Candle, CandleError, CandleRef, Date};
 use super::slot::{
     text_fields, Slot, TextField, TextRef, LAYOUT_VERSION, NO_CITY, NO_STATE, OVERFLOW_MARKER, PHONE_MAX,
     TEXT_REGION_BYTES,
@@ -36,6 +41,23 @@ pub struct EncodedCandle {
     pub slot: Slot,
     /// Per text field, in [`TextField`] order: its compressed value if it is in overflow.
     pub overflow: [Option<Vec<u8>>; 3],
+}
+
+/// A candle as a slot and the values of its fields in overflow, lent by the codec that encoded it
+/// (its buffers: valid until the codec is used again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodedRef<'c> {
+    /// The slot (lit time 0, overflow offsets 0).
+    pub slot: Slot,
+    /// Per text field, in [`TextField`] order: its compressed value if it is in overflow.
+    pub overflow: [Option<&'c [u8]>; 3],
+}
+
+impl EncodedRef<'_> {
+    /// The owned form (copies the overflow values).
+    pub fn to_encoded(&self) -> EncodedCandle {
+        EncodedCandle { slot: self.slot, overflow: self.overflow.map(|v| v.map(<[u8]>::to_vec)) }
+    }
 }
 
 /// Why a slot or its overflow values could not be decoded; nothing was returned.
@@ -88,8 +110,19 @@ pub enum DecodeError {
     Country(u8),
 }
 
-/// Validates `candle` against `today` and encodes it with the codec's current model.
+/// Validates `candle` against `today` and encodes it with the codec's current model (the owned
+/// form of [`encode_ref`]: the overflow values are copied out).
 pub fn encode(candle: &Candle, today: Date, codec: &mut TextCodec<'_>) -> Result<EncodedCandle, CandleError> {
+    encode_ref(&candle.view(), today, codec).map(|e| e.to_encoded())
+}
+
+/// Validates `candle` against `today` and encodes it with the codec's current model; the
+/// overflow values are lent from the codec's buffers. Allocates nothing, refusals included.
+pub fn encode_ref<'c>(
+    candle: &CandleRef<'_>,
+    today: Date,
+    codec: &'c mut TextCodec<'_>,
+) -> Result<EncodedRef<'c>, CandleError> {
     let r = candle.validate(today)?;
     let mut slot = Slot::empty();
     slot.set_text_model(codec.writer_version());
@@ -97,45 +130,27 @@ pub fn encode(candle: &Candle, today: Date, codec: &mut TextCodec<'_>) -> Result
     slot.set_phone(candle.phone.unwrap_or(0), candle.has_whatsapp);
     slot.set_city(r.city);
     slot.set_place(r.state, r.country);
-    // The codec's buffers, sized once for the largest field: encoding allocates only the
-    // overflow values it returns.
-    let (mut text, mut compressed) = codec.take_scratch();
-    let placed = compress_fields(candle, codec, &mut text, &mut compressed);
-    let overflow = placed.map(|out| {
-        write_region(&mut slot, &compressed, out);
-        TextField::ALL.map(|f| out[f.index()].then(|| compressed[f.index()].clone()))
-    });
-    codec.put_scratch(text, compressed);
-    let overflow = overflow?;
-    Ok(EncodedCandle { slot, overflow })
-}
-
-/// Compresses the three texts into `compressed`; returns which go to overflow.
-fn compress_fields(
-    candle: &Candle,
-    codec: &mut TextCodec<'_>,
-    text: &mut Vec<u8>,
-    compressed: &mut [Vec<u8>; 3],
-) -> Result<[bool; 3], CandleError> {
+    let compressed =
+        codec.compress_fields(|f, text| field_text(*candle, f, text)).map_err(CandleError::Compress)?;
     for f in TextField::ALL {
-        field_text(candle, f, text);
-        let buf = &mut compressed[f.index()];
-        codec.compress(f, text, buf).map_err(|e| CandleError::Compress(e.to_string()))?;
-        let n = buf.len();
+        let n = compressed[f.index()].len();
         if n > OVERFLOW_VALUE_MAX {
             return Err(CandleError::OverflowTooLong { field: f.index(), len: n, max: OVERFLOW_VALUE_MAX });
         }
     }
-    Ok(place(compressed))
+    let out = place(compressed);
+    write_region(&mut slot, compressed, out);
+    let overflow = TextField::ALL.map(|f| out[f.index()].then_some(compressed[f.index()].as_slice()));
+    Ok(EncodedRef { slot, overflow })
 }
 
 /// The text of a slot field: the client fields it joins (what the model compresses and trains on).
-pub fn field_text(c: &Candle, field: TextField, out: &mut Vec<u8>) {
+pub fn field_text(c: CandleRef<'_>, field: TextField, out: &mut Vec<u8>) {
     out.clear();
     let (a, b) = match field {
-        TextField::NameEmail => (&c.name, Some(&c.email)),
-        TextField::AddressNeighbourhood => (&c.address, Some(&c.neighbourhood)),
-        TextField::Prayer => (&c.prayer, None),
+        TextField::NameEmail => (c.name, Some(c.email)),
+        TextField::AddressNeighbourhood => (c.address, Some(c.neighbourhood)),
+        TextField::Prayer => (c.prayer, None),
     };
     out.extend_from_slice(a.as_bytes());
     if let Some(b) = b {
@@ -197,28 +212,41 @@ fn write_region(slot: &mut Slot, compressed: &[Vec<u8>; 3], out: [bool; 3]) {
 }
 
 /// Decodes a slot and its overflow values (given for exactly the fields the slot has in
-/// overflow) into the candle that was encoded.
+/// overflow) into the candle that was encoded (the owned form of [`decode_ref`]).
 pub fn decode(
     slot: &Slot,
     overflow: [Option<&[u8]>; 3],
     codec: &mut TextCodec<'_>,
 ) -> Result<Candle, DecodeError> {
+    decode_ref(slot, overflow, codec).map(|c| c.to_candle())
+}
+
+/// Decodes a slot and its overflow values into the candle that was encoded, its texts lent from
+/// the codec's buffers (valid until the codec is used again). Allocates nothing for a slot that
+/// decodes.
+pub fn decode_ref<'c>(
+    slot: &Slot,
+    overflow: [Option<&[u8]>; 3],
+    codec: &'c mut TextCodec<'_>,
+) -> Result<CandleRef<'c>, DecodeError> {
     check_header(slot)?;
     let refs = text_fields(slot).ok_or(DecodeError::TextRegion)?;
     check_region_tail(slot, &refs)?;
-    let mut texts: [String; 3] = Default::default();
-    let mut buf = Vec::new();
+    let mut bytes: [&[u8]; 3] = [&[]; 3];
     for f in TextField::ALL {
-        let bytes = field_bytes(slot, f, refs[f.index()], overflow[f.index()])?;
-        codec.decompress(slot.text_model(), f, bytes, &mut buf)?;
-        texts[f.index()] = String::from_utf8(std::mem::take(&mut buf)).map_err(|_| DecodeError::Utf8(f))?;
+        bytes[f.index()] = field_bytes(slot, f, refs[f.index()], overflow[f.index()])?;
     }
-    let [name_email, address_nb, prayer] = texts;
+    let texts = codec.decompress_fields(slot.text_model(), bytes)?;
+    let mut strs: [&str; 3] = [""; 3];
+    for f in TextField::ALL {
+        strs[f.index()] = std::str::from_utf8(texts[f.index()]).map_err(|_| DecodeError::Utf8(f))?;
+    }
+    let [name_email, address_nb, prayer] = strs;
     let (name, email) = split(name_email, TextField::NameEmail)?;
     let (address, neighbourhood) = split(address_nb, TextField::AddressNeighbourhood)?;
     let (phone, has_whatsapp) = decode_phone(slot)?;
     let (city, state, country) = decode_place(slot)?;
-    Ok(Candle {
+    Ok(CandleRef {
         name,
         email,
         birth_date: Date::from_days_since_1900(slot.birth_days()),
@@ -284,12 +312,11 @@ fn field_bytes<'a>(
     }
 }
 
-fn split(joined: String, f: TextField) -> Result<(String, String), DecodeError> {
+fn split(joined: &str, f: TextField) -> Result<(&str, &str), DecodeError> {
     if joined.is_empty() {
-        return Ok((String::new(), String::new()));
+        return Ok(("", ""));
     }
-    let (a, b) = joined.split_once('\n').ok_or(DecodeError::Separator(f))?;
-    Ok((a.to_owned(), b.to_owned()))
+    joined.split_once('\n').ok_or(DecodeError::Separator(f))
 }
 
 fn decode_phone(slot: &Slot) -> Result<(Option<u64>, bool), DecodeError> {
@@ -304,7 +331,7 @@ fn decode_phone(slot: &Slot) -> Result<(Option<u64>, bool), DecodeError> {
     }
 }
 
-fn decode_place(slot: &Slot) -> Result<(Option<u32>, Option<String>, u16), DecodeError> {
+fn decode_place(slot: &Slot) -> Result<(Option<u32>, Option<&'static str>, u16), DecodeError> {
     let t = tables();
     if slot.as_bytes()[18] & 0xE0 != 0 {
         return Err(DecodeError::Reserved);
@@ -320,7 +347,7 @@ fn decode_place(slot: &Slot) -> Result<(Option<u32>, Option<String>, u16), Decod
             if city.state != s {
                 return Err(DecodeError::State(s));
             }
-            let uf = t.states[usize::from(s)].uf.to_owned();
+            let uf = t.states[usize::from(s)].uf;
             Ok((Some(city.ibge_code), Some(uf), country.numeric))
         }
     }

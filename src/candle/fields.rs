@@ -1,7 +1,9 @@
-//! The fields of a candle as a client gives them ([`Candle`]) and their validation against the
-//! place tables and the limits below, with one error enum, [`CandleError`].
+//! The fields of a candle as a client gives them, owned ([`Candle`]) or borrowed from a request
+//! ([`CandleRef`], what the LIGHT path uses), and their validation against the place tables and
+//! the limits below, with one error enum, [`CandleError`].
 //!
-//! Invariants: validation is sans-IO ("today" is a value the caller passes); a candle that passes
+//! Invariants: validation is sans-IO ("today" is a value the caller passes) and allocates
+//! nothing, refusals included (an unknown state is kept inline, [`GivenState`]); a candle that passes
 //! [`Candle::validate`] fits a slot's fixed fields (birth date in a u16 of days since 1900-01-01,
 //! phone in 37 bits, city, state and country as table indexes) and its text joins without
 //! ambiguity (no control characters, so the codec's `\n` separator is never part of a value).
@@ -155,6 +157,102 @@ pub struct Candle {
     pub prayer: String,
 }
 
+/// A candle's fields borrowed from where they were read (a request body, a session's strings, a
+/// codec's decode buffers): what validation, encoding and the wire body work on, so a LIGHT
+/// copies no text and allocates nothing. [`Candle`] is the owned form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CandleRef<'a> {
+    /// Who lights it (required).
+    pub name: &'a str,
+    /// E-mail address, or empty.
+    pub email: &'a str,
+    /// Date of birth.
+    pub birth_date: Date,
+    /// 11-digit phone (area code + 9 digits), or `None`.
+    pub phone: Option<u64>,
+    /// Whether the phone has WhatsApp (false without a phone).
+    pub has_whatsapp: bool,
+    /// Street address, or empty.
+    pub address: &'a str,
+    /// Neighbourhood, or empty.
+    pub neighbourhood: &'a str,
+    /// The municipality's 7-digit IBGE code; `None` abroad.
+    pub city: Option<u32>,
+    /// The state's UF ("SP"); `None` abroad.
+    pub state: Option<&'a str>,
+    /// ISO 3166-1 numeric code of the country (76 for Brazil).
+    pub country: u16,
+    /// The prayer intention, or empty.
+    pub prayer: &'a str,
+}
+
+impl<'a> From<&'a Candle> for CandleRef<'a> {
+    fn from(c: &'a Candle) -> Self {
+        c.view()
+    }
+}
+
+impl CandleRef<'_> {
+    /// The owned candle (allocates its strings: not for the request path).
+    pub fn to_candle(&self) -> Candle {
+        Candle {
+            name: self.name.to_owned(),
+            email: self.email.to_owned(),
+            birth_date: self.birth_date,
+            phone: self.phone,
+            has_whatsapp: self.has_whatsapp,
+            address: self.address.to_owned(),
+            neighbourhood: self.neighbourhood.to_owned(),
+            city: self.city,
+            state: self.state.map(str::to_owned),
+            country: self.country,
+            prayer: self.prayer.to_owned(),
+        }
+    }
+}
+
+/// The state text of an [`CandleError::UnknownState`]: its first bytes, kept inline so a refusal
+/// allocates nothing either.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct GivenState {
+    bytes: [u8; GIVEN_STATE_BYTES],
+    len: u8,
+}
+
+/// Bytes of an unknown state's text an error keeps (cut at a character boundary).
+pub const GIVEN_STATE_BYTES: usize = 15;
+
+impl GivenState {
+    /// The text (cut to at most [`GIVEN_STATE_BYTES`] bytes).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).expect("cut at a char boundary")
+    }
+}
+
+impl From<&str> for GivenState {
+    fn from(s: &str) -> Self {
+        let mut len = s.len().min(GIVEN_STATE_BYTES);
+        while !s.is_char_boundary(len) {
+            len -= 1;
+        }
+        let mut bytes = [0; GIVEN_STATE_BYTES];
+        bytes[..len].copy_from_slice(&s.as_bytes()[..len]);
+        Self { bytes, len: len as u8 }
+    }
+}
+
+impl std::fmt::Debug for GivenState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for GivenState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A validation or encoding failure; nothing was stored.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CandleError {
@@ -225,7 +323,7 @@ pub enum CandleError {
     UnknownCity(u32),
     /// The UF is not one of the 27 states; the candle was refused.
     #[error("state {0:?} is not a Brazilian UF")]
-    UnknownState(String),
+    UnknownState(GivenState),
     /// The city lies in another state than the one given; the candle was refused.
     #[error("city {city} is in {city_state}, not in {given}")]
     CityNotInState {
@@ -234,7 +332,7 @@ pub enum CandleError {
         /// The UF the city is in.
         city_state: &'static str,
         /// The UF given.
-        given: String,
+        given: &'static str,
     },
     /// A Brazilian candle without a city or state; the candle was refused.
     #[error("a candle from Brazil needs a city and a state")]
@@ -257,7 +355,7 @@ pub enum CandleError {
     },
     /// The text model failed to compress (a zstd error); refused.
     #[error("text compression failed: {0}")]
-    Compress(String),
+    Compress(super::text::TextError),
 }
 
 /// What validation resolved: the slot's fixed fields.
@@ -307,17 +405,43 @@ impl CandleError {
 }
 
 impl Candle {
-    /// Checks every field against the tables and limits, `today` being the caller's date.
+    /// The fields borrowed ([`CandleRef`]).
+    pub fn view(&self) -> CandleRef<'_> {
+        CandleRef {
+            name: &self.name,
+            email: &self.email,
+            birth_date: self.birth_date,
+            phone: self.phone,
+            has_whatsapp: self.has_whatsapp,
+            address: &self.address,
+            neighbourhood: &self.neighbourhood,
+            city: self.city,
+            state: self.state.as_deref(),
+            country: self.country,
+            prayer: &self.prayer,
+        }
+    }
+
+    /// Checks every field against the tables and limits, `today` being the caller's date
+    /// ([`CandleRef::validate`]).
     pub fn validate(&self, today: Date) -> Result<Resolved, CandleError> {
-        check_text(Field::Name, &self.name, NAME_BYTES_MAX)?;
+        self.view().validate(today)
+    }
+}
+
+impl CandleRef<'_> {
+    /// Checks every field against the tables and limits, `today` being the caller's date.
+    /// Allocates nothing, refusal included.
+    pub fn validate(&self, today: Date) -> Result<Resolved, CandleError> {
+        check_text(Field::Name, self.name, NAME_BYTES_MAX)?;
         if self.name.trim().is_empty() {
             return Err(CandleError::EmptyName);
         }
-        check_text(Field::Email, &self.email, EMAIL_BYTES_MAX)?;
+        check_text(Field::Email, self.email, EMAIL_BYTES_MAX)?;
         self.check_email()?;
-        check_text(Field::Address, &self.address, ADDRESS_BYTES_MAX)?;
-        check_text(Field::Neighbourhood, &self.neighbourhood, NEIGHBOURHOOD_BYTES_MAX)?;
-        check_text(Field::Prayer, &self.prayer, PRAYER_BYTES_MAX)?;
+        check_text(Field::Address, self.address, ADDRESS_BYTES_MAX)?;
+        check_text(Field::Neighbourhood, self.neighbourhood, NEIGHBOURHOOD_BYTES_MAX)?;
+        check_text(Field::Prayer, self.prayer, PRAYER_BYTES_MAX)?;
         let chars = self.prayer.chars().count();
         if chars > PRAYER_CHARS_MAX {
             return Err(CandleError::PrayerTooManyChars { chars, max: PRAYER_CHARS_MAX });
@@ -381,17 +505,17 @@ impl Candle {
             }
             return Ok((super::slot::NO_CITY, super::slot::NO_STATE, country));
         }
-        let (Some(code), Some(uf)) = (self.city, self.state.as_deref()) else {
+        let (Some(code), Some(uf)) = (self.city, self.state) else {
             return Err(CandleError::MissingPlace);
         };
-        let state = t.state_index(uf).ok_or_else(|| CandleError::UnknownState(uf.to_owned()))?;
+        let state = t.state_index(uf).ok_or_else(|| CandleError::UnknownState(GivenState::from(uf)))?;
         let city = t.city_index(code).ok_or(CandleError::UnknownCity(code))?;
         let city_state = t.cities[usize::from(city)].state;
         if city_state != state {
             return Err(CandleError::CityNotInState {
                 city: code,
                 city_state: t.states[usize::from(city_state)].uf,
-                given: uf.to_owned(),
+                given: t.states[usize::from(state)].uf,
             });
         }
         Ok((city, state, country))

@@ -27,8 +27,8 @@ pub mod tables;
 pub mod text;
 pub mod wire;
 
-pub use codec::{decode, encode, DecodeError, EncodedCandle};
-pub use fields::{Candle, CandleError, Date};
+pub use codec::{decode, decode_ref, encode, encode_ref, DecodeError, EncodedCandle, EncodedRef};
+pub use fields::{Candle, CandleError, CandleRef, Date};
 pub use text::{Registry, TextCodec};
 
 #[cfg(test)]

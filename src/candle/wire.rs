@@ -17,8 +17,9 @@
 //! | 2     | country: u16 ISO 3166-1 numeric                              |
 //! | 2 + n | prayer: u16 length, UTF-8                                    |
 //!
-//! Invariants: the decoder reads only what it was given: a length is checked against the field's
-//! limit before anything is read or allocated, so a hostile length never allocates; a body that
+//! Invariants: the decoder reads only what it was given and allocates nothing: [`read_ref`]
+//! borrows every string from the body (a LIGHT's fields are never copied before they are
+//! compressed), and a length is checked against the field's limit before anything is read; a body that
 //! is truncated, oversized, has trailing bytes, bad UTF-8 or a date that does not exist is
 //! refused with a [`WireError`] that names the field. Semantic checks (tables, phone, dates
 //! against today) are [`Candle::validate`]'s, not the wire's.
@@ -26,7 +27,7 @@
 use thiserror::Error;
 
 use super::fields::{
-    Candle, CandleError, Date, Field, ADDRESS_BYTES_MAX, EMAIL_BYTES_MAX, NAME_BYTES_MAX,
+    Candle, CandleError, CandleRef, Date, Field, ADDRESS_BYTES_MAX, EMAIL_BYTES_MAX, NAME_BYTES_MAX,
     NEIGHBOURHOOD_BYTES_MAX, PRAYER_BYTES_MAX,
 };
 
@@ -88,26 +89,32 @@ pub enum WireError {
     Field(#[from] CandleError),
 }
 
-/// Appends the body of `c` to `out`; strings longer than their limits are the caller's error
-/// (validate first): this writes what it is given, with u16 lengths.
+/// Appends the body of `c` to `out` ([`write_ref`]).
 pub fn write(c: &Candle, out: &mut Vec<u8>) {
+    write_ref(&c.view(), out);
+}
+
+/// Appends the body of `c` to `out`; strings longer than their limits are the caller's error
+/// (validate first): this writes what it is given, with u16 lengths. Allocates only if `out`
+/// has less room than [`WIRE_BYTES_MAX`] left.
+pub fn write_ref(c: &CandleRef<'_>, out: &mut Vec<u8>) {
     out.push(WIRE_VERSION);
-    put_str(out, &c.name);
-    put_str(out, &c.email);
+    put_str(out, c.name);
+    put_str(out, c.email);
     out.extend_from_slice(&(c.birth_date.year as u16).to_le_bytes());
     out.push(c.birth_date.month);
     out.push(c.birth_date.day);
     out.extend_from_slice(&c.phone.unwrap_or(0).to_le_bytes());
     out.push(u8::from(c.has_whatsapp));
-    put_str(out, &c.address);
-    put_str(out, &c.neighbourhood);
+    put_str(out, c.address);
+    put_str(out, c.neighbourhood);
     out.extend_from_slice(&c.city.unwrap_or(0).to_le_bytes());
-    match c.state.as_deref().map(str::as_bytes) {
+    match c.state.map(str::as_bytes) {
         Some(&[a, b]) => out.extend_from_slice(&[a, b]),
         _ => out.extend_from_slice(&[0, 0]),
     }
     out.extend_from_slice(&c.country.to_le_bytes());
-    put_str(out, &c.prayer);
+    put_str(out, c.prayer);
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -135,15 +142,14 @@ impl<'a> Reader<'a> {
         Ok(self.take(N, at)?.try_into().expect("N bytes"))
     }
 
-    fn string(&mut self, field: Field, max: usize) -> Result<String, WireError> {
+    fn string(&mut self, field: Field, max: usize) -> Result<&'a str, WireError> {
         let at = field_name(field);
         let len = usize::from(u16::from_le_bytes(self.array(at)?));
         if len > max {
             return Err(WireError::TooLong { field, len, max });
         }
         let bytes = self.take(len, at)?;
-        let s = std::str::from_utf8(bytes).map_err(|_| CandleError::BadUtf8 { field })?;
-        Ok(s.to_owned())
+        Ok(std::str::from_utf8(bytes).map_err(|_| CandleError::BadUtf8 { field })?)
     }
 }
 
@@ -158,8 +164,13 @@ fn field_name(field: Field) -> &'static str {
     }
 }
 
-/// Reads a whole body; refuses anything [`write`] would not have written.
+/// Reads a whole body into an owned candle ([`read_ref`], then the strings copied).
 pub fn read(body: &[u8]) -> Result<Candle, WireError> {
+    read_ref(body).map(|c| c.to_candle())
+}
+
+/// Reads a whole body, borrowing its strings; refuses anything [`write`] would not have written.
+pub fn read_ref(body: &[u8]) -> Result<CandleRef<'_>, WireError> {
     if body.len() > WIRE_BYTES_MAX {
         return Err(WireError::Trailing(body.len() - WIRE_BYTES_MAX));
     }
@@ -181,10 +192,11 @@ pub fn read(body: &[u8]) -> Result<Candle, WireError> {
     let address = r.string(Field::Address, ADDRESS_BYTES_MAX)?;
     let neighbourhood = r.string(Field::Neighbourhood, NEIGHBOURHOOD_BYTES_MAX)?;
     let city = u32::from_le_bytes(r.array("city")?);
-    let state = match r.array::<2>("state")? {
+    let uf = r.take(2, "state")?;
+    let state = match *uf {
         [0, 0] => None,
         [a, b] if a.is_ascii_uppercase() && b.is_ascii_uppercase() => {
-            Some(String::from_utf8(vec![a, b]).expect("ASCII"))
+            Some(std::str::from_utf8(uf).expect("ASCII"))
         }
         _ => return Err(WireError::State),
     };
@@ -193,7 +205,7 @@ pub fn read(body: &[u8]) -> Result<Candle, WireError> {
     if !r.rest.is_empty() {
         return Err(WireError::Trailing(r.rest.len()));
     }
-    Ok(Candle {
+    Ok(CandleRef {
         name,
         email,
         birth_date,
@@ -224,7 +236,14 @@ mod tests {
     #[test]
     fn generated_candles_round_trip_through_the_body() {
         for c in Corpus::new(21).take(2_000) {
-            assert_eq!(read(&body(&c)).expect("reads"), c);
+            let b = body(&c);
+            assert_eq!(read(&b).expect("reads"), c);
+            let view = read_ref(&b).expect("reads in place");
+            assert_eq!(view, c.view());
+            assert!(std::ptr::eq(view.name.as_ptr(), b[3..].as_ptr()), "borrowed from the body, not copied");
+            let mut again = Vec::new();
+            write_ref(&view, &mut again);
+            assert_eq!(again, b);
         }
     }
 

@@ -5,10 +5,11 @@
 //!
 //! Invariants: validation here is `Candle::validate` at the request's date (`cx.now`), the same
 //! check the partition makes, so a candle refused here would have been refused there; nothing
-//! here does I/O.
+//! here does I/O. [`set_ref`] fills a borrowed [`CandleRef`] from the request's own bytes (a
+//! known UF is the table's `&'static str`), so a LIGHT's fields are never copied.
 
 use crate::candle::tables::{tables, BRAZIL_NUMERIC};
-use crate::candle::{Candle, Date};
+use crate::candle::{Candle, CandleRef, Date};
 use std::fmt::Write;
 use vigil_pmd::Nanos;
 
@@ -105,37 +106,148 @@ pub fn clear(c: &mut Candle) {
     (c.phone, c.has_whatsapp, c.city, c.state, c.country) = (None, false, None, None, BRAZIL_NUMERIC);
 }
 
+/// An empty borrowed candle (as [`blank`]), to be filled field by field with [`set_ref`].
+pub fn blank_ref() -> CandleRef<'static> {
+    CandleRef {
+        name: "",
+        email: "",
+        birth_date: Date { year: 1900, month: 1, day: 1 },
+        phone: None,
+        has_whatsapp: false,
+        address: "",
+        neighbourhood: "",
+        city: None,
+        state: None,
+        country: BRAZIL_NUMERIC,
+        prayer: "",
+    }
+}
+
+/// A field's value, parsed from its text.
+enum Value<'a> {
+    Text(&'a str),
+    Birth(Date),
+    Phone(Option<u64>),
+    Whatsapp(bool),
+    City(Option<u32>),
+    /// A known UF (the table's, in capitals), or the text as given.
+    State(Option<&'a str>),
+    Country(u16),
+}
+
+fn parse_value(field: FieldName, value: &str) -> Result<Value<'_>, &'static str> {
+    let number = |v: &str| v.trim().parse::<u64>().map_err(|_| "not a decimal number");
+    Ok(match field {
+        FieldName::Name
+        | FieldName::Email
+        | FieldName::Address
+        | FieldName::Neighbourhood
+        | FieldName::Prayer => Value::Text(value),
+        FieldName::Birth => Value::Birth(parse_date(value).ok_or("not a YYYY-MM-DD date")?),
+        FieldName::Phone if value.is_empty() => Value::Phone(None),
+        FieldName::Phone => Value::Phone(Some(number(value)?)),
+        FieldName::Whatsapp => Value::Whatsapp(match value {
+            "1" | "true" | "yes" | "sim" => true,
+            "0" | "false" | "no" | "nao" | "não" | "" => false,
+            _ => return Err("not 0 or 1"),
+        }),
+        FieldName::City if value.is_empty() => Value::City(None),
+        FieldName::City => Value::City(Some(u32::try_from(number(value)?).map_err(|_| "not an IBGE code")?)),
+        FieldName::State if value.is_empty() => Value::State(None),
+        FieldName::State => Value::State(Some(known_uf(value).unwrap_or(value))),
+        FieldName::Country => Value::Country(u16::try_from(number(value)?).map_err(|_| "not an ISO code")?),
+    })
+}
+
+/// The table's UF of a state given in any case ("sp": "SP").
+fn known_uf(value: &str) -> Option<&'static str> {
+    tables().states.iter().map(|s| s.uf).find(|uf| uf.eq_ignore_ascii_case(value))
+}
+
 /// Sets one field from its text; the error says what was wrong with the value.
 pub fn set(c: &mut Candle, field: FieldName, value: &str) -> Result<(), &'static str> {
-    let number = |v: &str| v.trim().parse::<u64>().map_err(|_| "not a decimal number");
     // A field given twice keeps its last value (as HSET does).
-    let text = |s: &mut String| {
+    let text = |s: &mut String, t: &str| {
         s.clear();
-        s.push_str(value);
+        s.push_str(t);
     };
-    match field {
-        FieldName::Name => text(&mut c.name),
-        FieldName::Email => text(&mut c.email),
-        FieldName::Address => text(&mut c.address),
-        FieldName::Neighbourhood => text(&mut c.neighbourhood),
-        FieldName::Prayer => text(&mut c.prayer),
-        FieldName::Birth => c.birth_date = parse_date(value).ok_or("not a YYYY-MM-DD date")?,
-        FieldName::Phone if value.is_empty() => c.phone = None,
-        FieldName::Phone => c.phone = Some(number(value)?),
-        FieldName::Whatsapp => {
-            c.has_whatsapp = match value {
-                "1" | "true" | "yes" | "sim" => true,
-                "0" | "false" | "no" | "nao" | "não" | "" => false,
-                _ => return Err("not 0 or 1"),
-            }
-        }
-        FieldName::City if value.is_empty() => c.city = None,
-        FieldName::City => c.city = Some(u32::try_from(number(value)?).map_err(|_| "not an IBGE code")?),
-        FieldName::State if value.is_empty() => c.state = None,
-        FieldName::State => c.state = Some(value.to_ascii_uppercase()),
-        FieldName::Country => c.country = u16::try_from(number(value)?).map_err(|_| "not an ISO code")?,
+    match parse_value(field, value)? {
+        Value::Text(t) => match field {
+            FieldName::Name => text(&mut c.name, t),
+            FieldName::Email => text(&mut c.email, t),
+            FieldName::Address => text(&mut c.address, t),
+            FieldName::Neighbourhood => text(&mut c.neighbourhood, t),
+            _ => text(&mut c.prayer, t),
+        },
+        Value::Birth(d) => c.birth_date = d,
+        Value::Phone(p) => c.phone = p,
+        Value::Whatsapp(w) => c.has_whatsapp = w,
+        Value::City(city) => c.city = city,
+        Value::State(uf) => c.state = uf.map(str::to_ascii_uppercase),
+        Value::Country(n) => c.country = n,
     }
     Ok(())
+}
+
+/// Sets one field of a borrowed candle from its text, which it borrows (as [`set`]; an unknown
+/// state is kept as given, for the error to name). Allocates nothing.
+pub fn set_ref<'a>(c: &mut CandleRef<'a>, field: FieldName, value: &'a str) -> Result<(), &'static str> {
+    match parse_value(field, value)? {
+        Value::Text(t) => match field {
+            FieldName::Name => c.name = t,
+            FieldName::Email => c.email = t,
+            FieldName::Address => c.address = t,
+            FieldName::Neighbourhood => c.neighbourhood = t,
+            _ => c.prayer = t,
+        },
+        Value::Birth(d) => c.birth_date = d,
+        Value::Phone(p) => c.phone = p,
+        Value::Whatsapp(w) => c.has_whatsapp = w,
+        Value::City(city) => c.city = city,
+        Value::State(uf) => c.state = uf,
+        Value::Country(n) => c.country = n,
+    }
+    Ok(())
+}
+
+/// Sets a numeric field of a borrowed candle from a JSON number (as [`set_ref`] with its decimal
+/// text); `Err` for a field whose value is text (a name given as a number is for the owned way).
+pub fn set_number(c: &mut CandleRef<'_>, field: FieldName, n: u64) -> Result<(), &'static str> {
+    match field {
+        FieldName::Phone => c.phone = Some(n),
+        FieldName::City => c.city = Some(u32::try_from(n).map_err(|_| "not an IBGE code")?),
+        FieldName::Country => c.country = u16::try_from(n).map_err(|_| "not an ISO code")?,
+        FieldName::Whatsapp if n <= 1 => c.has_whatsapp = n == 1,
+        FieldName::Whatsapp => return Err("not 0 or 1"),
+        FieldName::Birth => return Err("not a YYYY-MM-DD date"),
+        _ => return Err("a text field given as a number"),
+    }
+    Ok(())
+}
+
+/// The candle that (name, value) pairs set, borrowing their values (RESP's `CANDLE.LIGHT`
+/// arguments); on a bad name or value, `None` with what was wrong written into `why` (appended).
+/// Allocates nothing but the message of a refusal.
+pub fn from_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    why: &mut String,
+) -> Option<CandleRef<'a>> {
+    let mut candle = blank_ref();
+    for (name, value) in pairs {
+        let Some(field) = FieldName::parse(name) else {
+            let _ = write!(why, "unknown candle field '{}'", String::from_utf8_lossy(name));
+            return None;
+        };
+        let Ok(value) = std::str::from_utf8(value) else {
+            let _ = write!(why, "{}: not UTF-8", field.english());
+            return None;
+        };
+        if let Err(e) = set_ref(&mut candle, field, value) {
+            let _ = write!(why, "{}: {e}", field.english());
+            return None;
+        }
+    }
+    Some(candle)
 }
 
 /// A `YYYY-MM-DD` date that exists.
@@ -164,7 +276,7 @@ pub fn uf(i: usize) -> Option<&'static str> {
 pub fn pairs<'a>(
     id: u64,
     lit_at: u32,
-    c: &'a Candle,
+    c: &CandleRef<'a>,
     text: &'a mut String,
 ) -> [(&'static str, PairValue<'a>); 13] {
     text.clear();
@@ -192,17 +304,17 @@ pub fn pairs<'a>(
     [
         ("id", PairValue::Number(&t[ranges[0].clone()])),
         ("lit_at", PairValue::Number(&t[ranges[1].clone()])),
-        ("name", PairValue::Text(&c.name)),
-        ("email", PairValue::Text(&c.email)),
+        ("name", PairValue::Text(c.name)),
+        ("email", PairValue::Text(c.email)),
         ("birth_date", PairValue::Text(&t[birth])),
         ("phone", PairValue::Number(&t[ranges[2].clone()])),
         ("has_whatsapp", PairValue::Bool(c.has_whatsapp)),
-        ("address", PairValue::Text(&c.address)),
-        ("neighbourhood", PairValue::Text(&c.neighbourhood)),
+        ("address", PairValue::Text(c.address)),
+        ("neighbourhood", PairValue::Text(c.neighbourhood)),
         ("city", PairValue::Number(&t[ranges[3].clone()])),
-        ("state", PairValue::Text(c.state.as_deref().unwrap_or(""))),
+        ("state", PairValue::Text(c.state.unwrap_or(""))),
         ("country", PairValue::Number(&t[ranges[4].clone()])),
-        ("prayer", PairValue::Text(&c.prayer)),
+        ("prayer", PairValue::Text(c.prayer)),
     ]
 }
 
@@ -238,6 +350,13 @@ mod tests {
         assert_eq!(set(&mut c, FieldName::Phone, "11x"), Err("not a decimal number"));
         assert_eq!(set(&mut c, FieldName::Whatsapp, "2"), Err("not 0 or 1"));
         assert_eq!(today(Nanos(1_796_000_000 * 1_000_000_000)), Date::new(2026, 11, 30).unwrap());
+        let mut r = blank_ref();
+        set_ref(&mut r, FieldName::State, "pe").unwrap();
+        assert_eq!(r.state, Some("PE"), "a known UF in any case is the table's");
+        set(&mut c, FieldName::State, "pe").unwrap();
+        assert_eq!(c.state.as_deref(), Some("PE"));
+        set_ref(&mut r, FieldName::State, "Pernambuco").unwrap();
+        assert_eq!(r.state, Some("Pernambuco"), "an unknown one is kept for the error to name");
     }
 
     #[test]
@@ -245,14 +364,22 @@ mod tests {
         for c in Corpus::new(3).take(200) {
             let mut text = String::new();
             let mut back = blank();
-            for (name, value) in pairs(1, 2, &c, &mut text).into_iter().skip(2) {
-                let v = match value {
-                    PairValue::Text(t) | PairValue::Number(t) => t.to_owned(),
-                    PairValue::Bool(b) => u8::from(b).to_string(),
-                };
-                set(&mut back, FieldName::parse(name.as_bytes()).unwrap(), &v).unwrap();
+            let mut back_ref = blank_ref();
+            let values: Vec<(&str, String)> = pairs(1, 2, &c.view(), &mut text)
+                .into_iter()
+                .skip(2)
+                .map(|(name, value)| match value {
+                    PairValue::Text(t) | PairValue::Number(t) => (name, t.to_owned()),
+                    PairValue::Bool(b) => (name, u8::from(b).to_string()),
+                })
+                .collect();
+            for (name, v) in &values {
+                let field = FieldName::parse(name.as_bytes()).unwrap();
+                set(&mut back, field, v).unwrap();
+                set_ref(&mut back_ref, field, v).unwrap();
             }
             assert_eq!(back, c);
+            assert_eq!(back_ref, c.view());
             clear(&mut back);
             assert_eq!(back, blank());
         }

@@ -23,6 +23,7 @@ use super::{Cx, HttpSession};
 use super::{Kind, Ran, Reply};
 use crate::candle::wire;
 use crate::conn::candle_fields::{self as fields, FieldName, PairValue};
+use crate::conn::candle_json::{self, Borrowed};
 use crate::dispatch::Answer;
 use crate::protocol::http::{Head, HttpLimits, Method};
 use crate::shard::LateAnswer;
@@ -82,8 +83,23 @@ impl HttpSession {
         }
     }
 
-    /// `POST /candles`: parse, validate, send.
+    /// `POST /candles`: parse, validate, send. A usual body is read borrowed (`candle_json`: no
+    /// allocation); what that way does not take is read as a `serde_json::Value` (`light_owned`),
+    /// which answers it as it always did.
     fn light(&mut self, head: &Head<'_>, body: &[u8], cx: &mut Cx<'_>) -> Ran {
+        let Borrowed::Candle(c) = candle_json::read(body) else {
+            return self.light_owned(head, body, cx);
+        };
+        if let Err(e) = c.validate(fields::today(cx.now)) {
+            return self.unprocessable(head, e.field_name(), &e.to_string(), cx);
+        }
+        self.body.clear();
+        wire::write_ref(&c, &mut self.body);
+        self.write(opcode::CANDLE_LIGHT, Kind::CandleLight, head, cx)
+    }
+
+    /// `POST /candles` read the owned way: a `serde_json::Value`, its members set in its order.
+    fn light_owned(&mut self, head: &Head<'_>, body: &[u8], cx: &mut Cx<'_>) -> Ran {
         let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body) else {
             return self.local(head, cx, |o, r| {
                 r.text(o, 400, "the body must be a JSON object of the candle's fields\n")
@@ -275,10 +291,14 @@ pub(super) fn write_lit(out: &mut Vec<u8>, reply: Reply, status: Status, id: u64
     if status != Status::Ok {
         return write_refusal(out, reply, status);
     }
-    let json = format!("{{\"id\":{id}}}");
+    // `{"id":<u64>}` is at most 28 bytes: written on the stack, not into a `String`.
+    let mut json = [0u8; 32];
+    let mut w = &mut json[..];
+    let _ = write!(w, "{{\"id\":{id}}}");
+    let len = 32 - w.len();
     let mut r = reply.start(out, 201);
     r.header("Location", format_args!("/candles/{id}"));
-    r.finish(Some("application/json"), json.as_bytes(), reply.head_only);
+    r.finish(Some("application/json"), &json[..len], reply.head_only);
 }
 
 /// A candle read's response: the candle (GET) or the page (LIST) as JSON, or the refusal.
@@ -321,7 +341,7 @@ fn list_json(body: &[u8]) -> Option<serde_json::Value> {
 
 /// One candle as a JSON object: its fields, `id` and `lit_at`.
 fn candle_json(id: u64, lit_at: u32, body: &[u8]) -> Option<serde_json::Value> {
-    let c = wire::read(body).ok()?;
+    let c = wire::read_ref(body).ok()?;
     let mut text = String::new();
     let mut obj = serde_json::Map::new();
     for (name, value) in fields::pairs(id, lit_at, &c, &mut text) {

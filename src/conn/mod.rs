@@ -23,6 +23,7 @@
 pub mod binary;
 mod buffers;
 pub mod candle_fields;
+pub mod candle_json;
 use buffers::{flush, read_some, trim, READ_CHUNK};
 pub mod detect;
 pub mod http;

@@ -39,7 +39,6 @@ use bodies::{get_body, set_body, ttl_body, value_of};
 
 use super::resp_local::{self, Local};
 use super::{Cx, Step};
-use crate::candle::Candle;
 use crate::dispatch::Answer;
 use crate::inbox::Placement;
 use crate::protocol::resp::options::{SetCondition, SetTtl};
@@ -141,8 +140,7 @@ struct State {
     mset_order: Vec<(u16, u32)>,
     /// MSET's requests: where each ends in `mset_order`.
     mset_ends: Vec<u32>,
-    /// CANDLE.LIGHT's candle, set field by field (`candle`), and its error text.
-    candle: Candle,
+    /// CANDLE.LIGHT's error text (its candle borrows the request's arguments: `candle`).
     text: String,
     /// CANDLE.COUNTS STATE's sums (one such read in flight at a time: reads wait their turn).
     states: [u64; candle::STATE_ENTRIES],
@@ -183,7 +181,6 @@ impl RespSession {
                 body: Vec::new(),
                 mset_order: Vec::new(),
                 mset_ends: Vec::new(),
-                candle: super::candle_fields::blank(),
                 text: String::new(),
                 states: [0; candle::STATE_ENTRIES],
             },

@@ -74,6 +74,10 @@ pub struct WebSession {
     html: String,
     /// A request body being built.
     body: Vec<u8>,
+    /// The form posted last, read into its strings again at each post (`Form::parse_into`), and
+    /// the bytes of a value being decoded.
+    form: Form,
+    form_scratch: Vec<u8>,
     closing: bool,
 }
 
@@ -86,7 +90,16 @@ impl Default for WebSession {
 impl WebSession {
     /// A new connection's session.
     pub fn new() -> Self {
-        Self { next_id: 1, page: None, lighting: None, html: String::new(), body: Vec::new(), closing: false }
+        Self {
+            next_id: 1,
+            page: None,
+            lighting: None,
+            html: String::new(),
+            body: Vec::with_capacity(wire::WIRE_BYTES_MAX),
+            form: Form::with_capacity(),
+            form_scratch: Vec::with_capacity(crate::candle::fields::PRAYER_BYTES_MAX),
+            closing: false,
+        }
     }
 
     /// Runs the request at the front of `input` (one at a time); returns what it consumed.
@@ -186,18 +199,34 @@ impl WebSession {
         partitions: u16,
         cx: &mut Cx<'_>,
     ) -> Option<Step> {
-        let form = Form::parse(body);
+        // The session's form, taken out while the page may borrow it (given back below).
+        let mut form = std::mem::take(&mut self.form);
+        form.parse_into(body, &mut self.form_scratch);
+        let step = self.post_form(&form, head, page_max, partitions, cx);
+        self.form = form;
+        step
+    }
+
+    /// POST /candles of a form read (see `post`).
+    fn post_form(
+        &mut self,
+        form: &Form,
+        head: &Head<'_>,
+        page_max: usize,
+        partitions: u16,
+        cx: &mut Cx<'_>,
+    ) -> Option<Step> {
         let now_ms = cx.now.0 / 1_000_000;
         let today = Date::from_unix_days((now_ms / 86_400_000) as i64);
-        let candle = match form.candle(today) {
+        let candle = match form.candle_ref(today) {
             Ok(c) => c,
             Err(errors) => {
-                self.start_page(422, None, Some((&form, &errors, None)), head, page_max, partitions, cx);
+                self.start_page(422, None, Some((form, &errors, None)), head, page_max, partitions, cx);
                 return None;
             }
         };
         self.body.clear();
-        wire::write(&candle, &mut self.body);
+        wire::write_ref(&candle, &mut self.body);
         let id = self.next_id;
         let answer = cx.request(&mut self.next_id, opcode::CANDLE_LIGHT, &self.body);
         match answer {
@@ -213,7 +242,7 @@ impl WebSession {
                 self.start_page(
                     422,
                     None,
-                    Some((&form, &FormErrors::default(), Some(general))),
+                    Some((form, &FormErrors::default(), Some(general))),
                     head,
                     page_max,
                     partitions,

@@ -15,17 +15,29 @@
 //! id is the day (u32) << 32 | index, and days fit 16 bits until 2149.
 //!
 //! Invariants: nothing here panics on any bytes; a read's answer is written only into the buffer
-//! given; a forwarded read is answered raw and decoded once, at the origin.
+//! given; a forwarded read is answered raw and decoded once, at the origin. After start-up a
+//! LIGHT allocates nothing from its body to its command (the body is read in place, the codec's
+//! contexts and buffers are the shard's, the command buffer is [`LIGHT_COMMAND_BYTES_MAX`]), and
+//! neither does decoding a GET or LIST answer (`tests/candle_alloc.rs`).
 
-use crate::candle::command::{light_len, write_light};
+use crate::candle::command::{light_len, write_light, LIGHT_FIXED_LEN};
 use crate::candle::slot::{Slot, TextField, SLOT_BYTES};
-use crate::candle::{self, tables, wire, Candle, Date, TextCodec};
+use crate::candle::text::compressed_bytes_max;
+use crate::candle::{self, tables, wire, CandleRef, Date, TextCodec};
 use crate::projection::CommandHeader;
 use crate::wire::{opcode, Status};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Bits of a public id below its partition.
 const PARTITION_SHIFT: u32 = 48;
+/// Bytes of a raw answer read from a partition of this shard (a LIST page's slots and values).
+pub const RAW_ANSWER_BYTES: usize = 64 << 10;
+
+/// Largest LIGHT command the encoder writes: the header and slot, and each text field in overflow
+/// at the codec's bound for it (the shard's command buffer is this, made once).
+pub fn light_command_bytes_max() -> usize {
+    LIGHT_FIXED_LEN + TextField::ALL.iter().map(|&f| 2 + compressed_bytes_max(f)).sum::<usize>()
+}
 
 /// A candle request, parsed once.
 #[derive(Clone, Copy, Debug)]
@@ -117,8 +129,9 @@ pub(crate) fn light_index(count: usize, body: &[u8]) -> usize {
     (xxh3_64(body) % count.max(1) as u64) as usize
 }
 
-/// A shard's candle state: the text codec (zstd contexts, made once) and the buffers a LIGHT is
-/// encoded into and a raw answer read from.
+/// A shard's candle state: the text codec (zstd contexts and text buffers, made once) and the
+/// buffers a LIGHT is encoded into ([`light_command_bytes_max`]), a raw answer read from
+/// ([`RAW_ANSWER_BYTES`]) and a client body written into (`wire::WIRE_BYTES_MAX`).
 pub struct CandleOps {
     codec: TextCodec<'static>,
     command: Vec<u8>,
@@ -143,33 +156,34 @@ impl CandleOps {
     pub fn new() -> Self {
         Self {
             codec: TextCodec::new(candle::Registry::builtin()),
-            command: Vec::new(),
-            raw: vec![0; 64 << 10],
+            command: Vec::with_capacity(light_command_bytes_max()),
+            raw: vec![0; RAW_ANSWER_BYTES],
             body: Vec::with_capacity(wire::WIRE_BYTES_MAX),
         }
     }
 
     /// The LIGHT command for a client body at `now_ms` (the request's time: the date validation
-    /// compares the birth date with), borrowed until the next call.
-    pub(crate) fn light_command(
+    /// compares the birth date with), borrowed until the next call. Allocates nothing: the body
+    /// is read in place, encoded in the codec's buffers and written into the command buffer.
+    pub fn light_command(
         &mut self,
         body: &[u8],
         client_id: u64,
         seq: u64,
         now_ms: u64,
     ) -> Result<&[u8], Status> {
-        let c = wire::read(body).map_err(|_| Status::BadRequest)?;
+        let c = wire::read_ref(body).map_err(|_| Status::BadRequest)?;
         let today = Date::from_unix_days((now_ms / 86_400_000) as i64);
-        let encoded = candle::encode(&c, today, &mut self.codec).map_err(|e| match e {
+        let encoded = candle::encode_ref(&c, today, &mut self.codec).map_err(|e| match e {
             candle::CandleError::OverflowTooLong { .. } => Status::ValueTooLarge,
             candle::CandleError::Compress(_) => Status::Malformed,
             _ => Status::Invalid,
         })?;
-        let overflow: [Option<&[u8]>; 3] = [0, 1, 2].map(|i| encoded.overflow[i].as_deref());
-        let len = light_len(&overflow);
+        let len = light_len(&encoded.overflow);
+        // Within the capacity made at start: the codec's values are at most their bounds.
         self.command.resize(len, 0);
         let header = CommandHeader { kind: opcode::CANDLE_LIGHT, client_id, seq };
-        write_light(header, &encoded.slot, overflow, &mut self.command);
+        write_light(header, &encoded.slot, encoded.overflow, &mut self.command);
         Ok(&self.command)
     }
 
@@ -218,9 +232,7 @@ impl RawReader<'_> {
     pub(crate) fn for_client(&mut self, op: u8, raw: &[u8], out: &mut [u8]) -> Result<usize, Status> {
         match op {
             opcode::CANDLE_GET => {
-                let (c, lit_at, _) = self.decode_raw(raw)?;
-                self.body.clear();
-                wire::write(&c, self.body);
+                let (lit_at, _) = self.body_of_raw(raw)?;
                 put(out, 0, &[&lit_at.to_le_bytes(), self.body])
             }
             opcode::CANDLE_LIST => self.list_to_client(raw, out),
@@ -234,10 +246,8 @@ impl RawReader<'_> {
         let (mut given, mut at, mut w) = (0u16, 3usize, 3usize);
         for _ in 0..n {
             let id = u64_at(raw, at).ok_or(Status::Malformed)?;
-            let (c, lit_at, len) = self.decode_raw(&raw[at + 8..])?;
+            let (lit_at, len) = self.body_of_raw(&raw[at + 8..])?;
             at += 8 + len;
-            self.body.clear();
-            wire::write(&c, self.body);
             let body_len = (self.body.len() as u16).to_le_bytes();
             match put(out, w, &[&id.to_le_bytes(), &lit_at.to_le_bytes(), &body_len, self.body]) {
                 Ok(end) => w = end,
@@ -254,22 +264,35 @@ impl RawReader<'_> {
         Ok(w)
     }
 
-    /// Decodes one raw candle (a slot and its overflow values); also its lit time and length.
-    fn decode_raw(&mut self, raw: &[u8]) -> Result<(Candle, u32, usize), Status> {
-        let len = raw_candle_len(raw).ok_or(Status::Malformed)?;
-        let slot = Slot(raw[..SLOT_BYTES].try_into().map_err(|_| Status::Malformed)?);
-        let mut overflow: [Option<&[u8]>; 3] = [None; 3];
-        let mut at = SLOT_BYTES;
-        for f in TextField::ALL {
-            if slot.overflow_flag(f) {
-                let n = usize::from(u16_at(raw, at).ok_or(Status::Malformed)?);
-                overflow[f.index()] = Some(&raw[at + 2..at + 2 + n]);
-                at += 2 + n;
-            }
-        }
-        let c = candle::decode(&slot, overflow, self.codec).map_err(|_| Status::Malformed)?;
-        Ok((c, slot.lit_at(), len))
+    /// Decodes one raw candle (a slot and its overflow values) into `body` as its client body;
+    /// returns its lit time and raw length.
+    fn body_of_raw(&mut self, raw: &[u8]) -> Result<(u32, usize), Status> {
+        let (c, lit_at, len) = decode_raw(self.codec, raw)?;
+        self.body.clear();
+        wire::write_ref(&c, self.body);
+        Ok((lit_at, len))
     }
+}
+
+/// Decodes one raw candle (a slot and its overflow values), its texts lent by `codec`; also its
+/// lit time and length.
+fn decode_raw<'c>(
+    codec: &'c mut TextCodec<'static>,
+    raw: &[u8],
+) -> Result<(CandleRef<'c>, u32, usize), Status> {
+    let len = raw_candle_len(raw).ok_or(Status::Malformed)?;
+    let slot = Slot(raw[..SLOT_BYTES].try_into().map_err(|_| Status::Malformed)?);
+    let mut overflow: [Option<&[u8]>; 3] = [None; 3];
+    let mut at = SLOT_BYTES;
+    for f in TextField::ALL {
+        if slot.overflow_flag(f) {
+            let n = usize::from(u16_at(raw, at).ok_or(Status::Malformed)?);
+            overflow[f.index()] = Some(&raw[at + 2..at + 2 + n]);
+            at += 2 + n;
+        }
+    }
+    let c = candle::decode_ref(&slot, overflow, codec).map_err(|_| Status::Malformed)?;
+    Ok((c, slot.lit_at(), len))
 }
 
 /// Bytes of the raw candle at the start of `raw`: its slot and its overflow values.
@@ -346,6 +369,29 @@ mod tests {
         let body = public.to_le_bytes();
         let r = CandleRequest::parse(opcode::CANDLE_GET, 0, 0, &body).unwrap();
         assert_eq!(r.partition(), Some(3));
+    }
+
+    #[test]
+    fn the_command_buffer_holds_the_largest_light() {
+        assert_eq!(light_command_bytes_max(), 4_583, "docs/CANDLES.md states it");
+        let mut ops = CandleOps::new();
+        let mut c = crate::candle::corpus::long_record();
+        c.name = "ж".repeat(60);
+        c.address = "中".repeat(53);
+        // 800 characters of 2 bytes in an order zstd finds no use for.
+        c.prayer = (0..800u32).filter_map(|i| char::from_u32(0x400 + (i * 7_919 + i * i) % 255)).collect();
+        let mut body = Vec::new();
+        wire::write(&c, &mut body);
+        let capacity = ops.command.capacity();
+        let now_ms = 1_767_225_600_000; // 2026-01-01
+        let command = ops.light_command(&body, 1, 1, now_ms).expect("lit");
+        assert!(command.len() <= light_command_bytes_max());
+        let Ok(crate::candle::command::CandleCommand::Light(light)) = crate::candle::command::parse(command)
+        else {
+            panic!("a LIGHT")
+        };
+        assert!(light.overflow.iter().all(Option::is_some), "every field in overflow");
+        assert_eq!(ops.command.capacity(), capacity, "within the buffer made at start");
     }
 
     #[test]

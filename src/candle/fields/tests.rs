@@ -80,7 +80,7 @@ fn every_validation_error_names_its_field_and_limit() {
     assert_eq!(err(|c| c.state = Some("XX".into())), CandleError::UnknownState("XX".into()));
     assert_eq!(
         err(|c| c.state = Some("RJ".into())),
-        CandleError::CityNotInState { city: 3_550_308, city_state: "SP", given: "RJ".into() }
+        CandleError::CityNotInState { city: 3_550_308, city_state: "SP", given: "RJ" }
     );
     assert_eq!(err(|c| c.city = None), CandleError::MissingPlace);
     assert_eq!(err(|c| c.country = 620), CandleError::PlaceAbroad(620));

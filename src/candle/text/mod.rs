@@ -14,8 +14,9 @@
 //! the slot already says which model and how many bytes. Decompressed sizes are bounded by the
 //! field's limit ([`text_bytes_max`]), so a corrupt value never makes the decoder allocate more.
 //!
-//! Invariants: a [`TextCodec`] makes its zstd contexts once; zstd fields compress and decompress
-//! into caller-owned buffers (FSST's crate API returns a fresh `Vec`, copied into them).
+//! Invariants: a [`TextCodec`] makes its zstd contexts and its buffers once; both coders write
+//! into those buffers (zstd through its reused context and prepared dictionary, FSST by this
+//! crate's own coder, `fsst_model`), so encoding or decoding a candle allocates nothing.
 
 mod fsst_model;
 mod zstd_model;
@@ -192,12 +193,17 @@ impl<'r> Contexts<'r> {
     }
 }
 
-/// Per-thread compression state over a registry: the zstd contexts of every model, made once.
+/// Per-thread compression state over a registry: the zstd contexts of every model and the
+/// buffers a candle's texts are (de)compressed in, all made once, at start.
 pub struct TextCodec<'r> {
     writer: usize,
     versions: Vec<Contexts<'r>>,
+    /// A field's text before compression ([`text_bytes_max`] of the prayer: the largest).
     scratch_text: Vec<u8>,
+    /// Each field's compressed value ([`compressed_bytes_max`]).
     scratch_compressed: [Vec<u8>; 3],
+    /// Each field's decompressed text ([`text_bytes_max`]).
+    scratch_decoded: [Vec<u8>; 3],
 }
 
 impl std::fmt::Debug for TextCodec<'_> {
@@ -221,19 +227,8 @@ impl<'r> TextCodec<'r> {
             .expect("the writing version is registered");
         let scratch_text = Vec::with_capacity(text_bytes_max(TextField::Prayer));
         let scratch_compressed = TextField::ALL.map(|f| Vec::with_capacity(compressed_bytes_max(f)));
-        Self { writer, versions, scratch_text, scratch_compressed }
-    }
-
-    /// The encoder's buffers (text, then a compressed value per field), lent out and given back
-    /// with [`TextCodec::put_scratch`] so encoding does not allocate them per candle.
-    pub(crate) fn take_scratch(&mut self) -> (Vec<u8>, [Vec<u8>; 3]) {
-        (std::mem::take(&mut self.scratch_text), std::mem::take(&mut self.scratch_compressed))
-    }
-
-    /// Gives the buffers of [`TextCodec::take_scratch`] back.
-    pub(crate) fn put_scratch(&mut self, text: Vec<u8>, compressed: [Vec<u8>; 3]) {
-        self.scratch_text = text;
-        self.scratch_compressed = compressed;
+        let scratch_decoded = TextField::ALL.map(|f| Vec::with_capacity(text_bytes_max(f)));
+        Self { writer, versions, scratch_text, scratch_compressed, scratch_decoded }
     }
 
     /// The model version [`TextCodec::compress`] writes (slot byte 6).
@@ -243,26 +238,22 @@ impl<'r> TextCodec<'r> {
 
     /// Compresses `text` of `field` into `out` (cleared first); an empty text stays empty.
     pub fn compress(&mut self, field: TextField, text: &[u8], out: &mut Vec<u8>) -> Result<(), TextError> {
-        out.clear();
-        if text.is_empty() {
-            return Ok(());
-        }
+        compress_with(&mut self.versions[self.writer], field, text, out)
+    }
+
+    /// Compresses each field's text, as `fill` writes it into the buffer it is given, into the
+    /// codec's own buffers, and lends them: a candle's encoding allocates nothing (texts within
+    /// their fields' limits fit the buffers as made).
+    pub fn compress_fields(
+        &mut self,
+        mut fill: impl FnMut(TextField, &mut Vec<u8>),
+    ) -> Result<&[Vec<u8>; 3], TextError> {
         let ctx = &mut self.versions[self.writer];
-        match (ctx.model.field(field), &mut ctx.compressors[field.index()]) {
-            (FieldModel::Fsst(t), _) => {
-                t.compress(text, out);
-                Ok(())
-            }
-            (FieldModel::Zstd(_), Some(c)) => {
-                out.resize(zstd::zstd_safe::compress_bound(text.len()), 0);
-                let n = c
-                    .compress_to_buffer(text, &mut out[..])
-                    .map_err(|e| TextError::Corrupt { field, reason: format!("zstd: {e}") })?;
-                out.truncate(n);
-                Ok(())
-            }
-            (FieldModel::Zstd(_), None) => unreachable!("zstd fields have contexts"),
+        for f in TextField::ALL {
+            fill(f, &mut self.scratch_text);
+            compress_with(ctx, f, &self.scratch_text, &mut self.scratch_compressed[f.index()])?;
         }
+        Ok(&self.scratch_compressed)
     }
 
     /// Decompresses `bytes` of `field`, written by model `version`, into `out` (cleared first);
@@ -274,36 +265,92 @@ impl<'r> TextCodec<'r> {
         bytes: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), TextError> {
-        out.clear();
-        if bytes.is_empty() {
-            return Ok(());
-        }
+        decompress_with(self.contexts(version)?, field, bytes, out)
+    }
+
+    /// Decompresses the three fields of a slot written by model `version` into the codec's own
+    /// buffers and lends the texts (nothing allocated).
+    pub fn decompress_fields(&mut self, version: u8, bytes: [&[u8]; 3]) -> Result<[&[u8]; 3], TextError> {
         let ctx = self
             .versions
             .iter_mut()
             .find(|c| c.model.version() == version)
             .ok_or(TextError::UnknownModel(version))?;
-        let max = text_bytes_max(field);
-        match (ctx.model.field(field), &mut ctx.decompressors[field.index()]) {
-            (FieldModel::Fsst(t), _) => {
-                t.decompress(bytes, max, out).map_err(|reason| TextError::Corrupt { field, reason })
-            }
-            (FieldModel::Zstd(_), Some(d)) => {
-                // The output slice is the bound: zstd stops with an error past the field's limit.
-                out.resize(max, 0);
-                match d.decompress_to_buffer(bytes, &mut out[..]) {
-                    Ok(n) => {
-                        out.truncate(n);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        out.clear();
-                        Err(TextError::Corrupt { field, reason: format!("zstd: {e}") })
-                    }
+        for f in TextField::ALL {
+            decompress_with(ctx, f, bytes[f.index()], &mut self.scratch_decoded[f.index()])?;
+        }
+        Ok(self.scratch_decoded.each_ref().map(Vec::as_slice))
+    }
+
+    fn contexts(&mut self, version: u8) -> Result<&mut Contexts<'r>, TextError> {
+        self.versions
+            .iter_mut()
+            .find(|c| c.model.version() == version)
+            .ok_or(TextError::UnknownModel(version))
+    }
+}
+
+/// Compresses with one model's contexts (see [`TextCodec::compress`]).
+fn compress_with(
+    ctx: &mut Contexts<'_>,
+    field: TextField,
+    text: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), TextError> {
+    out.clear();
+    if text.is_empty() {
+        return Ok(());
+    }
+    match (ctx.model.field(field), &mut ctx.compressors[field.index()]) {
+        (FieldModel::Fsst(t), _) => {
+            t.compress(text, out);
+            Ok(())
+        }
+        (FieldModel::Zstd(_), Some(c)) => {
+            // The context and its prepared dictionary are reused; the frame goes straight into
+            // `out`, whose capacity (`compressed_bytes_max`) is zstd's bound for the field.
+            out.resize(zstd::zstd_safe::compress_bound(text.len()), 0);
+            let n = c
+                .compress_to_buffer(text, &mut out[..])
+                .map_err(|e| TextError::Corrupt { field, reason: format!("zstd: {e}") })?;
+            out.truncate(n);
+            Ok(())
+        }
+        (FieldModel::Zstd(_), None) => unreachable!("zstd fields have contexts"),
+    }
+}
+
+/// Decompresses with one model's contexts (see [`TextCodec::decompress`]).
+fn decompress_with(
+    ctx: &mut Contexts<'_>,
+    field: TextField,
+    bytes: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), TextError> {
+    out.clear();
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let max = text_bytes_max(field);
+    match (ctx.model.field(field), &mut ctx.decompressors[field.index()]) {
+        (FieldModel::Fsst(t), _) => t
+            .decompress(bytes, max, out)
+            .map_err(|reason| TextError::Corrupt { field, reason: reason.into() }),
+        (FieldModel::Zstd(_), Some(d)) => {
+            // The output slice is the bound: zstd stops with an error past the field's limit.
+            out.resize(max, 0);
+            match d.decompress_to_buffer(bytes, &mut out[..]) {
+                Ok(n) => {
+                    out.truncate(n);
+                    Ok(())
+                }
+                Err(e) => {
+                    out.clear();
+                    Err(TextError::Corrupt { field, reason: format!("zstd: {e}") })
                 }
             }
-            (FieldModel::Zstd(_), None) => unreachable!("zstd fields have contexts"),
         }
+        (FieldModel::Zstd(_), None) => unreachable!("zstd fields have contexts"),
     }
 }
 

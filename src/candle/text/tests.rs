@@ -84,3 +84,62 @@ fn fsst_codes_ending_in_an_escape_are_refused_not_panicked_on() {
         assert!(matches!(r, Err(TextError::Corrupt { .. })), "{bad:?}");
     }
 }
+
+/// fsst-rs's own coder over a shipped table, rebuilt from its file as the crate orders it.
+fn fsst_rs(table: &FsstTable) -> fsst::Compressor {
+    let raw = table.as_bytes();
+    let n = usize::from(raw[0]);
+    let (syms, lens) = raw[1..].split_at(n * 8);
+    let symbols: Vec<fsst::Symbol> =
+        syms.chunks_exact(8).map(|c| fsst::Symbol::from_slice(c.try_into().expect("8"))).collect();
+    fsst::Compressor::rebuild_from(&symbols, lens)
+}
+
+#[test]
+fn the_hand_written_fsst_coder_writes_what_fsst_rs_writes() {
+    let model = Registry::builtin().get(2).expect("v2");
+    let mut rng = crate::candle::corpus::SplitMix64::new(17);
+    let mut text = Vec::new();
+    let (mut ours, mut back) = (Vec::new(), Vec::new());
+    let mut values = 0;
+    for f in [TextField::NameEmail, TextField::AddressNeighbourhood] {
+        let FieldModel::Fsst(table) = model.field(f) else { panic!("v2 {f:?} is FSST") };
+        let theirs = fsst_rs(table);
+        let mut check = |text: &[u8]| {
+            table.compress(text, &mut ours);
+            assert_eq!(ours, theirs.compress(text), "{f:?}: {:?}", String::from_utf8_lossy(text));
+            assert!(ours.len() <= 2 * text.len());
+            table.decompress(&ours, text.len(), &mut back).expect("decodes");
+            assert_eq!(back, text);
+            assert_eq!(theirs.decompressor().decompress(&ours), text, "fsst-rs reads ours");
+        };
+        for c in Corpus::new(41).take(5_000) {
+            crate::candle::codec::field_text(c.view(), f, &mut text);
+            check(&text);
+            values += 1;
+        }
+        // Bytes the corpus never has: escapes, short tails, every length up to a word and past.
+        for len in 0..40 {
+            let noise: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
+            check(&noise);
+        }
+    }
+    assert_eq!(values, 10_000);
+}
+
+#[test]
+fn fsst_codes_past_the_table_or_the_limit_are_refused() {
+    let model = Registry::builtin().get(2).expect("v2");
+    let FieldModel::Fsst(table) = model.field(TextField::NameEmail) else { panic!("FSST") };
+    let n = table.as_bytes()[0];
+    let mut out = Vec::new();
+    if n < 255 {
+        assert!(table.decompress(&[n], 100, &mut out).is_err(), "code {n} is past the table");
+    }
+    table.compress(b"Maria da Silva\nmaria@gmail.com", &mut out);
+    let codes = out.clone();
+    assert!(table.decompress(&codes, 29, &mut out).is_err(), "one byte over the limit");
+    assert!(out.is_empty());
+    table.decompress(&codes, 30, &mut out).expect("at the limit");
+    assert_eq!(out, b"Maria da Silva\nmaria@gmail.com");
+}

@@ -11,13 +11,14 @@
 //! - `CANDLE.COUNT`, `CANDLE.COUNTS STATE`: one CANDLE_COUNT / CANDLE_COUNT_STATES per partition,
 //!   summed as their answers come (as DBSIZE sums KEYS_COUNT).
 //!
-//! Invariants: the session's candle and text scratch are reused (their strings grow to the
-//! largest candle once); a state count folds into the session's `states`, which only one
-//! command uses at a time (reads run with nothing before them).
+//! Invariants: a LIGHT's candle borrows the request's arguments (nothing copied or allocated on
+//! the way to its body, which the session's buffer holds); the text scratch is reused; a state
+//! count folds into the session's `states`, which only one command uses at a time (reads run
+//! with nothing before them).
 
 use super::{Kind, Ran, State, Style};
 use crate::candle::wire;
-use crate::conn::candle_fields::{self as fields, FieldName, PairValue};
+use crate::conn::candle_fields::{self as fields, PairValue};
 use crate::conn::Cx;
 use crate::protocol::resp::{ArgList, ReplyWriter, RespVersion};
 use crate::wire::{opcode, Status};
@@ -28,45 +29,21 @@ pub(super) const STATE_ENTRIES: usize = 32;
 
 /// CANDLE.LIGHT: sets, validates and sends the candle; or replies why it is refused.
 pub(super) fn light(st: &mut State, pairs: ArgList<'_>, cx: &mut Cx<'_>) -> Ran {
-    if let Err(()) = fill(st, pairs) {
+    st.text.clear();
+    st.text.push_str("ERR ");
+    let pairs_of = (0..pairs.len() / 2).map(|i| (pairs.get(2 * i), pairs.get(2 * i + 1)));
+    let Some(candle) = fields::from_pairs(pairs_of, &mut st.text) else {
         return refuse_text(st, cx);
-    }
-    if let Err(e) = st.candle.validate(fields::today(cx.now)) {
+    };
+    if let Err(e) = candle.validate(fields::today(cx.now)) {
         st.text.clear();
         let _ = write!(st.text, "ERR {}: {e}", e.field_name());
         return refuse_text(st, cx);
     }
-    // Taken out while `parts` borrows the session (a blank candle allocates nothing).
-    let candle = std::mem::replace(&mut st.candle, fields::blank());
-    let ran = st.parts(Kind::CandleId, 1, cx, |body, _| {
-        wire::write(&candle, body);
+    st.parts(Kind::CandleId, 1, cx, |body, _| {
+        wire::write_ref(&candle, body);
         opcode::CANDLE_LIGHT
-    });
-    st.candle = candle;
-    ran
-}
-
-/// Sets the session's candle from the pairs; on a bad name or value the error text is in
-/// `st.text`.
-fn fill(st: &mut State, pairs: ArgList<'_>) -> Result<(), ()> {
-    fields::clear(&mut st.candle);
-    st.text.clear();
-    for i in 0..pairs.len() / 2 {
-        let (name, value) = (pairs.get(2 * i), pairs.get(2 * i + 1));
-        let Some(field) = FieldName::parse(name) else {
-            let _ = write!(st.text, "ERR unknown candle field '{}'", String::from_utf8_lossy(name));
-            return Err(());
-        };
-        let Ok(value) = std::str::from_utf8(value) else {
-            let _ = write!(st.text, "ERR {}: not UTF-8", field.english());
-            return Err(());
-        };
-        if let Err(why) = fields::set(&mut st.candle, field, value) {
-            let _ = write!(st.text, "ERR {}: {why}", field.english());
-            return Err(());
-        }
-    }
-    Ok(())
+    })
 }
 
 /// Replies the error in `st.text`, in order (after the commands before it).
@@ -159,7 +136,7 @@ fn write_list(w: &mut ReplyWriter<'_>, body: &[u8]) {
 /// One candle as its field/value pairs, from its client body (an undecodable body, which the
 /// server never gives, is an error reply in its place).
 fn write_candle_or_error(w: &mut ReplyWriter<'_>, id: u64, lit_at: u32, body: &[u8]) {
-    let Ok(c) = wire::read(body) else {
+    let Ok(c) = wire::read_ref(body) else {
         return w.error(b"ERR the server answered a candle this client cannot read");
     };
     let mut text = String::new();
