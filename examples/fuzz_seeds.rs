@@ -238,6 +238,9 @@ fn candle_seeds(dir: &Path) -> std::io::Result<()> {
 whatsapp=1&endereco=Rua+da+Aurora%2C+12&bairro=Boa+Vista&cidade=Recife&uf=PE&pais=76&pedido=Pela+sa%C3%BAde";
     write(dir, "candle_form", "recife", form.as_bytes())?;
     write(dir, "candle_form", "abroad", b"nome=John&nascimento=01/02/1970&pais=826&pedido=peace")?;
+    let json = r#"{"name":"Maria Eduarda","email":"maria@exemplo.com.br","birth_date":"1990-03-14","phone":"81987654321","whatsapp":true,"address":"Rua da Aurora, 12","neighbourhood":"Boa Vista","city":2611606,"state":"PE","country":76,"prayer":"Pela saúde"}"#;
+    write(dir, "candle_json", "recife", json.as_bytes())?;
+    write(dir, "candle_json", "escaped", br#"{"name":"Jo\u00e3o","birth_date":"1970-02-01","country":826}"#)?;
     Ok(())
 }
 

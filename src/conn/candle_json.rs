@@ -13,7 +13,7 @@
 //! Invariants: nothing here panics on any bytes; a `Candle` is only ever set from members read
 //! whole; the result is the candle or `No`, never part of one.
 
-use crate::candle::CandleRef;
+use crate::candle::{Candle, CandleRef};
 use crate::conn::candle_fields::{self as fields, FieldName};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
@@ -36,6 +36,48 @@ pub fn read(body: &[u8]) -> Borrowed<'_> {
         (Ok(true), Ok(())) => Borrowed::Candle(candle),
         _ => Borrowed::No,
     }
+}
+
+/// Why the owned reading refused a body (the HTTP answer: 400, or 422 naming the field).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Owned {
+    /// Not a JSON object.
+    NotAnObject,
+    /// A member is not a field, or not a value the field takes.
+    Field {
+        /// The member's name (a field's English name once known).
+        field: String,
+        /// Why.
+        why: &'static str,
+    },
+}
+
+/// Reads a `POST /candles` body the owned way: a `serde_json::Value`, its members set in its
+/// order (what any body the borrowed way does not take gets; not validated yet).
+pub fn read_owned(body: &[u8]) -> Result<Candle, Owned> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Err(Owned::NotAnObject);
+    };
+    let mut c = fields::blank();
+    let mut text = String::new();
+    for (key, value) in &map {
+        let Some(field) = FieldName::parse(key.as_bytes()) else {
+            return Err(Owned::Field { field: key.clone(), why: "unknown field" });
+        };
+        let refused = |why| Owned::Field { field: field.english().to_string(), why };
+        text.clear();
+        match value {
+            serde_json::Value::String(s) => text.push_str(s),
+            serde_json::Value::Number(n) => {
+                let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{n}"));
+            }
+            serde_json::Value::Bool(b) => text.push_str(if *b { "1" } else { "0" }),
+            serde_json::Value::Null => {}
+            _ => return Err(refused("not a string, number or boolean")),
+        }
+        fields::set(&mut c, field, &text).map_err(refused)?;
+    }
+    Ok(c)
 }
 
 /// Visits the object's members into `candle`; `Ok(false)` if one is not read this way.

@@ -22,8 +22,8 @@
 use super::{Cx, HttpSession};
 use super::{Kind, Ran, Reply};
 use crate::candle::wire;
-use crate::conn::candle_fields::{self as fields, FieldName, PairValue};
-use crate::conn::candle_json::{self, Borrowed};
+use crate::conn::candle_fields::{self as fields, PairValue};
+use crate::conn::candle_json::{self, Borrowed, Owned};
 use crate::dispatch::Answer;
 use crate::protocol::http::{Head, HttpLimits, Method};
 use crate::shard::LateAnswer;
@@ -100,31 +100,15 @@ impl HttpSession {
 
     /// `POST /candles` read the owned way: a `serde_json::Value`, its members set in its order.
     fn light_owned(&mut self, head: &Head<'_>, body: &[u8], cx: &mut Cx<'_>) -> Ran {
-        let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return self.local(head, cx, |o, r| {
-                r.text(o, 400, "the body must be a JSON object of the candle's fields\n")
-            });
+        let c = match candle_json::read_owned(body) {
+            Ok(c) => c,
+            Err(Owned::NotAnObject) => {
+                return self.local(head, cx, |o, r| {
+                    r.text(o, 400, "the body must be a JSON object of the candle's fields\n")
+                })
+            }
+            Err(Owned::Field { field, why }) => return self.unprocessable(head, &field, why, cx),
         };
-        let mut c = fields::blank();
-        let mut text = String::new();
-        for (key, value) in &map {
-            let Some(field) = FieldName::parse(key.as_bytes()) else {
-                return self.unprocessable(head, key, "unknown field", cx);
-            };
-            text.clear();
-            match value {
-                serde_json::Value::String(s) => text.push_str(s),
-                serde_json::Value::Number(n) => {
-                    let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{n}"));
-                }
-                serde_json::Value::Bool(b) => text.push_str(if *b { "1" } else { "0" }),
-                serde_json::Value::Null => {}
-                _ => return self.unprocessable(head, field.english(), "not a string, number or boolean", cx),
-            }
-            if let Err(why) = fields::set(&mut c, field, &text) {
-                return self.unprocessable(head, field.english(), why, cx);
-            }
-        }
         if let Err(e) = c.validate(fields::today(cx.now)) {
             return self.unprocessable(head, e.field_name(), &e.to_string(), cx);
         }
