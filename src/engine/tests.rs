@@ -192,7 +192,11 @@ fn kv_engine() -> (Engine, Rc<RefCell<Router>>) {
     let kv = Rc::new(RefCell::new(Router::new(KvLimits::small(), Vec::new())));
     let mut d = Dispatcher::new();
     ops::register_all(&mut d).unwrap();
-    for op in [opcode::GET, opcode::SET, opcode::DEL, opcode::INCR, opcode::CAS] {
+    // Every opcode `parse_write` takes (the mutation test's twin applies whatever parses: a flipped
+    // opcode byte can turn INCR 0x13 into CAD 0x1c), and GET.
+    let writes = [opcode::SET, opcode::DEL, opcode::INCR, opcode::CAS, opcode::SETX, opcode::EXPIRE];
+    let more = [opcode::PERSIST, opcode::MSET, opcode::CAD, opcode::GET];
+    for op in writes.into_iter().chain(more) {
         d.register(op, "direct-kv", Box::new(DirectKv(kv.clone()))).unwrap();
     }
     (Engine::new(d, EngineLimits { requests_per_datagram_max: 8 }), kv)
