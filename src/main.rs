@@ -99,6 +99,7 @@ fn main() -> anyhow::Result<()> {
             let c = load(Some(&config))?;
             println!("{} is valid:\n{c:#?}", config.display());
             let mut findings = serve::check::memory(&c);
+            findings.push(serve::check::cluster(&c));
             findings.extend(serve::check::inspect(&c));
             for f in &findings {
                 println!("{} {}", if f.ok { "ok:  " } else { "FAIL:" }, f.line);

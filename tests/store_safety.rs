@@ -331,6 +331,9 @@ fn a_replicated_cluster_is_refused_before_the_store_is_touched() {
     let out = refused_start(&work, &format!("{}{cluster}", config(port, &data, 1_000_000)));
     assert!(out.contains("cluster.replicas") && out.contains("[1, 2, 3]"), "{out}");
     assert_unchanged(&data, &before);
+    let replicated = format!("{}{cluster}", config(port, &data, 1_000_000));
+    let (status, out) = run_to_exit(&work, "replicated.toml", &replicated, &["check"]);
+    assert!(!status.success() && out.contains("FAIL") && out.contains("cluster.replicas"), "{out}");
     // One replica of its own is a node alone: it starts as before (checked by `vigil check`).
     let alone = format!("{}{cluster}replicas = [1]\n", config(port, &data, 1_000_000));
     let (status, out) = run_to_exit(&work, "alone.toml", &alone, &["check"]);

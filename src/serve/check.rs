@@ -56,6 +56,14 @@ pub fn memory(config: &Config) -> Vec<Finding> {
     out
 }
 
+/// Whether this build serves the config's cluster (`super::cluster_refusal`).
+pub fn cluster(config: &crate::config::Config) -> Finding {
+    match super::cluster_refusal(config) {
+        Some(why) => fail(why),
+        None => ok(format!("cluster: node {}, voters {:?}", config.cluster.node_id, config.cluster.voters())),
+    }
+}
+
 /// Checks `storage.dir` against `config`: manifest (partitions, geometry), partition files, and
 /// the limits the stored snapshots already exceed.
 pub fn inspect(config: &Config) -> Vec<Finding> {

@@ -148,15 +148,8 @@ pub fn serve(
     ready: ReadyHook<'_>,
 ) -> Result<ServeReport, ServeError> {
     check_cores(config)?;
-    if config.cluster.replicated() {
-        // Its partitions would wait for peers' votes that nothing carries: refused, nothing created.
-        return Err(ServeError::Cluster(format!(
-            "cluster.replicas: {:?} is a replicated group, and this build does not yet carry Raft messages between \
-             nodes over the data plane (docs/REPLICATION.md, \"Not built yet\"); run one node (no [cluster] \
-             section, or replicas = [{}])",
-            config.cluster.voters(),
-            config.cluster.node_id
-        )));
+    if let Some(why) = cluster_refusal(config) {
+        return Err(ServeError::Cluster(why));
     }
     // Before the data directory is touched: a start refused for its ports creates no store.
     let mut kernel_tcp = None;
@@ -196,6 +189,20 @@ pub fn serve(
             }
         }
     }
+}
+
+/// Why this build cannot serve the config's cluster, if it cannot: a replicated group's partitions
+/// would wait for peers' votes that nothing carries (refused before anything is created).
+pub fn cluster_refusal(config: &Config) -> Option<String> {
+    config.cluster.replicated().then(|| {
+        format!(
+            "cluster.replicas: {:?} is a replicated group, and this build does not yet carry Raft messages between \
+             nodes over the data plane (docs/REPLICATION.md, \"Not built yet\"); run one node (no [cluster] \
+             section, or replicas = [{}])",
+            config.cluster.voters(),
+            config.cluster.node_id
+        )
+    })
 }
 
 /// Refuses cores the machine does not have, naming the key.
