@@ -51,6 +51,7 @@ fn config() -> PartitionConfig {
         voters: vec![1],
         batch: BatchLimits::default(),
         inflight_bytes_max: 256 * 4096 / 2,
+        follower_read_staleness_ns: 0,
     }
 }
 

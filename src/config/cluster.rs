@@ -10,6 +10,9 @@ use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::net::SocketAddrV4;
 
+/// The most staleness follower reads may be configured with (a minute).
+pub const STALENESS_MS_MAX: u64 = 60_000;
+
 /// Voters a group may have (raft-rs copes with more; replication cost grows with each).
 pub const REPLICAS_MAX: usize = 7;
 
@@ -34,12 +37,16 @@ pub struct ClusterConfig {
     /// The voters of every partition's group (default: every node).
     #[serde(default)]
     pub replicas: Vec<u64>,
+    /// Followers answer reads at most this many ms stale (docs/REPLICATION.md, "Follower reads");
+    /// 0 (the default): off, only the leader answers reads, never stale.
+    #[serde(default)]
+    pub follower_read_staleness_ms: u64,
 }
 
 impl Default for ClusterConfig {
     /// A node alone: id 1, no peers.
     fn default() -> Self {
-        Self { node_id: 1, nodes: Vec::new(), replicas: Vec::new() }
+        Self { node_id: 1, nodes: Vec::new(), replicas: Vec::new(), follower_read_staleness_ms: 0 }
     }
 }
 
@@ -83,6 +90,12 @@ impl ClusterConfig {
         }
         if !self.nodes.is_empty() && !ids.contains(&self.node_id) {
             return Err(invalid("cluster.node_id", format!("{} is not among cluster.nodes", self.node_id)));
+        }
+        if self.follower_read_staleness_ms > STALENESS_MS_MAX {
+            return Err(invalid(
+                "cluster.follower_read_staleness_ms",
+                format!("at most {STALENESS_MS_MAX} ms (0: follower reads off)"),
+            ));
         }
         self.validate_replicas(&ids)
     }

@@ -43,6 +43,9 @@ pub(super) struct Lease {
     index: u64,
     /// When the last renewal was asked, if in this term.
     asked_at: Option<Nanos>,
+    /// When the first renewal of this term was asked: a read index asked before (as a follower,
+    /// answered by the previous leader) proves nothing about this leadership.
+    term_start: Nanos,
 }
 
 impl Lease {
@@ -54,7 +57,7 @@ impl Lease {
     /// Whether a renewal should be asked now (`every_ns` after the last one).
     pub(super) fn renewal_due(&mut self, term: u64, now: Nanos, every_ns: u64) -> bool {
         if self.term != term {
-            *self = Lease { term, ..Lease::default() };
+            *self = Lease { term, term_start: now, ..Lease::default() };
         }
         match self.asked_at {
             Some(at) if now.0 < at.0.saturating_add(every_ns) => false,
@@ -68,7 +71,7 @@ impl Lease {
     /// Raft confirmed the renewal asked at `asked_at` with read index `index`, in `term`: the lease
     /// runs until `asked_at + duration_ns`.
     pub(super) fn confirmed(&mut self, term: u64, asked_at: Nanos, index: u64, duration_ns: u64) {
-        if self.term != term {
+        if self.term != term || asked_at < self.term_start {
             return;
         }
         let until = Nanos(asked_at.0.saturating_add(duration_ns));
@@ -110,6 +113,10 @@ mod tests {
         assert!(!l.holds(2, Nanos(151), 100));
         l.confirmed(1, Nanos(150), 1, 80);
         assert!(!l.holds(2, Nanos(160), 100), "an answer of the old term counts for nothing");
+        l.confirmed(2, Nanos(149), 1, 80);
+        assert!(!l.holds(2, Nanos(160), 100), "nor one asked before this leadership's first renewal");
+        l.confirmed(2, Nanos(150), 1, 80);
+        assert!(l.holds(2, Nanos(160), 100));
     }
 
     #[test]

@@ -108,6 +108,9 @@ pub struct PartitionConfig {
     /// Bytes of log the writes proposed and not yet answered may take (`BUSY` beyond):
     /// `storage.inflight_bytes_max`.
     pub inflight_bytes_max: u64,
+    /// Follower reads (`Partition::serves_bounded_reads`): a follower answers reads at most this
+    /// stale (ns, on its own clock); 0: off, only the leader answers reads.
+    pub follower_read_staleness_ns: u64,
 }
 
 /// Where a partition's events go: a sink the server plugs in, or kept (the last few) for tests.

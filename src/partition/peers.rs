@@ -1,6 +1,16 @@
 //! A partition's side of its peers, in a group with more than one voter: the Raft messages it
 //! sends (kept in a bounded outbox until the node takes them, `take_messages`), the messages it
-//! receives (`step`), and the leader's read lease (`lease.rs`), renewed through Raft's read index.
+//! receives (`step`), the leader's read lease (`lease.rs`), renewed through Raft's read index, and
+//! follower reads with a staleness bound.
+//!
+//! Follower reads (off unless `follower_read_staleness_ns` > 0): every half bound a follower asks
+//! Raft for a read index (raft-rs forwards it to the leader, which confirms its leadership with a
+//! quorum first) whose context is the time it asked, `t0`. The index it gets is at least every
+//! write the leader acknowledged before it answered, which was after `t0`. So once the follower's
+//! projections applied that index, they hold every write acknowledged before `t0`, and a read at
+//! `now` is at most `now - t0` stale. A follower answers reads while that is within the bound
+//! (`serves_bounded_reads`), on its own clock (a clock that runs slow by r% makes the bound r%
+//! looser).
 //!
 //! The node moves the messages between partitions of different nodes (the simulator directly; the
 //! server over the peer datagrams of `crate::peer`). Raft tolerates loss, duplication and
@@ -32,10 +42,15 @@ pub(super) struct Peers {
     election_ns: u64,
     /// How often the lease is renewed.
     renew_every_ns: u64,
+    /// Follower reads: the staleness bound (0: off), when the last read index was asked, and the
+    /// latest confirmed (asked at, index).
+    staleness_ns: u64,
+    follower_asked_at: Option<Nanos>,
+    follower_confirmed: (Nanos, u64),
 }
 
 impl Peers {
-    pub(super) fn new(config: &RaftGroupConfig) -> Self {
+    pub(super) fn new(config: &RaftGroupConfig, staleness_ns: u64) -> Self {
         let outbox_max = config.messages_per_poll_max * OUTBOX_POLLS;
         Self {
             lease: Lease::default(),
@@ -44,6 +59,9 @@ impl Peers {
             started_at: None,
             election_ns: config.tick_interval_ns * config.election_ticks as u64,
             renew_every_ns: config.tick_interval_ns * config.heartbeat_ticks as u64 * RENEW_EVERY_HEARTBEATS,
+            staleness_ns,
+            follower_asked_at: None,
+            follower_confirmed: (Nanos(0), 0),
         }
     }
 
@@ -72,8 +90,13 @@ impl<D: BlockIo> Partition<D> {
             }
         }
         let lease_ns = duration_ns(peers.election_ns);
+        let leader = self.raft.is_leader();
         for read in &self.out.reads {
-            peers.lease.confirmed(term, Nanos(read.ctx), read.index, lease_ns);
+            if leader {
+                peers.lease.confirmed(term, Nanos(read.ctx), read.index, lease_ns);
+            } else if read.ctx >= peers.follower_confirmed.0 .0 {
+                peers.follower_confirmed = (Nanos(read.ctx), read.index.max(peers.follower_confirmed.1));
+            }
         }
     }
 
@@ -84,12 +107,40 @@ impl<D: BlockIo> Partition<D> {
         let Some(peers) = self.peers.as_mut() else { return };
         if !leader {
             peers.lease.drop_lease();
+            let due =
+                peers.follower_asked_at.is_none_or(|at| now.0 >= at.0.saturating_add(peers.staleness_ns / 2));
+            if peers.staleness_ns > 0 && due {
+                peers.follower_asked_at = Some(now);
+                // Refused while no leader is known: no fresh confirmation then, reads age out.
+                let _ = self.raft.read_index(now.0);
+            }
             return;
         }
         if peers.lease.renewal_due(term, now, peers.renew_every_ns) {
             // Refused only when the group is not running or lost its leader: no lease then.
             let _ = self.raft.read_index(now.0);
         }
+    }
+
+    /// Whether this follower answers reads now, at most `follower_read_staleness_ns` stale
+    /// (module header); always false on the leader (which answers linearizable reads:
+    /// `serves_reads`) and with follower reads off.
+    pub fn serves_bounded_reads(&self) -> bool {
+        let Some(peers) = self.peers.as_ref().filter(|p| p.staleness_ns > 0) else { return false };
+        let (asked_at, index) = peers.follower_confirmed;
+        !self.raft.is_leader()
+            && index > 0
+            && self.now.0.saturating_sub(asked_at.0) <= peers.staleness_ns
+            && self.raft.applied_index() >= index
+    }
+
+    /// Answers a KV GET as a follower, at most `follower_read_staleness_ns` stale
+    /// (`serves_bounded_reads`; `NOT_LEADER` when it does not).
+    pub fn get_bounded(&self, body: &[u8], out: &mut [u8]) -> Result<usize, crate::wire::Status> {
+        if !self.serves_bounded_reads() {
+            return Err(crate::wire::Status::NotLeader);
+        }
+        self.router.read(super::TAG_KV, crate::wire::opcode::GET, body, out)
     }
 
     /// Takes the messages for the peers (appended to `into`); the node sends each to the node

@@ -200,7 +200,7 @@ impl<D: BlockIo> PartitionRecovery<D> {
             upkeep_pending: false,
             snapshot_pump: Default::default(),
             read_barrier: (0, u64::MAX),
-            peers: (!alone).then(|| super::Peers::new(&config.raft)),
+            peers: (!alone).then(|| super::Peers::new(&config.raft, config.follower_read_staleness_ns)),
             results: Vec::new(),
             counters: PartitionCounters::default(),
             feed: Default::default(),

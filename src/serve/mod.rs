@@ -308,6 +308,7 @@ pub fn partition_config(config: &Config) -> PartitionConfig {
         voters: config.cluster.voters(),
         batch: config.storage.batch(),
         inflight_bytes_max: config.storage.inflight_bytes_max(),
+        follower_read_staleness_ns: config.cluster.follower_read_staleness_ms * 1_000_000,
     }
 }
 

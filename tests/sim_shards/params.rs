@@ -274,6 +274,7 @@ impl Params {
             voters: vec![1],
             batch: self.batch,
             inflight_bytes_max: self.inflight_bytes_max,
+            follower_read_staleness_ns: 0,
         }
     }
 }

@@ -189,6 +189,12 @@ struct Sim {
     stale_reads: bool,
     /// Values acknowledged by a SET, by key (the convergence check).
     acked: BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>>,
+    /// (time acknowledged, version) of every acknowledged SET, by key (the follower reads' check).
+    acked_versions: BTreeMap<Vec<u8>, Vec<(u64, u64)>>,
+    /// Follower reads answered: (key, time, version read; 0: not found).
+    bounded_reads: Vec<(Vec<u8>, u64, u64)>,
+    /// Follower reads' staleness bound (0: off), as configured on every node.
+    staleness_ns: u64,
     stats: Stats,
 }
 
@@ -206,12 +212,17 @@ struct Stats {
     leaderships: u64,
     /// Peer datagrams sent.
     datagrams: u64,
+    /// Follower reads answered.
+    bounded_reads: u64,
 }
 
 impl Sim {
     fn new(seed: u64, trace: bool) -> Self {
         let mut rng = SplitMix64::new(seed);
-        let cfg = cluster_config();
+        let mut cfg = cluster_config();
+        // Follower reads in half the seeds, bounded at 20 or 100 ms.
+        let staleness_ns = [0, 0, 20_000_000, 100_000_000][rng.below(4) as usize];
+        cfg.follower_read_staleness_ns = staleness_ns;
         let clock = SimClock::new();
         let mut disk = SimDiskConfig::new(cfg.ual.device_blocks());
         if rng.chance(0.5) {
@@ -275,6 +286,9 @@ impl Sim {
             step: 0,
             faults_on: true,
             stale_reads: false,
+            acked_versions: BTreeMap::new(),
+            bounded_reads: Vec::new(),
+            staleness_ns,
             acked: BTreeMap::new(),
             stats: Stats::default(),
         }
@@ -419,6 +433,7 @@ impl Sim {
 
     fn drive_clients(&mut self, new_ops: bool) {
         self.faults_on = new_ops;
+        self.bounded_read();
         for c in 0..self.clients.len() {
             let t = self.t();
             let client = &mut self.clients[c];
@@ -520,12 +535,54 @@ impl Sim {
         self.settle_write(c, answer, hint);
     }
 
+    /// Now and then a read from a random follower that serves bounded reads (beside the clients'
+    /// requests, not in their history: it is not meant to be linearizable).
+    fn bounded_read(&mut self) {
+        if self.staleness_ns == 0 || !self.rng.chance(0.2) {
+            return;
+        }
+        let (id, key) = (1 + self.rng.below(NODES), format!("k{}", self.rng.below(KEYS)).into_bytes());
+        let (t, step) = (self.t(), self.step);
+        let node = &self.nodes[(id - 1) as usize];
+        let Some(part) = node.part.as_ref().filter(|_| node.up(step)) else { return };
+        let mut buf = [0u8; 512];
+        let version = match part.get_bounded(&key, &mut buf) {
+            Ok(_) => u64::from_le_bytes(buf[..8].try_into().expect("8 bytes")),
+            Err(Status::NotFound) => 0,
+            Err(_) => return,
+        };
+        self.stats.bounded_reads += 1;
+        self.bounded_reads.push((key, t, version));
+    }
+
+    /// Every follower read saw every write acknowledged more than the bound before it (a
+    /// follower's clock may run 4.5% slow: the bound in reference time is up to 1/0.955 longer,
+    /// and a step more).
+    fn check_bounded_reads(&self) {
+        let bound = self.staleness_ns as f64 / 0.955 + STEP_NS as f64;
+        for (key, t, version) in &self.bounded_reads {
+            let before = (*t as f64 - bound).max(0.0) as u64;
+            let acked = self.acked_versions.get(key).into_iter().flatten();
+            if let Some((at, v)) = acked.filter(|(at, _)| *at < before).max_by_key(|(_, v)| *v) {
+                assert!(
+                    version >= v,
+                    "seed {}: a follower read of {:?} at {t} saw version {version}, older than version {v} \
+                     acknowledged at {at}, more than the bound ({} ns) before",
+                    self.seed,
+                    String::from_utf8_lossy(key),
+                    self.staleness_ns
+                );
+            }
+        }
+    }
+
     /// A write's (or a refused read's) answer for client `c`.
     fn settle_write(&mut self, c: usize, answer: Result<ApplyResult, Status>, hint: Option<u64>) {
         match answer {
             Ok(ApplyResult::Stored { version }) => {
                 if let Some(Outstanding { req: Req::Set { key, value }, .. }) = &self.clients[c].out {
                     self.acked.entry(key.clone()).or_default().insert(value.clone());
+                    self.acked_versions.entry(key.clone()).or_default().push((self.clock.nanos(), version));
                 }
                 self.stats.acked_writes += 1;
                 self.finish(c, Outcome::Stored { version });
@@ -659,6 +716,7 @@ fn history_of(seed: u64, trace: bool, stale_reads: bool) -> Sim {
     }
     sim.heal();
     sim.check_replicas();
+    sim.check_bounded_reads();
     sim.final_reads();
     sim
 }
@@ -692,6 +750,7 @@ fn three_replicas_under_faults_stay_linearizable_and_agree() {
         total.cuts += s.cuts;
         total.leaderships += s.leaders.len() as u64;
         total.datagrams += s.datagrams;
+        total.bounded_reads += s.bounded_reads;
     }
     println!("{seeds} seeds: {total:?}");
     assert!(total.acked_writes > seeds * 50, "writes were acknowledged: {total:?}");
