@@ -384,6 +384,7 @@ fn main() {
         voters: vec![1],
         batch: vigil::partition::batch::BatchLimits::default(),
         inflight_bytes_max: vigil::config::INFLIGHT_BYTES_DEFAULT,
+        follower_read_staleness_ns: 0,
     };
     let w = Workload::new(keys);
     let clock = MonotonicClock::new();
