@@ -30,7 +30,7 @@ use vigil::candle::fields::{
 use vigil::candle::form::Form;
 use vigil::candle::page::FIELDS;
 use vigil::candle::{wire, Candle, CandleLimits, CandleProjection};
-use vigil::conn::candle_fields::{self, pairs, PairValue};
+use vigil::conn::candle_fields::{self, pairs};
 use vigil::conn::candle_json::{self, Borrowed};
 use vigil::ops::candle::{CandleOps, RAW_ANSWER_BYTES};
 use vigil::projection::{Applied, ApplyResult, Projection};
@@ -225,10 +225,7 @@ fn resp_request(c: &Candle) -> Vec<u8> {
     let args: Vec<(&str, String)> = pairs(0, 0, &c.view(), &mut text)
         .into_iter()
         .skip(2)
-        .map(|(name, value)| match value {
-            PairValue::Text(t) | PairValue::Number(t) => (name, t.to_owned()),
-            PairValue::Bool(b) => (name, u8::from(b).to_string()),
-        })
+        .map(|(name, v)| (name, v.text().to_owned()))
         .collect();
     let mut out = format!("*{}\r\n$12\r\nCANDLE.LIGHT\r\n", 1 + 2 * args.len()).into_bytes();
     for (name, value) in &args {
@@ -375,13 +372,7 @@ fn http_request(c: &Candle) -> Vec<u8> {
     let mut text = String::new();
     let mut obj = serde_json::Map::new();
     for (name, value) in pairs(0, 0, &c.view(), &mut text).into_iter().skip(2) {
-        let v = match value {
-            PairValue::Text(t) => serde_json::Value::from(t),
-            PairValue::Number("") => serde_json::Value::Null,
-            PairValue::Number(t) => serde_json::Value::from(t.parse::<u64>().expect("a number")),
-            PairValue::Bool(b) => serde_json::Value::Bool(b),
-        };
-        obj.insert(name.to_owned(), v);
+        obj.insert(name.to_owned(), value.json(name));
     }
     serde_json::to_vec(&obj).expect("JSON")
 }

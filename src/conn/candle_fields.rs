@@ -329,6 +329,34 @@ pub enum PairValue<'a> {
     Bool(bool),
 }
 
+impl PairValue<'_> {
+    /// The value as RESP replies give it (and clients send it): text and numbers as they are, a
+    /// flag as `1` or `0`.
+    pub fn text(&self) -> &str {
+        match *self {
+            PairValue::Text(t) | PairValue::Number(t) => t,
+            PairValue::Bool(b) => {
+                if b {
+                    "1"
+                } else {
+                    "0"
+                }
+            }
+        }
+    }
+
+    /// The value of field `name` as the HTTP API gives it: a string, a number (null when absent),
+    /// a boolean; an absent state is null.
+    pub fn json(&self, name: &str) -> serde_json::Value {
+        match *self {
+            PairValue::Text("") if name == "state" => serde_json::Value::Null,
+            PairValue::Text(t) => serde_json::Value::from(t),
+            PairValue::Number(t) => t.parse::<u64>().map_or(serde_json::Value::Null, serde_json::Value::from),
+            PairValue::Bool(b) => serde_json::Value::Bool(b),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,10 +396,7 @@ mod tests {
             let values: Vec<(&str, String)> = pairs(1, 2, &c.view(), &mut text)
                 .into_iter()
                 .skip(2)
-                .map(|(name, value)| match value {
-                    PairValue::Text(t) | PairValue::Number(t) => (name, t.to_owned()),
-                    PairValue::Bool(b) => (name, u8::from(b).to_string()),
-                })
+                .map(|(name, value)| (name, value.text().to_owned()))
                 .collect();
             for (name, v) in &values {
                 let field = FieldName::parse(name.as_bytes()).unwrap();

@@ -206,7 +206,7 @@ impl<'de: 'a, 'a> Visitor<'de> for ValueSeed<'_, 'a> {
 mod tests {
     use super::*;
     use crate::candle::corpus::{long_record, Corpus};
-    use crate::conn::candle_fields::{blank, pairs, set, PairValue};
+    use crate::conn::candle_fields::{blank, pairs, set};
 
     /// The owned way, as `http_candles` reads a body: a `Value`, its members set in its order.
     fn owned(body: &[u8]) -> Option<crate::candle::Candle> {
@@ -230,13 +230,7 @@ mod tests {
         let mut text = String::new();
         let mut obj = serde_json::Map::new();
         for (name, value) in pairs(0, 0, &c.view(), &mut text).into_iter().skip(2) {
-            let v = match value {
-                PairValue::Text(t) => serde_json::Value::from(t),
-                PairValue::Number("") => serde_json::Value::Null,
-                PairValue::Number(t) => serde_json::Value::from(t.parse::<u64>().unwrap()),
-                PairValue::Bool(b) => serde_json::Value::Bool(b),
-            };
-            obj.insert(name.to_owned(), v);
+            obj.insert(name.to_owned(), value.json(name));
         }
         serde_json::to_vec(&obj).unwrap()
     }

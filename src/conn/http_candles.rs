@@ -22,7 +22,7 @@
 use super::{Cx, HttpSession};
 use super::{Kind, Ran, Reply};
 use crate::candle::wire;
-use crate::conn::candle_fields::{self as fields, PairValue};
+use crate::conn::candle_fields as fields;
 use crate::conn::candle_json::{self, Borrowed, Owned};
 use crate::dispatch::Answer;
 use crate::protocol::http::{Head, HttpLimits, Method};
@@ -329,14 +329,7 @@ fn candle_json(id: u64, lit_at: u32, body: &[u8]) -> Option<serde_json::Value> {
     let mut text = String::new();
     let mut obj = serde_json::Map::new();
     for (name, value) in fields::pairs(id, lit_at, &c, &mut text) {
-        let v = match value {
-            PairValue::Text("") if name == "state" => serde_json::Value::Null,
-            PairValue::Text(t) => serde_json::Value::from(t),
-            PairValue::Number("") => serde_json::Value::Null,
-            PairValue::Number(t) => t.parse::<u64>().map_or(serde_json::Value::Null, serde_json::Value::from),
-            PairValue::Bool(b) => serde_json::Value::Bool(b),
-        };
-        obj.insert(name.to_owned(), v);
+        obj.insert(name.to_owned(), value.json(name));
     }
     Some(serde_json::Value::Object(obj))
 }

@@ -18,7 +18,7 @@
 
 use super::{Kind, Ran, State, Style};
 use crate::candle::wire;
-use crate::conn::candle_fields::{self as fields, PairValue};
+use crate::conn::candle_fields as fields;
 use crate::conn::Cx;
 use crate::protocol::resp::{ArgList, ReplyWriter, RespVersion};
 use crate::wire::{opcode, Status};
@@ -148,10 +148,7 @@ fn write_candle_or_error(w: &mut ReplyWriter<'_>, id: u64, lit_at: u32, body: &[
     }
     for (name, value) in &pairs {
         w.bulk(name.as_bytes());
-        match value {
-            PairValue::Text(t) | PairValue::Number(t) => w.bulk(t.as_bytes()),
-            PairValue::Bool(b) => w.bulk(if *b { b"1" } else { b"0" }),
-        }
+        w.bulk(value.text().as_bytes());
     }
 }
 
