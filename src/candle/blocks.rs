@@ -189,7 +189,8 @@ impl Spares {
 
     /// A new zeroed block from the allocator.
     fn fresh(block_bytes: usize) -> Arc<[u8]> {
-        Arc::from(vec![0u8; block_bytes])
+        // Collected straight into the Arc (a trusted length): one allocation, no copy of a Vec.
+        std::iter::repeat_n(0u8, block_bytes).collect()
     }
 
     /// Blocks kept.

@@ -249,6 +249,9 @@ impl Ring {
     /// Frees at most `max` spare blocks past those the ring expects to need (module header);
     /// returns how many. Not replicated state: nothing a read, a snapshot or an apply sees.
     pub fn release_spares(&mut self, max: usize) -> usize {
+        if self.spare_slots.count() == 0 && self.spare_overflow.count() == 0 {
+            return 0; // every idle poll of a ring with nothing to give back: no bucket visited
+        }
         let today = self.buckets[(self.today % DAYS) as usize].as_deref().filter(|b| b.day == self.today);
         let slots = |b: &Bucket| b.slots.block_count();
         let overflow = |b: &Bucket| b.pools.iter().map(Blocks::block_count).sum::<usize>();

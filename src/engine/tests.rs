@@ -194,9 +194,18 @@ fn kv_engine() -> (Engine, Rc<RefCell<Router>>) {
     ops::register_all(&mut d).unwrap();
     // Every opcode `parse_write` takes (the mutation test's twin applies whatever parses: a flipped
     // opcode byte can turn INCR 0x13 into CAD 0x1c), and GET.
-    let writes = [opcode::SET, opcode::DEL, opcode::INCR, opcode::CAS, opcode::SETX, opcode::EXPIRE];
-    let more = [opcode::PERSIST, opcode::MSET, opcode::CAD, opcode::GET];
-    for op in writes.into_iter().chain(more) {
+    for op in [
+        opcode::SET,
+        opcode::DEL,
+        opcode::INCR,
+        opcode::CAS,
+        opcode::SETX,
+        opcode::EXPIRE,
+        opcode::PERSIST,
+        opcode::MSET,
+        opcode::CAD,
+        opcode::GET,
+    ] {
         d.register(op, "direct-kv", Box::new(DirectKv(kv.clone()))).unwrap();
     }
     (Engine::new(d, EngineLimits { requests_per_datagram_max: 8 }), kv)
