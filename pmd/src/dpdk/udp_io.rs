@@ -312,7 +312,7 @@ impl DpdkUdpIo {
     /// the one host that takes the datagram), asking by ARP now and then and watching received
     /// datagrams for it.
     fn unresolved(&mut self, ip: Ipv4Addr) -> [u8; 6] {
-        if self.tx_unresolved % ARP_ASK_EVERY == 0 {
+        if self.tx_unresolved.is_multiple_of(ARP_ASK_EVERY) {
             self.send_arp_request(ip);
         }
         self.tx_unresolved += 1;
