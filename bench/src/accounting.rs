@@ -23,6 +23,7 @@
 //! - nothing here allocates after [`Accounting::new`] (histogram buckets and timeline are
 //!   preallocated) until `finish`.
 
+use crate::leaders::LeaderCounts;
 use crate::outstanding::Outstanding;
 use crate::progress::ProgressSlot;
 use hdrhistogram::Histogram;
@@ -215,6 +216,8 @@ pub struct Accounting {
     /// Measured-phase KV GETs answered `NOT_FOUND` (the key was never set, or was deleted): a normal
     /// outcome, counted in `received` (with its latency), never in `errors`.
     pub not_found: u64,
+    /// Leader following: `NOT_LEADER` redirects and retries, nodes given up ([`crate::leaders`]).
+    pub leaders: LeaderCounts,
 }
 
 impl Accounting {
@@ -250,6 +253,7 @@ impl Accounting {
             injected: MalformedCounts::default(),
             bad_echo: 0,
             not_found: 0,
+            leaders: LeaderCounts::default(),
         }
     }
 
@@ -284,6 +288,12 @@ impl Accounting {
     /// The end of the measured window.
     pub fn measure_end(&self) -> Nanos {
         Nanos(self.measure_end)
+    }
+
+    /// Whether request `k` still waits for its answer (a resend of one no longer waiting would
+    /// only produce an `unexpected` answer).
+    pub fn is_outstanding(&self, k: u64) -> bool {
+        self.outstanding.is_outstanding(k)
     }
 
     /// Requests still waiting for an answer.
@@ -342,6 +352,20 @@ impl Accounting {
     /// One received datagram's payload, arrived at `now`. `echo_ok(k, body)` checks an OK ECHO
     /// or CANDLE_LIGHT answer's body (and sees the candle ids LIGHTs were answered with) (return `true` to accept; pass `|_, _| true` to skip the check).
     pub fn on_datagram(&mut self, payload: &[u8], now: Nanos, echo_ok: &mut impl FnMut(u64, &[u8]) -> bool) {
+        self.on_datagram_routed(payload, now, echo_ok, &mut |_, _| false);
+    }
+
+    /// [`Accounting::on_datagram`], and every `NOT_LEADER` answer to a request still outstanding
+    /// goes to `not_leader(k, body)` first: `true` means the request is being resent (it stays
+    /// outstanding, with its intended send time, so its latency will include the resend); `false`
+    /// counts the answer as the error it is.
+    pub fn on_datagram_routed(
+        &mut self,
+        payload: &[u8],
+        now: Nanos,
+        echo_ok: &mut impl FnMut(u64, &[u8]) -> bool,
+        not_leader: &mut impl FnMut(u64, &[u8]) -> bool,
+    ) {
         let header = match wire::decode_header(payload) {
             Ok(h) => h,
             Err(_) => {
@@ -358,6 +382,13 @@ impl Accounting {
             match frame {
                 Ok(f) => {
                     let k = f.request_id;
+                    if f.status == Status::NotLeader as u8
+                        && k & MALFORMED_ID_BIT == 0
+                        && self.outstanding.is_outstanding(k)
+                        && not_leader(k, f.body)
+                    {
+                        continue;
+                    }
                     if f.status == Status::Ok as u8
                         && matches!(f.opcode, wire::opcode::ECHO | wire::opcode::CANDLE_LIGHT)
                         && k & MALFORMED_ID_BIT == 0
@@ -476,6 +507,7 @@ impl Accounting {
         }
         self.bad_echo += o.bad_echo;
         self.not_found += o.not_found;
+        self.leaders.add(&o.leaders);
         // The window of a stopped thread may end earlier; the run's is the latest.
         self.measure_end = self.measure_end.max(o.measure_end);
     }

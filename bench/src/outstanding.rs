@@ -90,6 +90,12 @@ impl Outstanding {
         }
     }
 
+    /// Whether `k` is still waiting for its answer (issued, neither answered nor evicted).
+    #[inline]
+    pub fn is_outstanding(&self, k: u64) -> bool {
+        k != EMPTY && self.slots[(k & self.mask) as usize].0 == k
+    }
+
     /// Empties the ring, calling `f` with each `(id, intended_ns)` still outstanding (the
     /// end-of-run timeouts).
     pub fn drain(&mut self, mut f: impl FnMut(u64, u64)) {

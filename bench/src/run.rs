@@ -26,11 +26,12 @@
 //!   ends the send phase early and shortens the measured window to match.
 
 use crate::accounting::{Accounting, Intervals, MALFORMED_ID_BIT};
+use crate::leaders::{Leaders, NODES_MAX};
 use crate::outstanding::window_for;
 use crate::progress::ProgressSlot;
 use crate::rate::Arrivals;
 use crate::spec::{KeyDistribution, KeySpec, MalformedSpec, OpKind, OpWeight, ScheduleSpec, SizeRange};
-use crate::traffic::{MalformedGen, TrafficGen, MALFORMED_DATAGRAM_BYTES_MAX};
+use crate::traffic::{MalformedGen, TrafficGen, KEY_BYTES_MAX, MALFORMED_DATAGRAM_BYTES_MAX};
 use anyhow::{bail, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -220,6 +221,10 @@ pub struct LoadSpec {
     pub server_requests_max: u16,
     /// The workload file's name, if the run came from one.
     pub workload: Option<String>,
+    /// The other nodes of a replicated cluster, beside the peer the run is given (the seed):
+    /// where requests go when that one stops answering ([`crate::leaders`]). Empty: one node
+    /// (whose `NOT_LEADER` hints are still followed).
+    pub cluster: Vec<Peer>,
 }
 
 impl Default for LoadSpec {
@@ -242,6 +247,7 @@ impl Default for LoadSpec {
             check_echo: false,
             server_requests_max: 64,
             workload: None,
+            cluster: Vec::new(),
         }
     }
 }
@@ -303,6 +309,9 @@ impl LoadSpec {
         }
         if self.timeout.is_zero() {
             bail!("--timeout-ms must be positive");
+        }
+        if self.cluster.len() >= NODES_MAX {
+            bail!("--cluster: at most {} nodes", NODES_MAX - 1);
         }
         if self.threads == 0 || self.threads >= THREADS_MAX {
             bail!("--threads must be between 1 and {}", THREADS_MAX - 1);
@@ -500,6 +509,13 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     let scheduled_end = Nanos(warmup_end.0.saturating_add(duration_ns));
     acct.set_measure_end(scheduled_end);
 
+    // The seed first, then the other nodes: each request goes to its key's leader once a
+    // NOT_LEADER hint named it.
+    let mut targets = vec![peer];
+    targets.extend(spec.cluster.iter().filter(|n| (n.ip, n.port) != (peer.ip, peer.port)));
+    let mut leaders = Leaders::new(&targets, timeout_ns);
+    let mut key_buf = [0u8; KEY_BYTES_MAX];
+
     let mut seq = 0u64;
     let mut datagrams = 0u64;
     let mut stopped_early = false;
@@ -520,18 +536,22 @@ pub fn run_thread<P: PacketIo, C: Clock>(
                 send_lag_max_ns = send_lag_max_ns.max(now.0 - intended);
             }
         }
+        resend(io, &mut tx_batch, &mut leaders, &acct, &mut traffic, client_id, now);
         while tx_batch.room() > 0 {
             let Some(t) = arrivals.peek() else { break };
             let intended = Nanos(start.0.saturating_add(t));
             if intended > now {
                 break;
             }
-            let Some(mut tx) = io.tx_alloc(&peer) else {
+            let first = id_base + seq;
+            // A datagram of several requests goes where its first request's key leads.
+            let node = leaders.route(traffic.route_key(first, &mut key_buf), now.0);
+            let Some(mut tx) = io.tx_alloc(&leaders.node(node)) else {
                 // Pool empty (counted by the backend): retry next iteration, still late-stamped.
                 break;
             };
+            leaders.sent(node, now.0);
             let (_, n) = arrivals.next_datagram().expect("peeked");
-            let first = id_base + seq;
             let len = encode_with(tx.payload_mut(), client_id, &mut traffic, first, n)
                 .expect("datagram size was checked against the buffer before the run");
             tx.set_len(len);
@@ -562,7 +582,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
             // What the queue refuses stays in the batch and is retried next iteration.
             io.tx_burst(&mut tx_batch);
         }
-        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok);
+        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok, &mut leaders);
         if now.0 >= next_publish {
             publish(&acct, ctx, now >= warmup_end);
             next_publish = now.0 + 10_000_000;
@@ -578,10 +598,11 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     let deadline = Nanos(send_end.0.saturating_add(timeout_ns));
     let stop_at_send_end = stopped_early;
     loop {
+        resend(io, &mut tx_batch, &mut leaders, &acct, &mut traffic, client_id, clock.now());
         if !tx_batch.is_empty() {
             io.tx_burst(&mut tx_batch);
         }
-        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok);
+        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok, &mut leaders);
         let now = clock.now();
         if now.0 >= next_publish {
             publish(&acct, ctx, true);
@@ -596,6 +617,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     }
     let datagrams_unsent = tx_batch.len() as u64;
     tx_batch.clear();
+    acct.leaders = leaders.counts;
     acct.finish();
 
     let measured_ns = acct.measure_end().saturating_since(warmup_end);
@@ -621,7 +643,8 @@ fn publish(acct: &Accounting, ctx: &ThreadCtx, measuring: bool) {
     }
 }
 
-/// One `rx_burst`, every datagram accounted at the same arrival time (read after the burst).
+/// One `rx_burst`, every datagram accounted at the same arrival time (read after the burst); a
+/// `NOT_LEADER` answer to an outstanding request queues its resend instead ([`Leaders`]).
 #[inline]
 fn receive<P: PacketIo, C: Clock>(
     io: &mut P,
@@ -629,13 +652,51 @@ fn receive<P: PacketIo, C: Clock>(
     rx_batch: &mut Batch<P::Rx>,
     acct: &mut Accounting,
     echo_ok: &mut impl FnMut(u64, &[u8]) -> bool,
+    leaders: &mut Leaders,
 ) {
     if io.rx_burst(rx_batch) == 0 {
         return;
     }
     let now = clock.now();
     for rx in rx_batch.drain() {
-        acct.on_datagram(rx.payload(), now, echo_ok);
+        let from = rx.peer();
+        leaders.heard(&from);
+        acct.on_datagram_routed(rx.payload(), now, echo_ok, &mut |k, body| {
+            leaders.not_leader(k, body, &from, now.0)
+        });
+    }
+}
+
+/// Sends the resends due at `now` (requests answered `NOT_LEADER`), each alone in a datagram:
+/// the same frame as first sent (request `k` regenerated from `k`: same id, same body), under the
+/// same client id, to the node the hint named. A request no longer outstanding (evicted as a
+/// timeout meanwhile) is not resent.
+#[inline]
+fn resend<P: PacketIo>(
+    io: &mut P,
+    tx_batch: &mut Batch<P::Tx>,
+    leaders: &mut Leaders,
+    acct: &Accounting,
+    traffic: &mut TrafficGen,
+    client_id: u64,
+    now: Nanos,
+) {
+    while tx_batch.room() > 0 {
+        let Some(r) = leaders.next_resend(now.0) else { return };
+        if !acct.is_outstanding(r.k) {
+            continue;
+        }
+        let Some(mut tx) = io.tx_alloc(&leaders.node(r.node)) else {
+            leaders.requeue(r);
+            return;
+        };
+        let len = encode_with(tx.payload_mut(), client_id, traffic, r.k, 1)
+            .expect("datagram size was checked against the buffer before the run");
+        tx.set_len(len);
+        leaders.sent(r.node, now.0);
+        if tx_batch.push(tx).is_err() {
+            unreachable!("room was checked");
+        }
     }
 }
 
