@@ -42,6 +42,15 @@ pub enum Answer {
     /// The handler took the request over and answers it later in a datagram of late answers (a write
     /// waiting for its log entry to commit); nothing goes into this response datagram for it.
     Later,
+    /// Refused now with `status` (never `OK`), with this many body bytes written into `out`: an
+    /// error that carries something for the client (`NOT_LEADER` and its leader hint). Answers
+    /// that have no room for a body (connections' codecs) see it as `Err(status)`.
+    Refused {
+        /// The error status.
+        status: Status,
+        /// Body bytes written into `out`.
+        len: usize,
+    },
 }
 
 /// Executes requests for one or more opcodes.

@@ -163,6 +163,11 @@ impl Engine {
         match answer {
             Ok(Answer::Now(_)) => self.counters.answers_ok += 1,
             Ok(Answer::Later) => self.counters.answers_later += 1,
+            // A connection's codec answers errors by status alone: the body is not for it.
+            Ok(Answer::Refused { status, .. }) => {
+                self.counters.answers_error += 1;
+                return Err(status);
+            }
             Err(_) => self.counters.answers_error += 1,
         }
         answer
@@ -217,6 +222,12 @@ impl Engine {
             Ok(Answer::Later) => {
                 self.counters.answers_later += 1;
                 Some(Answer::Later)
+            }
+            Ok(Answer::Refused { status, len }) => {
+                self.counters.answers_error += 1;
+                w.commit_frame(req.opcode, status as u8, req.request_id, len)
+                    .expect("handler wrote within room");
+                None
             }
             Err(status) => {
                 self.answer(w, req.opcode, req.request_id, status, &[]);

@@ -36,6 +36,7 @@
 
 use crate::conn::Connections;
 use crate::engine::{Engine, EngineCounters, Outcome};
+use crate::peer;
 use crate::wire::Status;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vigil_pmd::{Batch, Clock, IoCounters, Nanos, PacketIo, Peer, RxDatagram, TxDatagram};
@@ -97,6 +98,22 @@ pub trait ShardService {
     fn drain_changes(&mut self, _sink: &mut dyn FnMut(&crate::partition::feed::Change<'_>)) -> bool {
         false
     }
+
+    /// Takes a received peer datagram (Raft messages from another node: `crate::peer`); returns
+    /// false when the service has no peers (the engine then drops it, counted). Default: none.
+    fn peer_datagram(&mut self, _datagram: &[u8], _now: Nanos) -> bool {
+        false
+    }
+
+    /// Where the next peer datagram goes, if one waits to be sent. Default: none.
+    fn peer_next(&self) -> Option<Peer> {
+        None
+    }
+
+    /// Writes the next peer datagram (for `peer_next`) into `buf`; returns its length (0: none).
+    fn peer_write(&mut self, _buf: &mut [u8]) -> usize {
+        0
+    }
 }
 
 /// Sizes of a shard's batches and reserve, from config.
@@ -134,6 +151,12 @@ pub struct ShardCounters {
     pub late_answers: u64,
     /// Late answers dropped: they did not fit a datagram (never for KV answers).
     pub late_answers_too_large: u64,
+    /// Peer datagrams (Raft messages from other nodes) received and taken by the service.
+    pub rx_peer_datagrams: u64,
+    /// Peer datagrams handed to the queue.
+    pub tx_peer_datagrams: u64,
+    /// Peer datagrams not sent this iteration: no transmit buffer (they wait in the outbox).
+    pub tx_peer_no_buffer: u64,
     /// Datagrams the late answers went out in (fewer than `late_answers` when answers for one
     /// client were gathered).
     pub late_datagrams: u64,
@@ -163,6 +186,34 @@ fn flush<P: PacketIo>(io: &mut P, tx: &mut Batch<P::Tx>, counters: &mut ShardCou
     }
     counters.tx_queue_full += tx.len() as u64;
     tx.clear();
+}
+
+/// Sends the peer datagrams the service has waiting, a burst at a time; stops at the first
+/// iteration without a transmit buffer (the rest wait in the service's bounded outbox; Raft
+/// tolerates their delay or loss).
+fn send_peer_datagrams<P: PacketIo>(
+    io: &mut P,
+    tx: &mut Batch<P::Tx>,
+    service: &mut dyn ShardService,
+    counters: &mut ShardCounters,
+) {
+    while let Some(peer) = service.peer_next() {
+        let Some(mut datagram) = io.tx_alloc(&peer) else {
+            counters.tx_peer_no_buffer += 1;
+            break;
+        };
+        let len = service.peer_write(datagram.payload_mut());
+        if len == 0 {
+            break;
+        }
+        datagram.set_len(len);
+        counters.tx_peer_datagrams += 1;
+        if let Err(datagram) = tx.push(datagram) {
+            flush(io, tx, counters);
+            assert!(tx.push(datagram).is_ok(), "an empty batch takes one");
+        }
+    }
+    flush(io, tx, counters);
 }
 
 /// A transmit buffer addressed to `peer`: the spare one if held, else one from the pool.
@@ -336,6 +387,7 @@ impl<P: PacketIo> Shard<P> {
         let (io, late, counters) = (&mut self.io, &mut self.late, &mut self.counters);
         late.close_all(io, counters);
         late.send_some(io, counters);
+        send_peer_datagrams(io, &mut self.tx, service.as_mut(), counters);
         self.service_busy = busy || late.waiting();
         self.wait_fds.clear();
         // A backend that never sleeps (DPDK) spins anyway: no need to ask each partition.
@@ -347,6 +399,14 @@ impl<P: PacketIo> Shard<P> {
     fn answer_burst(&mut self, received: usize, now: Nanos) {
         self.counters.rx_datagrams += received as u64;
         for request in self.rx.drain() {
+            if peer::wire::is_peer_datagram(request.payload()) {
+                if let Some(service) = self.service.as_mut() {
+                    if service.peer_datagram(request.payload(), now) {
+                        self.counters.rx_peer_datagrams += 1;
+                        continue;
+                    }
+                }
+            }
             let peer = request.peer();
             let Some(mut reply) = reply_buffer(&mut self.spare, &mut self.io, &peer) else {
                 self.counters.tx_no_buffer += 1;

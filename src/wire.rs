@@ -421,6 +421,9 @@ impl<'a> DatagramWriter<'a> {
 #[cfg(test)]
 mod tests;
 
+mod hint;
+pub use hint::{LeaderHint, LEADER_HINT_LEN};
+
 /// The opcode registry: every opcode number the protocol assigns, in one place so clients and
 /// subsystems agree. The dispatcher itself knows none of them.
 pub mod opcode {

@@ -319,7 +319,7 @@ impl HttpSession {
                 );
                 Ran::Done
             }
-            Err(status) => {
+            Err(status) | Ok(Answer::Refused { status, .. }) => {
                 write_get(cx.output, &mut self.json, &self.key, status, &[], shape, Reply::of(head));
                 Ran::Done
             }
@@ -387,7 +387,7 @@ impl HttpSession {
             Err(Status::Busy) => return Ran::Busy,
             Ok(Answer::Later) => None,
             Ok(Answer::Now(n)) => Some((Status::Ok, number_of(op, &cx.scratch[..n]))),
-            Err(status) => Some((status, 0)),
+            Err(status) | Ok(Answer::Refused { status, .. }) => Some((status, 0)),
         };
         self.push(id, kind, head);
         self.pending.back_mut().expect("pushed").answer = answer;

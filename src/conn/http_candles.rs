@@ -170,7 +170,7 @@ impl HttpSession {
                 return Ran::Done;
             }
             Ok(Answer::Now(n)) => (Status::Ok, n),
-            Err(status) => (status, 0),
+            Err(status) | Ok(Answer::Refused { status, .. }) => (status, 0),
         };
         write_read(cx.output, Reply::of(head), kind, status, &cx.scratch[..n]);
         Ran::Done
@@ -194,7 +194,7 @@ impl HttpSession {
                 Err(Status::Busy) => return Ran::Busy,
                 Ok(Answer::Later) => self.counts.outstanding += 1,
                 Ok(Answer::Now(n)) => fold(&mut self.counts, op, Status::Ok, &cx.scratch[..n]),
-                Err(status) => fold(&mut self.counts, op, status, &[]),
+                Err(status) | Ok(Answer::Refused { status, .. }) => fold(&mut self.counts, op, status, &[]),
             }
             self.counts.issued += 1;
         }

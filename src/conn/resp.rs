@@ -426,7 +426,9 @@ impl State {
                 }
                 Ok(Answer::Later) => p.outstanding += 1,
                 Ok(Answer::Now(n)) => fold(p, &mut self.states, op, Status::Ok, &cx.scratch[..n]),
-                Err(status) => fold(p, &mut self.states, op, status, &[]),
+                Err(status) | Ok(Answer::Refused { status, .. }) => {
+                    fold(p, &mut self.states, op, status, &[])
+                }
             }
             p.issued += 1;
         }
@@ -455,7 +457,7 @@ impl State {
                 );
                 Ran::Done
             }
-            Err(status) => {
+            Err(status) | Ok(Answer::Refused { status, .. }) => {
                 ttl::write_streamed(&mut ReplyWriter::new(cx.output, self.version), style, status, &[]);
                 Ran::Done
             }
@@ -490,7 +492,7 @@ impl State {
                 Ok(Answer::Now(n)) => {
                     ReplyWriter::new(cx.output, self.version).bulk(value_of(&cx.scratch[..n]))
                 }
-                Err(_) => ReplyWriter::new(cx.output, self.version).null(),
+                Err(_) | Ok(Answer::Refused { .. }) => ReplyWriter::new(cx.output, self.version).null(),
             }
         }
         Ran::Done

@@ -237,7 +237,7 @@ impl WebSession {
             }
             Ok(Answer::Later) => self.lighting = Some((id, self.closing)),
             Ok(Answer::Now(n)) => redirect_lit(cx.output, &cx.scratch[..n], self.closing),
-            Err(status) => {
+            Err(status) | Ok(Answer::Refused { status, .. }) => {
                 let general = refusal_text(status);
                 self.start_page(
                     422,
@@ -327,7 +327,7 @@ impl WebSession {
                     return;
                 }
                 Ok(Answer::Now(n)) => self.take(Status::Ok, &cx.scratch[..n], cx.output),
-                Err(status) => self.take(status, &[], cx.output),
+                Err(status) | Ok(Answer::Refused { status, .. }) => self.take(status, &[], cx.output),
             }
         }
     }

@@ -31,6 +31,8 @@ use crate::inbox::{Envelope, Kind, Placement, Route, Router};
 use crate::kv::protocol::{is_read, parse_get, parse_write, render_result, render_result_with};
 use crate::kv::{Command, Op};
 use crate::ops::candle::{self as candle_ops, CandleOps, CandleRequest};
+use crate::ops::leaders::Leaders;
+use crate::ops::peer_link::PeerLink;
 use crate::partition::waiters::Waiters;
 use crate::partition::{Done, Origin, Partition, Pending, Waiter, WriteOutcome};
 use crate::projection::ApplyResult;
@@ -43,6 +45,8 @@ use vigil_pmd::{Batch, Nanos, Peer};
 
 /// Bytes before the body in a forwarded request.
 const FORWARD_HEADER_LEN: usize = 17;
+/// The opcode of a forwarded peer datagram (0 is never a client's: `wire::OPCODE_NONE`).
+const PEER_DATAGRAM: u8 = crate::wire::OPCODE_NONE;
 /// Largest KV answer body (INCR: value and version).
 const ANSWER_BYTES_MAX: usize = 16;
 /// Largest candle answer decoded for a client (the room of a TCP connection's answer; a UDP
@@ -96,6 +100,12 @@ pub struct KvShard<D: BlockIo> {
     candles: CandleOps,
     /// A candle answer decoded for its client (a forwarded GET or LIST answered raw).
     client_answer: Vec<u8>,
+    /// Who leads each partition of the node, for `NOT_LEADER` hints (shared by the shards).
+    leaders: Leaders,
+    /// The Raft messages to and from the other nodes (a replicated cluster only).
+    peers: Option<PeerLink>,
+    /// The shard's index (which partitions it holds: `partition % shards`).
+    shard: usize,
 }
 
 impl<D: BlockIo> std::fmt::Debug for KvShard<D> {
@@ -118,6 +128,7 @@ impl<D: BlockIo> KvShard<D> {
         request_bytes_max: usize,
     ) -> Self {
         let in_flight = router.as_ref().map_or(1, |r| r.pool().slots().max(1));
+        let shard = router.as_ref().map_or(0, |r| usize::from(r.shard()));
         let burst = router.as_ref().map_or(1, |r| r.pool().slots().clamp(1, 1024));
         Self {
             partitions,
@@ -132,7 +143,23 @@ impl<D: BlockIo> KvShard<D> {
             counters: KvShardCounters::default(),
             candles: CandleOps::new(),
             client_answer: vec![0; CLIENT_ANSWER_BYTES_MAX],
+            leaders: Leaders::new(placement.partitions(), &[]),
+            peers: None,
+            shard,
         }
+    }
+
+    /// Joins the shard to its cluster: the node's table of leaders (for `NOT_LEADER` hints) and,
+    /// when the partitions replicate, the shard's peer link.
+    pub fn with_cluster(mut self, leaders: Leaders, peers: Option<PeerLink>) -> Self {
+        self.leaders = leaders;
+        self.peers = peers;
+        self
+    }
+
+    /// The shard's peer link, if the partitions replicate.
+    pub fn peer_link(&self) -> Option<&PeerLink> {
+        self.peers.as_ref()
     }
 
     /// The shard's partitions.
@@ -224,9 +251,26 @@ impl<D: BlockIo> KvShard<D> {
             Route::Local { partition } => {
                 let origin = Origin::Client { peer: req.peer, client_id: req.client_id };
                 let waiter = Waiter { origin, opcode: req.opcode, request_id: req.request_id };
-                self.run_local(partition, waiter, &parsed, out)
+                let answer = self.run_local(partition, waiter, &parsed, out);
+                self.with_hint(partition, answer, out)
             }
             Route::Remote { partition, .. } => self.forward(partition, req),
+        }
+    }
+
+    /// A `NOT_LEADER` refusal with the partition's leader hint in `out` (when one is known).
+    fn with_hint(
+        &self,
+        partition: u16,
+        answer: Result<Answer, Status>,
+        out: &mut [u8],
+    ) -> Result<Answer, Status> {
+        match answer {
+            Err(Status::NotLeader) => Ok(Answer::Refused {
+                status: Status::NotLeader,
+                len: self.leaders.write_hint(partition, out),
+            }),
+            other => other,
         }
     }
 
@@ -339,44 +383,114 @@ impl<D: BlockIo> KvShard<D> {
     }
 
     fn forward_reserved(&mut self, partition: u16, req: &Request<'_>, len: usize) -> Result<Answer, Status> {
-        let router = self.router.as_mut().expect("a remote route needs a router");
-        let buf = &mut self.scratch[..len];
-        buf[0] = req.opcode;
-        buf[1..9].copy_from_slice(&req.client_id.to_le_bytes());
-        buf[9..17].copy_from_slice(&req.request_id.to_le_bytes());
-        buf[17..].copy_from_slice(req.body);
         let waiting = Forwarded {
             peer: req.peer,
             client_id: req.client_id,
             opcode: req.opcode,
             request_id: req.request_id,
         };
+        self.forward_bytes(partition, waiting, req.body, len)
+    }
+
+    /// Sends `waiting`'s request with `body` (`len` bytes with the header) to `partition`'s
+    /// owner shard.
+    fn forward_bytes(
+        &mut self,
+        partition: u16,
+        waiting: Forwarded,
+        body: &[u8],
+        len: usize,
+    ) -> Result<Answer, Status> {
+        let router = self.router.as_mut().expect("a remote route needs a router");
+        let buf = &mut self.scratch[..len];
+        buf[0] = waiting.opcode;
+        buf[1..9].copy_from_slice(&waiting.client_id.to_le_bytes());
+        buf[9..17].copy_from_slice(&waiting.request_id.to_le_bytes());
+        buf[17..].copy_from_slice(body);
         let Ok(token) = self.forwarded.insert(waiting) else {
-            self.counters.forward_refused += 1;
+            self.counters.forward_refused += u64::from(waiting.opcode != PEER_DATAGRAM);
             return Err(Status::Busy);
         };
         match router.forward(partition, buf, token) {
             Ok(()) => {
-                self.counters.forwarded += 1;
+                // Peer datagrams handed over are the peer link's count.
+                self.counters.forwarded += u64::from(waiting.opcode != PEER_DATAGRAM);
                 Ok(Answer::Later)
             }
             Err(e) => {
                 self.forwarded.take(token).expect("just inserted");
-                self.counters.forward_refused += 1;
+                self.counters.forward_refused += u64::from(waiting.opcode != PEER_DATAGRAM);
                 Err(e.client_status())
             }
         }
     }
 
+    /// A peer datagram this shard's queue received (`ops::peer_link`): stepped here when its
+    /// partitions are this shard's, else handed to their owner through the cross-shard inbox
+    /// (no reservation: nobody is answered). Returns false on a node whose partitions do not
+    /// replicate (the engine then answers it as a foreign datagram).
+    pub fn peer_datagram(&mut self, datagram: &[u8], now: Nanos) -> bool {
+        if self.peers.is_none() {
+            return false;
+        }
+        let owner = PeerLink::first_partition(datagram)
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| u32::from(*p) < self.placement.partitions())
+            .map(|p| (p, usize::from(self.placement.owner(p))));
+        match owner {
+            Some((partition, owner)) if owner != self.shard && self.router.is_some() => {
+                self.hand_over(partition, datagram)
+            }
+            // Its own, or malformed: the peer inbox checks and counts it.
+            _ => self.receive_peer(datagram, now),
+        }
+        true
+    }
+
+    fn receive_peer(&mut self, datagram: &[u8], now: Nanos) {
+        if let Some(link) = self.peers.as_mut() {
+            link.receive(datagram, now, &mut self.partitions, self.placement);
+        }
+    }
+
+    fn hand_over(&mut self, partition: u16, datagram: &[u8]) {
+        let len = FORWARD_HEADER_LEN + datagram.len();
+        let waiting = Forwarded {
+            peer: Peer::from_ip_port(std::net::Ipv4Addr::UNSPECIFIED, 0),
+            client_id: 0,
+            opcode: PEER_DATAGRAM,
+            request_id: 0,
+        };
+        let ok = len <= self.scratch.len() && self.forward_bytes(partition, waiting, datagram, len).is_ok();
+        if let Some(link) = self.peers.as_mut() {
+            link.count_hand_over(ok);
+        }
+    }
+
+    /// The next peer datagram's destination, if one waits.
+    pub fn peer_next(&self) -> Option<Peer> {
+        self.peers.as_ref()?.next_destination()
+    }
+
+    /// Writes the next peer datagram into `buf`; its length (0: none).
+    pub fn peer_write(&mut self, buf: &mut [u8]) -> usize {
+        self.peers.as_mut().map_or(0, |l| l.write_next(buf))
+    }
+
     /// One step: the inbox, then every partition. Late answers go to `emit`.
     fn poll(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool {
         self.now_ms = self.now_ms.max(now.0 / 1_000_000);
-        self.drain_inbox(emit);
+        self.drain_inbox(now, emit);
         let mut busy = false;
-        let Self { partitions, router, answer, .. } = self;
+        let Self { partitions, router, answer, leaders, .. } = self;
         for p in partitions.iter_mut() {
             let partition = p.id();
-            busy |= p.poll(now, &mut |d: Done| deliver(router.as_mut(), answer, partition, &d, emit));
+            busy |=
+                p.poll(now, &mut |d: Done| deliver(router.as_mut(), leaders, answer, partition, &d, emit));
+            leaders.set(partition, p.leader_hint().unwrap_or(0));
+        }
+        if let Some(link) = self.peers.as_mut() {
+            link.collect(&mut self.partitions);
         }
         busy || self.router.as_ref().is_some_and(|r| r.in_flight() > 0)
     }
@@ -397,7 +511,7 @@ impl<D: BlockIo> KvShard<D> {
         }
     }
 
-    fn drain_inbox(&mut self, emit: &mut dyn FnMut(&LateAnswer<'_>)) {
+    fn drain_inbox(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) {
         let Some(router) = self.router.as_mut() else { return };
         self.envelopes.clear();
         if router.drain(&mut self.envelopes) == 0 {
@@ -406,14 +520,14 @@ impl<D: BlockIo> KvShard<D> {
         for i in 0..self.envelopes.len() {
             let env = self.envelopes.as_slice()[i];
             match env.kind() {
-                Kind::Request => self.serve_forwarded(&env),
+                Kind::Request => self.serve_forwarded(&env, now),
                 Kind::Answer => self.complete_forwarded(&env, emit),
             }
         }
     }
 
     /// Runs a request another shard forwarded here and answers it now, or when it commits.
-    fn serve_forwarded(&mut self, env: &Envelope) {
+    fn serve_forwarded(&mut self, env: &Envelope, now: Nanos) {
         self.counters.served_for_others += 1;
         let router = self.router.as_mut().expect("draining needs a router");
         let scratch = &mut self.scratch;
@@ -429,6 +543,10 @@ impl<D: BlockIo> KvShard<D> {
         let mut answer = std::mem::take(&mut self.answer);
         let status_and_len = match decode_forwarded(&request[..len]) {
             None => Err(Status::Malformed),
+            Some((PEER_DATAGRAM, _, _, datagram)) => {
+                self.receive_peer(datagram, now);
+                Ok(Answer::Now(0))
+            }
             Some((op, client_id, request_id, body)) => {
                 let waiter = Waiter { origin: Origin::Forwarded(*env), opcode: op, request_id };
                 KvRequest::parse(op, client_id, request_id, body)
@@ -439,6 +557,7 @@ impl<D: BlockIo> KvShard<D> {
         let sent = match status_and_len {
             Ok(Answer::Later) => Ok(Status::Ok),
             Ok(Answer::Now(n)) => router.answer(env, Status::Ok, &answer[..n]),
+            Ok(Answer::Refused { status, len }) => router.answer(env, status, &answer[..len]),
             Err(status) => router.answer(env, status, &[]),
         };
         if sent.is_err() {
@@ -456,7 +575,12 @@ impl<D: BlockIo> KvShard<D> {
             let _ = router.complete(env, |_, _| ());
             return;
         };
-        let (candles, client_answer) = (&mut self.candles, &mut self.client_answer);
+        if f.opcode == PEER_DATAGRAM {
+            // A peer datagram handed over: its owner took it; nothing goes to anyone.
+            let _ = router.complete(env, |_, _| ());
+            return;
+        }
+        let (candles, client_answer, leaders) = (&mut self.candles, &mut self.client_answer, &self.leaders);
         let done = router.complete(env, |status, body| {
             // A candle read is answered raw by its owner: decoded here, for the client.
             let (status, body) = match (status, f.opcode) {
@@ -465,6 +589,11 @@ impl<D: BlockIo> KvShard<D> {
                         Ok(n) => (Status::Ok, &client_answer[..n]),
                         Err(status) => (status, &[][..]),
                     }
+                }
+                // Refused by the owner with no hint: this shard reads the node's table.
+                (Status::NotLeader, _) if body.is_empty() => {
+                    let n = leaders.write_hint(env.partition_id(), client_answer);
+                    (status, &client_answer[..n])
                 }
                 _ => (status, body),
             };
@@ -486,6 +615,7 @@ impl<D: BlockIo> KvShard<D> {
 /// Sends a finished write's answer: to the client, or back to the shard that forwarded it.
 fn deliver(
     router: Option<&mut Router>,
+    leaders: &Leaders,
     buf: &mut [u8],
     partition: u16,
     done: &Done,
@@ -501,6 +631,10 @@ fn deliver(
             Ok(n) => (Status::Ok, &buf[..n]),
             Err(status) => (status, &[]),
         },
+        Err(Status::NotLeader) => {
+            let n = leaders.write_hint(partition, buf);
+            (Status::NotLeader, &buf[..n])
+        }
         Err(status) => (status, &[]),
     };
     let w = &done.waiter;
@@ -629,6 +763,18 @@ impl<D: BlockIo> ShardService for KvService<D> {
 
     fn attach_reservations(&mut self, reservations: AnswerReservations) {
         self.0.borrow_mut().reservations = reservations;
+    }
+
+    fn peer_datagram(&mut self, datagram: &[u8], now: Nanos) -> bool {
+        self.0.borrow_mut().peer_datagram(datagram, now)
+    }
+
+    fn peer_next(&self) -> Option<Peer> {
+        self.0.borrow().peer_next()
+    }
+
+    fn peer_write(&mut self, buf: &mut [u8]) -> usize {
+        self.0.borrow_mut().peer_write(buf)
     }
 
     // The change feed for WebSocket watchers (partition::feed; conn::watch).

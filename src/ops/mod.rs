@@ -5,6 +5,8 @@
 pub mod basic;
 pub mod candle;
 pub mod kv;
+pub mod leaders;
+pub mod peer_link;
 
 use crate::dispatch::{DispatchError, Dispatcher, Subsystem};
 

@@ -157,12 +157,23 @@ impl PeerOutbox {
         Ok(())
     }
 
+    /// The node the next `poll_transmit` writes a datagram for (a packet backend that resolves
+    /// the link address when it allocates the buffer needs it first); `None` when nothing waits.
+    pub fn next_destination(&self) -> Option<u64> {
+        self.next_index().map(|i| self.dests[i].node)
+    }
+
+    fn next_index(&self) -> Option<usize> {
+        let n = self.dests.len();
+        (0..n).map(|k| (self.next_dest + k) % n).find(|&i| !self.dests[i].queue.is_empty())
+    }
+
     /// Writes the next datagram into `buf` (at least `datagram_bytes_max` long) and says where it
     /// goes; `None` when nothing waits.
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
         assert!(buf.len() >= self.limits.datagram_bytes_max, "a buffer of datagram_bytes_max");
         let n = self.dests.len();
-        let i = (0..n).map(|k| (self.next_dest + k) % n).find(|&i| !self.dests[i].queue.is_empty())?;
+        let i = self.next_index()?;
         self.next_dest = (i + 1) % n;
         let buf = &mut buf[..self.limits.datagram_bytes_max];
         let (len, frames) = self.fill(i, buf);

@@ -184,6 +184,7 @@ pub(super) fn serve(
     let stop_for_shards = stop.clone();
     let eal_for_shards = eal.clone();
     let routers = build_routers(config)?;
+    let node_cluster = cluster::NodeCluster::new(config);
     let tcp = tcp.map(|t| t.start(config, stop.clone())).transpose()?;
     let streams = tcp.as_ref().map(tcp::TcpRunning::shards);
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
@@ -204,7 +205,8 @@ pub(super) fn serve(
         }
         let router = routers[id].lock().expect("router slot").take();
         let conns = streams.as_ref().and_then(|s| s.take(id));
-        run_shard(config, ShardParts { id, io, router, conns, stop: &stop_for_shards, ready })
+        let cluster = node_cluster.clone();
+        run_shard(config, ShardParts { id, io, router, conns, stop: &stop_for_shards, ready, cluster })
     });
     stop.store(true, Ordering::Relaxed);
     let acceptor_line = tcp.map(tcp::TcpRunning::finish);

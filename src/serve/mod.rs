@@ -19,6 +19,7 @@
 
 pub mod acceptor;
 pub mod check;
+pub mod cluster;
 mod gate;
 mod partition_io;
 pub mod snapfile;
@@ -151,6 +152,14 @@ pub fn serve(
     if let Some(why) = cluster_refusal(config) {
         return Err(ServeError::Cluster(why));
     }
+    if config.cluster.replicated() {
+        println!(
+            "vigil: node {} of cluster {:016x}, voters {:?}: partitions elect leaders over the data plane",
+            config.cluster.node_id,
+            cluster::cluster_id(config),
+            config.cluster.voters()
+        );
+    }
     // Before the data directory is touched: a start refused for its ports creates no store.
     let mut kernel_tcp = None;
     if config.net.backend == Backend::Kernel {
@@ -191,15 +200,19 @@ pub fn serve(
     }
 }
 
-/// Why this build cannot serve the config's cluster, if it cannot: a replicated group's partitions
-/// would wait for peers' votes that nothing carries (refused before anything is created).
+/// Why this build cannot serve the config's cluster, if it cannot (refused before anything is
+/// created): a replicated node must be one of the nodes it lists, at the address it serves.
 pub fn cluster_refusal(config: &Config) -> Option<String> {
-    config.cluster.replicated().then(|| {
+    if !config.cluster.replicated() || config.net.backend != Backend::Kernel {
+        return None;
+    }
+    let own = config.cluster.address_of(config.cluster.node_id)?;
+    let serves = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
+    let matches = own.port() == serves.port() && (own.ip() == serves.ip() || serves.ip().is_unspecified());
+    (!matches).then(|| {
         format!(
-            "cluster.replicas: {:?} is a replicated group, and this build does not yet carry Raft messages between \
-             nodes over the data plane (docs/REPLICATION.md, \"Not built yet\"); run one node (no [cluster] \
-             section, or replicas = [{}])",
-            config.cluster.voters(),
+            "cluster.nodes: this node ({}) is listed at {own}, but it serves udp {serves} (kernel.bind_ip, net.port); \
+             its peers would send its Raft messages where nobody listens",
             config.cluster.node_id
         )
     })
@@ -335,6 +348,8 @@ struct ShardParts<'a, P> {
     conns: Option<crate::conn::Connections>,
     stop: &'a AtomicBool,
     ready: &'a Starting,
+    /// The node's cluster state (leader table, incarnation).
+    cluster: cluster::NodeCluster,
 }
 
 /// Runs one shard on the current thread until `stop`; `ready` hears once it is serving (after its
@@ -375,7 +390,7 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     open_device: impl Fn(u16) -> Result<D, String>,
     snapshot_dir: Option<&std::path::Path>,
 ) -> Option<ShardResult> {
-    let ShardParts { id, io, router, conns, stop, ready } = parts;
+    let ShardParts { id, io, router, conns, stop, ready, cluster } = parts;
     let shards = config.node.shards;
     let total = config.storage.partitions(shards);
     let pconfig = partition_config(config);
@@ -420,15 +435,26 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         }
     }
     let placement = Placement::new(total, shards).expect("validated partitions");
-    let kv =
-        Rc::new(RefCell::new(KvShard::new(partitions, placement, router, config.net.datagram_bytes_max)));
+    let link = match cluster.peer_link(config) {
+        Ok(link) => link,
+        Err(e) => {
+            ready.refuse(true, ServeError::Cluster(e));
+            return None;
+        }
+    };
+    let replicated = link.is_some();
+    let kv = KvShard::new(partitions, placement, router, config.net.datagram_bytes_max)
+        .with_cluster(cluster.leaders.clone(), link);
+    let kv = Rc::new(RefCell::new(kv));
     let engine = build_engine_with(config, |d| Kv(Rc::clone(&kv)).register(d));
     // Unix-epoch time: batch timestamps are wall time, so expiry means the same after a restart.
     let clock = WallClock::process();
     // Ready only once every partition leads and re-applied its log (no request is answered yet).
+    // A replicated partition elects its leader over the shard's packet queue, so its shard serves
+    // at once: requests get NOT_LEADER (with the leader's address once one is known) until then.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut service = KvService(Rc::clone(&kv));
-    while !kv.borrow().serves_reads() {
+    while !replicated && !kv.borrow().serves_reads() {
         if Instant::now() >= deadline {
             let reason = "partitions did not become leader and catch up within 30 s".to_string();
             ready.refuse(true, ServeError::Storage(reason));
@@ -467,6 +493,9 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         "shard {id} kv: forwarded {} forward-refused {} served-for-others {} stale {} busy-unreserved {}",
         c.forwarded, c.forward_refused, c.served_for_others, c.stale, c.busy_unreserved
     ));
+    if let Some(link) = kv.borrow().peer_link() {
+        lines.push(format!("shard {id} {}", link.report_line()));
+    }
     // The engine's handlers and the service hold the other references to the KV state.
     drop(shard);
     match Rc::try_unwrap(kv) {
@@ -594,6 +623,7 @@ fn serve_kernel(
     let shard_config = Arc::new(config.clone());
     let stop_for_shards = stop.clone();
     let routers = build_routers(config)?;
+    let node_cluster = cluster::NodeCluster::new(config);
     let tcp = tcp.map(|t| t.start(config, stop.clone())).transpose()?;
     let streams = tcp.as_ref().map(tcp::TcpRunning::shards);
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
@@ -601,7 +631,13 @@ fn serve_kernel(
         let router = routers[id].lock().expect("router slot").take();
         let conns = streams.as_ref().and_then(|s| s.take(id));
         match KernelUdpIo::bind(&io_config) {
-            Ok(io) => run_shard(config, ShardParts { id, io, router, conns, stop: &stop_for_shards, ready }),
+            Ok(io) => {
+                let cluster = node_cluster.clone();
+                run_shard(
+                    config,
+                    ShardParts { id, io, router, conns, stop: &stop_for_shards, ready, cluster },
+                )
+            }
             Err(source) => {
                 ready.refuse(false, ServeError::Bind { shard: id, addr, source });
                 None
