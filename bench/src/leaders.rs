@@ -3,7 +3,7 @@
 //!
 //! A [`Leaders`] is one generator thread's view of the cluster: its nodes (the seed first, then
 //! the other `--cluster` targets, then any node a hint named), a per-partition leader table learned
-//! from `NOT_LEADER` hints (`vigil_client::LeaderHint`, the key's partition by the server's own
+//! from `NOT_LEADER` hints (`vigil::wire::LeaderHint`, the key's partition by the server's own
 //! `vigil::inbox::Placement`), and a bounded queue of resends:
 //! - a request answered `NOT_LEADER` with a hint is resent at once to the node the hint names, the
 //!   same frame under the same client id and request id (exactly-once), counted in
@@ -26,7 +26,7 @@
 
 use std::collections::VecDeque;
 use vigil::inbox::{Placement, PARTITIONS_MAX};
-use vigil_client::LeaderHint;
+use vigil::wire::LeaderHint;
 use vigil_pmd::Peer;
 
 /// Most nodes one thread tracks (the targets and the nodes hints name).
@@ -177,32 +177,28 @@ impl Leaders {
             return false;
         }
         let from_index = self.index_of(from);
-        match LeaderHint::decode(body) {
-            Ok(Some(hint)) => {
-                let leader = Peer { ip: *hint.address.ip(), port: hint.address.port(), ..self.nodes[0] };
-                let Some(node) = self.index_of(&leader).or_else(|| self.add_node(leader)) else {
-                    return false;
-                };
-                if self.placement.map(|p| p.partitions()) != Some(hint.partitions) {
-                    // Checked by `decode`; another count renames every partition: forget them.
-                    self.placement = Placement::new(hint.partitions, 1).ok();
-                    self.table.fill(0);
-                }
-                self.table[hint.partition as usize] = u8::try_from(node + 1).expect("NODES_MAX fits u8");
-                // A node naming itself is behind on its own news: give it the pause.
-                let pause = if Some(node) == from_index { RETRY_PAUSE_NS } else { 0 };
-                self.counts.not_leader_redirects += 1;
-                self.resends.push_back(Resend { k, node, not_before: now + pause });
-                true
-            }
-            Ok(None) => {
-                let Some(node) = from_index else { return false };
-                self.counts.not_leader_retries += 1;
-                self.resends.push_back(Resend { k, node, not_before: now + RETRY_PAUSE_NS });
-                true
-            }
-            Err(_) => false,
+        if body.is_empty() {
+            // No leader known yet: the same node, after a pause.
+            let Some(node) = from_index else { return false };
+            self.counts.not_leader_retries += 1;
+            self.resends.push_back(Resend { k, node, not_before: now + RETRY_PAUSE_NS });
+            return true;
         }
+        let Some(hint) = LeaderHint::decode(body) else { return false };
+        if self.placement.map(|p| p.partitions()) != Some(hint.partitions) {
+            // Another count renames every partition: forget them.
+            let Ok(placement) = Placement::new(hint.partitions, 1) else { return false };
+            self.placement = Some(placement);
+            self.table.fill(0);
+        }
+        let leader = Peer { ip: *hint.address.ip(), port: hint.address.port(), ..self.nodes[0] };
+        let Some(node) = self.index_of(&leader).or_else(|| self.add_node(leader)) else { return false };
+        self.table[hint.partition as usize] = u8::try_from(node + 1).expect("NODES_MAX fits u8");
+        // A node naming itself is behind on its own news: give it the pause.
+        let pause = if Some(node) == from_index { RETRY_PAUSE_NS } else { 0 };
+        self.counts.not_leader_redirects += 1;
+        self.resends.push_back(Resend { k, node, not_before: now + pause });
+        true
     }
 
     fn add_node(&mut self, peer: Peer) -> Option<usize> {
@@ -247,7 +243,9 @@ mod tests {
     fn hint(key: &[u8], leader: u8) -> [u8; 22] {
         let partition = u32::from(Placement::new(4, 1).unwrap().partition_of(key));
         let address = SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, leader), 9000);
-        LeaderHint { node_id: u64::from(leader), address, partition, partitions: 4 }.encode()
+        let mut b = [0u8; 22];
+        LeaderHint { node: u64::from(leader), address, partition, partitions: 4 }.encode(&mut b);
+        b
     }
 
     #[test]
@@ -277,6 +275,9 @@ mod tests {
         assert_eq!(l.counts.not_leader_retries, 1);
         assert!(!l.not_leader(6, &[1, 2, 3], &peer(2), 100));
         assert!(!l.not_leader(6, &[], &peer(7), 100), "an unknown node's empty NOT_LEADER");
+        let mut too_many = hint(b"k", 2);
+        too_many[18..22].copy_from_slice(&((1u32 << 16) + 1).to_le_bytes());
+        assert!(!l.not_leader(6, &too_many, &peer(2), 100), "more partitions than a cluster has");
     }
 
     #[test]

@@ -14,11 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use vigil::inbox::Placement;
-use vigil::wire::{self, opcode, DatagramWriter, Frames, Status};
+use vigil::wire::{self, opcode, DatagramWriter, Frames, LeaderHint, Status, LEADER_HINT_LEN};
 use vigil_bench::backend::run_kernel_to;
 use vigil_bench::report::Summary;
 use vigil_bench::run::{LoadSpec, Op};
-use vigil_client::LeaderHint;
 use vigil_pmd::Peer;
 
 /// The generators busy-poll a core: one test at a time (as tests/loopback_udp.rs).
@@ -80,8 +79,10 @@ impl FakeNode {
                         Role::Follower(leader) => {
                             let partition = u32::from(placement.partition_of(key_of(f.opcode, f.body)));
                             let hint =
-                                LeaderHint { node_id: 1, address: leader, partition, partitions: PARTITIONS };
-                            w.push(f.opcode, Status::NotLeader as u8, f.request_id, &hint.encode()).unwrap()
+                                LeaderHint { node: 1, address: leader, partition, partitions: PARTITIONS };
+                            let mut body = [0u8; LEADER_HINT_LEN];
+                            hint.encode(&mut body);
+                            w.push(f.opcode, Status::NotLeader as u8, f.request_id, &body).unwrap()
                         }
                         Role::Dead => {}
                     }

@@ -22,7 +22,7 @@
 //! earlier attempt's duplicate) is never taken for this one's.
 
 use crate::error::ClientError;
-use crate::leader::{LeaderHint, LeaderTable};
+use crate::leader::{decode_hint, LeaderTable};
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::ErrorKind;
@@ -197,7 +197,7 @@ impl Client {
             match Status::from_u8(reply.status) {
                 Some(Status::NotLeader) => {
                     last = Status::NotLeader.name();
-                    match LeaderHint::decode(&reply.body)? {
+                    match decode_hint(&reply.body)? {
                         Some(hint) => {
                             self.leaders.learn(&hint);
                             self.stats.redirects += 1;

@@ -1,83 +1,47 @@
 //! The leader hint of a `NOT_LEADER` answer, and the per-partition leader table learned from hints.
 //!
 //! A `NOT_LEADER` (status 17) answer body is either empty (no leader known: retry later, same
-//! request id) or exactly [`HINT_LEN`] bytes, little-endian: `u64` leader node id, the leader's
-//! IPv4 address (4 bytes in network order, a.b.c.d), `u16` UDP port, `u32` the key's partition,
-//! `u32` partitions in the cluster (docs/PROTOCOL.md).
+//! request id) or a [`LeaderHint`] of [`LEADER_HINT_LEN`] bytes: the leader's node id and address,
+//! the key's partition and the cluster's partition count (docs/PROTOCOL.md). The codec is the
+//! server's (`vigil::wire::LeaderHint`); this module tells "empty" from "not a hint".
 //!
 //! Invariants:
-//! - a hint decodes only from a body of exactly 0 or [`HINT_LEN`] bytes; anything else is an error,
-//!   never a guess;
+//! - a body that is neither empty nor a well-formed hint is an error, never a guess;
 //! - the table maps a key to a partition with the server's own placement
 //!   ([`vigil::inbox::Placement`], FNV-1a of the key modulo the partition count), never a copy;
 //! - the table is sized by the partition count the hints give; a hint with another count (the
 //!   cluster was re-created with other partitions) forgets every leader learned before, since
 //!   partition numbers then name other key ranges.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use thiserror::Error;
 use vigil::inbox::Placement;
-
-/// Bytes of a leader hint.
-pub const HINT_LEN: usize = 22;
-
-/// The leader a `NOT_LEADER` answer names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LeaderHint {
-    /// The leader's Raft node id.
-    pub node_id: u64,
-    /// The leader's data-plane address.
-    pub address: SocketAddrV4,
-    /// The partition of the key the request was about.
-    pub partition: u32,
-    /// How many partitions the cluster has.
-    pub partitions: u32,
-}
+pub use vigil::wire::{LeaderHint, LEADER_HINT_LEN};
 
 /// A `NOT_LEADER` body that is neither empty nor a hint.
 #[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
 pub enum HintError {
-    /// The body is neither empty nor [`HINT_LEN`] bytes long.
-    #[error("a NOT_LEADER body of {0} bytes (expected 0 or {HINT_LEN})")]
-    Length(usize),
-    /// The hint names a partition count of 0, or a partition at or past the count.
-    #[error("a leader hint for partition {partition} of {partitions}")]
-    Partition {
-        /// The partition named.
-        partition: u32,
-        /// The partition count named.
-        partitions: u32,
-    },
+    /// The body is not a well-formed hint: not [`LEADER_HINT_LEN`] bytes, node id 0, port 0, or a
+    /// partition at or past the partition count.
+    #[error("a NOT_LEADER body of {0} bytes that is not a leader hint")]
+    Malformed(usize),
+    /// A hint naming more partitions than a cluster can have (`vigil::inbox::PARTITIONS_MAX`).
+    #[error("a leader hint for a cluster of {0} partitions")]
+    Partitions(u32),
 }
 
-impl LeaderHint {
-    /// Decodes a `NOT_LEADER` body: `Ok(None)` for an empty one (no leader known).
-    pub fn decode(body: &[u8]) -> Result<Option<LeaderHint>, HintError> {
-        if body.is_empty() {
-            return Ok(None);
-        }
-        let b: &[u8; HINT_LEN] = body.try_into().map_err(|_| HintError::Length(body.len()))?;
-        let node_id = u64::from_le_bytes(b[0..8].try_into().expect("8 bytes"));
-        let ip = Ipv4Addr::new(b[8], b[9], b[10], b[11]);
-        let port = u16::from_le_bytes([b[12], b[13]]);
-        let partition = u32::from_le_bytes(b[14..18].try_into().expect("4 bytes"));
-        let partitions = u32::from_le_bytes(b[18..22].try_into().expect("4 bytes"));
-        if partitions == 0 || partition >= partitions || Placement::new(partitions, 1).is_err() {
-            return Err(HintError::Partition { partition, partitions });
-        }
-        Ok(Some(LeaderHint { node_id, address: SocketAddrV4::new(ip, port), partition, partitions }))
+/// Reads a `NOT_LEADER` body with the server's own decoder (`vigil::wire::LeaderHint`):
+/// `Ok(None)` for an empty one (no leader known: retry later), an error for anything that is not
+/// a hint.
+pub fn decode_hint(body: &[u8]) -> Result<Option<LeaderHint>, HintError> {
+    if body.is_empty() {
+        return Ok(None);
     }
-
-    /// The hint's bytes (for servers and tests).
-    pub fn encode(&self) -> [u8; HINT_LEN] {
-        let mut b = [0u8; HINT_LEN];
-        b[0..8].copy_from_slice(&self.node_id.to_le_bytes());
-        b[8..12].copy_from_slice(&self.address.ip().octets());
-        b[12..14].copy_from_slice(&self.address.port().to_le_bytes());
-        b[14..18].copy_from_slice(&self.partition.to_le_bytes());
-        b[18..22].copy_from_slice(&self.partitions.to_le_bytes());
-        b
+    let hint = LeaderHint::decode(body).ok_or(HintError::Malformed(body.len()))?;
+    if Placement::new(hint.partitions, 1).is_err() {
+        return Err(HintError::Partitions(hint.partitions));
     }
+    Ok(Some(hint))
 }
 
 /// Which node leads each partition, as far as the hints told.
@@ -136,42 +100,48 @@ impl LeaderTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
     fn hint(partition: u32, partitions: u32, last: u8) -> LeaderHint {
         LeaderHint {
-            node_id: 3,
+            node: u64::from(last),
             address: SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, last), 9000),
             partition,
             partitions,
         }
     }
 
+    fn bytes(h: &LeaderHint) -> Vec<u8> {
+        let mut b = vec![0u8; LEADER_HINT_LEN];
+        assert_eq!(h.encode(&mut b), LEADER_HINT_LEN);
+        b
+    }
+
     #[test]
-    fn a_hint_has_the_documented_layout_and_round_trips() {
+    fn an_empty_body_is_no_leader_and_a_hint_has_the_documented_layout() {
         let h = hint(5, 8, 3);
-        let b = h.encode();
+        let b = bytes(&h);
         assert_eq!(
             b,
             [3, 0, 0, 0, 0, 0, 0, 0, 10, 77, 0, 3, 0x28, 0x23, 5, 0, 0, 0, 8, 0, 0, 0],
             "u64 id, a.b.c.d, u16 port 9000, u32 partition, u32 partitions"
         );
-        assert_eq!(LeaderHint::decode(&b), Ok(Some(h)));
-        assert_eq!(LeaderHint::decode(&[]), Ok(None));
+        assert_eq!(decode_hint(&b), Ok(Some(h)));
+        assert_eq!(decode_hint(&[]), Ok(None));
     }
 
     #[test]
-    fn a_body_of_another_length_or_an_impossible_partition_is_refused() {
-        let b = hint(5, 8, 3).encode();
+    fn a_body_that_is_not_a_hint_is_an_error() {
+        let b = bytes(&hint(5, 8, 3));
         for len in [1, 8, 21, 23, 64] {
             let body: Vec<u8> = b.iter().copied().cycle().take(len).collect();
-            assert_eq!(LeaderHint::decode(&body), Err(HintError::Length(len)), "{len} bytes");
+            assert_eq!(decode_hint(&body), Err(HintError::Malformed(len)), "{len} bytes");
         }
-        for (partition, partitions) in [(0, 0), (8, 8), (9, 8), (0, (1 << 16) + 1)] {
-            let mut h = hint(0, 1, 3).encode();
-            h[14..18].copy_from_slice(&u32::to_le_bytes(partition));
-            h[18..22].copy_from_slice(&u32::to_le_bytes(partitions));
-            assert_eq!(LeaderHint::decode(&h), Err(HintError::Partition { partition, partitions }));
-        }
+        assert_eq!(decode_hint(&bytes(&hint(8, 8, 3))), Err(HintError::Malformed(LEADER_HINT_LEN)));
+        assert_eq!(
+            decode_hint(&bytes(&hint(0, (1 << 16) + 1, 3))),
+            Err(HintError::Partitions((1 << 16) + 1))
+        );
     }
 
     #[test]

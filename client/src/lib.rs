@@ -12,7 +12,8 @@
 //! and PING ([`Client::execute`] for any other opcode); a client id (random, non-zero) and
 //! increasing request ids, so a write resent after a timeout is applied once and answered with its
 //! original answer; a per-attempt timeout and a bounded number of attempts; and leader following
-//! in a replicated cluster: a `NOT_LEADER` answer's leader hint ([`LeaderHint`]) is learned per
+//! in a replicated cluster: a `NOT_LEADER` answer's leader hint ([`LeaderHint`], the server's own
+//! `vigil::wire` codec) is learned per
 //! partition ([`LeaderTable`]) and the request resent there with the same ids, later requests for
 //! the partition's keys go to that leader first, and a node that stops answering is left for the
 //! next seed.
@@ -21,7 +22,8 @@
 //! (the KV operations), [`error`] (the one error type).
 //!
 //! Invariants: the wire codec, the KV bodies and the key placement are the server's own
-//! (`vigil::wire`, `vigil::kv::protocol`, `vigil::inbox::Placement`), never copies; every call
+//! (`vigil::wire` with its `LeaderHint`, `vigil::kv::protocol`, `vigil::inbox::Placement`), never
+//! copies; every call
 //! returns after at most `attempts_max` datagrams.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -34,5 +36,5 @@ pub mod leader;
 pub use client::{Client, ClientConfig, ClientStats, Reply, DATAGRAM_BYTES_DEFAULT};
 pub use error::ClientError;
 pub use kv::Versioned;
-pub use leader::{HintError, LeaderHint, LeaderTable, HINT_LEN};
+pub use leader::{decode_hint, HintError, LeaderHint, LeaderTable, LEADER_HINT_LEN};
 pub use vigil::wire::{opcode, Status};

@@ -89,7 +89,9 @@ const PARTITIONS: u32 = 8;
 
 fn hint_to(node: &FakeNode, key: &[u8]) -> Vec<u8> {
     let partition = u32::from(Placement::new(PARTITIONS, 1).unwrap().partition_of(key));
-    LeaderHint { node_id: 2, address: node.v4(), partition, partitions: PARTITIONS }.encode().to_vec()
+    let mut body = vec![0u8; vigil_client::LEADER_HINT_LEN];
+    LeaderHint { node: 2, address: node.v4(), partition, partitions: PARTITIONS }.encode(&mut body);
+    body
 }
 
 fn ok_version(v: u64) -> Option<(u8, Vec<u8>)> {
