@@ -8,7 +8,6 @@
 //! Commands: `get KEY`, `set KEY VALUE`, `del KEY`, `incr KEY DELTA`, `cas KEY VERSION VALUE`,
 //! `ping`. Prints the answer, then what the client did (datagrams, redirects, timeouts, retries).
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use vigil_client::Client;
 
@@ -26,8 +25,7 @@ fn main() -> ExitCode {
 fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let usage = "usage: kv NODE[,NODE...] get KEY | set KEY VALUE | del KEY | incr KEY DELTA | cas KEY VERSION VALUE | ping";
     let (nodes, cmd) = args.split_first().ok_or(usage)?;
-    let seeds = nodes.split(',').map(str::parse).collect::<Result<Vec<SocketAddr>, _>>()?;
-    let mut c = Client::connect(seeds.as_slice())?;
+    let mut c = Client::connect_cluster(nodes)?;
     let arg = |i: usize| cmd.get(i).map(String::as_bytes).ok_or(usage);
     match cmd.first().map(String::as_str) {
         Some("get") => match c.get(arg(1)?)? {

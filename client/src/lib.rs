@@ -2,7 +2,7 @@
 //! (docs/PROTOCOL.md), for applications, tools and tests.
 //!
 //! ```no_run
-//! let mut c = vigil_client::Client::connect("127.0.0.1:9000")?;
+//! let mut c = vigil_client::Client::connect_cluster("10.77.0.1:9000,10.77.0.2:9000,10.77.0.3:9000")?;
 //! let version = c.set(b"greeting", b"hello")?;
 //! assert_eq!(c.get(b"greeting")?.map(|v| v.version), Some(version));
 //! # Ok::<(), vigil_client::ClientError>(())
