@@ -15,6 +15,9 @@
 //!   every issued request ends as exactly one of `received` (OK answer within the timeout, latency
 //!   recorded if measured; a KV GET or CANDLE_GET answered `NOT_FOUND` counts here too, and also in `not_found`), `errors` (non-OK status) or `timeouts` (no answer within `timeout_ns` of
 //!   its intended time): after `finish`, `sent == received + errors + timeouts` (tested);
+//! - a `NOT_LEADER` answer that the caller resends ([`Accounting::on_datagram_routed`]) ends
+//!   nothing: the request stays outstanding with its intended time, so the latency of its final
+//!   answer includes the redirect;
 //! - answers nobody is waiting for (duplicates, unknown ids, answers to requests already counted
 //!   as timeouts) are `unexpected`; datagrams that do not decode, or requests that come back without
 //!   the response flag outside reflector mode, are `malformed`; answers to *injected* malformed

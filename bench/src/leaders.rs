@@ -24,10 +24,12 @@
 //! at once and at most [`NODES_MAX`] nodes are known: a hint past either limit leaves its answer
 //! counted as the error it is.
 
+use crate::accounting::Accounting;
+use crate::traffic::TrafficGen;
 use std::collections::VecDeque;
 use vigil::inbox::{Placement, PARTITIONS_MAX};
-use vigil::wire::LeaderHint;
-use vigil_pmd::Peer;
+use vigil::wire::{DatagramWriter, LeaderHint};
+use vigil_pmd::{Batch, Nanos, PacketIo, Peer, TxDatagram};
 
 /// Most nodes one thread tracks (the targets and the nodes hints name).
 pub const NODES_MAX: usize = 64;
@@ -216,6 +218,43 @@ impl Leaders {
         match self.resends.front() {
             Some(r) if r.not_before <= now => self.resends.pop_front(),
             _ => None,
+        }
+    }
+
+    /// Sends the resends due at `now` (requests answered `NOT_LEADER`), each alone in a datagram:
+    /// the same frame as first sent (request `k` regenerated from `k`: same id, same body), under
+    /// the same client id, to the node the hint named. A request no longer outstanding (evicted as
+    /// a timeout meanwhile) is not resent.
+    #[inline]
+    pub fn resend_due<P: PacketIo>(
+        &mut self,
+        io: &mut P,
+        tx_batch: &mut Batch<P::Tx>,
+        acct: &Accounting,
+        traffic: &mut TrafficGen,
+        client_id: u64,
+        now: Nanos,
+    ) {
+        while tx_batch.room() > 0 {
+            let Some(r) = self.next_resend(now.0) else { return };
+            if !acct.is_outstanding(r.k) {
+                continue;
+            }
+            let Some(mut tx) = io.tx_alloc(&self.node(r.node)) else {
+                self.requeue(r);
+                return;
+            };
+            let mut w = DatagramWriter::request(tx.payload_mut(), client_id)
+                .expect("datagram size was checked against the buffer before the run");
+            traffic
+                .push_request(r.k, &mut w)
+                .expect("datagram size was checked against the buffer before the run");
+            let len = w.finish();
+            tx.set_len(len);
+            self.sent(r.node, now.0);
+            if tx_batch.push(tx).is_err() {
+                unreachable!("room was checked");
+            }
         }
     }
 

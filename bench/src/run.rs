@@ -8,6 +8,10 @@
 //! [`Arrivals`]; each request's id and intended time go into the outstanding ring together, so the
 //! answer's latency is measured from the time it was *meant* to go out.
 //!
+//! Each datagram goes to the leader of its first request's key's partition, as far as
+//! [`Leaders`] knows it (else the seed); answers `NOT_LEADER` are not counted but queue a resend of
+//! the same frame (see [`crate::leaders`]), sent at the top of the next iteration.
+//!
 //! Request ids: `((thread + 1) << 48) | (trial << 40) | seq` (see [`request_id_base`]): unique
 //! across threads and across search trials (a late answer from an earlier trial can never match a
 //! later trial's request), never 0 (id 0 is a datagram-level error answer), never with
@@ -536,7 +540,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
                 send_lag_max_ns = send_lag_max_ns.max(now.0 - intended);
             }
         }
-        resend(io, &mut tx_batch, &mut leaders, &acct, &mut traffic, client_id, now);
+        leaders.resend_due(io, &mut tx_batch, &acct, &mut traffic, client_id, now);
         while tx_batch.room() > 0 {
             let Some(t) = arrivals.peek() else { break };
             let intended = Nanos(start.0.saturating_add(t));
@@ -598,7 +602,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     let deadline = Nanos(send_end.0.saturating_add(timeout_ns));
     let stop_at_send_end = stopped_early;
     loop {
-        resend(io, &mut tx_batch, &mut leaders, &acct, &mut traffic, client_id, clock.now());
+        leaders.resend_due(io, &mut tx_batch, &acct, &mut traffic, client_id, clock.now());
         if !tx_batch.is_empty() {
             io.tx_burst(&mut tx_batch);
         }
@@ -664,39 +668,6 @@ fn receive<P: PacketIo, C: Clock>(
         acct.on_datagram_routed(rx.payload(), now, echo_ok, &mut |k, body| {
             leaders.not_leader(k, body, &from, now.0)
         });
-    }
-}
-
-/// Sends the resends due at `now` (requests answered `NOT_LEADER`), each alone in a datagram:
-/// the same frame as first sent (request `k` regenerated from `k`: same id, same body), under the
-/// same client id, to the node the hint named. A request no longer outstanding (evicted as a
-/// timeout meanwhile) is not resent.
-#[inline]
-fn resend<P: PacketIo>(
-    io: &mut P,
-    tx_batch: &mut Batch<P::Tx>,
-    leaders: &mut Leaders,
-    acct: &Accounting,
-    traffic: &mut TrafficGen,
-    client_id: u64,
-    now: Nanos,
-) {
-    while tx_batch.room() > 0 {
-        let Some(r) = leaders.next_resend(now.0) else { return };
-        if !acct.is_outstanding(r.k) {
-            continue;
-        }
-        let Some(mut tx) = io.tx_alloc(&leaders.node(r.node)) else {
-            leaders.requeue(r);
-            return;
-        };
-        let len = encode_with(tx.payload_mut(), client_id, traffic, r.k, 1)
-            .expect("datagram size was checked against the buffer before the run");
-        tx.set_len(len);
-        leaders.sent(r.node, now.0);
-        if tx_batch.push(tx).is_err() {
-            unreachable!("room was checked");
-        }
     }
 }
 
