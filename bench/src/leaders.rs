@@ -8,8 +8,8 @@
 //! - a request answered `NOT_LEADER` with a hint is resent at once to the node the hint names, the
 //!   same frame under the same client id and request id (exactly-once), counted in
 //!   `not_leader_redirects`; later requests for that partition's keys go straight to that node;
-//! - one answered `NOT_LEADER` without a hint (no leader known yet) is resent to the same node
-//!   after [`RETRY_PAUSE_NS`], counted in `not_leader_retries`;
+//! - one answered `NOT_LEADER` without a hint (that node knows no leader) is resent to the next
+//!   node after [`RETRY_PAUSE_NS`], counted in `not_leader_retries`;
 //! - a node that has left a request unanswered for a whole timeout while answering nothing else
 //!   is given up as a leader: its partitions are forgotten and the seed moves to the next node
 //!   (`failovers`), so a killed leader's keys reach a live node, whose hint then names the new
@@ -180,8 +180,11 @@ impl Leaders {
         }
         let from_index = self.index_of(from);
         if body.is_empty() {
-            // No leader known yet: the same node, after a pause.
-            let Some(node) = from_index else { return false };
+            // This node knows no leader: the next node, after a pause (a follower cut off from
+            // the others knows none, they may; during an election none does, and the pause
+            // paces the rounds).
+            let Some(from) = from_index else { return false };
+            let node = (from + 1) % self.nodes.len();
             self.counts.not_leader_retries += 1;
             self.resends.push_back(Resend { k, node, not_before: now + RETRY_PAUSE_NS });
             return true;
@@ -303,14 +306,17 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_not_leader_retries_the_same_node_after_the_pause_and_a_bad_body_is_an_error() {
+    fn an_empty_not_leader_retries_the_next_node_after_the_pause_and_a_bad_body_is_an_error() {
         let mut l = Leaders::new(&[peer(1), peer(2)], 1_000);
         assert!(l.not_leader(5, &[], &peer(2), 100));
         assert_eq!(l.next_resend(100), None, "not before the pause");
         assert_eq!(
             l.next_resend(100 + RETRY_PAUSE_NS),
-            Some(Resend { k: 5, node: 1, not_before: 100 + RETRY_PAUSE_NS })
+            Some(Resend { k: 5, node: 0, not_before: 100 + RETRY_PAUSE_NS })
         );
+        let mut alone = Leaders::new(&[peer(1)], 1_000);
+        assert!(alone.not_leader(5, &[], &peer(1), 100));
+        assert_eq!(alone.next_resend(u64::MAX).map(|r| r.node), Some(0), "one node: the same node");
         assert_eq!(l.counts.not_leader_retries, 1);
         assert!(!l.not_leader(6, &[1, 2, 3], &peer(2), 100));
         assert!(!l.not_leader(6, &[], &peer(7), 100), "an unknown node's empty NOT_LEADER");

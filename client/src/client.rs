@@ -10,8 +10,9 @@
 //! current seed. What happens after it:
 //! - `NOT_LEADER` with a hint: the table learns it and the same datagram goes to the named node at
 //!   once (after a pause if the hint names the node that just refused);
-//! - `NOT_LEADER` without a hint, `BUSY`, `UNAVAILABLE`: the same datagram to the same node after
-//!   `retry_pause`;
+//! - `NOT_LEADER` without a hint (the node knows no leader): the same datagram to the next seed
+//!   after `retry_pause` (a follower cut off from the others knows none, the others may);
+//! - `BUSY`, `UNAVAILABLE`: the same datagram to the same node after `retry_pause`;
 //! - no answer within `timeout`: the same datagram to the same node, up to `tries_per_node` times,
 //!   then the node is forgotten as a leader and the next seed is tried;
 //! - any other answer is the request's result.
@@ -221,7 +222,12 @@ impl Client {
                             }
                             target = leader;
                         }
-                        None => self.pause(),
+                        None => {
+                            // This node knows no leader; another may (or the election ends).
+                            self.pause();
+                            target = self.next_node(target);
+                            tries_here = 0;
+                        }
                     }
                 }
                 Some(s @ (Status::Busy | Status::Unavailable)) => {
@@ -261,8 +267,8 @@ impl Client {
         key.and_then(|k| self.leaders.leader_of(k)).unwrap_or(self.seeds[self.seed])
     }
 
-    /// After `tries_per_node` unanswered tries at `node`: forget it as a leader, move to the next
-    /// seed (skipping `node` itself when there is another).
+    /// After `tries_per_node` unanswered tries at `node`, or its `NOT_LEADER` without a hint:
+    /// forget it as a leader, move to the next seed (skipping `node` itself when there is another).
     fn next_node(&mut self, node: SocketAddr) -> SocketAddr {
         self.leaders.forget_node(node);
         self.seed = (self.seed + 1) % self.seeds.len();

@@ -146,7 +146,7 @@ fn a_not_leader_hint_sends_the_same_datagram_to_the_leader_and_later_keys_of_its
 }
 
 #[test]
-fn an_empty_not_leader_is_retried_at_the_same_node_with_the_same_ids_after_a_pause() {
+fn an_empty_not_leader_or_busy_is_retried_with_the_same_ids_after_a_pause() {
     let node = FakeNode::start(Box::new(|n, _, _| match n {
         0 | 1 => Some((Status::NotLeader as u8, Vec::new())),
         2 => Some((Status::Busy as u8, Vec::new())),
@@ -159,6 +159,20 @@ fn an_empty_not_leader_is_retried_at_the_same_node_with_the_same_ids_after_a_pau
     assert!(got.iter().all(|d| d == &got[0]), "every retry is the same datagram");
     assert_eq!(c.stats().retried, 3);
     assert_eq!(c.leaders().partitions(), 0, "an empty NOT_LEADER teaches nothing");
+}
+
+#[test]
+fn an_empty_not_leader_moves_on_to_the_next_seed() {
+    // A follower that knows no leader (cut off from the others), then one that answers.
+    let lost = FakeNode::start(Box::new(|_, _, _| Some((Status::NotLeader as u8, Vec::new()))));
+    let alive = FakeNode::start(Box::new(|_, _, _| ok_version(4)));
+    let mut c = Client::with_config([lost.addr, alive.addr].as_slice(), config()).unwrap();
+    assert_eq!(c.set(b"k", b"v").unwrap(), 4);
+    assert_eq!((lost.received().len(), alive.received().len()), (1, 1));
+    assert_eq!(lost.received()[0], alive.received()[0], "the same datagram");
+    // The next request starts at the seed that answered.
+    assert_eq!(c.set(b"k", b"w").unwrap(), 4);
+    assert_eq!(lost.received().len(), 1);
 }
 
 #[test]
