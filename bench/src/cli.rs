@@ -576,6 +576,43 @@ mod tests {
     }
 
     #[test]
+    fn cluster_nodes_come_as_one_list_or_as_repeated_targets_and_the_first_is_the_seed() {
+        let nodes = ["10.77.0.1:9000", "10.77.0.2:9000", "10.77.0.3:9000"];
+        let list =
+            Cli::try_parse_from(["vigil-loadgen", "--rate", "10", "--cluster", &nodes.join(",")]).unwrap();
+        let repeated = Cli::try_parse_from([
+            "vigil-loadgen",
+            "--rate",
+            "10",
+            "--target",
+            nodes[0],
+            "--target",
+            nodes[1],
+            "--target",
+            nodes[2],
+        ])
+        .unwrap();
+        for cli in [&list, &repeated] {
+            assert_eq!(cli.seed(), nodes[0].parse().unwrap());
+            assert_eq!(cli.targets(), nodes.join(","));
+            let spec = cli.load_spec().unwrap();
+            let others: Vec<String> = spec.cluster.iter().map(|p| format!("{}:{}", p.ip, p.port)).collect();
+            assert_eq!(others, nodes[1..]);
+        }
+        let alone =
+            Cli::try_parse_from(["vigil-loadgen", "--rate", "10", "--server", "10.0.0.9:9000"]).unwrap();
+        assert_eq!(
+            (alone.seed(), alone.targets()),
+            ("10.0.0.9:9000".parse().unwrap(), "10.0.0.9:9000".to_owned())
+        );
+        assert!(alone.load_spec().unwrap().cluster.is_empty());
+        assert!(
+            Cli::try_parse_from(["vigil-loadgen", "--rate", "10", "--cluster", "10.77.0.1"]).is_err(),
+            "a port is needed"
+        );
+    }
+
+    #[test]
     fn defaults_and_spec() {
         let cli = Cli::try_parse_from(["vigil-loadgen", "--rate", "5000"]).unwrap();
         assert_eq!(cli.server, "127.0.0.1:9000".parse().unwrap());
