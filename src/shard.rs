@@ -76,11 +76,14 @@ pub trait ShardService {
     /// Returns whether work is in flight that the next iteration should come back for soon.
     fn poll(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool;
 
-    /// After `poll` returned true: when the work in flight waits only on I/O that completes on
-    /// descriptors, puts them in `out` (which the shard gives empty); the shard then sleeps on
-    /// them and its packet queue (where its backend sleeps at all) instead of spinning. Default:
-    /// none (spin).
-    fn wait_fds(&self, _out: &mut Vec<i32>) {}
+    /// After `poll` returned true: whether the work in flight waits only on I/O that completes
+    /// on descriptors (put in `out`, which the shard gives empty) or on datagrams from the
+    /// shard's packet queue (peers' messages); the shard then sleeps on those and its queue
+    /// (where its backend sleeps at all, for at most its idle wait) instead of spinning.
+    /// Default: false (spin).
+    fn wait_fds(&self, _out: &mut Vec<i32>) -> bool {
+        false
+    }
 
     /// Receives the shard's reservations (once, when the service is added): every late answer
     /// the service emits must have taken one when its request was taken over. A service that
@@ -103,6 +106,13 @@ pub trait ShardService {
     /// false when the service has no peers (the engine then drops it, counted). Default: none.
     fn peer_datagram(&mut self, _datagram: &[u8], _now: Nanos) -> bool {
         false
+    }
+
+    /// Whether the answers made since the iteration's clock was read may still go out at `now`, a
+    /// clock read after they were made (a read answered on a lease that ran out in between must
+    /// not). Default: always.
+    fn answers_still_valid(&self, _now: Nanos) -> bool {
+        true
     }
 
     /// Where the next peer datagram goes, if one waits to be sent. Default: none.
@@ -157,6 +167,9 @@ pub struct ShardCounters {
     pub tx_peer_datagrams: u64,
     /// Peer datagrams not sent this iteration: no transmit buffer (they wait in the outbox).
     pub tx_peer_no_buffer: u64,
+    /// Answers dropped unsent: a read lease ran out between the iteration's clock and the clock
+    /// read after the burst was answered (`ShardService::answers_still_valid`); clients retry.
+    pub tx_lease_lapsed: u64,
     /// Datagrams the late answers went out in (fewer than `late_answers` when answers for one
     /// client were gathered).
     pub late_datagrams: u64,
@@ -245,9 +258,11 @@ pub struct Shard<P: PacketIo> {
     service: Option<Box<dyn ShardService>>,
     /// The service had work in flight after the last iteration.
     service_busy: bool,
-    /// ... and, when not empty, it waits only on I/O completing on these descriptors
+    /// ... and it waits only on I/O completing on these descriptors and on the packet queue
     /// (`ShardService::wait_fds`).
     wait_fds: Vec<i32>,
+    /// ... when this is set.
+    service_sleeps: bool,
     /// The shard's TCP connections, if it serves any (`with_connections`).
     conns: Option<Connections>,
     /// The connections had work after the last iteration.
@@ -278,6 +293,7 @@ impl<P: PacketIo> Shard<P> {
             service: None,
             service_busy: false,
             wait_fds: Vec::with_capacity(WAIT_FDS_CAPACITY),
+            service_sleeps: false,
             conns: None,
             conns_busy: false,
             feed_on: false,
@@ -309,6 +325,16 @@ impl<P: PacketIo> Shard<P> {
 
     /// One iteration at time `now`; returns how many datagrams it received.
     pub fn poll_once(&mut self, now: Nanos) -> usize {
+        self.poll_once_checked(now, None)
+    }
+
+    /// One iteration on `clock`: read once at the start, and again after a burst is answered,
+    /// before its answers go out (`ShardService::answers_still_valid`).
+    pub fn poll_once_on<C: Clock>(&mut self, clock: &C) -> usize {
+        self.poll_once_checked(clock.now(), Some(&|| clock.now()))
+    }
+
+    fn poll_once_checked(&mut self, now: Nanos, recheck: Option<&dyn Fn() -> Nanos>) -> usize {
         self.counters.polls += 1;
         if self.service.is_some() {
             self.late.refill(&mut self.io);
@@ -317,7 +343,7 @@ impl<P: PacketIo> Shard<P> {
         if received == 0 {
             self.counters.idle_polls += 1;
         } else {
-            self.answer_burst(received, now);
+            self.answer_burst(received, now, recheck);
         }
         if let Some(conns) = self.conns.as_mut() {
             self.conns_busy = conns.poll(&mut self.engine, now);
@@ -332,7 +358,7 @@ impl<P: PacketIo> Shard<P> {
         if self.conns_busy {
             return self.io.rx_burst_no_wait(&mut self.rx);
         }
-        if self.service_busy && !self.wait_fds.is_empty() {
+        if self.service_busy && self.service_sleeps {
             return self.io.rx_burst_or_wait(&mut self.rx, &self.wait_fds);
         }
         if self.service_busy {
@@ -390,13 +416,17 @@ impl<P: PacketIo> Shard<P> {
         send_peer_datagrams(io, &mut self.tx, service.as_mut(), counters);
         self.service_busy = busy || late.waiting();
         self.wait_fds.clear();
+        self.service_sleeps = false;
         // A backend that never sleeps (DPDK) spins anyway: no need to ask each partition.
         if busy && !late.waiting() && self.io.sleeps_when_idle() {
-            service.wait_fds(&mut self.wait_fds);
+            self.service_sleeps = service.wait_fds(&mut self.wait_fds);
+            if !self.service_sleeps {
+                self.wait_fds.clear();
+            }
         }
     }
 
-    fn answer_burst(&mut self, received: usize, now: Nanos) {
+    fn answer_burst(&mut self, received: usize, now: Nanos, recheck: Option<&dyn Fn() -> Nanos>) {
         self.counters.rx_datagrams += received as u64;
         for request in self.rx.drain() {
             if peer::wire::is_peer_datagram(request.payload()) {
@@ -423,6 +453,12 @@ impl<P: PacketIo> Shard<P> {
                 Outcome::Drop | Outcome::Later => self.spare = Some(reply),
             }
         }
+        if let (Some(recheck), Some(service)) = (recheck, self.service.as_ref()) {
+            if !self.tx.is_empty() && !service.answers_still_valid(recheck()) {
+                self.counters.tx_lease_lapsed += self.tx.len() as u64;
+                self.tx.clear();
+            }
+        }
         flush(&mut self.io, &mut self.tx, &mut self.counters);
     }
 
@@ -435,7 +471,7 @@ impl<P: PacketIo> Shard<P> {
     pub fn run<C: Clock>(&mut self, clock: &C, stop: &AtomicBool) {
         // Checking the flag every iteration costs one relaxed load of a line that stays in cache.
         while !stop.load(Ordering::Relaxed) {
-            self.poll_once(clock.now());
+            self.poll_once_on(clock);
         }
     }
 

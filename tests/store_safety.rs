@@ -321,22 +321,23 @@ fn check_refuses_sizes_the_machine_cannot_allocate() {
 }
 
 #[test]
-fn a_replicated_cluster_is_refused_before_the_store_is_touched() {
+fn a_node_listed_at_an_address_it_does_not_serve_is_refused_before_the_store_is_touched() {
     let (work, data, port) = store_with_keys("store-cluster", 10, 1_000_000);
     let before = snapshot_dir(&data);
+    let other = port.wrapping_add(1).max(1024);
     let cluster = format!(
-        "\n[cluster]\nnode_id = 1\nnodes = [\n  {{ id = 1, address = \"127.0.0.1:{port}\" }},\n  \
+        "\n[cluster]\nnode_id = 1\nnodes = [\n  {{ id = 1, address = \"127.0.0.1:{other}\" }},\n  \
          {{ id = 2, address = \"127.0.0.2:{port}\" }},\n  {{ id = 3, address = \"127.0.0.3:{port}\" }},\n]\n"
     );
     let out = refused_start(&work, &format!("{}{cluster}", config(port, &data, 1_000_000)));
-    assert!(out.contains("cluster.replicas") && out.contains("[1, 2, 3]"), "{out}");
+    assert!(out.contains("cluster.nodes") && out.contains(&format!("127.0.0.1:{other}")), "{out}");
     assert_unchanged(&data, &before);
-    let replicated = format!("{}{cluster}", config(port, &data, 1_000_000));
-    let (status, out) = run_to_exit(&work, "replicated.toml", &replicated, &["check"]);
-    assert!(!status.success() && out.contains("FAIL") && out.contains("cluster.replicas"), "{out}");
-    // One replica of its own is a node alone: it starts as before (checked by `vigil check`).
-    let alone = format!("{}{cluster}replicas = [1]\n", config(port, &data, 1_000_000));
-    let (status, out) = run_to_exit(&work, "alone.toml", &alone, &["check"]);
-    assert!(status.success(), "{out}");
+    let misplaced = format!("{}{cluster}", config(port, &data, 1_000_000));
+    let (status, out) = run_to_exit(&work, "misplaced.toml", &misplaced, &["check"]);
+    assert!(!status.success() && out.contains("FAIL") && out.contains("cluster.nodes"), "{out}");
+    // Listed where it serves, it is a node of a three-node cluster (checked by `vigil check`).
+    let listed = misplaced.replace(&format!("127.0.0.1:{other}"), &format!("127.0.0.1:{port}"));
+    let (status, out) = run_to_exit(&work, "listed.toml", &listed, &["check"]);
+    assert!(status.success() && out.contains("voters [1, 2, 3]"), "{out}");
     let _ = std::fs::remove_dir_all(work);
 }

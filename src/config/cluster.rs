@@ -13,6 +13,13 @@ use std::net::SocketAddrV4;
 /// The most staleness follower reads may be configured with (a minute).
 pub const STALENESS_MS_MAX: u64 = 60_000;
 
+/// The Raft tick's bounds, in ms (heartbeats every 2 ticks, elections after 10 to 20 silent ticks).
+pub const TICK_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=1000;
+
+/// The default Raft tick: 10 ms (heartbeats every 20 ms, elections after 100-200 ms of silence),
+/// for nodes on dedicated cores; raise it where shards share cores with other work.
+pub const TICK_MS_DEFAULT: u64 = 10;
+
 /// Voters a group may have (raft-rs copes with more; replication cost grows with each).
 pub const REPLICAS_MAX: usize = 7;
 
@@ -41,12 +48,27 @@ pub struct ClusterConfig {
     /// 0 (the default): off, only the leader answers reads, never stale.
     #[serde(default)]
     pub follower_read_staleness_ms: u64,
+    /// The Raft tick in ms: heartbeats every 2 ticks, elections after 10-20 silent ticks, the
+    /// read lease 80% of 10 ticks (docs/REPLICATION.md). Every node of a cluster should use the
+    /// same value.
+    #[serde(default = "tick_ms_default")]
+    pub tick_ms: u64,
+}
+
+fn tick_ms_default() -> u64 {
+    TICK_MS_DEFAULT
 }
 
 impl Default for ClusterConfig {
     /// A node alone: id 1, no peers.
     fn default() -> Self {
-        Self { node_id: 1, nodes: Vec::new(), replicas: Vec::new(), follower_read_staleness_ms: 0 }
+        Self {
+            node_id: 1,
+            nodes: Vec::new(),
+            replicas: Vec::new(),
+            follower_read_staleness_ms: 0,
+            tick_ms: TICK_MS_DEFAULT,
+        }
     }
 }
 
@@ -90,6 +112,9 @@ impl ClusterConfig {
         }
         if !self.nodes.is_empty() && !ids.contains(&self.node_id) {
             return Err(invalid("cluster.node_id", format!("{} is not among cluster.nodes", self.node_id)));
+        }
+        if !TICK_MS_RANGE.contains(&self.tick_ms) {
+            return Err(invalid("cluster.tick_ms", format!("{TICK_MS_RANGE:?} ms")));
         }
         if self.follower_read_staleness_ms > STALENESS_MS_MAX {
             return Err(invalid(
@@ -168,6 +193,8 @@ nodes = [
             (format!("{THREE}replicas = [1, 3, 4]"), "cluster.replicas"),
             (format!("{THREE}replicas = [1, 3]"), "cluster.replicas"),
             (format!("{THREE}replicas = [2, 2, 3]"), "cluster.replicas"),
+            (format!("{THREE}tick_ms = 0"), "cluster.tick_ms"),
+            (format!("{THREE}tick_ms = 1001"), "cluster.tick_ms"),
         ];
         for (text, key) in cases {
             match parse(&text) {

@@ -106,6 +106,8 @@ pub struct KvShard<D: BlockIo> {
     peers: Option<PeerLink>,
     /// The shard's index (which partitions it holds: `partition % shards`).
     shard: usize,
+    /// Peer datagrams handed to their owner shard whose receipt this shard has not collected.
+    peer_handed_over: usize,
 }
 
 impl<D: BlockIo> std::fmt::Debug for KvShard<D> {
@@ -146,6 +148,7 @@ impl<D: BlockIo> KvShard<D> {
             leaders: Leaders::new(placement.partitions(), &[]),
             peers: None,
             shard,
+            peer_handed_over: 0,
         }
     }
 
@@ -249,6 +252,7 @@ impl<D: BlockIo> KvShard<D> {
         let parsed = KvRequest::parse(req.opcode, req.client_id, req.request_id, req.body)?;
         match self.route_request(&parsed)? {
             Route::Local { partition } => {
+                self.local(partition).observe_time(req.now);
                 let origin = Origin::Client { peer: req.peer, client_id: req.client_id };
                 let waiter = Waiter { origin, opcode: req.opcode, request_id: req.request_id };
                 let answer = self.run_local(partition, waiter, &parsed, out);
@@ -425,6 +429,14 @@ impl<D: BlockIo> KvShard<D> {
         }
     }
 
+    /// Whether every partition that served reads at its clock still does at `now` (a clock read
+    /// after the answers were made): false when a lease ran out in between (the process was
+    /// paused or descheduled mid-iteration), and the answers must not go out. True when no
+    /// partition has peers (a group of one voter needs no lease).
+    pub fn reads_still_valid(&self, now: Nanos) -> bool {
+        self.partitions.iter().all(|p| !p.has_peers() || !p.serves_reads() || p.serves_reads_at(now))
+    }
+
     /// A peer datagram this shard's queue received (`ops::peer_link`): stepped here when its
     /// partitions are this shard's, else handed to their owner through the cross-shard inbox
     /// (no reservation: nobody is answered). Returns false on a node whose partitions do not
@@ -462,6 +474,7 @@ impl<D: BlockIo> KvShard<D> {
             request_id: 0,
         };
         let ok = len <= self.scratch.len() && self.forward_bytes(partition, waiting, datagram, len).is_ok();
+        self.peer_handed_over += usize::from(ok);
         if let Some(link) = self.peers.as_mut() {
             link.count_hand_over(ok);
         }
@@ -492,23 +505,35 @@ impl<D: BlockIo> KvShard<D> {
         if let Some(link) = self.peers.as_mut() {
             link.collect(&mut self.partitions);
         }
-        busy || self.router.as_ref().is_some_and(|r| r.in_flight() > 0)
+        busy || self.waits_on_other_shards()
     }
 
-    /// When the work in flight waits only on the partitions' log devices (none waits on another
-    /// shard's answer and no partition has work of its own), their descriptors go to `out`;
-    /// otherwise `out` stays empty.
-    fn wait_fds(&self, out: &mut Vec<i32>) {
-        if self.router.as_ref().is_some_and(|r| r.in_flight() > 0) {
-            return;
+    /// Whether a request forwarded to another shard waits for its answer. Receipts of peer
+    /// datagrams handed over do not count: nobody waits for them, and spinning to collect them
+    /// at once would keep the shard that receives a node's peer traffic busy all the time (the
+    /// next iteration collects them, after at most an idle wait).
+    fn waits_on_other_shards(&self) -> bool {
+        self.router.as_ref().is_some_and(|r| r.in_flight() > self.peer_handed_over)
+    }
+
+    /// Whether the work in flight waits only on the partitions' log devices (their descriptors
+    /// go to `out`) and on peers' datagrams: none waits on another shard's answer and no
+    /// partition has work of its own. False leaves `out` to be ignored.
+    fn wait_fds(&self, out: &mut Vec<i32>) -> bool {
+        // A forwarded request's answer comes through the cross-shard inbox, which wakes nobody:
+        // spin for it, except in a replicated node, where the owner's answer waits on peers for
+        // milliseconds anyway and an idle wait (`kernel.idle_wait_us`) costs little beside it.
+        if self.waits_on_other_shards() && self.peers.is_none() {
+            return false;
         }
         for p in &self.partitions {
             match p.pending() {
-                Pending::Nothing => {}
+                Pending::Nothing | Pending::Peers => {}
                 Pending::Device(fd) => out.push(fd),
-                Pending::Work => return out.clear(),
+                Pending::Work => return false,
             }
         }
+        true
     }
 
     fn drain_inbox(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) {
@@ -548,6 +573,7 @@ impl<D: BlockIo> KvShard<D> {
                 Ok(Answer::Now(0))
             }
             Some((op, client_id, request_id, body)) => {
+                self.local(env.partition_id()).observe_time(now);
                 let waiter = Waiter { origin: Origin::Forwarded(*env), opcode: op, request_id };
                 KvRequest::parse(op, client_id, request_id, body)
                     .and_then(|parsed| self.run_local(env.partition_id(), waiter, &parsed, &mut answer))
@@ -577,6 +603,7 @@ impl<D: BlockIo> KvShard<D> {
         };
         if f.opcode == PEER_DATAGRAM {
             // A peer datagram handed over: its owner took it; nothing goes to anyone.
+            self.peer_handed_over -= 1;
             let _ = router.complete(env, |_, _| ());
             return;
         }
@@ -757,7 +784,7 @@ impl<D: BlockIo> ShardService for KvService<D> {
         self.0.borrow_mut().poll(now, emit)
     }
 
-    fn wait_fds(&self, out: &mut Vec<i32>) {
+    fn wait_fds(&self, out: &mut Vec<i32>) -> bool {
         self.0.borrow().wait_fds(out)
     }
 
@@ -767,6 +794,10 @@ impl<D: BlockIo> ShardService for KvService<D> {
 
     fn peer_datagram(&mut self, datagram: &[u8], now: Nanos) -> bool {
         self.0.borrow_mut().peer_datagram(datagram, now)
+    }
+
+    fn answers_still_valid(&self, now: Nanos) -> bool {
+        self.0.borrow().reads_still_valid(now)
     }
 
     fn peer_next(&self) -> Option<Peer> {

@@ -173,6 +173,10 @@ pub enum Pending {
     Nothing,
     /// Only completions of the log device, which make this descriptor readable.
     Device(i32),
+    /// Only messages from peers (acknowledgements, the lease's read index, heartbeats): they
+    /// arrive on the node's packet queue, and the next tick is at most a tick interval away, so
+    /// the shard may sleep on its queue (for at most its idle wait) rather than spin.
+    Peers,
     /// Work the next `poll` does itself.
     Work,
 }
@@ -400,12 +404,30 @@ impl<D: BlockIo> Partition<D> {
     }
 
     /// Whether reads may be served: leader, past its read barrier, and (in a group with peers)
-    /// holding its read lease at the clock of the last `poll` (`lease.rs`; a shard polls every
-    /// loop iteration, microseconds apart, far inside the lease's margin).
+    /// holding its read lease at the latest time the node gave (`poll`, `observe_time`: the shard
+    /// gives each request's iteration clock before it reads, so a process paused between two
+    /// iterations does not read on a lease that ran out while it slept).
     pub fn serves_reads(&self) -> bool {
+        self.serves_reads_at(self.now)
+    }
+
+    /// Whether reads may be served at `now` (see `serves_reads`): the shard checks again with a
+    /// clock read after it answered a burst, before it sends the answers.
+    pub fn serves_reads_at(&self, now: Nanos) -> bool {
         let (term, index) = self.read_barrier;
         let leads = self.raft.is_leader() && term == self.raft.term() && self.raft.applied_index() >= index;
-        leads && self.peers.as_ref().is_none_or(|p| p.lease.holds(term, self.now, self.raft.applied_index()))
+        leads && self.peers.as_ref().is_none_or(|p| p.lease.holds(term, now, self.raft.applied_index()))
+    }
+
+    /// Moves the partition's clock forward to `now` (never back): the time of a request about to
+    /// be answered, so reads check the lease at it rather than at the last `poll`.
+    pub fn observe_time(&mut self, now: Nanos) {
+        self.now = self.now.max(now);
+    }
+
+    /// Whether the partition replicates to peers (reads then rest on the lease).
+    pub fn has_peers(&self) -> bool {
+        self.peers.is_some()
     }
 
     /// The leader this node knows of (itself included), for a `NOT_LEADER` answer's hint.
@@ -629,15 +651,20 @@ impl<D: BlockIo> Partition<D> {
         let io_in_flight = ual.writes_in_flight() > 0 || ual.superblock_in_flight() || ual.fetch_in_flight();
         // An open batch waits for the log write in flight (the first poll after it completes
         // proposes it): device work too.
+        // A leader without its read lease waits for the renewal's round trip when it has peers;
+        // alone, for its own log to catch up.
+        let catching_up = self.raft.is_leader() && !self.serves_reads() && self.peers.is_none();
         let own_work = (self.open_chain.is_some() && self.batch_due())
             || !self.refused.is_empty()
             || self.checkpoint_pending.is_some()
             || self.snapshot_in_flight.is_some()
             || self.upkeep_pending
-            || (self.raft.is_leader() && !self.serves_reads())
+            || catching_up
             || !self.raft.waits_only_on_storage();
         match ual.device().wait_fd() {
-            Some(fd) if io_in_flight && !own_work => Pending::Device(fd),
+            _ if own_work => Pending::Work,
+            Some(fd) if io_in_flight => Pending::Device(fd),
+            _ if !io_in_flight && self.peers.is_some() => Pending::Peers,
             _ => Pending::Work,
         }
     }

@@ -47,6 +47,8 @@ pub(super) struct Peers {
     staleness_ns: u64,
     follower_asked_at: Option<Nanos>,
     follower_confirmed: (Nanos, u64),
+    /// The (term, leader) last reported as an event.
+    reported: (u64, u64),
 }
 
 impl Peers {
@@ -62,6 +64,7 @@ impl Peers {
             staleness_ns,
             follower_asked_at: None,
             follower_confirmed: (Nanos(0), 0),
+            reported: (0, 0),
         }
     }
 
@@ -97,6 +100,11 @@ impl<D: BlockIo> Partition<D> {
             } else if read.ctx >= peers.follower_confirmed.0 .0 {
                 peers.follower_confirmed = (Nanos(read.ctx), read.index.max(peers.follower_confirmed.1));
             }
+        }
+        let seen = (term, self.raft.leader_id().unwrap_or(0));
+        if peers.reported != seen {
+            peers.reported = seen;
+            self.report(super::seams::PartitionEvent::Leadership { term: seen.0, leader: seen.1 });
         }
     }
 

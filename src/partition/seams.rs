@@ -86,6 +86,13 @@ pub enum PartitionEvent {
         /// Why.
         error: String,
     },
+    /// The group's term or the leader this node knows of changed (groups with peers only).
+    Leadership {
+        /// The term now.
+        term: u64,
+        /// The leader known in it (0: none yet).
+        leader: u64,
+    },
 }
 
 impl std::fmt::Display for PartitionEvent {
@@ -94,6 +101,8 @@ impl std::fmt::Display for PartitionEvent {
             Self::Failed { waiting, why } => write!(f, "log or raft failed, {waiting} writes fail: {why}"),
             Self::SnapshotFailed { store, error } => write!(f, "cannot write snapshot {store}: {error}"),
             Self::CheckpointRefused { index, error } => write!(f, "checkpoint at {index} refused: {error}"),
+            Self::Leadership { term, leader: 0 } => write!(f, "term {term}, no leader known"),
+            Self::Leadership { term, leader } => write!(f, "term {term}, leader node {leader}"),
         }
     }
 }

@@ -2,10 +2,12 @@
 //! `NOT_LEADER` hints), the cluster id every peer datagram carries, this start's incarnation, and
 //! each shard's peer link (`ops::peer_link`) when the partitions replicate.
 //!
-//! The cluster id is derived from `cluster.nodes` (FNV-1a over each node's id and address, in
-//! id order), so nodes configured with the same node list agree on it without a key of its own,
-//! and a node given another list (a stale config, another cluster on the same network) has its
-//! datagrams dropped and counted (`wrong-cluster`) instead of stepped.
+//! The cluster id is derived from `cluster.nodes` and `cluster.tick_ms` (FNV-1a over each node's
+//! id and address, in id order, and the tick), so nodes configured alike agree on it without a
+//! key of its own, and a node given another list or another tick (a stale config, another
+//! cluster on the same network) has its datagrams dropped and counted (`wrong-cluster`) instead
+//! of stepped: a node that elected leaders faster than its peers expect would break the read
+//! lease's bound.
 //!
 //! Invariants: one `Leaders` per node, cloned into every shard; every shard of a node uses the
 //! same incarnation; every node must run the same `node.shards` and `storage.partitions`
@@ -72,7 +74,9 @@ impl NodeCluster {
 pub fn cluster_id(config: &Config) -> u64 {
     let mut nodes: Vec<_> = config.cluster.nodes.iter().map(|n| (n.id, n.address)).collect();
     nodes.sort();
-    let text: String = nodes.iter().map(|(id, a)| format!("{id}={a};")).collect();
+    let mut text: String = nodes.iter().map(|(id, a)| format!("{id}={a};")).collect();
+    // The tick too: the read lease is safe only if no node elects faster than the others expect.
+    text.push_str(&format!("tick={}", config.cluster.tick_ms));
     fnv1a64(text.as_bytes())
 }
 
@@ -94,6 +98,9 @@ mod tests {
         let (a, b) = (config(1, "10.7.0.3:9000"), config(3, "10.7.0.3:9000"));
         assert_eq!(cluster_id(&a), cluster_id(&b));
         assert_ne!(cluster_id(&a), cluster_id(&config(1, "10.7.0.3:9001")));
+        let mut faster = a.clone();
+        faster.cluster.tick_ms = 5;
+        assert_ne!(cluster_id(&a), cluster_id(&faster));
         let cluster = NodeCluster::new(&a);
         let link = cluster.peer_link(&a).unwrap().expect("three voters replicate");
         assert_eq!(link.datagram_bytes_max(), a.net.datagram_bytes_max);

@@ -312,6 +312,7 @@ pub fn partition_config(config: &Config) -> PartitionConfig {
         ual: crate::log::UalConfig { format_if_blank, ..config.storage.ual() },
         raft: RaftGroupConfig {
             proposals_pending_max: config.storage.writes_waiting_max,
+            tick_interval_ns: config.cluster.tick_ms * 1_000_000,
             ..RaftGroupConfig::default()
         },
         kv: config.kv.limits(),
@@ -472,7 +473,7 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     // Writes already proposed get their answers (or fail) before the shard goes.
     let deadline = Instant::now() + Duration::from_secs(2);
     while shard.service_busy() && Instant::now() < deadline {
-        shard.poll_once(clock.now());
+        shard.poll_once_on(&clock);
     }
     let calls = shard.engine().dispatcher().registered().collect();
     let report = shard.report();
@@ -695,7 +696,8 @@ impl std::fmt::Display for ServeReport {
             writeln!(
                 f,
                 "  shard {}: polls {} rx {} tx {} | requests {} ok {} errors {} later {} late-answers {} late-datagrams {} | dropped: short {} bad-magic {} response {} \
-                 no-buffer {} queue-full {} unanswered {} | version-mismatch {} too-many {} framing {}",
+                 no-buffer {} queue-full {} unanswered {} | version-mismatch {} too-many {} framing {} | peer rx {} tx {} \
+                 tx-no-buffer {} | lease-lapsed {}",
                 s.shard,
                 c.polls,
                 c.rx_datagrams,
@@ -714,7 +716,11 @@ impl std::fmt::Display for ServeReport {
                 e.unanswered_no_room,
                 e.version_mismatch,
                 e.too_many_requests,
-                e.framing_errors
+                e.framing_errors,
+                c.rx_peer_datagrams,
+                c.tx_peer_datagrams,
+                c.tx_peer_no_buffer,
+                c.tx_lease_lapsed
             )?;
             writeln!(f, "  shard {} io: {io}", s.shard)?;
         }

@@ -60,7 +60,7 @@ pub(super) fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
     let (c, r, u) = (p.counters(), p.raft().counters(), p.raft().store().ual().counters());
     format!(
         "partition {}: keys {} expiring {} applied {} | proposed {} expiry-proposals {} answered-now {} busy {} (log-ring {} waiters {} window {} proposals {} raft {}) snapshots {} snapshot-failures {} | \
-         raft term {} commit {} readies {} | log appends {} writes {} write-blocks {} superblock-writes {}",
+         raft term {} commit {} leader {} readies {} | peers in {} out {} refused {} outbox-full {} votes-ignored-after-start {} | log appends {} writes {} write-blocks {} superblock-writes {}",
         p.id(),
         p.kv().len(),
         p.kv().expiring(),
@@ -78,7 +78,13 @@ pub(super) fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
         c.snapshot_failures,
         p.raft().term(),
         p.raft().commit_index(),
+        p.leader_hint().unwrap_or(0),
         r.readies,
+        c.messages_in,
+        c.messages_out,
+        c.messages_refused,
+        c.messages_outbox_full,
+        c.votes_ignored_after_start,
         u.appends,
         u.writes,
         u.write_blocks,

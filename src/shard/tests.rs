@@ -318,10 +318,11 @@ impl ShardService for Waiting {
     fn poll(&mut self, _now: Nanos, _emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool {
         true
     }
-    fn wait_fds(&self, out: &mut Vec<i32>) {
+    fn wait_fds(&self, out: &mut Vec<i32>) -> bool {
         if self.device_only {
             out.push(42);
         }
+        self.device_only
     }
 }
 
