@@ -355,11 +355,11 @@ impl Accounting {
     /// One received datagram's payload, arrived at `now`. `echo_ok(k, body)` checks an OK ECHO
     /// or CANDLE_LIGHT answer's body (and sees the candle ids LIGHTs were answered with) (return `true` to accept; pass `|_, _| true` to skip the check).
     pub fn on_datagram(&mut self, payload: &[u8], now: Nanos, echo_ok: &mut impl FnMut(u64, &[u8]) -> bool) {
-        self.on_datagram_routed(payload, now, echo_ok, &mut |_, _| false);
+        self.on_datagram_routed(payload, now, echo_ok, &mut |_, _, _| false);
     }
 
     /// [`Accounting::on_datagram`], and every `NOT_LEADER` answer to a request still outstanding
-    /// goes to `not_leader(k, body)` first: `true` means the request is being resent (it stays
+    /// goes to `not_leader(k, intended, body)` first: `true` means the request is being resent (it stays
     /// outstanding, with its intended send time, so its latency will include the resend); `false`
     /// counts the answer as the error it is.
     pub fn on_datagram_routed(
@@ -367,7 +367,7 @@ impl Accounting {
         payload: &[u8],
         now: Nanos,
         echo_ok: &mut impl FnMut(u64, &[u8]) -> bool,
-        not_leader: &mut impl FnMut(u64, &[u8]) -> bool,
+        not_leader: &mut impl FnMut(u64, u64, &[u8]) -> bool,
     ) {
         let header = match wire::decode_header(payload) {
             Ok(h) => h,
@@ -385,12 +385,12 @@ impl Accounting {
             match frame {
                 Ok(f) => {
                     let k = f.request_id;
-                    if f.status == Status::NotLeader as u8
-                        && k & MALFORMED_ID_BIT == 0
-                        && self.outstanding.is_outstanding(k)
-                        && not_leader(k, f.body)
-                    {
-                        continue;
+                    if f.status == Status::NotLeader as u8 && k & MALFORMED_ID_BIT == 0 {
+                        if let Some(intended) = self.outstanding.intended(k) {
+                            if not_leader(k, intended, f.body) {
+                                continue;
+                            }
+                        }
                     }
                     if f.status == Status::Ok as u8
                         && matches!(f.opcode, wire::opcode::ECHO | wire::opcode::CANDLE_LIGHT)

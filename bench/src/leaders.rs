@@ -9,7 +9,8 @@
 //!   same frame under the same client id and request id (exactly-once), counted in
 //!   `not_leader_redirects`; later requests for that partition's keys go straight to that node;
 //! - one answered `NOT_LEADER` without a hint (that node knows no leader) is resent to the next
-//!   node after [`RETRY_PAUSE_NS`], counted in `not_leader_retries`;
+//!   node after [`retry_pause`] (20 ms, or half the request's age when longer), counted in
+//!   `not_leader_retries`;
 //! - a node that has left a request unanswered for a whole timeout while answering nothing else
 //!   is given up as a leader: its partitions are forgotten and the seed moves to the next node
 //!   (`failovers`), so a killed leader's keys reach a live node, whose hint then names the new
@@ -26,7 +27,8 @@
 
 use crate::accounting::Accounting;
 use crate::traffic::TrafficGen;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use vigil::inbox::{Placement, PARTITIONS_MAX};
 use vigil::wire::{DatagramWriter, LeaderHint};
 use vigil_pmd::{Batch, Nanos, PacketIo, Peer, TxDatagram};
@@ -38,6 +40,15 @@ pub const RESENDS_MAX: usize = 8192;
 /// The pause before resending a request answered `NOT_LEADER` without a hint (10-50 ms is what
 /// docs/PROTOCOL.md asks for).
 pub const RETRY_PAUSE_NS: u64 = 20_000_000;
+
+/// The pause before resending a request that has waited since `intended` and was just told no
+/// leader is known: [`RETRY_PAUSE_NS`], or half its age when longer. Every waiting request is
+/// retried, so without the growth an election would get (timeout / pause) datagrams per request
+/// offered in it (50 at 1 s and 20 ms) just when the nodes have least time for them; with it,
+/// about 10.
+pub fn retry_pause(intended: u64, now: u64) -> u64 {
+    RETRY_PAUSE_NS.max(now.saturating_sub(intended) / 2)
+}
 
 /// A request to send again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +91,10 @@ pub struct Leaders {
     table: Vec<u8>,
     /// Per node: when the oldest send since its last answer went out, 0 when none is waiting.
     silent_since: Vec<u64>,
-    resends: VecDeque<Resend>,
+    /// Redirects to a named leader: due at once, in arrival order.
+    redirects: VecDeque<Resend>,
+    /// Retries after a pause, earliest first: `(not_before, k, node)`.
+    retries: BinaryHeap<Reverse<(u64, u64, usize)>>,
     timeout_ns: u64,
     /// What it did.
     pub counts: LeaderCounts,
@@ -99,7 +113,8 @@ impl Leaders {
             placement: None,
             table: vec![0; PARTITIONS_MAX as usize],
             silent_since: vec![0; NODES_MAX],
-            resends: VecDeque::with_capacity(RESENDS_MAX),
+            redirects: VecDeque::with_capacity(RESENDS_MAX),
+            retries: BinaryHeap::with_capacity(RESENDS_MAX),
             timeout_ns,
             counts: LeaderCounts::default(),
         }
@@ -171,11 +186,11 @@ impl Leaders {
         }
     }
 
-    /// Request `k` was answered `NOT_LEADER` with `body` by `from` at `now`: learns the hint and
-    /// queues the resend. `false`: the answer stands as an error (a body that is not a hint, the
-    /// node or resend limits reached).
-    pub fn not_leader(&mut self, k: u64, body: &[u8], from: &Peer, now: u64) -> bool {
-        if self.resends.len() >= RESENDS_MAX {
+    /// Request `k`, meant to be sent at `intended`, was answered `NOT_LEADER` with `body` by
+    /// `from` at `now`: learns the hint and queues the resend. `false`: the answer stands as an
+    /// error (a body that is not a hint, the node or resend limits reached).
+    pub fn not_leader(&mut self, k: u64, intended: u64, body: &[u8], from: &Peer, now: u64) -> bool {
+        if self.resends_waiting() >= RESENDS_MAX {
             return false;
         }
         let from_index = self.index_of(from);
@@ -186,7 +201,7 @@ impl Leaders {
             let Some(from) = from_index else { return false };
             let node = (from + 1) % self.nodes.len();
             self.counts.not_leader_retries += 1;
-            self.resends.push_back(Resend { k, node, not_before: now + RETRY_PAUSE_NS });
+            self.retries.push(Reverse((now + retry_pause(intended, now), k, node)));
             return true;
         }
         let Some(hint) = LeaderHint::decode(body) else { return false };
@@ -200,9 +215,12 @@ impl Leaders {
         let Some(node) = self.index_of(&leader).or_else(|| self.add_node(leader)) else { return false };
         self.table[hint.partition as usize] = u8::try_from(node + 1).expect("NODES_MAX fits u8");
         // A node naming itself is behind on its own news: give it the pause.
-        let pause = if Some(node) == from_index { RETRY_PAUSE_NS } else { 0 };
         self.counts.not_leader_redirects += 1;
-        self.resends.push_back(Resend { k, node, not_before: now + pause });
+        if Some(node) == from_index {
+            self.retries.push(Reverse((now + retry_pause(intended, now), k, node)));
+        } else {
+            self.redirects.push_back(Resend { k, node, not_before: now });
+        }
         true
     }
 
@@ -214,12 +232,18 @@ impl Leaders {
         Some(self.nodes.len() - 1)
     }
 
-    /// The next resend due at `now`, if any (resends wait in arrival order; an immediate
-    /// redirect queued behind a paused retry waits for it, at most one pause).
+    /// The next resend due at `now`, if any: redirects first, in arrival order, then the
+    /// retries whose pause is over, earliest first.
     #[inline]
     pub fn next_resend(&mut self, now: u64) -> Option<Resend> {
-        match self.resends.front() {
-            Some(r) if r.not_before <= now => self.resends.pop_front(),
+        if let Some(r) = self.redirects.pop_front() {
+            return Some(r);
+        }
+        match self.retries.peek() {
+            Some(Reverse((not_before, _, _))) if *not_before <= now => {
+                let Reverse((not_before, k, node)) = self.retries.pop().expect("peeked");
+                Some(Resend { k, node, not_before })
+            }
             _ => None,
         }
     }
@@ -264,12 +288,12 @@ impl Leaders {
     /// Puts back a resend [`Leaders::next_resend`] gave that could not go out yet (no transmit
     /// buffer): it goes first next time.
     pub fn requeue(&mut self, r: Resend) {
-        self.resends.push_front(r);
+        self.redirects.push_front(r);
     }
 
     /// Resends still waiting.
     pub fn resends_waiting(&self) -> usize {
-        self.resends.len()
+        self.redirects.len() + self.retries.len()
     }
 }
 
@@ -294,13 +318,13 @@ mod tests {
     fn a_hint_redirects_at_once_and_routes_the_partition_afterwards() {
         let mut l = Leaders::new(&[peer(1), peer(2), peer(3)], 1_000);
         assert_eq!(l.route(Some(b"k"), 10), 0, "the seed until a hint");
-        assert!(l.not_leader(7, &hint(b"k", 3), &peer(1), 10));
+        assert!(l.not_leader(7, 0, &hint(b"k", 3), &peer(1), 10));
         assert_eq!(l.next_resend(10), Some(Resend { k: 7, node: 2, not_before: 10 }));
         assert_eq!(l.route(Some(b"k"), 11), 2);
         assert_eq!(l.route(None, 11), 0, "no key: the seed");
         assert_eq!(l.counts.not_leader_redirects, 1);
         // A leader no target listed is added.
-        assert!(l.not_leader(8, &hint(b"k", 9), &peer(3), 12));
+        assert!(l.not_leader(8, 0, &hint(b"k", 9), &peer(3), 12));
         assert_eq!(l.node(3), peer(9));
         assert_eq!(l.route(Some(b"k"), 12), 3);
     }
@@ -308,27 +332,50 @@ mod tests {
     #[test]
     fn an_empty_not_leader_retries_the_next_node_after_the_pause_and_a_bad_body_is_an_error() {
         let mut l = Leaders::new(&[peer(1), peer(2)], 1_000);
-        assert!(l.not_leader(5, &[], &peer(2), 100));
+        assert!(l.not_leader(5, 0, &[], &peer(2), 100));
         assert_eq!(l.next_resend(100), None, "not before the pause");
         assert_eq!(
             l.next_resend(100 + RETRY_PAUSE_NS),
             Some(Resend { k: 5, node: 0, not_before: 100 + RETRY_PAUSE_NS })
         );
+        assert_eq!(retry_pause(0, 10), RETRY_PAUSE_NS);
+        assert_eq!(retry_pause(0, 10 * RETRY_PAUSE_NS), 5 * RETRY_PAUSE_NS, "half the age once longer");
         let mut alone = Leaders::new(&[peer(1)], 1_000);
-        assert!(alone.not_leader(5, &[], &peer(1), 100));
+        assert!(alone.not_leader(5, 0, &[], &peer(1), 100));
         assert_eq!(alone.next_resend(u64::MAX).map(|r| r.node), Some(0), "one node: the same node");
         assert_eq!(l.counts.not_leader_retries, 1);
-        assert!(!l.not_leader(6, &[1, 2, 3], &peer(2), 100));
-        assert!(!l.not_leader(6, &[], &peer(7), 100), "an unknown node's empty NOT_LEADER");
+        assert!(!l.not_leader(6, 0, &[1, 2, 3], &peer(2), 100));
+        assert!(!l.not_leader(6, 0, &[], &peer(7), 100), "an unknown node's empty NOT_LEADER");
         let mut too_many = hint(b"k", 2);
         too_many[18..22].copy_from_slice(&((1u32 << 16) + 1).to_le_bytes());
-        assert!(!l.not_leader(6, &too_many, &peer(2), 100), "more partitions than a cluster has");
+        assert!(!l.not_leader(6, 0, &too_many, &peer(2), 100), "more partitions than a cluster has");
+    }
+
+    #[test]
+    fn a_paused_retry_never_holds_back_a_redirect_and_retries_come_out_earliest_first() {
+        let mut l = Leaders::new(&[peer(1), peer(2), peer(3)], 1_000_000_000);
+        // An old request (age 1 s) told "no leader": its pause is half a second.
+        assert!(l.not_leader(1, 0, &[], &peer(1), 1_000_000_000));
+        // A young one told the same: 20 ms.
+        assert!(l.not_leader(2, 1_000_000_000, &[], &peer(1), 1_000_000_000));
+        // Then a hint: due at once, ahead of both.
+        assert!(l.not_leader(3, 1_000_000_000, &hint(b"k", 3), &peer(1), 1_000_000_000));
+        assert_eq!(l.next_resend(1_000_000_000).map(|r| r.k), Some(3));
+        assert_eq!(l.next_resend(1_000_000_000), None);
+        assert_eq!(l.next_resend(1_020_000_000).map(|r| r.k), Some(2));
+        assert_eq!(l.next_resend(1_020_000_000), None);
+        assert_eq!(l.next_resend(1_500_000_000).map(|r| (r.k, r.node)), Some((1, 1)));
+        assert_eq!(l.resends_waiting(), 0);
+        // A node naming itself as leader gets the pause too.
+        assert!(l.not_leader(4, 1_500_000_000, &hint(b"k", 3), &peer(3), 1_500_000_000));
+        assert_eq!(l.next_resend(1_500_000_000), None);
+        assert_eq!(l.next_resend(1_520_000_000).map(|r| (r.k, r.node)), Some((4, 2)));
     }
 
     #[test]
     fn a_node_silent_for_a_timeout_is_given_up_and_an_answer_keeps_it() {
         let mut l = Leaders::new(&[peer(1), peer(2), peer(3)], 1_000);
-        assert!(l.not_leader(1, &hint(b"k", 2), &peer(1), 0));
+        assert!(l.not_leader(1, 0, &hint(b"k", 2), &peer(1), 0));
         assert_eq!(l.route(Some(b"k"), 10), 1);
         l.sent(1, 10);
         l.heard(&peer(2));

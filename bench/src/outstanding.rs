@@ -93,7 +93,14 @@ impl Outstanding {
     /// Whether `k` is still waiting for its answer (issued, neither answered nor evicted).
     #[inline]
     pub fn is_outstanding(&self, k: u64) -> bool {
-        k != EMPTY && self.slots[(k & self.mask) as usize].0 == k
+        self.intended(k).is_some()
+    }
+
+    /// The intended send time of `k` while it waits for its answer.
+    #[inline]
+    pub fn intended(&self, k: u64) -> Option<u64> {
+        let slot = self.slots[(k & self.mask) as usize];
+        (k != EMPTY && slot.0 == k).then_some(slot.1)
     }
 
     /// Empties the ring, calling `f` with each `(id, intended_ns)` still outstanding (the

@@ -665,8 +665,8 @@ fn receive<P: PacketIo, C: Clock>(
     for rx in rx_batch.drain() {
         let from = rx.peer();
         leaders.heard(&from);
-        acct.on_datagram_routed(rx.payload(), now, echo_ok, &mut |k, body| {
-            leaders.not_leader(k, body, &from, now.0)
+        acct.on_datagram_routed(rx.payload(), now, echo_ok, &mut |k, intended, body| {
+            leaders.not_leader(k, intended, body, &from, now.0)
         });
     }
 }
