@@ -299,6 +299,18 @@ impl Accounting {
         self.outstanding.is_outstanding(k)
     }
 
+    /// Records that request `k` went to node `node` (its first send or a resend).
+    #[inline]
+    pub fn sent_to(&mut self, k: u64, node: u8) {
+        self.outstanding.sent_to(k, node);
+    }
+
+    /// Calls `f(k)` for every request still waiting whose last send went to `node`, until `f`
+    /// returns `false`.
+    pub fn each_sent_to(&self, node: u8, f: impl FnMut(u64) -> bool) {
+        self.outstanding.each_sent_to(node, f);
+    }
+
     /// Requests still waiting for an answer.
     pub fn outstanding(&self) -> u64 {
         self.outstanding.outstanding()

@@ -11,10 +11,11 @@
 //! - one answered `NOT_LEADER` without a hint (that node knows no leader) is resent to the next
 //!   node after [`retry_pause`] (20 ms, or half the request's age when longer), counted in
 //!   `not_leader_retries`;
-//! - a node that has left a request unanswered for a whole timeout while answering nothing else
-//!   is given up as a leader: its partitions are forgotten and the seed moves to the next node
-//!   (`failovers`), so a killed leader's keys reach a live node, whose hint then names the new
-//!   leader.
+//! - a node that has answered nothing for `silence_ns` (a quarter of the timeout) while a request
+//!   to it waited is given up as a leader: its partitions are forgotten, the seed moves to the
+//!   next node (`failovers`), and the requests still waiting on it are resent to the new seed
+//!   (`failover_resends`), so a killed or cut-off leader's keys reach a live node, whose hint then
+//!   names the new leader.
 //!
 //! The request keeps its place in the outstanding ring and its intended send time, so a
 //! redirected request's latency includes the redirect, and it still ends as exactly one of
@@ -50,6 +51,12 @@ pub fn retry_pause(intended: u64, now: u64) -> u64 {
     RETRY_PAUSE_NS.max(now.saturating_sub(intended) / 2)
 }
 
+/// A node index as the outstanding ring keeps it (below [`NODES_MAX`], so it fits).
+#[inline]
+pub fn node_byte(node: usize) -> u8 {
+    u8::try_from(node).expect("NODES_MAX fits u8")
+}
+
 /// A request to send again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Resend {
@@ -70,6 +77,8 @@ pub struct LeaderCounts {
     pub not_leader_retries: u64,
     /// Nodes given up as leaders after a timeout without an answer.
     pub failovers: u64,
+    /// Requests waiting on a node given up, resent to the next.
+    pub failover_resends: u64,
 }
 
 impl LeaderCounts {
@@ -78,6 +87,7 @@ impl LeaderCounts {
         self.not_leader_redirects += o.not_leader_redirects;
         self.not_leader_retries += o.not_leader_retries;
         self.failovers += o.failovers;
+        self.failover_resends += o.failover_resends;
     }
 }
 
@@ -95,15 +105,17 @@ pub struct Leaders {
     redirects: VecDeque<Resend>,
     /// Retries after a pause, earliest first: `(not_before, k, node)`.
     retries: BinaryHeap<Reverse<(u64, u64, usize)>>,
-    timeout_ns: u64,
+    silence_ns: u64,
+    /// The node given up last, until [`Leaders::take_given_up`].
+    given_up: Option<usize>,
     /// What it did.
     pub counts: LeaderCounts,
 }
 
 impl Leaders {
     /// The cluster of `targets` (the seed first; at least one), giving a node up after
-    /// `timeout_ns` without an answer.
-    pub fn new(targets: &[Peer], timeout_ns: u64) -> Self {
+    /// `silence_ns` without an answer while a request to it waits.
+    pub fn new(targets: &[Peer], silence_ns: u64) -> Self {
         assert!(!targets.is_empty(), "at least one target");
         let mut nodes = Vec::with_capacity(NODES_MAX);
         nodes.extend(targets.iter().take(NODES_MAX).copied());
@@ -115,7 +127,8 @@ impl Leaders {
             silent_since: vec![0; NODES_MAX],
             redirects: VecDeque::with_capacity(RESENDS_MAX),
             retries: BinaryHeap::with_capacity(RESENDS_MAX),
-            timeout_ns,
+            silence_ns,
+            given_up: None,
             counts: LeaderCounts::default(),
         }
     }
@@ -140,7 +153,7 @@ impl Leaders {
     pub fn route(&mut self, key: Option<&[u8]>, now: u64) -> usize {
         let node = key.and_then(|k| self.leader_of(k)).unwrap_or(self.seed);
         let since = self.silent_since[node];
-        if since != 0 && now.saturating_sub(since) > self.timeout_ns && self.nodes.len() > 1 {
+        if since != 0 && now.saturating_sub(since) > self.silence_ns && self.nodes.len() > 1 {
             self.give_up(node);
             return key.and_then(|k| self.leader_of(k)).unwrap_or(self.seed);
         }
@@ -168,6 +181,24 @@ impl Leaders {
         if self.seed == node {
             self.seed = (self.seed + 1) % self.nodes.len();
         }
+        self.given_up = Some(node);
+    }
+
+    /// The node given up since the last call, if any: the caller resends what waits on it
+    /// ([`Leaders::resend_stranded`]).
+    pub fn take_given_up(&mut self) -> Option<usize> {
+        self.given_up.take()
+    }
+
+    /// Queues request `k`, left waiting on a node given up, for the seed; `false` when the
+    /// resend queue is full (it then times out).
+    pub fn resend_stranded(&mut self, k: u64, now: u64) -> bool {
+        if self.resends_waiting() >= RESENDS_MAX {
+            return false;
+        }
+        self.counts.failover_resends += 1;
+        self.redirects.push_back(Resend { k, node: self.seed, not_before: now });
+        true
     }
 
     /// A datagram went to `node` at `now`.
@@ -257,7 +288,7 @@ impl Leaders {
         &mut self,
         io: &mut P,
         tx_batch: &mut Batch<P::Tx>,
-        acct: &Accounting,
+        acct: &mut Accounting,
         traffic: &mut TrafficGen,
         client_id: u64,
         now: Nanos,
@@ -279,6 +310,7 @@ impl Leaders {
             let len = w.finish();
             tx.set_len(len);
             self.sent(r.node, now.0);
+            acct.sent_to(r.k, node_byte(r.node));
             if tx_batch.push(tx).is_err() {
                 unreachable!("room was checked");
             }

@@ -11,7 +11,7 @@
 //! `schedule`, `threads`, `workload`, `hist_log`, `search` (null outside search mode),
 //! `malformed_sent`/`malformed_answered` (injected traffic, never in `latency_ns`), `bad_echo` and
 //! `not_found` (KV GETs answered `NOT_FOUND`, counted in `received`), `not_leader_redirects`,
-//! `not_leader_retries` and `leader_failovers` (leader following in a replicated cluster).
+//! `not_leader_retries`, `leader_failovers` and `failover_resends` (leader following in a replicated cluster).
 //! `offered_rps` stays an integer: the schedule's rate (fixed, Poisson), else the mean offered over
 //! the measured phase.
 
@@ -176,8 +176,11 @@ pub struct Summary {
     pub not_leader_redirects: u64,
     /// Requests answered `NOT_LEADER` without a hint (no leader yet) and resent after a pause.
     pub not_leader_retries: u64,
-    /// Nodes given up as leaders after a timeout without any answer (a killed or cut-off leader).
+    /// Nodes given up as leaders after a quarter of the timeout without any answer (a killed or
+    /// cut-off leader).
     pub leader_failovers: u64,
+    /// Requests waiting on a node given up, resent to the next node.
+    pub failover_resends: u64,
     /// The search (search mode only): objective, trials, best rate.
     pub search: Option<SearchResult>,
 }
@@ -276,6 +279,7 @@ impl Summary {
             not_leader_redirects: a.leaders.not_leader_redirects,
             not_leader_retries: a.leaders.not_leader_retries,
             leader_failovers: a.leaders.failovers,
+            failover_resends: a.leaders.failover_resends,
             search: None,
         }
     }
@@ -371,8 +375,8 @@ impl Summary {
         }
         if self.not_leader_redirects + self.not_leader_retries + self.leader_failovers > 0 {
             s += &format!(
-                "  leader following: not_leader_redirects {}  not_leader_retries {}  failovers {} (latency includes them)\n",
-                self.not_leader_redirects, self.not_leader_retries, self.leader_failovers
+                "  leader following: not_leader_redirects {}  not_leader_retries {}  failovers {} (resent {}; latency includes them)\n",
+                self.not_leader_redirects, self.not_leader_retries, self.leader_failovers, self.failover_resends
             );
         }
         if self.bad_echo > 0 {

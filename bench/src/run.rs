@@ -30,7 +30,7 @@
 //!   ends the send phase early and shortens the measured window to match.
 
 use crate::accounting::{Accounting, Intervals, MALFORMED_ID_BIT};
-use crate::leaders::{Leaders, NODES_MAX};
+use crate::leaders::{node_byte, Leaders, NODES_MAX};
 use crate::outstanding::window_for;
 use crate::progress::ProgressSlot;
 use crate::rate::Arrivals;
@@ -517,7 +517,9 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     // NOT_LEADER hint named it.
     let mut targets = vec![peer];
     targets.extend(spec.cluster.iter().filter(|n| (n.ip, n.port) != (peer.ip, peer.port)));
-    let mut leaders = Leaders::new(&targets, timeout_ns);
+    // A node silent for a quarter of the timeout while requests wait on it is given up, and
+    // those requests resent, well before they would time out.
+    let mut leaders = Leaders::new(&targets, timeout_ns / 4);
     let mut key_buf = [0u8; KEY_BYTES_MAX];
 
     let mut seq = 0u64;
@@ -540,7 +542,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
                 send_lag_max_ns = send_lag_max_ns.max(now.0 - intended);
             }
         }
-        leaders.resend_due(io, &mut tx_batch, &acct, &mut traffic, client_id, now);
+        leaders.resend_due(io, &mut tx_batch, &mut acct, &mut traffic, client_id, now);
         while tx_batch.room() > 0 {
             let Some(t) = arrivals.peek() else { break };
             let intended = Nanos(start.0.saturating_add(t));
@@ -561,12 +563,17 @@ pub fn run_thread<P: PacketIo, C: Clock>(
             tx.set_len(len);
             for k in first..first + n {
                 acct.issue(k, intended, now);
+                acct.sent_to(k, node_byte(node));
             }
             seq += n;
             datagrams += 1;
             if tx_batch.push(tx).is_err() {
                 unreachable!("room was checked");
             }
+        }
+        if let Some(dead) = leaders.take_given_up() {
+            // What still waits on a node given up goes to the next one (next iteration).
+            acct.each_sent_to(node_byte(dead), |k| leaders.resend_stranded(k, now.0));
         }
         if let Some((arr, gen, j)) = &mut bad {
             while tx_batch.room() > 0 && arr.peek().is_some_and(|t| start.0.saturating_add(t) <= now.0) {
@@ -602,7 +609,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     let deadline = Nanos(send_end.0.saturating_add(timeout_ns));
     let stop_at_send_end = stopped_early;
     loop {
-        leaders.resend_due(io, &mut tx_batch, &acct, &mut traffic, client_id, clock.now());
+        leaders.resend_due(io, &mut tx_batch, &mut acct, &mut traffic, client_id, clock.now());
         if !tx_batch.is_empty() {
             io.tx_burst(&mut tx_batch);
         }
