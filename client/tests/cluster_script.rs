@@ -2,6 +2,7 @@
 //! namespaces (config/cluster-3), written through the client from the root namespace while the
 //! script kills the leader (SIGKILL) and starts it again, cuts a node off and heals it, and pauses
 //! one (SIGSTOP) and resumes it; afterwards every acknowledged write reads back with its value.
+//! The script's `load` drives the load generator at the three nodes once.
 //!
 //! Needs root (namespaces, links) and iproute2: it fails, loudly, without them (CI runs as root).
 //! It uses the script's fixed names (vigil-n1..n3, vigil-br0, /tmp/vigil-cluster) and refuses to
@@ -117,6 +118,25 @@ fn three_nodes_in_namespaces_survive_kill_partition_and_pause_with_every_acknowl
     cluster(&["pause", &paused]);
     write(&mut c, "paused", 20, &mut acked);
     cluster(&["resume", &paused]);
+    // The load generator at all three, from the root namespace (what it measures under a
+    // shared 2-core VM is not asserted: only that it ran against the cluster and reported).
+    let load = cluster(&[
+        "load",
+        "--op",
+        "kv",
+        "--read-ratio",
+        "0.5",
+        "--keys",
+        "100",
+        "--rate",
+        "200",
+        "--duration",
+        "1",
+    ]);
+    assert!(
+        load.contains("10.77.0.1:9000,10.77.0.2:9000,10.77.0.3:9000") && load.contains("achieved"),
+        "{load}"
+    );
     let status = cluster(&["status"]);
     assert_eq!(status.matches("[OK]").count(), 3, "three nodes running:\n{status}");
 
