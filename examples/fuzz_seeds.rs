@@ -289,6 +289,19 @@ fn peer_seeds(dir: &Path) -> std::io::Result<()> {
     write(dir, "peer_datagram", "snapshot", &peer_input(&[(5, snapshot)]))
 }
 
+fn hint_seeds(dir: &Path) -> std::io::Result<()> {
+    let hint = vigil::wire::LeaderHint {
+        node: 3,
+        address: std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(10, 77, 0, 3), 9000),
+        partition: 5,
+        partitions: 8,
+    };
+    let mut body = [0u8; vigil::wire::LEADER_HINT_LEN];
+    hint.encode(&mut body);
+    write(dir, "leader_hint", "node-3-partition-5", &body)?;
+    write(dir, "leader_hint", "empty", &[])
+}
+
 fn main() -> std::io::Result<()> {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
     wire_seeds(&dir)?;
@@ -300,6 +313,7 @@ fn main() -> std::io::Result<()> {
     http_seeds(&dir)?;
     candle_seeds(&dir)?;
     peer_seeds(&dir)?;
+    hint_seeds(&dir)?;
     println!("seed corpora written under {}", dir.display());
     Ok(())
 }

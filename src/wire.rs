@@ -460,6 +460,9 @@ pub mod opcode {
     pub const MSET: u8 = 0x1b;
     /// KV CAD: delete a key only if its version is the expected one, through the log.
     pub const CAD: u8 = 0x1c;
+    /// KV GET_BOUNDED: a GET that a follower may answer, at most `cluster.follower_read_staleness_ms`
+    /// stale (the leader answers it as a GET); `NOT_LEADER` and the hint where neither can.
+    pub const GET_BOUNDED: u8 = 0x1d;
     /// CANDLE LIGHT: light a candle (a 128-byte slot and its overflow values,
     /// `candle::command`) through the log; the answer is its id.
     pub const CANDLE_LIGHT: u8 = 0x30;

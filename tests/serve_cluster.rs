@@ -59,6 +59,7 @@ segment_count = 16
 snapshot_every_entries = 1000000
 [cluster]
 tick_ms = 50
+follower_read_staleness_ms = 300
 node_id = {id}
 nodes = [
 {nodes}]
@@ -269,6 +270,32 @@ fn leader_of(key: &[u8], nodes: &[SocketAddr]) -> Option<usize> {
     nodes.iter().position(|n| Some(*n) == c.answered_by)
 }
 
+/// A GET_BOUNDED sent to `node` alone (no hint followed): its value, or the status it refused
+/// with after a second of retries.
+fn bounded_get(node: SocketAddr, key: &[u8]) -> Result<Option<Vec<u8>>, Status> {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(TRY_TIMEOUT)).unwrap();
+    let mut last = Status::Unavailable;
+    for request_id in 1..=20u64 {
+        let mut buf = vec![0u8; 2048];
+        let mut w = DatagramWriter::request(&mut buf, 77).unwrap();
+        w.push(opcode::GET_BOUNDED, 0, request_id, key).unwrap();
+        let len = w.finish();
+        socket.send_to(&buf[..len], node).unwrap();
+        let mut answer = [0u8; 2048];
+        if let Ok((n, _)) = socket.recv_from(&mut answer) {
+            match frame_for(&answer[..n], request_id) {
+                Some((Status::Ok, body)) => return Ok(Some(body[8..].to_vec())),
+                Some((Status::NotFound, _)) => return Ok(None),
+                Some((status, _)) => last = status,
+                None => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(last)
+}
+
 /// Keys per partition from a stop report's `partition P: keys K ...` lines.
 fn partition_keys(report: &str) -> BTreeMap<u16, u64> {
     report
@@ -371,6 +398,32 @@ fn three_nodes_keep_every_acknowledged_write_through_a_kill_a_restart_and_a_paus
             )
         }
         other => panic!("the history is not linearizable: {other:?}"),
+    }
+
+    // Followers answer GET_BOUNDED within their bound: once the writes stopped for longer than
+    // it, every node, leader or not, gives each key's last value (the final reads' answers).
+    std::thread::sleep(Duration::from_millis(600));
+    let finals: Vec<_> = history.records().iter().rev().take(KEYS).cloned().collect();
+    for (i, node) in nodes.iter().enumerate() {
+        for record in &finals {
+            let (KvOp::Get { key }, vigil::check::Fate::Completed { outcome, .. }) =
+                (&record.op, &record.fate)
+            else {
+                panic!("the final reads completed: {record:?}")
+            };
+            let got = bounded_get(*node, key);
+            let want = match outcome {
+                Outcome::Found { value, .. } => Some(value.clone()),
+                _ => None,
+            };
+            assert_eq!(
+                got,
+                Ok(want),
+                "node {} answers GET_BOUNDED {:?}",
+                i + 1,
+                String::from_utf8_lossy(key)
+            );
+        }
     }
 
     // Every node holds the same keys in every partition: the followers applied what the leader

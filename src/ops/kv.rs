@@ -303,6 +303,14 @@ impl<D: BlockIo> KvShard<D> {
             KvRequest::Read(op, body) => {
                 return self.local(partition).read_kv(*op, body, now_ms, out).map(Answer::Now)
             }
+            KvRequest::BoundedRead(key) => {
+                let p = self.local(partition);
+                let answer = match p.serves_reads() {
+                    true => p.read_kv(opcode::GET, key, now_ms, out),
+                    false => p.get_bounded(key, now_ms, out),
+                };
+                return answer.map(Answer::Now);
+            }
             KvRequest::Count(_) => {
                 return self.local(partition).read_kv(opcode::KEYS_COUNT, &[], now_ms, out).map(Answer::Now)
             }
@@ -694,6 +702,8 @@ fn render_candle(result: &ApplyResult, partition: u16, out: &mut [u8]) -> Result
 enum KvRequest<'a> {
     /// A read (GET, TTL) of this key.
     Read(u8, &'a [u8]),
+    /// A GET a follower may answer within its staleness bound (GET_BOUNDED) of this key.
+    BoundedRead(&'a [u8]),
     /// KEYS_COUNT of this partition.
     Count(u16),
     /// A write, as it will be logged.
@@ -712,6 +722,9 @@ impl<'a> KvRequest<'a> {
         if is_read(op) {
             return Ok(KvRequest::Read(op, parse_get(body)));
         }
+        if op == opcode::GET_BOUNDED {
+            return Ok(KvRequest::BoundedRead(parse_get(body)));
+        }
         if candle_ops::is_candle(op) {
             return CandleRequest::parse(op, client_id, request_id, body).map(KvRequest::Candle);
         }
@@ -721,7 +734,7 @@ impl<'a> KvRequest<'a> {
     /// The key it is placed by.
     fn key(&self) -> &'a [u8] {
         match self {
-            KvRequest::Read(_, key) => key,
+            KvRequest::Read(_, key) | KvRequest::BoundedRead(key) => key,
             KvRequest::Count(_) | KvRequest::Candle(_) => b"",
             KvRequest::Write(cmd) => cmd.op.key(),
         }
@@ -744,6 +757,7 @@ impl<D: BlockIo + 'static> Subsystem for Kv<D> {
     fn register(self, d: &mut Dispatcher) -> Result<(), DispatchError> {
         for (op, name) in [
             (opcode::GET, "kv.get"),
+            (opcode::GET_BOUNDED, "kv.get_bounded"),
             (opcode::SET, "kv.set"),
             (opcode::DEL, "kv.del"),
             (opcode::INCR, "kv.incr"),

@@ -142,13 +142,19 @@ impl<D: BlockIo> Partition<D> {
             && self.raft.applied_index() >= index
     }
 
-    /// Answers a KV GET as a follower, at most `follower_read_staleness_ns` stale
-    /// (`serves_bounded_reads`; `NOT_LEADER` when it does not).
-    pub fn get_bounded(&self, body: &[u8], out: &mut [u8]) -> Result<usize, crate::wire::Status> {
+    /// Answers a KV GET (its body: the key) as a follower, at most `follower_read_staleness_ns`
+    /// stale, keys past their expiry at `now_ms` absent (`serves_bounded_reads`; `NOT_LEADER`
+    /// when it does not).
+    pub fn get_bounded(
+        &self,
+        body: &[u8],
+        now_ms: u64,
+        out: &mut [u8],
+    ) -> Result<usize, crate::wire::Status> {
         if !self.serves_bounded_reads() {
             return Err(crate::wire::Status::NotLeader);
         }
-        self.router.read(super::TAG_KV, crate::wire::opcode::GET, body, out)
+        self.kv().answer_read(crate::wire::opcode::GET, body, now_ms, out)
     }
 
     /// Takes the messages for the peers (appended to `into`); the node sends each to the node

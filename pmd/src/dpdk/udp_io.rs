@@ -31,6 +31,10 @@ use std::sync::Arc;
 
 /// Entries in the per-queue ARP table (oldest replaced first when full).
 pub const ARP_TABLE_LEN: usize = 16;
+/// Unresolved addresses a queue watches its received datagrams for (see `DpdkUdpIo::tx_alloc`).
+const ARP_WANTED_LEN: usize = 4;
+/// An unresolved address is asked for by ARP once every this many datagrams sent to it.
+const ARP_ASK_EVERY: u64 = 64;
 
 /// Default and largest useful `burst_size_max`: one `rte_eth_rx_burst` call's worth per chunk is
 /// [`QUEUE_BURST_MAX`]; bigger bursts are done in several calls.
@@ -117,6 +121,13 @@ pub struct DpdkUdpIo {
     arp_table: [(Ipv4Addr, [u8; 6]); ARP_TABLE_LEN],
     arp_len: usize,
     arp_next: usize,
+    /// Addresses this queue sent to without knowing their MAC (see `tx_alloc`): learned from the
+    /// next datagram or ARP reply from them that this queue receives.
+    arp_wanted: [Ipv4Addr; ARP_WANTED_LEN],
+    arp_wanted_len: usize,
+    /// Datagrams sent to the broadcast MAC for want of the peer's (an ARP request every
+    /// `ARP_ASK_EVERY` of them).
+    tx_unresolved: u64,
     counters: IoCounters,
     rx_multi_segment: u64,
     /// The exception interface's queue pair, if this port has one.
@@ -158,6 +169,9 @@ impl DpdkUdpIo {
             arp_table: [(Ipv4Addr::UNSPECIFIED, [0; 6]); ARP_TABLE_LEN],
             arp_len: 0,
             arp_next: 0,
+            arp_wanted: [Ipv4Addr::UNSPECIFIED; ARP_WANTED_LEN],
+            arp_wanted_len: 0,
+            tx_unresolved: 0,
             counters: IoCounters::default(),
             rx_multi_segment: 0,
             exception: None,
@@ -282,7 +296,39 @@ impl DpdkUdpIo {
         true
     }
 
+    /// Learns `ip`'s MAC from a datagram it sent, if this queue wants it.
+    fn learn_wanted(&mut self, ip: Ipv4Addr, mac: [u8; 6]) {
+        if self.arp_wanted[..self.arp_wanted_len].contains(&ip) {
+            self.learn(ip, mac);
+        }
+    }
+
+    /// Datagrams sent to the broadcast MAC because the peer's was not known (`tx_alloc`).
+    pub fn tx_unresolved(&self) -> u64 {
+        self.tx_unresolved
+    }
+
+    /// The MAC to send to `ip` when it is not in the table: broadcast (the IPv4 header still names
+    /// the one host that takes the datagram), asking by ARP now and then and watching received
+    /// datagrams for it.
+    fn unresolved(&mut self, ip: Ipv4Addr) -> [u8; 6] {
+        if self.tx_unresolved.is_multiple_of(ARP_ASK_EVERY) {
+            self.send_arp_request(ip);
+        }
+        self.tx_unresolved += 1;
+        let wanted = &self.arp_wanted[..self.arp_wanted_len];
+        if !wanted.contains(&ip) && self.arp_wanted_len < ARP_WANTED_LEN {
+            self.arp_wanted[self.arp_wanted_len] = ip;
+            self.arp_wanted_len += 1;
+        }
+        net::MAC_BROADCAST
+    }
+
     fn learn(&mut self, ip: Ipv4Addr, mac: [u8; 6]) {
+        if let Some(i) = self.arp_wanted[..self.arp_wanted_len].iter().position(|w| *w == ip) {
+            self.arp_wanted_len -= 1;
+            self.arp_wanted.swap(i, self.arp_wanted_len);
+        }
         if let Some(entry) = self.arp_table[..self.arp_len].iter_mut().find(|(known, _)| *known == ip) {
             entry.1 = mac;
             return;
@@ -315,6 +361,9 @@ impl DpdkUdpIo {
         match net::classify(mbuf.data_mut(), &self.local) {
             Verdict::Udp { peer, payload_offset, payload_len } => {
                 self.counters.rx_datagrams += 1;
+                if self.arp_wanted_len > 0 {
+                    self.learn_wanted(peer.ip, peer.mac);
+                }
                 Some(DpdkRx { mbuf, payload_offset, payload_len, peer })
             }
             Verdict::ReplyInPlace { len, kind } => {
@@ -402,11 +451,13 @@ impl PacketIo for DpdkUdpIo {
             return None;
         };
         let mut peer = *peer;
-        // A peer known only by IP (a client addressing a server): use the MAC ARP learned.
+        // A peer known only by IP (a client addressing a server, a node addressing another from
+        // its config): the MAC ARP learned, else broadcast until it is learned.
         if peer.mac == [0; 6] {
-            if let Some(mac) = self.arp_lookup(peer.ip) {
-                peer.mac = mac;
-            }
+            peer.mac = match self.arp_lookup(peer.ip) {
+                Some(mac) => mac,
+                None => self.unresolved(peer.ip),
+            };
         }
         Some(DpdkTx { mbuf, peer, payload_len: 0, payload_max: self.payload_max })
     }

@@ -248,6 +248,23 @@ impl SimEndpoint {
     pub fn addr(&self) -> Peer {
         self.addr
     }
+
+    /// Another handle on the same address and queue, with counters of its own: the shards of
+    /// one simulated node behind one address, as `SO_REUSEPORT` sockets or RSS queues are (the
+    /// handle that polls first takes what arrived).
+    pub fn share(&self) -> SimEndpoint {
+        SimEndpoint { world: Rc::clone(&self.world), addr: self.addr, counters: IoCounters::default() }
+    }
+
+    /// Drops every datagram waiting for this address (a crashed process's socket buffers).
+    pub fn discard_waiting(&mut self) -> usize {
+        let mut w = self.world.borrow_mut();
+        w.deliver_due();
+        let i = w.endpoints[&self.addr];
+        let n = w.inboxes[i].len();
+        w.inboxes[i].clear();
+        n
+    }
 }
 
 impl PacketIo for SimEndpoint {

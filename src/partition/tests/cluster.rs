@@ -547,7 +547,7 @@ impl Sim {
         let node = &self.nodes[(id - 1) as usize];
         let Some(part) = node.part.as_ref().filter(|_| node.up(step)) else { return };
         let mut buf = [0u8; 512];
-        let version = match part.get_bounded(&key, &mut buf) {
+        let version = match part.get_bounded(&key, 0, &mut buf) {
             Ok(_) => u64::from_le_bytes(buf[..8].try_into().expect("8 bytes")),
             Err(Status::NotFound) => 0,
             Err(_) => return,
