@@ -222,7 +222,8 @@ fn run_dpdk(cli: &Cli, spec: &LoadSpec, opts: &Options, stop: &AtomicBool) -> Re
         None if cli.reflector => MAC_BROADCAST,
         None => {
             // ARP on queue 0, given back before the generator threads take their queues; the
-            // other cluster nodes' MACs too (a hint naming a node not listed reuses the seed's).
+            // other cluster nodes' MACs too (a node a hint names and no --cluster lists is sent to
+            // by address: the queue resolves its MAC by ARP, broadcasting until then).
             let mut io = DpdkUdpIo::new(port.queue(0)?, Arc::clone(&pool), local, burst);
             for node in &mut spec.cluster {
                 node.mac = resolve_mac(&mut io, node.ip, arp_timeout, stop)?;

@@ -242,7 +242,9 @@ impl Leaders {
             self.placement = Some(placement);
             self.table.fill(0);
         }
-        let leader = Peer { ip: *hint.address.ip(), port: hint.address.port(), ..self.nodes[0] };
+        // A node no target listed goes by address alone: the backend finds its MAC (DPDK: by ARP,
+        // broadcast until then); a listed one keeps the MAC resolved for it.
+        let leader = Peer::from_ip_port(*hint.address.ip(), hint.address.port());
         let Some(node) = self.index_of(&leader).or_else(|| self.add_node(leader)) else { return false };
         self.table[hint.partition as usize] = u8::try_from(node + 1).expect("NODES_MAX fits u8");
         // A node naming itself is behind on its own news: give it the pause.
