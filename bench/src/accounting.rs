@@ -15,6 +15,9 @@
 //!   every issued request ends as exactly one of `received` (OK answer within the timeout, latency
 //!   recorded if measured; a KV GET or CANDLE_GET answered `NOT_FOUND` counts here too, and also in `not_found`), `errors` (non-OK status) or `timeouts` (no answer within `timeout_ns` of
 //!   its intended time): after `finish`, `sent == received + errors + timeouts` (tested);
+//! - a `NOT_LEADER` answer that the caller resends ([`Accounting::on_datagram_routed`]) ends
+//!   nothing: the request stays outstanding with its intended time, so the latency of its final
+//!   answer includes the redirect;
 //! - answers nobody is waiting for (duplicates, unknown ids, answers to requests already counted
 //!   as timeouts) are `unexpected`; datagrams that do not decode, or requests that come back without
 //!   the response flag outside reflector mode, are `malformed`; answers to *injected* malformed
@@ -23,6 +26,7 @@
 //! - nothing here allocates after [`Accounting::new`] (histogram buckets and timeline are
 //!   preallocated) until `finish`.
 
+use crate::leaders::LeaderCounts;
 use crate::outstanding::Outstanding;
 use crate::progress::ProgressSlot;
 use hdrhistogram::Histogram;
@@ -215,6 +219,8 @@ pub struct Accounting {
     /// Measured-phase KV GETs answered `NOT_FOUND` (the key was never set, or was deleted): a normal
     /// outcome, counted in `received` (with its latency), never in `errors`.
     pub not_found: u64,
+    /// Leader following: `NOT_LEADER` redirects and retries, nodes given up ([`crate::leaders`]).
+    pub leaders: LeaderCounts,
 }
 
 impl Accounting {
@@ -250,6 +256,7 @@ impl Accounting {
             injected: MalformedCounts::default(),
             bad_echo: 0,
             not_found: 0,
+            leaders: LeaderCounts::default(),
         }
     }
 
@@ -284,6 +291,24 @@ impl Accounting {
     /// The end of the measured window.
     pub fn measure_end(&self) -> Nanos {
         Nanos(self.measure_end)
+    }
+
+    /// Whether request `k` still waits for its answer (a resend of one no longer waiting would
+    /// only produce an `unexpected` answer).
+    pub fn is_outstanding(&self, k: u64) -> bool {
+        self.outstanding.is_outstanding(k)
+    }
+
+    /// Records that request `k` went to node `node` (its first send or a resend).
+    #[inline]
+    pub fn sent_to(&mut self, k: u64, node: u8) {
+        self.outstanding.sent_to(k, node);
+    }
+
+    /// Calls `f(k)` for every request still waiting whose last send went to `node`, until `f`
+    /// returns `false`.
+    pub fn each_sent_to(&self, node: u8, f: impl FnMut(u64) -> bool) {
+        self.outstanding.each_sent_to(node, f);
     }
 
     /// Requests still waiting for an answer.
@@ -342,6 +367,20 @@ impl Accounting {
     /// One received datagram's payload, arrived at `now`. `echo_ok(k, body)` checks an OK ECHO
     /// or CANDLE_LIGHT answer's body (and sees the candle ids LIGHTs were answered with) (return `true` to accept; pass `|_, _| true` to skip the check).
     pub fn on_datagram(&mut self, payload: &[u8], now: Nanos, echo_ok: &mut impl FnMut(u64, &[u8]) -> bool) {
+        self.on_datagram_routed(payload, now, echo_ok, &mut |_, _, _| false);
+    }
+
+    /// [`Accounting::on_datagram`], and every `NOT_LEADER` answer to a request still outstanding
+    /// goes to `not_leader(k, intended, body)` first: `true` means the request is being resent (it stays
+    /// outstanding, with its intended send time, so its latency will include the resend); `false`
+    /// counts the answer as the error it is.
+    pub fn on_datagram_routed(
+        &mut self,
+        payload: &[u8],
+        now: Nanos,
+        echo_ok: &mut impl FnMut(u64, &[u8]) -> bool,
+        not_leader: &mut impl FnMut(u64, u64, &[u8]) -> bool,
+    ) {
         let header = match wire::decode_header(payload) {
             Ok(h) => h,
             Err(_) => {
@@ -358,6 +397,13 @@ impl Accounting {
             match frame {
                 Ok(f) => {
                     let k = f.request_id;
+                    if f.status == Status::NotLeader as u8 && k & MALFORMED_ID_BIT == 0 {
+                        if let Some(intended) = self.outstanding.intended(k) {
+                            if not_leader(k, intended, f.body) {
+                                continue;
+                            }
+                        }
+                    }
                     if f.status == Status::Ok as u8
                         && matches!(f.opcode, wire::opcode::ECHO | wire::opcode::CANDLE_LIGHT)
                         && k & MALFORMED_ID_BIT == 0
@@ -476,6 +522,7 @@ impl Accounting {
         }
         self.bad_echo += o.bad_echo;
         self.not_found += o.not_found;
+        self.leaders.add(&o.leaders);
         // The window of a stopped thread may end earlier; the run's is the latest.
         self.measure_end = self.measure_end.max(o.measure_end);
     }

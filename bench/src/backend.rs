@@ -50,7 +50,7 @@ pub struct Options {
 /// Runs `spec` (or the search) on the backend `cli` selects.
 pub fn run_selected(cli: &Cli, spec: &LoadSpec, opts: &Options, stop: &AtomicBool) -> Result<Finished> {
     match cli.backend {
-        BackendKind::Kernel => run_kernel(cli.server, spec, opts, stop),
+        BackendKind::Kernel => run_kernel(cli.seed(), spec, opts, stop),
         BackendKind::Dpdk => run_dpdk(cli, spec, opts, stop),
     }
 }
@@ -214,16 +214,24 @@ fn run_dpdk(cli: &Cli, spec: &LoadSpec, opts: &Options, stop: &AtomicBool) -> Re
     let local = LocalAddr { mac: port.mac_addr()?, ip: cli.local_ip, udp_port: cli.local_port };
     let burst = spec.burst.max(spec.rx_burst).min(BURST_SIZE_MAX);
 
-    let server_ip = *cli.server.ip();
+    let seed = cli.seed();
+    let server_ip = *seed.ip();
+    let mut spec = spec.clone();
     let server_mac = match cli.server_mac {
         Some(m) => m.0,
         None if cli.reflector => MAC_BROADCAST,
         None => {
-            // ARP on queue 0, given back before the generator threads take their queues.
+            // ARP on queue 0, given back before the generator threads take their queues; the
+            // other cluster nodes' MACs too (a node a hint names and no --cluster lists is sent to
+            // by address: the queue resolves its MAC by ARP, broadcasting until then).
             let mut io = DpdkUdpIo::new(port.queue(0)?, Arc::clone(&pool), local, burst);
+            for node in &mut spec.cluster {
+                node.mac = resolve_mac(&mut io, node.ip, arp_timeout, stop)?;
+            }
             resolve_mac(&mut io, server_ip, arp_timeout, stop)?
         }
     };
+    let spec = &spec;
     eprintln!(
         "vigil-loadgen: dpdk port {port_id} ({queues} queue pair{}) {} {}:{} -> {} {}",
         if queues == 1 { "" } else { "s" },
@@ -231,9 +239,9 @@ fn run_dpdk(cli: &Cli, spec: &LoadSpec, opts: &Options, stop: &AtomicBool) -> Re
         local.ip,
         local.udp_port,
         fmt_mac(server_mac),
-        cli.server
+        cli.targets()
     );
-    let peer = Peer { mac: server_mac, ip: server_ip, port: cli.server.port() };
+    let peer = Peer { mac: server_mac, ip: server_ip, port: seed.port() };
     let make_io = |i: u32| -> Result<(DpdkUdpIo, vigil_pmd::dpdk::LcoreGuard)> {
         // An lcore id gives this thread a per-lcore mempool cache (else every mbuf alloc and free
         // goes to the pool's shared ring).

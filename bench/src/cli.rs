@@ -17,6 +17,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
+use vigil_pmd::Peer;
 
 /// Which packet backend carries the requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -100,6 +101,13 @@ pub struct Cli {
     /// Server address (IPv4:port). With DPDK, its MAC is resolved by ARP unless --server-mac.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub server: SocketAddrV4,
+
+    /// The nodes of a replicated cluster, `IP:PORT,IP:PORT,...` (or `--target IP:PORT` repeated):
+    /// the first is the seed (instead of --server), each request goes to its key's partition
+    /// leader once a NOT_LEADER hint named it, and a node silent for a timeout is left for the
+    /// next. With DPDK, every node's MAC is resolved by ARP.
+    #[arg(long, alias = "target", value_delimiter = ',')]
+    pub cluster: Vec<SocketAddrV4>,
 
     /// Offered load, requests per second (open loop); the mean rate with --schedule poisson.
     /// Needed for fixed and poisson, unless a --workload gives it.
@@ -476,6 +484,7 @@ impl Cli {
         spec.threads = self.threads;
         spec.check_echo = self.check_echo;
         spec.server_requests_max = self.server_requests_max;
+        spec.cluster = self.cluster.iter().skip(1).map(|a| Peer::from_ip_port(*a.ip(), a.port())).collect();
         spec.validate()?;
         if spec.datagram_len() > 65_507 {
             bail!(
@@ -489,6 +498,19 @@ impl Cli {
             bail!("--cores lists {} CPUs for --threads {}: give one per thread", cores.len(), spec.threads);
         }
         Ok(spec)
+    }
+
+    /// The node the run starts at: the first `--cluster` node, else `--server`.
+    pub fn seed(&self) -> SocketAddrV4 {
+        self.cluster.first().copied().unwrap_or(self.server)
+    }
+
+    /// The nodes the run sends to, as the report names them.
+    pub fn targets(&self) -> String {
+        match self.cluster.as_slice() {
+            [] => self.server.to_string(),
+            nodes => nodes.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","),
+        }
     }
 
     /// The CPUs to pin generator threads to (one per thread), or none.
@@ -551,6 +573,43 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn cluster_nodes_come_as_one_list_or_as_repeated_targets_and_the_first_is_the_seed() {
+        let nodes = ["10.77.0.1:9000", "10.77.0.2:9000", "10.77.0.3:9000"];
+        let list =
+            Cli::try_parse_from(["vigil-loadgen", "--rate", "10", "--cluster", &nodes.join(",")]).unwrap();
+        let repeated = Cli::try_parse_from([
+            "vigil-loadgen",
+            "--rate",
+            "10",
+            "--target",
+            nodes[0],
+            "--target",
+            nodes[1],
+            "--target",
+            nodes[2],
+        ])
+        .unwrap();
+        for cli in [&list, &repeated] {
+            assert_eq!(cli.seed(), nodes[0].parse().unwrap());
+            assert_eq!(cli.targets(), nodes.join(","));
+            let spec = cli.load_spec().unwrap();
+            let others: Vec<String> = spec.cluster.iter().map(|p| format!("{}:{}", p.ip, p.port)).collect();
+            assert_eq!(others, nodes[1..]);
+        }
+        let alone =
+            Cli::try_parse_from(["vigil-loadgen", "--rate", "10", "--server", "10.0.0.9:9000"]).unwrap();
+        assert_eq!(
+            (alone.seed(), alone.targets()),
+            ("10.0.0.9:9000".parse().unwrap(), "10.0.0.9:9000".to_owned())
+        );
+        assert!(alone.load_spec().unwrap().cluster.is_empty());
+        assert!(
+            Cli::try_parse_from(["vigil-loadgen", "--rate", "10", "--cluster", "10.77.0.1"]).is_err(),
+            "a port is needed"
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Modules, from the inside out: [`rate`] (intended send times), [`outstanding`] (which answers are
 //! still expected), [`accounting`] (latency from intended time, errors, timeouts), [`run`] (the
 //! generator loop over any `PacketIo`), [`report`] (summary, JSON, interval log), [`cli`] and
-//! [`backend`] (flags, and the kernel/DPDK set-up); [`spec`] and [`workload`] (what load to offer, as
+//! [`backend`] (flags, and the kernel/DPDK set-up); [`leaders`] (where each request goes in a
+//! replicated cluster, and the resends `NOT_LEADER` hints ask for); [`spec`] and [`workload`] (what load to offer, as
 //! data), [`traffic`] (each request's content, and malformed datagrams) and [`candles`] (the
 //! candle bodies LIGHT sends and the ids GET asks for).
 //!
@@ -16,6 +17,7 @@ pub mod accounting;
 pub mod backend;
 pub mod candles;
 pub mod cli;
+pub mod leaders;
 pub mod multi;
 pub mod outstanding;
 pub mod plot;

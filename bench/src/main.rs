@@ -38,7 +38,7 @@ fn real_main(cli: &Cli) -> Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing the signal handler")?;
     }
     let done = run_selected(cli, &spec, &opts, &stop)?;
-    let mut summary = Summary::new(cli.backend.name(), &cli.server.to_string(), &spec, &done.out);
+    let mut summary = Summary::new(cli.backend.name(), &cli.targets(), &spec, &done.out);
     summary.hist_log = cli.hist_log.as_ref().map(|p| p.display().to_string());
     summary.search = done.search;
     if let Some(search) = &summary.search {

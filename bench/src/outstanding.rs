@@ -38,6 +38,8 @@ pub struct Outstanding {
     slots: Vec<(u64, u64)>,
     mask: u64,
     outstanding: u64,
+    /// Per slot: the node (an index of [`crate::leaders::Leaders`]) the request last went to.
+    nodes: Vec<u8>,
 }
 
 impl Outstanding {
@@ -45,7 +47,7 @@ impl Outstanding {
     pub fn new(window: u64) -> Self {
         assert!(window.is_power_of_two(), "window {window} is not a power of two");
         let len = usize::try_from(window).expect("window fits in memory");
-        Self { slots: vec![(EMPTY, 0); len], mask: window - 1, outstanding: 0 }
+        Self { slots: vec![(EMPTY, 0); len], mask: window - 1, outstanding: 0, nodes: vec![0; len] }
     }
 
     /// Ring size.
@@ -62,8 +64,9 @@ impl Outstanding {
     /// it evicted, still unanswered after `window` requests: a timeout for the caller to count.
     #[inline]
     pub fn issue(&mut self, k: u64, intended_ns: u64) -> Option<(u64, u64)> {
-        let slot = &mut self.slots[(k & self.mask) as usize];
-        let old = std::mem::replace(slot, (k, intended_ns));
+        let i = (k & self.mask) as usize;
+        let old = std::mem::replace(&mut self.slots[i], (k, intended_ns));
+        self.nodes[i] = 0;
         self.outstanding += 1;
         if old.0 == EMPTY {
             None
@@ -87,6 +90,38 @@ impl Outstanding {
             Some(slot.1)
         } else {
             None
+        }
+    }
+
+    /// Whether `k` is still waiting for its answer (issued, neither answered nor evicted).
+    #[inline]
+    pub fn is_outstanding(&self, k: u64) -> bool {
+        self.intended(k).is_some()
+    }
+
+    /// The intended send time of `k` while it waits for its answer.
+    #[inline]
+    pub fn intended(&self, k: u64) -> Option<u64> {
+        let slot = self.slots[(k & self.mask) as usize];
+        (k != EMPTY && slot.0 == k).then_some(slot.1)
+    }
+
+    /// Records that `k` (if still outstanding) went to node `node`.
+    #[inline]
+    pub fn sent_to(&mut self, k: u64, node: u8) {
+        let i = (k & self.mask) as usize;
+        if k != EMPTY && self.slots[i].0 == k {
+            self.nodes[i] = node;
+        }
+    }
+
+    /// Calls `f(k)` for every outstanding request that last went to `node`, until `f` returns
+    /// `false` (a scan of the whole ring: for rare events, such as a node given up).
+    pub fn each_sent_to(&self, node: u8, mut f: impl FnMut(u64) -> bool) {
+        for (slot, &n) in self.slots.iter().zip(&self.nodes) {
+            if slot.0 != EMPTY && n == node && !f(slot.0) {
+                return;
+            }
         }
     }
 
@@ -142,6 +177,35 @@ mod tests {
         assert_eq!(o.complete(0), None, "an evicted request's late answer is unexpected");
         assert_eq!(o.complete(4), Some(40));
         assert_eq!(o.outstanding(), 3); // 2, 3, 5
+    }
+
+    #[test]
+    fn requests_are_found_by_the_node_they_last_went_to() {
+        let mut o = Outstanding::new(8);
+        for k in 0..6 {
+            o.issue(k, 1000 + k);
+            o.sent_to(k, (k % 2) as u8);
+        }
+        o.sent_to(4, 1);
+        o.complete(1);
+        let mut at_one = Vec::new();
+        o.each_sent_to(1, |k| {
+            at_one.push(k);
+            true
+        });
+        assert_eq!(at_one, vec![3, 4, 5]);
+        let mut first = Vec::new();
+        o.each_sent_to(1, |k| {
+            first.push(k);
+            false
+        });
+        assert_eq!(first, vec![3], "stops when told");
+        o.issue(9, 2000);
+        o.each_sent_to(0, |k| {
+            assert_ne!(k, 1, "answered");
+            true
+        });
+        o.sent_to(77, 1); // not outstanding: ignored
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! Newer keys: `timeline` (per-interval offered/sent/answered/errors/timeouts, the `.hlog`'s grid),
 //! `schedule`, `threads`, `workload`, `hist_log`, `search` (null outside search mode),
 //! `malformed_sent`/`malformed_answered` (injected traffic, never in `latency_ns`), `bad_echo` and
-//! `not_found` (KV GETs answered `NOT_FOUND`, counted in `received`).
+//! `not_found` (KV GETs answered `NOT_FOUND`, counted in `received`), `not_leader_redirects`,
+//! `not_leader_retries`, `leader_failovers` and `failover_resends` (leader following in a replicated cluster).
 //! `offered_rps` stays an integer: the schedule's rate (fixed, Poisson), else the mean offered over
 //! the measured phase.
 
@@ -170,6 +171,16 @@ pub struct Summary {
     pub bad_echo: u64,
     /// Measured KV GETs answered `NOT_FOUND`: counted in `received`, never in `errors`.
     pub not_found: u64,
+    /// Requests answered `NOT_LEADER` with a leader hint and resent to that leader (their latency
+    /// includes the redirect; each still ends as one of received, errors or timeouts).
+    pub not_leader_redirects: u64,
+    /// Requests answered `NOT_LEADER` without a hint (no leader yet) and resent after a pause.
+    pub not_leader_retries: u64,
+    /// Nodes given up as leaders after a quarter of the timeout without any answer (a killed or
+    /// cut-off leader).
+    pub leader_failovers: u64,
+    /// Requests waiting on a node given up, resent to the next node.
+    pub failover_resends: u64,
     /// The search (search mode only): objective, trials, best rate.
     pub search: Option<SearchResult>,
 }
@@ -265,6 +276,10 @@ impl Summary {
             malformed_answered: by_status(&a.injected.answered_by_status),
             bad_echo: a.bad_echo,
             not_found: a.not_found,
+            not_leader_redirects: a.leaders.not_leader_redirects,
+            not_leader_retries: a.leaders.not_leader_retries,
+            leader_failovers: a.leaders.failovers,
+            failover_resends: a.leaders.failover_resends,
             search: None,
         }
     }
@@ -357,6 +372,12 @@ impl Summary {
         }
         if self.not_found > 0 {
             s += &format!("  GET not found: {} (answered, not errors)\n", self.not_found);
+        }
+        if self.not_leader_redirects + self.not_leader_retries + self.leader_failovers > 0 {
+            s += &format!(
+                "  leader following: not_leader_redirects {}  not_leader_retries {}  failovers {} (resent {}; latency includes them)\n",
+                self.not_leader_redirects, self.not_leader_retries, self.leader_failovers, self.failover_resends
+            );
         }
         if self.bad_echo > 0 {
             s += &format!("  bad echo bodies: {}\n", self.bad_echo);

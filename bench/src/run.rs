@@ -8,6 +8,10 @@
 //! [`Arrivals`]; each request's id and intended time go into the outstanding ring together, so the
 //! answer's latency is measured from the time it was *meant* to go out.
 //!
+//! Each datagram goes to the leader of its first request's key's partition, as far as
+//! [`Leaders`] knows it (else the seed); answers `NOT_LEADER` are not counted but queue a resend of
+//! the same frame (see [`crate::leaders`]), sent at the top of the next iteration.
+//!
 //! Request ids: `((thread + 1) << 48) | (trial << 40) | seq` (see [`request_id_base`]): unique
 //! across threads and across search trials (a late answer from an earlier trial can never match a
 //! later trial's request), never 0 (id 0 is a datagram-level error answer), never with
@@ -26,11 +30,12 @@
 //!   ends the send phase early and shortens the measured window to match.
 
 use crate::accounting::{Accounting, Intervals, MALFORMED_ID_BIT};
+use crate::leaders::{node_byte, Leaders, NODES_MAX};
 use crate::outstanding::window_for;
 use crate::progress::ProgressSlot;
 use crate::rate::Arrivals;
 use crate::spec::{KeyDistribution, KeySpec, MalformedSpec, OpKind, OpWeight, ScheduleSpec, SizeRange};
-use crate::traffic::{MalformedGen, TrafficGen, MALFORMED_DATAGRAM_BYTES_MAX};
+use crate::traffic::{MalformedGen, TrafficGen, KEY_BYTES_MAX, MALFORMED_DATAGRAM_BYTES_MAX};
 use anyhow::{bail, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -220,6 +225,10 @@ pub struct LoadSpec {
     pub server_requests_max: u16,
     /// The workload file's name, if the run came from one.
     pub workload: Option<String>,
+    /// The other nodes of a replicated cluster, beside the peer the run is given (the seed):
+    /// where requests go when that one stops answering ([`crate::leaders`]). Empty: one node
+    /// (whose `NOT_LEADER` hints are still followed).
+    pub cluster: Vec<Peer>,
 }
 
 impl Default for LoadSpec {
@@ -242,6 +251,7 @@ impl Default for LoadSpec {
             check_echo: false,
             server_requests_max: 64,
             workload: None,
+            cluster: Vec::new(),
         }
     }
 }
@@ -303,6 +313,9 @@ impl LoadSpec {
         }
         if self.timeout.is_zero() {
             bail!("--timeout-ms must be positive");
+        }
+        if self.cluster.len() >= NODES_MAX {
+            bail!("--cluster: at most {} nodes", NODES_MAX - 1);
         }
         if self.threads == 0 || self.threads >= THREADS_MAX {
             bail!("--threads must be between 1 and {}", THREADS_MAX - 1);
@@ -500,6 +513,15 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     let scheduled_end = Nanos(warmup_end.0.saturating_add(duration_ns));
     acct.set_measure_end(scheduled_end);
 
+    // The seed first, then the other nodes: each request goes to its key's leader once a
+    // NOT_LEADER hint named it.
+    let mut targets = vec![peer];
+    targets.extend(spec.cluster.iter().filter(|n| (n.ip, n.port) != (peer.ip, peer.port)));
+    // A node silent for a quarter of the timeout while requests wait on it is given up, and
+    // those requests resent, well before they would time out.
+    let mut leaders = Leaders::new(&targets, timeout_ns / 4);
+    let mut key_buf = [0u8; KEY_BYTES_MAX];
+
     let mut seq = 0u64;
     let mut datagrams = 0u64;
     let mut stopped_early = false;
@@ -520,29 +542,38 @@ pub fn run_thread<P: PacketIo, C: Clock>(
                 send_lag_max_ns = send_lag_max_ns.max(now.0 - intended);
             }
         }
+        leaders.resend_due(io, &mut tx_batch, &mut acct, &mut traffic, client_id, now);
         while tx_batch.room() > 0 {
             let Some(t) = arrivals.peek() else { break };
             let intended = Nanos(start.0.saturating_add(t));
             if intended > now {
                 break;
             }
-            let Some(mut tx) = io.tx_alloc(&peer) else {
+            let first = id_base + seq;
+            // A datagram of several requests goes where its first request's key leads.
+            let node = leaders.route(traffic.route_key(first, &mut key_buf), now.0);
+            let Some(mut tx) = io.tx_alloc(&leaders.node(node)) else {
                 // Pool empty (counted by the backend): retry next iteration, still late-stamped.
                 break;
             };
+            leaders.sent(node, now.0);
             let (_, n) = arrivals.next_datagram().expect("peeked");
-            let first = id_base + seq;
             let len = encode_with(tx.payload_mut(), client_id, &mut traffic, first, n)
                 .expect("datagram size was checked against the buffer before the run");
             tx.set_len(len);
             for k in first..first + n {
                 acct.issue(k, intended, now);
+                acct.sent_to(k, node_byte(node));
             }
             seq += n;
             datagrams += 1;
             if tx_batch.push(tx).is_err() {
                 unreachable!("room was checked");
             }
+        }
+        if let Some(dead) = leaders.take_given_up() {
+            // What still waits on a node given up goes to the next one (next iteration).
+            acct.each_sent_to(node_byte(dead), |k| leaders.resend_stranded(k, now.0));
         }
         if let Some((arr, gen, j)) = &mut bad {
             while tx_batch.room() > 0 && arr.peek().is_some_and(|t| start.0.saturating_add(t) <= now.0) {
@@ -562,7 +593,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
             // What the queue refuses stays in the batch and is retried next iteration.
             io.tx_burst(&mut tx_batch);
         }
-        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok);
+        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok, &mut leaders);
         if now.0 >= next_publish {
             publish(&acct, ctx, now >= warmup_end);
             next_publish = now.0 + 10_000_000;
@@ -578,10 +609,11 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     let deadline = Nanos(send_end.0.saturating_add(timeout_ns));
     let stop_at_send_end = stopped_early;
     loop {
+        leaders.resend_due(io, &mut tx_batch, &mut acct, &mut traffic, client_id, clock.now());
         if !tx_batch.is_empty() {
             io.tx_burst(&mut tx_batch);
         }
-        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok);
+        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok, &mut leaders);
         let now = clock.now();
         if now.0 >= next_publish {
             publish(&acct, ctx, true);
@@ -596,6 +628,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     }
     let datagrams_unsent = tx_batch.len() as u64;
     tx_batch.clear();
+    acct.leaders = leaders.counts;
     acct.finish();
 
     let measured_ns = acct.measure_end().saturating_since(warmup_end);
@@ -621,7 +654,8 @@ fn publish(acct: &Accounting, ctx: &ThreadCtx, measuring: bool) {
     }
 }
 
-/// One `rx_burst`, every datagram accounted at the same arrival time (read after the burst).
+/// One `rx_burst`, every datagram accounted at the same arrival time (read after the burst); a
+/// `NOT_LEADER` answer to an outstanding request queues its resend instead ([`Leaders`]).
 #[inline]
 fn receive<P: PacketIo, C: Clock>(
     io: &mut P,
@@ -629,13 +663,18 @@ fn receive<P: PacketIo, C: Clock>(
     rx_batch: &mut Batch<P::Rx>,
     acct: &mut Accounting,
     echo_ok: &mut impl FnMut(u64, &[u8]) -> bool,
+    leaders: &mut Leaders,
 ) {
     if io.rx_burst(rx_batch) == 0 {
         return;
     }
     let now = clock.now();
     for rx in rx_batch.drain() {
-        acct.on_datagram(rx.payload(), now, echo_ok);
+        let from = rx.peer();
+        leaders.heard(&from);
+        acct.on_datagram_routed(rx.payload(), now, echo_ok, &mut |k, intended, body| {
+            leaders.not_leader(k, intended, body, &from, now.0)
+        });
     }
 }
 

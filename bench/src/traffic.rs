@@ -363,6 +363,21 @@ impl TrafficGen {
         }
     }
 
+    /// The key request k's KV frame (SET or GET) carries, written into `buf`; `None` for the
+    /// operations without a key of a partition (PING, ECHO, the candle ops), which go to the seed
+    /// node. The leader table routes by it ([`crate::leaders`]).
+    #[inline]
+    pub fn route_key<'b>(&self, k: u64, buf: &'b mut [u8; KEY_BYTES_MAX]) -> Option<&'b [u8]> {
+        match self.op(k) {
+            OpKind::Set | OpKind::Get => {
+                let key = &mut buf[..self.key_bytes];
+                write_key(key, self.key(k));
+                Some(key)
+            }
+            OpKind::Ping | OpKind::Echo | OpKind::CandleLight | OpKind::CandleGet => None,
+        }
+    }
+
     #[inline]
     fn draw(&self, k: u64) -> Draw {
         let op = self.op(k);
