@@ -203,19 +203,27 @@ pub fn serve(
 /// Why this build cannot serve the config's cluster, if it cannot (refused before anything is
 /// created): a replicated node must be one of the nodes it lists, at the address it serves.
 pub fn cluster_refusal(config: &Config) -> Option<String> {
-    if !config.cluster.replicated() || config.net.backend != Backend::Kernel {
+    if !config.cluster.replicated() {
         return None;
     }
     let own = config.cluster.address_of(config.cluster.node_id)?;
-    let serves = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
-    let matches = own.port() == serves.port() && (own.ip() == serves.ip() || serves.ip().is_unspecified());
-    (!matches).then(|| {
-        format!(
-            "cluster.nodes: this node ({}) is listed at {own}, but it serves udp {serves} (kernel.bind_ip, net.port); \
-             its peers would send its Raft messages where nobody listens",
-            config.cluster.node_id
-        )
-    })
+    // Every address the node may serve on: the DPDK port's, and the kernel's where the node runs
+    // on sockets or falls back to them.
+    let mut serves = Vec::new();
+    if let (Backend::Dpdk, Some(d)) = (&config.net.backend, &config.dpdk) {
+        serves.push((d.ip, "dpdk.ip, net.port"));
+    }
+    if config.net.backend == Backend::Kernel || config.net.fallback == Fallback::Kernel {
+        serves.push((config.kernel.bind_ip, "kernel.bind_ip, net.port"));
+    }
+    let (ip, keys) = serves.into_iter().find(|(ip, _)| {
+        own.port() != config.net.port || (own.ip() != ip && !ip.is_unspecified())
+    })?;
+    Some(format!(
+        "cluster.nodes: this node ({}) is listed at {own}, but it serves udp {ip}:{} ({keys}); \
+         its peers would send its Raft messages where nobody listens",
+        config.cluster.node_id, config.net.port
+    ))
 }
 
 /// Refuses cores the machine does not have, naming the key.
