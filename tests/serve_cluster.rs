@@ -39,32 +39,15 @@ fn node_config(id: usize, ports: &[u16], data: &str) -> String {
         .enumerate()
         .map(|(i, p)| format!("  {{ id = {}, address = \"127.0.0.1:{p}\" }},\n", i + 1))
         .collect();
+    let node = common::kv_node_config(ports[id - 1], data, 1_000_000);
     format!(
-        r#"[node]
-shards = 2
-cores = []
-[net]
-backend = "kernel"
-port = {port}
-[kernel]
-bind_ip = "127.0.0.1"
-idle_wait_us = 200
-[tcp]
-enabled = false
-[storage]
-backend = "uring"
-dir = "{data}"
-segment_blocks = 256
-segment_count = 16
-snapshot_every_entries = 1000000
-[cluster]
+        r#"{node}[cluster]
 tick_ms = 50
 follower_read_staleness_ms = 300
 node_id = {id}
 nodes = [
 {nodes}]
 "#,
-        port = ports[id - 1],
     )
 }
 

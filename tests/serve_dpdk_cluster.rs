@@ -38,28 +38,11 @@ fn node_config(id: usize, ips: &[String], iface: &str, prefix: &str) -> String {
         .enumerate()
         .map(|(i, ip)| format!("  {{ id = {}, address = \"{ip}:9000\" }},\n", i + 1))
         .collect();
-    format!(
-        r#"[node]
-shards = 1
-cores = [{core}]
-[net]
-backend = "dpdk"
-port = 9000
-[dpdk]
-ip = "{ip}"
-port = "net_af_packet0"
-vdevs = ["net_af_packet0,iface={iface}"]
-{tail}[cluster]
-tick_ms = 50
-node_id = {id}
-nodes = [
-{nodes}]
-"#,
-        ip = ips[id - 1],
-        // Poll-mode shards spin: on a machine with fewer cores than nodes, two share one.
-        core = (id - 1) % std::thread::available_parallelism().map_or(1, |n| n.get()),
-        tail = dpdk_test_tail(&format!("{prefix}-{id}")),
-    )
+    // Poll-mode shards spin: on a machine with fewer cores than nodes, two share one.
+    let core = (id - 1) % std::thread::available_parallelism().map_or(1, |n| n.get());
+    let vdev = format!("net_af_packet0,iface={iface}");
+    let node = dpdk_node_config(core, &ips[id - 1], "net_af_packet0", &vdev, "", &format!("{prefix}-{id}"));
+    format!("{node}[cluster]\ntick_ms = 50\nnode_id = {id}\nnodes = [\n{nodes}]\n")
 }
 
 /// Sends one request, following hints, until it is answered (at most `patience`).

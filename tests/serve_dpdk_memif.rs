@@ -29,21 +29,13 @@ fn dpdk_memif_serves_the_load_generator() {
     let dir = temp_dir("memif");
     let sock = dir.join("memif.sock").display().to_string();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let config = format!(
-        r#"
-[node]
-shards = 1
-cores = [{core}]
-[net]
-backend = "dpdk"
-port = 9000
-[dpdk]
-ip = "10.77.9.1"
-port = "net_memif0"
-vdevs = ["net_memif0,role=server,socket={sock},id=0,mac=02:56:47:00:09:01"]
-{tail}"#,
-        tail = dpdk_test_tail(&format!("vigil-test-memif-{pid}")),
-        core = cores - 1
+    let config = dpdk_node_config(
+        cores - 1,
+        "10.77.9.1",
+        "net_memif0",
+        &format!("net_memif0,role=server,socket={sock},id=0,mac=02:56:47:00:09:01"),
+        "",
+        &format!("vigil-test-memif-{pid}"),
     );
     let server = Server::start(&dir, &config);
     assert!(server.ready_line.contains("backend=dpdk"), "{}", server.ready_line);

@@ -39,22 +39,13 @@ fn tcp_clients_reach_a_dpdk_port_through_the_exception_path() {
     let (vigil_ip, client_ip) = (format!("10.81.{net}.1"), format!("10.81.{net}.2"));
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let dir = temp_dir("dpdk-tcp");
-    let config = format!(
-        r#"
-[node]
-shards = 1
-cores = [{core}]
-[net]
-backend = "dpdk"
-port = 9000
-[dpdk]
-ip = "{vigil_ip}"
-port = "net_tap0"
-vdevs = ["net_tap0,iface={port_iface},mac=02:56:47:00:03:02"]
-exception_iface = "{exc_iface}"
-{tail}"#,
-        tail = dpdk_test_tail(&format!("vigil-test-tcp-{pid}")),
-        core = cpus - 1
+    let config = dpdk_node_config(
+        cpus - 1,
+        &vigil_ip,
+        "net_tap0",
+        &format!("net_tap0,iface={port_iface},mac=02:56:47:00:03:02"),
+        &format!("exception_iface = \"{exc_iface}\"\n"),
+        &format!("vigil-test-tcp-{pid}"),
     );
     let server = Server::start(&dir, &config);
     assert!(server.ready_line.contains("exception path"), "{}", server.ready_line);

@@ -47,9 +47,9 @@ use vigil::shard::{Shard, ShardLimits};
 use vigil::wire::{self, opcode, DatagramWriter, LeaderHint, Status};
 use vigil_pmd::mem::VecRx;
 use vigil_pmd::sim::{
-    SimClock, SimDisk, SimDiskConfig, SimDiskFaults, SimEndpoint, SimNet, SimNetConfig, SplitMix64,
+    NodeClock, SimClock, SimDisk, SimDiskConfig, SimDiskFaults, SimEndpoint, SimNet, SimNetConfig, SplitMix64,
 };
-use vigil_pmd::{Batch, Nanos, PacketIo, Peer, RxDatagram, TxDatagram};
+use vigil_pmd::{Batch, PacketIo, Peer, RxDatagram, TxDatagram};
 
 const DEFAULT_SEEDS: u64 = 300;
 const NODES: u64 = 3;
@@ -120,14 +120,7 @@ struct Node {
     down_until: u64,
     paused_until: u64,
     incarnation: u64,
-    rate: f64,
-    offset: u64,
-}
-
-impl Node {
-    fn clock(&self, t: u64) -> Nanos {
-        Nanos(self.offset + (t as f64 * self.rate) as u64)
-    }
+    clock: NodeClock,
 }
 
 /// One client's operation in flight.
@@ -214,8 +207,7 @@ impl Sim {
                 down_until: 0,
                 paused_until: 0,
                 incarnation: 0,
-                rate: 0.955 + rng.below(91) as f64 / 1000.0,
-                offset: rng.below(1 << 40),
+                clock: NodeClock { rate: 0.955 + rng.below(91) as f64 / 1000.0, offset: rng.below(1 << 40) },
             })
             .collect();
         let clients = (1..=CLIENTS)
@@ -402,7 +394,7 @@ impl Sim {
             if node.paused_until > self.step {
                 continue;
             }
-            let now = node.clock(t);
+            let now = node.clock.at(t);
             if let Some(running) = node.running.as_mut() {
                 for shard in &mut running.shards {
                     shard.poll_once(now);

@@ -409,6 +409,33 @@ pub fn counter(line: &str, name: &str) -> u64 {
 
 /// The end of a DPDK test node's config: the EAL without PCI or hugepages under `file_prefix`, the
 /// pool, and a small log in memory.
+/// A one-shard node on DPDK port `port` (created from `vdev`) at `ip`, pinned to `core`, with
+/// `dpdk_extra` lines added to its `[dpdk]` table and `dpdk_test_tail`'s settings.
+pub fn dpdk_node_config(
+    core: usize,
+    ip: &str,
+    port: &str,
+    vdev: &str,
+    dpdk_extra: &str,
+    file_prefix: &str,
+) -> String {
+    format!(
+        r#"
+[node]
+shards = 1
+cores = [{core}]
+[net]
+backend = "dpdk"
+port = 9000
+[dpdk]
+ip = "{ip}"
+port = "{port}"
+vdevs = ["{vdev}"]
+{dpdk_extra}{tail}"#,
+        tail = dpdk_test_tail(file_prefix)
+    )
+}
+
 pub fn dpdk_test_tail(file_prefix: &str) -> String {
     format!(
         r#"no_pci = true

@@ -38,6 +38,24 @@ impl SimClock {
     }
 }
 
+/// One simulated node's own clock against the reference time: its offset and its rate (a node's
+/// clock that runs 2% fast has rate 1.02). Offsets never matter to Vigil (it compares intervals
+/// on one clock only); rates are bounded by the read lease's drift margin.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NodeClock {
+    /// Its reading at reference time 0.
+    pub offset: u64,
+    /// Its rate against the reference.
+    pub rate: f64,
+}
+
+impl NodeClock {
+    /// Its reading at reference time `t` (ns).
+    pub fn at(&self, t: u64) -> Nanos {
+        Nanos(self.offset + (t as f64 * self.rate) as u64)
+    }
+}
+
 impl Clock for SimClock {
     fn now(&self) -> Nanos {
         Nanos(self.now.get())

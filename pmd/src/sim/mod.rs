@@ -15,7 +15,7 @@ pub mod net;
 mod rng;
 pub mod streams;
 
-pub use clock::SimClock;
+pub use clock::{NodeClock, SimClock};
 pub use disk::{CrashReport, SimDisk, SimDiskConfig, SimDiskCounters, SimDiskFaults, SECTOR_SIZE};
 pub use net::{SimEndpoint, SimNet, SimNetConfig, SimNetCounters};
 pub use rng::SplitMix64;
