@@ -3,7 +3,7 @@
 //!
 //! Modules, from the inside out: [`rate`] (intended send times), [`outstanding`] (which answers are
 //! still expected), [`accounting`] (latency from intended time, errors, timeouts), [`run`] (the
-//! generator loop over any `PacketIo`), [`report`] (summary, JSON, interval log), [`cli`] and
+//! generator loop over any `PacketIo`; what it runs, [`load`]), [`report`] (summary, JSON, interval log), [`cli`] and
 //! [`backend`] (flags, and the kernel/DPDK set-up); [`leaders`] (where each request goes in a
 //! replicated cluster, and the resends `NOT_LEADER` hints ask for); [`spec`] and [`workload`] (what load to offer, as
 //! data), [`traffic`] (each request's content, and malformed datagrams) and [`candles`] (the
@@ -18,6 +18,7 @@ pub mod backend;
 pub mod candles;
 pub mod cli;
 pub mod leaders;
+pub mod load;
 pub mod multi;
 pub mod outstanding;
 pub mod plot;
