@@ -38,6 +38,10 @@ KEYS="${KEYS:-10000}"
 VALUE_BYTES="${VALUE_BYTES:-16}"
 BASE_PORT="${BASE_PORT:-9510}"       # the single node on BASE_PORT, the cluster on the next three
 DATA_DIR="${DATA_DIR:-$VIGIL_ROOT/target/cluster-bench}"
+# Nodes and load generator are left unpinned: three nodes share two cores (check_bench_storage's
+# line names these).
+SERVER_CORE="(unpinned)"
+LOADGEN_CORE="(unpinned)"
 OUT="${OUT:-$(mktemp -d /tmp/vigil-cluster-bench.XXXXXX)}"
 mkdir -p "$OUT"
 PIDS=()
