@@ -884,6 +884,7 @@ fn open_erases_no_further_than_the_ring() {
 
 mod atomic;
 mod faults;
+mod reset;
 
 pub(crate) mod shared {
     //! A `MemoryBlockIo` the test keeps a handle on while the log owns it, to compare its bytes
