@@ -431,6 +431,45 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn a_received_snapshot_is_staged_beside_the_current_one_then_promoted_or_dropped() {
+        let dir = std::env::temp_dir().join(format!("vigil-snapfile-recv-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let read_all = |src: Option<Box<dyn SnapshotRead>>| {
+            src.map(|mut r| {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut r, &mut bytes).unwrap();
+                bytes
+            })
+        };
+        for background in [false, true] {
+            let file = SnapshotFile::new(&dir, 4);
+            file.write(b"current").unwrap();
+            let mut store: Box<dyn SnapshotStore> =
+                if background { Box::new(SnapshotWriter::spawn(file, 4).unwrap()) } else { Box::new(file) };
+            assert_eq!(read_all(store.read_received().unwrap()), None);
+            store.stage_received(b"received").unwrap();
+            assert_eq!(
+                read_all(store.read().unwrap()).as_deref(),
+                Some(&b"current"[..]),
+                "staging changes nothing"
+            );
+            assert_eq!(read_all(store.read_received().unwrap()).as_deref(), Some(&b"received"[..]));
+            // Never reset to: a leftover.
+            store.remove_leftovers().unwrap();
+            assert_eq!(read_all(store.read_received().unwrap()), None);
+            assert_eq!(read_all(store.read().unwrap()).as_deref(), Some(&b"current"[..]));
+            // Reset to: promoted.
+            store.stage_received(b"received").unwrap();
+            store.promote_received().unwrap();
+            assert_eq!(read_all(store.read().unwrap()).as_deref(), Some(&b"received"[..]));
+            assert_eq!(read_all(store.read_received().unwrap()), None);
+            assert!(store.promote_received().is_err(), "nothing staged");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// Streams the router's snapshot into `store` as the partition does (at most
     /// `SNAPSHOT_CHUNKS_IN_FLIGHT` chunks, reused once handed back), calling `between` after each
     /// chunk, and waits for the outcome.

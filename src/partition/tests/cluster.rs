@@ -85,6 +85,9 @@ fn recycling_config() -> PartitionConfig {
 struct SnapDisk {
     snap: Option<Vec<u8>>,
     recv: Option<Vec<u8>>,
+    /// What the last promotion replaced, and what it promoted (the crash tests rebuild the
+    /// store as it was before it).
+    before_promote: Option<(Option<Vec<u8>>, Vec<u8>)>,
 }
 
 /// A replica's snapshot store: in memory, written whole when a write returns (like a file after
@@ -152,6 +155,7 @@ impl SnapshotStore for SimSnapshots {
         let mut disk = self.disk.borrow_mut();
         let recv =
             disk.recv.take().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "nothing staged"))?;
+        disk.before_promote = Some((disk.snap.take(), recv.clone()));
         disk.snap = Some(recv);
         Ok(())
     }
@@ -1057,4 +1061,71 @@ fn a_seed_replays_the_same_run() {
     for seed in [3, 28] {
         assert_eq!(run(seed), run(seed), "seed {seed} ran differently the second time");
     }
+}
+
+/// The KV contents of a partition.
+fn contents(p: &Partition<SimDisk>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    p.kv().iter().map(|(k, v, _)| (k.to_vec(), v.to_vec())).collect()
+}
+
+/// The two crashes the simulator cannot land (the follower stages a snapshot, resets its log to
+/// it and promotes it within one step): the log reset and the staged snapshot not yet promoted,
+/// which recovery loads and promotes; and a snapshot staged but the log not reset to it, which
+/// recovery drops, starting from the old snapshot and log.
+#[test]
+fn a_crash_around_the_log_reset_starts_from_the_old_state_or_the_received_one() {
+    let mut sim = Sim::with(1, false, true);
+    sim.random_faults = false;
+    let mut images: Vec<Vec<u8>>;
+    let id = loop {
+        assert!(sim.step < FAULT_STEPS, "no follower installed a snapshot");
+        images = sim
+            .nodes
+            .iter()
+            .map(|n| {
+                n.part
+                    .as_ref()
+                    .map_or_else(Vec::new, |p| p.raft().store().ual().device().durable_image().to_vec())
+            })
+            .collect();
+        let installed = |p: &Partition<SimDisk>| p.counters().snapshots_installed > 0;
+        let before = sim.nodes.iter().map(|n| n.part.as_ref().is_some_and(installed)).collect::<Vec<_>>();
+        sim.tick(true);
+        let now = sim.nodes.iter().position(|n| n.part.as_ref().is_some_and(installed));
+        if let Some(i) = now.filter(|&i| !before[i]) {
+            break sim.nodes[i].id;
+        }
+    };
+    let ticks = sim.node(id).election_ticks;
+    let cfg = node_config(&sim.cfg, id, ticks);
+    let node = sim.node(id);
+    let part = node.part.take().expect("up");
+    let installed_at = part.raft().store().snapshot_meta().index;
+    let installed = contents(&part);
+    let (old_snap, body) = node.snaps.borrow().before_promote.clone().expect("promoted");
+    let (reset_image, _) = part.into_device().into_crash_image();
+    let open = |image: Vec<u8>, disk: &Rc<RefCell<SnapDisk>>| {
+        let device = SimDisk::from_image(sim.disk, sim.clock.clone(), 9, image);
+        Partition::open(0, device, &cfg, SimSnapshots::boxed(disk)).expect("recovers")
+    };
+
+    // The log reset, the promotion not done: the staged snapshot is loaded and promoted.
+    let disk = Rc::new(RefCell::new(SnapDisk {
+        snap: old_snap.clone(),
+        recv: Some(body.clone()),
+        ..SnapDisk::default()
+    }));
+    let (p, report) = open(reset_image, &disk);
+    assert_eq!(report.snapshot_index, Some(installed_at));
+    assert_eq!(contents(&p), installed);
+    assert_eq!((disk.borrow().snap.as_ref(), disk.borrow().recv.as_ref()), (Some(&body), None));
+
+    // Staged, the log not reset (the image before the step): the old state, the staged one dropped.
+    let old_image = std::mem::take(&mut images[(id - 1) as usize]);
+    let disk =
+        Rc::new(RefCell::new(SnapDisk { snap: old_snap.clone(), recv: Some(body), ..SnapDisk::default() }));
+    let (p, report) = open(old_image, &disk);
+    assert!(report.snapshot_index.unwrap_or(0) < installed_at, "{report}");
+    assert!(p.raft().last_index() < installed_at, "the old log: it could not serve the follower");
+    assert_eq!((disk.borrow().snap.as_ref(), disk.borrow().recv.as_ref()), (old_snap.as_ref(), None));
 }
