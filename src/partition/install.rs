@@ -119,12 +119,17 @@ impl<D: BlockIo> Partition<D> {
         }
     }
 
-    /// The leader's side, every poll: brings back the bytes of the snapshot the log follows when
+    /// After each poll's install: drops a received snapshot raft-rs did not install. The
+    /// leader's side: brings back the bytes of the snapshot the log follows when
     /// raft-rs wanted them, reports snapshots a follower did not take in time, and sends the
     /// next chunks.
     pub(super) fn serve_snapshots(&mut self) {
         let now = self.now;
         let Some(peers) = self.peers.as_mut() else { return };
+        // A snapshot raft-rs did not install in this poll's `Ready` (it rejected it, or took
+        // another way): the loaded projections are not kept (an install after all would load
+        // them again from the snapshot it holds).
+        peers.transfers.received = None;
         let retry_after_ns = peers.election_ns.saturating_mul(RETRY_ELECTIONS);
         let raft = &mut self.raft;
         let mut resent = 0;
