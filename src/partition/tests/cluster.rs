@@ -366,7 +366,8 @@ impl Sim {
                 idle_until: 0,
             })
             .collect();
-        let follower_down_at = 300 + rng.below(300);
+        // Drawn last, and only where used: the other seeds run as they did before.
+        let follower_down_at = if recycle { 300 + rng.below(300) } else { 0 };
         Self {
             seed,
             trace,
