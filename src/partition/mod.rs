@@ -240,9 +240,9 @@ pub struct PartitionCounters {
     /// Snapshots from the leader dropped: incomplete or damaged chunks, a body that does not
     /// load, one that could not be staged, one that came while a snapshot was being written.
     pub snapshots_refused: u64,
-    /// Snapshots streamed to followers, and their chunks (`chunks.rs`).
+    /// Snapshots streamed to followers whole (their last chunk sent: `chunks.rs`).
     pub snapshots_sent: u64,
-    /// Snapshot chunks sent (leader) and taken in (follower).
+    /// Snapshot chunks sent (leader).
     pub snapshot_chunks_sent: u64,
     /// Snapshot chunks received and taken in (follower).
     pub snapshot_chunks_received: u64,
