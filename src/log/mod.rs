@@ -34,6 +34,7 @@ mod config;
 mod format;
 mod read;
 mod recovery;
+mod reset;
 mod scan;
 mod writer;
 

@@ -528,6 +528,7 @@ enum Op {
     Poll,
     Checkpoint,
     Truncate { back: u64 },
+    Reset { ahead: u64 },
     Reopen,
     Crash,
     Corrupt { pick: u64, at: usize },
@@ -541,6 +542,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::Poll),
         1 => Just(Op::Checkpoint),
         1 => (0u64..40).prop_map(|back| Op::Truncate { back }),
+        1 => (0u64..60).prop_map(|ahead| Op::Reset { ahead }),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
         1 => (any::<u64>(), any::<usize>()).prop_map(|(pick, at)| Op::Corrupt { pick, at }),
@@ -622,6 +624,15 @@ fn model_run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     model.truncate(keep as usize);
                     term = term.max(ual.last_term());
                 }
+            }
+            Op::Reset { ahead } => {
+                // A snapshot from elsewhere, inside the log (20 back) or beyond it.
+                let at = (ual.last_lsn() + ahead).saturating_sub(20).max(ual.snapshot().0).max(1);
+                term = term.max(ual.last_term()) + 1;
+                ual.reset_to_snapshot(at, term, b"reset").unwrap();
+                prop_assert_eq!((ual.first_lsn(), ual.last_lsn(), ual.snapshot()), (at + 1, at, (at, term)));
+                // Lsns up to the snapshot are no longer readable: placeholders in the model.
+                model.resize(at as usize, (0, 0, Vec::new()));
             }
             Op::Reopen => {
                 let dev = ual.close().unwrap();
@@ -884,6 +895,7 @@ fn open_erases_no_further_than_the_ring() {
 
 mod atomic;
 mod faults;
+mod reset;
 
 pub(crate) mod shared {
     //! A `MemoryBlockIo` the test keeps a handle on while the log owns it, to compare its bytes

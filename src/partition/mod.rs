@@ -47,8 +47,10 @@ mod apply;
 pub mod batch;
 use apply::answer_chain;
 mod candle;
+mod chunks;
 mod expiry;
 pub mod feed;
+mod install;
 pub mod lease;
 mod peers;
 mod recovery;
@@ -237,6 +239,21 @@ pub struct PartitionCounters {
     pub votes_ignored_after_start: u64,
     /// Messages dropped because the node did not take them before the outbox filled.
     pub messages_outbox_full: u64,
+    /// Snapshots received from the leader and installed (`install.rs`).
+    pub snapshots_installed: u64,
+    /// Snapshots from the leader dropped: incomplete or damaged chunks, a body that does not
+    /// load, one that could not be staged, one that came while a snapshot was being written.
+    pub snapshots_refused: u64,
+    /// Snapshots streamed to followers whole (their last chunk sent: `chunks.rs`).
+    pub snapshots_sent: u64,
+    /// Snapshot chunks sent (leader).
+    pub snapshot_chunks_sent: u64,
+    /// Snapshot chunks received and taken in (follower).
+    pub snapshot_chunks_received: u64,
+    /// Snapshots a follower did not take in time, reported failed so that raft-rs sends anew.
+    pub snapshots_resent: u64,
+    /// Snapshot bytes read back from the snapshot store for a follower (after a restart).
+    pub snapshots_read_back: u64,
 }
 
 /// Why a partition could not be opened; nothing is running.
@@ -602,12 +619,7 @@ impl<D: BlockIo> Partition<D> {
         }
         self.route_messages();
         if let Some(snapshot) = self.out.snapshot.take() {
-            // Only a leader's InstallSnapshot produces one; the log store refuses them for now
-            // (`UalRaftStore::apply_snapshot`), so this is unreachable until peers are wired.
-            match Router::restore(&snapshot.data, *self.kv().limits(), self.projection_set.make()) {
-                Ok(router) => self.router = router,
-                Err(e) => panic!("partition {}: a snapshot from the leader does not restore: {e}", self.id),
-            }
+            self.install_snapshot(snapshot);
         }
         self.apply_committed(done);
         self.out.clear();
@@ -623,6 +635,7 @@ impl<D: BlockIo> Partition<D> {
         let applied = self.raft.applied_index();
         self.raft.store_mut().trim_backfill(applied);
         self.maybe_snapshot();
+        self.serve_snapshots();
         self.busy()
     }
 

@@ -34,12 +34,14 @@ const OUTBOX_POLLS: usize = 4;
 #[derive(Debug)]
 pub(super) struct Peers {
     pub(super) lease: Lease,
-    outbox: Vec<Message>,
-    outbox_max: usize,
+    pub(super) outbox: Vec<Message>,
+    pub(super) outbox_max: usize,
+    /// Snapshots sent and received (`install.rs`, `chunks.rs`).
+    pub(super) transfers: super::install::Transfers,
     /// The clock of the node's first poll.
     started_at: Option<Nanos>,
     /// The election timeout (the shortest a randomized one can be).
-    election_ns: u64,
+    pub(super) election_ns: u64,
     /// How often the lease is renewed.
     renew_every_ns: u64,
     /// Follower reads: the staleness bound (0: off), when the last read index was asked, and the
@@ -58,6 +60,7 @@ impl Peers {
             lease: Lease::default(),
             outbox: Vec::with_capacity(outbox_max),
             outbox_max,
+            transfers: Default::default(),
             started_at: None,
             election_ns: config.tick_interval_ns * config.election_ticks as u64,
             renew_every_ns: config.tick_interval_ns * config.heartbeat_ticks as u64 * RENEW_EVERY_HEARTBEATS,
@@ -86,7 +89,10 @@ impl<D: BlockIo> Partition<D> {
         };
         peers.started_at.get_or_insert(self.now);
         for m in self.out.messages.drain(..) {
-            if peers.outbox.len() < peers.outbox_max {
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                // Streamed in chunks by `chunks.rs`, never sent whole.
+                peers.transfers.chunks.start(m);
+            } else if peers.outbox.len() < peers.outbox_max {
                 peers.outbox.push(m);
             } else {
                 self.counters.messages_outbox_full += 1;
@@ -178,6 +184,9 @@ impl<D: BlockIo> Partition<D> {
         if vote && peers.just_started(self.now) {
             self.counters.votes_ignored_after_start += 1;
             return Ok(());
+        }
+        if message.get_msg_type() == MessageType::MsgSnapshot {
+            return self.receive_chunk(message);
         }
         match self.raft.step(message) {
             Ok(()) => {

@@ -78,11 +78,21 @@ impl<D: BlockIo> Partition<D> {
         mut snapshots: Snapshots,
         progress: ProgressFn<'_>,
     ) -> Result<PartitionRecovery<D>, PartitionError> {
-        let (mut router, snapshot_index) = load_snapshot(id, snapshots.as_deref_mut(), config)?;
-        let applied_from = snapshot_index.unwrap_or(0);
-        let opts = RecoverOptions { covered_lsn: applied_from, accept_loss_from: None };
+        let (mut router, mut snapshot_index) = load_snapshot(id, snapshots.as_deref_mut(), config)?;
+        let opts = RecoverOptions { covered_lsn: snapshot_index.unwrap_or(0), accept_loss_from: None };
         let mut log = Ual::recover(device, config.ual, opts).map_err(|e| recover_error(id, e))?;
         let (log_start, last_index) = (log.report().snapshot_lsn, log.report().last_lsn);
+        // A log reset to a snapshot received from the leader, and a crash before that snapshot was
+        // promoted to the current one: it is staged (it was stored before the reset).
+        let mut promote = false;
+        if snapshot_index.unwrap_or(0) < log_start {
+            if let Some((received, index)) = load_received(id, snapshots.as_deref_mut(), config)? {
+                if index == log_start {
+                    (router, snapshot_index, promote) = (received, Some(index), true);
+                }
+            }
+        }
+        let applied_from = snapshot_index.unwrap_or(0);
         if applied_from < log_start || applied_from > last_index {
             return Err(PartitionError::Snapshot {
                 partition: id,
@@ -107,7 +117,7 @@ impl<D: BlockIo> Partition<D> {
         });
         progress(total, total);
         let store = store.map_err(|source| PartitionError::Log { partition: id, source })?;
-        Ok(PartitionRecovery { id, log, router, store, replayed, snapshot_index, snapshots })
+        Ok(PartitionRecovery { id, log, router, store, replayed, snapshot_index, promote, snapshots })
     }
 }
 
@@ -121,6 +131,8 @@ pub struct PartitionRecovery<D: BlockIo> {
     /// Entries replayed into the projection.
     replayed: u64,
     snapshot_index: Option<u64>,
+    /// The snapshot loaded is the one received from the leader and staged: promote it.
+    promote: bool,
     snapshots: Snapshots,
 }
 
@@ -142,17 +154,24 @@ impl<D: BlockIo> PartitionRecovery<D> {
     /// Does what `Partition::recover` decided: commits the log's recovery (its writes), removes a
     /// leftover snapshot `.tmp` and starts the Raft group over the projection already replayed.
     pub fn commit(self, config: &PartitionConfig) -> Result<(Partition<D>, RecoveryReport), PartitionError> {
-        let PartitionRecovery { id, log, router, store, replayed, snapshot_index, mut snapshots } = self;
+        let PartitionRecovery { id, log, router, store, replayed, snapshot_index, promote, mut snapshots } =
+            self;
         let log_err = |source| PartitionError::Log { partition: id, source };
         let applied_from = snapshot_index.unwrap_or(0);
         let last_index = log.report().last_lsn;
         let (ual, log_report) = log.commit().map_err(log_err)?;
         if let Some(store) = snapshots.as_mut() {
-            store.remove_leftovers().map_err(|e| PartitionError::Snapshot {
-                partition: id,
-                path: store.name(),
-                reason: format!("cannot remove what an interrupted write left: {e}"),
-            })?;
+            let path = store.name();
+            let snapshot_err =
+                |reason: String| PartitionError::Snapshot { partition: id, path: path.clone(), reason };
+            if promote {
+                store.promote_received().map_err(|e| {
+                    snapshot_err(format!("cannot promote the snapshot received from the leader: {e}"))
+                })?;
+            }
+            store
+                .remove_leftovers()
+                .map_err(|e| snapshot_err(format!("cannot remove what an interrupted write left: {e}")))?;
         }
         let applied_index = store.applied_index();
         let store = UalRaftStore::assemble(ual, store);
@@ -222,16 +241,38 @@ pub(crate) fn load_snapshot(
     let Some(file) = store else { return Ok((fresh(), None)) };
     let path = file.name();
     let err = |reason: String| PartitionError::Snapshot { partition: id, path: path.clone(), reason };
-    match file.read().map_err(|e| err(e.to_string()))? {
+    let src = file.read().map_err(|e| err(e.to_string()))?;
+    match load_from(src, config).map_err(err)? {
         None => Ok((fresh(), None)),
-        Some(mut src) => {
-            // Streamed: the checksum over the file first, then the content, in bounded memory.
-            let router = Router::restore_from(&mut *src, config.kv, config.projections.make())
-                .map_err(|e| err(e.to_string()))?;
-            let index = router.applied_lsn();
-            Ok((router, Some(index)))
-        }
+        Some((router, index)) => Ok((router, Some(index))),
     }
+}
+
+/// Loads the snapshot received from the leader and staged (`SnapshotStore::read_received`), if
+/// any: its projections and its index.
+fn load_received(
+    id: u16,
+    store: Option<&mut (dyn SnapshotStore + 'static)>,
+    config: &PartitionConfig,
+) -> Result<Option<(Router, u64)>, PartitionError> {
+    let Some(file) = store else { return Ok(None) };
+    let path = format!("{} (received from the leader)", file.name());
+    let err = |reason: String| PartitionError::Snapshot { partition: id, path: path.clone(), reason };
+    let src = file.read_received().map_err(|e| err(e.to_string()))?;
+    load_from(src, config).map_err(err)
+}
+
+/// Projections loaded from `src`, streamed: the checksum over the file first, then the content,
+/// in bounded memory.
+fn load_from(
+    src: Option<Box<dyn crate::projection::SnapshotRead>>,
+    config: &PartitionConfig,
+) -> Result<Option<(Router, u64)>, String> {
+    let Some(mut src) = src else { return Ok(None) };
+    let router =
+        Router::restore_from(&mut *src, config.kv, config.projections.make()).map_err(|e| e.to_string())?;
+    let index = router.applied_lsn();
+    Ok(Some((router, index)))
 }
 
 /// A refused recovery as the partition's error: corruption names the partition and the repair.

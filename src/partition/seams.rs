@@ -12,6 +12,9 @@
 //! stored (`Ok`), and only then may the log be checkpointed past its index; `read` changes nothing
 //! (recovery reads before it has decided to start) and gives a reader, so a snapshot is loaded
 //! without being held whole in memory; `remove_leftovers` is called once the start is decided.
+//! A snapshot received from the leader is staged whole (`stage_received`) before the log is reset
+//! to it and promoted (`promote_received`) after: recovery finds it staged when the log says it
+//! was installed but the promotion did not happen (a crash between the two).
 
 pub use crate::projection::{SnapshotChunk, SnapshotEncoder, SnapshotHeader, SnapshotRead};
 use std::collections::VecDeque;
@@ -58,6 +61,29 @@ pub trait SnapshotStore {
     }
     /// The snapshot whose store finished since the last call, if any.
     fn poll(&mut self) -> Option<Written>;
+    /// Stores `body`, a whole snapshot received from the leader, durably beside the current one
+    /// (a file `.recv`), replacing an earlier one received: it does not count yet. Blocking (a
+    /// rare path). Called before the log is reset to it, so that whatever the log says after a
+    /// crash, the body it needs is there (docs/REPLICATION.md, "Snapshots to followers").
+    fn stage_received(&mut self, body: &[u8]) -> io::Result<()> {
+        let _ = body;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this snapshot store cannot take a snapshot from a leader",
+        ))
+    }
+    /// The snapshot `stage_received` stored, if any. Changes nothing.
+    fn read_received(&mut self) -> io::Result<Option<Box<dyn SnapshotRead>>> {
+        Ok(None)
+    }
+    /// Makes the received snapshot the current one (renamed over it, durably), once the log was
+    /// reset to it. Blocking.
+    fn promote_received(&mut self) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this snapshot store cannot take a snapshot from a leader",
+        ))
+    }
 }
 
 /// Something a running partition reports for an operator (the server prints them).

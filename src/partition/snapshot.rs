@@ -91,7 +91,7 @@ impl<D: BlockIo> Partition<D> {
     /// Captures the projections at `index` (what the shard pays: `Projection::begin_capture`),
     /// begins the store's snapshot and hands it the first chunks; a partition without a store
     /// encodes it now, whole, for the log store to keep.
-    fn take_snapshot(&mut self, index: u64) {
+    pub(super) fn take_snapshot(&mut self, index: u64) {
         // Whatever the outcome, the next attempt comes after as many entries again, not at every poll.
         self.snapshot_index = index;
         let Some(store) = self.snapshots.as_mut() else {

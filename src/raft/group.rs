@@ -292,6 +292,19 @@ impl<S: RaftLogStore> RaftGroup<S> {
         self.raw.raft.r.raft_log.store.into_store()
     }
 
+    /// Whether this leader waits on a snapshot it sent to `peer` (raft-rs sends that follower
+    /// nothing else until it caught up or `report_snapshot_failed`).
+    pub fn snapshot_pending(&self, peer: u64) -> bool {
+        self.is_leader()
+            && self.raw.raft.prs().get(peer).is_some_and(|p| p.state == ::raft::ProgressState::Snapshot)
+    }
+
+    /// Tells raft-rs the snapshot sent to `peer` was not taken: it probes the follower again and
+    /// sends a new snapshot if the log still cannot serve it.
+    pub fn report_snapshot_failed(&mut self, peer: u64) {
+        self.raw.report_snapshot(peer, ::raft::SnapshotStatus::Failure);
+    }
+
     /// Ticks raft-rs if `now` reached the tick deadline. At most one tick per call: ticks missed
     /// while the shard was stalled are skipped rather than replayed, so a stall of this shard is
     /// not mistaken for a silent leader. Returns whether it ticked.

@@ -34,13 +34,16 @@
 //! - **Snapshots.** `checkpoint(index, data)` records a snapshot the projections took (the UAL's
 //!   `checkpoint`: the log's start moves up, segments are recycled) and, in a group with peers,
 //!   keeps its bytes in memory for `snapshot()` (a group of one voter keeps none: nobody could ask,
-//!   and at a million keys they would be a third of the process's memory; streaming a snapshot to a
-//!   follower from its file comes with replication); the snapshot's membership goes to the
-//!   metadata section. After a restart the
-//!   (index, term, membership) come back but the bytes do not (the log does not store them):
-//!   `snapshot()` answers `SnapshotUnavailable` until the next `checkpoint`. `apply_snapshot` (a
-//!   follower installing a leader's snapshot beyond its log) needs a UAL "reset to snapshot" that is
-//!   not written yet: it answers `StoreError::Unsupported` and changes nothing.
+//!   and at a million keys they would be a third of the process's memory); the snapshot's
+//!   membership goes to the metadata section. After a restart, or with a snapshot store that
+//!   keeps the bytes in a file, the (index, term, membership) are known but the bytes are not:
+//!   `snapshot()` answers `SnapshotUnavailable` and notes the request (`take_snapshot_wanted`),
+//!   and the partition reads the bytes back from its snapshot store (`set_snapshot_data`);
+//!   raft-rs asks again at the follower's next heartbeat answer. `apply_snapshot` (a follower
+//!   installing a leader's snapshot) is the UAL's `reset_to_snapshot`: every entry dropped, the
+//!   log restarting after the snapshot's index, and the hard state (commit = the snapshot's
+//!   index) and the snapshot's membership committed in the same superblock write, so a crash
+//!   leaves the old log and metadata or the new ones; durable when it returns.
 //! - **Damaged entries a snapshot covers** are skipped by the UAL's recovery (docs/STORAGE.md
 //!   section 6): its `first_lsn()` is then past them, and the one pass at start-up replays from
 //!   there; they are never read again.
@@ -168,6 +171,10 @@ pub struct UalRaftStore<D: BlockIo> {
     retired_number: u64,
     /// Scratch for encoding the metadata section (capacity `META_MAX`).
     meta_buf: Vec<u8>,
+    /// Raft asked for a snapshot at or past this index that the store had no bytes for.
+    snapshot_wanted: std::cell::Cell<Option<u64>>,
+    /// Snapshots installed (`apply_snapshot`).
+    counters_installed: u64,
     /// The first device error, if any (the log is poisoned).
     error: Option<String>,
 }
@@ -241,6 +248,8 @@ impl<D: BlockIo> UalRaftStore<D> {
             sync_number: 0,
             retired_number: 0,
             meta_buf: Vec::with_capacity(META_MAX),
+            snapshot_wanted: std::cell::Cell::new(None),
+            counters_installed: 0,
             error: None,
         }
     }
@@ -372,6 +381,31 @@ impl<D: BlockIo> UalRaftStore<D> {
             self.hard_state.commit = index;
         }
         Ok(())
+    }
+
+    /// The index Raft asked a snapshot for since the last call, when the store had no bytes to
+    /// give (after a restart, or when the snapshot store keeps them in a file): the owner reads
+    /// them back and hands them over (`set_snapshot_data`), or takes a new snapshot.
+    pub fn take_snapshot_wanted(&self) -> Option<u64> {
+        self.snapshot_wanted.take()
+    }
+
+    /// The bytes of the snapshot at `index` (the one the log follows), for followers; ignored
+    /// when the log follows another one by now, or in a group of one voter.
+    pub fn set_snapshot_data(&mut self, index: u64, data: Vec<u8>) {
+        if index == self.snapshot.index && !is_single_voter(&self.conf_state) {
+            self.snapshot_data = Some(data);
+        }
+    }
+
+    /// Whether the store holds the bytes of the snapshot the log follows.
+    pub fn has_snapshot_data(&self) -> bool {
+        self.snapshot_data.is_some()
+    }
+
+    /// Snapshots received from a leader and installed (`apply_snapshot`).
+    pub fn snapshots_installed(&self) -> u64 {
+        self.counters_installed
     }
 
     fn check_index(&self, index: u64) -> Result<(), StoreError> {
@@ -627,12 +661,51 @@ impl<D: BlockIo> RaftLogStore for UalRaftStore<D> {
             Some(data) if self.snapshot.index >= request_index => {
                 Ok(StoreSnapshot { meta: self.snapshot.clone(), data: data.clone() })
             }
-            _ => Err(StoreError::SnapshotUnavailable { request_index }),
+            _ => {
+                // The owner brings the bytes (`snapshot_wanted`, `set_snapshot_data`); raft-rs
+                // asks again at the follower's next heartbeat answer.
+                self.snapshot_wanted.set(Some(request_index));
+                Err(StoreError::SnapshotUnavailable { request_index })
+            }
         }
     }
 
-    fn apply_snapshot(&mut self, _snapshot: &StoreSnapshot) -> Result<(), StoreError> {
-        Err(StoreError::Unsupported("installing a snapshot needs a UAL reset-to-snapshot, not written yet"))
+    fn apply_snapshot(&mut self, snapshot: &StoreSnapshot) -> Result<(), StoreError> {
+        self.check_error()?;
+        let meta = &snapshot.meta;
+        if meta.index < self.snapshot.index {
+            return Err(StoreError::Compacted { index: meta.index, first_index: self.first_index() });
+        }
+        // The hard state commits with the reset, in its one superblock write: the commit index
+        // covers the snapshot (it is committed), term and vote stay what they were.
+        let hard_state =
+            HardStateRecord { commit: self.hard_state.commit.max(meta.index), ..self.hard_state };
+        let len = META_HEADER_LEN + 2 * conf_len(&meta.conf_state);
+        if len > META_MAX {
+            return Err(StoreError::TooLarge { len, max: META_MAX });
+        }
+        encode_meta(&hard_state, &meta.conf_state, &meta.conf_state, &mut self.meta_buf);
+        if let Err(e) = self.ual.reset_to_snapshot(meta.index, meta.term, &self.meta_buf) {
+            return Err(self.fail(e));
+        }
+        self.hard_state = hard_state;
+        self.conf_state = meta.conf_state.clone();
+        self.snapshot = meta.clone();
+        // Kept to serve a follower in turn, should this node lead (never in a group of one voter).
+        self.snapshot_data = Some(snapshot.data.clone()).filter(|_| !is_single_voter(&self.conf_state));
+        self.snapshot_wanted.set(None);
+        self.terms.clear();
+        self.terms.push((meta.index, meta.term));
+        self.backfill.clear();
+        self.backfill_first = meta.index + 1;
+        // The reset was durable when it returned; the group commits sealed before it cover no
+        // record any more.
+        for s in self.sealed.iter_mut() {
+            s.last_lsn = s.last_lsn.min(meta.index);
+        }
+        self.counters_installed += 1;
+        self.open_dirty = true;
+        Ok(())
     }
 
     fn sync(&mut self) -> u64 {

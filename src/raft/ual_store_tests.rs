@@ -227,14 +227,81 @@ fn checkpoint_moves_the_snapshot_and_survives_a_restart_without_its_bytes() {
     assert_eq!(s.snapshot(5).unwrap().data, b"image");
     assert!(matches!(s.entry(6), Err(StoreError::Compacted { .. })));
     assert_eq!(s.term(6), Ok(2));
-    let snapshot = s.snapshot(6).unwrap();
-    assert!(matches!(s.apply_snapshot(&snapshot), Err(StoreError::Unsupported(_))));
     settle(&mut s);
-    let r = crash(s, 6);
+    let mut r = crash(s, 6);
     assert_eq!((r.first_index(), r.snapshot_meta().index, r.snapshot_meta().term), (7, 6, 2));
     assert_eq!(r.snapshot_meta().conf_state.voters, vec![1, 2, 3]);
+    assert_eq!(r.take_snapshot_wanted(), None);
     assert!(matches!(r.snapshot(6), Err(StoreError::SnapshotUnavailable { .. })));
     assert_eq!(r.entry(7).unwrap().data, b"x");
+    // The owner hears that a follower wanted it and brings the bytes back (from its file).
+    assert_eq!(r.take_snapshot_wanted(), Some(6));
+    assert_eq!(r.take_snapshot_wanted(), None);
+    r.set_snapshot_data(5, b"older".to_vec());
+    assert!(!r.has_snapshot_data(), "not the snapshot the log follows");
+    r.set_snapshot_data(6, b"image".to_vec());
+    assert_eq!(r.snapshot(6).unwrap().data, b"image");
+}
+
+/// A follower's log of 10 entries (term 2), hard state (term 3, vote 2, commit 5), membership
+/// 1, 2, 3, all durable.
+fn follower_log() -> UalRaftStore<MemoryBlockIo> {
+    let mut s = fresh();
+    s.set_conf_state(&ConfState { voters: vec![1, 2, 3], ..Default::default() }).unwrap();
+    for i in 1..=10u64 {
+        s.append(&[entry(i, 2, b"x")]).unwrap();
+    }
+    s.set_hard_state(HardStateRecord { term: 3, vote: 2, commit: 5 }).unwrap();
+    settle(&mut s);
+    s
+}
+
+fn received(index: u64, term: u64) -> StoreSnapshot {
+    let conf_state = ConfState { voters: vec![1, 2, 3], learners: vec![4], ..Default::default() };
+    StoreSnapshot { meta: SnapshotMeta { index, term, conf_state }, data: b"leader's image".to_vec() }
+}
+
+/// What a store that installed `received(index, 3)` must say, before and after a restart.
+fn check_installed(s: &UalRaftStore<MemoryBlockIo>, index: u64) {
+    assert_eq!((s.first_index(), s.last_index(), s.term(index)), (index + 1, index, Ok(3)));
+    assert_eq!(s.snapshot_meta(), &received(index, 3).meta);
+    assert_eq!(s.conf_state(), &received(index, 3).meta.conf_state);
+    assert_eq!(s.hard_state(), HardStateRecord { term: 3, vote: 2, commit: index });
+    assert!(matches!(s.entry(index), Err(StoreError::Compacted { .. })));
+}
+
+#[test]
+fn apply_snapshot_replaces_the_log_durably_with_the_hard_state_and_membership() {
+    // Beyond the log, and inside it over entries of another term (a conflicting history).
+    for index in [30, 8] {
+        let mut s = follower_log();
+        s.apply_snapshot(&received(index, 3)).unwrap();
+        check_installed(&s, index);
+        assert_eq!(s.durable_index(), index, "durable when it returns");
+        assert_eq!(s.snapshot(index).unwrap().data, b"leader's image", "kept to serve followers in turn");
+        assert_eq!(s.snapshots_installed(), 1);
+        // A crash right after it: the snapshot, the hard state and the membership, nothing older.
+        let mut r = crash(s, index);
+        check_installed(&r, index);
+        // The log goes on after the snapshot, across a restart.
+        for i in index + 1..=index + 5 {
+            r.append(&[entry(i, 3, b"y")]).unwrap();
+        }
+        settle(&mut r);
+        let r = crash(r, index);
+        assert_eq!((r.first_index(), r.last_index(), r.term(index + 5)), (index + 1, index + 5, Ok(3)));
+        assert_eq!(r.entry(index + 3).unwrap().data, b"y");
+    }
+}
+
+#[test]
+fn apply_snapshot_refuses_an_older_snapshot_and_changes_nothing() {
+    let mut s = follower_log();
+    s.checkpoint(5, None).unwrap();
+    settle(&mut s);
+    assert!(matches!(s.apply_snapshot(&received(4, 2)), Err(StoreError::Compacted { .. })));
+    assert_eq!((s.first_index(), s.last_index(), s.snapshot_meta().index), (6, 10, 5));
+    assert_eq!(s.entry(8).unwrap().data, b"x");
 }
 
 /// A group of one voter keeps no snapshot bytes in memory: nobody could ask for them (the memory

@@ -59,6 +59,8 @@ impl Writing {
 pub struct SnapshotFile {
     path: PathBuf,
     tmp: PathBuf,
+    /// A snapshot received from the leader (`SnapshotStore::stage_received`).
+    recv: PathBuf,
     /// The snapshot being written, between `begin` and `finish`.
     writing: Option<Writing>,
     /// Chunks written, handed back by `spare`.
@@ -72,7 +74,7 @@ impl SnapshotFile {
     pub fn new(dir: &Path, partition: u16) -> Self {
         let path = dir.join(format!("partition-{partition}.snap"));
         let tmp = dir.join(format!("partition-{partition}.snap.tmp"));
-        Self { path, tmp, writing: None, spares: Vec::new(), finished: None }
+        Self::new_at(path, tmp)
     }
 
     /// The file's path.
@@ -108,13 +110,17 @@ impl SnapshotFile {
     }
 
     /// Removes a leftover `.tmp` (a crash while writing; it was never renamed, so it never
-    /// counted). Recovery calls it only once the start is decided.
+    /// counted) and a `.recv` the log was never reset to (recovery promotes one it was reset to
+    /// first). Recovery calls it only once the start is decided.
     pub fn remove_leftover_tmp(&self) -> io::Result<()> {
-        match fs::remove_file(&self.tmp) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
+        for path in [&self.tmp, &self.recv] {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
 
     /// Replaces the snapshot with `bytes`, durably (see the module header).
@@ -151,8 +157,7 @@ impl SnapshotFile {
         f.sync_all()?;
         drop(f);
         fs::rename(&self.tmp, &self.path)?;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        File::open(dir)?.sync_all()
+        self.sync_dir()
     }
 }
 
@@ -165,7 +170,37 @@ impl Clone for SnapshotFile {
 
 impl SnapshotFile {
     fn new_at(path: PathBuf, tmp: PathBuf) -> Self {
-        Self { path, tmp, writing: None, spares: Vec::new(), finished: None }
+        let mut recv = path.clone().into_os_string();
+        recv.push(".recv");
+        Self { path, tmp, recv: recv.into(), writing: None, spares: Vec::new(), finished: None }
+    }
+
+    /// Writes `body` to the `.recv` file durably (the file, then the directory).
+    fn stage(&self, body: &[u8]) -> io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&self.recv)?;
+        f.write_all(body)?;
+        f.sync_all()?;
+        drop(f);
+        self.sync_dir()
+    }
+
+    /// Renames the `.recv` file over the snapshot, durably.
+    fn promote(&self) -> io::Result<()> {
+        fs::rename(&self.recv, &self.path)?;
+        self.sync_dir()
+    }
+
+    fn open_received(&self) -> io::Result<Option<Box<dyn SnapshotRead>>> {
+        match File::open(&self.recv) {
+            Ok(f) => Ok(Some(Box::new(f))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        File::open(dir)?.sync_all()
     }
 }
 
@@ -206,6 +241,18 @@ impl SnapshotStore for SnapshotFile {
 
     fn poll(&mut self) -> Option<Written> {
         self.finished.take()
+    }
+
+    fn stage_received(&mut self, body: &[u8]) -> io::Result<()> {
+        self.stage(body)
+    }
+
+    fn read_received(&mut self) -> io::Result<Option<Box<dyn SnapshotRead>>> {
+        self.open_received()
+    }
+
+    fn promote_received(&mut self) -> io::Result<()> {
+        self.promote()
     }
 }
 
@@ -331,6 +378,21 @@ impl SnapshotStore for SnapshotWriter {
     fn poll(&mut self) -> Option<Written> {
         self.finished()
     }
+
+    // A received snapshot is staged and promoted on the shard's thread, through the file's own
+    // handle: the partition takes none while one of its own is being written (the writer thread
+    // renames `.tmp` over the snapshot, never `.recv`).
+    fn stage_received(&mut self, body: &[u8]) -> io::Result<()> {
+        self.file.stage(body)
+    }
+
+    fn read_received(&mut self) -> io::Result<Option<Box<dyn SnapshotRead>>> {
+        self.file.open_received()
+    }
+
+    fn promote_received(&mut self) -> io::Result<()> {
+        self.file.promote()
+    }
 }
 
 impl Drop for SnapshotWriter {
@@ -366,6 +428,45 @@ mod tests {
         f.remove_leftover_tmp().unwrap();
         f.remove_leftover_tmp().unwrap();
         assert!(!dir.join("partition-3.snap.tmp").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_received_snapshot_is_staged_beside_the_current_one_then_promoted_or_dropped() {
+        let dir = std::env::temp_dir().join(format!("vigil-snapfile-recv-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let read_all = |src: Option<Box<dyn SnapshotRead>>| {
+            src.map(|mut r| {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut r, &mut bytes).unwrap();
+                bytes
+            })
+        };
+        for background in [false, true] {
+            let file = SnapshotFile::new(&dir, 4);
+            file.write(b"current").unwrap();
+            let mut store: Box<dyn SnapshotStore> =
+                if background { Box::new(SnapshotWriter::spawn(file, 4).unwrap()) } else { Box::new(file) };
+            assert_eq!(read_all(store.read_received().unwrap()), None);
+            store.stage_received(b"received").unwrap();
+            assert_eq!(
+                read_all(store.read().unwrap()).as_deref(),
+                Some(&b"current"[..]),
+                "staging changes nothing"
+            );
+            assert_eq!(read_all(store.read_received().unwrap()).as_deref(), Some(&b"received"[..]));
+            // Never reset to: a leftover.
+            store.remove_leftovers().unwrap();
+            assert_eq!(read_all(store.read_received().unwrap()), None);
+            assert_eq!(read_all(store.read().unwrap()).as_deref(), Some(&b"current"[..]));
+            // Reset to: promoted.
+            store.stage_received(b"received").unwrap();
+            store.promote_received().unwrap();
+            assert_eq!(read_all(store.read().unwrap()).as_deref(), Some(&b"received"[..]));
+            assert_eq!(read_all(store.read_received().unwrap()), None);
+            assert!(store.promote_received().is_err(), "nothing staged");
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 

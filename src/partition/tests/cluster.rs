@@ -19,14 +19,26 @@
 //! `VIGIL_CLUSTER_SEED=x cargo test -p vigil --lib cluster -- --nocapture` replays seed x alone
 //! with a trace; `VIGIL_CLUSTER_SEEDS=n` runs n seeds (default `DEFAULT_SEEDS`).
 //!
+//! Each replica keeps its snapshots in a store that survives its crashes (`SimSnapshots`: written
+//! whole when a write returns, like a file after its `fsync`). In most seeds the ring is sized so
+//! that no run recycles it; in every `RECYCLE_EVERY`th seed, and in
+//! `a_follower_down_while_the_log_recycles_catches_up_by_snapshot`, the ring is small, snapshots
+//! are taken every few entries and streamed in small chunks, and a follower stays down while the
+//! leader's log recycles past it: it catches up by snapshot (`Stats::installs`).
+//!
 //! Not simulated here yet: media faults (bit flips, latent sector errors: `tests/sim_shards` has
-//! them for one node), snapshots sent to a follower (the ring is sized so no run recycles it), and
-//! the shards around the partition (`tests/sim_shards` is the whole-node simulator of one node).
+//! them for one node), and the shards around the partition (`tests/sim_shards` is the whole-node
+//! simulator of one node).
 
 use super::*;
 use crate::check::{check, CheckConfig, History, KvOp, OpId, Outcome};
-use crate::peer::{PeerGroups, PeerInbox, PeerLimits, PeerOutbox};
+use crate::partition::seams::Written;
+use crate::peer::{PeerError, PeerGroups, PeerInbox, PeerLimits, PeerOutbox};
+use crate::projection::{SnapshotChunk, SnapshotEncoder, SnapshotHeader, SnapshotRead};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::rc::Rc;
 use vigil_pmd::sim::{SimClock, SimDisk, SimDiskConfig, SimDiskFaults, SplitMix64};
 
 /// Seeds of the default run.
@@ -46,9 +58,24 @@ const TIMEOUT_NS: u64 = 250_000_000;
 /// the checker's search grows with every open write of a key: a few per seed, not dozens.
 const ATTEMPTS_MAX: u32 = 24;
 
+/// Every this many seeds of the default run recycle the log (`recycling_config`).
+const RECYCLE_EVERY: u64 = 10;
+/// Snapshot chunk bytes where the log recycles: a snapshot of the six keys and the client table
+/// takes several chunks.
+const RECYCLE_CHUNK_BYTES: usize = 96;
+
 fn cluster_config() -> PartitionConfig {
     // A ring no run fills halfway (no snapshot, nothing recycled: followers catch up from the log).
     let mut cfg = config_sized(256, u64::MAX);
+    cfg.voters = (1..=NODES).collect();
+    cfg
+}
+
+/// A ring of 8 segments of 4 blocks and a snapshot every 16 entries: it recycles many times per
+/// run, and a follower down for a while is past what the leader's log holds.
+fn recycling_config() -> PartitionConfig {
+    let mut cfg = config_sized(4, 16);
+    cfg.ual.write_blocks_max = 4;
     cfg.voters = (1..=NODES).collect();
     cfg
 }
@@ -89,6 +116,8 @@ struct Node {
     /// Its election timeout, in ticks (fixed: see `Sim::new`).
     election_ticks: usize,
     part: Option<Partition<SimDisk>>,
+    /// Its snapshot store's contents (they survive its crashes).
+    snaps: Rc<RefCell<SnapDisk>>,
     /// Its peer datagrams, out and in (new ones at each restart: a new incarnation).
     outbox: PeerOutbox,
     inbox: PeerInbox,
@@ -198,7 +227,18 @@ struct Sim {
     stats: Stats,
     /// (term, node) of every leader seen (`Stats::leaderships` counts them).
     leaders: BTreeSet<(u64, u64)>,
+    /// The log recycles; at step `follower_down_at` a follower goes down for
+    /// `FOLLOWER_DOWN_STEPS` (`recycling_config`).
+    recycle: bool,
+    follower_down_at: u64,
+    /// Random faults (crashes, cuts, pauses) while the faults go on; off, only the network's
+    /// loss, duplication and delays (and a recycling seed's follower down).
+    random_faults: bool,
 }
+
+/// Steps a follower stays down in a seed whose log recycles: the leader's log turns over many
+/// times meanwhile.
+const FOLLOWER_DOWN_STEPS: u64 = 1_200;
 
 #[derive(Default, Debug)]
 struct Stats {
@@ -214,12 +254,60 @@ struct Stats {
     datagrams: u64,
     /// Follower reads answered.
     bounded_reads: u64,
+    /// Snapshots taken, and received from a leader and installed, by all replicas.
+    snapshots: u64,
+    installs: u64,
+    /// Snapshot chunks sent, snapshots sent again (not taken in time), read back from the store
+    /// for a follower (a leader restarted since it took it), and dropped by a follower.
+    chunks: u64,
+    resent: u64,
+    read_back: u64,
+    refused: u64,
+    /// Peer messages dropped because a node's peer outbox was full.
+    outbox_full: u64,
+}
+
+impl Stats {
+    fn add(&mut self, s: &Stats) {
+        self.acked_writes += s.acked_writes;
+        self.reads += s.reads;
+        self.given_up += s.given_up;
+        self.not_leader += s.not_leader;
+        self.crashes += s.crashes;
+        self.cuts += s.cuts;
+        self.leaderships += s.leaderships;
+        self.datagrams += s.datagrams;
+        self.bounded_reads += s.bounded_reads;
+        self.snapshots += s.snapshots;
+        self.installs += s.installs;
+        self.chunks += s.chunks;
+        self.resent += s.resent;
+        self.read_back += s.read_back;
+        self.refused += s.refused;
+        self.outbox_full += s.outbox_full;
+    }
+
+    /// Counts what partition `p` did before it goes (a crash, or the end of the run).
+    fn count(&mut self, p: &Partition<SimDisk>) {
+        self.snapshots += p.counters().snapshots;
+        self.installs += p.counters().snapshots_installed;
+        self.chunks += p.counters().snapshot_chunks_sent;
+        self.resent += p.counters().snapshots_resent;
+        self.read_back += p.counters().snapshots_read_back;
+        self.refused += p.counters().snapshots_refused;
+    }
 }
 
 impl Sim {
     fn new(seed: u64, trace: bool) -> Self {
+        Self::with(seed, trace, seed % RECYCLE_EVERY == RECYCLE_EVERY - 1)
+    }
+
+    /// Seed `seed`; `recycle`: the log recycles (`recycling_config`) and a follower is down for a
+    /// while in the middle of the run.
+    fn with(seed: u64, trace: bool, recycle: bool) -> Self {
         let mut rng = SplitMix64::new(seed);
-        let mut cfg = cluster_config();
+        let mut cfg = if recycle { recycling_config() } else { cluster_config() };
         // Follower reads in half the seeds, bounded at 20 or 100 ms.
         let staleness_ns = [0, 0, 20_000_000, 100_000_000][rng.below(4) as usize];
         cfg.follower_read_staleness_ns = staleness_ns;
@@ -238,7 +326,12 @@ impl Sim {
                 let election_ticks = base + offsets[(id - 1) as usize];
                 let node_cfg = node_config(&cfg, id, election_ticks);
                 let device = SimDisk::new(disk, clock.clone(), rng.next_u64());
-                let (part, _) = Partition::open(0, device, &node_cfg, None).expect("a fresh replica opens");
+                let snaps = Rc::new(RefCell::new(SnapDisk::default()));
+                let (mut part, _) = Partition::open(0, device, &node_cfg, SimSnapshots::boxed(&snaps))
+                    .expect("a fresh replica opens");
+                if recycle {
+                    part.set_snapshot_chunk_bytes(RECYCLE_CHUNK_BYTES);
+                }
                 // Rates within 4.5% of the reference: any two differ by less than the lease's 10%.
                 let rate = 0.955 + rng.below(91) as f64 / 1000.0;
                 let (outbox, inbox) = peer_ends(id, 1);
@@ -246,6 +339,7 @@ impl Sim {
                     id,
                     election_ticks,
                     part: Some(part),
+                    snaps,
                     outbox,
                     inbox,
                     incarnation: 1,
@@ -272,6 +366,8 @@ impl Sim {
                 idle_until: 0,
             })
             .collect();
+        // Drawn last, and only where used: the other seeds run as they did before.
+        let follower_down_at = if recycle { 300 + rng.below(300) } else { 0 };
         Self {
             seed,
             trace,
@@ -292,6 +388,9 @@ impl Sim {
             acked: BTreeMap::new(),
             stats: Stats::default(),
             leaders: BTreeSet::new(),
+            recycle,
+            follower_down_at,
+            random_faults: true,
         }
     }
 
@@ -311,8 +410,11 @@ impl Sim {
 
     /// One step: faults, deliveries, polls, clients.
     fn tick(&mut self, faults: bool) {
-        if faults {
+        if faults && self.random_faults {
             self.fault();
+        }
+        if self.recycle && self.step == self.follower_down_at {
+            self.crash_a_follower();
         }
         self.restart_due();
         let t = self.t();
@@ -349,7 +451,12 @@ impl Sim {
                 self.stats.leaderships += 1;
             }
             for m in outbox.drain(..) {
-                node.outbox.push(0, &m).expect("a peer's message of a known size");
+                match node.outbox.push(0, &m) {
+                    Ok(()) => {}
+                    // Raft tolerates loss: a full outbox drops.
+                    Err(PeerError::Full { .. }) => self.stats.outbox_full += 1,
+                    Err(e) => panic!("seed {}: a peer message refused: {e}", self.seed),
+                }
             }
             while let Some(tx) = node.outbox.poll_transmit(&mut datagram) {
                 self.net.send(&mut self.rng, t, node.id, tx.to, &datagram[..tx.len]);
@@ -401,10 +508,27 @@ impl Sim {
         }
     }
 
+    /// A follower (any node up that does not lead) goes down for `FOLLOWER_DOWN_STEPS`.
+    fn crash_a_follower(&mut self) {
+        let step = self.step;
+        let follower =
+            self.nodes.iter().find(|n| n.up(step) && !n.part.as_ref().is_some_and(|p| p.raft().is_leader()));
+        if let Some(id) = follower.map(|n| n.id) {
+            self.crash_for(id, FOLLOWER_DOWN_STEPS);
+        }
+    }
+
     fn crash(&mut self, id: u64) {
-        let until = self.step + 50 + self.rng.below(700);
+        let down = 50 + self.rng.below(700);
+        self.crash_for(id, down);
+    }
+
+    fn crash_for(&mut self, id: u64, down: u64) {
+        let until = self.step + down;
         let node = self.node(id);
-        let part = node.part.take().expect("up");
+        let Some(part) = node.part.take() else { return };
+        self.stats.count(&part);
+        let node = self.node(id);
         let (image, report) = part.into_device().into_crash_image();
         node.image = Some(image);
         node.down_until = until;
@@ -420,8 +544,12 @@ impl Sim {
             let node_cfg = node_config(&self.cfg, self.nodes[i].id, self.nodes[i].election_ticks);
             let image = self.nodes[i].image.take().expect("a down node keeps its disk's image");
             let device = SimDisk::from_image(self.disk, self.clock.clone(), self.rng.next_u64(), image);
-            let (part, report) = Partition::open(0, device, &node_cfg, None)
+            let snapshots = SimSnapshots::boxed(&self.nodes[i].snaps);
+            let (mut part, report) = Partition::open(0, device, &node_cfg, snapshots)
                 .unwrap_or_else(|e| panic!("seed {}: node {} does not restart: {e}", self.seed, i + 1));
+            if self.recycle {
+                part.set_snapshot_chunk_bytes(RECYCLE_CHUNK_BYTES);
+            }
             self.nodes[i].part = Some(part);
             self.nodes[i].incarnation += 1;
             (self.nodes[i].outbox, self.nodes[i].inbox) =
@@ -719,6 +847,9 @@ fn history_of(seed: u64, trace: bool, stale_reads: bool) -> Sim {
     sim.check_replicas();
     sim.check_bounded_reads();
     sim.final_reads();
+    for n in &sim.nodes {
+        sim.stats.count(n.part.as_ref().expect("every node is up after healing"));
+    }
     sim
 }
 
@@ -742,22 +873,16 @@ fn three_replicas_under_faults_stay_linearizable_and_agree() {
     let seeds = std::env::var("VIGIL_CLUSTER_SEEDS").map_or(DEFAULT_SEEDS, |s| s.parse().expect("a number"));
     let mut total = Stats::default();
     for seed in 0..seeds {
-        let s = run_seed(seed, false);
-        total.acked_writes += s.acked_writes;
-        total.reads += s.reads;
-        total.given_up += s.given_up;
-        total.not_leader += s.not_leader;
-        total.crashes += s.crashes;
-        total.cuts += s.cuts;
-        total.leaderships += s.leaderships;
-        total.datagrams += s.datagrams;
-        total.bounded_reads += s.bounded_reads;
+        total.add(&run_seed(seed, false));
     }
     println!("{seeds} seeds: {total:?}");
     assert!(total.acked_writes > seeds * 50, "writes were acknowledged: {total:?}");
     assert!(total.reads > seeds * 20, "reads were answered: {total:?}");
     assert!(total.crashes > 0 && total.cuts > 0, "faults happened: {total:?}");
     assert!(total.leaderships > seeds * 3 / 2, "leaders changed: {total:?}");
+    if seeds >= RECYCLE_EVERY {
+        assert!(total.installs > 0, "followers caught up by snapshot: {total:?}");
+    }
 }
 
 #[test]
@@ -823,3 +948,6 @@ fn a_seed_replays_the_same_run() {
         assert_eq!(run(seed), run(seed), "seed {seed} ran differently the second time");
     }
 }
+
+mod snapshots;
+use snapshots::{SimSnapshots, SnapDisk};
