@@ -424,3 +424,79 @@ fn three_nodes_keep_every_acknowledged_write_through_a_kill_a_restart_and_a_paus
     assert_eq!(key_counts[0].values().sum::<u64>(), KEYS as u64, "{key_counts:?}");
     let _ = std::fs::remove_dir_all(work);
 }
+
+/// A node down while the leader's log recycles past what it has comes back and catches up by
+/// snapshot: afterwards it makes a quorum with one other node (the old leader killed), and
+/// every key reads back with its last acknowledged value.
+#[test]
+fn a_node_down_while_the_log_recycles_catches_up_by_snapshot() {
+    let work = disk_temp_dir("cluster3-snap");
+    let ports: Vec<u16> = (0..NODES).map(|_| free_udp_port()).collect();
+    let nodes: Vec<SocketAddr> = ports.iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect();
+    let dirs: Vec<PathBuf> = (1..=NODES).map(|i| work.join(format!("node{i}"))).collect();
+    // A 2 MiB ring, a snapshot every 200 entries: 3 MB of writes recycle it.
+    let configs: Vec<String> = (1..=NODES)
+        .map(|i| {
+            node_config(i, &ports, "data")
+                .replace("shards = 2", "shards = 1")
+                .replace("segment_blocks = 256", "segment_blocks = 64")
+                .replace("segment_count = 16", "segment_count = 8")
+                .replace("snapshot_every_entries = 1000000", "snapshot_every_entries = 200")
+        })
+        .collect();
+    let mut servers: Vec<Option<Server>> = dirs
+        .iter()
+        .zip(&configs)
+        .map(|(dir, cfg)| {
+            std::fs::create_dir_all(dir).unwrap();
+            Some(Server::start(dir, cfg))
+        })
+        .collect();
+    let leader = leader_of(b"w-0", &nodes).expect("a leader within 5 s");
+    let down = (leader + 1) % NODES;
+    eprintln!("node {} leads; stopping node {} (SIGKILL)", leader + 1, down + 1);
+    servers[down].take().unwrap().kill();
+
+    let mut client = Client::new(7, &nodes);
+    let mut last: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let value = vec![b'v'; 1000];
+    for i in 0..3_000u32 {
+        let key = format!("w-{}", i % 50).into_bytes();
+        let mut v = value.clone();
+        v[..4].copy_from_slice(&i.to_le_bytes());
+        let answer =
+            client.run(opcode::SET, &key, &set_body(&key, &v), Instant::now() + Duration::from_secs(10));
+        assert!(matches!(answer, Some((Status::Ok, _))), "SET {i}: {answer:?}");
+        last.insert(key, v);
+    }
+    eprintln!("restarting node {}", down + 1);
+    servers[down] = Some(Server::start(&dirs[down], &configs[down]));
+    std::thread::sleep(Duration::from_secs(3));
+    let leader = leader_of(b"w-0", &nodes).expect("a leader");
+    assert_ne!(leader, down, "the node that was down cannot lead before it caught up");
+    eprintln!("killing the leader, node {}: the restarted node must make the quorum", leader + 1);
+    servers[leader].take().unwrap().kill();
+    for (key, value) in &last {
+        let answer = client.run(opcode::GET, key, key, Instant::now() + Duration::from_secs(20));
+        match answer {
+            Some((Status::Ok, body)) => {
+                assert_eq!(&body[8..], &value[..], "{}", String::from_utf8_lossy(key))
+            }
+            other => fail_with_reports(servers, &format!("GET {}: {other:?}", String::from_utf8_lossy(key))),
+        }
+    }
+    let (status, out) = servers[down].take().unwrap().stop();
+    assert!(status.success(), "{out}");
+    let installed: u64 = out
+        .lines()
+        .filter_map(|l| {
+            l.split_once(" installed ").and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .sum();
+    assert!(installed >= 1, "the restarted node installed no snapshot:\n{out}");
+    for s in servers.into_iter().flatten() {
+        let (status, out) = s.stop();
+        assert!(status.success(), "{out}");
+    }
+    let _ = std::fs::remove_dir_all(work);
+}

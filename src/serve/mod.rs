@@ -216,9 +216,9 @@ pub fn cluster_refusal(config: &Config) -> Option<String> {
     if config.net.backend == Backend::Kernel || config.net.fallback == Fallback::Kernel {
         serves.push((config.kernel.bind_ip, "kernel.bind_ip, net.port"));
     }
-    let (ip, keys) = serves.into_iter().find(|(ip, _)| {
-        own.port() != config.net.port || (own.ip() != ip && !ip.is_unspecified())
-    })?;
+    let (ip, keys) = serves
+        .into_iter()
+        .find(|(ip, _)| own.port() != config.net.port || (own.ip() != ip && !ip.is_unspecified()))?;
     Some(format!(
         "cluster.nodes: this node ({}) is listed at {own}, but it serves udp {ip}:{} ({keys}); \
          its peers would send its Raft messages where nobody listens",

@@ -59,7 +59,7 @@ impl ReplayBar {
 pub(super) fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
     let (c, r, u) = (p.counters(), p.raft().counters(), p.raft().store().ual().counters());
     format!(
-        "partition {}: keys {} expiring {} applied {} | proposed {} expiry-proposals {} answered-now {} busy {} (log-ring {} waiters {} window {} proposals {} raft {}) snapshots {} snapshot-failures {} | \
+        "partition {}: keys {} expiring {} applied {} | proposed {} expiry-proposals {} answered-now {} busy {} (log-ring {} waiters {} window {} proposals {} raft {}) snapshots {} snapshot-failures {} sent {} installed {} refused {} | \
          raft term {} commit {} leader {} readies {} | peers in {} out {} refused {} outbox-full {} votes-ignored-after-start {} | log appends {} writes {} write-blocks {} superblock-writes {}",
         p.id(),
         p.kv().len(),
@@ -76,6 +76,9 @@ pub(super) fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
         c.busy_raft,
         c.snapshots,
         c.snapshot_failures,
+        c.snapshots_sent,
+        c.snapshots_installed,
+        c.snapshots_refused,
         p.raft().term(),
         p.raft().commit_index(),
         p.leader_hint().unwrap_or(0),
