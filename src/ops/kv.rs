@@ -17,7 +17,9 @@
 //! answered `BUSY` at once and nothing is proposed or forwarded; a reservation taken for a write
 //! that was answered at once after all is given back.
 //!
-//! Forwarded request payload: `[opcode u8][client_id u64 LE][request_id u64 LE][body]`.
+//! Forwarding lives in `kv/forward.rs` (request payload: `[opcode u8][client_id u64 LE]
+//! [request_id u64 LE][body]`), peer datagrams and the burst's lease check in
+//! `kv/peer_traffic.rs`.
 //!
 //! The handlers and the shard's service step share one `KvShard` through `Rc<RefCell<_>>`: both run
 //! on the shard's thread, one after the other, so a borrow is never contended.
@@ -43,6 +45,11 @@ use std::rc::Rc;
 use vigil_pmd::block::BlockIo;
 use vigil_pmd::{Batch, Nanos, Peer};
 
+mod forward;
+mod peer_traffic;
+
+use forward::Forwarded;
+
 /// Bytes before the body in a forwarded request.
 const FORWARD_HEADER_LEN: usize = 17;
 /// The opcode of a forwarded peer datagram (0 is never a client's: `wire::OPCODE_NONE`).
@@ -52,15 +59,6 @@ const ANSWER_BYTES_MAX: usize = 16;
 /// Largest candle answer decoded for a client (the room of a TCP connection's answer; a UDP
 /// datagram takes what fits it).
 const CLIENT_ANSWER_BYTES_MAX: usize = 64 << 10;
-
-/// A client request forwarded to another shard, waiting for its answer.
-#[derive(Clone, Copy, Debug)]
-struct Forwarded {
-    peer: Peer,
-    client_id: u64,
-    opcode: u8,
-    request_id: u64,
-}
 
 /// Counters of the KV subsystem of one shard.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -379,125 +377,6 @@ impl<D: BlockIo> KvShard<D> {
         ops.for_client(op, raw, out).map(Answer::Now)
     }
 
-    /// Forwards a request to the shard that owns its partition, with a reservation for the answer
-    /// it will send on to the client.
-    fn forward(&mut self, partition: u16, req: &Request<'_>) -> Result<Answer, Status> {
-        let len = FORWARD_HEADER_LEN + req.body.len();
-        if len > self.scratch.len() {
-            return Err(Status::BadLength);
-        }
-        self.reserve()?;
-        let answer = self.forward_reserved(partition, req, len);
-        if answer.is_err() {
-            self.reservations.give_back();
-        }
-        answer
-    }
-
-    fn forward_reserved(&mut self, partition: u16, req: &Request<'_>, len: usize) -> Result<Answer, Status> {
-        let waiting = Forwarded {
-            peer: req.peer,
-            client_id: req.client_id,
-            opcode: req.opcode,
-            request_id: req.request_id,
-        };
-        self.forward_bytes(partition, waiting, req.body, len)
-    }
-
-    /// Sends `waiting`'s request with `body` (`len` bytes with the header) to `partition`'s
-    /// owner shard.
-    fn forward_bytes(
-        &mut self,
-        partition: u16,
-        waiting: Forwarded,
-        body: &[u8],
-        len: usize,
-    ) -> Result<Answer, Status> {
-        let router = self.router.as_mut().expect("a remote route needs a router");
-        let buf = &mut self.scratch[..len];
-        buf[0] = waiting.opcode;
-        buf[1..9].copy_from_slice(&waiting.client_id.to_le_bytes());
-        buf[9..17].copy_from_slice(&waiting.request_id.to_le_bytes());
-        buf[17..].copy_from_slice(body);
-        let Ok(token) = self.forwarded.insert(waiting) else {
-            self.counters.forward_refused += u64::from(waiting.opcode != PEER_DATAGRAM);
-            return Err(Status::Busy);
-        };
-        match router.forward(partition, buf, token) {
-            Ok(()) => {
-                // Peer datagrams handed over are the peer link's count.
-                self.counters.forwarded += u64::from(waiting.opcode != PEER_DATAGRAM);
-                Ok(Answer::Later)
-            }
-            Err(e) => {
-                self.forwarded.take(token).expect("just inserted");
-                self.counters.forward_refused += u64::from(waiting.opcode != PEER_DATAGRAM);
-                Err(e.client_status())
-            }
-        }
-    }
-
-    /// Whether every partition that served reads at its clock still does at `now` (a clock read
-    /// after the answers were made): false when a lease ran out in between (the process was
-    /// paused or descheduled mid-iteration), and the answers must not go out. True when no
-    /// partition has peers (a group of one voter needs no lease).
-    pub fn reads_still_valid(&self, now: Nanos) -> bool {
-        self.partitions.iter().all(|p| !p.has_peers() || !p.serves_reads() || p.serves_reads_at(now))
-    }
-
-    /// A peer datagram this shard's queue received (`ops::peer_link`): stepped here when its
-    /// partitions are this shard's, else handed to their owner through the cross-shard inbox
-    /// (no reservation: nobody is answered). Returns false on a node whose partitions do not
-    /// replicate (the engine then answers it as a foreign datagram).
-    pub fn peer_datagram(&mut self, datagram: &[u8], now: Nanos) -> bool {
-        if self.peers.is_none() {
-            return false;
-        }
-        let owner = PeerLink::first_partition(datagram)
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| u32::from(*p) < self.placement.partitions())
-            .map(|p| (p, usize::from(self.placement.owner(p))));
-        match owner {
-            Some((partition, owner)) if owner != self.shard && self.router.is_some() => {
-                self.hand_over(partition, datagram)
-            }
-            // Its own, or malformed: the peer inbox checks and counts it.
-            _ => self.receive_peer(datagram, now),
-        }
-        true
-    }
-
-    fn receive_peer(&mut self, datagram: &[u8], now: Nanos) {
-        if let Some(link) = self.peers.as_mut() {
-            link.receive(datagram, now, &mut self.partitions, self.placement);
-        }
-    }
-
-    fn hand_over(&mut self, partition: u16, datagram: &[u8]) {
-        let len = FORWARD_HEADER_LEN + datagram.len();
-        let waiting = Forwarded {
-            peer: Peer::from_ip_port(std::net::Ipv4Addr::UNSPECIFIED, 0),
-            client_id: 0,
-            opcode: PEER_DATAGRAM,
-            request_id: 0,
-        };
-        let ok = len <= self.scratch.len() && self.forward_bytes(partition, waiting, datagram, len).is_ok();
-        self.peer_handed_over += usize::from(ok);
-        if let Some(link) = self.peers.as_mut() {
-            link.count_hand_over(ok);
-        }
-    }
-
-    /// The next peer datagram's destination, if one waits.
-    pub fn peer_next(&self) -> Option<Peer> {
-        self.peers.as_ref()?.next_destination()
-    }
-
-    /// Writes the next peer datagram into `buf`; its length (0: none).
-    pub fn peer_write(&mut self, buf: &mut [u8]) -> usize {
-        self.peers.as_mut().map_or(0, |l| l.write_next(buf))
-    }
-
     /// One step: the inbox, then every partition. Late answers go to `emit`.
     fn poll(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) -> bool {
         self.now_ms = self.now_ms.max(now.0 / 1_000_000);
@@ -542,108 +421,6 @@ impl<D: BlockIo> KvShard<D> {
             }
         }
         true
-    }
-
-    fn drain_inbox(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) {
-        let Some(router) = self.router.as_mut() else { return };
-        self.envelopes.clear();
-        if router.drain(&mut self.envelopes) == 0 {
-            return;
-        }
-        for i in 0..self.envelopes.len() {
-            let env = self.envelopes.as_slice()[i];
-            match env.kind() {
-                Kind::Request => self.serve_forwarded(&env, now),
-                Kind::Answer => self.complete_forwarded(&env, emit),
-            }
-        }
-    }
-
-    /// Runs a request another shard forwarded here and answers it now, or when it commits.
-    fn serve_forwarded(&mut self, env: &Envelope, now: Nanos) {
-        self.counters.served_for_others += 1;
-        let router = self.router.as_mut().expect("draining needs a router");
-        let scratch = &mut self.scratch;
-        let Ok(len) = router.with_request(env, |bytes| {
-            let n = bytes.len().min(scratch.len());
-            scratch[..n].copy_from_slice(&bytes[..n]);
-            n
-        }) else {
-            self.counters.stale += 1;
-            return;
-        };
-        let request = std::mem::take(&mut self.scratch);
-        let mut answer = std::mem::take(&mut self.answer);
-        let status_and_len = match decode_forwarded(&request[..len]) {
-            None => Err(Status::Malformed),
-            Some((PEER_DATAGRAM, _, _, datagram)) => {
-                self.receive_peer(datagram, now);
-                Ok(Answer::Now(0))
-            }
-            Some((op, client_id, request_id, body)) => {
-                self.local(env.partition_id()).observe_time(now);
-                let waiter = Waiter { origin: Origin::Forwarded(*env), opcode: op, request_id };
-                KvRequest::parse(op, client_id, request_id, body)
-                    .and_then(|parsed| self.run_local(env.partition_id(), waiter, &parsed, &mut answer))
-            }
-        };
-        let router = self.router.as_mut().expect("draining needs a router");
-        let sent = match status_and_len {
-            Ok(Answer::Later) => Ok(Status::Ok),
-            Ok(Answer::Now(n)) => router.answer(env, Status::Ok, &answer[..n]),
-            Ok(Answer::Refused { status, len }) => router.answer(env, status, &answer[..len]),
-            Err(status) => router.answer(env, status, &[]),
-        };
-        if sent.is_err() {
-            self.counters.stale += 1;
-        }
-        self.scratch = request;
-        self.answer = answer;
-    }
-
-    /// Sends the owner's answer to a forwarded request on to its client.
-    fn complete_forwarded(&mut self, env: &Envelope, emit: &mut dyn FnMut(&LateAnswer<'_>)) {
-        let router = self.router.as_mut().expect("draining needs a router");
-        let Some(f) = self.forwarded.take(env.sequence()) else {
-            self.counters.stale += 1;
-            let _ = router.complete(env, |_, _| ());
-            return;
-        };
-        if f.opcode == PEER_DATAGRAM {
-            // A peer datagram handed over: its owner took it; nothing goes to anyone.
-            self.peer_handed_over -= 1;
-            let _ = router.complete(env, |_, _| ());
-            return;
-        }
-        let (candles, client_answer, leaders) = (&mut self.candles, &mut self.client_answer, &self.leaders);
-        let done = router.complete(env, |status, body| {
-            // A candle read is answered raw by its owner: decoded here, for the client.
-            let (status, body) = match (status, f.opcode) {
-                (Status::Ok, opcode::CANDLE_GET | opcode::CANDLE_LIST) => {
-                    match candles.for_client(f.opcode, body, client_answer) {
-                        Ok(n) => (Status::Ok, &client_answer[..n]),
-                        Err(status) => (status, &[][..]),
-                    }
-                }
-                // Refused by the owner with no hint: this shard reads the node's table.
-                (Status::NotLeader, _) if body.is_empty() => {
-                    let n = leaders.write_hint(env.partition_id(), client_answer);
-                    (status, &client_answer[..n])
-                }
-                _ => (status, body),
-            };
-            emit(&LateAnswer {
-                peer: f.peer,
-                client_id: f.client_id,
-                opcode: f.opcode,
-                request_id: f.request_id,
-                status,
-                body,
-            })
-        });
-        if done.is_err() {
-            self.counters.stale += 1;
-        }
     }
 }
 
@@ -739,15 +516,6 @@ impl<'a> KvRequest<'a> {
             KvRequest::Write(cmd) => cmd.op.key(),
         }
     }
-}
-
-fn decode_forwarded(bytes: &[u8]) -> Option<(u8, u64, u64, &[u8])> {
-    if bytes.len() < FORWARD_HEADER_LEN {
-        return None;
-    }
-    let client_id = u64::from_le_bytes(bytes[1..9].try_into().ok()?);
-    let request_id = u64::from_le_bytes(bytes[9..17].try_into().ok()?);
-    Some((bytes[0], client_id, request_id, &bytes[FORWARD_HEADER_LEN..]))
 }
 
 /// The KV subsystem: registers GET, SET, DEL, INCR and CAS over a shared `KvShard`.

@@ -1,0 +1,71 @@
+//! The KV subsystem's side of replication: peer datagrams received by this shard (stepped into
+//! its partitions, or handed to the shard that owns theirs), peer datagrams to send, and the
+//! lease check of answers made in a burst (`reads_still_valid`).
+//!
+//! Invariants: a peer datagram is stepped only on the shard that owns its partitions; nothing is
+//! answered to a peer datagram.
+
+use super::*;
+
+impl<D: BlockIo> KvShard<D> {
+    /// Whether every partition that served reads at its clock still does at `now` (a clock read
+    /// after the answers were made): false when a lease ran out in between (the process was
+    /// paused or descheduled mid-iteration), and the answers must not go out. True when no
+    /// partition has peers (a group of one voter needs no lease).
+    pub fn reads_still_valid(&self, now: Nanos) -> bool {
+        self.partitions.iter().all(|p| !p.has_peers() || !p.serves_reads() || p.serves_reads_at(now))
+    }
+
+    /// A peer datagram this shard's queue received (`ops::peer_link`): stepped here when its
+    /// partitions are this shard's, else handed to their owner through the cross-shard inbox
+    /// (no reservation: nobody is answered). Returns false on a node whose partitions do not
+    /// replicate (the engine then answers it as a foreign datagram).
+    pub fn peer_datagram(&mut self, datagram: &[u8], now: Nanos) -> bool {
+        if self.peers.is_none() {
+            return false;
+        }
+        let owner = PeerLink::first_partition(datagram)
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| u32::from(*p) < self.placement.partitions())
+            .map(|p| (p, usize::from(self.placement.owner(p))));
+        match owner {
+            Some((partition, owner)) if owner != self.shard && self.router.is_some() => {
+                self.hand_over(partition, datagram)
+            }
+            // Its own, or malformed: the peer inbox checks and counts it.
+            _ => self.receive_peer(datagram, now),
+        }
+        true
+    }
+
+    pub(super) fn receive_peer(&mut self, datagram: &[u8], now: Nanos) {
+        if let Some(link) = self.peers.as_mut() {
+            link.receive(datagram, now, &mut self.partitions, self.placement);
+        }
+    }
+
+    fn hand_over(&mut self, partition: u16, datagram: &[u8]) {
+        let len = FORWARD_HEADER_LEN + datagram.len();
+        let waiting = Forwarded {
+            peer: Peer::from_ip_port(std::net::Ipv4Addr::UNSPECIFIED, 0),
+            client_id: 0,
+            opcode: PEER_DATAGRAM,
+            request_id: 0,
+        };
+        let ok = len <= self.scratch.len() && self.forward_bytes(partition, waiting, datagram, len).is_ok();
+        self.peer_handed_over += usize::from(ok);
+        if let Some(link) = self.peers.as_mut() {
+            link.count_hand_over(ok);
+        }
+    }
+
+    /// The next peer datagram's destination, if one waits.
+    pub fn peer_next(&self) -> Option<Peer> {
+        self.peers.as_ref()?.next_destination()
+    }
+
+    /// Writes the next peer datagram into `buf`; its length (0: none).
+    pub fn peer_write(&mut self, buf: &mut [u8]) -> usize {
+        self.peers.as_mut().map_or(0, |l| l.write_next(buf))
+    }
+}
