@@ -22,6 +22,7 @@ pub mod check;
 pub mod cluster;
 mod gate;
 mod partition_io;
+mod shard_thread;
 pub mod snapfile;
 pub mod storage;
 pub mod tcp;
@@ -38,6 +39,7 @@ use crate::raft::RaftGroupConfig;
 use crate::shard::{Shard, ShardReport, ShardService};
 use gate::Starting;
 use partition_io::{partition_line, snapshot_store, ReplayBar};
+use shard_thread::{run_shard, ShardParts, ShardResult};
 use std::cell::RefCell;
 use std::net::SocketAddrV4;
 use std::rc::Rc;
@@ -343,182 +345,6 @@ pub(crate) fn projections(config: &Config) -> crate::projection::ProjectionSet {
     }
     let limits = config.candle.limits();
     set.with(std::sync::Arc::new(move || Box::new(crate::candle::CandleProjection::new(limits))))
-}
-
-/// What a shard thread returns.
-type ShardResult = (ShardReport, Vec<(u8, &'static str, u64)>, Vec<String>);
-
-/// What a shard thread brings to its shard: its id, queue, inbox end, and the node's signals.
-struct ShardParts<'a, P> {
-    id: usize,
-    io: P,
-    router: Option<Router>,
-    /// Its TCP connections, when the node serves TCP.
-    conns: Option<crate::conn::Connections>,
-    stop: &'a AtomicBool,
-    ready: &'a Starting,
-    /// The node's cluster state (leader table, incarnation).
-    cluster: cluster::NodeCluster,
-}
-
-/// Runs one shard on the current thread until `stop`; `ready` hears once it is serving (after its
-/// partitions are recovered).
-fn run_shard<P: PacketIo>(config: &Config, parts: ShardParts<'_, P>) -> Option<ShardResult> {
-    let st = &config.storage;
-    match st.backend {
-        StorageBackend::Memory => {
-            let blocks = st.ual().device_blocks();
-            let open = |_| Ok(MemoryBlockIo::new(blocks, st.queue_depth as usize));
-            run_shard_on(config, parts, open, None)
-        }
-        StorageBackend::Uring => {
-            let dir = st.dir.clone().expect("validated: uring has a dir");
-            let open = |p: u16| {
-                UringBlockIo::open(&UringConfig {
-                    path: dir.join(format!("partition-{p}.ual")),
-                    // Checked before any thread started (storage::open_for_serve): the file exists
-                    // with exactly the log's size; never created or extended here.
-                    create_blocks: None,
-                    queue_depth: st.queue_depth,
-                    durable_mode: match st.durable_mode {
-                        DurableMode::Dsync => vigil_pmd::block::uring::DurableMode::Dsync,
-                        DurableMode::Flush => vigil_pmd::block::uring::DurableMode::Flush,
-                    },
-                })
-                .map_err(|e| format!("storage.dir: {e}"))
-            };
-            run_shard_on(config, parts, open, Some(&dir))
-        }
-    }
-}
-
-/// Opens this shard's partitions on devices from `open_device`, then serves.
-fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
-    config: &Config,
-    parts: ShardParts<'_, P>,
-    open_device: impl Fn(u16) -> Result<D, String>,
-    snapshot_dir: Option<&std::path::Path>,
-) -> Option<ShardResult> {
-    let ShardParts { id, io, router, conns, stop, ready, cluster } = parts;
-    let shards = config.node.shards;
-    let total = config.storage.partitions(shards);
-    let pconfig = partition_config(config);
-    // Decide every partition's start (read-only), then wait for every other shard's decision
-    // before any partition writes (gate.rs).
-    let mut decided = Vec::new();
-    for p in (id as u32..total).step_by(shards) {
-        let p = p as u16;
-        // A PartitionError names its partition; a device error does not.
-        let started = Instant::now();
-        let recovery = open_device(p).map_err(|e| format!("partition {p}: {e}")).and_then(|dev| {
-            let snapshots = snapshot_store(snapshot_dir, p)?;
-            let mut bar = ReplayBar::new(p);
-            Partition::recover(p, dev, &pconfig, snapshots, &mut |done, total| bar.at(done, total))
-                .map_err(|e| e.to_string())
-        });
-        match recovery {
-            Ok(r) => decided.push((r, started)),
-            Err(e) => {
-                ready.refuse(false, ServeError::Storage(e));
-                return None;
-            }
-        }
-    }
-    if !ready.decided(id) {
-        return None;
-    }
-    let mut partitions = Vec::with_capacity(decided.len());
-    for (recovery, started) in decided {
-        let p = recovery.id();
-        match recovery.commit(&pconfig) {
-            Ok((mut partition, report)) => {
-                let ms = started.elapsed().as_secs_f64() * 1e3;
-                println!("vigil: partition {p} (shard {id}) recovered: {report}; in {ms:.1} ms");
-                partition.set_event_sink(Box::new(|p, event| eprintln!("vigil: partition {p}: {event}")));
-                partitions.push(partition);
-            }
-            Err(e) => {
-                ready.refuse(true, ServeError::Storage(e.to_string()));
-                return None;
-            }
-        }
-    }
-    let placement = Placement::new(total, shards).expect("validated partitions");
-    let link = match cluster.peer_link(config) {
-        Ok(link) => link,
-        Err(e) => {
-            ready.refuse(true, ServeError::Cluster(e));
-            return None;
-        }
-    };
-    let replicated = link.is_some();
-    let kv = KvShard::new(partitions, placement, router, config.net.datagram_bytes_max)
-        .with_cluster(cluster.leaders.clone(), link);
-    let kv = Rc::new(RefCell::new(kv));
-    let engine = build_engine_with(config, |d| Kv(Rc::clone(&kv)).register(d));
-    // Unix-epoch time: batch timestamps are wall time, so expiry means the same after a restart.
-    let clock = WallClock::process();
-    // Ready only once every partition leads and re-applied its log (no request is answered yet).
-    // A replicated partition elects its leader over the shard's packet queue, so its shard serves
-    // at once: requests get NOT_LEADER (with the leader's address once one is known) until then.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut service = KvService(Rc::clone(&kv));
-    while !replicated && !kv.borrow().serves_reads() {
-        if Instant::now() >= deadline {
-            let reason = "partitions did not become leader and catch up within 30 s".to_string();
-            ready.refuse(true, ServeError::Storage(reason));
-            return None;
-        }
-        service.poll(clock.now(), &mut |_| {});
-    }
-    let limits = crate::shard::ShardLimits::of(&config.net);
-    let mut shard = Shard::new(id, io, engine, limits).with_service(Box::new(service));
-    if let Some(conns) = conns {
-        shard = shard.with_connections(conns);
-    }
-    ready.ready(id);
-    shard.run(&clock, stop);
-    // Writes already proposed get their answers (or fail) before the shard goes.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while shard.service_busy() && Instant::now() < deadline {
-        shard.poll_once_on(&clock);
-    }
-    let calls = shard.engine().dispatcher().registered().collect();
-    let report = shard.report();
-    let mut lines: Vec<String> = kv.borrow().partitions().iter().map(partition_line).collect();
-    if let Some(conns) = shard.connections() {
-        let (c, s) = conns.counters();
-        lines.push(format!(
-            "shard {id} tcp: opened {} closed {} refused-full {} closed-by-session {} closed-input-too-large {} \
-             answers-for-closed {} rx-bytes {} tx-bytes {} watchers {} watch-frames {} watchers-closed-slow {} \
-             watchers-closed-lost {}",
-            c.opened, c.closed, s.refused_full, c.closed_by_session, c.closed_input_too_large,
-            c.answers_for_closed, s.rx_bytes, s.tx_bytes, c.watchers_opened, c.watch_frames,
-            c.watchers_closed_slow, c.watchers_closed_lost
-        ));
-    }
-    let c = kv.borrow().counters();
-    lines.push(format!(
-        "shard {id} kv: forwarded {} forward-refused {} served-for-others {} stale {} busy-unreserved {}",
-        c.forwarded, c.forward_refused, c.served_for_others, c.stale, c.busy_unreserved
-    ));
-    if let Some(link) = kv.borrow().peer_link() {
-        lines.push(format!("shard {id} {}", link.report_line()));
-    }
-    // The engine's handlers and the service hold the other references to the KV state.
-    drop(shard);
-    match Rc::try_unwrap(kv) {
-        Ok(kv) => {
-            for partition in kv.into_inner().into_partitions() {
-                let p = partition.id();
-                if let Err(e) = partition.close() {
-                    lines.push(format!("partition {p}: not closed cleanly: {e}"));
-                }
-            }
-        }
-        Err(_) => lines.push(format!("shard {id}: partitions not closed (still referenced)")),
-    }
-    Some((report, calls, lines))
 }
 
 /// Spawns `config.node.shards` threads running `body(shard_id, ready)`, waits until each is ready,
