@@ -128,13 +128,12 @@ struct Node {
     /// Not polled until this step (SIGSTOP).
     paused_until: u64,
     /// Its clock's rate and offset against the reference clock.
-    rate: f64,
-    offset: u64,
+    clock: vigil_pmd::sim::NodeClock,
 }
 
 impl Node {
     fn local_clock(&self, t: u64) -> Nanos {
-        Nanos(self.offset + (t as f64 * self.rate) as u64)
+        self.clock.at(t)
     }
 
     fn up(&self, step: u64) -> bool {
@@ -346,8 +345,7 @@ impl Sim {
                     image: None,
                     down_until: 0,
                     paused_until: 0,
-                    rate,
-                    offset: rng.below(1 << 40),
+                    clock: vigil_pmd::sim::NodeClock { rate, offset: rng.below(1 << 40) },
                 }
             })
             .collect();
