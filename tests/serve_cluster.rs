@@ -51,6 +51,17 @@ nodes = [
     )
 }
 
+/// Starts a node in each of `dirs` (created) with its config.
+fn start_nodes(dirs: &[PathBuf], configs: &[String]) -> Vec<Option<Server>> {
+    dirs.iter()
+        .zip(configs)
+        .map(|(dir, cfg)| {
+            std::fs::create_dir_all(dir).unwrap();
+            Some(Server::start(dir, cfg))
+        })
+        .collect()
+}
+
 /// The history, and the one clock its times come from (so they never go back across threads).
 struct Recorder {
     history: History,
@@ -309,14 +320,7 @@ fn three_nodes_keep_every_acknowledged_write_through_a_kill_a_restart_and_a_paus
     let nodes: Vec<SocketAddr> = ports.iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect();
     let dirs: Vec<PathBuf> = (1..=NODES).map(|i| work.join(format!("node{i}"))).collect();
     let configs: Vec<String> = (1..=NODES).map(|i| node_config(i, &ports, "data")).collect();
-    let mut servers: Vec<Option<Server>> = dirs
-        .iter()
-        .zip(&configs)
-        .map(|(dir, cfg)| {
-            std::fs::create_dir_all(dir).unwrap();
-            Some(Server::start(dir, cfg))
-        })
-        .collect();
+    let mut servers = start_nodes(&dirs, &configs);
 
     let rec = Arc::new(Mutex::new(Recorder { history: History::new(), time: 0 }));
     let stop = Arc::new(AtomicBool::new(false));
@@ -444,14 +448,7 @@ fn a_node_down_while_the_log_recycles_catches_up_by_snapshot() {
                 .replace("snapshot_every_entries = 1000000", "snapshot_every_entries = 200")
         })
         .collect();
-    let mut servers: Vec<Option<Server>> = dirs
-        .iter()
-        .zip(&configs)
-        .map(|(dir, cfg)| {
-            std::fs::create_dir_all(dir).unwrap();
-            Some(Server::start(dir, cfg))
-        })
-        .collect();
+    let mut servers = start_nodes(&dirs, &configs);
     let leader = leader_of(b"w-0", &nodes).expect("a leader within 5 s");
     let down = (leader + 1) % NODES;
     eprintln!("node {} leads; stopping node {} (SIGKILL)", leader + 1, down + 1);
