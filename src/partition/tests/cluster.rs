@@ -883,6 +883,17 @@ fn three_replicas_under_faults_stay_linearizable_and_agree() {
     }
 }
 
+/// Seed 859 (a small ring that recycles) had a follower install a snapshot and campaign before
+/// raft-rs counted the install as applied: raft-rs looked for conf changes among unapplied entries
+/// the log no longer had and panicked. `RaftGroup` now advances raft-rs's applied index to the
+/// snapshot as soon as raft-rs counts it persisted. (A seed is a trajectory of this simulator:
+/// when the simulator changes, this seed may stop reaching the case; 3,000 seeds do.)
+#[test]
+fn a_follower_that_installed_a_snapshot_can_campaign_at_once() {
+    let stats = run_seed(859, false);
+    assert!(stats.installs > 0, "the seed installs a snapshot: {stats:?}");
+}
+
 #[test]
 fn a_deposed_leader_cut_off_from_the_others_stops_serving_reads_before_a_successor_can_write() {
     let mut sim = Sim::new(7, false);
