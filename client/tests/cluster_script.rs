@@ -18,19 +18,13 @@ use vigil_client::{Client, ClientConfig};
 
 const NODES: &str = "10.77.0.1:9000,10.77.0.2:9000,10.77.0.3:9000";
 
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use common::workspace_bin;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
-}
-
-fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    let bin = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").join(name);
-    assert!(
-        bin.exists(),
-        "\n\n*** {} is missing: `cargo build --workspace --bins` first ***\n",
-        bin.display()
-    );
-    bin
 }
 
 /// Runs `scripts/cluster ARGS`; panics with its output unless it succeeds with no [FAIL] line.

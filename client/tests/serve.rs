@@ -7,123 +7,44 @@
 //! to an INCR, the client times out and resends the same datagram, and the node answers from its
 //! client table: the counter is incremented once.
 //!
-//! The `vigil` binary is the workspace's, next to this test's directory (`target/<profile>/vigil`):
-//! `cargo test` of the workspace builds it; alone, build it first (`cargo build -p vigil`). A
-//! missing binary fails the test, loudly.
+//! The node is started with vigil's own test helpers (tests/common: the workspace's `vigil` binary,
+//! `target/<profile>/vigil`, which `cargo test` of the workspace builds; a missing binary fails
+//! the test, loudly).
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vigil_client::{opcode, Client, ClientConfig, ClientError, Status};
 
-/// The workspace's `vigil` binary.
-fn vigil_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    let bin = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").join("vigil");
-    assert!(
-        bin.exists(),
-        "\n\n*** {} is missing: build it first (`cargo build -p vigil`; `cargo test` of the workspace does) ***\n",
-        bin.display()
-    );
-    bin
-}
+#[path = "../../tests/common/mod.rs"]
+mod common;
 
-/// A fresh directory on a filesystem that takes O_DIRECT (not tmpfs).
-fn disk_dir(name: &str) -> PathBuf {
-    let base = std::env::temp_dir();
-    let fs = Command::new("stat").args(["-f", "-c", "%T"]).arg(&base).output();
-    let tmpfs = matches!(fs, Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "tmpfs");
-    let base = if tmpfs { PathBuf::from(env!("CARGO_TARGET_TMPDIR")) } else { base };
-    let dir = base.join(format!("vigil-client-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A port free on loopback for UDP and TCP (a node serves both on it).
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// A running `vigil serve` on the embedded dev config (its port changed, no web port); stopped
-/// with SIGINT by PID when dropped.
+/// A running `vigil serve` on the embedded dev config (its port changed, no web port), in a fresh
+/// directory on a filesystem that takes O_DIRECT; stopped (and its directory removed) when
+/// dropped.
 struct Node {
-    child: Child,
+    server: Option<common::Server>,
     addr: SocketAddr,
     dir: PathBuf,
 }
 
 impl Node {
     fn start(name: &str) -> Node {
-        let dir = disk_dir(name);
-        let port = free_port();
-        let web = "web_listen = [\"127.0.0.1:9002\"]";
-        assert!(vigil::config::DEV_TOML.contains(web), "config/dev.toml names its web port so");
-        let config = vigil::config::DEV_TOML
-            .replace("port = 9000", &format!("port = {port}"))
-            .replace(web, "web_listen = []");
-        let path = dir.join("vigil.toml");
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(vigil_bin())
-            .current_dir(&dir)
-            .args(["serve", "--config"])
-            .arg(&path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning vigil");
-        let (tx, rx) = mpsc::channel();
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    eprintln!("[vigil] {line}");
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains("vigil: ready:") => break,
-                Ok(_) => {}
-                Err(_) => {
-                    panic!("vigil did not print its ready line within 60 s (exit: {:?})", child.try_wait())
-                }
-            }
-        }
-        Node { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), dir }
+        let dir = common::disk_temp_dir(&format!("client-{name}"));
+        let port = common::free_udp_port();
+        let server = common::Server::start(&dir, &common::dev_config(port));
+        Node { server: Some(server), addr: SocketAddr::from(([127, 0, 0, 1], port)), dir }
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().ok().flatten().is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(server) = self.server.take() {
+            let _ = server.stop();
         }
-        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

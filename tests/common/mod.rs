@@ -108,7 +108,7 @@ snapshot_every_entries = {snapshot_every_entries}
 /// stderr). Bounded: a `vigil` still running after `timeout` (a start that should have been
 /// refused) is killed and the test fails.
 pub fn run_vigil_to_exit(dir: &Path, args: &[&str], timeout: Duration) -> (std::process::ExitStatus, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+    let mut child = Command::new(vigil_bin())
         .current_dir(dir)
         .args(args)
         .env("RUST_BACKTRACE", "0")
@@ -162,10 +162,27 @@ pub struct Server {
     pub lines: Vec<String>,
 }
 
+/// The workspace's `vigil` binary: cargo names it to the vigil package's own tests; the other
+/// packages' tests (the client's, which include this file) find it next to their directory
+/// (`target/<profile>/vigil`, built by `cargo build --workspace --bins`).
+pub fn vigil_bin() -> PathBuf {
+    if let Some(bin) = option_env!("CARGO_BIN_EXE_vigil") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("the test's path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let bin = dir.join("vigil");
+    assert!(
+        bin.exists(),
+        "\n\n*** {} is missing: `cargo build --workspace --bins` first ***\n",
+        bin.display()
+    );
+    bin
+}
+
 /// The path of a binary built from this workspace next to the `vigil` binary.
 pub fn workspace_bin(name: &str) -> PathBuf {
-    let vigil = PathBuf::from(env!("CARGO_BIN_EXE_vigil"));
-    let path = vigil.with_file_name(name);
+    let path = vigil_bin().with_file_name(name);
     assert!(
         path.exists(),
         "{} is missing: build the workspace's binaries first (`cargo build --workspace --bins`; scripts/test does)",
@@ -180,7 +197,7 @@ impl Server {
         let path = dir.join("vigil.toml");
         std::fs::write(&path, config).unwrap();
         // Relative paths in the config (`storage.dir = "vigil-data"`) land in the test's directory.
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        let mut child = Command::new(vigil_bin())
             .current_dir(dir)
             .args(["serve", "--config"])
             .arg(&path)
