@@ -102,8 +102,6 @@ pub struct KvShard<D: BlockIo> {
     leaders: Leaders,
     /// The Raft messages to and from the other nodes (a replicated cluster only).
     peers: Option<PeerLink>,
-    /// The shard's index (which partitions it holds: `partition % shards`).
-    shard: usize,
     /// Peer datagrams handed to their owner shard whose receipt this shard has not collected.
     peer_handed_over: usize,
 }
@@ -128,7 +126,6 @@ impl<D: BlockIo> KvShard<D> {
         request_bytes_max: usize,
     ) -> Self {
         let in_flight = router.as_ref().map_or(1, |r| r.pool().slots().max(1));
-        let shard = router.as_ref().map_or(0, |r| usize::from(r.shard()));
         let burst = router.as_ref().map_or(1, |r| r.pool().slots().clamp(1, 1024));
         Self {
             partitions,
@@ -145,7 +142,6 @@ impl<D: BlockIo> KvShard<D> {
             client_answer: vec![0; CLIENT_ANSWER_BYTES_MAX],
             leaders: Leaders::new(placement.partitions(), &[]),
             peers: None,
-            shard,
             peer_handed_over: 0,
         }
     }

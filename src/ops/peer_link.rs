@@ -183,11 +183,6 @@ impl PeerLink {
         }
     }
 
-    /// The link's counters.
-    pub fn counters(&self) -> PeerLinkCounters {
-        self.counters
-    }
-
     /// One line for the stop report: what went out and came in, and every drop by reason.
     pub fn report_line(&self) -> String {
         let (i, o, c) = (self.inbox.counters(), self.outbox.counters(), self.counters);

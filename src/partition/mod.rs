@@ -382,11 +382,6 @@ impl<D: BlockIo> Partition<D> {
         self.now = self.now.max(now);
     }
 
-    /// Whether the partition replicates to peers (reads then rest on the lease).
-    pub fn has_peers(&self) -> bool {
-        self.peers.is_some()
-    }
-
     /// The leader this node knows of (itself included), for a `NOT_LEADER` answer's hint.
     pub fn leader_hint(&self) -> Option<u64> {
         self.raft.leader_id()

@@ -303,11 +303,6 @@ impl DpdkUdpIo {
         }
     }
 
-    /// Datagrams sent to the broadcast MAC because the peer's was not known (`tx_alloc`).
-    pub fn tx_unresolved(&self) -> u64 {
-        self.tx_unresolved
-    }
-
     /// The MAC to send to `ip` when it is not in the table: broadcast (the IPv4 header still names
     /// the one host that takes the datagram), asking by ARP now and then and watching received
     /// datagrams for it.

@@ -44,40 +44,38 @@ impl<D: BlockIo> KvShard<D> {
             opcode: req.opcode,
             request_id: req.request_id,
         };
-        self.forward_bytes(partition, waiting, req.body, len)
+        match self.forward_bytes(partition, waiting, req.body, len) {
+            Ok(()) => {
+                self.counters.forwarded += 1;
+                Ok(Answer::Later)
+            }
+            Err(status) => {
+                self.counters.forward_refused += 1;
+                Err(status)
+            }
+        }
     }
 
     /// Sends `waiting`'s request with `body` (`len` bytes with the header) to `partition`'s
-    /// owner shard.
+    /// owner shard; the status to answer when the inbox, the pool or the in-flight table is full.
     pub(super) fn forward_bytes(
         &mut self,
         partition: u16,
         waiting: Forwarded,
         body: &[u8],
         len: usize,
-    ) -> Result<Answer, Status> {
+    ) -> Result<(), Status> {
         let router = self.router.as_mut().expect("a remote route needs a router");
         let buf = &mut self.scratch[..len];
         buf[0] = waiting.opcode;
         buf[1..9].copy_from_slice(&waiting.client_id.to_le_bytes());
         buf[9..17].copy_from_slice(&waiting.request_id.to_le_bytes());
         buf[17..].copy_from_slice(body);
-        let Ok(token) = self.forwarded.insert(waiting) else {
-            self.counters.forward_refused += u64::from(waiting.opcode != PEER_DATAGRAM);
-            return Err(Status::Busy);
-        };
-        match router.forward(partition, buf, token) {
-            Ok(()) => {
-                // Peer datagrams handed over are the peer link's count.
-                self.counters.forwarded += u64::from(waiting.opcode != PEER_DATAGRAM);
-                Ok(Answer::Later)
-            }
-            Err(e) => {
-                self.forwarded.take(token).expect("just inserted");
-                self.counters.forward_refused += u64::from(waiting.opcode != PEER_DATAGRAM);
-                Err(e.client_status())
-            }
-        }
+        let Ok(token) = self.forwarded.insert(waiting) else { return Err(Status::Busy) };
+        router.forward(partition, buf, token).map_err(|e| {
+            self.forwarded.take(token).expect("just inserted");
+            e.client_status()
+        })
     }
 
     pub(super) fn drain_inbox(&mut self, now: Nanos, emit: &mut dyn FnMut(&LateAnswer<'_>)) {

@@ -11,9 +11,10 @@ impl<D: BlockIo> KvShard<D> {
     /// Whether every partition that served reads at its clock still does at `now` (a clock read
     /// after the answers were made): false when a lease ran out in between (the process was
     /// paused or descheduled mid-iteration), and the answers must not go out. True when no
-    /// partition has peers (a group of one voter needs no lease).
+    /// partition has peers (a group of one voter needs no lease: its answer does not depend on
+    /// the time).
     pub fn reads_still_valid(&self, now: Nanos) -> bool {
-        self.partitions.iter().all(|p| !p.has_peers() || !p.serves_reads() || p.serves_reads_at(now))
+        self.partitions.iter().all(|p| !p.serves_reads() || p.serves_reads_at(now))
     }
 
     /// A peer datagram this shard's queue received (`ops::peer_link`): stepped here when its
@@ -28,10 +29,9 @@ impl<D: BlockIo> KvShard<D> {
             .and_then(|p| u16::try_from(p).ok())
             .filter(|p| u32::from(*p) < self.placement.partitions())
             .map(|p| (p, usize::from(self.placement.owner(p))));
+        let elsewhere = |owner| self.router.as_ref().is_some_and(|r| usize::from(r.shard()) != owner);
         match owner {
-            Some((partition, owner)) if owner != self.shard && self.router.is_some() => {
-                self.hand_over(partition, datagram)
-            }
+            Some((partition, owner)) if elsewhere(owner) => self.hand_over(partition, datagram),
             // Its own, or malformed: the peer inbox checks and counts it.
             _ => self.receive_peer(datagram, now),
         }
