@@ -385,6 +385,7 @@ fn main() {
         batch: vigil::partition::batch::BatchLimits::default(),
         inflight_bytes_max: vigil::config::INFLIGHT_BYTES_DEFAULT,
         follower_read_staleness_ns: 0,
+        quiesce_idle: true,
     };
     let w = Workload::new(keys);
     let clock = MonotonicClock::new();

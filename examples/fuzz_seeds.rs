@@ -254,8 +254,16 @@ fn raft_message(t: MessageType) -> Message {
 /// The peer datagrams node 1 sends node 2 for `messages`, each behind the `peer_datagram`
 /// target's 2-byte length and clock byte.
 fn peer_input(messages: &[(u32, Message)]) -> Vec<u8> {
+    peer_input_with(messages, false)
+}
+
+/// As `peer_input`, a keepalive frame first when `keepalive`.
+fn peer_input_with(messages: &[(u32, Message)], keepalive: bool) -> Vec<u8> {
     let limits = PeerLimits::mtu_1500();
     let mut outbox = PeerOutbox::new(limits, 0xC1C1, 1, 9, &[2, 3]).expect("outbox");
+    if keepalive {
+        outbox.keep_alive(0, 6);
+    }
     for (partition, m) in messages {
         outbox.push(*partition, m).expect("queued");
     }
@@ -286,7 +294,11 @@ fn peer_seeds(dir: &Path) -> std::io::Result<()> {
     let conf_state = ConfState { voters: vec![1, 2, 3], ..Default::default() };
     let metadata = SnapshotMetadata { conf_state: Some(conf_state), index: 50, term: 3 };
     snapshot.snapshot = Some(Snapshot { data: vec![7; 2000], metadata: Some(metadata) });
-    write(dir, "peer_datagram", "snapshot", &peer_input(&[(5, snapshot)]))
+    write(dir, "peer_datagram", "snapshot", &peer_input(&[(5, snapshot)]))?;
+    let mut quiesce = raft_message(MessageType::MsgHeartbeat);
+    quiesce.commit = 5;
+    quiesce.context = [vigil::raft::QUIESCE_CONTEXT, &5u64.to_le_bytes()].concat();
+    write(dir, "peer_datagram", "keepalive-quiesce", &peer_input_with(&[(6, quiesce)], true))
 }
 
 fn hint_seeds(dir: &Path) -> std::io::Result<()> {

@@ -5,7 +5,11 @@
 //! datagrams and bytes the nodes exchange per simulated second, and the CPU time one simulated
 //! second takes (all three nodes on this one thread), by message type.
 //!
-//! The baseline in the same run is the same count with one partition: the cost per group.
+//! It runs twice: with idle groups quiesced (the default, `cluster.quiesce_idle`: they stop
+//! ticking, one keepalive per peer pair watches the leaders) and awake (the baseline in the same
+//! run: every group heartbeats and renews its lease), each with one partition and with N. Then,
+//! quiesced: how long a read on a quiet leader waits for its lease, and how long the groups of a
+//! leader whose node goes silent take to elect new leaders, against the same with awake groups.
 //! Nothing is asserted: issue 12 asks that thousands of idle partitions cost little, and this is
 //! the measurement (docs/REPLICATION.md, "Idle groups").
 //!
@@ -50,8 +54,9 @@ struct Counts {
     cpu: Duration,
 }
 
-fn node(id: u64, partitions: u16) -> Node {
+fn node(id: u64, partitions: u16, quiesce: bool) -> Node {
     let mut config = Config::dev();
+    config.cluster.quiesce_idle = quiesce;
     config.storage.segment_blocks = 64;
     config.storage.segment_count = 4;
     config.cluster.node_id = id;
@@ -76,10 +81,20 @@ fn node(id: u64, partitions: u16) -> Node {
     }
 }
 
-/// One step of every node at `t`: deliver, poll, send. Counts what was sent when `counts` is given.
-fn step(nodes: &mut [Node], queue: &mut Vec<(u64, Vec<u8>)>, t: u64, mut counts: Option<&mut Counts>) {
+/// One step of every node at `t`: deliver, poll, send (nothing to or from node `silent`, if
+/// any). Counts what was sent when `counts` is given.
+fn step(
+    nodes: &mut [Node],
+    queue: &mut Vec<(u64, Vec<u8>)>,
+    t: u64,
+    silent: Option<u64>,
+    mut counts: Option<&mut Counts>,
+) {
     let mut messages = Vec::new();
     for (to, datagram) in std::mem::take(queue) {
+        if silent == Some(to) {
+            continue;
+        }
         let node = &mut nodes[(to - 1) as usize];
         node.inbox.receive(&datagram, t, &Groups(&node.parts), &mut messages);
         for m in messages.drain(..) {
@@ -88,7 +103,12 @@ fn step(nodes: &mut [Node], queue: &mut Vec<(u64, Vec<u8>)>, t: u64, mut counts:
     }
     let mut out = Vec::new();
     let mut buf = vec![0u8; PeerLimits::mtu_1500().datagram_bytes_max];
-    for node in nodes.iter_mut() {
+    for (i, node) in nodes.iter_mut().enumerate() {
+        if silent == Some(i as u64 + 1) {
+            continue;
+        }
+        let Node { parts, inbox, .. } = node;
+        inbox.liveness().take_lost(t, &mut |lost| parts.iter_mut().for_each(|p| p.leader_lost(lost)));
         for (p, part) in node.parts.iter_mut().enumerate() {
             part.poll(Nanos(t), &mut |_| {});
             part.take_messages(&mut out);
@@ -100,6 +120,7 @@ fn step(nodes: &mut [Node], queue: &mut Vec<(u64, Vec<u8>)>, t: u64, mut counts:
                 node.outbox.push(p as u32, &m).expect("a known peer");
             }
         }
+        node.outbox.keep_alive(t, 0);
         while let Some(tx) = node.outbox.poll_transmit(&mut buf) {
             if let Some(c) = counts.as_deref_mut() {
                 c.datagrams += 1;
@@ -110,48 +131,99 @@ fn step(nodes: &mut [Node], queue: &mut Vec<(u64, Vec<u8>)>, t: u64, mut counts:
     }
 }
 
-/// Runs `partitions` idle groups for `seconds` after their elections; what one simulated second cost.
-fn measure(partitions: u16, seconds: u64) -> Counts {
-    let mut nodes: Vec<Node> = (1..=NODES).map(|id| node(id, partitions)).collect();
+/// What one run measured.
+struct Run {
+    /// One simulated second of idle groups.
+    idle: Counts,
+    /// Simulated ms from a read's arrival at a leader to the leader serving reads.
+    read_wait_ms: u64,
+    /// Simulated ms from node 1 going silent until every group it led has a new leader.
+    failover_ms: u64,
+}
+
+fn leaders(nodes: &[Node]) -> usize {
+    nodes.iter().map(|n| n.parts.iter().filter(|p| p.raft().is_leader()).count()).sum()
+}
+
+/// Runs `partitions` idle groups (quiesced or awake) for `seconds` after their elections, then a
+/// read on one leader, then node 1 silent.
+fn measure(partitions: u16, seconds: u64, quiesce: bool) -> Run {
+    let mut nodes: Vec<Node> = (1..=NODES).map(|id| node(id, partitions, quiesce)).collect();
     let mut queue = Vec::new();
     let mut t = 1_000_000_000u64;
     for _ in 0..3_000 {
-        step(&mut nodes, &mut queue, t, None);
+        step(&mut nodes, &mut queue, t, None, None);
         t += STEP_NS;
     }
-    let leaders: usize = nodes.iter().map(|n| n.parts.iter().filter(|p| p.serves_reads()).count()).sum();
-    assert_eq!(leaders, usize::from(partitions), "every group elected a leader that holds its lease");
-    let mut counts = Counts::default();
+    assert_eq!(leaders(&nodes), usize::from(partitions), "every group elected a leader");
+    let mut idle = Counts::default();
     let start = Instant::now();
     for _ in 0..seconds * 1_000 {
-        step(&mut nodes, &mut queue, t, Some(&mut counts));
+        step(&mut nodes, &mut queue, t, None, Some(&mut idle));
         t += STEP_NS;
     }
-    counts.cpu = start.elapsed();
-    counts
+    idle.cpu = start.elapsed();
+    // A read arrives at the leader of the last partition: how long until it may be answered.
+    let (n, p) = nodes
+        .iter()
+        .enumerate()
+        .find_map(|(n, node)| {
+            node.parts.last().filter(|p| p.raft().is_leader()).map(|_| (n, node.parts.len() - 1))
+        })
+        .expect("a leader");
+    let arrived = t;
+    nodes[n].parts[p].observe_time(Nanos(t));
+    while !nodes[n].parts[p].serves_reads() {
+        step(&mut nodes, &mut queue, t, None, None);
+        t += STEP_NS;
+        nodes[n].parts[p].observe_time(Nanos(t));
+    }
+    let read_wait_ms = (t - arrived) / 1_000_000;
+    // Node 1 falls silent: how long until no group lacks a leader among nodes 2 and 3.
+    let silent_at = t;
+    let led: Vec<usize> =
+        (0..nodes[0].parts.len()).filter(|&p| nodes[0].parts[p].raft().is_leader()).collect();
+    let others_lead = |nodes: &[Node], p: usize| nodes[1..].iter().any(|n| n.parts[p].raft().is_leader());
+    while !led.iter().all(|&p| others_lead(&nodes, p)) {
+        step(&mut nodes, &mut queue, t, Some(1), None);
+        t += STEP_NS;
+        assert!(t - silent_at < 10_000_000_000, "groups elect new leaders within 10 s");
+    }
+    Run { idle, read_wait_ms, failover_ms: (t - silent_at) / 1_000_000 }
 }
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let partitions: u16 = args.next().map_or(300, |a| a.parse().expect("PARTITIONS is a number"));
     let seconds: u64 = args.next().map_or(5, |a| a.parse().expect("SECONDS is a number"));
-    let one = measure(1, seconds);
-    let many = measure(partitions, seconds);
+    let runs: Vec<(u16, bool, Run)> = [(1, false), (partitions, false), (1, true), (partitions, true)]
+        .into_iter()
+        .map(|(n, quiesce)| (n, quiesce, measure(n, seconds, quiesce)))
+        .collect();
     let per_s = |n: u64| n as f64 / seconds as f64;
-    println!("| idle groups (3 replicas each) | Raft messages/s | peer datagrams/s | bytes/s | CPU per simulated second |");
-    println!("|---:|---:|---:|---:|---:|");
-    for (n, c) in [(1u16, &one), (partitions, &many)] {
+    println!(
+        "| idle groups (3 replicas each) | groups | Raft messages/s | peer datagrams/s | bytes/s | \
+         CPU per simulated second | read on a leader waits | failover of node 1's groups |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (n, quiesce, r) in &runs {
+        let c = &r.idle;
         println!(
-            "| {n} | {:.0} | {:.0} | {:.0} | {:.1} ms |",
+            "| {} | {n} | {:.0} | {:.0} | {:.0} | {:.1} ms | {} ms | {} ms |",
+            if *quiesce { "quiesced" } else { "awake (baseline)" },
             per_s(c.messages),
             per_s(c.datagrams),
             per_s(c.bytes),
-            c.cpu.as_secs_f64() * 1e3 / seconds as f64
+            c.cpu.as_secs_f64() * 1e3 / seconds as f64,
+            r.read_wait_ms,
+            r.failover_ms
         );
     }
-    println!();
-    println!("messages/s by type with {partitions} groups:");
-    for (kind, n) in &many.by_type {
-        println!("  {kind:<28} {:.0} ({:.1} per group)", per_s(*n), per_s(*n) / f64::from(partitions));
+    for (n, quiesce, r) in runs.iter().filter(|(n, _, _)| *n == partitions) {
+        println!();
+        println!("messages/s by type, {n} groups, {}:", if *quiesce { "quiesced" } else { "awake" });
+        for (kind, k) in &r.idle.by_type {
+            println!("  {kind:<28} {:.0} ({:.2} per group)", per_s(*k), per_s(*k) / f64::from(*n));
+        }
     }
 }

@@ -52,6 +52,7 @@ fn config() -> PartitionConfig {
         batch: BatchLimits::default(),
         inflight_bytes_max: 256 * 4096 / 2,
         follower_read_staleness_ns: 0,
+        quiesce_idle: true,
     }
 }
 

@@ -497,3 +497,62 @@ fn a_node_down_while_the_log_recycles_catches_up_by_snapshot() {
     }
     let _ = std::fs::remove_dir_all(work);
 }
+
+/// Sums a counter named `name` over a stop report's partition lines.
+fn partition_counter(report: &str, name: &str) -> u64 {
+    let key = format!(" {name} ");
+    report
+        .lines()
+        .filter(|l| l.trim().starts_with("partition "))
+        .filter_map(|l| {
+            l.split_once(key.as_str()).and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+#[test]
+fn idle_groups_quiesce_and_a_quiet_leader_killed_is_replaced() {
+    let work = disk_temp_dir("cluster3-quiet");
+    let ports: Vec<u16> = (0..NODES).map(|_| free_udp_port()).collect();
+    let nodes: Vec<SocketAddr> = ports.iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect();
+    let dirs: Vec<PathBuf> = (1..=NODES).map(|i| work.join(format!("node{i}"))).collect();
+    let configs: Vec<String> = (1..=NODES).map(|i| node_config(i, &ports, "data")).collect();
+    let mut servers = start_nodes(&dirs, &configs);
+    let mut client = Client::new(8, &nodes);
+    let keys: Vec<Vec<u8>> = (0..24).map(|k| format!("quiet-{k}").into_bytes()).collect();
+    for key in &keys {
+        let answer =
+            client.run(opcode::SET, key, &set_body(key, key), Instant::now() + Duration::from_secs(10));
+        if !matches!(answer, Some((Status::Ok, _))) {
+            fail_with_reports(servers, &format!("SET {}: {answer:?}", String::from_utf8_lossy(key)));
+        }
+    }
+    let leader = leader_of(&keys[0], &nodes).expect("a leader");
+    // Idle for four times the quiescing delay (5 heartbeats of 2 ticks of 50 ms): every group
+    // quiesces; then the leader of key 0's partition dies while its groups are quiet.
+    std::thread::sleep(Duration::from_secs(2));
+    eprintln!("killing node {} (SIGKILL) while its groups are quiet", leader + 1);
+    servers[leader].take().unwrap().kill();
+    let started = Instant::now();
+    for key in &keys {
+        match client.run(opcode::GET, key, key, Instant::now() + Duration::from_secs(20)) {
+            Some((Status::Ok, body)) => assert_eq!(&body[8..], &key[..]),
+            other => fail_with_reports(servers, &format!("GET {}: {other:?}", String::from_utf8_lossy(key))),
+        }
+    }
+    eprintln!("every key read back {:?} after the kill", started.elapsed());
+    let reports: Vec<String> = servers
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let (status, out) = s.stop();
+            assert!(status.success(), "{out}");
+            out
+        })
+        .collect();
+    let quiesced: u64 = reports.iter().map(|r| partition_counter(r, "quiesced")).sum();
+    let woken: u64 = reports.iter().map(|r| partition_counter(r, "woken-by-leader-lost")).sum();
+    assert!(quiesced > 0, "no group quiesced:\n{}", reports.join("\n-----\n"));
+    assert!(woken > 0, "no quiet follower woke for its dead leader:\n{}", reports.join("\n-----\n"));
+    let _ = std::fs::remove_dir_all(work);
+}

@@ -93,6 +93,7 @@ fn partition_config(id: u64, election_ticks: usize) -> PartitionConfig {
         batch: Default::default(),
         inflight_bytes_max: 256 * 4096 / 2,
         follower_read_staleness_ns: 0,
+        quiesce_idle: true,
     }
 }
 
@@ -157,6 +158,10 @@ struct Stats {
     pauses: u64,
     cuts: u64,
     converge_steps: u64,
+    /// Times partitions quiesced, and quiet followers woken by their leader's node's silence or
+    /// restart (counted at the end of a seed, on the nodes up then).
+    quiesced: u64,
+    woken_leader_lost: u64,
 }
 
 struct Sim {
@@ -175,6 +180,9 @@ struct Sim {
     step: u64,
     heal_at: u64,
     stats: Stats,
+    /// Now and then every client stops until this step, for long enough that idle groups
+    /// quiesce, while the faults go on.
+    lull_until: u64,
 }
 
 impl Sim {
@@ -238,6 +246,7 @@ impl Sim {
             step: 0,
             heal_at: 0,
             stats: Stats::default(),
+            lull_until: 0,
         };
         for i in 0..sim.nodes.len() {
             sim.start(i);
@@ -380,6 +389,10 @@ impl Sim {
     fn tick(&mut self, faults: bool) {
         if faults {
             self.fault();
+            if self.step >= self.lull_until && self.rng.chance(0.002) {
+                self.lull_until = self.step + 150 + self.rng.below(600);
+                self.log(|| format!("lull until step {}", self.lull_until));
+            }
         }
         if self.heal_at == self.step {
             self.net.heal();
@@ -431,7 +444,7 @@ impl Sim {
                 self.send(c);
             }
             Some(_) => {}
-            None if faults && t >= client.idle_until => self.invoke(c),
+            None if faults && t >= client.idle_until && self.step >= self.lull_until => self.invoke(c),
             None => {}
         }
     }
@@ -597,6 +610,7 @@ impl Sim {
             let values = self.replica_values();
             if values.iter().all(|v| *v == values[0]) {
                 self.stats.converge_steps = waited;
+                self.count_quiescing();
                 return;
             }
             self.tick(false);
@@ -604,6 +618,17 @@ impl Sim {
         let values = self.replica_values();
         for (i, v) in values.iter().enumerate().skip(1) {
             assert_eq!(*v, values[0], "seed {}: node {} differs from node 1", self.seed, i + 1);
+        }
+    }
+
+    fn count_quiescing(&mut self) {
+        for node in &self.nodes {
+            for kv in &node.running.as_ref().expect("every node is up at the end").kvs {
+                for part in kv.borrow().partitions() {
+                    self.stats.quiesced += part.counters().quiesced;
+                    self.stats.woken_leader_lost += part.counters().woken_by_leader_lost;
+                }
+            }
         }
     }
 
@@ -666,8 +691,14 @@ fn whole_clusters_stay_linearizable_through_crashes_pauses_and_cuts() {
         total.pauses += s.pauses;
         total.cuts += s.cuts;
         total.converge_steps = total.converge_steps.max(s.converge_steps);
+        total.quiesced += s.quiesced;
+        total.woken_leader_lost += s.woken_leader_lost;
     }
     eprintln!("sim_cluster: {seeds} seeds: {total:?}");
     assert!(total.acked > seeds * 20, "too few writes acknowledged: {total:?}");
     assert!(total.crashes > 0 && total.pauses > 0 && total.cuts > 0 && total.redirects > 0, "{total:?}");
+    assert!(
+        total.quiesced > seeds && total.woken_leader_lost > 0,
+        "idle groups quiesced and woke: {total:?}"
+    );
 }

@@ -3,7 +3,7 @@
 //! and a byte that advances the clock (so reassembly expiry runs too).
 //!
 //! Checks: nothing panics; every delivered message passes `peer::validate` for its sender and
-//! partition; sent again through a `PeerOutbox` and a fresh `PeerInbox`, it comes out equal (the
+//! partition; the liveness the inbox keeps reports only known peers; sent again through a `PeerOutbox` and a fresh `PeerInbox`, it comes out equal (the
 //! codec round-trips whatever it accepts); the reassembly stays within its byte bound.
 #![no_main]
 
@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
         let len = usize::from(u16::from_le_bytes([rest[0], rest[1]])).min(rest.len() - 3);
         now += u64::from(rest[2]) * 10_000_000;
         inbox.receive(&rest[3..3 + len], now, &Groups, &mut out);
+        inbox.liveness().take_lost(now, &mut |lost| assert!(PEERS.contains(&lost), "lost node {lost}"));
         rest = &rest[3 + len..];
         assert!(inbox.reassembly().bytes_in_use() <= limits.reassembly_bytes_max);
     }

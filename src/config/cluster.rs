@@ -53,6 +53,14 @@ pub struct ClusterConfig {
     /// same value.
     #[serde(default = "tick_ms_default")]
     pub tick_ms: u64,
+    /// Idle groups stop ticking and heartbeating, watched by one keepalive per peer instead
+    /// (docs/REPLICATION.md, "Idle groups"); default on.
+    #[serde(default = "quiesce_idle_default")]
+    pub quiesce_idle: bool,
+}
+
+fn quiesce_idle_default() -> bool {
+    true
 }
 
 fn tick_ms_default() -> u64 {
@@ -68,6 +76,7 @@ impl Default for ClusterConfig {
             replicas: Vec::new(),
             follower_read_staleness_ms: 0,
             tick_ms: TICK_MS_DEFAULT,
+            quiesce_idle: true,
         }
     }
 }

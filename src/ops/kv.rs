@@ -386,7 +386,7 @@ impl<D: BlockIo> KvShard<D> {
             leaders.set(partition, p.leader_hint().unwrap_or(0));
         }
         if let Some(link) = self.peers.as_mut() {
-            link.collect(&mut self.partitions);
+            link.collect(&mut self.partitions, now);
         }
         busy || self.waits_on_other_shards()
     }

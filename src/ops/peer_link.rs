@@ -6,6 +6,10 @@
 //! each datagram into a transmit buffer addressed to that node (`next_destination`,
 //! `write_next`).
 //!
+//! Liveness: each shard sends its peer shards a keepalive when nothing else went to them for a
+//! heartbeat interval, and wakes its quiesced groups whose leader's node fell silent or
+//! restarted (`collect`; `peer::Liveness`, `partition`'s `quiesce.rs`).
+//!
 //! Receiving: a datagram with the peer magic goes to `receive`, which checks, reassembles and
 //! validates it (`PeerInbox`) and steps each message into its partition. A datagram from shard
 //! `s` of a node holds only partitions that shard `s` owns there, so with the same shard count on
@@ -142,8 +146,15 @@ impl PeerLink {
         }
     }
 
-    /// Moves the messages `partitions` produced in their last poll into the outbox.
-    pub fn collect<D: BlockIo>(&mut self, partitions: &mut [Partition<D>]) {
+    /// After the partitions' poll at `now`: wakes the quiesced groups whose leader's node was
+    /// lost (silent, or restarted: `peer::Liveness`), moves the messages `partitions` produced
+    /// into the outbox, and queues keepalives for the peers nothing else goes to.
+    pub fn collect<D: BlockIo>(&mut self, partitions: &mut [Partition<D>], now: Nanos) {
+        self.inbox.liveness().take_lost(now.0, &mut |node| {
+            for p in partitions.iter_mut() {
+                p.leader_lost(node);
+            }
+        });
         for p in partitions.iter_mut() {
             p.take_messages(&mut self.outgoing);
             for m in self.outgoing.drain(..) {
@@ -151,6 +162,9 @@ impl PeerLink {
                     self.counters.outbox_refused += 1;
                 }
             }
+        }
+        if let Some(first) = partitions.first() {
+            self.outbox.keep_alive(now.0, u32::from(first.id()));
         }
     }
 
@@ -187,15 +201,17 @@ impl PeerLink {
     pub fn report_line(&self) -> String {
         let (i, o, c) = (self.inbox.counters(), self.outbox.counters(), self.counters);
         let mut line = format!(
-            "peer: out messages {} datagrams {} bytes {} fragments {} refused {} | in datagrams {} delivered {} \
-             stepped {} step-refused {} handed-over {} hand-over-refused {}",
+            "peer: out messages {} datagrams {} bytes {} fragments {} keepalives {} refused {} | in datagrams {} \
+             delivered {} keepalives {} stepped {} step-refused {} handed-over {} hand-over-refused {}",
             o.messages,
             o.datagrams,
             o.bytes,
             o.fragments,
+            o.keepalives,
             c.outbox_refused,
             i.datagrams,
             i.delivered,
+            i.keepalives,
             c.stepped,
             c.step_refused,
             c.handed_over,

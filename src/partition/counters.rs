@@ -62,4 +62,14 @@ pub struct PartitionCounters {
     pub snapshots_resent: u64,
     /// Snapshot bytes read back from the snapshot store for a follower (after a restart).
     pub snapshots_read_back: u64,
+    /// Times the group quiesced (`quiesce.rs`): as leader, or as a follower told so.
+    pub quiesced: u64,
+    /// Times a quiet group woke for a request or a proposal ...
+    pub woken_by_request: u64,
+    /// ... for a peer's message ...
+    pub woken_by_message: u64,
+    /// ... for an expiry or rotation that fell due ...
+    pub woken_by_due_work: u64,
+    /// ... because its leader's node fell silent or restarted.
+    pub woken_by_leader_lost: u64,
 }

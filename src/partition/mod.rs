@@ -54,6 +54,7 @@ pub mod feed;
 mod install;
 pub mod lease;
 mod peers;
+mod quiesce;
 mod recovery;
 pub mod repair;
 pub mod seams;
@@ -61,6 +62,7 @@ mod snapshot;
 pub mod waiters;
 
 pub use counters::PartitionCounters;
+pub use quiesce::QUIESCE_AFTER_HEARTBEATS;
 pub(crate) use recovery::{load_snapshot, recover_error};
 pub use recovery::{PartitionRecovery, ProgressFn, RecoveryReport, Snapshots, PROGRESS_EVERY_ENTRIES};
 
@@ -115,6 +117,8 @@ pub struct PartitionConfig {
     /// Follower reads (`Partition::serves_bounded_reads`): a follower answers reads at most this
     /// stale (ns, on its own clock); 0: off, only the leader answers reads.
     pub follower_read_staleness_ns: u64,
+    /// Idle groups with peers stop ticking (`quiesce.rs`): `cluster.quiesce_idle`.
+    pub quiesce_idle: bool,
 }
 
 /// Where a partition's events go: a sink the server plugs in, or kept (the last few) for tests.
@@ -376,10 +380,12 @@ impl<D: BlockIo> Partition<D> {
         leads && self.peers.as_ref().is_none_or(|p| p.lease.holds(term, now, self.raft.applied_index()))
     }
 
-    /// Moves the partition's clock forward to `now` (never back): the time of a request about to
-    /// be answered, so reads check the lease at it rather than at the last `poll`.
+    /// A request for the partition arrives at `now`: moves the partition's clock forward to it
+    /// (never back), so reads check the lease at it rather than at the last `poll`, and wakes a
+    /// quiesced group (`quiesce.rs`: a read needs the lease a quiet leader gave up).
     pub fn observe_time(&mut self, now: Nanos) {
         self.now = self.now.max(now);
+        self.note_activity();
     }
 
     /// The leader this node knows of (itself included), for a `NOT_LEADER` answer's hint.
@@ -431,6 +437,7 @@ impl<D: BlockIo> Partition<D> {
         len: usize,
         encode: &mut dyn FnMut(&mut [u8]),
     ) -> WriteOutcome {
+        self.note_activity();
         if !self.batch.fits_alone(len) {
             return WriteOutcome::Now(ApplyResult::ValueTooLarge);
         }
@@ -532,6 +539,9 @@ impl<D: BlockIo> Partition<D> {
     /// request whose outcome is known to `done`. Returns whether work is in flight (requests
     /// waiting, log writes not yet complete).
     pub fn poll(&mut self, now: Nanos, done: &mut dyn FnMut(Done)) -> bool {
+        if self.stays_still(now) {
+            return false;
+        }
         self.now = now;
         // Group commit across iterations: while a log write is in flight the batch stays open
         // (it fills up to its bounds, sealed at once when full), since its entry could not reach
@@ -543,7 +553,9 @@ impl<D: BlockIo> Partition<D> {
         while let Some((first, status)) = self.refused.pop_front() {
             answer_chain(&mut self.waiters, &mut self.waiting_bytes, first, Err(status), done);
         }
-        self.raft.on_time(now);
+        if !self.is_quiet() {
+            self.raft.on_time(now);
+        }
         let io = self.raft.store_mut().poll_io(now);
         let polled = io
             .map_err(|e| e.to_string())
@@ -571,13 +583,15 @@ impl<D: BlockIo> Partition<D> {
         self.raft.store_mut().trim_backfill(applied);
         self.maybe_snapshot();
         self.serve_snapshots();
+        self.quiesce_or_wake();
         self.busy()
     }
 
     /// Whether work is in flight (what `poll` returns).
     fn busy(&self) -> bool {
         let ual = self.raft.store().ual();
-        let catching_up = self.raft.is_leader() && !self.serves_reads();
+        // A quiet leader has no lease until a request wakes it (`quiesce.rs`): not work.
+        let catching_up = self.raft.is_leader() && !self.serves_reads() && !self.is_quiet();
         let log_busy =
             ual.writes_in_flight() > 0 || ual.durable_lsn() < ual.last_lsn() || ual.fetch_in_flight();
         catching_up

@@ -51,10 +51,20 @@ pub(super) struct Peers {
     follower_confirmed: (Nanos, u64),
     /// The (term, leader) last reported as an event.
     reported: (u64, u64),
+    /// Whether the group ticks (`quiesce.rs`), and when it last had something to do.
+    pub(super) quiet: super::quiesce::Quiet,
+    pub(super) active_at: Nanos,
+    /// The heartbeat interval.
+    pub(super) heartbeat_ns: u64,
+    /// Whether an idle group quiesces (`PartitionConfig::quiesce_idle`).
+    pub(super) quiesce_idle: bool,
+    /// Quiet, and the last `poll` left nothing to do: `poll` returns at once until a message, a
+    /// request or a wake-up (`quiesce.rs`).
+    pub(super) still: bool,
 }
 
 impl Peers {
-    pub(super) fn new(config: &RaftGroupConfig, staleness_ns: u64) -> Self {
+    pub(super) fn new(config: &RaftGroupConfig, staleness_ns: u64, quiesce_idle: bool) -> Self {
         let outbox_max = config.messages_per_poll_max * OUTBOX_POLLS;
         Self {
             lease: Lease::default(),
@@ -62,13 +72,23 @@ impl Peers {
             outbox_max,
             transfers: Default::default(),
             started_at: None,
-            election_ns: config.tick_interval_ns * config.election_ticks as u64,
-            renew_every_ns: config.tick_interval_ns * config.heartbeat_ticks as u64 * RENEW_EVERY_HEARTBEATS,
+            election_ns: config.election_ns(),
+            renew_every_ns: config.heartbeat_ns() * RENEW_EVERY_HEARTBEATS,
             staleness_ns,
             follower_asked_at: None,
             follower_confirmed: (Nanos(0), 0),
             reported: (0, 0),
+            quiet: Default::default(),
+            active_at: Nanos(0),
+            heartbeat_ns: config.heartbeat_ns(),
+            quiesce_idle,
+            still: false,
         }
+    }
+
+    /// How long without activity before a group counts as idle (`quiesce.rs`).
+    pub(super) fn idle_ns(&self) -> u64 {
+        self.heartbeat_ns.saturating_mul(super::quiesce::QUIESCE_AFTER_HEARTBEATS)
     }
 
     /// Whether a vote request must be ignored at `now`: this node started less than an election
@@ -119,11 +139,18 @@ impl<D: BlockIo> Partition<D> {
     pub(super) fn renew_lease(&mut self) {
         let (leader, term, now) = (self.raft.is_leader(), self.raft.term(), self.now);
         let Some(peers) = self.peers.as_mut() else { return };
+        if peers.quiet != super::quiesce::Quiet::Awake {
+            // Quiet: no lease to keep (a leader gave it up), no confirmation to ask.
+            return;
+        }
         if !leader {
             peers.lease.drop_lease();
             let due =
                 peers.follower_asked_at.is_none_or(|at| now.0 >= at.0.saturating_add(peers.staleness_ns / 2));
-            if peers.staleness_ns > 0 && due {
+            // Only while requests come (an idle group must be able to quiesce, `quiesce.rs`): the
+            // first bounded read after a lull may find the confirmation too old.
+            let wanted = now.0 < peers.active_at.0.saturating_add(peers.idle_ns());
+            if peers.staleness_ns > 0 && due && wanted {
                 peers.follower_asked_at = Some(now);
                 // Refused while no leader is known: no fresh confirmation then, reads age out.
                 let _ = self.raft.read_index(now.0);
@@ -173,12 +200,14 @@ impl<D: BlockIo> Partition<D> {
     }
 
     /// Steps a message from a peer into the group (already validated by the node: `crate::peer`).
-    /// A vote request in the node's first election timeout is ignored (the lease's rule).
-    pub fn step(&mut self, message: Message) -> Result<(), RaftError> {
-        let Some(peers) = self.peers.as_ref() else {
+    /// A vote request in the node's first election timeout is ignored (the lease's rule). A
+    /// quiescing heartbeat may quiet the group; other messages wake a quiet one (`quiesce.rs`).
+    pub fn step(&mut self, mut message: Message) -> Result<(), RaftError> {
+        let Some(peers) = self.peers.as_mut() else {
             self.counters.messages_refused += 1;
             return Err(RaftError::UnknownPeer { from: message.from });
         };
+        peers.still = false;
         let vote =
             matches!(message.get_msg_type(), MessageType::MsgRequestVote | MessageType::MsgRequestPreVote);
         if vote && peers.just_started(self.now) {
@@ -188,9 +217,12 @@ impl<D: BlockIo> Partition<D> {
         if message.get_msg_type() == MessageType::MsgSnapshot {
             return self.receive_chunk(message);
         }
+        let quiesce = Self::unmark_quiesce(&mut message);
+        let (kind, seen) = (message.get_msg_type(), (message.from, message.term));
         match self.raft.step(message) {
             Ok(()) => {
                 self.counters.messages_in += 1;
+                self.after_step(quiesce, kind, seen);
                 Ok(())
             }
             Err(e) => {

@@ -219,7 +219,9 @@ impl<D: BlockIo> PartitionRecovery<D> {
             upkeep_pending: false,
             snapshot_pump: Default::default(),
             read_barrier: (0, u64::MAX),
-            peers: (!alone).then(|| super::Peers::new(&config.raft, config.follower_read_staleness_ns)),
+            peers: (!alone).then(|| {
+                super::Peers::new(&config.raft, config.follower_read_staleness_ns, config.quiesce_idle)
+            }),
             results: Vec::new(),
             counters: PartitionCounters::default(),
             feed: Default::default(),

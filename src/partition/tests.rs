@@ -50,6 +50,7 @@ pub(crate) fn config_sized(segment_blocks: u32, snapshot_every_entries: u64) -> 
         batch: crate::partition::batch::BatchLimits::default(),
         inflight_bytes_max: u64::from(segment_blocks) * 4096 / 2,
         follower_read_staleness_ns: 0,
+        quiesce_idle: true,
     }
 }
 

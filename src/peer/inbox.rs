@@ -122,6 +122,8 @@ pub struct PeerInboxCounters {
     pub reassembled: u64,
     /// Messages handed out.
     pub delivered: u64,
+    /// Keepalive frames received (`liveness.rs`).
+    pub keepalives: u64,
     /// Drops, by `DropReason::index`.
     pub dropped: [u64; DropReason::ALL.len()],
     /// Validation failures, by `Invalid::index` (their sum is `dropped(Invalid)`).
@@ -153,6 +155,7 @@ pub struct PeerInbox {
     node_id: u64,
     peers: Vec<u64>,
     reassembly: Reassembly,
+    liveness: super::Liveness,
     counters: PeerInboxCounters,
 }
 
@@ -172,6 +175,7 @@ impl PeerInbox {
             node_id,
             peers: peers.to_vec(),
             reassembly: Reassembly::new(limits, peers.len()),
+            liveness: super::Liveness::new(peers, limits.silence_ns),
             counters: PeerInboxCounters::default(),
         })
     }
@@ -184,6 +188,11 @@ impl PeerInbox {
     /// The reassembly (its occupancy, for reports and tests).
     pub fn reassembly(&self) -> &Reassembly {
         &self.reassembly
+    }
+
+    /// Which peers are alive: every datagram that passed the datagram-level checks counts.
+    pub fn liveness(&mut self) -> &mut super::Liveness {
+        &mut self.liveness
     }
 
     /// Drops the incomplete messages past their age bound (also done by each `receive`).
@@ -206,6 +215,7 @@ impl PeerInbox {
             Ok(v) => v,
             Err(reason) => return self.drop(reason),
         };
+        self.liveness.heard(from, incarnation, now_ns);
         let peer = self.peers.iter().position(|p| *p == from).expect("check_datagram found it");
         let mut rest = &datagram[wire::HEADER_LEN..];
         while let Ok((frame, after)) = wire::decode_frame(rest) {
@@ -256,6 +266,10 @@ impl PeerInbox {
         out: &mut Vec<PeerMessage>,
     ) {
         let from = self.peers[peer];
+        if frame.keepalive {
+            self.counters.keepalives += 1;
+            return;
+        }
         let Some(f) = frame.fragment else {
             return self.deliver(from, frame.partition, frame.bytes, groups, out);
         };

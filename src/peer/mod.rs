@@ -21,6 +21,7 @@
 //! rule out: `validate.rs` lists them and the ones it cannot).
 
 pub mod inbox;
+pub mod liveness;
 pub mod outbox;
 pub mod reassembly;
 pub mod validate;
@@ -30,6 +31,7 @@ pub mod wire;
 mod tests;
 
 pub use inbox::{DropReason, PeerInbox, PeerInboxCounters, PeerMessage};
+pub use liveness::Liveness;
 pub use outbox::{PeerOutbox, PeerOutboxCounters, Transmit};
 pub use validate::{validate, Invalid, ValidateContext, INDEX_MAX, TERM_MAX};
 
@@ -71,6 +73,12 @@ pub struct PeerLimits {
     pub reassembly_bytes_max: usize,
     /// An incomplete message older than this (ns since its first fragment arrived) is dropped.
     pub reassembly_age_ns_max: u64,
+    /// A keepalive goes to a peer nothing else went to for this long (ns): the Raft heartbeat
+    /// interval (`liveness.rs`).
+    pub keepalive_ns: u64,
+    /// A peer not heard from for this long (ns) is lost: the shortest election timeout, more
+    /// than `keepalive_ns`.
+    pub silence_ns: u64,
 }
 
 impl PeerLimits {
@@ -84,6 +92,8 @@ impl PeerLimits {
             reassembly_per_peer_max: 4,
             reassembly_bytes_max: 16 << 20,
             reassembly_age_ns_max: 1_000_000_000,
+            keepalive_ns: 20_000_000,
+            silence_ns: 100_000_000,
         }
     }
 
@@ -119,6 +129,9 @@ impl PeerLimits {
         }
         if self.reassembly_age_ns_max == 0 {
             return bad("reassembly_age_ns_max must be positive");
+        }
+        if self.keepalive_ns == 0 || self.silence_ns <= self.keepalive_ns {
+            return bad("keepalive_ns must be positive and less than silence_ns");
         }
         Ok(())
     }

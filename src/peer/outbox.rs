@@ -38,6 +38,8 @@ pub struct PeerOutboxCounters {
     pub fragmented: u64,
     /// Fragments written.
     pub fragments: u64,
+    /// Keepalive frames queued (`keep_alive`).
+    pub keepalives: u64,
     /// Datagrams written.
     pub datagrams: u64,
     /// Bytes of datagrams written.
@@ -56,6 +58,8 @@ struct Staged {
     partition: u32,
     start: usize,
     len: usize,
+    /// A keepalive frame (no bytes: `keep_alive`).
+    keepalive: bool,
 }
 
 /// The fragmenting of the message at the head of a destination's queue.
@@ -72,6 +76,9 @@ struct Dest {
     bytes: Vec<u8>,
     queue: VecDeque<Staged>,
     fragmenting: Option<Fragmenting>,
+    /// A datagram went to it since the last `keep_alive`, and when `keep_alive` last saw one go.
+    sent: bool,
+    sent_at: Option<u64>,
 }
 
 /// The sending half of the peer layer for one node (or one shard of it).
@@ -102,7 +109,14 @@ impl PeerOutbox {
         check_peers(node_id, peers)?;
         let dests = peers
             .iter()
-            .map(|&node| Dest { node, bytes: Vec::new(), queue: VecDeque::new(), fragmenting: None })
+            .map(|&node| Dest {
+                node,
+                bytes: Vec::new(),
+                queue: VecDeque::new(),
+                fragmenting: None,
+                sent: false,
+                sent_at: None,
+            })
             .collect();
         Ok(PeerOutbox {
             limits,
@@ -152,9 +166,26 @@ impl PeerOutbox {
         let start = d.bytes.len();
         message.encode(&mut d.bytes).expect("a Vec grows");
         debug_assert_eq!(d.bytes.len() - start, len);
-        d.queue.push_back(Staged { partition, start, len });
+        d.queue.push_back(Staged { partition, start, len, keepalive: false });
         self.counters.messages += 1;
         Ok(())
+    }
+
+    /// Queues a keepalive frame (for `partition`, one the sending shard owns) for each peer that
+    /// nothing went to for `keepalive_ns` before `now_ns` and nothing waits for (`liveness.rs`).
+    /// Called once per poll; a peer sent to since the last call counts as sent to now.
+    pub fn keep_alive(&mut self, now_ns: u64, partition: u32) {
+        let every = self.limits.keepalive_ns;
+        for d in &mut self.dests {
+            if std::mem::take(&mut d.sent) {
+                d.sent_at = Some(now_ns);
+            } else if d.queue.is_empty() && d.sent_at.is_none_or(|at| now_ns.saturating_sub(at) >= every) {
+                let start = d.bytes.len();
+                d.queue.push_back(Staged { partition, start, len: 0, keepalive: true });
+                d.sent_at = Some(now_ns);
+                self.counters.keepalives += 1;
+            }
+        }
     }
 
     /// The node the next `poll_transmit` writes a datagram for (a packet backend that resolves
@@ -194,6 +225,7 @@ impl PeerOutbox {
         self.counters.datagrams += 1;
         self.counters.bytes += len as u64;
         let d = &mut self.dests[i];
+        d.sent = true;
         if d.queue.is_empty() {
             d.bytes.clear();
         }
@@ -210,7 +242,13 @@ impl PeerOutbox {
             let d = &self.dests[i];
             let Some(&item) = d.queue.front() else { break };
             let bytes = &d.bytes[item.start..item.start + item.len];
-            if item.len <= room_whole {
+            if item.keepalive {
+                if at + wire::FRAME_HEADER_LEN > buf.len() {
+                    break;
+                }
+                at += wire::encode_keepalive(&mut buf[at..], item.partition);
+                self.dests[i].queue.pop_front();
+            } else if item.len <= room_whole {
                 if at + wire::FRAME_HEADER_LEN + item.len > buf.len() {
                     break;
                 }

@@ -24,6 +24,9 @@ pub const FRAGMENT_HEADER_LEN: usize = 20;
 pub const KIND_WHOLE: u8 = 1;
 /// Frame kind: the frame holds one fragment of a message.
 pub const KIND_FRAGMENT: u8 = 2;
+/// Frame kind: a keepalive, no bytes: the sender is alive (`super::liveness`). Its partition is
+/// one the sending shard owns, so that it reaches the same shard here.
+pub const KIND_KEEPALIVE: u8 = 3;
 /// The largest UDP payload over IPv4.
 pub const DATAGRAM_BYTES_LIMIT: usize = 65507;
 /// The largest `message_bytes_max` the format allows (the total length is a u32; 1 GiB keeps
@@ -101,8 +104,10 @@ impl FragmentInfo {
 pub struct Frame<'a> {
     /// The partition whose Raft group the message belongs to.
     pub partition: u32,
-    /// `None` for a whole message, the fragment fields for a fragment.
+    /// `None` for a whole message or a keepalive, the fragment fields for a fragment.
     pub fragment: Option<FragmentInfo>,
+    /// A keepalive frame (no bytes).
+    pub keepalive: bool,
     /// The message's bytes (whole) or the fragment's slice.
     pub bytes: &'a [u8],
 }
@@ -127,9 +132,10 @@ pub enum HeaderError {
 pub enum FrameError {
     /// A frame header or body runs past the datagram, or bytes are left after the last frame.
     Framing,
-    /// A frame kind other than whole or fragment.
+    /// A frame kind other than whole, fragment or keepalive.
     UnknownKind,
-    /// An empty frame, or fragment fields no sender produces (see `FragmentInfo::expected_len`).
+    /// An empty message frame, a keepalive with bytes, or fragment fields no sender produces
+    /// (see `FragmentInfo::expected_len`).
     BadFragment,
 }
 
@@ -226,6 +232,15 @@ pub fn encode_frame(out: &mut [u8], partition: u32, fragment: Option<FragmentInf
     head + bytes.len()
 }
 
+/// Writes a keepalive frame for `partition` at the start of `out` (at least `FRAME_HEADER_LEN`
+/// long) and returns its length.
+pub fn encode_keepalive(out: &mut [u8], partition: u32) -> usize {
+    out[0..4].copy_from_slice(&partition.to_le_bytes());
+    out[4] = KIND_KEEPALIVE;
+    out[5..8].fill(0);
+    FRAME_HEADER_LEN
+}
+
 /// Reads the frame at the start of `rest`; returns it and the bytes after it.
 pub fn decode_frame(rest: &[u8]) -> Result<(Frame<'_>, &[u8]), FrameError> {
     if rest.len() < FRAME_HEADER_LEN {
@@ -233,6 +248,13 @@ pub fn decode_frame(rest: &[u8]) -> Result<(Frame<'_>, &[u8]), FrameError> {
     }
     let partition = u32_at(rest, 0);
     let len = u16_at(rest, 6) as usize;
+    if rest[4] == KIND_KEEPALIVE {
+        if len != 0 {
+            return Err(FrameError::BadFragment);
+        }
+        let frame = Frame { partition, fragment: None, keepalive: true, bytes: &[] };
+        return Ok((frame, &rest[FRAME_HEADER_LEN..]));
+    }
     let (fragment, head) = match rest[4] {
         KIND_WHOLE => (None, FRAME_HEADER_LEN),
         KIND_FRAGMENT => {
@@ -258,6 +280,6 @@ pub fn decode_frame(rest: &[u8]) -> Result<(Frame<'_>, &[u8]), FrameError> {
     if rest.len() - head < len {
         return Err(FrameError::Framing);
     }
-    let frame = Frame { partition, fragment, bytes: &rest[head..head + len] };
+    let frame = Frame { partition, fragment, keepalive: false, bytes: &rest[head..head + len] };
     Ok((frame, &rest[head + len..]))
 }

@@ -68,6 +68,9 @@ use ::raft::{GetEntriesContext, RawNode, ReadOnlyOption, ReadState, StateRole};
 use std::collections::VecDeque;
 use vigil_pmd::Nanos;
 
+mod quiet;
+pub use quiet::{is_quiesce, QUIESCE_CONTEXT};
+
 #[derive(Debug)]
 struct PendingProposal {
     id: ProposalId,

@@ -73,6 +73,18 @@ pub struct RaftGroupConfig {
     pub held_bytes_max: u64,
 }
 
+impl RaftGroupConfig {
+    /// A leader's heartbeat interval, in ns.
+    pub fn heartbeat_ns(&self) -> u64 {
+        self.tick_interval_ns * self.heartbeat_ticks as u64
+    }
+
+    /// The shortest election timeout, in ns.
+    pub fn election_ns(&self) -> u64 {
+        self.tick_interval_ns * self.election_ticks as u64
+    }
+}
+
 impl Default for RaftGroupConfig {
     /// Timing for a data-centre network: a tick every 10 ms, heartbeats every 20 ms, elections after
     /// 100-200 ms of silence.

@@ -55,9 +55,13 @@ impl NodeCluster {
                 (*id, address)
             })
             .collect();
+        // Keepalives at the heartbeat interval, a peer lost after an election timeout.
+        let raft = super::partition_config(config).raft;
         let link = PeerLinkConfig {
             limits: PeerLimits {
                 datagram_bytes_max: config.net.datagram_bytes_max,
+                keepalive_ns: raft.heartbeat_ns(),
+                silence_ns: raft.election_ns(),
                 ..PeerLimits::mtu_1500()
             },
             cluster_id: cluster_id(config),

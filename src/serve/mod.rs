@@ -333,6 +333,7 @@ pub fn partition_config(config: &Config) -> PartitionConfig {
         batch: config.storage.batch(),
         inflight_bytes_max: config.storage.inflight_bytes_max(),
         follower_read_staleness_ns: config.cluster.follower_read_staleness_ms * 1_000_000,
+        quiesce_idle: config.cluster.quiesce_idle,
     }
 }
 

@@ -60,7 +60,8 @@ pub(super) fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
     let (c, r, u) = (p.counters(), p.raft().counters(), p.raft().store().ual().counters());
     format!(
         "partition {}: keys {} expiring {} applied {} | proposed {} expiry-proposals {} answered-now {} busy {} (log-ring {} waiters {} window {} proposals {} raft {}) snapshots {} snapshot-failures {} sent {} installed {} refused {} | \
-         raft term {} commit {} leader {} readies {} | peers in {} out {} refused {} outbox-full {} votes-ignored-after-start {} | log appends {} writes {} write-blocks {} superblock-writes {}",
+         raft term {} commit {} leader {} readies {} | peers in {} out {} refused {} outbox-full {} votes-ignored-after-start {} \
+         quiesced {} woken-by-request {} woken-by-message {} woken-by-due-work {} woken-by-leader-lost {} | log appends {} writes {} write-blocks {} superblock-writes {}",
         p.id(),
         p.kv().len(),
         p.kv().expiring(),
@@ -88,6 +89,11 @@ pub(super) fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
         c.messages_refused,
         c.messages_outbox_full,
         c.votes_ignored_after_start,
+        c.quiesced,
+        c.woken_by_request,
+        c.woken_by_message,
+        c.woken_by_due_work,
+        c.woken_by_leader_lost,
         u.appends,
         u.writes,
         u.write_blocks,

@@ -275,6 +275,7 @@ impl Params {
             batch: self.batch,
             inflight_bytes_max: self.inflight_bytes_max,
             follower_read_staleness_ns: 0,
+            quiesce_idle: true,
         }
     }
 }

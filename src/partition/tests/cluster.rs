@@ -233,11 +233,17 @@ struct Sim {
     /// Random faults (crashes, cuts, pauses) while the faults go on; off, only the network's
     /// loss, duplication and delays (and a recycling seed's follower down).
     random_faults: bool,
+    /// In half the seeds, now and then every client stops until `lull_until`: the group
+    /// quiesces, and faults strike it quiet.
+    lulls: bool,
+    lull_until: u64,
 }
 
 /// Steps a follower stays down in a seed whose log recycles: the leader's log turns over many
 /// times meanwhile.
 const FOLLOWER_DOWN_STEPS: u64 = 1_200;
+/// Steps after it restarts with no random faults, for it to catch up by snapshot.
+const CATCH_UP_STEPS: u64 = 500;
 
 #[derive(Default, Debug)]
 struct Stats {
@@ -264,6 +270,10 @@ struct Stats {
     refused: u64,
     /// Peer messages dropped because a node's peer outbox was full.
     outbox_full: u64,
+    /// Times a replica quiesced, and quiet followers woken because their leader's node fell
+    /// silent or restarted (`quiesce.rs`).
+    quiesced: u64,
+    woken_leader_lost: u64,
 }
 
 impl Stats {
@@ -284,6 +294,8 @@ impl Stats {
         self.read_back += s.read_back;
         self.refused += s.refused;
         self.outbox_full += s.outbox_full;
+        self.quiesced += s.quiesced;
+        self.woken_leader_lost += s.woken_leader_lost;
     }
 
     /// Counts what partition `p` did before it goes (a crash, or the end of the run).
@@ -294,19 +306,22 @@ impl Stats {
         self.resent += p.counters().snapshots_resent;
         self.read_back += p.counters().snapshots_read_back;
         self.refused += p.counters().snapshots_refused;
+        self.quiesced += p.counters().quiesced;
+        self.woken_leader_lost += p.counters().woken_by_leader_lost;
     }
 }
 
 impl Sim {
     fn new(seed: u64, trace: bool) -> Self {
-        Self::with(seed, trace, seed % RECYCLE_EVERY == RECYCLE_EVERY - 1)
+        Self::with(seed, trace, seed % RECYCLE_EVERY == RECYCLE_EVERY - 1, true)
     }
 
     /// Seed `seed`; `recycle`: the log recycles (`recycling_config`) and a follower is down for a
-    /// while in the middle of the run.
-    fn with(seed: u64, trace: bool, recycle: bool) -> Self {
+    /// while in the middle of the run; `quiesce`: idle groups quiesce (`quiesce.rs`).
+    fn with(seed: u64, trace: bool, recycle: bool, quiesce: bool) -> Self {
         let mut rng = SplitMix64::new(seed);
         let mut cfg = if recycle { recycling_config() } else { cluster_config() };
+        cfg.quiesce_idle = quiesce;
         // Follower reads in half the seeds, bounded at 20 or 100 ms.
         let staleness_ns = [0, 0, 20_000_000, 100_000_000][rng.below(4) as usize];
         cfg.follower_read_staleness_ns = staleness_ns;
@@ -366,6 +381,7 @@ impl Sim {
             .collect();
         // Drawn last, and only where used: the other seeds run as they did before.
         let follower_down_at = if recycle { 300 + rng.below(300) } else { 0 };
+        let lulls = rng.chance(0.5);
         Self {
             seed,
             trace,
@@ -389,6 +405,8 @@ impl Sim {
             recycle,
             follower_down_at,
             random_faults: true,
+            lulls,
+            lull_until: 0,
         }
     }
 
@@ -443,6 +461,8 @@ impl Sim {
             }
             let now = node.local_clock(t);
             let part = node.part.as_mut().expect("up");
+            // The node's keepalives stand in for a quiesced group's heartbeats (`peer::Liveness`).
+            node.inbox.liveness().take_lost(now.0, &mut |lost| part.leader_lost(lost));
             part.poll(now, &mut |d| answers.push(d));
             part.take_messages(&mut outbox);
             if part.raft().is_leader() && self.leaders.insert((part.raft().term(), node.id)) {
@@ -456,6 +476,7 @@ impl Sim {
                     Err(e) => panic!("seed {}: a peer message refused: {e}", self.seed),
                 }
             }
+            node.outbox.keep_alive(now.0, 0);
             while let Some(tx) = node.outbox.poll_transmit(&mut datagram) {
                 self.net.send(&mut self.rng, t, node.id, tx.to, &datagram[..tx.len]);
                 self.stats.datagrams += 1;
@@ -472,6 +493,13 @@ impl Sim {
     // ----- faults -----
 
     fn fault(&mut self) {
+        // While a recycling seed's follower is down the other two must make progress (the log
+        // recycles past it only then), and it must then catch up: no random faults meanwhile.
+        let follower_down =
+            self.follower_down_at..self.follower_down_at + FOLLOWER_DOWN_STEPS + CATCH_UP_STEPS;
+        if self.recycle && follower_down.contains(&self.step) {
+            return;
+        }
         if !self.rng.chance(0.004) {
             return;
         }
@@ -506,8 +534,10 @@ impl Sim {
         }
     }
 
-    /// A follower (any node up that does not lead) goes down for `FOLLOWER_DOWN_STEPS`.
+    /// A follower (any node up that does not lead) goes down for `FOLLOWER_DOWN_STEPS`; the
+    /// network between the other two heals.
     fn crash_a_follower(&mut self) {
+        self.net.cut.clear();
         let step = self.step;
         let follower =
             self.nodes.iter().find(|n| n.up(step) && !n.part.as_ref().is_some_and(|p| p.raft().is_leader()));
@@ -560,6 +590,11 @@ impl Sim {
 
     fn drive_clients(&mut self, new_ops: bool) {
         self.faults_on = new_ops;
+        if new_ops && self.lulls && self.step >= self.lull_until && self.rng.chance(0.002) {
+            // Every client stops for long enough that the group quiesces (`quiesce.rs`).
+            self.lull_until = self.step + 150 + self.rng.below(600);
+            self.log(|| format!("lull until {}", self.lull_until));
+        }
         self.bounded_read();
         for c in 0..self.clients.len() {
             let t = self.t();
@@ -575,7 +610,7 @@ impl Sim {
                 }
                 continue;
             }
-            if !new_ops || self.step < client.idle_until {
+            if !new_ops || self.step < client.idle_until || self.step < self.lull_until {
                 continue;
             }
             let key = format!("k{}", self.rng.below(KEYS)).into_bytes();
@@ -621,7 +656,10 @@ impl Sim {
         if !node.up(step) {
             return; // lost with the node: the timeout resends
         }
+        let now = node.local_clock(t);
         let part = node.part.as_mut().expect("up");
+        // As the shard does for every request: the clock, and a quiet group wakes.
+        part.observe_time(now);
         let waiter = Waiter {
             origin: Origin::Client { peer: peer(), client_id },
             opcode: opcode::SET,
@@ -777,7 +815,8 @@ impl Sim {
 
     fn converged(&self) -> bool {
         let parts: Vec<&Partition<SimDisk>> = self.nodes.iter().filter_map(|n| n.part.as_ref()).collect();
-        let leader = parts.iter().find(|p| p.serves_reads());
+        // A quiet leader gave its lease up; the final reads wake it.
+        let leader = parts.iter().find(|p| p.serves_reads() || (p.raft().is_leader() && p.is_quiet()));
         leader.is_some_and(|l| {
             parts.iter().all(|p| p.raft().applied_index() == l.raft().commit_index())
                 && l.raft().applied_index() == l.raft().commit_index()
@@ -808,8 +847,22 @@ impl Sim {
         }
     }
 
-    /// Reads every key on the leader, into the history too.
+    /// Reads every key on the leader (woken first if quiet: its lease renewed), into the history
+    /// too.
     fn final_reads(&mut self) {
+        for _ in 0..HEAL_STEPS_MAX {
+            let t = self.t();
+            let leader =
+                self.nodes.iter_mut().find(|n| n.part.as_ref().is_some_and(|p| p.raft().is_leader()));
+            let leader = leader.expect("a leader after healing");
+            let now = leader.local_clock(t);
+            let part = leader.part.as_mut().expect("up");
+            part.observe_time(now);
+            if part.serves_reads() {
+                break;
+            }
+            self.tick(false);
+        }
         let t = self.t();
         let leader =
             self.nodes.iter().filter_map(|n| n.part.as_ref()).find(|p| p.serves_reads()).expect("a leader");
@@ -878,6 +931,8 @@ fn three_replicas_under_faults_stay_linearizable_and_agree() {
     assert!(total.reads > seeds * 20, "reads were answered: {total:?}");
     assert!(total.crashes > 0 && total.cuts > 0, "faults happened: {total:?}");
     assert!(total.leaderships > seeds * 3 / 2, "leaders changed: {total:?}");
+    assert!(total.quiesced > seeds / 4, "groups quiesced in the lulls: {total:?}");
+    assert!(total.woken_leader_lost > 0, "quiet followers lost their leader and woke: {total:?}");
     if seeds >= RECYCLE_EVERY {
         assert!(total.installs > 0, "followers caught up by snapshot: {total:?}");
     }
@@ -896,7 +951,8 @@ fn a_follower_that_installed_a_snapshot_can_campaign_at_once() {
 
 #[test]
 fn a_deposed_leader_cut_off_from_the_others_stops_serving_reads_before_a_successor_can_write() {
-    let mut sim = Sim::new(7, false);
+    // Awake groups: a quiet leader holds no lease at all (`quiesce_tests` has the quiet case).
+    let mut sim = Sim::with(7, false, false, false);
     sim.net = Net { delay_max_ns: 200_000, ..Net::default() };
     let leader = (0..2_000)
         .find_map(|_| {
@@ -958,5 +1014,6 @@ fn a_seed_replays_the_same_run() {
     }
 }
 
+mod quiet;
 mod snapshots;
 use snapshots::{SimSnapshots, SnapDisk};

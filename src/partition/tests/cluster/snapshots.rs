@@ -93,7 +93,7 @@ const RECYCLE_SEEDS: u64 = 12;
 fn a_follower_down_while_the_log_recycles_catches_up_by_snapshot() {
     let mut total = Stats::default();
     for seed in 0..RECYCLE_SEEDS {
-        let mut sim = Sim::with(seed, false, true);
+        let mut sim = Sim::with(seed, false, true, true);
         sim.random_faults = seed % 2 == 0;
         for _ in 0..FAULT_STEPS {
             sim.tick(true);
@@ -131,7 +131,7 @@ fn contents(p: &Partition<SimDisk>) -> Vec<(Vec<u8>, Vec<u8>)> {
 /// recovery drops, starting from the old snapshot and log.
 #[test]
 fn a_crash_around_the_log_reset_starts_from_the_old_state_or_the_received_one() {
-    let mut sim = Sim::with(1, false, true);
+    let mut sim = Sim::with(1, false, true, true);
     sim.random_faults = false;
     let mut images: Vec<Vec<u8>>;
     let id = loop {
