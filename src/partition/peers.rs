@@ -86,6 +86,11 @@ impl Peers {
         }
     }
 
+    /// Whether follower reads are on (a staleness bound is configured).
+    pub(super) fn follower_reads(&self) -> bool {
+        self.staleness_ns > 0
+    }
+
     /// How long without activity before a group counts as idle (`quiesce.rs`).
     pub(super) fn idle_ns(&self) -> u64 {
         self.heartbeat_ns.saturating_mul(super::quiesce::QUIESCE_AFTER_HEARTBEATS)

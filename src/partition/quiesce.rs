@@ -21,7 +21,8 @@
 //! Waking, any of:
 //! - a request for the partition arrives (`observe_time`), or a write is proposed: a read finds
 //!   no lease and is answered `NOT_LEADER` with this node as the hint, the renewal goes out at
-//!   once, and the client's retry finds the lease (one round trip);
+//!   once, and the client's retry finds the lease (one round trip). On a follower only with
+//!   follower reads on (`note_activity`);
 //! - a peer message for the group is stepped (anything but a heartbeat answer on the leader, and
 //!   the quiescing heartbeat itself on a follower);
 //! - a key's expiry or a candle rotation falls due (the leader proposes it, with a lease);
@@ -74,11 +75,19 @@ impl<D: BlockIo> Partition<D> {
     }
 
     /// Something happened that keeps the group awake (a request, a proposal): wakes it if quiet.
+    /// A quiet follower wakes only with follower reads on (it asks the leader for a read index,
+    /// which wakes the leader too); with them off it can only refuse the request, and waking it
+    /// alone would only have it campaign against a leader that sends nothing.
     pub(super) fn note_activity(&mut self) {
         let now = self.now;
         let Some(peers) = self.peers.as_mut() else { return };
         peers.active_at = now;
-        if peers.quiet != Quiet::Awake {
+        let wake = match peers.quiet {
+            Quiet::Awake => false,
+            Quiet::Leading => true,
+            Quiet::Following { .. } => peers.follower_reads(),
+        };
+        if wake {
             self.wake(Wake::Request);
         }
     }
