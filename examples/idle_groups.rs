@@ -108,7 +108,7 @@ fn step(
             continue;
         }
         let Node { parts, inbox, .. } = node;
-        inbox.liveness().take_lost(t, &mut |lost| parts.iter_mut().for_each(|p| p.leader_lost(lost)));
+        inbox.liveness().take_changes(t, &mut |change| parts.iter_mut().for_each(|p| p.peer_change(change)));
         for (p, part) in node.parts.iter_mut().enumerate() {
             part.poll(Nanos(t), &mut |_| {});
             part.take_messages(&mut out);

@@ -162,6 +162,8 @@ struct Stats {
     /// restart (counted at the end of a seed, on the nodes up then).
     quiesced: u64,
     woken_leader_lost: u64,
+    /// Nodes restarted because a partition's log failed a write or a read.
+    disk_failures: u64,
 }
 
 struct Sim {
@@ -201,6 +203,11 @@ impl Sim {
         let mut disk = SimDiskConfig::new(partition_config(1, 10).ual.device_blocks());
         if rng.chance(0.5) {
             disk.faults = SimDiskFaults { torn_sector_bytes: 4096, ..SimDiskFaults::crashes() };
+        }
+        // In a third of the seeds the disks fail writes and reads now and then: the partition's
+        // log refuses all work from then on, and the node is restarted (`restart_failed`).
+        if rng.chance(1.0 / 3.0) {
+            (disk.faults.write_error, disk.faults.read_error) = (0.002, 0.002);
         }
         let base = 10 + rng.below(4) as usize;
         let mut offsets = [0usize, 3, 6];
@@ -295,9 +302,12 @@ impl Sim {
                     Some(image) => SimDisk::from_image(self.disk, self.clock.clone(), seed, image),
                     None => SimDisk::new(self.disk, self.clock.clone(), seed),
                 };
+                // Device errors strike once it runs (a refused start is tests/sim_shards').
+                let errors = device.suspend_errors();
                 let (part, _) = Partition::open(p as u16, device, &cfg, None).unwrap_or_else(|e| {
                     panic!("seed {}: node {} partition {p} does not open: {e}", self.seed, i + 1)
                 });
+                errors.resume();
                 parts.push(part);
             }
             let link = PeerLink::new(&PeerLinkConfig {
@@ -343,6 +353,20 @@ impl Sim {
         node.down_until = self.step + 100 + self.rng.below(800);
         self.stats.crashes += 1;
         self.log(|| format!("crash node {} until {}", i + 1, self.nodes[i].down_until));
+    }
+
+    /// A node one of whose partitions' log failed (a device error: it refuses all work) is
+    /// restarted, as an operator would: stopped as a crash leaves it, up again later.
+    fn restart_failed(&mut self, i: usize) {
+        let Some(running) = self.nodes[i].running.as_ref() else { return };
+        let failed =
+            running.kvs.iter().any(|kv| kv.borrow().partitions().iter().any(|p| p.failure().is_some()));
+        if failed {
+            self.stats.disk_failures += 1;
+            self.log(|| format!("node {}'s log failed: restarting it", i + 1));
+            self.crash(i);
+            self.stats.crashes -= 1;
+        }
     }
 
     fn fault(&mut self) {
@@ -413,6 +437,7 @@ impl Sim {
                     shard.poll_once(now);
                 }
             }
+            self.restart_failed(i);
         }
         for c in 0..self.clients.len() {
             self.client_step(c, faults);
@@ -566,6 +591,15 @@ impl Sim {
         }
         self.net.heal();
         self.heal_at = 0;
+        // The disks stop failing I/O (a node restarted for it mid-heal would never settle).
+        (self.disk.faults.write_error, self.disk.faults.read_error) = (0.0, 0.0);
+        for running in self.nodes.iter().filter_map(|n| n.running.as_ref()) {
+            for kv in &running.kvs {
+                for part in kv.borrow().partitions() {
+                    let _ = part.raft().store().ual().device().suspend_errors();
+                }
+            }
+        }
         for n in &mut self.nodes {
             n.paused_until = 0;
             n.down_until = n.down_until.min(self.step);
@@ -607,6 +641,11 @@ impl Sim {
     /// catches up entry batch by entry batch).
     fn converge(&mut self) {
         for waited in 0..HEAL_STEPS_MAX {
+            if self.nodes.iter().any(|n| n.running.is_none()) {
+                // Restarted for a failed disk as the heal began: back soon.
+                self.tick(false);
+                continue;
+            }
             let values = self.replica_values();
             if values.iter().all(|v| *v == values[0]) {
                 self.stats.converge_steps = waited;
@@ -693,6 +732,7 @@ fn whole_clusters_stay_linearizable_through_crashes_pauses_and_cuts() {
         total.converge_steps = total.converge_steps.max(s.converge_steps);
         total.quiesced += s.quiesced;
         total.woken_leader_lost += s.woken_leader_lost;
+        total.disk_failures += s.disk_failures;
     }
     eprintln!("sim_cluster: {seeds} seeds: {total:?}");
     assert!(total.acked > seeds * 20, "too few writes acknowledged: {total:?}");
@@ -701,4 +741,5 @@ fn whole_clusters_stay_linearizable_through_crashes_pauses_and_cuts() {
         total.quiesced > seeds && total.woken_leader_lost > 0,
         "idle groups quiesced and woke: {total:?}"
     );
+    assert!(total.disk_failures > 0, "disks failed writes or reads: {total:?}");
 }

@@ -41,7 +41,10 @@ fuzz_target!(|data: &[u8]| {
         let len = usize::from(u16::from_le_bytes([rest[0], rest[1]])).min(rest.len() - 3);
         now += u64::from(rest[2]) * 10_000_000;
         inbox.receive(&rest[3..3 + len], now, &Groups, &mut out);
-        inbox.liveness().take_lost(now, &mut |lost| assert!(PEERS.contains(&lost), "lost node {lost}"));
+        inbox.liveness().take_changes(now, &mut |change| {
+            let (vigil::peer::PeerChange::Lost(node) | vigil::peer::PeerChange::Back(node)) = change;
+            assert!(PEERS.contains(&node), "a change of node {node}");
+        });
         rest = &rest[3 + len..];
         assert!(inbox.reassembly().bytes_in_use() <= limits.reassembly_bytes_max);
     }

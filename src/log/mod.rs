@@ -414,6 +414,11 @@ impl<D: BlockIo> Ual<D> {
         }
     }
 
+    /// Why the log refuses all work, after a device error (`None` while it works).
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
     fn check_poisoned(&self) -> Result<(), LogError> {
         match &self.poisoned {
             Some(why) => Err(LogError::Io(why.clone())),

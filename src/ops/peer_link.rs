@@ -146,13 +146,13 @@ impl PeerLink {
         }
     }
 
-    /// After the partitions' poll at `now`: wakes the quiesced groups whose leader's node was
-    /// lost (silent, or restarted: `peer::Liveness`), moves the messages `partitions` produced
+    /// After the partitions' poll at `now`: tells the partitions which peer nodes were lost or
+    /// are back (`peer::Liveness`; quiet groups wake: `Partition::peer_change`), moves the messages `partitions` produced
     /// into the outbox, and queues keepalives for the peers nothing else goes to.
     pub fn collect<D: BlockIo>(&mut self, partitions: &mut [Partition<D>], now: Nanos) {
-        self.inbox.liveness().take_lost(now.0, &mut |node| {
+        self.inbox.liveness().take_changes(now.0, &mut |change| {
             for p in partitions.iter_mut() {
-                p.leader_lost(node);
+                p.peer_change(change);
             }
         });
         for p in partitions.iter_mut() {

@@ -70,6 +70,8 @@ pub struct PartitionCounters {
     pub woken_by_message: u64,
     /// ... for an expiry or rotation that fell due ...
     pub woken_by_due_work: u64,
-    /// ... because its leader's node fell silent or restarted.
+    /// ... because its leader's node fell silent or restarted ...
     pub woken_by_leader_lost: u64,
+    /// ... because a peer node was back after a silence (a quiet leader catches it up).
+    pub woken_by_peer_back: u64,
 }

@@ -354,6 +354,12 @@ impl<D: BlockIo> Partition<D> {
         self.counters
     }
 
+    /// Why the partition refuses all work, after its log's device failed (`None` while it
+    /// works): only a restart, which recovers the log, brings it back.
+    pub fn failure(&self) -> Option<&str> {
+        self.raft.store().ual().poisoned()
+    }
+
     /// Requests waiting for their entry.
     pub fn waiting(&self) -> usize {
         self.waiters.len()

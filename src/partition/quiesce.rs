@@ -27,15 +27,19 @@
 //!   the quiescing heartbeat itself on a follower);
 //! - a key's expiry or a candle rotation falls due (the leader proposes it, with a lease);
 //! - on a follower: the leader's node fell silent for an election timeout, or restarted
-//!   (`leader_lost`, from the node's keepalives: `crate::peer`'s `Liveness`). raft-rs is told
+//!   (`peer_change`, from the node's keepalives: `crate::peer`'s `Liveness`). raft-rs is told
 //!   the silence (`RaftGroup::lapse_election_timer`) so the follower campaigns as soon as a
-//!   ticking one would have.
+//!   ticking one would have;
+//! - on a leader: a peer node is back after a silence, or restarted (it may lag, or have
+//!   missed a term: a leader that quiesced without it, or a deposed leader that quiesced cut off
+//!   from the others, would otherwise both stay quiet).
 //!
 //! Invariants: a quiet group never answers a linearizable read; a quiet group's log, term and vote
 //! change only by stepping messages (which wake it); a leader wakes with a fresh quorum-check
 //! period (`RaftGroup::restart_quorum_period`).
 
 use super::Partition;
+use crate::peer::PeerChange;
 use crate::raft::is_quiesce;
 use raft::eraftpb::{Message, MessageType};
 use vigil_pmd::block::BlockIo;
@@ -66,6 +70,7 @@ enum Wake {
     Message,
     Due,
     LeaderLost,
+    PeerBack,
 }
 
 impl<D: BlockIo> Partition<D> {
@@ -92,11 +97,19 @@ impl<D: BlockIo> Partition<D> {
         }
     }
 
-    /// The leader's node of a quiesced follower fell silent or restarted (`node`): wake.
-    pub fn leader_lost(&mut self, node: u64) {
-        if self.peers.as_ref().is_some_and(|p| p.quiet == Quiet::Following { leader: node }) {
-            self.raft.lapse_election_timer();
-            self.wake(Wake::LeaderLost);
+    /// A peer node's liveness changed (`peer::Liveness`): a quiet follower whose leader's node
+    /// is lost wakes (and counts the silence as its own election timeout); a quiet leader wakes
+    /// when a peer is back, which may have missed entries or a term while it was away (it, or
+    /// this node, was cut off or down).
+    pub fn peer_change(&mut self, change: PeerChange) {
+        let Some(quiet) = self.peers.as_ref().map(|p| p.quiet) else { return };
+        match (change, quiet) {
+            (PeerChange::Lost(node), Quiet::Following { leader }) if leader == node => {
+                self.raft.lapse_election_timer();
+                self.wake(Wake::LeaderLost);
+            }
+            (PeerChange::Back(_), Quiet::Leading) => self.wake(Wake::PeerBack),
+            _ => {}
         }
     }
 
@@ -212,6 +225,7 @@ impl<D: BlockIo> Partition<D> {
             Wake::Message => c.woken_by_message += 1,
             Wake::Due => c.woken_by_due_work += 1,
             Wake::LeaderLost => c.woken_by_leader_lost += 1,
+            Wake::PeerBack => c.woken_by_peer_back += 1,
         }
     }
 

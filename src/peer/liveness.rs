@@ -3,12 +3,24 @@
 //! `quiesce.rs`). A sender's outbox sends a keepalive frame to a peer it sent nothing to for
 //! `keepalive_ns` (`PeerOutbox::keep_alive`); the receiver's inbox records every datagram that
 //! passed its datagram-level checks (`heard`). A peer not heard from for `silence_ns`, or heard
-//! from with a new incarnation (it restarted, and lost whatever leadership it held), is lost
-//! (`take_lost`): the groups it led quietly wake and elect as if they had been ticking.
+//! from with a new incarnation (it restarted, and lost whatever leadership it held), is lost: the
+//! groups it led quietly wake and elect as if they had been ticking. A peer heard from again
+//! after a silence, or restarted, is back: the quiet groups this node leads wake to catch it up
+//! (it may have missed entries, or a term). `take_changes` reports both.
 //!
-//! Invariants: a silence is reported once, until the peer is heard from again; a peer never heard
-//! from is never reported (no group can have quiesced under it); a change of incarnation is always
-//! reported (an old incarnation's late datagram costs a spurious wake-up, never a missed one).
+//! Invariants: a silence is reported once, and its end once; a peer never heard from is never
+//! reported lost (no group can have quiesced under it); a change of incarnation is always
+//! reported, as lost then back (an old incarnation's late datagram costs a spurious wake-up,
+//! never a missed one).
+
+/// A change in a peer's liveness (`Liveness::take_changes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerChange {
+    /// Silent for `silence_ns`, or restarted: what it led is lost.
+    Lost(u64),
+    /// Heard from again after a silence, or restarted: it may be behind.
+    Back(u64),
+}
 
 /// What is known of one peer.
 #[derive(Clone, Copy, Debug, Default)]
@@ -18,8 +30,10 @@ struct Heard {
     incarnation: u64,
     /// Its silence was reported (and it has not been heard from since).
     silent: bool,
-    /// It restarted since the last `take_lost`.
+    /// It restarted since the last `take_changes`.
     restarted: bool,
+    /// It was heard from after a reported silence, not yet reported back.
+    back: bool,
 }
 
 /// The liveness of a node's peers (see the module header).
@@ -38,20 +52,22 @@ impl Liveness {
     /// A datagram from `node`, of its start `incarnation`, arrived at `now_ns`.
     pub fn heard(&mut self, node: u64, incarnation: u64, now_ns: u64) {
         let Some((_, h)) = self.peers.iter_mut().find(|(id, _)| *id == node) else { return };
-        if h.at.is_some() && h.incarnation != incarnation {
-            h.restarted = true;
-        }
-        *h = Heard { at: Some(now_ns), incarnation, silent: false, restarted: h.restarted };
+        let restarted = h.restarted || (h.at.is_some() && h.incarnation != incarnation);
+        let back = h.back || h.silent;
+        *h = Heard { at: Some(now_ns), incarnation, silent: false, restarted, back };
     }
 
-    /// Calls `lost` with each peer that restarted, or fell silent at `now_ns`, since the last call.
-    pub fn take_lost(&mut self, now_ns: u64, lost: &mut dyn FnMut(u64)) {
+    /// Calls `change` with each peer that restarted (`Lost` then `Back`), fell silent at `now_ns`
+    /// (`Lost`), or was heard from after a silence (`Back`), since the last call.
+    pub fn take_changes(&mut self, now_ns: u64, change: &mut dyn FnMut(PeerChange)) {
         for (id, h) in &mut self.peers {
             let silent = h.at.is_some_and(|at| now_ns.saturating_sub(at) >= self.silence_ns);
             if h.restarted || (silent && !h.silent) {
-                h.restarted = false;
                 h.silent |= silent;
-                lost(*id);
+                change(PeerChange::Lost(*id));
+            }
+            if std::mem::take(&mut h.restarted) | std::mem::take(&mut h.back) && !h.silent {
+                change(PeerChange::Back(*id));
             }
         }
     }
@@ -68,29 +84,35 @@ impl Liveness {
 mod tests {
     use super::*;
 
-    fn lost_at(l: &mut Liveness, now: u64) -> Vec<u64> {
+    fn changes_at(l: &mut Liveness, now: u64) -> Vec<PeerChange> {
         let mut out = Vec::new();
-        l.take_lost(now, &mut |n| out.push(n));
+        l.take_changes(now, &mut |c| out.push(c));
         out
     }
 
     #[test]
-    fn a_silence_is_reported_once_and_a_restart_always() {
+    fn a_silence_and_its_end_are_reported_once_and_a_restart_always() {
+        use PeerChange::{Back, Lost};
         let mut l = Liveness::new(&[2, 3], 100);
-        assert!(lost_at(&mut l, 1_000).is_empty(), "never heard from: never lost");
+        assert!(changes_at(&mut l, 1_000).is_empty(), "never heard from: never lost");
         l.heard(2, 7, 1_000);
         l.heard(3, 9, 1_000);
-        assert!(lost_at(&mut l, 1_099).is_empty());
+        assert!(changes_at(&mut l, 1_099).is_empty(), "first heard: not back from anything");
         assert!(l.is_alive(2, 1_099));
-        assert_eq!(lost_at(&mut l, 1_100), vec![2, 3]);
+        assert_eq!(changes_at(&mut l, 1_100), vec![Lost(2), Lost(3)]);
         assert!(!l.is_alive(2, 1_100));
-        assert!(lost_at(&mut l, 5_000).is_empty(), "once per silence");
+        assert!(changes_at(&mut l, 5_000).is_empty(), "once per silence");
         l.heard(2, 7, 5_000);
-        assert!(lost_at(&mut l, 5_050).is_empty(), "heard again: alive");
+        assert_eq!(changes_at(&mut l, 5_050), vec![Back(2)], "heard again: back, once");
+        assert!(changes_at(&mut l, 5_051).is_empty());
         l.heard(2, 8, 5_060);
-        assert_eq!(lost_at(&mut l, 5_061), vec![2], "a new incarnation: it restarted");
-        assert!(lost_at(&mut l, 5_062).is_empty());
+        assert_eq!(changes_at(&mut l, 5_061), vec![Lost(2), Back(2)], "a new incarnation: it restarted");
+        assert!(changes_at(&mut l, 5_062).is_empty());
         l.heard(4, 1, 5_000);
-        assert!(lost_at(&mut l, 9_000).len() == 1, "an unknown sender is ignored; 2 is silent again");
+        assert_eq!(
+            changes_at(&mut l, 9_000),
+            vec![Lost(2)],
+            "an unknown sender is ignored; 2 is silent again"
+        );
     }
 }

@@ -31,7 +31,7 @@ pub mod wire;
 mod tests;
 
 pub use inbox::{DropReason, PeerInbox, PeerInboxCounters, PeerMessage};
-pub use liveness::Liveness;
+pub use liveness::{Liveness, PeerChange};
 pub use outbox::{PeerOutbox, PeerOutboxCounters, Transmit};
 pub use validate::{validate, Invalid, ValidateContext, INDEX_MAX, TERM_MAX};
 

@@ -61,7 +61,7 @@ pub(super) fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
     format!(
         "partition {}: keys {} expiring {} applied {} | proposed {} expiry-proposals {} answered-now {} busy {} (log-ring {} waiters {} window {} proposals {} raft {}) snapshots {} snapshot-failures {} sent {} installed {} refused {} | \
          raft term {} commit {} leader {} readies {} | peers in {} out {} refused {} outbox-full {} votes-ignored-after-start {} \
-         quiesced {} woken-by-request {} woken-by-message {} woken-by-due-work {} woken-by-leader-lost {} | log appends {} writes {} write-blocks {} superblock-writes {}",
+         quiesced {} woken-by-request {} woken-by-message {} woken-by-due-work {} woken-by-leader-lost {} woken-by-peer-back {} | log appends {} writes {} write-blocks {} superblock-writes {}",
         p.id(),
         p.kv().len(),
         p.kv().expiring(),
@@ -94,6 +94,7 @@ pub(super) fn partition_line<D: BlockIo>(p: &Partition<D>) -> String {
         c.woken_by_message,
         c.woken_by_due_work,
         c.woken_by_leader_lost,
+        c.woken_by_peer_back,
         u.appends,
         u.writes,
         u.write_blocks,

@@ -232,6 +232,20 @@ pub struct SimDisk {
     counters: SimDiskCounters,
 }
 
+/// A disk's I/O errors turned off (`SimDisk::suspend_errors`) until `resume`.
+#[derive(Debug)]
+pub struct ErrorsSuspended {
+    handle: Rc<Cell<SimDiskFaults>>,
+    run: SimDiskFaults,
+}
+
+impl ErrorsSuspended {
+    /// Turns the errors back on, as they were.
+    pub fn resume(self) {
+        self.handle.set(self.run);
+    }
+}
+
 impl SimDisk {
     /// A zeroed disk.
     pub fn new(cfg: SimDiskConfig, clock: SimClock, seed: u64) -> Self {
@@ -263,6 +277,15 @@ impl SimDisk {
     /// by the code under test (e.g. turn write errors on after `open`). Carried over by `crash`.
     pub fn faults_handle(&self) -> Rc<Cell<SimDiskFaults>> {
         Rc::clone(&self.faults)
+    }
+
+    /// Turns the injected I/O errors (`write_error`, `read_error`) off until `resume`, the other
+    /// faults kept: for a simulator that opens a log whose refusal on a device error it does not
+    /// test (tests/sim_shards does), with errors on once it runs.
+    pub fn suspend_errors(&self) -> ErrorsSuspended {
+        let run = self.faults.get();
+        self.faults.set(SimDiskFaults { write_error: 0.0, read_error: 0.0, ..run });
+        ErrorsSuspended { handle: self.faults_handle(), run }
     }
 
     /// The current faults.

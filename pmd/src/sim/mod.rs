@@ -16,7 +16,9 @@ mod rng;
 pub mod streams;
 
 pub use clock::{NodeClock, SimClock};
-pub use disk::{CrashReport, SimDisk, SimDiskConfig, SimDiskCounters, SimDiskFaults, SECTOR_SIZE};
+pub use disk::{
+    CrashReport, ErrorsSuspended, SimDisk, SimDiskConfig, SimDiskCounters, SimDiskFaults, SECTOR_SIZE,
+};
 pub use net::{SimEndpoint, SimNet, SimNetConfig, SimNetCounters};
 pub use rng::SplitMix64;
 pub use streams::SimStreams;

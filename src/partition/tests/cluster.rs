@@ -274,6 +274,8 @@ struct Stats {
     /// silent or restarted (`quiesce.rs`).
     quiesced: u64,
     woken_leader_lost: u64,
+    /// Nodes restarted because their log's device failed a write or a read.
+    disk_failures: u64,
 }
 
 impl Stats {
@@ -296,6 +298,7 @@ impl Stats {
         self.outbox_full += s.outbox_full;
         self.quiesced += s.quiesced;
         self.woken_leader_lost += s.woken_leader_lost;
+        self.disk_failures += s.disk_failures;
     }
 
     /// Counts what partition `p` did before it goes (a crash, or the end of the run).
@@ -330,6 +333,11 @@ impl Sim {
         if rng.chance(0.5) {
             disk.faults = SimDiskFaults { torn_sector_bytes: 4096, ..SimDiskFaults::crashes() };
         }
+        // In a third of the seeds the disks fail writes and reads now and then: the log refuses
+        // all work from then on and the node is restarted (`restart_failed`).
+        if rng.chance(1.0 / 3.0) {
+            (disk.faults.write_error, disk.faults.read_error) = (0.002, 0.002);
+        }
         // raft-rs draws randomized election timeouts from its own thread RNG: each node gets a
         // fixed one of its own from the seed instead (distinct, so elections do not tie for ever).
         let base = 10 + rng.below(4) as usize;
@@ -340,9 +348,11 @@ impl Sim {
                 let election_ticks = base + offsets[(id - 1) as usize];
                 let node_cfg = node_config(&cfg, id, election_ticks);
                 let device = SimDisk::new(disk, clock.clone(), rng.next_u64());
+                let errors = device.suspend_errors();
                 let snaps = Rc::new(RefCell::new(SnapDisk::default()));
                 let (mut part, _) = Partition::open(0, device, &node_cfg, SimSnapshots::boxed(&snaps))
                     .expect("a fresh replica opens");
+                errors.resume();
                 if recycle {
                     part.set_snapshot_chunk_bytes(RECYCLE_CHUNK_BYTES);
                 }
@@ -452,6 +462,7 @@ impl Sim {
         }
         let mut outbox = Vec::new();
         let mut answers = Vec::new();
+        let mut failed = Vec::new();
         let mut datagram = vec![0u8; PeerLimits::mtu_1500().datagram_bytes_max];
         for i in 0..self.nodes.len() {
             let step = self.step;
@@ -462,11 +473,14 @@ impl Sim {
             let now = node.local_clock(t);
             let part = node.part.as_mut().expect("up");
             // The node's keepalives stand in for a quiesced group's heartbeats (`peer::Liveness`).
-            node.inbox.liveness().take_lost(now.0, &mut |lost| part.leader_lost(lost));
+            node.inbox.liveness().take_changes(now.0, &mut |change| part.peer_change(change));
             part.poll(now, &mut |d| answers.push(d));
             part.take_messages(&mut outbox);
             if part.raft().is_leader() && self.leaders.insert((part.raft().term(), node.id)) {
                 self.stats.leaderships += 1;
+            }
+            if let Some(why) = part.failure() {
+                failed.push((node.id, why.to_string()));
             }
             for m in outbox.drain(..) {
                 match node.outbox.push(0, &m) {
@@ -484,6 +498,9 @@ impl Sim {
         }
         for d in answers {
             self.answer(d);
+        }
+        for (id, why) in failed {
+            self.restart_failed(id, &why);
         }
         self.drive_clients(faults);
         self.step += 1;
@@ -546,6 +563,15 @@ impl Sim {
         }
     }
 
+    /// A node whose log's device failed (it refuses all work) is restarted, as an operator
+    /// would: stopped as a crash leaves it, up again a little later on the same disk.
+    fn restart_failed(&mut self, id: u64, why: &str) {
+        self.stats.disk_failures += 1;
+        self.log(|| format!("node {id}'s log failed ({why}): restarting it"));
+        let down = 20 + self.rng.below(100);
+        self.crash_for(id, down);
+    }
+
     fn crash(&mut self, id: u64) {
         let down = 50 + self.rng.below(700);
         self.crash_for(id, down);
@@ -572,9 +598,12 @@ impl Sim {
             let node_cfg = node_config(&self.cfg, self.nodes[i].id, self.nodes[i].election_ticks);
             let image = self.nodes[i].image.take().expect("a down node keeps its disk's image");
             let device = SimDisk::from_image(self.disk, self.clock.clone(), self.rng.next_u64(), image);
+            // Device errors strike once it runs (a refused start is tests/sim_shards').
+            let errors = device.suspend_errors();
             let snapshots = SimSnapshots::boxed(&self.nodes[i].snaps);
             let (mut part, report) = Partition::open(0, device, &node_cfg, snapshots)
                 .unwrap_or_else(|e| panic!("seed {}: node {} does not restart: {e}", self.seed, i + 1));
+            errors.resume();
             if self.recycle {
                 part.set_snapshot_chunk_bytes(RECYCLE_CHUNK_BYTES);
             }
@@ -794,6 +823,11 @@ impl Sim {
     /// Heals everything, lets the clients finish, and waits for the replicas to agree.
     fn heal(&mut self) {
         self.net.cut.clear();
+        // The disks stop failing I/O (a node restarted for it mid-heal would never settle).
+        (self.disk.faults.write_error, self.disk.faults.read_error) = (0.0, 0.0);
+        for part in self.nodes.iter().filter_map(|n| n.part.as_ref()) {
+            let _ = part.raft().store().ual().device().suspend_errors();
+        }
         for n in &mut self.nodes {
             n.paused_until = 0;
             n.down_until = n.down_until.min(self.step);
@@ -808,12 +842,28 @@ impl Sim {
         let states: Vec<String> = self
             .nodes
             .iter()
-            .map(|n| format!("{:?}", n.part.as_ref().map(|p| (p.raft().term(), p.raft().applied_index()))))
+            .map(|n| {
+                let state = |p: &Partition<SimDisk>| {
+                    let r = p.raft();
+                    (
+                        r.term(),
+                        r.leader_id(),
+                        r.last_index(),
+                        r.commit_index(),
+                        r.applied_index(),
+                        p.is_quiet(),
+                    )
+                };
+                format!("{:?}", n.part.as_ref().map(state))
+            })
             .collect();
         panic!("seed {}: the cluster did not settle after healing: {states:?}", self.seed);
     }
 
     fn converged(&self) -> bool {
+        if self.nodes.iter().any(|n| n.part.is_none()) {
+            return false; // restarted for a failed disk as the heal began: back soon
+        }
         let parts: Vec<&Partition<SimDisk>> = self.nodes.iter().filter_map(|n| n.part.as_ref()).collect();
         // A quiet leader gave its lease up; the final reads wake it.
         let leader = parts.iter().find(|p| p.serves_reads() || (p.raft().is_leader() && p.is_quiet()));
@@ -932,6 +982,7 @@ fn three_replicas_under_faults_stay_linearizable_and_agree() {
     assert!(total.crashes > 0 && total.cuts > 0, "faults happened: {total:?}");
     assert!(total.leaderships > seeds * 3 / 2, "leaders changed: {total:?}");
     assert!(total.quiesced > seeds / 4, "groups quiesced in the lulls: {total:?}");
+    assert!(total.disk_failures > 0, "disks failed writes or reads: {total:?}");
     assert!(total.woken_leader_lost > 0, "quiet followers lost their leader and woke: {total:?}");
     if seeds >= RECYCLE_EVERY {
         assert!(total.installs > 0, "followers caught up by snapshot: {total:?}");

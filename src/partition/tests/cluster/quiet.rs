@@ -171,3 +171,38 @@ fn a_follower_behind_the_quiescing_heartbeat_does_not_quiesce() {
     p.step(m).expect("stepped");
     assert!(!p.is_quiet(), "a follower whose log does not end at the leader's commit index keeps ticking");
 }
+
+#[test]
+fn a_deposed_leader_that_quiesced_cut_off_catches_up_when_the_others_are_back() {
+    let (mut sim, old) = elected(7);
+    until(&mut sim, 1_000, all_quiet).expect("quiesces");
+    for o in (1..=NODES).filter(|&n| n != old) {
+        sim.net.cut.insert((old, o));
+        sim.net.cut.insert((o, old));
+    }
+    until(&mut sim, 2_000, |s| leader_other_than(s, old)).expect("a new leader");
+    let new = leader(&sim)
+        .filter(|&l| l != old)
+        .or_else(|| (1..=NODES).find(|&n| n != old && part(&sim, n).raft().is_leader()));
+    let new = new.expect("a new leader");
+    let waiter =
+        Waiter { origin: Origin::Client { peer: peer(), client_id: 9 }, opcode: opcode::SET, request_id: 1 };
+    let outcome = sim.node(new).part.as_mut().expect("up").write(waiter, 9, &set_body(b"k", b"v"));
+    assert_eq!(outcome, WriteOutcome::Later);
+    let others_quiet = |s: &Sim| (1..=NODES).filter(|&n| n != old).all(|n| part(s, n).is_quiet());
+    until(&mut sim, 2_000, others_quiet).expect("the new group quiesces without the old leader");
+    assert!(
+        part(&sim, old).is_quiet() && part(&sim, old).raft().is_leader(),
+        "the old leader is still quiet, deposed"
+    );
+    sim.net.cut.clear();
+    let target = part(&sim, new).raft().last_index();
+    let caught_up = |s: &Sim| {
+        let p = part(s, old);
+        !p.raft().is_leader() && p.raft().applied_index() >= target
+    };
+    until(&mut sim, 1_000, caught_up)
+        .expect("the old leader follows and catches up once the others are back");
+    let back: u64 = (1..=NODES).map(|n| part(&sim, n).counters().woken_by_peer_back).sum();
+    assert!(back >= 1, "a quiet leader woke for a peer back");
+}
