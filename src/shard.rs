@@ -34,7 +34,7 @@
 //! an answer nobody reserved for can find the backlog full: counted in `tx_queue_full`). The shard
 //! holds at most `answers_reserved_max` buffers for late answers, a burst of replies and one spare.
 
-use crate::conn::Connections;
+use crate::conn::{Connections, ReadGuard};
 use crate::engine::{Engine, EngineCounters, Outcome};
 use crate::peer;
 use crate::wire::Status;
@@ -113,6 +113,13 @@ pub trait ShardService {
     /// not). Default: always.
     fn answers_still_valid(&self, _now: Nanos) -> bool {
         true
+    }
+
+    /// Until when answers made from now on stay valid (the soonest lease end of what the
+    /// service reads from), for answers written to connections (`conn::ReadGuard`). Default:
+    /// for ever.
+    fn answers_valid_until(&self) -> Nanos {
+        Nanos(u64::MAX)
     }
 
     /// Where the next peer datagram goes, if one waits to be sent. Default: none.
@@ -346,9 +353,10 @@ impl<P: PacketIo> Shard<P> {
             self.answer_burst(received, now, recheck);
         }
         if let Some(conns) = self.conns.as_mut() {
-            self.conns_busy = conns.poll(&mut self.engine, now);
+            let guard = read_guard(self.service.as_deref(), recheck);
+            self.conns_busy = conns.poll(&mut self.engine, now, &guard);
         }
-        self.run_service(now);
+        self.run_service(now, recheck);
         received
     }
 
@@ -375,7 +383,7 @@ impl<P: PacketIo> Shard<P> {
     /// the tx queue has no room for wait in the backlog for the next iterations instead of being
     /// dropped: each acknowledges writes that are already durable, and losing one would leave
     /// clients unsure.
-    fn run_service(&mut self, now: Nanos) {
+    fn run_service(&mut self, now: Nanos, recheck: Option<&dyn Fn() -> Nanos>) {
         let Some(service) = self.service.as_mut() else { return };
         let (io, late, counters, conns) = (&mut self.io, &mut self.late, &mut self.counters, &mut self.conns);
         late.send_some(io, counters);
@@ -408,7 +416,8 @@ impl<P: PacketIo> Shard<P> {
                 conns.changes_done();
             }
             // Sessions that got answers write them out and take their next requests.
-            conns.service(&mut self.engine, now);
+            let guard = read_guard(Some(service.as_ref()), recheck);
+            conns.service(&mut self.engine, now, &guard);
         }
         let (io, late, counters) = (&mut self.io, &mut self.late, &mut self.counters);
         late.close_all(io, counters);
@@ -489,6 +498,17 @@ impl<P: PacketIo> Shard<P> {
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
+}
+
+/// The check of answers written to connections: the service's soonest lease end, and the clock
+/// to read after answering (none in a simulation driven by `poll_once`, whose time does not
+/// move within an iteration).
+fn read_guard<'a>(
+    service: Option<&dyn ShardService>,
+    recheck: Option<&'a dyn Fn() -> Nanos>,
+) -> ReadGuard<'a> {
+    let valid_until = service.map_or(Nanos(u64::MAX), ShardService::answers_valid_until);
+    ReadGuard { valid_until, clock: recheck }
 }
 
 #[cfg(test)]

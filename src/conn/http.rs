@@ -566,4 +566,4 @@ fn json_value(body: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
 
 #[cfg(test)]
 #[path = "http_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -30,7 +30,8 @@ impl Handler for DirectKv {
     }
 }
 
-fn engine() -> Engine {
+/// An engine whose KV writes apply at once (`DirectKv`); also the connection tests' (`guard_tests.rs`).
+pub(crate) fn engine() -> Engine {
     let kv = Rc::new(RefCell::new(Router::new(KvLimits::small(), Vec::new())));
     let mut d = Dispatcher::new();
     crate::ops::register_all(&mut d).unwrap();

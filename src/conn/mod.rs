@@ -199,6 +199,9 @@ pub struct ConnCounters {
     pub answers_for_closed: u64,
     /// Connections handed over with a protocol tag this build does not serve.
     pub unknown_protocol: u64,
+    /// Connections closed because a read lease ran out while their answers were made (the
+    /// process stopped mid-iteration, `ReadGuard`): the answers were not sent, the client retries.
+    pub closed_lease_lapsed: u64,
     /// WebSocket watchers opened (upgrades).
     pub watchers_opened: u64,
     /// Change frames queued to watchers.
@@ -207,6 +210,29 @@ pub struct ConnCounters {
     pub watchers_closed_slow: u64,
     /// Watchers closed (1011) because their shard's change feed lost changes.
     pub watchers_closed_lost: u64,
+}
+
+/// Whether answers a session made in this iteration may go out: the reads were answered on
+/// leases that end at `valid_until` at the soonest, and `clock` read after answering proves they
+/// were made before then. A process stopped between the iteration's clock read and an answer
+/// could otherwise send a read made after its lease ran out (the packet path checks the same,
+/// `ShardService::answers_still_valid`).
+#[derive(Clone, Copy)]
+pub struct ReadGuard<'a> {
+    /// The soonest end of the leases reads were answered on (`u64::MAX`: none needs one).
+    pub valid_until: Nanos,
+    /// The clock to read after answering; `None`: time does not move within an iteration.
+    pub clock: Option<&'a dyn Fn() -> Nanos>,
+}
+
+impl ReadGuard<'_> {
+    /// No lease to check (tests, and a service without leases).
+    pub const NONE: ReadGuard<'static> = ReadGuard { valid_until: Nanos(u64::MAX), clock: None };
+
+    /// Whether answers made up to now may no longer be valid.
+    fn lapsed(&self) -> bool {
+        self.valid_until.0 != u64::MAX && self.clock.is_some_and(|clock| clock() >= self.valid_until)
+    }
 }
 
 /// A shard's connections over its `StreamIo`.
@@ -289,7 +315,7 @@ impl Connections {
     }
 
     /// Adopts, reads, runs and writes what is ready; returns whether anything happened.
-    pub fn poll(&mut self, engine: &mut Engine, now: Nanos) -> bool {
+    pub fn poll(&mut self, engine: &mut Engine, now: Nanos, guard: &ReadGuard<'_>) -> bool {
         self.events.clear();
         self.io.poll(&mut self.events);
         let busy = !self.events.is_empty() || !self.work.is_empty();
@@ -300,7 +326,7 @@ impl Connections {
                 StreamEvent::Writable(conn) => self.mark(conn, |_| {}),
             }
         }
-        self.service(engine, now);
+        self.service(engine, now, guard);
         busy
     }
 
@@ -406,12 +432,12 @@ impl Connections {
     }
 
     /// Runs the work list (after `poll`, and after the shard's service delivered answers).
-    pub fn service(&mut self, engine: &mut Engine, now: Nanos) {
+    pub fn service(&mut self, engine: &mut Engine, now: Nanos, guard: &ReadGuard<'_>) {
         let mut i = 0;
         while i < self.work.len() {
             let slot = self.work[i];
             i += 1;
-            let keep = self.service_one(slot, engine, now);
+            let keep = self.service_one(slot, engine, now, guard);
             if let Some(conn) = self.conns[slot as usize].as_mut() {
                 conn.queued = keep;
             }
@@ -476,14 +502,22 @@ impl Connections {
 
     /// Services one connection; returns whether it stays in the work list (more to do without a
     /// new event: output left to send is not, the backend reports `Writable`).
-    fn service_one(&mut self, slot: u32, engine: &mut Engine, now: Nanos) -> bool {
+    fn service_one(&mut self, slot: u32, engine: &mut Engine, now: Nanos, guard: &ReadGuard<'_>) -> bool {
         let Some(conn) = self.conns[slot as usize].as_mut() else { return false };
         let id = conn.id;
         read_some(self.io.as_mut(), conn, self.limits.input_bytes_max, &mut self.read_buf);
         conn.retry = false;
         if !conn.dead && !conn.closing {
+            let before = conn.output.len();
             let resp = (&self.resp, &mut self.resp_args);
             run_session(conn, engine, now, &mut self.scratch, &self.limits, resp, &mut self.counters);
+            if conn.output.len() > before && guard.lapsed() {
+                // What this pass answered is not sent (what earlier passes answered is); the
+                // connection closes, so the client knows to retry (`ReadGuard`).
+                conn.output.truncate(before);
+                conn.dead = true;
+                self.counters.closed_lease_lapsed += 1;
+            }
         }
         let watch = match &conn.session {
             Session::Http(s) => s.watch().map(|w| w.prefix),
@@ -615,3 +649,6 @@ fn http_limits(limits: &ConnLimits) -> HttpLimits {
 }
 
 // Tested with the shard loop and real partitions: src/shard/tests/conns.rs.
+
+#[cfg(test)]
+mod guard_tests;

@@ -578,6 +578,10 @@ impl<D: BlockIo> ShardService for KvService<D> {
         self.0.borrow().reads_still_valid(now)
     }
 
+    fn answers_valid_until(&self) -> Nanos {
+        self.0.borrow().reads_valid_until()
+    }
+
     fn peer_next(&self) -> Option<Peer> {
         self.0.borrow().peer_next()
     }

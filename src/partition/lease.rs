@@ -81,6 +81,11 @@ impl Lease {
         }
     }
 
+    /// Until when reads are served (on this node's clock), in the lease's term.
+    pub(super) fn until(&self) -> Nanos {
+        self.until
+    }
+
     /// Gives the lease up (the group stepped down, or failed).
     pub(super) fn drop_lease(&mut self) {
         *self = Lease::default();

@@ -386,6 +386,17 @@ impl<D: BlockIo> Partition<D> {
         leads && self.peers.as_ref().is_none_or(|p| p.lease.holds(term, now, self.raft.applied_index()))
     }
 
+    /// Until when the reads this partition serves now stay valid, on this node's clock: its
+    /// lease's end (`u64::MAX` for a group of one voter, which needs none); `None` when it serves
+    /// none. An answer may go out after that time only if a clock read after it was made proves
+    /// it was made before then.
+    pub fn reads_valid_until(&self) -> Option<Nanos> {
+        if !self.serves_reads() {
+            return None;
+        }
+        Some(self.peers.as_ref().map_or(Nanos(u64::MAX), |p| p.lease.until()))
+    }
+
     /// A request for the partition arrives at `now`: moves the partition's clock forward to it
     /// (never back), so reads check the lease at it rather than at the last `poll`, and wakes a
     /// quiesced group (`quiesce.rs`: a read needs the lease a quiet leader gave up).

@@ -155,10 +155,10 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         lines.push(format!(
             "shard {id} tcp: opened {} closed {} refused-full {} closed-by-session {} closed-input-too-large {} \
              answers-for-closed {} rx-bytes {} tx-bytes {} watchers {} watch-frames {} watchers-closed-slow {} \
-             watchers-closed-lost {}",
+             watchers-closed-lost {} closed-lease-lapsed {}",
             c.opened, c.closed, s.refused_full, c.closed_by_session, c.closed_input_too_large,
             c.answers_for_closed, s.rx_bytes, s.tx_bytes, c.watchers_opened, c.watch_frames,
-            c.watchers_closed_slow, c.watchers_closed_lost
+            c.watchers_closed_slow, c.watchers_closed_lost, c.closed_lease_lapsed
         ));
     }
     let c = kv.borrow().counters();

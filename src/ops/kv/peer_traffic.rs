@@ -17,6 +17,13 @@ impl<D: BlockIo> KvShard<D> {
         self.partitions.iter().all(|p| !p.serves_reads() || p.serves_reads_at(now))
     }
 
+    /// The earliest time a read this shard answers now may stop being valid: the soonest end of
+    /// the leases its partitions serve reads on (`u64::MAX` when none needs one). Answers made
+    /// before it, proven by a clock read after they were made, may go out.
+    pub fn reads_valid_until(&self) -> Nanos {
+        self.partitions.iter().filter_map(Partition::reads_valid_until).min().unwrap_or(Nanos(u64::MAX))
+    }
+
     /// A peer datagram this shard's queue received (`ops::peer_link`): stepped here when its
     /// partitions are this shard's, else handed to their owner through the cross-shard inbox
     /// (no reservation: nobody is answered). Returns false on a node whose partitions do not

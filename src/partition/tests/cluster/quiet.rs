@@ -58,6 +58,7 @@ fn an_idle_group_quiesces_and_then_sends_only_keepalives() {
     let (mut sim, _) = elected(1);
     let took = until(&mut sim, 1_000, all_quiet).expect("the idle group quiesces");
     assert!(took >= QUIESCE_AFTER_HEARTBEATS * 20, "not before the idle time: {took} steps");
+    assert!(sim.nodes.iter().filter_map(|n| n.part.as_ref()).all(|p| p.reads_valid_until().is_none()));
     let (messages, datagrams) = (messages_out(&sim), sim.stats.datagrams);
     for _ in 0..1_000 {
         sim.tick(false);
@@ -81,6 +82,11 @@ fn a_read_on_a_quiet_leader_waits_for_a_fresh_lease() {
     assert!(!part(&sim, id).serves_reads(), "no lease until a quorum confirmed one");
     let took = until(&mut sim, 100, |s| part(s, id).serves_reads()).expect("the lease is renewed");
     assert!(took <= 5, "one round trip: {took} steps");
+    // The reads it answers are valid until the lease's end, within a lease of now.
+    let t = sim.t();
+    let now = sim.node(id).local_clock(t);
+    let until = part(&sim, id).reads_valid_until().expect("it serves reads");
+    assert!(until > now && until.0 <= now.0 + 80_000_000, "{until:?} against {now:?}");
     assert_eq!(part(&sim, id).raft().term(), term, "the same leadership");
     assert!(
         sim.nodes.iter().filter_map(|n| n.part.as_ref()).all(|p| !p.is_quiet()),
