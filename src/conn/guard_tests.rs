@@ -5,7 +5,6 @@
 use super::http::tests::engine;
 use super::resp::RespSettings;
 use super::*;
-use crate::protocol::resp::RespLimits;
 use vigil_pmd::sim::SimStreams;
 
 const LIMITS: ConnLimits = ConnLimits {
@@ -16,28 +15,11 @@ const LIMITS: ConnLimits = ConnLimits {
     page_candles_max: 40,
 };
 
-fn settings() -> RespSettings {
-    RespSettings {
-        limits: RespLimits {
-            args_max: 64,
-            arg_bytes_max: 4096,
-            inline_bytes_max: 4096,
-            request_bytes_max: 16 << 10,
-        },
-        pipeline_max: 64,
-        requirepass: Vec::new(),
-        placement: crate::inbox::Placement::new(1, 1).expect("valid"),
-        mset_body_bytes_max: 1400,
-        key_bytes_max: 64,
-        value_bytes_max: 1024,
-    }
-}
-
 /// One RESP GET through a fresh connection, the clock after answering at `after`, leases ending
 /// at 100: what the client got, whether the server closed, the lapsed count.
 fn get_with_clock_after(after: u64) -> (Vec<u8>, bool, u64) {
     let streams = SimStreams::new(1 << 10, 1 << 16);
-    let mut conns = Connections::new(Box::new(streams.clone()), LIMITS, settings());
+    let mut conns = Connections::new(Box::new(streams.clone()), LIMITS, RespSettings::for_tests(1));
     let mut engine = engine();
     let c = streams.open(protocol_tag::RESP);
     streams.client_send(c, b"GET k\r\n");
@@ -64,7 +46,7 @@ fn answers_made_before_the_lease_ends_go_out_and_after_it_close_the_connection()
 #[test]
 fn without_a_lease_to_keep_the_clock_is_not_read() {
     let streams = SimStreams::new(1 << 10, 1 << 16);
-    let mut conns = Connections::new(Box::new(streams.clone()), LIMITS, settings());
+    let mut conns = Connections::new(Box::new(streams.clone()), LIMITS, RespSettings::for_tests(1));
     let mut engine = engine();
     let c = streams.open(protocol_tag::RESP);
     streams.client_send(c, b"GET k\r\n");

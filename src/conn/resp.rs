@@ -75,6 +75,25 @@ pub struct RespSettings {
 }
 
 impl RespSettings {
+    /// Small settings for tests: a node of `shards` shards with one partition each.
+    #[cfg(test)]
+    pub(crate) fn for_tests(shards: usize) -> Self {
+        RespSettings {
+            limits: crate::protocol::resp::RespLimits {
+                args_max: 64,
+                arg_bytes_max: 4096,
+                inline_bytes_max: 4096,
+                request_bytes_max: 16 << 10,
+            },
+            pipeline_max: 64,
+            requirepass: Vec::new(),
+            placement: Placement::new(shards as u32, shards).expect("valid"),
+            mset_body_bytes_max: 1400,
+            key_bytes_max: 64,
+            value_bytes_max: 1024,
+        }
+    }
+
     /// Partitions of the node.
     pub fn partitions(&self) -> u16 {
         u16::try_from(self.placement.partitions()).unwrap_or(u16::MAX)

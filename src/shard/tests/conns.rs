@@ -7,7 +7,6 @@
 use super::overload::{node, Node};
 use crate::conn::resp::RespSettings;
 use crate::conn::{protocol_tag, ConnLimits, Connections};
-use crate::protocol::resp::RespLimits;
 use crate::wire::{self, opcode, DatagramWriter, Status};
 use vigil_pmd::sim::SimStreams;
 use vigil_pmd::{ConnId, Nanos};
@@ -21,20 +20,7 @@ const LIMITS: ConnLimits = ConnLimits {
 };
 
 fn settings(shards: usize) -> RespSettings {
-    RespSettings {
-        limits: RespLimits {
-            args_max: 64,
-            arg_bytes_max: 4096,
-            inline_bytes_max: 4096,
-            request_bytes_max: 16 << 10,
-        },
-        pipeline_max: 64,
-        requirepass: Vec::new(),
-        placement: crate::inbox::Placement::new(shards as u32, shards).expect("valid"),
-        mset_body_bytes_max: 1400,
-        key_bytes_max: 64,
-        value_bytes_max: 1024,
-    }
+    RespSettings::for_tests(shards)
 }
 
 /// A two-shard node whose shard 0 serves the connections of `streams`.
