@@ -74,6 +74,9 @@ pub struct Config {
     /// This node's id, the cluster's nodes and every partition's replicas (none: a node alone).
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// The Prometheus endpoint (none by default).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// Which block device backs each partition's log.
@@ -540,6 +543,7 @@ impl Config {
         self.tcp.validate(self.net.datagram_bytes_max)?;
         self.candle.validate()?;
         self.cluster.validate()?;
+        self.metrics.validate()?;
         self.validate_sizes(limits::machine_memory_bytes())?;
         match (&self.dpdk, self.net.backend) {
             (Some(d), _) => d.validate(self)?,
@@ -561,11 +565,13 @@ impl Config {
 mod candle;
 mod cluster;
 mod limits;
+mod metrics;
 mod tcp;
 mod validate;
 pub use candle::CandleConfig;
 pub use cluster::{ClusterConfig, PeerConfig, REPLICAS_MAX};
 pub use limits::{machine_memory_bytes, MemoryEstimate, MemoryPart};
+pub use metrics::MetricsConfig;
 pub use tcp::TcpConfig;
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod inbox;
 pub mod kv;
 pub mod log;
+pub mod metrics;
 pub mod ops;
 pub mod partition;
 pub mod peer;

@@ -646,6 +646,11 @@ impl<D: BlockIo> Ual<D> {
         self.geo.segment_count
     }
 
+    /// Bytes of one segment.
+    pub fn segment_size_bytes(&self) -> u64 {
+        self.geo.segment_blocks * BLOCK_SIZE as u64
+    }
+
     fn reclaim_segment(&self) -> u64 {
         let start = self
             .copies

@@ -104,6 +104,9 @@ pub struct KvShard<D: BlockIo> {
     peers: Option<PeerLink>,
     /// Peer datagrams handed to their owner shard whose receipt this shard has not collected.
     peer_handed_over: usize,
+    /// How long this shard's durable writes took, from their batch's seal to their answer
+    /// (`metrics`).
+    write_latency: crate::metrics::Latency,
 }
 
 impl<D: BlockIo> std::fmt::Debug for KvShard<D> {
@@ -143,6 +146,7 @@ impl<D: BlockIo> KvShard<D> {
             leaders: Leaders::new(placement.partitions(), &[]),
             peers: None,
             peer_handed_over: 0,
+            write_latency: crate::metrics::Latency::new(),
         }
     }
 
@@ -172,6 +176,11 @@ impl<D: BlockIo> KvShard<D> {
     /// Counters so far.
     pub fn counters(&self) -> KvShardCounters {
         self.counters
+    }
+
+    /// How long this shard's durable writes took, from their batch's seal to their answer.
+    pub fn write_latency(&self) -> &crate::metrics::Latency {
+        &self.write_latency
     }
 
     /// The inbox router, if the node has several shards.
@@ -378,11 +387,15 @@ impl<D: BlockIo> KvShard<D> {
         self.now_ms = self.now_ms.max(now.0 / 1_000_000);
         self.drain_inbox(now, emit);
         let mut busy = false;
-        let Self { partitions, router, answer, leaders, .. } = self;
+        let Self { partitions, router, answer, leaders, write_latency, .. } = self;
         for p in partitions.iter_mut() {
             let partition = p.id();
-            busy |=
-                p.poll(now, &mut |d: Done| deliver(router.as_mut(), leaders, answer, partition, &d, emit));
+            busy |= p.poll(now, &mut |d: Done| {
+                if d.sealed_at > 0 && d.result.is_ok() && d.waiter.origin != Origin::Internal {
+                    write_latency.record(now.0.saturating_sub(d.sealed_at));
+                }
+                deliver(router.as_mut(), leaders, answer, partition, &d, emit)
+            });
             leaders.set(partition, p.leader_hint().unwrap_or(0));
         }
         if let Some(link) = self.peers.as_mut() {

@@ -188,6 +188,13 @@ impl PeerLink {
         self.datagram_bytes_max
     }
 
+    /// What the link counted: its inbox's, its outbox's and its own counters.
+    pub fn counters(
+        &self,
+    ) -> (crate::peer::PeerInboxCounters, crate::peer::PeerOutboxCounters, PeerLinkCounters) {
+        (self.inbox.counters().clone(), self.outbox.counters().clone(), self.counters)
+    }
+
     /// Counts a datagram handed to the owner shard, or refused by the cross-shard inbox.
     pub fn count_hand_over(&mut self, ok: bool) {
         if ok {

@@ -7,6 +7,7 @@
 //! entry's outcome (`MALFORMED` for what an entry that does not decode leaves unanswered); the
 //! window of bytes in flight (`waiting_bytes`) loses each answered write's bytes.
 
+use super::batch::BatchReader;
 use super::waiters::Waiters;
 use super::{expiry, Done, Partition, Waiter, NO_TOKEN};
 use crate::kv::ApplyResult;
@@ -33,11 +34,12 @@ impl<D: BlockIo> Partition<D> {
             // Answered once the whole entry is applied: a SETX with GET takes its old value from
             // the projection, which the router holds while it applies.
             let kv = self.router.kv();
+            let sealed_at = BatchReader::new(&entry.data).map_or(0, |b| b.timestamp);
             for &(index, result) in results.iter() {
                 feed.note_result(index, result);
                 if let Some(waiter) = take_waiter(waiters, waiting_bytes, &mut next) {
                     let value = expiry::old_value(kv, entry.index, index, &result);
-                    done(Done { waiter, result: Ok(result), value });
+                    done(Done { waiter, result: Ok(result), value, sealed_at });
                 }
             }
             feed.note_expired(|into| self.router.kv_mut().take_expired(into));

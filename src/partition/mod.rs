@@ -165,12 +165,15 @@ pub struct Done {
     /// The key's old block (`kv::map`), for a SETX with GET whose key existed: its answer carries
     /// the old value (a pointer, shared; no copy).
     pub value: Option<std::sync::Arc<[u8]>>,
+    /// When its batch was sealed (the batch's timestamp, ns on the leader's clock); 0 when it was
+    /// refused without one. The write's latency from then to its answer is the metrics'.
+    pub sealed_at: u64,
 }
 
 impl Done {
-    /// An outcome with no old value.
+    /// An outcome with no old value and no batch.
     pub fn of(waiter: Waiter, result: Result<ApplyResult, Status>) -> Self {
-        Self { waiter, result, value: None }
+        Self { waiter, result, value: None, sealed_at: 0 }
     }
 }
 

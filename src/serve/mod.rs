@@ -21,6 +21,7 @@ pub mod acceptor;
 pub mod check;
 pub mod cluster;
 mod gate;
+mod metrics_http;
 mod partition_io;
 mod shard_thread;
 pub mod snapfile;
@@ -105,6 +106,9 @@ pub enum ServeError {
     /// The cluster this config describes cannot be served by this build.
     #[error("{0}")]
     Cluster(String),
+    /// The metrics endpoint could not be set up (its port, its thread); nothing was created.
+    #[error("{0}")]
+    Metrics(String),
     /// A shard thread could not be spawned or died.
     #[error("shard {shard}: {reason}")]
     Shard {
@@ -163,6 +167,8 @@ pub fn serve(
         );
     }
     // Before the data directory is touched: a start refused for its ports creates no store.
+    let started = std::time::SystemTime::now();
+    let metrics = metrics_http::prepare(config)?;
     let mut kernel_tcp = None;
     if config.net.backend == Backend::Kernel {
         let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
@@ -171,8 +177,43 @@ pub fn serve(
     }
     // Held until this function returns, after every shard has been joined.
     let _lock = prepare_storage(config)?;
+    let board = metrics
+        .as_ref()
+        .map(|m| Publish { board: m.board(), every_ns: config.metrics.publish_ms * 1_000_000 });
+    let metrics_line =
+        metrics.as_ref().map_or(String::new(), |m| format!(" and metrics {:?} (/metrics)", m.addrs()));
+    let metrics = metrics.map(|m| m.start(stop.clone(), started)).transpose()?;
+    let mut on_ready = |line: &str| {
+        if let Some(m) = &metrics {
+            m.mark_ready();
+        }
+        ready(&format!("{line}{metrics_line}"));
+    };
+    let served = serve_backend(config, stop.clone(), &mut on_ready, kernel_tcp, board);
+    stop.store(true, Ordering::Relaxed);
+    if let Some(m) = metrics {
+        m.finish();
+    }
+    served
+}
+
+/// What a shard publishes its counters to, and how often (`metrics`).
+#[derive(Clone)]
+pub(super) struct Publish {
+    pub(super) board: crate::metrics::StatsBoard,
+    pub(super) every_ns: u64,
+}
+
+/// Serves on the configured backend (falling back to the kernel's sockets where allowed).
+fn serve_backend(
+    config: &Config,
+    stop: Arc<AtomicBool>,
+    ready: ReadyHook<'_>,
+    kernel_tcp: Option<tcp::TcpServing>,
+    board: Option<Publish>,
+) -> Result<ServeReport, ServeError> {
     match config.net.backend {
-        Backend::Kernel => serve_kernel(config, stop, ready, ActiveBackend::Kernel, kernel_tcp),
+        Backend::Kernel => serve_kernel(config, stop, ready, ActiveBackend::Kernel, kernel_tcp, board),
         Backend::Dpdk => {
             #[cfg(feature = "dpdk")]
             let started = dpdk_backend::start(config);
@@ -182,7 +223,7 @@ pub fn serve(
             ));
             match started {
                 #[cfg(feature = "dpdk")]
-                Ok(node) => dpdk_backend::serve(config, node, stop, ready),
+                Ok(node) => dpdk_backend::serve(config, node, stop, ready, board),
                 #[cfg(not(feature = "dpdk"))]
                 Ok(never) => match never {},
                 Err(e) if config.net.fallback == Fallback::Kernel => {
@@ -194,7 +235,7 @@ pub fn serve(
                     );
                     let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
                     let tcp = tcp::prepare(config, Some(addr))?;
-                    serve_kernel(config, stop, ready, ActiveBackend::KernelFallback, tcp)
+                    serve_kernel(config, stop, ready, ActiveBackend::KernelFallback, tcp, board)
                 }
                 Err(e) => Err(e),
             }
@@ -430,6 +471,7 @@ fn serve_kernel(
     ready: ReadyHook<'_>,
     backend: ActiveBackend,
     tcp: Option<tcp::TcpServing>,
+    board: Option<Publish>,
 ) -> Result<ServeReport, ServeError> {
     let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
     probe_port(addr)?;
@@ -468,10 +510,10 @@ fn serve_kernel(
         let conns = streams.as_ref().and_then(|s| s.take(id));
         match KernelUdpIo::bind(&io_config) {
             Ok(io) => {
-                let cluster = node_cluster.clone();
+                let (cluster, board) = (node_cluster.clone(), board.clone());
                 run_shard(
                     config,
-                    ShardParts { id, io, router, conns, stop: &stop_for_shards, ready, cluster },
+                    ShardParts { id, io, router, conns, stop: &stop_for_shards, ready, cluster, board },
                 )
             }
             Err(source) => {

@@ -23,6 +23,8 @@ pub(super) struct ShardParts<'a, P> {
     pub(super) ready: &'a Starting,
     /// The node's cluster state (leader table, incarnation).
     pub(super) cluster: cluster::NodeCluster,
+    /// Where the shard publishes its counters (the metrics endpoint is on).
+    pub(super) board: Option<super::Publish>,
 }
 
 /// Runs one shard on the current thread until `stop`; `ready` hears once it is serving (after its
@@ -63,7 +65,7 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     open_device: impl Fn(u16) -> Result<D, String>,
     snapshot_dir: Option<&std::path::Path>,
 ) -> Option<ShardResult> {
-    let ShardParts { id, io, router, conns, stop, ready, cluster } = parts;
+    let ShardParts { id, io, router, conns, stop, ready, cluster, board } = parts;
     let shards = config.node.shards;
     let total = config.storage.partitions(shards);
     let pconfig = partition_config(config);
@@ -141,7 +143,10 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         shard = shard.with_connections(conns);
     }
     ready.ready(id);
-    shard.run(&clock, stop);
+    match &board {
+        None => shard.run(&clock, stop),
+        Some(board) => run_publishing(&mut shard, &kv, &clock, stop, board),
+    }
     // Writes already proposed get their answers (or fail) before the shard goes.
     let deadline = Instant::now() + Duration::from_secs(2);
     while shard.service_busy() && Instant::now() < deadline {
@@ -183,4 +188,33 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         Err(_) => lines.push(format!("shard {id}: partitions not closed (still referenced)")),
     }
     Some((report, calls, lines))
+}
+
+/// Iterations between two looks at the clock for the next publication: the loop reads the clock
+/// once per iteration already, and one more read per iteration would cost a busy shard a few
+/// percent; once every 64 costs nothing measurable.
+const PUBLISH_CHECK_EVERY: u32 = 64;
+
+/// The shard loop of a node whose metrics endpoint is on: as `Shard::run`, and every
+/// `board.every_ns` a snapshot of the shard's counters goes to the board (`metrics`).
+fn run_publishing<P: PacketIo, D: BlockIo>(
+    shard: &mut Shard<P>,
+    kv: &RefCell<KvShard<D>>,
+    clock: &WallClock,
+    stop: &AtomicBool,
+    board: &super::Publish,
+) {
+    let mut next_at = 0u64;
+    let mut polls = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        shard.poll_once_on(clock);
+        polls = polls.wrapping_add(1);
+        if polls % PUBLISH_CHECK_EVERY == 1 {
+            let now = clock.now().0;
+            if now >= next_at {
+                board.board.publish(crate::metrics::ShardStats::collect(shard, &kv.borrow(), now));
+                next_at = now.saturating_add(board.every_ns);
+            }
+        }
+    }
 }

@@ -135,12 +135,17 @@ pub fn run_vigil_to_exit(dir: &Path, args: &[&str], timeout: Duration) -> (std::
     (out.status, text)
 }
 
-/// The embedded dev config (config/dev.toml) on `port`, without its web port (9002 is one for
-/// the whole machine; tests run side by side).
+/// The embedded dev config (config/dev.toml) on `port`, without its web and metrics ports (9002
+/// and 9001 are one each for the whole machine; tests run side by side).
 pub fn dev_config(port: u16) -> String {
     let web = "web_listen = [\"127.0.0.1:9002\"]";
+    let metrics = "listen = [\"127.0.0.1:9001\"]";
     assert!(vigil::config::DEV_TOML.contains(web), "config/dev.toml names its web port so");
-    vigil::config::DEV_TOML.replace("port = 9000", &format!("port = {port}")).replace(web, "web_listen = []")
+    assert!(vigil::config::DEV_TOML.contains(metrics), "config/dev.toml names its metrics port so");
+    vigil::config::DEV_TOML
+        .replace("port = 9000", &format!("port = {port}"))
+        .replace(web, "web_listen = []")
+        .replace(metrics, "listen = []")
 }
 
 /// A port that is free right now on loopback for both UDP and TCP (a node serves both on it).

@@ -1,0 +1,96 @@
+//! `Latency`: a histogram of durations in ns, 1 us to 60 s at 2 significant digits (HDR: the
+//! `hdrhistogram` crate), with the running sum Prometheus's `_sum` needs (HDR keeps none).
+//!
+//! Invariants: `record` never allocates (the range is fixed at construction; values past it count
+//! in the top bucket, `saturating_record`); `count` and `sum_ns` cover every value recorded.
+
+use hdrhistogram::Histogram;
+
+/// The longest duration told apart (60 s); longer ones count as this.
+const HIGHEST_NS: u64 = 60_000_000_000;
+/// The shortest told apart from zero (1 us).
+const LOWEST_NS: u64 = 1_000;
+
+/// A histogram of durations (see the module header).
+#[derive(Clone, Debug)]
+pub struct Latency {
+    hist: Histogram<u64>,
+    sum_ns: u64,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Latency {
+    /// An empty histogram.
+    pub fn new() -> Self {
+        let hist = Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, 2).expect("valid bounds");
+        Self { hist, sum_ns: 0 }
+    }
+
+    /// Counts one duration of `ns`.
+    pub fn record(&mut self, ns: u64) {
+        self.hist.saturating_record(ns.max(LOWEST_NS));
+        self.sum_ns = self.sum_ns.saturating_add(ns);
+    }
+
+    /// Durations counted.
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// Their sum, ns.
+    pub fn sum_ns(&self) -> u64 {
+        self.sum_ns
+    }
+
+    /// The duration at quantile `q` (0..=1), ns; 0 when empty.
+    pub fn quantile_ns(&self, q: f64) -> u64 {
+        if self.hist.is_empty() {
+            return 0;
+        }
+        self.hist.value_at_quantile(q)
+    }
+
+    /// Durations counted at most `ns` long (a cumulative bucket; HDR's resolution: within 1%).
+    pub fn count_at_most(&self, ns: u64) -> u64 {
+        if ns < LOWEST_NS {
+            return 0;
+        }
+        self.hist.count_between(0, ns.min(HIGHEST_NS))
+    }
+
+    /// Adds `other`'s durations (several shards into one node-wide histogram).
+    pub fn add(&mut self, other: &Latency) {
+        self.hist.add(&other.hist).expect("same bounds");
+        self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_buckets_and_sums_follow_what_was_recorded() {
+        let mut l = Latency::new();
+        assert_eq!((l.count(), l.quantile_ns(0.99)), (0, 0));
+        for us in 1..=100u64 {
+            l.record(us * 1_000);
+        }
+        assert_eq!(l.count(), 100);
+        assert_eq!(l.sum_ns(), 5_050_000);
+        let p50 = l.quantile_ns(0.5);
+        assert!((49_000..=51_000).contains(&p50), "{p50}");
+        assert_eq!(l.count_at_most(10_000), 10);
+        assert_eq!(l.count_at_most(999), 0);
+        l.record(u64::MAX);
+        assert_eq!(l.count(), 101, "past the range: counted at the top");
+        let mut m = Latency::new();
+        m.add(&l);
+        assert_eq!(m.count(), 101);
+    }
+}

@@ -1,0 +1,144 @@
+//! `ShardStats`: a copy of what one shard counted and the state of its partitions, taken on the
+//! shard's own thread between two iterations (`collect`) and published to the `StatsBoard`.
+//!
+//! Invariants: a snapshot copies plain counters and reads state through `&` only (taking one
+//! never changes what the shard does); it allocates (its vectors, the histogram's copy), which
+//! is why a shard takes one every `metrics.publish_ms`, never per request.
+
+use super::Latency;
+use crate::conn::ConnCounters;
+use crate::engine::EngineCounters;
+use crate::ops::kv::{KvShard, KvShardCounters};
+use crate::ops::peer_link::PeerLinkCounters;
+use crate::partition::{Partition, PartitionCounters};
+use crate::peer::{PeerInboxCounters, PeerOutboxCounters};
+use crate::shard::{Shard, ShardCounters};
+use vigil_pmd::block::BlockIo;
+use vigil_pmd::{IoCounters, PacketIo, StreamCounters};
+
+/// One partition's state and counters.
+#[derive(Clone, Debug, Default)]
+pub struct PartitionStats {
+    /// The partition.
+    pub id: u16,
+    /// Keys in its KV projection.
+    pub keys: u64,
+    /// What it counted.
+    pub counters: PartitionCounters,
+    /// Raft: term, commit index, applied index, the leader known (0: none), whether this node
+    /// leads, whether the group is quiesced.
+    pub term: u64,
+    pub commit: u64,
+    pub applied: u64,
+    pub leader: u64,
+    pub is_leader: bool,
+    pub quiet: bool,
+    /// Raft ticks, readies and proposals.
+    pub raft_ticks: u64,
+    pub raft_proposals: u64,
+    /// The log: records appended, writes and their blocks, superblock writes, device reads.
+    pub log_appends: u64,
+    pub log_writes: u64,
+    pub log_write_blocks: u64,
+    pub log_superblock_writes: u64,
+    pub log_reads: u64,
+    /// The log's position (last and durable lsn) and ring (segments free of all).
+    pub log_last_lsn: u64,
+    pub log_durable_lsn: u64,
+    pub log_segments_free: u64,
+    pub log_segments: u64,
+    /// Bytes of one segment.
+    pub log_segment_bytes: u64,
+    /// Requests waiting for their entry.
+    pub waiting: u64,
+}
+
+/// A shard's peer link counters (a replicated node only).
+#[derive(Clone, Debug, Default)]
+pub struct PeerStats {
+    /// Its inbox's, outbox's and own counters.
+    pub inbox: PeerInboxCounters,
+    pub outbox: PeerOutboxCounters,
+    pub link: PeerLinkCounters,
+}
+
+/// A shard's snapshot (see the module header).
+#[derive(Clone, Debug, Default)]
+pub struct ShardStats {
+    /// The shard.
+    pub shard: usize,
+    /// When it was taken, on the shard's clock (Unix ns).
+    pub at_ns: u64,
+    /// The loop's, the engine's and the packet backend's counters.
+    pub shard_counters: ShardCounters,
+    pub engine: EngineCounters,
+    pub io: IoCounters,
+    /// Requests executed, by opcode: (opcode, name, count).
+    pub opcodes: Vec<(u8, &'static str, u64)>,
+    /// The KV subsystem's counters.
+    pub kv: KvShardCounters,
+    /// Its TCP connections' counters, when it serves TCP.
+    pub conns: Option<(ConnCounters, StreamCounters)>,
+    /// Its peer link's, in a replicated node.
+    pub peer: Option<PeerStats>,
+    /// Its partitions.
+    pub partitions: Vec<PartitionStats>,
+    /// Durable writes, from their batch's seal to their answer.
+    pub write_latency: Latency,
+}
+
+impl ShardStats {
+    /// A snapshot of `shard` and its KV subsystem `kv` at `now_ns`.
+    pub fn collect<P: PacketIo, D: BlockIo>(shard: &Shard<P>, kv: &KvShard<D>, now_ns: u64) -> Self {
+        let report = shard.report();
+        Self {
+            shard: report.shard,
+            at_ns: now_ns,
+            shard_counters: report.shard_counters,
+            engine: report.engine,
+            io: report.io,
+            opcodes: shard.engine().dispatcher().registered().collect(),
+            kv: kv.counters(),
+            conns: shard.connections().map(|c| c.counters()),
+            peer: kv.peer_link().map(|l| {
+                let (inbox, outbox, link) = l.counters();
+                PeerStats { inbox, outbox, link }
+            }),
+            partitions: kv.partitions().iter().map(PartitionStats::of).collect(),
+            write_latency: kv.write_latency().clone(),
+        }
+    }
+}
+
+impl PartitionStats {
+    /// `p`'s state and counters now.
+    pub fn of<D: BlockIo>(p: &Partition<D>) -> Self {
+        let raft = p.raft();
+        let ual = raft.store().ual();
+        let (rc, uc) = (raft.counters(), ual.counters());
+        Self {
+            id: p.id(),
+            keys: p.kv().len() as u64,
+            counters: p.counters(),
+            term: raft.term(),
+            commit: raft.commit_index(),
+            applied: raft.applied_index(),
+            leader: raft.leader_id().unwrap_or(0),
+            is_leader: raft.is_leader(),
+            quiet: p.is_quiet(),
+            raft_ticks: rc.ticks,
+            raft_proposals: rc.proposals,
+            log_appends: uc.appends,
+            log_writes: uc.writes,
+            log_write_blocks: uc.write_blocks,
+            log_superblock_writes: uc.superblock_writes,
+            log_reads: uc.reads,
+            log_last_lsn: ual.last_lsn(),
+            log_durable_lsn: ual.durable_lsn(),
+            log_segments_free: ual.segments_free(),
+            log_segments: ual.segment_count(),
+            log_segment_bytes: ual.segment_size_bytes(),
+            waiting: p.waiting() as u64,
+        }
+    }
+}
