@@ -5,7 +5,7 @@ VIGIL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DRY_RUN="${DRY_RUN:-0}"
 
 # Packages the build and the tests need (Debian bookworm names).
-VIGIL_PACKAGES=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev iproute2 iputils-ping kmod procps python3 python3-venv chromium protobuf-compiler fio ethtool redis-tools curl)
+VIGIL_PACKAGES=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev iproute2 iputils-ping kmod procps python3 python3-venv chromium protobuf-compiler fio ethtool redis-tools curl prometheus)
 
 ok()   { printf '[OK]   %s\n' "$*"; }
 fail() { printf '[FAIL] %s\n' "$*"; }

@@ -1,0 +1,226 @@
+//! The Prometheus endpoint of a real `vigil serve` (`metrics.listen`, issue 13): its counters agree
+//! with what the test drove, a live scrape passes `promtool check metrics`, a real Prometheus
+//! server (Debian's `prometheus`, started here on loopback) scrapes it and a PromQL query returns
+//! the rate the test drove, and the endpoint answers bad requests with clear errors.
+//!
+//! `promtool` and `prometheus` come with the `prometheus` package (scripts/test installs it); a
+//! machine without them fails these tests loudly.
+
+mod common;
+
+use common::{answers, disk_temp_dir, exchange, free_udp_port, node_config, request, Server};
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use vigil::wire::{opcode, Status};
+
+/// A node of two shards with its metrics endpoint on `metrics_port`, publishing every 50 ms.
+fn config(port: u16, metrics_port: u16) -> String {
+    format!(
+        "{}[metrics]\nlisten = [\"127.0.0.1:{metrics_port}\"]\npublish_ms = 50\n",
+        node_config(port, "data", 1_000_000, 2, None)
+    )
+}
+
+/// A free TCP port on loopback.
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One HTTP exchange with `head` sent as is: the status code and the body.
+fn http(port: u16, head: &str) -> (u16, String) {
+    try_http(port, head).expect("connecting")
+}
+
+/// `http`, or `None` when nothing listens on `port` (yet).
+fn try_http(port: u16, head: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_string());
+    Some((status, body))
+}
+
+fn scrape(port: u16) -> String {
+    let (status, body) = http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The sum of a metric's samples whose labels contain every one of `with`.
+fn sum_of(text: &str, name: &str, with: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| with.iter().all(|w| l.contains(w)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Sends `n` requests of `op` (bodies from `body(i)`) one at a time and checks each answer's
+/// status.
+fn drive(port: u16, op: u8, n: u64, body: impl Fn(u64) -> Vec<u8>) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = format!("127.0.0.1:{port}");
+    for i in 0..n {
+        let b = body(i);
+        let resp =
+            exchange(&sock, &to, &request(&[(op, i + 1, &b)]), Duration::from_secs(5)).expect("an answer");
+        assert_eq!(answers(&resp)[0].1, Status::Ok as u8, "request {i}");
+    }
+}
+
+fn set_body(i: u64) -> Vec<u8> {
+    let key = format!("key-{i}").into_bytes();
+    let mut b = (key.len() as u16).to_le_bytes().to_vec();
+    b.extend_from_slice(&key);
+    b.extend_from_slice(b"value");
+    b
+}
+
+/// Runs a program of the `prometheus` package; fails loudly when it is not installed.
+fn prometheus_tool(name: &str) -> Command {
+    let found = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().unwrap();
+    assert!(
+        found.status.success(),
+        "{name} is missing: apt-get install prometheus (scripts/test installs it)"
+    );
+    Command::new(name)
+}
+
+fn promtool_check(text: &str, dir: &Path) {
+    let path = dir.join("scrape.txt");
+    std::fs::write(&path, text).unwrap();
+    let out = prometheus_tool("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
+}
+
+#[test]
+fn the_counters_agree_with_what_was_driven_and_promtool_finds_nothing() {
+    let dir = disk_temp_dir("serve-metrics");
+    let (port, metrics_port) = (free_udp_port(), free_tcp_port());
+    let server = Server::start(&dir, &config(port, metrics_port));
+    assert!(
+        server.ready_line.contains(&format!("metrics [127.0.0.1:{metrics_port}]")),
+        "{}",
+        server.ready_line
+    );
+    drive(port, opcode::PING, 300, |_| Vec::new());
+    drive(port, opcode::SET, 200, set_body);
+    std::thread::sleep(Duration::from_millis(300)); // more than a publish interval
+    let text = scrape(metrics_port);
+    assert_eq!(sum_of(&text, "vigil_requests_total", &["opcode=\"ping\""]), 300.0);
+    assert_eq!(sum_of(&text, "vigil_requests_total", &["opcode=\"kv.set\""]), 200.0);
+    assert_eq!(sum_of(&text, "vigil_keys", &[]), 200.0);
+    assert_eq!(sum_of(&text, "vigil_writes_proposed_total", &[]), 200.0);
+    assert_eq!(sum_of(&text, "vigil_write_latency_seconds_count", &[]), 200.0);
+    assert_eq!(sum_of(&text, "vigil_write_latency_seconds_bucket", &["le=\"+Inf\""]), 200.0);
+    // Every datagram was answered: 500 in, at least 500 answers out (pings now, writes late).
+    assert!(sum_of(&text, "vigil_rx_datagrams_total", &[]) >= 500.0);
+    assert_eq!(sum_of(&text, "vigil_raft_is_leader", &[]), 2.0, "one leader per partition");
+    assert!(sum_of(&text, "process_resident_memory_bytes", &[]) > 0.0);
+    promtool_check(&text, &dir);
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_the_endpoint_goes_on() {
+    let dir = disk_temp_dir("serve-metrics-bad");
+    let (port, metrics_port) = (free_udp_port(), free_tcp_port());
+    let server = Server::start(&dir, &config(port, metrics_port));
+    assert_eq!(http(metrics_port, "GET / HTTP/1.1\r\n\r\n").0, 404);
+    assert_eq!(http(metrics_port, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").0, 405);
+    assert_eq!(http(metrics_port, "\x16\x03\x01 garbage, not http\r\n\r\n").0, 400);
+    let huge = format!("GET /metrics HTTP/1.1\r\nX-Pad: {}\r\n\r\n", "a".repeat(20_000));
+    assert_eq!(http(metrics_port, &huge).0, 431);
+    // A client that connects and says nothing is dropped after the read timeout; meanwhile and
+    // after, others are served.
+    let _silent = TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
+    let started = Instant::now();
+    assert!(scrape(metrics_port).contains("vigil_polls_total"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+}
+
+#[test]
+fn a_prometheus_server_scrapes_the_node_and_promql_returns_the_rate_driven() {
+    let dir = disk_temp_dir("serve-metrics-prometheus");
+    let (port, metrics_port, prom_port) = (free_udp_port(), free_tcp_port(), free_tcp_port());
+    let server = Server::start(&dir, &config(port, metrics_port));
+    let prom_config = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: vigil\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
+    );
+    std::fs::write(dir.join("prometheus.yml"), prom_config).unwrap();
+    let mut prom = prometheus_tool("prometheus")
+        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting prometheus");
+    // Prometheus takes seconds to start on a busy machine: drive only once it scraped the node.
+    let up = |prom_port| {
+        let url = format!(
+            "/api/v1/query?query={}",
+            form_urlencoded::byte_serialize(b"up{job=\"vigil\"}").collect::<String>()
+        );
+        try_http(prom_port, &format!("GET {url} HTTP/1.0\r\n\r\n"))
+            .is_some_and(|(_, body)| body.contains("\"1\"]"))
+    };
+    let waited = Instant::now();
+    while !up(prom_port) {
+        assert!(waited.elapsed() < Duration::from_secs(60), "prometheus did not scrape the node within 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // 200 PINGs a second for 10 s; then the rate Prometheus computes over seconds 3 to 8 of it
+    // (inside the run: no edge of the run in its window), against what was sent in those seconds.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = format!("127.0.0.1:{port}");
+    let (start, wall_start) = (Instant::now(), std::time::SystemTime::now());
+    let mut sent_at = Vec::new();
+    while start.elapsed() < Duration::from_secs(10) {
+        let due = (start.elapsed().as_secs_f64() * 200.0) as usize;
+        while sent_at.len() < due {
+            let id = sent_at.len() as u64 + 1;
+            exchange(&sock, &to, &request(&[(opcode::PING, id, &[])]), Duration::from_secs(2)).expect("pong");
+            sent_at.push(start.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_secs(2)); // the last scrapes land
+    let in_window = sent_at.iter().filter(|t| (3.0..8.0).contains(*t)).count() as f64 / 5.0;
+    let at = wall_start.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 8.0;
+    let query = "sum(rate(vigil_requests_total{opcode=\"ping\"}[5s]))";
+    let url = format!(
+        "/api/v1/query?query={}&time={at:.3}",
+        form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+    );
+    let (status, body) = http(prom_port, &format!("GET {url} HTTP/1.0\r\n\r\n"));
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let rate: f64 = v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    eprintln!("PromQL {query} at second 8 = {rate}; sent in seconds 3..8: {in_window}/s");
+    assert!(in_window > 100.0, "the test could not drive its rate: {in_window}/s");
+    // Prometheus extrapolates a rate from the samples its window holds (1 s apart): within 25%.
+    assert!(
+        (rate - in_window).abs() <= in_window * 0.25,
+        "PromQL {query} = {rate}, sent {in_window}/s: {body}"
+    );
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+}
