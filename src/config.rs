@@ -77,6 +77,9 @@ pub struct Config {
     /// The Prometheus endpoint (none by default).
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The node's log lines.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 /// Which block device backs each partition's log.
@@ -544,6 +547,7 @@ impl Config {
         self.candle.validate()?;
         self.cluster.validate()?;
         self.metrics.validate()?;
+        self.log.validate()?;
         self.validate_sizes(limits::machine_memory_bytes())?;
         match (&self.dpdk, self.net.backend) {
             (Some(d), _) => d.validate(self)?,
@@ -565,12 +569,14 @@ impl Config {
 mod candle;
 mod cluster;
 mod limits;
+mod log;
 mod metrics;
 mod tcp;
 mod validate;
 pub use candle::CandleConfig;
 pub use cluster::{ClusterConfig, PeerConfig, REPLICAS_MAX};
 pub use limits::{machine_memory_bytes, MemoryEstimate, MemoryPart};
+pub use log::LogConfig;
 pub use metrics::MetricsConfig;
 pub use tcp::TcpConfig;
 

@@ -134,16 +134,31 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve { config } => {
             let c = load(config.as_ref())?;
+            init_log(&c.log.level);
             let stop = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
             }
+            // The ready line is the node's status, like the stop report: on stdout whatever the
+            // log level (scripts and tests wait for it).
             let mut on_ready = |line: &str| println!("vigil: ready: {line}");
             let report = serve::serve(&c, stop, &mut on_ready)?;
             print!("{report}");
         }
     }
     Ok(())
+}
+
+/// The node's log: one line per event on stderr (the stop report goes to stdout), at
+/// `log.level`, or as `RUST_LOG` filters when it is set (docs/OPERATIONS.md, "Logs").
+fn init_log(level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
+        _ => EnvFilter::new(level),
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }
 
 /// `vigil repair`: returns whether the partition may start (healthy, or cut).

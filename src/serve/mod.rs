@@ -159,8 +159,9 @@ pub fn serve(
         return Err(ServeError::Cluster(why));
     }
     if config.cluster.replicated() {
-        println!(
-            "vigil: node {} of cluster {:016x}, voters {:?}: partitions elect leaders over the data plane",
+        tracing::info!(
+            target: "vigil",
+            "node {} of cluster {:016x}, voters {:?}: partitions elect leaders over the data plane",
             config.cluster.node_id,
             cluster::cluster_id(config),
             config.cluster.voters()
@@ -227,9 +228,10 @@ fn serve_backend(
                 #[cfg(not(feature = "dpdk"))]
                 Ok(never) => match never {},
                 Err(e) if config.net.fallback == Fallback::Kernel => {
-                    eprintln!("vigil: DPDK could not start: {e}");
-                    eprintln!(
-                        "vigil: falling back to kernel UDP sockets on {}:{} (net.fallback = \"kernel\"); \
+                    tracing::warn!(target: "vigil", "DPDK could not start: {e}");
+                    tracing::warn!(
+                        target: "vigil",
+                        "falling back to kernel UDP sockets on {}:{} (net.fallback = \"kernel\"); \
                          run as root with DPDK installed for the poll-mode data path",
                         config.kernel.bind_ip, config.net.port
                     );
@@ -319,14 +321,15 @@ fn prepare_storage(config: &Config) -> Result<Option<storage::DirLock>, ServeErr
     let (lock, opened) = storage::open_for_serve(config)?;
     let dir = config.storage.dir.as_deref().expect("validated: uring has a dir").display();
     match opened {
-        storage::Opened::Created(m) => println!(
-            "vigil: storage.dir {dir} held no store: created store {} ({} partitions, manifest {})",
+        storage::Opened::Created(m) => tracing::info!(
+            target: "vigil",
+            "storage.dir {dir} held no store: created store {} ({} partitions, manifest {})",
             m.store_id,
             m.partitions,
             storage::MANIFEST
         ),
         storage::Opened::Verified(m) => {
-            println!("vigil: storage.dir {dir}: store {} ({} partitions), locked", m.store_id, m.partitions)
+            tracing::info!(target: "vigil", "storage.dir {dir}: store {} ({} partitions), locked", m.store_id, m.partitions)
         }
     }
     Ok(Some(lock))

@@ -99,8 +99,8 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
         match recovery.commit(&pconfig) {
             Ok((mut partition, report)) => {
                 let ms = started.elapsed().as_secs_f64() * 1e3;
-                println!("vigil: partition {p} (shard {id}) recovered: {report}; in {ms:.1} ms");
-                partition.set_event_sink(Box::new(|p, event| eprintln!("vigil: partition {p}: {event}")));
+                tracing::info!(target: "vigil", "partition {p} (shard {id}) recovered: {report}; in {ms:.1} ms");
+                partition.set_event_sink(Box::new(log_event));
                 partitions.push(partition);
             }
             Err(e) => {
@@ -216,5 +216,17 @@ fn run_publishing<P: PacketIo, D: BlockIo>(
                 next_at = now.saturating_add(board.every_ns);
             }
         }
+    }
+}
+
+/// A partition's event as a log line: failures as errors, the rest (leadership, snapshots) as
+/// information. Events come a few times per leader change or snapshot, never per request.
+fn log_event(p: u16, event: &crate::partition::seams::PartitionEvent) {
+    use crate::partition::seams::PartitionEvent;
+    match event {
+        PartitionEvent::Failed { .. } | PartitionEvent::SnapshotFailed { .. } => {
+            tracing::error!(target: "vigil", "partition {p}: {event}")
+        }
+        _ => tracing::info!(target: "vigil", "partition {p}: {event}"),
     }
 }

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# What live metrics cost (docs/BENCHMARKS.md, "Metrics"): the maximum PING rate and the maximum
+# durable SET rate of one node (one shard, kernel UDP on loopback, durable io_uring log) with its
+# metrics endpoint off, and on with /metrics scraped every second, in the same run, alternating
+# off / on twice so that drift of the VM shows. vigil-loadgen's search (bisection, trials of
+# SEARCH_SECONDS, loss <= LOSS_MAX, achieved >= 99% of offered).
+#
+# Prints one table with the ratios; keeps every JSON, log, config and scrape under OUT.
+#
+#   sudo bench/metrics.sh                 # ~4 minutes
+#   bench/metrics.sh --dry-run            # preflight, build, the configs; nothing run
+set -euo pipefail
+source "$(cd "$(dirname "$0")" && pwd)/../scripts/lib.sh"
+parse_common_flags "$@"
+cd "$VIGIL_ROOT"
+
+RATE_MAX="${RATE_MAX:-400000}"
+SEARCH_STEPS="${SEARCH_STEPS:-8}"
+SEARCH_SECONDS="${SEARCH_SECONDS:-2}"
+LOSS_MAX="${LOSS_MAX:-0.001}"
+KEYS="${KEYS:-10000}"
+PORT="${PORT:-9520}"
+METRICS_PORT="${METRICS_PORT:-9521}"
+DATA_DIR="${DATA_DIR:-$VIGIL_ROOT/target/metrics-bench}"
+SERVER_CORE=0
+LOADGEN_CORE=1
+OUT="${OUT:-$(mktemp -d /tmp/vigil-metrics-bench.XXXXXX)}"
+mkdir -p "$OUT"
+PIDS=()
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+}
+trap cleanup EXIT INT TERM
+
+echo "== preflight"
+check_root "O_DIRECT files and the storage check" || exit 1
+ensure_packages
+check_bench_storage "$DATA_DIR"
+build_bench_bins
+
+config() {  # $1 = name, $2 = "on" or "off"
+    cat > "$OUT/$1.toml" <<CONF
+[node]
+shards = 1
+cores = [$SERVER_CORE]
+[net]
+backend = "kernel"
+port = $PORT
+[kernel]
+bind_ip = "127.0.0.1"
+[tcp]
+enabled = false
+[storage]
+backend = "uring"
+durable_mode = "dsync"
+dir = "$DATA_DIR/$1"
+segment_blocks = 256
+segment_count = 64
+CONF
+    if [ "$2" = on ]; then
+        printf '[metrics]\nlisten = ["127.0.0.1:%s"]\n' "$METRICS_PORT" >> "$OUT/$1.toml"
+    fi
+    target/release/vigil check --config "$OUT/$1.toml" > /dev/null || die "vigil check refused $OUT/$1.toml"
+}
+config off off
+config on on
+ok "configs: $OUT/{off,on}.toml"
+if [ "$DRY_RUN" = 1 ]; then
+    echo "== (dry run) would search PING and SET up to $RATE_MAX/s with metrics off and on; results under $OUT"
+    exit 0
+fi
+
+search() {  # $1 = run name, then flags; writes $OUT/$1.json
+    local name=$1
+    shift
+    taskset -c "$LOADGEN_CORE" target/release/vigil-loadgen --server "127.0.0.1:$PORT" --warmup 0.5 \
+        --rate "$RATE_MAX" --search-p99-us 1000000 --search-loss-max "$LOSS_MAX" \
+        --search-trial-s "$SEARCH_SECONDS" --search-steps "$SEARCH_STEPS" \
+        "$@" --json "$OUT/$name.json" --quiet > "$OUT/$name.txt" 2>&1 || die "vigil-loadgen failed: $OUT/$name.txt"
+    python3 -c "import json; print(int(json.load(open('$OUT/$name.json'))['search'].get('best_rate') or 0))"
+}
+
+run_mode() {  # $1 = off|on, $2 = round; prints "ping set"
+    local mode=$1 round=$2 scraper=""
+    rm -rf "${DATA_DIR:?}/$mode"
+    start_vigil "$OUT/$mode.toml" "$OUT/$mode-$round.log"
+    PIDS=("$VIGIL_PID")
+    if [ "$mode" = on ]; then
+        ( while sleep 1; do curl -s -o "$OUT/scrape-$round.txt" "http://127.0.0.1:$METRICS_PORT/metrics" || true; done ) &
+        scraper=$!
+        PIDS+=("$scraper")
+    fi
+    local ping set
+    ping=$(search "$mode-$round-ping" --op ping)
+    set=$(search "$mode-$round-set" --op set --keys "$KEYS" --value-bytes 16)
+    [ -n "$scraper" ] && kill "$scraper" 2>/dev/null && wait "$scraper" 2>/dev/null || true
+    kill -INT "$VIGIL_PID"
+    wait "$VIGIL_PID" || die "vigil exited badly (see $OUT/$mode-$round.log)"
+    PIDS=()
+    echo "$ping $set"
+}
+
+declare -A PING SET
+for round in 1 2; do
+    for mode in off on; do
+        echo "== round $round, metrics $mode"
+        read -r p s < <(run_mode "$mode" "$round")
+        PING[$mode-$round]=$p
+        SET[$mode-$round]=$s
+        info "max PING/s $p, max durable SET/s $s"
+    done
+done
+[ -s "$OUT/scrape-1.txt" ] || die "no scrape of /metrics was saved while metrics were on"
+promtool check metrics < "$OUT/scrape-1.txt" && ok "promtool check metrics: a scrape taken under load is clean"
+
+echo
+echo "== results (kernel UDP on loopback, shard on core $SERVER_CORE, load generator on core $LOADGEN_CORE)"
+printf '  %-28s %12s %12s %8s\n' "" "metrics off" "on (1 s)" "ratio"
+for round in 1 2; do
+    for what in PING SET; do
+        declare -n t=$what
+        off=${t[off-$round]}; on=${t[on-$round]}
+        printf '  %-28s %12s %12s %8s\n' "round $round: max $what/s" "$off" "$on" \
+            "$(python3 -c "print(f'{$on / max($off, 1):.3f}')")"
+    done
+done
+info "everything under $OUT"
