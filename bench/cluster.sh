@@ -44,18 +44,8 @@ SERVER_CORE="(unpinned)"
 LOADGEN_CORE="(unpinned)"
 OUT="${OUT:-$(mktemp -d /tmp/vigil-cluster-bench.XXXXXX)}"
 mkdir -p "$OUT"
-PIDS=()
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-}
-trap cleanup EXIT INT TERM
-
-echo "== preflight"
-check_root "O_DIRECT files and the storage check" || exit 1
-ensure_packages
-check_bench_storage "$DATA_DIR"
-build_bench_bins
+bench_stop_pids_on_exit
+bench_storage_preflight "$DATA_DIR"
 if [ "$DRY_RUN" != 1 ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release --locked -p vigil-client --example failover 2>&1 | tail -1
 fi

@@ -26,18 +26,8 @@ SERVER_CORE=0
 LOADGEN_CORE=1
 OUT="${OUT:-$(mktemp -d /tmp/vigil-metrics-bench.XXXXXX)}"
 mkdir -p "$OUT"
-PIDS=()
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-}
-trap cleanup EXIT INT TERM
-
-echo "== preflight"
-check_root "O_DIRECT files and the storage check" || exit 1
-ensure_packages
-check_bench_storage "$DATA_DIR"
-build_bench_bins
+bench_stop_pids_on_exit
+bench_storage_preflight "$DATA_DIR"
 
 config() {  # $1 = name, $2 = "on" or "off"
     cat > "$OUT/$1.toml" <<CONF

@@ -168,3 +168,20 @@ start_vigil() {
     cat "$log"
     die "vigil did not start"
 }
+
+# The processes a benchmark started (PIDS), stopped by PID however it exits.
+bench_stop_pids_on_exit() {
+    PIDS=()
+    trap 'for pid in "${PIDS[@]}"; do stop_pid "$pid"; done' EXIT INT TERM
+}
+
+# A durable-storage benchmark's preflight: root, packages, $1 on a real filesystem, the release
+# binaries.
+bench_storage_preflight() {
+    echo "== preflight"
+    check_root "O_DIRECT files and the storage check" || exit 1
+    ensure_packages
+    check_bench_storage "$1"
+    build_bench_bins
+}
+
