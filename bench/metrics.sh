@@ -71,7 +71,8 @@ search() {  # $1 = run name, then flags; writes $OUT/$1.json
     python3 -c "import json; print(int(json.load(open('$OUT/$name.json'))['search'].get('best_rate') or 0))"
 }
 
-run_mode() {  # $1 = off|on, $2 = round; prints "ping set"
+declare -A PING SET
+run_mode() {  # $1 = off|on, $2 = round: PING[$1-$2] and SET[$1-$2] get the maxima
     local mode=$1 round=$2 scraper=""
     rm -rf "${DATA_DIR:?}/$mode"
     start_vigil "$OUT/$mode.toml" "$OUT/$mode-$round.log"
@@ -81,24 +82,22 @@ run_mode() {  # $1 = off|on, $2 = round; prints "ping set"
         scraper=$!
         PIDS+=("$scraper")
     fi
-    local ping set
-    ping=$(search "$mode-$round-ping" --op ping)
-    set=$(search "$mode-$round-set" --op set --keys "$KEYS" --value-bytes 16)
-    [ -n "$scraper" ] && kill "$scraper" 2>/dev/null && wait "$scraper" 2>/dev/null || true
+    PING[$mode-$round]=$(search "$mode-$round-ping" --op ping)
+    SET[$mode-$round]=$(search "$mode-$round-set" --op set --keys "$KEYS" --value-bytes 16)
+    if [ -n "$scraper" ]; then
+        kill "$scraper" 2>/dev/null || true
+        wait "$scraper" 2>/dev/null || true
+    fi
     kill -INT "$VIGIL_PID"
     wait "$VIGIL_PID" || die "vigil exited badly (see $OUT/$mode-$round.log)"
     PIDS=()
-    echo "$ping $set"
 }
 
-declare -A PING SET
 for round in 1 2; do
     for mode in off on; do
         echo "== round $round, metrics $mode"
-        read -r p s < <(run_mode "$mode" "$round")
-        PING[$mode-$round]=$p
-        SET[$mode-$round]=$s
-        info "max PING/s $p, max durable SET/s $s"
+        run_mode "$mode" "$round"
+        info "max PING/s ${PING[$mode-$round]}, max durable SET/s ${SET[$mode-$round]}"
     done
 done
 [ -s "$OUT/scrape-1.txt" ] || die "no scrape of /metrics was saved while metrics were on"

@@ -4,7 +4,7 @@
 //! Names and units by Prometheus conventions: every name starts `vigil_` (the process's own
 //! `process_`), counters end `_total` (the encoder adds it), durations are `_seconds`, sizes
 //! `_bytes`. Labels: `shard`, `partition`, and `reason` / `cause` / `status` / `opcode` where a
-//! counter is split. docs/OPERATIONS-METRICS.md lists every family.
+//! counter is split. docs/OPERATIONS.md lists every family.
 //!
 //! Invariants: a family is written once with all its samples (one descriptor, then one sample per
 //! label set); nothing here fails but the `fmt::Write` of the encoder.
