@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
     streams.client_close(c);
     let mut out = 0usize;
     for t in 0..(input.len() + 16) * 4 {
-        conns.poll(&mut engine, Nanos(t as u64));
+        conns.poll(&mut engine, Nanos(t as u64), &vigil::conn::ReadGuard::NONE);
         out += streams.client_take(c).len();
         if streams.server_closed(c) {
             break;
