@@ -129,6 +129,8 @@ fn the_counters_agree_with_what_was_driven_and_promtool_finds_nothing() {
     assert!(sum_of(&text, "vigil_rx_datagrams_total", &[]) >= 500.0);
     assert_eq!(sum_of(&text, "vigil_raft_is_leader", &[]), 2.0, "one leader per partition");
     assert!(sum_of(&text, "process_resident_memory_bytes", &[]) > 0.0);
+    assert!(sum_of(&text, "vigil_recovery_duration_seconds", &[]) > 0.0);
+    assert!(sum_of(&text, "vigil_start_duration_seconds", &[]) > 0.0);
     promtool_check(&text, &dir);
     let (status, out) = server.stop();
     assert!(status.success(), "{out}");

@@ -280,6 +280,12 @@ impl NodeCollector {
             "Requests forwarded to the shard that owns their partition.",
             self.per_shard(|s| s.kv.forwarded),
         )?;
+        gauge(
+            enc,
+            "vigil_forwards_in_flight",
+            "Forwarded requests waiting for the owner shard's answer (the cross-shard inboxes' load).",
+            self.per_shard(|s| s.forwards_in_flight),
+        )?;
         counter(
             enc,
             "vigil_served_for_other_shards",
@@ -411,6 +417,29 @@ impl NodeCollector {
             "vigil_quiesced",
             "Times the partition's group quiesced.",
             self.per_partition(|p| p.counters.quiesced),
+        )?;
+        let seconds = |ns: u64| ns as f64 / 1e9;
+        family(
+            enc,
+            ("vigil_snapshot_duration", "Time snapshots took, capture to checkpoint.", Some(Unit::Seconds)),
+            MetricType::Counter,
+            self.per_partition(|p| p.counters.snapshot_ns_total).into_iter().map(|(l, v)| (l, seconds(v))),
+        )?;
+        family(
+            enc,
+            ("vigil_snapshot_last_duration", "Time the last snapshot took.", Some(Unit::Seconds)),
+            MetricType::Gauge,
+            self.per_partition(|p| p.counters.snapshot_ns_last).into_iter().map(|(l, v)| (l, seconds(v))),
+        )?;
+        family(
+            enc,
+            (
+                "vigil_recovery_duration",
+                "Time the partition's recovery took at the start.",
+                Some(Unit::Seconds),
+            ),
+            MetricType::Gauge,
+            self.per_partition(|p| p.counters.recovery_ns).into_iter().map(|(l, v)| (l, seconds(v))),
         )
     }
 

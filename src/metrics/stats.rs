@@ -75,8 +75,9 @@ pub struct ShardStats {
     pub io: IoCounters,
     /// Requests executed, by opcode: (opcode, name, count).
     pub opcodes: Vec<(u8, &'static str, u64)>,
-    /// The KV subsystem's counters.
+    /// The KV subsystem's counters, and the forwarded requests waiting for their answer.
     pub kv: KvShardCounters,
+    pub forwards_in_flight: u64,
     /// Its TCP connections' counters, when it serves TCP.
     pub conns: Option<(ConnCounters, StreamCounters)>,
     /// Its peer link's, in a replicated node.
@@ -99,6 +100,7 @@ impl ShardStats {
             io: report.io,
             opcodes: shard.engine().dispatcher().registered().collect(),
             kv: kv.counters(),
+            forwards_in_flight: kv.forwards_in_flight() as u64,
             conns: shard.connections().map(|c| c.counters()),
             peer: kv.peer_link().map(|l| {
                 let (inbox, outbox, link) = l.counters();

@@ -178,6 +178,11 @@ impl<D: BlockIo> KvShard<D> {
         self.counters
     }
 
+    /// Requests this shard forwarded to others (or handed over) whose answer it waits for.
+    pub fn forwards_in_flight(&self) -> usize {
+        self.router.as_ref().map_or(0, |r| r.in_flight())
+    }
+
     /// How long this shard's durable writes took, from their batch's seal to their answer.
     pub fn write_latency(&self) -> &crate::metrics::Latency {
         &self.write_latency

@@ -74,4 +74,10 @@ pub struct PartitionCounters {
     pub woken_by_leader_lost: u64,
     /// ... because a peer node was back after a silence (a quiet leader catches it up).
     pub woken_by_peer_back: u64,
+    /// Time the snapshots took, from their capture to their checkpoint, all of them and the
+    /// last one (ns of the node's clock).
+    pub snapshot_ns_total: u64,
+    pub snapshot_ns_last: u64,
+    /// How long this partition's recovery took at the start (ns; the server measures it).
+    pub recovery_ns: u64,
 }

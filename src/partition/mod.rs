@@ -280,6 +280,8 @@ pub struct Partition<D: BlockIo> {
     snapshot_every_entries: u64,
     /// The index of the last snapshot taken (or loaded).
     snapshot_index: u64,
+    /// When the snapshot being taken was captured (its duration, `counters.snapshot_ns_*`).
+    snapshot_started_at: Nanos,
     /// A snapshot written to its file whose checkpoint the log refused for now (`Busy`).
     checkpoint_pending: Option<(u64, Option<Vec<u8>>)>,
     /// (term, index): as leader in `term`, reads wait until `index` (its first entry) is applied.
@@ -361,6 +363,11 @@ impl<D: BlockIo> Partition<D> {
     /// works): only a restart, which recovers the log, brings it back.
     pub fn failure(&self) -> Option<&str> {
         self.raft.store().ual().poisoned()
+    }
+
+    /// Records how long this partition's recovery took (the server measures it).
+    pub fn note_recovery_ns(&mut self, ns: u64) {
+        self.counters.recovery_ns = ns;
     }
 
     /// Requests waiting for their entry.

@@ -215,6 +215,7 @@ impl<D: BlockIo> PartitionRecovery<D> {
             events: Events::Kept(RecentEvents::default()),
             snapshot_every_entries: config.snapshot_every_entries,
             snapshot_index: applied_from,
+            snapshot_started_at: Nanos(0),
             checkpoint_pending: None,
             upkeep_pending: false,
             snapshot_pump: Default::default(),

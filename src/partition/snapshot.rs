@@ -94,6 +94,7 @@ impl<D: BlockIo> Partition<D> {
     pub(super) fn take_snapshot(&mut self, index: u64) {
         // Whatever the outcome, the next attempt comes after as many entries again, not at every poll.
         self.snapshot_index = index;
+        self.snapshot_started_at = self.now;
         let Some(store) = self.snapshots.as_mut() else {
             let mut bytes = Vec::new();
             self.router.snapshot(&mut bytes);
@@ -130,7 +131,12 @@ impl<D: BlockIo> Partition<D> {
             return;
         }
         match self.raft.store_mut().checkpoint(index, data) {
-            Ok(()) => self.counters.snapshots += 1,
+            Ok(()) => {
+                let took = self.now.0.saturating_sub(self.snapshot_started_at.0);
+                let c = &mut self.counters;
+                (c.snapshots, c.snapshot_ns_last) = (c.snapshots + 1, took);
+                c.snapshot_ns_total = c.snapshot_ns_total.saturating_add(took);
+            }
             Err(e) => {
                 self.counters.snapshot_failures += 1;
                 self.report(PartitionEvent::CheckpointRefused { index, error: e.to_string() });

@@ -100,6 +100,7 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
             Ok((mut partition, report)) => {
                 let ms = started.elapsed().as_secs_f64() * 1e3;
                 tracing::info!(target: "vigil", "partition {p} (shard {id}) recovered: {report}; in {ms:.1} ms");
+                partition.note_recovery_ns(started.elapsed().as_nanos() as u64);
                 partition.set_event_sink(Box::new(log_event));
                 partitions.push(partition);
             }
