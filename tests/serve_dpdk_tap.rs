@@ -24,6 +24,11 @@ struct TapNode {
 /// Starts `vigil serve` with `shards` shards on a tap interface of its own, pinned to the last
 /// cores, and gives the interface the host's address.
 fn start_tap_node(name: &str, shards: usize) -> TapNode {
+    start_tap_node_with(name, shards, "")
+}
+
+/// `start_tap_node` with `extra` appended to the config.
+fn start_tap_node_with(name: &str, shards: usize, extra: &str) -> TapNode {
     let pid = std::process::id();
     let iface = format!("vg{name}{}", pid % 10_000);
     let net = 100 + (pid as usize + shards) % 100;
@@ -50,7 +55,7 @@ vdevs = ["net_tap0,iface={iface},mac=02:56:47:00:01:02"]
 {tail}"#,
         tail = dpdk_test_tail(&format!("vigil-test-{name}-{pid}")),
         cores = cores.join(", ")
-    );
+    ) + extra;
     let server = Server::start(&dir, &config);
     assert!(server.ready_line.contains("backend=dpdk"), "{}", server.ready_line);
     assert!(server.ready_line.contains(&format!("shards={shards}")), "{}", server.ready_line);
@@ -66,7 +71,9 @@ vdevs = ["net_tap0,iface={iface},mac=02:56:47:00:01:02"]
 #[test]
 fn dpdk_tap_answers_kernel_ping_and_udp_echo() {
     require_root_and_dpdk("dpdk_tap_answers_kernel_ping_and_udp_echo");
-    let TapNode { server, vigil_ip, host_ip, dir } = start_tap_node("t1", 1);
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics = format!("[metrics]\nlisten = [\"127.0.0.1:{metrics_port}\"]\npublish_ms = 50\n");
+    let TapNode { server, vigil_ip, host_ip, dir } = start_tap_node_with("t1", 1, &metrics);
 
     let ping = Command::new("ping")
         .args(["-c", "3", "-i", "0.2", "-W", "2", &vigil_ip])
@@ -87,6 +94,13 @@ fn dpdk_tap_answers_kernel_ping_and_udp_echo() {
     let (valid, answered, dropped) = malformed_traffic_check(&sock, &to, 35);
     assert_eq!(valid, 35);
     assert!(answered > 0 && dropped > 0, "{answered} answered, {dropped} dropped");
+
+    // The port's counters, read from DPDK by the metrics thread while the shard polls.
+    let text = scrape_metrics(metrics_port);
+    let rx = metric_sum(&text, "vigil_port_packets_total", &["direction=\"rx\""]);
+    let tx = metric_sum(&text, "vigil_port_packets_total", &["direction=\"tx\""]);
+    assert!(rx >= 3.0 + 1.0 + 35.0 && tx >= 3.0, "the tap port counted {rx} frames in, {tx} out:\n{text}");
+    assert!(text.contains("vigil_port_xstats_total{name="), "the driver's xstats:\n{text}");
 
     let (status, out) = server.stop();
     assert!(status.success(), "vigil exited with {status}");

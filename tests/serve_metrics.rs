@@ -8,8 +8,10 @@
 
 mod common;
 
-use common::{answers, disk_temp_dir, exchange, free_udp_port, node_config, request, Server};
-use std::io::{Read, Write};
+use common::{
+    answers, disk_temp_dir, exchange, free_udp_port, metric_sum, node_config, request, scrape_metrics,
+    try_http, Server,
+};
 use std::net::{TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -34,32 +36,12 @@ fn http(port: u16, head: &str) -> (u16, String) {
     try_http(port, head).expect("connecting")
 }
 
-/// `http`, or `None` when nothing listens on `port` (yet).
-fn try_http(port: u16, head: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(head.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_string());
-    Some((status, body))
-}
-
 fn scrape(port: u16) -> String {
-    let (status, body) = http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(status, 200, "{body}");
-    body
+    scrape_metrics(port)
 }
 
-/// The sum of a metric's samples whose labels contain every one of `with`.
 fn sum_of(text: &str, name: &str, with: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .filter(|l| with.iter().all(|w| l.contains(w)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    metric_sum(text, name, with)
 }
 
 /// Sends `n` requests of `op` (bodies from `body(i)`) one at a time and checks each answer's

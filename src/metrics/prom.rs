@@ -35,6 +35,20 @@ pub struct ProcessStats {
     pub start_duration_s: f64,
 }
 
+/// A DPDK port's counters at a scrape (`rte_eth_stats_get` and the driver's xstats).
+#[derive(Clone, Debug, Default)]
+pub struct PortReport {
+    /// Frames and bytes in and out.
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Drops and errors by reason (`imissed`, `ierrors`, `oerrors`, `rx_nombuf`).
+    pub dropped: Vec<(&'static str, u64)>,
+    /// The driver's extended counters, by name.
+    pub xstats: Vec<(String, u64)>,
+}
+
 /// Labels of one sample.
 type Labels = Vec<(&'static str, String)>;
 
@@ -43,12 +57,19 @@ type Labels = Vec<(&'static str, String)>;
 struct NodeCollector {
     shards: Vec<Arc<ShardStats>>,
     process: ProcessStats,
+    port: Option<PortReport>,
 }
 
-/// Writes the node's metrics, from `shards` (the board's latest) and `process`, into `out`.
-pub fn render(shards: Vec<Arc<ShardStats>>, process: ProcessStats, out: &mut String) -> fmt::Result {
+/// Writes the node's metrics, from `shards` (the board's latest), `process` and the DPDK `port`
+/// (on that backend), into `out`.
+pub fn render(
+    shards: Vec<Arc<ShardStats>>,
+    process: ProcessStats,
+    port: Option<PortReport>,
+    out: &mut String,
+) -> fmt::Result {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(NodeCollector { shards, process }));
+    registry.register_collector(Box::new(NodeCollector { shards, process, port }));
     prometheus_client::encoding::text::encode(out, &registry)
 }
 
@@ -175,6 +196,7 @@ impl Collector for NodeCollector {
         self.encode_partitions(&mut enc)?;
         self.encode_log(&mut enc)?;
         self.encode_peers(&mut enc)?;
+        self.encode_port(&mut enc)?;
         self.encode_process(&mut enc)
     }
 }
@@ -531,6 +553,27 @@ impl NodeCollector {
         counter(enc, "vigil_peer_dropped", "Peer datagrams and messages dropped, by reason.", drops)
     }
 
+    fn encode_port(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let Some(p) = &self.port else { return Ok(()) };
+        let dir = |d: &str| vec![("direction", d.to_string())];
+        counter(
+            enc,
+            "vigil_port_packets",
+            "Frames the DPDK port received and sent.",
+            [(dir("rx"), p.rx_packets), (dir("tx"), p.tx_packets)],
+        )?;
+        family(
+            enc,
+            ("vigil_port", "Bytes the DPDK port received and sent.", Some(Unit::Bytes)),
+            MetricType::Counter,
+            [(dir("rx"), p.rx_bytes as f64), (dir("tx"), p.tx_bytes as f64)],
+        )?;
+        let dropped = p.dropped.iter().map(|(reason, n)| (vec![("reason", reason.to_string())], *n));
+        counter(enc, "vigil_port_dropped", "Frames the DPDK port dropped or failed, by reason.", dropped)?;
+        let xstats = p.xstats.iter().map(|(name, n)| (vec![("name", name.clone())], *n));
+        counter(enc, "vigil_port_xstats", "The DPDK driver's extended counters, by name.", xstats)
+    }
+
     fn encode_process(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         let p = &self.process;
         let none = || vec![(Labels::new(), 0.0)];
@@ -586,7 +629,14 @@ mod tests {
     #[test]
     fn counters_gauges_and_a_cumulative_histogram_in_both_formats() {
         let mut om = String::new();
-        render(sample(), ProcessStats::default(), &mut om).unwrap();
+        let port = PortReport {
+            rx_packets: 9,
+            xstats: vec![("rx_good_packets".into(), 9)],
+            ..PortReport::default()
+        };
+        render(sample(), ProcessStats::default(), Some(port), &mut om).unwrap();
+        assert!(om.contains("vigil_port_packets_total{direction=\"rx\"} 9"));
+        assert!(om.contains("vigil_port_xstats_total{name=\"rx_good_packets\"} 9"));
         assert!(om.ends_with("# EOF\n"));
         assert!(om.contains("# TYPE vigil_rx_datagrams counter\n"));
         assert!(om.contains("vigil_rx_datagrams_total{shard=\"1\"} 7"));

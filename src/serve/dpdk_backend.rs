@@ -186,6 +186,14 @@ pub(super) fn serve(
     let eal_for_shards = eal.clone();
     let routers = build_routers(config)?;
     let node_cluster = cluster::NodeCluster::new(config);
+    // The scrapes read the port's counters from the metrics thread until the port goes.
+    let port_reader = port.stats_reader();
+    if let Some(b) = &board {
+        let reader = port_reader.clone();
+        if let Ok(mut source) = b.port.lock() {
+            *source = Some(Box::new(move || reader.read().map(|(s, x)| port_report(&s, x))));
+        }
+    }
     let tcp = tcp.map(|t| t.start(config, stop.clone())).transpose()?;
     let streams = tcp.as_ref().map(tcp::TcpRunning::shards);
     let results = run_shards(config, &stop, &line, ready, move |id, ready| {
@@ -213,6 +221,7 @@ pub(super) fn serve(
     let acceptor_line = tcp.map(tcp::TcpRunning::finish);
     let results = results?;
     let stats = port.stats().map(|s| format!("{s:?}")).ok();
+    port_reader.close();
     drop(exception_port);
     drop(port);
     drop(pools);
@@ -220,4 +229,24 @@ pub(super) fn serve(
     let mut report = report(ActiveBackend::Dpdk, results, stats);
     report.partitions.extend(acceptor_line);
     Ok(report)
+}
+
+/// A DPDK port's counters as the metrics encode them.
+fn port_report(
+    s: &vigil_pmd::dpdk::PortStats,
+    xstats: Vec<(String, u64)>,
+) -> crate::metrics::prom::PortReport {
+    crate::metrics::prom::PortReport {
+        rx_packets: s.ipackets,
+        tx_packets: s.opackets,
+        rx_bytes: s.ibytes,
+        tx_bytes: s.obytes,
+        dropped: vec![
+            ("imissed", s.imissed),
+            ("ierrors", s.ierrors),
+            ("oerrors", s.oerrors),
+            ("rx_nombuf", s.rx_nombuf),
+        ],
+        xstats,
+    }
 }

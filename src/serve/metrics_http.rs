@@ -16,7 +16,7 @@
 
 use super::ServeError;
 use crate::config::Config;
-use crate::metrics::prom::{self, ProcessStats};
+use crate::metrics::prom::{self, PortReport, ProcessStats};
 use crate::metrics::StatsBoard;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -31,11 +31,16 @@ const ACCEPT_POLL: Duration = Duration::from_millis(20);
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Where a scrape reads the DPDK port's counters, once the DPDK backend registered a reader
+/// (`None` on the kernel backend). The backend empties it before its port goes.
+pub(super) type PortSource = Arc<std::sync::Mutex<Option<Box<dyn Fn() -> Option<PortReport> + Send>>>>;
+
 /// The endpoint's listeners, bound; `start` serves them.
 pub(super) struct MetricsServing {
     listeners: Vec<TcpListener>,
     addrs: Vec<SocketAddr>,
     board: StatsBoard,
+    port: PortSource,
     request_bytes_max: usize,
 }
 
@@ -64,6 +69,7 @@ pub(super) fn prepare(config: &Config) -> Result<Option<MetricsServing>, ServeEr
         listeners,
         addrs,
         board: StatsBoard::new(config.node.shards),
+        port: PortSource::default(),
         request_bytes_max: m.request_bytes_max,
     }))
 }
@@ -72,6 +78,11 @@ impl MetricsServing {
     /// The board the shards publish to.
     pub(super) fn board(&self) -> StatsBoard {
         self.board.clone()
+    }
+
+    /// Where the DPDK backend registers its port's counters.
+    pub(super) fn port_source(&self) -> PortSource {
+        Arc::clone(&self.port)
     }
 
     /// The addresses served, for the ready line.
@@ -117,7 +128,9 @@ impl MetricsServing {
         let (status, content_type, body) = match read_head(&mut stream, self.request_bytes_max) {
             Ok(Head::Get { path, openmetrics }) if path == "/metrics" => {
                 let mut body = String::new();
-                match prom::render(self.board.latest(), process_stats(started, ready_at_ns), &mut body) {
+                let port = self.port.lock().ok().and_then(|source| source.as_ref().and_then(|read| read()));
+                match prom::render(self.board.latest(), process_stats(started, ready_at_ns), port, &mut body)
+                {
                     Ok(()) if openmetrics => ("200 OK", prom::CONTENT_TYPE, body),
                     Ok(()) => ("200 OK", prom::CONTENT_TYPE_TEXT, prom::to_prometheus_text(&body)),
                     Err(_) => ("500 Internal Server Error", "text/plain", "encoding failed\n".into()),

@@ -178,9 +178,11 @@ pub fn serve(
     }
     // Held until this function returns, after every shard has been joined.
     let _lock = prepare_storage(config)?;
-    let board = metrics
-        .as_ref()
-        .map(|m| Publish { board: m.board(), every_ns: config.metrics.publish_ms * 1_000_000 });
+    let board = metrics.as_ref().map(|m| Publish {
+        board: m.board(),
+        every_ns: config.metrics.publish_ms * 1_000_000,
+        port: m.port_source(),
+    });
     let metrics_line =
         metrics.as_ref().map_or(String::new(), |m| format!(" and metrics {:?} (/metrics)", m.addrs()));
     let metrics = metrics.map(|m| m.start(stop.clone(), started)).transpose()?;
@@ -203,6 +205,8 @@ pub fn serve(
 pub(super) struct Publish {
     pub(super) board: crate::metrics::StatsBoard,
     pub(super) every_ns: u64,
+    /// Where the DPDK backend registers its port's counters for the scrapes.
+    pub(super) port: metrics_http::PortSource,
 }
 
 /// Serves on the configured backend (falling back to the kernel's sockets where allowed).

@@ -472,3 +472,35 @@ segment_count = 4
 "#
     )
 }
+
+/// One HTTP exchange on loopback `port` with `head` sent as is (the server closes after its
+/// answer): the status code and the body; `None` when nothing listens there (yet).
+pub fn try_http(port: u16, head: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_string());
+    Some((status, body))
+}
+
+/// A node's `/metrics` on loopback `port` (Prometheus text).
+pub fn scrape_metrics(port: u16) -> String {
+    let (status, body) =
+        try_http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("the metrics port");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The sum of a metric's samples in Prometheus text whose labels contain every one of `with`.
+pub fn metric_sum(text: &str, name: &str, with: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| with.iter().all(|w| l.contains(w)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

@@ -20,7 +20,7 @@ pub use eal::{Eal, EalConfig, LcoreGuard};
 pub use error::DpdkError;
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
-pub use port::{Port, PortConfig, PortStats, RxTxQueue, QUEUE_BURST_MAX};
+pub use port::{Port, PortConfig, PortStats, PortStatsReader, RxTxQueue, QUEUE_BURST_MAX};
 pub use udp_io::{DpdkRx, DpdkTx, DpdkUdpIo, ARP_TABLE_LEN, BURST_SIZE_MAX};
 
 /// The raw bindings, for what the safe layer does not cover (tests, diagnostics).

@@ -337,6 +337,68 @@ impl Port {
     }
 }
 
+/// A port's counters for another thread (a metrics endpoint) while the shards poll its queues:
+/// the port id behind a lock that the port's owner closes (`close`) before the port goes, so no
+/// read reaches a port that was stopped or an EAL that was cleaned up.
+#[derive(Clone, Debug)]
+pub struct PortStatsReader {
+    port_id: Arc<Mutex<Option<u16>>>,
+}
+
+impl Port {
+    /// A reader of this port's counters for another thread; `PortStatsReader::close` it before
+    /// the port is dropped.
+    pub fn stats_reader(&self) -> PortStatsReader {
+        PortStatsReader { port_id: Arc::new(Mutex::new(Some(self.inner.port_id))) }
+    }
+}
+
+impl PortStatsReader {
+    /// The port's basic counters and its extended ones (name, value); `None` once closed or if
+    /// the driver refuses.
+    pub fn read(&self) -> Option<(PortStats, Vec<(String, u64)>)> {
+        let guard = self.port_id.lock().ok()?;
+        let port_id = (*guard)?;
+        let stats = port_stats(port_id).ok()?;
+        Some((stats, port_xstats(port_id).unwrap_or_default()))
+    }
+
+    /// No more reads: returns once a read in progress finished.
+    pub fn close(&self) {
+        if let Ok(mut g) = self.port_id.lock() {
+            *g = None;
+        }
+    }
+}
+
+/// The extended counters of `port_id` (`rte_eth_xstats_get_names`, `rte_eth_xstats_get`).
+fn port_xstats(port_id: u16) -> Result<Vec<(String, u64)>, DpdkError> {
+    // SAFETY: a null array of size 0 asks for the count only.
+    let n = unsafe { dpdk_sys::rte_eth_xstats_get_names(port_id, std::ptr::null_mut(), 0) };
+    if n <= 0 {
+        return Ok(Vec::new());
+    }
+    let n = n as usize;
+    let mut names = vec![dpdk_sys::rte_eth_xstat_name { name: [0; 64] }; n];
+    let mut values = vec![dpdk_sys::rte_eth_xstat { id: 0, value: 0 }; n];
+    // SAFETY: both arrays hold `n` entries, the size passed.
+    let got_names = unsafe { dpdk_sys::rte_eth_xstats_get_names(port_id, names.as_mut_ptr(), n as u32) };
+    // SAFETY: as above.
+    let got = unsafe { dpdk_sys::rte_eth_xstats_get(port_id, values.as_mut_ptr(), n as u32) };
+    if got_names < 0 || got < 0 {
+        return Err(DpdkError::InvalidArgument(format!("port {port_id}: xstats unavailable")));
+    }
+    let count = (got_names.min(got) as usize).min(n);
+    Ok(values[..count]
+        .iter()
+        .filter_map(|v| {
+            let name = names.get(v.id as usize)?;
+            let bytes: Vec<u8> = name.name.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+            Some((String::from_utf8_lossy(&bytes).into_owned(), v.value))
+        })
+        .collect())
+}
+
 fn port_stats(port_id: u16) -> Result<PortStats, DpdkError> {
     let mut s = dpdk_sys::rte_eth_stats::default();
     // SAFETY: valid out pointer; reading counters is allowed while queues are polled.
