@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # What live metrics cost (docs/BENCHMARKS.md, "Metrics"): the maximum PING rate and the maximum
 # durable SET rate of one node (one shard, kernel UDP on loopback, durable io_uring log) with its
-# metrics endpoint off, and on with /metrics scraped every second, in the same run, alternating
-# off / on twice so that drift of the VM shows. vigil-loadgen's search (bisection, trials of
-# SEARCH_SECONDS, loss <= LOSS_MAX, achieved >= 99% of offered).
+# metrics endpoint off, on (the shard publishing its snapshots, nobody scraping), and on with
+# /metrics scraped every second, in the same run, in two rounds so that drift of the VM shows.
+# vigil-loadgen's search (bisection, trials of SEARCH_SECONDS, loss <= LOSS_MAX, achieved >= 99%
+# of offered).
 #
 # Prints one table with the ratios; keeps every JSON, log, config and scrape under OUT.
 #
-#   sudo bench/metrics.sh                 # ~4 minutes
+#   sudo bench/metrics.sh                 # ~7 minutes
 #   bench/metrics.sh --dry-run            # preflight, build, the configs; nothing run
 set -euo pipefail
 source "$(cd "$(dirname "$0")" && pwd)/../scripts/lib.sh"
@@ -72,12 +73,13 @@ search() {  # $1 = run name, then flags; writes $OUT/$1.json
 }
 
 declare -A PING SET
-run_mode() {  # $1 = off|on, $2 = round: PING[$1-$2] and SET[$1-$2] get the maxima
-    local mode=$1 round=$2 scraper=""
-    rm -rf "${DATA_DIR:?}/$mode"
-    start_vigil "$OUT/$mode.toml" "$OUT/$mode-$round.log"
+run_mode() {  # $1 = off|on|scraped, $2 = round: PING[$1-$2] and SET[$1-$2] get the maxima
+    local mode=$1 round=$2 scraper="" conf=$1
+    [ "$mode" = scraped ] && conf=on
+    rm -rf "${DATA_DIR:?}/$conf"
+    start_vigil "$OUT/$conf.toml" "$OUT/$mode-$round.log"
     PIDS=("$VIGIL_PID")
-    if [ "$mode" = on ]; then
+    if [ "$mode" = scraped ]; then
         ( while sleep 1; do curl -s -o "$OUT/scrape-$round.txt" "http://127.0.0.1:$METRICS_PORT/metrics" || true; done ) &
         scraper=$!
         PIDS+=("$scraper")
@@ -94,7 +96,7 @@ run_mode() {  # $1 = off|on, $2 = round: PING[$1-$2] and SET[$1-$2] get the maxi
 }
 
 for round in 1 2; do
-    for mode in off on; do
+    for mode in off on scraped; do
         echo "== round $round, metrics $mode"
         run_mode "$mode" "$round"
         info "max PING/s ${PING[$mode-$round]}, max durable SET/s ${SET[$mode-$round]}"
@@ -105,13 +107,13 @@ promtool check metrics < "$OUT/scrape-1.txt" && ok "promtool check metrics: a sc
 
 echo
 echo "== results (kernel UDP on loopback, shard on core $SERVER_CORE, load generator on core $LOADGEN_CORE)"
-printf '  %-28s %12s %12s %8s\n' "" "metrics off" "on (1 s)" "ratio"
+printf '  %-26s %12s %12s %14s %8s %8s\n' "" "metrics off" "on" "on, scraped 1s" "on/off" "scr/off"
 for round in 1 2; do
     for what in PING SET; do
         declare -n t=$what
-        off=${t[off-$round]}; on=${t[on-$round]}
-        printf '  %-28s %12s %12s %8s\n' "round $round: max $what/s" "$off" "$on" \
-            "$(python3 -c "print(f'{$on / max($off, 1):.3f}')")"
+        off=${t[off-$round]}; on=${t[on-$round]}; scr=${t[scraped-$round]}
+        printf '  %-26s %12s %12s %14s %8s %8s\n' "round $round: max $what/s" "$off" "$on" "$scr" \
+            "$(python3 -c "print(f'{$on / max($off, 1):.3f}')")" "$(python3 -c "print(f'{$scr / max($off, 1):.3f}')")"
     done
 done
 info "everything under $OUT"

@@ -392,10 +392,18 @@ impl Sim {
                     (1..=NODES).filter(|n| *n != i as u64 + 1).map(|n| peer_of(node_addr(n))).collect();
                 let mut others = others;
                 others.extend(self.clients.iter().map(|c| c.ep.addr()));
-                self.net.partition(&[cut], &others);
+                // A third of the cuts go one way only (asymmetric: the node hears the others, or
+                // they hear it, but not both).
+                let one_way = self.rng.below(3);
+                match one_way {
+                    0 => self.net.partition_one_way(&[cut], &others),
+                    1 => self.net.partition_one_way(&others, &[cut]),
+                    _ => self.net.partition(&[cut], &others),
+                }
                 self.heal_at = self.step + 100 + self.rng.below(900);
                 self.stats.cuts += 1;
-                self.log(|| format!("cut node {} off until {}", i + 1, self.heal_at));
+                let how = ["from the others", "to the others", "both ways"][one_way as usize];
+                self.log(|| format!("cut node {} {how} until {}", i + 1, self.heal_at));
             }
             _ => {}
         }

@@ -96,15 +96,20 @@ struct World {
     seq: u64,
     endpoints: HashMap<Peer, usize>,
     inboxes: Vec<std::collections::VecDeque<VecRx>>,
-    /// Each partition: the side of each endpoint index (None: not part of it).
-    partitions: Vec<Vec<Option<bool>>>,
+    /// Each partition: the side of each endpoint index (None: not part of it), and whether it
+    /// cuts one way only (from side `false` to side `true`).
+    partitions: Vec<(Vec<Option<bool>>, bool)>,
     counters: SimNetCounters,
 }
 
 impl World {
     fn cut(&self, a: Peer, b: Peer) -> bool {
         let (Some(&i), Some(&j)) = (self.endpoints.get(&a), self.endpoints.get(&b)) else { return false };
-        self.partitions.iter().any(|p| matches!((p[i], p[j]), (Some(x), Some(y)) if x != y))
+        self.partitions.iter().any(|(p, one_way)| match (p[i], p[j]) {
+            (Some(false), Some(true)) => true,
+            (Some(true), Some(false)) => !one_way,
+            _ => false,
+        })
     }
 
     fn send(&mut self, from: Peer, to: Peer, payload: Vec<u8>) {
@@ -195,7 +200,7 @@ impl SimNet {
         let i = w.inboxes.len();
         assert!(w.endpoints.insert(addr, i).is_none(), "address {addr:?} already has an endpoint");
         w.inboxes.push(std::collections::VecDeque::new());
-        for p in &mut w.partitions {
+        for (p, _) in &mut w.partitions {
             p.push(None);
         }
         SimEndpoint { world: Rc::clone(&self.world), addr, counters: IoCounters::default() }
@@ -203,6 +208,15 @@ impl SimNet {
 
     /// Cuts every path between `a` and `b` (both ways) until `heal`. Endpoints must exist.
     pub fn partition(&self, a: &[Peer], b: &[Peer]) {
+        self.cut(a, b, false);
+    }
+
+    /// Cuts every path from `a` to `b` (one way: `b` still reaches `a`) until `heal`.
+    pub fn partition_one_way(&self, a: &[Peer], b: &[Peer]) {
+        self.cut(a, b, true);
+    }
+
+    fn cut(&self, a: &[Peer], b: &[Peer], one_way: bool) {
         let mut w = self.world.borrow_mut();
         let mut sides = vec![None; w.inboxes.len()];
         for (set, side) in [(a, false), (b, true)] {
@@ -211,7 +225,7 @@ impl SimNet {
                 sides[i] = Some(side);
             }
         }
-        w.partitions.push(sides);
+        w.partitions.push((sides, one_way));
     }
 
     /// Removes every partition.
@@ -408,6 +422,19 @@ mod tests {
         send(&mut a, addr(2), b"x");
         clock.advance(1_000_000);
         assert_eq!(recv_all(&mut b).len(), 1);
+    }
+
+    #[test]
+    fn a_one_way_cut_drops_one_direction_only() {
+        let clock = SimClock::new();
+        let net = SimNet::new(SimNetConfig::default(), clock.clone(), 5);
+        let (mut a, mut b) = (net.endpoint(addr(1)), net.endpoint(addr(2)));
+        net.partition_one_way(&[addr(1)], &[addr(2)]);
+        send(&mut a, addr(2), b"x");
+        send(&mut b, addr(1), b"y");
+        clock.advance(1_000_000);
+        assert!(recv_all(&mut b).is_empty(), "a -> b is cut");
+        assert_eq!(recv_all(&mut a).len(), 1, "b -> a is not");
     }
 
     #[test]
