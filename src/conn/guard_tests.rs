@@ -2,10 +2,11 @@
 //! it is before the soonest lease end, and dropped, the connection closed and counted, when it is
 //! not (the process stopped mid-iteration past the lease).
 
-use super::http::tests::engine;
-use super::resp::RespSettings;
-use super::*;
+use crate::conn::http::tests::engine;
+use crate::conn::resp::RespSettings;
+use crate::conn::{protocol_tag, ConnLimits, Connections, ReadGuard};
 use vigil_pmd::sim::SimStreams;
+use vigil_pmd::Nanos;
 
 const LIMITS: ConnLimits = ConnLimits {
     input_bytes_max: 64 << 10,

@@ -24,7 +24,9 @@ pub mod binary;
 mod buffers;
 pub mod candle_fields;
 pub mod candle_json;
+mod guard;
 use buffers::{flush, read_some, trim, READ_CHUNK};
+pub use guard::ReadGuard;
 pub mod detect;
 pub mod http;
 pub mod hub;
@@ -210,29 +212,6 @@ pub struct ConnCounters {
     pub watchers_closed_slow: u64,
     /// Watchers closed (1011) because their shard's change feed lost changes.
     pub watchers_closed_lost: u64,
-}
-
-/// Whether answers a session made in this iteration may go out: the reads were answered on
-/// leases that end at `valid_until` at the soonest, and `clock` read after answering proves they
-/// were made before then. A process stopped between the iteration's clock read and an answer
-/// could otherwise send a read made after its lease ran out (the packet path checks the same,
-/// `ShardService::answers_still_valid`).
-#[derive(Clone, Copy)]
-pub struct ReadGuard<'a> {
-    /// The soonest end of the leases reads were answered on (`u64::MAX`: none needs one).
-    pub valid_until: Nanos,
-    /// The clock to read after answering; `None`: time does not move within an iteration.
-    pub clock: Option<&'a dyn Fn() -> Nanos>,
-}
-
-impl ReadGuard<'_> {
-    /// No lease to check (tests, and a service without leases).
-    pub const NONE: ReadGuard<'static> = ReadGuard { valid_until: Nanos(u64::MAX), clock: None };
-
-    /// Whether answers made up to now may no longer be valid.
-    fn lapsed(&self) -> bool {
-        self.valid_until.0 != u64::MAX && self.clock.is_some_and(|clock| clock() >= self.valid_until)
-    }
 }
 
 /// A shard's connections over its `StreamIo`.
@@ -649,6 +628,3 @@ fn http_limits(limits: &ConnLimits) -> HttpLimits {
 }
 
 // Tested with the shard loop and real partitions: src/shard/tests/conns.rs.
-
-#[cfg(test)]
-mod guard_tests;

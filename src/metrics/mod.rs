@@ -7,6 +7,7 @@
 //! - `board.rs`: `StatsBoard`, one slot per shard holding its latest `ShardStats` behind an
 //!   `ArcSwap`: the shard stores a new snapshot every `metrics.publish_ms` and readers load the
 //!   latest, neither ever waiting for the other.
+//! - `families.rs`: the metric families, a collector over one scrape's snapshots;
 //! - `prom.rs`: the node's metrics as Prometheus text (the `prometheus-client` crate's encoder
 //!   over a custom collector that reads the snapshots: its own histogram type takes a lock per
 //!   observation, which the shards must not).
@@ -18,6 +19,7 @@
 //! figures in).
 
 pub mod board;
+mod families;
 pub mod latency;
 pub mod prom;
 pub mod stats;
