@@ -137,8 +137,9 @@ struct Run {
     idle: Counts,
     /// Simulated ms from a read's arrival at a leader to the leader serving reads.
     read_wait_ms: u64,
-    /// Simulated ms from node 1 going silent until every group it led has a new leader.
-    failover_ms: u64,
+    /// Simulated ms from node 1 going silent until every group it led has a new leader (`None`:
+    /// node 1 led no group).
+    failover_ms: Option<u64>,
 }
 
 fn leaders(nodes: &[Node]) -> usize {
@@ -189,7 +190,8 @@ fn measure(partitions: u16, seconds: u64, quiesce: bool) -> Run {
         t += STEP_NS;
         assert!(t - silent_at < 10_000_000_000, "groups elect new leaders within 10 s");
     }
-    Run { idle, read_wait_ms, failover_ms: (t - silent_at) / 1_000_000 }
+    let failover_ms = (!led.is_empty()).then_some((t - silent_at) / 1_000_000);
+    Run { idle, read_wait_ms, failover_ms }
 }
 
 fn main() {
@@ -209,14 +211,14 @@ fn main() {
     for (n, quiesce, r) in &runs {
         let c = &r.idle;
         println!(
-            "| {} | {n} | {:.0} | {:.0} | {:.0} | {:.1} ms | {} ms | {} ms |",
+            "| {} | {n} | {:.0} | {:.0} | {:.0} | {:.1} ms | {} ms | {} |",
             if *quiesce { "quiesced" } else { "awake (baseline)" },
             per_s(c.messages),
             per_s(c.datagrams),
             per_s(c.bytes),
             c.cpu.as_secs_f64() * 1e3 / seconds as f64,
             r.read_wait_ms,
-            r.failover_ms
+            r.failover_ms.map_or("(node 1 led none)".to_string(), |ms| format!("{ms} ms"))
         );
     }
     for (n, quiesce, r) in runs.iter().filter(|(n, _, _)| *n == partitions) {
