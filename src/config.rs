@@ -8,7 +8,7 @@
 //! no silent default: `node.cores`, `dpdk.port` and `dpdk.vdevs` must be written out; tuning knobs
 //! (ring sizes, pool sizes) have documented defaults.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -48,7 +48,7 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Shards and cores.
@@ -83,7 +83,7 @@ pub struct Config {
 }
 
 /// Which block device backs each partition's log.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageBackend {
     /// io_uring with `O_DIRECT` on one preallocated file per partition in `storage.dir`: durable.
@@ -93,7 +93,7 @@ pub enum StorageBackend {
 }
 
 /// How a durable write is made durable (io_uring backend).
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum DurableMode {
     /// `RWF_DSYNC` on each log write (FUA where the device has it).
@@ -104,7 +104,7 @@ pub enum DurableMode {
 }
 
 /// The log: one Unified Append Log per partition.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// The block backend.
@@ -174,7 +174,7 @@ pub const INFLIGHT_BYTES_DEFAULT: u64 = 4 << 20;
 pub const INFLIGHT_BYTES_MIN: u64 = vigil_pmd::block::BLOCK_SIZE as u64;
 
 /// Limits of the KV projection.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KvConfig {
     /// Longest key in bytes.
@@ -264,7 +264,7 @@ impl StorageConfig {
 }
 
 /// Shards and the cores they are pinned to.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// Number of shards (one thread and one queue pair each).
@@ -275,7 +275,7 @@ pub struct NodeConfig {
 }
 
 /// Which packet backend serves the data plane.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// Kernel UDP sockets (recvmmsg/sendmmsg), one SO_REUSEPORT socket per shard.
@@ -285,7 +285,7 @@ pub enum Backend {
 }
 
 /// What to do when the DPDK backend cannot start.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Fallback {
     /// Fail with the error.
@@ -296,7 +296,7 @@ pub enum Fallback {
 }
 
 /// The data plane.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NetConfig {
     /// The backend.
@@ -326,7 +326,7 @@ pub struct NetConfig {
 }
 
 /// The kernel-socket backend.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KernelConfig {
     /// Address the sockets bind to.
@@ -359,7 +359,7 @@ impl Default for KernelConfig {
 }
 
 /// The DPDK backend.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DpdkConfig {
     /// The IPv4 address this port answers for (ARP, ICMP echo, UDP).

@@ -208,3 +208,47 @@ fn a_prometheus_server_scrapes_the_node_and_promql_returns_the_rate_driven() {
     let (status, out) = server.stop();
     assert!(status.success(), "{out}");
 }
+
+#[test]
+fn the_web_port_answers_the_json_api_from_the_shards_snapshots() {
+    let dir = disk_temp_dir("serve-web-api");
+    let (port, web) = (free_udp_port(), free_tcp_port());
+    let config = format!(
+        "{}[tcp]\nweb_listen = [\"127.0.0.1:{web}\"]\n[metrics]\npublish_ms = 50\n",
+        node_config(port, "data", 1_000_000, 2, None)
+    );
+    let server = Server::start(&dir, &config);
+    drive(port, opcode::SET, 20, set_body);
+    std::thread::sleep(Duration::from_millis(300));
+    let get = |path: &str| http(web, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    let json = |path: &str| -> serde_json::Value {
+        let (status, body) = get(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    };
+    let status = json("/api/status");
+    assert_eq!((status["shards"].as_u64(), status["partitions"].as_u64()), (Some(2), Some(2)), "{status}");
+    assert_eq!(status["keys"], 20, "{status}");
+    assert_eq!(status["partitions_leading"], 2, "{status}");
+    let shards = json("/api/shards");
+    assert_eq!(shards.as_array().map(Vec::len), Some(2));
+    let writes: u64 =
+        shards.as_array().unwrap().iter().map(|s| s["write_latency_us"]["count"].as_u64().unwrap()).sum();
+    assert_eq!(writes, 20);
+    let parts = json("/api/partitions");
+    assert!(parts
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["is_leader"] == true && p["term"].as_u64() >= Some(1)));
+    let config = json("/api/config");
+    assert_eq!(config["net"]["port"], port);
+    assert_eq!(get("/api/nothing").0, 404);
+    assert_eq!(
+        http(web, "POST /api/status HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").0,
+        405
+    );
+    assert_eq!(http(web, "\x01\x02 not http\r\n\r\n").0, 400);
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+}

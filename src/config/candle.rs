@@ -4,10 +4,10 @@
 
 use super::{invalid, ConfigError};
 use crate::candle::CandleLimits;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The candle store's settings.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CandleConfig {
     /// Run the candle projection in every partition. Once a partition's snapshot holds a candle

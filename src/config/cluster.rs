@@ -6,7 +6,7 @@
 //! nodes and among the replicas; every replica is a node; addresses are unique.
 
 use super::{invalid, ConfigError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::SocketAddrV4;
 
@@ -24,7 +24,7 @@ pub const TICK_MS_DEFAULT: u64 = 10;
 pub const REPLICAS_MAX: usize = 7;
 
 /// One node of the cluster.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     /// Its Raft id (at least 1).
@@ -34,7 +34,7 @@ pub struct PeerConfig {
 }
 
 /// The cluster's shape (see the module header).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// This node's Raft id.

@@ -2,13 +2,13 @@
 //! overrides it with any `tracing` filter (`RUST_LOG=vigil=debug`).
 
 use super::{invalid, ConfigError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The levels a config may name, least to most verbose.
 pub const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
 /// The node's log.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// The most verbose level written: `error`, `warn`, `info` (the default: starts, stops,

@@ -2,14 +2,14 @@
 //! shard publishes its counters for it (docs/OPERATIONS.md, "Metrics").
 
 use super::{invalid, ConfigError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddrV4;
 
 /// The shortest publish interval: a shard copies its counters at most this often.
 pub const PUBLISH_MS_MIN: u64 = 10;
 
 /// The metrics endpoint.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Addresses `/metrics` is served on (plain HTTP, by a thread of its own, never a shard);

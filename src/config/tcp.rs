@@ -4,11 +4,11 @@
 //! Every limit here is a bound the shards allocate to or enforce; nothing grows past them.
 
 use super::{invalid, ConfigError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddrV4;
 
 /// The TCP listeners and the limits of their connections.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TcpConfig {
     /// Serve TCP at all.

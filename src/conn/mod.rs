@@ -236,6 +236,8 @@ pub struct Connections {
     /// Changes for, and from, prefix watchers on other shards (`hub`); this shard's index there.
     hub: Arc<WatchHub>,
     shard: usize,
+    /// The operators' JSON API's view of the node, when the web port serves it.
+    ops: Option<Arc<crate::metrics::api::OpsView>>,
     /// This shard's prefix watchers (counted in the hub).
     prefix_watchers: usize,
     /// The records of this poll's changes for other shards, and those taken from the hub.
@@ -269,10 +271,17 @@ impl Connections {
             json: Vec::new(),
             hub: Arc::new(WatchHub::new(1)),
             shard: 0,
+            ops: None,
             prefix_watchers: 0,
             outbox: Vec::new(),
             inbox: Vec::new(),
         }
+    }
+
+    /// Serves the operators' JSON API on the web port from `ops`.
+    pub fn with_ops(mut self, ops: Option<Arc<crate::metrics::api::OpsView>>) -> Self {
+        self.ops = ops;
+        self
     }
 
     /// Shares `hub` with the node's other shards, as shard `shard` (without it a node is taken to
@@ -488,8 +497,8 @@ impl Connections {
         conn.retry = false;
         if !conn.dead && !conn.closing {
             let before = conn.output.len();
-            let resp = (&self.resp, &mut self.resp_args);
-            run_session(conn, engine, now, &mut self.scratch, &self.limits, resp, &mut self.counters);
+            let node = (&self.resp, &mut self.resp_args, self.ops.as_deref());
+            run_session(conn, engine, now, &mut self.scratch, &self.limits, node, &mut self.counters);
             if conn.output.len() > before && guard.lapsed() {
                 // What this pass answered is not sent (what earlier passes answered is); the
                 // connection closes, so the client knows to retry (`ReadGuard`).
@@ -548,7 +557,8 @@ fn run_session(
     now: Nanos,
     scratch: &mut [u8],
     limits: &ConnLimits,
-    (resp, resp_args): (&RespSettings, &mut ArgTable),
+    // The node's settings: RESP's, its argument table, the web port's JSON API view.
+    (resp, resp_args, ops): (&RespSettings, &mut ArgTable, Option<&crate::metrics::api::OpsView>),
     counters: &mut ConnCounters,
 ) {
     // Output already sent is dropped first, so the output limit counts what is unsent.
@@ -576,7 +586,7 @@ fn run_session(
         Session::Http(s) => s.run(&conn.input, &http_limits(limits), resp.pipeline_max, &mut cx),
         Session::Web(s) => {
             let (max, partitions) = (limits.page_candles_max, resp.partitions());
-            s.run(&conn.input, &web_limits(limits), max, partitions, &mut cx)
+            s.run(&conn.input, &web_limits(limits), max, partitions, ops, &mut cx)
         }
     };
     let consumed = match step {

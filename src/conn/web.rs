@@ -10,6 +10,9 @@
 //!   page, the values typed and each message by its field; a good candle is one CANDLE_LIGHT,
 //!   answered once durable with `303 See Other` to `/candles?lit=<id>#c-<id>` (post/redirect/get,
 //!   so a reload does not light it twice).
+//! - `GET /api/status`, `/api/shards`, `/api/partitions`, `/api/config`: the operators' JSON API
+//!   (`metrics::api`, from the shards' published snapshots); another `/api/` path 404, another
+//!   method 405.
 //! - `GET /`: 303 to `/candles` (the operators' dashboard will take `/`). Anything else is 404.
 //!
 //! One request at a time (browsers do not pipeline): the next is parsed once the page is whole.
@@ -25,6 +28,7 @@ use crate::candle::form::{Form, FormErrors};
 use crate::candle::page::{self, CandleView, FormView};
 use crate::candle::{tables, wire, Candle, Date};
 use crate::dispatch::Answer;
+use crate::metrics::api::OpsView;
 use crate::protocol::http::response::Response;
 use crate::protocol::http::{parse_request, target, Head, HttpLimits, Method, Parsed};
 use crate::shard::LateAnswer;
@@ -109,6 +113,7 @@ impl WebSession {
         limits: &HttpLimits,
         page_max: usize,
         partitions: u16,
+        ops: Option<&OpsView>,
         cx: &mut Cx<'_>,
     ) -> Step {
         let mut used = 0;
@@ -138,6 +143,10 @@ impl WebSession {
             };
             used += consumed;
             self.closing = !head.keep_alive;
+            if head.target.starts_with(b"/api/") {
+                self.api(&head, ops, cx);
+                continue;
+            }
             if let Some(step) = self.request(&head, body, page_max, partitions, cx) {
                 return match step {
                     Step::Retry { .. } => Step::Retry { consumed: used - consumed },
@@ -145,6 +154,33 @@ impl WebSession {
                 };
             }
         }
+    }
+
+    /// `/api/<what>`: the operators' JSON API (`metrics::api`), GET only.
+    fn api(&self, head: &Head<'_>, ops: Option<&OpsView>, cx: &mut Cx<'_>) {
+        let (path, _) = target::split(head.target);
+        let what = std::str::from_utf8(&path[b"/api/".len()..]).unwrap_or("");
+        let (status, body) = match (head.method, ops) {
+            (Method::Get | Method::Head, Some(ops)) => match ops.answer(what, cx.now.0) {
+                Some(json) => (200, json),
+                None => (
+                    404,
+                    r#"{"error":"no such API: /api/status, /api/shards, /api/partitions, /api/config"}"#
+                        .into(),
+                ),
+            },
+            (Method::Get | Method::Head, None) => {
+                (503, r#"{"error":"the API is not served by this node"}"#.into())
+            }
+            _ => (405, r#"{"error":"the API answers GET only"}"#.into()),
+        };
+        let mut r = Response::start(cx.output, status);
+        if status == 405 {
+            r.header("Allow", "GET, HEAD");
+        }
+        r.header("Cache-Control", "no-store");
+        r.connection(self.closing, head.minor_version == 0);
+        r.finish(Some("application/json"), body.as_bytes(), head.method == Method::Head);
     }
 
     /// Runs one request; `Some(Retry)` when it must be tried again (BUSY).

@@ -4,6 +4,7 @@
 //!   allocation per value) and the metrics thread reads buckets and quantiles from.
 //! - `stats.rs`: `ShardStats`, a plain copy of a shard's counters, its partitions' state and its
 //!   latency histogram, taken on the shard's own thread (`ShardStats::collect`).
+//! - `api.rs`: the operators' JSON API on the web port, rendered from the board;
 //! - `board.rs`: `StatsBoard`, one slot per shard holding its latest `ShardStats` behind an
 //!   `ArcSwap`: the shard stores a new snapshot every `metrics.publish_ms` and readers load the
 //!   latest, neither ever waiting for the other.
@@ -18,6 +19,7 @@
 //! moment); nothing here reads a clock or does I/O (the caller passes the time and the process
 //! figures in).
 
+pub mod api;
 pub mod board;
 mod families;
 pub mod latency;

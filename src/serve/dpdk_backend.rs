@@ -152,7 +152,10 @@ pub(super) fn serve(
     let d = config.dpdk.as_ref().expect("validated");
     // TCP through the exception path's kernel interface (none without it).
     let tcp_default = exception.as_ref().map(|_| SocketAddrV4::new(d.ip, config.net.port));
-    let tcp = tcp::prepare(config, tcp_default)?;
+    let mut tcp = tcp::prepare(config, tcp_default)?;
+    if let (Some(t), Some(b)) = (tcp.as_mut(), &board) {
+        t.set_ops(Arc::clone(&b.view));
+    }
     let tcp_line = tcp
         .as_ref()
         .map_or(String::new(), |t| format!(" and tcp {:?} (RESP, binary; exception path)", t.addrs));

@@ -51,8 +51,12 @@ pub(super) struct MetricsRunning {
     ready_at_ns: Arc<AtomicU64>,
 }
 
-/// Binds `metrics.listen`; `None` when the endpoint is off.
-pub(super) fn prepare(config: &Config) -> Result<Option<MetricsServing>, ServeError> {
+/// Binds `metrics.listen`, to serve `board` and `port`; `None` when the endpoint is off.
+pub(super) fn prepare(
+    config: &Config,
+    board: StatsBoard,
+    port: PortSource,
+) -> Result<Option<MetricsServing>, ServeError> {
     let m = &config.metrics;
     if !m.enabled() {
         return Ok(None);
@@ -65,26 +69,10 @@ pub(super) fn prepare(config: &Config) -> Result<Option<MetricsServing>, ServeEr
         listeners.push(l);
     }
     let addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-    Ok(Some(MetricsServing {
-        listeners,
-        addrs,
-        board: StatsBoard::new(config.node.shards),
-        port: PortSource::default(),
-        request_bytes_max: m.request_bytes_max,
-    }))
+    Ok(Some(MetricsServing { listeners, addrs, board, port, request_bytes_max: m.request_bytes_max }))
 }
 
 impl MetricsServing {
-    /// The board the shards publish to.
-    pub(super) fn board(&self) -> StatsBoard {
-        self.board.clone()
-    }
-
-    /// Where the DPDK backend registers its port's counters.
-    pub(super) fn port_source(&self) -> PortSource {
-        Arc::clone(&self.port)
-    }
-
     /// The addresses served, for the ready line.
     pub(super) fn addrs(&self) -> &[SocketAddr] {
         &self.addrs

@@ -169,7 +169,13 @@ pub fn serve(
     }
     // Before the data directory is touched: a start refused for its ports creates no store.
     let started = std::time::SystemTime::now();
-    let metrics = metrics_http::prepare(config)?;
+    // The shards publish their counters for the metrics endpoint and the web port's JSON API.
+    let board = publishes(config).then(|| crate::metrics::StatsBoard::new(config.node.shards));
+    let port_source = metrics_http::PortSource::default();
+    let metrics = match &board {
+        Some(b) => metrics_http::prepare(config, b.clone(), port_source.clone())?,
+        None => None,
+    };
     let mut kernel_tcp = None;
     if config.net.backend == Backend::Kernel {
         let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
@@ -178,10 +184,12 @@ pub fn serve(
     }
     // Held until this function returns, after every shard has been joined.
     let _lock = prepare_storage(config)?;
-    let board = metrics.as_ref().map(|m| Publish {
-        board: m.board(),
+    let started_ns = started.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let board = board.map(|board| Publish {
+        view: Arc::new(crate::metrics::api::OpsView::new(board.clone(), config, started_ns)),
+        board,
         every_ns: config.metrics.publish_ms * 1_000_000,
-        port: m.port_source(),
+        port: port_source,
     });
     let metrics_line =
         metrics.as_ref().map_or(String::new(), |m| format!(" and metrics {:?} (/metrics)", m.addrs()));
@@ -200,9 +208,17 @@ pub fn serve(
     served
 }
 
-/// What a shard publishes its counters to, and how often (`metrics`).
+/// Whether the shards publish their counters: for the metrics endpoint, or for the web port's
+/// JSON API.
+fn publishes(config: &Config) -> bool {
+    config.metrics.enabled() || (config.tcp.enabled && !config.tcp.web_listen.is_empty())
+}
+
+/// What a shard publishes its counters to, and how often (`metrics`), and the JSON API's view of
+/// them.
 #[derive(Clone)]
 pub(super) struct Publish {
+    pub(super) view: Arc<crate::metrics::api::OpsView>,
     pub(super) board: crate::metrics::StatsBoard,
     pub(super) every_ns: u64,
     /// Where the DPDK backend registers its port's counters for the scrapes.
@@ -480,6 +496,10 @@ fn serve_kernel(
     tcp: Option<tcp::TcpServing>,
     board: Option<Publish>,
 ) -> Result<ServeReport, ServeError> {
+    let mut tcp = tcp;
+    if let (Some(t), Some(b)) = (tcp.as_mut(), &board) {
+        t.set_ops(Arc::clone(&b.view));
+    }
     let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
     probe_port(addr)?;
     let io_config = KernelUdpConfig {

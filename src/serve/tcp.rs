@@ -101,11 +101,16 @@ pub fn prepare(
     };
     resp.limits.validate().map_err(|e| ServeError::Tcp(format!("the RESP limits from [tcp]: {e}")))?;
     let hub = Arc::new(WatchHub::new(config.node.shards));
-    let shards = ShardStreams { slots: streams, limits, resp, hub };
+    let shards = ShardStreams { slots: streams, limits, resp, hub, ops: None };
     Ok(Some(TcpServing { listeners, handoffs, shards, addrs, web_addrs }))
 }
 
 impl TcpServing {
+    /// Has the web port serve the operators' JSON API from `ops`.
+    pub(super) fn set_ops(&mut self, ops: Arc<crate::metrics::api::OpsView>) {
+        self.shards.ops = Some(ops);
+    }
+
     /// Starts the acceptor thread; it stops with `stop`.
     pub fn start(self, config: &Config, stop: Arc<AtomicBool>) -> Result<TcpRunning, ServeError> {
         let Self { listeners, handoffs, shards, .. } = self;
@@ -149,6 +154,8 @@ pub struct ShardStreams {
     resp: RespSettings,
     /// Changes for prefix watchers, forwarded between the shards (`conn::hub`).
     hub: Arc<WatchHub>,
+    /// The operators' JSON API's view, when the web port serves it (`set_ops`).
+    ops: Option<Arc<crate::metrics::api::OpsView>>,
 }
 
 impl ShardStreams {
@@ -156,7 +163,7 @@ impl ShardStreams {
     pub fn take(&self, id: usize) -> Option<Connections> {
         let streams = self.slots.get(id)?.lock().expect("slot").take()?;
         let conns = Connections::new(Box::new(streams), self.limits, self.resp.clone());
-        Some(conns.with_hub(Arc::clone(&self.hub), id))
+        Some(conns.with_hub(Arc::clone(&self.hub), id).with_ops(self.ops.clone()))
     }
 }
 

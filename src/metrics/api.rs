@@ -1,0 +1,172 @@
+//! The operators' JSON API on the web port (`/api/status`, `/api/shards`, `/api/partitions`,
+//! `/api/config`; docs/OPERATIONS.md, "The JSON API"), rendered from the shards' latest
+//! snapshots on the `StatsBoard`: a request never asks a shard anything (the shard serving the
+//! connection reads the board like the metrics thread does).
+//!
+//! Invariants: read-only; the config is rendered once at the start with its secrets
+//! (`tcp.requirepass`) replaced by `"(set)"`; every answer is one JSON document.
+
+use super::{ShardStats, StatsBoard};
+use crate::config::Config;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// What the API answers from: the board, the node's identity and its config.
+#[derive(Debug)]
+pub struct OpsView {
+    /// The shards' latest snapshots.
+    pub board: StatsBoard,
+    /// This node's Raft id (1 for a node alone).
+    pub node_id: u64,
+    /// When the process started, Unix ns.
+    pub started_ns: u64,
+    /// The config in force, as JSON, secrets hidden.
+    pub config_json: String,
+}
+
+impl OpsView {
+    /// A view of `board` for the node `config` describes, started at `started_ns`.
+    pub fn new(board: StatsBoard, config: &Config, started_ns: u64) -> Self {
+        Self { board, node_id: config.cluster.node_id, started_ns, config_json: config_json(config) }
+    }
+
+    /// The answer to `GET /api/<what>` at `now_ns`; `None` for a path the API does not have.
+    pub fn answer(&self, what: &str, now_ns: u64) -> Option<String> {
+        let shards = self.board.latest();
+        let value = match what {
+            "status" => self.status(&shards, now_ns),
+            "shards" => Value::Array(shards.iter().map(|s| shard(s)).collect()),
+            "partitions" => Value::Array(shards.iter().flat_map(|s| partitions(s)).collect()),
+            "config" => return Some(self.config_json.clone()),
+            _ => return None,
+        };
+        Some(value.to_string())
+    }
+
+    fn status(&self, shards: &[Arc<ShardStats>], now_ns: u64) -> Value {
+        let parts = shards.iter().flat_map(|s| s.partitions.iter());
+        let (mut partitions, mut leading, mut quiet, mut keys) = (0u64, 0u64, 0u64, 0u64);
+        for p in parts {
+            partitions += 1;
+            leading += u64::from(p.is_leader);
+            quiet += u64::from(p.quiet);
+            keys += p.keys;
+        }
+        json!({
+            "node_id": self.node_id,
+            "uptime_s": now_ns.saturating_sub(self.started_ns) as f64 / 1e9,
+            "shards": self.board.shards(),
+            "shards_reporting": shards.len(),
+            "partitions": partitions,
+            "partitions_leading": leading,
+            "partitions_quiet": quiet,
+            "keys": keys,
+            "requests": shards.iter().map(|s| s.engine.requests).sum::<u64>(),
+            "writes_latency_p99_us": node_p99_us(shards),
+        })
+    }
+}
+
+/// The p99 of every shard's durable writes together, us (0 without writes).
+fn node_p99_us(shards: &[Arc<ShardStats>]) -> u64 {
+    let mut all = super::Latency::new();
+    for s in shards {
+        all.add(&s.write_latency);
+    }
+    all.quantile_ns(0.99) / 1_000
+}
+
+fn shard(s: &ShardStats) -> Value {
+    let c = &s.shard_counters;
+    let l = &s.write_latency;
+    json!({
+        "shard": s.shard,
+        "at_ns": s.at_ns,
+        "polls": c.polls,
+        "rx_datagrams": c.rx_datagrams,
+        "tx_datagrams": c.tx_datagrams,
+        "late_answers": c.late_answers,
+        "requests": s.engine.requests,
+        "answers_ok": s.engine.answers_ok,
+        "answers_error": s.engine.answers_error,
+        "forwarded": s.kv.forwarded,
+        "forwards_in_flight": s.forwards_in_flight,
+        "tcp_connections": s.conns.map(|(c, _)| c.opened.saturating_sub(c.closed)),
+        "write_latency_us": {
+            "count": l.count(),
+            "p50": l.quantile_ns(0.5) / 1_000,
+            "p99": l.quantile_ns(0.99) / 1_000,
+            "p999": l.quantile_ns(0.999) / 1_000,
+        },
+    })
+}
+
+fn partitions(s: &ShardStats) -> Vec<Value> {
+    s.partitions
+        .iter()
+        .map(|p| {
+            json!({
+                "partition": p.id,
+                "shard": s.shard,
+                "keys": p.keys,
+                "term": p.term,
+                "commit": p.commit,
+                "applied": p.applied,
+                "leader": p.leader,
+                "is_leader": p.is_leader,
+                "quiet": p.quiet,
+                "waiting": p.waiting,
+                "snapshots": p.counters.snapshots,
+                "log": {
+                    "last_lsn": p.log_last_lsn,
+                    "durable_lsn": p.log_durable_lsn,
+                    "segments": p.log_segments,
+                    "segments_free": p.log_segments_free,
+                    "used_bytes": p.log_segments.saturating_sub(p.log_segments_free) * p.log_segment_bytes,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The config as JSON with its secrets hidden.
+fn config_json(config: &Config) -> String {
+    let mut value = serde_json::to_value(config).unwrap_or(Value::Null);
+    if let Some(pass) = value.pointer_mut("/tcp/requirepass") {
+        if pass.as_str().is_some_and(|p| !p.is_empty()) {
+            *pass = Value::String("(set)".into());
+        }
+    }
+    value.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::PartitionStats;
+
+    #[test]
+    fn the_answers_come_from_the_board_and_hide_secrets() {
+        let board = StatsBoard::new(2);
+        let mut s = ShardStats { shard: 1, ..ShardStats::default() };
+        s.partitions =
+            vec![PartitionStats { id: 1, keys: 5, is_leader: true, term: 3, ..PartitionStats::default() }];
+        s.engine.requests = 9;
+        board.publish(s);
+        let mut config = Config::dev();
+        config.tcp.requirepass = "hunter2".into();
+        let view = OpsView::new(board, &config, 1_000_000_000);
+        let status: Value = serde_json::from_str(&view.answer("status", 3_000_000_000).unwrap()).unwrap();
+        assert_eq!(status["shards"], 2);
+        assert_eq!(status["shards_reporting"], 1);
+        assert_eq!((status["partitions"].as_u64(), status["keys"].as_u64()), (Some(1), Some(5)));
+        assert_eq!(status["uptime_s"], 2.0);
+        let parts: Value = serde_json::from_str(&view.answer("partitions", 0).unwrap()).unwrap();
+        assert_eq!(parts[0]["term"], 3);
+        let shards: Value = serde_json::from_str(&view.answer("shards", 0).unwrap()).unwrap();
+        assert_eq!(shards[0]["requests"], 9);
+        let cfg = view.answer("config", 0).unwrap();
+        assert!(!cfg.contains("hunter2") && cfg.contains("\"requirepass\":\"(set)\""), "{cfg}");
+        assert!(view.answer("nothing", 0).is_none());
+    }
+}
