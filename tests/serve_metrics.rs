@@ -65,6 +65,16 @@ fn set_body(i: u64) -> Vec<u8> {
     b
 }
 
+/// A child process killed and reaped when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs a program of the `prometheus` package; fails loudly when it is not installed.
 fn prometheus_tool(name: &str) -> Command {
     let found = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().unwrap();
@@ -147,7 +157,7 @@ fn a_prometheus_server_scrapes_the_node_and_promql_returns_the_rate_driven() {
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: vigil\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
     );
     std::fs::write(dir.join("prometheus.yml"), prom_config).unwrap();
-    let mut prom = prometheus_tool("prometheus")
+    let prom = prometheus_tool("prometheus")
         .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
         .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
@@ -155,6 +165,8 @@ fn a_prometheus_server_scrapes_the_node_and_promql_returns_the_rate_driven() {
         .stderr(Stdio::null())
         .spawn()
         .expect("starting prometheus");
+    // Stopped by its PID however the test ends (a failed assertion included).
+    let prom = KillOnDrop(prom);
     // Prometheus takes seconds to start on a busy machine: drive only once it scraped the node.
     let up = |prom_port| {
         let url = format!(
@@ -193,8 +205,7 @@ fn a_prometheus_server_scrapes_the_node_and_promql_returns_the_rate_driven() {
         form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
     );
     let (status, body) = http(prom_port, &format!("GET {url} HTTP/1.0\r\n\r\n"));
-    let _ = prom.kill();
-    let _ = prom.wait();
+    drop(prom);
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"));
     let rate: f64 = v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0);
