@@ -108,18 +108,17 @@ pub trait ShardService {
         false
     }
 
-    /// Whether the answers made since the iteration's clock was read may still go out at `now`, a
-    /// clock read after they were made (a read answered on a lease that ran out in between must
-    /// not). Default: always.
-    fn answers_still_valid(&self, _now: Nanos) -> bool {
-        true
-    }
-
     /// Until when answers made from now on stay valid (the soonest lease end of what the
-    /// service reads from), for answers written to connections (`conn::ReadGuard`). Default:
-    /// for ever.
+    /// service reads from). Default: for ever.
     fn answers_valid_until(&self) -> Nanos {
         Nanos(u64::MAX)
+    }
+
+    /// Whether the answers made since the iteration's clock was read may still go out at `now`, a
+    /// clock read after they were made (a read answered on a lease that ran out in between must
+    /// not): the datagram path's check; connections check the same bound (`conn::ReadGuard`).
+    fn answers_still_valid(&self, now: Nanos) -> bool {
+        now < self.answers_valid_until()
     }
 
     /// Where the next peer datagram goes, if one waits to be sent. Default: none.

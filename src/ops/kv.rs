@@ -592,10 +592,6 @@ impl<D: BlockIo> ShardService for KvService<D> {
         self.0.borrow_mut().peer_datagram(datagram, now)
     }
 
-    fn answers_still_valid(&self, now: Nanos) -> bool {
-        self.0.borrow().reads_still_valid(now)
-    }
-
     fn answers_valid_until(&self) -> Nanos {
         self.0.borrow().reads_valid_until()
     }

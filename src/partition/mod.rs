@@ -385,15 +385,9 @@ impl<D: BlockIo> Partition<D> {
     /// gives each request's iteration clock before it reads, so a process paused between two
     /// iterations does not read on a lease that ran out while it slept).
     pub fn serves_reads(&self) -> bool {
-        self.serves_reads_at(self.now)
-    }
-
-    /// Whether reads may be served at `now` (see `serves_reads`): the shard checks again with a
-    /// clock read after it answered a burst, before it sends the answers.
-    pub fn serves_reads_at(&self, now: Nanos) -> bool {
         let (term, index) = self.read_barrier;
         let leads = self.raft.is_leader() && term == self.raft.term() && self.raft.applied_index() >= index;
-        leads && self.peers.as_ref().is_none_or(|p| p.lease.holds(term, now, self.raft.applied_index()))
+        leads && self.peers.as_ref().is_none_or(|p| p.lease.holds(term, self.now, self.raft.applied_index()))
     }
 
     /// Until when the reads this partition serves now stay valid, on this node's clock: its

@@ -1,6 +1,6 @@
 //! The KV subsystem's side of replication: peer datagrams received by this shard (stepped into
 //! its partitions, or handed to the shard that owns theirs), peer datagrams to send, and the
-//! lease check of answers made in a burst (`reads_still_valid`).
+//! lease bound of the answers it makes (`reads_valid_until`).
 //!
 //! Invariants: a peer datagram is stepped only on the shard that owns its partitions; nothing is
 //! answered to a peer datagram.
@@ -8,18 +8,11 @@
 use super::*;
 
 impl<D: BlockIo> KvShard<D> {
-    /// Whether every partition that served reads at its clock still does at `now` (a clock read
-    /// after the answers were made): false when a lease ran out in between (the process was
-    /// paused or descheduled mid-iteration), and the answers must not go out. True when no
-    /// partition has peers (a group of one voter needs no lease: its answer does not depend on
-    /// the time).
-    pub fn reads_still_valid(&self, now: Nanos) -> bool {
-        self.partitions.iter().all(|p| !p.serves_reads() || p.serves_reads_at(now))
-    }
-
     /// The earliest time a read this shard answers now may stop being valid: the soonest end of
-    /// the leases its partitions serve reads on (`u64::MAX` when none needs one). Answers made
-    /// before it, proven by a clock read after they were made, may go out.
+    /// the leases its partitions serve reads on (`u64::MAX` when none needs one: a group of one
+    /// voter's answer does not depend on the time). Answers made before it, proven by a clock
+    /// read after they were made, may go out; after it a lease ran out in between (the process
+    /// was paused mid-iteration) and they must not.
     pub fn reads_valid_until(&self) -> Nanos {
         self.partitions.iter().filter_map(Partition::reads_valid_until).min().unwrap_or(Nanos(u64::MAX))
     }
