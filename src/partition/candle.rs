@@ -44,11 +44,19 @@ impl<D: BlockIo> Partition<D> {
         candles.answer_read(op, body, now_ms, out)
     }
 
+    /// Whether a candle bucket is due to rotate out at the partition's clock.
+    pub(super) fn rotation_due(&self) -> bool {
+        let now_ms = self.now.0 / 1_000_000;
+        self.candles().and_then(CandleProjection::next_expiry_ms).is_some_and(|at| at <= now_ms)
+    }
+
     /// Proposes a ROTATE when a bucket is due and nothing else is going on (module header).
     pub(super) fn propose_rotation(&mut self) {
-        let now_ms = self.now.0 / 1_000_000;
-        let due = self.candles().and_then(CandleProjection::next_expiry_ms).is_some_and(|at| at <= now_ms);
-        if !due || !self.serves_reads() || !self.waiters.is_empty() || self.open_chain.is_some() {
+        if !self.rotation_due()
+            || !self.serves_reads()
+            || !self.waiters.is_empty()
+            || self.open_chain.is_some()
+        {
             return;
         }
         let waiter = Waiter { origin: Origin::Internal, opcode: opcode::CANDLE_ROTATE, request_id: 0 };

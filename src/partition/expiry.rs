@@ -34,11 +34,16 @@ impl<D: BlockIo> Partition<D> {
         self.kv().answer_read(op, body, now_ms, out)
     }
 
+    /// Whether keys are past their expiry at the partition's clock.
+    pub(super) fn expiry_due(&self) -> bool {
+        let now_ms = self.now.0 / 1_000_000;
+        self.kv().next_expiry_ms().is_some_and(|at| at < now_ms)
+    }
+
     /// Proposes an EXPIRE_DUE when keys are due and nothing else is going on (module header).
     pub(super) fn propose_expiry(&mut self) {
-        let now_ms = self.now.0 / 1_000_000;
-        let due = self.kv().next_expiry_ms().is_some_and(|at| at < now_ms);
-        if !due || !self.serves_reads() || !self.waiters.is_empty() || self.open_chain.is_some() {
+        if !self.expiry_due() || !self.serves_reads() || !self.waiters.is_empty() || self.open_chain.is_some()
+        {
             return;
         }
         let cmd = Command { client_id: ANONYMOUS_CLIENT, seq: 0, op: Op::ExpireDue };

@@ -232,11 +232,6 @@ impl<D: BlockIo> Partition<D> {
     /// Whether a key's expiry or a candle rotation is due (proposed by the leader, `expiry.rs`,
     /// `candle.rs`).
     fn internal_work_due(&self) -> bool {
-        let now_ms = self.now.0 / 1_000_000;
-        self.kv().next_expiry_ms().is_some_and(|at| at < now_ms)
-            || self
-                .candles()
-                .and_then(crate::candle::CandleProjection::next_expiry_ms)
-                .is_some_and(|at| at <= now_ms)
+        self.expiry_due() || self.rotation_due()
     }
 }
