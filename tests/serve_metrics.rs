@@ -36,14 +36,6 @@ fn http(port: u16, head: &str) -> (u16, String) {
     try_http(port, head).expect("connecting")
 }
 
-fn scrape(port: u16) -> String {
-    scrape_metrics(port)
-}
-
-fn sum_of(text: &str, name: &str, with: &[&str]) -> f64 {
-    metric_sum(text, name, with)
-}
-
 /// Sends `n` requests of `op` (bodies from `body(i)`) one at a time and checks each answer's
 /// status.
 fn drive(port: u16, op: u8, n: u64, body: impl Fn(u64) -> Vec<u8>) {
@@ -110,19 +102,19 @@ fn the_counters_agree_with_what_was_driven_and_promtool_finds_nothing() {
     drive(port, opcode::PING, 300, |_| Vec::new());
     drive(port, opcode::SET, 200, set_body);
     std::thread::sleep(Duration::from_millis(300)); // more than a publish interval
-    let text = scrape(metrics_port);
-    assert_eq!(sum_of(&text, "vigil_requests_total", &["opcode=\"ping\""]), 300.0);
-    assert_eq!(sum_of(&text, "vigil_requests_total", &["opcode=\"kv.set\""]), 200.0);
-    assert_eq!(sum_of(&text, "vigil_keys", &[]), 200.0);
-    assert_eq!(sum_of(&text, "vigil_writes_proposed_total", &[]), 200.0);
-    assert_eq!(sum_of(&text, "vigil_write_latency_seconds_count", &[]), 200.0);
-    assert_eq!(sum_of(&text, "vigil_write_latency_seconds_bucket", &["le=\"+Inf\""]), 200.0);
+    let text = scrape_metrics(metrics_port);
+    assert_eq!(metric_sum(&text, "vigil_requests_total", &["opcode=\"ping\""]), 300.0);
+    assert_eq!(metric_sum(&text, "vigil_requests_total", &["opcode=\"kv.set\""]), 200.0);
+    assert_eq!(metric_sum(&text, "vigil_keys", &[]), 200.0);
+    assert_eq!(metric_sum(&text, "vigil_writes_proposed_total", &[]), 200.0);
+    assert_eq!(metric_sum(&text, "vigil_write_latency_seconds_count", &[]), 200.0);
+    assert_eq!(metric_sum(&text, "vigil_write_latency_seconds_bucket", &["le=\"+Inf\""]), 200.0);
     // Every datagram was answered: 500 in, at least 500 answers out (pings now, writes late).
-    assert!(sum_of(&text, "vigil_rx_datagrams_total", &[]) >= 500.0);
-    assert_eq!(sum_of(&text, "vigil_raft_is_leader", &[]), 2.0, "one leader per partition");
-    assert!(sum_of(&text, "process_resident_memory_bytes", &[]) > 0.0);
-    assert!(sum_of(&text, "vigil_recovery_duration_seconds", &[]) > 0.0);
-    assert!(sum_of(&text, "vigil_start_duration_seconds", &[]) > 0.0);
+    assert!(metric_sum(&text, "vigil_rx_datagrams_total", &[]) >= 500.0);
+    assert_eq!(metric_sum(&text, "vigil_raft_is_leader", &[]), 2.0, "one leader per partition");
+    assert!(metric_sum(&text, "process_resident_memory_bytes", &[]) > 0.0);
+    assert!(metric_sum(&text, "vigil_recovery_duration_seconds", &[]) > 0.0);
+    assert!(metric_sum(&text, "vigil_start_duration_seconds", &[]) > 0.0);
     promtool_check(&text, &dir);
     let (status, out) = server.stop();
     assert!(status.success(), "{out}");
@@ -142,7 +134,7 @@ fn bad_requests_get_clear_errors_and_the_endpoint_goes_on() {
     // after, others are served.
     let _silent = TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
     let started = Instant::now();
-    assert!(scrape(metrics_port).contains("vigil_polls_total"));
+    assert!(scrape_metrics(metrics_port).contains("vigil_polls_total"));
     assert!(started.elapsed() < Duration::from_secs(5));
     let (status, out) = server.stop();
     assert!(status.success(), "{out}");

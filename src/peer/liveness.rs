@@ -71,13 +71,6 @@ impl Liveness {
             }
         }
     }
-
-    /// Whether `node` was heard from within `silence_ns` of `now_ns`.
-    pub fn is_alive(&self, node: u64, now_ns: u64) -> bool {
-        self.peers
-            .iter()
-            .any(|(id, h)| *id == node && h.at.is_some_and(|at| now_ns.saturating_sub(at) < self.silence_ns))
-    }
 }
 
 #[cfg(test)]
@@ -98,9 +91,7 @@ mod tests {
         l.heard(2, 7, 1_000);
         l.heard(3, 9, 1_000);
         assert!(changes_at(&mut l, 1_099).is_empty(), "first heard: not back from anything");
-        assert!(l.is_alive(2, 1_099));
         assert_eq!(changes_at(&mut l, 1_100), vec![Lost(2), Lost(3)]);
-        assert!(!l.is_alive(2, 1_100));
         assert!(changes_at(&mut l, 5_000).is_empty(), "once per silence");
         l.heard(2, 7, 5_000);
         assert_eq!(changes_at(&mut l, 5_050), vec![Back(2)], "heard again: back, once");

@@ -186,8 +186,7 @@ pub fn serve(
     let _lock = prepare_storage(config)?;
     let started_ns = started.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let board = board.map(|board| Publish {
-        view: Arc::new(crate::metrics::api::OpsView::new(board.clone(), config, started_ns)),
-        board,
+        view: Arc::new(crate::metrics::api::OpsView::new(board, config, started_ns)),
         every_ns: config.metrics.publish_ms * 1_000_000,
         port: port_source,
     });
@@ -214,12 +213,11 @@ fn publishes(config: &Config) -> bool {
     config.metrics.enabled() || (config.tcp.enabled && !config.tcp.web_listen.is_empty())
 }
 
-/// What a shard publishes its counters to, and how often (`metrics`), and the JSON API's view of
-/// them.
+/// The JSON API's view, whose board the shards publish their counters to (`metrics`), and how
+/// often.
 #[derive(Clone)]
 pub(super) struct Publish {
     pub(super) view: Arc<crate::metrics::api::OpsView>,
-    pub(super) board: crate::metrics::StatsBoard,
     pub(super) every_ns: u64,
     /// Where the DPDK backend registers its port's counters for the scrapes.
     pub(super) port: metrics_http::PortSource,

@@ -213,7 +213,7 @@ fn run_publishing<P: PacketIo, D: BlockIo>(
         if polls % PUBLISH_CHECK_EVERY == 1 {
             let now = clock.now().0;
             if now >= next_at {
-                board.board.publish(crate::metrics::ShardStats::collect(shard, &kv.borrow(), now));
+                board.view.board.publish(crate::metrics::ShardStats::collect(shard, &kv.borrow(), now));
                 next_at = now.saturating_add(board.every_ns);
             }
         }
