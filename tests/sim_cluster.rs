@@ -201,14 +201,9 @@ impl Sim {
         let shards = 1 + rng.below(2) as usize;
         let partitions = (shards as u64 * (1 + rng.below(2))) as u32;
         let mut disk = SimDiskConfig::new(partition_config(1, 10).ual.device_blocks());
-        if rng.chance(0.5) {
-            disk.faults = SimDiskFaults { torn_sector_bytes: 4096, ..SimDiskFaults::crashes() };
-        }
-        // In a third of the seeds the disks fail writes and reads now and then: the partition's
-        // log refuses all work from then on, and the node is restarted (`restart_failed`).
-        if rng.chance(1.0 / 3.0) {
-            (disk.faults.write_error, disk.faults.read_error) = (0.002, 0.002);
-        }
+        // Crash damage in half the seeds, failing I/O in a third (the node is restarted:
+        // `restart_failed`).
+        disk.faults = SimDiskFaults::draw_for_cluster(&mut rng);
         let base = 10 + rng.below(4) as usize;
         let mut offsets = [0usize, 3, 6];
         rng.shuffle(&mut offsets);

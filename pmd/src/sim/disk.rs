@@ -106,6 +106,20 @@ impl SimDiskFaults {
             ..Self::default()
         }
     }
+
+    /// The faults of one seed of a three-node simulator, drawn from `rng`: crash damage (torn at
+    /// 4 KiB, the log's atomic unit) in half the seeds; in a third, writes and reads that fail
+    /// now and then (the node whose log fails is restarted by the simulator).
+    pub fn draw_for_cluster(rng: &mut SplitMix64) -> Self {
+        let mut faults = Self::none();
+        if rng.chance(0.5) {
+            faults = Self { torn_sector_bytes: 4096, ..Self::crashes() };
+        }
+        if rng.chance(1.0 / 3.0) {
+            (faults.write_error, faults.read_error) = (0.002, 0.002);
+        }
+        faults
+    }
 }
 
 /// The disk's shape and timing.

@@ -330,14 +330,9 @@ impl Sim {
         cfg.follower_read_staleness_ns = staleness_ns;
         let clock = SimClock::new();
         let mut disk = SimDiskConfig::new(cfg.ual.device_blocks());
-        if rng.chance(0.5) {
-            disk.faults = SimDiskFaults { torn_sector_bytes: 4096, ..SimDiskFaults::crashes() };
-        }
-        // In a third of the seeds the disks fail writes and reads now and then: the log refuses
-        // all work from then on and the node is restarted (`restart_failed`).
-        if rng.chance(1.0 / 3.0) {
-            (disk.faults.write_error, disk.faults.read_error) = (0.002, 0.002);
-        }
+        // Crash damage in half the seeds, failing I/O in a third (the node is restarted:
+        // `restart_failed`).
+        disk.faults = SimDiskFaults::draw_for_cluster(&mut rng);
         // raft-rs draws randomized election timeouts from its own thread RNG: each node gets a
         // fixed one of its own from the seed instead (distinct, so elections do not tie for ever).
         let base = 10 + rng.below(4) as usize;
