@@ -51,13 +51,25 @@ fn family<V: Into<f64> + Copy>(
     Ok(())
 }
 
+/// A family of integer samples, each divided by `per_unit` (1 for counts and bytes, 1e9 for ns
+/// in seconds).
+fn integers(
+    enc: &mut DescriptorEncoder<'_>,
+    descriptor: (&str, &str, Option<Unit>),
+    kind: MetricType,
+    per_unit: f64,
+    samples: impl IntoIterator<Item = (Labels, u64)>,
+) -> fmt::Result {
+    family(enc, descriptor, kind, samples.into_iter().map(|(l, v)| (l, v as f64 / per_unit)))
+}
+
 fn counter(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
     samples: impl IntoIterator<Item = (Labels, u64)>,
 ) -> fmt::Result {
-    family(enc, (name, help, None), MetricType::Counter, samples.into_iter().map(|(l, v)| (l, v as f64)))
+    integers(enc, (name, help, None), MetricType::Counter, 1.0, samples)
 }
 
 fn gauge(
@@ -66,7 +78,7 @@ fn gauge(
     help: &str,
     samples: impl IntoIterator<Item = (Labels, u64)>,
 ) -> fmt::Result {
-    family(enc, (name, help, None), MetricType::Gauge, samples.into_iter().map(|(l, v)| (l, v as f64)))
+    integers(enc, (name, help, None), MetricType::Gauge, 1.0, samples)
 }
 
 /// A histogram family from `Latency`s, in seconds.
@@ -347,41 +359,39 @@ impl NodeCollector {
             "Times the partition's group quiesced.",
             self.per_partition(|p| p.counters.quiesced),
         )?;
-        let seconds = |ns: u64| ns as f64 / 1e9;
-        family(
+        let seconds = |name, help| (name, help, Some(Unit::Seconds));
+        integers(
             enc,
-            ("vigil_snapshot_duration", "Time snapshots took, capture to checkpoint.", Some(Unit::Seconds)),
+            seconds("vigil_snapshot_duration", "Time snapshots took, capture to checkpoint."),
             MetricType::Counter,
-            self.per_partition(|p| p.counters.snapshot_ns_total).into_iter().map(|(l, v)| (l, seconds(v))),
+            1e9,
+            self.per_partition(|p| p.counters.snapshot_ns_total),
         )?;
-        family(
+        integers(
             enc,
-            ("vigil_snapshot_last_duration", "Time the last snapshot took.", Some(Unit::Seconds)),
+            seconds("vigil_snapshot_last_duration", "Time the last snapshot took."),
             MetricType::Gauge,
-            self.per_partition(|p| p.counters.snapshot_ns_last).into_iter().map(|(l, v)| (l, seconds(v))),
+            1e9,
+            self.per_partition(|p| p.counters.snapshot_ns_last),
         )?;
-        family(
+        integers(
             enc,
-            (
-                "vigil_recovery_duration",
-                "Time the partition's recovery took at the start.",
-                Some(Unit::Seconds),
-            ),
+            seconds("vigil_recovery_duration", "Time the partition's recovery took at the start."),
             MetricType::Gauge,
-            self.per_partition(|p| p.counters.recovery_ns).into_iter().map(|(l, v)| (l, seconds(v))),
+            1e9,
+            self.per_partition(|p| p.counters.recovery_ns),
         )
     }
 
     fn encode_log(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         counter(enc, "vigil_log_appends", "Log records appended.", self.per_partition(|p| p.log_appends))?;
         counter(enc, "vigil_log_writes", "Log writes submitted.", self.per_partition(|p| p.log_writes))?;
-        family(
+        integers(
             enc,
             ("vigil_log_written", "Bytes of log writes submitted.", Some(Unit::Bytes)),
             MetricType::Counter,
-            self.per_partition(|p| p.log_write_blocks * vigil_pmd::block::BLOCK_SIZE as u64)
-                .into_iter()
-                .map(|(l, v)| (l, v as f64)),
+            1.0,
+            self.per_partition(|p| p.log_write_blocks * vigil_pmd::block::BLOCK_SIZE as u64),
         )?;
         counter(
             enc,
@@ -402,21 +412,19 @@ impl NodeCollector {
             "Log segments free before the ring is full.",
             self.per_partition(|p| p.log_segments_free),
         )?;
-        family(
+        integers(
             enc,
             ("vigil_log_capacity", "Bytes of the log's ring.", Some(Unit::Bytes)),
             MetricType::Gauge,
-            self.per_partition(|p| p.log_segments * p.log_segment_bytes)
-                .into_iter()
-                .map(|(l, v)| (l, v as f64)),
+            1.0,
+            self.per_partition(|p| p.log_segments * p.log_segment_bytes),
         )?;
-        family(
+        integers(
             enc,
             ("vigil_log_used", "Bytes of the log's ring in use (segments not free).", Some(Unit::Bytes)),
             MetricType::Gauge,
-            self.per_partition(|p| p.log_segments.saturating_sub(p.log_segments_free) * p.log_segment_bytes)
-                .into_iter()
-                .map(|(l, v)| (l, v as f64)),
+            1.0,
+            self.per_partition(|p| p.log_segments.saturating_sub(p.log_segments_free) * p.log_segment_bytes),
         )
     }
 
@@ -469,11 +477,12 @@ impl NodeCollector {
             "Frames the DPDK port received and sent.",
             [(dir("rx"), p.rx_packets), (dir("tx"), p.tx_packets)],
         )?;
-        family(
+        integers(
             enc,
             ("vigil_port", "Bytes the DPDK port received and sent.", Some(Unit::Bytes)),
             MetricType::Counter,
-            [(dir("rx"), p.rx_bytes as f64), (dir("tx"), p.tx_bytes as f64)],
+            1.0,
+            [(dir("rx"), p.rx_bytes), (dir("tx"), p.tx_bytes)],
         )?;
         let dropped = p.dropped.iter().map(|(reason, n)| (vec![("reason", reason.to_string())], *n));
         counter(enc, "vigil_port_dropped", "Frames the DPDK port dropped or failed, by reason.", dropped)?;
@@ -483,8 +492,7 @@ impl NodeCollector {
 
     fn encode_process(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         let p = &self.process;
-        let none = || vec![(Labels::new(), 0.0)];
-        let one = |v: f64| none().into_iter().map(move |(l, _)| (l, v));
+        let one = |v: f64| [(Labels::new(), v)];
         family(
             enc,
             ("process_resident_memory", "Resident memory.", Some(Unit::Bytes)),
