@@ -297,7 +297,7 @@ fn peer_seeds(dir: &Path) -> std::io::Result<()> {
     write(dir, "peer_datagram", "snapshot", &peer_input(&[(5, snapshot)]))?;
     let mut quiesce = raft_message(MessageType::MsgHeartbeat);
     quiesce.commit = 5;
-    quiesce.context = [vigil::raft::QUIESCE_CONTEXT, &5u64.to_le_bytes()].concat();
+    quiesce.context = vigil::raft::quiesce_context(5);
     write(dir, "peer_datagram", "keepalive-quiesce", &peer_input_with(&[(6, quiesce)], true))
 }
 

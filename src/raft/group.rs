@@ -69,7 +69,7 @@ use std::collections::VecDeque;
 use vigil_pmd::Nanos;
 
 mod quiet;
-pub use quiet::{is_quiesce, QUIESCE_CONTEXT};
+pub use quiet::{is_quiesce, quiesce_context, QUIESCE_CONTEXT};
 
 #[derive(Debug)]
 struct PendingProposal {

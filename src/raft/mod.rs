@@ -70,7 +70,7 @@ mod ual_store;
 
 /// raft-rs's message type, as peers exchange it.
 pub use ::raft::eraftpb::{ConfState, Message, MessageType};
-pub use group::{is_quiesce, RaftGroup, QUIESCE_CONTEXT};
+pub use group::{is_quiesce, quiesce_context, RaftGroup, QUIESCE_CONTEXT};
 pub use mem_store::MemLogStore;
 pub use output::{
     CommittedEntry, DroppedProposal, ElectionTimeout, ProposalId, RaftCounters, RaftError, RaftGroupConfig,

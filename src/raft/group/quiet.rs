@@ -17,6 +17,11 @@ use ::raft::eraftpb::{Message, MessageType};
 /// index's context is 8 bytes, so the two never meet.
 pub const QUIESCE_CONTEXT: &[u8] = b"quiesce";
 
+/// The context of a quiescing heartbeat from a leader whose log ends at `last`.
+pub fn quiesce_context(last: u64) -> Vec<u8> {
+    [QUIESCE_CONTEXT, &last.to_le_bytes()].concat()
+}
+
 /// The leader's last index a quiescing heartbeat carries; `None` for any other message.
 pub fn is_quiesce(m: &Message) -> Option<u64> {
     if m.get_msg_type() != MessageType::MsgHeartbeat || m.context.len() != QUIESCE_CONTEXT.len() + 8 {
@@ -66,9 +71,7 @@ impl<S: RaftLogStore> RaftGroup<S> {
             m.from = self.node_id;
             m.term = raft.term;
             m.commit = pr.matched.min(raft.raft_log.committed);
-            let mut context = QUIESCE_CONTEXT.to_vec();
-            context.extend_from_slice(&last.to_le_bytes());
-            m.context = context;
+            m.context = quiesce_context(last);
             into.push(m);
         }
     }

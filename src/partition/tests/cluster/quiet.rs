@@ -49,6 +49,21 @@ fn arrive(sim: &mut Sim, id: u64) {
     node.part.as_mut().expect("up").observe_time(now);
 }
 
+/// Cuts node `id` off from the others, both ways.
+fn isolate(sim: &mut Sim, id: u64) {
+    for o in (1..=NODES).filter(|&n| n != id) {
+        sim.net.cut.insert((id, o));
+        sim.net.cut.insert((o, id));
+    }
+}
+
+/// A client's SET of `k` at node `id`.
+fn set_k(sim: &mut Sim, id: u64) -> WriteOutcome {
+    let waiter =
+        Waiter { origin: Origin::Client { peer: peer(), client_id: 9 }, opcode: opcode::SET, request_id: 1 };
+    sim.node(id).part.as_mut().expect("up").write(waiter, 9, &set_body(b"k", b"v"))
+}
+
 fn messages_out(sim: &Sim) -> u64 {
     sim.nodes.iter().filter_map(|n| n.part.as_ref()).map(|p| p.counters().messages_out).sum()
 }
@@ -99,10 +114,7 @@ fn a_write_on_a_quiet_group_commits_and_the_group_quiesces_again() {
     let (mut sim, id) = elected(3);
     until(&mut sim, 1_000, all_quiet).expect("quiesces");
     let index = part(&sim, id).raft().commit_index();
-    let waiter =
-        Waiter { origin: Origin::Client { peer: peer(), client_id: 9 }, opcode: opcode::SET, request_id: 1 };
-    let outcome = sim.node(id).part.as_mut().expect("up").write(waiter, 9, &set_body(b"k", b"v"));
-    assert_eq!(outcome, WriteOutcome::Later);
+    assert_eq!(set_k(&mut sim, id), WriteOutcome::Later);
     until(&mut sim, 100, |s| {
         s.nodes.iter().filter_map(|n| n.part.as_ref()).all(|p| p.raft().applied_index() > index)
     })
@@ -115,10 +127,7 @@ fn a_write_on_a_quiet_group_commits_and_the_group_quiesces_again() {
 fn followers_of_a_quiet_leader_cut_off_elect_another_and_it_never_serves_a_read() {
     let (mut sim, old) = elected(4);
     until(&mut sim, 1_000, all_quiet).expect("quiesces");
-    for o in (1..=NODES).filter(|&n| n != old) {
-        sim.net.cut.insert((old, o));
-        sim.net.cut.insert((o, old));
-    }
+    isolate(&mut sim, old);
     let mut served = 0;
     let took = until(&mut sim, 2_000, |s| leader_other_than(s, old)).expect("a new leader");
     // The old leader, asked every step, never had a lease since it quiesced.
@@ -171,9 +180,7 @@ fn a_follower_behind_the_quiescing_heartbeat_does_not_quiesce() {
     m.set_msg_type(raft::eraftpb::MessageType::MsgHeartbeat);
     // A leader whose log ends past this one's: the follower keeps ticking.
     (m.to, m.from, m.term, m.commit) = (follower, id, term, commit);
-    let mut context = crate::raft::QUIESCE_CONTEXT.to_vec();
-    context.extend_from_slice(&(commit + 1).to_le_bytes());
-    m.context = context;
+    m.context = crate::raft::quiesce_context(commit + 1);
     p.step(m).expect("stepped");
     assert!(!p.is_quiet(), "a follower whose log does not end at the leader's commit index keeps ticking");
 }
@@ -182,19 +189,10 @@ fn a_follower_behind_the_quiescing_heartbeat_does_not_quiesce() {
 fn a_deposed_leader_that_quiesced_cut_off_catches_up_when_the_others_are_back() {
     let (mut sim, old) = elected(7);
     until(&mut sim, 1_000, all_quiet).expect("quiesces");
-    for o in (1..=NODES).filter(|&n| n != old) {
-        sim.net.cut.insert((old, o));
-        sim.net.cut.insert((o, old));
-    }
+    isolate(&mut sim, old);
     until(&mut sim, 2_000, |s| leader_other_than(s, old)).expect("a new leader");
-    let new = leader(&sim)
-        .filter(|&l| l != old)
-        .or_else(|| (1..=NODES).find(|&n| n != old && part(&sim, n).raft().is_leader()));
-    let new = new.expect("a new leader");
-    let waiter =
-        Waiter { origin: Origin::Client { peer: peer(), client_id: 9 }, opcode: opcode::SET, request_id: 1 };
-    let outcome = sim.node(new).part.as_mut().expect("up").write(waiter, 9, &set_body(b"k", b"v"));
-    assert_eq!(outcome, WriteOutcome::Later);
+    let new = (1..=NODES).find(|&n| n != old && part(&sim, n).raft().is_leader()).expect("a new leader");
+    assert_eq!(set_k(&mut sim, new), WriteOutcome::Later);
     let others_quiet = |s: &Sim| (1..=NODES).filter(|&n| n != old).all(|n| part(s, n).is_quiet());
     until(&mut sim, 2_000, others_quiet).expect("the new group quiesces without the old leader");
     assert!(
