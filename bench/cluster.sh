@@ -53,24 +53,7 @@ fi
 node_config() {  # $1 = name, $2 = port, $3 = node id (0: alone), then the cluster's ports
     local name=$1 port=$2 id=$3
     shift 3
-    cat > "$OUT/$name.toml" <<EOF
-[node]
-shards = 1
-cores = []
-[net]
-backend = "kernel"
-port = $port
-[kernel]
-bind_ip = "127.0.0.1"
-[tcp]
-enabled = false
-[storage]
-backend = "uring"
-durable_mode = "dsync"
-dir = "$DATA_DIR/$name"
-segment_blocks = 256
-segment_count = 64
-EOF
+    bench_uring_node_toml "$OUT/$name.toml" "$port" "" "$DATA_DIR/$name"
     [ "$id" = 0 ] && return
     printf '[cluster]\ntick_ms = %s\nnode_id = %s\nnodes = [\n' "$TICK_MS" "$id" >> "$OUT/$name.toml"
     local n=1

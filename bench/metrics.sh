@@ -31,24 +31,7 @@ bench_stop_pids_on_exit
 bench_storage_preflight "$DATA_DIR"
 
 config() {  # $1 = name, $2 = "on" or "off"
-    cat > "$OUT/$1.toml" <<CONF
-[node]
-shards = 1
-cores = [$SERVER_CORE]
-[net]
-backend = "kernel"
-port = $PORT
-[kernel]
-bind_ip = "127.0.0.1"
-[tcp]
-enabled = false
-[storage]
-backend = "uring"
-durable_mode = "dsync"
-dir = "$DATA_DIR/$1"
-segment_blocks = 256
-segment_count = 64
-CONF
+    bench_uring_node_toml "$OUT/$1.toml" "$PORT" "$SERVER_CORE" "$DATA_DIR/$1"
     if [ "$2" = on ]; then
         printf '[metrics]\nlisten = ["127.0.0.1:%s"]\n' "$METRICS_PORT" >> "$OUT/$1.toml"
     fi
@@ -58,7 +41,7 @@ config off off
 config on on
 ok "configs: $OUT/{off,on}.toml"
 if [ "$DRY_RUN" = 1 ]; then
-    echo "== (dry run) would search PING and SET up to $RATE_MAX/s with metrics off and on; results under $OUT"
+    echo "== (dry run) would search PING and SET up to $RATE_MAX/s with metrics off, on and scraped; results under $OUT"
     exit 0
 fi
 

@@ -185,3 +185,26 @@ bench_storage_preflight() {
     build_bench_bins
 }
 
+# Writes $1: a one-shard node on kernel UDP 127.0.0.1:$2 (shard on cores $3, "" for unpinned),
+# no TCP, a durable io_uring log (dsync) in $4: the benchmarks' node, to which they append sections.
+bench_uring_node_toml() {
+    cat > "$1" <<CONF
+[node]
+shards = 1
+cores = [$3]
+[net]
+backend = "kernel"
+port = $2
+[kernel]
+bind_ip = "127.0.0.1"
+[tcp]
+enabled = false
+[storage]
+backend = "uring"
+durable_mode = "dsync"
+dir = "$4"
+segment_blocks = 256
+segment_count = 64
+CONF
+}
+
