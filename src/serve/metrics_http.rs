@@ -14,6 +14,7 @@
 //! nothing); the thread stops within `ACCEPT_POLL` of the stop flag; a client can hold the thread
 //! for at most `READ_TIMEOUT` + `WRITE_TIMEOUT`.
 
+use super::wall_clock::unix_ns;
 use super::ServeError;
 use crate::config::Config;
 use crate::metrics::prom::{self, PortReport, ProcessStats};
@@ -202,10 +203,6 @@ fn read_head(stream: &mut TcpStream, max: usize) -> Result<Head, Refusal> {
             Err(_) => return Err(Refusal::Malformed),
         }
     }
-}
-
-fn unix_ns(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// The process's memory (from `/proc/self/status`) and start times.

@@ -184,7 +184,7 @@ pub fn serve(
     }
     // Held until this function returns, after every shard has been joined.
     let _lock = prepare_storage(config)?;
-    let started_ns = started.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let started_ns = wall_clock::unix_ns(started);
     let board = board.map(|board| Publish {
         view: Arc::new(crate::metrics::api::OpsView::new(board, config, started_ns)),
         every_ns: config.metrics.publish_ms * 1_000_000,

@@ -16,6 +16,11 @@ use vigil_pmd::{Clock, Nanos};
 /// The process's anchor: a monotonic instant and the Unix time (ns) it stood for.
 static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
 
+/// `t` as Unix ns; a wall clock before 1970 is a broken host: time then starts at 0.
+pub fn unix_ns(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// Unix-epoch nanoseconds, advanced monotonically from one anchor per process.
 #[derive(Clone, Copy, Debug)]
 pub struct WallClock {
@@ -26,11 +31,7 @@ pub struct WallClock {
 impl WallClock {
     /// The process's clock (anchored at its first use).
     pub fn process() -> Self {
-        let &(origin, epoch_ns) = ANCHOR.get_or_init(|| {
-            // A wall clock before 1970 is a broken host: time then starts at 0, as before.
-            let epoch_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-            (Instant::now(), epoch_ns)
-        });
+        let &(origin, epoch_ns) = ANCHOR.get_or_init(|| (Instant::now(), unix_ns(SystemTime::now())));
         Self { origin, epoch_ns }
     }
 }
