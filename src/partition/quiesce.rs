@@ -179,13 +179,15 @@ impl<D: BlockIo> Partition<D> {
     /// At the end of a `poll`: wakes a quiet leader whose expiry or rotation fell due; quiesces
     /// an awake leader at rest that has been idle long enough (module header).
     pub(super) fn quiesce_or_wake(&mut self) {
-        let due = self.raft.is_leader() && self.internal_work_due();
         let Some(peers) = self.peers.as_ref() else { return };
+        let leader = self.raft.is_leader();
         match peers.quiet {
-            Quiet::Leading if due => self.wake(Wake::Due),
-            Quiet::Awake if peers.quiesce_idle && self.raft.is_leader() && !due => {
+            Quiet::Leading if leader && self.internal_work_due() => self.wake(Wake::Due),
+            Quiet::Awake if peers.quiesce_idle && leader => {
+                // Cheapest first: most polls of an awake leader are of a group that is not idle.
                 let idle = self.now.0 >= peers.active_at.0.saturating_add(peers.idle_ns());
-                if idle && self.waiters.is_empty() && !self.busy() && self.raft.at_rest() {
+                let rests = || self.waiters.is_empty() && !self.busy() && self.raft.at_rest();
+                if idle && !self.internal_work_due() && rests() {
                     self.quiesce();
                 }
             }
