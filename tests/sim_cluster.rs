@@ -346,7 +346,6 @@ impl Sim {
         images.sort_by_key(|(id, _)| *id);
         node.images = images.into_iter().map(|(_, image)| image).collect();
         node.down_until = self.step + 100 + self.rng.below(800);
-        self.stats.crashes += 1;
         self.log(|| format!("crash node {} until {}", i + 1, self.nodes[i].down_until));
     }
 
@@ -360,7 +359,6 @@ impl Sim {
             self.stats.disk_failures += 1;
             self.log(|| format!("node {}'s log failed: restarting it", i + 1));
             self.crash(i);
-            self.stats.crashes -= 1;
         }
     }
 
@@ -370,7 +368,10 @@ impl Sim {
         }
         let i = self.rng.below(NODES) as usize;
         match self.rng.below(3) {
-            0 if self.nodes[i].running.is_some() => self.crash(i),
+            0 if self.nodes[i].running.is_some() => {
+                self.stats.crashes += 1;
+                self.crash(i);
+            }
             1 => {
                 // Mostly a leader: a deposed leader that wakes up must not serve what it held.
                 let i = match self.rng.chance(0.7) {
