@@ -80,6 +80,9 @@ pub struct Config {
     /// The node's log lines.
     #[serde(default)]
     pub log: LogConfig,
+    /// The admin operations on the web port (off by default).
+    #[serde(default)]
+    pub admin: AdminConfig,
 }
 
 /// Which block device backs each partition's log.
@@ -536,6 +539,18 @@ impl Config {
         Self::parse(DEV_TOML).expect("the embedded config/dev.toml is valid")
     }
 
+    /// This config with its secrets (`tcp.requirepass`, `admin.token`) replaced by `"(set)"`,
+    /// for showing (the JSON API, the dashboard).
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        for secret in [&mut c.tcp.requirepass, &mut c.admin.token] {
+            if !secret.is_empty() {
+                *secret = "(set)".into();
+            }
+        }
+        c
+    }
+
     /// Checks every limit and cross-key rule; the first violation is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_node()?;
@@ -548,6 +563,7 @@ impl Config {
         self.cluster.validate()?;
         self.metrics.validate()?;
         self.log.validate()?;
+        self.admin.validate()?;
         self.validate_sizes(limits::machine_memory_bytes())?;
         match (&self.dpdk, self.net.backend) {
             (Some(d), _) => d.validate(self)?,
@@ -566,6 +582,7 @@ impl Config {
     }
 }
 
+mod admin;
 mod candle;
 mod cluster;
 mod limits;
@@ -573,6 +590,7 @@ mod log;
 mod metrics;
 mod tcp;
 mod validate;
+pub use admin::AdminConfig;
 pub use candle::CandleConfig;
 pub use cluster::{ClusterConfig, PeerConfig, REPLICAS_MAX};
 pub use limits::{machine_memory_bytes, MemoryEstimate, MemoryPart};

@@ -3,9 +3,15 @@
 //! snapshots on the `StatsBoard`: a request never asks a shard anything (the shard serving the
 //! connection reads the board like the metrics thread does).
 //!
+//! `OpsView` also holds what the web port's other operator pages share: the dashboard's latest
+//! rendering (`dashboard`), the admin operations' mailbox to the shards and token (`admin`), and
+//! the process's log filter (`LogControl`, when the binary gave one).
+//!
 //! Invariants: read-only; the config is rendered once at the start with its secrets
-//! (`tcp.requirepass`) replaced by `"(set)"`; every answer is one JSON document.
+//! (`Config::redacted`) replaced by `"(set)"`; every answer is one JSON document.
 
+use super::admin::{AdminMailbox, LogControl};
+use super::dashboard::DashboardSlot;
 use super::{ShardStats, StatsBoard};
 use crate::config::Config;
 use serde_json::{json, Value};
@@ -22,12 +28,34 @@ pub struct OpsView {
     pub started_ns: u64,
     /// The config in force, as JSON, secrets hidden.
     pub config_json: String,
+    /// The dashboard's latest rendering (`/`, `/api/live`).
+    pub dashboard: DashboardSlot,
+    /// The admin requests to the shards, and the token they need (empty: admin off).
+    pub admin: AdminMailbox,
+    pub admin_token: String,
+    /// The process's log filter, when it can change while running.
+    pub log: Option<Arc<dyn LogControl>>,
 }
 
 impl OpsView {
     /// A view of `board` for the node `config` describes, started at `started_ns`.
     pub fn new(board: StatsBoard, config: &Config, started_ns: u64) -> Self {
-        Self { board, node_id: config.cluster.node_id, started_ns, config_json: config_json(config) }
+        Self {
+            admin: AdminMailbox::new(board.shards()),
+            board,
+            node_id: config.cluster.node_id,
+            started_ns,
+            config_json: config_json(config),
+            dashboard: DashboardSlot::default(),
+            admin_token: config.admin.token.clone(),
+            log: None,
+        }
+    }
+
+    /// The same view, able to change the log filter through `log`.
+    pub fn with_log(mut self, log: Option<Arc<dyn LogControl>>) -> Self {
+        self.log = log;
+        self
     }
 
     /// The answer to `GET /api/<what>` at `now_ns`; `None` for a path the API does not have.
@@ -131,13 +159,7 @@ fn partitions(s: &ShardStats) -> Vec<Value> {
 
 /// The config as JSON with its secrets hidden.
 fn config_json(config: &Config) -> String {
-    let mut value = serde_json::to_value(config).unwrap_or(Value::Null);
-    if let Some(pass) = value.pointer_mut("/tcp/requirepass") {
-        if pass.as_str().is_some_and(|p| !p.is_empty()) {
-            *pass = Value::String("(set)".into());
-        }
-    }
-    value.to_string()
+    serde_json::to_value(config.redacted()).unwrap_or(Value::Null).to_string()
 }
 
 #[cfg(test)]
@@ -155,6 +177,7 @@ mod tests {
         board.publish(s);
         let mut config = Config::dev();
         config.tcp.requirepass = "hunter2".into();
+        config.admin.token = "a-token-of-twenty-chars".into();
         let view = OpsView::new(board, &config, 1_000_000_000);
         let status: Value = serde_json::from_str(&view.answer("status", 3_000_000_000).unwrap()).unwrap();
         assert_eq!(status["shards"], 2);
@@ -167,6 +190,7 @@ mod tests {
         assert_eq!(shards[0]["requests"], 9);
         let cfg = view.answer("config", 0).unwrap();
         assert!(!cfg.contains("hunter2") && cfg.contains("\"requirepass\":\"(set)\""), "{cfg}");
+        assert!(!cfg.contains("twenty") && cfg.contains("\"token\":\"(set)\""), "{cfg}");
         assert!(view.answer("nothing", 0).is_none());
     }
 }

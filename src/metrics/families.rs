@@ -137,23 +137,7 @@ impl NodeCollector {
     fn drops(&self) -> Vec<(Labels, u64)> {
         let mut out = Vec::new();
         for s in &self.shards {
-            let (c, e, io) = (&s.shard_counters, &s.engine, &s.io);
-            let reasons: [(&str, u64); 14] = [
-                ("tx_no_buffer", c.tx_no_buffer),
-                ("tx_queue_full", c.tx_queue_full),
-                ("lease_lapsed", c.tx_lease_lapsed),
-                ("late_answer_too_large", c.late_answers_too_large),
-                ("short", e.dropped_short),
-                ("bad_magic", e.dropped_bad_magic),
-                ("response", e.dropped_response),
-                ("unanswered_no_room", e.unanswered_no_room),
-                ("rx_malformed", io.rx_malformed),
-                ("rx_bad_checksum", io.rx_bad_checksum),
-                ("rx_not_for_us", io.rx_not_for_us),
-                ("rx_kernel_dropped", io.rx_kernel_dropped),
-                ("tx_dropped", io.tx_dropped),
-                ("tx_alloc_failed", io.tx_alloc_failed),
-            ];
+            let reasons = s.drops();
             for (reason, n) in reasons {
                 out.push((vec![("shard", s.shard.to_string()), ("reason", reason.to_string())], n));
             }

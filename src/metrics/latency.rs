@@ -68,6 +68,18 @@ impl Latency {
         self.hist.add(&other.hist).expect("same bounds");
         self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
     }
+
+    /// The durations counted since `earlier`, an older copy of the same histogram (a window
+    /// between two snapshots: the dashboard's quantiles over the last second). Where `earlier`
+    /// is not older (it holds counts this one lacks), all of this one.
+    pub fn since(&self, earlier: &Latency) -> Latency {
+        let mut window = self.clone();
+        if window.hist.subtract(&earlier.hist).is_err() {
+            return self.clone();
+        }
+        window.sum_ns = self.sum_ns.saturating_sub(earlier.sum_ns);
+        window
+    }
 }
 
 #[cfg(test)]
@@ -92,5 +104,21 @@ mod tests {
         let mut m = Latency::new();
         m.add(&l);
         assert_eq!(m.count(), 101);
+    }
+
+    #[test]
+    fn a_window_holds_what_came_after_the_earlier_copy() {
+        let mut l = Latency::new();
+        for _ in 0..10 {
+            l.record(1_000_000);
+        }
+        let earlier = l.clone();
+        for _ in 0..5 {
+            l.record(9_000_000);
+        }
+        let w = l.since(&earlier);
+        assert_eq!((w.count(), w.sum_ns()), (5, 45_000_000));
+        assert!((8_900_000..=9_100_000).contains(&w.quantile_ns(0.5)));
+        assert_eq!(earlier.since(&l).count(), 10, "not older: all of it");
     }
 }

@@ -5,6 +5,9 @@
 //! - `stats.rs`: `ShardStats`, a plain copy of a shard's counters, its partitions' state and its
 //!   latency histogram, taken on the shard's own thread (`ShardStats::collect`).
 //! - `api.rs`: the operators' JSON API on the web port, rendered from the board;
+//! - `history.rs`: the dashboard's last minute (rates, window quantiles) from two snapshots;
+//! - `dashboard/`: the dashboard page at `/` on the web port, rendered once a second;
+//! - `admin.rs`: the admin operations' token check, mailbox to the shards, log filter seam;
 //! - `board.rs`: `StatsBoard`, one slot per shard holding its latest `ShardStats` behind an
 //!   `ArcSwap`: the shard stores a new snapshot every `metrics.publish_ms` and readers load the
 //!   latest, neither ever waiting for the other.
@@ -19,9 +22,12 @@
 //! moment); nothing here reads a clock or does I/O (the caller passes the time and the process
 //! figures in).
 
+pub mod admin;
 pub mod api;
 pub mod board;
+pub mod dashboard;
 mod families;
+pub mod history;
 pub mod latency;
 pub mod prom;
 pub mod stats;

@@ -112,6 +112,35 @@ impl ShardStats {
     }
 }
 
+impl ShardStats {
+    /// Every drop the shard's loop, engine and packet backend counted, by reason (one list for
+    /// the metrics and the dashboard).
+    pub fn drops(&self) -> [(&'static str, u64); 14] {
+        let (c, e, io) = (&self.shard_counters, &self.engine, &self.io);
+        [
+            ("tx_no_buffer", c.tx_no_buffer),
+            ("tx_queue_full", c.tx_queue_full),
+            ("lease_lapsed", c.tx_lease_lapsed),
+            ("late_answer_too_large", c.late_answers_too_large),
+            ("short", e.dropped_short),
+            ("bad_magic", e.dropped_bad_magic),
+            ("response", e.dropped_response),
+            ("unanswered_no_room", e.unanswered_no_room),
+            ("rx_malformed", io.rx_malformed),
+            ("rx_bad_checksum", io.rx_bad_checksum),
+            ("rx_not_for_us", io.rx_not_for_us),
+            ("rx_kernel_dropped", io.rx_kernel_dropped),
+            ("tx_dropped", io.tx_dropped),
+            ("tx_alloc_failed", io.tx_alloc_failed),
+        ]
+    }
+
+    /// Every drop, all reasons together.
+    pub fn drops_total(&self) -> u64 {
+        self.drops().iter().map(|(_, n)| n).sum()
+    }
+}
+
 impl PartitionStats {
     /// `p`'s state and counters now.
     pub fn of<D: BlockIo>(p: &Partition<D>) -> Self {
