@@ -134,7 +134,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve { config } => {
             let c = load(config.as_ref())?;
-            init_log(&c.log.level);
+            let log = init_log(&c.log.level);
             let stop = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
@@ -142,7 +142,7 @@ fn main() -> anyhow::Result<()> {
             // The ready line is the node's status, like the stop report: on stdout whatever the
             // log level (scripts and tests wait for it).
             let mut on_ready = |line: &str| println!("vigil: ready: {line}");
-            let report = serve::serve(&c, stop, &mut on_ready)?;
+            let report = serve::serve(&c, stop, &mut on_ready, Some(log))?;
             print!("{report}");
         }
     }
@@ -150,15 +150,52 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The node's log: one line per event on stderr (the stop report goes to stdout), at
-/// `log.level`, or as `RUST_LOG` filters when it is set (docs/OPERATIONS.md, "Logs").
-fn init_log(level: &str) {
+/// `log.level`, or as `RUST_LOG` filters when it is set (docs/OPERATIONS.md, "Logs"). The filter
+/// can change while the node runs (the admin API's `log-level`): the returned control reloads it.
+fn init_log(level: &str) -> Arc<dyn vigil::metrics::admin::LogControl> {
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
         _ => EnvFilter::new(level),
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    builder.init();
+    let reader = handle.clone();
+    Arc::new(ReloadableLog {
+        set: Box::new(move |f| handle.reload(f).map_err(|e| e.to_string())),
+        current: Box::new(move || reader.with_current(|f| f.to_string()).unwrap_or_default()),
+    })
+}
+
+/// The subscriber's filter behind its reload handle (`LogControl` for the admin API).
+struct ReloadableLog {
+    /// Puts a new filter in place.
+    set: Box<dyn Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync>,
+    /// The filter in force, as text.
+    current: Box<dyn Fn() -> String + Send + Sync>,
+}
+
+impl std::fmt::Debug for ReloadableLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReloadableLog({})", (self.current)())
+    }
+}
+
+impl vigil::metrics::admin::LogControl for ReloadableLog {
+    fn set(&self, spec: &str) -> Result<(), String> {
+        let filter = tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| e.to_string())?;
+        (self.set)(filter)
+    }
+
+    fn current(&self) -> String {
+        (self.current)()
+    }
 }
 
 /// `vigil repair`: returns whether the partition may start (healthy, or cut).

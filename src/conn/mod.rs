@@ -34,6 +34,7 @@ pub mod resp;
 mod resp_local;
 pub mod watch;
 pub mod web;
+pub mod web_ops;
 
 use crate::dispatch::{Answer, Request};
 use crate::engine::Engine;
@@ -59,7 +60,7 @@ pub mod protocol_tag {
     pub const RESP: u8 = 2;
     /// HTTP/1.x (the REST API for the KV store).
     pub const HTTP: u8 = 3;
-    /// HTTP/1.x from a browser on the web port (the candle page): no detection.
+    /// HTTP/1.x from a browser on the web port (the dashboard, the candle page, the operators' API): no detection.
     pub const WEB: u8 = 4;
 }
 
@@ -184,6 +185,8 @@ struct Conn {
     queued: bool,
     /// In the watchers list (an upgraded WebSocket watcher).
     watcher: bool,
+    /// In the ticking list (a web session serving a live stream or waiting for a compaction).
+    ticking: bool,
 }
 
 /// Counters of a shard's connections.
@@ -240,6 +243,10 @@ pub struct Connections {
     ops: Option<Arc<crate::metrics::api::OpsView>>,
     /// This shard's prefix watchers (counted in the hub).
     prefix_watchers: usize,
+    /// Web sessions run again every `web_ops::TICK_NS` (live streams, compactions waited for),
+    /// and when next.
+    ticking: Vec<ConnId>,
+    next_tick_ns: u64,
     /// The records of this poll's changes for other shards, and those taken from the hub.
     outbox: Vec<u8>,
     inbox: Vec<u8>,
@@ -273,6 +280,8 @@ impl Connections {
             shard: 0,
             ops: None,
             prefix_watchers: 0,
+            ticking: Vec::new(),
+            next_tick_ns: 0,
             outbox: Vec::new(),
             inbox: Vec::new(),
         }
@@ -312,6 +321,13 @@ impl Connections {
                 StreamEvent::Opened { conn, protocol } => self.open(conn, protocol),
                 StreamEvent::Readable(conn) => self.mark(conn, |c| c.readable = true),
                 StreamEvent::Writable(conn) => self.mark(conn, |_| {}),
+            }
+        }
+        // Not `busy`: a live stream alone does not keep the shard from sleeping when idle.
+        if !self.ticking.is_empty() && now.0 >= self.next_tick_ns {
+            self.next_tick_ns = now.0.saturating_add(web_ops::TICK_NS);
+            for i in 0..self.ticking.len() {
+                self.mark(self.ticking[i], |_| {});
             }
         }
         self.service(engine, now, guard);
@@ -485,6 +501,7 @@ impl Connections {
             dead: false,
             queued: false,
             watcher: false,
+            ticking: false,
         });
     }
 
@@ -520,6 +537,15 @@ impl Connections {
                 self.hub.count(self.shard, true);
             }
         }
+        let ticks = matches!(&conn.session, Session::Web(s) if s.ticks());
+        if ticks != conn.ticking {
+            conn.ticking = ticks;
+            if ticks {
+                self.ticking.push(id);
+            } else {
+                self.ticking.retain(|t| *t != id);
+            }
+        }
         flush(self.io.as_mut(), conn);
         let done_sending = conn.sent == conn.output.len();
         trim(&mut conn.input);
@@ -531,6 +557,9 @@ impl Connections {
                     self.prefix_watchers -= 1;
                     self.hub.count(self.shard, false);
                 }
+            }
+            if conn.ticking {
+                self.ticking.retain(|t| *t != id);
             }
             self.conns[slot as usize] = None;
             self.io.close(id);

@@ -10,10 +10,9 @@
 //!   page, the values typed and each message by its field; a good candle is one CANDLE_LIGHT,
 //!   answered once durable with `303 See Other` to `/candles?lit=<id>#c-<id>` (post/redirect/get,
 //!   so a reload does not light it twice).
-//! - `GET /api/status`, `/api/shards`, `/api/partitions`, `/api/config`: the operators' JSON API
-//!   (`metrics::api`, from the shards' published snapshots); another `/api/` path 404, another
-//!   method 405.
-//! - `GET /`: 303 to `/candles` (the operators' dashboard will take `/`). Anything else is 404.
+//! - The operators' pages (`web_ops`): `GET /` (the dashboard), `/dashboard.js`, `/api/live`,
+//!   the JSON API `/api/...` and the admin operations `/api/admin/...`.
+//! - Anything else is 404.
 //!
 //! One request at a time (browsers do not pipeline): the next is parsed once the page is whole.
 //! Requests run through the engine like every session's (`Cx::request`; a stream session's answer
@@ -23,6 +22,7 @@
 //! terminating chunk), whatever its reads answered (a refused read ends that part of the page);
 //! nothing from a client reaches the page unescaped (`candle::page`).
 
+use super::web_ops::{self, OpsWait, Tick};
 use super::{Cx, Step};
 use crate::candle::form::{Form, FormErrors};
 use crate::candle::page::{self, CandleView, FormView};
@@ -83,6 +83,8 @@ pub struct WebSession {
     form: Form,
     form_scratch: Vec<u8>,
     closing: bool,
+    /// An operators' request being served over time (a live stream, a compaction).
+    ops_wait: OpsWait,
 }
 
 impl Default for WebSession {
@@ -103,7 +105,14 @@ impl WebSession {
             form: Form::with_capacity(),
             form_scratch: Vec::with_capacity(crate::candle::fields::PRAYER_BYTES_MAX),
             closing: false,
+            ops_wait: OpsWait::Free,
         }
+    }
+
+    /// Whether the session must be run again on a timer (`web_ops::TICK_NS`): it serves a live
+    /// stream or waits for a compaction.
+    pub fn ticks(&self) -> bool {
+        self.ops_wait.ticks()
     }
 
     /// Runs the request at the front of `input` (one at a time); returns what it consumed.
@@ -118,6 +127,12 @@ impl WebSession {
     ) -> Step {
         let mut used = 0;
         loop {
+            match web_ops::tick(&mut self.ops_wait, ops, cx) {
+                Tick::Free => {}
+                // A live stream takes no requests: what a client sends on it is dropped.
+                Tick::Live => return Step::Consumed(input.len()),
+                Tick::Waiting => return Step::Wait { consumed: used, for_output: false },
+            }
             if self.lighting.is_some() {
                 return Step::Wait { consumed: used, for_output: false };
             }
@@ -143,8 +158,7 @@ impl WebSession {
             };
             used += consumed;
             self.closing = !head.keep_alive;
-            if head.target.starts_with(b"/api/") {
-                self.api(&head, ops, cx);
+            if web_ops::route(&head, body, ops, self.closing, &mut self.ops_wait, cx) {
                 continue;
             }
             if let Some(step) = self.request(&head, body, page_max, partitions, cx) {
@@ -154,33 +168,6 @@ impl WebSession {
                 };
             }
         }
-    }
-
-    /// `/api/<what>`: the operators' JSON API (`metrics::api`), GET only.
-    fn api(&self, head: &Head<'_>, ops: Option<&OpsView>, cx: &mut Cx<'_>) {
-        let (path, _) = target::split(head.target);
-        let what = std::str::from_utf8(&path[b"/api/".len()..]).unwrap_or("");
-        let (status, body) = match (head.method, ops) {
-            (Method::Get | Method::Head, Some(ops)) => match ops.answer(what, cx.now.0) {
-                Some(json) => (200, json),
-                None => (
-                    404,
-                    r#"{"error":"no such API: /api/status, /api/shards, /api/partitions, /api/config"}"#
-                        .into(),
-                ),
-            },
-            (Method::Get | Method::Head, None) => {
-                (503, r#"{"error":"the API is not served by this node"}"#.into())
-            }
-            _ => (405, r#"{"error":"the API answers GET only"}"#.into()),
-        };
-        let mut r = Response::start(cx.output, status);
-        if status == 405 {
-            r.header("Allow", "GET, HEAD");
-        }
-        r.header("Cache-Control", "no-store");
-        r.connection(self.closing, head.minor_version == 0);
-        r.finish(Some("application/json"), body.as_bytes(), head.method == Method::Head);
     }
 
     /// Runs one request; `Some(Retry)` when it must be tried again (BUSY).
@@ -200,15 +187,9 @@ impl WebSession {
                 self.start_page(200, lit, None, head, page_max, partitions, cx);
             }
             (b"/candles", Method::Post) => return self.post(head, body, page_max, partitions, cx),
-            (b"/", Method::Get | Method::Head) => {
-                let mut r = Response::start(cx.output, 303);
-                r.header("Location", "/candles");
-                r.connection(self.closing, head.minor_version == 0);
-                r.finish(None, b"", false);
-            }
-            (b"/candles" | b"/", _) => {
+            (b"/candles", _) => {
                 let mut r = Response::start(cx.output, 405);
-                r.header("Allow", if path == b"/" { "GET, HEAD" } else { "GET, HEAD, POST" });
+                r.header("Allow", "GET, HEAD, POST");
                 r.connection(self.closing, head.minor_version == 0);
                 r.finish(Some("text/plain; charset=utf-8"), b"method not allowed\n", false);
             }
@@ -217,7 +198,7 @@ impl WebSession {
                 r.connection(self.closing, head.minor_version == 0);
                 r.finish(
                     Some("text/plain; charset=utf-8"),
-                    "não encontrado: a página é /candles\n".as_bytes(),
+                    "não encontrado: as páginas são /candles e / (o painel)\n".as_bytes(),
                     false,
                 );
             }

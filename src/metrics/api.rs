@@ -150,7 +150,7 @@ fn partitions(s: &ShardStats) -> Vec<Value> {
                     "durable_lsn": p.log_durable_lsn,
                     "segments": p.log_segments,
                     "segments_free": p.log_segments_free,
-                    "used_bytes": p.log_segments.saturating_sub(p.log_segments_free) * p.log_segment_bytes,
+                    "used_bytes": p.log_used_bytes(),
                 },
             })
         })

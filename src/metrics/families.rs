@@ -408,7 +408,7 @@ impl NodeCollector {
             ("vigil_log_used", "Bytes of the log's ring in use (segments not free).", Some(Unit::Bytes)),
             MetricType::Gauge,
             1.0,
-            self.per_partition(|p| p.log_segments.saturating_sub(p.log_segments_free) * p.log_segment_bytes),
+            self.per_partition(PartitionStats::log_used_bytes),
         )
     }
 

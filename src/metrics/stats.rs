@@ -142,6 +142,16 @@ impl ShardStats {
 }
 
 impl PartitionStats {
+    /// Bytes of its log ring in use (segments not free).
+    pub fn log_used_bytes(&self) -> u64 {
+        self.log_segments.saturating_sub(self.log_segments_free) * self.log_segment_bytes
+    }
+
+    /// Bytes of its whole log ring.
+    pub fn log_ring_bytes(&self) -> u64 {
+        self.log_segments * self.log_segment_bytes
+    }
+
     /// `p`'s state and counters now.
     pub fn of<D: BlockIo>(p: &Partition<D>) -> Self {
         let raft = p.raft();

@@ -168,6 +168,19 @@ impl<D: BlockIo> KvShard<D> {
         &self.partitions
     }
 
+    /// Starts a snapshot of every partition now (the admin API's snapshot and compaction); each
+    /// completes with later polls, and its checkpoint frees the log behind it.
+    pub fn snapshot_now(&mut self) {
+        for p in &mut self.partitions {
+            p.snapshot_now();
+        }
+    }
+
+    /// Whether a partition's snapshot is still being stored or waits for its checkpoint.
+    pub fn snapshots_in_progress(&self) -> bool {
+        self.partitions.iter().any(|p| p.snapshot_in_progress())
+    }
+
     /// Whether every partition serves reads (leads, and has re-applied its log after recovery).
     pub fn serves_reads(&self) -> bool {
         self.partitions.iter().all(|p| p.serves_reads())

@@ -206,7 +206,7 @@ fn read_head(stream: &mut TcpStream, max: usize) -> Result<Head, Refusal> {
 }
 
 /// The process's memory (from `/proc/self/status`) and start times.
-fn process_stats(started: SystemTime, ready_at_ns: u64) -> ProcessStats {
+pub(super) fn process_stats(started: SystemTime, ready_at_ns: u64) -> ProcessStats {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = |key: &str| {
         status

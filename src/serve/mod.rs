@@ -20,6 +20,7 @@
 pub mod acceptor;
 pub mod check;
 pub mod cluster;
+mod dashboard_thread;
 mod gate;
 mod metrics_http;
 mod partition_io;
@@ -148,11 +149,13 @@ pub struct ServeReport {
 /// Called once every shard is ready, with a line describing what is being served.
 pub type ReadyHook<'a> = &'a mut dyn FnMut(&str);
 
-/// Runs the node until `stop` is set; returns what it counted.
+/// Runs the node until `stop` is set; returns what it counted. `log`, when given, lets the admin
+/// API change the process's log filter while it runs.
 pub fn serve(
     config: &Config,
     stop: Arc<AtomicBool>,
     ready: ReadyHook<'_>,
+    log: Option<Arc<dyn crate::metrics::admin::LogControl>>,
 ) -> Result<ServeReport, ServeError> {
     check_cores(config)?;
     if let Some(why) = cluster_refusal(config) {
@@ -186,10 +189,17 @@ pub fn serve(
     let _lock = prepare_storage(config)?;
     let started_ns = wall_clock::unix_ns(started);
     let board = board.map(|board| Publish {
-        view: Arc::new(crate::metrics::api::OpsView::new(board, config, started_ns)),
+        view: Arc::new(crate::metrics::api::OpsView::new(board, config, started_ns).with_log(log)),
         every_ns: config.metrics.publish_ms * 1_000_000,
         port: port_source,
     });
+    // The dashboard is rendered whenever the web port serves it.
+    let dashboard = match &board {
+        Some(b) if web_port_on(config) => {
+            Some(dashboard_thread::start(config, b.view.clone(), stop.clone(), started)?)
+        }
+        _ => None,
+    };
     let metrics_line =
         metrics.as_ref().map_or(String::new(), |m| format!(" and metrics {:?} (/metrics)", m.addrs()));
     let metrics = metrics.map(|m| m.start(stop.clone(), started)).transpose()?;
@@ -204,13 +214,21 @@ pub fn serve(
     if let Some(m) = metrics {
         m.finish();
     }
+    if let Some(d) = dashboard {
+        let _ = d.join();
+    }
     served
 }
 
 /// Whether the shards publish their counters: for the metrics endpoint, or for the web port's
 /// JSON API.
 fn publishes(config: &Config) -> bool {
-    config.metrics.enabled() || (config.tcp.enabled && !config.tcp.web_listen.is_empty())
+    config.metrics.enabled() || web_port_on(config)
+}
+
+/// Whether the web port (the candle page, the dashboard, the JSON and admin API) is served.
+fn web_port_on(config: &Config) -> bool {
+    config.tcp.enabled && !config.tcp.web_listen.is_empty()
 }
 
 /// The JSON API's view, whose board the shards publish their counters to (`metrics`), and how
@@ -514,7 +532,7 @@ fn serve_kernel(
     let tcp_line = tcp.as_ref().map_or(String::new(), |t| {
         let web = match t.web_addrs.is_empty() {
             true => String::new(),
-            false => format!(" and web {:?} (the candle page)", t.web_addrs),
+            false => format!(" and web {:?} (the dashboard at /, the candle page at /candles)", t.web_addrs),
         };
         format!(" and tcp {:?} (RESP, HTTP, WebSocket, binary){web}", t.addrs)
     });
@@ -659,7 +677,7 @@ mod tests {
         let node_stop = stop.clone();
         let node = std::thread::spawn(move || {
             let mut hook = |line: &str| ready_tx.send(line.to_string()).unwrap();
-            serve(&config, node_stop, &mut hook)
+            serve(&config, node_stop, &mut hook, None)
         });
         let line = ready_rx.recv_timeout(Duration::from_secs(10)).expect("node ready");
         assert!(line.contains("backend=kernel"), "{line}");

@@ -196,8 +196,9 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
 /// percent; once every 64 costs nothing measurable.
 const PUBLISH_CHECK_EVERY: u32 = 64;
 
-/// The shard loop of a node whose metrics endpoint is on: as `Shard::run`, and every
-/// `board.every_ns` a snapshot of the shard's counters goes to the board (`metrics`).
+/// The shard loop of a node whose metrics endpoint or web port is on: as `Shard::run`, and every
+/// `board.every_ns` a snapshot of the shard's counters goes to the board (`metrics`); at the same
+/// check, the admin mailbox's requests are taken (`metrics::admin`).
 fn run_publishing<P: PacketIo, D: BlockIo>(
     shard: &mut Shard<P>,
     kv: &RefCell<KvShard<D>>,
@@ -207,16 +208,46 @@ fn run_publishing<P: PacketIo, D: BlockIo>(
 ) {
     let mut next_at = 0u64;
     let mut polls = 0u32;
+    let mut turn = crate::metrics::admin::AdminTurn::default();
     while !stop.load(Ordering::Relaxed) {
         shard.poll_once_on(clock);
         polls = polls.wrapping_add(1);
         if polls % PUBLISH_CHECK_EVERY == 1 {
+            let admin_done = admin_step(&mut turn, kv, &board.view.admin);
             let now = clock.now().0;
-            if now >= next_at {
-                board.view.board.publish(crate::metrics::ShardStats::collect(shard, &kv.borrow(), now));
+            if now >= next_at || admin_done.is_some() {
+                let stats = crate::metrics::ShardStats::collect(shard, &kv.borrow(), now);
+                let id = stats.shard;
+                board.view.board.publish(stats);
                 next_at = now.saturating_add(board.every_ns);
+                // Done only once the board shows the shard after its snapshots.
+                if let Some(generation) = admin_done {
+                    board.view.admin.mark_done(id, generation);
+                }
             }
         }
+    }
+}
+
+/// Takes the admin mailbox's request (`metrics::admin`): starts the partitions' snapshots for a
+/// new generation; returns the generation once they are all stored.
+fn admin_step<D: BlockIo>(
+    turn: &mut crate::metrics::admin::AdminTurn,
+    kv: &RefCell<KvShard<D>>,
+    mailbox: &crate::metrics::admin::AdminMailbox,
+) -> Option<u64> {
+    use crate::metrics::admin::AdminStep;
+    match turn.step(mailbox.asked()) {
+        AdminStep::Idle => None,
+        AdminStep::Start => {
+            kv.borrow_mut().snapshot_now();
+            None
+        }
+        AdminStep::Finish(generation) if !kv.borrow().snapshots_in_progress() => {
+            turn.finished(generation);
+            Some(generation)
+        }
+        AdminStep::Finish(_) => None,
     }
 }
 

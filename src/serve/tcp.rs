@@ -34,7 +34,7 @@ pub struct TcpServing {
     shards: ShardStreams,
     /// Where it listens.
     pub addrs: Vec<SocketAddr>,
-    /// Where the web port listens (the candle page).
+    /// Where the web port listens (the dashboard, the candle page, the operators' API).
     pub web_addrs: Vec<SocketAddr>,
 }
 

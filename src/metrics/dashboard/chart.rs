@@ -20,8 +20,11 @@ const LEFT: f64 = 56.0;
 const BOTTOM: f64 = 20.0;
 const TOP: f64 = 8.0;
 
-/// The three lines: label, colour, which quantile.
-const LINES: [(&str, &str, fn(&Sample) -> f64); 3] =
+/// A line of the chart: its label, its colour, and the quantile it draws.
+type Line = (&'static str, &'static str, fn(&Sample) -> f64);
+
+/// The three lines.
+const LINES: [Line; 3] =
     [("p50", "#2b8a3e", |s| s.p50_us), ("p99", "#e67700", |s| s.p99_us), ("p99.9", "#c92a2a", |s| s.p999_us)];
 
 /// Writes the chart of `samples` (oldest first), spanning `slots` seconds, into `out`.
@@ -64,12 +67,15 @@ pub fn write_chart(out: &mut String, samples: &VecDeque<Sample>, slots: usize) {
                 continue;
             }
             let x = LEFT + step * (first_slot + i) as f64;
-            let _ = write!(path, "{}{x:.1},{:.1} ", if pen_down { "L" } else { "M" }, y_of(value(s)));
+            // A line starts with a dot (a zero-length step drawn with round caps), so a second
+            // alone between two without writes still shows.
+            let (verb, dot) = if pen_down { ("L", "") } else { ("M", " h0.01") };
+            let _ = write!(path, "{verb}{x:.1},{:.1}{dot} ", y_of(value(s)));
             pen_down = true;
         }
         let _ = write!(
             out,
-            r##"<path d="{}" fill="none" stroke="{colour}" stroke-width="1.5"><title>{label}</title></path>"##,
+            r##"<path d="{}" fill="none" stroke="{colour}" stroke-width="1.5" stroke-linecap="round" stroke-linejoin="round"><title>{label}</title></path>"##,
             path.trim_end()
         );
     }

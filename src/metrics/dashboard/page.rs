@@ -84,8 +84,8 @@ fn write_node(out: &mut String, v: &NodeView<'_>) {
     let leading = parts.iter().filter(|p| p.is_leader).count();
     let quiet = parts.iter().filter(|p| p.quiet).count();
     let keys: u64 = parts.iter().map(|p| p.keys).sum();
-    let log_used: u64 = parts.iter().map(|p| log_used_bytes(p)).sum();
-    let log_ring: u64 = parts.iter().map(|p| p.log_segments * p.log_segment_bytes).sum();
+    let log_used: u64 = parts.iter().map(|p| p.log_used_bytes()).sum();
+    let log_ring: u64 = parts.iter().map(|p| p.log_ring_bytes()).sum();
     let last = v.history.last();
     let rate = |f: fn(&Sample) -> f64| last.map_or_else(|| "–".into(), |s| fmt_rate(f(s)));
     let uptime = v.now_ns.saturating_sub(v.started_ns) / 1_000_000_000;
@@ -171,8 +171,8 @@ fn write_partitions(out: &mut String, shards: &[Arc<ShardStats>]) {
                 p.keys,
                 p.log_last_lsn,
                 p.log_durable_lsn,
-                fmt_bytes(log_used_bytes(p)),
-                fmt_bytes(p.log_segments * p.log_segment_bytes),
+                fmt_bytes(p.log_used_bytes()),
+                fmt_bytes(p.log_ring_bytes()),
                 p.waiting,
                 p.counters.snapshots,
                 p.counters.busy
@@ -234,11 +234,6 @@ fn write_static(out: &mut String, v: &NodeView<'_>) {
     } else {
         out.push_str("<p class=\"muted\">Off: set <code>admin.token</code> in the config to take snapshots, compact and change the log level over HTTP.</p>\n");
     }
-}
-
-/// Bytes of a partition's log ring in use (segments not free).
-fn log_used_bytes(p: &PartitionStats) -> u64 {
-    p.log_segments.saturating_sub(p.log_segments_free) * p.log_segment_bytes
 }
 
 #[cfg(test)]

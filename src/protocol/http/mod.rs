@@ -6,8 +6,10 @@
 //! of at most `HttpLimits::head_bytes_max` bytes (431 past either), a request target of at most
 //! `TARGET_BYTES_MAX` bytes (414), a body of at most `HttpLimits::body_bytes_max` (413: a body
 //! longer than the largest datagram cannot be a value anyway). Request bodies must be framed by
-//! `Content-Length`: a `Transfer-Encoding` (chunked) is refused with 501 and a PUT or POST without a
-//! length with 411 (curl and every client library send a length for a known body).
+//! `Content-Length`: a `Transfer-Encoding` (chunked) is refused with 501 and a PUT without a
+//! length with 411 (a PUT carries a value; curl and every client library send a length for a
+//! known body). A POST without one has an empty body, as RFC 9112 s. 6.3 says (`curl -X POST`
+//! of an admin operation sends none).
 //!
 //! Invariants: never panics and never reads past its input, whatever the bytes; `Incomplete` only
 //! while the request may still become whole within the bounds (a head past its bound is an error
@@ -81,6 +83,8 @@ pub struct Head<'a> {
     pub websocket_version: Option<&'a [u8]>,
     /// `Expect: 100-continue`.
     pub expect_continue: bool,
+    /// The `Authorization` value (the web port's admin operations read a bearer token from it).
+    pub authorization: Option<&'a [u8]>,
 }
 
 /// What the front of the input holds.
@@ -181,11 +185,12 @@ pub fn parse_request<'a>(input: &'a [u8], limits: &HttpLimits) -> Result<Parsed<
         websocket_key: None,
         websocket_version: None,
         expect_continue: false,
+        authorization: None,
     };
     let length = read_headers(req.headers, &mut head)?;
     let length = match (length, method) {
         (Some(n), _) => n,
-        (None, Method::Put | Method::Post) => return Err(HttpError::LengthRequired),
+        (None, Method::Put) => return Err(HttpError::LengthRequired),
         (None, _) => 0,
     };
     if length > limits.body_bytes_max {
@@ -264,6 +269,8 @@ fn read_headers<'a>(
             head.websocket_key = Some(value);
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             head.websocket_version = Some(value);
+        } else if name.eq_ignore_ascii_case("authorization") {
+            head.authorization = Some(value);
         } else if name.eq_ignore_ascii_case("expect") {
             head.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
         }

@@ -83,6 +83,10 @@ fn bounds_and_refusals_have_their_codes() {
     let body = b"PUT /kv/a HTTP/1.1\r\nContent-Length: 1025\r\n\r\n";
     assert_eq!(parse_request(body, &LIMITS), Err(HttpError::BodyTooLarge));
     assert_eq!(parse_request(b"PUT /kv/a HTTP/1.1\r\n\r\n", &LIMITS), Err(HttpError::LengthRequired));
+    assert!(matches!(
+        parse_request(b"POST /api/admin/snapshot HTTP/1.1\r\n\r\n", &LIMITS),
+        Ok(Parsed::Request { body: b"", .. })
+    ));
     let chunked = b"PUT /kv/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
     assert_eq!(parse_request(chunked, &LIMITS), Err(HttpError::TransferEncoding));
     let two = b"PUT /kv/a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab";
