@@ -172,8 +172,16 @@ fn tcp_seeds(dir: &Path) -> std::io::Result<()> {
     };
     binary.extend_from_slice(&(ping.len() as u32).to_le_bytes());
     binary.extend_from_slice(&ping);
-    let streams: [(&str, &[u8]); 2] =
-        [("resp", b"\x02\x05*1\r\n$4\r\nPING\r\nECHO hello\r\nSET k v\r\nQUIT\r\n"), ("binary", &binary)];
+    // The web port (a first byte with its top bit set): the dashboard, its live stream, the JSON
+    // API and the admin operations with the target's token (`FUZZ_TOKEN`) and without.
+    let web_ops: &[u8] = b"\x85\x40GET / HTTP/1.1\r\n\r\nGET /api/status HTTP/1.1\r\n\r\nPOST /api/admin/snapshot HTTP/1.1\r\nAuthorization: Bearer fuzz-admin-token-0123\r\n\r\nPUT /api/admin/log-level HTTP/1.1\r\nAuthorization: Bearer fuzz-admin-token-0123\r\nContent-Length: 5\r\n\r\ndebugPOST /api/admin/compact HTTP/1.1\r\nAuthorization: Bearer wrong\r\n\r\nPOST /api/admin/compact HTTP/1.1\r\nAuthorization: Bearer fuzz-admin-token-0123\r\n\r\n";
+    let web_live: &[u8] = b"\x83\x40GET /api/live HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+    let streams: [(&str, &[u8]); 4] = [
+        ("resp", b"\x02\x05*1\r\n$4\r\nPING\r\nECHO hello\r\nSET k v\r\nQUIT\r\n"),
+        ("binary", &binary),
+        ("web_ops", web_ops),
+        ("web_live", web_live),
+    ];
     for (name, bytes) in streams {
         write(dir, "tcp_connection", name, bytes)?;
     }
@@ -182,7 +190,7 @@ fn tcp_seeds(dir: &Path) -> std::io::Result<()> {
 
 /// HTTP streams: the first byte is the split point the target feeds the stream in two reads at.
 fn http_seeds(dir: &Path) -> std::io::Result<()> {
-    let streams: [(&str, &[u8]); 4] = [
+    let streams: [(&str, &[u8]); 5] = [
         (
             "pipelined",
             b"\x14PUT /kv/a%20b HTTP/1.1\r\nContent-Length: 3\r\nIf-Match: \"7\"\r\n\r\nabcGET /kv/a HTTP/1.1\r\nAccept: application/json\r\n\r\n",
@@ -193,6 +201,7 @@ fn http_seeds(dir: &Path) -> std::io::Result<()> {
             b"\x30GET /watch?key=a+b HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         ),
         ("refused", b"\x02PUT /kv/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        ("admin", b"\x09POST /api/admin/snapshot HTTP/1.1\r\nAuthorization: Bearer fuzz-admin-token-0123\r\n\r\n"),
     ];
     for (name, bytes) in streams {
         write(dir, "http_request", name, bytes)?;

@@ -1,6 +1,7 @@
 //! HTTP/1.x requests (`protocol::http`): the first byte picks a split point, the rest is a
 //! connection's byte stream, framed with `parse_request`, its target split and percent-decoded and
-//! its ETags parsed as `conn::http` does, every refusal written with the response writer. Checks:
+//! its ETags parsed as `conn::http` does, its `Authorization` checked as the admin operations do
+//! (`metrics::admin::check_token`), every refusal written with the response writer. Checks:
 //! nothing panics; every request consumes bytes within the buffer and its body lies inside them;
 //! the requests and the final error are the same whether the stream arrives whole or in two reads
 //! split at the chosen point.
@@ -42,6 +43,7 @@ fn run(stream: &[u8], split: usize) -> (Vec<Seen>, Option<HttpError>) {
                     let _ = target::query_decode(v, &mut Vec::new());
                 }
                 let etag = head.if_match.and_then(parse_etag);
+                let _ = vigil::metrics::admin::check_token(head.authorization, "fuzz-admin-token-0123");
                 requests.push((format!("{:?}", head.method), head.target.to_vec(), body.to_vec(), key, etag));
                 buf.drain(..consumed);
             }

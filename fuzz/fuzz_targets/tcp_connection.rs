@@ -1,6 +1,7 @@
 //! A TCP connection's byte stream through the acceptor's protocol detection (`conn::detect`) and a
 //! shard's `conn::Connections` (RESP, HTTP, the web port's page and form, or the binary protocol
-//! with a length prefix), over simulated streams that deliver a few bytes per read and take a few
+//! with a length prefix; on the web port also the dashboard, its live stream, the JSON API and the
+//! admin operations behind their token), over simulated streams that deliver a few bytes per read and take a few
 //! per send (the first two bytes pick those sizes), with the engine's PING and ECHO. Checks:
 //! nothing panics or hangs; the connection's output stays within the limits (answers bounded by
 //! what came in); detection decides within its byte bound.
@@ -54,7 +55,9 @@ fuzz_target!(|data: &[u8]| {
         key_bytes_max: 64,
         value_bytes_max: 256,
     };
-    let mut conns = Connections::new(Box::new(streams.clone()), LIMITS, settings);
+    let ops = ops_view();
+    let page = ops.dashboard.latest().map_or(0, |r| r.page.len());
+    let mut conns = Connections::new(Box::new(streams.clone()), LIMITS, settings).with_ops(Some(ops));
     let c = streams.open(tag);
     streams.client_send(c, input);
     streams.client_close(c);
@@ -67,7 +70,37 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert!(streams.server_closed(c), "the connection was closed after the client hung up");
-    // Each request of at least 4 bytes gets one answer, and no answer is larger than a datagram
-    // or an ECHO of the request's own bytes.
-    assert!(out <= (input.len() + 1) * 600, "{out} bytes out for {} in", input.len());
+    // Each request of at least 4 bytes gets one answer, and no answer is larger than a datagram,
+    // an ECHO of the request's own bytes or (`GET /`, at least 9 bytes) the dashboard's page.
+    let bound = (input.len() + 1) * 600 + (input.len() / 9 + 1) * page;
+    assert!(out <= bound, "{out} bytes out for {} in", input.len());
 });
+
+/// The web port's operators' view: a node of one shard, admin on (token `FUZZ_TOKEN`), its
+/// dashboard rendered once.
+fn ops_view() -> std::sync::Arc<vigil::metrics::api::OpsView> {
+    use vigil::metrics::dashboard::{render, NodeView};
+    let mut config = vigil::config::Config::dev();
+    config.admin.token = FUZZ_TOKEN.into();
+    let board = vigil::metrics::StatsBoard::new(1);
+    board.publish(vigil::metrics::ShardStats::default());
+    let view = vigil::metrics::api::OpsView::new(board, &config, 0);
+    let history = vigil::metrics::history::History::new(4);
+    let latest = view.board.latest();
+    let node = NodeView {
+        node_id: 1,
+        started_ns: 0,
+        now_ns: 0,
+        shards_total: 1,
+        latest: &latest,
+        history: &history,
+        process: Default::default(),
+        config_toml: "",
+        admin_on: true,
+    };
+    view.dashboard.store(render(&node, 1));
+    std::sync::Arc::new(view)
+}
+
+/// The admin token the fuzzer may find (it is in the dictionary, `fuzz/dict/http.dict`).
+const FUZZ_TOKEN: &str = "fuzz-admin-token-0123";

@@ -238,6 +238,7 @@ pub(super) struct Publish {
     pub(super) view: Arc<crate::metrics::api::OpsView>,
     pub(super) every_ns: u64,
     /// Where the DPDK backend registers its port's counters for the scrapes.
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
     pub(super) port: metrics_http::PortSource,
 }
 
