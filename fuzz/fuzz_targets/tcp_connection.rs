@@ -77,8 +77,14 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// The web port's operators' view: a node of one shard, admin on (token `FUZZ_TOKEN`), its
-/// dashboard rendered once.
+/// dashboard rendered once; made once for the whole run (an admin request only raises the
+/// mailbox's generation).
 fn ops_view() -> std::sync::Arc<vigil::metrics::api::OpsView> {
+    static VIEW: std::sync::OnceLock<std::sync::Arc<vigil::metrics::api::OpsView>> = std::sync::OnceLock::new();
+    VIEW.get_or_init(make_ops_view).clone()
+}
+
+fn make_ops_view() -> std::sync::Arc<vigil::metrics::api::OpsView> {
     use vigil::metrics::dashboard::{render, NodeView};
     let mut config = vigil::config::Config::dev();
     config.admin.token = FUZZ_TOKEN.into();
@@ -97,10 +103,11 @@ fn ops_view() -> std::sync::Arc<vigil::metrics::api::OpsView> {
         process: Default::default(),
         config_toml: "",
         admin_on: true,
+        disk: None,
     };
     view.dashboard.store(render(&node, 1));
     std::sync::Arc::new(view)
 }
 
-/// The admin token the fuzzer may find (it is in the dictionary, `fuzz/dict/http.dict`).
+/// The admin token (the seeds carry it: `examples/fuzz_seeds.rs`).
 const FUZZ_TOKEN: &str = "fuzz-admin-token-0123";

@@ -258,6 +258,12 @@ impl Router {
         self.in_flight
     }
 
+    /// Envelopes waiting in this shard's inbox (requests from other shards and answers to its
+    /// forwards), sampled: the shard drains it every iteration.
+    pub fn inbox_depth(&self) -> usize {
+        self.inbox.len()
+    }
+
     /// What this router counted.
     pub fn counters(&self) -> RouterCounters {
         self.counters

@@ -119,6 +119,7 @@ fn shard(s: &ShardStats) -> Value {
         "answers_error": s.engine.answers_error,
         "forwarded": s.kv.forwarded,
         "forwards_in_flight": s.forwards_in_flight,
+        "inbox_depth": s.inbox_depth,
         "tcp_connections": s.conns.map(|(c, _)| c.opened.saturating_sub(c.closed)),
         "write_latency_us": {
             "count": l.count(),

@@ -211,6 +211,12 @@ impl NodeCollector {
             "Forwarded requests waiting for the owner shard's answer (the cross-shard inboxes' load).",
             self.per_shard(|s| s.forwards_in_flight),
         )?;
+        gauge(
+            enc,
+            "vigil_inbox_depth",
+            "Envelopes waiting in the shard's cross-shard inbox (sampled at each publication).",
+            self.per_shard(|s| s.inbox_depth),
+        )?;
         counter(
             enc,
             "vigil_served_for_other_shards",

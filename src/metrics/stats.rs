@@ -78,6 +78,8 @@ pub struct ShardStats {
     /// The KV subsystem's counters, and the forwarded requests waiting for their answer.
     pub kv: KvShardCounters,
     pub forwards_in_flight: u64,
+    /// Envelopes waiting in its cross-shard inbox when the snapshot was taken.
+    pub inbox_depth: u64,
     /// Its TCP connections' counters, when it serves TCP.
     pub conns: Option<(ConnCounters, StreamCounters)>,
     /// Its peer link's, in a replicated node.
@@ -101,6 +103,7 @@ impl ShardStats {
             opcodes: shard.engine().dispatcher().registered().collect(),
             kv: kv.counters(),
             forwards_in_flight: kv.forwards_in_flight() as u64,
+            inbox_depth: kv.inbox_depth() as u64,
             conns: shard.connections().map(|c| c.counters()),
             peer: kv.peer_link().map(|l| {
                 let (inbox, outbox, link) = l.counters();

@@ -196,6 +196,11 @@ impl<D: BlockIo> KvShard<D> {
         self.router.as_ref().map_or(0, |r| r.in_flight())
     }
 
+    /// Envelopes waiting in this shard's cross-shard inbox now.
+    pub fn inbox_depth(&self) -> usize {
+        self.router.as_ref().map_or(0, |r| r.inbox_depth())
+    }
+
     /// How long this shard's durable writes took, from their batch's seal to their answer.
     pub fn write_latency(&self) -> &crate::metrics::Latency {
         &self.write_latency

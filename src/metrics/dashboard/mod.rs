@@ -19,7 +19,7 @@
 mod chart;
 mod page;
 
-pub use page::{render, NodeView};
+pub use page::{render, DiskUse, NodeView};
 
 use arc_swap::ArcSwapOption;
 use std::sync::Arc;

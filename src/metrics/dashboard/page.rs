@@ -39,6 +39,18 @@ pub struct NodeView<'a> {
     pub config_toml: &'a str,
     /// Whether admin operations are on (`admin.token` set).
     pub admin_on: bool,
+    /// The data directory's use of its disk (none: memory storage, or unreadable).
+    pub disk: Option<DiskUse>,
+}
+
+/// The data directory's files and the file system holding them, bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiskUse {
+    /// Bytes the directory's files take on disk (allocated blocks: the logs are preallocated).
+    pub files_bytes: u64,
+    /// Free and whole size of the file system.
+    pub fs_free_bytes: u64,
+    pub fs_size_bytes: u64,
 }
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
@@ -91,7 +103,15 @@ fn write_node(out: &mut String, v: &NodeView<'_>) {
     let uptime = v.now_ns.saturating_sub(v.started_ns) / 1_000_000_000;
     let errors: u64 = v.latest.iter().map(|s| s.engine.answers_error).sum();
     let drops: u64 = v.latest.iter().map(|s| s.drops_total()).sum();
-    let cells: [(&str, String); 12] = [
+    let disk = v.disk.map_or("–".into(), |d| {
+        format!(
+            "{} in files; {} free of {}",
+            fmt_bytes(d.files_bytes),
+            fmt_bytes(d.fs_free_bytes),
+            fmt_bytes(d.fs_size_bytes)
+        )
+    });
+    let cells: [(&str, String); 13] = [
         ("up", format!("{}h {:02}m {:02}s", uptime / 3600, uptime / 60 % 60, uptime % 60)),
         ("shards reporting", format!("{} of {}", v.latest.len(), v.shards_total)),
         ("partitions", format!("{} ({leading} leading, {quiet} quiet)", parts.len())),
@@ -104,6 +124,7 @@ fn write_node(out: &mut String, v: &NodeView<'_>) {
         ("errors, drops (total)", format!("{errors}, {drops}")),
         ("memory (resident)", fmt_bytes(v.process.resident_bytes)),
         ("log in use", format!("{} of {}", fmt_bytes(log_used), fmt_bytes(log_ring))),
+        ("disk (storage.dir)", disk),
     ];
     out.push_str("<div class=\"grid\" id=\"node\">");
     for (label, value) in cells {
@@ -266,6 +287,7 @@ mod tests {
             process: ProcessStats { resident_bytes: 3 << 20, ..ProcessStats::default() },
             config_toml: "[tcp]\nrequirepass = \"<(set)>\"\n",
             admin_on: false,
+            disk: Some(DiskUse { files_bytes: 128 << 20, fs_free_bytes: 10 << 30, fs_size_bytes: 20 << 30 }),
         };
         let r = render(&v, 5);
         for needle in [
@@ -276,6 +298,7 @@ mod tests {
             "1 of 2",
             "1 (1 leading, 0 quiet)",
             "4.0 MiB of 64.0 MiB",
+            "128.0 MiB in files; 10.0 GiB free of 20.0 GiB",
             "<td class=\"l\">leader</td>",
             "no durable writes",
             "error answers</td><td>4</td>",
