@@ -35,6 +35,8 @@ mod resp_local;
 pub mod watch;
 pub mod web;
 pub mod web_ops;
+#[cfg(test)]
+mod web_ops_tests;
 
 use crate::dispatch::{Answer, Request};
 use crate::engine::Engine;
