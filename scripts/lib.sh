@@ -1,14 +1,21 @@
+# shellcheck shell=bash
 # Shared helpers for Vigil's scripts: preflight lines, package installation, --dry-run.
-# Sourced, not run. Every check prints one [OK] or [FAIL] line so a newcomer sees what is wrong.
+# Sourced, not run. Every check prints one [OK], [WARN] or [FAIL] line so a newcomer sees what is
+# wrong; VIGIL_OKS, VIGIL_WARNS and VIGIL_FAILS count them (scripts/deploy/ exits non-zero on a FAIL).
 
 VIGIL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DRY_RUN="${DRY_RUN:-0}"
 
-# Packages the build and the tests need (Debian bookworm names).
-VIGIL_PACKAGES=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev iproute2 iputils-ping kmod procps python3 python3-venv chromium protobuf-compiler fio ethtool redis-tools curl prometheus)
+# Packages the build and the tests need (Debian bookworm names); shellcheck, systemd (systemd-analyze),
+# pciutils (lspci) and util-linux (lsblk, findmnt) for scripts/deploy/ and tests/deploy_scripts.rs.
+VIGIL_PACKAGES=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev iproute2 iputils-ping kmod procps python3 python3-venv chromium protobuf-compiler fio ethtool redis-tools curl prometheus shellcheck systemd pciutils util-linux)
 
-ok()   { printf '[OK]   %s\n' "$*"; }
-fail() { printf '[FAIL] %s\n' "$*"; }
+VIGIL_OKS=0
+VIGIL_WARNS=0
+VIGIL_FAILS=0
+ok()   { VIGIL_OKS=$((VIGIL_OKS + 1)); printf '[OK]   %s\n' "$*"; }
+warn() { VIGIL_WARNS=$((VIGIL_WARNS + 1)); printf '[WARN] %s\n' "$*"; }
+fail() { VIGIL_FAILS=$((VIGIL_FAILS + 1)); printf '[FAIL] %s\n' "$*"; }
 info() { printf '       %s\n' "$*"; }
 die()  { fail "$*"; exit 1; }
 
@@ -117,9 +124,10 @@ stop_pid() {
 # (O_DIRECT and durability).
 check_bench_storage() {
     local dir=$1 fs
-    command -v fio >/dev/null && ok "fio: $(fio --version)" || die "fio missing (apt-get install fio)"
-    [ "$(nproc)" -ge 2 ] && ok "$(nproc) cores: vigil's shard on core $SERVER_CORE, load generator on core $LOADGEN_CORE" \
-        || die "needs 2 cores (one server core, one load-generator core)"
+    command -v fio >/dev/null || die "fio missing (apt-get install fio)"
+    ok "fio: $(fio --version)"
+    [ "$(nproc)" -ge 2 ] || die "needs 2 cores (one server core, one load-generator core)"
+    ok "$(nproc) cores: vigil's shard on core $SERVER_CORE, load generator on core $LOADGEN_CORE"
     mkdir -p "$dir"
     fs=$(stat -f -c %T "$dir")
     case "$fs" in
