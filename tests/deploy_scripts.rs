@@ -1,0 +1,706 @@
+//! The bare-metal deployment scripts (`scripts/deploy/`), run as child processes on this machine.
+//!
+//! Checked: every script's `--help`; `preflight`'s one line per check and its CPU flags against
+//! `/proc/cpuinfo`; `hugepages --dry-run` changing nothing, and a real reserve of a few 2 MiB pages
+//! given back by `--undo` (the original count is restored by a guard however the test ends);
+//! `bind` failing on an address that does not exist and refusing the default route's device and a
+//! disk with a mounted file system, changing nothing; `tune --dry-run` printing the kernel command
+//! line for the config's cores; `install --dry-run` printing the units, and `install --root` writing
+//! units that `systemd-analyze verify` accepts, then `--uninstall`; shellcheck over the scripts.
+//!
+//! Nothing is skipped: these tests need root (CI runs as root) and the tools the scripts use; a
+//! missing one fails the test with the Debian package to install (scripts/test installs them all).
+//! Each script gets its own state directory (`--state-dir`), so the machine's own
+//! `/var/lib/vigil/deploy` is never touched. Tests that read or change hugepages and mounts run one
+//! at a time.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+/// Serialises the tests that change or compare hugepages and mounts.
+static HUGEPAGES: Mutex<()> = Mutex::new(());
+
+fn hugepages_lock() -> MutexGuard<'static, ()> {
+    HUGEPAGES.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What a script printed and how it ended.
+struct Run {
+    code: i32,
+    stdout: String,
+}
+
+impl Run {
+    /// The `[OK]`/`[WARN]`/`[FAIL]` lines as (status, check name, whole line).
+    fn checks(&self) -> Vec<(&str, &str, &str)> {
+        self.stdout
+            .lines()
+            .filter_map(|line| {
+                let (status, rest) = ["[OK]", "[WARN]", "[FAIL]"]
+                    .iter()
+                    .find_map(|tag| line.strip_prefix(tag).map(|rest| (*tag, rest.trim_start())))?;
+                let name = rest.split(':').next().unwrap_or("");
+                Some((status, name, line))
+            })
+            .collect()
+    }
+
+    fn has_line(&self, status: &str, needle: &str) -> bool {
+        self.stdout.lines().any(|l| l.starts_with(status) && l.contains(needle))
+    }
+}
+
+/// Runs `scripts/deploy/<name> <args>` in the repository, with the test's vigil binary and its own
+/// state directory.
+fn deploy(name: &str, args: &[&str], state_dir: &Path) -> Run {
+    let out = Command::new(repo().join("scripts/deploy").join(name))
+        .args(args)
+        .current_dir(repo())
+        .env("VIGIL_BIN", env!("CARGO_BIN_EXE_vigil"))
+        .env("VIGIL_DEPLOY_STATE_DIR", state_dir)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap_or_else(|e| panic!("running scripts/deploy/{name}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    println!("$ scripts/deploy/{name} {}\n{stdout}{stderr}", args.join(" "));
+    Run { code: out.status.code().unwrap_or(-1), stdout: stdout + &stderr }
+}
+
+/// Fails, loudly, unless the test runs as root.
+fn require_root(test: &str) {
+    let uid = Command::new("id").arg("-u").output().expect("running id -u");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "\n\n*** {test} NEEDS ROOT (it reserves hugepages, reads device state, runs bind). It is not \
+         skipped: run the suite as root, as scripts/test and CI do. ***\n"
+    );
+}
+
+/// Fails, loudly, unless `tool` is on PATH.
+fn require_tool(tool: &str, package: &str) {
+    let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output();
+    assert!(
+        matches!(found, Ok(o) if o.status.success()),
+        "\n\n*** `{tool}` is missing: apt-get install -y {package} (scripts/test installs it). ***\n"
+    );
+}
+
+/// A fresh directory for one test, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("vigil-deploy-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    fn str(&self, rel: &str) -> String {
+        self.path(rel).display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A file or a link (the enabled units' links point to /etc/... as seen from the root: dangling here).
+fn present(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(path.as_ref()).unwrap_or_default()
+}
+
+fn meminfo(key: &str) -> u64 {
+    read("/proc/meminfo")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .strip_prefix(':')
+                .map(|v| v.trim().split(' ').next().unwrap_or("").to_string())
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{key} in /proc/meminfo"))
+}
+
+/// The hugetlbfs mount points.
+fn hugetlbfs_mounts() -> Vec<String> {
+    read("/proc/mounts")
+        .lines()
+        .filter(|l| l.split(' ').nth(2) == Some("hugetlbfs"))
+        .map(|l| l.split(' ').nth(1).unwrap_or("").to_string())
+        .collect()
+}
+
+const NR_2M: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
+
+/// Every PCI device's driver and driver_override.
+fn pci_drivers() -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir("/sys/bus/pci/devices").expect("/sys/bus/pci/devices").flatten() {
+        let driver = std::fs::read_link(e.path().join("driver"))
+            .map(|p| p.file_name().unwrap_or_default().to_string_lossy().to_string())
+            .unwrap_or_else(|_| "none".into());
+        out.insert(
+            e.file_name().to_string_lossy().to_string(),
+            (driver, read(e.path().join("driver_override"))),
+        );
+    }
+    out
+}
+
+/// The deepest PCI address in a sysfs path (`/sys/devices/pci0000:00/0000:00:03.0/virtio2`).
+fn pci_component(path: &Path) -> Option<String> {
+    let is_pci = |s: &str| {
+        let b = s.as_bytes();
+        b.len() == 12
+            && b[4] == b':'
+            && b[7] == b':'
+            && b[10] == b'.'
+            && s.chars().filter(|c| c.is_ascii_hexdigit()).count() == 9
+    };
+    let real = std::fs::canonicalize(path).ok()?;
+    real.components().filter_map(|c| c.as_os_str().to_str()).filter(|s| is_pci(s)).last().map(str::to_string)
+}
+
+/// Expands a CPU list ("0-2,5").
+fn cpulist(text: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => out.extend(a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap()),
+            None => out.push(part.parse().unwrap()),
+        }
+    }
+    out
+}
+
+/// Compresses CPU numbers (sorted) into a list ("0-2,5").
+fn cpulist_text(cpus: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let start = cpus[i];
+        while i + 1 < cpus.len() && cpus[i + 1] == cpus[i] + 1 {
+            i += 1;
+        }
+        parts.push(if start == cpus[i] { start.to_string() } else { format!("{start}-{}", cpus[i]) });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+const SCRIPTS: [&str; 6] = ["preflight", "hugepages", "bind", "unbind", "tune", "install"];
+
+#[test]
+fn every_script_has_help_naming_dry_run_changes_and_undo() {
+    let state = TempDir::new("help");
+    for name in SCRIPTS {
+        let run = deploy(name, &["--help"], &state.path("state"));
+        assert_eq!(run.code, 0, "{name} --help exits 0");
+        assert!(run.stdout.starts_with("Usage: scripts/deploy/"), "{name} --help starts with its usage");
+        assert!(run.stdout.contains("--dry-run"), "{name} --help mentions --dry-run");
+        assert!(
+            run.stdout.contains("What it changes") || run.stdout.contains("Changes:"),
+            "{name} --help says what it changes"
+        );
+        assert!(run.stdout.contains("Undo"), "{name} --help says how to undo");
+        assert!(run.checks().is_empty(), "{name} --help runs no check");
+    }
+    let run = deploy("bind", &["--no-such-flag"], &state.path("state"));
+    assert_eq!(run.code, 1, "an unknown flag is an error");
+    assert!(run.has_line("[FAIL]", "unknown option: --no-such-flag"));
+    assert!(!state.path("state").exists(), "--help wrote no state");
+}
+
+#[test]
+fn preflight_prints_one_line_per_check_and_the_cpu_flags_as_they_are() {
+    require_root("preflight_prints_one_line_per_check_and_the_cpu_flags_as_they_are");
+    require_tool("lspci", "pciutils");
+    require_tool("findmnt", "util-linux");
+    let state = TempDir::new("preflight");
+    let run = deploy("preflight", &["--config", "config/dev.toml"], &state.path("state"));
+    let checks = run.checks();
+    let expected = [
+        "config",
+        "cpu.sse4_2",
+        "cpu.avx2",
+        "iommu",
+        "pci-driver",
+        "hugepages",
+        "hugepages.mount",
+        "numa",
+        "nic",
+        "nvme",
+        "dpdk",
+        "spdk",
+        "cores",
+        "isolcpus",
+        "nohz_full",
+        "rcu_nocbs",
+        "cpufreq",
+        "vigil check",
+    ];
+    for name in expected {
+        let n = checks.iter().filter(|(_, n, _)| *n == name).count();
+        assert_eq!(n, 1, "preflight prints exactly one line for the check `{name}`");
+    }
+    for (_, name, line) in &checks {
+        assert!(expected.contains(name), "an unexpected check line: {line}");
+    }
+    for line in run.stdout.lines() {
+        let known = line.starts_with("[OK]   ")
+            || line.starts_with("[WARN] ")
+            || line.starts_with("[FAIL] ")
+            || line.starts_with("== ")
+            || line.starts_with("       ");
+        assert!(known, "every line is a check, a heading or an indented detail: {line:?}");
+    }
+
+    let flags: Vec<String> = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .expect("a flags line in /proc/cpuinfo")
+        .split_once(':')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let has = |f: &str| flags.iter().any(|x| x == f);
+    let status = |name: &str| checks.iter().find(|(_, n, _)| *n == name).unwrap().0;
+    assert_eq!(
+        status("cpu.sse4_2"),
+        if has("sse4_2") { "[OK]" } else { "[FAIL]" },
+        "SSE4.2 as /proc/cpuinfo says"
+    );
+    assert_eq!(status("cpu.avx2"), if has("avx2") { "[OK]" } else { "[WARN]" }, "AVX2 as /proc/cpuinfo says");
+    assert_eq!(status("vigil check"), "[OK]", "config/dev.toml passes vigil check");
+    assert_eq!(status("config"), "[OK]", "config/dev.toml reads with tomllib");
+    let fails = checks.iter().filter(|(s, _, _)| *s == "[FAIL]").count();
+    assert_eq!(run.code, if fails > 0 { 1 } else { 0 }, "the exit status is 1 exactly when a check failed");
+    let iommu_groups = std::fs::read_dir("/sys/kernel/iommu_groups").map(|d| d.count()).unwrap_or(0);
+    assert_eq!(status("iommu"), if iommu_groups > 0 { "[OK]" } else { "[WARN]" }, "the IOMMU as sysfs says");
+    assert!(!state.path("state").exists(), "preflight wrote no state");
+}
+
+#[test]
+fn hugepages_dry_run_changes_nothing() {
+    require_root("hugepages_dry_run_changes_nothing");
+    let _serial = hugepages_lock();
+    let tmp = TempDir::new("hugepages-dry");
+    let config = tmp.path("memif-huge.toml");
+    let memif = read(repo().join("config/dpdk-memif.toml"));
+    assert!(memif.contains("no_huge = true"), "config/dpdk-memif.toml still has no_huge = true");
+    std::fs::write(&config, memif.replace("no_huge = true", "no_huge = false")).unwrap();
+    let (total, mounts) = (meminfo("HugePages_Total"), hugetlbfs_mounts());
+
+    let run = deploy(
+        "hugepages",
+        &[
+            "--dry-run",
+            "--config",
+            &config.display().to_string(),
+            "--mount",
+            &tmp.str("huge"),
+            "--persist",
+            "--root",
+            &tmp.str("root"),
+        ],
+        &tmp.path("state"),
+    );
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.contains("dpdk.memory_mb = 512 -> 256 pages of 2 MiB"),
+        "the count comes from the config"
+    );
+    let reserved = read(NR_2M).trim().parse::<u64>().unwrap();
+    if reserved < 256 {
+        assert!(run.stdout.contains(&format!("(dry run) echo 256 > {NR_2M}")), "the reservation is printed");
+    }
+    assert!(run.stdout.contains("vm.nr_hugepages = 256"), "the sysctl.d file is printed");
+    assert_eq!(meminfo("HugePages_Total"), total, "HugePages_Total unchanged");
+    assert_eq!(hugetlbfs_mounts(), mounts, "hugetlbfs mounts unchanged");
+    for dir in ["huge", "root", "state"] {
+        assert!(!tmp.path(dir).exists(), "--dry-run created {dir}");
+    }
+
+    let run = deploy("hugepages", &["--config", "config/dev.toml", "--dry-run"], &tmp.path("state"));
+    assert_eq!(run.code, 0);
+    assert!(
+        run.has_line("[OK]", "does not use hugepages (net.backend = kernel)"),
+        "nothing needed by the kernel backend"
+    );
+    assert_eq!(meminfo("HugePages_Total"), total);
+}
+
+/// Puts the 2 MiB page count back and unmounts the test's mount, however the test ends.
+struct HugepagesGuard {
+    original: String,
+    mount: PathBuf,
+}
+
+impl Drop for HugepagesGuard {
+    fn drop(&mut self) {
+        if hugetlbfs_mounts().contains(&self.mount.display().to_string()) {
+            let _ = Command::new("umount").arg(&self.mount).status();
+        }
+        if read(NR_2M).trim() != self.original {
+            let _ = std::fs::write(NR_2M, format!("{}\n", self.original));
+        }
+    }
+}
+
+#[test]
+fn hugepages_reserve_then_undo_restores_the_count_and_the_mounts() {
+    require_root("hugepages_reserve_then_undo_restores_the_count_and_the_mounts");
+    require_tool("findmnt", "util-linux");
+    let _serial = hugepages_lock();
+    let tmp = TempDir::new("hugepages");
+    let mount = tmp.path("huge");
+    let original = read(NR_2M).trim().to_string();
+    let _guard = HugepagesGuard { original: original.clone(), mount: mount.clone() };
+    let before: u64 = original.parse().expect("nr_hugepages");
+    let mounts = hugetlbfs_mounts();
+    let want = before + 8; // 16 MiB more than the machine has: a real change, kept tiny
+    let want_text = want.to_string();
+    let state = tmp.path("state");
+    let args = ["--count", want_text.as_str(), "--mount", &mount.display().to_string()];
+
+    let run = deploy("hugepages", &args, &state);
+    assert_eq!(run.code, 0, "hugepages --count {want}");
+    assert!(run.has_line("[OK]", &format!("reserved {want} x 2 MiB (was {before})")));
+    assert_eq!(read(NR_2M).trim(), want_text, "nr_hugepages raised");
+    assert_eq!(meminfo("HugePages_Total"), want, "HugePages_Total raised");
+    let ours = mounts.is_empty();
+    if ours {
+        assert!(
+            hugetlbfs_mounts().contains(&mount.display().to_string()),
+            "a hugetlbfs mounted at {}",
+            mount.display()
+        );
+    } else {
+        assert!(run.has_line("[OK]", "already"), "the machine's own hugetlbfs mount is used");
+    }
+    let state_text = read(state.join("hugepages.state"));
+    assert!(
+        state_text.contains(&format!("nr {NR_2M} {before}")),
+        "the original count is recorded: {state_text}"
+    );
+
+    let again = deploy("hugepages", &args, &state);
+    assert_eq!(again.code, 0);
+    assert!(again.has_line("[OK]", "unchanged"), "a second run changes nothing and says so");
+    assert!(
+        !again.stdout.contains(&format!("reserved {want} x")) && !again.stdout.contains("mounted hugetlbfs")
+    );
+    assert_eq!(read(state.join("hugepages.state")), state_text, "the state keeps the original values");
+
+    let undo = deploy("hugepages", &["--undo"], &state);
+    assert_eq!(undo.code, 0, "hugepages --undo");
+    assert_eq!(read(NR_2M).trim(), original, "nr_hugepages restored");
+    assert_eq!(meminfo("HugePages_Total"), before, "HugePages_Total restored");
+    assert_eq!(hugetlbfs_mounts(), mounts, "the mounts are as before");
+    assert!(!mount.exists() || !ours, "the mount point it created is gone");
+    assert!(!state.join("hugepages.state").exists(), "the state is gone once undone");
+
+    let undo = deploy("hugepages", &["--undo"], &state);
+    assert_eq!(undo.code, 0);
+    assert!(undo.has_line("[OK]", "nothing to undo"));
+}
+
+#[test]
+fn bind_of_an_address_that_does_not_exist_fails_and_changes_nothing() {
+    require_root("bind_of_an_address_that_does_not_exist_fails_and_changes_nothing");
+    let tmp = TempDir::new("bind-missing");
+    let missing = ["0000:7f:1f.7", "0000:fe:1e.6", "0001:fd:1d.5"]
+        .into_iter()
+        .find(|a| !Path::new("/sys/bus/pci/devices").join(a).exists())
+        .expect("one of the made-up PCI addresses is absent");
+    let drivers = pci_drivers();
+    let run = deploy("bind", &["--config", "config/dev.toml", "--nic", missing], &tmp.path("state"));
+    assert_eq!(run.code, 1, "bind of {missing} fails");
+    assert!(
+        run.has_line("[FAIL]", &format!("device {missing} (nic, from --nic): no such PCI device")),
+        "the message names the device and why"
+    );
+    assert!(run.stdout.contains("nothing was changed"));
+    let run = deploy("bind", &["--config", "config/dev.toml", "--nvme", "04:00"], &tmp.path("state"));
+    assert_eq!(run.code, 1);
+    assert!(run.has_line("[FAIL]", "device 04:00: not a PCI address"));
+    assert_eq!(pci_drivers(), drivers, "no driver or driver_override changed");
+    assert!(!tmp.path("state").exists(), "no state recorded");
+    let run = deploy("unbind", &[], &tmp.path("state"));
+    assert_eq!(run.code, 0);
+    assert!(run.has_line("[OK]", "nothing to restore"));
+}
+
+#[test]
+fn bind_refuses_the_device_of_the_default_route() {
+    require_root("bind_refuses_the_device_of_the_default_route");
+    require_tool("ip", "iproute2");
+    let tmp = TempDir::new("bind-route");
+    let route = Command::new("ip").args(["-o", "route", "show", "default"]).output().expect("ip route");
+    let route = String::from_utf8_lossy(&route.stdout).to_string();
+    let dev = route.split_whitespace().skip_while(|w| *w != "dev").nth(1).map(str::to_string);
+    let drivers = pci_drivers();
+    let Some(dev) = dev else {
+        let run = deploy("bind", &["--config", "config/dev.toml"], &tmp.path("state"));
+        assert!(
+            run.has_line("[OK]", "default-route: none on this machine"),
+            "no default route here, and bind says so"
+        );
+        return;
+    };
+    let Some(addr) = pci_component(&Path::new("/sys/class/net").join(&dev).join("device")) else {
+        let run = deploy("bind", &["--config", "config/dev.toml"], &tmp.path("state"));
+        assert!(
+            run.has_line("[OK]", &format!("default-route: dev {dev} is not a PCI device")),
+            "the default route's {dev} is not PCI, and bind says so"
+        );
+        return;
+    };
+    // The config names it as the DPDK port (as a bare-metal config would).
+    let config = tmp.path("route.toml");
+    let memif = read(repo().join("config/dpdk-memif.toml"));
+    let text = memif
+        .replace("port = \"net_memif0\"", &format!("port = \"{addr}\""))
+        .replace("no_pci = true", "no_pci = false");
+    assert!(text.contains(&addr), "config/dpdk-memif.toml still has port = \"net_memif0\"");
+    std::fs::write(&config, text).unwrap();
+    let config = config.display().to_string();
+    let run = deploy("bind", &["--config", &config], &tmp.path("state"));
+    assert_eq!(run.code, 1, "bind refuses {addr}");
+    assert!(run.has_line("[OK]", &format!("default-route: dev {dev} on PCI {addr}")));
+    assert!(
+        run.has_line(
+            "[FAIL]",
+            &format!(
+                "device {addr} (nic, from dpdk.port): refused: it carries the default route (dev {dev})"
+            )
+        ),
+        "the refusal names the device and the reason"
+    );
+    assert!(run.stdout.contains("nothing was changed"));
+    let run =
+        deploy("bind", &["--config", "config/dev.toml", "--nic", &addr, "--dry-run"], &tmp.path("state"));
+    assert_eq!(run.code, 1, "--dry-run refuses it too");
+    assert!(run.has_line("[FAIL]", "refused: it carries the default route"));
+    let run = deploy("preflight", &["--config", &config], &tmp.path("state"));
+    assert!(run.has_line(
+        "[FAIL]",
+        &format!("device {addr} (nic, from dpdk.port): bind would refuse it: it carries the default route")
+    ));
+    assert_eq!(pci_drivers(), drivers, "no driver or driver_override changed");
+    assert!(!tmp.path("state").exists(), "no state recorded");
+}
+
+#[test]
+fn bind_refuses_a_device_with_a_mounted_file_system() {
+    require_root("bind_refuses_a_device_with_a_mounted_file_system");
+    require_tool("lsblk", "util-linux");
+    require_tool("findmnt", "util-linux");
+    let tmp = TempDir::new("bind-mounted");
+    // A PCI disk with something mounted from it (on this kind of VM: the root disk).
+    let sources: Vec<String> =
+        read("/proc/mounts").lines().filter_map(|l| l.split(' ').next().map(str::to_string)).collect();
+    let found = std::fs::read_dir("/sys/block").expect("/sys/block").flatten().find_map(|b| {
+        let disk = b.file_name().to_string_lossy().to_string();
+        let mounted = sources.iter().any(|s| s.strip_prefix("/dev/").is_some_and(|n| n.starts_with(&disk)));
+        if mounted {
+            pci_component(&b.path()).map(|addr| (disk, addr))
+        } else {
+            None
+        }
+    });
+    let (disk, addr) = found.expect(
+        "\n\n*** this test needs a PCI disk with a mounted file system (the VM's root disk is one); \
+         /sys/block has none here ***\n",
+    );
+    let drivers = pci_drivers();
+    let run = deploy("bind", &["--config", "config/dev.toml", "--nvme", &addr], &tmp.path("state"));
+    assert_eq!(run.code, 1, "bind refuses {addr} ({disk})");
+    assert!(
+        run.has_line(
+            "[FAIL]",
+            &format!(
+                "device {addr} (nvme, from --nvme): refused: it holds a mounted file system (/dev/{disk}"
+            )
+        ),
+        "the refusal names the disk and the mount"
+    );
+    assert_eq!(pci_drivers(), drivers, "no driver or driver_override changed");
+    assert!(!tmp.path("state").exists(), "no state recorded");
+}
+
+#[test]
+fn tune_dry_run_prints_the_command_line_for_the_config_cores() {
+    require_root("tune_dry_run_prints_the_command_line_for_the_config_cores");
+    let tmp = TempDir::new("tune");
+    let online = cpulist(&read("/sys/devices/system/cpu/online"));
+    assert!(online.contains(&1), "config/dpdk-memif.toml pins core 1, which is not online here: {online:?}");
+    let housekeeping: Vec<u32> = online.iter().copied().filter(|c| *c != 1).collect();
+    let irqs = || -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        for e in std::fs::read_dir("/proc/irq").unwrap().flatten() {
+            m.insert(e.file_name().to_string_lossy().to_string(), read(e.path().join("smp_affinity_list")));
+        }
+        m.insert("default".into(), read("/proc/irq/default_smp_affinity"));
+        m
+    };
+    let before = irqs();
+    let run = deploy("tune", &["--config", "config/dpdk-memif.toml", "--dry-run"], &tmp.path("state"));
+    assert_eq!(run.code, 0);
+    let line = format!(
+        "isolcpus=managed_irq,domain,1 nohz_full=1 rcu_nocbs=1 irqaffinity={}",
+        cpulist_text(&housekeeping)
+    );
+    let cmdline = read("/proc/cmdline");
+    if cmdline.contains("nohz_full=") && cmdline.contains("isolcpus=") && cmdline.contains("rcu_nocbs=") {
+        assert!(run.has_line("[", "cmdline:"), "the command line is checked");
+    } else {
+        assert!(run.stdout.contains(&line), "tune prints `{line}`");
+        assert!(run.has_line("[WARN]", "cmdline:"), "an unisolated core is a warning");
+    }
+    assert!(run.stdout.contains("(not edited here)"));
+    assert_eq!(irqs(), before, "no IRQ affinity changed");
+    assert!(!tmp.path("state").exists(), "no state recorded");
+
+    let run = deploy("tune", &["--config", "config/dev.toml", "--dry-run"], &tmp.path("state"));
+    assert_eq!(run.code, 0);
+    assert!(run.has_line("[WARN]", "node.cores = []"), "no pinned cores, nothing to isolate");
+}
+
+#[test]
+fn install_dry_run_prints_the_units_and_writes_nothing() {
+    let tmp = TempDir::new("install-dry");
+    let root = tmp.str("root");
+    let run =
+        deploy("install", &["--dry-run", "--root", &root, "--config", "config/dev.toml"], &tmp.path("state"));
+    assert_eq!(run.code, 0);
+    for needle in [
+        "ExecStart=/usr/local/bin/vigil serve --config /etc/vigil/vigil.toml",
+        "Requires=vigil-prepare.service",
+        "After=vigil-prepare.service",
+        "Restart=on-failure",
+        "LimitMEMLOCK=infinity",
+        "LimitNOFILE=1048576",
+        "ExecStart=/usr/local/lib/vigil/scripts/deploy/hugepages --config /etc/vigil/vigil.toml",
+        "ExecStart=/usr/local/lib/vigil/scripts/deploy/bind --config /etc/vigil/vigil.toml $VIGIL_BIND_ARGS",
+        "ExecStop=/usr/local/lib/vigil/scripts/deploy/unbind",
+    ] {
+        assert!(run.stdout.contains(needle), "install --dry-run prints `{needle}`");
+    }
+    assert!(!tmp.path("root").exists(), "--dry-run wrote nothing under the root");
+    assert!(!tmp.path("state").exists(), "--dry-run recorded nothing");
+}
+
+#[test]
+fn install_into_a_root_verifies_with_systemd_and_uninstalls() {
+    require_root("install_into_a_root_verifies_with_systemd_and_uninstalls");
+    require_tool("systemd-analyze", "systemd");
+    require_tool("systemctl", "systemd");
+    let tmp = TempDir::new("install");
+    let root = tmp.path("root");
+    // systemd's own units, so `verify --root` finds sysinit.target, network-online.target, ...
+    std::fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg("/usr/lib/systemd/system")
+        .arg(root.join("usr/lib/systemd/"))
+        .status();
+    assert!(matches!(cp, Ok(s) if s.success()), "copying /usr/lib/systemd/system into the test root");
+    let root_s = root.display().to_string();
+    let state = root.join("var/lib/vigil/deploy");
+    let args = ["--root", root_s.as_str(), "--config", "config/dev.toml", "--nvme", "0000:04:00.0"];
+
+    let run = deploy("install", &args, &state);
+    assert_eq!(run.code, 0, "install --root");
+    for f in [
+        "etc/systemd/system/vigil.service",
+        "etc/systemd/system/vigil-prepare.service",
+        "etc/systemd/system/multi-user.target.wants/vigil.service",
+        "etc/systemd/system/multi-user.target.wants/vigil-prepare.service",
+        "usr/local/bin/vigil",
+        "usr/local/lib/vigil/scripts/lib.sh",
+        "usr/local/lib/vigil/scripts/deploy/bind",
+        "etc/vigil/vigil.toml",
+    ] {
+        assert!(present(&root.join(f)), "install wrote {f}");
+    }
+    assert!(read(root.join("etc/vigil/deploy.env")).contains("VIGIL_BIND_ARGS=--nvme 0000:04:00.0"));
+
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(format!("--root={root_s}"))
+        .args(["vigil.service", "vigil-prepare.service"])
+        .current_dir(&root)
+        .output()
+        .expect("systemd-analyze verify");
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    assert!(verify.status.success(), "systemd-analyze verify refuses the units:\n{said}");
+    assert!(said.trim().is_empty(), "systemd-analyze verify has remarks on the units:\n{said}");
+
+    let again = deploy("install", &args, &state);
+    assert_eq!(again.code, 0);
+    let files: Vec<_> = again.checks().into_iter().filter(|(_, n, _)| n.starts_with("file ")).collect();
+    assert!(!files.is_empty());
+    for (_, _, line) in files {
+        assert!(line.contains("unchanged"), "a second install changes nothing: {line}");
+    }
+
+    let undo = deploy("install", &["--uninstall", "--root", &root_s], &state);
+    assert_eq!(undo.code, 0, "install --uninstall");
+    for f in [
+        "etc/systemd/system/vigil.service",
+        "etc/systemd/system/vigil-prepare.service",
+        "etc/systemd/system/multi-user.target.wants/vigil.service",
+        "usr/local/bin/vigil",
+        "usr/local/lib/vigil",
+        "etc/vigil/deploy.env",
+    ] {
+        assert!(!present(&root.join(f)), "--uninstall removed {f}");
+    }
+    assert!(root.join("etc/vigil/vigil.toml").exists(), "--uninstall keeps the config");
+    let undo = deploy("install", &["--uninstall", "--root", &root_s], &state);
+    assert!(undo.has_line("[OK]", "nothing to remove"));
+}
+
+#[test]
+fn shellcheck_finds_nothing_in_the_deploy_scripts() {
+    require_tool("shellcheck", "shellcheck");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("scripts/deploy"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files.push(repo().join("scripts/lib.sh"));
+    let out =
+        Command::new("shellcheck").arg("-x").args(&files).current_dir(repo()).output().expect("shellcheck");
+    assert!(
+        out.status.success(),
+        "shellcheck finds something in scripts/deploy/:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
