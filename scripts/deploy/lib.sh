@@ -365,12 +365,15 @@ join_by() { local IFS=$1; shift; printf '%s' "$*"; }
 # ---------------------------------------------------------------------------------------------
 # CPU lists ("0-3,8")
 
-# One CPU number per line from a CPU list; flag words (isolcpus' "managed_irq,domain") are skipped.
+# One CPU number per line from a CPU list ("all": the online CPUs); flag words (isolcpus'
+# "managed_irq,domain") are skipped.
 cpulist_expand() {
     local part
     local IFS=,
     for part in $1; do
-        if [[ $part =~ ^([0-9]+)-([0-9]+)$ ]]; then
+        if [ "$part" = all ]; then
+            cpulist_expand "$(read_first /sys/devices/system/cpu/online 0)"
+        elif [[ $part =~ ^([0-9]+)-([0-9]+)$ ]]; then
             seq "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
         elif [[ $part =~ ^[0-9]+$ ]]; then
             echo "$part"
@@ -511,6 +514,15 @@ blockdev_mounts() {
     join_by ';' "${out[@]}" | sed 's/;/; /g'
 }
 
+# The devices stacked on block device $1 or its partitions (LVM, RAID, dm-crypt), space separated.
+blockdev_holders() {
+    local b=/sys/block/${1#/dev/} h out=()
+    for h in "$b"/holders/* "$b"/*/holders/*; do
+        [ -e "$h" ] && out+=("$(basename "$h")")
+    done
+    printf '%s' "${out[*]}"
+}
+
 # Interfaces that carry a default route (IPv4 or IPv6), one per line.
 default_route_ifaces() {
     { ip -o route show default 2>/dev/null; ip -o -6 route show default 2>/dev/null; } |
@@ -533,7 +545,7 @@ iface_pci_devices() {
 }
 
 # Why PCI device $1 must not be taken from the kernel ("" when nothing forbids it): it carries the
-# default route, or one of its block devices is mounted (or swap).
+# default route, or one of its block devices is mounted (or swap) or holds LVM, RAID or dm-crypt.
 pci_refusal() {
     local a=$1 iface dev mounts reasons=()
     while IFS= read -r iface; do
@@ -545,6 +557,8 @@ pci_refusal() {
     for dev in $(pci_block_devs "$a"); do
         mounts=$(blockdev_mounts "$dev")
         [ -n "$mounts" ] && reasons+=("it holds a mounted file system ($mounts): unmount it first")
+        holders=$(blockdev_holders "$dev")
+        [ -n "$holders" ] && reasons+=("$dev is part of $holders (LVM, RAID, dm-crypt): take it out first")
     done
     join_by ';' "${reasons[@]}" | sed 's/;/; /g'
 }
