@@ -45,7 +45,7 @@ impl Run {
                 let (status, rest) = ["[OK]", "[WARN]", "[FAIL]"]
                     .iter()
                     .find_map(|tag| line.strip_prefix(tag).map(|rest| (*tag, rest.trim_start())))?;
-                let name = rest.split(':').next().unwrap_or("");
+                let name = rest.split(": ").next().unwrap_or("");
                 Some((status, name, line))
             })
             .collect()
@@ -177,7 +177,11 @@ fn pci_component(path: &Path) -> Option<String> {
             && s.chars().filter(|c| c.is_ascii_hexdigit()).count() == 9
     };
     let real = std::fs::canonicalize(path).ok()?;
-    real.components().filter_map(|c| c.as_os_str().to_str()).filter(|s| is_pci(s)).last().map(str::to_string)
+    real.components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .filter(|s| is_pci(s))
+        .next_back()
+        .map(str::to_string)
 }
 
 /// Expands a CPU list ("0-2,5").
@@ -299,6 +303,25 @@ fn preflight_prints_one_line_per_check_and_the_cpu_flags_as_they_are() {
     let iommu_groups = std::fs::read_dir("/sys/kernel/iommu_groups").map(|d| d.count()).unwrap_or(0);
     assert_eq!(status("iommu"), if iommu_groups > 0 { "[OK]" } else { "[WARN]" }, "the IOMMU as sysfs says");
     assert!(!state.path("state").exists(), "preflight wrote no state");
+
+    // The bare-metal example: its NIC gets a line of its own, and its needs are counted.
+    let run = deploy("preflight", &["--config", "config/dpdk-pci.toml"], &state.path("state"));
+    let checks = run.checks();
+    let status = |name: &str| checks.iter().find(|(_, n, _)| *n == name).map(|c| c.0);
+    assert_eq!(status("vigil check"), Some("[OK]"), "config/dpdk-pci.toml passes vigil check");
+    let nic = "0000:03:00.0";
+    let device = format!("device {nic} (nic, from dpdk.port)");
+    assert!(status(&device).is_some(), "a line for the config's NIC");
+    if !Path::new("/sys/bus/pci/devices").join(nic).exists() {
+        assert!(
+            run.has_line("[FAIL]", &format!("{device}: no such PCI device")),
+            "{nic} is not on this machine"
+        );
+    }
+    assert!(run.stdout.contains("the config needs 1024 MiB (dpdk.memory_mb)"), "its hugepages are counted");
+    let fails = checks.iter().filter(|(s, _, _)| *s == "[FAIL]").count();
+    assert_eq!(run.code, if fails > 0 { 1 } else { 0 });
+    assert!(!state.path("state").exists(), "preflight wrote no state");
 }
 
 #[test]
@@ -306,10 +329,6 @@ fn hugepages_dry_run_changes_nothing() {
     require_root("hugepages_dry_run_changes_nothing");
     let _serial = hugepages_lock();
     let tmp = TempDir::new("hugepages-dry");
-    let config = tmp.path("memif-huge.toml");
-    let memif = read(repo().join("config/dpdk-memif.toml"));
-    assert!(memif.contains("no_huge = true"), "config/dpdk-memif.toml still has no_huge = true");
-    std::fs::write(&config, memif.replace("no_huge = true", "no_huge = false")).unwrap();
     let (total, mounts) = (meminfo("HugePages_Total"), hugetlbfs_mounts());
 
     let run = deploy(
@@ -317,7 +336,7 @@ fn hugepages_dry_run_changes_nothing() {
         &[
             "--dry-run",
             "--config",
-            &config.display().to_string(),
+            "config/dpdk-pci.toml",
             "--mount",
             &tmp.str("huge"),
             "--persist",
@@ -328,14 +347,14 @@ fn hugepages_dry_run_changes_nothing() {
     );
     assert_eq!(run.code, 0);
     assert!(
-        run.stdout.contains("dpdk.memory_mb = 512 -> 256 pages of 2 MiB"),
+        run.stdout.contains("dpdk.memory_mb = 1024 -> 512 pages of 2 MiB"),
         "the count comes from the config"
     );
     let reserved = read(NR_2M).trim().parse::<u64>().unwrap();
-    if reserved < 256 {
-        assert!(run.stdout.contains(&format!("(dry run) echo 256 > {NR_2M}")), "the reservation is printed");
+    if reserved < 512 {
+        assert!(run.stdout.contains(&format!("(dry run) echo 512 > {NR_2M}")), "the reservation is printed");
     }
-    assert!(run.stdout.contains("vm.nr_hugepages = 256"), "the sysctl.d file is printed");
+    assert!(run.stdout.contains("vm.nr_hugepages = 512"), "the sysctl.d file is printed");
     assert_eq!(meminfo("HugePages_Total"), total, "HugePages_Total unchanged");
     assert_eq!(hugetlbfs_mounts(), mounts, "hugetlbfs mounts unchanged");
     for dir in ["huge", "root", "state"] {
