@@ -177,11 +177,7 @@ fn pci_component(path: &Path) -> Option<String> {
             && s.chars().filter(|c| c.is_ascii_hexdigit()).count() == 9
     };
     let real = std::fs::canonicalize(path).ok()?;
-    real.components()
-        .filter_map(|c| c.as_os_str().to_str())
-        .filter(|s| is_pci(s))
-        .next_back()
-        .map(str::to_string)
+    real.components().filter_map(|c| c.as_os_str().to_str()).rfind(|s| is_pci(s)).map(str::to_string)
 }
 
 /// Expands a CPU list ("0-2,5").
