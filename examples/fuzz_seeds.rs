@@ -139,7 +139,7 @@ fn log_seeds(dir: &Path) -> std::io::Result<()> {
 
 fn config_seeds(dir: &Path) -> std::io::Result<()> {
     let configs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
-    for name in ["dev.toml", "dpdk-memif.toml", "dpdk-tap.toml"] {
+    for name in ["dev.toml", "dpdk-memif.toml", "dpdk-tap.toml", "dpdk-pci.toml"] {
         write(dir, "config", name, &std::fs::read(configs.join(name))?)?;
     }
     Ok(())

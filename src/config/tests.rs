@@ -8,6 +8,7 @@ fn shipped_configs_are_valid() {
         ("dev.toml", DEV_TOML),
         ("dpdk-memif.toml", include_str!("../../config/dpdk-memif.toml")),
         ("dpdk-tap.toml", include_str!("../../config/dpdk-tap.toml")),
+        ("dpdk-pci.toml", include_str!("../../config/dpdk-pci.toml")),
     ] {
         if let Err(e) = Config::parse(text) {
             panic!("{name}: {e}");
