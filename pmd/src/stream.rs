@@ -10,8 +10,9 @@
 //! A connection is named by a [`ConnId`]: its slot in the shard's table and the slot's generation,
 //! so a late answer for a connection that closed (its slot since reused) is recognised and
 //! dropped. A request that arrived on a connection carries a [`Peer`] made by
-//! [`Peer::connection`], so the code that answers requests later (writes waiting for their log
-//! entry) sends the answer back to the connection instead of to a UDP address.
+//! [`Peer::connection_of`] (its id and protocol tag), so the code that answers requests later
+//! (writes waiting for their log entry) sends the answer back to the connection instead of to a
+//! UDP address.
 //!
 //! Invariants: nothing here blocks; readiness is edge-triggered (`Readable` is reported when new
 //! bytes arrive, so a reader reads until `WouldBlock` or remembers to come back); `poll` adds at
@@ -31,18 +32,43 @@ pub struct ConnId {
 }
 
 /// The Ethernet address that marks a [`Peer`] as a connection: a group (multicast) address, which
-/// no frame ever carries as its source, so no datagram's peer can look like a connection.
+/// no frame ever carries as its source, so no datagram's peer can look like a connection. Its
+/// last byte holds the connection's protocol tag ([`Peer::connection_of`]).
 const CONNECTION_MAC: [u8; 6] = [0x03, b'V', b'C', 0, 0, 0];
+/// The bytes of `CONNECTION_MAC` that mark a connection (the rest is the protocol tag).
+const CONNECTION_MARK: usize = 5;
 
 impl Peer {
     /// The peer of requests that arrived on connection `id`: answers given later go back to it.
+    /// Its protocol tag is 0 (none known); see `connection_of`.
     pub const fn connection(id: ConnId) -> Self {
-        Self { mac: CONNECTION_MAC, ip: Ipv4Addr::from_bits(id.slot), port: id.generation }
+        Self::connection_of(id, 0)
+    }
+
+    /// The peer of requests that arrived on connection `id`, which the acceptor tagged `protocol`
+    /// (the tag's meaning is the appliance's): the requests, and the records of those answered
+    /// later, carry the protocol they came over with no field of their own (metrics count
+    /// requests by protocol).
+    pub const fn connection_of(id: ConnId, protocol: u8) -> Self {
+        let mut mac = CONNECTION_MAC;
+        mac[CONNECTION_MARK] = protocol;
+        Self { mac, ip: Ipv4Addr::from_bits(id.slot), port: id.generation }
     }
 
     /// The connection this peer names, if it names one (else it is a UDP address).
     pub fn as_connection(&self) -> Option<ConnId> {
-        (self.mac == CONNECTION_MAC).then(|| ConnId { slot: self.ip.to_bits(), generation: self.port })
+        self.is_connection().then(|| ConnId { slot: self.ip.to_bits(), generation: self.port })
+    }
+
+    /// The protocol tag of the connection this peer names (`None`: a UDP address).
+    #[inline]
+    pub fn connection_protocol(&self) -> Option<u8> {
+        self.is_connection().then_some(self.mac[CONNECTION_MARK])
+    }
+
+    #[inline]
+    fn is_connection(&self) -> bool {
+        self.mac[..CONNECTION_MARK] == CONNECTION_MAC[..CONNECTION_MARK]
     }
 }
 
@@ -123,8 +149,12 @@ mod tests {
     fn a_connection_peer_round_trips_and_no_udp_peer_is_a_connection() {
         let id = ConnId { slot: 70_000, generation: 3 };
         assert_eq!(Peer::connection(id).as_connection(), Some(id));
+        assert_eq!(Peer::connection_of(id, 3).as_connection(), Some(id));
+        assert_eq!(Peer::connection_of(id, 3).connection_protocol(), Some(3));
+        assert_eq!(Peer::connection(id).connection_protocol(), Some(0));
         let udp = Peer { mac: [0x02, 0, 0, 0, 0, 1], ip: Ipv4Addr::LOCALHOST, port: 9000 };
         assert_eq!(udp.as_connection(), None);
+        assert_eq!(udp.connection_protocol(), None);
         assert_eq!(Peer::from_ip_port(Ipv4Addr::LOCALHOST, 1).as_connection(), None);
     }
 }

@@ -112,7 +112,7 @@ pub enum Step {
 pub struct Cx<'a> {
     /// The shard's engine.
     pub engine: &'a mut Engine,
-    /// The connection's peer (`Peer::connection`).
+    /// The connection's peer (`Peer::connection_of`: its id and protocol tag).
     pub peer: Peer,
     /// The poll iteration's time.
     pub now: Nanos,
@@ -160,6 +160,19 @@ enum Session {
     Resp(Box<RespSession>),
     Http(Box<HttpSession>),
     Web(Box<WebSession>),
+}
+
+impl Session {
+    /// Its protocol tag, which its requests' peer carries (`Peer::connection_of`: the latency
+    /// histograms count by protocol, `metrics::requests`).
+    fn protocol(&self) -> u8 {
+        match self {
+            Session::Binary(_) => protocol_tag::BINARY,
+            Session::Resp(_) => protocol_tag::RESP,
+            Session::Http(_) => protocol_tag::HTTP,
+            Session::Web(_) => protocol_tag::WEB,
+        }
+    }
 }
 
 /// One connection.
@@ -604,7 +617,7 @@ fn run_session(
     };
     let mut cx = Cx {
         engine,
-        peer: Peer::connection(conn.id),
+        peer: Peer::connection_of(conn.id, conn.session.protocol()),
         now,
         output: &mut conn.output,
         scratch,
