@@ -1,8 +1,11 @@
 //! `Latency`: a histogram of durations in ns, 1 us to 60 s at 2 significant digits (HDR: the
 //! `hdrhistogram` crate), with the running sum Prometheus's `_sum` needs (HDR keeps none).
+//! `Latency::coarse` is the same at 1 significant digit (buckets within 1/16 of their value,
+//! about 3 KiB instead of 21 KiB), for the many per-opcode histograms (`requests.rs`).
 //!
-//! Invariants: `record` never allocates (the range is fixed at construction; values past it count
-//! in the top bucket, `saturating_record`); `count` and `sum_ns` cover every value recorded.
+//! Invariants: `record` and `record_n` never allocate (the range is fixed at construction; values
+//! past it count in the top bucket, `saturating_record`); `count` and `sum_ns` cover every value
+//! recorded.
 
 use hdrhistogram::Histogram;
 
@@ -25,16 +28,33 @@ impl Default for Latency {
 }
 
 impl Latency {
-    /// An empty histogram.
+    /// An empty histogram (2 significant digits).
     pub fn new() -> Self {
-        let hist = Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, 2).expect("valid bounds");
+        Self::with_digits(2)
+    }
+
+    /// An empty histogram at 1 significant digit (see the module header).
+    pub fn coarse() -> Self {
+        Self::with_digits(1)
+    }
+
+    fn with_digits(digits: u8) -> Self {
+        let hist = Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, digits).expect("valid bounds");
         Self { hist, sum_ns: 0 }
     }
 
     /// Counts one duration of `ns`.
+    #[inline]
     pub fn record(&mut self, ns: u64) {
         self.hist.saturating_record(ns.max(LOWEST_NS));
         self.sum_ns = self.sum_ns.saturating_add(ns);
+    }
+
+    /// Counts `n` durations of `ns` each.
+    #[inline]
+    pub fn record_n(&mut self, ns: u64, n: u64) {
+        self.hist.saturating_record_n(ns.max(LOWEST_NS), n);
+        self.sum_ns = self.sum_ns.saturating_add(ns.saturating_mul(n));
     }
 
     /// Durations counted.
@@ -120,5 +140,21 @@ mod tests {
         assert_eq!((w.count(), w.sum_ns()), (5, 45_000_000));
         assert!((8_900_000..=9_100_000).contains(&w.quantile_ns(0.5)));
         assert_eq!(earlier.since(&l).count(), 10, "not older: all of it");
+    }
+
+    #[test]
+    fn a_coarse_histogram_counts_n_at_once_within_a_sixteenth() {
+        let mut c = Latency::coarse();
+        c.record_n(1_000_000, 3);
+        c.record(3_000_000);
+        assert_eq!((c.count(), c.sum_ns()), (4, 6_000_000));
+        let p50 = c.quantile_ns(0.5);
+        assert!(p50.abs_diff(1_000_000) <= 1_000_000 / 16, "{p50}");
+        assert_eq!(c.count_at_most(2_000_000), 3);
+        assert_eq!(c.count_at_most(5_000_000), 4);
+        // A coarse one adds into a fine one (the node-wide histograms).
+        let mut fine = Latency::new();
+        fine.add(&c);
+        assert_eq!(fine.count(), 4);
     }
 }
