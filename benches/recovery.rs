@@ -143,7 +143,7 @@ fn fill(p: &mut Partition<UringBlockIo>, clock: &MonotonicClock, w: &Workload, f
             debug_assert_eq!(request_body_len(&op), body.len());
             encode_write_body(&op, &mut body).expect("the body fits");
             let waiter = Waiter {
-                origin: Origin::Client { peer: peer(), client_id: CLIENT },
+                origin: Origin::Client { peer: peer(), client_id: CLIENT, arrived: vigil_pmd::Nanos(0) },
                 opcode: opcode::SET,
                 request_id: next + 1,
             };

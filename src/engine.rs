@@ -21,6 +21,10 @@
 //!   the shard loop). A datagram all of whose
 //!   requests were taken over sends nothing now (`Outcome::Later`).
 //!
+//! Every request answered here is counted for the latency histograms (`metrics::requests`: the
+//! engine counts by protocol and opcode, the shard loop records the pass's duration once the pass
+//! is over); one taken over is recorded when its late answer is delivered.
+//!
 //! Invariants: the whole datagram's framing is checked before any frame runs, so a datagram that does
 //! not parse exactly (a body cut short or run long, bytes left over, frames missing) changes nothing:
 //! a frame that is shorter than its sender meant cannot be taken for a shorter valid request while
@@ -30,6 +34,7 @@
 //! are not executed and are counted in `unanswered_no_room`.
 
 use crate::dispatch::{Answer, Dispatcher, Request};
+use crate::metrics::RequestLatencies;
 use crate::wire::{self, DatagramWriter, FrameError, HeaderError, Status};
 
 use vigil_pmd::{Nanos, Peer};
@@ -87,13 +92,27 @@ pub struct Engine {
     dispatcher: Dispatcher,
     limits: EngineLimits,
     counters: EngineCounters,
+    /// The requests' latencies, one histogram per protocol and registered opcode.
+    latencies: RequestLatencies,
 }
 
 impl Engine {
-    /// An engine over a dispatcher whose subsystems are registered.
+    /// An engine over a dispatcher whose subsystems are registered (the latency histograms are
+    /// made for the opcodes registered now).
     pub fn new(dispatcher: Dispatcher, limits: EngineLimits) -> Self {
         assert!(limits.requests_per_datagram_max > 0);
-        Self { dispatcher, limits, counters: EngineCounters::default() }
+        let latencies = RequestLatencies::new(dispatcher.registered().map(|(op, name, _)| (op, name)));
+        Self { dispatcher, limits, counters: EngineCounters::default(), latencies }
+    }
+
+    /// The requests' latencies.
+    pub fn latencies(&self) -> &RequestLatencies {
+        &self.latencies
+    }
+
+    /// The requests' latencies, to record into (the shard loop gives the times).
+    pub fn latencies_mut(&mut self) -> &mut RequestLatencies {
+        &mut self.latencies
     }
 
     /// Counters so far.
@@ -157,18 +176,22 @@ impl Engine {
 
     /// Runs one request that came without a datagram (a command read from a connection: the
     /// connection's codec made it), writing an OK answer's body into `out`; counted like a frame.
+    /// A `BUSY` is not counted for the latency histograms: the connection's session runs the
+    /// request again at the next iteration (`conn::Cx::request`), counted when that run is answered.
     pub fn handle_request(&mut self, req: &Request<'_>, out: &mut [u8]) -> Result<Answer, Status> {
         self.counters.requests += 1;
-        let answer = self.dispatcher.dispatch(req, out);
-        match answer {
-            Ok(Answer::Now(_)) => self.counters.answers_ok += 1,
-            Ok(Answer::Later) => self.counters.answers_later += 1,
+        let answer = match self.dispatcher.dispatch(req, out) {
             // A connection's codec answers errors by status alone: the body is not for it.
-            Ok(Answer::Refused { status, .. }) => {
-                self.counters.answers_error += 1;
-                return Err(status);
-            }
+            Ok(Answer::Refused { status, .. }) => Err(status),
+            other => other,
+        };
+        match answer {
+            Ok(Answer::Later) => self.counters.answers_later += 1,
+            Ok(_) => self.counters.answers_ok += 1,
             Err(_) => self.counters.answers_error += 1,
+        }
+        if !matches!(answer, Ok(Answer::Later) | Err(Status::Busy)) {
+            self.latencies.answered_now(&req.peer, req.opcode);
         }
         answer
     }
@@ -212,7 +235,12 @@ impl Engine {
         self.counters.requests += 1;
         let room = w.body_room();
         let out = w.begin_frame(room).expect("room was checked");
-        match self.dispatcher.dispatch(req, out) {
+        let answer = self.dispatcher.dispatch(req, out);
+        if answer != Ok(Answer::Later) {
+            // Answered in this datagram, whatever the status (room for an error frame was checked).
+            self.latencies.answered_now(&req.peer, req.opcode);
+        }
+        match answer {
             Ok(Answer::Now(n)) => {
                 self.counters.answers_ok += 1;
                 w.commit_frame(req.opcode, Status::Ok as u8, req.request_id, n)

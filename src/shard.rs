@@ -13,6 +13,11 @@
 //! service has work in flight (log writes to reap), the shard does not let the backend sleep when
 //! idle.
 //!
+//! The loop gives the engine's latency histograms their times (`metrics::requests`): each pass
+//! that answered requests at once (the burst, the connections' pass, their second pass after the
+//! service step) is recorded with one clock read after it (the burst's is the lease check's read,
+//! made anyway), and each late answer with this iteration's clock minus its request's arrival.
+//!
 //! One transmit buffer per request, none per deferred answer: the reply buffer of a datagram that
 //! needed no answer now (its requests all taken over, or dropped) is kept as the shard's spare and
 //! the next request's reply goes into it, so a deferred write costs only the buffer its late
@@ -64,6 +69,9 @@ pub struct LateAnswer<'a> {
     pub status: Status,
     /// Its body (empty unless OK).
     pub body: &'a [u8],
+    /// When its shard took the request in (the clock of the iteration that received it): its
+    /// latency runs from then (`metrics::requests`).
+    pub arrived: Nanos,
 }
 
 /// Descriptors a shard's idle wait holds without growing (more partitions per shard only grow it
@@ -235,6 +243,23 @@ fn send_peer_datagrams<P: PacketIo>(
     flush(io, tx, counters);
 }
 
+/// Records the requests the pass just over answered at once (`metrics::requests`): taken in at
+/// `now`, answered by `answered_at` (a clock read made after they were answered), else by one read
+/// of `recheck` now, made only if the pass answered any (else by `now`: a simulation's time does
+/// not move within an iteration).
+fn record_answered(
+    engine: &mut Engine,
+    now: Nanos,
+    answered_at: Option<Nanos>,
+    recheck: Option<&dyn Fn() -> Nanos>,
+) {
+    let latencies = engine.latencies_mut();
+    if latencies.has_answered() {
+        let at = answered_at.or_else(|| recheck.map(|clock| clock())).unwrap_or(now);
+        latencies.record_answered(now, at);
+    }
+}
+
 /// A transmit buffer addressed to `peer`: the spare one if held, else one from the pool.
 #[inline]
 fn reply_buffer<P: PacketIo>(spare: &mut Option<P::Tx>, io: &mut P, peer: &Peer) -> Option<P::Tx> {
@@ -354,6 +379,7 @@ impl<P: PacketIo> Shard<P> {
         if let Some(conns) = self.conns.as_mut() {
             let guard = read_guard(self.service.as_deref(), recheck);
             self.conns_busy = conns.poll(&mut self.engine, now, &guard);
+            record_answered(&mut self.engine, now, None, recheck);
         }
         self.run_service(now, recheck);
         received
@@ -393,8 +419,11 @@ impl<P: PacketIo> Shard<P> {
             service.watch_changes(watching);
             self.feed_on = watching;
         }
-        let busy =
-            service.poll(now, &mut |a: &LateAnswer<'_>| match (a.peer.as_connection(), conns.as_mut()) {
+        let latencies = self.engine.latencies_mut();
+        let busy = service.poll(now, &mut |a: &LateAnswer<'_>| {
+            // From its arrival to this iteration, which delivers it (`metrics::requests`).
+            latencies.record_late(&a.peer, a.opcode, a.arrived, now);
+            match (a.peer.as_connection(), conns.as_mut()) {
                 // An answer for a connection: no transmit buffer, so its reservation returns free.
                 (Some(id), Some(conns)) => {
                     late.reservations.release_taken();
@@ -403,7 +432,8 @@ impl<P: PacketIo> Shard<P> {
                 }
                 (Some(_), None) => late.reservations.release_taken(), // no connections: cannot happen
                 (None, _) => late.emit(io, counters, a),
-            });
+            }
+        });
         if let Some(conns) = self.conns.as_mut() {
             // Watchers (here, and prefix watchers on other shards through the hub) get the changes
             // this step applied; the feed is off while nobody watches.
@@ -417,6 +447,7 @@ impl<P: PacketIo> Shard<P> {
             // Sessions that got answers write them out and take their next requests.
             let guard = read_guard(Some(service.as_ref()), recheck);
             conns.service(&mut self.engine, now, &guard);
+            record_answered(&mut self.engine, now, None, recheck);
         }
         let (io, late, counters) = (&mut self.io, &mut self.late, &mut self.counters);
         late.close_all(io, counters);
@@ -461,12 +492,20 @@ impl<P: PacketIo> Shard<P> {
                 Outcome::Drop | Outcome::Later => self.spare = Some(reply),
             }
         }
+        // The clock read after the burst's answers were made: the lease check's, which the
+        // latency histograms reuse (`metrics::requests`).
+        let mut answered_at = None;
         if let (Some(recheck), Some(service)) = (recheck, self.service.as_ref()) {
-            if !self.tx.is_empty() && !service.answers_still_valid(recheck()) {
-                self.counters.tx_lease_lapsed += self.tx.len() as u64;
-                self.tx.clear();
+            if !self.tx.is_empty() {
+                let at = recheck();
+                answered_at = Some(at);
+                if !service.answers_still_valid(at) {
+                    self.counters.tx_lease_lapsed += self.tx.len() as u64;
+                    self.tx.clear();
+                }
             }
         }
+        record_answered(&mut self.engine, now, answered_at, recheck);
         flush(&mut self.io, &mut self.tx, &mut self.counters);
     }
 

@@ -72,8 +72,11 @@ fn write(p: &mut Partition<MemoryBlockIo>, bodies: &[Vec<u8>], first: u64, count
     let mut i = first;
     while answered < count {
         for _ in 0..PER_ITERATION.min(first + count - i) {
-            let waiter =
-                Waiter { origin: Origin::Client { peer, client_id: 9 }, opcode: opcode::SET, request_id: i };
+            let waiter = Waiter {
+                origin: Origin::Client { peer, client_id: 9, arrived: Nanos(0) },
+                opcode: opcode::SET,
+                request_id: i,
+            };
             let body = &bodies[(i % KEYS) as usize];
             assert_eq!(p.write(waiter, 9, body), WriteOutcome::Later, "write {i}");
             i += 1;

@@ -2,10 +2,11 @@
 //! shard's own thread between two iterations (`collect`) and published to the `StatsBoard`.
 //!
 //! Invariants: a snapshot copies plain counters and reads state through `&` only (taking one
-//! never changes what the shard does); it allocates (its vectors, the histogram's copy), which
-//! is why a shard takes one every `metrics.publish_ms`, never per request.
+//! never changes what the shard does); it allocates (its vectors, the histograms' copies: of the
+//! request histograms only those that counted something), which is why a shard takes one every
+//! `metrics.publish_ms`, never per request.
 
-use super::Latency;
+use super::{Latency, RequestStats};
 use crate::conn::ConnCounters;
 use crate::engine::EngineCounters;
 use crate::ops::kv::{KvShard, KvShardCounters};
@@ -88,6 +89,9 @@ pub struct ShardStats {
     pub partitions: Vec<PartitionStats>,
     /// Durable writes, from their batch's seal to their answer.
     pub write_latency: Latency,
+    /// Requests from their shard taking them in to their answer, by protocol and opcode (those
+    /// that counted something; `metrics::requests`).
+    pub requests: Vec<RequestStats>,
 }
 
 impl ShardStats {
@@ -111,6 +115,7 @@ impl ShardStats {
             }),
             partitions: kv.partitions().iter().map(PartitionStats::of).collect(),
             write_latency: kv.write_latency().clone(),
+            requests: shard.engine().latencies().snapshot(),
         }
     }
 }

@@ -279,7 +279,7 @@ impl<D: BlockIo> KvShard<D> {
         match self.route_request(&parsed)? {
             Route::Local { partition } => {
                 self.local(partition).observe_time(req.now);
-                let origin = Origin::Client { peer: req.peer, client_id: req.client_id };
+                let origin = Origin::Client { peer: req.peer, client_id: req.client_id, arrived: req.now };
                 let waiter = Waiter { origin, opcode: req.opcode, request_id: req.request_id };
                 let answer = self.run_local(partition, waiter, &parsed, out);
                 self.with_hint(partition, answer, out)
@@ -484,9 +484,15 @@ fn deliver(
     let w = &done.waiter;
     match w.origin {
         Origin::Internal => {}
-        Origin::Client { peer, client_id } => {
-            emit(&LateAnswer { peer, client_id, opcode: w.opcode, request_id: w.request_id, status, body })
-        }
+        Origin::Client { peer, client_id, arrived } => emit(&LateAnswer {
+            peer,
+            client_id,
+            opcode: w.opcode,
+            request_id: w.request_id,
+            status,
+            body,
+            arrived,
+        }),
         Origin::Forwarded(env) => {
             let router = router.expect("a forwarded request came through a router");
             // A stale slot means the origin is gone (it cannot be, short of a bug); nothing to send.

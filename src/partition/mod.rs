@@ -136,6 +136,9 @@ pub enum Origin {
         peer: Peer,
         /// The client id of its datagram.
         client_id: u64,
+        /// When the shard took the request in (its iteration's clock): the answer's latency runs
+        /// from then (`metrics::requests`).
+        arrived: Nanos,
     },
     /// Another shard forwarded it; the answer goes back through the inbox.
     Forwarded(Envelope),

@@ -19,6 +19,7 @@ mod candles;
 mod conn_candles;
 mod conns;
 mod gathered;
+mod latency;
 mod overload;
 
 /// A transmit buffer from `MemIo`'s counted pool, given back when dropped (sent or not).
@@ -200,6 +201,7 @@ impl ShardService for Burst {
                 request_id: id,
                 status: Status::Ok,
                 body: &id.to_le_bytes(),
+                arrived: Nanos(0),
             };
             emit(&a);
         }
@@ -272,6 +274,7 @@ impl ShardService for Reserving {
                 request_id: id,
                 status: Status::Ok,
                 body: &id.to_le_bytes(),
+                arrived: Nanos(0),
             };
             emit(&a);
         }

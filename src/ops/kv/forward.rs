@@ -19,6 +19,9 @@ pub(super) struct Forwarded {
     pub(super) client_id: u64,
     pub(super) opcode: u8,
     pub(super) request_id: u64,
+    /// When this shard took the request in: its latency runs from then (`metrics::requests`;
+    /// counted here, not on the owner).
+    pub(super) arrived: Nanos,
 }
 
 impl<D: BlockIo> KvShard<D> {
@@ -43,6 +46,7 @@ impl<D: BlockIo> KvShard<D> {
             client_id: req.client_id,
             opcode: req.opcode,
             request_id: req.request_id,
+            arrived: req.now,
         };
         match self.forward_bytes(partition, waiting, req.body, len) {
             Ok(()) => {
@@ -173,6 +177,7 @@ impl<D: BlockIo> KvShard<D> {
                 request_id: f.request_id,
                 status,
                 body,
+                arrived: f.arrived,
             })
         });
         if done.is_err() {

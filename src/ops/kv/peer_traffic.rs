@@ -51,6 +51,7 @@ impl<D: BlockIo> KvShard<D> {
             client_id: 0,
             opcode: PEER_DATAGRAM,
             request_id: 0,
+            arrived: Nanos(0), // no answer to time
         };
         let ok = len <= self.scratch.len() && self.forward_bytes(partition, waiting, datagram, len).is_ok();
         self.peer_handed_over += usize::from(ok);

@@ -35,7 +35,7 @@ fn light_command(seq: u64, city: u16) -> Vec<u8> {
 
 fn light_waiter(seq: u64) -> Waiter {
     Waiter {
-        origin: Origin::Client { peer: peer(), client_id: 9 },
+        origin: Origin::Client { peer: peer(), client_id: 9, arrived: Nanos(0) },
         opcode: opcode::CANDLE_LIGHT,
         request_id: seq,
     }

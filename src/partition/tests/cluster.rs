@@ -685,7 +685,7 @@ impl Sim {
         // As the shard does for every request: the clock, and a quiet group wakes.
         part.observe_time(now);
         let waiter = Waiter {
-            origin: Origin::Client { peer: peer(), client_id },
+            origin: Origin::Client { peer: peer(), client_id, arrived: Nanos(0) },
             opcode: opcode::SET,
             request_id: out.request_id,
         };

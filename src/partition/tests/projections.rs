@@ -69,8 +69,11 @@ fn kv_command(client: u64, seq: u64, key: u8, value: u8) -> Vec<u8> {
 
 fn propose(p: &mut Partition<MemoryBlockIo>, client: u64, sent: &Sent) -> WriteOutcome {
     let (seq, tag, bytes) = sent;
-    let w =
-        Waiter { origin: Origin::Client { peer: peer(), client_id: client }, opcode: 0, request_id: *seq };
+    let w = Waiter {
+        origin: Origin::Client { peer: peer(), client_id: client, arrived: Nanos(0) },
+        opcode: 0,
+        request_id: *seq,
+    };
     p.propose(w, *tag, bytes.len(), &mut |out| out.copy_from_slice(bytes))
 }
 

@@ -35,6 +35,7 @@ impl ShardService for Scripted {
                 request_id: id as u64,
                 status: Status::Ok,
                 body: &body,
+                arrived: Nanos(0),
             };
             emit(&a);
         }

@@ -59,8 +59,11 @@ fn isolate(sim: &mut Sim, id: u64) {
 
 /// A client's SET of `k` at node `id`.
 fn set_k(sim: &mut Sim, id: u64) -> WriteOutcome {
-    let waiter =
-        Waiter { origin: Origin::Client { peer: peer(), client_id: 9 }, opcode: opcode::SET, request_id: 1 };
+    let waiter = Waiter {
+        origin: Origin::Client { peer: peer(), client_id: 9, arrived: Nanos(0) },
+        opcode: opcode::SET,
+        request_id: 1,
+    };
     sim.node(id).part.as_mut().expect("up").write(waiter, 9, &set_body(b"k", b"v"))
 }
 
