@@ -81,12 +81,12 @@ fn gauge(
     integers(enc, (name, help, None), MetricType::Gauge, 1.0, samples)
 }
 
-/// A histogram family from `Latency`s, in seconds.
-fn latency(
+/// A histogram family from `Latency`s, in seconds (buckets `LATENCY_BUCKETS_S`).
+fn latency<'a>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
-    samples: impl IntoIterator<Item = (Labels, Latency)>,
+    samples: impl IntoIterator<Item = (Labels, &'a Latency)>,
 ) -> fmt::Result {
     let mut m = enc.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
     for (labels, l) in samples {
@@ -248,7 +248,24 @@ impl NodeCollector {
             enc,
             "vigil_write_latency",
             "Durable writes, from their batch's seal to their answer.",
-            self.shards.iter().map(|s| (shard_label(s), s.write_latency.clone())),
+            self.shards.iter().map(|s| (shard_label(s), &s.write_latency)),
+        )?;
+        let mut by_protocol = Vec::new();
+        for s in &self.shards {
+            for r in &s.requests {
+                let labels = vec![
+                    ("shard", s.shard.to_string()),
+                    ("protocol", r.protocol.name().to_string()),
+                    ("opcode", r.name.to_string()),
+                ];
+                by_protocol.push((labels, &r.latency));
+            }
+        }
+        latency(
+            enc,
+            "vigil_request_duration",
+            "Requests, from their shard taking them in to their answer, by protocol and opcode.",
+            by_protocol,
         )
     }
 

@@ -119,6 +119,14 @@ mod tests {
         for us in [10u64, 200, 3_000] {
             s.write_latency.record(us * 1_000);
         }
+        let mut latency = crate::metrics::Latency::coarse();
+        latency.record_n(40_000_000, 2);
+        s.requests = vec![crate::metrics::RequestStats {
+            protocol: crate::metrics::Protocol::Resp,
+            opcode: 0x11,
+            name: "kv.set",
+            latency,
+        }];
         vec![Arc::new(s)]
     }
 
@@ -145,6 +153,13 @@ mod tests {
         assert!(om.contains("vigil_write_latency_seconds_bucket{le=\"0.005\",shard=\"1\"} 3\n"));
         assert!(om.contains("vigil_write_latency_seconds_bucket{le=\"+Inf\",shard=\"1\"} 3\n"));
         assert!(om.contains("vigil_write_latency_seconds_count{shard=\"1\"} 3\n"));
+        let set = "shard=\"1\",protocol=\"resp\",opcode=\"kv.set\"";
+        assert!(om.contains("# TYPE vigil_request_duration_seconds histogram\n"));
+        assert!(om.contains(&format!("vigil_request_duration_seconds_bucket{{le=\"0.025\",{set}}} 0\n")));
+        assert!(om.contains(&format!("vigil_request_duration_seconds_bucket{{le=\"0.05\",{set}}} 2\n")));
+        assert!(om.contains(&format!("vigil_request_duration_seconds_bucket{{le=\"+Inf\",{set}}} 2\n")));
+        assert!(om.contains(&format!("vigil_request_duration_seconds_count{{{set}}} 2\n")));
+        assert!(om.contains(&format!("vigil_request_duration_seconds_sum{{{set}}} 0.08\n")), "{om}");
         let text = to_prometheus_text(&om);
         assert!(text.contains("# TYPE vigil_rx_datagrams_total counter\n"));
         assert!(text.contains("# HELP vigil_rx_datagrams_total Datagrams received.\n"));
