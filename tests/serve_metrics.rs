@@ -1,7 +1,8 @@
 //! The Prometheus endpoint of a real `vigil serve` (`metrics.listen`, issue 13): its counters agree
 //! with what the test drove, a live scrape passes `promtool check metrics`, a real Prometheus
 //! server (Debian's `prometheus`, started here on loopback) scrapes it and a PromQL query returns
-//! the rate the test drove, and the endpoint answers bad requests with clear errors.
+//! the rate the test drove, the request latency histograms count each request once under its
+//! protocol and opcode, and the endpoint answers bad requests with clear errors.
 //!
 //! `promtool` and `prometheus` come with the `prometheus` package (scripts/test installs it); a
 //! machine without them fails these tests loudly.
@@ -12,6 +13,8 @@ use common::{
     answers, disk_temp_dir, exchange, free_udp_port, metric_sum, node_config, request, scrape_metrics,
     try_http, Server,
 };
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -115,6 +118,72 @@ fn the_counters_agree_with_what_was_driven_and_promtool_finds_nothing() {
     assert!(metric_sum(&text, "process_resident_memory_bytes", &[]) > 0.0);
     assert!(metric_sum(&text, "vigil_recovery_duration_seconds", &[]) > 0.0);
     assert!(metric_sum(&text, "vigil_start_duration_seconds", &[]) > 0.0);
+    promtool_check(&text, &dir);
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+}
+
+/// Sends `m` SETs over one RESP connection (this test's own client), each answered `+OK`.
+fn resp_sets(port: u16, m: u64) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    for i in 0..m {
+        let key = format!("resp-{i}");
+        s.write_all(format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len()).as_bytes()).unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, "+OK\r\n", "SET {i}");
+    }
+}
+
+/// A histogram family's series in Prometheus text: by their labels other than `le`, the
+/// buckets (in the order written) and the count.
+fn histograms(text: &str, name: &str) -> BTreeMap<String, (Vec<(String, f64)>, f64)> {
+    let mut out: BTreeMap<String, (Vec<(String, f64)>, f64)> = BTreeMap::new();
+    let value = |l: &str| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(&format!("{name}_bucket{{le=\"")) {
+            let (le, rest) = rest.split_once("\",").unwrap();
+            let labels = rest.split_once('}').unwrap().0.to_string();
+            out.entry(labels).or_default().0.push((le.to_string(), value(line)));
+        } else if let Some(rest) = line.strip_prefix(&format!("{name}_count{{")) {
+            let labels = rest.split_once('}').unwrap().0.to_string();
+            out.entry(labels).or_default().1 = value(line);
+        }
+    }
+    out
+}
+
+#[test]
+fn request_latency_histograms_count_each_request_under_its_protocol_and_opcode() {
+    let dir = disk_temp_dir("serve-metrics-requests");
+    let (port, metrics_port) = (free_udp_port(), free_tcp_port());
+    let server = Server::start(&dir, &config(port, metrics_port));
+    let (pings, sets) = (300, 120);
+    drive(port, opcode::PING, pings, |_| Vec::new());
+    resp_sets(port, sets);
+    std::thread::sleep(Duration::from_millis(300)); // more than a publish interval
+    let text = scrape_metrics(metrics_port);
+    let family = "vigil_request_duration_seconds";
+    let count = |with: &[&str]| metric_sum(&text, &format!("{family}_count"), with);
+    assert_eq!(count(&["protocol=\"udp\"", "opcode=\"ping\""]), pings as f64, "{text}");
+    assert_eq!(count(&["protocol=\"resp\"", "opcode=\"kv.set\""]), sets as f64);
+    assert_eq!(count(&["protocol=\"udp\"", "opcode=\"kv.set\""]), 0.0, "each request under its own protocol");
+    assert_eq!(count(&[]), (pings + sets) as f64, "each request counted once (forwarded ones too)");
+    // Durable writes took time (their log write at least).
+    let sum = |with: &[&str]| metric_sum(&text, &format!("{family}_sum"), with);
+    assert!(sum(&["opcode=\"kv.set\""]) > 0.0);
+    let series = histograms(&text, family);
+    assert!(!series.is_empty());
+    for (labels, (buckets, count)) in &series {
+        assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{labels}: buckets not monotone: {buckets:?}");
+        let (le, last) = buckets.last().unwrap();
+        assert_eq!((le.as_str(), *last), ("+Inf", *count), "{labels}: +Inf is the count");
+        assert!(
+            labels.contains("shard=\"") && labels.contains("protocol=\"") && labels.contains("opcode=\"")
+        );
+    }
     promtool_check(&text, &dir);
     let (status, out) = server.stop();
     assert!(status.success(), "{out}");
