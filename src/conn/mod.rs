@@ -33,6 +33,7 @@ pub mod hub;
 pub mod resp;
 mod resp_local;
 pub mod watch;
+mod watchers;
 pub mod web;
 pub mod web_ops;
 #[cfg(test)]
@@ -40,10 +41,8 @@ mod web_ops_tests;
 
 use crate::dispatch::{Answer, Request};
 use crate::engine::Engine;
-use crate::partition::feed::Change;
 use crate::protocol::http::{HttpLimits, HEAD_BYTES_MAX};
 use crate::protocol::resp::ArgTable;
-use crate::protocol::websocket;
 use crate::shard::LateAnswer;
 use crate::wire::Status;
 use binary::BinarySession;
@@ -368,86 +367,6 @@ impl Connections {
         }
         conn.waiting = false;
         self.mark(id, |_| {});
-    }
-
-    /// Whether changes are wanted: this shard has watchers, or another has prefix watchers (the
-    /// shard's change feed is on only then).
-    pub fn watching(&self) -> bool {
-        !self.watchers.is_empty() || self.hub.others_watch(self.shard)
-    }
-
-    /// Pushes a committed change to the watchers that match it, and keeps it for other shards'
-    /// prefix watchers (called from inside the shard's service step, like `deliver`; `service`
-    /// sends; `changes_done` ends the step's changes).
-    pub fn publish(&mut self, change: &Change<'_>) {
-        watch::change_frame(&mut self.frame, &mut self.json, change);
-        let frame = std::mem::take(&mut self.frame);
-        self.push_frame(change.key, &frame, false);
-        if self.hub.others_watch(self.shard) {
-            hub::push_record(&mut self.outbox, change.key, &frame);
-        }
-        self.frame = frame;
-    }
-
-    /// After the step's changes: sends those kept for other shards, and pushes those other shards
-    /// sent to this shard's prefix watchers.
-    pub fn changes_done(&mut self) {
-        if !self.outbox.is_empty() {
-            self.hub.send(self.shard, &self.outbox);
-            self.outbox.clear();
-        }
-        if self.prefix_watchers == 0 {
-            return;
-        }
-        let mut inbox = std::mem::take(&mut self.inbox);
-        inbox.clear();
-        let lost = self.hub.take(self.shard, &mut inbox);
-        for (key, frame) in hub::records(&inbox) {
-            self.push_frame(key, frame, true);
-        }
-        self.inbox = inbox;
-        if lost {
-            self.watchers_lost_changes();
-        }
-    }
-
-    /// Copies `frame` (the change to `key`) to the matching watchers (only prefix watchers:
-    /// `prefix_only`). A watcher whose unsent output would pass `output_bytes_max` is sent a close
-    /// (1008) instead and closed.
-    fn push_frame(&mut self, key: &[u8], frame: &[u8], prefix_only: bool) {
-        for i in 0..self.watchers.len() {
-            let id = self.watchers[i];
-            let Some(conn) = self.conns.get_mut(id.slot as usize).and_then(Option::as_mut) else { continue };
-            let Session::Http(s) = &conn.session else { continue };
-            let wanted = s.watch().is_some_and(|w| (w.prefix || !prefix_only) && w.matches(key));
-            if conn.closing || !wanted {
-                continue;
-            }
-            if conn.output.len() - conn.sent + frame.len() > self.limits.output_bytes_max {
-                websocket::write_close(&mut conn.output, websocket::close::POLICY);
-                conn.closing = true;
-                self.counters.watchers_closed_slow += 1;
-            } else {
-                conn.output.extend_from_slice(frame);
-                self.counters.watch_frames += 1;
-            }
-            self.mark(id, |_| {});
-        }
-    }
-
-    /// The shard's change feed (or the hub) lost changes: every watcher is closed (1011) rather
-    /// than given a gap.
-    pub fn watchers_lost_changes(&mut self) {
-        for i in 0..self.watchers.len() {
-            let id = self.watchers[i];
-            let Some(conn) = self.get_mut(id) else { continue };
-            if !conn.closing {
-                websocket::write_close(&mut conn.output, 1011);
-                conn.closing = true;
-                self.counters.watchers_closed_lost += 1;
-            }
-            self.mark(id, |_| {});
-        }
     }
 
     /// Runs the work list (after `poll`, and after the shard's service delivered answers).

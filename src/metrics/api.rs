@@ -121,6 +121,7 @@ fn shard(s: &ShardStats) -> Value {
         "forwards_in_flight": s.forwards_in_flight,
         "inbox_depth": s.inbox_depth,
         "tcp_connections": s.conns.map(|(c, _)| c.opened.saturating_sub(c.closed)),
+        "requests_latency_us": super::requests::latency_json(s),
         "write_latency_us": {
             "count": l.count(),
             "p50": l.quantile_ns(0.5) / 1_000,
