@@ -22,7 +22,7 @@ const TOKEN: &str = "test-admin-token-0123456789";
 fn start(name: &str) -> (Server, u16, u16, std::path::PathBuf) {
     let dir = disk_temp_dir(name);
     let port = free_udp_port();
-    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let web = free_tcp_port();
     let config = format!(
         "{}\n[tcp]\nweb_listen = [\"127.0.0.1:{web}\"]\n[metrics]\npublish_ms = 50\n[admin]\ntoken = \"{TOKEN}\"\n",
         kv_node_config(port, "vigil-data", 1_000_000)
@@ -40,17 +40,11 @@ fn start(name: &str) -> (Server, u16, u16, std::path::PathBuf) {
     (server, port, web, dir)
 }
 
-/// One HTTP exchange (the connection closed after it): status, head and body.
+/// One HTTP exchange (the connection closed after it): status, head (lowercase) and body. A
+/// compaction may take up to its 30 s deadline.
 fn http(web: u16, request: &[u8]) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", web)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
-    s.write_all(request).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (status, head.to_ascii_lowercase(), body.to_string())
+    let (status, head, body) = http_exchange(web, request, Duration::from_secs(40)).expect("the web port");
+    (status, head.to_ascii_lowercase(), body)
 }
 
 /// An admin request: `method` on `/api/admin/<op>` with `auth` as the `Authorization` value.

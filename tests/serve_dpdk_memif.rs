@@ -38,7 +38,7 @@ fn dpdk_memif_serves_the_load_generator() {
         &format!("vigil-test-memif-{pid}"),
     );
     // The metrics endpoint too: the port's counters and xstats come from DPDK while it serves.
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics_port = free_tcp_port();
     let config = format!("{config}[metrics]\nlisten = [\"127.0.0.1:{metrics_port}\"]\npublish_ms = 50\n");
     let server = Server::start(&dir, &config);
     assert!(server.ready_line.contains("backend=dpdk"), "{}", server.ready_line);

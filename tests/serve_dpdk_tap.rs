@@ -71,7 +71,7 @@ vdevs = ["net_tap0,iface={iface},mac=02:56:47:00:01:02"]
 #[test]
 fn dpdk_tap_answers_kernel_ping_and_udp_echo() {
     require_root_and_dpdk("dpdk_tap_answers_kernel_ping_and_udp_echo");
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics_port = free_tcp_port();
     let metrics = format!("[metrics]\nlisten = [\"127.0.0.1:{metrics_port}\"]\npublish_ms = 50\n");
     let TapNode { server, vigil_ip, host_ip, dir } = start_tap_node_with("t1", 1, &metrics);
 

@@ -10,8 +10,8 @@
 mod common;
 
 use common::{
-    answers, disk_temp_dir, exchange, free_udp_port, metric_sum, node_config, request, scrape_metrics,
-    try_http, Server,
+    answers, disk_temp_dir, exchange, free_tcp_port, free_udp_port, metric_sum, node_config, request,
+    scrape_metrics, try_http, Server,
 };
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -27,11 +27,6 @@ fn config(port: u16, metrics_port: u16) -> String {
         "{}[metrics]\nlisten = [\"127.0.0.1:{metrics_port}\"]\npublish_ms = 50\n",
         node_config(port, "data", 1_000_000, 2, None)
     )
-}
-
-/// A free TCP port on loopback.
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// One HTTP exchange with `head` sent as is: the status code and the body.

@@ -43,7 +43,7 @@ fn post_form(web: u16, fields: &[(&str, &str)]) -> String {
 fn the_candle_page_works_in_chromium_without_javascript() {
     let dir = disk_temp_dir("serve-web");
     let port = free_udp_port();
-    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let web = free_tcp_port();
     let config = format!(
         "{}\n[tcp]\nweb_listen = [\"127.0.0.1:{web}\"]\n",
         kv_node_config(port, "vigil-data", 100_000)

@@ -108,7 +108,7 @@ pub fn tick(wait: &mut OpsWait, ops: Option<&OpsView>, cx: &mut Cx<'_>) -> Tick 
             } else {
                 return Tick::Waiting;
             };
-            json_answer(cx.output, status, &body.to_string(), close, http10, false);
+            json_answer(cx.output, status, &body.to_string(), (close, http10, false), None);
             *wait = OpsWait::Free;
             Tick::Free
         }
@@ -147,9 +147,8 @@ pub fn route(
                 cx.output,
                 503,
                 r#"{"error":"the dashboard is not rendered yet: retry in a second"}"#,
-                close,
-                http10,
-                head_only,
+                (close, http10, head_only),
+                None,
             ),
         },
         b"/dashboard.js" => {
@@ -173,9 +172,8 @@ fn start_live(ops: Option<&OpsView>, head_only: bool, http10: bool, wait: &mut O
             cx.output,
             503,
             r#"{"error":"the dashboard is not served by this node"}"#,
-            true,
-            http10,
-            head_only,
+            (true, http10, head_only),
+            None,
         );
         return;
     }
@@ -224,7 +222,14 @@ fn api(head: &Head<'_>, path: &[u8], ops: Option<&OpsView>, close: bool, cx: &mu
         (Method::Get | Method::Head, None) => (503, r#"{"error":"the API is not served by this node"}"#.into()),
         _ => (405, r#"{"error":"the API answers GET only"}"#.into()),
     };
-    json_answer(cx.output, status, &body, close, head.minor_version == 0, head.method == Method::Head);
+    let allow = (status == 405).then_some(("Allow", "GET, HEAD"));
+    json_answer(
+        cx.output,
+        status,
+        &body,
+        (close, head.minor_version == 0, head.method == Method::Head),
+        allow,
+    );
 }
 
 /// `/api/admin/<op>`: the token first, then the operation.
@@ -243,9 +248,8 @@ fn admin(
             cx.output,
             503,
             r#"{"error":"the admin API is not served by this node"}"#,
-            close,
-            http10,
-            false,
+            (close, http10, false),
+            None,
         );
         return;
     };
@@ -255,18 +259,19 @@ fn admin(
             TokenRefusal::Wrong => (403, "wrong admin token"),
             TokenRefusal::Off => (403, "admin operations are off: set admin.token in the config"),
         };
-        let mut r = Response::start(cx.output, status);
-        if status == 401 {
-            r.header("WWW-Authenticate", "Bearer realm=\"vigil-admin\"");
-        }
-        r.header("Cache-Control", "no-store");
-        r.connection(close, http10);
-        r.finish(Some("application/json"), json!({ "error": why }).to_string().as_bytes(), false);
+        let challenge = (status == 401).then_some(("WWW-Authenticate", "Bearer realm=\"vigil-admin\""));
+        json_answer(
+            cx.output,
+            status,
+            &json!({ "error": why }).to_string(),
+            (close, http10, false),
+            challenge,
+        );
         return;
     }
     if body.len() > ADMIN_BODY_BYTES_MAX {
         let why = format!("an admin request's body is at most {ADMIN_BODY_BYTES_MAX} bytes");
-        json_answer(cx.output, 413, &json!({ "error": why }).to_string(), close, http10, false);
+        json_answer(cx.output, 413, &json!({ "error": why }).to_string(), (close, http10, false), None);
         return;
     }
     let op = &path[b"/api/admin/".len()..];
@@ -297,13 +302,9 @@ fn admin(
         (b"log-level", _) => (405, json!({ "error": "GET or PUT only" })),
         _ => (404, json!({ "error": "no such admin operation: snapshot, compact, log-level" })),
     };
-    let mut r = Response::start(cx.output, status);
-    if status == 405 {
-        r.header("Allow", if op == b"log-level" { "GET, HEAD, PUT, POST" } else { "POST" });
-    }
-    r.header("Cache-Control", "no-store");
-    r.connection(close, http10);
-    r.finish(Some("application/json"), answer.to_string().as_bytes(), head.method == Method::Head);
+    let allow = if op == b"log-level" { "GET, HEAD, PUT, POST" } else { "POST" };
+    let allow = (status == 405).then_some(("Allow", allow));
+    json_answer(cx.output, status, &answer.to_string(), (close, http10, head.method == Method::Head), allow);
 }
 
 /// `PUT /api/admin/log-level`: the body (a level, or `tracing` directives) as the new filter.
@@ -338,9 +339,18 @@ fn log_use(ops: &OpsView) -> (usize, u64, u64) {
     })
 }
 
-/// A JSON answer.
-fn json_answer(out: &mut Vec<u8>, status: u16, body: &str, close: bool, http10: bool, head_only: bool) {
+/// A JSON answer (with `extra`, one more header: `Allow` of a 405, `WWW-Authenticate` of a 401).
+fn json_answer(
+    out: &mut Vec<u8>,
+    status: u16,
+    body: &str,
+    (close, http10, head_only): (bool, bool, bool),
+    extra: Option<(&str, &str)>,
+) {
     let mut r = Response::start(out, status);
+    if let Some((name, value)) = extra {
+        r.header(name, value);
+    }
     r.header("Cache-Control", "no-store");
     r.connection(close, http10);
     r.finish(Some("application/json"), body.as_bytes(), head_only);

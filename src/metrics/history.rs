@@ -77,14 +77,15 @@ impl History {
             if self.prev.len() <= s.shard {
                 self.prev.resize(s.shard + 1, None);
             }
-            let Some(prev) = self.prev[s.shard].replace(s.clone()) else { continue };
-            if s.at_ns <= prev.at_ns {
-                self.prev[s.shard] = Some(prev);
-                continue;
+            if let Some(prev) = self.prev[s.shard].as_deref() {
+                if s.at_ns <= prev.at_ns {
+                    continue; // nothing new from this shard: no rate, and its older snapshot kept
+                }
+                let w = s.write_latency.since(&prev.write_latency);
+                window.add(&w);
+                sample.shards.push(rates(prev, s, w.count()));
             }
-            let w = s.write_latency.since(&prev.write_latency);
-            window.add(&w);
-            sample.shards.push(rates(&prev, s, w.count()));
+            self.prev[s.shard] = Some(s.clone());
         }
         if first {
             return;

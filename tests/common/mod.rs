@@ -476,16 +476,28 @@ segment_count = 4
 /// One HTTP exchange on loopback `port` with `head` sent as is (the server closes after its
 /// answer): the status code and the body; `None` when nothing listens there (yet).
 pub fn try_http(port: u16, head: &str) -> Option<(u16, String)> {
+    http_exchange(port, head.as_bytes(), Duration::from_secs(10)).map(|(status, _, body)| (status, body))
+}
+
+/// One HTTP exchange on loopback `port` with `request` sent as is, read until the server closes
+/// (or `timeout` passes without a byte): the status code, the head and the body; `None` when
+/// nothing listens there.
+pub fn http_exchange(port: u16, request: &[u8], timeout: Duration) -> Option<(u16, String, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(head.as_bytes()).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.write_all(request).unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).to_string();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_string());
-    Some((status, body))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Some((status, head.to_string(), body.to_string()))
+}
+
+/// A TCP port free on loopback right now.
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A node's `/metrics` on loopback `port` (Prometheus text).
