@@ -19,11 +19,6 @@ pub struct AdminConfig {
 }
 
 impl AdminConfig {
-    /// Whether admin operations are on.
-    pub fn enabled(&self) -> bool {
-        !self.token.is_empty()
-    }
-
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.token.is_empty() {
             return Ok(());
