@@ -25,6 +25,7 @@ use super::Cx;
 use crate::metrics::admin::{check_token, TokenRefusal};
 use crate::metrics::api::OpsView;
 use crate::metrics::dashboard::SCRIPT;
+use crate::metrics::PartitionTotals;
 use crate::protocol::http::response::Response;
 use crate::protocol::http::{target, Head, Method};
 use serde_json::json;
@@ -91,11 +92,12 @@ pub fn tick(wait: &mut OpsWait, ops: Option<&OpsView>, cx: &mut Cx<'_>) -> Tick 
             let done = ops.admin.shards_done(generation);
             let all = ops.admin.shards();
             let (status, body) = if done == all {
-                let (partitions, used_after, snapshots) = log_use(ops);
+                let t = PartitionTotals::of(&ops.board.latest());
+                let used_after = t.log_used_bytes;
                 tracing::info!(target: "vigil", "admin: compaction {generation} done: {used_before} -> {used_after} log bytes in use");
                 let body = json!({
-                    "operation": "compact", "generation": generation, "partitions": partitions,
-                    "snapshots_total": snapshots, "log_used_bytes_before": used_before,
+                    "operation": "compact", "generation": generation, "partitions": t.partitions,
+                    "snapshots_total": t.snapshots, "log_used_bytes_before": used_before,
                     "log_used_bytes_after": used_after,
                 });
                 (200, body)
@@ -287,7 +289,7 @@ fn admin(
         (b"compact", Method::Post) => {
             let generation = ops.admin.ask_snapshot();
             tracing::info!(target: "vigil", "admin: compaction {generation} of every partition asked");
-            let used_before = log_use(ops).1;
+            let used_before = PartitionTotals::of(&ops.board.latest()).log_used_bytes;
             let deadline_ns = cx.now.0.saturating_add(COMPACT_WAIT_NS);
             *wait = OpsWait::Compact { generation, deadline_ns, used_before, close, http10 };
             tick(wait, Some(ops), cx);
@@ -328,15 +330,6 @@ fn set_log(ops: &OpsView, body: &[u8]) -> (u16, serde_json::Value) {
         }
         Err(why) => (400, json!({ "error": format!("not a log filter: {why}") })),
     }
-}
-
-/// Partitions, log bytes in use and snapshots stored, every shard's latest snapshot together.
-fn log_use(ops: &OpsView) -> (usize, u64, u64) {
-    let shards = ops.board.latest();
-    let parts = shards.iter().flat_map(|s| s.partitions.iter());
-    parts.fold((0, 0, 0), |(n, used, snaps), p| {
-        (n + 1, used + p.log_used_bytes(), snaps + p.counters.snapshots)
-    })
 }
 
 /// A JSON answer (with `extra`, one more header: `Allow` of a 405, `WWW-Authenticate` of a 401).

@@ -72,23 +72,16 @@ impl OpsView {
     }
 
     fn status(&self, shards: &[Arc<ShardStats>], now_ns: u64) -> Value {
-        let parts = shards.iter().flat_map(|s| s.partitions.iter());
-        let (mut partitions, mut leading, mut quiet, mut keys) = (0u64, 0u64, 0u64, 0u64);
-        for p in parts {
-            partitions += 1;
-            leading += u64::from(p.is_leader);
-            quiet += u64::from(p.quiet);
-            keys += p.keys;
-        }
+        let t = super::PartitionTotals::of(shards);
         json!({
             "node_id": self.node_id,
             "uptime_s": now_ns.saturating_sub(self.started_ns) as f64 / 1e9,
             "shards": self.board.shards(),
             "shards_reporting": shards.len(),
-            "partitions": partitions,
-            "partitions_leading": leading,
-            "partitions_quiet": quiet,
-            "keys": keys,
+            "partitions": t.partitions,
+            "partitions_leading": t.leading,
+            "partitions_quiet": t.quiet,
+            "keys": t.keys,
             "requests": shards.iter().map(|s| s.engine.requests).sum::<u64>(),
             "writes_latency_p99_us": node_p99_us(shards),
         })

@@ -39,4 +39,4 @@ pub mod stats;
 pub use board::StatsBoard;
 pub use latency::Latency;
 pub use requests::{Protocol, RequestLatencies, RequestStats};
-pub use stats::{PartitionStats, PeerStats, ShardStats};
+pub use stats::{PartitionStats, PartitionTotals, PeerStats, ShardStats};

@@ -149,6 +149,38 @@ impl ShardStats {
     }
 }
 
+/// Every partition of a node's shard snapshots, summed (the JSON API's status, the dashboard,
+/// a compaction's answer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartitionTotals {
+    /// Partitions, those this node leads, those quiesced.
+    pub partitions: u64,
+    pub leading: u64,
+    pub quiet: u64,
+    /// Keys, log bytes in use and in the rings, snapshots stored.
+    pub keys: u64,
+    pub log_used_bytes: u64,
+    pub log_ring_bytes: u64,
+    pub snapshots: u64,
+}
+
+impl PartitionTotals {
+    /// The totals of `shards`' partitions.
+    pub fn of(shards: &[std::sync::Arc<ShardStats>]) -> Self {
+        let mut t = Self::default();
+        for p in shards.iter().flat_map(|s| s.partitions.iter()) {
+            t.partitions += 1;
+            t.leading += u64::from(p.is_leader);
+            t.quiet += u64::from(p.quiet);
+            t.keys += p.keys;
+            t.log_used_bytes += p.log_used_bytes();
+            t.log_ring_bytes += p.log_ring_bytes();
+            t.snapshots += p.counters.snapshots;
+        }
+        t
+    }
+}
+
 impl PartitionStats {
     /// Bytes of its log ring in use (segments not free).
     pub fn log_used_bytes(&self) -> u64 {

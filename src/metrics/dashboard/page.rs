@@ -10,7 +10,7 @@ use super::{chart, fmt_bytes, fmt_rate, fmt_us, Rendered, HISTORY_SECONDS};
 use crate::candle::page::iso8601;
 use crate::metrics::history::{History, Sample};
 use crate::metrics::prom::ProcessStats;
-use crate::metrics::{PartitionStats, ShardStats};
+use crate::metrics::{PartitionTotals, ShardStats};
 use html_escape::encode_text_to_string as text;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -92,12 +92,7 @@ fn write_live(out: &mut String, v: &NodeView<'_>) {
 
 /// The node at a glance.
 fn write_node(out: &mut String, v: &NodeView<'_>) {
-    let parts: Vec<&PartitionStats> = v.latest.iter().flat_map(|s| s.partitions.iter()).collect();
-    let leading = parts.iter().filter(|p| p.is_leader).count();
-    let quiet = parts.iter().filter(|p| p.quiet).count();
-    let keys: u64 = parts.iter().map(|p| p.keys).sum();
-    let log_used: u64 = parts.iter().map(|p| p.log_used_bytes()).sum();
-    let log_ring: u64 = parts.iter().map(|p| p.log_ring_bytes()).sum();
+    let t = PartitionTotals::of(v.latest);
     let last = v.history.last();
     let rate = |f: fn(&Sample) -> f64| last.map_or_else(|| "–".into(), |s| fmt_rate(f(s)));
     let uptime = v.now_ns.saturating_sub(v.started_ns) / 1_000_000_000;
@@ -114,8 +109,8 @@ fn write_node(out: &mut String, v: &NodeView<'_>) {
     let cells: [(&str, String); 13] = [
         ("up", format!("{}h {:02}m {:02}s", uptime / 3600, uptime / 60 % 60, uptime % 60)),
         ("shards reporting", format!("{} of {}", v.latest.len(), v.shards_total)),
-        ("partitions", format!("{} ({leading} leading, {quiet} quiet)", parts.len())),
-        ("keys", keys.to_string()),
+        ("partitions", format!("{} ({} leading, {} quiet)", t.partitions, t.leading, t.quiet)),
+        ("keys", t.keys.to_string()),
         ("requests/s", rate(Sample::requests)),
         ("durable writes/s", rate(|s| s.shards.iter().map(|r| r.writes).sum())),
         ("write p99, last second", last.filter(|s| s.writes > 0).map_or("–".into(), |s| fmt_us(s.p99_us))),
@@ -123,7 +118,7 @@ fn write_node(out: &mut String, v: &NodeView<'_>) {
         ("drops/s", rate(|s| s.shards.iter().map(|r| r.drops).sum())),
         ("errors, drops (total)", format!("{errors}, {drops}")),
         ("memory (resident)", fmt_bytes(v.process.resident_bytes)),
-        ("log in use", format!("{} of {}", fmt_bytes(log_used), fmt_bytes(log_ring))),
+        ("log in use", format!("{} of {}", fmt_bytes(t.log_used_bytes), fmt_bytes(t.log_ring_bytes))),
         ("disk (storage.dir)", disk),
     ];
     out.push_str("<div class=\"grid\" id=\"node\">");
@@ -260,6 +255,7 @@ fn write_static(out: &mut String, v: &NodeView<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::PartitionStats;
 
     #[test]
     fn the_page_holds_every_section_and_its_live_part_is_the_event() {
