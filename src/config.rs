@@ -83,6 +83,9 @@ pub struct Config {
     /// The admin operations on the web port (off by default).
     #[serde(default)]
     pub admin: AdminConfig,
+    /// Who may use the data plane (docs/SECURITY.md); by default nobody without credentials.
+    #[serde(default)]
+    pub auth: AuthConfig,
 }
 
 /// Which block device backs each partition's log.
@@ -539,12 +542,18 @@ impl Config {
         Self::parse(DEV_TOML).expect("the embedded config/dev.toml is valid")
     }
 
-    /// This config with its secrets (`tcp.requirepass`, `admin.token`) replaced by `"(set)"`,
+    /// This config with its secrets (`tcp.requirepass`, `admin.token`, the keys and passwords of
+    /// `auth.clients`) replaced by `"(set)"`,
     /// for showing (the JSON API, the dashboard).
     pub fn redacted(&self) -> Config {
         let mut c = self.clone();
         for secret in [&mut c.tcp.requirepass, &mut c.admin.token] {
             if !secret.is_empty() {
+                *secret = "(set)".into();
+            }
+        }
+        for client in &mut c.auth.clients {
+            for secret in [&mut client.key, &mut client.password].into_iter().flatten() {
                 *secret = "(set)".into();
             }
         }
@@ -564,6 +573,7 @@ impl Config {
         self.metrics.validate()?;
         self.log.validate()?;
         self.admin.validate()?;
+        self.auth.validate()?;
         self.validate_sizes(limits::machine_memory_bytes())?;
         match (&self.dpdk, self.net.backend) {
             (Some(d), _) => d.validate(self)?,
@@ -583,6 +593,7 @@ impl Config {
 }
 
 mod admin;
+pub mod auth;
 mod candle;
 mod cluster;
 mod limits;
@@ -591,6 +602,7 @@ mod metrics;
 mod tcp;
 mod validate;
 pub use admin::AdminConfig;
+pub use auth::{Anonymous, AuthConfig, ClientConfig};
 pub use candle::CandleConfig;
 pub use cluster::{ClusterConfig, PeerConfig, REPLICAS_MAX};
 pub use limits::{machine_memory_bytes, MemoryEstimate, MemoryPart};

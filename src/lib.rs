@@ -5,6 +5,7 @@
 //! It has no `unsafe`; every device and syscall lives behind the seams in `vigil-pmd`.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod candle;
 pub mod check;
 pub mod config;

@@ -79,6 +79,19 @@ pub enum Status {
     /// date in the future...); nothing was stored. The client library's `Candle::validate` names
     /// the field and the reason.
     Invalid = 21,
+    /// The datagram's credentials were refused: missing where required, an unknown, expired or
+    /// revoked key, a wrong MAC, a replayed or out-of-window nonce, or a client id bound to a key
+    /// it was not sent with. Nothing in it was executed; the body is one byte, the reason
+    /// (`auth::Refusal`, docs/PROTOCOL.md "Authentication").
+    AuthFailed = 22,
+    /// The sender's role does not allow this opcode (a read-only key writing); not executed.
+    Forbidden = 23,
+    /// The answer could be larger than 3x the request and the source address has not proven
+    /// itself; not executed. The body is a 16-byte address cookie: resend with it (docs/PROTOCOL.md
+    /// "Address validation").
+    AddressUnproven = 24,
+    /// The client's quota of keys or bytes stored would be exceeded; nothing was written.
+    QuotaExceeded = 25,
 }
 
 impl Status {
@@ -107,6 +120,10 @@ impl Status {
             19 => Status::SequenceReused,
             20 => Status::SequenceTooFar,
             21 => Status::Invalid,
+            22 => Status::AuthFailed,
+            23 => Status::Forbidden,
+            24 => Status::AddressUnproven,
+            25 => Status::QuotaExceeded,
             _ => return None,
         })
     }
@@ -136,6 +153,10 @@ impl Status {
             Status::SequenceReused => "SEQUENCE_REUSED",
             Status::SequenceTooFar => "SEQUENCE_TOO_FAR",
             Status::Invalid => "INVALID",
+            Status::AuthFailed => "AUTH_FAILED",
+            Status::Forbidden => "FORBIDDEN",
+            Status::AddressUnproven => "ADDRESS_UNPROVEN",
+            Status::QuotaExceeded => "QUOTA_EXCEEDED",
         }
     }
 }

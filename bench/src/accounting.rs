@@ -42,9 +42,9 @@ pub const MALFORMED_ID_BIT: u64 = 1 << 63;
 pub const LATENCY_MAX_NS: u64 = 60_000_000_000;
 /// Histogram precision.
 pub const SIGNIFICANT_FIGURES: u8 = 3;
-/// Slots in `errors_by_status`: one per status byte 0..=21 (`INVALID`, a candle that fails
-/// validation, is the highest) and one for bytes no status has.
-pub const STATUS_SLOTS: usize = 23;
+/// Slots in `errors_by_status`: one per status byte 0..=25 (`QUOTA_EXCEEDED` is the highest) and
+/// one for bytes no status has.
+pub const STATUS_SLOTS: usize = 27;
 /// Index in `errors_by_status` for a status byte that is not a known [`Status`].
 pub const UNKNOWN_STATUS_SLOT: usize = STATUS_SLOTS - 1;
 

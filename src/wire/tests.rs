@@ -90,7 +90,8 @@ fn status_bytes_round_trip() {
     assert_eq!(Status::from_u8(19), Some(Status::SequenceReused));
     assert_eq!(Status::from_u8(20).map(Status::name), Some("SEQUENCE_TOO_FAR"));
     assert_eq!(Status::from_u8(21).map(Status::name), Some("INVALID"));
-    assert_eq!(Status::from_u8(22), None);
+    assert_eq!(Status::from_u8(25).map(Status::name), Some("QUOTA_EXCEEDED"));
+    assert_eq!(Status::from_u8(26), None);
 }
 
 proptest! {
