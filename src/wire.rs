@@ -302,9 +302,14 @@ pub struct Frames<'a> {
 }
 
 impl<'a> Frames<'a> {
-    /// The frames of `datagram`, whose header announced `count` of them.
+    /// The frames of `datagram`, whose header announced `count` of them and no blocks.
     pub fn new(datagram: &'a [u8], count: u16) -> Self {
-        Self { rest: datagram.get(HEADER_LEN..).unwrap_or(&[]), left: count, failed: false }
+        Self::at(datagram, HEADER_LEN, count)
+    }
+
+    /// The frames of `datagram` from `offset` on (after its header and blocks).
+    pub fn at(datagram: &'a [u8], offset: usize, count: u16) -> Self {
+        Self { rest: datagram.get(offset..).unwrap_or(&[]), left: count, failed: false }
     }
 
     /// Bytes after the last frame read so far (after a full iteration: trailing garbage).
@@ -370,6 +375,24 @@ impl<'a> DatagramWriter<'a> {
             return Err(NoRoom);
         }
         Ok(Self { buf, len, count, flags: FLAG_RESPONSE, version: VERSION, client_id })
+    }
+
+    /// Starts a request datagram whose header announces the cookie and authentication blocks in
+    /// `flags` (`auth::ext::FLAG_COOKIE`, `FLAG_AUTH`): their bytes are left for the caller to
+    /// fill after `finish` (`auth::ext::put_cookie`, then `auth::sign`).
+    pub fn request_with_blocks(buf: &'a mut [u8], client_id: u64, flags: u8) -> Result<Self, NoRoom> {
+        let blocks = crate::auth::ext::extensions_len(flags);
+        let mut w = Self::start(
+            buf,
+            flags & (crate::auth::ext::FLAG_COOKIE | crate::auth::ext::FLAG_AUTH),
+            client_id,
+        )?;
+        if w.buf.len() < HEADER_LEN + blocks {
+            return Err(NoRoom);
+        }
+        w.buf[HEADER_LEN..HEADER_LEN + blocks].fill(0);
+        w.len += blocks;
+        Ok(w)
     }
 
     fn start(buf: &'a mut [u8], flags: u8, client_id: u64) -> Result<Self, NoRoom> {

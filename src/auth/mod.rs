@@ -30,3 +30,37 @@ pub use keys::{KeyTable, Principal, SharedKeys};
 
 /// Most bytes sent to an unproven source per byte it sent (QUIC's and DNS cookies' rule).
 pub const AMPLIFICATION_FACTOR_MAX: usize = 3;
+
+/// A client's credentials for the binary protocol: what `sign` needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Credentials {
+    /// The key id.
+    pub key_id: u32,
+    /// The MAC key.
+    pub key: [u8; 32],
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials {{ key_id: {}, key: (hidden) }}", self.key_id)
+    }
+}
+
+impl Credentials {
+    /// From a key id and the key's 64 hex digits (as in `[[auth.clients]]`).
+    pub fn from_hex(key_id: u32, key_hex: &str) -> Result<Self, String> {
+        Ok(Self { key_id, key: crate::config::auth::parse_key_hex(key_hex)? })
+    }
+}
+
+/// Signs a finished request datagram (`datagram` is exactly its bytes) that was started with
+/// `DatagramWriter::request_with_blocks(.., ext::FLAG_AUTH | ..)`: writes the authentication
+/// block (`timestamp_ms`: the client's Unix time in ms; `nonce`: never used before with this key
+/// and client id, e.g. a counter started at the client's Unix time in ns) and the MAC. Fill a
+/// cookie block (`ext::put_cookie`) before signing: the MAC covers it.
+pub fn sign(datagram: &mut [u8], credentials: &Credentials, timestamp_ms: u64, nonce: u64) {
+    let flags = datagram[3];
+    assert!(flags & ext::FLAG_AUTH != 0, "the header announces no authentication block");
+    let mac_offset = ext::put_auth(datagram, flags, credentials.key_id, timestamp_ms, nonce);
+    mac::seal(&credentials.key, datagram, mac_offset);
+}
