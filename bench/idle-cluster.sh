@@ -34,6 +34,8 @@ port = $((BASE_PORT + $1))
 bind_ip = "127.0.0.1"
 [tcp]
 enabled = false
+[auth]
+anonymous = "read-write"
 [storage]
 backend = "memory"
 segment_blocks = 64

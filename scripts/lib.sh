@@ -207,6 +207,8 @@ port = $2
 bind_ip = "127.0.0.1"
 [tcp]
 enabled = false
+[auth]
+anonymous = "read-write"
 [storage]
 backend = "uring"
 durable_mode = "dsync"

@@ -574,6 +574,7 @@ impl Config {
         self.log.validate()?;
         self.admin.validate()?;
         self.auth.validate()?;
+        self.auth.validate_exposure(self)?;
         self.validate_sizes(limits::machine_memory_bytes())?;
         match (&self.dpdk, self.net.backend) {
             (Some(d), _) => d.validate(self)?,

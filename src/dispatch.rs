@@ -146,6 +146,12 @@ impl Dispatcher {
         }
     }
 
+    /// True when a handler is registered for `opcode`.
+    #[inline]
+    pub fn has(&self, opcode: u8) -> bool {
+        self.slots[usize::from(opcode)].is_some()
+    }
+
     /// The registered opcodes with their names and call counts.
     pub fn registered(&self) -> impl Iterator<Item = (u8, &'static str, u64)> + '_ {
         self.slots.iter().enumerate().filter_map(|(op, s)| s.as_ref().map(|s| (op as u8, s.name, s.calls)))

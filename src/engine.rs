@@ -33,6 +33,7 @@
 //! engine checks that the response has room for at least an error frame; requests it cannot answer
 //! are not executed and are counted in `unanswered_no_room`.
 
+use crate::auth::{self, Admission, Gate};
 use crate::dispatch::{Answer, Dispatcher, Request};
 use crate::metrics::RequestLatencies;
 use crate::wire::{self, DatagramWriter, FrameError, HeaderError, Status};
@@ -94,6 +95,9 @@ pub struct Engine {
     counters: EngineCounters,
     /// The requests' latencies, one histogram per protocol and registered opcode.
     latencies: RequestLatencies,
+    /// Access control (`auth::gate`); `None` only for engines that tests and the simulator drive
+    /// without it (every datagram then runs with every right, its source proven).
+    gate: Option<Gate>,
 }
 
 impl Engine {
@@ -102,7 +106,18 @@ impl Engine {
     pub fn new(dispatcher: Dispatcher, limits: EngineLimits) -> Self {
         assert!(limits.requests_per_datagram_max > 0);
         let latencies = RequestLatencies::new(dispatcher.registered().map(|(op, name, _)| (op, name)));
-        Self { dispatcher, limits, counters: EngineCounters::default(), latencies }
+        Self { dispatcher, limits, counters: EngineCounters::default(), latencies, gate: None }
+    }
+
+    /// This engine with access control: every datagram is admitted by `gate` first.
+    pub fn with_gate(mut self, gate: Gate) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// The gate's counters (none without a gate).
+    pub fn auth_counters(&self) -> auth::AuthCounters {
+        self.gate.as_ref().map(Gate::counters).unwrap_or_default()
     }
 
     /// The requests' latencies.
@@ -166,10 +181,27 @@ impl Engine {
             let max = self.limits.requests_per_datagram_max.to_le_bytes();
             self.answer(&mut w, wire::OPCODE_NONE, 0, Status::TooManyRequests, &max);
         } else {
-            let later = self.run_frames(request, header.count, header.client_id, peer, now, &mut w);
+            let admission = match self.admit(request, &header, &peer, now) {
+                Ok(a) => a,
+                Err(refusal) => {
+                    self.answer(&mut w, wire::OPCODE_NONE, 0, Status::AuthFailed, &[refusal as u8]);
+                    return Outcome::Reply(w.finish());
+                }
+            };
+            let later = self.run_frames(request, &header, admission, peer, now, &mut w);
             if later > 0 && w.count() == 0 {
                 return Outcome::Later;
             }
+            let len = w.finish();
+            // The bound holds by construction (each opcode that could break it is refused before it
+            // runs, and tests/serve_auth.rs measures every one); this keeps it a guarantee.
+            if !admission.proven && len > auth::AMPLIFICATION_FACTOR_MAX * request.len() {
+                if let Some(g) = self.gate.as_mut() {
+                    g.count_amplification_dropped();
+                }
+                return Outcome::Drop;
+            }
+            return Outcome::Reply(len);
         }
         Outcome::Reply(w.finish())
     }
@@ -196,26 +228,52 @@ impl Engine {
         answer
     }
 
+    /// The gate's decision (everything allowed and proven without a gate).
+    fn admit(
+        &mut self,
+        request: &[u8],
+        header: &wire::Header,
+        peer: &Peer,
+        now: Nanos,
+    ) -> Result<Admission, auth::Refusal> {
+        match self.gate.as_mut() {
+            Some(g) => g.admit(request, header, peer, now),
+            None if header.flags & !wire::FLAG_RESPONSE != 0 => {
+                // Without a gate the blocks are still skipped exactly (never parsed as frames).
+                let blocks =
+                    auth::ext::decode(request, header.flags).map_err(|_| auth::Refusal::Truncated)?;
+                Ok(Admission { acl: auth::Acl::ALL, proven: true, frames_offset: blocks.frames_offset })
+            }
+            None => Ok(Admission { acl: auth::Acl::ALL, proven: true, frames_offset: wire::HEADER_LEN }),
+        }
+    }
+
     /// Checks the framing of the whole datagram, then runs every frame (or none); returns how many
-    /// requests were taken over to be answered later.
+    /// requests were taken over to be answered later. A request its sender may not make
+    /// (`FORBIDDEN`), or whose answer could exceed the amplification bound to an unproven source
+    /// (`ADDRESS_UNPROVEN`, with a cookie), is answered so and not executed.
     fn run_frames(
         &mut self,
         request: &[u8],
-        count: u16,
-        client_id: u64,
+        header: &wire::Header,
+        admission: Admission,
         peer: Peer,
         now: Nanos,
         w: &mut DatagramWriter<'_>,
     ) -> usize {
-        if let Err((opcode, request_id, status)) = check_framing(request, count) {
+        let (count, client_id, offset) = (header.count, header.client_id, admission.frames_offset);
+        if let Err((opcode, request_id, status)) = check_framing(request, offset, count) {
             self.framing_error(w, opcode, request_id, status);
             return 0;
         }
         let mut later = 0;
-        for f in wire::Frames::new(request, count).map_while(Result::ok) {
+        for f in wire::Frames::at(request, offset, count).map_while(Result::ok) {
             // Room for at least an error answer, or the request is not executed at all.
             if w.begin_frame(0).is_err() {
                 self.counters.unanswered_no_room += 1;
+                continue;
+            }
+            if self.refused_by_gate(&f, admission, &peer, now, w) {
                 continue;
             }
             let req =
@@ -223,6 +281,33 @@ impl Engine {
             later += usize::from(self.execute(&req, w) == Some(Answer::Later));
         }
         later
+    }
+
+    /// Answers `f` with `FORBIDDEN` or `ADDRESS_UNPROVEN` when the admission says so (an opcode
+    /// no handler has is left to the dispatcher's `UNKNOWN_OPCODE`); true when it did.
+    fn refused_by_gate(
+        &mut self,
+        f: &wire::Frame<'_>,
+        admission: Admission,
+        peer: &Peer,
+        now: Nanos,
+        w: &mut DatagramWriter<'_>,
+    ) -> bool {
+        let Some(gate) = self.gate.as_mut() else { return false };
+        if !self.dispatcher.has(f.opcode) {
+            return false;
+        }
+        if !admission.acl.allows(auth::acl::needed_by_opcode(f.opcode)) {
+            gate.count_forbidden();
+            self.answer(w, f.opcode, f.request_id, Status::Forbidden, &[]);
+            return true;
+        }
+        if !admission.proven && auth::acl::answer_may_amplify(f.opcode, f.body) {
+            let cookie = gate.cookie_for(peer, now);
+            self.answer(w, f.opcode, f.request_id, Status::AddressUnproven, &cookie);
+            return true;
+        }
+        false
     }
 
     fn framing_error(&mut self, w: &mut DatagramWriter<'_>, opcode: u8, request_id: u64, status: Status) {
@@ -282,14 +367,14 @@ impl Engine {
     }
 }
 
-/// Checks that the frames after the header are exactly `count` well-formed frames ending at the
+/// Checks that the frames after the header and blocks (from `offset`) are exactly `count` well-formed frames ending at the
 /// datagram's end; the error is the one answer to send (opcode, request id, status).
-fn check_framing(request: &[u8], count: u16) -> Result<(), (u8, u64, Status)> {
+fn check_framing(request: &[u8], offset: usize, count: u16) -> Result<(), (u8, u64, Status)> {
     const MALFORMED: (u8, u64, Status) = (wire::OPCODE_NONE, 0, Status::Malformed);
     if count == 0 {
         return Err(MALFORMED);
     }
-    let mut frames = wire::Frames::new(request, count);
+    let mut frames = wire::Frames::at(request, offset, count);
     for item in frames.by_ref() {
         match item {
             Ok(_) => {}
@@ -308,3 +393,6 @@ fn check_framing(request: &[u8], count: u16) -> Result<(), (u8, u64, Status)> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod auth_tests;

@@ -107,6 +107,9 @@ no_pci = true
 no_huge = true
 memory_mb = 128
 file_prefix = "vigil-test-fallback-{pid}"
+[auth]
+anonymous = "read-write"
+protected_mode = false
 [storage]
 backend = "memory"
 segment_blocks = 64

@@ -102,7 +102,7 @@ fn config(id: usize, ports: &[u16], tick_ms: u64) -> String {
         .collect();
     format!(
         "[node]\nshards = 1\ncores = []\n[net]\nbackend = \"kernel\"\nport = {port}\n[kernel]\nbind_ip = \"127.0.0.1\"\n\
-         idle_wait_us = 200\n[tcp]\nenabled = false\n[storage]\nbackend = \"uring\"\ndir = \"data\"\nsegment_blocks = 256\n\
+         idle_wait_us = 200\n[tcp]\nenabled = false\n[auth]\nanonymous = \"read-write\"\n[storage]\nbackend = \"uring\"\ndir = \"data\"\nsegment_blocks = 256\n\
          segment_count = 16\nsnapshot_every_entries = 100000000\n[cluster]\ntick_ms = {tick_ms}\nnode_id = {id}\nnodes = [\n{nodes}]\n",
         port = ports[id - 1]
     )

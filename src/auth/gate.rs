@@ -8,7 +8,8 @@
 //! id is not one a key speaks for. Any failure refuses the whole datagram with one
 //! `AUTH_FAILED` frame whose body is the [`Refusal`] byte, counted by reason.
 //!
-//! A source is proven when it is loopback, a TCP connection (its handshake proved the address),
+//! A source is proven when it is loopback or in `auth.trusted_sources`, a TCP connection (its
+//! handshake proved the address),
 //! the datagram carries a valid address cookie, or it is authenticated (fresh and MAC'd: only the
 //! key holder made it, and it was not replayed to this shard).
 //!
@@ -137,6 +138,21 @@ pub struct GateLimits {
     pub replay_window_ms: u64,
     /// Replay windows this shard holds at most.
     pub replay_windows_max: usize,
+    /// Source networks counted as proven (`auth.trusted_sources`): (network, mask), at most
+    /// [`TRUSTED_SOURCES_MAX`].
+    pub trusted: [(u32, u32); TRUSTED_SOURCES_MAX],
+    /// How many of `trusted` are in use.
+    pub trusted_len: usize,
+}
+
+/// Most entries of `auth.trusted_sources`.
+pub const TRUSTED_SOURCES_MAX: usize = 16;
+
+impl GateLimits {
+    fn trusts(&self, ip: std::net::Ipv4Addr) -> bool {
+        let ip = ip.to_bits();
+        self.trusted[..self.trusted_len].iter().any(|&(net, mask)| ip & mask == net)
+    }
 }
 
 /// One shard's gate.
@@ -204,7 +220,7 @@ impl Gate {
     ) -> Result<Admission, Refusal> {
         let blocks = ext::decode(datagram, header.flags).map_err(|_| Refusal::Truncated)?;
         let cookie_ok = blocks.cookie.is_some_and(|c| self.cookies.check(peer.ip, &c, now));
-        let local = peer.ip.is_loopback() || peer.as_connection().is_some();
+        let local = peer.ip.is_loopback() || peer.as_connection().is_some() || self.limits.trusts(peer.ip);
         let Some(auth) = blocks.auth else {
             let acl = self.limits.anonymous.ok_or(Refusal::CredentialsRequired)?;
             if header.client_id != 0 && self.keys.load().is_bound(header.client_id) {

@@ -64,3 +64,40 @@ pub fn sign(datagram: &mut [u8], credentials: &Credentials, timestamp_ms: u64, n
     let mac_offset = ext::put_auth(datagram, flags, credentials.key_id, timestamp_ms, nonce);
     mac::seal(&credentials.key, datagram, mac_offset);
 }
+
+/// What every shard of a node shares for access control: the principals and the cookie secret.
+#[derive(Clone, Debug)]
+pub struct NodeAuth {
+    /// The principals (swapped whole by the admin API).
+    pub keys: SharedKeys,
+    cookies: cookie::CookieJar,
+    limits: gate::GateLimits,
+}
+
+impl NodeAuth {
+    /// From `[auth]`, with the cookie secret drawn by the caller (at start, from the OS).
+    pub fn new(auth: &crate::config::AuthConfig, cookie_secret: [u8; 32]) -> Result<NodeAuth, String> {
+        let mut limits = gate::GateLimits {
+            anonymous: auth.anonymous.acl(),
+            replay_window_ms: auth.replay_window_ms,
+            replay_windows_max: auth.replay_windows_max,
+            trusted: [(0, 0); gate::TRUSTED_SOURCES_MAX],
+            trusted_len: auth.trusted_sources.len(),
+        };
+        for (slot, net) in limits.trusted.iter_mut().zip(&auth.trusted_sources) {
+            let (ip, len) = crate::config::auth::parse_cidr(net)?;
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            *slot = (ip.to_bits() & mask, mask);
+        }
+        Ok(NodeAuth {
+            keys: KeyTable::from_config(auth)?.shared(),
+            cookies: cookie::CookieJar::new(cookie_secret),
+            limits,
+        })
+    }
+
+    /// A shard's gate (its replay windows allocated now).
+    pub fn gate(&self) -> Gate {
+        Gate::new(self.keys.clone(), self.cookies.clone(), self.limits)
+    }
+}

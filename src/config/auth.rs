@@ -76,6 +76,11 @@ pub struct AuthConfig {
     /// datagrams are refused (`too_many_sessions`) until one goes idle.
     #[serde(default = "replay_windows_max")]
     pub replay_windows_max: usize,
+    /// Source networks counted as proven, like loopback (CIDR, "10.77.0.0/16"): a lab link or a
+    /// management network whose edge filters forged source addresses. Answers of any size go to
+    /// them without a cookie. Default: none.
+    #[serde(default)]
+    pub trusted_sources: Vec<String>,
     /// Most principals the node holds, config and admin API together (the key table is sized to
     /// it at start).
     #[serde(default = "clients_max")]
@@ -140,10 +145,36 @@ impl Default for AuthConfig {
             protected_mode: true,
             replay_window_ms: replay_window_ms(),
             replay_windows_max: replay_windows_max(),
+            trusted_sources: Vec::new(),
             clients_max: clients_max(),
             clients: Vec::new(),
         }
     }
+}
+
+/// The addresses the data plane serves on, with the key that sets each.
+fn data_plane_addresses(config: &super::Config) -> Vec<(std::net::Ipv4Addr, &'static str)> {
+    use super::{Backend, Fallback};
+    let mut out = Vec::new();
+    if let (Backend::Dpdk, Some(d)) = (config.net.backend, &config.dpdk) {
+        out.push((d.ip, "dpdk.ip"));
+    }
+    if config.net.backend == Backend::Kernel || config.net.fallback == Fallback::Kernel {
+        out.push((config.kernel.bind_ip, "kernel.bind_ip"));
+    }
+    if config.tcp.enabled {
+        out.extend(config.tcp.listen.iter().map(|a| (*a.ip(), "tcp.listen")));
+    }
+    out
+}
+
+/// A CIDR network `a.b.c.d/n` as (address, prefix length), or why not.
+pub fn parse_cidr(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let (ip, len) = text.split_once('/').ok_or_else(|| format!("{text:?} is not a.b.c.d/n"))?;
+    let ip: std::net::Ipv4Addr = ip.parse().map_err(|e| format!("{text:?}: {e}"))?;
+    let len: u8 =
+        len.parse().ok().filter(|n| *n <= 32).ok_or_else(|| format!("{text:?}: the prefix is not 0..=32"))?;
+    Ok((ip, len))
 }
 
 /// `key` as 32 bytes, or why not.
@@ -239,6 +270,19 @@ impl AuthConfig {
                 ),
             ));
         }
+        if self.trusted_sources.len() > crate::auth::gate::TRUSTED_SOURCES_MAX {
+            return Err(invalid(
+                "auth.trusted_sources",
+                format!(
+                    "{} networks; at most {}",
+                    self.trusted_sources.len(),
+                    crate::auth::gate::TRUSTED_SOURCES_MAX
+                ),
+            ));
+        }
+        for net in &self.trusted_sources {
+            parse_cidr(net).map_err(|reason| invalid("auth.trusted_sources", reason))?;
+        }
         for c in &self.clients {
             c.check().map_err(|reason| invalid("auth.clients", reason))?;
         }
@@ -260,6 +304,28 @@ impl AuthConfig {
             }
         }
         Ok(())
+    }
+
+    /// Protected mode: anonymous access served on an address other than loopback is refused,
+    /// naming the key that exposes it.
+    pub(super) fn validate_exposure(&self, config: &super::Config) -> Result<(), ConfigError> {
+        if !self.allows_anonymous() || !self.protected_mode {
+            return Ok(());
+        }
+        let exposed = data_plane_addresses(config).into_iter().find(|(ip, _)| !ip.is_loopback());
+        match exposed {
+            None => Ok(()),
+            Some((ip, key)) => Err(invalid(
+                "auth.anonymous",
+                format!(
+                    "is \"{}\" while {key} serves {ip}, which is not loopback: anyone who reaches it \
+                     could read and write without credentials. Give clients keys ([[auth.clients]]) \
+                     and set anonymous = \"none\", or bind loopback, or (a private lab link only) \
+                     set auth.protected_mode = false",
+                    self.anonymous.name()
+                ),
+            )),
+        }
     }
 
     /// True when some request needs no credentials.

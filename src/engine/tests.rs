@@ -237,7 +237,9 @@ fn strict_frames(req: &[u8]) -> Option<(u64, Vec<OwnedFrame>)> {
     if h.is_response() || h.version != wire::VERSION || h.count == 0 || h.count > 8 {
         return None;
     }
-    let mut frames = wire::Frames::new(req, h.count);
+    // Blocks announced by the flags come first (a flipped flag bit moves the frames).
+    let offset = wire::HEADER_LEN + crate::auth::ext::extensions_len(h.flags);
+    let mut frames = wire::Frames::at(req, offset, h.count);
     let out: Vec<_> = frames
         .by_ref()
         .map(|f| f.map(|f| (f.opcode, f.request_id, f.body.to_vec())))

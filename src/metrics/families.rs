@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// Labels of one sample.
-type Labels = Vec<(&'static str, String)>;
+pub(super) type Labels = Vec<(&'static str, String)>;
 
 /// The collector: the shards' snapshots and the process's figures of one scrape.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ pub(super) struct NodeCollector {
     pub(super) port: Option<PortReport>,
 }
 
-fn shard_label(s: &ShardStats) -> Labels {
+pub(super) fn shard_label(s: &ShardStats) -> Labels {
     vec![("shard", s.shard.to_string())]
 }
 
@@ -63,7 +63,7 @@ fn integers(
     family(enc, descriptor, kind, samples.into_iter().map(|(l, v)| (l, v as f64 / per_unit)))
 }
 
-fn counter(
+pub(super) fn counter(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
@@ -112,6 +112,7 @@ impl Collector for NodeCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         self.encode_loop(&mut enc)?;
         self.encode_requests(&mut enc)?;
+        self.encode_auth(&mut enc)?;
         self.encode_partitions(&mut enc)?;
         self.encode_log(&mut enc)?;
         self.encode_peers(&mut enc)?;

@@ -30,6 +30,7 @@ pub mod api;
 pub mod board;
 pub mod dashboard;
 mod families;
+mod families_auth;
 pub mod history;
 pub mod latency;
 pub mod prom;

@@ -92,6 +92,8 @@ pub struct ShardStats {
     /// Requests from their shard taking them in to their answer, by protocol and opcode (those
     /// that counted something; `metrics::requests`).
     pub requests: Vec<RequestStats>,
+    /// Access control's counters: admitted and refused datagrams (`auth::gate`).
+    pub auth: crate::auth::AuthCounters,
 }
 
 impl ShardStats {
@@ -116,6 +118,7 @@ impl ShardStats {
             partitions: kv.partitions().iter().map(PartitionStats::of).collect(),
             write_latency: kv.write_latency().clone(),
             requests: shard.engine().latencies().snapshot(),
+            auth: shard.engine().auth_counters(),
         }
     }
 }

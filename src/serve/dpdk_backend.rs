@@ -147,6 +147,7 @@ pub(super) fn serve(
     stop: Arc<AtomicBool>,
     ready: ReadyHook<'_>,
     board: Option<super::Publish>,
+    auth: crate::auth::NodeAuth,
 ) -> Result<ServeReport, ServeError> {
     let DpdkNode { eal, port, pools, queues, local, exception } = node;
     let d = config.dpdk.as_ref().expect("validated");
@@ -218,7 +219,11 @@ pub(super) fn serve(
         let router = routers[id].lock().expect("router slot").take();
         let conns = streams.as_ref().and_then(|s| s.take(id));
         let (cluster, board) = (node_cluster.clone(), board.clone());
-        run_shard(config, ShardParts { id, io, router, conns, stop: &stop_for_shards, ready, cluster, board })
+        let auth = auth.clone();
+        run_shard(
+            config,
+            ShardParts { id, io, router, conns, stop: &stop_for_shards, ready, cluster, board, auth },
+        )
     });
     stop.store(true, Ordering::Relaxed);
     let acceptor_line = tcp.map(tcp::TcpRunning::finish);

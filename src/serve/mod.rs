@@ -107,6 +107,9 @@ pub enum ServeError {
     /// The cluster this config describes cannot be served by this build.
     #[error("{0}")]
     Cluster(String),
+    /// Access control could not be set up (the principals, the cookie secret); nothing was created.
+    #[error("auth: {0}")]
+    Auth(String),
     /// The metrics endpoint could not be set up (its port, its thread); nothing was created.
     #[error("{0}")]
     Metrics(String),
@@ -161,6 +164,7 @@ pub fn serve(
     if let Some(why) = cluster_refusal(config) {
         return Err(ServeError::Cluster(why));
     }
+    let auth = node_auth(config)?;
     if config.cluster.replicated() {
         tracing::info!(
             target: "vigil",
@@ -209,7 +213,7 @@ pub fn serve(
         }
         ready(&format!("{line}{metrics_line}"));
     };
-    let served = serve_backend(config, stop.clone(), &mut on_ready, kernel_tcp, board);
+    let served = serve_backend(config, stop.clone(), &mut on_ready, kernel_tcp, board, auth);
     stop.store(true, Ordering::Relaxed);
     if let Some(m) = metrics {
         m.finish();
@@ -249,9 +253,10 @@ fn serve_backend(
     ready: ReadyHook<'_>,
     kernel_tcp: Option<tcp::TcpServing>,
     board: Option<Publish>,
+    auth: crate::auth::NodeAuth,
 ) -> Result<ServeReport, ServeError> {
     match config.net.backend {
-        Backend::Kernel => serve_kernel(config, stop, ready, ActiveBackend::Kernel, kernel_tcp, board),
+        Backend::Kernel => serve_kernel(config, stop, ready, ActiveBackend::Kernel, kernel_tcp, board, auth),
         Backend::Dpdk => {
             #[cfg(feature = "dpdk")]
             let started = dpdk_backend::start(config);
@@ -261,7 +266,7 @@ fn serve_backend(
             ));
             match started {
                 #[cfg(feature = "dpdk")]
-                Ok(node) => dpdk_backend::serve(config, node, stop, ready, board),
+                Ok(node) => dpdk_backend::serve(config, node, stop, ready, board, auth),
                 #[cfg(not(feature = "dpdk"))]
                 Ok(never) => match never {},
                 Err(e) if config.net.fallback == Fallback::Kernel => {
@@ -274,7 +279,7 @@ fn serve_backend(
                     );
                     let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
                     let tcp = tcp::prepare(config, Some(addr))?;
-                    serve_kernel(config, stop, ready, ActiveBackend::KernelFallback, tcp, board)
+                    serve_kernel(config, stop, ready, ActiveBackend::KernelFallback, tcp, board, auth)
                 }
                 Err(e) => Err(e),
             }
@@ -306,6 +311,14 @@ pub fn cluster_refusal(config: &Config) -> Option<String> {
          its peers would send its Raft messages where nobody listens",
         config.cluster.node_id, config.net.port
     ))
+}
+
+/// The node's access control, its cookie secret drawn from the OS's random source.
+fn node_auth(config: &Config) -> Result<crate::auth::NodeAuth, ServeError> {
+    let mut secret = [0u8; 32];
+    getrandom::getrandom(&mut secret)
+        .map_err(|e| ServeError::Auth(format!("no random cookie secret: {e}")))?;
+    crate::auth::NodeAuth::new(&config.auth, secret).map_err(ServeError::Auth)
 }
 
 /// Refuses cores the machine does not have, naming the key.
@@ -512,6 +525,7 @@ fn serve_kernel(
     backend: ActiveBackend,
     tcp: Option<tcp::TcpServing>,
     board: Option<Publish>,
+    auth: crate::auth::NodeAuth,
 ) -> Result<ServeReport, ServeError> {
     let mut tcp = tcp;
     if let (Some(t), Some(b)) = (tcp.as_mut(), &board) {
@@ -554,10 +568,10 @@ fn serve_kernel(
         let conns = streams.as_ref().and_then(|s| s.take(id));
         match KernelUdpIo::bind(&io_config) {
             Ok(io) => {
-                let (cluster, board) = (node_cluster.clone(), board.clone());
+                let (cluster, board, auth) = (node_cluster.clone(), board.clone(), auth.clone());
                 run_shard(
                     config,
-                    ShardParts { id, io, router, conns, stop: &stop_for_shards, ready, cluster, board },
+                    ShardParts { id, io, router, conns, stop: &stop_for_shards, ready, cluster, board, auth },
                 )
             }
             Err(source) => {

@@ -25,6 +25,8 @@ pub(super) struct ShardParts<'a, P> {
     pub(super) cluster: cluster::NodeCluster,
     /// Where the shard publishes its counters (the metrics endpoint is on).
     pub(super) board: Option<super::Publish>,
+    /// The node's principals and cookie secret: the shard's engine admits datagrams with them.
+    pub(super) auth: crate::auth::NodeAuth,
 }
 
 /// Runs one shard on the current thread until `stop`; `ready` hears once it is serving (after its
@@ -65,7 +67,7 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     open_device: impl Fn(u16) -> Result<D, String>,
     snapshot_dir: Option<&std::path::Path>,
 ) -> Option<ShardResult> {
-    let ShardParts { id, io, router, conns, stop, ready, cluster, board } = parts;
+    let ShardParts { id, io, router, conns, stop, ready, cluster, board, auth } = parts;
     let shards = config.node.shards;
     let total = config.storage.partitions(shards);
     let pconfig = partition_config(config);
@@ -122,7 +124,7 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     let kv = KvShard::new(partitions, placement, router, config.net.datagram_bytes_max)
         .with_cluster(cluster.leaders.clone(), link);
     let kv = Rc::new(RefCell::new(kv));
-    let engine = build_engine_with(config, |d| Kv(Rc::clone(&kv)).register(d));
+    let engine = build_engine_with(config, |d| Kv(Rc::clone(&kv)).register(d)).with_gate(auth.gate());
     // Unix-epoch time: batch timestamps are wall time, so expiry means the same after a restart.
     let clock = WallClock::process();
     // Ready only once every partition leads and re-applied its log (no request is answered yet).

@@ -94,6 +94,8 @@ port = {port}
 bind_ip = "127.0.0.1"
 idle_wait_us = 200
 recv_buffer_bytes = 4194304
+[auth]
+anonymous = "read-write"
 [storage]
 backend = "uring"
 dir = "{data_dir}"
@@ -469,6 +471,10 @@ mbufs_per_shard = 8191
 backend = "memory"
 segment_blocks = 64
 segment_count = 4
+[auth]
+anonymous = "read-write"
+protected_mode = false
+trusted_sources = ["10.0.0.0/8"]
 "#
     )
 }
