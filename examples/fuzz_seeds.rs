@@ -70,6 +70,31 @@ fn wire_seeds(dir: &Path) -> std::io::Result<()> {
     write(dir, "wire_datagram", "kv-get", &datagram(9, &[(opcode::GET, 1, b"key")]))
 }
 
+/// `auth_datagram` inputs: a mode byte (bit 0 unproven source, bit 1 signed by the harness, bit 2
+/// one byte flipped after signing), the byte to flip, then a datagram with room for its blocks.
+fn auth_seeds(dir: &Path) -> std::io::Result<()> {
+    use vigil::auth::ext::{FLAG_AUTH, FLAG_COOKIE};
+    let with_blocks = |client_id: u64, flags: u8, frames: &[(u8, u64, &[u8])]| {
+        let mut buf = vec![0u8; 1472];
+        let mut w = DatagramWriter::request_with_blocks(&mut buf, client_id, flags).expect("room");
+        for (op, id, b) in frames {
+            w.push(*op, 0, *id, b).expect("room");
+        }
+        let n = w.finish();
+        buf.truncate(n);
+        buf
+    };
+    let set = body(&Op::Set { key: b"k", value: b"v" });
+    let signed_set = with_blocks(100, FLAG_AUTH, &[(opcode::SET, 1, &set), (opcode::GET, 2, &[200])]);
+    for (name, mode, flip) in [("signed", 2u8, 0u8), ("signed-unproven", 3, 0), ("signed-flipped", 6, 40)] {
+        write(dir, "auth_datagram", name, &[&[mode, flip][..], &signed_set].concat())?;
+    }
+    let get = with_blocks(0, 0, &[(opcode::GET, 1, &[255])]);
+    write(dir, "auth_datagram", "anonymous-get-unproven", &[&[1u8, 0][..], &get].concat())?;
+    let cookie = with_blocks(0, FLAG_COOKIE, &[(opcode::GET, 1, &[255])]);
+    write(dir, "auth_datagram", "cookie-get-unproven", &[&[1u8, 0][..], &cookie].concat())
+}
+
 fn kv_seeds(dir: &Path) -> std::io::Result<()> {
     for (i, op) in OPS.iter().enumerate() {
         let mut request = vec![op.opcode() - 0x10];
@@ -326,6 +351,7 @@ fn hint_seeds(dir: &Path) -> std::io::Result<()> {
 fn main() -> std::io::Result<()> {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
     wire_seeds(&dir)?;
+    auth_seeds(&dir)?;
     kv_seeds(&dir)?;
     log_seeds(&dir)?;
     config_seeds(&dir)?;

@@ -41,7 +41,9 @@ fn frames_exactly(d: &[u8]) -> bool {
     if h.is_response() || h.version != wire::VERSION || h.count == 0 || h.count > FRAMES_MAX {
         return false;
     }
-    let mut frames = wire::Frames::new(d, h.count);
+    // The blocks a header flag announces come first (the engine skips them without a gate).
+    let offset = wire::HEADER_LEN + vigil::auth::ext::extensions_len(h.flags);
+    let mut frames = wire::Frames::at(d, offset, h.count);
     frames.by_ref().all(|f| f.is_ok()) && frames.remainder().is_empty()
 }
 

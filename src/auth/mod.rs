@@ -61,6 +61,10 @@ impl Credentials {
 pub fn sign(datagram: &mut [u8], credentials: &Credentials, timestamp_ms: u64, nonce: u64) {
     let flags = datagram[3];
     assert!(flags & ext::FLAG_AUTH != 0, "the header announces no authentication block");
+    assert!(
+        datagram.len() >= ext::auth_block_offset(flags) + ext::AUTH_BLOCK_LEN,
+        "the datagram has no room for its blocks: build it with DatagramWriter::request_with_blocks"
+    );
     let mac_offset = ext::put_auth(datagram, flags, credentials.key_id, timestamp_ms, nonce);
     mac::seal(&credentials.key, datagram, mac_offset);
 }
