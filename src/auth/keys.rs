@@ -197,6 +197,19 @@ impl KeyTable {
         Ok(Self::build(all, self.revoked.clone()))
     }
 
+    /// A copy with `key_id` revoked (no principal has it now: one revoked before it was added).
+    pub fn with_revoked_id(&self, key_id: u32) -> KeyTable {
+        let mut revoked = self.revoked.clone();
+        revoked.push(key_id);
+        Self::build(self.principals.clone(), revoked)
+    }
+
+    /// The least key id above every one in use or revoked.
+    pub fn next_key_id(&self) -> u32 {
+        let used = self.principals.iter().map(|p| p.key_id).chain(self.revoked.iter().copied());
+        used.max().unwrap_or(0).saturating_add(1)
+    }
+
     /// A copy without the principal named `name`, its key id revoked.
     pub fn with_revoked(&self, name: &str) -> Result<KeyTable, String> {
         let i = *self.by_name.get(name).ok_or_else(|| format!("no principal named {name}"))?;

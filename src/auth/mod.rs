@@ -8,6 +8,7 @@
 //! - [`cookie`]: the address cookies that prove a source address (the amplification bound);
 //! - [`keys`]: the node's principals, built from `[auth]` (and the admin API), shared by the
 //!   shards behind an `ArcSwap`;
+//! - [`admin`]: principals added and revoked while the node runs (the admin API);
 //! - [`gate`]: one shard's admission of a datagram: the decision and its counters.
 //!
 //! Everything here is sans-IO: the clock and the cookie secret come in as values.
@@ -17,6 +18,7 @@
 //! [`AMPLIFICATION_FACTOR_MAX`] times the request (checked per datagram by the engine).
 
 pub mod acl;
+pub mod admin;
 pub mod cookie;
 pub mod ext;
 pub mod gate;

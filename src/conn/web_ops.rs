@@ -300,13 +300,56 @@ fn admin(
             None => (503, json!({ "error": "this process's log filter cannot change while it runs" })),
         },
         (b"log-level", Method::Put | Method::Post) => set_log(ops, body),
+        (b"clients", Method::Get | Method::Head | Method::Post) => clients(ops, head.method, body),
+        (name, Method::Delete) if name.starts_with(b"clients/") => revoke(ops, &name[b"clients/".len()..]),
         (b"snapshot" | b"compact", _) => (405, json!({ "error": "POST only" })),
         (b"log-level", _) => (405, json!({ "error": "GET or PUT only" })),
-        _ => (404, json!({ "error": "no such admin operation: snapshot, compact, log-level" })),
+        (b"clients", _) => (405, json!({ "error": "GET or POST only" })),
+        (name, _) if name.starts_with(b"clients/") => (405, json!({ "error": "DELETE only" })),
+        _ => (404, json!({ "error": "no such admin operation: snapshot, compact, log-level, clients" })),
     };
-    let allow = if op == b"log-level" { "GET, HEAD, PUT, POST" } else { "POST" };
+    let allow = match op {
+        b"log-level" => "GET, HEAD, PUT, POST",
+        b"clients" => "GET, HEAD, POST",
+        _ if op.starts_with(b"clients/") => "DELETE",
+        _ => "POST",
+    };
     let allow = (status == 405).then_some(("Allow", allow));
     json_answer(cx.output, status, &answer.to_string(), (close, http10, head.method == Method::Head), allow);
+}
+
+/// `GET /api/admin/clients`: the principals (no secrets) and revoked key ids; `POST`: adds one
+/// from a JSON body (`auth::admin::AddRequest`), answering it with its secrets, this once.
+fn clients(ops: &OpsView, method: Method, body: &[u8]) -> (u16, serde_json::Value) {
+    let Some(control) = &ops.clients else {
+        return (503, json!({ "error": "this node's principals cannot change while it runs" }));
+    };
+    if method != Method::Post {
+        let (clients, revoked) = control.list();
+        return (200, json!({ "clients": clients, "revoked_key_ids": revoked }));
+    }
+    let request = match serde_json::from_slice::<crate::auth::admin::AddRequest>(body) {
+        Ok(r) => r,
+        Err(e) => return (400, json!({ "error": format!("the body is a principal as JSON: {e}") })),
+    };
+    match control.add(request) {
+        Ok((client, persisted)) => (201, json!({ "client": client, "persisted": persisted })),
+        Err(why) => (409, json!({ "error": why })),
+    }
+}
+
+/// `DELETE /api/admin/clients/{name}`: revokes the principal; its key id is never accepted again.
+fn revoke(ops: &OpsView, name: &[u8]) -> (u16, serde_json::Value) {
+    let Some(control) = &ops.clients else {
+        return (503, json!({ "error": "this node's principals cannot change while it runs" }));
+    };
+    let Ok(name) = std::str::from_utf8(name) else {
+        return (404, json!({ "error": "no principal by that name" }));
+    };
+    match control.revoke(name) {
+        Ok(persisted) => (200, json!({ "revoked": name, "persisted": persisted })),
+        Err(why) => (404, json!({ "error": why })),
+    }
 }
 
 /// `PUT /api/admin/log-level`: the body (a level, or `tracing` directives) as the new filter.

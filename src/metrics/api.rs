@@ -35,6 +35,8 @@ pub struct OpsView {
     pub admin_token: String,
     /// The process's log filter, when it can change while running.
     pub log: Option<Arc<dyn LogControl>>,
+    /// The principals, for `/api/admin/clients` (none: the API cannot change them).
+    pub clients: Option<Arc<dyn crate::auth::admin::ClientControl>>,
 }
 
 impl OpsView {
@@ -49,12 +51,19 @@ impl OpsView {
             dashboard: DashboardSlot::default(),
             admin_token: config.admin.token.clone(),
             log: None,
+            clients: None,
         }
     }
 
     /// The same view, able to change the log filter through `log`.
     pub fn with_log(mut self, log: Option<Arc<dyn LogControl>>) -> Self {
         self.log = log;
+        self
+    }
+
+    /// The same view, able to list, add and revoke principals through `clients`.
+    pub fn with_clients(mut self, clients: Arc<dyn crate::auth::admin::ClientControl>) -> Self {
+        self.clients = Some(clients);
         self
     }
 

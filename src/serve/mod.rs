@@ -18,6 +18,7 @@
 //! ([`storage::open_for_serve`], `vigil format`), never by a start (`format_if_blank = false`).
 
 pub mod acceptor;
+mod auth_store;
 pub mod check;
 pub mod cluster;
 mod dashboard_thread;
@@ -164,7 +165,7 @@ pub fn serve(
     if let Some(why) = cluster_refusal(config) {
         return Err(ServeError::Cluster(why));
     }
-    let auth = node_auth(config)?;
+    let (auth, clients) = node_auth(config)?;
     if config.cluster.replicated() {
         tracing::info!(
             target: "vigil",
@@ -193,7 +194,9 @@ pub fn serve(
     let _lock = prepare_storage(config)?;
     let started_ns = wall_clock::unix_ns(started);
     let board = board.map(|board| Publish {
-        view: Arc::new(crate::metrics::api::OpsView::new(board, config, started_ns).with_log(log)),
+        view: Arc::new(
+            crate::metrics::api::OpsView::new(board, config, started_ns).with_log(log).with_clients(clients),
+        ),
         every_ns: config.metrics.publish_ms * 1_000_000,
         port: port_source,
     });
@@ -313,12 +316,23 @@ pub fn cluster_refusal(config: &Config) -> Option<String> {
     ))
 }
 
-/// The node's access control, its cookie secret drawn from the OS's random source.
-fn node_auth(config: &Config) -> Result<crate::auth::NodeAuth, ServeError> {
+/// The node's access control (its cookie secret drawn from the OS's random source), with the
+/// admin API's changes to `[auth]` applied, and the admin API's hold on them.
+fn node_auth(
+    config: &Config,
+) -> Result<(crate::auth::NodeAuth, Arc<dyn crate::auth::admin::ClientControl>), ServeError> {
     let mut secret = [0u8; 32];
     getrandom::getrandom(&mut secret)
         .map_err(|e| ServeError::Auth(format!("no random cookie secret: {e}")))?;
-    crate::auth::NodeAuth::new(&config.auth, secret).map_err(ServeError::Auth)
+    let auth = crate::auth::NodeAuth::new(&config.auth, secret).map_err(ServeError::Auth)?;
+    let path = auth_store::changes_path(config);
+    let changes = auth_store::load(path.as_deref()).map_err(ServeError::Auth)?;
+    let table = changes
+        .apply((**auth.keys.load()).clone())
+        .map_err(|e| ServeError::Auth(format!("{}: {e}", crate::auth::admin::CHANGES_FILE)))?;
+    auth.keys.store(Arc::new(table));
+    let store = auth_store::ClientStore::new(auth.keys.clone(), path, changes);
+    Ok((auth, store))
 }
 
 /// Refuses cores the machine does not have, naming the key.
