@@ -22,6 +22,10 @@
 //!    executed) are written again under a new request id; any other error answer (`STALE`,
 //!    `UNAVAILABLE`, ...) fails the test.
 //!
+//! Access control is on as in production (docs/SECURITY.md): one principal speaks for every
+//! client id the writers and probes use, and every datagram with a client id is signed (a fresh
+//! nonce per send, resends included); reads go anonymously (client id 0), as RESP does.
+//!
 //! A failure names the seed, the cycle, what is missing or changed, and the server's output (the
 //! killed run's and the current one's); the data dir is kept for inspection. Any "panicked" line in
 //! the server's output fails the test too.
@@ -75,8 +79,17 @@ const VERIFY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Small segments and frequent snapshots: kills land before, during and after snapshots and segment
 /// recycling, and recovery loads snapshots (with the exactly-once table) as well as replaying.
 fn config(port: u16, data: &Path) -> String {
-    kv_node_config(port, &data.display().to_string(), 1500)
+    let node = kv_node_config(port, &data.display().to_string(), 1500);
+    // kv_node_config's anonymous read-write, plus the principal every writer and probe signs with.
+    format!(
+        "{node}[[auth.clients]]\nname = \"crash-writers\"\nkey_id = 1\nclient_id = 1\nclient_ids = {}\n\
+         key = \"{KEY_HEX}\"\nacl = \"+@read +@write\"\n",
+        1u64 << 62
+    )
 }
+
+/// The writers' MAC key.
+const KEY_HEX: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
 
 /// splitmix64: seeds the sub-generators (a zero xorshift state would stay zero).
 fn mix(x: u64) -> u64 {
@@ -168,13 +181,25 @@ struct Client {
     to: String,
     buf: Vec<u8>,
     timeout: Duration,
+    creds: vigil::auth::Credentials,
+    /// The next nonce: from the Unix time in ns at the client's start, one per signed datagram.
+    nonce: u64,
 }
 
 impl Client {
     fn new(to: &str, timeout: Duration) -> Client {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("binding a client socket");
         sock.set_read_timeout(Some(timeout)).unwrap();
-        Client { sock, to: to.to_string(), buf: vec![0u8; 65_536], timeout }
+        let creds = vigil::auth::Credentials::from_hex(1, KEY_HEX).expect("a valid key");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        Client {
+            sock,
+            to: to.to_string(),
+            buf: vec![0u8; 65_536],
+            timeout,
+            creds,
+            nonce: now.as_nanos() as u64,
+        }
     }
 
     fn set_timeout(&mut self, timeout: Duration) {
@@ -186,11 +211,18 @@ impl Client {
 
     /// Sends one request frame in its own datagram. A send error (the server is gone) is not a
     /// failure of the test: the request is simply unanswered.
+    /// A datagram with a client id is signed (a new nonce each time: a resend is a new datagram).
     fn send(&mut self, client_id: u64, op: u8, request_id: u64, body: &[u8]) {
         let mut out = [0u8; 2048];
-        let mut w = DatagramWriter::request(&mut out, client_id).unwrap();
+        let flags = if client_id == 0 { 0 } else { vigil::auth::ext::FLAG_AUTH };
+        let mut w = DatagramWriter::request_with_blocks(&mut out, client_id, flags).unwrap();
         w.push(op, 0, request_id, body).expect("a request frame fits a datagram");
         let n = w.finish();
+        if client_id != 0 {
+            self.nonce += 1;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+            vigil::auth::sign(&mut out[..n], &self.creds, now.as_millis() as u64, self.nonce);
+        }
         let _ = self.sock.send_to(&out[..n], &self.to);
     }
 

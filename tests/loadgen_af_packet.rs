@@ -42,7 +42,13 @@ fn loadgen_on_af_packet_drives_vigil_over_a_veth_pair() {
 
     let dir = temp_dir("afpacket");
     let port = free_udp_port();
-    let config = dev_config(port).replace("bind_ip = \"127.0.0.1\"", &format!("bind_ip = \"{vigil_ip}\""));
+    // A veth pair only this test reaches: anonymous access on it, the generator's network trusted.
+    let lab = format!(
+        "anonymous = \"read-write\"\nprotected_mode = false\ntrusted_sources = [\"10.80.{net}.0/24\"]"
+    );
+    let config = dev_config(port)
+        .replace("bind_ip = \"127.0.0.1\"", &format!("bind_ip = \"{vigil_ip}\""))
+        .replacen("anonymous = \"read-write\"", &lab, 1);
     let server = Server::start(&dir, &config);
 
     let json = dir.join("afpacket.json");
