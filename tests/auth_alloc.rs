@@ -49,13 +49,9 @@ fn build(buf: &mut [u8], client_id: u64, op: u8, nonce: u64, cookie: Option<&[u8
     let mut w = DatagramWriter::request_with_blocks(buf, client_id, flags).unwrap();
     w.push(op, 0, 1, b"k").unwrap();
     let n = w.finish();
-    if let Some(c) = cookie {
-        vigil::auth::ext::put_cookie(&mut buf[..n], c);
-    }
-    if client_id != 0 {
-        let creds = Credentials::from_hex(1, KEY).unwrap();
-        vigil::auth::sign(&mut buf[..n], &creds, NOW / 1_000_000, nonce);
-    }
+    let creds = Credentials::from_hex(1, KEY).unwrap();
+    let signer = (client_id != 0).then_some((&creds, NOW / 1_000_000, nonce));
+    vigil::auth::seal_request(&mut buf[..n], cookie, signer);
     n
 }
 

@@ -100,12 +100,7 @@ fn datagram(
     }
     let n = w.finish();
     buf.truncate(n);
-    if let Some(c) = cookie {
-        ext::put_cookie(&mut buf, &c);
-    }
-    if let Some((creds, nonce)) = sign {
-        vigil::auth::sign(&mut buf, creds, now_ms(), nonce);
-    }
+    vigil::auth::seal_request(&mut buf, cookie.as_ref(), sign.map(|(creds, nonce)| (creds, now_ms(), nonce)));
     buf
 }
 
@@ -114,23 +109,6 @@ fn set_body(key: &[u8], value: &[u8]) -> Vec<u8> {
     let mut out = vec![0; request_body_len(&op)];
     encode_write_body(&op, &mut out).unwrap();
     out
-}
-
-/// Sends `req` (retrying NOT_LEADER and BUSY with `again`, which rebuilds it: a signed datagram
-/// is never sent twice) and returns the one answer's status and body.
-fn call(sock: &UdpSocket, to: &str, mut again: impl FnMut() -> Vec<u8>) -> (Status, Vec<u8>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < deadline, "no final answer");
-        let Some(resp) = exchange(sock, to, &again(), Duration::from_secs(2)) else { continue };
-        let got = answers(&resp);
-        assert_eq!(got.len(), 1, "one answer: {got:?}");
-        let status = Status::from_u8(got[0].1).expect("a known status");
-        if status != Status::NotLeader && status != Status::Busy {
-            return (status, got[0].3.clone());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn refusal(answer: (Status, Vec<u8>)) -> Refusal {
@@ -160,49 +138,61 @@ fn forged_ids_bad_macs_replays_and_roles_change_nothing() {
     let writer = Credentials::from_hex(1, RW_KEY).unwrap();
     let reader = Credentials::from_hex(2, RO_KEY).unwrap();
     let mut nonces = Nonces::new();
-    let get = |sock: &UdpSocket| call(sock, &to, || datagram(0, &[(opcode::GET, b"k")], None, None));
+    let get = |sock: &UdpSocket| call_final(sock, &to, || datagram(0, &[(opcode::GET, b"k")], None, None));
 
     // The writer's signed SET.
     let set_v1 = set_body(b"k", b"v1");
-    let (status, _) =
-        call(&sock, &to, || datagram(1000, &[(opcode::SET, &set_v1)], None, Some((&writer, nonces.next()))));
+    let (status, _) = call_final(&sock, &to, || {
+        datagram(1000, &[(opcode::SET, &set_v1)], None, Some((&writer, nonces.next())))
+    });
     assert_eq!(status, Status::Ok);
     let signed =
         datagram(1001, &[(opcode::SET, &set_body(b"k", b"v2"))], None, Some((&writer, nonces.next())));
-    assert_eq!(call(&sock, &to, || signed.clone()).0, Status::Ok);
+    assert_eq!(call_final(&sock, &to, || signed.clone()).0, Status::Ok);
     // The same datagram again: refused before anything is parsed.
-    assert_eq!(refusal(call(&sock, &to, || signed.clone())), Refusal::Replayed);
+    assert_eq!(refusal(call_final(&sock, &to, || signed.clone())), Refusal::Replayed);
 
     let evil = set_body(b"k", b"evil");
     // An anonymous datagram that claims the writer's client id.
     assert_eq!(
-        refusal(call(&sock, &to, || datagram(1000, &[(opcode::SET, &evil)], None, None))),
+        refusal(call_final(&sock, &to, || datagram(1000, &[(opcode::SET, &evil)], None, None))),
         Refusal::ClientIdReserved
     );
     // The reader's key claiming the writer's id; the reader writing as itself.
     let forged = || datagram(1000, &[(opcode::SET, &evil)], None, Some((&reader, nonces.0 + 7)));
-    assert_eq!(refusal(call(&sock, &to, forged)), Refusal::ClientIdNotBound);
-    let (status, _) =
-        call(&sock, &to, || datagram(2000, &[(opcode::SET, &evil)], None, Some((&reader, nonces.0 + 8))));
+    assert_eq!(refusal(call_final(&sock, &to, forged)), Refusal::ClientIdNotBound);
+    let (status, _) = call_final(&sock, &to, || {
+        datagram(2000, &[(opcode::SET, &evil)], None, Some((&reader, nonces.0 + 8)))
+    });
     assert_eq!(status, Status::Forbidden);
     // A changed byte, a wrong key, an unknown key, an expired key.
     let mut tampered =
         datagram(1002, &[(opcode::SET, &set_body(b"k", b"v3"))], None, Some((&writer, nonces.next())));
     *tampered.last_mut().unwrap() = b'X';
-    assert_eq!(refusal(call(&sock, &to, || tampered.clone())), Refusal::BadMac);
+    assert_eq!(refusal(call_final(&sock, &to, || tampered.clone())), Refusal::BadMac);
     let wrong = Credentials { key_id: 1, key: [7; 32] };
     assert_eq!(
-        refusal(call(&sock, &to, || datagram(1000, &[(opcode::SET, &evil)], None, Some((&wrong, 1))))),
+        refusal(call_final(&sock, &to, || datagram(1000, &[(opcode::SET, &evil)], None, Some((&wrong, 1))))),
         Refusal::BadMac
     );
     let unknown = Credentials { key_id: 99, key: [7; 32] };
     assert_eq!(
-        refusal(call(&sock, &to, || datagram(1000, &[(opcode::SET, &evil)], None, Some((&unknown, 1))))),
+        refusal(call_final(&sock, &to, || datagram(
+            1000,
+            &[(opcode::SET, &evil)],
+            None,
+            Some((&unknown, 1))
+        ))),
         Refusal::UnknownKey
     );
     let expired = Credentials::from_hex(3, RO_KEY).unwrap();
     assert_eq!(
-        refusal(call(&sock, &to, || datagram(3000, &[(opcode::SET, &evil)], None, Some((&expired, 1))))),
+        refusal(call_final(&sock, &to, || datagram(
+            3000,
+            &[(opcode::SET, &evil)],
+            None,
+            Some((&expired, 1))
+        ))),
         Refusal::Expired
     );
     // A signed datagram an hour old.
@@ -210,7 +200,7 @@ fn forged_ids_bad_macs_replays_and_roles_change_nothing() {
     old[3] |= FLAG_AUTH;
     old.splice(16..16, [0u8; ext::AUTH_BLOCK_LEN]);
     vigil::auth::sign(&mut old, &writer, now_ms() - 3_600_000, nonces.next());
-    assert_eq!(refusal(call(&sock, &to, || old.clone())), Refusal::StaleTimestamp);
+    assert_eq!(refusal(call_final(&sock, &to, || old.clone())), Refusal::StaleTimestamp);
 
     // Nothing of it was written.
     let (status, body) = get(&sock);
@@ -260,7 +250,7 @@ fn no_answer_to_an_unproven_source_exceeds_three_times_its_request() {
     let local = UdpSocket::bind("127.0.0.1:0").unwrap();
     let big = vec![b'x'; 1000];
     assert_eq!(
-        call(&local, &to, || datagram(0, &[(opcode::SET, &set_body(b"big", &big))], None, None)).0,
+        call_final(&local, &to, || datagram(0, &[(opcode::SET, &set_body(b"big", &big))], None, None)).0,
         Status::Ok
     );
 
@@ -361,7 +351,9 @@ fn principals_added_and_revoked_through_the_admin_api_last_across_restarts() {
     let set = |creds: &Credentials, client: u64, value: &[u8]| {
         let body = set_body(b"k", value);
         let mut nonces = Nonces::new();
-        call(&sock, &to, || datagram(client, &[(opcode::SET, &body)], None, Some((creds, nonces.next()))))
+        call_final(&sock, &to, || {
+            datagram(client, &[(opcode::SET, &body)], None, Some((creds, nonces.next())))
+        })
     };
     let server = Server::start(&dir, &text);
     let (status, added) = admin(

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use std::net::UdpSocket;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vigil::kv::protocol::{encode_write_body, request_body_len};
 use vigil::kv::Op;
 use vigil::wire::{self, opcode, DatagramWriter, Status};
@@ -29,18 +29,7 @@ fn datagram(client_id: u64, op: u8, request_id: u64, body: &[u8]) -> Vec<u8> {
 
 /// Sends `req` until its one answer is neither NOT_LEADER nor BUSY; returns (status, body).
 fn call(sock: &UdpSocket, to: &str, req: &[u8]) -> (Status, Vec<u8>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < deadline, "no final answer to {req:?}");
-        let Some(resp) = exchange(sock, to, req, Duration::from_secs(2)) else { continue };
-        let got = answers(&resp);
-        assert_eq!(got.len(), 1, "one answer: {got:?}");
-        let status = Status::from_u8(got[0].1).expect("a known status");
-        if status != Status::NotLeader && status != Status::Busy {
-            return (status, got[0].3.clone());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    call_final(sock, to, || req.to_vec())
 }
 
 fn set(sock: &UdpSocket, to: &str, client: u64, seq: u64, key: &[u8], value: &[u8]) -> Status {

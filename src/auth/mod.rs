@@ -71,6 +71,22 @@ pub fn sign(datagram: &mut [u8], credentials: &Credentials, timestamp_ms: u64, n
     mac::seal(&credentials.key, datagram, mac_offset);
 }
 
+/// Finishes a request datagram started with `DatagramWriter::request_with_blocks` (`datagram`
+/// is exactly its bytes): puts the cookie in its block, then signs it with `signer` (credentials,
+/// timestamp in Unix ms, nonce). The one way clients, tools and tests seal a request.
+pub fn seal_request(
+    datagram: &mut [u8],
+    cookie: Option<&[u8; ext::COOKIE_LEN]>,
+    signer: Option<(&Credentials, u64, u64)>,
+) {
+    if let Some(c) = cookie {
+        ext::put_cookie(datagram, c);
+    }
+    if let Some((credentials, timestamp_ms, nonce)) = signer {
+        sign(datagram, credentials, timestamp_ms, nonce);
+    }
+}
+
 /// What every shard of a node shares for access control: the principals and the cookie secret.
 #[derive(Clone, Debug)]
 pub struct NodeAuth {

@@ -85,12 +85,12 @@ fn datagram(
     }
     let n = w.finish();
     buf.truncate(n);
-    if let Some(c) = cookie {
-        ext::put_cookie(&mut buf, &c);
-    }
-    if let Some((key_id, ts, nonce)) = sign {
-        crate::auth::sign(&mut buf, &creds(key_id), ts, nonce);
-    }
+    let creds = sign.map(|(key_id, ..)| creds(key_id));
+    crate::auth::seal_request(
+        &mut buf,
+        cookie.as_ref(),
+        sign.zip(creds.as_ref()).map(|((_, ts, nonce), c)| (c, ts, nonce)),
+    );
     buf
 }
 

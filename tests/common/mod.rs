@@ -351,6 +351,24 @@ pub fn exchange(sock: &UdpSocket, to: &str, req: &[u8], timeout: Duration) -> Op
     }
 }
 
+/// Sends the datagram `make` builds (again for each try: a signed datagram is never sent twice)
+/// until its one answer is neither `NOT_LEADER` nor `BUSY` (nothing executed: retried after 20 ms),
+/// at most 20 s; returns that answer's status and body.
+pub fn call_final(sock: &UdpSocket, to: &str, mut make: impl FnMut() -> Vec<u8>) -> (wire::Status, Vec<u8>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "no final answer within 20 s");
+        let Some(resp) = exchange(sock, to, &make(), Duration::from_secs(2)) else { continue };
+        let got = answers(&resp);
+        assert_eq!(got.len(), 1, "one answer: {got:?}");
+        let status = wire::Status::from_u8(got[0].1).expect("a known status");
+        if status != wire::Status::NotLeader && status != wire::Status::Busy {
+            return (status, got[0].3.clone());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A tiny deterministic generator (xorshift) so the garbage is reproducible from a printed seed.
 pub struct XorShift(pub u64);
 impl XorShift {
