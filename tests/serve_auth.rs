@@ -379,6 +379,12 @@ fn principals_added_and_revoked_through_the_admin_api_last_across_restarts() {
     assert_eq!(set(&writer, 1000, b"w").0, Status::Ok);
     assert_eq!(admin("DELETE", "/api/admin/clients/writer", "").0, 200);
     assert_eq!(refusal(set(&writer, 1000, b"w2")), Refusal::Revoked);
+    // The JSON API counts it (and the dashboard lists it with the errors).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin("GET", "/api/shards", "").1[0]["auth"]["refused"]["revoked"].as_u64() != Some(1) {
+        assert!(Instant::now() < deadline, "{}", admin("GET", "/api/shards", "").1);
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     server.stop();
     let _server = Server::start(&dir, &text);

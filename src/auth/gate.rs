@@ -118,6 +118,22 @@ pub struct AuthCounters {
     pub amplification_dropped: u64,
 }
 
+impl AuthCounters {
+    /// Every refusal by its name (`Refusal::name`, then `forbidden`, `address_unproven`,
+    /// `amplification_dropped`): one list for the metrics, the dashboard and the JSON API.
+    pub fn refusals(&self) -> [(&'static str, u64); REFUSALS.len() + 3] {
+        let mut out = [("", 0); REFUSALS.len() + 3];
+        for (i, r) in REFUSALS.iter().enumerate() {
+            out[i] = (r.name(), self.refused[i]);
+        }
+        let n = REFUSALS.len();
+        out[n] = ("forbidden", self.forbidden);
+        out[n + 1] = ("address_unproven", self.unproven);
+        out[n + 2] = ("amplification_dropped", self.amplification_dropped);
+        out
+    }
+}
+
 /// An admitted datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Admission {

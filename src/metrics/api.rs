@@ -124,6 +124,11 @@ fn shard(s: &ShardStats) -> Value {
         "inbox_depth": s.inbox_depth,
         "tcp_connections": s.conns.map(|(c, _)| c.opened.saturating_sub(c.closed)),
         "requests_latency_us": super::requests::latency_json(s),
+        "auth": {
+            "authenticated": s.auth.authenticated,
+            "anonymous": s.auth.anonymous,
+            "refused": s.auth.refusals().iter().filter(|(_, n)| *n > 0).map(|(r, n)| (r.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        },
         "write_latency_us": {
             "count": l.count(),
             "p50": l.quantile_ns(0.5) / 1_000,

@@ -19,13 +19,7 @@ impl NodeCollector {
                 ];
                 (labels, n)
             };
-            let a = &s.auth;
-            for (i, r) in crate::auth::gate::REFUSALS.iter().enumerate() {
-                out.push(label(r.name(), a.refused[i]));
-            }
-            out.push(label("forbidden", a.forbidden));
-            out.push(label("address_unproven", a.unproven));
-            out.push(label("amplification_dropped", a.amplification_dropped));
+            out.extend(s.auth.refusals().into_iter().map(|(reason, n)| label(reason, n)));
         }
         out
     }

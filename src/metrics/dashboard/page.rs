@@ -205,7 +205,7 @@ fn write_partitions(out: &mut String, shards: &[Arc<ShardStats>]) {
     }
 }
 
-/// Errors and drops by reason, every shard together (the non-zero ones).
+/// Errors, drops and access-control refusals by reason, every shard together (the non-zero ones).
 fn write_errors(out: &mut String, shards: &[Arc<ShardStats>]) {
     let mut reasons: Vec<(&str, u64)> = Vec::new();
     let mut add = |reason: &'static str, n: u64| match reasons.iter_mut().find(|(r, _)| *r == reason) {
@@ -215,6 +215,9 @@ fn write_errors(out: &mut String, shards: &[Arc<ShardStats>]) {
     for s in shards {
         add("error answers", s.engine.answers_error);
         for (reason, n) in s.drops() {
+            add(reason, n);
+        }
+        for (reason, n) in s.auth.refusals() {
             add(reason, n);
         }
         for p in &s.partitions {
