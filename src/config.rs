@@ -547,7 +547,7 @@ impl Config {
     /// for showing (the JSON API, the dashboard).
     pub fn redacted(&self) -> Config {
         let mut c = self.clone();
-        for secret in [&mut c.tcp.requirepass, &mut c.admin.token] {
+        for secret in [&mut c.tcp.requirepass, &mut c.admin.token, &mut c.admin.read_token] {
             if !secret.is_empty() {
                 *secret = "(set)".into();
             }
@@ -575,6 +575,7 @@ impl Config {
         self.admin.validate()?;
         self.auth.validate()?;
         self.auth.validate_exposure(self)?;
+        admin::check_exposure(self)?;
         self.validate_sizes(limits::machine_memory_bytes())?;
         match (&self.dpdk, self.net.backend) {
             (Some(d), _) => d.validate(self)?,

@@ -193,3 +193,31 @@ fn the_shipped_configs_fit_a_small_machine() {
         config.validate_sizes(Some(2 << 30)).unwrap();
     }
 }
+
+#[test]
+fn metrics_and_dashboard_off_loopback_need_a_read_token_unless_protected_mode_is_off() {
+    let outside = |text: &str| {
+        text.replace("listen = [\"127.0.0.1:9001\"]", "listen = [\"0.0.0.0:9001\"]")
+            .replace("web_listen = [\"127.0.0.1:9002\"]", "web_listen = [\"10.1.2.3:9002\"]")
+    };
+    let exposed = outside(DEV_TOML);
+    match Config::parse(&exposed) {
+        Err(ConfigError::Invalid { key, reason }) => {
+            assert_eq!(key, "metrics.listen");
+            assert!(reason.contains("admin.read_token"), "{reason}");
+        }
+        other => panic!("expected metrics.listen refused, got {other:?}"),
+    }
+    let web_only = DEV_TOML.replace("web_listen = [\"127.0.0.1:9002\"]", "web_listen = [\"10.1.2.3:9002\"]");
+    assert!(matches!(Config::parse(&web_only), Err(ConfigError::Invalid { key: "tcp.web_listen", .. })));
+    let with_token = format!("{exposed}\n[admin]\nread_token = \"read-token-0123456789\"\n");
+    let c = Config::parse(&with_token).expect("a read token makes it acceptable");
+    let redacted = c.redacted();
+    assert_eq!(redacted.admin.read_token, "(set)");
+    let lab = format!("{exposed}\n[auth]\nprotected_mode = false\n");
+    Config::parse(&lab).expect("protected mode off: the operator says the link is private");
+    let short = format!("{DEV_TOML}\n[admin]\nread_token = \"short\"\n");
+    assert!(matches!(Config::parse(&short), Err(ConfigError::Invalid { key: "admin.read_token", .. })));
+    let spaced = format!("{DEV_TOML}\n[admin]\nread_token = \"has a space in it 0123\"\n");
+    assert!(matches!(Config::parse(&spaced), Err(ConfigError::Invalid { key: "admin.read_token", .. })));
+}

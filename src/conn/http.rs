@@ -35,6 +35,7 @@
 //! their use; a connection asked to close (`Connection: close`, HTTP/1.0) parses nothing more and
 //! closes once its responses are out.
 
+use super::auth;
 use super::watch::{self, Watch};
 use super::{Cx, Step};
 use crate::dispatch::Answer;
@@ -45,6 +46,8 @@ use crate::shard::LateAnswer;
 use crate::wire::{opcode, Status};
 use std::collections::VecDeque;
 
+#[path = "http_auth.rs"]
+mod auth_checks;
 #[path = "http_candles.rs"]
 mod candles;
 
@@ -219,6 +222,16 @@ impl HttpSession {
         if path == b"/watch" {
             return self.upgrade(head, query, cx);
         }
+        // The status page needs nothing; the store's resources their method's category.
+        let needed = match path {
+            b"/" | b"/health" => crate::auth::Acl::NONE,
+            _ => auth::needed_by_method(head.method),
+        };
+        if let Err(refused) =
+            cx.auth.check_request(head.authorization, None, needed, cx.now.0 / 1_000_000_000)
+        {
+            return self.refuse_auth(head, refused, false, cx);
+        }
         if path == b"/candles" || path.starts_with(b"/candles/") {
             return self.candles(head, path, body, cx);
         }
@@ -255,6 +268,11 @@ impl HttpSession {
         let mut pattern = Vec::new();
         let (key, prefix) = (target::query_param(query, b"key"), target::query_param(query, b"prefix"));
         let is_prefix = key.is_none() && prefix.is_some();
+        if head.method == Method::Get {
+            if let Some(ran) = self.refuse_watcher(head, query, cx) {
+                return ran;
+            }
+        }
         let refusal: Option<(u16, &str)> = if head.method != Method::Get {
             Some((405, "a watch is a GET with a WebSocket upgrade\n"))
         } else if !head.upgrade_websocket || head.websocket_version != Some(b"13") {

@@ -45,6 +45,16 @@ const LIMITS: HttpLimits = HttpLimits { head_bytes_max: 8192, body_bytes_max: 14
 
 /// Feeds `stream` in two reads split at `split`; returns the output and whether it closed.
 fn run(stream: &[u8], split: usize) -> (Vec<u8>, bool) {
+    run_with(stream, split, &crate::conn::TcpAuth::open()).0
+}
+
+/// `run` checked against `auth`; also returns what was refused.
+fn run_with(
+    stream: &[u8],
+    split: usize,
+    auth: &crate::conn::TcpAuth,
+) -> ((Vec<u8>, bool), crate::conn::AuthRefusals) {
+    let mut refusals = crate::conn::AuthRefusals::default();
     let mut engine = engine();
     let mut session = HttpSession::new();
     let (mut output, mut scratch, mut input) = (Vec::new(), vec![0u8; 1472], Vec::new());
@@ -58,14 +68,16 @@ fn run(stream: &[u8], split: usize) -> (Vec<u8>, bool) {
             scratch: &mut scratch,
             datagram_bytes_max: 1472,
             output_bytes_max: 1 << 20,
+            auth,
+            refusals: &mut refusals,
         };
         match session.run(&input, &LIMITS, 1024, &mut cx) {
             Step::Consumed(n) => drop(input.drain(..n)),
-            Step::Close { .. } => return (output, true),
+            Step::Close { .. } => return ((output, true), refusals),
             other => panic!("{other:?}: every answer here is given at once"),
         }
     }
-    (output, false)
+    ((output, false), refusals)
 }
 
 fn statuses(output: &[u8]) -> Vec<String> {
@@ -165,4 +177,78 @@ fn a_conditional_delete_deletes_only_the_version_it_names() {
         "{}",
         String::from_utf8_lossy(&out)
     );
+}
+
+/// Two principals (read-only, read-write) and no anonymous access; tokens as in `conn::auth`.
+pub(crate) fn two_principals(anonymous: Option<crate::auth::Acl>) -> crate::conn::TcpAuth {
+    use crate::config::auth::{AuthConfig, ClientConfig};
+    let client = |name: &str, key_id: u32, acl: &str| ClientConfig {
+        name: name.into(),
+        key_id,
+        client_id: u64::from(key_id) * 100,
+        client_ids: 1,
+        key: None,
+        password: Some(format!("password-of-{name}-0123456789")),
+        acl: acl.into(),
+        expires_unix_s: None,
+    };
+    let clients = vec![client("reader", 1, "+@read"), client("writer", 2, "+@read +@write")];
+    let table = crate::auth::KeyTable::from_config(&AuthConfig { clients, ..AuthConfig::default() }).unwrap();
+    crate::conn::TcpAuth::new(table.shared(), anonymous)
+}
+
+#[test]
+fn bearer_tokens_gate_the_api_by_method_and_refusals_are_counted() {
+    let auth = two_principals(None);
+    let req = |method: &str, token: Option<&str>| {
+        let header = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        format!("{method} /kv/k HTTP/1.1\r\n{header}Content-Length: 1\r\n\r\nv").into_bytes()
+    };
+    let (reader, writer) = ("password-of-reader-0123456789", "password-of-writer-0123456789");
+    let mut stream = Vec::new();
+    for (method, token) in [
+        ("GET", None),
+        ("GET", Some("wrong-wrong-wrong-wrong")),
+        ("PUT", Some(reader)),
+        ("PUT", Some(writer)),
+        ("GET", Some(reader)),
+    ] {
+        stream.extend_from_slice(&req(method, token));
+    }
+    stream.extend_from_slice(b"GET /health HTTP/1.1\r\n\r\n");
+    let ((out, closed), refusals) = run_with(&stream, stream.len(), &auth);
+    assert!(!closed);
+    assert_eq!(statuses(&out), ["401", "401", "403", "204", "200", "200"]);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.matches("WWW-Authenticate: Bearer realm=\"vigil\"\r\n").count(), 2, "{text}");
+    assert_eq!((refusals.http_unauthorized, refusals.http_forbidden), (2, 1));
+    // Anonymous reads on: a GET needs no token, a PUT without one is told to authenticate.
+    let ro = two_principals(Some(crate::auth::Acl::READ));
+    let ((out, _), refusals) = run_with(&[req("GET", None), req("PUT", None)].concat(), 0, &ro);
+    assert_eq!(statuses(&out), ["404", "401"]);
+    assert_eq!(refusals.http_unauthorized, 1);
+}
+
+#[test]
+fn a_watch_upgrade_needs_a_read_token_in_its_header_or_its_query() {
+    let auth = two_principals(None);
+    let upgrade = |query: &str, header: &str| {
+        format!(
+            "GET /watch?key=k{query} HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{header}\r\n"
+        )
+        .into_bytes()
+    };
+    let ((out, _), refusals) = run_with(&upgrade("", ""), 0, &auth);
+    assert_eq!(statuses(&out), ["401"]);
+    assert_eq!(refusals.ws_unauthorized, 1);
+    let ((out, _), _) = run_with(&upgrade("&access_token=nope-nope-nope-nope", ""), 0, &auth);
+    assert_eq!(statuses(&out), ["401"]);
+    let ((out, _), refusals) =
+        run_with(&upgrade("&access_token=password-of-reader-0123456789", ""), 0, &auth);
+    assert!(out.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&out));
+    assert_eq!(refusals, crate::conn::AuthRefusals::default());
+    let header = "Authorization: Bearer password-of-writer-0123456789\r\n";
+    let ((out, _), _) = run_with(&upgrade("", header), 0, &auth);
+    assert!(out.starts_with(b"HTTP/1.1 101 "));
 }

@@ -20,6 +20,7 @@
 //! nothing here blocks; buffers are allocated when a connection opens (never per request) and
 //! freed when it closes; a late answer for a connection that is gone is counted and dropped.
 
+pub mod auth;
 pub mod binary;
 mod buffers;
 pub mod candle_fields;
@@ -31,6 +32,8 @@ pub mod detect;
 pub mod http;
 pub mod hub;
 pub mod resp;
+#[cfg(test)]
+mod resp_auth_tests;
 mod resp_local;
 pub mod watch;
 mod watchers;
@@ -45,6 +48,7 @@ use crate::protocol::http::{HttpLimits, HEAD_BYTES_MAX};
 use crate::protocol::resp::ArgTable;
 use crate::shard::LateAnswer;
 use crate::wire::Status;
+pub use auth::{AuthRefusals, TcpAuth};
 use binary::BinarySession;
 use http::HttpSession;
 use hub::WatchHub;
@@ -124,6 +128,10 @@ pub struct Cx<'a> {
     pub datagram_bytes_max: usize,
     /// Output bytes past which sessions wait.
     pub output_bytes_max: usize,
+    /// Who may do what (`conn::auth`).
+    pub auth: &'a TcpAuth,
+    /// The shard's count of refused requests.
+    pub refusals: &'a mut AuthRefusals,
 }
 
 impl Cx<'_> {
@@ -229,6 +237,8 @@ pub struct ConnCounters {
     pub watchers_closed_slow: u64,
     /// Watchers closed (1011) because their shard's change feed lost changes.
     pub watchers_closed_lost: u64,
+    /// Requests refused by access control, by protocol and reason.
+    pub auth_refusals: AuthRefusals,
 }
 
 /// A shard's connections over its `StreamIo`.
@@ -402,9 +412,7 @@ impl Connections {
     fn open(&mut self, id: ConnId, protocol: u8) {
         let session = match protocol {
             protocol_tag::BINARY => Session::Binary(BinarySession),
-            protocol_tag::RESP => {
-                Session::Resp(Box::new(RespSession::new(self.counters.opened + 1, &self.resp)))
-            }
+            protocol_tag::RESP => Session::Resp(Box::new(RespSession::new(self.counters.opened + 1))),
             protocol_tag::HTTP => {
                 Session::Http(Box::new(HttpSession::new().with_partitions(self.resp.partitions())))
             }
@@ -542,6 +550,8 @@ fn run_session(
         scratch,
         datagram_bytes_max: limits.datagram_bytes_max,
         output_bytes_max: limits.output_bytes_max,
+        auth: &resp.auth,
+        refusals: &mut counters.auth_refusals,
     };
     let step = match &mut conn.session {
         Session::Binary(s) => s.run(&conn.input, &mut cx),

@@ -37,14 +37,16 @@ mod ttl;
 pub use bodies::status_text;
 use bodies::{get_body, set_body, ttl_body, value_of};
 
+use super::auth::{RespRights, User};
 use super::resp_local::{self, Local};
 use super::{Cx, Step};
 use crate::dispatch::Answer;
 use crate::inbox::Placement;
 use crate::protocol::resp::options::{SetCondition, SetTtl};
+use crate::protocol::resp::spec::{CommandId, CommandSpec};
 use crate::protocol::resp::{
-    parse_command, parse_request, ArgList, ArgTable, Command, CommandError, Parsed, ReplyWriter, RespLimits,
-    RespVersion,
+    parse_command_spec, parse_request, ArgList, ArgTable, Command, CommandError, Parsed, ReplyWriter,
+    RespLimits, RespVersion,
 };
 use crate::shard::LateAnswer;
 use crate::wire::{opcode, Status};
@@ -67,6 +69,8 @@ pub struct RespSettings {
     /// the command's headers, and no more than a forwarded request holds); the pairs of one
     /// partition beyond it go in further MSET requests.
     pub mset_body_bytes_max: usize,
+    /// Who may do what, on RESP and on every other stream protocol (`conn::auth`).
+    pub auth: super::TcpAuth,
     /// `kv.key_bytes_max` and `kv.value_bytes_max`: an MSET with a pair over them is refused
     /// whole, before any part of it is written.
     pub key_bytes_max: usize,
@@ -87,10 +91,21 @@ impl RespSettings {
             },
             pipeline_max: 64,
             requirepass: Vec::new(),
+            auth: super::TcpAuth::open(),
             placement: Placement::new(shards as u32, shards).expect("valid"),
             mset_body_bytes_max: 1400,
             key_bytes_max: 64,
             value_bytes_max: 1024,
+        }
+    }
+
+    /// What a RESP session without a login may do: nothing while `tcp.requirepass` is set (as in
+    /// Redis), else `auth.anonymous`'s ACL.
+    pub fn anonymous_acl(&self) -> Option<crate::auth::Acl> {
+        if self.requirepass.is_empty() {
+            self.auth.anonymous
+        } else {
+            None
         }
     }
 
@@ -145,7 +160,8 @@ struct Pending {
 #[derive(Debug)]
 struct State {
     version: RespVersion,
-    authenticated: bool,
+    /// Who the session runs as (`conn::auth`).
+    user: User,
     name: Vec<u8>,
     id: u64,
     pending: VecDeque<Pending>,
@@ -185,12 +201,12 @@ enum Ran {
 }
 
 impl RespSession {
-    /// A session for connection number `id` (CLIENT ID), sized by `settings`.
-    pub fn new(id: u64, settings: &RespSettings) -> Self {
+    /// A session for connection number `id` (CLIENT ID), not logged in.
+    pub fn new(id: u64) -> Self {
         Self {
             st: State {
                 version: RespVersion::Resp2,
-                authenticated: settings.requirepass.is_empty(),
+                user: User::Anonymous,
                 name: Vec::new(),
                 id,
                 // Grown on use (to `pipeline_max` at most): an idle connection holds next to nothing.
@@ -235,8 +251,8 @@ impl RespSession {
                 }
             };
             let view = args.view(&input[used..]);
-            let ran = match parse_command(view) {
-                Ok(command) => self.st.run(command, settings, cx),
+            let ran = match parse_command_spec(view) {
+                Ok((spec, command)) => self.st.run(spec, command, settings, cx),
                 Err(e) => self.st.refuse(&e, cx),
             };
             match ran {
@@ -269,7 +285,49 @@ impl State {
         Ran::Done
     }
 
-    fn run(&mut self, command: Command<'_>, settings: &RespSettings, cx: &mut Cx<'_>) -> Ran {
+    /// Whether the session may run `spec` now: `Ok(admitted)` (`admitted`: it may run commands
+    /// at all, logged in or anonymous), or the refusal, replied and counted (`Ran::Blocked`
+    /// instead while earlier commands are in flight, so replies stay in order).
+    fn admit(
+        &mut self,
+        spec: &'static CommandSpec,
+        settings: &RespSettings,
+        cx: &mut Cx<'_>,
+    ) -> Result<bool, Ran> {
+        let exempt = matches!(spec.id, CommandId::Auth | CommandId::Hello | CommandId::Quit);
+        // Loaded only for a principal: anonymous and requirepass sessions need no table.
+        let keys = matches!(self.user, User::Principal(_)).then(|| settings.auth.keys.load());
+        let empty = crate::auth::KeyTable::default();
+        let table = keys.as_deref().map_or(&empty, |k| &**k);
+        let rights = RespRights::of(self.user, table, settings.anonymous_acl(), cx.now.0 / 1_000_000_000);
+        let error = match rights.acl {
+            None if !exempt => CommandError::NoAuth,
+            Some(acl) if !acl.allows(crate::protocol::resp::acl::needed(spec.id)) => {
+                CommandError::NoPerm { user: rights.name, command: spec.name }
+            }
+            acl => return Ok(acl.is_some()),
+        };
+        if !self.pending.is_empty() {
+            return Err(Ran::Blocked);
+        }
+        ReplyWriter::new(cx.output, self.version).command_error(&error);
+        match error {
+            CommandError::NoAuth => cx.refusals.resp_noauth += 1,
+            _ => cx.refusals.resp_noperm += 1,
+        }
+        if rights.lost {
+            self.user = User::Anonymous;
+        }
+        Err(Ran::Done)
+    }
+
+    fn run(
+        &mut self,
+        spec: &'static CommandSpec,
+        command: Command<'_>,
+        settings: &RespSettings,
+        cx: &mut Cx<'_>,
+    ) -> Ran {
         // SET with NX, XX or GET replies from its answer's content, so it runs at the head like
         // a read; every other write is pipelined.
         let writes = matches!(
@@ -285,15 +343,10 @@ impl State {
         if !writes && !self.pending.is_empty() {
             return Ran::Blocked;
         }
-        if !self.authenticated
-            && !matches!(command, Command::Auth { .. } | Command::Hello { .. } | Command::Quit)
-        {
-            if !self.pending.is_empty() {
-                return Ran::Blocked;
-            }
-            ReplyWriter::new(cx.output, self.version).command_error(&CommandError::NoAuth);
-            return Ran::Done;
-        }
+        let admitted = match self.admit(spec, settings, cx) {
+            Ok(admitted) => admitted,
+            Err(ran) => return ran,
+        };
         let now_ms = cx.now.0 / 1_000_000;
         match command {
             Command::Get { key } => self.single(Style::Get, |b| get_body(b, key), cx),
@@ -378,7 +431,8 @@ impl State {
             other => {
                 let local = Local {
                     version: &mut self.version,
-                    authenticated: &mut self.authenticated,
+                    user: &mut self.user,
+                    admitted,
                     name: &mut self.name,
                     id: self.id,
                     requirepass: &settings.requirepass,

@@ -1,9 +1,10 @@
 //! The RESP commands a connection answers itself, without the store: PING, ECHO, COMMAND, INFO,
-//! CONFIG GET, HELLO, CLIENT, SELECT, AUTH, QUIT. Their replies have Redis 7's shapes, so client
+//! CONFIG GET, HELLO, CLIENT, SELECT, AUTH, ACL WHOAMI, QUIT. Their replies have Redis 7's shapes, so client
 //! libraries (redis-py's handshake, redis-cli's hints, redis-benchmark's CONFIG GET) work.
 //!
 //! Invariant: each call writes exactly one reply.
 
+use super::auth::{TcpAuth, User};
 use super::Cx;
 use crate::protocol::resp::introspect::write_introspect;
 use crate::protocol::resp::options::ClientAttr;
@@ -17,8 +18,11 @@ pub const REDIS_VERSION: &str = "7.0.0";
 pub struct Local<'a> {
     /// RESP2 or RESP3 (HELLO).
     pub version: &'a mut RespVersion,
-    /// AUTH given (or none needed).
-    pub authenticated: &'a mut bool,
+    /// Who the session runs as (AUTH and HELLO change it).
+    pub user: &'a mut User,
+    /// The session may run commands (logged in, or anonymous access allows it): HELLO without
+    /// AUTH needs it.
+    pub admitted: bool,
     /// CLIENT SETNAME.
     pub name: &'a mut Vec<u8>,
     /// CLIENT ID.
@@ -38,9 +42,10 @@ pub enum Outcome {
 /// Answers a local command.
 pub fn run(command: Command<'_>, local: Local<'_>, cx: &mut Cx<'_>) -> Outcome {
     if let Command::Hello { protover, auth, setname } = command {
-        hello(cx.output, local, protover, auth, setname);
+        hello(cx, local, protover, auth, setname);
         return Outcome::Replied;
     }
+    let now_unix_s = cx.now.0 / 1_000_000_000;
     let mut w = ReplyWriter::new(cx.output, *local.version);
     match command {
         Command::Ping { message: None } => w.simple(b"PONG"),
@@ -61,12 +66,24 @@ pub fn run(command: Command<'_>, local: Local<'_>, cx: &mut Cx<'_>) -> Outcome {
         Command::ClientSetInfo { attr: ClientAttr::LibName | ClientAttr::LibVer, .. } => w.ok(),
         Command::Select { db: 0 } => w.ok(),
         Command::Select { .. } => w.command_error(&CommandError::DbIndexOutOfRange),
-        Command::Auth { username, password } => match check_auth(local.requirepass, username, password) {
-            Ok(()) => {
-                *local.authenticated = true;
-                w.ok();
+        Command::Auth { username, password } => {
+            match login(local.requirepass, cx.auth, username, password, now_unix_s) {
+                Ok(user) => {
+                    *local.user = user;
+                    w.ok();
+                }
+                Err(e) => {
+                    cx.refusals.resp_wrongpass += u64::from(matches!(e, CommandError::WrongPass));
+                    w.command_error(&e);
+                }
             }
-            Err(e) => w.command_error(&e),
+        }
+        Command::AclWhoAmI => match *local.user {
+            User::Principal(key_id) => {
+                let keys = cx.auth.keys.load();
+                w.bulk(keys.by_key_id(key_id).map_or(&b"default"[..], |p| p.name.as_bytes()));
+            }
+            User::Anonymous | User::Default => w.bulk(b"default"),
         },
         Command::Quit => {
             w.ok();
@@ -78,42 +95,58 @@ pub fn run(command: Command<'_>, local: Local<'_>, cx: &mut Cx<'_>) -> Outcome {
     Outcome::Replied
 }
 
-/// AUTH's check: the default user (or none named) with `requirepass`.
-fn check_auth(
+/// AUTH's check: the default user (or none named) with `requirepass`, else the principal named
+/// (or, with no name, the one whose password it is) with its password, unexpired. Without
+/// `requirepass` and without any principal that has a password, `AUTH <password>` is Redis's
+/// "no password configured" error.
+fn login(
     requirepass: &[u8],
+    auth: &TcpAuth,
     username: Option<&[u8]>,
     password: &[u8],
-) -> Result<(), CommandError<'static>> {
-    if requirepass.is_empty() {
+    now_unix_s: u64,
+) -> Result<User, CommandError<'static>> {
+    let default_user = username.is_none_or(|u| u == b"default");
+    // Compared whole, in time independent of where they differ.
+    if default_user && !requirepass.is_empty() && constant_time_eq::constant_time_eq(password, requirepass) {
+        return Ok(User::Default);
+    }
+    let keys = auth.keys.load();
+    let no_passwords = !keys.principals().iter().any(|p| p.password_digest.is_some());
+    if username.is_none() && requirepass.is_empty() && no_passwords {
         return Err(CommandError::AuthNotConfigured);
     }
-    let user_ok = username.is_none_or(|u| u == b"default");
-    // Compared whole, in time independent of where they differ.
-    let same = password.len() == requirepass.len()
-        && password.iter().zip(requirepass).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if user_ok && same {
-        Ok(())
-    } else {
-        Err(CommandError::WrongPass)
+    fn text(b: &[u8]) -> Result<&str, CommandError<'static>> {
+        std::str::from_utf8(b).map_err(|_| CommandError::WrongPass)
     }
+    let name = username.map(text).transpose()?;
+    // An expired principal gets the same text as a wrong password (Redis: "or user is disabled").
+    keys.login(name, text(password)?, now_unix_s)
+        .map(|p| User::Principal(p.key_id))
+        .map_err(|_| CommandError::WrongPass)
 }
 
 /// HELLO [protover [AUTH user pass] [SETNAME name]]: authenticates and names the connection,
 /// switches the protocol, and answers the server's map in the new protocol.
 fn hello(
-    output: &mut Vec<u8>,
+    cx: &mut Cx<'_>,
     local: Local<'_>,
     protover: Option<u8>,
     auth: Option<(&[u8], &[u8])>,
     setname: Option<&[u8]>,
 ) {
+    let output = &mut *cx.output;
     if let Some((user, pass)) = auth {
-        if let Err(e) = check_auth(local.requirepass, Some(user), pass) {
-            ReplyWriter::new(output, *local.version).command_error(&e);
-            return;
+        match login(local.requirepass, cx.auth, Some(user), pass, cx.now.0 / 1_000_000_000) {
+            Ok(u) => *local.user = u,
+            Err(e) => {
+                cx.refusals.resp_wrongpass += u64::from(matches!(e, CommandError::WrongPass));
+                ReplyWriter::new(output, *local.version).command_error(&e);
+                return;
+            }
         }
-        *local.authenticated = true;
-    } else if !*local.authenticated {
+    } else if !local.admitted {
+        cx.refusals.resp_noauth += 1;
         ReplyWriter::new(output, *local.version).command_error(&CommandError::NoAuth);
         return;
     }

@@ -7,6 +7,8 @@
 //!   (`output_bytes_max`) is skipped, never queued without bound: the next one replaces it anyway.
 //! - `GET /api/status`, `/api/shards`, `/api/partitions`, `/api/config`: the JSON API
 //!   (`metrics::api`).
+//! - With `admin.read_token` set, every request here but the admin operations must carry
+//!   `Authorization: Bearer <admin.read_token or admin.token>`: 401 otherwise (counted).
 //! - `/api/admin/...` (bearer token of `admin.token`; 401 without one, 403 for a wrong one or with
 //!   admin off): `POST snapshot` (202: every partition's snapshot is started), `POST compact`
 //!   (200 once every partition's snapshot is stored and its log checkpointed, with the log bytes
@@ -22,7 +24,7 @@
 //! refused admin request changes nothing; no text from a client is echoed into HTML.
 
 use super::Cx;
-use crate::metrics::admin::{check_token, TokenRefusal};
+use crate::metrics::admin::{check_token, read_allowed, TokenRefusal};
 use crate::metrics::api::OpsView;
 use crate::metrics::dashboard::SCRIPT;
 use crate::metrics::PartitionTotals;
@@ -130,6 +132,20 @@ pub fn route(
     let http10 = head.minor_version == 0;
     let head_only = head.method == Method::Head;
     let readable = matches!(head.method, Method::Get | Method::Head);
+    let operators = matches!(path, b"/" | b"/dashboard.js") || path.starts_with(b"/api/");
+    if operators && !path.starts_with(b"/api/admin/") {
+        if ops.is_some_and(|o| !read_allowed(head.authorization, &o.read_token, &o.admin_token)) {
+            cx.refusals.web_unauthorized += 1;
+            json_answer(
+                cx.output,
+                401,
+                r#"{"error":"the operator pages need `Authorization: Bearer <admin.read_token>`"}"#,
+                (close, http10, head_only),
+                Some(("WWW-Authenticate", "Bearer realm=\"vigil\"")),
+            );
+            return true;
+        }
+    }
     match path {
         b"/" | b"/dashboard.js" | b"/api/live" if !readable => {
             let mut r = Response::start(cx.output, 405);

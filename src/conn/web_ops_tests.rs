@@ -49,6 +49,7 @@ impl Rig {
             },
             pipeline_max: 8,
             requirepass: Vec::new(),
+            auth: crate::conn::TcpAuth::open(),
             placement: crate::inbox::Placement::new(1, 1).expect("one partition"),
             mset_body_bytes_max: 512,
             key_bytes_max: 64,

@@ -120,8 +120,21 @@ pub fn check_token(authorization: Option<&[u8]>, token: &str) -> Result<(), Toke
     }
 }
 
+/// Whether a read of the metrics or the operator pages may go on: `read_token` is empty (reads
+/// open), or the request's bearer token is `read_token` or `admin_token` (compared in constant
+/// time; an empty `admin_token` matches nothing).
+pub fn read_allowed(authorization: Option<&[u8]>, read_token: &str, admin_token: &str) -> bool {
+    if read_token.is_empty() {
+        return true;
+    }
+    let Some(given) = authorization.and_then(strip_bearer) else { return false };
+    let read = constant_time_eq::constant_time_eq(given, read_token.as_bytes());
+    let admin = !admin_token.is_empty() && constant_time_eq::constant_time_eq(given, admin_token.as_bytes());
+    read | admin
+}
+
 /// The token of a `Bearer <token>` value (the scheme's case ignored, RFC 9110 s. 11.1).
-fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
+pub fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = value.split_at(value.iter().position(|&b| b == b' ')?);
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         return None;
@@ -154,6 +167,18 @@ mod tests {
         assert_eq!(check_token(Some(b"Bearer "), t), Err(TokenRefusal::Missing));
         assert_eq!(check_token(Some(b"Bearer s3cret-token-012345678"), t), Err(TokenRefusal::Wrong));
         assert_eq!(check_token(Some(b"Bearer s3cret"), ""), Err(TokenRefusal::Off));
+    }
+
+    #[test]
+    fn reads_need_the_read_or_the_admin_token_once_a_read_token_is_set() {
+        let (read, admin) = ("read-token-0123456789", "admin-token-0123456789");
+        assert!(read_allowed(None, "", admin), "no read token: open");
+        assert!(read_allowed(Some(b"Bearer read-token-0123456789"), read, admin));
+        assert!(read_allowed(Some(b"Bearer admin-token-0123456789"), read, admin));
+        assert!(!read_allowed(Some(b"Bearer admin-token-0123456789"), read, ""));
+        assert!(!read_allowed(None, read, admin));
+        assert!(!read_allowed(Some(b"Bearer nope"), read, admin));
+        assert!(!read_allowed(Some(b"Bearer "), read, ""), "an empty admin token matches nothing");
     }
 
     #[test]

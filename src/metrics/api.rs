@@ -33,6 +33,9 @@ pub struct OpsView {
     /// The admin requests to the shards, and the token they need (empty: admin off).
     pub admin: AdminMailbox,
     pub admin_token: String,
+    /// The token reads of the operator pages need besides `admin_token` (`admin.read_token`;
+    /// empty: reads are open).
+    pub read_token: String,
     /// The process's log filter, when it can change while running.
     pub log: Option<Arc<dyn LogControl>>,
     /// The principals, for `/api/admin/clients` (none: the API cannot change them).
@@ -50,6 +53,7 @@ impl OpsView {
             config_json: config_json(config),
             dashboard: DashboardSlot::default(),
             admin_token: config.admin.token.clone(),
+            read_token: config.admin.read_token.clone(),
             log: None,
             clients: None,
         }

@@ -21,7 +21,30 @@ impl NodeCollector {
             };
             out.extend(s.auth.refusals().into_iter().map(|(reason, n)| label(reason, n)));
         }
+        self.tcp_auth_refusals(&mut out);
+        // The metrics endpoint's own refusals: it is no shard's.
+        let labels = vec![
+            ("shard", "none".to_string()),
+            ("protocol", "metrics".into()),
+            ("reason", "unauthorized".into()),
+        ];
+        out.push((labels, self.process.metrics_unauthorized));
         out
+    }
+
+    /// The stream side's refusals (`conn::AuthRefusals`) of every shard that serves TCP.
+    fn tcp_auth_refusals(&self, out: &mut Vec<(super::families::Labels, u64)>) {
+        for s in &self.shards {
+            let Some((c, _)) = &s.conns else { continue };
+            for (protocol, reason, n) in c.auth_refusals.by_reason() {
+                let labels = vec![
+                    ("shard", s.shard.to_string()),
+                    ("protocol", protocol.to_string()),
+                    ("reason", reason.to_string()),
+                ];
+                out.push((labels, n));
+            }
+        }
     }
 
     pub(super) fn encode_auth(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {

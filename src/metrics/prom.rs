@@ -31,6 +31,8 @@ pub struct ProcessStats {
     pub start_time_s: f64,
     /// How long the start took, from the process's start to every shard serving, seconds.
     pub start_duration_s: f64,
+    /// Scrapes of `/metrics` refused 401 (no `admin.read_token`): the endpoint's own count.
+    pub metrics_unauthorized: u64,
 }
 
 /// A DPDK port's counters at a scrape (`rte_eth_stats_get` and the driver's xstats).

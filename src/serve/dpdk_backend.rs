@@ -153,7 +153,7 @@ pub(super) fn serve(
     let d = config.dpdk.as_ref().expect("validated");
     // TCP through the exception path's kernel interface (none without it).
     let tcp_default = exception.as_ref().map(|_| SocketAddrV4::new(d.ip, config.net.port));
-    let mut tcp = tcp::prepare(config, tcp_default)?;
+    let mut tcp = tcp::prepare(config, tcp_default, &auth.keys)?;
     if let (Some(t), Some(b)) = (tcp.as_mut(), &board) {
         t.set_ops(Arc::clone(&b.view));
     }

@@ -4,6 +4,10 @@
 //! or asks a shard), reads the process's memory from `/proc/self/status`, and encodes them
 //! (`metrics::prom`).
 //!
+//! With `admin.read_token` set, a request must carry `Authorization: Bearer <admin.read_token or
+//! admin.token>` (Prometheus: `authorization: credentials:` in the scrape config): 401 otherwise,
+//! counted in `vigil_auth_refusals_total{protocol="metrics"}`.
+//!
 //! One request per connection, answered and closed: `GET /metrics` is 200 (OpenMetrics when the
 //! client's `Accept` asks for it, as Prometheus's scraper does, else the Prometheus text format:
 //! `metrics::prom::to_prometheus_text`); `GET` of anything else
@@ -17,6 +21,7 @@
 use super::wall_clock::unix_ns;
 use super::ServeError;
 use crate::config::Config;
+use crate::metrics::admin::read_allowed;
 use crate::metrics::prom::{self, PortReport, ProcessStats};
 use crate::metrics::StatsBoard;
 use std::io::{Read, Write};
@@ -43,6 +48,11 @@ pub(super) struct MetricsServing {
     board: StatsBoard,
     port: PortSource,
     request_bytes_max: usize,
+    /// `admin.read_token` and `admin.token`: what a scrape must carry (none when the first is empty).
+    read_token: String,
+    admin_token: String,
+    /// Scrapes refused 401 (this thread's own count: the endpoint is no shard's).
+    unauthorized: u64,
 }
 
 /// The running endpoint: its thread, and when every shard was serving (for
@@ -70,7 +80,16 @@ pub(super) fn prepare(
         listeners.push(l);
     }
     let addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-    Ok(Some(MetricsServing { listeners, addrs, board, port, request_bytes_max: m.request_bytes_max }))
+    Ok(Some(MetricsServing {
+        listeners,
+        addrs,
+        board,
+        port,
+        request_bytes_max: m.request_bytes_max,
+        read_token: config.admin.read_token.clone(),
+        admin_token: config.admin.token.clone(),
+        unauthorized: 0,
+    }))
 }
 
 impl MetricsServing {
@@ -94,11 +113,11 @@ impl MetricsServing {
         Ok(MetricsRunning { thread, ready_at_ns })
     }
 
-    fn run(self, stop: &AtomicBool, started: SystemTime, ready_at_ns: &AtomicU64) {
+    fn run(mut self, stop: &AtomicBool, started: SystemTime, ready_at_ns: &AtomicU64) {
         while !stop.load(Ordering::Relaxed) {
             let mut served = false;
-            for l in &self.listeners {
-                if let Ok((stream, _)) = l.accept() {
+            for i in 0..self.listeners.len() {
+                if let Ok((stream, _)) = self.listeners[i].accept() {
                     served = true;
                     self.answer(stream, started, ready_at_ns.load(Ordering::Relaxed));
                 }
@@ -110,16 +129,32 @@ impl MetricsServing {
     }
 
     /// Reads one request from `stream` and answers it (errors of the client's socket end it).
-    fn answer(&self, mut stream: TcpStream, started: SystemTime, ready_at_ns: u64) {
+    fn answer(&mut self, mut stream: TcpStream, started: SystemTime, ready_at_ns: u64) {
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
         let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-        let (status, content_type, body) = match read_head(&mut stream, self.request_bytes_max) {
-            Ok(Head::Get { path, openmetrics }) if path == "/metrics" => {
+        let head = read_head(&mut stream, self.request_bytes_max);
+        let refused = match &head {
+            Ok(Head::Get { authorization, .. } | Head::Other { authorization }) => {
+                !read_allowed(authorization.as_deref(), &self.read_token, &self.admin_token)
+            }
+            Err(_) => false,
+        };
+        let (status, content_type, body) = match head {
+            _ if refused => {
+                self.unauthorized += 1;
+                (
+                    "401 Unauthorized",
+                    "text/plain",
+                    "the metrics need `Authorization: Bearer <admin.read_token>`\n".into(),
+                )
+            }
+            Ok(Head::Get { path, openmetrics, .. }) if path == "/metrics" => {
                 let mut body = String::new();
                 let port = self.port.lock().ok().and_then(|source| source.as_ref().and_then(|read| read()));
-                match prom::render(self.board.latest(), process_stats(started, ready_at_ns), port, &mut body)
-                {
+                let mut process = process_stats(started, ready_at_ns);
+                process.metrics_unauthorized = self.unauthorized;
+                match prom::render(self.board.latest(), process, port, &mut body) {
                     Ok(()) if openmetrics => ("200 OK", prom::CONTENT_TYPE, body),
                     Ok(()) => ("200 OK", prom::CONTENT_TYPE_TEXT, prom::to_prometheus_text(&body)),
                     Err(_) => ("500 Internal Server Error", "text/plain", "encoding failed\n".into()),
@@ -128,7 +163,7 @@ impl MetricsServing {
             Ok(Head::Get { .. }) => {
                 ("404 Not Found", "text/plain", "not found: the metrics are at /metrics\n".into())
             }
-            Ok(Head::Other) => ("405 Method Not Allowed", "text/plain", "only GET /metrics\n".into()),
+            Ok(Head::Other { .. }) => ("405 Method Not Allowed", "text/plain", "only GET /metrics\n".into()),
             Err(Refusal::TooLarge) => {
                 ("431 Request Header Fields Too Large", "text/plain", "request head too large\n".into())
             }
@@ -138,7 +173,11 @@ impl MetricsServing {
         let head = format!(
             "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
             body.len(),
-            if status.starts_with("405") { "Allow: GET\r\n" } else { "" }
+            match &status[..3] {
+                "405" => "Allow: GET\r\n",
+                "401" => "WWW-Authenticate: Bearer realm=\"vigil\"\r\n",
+                _ => "",
+            }
         );
         let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body.as_bytes()));
     }
@@ -157,10 +196,10 @@ impl MetricsRunning {
 }
 
 /// What a request's head asked: a GET of a path (and whether it accepts OpenMetrics), or
-/// another method.
+/// another method; with its `Authorization` value.
 enum Head {
-    Get { path: String, openmetrics: bool },
-    Other,
+    Get { path: String, openmetrics: bool, authorization: Option<Vec<u8>> },
+    Other { authorization: Option<Vec<u8>> },
 }
 
 /// Why a request was not read.
@@ -192,10 +231,15 @@ fn read_head(stream: &mut TcpStream, max: usize) -> Result<Head, Refusal> {
                 let accept = req.headers.iter().find(|h| h.name.eq_ignore_ascii_case("accept"));
                 let openmetrics =
                     accept.is_some_and(|h| prom::wants_openmetrics(&String::from_utf8_lossy(h.value)));
+                let authorization = req
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("authorization"))
+                    .map(|h| h.value.to_vec());
                 return Ok(if req.method == Some("GET") {
-                    Head::Get { path, openmetrics }
+                    Head::Get { path, openmetrics, authorization }
                 } else {
-                    Head::Other
+                    Head::Other { authorization }
                 });
             }
             Ok(httparse::Status::Partial) => continue,
@@ -222,5 +266,6 @@ pub(super) fn process_stats(started: SystemTime, ready_at_ns: u64) -> ProcessSta
         virtual_bytes: kib("VmSize:"),
         start_time_s: start_ns as f64 / 1e9,
         start_duration_s: ready_at_ns.saturating_sub(start_ns) as f64 / 1e9,
+        metrics_unauthorized: 0,
     }
 }

@@ -188,7 +188,7 @@ pub fn serve(
     if config.net.backend == Backend::Kernel {
         let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
         probe_port(addr)?;
-        kernel_tcp = tcp::prepare(config, Some(addr))?;
+        kernel_tcp = tcp::prepare(config, Some(addr), &auth.keys)?;
     }
     // Held until this function returns, after every shard has been joined.
     let _lock = prepare_storage(config)?;
@@ -281,7 +281,7 @@ fn serve_backend(
                         config.kernel.bind_ip, config.net.port
                     );
                     let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
-                    let tcp = tcp::prepare(config, Some(addr))?;
+                    let tcp = tcp::prepare(config, Some(addr), &auth.keys)?;
                     serve_kernel(config, stop, ready, ActiveBackend::KernelFallback, tcp, board, auth)
                 }
                 Err(e) => Err(e),

@@ -9,6 +9,7 @@ use super::ServeError;
 use crate::config::Config;
 use crate::conn::hub::WatchHub;
 use crate::conn::resp::RespSettings;
+use crate::conn::TcpAuth;
 use crate::conn::{ConnLimits, Connections};
 use crate::inbox::Placement;
 use crate::protocol::resp::RespLimits;
@@ -45,10 +46,12 @@ pub struct TcpRunning {
 }
 
 /// Binds the listeners and makes the shards' tables; `None` when `tcp.enabled` is false or there
-/// is nothing to listen on. `default_addr` is the kernel backend's UDP address (`None` for DPDK).
+/// is nothing to listen on. `default_addr` is the kernel backend's UDP address (`None` for DPDK);
+/// `keys` the node's principals (`auth::NodeAuth`'s table, which every connection checks against).
 pub fn prepare(
     config: &Config,
     default_addr: Option<SocketAddrV4>,
+    keys: &crate::auth::SharedKeys,
 ) -> Result<Option<TcpServing>, ServeError> {
     let tcp = &config.tcp;
     let addrs: Vec<SocketAddr> = match (tcp.listen.is_empty(), default_addr) {
@@ -93,6 +96,8 @@ pub fn prepare(
         },
         pipeline_max: tcp.pipeline_max,
         requirepass: tcp.requirepass.as_bytes().to_vec(),
+        // The node's one key table (`NodeAuth`'s, which the admin API swaps): never a copy.
+        auth: TcpAuth::new(std::sync::Arc::clone(keys), config.auth.anonymous.acl()),
         placement: Placement::new(config.storage.partitions(config.node.shards), config.node.shards)
             .map_err(|e| ServeError::Tcp(format!("the placement of keys: {e}")))?,
         mset_body_bytes_max: mset_body_bytes_max(config),

@@ -64,6 +64,8 @@ pub enum Command<'a> {
     Select { db: i64 },
     /// AUTH [username] password.
     Auth { username: Option<&'a [u8]>, password: &'a [u8] },
+    /// ACL WHOAMI: the session's user name.
+    AclWhoAmI,
     /// QUIT: reply OK, then close.
     Quit,
     /// CANDLE.LIGHT field value [field value ...]: `fields` has an even length (names and values
@@ -81,6 +83,12 @@ pub enum Command<'a> {
 
 /// Parses a framed request (at least one argument; `parse_request` returned `Request`).
 pub fn parse_command(args: Args<'_>) -> Result<Command<'_>, CommandError<'_>> {
+    parse_command_spec(args).map(|(_, command)| command)
+}
+
+/// `parse_command`, with the table entry the command is (its name and ACL category: the session
+/// checks the user's rights with it, `super::acl`).
+pub fn parse_command_spec(args: Args<'_>) -> Result<(&'static CommandSpec, Command<'_>), CommandError<'_>> {
     if args.is_empty() {
         return Err(CommandError::UnknownCommand { args });
     }
@@ -88,7 +96,7 @@ pub fn parse_command(args: Args<'_>) -> Result<Command<'_>, CommandError<'_>> {
     if !spec.arity_ok(args.len()) {
         return Err(CommandError::WrongArity { name: spec.name });
     }
-    parse_checked(spec, args)
+    Ok((spec, parse_checked(spec, args)?))
 }
 
 /// The spec the request names: the command, or its subcommand when it is a container and a
@@ -144,7 +152,10 @@ fn parse_checked<'a>(spec: &'static CommandSpec, args: Args<'a>) -> Result<Comma
         CommandId::ConfigGet => Command::ConfigGet { patterns: args.list(2, args.len()) },
         // A container reached with one argument fails its arity above; these are unreachable
         // with a valid table, and answered as Redis answers a container without a subcommand.
-        CommandId::Config | CommandId::Client => return Err(CommandError::WrongArity { name: spec.name }),
+        CommandId::Config | CommandId::Client | CommandId::Acl => {
+            return Err(CommandError::WrongArity { name: spec.name })
+        }
+        CommandId::AclWhoAmI => Command::AclWhoAmI,
         CommandId::Hello => parse_hello(args)?,
         CommandId::ClientSetName => {
             let name = args.get(2);

@@ -88,6 +88,10 @@ pub enum CommandError<'a> {
     /// At execution: a command other than AUTH, HELLO, QUIT before authentication.
     #[error("NOAUTH Authentication required.")]
     NoAuth,
+    /// At execution: the session's user lacks the ACL category the command needs (`command` is
+    /// its full name, `config|get` for a subcommand), Redis 7.2's text.
+    #[error("NOPERM User {} has no permissions to run the '{command}' command", Lossy(.user))]
+    NoPerm { user: &'a [u8], command: &'static str },
 }
 
 impl CommandError<'_> {

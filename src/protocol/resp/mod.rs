@@ -13,6 +13,7 @@
 //! caller's buffer, which the caller bounds); nothing here panics on any input bytes (fuzzed by
 //! `fuzz/fuzz_targets/resp_request.rs`, and differential-tested against `redis-protocol`).
 
+pub mod acl;
 pub mod args;
 pub mod command;
 mod command_error;
@@ -35,6 +36,6 @@ mod tests_reply;
 mod tests_request;
 
 pub use args::{ArgList, ArgTable, Args};
-pub use command::{parse_command, Command, CommandError};
+pub use command::{parse_command, parse_command_spec, Command, CommandError};
 pub use reply::{ReplyWriter, RespVersion};
 pub use request::{parse_request, Parsed, RespError, RespLimits};

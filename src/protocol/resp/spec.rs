@@ -43,6 +43,9 @@ pub enum CommandId {
     Help,
     Select,
     Auth,
+    /// `ACL` (the container) and `ACL WHOAMI`.
+    Acl,
+    AclWhoAmI,
     Quit,
     CandleLight,
     CandleGet,

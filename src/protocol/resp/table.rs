@@ -154,6 +154,17 @@ const CLIENT_SUBS: &[CommandSpec] = &[
     },
 ];
 
+const ACL_SUBS: &[CommandSpec] = &[
+    help("acl|help", "server"),
+    CommandSpec {
+        flags: &["noscript", "loading", "stale"],
+        acl_categories: &["@slow"],
+        summary: "Return the name of the user associated to the current connection",
+        since: "6.0.0",
+        ..spec("acl|whoami", CommandId::AclWhoAmI, 2, "server")
+    },
+];
+
 const NO_AUTH: &[&str] = &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"];
 
 /// Every command Vigil answers on RESP.
@@ -378,6 +389,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         complexity: "O(N) where N is the number of passwords defined for the user",
         args: &[string("username").optional().since("6.0.0"), string("password")],
         ..spec("auth", CommandId::Auth, -2, "connection")
+    },
+    CommandSpec {
+        acl_categories: &["@slow"],
+        summary: "A container for Access List Control commands",
+        since: "6.0.0",
+        complexity: "Depends on subcommand.",
+        subcommands: ACL_SUBS,
+        ..spec("acl", CommandId::Acl, -2, "server")
     },
     CommandSpec {
         flags: NO_AUTH,
