@@ -10,8 +10,8 @@
 mod common;
 
 use common::{
-    answers, disk_temp_dir, exchange, free_tcp_port, free_udp_port, metric_sum, node_config, request,
-    scrape_metrics, try_http, Server,
+    answers, disk_temp_dir, exchange, free_tcp_port, free_udp_port, metric_sum, node_config, prometheus_tool,
+    promtool_check, request, scrape_metrics, try_http, Server,
 };
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -63,28 +63,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Runs a program of the `prometheus` package; fails loudly when it is not installed.
-fn prometheus_tool(name: &str) -> Command {
-    let found = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().unwrap();
-    assert!(
-        found.status.success(),
-        "{name} is missing: apt-get install prometheus (scripts/test installs it)"
-    );
-    Command::new(name)
-}
-
-fn promtool_check(text: &str, dir: &Path) {
-    let path = dir.join("scrape.txt");
-    std::fs::write(&path, text).unwrap();
-    let out = prometheus_tool("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&path).unwrap())
-        .output()
-        .unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
 }
 
 #[test]

@@ -66,6 +66,10 @@ pub fn disk_temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The line of `node_config`'s `[auth]` table: requests without credentials may read and write
+/// (loopback only; tests of access control replace it, `serve_tcp_auth.rs`).
+pub const ANONYMOUS_READ_WRITE: &str = "anonymous = \"read-write\"";
+
 /// A two-shard node on kernel sockets on loopback `port`, its log and snapshots in `data_dir`
 /// (io_uring, durable; relative to the test's directory when relative), with small log segments and
 /// a snapshot every `snapshot_every_entries` entries so tests reach recycling and snapshot recovery.
@@ -84,7 +88,9 @@ pub fn node_config(
 ) -> String {
     let partitions = partitions.map_or(String::new(), |p| format!("partitions = {p}\n"));
     format!(
-        r#"[node]
+        r#"[auth]
+{ANONYMOUS_READ_WRITE}
+[node]
 shards = {shards}
 cores = []
 [net]
@@ -539,4 +545,27 @@ pub fn metric_sum(text: &str, name: &str, with: &[&str]) -> f64 {
         .filter(|l| with.iter().all(|w| l.contains(w)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Runs a program of the `prometheus` package; fails loudly when it is not installed.
+pub fn prometheus_tool(name: &str) -> Command {
+    let found = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().unwrap();
+    assert!(
+        found.status.success(),
+        "{name} is missing: apt-get install prometheus (scripts/test installs it)"
+    );
+    Command::new(name)
+}
+
+/// Checks a scrape's text with `promtool check metrics`: it must find nothing.
+pub fn promtool_check(text: &str, dir: &Path) {
+    let path = dir.join("scrape.txt");
+    std::fs::write(&path, text).unwrap();
+    let out = prometheus_tool("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
 }
