@@ -53,23 +53,19 @@ impl TcpAuth {
 
     /// The ACL of a request that carries `authorization` (an `Authorization` value) or, without
     /// one, `token` (a WebSocket upgrade's `access_token`): the principal's, or the anonymous
-    /// one when it carries neither; `Err` when its credentials are refused.
-    pub fn acl_of(
-        &self,
-        authorization: Option<&[u8]>,
-        token: Option<&[u8]>,
-        now_unix_s: u64,
-    ) -> Result<Acl, ()> {
+    /// one when it carries neither; `None` when its credentials (or, without any, anonymous
+    /// requests) are refused.
+    pub fn acl_of(&self, authorization: Option<&[u8]>, token: Option<&[u8]>, now_unix_s: u64) -> Option<Acl> {
         let token = match authorization {
-            Some(value) => Some(strip_bearer(value).ok_or(())?),
+            Some(value) => Some(strip_bearer(value)?),
             None => token,
         };
         match token {
             Some(t) => {
-                let t = std::str::from_utf8(t).map_err(|_| ())?;
-                self.keys.load().bearer(t, now_unix_s).map(|p| p.acl).map_err(|_| ())
+                let t = std::str::from_utf8(t).ok()?;
+                self.keys.load().bearer(t, now_unix_s).ok().map(|p| p.acl)
             }
-            None => self.anonymous.ok_or(()),
+            None => self.anonymous,
         }
     }
 
@@ -87,8 +83,8 @@ impl TcpAuth {
         }
         let credentials = authorization.is_some() || token.is_some();
         match self.acl_of(authorization, token, now_unix_s) {
-            Ok(acl) if acl.allows(needed) => Ok(()),
-            Ok(_) if credentials => Err(Refused::Forbidden),
+            Some(acl) if acl.allows(needed) => Ok(()),
+            Some(_) if credentials => Err(Refused::Forbidden),
             _ => Err(Refused::Unauthorized),
         }
     }

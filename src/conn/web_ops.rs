@@ -133,18 +133,19 @@ pub fn route(
     let head_only = head.method == Method::Head;
     let readable = matches!(head.method, Method::Get | Method::Head);
     let operators = matches!(path, b"/" | b"/dashboard.js") || path.starts_with(b"/api/");
-    if operators && !path.starts_with(b"/api/admin/") {
-        if ops.is_some_and(|o| !read_allowed(head.authorization, &o.read_token, &o.admin_token)) {
-            cx.refusals.web_unauthorized += 1;
-            json_answer(
-                cx.output,
-                401,
-                r#"{"error":"the operator pages need `Authorization: Bearer <admin.read_token>`"}"#,
-                (close, http10, head_only),
-                Some(("WWW-Authenticate", "Bearer realm=\"vigil\"")),
-            );
-            return true;
-        }
+    if operators
+        && !path.starts_with(b"/api/admin/")
+        && ops.is_some_and(|o| !read_allowed(head.authorization, &o.read_token, &o.admin_token))
+    {
+        cx.refusals.web_unauthorized += 1;
+        json_answer(
+            cx.output,
+            401,
+            r#"{"error":"the operator pages need `Authorization: Bearer <admin.read_token>`"}"#,
+            (close, http10, head_only),
+            Some(("WWW-Authenticate", "Bearer realm=\"vigil\"")),
+        );
+        return true;
     }
     match path {
         b"/" | b"/dashboard.js" | b"/api/live" if !readable => {

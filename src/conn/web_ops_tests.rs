@@ -28,8 +28,14 @@ struct Rig {
 
 impl Rig {
     fn new() -> Self {
+        Self::with_read_token("")
+    }
+
+    /// A rig whose config sets `admin.read_token` (empty: none).
+    fn with_read_token(read_token: &str) -> Self {
         let mut config = crate::config::Config::dev();
         config.admin.token = TOKEN.into();
+        config.admin.read_token = read_token.into();
         let ops = Arc::new(OpsView::new(StatsBoard::new(2), &config, 0));
         ops.dashboard.store(Rendered::new(1, "<html>page 1</html>".into(), "<p>live 1</p>"));
         let streams = SimStreams::new(4096, 1 << 20);
@@ -136,4 +142,26 @@ fn a_live_stream_sends_each_new_rendering_and_takes_no_requests() {
     assert!(got.contains("id: 2\ndata: <p>live 2</p>\n\n") && !got.contains("HTTP/1.1"), "{got}");
     let (_, page) = r.ask("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 5_000_000);
     assert!(page.starts_with("HTTP/1.1 200 ") && page.ends_with("<html>page 2</html>"), "{page}");
+}
+
+#[test]
+fn with_a_read_token_the_operator_pages_need_it_or_the_admin_token_and_refusals_are_counted() {
+    let read = "unit-test-read-token";
+    let mut r = Rig::with_read_token(read);
+    // The simulated streams never reuse a slot (4 here): each connection carries several requests.
+    let refused: String = ["/", "/dashboard.js", "/api/status", "/api/live"]
+        .map(|p| format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .concat();
+    let (_, got) = r.ask(&refused, 5_000_000);
+    assert_eq!(got.matches("HTTP/1.1 401 ").count(), 4, "{got}");
+    assert_eq!(got.matches("WWW-Authenticate: Bearer realm=\"vigil\"").count(), 4, "{got}");
+    let allowed: String = [read, TOKEN]
+        .map(|t| format!("GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\n\r\n"))
+        .concat();
+    let (_, got) = r.ask(&allowed, 5_000_000);
+    assert_eq!(got.matches("HTTP/1.1 200 ").count(), 2, "{got}");
+    // The admin operations keep needing admin.token exactly: the read token is a wrong one there.
+    let (_, got) = r.ask(&admin("snapshot", "POST", &format!("Authorization: Bearer {read}\r\n")), 2_000_000);
+    assert!(got.starts_with("HTTP/1.1 403 "), "{got}");
+    assert_eq!(r.conns.counters().0.auth_refusals.web_unauthorized, 4);
 }
