@@ -50,6 +50,8 @@ fuzz_target!(|data: &[u8]| {
         limits: RespLimits { args_max: 16, arg_bytes_max: 1024, inline_bytes_max: 1024, request_bytes_max: 4096 },
         pipeline_max: 8,
         requirepass: Vec::new(),
+        // Everything allowed: the fuzzer reaches every command, not only the refusals.
+        auth: vigil::conn::TcpAuth::open(),
         placement: vigil::inbox::Placement::new(1, 1).expect("one partition"),
         mset_body_bytes_max: 512,
         key_bytes_max: 64,
