@@ -144,16 +144,19 @@ pub struct RespRights<'k> {
 }
 
 impl<'k> RespRights<'k> {
-    /// `user`'s rights now, from `keys`; `anonymous` is what a session without a login gets.
-    pub fn of(user: User, keys: &'k KeyTable, anonymous: Option<Acl>, now_unix_s: u64) -> Self {
+    /// `user`'s rights now, from `keys` (the node's table: needed for a principal only; without
+    /// it a principal has none); `anonymous` is what a session without a login gets.
+    pub fn of(user: User, keys: Option<&'k KeyTable>, anonymous: Option<Acl>, now_unix_s: u64) -> Self {
         const DEFAULT: &[u8] = b"default";
         match user {
             User::Anonymous => Self { name: DEFAULT, acl: anonymous, lost: false },
             User::Default => Self { name: DEFAULT, acl: Some(Acl::ALL), lost: false },
-            User::Principal(key_id) => match keys.by_key_id(key_id).filter(|p| !p.expired(now_unix_s)) {
-                Some(p) => Self { name: p.name.as_bytes(), acl: Some(p.acl), lost: false },
-                None => Self { name: DEFAULT, acl: None, lost: true },
-            },
+            User::Principal(key_id) => {
+                match keys.and_then(|k| k.by_key_id(key_id)).filter(|p| !p.expired(now_unix_s)) {
+                    Some(p) => Self { name: p.name.as_bytes(), acl: Some(p.acl), lost: false },
+                    None => Self { name: DEFAULT, acl: None, lost: true },
+                }
+            }
         }
     }
 }
@@ -247,14 +250,14 @@ mod tests {
     fn a_revoked_or_expired_principal_loses_its_rights_at_the_next_command() {
         let a = auth(Some(Acl::READ));
         let keys = a.keys.load();
-        let r = RespRights::of(User::Principal(1), &keys, a.anonymous, 0);
+        let r = RespRights::of(User::Principal(1), Some(&keys), a.anonymous, 0);
         assert_eq!((r.name, r.acl, r.lost), (&b"reader"[..], Some(Acl::READ), false));
-        assert!(RespRights::of(User::Principal(2), &keys, a.anonymous, 100).lost);
-        assert_eq!(RespRights::of(User::Anonymous, &keys, a.anonymous, 0).acl, Some(Acl::READ));
-        assert_eq!(RespRights::of(User::Default, &keys, None, 0).acl, Some(Acl::ALL));
+        assert!(RespRights::of(User::Principal(2), Some(&keys), a.anonymous, 100).lost);
+        assert_eq!(RespRights::of(User::Anonymous, None, a.anonymous, 0).acl, Some(Acl::READ));
+        assert_eq!(RespRights::of(User::Default, None, None, 0).acl, Some(Acl::ALL));
         a.keys.store(std::sync::Arc::new(keys.with_revoked("reader").unwrap()));
         let now = a.keys.load();
-        let r = RespRights::of(User::Principal(1), &now, a.anonymous, 0);
+        let r = RespRights::of(User::Principal(1), Some(&now), a.anonymous, 0);
         assert!(r.lost && r.acl.is_none());
     }
 }

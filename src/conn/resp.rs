@@ -297,8 +297,7 @@ impl State {
         let exempt = matches!(spec.id, CommandId::Auth | CommandId::Hello | CommandId::Quit);
         // Loaded only for a principal: anonymous and requirepass sessions need no table.
         let keys = matches!(self.user, User::Principal(_)).then(|| settings.auth.keys.load());
-        let empty = crate::auth::KeyTable::default();
-        let table = keys.as_deref().map_or(&empty, |k| &**k);
+        let table = keys.as_ref().map(|k| &***k);
         let rights = RespRights::of(self.user, table, settings.anonymous_acl(), cx.now.0 / 1_000_000_000);
         let error = match rights.acl {
             None if !exempt => CommandError::NoAuth,
