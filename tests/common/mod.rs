@@ -88,9 +88,7 @@ pub fn node_config(
 ) -> String {
     let partitions = partitions.map_or(String::new(), |p| format!("partitions = {p}\n"));
     format!(
-        r#"[auth]
-{ANONYMOUS_READ_WRITE}
-[node]
+        r#"[node]
 shards = {shards}
 cores = []
 [net]
@@ -101,7 +99,7 @@ bind_ip = "127.0.0.1"
 idle_wait_us = 200
 recv_buffer_bytes = 4194304
 [auth]
-anonymous = "read-write"
+{ANONYMOUS_READ_WRITE}
 [storage]
 backend = "uring"
 dir = "{data_dir}"
