@@ -1,10 +1,11 @@
 //! The blocking client: one UDP socket, one request in flight, retries with the same request id,
 //! and leader following.
 //!
-//! A request is encoded once into a datagram (header with this client's id, one frame whose
-//! request id is the request's) and that same datagram is what every attempt sends, so a retry is
-//! byte for byte the original: the server answers a write it already applied with its original
-//! answer (exactly-once, docs/PROTOCOL.md "Exactly-once writes").
+//! Every attempt at a request sends the same frame (this client's id, the request's id, opcode
+//! and body), so the server answers a write it already applied with its original answer
+//! (exactly-once, docs/PROTOCOL.md "Exactly-once writes"). The datagram around it is written per
+//! attempt by the [`Sealer`]: the node's address cookie if one is held and, with credentials, a
+//! fresh nonce and MAC (an anonymous attempt without a cookie is byte for byte the first one).
 //!
 //! Where an attempt goes: the leader the [`LeaderTable`] knows for the key's partition, else the
 //! current seed. What happens after it:
@@ -12,7 +13,13 @@
 //!   once (after a pause if the hint names the node that just refused);
 //! - `NOT_LEADER` without a hint (the node knows no leader): the same datagram to the next seed
 //!   after `retry_pause` (a follower cut off from the others knows none, the others may);
-//! - `BUSY`, `UNAVAILABLE`: the same datagram to the same node after `retry_pause`;
+//! - `BUSY`, `UNAVAILABLE`, `AUTH_FAILED` `too_many_sessions`: the same request to the same node
+//!   after `retry_pause`;
+//! - `ADDRESS_UNPROVEN`: its body is the node's cookie for our address; it is kept for that node
+//!   (and sent on every later datagram to it) and the request resent with it at once (not
+//!   executed the first time). A node that refuses the cookie it just gave ends the request;
+//! - `AUTH_FAILED` for the whole datagram (opcode 0): the request's result
+//!   ([`ClientError::AuthFailed`] names the reason);
 //! - no answer within `timeout`: the same datagram to the same node, up to `tries_per_node` times,
 //!   then the node is forgotten as a leader and the next seed is tried;
 //! - any other answer is the request's result.
@@ -24,12 +31,15 @@
 
 use crate::error::ClientError;
 use crate::leader::{decode_hint, LeaderTable};
+use crate::seal::Sealer;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
-use vigil::wire::{self, DatagramWriter, Frames, Status};
+use vigil::auth::ext;
+use vigil::auth::{Credentials, Refusal};
+use vigil::wire::{self, Frames, Status};
 
 /// The largest datagram a node accepts by default (`net.datagram_bytes_max`: one 1500-byte MTU).
 pub const DATAGRAM_BYTES_DEFAULT: usize = 1472;
@@ -38,7 +48,12 @@ pub const DATAGRAM_BYTES_DEFAULT: usize = 1472;
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// The client id every datagram carries (non-zero for exactly-once writes); `None`: a random one.
+    /// With `credentials`, one of the ids the key speaks for (`client_id .. client_id +
+    /// client_ids` of its `[[auth.clients]]` entry): required.
     pub client_id: Option<u64>,
+    /// The key every datagram is signed with (`Credentials::from_hex(key_id, "64 hex digits")`);
+    /// `None`: anonymous datagrams.
+    pub credentials: Option<Credentials>,
     /// How long one attempt waits for its answer.
     pub timeout: Duration,
     /// Unanswered attempts at one node before the next node is tried.
@@ -56,6 +71,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         Self {
             client_id: None,
+            credentials: None,
             timeout: Duration::from_millis(250),
             tries_per_node: 3,
             attempts_max: 64,
@@ -76,6 +92,8 @@ pub struct ClientStats {
     pub timeouts: u64,
     /// Attempts answered `NOT_LEADER` without a hint, `BUSY` or `UNAVAILABLE`, resent after a pause.
     pub retried: u64,
+    /// Attempts answered `ADDRESS_UNPROVEN`: a cookie learnt and the request resent with it.
+    pub cookies_learnt: u64,
 }
 
 /// One answer frame: its status byte and body.
@@ -104,6 +122,7 @@ pub struct Client {
     client_id: u64,
     next_request_id: u64,
     leaders: LeaderTable,
+    sealer: Sealer,
     config: ClientConfig,
     out: Vec<u8>,
     input: Vec<u8>,
@@ -132,6 +151,9 @@ impl Client {
         let Some(first) = seeds.first() else { return Err(ClientError::NoSeeds) };
         let bind: SocketAddr = if first.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
         let socket = UdpSocket::bind(bind)?;
+        if config.credentials.is_some() && config.client_id.is_none() {
+            return Err(ClientError::NoClientId);
+        }
         let client_id = config.client_id.unwrap_or_else(random_client_id);
         Ok(Client {
             socket,
@@ -140,6 +162,7 @@ impl Client {
             client_id,
             next_request_id: 1,
             leaders: LeaderTable::new(),
+            sealer: Sealer::new(config.credentials),
             out: vec![0; config.datagram_bytes_max.max(wire::HEADER_LEN)],
             input: vec![0; 65_536],
             config,
@@ -185,11 +208,11 @@ impl Client {
         key: Option<&[u8]>,
         body: &[u8],
     ) -> Result<Reply, ClientError> {
-        let len = self.encode(request_id, opcode, body)?;
         let mut target = self.route(key);
         let mut tries_here = 0u32;
         let mut last = "timeout";
         for _ in 0..self.config.attempts_max {
+            let len = self.encode(target, request_id, opcode, body)?;
             self.socket.send_to(&self.out[..len], target)?;
             self.stats.sent += 1;
             tries_here += 1;
@@ -234,6 +257,17 @@ impl Client {
                     last = s.name();
                     self.pause();
                 }
+                Some(Status::AuthFailed) if refusal(&reply) == Some(Refusal::TooManySessions) => {
+                    // The node's replay windows are all in use; one frees within its replay bound.
+                    last = Refusal::TooManySessions.name();
+                    self.pause();
+                }
+                Some(Status::AddressUnproven) if self.sealer.learn_cookie(target, &reply.body) => {
+                    // Not executed: resend it at once with the cookie (a fresh datagram).
+                    last = Status::AddressUnproven.name();
+                    self.stats.cookies_learnt += 1;
+                    tries_here = 0;
+                }
                 _ => return Ok(reply),
             }
         }
@@ -254,12 +288,23 @@ impl Client {
         std::thread::sleep(self.config.retry_pause);
     }
 
-    fn encode(&mut self, request_id: u64, opcode: u8, body: &[u8]) -> Result<usize, ClientError> {
-        let bytes = wire::HEADER_LEN + wire::FRAME_HEADER_LEN + body.len();
-        let too_large = || ClientError::TooLarge { bytes, max: self.config.datagram_bytes_max };
-        let mut w = DatagramWriter::request(&mut self.out, self.client_id).map_err(|_| too_large())?;
-        w.push(opcode, 0, request_id, body).map_err(|_| too_large())?;
-        Ok(w.finish())
+    /// Writes one attempt's datagram for `node` into `self.out` (see [`Sealer::encode`]).
+    fn encode(
+        &mut self,
+        node: SocketAddr,
+        request_id: u64,
+        opcode: u8,
+        body: &[u8],
+    ) -> Result<usize, ClientError> {
+        let bytes = wire::HEADER_LEN + self.sealer.overhead(node) + wire::FRAME_HEADER_LEN + body.len();
+        self.sealer
+            .encode(&mut self.out, node, self.client_id, request_id, opcode, body)
+            .map_err(|_| ClientError::TooLarge { bytes, max: self.config.datagram_bytes_max })
+    }
+
+    /// The address cookie held for `node` (learnt from its `ADDRESS_UNPROVEN` answer), if any.
+    pub fn cookie(&self, node: SocketAddr) -> Option<[u8; ext::COOKIE_LEN]> {
+        self.sealer.cookie(node)
     }
 
     /// The node a request about `key` goes to first.
@@ -303,7 +348,9 @@ impl Client {
     }
 }
 
-/// The frame answering (`client_id`, `request_id`, `opcode`) in a response datagram, if any.
+/// The frame answering (`client_id`, `request_id`, `opcode`) in a response datagram, if any: the
+/// frame with that request id and opcode, or an `AUTH_FAILED` for the whole datagram (opcode 0,
+/// request id 0 or ours: one request per datagram, so it refused this one).
 fn find_answer(
     datagram: &[u8],
     client_id: u64,
@@ -317,7 +364,12 @@ fn find_answer(
     }
     Frames::new(datagram, header.count)
         .map_while(Result::ok)
-        .find(|f| f.request_id == request_id && f.opcode == opcode)
+        .find(|f| {
+            let whole = f.opcode == wire::OPCODE_NONE
+                && f.status == Status::AuthFailed as u8
+                && (f.request_id == 0 || f.request_id == request_id);
+            whole || (f.request_id == request_id && f.opcode == opcode)
+        })
         .map(|f| Reply { status: f.status, body: f.body.to_vec(), from })
 }
 
@@ -325,8 +377,19 @@ fn find_answer(
 pub(crate) fn ok_body(reply: Reply) -> Result<Vec<u8>, ClientError> {
     match Status::from_u8(reply.status) {
         Some(Status::Ok) => Ok(reply.body),
+        Some(Status::AuthFailed) => Err(ClientError::AuthFailed(refusal(&reply))),
+        Some(Status::Forbidden) => Err(ClientError::Forbidden),
+        Some(Status::QuotaExceeded) => Err(ClientError::QuotaExceeded),
         Some(s) => Err(ClientError::Server(s)),
         None => Err(ClientError::UnknownStatus(reply.status)),
+    }
+}
+
+/// The reason an `AUTH_FAILED` reply gives (its one-byte body), if known.
+pub fn refusal(reply: &Reply) -> Option<Refusal> {
+    match reply.body.as_slice() {
+        [b] => Refusal::from_u8(*b),
+        _ => None,
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::leader::HintError;
 use std::net::SocketAddr;
 use thiserror::Error;
+use vigil::auth::Refusal;
 use vigil::wire::Status;
 
 /// Why a request failed.
@@ -37,6 +38,22 @@ pub enum ClientError {
         /// The node the last attempt went to.
         node: SocketAddr,
     },
+    /// The node refused the datagram's credentials (`AUTH_FAILED`, docs/PROTOCOL.md
+    /// "Authentication"): nothing in it was executed. `None`: a reason byte this client does not
+    /// know.
+    #[error("authentication refused: {}", .0.map_or("unknown reason", Refusal::name))]
+    AuthFailed(Option<Refusal>),
+    /// The key's ACL does not allow the opcode (`FORBIDDEN`); nothing was executed.
+    #[error("forbidden: the key's ACL does not allow this request")]
+    Forbidden,
+    /// The client's quota of keys or bytes stored would be exceeded (`QUOTA_EXCEEDED`); nothing
+    /// was written.
+    #[error("quota exceeded: the write would pass the client's quota of keys or bytes")]
+    QuotaExceeded,
+    /// Credentials were given without a client id: a key speaks for the client ids its
+    /// `[[auth.clients]]` entry names, so the client must be told one; nothing was sent.
+    #[error("credentials need a client id (one of the ids the key's [[auth.clients]] entry speaks for)")]
+    NoClientId,
     /// The server answered with an error status (docs/PROTOCOL.md, "Status codes"); nothing was
     /// executed unless the status says otherwise.
     #[error("the server answered {}", .0.name())]
