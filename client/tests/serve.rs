@@ -7,47 +7,17 @@
 //! to an INCR, the client times out and resends the same datagram, and the node answers from its
 //! client table: the counter is incremented once.
 //!
-//! The node is started with vigil's own test helpers (tests/common: the workspace's `vigil` binary,
-//! `target/<profile>/vigil`, which `cargo test` of the workspace builds; a missing binary fails
-//! the test, loudly).
+//! The node is started by `node::Node` (vigil's own test helpers).
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use vigil_client::{opcode, Client, ClientConfig, ClientError, Status};
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
-/// A running `vigil serve` on the embedded dev config (its port changed, no web port), in a fresh
-/// directory on a filesystem that takes O_DIRECT; stopped (and its directory removed) when
-/// dropped.
-struct Node {
-    server: Option<common::Server>,
-    addr: SocketAddr,
-    dir: PathBuf,
-}
-
-impl Node {
-    fn start(name: &str) -> Node {
-        let dir = common::disk_temp_dir(&format!("client-{name}"));
-        let port = common::free_udp_port();
-        let server = common::Server::start(&dir, &common::dev_config(port));
-        Node { server: Some(server), addr: SocketAddr::from(([127, 0, 0, 1], port)), dir }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            let _ = server.stop();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+mod node;
+use node::Node;
 
 fn config() -> ClientConfig {
     ClientConfig { timeout: Duration::from_millis(500), ..ClientConfig::default() }

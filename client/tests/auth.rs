@@ -1,0 +1,89 @@
+//! The client's signed datagrams against a real `vigil serve` with principals (`[auth]`, anonymous
+//! access off): a signed SET and GET work; the wrong key is refused `AUTH_FAILED` `bad_mac`; a
+//! read-only key reads but is `FORBIDDEN` to write; an unsigned request is refused
+//! `credentials_required`, and a client id the key does not speak for `client_id_not_bound`.
+//!
+//! Address cookies are not exercised here: a node proves loopback sources itself, so only a
+//! non-loopback link would see `ADDRESS_UNPROVEN` (tests/fake_nodes.rs covers the client's side
+//! of it).
+
+use std::time::Duration;
+use vigil_client::{Client, ClientConfig, ClientError, Credentials, Refusal};
+
+mod node;
+use node::Node;
+
+const WRITER_KEY: &str = "1f2e3d4c5b6a79880f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778";
+const READER_KEY: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
+const OTHER_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+
+fn auth_toml() -> String {
+    assert!(!node::common::dev_config(1).contains("[auth]"), "the dev config has no [auth] table to replace");
+    format!(
+        r#"
+[auth]
+anonymous = "none"
+
+[[auth.clients]]
+name = "loadgen"
+key_id = 7
+client_id = 100000
+client_ids = 4096
+key = "{WRITER_KEY}"
+acl = "+@read +@write"
+
+[[auth.clients]]
+name = "reader"
+key_id = 8
+client_id = 200000
+key = "{READER_KEY}"
+acl = "+@read"
+"#
+    )
+}
+
+fn signed(key_id: u32, key: &str, client_id: u64) -> ClientConfig {
+    ClientConfig {
+        client_id: Some(client_id),
+        credentials: Some(Credentials::from_hex(key_id, key).unwrap()),
+        timeout: Duration::from_millis(500),
+        ..ClientConfig::default()
+    }
+}
+
+#[test]
+fn signed_requests_work_and_wrong_keys_roles_and_ids_are_refused() {
+    let node = Node::start_with("auth", &auth_toml());
+    let mut writer = Client::with_config(node.addr, signed(7, WRITER_KEY, 100_000)).unwrap();
+    writer.ping().unwrap();
+    let version = writer.set(b"greeting", b"hello").unwrap();
+    let got = writer.get(b"greeting").unwrap().expect("just written");
+    assert_eq!((got.value.as_slice(), got.version), (&b"hello"[..], version));
+    // Another thread's id in the key's range: its own exactly-once client.
+    let mut second = Client::with_config(node.addr, signed(7, WRITER_KEY, 104_095)).unwrap();
+    assert_eq!(second.incr(b"n", 2).unwrap().0, 2);
+
+    let mut forger = Client::with_config(node.addr, signed(7, OTHER_KEY, 100_001)).unwrap();
+    match forger.set(b"greeting", b"forged") {
+        Err(e @ ClientError::AuthFailed(Some(Refusal::BadMac))) => {
+            assert!(e.to_string().contains("bad_mac"), "{e}")
+        }
+        other => panic!("a wrong key: {other:?}"),
+    }
+
+    let mut reader = Client::with_config(node.addr, signed(8, READER_KEY, 200_000)).unwrap();
+    assert_eq!(reader.get(b"greeting").unwrap().map(|v| v.value), Some(b"hello".to_vec()));
+    assert!(matches!(reader.set(b"greeting", b"nope"), Err(ClientError::Forbidden)), "read-only key");
+
+    let mut outside = Client::with_config(node.addr, signed(7, WRITER_KEY, 104_096)).unwrap();
+    assert!(matches!(outside.ping(), Err(ClientError::AuthFailed(Some(Refusal::ClientIdNotBound)))));
+
+    let anonymous = ClientConfig { timeout: Duration::from_millis(500), ..ClientConfig::default() };
+    let mut anonymous = Client::with_config(node.addr, anonymous).unwrap();
+    assert!(matches!(
+        anonymous.get(b"greeting"),
+        Err(ClientError::AuthFailed(Some(Refusal::CredentialsRequired)))
+    ));
+
+    assert_eq!(writer.get(b"greeting").unwrap().unwrap().value, b"hello", "nothing refused was written");
+}
