@@ -17,7 +17,11 @@
 //!   its intended time): after `finish`, `sent == received + errors + timeouts` (tested);
 //! - a `NOT_LEADER` answer that the caller resends ([`Accounting::on_datagram_routed`]) ends
 //!   nothing: the request stays outstanding with its intended time, so the latency of its final
-//!   answer includes the redirect;
+//!   answer includes the redirect; an `ADDRESS_UNPROVEN` answer goes to the caller too (it keeps
+//!   the cookie) and is counted as the error it is;
+//! - an `AUTH_FAILED` for a whole datagram (opcode 0, id 0) is counted in `refused_datagrams` when
+//!   no malformed traffic is injected (its requests end as timeouts: the answer names none of
+//!   them), else under `injected`;
 //! - answers nobody is waiting for (duplicates, unknown ids, answers to requests already counted
 //!   as timeouts) are `unexpected`; datagrams that do not decode, or requests that come back without
 //!   the response flag outside reflector mode, are `malformed`; answers to *injected* malformed
@@ -221,7 +225,13 @@ pub struct Accounting {
     pub not_found: u64,
     /// Leader following: `NOT_LEADER` redirects and retries, nodes given up ([`crate::leaders`]).
     pub leaders: LeaderCounts,
+    /// Whole datagrams refused `AUTH_FAILED` (any phase), by refusal byte (index = byte; 0 for a
+    /// body without one).
+    pub refused_datagrams: [u64; REFUSAL_SLOTS],
 }
+
+/// Slots in `refused_datagrams`: refusal bytes 0..=15.
+pub const REFUSAL_SLOTS: usize = 16;
 
 impl Accounting {
     /// Accounting for a run starting at `start` whose warm-up ends at `warmup_end` and whose
@@ -257,6 +267,7 @@ impl Accounting {
             bad_echo: 0,
             not_found: 0,
             leaders: LeaderCounts::default(),
+            refused_datagrams: [0; REFUSAL_SLOTS],
         }
     }
 
@@ -367,19 +378,19 @@ impl Accounting {
     /// One received datagram's payload, arrived at `now`. `echo_ok(k, body)` checks an OK ECHO
     /// or CANDLE_LIGHT answer's body (and sees the candle ids LIGHTs were answered with) (return `true` to accept; pass `|_, _| true` to skip the check).
     pub fn on_datagram(&mut self, payload: &[u8], now: Nanos, echo_ok: &mut impl FnMut(u64, &[u8]) -> bool) {
-        self.on_datagram_routed(payload, now, echo_ok, &mut |_, _, _| false);
+        self.on_datagram_routed(payload, now, echo_ok, &mut |_, _, _, _| false);
     }
 
-    /// [`Accounting::on_datagram`], and every `NOT_LEADER` answer to a request still outstanding
-    /// goes to `not_leader(k, intended, body)` first: `true` means the request is being resent (it stays
-    /// outstanding, with its intended send time, so its latency will include the resend); `false`
-    /// counts the answer as the error it is.
+    /// [`Accounting::on_datagram`], and every `NOT_LEADER` or `ADDRESS_UNPROVEN` answer to a
+    /// request still outstanding goes to `routed(status, k, intended, body)` first: `true` means the
+    /// request is being resent (it stays outstanding, with its intended send time, so its latency
+    /// will include the resend); `false` counts the answer as the error it is.
     pub fn on_datagram_routed(
         &mut self,
         payload: &[u8],
         now: Nanos,
         echo_ok: &mut impl FnMut(u64, &[u8]) -> bool,
-        not_leader: &mut impl FnMut(u64, u64, &[u8]) -> bool,
+        routed: &mut impl FnMut(Status, u64, u64, &[u8]) -> bool,
     ) {
         let header = match wire::decode_header(payload) {
             Ok(h) => h,
@@ -397,12 +408,21 @@ impl Accounting {
             match frame {
                 Ok(f) => {
                     let k = f.request_id;
-                    if f.status == Status::NotLeader as u8 && k & MALFORMED_ID_BIT == 0 {
+                    let to_caller = match Status::from_u8(f.status) {
+                        Some(s @ (Status::NotLeader | Status::AddressUnproven)) => Some(s),
+                        _ => None,
+                    };
+                    if let Some(status) = to_caller.filter(|_| k & MALFORMED_ID_BIT == 0) {
                         if let Some(intended) = self.outstanding.intended(k) {
-                            if not_leader(k, intended, f.body) {
+                            if routed(status, k, intended, f.body) {
                                 continue;
                             }
                         }
+                    }
+                    if k == 0 && f.status == Status::AuthFailed as u8 && self.injected.sent == 0 {
+                        let slot = f.body.first().map_or(0, |b| usize::from(*b).min(REFUSAL_SLOTS - 1));
+                        self.refused_datagrams[slot] += 1;
+                        continue;
                     }
                     if f.status == Status::Ok as u8
                         && matches!(f.opcode, wire::opcode::ECHO | wire::opcode::CANDLE_LIGHT)
@@ -523,6 +543,9 @@ impl Accounting {
         self.bad_echo += o.bad_echo;
         self.not_found += o.not_found;
         self.leaders.add(&o.leaders);
+        for (a, b) in self.refused_datagrams.iter_mut().zip(o.refused_datagrams) {
+            *a += b;
+        }
         // The window of a stopped thread may end earlier; the run's is the latest.
         self.measure_end = self.measure_end.max(o.measure_end);
     }
@@ -657,6 +680,33 @@ mod tests {
         a.merge(&b);
         assert_eq!((a.measured.sent, a.measured.received, a.latency.len()), (3, 3, 3));
         assert_eq!(a.timeline.bins[0].answered, 3);
+    }
+
+    #[test]
+    fn address_unproven_goes_to_the_caller_and_a_refused_datagram_is_counted_by_reason() {
+        let mut a = acct(false);
+        issue(&mut a, 20..23);
+        let mut buf = vec![0u8; 1500];
+        let mut w = DatagramWriter::response(&mut buf, 7).unwrap();
+        w.push(opcode::GET, Status::AddressUnproven as u8, 20, &[5; 16]).unwrap();
+        w.push(opcode::SET, Status::Forbidden as u8, 21, &[]).unwrap();
+        let n = w.finish();
+        let mut seen = Vec::new();
+        a.on_datagram_routed(&buf[..n], Nanos(22 * MS), &mut |_, _| true, &mut |s, k, _, body| {
+            seen.push((s, k, body.to_vec()));
+            false
+        });
+        assert_eq!(seen, vec![(Status::AddressUnproven, 20, vec![5; 16])]);
+        let mut w = DatagramWriter::response(&mut buf, 7).unwrap();
+        w.push(wire::OPCODE_NONE, Status::AuthFailed as u8, 0, &[3]).unwrap();
+        let n = w.finish();
+        on(&mut a, &buf[..n], Nanos(22 * MS));
+        a.finish();
+        assert_eq!(a.errors_by_status[Status::AddressUnproven as usize], 1);
+        assert_eq!(a.errors_by_status[Status::Forbidden as usize], 1);
+        assert_eq!(a.refused_datagrams[3], 1, "bad_mac");
+        assert_eq!((a.measured.errors, a.measured.timeouts), (2, 1), "the refused one timed out");
+        assert_eq!(a.injected.answered_by_status.iter().sum::<u64>(), 0);
     }
 
     #[test]

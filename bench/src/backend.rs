@@ -8,6 +8,10 @@
 //! then one `DpdkUdpIo` per thread on its own queue pair (memif: the server must offer as many
 //! queues; testpmd `--rxq=N --txq=N`, vigil `node.shards = N`).
 //!
+//! Before the run, a target that is not loopback, without credentials, is asked for this source's
+//! address cookie (`seal::fetch_cookies`, over the run's own backend: the cookie is bound to the
+//! source address the node sees), which every datagram then carries.
+//!
 //! Invariants: every setup step that can fail does so with an error that names what to fix, before
 //! the schedule starts; each generator thread is pinned (when asked) before it builds its
 //! `PacketIo`, so its buffers are local to its core; the backend is built once per process and
@@ -129,9 +133,14 @@ pub fn run_kernel(
     stop: &AtomicBool,
 ) -> Result<Finished> {
     spec.validate()?;
-    let cfg = kernel_config(spec);
+    let peer = Peer::from_ip_port(*server.ip(), server.port());
+    let mut spec = spec.clone();
+    let mut probe = KernelUdpIo::bind(&kernel_config(&spec)).context("binding a kernel UDP socket")?;
+    crate::seal::fetch_cookies(&mut probe, peer, &mut spec, stop)?;
+    drop(probe);
+    let cfg = kernel_config(&spec);
     let make_io = |_| Ok((KernelUdpIo::bind(&cfg).context("binding a kernel UDP socket")?, ()));
-    drive(make_io, Peer::from_ip_port(*server.ip(), server.port()), spec, opts, stop)
+    drive(make_io, peer, &spec, opts, stop)
 }
 
 /// Runs `spec` against `server` over kernel UDP sockets (`spec.threads` of them), no progress line.
@@ -231,6 +240,12 @@ fn run_dpdk(cli: &Cli, spec: &LoadSpec, opts: &Options, stop: &AtomicBool) -> Re
             resolve_mac(&mut io, server_ip, arp_timeout, stop)?
         }
     };
+    let peer = Peer { mac: server_mac, ip: server_ip, port: seed.port() };
+    if !cli.reflector {
+        // On queue 0 too, given back before the generator threads take their queues.
+        let mut io = DpdkUdpIo::new(port.queue(0)?, Arc::clone(&pool), local, burst);
+        crate::seal::fetch_cookies(&mut io, peer, &mut spec, stop)?;
+    }
     let spec = &spec;
     eprintln!(
         "vigil-loadgen: dpdk port {port_id} ({queues} queue pair{}) {} {}:{} -> {} {}",
@@ -241,7 +256,6 @@ fn run_dpdk(cli: &Cli, spec: &LoadSpec, opts: &Options, stop: &AtomicBool) -> Re
         fmt_mac(server_mac),
         cli.targets()
     );
-    let peer = Peer { mac: server_mac, ip: server_ip, port: seed.port() };
     let make_io = |i: u32| -> Result<(DpdkUdpIo, vigil_pmd::dpdk::LcoreGuard)> {
         // An lcore id gives this thread a per-lcore mempool cache (else every mbuf alloc and free
         // goes to the pool's shared ring).

@@ -264,9 +264,18 @@ pub struct Cli {
     pub reflector: bool,
 
     /// Client id base (default: the process id): each generator thread and trial sends as a
-    /// client of its own, this id with its thread and trial mixed into the low bits.
+    /// client of its own, this id with its thread and trial mixed into the low bits. With
+    /// --credentials: the first of the run's client ids (threads x trials of them, consecutive,
+    /// inside the key's range; default: a slice of the range chosen by the process id).
     #[arg(long)]
     pub client_id: Option<u64>,
+
+    /// Sign every datagram (docs/PROTOCOL.md, "Authentication") with the key of this file: the
+    /// node's `[[auth.clients]]` entry for the load generator, copied from its config (`key_id`,
+    /// `key`, `client_id`, `client_ids`; the fields alone or under `[[auth.clients]]`). Each
+    /// thread and search trial takes a client id of the key's range.
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
 
     /// DPDK: a virtual device, e.g. `net_memif0,role=client,socket=/tmp/vigil-memif.sock`
     /// (repeatable). The first one's name is the port used unless --port.
@@ -480,6 +489,14 @@ impl Cli {
         spec.rx_burst = 64;
         spec.reflector = self.reflector;
         spec.client_id = self.client_id.unwrap_or(u64::from(std::process::id()));
+        if let Some(path) = &self.credentials {
+            let auth = crate::seal::RunAuth::load(path)?;
+            // A search runs its first trial and up to --search-steps more, each under new ids.
+            spec.trials = if self.search_p99_us.is_some() { self.search_steps.min(255) + 1 } else { 1 };
+            let needed = u64::from(self.threads) * u64::from(spec.trials);
+            spec.client_id = auth.slice(needed, self.client_id)?;
+            spec.credentials = Some(auth.credentials);
+        }
         spec.interval_log = self.hist_log.is_some();
         spec.threads = self.threads;
         spec.check_echo = self.check_echo;
@@ -758,6 +775,54 @@ mod tests {
         let cli = Cli::try_parse_from(["vigil-loadgen", "--workload", ramp.to_str().unwrap(), "--rate", "7"])
             .unwrap();
         assert!(cli.load_spec().is_err(), "--rate cannot override a ramp");
+    }
+
+    #[test]
+    fn credentials_give_each_thread_and_trial_an_id_in_the_keys_range() {
+        let dir = std::env::temp_dir().join(format!("vigil-loadgen-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("loadgen.toml");
+        let key = "1f2e3d4c5b6a79880f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778";
+        std::fs::write(
+            &file,
+            format!(
+                "[[auth.clients]]\nname = \"lg\"\nkey_id = 7\nclient_id = 1000\nclient_ids = 24\nkey = \"{key}\"\nacl = \"+@all\"\n"
+            ),
+        )
+        .unwrap();
+        let parse = |extra: &[&str]| {
+            let mut v = vec!["vigil-loadgen", "--rate", "100", "--credentials", file.to_str().unwrap()];
+            v.extend_from_slice(extra);
+            Cli::try_parse_from(v).unwrap().load_spec()
+        };
+        let s = parse(&["--threads", "4", "--client-id", "1000"]).unwrap();
+        assert_eq!((s.credentials.map(|c| c.key_id), s.trials), (Some(7), 1));
+        let ids: Vec<u64> = (0..4).map(|t| s.client_id_of(t, 0)).collect();
+        assert_eq!(ids, [1000, 1001, 1002, 1003]);
+        assert!(s.datagram_len() >= 16 + 40 + 16, "room for the authentication block");
+        // A search: 2 threads x (1 + 3 steps) trials = 8 ids.
+        let s = parse(&[
+            "--threads",
+            "2",
+            "--search-p99-us",
+            "500",
+            "--search-steps",
+            "3",
+            "--client-id",
+            "1016",
+        ])
+        .unwrap();
+        let ids: Vec<u64> = (0..2)
+            .flat_map(|t| (0..4).map(move |trial| (t, trial)))
+            .map(|(t, tr)| s.client_id_of(t, tr))
+            .collect();
+        assert_eq!(ids, (1016..1024).collect::<Vec<_>>());
+        let e = parse(&["--threads", "25"]).unwrap_err().to_string();
+        assert!(e.contains("needs 25 client ids"), "{e}");
+        assert!(parse(&["--threads", "2", "--client-id", "1023"]).is_err(), "past the range's end");
+        let auto = parse(&["--threads", "3"]).unwrap();
+        assert!((1000..=1021).contains(&auto.client_id));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

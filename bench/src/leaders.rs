@@ -27,11 +27,13 @@
 //! counted as the error it is.
 
 use crate::accounting::Accounting;
+use crate::run::encode_with;
+use crate::seal::Sealer;
 use crate::traffic::TrafficGen;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use vigil::inbox::{Placement, PARTITIONS_MAX};
-use vigil::wire::{DatagramWriter, LeaderHint};
+use vigil::wire::LeaderHint;
 use vigil_pmd::{Batch, Nanos, PacketIo, Peer, TxDatagram};
 
 /// Most nodes one thread tracks (the targets and the nodes hints name).
@@ -283,8 +285,9 @@ impl Leaders {
 
     /// Sends the resends due at `now` (requests answered `NOT_LEADER`), each alone in a datagram:
     /// the same frame as first sent (request `k` regenerated from `k`: same id, same body), under
-    /// the same client id, to the node the hint named. A request no longer outstanding (evicted as
-    /// a timeout meanwhile) is not resent.
+    /// the same client id, to the node the hint named, sealed anew by `sealer` (that node's cookie,
+    /// a fresh nonce). A request no longer outstanding (evicted as a timeout meanwhile) is not
+    /// resent.
     #[inline]
     pub fn resend_due<P: PacketIo>(
         &mut self,
@@ -292,7 +295,7 @@ impl Leaders {
         tx_batch: &mut Batch<P::Tx>,
         acct: &mut Accounting,
         traffic: &mut TrafficGen,
-        client_id: u64,
+        sealer: &mut Sealer,
         now: Nanos,
     ) {
         while tx_batch.room() > 0 {
@@ -304,12 +307,8 @@ impl Leaders {
                 self.requeue(r);
                 return;
             };
-            let mut w = DatagramWriter::request(tx.payload_mut(), client_id)
+            let len = encode_with(tx.payload_mut(), sealer, r.node, traffic, r.k, 1, now)
                 .expect("datagram size was checked against the buffer before the run");
-            traffic
-                .push_request(r.k, &mut w)
-                .expect("datagram size was checked against the buffer before the run");
-            let len = w.finish();
             tx.set_len(len);
             self.sent(r.node, now.0);
             acct.sent_to(r.k, node_byte(r.node));

@@ -6,8 +6,9 @@
 //! generator loop over any `PacketIo`; what it runs, [`load`]), [`report`] (summary, JSON, interval log), [`cli`] and
 //! [`backend`] (flags, and the kernel/DPDK set-up); [`leaders`] (where each request goes in a
 //! replicated cluster, and the resends `NOT_LEADER` hints ask for); [`spec`] and [`workload`] (what load to offer, as
-//! data), [`traffic`] (each request's content, and malformed datagrams) and [`candles`] (the
-//! candle bodies LIGHT sends and the ids GET asks for).
+//! data), [`traffic`] (each request's content, and malformed datagrams), [`candles`] (the
+//! candle bodies LIGHT sends and the ids GET asks for) and [`seal`] (credentials, client ids in a
+//! key's range, address cookies, the per-datagram MAC).
 //!
 //! Invariants: no `unsafe` (forbidden below); nothing allocates inside the send/receive loop.
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@ pub mod progress;
 pub mod rate;
 pub mod report;
 pub mod run;
+pub mod seal;
 pub mod search;
 pub mod spec;
 pub mod traffic;

@@ -1,17 +1,20 @@
 //! What load a run offers, as data: the operation ([`Op`]), what each request carries
 //! ([`TrafficSpec`]), the schedule, length, batching and limits ([`LoadSpec`]), and how request
 //! ids and client ids are laid out per generator thread and search trial
-//! ([`request_id_base`], [`thread_client_id`]). The loop that runs it is [`crate::run`].
+//! ([`request_id_base`], [`LoadSpec::client_id_of`]), and what the datagrams carry besides
+//! (credentials, cookies: [`crate::seal`]). The loop that runs it is [`crate::run`].
 //!
 //! Invariants: [`LoadSpec::validate`] refuses every spec the loop cannot run, before the clock
 //! starts; request ids of different threads and trials never meet (asserted at the bottom of
 //! `run.rs`).
 
 use crate::leaders::NODES_MAX;
+use crate::seal::{blocks_len, Cookie};
 use crate::spec::{KeyDistribution, KeySpec, MalformedSpec, OpKind, OpWeight, ScheduleSpec, SizeRange};
 use crate::traffic::{TrafficGen, MALFORMED_DATAGRAM_BYTES_MAX};
 use anyhow::{bail, Result};
 use std::time::Duration;
+use vigil::auth::Credentials;
 use vigil::wire::{opcode, FRAME_HEADER_LEN, HEADER_LEN};
 use vigil_pmd::Peer;
 
@@ -183,8 +186,15 @@ pub struct LoadSpec {
     pub rx_burst: usize,
     /// Accept request frames coming back unchanged as answers (testpmd 5tswap baseline).
     pub reflector: bool,
-    /// The client id every request datagram carries.
+    /// The client id base every request datagram's client id derives from (with `credentials`:
+    /// the first of the run's slice of the key's ids, see [`LoadSpec::client_id_of`]).
     pub client_id: u64,
+    /// The key every datagram is signed with, if any.
+    pub credentials: Option<Credentials>,
+    /// With `credentials`: client ids each thread takes, one per trial (search trials + 1).
+    pub trials: u32,
+    /// Address cookies to send, per node address (fetched before the run).
+    pub cookies: Vec<(Peer, Cookie)>,
     /// Keep interval histograms of the measured phase for the interval log.
     pub interval_log: bool,
     /// Generator threads, each with its own `PacketIo` and a 1/N share of the schedule.
@@ -217,6 +227,9 @@ impl Default for LoadSpec {
             rx_burst: 64,
             reflector: false,
             client_id: 1,
+            credentials: None,
+            trials: 1,
+            cookies: Vec::new(),
             interval_log: false,
             threads: 1,
             malformed: None,
@@ -244,10 +257,23 @@ impl LoadSpec {
         self.traffic.generator().map_or(0, |g| g.body_bytes_max())
     }
 
-    /// Bytes of UDP payload one full datagram needs (the largest bodies; at least a malformed
-    /// datagram's when injecting).
+    /// The client id of `thread`'s `trial`-th run (`trial` as [`request_id_base`] counts it): with
+    /// credentials, `client_id + thread * trials + trial` (all inside the key's range, checked by the
+    /// command line), else [`thread_client_id`].
+    pub fn client_id_of(&self, thread: u32, trial: u64) -> u64 {
+        match self.credentials {
+            Some(_) => {
+                self.client_id + u64::from(thread) * u64::from(self.trials) + trial % u64::from(self.trials)
+            }
+            None => thread_client_id(self.client_id, request_id_base(thread, trial)),
+        }
+    }
+
+    /// Bytes of UDP payload one full datagram needs (the largest bodies, the cookie and
+    /// authentication blocks; at least a malformed datagram's when injecting).
     pub fn datagram_len(&self) -> usize {
-        let valid = HEADER_LEN + self.batch as usize * (FRAME_HEADER_LEN + self.body_len());
+        let blocks = blocks_len(self.credentials.is_some(), !self.cookies.is_empty());
+        let valid = HEADER_LEN + blocks + self.batch as usize * (FRAME_HEADER_LEN + self.body_len());
         if self.malformed.is_some() {
             valid.max(MALFORMED_DATAGRAM_BYTES_MAX)
         } else {
@@ -291,6 +317,9 @@ impl LoadSpec {
         }
         if self.threads == 0 || self.threads >= THREADS_MAX {
             bail!("--threads must be between 1 and {}", THREADS_MAX - 1);
+        }
+        if self.trials == 0 || self.trials > 256 {
+            bail!("trials per thread must be between 1 and 256");
         }
         Ok(())
     }

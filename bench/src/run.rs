@@ -12,6 +12,11 @@
 //! [`Leaders`] knows it (else the seed); answers `NOT_LEADER` are not counted but queue a resend of
 //! the same frame (see [`crate::leaders`]), sent at the top of the next iteration.
 //!
+//! Each datagram carries the blocks its thread's [`Sealer`] writes: the target node's cookie, and
+//! with credentials a fresh nonce and MAC (a resend is a new datagram: same frame, new nonce). An
+//! `ADDRESS_UNPROVEN` answer's cookie is kept for later datagrams to that node; the request it
+//! answered counts as an error.
+//!
 //! Request ids: `((thread + 1) << 48) | (trial << 40) | seq` (see [`request_id_base`]): unique
 //! across threads and across search trials (a late answer from an earlier trial can never match a
 //! later trial's request), never 0 (id 0 is a datagram-level error answer), never with
@@ -37,12 +42,13 @@ pub use crate::load::{
 use crate::outstanding::window_for;
 use crate::progress::ProgressSlot;
 use crate::rate::Arrivals;
+use crate::seal::Sealer;
 use crate::spec::ScheduleSpec;
 use crate::traffic::{MalformedGen, TrafficGen, KEY_BYTES_MAX};
 use anyhow::{bail, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use vigil::wire::{DatagramWriter, NoRoom};
+use vigil::wire::{DatagramWriter, NoRoom, Status};
 use vigil_pmd::{Batch, Clock, IoCounters, Nanos, PacketIo, Peer, RxDatagram, TxDatagram};
 
 /// What a run produced (one thread's, or all threads' merged).
@@ -113,20 +119,25 @@ pub fn encode_requests(
     Ok(w.finish())
 }
 
-/// Writes one request datagram with requests `first..first + n`, their content from `traffic`.
+/// Writes one request datagram to node `node` with requests `first..first + n`, their content
+/// from `traffic`, sealed by `sealer` at `now`.
 #[inline]
-fn encode_with(
+pub fn encode_with(
     buf: &mut [u8],
-    client_id: u64,
+    sealer: &mut Sealer,
+    node: usize,
     traffic: &mut TrafficGen,
     first: u64,
     n: u64,
+    now: Nanos,
 ) -> Result<usize, NoRoom> {
-    let mut w = DatagramWriter::request(buf, client_id)?;
+    let mut w = sealer.writer(buf, node)?;
     for k in first..first + n {
         traffic.push_request(k, &mut w)?;
     }
-    Ok(w.finish())
+    let len = w.finish();
+    sealer.seal(&mut buf[..len], node, now);
+    Ok(len)
 }
 
 /// Where one thread stands in a (possibly multi-threaded) run.
@@ -212,7 +223,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     let mut arrivals =
         Arrivals::new(&spec.schedule, ctx.index, ctx.threads, spec.batch, warmup_ns, duration_ns);
     let id_base = request_id_base(ctx.index, ctx.trial);
-    let client_id = thread_client_id(spec.client_id, id_base);
+    let mut sealer = Sealer::new(spec.client_id_of(ctx.index, ctx.trial), spec.credentials, clock.now());
     // Malformed datagrams: their own fixed schedule (this thread's share), their own generator.
     let mut bad = spec.malformed.as_ref().map(|m| {
         let sched = ScheduleSpec::Fixed { rate: m.rate };
@@ -241,6 +252,11 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     // A node silent for a quarter of the timeout while requests wait on it is given up, and
     // those requests resent, well before they would time out.
     let mut leaders = Leaders::new(&targets, timeout_ns / 4);
+    for (node, cookie) in &spec.cookies {
+        if let Some(i) = leaders.index_of(node) {
+            sealer.set_cookie(i, *cookie);
+        }
+    }
     let mut key_buf = [0u8; KEY_BYTES_MAX];
 
     let mut seq = 0u64;
@@ -263,7 +279,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
                 send_lag_max_ns = send_lag_max_ns.max(now.0 - intended);
             }
         }
-        leaders.resend_due(io, &mut tx_batch, &mut acct, &mut traffic, client_id, now);
+        leaders.resend_due(io, &mut tx_batch, &mut acct, &mut traffic, &mut sealer, now);
         while tx_batch.room() > 0 {
             let Some(t) = arrivals.peek() else { break };
             let intended = Nanos(start.0.saturating_add(t));
@@ -279,7 +295,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
             };
             leaders.sent(node, now.0);
             let (_, n) = arrivals.next_datagram().expect("peeked");
-            let len = encode_with(tx.payload_mut(), client_id, &mut traffic, first, n)
+            let len = encode_with(tx.payload_mut(), &mut sealer, node, &mut traffic, first, n, now)
                 .expect("datagram size was checked against the buffer before the run");
             tx.set_len(len);
             for k in first..first + n {
@@ -314,7 +330,7 @@ pub fn run_thread<P: PacketIo, C: Clock>(
             // What the queue refuses stays in the batch and is retried next iteration.
             io.tx_burst(&mut tx_batch);
         }
-        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok, &mut leaders);
+        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok, &mut leaders, &mut sealer);
         if now.0 >= next_publish {
             publish(&acct, ctx, now >= warmup_end);
             next_publish = now.0 + 10_000_000;
@@ -330,11 +346,11 @@ pub fn run_thread<P: PacketIo, C: Clock>(
     let deadline = Nanos(send_end.0.saturating_add(timeout_ns));
     let stop_at_send_end = stopped_early;
     loop {
-        leaders.resend_due(io, &mut tx_batch, &mut acct, &mut traffic, client_id, clock.now());
+        leaders.resend_due(io, &mut tx_batch, &mut acct, &mut traffic, &mut sealer, clock.now());
         if !tx_batch.is_empty() {
             io.tx_burst(&mut tx_batch);
         }
-        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok, &mut leaders);
+        receive(io, clock, &mut rx_batch, &mut acct, &mut echo_ok, &mut leaders, &mut sealer);
         let now = clock.now();
         if now.0 >= next_publish {
             publish(&acct, ctx, true);
@@ -376,7 +392,8 @@ fn publish(acct: &Accounting, ctx: &ThreadCtx, measuring: bool) {
 }
 
 /// One `rx_burst`, every datagram accounted at the same arrival time (read after the burst); a
-/// `NOT_LEADER` answer to an outstanding request queues its resend instead ([`Leaders`]).
+/// `NOT_LEADER` answer to an outstanding request queues its resend instead ([`Leaders`]); an
+/// `ADDRESS_UNPROVEN` answer's cookie is kept for its node.
 #[inline]
 fn receive<P: PacketIo, C: Clock>(
     io: &mut P,
@@ -385,6 +402,7 @@ fn receive<P: PacketIo, C: Clock>(
     acct: &mut Accounting,
     echo_ok: &mut impl FnMut(u64, &[u8]) -> bool,
     leaders: &mut Leaders,
+    sealer: &mut Sealer,
 ) {
     if io.rx_burst(rx_batch) == 0 {
         return;
@@ -393,8 +411,14 @@ fn receive<P: PacketIo, C: Clock>(
     for rx in rx_batch.drain() {
         let from = rx.peer();
         leaders.heard(&from);
-        acct.on_datagram_routed(rx.payload(), now, echo_ok, &mut |k, intended, body| {
-            leaders.not_leader(k, intended, body, &from, now.0)
+        acct.on_datagram_routed(rx.payload(), now, echo_ok, &mut |status, k, intended, body| {
+            if status == Status::NotLeader {
+                return leaders.not_leader(k, intended, body, &from, now.0);
+            }
+            if let Some(node) = leaders.index_of(&from) {
+                sealer.learn_cookie(node, body);
+            }
+            false
         });
     }
 }
