@@ -11,7 +11,9 @@
 //! `schedule`, `threads`, `workload`, `hist_log`, `search` (null outside search mode),
 //! `malformed_sent`/`malformed_answered` (injected traffic, never in `latency_ns`), `bad_echo` and
 //! `not_found` (KV GETs answered `NOT_FOUND`, counted in `received`), `not_leader_redirects`,
-//! `not_leader_retries`, `leader_failovers` and `failover_resends` (leader following in a replicated cluster).
+//! `not_leader_retries`, `leader_failovers` and `failover_resends` (leader following in a replicated cluster),
+//! `refused_datagrams` (whole datagrams refused `AUTH_FAILED`, by reason; their requests are
+//! timeouts), `signed` (whether the run signed its datagrams).
 //! `offered_rps` stays an integer: the schedule's rate (fixed, Poisson), else the mean offered over
 //! the measured phase.
 
@@ -171,6 +173,10 @@ pub struct Summary {
     pub bad_echo: u64,
     /// Measured KV GETs answered `NOT_FOUND`: counted in `received`, never in `errors`.
     pub not_found: u64,
+    /// Whole datagrams refused `AUTH_FAILED` (any phase), by refusal name.
+    pub refused_datagrams: BTreeMap<String, u64>,
+    /// The run signed its datagrams (`--credentials`).
+    pub signed: bool,
     /// Requests answered `NOT_LEADER` with a leader hint and resent to that leader (their latency
     /// includes the redirect; each still ends as one of received, errors or timeouts).
     pub not_leader_redirects: u64,
@@ -276,6 +282,17 @@ impl Summary {
             malformed_answered: by_status(&a.injected.answered_by_status),
             bad_echo: a.bad_echo,
             not_found: a.not_found,
+            refused_datagrams: a
+                .refused_datagrams
+                .iter()
+                .enumerate()
+                .filter(|(_, &c)| c > 0)
+                .map(|(b, &c)| {
+                    let name = u8::try_from(b).ok().and_then(vigil::auth::Refusal::from_u8);
+                    (name.map_or("unknown", |r| r.name()).to_owned(), c)
+                })
+                .collect(),
+            signed: spec.credentials.is_some(),
             not_leader_redirects: a.leaders.not_leader_redirects,
             not_leader_retries: a.leaders.not_leader_retries,
             leader_failovers: a.leaders.failovers,
@@ -304,13 +321,14 @@ impl Summary {
         let body =
             if self.op != "ping" { format!(" ({} B body max)", self.payload_bytes) } else { String::new() };
         s += &format!(
-            "vigil-loadgen: {} -> {}, {}{}, batch {}{}, {:.3} s measured after {:.3} s warm-up{}\n",
+            "vigil-loadgen: {} -> {}, {}{}, batch {}{}{}, {:.3} s measured after {:.3} s warm-up{}\n",
             self.backend,
             self.server,
             self.op,
             body,
             self.batch,
             if self.reflector { ", reflector" } else { "" },
+            if self.signed { ", signed" } else { "" },
             self.duration_s,
             self.warmup_s,
             if self.stopped_early { " (stopped early)" } else { "" },
@@ -368,6 +386,13 @@ impl Summary {
                 "  injected malformed: sent {}  answered: {} (not in the latencies above)\n",
                 self.malformed_sent,
                 if list.is_empty() { "none".to_owned() } else { list.join(", ") }
+            );
+        }
+        if !self.refused_datagrams.is_empty() {
+            let list: Vec<String> = self.refused_datagrams.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            s += &format!(
+                "  datagrams refused AUTH_FAILED: {} (their requests count as timeouts)\n",
+                list.join(", ")
             );
         }
         if self.not_found > 0 {
