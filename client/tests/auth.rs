@@ -17,13 +17,12 @@ const WRITER_KEY: &str = "1f2e3d4c5b6a79880f1e2d3c4b5a69788796a5b4c3d2e1f0011223
 const READER_KEY: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
 const OTHER_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000001";
 
-fn auth_toml() -> String {
-    assert!(!node::common::dev_config(1).contains("[auth]"), "the dev config has no [auth] table to replace");
+/// The dev config with anonymous access off and two principals.
+fn with_principals(dev: String) -> String {
+    let anonymous = "anonymous = \"read-write\"";
+    assert!(dev.contains(anonymous), "the dev config's [auth] table lets anonymous requests in so");
     format!(
-        r#"
-[auth]
-anonymous = "none"
-
+        r#"{}
 [[auth.clients]]
 name = "loadgen"
 key_id = 7
@@ -38,7 +37,8 @@ key_id = 8
 client_id = 200000
 key = "{READER_KEY}"
 acl = "+@read"
-"#
+"#,
+        dev.replace(anonymous, "anonymous = \"none\"")
     )
 }
 
@@ -53,7 +53,7 @@ fn signed(key_id: u32, key: &str, client_id: u64) -> ClientConfig {
 
 #[test]
 fn signed_requests_work_and_wrong_keys_roles_and_ids_are_refused() {
-    let node = Node::start_with("auth", &auth_toml());
+    let node = Node::start_with("auth", with_principals);
     let mut writer = Client::with_config(node.addr, signed(7, WRITER_KEY, 100_000)).unwrap();
     writer.ping().unwrap();
     let version = writer.set(b"greeting", b"hello").unwrap();

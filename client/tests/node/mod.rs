@@ -22,14 +22,14 @@ impl Node {
     /// A node on the embedded dev config (its port changed, no web port) in a fresh directory on a
     /// filesystem that takes O_DIRECT.
     pub fn start(name: &str) -> Node {
-        Self::start_with(name, "")
+        Self::start_with(name, |c| c)
     }
 
-    /// As [`Node::start`], with `extra` TOML appended to the config (tables the dev config lacks).
-    pub fn start_with(name: &str, extra: &str) -> Node {
+    /// As [`Node::start`], with the config changed by `edit` first.
+    pub fn start_with(name: &str, edit: impl FnOnce(String) -> String) -> Node {
         let dir = common::disk_temp_dir(&format!("client-{name}"));
         let port = common::free_udp_port();
-        let config = format!("{}\n{extra}", common::dev_config(port));
+        let config = edit(common::dev_config(port));
         let server = common::Server::start(&dir, &config);
         Node { server: Some(server), addr: SocketAddr::from(([127, 0, 0, 1], port)), dir }
     }
