@@ -52,17 +52,21 @@ ensure_packages() {
     ok "installed: ${missing[*]}"
 }
 
-# The `redis` Python package from PyPI in a virtual environment of its own (target/py), for the
-# RESP tests' redis-py client (tests/serve_resp.rs); nothing is installed into the system's Python.
-ensure_python_redis() {
-    local py="$VIGIL_ROOT/target/py"
-    if [ -x "$py/bin/python3" ] && "$py/bin/python3" -c "import redis" 2>/dev/null; then
-        ok "redis-py: $("$py/bin/python3" -c 'import redis; print(redis.__version__)') in target/py"
+# The Python packages from PyPI the tests use, in a virtual environment of their own (target/py):
+# `redis` for the RESP tests' redis-py client (tests/serve_resp.rs) and `blake3` for the README's
+# signed-datagram example (tests/readme_python.rs); nothing is installed into the system's Python.
+VIGIL_PYTHON_PACKAGES=(redis blake3)
+ensure_python_packages() {
+    local py="$VIGIL_ROOT/target/py" modules
+    modules=$(IFS=,; echo "${VIGIL_PYTHON_PACKAGES[*]}")
+    if [ -x "$py/bin/python3" ] && "$py/bin/python3" -c "import $modules" 2>/dev/null; then
+        ok "python packages in target/py: ${VIGIL_PYTHON_PACKAGES[*]}"
         return 0
     fi
     run python3 -m venv "$py" || die "python3 -m venv target/py failed"
-    run "$py/bin/pip" install -q redis || die "pip install redis (into target/py) failed"
-    ok "installed redis-py into target/py"
+    run "$py/bin/pip" install -q "${VIGIL_PYTHON_PACKAGES[@]}" \
+        || die "pip install ${VIGIL_PYTHON_PACKAGES[*]} (into target/py) failed"
+    ok "installed ${VIGIL_PYTHON_PACKAGES[*]} into target/py"
 }
 
 ensure_rust() {

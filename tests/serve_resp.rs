@@ -21,20 +21,6 @@ fn tool(name: &str) -> PathBuf {
     PathBuf::from(String::from_utf8(found.stdout).unwrap().trim())
 }
 
-/// The Python with the `redis` package: $VIGIL_PYTHON, else target/py/bin/python3 (scripts/test).
-fn python_with_redis() -> PathBuf {
-    let python = std::env::var_os("VIGIL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py/bin/python3"));
-    let ok = Command::new(&python).args(["-c", "import redis"]).status().map(|s| s.success());
-    assert!(
-        matches!(ok, Ok(true)),
-        "{} cannot import redis: run scripts/test (it makes target/py with pip install redis) or set VIGIL_PYTHON",
-        python.display()
-    );
-    python
-}
-
 fn cli(port: u16, args: &[&str]) -> String {
     let out = Command::new(tool("redis-cli")).args(["-p", &port.to_string()]).args(args).output().unwrap();
     assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -163,7 +149,7 @@ r3 = redis.Redis(host="127.0.0.1", port=int(sys.argv[1]), protocol=3) if redis._
 assert r3.get("py:k") == b"\x00\xffbinary"
 print("python ok")
 "#;
-    let out = Command::new(python_with_redis()).args(["-c", script, &p]).output().unwrap();
+    let out = Command::new(common::python_with("redis")).args(["-c", script, &p]).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("python ok"), "redis-py: {text}");
 

@@ -154,6 +154,22 @@ pub fn dev_config(port: u16) -> String {
         .replace(metrics, "listen = []")
 }
 
+/// The Python that can import `module` (a PyPI package): $VIGIL_PYTHON, else target/py/bin/python3,
+/// the virtual environment scripts/test makes (`ensure_python_packages` in scripts/lib.sh); fails
+/// the test, loudly, when it cannot.
+pub fn python_with(module: &str) -> PathBuf {
+    let python = std::env::var_os("VIGIL_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py/bin/python3"));
+    let ok = Command::new(&python).args(["-c", &format!("import {module}")]).status().map(|s| s.success());
+    assert!(
+        matches!(ok, Ok(true)),
+        "{} cannot import {module}: run scripts/test (it makes target/py with pip install redis blake3) or set VIGIL_PYTHON",
+        python.display()
+    );
+    python
+}
+
 /// A port that is free right now on loopback for both UDP and TCP (a node serves both on it).
 pub fn free_udp_port() -> u16 {
     loop {
