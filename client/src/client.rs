@@ -138,11 +138,16 @@ impl Client {
     /// A client of the cluster whose nodes are listed in `nodes`, comma-separated
     /// (`"10.77.0.1:9000,10.77.0.2:9000"`; names resolve too), with the default [`ClientConfig`].
     pub fn connect_cluster(nodes: &str) -> Result<Client, ClientError> {
+        Self::connect_cluster_with(nodes, ClientConfig::default())
+    }
+
+    /// As [`Client::connect_cluster`], with `config`.
+    pub fn connect_cluster_with(nodes: &str, config: ClientConfig) -> Result<Client, ClientError> {
         let mut seeds = Vec::new();
         for node in nodes.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             seeds.extend(node.to_socket_addrs()?);
         }
-        Self::with_config(seeds.as_slice(), ClientConfig::default())
+        Self::with_config(seeds.as_slice(), config)
     }
 
     /// A client of the cluster whose nodes include `seeds`.
