@@ -3,7 +3,10 @@
 # and the maximum durable SET rate of one node (one shard, kernel UDP on loopback, durable io_uring
 # log), anonymous and then signed (vigil-loadgen --credentials: a 40-byte block and a keyed-BLAKE3
 # MAC per datagram, checked by the node before any frame runs, with its replay window), against
-# the same node in the same invocation, in ROUNDS rounds so that drift of the VM shows.
+# the same node config in the same invocation, in ROUNDS rounds so that drift of the VM shows. As
+# in bench/metrics.sh, each (round, mode) starts the node afresh on an empty store, so every mode's
+# SETs meet the same store (a long series of overload trials on one store was seen to leave fresh
+# clients' writes answered STALE, which no mode should inherit).
 # vigil-loadgen's search (bisection, trials of SEARCH_SECONDS, loss <= LOSS_MAX, achieved >= 99%
 # of offered).
 #
@@ -11,7 +14,8 @@
 # generator's key; every run takes client ids of its own (anonymous ones outside the key's range,
 # signed ones in it), so no run's writes meet another's exactly-once state.
 #
-# Prints one table with the ratios; keeps every JSON, log and config under OUT.
+# Prints one table with the ratios; keeps every JSON, log and config under OUT (the key is in
+# OUT/node.toml and OUT/loadgen.toml, mode 600).
 #
 #   sudo bench/auth.sh                 # ~4 minutes
 #   bench/auth.sh --dry-run            # preflight, build, the config; nothing run
@@ -84,23 +88,23 @@ print(int(s["search"].get("best_rate") or 0))
 PY
 }
 
-rm -rf "${DATA_DIR:?}"
-start_vigil "$OUT/node.toml" "$OUT/node.log"
-PIDS=("$VIGIL_PID")
-(( CLIENT_ID + (ROUNDS * 4 + 1) * (SEARCH_STEPS + 1) <= CLIENT_ID + CLIENT_IDS )) || die "too many runs for the key's client ids"
+(( (ROUNDS * 4 + 1) * (SEARCH_STEPS + 1) <= CLIENT_IDS )) || die "too many runs for the key's client ids"
 declare -A PING SET
 for round in $(seq 1 "$ROUNDS"); do
     for mode in anonymous signed; do
         echo "== round $round, $mode"
+        rm -rf "${DATA_DIR:?}"
+        start_vigil "$OUT/node.toml" "$OUT/$mode-$round.log"
+        PIDS=("$VIGIL_PID")
         PING[$mode-$round]=$(search "$mode-$round-ping" "$mode" --op ping)
         SET[$mode-$round]=$(search "$mode-$round-set" "$mode" --op set --keys "$KEYS" --value-bytes 16)
+        kill -INT "$VIGIL_PID"
+        wait "$VIGIL_PID" || die "vigil exited badly (see $OUT/$mode-$round.log)"
+        # shellcheck disable=SC2034  # read by the EXIT trap of bench_stop_pids_on_exit
+        PIDS=()
         info "max PING/s ${PING[$mode-$round]}, max durable SET/s ${SET[$mode-$round]}"
     done
 done
-kill -INT "$VIGIL_PID"
-wait "$VIGIL_PID" || die "vigil exited badly (see $OUT/node.log)"
-# shellcheck disable=SC2034  # read by the EXIT trap of bench_stop_pids_on_exit
-PIDS=()
 
 echo
 echo "== results (kernel UDP on loopback, shard on core $SERVER_CORE, load generator on core $LOADGEN_CORE)"
