@@ -318,7 +318,7 @@ acl = "+@read +@write"
         assert!(a.slice(16, Some(104_081)).is_err(), "past the end");
         assert!(a.slice(16, Some(99_999)).is_err(), "before the start");
         let auto = a.slice(16, None).unwrap();
-        assert!((100_000..=104_080).contains(&auto) && (auto - 100_000) % 16 == 0);
+        assert!((100_000..=104_080).contains(&auto) && (auto - 100_000).is_multiple_of(16));
         let e = a.slice(5000, None).unwrap_err().to_string();
         assert!(e.contains("needs 5000 client ids") && e.contains("4096"), "{e}");
     }
