@@ -3,10 +3,13 @@
 //! read-only key reads but is `FORBIDDEN` to write; an unsigned request is refused
 //! `credentials_required`, and a client id the key does not speak for `client_id_not_bound`.
 //!
-//! Address cookies are not exercised here: a node proves loopback sources itself, so only a
-//! non-loopback link would see `ADDRESS_UNPROVEN` (tests/fake_nodes.rs covers the client's side
-//! of it).
+//! Address cookies: a node on this machine's non-loopback address (anonymous access on, protected
+//! mode off, as on a private lab link) sees this client's datagrams come from that address, which
+//! has proven nothing: its first GET is answered `ADDRESS_UNPROVEN` with a cookie, the client
+//! resends it with the cookie and sends the cookie on from then on. A machine without a
+//! non-loopback address fails that test, loudly.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 use vigil_client::{Client, ClientConfig, ClientError, Credentials, Refusal};
 
@@ -86,4 +89,31 @@ fn signed_requests_work_and_wrong_keys_roles_and_ids_are_refused() {
     ));
 
     assert_eq!(writer.get(b"greeting").unwrap().unwrap().value, b"hello", "nothing refused was written");
+}
+
+#[test]
+fn an_unproven_source_fetches_its_cookie_once_and_sends_it_on() {
+    let ip = node::common::non_loopback_address();
+    let mut node = Node::start_with("cookie", |dev| {
+        let (bind, protected) = ("bind_ip = \"127.0.0.1\"", "anonymous = \"read-write\"");
+        assert!(dev.contains(bind) && dev.contains(protected), "the dev config binds loopback, anonymous on");
+        dev.replace(bind, &format!("bind_ip = \"{ip}\""))
+            .replace(protected, "anonymous = \"read-write\"\nprotected_mode = false")
+    });
+    node.addr = SocketAddr::from((ip, node.addr.port()));
+    let config = ClientConfig { timeout: Duration::from_millis(500), ..ClientConfig::default() };
+    let mut c = Client::with_config(node.addr, config).unwrap();
+    let version = c.set(b"k", b"v").unwrap();
+    assert_eq!(c.stats().cookies_learnt, 0, "a SET's answer is small: no proof needed");
+    let got = c.get(b"k").unwrap().expect("just written");
+    assert_eq!((got.value.as_slice(), got.version), (&b"v"[..], version));
+    assert_eq!(c.stats().cookies_learnt, 1, "the GET was answered ADDRESS_UNPROVEN first");
+    assert!(c.cookie(node.addr).is_some());
+    let sent = c.stats().sent;
+    assert_eq!(c.get(b"k").unwrap().map(|v| v.value), Some(b"v".to_vec()));
+    assert_eq!(
+        (c.stats().sent, c.stats().cookies_learnt),
+        (sent + 1, 1),
+        "the cookie goes along: one datagram"
+    );
 }

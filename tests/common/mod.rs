@@ -170,6 +170,19 @@ pub fn python_with(module: &str) -> PathBuf {
     python
 }
 
+/// This machine's address toward its default route: not loopback, and local. A socket bound to it
+/// reaches a node on 127.0.0.1 (or on this address) from a source that is not loopback: a source
+/// that must prove its address. Fails the test, loudly, on a machine without one.
+pub fn non_loopback_address() -> std::net::Ipv4Addr {
+    let probe = UdpSocket::bind("0.0.0.0:0").unwrap();
+    // connect() on UDP sends nothing: it only picks the route and the source address.
+    probe.connect("192.0.2.1:9").expect("this test needs a default route to pick a non-loopback source");
+    match probe.local_addr().unwrap().ip() {
+        std::net::IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => ip,
+        other => panic!("no non-loopback IPv4 address on this machine ({other}): the test cannot run"),
+    }
+}
+
 /// A port that is free right now on loopback for both UDP and TCP (a node serves both on it).
 pub fn free_udp_port() -> u16 {
     loop {
