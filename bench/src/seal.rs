@@ -165,15 +165,13 @@ impl Sealer {
     /// the cookie, then the authentication block and MAC under the next nonce, stamped `now`.
     #[inline]
     pub fn seal(&mut self, datagram: &mut [u8], node: usize, now: Nanos) {
-        if let Some(Some(cookie)) = self.cookies.get(node) {
-            ext::put_cookie(datagram, cookie);
-        }
-        if let Some(creds) = &self.credentials {
+        let cookie = self.cookies.get(node).and_then(Option::as_ref);
+        let signer = self.credentials.as_ref().map(|creds| {
             let nonce = self.next_nonce;
             self.next_nonce += 1;
-            let unix_ms = now.0.wrapping_add(self.unix_offset_ns) / 1_000_000;
-            auth::sign(datagram, creds, unix_ms, nonce);
-        }
+            (creds, now.0.wrapping_add(self.unix_offset_ns) / 1_000_000, nonce)
+        });
+        auth::seal_request(datagram, cookie, signer);
     }
 }
 

@@ -87,15 +87,12 @@ impl Sealer {
         let mut w = DatagramWriter::request_with_blocks(out, client_id, flags)?;
         w.push(opcode, 0, request_id, body)?;
         let len = w.finish();
-        let datagram = &mut out[..len];
-        if let Some(cookie) = self.cookies.get(&node) {
-            ext::put_cookie(datagram, cookie);
-        }
-        if let Some(creds) = &self.credentials {
+        let signer = self.credentials.as_ref().map(|creds| {
             let nonce = self.next_nonce;
             self.next_nonce += 1;
-            auth::sign(datagram, creds, unix_ns() / 1_000_000, nonce);
-        }
+            (creds, unix_ns() / 1_000_000, nonce)
+        });
+        auth::seal_request(&mut out[..len], self.cookies.get(&node), signer);
         Ok(len)
     }
 }
