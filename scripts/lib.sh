@@ -64,7 +64,8 @@ ensure_python_packages() {
         return 0
     fi
     run python3 -m venv "$py" || die "python3 -m venv target/py failed"
-    run "$py/bin/pip" install -q "${VIGIL_PYTHON_PACKAGES[@]}" \
+    # `python3 -m pip`, not bin/pip: a copied venv's scripts still name the python of the old place.
+    run "$py/bin/python3" -m pip install -q "${VIGIL_PYTHON_PACKAGES[@]}" \
         || die "pip install ${VIGIL_PYTHON_PACKAGES[*]} (into target/py) failed"
     ok "installed ${VIGIL_PYTHON_PACKAGES[*]} into target/py"
 }
