@@ -5,6 +5,9 @@
 //!
 //! The tests run one at a time (a lock): each busy-polls a core, and this machine has two.
 
+#[path = "support/answers.rs"]
+mod answers;
+
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
@@ -35,13 +38,7 @@ impl PacketIo for AtOnce {
     type Tx = VecTx;
 
     fn rx_burst(&mut self, batch: &mut Batch<VecRx>) -> usize {
-        let mut n = 0;
-        while batch.room() > 0 {
-            let Some(a) = self.answers.pop_front() else { break };
-            assert!(batch.push(VecRx::new(a, SERVER)).is_ok());
-            n += 1;
-        }
-        n
+        answers::rx_answers(&mut self.answers, batch, SERVER)
     }
 
     fn tx_alloc(&mut self, peer: &Peer) -> Option<VecTx> {

@@ -5,6 +5,9 @@
 //! `ADDRESS_UNPROVEN` with a new cookie, which later datagrams must carry; the rest are answered
 //! OK.
 
+#[path = "support/answers.rs"]
+mod answers;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -34,13 +37,7 @@ impl PacketIo for Gate {
     type Tx = VecTx;
 
     fn rx_burst(&mut self, batch: &mut Batch<VecRx>) -> usize {
-        let mut n = 0;
-        while batch.room() > 0 {
-            let Some(a) = self.answers.pop_front() else { break };
-            assert!(batch.push(VecRx::new(a, SERVER)).is_ok());
-            n += 1;
-        }
-        n
+        answers::rx_answers(&mut self.answers, batch, SERVER)
     }
 
     fn tx_alloc(&mut self, peer: &Peer) -> Option<VecTx> {

@@ -225,18 +225,7 @@ impl KeyTable {
 mod tests {
     use super::*;
 
-    pub(crate) fn client(name: &str, key_id: u32, client_id: u64, acl: &str) -> ClientConfig {
-        ClientConfig {
-            name: name.into(),
-            key_id,
-            client_id,
-            client_ids: 1,
-            key: Some(format!("{:064x}", key_id)),
-            password: Some(format!("password-of-{name}-0123456789")),
-            acl: acl.into(),
-            expires_unix_s: None,
-        }
-    }
+    use crate::config::auth::test_client as client;
 
     fn table() -> KeyTable {
         let mut a = client("loadgen", 2, 1000, "+@read +@write");

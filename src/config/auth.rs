@@ -333,3 +333,19 @@ impl AuthConfig {
         self.anonymous != Anonymous::None
     }
 }
+
+/// A principal for unit tests: the key is `key_id` in 64 hex digits, the password
+/// `password-of-<name>-0123456789`, one client id, no expiry.
+#[cfg(test)]
+pub(crate) fn test_client(name: &str, key_id: u32, client_id: u64, acl: &str) -> ClientConfig {
+    ClientConfig {
+        name: name.into(),
+        key_id,
+        client_id,
+        client_ids: 1,
+        key: Some(format!("{key_id:064x}")),
+        password: Some(format!("password-of-{name}-0123456789")),
+        acl: acl.into(),
+        expires_unix_s: None,
+    }
+}

@@ -205,16 +205,8 @@ mod tests {
     use crate::config::auth::{AuthConfig, ClientConfig};
 
     fn client(name: &str, key_id: u32, acl: &str, expires: Option<u64>) -> ClientConfig {
-        ClientConfig {
-            name: name.into(),
-            key_id,
-            client_id: u64::from(key_id) * 100,
-            client_ids: 1,
-            key: None,
-            password: Some(format!("password-of-{name}-0123456789")),
-            acl: acl.into(),
-            expires_unix_s: expires,
-        }
+        let c = crate::config::auth::test_client(name, key_id, u64::from(key_id) * 100, acl);
+        ClientConfig { key: None, expires_unix_s: expires, ..c }
     }
 
     fn auth(anonymous: Option<Acl>) -> TcpAuth {

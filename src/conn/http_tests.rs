@@ -183,14 +183,8 @@ fn a_conditional_delete_deletes_only_the_version_it_names() {
 pub(crate) fn two_principals(anonymous: Option<crate::auth::Acl>) -> crate::conn::TcpAuth {
     use crate::config::auth::{AuthConfig, ClientConfig};
     let client = |name: &str, key_id: u32, acl: &str| ClientConfig {
-        name: name.into(),
-        key_id,
-        client_id: u64::from(key_id) * 100,
-        client_ids: 1,
         key: None,
-        password: Some(format!("password-of-{name}-0123456789")),
-        acl: acl.into(),
-        expires_unix_s: None,
+        ..crate::config::auth::test_client(name, key_id, u64::from(key_id) * 100, acl)
     };
     let clients = vec![client("reader", 1, "+@read"), client("writer", 2, "+@read +@write")];
     let table = crate::auth::KeyTable::from_config(&AuthConfig { clients, ..AuthConfig::default() }).unwrap();

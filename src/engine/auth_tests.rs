@@ -27,17 +27,9 @@ impl Handler for Big {
     }
 }
 
+/// A principal speaking for 4 client ids from `client_id` (key: `key_id` in hex).
 fn principal(name: &str, key_id: u32, client_id: u64, acl: &str) -> ClientConfig {
-    ClientConfig {
-        name: name.into(),
-        key_id,
-        client_id,
-        client_ids: 4,
-        key: Some(format!("{key_id:064x}")),
-        password: None,
-        acl: acl.into(),
-        expires_unix_s: None,
-    }
+    ClientConfig { client_ids: 4, ..crate::config::auth::test_client(name, key_id, client_id, acl) }
 }
 
 fn creds(key_id: u32) -> Credentials {
