@@ -235,14 +235,18 @@ impl Gate {
         now: Nanos,
     ) -> Result<Admission, Refusal> {
         let blocks = ext::decode(datagram, header.flags).map_err(|_| Refusal::Truncated)?;
-        let cookie_ok = blocks.cookie.is_some_and(|c| self.cookies.check(peer.ip, &c, now));
-        let local = peer.ip.is_loopback() || peer.as_connection().is_some() || self.limits.trusts(peer.ip);
         let Some(auth) = blocks.auth else {
             let acl = self.limits.anonymous.ok_or(Refusal::CredentialsRequired)?;
             if header.client_id != 0 && self.keys.load().is_bound(header.client_id) {
                 return Err(Refusal::ClientIdReserved);
             }
-            return Ok(Admission { acl, proven: local || cookie_ok, frames_offset: blocks.frames_offset });
+            // Only an anonymous datagram needs its source proven, and its cookie only checked
+            // (two keyed hashes) when the source is not local already.
+            let proven = peer.ip.is_loopback()
+                || peer.as_connection().is_some()
+                || self.limits.trusts(peer.ip)
+                || blocks.cookie.is_some_and(|c| self.cookies.check(peer.ip, &c, now));
+            return Ok(Admission { acl, proven, frames_offset: blocks.frames_offset });
         };
         let keys = self.keys.load();
         let Some(p) = keys.by_key_id(auth.key_id) else {
