@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 use vigil::auth::ext::{self, COOKIE_LEN, FLAG_AUTH, FLAG_COOKIE};
 use vigil::auth::{self, Credentials};
 use vigil::wire::{self, opcode, DatagramWriter, Frames, NoRoom, Status};
@@ -95,11 +95,9 @@ impl RunAuth {
     }
 }
 
-/// Nanoseconds since the Unix epoch (0 for a clock set before it).
+/// Nanoseconds since the Unix epoch now (the server's own reading: `serve::wall_clock::unix_ns`).
 pub fn unix_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    vigil::serve::wall_clock::unix_ns(SystemTime::now())
 }
 
 /// One generator thread's datagram blocks: the cookie of each node, the signature.

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 use vigil::auth::ext::{self, COOKIE_LEN, FLAG_AUTH, FLAG_COOKIE};
 use vigil::auth::{self, Credentials};
 use vigil::wire::{DatagramWriter, NoRoom};
@@ -30,11 +30,9 @@ pub struct Sealer {
     cookies: HashMap<SocketAddr, Cookie>,
 }
 
-/// Nanoseconds since the Unix epoch (0 for a clock set before it).
+/// Nanoseconds since the Unix epoch now (the server's own reading: `serve::wall_clock::unix_ns`).
 fn unix_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    vigil::serve::wall_clock::unix_ns(SystemTime::now())
 }
 
 impl Sealer {
