@@ -146,6 +146,7 @@ fn fill(p: &mut Partition<UringBlockIo>, clock: &MonotonicClock, w: &Workload, f
                 origin: Origin::Client { peer: peer(), client_id: CLIENT, arrived: vigil_pmd::Nanos(0) },
                 opcode: opcode::SET,
                 request_id: next + 1,
+                owner: Default::default(),
             };
             match p.write(waiter, CLIENT, &body) {
                 WriteOutcome::Later => next += 1,

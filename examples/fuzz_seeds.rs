@@ -13,7 +13,7 @@ use vigil::kv::{expire_flags, set_flags, Command, KvLimits, Op, Ttl};
 use vigil::log::{encode_record, RecordFields, Superblock, RECORD_HEADER_LEN};
 use vigil::partition::batch::{BatchLimits, BatchWriter, TAG_KV};
 use vigil::peer::{PeerLimits, PeerOutbox};
-use vigil::projection::Router;
+use vigil::projection::{Owner, Quota, Router};
 use vigil::wire::{opcode, DatagramWriter};
 
 const OPS: [Op<'static>; 8] = [
@@ -108,7 +108,10 @@ fn kv_seeds(dir: &Path) -> std::io::Result<()> {
     let mut batch = BatchWriter::new(BatchLimits::default());
     for (i, op) in OPS.iter().enumerate() {
         let cmd = Command { client_id: 7, seq: i as u64 + 1, op: *op };
-        batch.push(TAG_KV, cmd.encoded_len(), |out| {
+        // Every kind of owner stamp: anonymous, a principal, a principal under a quota.
+        let quota = Some(Quota { keys_max: 100, bytes_max: 1 << 20 });
+        let owner = [Owner::ANONYMOUS, Owner { key_id: 3, quota: None }, Owner { key_id: 4, quota }][i % 3];
+        batch.push(TAG_KV, &owner, cmd.encoded_len(), |out| {
             cmd.encode(out).expect("sized");
         });
     }

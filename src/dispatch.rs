@@ -32,6 +32,9 @@ pub struct Request<'a> {
     pub now: Nanos,
     /// Who sent it: where an answer given later goes.
     pub peer: Peer,
+    /// The principal it was admitted from and its node-wide quota (`projection::owner`): its
+    /// writes are stamped with it.
+    pub owner: crate::projection::Owner,
 }
 
 /// How a handler answered a request.
@@ -176,7 +179,15 @@ pub(crate) mod tests {
     }
 
     fn req(opcode: u8) -> Request<'static> {
-        Request { opcode, request_id: 1, client_id: 0, body: b"", now: Nanos(0), peer: test_peer() }
+        Request {
+            opcode,
+            request_id: 1,
+            client_id: 0,
+            body: b"",
+            now: Nanos(0),
+            peer: test_peer(),
+            owner: Default::default(),
+        }
     }
 
     #[test]

@@ -36,6 +36,7 @@
 use crate::auth::{self, Admission, Gate};
 use crate::dispatch::{Answer, Dispatcher, Request};
 use crate::metrics::RequestLatencies;
+use crate::projection::Owner;
 use crate::wire::{self, DatagramWriter, FrameError, HeaderError, Status};
 
 use vigil_pmd::{Nanos, Peer};
@@ -242,9 +243,19 @@ impl Engine {
                 // Without a gate the blocks are still skipped exactly (never parsed as frames).
                 let blocks =
                     auth::ext::decode(request, header.flags).map_err(|_| auth::Refusal::Truncated)?;
-                Ok(Admission { acl: auth::Acl::ALL, proven: true, frames_offset: blocks.frames_offset })
+                Ok(Admission {
+                    acl: auth::Acl::ALL,
+                    proven: true,
+                    frames_offset: blocks.frames_offset,
+                    owner: Owner::ANONYMOUS,
+                })
             }
-            None => Ok(Admission { acl: auth::Acl::ALL, proven: true, frames_offset: wire::HEADER_LEN }),
+            None => Ok(Admission {
+                acl: auth::Acl::ALL,
+                proven: true,
+                frames_offset: wire::HEADER_LEN,
+                owner: Owner::ANONYMOUS,
+            }),
         }
     }
 
@@ -276,8 +287,8 @@ impl Engine {
             if self.refused_by_gate(&f, admission, &peer, now, w) {
                 continue;
             }
-            let req =
-                Request { opcode: f.opcode, request_id: f.request_id, client_id, body: f.body, now, peer };
+            let (opcode, request_id, body, owner) = (f.opcode, f.request_id, f.body, admission.owner);
+            let req = Request { opcode, request_id, client_id, body, now, peer, owner };
             later += usize::from(self.execute(&req, w) == Some(Answer::Later));
         }
         later

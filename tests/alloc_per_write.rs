@@ -76,6 +76,7 @@ fn write(p: &mut Partition<MemoryBlockIo>, bodies: &[Vec<u8>], first: u64, count
                 origin: Origin::Client { peer, client_id: 9, arrived: Nanos(0) },
                 opcode: opcode::SET,
                 request_id: i,
+                owner: Default::default(),
             };
             let body = &bodies[(i % KEYS) as usize];
             assert_eq!(p.write(waiter, 9, body), WriteOutcome::Later, "write {i}");

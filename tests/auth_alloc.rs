@@ -65,6 +65,8 @@ fn gate_allocates_nothing_after_start_up() {
         password: None,
         acl: "+@read +@write".into(),
         expires_unix_s: None,
+        keys_max: Some(1 << 20),
+        bytes_max: None,
     };
     let auth = AuthConfig {
         anonymous: Anonymous::ReadOnly,

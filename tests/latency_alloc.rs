@@ -60,7 +60,16 @@ fn recording_allocates_nothing_after_start_up() {
                     engine.handle_datagram(&datagram, &mut response, peer, now),
                     Outcome::Reply(_)
                 ));
-                let req = Request { opcode: opcode::PING, request_id: 1, client_id: 0, body: b"", now, peer };
+                let owner = Default::default();
+                let req = Request {
+                    opcode: opcode::PING,
+                    request_id: 1,
+                    client_id: 0,
+                    body: b"",
+                    now,
+                    peer,
+                    owner,
+                };
                 engine.handle_request(&req, &mut out).unwrap();
             }
         }

@@ -44,6 +44,8 @@ fn principal(name: &str, key_id: u32, client_id: u64, acl: &str) -> ClientConfig
         password: None,
         acl: acl.into(),
         expires_unix_s: None,
+        keys_max: None,
+        bytes_max: None,
     }
 }
 

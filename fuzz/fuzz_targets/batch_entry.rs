@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         let mut w = BatchWriter::new(limits);
         let timestamp = batch.timestamp;
         for c in batch.clone() {
-            w.push(c.tag, c.bytes.len(), |out| out.copy_from_slice(c.bytes));
+            w.push(c.tag, &c.owner, c.bytes.len(), |out| out.copy_from_slice(c.bytes));
         }
         assert_eq!(w.seal(timestamp), data, "a batch that decoded does not re-encode to itself");
         let mut router = Router::new(KvLimits::small(), Vec::new());

@@ -107,6 +107,12 @@ pub struct AddRequest {
     /// When it expires, Unix seconds.
     #[serde(default)]
     pub expires_unix_s: Option<u64>,
+    /// Its quota of KV keys, node-wide (default: none).
+    #[serde(default)]
+    pub keys_max: Option<u64>,
+    /// Its quota of KV bytes, node-wide (default: none).
+    #[serde(default)]
+    pub bytes_max: Option<u64>,
 }
 
 /// The admin API's hold on the principals (implemented by the serve layer, which keeps the file).

@@ -25,6 +25,8 @@ use super::ext::{self, COOKIE_LEN};
 use super::keys::SharedKeys;
 use super::mac;
 use super::replay::ReplayWindow;
+use crate::projection::owner::ANONYMOUS_OWNER;
+use crate::projection::{Owner, Quota};
 use crate::wire::Header;
 use std::collections::HashMap;
 use vigil_pmd::{Nanos, Peer};
@@ -143,6 +145,9 @@ pub struct Admission {
     pub proven: bool,
     /// Where its first frame starts.
     pub frames_offset: usize,
+    /// Who its writes are for: the principal that signed it, or anonymous, with the node-wide
+    /// quota (`projection::owner`).
+    pub owner: Owner,
 }
 
 /// The gate's settings.
@@ -150,6 +155,9 @@ pub struct Admission {
 pub struct GateLimits {
     /// What anonymous datagrams may do (`None`: refused).
     pub anonymous: Option<Acl>,
+    /// The KV quota of anonymous requests, node-wide (`auth.anonymous_keys_max`,
+    /// `anonymous_bytes_max`).
+    pub anonymous_quota: Option<Quota>,
     /// The timestamp bound, ms.
     pub replay_window_ms: u64,
     /// Replay windows this shard holds at most.
@@ -246,7 +254,8 @@ impl Gate {
                 || peer.as_connection().is_some()
                 || self.limits.trusts(peer.ip)
                 || blocks.cookie.is_some_and(|c| self.cookies.check(peer.ip, &c, now));
-            return Ok(Admission { acl, proven, frames_offset: blocks.frames_offset });
+            let owner = Owner { key_id: ANONYMOUS_OWNER, quota: self.limits.anonymous_quota };
+            return Ok(Admission { acl, proven, frames_offset: blocks.frames_offset, owner });
         };
         let keys = self.keys.load();
         let Some(p) = keys.by_key_id(auth.key_id) else {
@@ -262,14 +271,14 @@ impl Gate {
         if !p.speaks_for(header.client_id) {
             return Err(Refusal::ClientIdNotBound);
         }
-        let acl = p.acl;
+        let (acl, owner) = (p.acl, p.owner());
         drop(keys);
         let now_ms = now.0 / 1_000_000;
         if auth.timestamp_ms.abs_diff(now_ms) > self.limits.replay_window_ms {
             return Err(Refusal::StaleTimestamp);
         }
         self.check_nonce(auth.key_id, header.client_id, auth.nonce, auth.timestamp_ms, now_ms)?;
-        Ok(Admission { acl, proven: true, frames_offset: blocks.frames_offset })
+        Ok(Admission { acl, proven: true, frames_offset: blocks.frames_offset, owner })
     }
 
     fn check_nonce(

@@ -11,6 +11,7 @@
 
 use super::Acl;
 use crate::config::auth::{parse_key_hex, AuthConfig, ClientConfig};
+use crate::projection::{Owner, Quota};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct Principal {
     pub acl: Acl,
     /// When it stops being accepted, Unix seconds.
     pub expires_unix_s: Option<u64>,
+    /// Its KV quota, node-wide (`None`: unlimited).
+    pub quota: Option<Quota>,
 }
 
 impl Principal {
@@ -52,12 +55,18 @@ impl Principal {
             password_digest: c.password.as_deref().map(password_digest),
             acl: Acl::parse(&c.acl)?,
             expires_unix_s: c.expires_unix_s,
+            quota: c.quota(),
         })
     }
 
     /// True when `client_id` is one it speaks for.
     pub fn speaks_for(&self, client_id: u64) -> bool {
         client_id.wrapping_sub(self.client_id) < self.client_ids
+    }
+
+    /// Who its writes are for: its key id and quota (`projection::owner`).
+    pub fn owner(&self) -> Owner {
+        Owner { key_id: self.key_id, quota: self.quota }
     }
 
     /// True when it has expired at `now_unix_s`.

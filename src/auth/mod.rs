@@ -101,6 +101,7 @@ impl NodeAuth {
     pub fn new(auth: &crate::config::AuthConfig, cookie_secret: [u8; 32]) -> Result<NodeAuth, String> {
         let mut limits = gate::GateLimits {
             anonymous: auth.anonymous.acl(),
+            anonymous_quota: auth.anonymous_quota(),
             replay_window_ms: auth.replay_window_ms,
             replay_windows_max: auth.replay_windows_max,
             trusted: [(0, 0); gate::TRUSTED_SOURCES_MAX],
@@ -116,6 +117,11 @@ impl NodeAuth {
             cookies: cookie::CookieJar::new(cookie_secret),
             limits,
         })
+    }
+
+    /// Who anonymous requests are for: no principal, with the anonymous quota.
+    pub fn anonymous_owner(&self) -> crate::projection::Owner {
+        crate::projection::Owner { key_id: 0, quota: self.limits.anonymous_quota }
     }
 
     /// A shard's gate (its replay windows allocated now).

@@ -34,7 +34,7 @@ pub(crate) fn candle(city: u16, state: u8, prayer: Option<&[u8]>) -> Vec<u8> {
 }
 
 fn at(lsn: u64, time_ns: u64) -> Applied {
-    Applied { pos: LogPos::single(lsn), time_ns }
+    Applied { pos: LogPos::single(lsn), time_ns, owner: Default::default() }
 }
 
 fn get(p: &CandleProjection, id: u64, now_ms: u64) -> Result<Vec<u8>, Status> {

@@ -16,6 +16,7 @@
 
 use super::{invalid, ConfigError};
 use crate::auth::Acl;
+use crate::projection::Quota;
 use serde::{Deserialize, Serialize};
 
 /// The shortest password accepted (as `admin.token`: a guessable secret protects nothing).
@@ -88,6 +89,13 @@ pub struct AuthConfig {
     /// The principals.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// Most keys anonymous requests may hold in the KV store, all together, node-wide (unset: no
+    /// quota): so that anonymous clients cannot fill the store for the principals.
+    #[serde(default)]
+    pub anonymous_keys_max: Option<u64>,
+    /// Most bytes of keys and values anonymous requests may hold, node-wide (unset: no quota).
+    #[serde(default)]
+    pub anonymous_bytes_max: Option<u64>,
 }
 
 /// One principal.
@@ -120,6 +128,13 @@ pub struct ClientConfig {
     /// When it stops being accepted, in Unix seconds (unset: never).
     #[serde(default)]
     pub expires_unix_s: Option<u64>,
+    /// Most keys it may hold in the KV store, node-wide (unset: no quota). Each partition holds
+    /// an even share (`projection::owner`); a write past it is `QUOTA_EXCEEDED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_max: Option<u64>,
+    /// Most bytes of keys and values it may hold in the KV store, node-wide (unset: no quota).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_max: Option<u64>,
 }
 
 fn one() -> u64 {
@@ -148,6 +163,8 @@ impl Default for AuthConfig {
             trusted_sources: Vec::new(),
             clients_max: clients_max(),
             clients: Vec::new(),
+            anonymous_keys_max: None,
+            anonymous_bytes_max: None,
         }
     }
 }
@@ -236,7 +253,22 @@ impl ClientConfig {
             check_password(password).map_err(|e| format!("{}: password {e}", self.name))?;
         }
         Acl::parse(&self.acl).map_err(|e| format!("{}: acl {e}", self.name))?;
+        check_quota(self.keys_max, self.bytes_max).map_err(|e| format!("{}: {e}", self.name))?;
         Ok(())
+    }
+
+    /// Its KV quota, node-wide (`None`: unlimited).
+    pub fn quota(&self) -> Option<Quota> {
+        Quota::of(self.keys_max, self.bytes_max)
+    }
+}
+
+/// Whether a quota's figures are acceptable (at least 1 each when set), or why not.
+pub fn check_quota(keys_max: Option<u64>, bytes_max: Option<u64>) -> Result<(), String> {
+    match (keys_max, bytes_max) {
+        (Some(0), _) => Err("keys_max must be at least 1 (leave it unset for no quota)".into()),
+        (_, Some(0)) => Err("bytes_max must be at least 1 (leave it unset for no quota)".into()),
+        _ => Ok(()),
     }
 }
 
@@ -283,6 +315,8 @@ impl AuthConfig {
         for net in &self.trusted_sources {
             parse_cidr(net).map_err(|reason| invalid("auth.trusted_sources", reason))?;
         }
+        check_quota(self.anonymous_keys_max, self.anonymous_bytes_max)
+            .map_err(|reason| invalid("auth.anonymous_keys_max/anonymous_bytes_max", reason))?;
         for c in &self.clients {
             c.check().map_err(|reason| invalid("auth.clients", reason))?;
         }
@@ -328,6 +362,11 @@ impl AuthConfig {
         }
     }
 
+    /// The KV quota of anonymous requests, node-wide (`None`: unlimited).
+    pub fn anonymous_quota(&self) -> Option<Quota> {
+        Quota::of(self.anonymous_keys_max, self.anonymous_bytes_max)
+    }
+
     /// True when some request needs no credentials.
     pub fn allows_anonymous(&self) -> bool {
         self.anonymous != Anonymous::None
@@ -347,5 +386,7 @@ pub(crate) fn test_client(name: &str, key_id: u32, client_id: u64, acl: &str) ->
         password: Some(format!("password-of-{name}-0123456789")),
         acl: acl.into(),
         expires_unix_s: None,
+        keys_max: None,
+        bytes_max: None,
     }
 }

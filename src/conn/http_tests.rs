@@ -70,6 +70,7 @@ fn run_with(
             output_bytes_max: 1 << 20,
             auth,
             refusals: &mut refusals,
+            owner: Default::default(),
         };
         match session.run(&input, &LIMITS, 1024, &mut cx) {
             Step::Consumed(n) => drop(input.drain(..n)),

@@ -132,6 +132,8 @@ pub struct Cx<'a> {
     pub auth: &'a TcpAuth,
     /// The shard's count of refused requests.
     pub refusals: &'a mut AuthRefusals,
+    /// Who the session's requests are for, and their quota (`projection::owner`).
+    pub owner: crate::projection::Owner,
 }
 
 impl Cx<'_> {
@@ -151,6 +153,7 @@ impl Cx<'_> {
             body,
             now: self.now,
             peer: self.peer,
+            owner: self.owner,
         };
         let answer = self.engine.handle_request(&req, self.scratch);
         if answer != Err(Status::Busy) {
@@ -552,6 +555,7 @@ fn run_session(
         output_bytes_max: limits.output_bytes_max,
         auth: &resp.auth,
         refusals: &mut counters.auth_refusals,
+        owner: crate::projection::Owner::ANONYMOUS,
     };
     let step = match &mut conn.session {
         Session::Binary(s) => s.run(&conn.input, &mut cx),

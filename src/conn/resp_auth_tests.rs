@@ -27,6 +27,7 @@ fn session(settings: &RespSettings, lines: &[&str]) -> (String, AuthRefusals) {
             output_bytes_max: 1 << 20,
             auth: &settings.auth,
             refusals: &mut refusals,
+            owner: Default::default(),
         };
         match session.run(&input, &mut args, settings, &mut cx) {
             Step::Consumed(n) | Step::Close { consumed: n } => assert_eq!(n, input.len(), "{line}"),
@@ -127,6 +128,7 @@ fn a_revoked_principal_is_refused_at_its_next_command() {
             output_bytes_max: 1 << 20,
             auth: &s.auth,
             refusals: &mut refusals,
+            owner: Default::default(),
         };
         session.run(&input, &mut args, &s, &mut cx);
     };

@@ -211,7 +211,8 @@ impl KvProjection {
     /// Applies `cmd` alone in the entry at `lsn` stamped `time_ms` (tests of expiry).
     #[cfg(test)]
     pub(crate) fn apply_at(&mut self, lsn: u64, time_ms: u64, cmd: &Command<'_>) -> ApplyResult {
-        let at = Applied { pos: LogPos::single(lsn), time_ns: time_ms * 1_000_000 };
+        let at =
+            Applied { pos: LogPos::single(lsn), time_ns: time_ms * 1_000_000, owner: Default::default() };
         self.apply_op(at, &cmd.op)
     }
 

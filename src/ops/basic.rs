@@ -51,6 +51,7 @@ mod tests {
             body,
             now: Nanos(0),
             peer: crate::dispatch::tests::test_peer(),
+            owner: Default::default(),
         }
     }
 

@@ -18,7 +18,7 @@
 //! that was answered at once after all is given back.
 //!
 //! Forwarding lives in `kv/forward.rs` (request payload: `[opcode u8][client_id u64 LE]
-//! [request_id u64 LE][body]`), peer datagrams and the burst's lease check in
+//! [request_id u64 LE][owner flags u8][owner stamp, 20 bytes][body]`), peer datagrams and the burst's lease check in
 //! `kv/peer_traffic.rs`.
 //!
 //! The handlers and the shard's service step share one `KvShard` through `Rc<RefCell<_>>`: both run
@@ -37,7 +37,7 @@ use crate::ops::leaders::Leaders;
 use crate::ops::peer_link::PeerLink;
 use crate::partition::waiters::Waiters;
 use crate::partition::{Done, Origin, Partition, Pending, Waiter, WriteOutcome};
-use crate::projection::ApplyResult;
+use crate::projection::{ApplyResult, Owner};
 use crate::shard::{AnswerReservations, LateAnswer, ShardService};
 use crate::wire::{opcode, Status};
 use std::cell::RefCell;
@@ -50,8 +50,9 @@ mod peer_traffic;
 
 use forward::Forwarded;
 
-/// Bytes before the body in a forwarded request.
-const FORWARD_HEADER_LEN: usize = 17;
+/// Bytes before the body in a forwarded request: opcode, client id, request id, the owner's
+/// stamp flags and its stamp (`projection::owner`, always its largest size).
+const FORWARD_HEADER_LEN: usize = 18 + crate::projection::owner::STAMP_BYTES_MAX;
 /// The opcode of a forwarded peer datagram (0 is never a client's: `wire::OPCODE_NONE`).
 const PEER_DATAGRAM: u8 = crate::wire::OPCODE_NONE;
 /// Largest KV answer body (INCR: value and version).
@@ -280,7 +281,8 @@ impl<D: BlockIo> KvShard<D> {
             Route::Local { partition } => {
                 self.local(partition).observe_time(req.now);
                 let origin = Origin::Client { peer: req.peer, client_id: req.client_id, arrived: req.now };
-                let waiter = Waiter { origin, opcode: req.opcode, request_id: req.request_id };
+                let owner = self.owner_here(req.owner);
+                let waiter = Waiter { origin, opcode: req.opcode, request_id: req.request_id, owner };
                 let answer = self.run_local(partition, waiter, &parsed, out);
                 self.with_hint(partition, answer, out)
             }
@@ -302,6 +304,11 @@ impl<D: BlockIo> KvShard<D> {
             }),
             other => other,
         }
+    }
+
+    /// `owner` with its node-wide quota turned into a partition's share of it (`Quota::share`).
+    fn owner_here(&self, owner: Owner) -> Owner {
+        owner.in_partition_of(u16::try_from(self.placement.partitions()).unwrap_or(u16::MAX))
     }
 
     /// Takes a reservation for a late answer; `BUSY` (counted) if none is free.

@@ -10,25 +10,34 @@
 //! | 1 | 1 | reserved, 0 |
 //! | 2 | 2 | `count`: commands in the batch, 1..=`BATCH_WRITES_LIMIT` |
 //! | 4 | 8 | `timestamp`: the leader's clock (ns) when it sealed the batch: the only time a projection may read, the same on replay and on every replica |
-//! | 12 | .. | `count` times: u8 projection tag, u8 reserved (0), u16 `len`, `len` bytes of the command |
+//! | 12 | .. | `count` times: u8 projection tag, u8 `flags`, u16 `len`, the owner's stamp (`flags` says which fields: `projection::owner`; none when 0), `len` bytes of the command |
+//!
+//! `flags` is 0 for an anonymous write without a quota (and in every batch written before
+//! quotas, when the byte was reserved and zero); otherwise it says that the key id of the
+//! principal the leader admitted the write from follows, and the quota of that principal in this
+//! partition (`projection::owner`).
 //!
 //! A write's place in the log is its entry's lsn and its position in the batch (`LogPos`), which
 //! makes its version (`LogPos::version`): unique and increasing along the log.
 //!
 //! Invariants: `BatchReader` never panics and never reads past its input, whatever the bytes; it
-//! accepts exactly what `BatchWriter` writes (count matching, reserved bytes zero, nothing
-//! trailing); a sealed batch holds 1..=`writes_max` commands and at most `bytes_max` bytes, both
+//! accepts exactly what `BatchWriter` writes (count matching, reserved byte zero, known flags,
+//! nothing trailing); a sealed batch holds 1..=`writes_max` commands and at most `bytes_max` bytes, both
 //! from config; the writer allocates only at construction.
 
+use crate::projection::owner::StampError;
 pub use crate::projection::LogPos;
+use crate::projection::Owner;
 use thiserror::Error;
 
 /// First byte of a batch entry.
 pub const BATCH_FORMAT: u8 = 0xB1;
 /// Bytes of a batch's header.
 pub const BATCH_HEADER_LEN: usize = 12;
-/// Bytes of each command's frame besides the command.
+/// Bytes of each command's frame besides the command and the owner's stamp.
 pub const COMMAND_FRAME_LEN: usize = 4;
+/// Most bytes of each command's frame besides the command, a stamp included.
+pub const COMMAND_FRAME_LEN_MAX: usize = COMMAND_FRAME_LEN + crate::projection::owner::STAMP_BYTES_MAX;
 /// The smallest `bytes_max` a batch may have: a header and one small command.
 pub const BATCH_BYTES_MIN: usize = 64;
 /// The most commands a batch may hold (positions are 16 bits).
@@ -71,6 +80,8 @@ pub struct BatchWriter {
     count: usize,
     /// Where the last command's frame starts (`pop` takes it back).
     last: usize,
+    /// Where the last command's bytes start (after its frame and stamp).
+    command_at: usize,
 }
 
 impl BatchWriter {
@@ -80,7 +91,7 @@ impl BatchWriter {
         assert!((1..=BATCH_WRITES_LIMIT).contains(&limits.writes_max), "batch writes_max out of range");
         let mut buf = Vec::with_capacity(limits.bytes_max);
         buf.resize(BATCH_HEADER_LEN, 0);
-        Self { buf, limits, count: 0, last: BATCH_HEADER_LEN }
+        Self { buf, limits, count: 0, last: BATCH_HEADER_LEN, command_at: BATCH_HEADER_LEN }
     }
 
     /// Commands in the open batch.
@@ -93,26 +104,32 @@ impl BatchWriter {
         self.count == 0
     }
 
-    /// Whether a command of `len` bytes fits the open batch.
-    pub fn fits(&self, len: usize) -> bool {
+    /// Whether a command of `len` bytes written for `owner` fits the open batch.
+    pub fn fits(&self, owner: &Owner, len: usize) -> bool {
         self.count < self.limits.writes_max
-            && self.buf.len() + COMMAND_FRAME_LEN + len <= self.limits.bytes_max
+            && self.buf.len() + COMMAND_FRAME_LEN + owner.stamp_len() + len <= self.limits.bytes_max
     }
 
-    /// Whether a command of `len` bytes fits an empty batch (else it can never be logged).
-    pub fn fits_alone(&self, len: usize) -> bool {
-        BATCH_HEADER_LEN + COMMAND_FRAME_LEN + len <= self.limits.bytes_max
+    /// Whether a command of `len` bytes written for `owner` fits an empty batch (else it can
+    /// never be logged).
+    pub fn fits_alone(&self, owner: &Owner, len: usize) -> bool {
+        BATCH_HEADER_LEN + COMMAND_FRAME_LEN + owner.stamp_len() + len <= self.limits.bytes_max
     }
 
-    /// Appends a command for projection `tag`, written by `encode` into the `len` bytes it gets;
-    /// returns its position. The caller checked `fits(len)`.
-    pub fn push(&mut self, tag: u8, len: usize, encode: impl FnOnce(&mut [u8])) -> u16 {
-        assert!(self.fits(len), "push without room");
+    /// Appends a command for projection `tag` written for `owner` (stamped into its frame),
+    /// written by `encode` into the `len` bytes it gets; returns its position. The caller checked
+    /// `fits(owner, len)`.
+    pub fn push(&mut self, tag: u8, owner: &Owner, len: usize, encode: impl FnOnce(&mut [u8])) -> u16 {
+        assert!(self.fits(owner, len), "push without room");
         let position = self.count as u16;
         self.last = self.buf.len();
-        self.buf.extend_from_slice(&[tag, 0]);
+        self.buf.extend_from_slice(&[tag, owner.flags()]);
         self.buf.extend_from_slice(&(len as u16).to_le_bytes());
+        let stamp_at = self.buf.len();
+        self.buf.resize(stamp_at + owner.stamp_len(), 0);
+        owner.write_stamp(&mut self.buf[stamp_at..]);
         let at = self.buf.len();
+        self.command_at = at;
         self.buf.resize(at + len, 0);
         encode(&mut self.buf[at..]);
         self.count += 1;
@@ -123,7 +140,7 @@ impl BatchWriter {
     pub fn last_command(&self) -> &[u8] {
         match self.count {
             0 => &[],
-            _ => &self.buf[self.last + COMMAND_FRAME_LEN..],
+            _ => &self.buf[self.command_at..],
         }
     }
 
@@ -162,6 +179,8 @@ pub struct BatchCommand<'a> {
     pub tag: u8,
     /// Its bytes (the projection's own encoding).
     pub bytes: &'a [u8],
+    /// Who wrote it and under which quota (the frame's stamp).
+    pub owner: Owner,
 }
 
 /// A decoded batch entry: its header, and its commands one by one.
@@ -211,16 +230,19 @@ impl<'a> BatchReader<'a> {
         if rest.len() < COMMAND_FRAME_LEN {
             return Err(BatchError::Truncated);
         }
-        if rest[1] != 0 {
-            return Err(BatchError::Malformed("a reserved byte is not zero"));
-        }
+        let (owner, stamp_len) = match Owner::read_stamp(rest[1], &rest[COMMAND_FRAME_LEN..]) {
+            Ok(read) => read,
+            Err(StampError::Truncated) => return Err(BatchError::Truncated),
+            Err(StampError::Flags) => return Err(BatchError::Malformed("a frame's flags are unknown")),
+        };
         let len = usize::from(u16::from_le_bytes([rest[2], rest[3]]));
-        let end = COMMAND_FRAME_LEN + len;
+        let start = COMMAND_FRAME_LEN + stamp_len;
+        let end = start + len;
         if rest.len() < end {
             return Err(BatchError::Truncated);
         }
         self.rest = &rest[end..];
-        Ok(BatchCommand { tag: rest[0], bytes: &rest[COMMAND_FRAME_LEN..end] })
+        Ok(BatchCommand { tag: rest[0], bytes: &rest[start..end], owner })
     }
 }
 
@@ -239,6 +261,10 @@ impl<'a> Iterator for BatchReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::projection::Quota;
+
+    const A: Owner = Owner::ANONYMOUS;
+    const OWNED: Owner = Owner { key_id: 3, quota: Some(Quota { keys_max: 10, bytes_max: 1000 }) };
 
     fn limits() -> BatchLimits {
         BatchLimits { bytes_max: 128, writes_max: 4 }
@@ -248,29 +274,35 @@ mod tests {
     fn a_batch_round_trips_and_its_bounds_hold() {
         let mut w = BatchWriter::new(limits());
         assert!(w.is_empty());
-        assert_eq!(w.push(TAG_KV, 3, |b| b.copy_from_slice(b"abc")), 0);
-        assert_eq!(w.push(7, 0, |_| {}), 1);
-        assert!(!w.fits(128), "bytes bound");
+        assert_eq!(w.push(TAG_KV, &A, 3, |b| b.copy_from_slice(b"abc")), 0);
+        assert_eq!(w.push(7, &A, 0, |_| {}), 1);
+        assert!(!w.fits(&A, 128), "bytes bound");
         let bytes = w.seal(42).to_vec();
         let r = BatchReader::new(&bytes).unwrap();
         assert_eq!((r.count, r.timestamp), (2, 42));
         let got: Vec<_> = r.collect();
-        assert_eq!(got, [BatchCommand { tag: TAG_KV, bytes: b"abc" }, BatchCommand { tag: 7, bytes: b"" }]);
+        assert_eq!(
+            got,
+            [
+                BatchCommand { tag: TAG_KV, bytes: b"abc", owner: A },
+                BatchCommand { tag: 7, bytes: b"", owner: A }
+            ]
+        );
         w.clear();
         for _ in 0..4 {
-            w.push(TAG_KV, 1, |b| b[0] = 1);
+            w.push(TAG_KV, &A, 1, |b| b[0] = 1);
         }
-        assert!(!w.fits(1), "count bound");
+        assert!(!w.fits(&A, 1), "count bound");
         assert_eq!(w.last_command(), [1]);
         w.pop();
-        assert_eq!((w.len(), w.fits(1)), (3, true));
+        assert_eq!((w.len(), w.fits(&A, 1)), (3, true));
     }
 
     #[test]
     fn every_truncation_and_a_wrong_count_are_refused() {
         let mut w = BatchWriter::new(limits());
-        w.push(TAG_KV, 5, |b| b.copy_from_slice(b"hello"));
-        w.push(TAG_KV, 2, |b| b.copy_from_slice(b"hi"));
+        w.push(TAG_KV, &A, 5, |b| b.copy_from_slice(b"hello"));
+        w.push(TAG_KV, &OWNED, 2, |b| b.copy_from_slice(b"hi"));
         let bytes = w.seal(1).to_vec();
         for n in 0..bytes.len() {
             assert!(BatchReader::new(&bytes[..n]).is_err(), "a batch cut at {n} bytes was accepted");
@@ -281,9 +313,37 @@ mod tests {
         let mut count = bytes.clone();
         count[2] = 3;
         assert!(BatchReader::new(&count).is_err());
-        let mut reserved = bytes;
-        reserved[BATCH_HEADER_LEN + 1] = 1;
-        assert!(BatchReader::new(&reserved).is_err());
+        let mut flags = bytes;
+        flags[BATCH_HEADER_LEN + 1] = 0x04;
+        assert_eq!(
+            BatchReader::new(&flags).err(),
+            Some(BatchError::Malformed("a frame's flags are unknown"))
+        );
+    }
+
+    #[test]
+    fn owners_stamped_into_frames_read_back_and_count_against_the_bound() {
+        let mut w = BatchWriter::new(limits());
+        w.push(TAG_KV, &OWNED, 3, |b| b.copy_from_slice(b"abc"));
+        w.push(TAG_KV, &A, 2, |b| b.copy_from_slice(b"de"));
+        w.push(TAG_KV, &Owner { key_id: 9, quota: None }, 1, |b| b[0] = b'f');
+        assert_eq!(w.last_command(), b"f");
+        let bytes = w.seal(7).to_vec();
+        assert_eq!(bytes.len(), BATCH_HEADER_LEN + 3 * COMMAND_FRAME_LEN + 20 + 4 + 6);
+        let got: Vec<_> = BatchReader::new(&bytes).unwrap().map(|c| (c.owner, c.bytes.to_vec())).collect();
+        assert_eq!(
+            got,
+            [
+                (OWNED, b"abc".to_vec()),
+                (A, b"de".to_vec()),
+                (Owner { key_id: 9, quota: None }, b"f".to_vec())
+            ]
+        );
+        // The stamp counts against the batch's bytes.
+        let mut w = BatchWriter::new(BatchLimits { bytes_max: 64, writes_max: 4 });
+        assert!(w.fits_alone(&A, 48) && !w.fits_alone(&OWNED, 48));
+        w.push(TAG_KV, &OWNED, 20, |_| {});
+        assert!(w.fits(&A, 8) && !w.fits(&OWNED, 8));
     }
 
     #[test]

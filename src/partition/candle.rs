@@ -59,7 +59,12 @@ impl<D: BlockIo> Partition<D> {
         {
             return;
         }
-        let waiter = Waiter { origin: Origin::Internal, opcode: opcode::CANDLE_ROTATE, request_id: 0 };
+        let waiter = Waiter {
+            origin: Origin::Internal,
+            opcode: opcode::CANDLE_ROTATE,
+            request_id: 0,
+            owner: crate::projection::Owner::ANONYMOUS,
+        };
         let outcome = self.propose(waiter, TAG_CANDLE, ROTATE_LEN, &mut |out| write_rotate(out));
         if outcome == WriteOutcome::Later {
             self.counters.rotation_proposals += 1;

@@ -47,7 +47,12 @@ impl<D: BlockIo> Partition<D> {
             return;
         }
         let cmd = Command { client_id: ANONYMOUS_CLIENT, seq: 0, op: Op::ExpireDue };
-        let waiter = Waiter { origin: Origin::Internal, opcode: opcode::EXPIRE_DUE, request_id: 0 };
+        let waiter = Waiter {
+            origin: Origin::Internal,
+            opcode: opcode::EXPIRE_DUE,
+            request_id: 0,
+            owner: crate::projection::Owner::ANONYMOUS,
+        };
         let outcome = self.propose(waiter, TAG_KV, cmd.encoded_len(), &mut |out| {
             cmd.encode(out).expect("sized by encoded_len");
         });

@@ -285,7 +285,7 @@ mod tests {
         let mut batch = crate::partition::batch::BatchWriter::new(limits);
         for key in [&b"x"[..], b"b"] {
             let cmd = encoded(Op::Set { key, value: b"v" });
-            batch.push(TAG_KV, cmd.len(), |out| out.copy_from_slice(&cmd));
+            batch.push(TAG_KV, &Default::default(), cmd.len(), |out| out.copy_from_slice(&cmd));
         }
         let payload = batch.seal(0).to_vec();
         feed.note_result(0, ApplyResult::Stored { version: 5 << 16 });

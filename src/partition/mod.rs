@@ -70,10 +70,11 @@ use crate::inbox::Envelope;
 use crate::kv::protocol::parse_write;
 use crate::kv::{ApplyResult, Command, KvLimits, KvProjection};
 use crate::log::{CorruptionReport, LogError, UalConfig};
+use crate::projection::Owner;
 use crate::projection::{ProjectionSet, Router};
 use crate::raft::{RaftError, RaftGroup, RaftGroupConfig, RaftLogStore, RaftOutput, UalRaftStore};
 use crate::wire::Status;
-use batch::{BatchLimits, BatchWriter, BATCH_HEADER_LEN, COMMAND_FRAME_LEN, TAG_KV};
+use batch::{BatchLimits, BatchWriter, BATCH_HEADER_LEN, COMMAND_FRAME_LEN_MAX, TAG_KV};
 use peers::Peers;
 use seams::{EventSink, PartitionEvent, RecentEvents, SnapshotStore};
 use std::collections::VecDeque;
@@ -156,6 +157,9 @@ pub struct Waiter {
     pub opcode: u8,
     /// The request's id.
     pub request_id: u64,
+    /// Who it is for and the quota it runs under in this partition (stamped into the log with
+    /// its command).
+    pub owner: Owner,
 }
 
 /// A waiting request's outcome.
@@ -462,13 +466,14 @@ impl<D: BlockIo> Partition<D> {
         encode: &mut dyn FnMut(&mut [u8]),
     ) -> WriteOutcome {
         self.note_activity();
-        if !self.batch.fits_alone(len) {
+        let owner = waiter.owner;
+        if !self.batch.fits_alone(&owner, len) {
             return WriteOutcome::Now(ApplyResult::ValueTooLarge);
         }
-        if !self.batch.fits(len) {
+        if !self.batch.fits(&owner, len) {
             self.seal_batch();
         }
-        self.batch.push(tag, len, encode);
+        self.batch.push(tag, &owner, len, encode);
         // Checked in place, in the batch: the projection's limits, then a retry of the client's
         // last write (same command), or a refusal of the client table (stale, reused or too far
         // ahead sequence number): answered now, taken back out, nothing logged.
@@ -498,7 +503,7 @@ impl<D: BlockIo> Partition<D> {
     /// Log bytes a command of `len` bytes may take: a batch record may pad the rest of a block it
     /// does not fit (records never span blocks), so twice its bytes bound it.
     fn window_bytes(len: usize) -> u64 {
-        (2 * (len + COMMAND_FRAME_LEN) + BATCH_HEADER_LEN + RECORD_HEADER_LEN) as u64
+        (2 * (len + COMMAND_FRAME_LEN_MAX) + BATCH_HEADER_LEN + RECORD_HEADER_LEN) as u64
     }
 
     /// Whether a write taking `bytes` of the window, staged as the batch's last command, may wait

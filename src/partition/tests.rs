@@ -63,7 +63,12 @@ fn peer() -> Peer {
 }
 
 fn waiter(opcode: u8, request_id: u64) -> Waiter {
-    Waiter { origin: Origin::Client { peer: peer(), client_id: 9, arrived: Nanos(0) }, opcode, request_id }
+    Waiter {
+        origin: Origin::Client { peer: peer(), client_id: 9, arrived: Nanos(0) },
+        opcode,
+        request_id,
+        owner: Default::default(),
+    }
 }
 
 fn set_body(key: &[u8], value: &[u8]) -> Vec<u8> {

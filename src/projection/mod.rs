@@ -17,6 +17,7 @@
 //! projections, so a command digest never matches a command of another projection.
 
 pub mod clients;
+pub mod owner;
 pub mod result;
 pub mod router;
 pub mod snapshot;
@@ -24,6 +25,7 @@ pub mod snapshot;
 #[cfg(test)]
 pub(crate) mod counter;
 
+pub use owner::{Owner, Quota, Usage};
 pub use result::ApplyResult;
 pub use router::{Router, RouterCounters};
 pub use snapshot::read::{FieldRead, SectionReader, SnapshotRead};
@@ -62,21 +64,24 @@ impl LogPos {
     }
 }
 
-/// Where and when a committed command is applied: its log position and the leader's clock (ns)
+/// Where and when a committed command is applied: its log position, the leader's clock (ns)
 /// when it sealed the entry, the only time a projection may read (0 for entries written before
-/// batches carried one).
+/// batches carried one), and who wrote it under which quota (`owner`, stamped by the leader).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
     /// Its place in the log.
     pub pos: LogPos,
     /// The leader's timestamp of its entry, in nanoseconds.
     pub time_ns: u64,
+    /// Who wrote it and the quota it runs under (anonymous and unlimited for entries written
+    /// before quotas).
+    pub owner: Owner,
 }
 
 impl Applied {
     /// A command alone in its entry at `lsn`, with no timestamp (tests, entries from before batches).
     pub fn single(lsn: u64) -> Self {
-        Self { pos: LogPos::single(lsn), time_ns: 0 }
+        Self { pos: LogPos::single(lsn), time_ns: 0, owner: Owner::ANONYMOUS }
     }
 }
 

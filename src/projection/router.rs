@@ -240,7 +240,7 @@ impl Router {
         };
         let time_ns = batch.timestamp;
         for (index, command) in batch.enumerate() {
-            let at = Applied { pos: LogPos { lsn, index: index as u16 }, time_ns };
+            let at = Applied { pos: LogPos { lsn, index: index as u16 }, time_ns, owner: command.owner };
             let result = self.apply_command(at, command.tag, command.bytes);
             on_result(at.pos.index, result);
         }

@@ -104,6 +104,8 @@ impl ClientControl for ClientStore {
             password: Some(r.password.map_or_else(|| random_hex(24), Ok)?),
             acl: r.acl,
             expires_unix_s: r.expires_unix_s,
+            keys_max: r.keys_max,
+            bytes_max: r.bytes_max,
         };
         let next_table = table.with_added(Principal::from_config(&client)?)?;
         let mut next = changes.clone();

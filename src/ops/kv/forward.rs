@@ -3,7 +3,9 @@
 //! datagram for another shard's partitions rides the same path (`PEER_DATAGRAM`), with no answer
 //! for anyone.
 //!
-//! Forwarded request payload: `[opcode u8][client_id u64 LE][request_id u64 LE][body]`.
+//! Forwarded request payload: `[opcode u8][client_id u64 LE][request_id u64 LE][owner flags u8]
+//! [owner stamp: 20 bytes, zero past what the flags use][body]` (`projection::owner`; the quota is
+//! the node-wide one, the owner shard takes its partition's share).
 //!
 //! Invariants: every forwarded client request holds one reservation and is answered exactly once
 //! (the owner's answer through the inbox); the forwarded table is bounded by the router's
@@ -19,6 +21,8 @@ pub(super) struct Forwarded {
     pub(super) client_id: u64,
     pub(super) opcode: u8,
     pub(super) request_id: u64,
+    /// Who the request is for (`Request::owner`).
+    pub(super) owner: Owner,
     /// When this shard took the request in: its latency runs from then (`metrics::requests`;
     /// counted here, not on the owner).
     pub(super) arrived: Nanos,
@@ -46,6 +50,7 @@ impl<D: BlockIo> KvShard<D> {
             client_id: req.client_id,
             opcode: req.opcode,
             request_id: req.request_id,
+            owner: req.owner,
             arrived: req.now,
         };
         match self.forward_bytes(partition, waiting, req.body, len) {
@@ -74,7 +79,10 @@ impl<D: BlockIo> KvShard<D> {
         buf[0] = waiting.opcode;
         buf[1..9].copy_from_slice(&waiting.client_id.to_le_bytes());
         buf[9..17].copy_from_slice(&waiting.request_id.to_le_bytes());
-        buf[17..].copy_from_slice(body);
+        buf[17] = waiting.owner.flags();
+        buf[18..FORWARD_HEADER_LEN].fill(0);
+        waiting.owner.write_stamp(&mut buf[18..FORWARD_HEADER_LEN]);
+        buf[FORWARD_HEADER_LEN..].copy_from_slice(body);
         let Ok(token) = self.forwarded.insert(waiting) else { return Err(Status::Busy) };
         router.forward(partition, buf, token).map_err(|e| {
             self.forwarded.take(token).expect("just inserted");
@@ -114,13 +122,14 @@ impl<D: BlockIo> KvShard<D> {
         let mut answer = std::mem::take(&mut self.answer);
         let status_and_len = match decode_forwarded(&request[..len]) {
             None => Err(Status::Malformed),
-            Some((PEER_DATAGRAM, _, _, datagram)) => {
+            Some((PEER_DATAGRAM, _, _, _, datagram)) => {
                 self.receive_peer(datagram, now);
                 Ok(Answer::Now(0))
             }
-            Some((op, client_id, request_id, body)) => {
+            Some((op, client_id, request_id, owner, body)) => {
                 self.local(env.partition_id()).observe_time(now);
-                let waiter = Waiter { origin: Origin::Forwarded(*env), opcode: op, request_id };
+                let owner = self.owner_here(owner);
+                let waiter = Waiter { origin: Origin::Forwarded(*env), opcode: op, request_id, owner };
                 KvRequest::parse(op, client_id, request_id, body)
                     .and_then(|parsed| self.run_local(env.partition_id(), waiter, &parsed, &mut answer))
             }
@@ -186,11 +195,12 @@ impl<D: BlockIo> KvShard<D> {
     }
 }
 
-fn decode_forwarded(bytes: &[u8]) -> Option<(u8, u64, u64, &[u8])> {
+fn decode_forwarded(bytes: &[u8]) -> Option<(u8, u64, u64, Owner, &[u8])> {
     if bytes.len() < FORWARD_HEADER_LEN {
         return None;
     }
     let client_id = u64::from_le_bytes(bytes[1..9].try_into().ok()?);
     let request_id = u64::from_le_bytes(bytes[9..17].try_into().ok()?);
-    Some((bytes[0], client_id, request_id, &bytes[FORWARD_HEADER_LEN..]))
+    let (owner, _) = Owner::read_stamp(bytes[17], &bytes[18..FORWARD_HEADER_LEN]).ok()?;
+    Some((bytes[0], client_id, request_id, owner, &bytes[FORWARD_HEADER_LEN..]))
 }

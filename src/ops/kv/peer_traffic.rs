@@ -51,6 +51,7 @@ impl<D: BlockIo> KvShard<D> {
             client_id: 0,
             opcode: PEER_DATAGRAM,
             request_id: 0,
+            owner: Owner::ANONYMOUS,
             arrived: Nanos(0), // no answer to time
         };
         let ok = len <= self.scratch.len() && self.forward_bytes(partition, waiting, datagram, len).is_ok();

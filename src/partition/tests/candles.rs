@@ -38,6 +38,7 @@ fn light_waiter(seq: u64) -> Waiter {
         origin: Origin::Client { peer: peer(), client_id: 9, arrived: Nanos(0) },
         opcode: opcode::CANDLE_LIGHT,
         request_id: seq,
+        owner: Default::default(),
     }
 }
 

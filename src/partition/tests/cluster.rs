@@ -688,6 +688,7 @@ impl Sim {
             origin: Origin::Client { peer: peer(), client_id, arrived: Nanos(0) },
             opcode: opcode::SET,
             request_id: out.request_id,
+            owner: Default::default(),
         };
         let answer = match &out.req {
             Req::Set { key, value } => match part.write(waiter, client_id, &set_body(key, value)) {

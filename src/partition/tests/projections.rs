@@ -73,6 +73,7 @@ fn propose(p: &mut Partition<MemoryBlockIo>, client: u64, sent: &Sent) -> WriteO
         origin: Origin::Client { peer: peer(), client_id: client, arrived: Nanos(0) },
         opcode: 0,
         request_id: *seq,
+        owner: Default::default(),
     };
     p.propose(w, *tag, bytes.len(), &mut |out| out.copy_from_slice(bytes))
 }

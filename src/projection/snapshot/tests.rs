@@ -28,7 +28,7 @@ fn sample() -> Router {
     );
     let mut w = crate::partition::batch::BatchWriter::new(Default::default());
     let add = counter::add(10, 1, b"hits", 3);
-    w.push(TAG_COUNTER, add.len(), |b| b.copy_from_slice(&add));
+    w.push(TAG_COUNTER, &Default::default(), add.len(), |b| b.copy_from_slice(&add));
     let batch = w.seal(77).to_vec();
     assert!(r.apply_entry(9, &batch, &mut |_, _| {}));
     r

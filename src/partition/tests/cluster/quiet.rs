@@ -63,6 +63,7 @@ fn set_k(sim: &mut Sim, id: u64) -> WriteOutcome {
         origin: Origin::Client { peer: peer(), client_id: 9, arrived: Nanos(0) },
         opcode: opcode::SET,
         request_id: 1,
+        owner: Default::default(),
     };
     sim.node(id).part.as_mut().expect("up").write(waiter, 9, &set_body(b"k", b"v"))
 }
