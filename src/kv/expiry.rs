@@ -91,8 +91,9 @@ impl KvProjection {
         let mut n = 0;
         while n < max {
             let Some(key) = self.expiries.pop_due(self.now_ms) else { break };
-            let value_len = self.map.remove(&key).expect("an indexed key exists");
+            let (value_len, owner) = self.map.remove(&key).expect("an indexed key exists");
             self.data_bytes -= key.len() + value_len;
+            self.usage_remove(owner, key.len() + value_len);
             if let Some(log) = self.expired.as_mut() {
                 log.push((self.applying, key));
             }
@@ -134,9 +135,10 @@ impl KvProjection {
     pub(crate) fn remove_key(&mut self, key: &[u8]) -> bool {
         let expiry = self.map.entry(key).and_then(|e| e.expiry);
         match self.map.remove(key) {
-            Some(value_len) => {
+            Some((value_len, owner)) => {
                 self.expiries.change(key, expiry, None);
                 self.data_bytes -= key.len() + value_len;
+                self.usage_remove(owner, key.len() + value_len);
                 true
             }
             None => false,

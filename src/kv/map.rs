@@ -3,7 +3,10 @@
 //! Layout: every key is one [`Slot`] in a dense `Vec`: a pointer to ONE shared heap block (`Arc<[u8]>`)
 //! holding `u64 version, u16 key_len, key, value`, or, for a key with an expiry (bit 15 of the
 //! key length set; keys are at most 32767 bytes), `u64 version, u16 key_len | 0x8000, u64
-//! expires_at (Unix ms), key, value`: only keys with an expiry pay its 8 bytes; a `hashbrown::HashTable<u32>` indexes the slots
+//! expires_at (Unix ms), key, value`: only keys with an expiry pay its 8 bytes; and a key a
+//! principal wrote (bit 63 of the version set: versions stay below 2^63, `LogPos::version`) has
+//! `u32 owner` (its key id, `projection::owner`) after the expiry, if any, and before the key:
+//! only keys with an owner pay its 4 bytes, anonymous ones are as before quotas; a `hashbrown::HashTable<u32>` indexes the slots
 //! by the hash of their key. At 1 M keys of 16-byte keys and values that is about 92 bytes per
 //! key: the index's 4-byte entry and control byte over at most 2.3 buckets per key (~11 B), the
 //! 16-byte slot (~17 B with the `Vec`'s slack), and the 64-byte allocator chunk holding the block's
@@ -34,8 +37,8 @@
 //! Invariants:
 //! - the index holds exactly one entry per slot, `i` for `slots[i]`, under the hash of its key;
 //!   keys are unique;
-//! - a slot's block is exactly `10 + key_len + value_len` bytes, 8 more with an expiry (the value's
-//!   length is implicit);
+//! - a slot's block is exactly `10 + key_len + value_len` bytes, 8 more with an expiry and 4 more
+//!   with an owner (the value's length is implicit);
 //! - lookups by `&[u8]` allocate nothing; overwriting a value with one of the same length copies
 //!   it in place and allocates nothing; any other write allocates one block (and may grow the
 //!   `Vec` or the index, amortized); removing frees the block and moves the last slot into the hole.
@@ -44,6 +47,7 @@
 //! - at most 2^32 keys (indices are `u32`; the config's maximum of `kv.keys_max` is 2^32).
 
 use super::capture::Capture;
+use crate::projection::owner::ANONYMOUS_OWNER;
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -59,10 +63,14 @@ const EXPIRY_FLAG: u16 = 0x8000;
 const EXPIRY_BYTES: usize = 8;
 /// The longest key a block can hold (15 bits of key length).
 pub const KEY_BYTES_LIMIT: usize = 0x7fff;
+/// Bit of the version field set when the block carries an owner.
+const OWNER_FLAG: u64 = 1 << 63;
+/// Bytes of the owner field of a block that has one.
+const OWNER_BYTES: usize = 4;
 
 /// One key: its version, key and value in one block, shared with snapshot captures:
-/// `u64 version, u16 key_len (little-endian; bit 15: an expiry follows), [u64 expires_at_ms],
-/// key, value`.
+/// `u64 version (little-endian; bit 63: an owner follows the expiry), u16 key_len (bit 15: an
+/// expiry follows), [u64 expires_at_ms], [u32 owner], key, value`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Slot {
     data: Arc<[u8]>,
@@ -73,13 +81,23 @@ fn key_field(data: &[u8]) -> u16 {
     u16::from_le_bytes([data[VERSION_BYTES], data[VERSION_BYTES + 1]])
 }
 
-/// Where the key starts in a block.
-fn key_at(data: &[u8]) -> usize {
+/// A block's raw version field (bit 63: an owner follows).
+fn version_field(data: &[u8]) -> u64 {
+    u64::from_le_bytes(data[..VERSION_BYTES].try_into().expect("8 bytes"))
+}
+
+/// Where the owner field is (or would be) in a block: after the expiry, if any.
+fn owner_at(data: &[u8]) -> usize {
     if key_field(data) & EXPIRY_FLAG != 0 {
         HEADER_BYTES + EXPIRY_BYTES
     } else {
         HEADER_BYTES
     }
+}
+
+/// Where the key starts in a block.
+fn key_at(data: &[u8]) -> usize {
+    owner_at(data) + if version_field(data) & OWNER_FLAG != 0 { OWNER_BYTES } else { 0 }
 }
 
 /// Where the value starts in a block.
@@ -99,7 +117,16 @@ pub(super) fn value_of(data: &[u8]) -> &[u8] {
 
 /// A block's version.
 pub(super) fn version_of(data: &[u8]) -> u64 {
-    u64::from_le_bytes(data[..VERSION_BYTES].try_into().expect("8 bytes"))
+    version_field(data) & !OWNER_FLAG
+}
+
+/// A block's owner (`ANONYMOUS_OWNER` when it has none).
+pub(super) fn owner_of(data: &[u8]) -> u32 {
+    if version_field(data) & OWNER_FLAG == 0 {
+        return ANONYMOUS_OWNER;
+    }
+    let at = owner_at(data);
+    u32::from_le_bytes(data[at..at + OWNER_BYTES].try_into().expect("4 bytes"))
 }
 
 /// A block's expiry (Unix milliseconds), if it has one.
@@ -109,22 +136,28 @@ pub(super) fn expiry_of(data: &[u8]) -> Option<u64> {
     })
 }
 
-/// A block of `version`, `key`, `expiry` and `value`, in one allocation (the chained iterator
-/// has an exact length).
-fn block(version: u64, key: &[u8], expiry: Option<u64>, value: &[u8]) -> Arc<[u8]> {
+/// A block of `version`, `key`, `expiry`, `owner` and `value`, in one allocation (the chained
+/// iterator has an exact length).
+fn block(version: u64, key: &[u8], expiry: Option<u64>, owner: u32, value: &[u8]) -> Arc<[u8]> {
+    debug_assert_eq!(version & OWNER_FLAG, 0, "versions stay below 2^63");
     let key_len = u16::try_from(key.len()).ok().filter(|&n| usize::from(n) <= KEY_BYTES_LIMIT);
     let key_len = key_len.expect("keys are at most key_bytes_max <= 32767");
     let field = if expiry.is_some() { key_len | EXPIRY_FLAG } else { key_len };
+    let owned = owner != ANONYMOUS_OWNER;
+    let version = if owned { version | OWNER_FLAG } else { version };
     let exp = expiry.map(u64::to_le_bytes);
     let exp: &[u8] = match &exp {
         Some(b) => b,
         None => &[],
     };
+    let owner_bytes = owner.to_le_bytes();
+    let own: &[u8] = if owned { &owner_bytes } else { &[] };
     version
         .to_le_bytes()
         .iter()
         .chain(&field.to_le_bytes())
         .chain(exp)
+        .chain(own)
         .chain(key)
         .chain(value)
         .copied()
@@ -133,8 +166,12 @@ fn block(version: u64, key: &[u8], expiry: Option<u64>, value: &[u8]) -> Arc<[u8
 
 impl Slot {
     /// A slot for `key` (at most `KEY_BYTES_LIMIT` bytes: the limits keep it there) and `value`.
-    fn new(key: &[u8], value: &[u8], version: u64, expiry: Option<u64>) -> Self {
-        Self { data: block(version, key, expiry, value) }
+    fn new(key: &[u8], value: &[u8], version: u64, expiry: Option<u64>, owner: u32) -> Self {
+        Self { data: block(version, key, expiry, owner, value) }
+    }
+
+    fn owner(&self) -> u32 {
+        owner_of(&self.data)
     }
 
     fn version(&self) -> u64 {
@@ -157,13 +194,18 @@ impl Slot {
         expiry_of(&self.data)
     }
 
-    /// Replaces the value and the expiry: in place when the length and the presence of an expiry
-    /// are the same and no capture shares the block, else in a new block.
-    fn set_value(&mut self, value: &[u8], version: u64, expiry: Option<u64>) {
+    /// Replaces the value, the expiry and the owner: in place when the length and the presence
+    /// of an expiry are the same, the owner the same, and no capture shares the block, else in a
+    /// new block.
+    fn set_value(&mut self, value: &[u8], version: u64, expiry: Option<u64>, owner: u32) {
         let at = self.value_at();
-        if self.data.len() - at == value.len() && self.expiry().is_some() == expiry.is_some() {
+        let same_shape = self.data.len() - at == value.len()
+            && self.expiry().is_some() == expiry.is_some()
+            && self.owner() == owner;
+        if same_shape {
             if let Some(data) = Arc::get_mut(&mut self.data) {
-                data[..VERSION_BYTES].copy_from_slice(&version.to_le_bytes());
+                let field = if owner == ANONYMOUS_OWNER { version } else { version | OWNER_FLAG };
+                data[..VERSION_BYTES].copy_from_slice(&field.to_le_bytes());
                 if let Some(e) = expiry {
                     data[HEADER_BYTES..HEADER_BYTES + EXPIRY_BYTES].copy_from_slice(&e.to_le_bytes());
                 }
@@ -171,16 +213,17 @@ impl Slot {
                 return;
             }
         }
-        self.data = block(version, self.key(), expiry, value);
+        self.data = block(version, self.key(), expiry, owner, value);
     }
 }
 
-/// A key as the map holds it: value, version and expiry (Unix ms).
+/// A key as the map holds it: value, version, expiry (Unix ms) and owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Entry<'a> {
     pub(crate) value: &'a [u8],
     pub(crate) version: u64,
     pub(crate) expiry: Option<u64>,
+    pub(crate) owner: u32,
 }
 
 /// Keys with their values and versions (see the module header).
@@ -240,7 +283,7 @@ impl KeyMap {
     pub(crate) fn entry(&self, key: &[u8]) -> Option<Entry<'_>> {
         self.find(key).map(|i| {
             let s = &self.slots[i];
-            Entry { value: s.value(), version: s.version(), expiry: s.expiry() }
+            Entry { value: s.value(), version: s.version(), expiry: s.expiry(), owner: s.owner() }
         })
     }
 
@@ -248,7 +291,7 @@ impl KeyMap {
     pub(crate) fn entry_at(&self, at: &Lookup) -> Option<Entry<'_>> {
         at.slot.map(|i| {
             let s = &self.slots[i];
-            Entry { value: s.value(), version: s.version(), expiry: s.expiry() }
+            Entry { value: s.value(), version: s.version(), expiry: s.expiry(), owner: s.owner() }
         })
     }
 
@@ -273,23 +316,23 @@ impl KeyMap {
         at.slot.map(|i| self.slots[i].value().len())
     }
 
-    /// Stores `value` at `version` under `key`, where `at` (this map's lookup of `key`, with no
-    /// change in between) found it or its place. Allocates nothing when the key exists with a
-    /// value of the same length.
-    pub(crate) fn store(&mut self, at: Lookup, key: &[u8], value: &[u8], version: u64, expiry: Option<u64>) {
+    /// Stores `value` at `version` under `key` for `owner`, where `at` (this map's lookup of
+    /// `key`, with no change in between) found it or its place. Allocates nothing when the key
+    /// exists with a value of the same length and the same owner.
+    pub(crate) fn store(&mut self, at: Lookup, key: &[u8], value: &[u8], version: u64, expiry: Option<u64>, owner: u32) {
         if let Some(i) = at.slot {
             debug_assert_eq!(self.slots[i].key(), key);
             if let Some(c) = &mut self.capture {
                 c.keep(i, &self.slots[i].data);
             }
-            self.slots[i].set_value(value, version, expiry);
+            self.slots[i].set_value(value, version, expiry, owner);
             return;
         }
         if let Some(c) = &self.capture {
             c.check_vacated(self.slots.len());
         }
         let id = slot_id(self.slots.len());
-        self.slots.push(Slot::new(key, value, version, expiry));
+        self.slots.push(Slot::new(key, value, version, expiry, owner));
         let Self { index, slots, hasher, .. } = self;
         index.insert_unique(at.hash, id, |&i| hasher.hash_one(slots[i as usize].key()));
     }
@@ -300,12 +343,12 @@ impl KeyMap {
     pub(crate) fn set(&mut self, key: &[u8], value: &[u8], version: u64) -> Option<usize> {
         let at = self.lookup(key);
         let old = self.value_len(&at);
-        self.store(at, key, value, version, None);
+        self.store(at, key, value, version, None, ANONYMOUS_OWNER);
         old
     }
 
-    /// Removes `key`; returns the length of its value (`None`: it was absent).
-    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<usize> {
+    /// Removes `key`; returns the length of its value and its owner (`None`: it was absent).
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<(usize, u32)> {
         let slots = &self.slots;
         let entry = self.index.find_entry(self.hash(key), |&i| slots[i as usize].key() == key).ok()?;
         let (i, _) = entry.remove();
@@ -323,7 +366,7 @@ impl KeyMap {
             let hash = self.hash(self.slots[i].key());
             *self.index.find_mut(hash, |&j| j == moved).expect("every slot is indexed") = slot_id(i);
         }
-        Some(removed.data.len() - removed.value_at())
+        Some((removed.data.len() - removed.value_at(), removed.owner()))
     }
 
     /// Gives the key `at` found the expiry `expiry` (its value and version unchanged); in place
@@ -341,7 +384,7 @@ impl KeyMap {
                 return;
             }
         }
-        slot.data = block(slot.version(), slot.key(), expiry, slot.value());
+        slot.data = block(slot.version(), slot.key(), expiry, slot.owner(), slot.value());
     }
 
     /// Starts a capture of the map as it is now (see the module header), ending any capture
@@ -418,6 +461,35 @@ mod tests {
         assert_eq!(m.get(b""), Some((&b"empty key"[..], 4)));
     }
 
+    #[test]
+    fn owners_ride_in_the_block_and_only_owned_keys_pay_for_them() {
+        let mut m = KeyMap::default();
+        let at = m.lookup(b"k");
+        m.store(at, b"k", b"abcd", 5, None, 7);
+        assert_eq!(m.slots[0].data.len(), HEADER_BYTES + OWNER_BYTES + 1 + 4);
+        let e = m.entry(b"k").unwrap();
+        assert_eq!((e.value, e.version, e.expiry, e.owner), (&b"abcd"[..], 5, None, 7));
+        m.set_expiry(&m.lookup(b"k"), Some(99));
+        let e = m.entry(b"k").unwrap();
+        assert_eq!((e.value, e.version, e.expiry, e.owner), (&b"abcd"[..], 5, Some(99), 7));
+        let before = m.slots[0].data.as_ptr();
+        let at = m.lookup(b"k");
+        m.store(at, b"k", b"wxyz", 6, Some(99), 7);
+        assert_eq!(m.slots[0].data.as_ptr(), before, "same shape and owner: in place");
+        let at = m.lookup(b"k");
+        m.store(at, b"k", b"wxyz", 8, Some(99), 9);
+        let e = m.entry(b"k").unwrap();
+        assert_eq!((e.value, e.version, e.expiry, e.owner), (&b"wxyz"[..], 8, Some(99), 9));
+        let at = m.lookup(b"k");
+        m.store(at, b"k", b"v", 10, None, ANONYMOUS_OWNER);
+        assert_eq!(m.slots[0].data.len(), HEADER_BYTES + 2, "anonymous again: no owner field");
+        assert_eq!(m.get(b"k"), Some((&b"v"[..], 10)));
+        let at = m.lookup(b"j");
+        m.store(at, b"j", b"x", 11, None, 3);
+        assert_eq!(m.remove(b"j"), Some((1, 3)));
+        assert_eq!(m.remove(b"k"), Some((1, ANONYMOUS_OWNER)));
+    }
+
     /// A capture keeps the state it took while the map changes on: a block a chunk or a
     /// pre-image shares is copied before a write (copy-on-write); once the capture is gone, writes
     /// are in place again.
@@ -484,7 +556,7 @@ mod tests {
                     }
                     Step::Remove(k) => {
                         let key = vec![b'k'; usize::from(k)];
-                        prop_assert_eq!(m.remove(&key), model.remove(&key).map(|(v, _)| v.len()));
+                        prop_assert_eq!(m.remove(&key).map(|(n, _)| n), model.remove(&key).map(|(v, _)| v.len()));
                     }
                 }
                 prop_assert_eq!(m.len(), model.len());

@@ -12,8 +12,18 @@
 //! exactly-once, `crate::projection::router`):
 //! - the operation runs; every outcome, errors included, is a result (never a panic), and a write
 //!   sets the key's version to `pos.version()`;
-//! - error results (`KeyTooLarge`, `ValueTooLarge`, `Full`, `NotInteger`, `Overflow`,
-//!   `CasMismatch`) leave the map unchanged.
+//! - error results (`KeyTooLarge`, `ValueTooLarge`, `QuotaExceeded`, `Full`, `NotInteger`,
+//!   `Overflow`, `CasMismatch`) leave the map unchanged.
+//!
+//! Quotas (`projection::owner`): a key belongs to the principal whose write stored it last (its
+//! block carries the owner's key id, `map`), and `usage` counts, per owner, its keys and the bytes
+//! of those keys and their values. A write whose owner has a quota (stamped in its entry with the
+//! command, `Applied::owner`) and that would take the owner's usage past it, in keys or in bytes,
+//! is `QuotaExceeded`; a write that does not grow the owner's usage (an overwrite of its own key
+//! with a value no longer) always passes, so a quota lowered below what a principal holds never
+//! stops it from shrinking. An overwrite by another principal moves the key (all its bytes) to the
+//! writer; DEL, CAD and expiry give the key's bytes back to its owner. `usage` is derived state:
+//! rebuilt from the blocks when a snapshot loads, never written.
 //!
 //! Allocation: reads and the dedup check allocate nothing. A write of a new key copies the key and
 //! the value into one owned heap block (unavoidable: the entry outlives the log buffer) and may grow
@@ -23,7 +33,7 @@
 
 use super::command::{Command, Op};
 use super::expiry::{ExpiryIndex, RECLAIM_PER_COMMAND, RECLAIM_PER_TICK};
-use super::map::KeyMap;
+use super::map::{key_of, owner_of, value_of, KeyMap};
 use super::pairs::Pairs;
 use super::KvLimits;
 pub use crate::projection::ApplyResult;
@@ -32,8 +42,11 @@ use crate::projection::LogPos;
 use crate::projection::{
     Applied, Projection, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, TAG_KV,
 };
+use crate::projection::owner::ANONYMOUS_OWNER;
+use crate::projection::{Owner, Usage};
 use crate::wire::Status;
 use std::any::Any;
+use std::collections::HashMap;
 
 /// The KV projection of one partition.
 #[derive(Clone, Debug)]
@@ -52,6 +65,11 @@ pub struct KvProjection {
     pub(crate) expired: Option<Vec<(u16, Box<[u8]>)>>,
     /// The index in its entry of the command being applied.
     pub(crate) applying: u16,
+    /// Who wrote the command being applied, and its quota (`Applied::owner`).
+    pub(crate) writing: Owner,
+    /// Keys and bytes held per owner key id (anonymous included); owners holding nothing are
+    /// not in it.
+    pub(crate) usage: HashMap<u32, Usage>,
 }
 
 /// Longest decimal i64: "-9223372036854775808".
@@ -111,9 +129,16 @@ impl KvProjection {
         Self::from_parts(limits, KeyMap::default(), 0)
     }
 
-    /// A projection over a loaded map (its expiry index rebuilt from its blocks).
+    /// A projection over a loaded map (its expiry index and owners' usage rebuilt from its
+    /// blocks).
     pub(crate) fn from_parts(limits: KvLimits, map: KeyMap, data_bytes: usize) -> Self {
         let expiries = super::expiry::index_of(&map);
+        let mut usage: HashMap<u32, Usage> = HashMap::new();
+        for block in map.iter_blocks() {
+            let u = usage.entry(owner_of(block)).or_default();
+            u.keys += 1;
+            u.bytes += (key_of(block).len() + value_of(block).len()) as u64;
+        }
         Self {
             limits,
             map,
@@ -123,6 +148,8 @@ impl KvProjection {
             returned: Vec::new(),
             expired: None,
             applying: 0,
+            writing: Owner::ANONYMOUS,
+            usage,
         }
     }
 
@@ -144,6 +171,49 @@ impl KvProjection {
     /// Bytes of keys plus values stored.
     pub fn data_bytes(&self) -> usize {
         self.data_bytes
+    }
+
+    /// The keys and bytes `owner` (a key id; 0 anonymous) holds here.
+    pub fn usage_of(&self, owner: u32) -> Usage {
+        self.usage.get(&owner).copied().unwrap_or_default()
+    }
+
+    /// Keys that have an owner other than anonymous (a snapshot writes 4 bytes more for each).
+    pub(crate) fn owned_keys(&self) -> usize {
+        let anonymous = self.usage_of(ANONYMOUS_OWNER).keys as usize;
+        self.map.len() - anonymous
+    }
+
+    /// Counts a key of `bytes` (key and value) stored for `owner`.
+    fn usage_add(&mut self, owner: u32, bytes: usize) {
+        let u = self.usage.entry(owner).or_default();
+        u.keys += 1;
+        u.bytes += bytes as u64;
+    }
+
+    /// Counts a key of `bytes` that `owner` held as gone.
+    pub(crate) fn usage_remove(&mut self, owner: u32, bytes: usize) {
+        let Some(u) = self.usage.get_mut(&owner) else {
+            debug_assert!(false, "a stored key's owner is counted");
+            return;
+        };
+        u.keys -= 1;
+        u.bytes -= bytes as u64;
+        if u.keys == 0 {
+            debug_assert_eq!(u.bytes, 0, "no bytes without keys");
+            self.usage.remove(&owner);
+        }
+    }
+
+    /// `QuotaExceeded` if the writer has a quota and adding `keys` keys and `bytes` bytes to what
+    /// it holds would take it past the quota (see the module header: only growth is refused).
+    fn quota_refuses(&self, keys: u64, bytes: u64) -> Option<ApplyResult> {
+        let quota = self.writing.quota?;
+        let now = self.usage_of(self.writing.key_id);
+        let keys_after = now.keys + keys;
+        let bytes_after = now.bytes + bytes;
+        let refused = (keys > 0 && keys_after > quota.keys_max) || (bytes > 0 && bytes_after > quota.bytes_max);
+        refused.then_some(ApplyResult::QuotaExceeded)
     }
 
     /// A key's value and version if it is visible at the projection's time (the last entry's);
@@ -187,6 +257,7 @@ impl KvProjection {
         }
         self.advance(at.time_ns);
         self.applying = at.pos.index;
+        self.writing = at.owner;
         if let Op::ExpireDue = op {
             return ApplyResult::Reclaimed { keys: self.reclaim(RECLAIM_PER_TICK) };
         }
@@ -275,15 +346,31 @@ impl KvProjection {
     /// map counts as new each time it is named; a value counts only when it grows its key), so no
     /// pair can find the store full once the first is stored.
     fn mset(&mut self, version: u64, pairs: Pairs<'_>) -> ApplyResult {
+        let me = self.writing.key_id;
         let (mut new_keys, mut added) = (0usize, 0usize);
+        // What the writer's usage gains, bounded the same way: a key it does not own counts whole.
+        let (mut mine_keys, mut mine_bytes) = (0u64, 0u64);
         for (key, value) in pairs.iter() {
-            match self.map.get(key) {
-                Some((old, _)) => added += value.len().saturating_sub(old.len()),
+            match self.map.entry(key) {
+                Some(old) => {
+                    added += value.len().saturating_sub(old.value.len());
+                    if old.owner == me {
+                        mine_bytes += value.len().saturating_sub(old.value.len()) as u64;
+                    } else {
+                        mine_keys += 1;
+                        mine_bytes += (key.len() + value.len()) as u64;
+                    }
+                }
                 None => {
                     new_keys += 1;
                     added += key.len() + value.len();
+                    mine_keys += 1;
+                    mine_bytes += (key.len() + value.len()) as u64;
                 }
             }
+        }
+        if let Some(refused) = self.quota_refuses(mine_keys, mine_bytes) {
+            return refused;
         }
         if self.map.len() + new_keys > self.limits.keys_max
             || self.data_bytes + added > self.limits.data_bytes_max
@@ -292,13 +379,14 @@ impl KvProjection {
         }
         for (key, value) in pairs.iter() {
             let stored = self.store(key, value, version, Some(None));
-            debug_assert!(stored.is_ok(), "room was checked for every pair");
+            debug_assert!(stored.is_ok(), "room and quota were checked for every pair");
         }
         ApplyResult::Stored { version }
     }
 
     /// Stores `value` under `key` at `version` with the expiry `expiry` (`None`: the key keeps
-    /// the one it has), or `Err(Full)` with nothing changed.
+    /// the one it has) for the writer of the command being applied, or `Err(QuotaExceeded)` or
+    /// `Err(Full)` with nothing changed.
     pub(crate) fn store(
         &mut self,
         key: &[u8],
@@ -308,19 +396,32 @@ impl KvProjection {
     ) -> Result<(), ApplyResult> {
         // One lookup: the limits are checked at the place it found, before the map changes.
         let at = self.map.lookup(key);
-        let data_bytes = match self.map.value_len(&at) {
-            Some(old) => self.data_bytes - old + value.len(),
+        let old = self.map.entry_at(&at).map(|e| (e.value.len(), e.owner, e.expiry));
+        let owner = self.writing.key_id;
+        let (keys, bytes) = match old {
+            Some((old_len, o, _)) if o == owner => (0, value.len().saturating_sub(old_len)),
+            _ => (1, key.len() + value.len()),
+        };
+        if let Some(refused) = self.quota_refuses(keys, bytes as u64) {
+            return Err(refused);
+        }
+        let data_bytes = match old {
+            Some((old_len, _, _)) => self.data_bytes - old_len + value.len(),
             None if self.map.len() >= self.limits.keys_max => return Err(ApplyResult::Full),
             None => self.data_bytes + key.len() + value.len(),
         };
         if data_bytes > self.limits.data_bytes_max {
             return Err(ApplyResult::Full);
         }
-        let old = self.map.entry_at(&at).and_then(|e| e.expiry);
-        let new = expiry.unwrap_or(old);
-        self.map.store(at, key, value, version, new);
-        self.expiries.change(key, old, new);
+        let old_expiry = old.and_then(|o| o.2);
+        let new = expiry.unwrap_or(old_expiry);
+        self.map.store(at, key, value, version, new, owner);
+        self.expiries.change(key, old_expiry, new);
         self.data_bytes = data_bytes;
+        if let Some((old_len, old_owner, _)) = old {
+            self.usage_remove(old_owner, key.len() + old_len);
+        }
+        self.usage_add(owner, key.len() + value.len());
         Ok(())
     }
 }
@@ -382,6 +483,10 @@ impl Projection for KvProjection {
         self
     }
 }
+
+#[cfg(test)]
+#[path = "quota_tests.rs"]
+mod quota_tests;
 
 #[cfg(test)]
 mod tests {

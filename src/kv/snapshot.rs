@@ -1,20 +1,25 @@
 //! The KV projection's part of a partition snapshot (`crate::projection::snapshot`), and the
 //! whole-KV snapshots written before the router existed, still read.
 //!
-//! The section (`write_section`), format 2: u64 key count with bit 63 set (the format mark; a
-//! count never reaches it), u64 the projection's clock (the latest entry timestamp applied, Unix
-//! ms: expiry's "now", part of the replicated state), then per key `u16 key_len (bit 15: an expiry follows the version), key,
-//! u32 value_len, value, u64 version, [u64 expires_at, Unix ms]`, in the map's slot order (`kv::map`: a function of the writes the map
-//! applied since it was loaded or empty, and a loaded map keeps the file's order, so replicas with
-//! the same history write the same bytes). Format 1 (bit 63 of the count clear, written by builds
-//! before key expiry) has no expiry bit and no expiry field; it still loads (no key expires).
+//! The section (`write_section`), format 3: u64 key count with bits 63 and 62 set (the format
+//! mark; a count never reaches them), u64 the projection's clock (the latest entry timestamp
+//! applied, Unix ms: expiry's "now", part of the replicated state), then per key `u16 key_len
+//! (bit 15: an expiry follows the version), key, u32 value_len, value, u64 version (bit 63: an
+//! owner follows the expiry), [u64 expires_at, Unix ms], [u32 owner: the key id of the principal
+//! that wrote the key last, non-zero]`, in the map's slot order (`kv::map`: a function of the
+//! writes the map applied since it was loaded or empty, and a loaded map keeps the file's order,
+//! so replicas with the same history write the same bytes). The owners' usage is not written: it
+//! is rebuilt from the owners at load. Format 2 (bit 62 clear, written by builds before quotas)
+//! has no owner bit and no owner field; it still loads (every key anonymous). Format 1 (bit 63 of
+//! the count clear too, written by builds before key expiry) has no expiry bit and no expiry
+//! field either; it still loads (no key expires).
 //! Builds before slot order wrote the keys in ascending byte order; such sections load the same
 //! way (any order loads; a key twice is refused). The partition
 //! snapshot around it carries the magic, the applied lsn, the length and the checksum.
 //!
 //! Written off the shard: `begin_capture` starts the map's capture (`kv::capture`, no copy) and
-//! announces the section's length (16 + 14 per key + 8 per key with an expiry + the keys' and
-//! values' bytes, known at the capture); `capture_chunk` hands out the next blocks (a chunk's worth, `SNAPSHOT_CHUNK_BLOCKS`
+//! announces the section's length (16 + 14 per key + 8 per key with an expiry + 4 per key with an
+//! owner + the keys' and values' bytes, known at the capture); `capture_chunk` hands out the next blocks (a chunk's worth, `SNAPSHOT_CHUNK_BLOCKS`
 //! in the server) as they were at the capture, which the snapshot store encodes with `put_block`.
 //!
 //! A whole-KV snapshot (before the router) has this layout (little-endian):
@@ -33,7 +38,8 @@
 //! against the limits before it is read), checks every invariant (lengths, limits, no key twice,
 //! versions at or below the applied lsn) and builds nothing unless all hold.
 
-use super::map::{expiry_of, key_of, value_of, version_of, KeyMap, KEY_BYTES_LIMIT};
+use super::map::{expiry_of, key_of, owner_of, value_of, version_of, KeyMap, KEY_BYTES_LIMIT};
+use crate::projection::owner::ANONYMOUS_OWNER;
 use super::projection::KvProjection;
 use super::KvLimits;
 use crate::projection::router::Router;
@@ -74,6 +80,10 @@ pub(crate) fn restore_legacy(
 const ENTRY_OVERHEAD: u64 = 14;
 /// Bit 63 of a section's key count: format 2 (entries may carry an expiry).
 const FORMAT_2: u64 = 1 << 63;
+/// Bit 62 of a section's key count, with bit 63: format 3 (entries may carry an owner too).
+const FORMAT_3: u64 = 1 << 62;
+/// Bit 63 of an entry's version in format 3: a u32 owner follows the expiry.
+const ENTRY_OWNER: u64 = 1 << 63;
 /// Bit 15 of an entry's key length in format 2: a u64 expiry follows the version.
 const ENTRY_EXPIRY: u16 = 0x8000;
 
@@ -81,7 +91,8 @@ const ENTRY_EXPIRY: u16 = 0x8000;
 fn read_keys(r: &mut SectionReader<'_>, lsn: u64, limits: KvLimits) -> Result<KvProjection, SnapshotError> {
     let head = r.u64()?;
     let format_2 = head & FORMAT_2 != 0;
-    let key_count = head & !FORMAT_2;
+    let format_3 = format_2 && head & FORMAT_3 != 0;
+    let key_count = head & !(FORMAT_2 | if format_2 { FORMAT_3 } else { 0 });
     let now_ms = if format_2 { r.u64()? } else { 0 };
     if key_count > limits.keys_max as u64 {
         return Err(SnapshotError::ExceedsLimits("more keys than keys_max"));
@@ -104,8 +115,14 @@ fn read_keys(r: &mut SectionReader<'_>, lsn: u64, limits: KvLimits) -> Result<Kv
             return Err(SnapshotError::ExceedsLimits("a value is longer than value_bytes_max"));
         }
         r.bytes_into(value_len, &mut value)?;
-        let version = r.u64()?;
+        let version_field = r.u64()?;
+        let has_owner = format_3 && version_field & ENTRY_OWNER != 0;
+        let version = if format_3 { version_field & !ENTRY_OWNER } else { version_field };
         let expiry = if has_expiry { Some(r.u64()?) } else { None };
+        let owner = if has_owner { r.u32()? } else { ANONYMOUS_OWNER };
+        if has_owner && owner == ANONYMOUS_OWNER {
+            return Err(SnapshotError::Invalid("a key's owner is marked but 0"));
+        }
         // A version names a write at or before the applied lsn (`LogPos::version`; versions
         // written before batches existed are the write's lsn, which is below it too).
         if version == 0 || version >> 16 > lsn {
@@ -120,46 +137,50 @@ fn read_keys(r: &mut SectionReader<'_>, lsn: u64, limits: KvLimits) -> Result<Kv
             return Err(SnapshotError::Invalid("a key appears twice"));
         }
         // In the file's order: the map gets the slot order of the map that wrote it.
-        map.store(at, &key, &value, version, expiry);
+        map.store(at, &key, &value, version, expiry, owner);
     }
     let mut kv = KvProjection::from_parts(limits, map, data_bytes);
     kv.now_ms = now_ms;
     Ok(kv)
 }
 
-/// Puts one key's entry (format 2): `u16 key_len (bit 15: expiry), key, u32 value_len, value, u64
-/// version, [u64 expiry]`.
-fn put_entry(out: &mut dyn SnapshotSink, key: &[u8], value: &[u8], version: u64, expiry: Option<u64>) {
+/// Puts one key's entry (format 3): `u16 key_len (bit 15: expiry), key, u32 value_len, value, u64
+/// version (bit 63: owner), [u64 expiry], [u32 owner]`.
+fn put_entry(out: &mut dyn SnapshotSink, key: &[u8], value: &[u8], version: u64, expiry: Option<u64>, owner: u32) {
     let key_len = u16::try_from(key.len()).ok().filter(|&n| usize::from(n) <= KEY_BYTES_LIMIT);
     let key_len = key_len.expect("keys are at most key_bytes_max <= 32767");
     let field = if expiry.is_some() { key_len | ENTRY_EXPIRY } else { key_len };
     let value_len = u32::try_from(value.len()).expect("values are at most value_bytes_max");
+    let owned = owner != ANONYMOUS_OWNER;
     out.put(&field.to_le_bytes());
     out.put(key);
     out.put(&value_len.to_le_bytes());
     out.put(value);
-    out.put(&version.to_le_bytes());
+    out.put(&(if owned { version | ENTRY_OWNER } else { version }).to_le_bytes());
     if let Some(at) = expiry {
         out.put(&at.to_le_bytes());
+    }
+    if owned {
+        out.put(&owner.to_le_bytes());
     }
 }
 
 /// Puts the entry of a map block (a chunk's `encode`, run by the snapshot store).
 fn put_block(block: &[u8], out: &mut dyn SnapshotSink) {
-    put_entry(out, key_of(block), value_of(block), version_of(block), expiry_of(block));
+    put_entry(out, key_of(block), value_of(block), version_of(block), expiry_of(block), owner_of(block));
 }
 
-/// Bytes of a KV section of `count` keys, `expiring` of them with an expiry, holding `data_bytes`
-/// bytes of keys and values: 8 bytes of count and 8 of clock, then per key its bytes and 14 of
-/// lengths and version, and 8 more for an expiry.
-fn section_len(count: usize, expiring: usize, data_bytes: usize) -> u64 {
-    16 + ENTRY_OVERHEAD * count as u64 + 8 * expiring as u64 + data_bytes as u64
+/// Bytes of a KV section of `count` keys, `expiring` of them with an expiry and `owned` with an
+/// owner, holding `data_bytes` bytes of keys and values: 8 bytes of count and 8 of clock, then
+/// per key its bytes and 14 of lengths and version, 8 more for an expiry, 4 more for an owner.
+fn section_len(count: usize, expiring: usize, owned: usize, data_bytes: usize) -> u64 {
+    16 + ENTRY_OVERHEAD * count as u64 + 8 * expiring as u64 + 4 * owned as u64 + data_bytes as u64
 }
 
 /// The section's first 16 bytes: the count with the format mark, and the clock.
 fn section_head(count: usize, now_ms: u64) -> [u8; 16] {
     let mut head = [0u8; 16];
-    head[..8].copy_from_slice(&(count as u64 | FORMAT_2).to_le_bytes());
+    head[..8].copy_from_slice(&(count as u64 | FORMAT_2 | FORMAT_3).to_le_bytes());
     head[8..].copy_from_slice(&now_ms.to_le_bytes());
     head
 }
@@ -169,7 +190,8 @@ impl KvProjection {
     pub fn write_section(&self, out: &mut Vec<u8>) {
         // One allocation of the section's exact size (growing by doubling would hold up to twice
         // the snapshot, and copy it, while it is written).
-        out.reserve_exact(section_len(self.map.len(), self.expiring(), self.data_bytes) as usize);
+        let len = section_len(self.map.len(), self.expiring(), self.owned_keys(), self.data_bytes);
+        out.reserve_exact(len as usize);
         out.put(&section_head(self.map.len(), self.now_ms));
         for block in self.map.iter_blocks() {
             put_block(block, out);
@@ -181,7 +203,7 @@ impl KvProjection {
         let count = self.map.begin_capture();
         let head = section_head(count, self.now_ms).to_vec();
         // Every key with an expiry is in the index: the count of entries with one at the capture.
-        let byte_len = section_len(count, self.expiring(), self.data_bytes);
+        let byte_len = section_len(count, self.expiring(), self.owned_keys(), self.data_bytes);
         SectionCapture::Chunked { byte_len, head }
     }
 

@@ -22,6 +22,16 @@ impl NodeCollector {
             out.extend(s.auth.refusals().into_iter().map(|(reason, n)| label(reason, n)));
         }
         self.tcp_auth_refusals(&mut out);
+        // Quotas are enforced where a write is applied, whichever protocol carried it.
+        for s in &self.shards {
+            let n = s.partitions.iter().map(|p| p.counters.quota_exceeded).sum();
+            let labels = vec![
+                ("shard", s.shard.to_string()),
+                ("protocol", "all".to_string()),
+                ("reason", "quota_exceeded".to_string()),
+            ];
+            out.push((labels, n));
+        }
         // The metrics endpoint's own refusals: it is no shard's.
         let labels = vec![
             ("shard", "none".to_string()),

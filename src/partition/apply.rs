@@ -26,6 +26,7 @@ impl<D: BlockIo> Partition<D> {
             // The batch's writes wait in a chain from its proposal context, in batch order.
             let mut next = entry.proposal_ctx.unwrap_or(NO_TOKEN);
             let (waiters, waiting_bytes, feed) = (&mut self.waiters, &mut self.waiting_bytes, &mut self.feed);
+            let quota_exceeded = &mut self.counters.quota_exceeded;
             let results = &mut self.results;
             results.clear();
             let decoded = self
@@ -38,6 +39,8 @@ impl<D: BlockIo> Partition<D> {
             for &(index, result) in results.iter() {
                 feed.note_result(index, result);
                 if let Some(waiter) = take_waiter(waiters, waiting_bytes, &mut next) {
+                    // Counted where a client is answered: not on followers, not on replay.
+                    *quota_exceeded += u64::from(result == ApplyResult::QuotaExceeded);
                     let value = expiry::old_value(kv, entry.index, index, &result);
                     done(Done { waiter, result: Ok(result), value, sealed_at });
                 }

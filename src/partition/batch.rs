@@ -342,7 +342,7 @@ mod tests {
         // The stamp counts against the batch's bytes.
         let mut w = BatchWriter::new(BatchLimits { bytes_max: 64, writes_max: 4 });
         assert!(w.fits_alone(&A, 48) && !w.fits_alone(&OWNED, 48));
-        w.push(TAG_KV, &OWNED, 20, |_| {});
+        w.push(TAG_KV, &OWNED, 10, |_| {});
         assert!(w.fits(&A, 8) && !w.fits(&OWNED, 8));
     }
 

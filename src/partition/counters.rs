@@ -30,6 +30,9 @@ pub struct PartitionCounters {
     pub busy_raft: u64,
     /// Committed entries applied.
     pub applied: u64,
+    /// Writes answered `QUOTA_EXCEEDED` (here, as leader): past their writer's quota
+    /// (`projection::owner`).
+    pub quota_exceeded: u64,
     /// Snapshots written and checkpointed.
     pub snapshots: u64,
     /// Snapshot attempts that failed (the file could not be written); retried later.

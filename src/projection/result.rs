@@ -68,6 +68,9 @@ pub enum ApplyResult {
     ValueTooLarge,
     /// `keys_max` or `data_bytes_max` would be exceeded; nothing changed.
     Full,
+    /// The writer's quota of keys or bytes in this partition (`projection::owner`) would be
+    /// exceeded; nothing changed.
+    QuotaExceeded,
     /// The seq is older than the client's last applied one (`last_seq`); nothing changed.
     Stale {
         /// The client's last applied seq.
@@ -117,6 +120,7 @@ impl ApplyResult {
             ApplyResult::KeyTooLarge => Status::KeyTooLarge,
             ApplyResult::ValueTooLarge => Status::ValueTooLarge,
             ApplyResult::Full => Status::Full,
+            ApplyResult::QuotaExceeded => Status::QuotaExceeded,
             ApplyResult::Stale { .. } => Status::Stale,
             ApplyResult::SequenceReused { .. } => Status::SequenceReused,
             ApplyResult::SequenceTooFar { .. } => Status::SequenceTooFar,
@@ -129,7 +133,7 @@ impl ApplyResult {
 /// existed), 3 Incremented(i64 value, u64 version), 4 CasMismatch(u64 current_version),
 /// 5 NotInteger, 6 Overflow, 7 KeyTooLarge, 8 ValueTooLarge, 9 Full, 10 SetX(u8 stored | existed
 /// << 1, u64 version), 11 Changed(u8 changed), 12 Reclaimed(u32 keys), 13 Lit(u64 id),
-/// 14 Rotated(u32 buckets).
+/// 14 Rotated(u32 buckets), 15 QuotaExceeded.
 pub(crate) fn put(out: &mut Vec<u8>, r: &ApplyResult) {
     match *r {
         ApplyResult::Stored { version } => {
@@ -151,6 +155,7 @@ pub(crate) fn put(out: &mut Vec<u8>, r: &ApplyResult) {
         ApplyResult::KeyTooLarge => out.push(7),
         ApplyResult::ValueTooLarge => out.push(8),
         ApplyResult::Full => out.push(9),
+        ApplyResult::QuotaExceeded => out.push(15),
         ApplyResult::SetX { stored, version, existed } => {
             out.extend_from_slice(&[10, u8::from(stored) | u8::from(existed) << 1]);
             out.extend_from_slice(&version.to_le_bytes());
@@ -213,6 +218,7 @@ pub(crate) fn read<R: FieldRead + ?Sized>(r: &mut R) -> Result<ApplyResult, Snap
         12 => ApplyResult::Reclaimed { keys: r.u32()? },
         13 => ApplyResult::Lit { id: r.u64()? },
         14 => ApplyResult::Rotated { buckets: r.u32()? },
+        15 => ApplyResult::QuotaExceeded,
         _ => return Err(SnapshotError::Invalid("unknown result tag in the client table")),
     })
 }

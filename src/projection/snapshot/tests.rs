@@ -383,9 +383,9 @@ fn sorted_kv_sections_of_older_builds_load_and_a_key_twice_is_refused() {
     assert_eq!(loaded.iter().collect::<Vec<_>>(), r.kv().iter().collect::<Vec<_>>());
     let mut section = Vec::new();
     loaded.write_section(&mut section);
-    // Written back in format 2 (bit 63 of the count, then the clock: 0, no entry since), entries
-    // as they were: no key has an expiry.
-    assert_eq!(section[..8], (r.kv().len() as u64 | 1 << 63).to_le_bytes());
+    // Written back in format 3 (bits 63 and 62 of the count, then the clock: 0, no entry since),
+    // entries as they were: no key has an expiry or an owner.
+    assert_eq!(section[..8], (r.kv().len() as u64 | 3 << 62).to_le_bytes());
     assert_eq!(section[8..16], [0; 8]);
     assert_eq!(section[16..], sorted[8..], "loaded in file order, written in the same order");
     // The second key made the first's twin (both one byte long: "a" and "b").
