@@ -319,7 +319,15 @@ impl KeyMap {
     /// Stores `value` at `version` under `key` for `owner`, where `at` (this map's lookup of
     /// `key`, with no change in between) found it or its place. Allocates nothing when the key
     /// exists with a value of the same length and the same owner.
-    pub(crate) fn store(&mut self, at: Lookup, key: &[u8], value: &[u8], version: u64, expiry: Option<u64>, owner: u32) {
+    pub(crate) fn store(
+        &mut self,
+        at: Lookup,
+        key: &[u8],
+        value: &[u8],
+        version: u64,
+        expiry: Option<u64>,
+        owner: u32,
+    ) {
         if let Some(i) = at.slot {
             debug_assert_eq!(self.slots[i].key(), key);
             if let Some(c) = &mut self.capture {

@@ -36,13 +36,13 @@ use super::expiry::{ExpiryIndex, RECLAIM_PER_COMMAND, RECLAIM_PER_TICK};
 use super::map::{key_of, owner_of, value_of, KeyMap};
 use super::pairs::Pairs;
 use super::KvLimits;
+use crate::projection::owner::ANONYMOUS_OWNER;
 pub use crate::projection::ApplyResult;
 #[cfg(test)]
 use crate::projection::LogPos;
 use crate::projection::{
     Applied, Projection, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, TAG_KV,
 };
-use crate::projection::owner::ANONYMOUS_OWNER;
 use crate::projection::{Owner, Usage};
 use crate::wire::Status;
 use std::any::Any;
@@ -212,7 +212,8 @@ impl KvProjection {
         let now = self.usage_of(self.writing.key_id);
         let keys_after = now.keys + keys;
         let bytes_after = now.bytes + bytes;
-        let refused = (keys > 0 && keys_after > quota.keys_max) || (bytes > 0 && bytes_after > quota.bytes_max);
+        let refused =
+            (keys > 0 && keys_after > quota.keys_max) || (bytes > 0 && bytes_after > quota.bytes_max);
         refused.then_some(ApplyResult::QuotaExceeded)
     }
 

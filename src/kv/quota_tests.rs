@@ -35,7 +35,8 @@ fn recount(kv: &KvProjection) -> Vec<(u32, Usage)> {
     let mut out: Vec<(u32, Usage)> = Vec::new();
     for block in kv.map.iter_blocks() {
         let owner = super::super::map::owner_of(block);
-        let bytes = (super::super::map::key_of(block).len() + super::super::map::value_of(block).len()) as u64;
+        let bytes =
+            (super::super::map::key_of(block).len() + super::super::map::value_of(block).len()) as u64;
         match out.iter_mut().find(|(o, _)| *o == owner) {
             Some((_, u)) => {
                 u.keys += 1;
@@ -63,15 +64,24 @@ fn a_key_quota_refuses_the_next_new_key_and_nothing_else() {
     assert_eq!(apply(&mut kv, 3, 0, a, set(b"k3", b"v")), ApplyResult::QuotaExceeded);
     assert_eq!(kv.get(b"k3"), None, "nothing of a refused write is stored");
     assert_eq!(kv.usage_of(7), usage(2, 6));
-    assert!(matches!(apply(&mut kv, 4, 0, a, set(b"k1", b"longer")), ApplyResult::Stored { .. }), "an overwrite adds no key");
+    assert!(
+        matches!(apply(&mut kv, 4, 0, a, set(b"k1", b"longer")), ApplyResult::Stored { .. }),
+        "an overwrite adds no key"
+    );
     assert!(matches!(apply(&mut kv, 5, 0, a, Op::Incr { key: b"k2", delta: 1 }), ApplyResult::NotInteger));
     // Others are not limited by it: anonymous, and another principal without a quota.
     assert!(matches!(apply(&mut kv, 6, 0, Owner::ANONYMOUS, set(b"k3", b"v")), ApplyResult::Stored { .. }));
-    assert!(matches!(apply(&mut kv, 7, 0, Owner { key_id: 8, quota: None }, set(b"k4", b"v")), ApplyResult::Stored { .. }));
+    assert!(matches!(
+        apply(&mut kv, 7, 0, Owner { key_id: 8, quota: None }, set(b"k4", b"v")),
+        ApplyResult::Stored { .. }
+    ));
     // A delete gives the key back.
     assert_eq!(apply(&mut kv, 8, 0, a, Op::Del { key: b"k1" }), ApplyResult::Deleted { existed: true });
     assert_eq!(kv.usage_of(7), usage(1, 3));
-    assert!(matches!(apply(&mut kv, 9, 0, a, Op::Incr { key: b"n", delta: 5 }), ApplyResult::Incremented { .. }));
+    assert!(matches!(
+        apply(&mut kv, 9, 0, a, Op::Incr { key: b"n", delta: 5 }),
+        ApplyResult::Incremented { .. }
+    ));
     assert_eq!(apply(&mut kv, 10, 0, a, Op::Incr { key: b"m", delta: 5 }), ApplyResult::QuotaExceeded);
     assert_eq!(counted(&kv), recount(&kv));
 }
@@ -82,7 +92,11 @@ fn a_byte_quota_counts_keys_and_values_and_refuses_only_growth() {
     let a = under(3, u64::MAX, 10);
     assert!(matches!(apply(&mut kv, 1, 0, a, set(b"ab", b"12345678")), ApplyResult::Stored { .. }));
     assert_eq!(apply(&mut kv, 2, 0, a, set(b"ab", b"123456789")), ApplyResult::QuotaExceeded, "11 > 10");
-    assert_eq!(apply(&mut kv, 3, 0, a, set(b"c", b"")), ApplyResult::QuotaExceeded, "a new key of 1 byte: 11");
+    assert_eq!(
+        apply(&mut kv, 3, 0, a, set(b"c", b"")),
+        ApplyResult::QuotaExceeded,
+        "a new key of 1 byte: 11"
+    );
     assert_eq!(kv.get(b"ab").map(|(v, _)| v), Some(&b"12345678"[..]));
     // The quota lowered below what it holds (a later entry stamped with a smaller one): it may
     // still overwrite with a value no longer, and shrink, but not grow.
@@ -102,11 +116,18 @@ fn an_overwrite_by_another_principal_moves_the_key_to_it() {
     let (a, b) = (under(1, 1, 100), under(2, 1, 100));
     assert!(matches!(apply(&mut kv, 1, 0, a, set(b"k", b"aaaa")), ApplyResult::Stored { .. }));
     assert!(matches!(apply(&mut kv, 2, 0, b, set(b"j", b"b")), ApplyResult::Stored { .. }));
-    assert_eq!(apply(&mut kv, 3, 0, b, set(b"k", b"b")), ApplyResult::QuotaExceeded, "k would be b's second key");
+    assert_eq!(
+        apply(&mut kv, 3, 0, b, set(b"k", b"b")),
+        ApplyResult::QuotaExceeded,
+        "k would be b's second key"
+    );
     assert_eq!(apply(&mut kv, 4, 0, b, Op::Del { key: b"j" }), ApplyResult::Deleted { existed: true });
     assert!(matches!(apply(&mut kv, 5, 0, b, set(b"k", b"bb")), ApplyResult::Stored { .. }));
     assert_eq!((kv.usage_of(1), kv.usage_of(2)), (usage(0, 0), usage(1, 3)));
-    assert!(matches!(apply(&mut kv, 6, 0, a, set(b"x", b"a")), ApplyResult::Stored { .. }), "a's key is free again");
+    assert!(
+        matches!(apply(&mut kv, 6, 0, a, set(b"x", b"a")), ApplyResult::Stored { .. }),
+        "a's key is free again"
+    );
     assert_eq!(counted(&kv), recount(&kv));
     assert!(!kv.usage.contains_key(&99), "owners holding nothing are not kept");
 }

@@ -39,9 +39,9 @@
 //! versions at or below the applied lsn) and builds nothing unless all hold.
 
 use super::map::{expiry_of, key_of, owner_of, value_of, version_of, KeyMap, KEY_BYTES_LIMIT};
-use crate::projection::owner::ANONYMOUS_OWNER;
 use super::projection::KvProjection;
 use super::KvLimits;
+use crate::projection::owner::ANONYMOUS_OWNER;
 use crate::projection::router::Router;
 use crate::projection::snapshot::read_clients;
 use crate::projection::{
@@ -146,7 +146,14 @@ fn read_keys(r: &mut SectionReader<'_>, lsn: u64, limits: KvLimits) -> Result<Kv
 
 /// Puts one key's entry (format 3): `u16 key_len (bit 15: expiry), key, u32 value_len, value, u64
 /// version (bit 63: owner), [u64 expiry], [u32 owner]`.
-fn put_entry(out: &mut dyn SnapshotSink, key: &[u8], value: &[u8], version: u64, expiry: Option<u64>, owner: u32) {
+fn put_entry(
+    out: &mut dyn SnapshotSink,
+    key: &[u8],
+    value: &[u8],
+    version: u64,
+    expiry: Option<u64>,
+    owner: u32,
+) {
     let key_len = u16::try_from(key.len()).ok().filter(|&n| usize::from(n) <= KEY_BYTES_LIMIT);
     let key_len = key_len.expect("keys are at most key_bytes_max <= 32767");
     let field = if expiry.is_some() { key_len | ENTRY_EXPIRY } else { key_len };

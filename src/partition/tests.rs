@@ -472,6 +472,7 @@ fn pending_says_nothing_when_idle_and_never_device_for_a_device_without_a_descri
 mod candles;
 mod cluster;
 mod projections;
+mod quotas;
 
 /// Polls at time `t` (ns) until nothing is in flight; returns every `Done`.
 fn settle_at<D: BlockIo>(p: &mut Partition<D>, t: u64) -> Vec<Done> {
