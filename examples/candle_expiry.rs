@@ -48,7 +48,7 @@ fn filled(n: u64) -> (CandleProjection, u64) {
         let values = [None, None, over.then_some(&prayer[..])];
         let len = light_len(&values);
         write_light(CommandHeader { kind: 0, client_id: 0, seq: 0 }, &s, values, &mut command[..len]);
-        let at = Applied { pos: LogPos::single(i + 1), time_ns: DAY * DAY_NS + i, owner: Default::default() };
+        let at = Applied { pos: LogPos::single(i + 1), time_ns: DAY * DAY_NS + i, ..Default::default() };
         match p.apply(at, &command[..len]) {
             ApplyResult::Lit { .. } => {}
             other => panic!("candle {i}: {other:?}"),
@@ -64,7 +64,7 @@ fn drop_time(n: u64) -> (Duration, Duration, Duration) {
     let (mut p, lsn) = filled(n);
     let mut rotate = [0u8; ROTATE_LEN];
     write_rotate(&mut rotate);
-    let at = Applied { pos: LogPos::single(lsn), time_ns: (DAY + 7) * DAY_NS, owner: Default::default() };
+    let at = Applied { pos: LogPos::single(lsn), time_ns: (DAY + 7) * DAY_NS, ..Default::default() };
     let start = Instant::now();
     let result = p.apply(at, &rotate);
     let took = start.elapsed();

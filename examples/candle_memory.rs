@@ -46,7 +46,7 @@ fn main() {
         let header = CommandHeader { kind: 0, client_id: 0, seq: 0 };
         write_light(header, &s, values, &mut command[..len]);
         let day = 20_000 + i / per_day;
-        let at = Applied { pos: LogPos::single(i + 1), time_ns: day * DAY_NS + i, owner: Default::default() };
+        let at = Applied { pos: LogPos::single(i + 1), time_ns: day * DAY_NS + i, ..Default::default() };
         match p.apply(at, &command[..len]) {
             ApplyResult::Lit { .. } => {}
             other => panic!("candle {i}: {other:?}"),

@@ -32,4 +32,6 @@ pub use fields::{Candle, CandleError, CandleRef, Date};
 pub use text::{Registry, TextCodec};
 
 #[cfg(test)]
+mod quota_tests;
+#[cfg(test)]
 mod tests;

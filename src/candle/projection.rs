@@ -6,7 +6,9 @@
 //! (never back), which drops every bucket past its seven days; a LIGHT is then stamped with that
 //! clock (its lit time) and stored in today's bucket, its overflow values placed in the pools and
 //! their offsets patched into the slot; the answer is its id (`ApplyResult::Lit`), or `Full` with
-//! nothing changed. ROTATE does only the first part (`ApplyResult::Rotated`): the leader proposes
+//! nothing changed, or `QuotaExceeded` when its writer has a quota (`projection::owner`) that one
+//! more candle (a key) of its bytes would pass, counting what the writer holds in the live
+//! buckets and in the partition's other projections (`Applied::others`). ROTATE does only the first part (`ApplyResult::Rotated`): the leader proposes
 //! it when a bucket is due and no write comes (`partition::candle`), so memory comes back and
 //! every replica and replay drops the bucket at the same entry.
 //!
@@ -26,11 +28,13 @@
 //! Invariants: apply is a function of the ring, the entry's stamp and the command's bytes; a
 //! read at a time past a candle's seven days never sees it, whether or not the ring rotated.
 
-use super::command::{self, CandleCommand, CITIES};
-use super::ring::{day_of_ms, day_of_ns, CandleId, CandleLimits, DoesNotFit, Refused, Ring, STATE_COUNTERS};
+use super::command::{self, CandleCommand, Light, CITIES};
+use super::ring::{
+    day_of_ms, day_of_ns, light_bytes, CandleId, CandleLimits, DoesNotFit, Refused, Ring, STATE_COUNTERS,
+};
 use super::slot::NO_CITY;
 use crate::projection::{
-    Applied, ApplyResult, Projection, SectionCapture, SectionReader, SnapshotChunk, SnapshotError,
+    Applied, ApplyResult, Projection, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, Usage,
 };
 use crate::wire::{opcode, Status};
 use std::any::Any;
@@ -86,13 +90,25 @@ impl CandleProjection {
         match cmd {
             CandleCommand::Rotate(_) => ApplyResult::Rotated { buckets: dropped },
             CandleCommand::Light(light) => {
+                if let Some(refused) = self.quota_refuses(&at, light) {
+                    return refused;
+                }
                 let lit_secs = u32::try_from(self.now_ns / 1_000_000_000).unwrap_or(u32::MAX);
-                match self.ring.light(light, lit_secs) {
+                match self.ring.light(light, lit_secs, at.owner.key_id) {
                     Ok(id) => ApplyResult::Lit { id: id.0 },
                     Err(Refused::CandlesFull | Refused::OverflowFull(_)) => ApplyResult::Full,
                 }
             }
         }
+    }
+
+    /// `QuotaExceeded` if the writer has a quota and one more candle of this LIGHT's bytes, with
+    /// what it holds in the live buckets and elsewhere in the partition, would pass it.
+    fn quota_refuses(&self, at: &Applied, light: &Light<'_>) -> Option<ApplyResult> {
+        let quota = at.owner.quota?;
+        let held = self.ring.usage_of(at.owner.key_id, day_of_ns(self.now_ns)).plus(at.others);
+        let after = Usage { keys: held.keys + 1, bytes: held.bytes + light_bytes(light) };
+        (!quota.allows(after)).then_some(ApplyResult::QuotaExceeded)
     }
 
     /// Answers a read (see the module header) at `now_ms`, the request's time (Unix ms).
@@ -219,6 +235,10 @@ impl Projection for CandleProjection {
 
     fn upkeep(&mut self) -> bool {
         self.ring.release_spares(SPARES_FREED_PER_UPKEEP) == SPARES_FREED_PER_UPKEEP
+    }
+
+    fn usage_of(&self, owner: u32, time_ns: u64) -> Usage {
+        self.ring.usage_of(owner, day_of_ns(time_ns.max(self.now_ns)))
     }
 
     fn len(&self) -> usize {

@@ -19,7 +19,9 @@
 //! no longer holds (or that is past its seven days at the request's time) is not found.
 //!
 //! Limits (`CandleLimits`): candles per day and overflow bytes per field per day; a LIGHT over
-//! either is refused whole (`Full`) before anything changes.
+//! either is refused whole (`Full`) before anything changes. Each bucket also counts the candles
+//! and bytes (slot and overflow frames) each owner lit that day (`projection::owner`), so a
+//! principal's quota sees what it holds in the live buckets and gets it back when they drop.
 //!
 //! Invariants: every replica and replay holds the same bytes (the lit time and the day come from
 //! the entry's stamp, the clock never goes back); a bucket's slots all carry its day; every
@@ -29,6 +31,7 @@
 use super::blocks::{Blocks, Spares};
 use super::command::{Light, CITIES};
 use super::slot::{text_fields, Slot, TextField, TextRef, OVERFLOW_OFFSET_MAX, SLOT_BYTES};
+use crate::projection::Usage;
 
 /// Days a candle lives.
 pub const DAYS: u32 = 7;
@@ -123,6 +126,9 @@ pub(crate) struct Bucket {
     pub(crate) pools: [Blocks; 3],
     pub(crate) by_city: Box<[u32]>,
     pub(crate) by_state: [u32; STATE_COUNTERS],
+    /// The candles and bytes each owner lit this day (`projection::owner`: anonymous included),
+    /// by ascending key id: what its quota counts, dropped with the bucket.
+    pub(crate) owners: Vec<(u32, Usage)>,
 }
 
 impl Bucket {
@@ -134,6 +140,29 @@ impl Bucket {
             pools: std::array::from_fn(|_| Blocks::new(POOL_BLOCK_BYTES)),
             by_city: vec![0; CITY_COUNTERS].into_boxed_slice(),
             by_state: [0; STATE_COUNTERS],
+            owners: Vec::new(),
+        }
+    }
+
+    /// Counts a candle of `bytes` lit by `owner` (a new owner allocates its entry, once a day).
+    pub(crate) fn charge(&mut self, owner: u32, bytes: u64) {
+        let at = match self.owners.binary_search_by_key(&owner, |(o, _)| *o) {
+            Ok(at) => at,
+            Err(at) => {
+                self.owners.insert(at, (owner, Usage::default()));
+                at
+            }
+        };
+        let u = &mut self.owners[at].1;
+        u.keys += 1;
+        u.bytes += bytes;
+    }
+
+    /// What `owner` lit this day.
+    pub(crate) fn usage_of(&self, owner: u32) -> Usage {
+        match self.owners.binary_search_by_key(&owner, |(o, _)| *o) {
+            Ok(at) => self.owners[at].1,
+            Err(_) => Usage::default(),
         }
     }
 
@@ -274,9 +303,9 @@ impl Ring {
         self.buckets.iter().flatten().map(|b| u64::from(b.day + DAYS) * DAY_MS).min()
     }
 
-    /// Stores `light` lit at `lit_secs` on the ring's day (after `advance`); returns its id, or
-    /// what refused it with nothing changed.
-    pub fn light(&mut self, light: &Light<'_>, lit_secs: u32) -> Result<CandleId, Refused> {
+    /// Stores `light` lit at `lit_secs` by `owner` on the ring's day (after `advance`); returns
+    /// its id, or what refused it with nothing changed.
+    pub fn light(&mut self, light: &Light<'_>, lit_secs: u32, owner: u32) -> Result<CandleId, Refused> {
         let day = self.today;
         let limits = self.limits;
         let slot_index = (day % DAYS) as usize;
@@ -308,7 +337,13 @@ impl Ring {
         bucket.slots.append(slot.as_bytes(), &mut self.spare_slots);
         let id = CandleId::new(day, bucket.count);
         bucket.count_slot(&slot);
+        bucket.charge(owner, light_bytes(light));
         Ok(id)
+    }
+
+    /// The candles and bytes `owner` holds in the buckets live on `request_day`.
+    pub fn usage_of(&self, owner: u32, request_day: u32) -> Usage {
+        self.live(request_day).fold(Usage::default(), |u, b| u.plus(b.usage_of(owner)))
     }
 
     /// The bucket of `day` if the ring holds it and it is live on `request_day`.
@@ -382,6 +417,12 @@ impl Ring {
             (0..end).rev().map(move |i| CandleId::new(b.day, i))
         })
     }
+}
+
+/// Bytes a candle takes in its bucket: its slot and a framed value per overflowing field.
+pub fn light_bytes(light: &Light<'_>) -> u64 {
+    let overflow: usize = light.overflow.iter().flatten().map(|v| 2 + v.len()).sum();
+    (SLOT_BYTES + overflow) as u64
 }
 
 /// Whether a bucket of `day` is live on `request_day` (before the start of day + 7).

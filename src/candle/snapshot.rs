@@ -5,11 +5,14 @@
 //!
 //! | size | field |
 //! |-----:|-------|
-//! | 1 | section version: 1 |
+//! | 1 | section version: 2 |
 //! | 8 | the ring's clock: the latest entry stamp applied, ns since the Unix epoch |
 //! | 1 | buckets `n` (at most 7), then per bucket, by ascending day: |
 //! | 4+4+3x4 | day, candles, and the bytes of each of the three overflow pools |
+//! | 2 | owners `m`, then per owner by ascending key id: u32 key id, u32 candles, u64 bytes (what it lit that day, `projection::owner`) |
 //! | .. | then per bucket, in the same order: its slots (candles x 128 bytes), then its pools |
+//!
+//! Version 1 (before quotas) has no owners; it loads with every candle anonymous.
 //!
 //! Capture without a copy (`begin_section_capture`): everything up to the bucket headers is
 //! encoded at the capture (the head); the bytes that follow are the buckets' blocks, the filled
@@ -19,21 +22,25 @@
 //! Load (`read_section`) streams the bytes into blocks of the new ring (no buffer of the
 //! section), then checks every slot: this layout version, occupied, lit on its bucket's day, a
 //! city in the table, a text region that parses with flags that agree, every overflow reference
-//! at a whole frame of its pool; and the limits. Nothing is kept unless all hold.
+//! at a whole frame of its pool; the owners' candles and bytes adding up to the bucket's; and the
+//! limits. Nothing is kept unless all hold.
 
 use super::blocks::Blocks;
 use super::command::{check_text, CITIES};
 use super::projection::CandleProjection;
 use super::ring::{day_of_ns, frame_len, live_on, Bucket, CandleLimits, Ring, DAYS};
 use super::slot::{text_fields, Slot, TextRef, LAYOUT_VERSION, NO_CITY, SLOT_BYTES};
+use crate::projection::owner::ANONYMOUS_OWNER;
 use crate::projection::{
-    FieldRead, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, SnapshotSink,
+    FieldRead, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, SnapshotSink, Usage,
 };
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// The section's version.
-const SECTION_VERSION: u8 = 1;
+const SECTION_VERSION: u8 = 2;
+/// The version before quotas: no owners.
+const SECTION_VERSION_V1: u8 = 1;
 
 /// Puts a block's bytes as they are.
 fn put_raw(block: &[u8], out: &mut dyn SnapshotSink) {
@@ -58,6 +65,13 @@ impl CandleProjection {
             out.extend_from_slice(&b.count.to_le_bytes());
             for pool in &b.pools {
                 out.extend_from_slice(&(pool.len() as u32).to_le_bytes());
+            }
+            let owners = u16::try_from(b.owners.len()).expect("at most one owner per candle, 65535 a day");
+            out.extend_from_slice(&owners.to_le_bytes());
+            for (owner, u) in &b.owners {
+                out.extend_from_slice(&owner.to_le_bytes());
+                out.extend_from_slice(&(u.keys as u32).to_le_bytes());
+                out.extend_from_slice(&u.bytes.to_le_bytes());
             }
         }
     }
@@ -116,7 +130,8 @@ impl CandleProjection {
         r: &mut SectionReader<'_>,
         limits: CandleLimits,
     ) -> Result<Self, SnapshotError> {
-        if r.u8()? != SECTION_VERSION {
+        let version = r.u8()?;
+        if version != SECTION_VERSION && version != SECTION_VERSION_V1 {
             return Err(SnapshotError::Invalid("unknown candle section version"));
         }
         let now_ns = r.u64()?;
@@ -130,27 +145,69 @@ impl CandleProjection {
             let (day, count) = (r.u32()?, r.u32()?);
             let pools = [r.u32()?, r.u32()?, r.u32()?];
             check_header(&headers, day, count, &pools, today, &limits)?;
-            headers.push((day, count, pools));
+            let owners = match version {
+                SECTION_VERSION_V1 => anonymous_owners(count, &pools),
+                _ => read_owners(r, count, &pools)?,
+            };
+            headers.push((day, count, pools, owners));
         }
         let mut ring = Ring::new(limits);
         ring.today = today;
-        for (day, count, pools) in headers {
-            let bucket = load_bucket(r, day, count, pools, &mut ring)?;
+        for (day, count, pools, owners) in headers {
+            let mut bucket = load_bucket(r, day, count, pools, &mut ring)?;
+            bucket.owners = owners;
             ring.buckets[(day % DAYS) as usize] = Some(Box::new(bucket));
         }
         Ok(Self { ring, now_ns, capture: None })
     }
 }
 
+/// The owners of a bucket from before quotas: every candle anonymous.
+fn anonymous_owners(count: u32, pools: &[u32; 3]) -> Vec<(u32, Usage)> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let bytes = u64::from(count) * SLOT_BYTES as u64 + pools.iter().map(|p| u64::from(*p)).sum::<u64>();
+    vec![(ANONYMOUS_OWNER, Usage { keys: u64::from(count), bytes })]
+}
+
+/// Reads a bucket's owners and checks them against its `count` candles and `pools` bytes:
+/// ascending key ids, at least one candle each, adding up to the bucket.
+fn read_owners(
+    r: &mut SectionReader<'_>,
+    count: u32,
+    pools: &[u32; 3],
+) -> Result<Vec<(u32, Usage)>, SnapshotError> {
+    let n = r.u16()?;
+    if u32::from(n) > count {
+        return Err(SnapshotError::Invalid("more owners than candles in a bucket"));
+    }
+    let mut owners: Vec<(u32, Usage)> = Vec::with_capacity(usize::from(n));
+    let mut total = Usage::default();
+    for _ in 0..n {
+        let (owner, candles, bytes) = (r.u32()?, r.u32()?, r.u64()?);
+        if owners.last().is_some_and(|(o, _)| *o >= owner) || candles == 0 {
+            return Err(SnapshotError::Invalid("a bucket's owners are not ascending, or one lit nothing"));
+        }
+        let u = Usage { keys: u64::from(candles), bytes };
+        total = total.plus(u);
+        owners.push((owner, u));
+    }
+    if anonymous_owners(count, pools).first().map_or(Usage::default(), |(_, u)| *u) != total {
+        return Err(SnapshotError::Invalid("a bucket's owners do not add up to its candles and bytes"));
+    }
+    Ok(owners)
+}
+
 fn check_header(
-    before: &[(u32, u32, [u32; 3])],
+    before: &[(u32, u32, [u32; 3], Vec<(u32, Usage)>)],
     day: u32,
     count: u32,
     pools: &[u32; 3],
     today: u32,
     limits: &CandleLimits,
 ) -> Result<(), SnapshotError> {
-    if before.last().is_some_and(|(d, _, _)| *d >= day) {
+    if before.last().is_some_and(|(d, _, _, _)| *d >= day) {
         return Err(SnapshotError::Invalid("candle buckets are not in ascending days"));
     }
     if day > today || !live_on(day, today) {

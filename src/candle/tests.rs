@@ -34,7 +34,7 @@ pub(crate) fn candle(city: u16, state: u8, prayer: Option<&[u8]>) -> Vec<u8> {
 }
 
 fn at(lsn: u64, time_ns: u64) -> Applied {
-    Applied { pos: LogPos::single(lsn), time_ns, owner: Default::default() }
+    Applied { pos: LogPos::single(lsn), time_ns, ..Default::default() }
 }
 
 fn get(p: &CandleProjection, id: u64, now_ms: u64) -> Result<Vec<u8>, Status> {
@@ -361,7 +361,7 @@ fn corrupt_or_oversized_sections_are_refused() {
         }
     }
     // A slot lit on another day than its bucket's.
-    let head = 1 + 8 + 1 + 3 * 20;
+    let head = 1 + 8 + 1 + 3 * (20 + 2 + 16); // each bucket: its header and its one owner (anonymous)
     let mut bad = good.clone();
     bad[head + 2] ^= 0x10;
     assert!(load(&bad, CandleLimits::small()).is_err());

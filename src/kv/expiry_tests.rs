@@ -46,7 +46,7 @@ fn keys_deleted_by_expiry_are_named_while_recording() {
     kv.apply_at(4, 2000, &setx(b"c", b"3", 0, Ttl::RelativeMs(10)));
     kv.apply_at(5, 2000, &setx(b"d", b"4", 0, Ttl::RelativeMs(10)));
     kv.apply_at(6, 2000, &setx(b"e", b"5", 0, Ttl::RelativeMs(1_000)));
-    let at = Applied { pos: LogPos { lsn: 7, index: 3 }, time_ns: 3_000_000_000, owner: Default::default() };
+    let at = Applied { pos: LogPos { lsn: 7, index: 3 }, time_ns: 3_000_000_000, ..Default::default() };
     kv.apply_op(at, &Op::Set { key: b"x", value: b"y" });
     kv.apply_at(8, 3000, &anon(Op::Expire { key: b"e", flags: 0, ttl: Ttl::AbsoluteMs(1) }));
     kv.take_expired(&mut got);
@@ -329,7 +329,7 @@ proptest! {
                 Step::Tick => Op::ExpireDue,
             };
             lsn += 1;
-            let at = Applied { pos: LogPos::single(lsn), time_ns: now * 1_000_000, owner: Default::default() };
+            let at = Applied { pos: LogPos::single(lsn), time_ns: now * 1_000_000, ..Default::default() };
             let cmd = anon(op);
             let mut bytes = vec![0u8; cmd.encoded_len()];
             cmd.encode(&mut bytes).unwrap();

@@ -67,6 +67,8 @@ pub struct KvProjection {
     pub(crate) applying: u16,
     /// Who wrote the command being applied, and its quota (`Applied::owner`).
     pub(crate) writing: Owner,
+    /// What that writer holds in the partition's other projections (`Applied::others`).
+    pub(crate) writer_elsewhere: Usage,
     /// Keys and bytes held per owner key id (anonymous included); owners holding nothing are
     /// not in it.
     pub(crate) usage: HashMap<u32, Usage>,
@@ -149,6 +151,7 @@ impl KvProjection {
             expired: None,
             applying: 0,
             writing: Owner::ANONYMOUS,
+            writer_elsewhere: Usage::default(),
             usage,
         }
     }
@@ -209,7 +212,7 @@ impl KvProjection {
     /// it holds would take it past the quota (see the module header: only growth is refused).
     fn quota_refuses(&self, keys: u64, bytes: u64) -> Option<ApplyResult> {
         let quota = self.writing.quota?;
-        let now = self.usage_of(self.writing.key_id);
+        let now = self.usage_of(self.writing.key_id).plus(self.writer_elsewhere);
         let keys_after = now.keys + keys;
         let bytes_after = now.bytes + bytes;
         let refused =
@@ -259,6 +262,7 @@ impl KvProjection {
         self.advance(at.time_ns);
         self.applying = at.pos.index;
         self.writing = at.owner;
+        self.writer_elsewhere = at.others;
         if let Op::ExpireDue = op {
             return ApplyResult::Reclaimed { keys: self.reclaim(RECLAIM_PER_TICK) };
         }
@@ -283,8 +287,7 @@ impl KvProjection {
     /// Applies `cmd` alone in the entry at `lsn` stamped `time_ms` (tests of expiry).
     #[cfg(test)]
     pub(crate) fn apply_at(&mut self, lsn: u64, time_ms: u64, cmd: &Command<'_>) -> ApplyResult {
-        let at =
-            Applied { pos: LogPos::single(lsn), time_ns: time_ms * 1_000_000, owner: Default::default() };
+        let at = Applied { pos: LogPos::single(lsn), time_ns: time_ms * 1_000_000, ..Default::default() };
         self.apply_op(at, &cmd.op)
     }
 
@@ -470,6 +473,12 @@ impl Projection for KvProjection {
     ) -> Result<(), SnapshotError> {
         *self = Self::read_section(section, applied_lsn, self.limits)?;
         Ok(())
+    }
+
+    fn usage_of(&self, owner: u32, _time_ns: u64) -> Usage {
+        // Keys past their expiry count until reclaimed (a few per write, the rest by the
+        // leader's EXPIRE_DUE): moments.
+        KvProjection::usage_of(self, owner)
     }
 
     fn len(&self) -> usize {

@@ -18,7 +18,7 @@ fn under(key_id: u32, keys_max: u64, bytes_max: u64) -> Owner {
 
 /// Applies `op` alone in entry `lsn` at `time_ms`, written by `owner`.
 fn apply(kv: &mut KvProjection, lsn: u64, time_ms: u64, owner: Owner, op: Op<'_>) -> ApplyResult {
-    let at = Applied { pos: LogPos::single(lsn), time_ns: time_ms * 1_000_000, owner };
+    let at = Applied { pos: LogPos::single(lsn), time_ns: time_ms * 1_000_000, owner, ..Default::default() };
     kv.apply_op(at, &op)
 }
 

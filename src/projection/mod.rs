@@ -76,12 +76,15 @@ pub struct Applied {
     /// Who wrote it and the quota it runs under (anonymous and unlimited for entries written
     /// before quotas).
     pub owner: Owner,
+    /// What the owner holds in the partition's other projections (the router fills it in when
+    /// the owner has a quota, so that one quota covers everything it stores).
+    pub others: Usage,
 }
 
 impl Applied {
     /// A command alone in its entry at `lsn`, with no timestamp (tests, entries from before batches).
     pub fn single(lsn: u64) -> Self {
-        Self { pos: LogPos::single(lsn), time_ns: 0, owner: Owner::ANONYMOUS }
+        Self { pos: LogPos::single(lsn), ..Default::default() }
     }
 }
 
@@ -224,6 +227,14 @@ pub trait Projection: Any + Send + std::fmt::Debug {
     /// Returns whether more may be left to do (the partition then polls again rather than sleep).
     fn upkeep(&mut self) -> bool {
         false
+    }
+
+    /// The keys or records `owner` (a key id, `projection::owner`) holds here, and their bytes,
+    /// counted against its quota; at `time_ns` (what has expired by then need not count). The
+    /// default holds nothing for anyone: a projection that stores nobody's data.
+    fn usage_of(&self, owner: u32, time_ns: u64) -> Usage {
+        let _ = (owner, time_ns);
+        Usage::default()
     }
 
     /// Keys or records it holds (reports).

@@ -74,6 +74,13 @@ pub struct Usage {
     pub bytes: u64,
 }
 
+impl Usage {
+    /// Both together.
+    pub fn plus(self, other: Usage) -> Usage {
+        Usage { keys: self.keys + other.keys, bytes: self.bytes + other.bytes }
+    }
+}
+
 /// Who a write is for and the quota it runs under (see the module header).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Owner {

@@ -22,7 +22,7 @@
 //! applied (a snapshot taken after it covers it); nothing here allocates per command.
 
 use super::clients::{ClientRecord, ClientTable, Verdict};
-use super::{Applied, ApplyResult, CommandHeader, LogPos, Projection, TAG_KV};
+use super::{Applied, ApplyResult, CommandHeader, LogPos, Owner, Projection, Usage, TAG_KV};
 use crate::kv::{KvLimits, KvProjection, ANONYMOUS_CLIENT};
 use crate::partition::batch::BatchReader;
 use crate::wire::Status;
@@ -240,11 +240,23 @@ impl Router {
         };
         let time_ns = batch.timestamp;
         for (index, command) in batch.enumerate() {
-            let at = Applied { pos: LogPos { lsn, index: index as u16 }, time_ns, owner: command.owner };
+            let others = self.held_elsewhere(command.tag, &command.owner, time_ns);
+            let pos = LogPos { lsn, index: index as u16 };
+            let at = Applied { pos, time_ns, owner: command.owner, others };
             let result = self.apply_command(at, command.tag, command.bytes);
             on_result(at.pos.index, result);
         }
         true
+    }
+
+    /// What `owner` holds in every projection but `tag`'s, when it has a quota (one quota covers
+    /// all it stores); nothing to count otherwise.
+    fn held_elsewhere(&self, tag: u8, owner: &Owner, time_ns: u64) -> Usage {
+        if owner.quota.is_none() {
+            return Usage::default();
+        }
+        let others = self.projections.iter().filter(|p| p.tag() != tag);
+        others.fold(Usage::default(), |held, p| held.plus(p.usage_of(owner.key_id, time_ns)))
     }
 
     /// Applies `cmd` as the single KV command of the entry at `lsn`, exactly-once included
