@@ -115,7 +115,8 @@ fn kv_seeds(dir: &Path) -> std::io::Result<()> {
             cmd.encode(out).expect("sized");
         });
     }
-    write(dir, "batch_entry", "all-ops", batch.seal(1_000_000))?;
+    let stamped = batch.seal(1_000_000).to_vec();
+    write(dir, "batch_entry", "all-ops", &stamped)?;
     let mut kv = Router::new(KvLimits::small(), Vec::new());
     let mut snap = Vec::new();
     kv.snapshot(&mut snap);
@@ -125,7 +126,12 @@ fn kv_seeds(dir: &Path) -> std::io::Result<()> {
     }
     snap.clear();
     kv.snapshot(&mut snap);
-    write(dir, "kv_snapshot", "some-keys-and-clients", &snap)
+    write(dir, "kv_snapshot", "some-keys-and-clients", &snap)?;
+    // Keys of principals, some under a quota (format 3: owners in the section).
+    kv.apply_entry(OPS.len() as u64 + 1, &stamped, &mut |_, _| {});
+    snap.clear();
+    kv.snapshot(&mut snap);
+    write(dir, "kv_snapshot", "keys-with-owners", &snap)
 }
 
 fn log_seeds(dir: &Path) -> std::io::Result<()> {
