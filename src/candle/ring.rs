@@ -31,7 +31,7 @@
 use super::blocks::{Blocks, Spares};
 use super::command::{Light, CITIES};
 use super::slot::{text_fields, Slot, TextField, TextRef, OVERFLOW_OFFSET_MAX, SLOT_BYTES};
-use crate::projection::Usage;
+use crate::projection::{Usage, UsageTable};
 
 /// Days a candle lives.
 pub const DAYS: u32 = 7;
@@ -128,7 +128,7 @@ pub(crate) struct Bucket {
     pub(crate) by_state: [u32; STATE_COUNTERS],
     /// The candles and bytes each owner lit this day (`projection::owner`: anonymous included),
     /// by ascending key id: what its quota counts, dropped with the bucket.
-    pub(crate) owners: Vec<(u32, Usage)>,
+    pub(crate) owners: UsageTable,
 }
 
 impl Bucket {
@@ -140,29 +140,7 @@ impl Bucket {
             pools: std::array::from_fn(|_| Blocks::new(POOL_BLOCK_BYTES)),
             by_city: vec![0; CITY_COUNTERS].into_boxed_slice(),
             by_state: [0; STATE_COUNTERS],
-            owners: Vec::new(),
-        }
-    }
-
-    /// Counts a candle of `bytes` lit by `owner` (a new owner allocates its entry, once a day).
-    pub(crate) fn charge(&mut self, owner: u32, bytes: u64) {
-        let at = match self.owners.binary_search_by_key(&owner, |(o, _)| *o) {
-            Ok(at) => at,
-            Err(at) => {
-                self.owners.insert(at, (owner, Usage::default()));
-                at
-            }
-        };
-        let u = &mut self.owners[at].1;
-        u.keys += 1;
-        u.bytes += bytes;
-    }
-
-    /// What `owner` lit this day.
-    pub(crate) fn usage_of(&self, owner: u32) -> Usage {
-        match self.owners.binary_search_by_key(&owner, |(o, _)| *o) {
-            Ok(at) => self.owners[at].1,
-            Err(_) => Usage::default(),
+            owners: UsageTable::default(),
         }
     }
 
@@ -337,13 +315,13 @@ impl Ring {
         bucket.slots.append(slot.as_bytes(), &mut self.spare_slots);
         let id = CandleId::new(day, bucket.count);
         bucket.count_slot(&slot);
-        bucket.charge(owner, light_bytes(light));
+        bucket.owners.add(owner, Usage { keys: 1, bytes: light_bytes(light) });
         Ok(id)
     }
 
     /// The candles and bytes `owner` holds in the buckets live on `request_day`.
     pub fn usage_of(&self, owner: u32, request_day: u32) -> Usage {
-        self.live(request_day).fold(Usage::default(), |u, b| u.plus(b.usage_of(owner)))
+        self.live(request_day).fold(Usage::default(), |u, b| u.plus(b.owners.get(owner)))
     }
 
     /// The bucket of `day` if the ring holds it and it is live on `request_day`.

@@ -32,7 +32,7 @@ use super::ring::{day_of_ns, frame_len, live_on, Bucket, CandleLimits, Ring, DAY
 use super::slot::{text_fields, Slot, TextRef, LAYOUT_VERSION, NO_CITY, SLOT_BYTES};
 use crate::projection::owner::ANONYMOUS_OWNER;
 use crate::projection::{
-    FieldRead, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, SnapshotSink, Usage,
+    FieldRead, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, SnapshotSink, Usage, UsageTable,
 };
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -68,7 +68,7 @@ impl CandleProjection {
             }
             let owners = u16::try_from(b.owners.len()).expect("at most one owner per candle, 65535 a day");
             out.extend_from_slice(&owners.to_le_bytes());
-            for (owner, u) in &b.owners {
+            for (owner, u) in b.owners.iter() {
                 out.extend_from_slice(&owner.to_le_bytes());
                 out.extend_from_slice(&(u.keys as u32).to_le_bytes());
                 out.extend_from_slice(&u.bytes.to_le_bytes());
@@ -162,45 +162,46 @@ impl CandleProjection {
     }
 }
 
-/// The owners of a bucket from before quotas: every candle anonymous.
-fn anonymous_owners(count: u32, pools: &[u32; 3]) -> Vec<(u32, Usage)> {
-    if count == 0 {
-        return Vec::new();
-    }
+/// What a bucket of `count` candles and `pools` overflow bytes holds in all.
+fn bucket_usage(count: u32, pools: &[u32; 3]) -> Usage {
     let bytes = u64::from(count) * SLOT_BYTES as u64 + pools.iter().map(|p| u64::from(*p)).sum::<u64>();
-    vec![(ANONYMOUS_OWNER, Usage { keys: u64::from(count), bytes })]
+    Usage { keys: u64::from(count), bytes }
+}
+
+/// The owners of a bucket from before quotas: every candle anonymous.
+fn anonymous_owners(count: u32, pools: &[u32; 3]) -> UsageTable {
+    let mut owners = UsageTable::default();
+    if count > 0 {
+        owners.add(ANONYMOUS_OWNER, bucket_usage(count, pools));
+    }
+    owners
 }
 
 /// Reads a bucket's owners and checks them against its `count` candles and `pools` bytes:
 /// ascending key ids, at least one candle each, adding up to the bucket.
-fn read_owners(
-    r: &mut SectionReader<'_>,
-    count: u32,
-    pools: &[u32; 3],
-) -> Result<Vec<(u32, Usage)>, SnapshotError> {
+fn read_owners(r: &mut SectionReader<'_>, count: u32, pools: &[u32; 3]) -> Result<UsageTable, SnapshotError> {
     let n = r.u16()?;
     if u32::from(n) > count {
         return Err(SnapshotError::Invalid("more owners than candles in a bucket"));
     }
-    let mut owners: Vec<(u32, Usage)> = Vec::with_capacity(usize::from(n));
-    let mut total = Usage::default();
+    let mut owners = UsageTable::default();
+    let mut last = None;
     for _ in 0..n {
         let (owner, candles, bytes) = (r.u32()?, r.u32()?, r.u64()?);
-        if owners.last().is_some_and(|(o, _)| *o >= owner) || candles == 0 {
+        if last.is_some_and(|o| o >= owner) || candles == 0 {
             return Err(SnapshotError::Invalid("a bucket's owners are not ascending, or one lit nothing"));
         }
-        let u = Usage { keys: u64::from(candles), bytes };
-        total = total.plus(u);
-        owners.push((owner, u));
+        last = Some(owner);
+        owners.add(owner, Usage { keys: u64::from(candles), bytes });
     }
-    if anonymous_owners(count, pools).first().map_or(Usage::default(), |(_, u)| *u) != total {
+    if owners.total() != bucket_usage(count, pools) {
         return Err(SnapshotError::Invalid("a bucket's owners do not add up to its candles and bytes"));
     }
     Ok(owners)
 }
 
 fn check_header(
-    before: &[(u32, u32, [u32; 3], Vec<(u32, Usage)>)],
+    before: &[(u32, u32, [u32; 3], UsageTable)],
     day: u32,
     count: u32,
     pools: &[u32; 3],

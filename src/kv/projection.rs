@@ -43,10 +43,9 @@ use crate::projection::LogPos;
 use crate::projection::{
     Applied, Projection, SectionCapture, SectionReader, SnapshotChunk, SnapshotError, TAG_KV,
 };
-use crate::projection::{Owner, Usage};
+use crate::projection::{Owner, Usage, UsageTable};
 use crate::wire::Status;
 use std::any::Any;
-use std::collections::HashMap;
 
 /// The KV projection of one partition.
 #[derive(Clone, Debug)]
@@ -69,9 +68,8 @@ pub struct KvProjection {
     pub(crate) writing: Owner,
     /// What that writer holds in the partition's other projections (`Applied::others`).
     pub(crate) writer_elsewhere: Usage,
-    /// Keys and bytes held per owner key id (anonymous included); owners holding nothing are
-    /// not in it.
-    pub(crate) usage: HashMap<u32, Usage>,
+    /// Keys and bytes held per owner key id (anonymous included).
+    pub(crate) usage: UsageTable,
 }
 
 /// Longest decimal i64: "-9223372036854775808".
@@ -135,11 +133,10 @@ impl KvProjection {
     /// blocks).
     pub(crate) fn from_parts(limits: KvLimits, map: KeyMap, data_bytes: usize) -> Self {
         let expiries = super::expiry::index_of(&map);
-        let mut usage: HashMap<u32, Usage> = HashMap::new();
+        let mut usage = UsageTable::default();
         for block in map.iter_blocks() {
-            let u = usage.entry(owner_of(block)).or_default();
-            u.keys += 1;
-            u.bytes += (key_of(block).len() + value_of(block).len()) as u64;
+            let bytes = (key_of(block).len() + value_of(block).len()) as u64;
+            usage.add(owner_of(block), Usage { keys: 1, bytes });
         }
         Self {
             limits,
@@ -178,7 +175,7 @@ impl KvProjection {
 
     /// The keys and bytes `owner` (a key id; 0 anonymous) holds here.
     pub fn usage_of(&self, owner: u32) -> Usage {
-        self.usage.get(&owner).copied().unwrap_or_default()
+        self.usage.get(owner)
     }
 
     /// Keys that have an owner other than anonymous (a snapshot writes 4 bytes more for each).
@@ -189,23 +186,12 @@ impl KvProjection {
 
     /// Counts a key of `bytes` (key and value) stored for `owner`.
     fn usage_add(&mut self, owner: u32, bytes: usize) {
-        let u = self.usage.entry(owner).or_default();
-        u.keys += 1;
-        u.bytes += bytes as u64;
+        self.usage.add(owner, Usage { keys: 1, bytes: bytes as u64 });
     }
 
     /// Counts a key of `bytes` that `owner` held as gone.
     pub(crate) fn usage_remove(&mut self, owner: u32, bytes: usize) {
-        let Some(u) = self.usage.get_mut(&owner) else {
-            debug_assert!(false, "a stored key's owner is counted");
-            return;
-        };
-        u.keys -= 1;
-        u.bytes -= bytes as u64;
-        if u.keys == 0 {
-            debug_assert_eq!(u.bytes, 0, "no bytes without keys");
-            self.usage.remove(&owner);
-        }
+        self.usage.remove(owner, Usage { keys: 1, bytes: bytes as u64 });
     }
 
     /// `QuotaExceeded` if the writer has a quota and adding `keys` keys and `bytes` bytes to what
@@ -213,8 +199,8 @@ impl KvProjection {
     fn quota_refuses(&self, keys: u64, bytes: u64) -> Option<ApplyResult> {
         let quota = self.writing.quota?;
         let now = self.usage_of(self.writing.key_id).plus(self.writer_elsewhere);
-        let keys_after = now.keys + keys;
-        let bytes_after = now.bytes + bytes;
+        let keys_after = now.keys.saturating_add(keys);
+        let bytes_after = now.bytes.saturating_add(bytes);
         let refused =
             (keys > 0 && keys_after > quota.keys_max) || (bytes > 0 && bytes_after > quota.bytes_max);
         refused.then_some(ApplyResult::QuotaExceeded)

@@ -50,9 +50,7 @@ fn recount(kv: &KvProjection) -> Vec<(u32, Usage)> {
 }
 
 fn counted(kv: &KvProjection) -> Vec<(u32, Usage)> {
-    let mut out: Vec<(u32, Usage)> = kv.usage.iter().map(|(o, u)| (*o, *u)).collect();
-    out.sort_by_key(|(o, _)| *o);
-    out
+    kv.usage.iter().collect()
 }
 
 #[test]
@@ -129,7 +127,7 @@ fn an_overwrite_by_another_principal_moves_the_key_to_it() {
         "a's key is free again"
     );
     assert_eq!(counted(&kv), recount(&kv));
-    assert!(!kv.usage.contains_key(&99), "owners holding nothing are not kept");
+    assert!(kv.usage.iter().all(|(_, u)| u.keys > 0), "owners holding nothing are not kept");
 }
 
 #[test]

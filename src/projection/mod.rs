@@ -25,7 +25,7 @@ pub mod snapshot;
 #[cfg(test)]
 pub(crate) mod counter;
 
-pub use owner::{Owner, Quota, Usage};
+pub use owner::{Owner, Quota, Usage, UsageTable};
 pub use result::ApplyResult;
 pub use router::{Router, RouterCounters};
 pub use snapshot::read::{FieldRead, SectionReader, SnapshotRead};

@@ -75,9 +75,73 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Both together.
+    /// Both together (saturating: figures read from a damaged snapshot never wrap).
     pub fn plus(self, other: Usage) -> Usage {
-        Usage { keys: self.keys + other.keys, bytes: self.bytes + other.bytes }
+        Usage { keys: self.keys.saturating_add(other.keys), bytes: self.bytes.saturating_add(other.bytes) }
+    }
+}
+
+/// What each owner holds, by ascending key id (anonymous included; an owner holding nothing is
+/// not in it). A sorted `Vec`, not a hash map: a handful of owners, a binary search per write and
+/// no hashing, and an owner's first key is the only write that may allocate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UsageTable {
+    owners: Vec<(u32, Usage)>,
+}
+
+impl UsageTable {
+    fn find(&self, owner: u32) -> Result<usize, usize> {
+        self.owners.binary_search_by_key(&owner, |(o, _)| *o)
+    }
+
+    /// What `owner` holds.
+    pub fn get(&self, owner: u32) -> Usage {
+        self.find(owner).map_or(Usage::default(), |at| self.owners[at].1)
+    }
+
+    /// Counts `add` more for `owner`.
+    pub fn add(&mut self, owner: u32, add: Usage) {
+        let at = self.find(owner).unwrap_or_else(|at| {
+            self.owners.insert(at, (owner, Usage::default()));
+            at
+        });
+        self.owners[at].1 = self.owners[at].1.plus(add);
+    }
+
+    /// Counts `gone` less for `owner` (who holds at least that); an owner left with no key
+    /// leaves the table.
+    pub fn remove(&mut self, owner: u32, gone: Usage) {
+        let Ok(at) = self.find(owner) else {
+            debug_assert!(false, "removing what owner {owner} does not hold");
+            return;
+        };
+        let u = &mut self.owners[at].1;
+        u.keys -= gone.keys;
+        u.bytes -= gone.bytes;
+        if u.keys == 0 {
+            debug_assert_eq!(u.bytes, 0, "no bytes without keys");
+            self.owners.remove(at);
+        }
+    }
+
+    /// Every owner and what it holds, by ascending key id.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, Usage)> + '_ {
+        self.owners.iter().copied()
+    }
+
+    /// Owners in it.
+    pub fn len(&self) -> usize {
+        self.owners.len()
+    }
+
+    /// Whether nobody holds anything.
+    pub fn is_empty(&self) -> bool {
+        self.owners.is_empty()
+    }
+
+    /// All together.
+    pub fn total(&self) -> Usage {
+        self.iter().fold(Usage::default(), |t, (_, u)| t.plus(u))
     }
 }
 
@@ -198,6 +262,20 @@ mod tests {
         assert_eq!(Owner::read_stamp(STAMP_OWNER, &[0; 3]), Err(StampError::Truncated));
         assert_eq!(Owner::read_stamp(STAMP_FLAGS, &[0; 19]), Err(StampError::Truncated));
         assert_eq!(Owner::read_stamp(STAMP_OWNER, &[0; 4]), Err(StampError::Flags), "not canonical");
+    }
+
+    #[test]
+    fn a_usage_table_keeps_owners_in_order_and_drops_those_holding_nothing() {
+        let mut t = UsageTable::default();
+        t.add(9, Usage { keys: 1, bytes: 10 });
+        t.add(2, Usage { keys: 2, bytes: 5 });
+        t.add(9, Usage { keys: 1, bytes: 1 });
+        assert_eq!(
+            t.iter().collect::<Vec<_>>(),
+            [(2, Usage { keys: 2, bytes: 5 }), (9, Usage { keys: 2, bytes: 11 })]
+        );
+        t.remove(2, Usage { keys: 2, bytes: 5 });
+        assert_eq!((t.len(), t.get(2), t.total()), (1, Usage::default(), Usage { keys: 2, bytes: 11 }));
     }
 
     #[test]
