@@ -64,6 +64,14 @@ const RECYCLE_EVERY: u64 = 10;
 /// takes several chunks.
 const RECYCLE_CHUNK_BYTES: usize = 96;
 
+/// Who client `client_id`'s writes are for: anonymous, a principal, or one under a quota it never
+/// reaches (so the quota is stamped and checked on every replica without refusing).
+fn owner_of(client_id: u64) -> crate::projection::Owner {
+    use crate::projection::{Owner, Quota};
+    let quota = Some(Quota { keys_max: 1 << 20, bytes_max: 1 << 30 });
+    [Owner::ANONYMOUS, Owner { key_id: 1, quota: None }, Owner { key_id: 2, quota }][(client_id % 3) as usize]
+}
+
 fn cluster_config() -> PartitionConfig {
     // A ring no run fills halfway (no snapshot, nothing recycled: followers catch up from the log).
     let mut cfg = config_sized(256, u64::MAX);
@@ -688,7 +696,7 @@ impl Sim {
             origin: Origin::Client { peer: peer(), client_id, arrived: Nanos(0) },
             opcode: opcode::SET,
             request_id: out.request_id,
-            owner: Default::default(),
+            owner: owner_of(client_id),
         };
         let answer = match &out.req {
             Req::Set { key, value } => match part.write(waiter, client_id, &set_body(key, value)) {
@@ -869,9 +877,17 @@ impl Sim {
         })
     }
 
-    /// Every replica holds the same keys and values, and every acknowledged SET's key holds one
-    /// of the values written to it.
+    /// Every replica holds the same keys and values, with the same owners (what quotas count),
+    /// and every acknowledged SET's key holds one of the values written to it.
     fn check_replicas(&self) {
+        let usage: Vec<Vec<(u32, crate::projection::Usage)>> = self
+            .nodes
+            .iter()
+            .map(|n| n.part.as_ref().expect("up after healing").kv().usage.iter().collect())
+            .collect();
+        for (i, u) in usage.iter().enumerate().skip(1) {
+            assert_eq!(u, &usage[0], "seed {}: node {}'s owners differ from node 1's", self.seed, i + 1);
+        }
         let contents: Vec<Vec<(Vec<u8>, Vec<u8>)>> = self
             .nodes
             .iter()
