@@ -12,6 +12,10 @@
 //!   (`Authorization: Bearer <password>`, or `access_token=` in a WebSocket upgrade's query,
 //!   RFC 6750 s. 2.3) names a principal; none gets `auth.anonymous`'s ACL. Missing, wrong or
 //!   expired credentials where they are needed: 401; a principal without the right: 403.
+//! - Quotas: every request a check admits carries its [`Owner`] (`projection::owner`): the
+//!   principal's key id and quota, or, for anonymous requests and `tcp.requirepass`'s default
+//!   user (no principal), key id 0 with the anonymous quota (`auth.anonymous_keys_max`,
+//!   `anonymous_bytes_max`). The session puts it into `Cx::owner` before it runs the request.
 //!
 //! Invariants: nothing here allocates (a login hashes the password on the stack and probes the
 //! table; the key table is read through `ArcSwap::load`, no lock); a refusal runs nothing; every
@@ -19,6 +23,8 @@
 
 use crate::auth::{Acl, KeyTable, SharedKeys};
 use crate::metrics::admin::strip_bearer;
+use crate::projection::owner::ANONYMOUS_OWNER;
+use crate::projection::{Owner, Quota};
 use crate::protocol::http::response::Response;
 use crate::protocol::http::Method;
 
@@ -29,6 +35,9 @@ pub struct TcpAuth {
     pub keys: SharedKeys,
     /// What a request without credentials may do (`auth.anonymous`; none: refused).
     pub anonymous: Option<Acl>,
+    /// Who a request without a principal writes for: key id 0 with the anonymous quota (the
+    /// same owner as the gate's anonymous datagrams).
+    pub anonymous_owner: Owner,
 }
 
 /// Why an HTTP or WebSocket request was refused.
@@ -41,21 +50,29 @@ pub enum Refused {
 }
 
 impl TcpAuth {
-    /// Checks against `keys`, anonymous requests getting `anonymous`.
-    pub fn new(keys: SharedKeys, anonymous: Option<Acl>) -> Self {
-        Self { keys, anonymous }
+    /// Checks against `keys`, anonymous requests getting `anonymous` and, when they write to
+    /// the KV store, `anonymous_quota` (`auth.anonymous_quota()`).
+    pub fn new(keys: SharedKeys, anonymous: Option<Acl>, anonymous_quota: Option<Quota>) -> Self {
+        let anonymous_owner = Owner { key_id: ANONYMOUS_OWNER, quota: anonymous_quota };
+        Self { keys, anonymous, anonymous_owner }
     }
 
-    /// No principals, and anonymous requests may do everything (unit tests of the protocols).
+    /// No principals, and anonymous requests may do everything, without a quota (unit tests of
+    /// the protocols).
     pub fn open() -> Self {
-        Self { keys: KeyTable::default().shared(), anonymous: Some(Acl::ALL) }
+        Self::new(KeyTable::default().shared(), Some(Acl::ALL), None)
     }
 
-    /// The ACL of a request that carries `authorization` (an `Authorization` value) or, without
-    /// one, `token` (a WebSocket upgrade's `access_token`): the principal's, or the anonymous
-    /// one when it carries neither; `None` when its credentials (or, without any, anonymous
-    /// requests) are refused.
-    pub fn acl_of(&self, authorization: Option<&[u8]>, token: Option<&[u8]>, now_unix_s: u64) -> Option<Acl> {
+    /// The ACL and owner of a request that carries `authorization` (an `Authorization` value)
+    /// or, without one, `token` (a WebSocket upgrade's `access_token`): the principal's, or the
+    /// anonymous ones when it carries neither; `None` when its credentials (or, without any,
+    /// anonymous requests) are refused.
+    pub fn grant_of(
+        &self,
+        authorization: Option<&[u8]>,
+        token: Option<&[u8]>,
+        now_unix_s: u64,
+    ) -> Option<(Acl, Owner)> {
         let token = match authorization {
             Some(value) => Some(strip_bearer(value)?),
             None => token,
@@ -63,27 +80,29 @@ impl TcpAuth {
         match token {
             Some(t) => {
                 let t = std::str::from_utf8(t).ok()?;
-                self.keys.load().bearer(t, now_unix_s).ok().map(|p| p.acl)
+                self.keys.load().bearer(t, now_unix_s).ok().map(|p| (p.acl, p.owner()))
             }
-            None => self.anonymous,
+            None => self.anonymous.map(|acl| (acl, self.anonymous_owner)),
         }
     }
 
-    /// Whether a request that needs `needed` may run (see `acl_of`). Anonymous requests without
-    /// the right are told to authenticate (401): credentials would help them.
+    /// Whether a request that needs `needed` may run (see `grant_of`): who it runs for, or the
+    /// refusal. Anonymous requests without the right are told to authenticate (401):
+    /// credentials would help them. A request that needs nothing runs as anonymous (it writes
+    /// nothing), its credentials unchecked.
     pub fn check_request(
         &self,
         authorization: Option<&[u8]>,
         token: Option<&[u8]>,
         needed: Acl,
         now_unix_s: u64,
-    ) -> Result<(), Refused> {
+    ) -> Result<Owner, Refused> {
         if needed == Acl::NONE {
-            return Ok(());
+            return Ok(self.anonymous_owner);
         }
         let credentials = authorization.is_some() || token.is_some();
-        match self.acl_of(authorization, token, now_unix_s) {
-            Some(acl) if acl.allows(needed) => Ok(()),
+        match self.grant_of(authorization, token, now_unix_s) {
+            Some((acl, owner)) if acl.allows(needed) => Ok(owner),
             Some(_) if credentials => Err(Refused::Forbidden),
             _ => Err(Refused::Unauthorized),
         }
@@ -139,22 +158,37 @@ pub struct RespRights<'k> {
     pub name: &'k [u8],
     /// What it may do; `None`: it must authenticate first (NOAUTH).
     pub acl: Option<Acl>,
+    /// Who its writes are for: the principal, or (anonymous, or the requirepass user, which is
+    /// no principal) the anonymous owner.
+    pub owner: Owner,
     /// It was a principal that is gone (revoked) or expired since its login.
     pub lost: bool,
 }
 
+/// What a RESP session without a principal gets: its ACL (none: NOAUTH) and its owner.
+#[derive(Clone, Copy, Debug)]
+pub struct Unnamed {
+    /// What a session without a login may do (`RespSettings::anonymous_acl`).
+    pub acl: Option<Acl>,
+    /// Who its writes are for (`TcpAuth::anonymous_owner`).
+    pub owner: Owner,
+}
+
 impl<'k> RespRights<'k> {
     /// `user`'s rights now, from `keys` (the node's table: needed for a principal only; without
-    /// it a principal has none); `anonymous` is what a session without a login gets.
-    pub fn of(user: User, keys: Option<&'k KeyTable>, anonymous: Option<Acl>, now_unix_s: u64) -> Self {
+    /// it a principal has none); `unnamed` is what a session without a principal gets.
+    pub fn of(user: User, keys: Option<&'k KeyTable>, unnamed: Unnamed, now_unix_s: u64) -> Self {
         const DEFAULT: &[u8] = b"default";
+        let owner = unnamed.owner;
         match user {
-            User::Anonymous => Self { name: DEFAULT, acl: anonymous, lost: false },
-            User::Default => Self { name: DEFAULT, acl: Some(Acl::ALL), lost: false },
+            User::Anonymous => Self { name: DEFAULT, acl: unnamed.acl, owner, lost: false },
+            User::Default => Self { name: DEFAULT, acl: Some(Acl::ALL), owner, lost: false },
             User::Principal(key_id) => {
                 match keys.and_then(|k| k.by_key_id(key_id)).filter(|p| !p.expired(now_unix_s)) {
-                    Some(p) => Self { name: p.name.as_bytes(), acl: Some(p.acl), lost: false },
-                    None => Self { name: DEFAULT, acl: None, lost: true },
+                    Some(p) => {
+                        Self { name: p.name.as_bytes(), acl: Some(p.acl), owner: p.owner(), lost: false }
+                    }
+                    None => Self { name: DEFAULT, acl: None, owner, lost: true },
                 }
             }
         }
@@ -209,17 +243,28 @@ mod tests {
         ClientConfig { key: None, expires_unix_s: expires, ..c }
     }
 
+    /// The anonymous quota of these tests.
+    const ANONYMOUS_QUOTA: Quota = Quota { keys_max: 9, bytes_max: u64::MAX };
+
     fn auth(anonymous: Option<Acl>) -> TcpAuth {
-        let clients = vec![client("reader", 1, "+@read", None), client("old", 2, "+@all", Some(100))];
+        let clients = vec![
+            client("reader", 1, "+@read", None),
+            client("old", 2, "+@all", Some(100)),
+            ClientConfig { keys_max: Some(2), bytes_max: Some(300), ..client("capped", 3, "+@all", None) },
+        ];
         let table = KeyTable::from_config(&AuthConfig { clients, ..AuthConfig::default() }).unwrap();
-        TcpAuth::new(table.shared(), anonymous)
+        TcpAuth::new(table.shared(), anonymous, Some(ANONYMOUS_QUOTA))
+    }
+
+    fn unnamed(a: &TcpAuth) -> Unnamed {
+        Unnamed { acl: a.anonymous, owner: a.anonymous_owner }
     }
 
     #[test]
     fn bearer_tokens_name_principals_and_no_token_is_anonymous() {
         let a = auth(None);
         let reader = Some(&b"Bearer password-of-reader-0123456789"[..]);
-        assert_eq!(a.check_request(reader, None, Acl::READ, 0), Ok(()));
+        assert!(a.check_request(reader, None, Acl::READ, 0).is_ok());
         assert_eq!(a.check_request(reader, None, Acl::WRITE, 0), Err(Refused::Forbidden));
         assert_eq!(a.check_request(None, None, Acl::READ, 0), Err(Refused::Unauthorized));
         assert_eq!(
@@ -227,14 +272,14 @@ mod tests {
             Err(Refused::Unauthorized)
         );
         assert_eq!(a.check_request(Some(b"Basic abc"), None, Acl::READ, 0), Err(Refused::Unauthorized));
-        assert_eq!(a.check_request(None, None, Acl::NONE, 0), Ok(()), "nothing needed: nothing checked");
+        assert!(a.check_request(None, None, Acl::NONE, 0).is_ok(), "nothing needed: nothing checked");
         let token = Some(&b"password-of-reader-0123456789"[..]);
-        assert_eq!(a.check_request(None, token, Acl::READ, 0), Ok(()));
+        assert!(a.check_request(None, token, Acl::READ, 0).is_ok());
         let old = Some(&b"Bearer password-of-old-0123456789"[..]);
-        assert_eq!(a.check_request(old, None, Acl::WRITE, 99), Ok(()));
+        assert!(a.check_request(old, None, Acl::WRITE, 99).is_ok());
         assert_eq!(a.check_request(old, None, Acl::WRITE, 100), Err(Refused::Unauthorized), "expired");
         let ro = auth(Some(Acl::READ));
-        assert_eq!(ro.check_request(None, None, Acl::READ, 0), Ok(()));
+        assert!(ro.check_request(None, None, Acl::READ, 0).is_ok());
         assert_eq!(ro.check_request(None, None, Acl::WRITE, 0), Err(Refused::Unauthorized));
     }
 
@@ -242,14 +287,42 @@ mod tests {
     fn a_revoked_or_expired_principal_loses_its_rights_at_the_next_command() {
         let a = auth(Some(Acl::READ));
         let keys = a.keys.load();
-        let r = RespRights::of(User::Principal(1), Some(&keys), a.anonymous, 0);
+        let r = RespRights::of(User::Principal(1), Some(&keys), unnamed(&a), 0);
         assert_eq!((r.name, r.acl, r.lost), (&b"reader"[..], Some(Acl::READ), false));
-        assert!(RespRights::of(User::Principal(2), Some(&keys), a.anonymous, 100).lost);
-        assert_eq!(RespRights::of(User::Anonymous, None, a.anonymous, 0).acl, Some(Acl::READ));
-        assert_eq!(RespRights::of(User::Default, None, None, 0).acl, Some(Acl::ALL));
+        assert!(RespRights::of(User::Principal(2), Some(&keys), unnamed(&a), 100).lost);
+        assert_eq!(RespRights::of(User::Anonymous, None, unnamed(&a), 0).acl, Some(Acl::READ));
+        let requirepass = Unnamed { acl: None, owner: a.anonymous_owner };
+        assert_eq!(RespRights::of(User::Default, None, requirepass, 0).acl, Some(Acl::ALL));
         a.keys.store(std::sync::Arc::new(keys.with_revoked("reader").unwrap()));
         let now = a.keys.load();
-        let r = RespRights::of(User::Principal(1), Some(&now), a.anonymous, 0);
+        let r = RespRights::of(User::Principal(1), Some(&now), unnamed(&a), 0);
         assert!(r.lost && r.acl.is_none());
+    }
+
+    #[test]
+    fn requests_carry_their_principal_and_quota_or_the_anonymous_ones() {
+        let a = auth(Some(Acl::READ));
+        let anonymous = Owner { key_id: ANONYMOUS_OWNER, quota: Some(ANONYMOUS_QUOTA) };
+        assert_eq!(a.anonymous_owner, anonymous);
+        let capped = Owner { key_id: 3, quota: Some(Quota { keys_max: 2, bytes_max: 300 }) };
+        let token = Some(&b"Bearer password-of-capped-0123456789"[..]);
+        assert_eq!(a.check_request(token, None, Acl::WRITE, 0), Ok(capped));
+        let in_query = Some(&b"password-of-capped-0123456789"[..]);
+        assert_eq!(a.check_request(None, in_query, Acl::READ, 0), Ok(capped), "a WebSocket's access_token");
+        let reader = Some(&b"Bearer password-of-reader-0123456789"[..]);
+        assert_eq!(a.check_request(reader, None, Acl::READ, 0), Ok(Owner { key_id: 1, quota: None }));
+        assert_eq!(a.check_request(None, None, Acl::READ, 0), Ok(anonymous));
+        assert_eq!(
+            a.check_request(token, None, Acl::NONE, 0),
+            Ok(anonymous),
+            "nothing needed, nothing written"
+        );
+        // RESP: the principal logged in; anonymous sessions and requirepass's default user (no
+        // principal) the anonymous owner.
+        let keys = a.keys.load();
+        assert_eq!(RespRights::of(User::Principal(3), Some(&keys), unnamed(&a), 0).owner, capped);
+        assert_eq!(RespRights::of(User::Anonymous, None, unnamed(&a), 0).owner, anonymous);
+        assert_eq!(RespRights::of(User::Default, None, unnamed(&a), 0).owner, anonymous);
+        assert_eq!(TcpAuth::open().anonymous_owner, Owner::ANONYMOUS);
     }
 }

@@ -227,10 +227,10 @@ impl HttpSession {
             b"/" | b"/health" => crate::auth::Acl::NONE,
             _ => auth::needed_by_method(head.method),
         };
-        if let Err(refused) =
-            cx.auth.check_request(head.authorization, None, needed, cx.now.0 / 1_000_000_000)
-        {
-            return self.refuse_auth(head, refused, false, cx);
+        match cx.auth.check_request(head.authorization, None, needed, cx.now.0 / 1_000_000_000) {
+            // Each request stands alone: its writes are for the principal its token names.
+            Ok(owner) => cx.owner = owner,
+            Err(refused) => return self.refuse_auth(head, refused, false, cx),
         }
         if path == b"/candles" || path.starts_with(b"/candles/") {
             return self.candles(head, path, body, cx);
@@ -557,6 +557,12 @@ fn write_failure(out: &mut Vec<u8>, reply: Reply, status: Status) {
         Status::KeyTooLarge | Status::BadLength => (414, "the key is larger than kv.key_bytes_max\n"),
         Status::ValueTooLarge => (413, "the value is larger than kv.value_bytes_max\n"),
         Status::Full => (507, "the store is full (kv.keys_max or kv.data_bytes_max); nothing written\n"),
+        // 507 as RFC 4918 s. 11.5 uses it for quotas; the text tells it from FULL.
+        Status::QuotaExceeded => (
+            507,
+            "this principal's quota of keys or bytes is used up (auth.clients keys_max/bytes_max, \
+             or auth.anonymous_keys_max/anonymous_bytes_max); nothing written\n",
+        ),
         Status::Busy => (503, "too many writes in flight on the key's shard; nothing written, retry\n"),
         Status::NotLeader => (503, "this node does not lead the key's partition now; retry\n"),
         Status::Unavailable => (503, "the key's partition is unavailable (its log failed)\n"),

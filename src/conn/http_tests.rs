@@ -8,7 +8,7 @@ use crate::dispatch::{Dispatcher, Handler, Request};
 use crate::engine::{Engine, EngineLimits};
 use crate::kv::protocol::{parse_write, render_result};
 use crate::kv::KvLimits;
-use crate::projection::Router;
+use crate::projection::{Owner, Quota, Router};
 use std::cell::RefCell;
 use std::rc::Rc;
 use vigil_pmd::{ConnId, Nanos, Peer};
@@ -54,14 +54,23 @@ fn run_with(
     split: usize,
     auth: &crate::conn::TcpAuth,
 ) -> ((Vec<u8>, bool), crate::conn::AuthRefusals) {
+    run_on(&mut engine(), stream, split, auth)
+}
+
+/// `run_with` on `engine`.
+fn run_on(
+    engine: &mut Engine,
+    stream: &[u8],
+    split: usize,
+    auth: &crate::conn::TcpAuth,
+) -> ((Vec<u8>, bool), crate::conn::AuthRefusals) {
     let mut refusals = crate::conn::AuthRefusals::default();
-    let mut engine = engine();
     let mut session = HttpSession::new();
     let (mut output, mut scratch, mut input) = (Vec::new(), vec![0u8; 1472], Vec::new());
     for chunk in [&stream[..split], &stream[split..]] {
         input.extend_from_slice(chunk);
         let mut cx = Cx {
-            engine: &mut engine,
+            engine: &mut *engine,
             peer: Peer::connection(ConnId { slot: 0, generation: 0 }),
             now: Nanos(0),
             output: &mut output,
@@ -70,7 +79,8 @@ fn run_with(
             output_bytes_max: 1 << 20,
             auth,
             refusals: &mut refusals,
-            owner: Default::default(),
+            // As `conn::run_session` starts every session's step.
+            owner: auth.anonymous_owner,
         };
         match session.run(&input, &LIMITS, 1024, &mut cx) {
             Step::Consumed(n) => drop(input.drain(..n)),
@@ -189,7 +199,95 @@ pub(crate) fn two_principals(anonymous: Option<crate::auth::Acl>) -> crate::conn
     };
     let clients = vec![client("reader", 1, "+@read"), client("writer", 2, "+@read +@write")];
     let table = crate::auth::KeyTable::from_config(&AuthConfig { clients, ..AuthConfig::default() }).unwrap();
-    crate::conn::TcpAuth::new(table.shared(), anonymous)
+    crate::conn::TcpAuth::new(table.shared(), anonymous, None)
+}
+
+/// The quota of `quota_principals`' principal `capped`.
+pub(crate) const CAPPED_QUOTA: Quota = Quota { keys_max: 2, bytes_max: u64::MAX };
+/// The quota of `quota_principals`' anonymous requests.
+pub(crate) const ANONYMOUS_QUOTA: Quota = Quota { keys_max: u64::MAX, bytes_max: 64 };
+
+/// `two_principals`' writer, a principal `capped` (key id 3, `CAPPED_QUOTA`), anonymous
+/// read-write requests under `ANONYMOUS_QUOTA`; tokens as in `conn::auth`.
+pub(crate) fn quota_principals() -> crate::conn::TcpAuth {
+    use crate::config::auth::{test_client, AuthConfig, ClientConfig};
+    let writer = ClientConfig { key: None, ..test_client("writer", 2, 200, "+@read +@write") };
+    let capped = ClientConfig { key: None, keys_max: Some(2), ..test_client("capped", 3, 300, "+@all") };
+    let clients = vec![writer, capped];
+    let table = crate::auth::KeyTable::from_config(&AuthConfig { clients, ..AuthConfig::default() }).unwrap();
+    crate::conn::TcpAuth::new(table.shared(), Some(crate::auth::Acl::ALL), Some(ANONYMOUS_QUOTA))
+}
+
+/// Records who each request is for, and answers it OK, or `QUOTA_EXCEEDED` when its body ends
+/// with `over` (the store's refusal, to see how each protocol words it).
+pub(crate) struct Owners(pub(crate) Rc<RefCell<Vec<Owner>>>);
+
+impl Handler for Owners {
+    fn handle(&mut self, req: &Request<'_>, _out: &mut [u8]) -> Result<Answer, Status> {
+        self.0.borrow_mut().push(req.owner);
+        match req.body.ends_with(b"over") {
+            true => Err(Status::QuotaExceeded),
+            false => Ok(Answer::Now(0)),
+        }
+    }
+}
+
+/// An engine whose KV requests go to `Owners`, and what it records.
+pub(crate) fn owners_engine() -> (Engine, Rc<RefCell<Vec<Owner>>>) {
+    let owners = Rc::new(RefCell::new(Vec::new()));
+    let mut d = Dispatcher::new();
+    crate::ops::register_all(&mut d).unwrap();
+    for op in [
+        opcode::GET,
+        opcode::SET,
+        opcode::SETX,
+        opcode::MSET,
+        opcode::DEL,
+        opcode::INCR,
+        opcode::CAS,
+        opcode::CAD,
+    ] {
+        d.register(op, "owners", Box::new(Owners(owners.clone()))).unwrap();
+    }
+    (Engine::new(d, EngineLimits { requests_per_datagram_max: 8 }), owners)
+}
+
+/// Each request's writes are for the principal its bearer token names, or for the anonymous
+/// owner with the anonymous quota; a write past a quota is 507 with its own text.
+#[test]
+fn each_request_writes_for_its_token_s_principal_and_a_quota_refusal_is_507() {
+    let auth = quota_principals();
+    let (mut engine, owners) = owners_engine();
+    let put = |token: Option<&str>, value: &str| {
+        let header = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        format!("PUT /kv/k HTTP/1.1\r\n{header}Content-Length: {}\r\n\r\n{value}", value.len()).into_bytes()
+    };
+    let (capped, writer) = ("password-of-capped-0123456789", "password-of-writer-0123456789");
+    let stream =
+        [put(Some(capped), "v"), put(None, "v"), put(Some(writer), "v"), put(Some(capped), "over")].concat();
+    let ((out, closed), _) = run_on(&mut engine, &stream, stream.len(), &auth);
+    assert!(!closed);
+    assert_eq!(statuses(&out), ["204", "204", "204", "507"]);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.ends_with("\r\n\r\nthis principal's quota of keys or bytes is used up (auth.clients keys_max/bytes_max, or auth.anonymous_keys_max/anonymous_bytes_max); nothing written\n"), "{text}");
+    let capped = Owner { key_id: 3, quota: Some(CAPPED_QUOTA) };
+    let anonymous = Owner { key_id: 0, quota: Some(ANONYMOUS_QUOTA) };
+    let writer = Owner { key_id: 2, quota: None };
+    assert_eq!(*owners.borrow(), [capped, anonymous, writer, capped]);
+}
+
+/// FULL and QUOTA_EXCEEDED are both 507, told apart by their text.
+#[test]
+fn full_and_quota_exceeded_are_told_apart() {
+    let render = |status: Status| {
+        let mut out = Vec::new();
+        write_failure(&mut out, Reply { close: false, http10: false, head_only: false }, status);
+        String::from_utf8(out).unwrap()
+    };
+    let (full, quota) = (render(Status::Full), render(Status::QuotaExceeded));
+    assert!(full.starts_with("HTTP/1.1 507 ") && quota.starts_with("HTTP/1.1 507 "), "{full}{quota}");
+    assert!(full.contains("the store is full") && quota.contains("quota"), "{full}{quota}");
+    assert_ne!(full.split("\r\n\r\n").nth(1), quota.split("\r\n\r\n").nth(1));
 }
 
 #[test]

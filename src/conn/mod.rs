@@ -132,7 +132,9 @@ pub struct Cx<'a> {
     pub auth: &'a TcpAuth,
     /// The shard's count of refused requests.
     pub refusals: &'a mut AuthRefusals,
-    /// Who the session's requests are for, and their quota (`projection::owner`).
+    /// Who the session's requests are for, and their quota (`projection::owner`): the
+    /// anonymous owner until the session sets the one its request was admitted as
+    /// (`conn::auth`). Unused by the binary protocol, whose datagrams the gate admits.
     pub owner: crate::projection::Owner,
 }
 
@@ -555,7 +557,10 @@ fn run_session(
         output_bytes_max: limits.output_bytes_max,
         auth: &resp.auth,
         refusals: &mut counters.auth_refusals,
-        owner: crate::projection::Owner::ANONYMOUS,
+        // Until the session names a principal (RESP, HTTP: at each request's check); the binary
+        // protocol's datagrams carry theirs through the engine's gate, and the web port's
+        // candle page is anonymous.
+        owner: resp.auth.anonymous_owner,
     };
     let step = match &mut conn.session {
         Session::Binary(s) => s.run(&conn.input, &mut cx),

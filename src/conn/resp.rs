@@ -37,7 +37,7 @@ mod ttl;
 pub use bodies::status_text;
 use bodies::{get_body, set_body, ttl_body, value_of};
 
-use super::auth::{RespRights, User};
+use super::auth::{RespRights, Unnamed, User};
 use super::resp_local::{self, Local};
 use super::{Cx, Step};
 use crate::dispatch::Answer;
@@ -107,6 +107,12 @@ impl RespSettings {
         } else {
             None
         }
+    }
+
+    /// What a RESP session without a principal gets: the anonymous ACL (as `anonymous_acl`) and
+    /// the anonymous owner, also the requirepass user's (it is no principal).
+    pub fn unnamed(&self) -> Unnamed {
+        Unnamed { acl: self.anonymous_acl(), owner: self.auth.anonymous_owner }
     }
 
     /// Partitions of the node.
@@ -286,8 +292,9 @@ impl State {
     }
 
     /// Whether the session may run `spec` now: `Ok(admitted)` (`admitted`: it may run commands
-    /// at all, logged in or anonymous), or the refusal, replied and counted (`Ran::Blocked`
-    /// instead while earlier commands are in flight, so replies stay in order).
+    /// at all, logged in or anonymous; `cx.owner` is then who its requests are for), or the
+    /// refusal, replied and counted (`Ran::Blocked` instead while earlier commands are in
+    /// flight, so replies stay in order).
     fn admit(
         &mut self,
         spec: &'static CommandSpec,
@@ -298,13 +305,17 @@ impl State {
         // Loaded only for a principal: anonymous and requirepass sessions need no table.
         let keys = matches!(self.user, User::Principal(_)).then(|| settings.auth.keys.load());
         let table = keys.as_ref().map(|k| &***k);
-        let rights = RespRights::of(self.user, table, settings.anonymous_acl(), cx.now.0 / 1_000_000_000);
+        let rights = RespRights::of(self.user, table, settings.unnamed(), cx.now.0 / 1_000_000_000);
         let error = match rights.acl {
             None if !exempt => CommandError::NoAuth,
             Some(acl) if !acl.allows(crate::protocol::resp::acl::needed(spec.id)) => {
                 CommandError::NoPerm { user: rights.name, command: spec.name }
             }
-            acl => return Ok(acl.is_some()),
+            acl => {
+                // From the same lookup as the ACL, at every command (a copy: nothing allocated).
+                cx.owner = rights.owner;
+                return Ok(acl.is_some());
+            }
         };
         if !self.pending.is_empty() {
             return Err(Ran::Blocked);

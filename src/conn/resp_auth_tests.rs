@@ -1,24 +1,33 @@
 //! RESP access control over a real engine (`http::tests::engine`: KV writes applied at once): AUTH
 //! and HELLO AUTH with the principals' passwords and the legacy requirepass, NOAUTH, NOPERM with
 //! Redis's text, WRONGPASS for wrong and expired passwords, ACL WHOAMI, a revoked principal
-//! refused at its next command, and the counts of each refusal.
+//! refused at its next command, and the counts of each refusal; each command's requests carry
+//! the session's principal (or the anonymous owner) for its quota, and QUOTA_EXCEEDED's text.
 
 use super::resp::{RespSession, RespSettings};
 use super::{AuthRefusals, Cx, Step, TcpAuth};
 use crate::auth::Acl;
-use crate::conn::http::tests::{engine, two_principals};
+use crate::conn::http::tests::{engine, owners_engine, quota_principals, two_principals};
+use crate::conn::http::tests::{ANONYMOUS_QUOTA, CAPPED_QUOTA};
+use crate::engine::Engine;
+use crate::projection::Owner;
 use crate::protocol::resp::ArgTable;
 use vigil_pmd::{ConnId, Nanos, Peer};
 
 /// Runs the inline commands `lines` on one session; returns the replies and the refusals.
 fn session(settings: &RespSettings, lines: &[&str]) -> (String, AuthRefusals) {
-    let (mut engine, mut args) = (engine(), ArgTable::new(&settings.limits));
+    session_on(&mut engine(), settings, lines)
+}
+
+/// `session` on `engine`.
+fn session_on(engine: &mut Engine, settings: &RespSettings, lines: &[&str]) -> (String, AuthRefusals) {
+    let mut args = ArgTable::new(&settings.limits);
     let mut session = RespSession::new(1);
     let (mut output, mut scratch, mut refusals) = (Vec::new(), vec![0u8; 64 << 10], AuthRefusals::default());
     for line in lines {
         let input = format!("{line}\r\n").into_bytes();
         let mut cx = Cx {
-            engine: &mut engine,
+            engine: &mut *engine,
             peer: Peer::connection(ConnId { slot: 0, generation: 0 }),
             now: Nanos(1_000_000_000_000),
             output: &mut output,
@@ -27,7 +36,8 @@ fn session(settings: &RespSettings, lines: &[&str]) -> (String, AuthRefusals) {
             output_bytes_max: 1 << 20,
             auth: &settings.auth,
             refusals: &mut refusals,
-            owner: Default::default(),
+            // As `conn::run_session` starts every session's step.
+            owner: settings.auth.anonymous_owner,
         };
         match session.run(&input, &mut args, settings, &mut cx) {
             Step::Consumed(n) | Step::Close { consumed: n } => assert_eq!(n, input.len(), "{line}"),
@@ -142,4 +152,41 @@ fn a_revoked_principal_is_refused_at_its_next_command() {
         String::from_utf8_lossy(&output),
         "+OK\r\n+OK\r\n-NOAUTH Authentication required.\r\n-NOAUTH Authentication required.\r\n"
     );
+}
+
+/// A session's writes are for the principal it logged in as (looked up at each command), for the
+/// anonymous owner before (and for requirepass's default user, which is no principal); a write
+/// past the quota gets the QUOTA error, and the session goes on.
+#[test]
+fn each_command_writes_for_the_session_s_principal_and_quota() {
+    let (mut engine, owners) = owners_engine();
+    let s = settings(quota_principals(), "");
+    let (out, _) = session_on(
+        &mut engine,
+        &s,
+        &[
+            "SET a v",
+            "AUTH capped password-of-capped-0123456789",
+            "SET b v",
+            "MSET c v d v",
+            "SET e over",
+            "INCR f",
+            "HELLO 2 AUTH writer password-of-writer-0123456789",
+            "DEL b",
+        ],
+    );
+    let quota = "-QUOTA this user's quota of keys or bytes is used up (auth.clients keys_max/bytes_max, \
+                 or auth.anonymous_keys_max/anonymous_bytes_max); the write was not applied";
+    assert!(out.starts_with(&format!("+OK\r\n+OK\r\n+OK\r\n+OK\r\n{quota}\r\n:0\r\n")), "{out}");
+    let anonymous = Owner { key_id: 0, quota: Some(ANONYMOUS_QUOTA) };
+    let capped = Owner { key_id: 3, quota: Some(CAPPED_QUOTA) };
+    let writer = Owner { key_id: 2, quota: None };
+    assert_eq!(*owners.borrow(), [anonymous, capped, capped, capped, capped, writer]);
+
+    // requirepass's default user is no principal: the anonymous owner.
+    let (mut engine, owners) = owners_engine();
+    let s = settings(quota_principals(), "legacy-password-0123");
+    let (out, _) = session_on(&mut engine, &s, &["AUTH legacy-password-0123", "SET a v"]);
+    assert_eq!(out, "+OK\r\n+OK\r\n");
+    assert_eq!(*owners.borrow(), [anonymous]);
 }

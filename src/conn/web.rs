@@ -499,6 +499,7 @@ fn redirect_lit(out: &mut Vec<u8>, answer: &[u8], close: bool) {
 fn refusal_text(status: Status) -> &'static str {
     match status {
         Status::Full => "Não há mais lugar para velas hoje. Tente amanhã.",
+        Status::QuotaExceeded => "A cota de espaço deste acesso acabou: nada foi gravado.",
         Status::Invalid => "Confira os campos do formulário.",
         _ => "Não foi possível acender a vela agora. Tente de novo em instantes.",
     }

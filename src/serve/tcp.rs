@@ -97,7 +97,11 @@ pub fn prepare(
         pipeline_max: tcp.pipeline_max,
         requirepass: tcp.requirepass.as_bytes().to_vec(),
         // The node's one key table (`NodeAuth`'s, which the admin API swaps): never a copy.
-        auth: TcpAuth::new(std::sync::Arc::clone(keys), config.auth.anonymous.acl()),
+        auth: TcpAuth::new(
+            std::sync::Arc::clone(keys),
+            config.auth.anonymous.acl(),
+            config.auth.anonymous_quota(),
+        ),
         placement: Placement::new(config.storage.partitions(config.node.shards), config.node.shards)
             .map_err(|e| ServeError::Tcp(format!("the placement of keys: {e}")))?,
         mset_body_bytes_max: mset_body_bytes_max(config),

@@ -39,6 +39,9 @@ pub fn status_text(status: Status) -> &'static [u8] {
         Status::Full => {
             b"OOM the store is full (kv.keys_max or kv.data_bytes_max); the write was not applied"
         }
+        Status::QuotaExceeded => {
+            b"QUOTA this user's quota of keys or bytes is used up (auth.clients keys_max/bytes_max, or auth.anonymous_keys_max/anonymous_bytes_max); the write was not applied"
+        }
         Status::Busy => {
             b"BUSY too many writes in flight on the shard owning this key; the write was not applied, retry"
         }
