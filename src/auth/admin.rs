@@ -64,6 +64,10 @@ pub struct Listed {
     pub has_password: bool,
     /// When it expires, Unix seconds.
     pub expires_unix_s: Option<u64>,
+    /// Its quota of KV keys, node-wide (`None`: no limit).
+    pub keys_max: Option<u64>,
+    /// Its quota of KV bytes (keys plus values), node-wide (`None`: no limit).
+    pub bytes_max: Option<u64>,
 }
 
 impl Listed {
@@ -78,8 +82,15 @@ impl Listed {
             has_key: p.mac_key.is_some(),
             has_password: p.password_digest.is_some(),
             expires_unix_s: p.expires_unix_s,
+            keys_max: p.quota.and_then(|q| limited(q.keys_max)),
+            bytes_max: p.quota.and_then(|q| limited(q.bytes_max)),
         }
     }
+}
+
+/// A quota figure as configured: `u64::MAX` is what an unset one became (`Quota::of`).
+fn limited(max: u64) -> Option<u64> {
+    (max != u64::MAX).then_some(max)
 }
 
 /// What the admin API asks to add: secrets and the key id may be left to the node.

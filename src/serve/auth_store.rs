@@ -128,3 +128,59 @@ impl ClientControl for ClientStore {
         Ok(persisted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::KeyTable;
+    use crate::projection::{Owner, Quota};
+
+    fn request(name: &str, keys_max: Option<u64>, bytes_max: Option<u64>) -> AddRequest {
+        AddRequest {
+            name: name.into(),
+            key_id: None,
+            client_id: 7000,
+            client_ids: None,
+            acl: "+@read +@write".into(),
+            key: None,
+            password: None,
+            expires_unix_s: None,
+            keys_max,
+            bytes_max,
+        }
+    }
+
+    /// A principal's quota added through the admin API is listed, written to the file and read
+    /// back at the next start; a quota of 0 is refused and nothing is written.
+    #[test]
+    fn a_quota_added_is_listed_kept_in_the_file_and_loaded_back() {
+        let dir = std::env::temp_dir().join(format!("vigil-auth-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(CHANGES_FILE);
+        let _ = std::fs::remove_file(&path);
+        let store = ClientStore::new(KeyTable::default().shared(), Some(path.clone()), Changes::default());
+        let (added, persisted) = store.add(request("capped", Some(2), Some(4096))).unwrap();
+        assert!(persisted);
+        assert_eq!((added.keys_max, added.bytes_max), (Some(2), Some(4096)));
+        store.add(request("keys-only", Some(5), None)).unwrap();
+        let refused = store.add(request("zero", Some(0), None)).unwrap_err();
+        assert!(refused.contains("keys_max must be at least 1"), "{refused}");
+        assert!(store.add(request("zero", None, Some(0))).is_err());
+
+        let (listed, _) = store.list();
+        let figures: Vec<_> = listed.iter().map(|l| (l.name.as_str(), l.keys_max, l.bytes_max)).collect();
+        assert_eq!(figures, [("capped", Some(2), Some(4096)), ("keys-only", Some(5), None)]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("keys_max = 2") && text.contains("bytes_max = 4096"), "{text}");
+        assert!(!text.contains("zero"), "a refused principal is not written: {text}");
+
+        // The next start: the file over an empty config.
+        let table = load(Some(&path)).unwrap().apply(KeyTable::default()).unwrap();
+        let capped = table.principals().iter().find(|p| p.name == "capped").unwrap();
+        let quota = Some(Quota { keys_max: 2, bytes_max: 4096 });
+        assert_eq!(capped.owner(), Owner { key_id: capped.key_id, quota });
+        let keys_only = table.principals().iter().find(|p| p.name == "keys-only").unwrap();
+        assert_eq!(keys_only.quota, Some(Quota { keys_max: 5, bytes_max: u64::MAX }));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
