@@ -222,3 +222,45 @@ fn metrics_and_dashboard_off_loopback_need_a_read_token_unless_protected_mode_is
     let spaced = format!("{DEV_TOML}\n[admin]\nread_token = \"has a space in it 0123\"\n");
     assert!(matches!(Config::parse(&spaced), Err(ConfigError::Invalid { key: "admin.read_token", .. })));
 }
+
+/// `keys_max`/`bytes_max` per principal and `anonymous_keys_max`/`anonymous_bytes_max` in
+/// `[auth]` parse into quotas (unset: none, one unset figure: unlimited); 0 is refused by name.
+#[test]
+fn quotas_parse_per_principal_and_for_anonymous_requests_and_zero_is_refused() {
+    use crate::projection::Quota;
+    let with = |auth: &str, client: &str| {
+        assert!(DEV_TOML.contains("[auth]\n"));
+        format!(
+            "{}\n[[auth.clients]]\nname = \"app\"\nkey_id = 1\nclient_id = 100\n\
+             password = \"app-password-0123456789\"\nacl = \"+@all\"\n{client}",
+            DEV_TOML.replacen("[auth]\n", &format!("[auth]\n{auth}\n"), 1)
+        )
+    };
+    let c = Config::parse(&with("anonymous_keys_max = 10", "keys_max = 2\nbytes_max = 4096")).unwrap();
+    assert_eq!(c.auth.clients[0].quota(), Some(Quota { keys_max: 2, bytes_max: 4096 }));
+    assert_eq!(c.auth.anonymous_quota(), Some(Quota { keys_max: 10, bytes_max: u64::MAX }));
+    assert_eq!(c.redacted().auth.clients[0].keys_max, Some(2), "shown by /api/config");
+    let c = Config::parse(&with("anonymous_bytes_max = 1000", "bytes_max = 64")).unwrap();
+    assert_eq!(c.auth.clients[0].quota(), Some(Quota { keys_max: u64::MAX, bytes_max: 64 }));
+    assert_eq!(c.auth.anonymous_quota(), Some(Quota { keys_max: u64::MAX, bytes_max: 1000 }));
+    let c = Config::parse(&with("", "")).unwrap();
+    assert_eq!((c.auth.clients[0].quota(), c.auth.anonymous_quota()), (None, None));
+
+    let refused = [
+        (with("", "keys_max = 0"), "auth.clients", "keys_max"),
+        (with("", "bytes_max = 0"), "auth.clients", "bytes_max"),
+        (with("anonymous_keys_max = 0", ""), "auth.anonymous_keys_max/anonymous_bytes_max", "keys_max"),
+        (with("anonymous_bytes_max = 0", ""), "auth.anonymous_keys_max/anonymous_bytes_max", "bytes_max"),
+    ];
+    for (text, want_key, figure) in refused {
+        match Config::parse(&text) {
+            Err(ConfigError::Invalid { key, reason }) => {
+                assert_eq!(key, want_key, "{reason}");
+                assert!(reason.contains(figure) && reason.contains("at least 1"), "{reason}");
+            }
+            other => panic!("{want_key} {figure} = 0: expected it refused, got {other:?}"),
+        }
+    }
+    let e = Config::parse(&with("", "keys_max = -1")).unwrap_err();
+    assert!(e.to_string().contains("keys_max"), "{e}");
+}
