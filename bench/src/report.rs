@@ -504,6 +504,26 @@ mod tests {
         (spec, out)
     }
 
+    /// Every status the protocol has (QUOTA_EXCEEDED, the newest, included) is counted and
+    /// named on its own, never as UNKNOWN.
+    #[test]
+    fn every_status_is_counted_and_named_on_its_own() {
+        let mut known = 0;
+        for byte in 0..=u8::MAX {
+            let Some(status) = Status::from_u8(byte) else { continue };
+            known += 1;
+            let slot = crate::accounting::status_slot(byte);
+            assert_eq!(slot, usize::from(byte), "{}", status.name());
+            assert_eq!(status_name(slot), status.name());
+        }
+        assert!(known > 20, "{known} statuses");
+        assert_eq!(
+            status_name(crate::accounting::status_slot(Status::QuotaExceeded as u8)),
+            "QUOTA_EXCEEDED"
+        );
+        assert_eq!(status_name(UNKNOWN_STATUS_SLOT), "UNKNOWN");
+    }
+
     #[test]
     fn json_has_the_keys_scripts_rely_on() {
         let (spec, out) = outcome();

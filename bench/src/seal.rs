@@ -304,6 +304,8 @@ acl = "+@read +@write"
         assert!(RunAuth::parse(&ENTRY.replace("key = ", "# key = ")).is_err(), "no key");
         assert!(RunAuth::parse(&ENTRY.replace("1f2e", "1f2")).is_err(), "63 hex digits");
         assert!(RunAuth::parse(&format!("{ENTRY}bogus = 1")).is_err(), "unknown fields, as the node");
+        let with_quota = format!("{copied}\nkeys_max = 10\nbytes_max = 4096\n");
+        assert_eq!(RunAuth::parse(&with_quota).unwrap(), a, "a quota is the node's business");
     }
 
     #[test]
