@@ -9,7 +9,9 @@
 //! - `POST /candles` (a form): read and checked (`candle::form`); a mistake answers 422 with the
 //!   page, the values typed and each message by its field; a good candle is one CANDLE_LIGHT,
 //!   answered once durable with `303 See Other` to `/candles?lit=<id>#c-<id>` (post/redirect/get,
-//!   so a reload does not light it twice).
+//!   so a reload does not light it twice); refused, with a line in Portuguese: 507 when the day is
+//!   full or the sender's quota (the page's visitors are anonymous: `auth.anonymous_*`) is used
+//!   up, 503 with `Retry-After` otherwise.
 //! - The operators' pages (`web_ops`): `GET /` (the dashboard), `/dashboard.js`, `/api/live`,
 //!   the JSON API `/api/...` and the admin operations `/api/admin/...`.
 //! - Anything else is 404.
@@ -357,8 +359,13 @@ impl WebSession {
                 match a.status {
                     Status::Ok => redirect_lit(output, a.body, close),
                     status => {
-                        let mut r = Response::start(output, 503);
-                        r.header("Retry-After", 1);
+                        // A full day or a quota used up is not cured by a retry (507, as HTTP's);
+                        // anything else may be.
+                        let lasting = matches!(status, Status::Full | Status::QuotaExceeded);
+                        let mut r = Response::start(output, if lasting { 507 } else { 503 });
+                        if !lasting {
+                            r.header("Retry-After", 1);
+                        }
                         r.connection(close, false);
                         r.finish(Some("text/plain; charset=utf-8"), refusal_text(status).as_bytes(), false);
                     }
