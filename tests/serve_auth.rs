@@ -315,7 +315,8 @@ fn anonymous_access_beyond_loopback_is_refused_at_start() {
 }
 
 /// The admin API adds a principal (the node draws its key) and revokes one; both last across a
-/// restart (`auth-clients.toml` in the data directory).
+/// restart (`auth-clients.toml` in the data directory), the added one's quota included (listed,
+/// and enforced after the restart); a quota of 0 is refused.
 #[test]
 fn principals_added_and_revoked_through_the_admin_api_last_across_restarts() {
     let dir = disk_temp_dir("serve-auth-admin");
@@ -337,18 +338,26 @@ fn principals_added_and_revoked_through_the_admin_api_last_across_restarts() {
             http_exchange(web_port, req.as_bytes(), Duration::from_secs(10)).expect("the web port");
         (status, serde_json::from_str::<serde_json::Value>(&body).expect("a JSON answer"))
     };
-    let set = |creds: &Credentials, client: u64, value: &[u8]| {
-        let body = set_body(b"k", value);
+    let set_key = |creds: &Credentials, client: u64, key: &[u8], value: &[u8]| {
+        let body = set_body(key, value);
         let mut nonces = Nonces::new();
         call_final(&sock, &to, || {
             datagram(client, &[(opcode::SET, &body)], None, Some((creds, nonces.next())))
         })
     };
+    let set = |creds: &Credentials, client: u64, value: &[u8]| set_key(creds, client, b"k", value);
     let server = Server::start(&dir, &text);
+    let (status, refused) = admin(
+        "POST",
+        "/api/admin/clients",
+        r#"{"name":"app","client_id":5000,"acl":"+@read +@write","keys_max":0}"#,
+    );
+    assert_eq!(status, 409, "a quota of 0 is refused: {refused}");
+    assert!(refused["error"].as_str().unwrap().contains("keys_max must be at least 1"), "{refused}");
     let (status, added) = admin(
         "POST",
         "/api/admin/clients",
-        r#"{"name":"app","client_id":5000,"client_ids":4,"acl":"+@read +@write"}"#,
+        r#"{"name":"app","client_id":5000,"client_ids":4,"acl":"+@read +@write","keys_max":1,"bytes_max":4096}"#,
     );
     assert_eq!(status, 201, "{added}");
     assert_eq!(added["persisted"], true);
@@ -359,6 +368,12 @@ fn principals_added_and_revoked_through_the_admin_api_last_across_restarts() {
     let (status, listed) = admin("GET", "/api/admin/clients", "");
     assert_eq!(status, 200);
     assert!(!listed.to_string().contains(added["client"]["key"].as_str().unwrap()), "a list shows no secret");
+    let quota_of = |listed: &serde_json::Value, name: &str| {
+        let c = listed["clients"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned();
+        c.map(|c| (c["keys_max"].clone(), c["bytes_max"].clone()))
+    };
+    assert_eq!(quota_of(&listed, "app"), Some((1.into(), 4096.into())), "{listed}");
+    assert_eq!(quota_of(&listed, "reader"), Some((serde_json::Value::Null, serde_json::Value::Null)));
     assert_eq!(
         admin("POST", "/api/admin/clients", r#"{"name":"app","client_id":6000,"acl":"+@read"}"#).0,
         409
@@ -380,8 +395,11 @@ fn principals_added_and_revoked_through_the_admin_api_last_across_restarts() {
     assert_eq!(refusal(set(&writer, 1000, b"w3")), Refusal::Revoked, "still revoked after a restart");
     // Another of its client ids: each write here has request id 1.
     assert_eq!(set(&app, 5001, b"again").0, Status::Ok, "the added principal is still there");
+    // Its quota too (one key, and the writer's overwrite took k from it before): k is its one key.
+    assert_eq!(quota_of(&admin("GET", "/api/admin/clients", "").1, "app"), Some((1.into(), 4096.into())));
+    assert_eq!(set_key(&app, 5002, b"k2", b"two").0, Status::QuotaExceeded, "its quota lasted");
     assert_eq!(admin("DELETE", "/api/admin/clients/app", "").0, 200);
-    assert_eq!(refusal(set(&app, 5002, b"gone")), Refusal::Revoked);
+    assert_eq!(refusal(set(&app, 5003, b"gone")), Refusal::Revoked);
     assert_eq!(admin("DELETE", "/api/admin/clients/app", "").0, 404);
     let without_token = "GET /api/admin/clients HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     assert_eq!(http_exchange(web_port, without_token.as_bytes(), Duration::from_secs(10)).unwrap().0, 401);
