@@ -14,8 +14,6 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vigil::auth::ext::{self, FLAG_AUTH, FLAG_COOKIE};
 use vigil::auth::{Credentials, Refusal};
-use vigil::kv::protocol::{encode_write_body, request_body_len};
-use vigil::kv::Op;
 use vigil::wire::{opcode, DatagramWriter, Status};
 
 const RW_KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
@@ -102,13 +100,6 @@ fn datagram(
     buf.truncate(n);
     vigil::auth::seal_request(&mut buf, cookie.as_ref(), sign.map(|(creds, nonce)| (creds, now_ms(), nonce)));
     buf
-}
-
-fn set_body(key: &[u8], value: &[u8]) -> Vec<u8> {
-    let op = Op::Set { key, value };
-    let mut out = vec![0; request_body_len(&op)];
-    encode_write_body(&op, &mut out).unwrap();
-    out
 }
 
 fn refusal(answer: (Status, Vec<u8>)) -> Refusal {

@@ -11,8 +11,6 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vigil::auth::Credentials;
 use vigil::inbox::Placement;
-use vigil::kv::protocol::{encode_write_body, request_body_len};
-use vigil::kv::Op;
 use vigil::wire::{opcode, DatagramWriter, Status};
 
 const KEY: &str = "0303030303030303030303030303030303030303030303030303030303030303";
@@ -20,31 +18,13 @@ const KEY: &str = "0303030303030303030303030303030303030303030303030303030303030
 const PARTITIONS: u32 = 4;
 const KEYS_MAX: u64 = 8;
 
+/// A node of 2 shards and 4 partitions with metrics, and the tenant: a principal under a quota.
 fn config(port: u16, dir: &str, metrics_port: u16) -> String {
+    let node = node_config(port, dir, 5, 2, Some(PARTITIONS));
     format!(
-        r#"[node]
-shards = 2
-cores = []
-[net]
-backend = "kernel"
-port = {port}
-[kernel]
-bind_ip = "127.0.0.1"
-idle_wait_us = 200
-[tcp]
-enabled = false
-[storage]
-backend = "uring"
-dir = "{dir}"
-segment_blocks = 256
-segment_count = 16
-partitions = {PARTITIONS}
-snapshot_every_entries = 5
-[metrics]
+        r#"{node}[metrics]
 listen = ["127.0.0.1:{metrics_port}"]
 publish_ms = 50
-[auth]
-anonymous = "read-write"
 [[auth.clients]]
 name = "tenant"
 key_id = 5
@@ -85,13 +65,6 @@ impl Tenant {
         vigil::auth::seal_request(&mut buf, None, Some((&self.creds, now_ms(), self.nonce)));
         buf
     }
-}
-
-fn set_body(key: &[u8], value: &[u8]) -> Vec<u8> {
-    let op = Op::Set { key, value };
-    let mut out = vec![0; request_body_len(&op)];
-    encode_write_body(&op, &mut out).unwrap();
-    out
 }
 
 fn anonymous(op: u8, body: &[u8]) -> Vec<u8> {

@@ -110,6 +110,14 @@ snapshot_every_entries = {snapshot_every_entries}
     )
 }
 
+/// The body of a KV SET of `key` to `value`.
+pub fn set_body(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let op = vigil::kv::Op::Set { key, value };
+    let mut out = vec![0; vigil::kv::protocol::request_body_len(&op)];
+    vigil::kv::protocol::encode_write_body(&op, &mut out).unwrap();
+    out
+}
+
 /// Runs `vigil <args>` in `dir` to its end and returns its exit status and output (stdout then
 /// stderr). Bounded: a `vigil` still running after `timeout` (a start that should have been
 /// refused) is killed and the test fails.
