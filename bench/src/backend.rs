@@ -241,7 +241,7 @@ fn run_dpdk(cli: &Cli, spec: &LoadSpec, opts: &Options, stop: &AtomicBool) -> Re
         }
     };
     let peer = Peer { mac: server_mac, ip: server_ip, port: seed.port() };
-    if !cli.reflector {
+    {
         // On queue 0 too, given back before the generator threads take their queues.
         let mut io = DpdkUdpIo::new(port.queue(0)?, Arc::clone(&pool), local, burst);
         crate::seal::fetch_cookies(&mut io, peer, &mut spec, stop)?;
