@@ -39,6 +39,7 @@ mod map;
 pub mod pairs;
 pub mod projection;
 pub mod protocol;
+mod quota;
 pub mod snapshot;
 
 pub use command::{expire_flags, set_flags, Command, Op, Ttl, ANONYMOUS_CLIENT};
