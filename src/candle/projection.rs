@@ -107,8 +107,8 @@ impl CandleProjection {
     fn quota_refuses(&self, at: &Applied, light: &Light<'_>) -> Option<ApplyResult> {
         let quota = at.owner.quota?;
         let held = self.ring.usage_of(at.owner.key_id, day_of_ns(self.now_ns)).plus(at.others);
-        let after = Usage { keys: held.keys + 1, bytes: held.bytes + light_bytes(light) };
-        (!quota.allows(after)).then_some(ApplyResult::QuotaExceeded)
+        let candle = Usage { keys: 1, bytes: light_bytes(light) };
+        quota.refuses(held, candle).then_some(ApplyResult::QuotaExceeded)
     }
 
     /// Answers a read (see the module header) at `now_ms`, the request's time (Unix ms).

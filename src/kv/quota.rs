@@ -42,12 +42,8 @@ impl KvProjection {
     /// it holds would take it past the quota (see the module header: only growth is refused).
     pub(super) fn quota_refuses(&self, keys: u64, bytes: u64) -> Option<ApplyResult> {
         let quota = self.writing.quota?;
-        let now = self.usage_of(self.writing.key_id).plus(self.writer_elsewhere);
-        let keys_after = now.keys.saturating_add(keys);
-        let bytes_after = now.bytes.saturating_add(bytes);
-        let refused =
-            (keys > 0 && keys_after > quota.keys_max) || (bytes > 0 && bytes_after > quota.bytes_max);
-        refused.then_some(ApplyResult::QuotaExceeded)
+        let held = self.usage_of(self.writing.key_id).plus(self.writer_elsewhere);
+        quota.refuses(held, Usage { keys, bytes }).then_some(ApplyResult::QuotaExceeded)
     }
 }
 

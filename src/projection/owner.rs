@@ -63,6 +63,13 @@ impl Quota {
     pub fn allows(&self, usage: Usage) -> bool {
         usage.keys <= self.keys_max && usage.bytes <= self.bytes_max
     }
+
+    /// Whether adding `add` to what its owner `held` takes it past the quota: only growth is
+    /// refused, so an owner over a lowered quota may still keep or shrink what it holds.
+    pub fn refuses(&self, held: Usage, add: Usage) -> bool {
+        let after = held.plus(add);
+        (add.keys > 0 && after.keys > self.keys_max) || (add.bytes > 0 && after.bytes > self.bytes_max)
+    }
 }
 
 /// What one principal holds in a partition.
@@ -287,5 +294,9 @@ mod tests {
         assert_eq!(Quota::of(Some(5), None), Some(Quota { keys_max: 5, bytes_max: u64::MAX }));
         assert!(q.allows(Usage { keys: 10, bytes: 1 }));
         assert!(!q.allows(Usage { keys: 11, bytes: 1 }));
+        let held = Usage { keys: 12, bytes: 1 };
+        assert!(!q.refuses(held, Usage { keys: 0, bytes: 0 }), "over a lowered quota, no growth passes");
+        assert!(q.refuses(held, Usage { keys: 1, bytes: 0 }));
+        assert!(!q.refuses(Usage { keys: 9, bytes: 1 }, Usage { keys: 1, bytes: 5 }));
     }
 }
