@@ -49,14 +49,6 @@ const SEARCH: [&str; 12] = [
     "1",
 ];
 
-/// Runs `cmd`, failing the test with its output if it does not succeed; returns its stdout.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{cmd:?} failed ({}):\n{stdout}\n{stderr}", out.status);
-    stdout.into_owned()
-}
-
 /// The tap device between the host and the guest's Vigil NIC; removed when dropped.
 struct Tap(String);
 
@@ -64,9 +56,9 @@ impl Tap {
     fn up() -> Tap {
         let name = format!("vgt{}", std::process::id() % 100_000);
         let _ = Command::new("ip").args(["link", "del", &name]).output();
-        run(Command::new("ip").args(["tuntap", "add", "dev", &name, "mode", "tap"]));
-        run(Command::new("ip").args(["addr", "add", &format!("{HOST_IP}/24"), "dev", &name]));
-        run(Command::new("ip").args(["link", "set", &name, "up"]));
+        run_tool("ip", &["tuntap", "add", "dev", &name, "mode", "tap"]);
+        run_tool("ip", &["addr", "add", &format!("{HOST_IP}/24"), "dev", &name]);
+        run_tool("ip", &["link", "set", &name, "up"]);
         Tap(name)
     }
 }
@@ -158,7 +150,7 @@ impl Drop for Guest {
 /// deploy scripts, the config and the boot unit) and a blank NVMe drive.
 fn make_images(dir: &Path, rootfs: &Path) {
     let stage = dir.join("stage");
-    run(Command::new("cp").arg("-a").arg(rootfs).arg(&stage));
+    run_ok(Command::new("cp").arg("-a").arg(rootfs).arg(&stage));
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let put = |from: &Path, to: &str, mode: u32| {
         let to = stage.join(to.trim_start_matches('/'));
@@ -188,9 +180,11 @@ fn make_images(dir: &Path, rootfs: &Path) {
     // The console is the test's: no login prompt on it.
     std::os::unix::fs::symlink("/dev/null", units.join("serial-getty@ttyS0.service")).unwrap();
     std::fs::write(stage.join("etc/hostname"), "vigil-guest\n").unwrap();
-    run(Command::new("mkfs.ext4").args(["-q", "-F", "-d"]).arg(&stage).arg(dir.join("root.img")).arg("3G"));
-    run(Command::new("rm").arg("-rf").arg(&stage));
-    run(Command::new("truncate").args(["-s", "1G"]).arg(dir.join("nvme.img")));
+    run_ok(
+        Command::new("mkfs.ext4").args(["-q", "-F", "-d"]).arg(&stage).arg(dir.join("root.img")).arg("3G"),
+    );
+    std::fs::remove_dir_all(&stage).unwrap();
+    run_ok(Command::new("truncate").args(["-s", "1G"]).arg(dir.join("nvme.img")));
 }
 
 /// The SET of key `g-<i>` (value `v-<i>`) as request `i + 1` of the test's client.
@@ -224,7 +218,7 @@ fn search(op: &str, extra: &[&str]) -> (String, f64) {
 #[ignore = "boots a QEMU guest twice (minutes): .ci/run runs it on its own, `cargo test --test guest -- --ignored`"]
 fn a_guest_with_real_pci_devices_deploys_serves_and_keeps_every_acknowledged_write_across_a_power_cut() {
     require_root_and_dpdk("the guest test");
-    let image = run(&mut Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guest/image")));
+    let image = run_ok(&mut Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guest/image")));
     println!("{image}");
     let rootfs = PathBuf::from(image.lines().last().expect("the image script prints the path").trim());
     let dir = disk_temp_dir("guest");
@@ -235,7 +229,7 @@ fn a_guest_with_real_pci_devices_deploys_serves_and_keeps_every_acknowledged_wri
     // The baseline first: testpmd on the NIC Vigil then takes, answering no ARP (a static entry).
     guest.wait_for("Press enter to exit", BOOT_TIMEOUT);
     let (mac, ip) = ("52:54:00:23:10:02", GUEST.split(':').next().unwrap());
-    run(Command::new("ip").args(["neigh", "replace", ip, "lladdr", mac, "dev", &tap.0, "nud", "permanent"]));
+    run_tool("ip", &["neigh", "replace", ip, "lladdr", mac, "dev", &tap.0, "nud", "permanent"]);
     let (testpmd_report, testpmd_rate) = search("ping", &["--reflector"]);
     println!("--- load generator against dpdk-testpmd (5tswap) on the guest's NIC\n{testpmd_report}");
     guest.wait_for("vigil: ready:", BOOT_TIMEOUT);

@@ -26,12 +26,6 @@ impl Drop for Links {
     }
 }
 
-fn run(cmd: &str, args: &[&str]) {
-    let out =
-        Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd} must be installed: {e}"));
-    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn node_config(id: usize, ips: &[String], iface: &str, prefix: &str) -> String {
     let nodes: String = ips
         .iter()
@@ -101,24 +95,24 @@ fn three_dpdk_nodes_replicate_over_af_packet_ports_and_survive_a_leader_kill() {
     let ips: Vec<String> = (1..=3).map(|n| format!("10.82.{net}.{n}")).collect();
     let client_ip = format!("10.82.{net}.254");
     let mut links = Links(vec![bridge.clone()]);
-    run("ip", &["link", "add", &bridge, "type", "bridge"]);
-    run("ip", &["addr", "add", &format!("{client_ip}/24"), "dev", &bridge]);
-    run("ip", &["link", "set", &bridge, "up"]);
+    run_tool("ip", &["link", "add", &bridge, "type", "bridge"]);
+    run_tool("ip", &["addr", "add", &format!("{client_ip}/24"), "dev", &bridge]);
+    run_tool("ip", &["link", "set", &bridge, "up"]);
     let mut ifaces = Vec::new();
     for n in 1..=3 {
         let (dpdk_end, bridge_end) = (format!("vgc{n}a{tag}"), format!("vgc{n}b{tag}"));
-        run("ip", &["link", "add", &dpdk_end, "type", "veth", "peer", "name", &bridge_end]);
+        run_tool("ip", &["link", "add", &dpdk_end, "type", "veth", "peer", "name", &bridge_end]);
         links.0.push(dpdk_end.clone());
-        run("ip", &["link", "set", &bridge_end, "master", &bridge]);
+        run_tool("ip", &["link", "set", &bridge_end, "master", &bridge]);
         for link in [&dpdk_end, &bridge_end] {
-            run("ip", &["link", "set", link, "up"]);
+            run_tool("ip", &["link", "set", link, "up"]);
             // veth and bridges offload transmit checksums nobody computes on a virtual link; the
             // fast-path stack would rightly drop those datagrams (docs/BENCHMARKS.md).
-            run("ethtool", &["-K", link, "tx", "off"]);
+            run_tool("ethtool", &["-K", link, "tx", "off"]);
         }
         ifaces.push(dpdk_end);
     }
-    run("ethtool", &["-K", &bridge, "tx", "off"]);
+    run_tool("ethtool", &["-K", &bridge, "tx", "off"]);
 
     let prefix = format!("vigil-test-dpdk-cluster-{pid}");
     let dirs: Vec<_> = (1..=3).map(|n| temp_dir(&format!("dpdk-cluster-{n}"))).collect();

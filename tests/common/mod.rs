@@ -110,6 +110,19 @@ snapshot_every_entries = {snapshot_every_entries}
     )
 }
 
+/// Runs `cmd` to its end, failing the test with its output unless it succeeds; returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?} (is it installed?): {e}"));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{cmd:?} failed ({}):\n{stdout}\n{stderr}", out.status);
+    stdout.into_owned()
+}
+
+/// `run_ok` of the tool `cmd` with `args`.
+pub fn run_tool(cmd: &str, args: &[&str]) -> String {
+    run_ok(Command::new(cmd).args(args))
+}
+
 /// The body of a KV SET of `key` to `value`.
 pub fn set_body(key: &[u8], value: &[u8]) -> Vec<u8> {
     let op = vigil::kv::Op::Set { key, value };
