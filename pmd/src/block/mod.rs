@@ -17,13 +17,16 @@
 //! buffers are `block_size()`-aligned whole blocks; nothing allocates per request after start-up
 //! (buffers come from a [`BlockBufPool`] sized from config).
 
+pub mod blocking;
 mod buf;
 pub mod memory;
+pub mod region;
 #[cfg(feature = "spdk")]
 pub mod spdk;
 pub mod uring;
 
 pub use buf::{BlockBuf, BlockBufPool};
+pub use region::{Region, RegionOutOfRange};
 
 use thiserror::Error;
 
