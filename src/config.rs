@@ -92,8 +92,12 @@ pub struct Config {
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageBackend {
-    /// io_uring with `O_DIRECT` on one preallocated file per partition in `storage.dir`: durable.
+    /// io_uring with `O_DIRECT` on one preallocated file per partition in `storage.dir`, or on one
+    /// region per partition of the raw block device `storage.device`: durable.
     Uring,
+    /// SPDK's user-space NVMe driver on one region per partition of the namespace `[storage.spdk]`
+    /// names, polled by the shard cores (builds with `--features spdk` only): durable.
+    Spdk,
     /// Memory: nothing survives a restart. For tests and demos of the request path only.
     Memory,
 }
@@ -115,10 +119,19 @@ pub enum DurableMode {
 pub struct StorageConfig {
     /// The block backend.
     pub backend: StorageBackend,
-    /// Directory of the log files (`partition-<p>.ual`) and snapshots (`partition-<p>.snap`);
-    /// required for `uring`, created if missing. Must be on a filesystem with `O_DIRECT` (not tmpfs).
+    /// Directory of the store's manifest, lock and snapshots (`partition-<p>.snap`), and of the log
+    /// files (`partition-<p>.ual`) unless the log is on a device; required for `uring` and `spdk`,
+    /// created if missing. Log files need a filesystem with `O_DIRECT` (not tmpfs).
     #[serde(default)]
     pub dir: Option<PathBuf>,
+    /// `uring` only: the log on this raw block device (e.g. `/dev/nvme0n1`), one region per
+    /// partition after a label block, instead of files in `dir`. `vigil format` creates the store
+    /// on it (a start never does); it is opened exclusively while a node serves.
+    #[serde(default)]
+    pub device: Option<PathBuf>,
+    /// `spdk` only: the NVMe namespace and SPDK's environment.
+    #[serde(default)]
+    pub spdk: Option<SpdkStorageConfig>,
     /// Partitions in the node (default: one per shard); partition `p` runs on shard
     /// `p % node.shards`. Part of the placement of keys: never change it for existing data.
     #[serde(default)]
@@ -172,6 +185,27 @@ pub struct StorageConfig {
     /// Most writes in one batch entry.
     #[serde(default = "defaults::batch_writes_max")]
     pub batch_writes_max: usize,
+}
+
+/// `[storage.spdk]`: where the log's NVMe namespace is, for `storage.backend = "spdk"`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SpdkStorageConfig {
+    /// SPDK's transport ID of the controller: `trtype:PCIe traddr:0000:00:04.0` for a local drive
+    /// (bound to vfio-pci, `scripts/deploy/bind --nvme`), or an NVMe-oF target such as
+    /// `trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:NQN`.
+    pub transport_id: String,
+    /// The namespace (usually 1); no default: it names where the data is.
+    pub namespace_id: u32,
+    /// Start SPDK's environment without hugepages (development only: a PCIe drive then needs an
+    /// IOMMU). Ignored with `net.backend = "dpdk"`, whose EAL SPDK joins.
+    #[serde(default)]
+    pub no_huge: bool,
+    /// Memory SPDK's environment reserves, in MiB (ignored with `net.backend = "dpdk"`: the EAL's
+    /// `dpdk.memory_mb` is what there is). It holds each partition's bounce buffers:
+    /// `storage.queue_depth x storage.segment_blocks x 4 KiB`.
+    #[serde(default = "defaults::spdk_mem_size_mb")]
+    pub mem_size_mb: u32,
 }
 
 /// `storage.inflight_bytes_max` when not set (clamped to one segment).
@@ -471,6 +505,9 @@ mod defaults {
     }
     pub fn queue_depth() -> u32 {
         32
+    }
+    pub fn spdk_mem_size_mb() -> u32 {
+        1024
     }
     pub fn segment_blocks() -> u32 {
         1024

@@ -46,7 +46,9 @@ enum Command {
         config: PathBuf,
     },
     /// Create an empty store in `storage.dir` (refused if the directory holds any store file). A
-    /// first `vigil serve` on an empty or absent directory does the same.
+    /// first `vigil serve` on an empty or absent directory does the same for a log in files; a log
+    /// on a device (`storage.device`, or `storage.backend = "spdk"`) is created only by this
+    /// command, which refuses a device that is not blank where the store goes.
     Format {
         /// Configuration file (TOML).
         #[arg(long, short)]
@@ -55,6 +57,10 @@ enum Command {
         /// partition file is there, sized and formatted as the config says, then write the manifest.
         #[arg(long)]
         adopt: bool,
+        /// For a log on a device: format it even though it holds data where the store goes (that
+        /// data is lost).
+        #[arg(long)]
+        overwrite_device: bool,
     },
     /// Print the embedded default configuration (config/dev.toml).
     DefaultConfig,
@@ -109,13 +115,29 @@ fn main() -> anyhow::Result<()> {
                 anyhow::bail!("{failed} check(s) of the data directory failed: a start would be refused");
             }
         }
-        Command::Format { config, adopt } => {
+        Command::Format { config, adopt, overwrite_device } => {
             let c = load(Some(&config))?;
-            if c.storage.backend != vigil::config::StorageBackend::Uring {
+            if c.storage.backend == vigil::config::StorageBackend::Memory {
                 anyhow::bail!("storage.backend is \"memory\": there is nothing to format");
             }
-            let m = serve::storage::format(&c, adopt)?;
-            let dir = c.storage.dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default();
+            let on_device = serve::storage::log_device_kind(&c).is_some();
+            anyhow::ensure!(
+                !(adopt && on_device),
+                "--adopt is for log files in storage.dir, not a log on a device"
+            );
+            anyhow::ensure!(on_device || !overwrite_device, "--overwrite-device is for a log on a device");
+            let m = if on_device {
+                serve::log_source::format_device(&c, overwrite_device)?
+            } else {
+                serve::storage::format(&c, adopt)?
+            };
+            let mut dir = c.storage.dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default();
+            if let Some(device) = &c.storage.device {
+                dir = format!("{} (log on {})", dir, device.display());
+            }
+            if let Some(s) = &c.storage.spdk {
+                dir = format!("{dir} (log on {} namespace {}, through SPDK)", s.transport_id, s.namespace_id);
+            }
             let what = if adopt { "adopted" } else { "created" };
             println!(
                 "vigil: {what} store {} in {dir}: {} partitions, segment_blocks {}, segment_count {} (manifest {})",
@@ -208,6 +230,10 @@ fn repair(c: &Config, partition: u16, accept_loss: bool) -> anyhow::Result<bool>
 
     let st = &c.storage;
     anyhow::ensure!(st.backend == StorageBackend::Uring, "repair needs storage.backend = \"uring\"");
+    anyhow::ensure!(
+        st.device.is_none(),
+        "repair works on log files in storage.dir; it does not yet read a log on a device (storage.device)"
+    );
     let dir = st.dir.clone().context("repair needs storage.dir")?;
     // A repair beside a running node would cut a log under it: take the directory's lock first.
     let _lock = vigil::serve::storage::lock(&dir)?;

@@ -69,6 +69,43 @@ impl Config {
         if st.backend == StorageBackend::Uring && no_dir {
             return Err(invalid("storage.dir", "backend \"uring\" needs a directory for the log files"));
         }
+        if st.backend == StorageBackend::Spdk && no_dir {
+            return Err(invalid(
+                "storage.dir",
+                "backend \"spdk\" needs a directory for the store's manifest, lock and snapshots",
+            ));
+        }
+        if st.device.is_some() && st.backend != StorageBackend::Uring {
+            return Err(invalid(
+                "storage.device",
+                "is for backend \"uring\" only (spdk names its namespace in [storage.spdk])",
+            ));
+        }
+        if st.device.as_deref().is_some_and(|d| !d.is_absolute()) {
+            return Err(invalid("storage.device", "must be an absolute path such as /dev/nvme0n1"));
+        }
+        match (&st.spdk, st.backend) {
+            (None, StorageBackend::Spdk) => {
+                return Err(invalid(
+                    "storage.spdk",
+                    "backend \"spdk\" needs [storage.spdk] with transport_id and namespace_id",
+                ))
+            }
+            (Some(_), b) if b != StorageBackend::Spdk => {
+                return Err(invalid("storage.spdk", "is for backend \"spdk\" only"))
+            }
+            (Some(s), _) if s.transport_id.trim().is_empty() || s.transport_id.contains('\0') => {
+                return Err(invalid(
+                    "storage.spdk.transport_id",
+                    "is empty (e.g. \"trtype:PCIe traddr:0000:00:04.0\")",
+                ))
+            }
+            (Some(s), _) if s.namespace_id == 0 => {
+                return Err(invalid("storage.spdk.namespace_id", "0 is not a namespace (they start at 1)"))
+            }
+            (Some(s), _) if s.mem_size_mb == 0 => return Err(invalid("storage.spdk.mem_size_mb", "0 MiB")),
+            _ => {}
+        }
         let partitions = st.partitions(self.node.shards);
         if partitions < self.node.shards as u32 || partitions > crate::inbox::PARTITIONS_MAX {
             return Err(invalid(

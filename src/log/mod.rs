@@ -32,6 +32,7 @@
 
 mod config;
 mod format;
+mod label;
 mod read;
 mod recovery;
 mod reset;
@@ -49,6 +50,7 @@ pub use format::{
     SuperblockError, DURABLE_BEHIND_MAX, FORMAT_VERSION, FORMAT_VERSION_V1, FORMAT_VERSION_V2, META_MAX,
     META_OFFSET, PAYLOAD_MAX, RECORD_HEADER_LEN, SUPERBLOCK_BLOCKS, SUPERBLOCK_LEN, SUPERBLOCK_MAGIC,
 };
+pub use label::{DeviceLabel, DeviceLayout, LabelError, LABEL_MAGIC, LABEL_VERSION, REGION_ALIGN_BLOCKS};
 pub use recovery::{
     segments_that_fit, CorruptionReport, OpenReport, RecoverOptions, Recovered, ScanStop, SkippedRange,
 };

@@ -67,15 +67,19 @@ pub fn cluster(config: &crate::config::Config) -> Finding {
 /// Checks `storage.dir` against `config`: manifest (partitions, geometry), partition files, and
 /// the limits the stored snapshots already exceed.
 pub fn inspect(config: &Config) -> Vec<Finding> {
-    let Some(dir) = config.storage.dir.as_deref().filter(|_| config.storage.backend == StorageBackend::Uring)
+    let Some(dir) =
+        config.storage.dir.as_deref().filter(|_| config.storage.backend != StorageBackend::Memory)
     else {
         return vec![ok("storage.backend = \"memory\": no data directory to check".into())];
     };
+    let on_device = storage::log_device_kind(config).is_some();
+    let creates = if on_device {
+        "`vigil format` creates the store (a start never formats a device)"
+    } else {
+        "the first start creates the store"
+    };
     if !dir.exists() {
-        return vec![ok(format!(
-            "storage.dir {}: does not exist yet; the first start creates the store there",
-            dir.display()
-        ))];
+        return vec![ok(format!("storage.dir {}: does not exist yet; {creates}", dir.display()))];
     }
     let manifest = match storage::read_manifest(dir) {
         Ok(m) => m,
@@ -83,10 +87,9 @@ pub fn inspect(config: &Config) -> Vec<Finding> {
     };
     let Some(m) = manifest else {
         return match storage::store_files(dir) {
-            Ok(files) if files.is_empty() => vec![ok(format!(
-                "storage.dir {}: holds no store yet; the first start creates one",
-                dir.display()
-            ))],
+            Ok(files) if files.is_empty() => {
+                vec![ok(format!("storage.dir {}: holds no store yet; {creates}", dir.display()))]
+            }
             Ok(files) => {
                 vec![fail(
                     storage::StoreError::NoManifest { dir: dir.into(), files: files.join(", ") }.to_string(),
@@ -114,9 +117,40 @@ pub fn inspect(config: &Config) -> Vec<Finding> {
     out
 }
 
+/// The log's device, read without taking it (a serving node may hold it): its label and every
+/// partition's superblocks. An SPDK namespace is checked by a start only (checking it would mean
+/// starting SPDK and attaching the controller a serving node owns).
+fn device_finding(config: &Config, m: &Manifest) -> Finding {
+    let st = &config.storage;
+    match (&st.device, &st.spdk) {
+        (Some(path), _) => {
+            let name = path.display().to_string();
+            let open = super::log_source::uring_opener(config, path);
+            match super::device_store::verify(config, &open, &name, m) {
+                Ok(label) => ok(format!(
+                    "log device {name}: label of store {}, {} partitions of {} blocks from block {}; every superblock valid",
+                    m.store_id, label.layout.partitions, label.layout.partition_blocks, label.layout.first_block
+                )),
+                Err(e) => fail(e.to_string()),
+            }
+        }
+        (None, Some(s)) => ok(format!(
+            "log device {} namespace {} (SPDK): not read by check (SPDK's driver takes the controller); a start checks its label and superblocks before anything is written",
+            s.transport_id, s.namespace_id
+        )),
+        (None, None) => ok("log: one file per partition in storage.dir".into()),
+    }
+}
+
 fn partition_findings(config: &Config, dir: &Path, m: &Manifest) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut out = vec![device_finding(config, m)];
     for p in 0..m.partitions {
+        if let Some(f) = snapshot_finding(config, &dir.join(format!("partition-{p}.snap"))) {
+            out.push(f);
+        }
+        if m.log_device.is_some() {
+            continue;
+        }
         let path = storage::partition_path(dir, p);
         match storage::check_partition_file(config, dir, p)
             .and_then(|()| storage::check_superblock(config, &path))
@@ -127,9 +161,6 @@ fn partition_findings(config: &Config, dir: &Path, m: &Manifest) -> Vec<Finding>
                 storage::partition_bytes(config)
             ))),
             Err(e) => out.push(fail(e.to_string())),
-        }
-        if let Some(f) = snapshot_finding(config, &dir.join(format!("partition-{p}.snap"))) {
-            out.push(f);
         }
     }
     out

@@ -33,7 +33,9 @@ pub(super) fn start(
         .unwrap_or_else(|e| format!("# the config cannot be shown as TOML: {e}"));
     let shards_total = config.node.shards;
     let dir = match config.storage.backend {
-        crate::config::StorageBackend::Uring => config.storage.dir.clone(),
+        crate::config::StorageBackend::Uring | crate::config::StorageBackend::Spdk => {
+            config.storage.dir.clone()
+        }
         crate::config::StorageBackend::Memory => None,
     };
     std::thread::Builder::new()

@@ -148,6 +148,7 @@ pub(super) fn serve(
     ready: ReadyHook<'_>,
     board: Option<super::Publish>,
     auth: crate::auth::NodeAuth,
+    log: super::log_source::LogSource,
 ) -> Result<ServeReport, ServeError> {
     let DpdkNode { eal, port, pools, queues, local, exception } = node;
     let d = config.dpdk.as_ref().expect("validated");
@@ -219,10 +220,10 @@ pub(super) fn serve(
         let router = routers[id].lock().expect("router slot").take();
         let conns = streams.as_ref().and_then(|s| s.take(id));
         let (cluster, board) = (node_cluster.clone(), board.clone());
-        let auth = auth.clone();
+        let (auth, log) = (auth.clone(), log.clone());
         run_shard(
             config,
-            ShardParts { id, io, router, conns, stop: &stop_for_shards, ready, cluster, board, auth },
+            ShardParts { id, io, router, conns, stop: &stop_for_shards, ready, cluster, board, auth, log },
         )
     });
     stop.store(true, Ordering::Relaxed);

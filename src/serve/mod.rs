@@ -22,7 +22,9 @@ mod auth_store;
 pub mod check;
 pub mod cluster;
 mod dashboard_thread;
+pub mod device_store;
 mod gate;
+pub mod log_source;
 mod metrics_http;
 mod partition_io;
 mod shard_thread;
@@ -31,7 +33,7 @@ pub mod storage;
 pub mod tcp;
 pub mod wall_clock;
 
-use crate::config::{Backend, Config, DurableMode, Fallback, StorageBackend};
+use crate::config::{Backend, Config, Fallback, StorageBackend};
 use crate::dispatch::{Dispatcher, Subsystem};
 use crate::engine::{Engine, EngineLimits};
 use crate::inbox::{InboxConfig, Placement, Router};
@@ -52,7 +54,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use vigil_pmd::block::memory::MemoryBlockIo;
-use vigil_pmd::block::uring::{UringBlockIo, UringConfig};
 use vigil_pmd::block::BlockIo;
 use vigil_pmd::kernel::{KernelUdpConfig, KernelUdpIo};
 use vigil_pmd::{Clock, PacketIo};
@@ -191,7 +192,7 @@ pub fn serve(
         kernel_tcp = tcp::prepare(config, Some(addr), &auth.keys)?;
     }
     // Held until this function returns, after every shard has been joined.
-    let _lock = prepare_storage(config)?;
+    let (_lock, log_source) = log_source::prepare(config)?;
     let started_ns = wall_clock::unix_ns(started);
     let board = board.map(|board| Publish {
         view: Arc::new(
@@ -216,7 +217,7 @@ pub fn serve(
         }
         ready(&format!("{line}{metrics_line}"));
     };
-    let served = serve_backend(config, stop.clone(), &mut on_ready, kernel_tcp, board, auth);
+    let served = serve_backend(config, stop.clone(), &mut on_ready, kernel_tcp, board, auth, log_source);
     stop.store(true, Ordering::Relaxed);
     if let Some(m) = metrics {
         m.finish();
@@ -257,9 +258,19 @@ fn serve_backend(
     kernel_tcp: Option<tcp::TcpServing>,
     board: Option<Publish>,
     auth: crate::auth::NodeAuth,
+    log: log_source::LogSource,
 ) -> Result<ServeReport, ServeError> {
     match config.net.backend {
-        Backend::Kernel => serve_kernel(config, stop, ready, ActiveBackend::Kernel, kernel_tcp, board, auth),
+        Backend::Kernel => serve_kernel(
+            config,
+            stop,
+            ready,
+            ActiveBackend::Kernel,
+            kernel_tcp,
+            board,
+            auth,
+            log.attach(config, false)?,
+        ),
         Backend::Dpdk => {
             #[cfg(feature = "dpdk")]
             let started = dpdk_backend::start(config);
@@ -269,7 +280,11 @@ fn serve_backend(
             ));
             match started {
                 #[cfg(feature = "dpdk")]
-                Ok(node) => dpdk_backend::serve(config, node, stop, ready, board, auth),
+                Ok(node) => {
+                    // SPDK joins the EAL the packet path started.
+                    let log = log.attach(config, true)?;
+                    dpdk_backend::serve(config, node, stop, ready, board, auth, log)
+                }
                 #[cfg(not(feature = "dpdk"))]
                 Ok(never) => match never {},
                 Err(e) if config.net.fallback == Fallback::Kernel => {
@@ -282,7 +297,8 @@ fn serve_backend(
                     );
                     let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
                     let tcp = tcp::prepare(config, Some(addr), &auth.keys)?;
-                    serve_kernel(config, stop, ready, ActiveBackend::KernelFallback, tcp, board, auth)
+                    let log = log.attach(config, false)?;
+                    serve_kernel(config, stop, ready, ActiveBackend::KernelFallback, tcp, board, auth, log)
                 }
                 Err(e) => Err(e),
             }
@@ -374,29 +390,6 @@ fn build_engine_with(
     ops::register_all(&mut dispatcher).expect("built-in subsystems register disjoint opcodes");
     more(&mut dispatcher).expect("built-in subsystems register disjoint opcodes");
     Engine::new(dispatcher, EngineLimits { requests_per_datagram_max: config.net.requests_per_datagram_max })
-}
-
-/// Locks the data directory and checks (or, the first time, creates) its store before any thread
-/// starts; the lock is held as long as the returned guard.
-fn prepare_storage(config: &Config) -> Result<Option<storage::DirLock>, ServeError> {
-    if config.storage.backend != StorageBackend::Uring {
-        return Ok(None);
-    }
-    let (lock, opened) = storage::open_for_serve(config)?;
-    let dir = config.storage.dir.as_deref().expect("validated: uring has a dir").display();
-    match opened {
-        storage::Opened::Created(m) => tracing::info!(
-            target: "vigil",
-            "storage.dir {dir} held no store: created store {} ({} partitions, manifest {})",
-            m.store_id,
-            m.partitions,
-            storage::MANIFEST
-        ),
-        storage::Opened::Verified(m) => {
-            tracing::info!(target: "vigil", "storage.dir {dir}: store {} ({} partitions), locked", m.store_id, m.partitions)
-        }
-    }
-    Ok(Some(lock))
 }
 
 /// The cross-shard fabric: one router per shard, each taken once by its shard's thread; none
@@ -540,6 +533,7 @@ fn serve_kernel(
     tcp: Option<tcp::TcpServing>,
     board: Option<Publish>,
     auth: crate::auth::NodeAuth,
+    log: log_source::LogSource,
 ) -> Result<ServeReport, ServeError> {
     let mut tcp = tcp;
     if let (Some(t), Some(b)) = (tcp.as_mut(), &board) {
@@ -582,10 +576,22 @@ fn serve_kernel(
         let conns = streams.as_ref().and_then(|s| s.take(id));
         match KernelUdpIo::bind(&io_config) {
             Ok(io) => {
-                let (cluster, board, auth) = (node_cluster.clone(), board.clone(), auth.clone());
+                let (cluster, board, auth, log) =
+                    (node_cluster.clone(), board.clone(), auth.clone(), log.clone());
                 run_shard(
                     config,
-                    ShardParts { id, io, router, conns, stop: &stop_for_shards, ready, cluster, board, auth },
+                    ShardParts {
+                        id,
+                        io,
+                        router,
+                        conns,
+                        stop: &stop_for_shards,
+                        ready,
+                        cluster,
+                        board,
+                        auth,
+                        log,
+                    },
                 )
             }
             Err(source) => {

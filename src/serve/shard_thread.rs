@@ -27,36 +27,47 @@ pub(super) struct ShardParts<'a, P> {
     pub(super) board: Option<super::Publish>,
     /// The node's principals and cookie secret: the shard's engine admits datagrams with them.
     pub(super) auth: crate::auth::NodeAuth,
+    /// Where its partitions' logs are.
+    pub(super) log: super::log_source::LogSource,
 }
 
 /// Runs one shard on the current thread until `stop`; `ready` hears once it is serving (after its
 /// partitions are recovered).
 pub(super) fn run_shard<P: PacketIo>(config: &Config, parts: ShardParts<'_, P>) -> Option<ShardResult> {
+    use super::log_source::LogSource;
     let st = &config.storage;
-    match st.backend {
-        StorageBackend::Memory => {
+    let source = parts.log.clone();
+    let snapshots = source.snapshot_dir(config).map(std::path::Path::to_path_buf);
+    let snapshots = snapshots.as_deref();
+    match source {
+        LogSource::Memory => {
             let blocks = st.ual().device_blocks();
             let open = |_| Ok(MemoryBlockIo::new(blocks, st.queue_depth as usize));
-            run_shard_on(config, parts, open, None)
+            run_shard_on(config, parts, open, snapshots)
         }
-        StorageBackend::Uring => {
-            let dir = st.dir.clone().expect("validated: uring has a dir");
+        LogSource::Files(dir) => {
             let open = |p: u16| {
-                UringBlockIo::open(&UringConfig {
-                    path: dir.join(format!("partition-{p}.ual")),
-                    // Checked before any thread started (storage::open_for_serve): the file exists
-                    // with exactly the log's size; never created or extended here.
-                    create_blocks: None,
-                    queue_depth: st.queue_depth,
-                    durable_mode: match st.durable_mode {
-                        DurableMode::Dsync => vigil_pmd::block::uring::DurableMode::Dsync,
-                        DurableMode::Flush => vigil_pmd::block::uring::DurableMode::Flush,
-                    },
-                })
-                .map_err(|e| format!("storage.dir: {e}"))
+                // Checked before any thread started (storage::open_for_serve): the file exists
+                // with exactly the log's size; never created or extended here.
+                super::log_source::uring_opener(config, &super::storage::partition_path(&dir, p.into()))()
+                    .map_err(|e| format!("storage.dir: {e}"))
             };
-            run_shard_on(config, parts, open, Some(&dir))
+            run_shard_on(config, parts, open, snapshots)
         }
+        LogSource::Device { path, layout, .. } => {
+            let opener = super::log_source::uring_opener(config, &path);
+            let name = path.display().to_string();
+            let open = |p: u16| {
+                super::device_store::region(&opener, &name, &layout, p.into()).map_err(|e| e.to_string())
+            };
+            run_shard_on(config, parts, open, snapshots)
+        }
+        #[cfg(feature = "spdk")]
+        LogSource::Spdk(log) => {
+            let open = |p: u16| super::log_source::spdk::open_partition(config, &log, p.into());
+            run_shard_on(config, parts, open, snapshots)
+        }
+        LogSource::SpdkPending(_) => unreachable!("the packet backend attaches SPDK before shards start"),
     }
 }
 
@@ -67,7 +78,7 @@ fn run_shard_on<P: PacketIo, D: BlockIo + 'static>(
     open_device: impl Fn(u16) -> Result<D, String>,
     snapshot_dir: Option<&std::path::Path>,
 ) -> Option<ShardResult> {
-    let ShardParts { id, io, router, conns, stop, ready, cluster, board, auth } = parts;
+    let ShardParts { id, io, router, conns, stop, ready, cluster, board, auth, log: _ } = parts;
     let shards = config.node.shards;
     let total = config.storage.partitions(shards);
     let pconfig = partition_config(config);

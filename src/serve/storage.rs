@@ -19,7 +19,7 @@
 //! - a refused start or check writes nothing (the lock file aside).
 
 use crate::config::{Config, DurableMode};
-use crate::log::{Superblock, Ual, UalConfig};
+use crate::log::{Ual, UalConfig};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -126,6 +126,30 @@ pub enum StoreError {
         /// The store files found.
         files: String,
     },
+    /// The log's device cannot be used (missing, too small, not blank for a format, of another
+    /// store or placement); it was left as it was.
+    #[error("log device {device}: {reason}")]
+    Device {
+        /// The device (a path, or SPDK's transport ID and namespace).
+        device: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The config puts the log somewhere other than where the store has it.
+    #[error(
+        "the store in {} keeps its log {stored} (manifest {}), but the config puts it {config}: set          storage.backend and storage.device back",
+        dir.display(), manifest.display()
+    )]
+    Medium {
+        /// Where the manifest says the log is.
+        stored: String,
+        /// Where the config puts it.
+        config: String,
+        /// The directory.
+        dir: PathBuf,
+        /// The manifest's path.
+        manifest: PathBuf,
+    },
     /// A file to adopt or a file just created does not hold what it should.
     #[error("{}: {reason}", path.display())]
     Invalid {
@@ -160,6 +184,29 @@ pub struct Manifest {
     pub created_unix_secs: u64,
     /// `"format"`, `"first start"` or `"adopt"`.
     pub created_how: String,
+    /// Where the log is: absent for files in the directory, `"block"` for `storage.device`, `"spdk"`
+    /// for an NVMe namespace through SPDK (the device itself is known by its label, which carries
+    /// `store_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_device: Option<String>,
+}
+
+/// Where `config` puts the log, as the manifest's `log_device` says it.
+pub fn log_device_kind(config: &Config) -> Option<String> {
+    match (config.storage.backend, &config.storage.device) {
+        (crate::config::StorageBackend::Spdk, _) => Some("spdk".into()),
+        (_, Some(_)) => Some("block".into()),
+        _ => None,
+    }
+}
+
+fn describe_medium(kind: Option<&str>) -> String {
+    match kind {
+        None => "in files in storage.dir".into(),
+        Some("block") => "on a raw block device (storage.device)".into(),
+        Some("spdk") => "on an NVMe namespace through SPDK (storage.backend = \"spdk\")".into(),
+        Some(other) => format!("on {other:?}, which this Vigil does not know"),
+    }
 }
 
 /// The exclusive lock on a data directory; held until dropped (or the process ends).
@@ -268,7 +315,7 @@ pub fn mismatches(config: &Config, dir: &Path, m: &Manifest) -> Vec<StoreError> 
         ("storage.segment_blocks", m.segment_blocks, st.segment_blocks),
         ("storage.segment_count", m.segment_count, st.segment_count),
     ];
-    pairs
+    let mut out: Vec<StoreError> = pairs
         .into_iter()
         .filter(|(_, stored, config)| stored != config)
         .map(|(key, stored, config)| StoreError::Mismatch {
@@ -278,7 +325,17 @@ pub fn mismatches(config: &Config, dir: &Path, m: &Manifest) -> Vec<StoreError> 
             dir: dir.to_path_buf(),
             manifest: manifest_path(dir),
         })
-        .collect()
+        .collect();
+    let wanted = log_device_kind(config);
+    if m.log_device != wanted {
+        out.push(StoreError::Medium {
+            stored: describe_medium(m.log_device.as_deref()),
+            config: describe_medium(wanted.as_deref()),
+            dir: dir.to_path_buf(),
+            manifest: manifest_path(dir),
+        });
+    }
+    out
 }
 
 /// Checks partition `p`'s log file exists with exactly the expected size.
@@ -306,9 +363,10 @@ pub fn open_for_serve(config: &Config) -> Result<(DirLock, Opened), StoreError> 
             if let Some(e) = mismatches(config, &dir, &m).into_iter().next() {
                 return Err(e);
             }
+            // A log on a device is checked by whoever opens the device (`LogSource::attach`).
             // Every file is checked before any partition opens (and recovery writes its own
             // superblock): a lost, cut or blanked file is refused while all files are as they were.
-            for p in 0..m.partitions {
+            for p in (0..m.partitions).filter(|_| m.log_device.is_none()) {
                 check_partition_file(config, &dir, p)?;
                 check_superblock(config, &partition_path(&dir, p))?;
             }
@@ -318,6 +376,14 @@ pub fn open_for_serve(config: &Config) -> Result<(DirLock, Opened), StoreError> 
             let files = store_files(&dir)?;
             if !files.is_empty() {
                 return Err(StoreError::NoManifest { dir, files: files.join(", ") });
+            }
+            if log_device_kind(config).is_some() {
+                return Err(StoreError::Manifest {
+                    path: manifest_path(&dir),
+                    reason: "is missing: no store was made for this log device. A start never formats a \
+                             device (it may hold data); create the store with `vigil format --config FILE`"
+                        .into(),
+                });
             }
             Opened::Created(create(config, &dir, "first start")?)
         }
@@ -329,6 +395,7 @@ pub fn open_for_serve(config: &Config) -> Result<(DirLock, Opened), StoreError> 
 /// file), or with `adopt` writes the manifest for the files an older Vigil left, after checking
 /// them.
 pub fn format(config: &Config, adopt: bool) -> Result<Manifest, StoreError> {
+    assert!(log_device_kind(config).is_none(), "a store on a device is made by format_on_device");
     let dir = config.storage.dir.clone().expect("validated: uring has a dir");
     fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create storage.dir"))?;
     let _lock = lock(&dir)?;
@@ -394,24 +461,30 @@ pub fn check_superblock(config: &Config, path: &Path) -> Result<(), StoreError> 
     File::open(path)
         .and_then(|mut f| f.read_exact(&mut head))
         .map_err(io_err(path, "cannot read its superblocks"))?;
-    let copies = [Superblock::decode(&head[..BLOCK as usize]), Superblock::decode(&head[BLOCK as usize..])];
-    let Some(sb) = copies.iter().filter_map(|c| c.as_ref().ok()).max_by_key(|sb| sb.sequence) else {
-        return Err(StoreError::Invalid {
-            path: path.to_path_buf(),
-            reason: format!("has no valid superblock (copy 0: {:?}, copy 1: {:?})", copies[0], copies[1]),
-        });
-    };
-    let st = &config.storage;
-    if (sb.segment_blocks, sb.segment_count) != (st.segment_blocks, st.segment_count) {
-        return Err(StoreError::Invalid {
-            path: path.to_path_buf(),
-            reason: format!(
-                "its log has segment_blocks = {}, segment_count = {}; the config says {} and {}",
-                sb.segment_blocks, sb.segment_count, st.segment_blocks, st.segment_count
-            ),
-        });
+    super::device_store::check_superblocks(config, &head)
+        .map_err(|reason| StoreError::Invalid { path: path.to_path_buf(), reason })
+}
+
+/// `vigil format` of a store whose log is on a device: with `storage.dir` locked and free of store
+/// files, formats the device (`device_store::format`), then writes the manifest.
+pub fn format_on_device<D: vigil_pmd::block::BlockIo>(
+    config: &Config,
+    open: super::device_store::OpenDevice<'_, D>,
+    device: &str,
+    overwrite: bool,
+) -> Result<Manifest, StoreError> {
+    let dir = config.storage.dir.clone().expect("validated: a device store has a dir");
+    fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create storage.dir"))?;
+    let _lock = lock(&dir)?;
+    let files = store_files(&dir)?;
+    if !files.is_empty() {
+        return Err(StoreError::NotEmpty { dir, files: files.join(", ") });
     }
-    Ok(())
+    let m = new_manifest(config, "format")?;
+    let id = super::device_store::store_id_bytes(&m.store_id).expect("new_manifest writes 32 hex digits");
+    super::device_store::format(config, open, device, id, overwrite)?;
+    write_manifest(&dir, &m)?;
+    Ok(m)
 }
 
 /// Creates and formats every partition's log file, then writes the manifest.
@@ -457,6 +530,7 @@ fn new_manifest(config: &Config, how: &str) -> Result<Manifest, StoreError> {
         created_by: format!("vigil {} (git {})", env!("CARGO_PKG_VERSION"), env!("VIGIL_GIT_SHA")),
         created_unix_secs,
         created_how: how.to_string(),
+        log_device: log_device_kind(config),
     })
 }
 
