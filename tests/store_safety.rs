@@ -4,8 +4,13 @@
 //! extended, recreated or formatted); a changed partition count is refused naming both values;
 //! files without a manifest are refused until adopted; `vigil check` reports what a start would
 //! refuse, including limits the stored data already exceeds and sizes the machine cannot allocate.
+//! A log on a raw block device (`storage.device`, a loop device here) is made only by `vigil format`,
+//! which refuses a device holding data or in use; a start refuses a device of another store or
+//! with a damaged label, and leaves it as it was.
 
 mod common;
+#[path = "common/loopdev.rs"]
+mod loopdev;
 
 use common::*;
 use std::collections::BTreeMap;
@@ -340,4 +345,84 @@ fn a_node_listed_at_an_address_it_does_not_serve_is_refused_before_the_store_is_
     let (status, out) = run_to_exit(&work, "listed.toml", &listed, &["check"]);
     assert!(status.success() && out.contains("voters [1, 2, 3]"), "{out}");
     let _ = std::fs::remove_dir_all(work);
+}
+
+/// Writes `bytes` at `offset` of a block device through the device (so the log's O_DIRECT reads
+/// see them) and syncs.
+fn write_device(dev: &Path, offset: u64, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(dev).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(bytes).unwrap();
+    f.sync_all().unwrap();
+}
+
+/// The device's first `len` bytes, read around any page cache.
+fn read_device(dev: &Path, len: usize) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = vec![0u8; len];
+    std::fs::File::open(dev).unwrap().read_exact(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn a_store_on_a_raw_device_is_made_only_by_format_and_refuses_what_is_not_its_own() {
+    let work = disk_temp_dir("store-device");
+    let (a, b) = (
+        loopdev::LoopDevice::attach(&work.join("a.img"), 48 << 20),
+        loopdev::LoopDevice::attach(&work.join("b.img"), 48 << 20),
+    );
+    let port = free_udp_port();
+    let on = |data: &str, dev: &Path| {
+        with_storage(&config(port, &work.join(data), 100_000), &format!("device = \"{}\"", dev.display()))
+    };
+    // A start never creates a store on a device: refused, the device and directory untouched.
+    let out = refused_start(&work, &on("data-a", a.path()));
+    assert!(out.contains("vigil format"), "{out}");
+    assert!(read_device(a.path(), 1 << 20).iter().all(|&x| x == 0), "the refused start wrote to the device");
+    assert!(!work.join("data-a").join("vigil-store.toml").exists());
+    // Format refuses a device holding something else (here: bytes where a file system would be).
+    write_device(a.path(), 1024, b"not a vigil store");
+    let (status, out) = run_to_exit(&work, "a.toml", &on("data-a", a.path()), &["format"]);
+    assert!(!status.success() && out.contains("--overwrite-device"), "{out}");
+    assert_eq!(&read_device(a.path(), 2048)[1024..1041], b"not a vigil store", "a refused format wrote");
+    let (status, out) =
+        run_to_exit(&work, "a.toml", &on("data-a", a.path()), &["format", "--overwrite-device"]);
+    assert!(status.success(), "{out}");
+    let label = read_device(a.path(), 4096);
+    assert_eq!(&label[..8], b"VIGILDEV");
+    // It serves and keeps what it acknowledged across a restart; check reads the label.
+    let server = Server::start(&work, &on("data-a", a.path()));
+    let v = set(port, 5, 1, "on-the-device", "kept");
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+    let (status, out) = run_to_exit(&work, "a.toml", &on("data-a", a.path()), &["check"]);
+    assert!(status.success() && out.contains("label of store"), "{out}");
+    let server = Server::start(&work, &on("data-a", a.path()));
+    assert_eq!(get(port, "on-the-device").as_deref(), Some(&b"kept"[..]), "version {v}");
+    // A second node on the same device (another directory) is refused: the device is held.
+    let (status, out) = run_to_exit(&work, "a2.toml", &on("data-a2", a.path()), &["format"]);
+    assert!(!status.success() && out.contains("in use"), "{out}");
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+    // Another store's device is refused by id, a damaged label by checksum; both left as they were.
+    let (status, out) = run_to_exit(&work, "b.toml", &on("data-b", b.path()), &["format"]);
+    assert!(status.success(), "{out}");
+    let b_before = read_device(b.path(), 2 << 20);
+    let out = refused_start(&work, &on("data-a", b.path()));
+    assert!(out.contains("the wrong device"), "{out}");
+    assert!(read_device(b.path(), 2 << 20) == b_before, "the refused start wrote to the other device");
+    let mut damaged = label.clone();
+    damaged[40] ^= 1;
+    write_device(a.path(), 0, &damaged);
+    let out = refused_start(&work, &on("data-a", a.path()));
+    assert!(out.contains("fails its checksum"), "{out}");
+    write_device(a.path(), 0, &label);
+    // A changed partition count is refused by the manifest, naming both values.
+    let out = refused_start(&work, &with_storage(&on("data-a", a.path()), "partitions = 4"));
+    assert!(out.contains("`storage.partitions` is 4"), "{out}");
+    let server = Server::start(&work, &on("data-a", a.path()));
+    assert_eq!(get(port, "on-the-device").as_deref(), Some(&b"kept"[..]));
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
 }
