@@ -168,7 +168,15 @@ fn log_seeds(dir: &Path) -> std::io::Result<()> {
     sb.encode(&mut copy);
     write(dir, "superblock", "plain", &copy)?;
     sb.encode_with_meta(&mut copy, b"partition metadata");
-    write(dir, "superblock", "with-meta", &copy)
+    write(dir, "superblock", "with-meta", &copy)?;
+    let ual = vigil::config::Config::dev().storage.ual();
+    let label = vigil::log::DeviceLabel {
+        store_id: *b"0123456789abcdef",
+        segment_blocks: ual.segment_blocks,
+        segment_count: ual.segment_count,
+        layout: vigil::log::DeviceLayout::new(4, &ual),
+    };
+    write(dir, "superblock", "device-label", &label.encode())
 }
 
 fn config_seeds(dir: &Path) -> std::io::Result<()> {

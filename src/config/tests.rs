@@ -79,6 +79,20 @@ fn bad_configs_fail_naming_the_key() {
         (memif, "mbuf_cache = 256", "mbuf_cache = 600", "dpdk.mbuf_cache"),
         (DEV_TOML, "dir = \"vigil-data\"", "dir = \"\"", "storage.dir"),
         (DEV_TOML, "segment_count = 64", "segment_count = 3", "storage.segment_count"),
+        (DEV_TOML, "[storage]", "[storage]\ndevice = \"nvme0n1\"", "storage.device"),
+        (
+            DEV_TOML,
+            "backend = \"uring\"",
+            "backend = \"memory\"\ndevice = \"/dev/nvme0n1\"",
+            "storage.device",
+        ),
+        (DEV_TOML, "backend = \"uring\"", "backend = \"spdk\"", "storage.spdk"),
+        (
+            DEV_TOML,
+            "[storage]",
+            "[storage.spdk]\ntransport_id = \"trtype:PCIe traddr:0000:04:00.0\"\nnamespace_id = 1\n[storage]",
+            "storage.spdk",
+        ),
         (
             DEV_TOML,
             "segment_blocks = 256",
@@ -263,4 +277,33 @@ fn quotas_parse_per_principal_and_for_anonymous_requests_and_zero_is_refused() {
     }
     let e = Config::parse(&with("", "keys_max = -1")).unwrap_err();
     assert!(e.to_string().contains("keys_max"), "{e}");
+}
+
+/// The dev config with the log through SPDK, `[storage.spdk]` holding `spdk` (its keys).
+fn with_spdk(spdk: &str) -> String {
+    let backend = DEV_TOML.replacen("backend = \"uring\"", "backend = \"spdk\"", 1);
+    backend.replacen("[storage]", &format!("[storage.spdk]\n{spdk}\n[storage]"), 1)
+}
+
+#[test]
+fn a_log_on_a_device_or_through_spdk_parses_and_bad_spdk_settings_are_named() {
+    let device =
+        Config::parse(&DEV_TOML.replace("[storage]", "[storage]\ndevice = \"/dev/nvme0n1\"")).unwrap();
+    assert_eq!(device.storage.device.as_deref(), Some(std::path::Path::new("/dev/nvme0n1")));
+    let trid = "transport_id = \"trtype:PCIe traddr:0000:04:00.0\"";
+    let spdk = Config::parse(&with_spdk(&format!("{trid}\nnamespace_id = 1"))).unwrap();
+    assert_eq!(spdk.storage.backend, StorageBackend::Spdk);
+    let s = spdk.storage.spdk.unwrap();
+    assert_eq!((s.namespace_id, s.no_huge, s.mem_size_mb), (1, false, 1024));
+    for (keys, named) in [
+        (format!("{trid}\nnamespace_id = 0"), "storage.spdk.namespace_id"),
+        ("transport_id = \" \"\nnamespace_id = 1".to_string(), "storage.spdk.transport_id"),
+        // One partition x 32 x 256 blocks of bounce buffers: 32 MiB, more than 3/4 of 40.
+        (format!("{trid}\nnamespace_id = 1\nmem_size_mb = 40"), "storage.spdk.mem_size_mb"),
+    ] {
+        let e = Config::parse(&with_spdk(&keys)).unwrap_err().to_string();
+        assert!(e.contains(named), "{keys}: {e}");
+    }
+    let e = Config::parse(&with_spdk(&format!("{trid}\nnamespace_id = 1\ndevice = \"/dev/x\""))).unwrap_err();
+    assert!(e.to_string().contains("unknown field `device`"), "an unknown key in [storage.spdk]: {e}");
 }

@@ -104,6 +104,26 @@ impl Config {
                 return Err(invalid("storage.spdk.namespace_id", "0 is not a namespace (they start at 1)"))
             }
             (Some(s), _) if s.mem_size_mb == 0 => return Err(invalid("storage.spdk.mem_size_mb", "0 MiB")),
+            (Some(s), _) if self.net.backend == Backend::Kernel => {
+                // SPDK's own heap holds every partition's bounce buffers (pmd/src/block/spdk.rs),
+                // with a quarter left for SPDK itself.
+                let bounce = u64::from(st.partitions(self.node.shards))
+                    * u64::from(st.queue_depth)
+                    * u64::from(st.segment_blocks)
+                    * 4096;
+                if bounce > u64::from(s.mem_size_mb) * (3 << 20) / 4 {
+                    return Err(invalid(
+                        "storage.spdk.mem_size_mb",
+                        format!(
+                            "{} MiB cannot hold the bounce buffers of storage.partitions x storage.queue_depth x \
+                             storage.segment_blocks x 4 KiB = {} MiB plus SPDK's own quarter: raise it to at least {}",
+                            s.mem_size_mb,
+                            bounce >> 20,
+                            (bounce * 4 / 3).div_ceil(1 << 20)
+                        ),
+                    ));
+                }
+            }
             _ => {}
         }
         let partitions = st.partitions(self.node.shards);
