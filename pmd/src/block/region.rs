@@ -38,7 +38,11 @@ impl<D: BlockIo> Region<D> {
     /// The region of `blocks` blocks starting at block `first` of `dev`.
     pub fn new(dev: D, first: u64, blocks: u64) -> Result<Self, RegionOutOfRange> {
         let capacity = dev.capacity_blocks();
-        check_range(first, blocks, capacity).map_err(|(first, end)| RegionOutOfRange { first, end, capacity })?;
+        check_range(first, blocks, capacity).map_err(|(first, end)| RegionOutOfRange {
+            first,
+            end,
+            capacity,
+        })?;
         Ok(Self { dev, first, blocks })
     }
 
