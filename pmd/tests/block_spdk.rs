@@ -6,6 +6,15 @@
 //! `VIGIL_SPDK_TRID="trtype:PCIe traddr:0000:00:04.0" cargo test -p vigil-pmd --features spdk --test
 //! block_spdk`; namespace 1 is overwritten. `VIGIL_SPDK_NO_HUGE=1` starts the environment without
 //! hugepages. SPDK's environment starts once per process, so everything runs in one test.
+//!
+//! Without an NVMe drive, SPDK's own NVMe/TCP target serves: `nvmf_tgt --no-huge -s 1024 -m 0x2 -u
+//! -r /tmp/t.sock` (with `LD_LIBRARY_PATH=/usr/local/lib` where ldconfig does not know SPDK), then
+//! `rpc.py -s /tmp/t.sock` (`PYTHONPATH=<spdk>/python`) with `nvmf_create_transport -t TCP`,
+//! `bdev_malloc_create -b Malloc0 64 4096`, `nvmf_create_subsystem NQN -a`,
+//! `nvmf_subsystem_add_ns NQN Malloc0`, `nvmf_subsystem_add_listener NQN -t tcp -a 127.0.0.1 -s
+//! 4420`, and `VIGIL_SPDK_NO_HUGE=1 VIGIL_SPDK_TRID="trtype:TCP adrfam:IPv4 traddr:127.0.0.1
+//! trsvcid:4420 subnqn:NQN"`. The root crate's `tests/spdk_nvmf_block.rs` does all that itself
+//! (`tests/common/nvmf.rs`).
 #![cfg(feature = "spdk")]
 
 use std::collections::HashSet;
@@ -55,4 +64,6 @@ fn spdk_namespace_conforms_and_keeps_data() {
         SpdkEnv::init(&SpdkEnvConfig { name: "again".into(), no_huge: true, mem_size_mb: 64 }),
         Err(vigil_pmd::block::spdk::SpdkError::EnvAlreadyInitialised)
     ));
+    // The EAL's runtime directory of this process (empty without hugepages); nothing removes it.
+    let _ = std::fs::remove_dir(format!("/var/run/dpdk/spdk_pid{}", std::process::id()));
 }

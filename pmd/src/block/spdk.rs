@@ -117,6 +117,18 @@ pub enum SpdkError {
         /// As configured.
         io_blocks_max: u32,
     },
+    /// `queue_depth` does not fit the controller's I/O queues (NVMe's CAP.MQES: e.g. 127 for
+    /// SPDK's NVMe/TCP target with its default `max_queue_depth` of 128), which would refuse the
+    /// queue pair. Nothing was allocated.
+    #[error("queue_depth {queue_depth} exceeds what the controller's I/O queues hold ({max}) on {trid:?}")]
+    QueueDepth {
+        /// The controller's transport ID.
+        trid: String,
+        /// As configured.
+        queue_depth: u32,
+        /// The largest that fits.
+        max: u32,
+    },
     /// `spdk_nvme_ctrlr_alloc_io_qpair` failed (the controller's queue limit reached?).
     #[error("cannot allocate an NVMe I/O queue pair on {0:?}")]
     Qpair(String),
@@ -190,6 +202,8 @@ unsafe impl Sync for SpdkController {}
 
 impl SpdkController {
     /// Probes and attaches the controller at `transport_id` (e.g. `trtype:PCIe traddr:0000:00:04.0`).
+    /// Connecting again to a transport ID already attached in this process returns the same SPDK
+    /// controller (SPDK counts the references; each `SpdkController` detaches once).
     pub fn connect(_env: &SpdkEnv, transport_id: &str) -> Result<Arc<Self>, SpdkError> {
         let text = CString::new(transport_id).map_err(|_| SpdkError::Nul { what: "transport ID" })?;
         let mut trid = sys::spdk_nvme_transport_id::default();
@@ -205,7 +219,10 @@ impl SpdkController {
 
     /// Reaps admin completions (asynchronous event notifications, keep-alive on fabrics); returns
     /// how many, or a negative errno if the admin queue failed. Call it from a control thread now
-    /// and then, never from the shard loop.
+    /// and then, never from the shard loop. On NVMe-oF it must run at least every few seconds:
+    /// SPDK's host sends Keep Alive only from here (every half of the 10 s default timeout), and a
+    /// target that hears none for the timeout drops the controller (SPDK's `nvmf_tgt` does: every
+    /// I/O qpair then fails, its commands completing with ENXIO).
     pub fn process_admin_completions(&self) -> i32 {
         // SAFETY: thread safe per SPDK; the controller is attached while self lives.
         unsafe { sys::spdk_nvme_ctrlr_process_admin_completions(self.ctrlr.as_ptr()) }
@@ -360,6 +377,13 @@ impl SpdkBlockIo {
         let opts_size = std::mem::size_of::<sys::spdk_nvme_io_qpair_opts>();
         // SAFETY: `opts` is writable and `opts_size` is its size.
         unsafe { sys::spdk_nvme_ctrlr_get_default_io_qpair_opts(ctrlr.ctrlr.as_ptr(), &mut opts, opts_size) };
+        // The default queue size is already the controller's limit (SPDK caps it at CAP.MQES + 1);
+        // a larger one is refused only when the queue is created (on fabrics: the Connect command
+        // fails with "invalid parameters"), so say why here instead.
+        let max = opts.io_queue_size.saturating_sub(1);
+        if queue_depth > max {
+            return Err(SpdkError::QueueDepth { trid: ctrlr.trid.clone(), queue_depth, max });
+        }
         // Room for every slot in the hardware queue, and request objects for the children SPDK
         // creates when it splits a large request at the controller's transfer limit.
         opts.io_queue_size = opts.io_queue_size.max(queue_depth + 1);
