@@ -89,7 +89,7 @@ enum LogPlace {
     /// A raw block device (`storage.device`).
     Device(PathBuf),
     /// An NVMe namespace through SPDK, by transport ID (`storage.backend = "spdk"`).
-    #[allow(dead_code)]
+    #[cfg_attr(not(feature = "spdk"), allow(dead_code))]
     Spdk(String),
 }
 
@@ -730,6 +730,18 @@ fn acknowledged_writes_survive_sigkill_with_the_log_on_a_raw_block_device() {
     let dir = disk_temp_dir("crash-kill-device");
     let dev = loopdev::LoopDevice::attach(&dir.join("device.img"), 64 << 20);
     crash_test(&dir, &LogPlace::Device(dev.path().to_path_buf()), DEVICE_CYCLES);
+}
+
+/// The log on an NVMe namespace through SPDK's driver: SPDK's `nvmf_tgt` exporting a RAM namespace
+/// over NVMe/TCP on loopback (`tests/common/nvmf.rs`), which outlives every kill of Vigil. Built
+/// with `--features spdk` only (SPDK installed, `VIGIL_SPDK_RPC` naming its rpc.py).
+#[cfg(feature = "spdk")]
+#[test]
+fn acknowledged_writes_survive_sigkill_with_the_log_through_spdk() {
+    let dir = disk_temp_dir("crash-kill-spdk");
+    let target = common::nvmf::NvmfTarget::start(64, 4096);
+    crash_test(&dir, &LogPlace::Spdk(target.trid().to_string()), DEVICE_CYCLES);
+    drop(target);
 }
 
 /// Kills with the log on a device (fewer: the files run covers the log's logic, these its device).
