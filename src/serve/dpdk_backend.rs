@@ -146,10 +146,9 @@ pub(super) fn serve(
     node: DpdkNode,
     stop: Arc<AtomicBool>,
     ready: ReadyHook<'_>,
-    board: Option<super::Publish>,
-    auth: crate::auth::NodeAuth,
-    log: super::log_source::LogSource,
+    shared: super::NodeShared,
 ) -> Result<ServeReport, ServeError> {
+    let super::NodeShared { board, auth, log } = shared;
     let DpdkNode { eal, port, pools, queues, local, exception } = node;
     let d = config.dpdk.as_ref().expect("validated");
     // TCP through the exception path's kernel interface (none without it).

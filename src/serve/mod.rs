@@ -217,7 +217,8 @@ pub fn serve(
         }
         ready(&format!("{line}{metrics_line}"));
     };
-    let served = serve_backend(config, stop.clone(), &mut on_ready, kernel_tcp, board, auth, log_source);
+    let shared = NodeShared { board, auth, log: log_source };
+    let served = serve_backend(config, stop.clone(), &mut on_ready, kernel_tcp, shared);
     stop.store(true, Ordering::Relaxed);
     if let Some(m) = metrics {
         m.finish();
@@ -250,27 +251,34 @@ pub(super) struct Publish {
     pub(super) port: metrics_http::PortSource,
 }
 
+/// What every shard of the node shares, whichever packet backend serves: the counters' board, the
+/// principals, and where the partitions' logs are.
+pub(super) struct NodeShared {
+    pub(super) board: Option<Publish>,
+    pub(super) auth: crate::auth::NodeAuth,
+    pub(super) log: log_source::LogSource,
+}
+
+impl NodeShared {
+    /// Attaches the log's device once the packet path settled the EAL (`LogSource::attach`).
+    fn attach_log(self, config: &Config, eal_running: bool) -> Result<Self, ServeError> {
+        Ok(Self { log: self.log.attach(config, eal_running)?, ..self })
+    }
+}
+
 /// Serves on the configured backend (falling back to the kernel's sockets where allowed).
 fn serve_backend(
     config: &Config,
     stop: Arc<AtomicBool>,
     ready: ReadyHook<'_>,
     kernel_tcp: Option<tcp::TcpServing>,
-    board: Option<Publish>,
-    auth: crate::auth::NodeAuth,
-    log: log_source::LogSource,
+    shared: NodeShared,
 ) -> Result<ServeReport, ServeError> {
     match config.net.backend {
-        Backend::Kernel => serve_kernel(
-            config,
-            stop,
-            ready,
-            ActiveBackend::Kernel,
-            kernel_tcp,
-            board,
-            auth,
-            log.attach(config, false)?,
-        ),
+        Backend::Kernel => {
+            let shared = shared.attach_log(config, false)?;
+            serve_kernel(config, stop, ready, ActiveBackend::Kernel, kernel_tcp, shared)
+        }
         Backend::Dpdk => {
             #[cfg(feature = "dpdk")]
             let started = dpdk_backend::start(config);
@@ -282,8 +290,7 @@ fn serve_backend(
                 #[cfg(feature = "dpdk")]
                 Ok(node) => {
                     // SPDK joins the EAL the packet path started.
-                    let log = log.attach(config, true)?;
-                    dpdk_backend::serve(config, node, stop, ready, board, auth, log)
+                    dpdk_backend::serve(config, node, stop, ready, shared.attach_log(config, true)?)
                 }
                 #[cfg(not(feature = "dpdk"))]
                 Ok(never) => match never {},
@@ -296,9 +303,9 @@ fn serve_backend(
                         config.kernel.bind_ip, config.net.port
                     );
                     let addr = SocketAddrV4::new(config.kernel.bind_ip, config.net.port);
-                    let tcp = tcp::prepare(config, Some(addr), &auth.keys)?;
-                    let log = log.attach(config, false)?;
-                    serve_kernel(config, stop, ready, ActiveBackend::KernelFallback, tcp, board, auth, log)
+                    let tcp = tcp::prepare(config, Some(addr), &shared.auth.keys)?;
+                    let shared = shared.attach_log(config, false)?;
+                    serve_kernel(config, stop, ready, ActiveBackend::KernelFallback, tcp, shared)
                 }
                 Err(e) => Err(e),
             }
@@ -531,10 +538,9 @@ fn serve_kernel(
     ready: ReadyHook<'_>,
     backend: ActiveBackend,
     tcp: Option<tcp::TcpServing>,
-    board: Option<Publish>,
-    auth: crate::auth::NodeAuth,
-    log: log_source::LogSource,
+    shared: NodeShared,
 ) -> Result<ServeReport, ServeError> {
+    let NodeShared { board, auth, log } = shared;
     let mut tcp = tcp;
     if let (Some(t), Some(b)) = (tcp.as_mut(), &board) {
         t.set_ops(Arc::clone(&b.view));
