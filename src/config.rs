@@ -192,7 +192,7 @@ pub struct StorageConfig {
 #[serde(deny_unknown_fields)]
 pub struct SpdkStorageConfig {
     /// SPDK's transport ID of the controller: `trtype:PCIe traddr:0000:00:04.0` for a local drive
-    /// (bound to vfio-pci, `scripts/deploy/bind --nvme`), or an NVMe-oF target such as
+    /// (bound to vfio-pci by `scripts/deploy/bind`, which reads it here), or an NVMe-oF target such as
     /// `trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:NQN`.
     pub transport_id: String,
     /// The namespace (usually 1); no default: it names where the data is.

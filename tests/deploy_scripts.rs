@@ -7,6 +7,10 @@
 //! disk with a mounted file system, changing nothing; `tune --dry-run` printing the kernel command
 //! line for the config's cores; `install --dry-run` printing the units, and `install --root` writing
 //! units that `systemd-analyze verify` accepts, then `--uninstall`; shellcheck over the scripts.
+//! The log on a device: the SPDK controller taken from `storage.spdk.transport_id`, `bind` refusing
+//! the controller of `storage.device`, `preflight`'s lines for a raw device. NVMe controllers this
+//! machine lacks are stood for by a fake sysfs tree ([`FakeSys`], `VIGIL_DEPLOY_SYSFS`) and a block
+//! device node made with mknod; the root disk stands for a mounted `storage.device`.
 //!
 //! Nothing is skipped: these tests need root (CI runs as root) and the tools the scripts use; a
 //! missing one fails the test with the Debian package to install (scripts/test installs them all).
@@ -59,14 +63,22 @@ impl Run {
 /// Runs `scripts/deploy/<name> <args>` in the repository, with the test's vigil binary and its own
 /// state directory.
 fn deploy(name: &str, args: &[&str], state_dir: &Path) -> Run {
-    let out = Command::new(repo().join("scripts/deploy").join(name))
-        .args(args)
+    deploy_on(name, args, state_dir, None)
+}
+
+/// [`deploy`] with the device checks reading (and bind writing) the fake sysfs tree `sysfs`.
+fn deploy_on(name: &str, args: &[&str], state_dir: &Path, sysfs: Option<&FakeSys>) -> Run {
+    let mut cmd = Command::new(repo().join("scripts/deploy").join(name));
+    cmd.args(args)
         .current_dir(repo())
         .env("VIGIL_BIN", env!("CARGO_BIN_EXE_vigil"))
         .env("VIGIL_DEPLOY_STATE_DIR", state_dir)
         .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap_or_else(|e| panic!("running scripts/deploy/{name}: {e}"));
+        .env_remove("VIGIL_DEPLOY_SYSFS");
+    if let Some(sys) = sysfs {
+        cmd.env("VIGIL_DEPLOY_SYSFS", &sys.root);
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("running scripts/deploy/{name}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     println!("$ scripts/deploy/{name} {}\n{stdout}{stderr}", args.join(" "));
@@ -527,13 +539,9 @@ fn bind_refuses_the_device_of_the_default_route() {
     assert!(!tmp.path("state").exists(), "no state recorded");
 }
 
-#[test]
-fn bind_refuses_a_device_with_a_mounted_file_system() {
-    require_root("bind_refuses_a_device_with_a_mounted_file_system");
-    require_tool("lsblk", "util-linux");
-    require_tool("findmnt", "util-linux");
-    let tmp = TempDir::new("bind-mounted");
-    // A PCI disk with something mounted from it (on this kind of VM: the root disk).
+/// A PCI disk with something mounted from it (on this kind of VM: the root disk): its name in
+/// /sys/block and its controller's PCI address.
+fn mounted_pci_disk() -> (String, String) {
     let sources: Vec<String> =
         read("/proc/mounts").lines().filter_map(|l| l.split(' ').next().map(str::to_string)).collect();
     let found = std::fs::read_dir("/sys/block").expect("/sys/block").flatten().find_map(|b| {
@@ -545,10 +553,19 @@ fn bind_refuses_a_device_with_a_mounted_file_system() {
             None
         }
     });
-    let (disk, addr) = found.expect(
+    found.expect(
         "\n\n*** this test needs a PCI disk with a mounted file system (the VM's root disk is one); \
          /sys/block has none here ***\n",
-    );
+    )
+}
+
+#[test]
+fn bind_refuses_a_device_with_a_mounted_file_system() {
+    require_root("bind_refuses_a_device_with_a_mounted_file_system");
+    require_tool("lsblk", "util-linux");
+    require_tool("findmnt", "util-linux");
+    let tmp = TempDir::new("bind-mounted");
+    let (disk, addr) = mounted_pci_disk();
     let drivers = pci_drivers();
     let run = deploy("bind", &["--config", "config/dev.toml", "--nvme", &addr], &tmp.path("state"));
     assert_eq!(run.code, 1, "bind refuses {addr} ({disk})");
@@ -563,6 +580,309 @@ fn bind_refuses_a_device_with_a_mounted_file_system() {
     );
     assert_eq!(pci_drivers(), drivers, "no driver or driver_override changed");
     assert!(!tmp.path("state").exists(), "no state recorded");
+}
+
+/// A fake sysfs tree (`VIGIL_DEPLOY_SYSFS`) holding NVMe controllers this machine lacks, in the
+/// shape the scripts read: `bus/pci/devices/ADDR` (class, driver, iommu_group, driver_override),
+/// each controller's namespace in `block` and `class/block`, `kernel/iommu_groups` (so the IOMMU is
+/// on), and `bus/pci/drivers/{nvme,vfio-pci}` (vfio-pci loaded: bind picks it).
+struct FakeSys {
+    root: PathBuf,
+}
+
+impl FakeSys {
+    fn new(root: PathBuf) -> FakeSys {
+        for dir in [
+            "bus/pci/devices",
+            "bus/pci/drivers/nvme",
+            "bus/pci/drivers/vfio-pci",
+            "class/block",
+            "block",
+            "kernel/iommu_groups",
+        ] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        FakeSys { root }
+    }
+
+    fn link(&self, target: &str, at: &str) {
+        std::os::unix::fs::symlink(target, self.root.join(at))
+            .unwrap_or_else(|e| panic!("symlink {at}: {e}"));
+    }
+
+    /// An NVMe controller `ctrl` at `addr` on the kernel's nvme driver, alone in IOMMU group
+    /// `group`, with one 4 TB namespace, the disk `disk`.
+    fn nvme(&self, addr: &str, ctrl: &str, disk: &str, group: u32) {
+        let dev = format!("devices/pci0000:7f/{addr}");
+        let ns = format!("{dev}/nvme/{ctrl}/{disk}");
+        std::fs::create_dir_all(self.root.join(&ns)).unwrap();
+        std::fs::create_dir_all(self.root.join(format!("kernel/iommu_groups/{group}/devices"))).unwrap();
+        for (file, text) in [("class", "0x010802\n"), ("numa_node", "-1\n"), ("driver_override", "(null)\n")]
+        {
+            std::fs::write(self.root.join(&dev).join(file), text).unwrap();
+        }
+        std::fs::write(self.root.join(&ns).join("size"), "7814037168\n").unwrap();
+        self.link("../../../bus/pci/drivers/nvme", &format!("{dev}/driver"));
+        self.link(&format!("../../../kernel/iommu_groups/{group}"), &format!("{dev}/iommu_group"));
+        self.link(&format!("../../../../{dev}"), &format!("kernel/iommu_groups/{group}/devices/{addr}"));
+        self.link(&format!("../../../{dev}"), &format!("bus/pci/devices/{addr}"));
+        self.link(&format!("../../{ctrl}"), &format!("{ns}/device"));
+        self.link(&format!("../{ns}"), &format!("block/{disk}"));
+        self.link(&format!("../../{ns}"), &format!("class/block/{disk}"));
+    }
+
+    /// Moves the controller at `addr` to `driver` (what a bind leaves).
+    fn set_driver(&self, addr: &str, driver: &str) {
+        let at = format!("devices/pci0000:7f/{addr}/driver");
+        std::fs::remove_file(self.root.join(&at)).unwrap();
+        self.link(&format!("../../../bus/pci/drivers/{driver}"), &at);
+    }
+
+    /// Every path in the tree with its link target or file contents: what a script changed.
+    fn snapshot(&self) -> BTreeMap<PathBuf, String> {
+        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = e.path();
+                let meta = std::fs::symlink_metadata(&path).unwrap();
+                if meta.file_type().is_symlink() {
+                    out.insert(path.clone(), format!("-> {}", std::fs::read_link(&path).unwrap().display()));
+                } else if meta.is_dir() {
+                    out.insert(path.clone(), "dir".into());
+                    walk(&path, out);
+                } else {
+                    out.insert(path.clone(), read(&path));
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.root, &mut out);
+        out
+    }
+}
+
+/// A block device node at `path` (major 7, `minor`: a loop device that is not there), standing for
+/// a namespace of a [`FakeSys`] controller: the scripts map it to the tree by its name.
+fn block_node(path: &Path, minor: u32) -> String {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let made = Command::new("mknod").arg(path).args(["b", "7", &minor.to_string()]).status();
+    assert!(matches!(made, Ok(s) if s.success()), "mknod {} b 7 {minor}", path.display());
+    path.display().to_string()
+}
+
+/// config/dev.toml with `storage.backend = backend`, `storage.dir` in the test's directory, the
+/// `[storage]` lines `extra` and the tables `tables` ([storage.spdk]), written to `path`.
+fn storage_config(path: &Path, backend: &str, extra: &str, tables: &str) -> String {
+    let dev = read(repo().join("config/dev.toml"));
+    let dir = path.with_extension("data");
+    let text = dev
+        .replacen("backend = \"uring\"     #", &format!("backend = \"{backend}\"     #"), 1)
+        .replacen("dir = \"vigil-data\"", &format!("dir = \"{}\"\n{extra}", dir.display()), 1)
+        .replacen("\n[candle]", &format!("\n{tables}\n[candle]"), 1);
+    for needle in [format!("backend = \"{backend}\"     #"), dir.display().to_string(), "[candle]".into()] {
+        assert!(text.contains(&needle), "config/dev.toml no longer has the lines storage_config edits");
+    }
+    std::fs::write(path, text).unwrap();
+    path.display().to_string()
+}
+
+/// True when the test's vigil was built without SPDK (`vigil --version` says `SPDK none`).
+fn vigil_without_spdk() -> bool {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil")).arg("--version").output().expect("vigil --version");
+    String::from_utf8_lossy(&out.stdout).contains("SPDK none")
+}
+
+#[test]
+fn the_spdk_controller_comes_from_the_config() {
+    require_tool("findmnt", "util-linux");
+    let tmp = TempDir::new("spdk-config");
+    let state = tmp.path("state");
+    let sys = FakeSys::new(tmp.path("sys"));
+    let addr = "0000:7f:1f.6";
+    sys.nvme(addr, "nvme8", "nvme8n1", 43);
+    // trtype in another case, the address without its domain: both as SPDK reads them.
+    let spdk = "[storage.spdk]\ntransport_id = \"trtype:pcie traddr:7f:1f.6\"\nnamespace_id = 1\n";
+    let config = storage_config(&tmp.path("spdk.toml"), "spdk", "", spdk);
+    let before = sys.snapshot();
+    let device = format!("device {addr} (nvme, from storage.spdk.transport_id)");
+
+    let run = deploy_on("preflight", &["--config", &config], &state, Some(&sys));
+    assert!(
+        run.has_line("[OK]", &format!("nvme: the log is on NVMe controller {addr} namespace 1 through SPDK")),
+        "the nvme line says where the log is"
+    );
+    assert!(
+        run.has_line("[WARN]", &format!("{device}: still on driver nvme: run scripts/deploy/bind")),
+        "the controller is checked without --nvme"
+    );
+    if vigil_without_spdk() {
+        assert!(run.has_line("[FAIL]", "spdk: "), "storage.backend = spdk with a vigil built without SPDK");
+    }
+    let fails = run.checks().iter().filter(|(s, _, _)| *s == "[FAIL]").count();
+    assert_eq!(run.code, if fails > 0 { 1 } else { 0 });
+
+    let run = deploy_on("bind", &["--config", &config, "--dry-run"], &state, Some(&sys));
+    assert_eq!(run.code, 0, "bind takes the config's controller, no --nvme needed");
+    assert!(run.has_line("[OK]", &format!("{device}: free to take: on nvme now, vfio-pci next")));
+    assert!(run.has_line("[OK]", &format!("device {addr}: would go from nvme to vfio-pci")));
+    let root = sys.root.display();
+    assert!(run
+        .stdout
+        .contains(&format!("(dry run) echo vfio-pci > {root}/bus/pci/devices/{addr}/driver_override")));
+    assert_eq!(sys.snapshot(), before, "--dry-run changed nothing");
+    assert!(!state.exists(), "--dry-run recorded nothing");
+
+    // Bound (as bind leaves it): ready, and a second bind changes nothing.
+    sys.set_driver(addr, "vfio-pci");
+    let run = deploy_on("preflight", &["--config", &config], &state, Some(&sys));
+    assert!(run.has_line("[OK]", &format!("{device}: bound to vfio-pci, ready for SPDK")));
+    let run = deploy_on("bind", &["--config", &config, "--dry-run"], &state, Some(&sys));
+    assert_eq!(run.code, 0);
+    assert!(run.has_line("[OK]", &format!("{device}: bound to vfio-pci already: unchanged")));
+
+    // An NVMe-oF target is on no controller of this machine: reported, nothing to bind.
+    let tcp = "[storage.spdk]\ntransport_id = \"trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 \
+               subnqn:nqn.2016-06.io.spdk:cnode1\"\nnamespace_id = 1\n";
+    let config = storage_config(&tmp.path("tcp.toml"), "spdk", "", tcp);
+    let run = deploy_on("preflight", &["--config", &config], &state, Some(&sys));
+    assert!(run.has_line("[OK]", "nvme: the log is on an NVMe-oF target through SPDK (trtype tcp"));
+    assert!(!run.stdout.contains("from storage.spdk.transport_id"), "no device line for a remote target");
+    let run = deploy_on("bind", &["--config", &config, "--dry-run"], &state, Some(&sys));
+    assert_eq!(run.code, 0);
+    assert!(run.has_line("[OK]", "bind: nothing to bind"));
+    assert!(run.stdout.contains("is a remote target (trtype tcp)"));
+
+    // trtype PCIe with a traddr that is no PCI address: a [FAIL] in both.
+    let bad = "[storage.spdk]\ntransport_id = \"trtype:PCIe traddr:04:00\"\nnamespace_id = 1\n";
+    let config = storage_config(&tmp.path("bad.toml"), "spdk", "", bad);
+    let run = deploy_on("preflight", &["--config", &config], &state, Some(&sys));
+    assert!(run.has_line("[FAIL]", "nvme: storage.spdk.transport_id = \"trtype:PCIe traddr:04:00\""));
+    let run = deploy_on("bind", &["--config", &config, "--dry-run"], &state, Some(&sys));
+    assert_eq!(run.code, 1);
+    assert!(run.has_line("[FAIL]", "device 04:00 (nvme, from storage.spdk.transport_id): not a PCI address"));
+    assert!(!state.exists(), "nothing recorded");
+}
+
+#[test]
+fn bind_refuses_the_controller_of_storage_device() {
+    require_root("bind_refuses_the_controller_of_storage_device");
+    require_tool("lsblk", "util-linux");
+    require_tool("findmnt", "util-linux");
+    let tmp = TempDir::new("bind-storage-device");
+    let state = tmp.path("state");
+    let sys = FakeSys::new(tmp.path("sys"));
+    let (addr, other) = ("0000:7f:1f.7", "0000:7f:1f.6");
+    sys.nvme(addr, "nvme9", "nvme9n1", 42);
+    sys.nvme(other, "nvme8", "nvme8n1", 43);
+    let dev = block_node(&tmp.path("dev/nvme9n1"), 1000);
+    let config = storage_config(&tmp.path("raw.toml"), "uring", &format!("device = \"{dev}\""), "");
+    let (before, drivers) = (sys.snapshot(), pci_drivers());
+    let reason = format!("it holds storage.device = {dev} (the log, written through io_uring");
+
+    for dry_run in [true, false] {
+        let mut args = vec!["--config", config.as_str(), "--nvme", addr];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let run = deploy_on("bind", &args, &state, Some(&sys));
+        assert_eq!(run.code, 1, "bind refuses {addr}, which holds storage.device");
+        assert!(
+            run.has_line("[FAIL]", &format!("device {addr} (nvme, from --nvme): refused: {reason}")),
+            "the refusal names the device and the key"
+        );
+        assert!(run.stdout.contains("nothing was changed"));
+    }
+    // However it is named.
+    let run = deploy_on("bind", &["--config", &config, "--nic", addr, "--dry-run"], &state, Some(&sys));
+    assert_eq!(run.code, 1);
+    assert!(run.has_line("[FAIL]", &format!("device {addr} (nic, from --nic): refused: {reason}")));
+    let run = deploy_on("preflight", &["--config", &config, "--nvme", addr], &state, Some(&sys));
+    assert!(
+        run.has_line("[FAIL]", &format!("device {addr} (nvme, from --nvme): bind would refuse it: {reason}"))
+    );
+    assert_eq!(sys.snapshot(), before, "no driver or driver_override changed in the tree");
+    assert_eq!(pci_drivers(), drivers, "nor on this machine");
+    assert!(!state.exists(), "no state recorded");
+
+    // The other controller holds nothing of the node's.
+    let run = deploy_on("bind", &["--config", &config, "--nvme", other, "--dry-run"], &state, Some(&sys));
+    assert_eq!(run.code, 0);
+    assert!(run.has_line("[OK]", &format!("device {other} (nvme, from --nvme): free to take")));
+    assert_eq!(sys.snapshot(), before);
+}
+
+#[test]
+fn preflight_checks_the_raw_device_of_storage_device() {
+    require_root("preflight_checks_the_raw_device_of_storage_device");
+    require_tool("lsblk", "util-linux");
+    require_tool("findmnt", "util-linux");
+    let tmp = TempDir::new("preflight-storage-device");
+    let state = tmp.path("state");
+    let sys = FakeSys::new(tmp.path("sys"));
+    let addr = "0000:7f:1f.7";
+    sys.nvme(addr, "nvme9", "nvme9n1", 42);
+    let dev = block_node(&tmp.path("dev/nvme9n1"), 1000);
+    let config = storage_config(&tmp.path("raw.toml"), "uring", &format!("device = \"{dev}\""), "");
+    let line = |run: &Run| -> (String, String) {
+        let found: Vec<_> = run.checks().into_iter().filter(|(_, n, _)| *n == "storage.device").collect();
+        assert_eq!(found.len(), 1, "one storage.device line");
+        (found[0].0.to_string(), found[0].2.to_string())
+    };
+
+    let run = deploy_on("preflight", &["--config", &config], &state, Some(&sys));
+    assert!(run.has_line(
+        "[OK]",
+        &format!("nvme: the log is on the raw device storage.device = {dev} through io_uring")
+    ));
+    let (status, text) = line(&run);
+    assert_eq!(status, "[OK]", "{text}");
+    assert!(
+        text.contains(&format!("storage.device: {dev}: a block device of 3.6 TiB on PCI {addr} (")),
+        "{text}"
+    );
+    assert!(text.contains("driver nvme); nothing mounted from it or stacked on it"), "{text}");
+
+    // Its controller taken from the kernel's nvme driver (by hand: bind refuses it).
+    sys.set_driver(addr, "vfio-pci");
+    let run = deploy_on("preflight", &["--config", &config], &state, Some(&sys));
+    let (status, text) = line(&run);
+    assert_eq!(status, "[FAIL]");
+    assert!(
+        text.contains(&format!("its controller {addr} is on vfio-pci, not the kernel's nvme driver")),
+        "{text}"
+    );
+    assert_eq!(run.code, 1);
+
+    // A device that is not there (as the namespace of a controller on vfio-pci is not), a file.
+    let missing = tmp.str("dev/nvme7n1");
+    let config_missing =
+        storage_config(&tmp.path("missing.toml"), "uring", &format!("device = \"{missing}\""), "");
+    let run = deploy_on("preflight", &["--config", &config_missing], &state, Some(&sys));
+    let (status, text) = line(&run);
+    assert_eq!(status, "[FAIL]");
+    assert!(text.contains(&format!("storage.device: {missing} does not exist")), "{text}");
+    assert!(text.contains(&format!("on a user-space driver, where it may be: {addr} (vfio-pci)")), "{text}");
+    let file = tmp.str("raw.toml");
+    let config_file = storage_config(&tmp.path("file.toml"), "uring", &format!("device = \"{file}\""), "");
+    let run = deploy_on("preflight", &["--config", &config_file], &state, Some(&sys));
+    let (status, text) = line(&run);
+    assert_eq!(status, "[FAIL]");
+    assert!(text.contains(&format!("storage.device: {file} is not a block device (regular file)")), "{text}");
+
+    // This machine's mounted disk, through the real sysfs: refused by preflight and by bind.
+    let (disk, disk_addr) = mounted_pci_disk();
+    let root_disk = format!("/dev/{disk}");
+    let config_root =
+        storage_config(&tmp.path("root.toml"), "uring", &format!("device = \"{root_disk}\""), "");
+    let run = deploy("preflight", &["--config", &config_root], &state);
+    let (status, text) = line(&run);
+    assert_eq!(status, "[FAIL]");
+    assert!(text.contains(&format!("storage.device: {root_disk}: a block device of ")), "{text}");
+    assert!(text.contains(&format!("on PCI {disk_addr} (")), "{text}");
+    assert!(text.contains(&format!("it holds a mounted file system ({root_disk}")), "{text}");
+    let run = deploy("bind", &["--config", &config_root, "--nvme", &disk_addr, "--dry-run"], &state);
+    assert_eq!(run.code, 1);
+    assert!(run.has_line("[FAIL]", &format!("it holds storage.device = {root_disk} (the log")));
+    assert!(!state.exists(), "preflight wrote no state");
 }
 
 #[test]

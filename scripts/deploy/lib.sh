@@ -232,6 +232,12 @@ CFG_MAIN_LCORE=0    # dpdk.main_lcore
 CFG_NICS=()         # PCI addresses of the NICs the config names: "ADDR SOURCE-KEY"
 CFG_STORAGE_BACKEND=""  # storage.backend
 CFG_STORAGE_DIR=""      # storage.dir
+CFG_STORAGE_DEVICE=""   # storage.device (backend "uring": the log on this raw block device)
+CFG_SPDK_TRID=""        # storage.spdk.transport_id (read for backend "spdk" only)
+CFG_SPDK_TRTYPE=""      # its trtype, lower case: pcie, tcp, rdma
+CFG_SPDK_TRADDR=""      # its traddr, as written
+CFG_SPDK_NSID=""        # storage.spdk.namespace_id
+CFG_NVMES=()            # PCI addresses of the NVMe controllers the config names: "ADDR SOURCE-KEY"
 
 # The reader: prints key=value lines (lists as one line per item) or error=REASON.
 read -r -d '' CONFIG_READER_PY <<'PY' || true
@@ -301,13 +307,29 @@ if "dpdk" in c:
                 nic(pci(value), "dpdk.extra_eal_args (%s)" % flag)
 out("storage_backend", storage.get("backend", ""))
 out("storage_dir", storage.get("dir", ""))
+out("storage_device", storage.get("device", ""))
+spdk = storage.get("spdk", {})
+if storage.get("backend") == "spdk" and isinstance(spdk, dict):
+    # SPDK's transport ID: whitespace-separated key:value (or key=value) pairs, keys in any case.
+    trid = str(spdk.get("transport_id", ""))
+    fields = {}
+    for word in trid.split():
+        m = re.match(r"([^:=]+)[:=](.*)$", word)
+        if m:
+            fields.setdefault(m.group(1).lower(), m.group(2))
+    out("spdk_trid", trid)
+    out("spdk_trtype", fields.get("trtype", "").lower())
+    out("spdk_traddr", fields.get("traddr", ""))
+    out("spdk_nsid", spdk.get("namespace_id", ""))
+    if fields.get("trtype", "").lower() == "pcie" and pci(fields.get("traddr", "")):
+        out("nvme", "%s storage.spdk.transport_id" % pci(fields["traddr"]))
 PY
 
 # Reads $CONFIG into the CFG_* variables; returns 1 (with CFG_ERROR set) when it cannot.
 load_config() {
     local line key value
     CFG_LOADED=0 CFG_ERROR=""
-    CFG_CORES=() CFG_VDEVS=() CFG_NICS=()
+    CFG_CORES=() CFG_VDEVS=() CFG_NICS=() CFG_NVMES=()
     if ! command -v python3 >/dev/null 2>&1; then
         CFG_ERROR="python3 is missing (apt-get install python3): it reads the TOML config"
         return 1
@@ -335,6 +357,12 @@ load_config() {
             nic) CFG_NICS+=("$value") ;;
             storage_backend) CFG_STORAGE_BACKEND=$value ;;
             storage_dir) CFG_STORAGE_DIR=$value ;;
+            storage_device) CFG_STORAGE_DEVICE=$value ;;
+            spdk_trid) CFG_SPDK_TRID=$value ;;
+            spdk_trtype) CFG_SPDK_TRTYPE=$value ;;
+            spdk_traddr) CFG_SPDK_TRADDR=$value ;;
+            spdk_nsid) CFG_SPDK_NSID=$value ;;
+            nvme) CFG_NVMES+=("$value") ;;
         esac
     done < <(python3 -c "$CONFIG_READER_PY" "$CONFIG" 2>&1 || echo "error=python3 failed reading $CONFIG")
     [ -z "$CFG_ERROR" ] || return 1
@@ -361,6 +389,13 @@ load_config_or_report() {
 config_needs_hugepages() { [ "$CFG_BACKEND" = dpdk ] && [ "$CFG_NO_HUGE" != true ]; }
 
 join_by() { local IFS=$1; shift; printf '%s' "$*"; }
+
+# The arguments joined with "; " (items that hold "; " themselves stay whole).
+join_items() {
+    local out="" item
+    for item in "$@"; do out+=${out:+; }$item; done
+    printf '%s' "$out"
+}
 
 # ---------------------------------------------------------------------------------------------
 # CPU lists ("0-3,8")
@@ -434,7 +469,11 @@ isolation_cmdline() {
 # ---------------------------------------------------------------------------------------------
 # PCI devices
 
-PCI_SYS=/sys/bus/pci/devices
+# The sysfs the device checks read and bind writes: /sys, or $VIGIL_DEPLOY_SYSFS, a tree of the same
+# shape (bus/pci, class/block, block, class/net, kernel/iommu_groups) that the tests build to stand
+# for devices this machine lacks. CPUs, NUMA nodes and hugepages are always read from /sys.
+SYS=${VIGIL_DEPLOY_SYSFS:-/sys}
+PCI_SYS=$SYS/bus/pci/devices
 
 # Normalises a PCI address (03:00.0 -> 0000:03:00.0); prints nothing for something else.
 pci_normalize() {
@@ -481,7 +520,7 @@ sysfs_pci_of() {
 # The network interfaces of PCI device $1 (also through virtio-N), space separated.
 pci_net_ifaces() {
     local n out=()
-    for n in /sys/class/net/*; do
+    for n in "$SYS"/class/net/*; do
         [ -e "$n/device" ] || continue
         [ "$(sysfs_pci_of "$n/device")" = "$1" ] && out+=("$(basename "$n")")
     done
@@ -491,11 +530,56 @@ pci_net_ifaces() {
 # The block devices (disks) of PCI device $1, as /dev paths, space separated.
 pci_block_devs() {
     local b out=()
-    for b in /sys/block/*; do
+    for b in "$SYS"/block/*; do
         [ -e "$b/device" ] || continue
-        [ "$(sysfs_pci_of "$b")" = "$1" ] && out+=("/dev/$(basename "$b")")
+        blockdev_pcis "$(readlink -f "$b")" | grep -xF "$1" >/dev/null && out+=("/dev/$(basename "$b")")
     done
     printf '%s' "${out[*]}"
+}
+
+# The sysfs directory of block device $1 (a /dev path, or a link to one such as /dev/disk/by-id/...),
+# disk or partition; nothing when $1 is not a block device this sysfs knows.
+blockdev_sysfs() {
+    local real
+    real=$(readlink -f "$1" 2>/dev/null) || return 0
+    [ -b "$real" ] && [ -e "$SYS/class/block/$(basename "$real")" ] || return 0
+    readlink -f "$SYS/class/block/$(basename "$real")"
+}
+
+# The PCI addresses of the controllers beneath the block device whose sysfs directory is $1, one per
+# line: the PCI device in its path; for an NVMe namespace under native multipath
+# (.../nvme-subsystem/nvme-subsysN/nvmeXnY) the controllers its subsystem links to; for a stacked
+# device (LVM, RAID, dm-crypt) those of the devices beneath it (slaves). Nothing for a loop device.
+blockdev_pcis() {
+    local d=$1 addr c
+    [ -e "$d/partition" ] && d=$(dirname "$d")
+    addr=$(sysfs_pci_of "$d")
+    if [ -n "$addr" ]; then
+        echo "$addr"
+        return 0
+    fi
+    case "$d" in
+        */nvme-subsystem/*)
+            for c in "$(dirname "$d")"/nvme[0-9]*; do
+                [ -L "$c" ] || continue
+                addr=$(sysfs_pci_of "$c")
+                [ -n "$addr" ] && echo "$addr"
+            done ;;
+    esac
+    for c in "$d"/slaves/*; do
+        [ -e "$c" ] && blockdev_pcis "$(readlink -f "$c")"
+    done
+    return 0
+}
+
+# The PCI controllers holding storage.device, one per line (nothing without one, or when it is not a
+# block device here).
+storage_device_pcis() {
+    local d
+    [ -n "$CFG_STORAGE_DEVICE" ] || return 0
+    d=$(blockdev_sysfs "$CFG_STORAGE_DEVICE")
+    [ -n "$d" ] || return 0
+    blockdev_pcis "$d" | sort -u
 }
 
 # What of block device $1 (and its partitions, LVM, RAID above it) is mounted or swap: "DEV on
@@ -511,12 +595,12 @@ blockdev_mounts() {
             out+=("$name as swap")
         fi
     done < <(lsblk -nrpo NAME "$1" 2>/dev/null || echo "$1")
-    join_by ';' "${out[@]}" | sed 's/;/; /g'
+    join_items "${out[@]}"
 }
 
 # The devices stacked on block device $1 or its partitions (LVM, RAID, dm-crypt), space separated.
 blockdev_holders() {
-    local b=/sys/block/${1#/dev/} h out=()
+    local b=$SYS/block/${1#/dev/} h out=()
     for h in "$b"/holders/* "$b"/*/holders/*; do
         [ -e "$h" ] && out+=("$(basename "$h")")
     done
@@ -531,7 +615,7 @@ default_route_ifaces() {
 
 # The PCI devices beneath interface $1 (itself, or the ports of a bridge, bond, VLAN), one per line.
 iface_pci_devices() {
-    local n=/sys/class/net/$1 lower addr
+    local n=$SYS/class/net/$1 lower addr
     [ -e "$n" ] || return 0
     if [ -e "$n/device" ]; then
         addr=$(sysfs_pci_of "$n/device")
@@ -545,9 +629,10 @@ iface_pci_devices() {
 }
 
 # Why PCI device $1 must not be taken from the kernel ("" when nothing forbids it): it carries the
-# default route, or one of its block devices is mounted (or swap) or holds LVM, RAID or dm-crypt.
+# default route, one of its block devices is mounted (or swap) or holds LVM, RAID or dm-crypt, or it
+# holds storage.device (the log, which io_uring reaches through the kernel's driver).
 pci_refusal() {
-    local a=$1 iface dev mounts reasons=()
+    local a=$1 iface dev mounts holders reasons=()
     while IFS= read -r iface; do
         [ -n "$iface" ] || continue
         if iface_pci_devices "$iface" | grep -qxF "$a"; then
@@ -560,16 +645,21 @@ pci_refusal() {
         holders=$(blockdev_holders "$dev")
         [ -n "$holders" ] && reasons+=("$dev is part of $holders (LVM, RAID, dm-crypt): take it out first")
     done
-    join_by ';' "${reasons[@]}" | sed 's/;/; /g'
+    if [ -n "$CFG_STORAGE_DEVICE" ] && storage_device_pcis | grep -xF "$a" >/dev/null; then
+        reasons+=("it holds storage.device = $CFG_STORAGE_DEVICE (the log, written through io_uring and the kernel's driver): binding it would take the log from the node (storage.backend = \"spdk\" is the way to drive it from user space)")
+    fi
+    join_items "${reasons[@]}"
 }
 
-# The devices to act on: the config's NICs, then --nic and --nvme; fills DEV_ADDRS, DEV_ROLES
-# (nic|nvme) and DEV_SOURCES. A malformed address is a [FAIL].
+# The devices to act on: the config's NICs and NVMe controller (storage.spdk.transport_id with
+# trtype PCIe), then --nic and --nvme; fills DEV_ADDRS, DEV_ROLES (nic|nvme) and DEV_SOURCES. A
+# malformed address is a [FAIL].
 DEV_ADDRS=() DEV_ROLES=() DEV_SOURCES=()
 collect_devices() {
     local entry addr a
     DEV_ADDRS=() DEV_ROLES=() DEV_SOURCES=()
     for entry in "${CFG_NICS[@]}"; do device_add "${entry%% *}" nic "${entry#* }"; done
+    for entry in "${CFG_NVMES[@]}"; do device_add "${entry%% *}" nvme "${entry#* }"; done
     for a in "${NIC_FLAGS[@]}"; do
         addr=$(pci_normalize "$a")
         if [ -z "$addr" ]; then fail "device $a: not a PCI address (DDDD:BB:DD.F, e.g. 0000:03:00.0)"; continue; fi
@@ -602,12 +692,27 @@ config_nic_note() {
     fi
 }
 
+# Why the config names no NVMe controller (for the operator), when CFG_NVMES is empty.
+config_nvme_note() {
+    if [ "$CFG_LOADED" != 1 ]; then
+        echo "no config read"
+    elif [ "$CFG_STORAGE_BACKEND" = spdk ] && [ "$CFG_SPDK_TRTYPE" = pcie ]; then
+        echo "storage.spdk.transport_id = \"$CFG_SPDK_TRID\": its traddr (${CFG_SPDK_TRADDR:-none}) is not a PCI address (DDDD:BB:DD.F)"
+    elif [ "$CFG_STORAGE_BACKEND" = spdk ]; then
+        echo "storage.spdk.transport_id = \"$CFG_SPDK_TRID\" is a remote target (trtype ${CFG_SPDK_TRTYPE:-none}): no controller of this machine to bind"
+    elif [ -n "$CFG_STORAGE_DEVICE" ]; then
+        echo "storage.backend = ${CFG_STORAGE_BACKEND:-?}: the log is on storage.device = $CFG_STORAGE_DEVICE through the kernel's driver, which keeps its controller"
+    else
+        echo "storage.backend = ${CFG_STORAGE_BACKEND:-?}: the log is not on an SPDK controller"
+    fi
+}
+
 # IOMMU groups present?
-iommu_on() { [ -n "$(ls -A /sys/kernel/iommu_groups 2>/dev/null)" ]; }
+iommu_on() { [ -n "$(ls -A "$SYS"/kernel/iommu_groups 2>/dev/null)" ]; }
 
 # Is PCI driver $1 usable: loaded (or built in), or loadable with modprobe? Prints how.
 pci_driver_available() {
-    if [ -d "/sys/bus/pci/drivers/$1" ]; then echo loaded; return 0; fi
+    if [ -d "$SYS/bus/pci/drivers/$1" ]; then echo loaded; return 0; fi
     if command -v modprobe >/dev/null 2>&1 && modprobe -n -q "$1" 2>/dev/null; then echo loadable; return 0; fi
     if [ "$(read_first /proc/sys/kernel/modules_disabled 0)" = 1 ] || grep -qw nomodule /proc/cmdline 2>/dev/null; then
         echo "not built in, and this kernel loads no modules (nomodule / modules_disabled)"
