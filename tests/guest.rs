@@ -1,12 +1,16 @@
 //! The bare-metal-like guest test (issue 15; docs/DEPLOY.md, "The guest test"): a Debian guest
 //! under QEMU (TCG) with the devices of a real machine: a virtual IOMMU (q35, intel-iommu), an
 //! emulated NVMe drive, a virtio NIC for its management and an e1000 NIC for Vigil, on a tap only
-//! this host reaches. At boot the guest runs what an operator runs (`tests/guest/vigil-guest`):
-//! `scripts/deploy/preflight`, `hugepages`, `bind` (the e1000 to vfio-pci), a file system on the
-//! NVMe drive for the log, then `vigil serve` on DPDK's e1000 PMD. The host then writes through the
-//! tap (durable SETs, each acknowledged, and the load generator's rate searches of PING and SET
-//! against `dpdk-testpmd` reflecting on the same NIC earlier in the same boot), cuts the guest's
-//! power (SIGKILL to QEMU), boots it again and reads every acknowledged write back.
+//! this host reaches. At its first boot the guest runs what an operator runs
+//! (`tests/guest/vigil-guest`): `scripts/deploy/preflight`, `hugepages`, `bind` (the e1000 to
+//! vfio-pci; the NVMe drive stays on the kernel's nvme driver), `vigil format` (the log on the raw
+//! NVMe drive, through io_uring), `install`, then `systemctl start vigil` on DPDK's e1000 PMD. The
+//! host then writes through the tap (durable SETs, each acknowledged, and the load generator's rate
+//! searches of PING and SET against `dpdk-testpmd` reflecting on the same NIC earlier in the same
+//! boot), cuts the guest's power (SIGKILL to QEMU), boots it again (systemd starts Vigil: the units
+//! are enabled) and reads every acknowledged write back. It writes more, has the guest SIGKILL Vigil
+//! alone (a command on the guest's second serial port), waits for systemd's restart to serve, and
+//! reads every acknowledged write back again.
 //!
 //! It takes minutes (two boots under TCG), so it is `#[ignore]`d in the suite and run on its own by
 //! `.ci/run` after it: `cargo test --test guest -- --ignored --nocapture`. It needs root (tap,
@@ -16,8 +20,9 @@
 mod common;
 
 use common::*;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::UdpSocket;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,8 +32,12 @@ const HOST_IP: &str = "10.231.0.1";
 const GUEST: &str = "10.231.0.2:9000";
 /// How long a boot may take to serve (TCG: the kernel, the deploy scripts, DPDK's start).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
-/// Durable SETs written one at a time, each acknowledged before the next.
+/// Durable SETs written one at a time, each acknowledged before the next: before the power cut.
 const ACKED_WRITES: u64 = 300;
+/// More of them after it, before Vigil alone is killed.
+const ACKED_WRITES_BEFORE_KILL: u64 = 200;
+/// How long systemd's restart of Vigil may take to serve (RestartSec=5, then Vigil's start).
+const RESTART_TIMEOUT: Duration = Duration::from_secs(180);
 /// Seconds dpdk-testpmd reflects on the NIC before Vigil starts: the baseline's search fits in it.
 const TESTPMD_SECONDS: u32 = 30;
 /// The rate searches' first trial and ceiling, requests/s.
@@ -69,18 +78,22 @@ impl Drop for Tap {
     }
 }
 
-/// A running guest: its QEMU process and its serial console's file.
+/// A running guest: its QEMU process, its serial console's file and its control port (the
+/// second serial port, a unix socket here, /dev/ttyS1 there).
 struct Guest {
     qemu: Child,
     console: PathBuf,
+    control: PathBuf,
+    control_conn: Option<UnixStream>,
     booted: Instant,
 }
 
 impl Guest {
     /// Boots the guest of `dir` (its `root.img`, `nvme.img` and the kernel of `rootfs`), the
-    /// console into `console-<n>.log`.
+    /// console into `console-<n>.log`, the control port on `ctl-<n>.sock`.
     fn boot(dir: &Path, rootfs: &Path, tap: &Tap, n: u32) -> Guest {
         let console = dir.join(format!("console-{n}.log"));
+        let control = dir.join(format!("ctl-{n}.sock"));
         let drive =
             |file: &str, id: &str| format!("file={},if=none,id={id},format=raw", dir.join(file).display());
         let qemu = Command::new("qemu-system-x86_64")
@@ -102,11 +115,26 @@ impl Guest {
             .args(["-device", "e1000,netdev=data,mac=52:54:00:23:10:02,addr=05.0"])
             .args(["-display", "none", "-no-reboot", "-serial"])
             .arg(format!("file:{}", console.display()))
+            .arg("-chardev")
+            .arg(format!("socket,id=ctl,path={},server=on,wait=off", control.display()))
+            .args(["-device", "isa-serial,chardev=ctl"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting qemu-system-x86_64 (tests/guest/image installs it)");
-        Guest { qemu, console, booted: Instant::now() }
+        Guest { qemu, console, control, control_conn: None, booted: Instant::now() }
+    }
+
+    /// Sends `line` to the guest's control port (read by `vigil-guest`); the connection stays
+    /// open for the guest's life.
+    fn command(&mut self, line: &str) {
+        if self.control_conn.is_none() {
+            let conn = UnixStream::connect(&self.control)
+                .unwrap_or_else(|e| panic!("the guest's control port {}: {e}", self.control.display()));
+            self.control_conn = Some(conn);
+        }
+        let conn = self.control_conn.as_mut().unwrap();
+        conn.write_all(format!("{line}\n").as_bytes()).expect("writing to the guest's control port");
     }
 
     fn console_text(&self) -> String {
@@ -116,18 +144,26 @@ impl Guest {
     /// Waits for `needle` on the console; fails with the console's text if QEMU exits or the time
     /// runs out.
     fn wait_for(&mut self, needle: &str, timeout: Duration) {
+        self.wait_for_nth(needle, 1, timeout)
+    }
+
+    /// Waits for the `n`th occurrence of `needle` on the console (as `wait_for`).
+    fn wait_for_nth(&mut self, needle: &str, n: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
             let text = self.console_text();
-            if text.contains(needle) {
+            if text.matches(needle).count() >= n {
                 return;
             }
             if let Ok(Some(status)) = self.qemu.try_wait() {
                 let mut err = String::new();
                 let _ = self.qemu.stderr.take().map(|mut e| e.read_to_string(&mut err));
-                panic!("QEMU exited ({status}) before {needle:?}:\n{err}\n--- console ---\n{text}");
+                panic!("QEMU exited ({status}) before {needle:?} (#{n}):\n{err}\n--- console ---\n{text}");
             }
-            assert!(Instant::now() < deadline, "no {needle:?} within {timeout:?}:\n--- console ---\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} (#{n}) within {timeout:?}:\n--- console ---\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     }
@@ -147,7 +183,7 @@ impl Drop for Guest {
 }
 
 /// The guest's disk images in `dir`: its root file system (the cached Debian tree plus Vigil, the
-/// deploy scripts, the config and the boot unit) and a blank NVMe drive.
+/// deploy scripts, the config and the boot unit) and a blank NVMe drive (the log's, raw).
 fn make_images(dir: &Path, rootfs: &Path) {
     let stage = dir.join("stage");
     run_ok(Command::new("cp").arg("-a").arg(rootfs).arg(&stage));
@@ -199,6 +235,17 @@ fn best_rate(report: &str) -> f64 {
     best.and_then(|n| n.parse().ok()).unwrap_or(0.0)
 }
 
+/// Reads keys `g-0` .. `g-<n-1>` back from the guest: each must hold the value its acknowledged SET
+/// wrote (`after`: what happened since, for the message).
+fn read_back(sock: &UdpSocket, n: u64, after: &str) {
+    for i in 0..n {
+        let get = || request(&[(opcode::GET, 1, format!("g-{i}").as_bytes())]);
+        let (status, body) = call_final(sock, GUEST, get);
+        assert_eq!(status, Status::Ok, "g-{i} was acknowledged before {after} and is gone");
+        assert_eq!(&body[8..], format!("v-{i}").as_bytes(), "g-{i} after {after}");
+    }
+}
+
 /// A rate search of `op` (with its `extra` flags) against the guest: its report and best rate.
 fn search(op: &str, extra: &[&str]) -> (String, f64) {
     let mut flags = SEARCH.to_vec();
@@ -216,7 +263,7 @@ fn search(op: &str, extra: &[&str]) -> (String, f64) {
 
 #[test]
 #[ignore = "boots a QEMU guest twice (minutes): .ci/run runs it on its own, `cargo test --test guest -- --ignored`"]
-fn a_guest_with_real_pci_devices_deploys_serves_and_keeps_every_acknowledged_write_across_a_power_cut() {
+fn a_guest_on_real_pci_devices_keeps_every_acknowledged_write_across_a_power_cut_and_a_vigil_restart() {
     require_root_and_dpdk("the guest test");
     let image = run_ok(&mut Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guest/image")));
     println!("{image}");
@@ -235,10 +282,32 @@ fn a_guest_with_real_pci_devices_deploys_serves_and_keeps_every_acknowledged_wri
     guest.wait_for("vigil: ready:", BOOT_TIMEOUT);
     let first_boot = guest.booted.elapsed();
     let console = guest.console_text();
-    for step in ["step preflight exit", "step hugepages exit 0", "step bind exit 0", "step mount exit 0"] {
+    let deploy = console.find("VIGIL-GUEST: first boot:").unwrap_or(0);
+    println!(
+        "--- the guest's console at its first boot, from the deploy steps to Vigil serving\n{}",
+        &console[deploy..]
+    );
+    let steps = [
+        "step preflight exit",
+        "step hugepages exit 0",
+        "step bind exit 0",
+        "step format exit 0",
+        "step install exit 0",
+        "step start exit 0",
+    ];
+    for step in steps {
         assert!(console.contains(step), "the guest did not run {step:?}:\n{console}");
     }
-    assert!(console.contains("Kernel driver in use: vfio-pci"), "the NIC is not on vfio-pci:\n{console}");
+    assert!(
+        console.contains("nic: \tKernel driver in use: vfio-pci"),
+        "the NIC is not on vfio-pci:\n{console}"
+    );
+    // The config names only the NIC: the NVMe drive stays the kernel's, the log on it raw.
+    assert!(
+        console.contains("nvme: \tKernel driver in use: nvme"),
+        "the NVMe drive left the nvme driver:\n{console}"
+    );
+    assert!(console.contains("log device /dev/nvme0n1: store"), "the log is not on /dev/nvme0n1:\n{console}");
     // Asked for the management NIC (the default route's), bind refused and changed nothing.
     assert!(
         console.contains("step bind-management exit") && !console.contains("step bind-management exit 0"),
@@ -271,16 +340,43 @@ fn a_guest_with_real_pci_devices_deploys_serves_and_keeps_every_acknowledged_wri
     let mut guest = Guest::boot(&dir, &rootfs, &tap, 2);
     guest.wait_for("vigil: ready:", BOOT_TIMEOUT);
     let second_boot = guest.booted.elapsed();
-    for i in 0..ACKED_WRITES {
-        let get = || request(&[(opcode::GET, 1, format!("g-{i}").as_bytes())]);
-        let (status, body) = call_final(&sock, GUEST, get);
-        assert_eq!(status, Status::Ok, "g-{i} was acknowledged before the power cut and is gone");
-        assert_eq!(&body[8..], format!("v-{i}").as_bytes(), "g-{i}");
+    guest.wait_for("VIGIL-GUEST: vigil.service is enabled", BOOT_TIMEOUT);
+    let console = guest.console_text();
+    assert!(
+        !console.contains("step format")
+            && !console.contains("step start")
+            && console.contains("nvme: \tKernel driver in use: nvme"),
+        "the second boot formatted, started Vigil itself (not systemd), or the NVMe drive left the nvme \
+         driver:\n{console}"
+    );
+    read_back(&sock, ACKED_WRITES, "the power cut");
+
+    // Vigil alone: more acknowledged writes, then SIGKILL from inside the guest; systemd restarts it.
+    let total = ACKED_WRITES + ACKED_WRITES_BEFORE_KILL;
+    for i in ACKED_WRITES..total {
+        let (status, _) = call_final(&sock, GUEST, || set_request(i));
+        assert_eq!(status, Status::Ok, "SET g-{i}");
     }
+    let killed = Instant::now();
+    guest.command("kill-vigil");
+    guest.wait_for("VIGIL-GUEST: kill-vigil: SIGKILL", RESTART_TIMEOUT);
+    guest.wait_for_nth("vigil: ready:", 2, RESTART_TIMEOUT);
+    let restart = killed.elapsed();
+    let console = guest.console_text();
+    let since_boot = console.find("VIGIL-GUEST: first boot:").unwrap_or(0);
     println!(
-        "boot to serving: {:.1} s (first boot: file system made, store created), {:.1} s (after the power cut: recovery)",
+        "--- the guest's console after the power cut, to Vigil serving again after the kill\n{}",
+        &console[since_boot..]
+    );
+    read_back(&sock, total, "Vigil was killed and restarted");
+    println!(
+        "boot to serving: {:.1} s (first boot: the store formatted on /dev/nvme0n1, the units installed, after \
+         {TESTPMD_SECONDS} s of testpmd), {:.1} s (after the power cut: the units started at boot, recovery); \
+         restart to serving after SIGKILL to Vigil: {:.1} s (systemd's RestartSec=5 included); {total} \
+         acknowledged writes read back",
         first_boot.as_secs_f64(),
-        second_boot.as_secs_f64()
+        second_boot.as_secs_f64(),
+        restart.as_secs_f64()
     );
     drop(guest);
     drop(tap);
