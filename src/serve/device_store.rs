@@ -14,13 +14,39 @@
 //! - checking reads only: the label, then both superblock copies of every region; nothing is
 //!   written, so a refused start leaves the device as it was.
 
-use super::storage::{Manifest, StoreError};
+use super::storage::{self, Manifest, StoreError};
 use crate::config::Config;
 use crate::log::{DeviceLabel, DeviceLayout, LabelError, Superblock, Ual, UalConfig};
 use vigil_pmd::block::{blocking, BlockBuf, BlockIo, Region, BLOCK_SIZE};
 
 /// Opens the whole device, once per call (a new handle: a new io_uring, or a new SPDK qpair).
 pub type OpenDevice<'a, D> = &'a dyn Fn() -> Result<D, String>;
+
+/// `vigil format` of a store whose log is on a device: with `storage.dir` locked and free of store
+/// files, formats the device (`device_store::format`), then writes the manifest.
+pub fn format_store<D: BlockIo>(
+    config: &Config,
+    open: OpenDevice<'_, D>,
+    device: &str,
+    overwrite: bool,
+) -> Result<Manifest, StoreError> {
+    let dir = config.storage.dir.clone().expect("validated: a device store has a dir");
+    std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+        path: dir.clone(),
+        what: "cannot create storage.dir",
+        source,
+    })?;
+    let _lock = storage::lock(&dir)?;
+    let files = storage::store_files(&dir)?;
+    if !files.is_empty() {
+        return Err(StoreError::NotEmpty { dir, files: files.join(", ") });
+    }
+    let m = storage::new_manifest(config, "format")?;
+    let id = store_id_bytes(&m.store_id).expect("new_manifest writes 32 hex digits");
+    format(config, open, device, id, overwrite)?;
+    storage::write_manifest(&dir, &m)?;
+    Ok(m)
+}
 
 /// The layout `config` places on a device.
 pub fn layout(config: &Config) -> DeviceLayout {

@@ -184,7 +184,7 @@ pub fn format_device(config: &Config, overwrite: bool) -> Result<Manifest, Serve
             let _exclusive = open_exclusive(path)?;
             let open = uring_opener(config, path);
             let open: OpenDevice<'_, UringBlockIo> = &open;
-            Ok(storage::format_on_device(config, open, &path.display().to_string(), overwrite)?)
+            Ok(device_store::format_store(config, open, &path.display().to_string(), overwrite)?)
         }
         _ => unreachable!("format_device is for a log on a device"),
     }
@@ -304,7 +304,7 @@ pub mod spdk {
         let env = env(config, false)?;
         let ctrlr = connect(config, &env)?;
         let open = opener(config, ctrlr);
-        Ok(storage::format_on_device(config, &open, &device_name(config), overwrite)?)
+        Ok(device_store::format_store(config, &open, &device_name(config), overwrite)?)
     }
 
     /// Partition `p`'s region on a qpair of its own.

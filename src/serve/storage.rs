@@ -395,7 +395,7 @@ pub fn open_for_serve(config: &Config) -> Result<(DirLock, Opened), StoreError> 
 /// file), or with `adopt` writes the manifest for the files an older Vigil left, after checking
 /// them.
 pub fn format(config: &Config, adopt: bool) -> Result<Manifest, StoreError> {
-    assert!(log_device_kind(config).is_none(), "a store on a device is made by format_on_device");
+    assert!(log_device_kind(config).is_none(), "a store on a device is made by device_store::format_store");
     let dir = config.storage.dir.clone().expect("validated: uring has a dir");
     fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create storage.dir"))?;
     let _lock = lock(&dir)?;
@@ -465,28 +465,6 @@ pub fn check_superblock(config: &Config, path: &Path) -> Result<(), StoreError> 
         .map_err(|reason| StoreError::Invalid { path: path.to_path_buf(), reason })
 }
 
-/// `vigil format` of a store whose log is on a device: with `storage.dir` locked and free of store
-/// files, formats the device (`device_store::format`), then writes the manifest.
-pub fn format_on_device<D: vigil_pmd::block::BlockIo>(
-    config: &Config,
-    open: super::device_store::OpenDevice<'_, D>,
-    device: &str,
-    overwrite: bool,
-) -> Result<Manifest, StoreError> {
-    let dir = config.storage.dir.clone().expect("validated: a device store has a dir");
-    fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create storage.dir"))?;
-    let _lock = lock(&dir)?;
-    let files = store_files(&dir)?;
-    if !files.is_empty() {
-        return Err(StoreError::NotEmpty { dir, files: files.join(", ") });
-    }
-    let m = new_manifest(config, "format")?;
-    let id = super::device_store::store_id_bytes(&m.store_id).expect("new_manifest writes 32 hex digits");
-    super::device_store::format(config, open, device, id, overwrite)?;
-    write_manifest(&dir, &m)?;
-    Ok(m)
-}
-
 /// Creates and formats every partition's log file, then writes the manifest.
 fn create(config: &Config, dir: &Path, how: &str) -> Result<Manifest, StoreError> {
     let st = &config.storage;
@@ -514,7 +492,7 @@ fn create(config: &Config, dir: &Path, how: &str) -> Result<Manifest, StoreError
     Ok(m)
 }
 
-fn new_manifest(config: &Config, how: &str) -> Result<Manifest, StoreError> {
+pub(super) fn new_manifest(config: &Config, how: &str) -> Result<Manifest, StoreError> {
     let mut id = [0u8; 16];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut id))
@@ -535,7 +513,7 @@ fn new_manifest(config: &Config, how: &str) -> Result<Manifest, StoreError> {
 }
 
 /// Writes the manifest atomically: a temporary file, fsync, rename, fsync of the directory.
-fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), StoreError> {
+pub(super) fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), StoreError> {
     let path = manifest_path(dir);
     let tmp = dir.join(format!("{MANIFEST}.tmp"));
     let body = toml::to_string(m).expect("a manifest serializes");
