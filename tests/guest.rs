@@ -12,6 +12,16 @@
 //! alone (a command on the guest's second serial port), waits for systemd's restart to serve, and
 //! reads every acknowledged write back again.
 //!
+//! SPDK against io_uring, optional (SPDK is in no package registry, so its build comes from the
+//! host, by hand: docs/DEPLOY.md, "SPDK"): with `VIGIL_GUEST_SPDK_VIGIL=/path/to/vigil` (a vigil
+//! built with `--features spdk`, e.g. `target/spdk/release/vigil`) the guest gets a second emulated
+//! NVMe drive (`0000:00:06.0`, serial vigil-nvme2, its own image, the same options as the first; the
+//! node keeps its log on /dev/nvme0n1), that binary and `vigil-loadgen`. At the end the host sends
+//! `compare-logs`: the guest stops vigil.service and runs `tests/guest/compare-logs` (the log on the
+//! second drive through io_uring, then through SPDK after `bind --nvme`, the same durable SETs at
+//! the same rates, a restart of the SPDK node, `unbind`); the host prints the table with the
+//! ratios. Without the variable the test says in one line that the comparison did not run.
+//!
 //! It takes minutes (two boots under TCG), so it is `#[ignore]`d in the suite and run on its own by
 //! `.ci/run` after it: `cargo test --test guest -- --ignored --nocapture`. It needs root (tap,
 //! QEMU, debootstrap) and fails loudly without it. The guest's root file system is built once by
@@ -38,6 +48,10 @@ const ACKED_WRITES: u64 = 300;
 const ACKED_WRITES_BEFORE_KILL: u64 = 200;
 /// How long systemd's restart of Vigil may take to serve (RestartSec=5, then Vigil's start).
 const RESTART_TIMEOUT: Duration = Duration::from_secs(180);
+/// The SPDK-built vigil for the io_uring-against-SPDK comparison (see the header).
+const SPDK_VIGIL_ENV: &str = "VIGIL_GUEST_SPDK_VIGIL";
+/// How long the comparison may take in the guest (two nodes, two formats, a restart, five loads).
+const COMPARE_TIMEOUT: Duration = Duration::from_secs(420);
 /// Seconds dpdk-testpmd reflects on the NIC before Vigil starts: the baseline's search fits in it.
 const TESTPMD_SECONDS: u32 = 30;
 /// The rate searches' first trial and ceiling, requests/s.
@@ -92,6 +106,8 @@ impl Guest {
     /// Boots the guest of `dir` (its `root.img`, `nvme.img` and the kernel of `rootfs`), the
     /// console into `console-<n>.log`, the control port on `ctl-<n>.sock`.
     fn boot(dir: &Path, rootfs: &Path, tap: &Tap, n: u32) -> Guest {
+        // The comparison's second NVMe drive, when its image is there (make_images).
+        let second = dir.join("nvme2.img").exists();
         let console = dir.join(format!("console-{n}.log"));
         let control = dir.join(format!("ctl-{n}.sock"));
         let drive =
@@ -110,6 +126,16 @@ impl Guest {
             .args(["-drive", &drive("root.img", "root"), "-device", "virtio-blk-pci,drive=root"])
             .args(["-drive", &format!("{},cache=writeback", drive("nvme.img", "nvm"))])
             .args(["-device", "nvme,serial=vigil-nvme,drive=nvm"])
+            .args(if second {
+                vec![
+                    "-drive".to_string(),
+                    format!("{},cache=writeback", drive("nvme2.img", "nvm2")),
+                    "-device".to_string(),
+                    "nvme,serial=vigil-nvme2,drive=nvm2,addr=06.0".to_string(),
+                ]
+            } else {
+                vec![]
+            })
             .args(["-netdev", "user,id=mgmt", "-device", "virtio-net-pci,netdev=mgmt"])
             .args(["-netdev", &format!("tap,id=data,ifname={},script=no,downscript=no", tap.0)])
             .args(["-device", "e1000,netdev=data,mac=52:54:00:23:10:02,addr=05.0"])
@@ -183,8 +209,9 @@ impl Drop for Guest {
 }
 
 /// The guest's disk images in `dir`: its root file system (the cached Debian tree plus Vigil, the
-/// deploy scripts, the config and the boot unit) and a blank NVMe drive (the log's, raw).
-fn make_images(dir: &Path, rootfs: &Path) {
+/// deploy scripts, the config and the boot unit) and a blank NVMe drive (the log's, raw); with
+/// `spdk_vigil`, that binary, `vigil-loadgen`, `compare-logs` and a second blank NVMe drive.
+fn make_images(dir: &Path, rootfs: &Path, spdk_vigil: Option<&Path>) {
     let stage = dir.join("stage");
     run_ok(Command::new("cp").arg("-a").arg(rootfs).arg(&stage));
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -203,6 +230,12 @@ fn make_images(dir: &Path, rootfs: &Path) {
     put(&repo.join("scripts/lib.sh"), "/opt/vigil/scripts/lib.sh", 0o644);
     put(&repo.join("tests/guest/vigil.toml"), "/etc/vigil/vigil.toml", 0o644);
     put(&repo.join("tests/guest/vigil-guest"), "/usr/local/sbin/vigil-guest", 0o755);
+    if let Some(spdk) = spdk_vigil {
+        put(spdk, "/usr/local/bin/vigil-spdk", 0o755);
+        put(&loadgen_bin(), "/usr/local/bin/vigil-loadgen", 0o755);
+        put(&repo.join("tests/guest/compare-logs"), "/usr/local/sbin/compare-logs", 0o755);
+        run_ok(Command::new("truncate").args(["-s", "1G"]).arg(dir.join("nvme2.img")));
+    }
     std::fs::write(stage.join("etc/vigil/testpmd-seconds"), format!("{TESTPMD_SECONDS}\n")).unwrap();
     let unit = "[Unit]\nDescription=Vigil guest test (tests/guest/vigil-guest)\nAfter=local-fs.target systemd-udev-settle.service\n\n[Service]\nType=simple\nExecStart=/usr/local/sbin/vigil-guest\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/ttyS0\nLimitMEMLOCK=infinity\n\n[Install]\nWantedBy=multi-user.target\n";
     let units = stage.join("etc/systemd/system");
@@ -221,6 +254,128 @@ fn make_images(dir: &Path, rootfs: &Path) {
     );
     std::fs::remove_dir_all(&stage).unwrap();
     run_ok(Command::new("truncate").args(["-s", "1G"]).arg(dir.join("nvme.img")));
+}
+
+/// The load generator for the guest: the release build when there is one (TCG makes a debug one
+/// the bottleneck), else the tests' (debug) one.
+fn loadgen_bin() -> PathBuf {
+    let debug = workspace_bin("vigil-loadgen");
+    let release = debug.parent().and_then(Path::parent).map(|t| t.join("release/vigil-loadgen"));
+    release.filter(|r| r.exists()).unwrap_or(debug)
+}
+
+/// One load of the comparison: "VIGIL-GUEST: compare: result <log> <rate> achieved=.. p50_us=..
+/// p99_us=.. sent=.. timeouts=.. errors=..".
+struct CompareRun {
+    log: String,
+    rate: u64,
+    achieved: f64,
+    p50_us: f64,
+    p99_us: f64,
+    sent: u64,
+    lost: u64,
+}
+
+fn compare_runs(console: &str) -> Vec<CompareRun> {
+    console
+        .lines()
+        .filter_map(|l| l.split("VIGIL-GUEST: compare: result ").nth(1))
+        .map(|r| {
+            let mut words = r.split_whitespace();
+            let log = words.next().unwrap_or("?").to_string();
+            let rate = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+            let fields: std::collections::HashMap<&str, f64> = words
+                .filter_map(|w| w.split_once('='))
+                .filter_map(|(k, v)| v.parse().ok().map(|v| (k, v)))
+                .collect();
+            let f =
+                |k: &str| *fields.get(k).unwrap_or_else(|| panic!("{k} missing in the result line {r:?}"));
+            CompareRun {
+                log,
+                rate,
+                achieved: f("achieved"),
+                p50_us: f("p50_us"),
+                p99_us: f("p99_us"),
+                sent: f("sent") as u64,
+                lost: (f("timeouts") + f("errors")) as u64,
+            }
+        })
+        .collect()
+}
+
+/// The comparison's results from the console: prints the table, checks both logs ran every rate,
+/// lost nothing at the lowest, and that the SPDK node's restart found its keys.
+fn report_comparison(console: &str) {
+    let from = console.find("VIGIL-GUEST: compare:").unwrap_or(0);
+    println!("--- the guest's console during compare-logs\n{}", &console[from..]);
+    assert!(
+        console.contains("VIGIL-GUEST: compare: done") && !console.contains("VIGIL-GUEST: compare: FAILED"),
+        "compare-logs failed:\n{}",
+        &console[from..]
+    );
+    let runs = compare_runs(console);
+    let rates: std::collections::BTreeSet<u64> = runs.iter().map(|r| r.rate).collect();
+    let lowest = *rates.iter().next().expect("no compare result lines");
+    println!(
+        "durable SETs, one shard, kernel sockets on 127.0.0.1 in the guest (TCG), the log on the same \
+         emulated NVMe drive:"
+    );
+    println!("| offered | log | achieved | p50 | p99 | lost | SPDK / io_uring: achieved, p50, p99 |");
+    println!("|---:|---|---:|---:|---:|---:|---|");
+    for rate in &rates {
+        let of = |log: &str| {
+            runs.iter()
+                .find(|r| r.rate == *rate && r.log == log)
+                .unwrap_or_else(|| panic!("no {log} run at {rate}/s"))
+        };
+        let (u, s) = (of("uring"), of("spdk"));
+        for r in [u, s] {
+            let ratio = if r.log == "spdk" {
+                format!(
+                    "{:.2}, {:.2}, {:.2}",
+                    s.achieved / u.achieved,
+                    s.p50_us / u.p50_us,
+                    s.p99_us / u.p99_us
+                )
+            } else {
+                String::new()
+            };
+            let name = if r.log == "spdk" { "SPDK (vfio-pci)" } else { "io_uring, raw /dev/nvme1n1" };
+            println!(
+                "| {rate}/s | {name} | {:.0}/s | {:.0} us | {:.0} us | {} of {} | {ratio} |",
+                r.achieved, r.p50_us, r.p99_us, r.lost, r.sent
+            );
+        }
+        if *rate == lowest {
+            assert!(
+                u.lost == 0 && s.lost == 0,
+                "writes lost at {rate}/s: io_uring {}, SPDK {}",
+                u.lost,
+                s.lost
+            );
+        }
+        assert!(u.achieved > 0.0 && s.achieved > 0.0, "a run at {rate}/s achieved nothing");
+    }
+    let restart = console
+        .lines()
+        .find_map(|l| l.split("VIGIL-GUEST: compare: spdk restart: ").nth(1))
+        .expect("no spdk restart line");
+    let field = |k: &str| -> String {
+        restart
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")).map(str::to_string))
+            .unwrap_or_default()
+    };
+    assert!(
+        field("keys") == field("reported_at_stop")
+            && field("keys") != "0"
+            && field("not_found") == "0"
+            && field("errors") == "0"
+            && field("timeouts") == "0"
+            && field("gets") != "0",
+        "the SPDK node's restart did not find every key it reported, or a GET failed: {restart}"
+    );
+    println!("SPDK node restarted on its store: {restart}");
 }
 
 /// The SET of key `g-<i>` (value `v-<i>`) as request `i + 1` of the test's client.
@@ -268,8 +423,12 @@ fn a_guest_on_real_pci_devices_keeps_every_acknowledged_write_across_a_power_cut
     let image = run_ok(&mut Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guest/image")));
     println!("{image}");
     let rootfs = PathBuf::from(image.lines().last().expect("the image script prints the path").trim());
+    let spdk_vigil = std::env::var_os(SPDK_VIGIL_ENV).map(PathBuf::from);
+    if let Some(spdk) = &spdk_vigil {
+        assert!(spdk.is_file(), "{SPDK_VIGIL_ENV}={}: no such file", spdk.display());
+    }
     let dir = disk_temp_dir("guest");
-    make_images(&dir, &rootfs);
+    make_images(&dir, &rootfs, spdk_vigil.as_deref());
     let tap = Tap::up();
 
     let mut guest = Guest::boot(&dir, &rootfs, &tap, 1);
@@ -378,6 +537,16 @@ fn a_guest_on_real_pci_devices_keeps_every_acknowledged_write_across_a_power_cut
         second_boot.as_secs_f64(),
         restart.as_secs_f64()
     );
+    if spdk_vigil.is_some() {
+        guest.command("compare-logs");
+        guest.wait_for("VIGIL-GUEST: compare-logs exit", COMPARE_TIMEOUT);
+        report_comparison(&guest.console_text());
+    } else {
+        println!(
+            "SPDK against io_uring: not run ({SPDK_VIGIL_ENV} is not set: SPDK is in no package registry, \
+             so the comparison needs a vigil built with --features spdk by hand, docs/DEPLOY.md \"SPDK\")"
+        );
+    }
     drop(guest);
     drop(tap);
     let _ = std::fs::remove_dir_all(&dir);
