@@ -372,9 +372,22 @@ fn hugepages_dry_run_changes_nothing() {
     let run = deploy("hugepages", &["--config", "config/dev.toml", "--dry-run"], &tmp.path("state"));
     assert_eq!(run.code, 0);
     assert!(
-        run.has_line("[OK]", "does not use hugepages (net.backend = kernel)"),
+        run.has_line("[OK]", "does not use hugepages (net.backend = kernel, storage.backend = uring)"),
         "nothing needed by the kernel backend"
     );
+    // Kernel sockets with the log through SPDK: SPDK's own environment maps its hugepages.
+    let spdk = TempDir::new("hugepages-spdk");
+    let dev = read(repo().join("config/dev.toml"));
+    let config = dev.replacen("backend = \"uring\"", "backend = \"spdk\"", 1).replacen(
+        "[storage]",
+        "[storage.spdk]\ntransport_id = \"trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:4420 subnqn:x\"\n\
+         namespace_id = 1\nmem_size_mb = 256\n[storage]",
+        1,
+    );
+    std::fs::write(spdk.path("vigil.toml"), config).unwrap();
+    let run = deploy("hugepages", &["--config", &spdk.str("vigil.toml"), "--dry-run"], &spdk.path("state"));
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("storage.spdk.mem_size_mb = 256 -> 128 pages of 2 MiB"), "{}", run.stdout);
     assert_eq!(meminfo("HugePages_Total"), total);
 }
 

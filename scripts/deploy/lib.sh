@@ -237,6 +237,8 @@ CFG_SPDK_TRID=""        # storage.spdk.transport_id (read for backend "spdk" onl
 CFG_SPDK_TRTYPE=""      # its trtype, lower case: pcie, tcp, rdma
 CFG_SPDK_TRADDR=""      # its traddr, as written
 CFG_SPDK_NSID=""        # storage.spdk.namespace_id
+CFG_SPDK_NO_HUGE=false  # storage.spdk.no_huge
+CFG_SPDK_MEM_MB=1024    # storage.spdk.mem_size_mb
 CFG_NVMES=()            # PCI addresses of the NVMe controllers the config names: "ADDR SOURCE-KEY"
 
 # The reader: prints key=value lines (lists as one line per item) or error=REASON.
@@ -321,6 +323,8 @@ if storage.get("backend") == "spdk" and isinstance(spdk, dict):
     out("spdk_trtype", fields.get("trtype", "").lower())
     out("spdk_traddr", fields.get("traddr", ""))
     out("spdk_nsid", spdk.get("namespace_id", ""))
+    out("spdk_no_huge", "true" if spdk.get("no_huge", False) is True else "false")
+    out("spdk_mem_mb", spdk.get("mem_size_mb", 1024))
     if fields.get("trtype", "").lower() == "pcie" and pci(fields.get("traddr", "")):
         out("nvme", "%s storage.spdk.transport_id" % pci(fields["traddr"]))
 PY
@@ -362,6 +366,8 @@ load_config() {
             spdk_trtype) CFG_SPDK_TRTYPE=$value ;;
             spdk_traddr) CFG_SPDK_TRADDR=$value ;;
             spdk_nsid) CFG_SPDK_NSID=$value ;;
+            spdk_no_huge) CFG_SPDK_NO_HUGE=$value ;;
+            spdk_mem_mb) CFG_SPDK_MEM_MB=$value ;;
             nvme) CFG_NVMES+=("$value") ;;
         esac
     done < <(python3 -c "$CONFIG_READER_PY" "$CONFIG" 2>&1 || echo "error=python3 failed reading $CONFIG")
@@ -386,7 +392,19 @@ load_config_or_report() {
 }
 
 # True when the config runs DPDK on hugepages.
-config_needs_hugepages() { [ "$CFG_BACKEND" = dpdk ] && [ "$CFG_NO_HUGE" != true ]; }
+# The hugepages the config's node maps, in MiB, and the key that says so: DPDK's EAL (which SPDK
+# joins), else SPDK's own environment on a node with kernel sockets; 0 when neither uses them.
+hugepages_need_mb() {
+    if [ "$CFG_BACKEND" = dpdk ]; then
+        if [ "$CFG_NO_HUGE" != true ]; then echo "$CFG_MEMORY_MB"; else echo 0; fi
+    elif [ "$CFG_STORAGE_BACKEND" = spdk ] && [ "$CFG_SPDK_NO_HUGE" != true ]; then
+        echo "$CFG_SPDK_MEM_MB"
+    else
+        echo 0
+    fi
+}
+hugepages_need_key() { if [ "$CFG_BACKEND" = dpdk ]; then echo dpdk.memory_mb; else echo storage.spdk.mem_size_mb; fi; }
+config_needs_hugepages() { [ "$(hugepages_need_mb)" -gt 0 ]; }
 
 join_by() { local IFS=$1; shift; printf '%s' "$*"; }
 
