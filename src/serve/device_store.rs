@@ -208,7 +208,6 @@ pub fn verify<D: BlockIo>(
             ),
         ));
     }
-    let expected = DeviceLabel { layout, ..label };
     let geometry = (config.storage.segment_blocks, config.storage.segment_count);
     if label.layout != layout || (label.segment_blocks, label.segment_count) != geometry {
         return Err(device_err(
@@ -220,10 +219,10 @@ pub fn verify<D: BlockIo>(
                 label.segment_blocks,
                 label.segment_count,
                 label.layout,
-                expected.layout.partitions,
+                layout.partitions,
                 geometry.0,
                 geometry.1,
-                expected.layout
+                layout
             ),
         ));
     }

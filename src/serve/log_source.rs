@@ -17,12 +17,12 @@
 use super::device_store::{self, OpenDevice};
 use super::storage::{self, Manifest, StoreError};
 use super::ServeError;
-use crate::config::{Config, DurableMode, StorageBackend};
+use crate::config::{Config, StorageBackend};
 use crate::log::DeviceLayout;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use vigil_pmd::block::uring::{UringBlockIo, UringConfig};
+use vigil_pmd::block::uring::UringBlockIo;
 
 /// The partitions' log devices, as the shards open them.
 #[derive(Clone, Debug)]
@@ -145,18 +145,9 @@ pub fn open_exclusive(path: &Path) -> Result<File, StoreError> {
     })
 }
 
-/// io_uring settings for one handle on `path` at its own size (never created or sized).
-fn uring_config(config: &Config, path: &Path) -> UringConfig {
-    let st = &config.storage;
-    UringConfig {
-        path: path.to_path_buf(),
-        create_blocks: None,
-        queue_depth: st.queue_depth,
-        durable_mode: match st.durable_mode {
-            DurableMode::Dsync => vigil_pmd::block::uring::DurableMode::Dsync,
-            DurableMode::Flush => vigil_pmd::block::uring::DurableMode::Flush,
-        },
-    }
+/// Opens an io_uring handle on the existing file or raw device `path`, at its own size.
+pub fn uring_open(config: &Config, path: &Path) -> Result<UringBlockIo, String> {
+    UringBlockIo::open(&storage::uring_config(config, path)).map_err(|e| e.to_string())
 }
 
 /// Opens new io_uring handles on the raw device `path`.
@@ -164,7 +155,7 @@ pub fn uring_opener<'a>(
     config: &'a Config,
     path: &'a Path,
 ) -> impl Fn() -> Result<UringBlockIo, String> + 'a {
-    move || UringBlockIo::open(&uring_config(config, path)).map_err(|e| e.to_string())
+    move || uring_open(config, path)
 }
 
 /// `vigil format` for a store whose log is on a device: holds a raw device exclusively while it

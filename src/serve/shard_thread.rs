@@ -49,7 +49,7 @@ pub(super) fn run_shard<P: PacketIo>(config: &Config, parts: ShardParts<'_, P>) 
             let open = |p: u16| {
                 // Checked before any thread started (storage::open_for_serve): the file exists
                 // with exactly the log's size; never created or extended here.
-                super::log_source::uring_opener(config, &super::storage::partition_path(&dir, p.into()))()
+                super::log_source::uring_open(config, &super::storage::partition_path(&dir, p.into()))
                     .map_err(|e| format!("storage.dir: {e}"))
             };
             run_shard_on(config, parts, open, snapshots)

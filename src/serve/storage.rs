@@ -366,9 +366,11 @@ pub fn open_for_serve(config: &Config) -> Result<(DirLock, Opened), StoreError> 
             // A log on a device is checked by whoever opens the device (`LogSource::attach`).
             // Every file is checked before any partition opens (and recovery writes its own
             // superblock): a lost, cut or blanked file is refused while all files are as they were.
-            for p in (0..m.partitions).filter(|_| m.log_device.is_none()) {
-                check_partition_file(config, &dir, p)?;
-                check_superblock(config, &partition_path(&dir, p))?;
+            if m.log_device.is_none() {
+                for p in 0..m.partitions {
+                    check_partition_file(config, &dir, p)?;
+                    check_superblock(config, &partition_path(&dir, p))?;
+                }
             }
             Opened::Verified(m)
         }
@@ -465,6 +467,21 @@ pub fn check_superblock(config: &Config, path: &Path) -> Result<(), StoreError> 
         .map_err(|reason| StoreError::Invalid { path: path.to_path_buf(), reason })
 }
 
+/// io_uring settings for one handle on `path` (an existing file or raw device at its own size;
+/// `create_blocks` to create one).
+pub(super) fn uring_config(config: &Config, path: &Path) -> UringConfig {
+    let st = &config.storage;
+    UringConfig {
+        path: path.to_path_buf(),
+        create_blocks: None,
+        queue_depth: st.queue_depth,
+        durable_mode: match st.durable_mode {
+            DurableMode::Dsync => vigil_pmd::block::uring::DurableMode::Dsync,
+            DurableMode::Flush => vigil_pmd::block::uring::DurableMode::Flush,
+        },
+    }
+}
+
 /// Creates and formats every partition's log file, then writes the manifest.
 fn create(config: &Config, dir: &Path, how: &str) -> Result<Manifest, StoreError> {
     let st = &config.storage;
@@ -472,13 +489,8 @@ fn create(config: &Config, dir: &Path, how: &str) -> Result<Manifest, StoreError
     for p in 0..st.partitions(config.node.shards) {
         let path = partition_path(dir, p);
         let dev = UringBlockIo::open(&UringConfig {
-            path: path.clone(),
             create_blocks: Some(ual.device_blocks()),
-            queue_depth: st.queue_depth,
-            durable_mode: match st.durable_mode {
-                DurableMode::Dsync => vigil_pmd::block::uring::DurableMode::Dsync,
-                DurableMode::Flush => vigil_pmd::block::uring::DurableMode::Flush,
-            },
+            ..uring_config(config, &path)
         })
         .map_err(|e| StoreError::Invalid { path: path.clone(), reason: e.to_string() })?;
         let (_, report) = Ual::open(dev, ual)

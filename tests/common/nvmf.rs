@@ -150,7 +150,7 @@ impl NvmfTarget {
 
         let mut last_error = String::new();
         for _ in 0..LISTEN_TRIES {
-            let port = free_tcp_port();
+            let port = super::free_tcp_port();
             let listen = format!("nvmf_subsystem_add_listener {nqn} -t tcp -a 127.0.0.1 -s {port}");
             match target.rpc(&rpc, &[listen]) {
                 Ok(()) => {
@@ -313,9 +313,8 @@ impl Drop for NvmfTarget {
 /// `nvmf_tgt`: `$VIGIL_NVMF_TGT`, `/usr/local/bin/nvmf_tgt`, or the first on `PATH`.
 fn nvmf_tgt_path() -> PathBuf {
     const HOW: &str = "SPDK is in no package registry: build SPDK v24.01 from source against the system \
-        DPDK (`./configure --with-dpdk --without-isal --without-crypto`, its DPDK patch-level check \
-        relaxed, as for ffi/spdk-sys); `make install` puts nvmf_tgt in /usr/local/bin. Or set \
-        VIGIL_NVMF_TGT to its path";
+        DPDK as docs/DEPLOY.md, \"SPDK\", says; `make install` puts nvmf_tgt in /usr/local/bin. Or \
+        set VIGIL_NVMF_TGT to its path";
     if let Some(path) = std::env::var_os("VIGIL_NVMF_TGT") {
         let path = PathBuf::from(path);
         assert!(path.is_file(), "\n\n*** VIGIL_NVMF_TGT={} is not a file. {HOW} ***\n", path.display());
@@ -370,13 +369,4 @@ fn prepend_path(dir: &Path, existing: Option<std::ffi::OsString>) -> std::ffi::O
         paths.extend(std::env::split_paths(&existing));
     }
     std::env::join_paths(paths).expect("no ':' in library or Python paths")
-}
-
-/// A TCP port free on 127.0.0.1 right now (bound to port 0, read, released).
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("binding 127.0.0.1:0")
-        .local_addr()
-        .expect("local address")
-        .port()
 }

@@ -39,17 +39,28 @@ fn wait(dev: &mut impl BlockIo, submitted: Result<(), SubmitError>) -> Result<Co
         Err(SubmitError::QueueFull(_)) => return Err(BlockError::Io("the device's queue is full".into())),
     }
     let mut out = Batch::with_capacity(1);
-    let deadline = Instant::now() + WAIT_MAX;
+    let c = next_completion(dev, &mut out, WAIT_MAX)
+        .ok_or_else(|| BlockError::Io(format!("no completion within {} s", WAIT_MAX.as_secs())))?;
+    if c.tag != TAG {
+        return Err(BlockError::Io(format!("a completion for another request (tag {})", c.tag)));
+    }
+    Ok(c)
+}
+
+/// The next completion (one already in `out` first), polling the device until one arrives or
+/// `within` has passed.
+pub fn next_completion(
+    dev: &mut impl BlockIo,
+    out: &mut Batch<Completion>,
+    within: Duration,
+) -> Option<Completion> {
+    let deadline = Instant::now() + within;
     loop {
-        if dev.poll_completions(&mut out) > 0 {
-            let c = out.drain().next().expect("one completion");
-            if c.tag != TAG {
-                return Err(BlockError::Io(format!("a completion for another request (tag {})", c.tag)));
-            }
-            return Ok(c);
+        if dev.poll_completions(out) > 0 || !out.is_empty() {
+            return out.consume_front(1).next();
         }
         if Instant::now() >= deadline {
-            return Err(BlockError::Io(format!("no completion within {} s", WAIT_MAX.as_secs())));
+            return None;
         }
         std::thread::sleep(Duration::from_micros(20));
     }

@@ -138,16 +138,10 @@ pub fn conformance<B: BlockIo>(dev: &mut B) {
     assert_eq!(dev.in_flight(), 0);
 }
 
-/// Polls until one completion arrives (bounded: 10 s).
+/// Polls until one completion arrives (bounded: 10 s), for tests.
 pub fn wait_one<B: BlockIo>(dev: &mut B, out: &mut Batch<Completion>) -> Completion {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        if dev.poll_completions(out) > 0 || !out.is_empty() {
-            return out.consume_front(1).next().expect("one completion");
-        }
-        assert!(std::time::Instant::now() < deadline, "no completion within 10 s");
-        std::hint::spin_loop();
-    }
+    super::blocking::next_completion(dev, out, std::time::Duration::from_secs(10))
+        .expect("no completion within 10 s")
 }
 
 /// Makes an error value for backends that map errno.

@@ -63,19 +63,6 @@ impl<D: BlockIo> Region<D> {
             Err((lba, end)) => Err(SubmitError::OutOfRange { lba, end, capacity: self.blocks, buf }),
         }
     }
-
-    /// Turns the device's answer about its own blocks back into the region's.
-    fn unplace(&self, e: SubmitError) -> SubmitError {
-        match e {
-            SubmitError::OutOfRange { lba, end, buf, .. } => SubmitError::OutOfRange {
-                lba: lba.saturating_sub(self.first),
-                end: end.saturating_sub(self.first),
-                capacity: self.blocks,
-                buf,
-            },
-            other => other,
-        }
-    }
 }
 
 impl<D: BlockIo> BlockIo for Region<D> {
@@ -96,13 +83,14 @@ impl<D: BlockIo> BlockIo for Region<D> {
     }
 
     fn submit_write(&mut self, tag: u64, lba: u64, buf: BlockBuf, durable: bool) -> Result<(), SubmitError> {
+        // The region lies inside the device (`new`), so the device never refuses a placed range.
         let (at, buf) = self.place(lba, buf)?;
-        self.dev.submit_write(tag, at, buf, durable).map_err(|e| self.unplace(e))
+        self.dev.submit_write(tag, at, buf, durable)
     }
 
     fn submit_read(&mut self, tag: u64, lba: u64, buf: BlockBuf) -> Result<(), SubmitError> {
         let (at, buf) = self.place(lba, buf)?;
-        self.dev.submit_read(tag, at, buf).map_err(|e| self.unplace(e))
+        self.dev.submit_read(tag, at, buf)
     }
 
     fn submit_flush(&mut self, tag: u64) -> Result<(), SubmitError> {
@@ -129,14 +117,11 @@ impl<D: BlockIo> BlockIo for Region<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::memory::MemoryBlockIo;
+    use crate::block::memory::{wait_one, MemoryBlockIo};
     use crate::block::BlockOp;
 
     fn wait(dev: &mut impl BlockIo) -> Completion {
-        let mut out = Batch::with_capacity(4);
-        while dev.poll_completions(&mut out) == 0 {}
-        let c = out.drain().next().expect("one completion");
-        c
+        wait_one(dev, &mut Batch::with_capacity(4))
     }
 
     #[test]
